@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# setup.sh - installs the Debian packages holdfast needs to build, run and
+# test, when they are missing. Idempotent; needs root (or sudo) on Debian 12.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	gcc make clang libclang-rt-14-dev pkg-config
+	libyaml-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
+	libsqlite3-dev libcmocka-dev
+	# tests and examples
+	python3 python3-pytest procps iproute2 curl redis-server redis-tools
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A packaged redis-server may start a system instance; holdfast's examples
+# and tests run their own, so it is left alone but not relied on.

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# test.sh - sets up a fresh Debian 12 machine and runs every holdfast test:
+# warnings-as-errors builds, cmocka unit tests and the spec corpus under
+# AddressSanitizer + UndefinedBehaviorSanitizer, bounded fuzzing of the
+# parsers, and the system tests (pytest) against the sanitizer binary.
+#
+# HF_FUZZ_SECONDS (default 30) bounds each fuzz target.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh || { echo "setup failed"; exit 1; }
+
+JOBS=$(nproc)
+passed=0
+failed=0
+failures=()
+
+suite() {
+	local name=$1
+	shift
+	echo
+	echo "=== $name"
+	if "$@"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "=== $name FAILED"
+	fi
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+suite "build (release, -Werror)" make -j"$JOBS" build/holdfast
+suite "build (ASan+UBSan, -Werror)" make -j"$JOBS" build-asan/holdfast
+suite "unit tests (ASan+UBSan)" make -j"$JOBS" unit
+
+run_fuzz() {
+	local secs=${HF_FUZZ_SECONDS:-30}
+	make -j"$JOBS" fuzz || return 1
+	local t name corpus work
+	for t in build-fuzz/fuzz_*; do
+		name=$(basename "$t")
+		corpus=tests/fuzz/corpus/${name#fuzz_}
+		work=$(mktemp -d)
+		[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+		echo "-- $name for ${secs}s"
+		if ! "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 "$work" >"$work.log" 2>&1; then
+			tail -n 60 "$work.log"
+			rm -rf "$work" "$work.log"
+			return 1
+		fi
+		grep -E '^(stat::number_of_executed_units|Done)' "$work.log" || true
+		rm -rf "$work" "$work.log"
+	done
+}
+suite "fuzz (libFuzzer, ASan+UBSan)" run_fuzz
+
+if [ -d tests/system ] && ls tests/system/test_*.py >/dev/null 2>&1; then
+	suite "system tests (pytest, ASan+UBSan binary)" \
+		env HOLDFAST_BIN="$PWD/build-asan/holdfast" \
+		python3 -m pytest -q -p no:cacheprovider tests/system
+fi
+
+echo
+if [ "$failed" -gt 0 ]; then
+	echo "failed suites: ${failures[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,177 @@
+#include "cli/cli.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/version.h"
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const struct hf_cli_cmd commands[] = {
+    {"spec", "validate", hf_cmd_spec_validate,
+     "FILE [-o KEY=VALUE]... [--options FILE] [--allow-missing] "
+     "[--template-dir DIR] [--json]",
+     "render and validate a service spec",
+     "Renders FILE as a mustache template with the given options, parses it\n"
+     "and validates it. Every problem is printed as file:line:col, the path\n"
+     "in the spec, and a sentence. Exit status: 0 valid, 1 invalid, 2 usage.\n"
+     "--template-dir adds a directory to search for `configs` templates\n"
+     "after the spec's own directory."},
+    {"spec", "render", hf_cmd_spec_render,
+     "FILE [-o KEY=VALUE]... [--options FILE] [--allow-missing] "
+     "[--template-dir DIR] [--json]",
+     "print the normalised spec with defaults and plans",
+     "Prints the spec as holdfast understands it: every pod, task and\n"
+     "resource set with defaults filled in, and every plan with its phases\n"
+     "and steps (generated ones included). --json prints the full model."},
+    {"spec", "diff", hf_cmd_spec_diff,
+     "OLD NEW [-o KEY=VALUE]... [--options FILE] [--old-option KEY=VALUE]... "
+     "[--allow-missing] [--json]",
+     "show what changing OLD into NEW would do",
+     "Compares two specs as a configuration update would: which pod\n"
+     "instances relaunch, which are added or removed, and what must be\n"
+     "refused. -o/--options apply to both; --old-option only to OLD.\n"
+     "Exit status: 0 the change is allowed, 1 it would be refused."},
+    {"help", NULL, cmd_help, "[COMMAND...]", "show help for a command", NULL},
+    {"version", NULL, cmd_version, "", "print the version", NULL},
+};
+
+static const struct hf_cli_cmd *find_cmd(const char *noun, const char *verb)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct hf_cli_cmd *c = &commands[i];
+
+		if (strcmp(c->noun, noun) != 0)
+			continue;
+		if (!c->verb || (verb && strcmp(c->verb, verb) == 0))
+			return c;
+	}
+	return NULL;
+}
+
+static bool noun_exists(const char *noun)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].noun, noun) == 0)
+			return true;
+	return false;
+}
+
+static void print_overview(FILE *f)
+{
+	fprintf(f, "usage: holdfast <command> [arguments]\n\n"
+		   "holdfast deploys and operates stateful services from a "
+		   "service spec.\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct hf_cli_cmd *c = &commands[i];
+		char name[64];
+
+		snprintf(name, sizeof(name), "%s%s%s", c->noun,
+			 c->verb ? " " : "", c->verb ? c->verb : "");
+		fprintf(f, "  %-22s %s\n", name, c->summary);
+	}
+	fprintf(f, "\nRun 'holdfast help <command>' for a command's "
+		   "arguments.\n");
+}
+
+static void print_cmd_help(FILE *f, const struct hf_cli_cmd *c)
+{
+	fprintf(f, "usage: holdfast %s%s%s %s\n\n%s\n", c->noun,
+		c->verb ? " " : "", c->verb ? c->verb : "", c->usage,
+		c->summary);
+	if (c->help)
+		fprintf(f, "\n%s\n", c->help);
+}
+
+int hf_cli_usage(const char *noun, const char *verb)
+{
+	const struct hf_cli_cmd *c = find_cmd(noun, verb);
+
+	if (c)
+		fprintf(stderr, "usage: holdfast %s%s%s %s\n", c->noun,
+			c->verb ? " " : "", c->verb ? c->verb : "", c->usage);
+	return HF_EXIT_USAGE;
+}
+
+static void print_noun_verbs(FILE *f, const char *noun)
+{
+	fprintf(f, "'holdfast %s' takes one of:\n", noun);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].noun, noun) == 0 && commands[i].verb)
+			fprintf(f, "  %-12s %s\n", commands[i].verb,
+				commands[i].summary);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct hf_cli_cmd *c;
+
+	if (argc < 2) {
+		print_overview(stdout);
+		return HF_EXIT_OK;
+	}
+	c = find_cmd(argv[1], argc > 2 ? argv[2] : NULL);
+	if (c && (c->verb == NULL || argc > 2)) {
+		print_cmd_help(stdout, c);
+		return HF_EXIT_OK;
+	}
+	if (noun_exists(argv[1])) {
+		print_noun_verbs(stdout, argv[1]);
+		return HF_EXIT_OK;
+	}
+	fprintf(stderr, "holdfast: no such command '%s'\n", argv[1]);
+	return HF_EXIT_USAGE;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	printf("holdfast %s\n", HF_VERSION);
+	return HF_EXIT_OK;
+}
+
+int hf_cli_main(int argc, char **argv)
+{
+	const struct hf_cli_cmd *c;
+	int skip;
+
+	if (argc < 2) {
+		print_overview(stderr);
+		return HF_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		print_overview(stdout);
+		return HF_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0)
+		return cmd_version(0, NULL);
+	c = find_cmd(argv[1], argc > 2 ? argv[2] : NULL);
+	if (!c) {
+		if (noun_exists(argv[1])) {
+			if (argc > 2)
+				fprintf(stderr,
+					"holdfast: '%s %s' is not a command\n",
+					argv[1], argv[2]);
+			print_noun_verbs(stderr, argv[1]);
+			return HF_EXIT_USAGE;
+		}
+		fprintf(stderr,
+			"holdfast: no such command '%s' (see 'holdfast --help')\n",
+			argv[1]);
+		return HF_EXIT_USAGE;
+	}
+	skip = c->verb ? 2 : 1;
+	for (int i = skip; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			print_cmd_help(stdout, c);
+			return HF_EXIT_OK;
+		}
+	}
+	/* Handlers see their verb as argv[0], like a program of their own. */
+	return c->run(argc - skip + 1, argv + skip - 1);
+}

@@ -1,0 +1,45 @@
+/*
+ * err.h - holdfast's one list of error codes.
+ *
+ * Every function that can fail returns int: 0 on success or a negative
+ * HF_E* code from this list. The X-macro yields the code, its name (used in
+ * API error bodies), a default sentence and the HTTP status an API handler
+ * answers with, so the four never drift apart.
+ */
+#ifndef HF_COMMON_ERR_H
+#define HF_COMMON_ERR_H
+
+#define HF_ERR_MAP(X)                                                          \
+	X(NOMEM, "out-of-memory", "out of memory", 500)                        \
+	X(INVAL, "invalid", "invalid argument", 400)                           \
+	X(NOTFOUND, "not-found", "not found", 404)                             \
+	X(EXISTS, "exists", "already exists", 409)                             \
+	X(CONFLICT, "conflict", "conflicting action", 409)                     \
+	X(IO, "io", "input/output error", 500)                                 \
+	X(PARSE, "parse", "could not parse input", 400)                        \
+	X(SPEC, "invalid-spec", "the service spec is invalid", 400)            \
+	X(REFUSED, "refused", "the change was refused", 409)                   \
+	X(UNSUPPORTED, "not-supported", "not supported yet", 422)              \
+	X(TOOBIG, "too-large", "input too large", 413)                         \
+	X(AUTH, "unauthorized", "authentication required", 401)                \
+	X(FORBIDDEN, "forbidden", "not allowed", 403)                          \
+	X(UNAVAIL, "unavailable", "temporarily unavailable", 503)              \
+	X(INTERNAL, "internal", "internal error", 500)
+
+enum hf_err {
+	HF_OK = 0,
+#define HF_ERR_ENUM(code, name, msg, http) HF_E##code,
+	HF_ERR_FIRST_ = -1000,
+	HF_ERR_MAP(HF_ERR_ENUM)
+#undef HF_ERR_ENUM
+	HF_ERR_LAST_
+};
+
+/* Short machine name ("not-found") of an error code; "ok" for 0. */
+const char *hf_err_name(int err);
+/* A plain sentence describing an error code. */
+const char *hf_err_msg(int err);
+/* The HTTP status an API handler answers with for an error code. */
+int hf_err_http(int err);
+
+#endif

@@ -1,0 +1,364 @@
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+static void oom(size_t n)
+{
+	fprintf(stderr, "holdfast: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *hf_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		oom(n);
+	return p;
+}
+
+void *hf_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		oom(n * size);
+	return p;
+}
+
+void *hf_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		oom(n);
+	return q;
+}
+
+void *hf_vec_grow(void *items, size_t *cap, size_t len, size_t elem)
+{
+	if (len < *cap)
+		return items;
+	*cap = *cap ? *cap * 2 : 4;
+	return hf_xrealloc(items, *cap * elem);
+}
+
+char *hf_xstrdup(const char *s)
+{
+	return hf_xstrndup(s, strlen(s));
+}
+
+char *hf_xstrndup(const char *s, size_t n)
+{
+	char *p = hf_xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *hf_xasprintf(const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	return hf_buf_detach(&b);
+}
+
+void hf_buf_init(struct hf_buf *b)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void hf_buf_release(struct hf_buf *b)
+{
+	free(b->data);
+	hf_buf_init(b);
+}
+
+static void buf_reserve(struct hf_buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+
+	if (need <= b->cap)
+		return;
+	if (b->cap * 2 > need)
+		need = b->cap * 2;
+	if (need < 64)
+		need = 64;
+	b->data = hf_xrealloc(b->data, need);
+	b->cap = need;
+}
+
+void hf_buf_add(struct hf_buf *b, const void *data, size_t n)
+{
+	buf_reserve(b, n);
+	if (n)
+		memcpy(b->data + b->len, data, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void hf_buf_adds(struct hf_buf *b, const char *s)
+{
+	hf_buf_add(b, s, strlen(s));
+}
+
+void hf_buf_addc(struct hf_buf *b, char c)
+{
+	hf_buf_add(b, &c, 1);
+}
+
+void hf_buf_vaddf(struct hf_buf *b, const char *fmt, va_list ap)
+{
+	va_list cp;
+	int n;
+
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		return;
+	buf_reserve(b, (size_t)n);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void hf_buf_addf(struct hf_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hf_buf_vaddf(b, fmt, ap);
+	va_end(ap);
+}
+
+void hf_buf_reset(struct hf_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+char *hf_buf_detach(struct hf_buf *b)
+{
+	char *s = b->data ? b->data : hf_xstrdup("");
+
+	hf_buf_init(b);
+	return s;
+}
+
+const char *hf_buf_str(const struct hf_buf *b)
+{
+	return b->data ? b->data : "";
+}
+
+void hf_kvlist_release(struct hf_kvlist *l)
+{
+	for (size_t i = 0; i < l->len; i++) {
+		free(l->items[i].key);
+		free(l->items[i].value);
+	}
+	HF_VEC_FREE(l);
+}
+
+void hf_kvlist_set(struct hf_kvlist *l, const char *key, const char *value)
+{
+	struct hf_kv *kv;
+
+	for (size_t i = 0; i < l->len; i++) {
+		if (strcmp(l->items[i].key, key) == 0) {
+			free(l->items[i].value);
+			l->items[i].value = hf_xstrdup(value);
+			return;
+		}
+	}
+	kv = HF_VEC_PUSH(l);
+	kv->key = hf_xstrdup(key);
+	kv->value = hf_xstrdup(value);
+}
+
+const char *hf_kvlist_get(const struct hf_kvlist *l, const char *key)
+{
+	for (size_t i = 0; i < l->len; i++)
+		if (strcmp(l->items[i].key, key) == 0)
+			return l->items[i].value;
+	return NULL;
+}
+
+void hf_kvlist_copy(struct hf_kvlist *dst, const struct hf_kvlist *src)
+{
+	for (size_t i = 0; i < src->len; i++)
+		hf_kvlist_set(dst, src->items[i].key, src->items[i].value);
+}
+
+void hf_strlist_release(struct hf_strlist *l)
+{
+	for (size_t i = 0; i < l->len; i++)
+		free(l->items[i]);
+	HF_VEC_FREE(l);
+}
+
+void hf_strlist_push(struct hf_strlist *l, const char *s)
+{
+	*HF_VEC_PUSH(l) = hf_xstrdup(s);
+}
+
+bool hf_strlist_has(const struct hf_strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->len; i++)
+		if (strcmp(l->items[i], s) == 0)
+			return true;
+	return false;
+}
+
+int hf_read_file(const char *path, size_t max, char **out, size_t *len_out)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	char chunk[65536];
+	int fd, err = 0;
+	ssize_t n;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? HF_ENOTFOUND : HF_EIO;
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = HF_EIO;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > max) {
+			err = HF_ETOOBIG;
+			break;
+		}
+		hf_buf_add(&b, chunk, (size_t)n);
+	}
+	close(fd);
+	if (err) {
+		hf_buf_release(&b);
+		return err;
+	}
+	if (len_out)
+		*len_out = b.len;
+	*out = hf_buf_detach(&b);
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char *copy = hf_xstrdup(path);
+	int fd, rc = 0;
+
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (fd < 0)
+		return HF_EIO;
+	if (fsync(fd) < 0)
+		rc = HF_EIO;
+	close(fd);
+	return rc;
+}
+
+int hf_write_file_atomic(const char *path, const void *data, size_t len,
+			 int mode)
+{
+	char *tmp = hf_xasprintf("%s.new", path);
+	const char *p = data;
+	int fd, rc = HF_EIO;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		goto out;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			unlink(tmp);
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, path) < 0) {
+		unlink(tmp);
+		goto out;
+	}
+	rc = fsync_dir_of(path);
+out:
+	free(tmp);
+	return rc;
+}
+
+int hf_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int row[101];
+
+	if (la > 100 || lb > 100)
+		return 100;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int prev = row[0];
+
+		row[0] = (int)i;
+		for (size_t j = 1; j <= lb; j++) {
+			int cur = row[j];
+			int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			int best = prev + cost;
+
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			prev = cur;
+		}
+	}
+	return row[lb];
+}
+
+bool hf_is_env_name(const char *s)
+{
+	if (!s || !*s || (*s >= '0' && *s <= '9'))
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+bool hf_str_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}

@@ -1,0 +1,122 @@
+/*
+ * util.h - small helpers every module uses: allocation, a growable string
+ * buffer, growable arrays and ordered string maps.
+ *
+ * Allocation failure is not an error holdfast recovers from: hf_xmalloc and
+ * friends print a message and abort, as an orchestrator that cannot allocate
+ * a few bytes cannot keep any promise about the state it writes. This keeps
+ * the error paths for the failures that matter (bad input, I/O) readable.
+ */
+#ifndef HF_COMMON_UTIL_H
+#define HF_COMMON_UTIL_H
+
+#include <stdarg.h>
+#include <string.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HF_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define HF_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+void *hf_xmalloc(size_t n);
+void *hf_xcalloc(size_t n, size_t size);
+void *hf_xrealloc(void *p, size_t n);
+char *hf_xstrdup(const char *s);
+char *hf_xstrndup(const char *s, size_t n);
+/* Returns a newly allocated formatted string; the caller frees it. */
+char *hf_xasprintf(const char *fmt, ...) HF_PRINTF(1, 2);
+
+/*
+ * Growable arrays: a struct with `items`, `len` and `cap` members.
+ * HF_VEC_PUSH grows it and returns a pointer to the new, zeroed slot.
+ */
+#define HF_VEC(type)                                                           \
+	struct {                                                               \
+		type *items;                                                   \
+		size_t len, cap;                                               \
+	}
+/* Grows an array to hold one more element; returns the (new) items. */
+void *hf_vec_grow(void *items, size_t *cap, size_t len, size_t elem);
+#define HF_VEC_GROW(v)                                                         \
+	((v)->items = hf_vec_grow((v)->items, &(v)->cap, (v)->len,             \
+				  sizeof(*(v)->items)))
+#define HF_VEC_PUSH(v)                                                         \
+	(HF_VEC_GROW(v),                                                       \
+	 memset(&(v)->items[(v)->len], 0, sizeof(*(v)->items)),                \
+	 &(v)->items[(v)->len++])
+#define HF_VEC_FREE(v)                                                         \
+	do {                                                                   \
+		free((v)->items);                                              \
+		(v)->items = NULL;                                             \
+		(v)->len = (v)->cap = 0;                                       \
+	} while (0)
+
+/* A growable, always NUL-terminated string buffer. */
+struct hf_buf {
+	char *data;
+	size_t len, cap;
+};
+
+#define HF_BUF_INIT {NULL, 0, 0}
+void hf_buf_init(struct hf_buf *b);
+void hf_buf_release(struct hf_buf *b);
+void hf_buf_add(struct hf_buf *b, const void *data, size_t n);
+void hf_buf_adds(struct hf_buf *b, const char *s);
+void hf_buf_addc(struct hf_buf *b, char c);
+void hf_buf_addf(struct hf_buf *b, const char *fmt, ...) HF_PRINTF(2, 3);
+void hf_buf_vaddf(struct hf_buf *b, const char *fmt, va_list ap);
+void hf_buf_reset(struct hf_buf *b);
+/* Hands the buffer's string to the caller (never NULL) and resets it. */
+char *hf_buf_detach(struct hf_buf *b);
+/* Returns the buffer's string, "" when empty; owned by the buffer. */
+const char *hf_buf_str(const struct hf_buf *b);
+
+/* An ordered list of string pairs (environment, labels, options). */
+struct hf_kv {
+	char *key;
+	char *value;
+};
+struct hf_kvlist {
+	struct hf_kv *items;
+	size_t len, cap;
+};
+void hf_kvlist_release(struct hf_kvlist *l);
+/* Sets key to value, replacing an existing entry in place. Copies both. */
+void hf_kvlist_set(struct hf_kvlist *l, const char *key, const char *value);
+/* Returns the value for key or NULL; owned by the list. */
+const char *hf_kvlist_get(const struct hf_kvlist *l, const char *key);
+void hf_kvlist_copy(struct hf_kvlist *dst, const struct hf_kvlist *src);
+
+/* A list of owned strings. */
+struct hf_strlist {
+	char **items;
+	size_t len, cap;
+};
+void hf_strlist_release(struct hf_strlist *l);
+void hf_strlist_push(struct hf_strlist *l, const char *s);
+bool hf_strlist_has(const struct hf_strlist *l, const char *s);
+
+/*
+ * Reads a whole file into *out (NUL-terminated; *len_out may be NULL).
+ * Returns 0, HF_ENOTFOUND, HF_ETOOBIG (over max bytes) or HF_EIO; errno is
+ * kept for the caller's message.
+ */
+int hf_read_file(const char *path, size_t max, char **out, size_t *len_out);
+
+/*
+ * Writes data to path atomically: path.new, fsync, rename, fsync of the
+ * directory. Returns 0 or HF_EIO with errno set.
+ */
+int hf_write_file_atomic(const char *path, const void *data, size_t len,
+			 int mode);
+
+/* Levenshtein distance, capped at 100; for "did you mean" suggestions. */
+int hf_edit_distance(const char *a, const char *b);
+
+/* True if s is a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*). */
+bool hf_is_env_name(const char *s);
+
+bool hf_str_has_prefix(const char *s, const char *prefix);
+
+#endif

@@ -1,0 +1,578 @@
+/*
+ * spec.h - the service spec: rendering, parsing, validation, default plans
+ * and configuration diffs.
+ *
+ * A spec is a mustache template (hf_mustache_render) rendered with options
+ * (hf_options_*) into YAML, parsed into the model below (hf_spec_load*),
+ * validated as a whole (every problem is reported at once, as hf_diag entries
+ * with file:line:col and the spec path), and then used to build the plans a
+ * service runs (hf_spec_build_plans) and to judge a change
+ * (hf_spec_diff).
+ *
+ * This module is pure: it reads the files it is told to read (the spec,
+ * option files, config templates) and never prints, logs or exits. All
+ * memory in a struct hf_spec is owned by it and freed by hf_spec_free().
+ */
+#ifndef HF_SPEC_SPEC_H
+#define HF_SPEC_SPEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/util.h"
+
+/* ------------------------------------------------------------------ */
+/* Diagnostics                                                          */
+
+enum hf_diag_level {
+	HF_DIAG_ERROR,
+	HF_DIAG_WARNING,
+};
+
+struct hf_diag {
+	enum hf_diag_level level;
+	char *file; /* may be NULL for input without a file name */
+	int line;   /* 1-based; 0 when unknown */
+	int col;    /* 1-based; 0 when unknown */
+	char *path; /* spec path such as "pods.world.tasks.server.cpus"; may be "" */
+	char *msg;  /* one plain sentence */
+};
+
+struct hf_diags {
+	struct hf_diag *items;
+	size_t len, cap;
+	size_t errors, warnings;
+};
+
+void hf_diags_release(struct hf_diags *d);
+void hf_diags_add(struct hf_diags *d, enum hf_diag_level level,
+		  const char *file, int line, int col, const char *path,
+		  const char *fmt, ...) HF_PRINTF(7, 8);
+/* Sorts by file, line, column (stable), so output reads top to bottom. */
+void hf_diags_sort(struct hf_diags *d);
+/* Writes "file:line:col: error: path: message" lines. */
+void hf_diags_print(FILE *f, const struct hf_diags *d);
+
+/* ------------------------------------------------------------------ */
+/* Mustache templates                                                  */
+
+/* Maps output line N (1-based, index N-1) to the template line it came from. */
+struct hf_linemap {
+	int *items;
+	size_t len, cap;
+};
+void hf_linemap_release(struct hf_linemap *m);
+/* Returns the source line for an output line (identity when unmapped). */
+int hf_linemap_lookup(const struct hf_linemap *m, int out_line);
+
+/*
+ * Renders a mustache template: {{VAR}} and {{{VAR}}} (holdfast never
+ * HTML-escapes: specs are YAML, not HTML, as in the SDK), {{#VAR}}..{{/VAR}}
+ * (rendered when VAR is set and not "false" or empty), {{^VAR}}..{{/VAR}}
+ * (the inverse), {{! comments }}. Standalone section lines are removed as
+ * the mustache spec says.
+ *
+ * A variable that is used but missing from vars is an error naming it and
+ * its line, unless allow_missing is set, in which case it renders empty.
+ * Section tags never count as missing (an unset section is simply false).
+ *
+ * file names the template in diagnostics (may be NULL). On success returns 0
+ * and *out owns the rendered text; map (optional) receives the line map. On
+ * failure returns HF_ESPEC with the reasons in diags and *out = NULL.
+ */
+int hf_mustache_render(const char *tmpl, size_t len,
+		       const struct hf_kvlist *vars, bool allow_missing,
+		       const char *file, char **out, struct hf_linemap *map,
+		       struct hf_diags *diags);
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+
+/*
+ * Adds a "KEY=VALUE" argument (from -o) to vars. Returns 0, or HF_EINVAL
+ * when the argument has no '=' or the key is empty (diags say why).
+ */
+int hf_options_add_arg(struct hf_kvlist *vars, const char *arg,
+		       struct hf_diags *diags);
+/*
+ * Loads an options file: a JSON object or YAML mapping of scalar values
+ * (strings, numbers, booleans; null becomes ""). Nested objects and lists
+ * are errors naming the key and its line. Later values replace earlier ones.
+ * Returns 0, HF_ENOTFOUND / HF_EIO (file), or HF_ESPEC (diags say why).
+ */
+int hf_options_load_file(struct hf_kvlist *vars, const char *path,
+			 struct hf_diags *diags);
+
+/* ------------------------------------------------------------------ */
+/* The model                                                            */
+
+enum hf_goal {
+	HF_GOAL_RUNNING,
+	HF_GOAL_FINISH, /* "FINISHED" is accepted as the SDK's spelling */
+	HF_GOAL_ONCE,
+};
+
+enum hf_strategy {
+	HF_STRATEGY_SERIAL,
+	HF_STRATEGY_PARALLEL,
+	HF_STRATEGY_SERIAL_CANARY, /* also "canary" */
+	HF_STRATEGY_PARALLEL_CANARY,
+};
+
+enum hf_volume_type {
+	HF_VOLUME_ROOT,
+	HF_VOLUME_MOUNT,
+};
+
+enum hf_check_kind {
+	HF_CHECK_NONE,
+	HF_CHECK_CMD,
+	HF_CHECK_HTTP, /* holdfast extension */
+	HF_CHECK_TCP,  /* holdfast extension */
+};
+
+/* Source position of a model element in the (original) spec file. */
+struct hf_pos {
+	int line, col;
+};
+
+struct hf_spec_volume {
+	char *name; /* key under `volumes:`; "" for a single `volume:` */
+	char *path; /* relative to the task sandbox */
+	enum hf_volume_type type;
+	int64_t size_mb;
+	struct hf_strlist profiles; /* SDK volume profiles: not supported yet */
+	struct hf_pos pos;
+};
+
+struct hf_spec_port_range {
+	int64_t begin; /* -1 when open */
+	int64_t end;   /* -1 when open */
+};
+
+struct hf_spec_port {
+	char *name;
+	int64_t port;  /* 0 = dynamic */
+	char *env_key; /* NULL = PORT_<NAME> */
+	bool advertise;
+	bool has_vip;
+	int64_t vip_port;
+	char *vip_prefix;   /* NULL = port name */
+	char *vip_protocol; /* NULL = tcp */
+	struct {
+		struct hf_spec_port_range *items;
+		size_t len, cap;
+	} ranges;
+	struct hf_pos pos;
+};
+
+struct hf_spec_rlimit {
+	char *name; /* RLIMIT_* */
+	int resource; /* RLIMIT_* value from <sys/resource.h> */
+	bool has_soft, has_hard;
+	int64_t soft, hard; /* -1 = unlimited */
+};
+
+/*
+ * A resource set: the resources and volumes that tasks use in turn. A task
+ * without `resource-set:` gets an implicit one named "<task>-resource-set".
+ */
+struct hf_spec_resource_set {
+	char *name;
+	bool implicit;
+	double cpus;   /* 0 = not set */
+	double gpus;
+	double memory_mb; /* 0 = not set */
+	/* resource-limits: < 0 means unlimited, 0 means not set */
+	double limit_cpus;
+	double limit_memory_mb;
+	bool has_limits;
+	struct {
+		struct hf_spec_port *items;
+		size_t len, cap;
+	} ports;
+	struct {
+		struct hf_spec_volume *items;
+		size_t len, cap;
+	} volumes;
+	struct hf_pos pos;
+};
+
+struct hf_spec_check {
+	enum hf_check_kind kind;
+	char *cmd;       /* HF_CHECK_CMD */
+	char *port;      /* HTTP/TCP: a port name of the task, or a number */
+	char *http_path; /* HTTP: request path, default "/" */
+	double interval, delay, timeout, grace_period; /* seconds */
+	int64_t max_consecutive_failures;
+	struct hf_pos pos;
+};
+
+struct hf_spec_config {
+	char *name;
+	char *template_path; /* as written */
+	char *dest;
+	char *content; /* the template, read when the spec was loaded */
+};
+
+struct hf_spec_tls {
+	char *name;
+	char *type; /* TLS or KEYSTORE */
+};
+
+struct hf_spec_task {
+	char *name;
+	enum hf_goal goal;
+	bool essential;
+	char *cmd;
+	struct hf_kvlist env;
+	struct {
+		struct hf_spec_config *items;
+		size_t len, cap;
+	} configs;
+	/* Index into the pod's resource_sets (explicit or implicit). */
+	size_t resource_set;
+	char *resource_set_name; /* as written; NULL when implicit */
+	struct hf_spec_check health;
+	struct hf_spec_check readiness;
+	int64_t kill_grace_period; /* seconds */
+	char *discovery_prefix;
+	char *discovery_visibility;
+	struct hf_kvlist labels;
+	struct {
+		struct hf_spec_tls *items;
+		size_t len, cap;
+	} tls;
+	char *ipc_mode; /* NULL, PRIVATE or SHARE_PARENT */
+	int64_t shm_size;
+	struct hf_pos pos;
+};
+
+/* One parsed constraint: field, operator and optional argument. */
+struct hf_spec_constraint {
+	char *field;
+	char *op; /* UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS, IS_NOT */
+	char *arg; /* may be NULL */
+};
+
+struct hf_spec_network {
+	char *name;
+	struct hf_kvlist labels;
+	struct {
+		int64_t *items;
+		size_t len, cap;
+	} host_ports, container_ports;
+};
+
+struct hf_spec_secret {
+	char *name;
+	char *secret;
+	char *env_key;
+	char *file;
+};
+
+struct hf_spec_host_volume {
+	char *name;
+	char *host_path;
+	char *container_path;
+	char *mode; /* RW or RO */
+};
+
+struct hf_spec_external_volume {
+	char *name;
+	char *type;
+	char *container_path;
+	char *driver_name;
+	char *driver_options;
+	char *volume_name;
+	char *volume_mode;
+};
+
+struct hf_spec_pod {
+	char *name;
+	int64_t count;
+	bool allow_decommission;
+	char *placement; /* as written; NULL when absent */
+	struct {
+		struct hf_spec_constraint *items;
+		size_t len, cap;
+	} constraints;
+	struct hf_strlist uris;
+	/* Pod-level volumes: shared by all tasks of the instance. */
+	struct {
+		struct hf_spec_volume *items;
+		size_t len, cap;
+	} volumes;
+	/* Explicit resource sets first, then implicit ones, in task order. */
+	struct {
+		struct hf_spec_resource_set *items;
+		size_t len, cap;
+	} resource_sets;
+	struct {
+		struct hf_spec_rlimit *items;
+		size_t len, cap;
+	} rlimits;
+	char *pre_reserved_role;
+	char *image;
+	char *user; /* deprecated in the SDK; kept for the diff */
+	struct {
+		struct hf_spec_network *items;
+		size_t len, cap;
+	} networks;
+	struct {
+		struct hf_spec_secret *items;
+		size_t len, cap;
+	} secrets;
+	struct {
+		struct hf_spec_host_volume *items;
+		size_t len, cap;
+	} host_volumes;
+	struct {
+		struct hf_spec_external_volume *items;
+		size_t len, cap;
+	} external_volumes;
+	bool share_pid_namespace;
+	char *ipc_mode;
+	int64_t shm_size;
+	bool seccomp_unconfined;
+	char *seccomp_profile_name;
+	struct {
+		struct hf_spec_task *items;
+		size_t len, cap;
+	} tasks;
+	struct hf_pos pos;
+};
+
+/* One "- <index>: [[a], [b, c]]" entry of a phase's steps. */
+struct hf_spec_step_entry {
+	int64_t index; /* -1 for "default" */
+	/* Each group is one step: the tasks it launches together. */
+	struct {
+		struct hf_strlist *items;
+		size_t len, cap;
+	} groups;
+	struct hf_pos pos;
+};
+
+struct hf_spec_phase {
+	char *name;
+	char *pod;
+	enum hf_strategy strategy;
+	bool has_steps;
+	struct {
+		struct hf_spec_step_entry *items;
+		size_t len, cap;
+	} steps;
+	struct hf_pos pos;
+};
+
+struct hf_spec_plan {
+	char *name;
+	enum hf_strategy strategy;
+	struct {
+		struct hf_spec_phase *items;
+		size_t len, cap;
+	} phases;
+	struct hf_pos pos;
+};
+
+struct hf_spec {
+	char *name;
+	char *web_url;
+	char *scheduler_user;
+	char *scheduler_principal;
+	struct hf_kvlist scheduler_other; /* other scheduler keys, as written */
+	struct {
+		struct hf_spec_pod *items;
+		size_t len, cap;
+	} pods;
+	struct {
+		struct hf_spec_plan *items;
+		size_t len, cap;
+	} plans;
+	/* The options the spec was rendered with (TASKCFG_* routing needs them). */
+	struct hf_kvlist options;
+	char *file; /* the spec's file name, for messages; may be NULL */
+};
+
+/* How to load a spec. */
+struct hf_spec_load_opts {
+	const struct hf_kvlist *options; /* mustache values; may be NULL */
+	bool allow_missing;              /* unset variables render empty */
+	/*
+	 * Directories searched for `configs` templates after the spec's own
+	 * directory. May be NULL.
+	 */
+	const struct hf_strlist *template_dirs;
+	/* Skip reading config templates (for specs given as strings). */
+	bool skip_templates;
+};
+
+/*
+ * Renders, parses and validates the spec at path. On success returns 0 and
+ * *out owns a new spec (warnings may still be in diags). On failure returns
+ * HF_ESPEC (or HF_ENOTFOUND / HF_EIO for the file) with every reason in
+ * diags, and *out = NULL.
+ */
+int hf_spec_load_file(const char *path, const struct hf_spec_load_opts *opts,
+		      struct hf_spec **out, struct hf_diags *diags);
+/*
+ * The same for a spec held in memory; file names it in messages (may be
+ * NULL) and is the base for relative template paths when not NULL.
+ */
+int hf_spec_load_string(const char *text, size_t len, const char *file,
+			const struct hf_spec_load_opts *opts,
+			struct hf_spec **out, struct hf_diags *diags);
+void hf_spec_free(struct hf_spec *spec);
+
+const char *hf_goal_name(enum hf_goal g);
+const char *hf_strategy_name(enum hf_strategy s);
+const char *hf_volume_type_name(enum hf_volume_type t);
+
+struct hf_spec_pod *hf_spec_find_pod(const struct hf_spec *spec,
+				     const char *name);
+struct hf_spec_task *hf_spec_find_task(const struct hf_spec_pod *pod,
+				       const char *name);
+struct hf_spec_plan *hf_spec_find_plan(const struct hf_spec *spec,
+				       const char *name);
+
+/*
+ * Lists the fields the spec uses that holdfast cannot honour yet, as
+ * errors at their positions ("not supported yet"). Returns the number added.
+ * Deploy refuses a spec for which this is not zero.
+ */
+size_t hf_spec_check_supported(const struct hf_spec *spec,
+			       struct hf_diags *diags);
+
+/*
+ * The environment a task gets from the spec: TASKCFG_ALL_<K>, then
+ * TASKCFG_<POD>_<K> (pod name upper-cased, '-' as '_'), then the task's
+ * `env`, later ones winning. Appends to *env.
+ */
+void hf_spec_task_env(const struct hf_spec *spec, const struct hf_spec_pod *pod,
+		      const struct hf_spec_task *task, struct hf_kvlist *env);
+
+/* ------------------------------------------------------------------ */
+/* Plans built from a spec                                             */
+
+struct hf_plan_step_def {
+	char *name; /* "<pod>-<i>:[task,...]" */
+	char *pod;
+	int64_t index;
+	struct hf_strlist tasks;
+};
+
+struct hf_plan_phase_def {
+	char *name;
+	char *pod;
+	enum hf_strategy strategy;
+	struct {
+		struct hf_plan_step_def *items;
+		size_t len, cap;
+	} steps;
+};
+
+enum hf_plan_kind {
+	HF_PLAN_DEPLOY,
+	HF_PLAN_UPDATE,
+	HF_PLAN_CUSTOM,
+};
+
+struct hf_plan_def {
+	char *name;
+	enum hf_plan_kind kind;
+	bool generated; /* built by holdfast, not written in the spec */
+	enum hf_strategy strategy;
+	struct {
+		struct hf_plan_phase_def *items;
+		size_t len, cap;
+	} phases;
+};
+
+struct hf_plan_defs {
+	struct hf_plan_def *items;
+	size_t len, cap;
+};
+
+/*
+ * Builds every plan of a valid spec as the SDK does: the spec's plans with
+ * their steps expanded per instance, and a generated serial `deploy` plan
+ * (one serial phase per pod type in declaration order, one step per
+ * instance) when the spec has none. Appends to *out; the caller releases it
+ * with hf_plan_defs_release().
+ */
+void hf_spec_build_plans(const struct hf_spec *spec, struct hf_plan_defs *out);
+void hf_plan_defs_release(struct hf_plan_defs *defs);
+const struct hf_plan_def *hf_plan_defs_find(const struct hf_plan_defs *defs,
+					    const char *name);
+/*
+ * The plan a configuration change runs, by the SDK's rule: `update` when
+ * the spec has one and this is not the first deployment, else `deploy`.
+ */
+const char *hf_spec_update_plan_name(const struct hf_spec *spec,
+				     bool first_deploy);
+
+/* ------------------------------------------------------------------ */
+/* Configuration diff                                                   */
+
+enum hf_pod_change {
+	HF_POD_UNCHANGED,
+	HF_POD_CHANGED,
+	HF_POD_ADDED,
+	HF_POD_REMOVED,
+};
+
+struct hf_pod_diff {
+	char *pod;
+	enum hf_pod_change change;
+	int64_t old_count, new_count;
+	struct hf_strlist relaunch;  /* instance names "<pod>-<i>" */
+	struct hf_strlist added;     /* instance names */
+	struct hf_strlist removed;   /* instance names */
+	struct hf_strlist changes;   /* "tasks.server.cmd: \"a\" -> \"b\"" */
+};
+
+struct hf_spec_diff {
+	struct {
+		struct hf_pod_diff *items;
+		size_t len, cap;
+	} pods;
+	/* Why the change must be refused; empty when it may go ahead. */
+	struct hf_strlist refusals;
+	/* Service-level changes (name, user, web-url, plans). */
+	struct hf_strlist changes;
+};
+
+/*
+ * Compares a running target with a new spec. Every instance whose effective
+ * spec (ignoring count, placement and allow-decommission) changed must
+ * relaunch; instances past the old count are added, past the new count
+ * removed. Refusals: count decrease without allow-decommission, any volume
+ * change, user change, pre-reserved-role change, a pod type removed without
+ * allow-decommission on the old spec. Fills *out; release it with
+ * hf_spec_diff_release().
+ */
+void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
+		  struct hf_spec_diff *out);
+void hf_spec_diff_release(struct hf_spec_diff *d);
+bool hf_spec_diff_is_empty(const struct hf_spec_diff *d);
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                 */
+
+struct json_t;
+/*
+ * The normalised model with defaults filled in and the built plans, as a
+ * new JSON object (the caller owns the reference).
+ */
+struct json_t *hf_spec_to_json(const struct hf_spec *spec);
+/* One pod's effective spec, as compared by the diff. */
+struct json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
+				   const struct hf_spec_pod *pod,
+				   bool for_diff);
+struct json_t *hf_plan_def_to_json(const struct hf_plan_def *def);
+struct json_t *hf_spec_diff_to_json(const struct hf_spec_diff *d);
+struct json_t *hf_diags_to_json(const struct hf_diags *d);
+
+#endif

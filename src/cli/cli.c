@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/version.h"
+#include "shim/shim.h"
 
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
@@ -35,6 +36,10 @@ static const struct hf_cli_cmd commands[] = {
      "instances relaunch, which are added or removed, and what must be\n"
      "refused. -o/--options apply to both; --old-option only to OLD.\n"
      "Exit status: 0 the change is allowed, 1 it would be refused."},
+    {"shim", NULL, hf_shim_main, "--dir TASKDIR",
+     "own one task's process (started by the agent)",
+     "Runs the task described by TASKDIR/launch.json, owns its pipes and\n"
+     "exit status, and outlives agent restarts. Not for interactive use."},
     {"help", NULL, cmd_help, "[COMMAND...]", "show help for a command", NULL},
     {"version", NULL, cmd_version, "", "print the version", NULL},
 };

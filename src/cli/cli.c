@@ -168,7 +168,7 @@ int hf_cli_main(int argc, char **argv)
 		return HF_EXIT_USAGE;
 	}
 	skip = c->verb ? 2 : 1;
-	for (int i = skip; i < argc; i++) {
+	for (int i = skip + 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--help") == 0 ||
@@ -178,5 +178,5 @@ int hf_cli_main(int argc, char **argv)
 		}
 	}
 	/* Handlers see their verb as argv[0], like a program of their own. */
-	return c->run(argc - skip + 1, argv + skip - 1);
+	return c->run(argc - skip, argv + skip);
 }

@@ -143,7 +143,8 @@ struct hf_spec_volume {
 	enum hf_volume_type type;
 	int64_t size_mb;
 	struct hf_strlist profiles; /* SDK volume profiles: not supported yet */
-	struct hf_pos pos;
+	struct hf_pos pos;      /* the volume's key */
+	struct hf_pos path_pos; /* its path value */
 };
 
 struct hf_spec_port_range {
@@ -164,7 +165,8 @@ struct hf_spec_port {
 		struct hf_spec_port_range *items;
 		size_t len, cap;
 	} ranges;
-	struct hf_pos pos;
+	struct hf_pos pos;       /* the port's key */
+	struct hf_pos value_pos; /* its `port` value */
 };
 
 struct hf_spec_rlimit {
@@ -246,7 +248,9 @@ struct hf_spec_task {
 	} tls;
 	char *ipc_mode; /* NULL, PRIVATE or SHARE_PARENT */
 	int64_t shm_size;
-	struct hf_pos pos;
+	struct hf_pos pos;           /* the task's key */
+	struct hf_pos rs_pos;        /* its `resource-set` value */
+	struct hf_pos discovery_pos; /* its discovery prefix value */
 };
 
 /* One parsed constraint: field, operator and optional argument. */
@@ -364,7 +368,8 @@ struct hf_spec_phase {
 		struct hf_spec_step_entry *items;
 		size_t len, cap;
 	} steps;
-	struct hf_pos pos;
+	struct hf_pos pos;     /* the phase's key */
+	struct hf_pos pod_pos; /* its `pod` value */
 };
 
 struct hf_spec_plan {
@@ -374,6 +379,13 @@ struct hf_spec_plan {
 		struct hf_spec_phase *items;
 		size_t len, cap;
 	} phases;
+	struct hf_pos pos;
+};
+
+/* A field the spec uses that holdfast cannot honour yet. */
+struct hf_spec_feature_use {
+	char *feature; /* "docker images", "overlay networks", ... */
+	char *path;
 	struct hf_pos pos;
 };
 
@@ -391,6 +403,11 @@ struct hf_spec {
 		struct hf_spec_plan *items;
 		size_t len, cap;
 	} plans;
+	/* Fields used that holdfast cannot honour yet (hf_spec_check_supported). */
+	struct {
+		struct hf_spec_feature_use *items;
+		size_t len, cap;
+	} unsupported;
 	/* The options the spec was rendered with (TASKCFG_* routing needs them). */
 	struct hf_kvlist options;
 	char *file; /* the spec's file name, for messages; may be NULL */
@@ -405,6 +422,12 @@ struct hf_spec_load_opts {
 	 * directory. May be NULL.
 	 */
 	const struct hf_strlist *template_dirs;
+	/*
+	 * Values used for variables the options do not set, like the
+	 * environment the SDK's scheduler rendered specs with (PORT_API).
+	 * May be NULL; holdfast's built-ins (hf_spec_builtin_vars) apply after.
+	 */
+	const struct hf_kvlist *defaults;
 	/* Skip reading config templates (for specs given as strings). */
 	bool skip_templates;
 };
@@ -425,6 +448,9 @@ int hf_spec_load_string(const char *text, size_t len, const char *file,
 			const struct hf_spec_load_opts *opts,
 			struct hf_spec **out, struct hf_diags *diags);
 void hf_spec_free(struct hf_spec *spec);
+
+/* The port the API listens on by default; PORT_API renders to it. */
+#define HF_DEFAULT_API_PORT 7070
 
 const char *hf_goal_name(enum hf_goal g);
 const char *hf_strategy_name(enum hf_strategy s);

@@ -1,0 +1,300 @@
+/*
+ * store.h - where the server keeps all cluster state: a key/value store with
+ * revisions and multi-key transactions, with several backends behind one
+ * interface.
+ *
+ * The model is etcd v3's, so that an etcd backend maps onto it one to one:
+ *
+ * Keys are non-empty strings without NUL bytes, at most HF_STORE_KEY_MAX
+ * bytes, ordered bytewise (memcmp order, shorter first on a tie). Their layout
+ * is the server's business; by convention they are '/'-separated paths such as
+ * "/services/<name>/config/<id>", so that a prefix names a subtree.
+ *
+ * Values are arbitrary bytes (NULs included), at most HF_STORE_VALUE_MAX.
+ * Every value handed out is followed by a NUL byte that is not counted in its
+ * length, so text values can be used as C strings directly.
+ *
+ * Revisions: the store has one revision counter. A transaction that changes
+ * at least one key (any put, or a delete that removes something) moves the
+ * store to exactly one new revision, current + 1, and every key it writes
+ * gets that revision as its mod_rev. A transaction that changes nothing (only
+ * compares, or deletes of absent keys) creates no revision, as in etcd.
+ * Revisions never go back and are never reused, not even after a delete.
+ * Clients may rely on "+1 per changing transaction" but not on the starting
+ * value (0 here for a new store; etcd starts at 1).
+ *
+ * Per key the store keeps create_rev (the revision that created the current
+ * incarnation of the key), mod_rev (the revision of its last put) and
+ * version (puts since creation, 1 after the first). A deleted key is gone:
+ * recreating it starts a new incarnation. An absent key compares as
+ * mod_rev 0, which is why a mod_rev compare against 0 means "absent".
+ *
+ * Transactions: all compares are evaluated against the state before the
+ * transaction; if every one holds, all operations apply atomically under one
+ * new revision, otherwise nothing applies and the call returns HF_ECONFLICT.
+ * As in etcd, a transaction may not put the same key twice nor put a key that
+ * one of its deletes covers (HF_EINVAL), so the order of its operations never
+ * matters. Any failure - a compare, an invalid transaction, an I/O error -
+ * leaves the store exactly as it was.
+ *
+ * Durability: when hf_store_txn (or put/delete) returns 0, the change is on
+ * stable storage for durable backends (SQLite: WAL with synchronous=FULL) and
+ * survives kill -9 and power loss. The "mem:" backend keeps nothing.
+ *
+ * Errors: functions return 0 or a negative HF_E* code (common/err.h); the
+ * detail sentence is available from hf_store_last_error(). The module never
+ * prints, logs or exits.
+ *
+ * Threads: a handle may be used from several threads at once; every call
+ * holds the handle's mutex for its duration, so calls are serialised and each
+ * sees a consistent state. The server is the only writer (one thread); HTTP
+ * threads may read. A handle must not be used in a child after fork(); its
+ * descriptors are close-on-exec, but a forked child that does not exec
+ * keeps the SQLite file's lock (see hf_store_open) held while it lives.
+ */
+#ifndef HF_STORE_STORE_H
+#define HF_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+/* Longest key accepted, in bytes. */
+#define HF_STORE_KEY_MAX 4096
+/*
+ * Largest value accepted, in bytes: etcd's default request limit (1.5 MiB),
+ * so that nothing the embedded store accepts is refused by a cluster store.
+ */
+#define HF_STORE_VALUE_MAX (1536 * 1024)
+
+/* An open store; opaque. */
+struct hf_store;
+
+/* One key and its value, as returned by hf_store_list(). */
+struct hf_store_kv {
+	char *key;
+	char *value; /* len bytes followed by a NUL not counted in len */
+	size_t len;
+	int64_t create_rev;
+	int64_t mod_rev;
+	int64_t version;
+};
+
+/* The result of hf_store_list(); everything in it is owned by it. */
+struct hf_store_kvs {
+	struct hf_store_kv *items;
+	size_t len, cap;
+	int64_t rev; /* the store revision the list was read at */
+	bool more;   /* the limit cut the list short */
+};
+
+/* Frees the contents of a list and empties it; safe on an empty list. */
+void hf_store_kvs_release(struct hf_store_kvs *l);
+
+/* ------------------------------------------------------------------ */
+/* Opening and closing                                                  */
+
+/*
+ * Opens the store named by url:
+ *   "mem:"                    a new, empty in-memory store (tests)
+ *   "sqlite:/abs/path.db"     an SQLite file (also "sqlite:///abs/path.db"
+ *                             and "sqlite:relative/path.db")
+ *   "/abs/path.db", "x.db"    a plain path: SQLite
+ *   "etcd://..."              reserved: HF_EUNSUPPORTED for now
+ * Any other "scheme:" prefix is HF_EINVAL; write "./a:b.db" for a file whose
+ * name contains a colon.
+ *
+ * An SQLite file is created when missing, but its directory must exist
+ * (HF_ENOTFOUND otherwise). Only one handle, in any process, may have a file
+ * open: the handle holds an exclusive lock on "<path>.lock" for its life and
+ * a second open fails with HF_EUNAVAIL ("in use by another holdfast server").
+ * A file written by a newer holdfast (schema version unknown here) is
+ * refused with HF_EUNSUPPORTED; a file that is not a holdfast store with
+ * HF_EINVAL.
+ *
+ * On success *out is a handle the caller owns and frees with
+ * hf_store_close(). On failure *out is NULL, nothing was created and
+ * hf_store_last_error(NULL) tells why.
+ */
+int hf_store_open(const char *url, struct hf_store **out);
+
+/* Closes a store and frees the handle; NULL is allowed. */
+void hf_store_close(struct hf_store *s);
+
+/*
+ * A sentence describing the latest failure of a store call made by the
+ * calling thread on s, or on hf_store_open() when s is NULL; "" when there
+ * is none. The string is owned by the module, is per thread, and stays valid
+ * until the calling thread's next store call.
+ */
+const char *hf_store_last_error(const struct hf_store *s);
+
+/* The backend's name: "mem" or "sqlite". Owned by the module. */
+const char *hf_store_backend_name(const struct hf_store *s);
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                              */
+
+/*
+ * Reads one key. value, len and mod_rev may each be NULL when not wanted.
+ * On success *value is a copy the caller frees (len bytes and a NUL).
+ * Returns HF_ENOTFOUND when the key is absent, leaving the outputs untouched
+ * on any failure.
+ */
+int hf_store_get(struct hf_store *s, const char *key, char **value,
+		 size_t *len, int64_t *mod_rev);
+
+/*
+ * Lists the keys that start with prefix ("" for all), sorted by key, with
+ * at most limit entries (0 for no limit; out->more says whether it cut the
+ * list short). *out is initialised by the call - pass an empty or released
+ * list - and on success the caller releases it with hf_store_kvs_release();
+ * on failure it is left empty.
+ */
+int hf_store_list(struct hf_store *s, const char *prefix, size_t limit,
+		  struct hf_store_kvs *out);
+
+/* Stores the current revision of the store in *rev. */
+int hf_store_revision(struct hf_store *s, int64_t *rev);
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                         */
+
+enum hf_store_cmp_kind {
+	HF_STORE_CMP_ABSENT,  /* the key does not exist */
+	HF_STORE_CMP_PRESENT, /* the key exists */
+	HF_STORE_CMP_MOD_REV, /* the key's mod_rev is mod_rev (0: absent) */
+};
+
+struct hf_store_cmp {
+	enum hf_store_cmp_kind kind;
+	char *key;
+	int64_t mod_rev;
+};
+
+enum hf_store_op_kind {
+	HF_STORE_OP_PUT,           /* key = value */
+	HF_STORE_OP_DELETE,        /* remove key if present */
+	HF_STORE_OP_DELETE_PREFIX, /* remove every key starting with key */
+};
+
+struct hf_store_op {
+	enum hf_store_op_kind kind;
+	char *key; /* the prefix for HF_STORE_OP_DELETE_PREFIX */
+	char *value; /* PUT only: len bytes and a NUL */
+	size_t len;
+};
+
+/*
+ * A transaction under construction: compares, then operations. The builder
+ * functions copy their arguments, so the caller's buffers may be reused at
+ * once; they cannot fail (problems are reported by hf_store_txn()).
+ */
+struct hf_store_txn {
+	HF_VEC(struct hf_store_cmp) cmps;
+	HF_VEC(struct hf_store_op) ops;
+};
+
+#define HF_STORE_TXN_INIT {{NULL, 0, 0}, {NULL, 0, 0}}
+void hf_store_txn_init(struct hf_store_txn *t);
+/* Frees everything the transaction holds and leaves it empty for reuse. */
+void hf_store_txn_release(struct hf_store_txn *t);
+
+void hf_store_txn_cmp_absent(struct hf_store_txn *t, const char *key);
+void hf_store_txn_cmp_present(struct hf_store_txn *t, const char *key);
+void hf_store_txn_cmp_mod_rev(struct hf_store_txn *t, const char *key,
+			      int64_t mod_rev);
+void hf_store_txn_put(struct hf_store_txn *t, const char *key,
+		      const void *value, size_t len);
+/* As hf_store_txn_put() with a C string value. */
+void hf_store_txn_puts(struct hf_store_txn *t, const char *key,
+		       const char *value);
+void hf_store_txn_delete(struct hf_store_txn *t, const char *key);
+/* The prefix must not be empty: wiping the whole store takes "/" or so. */
+void hf_store_txn_delete_prefix(struct hf_store_txn *t, const char *prefix);
+
+/*
+ * Runs a transaction as described at the top of this file. Returns 0 and
+ * the store revision after it in *rev_out (may be NULL), HF_ECONFLICT when a
+ * compare fails, HF_EINVAL for an invalid transaction (bad key, duplicate
+ * put, put under a delete, empty delete prefix), HF_ETOOBIG for an oversized
+ * key or value, or a backend error (HF_EIO, HF_EUNAVAIL, ...). On any failure
+ * the store is unchanged. The transaction is only read; the caller still
+ * owns and releases it.
+ */
+int hf_store_txn(struct hf_store *s, const struct hf_store_txn *txn,
+		 int64_t *rev_out);
+
+/* Unconditionally sets key to value (len bytes): a one-put transaction. */
+int hf_store_put(struct hf_store *s, const char *key, const void *value,
+		 size_t len, int64_t *rev_out);
+
+/*
+ * Deletes key: a transaction "key present, then delete it". Returns
+ * HF_ENOTFOUND (and changes nothing) when the key is absent.
+ */
+int hf_store_delete(struct hf_store *s, const char *key, int64_t *rev_out);
+
+/* ------------------------------------------------------------------ */
+/* Counters (for /metrics)                                              */
+
+struct hf_store_stats {
+	uint64_t gets;      /* hf_store_get calls, found or not */
+	uint64_t lists;     /* hf_store_list calls */
+	uint64_t txns;      /* transactions that succeeded (puts, deletes too) */
+	uint64_t conflicts; /* transactions refused by a compare */
+	uint64_t errors;    /* calls failed for another reason than
+			       not-found or conflict */
+};
+
+/* Copies the handle's counters into *out (a consistent snapshot). */
+void hf_store_stats(struct hf_store *s, struct hf_store_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Backend interface: for store.c and the store_*.c backends only.      */
+
+/*
+ * A backend implements these on its own state (`be`). store.c validates
+ * arguments and transactions, holds the handle's mutex around every call
+ * (so a backend need not be thread-safe), keeps the counters and turns the
+ * sentence a backend writes into err on failure into hf_store_last_error().
+ * A backend's txn may assume a valid transaction: keys and values within
+ * limits, no duplicate put, no put under a delete, no empty delete prefix.
+ * get and list fill a zeroed struct hf_store_kv / initialised list.
+ */
+struct hf_store_backend {
+	const char *name;
+	int (*open)(const char *path, void **be, struct hf_buf *err);
+	void (*close)(void *be);
+	int (*get)(void *be, const char *key, struct hf_store_kv *out,
+		   struct hf_buf *err);
+	int (*list)(void *be, const char *prefix, size_t limit,
+		    struct hf_store_kvs *out, struct hf_buf *err);
+	int (*txn)(void *be, const struct hf_store_txn *txn, int64_t *rev_out,
+		   struct hf_buf *err);
+	int (*revision)(void *be, int64_t *rev, struct hf_buf *err);
+};
+
+extern const struct hf_store_backend hf_store_backend_mem;
+extern const struct hf_store_backend hf_store_backend_sqlite;
+
+/*
+ * Helpers shared by the backends. hf_store_prefix_end() computes the
+ * smallest key greater than every key with the given prefix (etcd's
+ * range_end): it returns a new string the caller frees, or NULL when there is
+ * none (empty prefix, or a prefix of 0xff bytes only), meaning "to the end".
+ */
+char *hf_store_prefix_end(const char *prefix);
+/* Frees the strings of one kv and zeroes it. */
+void hf_store_kv_release(struct hf_store_kv *kv);
+/*
+ * Evaluates one compare against the key's current state (mod_rev 0 when
+ * absent). Returns 0 when it holds, or HF_ECONFLICT with a sentence in err
+ * naming the key and what was found, so every backend says the same.
+ */
+int hf_store_cmp_eval(const struct hf_store_cmp *c, int64_t mod_rev,
+		      struct hf_buf *err);
+
+#endif

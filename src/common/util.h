@@ -65,7 +65,8 @@ void hf_buf_add(struct hf_buf *b, const void *data, size_t n);
 void hf_buf_adds(struct hf_buf *b, const char *s);
 void hf_buf_addc(struct hf_buf *b, char c);
 void hf_buf_addf(struct hf_buf *b, const char *fmt, ...) HF_PRINTF(2, 3);
-void hf_buf_vaddf(struct hf_buf *b, const char *fmt, va_list ap);
+void hf_buf_vaddf(struct hf_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 void hf_buf_reset(struct hf_buf *b);
 /* Hands the buffer's string to the caller (never NULL) and resets it. */
 char *hf_buf_detach(struct hf_buf *b);

@@ -772,7 +772,15 @@ static void parse_port(struct hf_pctx *c, const struct hf_ynode *key,
 	p->name = hf_xstrdup(key->str);
 	p->pos = pos_of(key);
 	p->value_pos = p->pos;
-	check_name(c, key, "port");
+	/* Port names become env keys (PORT_<NAME>): '_' is fine here. */
+	if (!*key->str || strspn(key->str, "abcdefghijklmnopqrstuvwxyz"
+					  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789-_") != key->len ||
+	    key->len > 63)
+		hf_pctx_err(c, key,
+			    "port name '%s' must be 1-63 letters, digits, '-' "
+			    "or '_'",
+			    key->str);
 	if (!hf_pctx_want_map(c, n))
 		return;
 	check_keys(c, n, key, port_keys);
@@ -919,7 +927,8 @@ static void parse_check(struct hf_pctx *c, const struct hf_ynode *task,
 			check_keys(c, f, hf_ynode_pair(n, fk)->key,
 				   form == 0 ? http_check_keys : tcp_check_keys);
 			chk->kind = form == 0 ? HF_CHECK_HTTP : HF_CHECK_TCP;
-			get_str(c, f, "port", false, &chk->port);
+			if (get_str(c, f, "port", false, &chk->port))
+				chk->port_pos = pos_of(hf_ynode_get(f, "port"));
 			if (form == 0) {
 				if (!get_str(c, f, "path", false,
 					     &chk->http_path))
@@ -1064,6 +1073,19 @@ static void load_template(struct hf_pctx *c, const struct hf_ynode *at,
 
 	if (c->opts->skip_templates)
 		return;
+	if (c->opts->template_files) {
+		const char *content = hf_kvlist_get(c->opts->template_files,
+						    cfg->template_path);
+
+		if (content)
+			cfg->content = hf_xstrdup(content);
+		else
+			hf_pctx_err(c, at,
+				    "template file '%s' was not sent with the "
+				    "spec",
+				    cfg->template_path);
+		return;
+	}
 	if (cfg->template_path[0] == '/') {
 		hf_strlist_push(&tried, cfg->template_path);
 	} else {

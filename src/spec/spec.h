@@ -208,7 +208,8 @@ struct hf_spec_check {
 	char *http_path; /* HTTP: request path, default "/" */
 	double interval, delay, timeout, grace_period; /* seconds */
 	int64_t max_consecutive_failures;
-	struct hf_pos pos;
+	struct hf_pos pos;      /* the check's key */
+	struct hf_pos port_pos; /* its http/tcp port value */
 };
 
 struct hf_spec_config {
@@ -428,6 +429,12 @@ struct hf_spec_load_opts {
 	 * May be NULL; holdfast's built-ins (hf_spec_builtin_vars) apply after.
 	 */
 	const struct hf_kvlist *defaults;
+	/*
+	 * Config templates given as (template path as written -> content),
+	 * used instead of reading files: the server gets them with the spec.
+	 * May be NULL.
+	 */
+	const struct hf_kvlist *template_files;
 	/* Skip reading config templates (for specs given as strings). */
 	bool skip_templates;
 };

@@ -65,6 +65,7 @@ static const char *check_constraint(const char *field, const char *op,
 	if (strcmp(op, "UNIQUE") == 0 && arg)
 		return "UNIQUE takes no value";
 	if ((strcmp(op, "LIKE") == 0 || strcmp(op, "UNLIKE") == 0 ||
+	     strcmp(op, "CLUSTER") == 0 ||
 	     strcmp(op, "IS") == 0 || strcmp(op, "IS_NOT") == 0) &&
 	    (!arg || !*arg)) {
 		*why = hf_xasprintf("%s needs a value", op);
@@ -496,7 +497,7 @@ static void check_task_refs(struct hf_pctx *c, const struct hf_spec_pod *pod)
 						: "readiness-check",
 					 chk->kind == HF_CHECK_HTTP ? "http"
 								    : "tcp");
-			hf_pctx_err_pos(c, chk->pos, p,
+			hf_pctx_err_pos(c, chk->port_pos, p,
 					"'%s' is neither a port number nor a "
 					"port of task '%s'",
 					chk->port, task->name);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/version.h"
+#include "server/server.h"
 #include "shim/shim.h"
 
 static int cmd_help(int argc, char **argv);
@@ -36,6 +37,20 @@ static const struct hf_cli_cmd commands[] = {
      "instances relaunch, which are added or removed, and what must be\n"
      "refused. -o/--options apply to both; --old-option only to OLD.\n"
      "Exit status: 0 the change is allowed, 1 it would be refused."},
+    {"dev", NULL, hf_dev_main, "[--data DIR] [--listen ADDR]",
+     "run a server and one agent on this machine",
+     "Starts `holdfast server` and `holdfast agent` as two processes on\n"
+     "this machine (embedded SQLite store under DIR/server, the agent's\n"
+     "sandboxes and volumes under DIR/agent) and restarts either if it\n"
+     "dies. Defaults: --data /var/lib/holdfast/dev, --listen\n"
+     "127.0.0.1:7070. Tasks keep running when dev stops."},
+    {"server", NULL, hf_server_main,
+     "[--listen ADDR] [--data DIR] [--store URL] [--tokens FILE] "
+     "[--tls-cert PEM --tls-key PEM]",
+     "run the scheduler and the HTTP API",
+     "Keeps every service at its goal. The store defaults to SQLite in\n"
+     "DIR/holdfast.db. Without --tokens the server only listens on\n"
+     "loopback."},
     {"shim", NULL, hf_shim_main, "--dir TASKDIR",
      "own one task's process (started by the agent)",
      "Runs the task described by TASKDIR/launch.json, owns its pipes and\n"
@@ -44,10 +59,24 @@ static const struct hf_cli_cmd commands[] = {
     {"version", NULL, cmd_version, "", "print the version", NULL},
 };
 
+/* The i-th command of both tables, or NULL past the end. */
+static const struct hf_cli_cmd *cmd_at(size_t i)
+{
+	size_t n = sizeof(commands) / sizeof(commands[0]);
+
+	if (i < n)
+		return &commands[i];
+	for (size_t k = 0; hf_client_cmds[k].noun; k++)
+		if (k == i - n)
+			return &hf_client_cmds[k];
+	return NULL;
+}
+
 static const struct hf_cli_cmd *find_cmd(const char *noun, const char *verb)
 {
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		const struct hf_cli_cmd *c = &commands[i];
+	const struct hf_cli_cmd *c;
+
+	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++) {
 
 		if (strcmp(c->noun, noun) != 0)
 			continue;
@@ -59,26 +88,34 @@ static const struct hf_cli_cmd *find_cmd(const char *noun, const char *verb)
 
 static bool noun_exists(const char *noun)
 {
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(commands[i].noun, noun) == 0)
+	const struct hf_cli_cmd *c;
+
+	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++)
+		if (strcmp(c->noun, noun) == 0)
 			return true;
 	return false;
 }
 
 static void print_overview(FILE *f)
 {
-	fprintf(f, "usage: holdfast <command> [arguments]\n\n"
+	const struct hf_cli_cmd *c;
+
+	fprintf(f, "usage: holdfast [-s SERVICE] [--addr URL] [--token TOKEN] "
+		   "[--json] <command> [arguments]\n\n"
 		   "holdfast deploys and operates stateful services from a "
 		   "service spec.\n\nCommands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		const struct hf_cli_cmd *c = &commands[i];
+	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++) {
 		char name[64];
 
 		snprintf(name, sizeof(name), "%s%s%s", c->noun,
 			 c->verb ? " " : "", c->verb ? c->verb : "");
 		fprintf(f, "  %-22s %s\n", name, c->summary);
 	}
-	fprintf(f, "\nRun 'holdfast help <command>' for a command's "
+	fprintf(f, "\nThe server is $HOLDFAST_ADDR (default "
+		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token.\n"
+		   "Exit status: 0 ok, 1 failed (invalid spec, plan in ERROR, "
+		   "refused), 2 usage, 3 server unreachable or failing.\n"
+		   "Run 'holdfast help <command>' for a command's "
 		   "arguments.\n");
 }
 
@@ -103,11 +140,12 @@ int hf_cli_usage(const char *noun, const char *verb)
 
 static void print_noun_verbs(FILE *f, const char *noun)
 {
+	const struct hf_cli_cmd *c;
+
 	fprintf(f, "'holdfast %s' takes one of:\n", noun);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(commands[i].noun, noun) == 0 && commands[i].verb)
-			fprintf(f, "  %-12s %s\n", commands[i].verb,
-				commands[i].summary);
+	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++)
+		if (strcmp(c->noun, noun) == 0 && c->verb)
+			fprintf(f, "  %-15s %s\n", c->verb, c->summary);
 }
 
 static int cmd_help(int argc, char **argv)
@@ -137,15 +175,50 @@ static int cmd_version(int argc, char **argv)
 	return HF_EXIT_OK;
 }
 
+/* Consumes the global flags before the command; returns argv shift. */
+static int parse_globals(int argc, char **argv)
+{
+	struct hf_cli_globals *g = hf_cli_globals();
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		const char *a = argv[i];
+
+		if ((strcmp(a, "-s") == 0 || strcmp(a, "--service") == 0) &&
+		    i + 1 < argc) {
+			g->service = argv[i + 1];
+			i += 2;
+		} else if (strcmp(a, "--addr") == 0 && i + 1 < argc) {
+			g->addr = argv[i + 1];
+			i += 2;
+		} else if (strcmp(a, "--token") == 0 && i + 1 < argc) {
+			g->token = argv[i + 1];
+			i += 2;
+		} else if (strcmp(a, "--json") == 0) {
+			g->json = true;
+			i++;
+		} else {
+			break;
+		}
+	}
+	return i - 1;
+}
+
 int hf_cli_main(int argc, char **argv)
 {
 	const struct hf_cli_cmd *c;
-	int skip;
+	int skip, shift;
+
+	shift = parse_globals(argc, argv);
+	argc -= shift;
+	argv += shift;
 
 	if (argc < 2) {
 		print_overview(stderr);
 		return HF_EXIT_USAGE;
 	}
+	if (shift)
+		argv[0] = argv[-shift];
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		print_overview(stdout);
 		return HF_EXIT_OK;

@@ -9,6 +9,8 @@
 #ifndef HF_CLI_CLI_H
 #define HF_CLI_CLI_H
 
+#include <stdbool.h>
+
 enum {
 	HF_EXIT_OK = 0,
 	HF_EXIT_FAIL = 1,
@@ -24,6 +26,18 @@ struct hf_cli_cmd {
 	const char *summary; /* one line for `holdfast --help` */
 	const char *help;    /* longer text for `holdfast help <cmd>`; may be NULL */
 };
+
+/* Flags given before the command: holdfast [-s SVC] [--addr URL] ... */
+struct hf_cli_globals {
+	const char *service; /* -s, --service */
+	const char *addr;    /* --addr, else $HOLDFAST_ADDR */
+	const char *token;   /* --token, else $HOLDFAST_TOKEN */
+	bool json;           /* --json */
+};
+struct hf_cli_globals *hf_cli_globals(void);
+
+/* The commands that talk to a server (cli_client.c); NULL-terminated. */
+extern const struct hf_cli_cmd hf_client_cmds[];
 
 int hf_cli_main(int argc, char **argv);
 /* Prints a command's usage to stderr and returns HF_EXIT_USAGE. */

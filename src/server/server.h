@@ -1,10 +1,34 @@
 /*
- * server.h - the scheduler: owns cluster state in the store, runs the plan
- * engine, records each intent before acting, hands orders to agents and
+ * server.h - `holdfast server`: the scheduler and the HTTP API. It owns
+ * cluster state in the store, runs the plan engine, records each intent
+ * before acting, hands desired task sets to agents (docs/protocol.md) and
  * reconciles with them after any restart.
- *
- * Filled in by the single-machine runtime (issue 3).
  */
 #ifndef HF_SERVER_SERVER_H
 #define HF_SERVER_SERVER_H
+
+#include <stdbool.h>
+
+struct hf_http_server;
+
+struct hf_server_opts {
+	const char *listen;   /* default "127.0.0.1:7070" */
+	const char *data;     /* data directory (SQLite store lives here) */
+	const char *store;    /* store URL; default sqlite:<data>/holdfast.db */
+	const char *tokens;   /* tokens file, or NULL */
+	const char *tls_cert, *tls_key;
+	/* Restart backoff for failed tasks (seconds). */
+	double backoff_base, backoff_max;
+	/* A task healthy (running) this long resets its backoff (seconds). */
+	double backoff_reset;
+	/* Written once the API listens: "<port>\n" (for dev and tests). */
+	const char *port_file;
+};
+
+int hf_server_main(int argc, char **argv);
+/* Runs a server until SIGINT/SIGTERM. Returns an exit code. */
+int hf_server_run(const struct hf_server_opts *opts);
+/* `holdfast dev`: a server and one agent on this machine. */
+int hf_dev_main(int argc, char **argv);
+
 #endif

@@ -1,0 +1,1081 @@
+/*
+ * cli_client.c - the operator's commands that talk to a server: service,
+ * plan, pod and node. They use the HTTP API only (no back doors), print
+ * human output by default and the API's JSON with --json, and exit with
+ * the codes in cli.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "cli/cli.h"
+#include "common/err.h"
+#include "spec/spec.h"
+
+#define DEFAULT_ADDR "http://127.0.0.1:7070"
+#define REQUEST_TIMEOUT_MS 30000
+
+static struct hf_cli_globals g;
+
+struct hf_cli_globals *hf_cli_globals(void)
+{
+	return &g;
+}
+
+static const char *addr(void)
+{
+	if (g.addr)
+		return g.addr;
+	if (getenv("HOLDFAST_ADDR") && *getenv("HOLDFAST_ADDR"))
+		return getenv("HOLDFAST_ADDR");
+	return DEFAULT_ADDR;
+}
+
+static const char *token(void)
+{
+	if (g.token)
+		return g.token;
+	return getenv("HOLDFAST_TOKEN");
+}
+
+static void print_json(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+				    JSON_ENCODE_ANY);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+/*
+ * One API call. Returns 0 with *out (new reference) for any HTTP status,
+ * or an exit code after printing why the server could not be reached.
+ */
+static int api(const char *method, const char *path, const json_t *body,
+	       long *status, json_t **out)
+{
+	char *err = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = hf_httpc_json(addr(), method, path, token(), body,
+			   REQUEST_TIMEOUT_MS, status, out, &err);
+	if (rc) {
+		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
+			addr(), err ? err : hf_err_msg(rc));
+		free(err);
+		json_decref(*out);
+		*out = NULL;
+		return HF_EXIT_SERVER;
+	}
+	free(err);
+	return 0;
+}
+
+/* Prints an API error body; returns the exit code for it. */
+static int api_error(long status, const json_t *body)
+{
+	const char *msg = json_string_value(json_object_get(body, "message"));
+	const char *code = json_string_value(json_object_get(body, "error"));
+	json_t *diags = json_object_get(body, "diagnostics");
+	size_t i;
+	json_t *d;
+
+	if (g.json) {
+		print_json(body);
+	} else {
+		fprintf(stderr, "holdfast: %s (%s)\n",
+			msg ? msg : "request failed", code ? code : "error");
+		json_array_foreach(diags, i, d)
+		{
+			const char *file =
+			    json_string_value(json_object_get(d, "file"));
+
+			fprintf(stderr, "%s:%lld:%lld: %s: %s%s%s\n",
+				file ? file : "<spec>",
+				(long long)json_integer_value(
+				    json_object_get(d, "line")),
+				(long long)json_integer_value(
+				    json_object_get(d, "col")),
+				json_string_value(json_object_get(d, "level")),
+				json_string_value(json_object_get(d, "path")),
+				*json_string_value(json_object_get(d, "path"))
+				    ? ": "
+				    : "",
+				json_string_value(json_object_get(d, "message")));
+		}
+	}
+	if (status >= 500)
+		return HF_EXIT_SERVER;
+	return HF_EXIT_FAIL;
+}
+
+/* The service to act on: -s, or the only one there is. */
+static int pick_service(char **out)
+{
+	long status;
+	json_t *list;
+	int rc;
+
+	*out = NULL;
+	if (g.service) {
+		*out = hf_xstrdup(g.service);
+		return 0;
+	}
+	rc = api("GET", "/v1/services", NULL, &status, &list);
+	if (rc)
+		return rc;
+	if (status != 200) {
+		rc = api_error(status, list);
+		json_decref(list);
+		return rc;
+	}
+	if (json_array_size(list) == 1) {
+		*out = hf_xstrdup(json_string_value(
+		    json_object_get(json_array_get(list, 0), "name")));
+		json_decref(list);
+		return 0;
+	}
+	fprintf(stderr, "holdfast: %s; name one with -s SERVICE\n",
+		json_array_size(list) ? "there are several services"
+				      : "there are no services");
+	json_decref(list);
+	return HF_EXIT_USAGE;
+}
+
+static char *svc_path(const char *svc, const char *rest)
+{
+	char *esc = hf_url_escape(svc);
+	char *p = hf_xasprintf("/v1/service/%s%s", esc, rest);
+
+	free(esc);
+	return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* Plans                                                                */
+
+static const char *status_mark(const char *st)
+{
+	if (!st)
+		return "?";
+	return st;
+}
+
+/* Prints a plan tree; returns the number of lines printed. */
+static int print_plan_tree(FILE *f, const json_t *plan)
+{
+	const json_t *phases = json_object_get(plan, "phases");
+	size_t np = json_array_size(phases);
+	int lines = 1;
+
+	fprintf(f, "%s (%s strategy) (%s)\n",
+		json_string_value(json_object_get(plan, "name")),
+		json_string_value(json_object_get(plan, "strategy")),
+		status_mark(json_string_value(json_object_get(plan, "status"))));
+	for (size_t p = 0; p < np; p++) {
+		const json_t *ph = json_array_get(phases, p);
+		const json_t *steps = json_object_get(ph, "steps");
+		size_t ns = json_array_size(steps);
+		bool lastp = p + 1 == np;
+
+		fprintf(f, "%s %s (%s strategy) (%s)\n", lastp ? "└─" : "├─",
+			json_string_value(json_object_get(ph, "name")),
+			json_string_value(json_object_get(ph, "strategy")),
+			status_mark(
+			    json_string_value(json_object_get(ph, "status"))));
+		lines++;
+		for (size_t s = 0; s < ns; s++) {
+			const json_t *st = json_array_get(steps, s);
+			const char *msg =
+			    json_string_value(json_object_get(st, "message"));
+
+			fprintf(f, "%s  %s %s (%s)%s%s\n", lastp ? " " : "│",
+				s + 1 == ns ? "└─" : "├─",
+				json_string_value(json_object_get(st, "name")),
+				status_mark(json_string_value(
+				    json_object_get(st, "status"))),
+				msg && *msg ? ": " : "", msg ? msg : "");
+			lines++;
+		}
+	}
+	{
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(json_object_get(plan, "errors"), i, e)
+		{
+			fprintf(f, "error: %s\n", json_string_value(e));
+			lines++;
+		}
+	}
+	return lines;
+}
+
+/*
+ * Waits for a plan to finish, showing progress: a redrawn tree on a
+ * terminal, one line per step change otherwise. Returns 0 on COMPLETE,
+ * HF_EXIT_FAIL on ERROR (or timeout).
+ */
+static int wait_plan(const char *svc, const char *plan, double timeout_s)
+{
+	char *esc = hf_url_escape(plan);
+	char *rest = hf_xasprintf("/plans/%s", esc);
+	char *path = svc_path(svc, rest);
+	bool tty = isatty(STDOUT_FILENO);
+	json_t *last = NULL;
+	int drawn = 0, rc = HF_EXIT_FAIL;
+	time_t start = time(NULL);
+
+	free(esc);
+	free(rest);
+	for (;;) {
+		long status;
+		json_t *p;
+		const char *st;
+
+		rc = api("GET", path, NULL, &status, &p);
+		if (rc)
+			break;
+		if (status == 404) {
+			rc = api_error(status, p);
+			json_decref(p);
+			break;
+		}
+		st = json_string_value(json_object_get(p, "status"));
+		if (tty && !g.json) {
+			if (drawn)
+				printf("\033[%dA\033[J", drawn);
+			drawn = print_plan_tree(stdout, p);
+			fflush(stdout);
+		} else if (!g.json) {
+			/* Plain lines: each step whose status changed. */
+			size_t i, k;
+			json_t *ph, *s;
+
+			json_array_foreach(json_object_get(p, "phases"), i, ph)
+			    json_array_foreach(json_object_get(ph, "steps"), k, s)
+			{
+				const char *now = json_string_value(
+				    json_object_get(s, "status"));
+				const json_t *lph = json_array_get(
+				    json_object_get(last, "phases"), i);
+				const json_t *ls = json_array_get(
+				    json_object_get(lph, "steps"), k);
+				const char *was = json_string_value(
+				    json_object_get(ls, "status"));
+				const char *msg = json_string_value(
+				    json_object_get(s, "message"));
+
+				if (!was || strcmp(was, now) != 0)
+					printf("%s %s %s %s%s%s\n", plan,
+					       json_string_value(
+						   json_object_get(ph, "name")),
+					       json_string_value(
+						   json_object_get(s, "name")),
+					       now, msg && *msg ? ": " : "",
+					       msg ? msg : "");
+			}
+			fflush(stdout);
+		}
+		json_decref(last);
+		last = p;
+		if (st && strcmp(st, "COMPLETE") == 0) {
+			rc = 0;
+			break;
+		}
+		if (st && strcmp(st, "ERROR") == 0) {
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		if (timeout_s > 0 && difftime(time(NULL), start) > timeout_s) {
+			fprintf(stderr,
+				"holdfast: plan %s is still %s after %.0f s\n",
+				plan, st ? st : "?", timeout_s);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(300 * 1000);
+	}
+	if (last && !tty && !g.json)
+		printf("%s %s\n", plan,
+		       json_string_value(json_object_get(last, "status")));
+	if (last && g.json)
+		print_json(last);
+	json_decref(last);
+	free(path);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* service                                                              */
+
+struct deploy_args {
+	struct hf_kvlist options;
+	struct hf_strlist template_dirs;
+	const char *file;
+	bool wait;
+	bool allow_missing;
+	double timeout;
+};
+
+static int cmd_service_deploy(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"file", required_argument, NULL, 'f'},
+	    {"option", required_argument, NULL, 'o'},
+	    {"options", required_argument, NULL, 'F'},
+	    {"template-dir", required_argument, NULL, 't'},
+	    {"wait", no_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct deploy_args a = {0};
+	struct hf_diags diags = {0};
+	struct hf_spec *spec = NULL;
+	struct hf_spec_load_opts lo = {0};
+	json_t *body = NULL, *opts_j, *tmpl_j, *out = NULL;
+	char *text = NULL, *copy;
+	long status;
+	int c, rc = HF_EXIT_USAGE;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "f:o:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			a.file = optarg;
+			break;
+		case 'o':
+			if (hf_options_add_arg(&a.options, optarg, &diags))
+				goto out;
+			break;
+		case 'F': {
+			int err = hf_options_load_file(&a.options, optarg,
+						       &diags);
+
+			if (err) {
+				if (err == HF_ENOTFOUND || err == HF_EIO)
+					fprintf(stderr,
+						"holdfast: cannot read options "
+						"file %s\n",
+						optarg);
+				goto out;
+			}
+			break;
+		}
+		case 't':
+			hf_strlist_push(&a.template_dirs, optarg);
+			break;
+		case 'w':
+			a.wait = true;
+			break;
+		case 'T':
+			a.timeout = atof(optarg);
+			break;
+		case 'j':
+			g.json = true;
+			break;
+		default:
+			fprintf(stderr, "holdfast: unknown or incomplete flag %s\n",
+				argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (!a.file || optind < argc) {
+		hf_cli_usage("service", "deploy");
+		goto out;
+	}
+	/* Validate here first: errors point at the operator's own file. */
+	lo.options = &a.options;
+	lo.template_dirs = &a.template_dirs;
+	rc = hf_spec_load_file(a.file, &lo, &spec, &diags);
+	if (rc == HF_ENOTFOUND || rc == HF_EIO) {
+		fprintf(stderr, "holdfast: cannot read %s\n", a.file);
+		rc = HF_EXIT_USAGE;
+		goto out;
+	}
+	if (rc) {
+		rc = HF_EXIT_FAIL;
+		goto out;
+	}
+	hf_read_file(a.file, 16 << 20, &text, NULL);
+	opts_j = json_object();
+	for (size_t i = 0; i < a.options.len; i++)
+		json_object_set_new(opts_j, a.options.items[i].key,
+				    json_string(a.options.items[i].value));
+	tmpl_j = json_object();
+	for (size_t p = 0; p < spec->pods.len; p++)
+		for (size_t t = 0; t < spec->pods.items[p].tasks.len; t++) {
+			const struct hf_spec_task *task =
+			    &spec->pods.items[p].tasks.items[t];
+
+			for (size_t k = 0; k < task->configs.len; k++)
+				if (task->configs.items[k].content)
+					json_object_set_new(
+					    tmpl_j,
+					    task->configs.items[k].template_path,
+					    json_string(
+						task->configs.items[k].content));
+		}
+	copy = hf_xstrdup(a.file);
+	body = json_pack("{s:s, s:s, s:o, s:o}", "spec", text ? text : "",
+			 "file", basename(copy), "options", opts_j, "templates",
+			 tmpl_j);
+	free(copy);
+	rc = api("POST", "/v1/services", body, &status, &out);
+	if (rc)
+		goto out;
+	if (status != 201) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json && !a.wait)
+		print_json(out);
+	else if (!g.json)
+		printf("deployed %s (config %s); plan deploy started\n",
+		       json_string_value(json_object_get(out, "name")),
+		       json_string_value(json_object_get(out, "config_id")));
+	rc = a.wait ? wait_plan(spec->name, "deploy", a.timeout) : HF_EXIT_OK;
+out:
+	if (diags.len)
+		hf_diags_print(stderr, &diags);
+	hf_diags_release(&diags);
+	hf_spec_free(spec);
+	hf_kvlist_release(&a.options);
+	hf_strlist_release(&a.template_dirs);
+	json_decref(body);
+	json_decref(out);
+	free(text);
+	return rc;
+}
+
+static const char *counts_text(const json_t *tasks, struct hf_buf *b)
+{
+	const char *k;
+	json_t *v;
+
+	hf_buf_reset(b);
+	json_object_foreach((json_t *)tasks, k, v)
+	    hf_buf_addf(b, "%s%lld %s", b->len ? ", " : "",
+			(long long)json_integer_value(v), k);
+	return b->len ? hf_buf_str(b) : "-";
+}
+
+static int cmd_service_list(int argc, char **argv)
+{
+	long status;
+	json_t *list;
+	size_t i;
+	json_t *e;
+	struct hf_buf b = HF_BUF_INIT;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("service", "list");
+	}
+	rc = api("GET", "/v1/services", NULL, &status, &list);
+	if (rc)
+		return rc;
+	if (status != 200) {
+		rc = api_error(status, list);
+		json_decref(list);
+		return rc;
+	}
+	if (g.json) {
+		print_json(list);
+	} else {
+		printf("%-24s %-7s %-12s %s\n", "NAME", "CONFIG", "DEPLOY",
+		       "TASKS");
+		json_array_foreach(list, i, e)
+		{
+			const char *dep = json_string_value(json_object_get(
+			    json_object_get(e, "plans"), "deploy"));
+
+			printf("%-24s %-7s %-12s %s%s\n",
+			       json_string_value(json_object_get(e, "name")),
+			       json_string_value(json_object_get(e, "config_id")),
+			       dep ? dep : "-",
+			       counts_text(json_object_get(e, "tasks"), &b),
+			       json_is_true(json_object_get(e, "removing"))
+				   ? " (removing)"
+				   : "");
+		}
+	}
+	hf_buf_release(&b);
+	json_decref(list);
+	return HF_EXIT_OK;
+}
+
+static int cmd_service_status(int argc, char **argv)
+{
+	char *svc = NULL, *esc, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!g.service)
+			g.service = argv[k];
+		else
+			return hf_cli_usage("service", "status");
+	}
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	esc = hf_url_escape(svc);
+	path = hf_xasprintf("/v1/services/%s", esc);
+	free(esc);
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+	} else if (g.json) {
+		print_json(out);
+	} else {
+		const char *k;
+		json_t *v;
+		struct hf_buf b = HF_BUF_INIT;
+
+		printf("service %s, config %s%s\n", svc,
+		       json_string_value(json_object_get(out, "config_id")),
+		       json_is_true(json_object_get(out, "removing"))
+			   ? " (being removed)"
+			   : "");
+		json_object_foreach(json_object_get(out, "plans"), k, v)
+		    printf("  plan %-20s %s\n", k, json_string_value(v));
+		printf("  tasks: %s\n",
+		       counts_text(json_object_get(out, "tasks"), &b));
+		hf_buf_release(&b);
+	}
+	json_decref(out);
+out:
+	free(svc);
+	return rc;
+}
+
+static int cmd_service_remove(int argc, char **argv)
+{
+	const char *name = NULL;
+	bool del = false, wait = false;
+	char *esc, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--delete-volumes") == 0)
+			del = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("service", "remove");
+	}
+	if (!name)
+		name = g.service;
+	if (!name)
+		return hf_cli_usage("service", "remove");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/services/%s%s", esc,
+			    del ? "?delete_volumes=true" : "");
+	rc = api("DELETE", path, NULL, &status, &out);
+	free(path);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		json_decref(out);
+		goto out;
+	}
+	if (g.json) {
+		print_json(out);
+	} else {
+		size_t i;
+		json_t *v;
+
+		printf("removing %s: its tasks are being stopped\n", name);
+		json_array_foreach(json_object_get(out, "volumes"), i, v)
+		    printf("  %s volumes of %s on node %s (volumes/%s)\n",
+			   del ? "deleting" : "keeping",
+			   json_string_value(json_object_get(v, "instance")),
+			   json_string_value(json_object_get(v, "node")),
+			   json_string_value(json_object_get(v, "key")));
+		if (!del && json_array_size(json_object_get(out, "volumes")))
+			printf("volumes are kept under the agent's data "
+			       "directory; remove with --delete-volumes to "
+			       "delete them\n");
+	}
+	json_decref(out);
+	if (wait) {
+		char *p2 = hf_xasprintf("/v1/services/%s", esc);
+
+		for (;;) {
+			rc = api("GET", p2, NULL, &status, &out);
+			json_decref(out);
+			if (rc || status == 404)
+				break;
+			usleep(300 * 1000);
+		}
+		free(p2);
+		if (!rc && !g.json)
+			printf("%s removed\n", name);
+	}
+out:
+	free(esc);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* plan                                                                 */
+
+static int cmd_plan_list(int argc, char **argv)
+{
+	char *svc = NULL, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("plan", "list");
+	}
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	path = svc_path(svc, "/plans");
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	if (!rc) {
+		if (status != 200) {
+			rc = api_error(status, out);
+		} else if (g.json) {
+			print_json(out);
+		} else {
+			size_t i;
+			json_t *v;
+
+			json_array_foreach(out, i, v)
+			    printf("%s\n", json_string_value(v));
+		}
+		json_decref(out);
+	}
+	free(svc);
+	return rc;
+}
+
+static int cmd_plan_show(int argc, char **argv)
+{
+	const char *plan = NULL;
+	char *svc = NULL, *esc, *rest, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!plan && argv[k][0] != '-')
+			plan = argv[k];
+		else
+			return hf_cli_usage("plan", "show");
+	}
+	if (!plan)
+		plan = "deploy";
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	esc = hf_url_escape(plan);
+	rest = hf_xasprintf("/plans/%s", esc);
+	path = svc_path(svc, rest);
+	rc = api("GET", path, NULL, &status, &out);
+	if (!rc) {
+		if (status == 200 || status == 202 || status == 417) {
+			if (g.json)
+				print_json(out);
+			else
+				print_plan_tree(stdout, out);
+			rc = status == 417 ? HF_EXIT_FAIL : HF_EXIT_OK;
+		} else {
+			rc = api_error(status, out);
+		}
+		json_decref(out);
+	}
+	free(esc);
+	free(rest);
+	free(path);
+	free(svc);
+	return rc;
+}
+
+/* plan start|stop|pause|resume|force-restart|force-complete */
+static int plan_action(int argc, char **argv, const char *verb,
+		       const char *endpoint, bool takes_step)
+{
+	static const struct option longopts[] = {
+	    {"param", required_argument, NULL, 'p'},
+	    {"phase", required_argument, NULL, 'P'},
+	    {"step", required_argument, NULL, 'S'},
+	    {"wait", no_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *plan = NULL, *phase = NULL, *step = NULL;
+	struct hf_kvlist params = {0};
+	struct hf_diags d = {0};
+	struct hf_buf q = HF_BUF_INIT;
+	bool wait = false;
+	double timeout = 0;
+	char *svc = NULL, *esc = NULL, *rest = NULL, *path = NULL;
+	json_t *body = NULL, *out = NULL;
+	long status;
+	int c, rc = HF_EXIT_USAGE;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "p:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (hf_options_add_arg(&params, optarg, &d)) {
+				hf_diags_print(stderr, &d);
+				goto out;
+			}
+			if (!hf_is_env_name(params.items[params.len - 1].key)) {
+				fprintf(stderr,
+					"holdfast: plan parameter '%s' is not "
+					"a valid environment variable name\n",
+					params.items[params.len - 1].key);
+				goto out;
+			}
+			break;
+		case 'P':
+			phase = optarg;
+			break;
+		case 'S':
+			step = optarg;
+			break;
+		case 'w':
+			wait = true;
+			break;
+		case 'T':
+			timeout = atof(optarg);
+			break;
+		case 'j':
+			g.json = true;
+			break;
+		default:
+			fprintf(stderr, "holdfast: unknown or incomplete flag %s\n",
+				argv[optind - 1]);
+			goto out;
+		}
+	}
+	for (int k = optind; k < argc; k++) {
+		if (!plan)
+			plan = argv[k];
+		else if (takes_step && !phase)
+			phase = argv[k];
+		else if (takes_step && !step)
+			step = argv[k];
+		else {
+			hf_cli_usage("plan", verb);
+			goto out;
+		}
+	}
+	if (!plan || (takes_step && (!phase || !step))) {
+		hf_cli_usage("plan", verb);
+		goto out;
+	}
+	rc = pick_service(&svc);
+	if (rc)
+		goto out;
+	if (phase) {
+		char *e = hf_url_escape(phase);
+
+		hf_buf_addf(&q, "?phase=%s", e);
+		free(e);
+	}
+	if (step) {
+		char *e = hf_url_escape(step);
+
+		hf_buf_addf(&q, "&step=%s", e);
+		free(e);
+	}
+	esc = hf_url_escape(plan);
+	rest = hf_xasprintf("/plans/%s/%s%s", esc, endpoint, hf_buf_str(&q));
+	path = svc_path(svc, rest);
+	if (params.len) {
+		body = json_object();
+		for (size_t i = 0; i < params.len; i++)
+			json_object_set_new(body, params.items[i].key,
+					    json_string(params.items[i].value));
+	}
+	rc = api("POST", path, body, &status, &out);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json && !wait)
+		print_json(out);
+	else if (!g.json)
+		printf("plan %s: %s %s\n", plan, verb,
+		       phase ? phase : "done");
+	rc = wait ? wait_plan(svc, plan, timeout) : HF_EXIT_OK;
+out:
+	hf_diags_release(&d);
+	hf_kvlist_release(&params);
+	hf_buf_release(&q);
+	json_decref(body);
+	json_decref(out);
+	free(svc);
+	free(esc);
+	free(rest);
+	free(path);
+	return rc;
+}
+
+static int cmd_plan_start(int argc, char **argv)
+{
+	return plan_action(argc, argv, "start", "start", false);
+}
+static int cmd_plan_stop(int argc, char **argv)
+{
+	return plan_action(argc, argv, "stop", "stop", false);
+}
+static int cmd_plan_pause(int argc, char **argv)
+{
+	return plan_action(argc, argv, "pause", "interrupt", false);
+}
+static int cmd_plan_resume(int argc, char **argv)
+{
+	return plan_action(argc, argv, "resume", "continue", false);
+}
+static int cmd_plan_force_restart(int argc, char **argv)
+{
+	return plan_action(argc, argv, "force-restart", "restart", true);
+}
+static int cmd_plan_force_complete(int argc, char **argv)
+{
+	return plan_action(argc, argv, "force-complete", "forceComplete", true);
+}
+
+/* ------------------------------------------------------------------ */
+/* pod and node                                                         */
+
+static int cmd_pod_status(int argc, char **argv)
+{
+	const char *only = NULL;
+	char *svc = NULL, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!only && argv[k][0] != '-')
+			only = argv[k];
+		else
+			return hf_cli_usage("pod", argv[0]);
+	}
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	path = svc_path(svc, "/pod/status");
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+	} else if (g.json) {
+		print_json(out);
+	} else {
+		size_t i, k;
+		json_t *p, *t;
+		bool list = strcmp(argv[0], "list") == 0;
+
+		if (!list)
+			printf("%-20s %-30s %-10s %-6s %-8s %s\n", "POD", "TASK",
+			       "STATUS", "READY", "RESTARTS", "NODE");
+		json_array_foreach(json_object_get(out, "pods"), i, p)
+		{
+			const char *pname =
+			    json_string_value(json_object_get(p, "name"));
+			const char *node =
+			    json_string_value(json_object_get(p, "node"));
+
+			if (only && strcmp(only, pname) != 0)
+				continue;
+			if (list) {
+				printf("%s\n", pname);
+				continue;
+			}
+			json_array_foreach(json_object_get(p, "tasks"), k, t)
+			{
+				const char *msg = json_string_value(
+				    json_object_get(t, "message"));
+
+				printf("%-20s %-30s %-10s %-6s %-8lld %s%s%s\n",
+				       pname,
+				       json_string_value(
+					   json_object_get(t, "name")),
+				       json_string_value(
+					   json_object_get(t, "status")),
+				       json_is_true(json_object_get(t, "ready"))
+					   ? "yes"
+					   : "no",
+				       (long long)json_integer_value(
+					   json_object_get(t, "restarts")),
+				       node ? node : "-", msg ? "  " : "",
+				       msg ? msg : "");
+			}
+		}
+	}
+	json_decref(out);
+out:
+	free(svc);
+	return rc;
+}
+
+static int cmd_pod_info(int argc, char **argv)
+{
+	char *svc = NULL, *esc, *rest, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	if (argc < 2)
+		return hf_cli_usage("pod", "info");
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	esc = hf_url_escape(argv[1]);
+	rest = hf_xasprintf("/pod/%s/info", esc);
+	path = svc_path(svc, rest);
+	rc = api("GET", path, NULL, &status, &out);
+	if (!rc) {
+		if (status != 200)
+			rc = api_error(status, out);
+		else
+			print_json(out);
+		json_decref(out);
+	}
+	free(esc);
+	free(rest);
+	free(path);
+	free(svc);
+	return rc;
+}
+
+static int cmd_node_list(int argc, char **argv)
+{
+	long status;
+	json_t *out;
+	size_t i;
+	json_t *n;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("node", "list");
+	}
+	rc = api("GET", "/v1/nodes", NULL, &status, &out);
+	if (rc)
+		return rc;
+	if (status != 200) {
+		rc = api_error(status, out);
+	} else if (g.json) {
+		print_json(out);
+	} else {
+		printf("%-20s %-16s %-10s %-6s %-10s %s\n", "NODE", "ADDRESS",
+		       "CONNECTED", "CPUS", "MEMORY", "LIMITS");
+		json_array_foreach(out, i, n)
+		{
+			const json_t *r = json_object_get(n, "resources");
+			const char *cg =
+			    json_string_value(json_object_get(n, "cgroups"));
+
+			printf("%-20s %-16s %-10s %-6g %-10.0f %s\n",
+			       json_string_value(json_object_get(n, "id")),
+			       json_string_value(json_object_get(n, "address"))
+				   ? json_string_value(
+					 json_object_get(n, "address"))
+				   : "-",
+			       json_is_true(json_object_get(n, "connected"))
+				   ? "yes"
+				   : "no",
+			       json_number_value(json_object_get(r, "cpus")),
+			       json_number_value(json_object_get(r, "memory_mb")),
+			       cg ? cg : "-");
+		}
+	}
+	json_decref(out);
+	return rc;
+}
+
+const struct hf_cli_cmd hf_client_cmds[] = {
+    {"service", "deploy", cmd_service_deploy,
+     "-f SPEC [-o KEY=VALUE]... [--options FILE] [--template-dir DIR] "
+     "[--wait] [--timeout S] [--json]",
+     "deploy a new service from a spec",
+     "Validates the spec here, sends it with its options and config\n"
+     "templates to the server, and starts its deploy plan. --wait shows the\n"
+     "plan's progress and exits 1 if it ends in ERROR."},
+    {"service", "list", cmd_service_list, "[--json]", "list services", NULL},
+    {"service", "status", cmd_service_status, "[NAME] [--json]",
+     "show a service's plans and tasks", NULL},
+    {"service", "remove", cmd_service_remove,
+     "NAME [--delete-volumes] [--wait] [--json]",
+     "stop a service's tasks and forget it",
+     "Kills the service's tasks and frees their reservations. Volumes are\n"
+     "kept (the command says where) unless --delete-volumes is given."},
+    {"plan", "list", cmd_plan_list, "[--json]", "list a service's plans", NULL},
+    {"plan", "show", cmd_plan_show, "[PLAN] [--json]",
+     "show a plan's phases and steps", NULL},
+    {"plan", "start", cmd_plan_start,
+     "PLAN [-p KEY=VALUE]... [--wait] [--timeout S]",
+     "start (or restart) a plan; parameters become task env vars", NULL},
+    {"plan", "stop", cmd_plan_stop, "PLAN", "stop a plan and reset it", NULL},
+    {"plan", "pause", cmd_plan_pause, "PLAN [--phase PHASE]",
+     "interrupt a plan or one phase", NULL},
+    {"plan", "resume", cmd_plan_resume, "PLAN [--phase PHASE]",
+     "continue a plan (also lets a canary go on)", NULL},
+    {"plan", "force-restart", cmd_plan_force_restart, "PLAN PHASE STEP",
+     "run a step again", NULL},
+    {"plan", "force-complete", cmd_plan_force_complete, "PLAN PHASE STEP",
+     "mark a step complete", NULL},
+    {"pod", "list", cmd_pod_status, "[--json]", "list pod instances", NULL},
+    {"pod", "status", cmd_pod_status, "[POD] [--json]",
+     "show pod instances and their tasks", NULL},
+    {"pod", "info", cmd_pod_info, "POD", "show a pod instance's record", NULL},
+    {"node", "list", cmd_node_list, "[--json]", "list nodes and their agents",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,1067 @@
+/*
+ * api.c - the server's HTTP routes, in one table, and their handlers.
+ * Handlers run on connection threads and take srv->mu for everything they
+ * read or change; the agent's long poll waits on srv->changed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/http.h"
+#include "common/err.h"
+#include "common/version.h"
+#include "server/api.h"
+#include "server/sched.h"
+
+#define AGENT_MAX_WAIT_S 30
+
+static struct hf_srv *srv_of(void *ctx)
+{
+	return ctx;
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* Finds the service named in the route, or answers 404. */
+static struct hf_service *route_service(struct hf_srv *s,
+					const struct hf_http_req *req,
+					struct hf_http_resp *resp)
+{
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	struct hf_service *svc = name ? hf_state_service(s, name) : NULL;
+
+	if (!svc)
+		hf_http_error(resp, HF_ENOTFOUND, "no service named '%s'",
+			      name ? name : "");
+	return svc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Services                                                             */
+
+static json_t *task_counts(const struct hf_service *svc)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		const struct hf_instance *in = svc->instances.items[i];
+
+		for (size_t k = 0; k < in->slots.len; k++) {
+			const struct hf_task_rec *r = in->slots.items[k].cur;
+			const char *st;
+			json_t *v;
+
+			if (!r)
+				continue;
+			st = hf_task_state_name(r->state);
+			v = json_object_get(o, st);
+			json_object_set_new(o, st,
+					    json_integer(v ? json_integer_value(v) + 1
+							   : 1));
+		}
+	}
+	return o;
+}
+
+static json_t *service_summary(struct hf_srv *s, struct hf_service *svc)
+{
+	json_t *plans = json_object();
+	struct hf_config *cfg = hf_state_target(svc);
+
+	for (size_t i = 0; cfg && i < cfg->plans.len; i++) {
+		struct hf_plan_view v;
+
+		if (hf_sched_plan_view(s, svc, cfg->plans.items[i].name, &v))
+			continue;
+		json_object_set_new(plans, cfg->plans.items[i].name,
+				    json_string(hf_status_name(v.status)));
+		hf_plan_view_release(&v);
+	}
+	return json_pack("{s:s, s:o, s:b, s:o, s:o, s:I}", "name", svc->name,
+			 "config_id", str_or_null(svc->target), "removing",
+			 svc->removing, "plans", plans, "tasks",
+			 task_counts(svc), "created", (json_int_t)svc->created);
+}
+
+static void h_services_list(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	json_t *a = json_array();
+
+	(void)req;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->services.len; i++)
+		json_array_append_new(a, service_summary(s, s->services.items[i]));
+	pthread_mutex_unlock(&s->mu);
+	hf_http_json(resp, 200, a);
+}
+
+static void h_service_get(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct hf_service *svc;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (svc)
+		hf_http_json(resp, 200, service_summary(s, svc));
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Copies a JSON object of strings into a kvlist; false if not all strings. */
+static bool json_to_kv(const json_t *o, struct hf_kvlist *out, bool env_names,
+		       const char **bad)
+{
+	const char *k;
+	json_t *v;
+
+	if (!o || json_is_null(o))
+		return true;
+	if (!json_is_object(o)) {
+		*bad = "(not an object)";
+		return false;
+	}
+	json_object_foreach((json_t *)o, k, v)
+	{
+		char num[64];
+
+		if (env_names && !hf_is_env_name(k)) {
+			*bad = k;
+			return false;
+		}
+		if (json_is_string(v)) {
+			hf_kvlist_set(out, k, json_string_value(v));
+		} else if (json_is_integer(v)) {
+			snprintf(num, sizeof(num), "%lld",
+				 (long long)json_integer_value(v));
+			hf_kvlist_set(out, k, num);
+		} else if (json_is_real(v)) {
+			snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+			hf_kvlist_set(out, k, num);
+		} else if (json_is_boolean(v)) {
+			hf_kvlist_set(out, k, json_is_true(v) ? "true" : "false");
+		} else {
+			*bad = k;
+			return false;
+		}
+	}
+	return true;
+}
+
+static void spec_error(struct hf_http_resp *resp, int status,
+		       const char *code, const char *what,
+		       const struct hf_diags *d)
+{
+	json_t *body;
+	const struct hf_diag *first = NULL;
+
+	for (size_t i = 0; i < d->len && !first; i++)
+		if (d->items[i].level == HF_DIAG_ERROR)
+			first = &d->items[i];
+	body = json_pack("{s:s, s:s++, s:o}", "error", code, "message", what,
+			 first ? ": " : "", first ? first->msg : "",
+			 "diagnostics", hf_diags_to_json(d));
+	hf_http_json(resp, status, body);
+}
+
+/*
+ * Reads {"spec", "file", "options", "templates"} into a new config.
+ * Answers the request and returns NULL when it is not usable.
+ */
+static struct hf_config *config_from_body(const struct hf_http_req *req,
+					  struct hf_http_resp *resp)
+{
+	struct hf_config *cfg = NULL;
+	struct hf_diags d = {0};
+	json_t *body = NULL;
+	const char *bad = NULL;
+	const char *text;
+
+	if (hf_http_body_json(req, resp, &body))
+		return NULL;
+	text = json_string_value(json_object_get(body, "spec"));
+	if (!json_is_object(body) || !text) {
+		hf_http_error(resp, HF_EINVAL,
+			      "the body needs \"spec\": the service spec text");
+		goto out;
+	}
+	cfg = hf_xcalloc(1, sizeof(*cfg));
+	cfg->text = hf_xstrdup(text);
+	if (json_is_string(json_object_get(body, "file")))
+		cfg->file = hf_xstrdup(
+		    json_string_value(json_object_get(body, "file")));
+	if (!json_to_kv(json_object_get(body, "options"), &cfg->options, false,
+			&bad) ||
+	    !json_to_kv(json_object_get(body, "templates"), &cfg->templates,
+			false, &bad)) {
+		hf_http_error(resp, HF_EINVAL,
+			      "options and templates are objects of strings; "
+			      "'%s' is not",
+			      bad);
+		goto fail;
+	}
+	cfg->created = hf_now_ms();
+	if (hf_state_config_load(cfg, &d)) {
+		spec_error(resp, 400, "invalid-spec", "the service spec is invalid",
+			   &d);
+		goto fail;
+	}
+	hf_diags_release(&d);
+	if (hf_spec_check_supported(cfg->spec, &d)) {
+		spec_error(resp, 422, "not-supported",
+			   "the spec uses what holdfast does not support yet",
+			   &d);
+		goto fail;
+	}
+	for (size_t p = 0; p < cfg->spec->plans.len; p++) {
+		const struct hf_spec_plan *pl = &cfg->spec->plans.items[p];
+
+		for (size_t k = 0; k < pl->phases.len; k++) {
+			const struct hf_spec_phase *ph = &pl->phases.items[k];
+
+			if (ph->pod && !hf_spec_find_pod(cfg->spec, ph->pod)) {
+				hf_http_error(resp, HF_ESPEC,
+					      "plan '%s' phase '%s' refers to "
+					      "pod '%s', which the spec does not "
+					      "declare",
+					      pl->name, ph->name, ph->pod);
+				goto fail;
+			}
+		}
+	}
+	goto out;
+fail:
+	hf_state_config_free(cfg);
+	cfg = NULL;
+out:
+	hf_diags_release(&d);
+	json_decref(body);
+	return cfg;
+}
+
+static void h_services_deploy(void *ctx, const struct hf_http_req *req,
+			      struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct hf_config *cfg = config_from_body(req, resp);
+	struct hf_service *svc;
+	char id[16];
+
+	if (!cfg)
+		return;
+	pthread_mutex_lock(&s->mu);
+	svc = hf_state_service(s, cfg->spec->name);
+	if (svc) {
+		hf_http_error(resp, HF_EEXISTS,
+			      svc->removing
+				  ? "service '%s' is being removed; deploy it "
+				    "again once it is gone"
+				  : "service '%s' already exists; use an update "
+				    "to change it",
+			      svc->name);
+		hf_state_config_free(cfg);
+		goto out;
+	}
+	svc = hf_xcalloc(1, sizeof(*svc));
+	svc->name = hf_xstrdup(cfg->spec->name);
+	svc->created = hf_now_ms();
+	snprintf(id, sizeof(id), "%u", 1u);
+	cfg->id = hf_xstrdup(id);
+	svc->next_config = 2;
+	svc->target = hf_xstrdup(id);
+	*HF_VEC_PUSH(&svc->configs) = cfg;
+	*HF_VEC_PUSH(&s->services) = svc;
+	/* The config first: a service record never points at nothing. */
+	hf_state_save_config(s, svc, cfg);
+	hf_state_save_service(s, svc);
+	hf_sched_start_plan(s, svc, "deploy", NULL);
+	hf_log("service %s: deployed config %s", svc->name, cfg->id);
+	hf_http_json(resp, 201,
+		     json_pack("{s:s, s:s, s:s}", "name", svc->name,
+			       "config_id", cfg->id, "plan", "deploy"));
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void h_service_remove(void *ctx, const struct hf_http_req *req,
+			     struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *dv = hf_kvlist_get(&req->query, "delete_volumes");
+	struct hf_service *svc;
+	json_t *vols;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	svc->removing = true;
+	svc->delete_volumes = dv && (strcmp(dv, "true") == 0 ||
+				     strcmp(dv, "1") == 0);
+	hf_state_save_service(s, svc);
+	vols = json_array();
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		char *key;
+
+		if (!in->node)
+			continue;
+		key = hf_sched_instance_volume_key(svc, in);
+		json_array_append_new(vols, json_pack("{s:s, s:s, s:s}",
+						      "instance", in->name,
+						      "node", in->node, "key",
+						      key));
+		free(key);
+	}
+	hf_log("service %s: removal requested (%s volumes)", svc->name,
+	       svc->delete_volumes ? "deleting" : "keeping");
+	hf_sched_changed(s, true);
+	hf_http_json(resp, 202,
+		     json_pack("{s:s, s:b, s:o}", "name", svc->name,
+			       "delete_volumes", svc->delete_volumes,
+			       "volumes", vols));
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* Plans                                                                */
+
+static void h_plans_list(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct hf_service *svc;
+	struct hf_config *cfg;
+	json_t *a;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	a = json_array();
+	cfg = hf_state_target(svc);
+	for (size_t i = 0; cfg && i < cfg->plans.len; i++)
+		json_array_append_new(a, json_string(cfg->plans.items[i].name));
+	json_array_append_new(a, json_string("recovery"));
+	hf_http_json(resp, 200, a);
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+static json_t *plan_json(struct hf_plan_view *v, const char *plan)
+{
+	json_t *phases = json_array();
+	json_t *errors = json_array();
+	size_t base = 0;
+
+	for (size_t p = 0; p < v->def->phases.len; p++) {
+		const struct hf_plan_phase_def *ph = &v->def->phases.items[p];
+		json_t *steps = json_array();
+
+		for (size_t k = 0; k < ph->steps.len; k++) {
+			const struct hf_step_out *o = &v->steps[base + k];
+			const char *msg = v->messages[base + k];
+			char *id = hf_xasprintf("%s/%s/%s", plan, ph->name,
+						ph->steps.items[k].name);
+
+			json_array_append_new(
+			    steps,
+			    json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name",
+				      ph->steps.items[k].name, "status",
+				      hf_status_name(o->status), "message",
+				      msg ? msg : ""));
+			if (o->status == HF_STATUS_ERROR)
+				json_array_append_new(
+				    errors,
+				    json_sprintf("%s: %s", ph->steps.items[k].name,
+						 msg ? msg : "failed"));
+			free(id);
+		}
+		json_array_append_new(
+		    phases,
+		    json_pack("{s:s++, s:s, s:s, s:s, s:s, s:o}", "id", plan, "/",
+			      ph->name, "name", ph->name, "pod", ph->pod,
+			      "status", hf_status_name(v->phases[p].status),
+			      "strategy", hf_strategy_name(ph->strategy),
+			      "steps", steps));
+		base += ph->steps.len;
+	}
+	return json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", plan, "status",
+			 hf_status_name(v->status), "strategy",
+			 hf_strategy_name(v->def->strategy), "phases", phases,
+			 "errors", errors);
+}
+
+/* The SDK answers plan queries with the status as the HTTP code. */
+static int plan_http_status(enum hf_status st)
+{
+	if (st == HF_STATUS_COMPLETE)
+		return 200;
+	if (st == HF_STATUS_ERROR)
+		return 417;
+	return 202;
+}
+
+static void h_plan_get(void *ctx, const struct hf_http_req *req,
+		       struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *plan = hf_kvlist_get(&req->params, "plan");
+	struct hf_service *svc;
+	struct hf_plan_view v;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	if (hf_sched_plan_view(s, svc, plan, &v)) {
+		hf_http_error(resp, HF_ENOTFOUND,
+			      "service '%s' has no plan '%s'", svc->name, plan);
+		goto out;
+	}
+	hf_http_json(resp, plan_http_status(v.status), plan_json(&v, plan));
+	hf_plan_view_release(&v);
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Finds a phase (by name) in a plan definition; -1 if absent. */
+static long phase_index(const struct hf_plan_def *def, const char *name)
+{
+	for (size_t p = 0; name && p < def->phases.len; p++)
+		if (strcmp(def->phases.items[p].name, name) == 0)
+			return (long)p;
+	return -1;
+}
+
+/* Resolves ?phase=&step= against a plan; answers 404 on failure. */
+static bool find_step(const struct hf_plan_def *def,
+		      const struct hf_http_req *req, struct hf_http_resp *resp,
+		      const struct hf_plan_phase_def **ph_out,
+		      const struct hf_plan_step_def **st_out)
+{
+	const char *phase = hf_kvlist_get(&req->query, "phase");
+	const char *step = hf_kvlist_get(&req->query, "step");
+	long p = phase_index(def, phase);
+
+	if (!phase || !step) {
+		hf_http_error(resp, HF_EINVAL,
+			      "this call needs ?phase=NAME&step=NAME");
+		return false;
+	}
+	if (p < 0) {
+		hf_http_error(resp, HF_ENOTFOUND, "plan '%s' has no phase '%s'",
+			      def->name, phase);
+		return false;
+	}
+	*ph_out = &def->phases.items[p];
+	for (size_t k = 0; k < (*ph_out)->steps.len; k++) {
+		const struct hf_plan_step_def *st = &(*ph_out)->steps.items[k];
+		char *id = hf_xasprintf("%s/%s/%s", def->name, phase, st->name);
+		bool match = strcmp(st->name, step) == 0 || strcmp(id, step) == 0;
+
+		free(id);
+		if (match) {
+			*st_out = st;
+			return true;
+		}
+	}
+	hf_http_error(resp, HF_ENOTFOUND, "phase '%s' has no step '%s'", phase,
+		      step);
+	return false;
+}
+
+enum plan_op {
+	OP_START,
+	OP_STOP,
+	OP_INTERRUPT,
+	OP_CONTINUE,
+	OP_FORCE_COMPLETE,
+	OP_RESTART,
+};
+
+static void plan_op(void *ctx, const struct hf_http_req *req,
+		    struct hf_http_resp *resp, enum plan_op op)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *plan = hf_kvlist_get(&req->params, "plan");
+	const char *phase = hf_kvlist_get(&req->query, "phase");
+	struct hf_kvlist params = {0};
+	struct hf_service *svc;
+	struct hf_config *cfg;
+	const struct hf_plan_def *def;
+	struct hf_plan_run *run;
+	json_t *body = NULL;
+	const char *bad = NULL;
+
+	if (op == OP_START && req->body_len) {
+		if (hf_http_body_json(req, resp, &body))
+			return;
+		if (!json_to_kv(body, &params, true, &bad)) {
+			hf_http_error(resp, HF_EINVAL,
+				      "plan parameters are an object of "
+				      "environment variables; '%s' is not a "
+				      "valid name or value",
+				      bad);
+			goto done;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	cfg = hf_state_target(svc);
+	def = cfg ? hf_plan_defs_find(&cfg->plans, plan) : NULL;
+	if (!def) {
+		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no plan '%s'",
+			      svc->name, plan);
+		goto out;
+	}
+	if (phase && phase_index(def, phase) < 0) {
+		hf_http_error(resp, HF_ENOTFOUND, "plan '%s' has no phase '%s'",
+			      plan, phase);
+		goto out;
+	}
+	if (svc->removing) {
+		hf_http_error(resp, HF_ECONFLICT, "service '%s' is being removed",
+			      svc->name);
+		goto out;
+	}
+	run = hf_state_run(svc, plan);
+	switch (op) {
+	case OP_START:
+		hf_sched_start_plan(s, svc, plan, &params);
+		break;
+	case OP_STOP:
+		if (!run) {
+			hf_http_error(resp, HF_ECONFLICT,
+				      "plan '%s' is not running", plan);
+			goto out;
+		}
+		run->active = false;
+		run->interrupted = true;
+		hf_strlist_release(&run->completed);
+		break;
+	case OP_INTERRUPT:
+		if (!run) {
+			hf_http_error(resp, HF_ECONFLICT,
+				      "plan '%s' has not been started", plan);
+			goto out;
+		}
+		if (phase) {
+			if (!hf_strlist_has(&run->interrupted_phases, phase))
+				hf_strlist_push(&run->interrupted_phases, phase);
+		} else {
+			run->interrupted = true;
+		}
+		break;
+	case OP_CONTINUE: {
+		struct hf_plan_view v;
+
+		if (!run) {
+			hf_http_error(resp, HF_ECONFLICT,
+				      "plan '%s' has not been started", plan);
+			goto out;
+		}
+		run->interrupted = false;
+		run->active = true;
+		if (phase) {
+			struct hf_strlist keep = {0};
+
+			for (size_t i = 0; i < run->interrupted_phases.len; i++)
+				if (strcmp(run->interrupted_phases.items[i],
+					   phase) != 0)
+					hf_strlist_push(
+					    &keep, run->interrupted_phases.items[i]);
+			hf_strlist_release(&run->interrupted_phases);
+			run->interrupted_phases = keep;
+		}
+		/*
+		 * A continue also lets a canary phase go on: the named
+		 * phase, or the first one that waits.
+		 */
+		if (hf_sched_plan_view(s, svc, plan, &v) == 0) {
+			for (size_t p = 0; p < def->phases.len; p++) {
+				const struct hf_plan_phase_def *ph =
+				    &def->phases.items[p];
+				const char *c;
+				char num[16];
+
+				if (phase && strcmp(ph->name, phase) != 0)
+					continue;
+				if (ph->strategy != HF_STRATEGY_SERIAL_CANARY &&
+				    ph->strategy != HF_STRATEGY_PARALLEL_CANARY)
+					continue;
+				if (!phase &&
+				    v.phases[p].status != HF_STATUS_WAITING)
+					continue;
+				c = hf_kvlist_get(&run->continues, ph->name);
+				snprintf(num, sizeof(num), "%d",
+					 (c ? atoi(c) : 0) + 1);
+				hf_kvlist_set(&run->continues, ph->name, num);
+				if (!phase)
+					break;
+			}
+			hf_plan_view_release(&v);
+		}
+		break;
+	}
+	case OP_FORCE_COMPLETE:
+	case OP_RESTART: {
+		const struct hf_plan_phase_def *ph;
+		const struct hf_plan_step_def *st;
+		char *key;
+
+		if (!find_step(def, req, resp, &ph, &st))
+			goto out;
+		if (!run) {
+			hf_sched_start_plan(s, svc, plan, NULL);
+			run = hf_state_run(svc, plan);
+		}
+		key = hf_xasprintf("%s/%s", ph->name, st->name);
+		if (op == OP_FORCE_COMPLETE) {
+			if (!hf_strlist_has(&run->force_complete, key))
+				hf_strlist_push(&run->force_complete, key);
+		} else {
+			struct hf_strlist keep = {0};
+			char *iname = hf_xasprintf("%s-%lld", st->pod,
+						   (long long)st->index);
+			struct hf_instance *in = hf_state_instance(svc, iname);
+
+			free(iname);
+			for (size_t i = 0; i < run->completed.len; i++)
+				if (strcmp(run->completed.items[i], key) != 0)
+					hf_strlist_push(&keep,
+							run->completed.items[i]);
+			hf_strlist_release(&run->completed);
+			run->completed = keep;
+			keep = (struct hf_strlist){0};
+			for (size_t i = 0; i < run->force_complete.len; i++)
+				if (strcmp(run->force_complete.items[i], key) != 0)
+					hf_strlist_push(
+					    &keep, run->force_complete.items[i]);
+			hf_strlist_release(&run->force_complete);
+			run->force_complete = keep;
+			for (size_t t = 0; in && t < st->tasks.len; t++) {
+				struct hf_task_slot *sl =
+				    hf_state_slot(in, st->tasks.items[t]);
+
+				sl->once_done = false;
+				if (sl->cur && hf_task_state_live(sl->cur->state)) {
+					sl->cur->kill = true;
+					sl->cur->restart = false;
+				} else if (sl->cur) {
+					/* Forget the old result: run it again. */
+					hf_task_rec_free(sl->cur);
+					sl->cur = NULL;
+				}
+			}
+			if (in)
+				hf_state_save_instance(s, svc, in);
+		}
+		run->active = true;
+		free(key);
+		break;
+	}
+	}
+	if (run)
+		hf_state_save_run(s, svc, run);
+	hf_sched_changed(s, true);
+	hf_http_json(resp, 200,
+		     json_pack("{s:s, s:s}", "message", "ok", "plan", plan));
+out:
+	pthread_mutex_unlock(&s->mu);
+done:
+	hf_kvlist_release(&params);
+	json_decref(body);
+}
+
+static void h_plan_start(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	plan_op(ctx, req, resp, OP_START);
+}
+static void h_plan_stop(void *ctx, const struct hf_http_req *req,
+			struct hf_http_resp *resp)
+{
+	plan_op(ctx, req, resp, OP_STOP);
+}
+static void h_plan_interrupt(void *ctx, const struct hf_http_req *req,
+			     struct hf_http_resp *resp)
+{
+	plan_op(ctx, req, resp, OP_INTERRUPT);
+}
+static void h_plan_continue(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	plan_op(ctx, req, resp, OP_CONTINUE);
+}
+static void h_plan_force(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	plan_op(ctx, req, resp, OP_FORCE_COMPLETE);
+}
+static void h_plan_restart(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	plan_op(ctx, req, resp, OP_RESTART);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pods and nodes                                                       */
+
+static void h_pod_status(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct hf_service *svc;
+	json_t *pods;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	pods = json_array();
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		json_t *tasks = json_array();
+
+		for (size_t k = 0; k < in->slots.len; k++) {
+			struct hf_task_slot *sl = &in->slots.items[k];
+			char *name = hf_xasprintf("%s-%s", in->name, sl->task);
+
+			json_array_append_new(
+			    tasks,
+			    json_pack("{s:s, s:o, s:s, s:b, s:I, s:o}", "name",
+				      name, "id",
+				      sl->cur ? json_string(sl->cur->id)
+					      : json_null(),
+				      "status",
+				      sl->cur ? hf_task_state_name(sl->cur->state)
+					      : "NOT_LAUNCHED",
+				      "ready", sl->cur && sl->cur->ready,
+				      "restarts", (json_int_t)sl->restarts,
+				      "message",
+				      sl->cur && sl->cur->message
+					  ? json_string(sl->cur->message)
+					  : json_null()));
+			free(name);
+		}
+		json_array_append_new(
+		    pods, json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", in->name,
+				    "pod", in->pod, "node", str_or_null(in->node),
+				    "message", str_or_null(in->message), "tasks",
+				    tasks));
+	}
+	hf_http_json(resp, 200,
+		     json_pack("{s:s, s:o}", "service", svc->name, "pods", pods));
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void h_pod_info(void *ctx, const struct hf_http_req *req,
+		       struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *name = hf_kvlist_get(&req->params, "pod");
+	struct hf_service *svc;
+	struct hf_instance *in;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	in = hf_state_instance(svc, name);
+	if (!in) {
+		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no pod '%s'",
+			      svc->name, name);
+		goto out;
+	}
+	hf_http_json(resp, 200, hf_instance_to_json(in));
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void h_nodes(void *ctx, const struct hf_http_req *req,
+		    struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	json_t *a = json_array();
+	int64_t now = hf_now_ms();
+
+	(void)req;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->nodes.len; i++) {
+		struct hf_node *n = s->nodes.items[i];
+		json_t *attrs = json_object();
+
+		for (size_t k = 0; k < n->attributes.len; k++)
+			json_object_set_new(attrs, n->attributes.items[k].key,
+					    json_string(n->attributes.items[k].value));
+		json_array_append_new(
+		    a,
+		    json_pack("{s:s, s:o, s:o, s:o, s:{s:f, s:f, s:f, s:I, s:I}, "
+			      "s:o, s:I, s:b}",
+			      "id", n->id, "hostname", str_or_null(n->hostname),
+			      "address", str_or_null(n->address), "attributes",
+			      attrs, "resources", "cpus", n->cpus, "memory_mb",
+			      n->memory_mb, "disk_mb", n->disk_mb, "port_begin",
+			      (json_int_t)n->port_begin, "port_end",
+			      (json_int_t)n->port_end, "cgroups",
+			      str_or_null(n->cgroups), "last_seen",
+			      (json_int_t)n->last_seen, "connected",
+			      now - n->last_seen < 30000));
+	}
+	pthread_mutex_unlock(&s->mu);
+	hf_http_json(resp, 200, a);
+}
+
+static void h_version(void *ctx, const struct hf_http_req *req,
+		      struct hf_http_resp *resp)
+{
+	(void)ctx;
+	(void)req;
+	hf_http_json(resp, 200, json_pack("{s:s}", "version", HF_VERSION));
+}
+
+/* ------------------------------------------------------------------ */
+/* Agents                                                               */
+
+static double num_or(const json_t *o, const char *k, double def)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_number(v) ? json_number_value(v) : def;
+}
+
+static struct hf_node *node_update(struct hf_srv *s, const char *id,
+				   const json_t *info)
+{
+	struct hf_node *n = hf_state_node(s, id);
+	const json_t *res = json_object_get(info, "resources");
+	const json_t *ports = json_array_get(json_object_get(res, "ports"), 0);
+	const json_t *cg = json_object_get(info, "cgroups");
+	int64_t started = (int64_t)num_or(info, "started_at", 0);
+	bool fresh = false;
+
+	if (!n) {
+		n = hf_xcalloc(1, sizeof(*n));
+		n->id = hf_xstrdup(id);
+		n->port_begin = 10000;
+		n->port_end = 20000;
+		*HF_VEC_PUSH(&s->nodes) = n;
+		fresh = true;
+		hf_log("node %s registered", id);
+	}
+	if (json_is_object(info)) {
+		const char *h = json_string_value(json_object_get(info, "hostname"));
+		const char *a = json_string_value(json_object_get(info, "address"));
+		const char *note = json_string_value(json_object_get(cg, "note"));
+		const char *k;
+		json_t *v;
+
+		if (h && (!n->hostname || strcmp(h, n->hostname))) {
+			free(n->hostname);
+			n->hostname = hf_xstrdup(h);
+			fresh = true;
+		}
+		if (a && (!n->address || strcmp(a, n->address))) {
+			free(n->address);
+			n->address = hf_xstrdup(a);
+			fresh = true;
+		}
+		if (note && (!n->cgroups || strcmp(note, n->cgroups))) {
+			free(n->cgroups);
+			n->cgroups = hf_xstrdup(note);
+			fresh = true;
+		}
+		json_object_foreach(json_object_get(info, "attributes"), k, v)
+		    if (json_is_string(v)) hf_kvlist_set(&n->attributes, k,
+							 json_string_value(v));
+		n->cpus = num_or(res, "cpus", n->cpus);
+		n->memory_mb = num_or(res, "memory_mb", n->memory_mb);
+		n->disk_mb = num_or(res, "disk_mb", n->disk_mb);
+		if (ports) {
+			n->port_begin = (int64_t)num_or(ports, "begin",
+							(double)n->port_begin);
+			n->port_end =
+			    (int64_t)num_or(ports, "end", (double)n->port_end);
+		}
+		if (started && started != n->agent_started_at) {
+			if (n->agent_started_at)
+				hf_log("node %s: its agent restarted", id);
+			n->agent_started_at = started;
+		}
+	}
+	n->last_seen = hf_now_ms();
+	if (fresh)
+		hf_state_save_node(s, n);
+	return n;
+}
+
+static json_t *desired_for(struct hf_srv *s, const char *node)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			if (!in->node || strcmp(in->node, node) != 0)
+				continue;
+			for (size_t t = 0; t < in->slots.len; t++) {
+				struct hf_task_slot *sl = &in->slots.items[t];
+				json_t *o;
+
+				if (!sl->cur || sl->cur->kill ||
+				    !hf_task_state_live(sl->cur->state))
+					continue;
+				o = hf_sched_launch_order(s, svc, in, sl);
+				if (o)
+					json_array_append_new(a, o);
+			}
+		}
+	}
+	return a;
+}
+
+static void h_agent_sync(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	json_t *body = NULL, *tasks, *e, *dv;
+	const char *node_id;
+	struct hf_node *n;
+	uint64_t seen;
+	double wait;
+	size_t i;
+
+	if (hf_http_body_json(req, resp, &body))
+		return;
+	node_id = json_string_value(json_object_get(body, "node_id"));
+	if (!node_id || !*node_id) {
+		hf_http_error(resp, HF_EINVAL, "the sync needs a node_id");
+		json_decref(body);
+		return;
+	}
+	tasks = json_object_get(body, "tasks");
+	seen = (uint64_t)num_or(body, "generation", 0);
+	wait = num_or(body, "wait", 0);
+	if (wait > AGENT_MAX_WAIT_S)
+		wait = AGENT_MAX_WAIT_S;
+	pthread_mutex_lock(&s->mu);
+	n = node_update(s, node_id, json_object_get(body, "info"));
+	json_array_foreach(tasks, i, e) hf_sched_task_report(s, node_id, e);
+	/*
+	 * Only the newest report may declare tasks lost: an older request
+	 * that was overtaken by a newer one lacks tasks started since.
+	 */
+	{
+		double seq = num_or(body, "seq", 0);
+
+		if (json_is_array(tasks) && seq >= n->last_report_seq) {
+			n->last_report_seq = seq;
+			hf_sched_reconcile_node(s, node_id, tasks);
+		}
+	}
+	dv = json_object_get(body, "deleted_volumes");
+	if (json_array_size(dv)) {
+		struct hf_strlist keep = {0};
+
+		for (size_t k = 0; k < n->delete_volumes.len; k++) {
+			bool done = false;
+
+			json_array_foreach(dv, i, e) if (json_is_string(e) &&
+							  strcmp(json_string_value(e),
+								 n->delete_volumes
+								     .items[k]) ==
+							      0) done = true;
+			if (!done)
+				hf_strlist_push(&keep, n->delete_volumes.items[k]);
+			else
+				hf_log("node %s: volume %s deleted", n->id,
+				       n->delete_volumes.items[k]);
+		}
+		hf_strlist_release(&n->delete_volumes);
+		n->delete_volumes = keep;
+		hf_state_save_node(s, n);
+	}
+	/* Run the scheduler now so a report turns into action at once. */
+	hf_sched_tick(s);
+	if (wait > 0 && seen == s->generation && !s->stopping) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)wait;
+		while (seen == s->generation && !s->stopping &&
+		       !hf_http_server_stopping(req->server)) {
+			if (pthread_cond_timedwait(&s->changed, &s->mu, &until) ==
+			    ETIMEDOUT)
+				break;
+		}
+	}
+	n = hf_state_node(s, node_id);
+	n->last_seen = hf_now_ms();
+	{
+		json_t *dels = json_array();
+
+		for (size_t k = 0; k < n->delete_volumes.len; k++)
+			json_array_append_new(
+			    dels, json_string(n->delete_volumes.items[k]));
+		hf_http_json(resp, 200,
+			     json_pack("{s:I, s:o, s:o, s:i}", "generation",
+				       (json_int_t)s->generation, "tasks",
+				       desired_for(s, node_id), "delete_volumes",
+				       dels, "heartbeat_interval", 2));
+	}
+	pthread_mutex_unlock(&s->mu);
+	json_decref(body);
+}
+
+/* ------------------------------------------------------------------ */
+/* The route table                                                      */
+
+static const struct hf_http_route routes[] = {
+    {"POST", "/v1/agent/sync", h_agent_sync, HF_ROUTE_AGENT, NULL},
+    {"GET", "/v1/version", h_version, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/services", h_services_list, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/services", h_services_deploy, HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/services/{svc}", h_service_get, HF_ROUTE_READ, NULL},
+    {"DELETE", "/v1/services/{svc}", h_service_remove, HF_ROUTE_WRITE,
+     "delete_volumes"},
+    {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/service/{svc}/plans", h_plans_list, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/service/{svc}/plans/{plan}", h_plan_get, HF_ROUTE_READ,
+     NULL},
+    {"POST", "/v1/service/{svc}/plans/{plan}/start", h_plan_start,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/service/{svc}/plans/{plan}/stop", h_plan_stop,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/service/{svc}/plans/{plan}/interrupt", h_plan_interrupt,
+     HF_ROUTE_WRITE, "phase"},
+    {"POST", "/v1/service/{svc}/plans/{plan}/continue", h_plan_continue,
+     HF_ROUTE_WRITE, "phase"},
+    {"POST", "/v1/service/{svc}/plans/{plan}/forceComplete", h_plan_force,
+     HF_ROUTE_WRITE, "phase step"},
+    {"POST", "/v1/service/{svc}/plans/{plan}/restart", h_plan_restart,
+     HF_ROUTE_WRITE, "phase step"},
+    {"GET", "/v1/service/{svc}/pod/status", h_pod_status, HF_ROUTE_READ,
+     NULL},
+    {"GET", "/v1/service/{svc}/pod/{pod}/info", h_pod_info, HF_ROUTE_READ,
+     NULL},
+};
+
+const struct hf_http_route *hf_server_routes(size_t *n)
+{
+	*n = HF_ARRAY_LEN(routes);
+	return routes;
+}

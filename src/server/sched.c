@@ -1,0 +1,1241 @@
+/*
+ * sched.c - where a step becomes a launch.
+ *
+ * Each tick evaluates the active plan runs of every service with the pure
+ * plan engine, launches the tasks of the steps it may work on, relaunches
+ * failed tasks the service keeps running (recovery), and carries out
+ * removals. A launch is written to the store (task record in STAGING)
+ * before the generation is bumped, which is what makes it visible to the
+ * agent: a crash between the two loses nothing and duplicates nothing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "server/sched.h"
+
+#define PLACEMENT_NODE_FRESH_MS (60 * 1000)
+
+void hf_sched_changed(struct hf_srv *s, bool desired)
+{
+	if (desired)
+		s->generation++;
+	s->status_seq++;
+	pthread_cond_broadcast(&s->changed);
+}
+
+static const struct hf_spec_pod *pod_of(const struct hf_config *cfg,
+					const char *pod)
+{
+	return cfg && cfg->spec ? hf_spec_find_pod(cfg->spec, pod) : NULL;
+}
+
+static bool is_custom(const struct hf_plan_run *run)
+{
+	return run && strcmp(run->plan, "deploy") != 0 &&
+	       strcmp(run->plan, "update") != 0 &&
+	       strcmp(run->plan, "recovery") != 0;
+}
+
+static char *run_id(const struct hf_plan_run *run)
+{
+	return hf_xasprintf("%s#%u", run->plan, run->number);
+}
+
+/* What a step needs to know of one of its tasks. */
+static enum hf_task_fact task_fact(const struct hf_service *svc,
+				   const struct hf_config *cfg,
+				   const struct hf_plan_run *run,
+				   struct hf_instance *in,
+				   const struct hf_spec_task *task, int64_t now)
+{
+	struct hf_task_slot *sl = NULL;
+	struct hf_task_rec *r;
+	bool custom = is_custom(run);
+
+	(void)svc;
+	if (!in)
+		return HF_FACT_NONE;
+	for (size_t i = 0; i < in->slots.len; i++)
+		if (strcmp(in->slots.items[i].task, task->name) == 0)
+			sl = &in->slots.items[i];
+	if (!sl)
+		return HF_FACT_NONE;
+	if (task->goal == HF_GOAL_ONCE && !custom && sl->once_done)
+		return HF_FACT_DONE;
+	r = sl->cur;
+	if (!r)
+		return HF_FACT_NONE;
+	switch (r->state) {
+	case HF_TS_STAGING:
+		return HF_FACT_STAGED;
+	case HF_TS_STARTING:
+		return HF_FACT_STARTING;
+	case HF_TS_RUNNING:
+		if (task->goal != HF_GOAL_RUNNING)
+			return HF_FACT_RUNNING;
+		if (r->kill)
+			return HF_FACT_STAGED; /* being replaced */
+		if (!custom && strcmp(r->config_id, cfg->id) != 0)
+			return HF_FACT_NONE; /* runs an older config */
+		return r->ready && !r->paused ? HF_FACT_DONE : HF_FACT_RUNNING;
+	case HF_TS_FINISHED:
+		if (task->goal == HF_GOAL_RUNNING)
+			break;
+		if (custom) {
+			char *id = run_id(run);
+			bool mine = r->run && strcmp(r->run, id) == 0;
+
+			free(id);
+			return mine ? HF_FACT_DONE : HF_FACT_NONE;
+		}
+		if (task->goal == HF_GOAL_ONCE ||
+		    strcmp(r->config_id, cfg->id) == 0)
+			return HF_FACT_DONE;
+		return HF_FACT_NONE; /* FINISH reruns on a config change */
+	default:
+		break;
+	}
+	if (custom) {
+		/* A failure from an earlier run of a custom plan is history. */
+		char *id = run_id(run);
+		bool mine = r->run && strcmp(r->run, id) == 0;
+
+		free(id);
+		if (!mine)
+			return HF_FACT_NONE;
+	}
+	if (r->kill && !r->finished_at)
+		return HF_FACT_STAGED;
+	return sl->backoff_until > now ? HF_FACT_BACKOFF : HF_FACT_FAILED;
+}
+
+/* ------------------------------------------------------------------ */
+/* Placement                                                            */
+
+static bool port_used_on_node(struct hf_srv *s, const char *node,
+			      const struct hf_instance *self, int64_t port)
+{
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			if (in == self || !in->node || strcmp(in->node, node))
+				continue;
+			for (size_t p = 0; p < in->ports.len; p++)
+				if (atoll(in->ports.items[p].value) == port)
+					return true;
+		}
+	}
+	return false;
+}
+
+static size_t node_instances(struct hf_srv *s, const char *node)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++)
+			if (svc->instances.items[k]->node &&
+			    strcmp(svc->instances.items[k]->node, node) == 0)
+				n++;
+	}
+	return n;
+}
+
+static void set_message(struct hf_instance *in, const char *msg)
+{
+	free(in->message);
+	in->message = msg ? hf_xstrdup(msg) : NULL;
+}
+
+/*
+ * Gives an instance a node and its ports, once, for its lifetime: ports
+ * and volumes stay the same across task restarts.
+ */
+static bool place(struct hf_srv *s, struct hf_service *svc,
+		  const struct hf_spec_pod *pod, struct hf_instance *in,
+		  int64_t now)
+{
+	struct hf_node *best = NULL;
+	size_t best_load = 0;
+	struct hf_kvlist ports = {0};
+	char *why = NULL;
+
+	if (in->node)
+		return true;
+	for (size_t i = 0; i < s->nodes.len; i++) {
+		struct hf_node *n = s->nodes.items[i];
+		size_t load;
+
+		if (now - n->last_seen > PLACEMENT_NODE_FRESH_MS)
+			continue;
+		load = node_instances(s, n->id);
+		if (!best || load < best_load) {
+			best = n;
+			best_load = load;
+		}
+	}
+	if (!best) {
+		if (!in->message || !strstr(in->message, "agent"))
+			set_message(in, "waiting for an agent to register");
+		return false;
+	}
+	for (size_t r = 0; r < pod->resource_sets.len && !why; r++) {
+		const struct hf_spec_resource_set *rs = &pod->resource_sets.items[r];
+
+		for (size_t p = 0; p < rs->ports.len && !why; p++) {
+			const struct hf_spec_port *sp = &rs->ports.items[p];
+			int64_t num = sp->port;
+			char buf[24];
+
+			if (num > 0) {
+				if (port_used_on_node(s, best->id, in, num))
+					why = hf_xasprintf(
+					    "port %lld (%s) is already reserved "
+					    "on node %s",
+					    (long long)num, sp->name, best->id);
+			} else {
+				for (num = best->port_begin;
+				     num <= best->port_end; num++) {
+					bool taken =
+					    port_used_on_node(s, best->id, in,
+							      num);
+
+					for (size_t q = 0; q < ports.len; q++)
+						if (atoll(ports.items[q].value) ==
+						    num)
+							taken = true;
+					if (!taken)
+						break;
+				}
+				if (num > best->port_end)
+					why = hf_xasprintf(
+					    "no free port left in %lld-%lld on "
+					    "node %s",
+					    (long long)best->port_begin,
+					    (long long)best->port_end, best->id);
+			}
+			snprintf(buf, sizeof(buf), "%lld", (long long)num);
+			hf_kvlist_set(&ports, sp->name, buf);
+		}
+	}
+	if (why) {
+		if (!in->message || strcmp(in->message, why) != 0) {
+			hf_log("service %s: cannot place %s: %s", svc->name,
+			       in->name, why);
+			set_message(in, why);
+			hf_state_save_instance(s, svc, in);
+		}
+		free(why);
+		hf_kvlist_release(&ports);
+		return false;
+	}
+	in->node = hf_xstrdup(best->id);
+	hf_kvlist_release(&in->ports);
+	in->ports = ports;
+	set_message(in, NULL);
+	hf_state_save_instance(s, svc, in);
+	hf_log("service %s: placed %s on node %s", svc->name, in->name,
+	       best->id);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Launching                                                            */
+
+static const struct hf_spec_task *task_spec(const struct hf_spec_pod *pod,
+					    const char *task)
+{
+	return pod ? hf_spec_find_task(pod, task) : NULL;
+}
+
+/* True if another task of the same resource set is live in the instance. */
+static struct hf_task_rec *rs_busy(const struct hf_spec_pod *pod,
+				   struct hf_instance *in,
+				   const struct hf_spec_task *task)
+{
+	for (size_t i = 0; i < in->slots.len; i++) {
+		struct hf_task_slot *sl = &in->slots.items[i];
+		const struct hf_spec_task *other = task_spec(pod, sl->task);
+
+		if (!other || other == task || !sl->cur ||
+		    !hf_task_state_live(sl->cur->state))
+			continue;
+		if (other->resource_set == task->resource_set)
+			return sl->cur;
+	}
+	return NULL;
+}
+
+/*
+ * Records launches of tasks in an instance (one write, before any agent
+ * can see them) and makes them visible.
+ */
+static void launch(struct hf_srv *s, struct hf_service *svc,
+		   const char *config_id, const struct hf_plan_run *run,
+		   const char *run_name, struct hf_instance *in,
+		   const struct hf_strlist *tasks, bool restart)
+{
+	const struct hf_config *cfg = hf_state_config(svc, config_id);
+	const struct hf_spec_pod *pod = pod_of(cfg, in->pod);
+	int64_t now = hf_now_ms();
+
+	for (size_t i = 0; i < tasks->len; i++) {
+		const struct hf_spec_task *t = task_spec(pod, tasks->items[i]);
+		struct hf_task_slot *sl = hf_state_slot(in, tasks->items[i]);
+		struct hf_task_rec *r = hf_xcalloc(1, sizeof(*r));
+		char *uuid = hf_new_uuid();
+
+		r->id = hf_xasprintf("%s-%s__%s", in->name, sl->task, uuid);
+		free(uuid);
+		r->config_id = hf_xstrdup(config_id);
+		r->run = run ? run_id(run) : hf_xstrdup(run_name ? run_name
+								  : "recovery");
+		r->state = HF_TS_STAGING;
+		r->exit_code = -1;
+		r->healthy = -1;
+		r->launched_at = now;
+		if (run)
+			hf_kvlist_copy(&r->params, &run->params);
+		else if (sl->cur)
+			hf_kvlist_copy(&r->params, &sl->cur->params);
+		hf_task_rec_free(sl->cur);
+		sl->cur = r;
+		sl->launches++;
+		if (restart) {
+			sl->restarts++;
+			s->restarts++;
+		}
+		if (t && t->goal == HF_GOAL_RUNNING)
+			sl->want_running = true;
+		s->launches++;
+		hf_log("service %s: %s %s on node %s (config %s)", svc->name,
+		       restart ? "relaunching" : "launching", r->id, in->node,
+		       config_id);
+	}
+	hf_state_save_instance(s, svc, in);
+	hf_sched_changed(s, true);
+}
+
+/*
+ * Asks for a live task to be stopped. restart: recovery relaunches it once
+ * it stopped (its pod restarts, or a resource set was borrowed); otherwise
+ * whoever stopped it decides what comes next.
+ */
+static void kill_task(struct hf_srv *s, struct hf_service *svc,
+		      struct hf_instance *in, struct hf_task_rec *r,
+		      const char *why, bool restart)
+{
+	if (r->kill || !hf_task_state_live(r->state))
+		return;
+	r->kill = true;
+	r->restart = restart;
+	if (r->state == HF_TS_STAGING) {
+		/* Never seen by an agent: nothing to stop. */
+		r->state = HF_TS_KILLED;
+		r->finished_at = hf_now_ms();
+	}
+	hf_log("service %s: stopping %s: %s", svc->name, r->id, why);
+	hf_state_save_instance(s, svc, in);
+	hf_sched_changed(s, true);
+}
+
+static void act_step(struct hf_srv *s, struct hf_service *svc,
+		     struct hf_config *cfg, struct hf_plan_run *run,
+		     const struct hf_plan_step_def *st, int64_t now)
+{
+	const struct hf_spec_pod *pod = pod_of(cfg, st->pod);
+	struct hf_instance *in;
+	struct hf_strlist todo = {0};
+	char *name;
+
+	if (!pod)
+		return;
+	name = hf_xasprintf("%s-%lld", st->pod, (long long)st->index);
+	in = hf_state_instance(svc, name);
+	free(name);
+	if (!in)
+		in = hf_state_instance_add(svc, st->pod, st->index);
+	if (!place(s, svc, pod, in, now))
+		return;
+	for (size_t i = 0; i < st->tasks.len; i++) {
+		const struct hf_spec_task *t = task_spec(pod, st->tasks.items[i]);
+		enum hf_task_fact f;
+		struct hf_task_rec *busy;
+
+		if (!t)
+			continue;
+		f = task_fact(svc, cfg, run, in, t, now);
+		if (f != HF_FACT_NONE && f != HF_FACT_FAILED)
+			continue;
+		{
+			struct hf_task_slot *sl = hf_state_slot(in, t->name);
+
+			if (sl->cur && hf_task_state_live(sl->cur->state)) {
+				/* An older launch still runs: stop it first. */
+				kill_task(s, svc, in, sl->cur,
+					  "the plan relaunches it", false);
+				continue;
+			}
+		}
+		busy = rs_busy(pod, in, t);
+		if (busy) {
+			kill_task(s, svc, in, busy,
+				  "its resource set is needed by another task",
+				  true);
+			continue;
+		}
+		hf_strlist_push(&todo, t->name);
+	}
+	if (todo.len) {
+		bool restart = false;
+
+		for (size_t i = 0; i < todo.len; i++) {
+			struct hf_task_slot *sl = hf_state_slot(in, todo.items[i]);
+
+			if (sl->cur && sl->cur->state == HF_TS_FAILED)
+				restart = true;
+		}
+		launch(s, svc, cfg->id, run, NULL, in, &todo, restart);
+	}
+	hf_strlist_release(&todo);
+}
+
+/* ------------------------------------------------------------------ */
+/* Plan runs                                                            */
+
+static size_t total_steps(const struct hf_plan_def *def)
+{
+	size_t n = 0;
+
+	for (size_t p = 0; p < def->phases.len; p++)
+		n += def->phases.items[p].steps.len;
+	return n;
+}
+
+static char *step_key(const struct hf_plan_phase_def *ph,
+		      const struct hf_plan_step_def *st)
+{
+	return hf_xasprintf("%s/%s", ph->name, st->name);
+}
+
+static char *step_message(struct hf_service *svc, struct hf_config *cfg,
+			  const struct hf_plan_step_def *st)
+{
+	char *name = hf_xasprintf("%s-%lld", st->pod, (long long)st->index);
+	struct hf_instance *in = hf_state_instance(svc, name);
+	struct hf_buf b = HF_BUF_INIT;
+
+	free(name);
+	(void)cfg;
+	if (!in)
+		return NULL;
+	if (in->message)
+		hf_buf_adds(&b, in->message);
+	for (size_t i = 0; i < st->tasks.len; i++) {
+		struct hf_task_slot *sl = NULL;
+
+		for (size_t k = 0; k < in->slots.len; k++)
+			if (strcmp(in->slots.items[k].task, st->tasks.items[i]) ==
+			    0)
+				sl = &in->slots.items[k];
+		if (!sl || !sl->cur || !sl->cur->message)
+			continue;
+		hf_buf_addf(&b, "%s%s: %s", b.len ? "; " : "", sl->task,
+			    sl->cur->message);
+	}
+	return b.len ? hf_buf_detach(&b) : NULL;
+}
+
+/* Evaluates a run without acting; fills a view the caller releases. */
+static void eval_run(struct hf_srv *s, struct hf_service *svc,
+		     struct hf_config *cfg, struct hf_plan_run *run,
+		     const struct hf_plan_def *def, struct hf_plan_view *v)
+{
+	size_t n = total_steps(def), base = 0;
+	struct hf_step_in *in = hf_xcalloc(n ? n : 1, sizeof(*in));
+	bool *ph_int = hf_xcalloc(def->phases.len + 1, sizeof(*ph_int));
+	int *cont = hf_xcalloc(def->phases.len + 1, sizeof(*cont));
+	struct hf_plan_overrides ov = {
+	    .interrupted = run ? run->interrupted : false,
+	    .phase_interrupted = ph_int,
+	    .canary_continues = cont,
+	};
+	int64_t now = hf_now_ms();
+
+	(void)s;
+	v->def = def;
+	v->steps = hf_xcalloc(n ? n : 1, sizeof(*v->steps));
+	v->phases = hf_xcalloc(def->phases.len + 1, sizeof(*v->phases));
+	v->messages = hf_xcalloc(n ? n : 1, sizeof(*v->messages));
+	for (size_t p = 0; p < def->phases.len; p++) {
+		const struct hf_plan_phase_def *ph = &def->phases.items[p];
+		const struct hf_spec_pod *pod = pod_of(cfg, ph->pod);
+
+		if (run) {
+			const char *c = hf_kvlist_get(&run->continues, ph->name);
+
+			ph_int[p] = hf_strlist_has(&run->interrupted_phases,
+						   ph->name);
+			cont[p] = c ? atoi(c) : 0;
+		}
+		for (size_t k = 0; k < ph->steps.len; k++) {
+			const struct hf_plan_step_def *st = &ph->steps.items[k];
+			enum hf_task_fact facts[64];
+			size_t nf = 0;
+			char *iname = hf_xasprintf("%s-%lld", st->pod,
+						   (long long)st->index);
+			struct hf_instance *inst = hf_state_instance(svc, iname);
+			char *key = step_key(ph, st);
+
+			free(iname);
+			for (size_t t = 0; t < st->tasks.len && nf < 64; t++) {
+				const struct hf_spec_task *ts =
+				    task_spec(pod, st->tasks.items[t]);
+
+				if (ts)
+					facts[nf++] = task_fact(svc, cfg, run,
+								inst, ts, now);
+			}
+			in[base + k].observed =
+			    run ? hf_plan_step_observe(facts, nf)
+				: HF_STATUS_PENDING;
+			in[base + k].completed =
+			    run && hf_strlist_has(&run->completed, key);
+			in[base + k].force_complete =
+			    run && hf_strlist_has(&run->force_complete, key);
+			v->messages[base + k] = step_message(svc, cfg, st);
+			free(key);
+		}
+		base += ph->steps.len;
+	}
+	v->status = hf_plan_eval(def, in, &ov, v->steps, v->phases);
+	if (!run) {
+		/* Not started: nothing acts and everything waits. */
+		for (size_t i = 0; i < n; i++) {
+			v->steps[i].act = false;
+			if (v->steps[i].status != HF_STATUS_COMPLETE)
+				v->steps[i].status = HF_STATUS_PENDING;
+		}
+		for (size_t p = 0; p < def->phases.len; p++)
+			if (v->phases[p].status != HF_STATUS_COMPLETE)
+				v->phases[p].status = HF_STATUS_PENDING;
+		if (v->status != HF_STATUS_COMPLETE)
+			v->status = HF_STATUS_PENDING;
+	}
+	free(in);
+	free(ph_int);
+	free(cont);
+}
+
+void hf_plan_view_release(struct hf_plan_view *v)
+{
+	size_t n = v->def ? total_steps(v->def) : 0;
+
+	for (size_t i = 0; v->messages && i < n; i++)
+		free(v->messages[i]);
+	free(v->messages);
+	free(v->steps);
+	free(v->phases);
+	memset(v, 0, sizeof(*v));
+}
+
+static struct hf_plan_def recovery_def_empty;
+
+int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
+		       const char *name, struct hf_plan_view *v)
+{
+	struct hf_config *cfg = hf_state_target(svc);
+	const struct hf_plan_def *def;
+
+	memset(v, 0, sizeof(*v));
+	if (!cfg || !cfg->spec)
+		return HF_ENOTFOUND;
+	def = hf_plan_defs_find(&cfg->plans, name);
+	if (!def) {
+		if (strcmp(name, "recovery") != 0)
+			return HF_ENOTFOUND;
+		recovery_def_empty.name = (char *)"recovery";
+		recovery_def_empty.kind = HF_PLAN_CUSTOM;
+		recovery_def_empty.generated = true;
+		def = &recovery_def_empty;
+	}
+	eval_run(s, svc, cfg, hf_state_run(svc, name), def, v);
+	return 0;
+}
+
+static void tick_run(struct hf_srv *s, struct hf_service *svc,
+		     struct hf_config *cfg, struct hf_plan_run *run,
+		     int64_t now)
+{
+	const struct hf_plan_def *def = hf_plan_defs_find(&cfg->plans, run->plan);
+	struct hf_plan_view v;
+	bool dirty = false;
+	size_t base = 0;
+
+	if (!def) {
+		run->active = false;
+		hf_state_save_run(s, svc, run);
+		return;
+	}
+	eval_run(s, svc, cfg, run, def, &v);
+	for (size_t p = 0; p < def->phases.len; p++) {
+		const struct hf_plan_phase_def *ph = &def->phases.items[p];
+
+		for (size_t k = 0; k < ph->steps.len; k++) {
+			const struct hf_plan_step_def *st = &ph->steps.items[k];
+			struct hf_step_out *o = &v.steps[base + k];
+
+			if (o->status == HF_STATUS_COMPLETE) {
+				char *key = step_key(ph, st);
+
+				if (!hf_strlist_has(&run->completed, key)) {
+					hf_strlist_push(&run->completed, key);
+					dirty = true;
+				}
+				free(key);
+			} else if (o->act && !run->interrupted) {
+				act_step(s, svc, cfg, run, st, now);
+			}
+		}
+		base += ph->steps.len;
+	}
+	if (v.status != run->status) {
+		hf_log("service %s: plan %s %s -> %s", svc->name, run->plan,
+		       hf_status_name(run->status), hf_status_name(v.status));
+		run->status = v.status;
+		dirty = true;
+		hf_sched_changed(s, false);
+	}
+	if (v.status == HF_STATUS_COMPLETE && run->active) {
+		run->active = false;
+		run->finished_at = now;
+		dirty = true;
+	}
+	if (dirty)
+		hf_state_save_run(s, svc, run);
+	hf_plan_view_release(&v);
+}
+
+void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
+			 const char *plan, const struct hf_kvlist *params)
+{
+	struct hf_plan_run *run = hf_state_run(svc, plan);
+
+	if (!run) {
+		run = HF_VEC_PUSH(&svc->runs);
+		run->plan = hf_xstrdup(plan);
+	}
+	run->number++;
+	run->active = true;
+	run->interrupted = false;
+	run->status = HF_STATUS_PENDING;
+	free(run->config_id);
+	run->config_id = svc->target ? hf_xstrdup(svc->target) : NULL;
+	hf_strlist_release(&run->completed);
+	hf_strlist_release(&run->force_complete);
+	hf_strlist_release(&run->interrupted_phases);
+	hf_kvlist_release(&run->continues);
+	if (params) {
+		hf_kvlist_release(&run->params);
+		hf_kvlist_copy(&run->params, params);
+	}
+	run->started_at = hf_now_ms();
+	run->finished_at = 0;
+	hf_state_save_run(s, svc, run);
+	hf_log("service %s: plan %s started (run %u)", svc->name, plan,
+	       run->number);
+	hf_sched_changed(s, false);
+}
+
+/* ------------------------------------------------------------------ */
+/* Recovery                                                             */
+
+/* Is this instance's task part of a step an active plan is working on? */
+static bool in_active_step(struct hf_service *svc, struct hf_config *cfg,
+			   const struct hf_instance *in, const char *task)
+{
+	for (size_t r = 0; r < svc->runs.len; r++) {
+		const struct hf_plan_run *run = &svc->runs.items[r];
+		const struct hf_plan_def *def;
+
+		if (!run->active || run->interrupted)
+			continue;
+		def = hf_plan_defs_find(&cfg->plans, run->plan);
+		for (size_t p = 0; def && p < def->phases.len; p++) {
+			const struct hf_plan_phase_def *ph = &def->phases.items[p];
+
+			for (size_t k = 0; k < ph->steps.len; k++) {
+				const struct hf_plan_step_def *st =
+				    &ph->steps.items[k];
+				char *key;
+				bool done;
+
+				if (strcmp(st->pod, in->pod) ||
+				    st->index != in->index ||
+				    !hf_strlist_has(&st->tasks, task))
+					continue;
+				key = step_key(ph, st);
+				done = hf_strlist_has(&run->completed, key);
+				free(key);
+				if (!done)
+					return true;
+			}
+		}
+	}
+	return false;
+}
+
+static void recover(struct hf_srv *s, struct hf_service *svc,
+		    struct hf_config *cfg, int64_t now)
+{
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		const struct hf_spec_pod *pod = pod_of(cfg, in->pod);
+		struct hf_strlist todo = {0};
+		const char *config_id = NULL;
+
+		if (!pod || !in->node)
+			continue;
+		if ((int64_t)in->index >= pod->count)
+			continue; /* decommissioned (issue 5 owns this) */
+		for (size_t k = 0; k < in->slots.len; k++) {
+			struct hf_task_slot *sl = &in->slots.items[k];
+			const struct hf_spec_task *t = task_spec(pod, sl->task);
+			struct hf_task_rec *r = sl->cur;
+
+			if (!t || !sl->want_running || !r ||
+			    hf_task_state_live(r->state))
+				continue;
+			if (r->kill && !r->restart)
+				continue; /* stopped on purpose */
+			if (in_active_step(svc, cfg, in, sl->task))
+				continue;
+			if (sl->backoff_until > now)
+				continue;
+			if (rs_busy(pod, in, t))
+				continue;
+			hf_strlist_push(&todo, sl->task);
+			if (!config_id || !hf_state_config(svc, r->config_id))
+				config_id = hf_state_config(svc, r->config_id)
+						? r->config_id
+						: cfg->id;
+		}
+		if (todo.len) {
+			char *cid = hf_xstrdup(config_id);
+
+			launch(s, svc, cid, NULL, "recovery", in, &todo, true);
+			free(cid);
+		}
+		hf_strlist_release(&todo);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Removal                                                              */
+
+char *hf_sched_instance_volume_key(const struct hf_service *svc,
+				   const struct hf_instance *in)
+{
+	return hf_xasprintf("%s/%s", svc->name, in->name);
+}
+
+/* Returns true when the service is gone (freed). */
+static bool tick_removal(struct hf_srv *s, struct hf_service *svc)
+{
+	bool live = false;
+
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+
+		for (size_t k = 0; k < in->slots.len; k++) {
+			struct hf_task_rec *r = in->slots.items[k].cur;
+
+			in->slots.items[k].want_running = false;
+			if (!r || !hf_task_state_live(r->state))
+				continue;
+			live = true;
+			kill_task(s, svc, in, r, "the service is being removed",
+				  false);
+		}
+	}
+	if (live)
+		return false;
+	if (svc->delete_volumes) {
+		for (size_t i = 0; i < svc->instances.len; i++) {
+			struct hf_instance *in = svc->instances.items[i];
+			struct hf_node *n = hf_state_node(s, in->node);
+			char *key;
+
+			if (!n)
+				continue;
+			key = hf_sched_instance_volume_key(svc, in);
+			if (!hf_strlist_has(&n->delete_volumes, key))
+				hf_strlist_push(&n->delete_volumes, key);
+			free(key);
+			hf_state_save_node(s, n);
+		}
+	}
+	hf_state_delete_service(s, svc);
+	hf_log("service %s: removed%s", svc->name,
+	       svc->delete_volumes ? " (volumes deleted)"
+				   : " (volumes kept on their nodes)");
+	for (size_t i = 0; i < s->services.len; i++) {
+		if (s->services.items[i] == svc) {
+			s->services.items[i] = s->services.items[--s->services.len];
+			break;
+		}
+	}
+	hf_state_service_free(svc);
+	hf_sched_changed(s, true);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The tick                                                             */
+
+void hf_sched_tick(struct hf_srv *s)
+{
+	int64_t now = hf_now_ms();
+
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+		struct hf_config *cfg;
+
+		if (svc->removing) {
+			if (tick_removal(s, svc))
+				i--;
+			continue;
+		}
+		cfg = hf_state_target(svc);
+		if (!cfg || !cfg->spec)
+			continue;
+		/* A task that stayed up long enough earns a fresh backoff. */
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			for (size_t t = 0; t < in->slots.len; t++) {
+				struct hf_task_slot *sl = &in->slots.items[t];
+
+				if (sl->failures && sl->cur &&
+				    sl->cur->state == HF_TS_RUNNING &&
+				    now - sl->cur->started_at >
+					(int64_t)(s->opts.backoff_reset * 1000)) {
+					sl->failures = 0;
+					hf_state_save_instance(s, svc, in);
+				}
+			}
+		}
+		for (size_t r = 0; r < svc->runs.len; r++)
+			if (svc->runs.items[r].active)
+				tick_run(s, svc, cfg, &svc->runs.items[r], now);
+		recover(s, svc, cfg, now);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Reports from agents                                                  */
+
+static void on_terminal(struct hf_srv *s, struct hf_service *svc,
+			struct hf_instance *in, struct hf_task_slot *sl,
+			struct hf_task_rec *r)
+{
+	struct hf_config *cfg = hf_state_config(svc, r->config_id);
+	const struct hf_spec_pod *pod = pod_of(cfg ? cfg : hf_state_target(svc),
+					       in->pod);
+	const struct hf_spec_task *t = task_spec(pod, sl->task);
+	int64_t now = hf_now_ms();
+	bool ok = r->state == HF_TS_FINISHED;
+
+	r->finished_at = now;
+	r->ready = false;
+	if (ok && t && t->goal != HF_GOAL_RUNNING) {
+		sl->failures = 0;
+		sl->backoff_until = 0;
+		if (t->goal == HF_GOAL_ONCE)
+			sl->once_done = true;
+		return;
+	}
+	if (r->kill && r->state != HF_TS_LOST)
+		return; /* stopped on purpose */
+	/* A RUNNING task that exits at all has failed. */
+	sl->failures++;
+	s->failures++;
+	sl->backoff_until =
+	    now + (int64_t)(1000 * hf_plan_backoff(sl->failures,
+						   s->opts.backoff_base,
+						   s->opts.backoff_max,
+						   (double)(random() % 1000) /
+						       1000.0));
+	if (t && t->goal == HF_GOAL_RUNNING && t->essential) {
+		/* An essential task takes its whole pod instance down. */
+		for (size_t k = 0; k < in->slots.len; k++) {
+			struct hf_task_slot *o = &in->slots.items[k];
+			const struct hf_spec_task *ot = task_spec(pod, o->task);
+
+			if (o == sl || !o->cur || !ot ||
+			    ot->goal != HF_GOAL_RUNNING ||
+			    !hf_task_state_live(o->cur->state))
+				continue;
+			free(o->cur->message);
+			o->cur->message = hf_xasprintf(
+			    "restarted with its pod: essential task %s failed",
+			    sl->task);
+			kill_task(s, svc, in, o->cur, o->cur->message, true);
+		}
+	}
+}
+
+static enum hf_task_state parse_report_state(const char *st, const json_t *t,
+					     bool kill)
+{
+	if (!st)
+		return HF_TS_LOST;
+	if (strcmp(st, "starting") == 0)
+		return HF_TS_STARTING;
+	if (strcmp(st, "running") == 0)
+		return HF_TS_RUNNING;
+	if (strcmp(st, "exited") == 0) {
+		json_t *code = json_object_get(t, "exit_code");
+
+		if (kill)
+			return HF_TS_KILLED;
+		if (json_is_integer(code) && json_integer_value(code) == 0 &&
+		    !json_is_integer(json_object_get(t, "signal")))
+			return HF_TS_FINISHED;
+		return HF_TS_FAILED;
+	}
+	if (strcmp(st, "killed") == 0)
+		return kill ? HF_TS_KILLED : HF_TS_FAILED;
+	if (strcmp(st, "failed-to-start") == 0)
+		return HF_TS_FAILED;
+	return HF_TS_LOST;
+}
+
+bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
+			  const json_t *t)
+{
+	const char *id = json_string_value(json_object_get(t, "task_id"));
+	const char *st = json_string_value(json_object_get(t, "state"));
+	struct hf_service *svc;
+	struct hf_instance *in;
+	struct hf_task_slot *sl;
+	struct hf_task_rec *r;
+	enum hf_task_state ns;
+	bool changed = false;
+	const char *msg;
+
+	if (!id)
+		return false;
+	r = hf_state_find_task(s, id, &svc, &in, &sl);
+	if (!r || !in->node || strcmp(in->node, node_id) != 0)
+		return false;
+	if (!hf_task_state_live(r->state))
+		return false; /* already final: reports are idempotent */
+	ns = parse_report_state(st, t, r->kill);
+	if (ns == HF_TS_RUNNING || ns == HF_TS_STARTING) {
+		bool ready = json_is_true(json_object_get(t, "ready"));
+		json_t *h = json_object_get(t, "healthy");
+		int healthy = json_is_boolean(h) ? json_is_true(h) : -1;
+
+		/* Reports may arrive out of order: never go backwards. */
+		if (ns == HF_TS_STARTING && r->state == HF_TS_RUNNING)
+			return false;
+		if (r->state != ns || r->ready != ready ||
+		    r->healthy != healthy) {
+			if (ns == HF_TS_RUNNING && r->state != HF_TS_RUNNING)
+				r->started_at = hf_now_ms();
+			r->state = ns;
+			r->ready = ready && ns == HF_TS_RUNNING;
+			r->healthy = healthy;
+			changed = true;
+		}
+		if (changed)
+			hf_log("service %s: %s is %s%s", svc->name, r->id,
+			       hf_task_state_name(r->state),
+			       r->ready ? " and ready" : "");
+	} else {
+		json_t *code = json_object_get(t, "exit_code");
+		json_t *sig = json_object_get(t, "signal");
+
+		r->state = ns;
+		r->exit_code = json_is_integer(code)
+				   ? (int)json_integer_value(code)
+				   : -1;
+		r->signal = json_is_integer(sig) ? (int)json_integer_value(sig)
+						 : 0;
+		r->oom_killed = json_is_true(json_object_get(t, "oom_killed"));
+		msg = json_string_value(json_object_get(t, "message"));
+		free(r->message);
+		if (r->oom_killed)
+			r->message = hf_xasprintf(
+			    "killed by the kernel: out of memory (limit %s)",
+			    msg ? msg : "reached");
+		else if (msg)
+			r->message = hf_xstrdup(msg);
+		else if (ns == HF_TS_LOST)
+			r->message = hf_xstrdup("the agent lost track of it");
+		else if (r->signal > 0)
+			r->message = hf_xasprintf("killed by signal %d",
+						  r->signal);
+		else if (r->exit_code >= 0 && ns != HF_TS_FINISHED &&
+			 ns != HF_TS_KILLED)
+			r->message = hf_xasprintf("exited with status %d",
+						  r->exit_code);
+		else
+			r->message = NULL;
+		hf_log("service %s: %s %s%s%s", svc->name, r->id,
+		       hf_task_state_name(ns), r->message ? ": " : "",
+		       r->message ? r->message : "");
+		on_terminal(s, svc, in, sl, r);
+		changed = true;
+	}
+	if (changed) {
+		hf_state_save_instance(s, svc, in);
+		hf_sched_changed(s, !hf_task_state_live(r->state));
+	}
+	return changed;
+}
+
+bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
+			     const json_t *reported)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+			bool dirty = false;
+
+			if (!in->node || strcmp(in->node, node_id) != 0)
+				continue;
+			for (size_t t = 0; t < in->slots.len; t++) {
+				struct hf_task_slot *sl = &in->slots.items[t];
+				struct hf_task_rec *r = sl->cur;
+				bool seen = false;
+				size_t idx;
+				json_t *e;
+
+				if (!r || (r->state != HF_TS_STARTING &&
+					   r->state != HF_TS_RUNNING))
+					continue;
+				json_array_foreach((json_t *)reported, idx, e)
+				{
+					const char *id = json_string_value(
+					    json_object_get(e, "task_id"));
+
+					if (id && strcmp(id, r->id) == 0)
+						seen = true;
+				}
+				if (seen)
+					continue;
+				r->state = HF_TS_LOST;
+				free(r->message);
+				r->message = hf_xstrdup(
+				    "the agent no longer knows this task");
+				hf_log("service %s: %s LOST: its agent does not "
+				       "report it",
+				       svc->name, r->id);
+				on_terminal(s, svc, in, sl, r);
+				dirty = true;
+			}
+			if (dirty) {
+				hf_state_save_instance(s, svc, in);
+				changed = true;
+			}
+		}
+	}
+	if (changed)
+		hf_sched_changed(s, true);
+	return changed;
+}
+
+/* ------------------------------------------------------------------ */
+/* Launch orders                                                        */
+
+static char *port_env_key(const struct hf_spec_port *p)
+{
+	struct hf_buf b = HF_BUF_INIT;
+
+	if (p->env_key)
+		return hf_xstrdup(p->env_key);
+	hf_buf_adds(&b, "PORT_");
+	for (const char *c = p->name; *c; c++) {
+		char ch = *c;
+
+		if (ch >= 'a' && ch <= 'z')
+			ch = (char)(ch - 'a' + 'A');
+		else if (ch == '-')
+			ch = '_';
+		hf_buf_addc(&b, ch);
+	}
+	return hf_buf_detach(&b);
+}
+
+static json_t *check_order(const struct hf_spec_check *c)
+{
+	json_t *o;
+
+	if (c->kind == HF_CHECK_NONE)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "kind",
+			    json_string(c->kind == HF_CHECK_CMD    ? "cmd"
+					: c->kind == HF_CHECK_HTTP ? "http"
+								   : "tcp"));
+	if (c->cmd)
+		json_object_set_new(o, "cmd", json_string(c->cmd));
+	if (c->port)
+		json_object_set_new(o, "port", json_string(c->port));
+	if (c->http_path)
+		json_object_set_new(o, "path", json_string(c->http_path));
+	json_object_set_new(o, "interval", json_real(c->interval));
+	json_object_set_new(o, "delay", json_real(c->delay));
+	json_object_set_new(o, "timeout", json_real(c->timeout));
+	json_object_set_new(o, "grace_period", json_real(c->grace_period));
+	json_object_set_new(o, "max_consecutive_failures",
+			    json_integer(c->max_consecutive_failures));
+	return o;
+}
+
+static void add_volumes(json_t *arr, const struct hf_service *svc,
+			const struct hf_instance *in, const char *owner,
+			const struct hf_spec_volume *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct hf_buf key = HF_BUF_INIT;
+		const char *vn = *v[i].name ? v[i].name : v[i].path;
+
+		hf_buf_addf(&key, "%s/%s/%s/", svc->name, in->name, owner);
+		for (const char *c = vn; *c; c++)
+			hf_buf_addc(&key, *c == '/' ? '_' : *c);
+		json_array_append_new(
+		    arr, json_pack("{s:s, s:s, s:s, s:I}", "key",
+				   hf_buf_str(&key), "path", v[i].path, "type",
+				   hf_volume_type_name(v[i].type), "size_mb",
+				   (json_int_t)v[i].size_mb));
+		hf_buf_release(&key);
+	}
+}
+
+json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
+			      struct hf_instance *in, struct hf_task_slot *sl)
+{
+	struct hf_task_rec *r = sl->cur;
+	struct hf_config *cfg = hf_state_config(svc, r->config_id);
+	const struct hf_spec_pod *pod = pod_of(cfg, in->pod);
+	const struct hf_spec_task *t = task_spec(pod, sl->task);
+	const struct hf_spec_resource_set *rs;
+	struct hf_kvlist env = {0};
+	json_t *o, *env_j, *ports_j, *vols, *cfgs, *uris, *rl;
+	char buf[32];
+
+	(void)s;
+	if (!t || t->resource_set >= pod->resource_sets.len)
+		return NULL;
+	rs = &pod->resource_sets.items[t->resource_set];
+	snprintf(buf, sizeof(buf), "%lld", (long long)in->index);
+	{
+		char *tn = hf_xasprintf("%s-%s", in->name, t->name);
+
+		hf_kvlist_set(&env, "TASK_NAME", tn);
+		free(tn);
+	}
+	hf_kvlist_set(&env, "POD_INSTANCE_INDEX", buf);
+	hf_kvlist_set(&env, "FRAMEWORK_NAME", svc->name);
+	hf_kvlist_set(&env, "SERVICE_NAME", svc->name);
+	hf_kvlist_set(&env, "POD_NAME", in->name);
+	ports_j = json_object();
+	for (size_t p = 0; p < rs->ports.len; p++) {
+		const struct hf_spec_port *sp = &rs->ports.items[p];
+		const char *num = hf_kvlist_get(&in->ports, sp->name);
+		char *key;
+
+		if (!num)
+			continue;
+		key = port_env_key(sp);
+		hf_kvlist_set(&env, key, num);
+		free(key);
+		json_object_set_new(ports_j, sp->name,
+				    json_integer(atoll(num)));
+	}
+	hf_spec_task_env(cfg->spec, pod, t, &env);
+	hf_kvlist_copy(&env, &r->params);
+	env_j = json_object();
+	for (size_t i = 0; i < env.len; i++)
+		json_object_set_new(env_j, env.items[i].key,
+				    json_string(env.items[i].value));
+	hf_kvlist_release(&env);
+
+	vols = json_array();
+	add_volumes(vols, svc, in, "pod", pod->volumes.items, pod->volumes.len);
+	add_volumes(vols, svc, in, rs->name, rs->volumes.items,
+		    rs->volumes.len);
+	cfgs = json_array();
+	for (size_t i = 0; i < t->configs.len; i++)
+		json_array_append_new(
+		    cfgs, json_pack("{s:s, s:s, s:s}", "name",
+				    t->configs.items[i].name, "dest",
+				    t->configs.items[i].dest, "template",
+				    t->configs.items[i].content
+					? t->configs.items[i].content
+					: ""));
+	uris = json_array();
+	for (size_t i = 0; i < pod->uris.len; i++)
+		json_array_append_new(uris, json_string(pod->uris.items[i]));
+	rl = json_array();
+	for (size_t i = 0; i < pod->rlimits.len; i++) {
+		const struct hf_spec_rlimit *l = &pod->rlimits.items[i];
+
+		if (!l->has_soft)
+			continue;
+		json_array_append_new(rl, json_pack("{s:s, s:I, s:I}", "name",
+						    l->name, "soft",
+						    (json_int_t)l->soft, "hard",
+						    (json_int_t)l->hard));
+	}
+	o = json_object();
+	json_object_set_new(o, "task_id", json_string(r->id));
+	json_object_set_new(o, "service", json_string(svc->name));
+	json_object_set_new(o, "pod", json_string(in->pod));
+	json_object_set_new(o, "pod_instance", json_string(in->name));
+	json_object_set_new(o, "index", json_integer(in->index));
+	json_object_set_new(o, "task", json_string(t->name));
+	json_object_set_new(o, "goal", json_string(hf_goal_name(t->goal)));
+	json_object_set_new(o, "config_id", json_string(r->config_id));
+	json_object_set_new(o, "cmd", json_string(t->cmd ? t->cmd : "true"));
+	json_object_set_new(o, "env", env_j);
+	json_object_set_new(o, "cpus", json_real(rs->cpus));
+	json_object_set_new(o, "memory_mb", json_real(rs->memory_mb));
+	json_object_set_new(o, "limit_cpus",
+			    rs->limit_cpus > 0 ? json_real(rs->limit_cpus)
+			    : rs->limit_cpus < 0 ? json_string("unlimited")
+						 : json_null());
+	json_object_set_new(o, "limit_memory_mb",
+			    rs->limit_memory_mb > 0
+				? json_real(rs->limit_memory_mb)
+			    : rs->limit_memory_mb < 0 ? json_string("unlimited")
+						      : json_null());
+	json_object_set_new(o, "rlimits", rl);
+	json_object_set_new(o, "kill_grace_period",
+			    json_integer(t->kill_grace_period));
+	json_object_set_new(o, "ports", ports_j);
+	json_object_set_new(o, "volumes", vols);
+	json_object_set_new(o, "configs", cfgs);
+	json_object_set_new(o, "uris", uris);
+	json_object_set_new(o, "health_check", check_order(&t->health));
+	json_object_set_new(o, "readiness_check", check_order(&t->readiness));
+	json_object_set_new(o, "user",
+			    cfg->spec->scheduler_user
+				? json_string(cfg->spec->scheduler_user)
+				: json_null());
+	json_object_set_new(o, "paused", json_boolean(r->paused));
+	return o;
+}

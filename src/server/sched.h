@@ -1,0 +1,51 @@
+/*
+ * sched.h - the scheduler: turns plan runs and the recovery rules into
+ * launches and kills, and folds agents' reports back into task state.
+ * Every function here runs with srv->mu held.
+ */
+#ifndef HF_SERVER_SCHED_H
+#define HF_SERVER_SCHED_H
+
+#include "server/state.h"
+
+/* One pass over every service: plans, recovery, removal. */
+void hf_sched_tick(struct hf_srv *s);
+
+/*
+ * Starts (or restarts) a plan run: clears its progress, sets parameters
+ * (copied; may be NULL) and makes it active. Persists the run.
+ */
+void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
+			 const char *plan, const struct hf_kvlist *params);
+
+/* The statuses of a plan run's steps and phases, as the API shows them. */
+struct hf_plan_view {
+	const struct hf_plan_def *def;
+	enum hf_status status;
+	struct hf_step_out *steps;   /* flattened, as hf_plan_eval */
+	struct hf_phase_out *phases;
+	char **messages;             /* per step; may be NULL entries */
+};
+/* Fills v for plan `name` of svc (run may be NULL: not started). */
+int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
+		       const char *name, struct hf_plan_view *v);
+void hf_plan_view_release(struct hf_plan_view *v);
+
+/* Applies one task report from an agent; returns true if anything changed. */
+bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
+			  const json_t *report);
+/* Marks live tasks on node that the agent did not report as lost. */
+bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
+			     const json_t *reported_tasks);
+/* The launch order for a task (docs/protocol.md). */
+json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
+			      struct hf_instance *in, struct hf_task_slot *sl);
+
+/* Wakes agents' long polls and waiting clients. */
+void hf_sched_changed(struct hf_srv *s, bool desired);
+
+/* Volume directory key of an instance: "<svc>/<pod-i>". Caller frees. */
+char *hf_sched_instance_volume_key(const struct hf_service *svc,
+				   const struct hf_instance *in);
+
+#endif

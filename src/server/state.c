@@ -1,0 +1,844 @@
+/*
+ * state.c - the server's state: lookups, lifecycle, and its records in the
+ * store (one JSON document per service, config, pod instance, plan run and
+ * node).
+ *
+ * Keys:
+ *   /services/<svc>                     service record
+ *   /services/<svc>/configs/<id>        spec text, options, templates
+ *   /services/<svc>/instances/<pod-i>   pod instance with its task launches
+ *   /services/<svc>/runs/<plan>         plan run and its overrides
+ *   /nodes/<id>                         node record
+ * Names are escaped ('/' and '%' as %2F, %25) so a service "a/b" stays one
+ * path segment.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "server/state.h"
+
+int64_t hf_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *hf_new_uuid(void)
+{
+	unsigned char b[16];
+	char *out = hf_xmalloc(33);
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+
+	while (fd >= 0 && got < sizeof(b)) {
+		ssize_t n = read(fd, b + got, sizeof(b) - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (got < sizeof(b)) {
+		/* No /dev/urandom: time and pid still make ids unique here. */
+		struct timeval tv;
+
+		gettimeofday(&tv, NULL);
+		srandom((unsigned)(tv.tv_usec ^ getpid()));
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)random();
+	}
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	return out;
+}
+
+void hf_log(const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+	va_list ap;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	hf_buf_addf(&b, "%s.%03ldZ holdfast: ", when, ts.tv_nsec / 1000000);
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	hf_buf_addc(&b, '\n');
+	fputs(hf_buf_str(&b), stderr);
+	hf_buf_release(&b);
+}
+
+static void escape_into(struct hf_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '/')
+			hf_buf_adds(b, "%2F");
+		else if (*s == '%')
+			hf_buf_adds(b, "%25");
+		else
+			hf_buf_addc(b, *s);
+	}
+}
+
+static char *unescape(const char *s)
+{
+	struct hf_buf b = HF_BUF_INIT;
+
+	for (; *s; s++) {
+		if (s[0] == '%' && s[1] == '2' && (s[2] == 'F' || s[2] == 'f')) {
+			hf_buf_addc(&b, '/');
+			s += 2;
+		} else if (s[0] == '%' && s[1] == '2' && s[2] == '5') {
+			hf_buf_addc(&b, '%');
+			s += 2;
+		} else {
+			hf_buf_addc(&b, *s);
+		}
+	}
+	return hf_buf_detach(&b);
+}
+
+/* fmt holds up to two "%s", each replaced by an escaped name. */
+char *hf_state_key(const char *fmt, const char *a, const char *b)
+{
+	struct hf_buf out = HF_BUF_INIT;
+	const char *args[2] = {a, b};
+	int n = 0;
+
+	for (const char *p = fmt; *p; p++) {
+		if (p[0] == '%' && p[1] == 's' && n < 2) {
+			escape_into(&out, args[n++] ? args[n - 1] : "");
+			p++;
+		} else {
+			hf_buf_addc(&out, *p);
+		}
+	}
+	return hf_buf_detach(&out);
+}
+
+static const char *const task_state_names[] = {
+    "STAGING", "STARTING", "RUNNING", "FINISHED", "FAILED", "KILLED", "LOST",
+};
+
+const char *hf_task_state_name(enum hf_task_state s)
+{
+	if ((size_t)s < HF_ARRAY_LEN(task_state_names))
+		return task_state_names[s];
+	return "UNKNOWN";
+}
+
+static enum hf_task_state task_state_parse(const char *s)
+{
+	for (size_t i = 0; s && i < HF_ARRAY_LEN(task_state_names); i++)
+		if (strcmp(task_state_names[i], s) == 0)
+			return (enum hf_task_state)i;
+	return HF_TS_LOST;
+}
+
+bool hf_task_state_live(enum hf_task_state s)
+{
+	return s == HF_TS_STAGING || s == HF_TS_STARTING || s == HF_TS_RUNNING;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookups                                                              */
+
+struct hf_service *hf_state_service(struct hf_srv *s, const char *name)
+{
+	for (size_t i = 0; i < s->services.len; i++)
+		if (strcmp(s->services.items[i]->name, name) == 0)
+			return s->services.items[i];
+	return NULL;
+}
+
+struct hf_config *hf_state_config(struct hf_service *svc, const char *id)
+{
+	for (size_t i = 0; id && i < svc->configs.len; i++)
+		if (strcmp(svc->configs.items[i]->id, id) == 0)
+			return svc->configs.items[i];
+	return NULL;
+}
+
+struct hf_config *hf_state_target(struct hf_service *svc)
+{
+	return hf_state_config(svc, svc->target);
+}
+
+struct hf_instance *hf_state_instance(struct hf_service *svc, const char *name)
+{
+	for (size_t i = 0; i < svc->instances.len; i++)
+		if (strcmp(svc->instances.items[i]->name, name) == 0)
+			return svc->instances.items[i];
+	return NULL;
+}
+
+struct hf_task_slot *hf_state_slot(struct hf_instance *in, const char *task)
+{
+	struct hf_task_slot *sl;
+
+	for (size_t i = 0; i < in->slots.len; i++)
+		if (strcmp(in->slots.items[i].task, task) == 0)
+			return &in->slots.items[i];
+	sl = HF_VEC_PUSH(&in->slots);
+	sl->task = hf_xstrdup(task);
+	return sl;
+}
+
+struct hf_node *hf_state_node(struct hf_srv *s, const char *id)
+{
+	for (size_t i = 0; id && i < s->nodes.len; i++)
+		if (strcmp(s->nodes.items[i]->id, id) == 0)
+			return s->nodes.items[i];
+	return NULL;
+}
+
+struct hf_plan_run *hf_state_run(struct hf_service *svc, const char *plan)
+{
+	for (size_t i = 0; i < svc->runs.len; i++)
+		if (strcmp(svc->runs.items[i].plan, plan) == 0)
+			return &svc->runs.items[i];
+	return NULL;
+}
+
+struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
+				       struct hf_service **svc_out,
+				       struct hf_instance **in_out,
+				       struct hf_task_slot **slot_out)
+{
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			for (size_t t = 0; t < in->slots.len; t++) {
+				struct hf_task_slot *sl = &in->slots.items[t];
+
+				if (sl->cur && strcmp(sl->cur->id, id) == 0) {
+					if (svc_out)
+						*svc_out = svc;
+					if (in_out)
+						*in_out = in;
+					if (slot_out)
+						*slot_out = sl;
+					return sl->cur;
+				}
+			}
+		}
+	}
+	return NULL;
+}
+
+struct hf_instance *hf_state_instance_add(struct hf_service *svc,
+					  const char *pod, int64_t index)
+{
+	struct hf_instance *in = hf_xcalloc(1, sizeof(*in));
+
+	in->name = hf_xasprintf("%s-%lld", pod, (long long)index);
+	in->pod = hf_xstrdup(pod);
+	in->index = index;
+	*HF_VEC_PUSH(&svc->instances) = in;
+	return in;
+}
+
+/* ------------------------------------------------------------------ */
+/* Freeing                                                              */
+
+void hf_task_rec_free(struct hf_task_rec *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->config_id);
+	free(r->run);
+	free(r->message);
+	hf_kvlist_release(&r->params);
+	free(r);
+}
+
+static void instance_free(struct hf_instance *in)
+{
+	free(in->name);
+	free(in->pod);
+	free(in->node);
+	free(in->message);
+	hf_kvlist_release(&in->ports);
+	for (size_t i = 0; i < in->slots.len; i++) {
+		free(in->slots.items[i].task);
+		hf_task_rec_free(in->slots.items[i].cur);
+	}
+	HF_VEC_FREE(&in->slots);
+	free(in);
+}
+
+void hf_plan_run_release(struct hf_plan_run *r)
+{
+	free(r->plan);
+	free(r->config_id);
+	hf_strlist_release(&r->completed);
+	hf_strlist_release(&r->force_complete);
+	hf_strlist_release(&r->interrupted_phases);
+	hf_kvlist_release(&r->continues);
+	hf_kvlist_release(&r->params);
+}
+
+void hf_state_config_free(struct hf_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->id);
+	free(cfg->text);
+	free(cfg->file);
+	hf_kvlist_release(&cfg->options);
+	hf_kvlist_release(&cfg->templates);
+	hf_spec_free(cfg->spec);
+	hf_plan_defs_release(&cfg->plans);
+	free(cfg);
+}
+
+void hf_state_service_free(struct hf_service *svc)
+{
+	if (!svc)
+		return;
+	free(svc->name);
+	free(svc->target);
+	for (size_t i = 0; i < svc->configs.len; i++)
+		hf_state_config_free(svc->configs.items[i]);
+	HF_VEC_FREE(&svc->configs);
+	for (size_t i = 0; i < svc->instances.len; i++)
+		instance_free(svc->instances.items[i]);
+	HF_VEC_FREE(&svc->instances);
+	for (size_t i = 0; i < svc->runs.len; i++)
+		hf_plan_run_release(&svc->runs.items[i]);
+	HF_VEC_FREE(&svc->runs);
+	free(svc);
+}
+
+void hf_state_node_free(struct hf_node *n)
+{
+	if (!n)
+		return;
+	free(n->id);
+	free(n->hostname);
+	free(n->address);
+	free(n->cgroups);
+	hf_kvlist_release(&n->attributes);
+	hf_strlist_release(&n->delete_volumes);
+	free(n);
+}
+
+int hf_state_config_load(struct hf_config *cfg, struct hf_diags *diags)
+{
+	struct hf_spec_load_opts lo = {
+	    .options = &cfg->options,
+	    .template_files = &cfg->templates,
+	};
+	int rc;
+
+	rc = hf_spec_load_string(cfg->text, strlen(cfg->text), cfg->file, &lo,
+				 &cfg->spec, diags);
+	if (rc)
+		return rc;
+	hf_spec_build_plans(cfg->spec, &cfg->plans);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                 */
+
+static json_t *kv_json(const struct hf_kvlist *l)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < l->len; i++)
+		json_object_set_new(o, l->items[i].key,
+				    json_string(l->items[i].value));
+	return o;
+}
+
+static void kv_from_json(struct hf_kvlist *l, const json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return;
+	json_object_foreach((json_t *)o, k, v)
+	    if (json_is_string(v)) hf_kvlist_set(l, k, json_string_value(v));
+}
+
+static json_t *strs_json(const struct hf_strlist *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->len; i++)
+		json_array_append_new(a, json_string(l->items[i]));
+	return a;
+}
+
+static void strs_from_json(struct hf_strlist *l, const json_t *a)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a))
+		return;
+	json_array_foreach(a, i, v) if (json_is_string(v))
+	    hf_strlist_push(l, json_string_value(v));
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static char *str_dup_json(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? hf_xstrdup(s) : NULL;
+}
+
+static int64_t int_json(const json_t *o, const char *key, int64_t def)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+}
+
+static bool bool_json(const json_t *o, const char *key)
+{
+	return json_is_true(json_object_get(o, key));
+}
+
+json_t *hf_task_rec_to_json(const struct hf_task_rec *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "config_id", str_or_null(r->config_id));
+	json_object_set_new(o, "run", str_or_null(r->run));
+	json_object_set_new(o, "state",
+			    json_string(hf_task_state_name(r->state)));
+	json_object_set_new(o, "ready", json_boolean(r->ready));
+	json_object_set_new(o, "healthy",
+			    r->healthy < 0 ? json_null()
+					   : json_boolean(r->healthy));
+	json_object_set_new(o, "exit_code",
+			    r->exit_code < 0 ? json_null()
+					     : json_integer(r->exit_code));
+	json_object_set_new(o, "signal",
+			    r->signal <= 0 ? json_null()
+					   : json_integer(r->signal));
+	json_object_set_new(o, "oom_killed", json_boolean(r->oom_killed));
+	json_object_set_new(o, "kill", json_boolean(r->kill));
+	json_object_set_new(o, "restart", json_boolean(r->restart));
+	json_object_set_new(o, "paused", json_boolean(r->paused));
+	json_object_set_new(o, "launched_at", json_integer(r->launched_at));
+	json_object_set_new(o, "started_at", json_integer(r->started_at));
+	json_object_set_new(o, "finished_at", json_integer(r->finished_at));
+	json_object_set_new(o, "message", str_or_null(r->message));
+	json_object_set_new(o, "params", kv_json(&r->params));
+	return o;
+}
+
+static struct hf_task_rec *task_rec_from_json(const json_t *o)
+{
+	struct hf_task_rec *r;
+
+	if (!json_is_object(o) || !json_is_string(json_object_get(o, "id")))
+		return NULL;
+	r = hf_xcalloc(1, sizeof(*r));
+	r->id = str_dup_json(o, "id");
+	r->config_id = str_dup_json(o, "config_id");
+	r->run = str_dup_json(o, "run");
+	r->state = task_state_parse(json_string_value(json_object_get(o, "state")));
+	r->ready = bool_json(o, "ready");
+	r->healthy = json_is_boolean(json_object_get(o, "healthy"))
+			 ? bool_json(o, "healthy")
+			 : -1;
+	r->exit_code = (int)int_json(o, "exit_code", -1);
+	r->signal = (int)int_json(o, "signal", 0);
+	r->oom_killed = bool_json(o, "oom_killed");
+	r->kill = bool_json(o, "kill");
+	r->restart = bool_json(o, "restart");
+	r->paused = bool_json(o, "paused");
+	r->launched_at = int_json(o, "launched_at", 0);
+	r->started_at = int_json(o, "started_at", 0);
+	r->finished_at = int_json(o, "finished_at", 0);
+	r->message = str_dup_json(o, "message");
+	kv_from_json(&r->params, json_object_get(o, "params"));
+	return r;
+}
+
+json_t *hf_instance_to_json(const struct hf_instance *in)
+{
+	json_t *o = json_object();
+	json_t *slots = json_array();
+
+	json_object_set_new(o, "name", json_string(in->name));
+	json_object_set_new(o, "pod", json_string(in->pod));
+	json_object_set_new(o, "index", json_integer(in->index));
+	json_object_set_new(o, "node", str_or_null(in->node));
+	json_object_set_new(o, "ports", kv_json(&in->ports));
+	json_object_set_new(o, "message", str_or_null(in->message));
+	for (size_t i = 0; i < in->slots.len; i++) {
+		const struct hf_task_slot *sl = &in->slots.items[i];
+		json_t *j = json_object();
+
+		json_object_set_new(j, "task", json_string(sl->task));
+		json_object_set_new(j, "current",
+				    sl->cur ? hf_task_rec_to_json(sl->cur)
+					    : json_null());
+		json_object_set_new(j, "failures", json_integer(sl->failures));
+		json_object_set_new(j, "backoff_until",
+				    json_integer(sl->backoff_until));
+		json_object_set_new(j, "once_done", json_boolean(sl->once_done));
+		json_object_set_new(j, "want_running",
+				    json_boolean(sl->want_running));
+		json_object_set_new(j, "launches",
+				    json_integer((json_int_t)sl->launches));
+		json_object_set_new(j, "restarts",
+				    json_integer((json_int_t)sl->restarts));
+		json_array_append_new(slots, j);
+	}
+	json_object_set_new(o, "tasks", slots);
+	return o;
+}
+
+static struct hf_instance *instance_from_json(const json_t *o)
+{
+	struct hf_instance *in;
+	size_t i;
+	json_t *j;
+
+	if (!json_is_string(json_object_get(o, "name")) ||
+	    !json_is_string(json_object_get(o, "pod")))
+		return NULL;
+	in = hf_xcalloc(1, sizeof(*in));
+	in->name = str_dup_json(o, "name");
+	in->pod = str_dup_json(o, "pod");
+	in->index = int_json(o, "index", 0);
+	in->node = str_dup_json(o, "node");
+	in->message = str_dup_json(o, "message");
+	kv_from_json(&in->ports, json_object_get(o, "ports"));
+	json_array_foreach(json_object_get(o, "tasks"), i, j)
+	{
+		struct hf_task_slot *sl;
+
+		if (!json_is_string(json_object_get(j, "task")))
+			continue;
+		sl = HF_VEC_PUSH(&in->slots);
+		sl->task = str_dup_json(j, "task");
+		sl->cur = task_rec_from_json(json_object_get(j, "current"));
+		sl->failures = (unsigned)int_json(j, "failures", 0);
+		sl->backoff_until = int_json(j, "backoff_until", 0);
+		sl->once_done = bool_json(j, "once_done");
+		sl->want_running = bool_json(j, "want_running");
+		sl->launches = (uint64_t)int_json(j, "launches", 0);
+		sl->restarts = (uint64_t)int_json(j, "restarts", 0);
+	}
+	return in;
+}
+
+static json_t *run_to_json(const struct hf_plan_run *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "plan", json_string(r->plan));
+	json_object_set_new(o, "number", json_integer(r->number));
+	json_object_set_new(o, "active", json_boolean(r->active));
+	json_object_set_new(o, "interrupted", json_boolean(r->interrupted));
+	json_object_set_new(o, "status", json_string(hf_status_name(r->status)));
+	json_object_set_new(o, "config_id", str_or_null(r->config_id));
+	json_object_set_new(o, "completed", strs_json(&r->completed));
+	json_object_set_new(o, "force_complete", strs_json(&r->force_complete));
+	json_object_set_new(o, "interrupted_phases",
+			    strs_json(&r->interrupted_phases));
+	json_object_set_new(o, "continues", kv_json(&r->continues));
+	json_object_set_new(o, "params", kv_json(&r->params));
+	json_object_set_new(o, "started_at", json_integer(r->started_at));
+	json_object_set_new(o, "finished_at", json_integer(r->finished_at));
+	return o;
+}
+
+static void run_from_json(struct hf_plan_run *r, const json_t *o)
+{
+	const char *st = json_string_value(json_object_get(o, "status"));
+
+	r->plan = str_dup_json(o, "plan");
+	r->number = (unsigned)int_json(o, "number", 0);
+	r->active = bool_json(o, "active");
+	r->interrupted = bool_json(o, "interrupted");
+	if (!st || !hf_status_parse(st, &r->status))
+		r->status = HF_STATUS_PENDING;
+	r->config_id = str_dup_json(o, "config_id");
+	strs_from_json(&r->completed, json_object_get(o, "completed"));
+	strs_from_json(&r->force_complete, json_object_get(o, "force_complete"));
+	strs_from_json(&r->interrupted_phases,
+		       json_object_get(o, "interrupted_phases"));
+	kv_from_json(&r->continues, json_object_get(o, "continues"));
+	kv_from_json(&r->params, json_object_get(o, "params"));
+	r->started_at = int_json(o, "started_at", 0);
+	r->finished_at = int_json(o, "finished_at", 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Persistence                                                          */
+
+static void fail_stop(struct hf_srv *s, const char *what, int err)
+{
+	hf_log("store write failed (%s): %s: %s; stopping so a restart "
+	       "reloads consistent state",
+	       what, hf_err_msg(err), hf_store_last_error(s->store));
+	_exit(1);
+}
+
+static void put_json(struct hf_srv *s, const char *key, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int err;
+
+	json_decref(j);
+	if (!text)
+		fail_stop(s, key, HF_ENOMEM);
+	err = hf_store_put(s->store, key, text, strlen(text), NULL);
+	free(text);
+	if (err)
+		fail_stop(s, key, err);
+}
+
+void hf_state_save_service(struct hf_srv *s, struct hf_service *svc)
+{
+	char *key = hf_state_key("/services/%s", svc->name, NULL);
+
+	put_json(s, key,
+		 json_pack("{s:s, s:o, s:i, s:b, s:b, s:I}", "name", svc->name,
+			   "target", str_or_null(svc->target), "next_config",
+			   (int)svc->next_config, "removing", svc->removing,
+			   "delete_volumes", svc->delete_volumes, "created",
+			   (json_int_t)svc->created));
+	free(key);
+}
+
+void hf_state_save_config(struct hf_srv *s, struct hf_service *svc,
+			  struct hf_config *cfg)
+{
+	char *key = hf_state_key("/services/%s/configs/%s", svc->name, cfg->id);
+
+	put_json(s, key,
+		 json_pack("{s:s, s:s, s:o, s:o, s:o, s:I}", "id", cfg->id,
+			   "text", cfg->text, "file", str_or_null(cfg->file),
+			   "options", kv_json(&cfg->options), "templates",
+			   kv_json(&cfg->templates), "created",
+			   (json_int_t)cfg->created));
+	free(key);
+}
+
+void hf_state_save_instance(struct hf_srv *s, struct hf_service *svc,
+			    struct hf_instance *in)
+{
+	char *key =
+	    hf_state_key("/services/%s/instances/%s", svc->name, in->name);
+
+	put_json(s, key, hf_instance_to_json(in));
+	free(key);
+}
+
+void hf_state_save_run(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_plan_run *run)
+{
+	char *key = hf_state_key("/services/%s/runs/%s", svc->name, run->plan);
+
+	put_json(s, key, run_to_json(run));
+	free(key);
+}
+
+void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
+{
+	char *key = hf_state_key("/nodes/%s", n->id, NULL);
+
+	put_json(s, key,
+		 json_pack("{s:s, s:o, s:o, s:o, s:f, s:f, s:f, s:I, s:I, "
+			   "s:o, s:I, s:o}",
+			   "id", n->id, "hostname", str_or_null(n->hostname),
+			   "address", str_or_null(n->address), "attributes",
+			   kv_json(&n->attributes), "cpus", n->cpus,
+			   "memory_mb", n->memory_mb, "disk_mb", n->disk_mb,
+			   "port_begin", (json_int_t)n->port_begin, "port_end",
+			   (json_int_t)n->port_end, "cgroups",
+			   str_or_null(n->cgroups), "last_seen",
+			   (json_int_t)n->last_seen, "delete_volumes",
+			   strs_json(&n->delete_volumes)));
+	free(key);
+}
+
+void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
+{
+	struct hf_store_txn txn = HF_STORE_TXN_INIT;
+	char *key = hf_state_key("/services/%s", svc->name, NULL);
+	char *prefix = hf_state_key("/services/%s/", svc->name, NULL);
+	int err;
+
+	hf_store_txn_delete(&txn, key);
+	hf_store_txn_delete_prefix(&txn, prefix);
+	err = hf_store_txn(s->store, &txn, NULL);
+	hf_store_txn_release(&txn);
+	free(prefix);
+	if (err && err != HF_ENOTFOUND)
+		fail_stop(s, key, err);
+	free(key);
+}
+
+static json_t *load_json(const struct hf_store_kv *kv)
+{
+	json_error_t jerr;
+
+	return json_loadb(kv->value, kv->len, 0, &jerr);
+}
+
+/* The last path segment of a key, unescaped. */
+static char *last_segment(const char *key)
+{
+	const char *slash = strrchr(key, '/');
+
+	return unescape(slash ? slash + 1 : key);
+}
+
+int hf_state_load(struct hf_srv *s, char **err)
+{
+	struct hf_store_kvs kvs = {0};
+	int rc;
+
+	*err = NULL;
+	rc = hf_store_list(s->store, "/nodes/", 0, &kvs);
+	if (rc)
+		goto fail;
+	for (size_t i = 0; i < kvs.len; i++) {
+		json_t *o = load_json(&kvs.items[i]);
+		struct hf_node *n;
+
+		if (!o)
+			continue;
+		n = hf_xcalloc(1, sizeof(*n));
+		n->id = str_dup_json(o, "id");
+		if (!n->id) {
+			free(n);
+			json_decref(o);
+			continue;
+		}
+		n->hostname = str_dup_json(o, "hostname");
+		n->address = str_dup_json(o, "address");
+		kv_from_json(&n->attributes, json_object_get(o, "attributes"));
+		n->cpus = json_number_value(json_object_get(o, "cpus"));
+		n->memory_mb = json_number_value(json_object_get(o, "memory_mb"));
+		n->disk_mb = json_number_value(json_object_get(o, "disk_mb"));
+		n->port_begin = int_json(o, "port_begin", 10000);
+		n->port_end = int_json(o, "port_end", 20000);
+		n->cgroups = str_dup_json(o, "cgroups");
+		n->last_seen = int_json(o, "last_seen", 0);
+		strs_from_json(&n->delete_volumes,
+			       json_object_get(o, "delete_volumes"));
+		*HF_VEC_PUSH(&s->nodes) = n;
+		json_decref(o);
+	}
+	hf_store_kvs_release(&kvs);
+
+	rc = hf_store_list(s->store, "/services/", 0, &kvs);
+	if (rc)
+		goto fail;
+	/* Service records first: their keys have no further '/'. */
+	for (size_t i = 0; i < kvs.len; i++) {
+		const char *rest = kvs.items[i].key + strlen("/services/");
+		json_t *o;
+		struct hf_service *svc;
+
+		if (strchr(rest, '/'))
+			continue;
+		o = load_json(&kvs.items[i]);
+		if (!o)
+			continue;
+		svc = hf_xcalloc(1, sizeof(*svc));
+		svc->name = unescape(rest);
+		svc->target = str_dup_json(o, "target");
+		svc->next_config = (unsigned)int_json(o, "next_config", 1);
+		svc->removing = bool_json(o, "removing");
+		svc->delete_volumes = bool_json(o, "delete_volumes");
+		svc->created = int_json(o, "created", 0);
+		*HF_VEC_PUSH(&s->services) = svc;
+		json_decref(o);
+	}
+	for (size_t i = 0; i < kvs.len; i++) {
+		const char *rest = kvs.items[i].key + strlen("/services/");
+		const char *slash = strchr(rest, '/');
+		char *svcname, *name;
+		struct hf_service *svc;
+		json_t *o;
+
+		if (!slash)
+			continue;
+		svcname = hf_xstrndup(rest, (size_t)(slash - rest));
+		name = unescape(svcname);
+		svc = hf_state_service(s, name);
+		free(svcname);
+		free(name);
+		if (!svc)
+			continue;
+		o = load_json(&kvs.items[i]);
+		if (!o)
+			continue;
+		if (hf_str_has_prefix(slash, "/configs/")) {
+			struct hf_config *cfg = hf_xcalloc(1, sizeof(*cfg));
+			struct hf_diags d = {0};
+
+			cfg->id = last_segment(kvs.items[i].key);
+			cfg->text = str_dup_json(o, "text");
+			cfg->file = str_dup_json(o, "file");
+			cfg->created = int_json(o, "created", 0);
+			kv_from_json(&cfg->options, json_object_get(o, "options"));
+			kv_from_json(&cfg->templates,
+				     json_object_get(o, "templates"));
+			if (!cfg->text || hf_state_config_load(cfg, &d)) {
+				hf_log("service %s: stored config %s no longer "
+				       "loads; it is kept but cannot be used",
+				       svc->name, cfg->id);
+			}
+			hf_diags_release(&d);
+			*HF_VEC_PUSH(&svc->configs) = cfg;
+		} else if (hf_str_has_prefix(slash, "/instances/")) {
+			struct hf_instance *in = instance_from_json(o);
+
+			if (in)
+				*HF_VEC_PUSH(&svc->instances) = in;
+		} else if (hf_str_has_prefix(slash, "/runs/")) {
+			struct hf_plan_run *r = HF_VEC_PUSH(&svc->runs);
+
+			run_from_json(r, o);
+			if (!r->plan)
+				r->plan = last_segment(kvs.items[i].key);
+		}
+		json_decref(o);
+	}
+	hf_store_kvs_release(&kvs);
+	return 0;
+fail:
+	*err = hf_xasprintf("cannot read the store: %s (%s)", hf_err_msg(rc),
+			    hf_store_last_error(s->store));
+	hf_store_kvs_release(&kvs);
+	return rc;
+}

@@ -1,0 +1,221 @@
+/*
+ * state.h - the server's view of the cluster: services, their configs and
+ * plan runs, pod instances with their tasks' launches, and nodes. Internal
+ * to the server.
+ *
+ * Everything here is guarded by srv->mu. Every change that must survive a
+ * crash is written to the store (hf_state_save_*) before it becomes
+ * visible to an agent: the desired set handed to agents is computed from
+ * this state only after the write succeeded. A failed store write stops
+ * the server (fail-stop): a restart reloads the last consistent state.
+ */
+#ifndef HF_SERVER_STATE_H
+#define HF_SERVER_STATE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "plan/plan.h"
+#include "server/server.h"
+#include "spec/spec.h"
+#include "store/store.h"
+
+enum hf_task_state {
+	HF_TS_STAGING,  /* launch recorded; not yet seen running by an agent */
+	HF_TS_STARTING, /* the agent started its shim */
+	HF_TS_RUNNING,
+	HF_TS_FINISHED, /* exited 0 */
+	HF_TS_FAILED,   /* exited non-zero, killed by a signal, failed to start */
+	HF_TS_KILLED,   /* stopped on the server's order */
+	HF_TS_LOST,     /* gone without a status (node or agent lost it) */
+};
+
+const char *hf_task_state_name(enum hf_task_state s);
+bool hf_task_state_live(enum hf_task_state s);
+
+/* One launch of one task: its id is never reused. */
+struct hf_task_rec {
+	char *id;        /* "<pod>-<i>-<task>__<uuid>" */
+	char *config_id; /* the config it was launched with */
+	char *run;       /* "<plan>#<n>" of the plan run that launched it */
+	enum hf_task_state state;
+	bool ready;
+	int healthy; /* -1 unknown, 0, 1 */
+	int exit_code, signal; /* -1 when none */
+	bool oom_killed;
+	bool kill;    /* the server wants it stopped */
+	bool restart; /* ... and relaunched by recovery once it stopped */
+	bool paused; /* launched in debug mode */
+	int64_t launched_at, started_at, finished_at; /* unix ms */
+	char *message;
+	struct hf_kvlist params; /* plan parameters it was launched with */
+};
+
+/* One task of a pod instance across its launches. */
+struct hf_task_slot {
+	char *task;
+	struct hf_task_rec *cur; /* the latest launch, or NULL */
+	unsigned failures;       /* consecutive failed launches */
+	int64_t backoff_until;   /* unix ms */
+	bool once_done;          /* a ONCE task succeeded in this instance */
+	bool want_running;       /* a RUNNING task the server keeps running */
+	uint64_t launches, restarts;
+};
+
+struct hf_instance {
+	char *name; /* "<pod>-<i>" */
+	char *pod;
+	int64_t index;
+	char *node; /* NULL until placed */
+	struct hf_kvlist ports; /* port name -> number */
+	struct {
+		struct hf_task_slot *items;
+		size_t len, cap;
+	} slots;
+	char *message; /* why it cannot be placed, etc. */
+};
+
+struct hf_config {
+	char *id;
+	char *text;                /* the spec template as given */
+	char *file;                /* its file name, for messages */
+	struct hf_kvlist options;  /* -o / --options */
+	struct hf_kvlist templates; /* config templates: path -> content */
+	int64_t created;
+	struct hf_spec *spec;      /* parsed */
+	struct hf_plan_defs plans; /* built */
+};
+
+/* One run of a plan: started, its overrides and its progress. */
+struct hf_plan_run {
+	char *plan;
+	unsigned number;           /* run count, for "<plan>#<n>" ids */
+	bool active;               /* being worked on */
+	bool interrupted;
+	enum hf_status status;
+	char *config_id;           /* the config the run targets */
+	struct hf_strlist completed;      /* step names seen COMPLETE */
+	struct hf_strlist force_complete; /* "phase/step" */
+	struct hf_strlist interrupted_phases;
+	struct hf_kvlist continues; /* phase -> count of `continue`s */
+	struct hf_kvlist params;    /* plan parameters (env) */
+	int64_t started_at, finished_at;
+};
+
+struct hf_service {
+	char *name;
+	char *target; /* target config id */
+	unsigned next_config;
+	bool removing;
+	bool delete_volumes;
+	struct {
+		struct hf_config **items;
+		size_t len, cap;
+	} configs;
+	struct {
+		struct hf_instance **items;
+		size_t len, cap;
+	} instances;
+	struct {
+		struct hf_plan_run *items;
+		size_t len, cap;
+	} runs;
+	int64_t created;
+};
+
+struct hf_node {
+	char *id;
+	char *hostname;
+	char *address;
+	struct hf_kvlist attributes;
+	double cpus, memory_mb, disk_mb;
+	int64_t port_begin, port_end;
+	char *cgroups;
+	int64_t last_seen;
+	int64_t agent_started_at;
+	double last_report_seq; /* the newest sync's "seq" */
+	struct hf_strlist delete_volumes; /* volume keys to delete */
+};
+
+struct hf_srv {
+	pthread_mutex_t mu;
+	pthread_cond_t changed; /* desired state or statuses changed */
+	struct hf_store *store;
+	struct hf_server_opts opts;
+	uint64_t generation; /* bumps whenever any node's desired set changes */
+	uint64_t status_seq; /* bumps whenever a status changes */
+	bool stopping;
+	struct {
+		struct hf_service **items;
+		size_t len, cap;
+	} services;
+	struct {
+		struct hf_node **items;
+		size_t len, cap;
+	} nodes;
+	pthread_t sched;
+	struct hf_http_server *http;
+	int api_port;
+	/* metrics */
+	uint64_t launches, restarts, failures;
+};
+
+/* Lookups. */
+struct hf_service *hf_state_service(struct hf_srv *s, const char *name);
+struct hf_config *hf_state_config(struct hf_service *svc, const char *id);
+struct hf_config *hf_state_target(struct hf_service *svc);
+struct hf_instance *hf_state_instance(struct hf_service *svc, const char *name);
+struct hf_task_slot *hf_state_slot(struct hf_instance *in, const char *task);
+struct hf_node *hf_state_node(struct hf_srv *s, const char *id);
+struct hf_plan_run *hf_state_run(struct hf_service *svc, const char *plan);
+/* Finds a task launch by id anywhere; returns the record or NULL. */
+struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
+				       struct hf_service **svc,
+				       struct hf_instance **in,
+				       struct hf_task_slot **slot);
+
+/* Creation and freeing. */
+struct hf_instance *hf_state_instance_add(struct hf_service *svc,
+					  const char *pod, int64_t index);
+void hf_state_service_free(struct hf_service *svc);
+void hf_state_node_free(struct hf_node *n);
+void hf_task_rec_free(struct hf_task_rec *r);
+void hf_plan_run_release(struct hf_plan_run *r);
+/*
+ * Parses a config (spec text, options, templates) into cfg->spec and
+ * cfg->plans. Returns 0 or HF_ESPEC with reasons in diags.
+ */
+int hf_state_config_load(struct hf_config *cfg, struct hf_diags *diags);
+void hf_state_config_free(struct hf_config *cfg);
+
+/* Persistence: each writes one record, fail-stop on store errors. */
+void hf_state_save_service(struct hf_srv *s, struct hf_service *svc);
+void hf_state_save_config(struct hf_srv *s, struct hf_service *svc,
+			  struct hf_config *cfg);
+void hf_state_save_instance(struct hf_srv *s, struct hf_service *svc,
+			    struct hf_instance *in);
+void hf_state_save_run(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_plan_run *run);
+void hf_state_save_node(struct hf_srv *s, struct hf_node *n);
+/* Deletes every record of a service in one transaction. */
+void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc);
+/* Loads everything from the store at start. Returns 0 or an error. */
+int hf_state_load(struct hf_srv *s, char **err);
+
+/* Serialisation shared with the API. */
+json_t *hf_task_rec_to_json(const struct hf_task_rec *r);
+json_t *hf_instance_to_json(const struct hf_instance *in);
+
+int64_t hf_now_ms(void);
+/* A new random id (32 hex digits). The caller frees it. */
+char *hf_new_uuid(void);
+/* Store keys escape '/' in names. The caller frees the result. */
+char *hf_state_key(const char *fmt, const char *a, const char *b);
+
+/* Logging to stderr with a timestamp; never pass secrets. */
+void hf_log(const char *fmt, ...) HF_PRINTF(1, 2);
+
+#endif

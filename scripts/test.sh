@@ -61,7 +61,7 @@ suite "fuzz (libFuzzer, ASan+UBSan)" run_fuzz
 if [ -d tests/system ] && ls tests/system/test_*.py >/dev/null 2>&1; then
 	suite "system tests (pytest, ASan+UBSan binary)" \
 		env HOLDFAST_BIN="$PWD/build-asan/holdfast" \
-		python3 -m pytest -q -p no:cacheprovider tests/system
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
 fi
 
 echo

@@ -2,10 +2,372 @@
  * shim.h - `holdfast shim`: one process per task, started by the agent. It
  * forks the task, owns its pipes, limits and exit status, and keeps running
  * when the agent dies, so a database never restarts with its agent.
+ *
+ * This header is the contract between the agent and the shim. The agent
+ * should use the client functions at the bottom rather than speaking the
+ * files and the socket by hand, but both are specified here.
+ *
+ * THE TASK DIRECTORY (TASKDIR), one per launch, private to the agent:
+ *
+ *   launch.json  written by the agent (atomically) before it starts the
+ *                shim; hf_shim_launch_write() does that. Keys:
+ *                  task_id        required; [A-Za-z0-9._:@+-], also the
+ *                                 cgroup's name
+ *                  cmd            required; run as /bin/sh -c cmd
+ *                  sandbox        required; absolute path of an existing
+ *                                 directory: the task's cwd, and where its
+ *                                 stdout/stderr files go
+ *                  env            {"K": "V"}; the task's whole environment
+ *                                 (nothing is inherited from the shim)
+ *                  rlimits        [{"name": "RLIMIT_NOFILE", "soft": 1024,
+ *                                 "hard": 4096}]; -1 means unlimited
+ *                  cpus           CPU share for cpu.max / cfs_quota; 0 = none
+ *                  memory_mb      memory limit; 0 = none
+ *                  cgroup_parent  default "holdfast"; relative to the
+ *                                 cgroup mount (v2) or each controller's
+ *                                 mount (v1)
+ *                  log_max_bytes  rotate stdout/stderr at this size;
+ *                                 default 10 MiB; 0 = never rotate
+ *                  log_keep       rotated files kept (stdout.1 is the
+ *                                 newest); default 3; 0 = truncate instead
+ *                  kill_grace_period  seconds between SIGTERM and SIGKILL
+ *                                 on stop; default 5; may be fractional
+ *                  user           null, or a user name to run the task as
+ *                                 (needs a root shim; a non-root shim only
+ *                                 accepts its own user)
+ *                Unknown keys are errors, so typos fail loudly.
+ *   status.json  written by the shim, atomically (x.new, fsync, rename,
+ *                fsync of TASKDIR), at every state change:
+ *                  {"state": "starting"|"running"|"exited"|"failed-to-start",
+ *                   "task_id", "shim_pid", "pid", "pgid", "started_at",
+ *                   "finished_at" (unix ms or null), "exit_code" (or null),
+ *                   "signal" (number or null), "oom_killed": bool,
+ *                   "stop_requested": bool, "cgroup": path or null,
+ *                   "cgroup_note": sentence or null, "message": sentence
+ *                   or null}
+ *                "exited" and "failed-to-start" are final and are written
+ *                before the shim exits, so an agent that was down while the
+ *                task ended still finds the exit status here.
+ *   shim.pid     the detached shim's pid and a newline (atomic).
+ *   shim.lock    held (flock, exclusive) by the shim for its whole life;
+ *                hf_shim_alive() tests it. A dead shim whose status.json
+ *                still says "starting" or "running" died without finishing
+ *                (kill -9, a crash); its task's main process died with it
+ *                (see PDEATHSIG below). The agent calls
+ *                hf_shim_cleanup_lost() to kill what the task left and make
+ *                the status final, and reports the task lost.
+ *   shim.sock    the control socket (below); present only while the shim
+ *                runs.
+ *   shim.log     the shim's own stderr once it has detached.
+ *
+ * A TASKDIR is used for one launch only: the shim refuses to start when
+ * status.json already exists, or when another shim holds shim.lock. The
+ * sandbox, however, may be reused by relaunches: the stdout/stderr files
+ * there are appended to and keep rotating.
+ *
+ * STARTING A SHIM. The agent fork+execs `holdfast shim --dir TASKDIR`
+ * (hf_shim_spawn() does it) and waitpid()s for that process, which returns
+ * quickly. The shim validates launch.json, then forks: the child calls
+ * setsid() (its own session and process group, so signals to the agent's
+ * group and the agent's death do not reach it; it is reparented to init),
+ * writes shim.pid, starts the task and writes status "running" or
+ * "failed-to-start", and only then tells the first process, which exits:
+ *   0  the task is running;
+ *   1  it failed to start, or launch.json is invalid: status.json says why
+ *      (and the reason is also printed on stderr), or the TASKDIR is in use
+ *      (nothing written; stderr says why);
+ *   2  usage error.
+ * The agent therefore never waits for the task, only for startup. The
+ * detached shim's parent is init, or the nearest PR_SET_CHILD_SUBREAPER
+ * ancestor: an agent that makes itself a subreaper must reap exited shims
+ * (waitpid on shim.pid's pid, or SIGCHLD handling). With
+ * --foreground the shim does not fork or detach (for debugging and for
+ * supervisors that want the shim as their direct child) and exits 0 when
+ * the task has exited.
+ *
+ * THE TASK. Forked with every signal blocked; the child resets all signal
+ * dispositions and its mask, calls setsid() (pgid = pid), sets
+ * PR_SET_PDEATHSIG=SIGKILL (the task's main process never outlives its
+ * shim: an unowned database next to its relaunched successor would corrupt
+ * its volume; the processes it started are left to hf_shim_cleanup_lost),
+ * joins the cgroup, points stdin at /dev/null and stdout/stderr at pipes
+ * the shim owns, applies rlimits, drops to `user`, chdir()s to the sandbox
+ * and execs /bin/sh -c cmd with exactly launch.json's env. A failure of any
+ * of these steps (a bad sandbox, an unknown user) is reported back through
+ * a close-on-exec pipe: the launch ends as "failed-to-start" with the step
+ * and errno text in "message", never as a later exit. The shim is a child
+ * subreaper, so descendants the task orphans are re-parented to it.
+ *
+ * LOGS. The shim copies the task's stdout/stderr to <sandbox>/stdout and
+ * <sandbox>/stderr; when a file would exceed log_max_bytes it is rotated
+ * (stdout -> stdout.1 -> ... -> stdout.<log_keep>, the oldest dropped). A
+ * write error (disk full) drops that output but the pipes keep being
+ * drained, so the task never blocks on its logs.
+ *
+ * CGROUPS. v2 (unified, <root>/cgroup.controllers exists): the task runs in
+ * <root>/<cgroup_parent>/<task_id>, with +cpu +memory enabled in the
+ * subtree_control of every level above it; the shim never puts a process in
+ * an intermediate level (v2's "no internal processes" rule), and when a
+ * level refuses (EBUSY, as a container's root may) the task runs without
+ * cgroups. cpu.max = "<cpus*100000> 100000", memory.max = memory_mb MiB,
+ * memory.swap.max = 0. v1 (memory and cpu controllers mounted at
+ * <root>/memory and <root>/cpu): the same directory under each, with
+ * memory.limit_in_bytes (and memsw when swap accounting is on),
+ * cpu.cfs_period_us = 100000 and cpu.cfs_quota_us. The root is
+ * /sys/fs/cgroup (the environment variable HOLDFAST_CGROUP_ROOT overrides it,
+ * for tests). When cgroups are unusable (not mounted, read-only, not root,
+ * refused) the task runs without them: "cgroup" is null and "cgroup_note"
+ * says why (cgroup_note may also carry a partial problem, e.g. a missing
+ * cpu controller, next to a non-null cgroup). "oom_killed" is true when the
+ * task died of SIGKILL (or its shell exited 137, reporting a child's
+ * SIGKILL) and the cgroup's oom_kill counter (memory.events in v2,
+ * memory.oom_control in v1) is non-zero. The task cgroup is removed after
+ * the task exits; an empty stale one of the same name is replaced.
+ *
+ * EXIT. When the task's main process exits, the shim SIGKILLs its process
+ * group (before reaping it, so the pgid cannot have been reused), every
+ * process left in its cgroup, and any re-parented descendant, so nothing
+ * is orphaned; then drains the pipes (for at most two seconds), writes
+ * "exited", tells the watchers, removes shim.sock and exits 0.
+ *
+ * SIGNALS TO THE SHIM. SIGTERM and SIGINT mean "stop" with the launch's
+ * grace period. SIGHUP and SIGPIPE are ignored.
+ *
+ * THE CONTROL SOCKET. A unix stream socket TASKDIR/shim.sock (mode 0600).
+ * If that path does not fit in sun_path (108 bytes), it is bound and
+ * reached as "/proc/self/fd/<fd>/shim.sock" through an O_PATH descriptor of
+ * TASKDIR, which names the same file without chdir() (thread-safe); the
+ * client functions below do the same. Several clients may connect at once.
+ * Requests and replies are JSON objects, one per line ('\n'):
+ *   {"op":"status"}                  -> the status object, as in status.json
+ *   {"op":"stop"} / {"op":"stop","grace":N}
+ *                                     -> {"ok":true}; SIGTERM to the task's
+ *      process group now, SIGKILL to the group and the cgroup N seconds later
+ *      (default kill_grace_period; 0 kills at once). A later stop can only
+ *      shorten the deadline. The exit itself is seen by watching.
+ *   {"op":"signal","signal":"HUP"}   -> {"ok":true}; the signal (name, with
+ *      or without SIG, or number) goes to the task's process group.
+ *   {"op":"watch"}                   -> the status object now and again
+ *      after every change, until the shim exits and closes the connection.
+ * Errors are answered with {"ok":false,"error":"sentence"}; a line longer
+ * than 64 KiB closes the connection.
  */
 #ifndef HF_SHIM_SHIM_H
 #define HF_SHIM_SHIM_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/util.h"
+
+/* The `holdfast shim --dir TASKDIR [--foreground]` verb. */
 int hf_shim_main(int argc, char **argv);
+
+/* ---- launch.json ---------------------------------------------------- */
+
+struct hf_shim_rlimit {
+	int resource;         /* RLIMIT_* */
+	int64_t soft, hard;   /* -1 = unlimited */
+};
+
+struct hf_shim_launch {
+	char *task_id;
+	char *cmd;
+	char *sandbox;
+	struct hf_kvlist env;
+	HF_VEC(struct hf_shim_rlimit) rlimits;
+	double cpus;          /* 0 = no cpu limit */
+	int64_t memory_mb;    /* 0 = no memory limit */
+	char *cgroup_parent;  /* never NULL after init */
+	int64_t log_max_bytes;
+	int log_keep;
+	double kill_grace_period;
+	char *user;           /* NULL = the shim's own user */
+};
+
+/* Sets the defaults listed above; every string but cgroup_parent NULL. */
+void hf_shim_launch_init(struct hf_shim_launch *l);
+void hf_shim_launch_release(struct hf_shim_launch *l);
+
+/*
+ * Parses and validates launch.json text into *l (which must be initialised;
+ * it is released and re-filled). Returns 0, or HF_EPARSE / HF_EINVAL with
+ * *errmsg set to one sentence naming the key at fault (the caller frees
+ * it); on error *l holds only defaults.
+ */
+int hf_shim_launch_parse(const char *json, size_t len,
+			 struct hf_shim_launch *l, char **errmsg);
+
+/* Formats *l as launch.json text; the caller frees it. */
+char *hf_shim_launch_format(const struct hf_shim_launch *l);
+
+/* Writes TASKDIR/launch.json atomically. Returns 0 or HF_EIO (errno set). */
+int hf_shim_launch_write(const char *taskdir, const struct hf_shim_launch *l);
+
+/* RLIMIT_* for a name such as "RLIMIT_NOFILE", -1 if unknown. */
+int hf_shim_rlimit_by_name(const char *name);
+/* The name of an RLIMIT_* value, NULL if unknown. */
+const char *hf_shim_rlimit_name(int resource);
+
+/* ---- status --------------------------------------------------------- */
+
+enum hf_shim_state {
+	HF_SHIM_STARTING,
+	HF_SHIM_RUNNING,
+	HF_SHIM_EXITED,
+	HF_SHIM_FAILED_TO_START,
+};
+
+/* "starting", "running", "exited", "failed-to-start". */
+const char *hf_shim_state_name(enum hf_shim_state s);
+
+/* Final states: the shim has exited or is about to. */
+static inline bool hf_shim_state_is_final(enum hf_shim_state s)
+{
+	return s == HF_SHIM_EXITED || s == HF_SHIM_FAILED_TO_START;
+}
+
+struct hf_shim_status {
+	enum hf_shim_state state;
+	char *task_id;
+	pid_t shim_pid;         /* 0 when unknown */
+	pid_t pid, pgid;        /* the task; 0 before it started */
+	int64_t started_at;     /* unix ms; 0 = null */
+	int64_t finished_at;    /* unix ms; 0 = null */
+	bool has_exit_code;
+	int exit_code;          /* valid when has_exit_code */
+	int signal;             /* the signal that killed the task; 0 = null */
+	bool oom_killed;
+	bool stop_requested;
+	char *cgroup;           /* NULL = null, likewise below */
+	char *cgroup_note;
+	char *message;
+};
+
+/*
+ * A status owns its strings: every function below that fills one releases
+ * what it held first; the caller releases it when done.
+ */
+void hf_shim_status_init(struct hf_shim_status *s);
+void hf_shim_status_release(struct hf_shim_status *s);
+
+/* Formats a status as one line of JSON without the '\n'; caller frees. */
+char *hf_shim_status_format(const struct hf_shim_status *s);
+
+/*
+ * Parses status JSON into *s (released and re-filled). Returns 0 or
+ * HF_EPARSE; on error *s is left initialised.
+ */
+int hf_shim_status_parse(const char *json, size_t len,
+			 struct hf_shim_status *s);
+
+/* ---- client functions for the agent ------------------------------- */
+
+/*
+ * Starts `holdfast_bin shim --dir taskdir` and waits (at most ten seconds)
+ * for its first process to exit, which happens once the detached shim has
+ * started the task or failed to. The child closes every descriptor above 2
+ * before exec; it reaps its own child with waitpid(pid), so an agent that
+ * reaps with waitpid(-1) from a SIGCHLD handler must not run concurrently.
+ * Returns:
+ *   0             status.json exists: "running", or "failed-to-start" (read
+ *                 it); *shim_pid is the detached shim's pid (0 if the shim
+ *                 failed before detaching, e.g. invalid launch.json);
+ *   HF_EEXISTS    TASKDIR already holds a status.json (use a fresh dir);
+ *   HF_EUNAVAIL   the shim did not finish starting in time (it may still;
+ *                 watch status.json);
+ *   HF_EIO        the binary could not be run, or the shim refused the
+ *                 TASKDIR without writing a status (its stderr says why).
+ * shim_pid may be NULL.
+ */
+int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
+		  pid_t *shim_pid);
+
+/*
+ * Whether a shim holds TASKDIR/shim.lock: 1 yes, 0 no (never started, or
+ * exited or died), or a negative HF_E* code. With status.json, this tells
+ * an agent after its restart what to do: alive -> watch it; dead and final
+ * status -> report it; dead and not final -> the task was lost.
+ */
+int hf_shim_alive(const char *taskdir);
+
+/*
+ * Cleans up after a shim that died without finishing (hf_shim_alive() is 0
+ * and status.json is not final). Its task's main process died with it, but
+ * the processes the task started may live on: this SIGKILLs every live
+ * process in the task's session and cgroup, removes the cgroup, and writes
+ * a final status.json: "exited" with exit_code and signal both null and a
+ * message starting with "lost:". Holds shim.lock meanwhile. Returns 0 (also
+ * when the status was already final), HF_ECONFLICT when a shim is alive,
+ * HF_ENOTFOUND when there is no status.json, HF_EIO.
+ */
+int hf_shim_cleanup_lost(const char *taskdir);
+
+/*
+ * Reads TASKDIR/status.json into *s (initialised by the caller). Returns 0,
+ * HF_ENOTFOUND (no status yet), HF_EIO or HF_EPARSE.
+ */
+int hf_shim_status_read(const char *taskdir, struct hf_shim_status *s);
+
+/*
+ * Asks the running shim for its status over the socket. Same returns as
+ * hf_shim_request below.
+ */
+int hf_shim_status_query(const char *taskdir, struct hf_shim_status *s);
+
+/*
+ * Stops the task: SIGTERM now, SIGKILL after grace_seconds (< 0: the
+ * launch's kill_grace_period). Returns once the shim has acknowledged, not
+ * once the task has exited (watch or poll the status for that). Returns 0,
+ * HF_EUNAVAIL when no shim is listening (it has exited: read status.json),
+ * HF_EINVAL when the shim refused the request, HF_EIO otherwise.
+ */
+int hf_shim_stop(const char *taskdir, double grace_seconds);
+
+/* Sends a signal ("HUP", "SIGUSR1", "10") to the task's process group. */
+int hf_shim_signal(const char *taskdir, const char *signal_name);
+
+/*
+ * Sends one request line (a JSON object without '\n') and reads one reply
+ * line (at most five seconds). *reply (may be NULL) receives the reply
+ * without its '\n', owned by the caller. Returns 0 (the shim answered; an
+ * {"ok":false} answer returns HF_EINVAL with the reply still set),
+ * HF_EUNAVAIL (nothing listens on shim.sock), HF_EIO.
+ */
+int hf_shim_request(const char *taskdir, const char *request, char **reply);
+
+/*
+ * Connects to the shim (the same path rules as the shim: a long TASKDIR is
+ * reached through /proc/self/fd). Returns a connected, close-on-exec socket
+ * or a negative HF_E* code (HF_EUNAVAIL when nothing listens).
+ */
+int hf_shim_connect(const char *taskdir);
+
+/*
+ * Opens a watch connection: *fd receives a non-blocking, close-on-exec
+ * socket on which the shim sends the current status at once and then a
+ * status line after every change; EOF means the shim has exited (its last
+ * line was the final status, and status.json holds it too). Poll *fd for
+ * POLLIN and call hf_shim_watch_read. Returns 0, HF_EUNAVAIL, HF_EIO.
+ */
+int hf_shim_watch_open(const char *taskdir, int *fd);
+
+/*
+ * Reads the next status line from a watch fd into *s (initialised by the
+ * caller). The fd keeps no buffer in user space: complete lines are taken
+ * from the socket with MSG_PEEK, so calling this after poll() is all that
+ * is needed. Returns 0 with *s filled, HF_EUNAVAIL when no complete line
+ * has arrived yet (poll again), HF_ENOTFOUND at EOF (the shim has gone;
+ * close the fd), HF_EPARSE for a line that is not a status, HF_EIO.
+ */
+int hf_shim_watch_read(int fd, struct hf_shim_status *s);
+
+/*
+ * Describes cgroup availability on this machine, for the agent's startup
+ * log and its node attributes: returns 2 (v2), 1 (v1) or 0 (tasks will run
+ * without cgroups) and sets *description to one sentence (caller frees).
+ */
+int hf_cgroup_probe(char **description);
 
 #endif

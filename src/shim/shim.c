@@ -1,0 +1,1479 @@
+/*
+ * shim.c - `holdfast shim --dir TASKDIR`: detach from the agent, start the
+ * task, then one poll() loop over a signalfd, the task's output pipes and
+ * the control socket until the task has exited and its status is on disk.
+ * The contract (files, socket protocol, exit codes) is in shim.h.
+ *
+ * Single-threaded. No logic runs in signal handlers: there are none;
+ * SIGCHLD, SIGTERM and SIGINT arrive through the signalfd.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "shim/cgroup.h"
+#include "shim/shim.h"
+#include "shim/shim_int.h"
+#include "shim/tasklog.h"
+
+#define LAUNCH_MAX_BYTES (1024 * 1024)
+#define DRAIN_MS 2000         /* wait for pipe EOF after the exit */
+#define SETTLE_MS 1000        /* wait for leftovers to die after SIGKILL */
+#define FLUSH_MS 1000         /* last status lines to watchers */
+#define MAX_CLIENTS 64
+#define CLIENT_OUT_MAX (1024 * 1024)
+#define PIPE_SIZE (1024 * 1024)
+
+struct client {
+	int fd;
+	struct hf_buf in;
+	struct hf_buf out;
+	size_t out_off;     /* bytes of out already sent */
+	bool watching;
+	bool eof;           /* the peer will send nothing more */
+	bool dead;          /* to be closed at the end of this loop turn */
+};
+
+/* Everything the child needs, prepared before fork (no allocation after). */
+struct exec_plan {
+	char *argv[4];
+	char **envp;
+	bool switch_user;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	int ngroups;
+	int devnull;
+};
+
+struct shim {
+	char *dir;                  /* absolute TASKDIR */
+	bool foreground;
+	struct hf_shim_launch launch;
+	struct hf_shim_status st;
+	struct hf_cgroup cg;
+	struct hf_tasklog logs[2];  /* stdout, stderr */
+	int pipes[2];               /* read ends; -1 at EOF */
+	int lockfd, readyfd, sigfd, listenfd;
+	int agent_err;              /* the agent's stderr until ready, or -1 */
+	bool sock_bound;
+	HF_VEC(struct client *) clients;
+	pid_t pid;                  /* the task's main process (= its pgid) */
+	bool main_exited;
+	int wstatus;
+	int64_t kill_at;            /* monotonic ms of the SIGKILL; 0 none */
+	int64_t drain_until;        /* monotonic ms; set once main exited */
+};
+
+/* ---- small helpers -------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* A line on stderr (the agent's until detached, then shim.log). */
+static void HF_PRINTF(1, 2) shim_log(const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	char when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	va_list ap;
+
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+		 gmtime_r(&t, &tm));
+	hf_buf_addf(&b, "%s holdfast shim[%d]: ", when, (int)getpid());
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	hf_buf_addc(&b, '\n');
+	if (write(STDERR_FILENO, b.data, b.len) < 0) {
+		/* Nowhere left to complain. */
+	}
+	hf_buf_release(&b);
+}
+
+static char *dir_path(const struct shim *sh, const char *name)
+{
+	return hf_xasprintf("%s/%s", sh->dir, name);
+}
+
+/* "HUP" or "SIGHUP" or "1" -> 1; 0 when unknown. */
+static int signal_by_name(const char *name)
+{
+	char *end;
+	long n;
+
+	if (hf_str_has_prefix(name, "SIG"))
+		name += 3;
+	for (int sig = 1; sig < NSIG; sig++) {
+		const char *abbrev = sigabbrev_np(sig);
+
+		if (abbrev && strcmp(abbrev, name) == 0)
+			return sig;
+	}
+	n = strtol(name, &end, 10);
+	return *name && !*end && n > 0 && n < NSIG ? (int)n : 0;
+}
+
+static const char *signal_name(int sig)
+{
+	const char *abbrev = sigabbrev_np(sig);
+
+	return abbrev ? abbrev : "?";
+}
+
+/* ---- status --------------------------------------------------------- */
+
+static void client_send(struct client *c, const char *line);
+
+/*
+ * Writes status.json (atomically: a crash leaves the old or the new
+ * status, never a torn one) and then tells the watchers, so a watcher
+ * never sees a state that is not yet on disk.
+ */
+static void publish(struct shim *sh)
+{
+	char *text = hf_shim_status_format(&sh->st);
+	char *file = hf_xasprintf("%s\n", text);
+	char *path = dir_path(sh, "status.json");
+
+	if (hf_write_file_atomic(path, file, strlen(file), 0644))
+		shim_log("cannot write %s: %s", path, strerror(errno));
+	for (size_t i = 0; i < sh->clients.len; i++)
+		if (sh->clients.items[i]->watching)
+			client_send(sh->clients.items[i], text);
+	free(text);
+	free(file);
+	free(path);
+}
+
+static void HF_PRINTF(2, 3) fail_start(struct shim *sh, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(sh->st.message);
+	va_start(ap, fmt);
+	{
+		struct hf_buf b = HF_BUF_INIT;
+
+		hf_buf_vaddf(&b, fmt, ap);
+		sh->st.message = hf_buf_detach(&b);
+	}
+	va_end(ap);
+	shim_log("%s: failed to start: %s", sh->dir, sh->st.message);
+	if (sh->agent_err >= 0)
+		dprintf(sh->agent_err, "holdfast shim: %s: failed to start: "
+			"%s\n", sh->dir, sh->st.message);
+	sh->st.state = HF_SHIM_FAILED_TO_START;
+	sh->st.finished_at = now_ms();
+	publish(sh);
+}
+
+/* Tells the first process (see detach) how startup went. */
+static void notify_ready(struct shim *sh)
+{
+	char c = sh->st.state == HF_SHIM_RUNNING ? '0' : '1';
+
+	if (sh->agent_err >= 0)
+		close(sh->agent_err);
+	sh->agent_err = -1;
+	if (sh->readyfd < 0)
+		return;
+	if (write(sh->readyfd, &c, 1) < 0) {
+		/* It was killed: nobody to tell. */
+	}
+	close(sh->readyfd);
+	sh->readyfd = -1;
+}
+
+/* ---- clients -------------------------------------------------------- */
+
+static void client_flush(struct client *c)
+{
+	while (!c->dead && c->out_off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.data + c->out_off,
+				 c->out.len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			c->dead = true;
+			break;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out.len) {
+		hf_buf_reset(&c->out);
+		c->out_off = 0;
+	}
+}
+
+/*
+ * Queues one line and sends what the socket takes now. A client that lets
+ * a megabyte pile up is not reading; it is dropped rather than allowed to
+ * grow the shim without bound.
+ */
+static void client_send(struct client *c, const char *line)
+{
+	if (c->dead)
+		return;
+	hf_buf_adds(&c->out, line);
+	hf_buf_addc(&c->out, '\n');
+	if (c->out.len - c->out_off > CLIENT_OUT_MAX) {
+		c->dead = true;
+		return;
+	}
+	client_flush(c);
+}
+
+static void client_reply(struct client *c, bool ok, const char *error)
+{
+	json_t *o = json_pack("{s:b}", "ok", ok);
+	char *text;
+
+	if (error)
+		json_object_set_new(o, "error", json_string(error));
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		abort(); /* only on allocation failure; see util.h */
+	client_send(c, text);
+	free(text);
+}
+
+static void client_free(struct client *c)
+{
+	close(c->fd);
+	hf_buf_release(&c->in);
+	hf_buf_release(&c->out);
+	free(c);
+}
+
+/* ---- stopping ------------------------------------------------------- */
+
+static void kill_task(struct shim *sh, int sig)
+{
+	/*
+	 * Until the main process is reaped its pid cannot be reused, so
+	 * -pid names only the task's process group.
+	 */
+	if (sh->pid > 0 && !sh->main_exited)
+		kill(-sh->pid, sig);
+	if (sig == SIGKILL)
+		hf_cgroup_kill_all(&sh->cg);
+}
+
+static void request_stop(struct shim *sh, double grace)
+{
+	int64_t at = mono_ms() + (int64_t)(grace * 1000);
+
+	if (sh->main_exited)
+		return;
+	if (!sh->st.stop_requested) {
+		sh->st.stop_requested = true;
+		/* No grace: nothing to warn, the loop kills at once. */
+		if (grace > 0) {
+			shim_log("stopping the task (SIGTERM, SIGKILL in %gs)",
+				 grace);
+			kill_task(sh, SIGTERM);
+		}
+		publish(sh);
+	}
+	if (!sh->kill_at || at < sh->kill_at)
+		sh->kill_at = at > 0 ? at : 1;
+}
+
+/* ---- the socket protocol -------------------------------------------- */
+
+static void op_status(struct shim *sh, struct client *c, json_t *req)
+{
+	char *text = hf_shim_status_format(&sh->st);
+
+	client_send(c, text);
+	free(text);
+}
+
+static void op_watch(struct shim *sh, struct client *c, json_t *req)
+{
+	c->watching = true;
+	op_status(sh, c, req);
+}
+
+static void op_stop(struct shim *sh, struct client *c, json_t *req)
+{
+	json_t *g = json_object_get(req, "grace");
+	double grace = sh->launch.kill_grace_period;
+
+	if (g && !json_is_null(g)) {
+		if (!json_is_number(g) || !isfinite(json_number_value(g)) ||
+		    json_number_value(g) < 0 ||
+		    json_number_value(g) > 86400) {
+			client_reply(c, false, "\"grace\" must be a number of "
+					       "seconds from 0 to 86400");
+			return;
+		}
+		grace = json_number_value(g);
+	}
+	request_stop(sh, grace);
+	client_reply(c, true, NULL);
+}
+
+static void op_signal(struct shim *sh, struct client *c, json_t *req)
+{
+	json_t *v = json_object_get(req, "signal");
+	int sig = 0;
+
+	if (json_is_string(v))
+		sig = signal_by_name(json_string_value(v));
+	else if (json_is_integer(v) && json_integer_value(v) > 0 &&
+		 json_integer_value(v) < NSIG)
+		sig = (int)json_integer_value(v);
+	if (!sig) {
+		client_reply(c, false, "\"signal\" must be a signal name such "
+				       "as \"HUP\" or a number");
+		return;
+	}
+	if (sh->main_exited) {
+		client_reply(c, false, "the task has exited");
+		return;
+	}
+	shim_log("sending SIG%s to the task", signal_name(sig));
+	kill_task(sh, sig);
+	client_reply(c, true, NULL);
+}
+
+static const struct {
+	const char *name;
+	void (*run)(struct shim *sh, struct client *c, json_t *req);
+} ops[] = {
+	{"status", op_status},
+	{"watch", op_watch},
+	{"stop", op_stop},
+	{"signal", op_signal},
+};
+
+static void handle_line(struct shim *sh, struct client *c, const char *line)
+{
+	json_t *req = json_loads(line, 0, NULL);
+	const char *op = json_string_value(json_object_get(req, "op"));
+	char *err;
+
+	if (!op) {
+		client_reply(c, false, "a request is a JSON object with an "
+				       "\"op\" on one line");
+		goto out;
+	}
+	for (size_t i = 0; i < HF_ARRAY_LEN(ops); i++) {
+		if (strcmp(ops[i].name, op) == 0) {
+			ops[i].run(sh, c, req);
+			goto out;
+		}
+	}
+	err = hf_xasprintf("unknown op \"%s\" (expected status, watch, stop "
+			   "or signal)", op);
+	client_reply(c, false, err);
+	free(err);
+out:
+	json_decref(req);
+}
+
+static void client_read(struct shim *sh, struct client *c)
+{
+	char buf[4096];
+	ssize_t n;
+	char *nl;
+
+	n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		/*
+		 * EOF: a watcher may have half-closed and keep reading; any
+		 * other client is closed once its replies are flushed (see
+		 * drop_dead_clients).
+		 */
+		c->eof = true;
+		c->dead = n < 0;
+		return;
+	}
+	hf_buf_add(&c->in, buf, (size_t)n);
+	while (!c->dead && (nl = memchr(c->in.data, '\n', c->in.len))) {
+		size_t len = (size_t)(nl - c->in.data);
+		char *line = hf_xstrndup(c->in.data, len);
+
+		memmove(c->in.data, nl + 1, c->in.len - len - 1);
+		c->in.len -= len + 1;
+		c->in.data[c->in.len] = '\0';
+		handle_line(sh, c, line);
+		free(line);
+	}
+	if (c->in.len > HF_SHIM_MAX_LINE) {
+		client_reply(c, false, "request line too long");
+		c->eof = true;
+		hf_buf_reset(&c->in);
+	}
+}
+
+static void accept_clients(struct shim *sh)
+{
+	for (;;) {
+		int fd = accept4(sh->listenfd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct client *c;
+
+		if (fd < 0)
+			return; /* EAGAIN, or a client that went away */
+		if (sh->clients.len >= MAX_CLIENTS) {
+			static const char busy[] = "{\"ok\":false,"
+						   "\"error\":\"too many "
+						   "clients\"}\n";
+
+			send(fd, busy, sizeof(busy) - 1,
+			     MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		c = hf_xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		*HF_VEC_PUSH(&sh->clients) = c;
+	}
+}
+
+static void drop_dead_clients(struct shim *sh)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < sh->clients.len; i++) {
+		struct client *c = sh->clients.items[i];
+
+		if (c->dead || (c->eof && !c->watching &&
+				c->out_off == c->out.len))
+			client_free(c);
+		else
+			sh->clients.items[j++] = c;
+	}
+	sh->clients.len = j;
+}
+
+static int listen_socket(struct shim *sh)
+{
+	struct sockaddr_un sa;
+	char *path = dir_path(sh, HF_SHIM_SOCK);
+	int dirfd = -1, len, rc = -1;
+	mode_t old;
+
+	len = hf_shim_sock_addr(sh->dir, &sa, &dirfd);
+	if (len < 0) {
+		fail_start(sh, "cannot open %s: %s", sh->dir,
+			   hf_err_msg(len));
+		goto out;
+	}
+	/* We hold shim.lock: a socket file left here is stale. */
+	unlink(path);
+	sh->listenfd = socket(AF_UNIX,
+			      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (sh->listenfd < 0) {
+		fail_start(sh, "cannot create a socket: %s", strerror(errno));
+		goto out;
+	}
+	old = umask(0177); /* the socket is for the agent (root) only */
+	if (bind(sh->listenfd, (struct sockaddr *)&sa, (socklen_t)len) < 0) {
+		umask(old);
+		fail_start(sh, "cannot bind %s: %s", path, strerror(errno));
+		goto out;
+	}
+	umask(old);
+	sh->sock_bound = true;
+	if (listen(sh->listenfd, 16) < 0) {
+		fail_start(sh, "cannot listen on %s: %s", path,
+			   strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (dirfd >= 0)
+		close(dirfd);
+	free(path);
+	return rc;
+}
+
+static void remove_socket(struct shim *sh)
+{
+	char *path = dir_path(sh, HF_SHIM_SOCK);
+
+	if (sh->listenfd >= 0)
+		close(sh->listenfd);
+	sh->listenfd = -1;
+	if (sh->sock_bound)
+		unlink(path);
+	sh->sock_bound = false;
+	free(path);
+}
+
+/* ---- starting the task ---------------------------------------------- */
+
+enum child_step {
+	STEP_SETSID,
+	STEP_PDEATHSIG,
+	STEP_CGROUP,
+	STEP_STDIO,
+	STEP_RLIMIT,
+	STEP_SETGROUPS,
+	STEP_SETGID,
+	STEP_SETUID,
+	STEP_CHDIR,
+	STEP_EXEC,
+};
+
+static const char *const step_text[] = {
+	[STEP_SETSID] = "cannot start a session (setsid)",
+	[STEP_PDEATHSIG] = "cannot set the parent-death signal",
+	[STEP_CGROUP] = "cannot join the task cgroup",
+	[STEP_STDIO] = "cannot set up stdin, stdout and stderr",
+	[STEP_RLIMIT] = "cannot set the rlimit",
+	[STEP_SETGROUPS] = "cannot set the supplementary groups of the user",
+	[STEP_SETGID] = "cannot switch to the user's group",
+	[STEP_SETUID] = "cannot switch to the user",
+	[STEP_CHDIR] = "cannot enter the sandbox",
+	[STEP_EXEC] = "cannot execute /bin/sh",
+};
+
+/* What the child writes to the close-on-exec pipe when a step fails. */
+struct child_err {
+	int step;
+	int arg;
+	int err;
+};
+
+static void __attribute__((noreturn))
+child_fail(int errfd, enum child_step step, int arg, int err)
+{
+	struct child_err ce = {step, arg, err};
+
+	/* One write below PIPE_BUF is atomic; if it fails, nobody listens. */
+	if (write(errfd, &ce, sizeof(ce)) < 0) {
+	}
+	_exit(127);
+}
+
+/*
+ * The forked child, until exec. Only async-signal-safe calls: the plan was
+ * built before fork. Each failure goes back through errfd, which exec
+ * closes, so the shim reads either a failure or EOF (= exec succeeded).
+ */
+static void __attribute__((noreturn))
+task_child(const struct shim *sh, const struct exec_plan *p, pid_t shim_pid,
+	   int errfd, int out_w, int err_w)
+{
+	const struct hf_shim_launch *l = &sh->launch;
+	struct sigaction dfl;
+	sigset_t none;
+	int err;
+
+	/* Dispositions first, while every signal is still blocked. */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	if (setsid() < 0)
+		child_fail(errfd, STEP_SETSID, 0, errno);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(errfd, STEP_PDEATHSIG, 0, errno);
+	/* The shim may have died before prctl: then we must not run. */
+	if (getppid() != shim_pid)
+		_exit(127);
+	err = hf_cgroup_join_self(&sh->cg);
+	if (err)
+		child_fail(errfd, STEP_CGROUP, 0, err);
+	if (dup2(p->devnull, STDIN_FILENO) < 0 ||
+	    dup2(out_w, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0)
+		child_fail(errfd, STEP_STDIO, 0, errno);
+	/* Before dropping privileges: raising a hard limit needs root. */
+	for (size_t i = 0; i < l->rlimits.len; i++) {
+		const struct hf_shim_rlimit *r = &l->rlimits.items[i];
+		struct rlimit rl = {
+			r->soft < 0 ? RLIM_INFINITY : (rlim_t)r->soft,
+			r->hard < 0 ? RLIM_INFINITY : (rlim_t)r->hard,
+		};
+
+		if (setrlimit((__rlimit_resource_t)r->resource, &rl) < 0)
+			child_fail(errfd, STEP_RLIMIT, r->resource, errno);
+	}
+	if (p->switch_user) {
+		if (setgroups((size_t)p->ngroups, p->groups) < 0)
+			child_fail(errfd, STEP_SETGROUPS, 0, errno);
+		if (setgid(p->gid) < 0)
+			child_fail(errfd, STEP_SETGID, 0, errno);
+		if (setuid(p->uid) < 0)
+			child_fail(errfd, STEP_SETUID, 0, errno);
+	}
+	/* After the switch, so the user must be able to enter it. */
+	if (chdir(l->sandbox) < 0)
+		child_fail(errfd, STEP_CHDIR, 0, errno);
+	execve("/bin/sh", p->argv, p->envp);
+	child_fail(errfd, STEP_EXEC, 0, errno);
+}
+
+static void plan_release(struct exec_plan *p)
+{
+	if (p->envp)
+		for (char **e = p->envp; *e; e++)
+			free(*e);
+	free(p->envp);
+	free(p->groups);
+	if (p->devnull >= 0)
+		close(p->devnull);
+	memset(p, 0, sizeof(*p));
+	p->devnull = -1;
+}
+
+/* Resolves the user, checks the sandbox, builds argv and envp. */
+static int plan_build(struct shim *sh, struct exec_plan *p)
+{
+	const struct hf_shim_launch *l = &sh->launch;
+	struct stat st;
+
+	if (stat(l->sandbox, &st) < 0) {
+		fail_start(sh, "sandbox %s: %s", l->sandbox, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fail_start(sh, "sandbox %s is not a directory", l->sandbox);
+		return -1;
+	}
+	if (l->user) {
+		struct passwd *pw;
+
+		errno = 0;
+		pw = getpwnam(l->user);
+		if (!pw) {
+			if (errno)
+				fail_start(sh, "cannot look up user \"%s\": %s",
+					   l->user, strerror(errno));
+			else
+				fail_start(sh, "unknown user \"%s\"", l->user);
+			return -1;
+		}
+		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+			fail_start(sh, "cannot run the task as user \"%s\": "
+				       "the shim is not root", l->user);
+			return -1;
+		}
+		if (geteuid() == 0) {
+			int n = 0;
+
+			p->switch_user = true;
+			p->uid = pw->pw_uid;
+			p->gid = pw->pw_gid;
+			getgrouplist(l->user, pw->pw_gid, NULL, &n);
+			p->groups = hf_xcalloc((size_t)n + 1, sizeof(gid_t));
+			p->ngroups = n + 1;
+			if (getgrouplist(l->user, pw->pw_gid, p->groups,
+					 &p->ngroups) < 0) {
+				fail_start(sh, "cannot list the groups of user "
+					       "\"%s\"", l->user);
+				return -1;
+			}
+		}
+	}
+	p->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (p->devnull < 0) {
+		fail_start(sh, "cannot open /dev/null: %s", strerror(errno));
+		return -1;
+	}
+	p->argv[0] = "sh";
+	p->argv[1] = "-c";
+	p->argv[2] = l->cmd;
+	p->argv[3] = NULL;
+	p->envp = hf_xcalloc(l->env.len + 1, sizeof(char *));
+	for (size_t i = 0; i < l->env.len; i++)
+		p->envp[i] = hf_xasprintf("%s=%s", l->env.items[i].key,
+					  l->env.items[i].value);
+	return 0;
+}
+
+static int open_logs(struct shim *sh)
+{
+	static const char *const names[2] = {"stdout", "stderr"};
+	const struct hf_shim_launch *l = &sh->launch;
+
+	for (int i = 0; i < 2; i++) {
+		char *path = hf_xasprintf("%s/%s", l->sandbox, names[i]);
+		int rc = hf_tasklog_open(&sh->logs[i], path,
+					 (uint64_t)l->log_max_bytes,
+					 l->log_keep);
+
+		if (rc)
+			fail_start(sh, "cannot open %s: %s", path,
+				   strerror(errno));
+		free(path);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static int spawn_task(struct shim *sh)
+{
+	struct exec_plan plan = {.devnull = -1};
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, ep[2] = {-1, -1};
+	struct child_err ce;
+	sigset_t all, old;
+	pid_t shim_pid = getpid();
+	ssize_t n;
+	int rc = -1;
+
+	if (plan_build(sh, &plan) || open_logs(sh))
+		goto out;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    pipe2(ep, O_CLOEXEC) < 0) {
+		fail_start(sh, "cannot create pipes: %s", strerror(errno));
+		goto out;
+	}
+	/* A bigger pipe lets a chatty task run ahead of a slow disk. */
+	fcntl(out[0], F_SETPIPE_SZ, PIPE_SIZE);
+	fcntl(errp[0], F_SETPIPE_SZ, PIPE_SIZE);
+
+	/*
+	 * Every signal is blocked across fork so that nothing is delivered
+	 * to the child before it has reset its dispositions.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	sh->pid = fork();
+	if (sh->pid == 0)
+		task_child(sh, &plan, shim_pid, ep[1], out[1], errp[1]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (sh->pid < 0) {
+		sh->pid = 0;
+		fail_start(sh, "cannot fork: %s", strerror(errno));
+		goto out;
+	}
+	close(ep[1]);
+	ep[1] = -1;
+	do
+		n = read(ep[0], &ce, sizeof(ce));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(ce)) {
+		/* The child has _exit()ed or is about to: reap it. */
+		waitpid(sh->pid, NULL, 0);
+		sh->pid = 0;
+		if (ce.step == STEP_RLIMIT)
+			fail_start(sh, "cannot set %s: %s",
+				   hf_shim_rlimit_name(ce.arg),
+				   strerror(ce.err));
+		else if (ce.step == STEP_CHDIR)
+			fail_start(sh, "%s %s: %s", step_text[ce.step],
+				   sh->launch.sandbox, strerror(ce.err));
+		else if (ce.step >= 0 && ce.step <= STEP_EXEC)
+			fail_start(sh, "%s: %s", step_text[ce.step],
+				   strerror(ce.err));
+		else
+			fail_start(sh, "the task failed before exec");
+		goto out;
+	}
+	/* EOF: exec closed the pipe, the task runs. */
+	sh->pipes[0] = out[0];
+	sh->pipes[1] = errp[0];
+	out[0] = errp[0] = -1;
+	fcntl(sh->pipes[0], F_SETFL, O_NONBLOCK);
+	fcntl(sh->pipes[1], F_SETFL, O_NONBLOCK);
+	hf_cgroup_close_fds(&sh->cg);
+	sh->st.pid = sh->pid;
+	sh->st.pgid = sh->pid;
+	sh->st.started_at = now_ms();
+	sh->st.state = HF_SHIM_RUNNING;
+	shim_log("task %s started as pid %d", sh->launch.task_id,
+		 (int)sh->pid);
+	publish(sh);
+	rc = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	plan_release(&plan);
+	return rc;
+}
+
+/* ---- the exit ------------------------------------------------------- */
+
+/*
+ * SIGKILLs the shim's own children (as a child subreaper it inherits
+ * every orphaned descendant of the task). Returns how many it found.
+ */
+static int kill_children(void)
+{
+	DIR *d = opendir("/proc");
+	pid_t self = getpid();
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[64], buf[512], *p;
+		long pid = strtol(de->d_name, &p, 10);
+		ssize_t len;
+		int fd;
+
+		if (*p || pid <= 0 || pid == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* pid (comm) state ppid ...; comm may hold ')' itself. */
+		p = strrchr(buf, ')');
+		if (p && strtol(p + 4, NULL, 10) == self) {
+			kill((pid_t)pid, SIGKILL);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Nothing the task started may outlive it: its process group, its cgroup
+ * and every orphan re-parented to us are killed, repeatedly, until none is
+ * left (a dying parent re-parents its children to us; a forking one may
+ * add members between two sweeps) or a second has passed.
+ */
+static void kill_leftovers(struct shim *sh)
+{
+	int64_t until = mono_ms() + SETTLE_MS;
+
+	for (;;) {
+		int left = 0;
+
+		if (kill(-sh->pid, SIGKILL) == 0)
+			left++;
+		left += hf_cgroup_kill_all(&sh->cg);
+		left += kill_children();
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (!left || mono_ms() > until)
+			break;
+		sleep_ms(5);
+	}
+}
+
+static void main_exited(struct shim *sh, int wstatus)
+{
+	sh->main_exited = true;
+	sh->wstatus = wstatus;
+	sh->st.finished_at = now_ms();
+	if (WIFEXITED(wstatus)) {
+		sh->st.has_exit_code = true;
+		sh->st.exit_code = WEXITSTATUS(wstatus);
+	} else if (WIFSIGNALED(wstatus)) {
+		sh->st.signal = WTERMSIG(wstatus);
+	}
+	kill_leftovers(sh);
+	sh->kill_at = 0;
+	sh->drain_until = mono_ms() + DRAIN_MS;
+}
+
+static void reap(struct shim *sh)
+{
+	siginfo_t si;
+	int ws;
+	pid_t p;
+
+	if (sh->pid > 0 && !sh->main_exited) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)sh->pid, &si,
+			   WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid == sh->pid) {
+			/*
+			 * The main process is a zombie and still holds its
+			 * pid, so its process group id cannot have been
+			 * reused: kill the group before reaping.
+			 */
+			kill(-sh->pid, SIGKILL);
+			if (waitpid(sh->pid, &ws, 0) == sh->pid)
+				main_exited(sh, ws);
+		}
+	}
+	/* Orphans re-parented to us, and a main that exited just now. */
+	while ((p = waitpid(-1, &ws, WNOHANG)) > 0)
+		if (p == sh->pid && !sh->main_exited)
+			main_exited(sh, ws);
+}
+
+static void exit_message(struct shim *sh)
+{
+	struct hf_shim_status *st = &sh->st;
+
+	free(st->message);
+	if (st->has_exit_code)
+		st->message = hf_xasprintf("exited with code %d%s%s",
+					   st->exit_code,
+					   st->oom_killed ? ": out of memory"
+							  : "",
+					   st->stop_requested
+						   ? " after a stop request"
+						   : "");
+	else
+		st->message = hf_xasprintf(
+			"killed by signal %d (SIG%s)%s%s", st->signal,
+			signal_name(st->signal),
+			st->oom_killed ? ": out of memory" : "",
+			st->stop_requested ? " after a stop request" : "");
+}
+
+static void flush_clients(struct shim *sh)
+{
+	int64_t until = mono_ms() + FLUSH_MS;
+
+	for (;;) {
+		struct pollfd pfds[MAX_CLIENTS];
+		int n = 0;
+
+		for (size_t i = 0; i < sh->clients.len; i++) {
+			struct client *c = sh->clients.items[i];
+
+			client_flush(c);
+			if (!c->dead && c->out_off < c->out.len)
+				pfds[n++] = (struct pollfd){c->fd, POLLOUT, 0};
+		}
+		if (!n || mono_ms() > until)
+			break;
+		poll(pfds, (nfds_t)n, 50);
+	}
+}
+
+static void finish(struct shim *sh)
+{
+	int err;
+
+	for (int i = 0; i < 2; i++) {
+		if (sh->pipes[i] >= 0) {
+			shim_log("%s still open %d ms after the exit; closing "
+				 "it", i ? "stderr" : "stdout", DRAIN_MS);
+			close(sh->pipes[i]);
+			sh->pipes[i] = -1;
+		}
+		if (sh->logs[i].dropped)
+			shim_log("dropped %llu bytes of %s: %s",
+				 (unsigned long long)sh->logs[i].dropped,
+				 i ? "stderr" : "stdout",
+				 strerror(sh->logs[i].last_errno));
+	}
+	/*
+	 * The OOM killer sends SIGKILL. With `sh -c` the main process may be
+	 * the shell, which reports its child's SIGKILL as exit code 137; the
+	 * cgroup's counter tells whether the kernel's OOM killer did it.
+	 */
+	if ((sh->st.signal == SIGKILL ||
+	     (sh->st.has_exit_code && sh->st.exit_code == 128 + SIGKILL)) &&
+	    hf_cgroup_oom_killed(&sh->cg))
+		sh->st.oom_killed = true;
+	err = hf_cgroup_remove(&sh->cg);
+	if (err)
+		shim_log("cannot remove cgroup %s: %s", sh->cg.path,
+			 strerror(err));
+	exit_message(sh);
+	sh->st.state = HF_SHIM_EXITED;
+	shim_log("task %s %s", sh->launch.task_id, sh->st.message);
+	publish(sh);
+	flush_clients(sh);
+	remove_socket(sh);
+}
+
+/* ---- the loop ------------------------------------------------------- */
+
+static void read_pipe(struct shim *sh, int i)
+{
+	char buf[65536];
+
+	/* Bounded, so one chatty stream cannot starve the socket. */
+	for (int round = 0; round < 16; round++) {
+		ssize_t n = read(sh->pipes[i], buf, sizeof(buf));
+
+		if (n > 0) {
+			hf_tasklog_write(&sh->logs[i], buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		close(sh->pipes[i]);
+		sh->pipes[i] = -1;
+		return;
+	}
+}
+
+static void read_signals(struct shim *sh)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sh->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			reap(sh);
+		else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			request_stop(sh, sh->launch.kill_grace_period);
+	}
+}
+
+static int poll_timeout(const struct shim *sh)
+{
+	int64_t now = mono_ms(), t = -1;
+
+	if (sh->kill_at)
+		t = sh->kill_at - now;
+	if (sh->main_exited && (t < 0 || sh->drain_until - now < t))
+		t = sh->drain_until - now;
+	if (t < 0 && (sh->kill_at || sh->main_exited))
+		t = 0;
+	return t > INT_MAX ? INT_MAX : (int)t;
+}
+
+static void run_loop(struct shim *sh)
+{
+	HF_VEC(struct pollfd) pfds = {0};
+	HF_VEC(struct client *) polled = {0};
+
+	for (;;) {
+		size_t first_client;
+
+		if (sh->main_exited &&
+		    ((sh->pipes[0] < 0 && sh->pipes[1] < 0) ||
+		     mono_ms() >= sh->drain_until))
+			break;
+		pfds.len = polled.len = 0;
+		*HF_VEC_PUSH(&pfds) = (struct pollfd){sh->sigfd, POLLIN, 0};
+		*HF_VEC_PUSH(&pfds) = (struct pollfd){sh->listenfd, POLLIN, 0};
+		for (int i = 0; i < 2; i++)
+			*HF_VEC_PUSH(&pfds) =
+				(struct pollfd){sh->pipes[i], POLLIN, 0};
+		first_client = pfds.len;
+		for (size_t i = 0; i < sh->clients.len; i++) {
+			struct client *c = sh->clients.items[i];
+			short ev = c->eof ? 0 : POLLIN;
+
+			if (c->out_off < c->out.len)
+				ev |= POLLOUT;
+			/* A closed peer reports POLLHUP forever: skip it. */
+			if (!ev)
+				continue;
+			*HF_VEC_PUSH(&pfds) = (struct pollfd){c->fd, ev, 0};
+			*HF_VEC_PUSH(&polled) = c;
+		}
+		if (poll(pfds.items, (nfds_t)pfds.len, poll_timeout(sh)) < 0 &&
+		    errno != EINTR) {
+			shim_log("poll: %s", strerror(errno));
+			sleep_ms(10);
+			continue;
+		}
+		if (pfds.items[0].revents)
+			read_signals(sh);
+		for (int i = 0; i < 2; i++)
+			if (pfds.items[2 + i].revents && sh->pipes[i] >= 0)
+				read_pipe(sh, i);
+		for (size_t i = 0; i < polled.len; i++) {
+			struct client *c = polled.items[i];
+			short rev = pfds.items[first_client + i].revents;
+
+			if (rev & POLLOUT)
+				client_flush(c);
+			if (rev & (POLLIN | POLLHUP | POLLERR))
+				client_read(sh, c);
+		}
+		if (pfds.items[1].revents)
+			accept_clients(sh);
+		if (sh->kill_at && mono_ms() >= sh->kill_at) {
+			shim_log("grace period over: SIGKILL");
+			sh->kill_at = 0;
+			kill_task(sh, SIGKILL);
+		}
+		drop_dead_clients(sh);
+	}
+	HF_VEC_FREE(&pfds);
+	HF_VEC_FREE(&polled);
+}
+
+/* ---- startup -------------------------------------------------------- */
+
+static void shim_init(struct shim *sh)
+{
+	memset(sh, 0, sizeof(*sh));
+	hf_shim_launch_init(&sh->launch);
+	hf_shim_status_init(&sh->st);
+	hf_cgroup_init(&sh->cg);
+	for (int i = 0; i < 2; i++) {
+		sh->logs[i].fd = -1;
+		sh->pipes[i] = -1;
+	}
+	sh->lockfd = sh->readyfd = sh->sigfd = sh->listenfd = -1;
+	sh->agent_err = -1;
+}
+
+/* Frees memory and closes descriptors; never touches TASKDIR. */
+static void shim_release(struct shim *sh)
+{
+	for (size_t i = 0; i < sh->clients.len; i++)
+		client_free(sh->clients.items[i]);
+	HF_VEC_FREE(&sh->clients);
+	for (int i = 0; i < 2; i++) {
+		hf_tasklog_close(&sh->logs[i]);
+		if (sh->pipes[i] >= 0)
+			close(sh->pipes[i]);
+	}
+	if (sh->listenfd >= 0)
+		close(sh->listenfd);
+	if (sh->sigfd >= 0)
+		close(sh->sigfd);
+	if (sh->readyfd >= 0)
+		close(sh->readyfd);
+	if (sh->lockfd >= 0)
+		close(sh->lockfd);
+	if (sh->agent_err >= 0)
+		close(sh->agent_err);
+	hf_cgroup_release(&sh->cg);
+	hf_shim_status_release(&sh->st);
+	hf_shim_launch_release(&sh->launch);
+	free(sh->dir);
+	memset(sh, 0, sizeof(*sh));
+}
+
+/*
+ * Descriptors 0-2 must be open, or the task's pipes could land on them;
+ * every other inherited descriptor is closed, so that neither the
+ * long-lived shim nor its task keeps the caller's pipes and sockets open.
+ */
+static void sanitize_fds(void)
+{
+	if (close_range(3, ~0U, 0) < 0) {
+		struct rlimit rl;
+		int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+					  rl.rlim_cur < 65536
+				  ? (int)rl.rlim_cur
+				  : 65536;
+
+		for (int fd = 3; fd < max; fd++)
+			close(fd);
+	}
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0)
+			open("/dev/null", O_RDWR);
+}
+
+/*
+ * Refuses a TASKDIR that another shim owns or that has been launched
+ * before. The lock is taken first, so two shims started at once cannot
+ * both pass the status.json test.
+ */
+static int claim_dir(struct shim *sh)
+{
+	char *lock = dir_path(sh, "shim.lock");
+	char *status = dir_path(sh, "status.json");
+	int rc = -1;
+
+	sh->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sh->lockfd < 0) {
+		fprintf(stderr, "holdfast shim: cannot open %s: %s\n", lock,
+			strerror(errno));
+		goto out;
+	}
+	if (flock(sh->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "holdfast shim: another shim owns %s\n",
+			sh->dir);
+		goto out;
+	}
+	if (access(status, F_OK) == 0) {
+		fprintf(stderr,
+			"holdfast shim: %s was launched before (status.json "
+			"exists); each launch needs a fresh task directory\n",
+			sh->dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(lock);
+	free(status);
+	return rc;
+}
+
+static int load_launch(struct shim *sh)
+{
+	char *path = dir_path(sh, "launch.json"), *text = NULL, *msg = NULL;
+	size_t len = 0;
+	int rc = hf_read_file(path, LAUNCH_MAX_BYTES, &text, &len);
+
+	if (rc == HF_ETOOBIG)
+		msg = hf_xasprintf("larger than %d bytes", LAUNCH_MAX_BYTES);
+	else if (rc)
+		msg = hf_xstrdup(strerror(errno));
+	else
+		rc = hf_shim_launch_parse(text, len, &sh->launch, &msg);
+	if (rc) {
+		fprintf(stderr, "holdfast shim: %s: %s\n", path, msg);
+		/* No detached shim will run: shim_pid stays null. */
+		sh->st.state = HF_SHIM_FAILED_TO_START;
+		sh->st.finished_at = now_ms();
+		sh->st.message = hf_xasprintf("invalid launch.json: %s", msg);
+		publish(sh);
+	}
+	free(path);
+	free(text);
+	free(msg);
+	return rc ? -1 : 0;
+}
+
+/*
+ * Returns -1 in the detached shim (carry on), or the exit code of the
+ * first process once the shim has reported how the start went. The pipe
+ * closes without a byte only if the shim died during startup.
+ */
+static int detach(struct shim *sh)
+{
+	int p[2];
+	char c = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "holdfast shim: pipe: %s\n", strerror(errno));
+		return HF_EXIT_FAIL;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "holdfast shim: fork: %s\n", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return HF_EXIT_FAIL;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		sh->readyfd = p[1];
+		/*
+		 * A fresh child is never a group leader, so setsid() works:
+		 * the shim leaves the agent's session and process group,
+		 * and is re-parented to init when the first process exits.
+		 */
+		setsid();
+		return -1;
+	}
+	close(p[1]);
+	do
+		n = read(p[0], &c, 1);
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	if (n == 1)
+		return c == '0' ? HF_EXIT_OK : HF_EXIT_FAIL;
+	fprintf(stderr, "holdfast shim: the shim died while starting; see "
+			"%s/shim.log\n", sh->dir);
+	return HF_EXIT_FAIL;
+}
+
+static int setup_signals(struct shim *sh)
+{
+	struct sigaction ign;
+	sigset_t mask;
+
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &ign, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sh->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sh->sigfd < 0) {
+		fail_start(sh, "signalfd: %s", strerror(errno));
+		return -1;
+	}
+	/* Orphaned descendants come to us, not to init: see kill_leftovers. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		shim_log("cannot become a child subreaper: %s",
+			 strerror(errno));
+	return 0;
+}
+
+static void write_pidfile(struct shim *sh)
+{
+	char *path = dir_path(sh, "shim.pid");
+	char *text = hf_xasprintf("%d\n", (int)getpid());
+
+	if (hf_write_file_atomic(path, text, strlen(text), 0644))
+		shim_log("cannot write %s: %s", path, strerror(errno));
+	free(path);
+	free(text);
+}
+
+/*
+ * From here on stdout and stderr are shim.log, so the shim holds none of
+ * the agent's descriptors; a copy of the agent's stderr is kept until the
+ * start is reported, for failed-to-start messages.
+ */
+static void redirect_stdio(struct shim *sh)
+{
+	char *path = dir_path(sh, "shim.log");
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	sh->agent_err = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (null >= 0)
+		dup2(null, STDIN_FILENO);
+	if (fd < 0)
+		fd = null;
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	if (fd >= 0 && fd != null)
+		close(fd);
+	if (null >= 0)
+		close(null);
+	free(path);
+}
+
+static int shim_run(struct shim *sh, const char *dir)
+{
+	int code;
+
+	sanitize_fds();
+	sh->dir = realpath(dir, NULL);
+	if (!sh->dir) {
+		fprintf(stderr, "holdfast shim: %s: %s\n", dir,
+			strerror(errno));
+		return HF_EXIT_FAIL;
+	}
+	if (claim_dir(sh))
+		return HF_EXIT_FAIL;
+	if (load_launch(sh))
+		return HF_EXIT_FAIL;
+	sh->st.task_id = hf_xstrdup(sh->launch.task_id);
+	if (!sh->foreground) {
+		code = detach(sh);
+		if (code >= 0)
+			return code;
+	}
+	sh->st.shim_pid = getpid();
+	if (!sh->foreground)
+		redirect_stdio(sh);
+	write_pidfile(sh);
+	if (chdir("/") < 0)
+		shim_log("chdir /: %s", strerror(errno));
+	sh->st.state = HF_SHIM_STARTING;
+	if (setup_signals(sh))
+		goto failed;
+	publish(sh);
+	if (listen_socket(sh))
+		goto failed;
+	hf_cgroup_setup(&sh->cg, sh->launch.cgroup_parent,
+			sh->launch.task_id, sh->launch.cpus,
+			sh->launch.memory_mb * 1024 * 1024);
+	if (sh->cg.version)
+		sh->st.cgroup = hf_xstrdup(sh->cg.path);
+	if (sh->cg.note) {
+		sh->st.cgroup_note = hf_xstrdup(sh->cg.note);
+		shim_log("cgroup: %s", sh->cg.note);
+	}
+	if (spawn_task(sh))
+		goto failed;
+	notify_ready(sh);
+	run_loop(sh);
+	finish(sh);
+	return HF_EXIT_OK;
+failed:
+	hf_cgroup_kill_all(&sh->cg);
+	hf_cgroup_remove(&sh->cg);
+	notify_ready(sh);
+	remove_socket(sh);
+	return HF_EXIT_FAIL;
+}
+
+int hf_shim_main(int argc, char **argv)
+{
+	struct shim sh;
+	const char *dir = NULL;
+	bool bad = false;
+	int rc;
+
+	shim_init(&sh);
+	for (int i = 1; i < argc && !bad; i++) {
+		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else if (hf_str_has_prefix(argv[i], "--dir="))
+			dir = argv[i] + 6;
+		else if (strcmp(argv[i], "--foreground") == 0)
+			sh.foreground = true;
+		else
+			bad = true;
+	}
+	if (bad || !dir || !*dir) {
+		shim_release(&sh);
+		return hf_cli_usage("shim", NULL);
+	}
+	rc = shim_run(&sh, dir);
+	shim_release(&sh);
+	return rc;
+}

@@ -1,0 +1,210 @@
+"""A holdfast server and agent as real processes, for system tests.
+
+Each Cluster gets its own temporary data directories and ports; it can kill
+and restart the server or the agent (gracefully or with SIGKILL) and cleans
+up every process it started, including shims and tasks, even when a test
+fails.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("HOLDFAST_BIN", os.path.join(REPO, "build-asan", "holdfast"))
+
+
+def wait_for(pred, timeout=60.0, interval=0.1, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Cluster:
+    def __init__(self, tmp, name="c", backoff="0.5"):
+        self.tmp = str(tmp)
+        self.server_data = os.path.join(self.tmp, "server")
+        self.agent_data = os.path.join(self.tmp, "agent")
+        os.makedirs(self.server_data, exist_ok=True)
+        os.makedirs(self.agent_data, exist_ok=True)
+        self.port_file = os.path.join(self.tmp, "port")
+        self.server = None
+        self.agent = None
+        self.port = None
+        self.backoff = backoff
+        self.logs = []
+
+    # -- processes -----------------------------------------------------
+    def _env(self):
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        env["HOLDFAST_ADDR"] = self.url if self.port else ""
+        return env
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_server(self):
+        listen = f"127.0.0.1:{self.port}" if self.port else "127.0.0.1:0"
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        log = open(os.path.join(self.tmp, "server.log"), "ab")
+        self.logs.append(log)
+        self.server = subprocess.Popen(
+            [BIN, "server", "--data", self.server_data, "--listen", listen,
+             "--port-file", self.port_file, "--backoff", self.backoff],
+            stdout=log, stderr=log, env=self._env(), start_new_session=True)
+        wait_for(lambda: os.path.exists(self.port_file) or self.server.poll() is not None,
+                 30, what="server port file")
+        assert self.server.poll() is None, "server exited: " + self.server_log()[-2000:]
+        self.port = int(open(self.port_file).read().strip())
+        wait_for(lambda: self._ping(), 30, what="server API")
+
+    def _ping(self):
+        try:
+            urllib.request.urlopen(self.url + "/v1/version", timeout=2).read()
+            return True
+        except Exception:
+            return False
+
+    def start_agent(self, extra=()):
+        log = open(os.path.join(self.tmp, "agent.log"), "ab")
+        self.logs.append(log)
+        self.agent = subprocess.Popen(
+            [BIN, "agent", "--server", self.url, "--data", self.agent_data,
+             "--node-id", "node-1", *extra],
+            stdout=log, stderr=log, env=self._env(), start_new_session=True)
+        wait_for(lambda: any(n.get("connected") for n in self.api("GET", "/v1/nodes")[1]),
+                 30, what="agent registration")
+
+    def start(self):
+        self.start_server()
+        self.start_agent()
+        return self
+
+    def kill_server(self, sig=signal.SIGKILL):
+        if self.server and self.server.poll() is None:
+            self.server.send_signal(sig)
+            self.server.wait(30)
+
+    def kill_agent(self, sig=signal.SIGKILL):
+        if self.agent and self.agent.poll() is None:
+            self.agent.send_signal(sig)
+            self.agent.wait(30)
+
+    def server_log(self):
+        try:
+            return open(os.path.join(self.tmp, "server.log")).read()
+        except OSError:
+            return ""
+
+    def agent_log(self):
+        try:
+            return open(os.path.join(self.tmp, "agent.log")).read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        for p in (self.agent, self.server):
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+        # Shims and tasks outlive the agent by design: end them here.
+        self.kill_tasks()
+        subprocess.run(["sh", "-c", f"grep ' {self.tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | "
+                        f"xargs -r -n1 umount -l"], check=False)
+        for log in self.logs:
+            log.close()
+        for p in (self.agent, self.server):
+            if p and p.returncode not in (None, 0, -signal.SIGKILL, -signal.SIGTERM):
+                raise AssertionError(f"{p.args[1]} exited with {p.returncode}:\n"
+                                     + (self.server_log() if p is self.server else self.agent_log())[-3000:])
+
+    def kill_tasks(self):
+        for pid in self.pids_matching(self.tmp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    @staticmethod
+    def pids_matching(text):
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+                cwd = os.readlink(f"/proc/{d}/cwd")
+            except OSError:
+                continue
+            if int(d) == os.getpid():
+                continue
+            if text in cmd or cwd.startswith(text):
+                out.append(int(d))
+        return out
+
+    # -- API and CLI ---------------------------------------------------
+    def api(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def cli(self, *args, check=True, timeout=120):
+        p = subprocess.run([BIN, *args], capture_output=True, text=True,
+                           env=self._env(), timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"holdfast {' '.join(args)} exited {p.returncode}\n"
+                                 f"stdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def deploy(self, spec_path, *opts, wait=True, timeout=120):
+        args = ["service", "deploy", "-f", spec_path, *opts]
+        if wait:
+            args += ["--wait", "--timeout", str(timeout)]
+        return self.cli(*args, timeout=timeout + 30)
+
+    def plan(self, svc, plan="deploy"):
+        return self.api("GET", f"/v1/service/{svc}/plans/{plan}")[1]
+
+    def wait_plan(self, svc, plan="deploy", status="COMPLETE", timeout=90):
+        return wait_for(lambda: self.plan(svc, plan).get("status") == status and self.plan(svc, plan),
+                        timeout, what=f"{svc} plan {plan} {status}")
+
+    def pods(self, svc):
+        return self.api("GET", f"/v1/service/{svc}/pod/status")[1]["pods"]
+
+    def tasks(self, svc):
+        """name -> task status dict"""
+        return {t["name"]: t for p in self.pods(svc) for t in p["tasks"]}
+
+    def volume_dir(self, svc, instance):
+        return os.path.join(self.agent_data, "volumes", svc, instance)
+
+    def task_pid(self, task_id):
+        st = json.load(open(os.path.join(self.agent_data, "tasks", task_id, "status.json")))
+        return st.get("pid")
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return str(path)

@@ -1,11 +1,72 @@
 /*
- * agent.h - one per node: registers with the server, reserves resources,
- * creates volumes and sandboxes, starts a shim per task, runs health and
- * readiness checks, and reports task status. Keeps a small local state so
- * it can reattach to its shims after a restart.
+ * agent.h - `holdfast agent`: one per node. It reports the node's resources
+ * to the server, converges the node to the desired set of tasks the server
+ * hands out (docs/protocol.md: POST /v1/agent/sync), prepares each task's
+ * sandbox and volumes, starts a shim per task (shim/shim.h), runs health
+ * and readiness checks, and reports task status. Its local state
+ * (<data>/agent.json and <data>/tasks/<id>/) lets a restarted agent
+ * reattach to its shims without restarting any task and without losing an
+ * exit that happened while it was down.
  *
- * Filled in by the single-machine runtime (issue 3).
+ * Threads: hf_agent_run() owns the calling thread (the supervisor loop:
+ * shim watches, checks, signals) and starts three more (the long poll,
+ * the immediate sync after a state change, and a worker for slow jobs such
+ * as sandbox preparation and volume deletion). It blocks SIGTERM, SIGINT
+ * and SIGHUP in the calling thread and reads them from a signalfd, so it
+ * belongs in a process of its own (`holdfast dev` forks one).
  */
 #ifndef HF_AGENT_AGENT_H
 #define HF_AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+struct hf_agent_port_range {
+	int begin, end;
+};
+
+struct hf_agent_opts {
+	struct hf_strlist servers;   /* base URLs, tried in turn; required */
+	char *data_dir;              /* default /var/lib/holdfast/agent */
+	char *node_id;               /* NULL: agent.json's, else hostname */
+	struct hf_kvlist attributes;
+	double cpus;                 /* 0: detected */
+	int64_t memory_mb;           /* 0: detected */
+	int64_t disk_mb;             /* 0: free space of data_dir */
+	HF_VEC(struct hf_agent_port_range) ports; /* empty: 10000-20000 */
+	char *token;                 /* NULL: none */
+	char *address;               /* how other hosts reach this node */
+	char *holdfast_bin;          /* NULL: /proc/self/exe, resolved */
+	int64_t sandbox_keep_s;      /* keep exited sandboxes this long */
+	int wait_s;                  /* long poll wait */
+	int64_t log_max_bytes;       /* task log rotation, for launch.json */
+	int log_keep;
+	bool print_info;             /* print the info JSON and exit */
+};
+
+/* Sets the defaults above; every pointer NULL or an owned default. */
+void hf_agent_opts_init(struct hf_agent_opts *o);
+void hf_agent_opts_release(struct hf_agent_opts *o);
+
+/*
+ * Parses the `holdfast agent` flags (argv[0] is the verb) into *o, which
+ * must be initialised. Returns 0, or HF_EINVAL with *errmsg set to one
+ * sentence (the caller frees it).
+ */
+int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
+			char **errmsg);
+
+/*
+ * Runs the agent until SIGTERM or SIGINT. Returns 0 after a clean
+ * shutdown (tasks keep running under their shims), or a negative HF_E*
+ * code when it cannot start (the reason is logged on stderr). *opts is
+ * only read and must outlive the call.
+ */
+int hf_agent_run(const struct hf_agent_opts *opts);
+
+/* The `holdfast agent` verb: flags as in hf_agent_opts_parse. */
+int hf_agent_main(int argc, char **argv);
+
 #endif

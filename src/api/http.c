@@ -710,6 +710,89 @@ static char *query_parse(const char *qs, struct hf_kvlist *q)
 	return NULL;
 }
 
+/*
+ * The first route in table order matching method and raw path, with its
+ * decoded parameters in params; or NULL, with the methods of the routes
+ * that match the path ("GET, PUT", each once) in allow.
+ */
+static const struct hf_http_route *find_route(const struct hf_http_conf *conf,
+					      const char *method,
+					      const char *raw_path,
+					      struct hf_kvlist *params,
+					      struct hf_buf *allow)
+{
+	struct hf_strlist methods = {0};
+
+	for (size_t i = 0; i < conf->nroutes; i++) {
+		const struct hf_http_route *r = &conf->routes[i];
+
+		hf_kvlist_release(params);
+		if (!route_match(r->pattern, raw_path, params))
+			continue;
+		if (strcmp(r->method, method) == 0) {
+			hf_strlist_release(&methods);
+			return r;
+		}
+		if (!hf_strlist_has(&methods, r->method)) {
+			hf_strlist_push(&methods, r->method);
+			if (allow->len)
+				hf_buf_adds(allow, ", ");
+			hf_buf_adds(allow, r->method);
+		}
+	}
+	hf_kvlist_release(params);
+	hf_strlist_release(&methods);
+	return NULL;
+}
+
+/* The 404 or 405 (allow: the methods the path has) for an unrouted request. */
+static void answer_no_route(struct hf_http_resp *resp, const char *method,
+			    const char *raw_path, const struct hf_buf *allow)
+{
+	struct hf_buf msg = HF_BUF_INIT;
+
+	hf_buf_adds(&msg, allow->len ? "method not allowed: "
+				     : "no such endpoint: ");
+	add_quoted(&msg, method, 16);
+	hf_buf_addc(&msg, ' ');
+	add_quoted(&msg, raw_path, HTTP_QUOTE_MAX);
+	if (allow->len) {
+		hf_buf_addf(&msg, " (allowed: %s)", hf_buf_str(allow));
+		hf_http_error_status(resp, 405, "method-not-allowed", "%s",
+				     hf_buf_str(&msg));
+		hf_kvlist_set(&resp->headers, "Allow", hf_buf_str(allow));
+	} else {
+		hf_http_error(resp, HF_ENOTFOUND, "%s", hf_buf_str(&msg));
+	}
+	hf_buf_release(&msg);
+}
+
+/* True if every key of q is allowed; else a 400 naming the first one. */
+static bool query_keys_ok(const struct hf_kvlist *q, const char *allowed,
+			  struct hf_http_resp *resp)
+{
+	struct hf_buf msg = HF_BUF_INIT;
+
+	for (size_t i = 0; i < q->len; i++) {
+		if (key_allowed(allowed, q->items[i].key))
+			continue;
+		hf_buf_adds(&msg, "unknown query parameter '");
+		add_quoted(&msg, q->items[i].key, 64);
+		if (allowed && strspn(allowed, " ") != strlen(allowed)) {
+			hf_buf_adds(&msg, "' (allowed: ");
+			add_allowed_list(&msg, allowed);
+			hf_buf_addc(&msg, ')');
+		} else {
+			hf_buf_adds(&msg, "' (this endpoint takes none)");
+		}
+		hf_http_error_status(resp, 400, "bad-request", "%s",
+				     hf_buf_str(&msg));
+		hf_buf_release(&msg);
+		return false;
+	}
+	return true;
+}
+
 /* ---- one request ---------------------------------------------------------- */
 
 static void call_init(struct http_call *c, struct hf_http_server *srv,
@@ -802,7 +885,7 @@ static bool call_begin(const struct hf_http_conf *conf, struct http_call *c,
 	const char *target = c->target, *qs;
 	struct hf_buf allow = HF_BUF_INIT, msg = HF_BUF_INIT;
 	char *raw_path = NULL, *why;
-	bool path_known = false, ok = false;
+	bool ok = false;
 	int status;
 
 	memset(resp, 0, sizeof(*resp));
@@ -850,60 +933,15 @@ static bool call_begin(const struct hf_http_conf *conf, struct http_call *c,
 	c->path = pct_decode(raw_path, strlen(raw_path), false);
 	c->req.path = c->path;
 
-	for (size_t i = 0; i < conf->nroutes; i++) {
-		const struct hf_http_route *r = &conf->routes[i];
-		bool match;
-
-		hf_kvlist_release(&c->req.params);
-		match = route_match(r->pattern, raw_path, &c->req.params);
-		if (!match)
-			continue;
-		path_known = true;
-		if (strcmp(r->method, c->method) == 0) {
-			c->route = r;
-			break;
-		}
-		/* The Allow list: each method once, in table order. */
-		{
-			const char *a = hf_buf_str(&allow);
-			size_t ml = strlen(r->method);
-			bool seen = false;
-
-			for (const char *p = a; (p = strstr(p, r->method)); p += ml)
-				if ((p == a || p[-1] == ' ') &&
-				    (p[ml] == ',' || p[ml] == '\0'))
-					seen = true;
-			if (!seen) {
-				if (allow.len)
-					hf_buf_adds(&allow, ", ");
-				hf_buf_adds(&allow, r->method);
-			}
-		}
-	}
+	c->route = find_route(conf, c->method, raw_path, &c->req.params,
+			      &allow);
 	if (!c->route) {
-		hf_kvlist_release(&c->req.params);
 		/* Without a valid token nothing says whether a path exists. */
 		if (auth_on(conf) && c->req.role == HF_ROLE_NONE) {
 			answer_401(resp, c);
 			goto out;
 		}
-		hf_buf_adds(&msg, path_known ? "method not allowed: "
-					     : "no such endpoint: ");
-		add_quoted(&msg, c->method, 16);
-		hf_buf_addc(&msg, ' ');
-		add_quoted(&msg, raw_path, HTTP_QUOTE_MAX);
-		if (path_known) {
-			hf_buf_adds(&msg, " (allowed: ");
-			hf_buf_adds(&msg, hf_buf_str(&allow));
-			hf_buf_addc(&msg, ')');
-			hf_http_error_status(resp, 405, "method-not-allowed",
-					     "%s", hf_buf_str(&msg));
-			hf_kvlist_set(&resp->headers, "Allow",
-				      hf_buf_str(&allow));
-		} else {
-			hf_http_error(resp, HF_ENOTFOUND, "%s",
-				      hf_buf_str(&msg));
-		}
+		answer_no_route(resp, c->method, raw_path, &allow);
 		goto out;
 	}
 	c->req.route = c->route->pattern;
@@ -943,26 +981,8 @@ static bool call_begin(const struct hf_http_conf *conf, struct http_call *c,
 		free(why);
 		goto out;
 	}
-	for (size_t i = 0; i < c->req.query.len; i++) {
-		const char *k = c->req.query.items[i].key;
-
-		if (key_allowed(c->route->query_keys, k))
-			continue;
-		hf_buf_reset(&msg);
-		hf_buf_adds(&msg, "unknown query parameter '");
-		add_quoted(&msg, k, 64);
-		if (c->route->query_keys && strspn(c->route->query_keys, " ") !=
-						    strlen(c->route->query_keys)) {
-			hf_buf_adds(&msg, "' (allowed: ");
-			add_allowed_list(&msg, c->route->query_keys);
-			hf_buf_addc(&msg, ')');
-		} else {
-			hf_buf_adds(&msg, "' (this endpoint takes none)");
-		}
-		hf_http_error_status(resp, 400, "bad-request", "%s",
-				     hf_buf_str(&msg));
+	if (!query_keys_ok(&c->req.query, c->route->query_keys, resp))
 		goto out;
-	}
 	ok = true;
 out:
 	free(raw_path);

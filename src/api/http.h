@@ -19,6 +19,10 @@
  *   - the body is complete (never truncated), at most max_body bytes, and
  *     followed by a NUL byte not counted in body_len. GET bodies are read
  *     (up to max_body, else 413) but never shown to the handler.
+ * Body limit: a Content-Length over max_body is answered 413 before any of
+ * the body is read. A chunked body has no announced length: it is read and
+ * dropped up to twice max_body and answered 413, and the connection is cut
+ * beyond that (libmicrohttpd 0.9.75 cannot answer in the middle of a body).
  * Everything else is answered by the layer with a JSON error
  * {"error": code, "message": sentence}: 400 bad-request, 401 unauthorized
  * (with WWW-Authenticate: Bearer), 403 forbidden, 404 not-found,
@@ -167,7 +171,9 @@ int hf_http_port(const struct hf_http_server *s);
 /*
  * Stops accepting, ends streams (their callbacks see
  * hf_http_server_stopping()), waits for running handlers to return, joins all
- * threads and frees s. Not from a handler. s may be NULL.
+ * threads and frees s. Not from a handler. s may be NULL. A handler blocked
+ * in a long poll holds this up until it returns, so wake such handlers
+ * (broadcast their condition) right before calling it.
  */
 void hf_http_stop(struct hf_http_server *s);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/version.h"
+#include "agent/agent.h"
 #include "server/server.h"
 #include "shim/shim.h"
 
@@ -51,6 +52,14 @@ static const struct hf_cli_cmd commands[] = {
      "Keeps every service at its goal. The store defaults to SQLite in\n"
      "DIR/holdfast.db. Without --tokens the server only listens on\n"
      "loopback."},
+    {"agent", NULL, hf_agent_main,
+     "--server URL[,URL...] [--data DIR] [--node-id ID] [--attributes "
+     "k=v,...] [--resources cpus=N,memory=MB,disk=MB,ports=A-B] "
+     "[--address ADDR] [--token TOKEN]",
+     "run the node agent: sandboxes, volumes, shims, checks",
+     "Registers this node with the server and keeps its tasks at the\n"
+     "desired set the server hands out. Tasks keep running when the agent\n"
+     "stops; a restarted agent reattaches to them."},
     {"shim", NULL, hf_shim_main, "--dir TASKDIR",
      "own one task's process (started by the agent)",
      "Runs the task described by TASKDIR/launch.json, owns its pipes and\n"

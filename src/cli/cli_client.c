@@ -992,6 +992,187 @@ static int cmd_pod_info(int argc, char **argv)
 	return rc;
 }
 
+/* pod restart|replace|pause|resume POD */
+static int pod_action(int argc, char **argv, const char *op)
+{
+	const char *pod = NULL;
+	bool yes = false;
+	char *svc = NULL, *esc, *rest, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--yes") == 0 || strcmp(argv[k], "-y") == 0)
+			yes = true;
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!pod && argv[k][0] != '-')
+			pod = argv[k];
+		else
+			return hf_cli_usage("pod", op);
+	}
+	if (!pod)
+		return hf_cli_usage("pod", op);
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	if (strcmp(op, "replace") == 0 && !yes) {
+		char answer[16] = "";
+
+		if (!isatty(STDIN_FILENO)) {
+			fprintf(stderr,
+				"holdfast: replacing %s deletes its volumes; "
+				"confirm with --yes\n",
+				pod);
+			free(svc);
+			return HF_EXIT_USAGE;
+		}
+		fprintf(stderr,
+			"Replacing %s of %s discards its volumes and starts it "
+			"afresh. Type 'yes' to go on: ",
+			pod, svc);
+		if (!fgets(answer, sizeof(answer), stdin) ||
+		    strncmp(answer, "yes", 3) != 0) {
+			fprintf(stderr, "holdfast: not replaced\n");
+			free(svc);
+			return HF_EXIT_FAIL;
+		}
+	}
+	esc = hf_url_escape(pod);
+	rest = hf_xasprintf("/pod/%s/%s", esc, op);
+	path = svc_path(svc, rest);
+	rc = api("POST", path, NULL, &status, &out);
+	if (!rc) {
+		if (status != 200)
+			rc = api_error(status, out);
+		else if (g.json)
+			print_json(out);
+		else
+			printf("pod %s: %s requested\n", pod, op);
+		json_decref(out);
+	}
+	free(esc);
+	free(rest);
+	free(path);
+	free(svc);
+	return rc;
+}
+
+static int cmd_pod_restart(int argc, char **argv)
+{
+	return pod_action(argc, argv, "restart");
+}
+static int cmd_pod_replace(int argc, char **argv)
+{
+	return pod_action(argc, argv, "replace");
+}
+static int cmd_pod_pause(int argc, char **argv)
+{
+	return pod_action(argc, argv, "pause");
+}
+static int cmd_pod_resume(int argc, char **argv)
+{
+	return pod_action(argc, argv, "resume");
+}
+
+/* GET a service path and print it (JSON, or lines for string arrays). */
+static int show_get(const char *rest, bool lines)
+{
+	char *svc = NULL, *path;
+	long status;
+	json_t *out;
+	int rc = pick_service(&svc);
+
+	if (rc)
+		return rc;
+	path = svc_path(svc, rest);
+	rc = api("GET", path, NULL, &status, &out);
+	if (!rc) {
+		if (status != 200) {
+			rc = api_error(status, out);
+		} else if (lines && !g.json && json_is_array(out)) {
+			size_t i;
+			json_t *v;
+
+			json_array_foreach(out, i, v)
+			    printf("%s\n", json_is_string(v)
+						 ? json_string_value(v)
+						 : "?");
+		} else if (!g.json && json_is_string(out)) {
+			printf("%s\n", json_string_value(out));
+		} else {
+			print_json(out);
+		}
+		json_decref(out);
+	}
+	free(path);
+	free(svc);
+	return rc;
+}
+
+static int cmd_endpoints(int argc, char **argv)
+{
+	const char *name = NULL;
+	char *rest;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("endpoints", NULL);
+	}
+	if (name) {
+		char *esc = hf_url_escape(name);
+
+		rest = hf_xasprintf("/endpoints/%s", esc);
+		free(esc);
+	} else {
+		rest = hf_xstrdup("/endpoints");
+	}
+	rc = show_get(rest, true);
+	free(rest);
+	return rc;
+}
+
+static int cmd_config_list(int argc, char **argv)
+{
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("config", "list");
+	}
+	return show_get("/configurations", true);
+}
+
+static int cmd_config_show(int argc, char **argv)
+{
+	char *esc, *rest;
+	int rc;
+
+	if (argc < 2)
+		return hf_cli_usage("config", "show");
+	esc = hf_url_escape(argv[1]);
+	rest = hf_xasprintf("/configurations/%s", esc);
+	rc = show_get(rest, false);
+	free(esc);
+	free(rest);
+	return rc;
+}
+
+static int cmd_config_target(int argc, char **argv)
+{
+	bool id_only = argc > 1 && strcmp(argv[1], "--id") == 0;
+
+	return show_get(id_only ? "/configurations/targetId"
+				: "/configurations/target",
+			false);
+}
+
 static int cmd_node_list(int argc, char **argv)
 {
 	long status;
@@ -1075,6 +1256,25 @@ const struct hf_cli_cmd hf_client_cmds[] = {
     {"pod", "status", cmd_pod_status, "[POD] [--json]",
      "show pod instances and their tasks", NULL},
     {"pod", "info", cmd_pod_info, "POD", "show a pod instance's record", NULL},
+    {"pod", "restart", cmd_pod_restart, "POD",
+     "restart a pod instance in place (same node, same volumes)", NULL},
+    {"pod", "replace", cmd_pod_replace, "POD [--yes]",
+     "replace a pod instance: its volumes are discarded",
+     "The instance's tasks are stopped, its volumes deleted, and it is\n"
+     "launched afresh as a new instance. Asks for confirmation on a\n"
+     "terminal unless --yes is given."},
+    {"pod", "pause", cmd_pod_pause, "POD",
+     "relaunch a pod's tasks as sleeps, to repair its volumes", NULL},
+    {"pod", "resume", cmd_pod_resume, "POD",
+     "relaunch a paused pod's tasks normally", NULL},
+    {"endpoints", NULL, cmd_endpoints, "[NAME] [--json]",
+     "list advertised endpoints, or show one's addresses", NULL},
+    {"config", "list", cmd_config_list, "[--json]",
+     "list a service's configuration ids", NULL},
+    {"config", "show", cmd_config_show, "ID",
+     "show one configuration (secrets hidden)", NULL},
+    {"config", "target", cmd_config_target, "[--id]",
+     "show the target configuration", NULL},
     {"node", "list", cmd_node_list, "[--json]", "list nodes and their agents",
      NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},

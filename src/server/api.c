@@ -717,12 +717,13 @@ static void h_plan_restart(void *ctx, const struct hf_http_req *req,
 /* ------------------------------------------------------------------ */
 /* Pods and nodes                                                       */
 
-static void h_pod_status(void *ctx, const struct hf_http_req *req,
-			 struct hf_http_resp *resp)
+static void pod_status(void *ctx, const struct hf_http_req *req,
+		       struct hf_http_resp *resp, const char *only)
 {
 	struct hf_srv *s = srv_of(ctx);
 	struct hf_service *svc;
 	json_t *pods;
+	bool found = false;
 
 	pthread_mutex_lock(&s->mu);
 	svc = route_service(s, req, resp);
@@ -731,8 +732,12 @@ static void h_pod_status(void *ctx, const struct hf_http_req *req,
 	pods = json_array();
 	for (size_t i = 0; i < svc->instances.len; i++) {
 		struct hf_instance *in = svc->instances.items[i];
-		json_t *tasks = json_array();
+		json_t *tasks;
 
+		if (only && strcmp(only, in->name) != 0)
+			continue;
+		found = true;
+		tasks = json_array();
 		for (size_t k = 0; k < in->slots.len; k++) {
 			struct hf_task_slot *sl = &in->slots.items[k];
 			char *name = hf_xasprintf("%s-%s", in->name, sl->task);
@@ -755,15 +760,35 @@ static void h_pod_status(void *ctx, const struct hf_http_req *req,
 			free(name);
 		}
 		json_array_append_new(
-		    pods, json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", in->name,
-				    "pod", in->pod, "node", str_or_null(in->node),
-				    "message", str_or_null(in->message), "tasks",
-				    tasks));
+		    pods,
+		    json_pack("{s:s, s:s, s:o, s:o, s:b, s:b, s:o}", "name",
+			      in->name, "pod", in->pod, "node",
+			      str_or_null(in->node), "message",
+			      str_or_null(in->message), "paused", in->paused,
+			      "replacing", in->replacing, "tasks", tasks));
+	}
+	if (only && !found) {
+		json_decref(pods);
+		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no pod '%s'",
+			      svc->name, only);
+		goto out;
 	}
 	hf_http_json(resp, 200,
 		     json_pack("{s:s, s:o}", "service", svc->name, "pods", pods));
 out:
 	pthread_mutex_unlock(&s->mu);
+}
+
+static void h_pod_status(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	pod_status(ctx, req, resp, NULL);
+}
+
+static void h_pod_status_one(void *ctx, const struct hf_http_req *req,
+			     struct hf_http_resp *resp)
+{
+	pod_status(ctx, req, resp, hf_kvlist_get(&req->params, "pod"));
 }
 
 static void h_pod_info(void *ctx, const struct hf_http_req *req,
@@ -785,6 +810,322 @@ static void h_pod_info(void *ctx, const struct hf_http_req *req,
 		goto out;
 	}
 	hf_http_json(resp, 200, hf_instance_to_json(in));
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+enum pod_op { POD_RESTART, POD_REPLACE, POD_PAUSE, POD_RESUME };
+
+static void pod_op(void *ctx, const struct hf_http_req *req,
+		   struct hf_http_resp *resp, enum pod_op op)
+{
+	static const char *const names[] = {"restart", "replace", "pause",
+					    "resume"};
+	struct hf_srv *s = srv_of(ctx);
+	const char *name = hf_kvlist_get(&req->params, "pod");
+	struct hf_service *svc;
+	struct hf_instance *in;
+	json_t *tasks;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	in = hf_state_instance(svc, name);
+	if (!in) {
+		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no pod '%s'",
+			      svc->name, name);
+		goto out;
+	}
+	if (svc->removing || in->replacing) {
+		hf_http_error(resp, HF_ECONFLICT, "%s is being %s", name,
+			      svc->removing ? "removed" : "replaced");
+		goto out;
+	}
+	if ((op == POD_PAUSE && in->paused) || (op == POD_RESUME && !in->paused)) {
+		hf_http_error(resp, HF_ECONFLICT, "pod %s is %s paused", name,
+			      in->paused ? "already" : "not");
+		goto out;
+	}
+	tasks = json_array();
+	for (size_t k = 0; k < in->slots.len; k++) {
+		char *t = hf_xasprintf("%s-%s", in->name, in->slots.items[k].task);
+
+		json_array_append_new(tasks, json_string(t));
+		free(t);
+	}
+	switch (op) {
+	case POD_RESTART:
+		hf_sched_pod_restart(s, svc, in, "pod restart requested");
+		break;
+	case POD_REPLACE:
+		in->replacing = true;
+		break;
+	case POD_PAUSE:
+		in->paused = true;
+		hf_sched_pod_restart(s, svc, in, "pod pause requested");
+		break;
+	case POD_RESUME:
+		in->paused = false;
+		hf_sched_pod_restart(s, svc, in, "pod resume requested");
+		break;
+	}
+	hf_state_save_instance(s, svc, in);
+	hf_log("service %s: pod %s %s requested", svc->name, name, names[op]);
+	hf_sched_changed(s, true);
+	hf_http_json(resp, 200, json_pack("{s:s, s:o}", "pod", name, "tasks",
+					  tasks));
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void h_pod_restart(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp)
+{
+	pod_op(ctx, req, resp, POD_RESTART);
+}
+static void h_pod_replace(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp)
+{
+	pod_op(ctx, req, resp, POD_REPLACE);
+}
+static void h_pod_pause(void *ctx, const struct hf_http_req *req,
+			struct hf_http_resp *resp)
+{
+	pod_op(ctx, req, resp, POD_PAUSE);
+}
+static void h_pod_resume(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	pod_op(ctx, req, resp, POD_RESUME);
+}
+
+static void h_pod_list(void *ctx, const struct hf_http_req *req,
+		       struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct hf_service *svc;
+	json_t *a;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (svc) {
+		a = json_array();
+		for (size_t i = 0; i < svc->instances.len; i++)
+			json_array_append_new(
+			    a, json_string(svc->instances.items[i]->name));
+		hf_http_json(resp, 200, a);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Endpoints: advertised ports, as host:port of every instance. */
+static json_t *endpoint_json(struct hf_srv *s, struct hf_service *svc,
+			     const char *port_name)
+{
+	struct hf_config *cfg = hf_state_target(svc);
+	json_t *addrs = json_array(), *dns = json_array();
+
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		struct hf_node *n = hf_state_node(s, in->node);
+		const char *num = hf_kvlist_get(&in->ports, port_name);
+		const struct hf_spec_pod *pod =
+		    cfg ? hf_spec_find_pod(cfg->spec, in->pod) : NULL;
+		char *a;
+
+		if (!num || !pod || in->index >= pod->count)
+			continue;
+		a = hf_xasprintf("%s:%s", n && n->address ? n->address : "127.0.0.1",
+				 num);
+		json_array_append_new(addrs, json_string(a));
+		free(a);
+		a = hf_xasprintf("%s.%s.holdfast:%s", in->name, svc->name, num);
+		json_array_append_new(dns, json_string(a));
+		free(a);
+	}
+	return json_pack("{s:o, s:o}", "address", addrs, "dns", dns);
+}
+
+static void advertised_ports(struct hf_config *cfg, struct hf_strlist *out)
+{
+	for (size_t p = 0; cfg && p < cfg->spec->pods.len; p++) {
+		const struct hf_spec_pod *pod = &cfg->spec->pods.items[p];
+
+		for (size_t r = 0; r < pod->resource_sets.len; r++) {
+			const struct hf_spec_resource_set *rs =
+			    &pod->resource_sets.items[r];
+
+			for (size_t k = 0; k < rs->ports.len; k++)
+				if (rs->ports.items[k].advertise &&
+				    !hf_strlist_has(out, rs->ports.items[k].name))
+					hf_strlist_push(out,
+							rs->ports.items[k].name);
+		}
+	}
+}
+
+static void h_endpoints(void *ctx, const struct hf_http_req *req,
+			struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *name = hf_kvlist_get(&req->params, "name");
+	struct hf_strlist names = {0};
+	struct hf_service *svc;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	advertised_ports(hf_state_target(svc), &names);
+	if (!name) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < names.len; i++)
+			json_array_append_new(a, json_string(names.items[i]));
+		hf_http_json(resp, 200, a);
+	} else if (!hf_strlist_has(&names, name)) {
+		hf_http_error(resp, HF_ENOTFOUND,
+			      "service '%s' has no advertised port '%s'",
+			      svc->name, name);
+	} else {
+		hf_http_json(resp, 200, endpoint_json(s, svc, name));
+	}
+out:
+	hf_strlist_release(&names);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Values of variables whose names look secret are never shown: options
+ * and env may carry passwords.
+ */
+static bool secret_name(const char *k)
+{
+	static const char *const words[] = {"PASSWORD", "PASSWD", "SECRET",
+					    "TOKEN", "CREDENTIAL", "PRIVATE",
+					    "_KEY", "APIKEY"};
+	char up[256];
+	size_t i;
+
+	for (i = 0; k[i] && i < sizeof(up) - 1; i++)
+		up[i] = (char)((k[i] >= 'a' && k[i] <= 'z') ? k[i] - 32 : k[i]);
+	up[i] = '\0';
+	for (size_t w = 0; w < HF_ARRAY_LEN(words); w++)
+		if (strstr(up, words[w]))
+			return true;
+	return false;
+}
+
+static void redact(json_t *j)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach(j, k, v)
+		{
+			if (json_is_string(v) && secret_name(k))
+				json_object_set_new(j, k, json_string("(hidden)"));
+			else
+				redact(v);
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) redact(v);
+	}
+}
+
+static json_t *config_json(struct hf_config *cfg)
+{
+	json_t *o = cfg->spec ? hf_spec_to_json(cfg->spec) : json_object();
+	json_t *opts = json_object();
+
+	for (size_t i = 0; i < cfg->options.len; i++)
+		json_object_set_new(opts, cfg->options.items[i].key,
+				    json_string(cfg->options.items[i].value));
+	json_object_set_new(o, "id", json_string(cfg->id));
+	json_object_set_new(o, "options", opts);
+	json_object_set_new(o, "created", json_integer(cfg->created));
+	redact(o);
+	return o;
+}
+
+static void h_configs(void *ctx, const struct hf_http_req *req,
+		      struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *id = hf_kvlist_get(&req->params, "id");
+	struct hf_service *svc;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	if (!id) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < svc->configs.len; i++)
+			json_array_append_new(
+			    a, json_string(svc->configs.items[i]->id));
+		hf_http_json(resp, 200, a);
+	} else if (strcmp(id, "targetId") == 0) {
+		hf_http_json(resp, 200, json_string(svc->target ? svc->target : ""));
+	} else {
+		struct hf_config *cfg = strcmp(id, "target") == 0
+					    ? hf_state_target(svc)
+					    : hf_state_config(svc, id);
+
+		if (!cfg)
+			hf_http_error(resp, HF_ENOTFOUND,
+				      "service '%s' has no configuration '%s'",
+				      svc->name, id);
+		else
+			hf_http_json(resp, 200, config_json(cfg));
+	}
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Health, as the SDK answered it: 200 when deployed and every task the
+ * service keeps running is up, 202 while deploying or recovering, 417 when
+ * a plan is in ERROR.
+ */
+static void h_health(void *ctx, const struct hf_http_req *req,
+		     struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct hf_service *svc;
+	struct hf_plan_view v;
+	const char *deploy = "COMPLETE", *recovery = "COMPLETE";
+	int code = 200;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	if (hf_sched_plan_view(s, svc, "deploy", &v) == 0) {
+		deploy = hf_status_name(v.status);
+		if (v.status == HF_STATUS_ERROR)
+			code = 417;
+		else if (v.status != HF_STATUS_COMPLETE)
+			code = 202;
+		hf_plan_view_release(&v);
+	}
+	if (hf_sched_plan_view(s, svc, "recovery", &v) == 0) {
+		recovery = hf_status_name(v.status);
+		if (v.status != HF_STATUS_COMPLETE && code == 200)
+			code = 202;
+		hf_plan_view_release(&v);
+	}
+	hf_http_json(resp, code,
+		     json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name,
+			       "health",
+			       code == 200   ? "HEALTHY"
+			       : code == 417 ? "ERROR"
+					     : "DEPLOYING_OR_RECOVERING",
+			       "deploy", deploy, "recovery", recovery));
 out:
 	pthread_mutex_unlock(&s->mu);
 }
@@ -1054,8 +1395,27 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, "phase step"},
     {"POST", "/v1/service/{svc}/plans/{plan}/restart", h_plan_restart,
      HF_ROUTE_WRITE, "phase step"},
+    {"GET", "/v1/service/{svc}/pod", h_pod_list, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/pod/status", h_pod_status, HF_ROUTE_READ,
      NULL},
+    {"GET", "/v1/service/{svc}/pod/{pod}/status", h_pod_status_one,
+     HF_ROUTE_READ, NULL},
+    {"POST", "/v1/service/{svc}/pod/{pod}/restart", h_pod_restart,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/service/{svc}/pod/{pod}/replace", h_pod_replace,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/service/{svc}/pod/{pod}/pause", h_pod_pause,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/service/{svc}/pod/{pod}/resume", h_pod_resume,
+     HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/service/{svc}/endpoints", h_endpoints, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/service/{svc}/endpoints/{name}", h_endpoints, HF_ROUTE_READ,
+     NULL},
+    {"GET", "/v1/service/{svc}/configurations", h_configs, HF_ROUTE_READ,
+     NULL},
+    {"GET", "/v1/service/{svc}/configurations/{id}", h_configs,
+     HF_ROUTE_READ, NULL},
+    {"GET", "/v1/service/{svc}/health", h_health, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/pod/{pod}/info", h_pod_info, HF_ROUTE_READ,
      NULL},
 };

@@ -300,6 +300,7 @@ static void launch(struct hf_srv *s, struct hf_service *svc,
 		r->exit_code = -1;
 		r->healthy = -1;
 		r->launched_at = now;
+		r->paused = in->paused;
 		if (run)
 			hf_kvlist_copy(&r->params, &run->params);
 		else if (sl->cur)
@@ -469,6 +470,7 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 	int64_t now = hf_now_ms();
 
 	(void)s;
+	memset(v, 0, sizeof(*v));
 	v->def = def;
 	v->steps = hf_xcalloc(n ? n : 1, sizeof(*v->steps));
 	v->phases = hf_xcalloc(def->phases.len + 1, sizeof(*v->phases));
@@ -542,29 +544,95 @@ void hf_plan_view_release(struct hf_plan_view *v)
 	free(v->messages);
 	free(v->steps);
 	free(v->phases);
+	hf_plan_defs_release(&v->owned);
 	memset(v, 0, sizeof(*v));
 }
 
-static struct hf_plan_def recovery_def_empty;
+/*
+ * The generated recovery plan: one phase per pod type with a step for
+ * every instance whose kept-running tasks failed and are being (or waiting
+ * to be) relaunched.
+ */
+static void build_recovery(struct hf_service *svc, struct hf_config *cfg,
+			   struct hf_plan_defs *out)
+{
+	struct hf_plan_def *def = HF_VEC_PUSH(out);
+
+	def->name = hf_xstrdup("recovery");
+	def->kind = HF_PLAN_CUSTOM;
+	def->generated = true;
+	def->strategy = HF_STRATEGY_PARALLEL;
+	for (size_t p = 0; p < cfg->spec->pods.len; p++) {
+		const struct hf_spec_pod *pod = &cfg->spec->pods.items[p];
+		struct hf_plan_phase_def *ph = NULL;
+
+		for (size_t i = 0; i < svc->instances.len; i++) {
+			struct hf_instance *in = svc->instances.items[i];
+			struct hf_plan_step_def *st;
+			struct hf_strlist tasks = {0};
+			struct hf_buf name = HF_BUF_INIT;
+
+			if (strcmp(in->pod, pod->name) != 0)
+				continue;
+			for (size_t k = 0; k < in->slots.len; k++) {
+				struct hf_task_slot *sl = &in->slots.items[k];
+				struct hf_task_rec *r = sl->cur;
+				bool recovering =
+				    sl->want_running && r &&
+				    ((!hf_task_state_live(r->state) &&
+				      !(r->kill && !r->restart)) ||
+				     (r->run && strcmp(r->run, "recovery") == 0 &&
+				      !(r->state == HF_TS_RUNNING && r->ready)));
+
+				if (recovering)
+					hf_strlist_push(&tasks, sl->task);
+			}
+			if (!tasks.len)
+				continue;
+			if (!ph) {
+				ph = HF_VEC_PUSH(&def->phases);
+				ph->name = hf_xasprintf("%s-recovery", pod->name);
+				ph->pod = hf_xstrdup(pod->name);
+				ph->strategy = HF_STRATEGY_PARALLEL;
+			}
+			st = HF_VEC_PUSH(&ph->steps);
+			hf_buf_addf(&name, "%s:[", in->name);
+			for (size_t k = 0; k < tasks.len; k++)
+				hf_buf_addf(&name, "%s%s", k ? ", " : "",
+					    tasks.items[k]);
+			hf_buf_addc(&name, ']');
+			st->name = hf_buf_detach(&name);
+			st->pod = hf_xstrdup(in->pod);
+			st->index = in->index;
+			st->tasks = tasks;
+		}
+	}
+}
 
 int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
 		       const char *name, struct hf_plan_view *v)
 {
 	struct hf_config *cfg = hf_state_target(svc);
 	const struct hf_plan_def *def;
+	struct hf_plan_run recovery_run = {0};
 
 	memset(v, 0, sizeof(*v));
 	if (!cfg || !cfg->spec)
 		return HF_ENOTFOUND;
 	def = hf_plan_defs_find(&cfg->plans, name);
-	if (!def) {
-		if (strcmp(name, "recovery") != 0)
-			return HF_ENOTFOUND;
-		recovery_def_empty.name = (char *)"recovery";
-		recovery_def_empty.kind = HF_PLAN_CUSTOM;
-		recovery_def_empty.generated = true;
-		def = &recovery_def_empty;
+	if (!def && strcmp(name, "recovery") == 0) {
+		struct hf_plan_defs owned = {0};
+
+		build_recovery(svc, cfg, &owned);
+		recovery_run.plan = (char *)"recovery";
+		recovery_run.active = true;
+		eval_run(s, svc, cfg, &recovery_run, &owned.items[0], v);
+		v->owned = owned;
+		v->def = &v->owned.items[0];
+		return 0;
 	}
+	if (!def)
+		return HF_ENOTFOUND;
 	eval_run(s, svc, cfg, hf_state_run(svc, name), def, v);
 	return 0;
 }
@@ -797,6 +865,70 @@ static bool tick_removal(struct hf_srv *s, struct hf_service *svc)
 }
 
 /* ------------------------------------------------------------------ */
+/* Pod operations                                                       */
+
+void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
+			  struct hf_instance *in, const char *why)
+{
+	for (size_t k = 0; k < in->slots.len; k++) {
+		struct hf_task_slot *sl = &in->slots.items[k];
+
+		if (sl->cur && hf_task_state_live(sl->cur->state))
+			kill_task(s, svc, in, sl->cur, why, true);
+	}
+}
+
+/*
+ * Replacing: once every task stopped, the instance forgets its node,
+ * ports and volumes (deleted on the node) and the deploy plan runs again,
+ * which launches it afresh like a new instance.
+ */
+static void tick_replace(struct hf_srv *s, struct hf_service *svc,
+			 struct hf_instance *in)
+{
+	struct hf_node *n;
+
+	for (size_t k = 0; k < in->slots.len; k++) {
+		struct hf_task_rec *r = in->slots.items[k].cur;
+
+		if (r && hf_task_state_live(r->state)) {
+			kill_task(s, svc, in, r, "the pod is being replaced",
+				  false);
+			return;
+		}
+	}
+	n = hf_state_node(s, in->node);
+	if (n) {
+		char *key = hf_sched_instance_volume_key(svc, in);
+
+		if (!hf_strlist_has(&n->delete_volumes, key))
+			hf_strlist_push(&n->delete_volumes, key);
+		free(key);
+		hf_state_save_node(s, n);
+	}
+	hf_log("service %s: %s replaced: its volumes on node %s are deleted "
+	       "and it starts afresh",
+	       svc->name, in->name, in->node ? in->node : "(none)");
+	free(in->node);
+	in->node = NULL;
+	hf_kvlist_release(&in->ports);
+	for (size_t k = 0; k < in->slots.len; k++) {
+		struct hf_task_slot *sl = &in->slots.items[k];
+
+		hf_task_rec_free(sl->cur);
+		sl->cur = NULL;
+		sl->once_done = false;
+		sl->want_running = false;
+		sl->failures = 0;
+		sl->backoff_until = 0;
+	}
+	in->replacing = false;
+	hf_state_save_instance(s, svc, in);
+	hf_sched_start_plan(s, svc, "deploy", NULL);
+	hf_sched_changed(s, true);
+}
+
+/* ------------------------------------------------------------------ */
 /* The tick                                                             */
 
 void hf_sched_tick(struct hf_srv *s)
@@ -831,6 +963,9 @@ void hf_sched_tick(struct hf_srv *s)
 				}
 			}
 		}
+		for (size_t k = 0; k < svc->instances.len; k++)
+			if (svc->instances.items[k]->replacing)
+				tick_replace(s, svc, svc->instances.items[k]);
 		for (size_t r = 0; r < svc->runs.len; r++)
 			if (svc->runs.items[r].active)
 				tick_run(s, svc, cfg, &svc->runs.items[r], now);

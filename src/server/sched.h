@@ -25,6 +25,7 @@ struct hf_plan_view {
 	struct hf_step_out *steps;   /* flattened, as hf_plan_eval */
 	struct hf_phase_out *phases;
 	char **messages;             /* per step; may be NULL entries */
+	struct hf_plan_defs owned;   /* a generated def (recovery) lives here */
 };
 /* Fills v for plan `name` of svc (run may be NULL: not started). */
 int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
@@ -40,6 +41,13 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 /* The launch order for a task (docs/protocol.md). */
 json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
 			      struct hf_instance *in, struct hf_task_slot *sl);
+
+/*
+ * Stops every live task of an instance so recovery relaunches it (same
+ * node, same volumes, new task ids). Used by pod restart, pause, resume.
+ */
+void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
+			  struct hf_instance *in, const char *why);
 
 /* Wakes agents' long polls and waiting clients. */
 void hf_sched_changed(struct hf_srv *s, bool desired);

@@ -497,6 +497,8 @@ json_t *hf_instance_to_json(const struct hf_instance *in)
 	json_object_set_new(o, "node", str_or_null(in->node));
 	json_object_set_new(o, "ports", kv_json(&in->ports));
 	json_object_set_new(o, "message", str_or_null(in->message));
+	json_object_set_new(o, "paused", json_boolean(in->paused));
+	json_object_set_new(o, "replacing", json_boolean(in->replacing));
 	for (size_t i = 0; i < in->slots.len; i++) {
 		const struct hf_task_slot *sl = &in->slots.items[i];
 		json_t *j = json_object();
@@ -536,6 +538,8 @@ static struct hf_instance *instance_from_json(const json_t *o)
 	in->index = int_json(o, "index", 0);
 	in->node = str_dup_json(o, "node");
 	in->message = str_dup_json(o, "message");
+	in->paused = bool_json(o, "paused");
+	in->replacing = bool_json(o, "replacing");
 	kv_from_json(&in->ports, json_object_get(o, "ports"));
 	json_array_foreach(json_object_get(o, "tasks"), i, j)
 	{

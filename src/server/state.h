@@ -76,6 +76,8 @@ struct hf_instance {
 		size_t len, cap;
 	} slots;
 	char *message; /* why it cannot be placed, etc. */
+	bool paused;    /* debug mode: tasks run a sleep instead */
+	bool replacing; /* being replaced: fresh node, ports and volumes */
 };
 
 struct hf_config {

@@ -1,0 +1,987 @@
+/*
+ * agent.c - `holdfast agent`: flags, the node's info, start-up (cgroup
+ * probe, local state, reattach), the threads, and the supervisor loop that
+ * watches the shims, runs the checks and sends stops.
+ */
+#include "agent/agent.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "common/version.h"
+#include "shim/shim.h"
+
+#define DEFAULT_DATA "/var/lib/holdfast/agent"
+#define DEFAULT_PORTS_BEGIN 10000
+#define DEFAULT_PORTS_END 20000
+#define WATCH_RETRY_MS 200
+#define STOP_RETRY_MS 500
+#define GC_INTERVAL_MS 5000
+
+/* ---- logging and clocks ------------------------------------------- */
+
+void ag_log(const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+	va_list ap;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S",
+		 gmtime_r(&ts.tv_sec, &tm));
+	hf_buf_addf(&b, "%s.%03ldZ holdfast-agent: ", when,
+		    ts.tv_nsec / 1000000);
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	hf_buf_addc(&b, '\n');
+	/* One write per line, so lines of several threads never mix. */
+	if (write(STDERR_FILENO, b.data, b.len) < 0) {
+		/* Nowhere left to complain. */
+	}
+	hf_buf_release(&b);
+}
+
+int64_t ag_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ag_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ag_wake(struct hf_agent *ag)
+{
+	uint64_t one = 1;
+
+	if (write(ag->wakefd, &one, sizeof(one)) < 0) {
+		/* The counter is saturated: the supervisor wakes anyway. */
+	}
+}
+
+void ag_mark_dirty(struct hf_agent *ag)
+{
+	ag->sync_dirty = true;
+	pthread_cond_broadcast(&ag->sync_cv);
+}
+
+/* ---- options -------------------------------------------------------- */
+
+void hf_agent_opts_init(struct hf_agent_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->data_dir = hf_xstrdup(DEFAULT_DATA);
+	o->address = hf_xstrdup("127.0.0.1");
+	o->sandbox_keep_s = 3600;
+	o->wait_s = 10;
+	o->log_max_bytes = 10 * 1024 * 1024;
+	o->log_keep = 3;
+}
+
+void hf_agent_opts_release(struct hf_agent_opts *o)
+{
+	hf_strlist_release(&o->servers);
+	free(o->data_dir);
+	free(o->node_id);
+	hf_kvlist_release(&o->attributes);
+	HF_VEC_FREE(&o->ports);
+	free(o->token);
+	free(o->address);
+	free(o->holdfast_bin);
+	memset(o, 0, sizeof(*o));
+}
+
+static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_range(const char *s, struct hf_agent_port_range *r)
+{
+	const char *dash = strchr(s, '-');
+	char *first;
+	int64_t a, b;
+	bool ok;
+
+	if (!dash)
+		return false;
+	first = hf_xstrndup(s, (size_t)(dash - s));
+	ok = parse_i64(first, 1, 65535, &a) && parse_i64(dash + 1, 1, 65535, &b) &&
+	     a <= b;
+	free(first);
+	if (ok) {
+		r->begin = (int)a;
+		r->end = (int)b;
+	}
+	return ok;
+}
+
+/* "k=v,k=v" into a list; NULL or an error sentence (caller frees). */
+static char *parse_pairs(const char *flag, const char *arg,
+			 struct hf_kvlist *out)
+{
+	char *copy = hf_xstrdup(arg), *save = NULL, *item, *err = NULL;
+
+	for (item = strtok_r(copy, ",", &save); item && !err;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+
+		if (!eq || eq == item) {
+			err = hf_xasprintf("%s: \"%s\" is not key=value", flag,
+					   item);
+			break;
+		}
+		*eq = '\0';
+		/* Repeated keys (ports=) are kept in order: no kvlist_set. */
+		struct hf_kv *kv = HF_VEC_PUSH(out);
+
+		kv->key = hf_xstrdup(item);
+		kv->value = hf_xstrdup(eq + 1);
+	}
+	free(copy);
+	return err;
+}
+
+static char *parse_resources(struct hf_agent_opts *o, const char *arg)
+{
+	struct hf_kvlist kv = {0};
+	char *err = parse_pairs("--resources", arg, &kv);
+
+	for (size_t i = 0; i < kv.len && !err; i++) {
+		const char *k = kv.items[i].key, *v = kv.items[i].value;
+		int64_t n;
+
+		if (strcmp(k, "cpus") == 0) {
+			char *end;
+
+			o->cpus = strtod(v, &end);
+			if (end == v || *end || !(o->cpus > 0))
+				err = hf_xasprintf("--resources: cpus=%s is "
+						   "not a positive number", v);
+		} else if (strcmp(k, "memory") == 0 || strcmp(k, "disk") == 0) {
+			if (!parse_i64(v, 1, INT64_MAX / 2, &n))
+				err = hf_xasprintf("--resources: %s=%s is not "
+						   "a positive number of MB",
+						   k, v);
+			else if (k[0] == 'm')
+				o->memory_mb = n;
+			else
+				o->disk_mb = n;
+		} else if (strcmp(k, "ports") == 0) {
+			struct hf_agent_port_range r;
+
+			if (!parse_range(v, &r))
+				err = hf_xasprintf("--resources: ports=%s is "
+						   "not a range A-B", v);
+			else
+				*HF_VEC_PUSH(&o->ports) = r;
+		} else {
+			err = hf_xasprintf("--resources: unknown resource "
+					   "\"%s\" (cpus, memory, disk, ports)",
+					   k);
+		}
+	}
+	hf_kvlist_release(&kv);
+	return err;
+}
+
+static const char *const usage_text =
+	"usage: holdfast agent --server URL[,URL...] [--data DIR] "
+	"[--node-id ID]\n"
+	"         [--attributes k=v,...] "
+	"[--resources cpus=N,memory=MB,disk=MB,ports=A-B]\n"
+	"         [--token TOKEN] [--address ADDR] [--holdfast-bin PATH]\n"
+	"         [--sandbox-keep SECONDS] [--log-max-bytes N] "
+	"[--log-keep N] [--print-info]\n";
+
+int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
+			char **errmsg)
+{
+	static const char *const with_value[] = {
+		"--server", "--data", "--node-id", "--attributes",
+		"--resources", "--token", "--address", "--holdfast-bin",
+		"--sandbox-keep", "--log-max-bytes", "--log-keep", "--wait",
+	};
+	const char *env_token = getenv("HOLDFAST_TOKEN");
+	char *err = NULL;
+
+	*errmsg = NULL;
+	for (int i = 1; i < argc && !err; i++) {
+		const char *arg = argv[i], *val = NULL, *eq;
+		char *flag;
+		int64_t n;
+		bool takes = false;
+
+		if (strcmp(arg, "--print-info") == 0) {
+			o->print_info = true;
+			continue;
+		}
+		eq = strchr(arg, '=');
+		flag = eq ? hf_xstrndup(arg, (size_t)(eq - arg))
+			  : hf_xstrdup(arg);
+		for (size_t k = 0; k < HF_ARRAY_LEN(with_value); k++)
+			takes |= strcmp(flag, with_value[k]) == 0;
+		if (!takes) {
+			err = hf_xasprintf("unknown argument \"%s\"", arg);
+			free(flag);
+			break;
+		}
+		if (eq)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		if (!val) {
+			err = hf_xasprintf("%s needs a value", flag);
+			free(flag);
+			break;
+		}
+		if (strcmp(flag, "--server") == 0) {
+			char *copy = hf_xstrdup(val), *save = NULL, *u;
+
+			for (u = strtok_r(copy, ",", &save); u;
+			     u = strtok_r(NULL, ",", &save))
+				hf_strlist_push(&o->servers, u);
+			free(copy);
+		} else if (strcmp(flag, "--data") == 0) {
+			free(o->data_dir);
+			o->data_dir = hf_xstrdup(val);
+		} else if (strcmp(flag, "--node-id") == 0) {
+			free(o->node_id);
+			o->node_id = hf_xstrdup(val);
+		} else if (strcmp(flag, "--attributes") == 0) {
+			struct hf_kvlist kv = {0};
+
+			err = parse_pairs(flag, val, &kv);
+			for (size_t k = 0; k < kv.len; k++)
+				hf_kvlist_set(&o->attributes, kv.items[k].key,
+					      kv.items[k].value);
+			hf_kvlist_release(&kv);
+		} else if (strcmp(flag, "--resources") == 0) {
+			err = parse_resources(o, val);
+		} else if (strcmp(flag, "--token") == 0) {
+			free(o->token);
+			o->token = hf_xstrdup(val);
+		} else if (strcmp(flag, "--address") == 0) {
+			free(o->address);
+			o->address = hf_xstrdup(val);
+		} else if (strcmp(flag, "--holdfast-bin") == 0) {
+			free(o->holdfast_bin);
+			o->holdfast_bin = hf_xstrdup(val);
+		} else if (strcmp(flag, "--sandbox-keep") == 0) {
+			if (!parse_i64(val, 0, INT64_MAX / 2000, &n))
+				err = hf_xasprintf("%s: not a number of "
+						   "seconds: %s", flag, val);
+			else
+				o->sandbox_keep_s = n;
+		} else if (strcmp(flag, "--log-max-bytes") == 0) {
+			if (!parse_i64(val, 0, INT64_MAX / 2, &n))
+				err = hf_xasprintf("%s: not a size: %s", flag,
+						   val);
+			else
+				o->log_max_bytes = n;
+		} else if (strcmp(flag, "--log-keep") == 0) {
+			if (!parse_i64(val, 0, 1000, &n))
+				err = hf_xasprintf("%s: not a count: %s", flag,
+						   val);
+			else
+				o->log_keep = (int)n;
+		} else if (strcmp(flag, "--wait") == 0) {
+			if (!parse_i64(val, 0, 300, &n))
+				err = hf_xasprintf("%s: not a number of "
+						   "seconds: %s", flag, val);
+			else
+				o->wait_s = (int)n;
+		}
+		free(flag);
+	}
+	if (!err && !o->token && env_token && *env_token)
+		o->token = hf_xstrdup(env_token);
+	if (!err && !o->print_info && o->servers.len == 0)
+		err = hf_xstrdup("--server is required");
+	if (err) {
+		*errmsg = err;
+		return HF_EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the node's info ------------------------------------------------ */
+
+/* Free space (MB) of dir, or of its nearest existing ancestor. */
+static int64_t free_disk_mb(const char *dir)
+{
+	char *p = hf_xstrdup(dir);
+	struct statvfs vfs;
+	int64_t mb = 0;
+
+	for (;;) {
+		char *slash;
+
+		if (statvfs(p, &vfs) == 0) {
+			mb = (int64_t)((unsigned long long)vfs.f_bavail *
+				       vfs.f_frsize / (1024 * 1024));
+			break;
+		}
+		slash = strrchr(p, '/');
+		if (!slash || slash == p) {
+			if (statvfs("/", &vfs) == 0)
+				mb = (int64_t)((unsigned long long)vfs.f_bavail *
+					       vfs.f_frsize / (1024 * 1024));
+			break;
+		}
+		*slash = '\0';
+	}
+	free(p);
+	return mb;
+}
+
+static json_t *build_info(const struct hf_agent_opts *o, int cg_version,
+			  const char *cg_note, int64_t started_at)
+{
+	char host[256] = "";
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	json_t *attrs = json_object(), *ports = json_array();
+
+	gethostname(host, sizeof(host) - 1);
+	for (size_t i = 0; i < o->attributes.len; i++)
+		json_object_set_new(attrs, o->attributes.items[i].key,
+				    json_string(o->attributes.items[i].value));
+	for (size_t i = 0; i < o->ports.len; i++)
+		json_array_append_new(ports,
+				      json_pack("{s:i, s:i}", "begin",
+						o->ports.items[i].begin, "end",
+						o->ports.items[i].end));
+	if (o->ports.len == 0)
+		json_array_append_new(ports,
+				      json_pack("{s:i, s:i}", "begin",
+						DEFAULT_PORTS_BEGIN, "end",
+						DEFAULT_PORTS_END));
+	return json_pack(
+		"{s:s, s:s, s:o, s:{s:f, s:I, s:I, s:o}, s:{s:i, s:s},"
+		" s:s, s:I}",
+		"hostname", host, "address", o->address, "attributes", attrs,
+		"resources", "cpus",
+		o->cpus > 0 ? o->cpus : (double)(ncpu > 0 ? ncpu : 1),
+		"memory_mb",
+		(json_int_t)(o->memory_mb > 0
+				     ? o->memory_mb
+				     : (int64_t)pages * psize / (1024 * 1024)),
+		"disk_mb",
+		(json_int_t)(o->disk_mb > 0 ? o->disk_mb
+					    : free_disk_mb(o->data_dir)),
+		"ports", ports, "cgroups", "version", cg_version, "note",
+		cg_note, "agent_version", HF_VERSION, "started_at",
+		(json_int_t)started_at);
+}
+
+static int print_info(const struct hf_agent_opts *o)
+{
+	char *note = NULL, *text;
+	int version = hf_cgroup_probe(&note);
+	json_t *info = build_info(o, version, note ? note : "", ag_now_ms());
+
+	text = json_dumps(info, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("%s\n", text);
+	free(text);
+	json_decref(info);
+	free(note);
+	return 0;
+}
+
+/* ---- start-up --------------------------------------------------------- */
+
+static void agent_release(struct hf_agent *ag)
+{
+	for (size_t i = 0; i < ag->tasks.len; i++)
+		ag_task_free(ag->tasks.items[i]);
+	HF_VEC_FREE(&ag->tasks);
+	for (size_t i = 0; i < ag->jobs.len; i++)
+		free(ag->jobs.items[i].key);
+	HF_VEC_FREE(&ag->jobs);
+	hf_strlist_release(&ag->launched);
+	hf_strlist_release(&ag->volumes_deleted);
+	hf_strlist_release(&ag->volumes_queued);
+	json_decref(ag->info);
+	if (ag->wakefd >= 0)
+		close(ag->wakefd);
+	pthread_mutex_destroy(&ag->mu);
+	pthread_cond_destroy(&ag->sync_cv);
+	pthread_cond_destroy(&ag->work_cv);
+	free(ag->data);
+	free(ag->tasks_dir);
+	free(ag->volumes_dir);
+	free(ag->cache_dir);
+	free(ag->state_path);
+	free(ag->node_id);
+	free(ag->bin);
+}
+
+static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
+{
+	char *note = NULL;
+	int version;
+
+	memset(ag, 0, sizeof(*ag));
+	ag->opts = o;
+	ag->wakefd = -1;
+	pthread_mutex_init(&ag->mu, NULL);
+	pthread_cond_init(&ag->sync_cv, NULL);
+	pthread_cond_init(&ag->work_cv, NULL);
+	ag->started_at = ag_now_ms();
+	if (ag_mkdir_p(o->data_dir, 0750) < 0) {
+		ag_log("cannot create %s: %s", o->data_dir, strerror(errno));
+		return HF_EIO;
+	}
+	/*
+	 * Every path the agent keeps is canonical, so the mount table (which
+	 * lists canonical paths) can be matched against them.
+	 */
+	ag->data = realpath(o->data_dir, NULL);
+	if (!ag->data) {
+		ag_log("%s: %s", o->data_dir, strerror(errno));
+		return HF_EIO;
+	}
+	ag->tasks_dir = hf_xasprintf("%s/tasks", ag->data);
+	ag->volumes_dir = hf_xasprintf("%s/volumes", ag->data);
+	ag->cache_dir = hf_xasprintf("%s/cache", ag->data);
+	ag->state_path = hf_xasprintf("%s/agent.json", ag->data);
+	if (ag_mkdir_p(ag->tasks_dir, 0750) < 0 ||
+	    ag_mkdir_p(ag->volumes_dir, 0750) < 0 ||
+	    ag_mkdir_p(ag->cache_dir, 0750) < 0) {
+		ag_log("cannot create the directories under %s: %s", ag->data,
+		       strerror(errno));
+		return HF_EIO;
+	}
+	ag->bin = o->holdfast_bin ? realpath(o->holdfast_bin, NULL)
+				  : realpath("/proc/self/exe", NULL);
+	if (!ag->bin) {
+		ag_log("cannot resolve the holdfast binary %s: %s",
+		       o->holdfast_bin ? o->holdfast_bin : "/proc/self/exe",
+		       strerror(errno));
+		return HF_EIO;
+	}
+	ag->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ag->wakefd < 0) {
+		ag_log("eventfd: %s", strerror(errno));
+		return HF_EIO;
+	}
+	version = hf_cgroup_probe(&note);
+	ag_log("cgroups: %s", note ? note : "no description");
+	if (version == 0)
+		ag_log("task cpu and memory limits are NOT enforced on this "
+		       "node (see the cgroups line above)");
+	ag->info = build_info(o, version, note ? note : "", ag->started_at);
+	free(note);
+	return ag_state_load(ag);
+}
+
+/* ---- the supervisor ------------------------------------------------- */
+
+/* The shim does not answer: find out whether it is starting or gone. */
+static void settle_without_shim(struct hf_agent *ag, struct ag_task *t)
+{
+	struct hf_shim_status st;
+
+	if (ag_state_final(t->state)) {
+		t->need_watch = false;
+		return;
+	}
+	if (ag_shim_alive(t->dir)) {
+		/* Starting (no socket yet) or exiting (socket gone). */
+		t->need_watch = true;
+		t->watch_retry_at = ag_mono_ms() + WATCH_RETRY_MS;
+		return;
+	}
+	/*
+	 * The shim has exited or died. It writes its final status before
+	 * it exits (and releases the lock), so a status that is still not
+	 * final now means it was killed without finishing.
+	 */
+	t->need_watch = false;
+	hf_shim_status_init(&st);
+	if (hf_shim_status_read(t->dir, &st) == 0 &&
+	    hf_shim_state_is_final(st.state))
+		ag_task_apply_status(ag, t, &st);
+	else
+		ag_task_end(ag, t, AG_LOST,
+			    "the shim is gone and left no final status");
+	hf_shim_status_release(&st);
+}
+
+static void open_watch(struct hf_agent *ag, struct ag_task *t)
+{
+	int fd, rc = hf_shim_watch_open(t->dir, &fd);
+
+	if (rc == 0) {
+		t->watch_fd = fd;
+		t->need_watch = false;
+		return;
+	}
+	settle_without_shim(ag, t);
+}
+
+static void read_watch(struct hf_agent *ag, struct ag_task *t)
+{
+	struct hf_shim_status st;
+
+	hf_shim_status_init(&st);
+	for (;;) {
+		int rc = hf_shim_watch_read(t->watch_fd, &st);
+
+		if (rc == 0) {
+			ag_task_apply_status(ag, t, &st);
+			continue;
+		}
+		if (rc == HF_EUNAVAIL)
+			break;
+		if (rc == HF_EPARSE) {
+			ag_log("task %s: the shim sent a line that is not a "
+			       "status; ignored", t->id);
+			continue;
+		}
+		/* EOF (the shim exited) or a broken connection. */
+		close(t->watch_fd);
+		t->watch_fd = -1;
+		settle_without_shim(ag, t);
+		break;
+	}
+	hf_shim_status_release(&st);
+}
+
+struct pending_stop {
+	struct ag_task *t;
+	double grace;
+	char *why;     /* for the log and the stop file */
+	char *record;  /* AG_STOP_FILE contents */
+};
+
+struct pending_stops {
+	struct pending_stop *items;
+	size_t len, cap;
+};
+
+static void add_poll(struct pollfd **pfds, struct ag_pollref **refs,
+		     size_t *n, size_t *cap, int fd, short events,
+		     struct ag_task *t, struct ag_check *c)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*pfds = hf_xrealloc(*pfds, *cap * sizeof(**pfds));
+		*refs = hf_xrealloc(*refs, *cap * sizeof(**refs));
+	}
+	(*pfds)[*n] = (struct pollfd){fd, events, 0};
+	(*refs)[*n] = (struct ag_pollref){t, c};
+	(*n)++;
+}
+
+/* Frees records whose directory the worker removed. */
+static void reap_removed(struct hf_agent *ag)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (t->removed && t->watch_fd < 0)
+			ag_task_free(t);
+		else
+			ag->tasks.items[j++] = t;
+	}
+	ag->tasks.len = j;
+}
+
+/* Sandboxes of acknowledged tasks go once they are old enough. */
+static void collect_garbage(struct hf_agent *ag)
+{
+	int64_t now = ag_now_ms(), keep = ag->opts->sandbox_keep_s * 1000;
+
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (!t->forgotten || t->removing || t->watch_fd >= 0 ||
+		    t->terminal_at + keep > now)
+			continue;
+		t->removing = true;
+		ag_job_push(ag, AG_JOB_REMOVE_DIR, t, NULL);
+	}
+}
+
+/*
+ * One pass over the tasks with the lock held: watches to open, stops to
+ * send, checks to start or time out. Returns the next deadline.
+ */
+static int64_t prepare_poll(struct hf_agent *ag, struct pollfd **pfds,
+			    struct ag_pollref **refs, size_t *n, size_t *cap,
+			    struct pending_stops *stops)
+{
+	int64_t now = ag_mono_ms(), next = INT64_MAX;
+
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+		int64_t d;
+
+		if (t->need_watch && t->watch_fd < 0 &&
+		    now >= t->watch_retry_at)
+			open_watch(ag, t);
+		if (t->need_watch && t->watch_fd < 0 &&
+		    t->watch_retry_at < next)
+			next = t->watch_retry_at;
+		if (t->stop != AG_STOP_NONE && !t->stop_sent &&
+		    !ag_state_final(t->state) && t->state != AG_LAUNCHING) {
+			if (now >= t->stop_retry_at) {
+				struct pending_stop *p = HF_VEC_PUSH(stops);
+
+				p->t = t;
+				p->grace = t->grace;
+				p->why = hf_xstrdup(
+					t->stop == AG_STOP_HEALTH
+						? t->stop_message
+						: "not in the desired set");
+				p->record = t->stop == AG_STOP_HEALTH
+						    ? hf_xasprintf("health\n%s\n",
+								   t->stop_message)
+						    : hf_xstrdup("order\n");
+				t->stop_retry_at = now + STOP_RETRY_MS;
+			}
+			if (t->stop_retry_at < next)
+				next = t->stop_retry_at;
+		}
+		if (t->watch_fd >= 0)
+			add_poll(pfds, refs, n, cap, t->watch_fd, POLLIN, t,
+				 NULL);
+		d = ag_checks_tick(ag, t, pfds, refs, n, cap);
+		if (d < next)
+			next = d;
+	}
+	return next;
+}
+
+/*
+ * Sends the stops with the lock released (each is a round trip to a
+ * shim). The reason is written first: a restarted agent that finds the
+ * task ended must still know it was stopped on the server's order (and
+ * report "killed") or for its health (and report the health message).
+ */
+static void send_stops(struct hf_agent *ag, struct pending_stop *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct ag_task *t = s[i].t;
+		char *path = hf_xasprintf("%s/%s", t->dir, AG_STOP_FILE);
+		int rc;
+
+		if (hf_write_file_atomic(path, s[i].record, strlen(s[i].record),
+					 0600))
+			ag_log("task %s: cannot record the stop in %s: %s",
+			       t->id, path, strerror(errno));
+		free(path);
+		rc = hf_shim_stop(t->dir, s[i].grace);
+		pthread_mutex_lock(&ag->mu);
+		if (rc == 0 && !t->stop_sent) {
+			t->stop_sent = true;
+			ag_log("task %s: stopping (%s; SIGKILL after %gs)",
+			       t->id, s[i].why, s[i].grace);
+		} else if (rc == HF_EUNAVAIL) {
+			/* Not listening (exiting, or starting): watch it. */
+			if (t->watch_fd < 0 && !ag_state_final(t->state))
+				t->need_watch = true;
+		} else if (rc) {
+			ag_log("task %s: the shim refused the stop: %s", t->id,
+			       hf_err_msg(rc));
+		}
+		pthread_mutex_unlock(&ag->mu);
+		free(s[i].why);
+		free(s[i].record);
+	}
+}
+
+/* Returns true when the agent should shut down. */
+static bool read_signals(int sigfd, int *count)
+{
+	struct signalfd_siginfo si;
+	bool stop = false;
+
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			ag_log("SIGHUP ignored");
+			continue;
+		}
+		if (++*count > 1) {
+			ag_log("second %s: exiting at once",
+			       strsignal((int)si.ssi_signo));
+			_exit(1);
+		}
+		ag_log("%s: shutting down; tasks keep running under their "
+		       "shims", strsignal((int)si.ssi_signo));
+		stop = true;
+	}
+	return stop;
+}
+
+static void supervise(struct hf_agent *ag, int sigfd)
+{
+	struct pollfd *pfds = NULL;
+	struct ag_pollref *refs = NULL;
+	struct pending_stops stops = {0};
+	size_t n, cap = 0;
+	int64_t next_gc = 0;
+	int signals = 0;
+
+	pthread_mutex_lock(&ag->mu);
+	for (;;) {
+		int64_t next, now;
+		int timeout;
+
+		now = ag_mono_ms();
+		n = 0;
+		add_poll(&pfds, &refs, &n, &cap, sigfd, POLLIN, NULL, NULL);
+		add_poll(&pfds, &refs, &n, &cap, ag->wakefd, POLLIN, NULL,
+			 NULL);
+		reap_removed(ag);
+		if (now >= next_gc) {
+			collect_garbage(ag);
+			next_gc = now + GC_INTERVAL_MS;
+		}
+		stops.len = 0;
+		next = prepare_poll(ag, &pfds, &refs, &n, &cap, &stops);
+		if (next > next_gc)
+			next = next_gc;
+		pthread_mutex_unlock(&ag->mu);
+
+		send_stops(ag, stops.items, stops.len);
+		now = ag_mono_ms();
+		timeout = next <= now ? 0 : next - now > 60000 ? 60000
+							       : (int)(next - now);
+		if (stops.len)
+			timeout = 0; /* the loop re-reads what changed */
+		if (poll(pfds, n, timeout) < 0 && errno != EINTR) {
+			ag_log("poll: %s", strerror(errno));
+			sleep(1);
+		}
+
+		pthread_mutex_lock(&ag->mu);
+		if (pfds[0].revents && read_signals(sigfd, &signals))
+			break;
+		if (pfds[1].revents) {
+			uint64_t v;
+
+			if (read(ag->wakefd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: already drained. */
+			}
+		}
+		for (size_t i = 2; i < n; i++) {
+			struct ag_pollref *r = &refs[i];
+
+			if (!pfds[i].revents)
+				continue;
+			if (!r->c && r->t->watch_fd == pfds[i].fd)
+				read_watch(ag, r->t);
+			else if (r->c)
+				ag_check_event(ag, r->t, r->c, pfds[i].fd,
+					       pfds[i].revents);
+		}
+	}
+	ag->stopping = true;
+	pthread_cond_broadcast(&ag->sync_cv);
+	pthread_cond_broadcast(&ag->work_cv);
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (t->health)
+			ag_check_cancel(t->health);
+		if (t->readiness)
+			ag_check_cancel(t->readiness);
+		if (t->watch_fd >= 0)
+			close(t->watch_fd);
+		t->watch_fd = -1;
+	}
+	pthread_mutex_unlock(&ag->mu);
+	free(pfds);
+	free(refs);
+	HF_VEC_FREE(&stops);
+}
+
+/*
+ * After the worker has stopped, launches still queued have created
+ * nothing: taking their ids back out of agent.json lets the next agent
+ * launch them instead of reporting them lost.
+ */
+static void unrecord_unstarted(struct hf_agent *ag)
+{
+	size_t before = ag->launched.len;
+
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (t->state != AG_LAUNCHING)
+			continue;
+		for (size_t k = 0; k < ag->launched.len; k++) {
+			if (strcmp(ag->launched.items[k], t->id) != 0)
+				continue;
+			free(ag->launched.items[k]);
+			memmove(&ag->launched.items[k],
+				&ag->launched.items[k + 1],
+				(ag->launched.len - k - 1) *
+					sizeof(*ag->launched.items));
+			ag->launched.len--;
+			break;
+		}
+	}
+	if (ag->launched.len != before)
+		ag_state_save(ag);
+}
+
+/*
+ * Joins a thread while still reading signals: a second SIGTERM or SIGINT
+ * ends the agent at once instead of waiting for a long poll to return.
+ */
+static void join_watching(pthread_t th, int sigfd, int *signals,
+			  const char *what)
+{
+	bool said = false;
+	int64_t start = ag_mono_ms();
+
+	for (;;) {
+		struct pollfd p = {sigfd, POLLIN, 0};
+
+		if (pthread_tryjoin_np(th, NULL) == 0)
+			return;
+		if (!said && ag_mono_ms() - start > 1000) {
+			ag_log("waiting for %s to finish (send the signal "
+			       "again to exit now)", what);
+			said = true;
+		}
+		if (poll(&p, 1, 50) > 0)
+			read_signals(sigfd, signals);
+	}
+}
+
+int hf_agent_run(const struct hf_agent_opts *opts)
+{
+	struct hf_agent ag;
+	pthread_t worker, longpoll, shortsync;
+	sigset_t mask, old;
+	struct sigaction ign;
+	int sigfd = -1, rc, signals = 1;
+
+	/* Before any thread: both libraries initialise globals lazily. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	json_object_seed(0);
+	rc = agent_init(&ag, opts);
+	if (rc)
+		goto out;
+	ag_log("node %s, data %s, servers %zu (first %s), holdfast %s",
+	       ag.node_id, ag.data, opts->servers.len,
+	       opts->servers.len ? opts->servers.items[0] : "-", ag.bin);
+
+	/*
+	 * Signals are read from a descriptor; the threads inherit the mask,
+	 * so none of them is interrupted by one. SIGPIPE is ignored: a
+	 * check's peer may close first. SIGCHLD keeps its default action so
+	 * children stay waitable by pid (hf_shim_spawn and the checks reap
+	 * their own).
+	 */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, NULL);
+	ign.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &ign, NULL);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0) {
+		ag_log("signalfd: %s", strerror(errno));
+		rc = HF_EIO;
+		goto restore;
+	}
+
+	ag_reattach(&ag);
+	if (pthread_create(&worker, NULL, ag_worker_thread, &ag)) {
+		rc = HF_EIO;
+		goto restore;
+	}
+	if (pthread_create(&longpoll, NULL, ag_long_poll_thread, &ag)) {
+		ag_log("cannot start a thread");
+		abort();
+	}
+	if (pthread_create(&shortsync, NULL, ag_short_sync_thread, &ag)) {
+		ag_log("cannot start a thread");
+		abort();
+	}
+	supervise(&ag, sigfd);
+	join_watching(shortsync, sigfd, &signals, "the sync in flight");
+	join_watching(worker, sigfd, &signals, "the job in progress");
+	join_watching(longpoll, sigfd, &signals, "the long poll");
+	unrecord_unstarted(&ag);
+	ag_log("stopped");
+	rc = 0;
+restore:
+	if (sigfd >= 0)
+		close(sigfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+out:
+	agent_release(&ag);
+	curl_global_cleanup();
+	return rc;
+}
+
+int hf_agent_main(int argc, char **argv)
+{
+	struct hf_agent_opts o;
+	char *err = NULL;
+	int rc;
+
+	hf_agent_opts_init(&o);
+	if (hf_agent_opts_parse(&o, argc, argv, &err)) {
+		fprintf(stderr, "holdfast agent: %s\n%s", err, usage_text);
+		free(err);
+		hf_agent_opts_release(&o);
+		return 2;
+	}
+	if (o.print_info)
+		rc = print_info(&o);
+	else
+		rc = hf_agent_run(&o) ? 1 : 0;
+	hf_agent_opts_release(&o);
+	return rc;
+}

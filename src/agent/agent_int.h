@@ -1,0 +1,318 @@
+/*
+ * agent_int.h - what the agent's files share: the task table, the agent
+ * itself, and the functions each file offers the others.
+ *
+ * LOCKING. One mutex, ag->mu, guards everything in struct hf_agent below
+ * it and every struct ag_task field but the check runs. Each thread holds
+ * it only for short, non-blocking work; HTTP requests, shim requests,
+ * sandbox preparation and file removal happen with it released. Who does
+ * what:
+ *
+ *   supervisor (the thread that called hf_agent_run): signals, shim watch
+ *     connections, checks (their run state is its alone), sending stops,
+ *     and freeing task records (nobody else frees one, so a pointer taken
+ *     under the lock stays valid for the supervisor across a poll);
+ *   long poll and immediate sync threads: build requests, apply responses
+ *     (create task records, decide stops, forget acknowledged exits,
+ *     queue jobs);
+ *   worker: the jobs (launch, delete a volume, remove a task directory),
+ *     one at a time.
+ */
+#ifndef HF_AGENT_AGENT_INT_H
+#define HF_AGENT_AGENT_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <poll.h>
+#include <sys/types.h>
+
+#include "agent/agent.h"
+#include "common/util.h"
+#include "shim/shim.h"
+#include "spec/spec.h"
+
+#define AG_DEFAULT_GRACE 3.0
+#define AG_ORDER_FILE "order.json"   /* the launch order, as received */
+#define AG_STOP_FILE "agent-stop"    /* why the agent stopped the task */
+#define AG_READY_FILE "agent-ready"  /* the readiness check has passed */
+
+enum ag_state {
+	AG_LAUNCHING, /* recorded; sandbox being prepared ("starting") */
+	AG_STARTING,  /* shim up, task not confirmed running */
+	AG_RUNNING,
+	/* final states from here on */
+	AG_EXITED,
+	AG_FAILED,    /* "failed-to-start" */
+	AG_KILLED,    /* stopped because the server stopped listing it */
+	AG_LOST,      /* no shim and no final status */
+};
+
+static inline bool ag_state_final(enum ag_state s)
+{
+	return s >= AG_EXITED;
+}
+
+/* The protocol's name for a state. */
+const char *ag_state_name(enum ag_state s);
+
+enum ag_stop {
+	AG_STOP_NONE,
+	AG_STOP_ORDER,  /* not in the desired set: report "killed" */
+	AG_STOP_HEALTH, /* health check failed: report "exited" + message */
+};
+
+enum ag_check_phase {
+	AG_CHECK_IDLE,
+	AG_CHECK_CMD,     /* child running */
+	AG_CHECK_CONNECT, /* tcp/http: connect in progress */
+	AG_CHECK_SEND,    /* http: request being written */
+	AG_CHECK_RECV,    /* http: waiting for the status line */
+};
+
+struct ag_check {
+	bool readiness;            /* else a health check */
+	enum hf_check_kind kind;
+	char *cmd;
+	int port;
+	char *path;
+	int64_t delay_ms, interval_ms, timeout_ms, grace_ms;
+	int max_failures;
+	/* Owned by the supervisor from here on. */
+	int64_t next_at;           /* monotonic ms; 0 = not scheduled */
+	enum ag_check_phase phase;
+	int64_t deadline;
+	pid_t pid;
+	int pidfd, outfd, sockfd;
+	struct hf_buf io;          /* cmd output tail, or the HTTP exchange */
+	size_t sent;
+	int failures;              /* consecutive counted failures */
+};
+
+struct ag_task {
+	char *id;
+	char *dir;                 /* <data>/tasks/<id> */
+	char *sandbox;             /* <dir>/sandbox */
+	json_t *order;             /* the launch order; NULL if unknown */
+
+	/* Derived from the order by ag_task_set_order(). */
+	char *order_error;         /* unusable order: fail the launch */
+	struct hf_kvlist env;      /* the task's whole environment */
+	double grace;
+	bool paused;
+	char *user;
+	struct hf_strlist volume_keys, volume_paths;
+	struct ag_check *health, *readiness;
+
+	/* What is reported. */
+	enum ag_state state;
+	pid_t pid;
+	int64_t started_at, finished_at; /* unix ms, 0 = null */
+	bool has_exit_code;
+	int exit_code;
+	int signal;
+	bool oom_killed;
+	char *message;
+	bool ready;
+	int healthy;               /* -1 = null, 0, 1 */
+	int health_failures;
+
+	/* Supervision. */
+	int watch_fd;              /* supervisor's; -1 when none */
+	bool need_watch;
+	int64_t watch_retry_at;    /* monotonic ms */
+	enum ag_stop stop;
+	char *stop_message;
+	bool stop_sent;            /* the shim acknowledged the stop */
+	int64_t stop_retry_at;
+
+	/* Reporting and forgetting. */
+	uint64_t terminal_seq;     /* first request that carried the final state */
+	int64_t terminal_at;       /* unix ms the agent saw it end */
+	bool listed;               /* in the last applied desired set */
+	bool forgotten;            /* acknowledged: no longer reported */
+	bool removing, removed;    /* task directory removal queued / done */
+};
+
+enum ag_job_kind {
+	AG_JOB_LAUNCH,
+	AG_JOB_DELETE_VOLUME,
+	AG_JOB_REMOVE_DIR,
+};
+
+struct ag_job {
+	enum ag_job_kind kind;
+	struct ag_task *task;
+	char *key;
+};
+
+struct hf_agent {
+	const struct hf_agent_opts *opts;
+	char *data, *tasks_dir, *volumes_dir, *cache_dir, *state_path;
+	char *node_id;
+	char *bin;                 /* the holdfast binary for shims */
+	json_t *info;              /* immutable after start */
+	int64_t started_at;
+	int wakefd;                /* eventfd: wakes the supervisor */
+
+	pthread_mutex_t mu;
+	pthread_cond_t sync_cv;    /* sync_dirty or stopping */
+	pthread_cond_t work_cv;    /* jobs or stopping */
+	HF_VEC(struct ag_task *) tasks;
+	struct hf_strlist launched;        /* every id ever launched */
+	struct hf_strlist volumes_deleted; /* reported until not asked */
+	struct hf_strlist volumes_queued;  /* deletion queued or running */
+	HF_VEC(struct ag_job) jobs;
+	int64_t generation;        /* of the last applied response */
+	uint64_t seq;              /* of the last request built */
+	uint64_t applied_seq;      /* of the request whose answer was applied */
+	size_t server;             /* index into opts->servers */
+	bool sync_dirty;
+	bool stopping;
+	bool link_down;            /* logged that the server is unreachable */
+	bool bind_refused;         /* mount(2) refused: symlink volumes */
+};
+
+/* ---- agent.c ---- */
+
+void ag_log(const char *fmt, ...) HF_PRINTF(1, 2);
+int64_t ag_now_ms(void);   /* unix ms */
+int64_t ag_mono_ms(void);
+/* Wakes the supervisor's poll. Any thread, lock held or not. */
+void ag_wake(struct hf_agent *ag);
+/* Asks for an immediate sync. Lock held. */
+void ag_mark_dirty(struct hf_agent *ag);
+
+/* ---- state.c ---- */
+
+/* A new record (lock held or not; the caller links it into ag->tasks). */
+struct ag_task *ag_task_new(struct hf_agent *ag, const char *id);
+void ag_task_free(struct ag_task *t);
+struct ag_task *ag_task_find(struct hf_agent *ag, const char *id);
+/* True for ids the shim accepts, which are also safe directory names. */
+bool ag_task_id_valid(const char *id);
+
+/*
+ * Takes a reference to the launch order and derives the task's fields
+ * (environment, checks, grace, volumes); a problem sets t->order_error.
+ */
+void ag_task_set_order(struct hf_agent *ag, struct ag_task *t,
+		       json_t *order);
+
+/*
+ * Applies a status from the shim (watch line or status.json). Lock held.
+ * Marks the agent dirty on a change the server must hear about.
+ */
+void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
+			  const struct hf_shim_status *st);
+/*
+ * Ends a task without a shim status (failed to prepare, lost). Lock held.
+ * message may be NULL.
+ */
+void ag_task_end(struct hf_agent *ag, struct ag_task *t, enum ag_state s,
+		 const char *message);
+/* The task's entry of a sync request; the caller owns it. Lock held. */
+json_t *ag_task_report(const struct ag_task *t);
+
+/* agent.json: load at start (creating it), save after a change. */
+int ag_state_load(struct hf_agent *ag);
+int ag_state_save(struct hf_agent *ag);
+/* Builds the task table from <data>/tasks at start (before threads). */
+void ag_reattach(struct hf_agent *ag);
+/*
+ * True when a shim holds TASKDIR's lock (it is alive), false when it is
+ * gone or never ran.
+ */
+bool ag_shim_alive(const char *taskdir);
+
+/* ---- sync.c ---- */
+
+void *ag_long_poll_thread(void *arg);
+void *ag_short_sync_thread(void *arg);
+
+/* ---- sandbox.c ---- */
+
+void *ag_worker_thread(void *arg);
+/* Queues a job. Lock held. key is copied. */
+void ag_job_push(struct hf_agent *ag, enum ag_job_kind kind,
+		 struct ag_task *t, const char *key);
+/* Detaches the task's volume bind mounts (after it ended). */
+void ag_unbind_volumes(struct ag_task *t);
+/* A volume key below <data>/volumes: relative, no "..", no empty parts. */
+bool ag_volume_key_valid(const char *key);
+
+/* ---- fetch.c ---- */
+
+/*
+ * Fetches the task's uris into its sandbox (worker thread). Returns 0, or
+ * -1 with *err set to a sentence (the caller frees it).
+ */
+int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t, json_t *uris,
+		  char **err);
+
+/* ---- check.c ---- */
+
+/*
+ * Parses a health or readiness check of a launch order. Returns NULL with
+ * *err unset for null, NULL with *err set for a bad check.
+ */
+struct ag_check *ag_check_parse(json_t *o, json_t *ports, bool readiness,
+				char **err);
+/* Frees a check (its run must have been cancelled). */
+void ag_check_free(struct ag_check *c);
+
+struct ag_pollref {
+	struct ag_task *t;
+	struct ag_check *c;  /* NULL: the shim watch */
+};
+
+/*
+ * Supervisor only, lock held: starts due checks, times out late ones, and
+ * adds the descriptors of checks in flight to the poll set. Returns the
+ * next deadline (monotonic ms) or INT64_MAX.
+ */
+int64_t ag_checks_tick(struct hf_agent *ag, struct ag_task *t,
+		       struct pollfd **pfds, struct ag_pollref **refs,
+		       size_t *n, size_t *cap);
+/* A descriptor of a check in flight is ready. Supervisor, lock held. */
+void ag_check_event(struct hf_agent *ag, struct ag_task *t,
+		    struct ag_check *c, int fd, short revents);
+/* Kills a check in flight and unschedules it. */
+void ag_check_cancel(struct ag_check *c);
+/* The task started running (or was found running): schedule checks. */
+void ag_checks_start(struct ag_task *t);
+
+/* ---- fsutil.c ---- */
+
+/* mkdir -p with mode for created directories. Returns 0 or -1 (errno). */
+int ag_mkdir_p(const char *path, mode_t mode);
+/*
+ * Removes a tree without following symlinks or crossing into another
+ * mount (a volume still bound inside is left alone, and the removal
+ * fails). Returns 0 or -1 (errno); a missing path is success.
+ */
+int ag_rm_rf(const char *path);
+/* Detaches every mount at or below dir, deepest first. Returns how many
+ * remain mounted. */
+int ag_unmount_under(const char *dir);
+/*
+ * Joins base and a relative path lexically ("." and ".." resolved, no
+ * filesystem access). Returns NULL when rel is absolute or the result
+ * leaves root. The caller frees the result.
+ */
+char *ag_path_join_within(const char *root, const char *base,
+			  const char *rel);
+/*
+ * Runs argv (argv[0] an absolute path) in cwd with a plain environment,
+ * signals blocked around fork and reset in the child, and waits. Returns
+ * 0 when it exited 0, else -1 with *err saying how it failed (its last
+ * stderr line included); the caller frees *err.
+ */
+int ag_run(char *const argv[], const char *cwd, char **err);
+/* Copies a file (mode given). Returns 0 or -1 (errno). */
+int ag_copy_file(const char *src, const char *dst, mode_t mode);
+/* Child-side helper for fork: default dispositions, empty mask. */
+void ag_child_reset_signals(void);
+
+#endif

@@ -1,0 +1,637 @@
+/*
+ * sandbox.c - the worker thread and its jobs: preparing a task's sandbox
+ * (volumes, environment, config templates, bootstrap, artifacts),
+ * writing launch.json and starting the shim; deleting volumes; removing
+ * old task directories.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "shim/shim.h"
+#include "spec/spec.h"
+
+/* Files of the task directory that belong to the shim or the agent. */
+static const char *const reserved_names[] = {
+	"launch.json", "status.json", "shim.pid", "shim.lock", "shim.sock",
+	"shim.log", AG_ORDER_FILE, AG_STOP_FILE, AG_READY_FILE, "sandbox",
+};
+
+void ag_job_push(struct hf_agent *ag, enum ag_job_kind kind,
+		 struct ag_task *t, const char *key)
+{
+	struct ag_job *j = HF_VEC_PUSH(&ag->jobs);
+
+	j->kind = kind;
+	j->task = t;
+	j->key = key ? hf_xstrdup(key) : NULL;
+	pthread_cond_broadcast(&ag->work_cv);
+}
+
+bool ag_volume_key_valid(const char *key)
+{
+	const char *p = key;
+
+	if (!*key || *key == '/' || strlen(key) > 1024)
+		return false;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!((p[i] >= 'a' && p[i] <= 'z') ||
+			      (p[i] >= 'A' && p[i] <= 'Z') ||
+			      (p[i] >= '0' && p[i] <= '9') ||
+			      strchr("._:@+-", p[i])))
+				return false;
+		p += n;
+		if (*p == '/')
+			p++;
+		if (!*p && p[-1] == '/')
+			return false;
+	}
+	return true;
+}
+
+void ag_unbind_volumes(struct ag_task *t)
+{
+	int left = ag_unmount_under(t->sandbox);
+
+	if (left)
+		ag_log("task %s: %d mount(s) in its sandbox could not be "
+		       "detached", t->id, left);
+}
+
+/* ---- launch ----------------------------------------------------------- */
+
+/* What the worker reads from the task once, under the lock. */
+struct launch {
+	struct hf_agent *ag;
+	struct ag_task *t;
+	json_t *order;
+	struct hf_kvlist env;
+	struct hf_strlist volume_keys, volume_paths;
+	char *user;
+	bool have_ids;
+	uid_t uid;
+	gid_t gid;
+};
+
+static void launch_release(struct launch *l)
+{
+	json_decref(l->order);
+	hf_kvlist_release(&l->env);
+	hf_strlist_release(&l->volume_keys);
+	hf_strlist_release(&l->volume_paths);
+	free(l->user);
+}
+
+static void give_to_user(struct launch *l, const char *path)
+{
+	if (l->have_ids && lchown(path, l->uid, l->gid) < 0)
+		ag_log("task %s: cannot give %s to user %s: %s", l->t->id,
+		       path, l->user, strerror(errno));
+}
+
+static int bind_volume(struct launch *l, const char *src, const char *dst,
+		       char **err)
+{
+	struct hf_agent *ag = l->ag;
+	char *parent = hf_xstrdup(dst), *slash = strrchr(parent, '/');
+	int rc = -1;
+
+	*slash = '\0';
+	if (ag_mkdir_p(parent, 0755) < 0) {
+		*err = hf_xasprintf("cannot create %s: %s", parent,
+				    strerror(errno));
+		goto out;
+	}
+	if (!ag->bind_refused) {
+		if (mkdir(dst, 0750) < 0 && errno != EEXIST) {
+			*err = hf_xasprintf("cannot create %s: %s", dst,
+					    strerror(errno));
+			goto out;
+		}
+		if (mount(src, dst, NULL, MS_BIND, NULL) == 0) {
+			rc = 0;
+			goto out;
+		}
+		if (errno != EPERM && errno != EACCES) {
+			*err = hf_xasprintf("cannot bind %s at %s: %s", src,
+					    dst, strerror(errno));
+			goto out;
+		}
+		/* Worker-only flag: no lock needed. */
+		ag->bind_refused = true;
+		ag_log("bind mounts are not permitted here (%s): volumes are "
+		       "symlinked into sandboxes instead", strerror(errno));
+		rmdir(dst);
+	}
+	if (symlink(src, dst) < 0 && errno != EEXIST) {
+		*err = hf_xasprintf("cannot link %s at %s: %s", src, dst,
+				    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(parent);
+	return rc;
+}
+
+static int prepare_volumes(struct launch *l, char **err)
+{
+	struct hf_agent *ag = l->ag;
+
+	for (size_t i = 0; i < l->volume_keys.len; i++) {
+		char *src = hf_xasprintf("%s/%s", ag->volumes_dir,
+					 l->volume_keys.items[i]);
+		char *dst = ag_path_join_within(l->t->sandbox, l->t->sandbox,
+						l->volume_paths.items[i]);
+		bool fresh = access(src, F_OK) != 0;
+		int rc = -1;
+
+		if (ag_mkdir_p(src, 0750) < 0)
+			*err = hf_xasprintf("cannot create volume %s: %s",
+					    l->volume_keys.items[i],
+					    strerror(errno));
+		else if (bind_volume(l, src, dst, err) == 0)
+			rc = 0;
+		if (rc == 0 && fresh) {
+			ag_log("task %s: created volume %s", l->t->id,
+			       l->volume_keys.items[i]);
+			give_to_user(l, src);
+		}
+		free(src);
+		free(dst);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static bool is_reserved(const char *name)
+{
+	for (size_t i = 0; i < HF_ARRAY_LEN(reserved_names); i++)
+		if (strcmp(name, reserved_names[i]) == 0)
+			return true;
+	return false;
+}
+
+static int render_configs(struct launch *l, json_t *configs, char **err)
+{
+	struct ag_task *t = l->t;
+	size_t i;
+	json_t *c;
+
+	if (configs && !json_is_null(configs) && !json_is_array(configs)) {
+		*err = hf_xstrdup("\"configs\" must be an array");
+		return -1;
+	}
+	json_array_foreach(configs, i, c) {
+		const char *dest = json_string_value(json_object_get(c, "dest"));
+		json_t *tmpl = json_object_get(c, "template");
+		struct hf_diags diags = {0};
+		char *out = NULL, *path = NULL, *parent = NULL;
+		int rc = -1;
+
+		if (!dest || !json_is_string(tmpl)) {
+			*err = hf_xasprintf("configs[%zu]: \"dest\" and "
+					    "\"template\" must be strings", i);
+			return -1;
+		}
+		/*
+		 * "../" may reach the pod instance's directory (the task
+		 * directory here), never beyond, and never the files the
+		 * shim and the agent keep there.
+		 */
+		path = ag_path_join_within(t->dir, t->sandbox, dest);
+		if (path) {
+			parent = hf_xstrdup(path);
+			*strrchr(parent, '/') = '\0';
+		}
+		if (!path || (strcmp(parent, t->dir) == 0 &&
+			      is_reserved(strrchr(path, '/') + 1))) {
+			*err = hf_xasprintf("config %s: the destination must "
+					    "stay inside the task's directory",
+					    dest);
+			goto next;
+		}
+		if (hf_mustache_render(json_string_value(tmpl),
+				       json_string_length(tmpl), &l->env, false,
+				       dest, &out, NULL, &diags)) {
+			*err = hf_xasprintf("config %s: %s", dest,
+					    diags.len ? diags.items[0].msg
+						      : "cannot render");
+			goto next;
+		}
+		if (ag_mkdir_p(parent, 0755) < 0 ||
+		    hf_write_file_atomic(path, out, strlen(out), 0644)) {
+			*err = hf_xasprintf("config %s: cannot write it: %s",
+					    dest, strerror(errno));
+			goto next;
+		}
+		give_to_user(l, path);
+		rc = 0;
+next:
+		hf_diags_release(&diags);
+		free(out);
+		free(path);
+		free(parent);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static int make_bootstrap(struct launch *l, char **err)
+{
+	char *path = hf_xasprintf("%s/bootstrap", l->t->sandbox);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755);
+
+	if (fd < 0 || fchmod(fd, 0755) < 0) {
+		*err = hf_xasprintf("cannot create ./bootstrap: %s",
+				    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		return -1;
+	}
+	close(fd);
+	free(path);
+	return 0;
+}
+
+/* A numeric limit, "unlimited" (0: none), or null (fallback). */
+static bool limit_value(json_t *v, double fallback, double *out)
+{
+	if (!v || json_is_null(v)) {
+		*out = fallback;
+		return true;
+	}
+	if (json_is_string(v) &&
+	    strcmp(json_string_value(v), "unlimited") == 0) {
+		*out = 0;
+		return true;
+	}
+	if (json_is_number(v) && json_number_value(v) > 0) {
+		*out = json_number_value(v);
+		return true;
+	}
+	return false;
+}
+
+static int write_launch(struct launch *l, char **err)
+{
+	struct hf_agent *ag = l->ag;
+	json_t *o = l->order, *rl = json_object_get(o, "rlimits"), *v;
+	struct hf_shim_launch sl;
+	double cpus = 0, mem = 0;
+	size_t i;
+	int rc = -1;
+
+	hf_shim_launch_init(&sl);
+	sl.task_id = hf_xstrdup(l->t->id);
+	/*
+	 * A paused task is launched for debugging: it sleeps in its sandbox
+	 * instead of running, and its readiness check never passes.
+	 */
+	sl.cmd = hf_xstrdup(l->t->paused
+				    ? "sleep 2147483647"
+				    : json_string_value(json_object_get(o, "cmd")));
+	sl.sandbox = hf_xstrdup(l->t->sandbox);
+	hf_kvlist_copy(&sl.env, &l->env);
+	if (!limit_value(json_object_get(o, "limit_cpus"),
+			 json_number_value(json_object_get(o, "cpus")), &cpus) ||
+	    !limit_value(json_object_get(o, "limit_memory_mb"),
+			 json_number_value(json_object_get(o, "memory_mb")),
+			 &mem)) {
+		*err = hf_xstrdup("\"limit_cpus\" and \"limit_memory_mb\" must "
+				  "be positive numbers, \"unlimited\" or null");
+		goto out;
+	}
+	sl.cpus = cpus;
+	sl.memory_mb = (int64_t)(mem + 0.5);
+	sl.kill_grace_period = l->t->grace;
+	sl.log_max_bytes = ag->opts->log_max_bytes;
+	sl.log_keep = ag->opts->log_keep;
+	sl.user = l->user ? hf_xstrdup(l->user) : NULL;
+	json_array_foreach(rl, i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		json_t *soft = json_object_get(v, "soft");
+		json_t *hard = json_object_get(v, "hard");
+		int res = name ? hf_shim_rlimit_by_name(name) : -1;
+		struct hf_shim_rlimit *r;
+
+		if (res < 0) {
+			*err = hf_xasprintf("rlimits[%zu]: unknown limit %s", i,
+					    name ? name : "(no name)");
+			goto out;
+		}
+		r = HF_VEC_PUSH(&sl.rlimits);
+		r->resource = res;
+		r->soft = json_is_integer(soft) ? json_integer_value(soft) : -1;
+		r->hard = json_is_integer(hard) ? json_integer_value(hard) : -1;
+	}
+	if (hf_shim_launch_write(l->t->dir, &sl)) {
+		*err = hf_xasprintf("cannot write launch.json: %s",
+				    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	hf_shim_launch_release(&sl);
+	return rc;
+}
+
+static int write_order(struct launch *l, char **err)
+{
+	char *path = hf_xasprintf("%s/%s", l->t->dir, AG_ORDER_FILE);
+	char *text = json_dumps(l->order, JSON_COMPACT);
+	int rc = 0;
+
+	if (!text)
+		abort(); /* only on allocation failure; see util.h */
+	/* 0600: the order's environment may hold secrets. */
+	if (hf_write_file_atomic(path, text, strlen(text), 0600)) {
+		*err = hf_xasprintf("cannot write %s: %s", path,
+				    strerror(errno));
+		rc = -1;
+	}
+	free(text);
+	free(path);
+	return rc;
+}
+
+static int resolve_user(struct launch *l, char **err)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (!l->user)
+		return 0;
+	if (getpwnam_r(l->user, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+		*err = hf_xasprintf("unknown user %s", l->user);
+		return -1;
+	}
+	l->uid = pw.pw_uid;
+	l->gid = pw.pw_gid;
+	/* Only root can give files away; others run as themselves. */
+	l->have_ids = geteuid() == 0;
+	return 0;
+}
+
+static int prepare(struct launch *l, char **err)
+{
+	struct ag_task *t = l->t;
+	json_t *o = l->order;
+
+	if (resolve_user(l, err))
+		return -1;
+	if (ag_mkdir_p(t->dir, 0750) < 0 || ag_mkdir_p(t->sandbox, 0755) < 0) {
+		*err = hf_xasprintf("cannot create the sandbox: %s",
+				    strerror(errno));
+		return -1;
+	}
+	give_to_user(l, t->sandbox);
+	if (write_order(l, err))
+		return -1;
+	if (prepare_volumes(l, err) ||
+	    render_configs(l, json_object_get(o, "configs"), err) ||
+	    make_bootstrap(l, err))
+		return -1;
+	if (ag_fetch_uris(l->ag, t, json_object_get(o, "uris"), err))
+		return -1;
+	return write_launch(l, err);
+}
+
+/*
+ * Records a launch that failed before a shim ran as a final status.json,
+ * so a restarted agent reports "failed-to-start" with the reason rather
+ * than "lost". Only when no shim has claimed the directory.
+ */
+static void write_failed_status(struct ag_task *t, const char *msg)
+{
+	char *path = hf_xasprintf("%s/status.json", t->dir), *text;
+	struct hf_shim_status st;
+
+	if (access(path, F_OK) == 0 || ag_shim_alive(t->dir) ||
+	    access(t->dir, F_OK) != 0) {
+		free(path);
+		return;
+	}
+	hf_shim_status_init(&st);
+	st.state = HF_SHIM_FAILED_TO_START;
+	st.task_id = hf_xstrdup(t->id);
+	st.finished_at = ag_now_ms();
+	st.message = hf_xstrdup(msg);
+	text = hf_shim_status_format(&st);
+	if (hf_write_file_atomic(path, text, strlen(text), 0644))
+		ag_log("task %s: cannot write %s: %s", t->id, path,
+		       strerror(errno));
+	free(text);
+	free(path);
+	hf_shim_status_release(&st);
+}
+
+static void job_launch(struct hf_agent *ag, struct ag_task *t)
+{
+	struct launch l = {.ag = ag, .t = t};
+	struct hf_shim_status st;
+	char *err = NULL;
+	pid_t shim_pid = 0;
+	int rc;
+
+	pthread_mutex_lock(&ag->mu);
+	if (t->stop != AG_STOP_NONE) {
+		/* Nothing was created: the id stays recorded, never run. */
+		ag_task_end(ag, t, AG_KILLED,
+			    "removed from the desired set before it started");
+		pthread_mutex_unlock(&ag->mu);
+		return;
+	}
+	if (t->order_error) {
+		err = hf_xasprintf("invalid launch order: %s", t->order_error);
+		pthread_mutex_unlock(&ag->mu);
+		goto failed;
+	}
+	l.order = json_incref(t->order);
+	hf_kvlist_copy(&l.env, &t->env);
+	for (size_t i = 0; i < t->volume_keys.len; i++) {
+		hf_strlist_push(&l.volume_keys, t->volume_keys.items[i]);
+		hf_strlist_push(&l.volume_paths, t->volume_paths.items[i]);
+	}
+	l.user = t->user ? hf_xstrdup(t->user) : NULL;
+	pthread_mutex_unlock(&ag->mu);
+
+	if (prepare(&l, &err))
+		goto failed;
+
+	pthread_mutex_lock(&ag->mu);
+	if (t->stop != AG_STOP_NONE) {
+		pthread_mutex_unlock(&ag->mu);
+		ag_unbind_volumes(t);
+		write_failed_status(t, "removed from the desired set before "
+				       "it started");
+		pthread_mutex_lock(&ag->mu);
+		ag_task_end(ag, t, AG_KILLED,
+			    "removed from the desired set before it started");
+		pthread_mutex_unlock(&ag->mu);
+		goto out;
+	}
+	pthread_mutex_unlock(&ag->mu);
+
+	/*
+	 * If the agent dies from here on, the restarted one finds the task
+	 * directory: with a live shim (reattach), a final status, or
+	 * neither (lost) - never a second launch of this id.
+	 */
+	rc = hf_shim_spawn(t->dir, ag->bin, &shim_pid);
+	hf_shim_status_init(&st);
+	pthread_mutex_lock(&ag->mu);
+	if (rc == 0 || rc == HF_EEXISTS) {
+		if (hf_shim_status_read(t->dir, &st) == 0)
+			ag_task_apply_status(ag, t, &st);
+		t->need_watch = !ag_state_final(t->state);
+	} else if (rc == HF_EUNAVAIL) {
+		ag_log("task %s: the shim is slow to start; watching it",
+		       t->id);
+		t->state = AG_STARTING;
+		t->need_watch = true;
+	} else if (hf_shim_status_read(t->dir, &st) == 0) {
+		/* The shim refused launch.json and said why. */
+		ag_task_apply_status(ag, t, &st);
+	} else {
+		pthread_mutex_unlock(&ag->mu);
+		err = hf_xstrdup("the shim could not be started (see the "
+				 "agent's log)");
+		hf_shim_status_release(&st);
+		goto failed;
+	}
+	pthread_mutex_unlock(&ag->mu);
+	hf_shim_status_release(&st);
+	ag_wake(ag);
+	goto out;
+
+failed:
+	ag_unbind_volumes(t);
+	write_failed_status(t, err);
+	pthread_mutex_lock(&ag->mu);
+	ag_task_end(ag, t, AG_FAILED, err);
+	pthread_mutex_unlock(&ag->mu);
+out:
+	free(err);
+	launch_release(&l);
+}
+
+/* ---- volumes and old task directories ------------------------------- */
+
+static void job_delete_volume(struct hf_agent *ag, const char *key)
+{
+	char *path = hf_xasprintf("%s/%s", ag->volumes_dir, key);
+	int left = ag_unmount_under(path), rc = -1;
+
+	if (left)
+		ag_log("not deleting volume %s: %d mount(s) inside remain",
+		       key, left);
+	else if (ag_rm_rf(path) < 0)
+		ag_log("cannot delete volume %s: %s", key, strerror(errno));
+	else
+		rc = 0;
+	if (rc == 0) {
+		/* Empty parents (service/pod levels) go too. */
+		char *slash;
+
+		while ((slash = strrchr(path, '/')) &&
+		       (size_t)(slash - path) > strlen(ag->volumes_dir)) {
+			*slash = '\0';
+			if (rmdir(path) < 0)
+				break;
+		}
+		ag_log("deleted volume %s", key);
+	}
+	pthread_mutex_lock(&ag->mu);
+	for (size_t i = 0; i < ag->volumes_queued.len; i++)
+		if (strcmp(ag->volumes_queued.items[i], key) == 0) {
+			free(ag->volumes_queued.items[i]);
+			ag->volumes_queued.items[i] =
+				ag->volumes_queued.items[--ag->volumes_queued.len];
+			break;
+		}
+	if (rc == 0) {
+		hf_strlist_push(&ag->volumes_deleted, key);
+		ag_mark_dirty(ag);
+	}
+	pthread_mutex_unlock(&ag->mu);
+	free(path);
+}
+
+static void job_remove_dir(struct hf_agent *ag, struct ag_task *t)
+{
+	int left = ag_unmount_under(t->dir), rc = -1;
+
+	if (left)
+		ag_log("task %s: not removing its directory: %d mount(s) "
+		       "inside remain", t->id, left);
+	else if (ag_rm_rf(t->dir) < 0)
+		ag_log("task %s: cannot remove %s: %s", t->id, t->dir,
+		       strerror(errno));
+	else
+		rc = 0;
+	pthread_mutex_lock(&ag->mu);
+	if (rc == 0) {
+		ag_log("task %s: removed its old sandbox", t->id);
+		t->removed = true;
+	} else {
+		/* Try again after another keep period. */
+		t->removing = false;
+		t->terminal_at = ag_now_ms();
+	}
+	pthread_mutex_unlock(&ag->mu);
+	ag_wake(ag);
+}
+
+void *ag_worker_thread(void *arg)
+{
+	struct hf_agent *ag = arg;
+
+	pthread_mutex_lock(&ag->mu);
+	for (;;) {
+		struct ag_job j;
+
+		while (!ag->jobs.len && !ag->stopping)
+			pthread_cond_wait(&ag->work_cv, &ag->mu);
+		if (ag->stopping)
+			break;
+		j = ag->jobs.items[0];
+		memmove(&ag->jobs.items[0], &ag->jobs.items[1],
+			(ag->jobs.len - 1) * sizeof(j));
+		ag->jobs.len--;
+		pthread_mutex_unlock(&ag->mu);
+		switch (j.kind) {
+		case AG_JOB_LAUNCH:
+			job_launch(ag, j.task);
+			break;
+		case AG_JOB_DELETE_VOLUME:
+			job_delete_volume(ag, j.key);
+			break;
+		case AG_JOB_REMOVE_DIR:
+			job_remove_dir(ag, j.task);
+			break;
+		}
+		free(j.key);
+		pthread_mutex_lock(&ag->mu);
+	}
+	pthread_mutex_unlock(&ag->mu);
+	return NULL;
+}

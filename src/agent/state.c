@@ -1,0 +1,602 @@
+/*
+ * state.c - the task table: records, what a launch order means for the
+ * agent, status changes, reports; agent.json; and reattaching to the
+ * shims of <data>/tasks after a restart.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#define ORDER_MAX_BYTES (16 * 1024 * 1024)
+#define STATE_MAX_BYTES (256 * 1024 * 1024)
+#define MAX_ID_LEN 200
+
+static const char *const state_names[] = {
+	[AG_LAUNCHING] = "starting",
+	[AG_STARTING] = "starting",
+	[AG_RUNNING] = "running",
+	[AG_EXITED] = "exited",
+	[AG_FAILED] = "failed-to-start",
+	[AG_KILLED] = "killed",
+	[AG_LOST] = "lost",
+};
+
+const char *ag_state_name(enum ag_state s)
+{
+	return (size_t)s < HF_ARRAY_LEN(state_names) ? state_names[s]
+						      : "unknown";
+}
+
+bool ag_task_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > MAX_ID_LEN || id[0] == '.')
+		return false;
+	for (; *id; id++) {
+		char c = *id;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || strchr("._:@+-", c)))
+			return false;
+	}
+	return true;
+}
+
+struct ag_task *ag_task_new(struct hf_agent *ag, const char *id)
+{
+	struct ag_task *t = hf_xcalloc(1, sizeof(*t));
+
+	t->id = hf_xstrdup(id);
+	t->dir = hf_xasprintf("%s/%s", ag->tasks_dir, id);
+	t->sandbox = hf_xasprintf("%s/sandbox", t->dir);
+	t->grace = AG_DEFAULT_GRACE;
+	t->healthy = -1;
+	t->watch_fd = -1;
+	return t;
+}
+
+void ag_task_free(struct ag_task *t)
+{
+	if (!t)
+		return;
+	if (t->watch_fd >= 0)
+		close(t->watch_fd);
+	ag_check_free(t->health);
+	ag_check_free(t->readiness);
+	json_decref(t->order);
+	free(t->order_error);
+	hf_kvlist_release(&t->env);
+	free(t->user);
+	hf_strlist_release(&t->volume_keys);
+	hf_strlist_release(&t->volume_paths);
+	free(t->message);
+	free(t->stop_message);
+	free(t->id);
+	free(t->dir);
+	free(t->sandbox);
+	free(t);
+}
+
+struct ag_task *ag_task_find(struct hf_agent *ag, const char *id)
+{
+	for (size_t i = 0; i < ag->tasks.len; i++)
+		if (strcmp(ag->tasks.items[i]->id, id) == 0)
+			return ag->tasks.items[i];
+	return NULL;
+}
+
+/* Sets *err to a sentence unless one is set already; returns false. */
+static bool order_fail(char **err, const char *fmt, ...) HF_PRINTF(2, 3);
+static bool order_fail(char **err, const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	va_list ap;
+
+	if (*err)
+		return false;
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	*err = hf_buf_detach(&b);
+	return false;
+}
+
+static void derive_env(struct ag_task *t, json_t *env, char **err)
+{
+	const char *key, *path = getenv("PATH");
+	json_t *v;
+
+	if (env && !json_is_null(env) && !json_is_object(env))
+		order_fail(err, "\"env\" must be an object");
+	json_object_foreach(env, key, v) {
+		char *num = NULL;
+
+		if (!hf_is_env_name(key)) {
+			order_fail(err, "env: \"%s\" is not a variable name",
+				   key);
+			continue;
+		}
+		if (json_is_string(v)) {
+			hf_kvlist_set(&t->env, key, json_string_value(v));
+			continue;
+		}
+		if (json_is_integer(v))
+			num = hf_xasprintf("%lld",
+					   (long long)json_integer_value(v));
+		else if (json_is_real(v))
+			num = hf_xasprintf("%g", json_real_value(v));
+		else if (json_is_boolean(v))
+			num = hf_xstrdup(json_is_true(v) ? "true" : "false");
+		if (num)
+			hf_kvlist_set(&t->env, key, num);
+		else
+			order_fail(err, "env: \"%s\" must be a string", key);
+		free(num);
+	}
+	/* The sandbox variables always name this launch's sandbox. */
+	hf_kvlist_set(&t->env, "MESOS_SANDBOX", t->sandbox);
+	hf_kvlist_set(&t->env, "HOLDFAST_SANDBOX", t->sandbox);
+	if (!hf_kvlist_get(&t->env, "PATH"))
+		hf_kvlist_set(&t->env, "PATH",
+			      path && *path ? path
+					    : "/usr/local/sbin:/usr/local/bin:"
+					      "/usr/sbin:/usr/bin:/sbin:/bin");
+	if (!hf_kvlist_get(&t->env, "HOME"))
+		hf_kvlist_set(&t->env, "HOME", t->sandbox);
+}
+
+static void derive_volumes(struct ag_task *t, json_t *vols, char **err)
+{
+	size_t i;
+	json_t *v;
+
+	if (vols && !json_is_null(vols) && !json_is_array(vols))
+		order_fail(err, "\"volumes\" must be an array");
+	json_array_foreach(vols, i, v) {
+		const char *key = json_string_value(json_object_get(v, "key"));
+		const char *path = json_string_value(json_object_get(v, "path"));
+		char *where;
+
+		if (!key || !ag_volume_key_valid(key)) {
+			order_fail(err, "volumes[%zu]: \"key\" must be a "
+				   "relative path without \"..\"", i);
+			continue;
+		}
+		where = path ? ag_path_join_within(t->sandbox, t->sandbox, path)
+			     : NULL;
+		if (!where) {
+			order_fail(err, "volumes[%zu]: \"path\" must be a "
+				   "relative path inside the sandbox", i);
+			continue;
+		}
+		free(where);
+		hf_strlist_push(&t->volume_keys, key);
+		hf_strlist_push(&t->volume_paths, path);
+	}
+}
+
+void ag_task_set_order(struct hf_agent *ag, struct ag_task *t, json_t *order)
+{
+	json_t *grace, *user, *cmd, *ports;
+	char *err = NULL;
+
+	json_decref(t->order);
+	t->order = json_incref(order);
+	if (!json_is_object(order)) {
+		order_fail(&err, "the launch order is not an object");
+		goto out;
+	}
+	cmd = json_object_get(order, "cmd");
+	if (!json_is_string(cmd) || json_string_length(cmd) == 0)
+		order_fail(&err, "\"cmd\" must be a non-empty string");
+	derive_env(t, json_object_get(order, "env"), &err);
+	grace = json_object_get(order, "kill_grace_period");
+	if (json_is_number(grace) && json_number_value(grace) >= 0)
+		t->grace = json_number_value(grace);
+	else if (grace && !json_is_null(grace))
+		order_fail(&err, "\"kill_grace_period\" must be a number of "
+			   "seconds");
+	t->paused = json_is_true(json_object_get(order, "paused"));
+	user = json_object_get(order, "user");
+	if (json_is_string(user) && json_string_length(user) > 0)
+		t->user = hf_xstrdup(json_string_value(user));
+	derive_volumes(t, json_object_get(order, "volumes"), &err);
+	ports = json_object_get(order, "ports");
+	{
+		char *cerr = NULL;
+
+		t->health = ag_check_parse(json_object_get(order, "health_check"),
+					   ports, false, &cerr);
+		if (cerr)
+			order_fail(&err, "health_check: %s", cerr);
+		free(cerr);
+		cerr = NULL;
+		t->readiness = ag_check_parse(
+			json_object_get(order, "readiness_check"), ports, true,
+			&cerr);
+		if (cerr)
+			order_fail(&err, "readiness_check: %s", cerr);
+		free(cerr);
+	}
+out:
+	free(t->order_error);
+	t->order_error = err;
+	(void)ag;
+}
+
+static void set_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src ? hf_xstrdup(src) : NULL;
+}
+
+static void log_end(const struct ag_task *t)
+{
+	if (t->state == AG_EXITED && t->stop == AG_STOP_HEALTH)
+		ag_log("task %s exited: %s", t->id, t->message);
+	else if (t->state == AG_EXITED && t->signal)
+		ag_log("task %s exited: killed by signal %d%s", t->id,
+		       t->signal, t->oom_killed ? " (out of memory)" : "");
+	else if (t->state == AG_EXITED)
+		ag_log("task %s exited with code %d", t->id, t->exit_code);
+	else
+		ag_log("task %s %s%s%s", t->id, ag_state_name(t->state),
+		       t->message ? ": " : "", t->message ? t->message : "");
+}
+
+/* Common to every way a task ends. Lock held. */
+static void became_final(struct hf_agent *ag, struct ag_task *t)
+{
+	t->terminal_at = ag_now_ms();
+	t->need_watch = false;
+	/*
+	 * The shim has killed the task's whole process group and cgroup
+	 * before reporting the end, so nothing uses the volume binds any
+	 * more; detaching them now means deleting a volume or removing the
+	 * sandbox later never meets a mount.
+	 */
+	ag_unbind_volumes(t);
+	log_end(t);
+}
+
+void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
+			  const struct hf_shim_status *st)
+{
+	enum ag_state ns = t->state;
+	bool changed = false;
+
+	if (ag_state_final(t->state))
+		return;
+	switch (st->state) {
+	case HF_SHIM_STARTING:
+		ns = AG_STARTING;
+		break;
+	case HF_SHIM_RUNNING:
+		ns = AG_RUNNING;
+		break;
+	case HF_SHIM_EXITED:
+		ns = t->stop == AG_STOP_ORDER ? AG_KILLED : AG_EXITED;
+		break;
+	case HF_SHIM_FAILED_TO_START:
+		ns = AG_FAILED;
+		break;
+	}
+	if (ns == AG_STARTING && t->state == AG_RUNNING)
+		return; /* an old line; never go back */
+	changed = ns != t->state || st->pid != t->pid;
+	t->pid = st->pid;
+	t->started_at = st->started_at;
+	t->finished_at = st->finished_at;
+	t->has_exit_code = st->has_exit_code;
+	t->exit_code = st->exit_code;
+	t->signal = st->signal;
+	t->oom_killed = st->oom_killed;
+	if (ns == AG_EXITED && t->stop == AG_STOP_HEALTH)
+		set_str(&t->message, t->stop_message);
+	else
+		set_str(&t->message, st->message);
+	if (ns == AG_RUNNING && t->state != AG_RUNNING) {
+		ag_log("task %s running as pid %d", t->id, (int)t->pid);
+		/* Without a readiness check a running task is ready. */
+		if (!t->readiness && !t->paused)
+			t->ready = true;
+		ag_checks_start(t);
+	}
+	t->state = ns;
+	if (ag_state_final(ns))
+		became_final(ag, t);
+	if (changed) {
+		ag_mark_dirty(ag);
+		ag_wake(ag);
+	}
+}
+
+void ag_task_end(struct hf_agent *ag, struct ag_task *t, enum ag_state s,
+		 const char *message)
+{
+	if (ag_state_final(t->state))
+		return;
+	t->state = s;
+	set_str(&t->message, message);
+	if (!t->finished_at)
+		t->finished_at = ag_now_ms();
+	became_final(ag, t);
+	ag_mark_dirty(ag);
+	ag_wake(ag);
+}
+
+static json_t *int_or_null(bool present, json_int_t v)
+{
+	return present ? json_integer(v) : json_null();
+}
+
+json_t *ag_task_report(const struct ag_task *t)
+{
+	bool final = ag_state_final(t->state);
+
+	return json_pack(
+		"{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:i, s:o}",
+		"task_id", t->id, "state", ag_state_name(t->state), "pid",
+		int_or_null(t->pid > 0 && !final, t->pid), "started_at",
+		int_or_null(t->started_at > 0, t->started_at), "finished_at",
+		int_or_null(final && t->finished_at > 0, t->finished_at),
+		"exit_code", int_or_null(final && t->has_exit_code, t->exit_code),
+		"signal", int_or_null(final && t->signal > 0, t->signal),
+		"oom_killed", t->oom_killed, "ready", t->ready, "healthy",
+		t->healthy < 0 ? json_null() : json_boolean(t->healthy),
+		"health_failures", t->health_failures, "message",
+		t->message ? json_string(t->message) : json_null());
+}
+
+/* ---- agent.json ------------------------------------------------------ */
+
+int ag_state_save(struct hf_agent *ag)
+{
+	json_t *o = json_object(), *ids = json_array();
+	char *text;
+	int rc;
+
+	for (size_t i = 0; i < ag->launched.len; i++)
+		json_array_append_new(ids, json_string(ag->launched.items[i]));
+	json_object_set_new(o, "node_id", json_string(ag->node_id));
+	json_object_set_new(o, "generation", json_integer(ag->generation));
+	json_object_set_new(o, "launched", ids);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		abort(); /* only on allocation failure; see util.h */
+	rc = hf_write_file_atomic(ag->state_path, text, strlen(text), 0600);
+	if (rc)
+		ag_log("cannot write %s: %s", ag->state_path, strerror(errno));
+	free(text);
+	return rc;
+}
+
+int ag_state_load(struct hf_agent *ag)
+{
+	const char *want = ag->opts->node_id, *have;
+	char *text = NULL, host[256] = "";
+	json_error_t jerr;
+	json_t *o = NULL, *ids, *v;
+	size_t len = 0, i;
+	int rc = hf_read_file(ag->state_path, STATE_MAX_BYTES, &text, &len);
+
+	if (rc == HF_ENOTFOUND) {
+		if (!want && gethostname(host, sizeof(host) - 1) == 0 &&
+		    host[0])
+			want = host;
+		ag->node_id = hf_xstrdup(want ? want : "node");
+		ag_log("new data directory %s: node id %s", ag->data,
+		       ag->node_id);
+		return ag_state_save(ag);
+	}
+	if (rc) {
+		ag_log("cannot read %s: %s", ag->state_path, strerror(errno));
+		return rc;
+	}
+	o = json_loadb(text, len, 0, &jerr);
+	have = json_string_value(json_object_get(o, "node_id"));
+	ids = json_object_get(o, "launched");
+	if (!have || !json_is_array(ids)) {
+		ag_log("%s is not the agent's state file (line %d: %s); "
+		       "refusing to start rather than launch tasks twice",
+		       ag->state_path, jerr.line, o ? "missing keys" : jerr.text);
+		rc = HF_EPARSE;
+		goto out;
+	}
+	if (want && strcmp(want, have) != 0) {
+		ag_log("%s belongs to node \"%s\", not \"%s\": use "
+		       "--node-id %s or another --data directory",
+		       ag->data, have, want, have);
+		rc = HF_ECONFLICT;
+		goto out;
+	}
+	ag->node_id = hf_xstrdup(have);
+	json_array_foreach(ids, i, v)
+		if (json_is_string(v))
+			hf_strlist_push(&ag->launched, json_string_value(v));
+	rc = 0;
+out:
+	json_decref(o);
+	free(text);
+	return rc;
+}
+
+/* ---- reattach ------------------------------------------------------- */
+
+static bool pid_is_shim(pid_t pid)
+{
+	char *path = hf_xasprintf("/proc/%d/cmdline", (int)pid), *text = NULL;
+	size_t len = 0;
+	bool yes = false;
+
+	if (pid > 0 && hf_read_file(path, 65536, &text, &len) == 0)
+		/* argv is NUL-separated: look at each word. */
+		for (size_t off = 0; off < len && !yes;
+		     off += strlen(text + off) + 1)
+			yes = strcmp(text + off, "shim") == 0;
+	free(path);
+	free(text);
+	return yes;
+}
+
+bool ag_shim_alive(const char *taskdir)
+{
+	char *lock = hf_xasprintf("%s/shim.lock", taskdir);
+	char *pidfile = hf_xasprintf("%s/shim.pid", taskdir), *text = NULL;
+	bool alive = false;
+	int fd = open(lock, O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0) {
+		/*
+		 * The shim holds this lock for its whole life: the answer
+		 * cannot be fooled by a recycled pid.
+		 */
+		alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		close(fd);
+	} else if (errno != ENOENT &&
+		   hf_read_file(pidfile, 64, &text, NULL) == 0) {
+		/* Cannot test the lock: fall back to the pid's command line. */
+		alive = pid_is_shim((pid_t)strtol(text, NULL, 10));
+	}
+	free(lock);
+	free(pidfile);
+	free(text);
+	return alive;
+}
+
+static char *read_small(const char *dir, const char *name)
+{
+	char *path = hf_xasprintf("%s/%s", dir, name), *text = NULL;
+
+	if (hf_read_file(path, ORDER_MAX_BYTES, &text, NULL))
+		text = NULL;
+	free(path);
+	return text;
+}
+
+/* What the previous agent knew: the order, a stop it sent, readiness. */
+static void restore_task(struct hf_agent *ag, struct ag_task *t)
+{
+	char *text = read_small(t->dir, AG_ORDER_FILE);
+	json_t *order = text ? json_loads(text, 0, NULL) : NULL;
+
+	if (order)
+		ag_task_set_order(ag, t, order);
+	json_decref(order);
+	free(text);
+	text = read_small(t->dir, AG_STOP_FILE);
+	if (text && hf_str_has_prefix(text, "health\n")) {
+		t->stop = AG_STOP_HEALTH;
+		t->stop_message = hf_xstrndup(text + 7,
+					      strcspn(text + 7, "\n"));
+	} else if (text && hf_str_has_prefix(text, "order")) {
+		t->stop = AG_STOP_ORDER;
+	}
+	free(text);
+	text = read_small(t->dir, AG_READY_FILE);
+	t->ready = text != NULL;
+	free(text);
+}
+
+static int64_t dir_mtime_ms(const char *dir)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) < 0)
+		return ag_now_ms();
+	return (int64_t)sb.st_mtim.tv_sec * 1000 +
+	       sb.st_mtim.tv_nsec / 1000000;
+}
+
+void ag_reattach(struct hf_agent *ag)
+{
+	DIR *d = opendir(ag->tasks_dir);
+	struct dirent *de;
+	int live = 0, ended = 0, lost = 0;
+	bool save = false;
+
+	if (!d) {
+		ag_log("cannot read %s: %s", ag->tasks_dir, strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&ag->mu);
+	while ((de = readdir(d))) {
+		struct hf_shim_status st;
+		struct ag_task *t;
+		char *lock;
+		int rc;
+
+		if (!ag_task_id_valid(de->d_name) || de->d_type != DT_DIR)
+			continue;
+		t = ag_task_new(ag, de->d_name);
+		*HF_VEC_PUSH(&ag->tasks) = t;
+		restore_task(ag, t);
+		if (!hf_strlist_has(&ag->launched, t->id)) {
+			hf_strlist_push(&ag->launched, t->id);
+			save = true;
+		}
+		t->state = AG_STARTING;
+		hf_shim_status_init(&st);
+		rc = hf_shim_status_read(t->dir, &st);
+		if (rc == 0 && hf_shim_state_is_final(st.state)) {
+			/* It ended, maybe while no agent was watching. */
+			ag_task_apply_status(ag, t, &st);
+			ended++;
+		} else if (ag_shim_alive(t->dir)) {
+			if (rc == 0)
+				ag_task_apply_status(ag, t, &st);
+			t->need_watch = true;
+			live++;
+		} else {
+			lock = hf_xasprintf("%s/shim.lock", t->dir);
+			/* A final status may have landed since the read. */
+			hf_shim_status_release(&st);
+			if (hf_shim_status_read(t->dir, &st) == 0 &&
+			    hf_shim_state_is_final(st.state)) {
+				ag_task_apply_status(ag, t, &st);
+				ended++;
+			} else {
+				/*
+				 * No shim and no final status: the shim was
+				 * killed, or the agent died between recording
+				 * the launch and starting the shim (then
+				 * shim.lock does not exist). Either way the
+				 * task is not running and never will: lost.
+				 */
+				ag_task_end(ag, t, AG_LOST,
+					    access(lock, F_OK) == 0
+						    ? "the shim is gone and "
+						      "left no final status"
+						    : "the agent stopped "
+						      "before the task's shim "
+						      "started");
+				lost++;
+			}
+			free(lock);
+		}
+		hf_shim_status_release(&st);
+		if (ag_state_final(t->state))
+			t->terminal_at = t->finished_at ? t->finished_at
+							: dir_mtime_ms(t->dir);
+	}
+	closedir(d);
+	if (save)
+		ag_state_save(ag);
+	pthread_mutex_unlock(&ag->mu);
+	if (live + ended + lost)
+		ag_log("reattached: %d live task(s), %d ended, %d lost", live,
+		       ended, lost);
+}

@@ -1,0 +1,379 @@
+/*
+ * sync.c - POST /v1/agent/sync (docs/protocol.md). Two threads talk to the
+ * server: the long poll, which is always outstanding (wait = 10 s), and
+ * the immediate sync, which sends a short request (wait = 0) whenever a
+ * task changed state so an exit reaches the server without waiting for
+ * the long poll to end. Both apply the desired set they get back.
+ *
+ * Two answers may arrive out of order (a long poll sent before a short
+ * sync can be answered after it). An answer is applied unless it is older
+ * on both counts: a lower generation than the one applied AND an earlier
+ * request. The generation alone is not enough, since a restarted server
+ * may start counting again; the request order alone is not enough, since
+ * a long poll held open sees later server state than a short sync sent
+ * after it. Applying is idempotent, so the only answers that matter are
+ * stale ones, which this rule drops.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/agent_int.h"
+#include "api/http.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 2000
+#define SHORT_TIMEOUT_MS 10000
+#define LONG_SLACK_MS 10000
+
+/* The request body. Lock held. *seq receives the request's number. */
+static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq)
+{
+	json_t *o, *tasks = json_array(), *deleted = json_array();
+	char *text;
+
+	*seq = ++ag->seq;
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (t->forgotten)
+			continue;
+		/*
+		 * From this request on every request carries the final
+		 * state, so an answer to any of them that no longer lists
+		 * the task acknowledges its end.
+		 */
+		if (ag_state_final(t->state) && !t->terminal_seq)
+			t->terminal_seq = *seq;
+		json_array_append_new(tasks, ag_task_report(t));
+	}
+	for (size_t i = 0; i < ag->volumes_deleted.len; i++)
+		json_array_append_new(deleted,
+				      json_string(ag->volumes_deleted.items[i]));
+	o = json_pack("{s:s, s:I, s:i, s:O, s:o, s:o}", "node_id",
+		      ag->node_id, "generation", (json_int_t)ag->generation,
+		      "wait", wait, "info", ag->info, "tasks", tasks,
+		      "deleted_volumes", deleted);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		abort(); /* only on allocation failure; see util.h */
+	return text;
+}
+
+static bool volume_in_use(struct hf_agent *ag, const char *key,
+			  const char **by)
+{
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (!ag_state_final(t->state) &&
+		    hf_strlist_has(&t->volume_keys, key)) {
+			*by = t->id;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void strlist_remove_at(struct hf_strlist *l, size_t i)
+{
+	free(l->items[i]);
+	memmove(&l->items[i], &l->items[i + 1],
+		(l->len - i - 1) * sizeof(*l->items));
+	l->len--;
+}
+
+static bool json_strarray_has(json_t *a, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(a, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
+	return false;
+}
+
+static void apply_volumes(struct hf_agent *ag, json_t *dv)
+{
+	size_t i;
+	json_t *v;
+
+	/* Deletions the server no longer asks for are acknowledged. */
+	for (i = 0; i < ag->volumes_deleted.len;)
+		if (!json_strarray_has(dv, ag->volumes_deleted.items[i]))
+			strlist_remove_at(&ag->volumes_deleted, i);
+		else
+			i++;
+	json_array_foreach(dv, i, v) {
+		const char *key = json_string_value(v), *by = NULL;
+
+		if (!key || !ag_volume_key_valid(key)) {
+			ag_log("delete_volumes: ignoring an invalid key");
+			continue;
+		}
+		if (hf_strlist_has(&ag->volumes_deleted, key) ||
+		    hf_strlist_has(&ag->volumes_queued, key))
+			continue;
+		if (volume_in_use(ag, key, &by)) {
+			ag_log("not deleting volume %s yet: task %s still "
+			       "uses it", key, by);
+			continue;
+		}
+		hf_strlist_push(&ag->volumes_queued, key);
+		ag_job_push(ag, AG_JOB_DELETE_VOLUME, NULL, key);
+	}
+}
+
+/* Launches every listed id never launched. Lock held. */
+static void apply_launches(struct hf_agent *ag, json_t *orders)
+{
+	HF_VEC(struct ag_task *) fresh = {0};
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(orders, i, o) {
+		const char *id = json_string_value(json_object_get(o, "task_id"));
+		struct ag_task *t;
+
+		if (!id || !ag_task_id_valid(id)) {
+			ag_log("desired set: ignoring an order without a "
+			       "valid task_id");
+			continue;
+		}
+		t = ag_task_find(ag, id);
+		if (t) {
+			t->listed = true;
+			if (t->forgotten) {
+				/* Listed again: report it until acknowledged. */
+				t->forgotten = false;
+				t->terminal_seq = 0;
+			}
+			continue;
+		}
+		t = ag_task_new(ag, id);
+		t->listed = true;
+		*HF_VEC_PUSH(&ag->tasks) = t;
+		if (hf_strlist_has(&ag->launched, id)) {
+			/*
+			 * Launched before and its directory is gone (removed
+			 * by age, or never made because the agent stopped
+			 * right after recording the id): never again.
+			 */
+			ag_task_end(ag, t, AG_LOST,
+				    "launched on this node before; its task "
+				    "directory is gone");
+			continue;
+		}
+		t->state = AG_LAUNCHING;
+		ag_task_set_order(ag, t, o);
+		hf_strlist_push(&ag->launched, id);
+		*HF_VEC_PUSH(&fresh) = t;
+	}
+	if (fresh.len == 0)
+		goto out;
+	/*
+	 * The ids are on disk before any shim starts: an agent that dies
+	 * between the two finds the ids recorded and reports the tasks lost
+	 * rather than launching them a second time. Should the write fail,
+	 * nothing is launched and the next answer tries again.
+	 */
+	if (ag_state_save(ag)) {
+		for (i = 0; i < fresh.len; i++) {
+			struct ag_task *t = fresh.items[i];
+
+			for (size_t k = 0; k < ag->launched.len; k++)
+				if (strcmp(ag->launched.items[k], t->id) == 0) {
+					strlist_remove_at(&ag->launched, k);
+					break;
+				}
+			for (size_t k = 0; k < ag->tasks.len; k++)
+				if (ag->tasks.items[k] == t) {
+					ag->tasks.items[k] =
+						ag->tasks.items[--ag->tasks.len];
+					break;
+				}
+			ag_task_free(t);
+		}
+		goto out;
+	}
+	for (i = 0; i < fresh.len; i++) {
+		ag_log("task %s: launching", fresh.items[i]->id);
+		ag_job_push(ag, AG_JOB_LAUNCH, fresh.items[i], NULL);
+	}
+out:
+	HF_VEC_FREE(&fresh);
+}
+
+static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq)
+{
+	json_t *gen = json_object_get(r, "generation");
+	json_t *orders = json_object_get(r, "tasks");
+	json_t *dv = json_object_get(r, "delete_volumes");
+	int64_t g;
+	bool wake = false;
+
+	if (!json_is_integer(gen) || !json_is_array(orders)) {
+		ag_log("the server's answer has no generation or tasks; "
+		       "ignored");
+		return;
+	}
+	g = json_integer_value(gen);
+	if (g < ag->generation && seq < ag->applied_seq)
+		return; /* stale: see the top of this file */
+	if (g != ag->generation)
+		ag_log("desired set generation %lld: %zu task(s)",
+		       (long long)g, json_array_size(orders));
+	ag->generation = g;
+	if (seq > ag->applied_seq)
+		ag->applied_seq = seq;
+	for (size_t i = 0; i < ag->tasks.len; i++)
+		ag->tasks.items[i]->listed = false;
+	apply_launches(ag, orders);
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (t->listed)
+			continue;
+		if (!ag_state_final(t->state) && t->stop == AG_STOP_NONE) {
+			ag_log("task %s is not in the desired set: stopping it",
+			       t->id);
+			t->stop = AG_STOP_ORDER;
+			wake = true;
+		} else if (ag_state_final(t->state) && !t->forgotten &&
+			   t->terminal_seq && t->terminal_seq <= seq) {
+			t->forgotten = true;
+		}
+	}
+	apply_volumes(ag, json_is_array(dv) ? dv : NULL);
+	if (wake)
+		ag_wake(ag);
+}
+
+/*
+ * One request and, on success, its answer applied. Called with the lock
+ * held; releases it during the request. Returns 0 or -1.
+ */
+static int sync_once(struct hf_agent *ag, int wait)
+{
+	const struct hf_agent_opts *o = ag->opts;
+	size_t server = ag->server % o->servers.len;
+	const char *url = o->servers.items[server];
+	char *resp = NULL, *err = NULL, *body;
+	json_t *r = NULL;
+	uint64_t seq;
+	long status = 0;
+	int rc;
+
+	body = build_request(ag, wait, &seq);
+	pthread_mutex_unlock(&ag->mu);
+	rc = hf_httpc_request(url, "POST", "/v1/agent/sync", o->token, body,
+			      wait ? wait * 1000L + LONG_SLACK_MS
+				   : SHORT_TIMEOUT_MS,
+			      &status, &resp, &err);
+	if (rc == 0 && status == 200)
+		r = json_loads(resp, 0, NULL);
+	pthread_mutex_lock(&ag->mu);
+	free(body);
+	if (json_is_object(r)) {
+		if (ag->link_down)
+			ag_log("server %s answers again", url);
+		ag->link_down = false;
+		apply_response(ag, r, seq);
+		rc = 0;
+		goto out;
+	}
+	if (!ag->link_down) {
+		json_t *e = resp ? json_loads(resp, 0, NULL) : NULL;
+		const char *msg = json_string_value(json_object_get(e, "message"));
+
+		if (rc)
+			ag_log("cannot reach server %s: %s; retrying (tasks "
+			       "keep running)", url, err ? err : hf_err_msg(rc));
+		else
+			ag_log("server %s answered %ld%s%s; retrying", url,
+			       status, msg ? ": " : "", msg ? msg : "");
+		json_decref(e);
+		ag->link_down = true;
+	}
+	/* Another server may answer (several URLs: a cluster). */
+	if ((rc || status >= 500) && ag->server % o->servers.len == server)
+		ag->server = server + 1;
+	rc = -1;
+out:
+	json_decref(r);
+	free(resp);
+	free(err);
+	return rc;
+}
+
+/* Sleeps up to ms with the lock held (released while waiting). */
+static void backoff_wait(struct hf_agent *ag, int ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!ag->stopping &&
+	       pthread_cond_timedwait(&ag->sync_cv, &ag->mu, &until) == 0)
+		;
+}
+
+static int next_backoff(int ms)
+{
+	ms = ms ? ms * 2 : BACKOFF_FIRST_MS;
+	return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+void *ag_long_poll_thread(void *arg)
+{
+	struct hf_agent *ag = arg;
+	int backoff = 0;
+
+	pthread_mutex_lock(&ag->mu);
+	while (!ag->stopping) {
+		if (sync_once(ag, ag->opts->wait_s) == 0) {
+			backoff = 0;
+			continue;
+		}
+		backoff = next_backoff(backoff);
+		backoff_wait(ag, backoff);
+	}
+	pthread_mutex_unlock(&ag->mu);
+	return NULL;
+}
+
+void *ag_short_sync_thread(void *arg)
+{
+	struct hf_agent *ag = arg;
+	int backoff = 0;
+
+	pthread_mutex_lock(&ag->mu);
+	while (!ag->stopping) {
+		if (!ag->sync_dirty) {
+			pthread_cond_wait(&ag->sync_cv, &ag->mu);
+			continue;
+		}
+		ag->sync_dirty = false;
+		if (sync_once(ag, 0) == 0) {
+			backoff = 0;
+			continue;
+		}
+		/* Not sent: the change still has to reach the server. */
+		ag->sync_dirty = true;
+		backoff = next_backoff(backoff);
+		backoff_wait(ag, backoff);
+	}
+	pthread_mutex_unlock(&ag->mu);
+	return NULL;
+}

@@ -1173,6 +1173,119 @@ static int cmd_config_target(int argc, char **argv)
 			false);
 }
 
+/* Parses server-sent events out of the byte stream, one event a call. */
+struct sse {
+	struct hf_buf pending;
+	int printed;
+};
+
+static void print_event(const char *data)
+{
+	json_error_t jerr;
+	json_t *e = json_loads(data, 0, &jerr);
+	const char *before, *after, *why, *svc;
+
+	if (!e)
+		return;
+	if (g.json) {
+		char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+		puts(s ? s : "{}");
+		free(s);
+		json_decref(e);
+		return;
+	}
+	before = json_string_value(json_object_get(e, "before"));
+	after = json_string_value(json_object_get(e, "after"));
+	why = json_string_value(json_object_get(e, "why"));
+	svc = json_string_value(json_object_get(e, "service"));
+	printf("%s %-6lld %-10s %-12s %-6s %s: %s%s%s%s%s%s\n",
+	       json_string_value(json_object_get(e, "time")),
+	       (long long)json_integer_value(json_object_get(e, "id")),
+	       json_string_value(json_object_get(e, "who")), svc ? svc : "-",
+	       json_string_value(json_object_get(e, "kind")),
+	       json_string_value(json_object_get(e, "object")),
+	       before ? before : "", before ? " -> " : "", after ? after : "",
+	       why ? " (" : "", why ? why : "", why ? ")" : "");
+	json_decref(e);
+}
+
+static int on_sse(void *arg, const char *data, size_t len)
+{
+	struct sse *st = arg;
+	char *end;
+
+	hf_buf_add(&st->pending, data, len);
+	while ((end = strstr(st->pending.data ? st->pending.data : "",
+			     "\n\n")) != NULL) {
+		size_t n = (size_t)(end - st->pending.data) + 2;
+		char *ev = hf_xstrndup(st->pending.data, n);
+		char *line, *save = NULL;
+
+		for (line = strtok_r(ev, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			if (strncmp(line, "data: ", 6) == 0) {
+				print_event(line + 6);
+				st->printed++;
+			}
+		free(ev);
+		memmove(st->pending.data, st->pending.data + n,
+			st->pending.len - n + 1);
+		st->pending.len -= n;
+	}
+	fflush(stdout);
+	return 0;
+}
+
+static int cmd_events(int argc, char **argv)
+{
+	bool follow = false;
+	const char *since = NULL;
+	struct sse st = {HF_BUF_INIT, 0};
+	struct hf_buf path = HF_BUF_INIT;
+	char *err = NULL, *err_body = NULL;
+	long status = 0;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "-f") == 0 || strcmp(argv[k], "--follow") == 0)
+			follow = true;
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--since") == 0 && k + 1 < argc)
+			since = argv[++k];
+		else
+			return hf_cli_usage("events", NULL);
+	}
+	hf_buf_addf(&path, "/v1/events?follow=%s", follow ? "true" : "false");
+	if (since)
+		hf_buf_addf(&path, "&since=%s", since);
+	if (g.service) {
+		char *e = hf_url_escape(g.service);
+
+		hf_buf_addf(&path, "&service=%s", e);
+		free(e);
+	}
+	rc = hf_httpc_stream(addr(), hf_buf_str(&path), token(), NULL, 0, on_sse,
+			     &st, &status, &err_body, &err);
+	if (rc) {
+		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
+			addr(), err ? err : "error");
+		rc = HF_EXIT_SERVER;
+	} else if (status != 200) {
+		json_error_t jerr;
+		json_t *b = json_loads(err_body ? err_body : "", 0, &jerr);
+
+		rc = api_error(status, b);
+		json_decref(b);
+	}
+	free(err);
+	free(err_body);
+	hf_buf_release(&st.pending);
+	hf_buf_release(&path);
+	return rc;
+}
+
 static int cmd_node_list(int argc, char **argv)
 {
 	long status;
@@ -1277,5 +1390,10 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "show the target configuration", NULL},
     {"node", "list", cmd_node_list, "[--json]", "list nodes and their agents",
      NULL},
+    {"events", NULL, cmd_events, "[-f] [--since ID] [--json]",
+     "show what the server changed, and why (-f follows)",
+     "Every state change the server makes is an event: who, what, before\n"
+     "and after, and why. With -s SERVICE only that service's events are\n"
+     "shown. -f keeps following; --since ID resumes after an event."},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };

@@ -12,6 +12,8 @@
 #include "common/err.h"
 #include "common/version.h"
 #include "server/api.h"
+#include "server/events.h"
+#include "server/metrics.h"
 #include "server/sched.h"
 
 #define AGENT_MAX_WAIT_S 30
@@ -282,6 +284,8 @@ static void h_services_deploy(void *ctx, const struct hf_http_req *req,
 	hf_state_save_service(s, svc);
 	hf_sched_start_plan(s, svc, "deploy", NULL);
 	hf_log("service %s: deployed config %s", svc->name, cfg->id);
+	hf_event(s, "operator", svc->name, "service", svc->name, NULL,
+		 "deployed", cfg->file);
 	hf_http_json(resp, 201,
 		     json_pack("{s:s, s:s, s:s}", "name", svc->name,
 			       "config_id", cfg->id, "plan", "deploy"));
@@ -321,6 +325,9 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 	}
 	hf_log("service %s: removal requested (%s volumes)", svc->name,
 	       svc->delete_volumes ? "deleting" : "keeping");
+	hf_event(s, "operator", svc->name, "service", svc->name, "active",
+		 "removing",
+		 svc->delete_volumes ? "delete volumes" : "keep volumes");
 	hf_sched_changed(s, true);
 	hf_http_json(resp, 202,
 		     json_pack("{s:s, s:b, s:o}", "name", svc->name,
@@ -673,6 +680,21 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 	}
 	if (run)
 		hf_state_save_run(s, svc, run);
+	{
+		static const char *const ops[] = {"start", "stop", "interrupt",
+						  "continue", "forceComplete",
+						  "restart"};
+		char *obj = hf_xasprintf(
+		    "%s%s%s%s%s", plan, phase ? "/" : "", phase ? phase : "",
+		    hf_kvlist_get(&req->query, "step") ? "/" : "",
+		    hf_kvlist_get(&req->query, "step")
+			? hf_kvlist_get(&req->query, "step")
+			: "");
+
+		hf_event(s, "operator", svc->name, "plan", obj, NULL, ops[op],
+			 NULL);
+		free(obj);
+	}
 	hf_sched_changed(s, true);
 	hf_http_json(resp, 200,
 		     json_pack("{s:s, s:s}", "message", "ok", "plan", plan));
@@ -872,6 +894,7 @@ static void pod_op(void *ctx, const struct hf_http_req *req,
 	}
 	hf_state_save_instance(s, svc, in);
 	hf_log("service %s: pod %s %s requested", svc->name, name, names[op]);
+	hf_event(s, "operator", svc->name, "pod", name, NULL, names[op], NULL);
 	hf_sched_changed(s, true);
 	hf_http_json(resp, 200, json_pack("{s:s, s:o}", "pod", name, "tasks",
 					  tasks));
@@ -1200,6 +1223,7 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 		*HF_VEC_PUSH(&s->nodes) = n;
 		fresh = true;
 		hf_log("node %s registered", id);
+		hf_event(s, "agent", NULL, "node", id, NULL, "registered", NULL);
 	}
 	if (json_is_object(info)) {
 		const char *h = json_string_value(json_object_get(info, "hostname"));
@@ -1236,8 +1260,11 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 			    (int64_t)num_or(ports, "end", (double)n->port_end);
 		}
 		if (started && started != n->agent_started_at) {
-			if (n->agent_started_at)
+			if (n->agent_started_at) {
 				hf_log("node %s: its agent restarted", id);
+				hf_event(s, "agent", NULL, "node", id, NULL,
+					 "agent restarted", NULL);
+			}
 			n->agent_started_at = started;
 		}
 	}
@@ -1380,6 +1407,9 @@ static const struct hf_http_route routes[] = {
     {"DELETE", "/v1/services/{svc}", h_service_remove, HF_ROUTE_WRITE,
      "delete_volumes"},
     {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
+     "since follow service"},
+    {"GET", "/metrics", hf_metrics_handler, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/plans", h_plans_list, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/plans/{plan}", h_plan_get, HF_ROUTE_READ,
      NULL},

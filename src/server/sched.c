@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "server/events.h"
 #include "server/sched.h"
 
 #define PLACEMENT_NODE_FRESH_MS (60 * 1000)
@@ -228,6 +229,8 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 		if (!in->message || strcmp(in->message, why) != 0) {
 			hf_log("service %s: cannot place %s: %s", svc->name,
 			       in->name, why);
+			hf_event(s, "scheduler", svc->name, "pod", in->name,
+				 NULL, "unplaced", why);
 			set_message(in, why);
 			hf_state_save_instance(s, svc, in);
 		}
@@ -242,6 +245,8 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 	hf_state_save_instance(s, svc, in);
 	hf_log("service %s: placed %s on node %s", svc->name, in->name,
 	       best->id);
+	hf_event(s, "scheduler", svc->name, "pod", in->name, NULL, "placed",
+		 best->id);
 	return true;
 }
 
@@ -318,6 +323,11 @@ static void launch(struct hf_srv *s, struct hf_service *svc,
 		hf_log("service %s: %s %s on node %s (config %s)", svc->name,
 		       restart ? "relaunching" : "launching", r->id, in->node,
 		       config_id);
+		hf_event(s, "scheduler", svc->name, "task", r->id, NULL,
+			 "STAGING",
+			 restart ? "relaunch after a failure"
+			 : run	 ? run->plan
+				 : run_name);
 	}
 	hf_state_save_instance(s, svc, in);
 	hf_sched_changed(s, true);
@@ -342,6 +352,8 @@ static void kill_task(struct hf_srv *s, struct hf_service *svc,
 		r->finished_at = hf_now_ms();
 	}
 	hf_log("service %s: stopping %s: %s", svc->name, r->id, why);
+	hf_event(s, "scheduler", svc->name, "task", r->id,
+		 hf_task_state_name(r->state), "stopping", why);
 	hf_state_save_instance(s, svc, in);
 	hf_sched_changed(s, true);
 }
@@ -676,6 +688,9 @@ static void tick_run(struct hf_srv *s, struct hf_service *svc,
 	if (v.status != run->status) {
 		hf_log("service %s: plan %s %s -> %s", svc->name, run->plan,
 		       hf_status_name(run->status), hf_status_name(v.status));
+		hf_event(s, "scheduler", svc->name, "plan", run->plan,
+			 hf_status_name(run->status), hf_status_name(v.status),
+			 NULL);
 		run->status = v.status;
 		dirty = true;
 		hf_sched_changed(s, false);
@@ -718,6 +733,8 @@ void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
 	hf_state_save_run(s, svc, run);
 	hf_log("service %s: plan %s started (run %u)", svc->name, plan,
 	       run->number);
+	hf_event(s, "scheduler", svc->name, "plan", plan, NULL, "started",
+		 params && params->len ? "with parameters" : NULL);
 	hf_sched_changed(s, false);
 }
 
@@ -853,6 +870,9 @@ static bool tick_removal(struct hf_srv *s, struct hf_service *svc)
 	hf_log("service %s: removed%s", svc->name,
 	       svc->delete_volumes ? " (volumes deleted)"
 				   : " (volumes kept on their nodes)");
+	hf_event(s, "scheduler", svc->name, "service", svc->name, "removing",
+		 "removed",
+		 svc->delete_volumes ? "volumes deleted" : "volumes kept");
 	for (size_t i = 0; i < s->services.len; i++) {
 		if (s->services.items[i] == svc) {
 			s->services.items[i] = s->services.items[--s->services.len];
@@ -909,6 +929,8 @@ static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 	hf_log("service %s: %s replaced: its volumes on node %s are deleted "
 	       "and it starts afresh",
 	       svc->name, in->name, in->node ? in->node : "(none)");
+	hf_event(s, "scheduler", svc->name, "pod", in->name, in->node,
+		 "replaced", "volumes deleted; launched afresh");
 	free(in->node);
 	in->node = NULL;
 	hf_kvlist_release(&in->ports);
@@ -1062,7 +1084,7 @@ bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
 	struct hf_task_slot *sl;
 	struct hf_task_rec *r;
 	enum hf_task_state ns;
-	bool changed = false;
+	bool changed = false, notable = false;
 	const char *msg;
 
 	if (!id)
@@ -1083,6 +1105,7 @@ bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
 			return false;
 		if (r->state != ns || r->ready != ready ||
 		    r->healthy != healthy) {
+			notable = r->state != ns || r->ready != ready;
 			if (ns == HF_TS_RUNNING && r->state != HF_TS_RUNNING)
 				r->started_at = hf_now_ms();
 			r->state = ns;
@@ -1090,10 +1113,14 @@ bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
 			r->healthy = healthy;
 			changed = true;
 		}
-		if (changed)
+		if (notable) {
 			hf_log("service %s: %s is %s%s", svc->name, r->id,
 			       hf_task_state_name(r->state),
 			       r->ready ? " and ready" : "");
+			hf_event(s, "agent", svc->name, "task", r->id, NULL,
+				 hf_task_state_name(r->state),
+				 r->ready ? "ready" : NULL);
+		}
 	} else {
 		json_t *code = json_object_get(t, "exit_code");
 		json_t *sig = json_object_get(t, "signal");
@@ -1127,6 +1154,8 @@ bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
 		hf_log("service %s: %s %s%s%s", svc->name, r->id,
 		       hf_task_state_name(ns), r->message ? ": " : "",
 		       r->message ? r->message : "");
+		hf_event(s, "agent", svc->name, "task", r->id, NULL,
+			 hf_task_state_name(ns), r->message);
 		on_terminal(s, svc, in, sl, r);
 		changed = true;
 	}
@@ -1178,6 +1207,9 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 				hf_log("service %s: %s LOST: its agent does not "
 				       "report it",
 				       svc->name, r->id);
+				hf_event(s, "scheduler", svc->name, "task",
+					 r->id, NULL, "LOST",
+					 "its agent does not report it");
 				on_terminal(s, svc, in, sl, r);
 				dirty = true;
 			}

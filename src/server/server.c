@@ -18,6 +18,8 @@
 #include "common/err.h"
 #include "common/version.h"
 #include "server/api.h"
+#include "server/events.h"
+#include "server/metrics.h"
 #include "server/sched.h"
 #include "server/server.h"
 #include "server/state.h"
@@ -85,10 +87,10 @@ static int load_tokens(const char *path, struct hf_kvlist *out, char **err)
 static void on_request(void *ctx, const struct hf_http_req *req, int status,
 		       double seconds)
 {
-	(void)ctx;
-	(void)req;
-	(void)status;
-	(void)seconds;
+	struct hf_srv *s = ctx;
+
+	hf_api_metrics_record(s->api_metrics, req->method, req->route, status,
+			      seconds);
 }
 
 int hf_server_run(const struct hf_server_opts *in_opts)
@@ -136,6 +138,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		hf_log("%s", err);
 		goto out;
 	}
+	s->events = hf_events_open(opts.data);
+	s->api_metrics = hf_api_metrics_new();
 	hf_log("store %s: %zu service%s, %zu node%s", store_url,
 	       s->services.len, s->services.len == 1 ? "" : "s", s->nodes.len,
 	       s->nodes.len == 1 ? "" : "s");
@@ -218,6 +222,8 @@ out:
 	HF_VEC_FREE(&s->nodes);
 	if (s->store)
 		hf_store_close(s->store);
+	hf_events_close(s->events);
+	hf_api_metrics_free(s->api_metrics);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->changed);
 	free(s);

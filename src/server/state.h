@@ -161,8 +161,10 @@ struct hf_srv {
 	pthread_t sched;
 	struct hf_http_server *http;
 	int api_port;
+	struct hf_events *events;
 	/* metrics */
 	uint64_t launches, restarts, failures;
+	struct hf_api_metrics *api_metrics;
 };
 
 /* Lookups. */

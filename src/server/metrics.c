@@ -1,0 +1,266 @@
+/*
+ * metrics.c - Prometheus text exposition of the server's state and
+ * counters.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/metrics.h"
+#include "server/sched.h"
+#include "server/state.h"
+
+static const double buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1,
+				 0.5,   1,     5,    30};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct api_series {
+	char *method, *route;
+	int status;
+	uint64_t count;
+	double sum;
+	uint64_t le[NBUCKETS]; /* cumulative at render time */
+};
+
+struct hf_api_metrics {
+	pthread_mutex_t mu;
+	struct {
+		struct api_series *items;
+		size_t len, cap;
+	} series;
+};
+
+struct hf_api_metrics *hf_api_metrics_new(void)
+{
+	struct hf_api_metrics *m = hf_xcalloc(1, sizeof(*m));
+
+	pthread_mutex_init(&m->mu, NULL);
+	return m;
+}
+
+void hf_api_metrics_free(struct hf_api_metrics *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->series.len; i++) {
+		free(m->series.items[i].method);
+		free(m->series.items[i].route);
+	}
+	HF_VEC_FREE(&m->series);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+void hf_api_metrics_record(struct hf_api_metrics *m, const char *method,
+			   const char *route, int status, double seconds)
+{
+	struct api_series *se = NULL;
+
+	if (!m)
+		return;
+	if (!route)
+		route = "(unmatched)";
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->series.len; i++) {
+		struct api_series *c = &m->series.items[i];
+
+		if (c->status == status && strcmp(c->route, route) == 0 &&
+		    strcmp(c->method, method) == 0)
+			se = c;
+	}
+	if (!se) {
+		se = HF_VEC_PUSH(&m->series);
+		se->method = hf_xstrdup(method);
+		se->route = hf_xstrdup(route);
+		se->status = status;
+	}
+	se->count++;
+	se->sum += seconds;
+	for (size_t b = 0; b < NBUCKETS; b++)
+		if (seconds <= buckets[b])
+			se->le[b]++;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* Label values escape backslash, quote and newline. */
+static void label(struct hf_buf *b, const char *v)
+{
+	for (; v && *v; v++) {
+		if (*v == '\\' || *v == '"')
+			hf_buf_addc(b, '\\');
+		if (*v == '\n') {
+			hf_buf_adds(b, "\\n");
+			continue;
+		}
+		hf_buf_addc(b, *v);
+	}
+}
+
+static void render_api(struct hf_api_metrics *m, struct hf_buf *b)
+{
+	hf_buf_adds(b, "# HELP holdfast_api_requests_total API requests "
+		       "answered.\n# TYPE holdfast_api_requests_total "
+		       "counter\n");
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->series.len; i++) {
+		struct api_series *se = &m->series.items[i];
+
+		hf_buf_addf(b, "holdfast_api_requests_total{method=\"%s\",route=\"",
+			    se->method);
+		label(b, se->route);
+		hf_buf_addf(b, "\",code=\"%d\"} %llu\n", se->status,
+			    (unsigned long long)se->count);
+	}
+	hf_buf_adds(b, "# HELP holdfast_api_request_seconds API request "
+		       "latency.\n# TYPE holdfast_api_request_seconds "
+		       "histogram\n");
+	for (size_t i = 0; i < m->series.len; i++) {
+		struct api_series *se = &m->series.items[i];
+
+		for (size_t k = 0; k < NBUCKETS; k++) {
+			hf_buf_addf(b,
+				    "holdfast_api_request_seconds_bucket{method="
+				    "\"%s\",route=\"",
+				    se->method);
+			label(b, se->route);
+			hf_buf_addf(b, "\",code=\"%d\",le=\"%g\"} %llu\n",
+				    se->status, buckets[k],
+				    (unsigned long long)se->le[k]);
+		}
+		hf_buf_addf(b, "holdfast_api_request_seconds_bucket{method=\"%s\","
+			       "route=\"",
+			    se->method);
+		label(b, se->route);
+		hf_buf_addf(b, "\",code=\"%d\",le=\"+Inf\"} %llu\n", se->status,
+			    (unsigned long long)se->count);
+		hf_buf_addf(b, "holdfast_api_request_seconds_sum{method=\"%s\","
+			       "route=\"",
+			    se->method);
+		label(b, se->route);
+		hf_buf_addf(b, "\",code=\"%d\"} %g\n", se->status, se->sum);
+		hf_buf_addf(b, "holdfast_api_request_seconds_count{method=\"%s\","
+			       "route=\"",
+			    se->method);
+		label(b, se->route);
+		hf_buf_addf(b, "\",code=\"%d\"} %llu\n", se->status,
+			    (unsigned long long)se->count);
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+static void render_state(struct hf_srv *s, struct hf_buf *b)
+{
+	struct hf_store_stats st;
+	int64_t now = hf_now_ms();
+
+	hf_buf_adds(b, "# HELP holdfast_tasks Tasks by service and state.\n"
+		       "# TYPE holdfast_tasks gauge\n");
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+		uint64_t counts[HF_TS_LOST + 1] = {0};
+
+		for (size_t k = 0; k < svc->instances.len; k++)
+			for (size_t t = 0; t < svc->instances.items[k]->slots.len;
+			     t++) {
+				struct hf_task_rec *r =
+				    svc->instances.items[k]->slots.items[t].cur;
+
+				if (r)
+					counts[r->state]++;
+			}
+		for (int k = 0; k <= HF_TS_LOST; k++) {
+			hf_buf_adds(b, "holdfast_tasks{service=\"");
+			label(b, svc->name);
+			hf_buf_addf(b, "\",state=\"%s\"} %llu\n",
+				    hf_task_state_name((enum hf_task_state)k),
+				    (unsigned long long)counts[k]);
+		}
+	}
+	hf_buf_adds(b, "# HELP holdfast_plan_status 1 for the status each plan "
+		       "is in.\n# TYPE holdfast_plan_status gauge\n");
+	hf_buf_adds(b, "");
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+		struct hf_config *cfg = hf_state_target(svc);
+
+		for (size_t p = 0; cfg && p <= cfg->plans.len; p++) {
+			const char *name = p < cfg->plans.len
+					       ? cfg->plans.items[p].name
+					       : "recovery";
+			struct hf_plan_view v;
+			size_t steps = 0;
+			uint64_t by[HF_STATUS_IN_PROGRESS + 1] = {0};
+
+			if (hf_sched_plan_view(s, svc, name, &v))
+				continue;
+			hf_buf_adds(b, "holdfast_plan_status{service=\"");
+			label(b, svc->name);
+			hf_buf_addf(b, "\",plan=\"%s\",status=\"%s\"} 1\n", name,
+				    hf_status_name(v.status));
+			for (size_t ph = 0; ph < v.def->phases.len; ph++)
+				steps += v.def->phases.items[ph].steps.len;
+			for (size_t k = 0; k < steps; k++)
+				by[v.steps[k].status]++;
+			for (int k = 0; k < HF_STATUS_IN_PROGRESS; k++) {
+				hf_buf_adds(b, "holdfast_plan_steps{service=\"");
+				label(b, svc->name);
+				hf_buf_addf(b, "\",plan=\"%s\",status=\"%s\"} "
+					       "%llu\n",
+					    name, hf_status_name((enum hf_status)k),
+					    (unsigned long long)by[k]);
+			}
+			hf_plan_view_release(&v);
+		}
+	}
+	hf_buf_addf(b,
+		    "# HELP holdfast_task_launches_total Task launches recorded.\n"
+		    "# TYPE holdfast_task_launches_total counter\n"
+		    "holdfast_task_launches_total %llu\n"
+		    "# HELP holdfast_task_restarts_total Relaunches after a "
+		    "failure or a pod restart.\n"
+		    "# TYPE holdfast_task_restarts_total counter\n"
+		    "holdfast_task_restarts_total %llu\n"
+		    "# HELP holdfast_task_failures_total Tasks that failed.\n"
+		    "# TYPE holdfast_task_failures_total counter\n"
+		    "holdfast_task_failures_total %llu\n",
+		    (unsigned long long)s->launches,
+		    (unsigned long long)s->restarts,
+		    (unsigned long long)s->failures);
+	hf_store_stats(s->store, &st);
+	hf_buf_addf(b,
+		    "# HELP holdfast_store_operations_total Store operations.\n"
+		    "# TYPE holdfast_store_operations_total counter\n"
+		    "holdfast_store_operations_total{op=\"get\"} %llu\n"
+		    "holdfast_store_operations_total{op=\"list\"} %llu\n"
+		    "holdfast_store_operations_total{op=\"txn\"} %llu\n"
+		    "holdfast_store_operations_total{op=\"conflict\"} %llu\n"
+		    "holdfast_store_operations_total{op=\"error\"} %llu\n",
+		    (unsigned long long)st.gets, (unsigned long long)st.lists,
+		    (unsigned long long)st.txns, (unsigned long long)st.conflicts,
+		    (unsigned long long)st.errors);
+	hf_buf_adds(b, "# HELP holdfast_node_connected 1 when the node's agent "
+		       "synced in the last 30 s.\n"
+		       "# TYPE holdfast_node_connected gauge\n");
+	for (size_t i = 0; i < s->nodes.len; i++) {
+		hf_buf_adds(b, "holdfast_node_connected{node=\"");
+		label(b, s->nodes.items[i]->id);
+		hf_buf_addf(b, "\"} %d\n",
+			    now - s->nodes.items[i]->last_seen < 30000);
+	}
+}
+
+void hf_metrics_handler(void *ctx, const struct hf_http_req *req,
+			struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	struct hf_buf b = HF_BUF_INIT;
+
+	(void)req;
+	pthread_mutex_lock(&s->mu);
+	render_state(s, &b);
+	pthread_mutex_unlock(&s->mu);
+	render_api(s->api_metrics, &b);
+	hf_http_text(resp, 200, "text/plain; version=0.0.4", hf_buf_str(&b),
+		     b.len);
+	hf_buf_release(&b);
+}

@@ -171,6 +171,7 @@ int ag_unmount_under(const char *dir)
 		return 0; /* gone: nothing can be mounted there */
 	mounts_under(real, &m);
 	if (m.len)
+		if (m.len)
 		qsort(m.items, m.len, sizeof(*m.items), by_length_desc);
 	/*
 	 * Several binds may be stacked on one point; detach until the

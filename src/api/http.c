@@ -1507,6 +1507,10 @@ int hf_http_start(const struct hf_http_opts *opts,
 		  struct hf_http_server **out, char **err)
 {
 	struct hf_http_server *s = hf_xcalloc(1, sizeof(*s));
+	unsigned max_conn = opts->max_connections ? opts->max_connections
+						  : HTTP_MAX_CONNECTIONS;
+	unsigned idle = opts->idle_timeout ? opts->idle_timeout
+					   : HTTP_IDLE_TIMEOUT;
 	const union MHD_DaemonInfo *info;
 	struct listen_addr la;
 	int rc;
@@ -1557,19 +1561,11 @@ int hf_http_start(const struct hf_http_opts *opts,
 	}
 
 	s->starting = true;
-	s->daemon = start_daemon(s, &la, true,
-				 opts->max_connections ? opts->max_connections
-						       : HTTP_MAX_CONNECTIONS,
-				 opts->idle_timeout ? opts->idle_timeout
-						    : HTTP_IDLE_TIMEOUT);
+	s->daemon = start_daemon(s, &la, true, max_conn, idle);
 	if (!s->daemon && la.any) {
 		/* No IPv6 on this host: every IPv4 address then. */
 		hf_buf_reset(&s->start_log);
-		s->daemon = start_daemon(s, &la, false,
-					 opts->max_connections ? opts->max_connections
-							       : HTTP_MAX_CONNECTIONS,
-					 opts->idle_timeout ? opts->idle_timeout
-							    : HTTP_IDLE_TIMEOUT);
+		s->daemon = start_daemon(s, &la, false, max_conn, idle);
 	}
 	pthread_mutex_lock(&s->log_lock);
 	s->starting = false;

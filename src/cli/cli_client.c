@@ -328,8 +328,42 @@ struct deploy_args {
 	double timeout;
 };
 
-static int cmd_service_deploy(int argc, char **argv)
+enum spec_verb { SPEC_DEPLOY, SPEC_UPDATE, SPEC_DIFF };
+
+static void print_diff_body(const json_t *d)
 {
+	size_t i, k;
+	json_t *p, *v;
+
+	json_array_foreach(json_object_get(d, "changes"), i, v)
+	    printf("service: %s\n", json_string_value(v));
+	json_array_foreach(json_object_get(d, "pods"), i, p)
+	{
+		printf("pod %s: %s (count %lld -> %lld)\n",
+		       json_string_value(json_object_get(p, "pod")),
+		       json_string_value(json_object_get(p, "change")),
+		       (long long)json_integer_value(json_object_get(p, "old-count")),
+		       (long long)json_integer_value(json_object_get(p, "new-count")));
+		json_array_foreach(json_object_get(p, "changes"), k, v)
+		    printf("  change   %s\n", json_string_value(v));
+		json_array_foreach(json_object_get(p, "relaunch"), k, v)
+		    printf("  relaunch %s\n", json_string_value(v));
+		json_array_foreach(json_object_get(p, "added"), k, v)
+		    printf("  add      %s\n", json_string_value(v));
+		json_array_foreach(json_object_get(p, "removed"), k, v)
+		    printf("  remove   %s\n", json_string_value(v));
+	}
+	json_array_foreach(json_object_get(d, "refusals"), i, v)
+	    printf("refused: %s\n", json_string_value(v));
+}
+
+/*
+ * deploy / update / diff: validate the spec here (errors point at the
+ * operator's own file), then send it with its options and templates.
+ */
+static int spec_command(int argc, char **argv, enum spec_verb verb)
+{
+	static const char *const verbs[] = {"deploy", "update", "diff"};
 	static const struct option longopts[] = {
 	    {"file", required_argument, NULL, 'f'},
 	    {"option", required_argument, NULL, 'o'},
@@ -345,7 +379,8 @@ static int cmd_service_deploy(int argc, char **argv)
 	struct hf_spec *spec = NULL;
 	struct hf_spec_load_opts lo = {0};
 	json_t *body = NULL, *opts_j, *tmpl_j, *out = NULL;
-	char *text = NULL, *copy;
+	const char *name = NULL;
+	char *text = NULL, *copy, *path = NULL;
 	long status;
 	int c, rc = HF_EXIT_USAGE;
 
@@ -392,11 +427,14 @@ static int cmd_service_deploy(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!a.file || optind < argc) {
-		hf_cli_usage("service", "deploy");
+	if (verb != SPEC_DEPLOY && optind < argc)
+		name = argv[optind++];
+	if (!name && verb != SPEC_DEPLOY)
+		name = g.service;
+	if (!a.file || optind < argc || (verb != SPEC_DEPLOY && !name)) {
+		hf_cli_usage("service", verbs[verb]);
 		goto out;
 	}
-	/* Validate here first: errors point at the operator's own file. */
 	lo.options = &a.options;
 	lo.template_dirs = &a.template_dirs;
 	rc = hf_spec_load_file(a.file, &lo, &spec, &diags);
@@ -433,20 +471,60 @@ static int cmd_service_deploy(int argc, char **argv)
 			 "file", basename(copy), "options", opts_j, "templates",
 			 tmpl_j);
 	free(copy);
-	rc = api("POST", "/v1/services", body, &status, &out);
+	if (verb == SPEC_DEPLOY) {
+		rc = api("POST", "/v1/services", body, &status, &out);
+	} else {
+		char *esc = hf_url_escape(name);
+
+		path = hf_xasprintf("/v1/services/%s%s", esc,
+				    verb == SPEC_DIFF ? "/diff" : "");
+		free(esc);
+		rc = api(verb == SPEC_DIFF ? "POST" : "PUT", path, body, &status,
+			 &out);
+	}
 	if (rc)
 		goto out;
-	if (status != 201) {
+	if (status != (verb == SPEC_DEPLOY ? 201 : 200)) {
+		if (status == 409 && json_object_get(out, "refusals") && !g.json)
+			print_diff_body(out);
 		rc = api_error(status, out);
 		goto out;
 	}
-	if (g.json && !a.wait)
+	if (g.json && !a.wait) {
 		print_json(out);
-	else if (!g.json)
+	} else if (!g.json && verb == SPEC_DEPLOY) {
 		printf("deployed %s (config %s); plan deploy started\n",
 		       json_string_value(json_object_get(out, "name")),
 		       json_string_value(json_object_get(out, "config_id")));
-	rc = a.wait ? wait_plan(spec->name, "deploy", a.timeout) : HF_EXIT_OK;
+	} else if (!g.json) {
+		print_diff_body(out);
+		if (verb == SPEC_DIFF)
+			printf("%s\n",
+			       json_array_size(json_object_get(out, "refusals"))
+				   ? "the update would be refused"
+				   : "the update is allowed");
+		else if (json_is_true(json_object_get(out, "changed")))
+			printf("updated %s: config %s -> %s\n", name,
+			       json_string_value(json_object_get(out, "from")),
+			       json_string_value(json_object_get(out, "to")));
+		else
+			printf("no change: %s stays at config %s\n", name,
+			       json_string_value(json_object_get(out, "from")));
+	}
+	if (verb == SPEC_DIFF) {
+		rc = json_array_size(json_object_get(out, "refusals"))
+			 ? HF_EXIT_FAIL
+			 : HF_EXIT_OK;
+	} else if (a.wait &&
+		   (verb == SPEC_DEPLOY ||
+		    json_is_true(json_object_get(out, "changed")))) {
+		rc = wait_plan(spec->name,
+			       hf_spec_update_plan_name(spec,
+							verb == SPEC_DEPLOY),
+			       a.timeout);
+	} else {
+		rc = HF_EXIT_OK;
+	}
 out:
 	if (diags.len)
 		hf_diags_print(stderr, &diags);
@@ -457,6 +535,91 @@ out:
 	json_decref(body);
 	json_decref(out);
 	free(text);
+	free(path);
+	return rc;
+}
+
+static int cmd_service_deploy(int argc, char **argv)
+{
+	return spec_command(argc, argv, SPEC_DEPLOY);
+}
+
+static int cmd_service_update(int argc, char **argv)
+{
+	return spec_command(argc, argv, SPEC_UPDATE);
+}
+
+static int cmd_service_diff(int argc, char **argv)
+{
+	return spec_command(argc, argv, SPEC_DIFF);
+}
+
+static int cmd_service_rollback(int argc, char **argv)
+{
+	const char *name = NULL, *to = NULL;
+	bool wait = false;
+	double timeout = 0;
+	char *esc, *path, *tesc = NULL;
+	long status;
+	json_t *out = NULL;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--to") == 0 && k + 1 < argc)
+			to = argv[++k];
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("service", "rollback");
+	}
+	if (!name)
+		name = g.service;
+	if (!name)
+		return hf_cli_usage("service", "rollback");
+	esc = hf_url_escape(name);
+	if (to)
+		tesc = hf_url_escape(to);
+	path = hf_xasprintf("/v1/services/%s/rollback%s%s", esc,
+			    to ? "?to=" : "", to ? tesc : "");
+	rc = api("POST", path, NULL, &status, &out);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json && !wait)
+		print_json(out);
+	else if (!g.json)
+		printf("rolling %s back: config %s -> %s\n", name,
+		       json_string_value(json_object_get(out, "from")),
+		       json_string_value(json_object_get(out, "to")));
+	if (wait) {
+		/* The plan that carries the rollback is the target's. */
+		char *p2 = hf_xasprintf("/v1/service/%s/plans", esc);
+		json_t *plans = NULL;
+		const char *plan = "deploy";
+		size_t i;
+		json_t *v;
+
+		if (api("GET", p2, NULL, &status, &plans) == 0)
+			json_array_foreach(plans, i, v) if (strcmp(
+			    json_string_value(v), "update") == 0) plan = "update";
+		rc = wait_plan(name, plan, timeout);
+		json_decref(plans);
+		free(p2);
+	}
+out:
+	json_decref(out);
+	free(esc);
+	free(tesc);
+	free(path);
 	return rc;
 }
 
@@ -1342,6 +1505,19 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "Validates the spec here, sends it with its options and config\n"
      "templates to the server, and starts its deploy plan. --wait shows the\n"
      "plan's progress and exits 1 if it ends in ERROR."},
+    {"service", "update", cmd_service_update,
+     "NAME -f SPEC [-o KEY=VALUE]... [--options FILE] [--wait] [--timeout S]",
+     "change a running service's configuration",
+     "Renders and validates the spec, diffs it against the running target\n"
+     "and either refuses it (printing every reason; nothing changes) or\n"
+     "makes it the new target: only pod instances whose effective spec\n"
+     "changed are relaunched, with their phase's strategy."},
+    {"service", "diff", cmd_service_diff,
+     "NAME -f SPEC [-o KEY=VALUE]... [--options FILE] [--json]",
+     "show what an update would do, without doing it", NULL},
+    {"service", "rollback", cmd_service_rollback,
+     "NAME [--to CONFIG_ID] [--wait] [--timeout S]",
+     "make the previous (or a given) configuration the target again", NULL},
     {"service", "list", cmd_service_list, "[--json]", "list services", NULL},
     {"service", "status", cmd_service_status, "[NAME] [--json]",
      "show a service's plans and tasks", NULL},

@@ -293,6 +293,153 @@ out:
 	pthread_mutex_unlock(&s->mu);
 }
 
+static json_t *diff_response(const struct hf_spec_diff *d, bool changed,
+			     const char *from, const char *to)
+{
+	json_t *o = hf_spec_diff_to_json(d);
+
+	json_object_set_new(o, "changed", json_boolean(changed));
+	json_object_set_new(o, "from", str_or_null(from));
+	json_object_set_new(o, "to", str_or_null(to));
+	return o;
+}
+
+/*
+ * PUT /v1/services/{svc} (update) and POST .../diff (dry run): the new
+ * spec is diffed against the target; a refused change leaves everything
+ * as it was and says every reason.
+ */
+static void update_or_diff(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp, bool apply)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct hf_config *cfg = config_from_body(req, resp);
+	struct hf_spec_diff d = {0};
+	struct hf_service *svc;
+	struct hf_config *cur;
+	char id[16];
+
+	if (!cfg)
+		return;
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto drop;
+	if (strcmp(cfg->spec->name, svc->name) != 0) {
+		hf_http_error(resp, HF_EREFUSED,
+			      "the spec is for service '%s', not '%s'; a "
+			      "service's name cannot change",
+			      cfg->spec->name, svc->name);
+		goto drop;
+	}
+	if (svc->removing) {
+		hf_http_error(resp, HF_ECONFLICT, "service '%s' is being removed",
+			      svc->name);
+		goto drop;
+	}
+	cur = hf_state_target(svc);
+	if (!cur || !cur->spec) {
+		hf_http_error(resp, HF_EINTERNAL,
+			      "service '%s' has no usable target configuration",
+			      svc->name);
+		goto drop;
+	}
+	hf_spec_diff(cur->spec, cfg->spec, &d);
+	if (d.refusals.len) {
+		json_t *body = diff_response(&d, false, cur->id, NULL);
+
+		json_object_set_new(body, "error", json_string("refused"));
+		json_object_set_new(
+		    body, "message",
+		    json_sprintf("the change is refused: %s%s",
+				 d.refusals.items[0],
+				 d.refusals.len > 1 ? " (and more)" : ""));
+		hf_http_json(resp, apply ? 409 : 200, body);
+		goto drop;
+	}
+	if (!apply || hf_spec_diff_is_empty(&d)) {
+		hf_http_json(resp, 200,
+			     diff_response(&d, false, cur->id, NULL));
+		goto drop;
+	}
+	snprintf(id, sizeof(id), "%u", svc->next_config++);
+	cfg->id = hf_xstrdup(id);
+	*HF_VEC_PUSH(&svc->configs) = cfg;
+	hf_state_save_config(s, svc, cfg);
+	hf_event(s, "operator", svc->name, "service", svc->name, cur->id, id,
+		 "update");
+	hf_http_json(resp, 200, diff_response(&d, true, cur->id, id));
+	hf_sched_set_target(s, svc, cfg, false);
+	cfg = NULL;
+drop:
+	hf_state_config_free(cfg);
+	hf_spec_diff_release(&d);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void h_service_update(void *ctx, const struct hf_http_req *req,
+			     struct hf_http_resp *resp)
+{
+	update_or_diff(ctx, req, resp, true);
+}
+
+static void h_service_diff(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	update_or_diff(ctx, req, resp, false);
+}
+
+static void h_service_rollback(void *ctx, const struct hf_http_req *req,
+			       struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *to = hf_kvlist_get(&req->query, "to");
+	struct hf_spec_diff d = {0};
+	struct hf_service *svc;
+	struct hf_config *cur, *dst;
+
+	pthread_mutex_lock(&s->mu);
+	svc = route_service(s, req, resp);
+	if (!svc)
+		goto out;
+	cur = hf_state_target(svc);
+	if (!to)
+		to = svc->previous;
+	dst = to ? hf_state_config(svc, to) : NULL;
+	if (!dst || !dst->spec || !cur || !cur->spec) {
+		hf_http_error(resp, to ? HF_ENOTFOUND : HF_ECONFLICT,
+			      to ? "service '%s' has no usable configuration "
+				   "'%s'"
+				 : "service '%s' has no previous configuration "
+				   "to roll back to%s",
+			      svc->name, to ? to : "");
+		goto out;
+	}
+	if (strcmp(dst->id, cur->id) == 0) {
+		hf_http_error(resp, HF_ECONFLICT,
+			      "configuration %s is already the target", dst->id);
+		goto out;
+	}
+	hf_spec_diff(cur->spec, dst->spec, &d);
+	if (d.refusals.len) {
+		json_t *body = diff_response(&d, false, cur->id, NULL);
+
+		json_object_set_new(body, "error", json_string("refused"));
+		json_object_set_new(body, "message",
+				    json_sprintf("the rollback is refused: %s",
+						 d.refusals.items[0]));
+		hf_http_json(resp, 409, body);
+		goto out;
+	}
+	hf_event(s, "operator", svc->name, "service", svc->name, cur->id,
+		 dst->id, "rollback");
+	hf_http_json(resp, 200, diff_response(&d, true, cur->id, dst->id));
+	hf_sched_set_target(s, svc, dst, true);
+out:
+	hf_spec_diff_release(&d);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void h_service_remove(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp)
 {
@@ -357,6 +504,7 @@ static void h_plans_list(void *ctx, const struct hf_http_req *req,
 	for (size_t i = 0; cfg && i < cfg->plans.len; i++)
 		json_array_append_new(a, json_string(cfg->plans.items[i].name));
 	json_array_append_new(a, json_string("recovery"));
+	json_array_append_new(a, json_string("decommission"));
 	hf_http_json(resp, 200, a);
 out:
 	pthread_mutex_unlock(&s->mu);
@@ -526,6 +674,25 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 		goto out;
 	cfg = hf_state_target(svc);
 	def = cfg ? hf_plan_defs_find(&cfg->plans, plan) : NULL;
+	if (!def && strcmp(plan, "decommission") == 0 &&
+	    op == OP_FORCE_COMPLETE) {
+		const char *step = hf_kvlist_get(&req->query, "step");
+		char *inst = step ? hf_xstrndup(step, strcspn(step, ":")) : NULL;
+
+		if (inst && hf_sched_skip_drain(s, svc, inst))
+			hf_http_json(resp, 200,
+				     json_pack("{s:s, s:s}", "message",
+					       "the instance is removed without "
+					       "a drain; its volumes are kept",
+					       "plan", plan));
+		else
+			hf_http_error(resp, HF_ENOTFOUND,
+				      "no instance is being decommissioned as "
+				      "'%s'",
+				      step ? step : "");
+		free(inst);
+		goto out;
+	}
 	if (!def) {
 		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no plan '%s'",
 			      svc->name, plan);
@@ -1406,6 +1573,10 @@ static const struct hf_http_route routes[] = {
     {"GET", "/v1/services/{svc}", h_service_get, HF_ROUTE_READ, NULL},
     {"DELETE", "/v1/services/{svc}", h_service_remove, HF_ROUTE_WRITE,
      "delete_volumes"},
+    {"PUT", "/v1/services/{svc}", h_service_update, HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/services/{svc}/diff", h_service_diff, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/services/{svc}/rollback", h_service_rollback,
+     HF_ROUTE_WRITE, "to"},
     {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
     {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
      "since follow service"},

@@ -31,6 +31,9 @@ static const struct hf_spec_pod *pod_of(const struct hf_config *cfg,
 	return cfg && cfg->spec ? hf_spec_find_pod(cfg->spec, pod) : NULL;
 }
 
+static void decommission_view(struct hf_service *svc, struct hf_config *cfg,
+			      struct hf_plan_view *v);
+
 static bool is_custom(const struct hf_plan_run *run)
 {
 	return run && strcmp(run->plan, "deploy") != 0 &&
@@ -41,6 +44,29 @@ static bool is_custom(const struct hf_plan_run *run)
 static char *run_id(const struct hf_plan_run *run)
 {
 	return hf_xasprintf("%s#%u", run->plan, run->number);
+}
+
+/*
+ * Whether a launch with config `id` runs what `cfg` asks of pod: the same
+ * config, or one whose effective spec for that pod is identical (a change
+ * elsewhere in the service does not relaunch this pod).
+ */
+static bool config_current(const struct hf_service *svc, const char *id,
+			   const struct hf_config *cfg, const char *pod)
+{
+	const struct hf_config *old;
+	const char *a, *b;
+
+	if (!id)
+		return false;
+	if (strcmp(id, cfg->id) == 0)
+		return true;
+	old = hf_state_config((struct hf_service *)svc, id);
+	if (!old)
+		return false;
+	a = hf_kvlist_get(&old->fingerprints, pod);
+	b = hf_kvlist_get(&cfg->fingerprints, pod);
+	return a && b && strcmp(a, b) == 0;
 }
 
 /* What a step needs to know of one of its tasks. */
@@ -54,7 +80,6 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 	struct hf_task_rec *r;
 	bool custom = is_custom(run);
 
-	(void)svc;
 	if (!in)
 		return HF_FACT_NONE;
 	for (size_t i = 0; i < in->slots.len; i++)
@@ -77,7 +102,7 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 			return HF_FACT_RUNNING;
 		if (r->kill)
 			return HF_FACT_STAGED; /* being replaced */
-		if (!custom && strcmp(r->config_id, cfg->id) != 0)
+		if (!custom && !config_current(svc, r->config_id, cfg, in->pod))
 			return HF_FACT_NONE; /* runs an older config */
 		return r->ready && !r->paused ? HF_FACT_DONE : HF_FACT_RUNNING;
 	case HF_TS_FINISHED:
@@ -91,7 +116,7 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 			return mine ? HF_FACT_DONE : HF_FACT_NONE;
 		}
 		if (task->goal == HF_GOAL_ONCE ||
-		    strcmp(r->config_id, cfg->id) == 0)
+		    config_current(svc, r->config_id, cfg, in->pod))
 			return HF_FACT_DONE;
 		return HF_FACT_NONE; /* FINISH reruns on a config change */
 	default:
@@ -506,6 +531,7 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 						   (long long)st->index);
 			struct hf_instance *inst = hf_state_instance(svc, iname);
 			char *key = step_key(ph, st);
+			bool late = false;
 
 			free(iname);
 			for (size_t t = 0; t < st->tasks.len && nf < 64; t++) {
@@ -519,11 +545,37 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 			in[base + k].observed =
 			    run ? hf_plan_step_observe(facts, nf)
 				: HF_STATUS_PENDING;
+			/* healthy-deadline: a step too slow to complete. */
+			if (run && def->healthy_deadline > 0 &&
+			    in[base + k].observed != HF_STATUS_COMPLETE &&
+			    !hf_strlist_has(&run->completed, key)) {
+				const char *t0 =
+				    hf_kvlist_get(&run->step_started, key);
+
+				if (t0 && now - atoll(t0) >
+					      (int64_t)(def->healthy_deadline *
+							1000)) {
+					in[base + k].observed = HF_STATUS_ERROR;
+					late = true;
+				}
+			}
 			in[base + k].completed =
 			    run && hf_strlist_has(&run->completed, key);
 			in[base + k].force_complete =
 			    run && hf_strlist_has(&run->force_complete, key);
 			v->messages[base + k] = step_message(svc, cfg, st);
+			if (late) {
+				char *m = hf_xasprintf(
+				    "not complete within the plan's "
+				    "healthy-deadline of %g s%s%s",
+				    def->healthy_deadline,
+				    v->messages[base + k] ? "; " : "",
+				    v->messages[base + k] ? v->messages[base + k]
+							  : "");
+
+				free(v->messages[base + k]);
+				v->messages[base + k] = m;
+			}
 			free(key);
 		}
 		base += ph->steps.len;
@@ -632,6 +684,10 @@ int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
 	if (!cfg || !cfg->spec)
 		return HF_ENOTFOUND;
 	def = hf_plan_defs_find(&cfg->plans, name);
+	if (!def && strcmp(name, "decommission") == 0) {
+		decommission_view(svc, cfg, v);
+		return 0;
+	}
 	if (!def && strcmp(name, "recovery") == 0) {
 		struct hf_plan_defs owned = {0};
 
@@ -680,6 +736,17 @@ static void tick_run(struct hf_srv *s, struct hf_service *svc,
 				}
 				free(key);
 			} else if (o->act && !run->interrupted) {
+				char *key = step_key(ph, st);
+
+				if (!hf_kvlist_get(&run->step_started, key)) {
+					char ms[24];
+
+					snprintf(ms, sizeof(ms), "%lld",
+						 (long long)now);
+					hf_kvlist_set(&run->step_started, key, ms);
+					dirty = true;
+				}
+				free(key);
 				act_step(s, svc, cfg, run, st, now);
 			}
 		}
@@ -702,7 +769,45 @@ static void tick_run(struct hf_srv *s, struct hf_service *svc,
 	}
 	if (dirty)
 		hf_state_save_run(s, svc, run);
+	if (v.status == HF_STATUS_ERROR && def->auto_revert && !run->reverted &&
+	    svc->previous && hf_state_config(svc, svc->previous)) {
+		run->reverted = true;
+		hf_state_save_run(s, svc, run);
+		hf_log("service %s: plan %s failed; auto-revert to config %s",
+		       svc->name, run->plan, svc->previous);
+		hf_event(s, "scheduler", svc->name, "service", svc->name,
+			 svc->target, svc->previous,
+			 "auto-revert: the update failed");
+		hf_sched_set_target(s, svc, hf_state_config(svc, svc->previous),
+				    true);
+	}
 	hf_plan_view_release(&v);
+}
+
+void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
+			 struct hf_config *cfg, bool rollback)
+{
+	const char *plan;
+
+	free(svc->previous);
+	svc->previous = svc->target;
+	svc->target = hf_xstrdup(cfg->id);
+	hf_state_save_service(s, svc);
+	plan = hf_spec_update_plan_name(cfg->spec, false);
+	hf_log("service %s: target is now config %s (%s); plan %s runs",
+	       svc->name, cfg->id, rollback ? "rollback" : "update", plan);
+	/* Other runs of the old config's plans stop where they are. */
+	for (size_t i = 0; i < svc->runs.len; i++) {
+		struct hf_plan_run *r = &svc->runs.items[i];
+
+		if (r->active && strcmp(r->plan, plan) != 0 &&
+		    (strcmp(r->plan, "deploy") == 0 ||
+		     strcmp(r->plan, "update") == 0)) {
+			r->active = false;
+			hf_state_save_run(s, svc, r);
+		}
+	}
+	hf_sched_start_plan(s, svc, plan, NULL);
 }
 
 void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
@@ -724,6 +829,8 @@ void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
 	hf_strlist_release(&run->force_complete);
 	hf_strlist_release(&run->interrupted_phases);
 	hf_kvlist_release(&run->continues);
+	hf_kvlist_release(&run->step_started);
+	run->reverted = false;
 	if (params) {
 		hf_kvlist_release(&run->params);
 		hf_kvlist_copy(&run->params, params);
@@ -951,6 +1058,266 @@ static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 }
 
 /* ------------------------------------------------------------------ */
+/* Scale-in                                                             */
+
+/* Instances the target no longer wants: pod removed or index past count. */
+static bool unwanted(struct hf_config *cfg, const struct hf_instance *in)
+{
+	const struct hf_spec_pod *pod = pod_of(cfg, in->pod);
+
+	return !pod || in->index >= pod->count;
+}
+
+/* The spec an instance last ran, for its decommission task. */
+static const struct hf_spec_pod *
+last_pod_spec(struct hf_service *svc, const struct hf_instance *in,
+	      struct hf_config **cfg_out)
+{
+	struct hf_config *cfg = hf_state_target(svc);
+	const struct hf_spec_pod *pod = pod_of(cfg, in->pod);
+
+	for (size_t i = svc->configs.len; !pod && i-- > 0;) {
+		cfg = svc->configs.items[i];
+		pod = pod_of(cfg, in->pod);
+	}
+	*cfg_out = cfg;
+	return pod;
+}
+
+/* The next instance to remove: highest index first, one at a time. */
+static struct hf_instance *next_decommission(struct hf_service *svc,
+					     struct hf_config *cfg)
+{
+	struct hf_instance *best = NULL;
+
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+
+		if (!unwanted(cfg, in))
+			continue;
+		if (in->decom)
+			return in; /* finish what was started */
+		if (!best || in->index > best->index)
+			best = in;
+	}
+	return best;
+}
+
+static void tick_decommission(struct hf_srv *s, struct hf_service *svc,
+			      struct hf_config *cfg, int64_t now)
+{
+	struct hf_instance *in;
+	struct hf_config *pcfg;
+	const struct hf_spec_pod *pod;
+	const struct hf_spec_task *drain;
+	struct hf_task_slot *dsl;
+	bool live = false;
+
+	/* Raising the count again cancels what has not been removed. */
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *c = svc->instances.items[i];
+
+		if (c->decom && !unwanted(cfg, c)) {
+			hf_log("service %s: decommission of %s cancelled",
+			       svc->name, c->name);
+			hf_event(s, "scheduler", svc->name, "pod", c->name,
+				 "decommissioning", "kept",
+				 "the count was raised again");
+			c->decom = 0;
+			c->drain_failed = false;
+			hf_state_save_instance(s, svc, c);
+		}
+	}
+	in = next_decommission(svc, cfg);
+	if (!in)
+		return;
+	pod = last_pod_spec(svc, in, &pcfg);
+	drain = pod ? hf_spec_find_task(pod, HF_DECOMMISSION_TASK) : NULL;
+	if (!in->decom) {
+		in->decom = 1;
+		hf_log("service %s: decommissioning %s", svc->name, in->name);
+		hf_event(s, "scheduler", svc->name, "pod", in->name, "running",
+			 "decommissioning", drain ? "drain first" : NULL);
+		hf_state_save_instance(s, svc, in);
+	}
+	/* 1. Drain, while the instance still runs. */
+	if (in->decom == 1) {
+		if (drain && in->node && !in->drain_skipped) {
+			struct hf_task_rec *r;
+
+			dsl = hf_state_slot(in, HF_DECOMMISSION_TASK);
+			r = dsl->cur;
+			if (r && r->state == HF_TS_FINISHED) {
+				in->drain_done = true;
+			} else if (r && hf_task_state_live(r->state)) {
+				return;
+			} else if (r && dsl->failures >= 3) {
+				if (!in->drain_failed) {
+					in->drain_failed = true;
+					hf_log("service %s: the drain of %s failed "
+					       "%u times; its volumes are kept. "
+					       "force-complete the decommission "
+					       "step to remove it anyway",
+					       svc->name, in->name, dsl->failures);
+					hf_event(s, "scheduler", svc->name, "pod",
+						 in->name, "draining",
+						 "drain failed",
+						 "volumes kept");
+					hf_state_save_instance(s, svc, in);
+					hf_sched_changed(s, false);
+				}
+				return;
+			} else if (!r || dsl->backoff_until <= now) {
+				struct hf_strlist t = {0};
+
+				hf_strlist_push(&t, HF_DECOMMISSION_TASK);
+				launch(s, svc, pcfg->id, NULL, "decommission",
+				       in, &t, r != NULL);
+				hf_strlist_release(&t);
+				return;
+			} else {
+				return;
+			}
+		}
+		in->decom = 2;
+		hf_state_save_instance(s, svc, in);
+	}
+	/* 2. Stop its tasks. */
+	for (size_t k = 0; k < in->slots.len; k++) {
+		struct hf_task_rec *r = in->slots.items[k].cur;
+
+		if (r && hf_task_state_live(r->state)) {
+			live = true;
+			kill_task(s, svc, in, r, "the pod is decommissioned",
+				  true);
+		}
+	}
+	if (live)
+		return;
+	/* 3. Its volumes, and the record. */
+	{
+		struct hf_node *n = hf_state_node(s, in->node);
+		bool keep = (pod && pod->retain_volumes) || in->drain_failed ||
+			    (drain && !in->drain_done);
+		char *key = hf_sched_instance_volume_key(svc, in);
+
+		if (n && !keep) {
+			if (!hf_strlist_has(&n->delete_volumes, key))
+				hf_strlist_push(&n->delete_volumes, key);
+			hf_state_save_node(s, n);
+		}
+		hf_log("service %s: %s decommissioned; volumes %s", svc->name,
+		       in->name, keep ? "kept" : "deleted");
+		hf_event(s, "scheduler", svc->name, "pod", in->name,
+			 "decommissioning", "removed",
+			 keep ? "volumes kept" : "volumes deleted");
+		free(key);
+	}
+	hf_state_remove_instance(s, svc, in);
+	hf_sched_changed(s, true);
+}
+
+/* Force-completing a decommission step skips the drain. */
+bool hf_sched_skip_drain(struct hf_srv *s, struct hf_service *svc,
+			 const char *instance)
+{
+	struct hf_instance *in = hf_state_instance(svc, instance);
+
+	if (!in)
+		return false;
+	in->drain_skipped = true;
+	hf_state_save_instance(s, svc, in);
+	hf_sched_changed(s, false);
+	return true;
+}
+
+static void build_decommission(struct hf_service *svc, struct hf_config *cfg,
+			       struct hf_plan_defs *out)
+{
+	struct hf_plan_def *def = HF_VEC_PUSH(out);
+	struct hf_plan_phase_def *ph = NULL;
+	HF_VEC(struct hf_instance *) list = {0};
+
+	def->name = hf_xstrdup("decommission");
+	def->kind = HF_PLAN_CUSTOM;
+	def->generated = true;
+	def->strategy = HF_STRATEGY_SERIAL;
+	for (size_t i = 0; i < svc->instances.len; i++)
+		if (unwanted(cfg, svc->instances.items[i]))
+			*HF_VEC_PUSH(&list) = svc->instances.items[i];
+	/* Highest index first, as they are removed. */
+	for (size_t i = 1; i < list.len; i++)
+		for (size_t j = i; j > 0 && list.items[j - 1]->index <
+						list.items[j]->index;
+		     j--) {
+			struct hf_instance *t = list.items[j];
+
+			list.items[j] = list.items[j - 1];
+			list.items[j - 1] = t;
+		}
+	for (size_t i = 0; i < list.len; i++) {
+		struct hf_plan_step_def *st;
+
+		if (!ph) {
+			ph = HF_VEC_PUSH(&def->phases);
+			ph->name = hf_xstrdup("decommission");
+			ph->pod = hf_xstrdup(list.items[i]->pod);
+			ph->strategy = HF_STRATEGY_SERIAL;
+		}
+		st = HF_VEC_PUSH(&ph->steps);
+		st->name = hf_xasprintf("%s:[decommission]", list.items[i]->name);
+		st->pod = hf_xstrdup(list.items[i]->pod);
+		st->index = list.items[i]->index;
+	}
+	HF_VEC_FREE(&list);
+}
+
+static void decommission_view(struct hf_service *svc, struct hf_config *cfg,
+			      struct hf_plan_view *v)
+{
+	size_t n = 0;
+
+	memset(v, 0, sizeof(*v));
+	build_decommission(svc, cfg, &v->owned);
+	v->def = &v->owned.items[0];
+	if (v->def->phases.len)
+		n = v->def->phases.items[0].steps.len;
+	v->steps = hf_xcalloc(n ? n : 1, sizeof(*v->steps));
+	v->phases = hf_xcalloc(1, sizeof(*v->phases));
+	v->messages = hf_xcalloc(n ? n : 1, sizeof(*v->messages));
+	v->status = HF_STATUS_COMPLETE;
+	for (size_t i = 0; i < n; i++) {
+		const struct hf_plan_step_def *st = &v->def->phases.items[0].steps.items[i];
+		char *iname = hf_xasprintf("%s-%lld", st->pod, (long long)st->index);
+		struct hf_instance *in = hf_state_instance(svc, iname);
+
+		free(iname);
+		if (in && in->drain_failed) {
+			v->steps[i].status = HF_STATUS_ERROR;
+			v->messages[i] = hf_xstrdup(
+			    "the drain failed; volumes are kept (force-complete "
+			    "this step to remove the instance anyway)");
+		} else if (in && in->decom) {
+			v->steps[i].status = HF_STATUS_STARTING;
+			v->messages[i] = hf_xstrdup(in->decom == 1 ? "draining"
+								   : "stopping "
+								     "tasks");
+		} else {
+			v->steps[i].status = HF_STATUS_PENDING;
+		}
+	}
+	if (n) {
+		enum hf_status *tmp = hf_xcalloc(n, sizeof(*tmp));
+
+		for (size_t i = 0; i < n; i++)
+			tmp[i] = v->steps[i].status;
+		v->status = hf_plan_aggregate(tmp, n, false);
+		v->phases[0].status = v->status;
+		free(tmp);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* The tick                                                             */
 
 void hf_sched_tick(struct hf_srv *s)
@@ -992,6 +1359,7 @@ void hf_sched_tick(struct hf_srv *s)
 			if (svc->runs.items[r].active)
 				tick_run(s, svc, cfg, &svc->runs.items[r], now);
 		recover(s, svc, cfg, now);
+		tick_decommission(s, svc, cfg, now);
 	}
 }
 

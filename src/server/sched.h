@@ -18,6 +18,14 @@ void hf_sched_tick(struct hf_srv *s);
 void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
 			 const char *plan, const struct hf_kvlist *params);
 
+/*
+ * Makes cfg (already among svc's configs) the target and starts the plan a
+ * configuration change runs (`update` if the spec has one, else `deploy`).
+ * The old target becomes svc->previous, for rollback.
+ */
+void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
+			 struct hf_config *cfg, bool rollback);
+
 /* The statuses of a plan run's steps and phases, as the API shows them. */
 struct hf_plan_view {
 	const struct hf_plan_def *def;
@@ -48,6 +56,10 @@ json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
  */
 void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
 			  struct hf_instance *in, const char *why);
+
+/* Force-completing a decommission step: remove without draining. */
+bool hf_sched_skip_drain(struct hf_srv *s, struct hf_service *svc,
+			 const char *instance);
 
 /* Wakes agents' long polls and waiting clients. */
 void hf_sched_changed(struct hf_srv *s, bool desired);

@@ -295,6 +295,7 @@ void hf_plan_run_release(struct hf_plan_run *r)
 	hf_strlist_release(&r->interrupted_phases);
 	hf_kvlist_release(&r->continues);
 	hf_kvlist_release(&r->params);
+	hf_kvlist_release(&r->step_started);
 }
 
 void hf_state_config_free(struct hf_config *cfg)
@@ -306,6 +307,7 @@ void hf_state_config_free(struct hf_config *cfg)
 	free(cfg->file);
 	hf_kvlist_release(&cfg->options);
 	hf_kvlist_release(&cfg->templates);
+	hf_kvlist_release(&cfg->fingerprints);
 	hf_spec_free(cfg->spec);
 	hf_plan_defs_release(&cfg->plans);
 	free(cfg);
@@ -317,6 +319,7 @@ void hf_state_service_free(struct hf_service *svc)
 		return;
 	free(svc->name);
 	free(svc->target);
+	free(svc->previous);
 	for (size_t i = 0; i < svc->configs.len; i++)
 		hf_state_config_free(svc->configs.items[i]);
 	HF_VEC_FREE(&svc->configs);
@@ -355,6 +358,15 @@ int hf_state_config_load(struct hf_config *cfg, struct hf_diags *diags)
 	if (rc)
 		return rc;
 	hf_spec_build_plans(cfg->spec, &cfg->plans);
+	for (size_t i = 0; i < cfg->spec->pods.len; i++) {
+		const struct hf_spec_pod *pod = &cfg->spec->pods.items[i];
+		json_t *j = hf_spec_pod_to_json(cfg->spec, pod, true);
+		char *fp = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+		hf_kvlist_set(&cfg->fingerprints, pod->name, fp ? fp : "");
+		free(fp);
+		json_decref(j);
+	}
 	return 0;
 }
 
@@ -499,6 +511,10 @@ json_t *hf_instance_to_json(const struct hf_instance *in)
 	json_object_set_new(o, "message", str_or_null(in->message));
 	json_object_set_new(o, "paused", json_boolean(in->paused));
 	json_object_set_new(o, "replacing", json_boolean(in->replacing));
+	json_object_set_new(o, "decom", json_integer(in->decom));
+	json_object_set_new(o, "drain_done", json_boolean(in->drain_done));
+	json_object_set_new(o, "drain_failed", json_boolean(in->drain_failed));
+	json_object_set_new(o, "drain_skipped", json_boolean(in->drain_skipped));
 	for (size_t i = 0; i < in->slots.len; i++) {
 		const struct hf_task_slot *sl = &in->slots.items[i];
 		json_t *j = json_object();
@@ -540,6 +556,10 @@ static struct hf_instance *instance_from_json(const json_t *o)
 	in->message = str_dup_json(o, "message");
 	in->paused = bool_json(o, "paused");
 	in->replacing = bool_json(o, "replacing");
+	in->decom = (int)int_json(o, "decom", 0);
+	in->drain_done = bool_json(o, "drain_done");
+	in->drain_failed = bool_json(o, "drain_failed");
+	in->drain_skipped = bool_json(o, "drain_skipped");
 	kv_from_json(&in->ports, json_object_get(o, "ports"));
 	json_array_foreach(json_object_get(o, "tasks"), i, j)
 	{
@@ -576,6 +596,8 @@ static json_t *run_to_json(const struct hf_plan_run *r)
 			    strs_json(&r->interrupted_phases));
 	json_object_set_new(o, "continues", kv_json(&r->continues));
 	json_object_set_new(o, "params", kv_json(&r->params));
+	json_object_set_new(o, "step_started", kv_json(&r->step_started));
+	json_object_set_new(o, "reverted", json_boolean(r->reverted));
 	json_object_set_new(o, "started_at", json_integer(r->started_at));
 	json_object_set_new(o, "finished_at", json_integer(r->finished_at));
 	return o;
@@ -598,6 +620,8 @@ static void run_from_json(struct hf_plan_run *r, const json_t *o)
 		       json_object_get(o, "interrupted_phases"));
 	kv_from_json(&r->continues, json_object_get(o, "continues"));
 	kv_from_json(&r->params, json_object_get(o, "params"));
+	kv_from_json(&r->step_started, json_object_get(o, "step_started"));
+	r->reverted = bool_json(o, "reverted");
 	r->started_at = int_json(o, "started_at", 0);
 	r->finished_at = int_json(o, "finished_at", 0);
 }
@@ -632,8 +656,9 @@ void hf_state_save_service(struct hf_srv *s, struct hf_service *svc)
 	char *key = hf_state_key("/services/%s", svc->name, NULL);
 
 	put_json(s, key,
-		 json_pack("{s:s, s:o, s:i, s:b, s:b, s:I}", "name", svc->name,
-			   "target", str_or_null(svc->target), "next_config",
+		 json_pack("{s:s, s:o, s:o, s:i, s:b, s:b, s:I}", "name",
+			   svc->name, "target", str_or_null(svc->target),
+			   "previous", str_or_null(svc->previous), "next_config",
 			   (int)svc->next_config, "removing", svc->removing,
 			   "delete_volumes", svc->delete_volumes, "created",
 			   (json_int_t)svc->created));
@@ -690,6 +715,29 @@ void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
 			   (json_int_t)n->last_seen, "delete_volumes",
 			   strs_json(&n->delete_volumes)));
 	free(key);
+}
+
+void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
+			      struct hf_instance *in)
+{
+	char *key =
+	    hf_state_key("/services/%s/instances/%s", svc->name, in->name);
+	int err = hf_store_delete(s->store, key, NULL);
+
+	if (err && err != HF_ENOTFOUND)
+		fail_stop(s, key, err);
+	free(key);
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		if (svc->instances.items[i] == in) {
+			memmove(&svc->instances.items[i],
+				&svc->instances.items[i + 1],
+				(svc->instances.len - i - 1) *
+				    sizeof(svc->instances.items[0]));
+			svc->instances.len--;
+			break;
+		}
+	}
+	instance_free(in);
 }
 
 void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
@@ -780,6 +828,7 @@ int hf_state_load(struct hf_srv *s, char **err)
 		svc = hf_xcalloc(1, sizeof(*svc));
 		svc->name = unescape(rest);
 		svc->target = str_dup_json(o, "target");
+		svc->previous = str_dup_json(o, "previous");
 		svc->next_config = (unsigned)int_json(o, "next_config", 1);
 		svc->removing = bool_json(o, "removing");
 		svc->delete_volumes = bool_json(o, "delete_volumes");

@@ -78,6 +78,9 @@ struct hf_instance {
 	char *message; /* why it cannot be placed, etc. */
 	bool paused;    /* debug mode: tasks run a sleep instead */
 	bool replacing; /* being replaced: fresh node, ports and volumes */
+	/* Scale-in: 1 draining, 2 stopping tasks; drain outcome. */
+	int decom;
+	bool drain_done, drain_failed, drain_skipped;
 };
 
 struct hf_config {
@@ -89,6 +92,8 @@ struct hf_config {
 	int64_t created;
 	struct hf_spec *spec;      /* parsed */
 	struct hf_plan_defs plans; /* built */
+	/* pod -> its effective spec as compared by the diff (JSON text) */
+	struct hf_kvlist fingerprints;
 };
 
 /* One run of a plan: started, its overrides and its progress. */
@@ -104,12 +109,15 @@ struct hf_plan_run {
 	struct hf_strlist interrupted_phases;
 	struct hf_kvlist continues; /* phase -> count of `continue`s */
 	struct hf_kvlist params;    /* plan parameters (env) */
+	struct hf_kvlist step_started; /* "phase/step" -> unix ms */
+	bool reverted;              /* auto-revert already done for this run */
 	int64_t started_at, finished_at;
 };
 
 struct hf_service {
 	char *name;
 	char *target; /* target config id */
+	char *previous; /* the target before the last change (rollback) */
 	unsigned next_config;
 	bool removing;
 	bool delete_volumes;
@@ -204,6 +212,9 @@ void hf_state_save_instance(struct hf_srv *s, struct hf_service *svc,
 void hf_state_save_run(struct hf_srv *s, struct hf_service *svc,
 		       struct hf_plan_run *run);
 void hf_state_save_node(struct hf_srv *s, struct hf_node *n);
+/* Deletes an instance's record and frees it (it must be in svc). */
+void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
+			      struct hf_instance *in);
 /* Deletes every record of a service in one transaction. */
 void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc);
 /* Loads everything from the store at start. Returns 0 or an error. */

@@ -259,6 +259,9 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		json_object_set_new(o, "count", json_integer(pod->count));
 		json_object_set_new(o, "allow-decommission",
 				    json_boolean(pod->allow_decommission));
+		json_object_set_new(o, "volume-retention",
+				    json_string(pod->retain_volumes ? "retain"
+								    : "delete"));
 		json_object_set_new(o, "placement", str_or_null(pod->placement));
 		a = json_array();
 		for (size_t i = 0; i < pod->constraints.len; i++) {
@@ -391,10 +394,12 @@ json_t *hf_plan_def_to_json(const struct hf_plan_def *def)
 				      hf_strategy_name(ph->strategy), "steps",
 				      steps));
 	}
-	return json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", def->name, "kind",
-			 kind_name(def->kind), "generated", def->generated,
-			 "strategy", hf_strategy_name(def->strategy), "phases",
-			 phases);
+	return json_pack("{s:s, s:s, s:b, s:s, s:f, s:b, s:o}", "name",
+			 def->name, "kind", kind_name(def->kind), "generated",
+			 def->generated, "strategy",
+			 hf_strategy_name(def->strategy), "healthy-deadline",
+			 def->healthy_deadline, "auto-revert", def->auto_revert,
+			 "phases", phases);
 }
 
 json_t *hf_spec_to_json(const struct hf_spec *spec)

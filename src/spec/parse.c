@@ -1309,6 +1309,14 @@ static void parse_task(struct hf_pctx *c, struct hf_spec_pod *pod,
 		}
 	}
 	free(goal);
+	if (strcmp(t->name, HF_DECOMMISSION_TASK) == 0 &&
+	    hf_ynode_get(n, "goal") && t->goal != HF_GOAL_FINISH) {
+		old = hf_pctx_push(c, "goal");
+		hf_pctx_err(c, hf_ynode_get(n, "goal"),
+			    "the decommission task drains an instance once; its "
+			    "goal must be FINISH");
+		hf_pctx_pop(c, old);
+	}
 	get_bool(c, n, "essential", &t->essential);
 	get_str(c, n, "cmd", false, &t->cmd);
 	parse_env(c, n, &t->env);
@@ -1818,6 +1826,7 @@ static const struct keydef pod_keys[] = {
     {"seccomp-profile-name", 0},
     {"container", 0},
     {"user", K_IGNORED},
+    {"volume-retention", 0},
     {"tasks", K_REQUIRED},
     {NULL, 0},
 };
@@ -1868,6 +1877,23 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 	check_keys(c, n, key, pod_keys);
 	get_int(c, n, "count", 0, 100000, &p->count);
 	get_bool(c, n, "allow-decommission", &p->allow_decommission);
+	{
+		char *ret = NULL;
+
+		if (get_str(c, n, "volume-retention", false, &ret)) {
+			if (strcmp(ret, "retain") == 0) {
+				p->retain_volumes = true;
+			} else if (strcmp(ret, "delete") != 0) {
+				old = hf_pctx_push(c, "volume-retention");
+				hf_pctx_err(c, hf_ynode_get(n, "volume-retention"),
+					    "volume-retention must be delete or "
+					    "retain, not '%s'",
+					    ret);
+				hf_pctx_pop(c, old);
+			}
+		}
+		free(ret);
+	}
 	if (get_str(c, n, "placement", true, &p->placement)) {
 		char *why = NULL;
 
@@ -2117,7 +2143,8 @@ static const struct keydef phase_keys[] = {
     {"pod", K_REQUIRED}, {"strategy", 0}, {"steps", 0}, {NULL, 0},
 };
 static const struct keydef plan_keys[] = {
-    {"strategy", 0}, {"phases", K_REQUIRED}, {NULL, 0},
+    {"strategy", 0},         {"phases", K_REQUIRED}, {"healthy-deadline", 0},
+    {"auto-revert", 0},      {NULL, 0},
 };
 
 static void parse_phase(struct hf_pctx *c, struct hf_spec_plan *pl,
@@ -2180,6 +2207,9 @@ static void parse_plans(struct hf_pctx *c, const struct hf_ynode *n)
 
 			check_keys(c, pr->value, pr->key, plan_keys);
 			get_strategy(c, pr->value, &pl->strategy);
+			get_seconds(c, pr->value, "healthy-deadline", true,
+				    &pl->healthy_deadline);
+			get_bool(c, pr->value, "auto-revert", &pl->auto_revert);
 			ph = enter(c, pr->value, "phases", &o2);
 			if (ph) {
 				if (hf_pctx_want_map(c, ph)) {

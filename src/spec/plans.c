@@ -41,6 +41,9 @@ static void default_steps(struct hf_plan_phase_def *ph,
 		const struct hf_spec_task *task = &pod->tasks.items[t];
 		bool clash = false;
 
+		if (strcmp(task->name, HF_DECOMMISSION_TASK) == 0)
+			continue; /* runs only when the instance is removed */
+
 		for (size_t k = 0; k < sets.len; k++)
 			if (sets.items[k] == task->resource_set)
 				clash = true;
@@ -118,6 +121,8 @@ void hf_spec_build_plans(const struct hf_spec *spec, struct hf_plan_defs *out)
 		p->name = hf_xstrdup(src->name);
 		p->kind = kind_of(src->name);
 		p->strategy = src->strategy;
+		p->healthy_deadline = src->healthy_deadline;
+		p->auto_revert = src->auto_revert;
 		for (size_t k = 0; k < src->phases.len; k++) {
 			const struct hf_spec_phase *sp = &src->phases.items[k];
 			const struct hf_spec_pod *pod =

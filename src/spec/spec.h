@@ -342,6 +342,8 @@ struct hf_spec_pod {
 	int64_t shm_size;
 	bool seccomp_unconfined;
 	char *seccomp_profile_name;
+	/* holdfast: keep a decommissioned instance's volumes. */
+	bool retain_volumes;
 	struct {
 		struct hf_spec_task *items;
 		size_t len, cap;
@@ -376,6 +378,9 @@ struct hf_spec_phase {
 struct hf_spec_plan {
 	char *name;
 	enum hf_strategy strategy;
+	/* holdfast: a step not complete this long after it started is ERROR. */
+	double healthy_deadline; /* seconds; 0 = no deadline */
+	bool auto_revert;        /* holdfast: an update in ERROR rolls back */
 	struct {
 		struct hf_spec_phase *items;
 		size_t len, cap;
@@ -486,6 +491,12 @@ size_t hf_spec_check_supported(const struct hf_spec *spec,
 void hf_spec_task_env(const struct hf_spec *spec, const struct hf_spec_pod *pod,
 		      const struct hf_spec_task *task, struct hf_kvlist *env);
 
+/*
+ * A pod's task named "decommission" (goal FINISH) drains an instance
+ * before it is removed by a scale-in; it is never part of default steps.
+ */
+#define HF_DECOMMISSION_TASK "decommission"
+
 /* ------------------------------------------------------------------ */
 /* Plans built from a spec                                             */
 
@@ -517,6 +528,8 @@ struct hf_plan_def {
 	enum hf_plan_kind kind;
 	bool generated; /* built by holdfast, not written in the spec */
 	enum hf_strategy strategy;
+	double healthy_deadline; /* seconds; 0 = none */
+	bool auto_revert;
 	struct {
 		struct hf_plan_phase_def *items;
 		size_t len, cap;

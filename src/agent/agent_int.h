@@ -166,7 +166,6 @@ struct hf_agent {
 	HF_VEC(struct ag_job) jobs;
 	int64_t generation;        /* of the last applied response */
 	uint64_t seq;              /* of the last request built */
-	uint64_t applied_seq;      /* of the request whose answer was applied */
 	size_t server;             /* index into opts->servers */
 	bool sync_dirty;
 	bool stopping;

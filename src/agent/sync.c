@@ -5,14 +5,16 @@
  * task changed state so an exit reaches the server without waiting for
  * the long poll to end. Both apply the desired set they get back.
  *
- * Two answers may arrive out of order (a long poll sent before a short
- * sync can be answered after it). An answer is applied unless it is older
- * on both counts: a lower generation than the one applied AND an earlier
- * request. The generation alone is not enough, since a restarted server
- * may start counting again; the request order alone is not enough, since
- * a long poll held open sees later server state than a short sync sent
- * after it. Applying is idempotent, so the only answers that matter are
- * stale ones, which this rule drops.
+ * Two answers may be applied out of order: a long poll sent before a short
+ * sync may be answered after it, and either thread may be the first to
+ * take the lock with its answer. An answer is therefore dropped when its
+ * generation is lower than the one applied AND the agent had not yet
+ * applied that one when it sent the request: then the answer may predate
+ * what the agent already knows. A lower generation in answer to a request
+ * that already carried the higher one means the server went back (a
+ * restart on a restored store), and is applied. Applying is idempotent,
+ * so applying an answer twice, or two answers of one generation, is
+ * harmless.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,13 +32,18 @@
 #define SHORT_TIMEOUT_MS 10000
 #define LONG_SLACK_MS 10000
 
-/* The request body. Lock held. *seq receives the request's number. */
-static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq)
+/*
+ * The request body. Lock held. *seq receives the request's number,
+ * *sent_gen the generation it tells the server.
+ */
+static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
+			   int64_t *sent_gen)
 {
 	json_t *o, *tasks = json_array(), *deleted = json_array();
 	char *text;
 
 	*seq = ++ag->seq;
+	*sent_gen = ag->generation;
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
@@ -210,7 +217,8 @@ out:
 	HF_VEC_FREE(&fresh);
 }
 
-static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq)
+static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
+			   int64_t sent_gen)
 {
 	json_t *gen = json_object_get(r, "generation");
 	json_t *orders = json_object_get(r, "tasks");
@@ -224,14 +232,12 @@ static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq)
 		return;
 	}
 	g = json_integer_value(gen);
-	if (g < ag->generation && seq < ag->applied_seq)
+	if (g < ag->generation && sent_gen < ag->generation)
 		return; /* stale: see the top of this file */
 	if (g != ag->generation)
 		ag_log("desired set generation %lld: %zu task(s)",
 		       (long long)g, json_array_size(orders));
 	ag->generation = g;
-	if (seq > ag->applied_seq)
-		ag->applied_seq = seq;
 	for (size_t i = 0; i < ag->tasks.len; i++)
 		ag->tasks.items[i]->listed = false;
 	apply_launches(ag, orders);
@@ -267,10 +273,11 @@ static int sync_once(struct hf_agent *ag, int wait)
 	char *resp = NULL, *err = NULL, *body;
 	json_t *r = NULL;
 	uint64_t seq;
+	int64_t sent_gen;
 	long status = 0;
 	int rc;
 
-	body = build_request(ag, wait, &seq);
+	body = build_request(ag, wait, &seq, &sent_gen);
 	pthread_mutex_unlock(&ag->mu);
 	rc = hf_httpc_request(url, "POST", "/v1/agent/sync", o->token, body,
 			      wait ? wait * 1000L + LONG_SLACK_MS
@@ -284,7 +291,7 @@ static int sync_once(struct hf_agent *ag, int wait)
 		if (ag->link_down)
 			ag_log("server %s answers again", url);
 		ag->link_down = false;
-		apply_response(ag, r, seq);
+		apply_response(ag, r, seq, sent_gen);
 		rc = 0;
 		goto out;
 	}

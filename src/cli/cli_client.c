@@ -1449,6 +1449,126 @@ static int cmd_events(int argc, char **argv)
 	return rc;
 }
 
+static int print_chunk(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	if (len) {
+		fwrite(data, 1, len, stdout);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int cmd_task_logs(int argc, char **argv)
+{
+	const char *task = NULL, *tail = "100";
+	bool follow = false, err_stream = false;
+	char *esc, *path, *err = NULL, *err_body = NULL;
+	long status = 0;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "-f") == 0 || strcmp(argv[k], "--follow") == 0)
+			follow = true;
+		else if (strcmp(argv[k], "--stderr") == 0)
+			err_stream = true;
+		else if (strcmp(argv[k], "--tail") == 0 && k + 1 < argc)
+			tail = argv[++k];
+		else if (!task && argv[k][0] != '-')
+			task = argv[k];
+		else
+			return hf_cli_usage("task", "logs");
+	}
+	if (!task || strspn(tail, "0123456789") != strlen(tail))
+		return hf_cli_usage("task", "logs");
+	esc = hf_url_escape(task);
+	path = hf_xasprintf("/v1/tasks/%s/logs?stream=%s&tail=%s&follow=%s", esc,
+			    err_stream ? "stderr" : "stdout", tail,
+			    follow ? "true" : "false");
+	rc = hf_httpc_stream(addr(), path, token(), NULL, 0, print_chunk, NULL,
+			     &status, &err_body, &err);
+	if (rc) {
+		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
+			addr(), err ? err : "error");
+		rc = HF_EXIT_SERVER;
+	} else if (status != 200) {
+		json_error_t jerr;
+		json_t *b = json_loads(err_body ? err_body : "", 0, &jerr);
+
+		rc = api_error(status, b);
+		json_decref(b);
+	}
+	free(err);
+	free(err_body);
+	free(esc);
+	free(path);
+	return rc;
+}
+
+static int cmd_task_exec(int argc, char **argv)
+{
+	const char *task = NULL;
+	struct hf_buf cmd = HF_BUF_INIT;
+	char *esc, *path;
+	json_t *body, *out = NULL;
+	long status;
+	int k, rc;
+
+	for (k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--") == 0) {
+			k++;
+			break;
+		}
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!task)
+			task = argv[k];
+		else
+			break;
+	}
+	if (!task || k >= argc)
+		return hf_cli_usage("task", "exec");
+	/* One shell command line, quoting each argument. */
+	for (; k < argc; k++) {
+		hf_buf_adds(&cmd, cmd.len ? " '" : "'");
+		for (const char *c = argv[k]; *c; c++) {
+			if (*c == '\'')
+				hf_buf_adds(&cmd, "'\\''");
+			else
+				hf_buf_addc(&cmd, *c);
+		}
+		hf_buf_addc(&cmd, '\'');
+	}
+	body = json_pack("{s:s}", "cmd", hf_buf_str(&cmd));
+	esc = hf_url_escape(task);
+	path = hf_xasprintf("/v1/tasks/%s/exec", esc);
+	rc = api("POST", path, body, &status, &out);
+	if (!rc) {
+		if (status != 200) {
+			rc = api_error(status, out);
+		} else if (g.json) {
+			print_json(out);
+		} else {
+			const char *o = json_string_value(json_object_get(out, "stdout"));
+			const char *e = json_string_value(json_object_get(out, "stderr"));
+
+			if (o)
+				fputs(o, stdout);
+			if (e)
+				fputs(e, stderr);
+			rc = (int)json_integer_value(json_object_get(out, "exit_code"));
+			if (rc < 0 || rc > 255)
+				rc = HF_EXIT_FAIL;
+		}
+	}
+	json_decref(body);
+	json_decref(out);
+	hf_buf_release(&cmd);
+	free(esc);
+	free(path);
+	return rc;
+}
+
 static int cmd_node_list(int argc, char **argv)
 {
 	long status;
@@ -1566,6 +1686,15 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "show the target configuration", NULL},
     {"node", "list", cmd_node_list, "[--json]", "list nodes and their agents",
      NULL},
+    {"task", "logs", cmd_task_logs, "TASK [-f] [--stderr] [--tail N]",
+     "show a task's stdout (or stderr); -f follows",
+     "TASK is a task name such as hello-0-server (its current launch) or\n"
+     "a task id."},
+    {"task", "exec", cmd_task_exec, "TASK -- CMD [ARG...]",
+     "run a command in a task's sandbox with its environment",
+     "For debugging: the command runs on the task's node, in its sandbox,\n"
+     "with the task's environment, and its output and exit status come\n"
+     "back. It is not interactive and is stopped after 120 s."},
     {"events", NULL, cmd_events, "[-f] [--since ID] [--json]",
      "show what the server changed, and why (-f follows)",
      "Every state change the server makes is an event: who, what, before\n"

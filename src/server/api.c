@@ -15,6 +15,7 @@
 #include "server/events.h"
 #include "server/metrics.h"
 #include "server/sched.h"
+#include "server/tasks_api.h"
 
 #define AGENT_MAX_WAIT_S 30
 
@@ -1409,6 +1410,21 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 			n->address = hf_xstrdup(a);
 			fresh = true;
 		}
+		{
+			const char *api =
+			    json_string_value(json_object_get(info, "api"));
+			const char *key =
+			    json_string_value(json_object_get(info, "api_key"));
+
+			if (api && (!n->api || strcmp(api, n->api))) {
+				free(n->api);
+				n->api = hf_xstrdup(api);
+			}
+			if (key && (!n->api_key || strcmp(key, n->api_key))) {
+				free(n->api_key);
+				n->api_key = hf_xstrdup(key);
+			}
+		}
 		if (note && (!n->cgroups || strcmp(note, n->cgroups))) {
 			free(n->cgroups);
 			n->cgroups = hf_xstrdup(note);
@@ -1581,6 +1597,10 @@ static const struct hf_http_route routes[] = {
     {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
      "since follow service"},
     {"GET", "/metrics", hf_metrics_handler, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/tasks/{task}/logs", hf_task_logs_handler,
+     HF_ROUTE_READ | HF_ROUTE_STREAM, "stream tail follow"},
+    {"POST", "/v1/tasks/{task}/exec", hf_task_exec_handler, HF_ROUTE_WRITE,
+     NULL},
     {"GET", "/v1/service/{svc}/plans", h_plans_list, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/plans/{plan}", h_plan_get, HF_ROUTE_READ,
      NULL},

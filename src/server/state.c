@@ -340,6 +340,8 @@ void hf_state_node_free(struct hf_node *n)
 	free(n->hostname);
 	free(n->address);
 	free(n->cgroups);
+	free(n->api);
+	free(n->api_key);
 	hf_kvlist_release(&n->attributes);
 	hf_strlist_release(&n->delete_volumes);
 	free(n);

@@ -144,6 +144,8 @@ struct hf_node {
 	double cpus, memory_mb, disk_mb;
 	int64_t port_begin, port_end;
 	char *cgroups;
+	char *api;     /* the agent's own API (logs, exec), from its info */
+	char *api_key; /* its bearer token; memory only */
 	int64_t last_seen;
 	int64_t agent_started_at;
 	double last_report_seq; /* the newest sync's "seq" */

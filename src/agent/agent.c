@@ -504,10 +504,12 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		return HF_EIO;
 	}
 	version = hf_cgroup_probe(&note);
-	ag_log("cgroups: %s", note ? note : "no description");
-	if (version == 0)
-		ag_log("task cpu and memory limits are NOT enforced on this "
-		       "node (see the cgroups line above)");
+	if (version)
+		ag_log("task cpu and memory limits are enforced with cgroups "
+		       "(%s)", note ? note : "no details");
+	else
+		ag_log("task cpu and memory limits are NOT enforced: %s",
+		       note ? note : "cgroups are not usable");
 	ag->info = build_info(o, version, note ? note : "", ag->started_at);
 	free(note);
 	return ag_state_load(ag);

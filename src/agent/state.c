@@ -244,7 +244,7 @@ static void set_str(char **dst, const char *src)
 
 static void log_end(const struct ag_task *t)
 {
-	if (t->state == AG_EXITED && t->stop == AG_STOP_HEALTH)
+	if (t->state == AG_EXITED && t->stop == AG_STOP_HEALTH && t->message)
 		ag_log("task %s exited: %s", t->id, t->message);
 	else if (t->state == AG_EXITED && t->signal)
 		ag_log("task %s exited: killed by signal %d%s", t->id,
@@ -287,7 +287,9 @@ void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 		ns = AG_RUNNING;
 		break;
 	case HF_SHIM_EXITED:
-		ns = t->stop == AG_STOP_ORDER ? AG_KILLED : AG_EXITED;
+		/* Killed on order only if the stop came before the end. */
+		ns = t->stop == AG_STOP_ORDER && st->stop_requested ? AG_KILLED
+								    : AG_EXITED;
 		break;
 	case HF_SHIM_FAILED_TO_START:
 		ns = AG_FAILED;
@@ -303,7 +305,7 @@ void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 	t->exit_code = st->exit_code;
 	t->signal = st->signal;
 	t->oom_killed = st->oom_killed;
-	if (ns == AG_EXITED && t->stop == AG_STOP_HEALTH)
+	if (ns == AG_EXITED && t->stop == AG_STOP_HEALTH && st->stop_requested)
 		set_str(&t->message, t->stop_message);
 	else
 		set_str(&t->message, st->message);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "plan/placement.h"
 #include "server/events.h"
 #include "server/sched.h"
 
@@ -179,38 +180,110 @@ static void set_message(struct hf_instance *in, const char *msg)
 	in->message = msg ? hf_xstrdup(msg) : NULL;
 }
 
+/* The first static port of the pod that is taken on node, or 0. */
+static int64_t static_port_clash(struct hf_srv *s,
+				 const struct hf_spec_pod *pod,
+				 const struct hf_instance *in, const char *node,
+				 const char **port_name)
+{
+	for (size_t r = 0; r < pod->resource_sets.len; r++) {
+		const struct hf_spec_resource_set *rs = &pod->resource_sets.items[r];
+
+		for (size_t p = 0; p < rs->ports.len; p++) {
+			const struct hf_spec_port *sp = &rs->ports.items[p];
+
+			if (sp->port > 0 &&
+			    port_used_on_node(s, node, in, sp->port)) {
+				*port_name = sp->name;
+				return sp->port;
+			}
+		}
+	}
+	return 0;
+}
+
 /*
  * Gives an instance a node and its ports, once, for its lifetime: ports
- * and volumes stay the same across task restarts.
+ * and volumes stay the same across task restarts. The node must satisfy
+ * the pod's placement constraints (plan/placement.h) and have its static
+ * ports free; among those the least loaded wins.
  */
 static bool place(struct hf_srv *s, struct hf_service *svc,
 		  const struct hf_spec_pod *pod, struct hf_instance *in,
 		  int64_t now)
 {
-	struct hf_node *best = NULL;
-	size_t best_load = 0;
+	struct hf_place_node *cands;
+	HF_VEC(size_t) placed = {0};
 	struct hf_kvlist ports = {0};
+	struct hf_strlist notes = {0};
+	struct hf_node *best;
 	char *why = NULL;
+	long pick;
 
 	if (in->node)
 		return true;
+	cands = hf_xcalloc(s->nodes.len + 1, sizeof(*cands));
 	for (size_t i = 0; i < s->nodes.len; i++) {
 		struct hf_node *n = s->nodes.items[i];
-		size_t load;
+		struct hf_place_node *c = &cands[i];
+		const char *pname = NULL;
+		int64_t clash;
 
-		if (now - n->last_seen > PLACEMENT_NODE_FRESH_MS)
+		c->id = n->id;
+		c->hostname = n->hostname;
+		c->attributes = &n->attributes;
+		c->load = node_instances(s, n->id);
+		c->usable = now - n->last_seen <= PLACEMENT_NODE_FRESH_MS;
+		if (!c->usable) {
+			c->unusable_why = "its agent is not connected";
 			continue;
-		load = node_instances(s, n->id);
-		if (!best || load < best_load) {
-			best = n;
-			best_load = load;
+		}
+		clash = static_port_clash(s, pod, in, n->id, &pname);
+		if (clash) {
+			char *note = hf_xasprintf("port %lld (%s) is already "
+						  "reserved there",
+						  (long long)clash, pname);
+
+			hf_strlist_push(&notes, note);
+			free(note);
+			c->usable = false;
+			c->unusable_why = notes.items[notes.len - 1];
 		}
 	}
-	if (!best) {
-		if (!in->message || !strstr(in->message, "agent"))
-			set_message(in, "waiting for an agent to register");
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *o = svc->instances.items[i];
+
+		if (o == in || !o->node || strcmp(o->pod, in->pod) != 0)
+			continue;
+		for (size_t k = 0; k < s->nodes.len; k++)
+			if (strcmp(s->nodes.items[k]->id, o->node) == 0)
+				*HF_VEC_PUSH(&placed) = k;
+	}
+	pick = hf_place_choose(pod->constraints.items, pod->constraints.len,
+			       cands, s->nodes.len, placed.items, placed.len,
+			       &why);
+	free(cands);
+	hf_strlist_release(&notes);
+	HF_VEC_FREE(&placed);
+	if (pick < 0) {
+		char *msg = s->nodes.len
+				? hf_xasprintf("cannot be placed: %s", why)
+				: hf_xstrdup("waiting for an agent to register");
+
+		if (!in->message || strcmp(in->message, msg) != 0) {
+			hf_log("service %s: %s %s", svc->name, in->name, msg);
+			hf_event(s, "scheduler", svc->name, "pod", in->name,
+				 NULL, "unplaced", msg);
+			set_message(in, msg);
+			if (s->nodes.len)
+				hf_state_save_instance(s, svc, in);
+		}
+		free(msg);
+		free(why);
 		return false;
 	}
+	best = s->nodes.items[pick];
+	/* Dynamic ports: the lowest free ones of the node's range. */
 	for (size_t r = 0; r < pod->resource_sets.len && !why; r++) {
 		const struct hf_spec_resource_set *rs = &pod->resource_sets.items[r];
 
@@ -219,13 +292,7 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 			int64_t num = sp->port;
 			char buf[24];
 
-			if (num > 0) {
-				if (port_used_on_node(s, best->id, in, num))
-					why = hf_xasprintf(
-					    "port %lld (%s) is already reserved "
-					    "on node %s",
-					    (long long)num, sp->name, best->id);
-			} else {
+			if (num == 0) {
 				for (num = best->port_begin;
 				     num <= best->port_end; num++) {
 					bool taken =
@@ -241,8 +308,8 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 				}
 				if (num > best->port_end)
 					why = hf_xasprintf(
-					    "no free port left in %lld-%lld on "
-					    "node %s",
+					    "cannot be placed: no free port left "
+					    "in %lld-%lld on node %s",
 					    (long long)best->port_begin,
 					    (long long)best->port_end, best->id);
 			}
@@ -252,10 +319,7 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 	}
 	if (why) {
 		if (!in->message || strcmp(in->message, why) != 0) {
-			hf_log("service %s: cannot place %s: %s", svc->name,
-			       in->name, why);
-			hf_event(s, "scheduler", svc->name, "pod", in->name,
-				 NULL, "unplaced", why);
+			hf_log("service %s: %s %s", svc->name, in->name, why);
 			set_message(in, why);
 			hf_state_save_instance(s, svc, in);
 		}

@@ -46,6 +46,9 @@ void hf_pctx_pop(struct hf_pctx *c, size_t old)
 
 static void vdiag(struct hf_pctx *c, enum hf_diag_level level, int line,
 		  int col, const char *path, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+static void vdiag(struct hf_pctx *c, enum hf_diag_level level, int line,
+		  int col, const char *path, const char *fmt, va_list ap)
 {
 	struct hf_buf b = HF_BUF_INIT;
 

@@ -17,6 +17,8 @@
 #include "server/sched.h"
 
 #define PLACEMENT_NODE_FRESH_MS (60 * 1000)
+/* Failures of a custom plan's FINISH/ONCE task before its step is ERROR. */
+#define CUSTOM_MAX_FAILURES 3
 
 void hf_sched_changed(struct hf_srv *s, bool desired)
 {
@@ -131,6 +133,13 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 		free(id);
 		if (!mine)
 			return HF_FACT_NONE;
+		/*
+		 * A custom plan's FINISH or ONCE task that keeps failing
+		 * ends the plan in ERROR instead of retrying forever.
+		 */
+		if (task->goal != HF_GOAL_RUNNING &&
+		    sl->failures >= CUSTOM_MAX_FAILURES && !r->kill)
+			return HF_FACT_ERROR;
 	}
 	if (r->kill && !r->finished_at)
 		return HF_FACT_STAGED;
@@ -178,6 +187,40 @@ static void set_message(struct hf_instance *in, const char *msg)
 {
 	free(in->message);
 	in->message = msg ? hf_xstrdup(msg) : NULL;
+}
+
+/* What an instance of pod reserves: all its resource sets together. */
+static void pod_demand(const struct hf_spec_pod *pod, double *cpus,
+		       double *mem)
+{
+	*cpus = *mem = 0;
+	for (size_t r = 0; pod && r < pod->resource_sets.len; r++) {
+		*cpus += pod->resource_sets.items[r].cpus;
+		*mem += pod->resource_sets.items[r].memory_mb;
+	}
+}
+
+/* Reservations already on a node, over every service's instances. */
+static void node_reserved(struct hf_srv *s, const char *node,
+			  const struct hf_instance *self, double *cpus,
+			  double *mem)
+{
+	*cpus = *mem = 0;
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+		struct hf_config *cfg = hf_state_target(svc);
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+			double c, m;
+
+			if (in == self || !in->node || strcmp(in->node, node))
+				continue;
+			pod_demand(pod_of(cfg, in->pod), &c, &m);
+			*cpus += c;
+			*mem += m;
+		}
+	}
 }
 
 /* The first static port of the pod that is taken on node, or 0. */
@@ -237,6 +280,27 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 		if (!c->usable) {
 			c->unusable_why = "its agent is not connected";
 			continue;
+		}
+		{
+			double need_c, need_m, used_c, used_m;
+
+			pod_demand(pod, &need_c, &need_m);
+			node_reserved(s, n->id, in, &used_c, &used_m);
+			if ((n->cpus > 0 && used_c + need_c > n->cpus + 1e-9) ||
+			    (n->memory_mb > 0 &&
+			     used_m + need_m > n->memory_mb + 1e-9)) {
+				char *note = hf_xasprintf(
+				    "it has %g cpus and %g MB free, the pod "
+				    "needs %g cpus and %g MB",
+				    n->cpus - used_c, n->memory_mb - used_m,
+				    need_c, need_m);
+
+				hf_strlist_push(&notes, note);
+				free(note);
+				c->usable = false;
+				c->unusable_why = notes.items[notes.len - 1];
+				continue;
+			}
 		}
 		clash = static_port_clash(s, pod, in, n->id, &pname);
 		if (clash) {
@@ -901,6 +965,34 @@ void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
 	}
 	run->started_at = hf_now_ms();
 	run->finished_at = 0;
+	/* A new run of a custom plan starts its tasks' failure count afresh. */
+	if (is_custom(run)) {
+		struct hf_config *cfg = hf_state_target(svc);
+		const struct hf_plan_def *def =
+		    cfg ? hf_plan_defs_find(&cfg->plans, plan) : NULL;
+
+		for (size_t p = 0; def && p < def->phases.len; p++)
+			for (size_t k = 0; k < def->phases.items[p].steps.len;
+			     k++) {
+				const struct hf_plan_step_def *st =
+				    &def->phases.items[p].steps.items[k];
+				char *iname = hf_xasprintf("%s-%lld", st->pod,
+							   (long long)st->index);
+				struct hf_instance *in =
+				    hf_state_instance(svc, iname);
+
+				free(iname);
+				for (size_t t = 0; in && t < st->tasks.len; t++) {
+					struct hf_task_slot *sl =
+					    hf_state_slot(in, st->tasks.items[t]);
+
+					sl->failures = 0;
+					sl->backoff_until = 0;
+				}
+				if (in)
+					hf_state_save_instance(s, svc, in);
+			}
+	}
 	hf_state_save_run(s, svc, run);
 	hf_log("service %s: plan %s started (run %u)", svc->name, plan,
 	       run->number);

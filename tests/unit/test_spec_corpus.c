@@ -1140,6 +1140,9 @@ static void add_examples(void)
 		  "web-2:[server], web-3:[server]",
 		  "deploy/worker = worker-0:[worker], worker-1:[worker], "
 		  "worker-2:[worker]"}},
+		{"redis.yml", "deploy = primary, replica",
+		 {"deploy/primary = primary-0:[server]",
+		  "deploy/replica = replica-0:[server], replica-1:[server]"}},
 	};
 
 	for (size_t i = 0; i < HF_ARRAY_LEN(examples); i++) {

@@ -376,6 +376,7 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 	};
 	struct deploy_args a = {0};
 	struct hf_diags diags = {0};
+	struct hf_kvlist cli_opts = {0};
 	struct hf_spec *spec = NULL;
 	struct hf_spec_load_opts lo = {0};
 	json_t *body = NULL, *opts_j, *tmpl_j, *out = NULL;
@@ -392,7 +393,8 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 			a.file = optarg;
 			break;
 		case 'o':
-			if (hf_options_add_arg(&a.options, optarg, &diags))
+			/* -o wins over options files, whatever the order. */
+			if (hf_options_add_arg(&cli_opts, optarg, &diags))
 				goto out;
 			break;
 		case 'F': {
@@ -427,6 +429,7 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 			goto out;
 		}
 	}
+	hf_kvlist_copy(&a.options, &cli_opts);
 	if (verb != SPEC_DEPLOY && optind < argc)
 		name = argv[optind++];
 	if (!name && verb != SPEC_DEPLOY)
@@ -531,6 +534,7 @@ out:
 	hf_diags_release(&diags);
 	hf_spec_free(spec);
 	hf_kvlist_release(&a.options);
+	hf_kvlist_release(&cli_opts);
 	hf_strlist_release(&a.template_dirs);
 	json_decref(body);
 	json_decref(out);

@@ -46,6 +46,7 @@ static int parse_spec_args(int argc, char **argv, int want_files,
 	    {NULL, 0, NULL, 0},
 	};
 	struct hf_diags diags = {0};
+	struct hf_kvlist cli_opts = {0};
 	int c, rc = 0;
 
 	optind = 1;
@@ -53,7 +54,8 @@ static int parse_spec_args(int argc, char **argv, int want_files,
 	while ((c = getopt_long(argc, argv, ":o:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
-			if (hf_options_add_arg(&a->options, optarg, &diags))
+			/* -o wins over options files, whatever the order. */
+			if (hf_options_add_arg(&cli_opts, optarg, &diags))
 				rc = HF_EXIT_USAGE;
 			break;
 		case 'O':
@@ -86,13 +88,19 @@ static int parse_spec_args(int argc, char **argv, int want_files,
 		case ':':
 			fprintf(stderr, "holdfast: %s needs a value\n",
 				argv[optind - 1]);
+			hf_kvlist_release(&cli_opts);
+			hf_diags_release(&diags);
 			return HF_EXIT_USAGE;
 		default:
 			fprintf(stderr, "holdfast: unknown flag %s\n",
 				argv[optind - 1]);
+			hf_kvlist_release(&cli_opts);
+			hf_diags_release(&diags);
 			return HF_EXIT_USAGE;
 		}
 	}
+	hf_kvlist_copy(&a->options, &cli_opts);
+	hf_kvlist_release(&cli_opts);
 	if (diags.len) {
 		hf_diags_print(stderr, &diags);
 		hf_diags_release(&diags);
@@ -180,6 +188,18 @@ int hf_cmd_spec_validate(int argc, char **argv)
 		print_json(j);
 		json_decref(j);
 	} else if (rc == 0) {
+		struct hf_diags un = {0};
+
+		if (hf_spec_check_supported(spec, &un)) {
+			for (size_t i = 0; i < un.len; i++)
+				un.items[i].level = HF_DIAG_WARNING;
+			hf_diags_print(stderr, &un);
+			fprintf(stderr,
+				"%s: valid, but holdfast refuses to deploy it "
+				"until the features above are supported\n",
+				a.files[0]);
+		}
+		hf_diags_release(&un);
 		printf("%s: valid (service '%s', %zu pod type%s, %zu plan%s)\n",
 		       a.files[0], spec->name, spec->pods.len,
 		       spec->pods.len == 1 ? "" : "s", spec->plans.len,

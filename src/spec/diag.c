@@ -51,19 +51,37 @@ static int diag_cmp(const struct hf_diag *a, const struct hf_diag *b)
 	return 0;
 }
 
+struct diag_ref {
+	struct hf_diag d;
+	size_t seq;
+};
+
+static int diag_ref_cmp(const void *a, const void *b)
+{
+	const struct diag_ref *x = a, *y = b;
+	int c = diag_cmp(&x->d, &y->d);
+
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 void hf_diags_sort(struct hf_diags *d)
 {
-	/* Insertion sort: stable, and diagnostic lists are short. */
-	for (size_t i = 1; i < d->len; i++) {
-		struct hf_diag tmp = d->items[i];
-		size_t j = i;
+	/* qsort with the original order as the last key: stable, n log n. */
+	struct diag_ref *tmp;
 
-		while (j > 0 && diag_cmp(&d->items[j - 1], &tmp) > 0) {
-			d->items[j] = d->items[j - 1];
-			j--;
-		}
-		d->items[j] = tmp;
+	if (d->len < 2)
+		return;
+	tmp = hf_xcalloc(d->len, sizeof(*tmp));
+	for (size_t i = 0; i < d->len; i++) {
+		tmp[i].d = d->items[i];
+		tmp[i].seq = i;
 	}
+	qsort(tmp, d->len, sizeof(*tmp), diag_ref_cmp);
+	for (size_t i = 0; i < d->len; i++)
+		d->items[i] = tmp[i].d;
+	free(tmp);
 }
 
 void hf_diags_print(FILE *f, const struct hf_diags *d)

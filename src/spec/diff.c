@@ -27,10 +27,12 @@ static char *short_text(const json_t *j)
 	char *s = json_text(j);
 
 	if (strlen(s) > 80) {
-		s[77] = '.';
-		s[78] = '.';
-		s[79] = '.';
-		s[80] = '\0';
+		size_t cut = 77;
+
+		/* Never split a UTF-8 character. */
+		while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+			cut--;
+		strcpy(s + cut, "...");
 	}
 	return s;
 }

@@ -83,6 +83,9 @@ int hf_linemap_lookup(const struct hf_linemap *m, int out_line)
 {
 	if (m && out_line >= 1 && (size_t)out_line <= m->len)
 		return m->items[out_line - 1];
+	/* Past the map (a parser's end-of-input): the template's last line. */
+	if (m && m->len && out_line >= 1)
+		return m->items[m->len - 1];
 	return out_line;
 }
 

@@ -16,6 +16,10 @@
 #include "common/err.h"
 #include "spec/internal.h"
 
+/* Bounds that keep validation fast on hostile specs. */
+#define HF_SPEC_MAX_PORTS 1000
+#define HF_SPEC_MAX_TASKS 1000
+
 /* ------------------------------------------------------------------ */
 /* Paths and diagnostics                                               */
 
@@ -512,6 +516,11 @@ static bool get_seconds(struct hf_pctx *c, const struct hf_ynode *map,
 			hf_pctx_err(c, n, "'%s' must be %s, not %s", key,
 				    positive ? "greater than 0" : "at least 0",
 				    n->str);
+		else if (v * mult > 1e7)
+			hf_pctx_err(c, n,
+				    "'%s' of %s is too long (at most 10000000 "
+				    "seconds)",
+				    key, n->str);
 		else {
 			*out = v * mult;
 			ok = true;
@@ -855,7 +864,11 @@ static void parse_ports(struct hf_pctx *c, const struct hf_ynode *map,
 
 	if (!n)
 		return;
-	if (!hf_ynode_is_null(n) && hf_pctx_want_map(c, n)) {
+	if (!hf_ynode_is_null(n) && hf_pctx_want_map(c, n) &&
+	    n->npairs > HF_SPEC_MAX_PORTS) {
+		hf_pctx_err(c, n, "a task or resource set takes at most %d ports",
+			    HF_SPEC_MAX_PORTS);
+	} else if (!hf_ynode_is_null(n) && n->kind == HF_Y_MAP) {
 		for (size_t i = 0; i < n->npairs; i++) {
 			size_t o2 = hf_pctx_push(c, n->pairs[i].key->str);
 			bool dup = false;
@@ -1396,6 +1409,12 @@ static void parse_task(struct hf_pctx *c, struct hf_spec_pod *pod,
 			hf_pctx_err(c, hf_ynode_get(n, "ipc-mode"),
 				    "ipc-mode must be PRIVATE or SHARE_PARENT");
 		unsupported(c, hf_ynode_get(n, "ipc-mode"), "IPC namespaces");
+		hf_pctx_pop(c, old);
+	}
+	if (hf_ynode_get(n, "shm-size") && !t->ipc_mode) {
+		old = hf_pctx_push(c, "shm-size");
+		unsupported(c, hf_ynode_get(n, "shm-size"),
+			    "shared memory sizes");
 		hf_pctx_pop(c, old);
 	}
 	if (get_int(c, n, "shm-size", 1, INT64_MAX, &t->shm_size) &&
@@ -2017,7 +2036,10 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 
 	v = enter(c, n, "tasks", &old);
 	if (v) {
-		if (hf_pctx_want_map(c, v)) {
+		if (hf_pctx_want_map(c, v) && v->npairs > HF_SPEC_MAX_TASKS) {
+			hf_pctx_err(c, v, "a pod takes at most %d tasks",
+				    HF_SPEC_MAX_TASKS);
+		} else if (v->kind == HF_Y_MAP) {
 			if (v->npairs == 0)
 				hf_pctx_err(c, v, "a pod needs at least one task");
 			for (size_t i = 0; i < v->npairs; i++) {

@@ -591,11 +591,15 @@ static void check_phase(struct hf_pctx *c, const struct hf_spec_plan *pl,
 		}
 		for (size_t g = 0; g < se->groups.len; g++) {
 			const struct hf_strlist *grp = &se->groups.items[g];
+			/* Each name is looked up once; pairs compare sets. */
+			const struct hf_spec_task **tks =
+			    hf_xcalloc(grp->len + 1, sizeof(*tks));
 
 			for (size_t k = 0; k < grp->len; k++) {
 				const struct hf_spec_task *tk =
 				    hf_spec_find_task(pod, grp->items[k]);
 
+				tks[k] = tk;
 				if (!tk) {
 					hf_pctx_err_pos(c, se->pos, path,
 							"pod '%s' has no task "
@@ -604,9 +608,7 @@ static void check_phase(struct hf_pctx *c, const struct hf_spec_plan *pl,
 					continue;
 				}
 				for (size_t m = 0; m < k; m++) {
-					const struct hf_spec_task *o =
-					    hf_spec_find_task(pod,
-							      grp->items[m]);
+					const struct hf_spec_task *o = tks[m];
 
 					if (o && o->resource_set ==
 						     tk->resource_set &&
@@ -623,6 +625,7 @@ static void check_phase(struct hf_pctx *c, const struct hf_spec_plan *pl,
 							.name);
 				}
 			}
+			free(tks);
 		}
 		free(path);
 	}
@@ -658,9 +661,53 @@ out:
 	free(base);
 }
 
+/* Pod instances a spec may ask for in all. */
+#define HF_SPEC_MAX_INSTANCES 100000
+
 void hf_spec_validate(struct hf_pctx *c)
 {
 	struct hf_spec *spec = c->spec;
+	int64_t total = 0;
+
+	for (size_t p = 0; p < spec->pods.len; p++) {
+		struct hf_spec_pod *pod = &spec->pods.items[p];
+
+		total += pod->count;
+		if (total > HF_SPEC_MAX_INSTANCES) {
+			char *path = hf_xasprintf("pods.%s.count", pod->name);
+
+			hf_pctx_err_pos(c, pod->pos, path,
+					"the spec asks for more than %d pod "
+					"instances in all",
+					HF_SPEC_MAX_INSTANCES);
+			free(path);
+			break;
+		}
+		/* An explicit set may not take an implicit set's name. */
+		for (size_t r = 0; r < pod->resource_sets.len; r++) {
+			const struct hf_spec_resource_set *rs =
+			    &pod->resource_sets.items[r];
+
+			for (size_t q = 0; !rs->implicit && q < pod->resource_sets.len;
+			     q++) {
+				const struct hf_spec_resource_set *im =
+				    &pod->resource_sets.items[q];
+				char *path;
+
+				if (!im->implicit || strcmp(im->name, rs->name))
+					continue;
+				path = hf_xasprintf("pods.%s.resource-sets.%s",
+						    pod->name, rs->name);
+				hf_pctx_err_pos(c, rs->pos, path,
+						"resource set name '%s' is "
+						"reserved for the resources of "
+						"a task declared without a "
+						"resource-set",
+						rs->name);
+				free(path);
+			}
+		}
+	}
 
 	for (size_t p = 0; p < spec->pods.len; p++) {
 		struct hf_spec_pod *pod = &spec->pods.items[p];

@@ -11,7 +11,12 @@
 
 /* Bounds that keep hostile input from exhausting the stack or memory. */
 #define YTREE_MAX_DEPTH 64
-#define YTREE_MAX_NODES 1000000
+/*
+ * A spec of fifty pod types with ten tasks each is about 10,000 nodes;
+ * the bound leaves room for that many times over while keeping aliases
+ * from expanding a few kilobytes into millions of nodes.
+ */
+#define YTREE_MAX_NODES 100000
 
 struct anchor {
 	char *name;
@@ -62,7 +67,7 @@ static struct hf_ynode *node_new(struct builder *b, enum hf_ykind kind,
 	struct hf_ynode *n;
 
 	if (++b->nodes > YTREE_MAX_NODES) {
-		fail_at(b, m, "the document is too large", NULL);
+		fail_at(b, m, "the document is too large (over 100000 YAML nodes once aliases are expanded)", NULL);
 		return NULL;
 	}
 	n = hf_xcalloc(1, sizeof(*n));

@@ -476,8 +476,9 @@ static void test_linemap(void **state)
 	assert_int_equal(hf_linemap_lookup(&f.map, 1), 1);
 	assert_int_equal(hf_linemap_lookup(&f.map, 2), 6);
 	assert_int_equal(hf_linemap_lookup(&f.map, 6), 10);
-	/* Unmapped lines are their own. */
-	assert_int_equal(hf_linemap_lookup(&f.map, 7), 7);
+	/* Past the map (the parser's end of input): the last mapped line. */
+	assert_int_equal(hf_linemap_lookup(&f.map, 7), 10);
+	/* Out of range below: the line is its own. */
 	assert_int_equal(hf_linemap_lookup(&f.map, 0), 0);
 	assert_int_equal(hf_linemap_lookup(&f.map, -3), -3);
 	assert_int_equal(hf_linemap_lookup(&empty, 4), 4);

@@ -357,25 +357,47 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 			char buf[24];
 
 			if (num == 0) {
-				for (num = best->port_begin;
-				     num <= best->port_end; num++) {
-					bool taken =
-					    port_used_on_node(s, best->id, in,
-							      num);
+				/*
+				 * The port's own ranges when it has some
+				 * (open ends meaning 1 and 65535), else the
+				 * node's dynamic range.
+				 */
+				size_t nr = sp->ranges.len ? sp->ranges.len : 1;
+				bool found = false;
 
-					for (size_t q = 0; q < ports.len; q++)
-						if (atoll(ports.items[q].value) ==
-						    num)
-							taken = true;
-					if (!taken)
-						break;
+				for (size_t ri = 0; ri < nr && !found; ri++) {
+					int64_t lo = best->port_begin,
+						hi = best->port_end;
+
+					if (sp->ranges.len) {
+						lo = sp->ranges.items[ri].begin;
+						hi = sp->ranges.items[ri].end;
+						if (lo < 1)
+							lo = 1;
+						if (hi < 0)
+							hi = 65535;
+					}
+					for (num = lo; num <= hi; num++) {
+						bool taken = port_used_on_node(
+						    s, best->id, in, num);
+
+						for (size_t q = 0; q < ports.len;
+						     q++)
+							if (atoll(ports.items[q]
+								      .value) ==
+							    num)
+								taken = true;
+						if (!taken) {
+							found = true;
+							break;
+						}
+					}
 				}
-				if (num > best->port_end)
+				if (!found)
 					why = hf_xasprintf(
 					    "cannot be placed: no free port left "
-					    "in %lld-%lld on node %s",
-					    (long long)best->port_begin,
-					    (long long)best->port_end, best->id);
+					    "for '%s' on node %s",
+					    sp->name, best->id);
 			}
 			snprintf(buf, sizeof(buf), "%lld", (long long)num);
 			hf_kvlist_set(&ports, sp->name, buf);

@@ -1573,6 +1573,38 @@ static int cmd_task_exec(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_node_decommission(int argc, char **argv)
+{
+	char *esc, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	if (argc != 2)
+		return hf_cli_usage("node", "decommission");
+	esc = hf_url_escape(argv[1]);
+	path = hf_xasprintf("/v1/nodes/%s/decommission", esc);
+	rc = api("POST", path, NULL, &status, &out);
+	if (!rc) {
+		if (status != 200)
+			rc = api_error(status, out);
+		else if (g.json)
+			print_json(out);
+		else {
+			size_t i;
+			json_t *v;
+
+			printf("node %s decommissioned\n", argv[1]);
+			json_array_foreach(json_object_get(out, "replacing"), i, v)
+			    printf("  replacing %s\n", json_string_value(v));
+		}
+		json_decref(out);
+	}
+	free(esc);
+	free(path);
+	return rc;
+}
+
 static int cmd_node_list(int argc, char **argv)
 {
 	long status;
@@ -1699,6 +1731,9 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "For debugging: the command runs on the task's node, in its sandbox,\n"
      "with the task's environment, and its output and exit status come\n"
      "back. It is not interactive and is stopped after 120 s."},
+    {"node", "decommission", cmd_node_decommission, "NODE",
+     "take a node out: its pods are replaced elsewhere with fresh volumes",
+     NULL},
     {"events", NULL, cmd_events, "[-f] [--since ID] [--json]",
      "show what the server changed, and why (-f follows)",
      "Every state change the server makes is an event: who, what, before\n"

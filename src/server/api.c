@@ -951,11 +951,14 @@ static void pod_status(void *ctx, const struct hf_http_req *req,
 		}
 		json_array_append_new(
 		    pods,
-		    json_pack("{s:s, s:s, s:o, s:o, s:b, s:b, s:o}", "name",
+		    json_pack("{s:s, s:s, s:o, s:b, s:o, s:b, s:b, s:o}", "name",
 			      in->name, "pod", in->pod, "node",
-			      str_or_null(in->node), "message",
-			      str_or_null(in->message), "paused", in->paused,
-			      "replacing", in->replacing, "tasks", tasks));
+			      str_or_null(in->node), "node_reachable",
+			      hf_node_reachable(s, hf_state_node(s, in->node),
+						hf_now_ms()),
+			      "message", str_or_null(in->message), "paused",
+			      in->paused, "replacing", in->replacing, "tasks",
+			      tasks));
 	}
 	if (only && !found) {
 		json_decref(pods);
@@ -1349,10 +1352,58 @@ static void h_nodes(void *ctx, const struct hf_http_req *req,
 			      (json_int_t)n->port_end, "cgroups",
 			      str_or_null(n->cgroups), "last_seen",
 			      (json_int_t)n->last_seen, "connected",
-			      now - n->last_seen < 30000));
+			      hf_node_reachable(s, n, now)));
+		json_object_set_new(json_array_get(a, json_array_size(a) - 1),
+				    "decommissioned",
+				    json_boolean(n->decommissioned));
 	}
 	pthread_mutex_unlock(&s->mu);
 	hf_http_json(resp, 200, a);
+}
+
+/*
+ * POST /v1/nodes/{node}/decommission: the node takes no new pods and every
+ * pod instance on it is replaced elsewhere (permanent failure).
+ */
+static void h_node_decommission(void *ctx, const struct hf_http_req *req,
+				struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *id = hf_kvlist_get(&req->params, "node");
+	struct hf_node *n;
+	json_t *moved;
+
+	pthread_mutex_lock(&s->mu);
+	n = hf_state_node(s, id);
+	if (!n) {
+		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", id);
+		goto out;
+	}
+	n->decommissioned = true;
+	hf_state_save_node(s, n);
+	moved = json_array();
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+			char *name;
+
+			if (!in->node || strcmp(in->node, id) != 0)
+				continue;
+			name = hf_xasprintf("%s/%s", svc->name, in->name);
+			json_array_append_new(moved, json_string(name));
+			free(name);
+		}
+	}
+	hf_log("node %s decommissioned by the operator", id);
+	hf_event(s, "operator", NULL, "node", id, NULL, "decommissioned",
+		 "its pods are replaced elsewhere");
+	hf_sched_changed(s, true);
+	hf_http_json(resp, 200,
+		     json_pack("{s:s, s:o}", "node", id, "replacing", moved));
+out:
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void h_version(void *ctx, const struct hf_http_req *req,
@@ -1594,6 +1645,8 @@ static const struct hf_http_route routes[] = {
     {"POST", "/v1/services/{svc}/rollback", h_service_rollback,
      HF_ROUTE_WRITE, "to"},
     {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/nodes/{node}/decommission", h_node_decommission,
+     HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
      "since follow service"},
     {"GET", "/metrics", hf_metrics_handler, HF_ROUTE_READ, NULL},

@@ -16,7 +16,6 @@
 #include "server/events.h"
 #include "server/sched.h"
 
-#define PLACEMENT_NODE_FRESH_MS (60 * 1000)
 /* Failures of a custom plan's FINISH/ONCE task before its step is ERROR. */
 #define CUSTOM_MAX_FAILURES 3
 
@@ -276,9 +275,11 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 		c->hostname = n->hostname;
 		c->attributes = &n->attributes;
 		c->load = node_instances(s, n->id);
-		c->usable = now - n->last_seen <= PLACEMENT_NODE_FRESH_MS;
+		c->usable = hf_node_reachable(s, n, now) && !n->decommissioned;
 		if (!c->usable) {
-			c->unusable_why = "its agent is not connected";
+			c->unusable_why = n->decommissioned
+					      ? "it is decommissioned"
+					      : "its agent is not connected";
 			continue;
 		}
 		{
@@ -533,6 +534,45 @@ static void kill_task(struct hf_srv *s, struct hf_service *svc,
 	hf_sched_changed(s, true);
 }
 
+/*
+ * A replacement instance first runs its pod's `replace` tasks (bootstrap
+ * from a peer, with REPLACED_* in their env). Returns true once they all
+ * finished; launches what is missing otherwise.
+ */
+static bool replace_tasks_done(struct hf_srv *s, struct hf_service *svc,
+			       struct hf_config *cfg,
+			       const struct hf_spec_pod *pod,
+			       struct hf_instance *in, int64_t now)
+{
+	struct hf_strlist todo = {0};
+	bool waiting = false;
+
+	for (size_t i = 0; i < pod->replace_tasks.len; i++) {
+		struct hf_task_slot *sl =
+		    hf_state_slot(in, pod->replace_tasks.items[i]);
+		struct hf_task_rec *r = sl->cur;
+
+		if (r && r->state == HF_TS_FINISHED)
+			continue;
+		waiting = true;
+		if (r && hf_task_state_live(r->state))
+			continue;
+		if (r && sl->backoff_until > now)
+			continue;
+		hf_strlist_push(&todo, sl->task);
+	}
+	if (todo.len)
+		launch(s, svc, cfg->id, NULL, "replace", in, &todo, false);
+	hf_strlist_release(&todo);
+	if (!waiting) {
+		in->replace_pending = false;
+		hf_state_save_instance(s, svc, in);
+		hf_log("service %s: %s finished its replace tasks", svc->name,
+		       in->name);
+	}
+	return !waiting;
+}
+
 static void act_step(struct hf_srv *s, struct hf_service *svc,
 		     struct hf_config *cfg, struct hf_plan_run *run,
 		     const struct hf_plan_step_def *st, int64_t now)
@@ -550,6 +590,8 @@ static void act_step(struct hf_srv *s, struct hf_service *svc,
 	if (!in)
 		in = hf_state_instance_add(svc, st->pod, st->index);
 	if (!place(s, svc, pod, in, now))
+		return;
+	if (in->replace_pending && !replace_tasks_done(s, svc, cfg, pod, in, now))
 		return;
 	for (size_t i = 0; i < st->tasks.len; i++) {
 		const struct hf_spec_task *t = task_spec(pod, st->tasks.items[i]);
@@ -1191,18 +1233,45 @@ void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
 static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 			 struct hf_instance *in)
 {
-	struct hf_node *n;
+	struct hf_node *n = hf_state_node(s, in->node);
+	bool node_gone = !n || !hf_node_reachable(s, n, hf_now_ms()) ||
+			 n->decommissioned;
+	bool live = false;
 
 	for (size_t k = 0; k < in->slots.len; k++) {
 		struct hf_task_rec *r = in->slots.items[k].cur;
 
-		if (r && hf_task_state_live(r->state)) {
-			kill_task(s, svc, in, r, "the pod is being replaced",
-				  false);
-			return;
+		if (!r || !hf_task_state_live(r->state))
+			continue;
+		if (node_gone && (!n || !hf_node_reachable(s, n, hf_now_ms()))) {
+			/*
+			 * The node is gone: nobody can stop the task there.
+			 * If the node comes back, the task is no longer in
+			 * its desired set and its agent stops it.
+			 */
+			r->kill = true;
+			r->state = HF_TS_LOST;
+			r->finished_at = hf_now_ms();
+			free(r->message);
+			r->message = hf_xstrdup("its node is gone; replaced");
+			continue;
 		}
+		kill_task(s, svc, in, r, "the pod is being replaced", false);
+		live = true;
 	}
-	n = hf_state_node(s, in->node);
+	if (live)
+		return;
+	{
+		struct hf_config *cfg = hf_state_target(svc);
+		const struct hf_spec_pod *pod = pod_of(cfg, in->pod);
+
+		free(in->replaced_node);
+		free(in->replaced_address);
+		in->replaced_node = in->node ? hf_xstrdup(in->node) : NULL;
+		in->replaced_address =
+		    n && n->address ? hf_xstrdup(n->address) : NULL;
+		in->replace_pending = pod && pod->replace_tasks.len > 0;
+	}
 	if (n) {
 		char *key = hf_sched_instance_volume_key(svc, in);
 
@@ -1233,6 +1302,56 @@ static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 	hf_state_save_instance(s, svc, in);
 	hf_sched_start_plan(s, svc, "deploy", NULL);
 	hf_sched_changed(s, true);
+}
+
+/*
+ * Instances on a node that stopped answering wait (their volumes are
+ * there); a service that opted in with replacement-failure-policy gets
+ * them replaced elsewhere once the node stayed away long enough. A
+ * decommissioned node's instances are replaced at once.
+ */
+static void tick_node_loss(struct hf_srv *s, struct hf_service *svc,
+			   struct hf_config *cfg, int64_t now)
+{
+	int64_t timeout = cfg->spec->permanent_failure_timeout_ms;
+
+	for (size_t k = 0; k < svc->instances.len; k++) {
+		struct hf_instance *in = svc->instances.items[k];
+		struct hf_node *n = hf_state_node(s, in->node);
+		const char *why = NULL;
+
+		if (!in->node || in->replacing || !n)
+			continue;
+		if (hf_node_reachable(s, n, now)) {
+			if (in->unreachable_since) {
+				in->unreachable_since = 0;
+				hf_event(s, "scheduler", svc->name, "pod",
+					 in->name, "node unreachable",
+					 "node back", n->id);
+			}
+		} else if (!in->unreachable_since) {
+			in->unreachable_since = now;
+			hf_log("service %s: %s waits: node %s is unreachable",
+			       svc->name, in->name, n->id);
+			hf_event(s, "scheduler", svc->name, "pod", in->name, NULL,
+				 "node unreachable", n->id);
+		}
+		if (n->decommissioned)
+			why = "its node is decommissioned";
+		else if (in->unreachable_since && timeout >= 0 &&
+			 now - in->unreachable_since > timeout &&
+			 now - in->unreachable_since >
+			     cfg->spec->min_replace_delay_ms)
+			why = "its node stayed unreachable past the "
+			      "permanent-failure timeout";
+		if (!why)
+			continue;
+		in->replacing = true;
+		hf_log("service %s: replacing %s: %s", svc->name, in->name, why);
+		hf_event(s, "scheduler", svc->name, "pod", in->name, NULL,
+			 "replacing", why);
+		hf_state_save_instance(s, svc, in);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1530,6 +1649,7 @@ void hf_sched_tick(struct hf_srv *s)
 				}
 			}
 		}
+		tick_node_loss(s, svc, cfg, now);
 		for (size_t k = 0; k < svc->instances.len; k++)
 			if (svc->instances.items[k]->replacing)
 				tick_replace(s, svc, svc->instances.items[k]);
@@ -1865,6 +1985,12 @@ json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
 	hf_kvlist_set(&env, "FRAMEWORK_NAME", svc->name);
 	hf_kvlist_set(&env, "SERVICE_NAME", svc->name);
 	hf_kvlist_set(&env, "POD_NAME", in->name);
+	if (in->replaced_node) {
+		hf_kvlist_set(&env, "REPLACED_NODE", in->replaced_node);
+		hf_kvlist_set(&env, "REPLACED_ADDRESS",
+			      in->replaced_address ? in->replaced_address : "");
+		hf_kvlist_set(&env, "REPLACED_INSTANCE", in->name);
+	}
 	ports_j = json_object();
 	for (size_t p = 0; p < rs->ports.len; p++) {
 		const struct hf_spec_port *sp = &rs->ports.items[p];

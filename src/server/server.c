@@ -116,6 +116,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		opts.backoff_max = 60;
 	if (opts.backoff_reset <= 0)
 		opts.backoff_reset = 120;
+	if (opts.node_timeout <= 0)
+		opts.node_timeout = 15;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->changed, NULL);
 	s->opts = opts;
@@ -245,6 +247,7 @@ int hf_server_main(int argc, char **argv)
 	    {"backoff", required_argument, NULL, 'b'},
 	    {"backoff-max", required_argument, NULL, 'm'},
 	    {"port-file", required_argument, NULL, 'p'},
+	    {"node-timeout", required_argument, NULL, 'n'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct hf_server_opts o = {0};
@@ -280,6 +283,9 @@ int hf_server_main(int argc, char **argv)
 			break;
 		case 'p':
 			o.port_file = optarg;
+			break;
+		case 'n':
+			o.node_timeout = atof(optarg);
 			break;
 		default:
 			fprintf(stderr, "holdfast server: unknown or incomplete "

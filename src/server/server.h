@@ -21,6 +21,8 @@ struct hf_server_opts {
 	double backoff_base, backoff_max;
 	/* A task healthy (running) this long resets its backoff (seconds). */
 	double backoff_reset;
+	/* A node whose agent has not synced this long is unreachable (s). */
+	double node_timeout;
 	/* Written once the API listens: "<port>\n" (for dev and tests). */
 	const char *port_file;
 };

@@ -199,6 +199,12 @@ struct hf_task_slot *hf_state_slot(struct hf_instance *in, const char *task)
 	return sl;
 }
 
+bool hf_node_reachable(const struct hf_srv *s, const struct hf_node *n,
+		       int64_t now)
+{
+	return n && now - n->last_seen <= (int64_t)(s->opts.node_timeout * 1000);
+}
+
 struct hf_node *hf_state_node(struct hf_srv *s, const char *id)
 {
 	for (size_t i = 0; id && i < s->nodes.len; i++)
@@ -277,6 +283,8 @@ static void instance_free(struct hf_instance *in)
 	free(in->pod);
 	free(in->node);
 	free(in->message);
+	free(in->replaced_node);
+	free(in->replaced_address);
 	hf_kvlist_release(&in->ports);
 	for (size_t i = 0; i < in->slots.len; i++) {
 		free(in->slots.items[i].task);
@@ -517,6 +525,11 @@ json_t *hf_instance_to_json(const struct hf_instance *in)
 	json_object_set_new(o, "drain_done", json_boolean(in->drain_done));
 	json_object_set_new(o, "drain_failed", json_boolean(in->drain_failed));
 	json_object_set_new(o, "drain_skipped", json_boolean(in->drain_skipped));
+	json_object_set_new(o, "replaced_node", str_or_null(in->replaced_node));
+	json_object_set_new(o, "replaced_address",
+			    str_or_null(in->replaced_address));
+	json_object_set_new(o, "replace_pending",
+			    json_boolean(in->replace_pending));
 	for (size_t i = 0; i < in->slots.len; i++) {
 		const struct hf_task_slot *sl = &in->slots.items[i];
 		json_t *j = json_object();
@@ -562,6 +575,9 @@ static struct hf_instance *instance_from_json(const json_t *o)
 	in->drain_done = bool_json(o, "drain_done");
 	in->drain_failed = bool_json(o, "drain_failed");
 	in->drain_skipped = bool_json(o, "drain_skipped");
+	in->replaced_node = str_dup_json(o, "replaced_node");
+	in->replaced_address = str_dup_json(o, "replaced_address");
+	in->replace_pending = bool_json(o, "replace_pending");
 	kv_from_json(&in->ports, json_object_get(o, "ports"));
 	json_array_foreach(json_object_get(o, "tasks"), i, j)
 	{
@@ -706,7 +722,7 @@ void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
 
 	put_json(s, key,
 		 json_pack("{s:s, s:o, s:o, s:o, s:f, s:f, s:f, s:I, s:I, "
-			   "s:o, s:I, s:o}",
+			   "s:o, s:I, s:o, s:b}",
 			   "id", n->id, "hostname", str_or_null(n->hostname),
 			   "address", str_or_null(n->address), "attributes",
 			   kv_json(&n->attributes), "cpus", n->cpus,
@@ -715,7 +731,8 @@ void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
 			   (json_int_t)n->port_end, "cgroups",
 			   str_or_null(n->cgroups), "last_seen",
 			   (json_int_t)n->last_seen, "delete_volumes",
-			   strs_json(&n->delete_volumes)));
+			   strs_json(&n->delete_volumes), "decommissioned",
+			   n->decommissioned));
 	free(key);
 }
 
@@ -806,6 +823,7 @@ int hf_state_load(struct hf_srv *s, char **err)
 		n->port_end = int_json(o, "port_end", 20000);
 		n->cgroups = str_dup_json(o, "cgroups");
 		n->last_seen = int_json(o, "last_seen", 0);
+		n->decommissioned = bool_json(o, "decommissioned");
 		strs_from_json(&n->delete_volumes,
 			       json_object_get(o, "delete_volumes"));
 		*HF_VEC_PUSH(&s->nodes) = n;

@@ -81,6 +81,10 @@ struct hf_instance {
 	/* Scale-in: 1 draining, 2 stopping tasks; drain outcome. */
 	int decom;
 	bool drain_done, drain_failed, drain_skipped;
+	/* The instance this one replaces (pod replace): for its tasks' env. */
+	char *replaced_node, *replaced_address;
+	bool replace_pending; /* its replace tasks have not finished yet */
+	int64_t unreachable_since; /* its node stopped answering (ms) */
 };
 
 struct hf_config {
@@ -149,6 +153,7 @@ struct hf_node {
 	int64_t last_seen;
 	int64_t agent_started_at;
 	double last_report_seq; /* the newest sync's "seq" */
+	bool decommissioned;    /* no new placements; its pods are replaced */
 	struct hf_strlist delete_volumes; /* volume keys to delete */
 };
 
@@ -176,6 +181,10 @@ struct hf_srv {
 	uint64_t launches, restarts, failures;
 	struct hf_api_metrics *api_metrics;
 };
+
+/* Whether a node's agent synced within the node timeout. */
+bool hf_node_reachable(const struct hf_srv *s, const struct hf_node *n,
+		       int64_t now);
 
 /* Lookups. */
 struct hf_service *hf_state_service(struct hf_srv *s, const char *name);

@@ -276,6 +276,10 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		json_object_set_new(o, "constraints", a);
 	}
 	json_object_set_new(o, "uris", strlist_array(&pod->uris));
+	if (pod->replace_tasks.len)
+		json_object_set_new(o, "replace",
+				    json_pack("{s:o}", "tasks",
+					      strlist_array(&pod->replace_tasks)));
 	json_object_set_new(o, "volumes",
 			    volumes_json(pod->volumes.items, pod->volumes.len));
 	a = json_array();

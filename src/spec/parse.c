@@ -1849,6 +1849,7 @@ static const struct keydef pod_keys[] = {
     {"container", 0},
     {"user", K_IGNORED},
     {"volume-retention", 0},
+    {"replace", 0},
     {"tasks", K_REQUIRED},
     {NULL, 0},
 };
@@ -1930,6 +1931,31 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 		hf_pctx_pop(c, old);
 	}
 	parse_uris(c, n, p);
+	v = enter(c, n, "replace", &old);
+	if (v) {
+		static const struct keydef replace_keys[] = {
+		    {"tasks", K_REQUIRED}, {NULL, 0},
+		};
+
+		if (hf_pctx_want_map(c, v)) {
+			const struct hf_ynode *tl;
+			size_t o2;
+
+			check_keys(c, v, hf_ynode_pair(n, "replace")->key,
+				   replace_keys);
+			tl = enter(c, v, "tasks", &o2);
+			if (tl) {
+				if (want_seq(c, tl))
+					for (size_t i = 0; i < tl->nitems; i++)
+						if (want_scalar(c, tl->items[i]))
+							hf_strlist_push(
+							    &p->replace_tasks,
+							    tl->items[i]->str);
+				hf_pctx_pop(c, o2);
+			}
+		}
+		hf_pctx_pop(c, old);
+	}
 	parse_volumes(c, n, &p->volumes);
 	parse_resource_sets(c, n, p);
 	parse_rlimits(c, n, p);
@@ -2276,7 +2302,12 @@ static void parse_plans(struct hf_pctx *c, const struct hf_ynode *n)
 
 static const struct keydef top_keys[] = {
     {"name", K_REQUIRED}, {"web-url", 0}, {"scheduler", 0},
-    {"pods", K_REQUIRED}, {"plans", 0},   {NULL, 0},
+    {"pods", K_REQUIRED}, {"plans", 0},   {"replacement-failure-policy", 0},
+    {NULL, 0},
+};
+static const struct keydef rfp_keys[] = {
+    {"permanent-failure-timeout-ms", 0}, {"min-replace-delay-ms", 0},
+    {NULL, 0},
 };
 
 /*
@@ -2361,6 +2392,23 @@ void hf_spec_parse_tree(struct hf_pctx *c, const struct hf_ynode *root)
 		hf_pctx_pop(c, old);
 	}
 	get_str(c, root, "web-url", false, &c->spec->web_url);
+	c->spec->permanent_failure_timeout_ms = -1;
+	v = enter(c, root, "replacement-failure-policy", &old);
+	if (v) {
+		if (hf_pctx_want_map(c, v)) {
+			check_keys(c, v,
+				   hf_ynode_pair(root, "replacement-failure-policy")
+				       ->key,
+				   rfp_keys);
+			get_int(c, v, "permanent-failure-timeout-ms", 0,
+				INT64_C(10000000000),
+				&c->spec->permanent_failure_timeout_ms);
+			get_int(c, v, "min-replace-delay-ms", 0,
+				INT64_C(10000000000),
+				&c->spec->min_replace_delay_ms);
+		}
+		hf_pctx_pop(c, old);
+	}
 	v = enter(c, root, "scheduler", &old);
 	if (v) {
 		parse_scheduler(c, v);

@@ -41,8 +41,9 @@ static void default_steps(struct hf_plan_phase_def *ph,
 		const struct hf_spec_task *task = &pod->tasks.items[t];
 		bool clash = false;
 
-		if (strcmp(task->name, HF_DECOMMISSION_TASK) == 0)
-			continue; /* runs only when the instance is removed */
+		if (strcmp(task->name, HF_DECOMMISSION_TASK) == 0 ||
+		    hf_strlist_has(&pod->replace_tasks, task->name))
+			continue; /* runs only on removal or replacement */
 
 		for (size_t k = 0; k < sets.len; k++)
 			if (sets.items[k] == task->resource_set)

@@ -344,6 +344,12 @@ struct hf_spec_pod {
 	char *seccomp_profile_name;
 	/* holdfast: keep a decommissioned instance's volumes. */
 	bool retain_volumes;
+	/*
+	 * holdfast `replace: {tasks: [...]}`: ONCE/FINISH tasks a replacement
+	 * instance runs before its other tasks (bootstrap from a peer); they
+	 * and all its tasks see REPLACED_NODE / REPLACED_ADDRESS.
+	 */
+	struct hf_strlist replace_tasks;
 	struct {
 		struct hf_spec_task *items;
 		size_t len, cap;
@@ -409,6 +415,12 @@ struct hf_spec {
 		struct hf_spec_plan *items;
 		size_t len, cap;
 	} plans;
+	/*
+	 * replacement-failure-policy (the SDK's keys): replace an instance
+	 * whose node stayed unreachable this long; -1 = never (the default).
+	 */
+	int64_t permanent_failure_timeout_ms;
+	int64_t min_replace_delay_ms;
 	/* Fields used that holdfast cannot honour yet (hf_spec_check_supported). */
 	struct {
 		struct hf_spec_feature_use *items;

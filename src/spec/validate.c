@@ -715,6 +715,23 @@ void hf_spec_validate(struct hf_pctx *c)
 		resolve_resource_sets(c, pod);
 		check_volumes(c, pod);
 		check_task_refs(c, pod);
+		for (size_t r = 0; r < pod->replace_tasks.len; r++) {
+			const struct hf_spec_task *t =
+			    hf_spec_find_task(pod, pod->replace_tasks.items[r]);
+
+			if (!t || t->goal == HF_GOAL_RUNNING) {
+				char *path = hf_xasprintf("pods.%s.replace.tasks",
+							  pod->name);
+
+				hf_pctx_err_pos(c, pod->pos, path,
+						"replace task '%s' %s",
+						pod->replace_tasks.items[r],
+						t ? "must have goal ONCE or "
+						    "FINISH"
+						  : "is not a task of this pod");
+				free(path);
+			}
+		}
 	}
 	check_ports(c);
 	check_discovery(c);
@@ -921,6 +938,7 @@ static void pod_release(struct hf_spec_pod *p)
 	}
 	HF_VEC_FREE(&p->constraints);
 	hf_strlist_release(&p->uris);
+	hf_strlist_release(&p->replace_tasks);
 	volumes_free(p->volumes.items, p->volumes.len);
 	for (size_t i = 0; i < p->resource_sets.len; i++)
 		rs_release(&p->resource_sets.items[i]);

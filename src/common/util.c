@@ -362,3 +362,31 @@ bool hf_str_has_prefix(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
+
+char *hf_random_hex(size_t bytes)
+{
+	unsigned char *b = hf_xcalloc(bytes ? bytes : 1, 1);
+	char *out = hf_xmalloc(2 * bytes + 1);
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+
+	while (fd >= 0 && got < bytes) {
+		ssize_t n = read(fd, b + got, bytes - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (got < bytes) {
+		/* No /dev/urandom here is not something holdfast runs on. */
+		fprintf(stderr, "holdfast: cannot read /dev/urandom\n");
+		abort();
+	}
+	for (size_t i = 0; i < bytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	out[2 * bytes] = '\0';
+	free(b);
+	return out;
+}

@@ -120,4 +120,7 @@ bool hf_is_env_name(const char *s);
 
 bool hf_str_has_prefix(const char *s, const char *prefix);
 
+/* 2*bytes random hex digits from /dev/urandom (ids, keys); caller frees. */
+char *hf_random_hex(size_t bytes);
+
 #endif

@@ -35,32 +35,7 @@ int64_t hf_now_ms(void)
 
 char *hf_new_uuid(void)
 {
-	unsigned char b[16];
-	char *out = hf_xmalloc(33);
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	size_t got = 0;
-
-	while (fd >= 0 && got < sizeof(b)) {
-		ssize_t n = read(fd, b + got, sizeof(b) - got);
-
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (fd >= 0)
-		close(fd);
-	if (got < sizeof(b)) {
-		/* No /dev/urandom: time and pid still make ids unique here. */
-		struct timeval tv;
-
-		gettimeofday(&tv, NULL);
-		srandom((unsigned)(tv.tv_usec ^ getpid()));
-		for (size_t i = 0; i < sizeof(b); i++)
-			b[i] = (unsigned char)random();
-	}
-	for (size_t i = 0; i < sizeof(b); i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
-	return out;
+	return hf_random_hex(16);
 }
 
 void hf_log(const char *fmt, ...)

@@ -1092,8 +1092,15 @@ static bool in_active_step(struct hf_service *svc, struct hf_config *cfg,
 				    st->index != in->index ||
 				    !hf_strlist_has(&st->tasks, task))
 					continue;
+				/*
+				 * Only a step the plan already works on owns
+				 * the task; a crash in a step still waiting
+				 * for its turn is recovery's, with the config
+				 * the task ran.
+				 */
 				key = step_key(ph, st);
-				done = hf_strlist_has(&run->completed, key);
+				done = hf_strlist_has(&run->completed, key) ||
+				       !hf_kvlist_get(&run->step_started, key);
 				free(key);
 				if (!done)
 					return true;
@@ -1422,6 +1429,19 @@ static void tick_decommission(struct hf_srv *s, struct hf_service *svc,
 				 "the count was raised again");
 			c->decom = 0;
 			c->drain_failed = false;
+			c->drain_done = false;
+			c->drain_skipped = false;
+			/* A later scale-in drains it again. */
+			for (size_t k = 0; k < c->slots.len; k++) {
+				struct hf_task_slot *sl = &c->slots.items[k];
+
+				if (strcmp(sl->task, HF_DECOMMISSION_TASK) == 0 &&
+				    sl->cur && !hf_task_state_live(sl->cur->state)) {
+					hf_task_rec_free(sl->cur);
+					sl->cur = NULL;
+					sl->failures = 0;
+				}
+			}
 			hf_state_save_instance(s, svc, c);
 		}
 	}

@@ -1,7 +1,8 @@
 /*
  * store.c - the store's front: URL parsing, the transaction builder and its
- * validation, the handle's mutex, counters and error detail, and dispatch to
- * the backends (store_mem.c, store_sqlite.c).
+ * validation, the handle's mutex, counters and error detail, dispatch to
+ * the backends (store_mem.c, store_sqlite.c, store_etcd.c), and the
+ * single-process leases of the backends that have none of their own.
  */
 #include "store/store.h"
 
@@ -10,16 +11,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/util.h"
 
+/*
+ * A lease of a backend without leases of its own (see "Leases" in
+ * store.h): its deadline on the monotonic clock and the keys attached to
+ * it. A key is attached to at most one lease; any later put or delete of
+ * the key detaches it, as in etcd.
+ */
+struct local_lease {
+	int64_t id;
+	int ttl;
+	int64_t deadline_ms;
+	struct hf_strlist keys;
+};
+
 struct hf_store {
 	const struct hf_store_backend *be;
 	void *state;
-	/* Serialises every call; also guards stats. */
+	/* Serialises every call; also guards stats and leases. */
 	pthread_mutex_t lock;
 	struct hf_store_stats stats;
+	/* Single-process leases, when the backend has none (be->lease_grant
+	 * is NULL); IDs count up from 1. */
+	HF_VEC(struct local_lease) leases;
+	int64_t last_lease_id;
 };
 
 /*
@@ -154,7 +173,7 @@ static const struct {
 } schemes[] = {
 	{"mem", &hf_store_backend_mem},
 	{"sqlite", &hf_store_backend_sqlite},
-	{"etcd", NULL},
+	{"etcd", &hf_store_backend_etcd},
 	{"etcds", NULL},
 };
 
@@ -204,8 +223,8 @@ static int parse_url(const char *url, const struct hf_store_backend **be,
 	}
 	hf_buf_addf(err,
 		    "unknown store URL scheme '%.*s' in '%s' (expected mem:, "
-		    "sqlite:PATH or a file path; write ./%s for a file name "
-		    "with a colon)",
+		    "sqlite:PATH, etcd://HOST:PORT[,HOST:PORT...] or a file "
+		    "path; write ./%s for a file name with a colon)",
 		    (int)n, url, url, url);
 	return HF_EINVAL;
 }
@@ -245,10 +264,13 @@ out:
 	return rc;
 }
 
+static void leases_close(struct hf_store *s);
+
 void hf_store_close(struct hf_store *s)
 {
 	if (!s)
 		return;
+	leases_close(s);
 	s->be->close(s->state);
 	pthread_mutex_destroy(&s->lock);
 	if (last_err.who == s)
@@ -349,6 +371,12 @@ static int check_txn(const struct hf_store_txn *t, struct hf_buf *err)
 		}
 		if (op->kind != HF_STORE_OP_PUT)
 			continue;
+		if (op->lease < 0) {
+			hf_buf_addf(err, "the put of '%s' has a negative lease %lld",
+				    op->key, (long long)op->lease);
+			rc = HF_EINVAL;
+			goto out;
+		}
 		if (!op->value) {
 			hf_buf_addf(err, "the put of '%s' has no value", op->key);
 			rc = HF_EINVAL;
@@ -406,7 +434,250 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* Single-process leases                                                */
+
+/*
+ * Everything here runs with s->lock held, and only for a backend without
+ * leases of its own (has_local_leases()). Such a backend has one writer -
+ * this handle - so what the handle remembers of the leases is the truth.
+ */
+
+static bool has_local_leases(const struct hf_store *s)
+{
+	return s->be->lease_grant == NULL;
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct local_lease *lease_find(struct hf_store *s, int64_t id)
+{
+	for (size_t i = 0; i < s->leases.len; i++)
+		if (s->leases.items[i].id == id)
+			return &s->leases.items[i];
+	return NULL;
+}
+
+/* Detaches the keys that match (equal key, or start with it if prefix). */
+static void lease_detach(struct hf_store *s, const char *key, bool prefix)
+{
+	for (size_t i = 0; i < s->leases.len; i++) {
+		struct hf_strlist *keys = &s->leases.items[i].keys;
+
+		for (size_t j = 0; j < keys->len;) {
+			bool match = prefix ? hf_str_has_prefix(keys->items[j], key)
+					    : strcmp(keys->items[j], key) == 0;
+
+			if (!match) {
+				j++;
+				continue;
+			}
+			free(keys->items[j]);
+			keys->items[j] = keys->items[--keys->len];
+		}
+	}
+}
+
+/*
+ * Deletes the keys of lease i in one transaction of the backend, then
+ * forgets the lease. On failure the lease stays (with its keys) so that a
+ * later call retries.
+ */
+static int lease_drop(struct hf_store *s, size_t i, struct hf_buf *err)
+{
+	struct local_lease *l = &s->leases.items[i];
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	int64_t rev = 0;
+	int rc = 0;
+
+	for (size_t j = 0; j < l->keys.len; j++)
+		hf_store_txn_delete(&t, l->keys.items[j]);
+	if (t.ops.len)
+		rc = s->be->txn(s->state, &t, &rev, err);
+	hf_store_txn_release(&t);
+	if (rc)
+		return rc;
+	hf_strlist_release(&l->keys);
+	s->leases.items[i] = s->leases.items[--s->leases.len];
+	return 0;
+}
+
+/* Drops the leases whose deadline has passed; called first by every call. */
+static int leases_expire(struct hf_store *s, struct hf_buf *err)
+{
+	int64_t now;
+
+	if (!has_local_leases(s) || s->leases.len == 0)
+		return 0;
+	now = monotonic_ms();
+	for (size_t i = 0; i < s->leases.len;) {
+		int rc;
+
+		if (s->leases.items[i].deadline_ms > now) {
+			i++;
+			continue;
+		}
+		rc = lease_drop(s, i, err);
+		if (rc) {
+			hf_buf_adds(err, " (while expiring a lease)");
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Before a transaction: every lease it puts with must exist, as etcd
+ * checks. Returns HF_ENOTFOUND naming the first missing one.
+ */
+static int leases_check_txn(struct hf_store *s, const struct hf_store_txn *t,
+			    struct hf_buf *err)
+{
+	for (size_t i = 0; i < t->ops.len; i++) {
+		const struct hf_store_op *op = &t->ops.items[i];
+
+		if (op->kind != HF_STORE_OP_PUT || op->lease == 0 ||
+		    lease_find(s, op->lease))
+			continue;
+		hf_buf_addf(err,
+			    "the put of '%s' names lease %lld, which has expired "
+			    "or was revoked",
+			    op->key, (long long)op->lease);
+		return HF_ENOTFOUND;
+	}
+	return 0;
+}
+
+/* After a transaction applied: moves its keys between leases. */
+static void leases_apply_txn(struct hf_store *s, const struct hf_store_txn *t)
+{
+	for (size_t i = 0; i < t->ops.len; i++) {
+		const struct hf_store_op *op = &t->ops.items[i];
+
+		lease_detach(s, op->key, op->kind == HF_STORE_OP_DELETE_PREFIX);
+		if (op->kind == HF_STORE_OP_PUT && op->lease)
+			hf_strlist_push(&lease_find(s, op->lease)->keys, op->key);
+	}
+}
+
+/*
+ * On close: revokes every lease, so that a clean shutdown leaves no key
+ * behind (a leader key, say). Failures cannot be reported from close; the
+ * keys then stay, as after a crash.
+ */
+static void leases_close(struct hf_store *s)
+{
+	struct hf_buf err = HF_BUF_INIT;
+
+	while (s->leases.len) {
+		if (lease_drop(s, s->leases.len - 1, &err) != 0) {
+			struct local_lease *l = &s->leases.items[--s->leases.len];
+
+			hf_strlist_release(&l->keys);
+		}
+	}
+	HF_VEC_FREE(&s->leases);
+	hf_buf_release(&err);
+}
+
+static int local_lease_grant(struct hf_store *s, int ttl, int64_t *lease_id)
+{
+	struct local_lease *l = HF_VEC_PUSH(&s->leases);
+
+	l->id = ++s->last_lease_id;
+	l->ttl = ttl;
+	l->deadline_ms = monotonic_ms() + (int64_t)ttl * 1000;
+	*lease_id = l->id;
+	return 0;
+}
+
+static int lease_gone(int64_t lease_id, struct hf_buf *err)
+{
+	hf_buf_addf(err, "lease %lld has expired or was revoked",
+		    (long long)lease_id);
+	return HF_ENOTFOUND;
+}
+
+static int local_lease_keepalive(struct hf_store *s, int64_t lease_id,
+				 int *ttl_left, struct hf_buf *err)
+{
+	struct local_lease *l = lease_find(s, lease_id);
+
+	if (!l)
+		return lease_gone(lease_id, err);
+	l->deadline_ms = monotonic_ms() + (int64_t)l->ttl * 1000;
+	*ttl_left = l->ttl;
+	return 0;
+}
+
+static int local_lease_revoke(struct hf_store *s, int64_t lease_id,
+			      struct hf_buf *err)
+{
+	struct local_lease *l = lease_find(s, lease_id);
+
+	if (!l)
+		return lease_gone(lease_id, err);
+	return lease_drop(s, (size_t)(l - s->leases.items), err);
+}
+
+/*
+ * Campaign for a backend with one writer: the transaction and the read
+ * that follows it run under the handle's mutex, so nothing comes between.
+ * As with etcd, a gone lease only matters when the key is absent: with the
+ * key present the campaign is simply lost.
+ */
+static int local_campaign(struct hf_store *s, const char *key,
+			  const char *value, int64_t lease_id, bool *won,
+			  struct hf_store_kv *leader, struct hf_buf *err)
+{
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	struct local_lease *l = lease_find(s, lease_id);
+	int64_t rev = 0;
+	int rc;
+
+	if (!l) {
+		rc = s->be->get(s->state, key, leader, err);
+		if (rc == HF_ENOTFOUND)
+			return lease_gone(lease_id, err);
+		*won = false;
+		return rc;
+	}
+	hf_store_txn_cmp_absent(&t, key);
+	hf_store_txn_put_lease(&t, key, value, strlen(value), lease_id);
+	rc = s->be->txn(s->state, &t, &rev, err);
+	if (rc == 0) {
+		leases_apply_txn(s, &t);
+		*won = true;
+	} else if (rc == HF_ECONFLICT) {
+		hf_buf_reset(err);
+		*won = hf_strlist_has(&l->keys, key);
+		rc = 0;
+	}
+	hf_store_txn_release(&t);
+	if (!rc)
+		rc = s->be->get(s->state, key, leader, err);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Calls                                                                */
+
+/*
+ * Takes the handle's mutex and, unless the call already failed (rc, from
+ * checking its arguments), expires what single-process leases are due, so
+ * that every call sees them gone. Returns rc or the expiry's error. The
+ * caller unlocks in every case.
+ */
+static int lock_call(struct hf_store *s, int rc, struct hf_buf *err)
+{
+	pthread_mutex_lock(&s->lock);
+	return rc ? rc : leases_expire(s, err);
+}
 
 /* Counts a failed call; not-found and conflicts are answers, not errors. */
 static void count_failure(struct hf_store *s, int rc)
@@ -424,8 +695,7 @@ int hf_store_get(struct hf_store *s, const char *key, char **value,
 	struct hf_store_kv kv = {0};
 	int rc;
 
-	rc = check_key(key, "key", &err);
-	pthread_mutex_lock(&s->lock);
+	rc = lock_call(s, check_key(key, "key", &err), &err);
 	s->stats.gets++;
 	if (!rc)
 		rc = s->be->get(s->state, key, &kv, &err);
@@ -463,7 +733,7 @@ int hf_store_list(struct hf_store *s, const char *prefix, size_t limit,
 		hf_buf_adds(&err, "the prefix is NULL");
 		rc = HF_EINVAL;
 	}
-	pthread_mutex_lock(&s->lock);
+	rc = lock_call(s, rc, &err);
 	s->stats.lists++;
 	if (!rc)
 		rc = s->be->list(s->state, prefix, limit, out, &err);
@@ -483,8 +753,9 @@ int hf_store_revision(struct hf_store *s, int64_t *rev)
 	struct hf_buf err = HF_BUF_INIT;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = s->be->revision(s->state, rev, &err);
+	rc = lock_call(s, 0, &err);
+	if (!rc)
+		rc = s->be->revision(s->state, rev, &err);
 	if (rc)
 		count_failure(s, rc);
 	pthread_mutex_unlock(&s->lock);
@@ -506,10 +777,13 @@ static int run_txn(struct hf_store *s, const struct hf_store_txn *txn,
 	int64_t rev = 0;
 	int rc;
 
-	rc = check_txn(txn, &err);
-	pthread_mutex_lock(&s->lock);
+	rc = lock_call(s, check_txn(txn, &err), &err);
+	if (!rc && has_local_leases(s))
+		rc = leases_check_txn(s, txn, &err);
 	if (!rc)
 		rc = s->be->txn(s->state, txn, &rev, &err);
+	if (!rc && has_local_leases(s))
+		leases_apply_txn(s, txn);
 	if (!rc)
 		s->stats.txns++;
 	else if (rc != HF_ECONFLICT || count_conflict)
@@ -554,6 +828,125 @@ int hf_store_delete(struct hf_store *s, const char *key, int64_t *rev_out)
 		rc = HF_ENOTFOUND;
 		set_errorf(s, rc, "key '%s' not found", key);
 	}
+	return rc;
+}
+
+/* Checks a lease ID given by a caller. */
+static int check_lease_id(int64_t lease_id, struct hf_buf *err)
+{
+	if (lease_id > 0)
+		return 0;
+	hf_buf_addf(err, "invalid lease ID %lld", (long long)lease_id);
+	return HF_EINVAL;
+}
+
+/* Ends a lease or campaign call: counts a failure, records its detail. */
+static int end_call(struct hf_store *s, int rc, struct hf_buf *err)
+{
+	if (rc)
+		count_failure(s, rc);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		set_error(s, rc, err);
+	hf_buf_release(err);
+	return rc;
+}
+
+int hf_store_lease_grant(struct hf_store *s, int ttl_seconds,
+			 int64_t *lease_id)
+{
+	struct hf_buf err = HF_BUF_INIT;
+	int64_t id = 0;
+	int rc = 0;
+
+	if (ttl_seconds < 1) {
+		hf_buf_addf(&err, "invalid lease TTL %d s (1 or more)",
+			    ttl_seconds);
+		rc = HF_EINVAL;
+	}
+	rc = lock_call(s, rc, &err);
+	if (!rc)
+		rc = has_local_leases(s) ?
+			     local_lease_grant(s, ttl_seconds, &id) :
+			     s->be->lease_grant(s->state, ttl_seconds, &id, &err);
+	if (!rc)
+		*lease_id = id;
+	return end_call(s, rc, &err);
+}
+
+int hf_store_lease_keepalive(struct hf_store *s, int64_t lease_id,
+			     int *ttl_left)
+{
+	struct hf_buf err = HF_BUF_INIT;
+	int ttl = 0;
+	int rc;
+
+	rc = lock_call(s, check_lease_id(lease_id, &err), &err);
+	if (!rc)
+		rc = has_local_leases(s) ?
+			     local_lease_keepalive(s, lease_id, &ttl, &err) :
+			     s->be->lease_keepalive(s->state, lease_id, &ttl,
+						    &err);
+	if (!rc && ttl_left)
+		*ttl_left = ttl;
+	return end_call(s, rc, &err);
+}
+
+int hf_store_lease_revoke(struct hf_store *s, int64_t lease_id)
+{
+	struct hf_buf err = HF_BUF_INIT;
+	int rc;
+
+	rc = lock_call(s, check_lease_id(lease_id, &err), &err);
+	if (!rc)
+		rc = has_local_leases(s) ?
+			     local_lease_revoke(s, lease_id, &err) :
+			     s->be->lease_revoke(s->state, lease_id, &err);
+	return end_call(s, rc, &err);
+}
+
+int hf_store_campaign(struct hf_store *s, const char *key, const char *value,
+		      int64_t lease_id, bool *won, char **leader_value,
+		      int64_t *leader_mod_rev)
+{
+	struct hf_buf err = HF_BUF_INIT;
+	struct hf_store_kv kv = {0};
+	bool w = false;
+	int rc;
+
+	rc = check_key(key, "leader key", &err);
+	if (!rc)
+		rc = check_lease_id(lease_id, &err);
+	if (!rc && !value) {
+		hf_buf_adds(&err, "the leader value is NULL");
+		rc = HF_EINVAL;
+	}
+	if (!rc && strlen(value) > HF_STORE_VALUE_MAX) {
+		hf_buf_addf(&err, "the leader value is over the limit of %d "
+				  "bytes",
+			    HF_STORE_VALUE_MAX);
+		rc = HF_ETOOBIG;
+	}
+	rc = lock_call(s, rc, &err);
+	if (!rc)
+		rc = has_local_leases(s) ?
+			     local_campaign(s, key, value, lease_id, &w, &kv,
+					    &err) :
+			     s->be->campaign(s->state, key, value, lease_id, &w,
+					     &kv, &err);
+	if (!rc && w)
+		s->stats.txns++;
+	rc = end_call(s, rc, &err);
+	if (!rc) {
+		*won = w;
+		if (leader_value) {
+			*leader_value = kv.value;
+			kv.value = NULL;
+		}
+		if (leader_mod_rev)
+			*leader_mod_rev = kv.mod_rev;
+	}
+	hf_store_kv_release(&kv);
 	return rc;
 }
 
@@ -634,6 +1027,13 @@ void hf_store_txn_puts(struct hf_store_txn *t, const char *key,
 		       const char *value)
 {
 	hf_store_txn_put(t, key, value, strlen(value));
+}
+
+void hf_store_txn_put_lease(struct hf_store_txn *t, const char *key,
+			    const void *value, size_t len, int64_t lease_id)
+{
+	hf_store_txn_put(t, key, value, len);
+	t->ops.items[t->ops.len - 1].lease = lease_id;
 }
 
 void hf_store_txn_delete(struct hf_store_txn *t, const char *key)

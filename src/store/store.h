@@ -39,7 +39,14 @@
  *
  * Durability: when hf_store_txn (or put/delete) returns 0, the change is on
  * stable storage for durable backends (SQLite: WAL with synchronous=FULL) and
- * survives kill -9 and power loss. The "mem:" backend keeps nothing.
+ * survives kill -9 and power loss. The "mem:" backend keeps nothing. The
+ * etcd backend returns once etcd has committed the transaction, that is
+ * once a majority of its members has it on disk.
+ *
+ * Leases and leader election: see "Leases" below. Several servers share one
+ * etcd store; one of them leads, holding a key put with a lease it keeps
+ * alive, and fences every write with that key's mod_rev so that a deposed
+ * leader's writes fail.
  *
  * Errors: functions return 0 or a negative HF_E* code (common/err.h); the
  * detail sentence is available from hf_store_last_error(). The module never
@@ -64,8 +71,11 @@
 /* Longest key accepted, in bytes. */
 #define HF_STORE_KEY_MAX 4096
 /*
- * Largest value accepted, in bytes: etcd's default request limit (1.5 MiB),
- * so that nothing the embedded store accepts is refused by a cluster store.
+ * Largest value accepted, in bytes: etcd's default request limit (1.5 MiB).
+ * That limit bounds a whole etcd request (keys, values and framing), so an
+ * etcd with its defaults refuses a value this large with HF_ETOOBIG; the
+ * etcd that holdfast runs on is given a larger --max-request-bytes
+ * (docs/store.md) so that what the embedded store accepts fits.
  */
 #define HF_STORE_VALUE_MAX (1536 * 1024)
 
@@ -102,9 +112,22 @@ void hf_store_kvs_release(struct hf_store_kvs *l);
  *   "sqlite:/abs/path.db"     an SQLite file (also "sqlite:///abs/path.db"
  *                             and "sqlite:relative/path.db")
  *   "/abs/path.db", "x.db"    a plain path: SQLite
- *   "etcd://..."              reserved: HF_EUNSUPPORTED for now
+ *   "etcd://host:port[,host:port...][?timeout_ms=N&connect_timeout_ms=N]"
+ *                             an etcd v3 cluster (3.4 or newer), through
+ *                             its JSON gateway over plain HTTP; port 2379
+ *                             when left out
+ *   "etcds://..."             reserved (TLS): HF_EUNSUPPORTED for now
  * Any other "scheme:" prefix is HF_EINVAL; write "./a:b.db" for a file whose
  * name contains a colon.
+ *
+ * etcd: every call tries the endpoints in turn, starting with the one that
+ * answered last, when one cannot be reached; each request may take
+ * timeout_ms (default 5000), of which connect_timeout_ms (default 1000) to
+ * connect. Opening reads the store revision, so an unreachable cluster is
+ * HF_EUNAVAIL at once, with every endpoint and why it failed in
+ * hf_store_last_error(NULL). A transaction whose request reached an
+ * endpoint that then did not answer is not sent elsewhere (it may have been
+ * applied): it fails with HF_EUNAVAIL saying its outcome is unknown.
  *
  * An SQLite file is created when missing, but its directory must exist
  * (HF_ENOTFOUND otherwise). Only one handle, in any process, may have a file
@@ -131,7 +154,7 @@ void hf_store_close(struct hf_store *s);
  */
 const char *hf_store_last_error(const struct hf_store *s);
 
-/* The backend's name: "mem" or "sqlite". Owned by the module. */
+/* The backend's name: "mem", "sqlite" or "etcd". Owned by the module. */
 const char *hf_store_backend_name(const struct hf_store *s);
 
 /* ------------------------------------------------------------------ */
@@ -175,7 +198,7 @@ struct hf_store_cmp {
 };
 
 enum hf_store_op_kind {
-	HF_STORE_OP_PUT,           /* key = value */
+	HF_STORE_OP_PUT,           /* key = value, attached to lease if set */
 	HF_STORE_OP_DELETE,        /* remove key if present */
 	HF_STORE_OP_DELETE_PREFIX, /* remove every key starting with key */
 };
@@ -185,6 +208,7 @@ struct hf_store_op {
 	char *key; /* the prefix for HF_STORE_OP_DELETE_PREFIX */
 	char *value; /* PUT only: len bytes and a NUL */
 	size_t len;
+	int64_t lease; /* PUT only: the lease to attach the key to, 0: none */
 };
 
 /*
@@ -211,6 +235,15 @@ void hf_store_txn_put(struct hf_store_txn *t, const char *key,
 /* As hf_store_txn_put() with a C string value. */
 void hf_store_txn_puts(struct hf_store_txn *t, const char *key,
 		       const char *value);
+/*
+ * As hf_store_txn_put(), and attaches the key to lease_id (from
+ * hf_store_lease_grant()): the store deletes the key when the lease expires
+ * or is revoked, unless a later put without this lease replaced it. The
+ * transaction fails with HF_ENOTFOUND, applying nothing, when the lease has
+ * expired or was revoked. lease_id 0 is a plain put.
+ */
+void hf_store_txn_put_lease(struct hf_store_txn *t, const char *key,
+			    const void *value, size_t len, int64_t lease_id);
 void hf_store_txn_delete(struct hf_store_txn *t, const char *key);
 /* The prefix must not be empty: wiping the whole store takes "/" or so. */
 void hf_store_txn_delete_prefix(struct hf_store_txn *t, const char *prefix);
@@ -220,8 +253,11 @@ void hf_store_txn_delete_prefix(struct hf_store_txn *t, const char *prefix);
  * the store revision after it in *rev_out (may be NULL), HF_ECONFLICT when a
  * compare fails, HF_EINVAL for an invalid transaction (bad key, duplicate
  * put, put under a delete, empty delete prefix), HF_ETOOBIG for an oversized
- * key or value, or a backend error (HF_EIO, HF_EUNAVAIL, ...). On any failure
- * the store is unchanged. The transaction is only read; the caller still
+ * key or value (or, with etcd, a transaction over the server's
+ * --max-request-bytes or --max-txn-ops), HF_ENOTFOUND when a put's lease is
+ * gone, or a backend error (HF_EIO, HF_EUNAVAIL, ...). On any failure the
+ * store is unchanged, except that etcd's HF_EUNAVAIL for a transaction that
+ * reached it without an answer leaves its outcome unknown. The transaction is only read; the caller still
  * owns and releases it.
  */
 int hf_store_txn(struct hf_store *s, const struct hf_store_txn *txn,
@@ -236,6 +272,76 @@ int hf_store_put(struct hf_store *s, const char *key, const void *value,
  * HF_ENOTFOUND (and changes nothing) when the key is absent.
  */
 int hf_store_delete(struct hf_store *s, const char *key, int64_t *rev_out);
+
+/* ------------------------------------------------------------------ */
+/* Leases and leader election                                           */
+
+/*
+ * A lease is a time to live that the store counts down for a client. Keys
+ * put with it (hf_store_txn_put_lease) are deleted by the store, all in one
+ * new revision, when it expires or is revoked. The client keeps it alive by
+ * calling hf_store_lease_keepalive() well within its TTL (every third of
+ * it, as etcd's own clients do).
+ *
+ * etcd: leases are the cluster's, shared by every client; expiry follows
+ * the etcd leader's clock, and a TTL below etcd's minimum (1.5 election
+ * timeouts, 2 s with etcd's defaults) is raised to it. Lease IDs are
+ * etcd's.
+ *
+ * mem and sqlite: one process owns such a store, so there is no one to
+ * elect and the leases are a single-process stand-in kept in the handle.
+ * They expire when the handle is next called (every call first deletes the
+ * keys of the leases whose deadline passed, on the monotonic clock), are
+ * revoked when the handle is closed, and are lost in a crash: a key put with
+ * a lease then stays in the SQLite file as a plain key, and the next owner
+ * of the file should delete it. Lease IDs count up from 1 per handle.
+ */
+
+/*
+ * Grants a lease of ttl_seconds (1 or more) and stores its ID (> 0) in
+ * *lease_id. HF_EINVAL for a bad TTL.
+ */
+int hf_store_lease_grant(struct hf_store *s, int ttl_seconds,
+			 int64_t *lease_id);
+
+/*
+ * Renews a lease for its full TTL; *ttl_left (may be NULL) gets the
+ * seconds it now has. HF_ENOTFOUND when it has expired or was revoked:
+ * its keys are gone, and whatever it stood for (leadership) is lost.
+ */
+int hf_store_lease_keepalive(struct hf_store *s, int64_t lease_id,
+			     int *ttl_left);
+
+/*
+ * Revokes a lease at once, deleting its keys (a step-down). HF_ENOTFOUND
+ * when it had already expired or been revoked.
+ */
+int hf_store_lease_revoke(struct hf_store *s, int64_t lease_id);
+
+/*
+ * Runs for leadership under key, atomically: if key is absent, puts
+ * key = value attached to lease_id and *won is true; otherwise the key is
+ * left alone and *won is false, unless it is already attached to lease_id
+ * (we lead already: a repeated campaign is harmless), in which case *won is
+ * true too. Either way *leader_value (may be NULL; the caller frees it)
+ * gets the value of the key as it now is - the leader's - and
+ * *leader_mod_rev (may be NULL) its mod_rev.
+ *
+ * The winner's leader_mod_rev is its fencing token: adding
+ * hf_store_txn_cmp_mod_rev(txn, key, token) to every write makes the
+ * writes of a deposed leader fail with HF_ECONFLICT once its lease has
+ * expired (the key is deleted, and a new leader's put gives it a new
+ * mod_rev, revisions never being reused).
+ *
+ * Returns 0 whether won or lost; HF_ENOTFOUND when lease_id has expired
+ * or was revoked and the key is absent (with the key present the campaign
+ * is lost either way: check the lease with hf_store_lease_keepalive());
+ * HF_EINVAL for a bad key or lease; a backend error otherwise. The outputs
+ * are untouched on failure.
+ */
+int hf_store_campaign(struct hf_store *s, const char *key, const char *value,
+		      int64_t lease_id, bool *won, char **leader_value,
+		      int64_t *leader_mod_rev);
 
 /* ------------------------------------------------------------------ */
 /* Counters (for /metrics)                                              */
@@ -263,6 +369,15 @@ void hf_store_stats(struct hf_store *s, struct hf_store_stats *out);
  * A backend's txn may assume a valid transaction: keys and values within
  * limits, no duplicate put, no put under a delete, no empty delete prefix.
  * get and list fill a zeroed struct hf_store_kv / initialised list.
+ *
+ * Leases are optional. A backend that keeps them (etcd) sets all of
+ * lease_grant, lease_keepalive, lease_revoke and campaign, and its txn
+ * attaches puts to op->lease. A backend that leaves them NULL (mem,
+ * sqlite) gets store.c's single-process leases: its txn ignores op->lease,
+ * and store.c records which keys belong to which lease and deletes them
+ * through txn; its campaign is a txn then a get under the handle's mutex,
+ * atomic because such a backend has one writer. campaign fills *leader
+ * with the key as it is after the call (key, value, mod_rev at least).
  */
 struct hf_store_backend {
 	const char *name;
@@ -275,10 +390,19 @@ struct hf_store_backend {
 	int (*txn)(void *be, const struct hf_store_txn *txn, int64_t *rev_out,
 		   struct hf_buf *err);
 	int (*revision)(void *be, int64_t *rev, struct hf_buf *err);
+	int (*lease_grant)(void *be, int ttl, int64_t *lease_id,
+			   struct hf_buf *err);
+	int (*lease_keepalive)(void *be, int64_t lease_id, int *ttl_left,
+			       struct hf_buf *err);
+	int (*lease_revoke)(void *be, int64_t lease_id, struct hf_buf *err);
+	int (*campaign)(void *be, const char *key, const char *value,
+			int64_t lease_id, bool *won, struct hf_store_kv *leader,
+			struct hf_buf *err);
 };
 
 extern const struct hf_store_backend hf_store_backend_mem;
 extern const struct hf_store_backend hf_store_backend_sqlite;
+extern const struct hf_store_backend hf_store_backend_etcd;
 
 /*
  * Helpers shared by the backends. hf_store_prefix_end() computes the

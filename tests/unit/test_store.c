@@ -1,9 +1,20 @@
 /*
- * test_store.c - the store contract, run against every backend ("mem" and
- * "sqlite" in a fresh temporary directory per test), plus the SQLite
- * backend's own promises: persistence, the exclusive lock, schema checks,
- * rollback of a transaction that fails half way (fault loop), and
- * durability of every reported commit across kill -9 (crash loop).
+ * test_store.c - the store contract, run against every backend ("mem",
+ * "sqlite" in a fresh temporary directory per test, and "etcd" against a
+ * real etcd the test starts), plus leases, leader election and fencing on
+ * every backend, the SQLite backend's own promises (persistence, the
+ * exclusive lock, schema checks, rollback of a transaction that fails half
+ * way, durability of every reported commit across kill -9) and the etcd
+ * backend's (unreachable and dead endpoints, timeouts, etcd's own limits,
+ * losing etcd under an open handle).
+ *
+ * The etcd group starts /usr/bin/etcd (HF_ETCD=<path> names another) on
+ * free local ports with a data directory under $TMPDIR, and a watcher
+ * process that kills it and removes the directory when this process ends,
+ * however it ends. A missing etcd fails the group: it is never skipped.
+ * Each etcd test starts from an empty keyspace with no leases; revisions
+ * are asserted relative to the revision the test started at, since etcd's
+ * revisions never go back.
  *
  * HF_TEST_SEED=<n> replays the random choices of a run; the seed in use is
  * printed by the tests that use it.
@@ -15,16 +26,21 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <jansson.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,18 +51,7 @@
 #include "store/store.h"
 
 /* ------------------------------------------------------------------ */
-/* Fixture                                                              */
-
-struct fx {
-	const char *backend; /* "mem" or "sqlite" */
-	char dir[PATH_MAX];  /* a fresh temporary directory */
-	char *db;            /* dir/store.db */
-	char *url;
-	struct hf_store *s;
-};
-
-static const char mem_backend[] = "mem";
-static const char sqlite_backend[] = "sqlite";
+/* Assertions                                                           */
 
 /* Fails the test with both sides and the store's detail sentence. */
 #define assert_rc(s, expr, want)                                               \
@@ -82,23 +87,422 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 	return remove(path);
 }
 
+static const char *tmp_dir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	return tmp && *tmp ? tmp : "/tmp";
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* A real etcd                                                          */
+
+/*
+ * One etcd server, our child, on free local ports. Its watcher, also our
+ * child, waits for EOF on keep_fd: when we stop etcd ourselves we tell it
+ * so ('s') and it only removes the directory; when this process dies in any
+ * way (a crash, abort, SIGKILL) the pipe closes unannounced and the
+ * watcher kills etcd first. So no etcd and no data directory outlive a
+ * run, whether its tests pass or not.
+ */
+struct etcd_proc {
+	char root[PATH_MAX]; /* data/ and etcd.log */
+	char *url;           /* etcd://127.0.0.1:PORT */
+	char *http;          /* http://127.0.0.1:PORT */
+	int port;
+	pid_t pid;
+	pid_t watcher;
+	int keep_fd;
+};
+
+/* The etcd the etcd group shares; started by etcd_group_setup(). */
+static struct etcd_proc shared_etcd = {.pid = -1, .watcher = -1,
+				       .keep_fd = -1};
+
+static const char *etcd_binary(void)
+{
+	const char *env = getenv("HF_ETCD");
+
+	return env && *env ? env : "/usr/bin/etcd";
+}
+
+/* Two ports nothing listens on right now (etcd binds them just after). */
+static void free_ports(int *a, int *b)
+{
+	int fds[2];
+
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		socklen_t len = sizeof(sa);
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(bind(fds[i], (struct sockaddr *)&sa,
+				      sizeof(sa)), 0);
+		assert_int_equal(getsockname(fds[i], (struct sockaddr *)&sa,
+					     &len), 0);
+		*(i ? b : a) = ntohs(sa.sin_port);
+	}
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* True while pid runs (not yet a zombie); for the watcher. */
+static bool still_running(pid_t pid)
+{
+	char path[64], buf[512];
+	const char *state;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	state = strrchr(buf, ')');
+	return state && state[1] == ' ' && state[2] != 'Z' && state[2] != 'X';
+}
+
+static void watcher_main(int keep_r, pid_t etcd, const char *root)
+{
+	char c = 0;
+	ssize_t n;
+
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	/* Hold nothing of the test's but the pipe, or EOF never comes. */
+	if (dup2(keep_r, 3) < 0)
+		_exit(1);
+	close_range(4, ~0U, 0);
+	do
+		n = read(3, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || c != 's') {
+		kill(etcd, SIGKILL);
+		for (int i = 0; i < 100 && still_running(etcd); i++)
+			sleep_ms(50);
+	}
+	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	_exit(0);
+}
+
+static void etcd_exec(const struct etcd_proc *p, int peer_port,
+		      const char *const *extra)
+{
+	char *data = hf_xasprintf("%s/data", p->root);
+	char *log = hf_xasprintf("%s/etcd.log", p->root);
+	char *client = hf_xasprintf("http://127.0.0.1:%d", p->port);
+	char *peer = hf_xasprintf("http://127.0.0.1:%d", peer_port);
+	char *cluster = hf_xasprintf("t=%s", peer);
+	const char *argv[32] = {
+		etcd_binary(), "--name", "t", "--data-dir", data,
+		"--listen-client-urls", client, "--advertise-client-urls",
+		client, "--listen-peer-urls", peer, "--initial-cluster",
+		cluster, "--initial-advertise-peer-urls", peer,
+	};
+	size_t n = 15;
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int null = open("/dev/null", O_RDONLY);
+
+	for (; extra && *extra && n < HF_ARRAY_LEN(argv) - 1; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 ||
+	    dup2(fd, 2) < 0)
+		_exit(126);
+	close_range(3, ~0U, 0);
+	execv(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+static size_t on_http_data(char *data, size_t size, size_t n, void *arg)
+{
+	hf_buf_add(arg, data, n);
+	return n;
+}
+
+/*
+ * One HTTP request to a test etcd: POST body, or GET when body is NULL.
+ * Returns the HTTP status, 0 when nothing answered; *answer (may be NULL)
+ * gets the body, which the caller frees.
+ */
+static long http_call(const char *url, const char *body, char **answer)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	long status = 0;
+	CURL *c = curl_easy_init();
+
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	if (body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_http_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (answer)
+		*answer = hf_buf_detach(&b);
+	hf_buf_release(&b);
+	return status;
+}
+
+/* Prints the end of an etcd's log, to show why it would not start. */
+static void print_log_tail(const struct etcd_proc *p)
+{
+	char *path = hf_xasprintf("%s/etcd.log", p->root);
+	char *log = NULL;
+	size_t len = 0;
+
+	if (hf_read_file(path, 64 * 1024 * 1024, &log, &len) == 0)
+		print_error("--- end of %s:\n%s\n", path,
+			    log + (len > 3000 ? len - 3000 : 0));
+	free(log);
+	free(path);
+}
+
+static void etcd_stop(struct etcd_proc *p);
+
+/*
+ * Starts an etcd with the extra arguments (NULL-terminated, may be NULL)
+ * and waits until it answers /health. Returns 0, or -1 with the reason
+ * printed (etcd missing, or not healthy in time, with its log).
+ */
+static int etcd_start(struct etcd_proc *p, const char *const *extra)
+{
+	const char *bin = etcd_binary();
+
+	memset(p, 0, sizeof(*p));
+	p->pid = p->watcher = p->keep_fd = -1;
+	if (access(bin, X_OK) != 0) {
+		print_error("etcd is not installed: %s: %s (scripts/setup.sh "
+			    "installs etcd-server; HF_ETCD=<path> names "
+			    "another binary). The etcd store tests need it.\n",
+			    bin, strerror(errno));
+		return -1;
+	}
+	/* A port taken between free_ports() and etcd's bind: try again. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int keep[2], peer_port, status;
+		int64_t deadline = now_ms() + 30000;
+		char *health;
+
+		snprintf(p->root, sizeof(p->root), "%s/hf-etcd-XXXXXX",
+			 tmp_dir());
+		if (!mkdtemp(p->root)) {
+			print_error("mkdtemp %s: %s\n", p->root, strerror(errno));
+			return -1;
+		}
+		free_ports(&p->port, &peer_port);
+		if (pipe2(keep, O_CLOEXEC) < 0)
+			return -1;
+		p->pid = fork();
+		if (p->pid == 0)
+			etcd_exec(p, peer_port, extra);
+		p->watcher = fork();
+		if (p->watcher == 0)
+			watcher_main(keep[0], p->pid, p->root);
+		close(keep[0]);
+		p->keep_fd = keep[1];
+		if (p->pid < 0 || p->watcher < 0) {
+			print_error("fork: %s\n", strerror(errno));
+			return -1;
+		}
+		p->http = hf_xasprintf("http://127.0.0.1:%d", p->port);
+		p->url = hf_xasprintf("etcd://127.0.0.1:%d", p->port);
+		health = hf_xasprintf("%s/health", p->http);
+		while (now_ms() < deadline) {
+			char *answer = NULL;
+			long st = http_call(health, NULL, &answer);
+			bool ok = st == 200 && strstr(answer, "\"true\"");
+
+			free(answer);
+			if (ok) {
+				free(health);
+				return 0;
+			}
+			if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+				print_error("etcd exited with status %#x "
+					    "while starting\n",
+					    status);
+				p->pid = -1;
+				break;
+			}
+			sleep_ms(50);
+		}
+		free(health);
+		print_log_tail(p);
+		etcd_stop(p);
+	}
+	print_error("etcd (%s) did not become healthy\n", bin);
+	return -1;
+}
+
+/* Stops an etcd and removes its directory; safe on a stopped one. */
+static void etcd_stop(struct etcd_proc *p)
+{
+	if (p->pid > 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+		p->pid = -1;
+	}
+	if (p->keep_fd >= 0) {
+		/* etcd is gone and reaped: only the directory is left. */
+		if (write(p->keep_fd, "s", 1) != 1)
+			print_error("could not signal the etcd watcher\n");
+		close(p->keep_fd);
+		p->keep_fd = -1;
+	}
+	if (p->watcher > 0) {
+		waitpid(p->watcher, NULL, 0);
+		p->watcher = -1;
+	}
+	free(p->url);
+	p->url = NULL;
+	free(p->http);
+	p->http = NULL;
+}
+
+/* POSTs a request to a test etcd and returns its JSON answer (decref it). */
+static json_t *etcd_post(const struct etcd_proc *p, const char *path,
+			 const char *body, long want_status)
+{
+	char *url = hf_xasprintf("%s%s", p->http, path);
+	char *answer = NULL;
+	long st = http_call(url, body, &answer);
+	json_t *j = json_loads(answer, 0, NULL);
+
+	if (st != want_status) {
+		print_error("POST %s %s: HTTP %ld, want %ld: %s\n", url, body,
+			    st, want_status, answer);
+		fail();
+	}
+	free(answer);
+	free(url);
+	return j;
+}
+
+/*
+ * Empties a test etcd for the next test: revokes every lease (deleting
+ * their keys) and deletes every key.
+ */
+static void etcd_reset(const struct etcd_proc *p)
+{
+	json_t *leases = etcd_post(p, "/v3/lease/leases", "{}", 200);
+	json_t *list = json_object_get(leases, "leases");
+
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const char *id = json_string_value(
+			json_object_get(json_array_get(list, i), "ID"));
+		char *body = hf_xasprintf("{\"ID\":\"%s\"}", id ? id : "0");
+		char *url = hf_xasprintf("%s/v3/lease/revoke", p->http);
+
+		/* 404: it expired meanwhile. */
+		http_call(url, body, NULL);
+		free(url);
+		free(body);
+	}
+	json_decref(leases);
+	/* "\0" to "\0": every key. */
+	json_decref(etcd_post(p, "/v3/kv/deleterange",
+			      "{\"key\":\"AA==\",\"range_end\":\"AA==\"}", 200));
+}
+
+/*
+ * The contract's etcd: as deployed for holdfast (docs/store.md), with room
+ * for a value of HF_STORE_VALUE_MAX and the 10,000-put transaction of
+ * test_many_keys. test_etcd_default_limits runs one with etcd's defaults.
+ */
+static const char *const contract_etcd_args[] = {
+	"--max-request-bytes", "4194304", "--max-txn-ops", "10240", NULL,
+};
+
+static int etcd_group_setup(void **state)
+{
+	return etcd_start(&shared_etcd, contract_etcd_args);
+}
+
+static int etcd_group_teardown(void **state)
+{
+	etcd_stop(&shared_etcd);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fixture                                                              */
+
+struct fx {
+	const char *backend; /* "mem", "sqlite" or "etcd" */
+	char dir[PATH_MAX];  /* a fresh temporary directory */
+	char *db;            /* dir/store.db */
+	char *url;
+	struct hf_store *s;
+	/*
+	 * The revision the test started at: 0 for a new mem or sqlite store,
+	 * whatever the shared etcd is at for etcd. R(n) is "n revisions on".
+	 */
+	int64_t base;
+	struct etcd_proc own_etcd; /* a test's own etcd, stopped by teardown */
+};
+
+#define R(n) (f->base + (n))
+
+static const char mem_backend[] = "mem";
+static const char sqlite_backend[] = "sqlite";
+static const char etcd_backend[] = "etcd";
+
+static bool is_etcd(const struct fx *f)
+{
+	return strcmp(f->backend, etcd_backend) == 0;
+}
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	assert_non_null(f);
 	f->backend = *state;
-	snprintf(f->dir, sizeof(f->dir), "%s/hf-store-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
+	f->own_etcd.pid = f->own_etcd.watcher = f->own_etcd.keep_fd = -1;
+	snprintf(f->dir, sizeof(f->dir), "%s/hf-store-XXXXXX", tmp_dir());
 	assert_non_null(mkdtemp(f->dir));
 	f->db = hf_xasprintf("%s/store.db", f->dir);
-	if (strcmp(f->backend, "mem") == 0)
+	if (strcmp(f->backend, "mem") == 0) {
 		f->url = hf_xstrdup("mem:");
-	else
+	} else if (is_etcd(f)) {
+		etcd_reset(&shared_etcd);
+		f->url = hf_xstrdup(shared_etcd.url);
+	} else {
 		f->url = hf_xasprintf("sqlite:%s", f->db);
+	}
 	assert_ok(NULL, hf_store_open(f->url, &f->s));
 	assert_string_equal(hf_store_backend_name(f->s), f->backend);
+	assert_ok(f->s, hf_store_revision(f->s, &f->base));
+	if (!is_etcd(f))
+		assert_int_equal(f->base, 0);
 	*state = f;
 	return 0;
 }
@@ -108,6 +512,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	hf_store_close(f->s);
+	etcd_stop(&f->own_etcd);
 	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(f->db);
 	free(f->url);
@@ -206,9 +611,9 @@ static void test_put_get(void **state)
 	struct fx *f = *state;
 	int64_t r1, r2;
 
-	assert_int_equal(rev_of(f->s), 0);
+	assert_int_equal(rev_of(f->s), R(0));
 	r1 = put_str(f->s, "/services/db/config/a", "hello");
-	assert_int_equal(r1, 1);
+	assert_int_equal(r1, R(1));
 	assert_value(f->s, "/services/db/config/a", "hello", r1);
 	/* Outputs are optional. */
 	assert_ok(f->s, hf_store_get(f->s, "/services/db/config/a", NULL, NULL,
@@ -267,10 +672,10 @@ static void test_list_prefix_sorted(void **state)
 	assert_string_equal(l.items[1].key, "/a/b/x");
 	assert_string_equal(l.items[1].value, "/a/b/x");
 	assert_int_equal(l.items[1].len, 6);
-	assert_int_equal(l.items[1].mod_rev, 5);
-	assert_int_equal(l.items[1].create_rev, 5);
+	assert_int_equal(l.items[1].mod_rev, R(5));
+	assert_int_equal(l.items[1].create_rev, R(5));
 	assert_int_equal(l.items[1].version, 1);
-	assert_int_equal(l.rev, (int64_t)HF_ARRAY_LEN(keys));
+	assert_int_equal(l.rev, R((int64_t)HF_ARRAY_LEN(keys)));
 	hf_store_kvs_release(&l);
 
 	/* A limit cuts the list and says so. */
@@ -314,15 +719,15 @@ static void test_revisions(void **state)
 	hf_store_txn_puts(&t, "/r/c", "1");
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
 	hf_store_txn_release(&t);
-	assert_int_equal(rev, 1);
-	assert_int_equal(rev_of(f->s), 1);
+	assert_int_equal(rev, R(1));
+	assert_int_equal(rev_of(f->s), R(1));
 
 	put_str(f->s, "/r/a", "2");
-	assert_int_equal(put_str(f->s, "/r/a", "3"), 3);
+	assert_int_equal(put_str(f->s, "/r/a", "3"), R(3));
 	assert_ok(f->s, hf_store_list(f->s, "/r/a", 0, &l));
 	assert_int_equal(l.len, 1);
-	assert_int_equal(l.items[0].create_rev, 1);
-	assert_int_equal(l.items[0].mod_rev, 3);
+	assert_int_equal(l.items[0].create_rev, R(1));
+	assert_int_equal(l.items[0].mod_rev, R(3));
 	assert_int_equal(l.items[0].version, 3);
 	hf_store_kvs_release(&l);
 
@@ -332,19 +737,19 @@ static void test_revisions(void **state)
 	hf_store_txn_cmp_present(&t, "/r/a");
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
 	hf_store_txn_release(&t);
-	assert_int_equal(rev, 3);
+	assert_int_equal(rev, R(3));
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev)); /* empty */
-	assert_int_equal(rev, 3);
-	assert_int_equal(rev_of(f->s), 3);
+	assert_int_equal(rev, R(3));
+	assert_int_equal(rev_of(f->s), R(3));
 
 	/* A delete is a change; recreating starts a new incarnation. */
 	assert_ok(f->s, hf_store_delete(f->s, "/r/a", &rev));
-	assert_int_equal(rev, 4);
+	assert_int_equal(rev, R(4));
 	assert_absent(f->s, "/r/a");
-	assert_int_equal(put_str(f->s, "/r/a", "new"), 5);
+	assert_int_equal(put_str(f->s, "/r/a", "new"), R(5));
 	assert_ok(f->s, hf_store_list(f->s, "/r/a", 0, &l));
-	assert_int_equal(l.items[0].create_rev, 5);
-	assert_int_equal(l.items[0].mod_rev, 5);
+	assert_int_equal(l.items[0].create_rev, R(5));
+	assert_int_equal(l.items[0].mod_rev, R(5));
 	assert_int_equal(l.items[0].version, 1);
 	hf_store_kvs_release(&l);
 }
@@ -406,14 +811,14 @@ static void test_cmp_absent_present(void **state)
 	hf_store_txn_cmp_absent(&t, "/lock");
 	hf_store_txn_puts(&t, "/lock", "first");
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
-	assert_int_equal(rev, 1);
+	assert_int_equal(rev, R(1));
 	hf_store_txn_release(&t);
 	hf_store_txn_cmp_absent(&t, "/lock");
 	hf_store_txn_puts(&t, "/lock", "second");
 	assert_rc(f->s, hf_store_txn(f->s, &t, &rev), HF_ECONFLICT);
 	hf_store_txn_release(&t);
-	assert_value(f->s, "/lock", "first", 1);
-	assert_int_equal(rev_of(f->s), 1);
+	assert_value(f->s, "/lock", "first", R(1));
+	assert_int_equal(rev_of(f->s), R(1));
 
 	/* Present. */
 	hf_store_txn_cmp_present(&t, "/missing");
@@ -426,7 +831,7 @@ static void test_cmp_absent_present(void **state)
 	hf_store_txn_puts(&t, "/other", "x");
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
 	hf_store_txn_release(&t);
-	assert_value(f->s, "/other", "x", 2);
+	assert_value(f->s, "/other", "x", R(2));
 }
 
 static void test_delete_prefix(void **state)
@@ -443,7 +848,7 @@ static void test_delete_prefix(void **state)
 	put_str(f->s, "/ab/c", "1");
 	put_str(f->s, "/b/x", "1");
 	put_str(f->s, "/b/y", "1");
-	assert_int_equal(rev_of(f->s), 7);
+	assert_int_equal(rev_of(f->s), R(7));
 
 	/* Two deletes that overlap, and a put elsewhere: one revision. */
 	hf_store_txn_delete_prefix(&t, "/a/");
@@ -452,16 +857,16 @@ static void test_delete_prefix(void **state)
 	hf_store_txn_puts(&t, "/c", "new");
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
 	hf_store_txn_release(&t);
-	assert_int_equal(rev, 8);
+	assert_int_equal(rev, R(8));
 	assert_keys(f->s, "/a", left, 3);
 	assert_keys(f->s, "/b/", left + 3, 1);
-	assert_value(f->s, "/c", "new", 8);
+	assert_value(f->s, "/c", "new", R(8));
 
 	/* An empty prefix would wipe everything: refused. */
 	hf_store_txn_delete_prefix(&t, "");
 	assert_rc(f->s, hf_store_txn(f->s, &t, &rev), HF_EINVAL);
 	hf_store_txn_release(&t);
-	assert_int_equal(rev_of(f->s), 8);
+	assert_int_equal(rev_of(f->s), R(8));
 }
 
 static void test_delete(void **state)
@@ -472,12 +877,12 @@ static void test_delete(void **state)
 
 	put_str(f->s, "/d", "1");
 	assert_ok(f->s, hf_store_delete(f->s, "/d", &rev));
-	assert_int_equal(rev, 2);
+	assert_int_equal(rev, R(2));
 	rev = -1;
 	assert_rc(f->s, hf_store_delete(f->s, "/d", &rev), HF_ENOTFOUND);
 	assert_int_equal(rev, -1);
 	assert_contains(hf_store_last_error(f->s), "/d");
-	assert_int_equal(rev_of(f->s), 2);
+	assert_int_equal(rev_of(f->s), R(2));
 	/* An absent key is an answer, not a conflict or an error. */
 	hf_store_stats(f->s, &st);
 	assert_int_equal(st.conflicts, 0);
@@ -557,7 +962,7 @@ static void test_many_keys(void **state)
 	}
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
 	hf_store_txn_release(&t);
-	assert_int_equal(rev, 2);
+	assert_int_equal(rev, R(2));
 
 	assert_ok(f->s, hf_store_list(f->s, "/many/", 0, &l));
 	assert_int_equal(l.len, n);
@@ -566,7 +971,7 @@ static void test_many_keys(void **state)
 		snprintf(value, sizeof(value), "value of %zu", i);
 		assert_string_equal(l.items[i].key, key);
 		assert_string_equal(l.items[i].value, value);
-		assert_int_equal(l.items[i].mod_rev, 2);
+		assert_int_equal(l.items[i].mod_rev, R(2));
 	}
 	hf_store_kvs_release(&l);
 
@@ -574,9 +979,9 @@ static void test_many_keys(void **state)
 	hf_store_txn_delete_prefix(&t, "/many/");
 	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
 	hf_store_txn_release(&t);
-	assert_int_equal(rev, 3);
+	assert_int_equal(rev, R(3));
 	assert_keys(f->s, "/many/", NULL, 0);
-	assert_value(f->s, "/keep", "k", 1);
+	assert_value(f->s, "/keep", "k", R(1));
 }
 
 static void test_invalid_txns(void **state)
@@ -625,13 +1030,13 @@ static void test_invalid_txns(void **state)
 		assert_true(*hf_store_last_error(f->s) != '\0');
 		hf_store_txn_release(&t);
 		assert_absent(f->s, "/valid");
-		assert_value(f->s, "/x", "old", 1);
-		assert_int_equal(rev_of(f->s), 1);
+		assert_value(f->s, "/x", "old", R(1));
+		assert_int_equal(rev_of(f->s), R(1));
 	}
 	/* The longest key allowed works. */
 	long_key[HF_STORE_KEY_MAX] = '\0';
 	put_str(f->s, long_key, "ok");
-	assert_value(f->s, long_key, "ok", 2);
+	assert_value(f->s, long_key, "ok", R(2));
 	free(long_key);
 }
 
@@ -649,8 +1054,8 @@ static void test_txn_copies_arguments(void **state)
 	memset(value, 'X', sizeof(value) - 1);
 	assert_ok(f->s, hf_store_txn(f->s, &t, NULL));
 	hf_store_txn_release(&t);
-	assert_value(f->s, "/copy/a", "first", 1);
-	assert_value(f->s, "/copy/b", "other", 1);
+	assert_value(f->s, "/copy/a", "first", R(1));
+	assert_value(f->s, "/copy/b", "other", R(1));
 	/* A released transaction is empty and reusable. */
 	assert_int_equal(t.ops.len, 0);
 	assert_int_equal(t.cmps.len, 0);
@@ -664,7 +1069,7 @@ static void test_stats(void **state)
 	struct hf_store_kvs l;
 
 	put_str(f->s, "/s", "1");                              /* txn */
-	assert_value(f->s, "/s", "1", 1);                      /* get */
+	assert_value(f->s, "/s", "1", R(1));                      /* get */
 	assert_absent(f->s, "/none");                          /* get */
 	assert_ok(f->s, hf_store_list(f->s, "/", 0, &l));      /* list */
 	hf_store_kvs_release(&l);
@@ -749,7 +1154,274 @@ static void test_threads(void **state)
 		pthread_join(tids[i], NULL);
 		assert_string_equal(readers[i].failure, "");
 	}
-	assert_int_equal(rev_of(f->s), writes);
+	assert_int_equal(rev_of(f->s), R(writes));
+}
+
+/* ------------------------------------------------------------------ */
+/* Leases, leader election and fencing, for every backend               */
+
+/*
+ * A second server's handle on the fixture's store: a handle of its own on
+ * etcd; for mem and sqlite, which one process owns, the same handle (two
+ * contenders with two leases in one process).
+ */
+static struct hf_store *other_handle(struct fx *f)
+{
+	struct hf_store *s = NULL;
+
+	if (!is_etcd(f))
+		return f->s;
+	assert_ok(NULL, hf_store_open(f->url, &s));
+	return s;
+}
+
+static void close_other(struct fx *f, struct hf_store *s)
+{
+	if (s != f->s)
+		hf_store_close(s);
+}
+
+static int64_t grant(struct hf_store *s, int ttl)
+{
+	int64_t lease = 0;
+
+	assert_ok(s, hf_store_lease_grant(s, ttl, &lease));
+	assert_true(lease > 0);
+	return lease;
+}
+
+static void put_lease(struct hf_store *s, const char *key, const char *value,
+		      int64_t lease)
+{
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+
+	hf_store_txn_put_lease(&t, key, value, strlen(value), lease);
+	assert_ok(s, hf_store_txn(s, &t, NULL));
+	hf_store_txn_release(&t);
+}
+
+/*
+ * Campaigns for "/leader" and checks the outcome and who leads; returns
+ * the leader key's mod_rev (the winner's fencing token).
+ */
+static int64_t campaign(struct hf_store *s, const char *me, int64_t lease,
+			bool want_won, const char *want_leader)
+{
+	bool won = !want_won;
+	char *leader = NULL;
+	int64_t token = -1;
+
+	assert_ok(s, hf_store_campaign(s, "/leader", me, lease, &won, &leader,
+				       &token));
+	if (won != want_won || strcmp(leader, want_leader) != 0) {
+		print_error("campaign of %s: got won=%d leader \"%s\", want "
+			    "won=%d leader \"%s\"\n",
+			    me, won, leader, want_won, want_leader);
+		free(leader);
+		fail();
+	}
+	free(leader);
+	assert_true(token > 0);
+	return token;
+}
+
+/* A leader's write, fenced by its token: what the server does. */
+static int fenced_put(struct hf_store *s, int64_t token, const char *key,
+		      const char *value)
+{
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	int rc;
+
+	hf_store_txn_cmp_mod_rev(&t, "/leader", token);
+	hf_store_txn_puts(&t, key, value);
+	rc = hf_store_txn(s, &t, NULL);
+	hf_store_txn_release(&t);
+	return rc;
+}
+
+static void test_lease_keys(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	int64_t l1, l2, rev = -1, none = 0;
+	int ttl = -1;
+
+	l1 = grant(f->s, 30);
+	l2 = grant(f->s, 30);
+	assert_true(l1 != l2);
+	assert_ok(f->s, hf_store_lease_keepalive(f->s, l1, &ttl));
+	assert_in_range(ttl, 1, 30);
+	assert_ok(f->s, hf_store_lease_keepalive(f->s, l1, NULL));
+
+	hf_store_txn_put_lease(&t, "/l/a", "a", 1, l1);
+	hf_store_txn_put_lease(&t, "/l/c", "c", 1, l1);
+	hf_store_txn_put_lease(&t, "/l/d", "d", 1, l2);
+	hf_store_txn_put_lease(&t, "/l/e", "e", 1, 0); /* no lease */
+	hf_store_txn_puts(&t, "/l/b", "b");
+	assert_ok(f->s, hf_store_txn(f->s, &t, &rev));
+	hf_store_txn_release(&t);
+	assert_int_equal(rev, R(1));
+	/* A put without the lease detaches the key from it. */
+	assert_int_equal(put_str(f->s, "/l/c", "c2"), R(2));
+
+	/* Revoking deletes the lease's keys, in one revision, and no other. */
+	assert_ok(f->s, hf_store_lease_revoke(f->s, l1));
+	assert_int_equal(rev_of(f->s), R(3));
+	assert_absent(f->s, "/l/a");
+	assert_value(f->s, "/l/c", "c2", R(2));
+	assert_value(f->s, "/l/b", "b", R(1));
+	assert_value(f->s, "/l/d", "d", R(1));
+	assert_value(f->s, "/l/e", "e", R(1));
+
+	/* Gone for good. */
+	assert_rc(f->s, hf_store_lease_keepalive(f->s, l1, &ttl), HF_ENOTFOUND);
+	assert_contains(hf_store_last_error(f->s), "expired or was revoked");
+	assert_rc(f->s, hf_store_lease_revoke(f->s, l1), HF_ENOTFOUND);
+	/* A put with a gone lease fails whole. */
+	hf_store_txn_puts(&t, "/l/f", "f");
+	hf_store_txn_put_lease(&t, "/l/g", "g", 1, l1);
+	assert_rc(f->s, hf_store_txn(f->s, &t, &rev), HF_ENOTFOUND);
+	hf_store_txn_release(&t);
+	assert_absent(f->s, "/l/f");
+	assert_absent(f->s, "/l/g");
+	assert_int_equal(rev_of(f->s), R(3));
+
+	/* Deleting a leased key detaches it; revoking changes nothing then. */
+	assert_ok(f->s, hf_store_delete(f->s, "/l/d", NULL));
+	put_str(f->s, "/l/d", "plain");
+	assert_ok(f->s, hf_store_lease_revoke(f->s, l2));
+	assert_value(f->s, "/l/d", "plain", R(5));
+	assert_int_equal(rev_of(f->s), R(5));
+
+	/* Bad arguments. */
+	assert_rc(f->s, hf_store_lease_grant(f->s, 0, &none), HF_EINVAL);
+	assert_int_equal(none, 0);
+	assert_rc(f->s, hf_store_lease_keepalive(f->s, 0, &ttl), HF_EINVAL);
+	assert_rc(f->s, hf_store_lease_revoke(f->s, -1), HF_EINVAL);
+	hf_store_txn_put_lease(&t, "/l/h", "h", 1, -5);
+	assert_rc(f->s, hf_store_txn(f->s, &t, NULL), HF_EINVAL);
+	hf_store_txn_release(&t);
+}
+
+static void test_lease_expiry(void **state)
+{
+	struct fx *f = *state;
+	int64_t lease = grant(f->s, 2), start;
+	char *value = NULL;
+	int ttl = 0;
+
+	put_lease(f->s, "/e/k", "v", lease);
+	/* Kept alive, it outlives its TTL. */
+	for (start = now_ms(); now_ms() - start < 3500; sleep_ms(500)) {
+		assert_ok(f->s, hf_store_lease_keepalive(f->s, lease, &ttl));
+		assert_in_range(ttl, 1, 2);
+	}
+	assert_value(f->s, "/e/k", "v", -1);
+	/* Left alone, it expires and takes its key along. */
+	for (start = now_ms();
+	     hf_store_get(f->s, "/e/k", &value, NULL, NULL) == 0;
+	     sleep_ms(100)) {
+		free(value);
+		value = NULL;
+		if (now_ms() - start > 15000) {
+			print_error("/e/k still there 15 s after its lease of "
+				    "2 s was last renewed\n");
+			fail();
+		}
+	}
+	assert_absent(f->s, "/e/k");
+	assert_rc(f->s, hf_store_lease_keepalive(f->s, lease, &ttl),
+		  HF_ENOTFOUND);
+}
+
+static void test_campaign_fencing(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *a = f->s, *b = other_handle(f);
+	int64_t la = grant(a, 30), lb = grant(b, 30), ta, tb, rev;
+	bool won = true;
+
+	/* A wins; B loses and learns who leads; A again is still A. */
+	ta = campaign(a, "server-a", la, true, "server-a");
+	assert_int_equal(ta, R(1));
+	assert_int_equal(campaign(b, "server-b", lb, false, "server-a"), ta);
+	assert_int_equal(campaign(a, "server-a", la, true, "server-a"), ta);
+	assert_int_equal(rev_of(a), R(1));
+
+	/* Only the leader's fenced writes go through. */
+	assert_ok(a, fenced_put(a, ta, "/data", "from a"));
+	assert_rc(b, fenced_put(b, 0, "/data", "from b"), HF_ECONFLICT);
+	assert_rc(b, fenced_put(b, ta - 1, "/data", "from b"), HF_ECONFLICT);
+	assert_contains(hf_store_last_error(b), "/leader");
+	assert_value(a, "/data", "from a", R(2));
+
+	/* A steps down (revokes its lease): the key goes, B wins. */
+	assert_ok(a, hf_store_lease_revoke(a, la));
+	assert_rc(a, hf_store_get(a, "/leader", NULL, NULL, NULL),
+		  HF_ENOTFOUND);
+	tb = campaign(b, "server-b", lb, true, "server-b");
+	assert_true(tb > ta);
+	/* A deposed leader's writes fail, whatever it believes. */
+	rev = rev_of(a);
+	assert_rc(a, fenced_put(a, ta, "/data", "stale a"), HF_ECONFLICT);
+	assert_contains(hf_store_last_error(a), "/leader");
+	assert_int_equal(rev_of(a), rev);
+	assert_ok(b, fenced_put(b, tb, "/data", "from b"));
+	assert_value(a, "/data", "from b", rev + 1);
+	/* Its lease is gone: a campaign with it loses to B, not an error. */
+	assert_int_equal(campaign(a, "server-a", la, false, "server-b"), tb);
+	/* With the key absent, a gone lease is the error. */
+	assert_ok(b, hf_store_lease_revoke(b, lb));
+	assert_rc(a, hf_store_campaign(a, "/leader", "server-a", la, &won,
+				       NULL, NULL),
+		  HF_ENOTFOUND);
+	assert_rc(a, hf_store_campaign(a, "", "x", la, &won, NULL, NULL),
+		  HF_EINVAL);
+	assert_rc(a, hf_store_campaign(a, "/leader", "x", 0, &won, NULL, NULL),
+		  HF_EINVAL);
+	close_other(f, b);
+}
+
+/*
+ * The failover the fencing is for: the leader stops renewing (hung,
+ * partitioned), its lease expires, another server takes over, and the old
+ * leader's writes - still fenced with its old token - fail.
+ */
+static void test_campaign_lease_expiry(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *a = f->s, *b = other_handle(f);
+	int64_t la = grant(a, 2), lb = grant(b, 2), ta, tb = 0, start;
+	bool won = false;
+	char *leader = NULL;
+
+	ta = campaign(a, "server-a", la, true, "server-a");
+	campaign(b, "server-b", lb, false, "server-a");
+	assert_ok(a, fenced_put(a, ta, "/data", "from a"));
+	/* A goes quiet; B keeps its own lease and campaigns until it wins. */
+	for (start = now_ms(); !won; sleep_ms(250)) {
+		if (now_ms() - start > 15000) {
+			print_error("B did not win 15 s after A's lease of 2 s "
+				    "was last renewed\n");
+			fail();
+		}
+		assert_ok(b, hf_store_lease_keepalive(b, lb, NULL));
+		free(leader);
+		leader = NULL;
+		assert_ok(b, hf_store_campaign(b, "/leader", "server-b", lb,
+					       &won, &leader, &tb));
+	}
+	assert_string_equal(leader, "server-b");
+	free(leader);
+	assert_true(tb > ta);
+	/* A, unaware, writes with its old token: refused, nothing applied. */
+	assert_rc(a, fenced_put(a, ta, "/data", "stale a"), HF_ECONFLICT);
+	assert_value(b, "/data", "from a", -1);
+	assert_ok(b, fenced_put(b, tb, "/data", "from b"));
+	/* A's keep-alive tells it it was deposed. */
+	assert_rc(a, hf_store_lease_keepalive(a, la, NULL), HF_ENOTFOUND);
+	assert_ok(b, hf_store_lease_revoke(b, lb));
+	close_other(f, b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -957,7 +1629,26 @@ static void test_urls(void **state)
 		{"mem:x", HF_EINVAL, NULL},
 		{"sqlite:", HF_EINVAL, NULL},
 		{"sqlite://host/x.db", HF_EINVAL, NULL},
-		{"etcd://127.0.0.1:2379", HF_EUNSUPPORTED, NULL},
+		{"etcds://127.0.0.1:2379", HF_EUNSUPPORTED, NULL},
+		{"etcd:", HF_EINVAL, NULL},
+		{"etcd:127.0.0.1:2379", HF_EINVAL, NULL},
+		{"etcd://", HF_EINVAL, NULL},
+		{"etcd://?timeout_ms=100", HF_EINVAL, NULL},
+		{"etcd://h:0", HF_EINVAL, NULL},
+		{"etcd://h:65536", HF_EINVAL, NULL},
+		{"etcd://h:x", HF_EINVAL, NULL},
+		{"etcd://:2379", HF_EINVAL, NULL},
+		{"etcd://h:1:2", HF_EINVAL, NULL},
+		{"etcd://h:2379/v3", HF_EINVAL, NULL},
+		{"etcd://user@h:2379", HF_EINVAL, NULL},
+		{"etcd://a:1,,b:2", HF_EINVAL, NULL},
+		{"etcd://a:1,", HF_EINVAL, NULL},
+		{"etcd://[::1", HF_EINVAL, NULL},
+		{"etcd://[::1]x", HF_EINVAL, NULL},
+		{"etcd://h:1?bogus=1", HF_EINVAL, NULL},
+		{"etcd://h:1?timeout_ms=5", HF_EINVAL, NULL},
+		{"etcd://h:1?timeout_ms=", HF_EINVAL, NULL},
+		{"etcd://h:1?timeout_ms", HF_EINVAL, NULL},
 		{"redis://x", HF_EINVAL, NULL},
 	};
 
@@ -1219,6 +1910,297 @@ static void test_sqlite_crash_durability(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* etcd backend                                                         */
+
+/* A local port that accepts connections but never answers: a hung host. */
+static int silent_listener(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void test_etcd_unreachable(void **state)
+{
+	struct hf_store *s = (struct hf_store *)0x1;
+	int dead1, dead2, silent, fd = silent_listener(&silent);
+	char *url, *name1, *name2;
+
+	free_ports(&dead1, &dead2);
+	name1 = hf_xasprintf("127.0.0.1:%d", dead1);
+	name2 = hf_xasprintf("127.0.0.1:%d", dead2);
+
+	/* Nothing listens: refused at open, saying where and why. */
+	url = hf_xasprintf("etcd://%s", name1);
+	assert_rc(NULL, hf_store_open(url, &s), HF_EUNAVAIL);
+	assert_null(s);
+	print_message("    %s\n", hf_store_last_error(NULL));
+	assert_contains(hf_store_last_error(NULL), "no etcd endpoint");
+	assert_contains(hf_store_last_error(NULL), name1);
+	assert_contains(hf_store_last_error(NULL), "Connection refused");
+	free(url);
+
+	/* Every endpoint tried, every one named. */
+	url = hf_xasprintf("etcd://%s,%s", name1, name2);
+	assert_rc(NULL, hf_store_open(url, &s), HF_EUNAVAIL);
+	assert_contains(hf_store_last_error(NULL), name1);
+	assert_contains(hf_store_last_error(NULL), name2);
+	free(url);
+
+	/* Connected but never answered: the request timeout. */
+	url = hf_xasprintf("etcd://127.0.0.1:%d?timeout_ms=300", silent);
+	assert_rc(NULL, hf_store_open(url, &s), HF_EUNAVAIL);
+	print_message("    %s\n", hf_store_last_error(NULL));
+	assert_contains(hf_store_last_error(NULL), "no answer within 300 ms");
+	free(url);
+	close(fd);
+	free(name1);
+	free(name2);
+}
+
+static void test_etcd_failover(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = NULL;
+	struct hf_store_kvs l;
+	int dead, unused, silent, fd = silent_listener(&silent);
+	int64_t rev;
+	char *url;
+
+	/* The first of three endpoints is dead: every call still works. */
+	free_ports(&dead, &unused);
+	url = hf_xasprintf("etcd://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+			   dead, shared_etcd.port, shared_etcd.port);
+	assert_ok(NULL, hf_store_open(url, &s));
+	free(url);
+	rev = put_str(s, "/fo/a", "1");
+	assert_int_equal(rev, R(1));
+	assert_value(s, "/fo/a", "1", rev);
+	assert_value(f->s, "/fo/a", "1", rev);
+	assert_ok(s, hf_store_list(s, "/fo/", 0, &l));
+	assert_int_equal(l.len, 1);
+	assert_int_equal(l.rev, rev);
+	hf_store_kvs_release(&l);
+	assert_ok(s, hf_store_delete(s, "/fo/a", NULL));
+	assert_string_equal(hf_store_last_error(s), "");
+	hf_store_close(s);
+
+	/* A hung first endpoint costs one timeout, then the next serves. */
+	url = hf_xasprintf("etcd://127.0.0.1:%d,127.0.0.1:%d?timeout_ms=500",
+			   silent, shared_etcd.port);
+	assert_ok(NULL, hf_store_open(url, &s));
+	free(url);
+	assert_int_equal(put_str(s, "/fo/b", "2"), R(3));
+	assert_value(f->s, "/fo/b", "2", R(3));
+	hf_store_close(s);
+	close(fd);
+}
+
+/*
+ * A fake etcd member that answers the first request (a range, with a
+ * header) and then goes quiet without closing: a member cut off from its
+ * quorum. Runs in a thread, so it reports instead of asserting.
+ */
+struct quiet_member {
+	int listen_fd;
+	int answered;
+	char failure[128];
+};
+
+/* Reads one HTTP request (headers and Content-Length body); 0 at EOF. */
+static int read_request(int fd)
+{
+	char buf[8192];
+	size_t len = 0;
+	long body = -1;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		char *end, *cl;
+
+		if (n <= 0)
+			return 0;
+		len += (size_t)n;
+		buf[len] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(buf, "content-length:");
+		body = cl ? strtol(cl + 15, NULL, 10) : 0;
+		if ((long)(len - (size_t)(end + 4 - buf)) >= body)
+			return 1;
+		if (len == sizeof(buf) - 1)
+			return 1; /* long enough: we only need to know it came */
+	}
+}
+
+static void *quiet_member_main(void *arg)
+{
+	struct quiet_member *q = arg;
+	static const char answer[] = "{\"header\":{\"revision\":\"1\"}}";
+	char reply[256];
+	int fd = accept(q->listen_fd, NULL, NULL), n;
+
+	if (fd < 0) {
+		snprintf(q->failure, sizeof(q->failure), "accept: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	n = snprintf(reply, sizeof(reply),
+		     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     sizeof(answer) - 1, answer);
+	if (read_request(fd) && write(fd, reply, (size_t)n) == n)
+		q->answered++;
+	/* Then read whatever comes and never answer, until the client
+	 * gives up and closes. */
+	while (read_request(fd))
+		;
+	close(fd);
+	return NULL;
+}
+
+/*
+ * A transaction sent to a member that then does not answer may have been
+ * applied: it is not resent to another endpoint, and says its outcome is
+ * unknown; the next request starts with the next endpoint.
+ */
+static void test_etcd_txn_outcome_unknown(void **state)
+{
+	struct fx *f = *state;
+	struct quiet_member q = {0};
+	struct hf_store *s = NULL;
+	pthread_t tid;
+	int port;
+	char *url;
+
+	q.listen_fd = silent_listener(&port);
+	assert_int_equal(pthread_create(&tid, NULL, quiet_member_main, &q), 0);
+	url = hf_xasprintf("etcd://127.0.0.1:%d,127.0.0.1:%d?timeout_ms=400",
+			   port, shared_etcd.port);
+	/* The quiet member answers the open's read: it is the one in use. */
+	assert_ok(NULL, hf_store_open(url, &s));
+	free(url);
+	assert_rc(s, hf_store_put(s, "/unknown", "1", 1, NULL), HF_EUNAVAIL);
+	print_message("    %s\n", hf_store_last_error(s));
+	assert_contains(hf_store_last_error(s), "whether it was applied is "
+						"unknown");
+	/* Not resent: the real etcd never saw it. */
+	assert_absent(f->s, "/unknown");
+	assert_int_equal(rev_of(f->s), R(0));
+	/* The next request goes to the next endpoint, which answers. */
+	assert_absent(s, "/unknown");
+	assert_int_equal(put_str(s, "/unknown", "2"), R(1));
+	hf_store_close(s);
+	pthread_join(tid, NULL);
+	close(q.listen_fd);
+	assert_string_equal(q.failure, "");
+	assert_int_equal(q.answered, 1);
+}
+
+/*
+ * etcd with its default limits, which are lower than the embedded store's:
+ * what goes over them is HF_ETOOBIG naming the flag, and nothing applies.
+ * Then etcd goes away under the open handle.
+ */
+static void test_etcd_default_limits(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	struct hf_store *s = NULL;
+	struct hf_store_kvs l;
+	char key[32], *name, *big;
+	int64_t rev, lease = 0;
+
+	assert_int_equal(etcd_start(&f->own_etcd, NULL), 0);
+	name = hf_xasprintf("127.0.0.1:%d", f->own_etcd.port);
+	assert_ok(NULL, hf_store_open(f->own_etcd.url, &s));
+	rev = rev_of(s);
+
+	/* 128 operations per transaction, by default. */
+	for (int i = 0; i < 129; i++) {
+		snprintf(key, sizeof(key), "/ops/%03d", i);
+		hf_store_txn_puts(&t, key, "x");
+	}
+	assert_rc(s, hf_store_txn(s, &t, NULL), HF_ETOOBIG);
+	print_message("    %s\n", hf_store_last_error(s));
+	assert_contains(hf_store_last_error(s), "--max-txn-ops");
+	assert_contains(hf_store_last_error(s), "129 operation");
+	hf_store_txn_release(&t);
+	assert_ok(s, hf_store_list(s, "/ops/", 0, &l));
+	assert_int_equal(l.len, 0);
+	hf_store_kvs_release(&l);
+	assert_int_equal(rev_of(s), rev);
+	for (int i = 0; i < 128; i++) {
+		snprintf(key, sizeof(key), "/ops/%03d", i);
+		hf_store_txn_puts(&t, key, "x");
+	}
+	assert_ok(s, hf_store_txn(s, &t, NULL));
+	hf_store_txn_release(&t);
+
+	/* 1.5 MiB per request: a value of HF_STORE_VALUE_MAX does not fit. */
+	big = hf_xmalloc(HF_STORE_VALUE_MAX);
+	memset(big, 'b', HF_STORE_VALUE_MAX);
+	assert_rc(s, hf_store_put(s, "/big", big, HF_STORE_VALUE_MAX, NULL),
+		  HF_ETOOBIG);
+	print_message("    %s\n", hf_store_last_error(s));
+	assert_contains(hf_store_last_error(s), "--max-request-bytes");
+	assert_absent(s, "/big");
+	assert_ok(s, hf_store_put(s, "/big", big, 1024 * 1024, NULL));
+	free(big);
+
+	/* etcd goes away: every call is HF_EUNAVAIL and says where. */
+	etcd_stop(&f->own_etcd);
+	assert_rc(s, hf_store_get(s, "/big", NULL, NULL, NULL), HF_EUNAVAIL);
+	print_message("    %s\n", hf_store_last_error(s));
+	assert_contains(hf_store_last_error(s), name);
+	assert_rc(s, hf_store_put(s, "/x", "1", 1, NULL), HF_EUNAVAIL);
+	assert_contains(hf_store_last_error(s), name);
+	assert_rc(s, hf_store_revision(s, &rev), HF_EUNAVAIL);
+	assert_rc(s, hf_store_lease_grant(s, 5, &lease), HF_EUNAVAIL);
+	assert_int_equal(lease, 0);
+	hf_store_close(s);
+	free(name);
+}
+
+/* Keys and values that are not text survive the base64 round trip. */
+static void test_etcd_bytes(void **state)
+{
+	struct fx *f = *state;
+	char value[256];
+	char *got = NULL;
+	size_t len = 0;
+
+	for (int i = 0; i < 256; i++)
+		value[i] = (char)i;
+	for (size_t n = 0; n <= 4; n++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "/b/\x01\x7f\xfe%zu", n);
+		assert_ok(f->s, hf_store_put(f->s, key, value + 250, n, NULL));
+		assert_ok(f->s, hf_store_get(f->s, key, &got, &len, NULL));
+		assert_int_equal(len, n);
+		assert_memory_equal(got, value + 250, n);
+		assert_int_equal(got[n], '\0');
+		free(got);
+	}
+	assert_ok(f->s, hf_store_put(f->s, "/b/all", value, sizeof(value),
+				     NULL));
+	assert_ok(f->s, hf_store_get(f->s, "/b/all", &got, &len, NULL));
+	assert_int_equal(len, sizeof(value));
+	assert_memory_equal(got, value, sizeof(value));
+	free(got);
+}
+
+/* ------------------------------------------------------------------ */
 
 #define ON(backend, fn)                                                        \
 	{                                                                      \
@@ -1226,25 +2208,22 @@ static void test_sqlite_crash_durability(void **state)
 	}
 #define BOTH(fn) ON(mem, fn), ON(sqlite, fn)
 
+/* The contract and the leases: every backend runs them. */
+#define EVERY_BACKEND(X)                                                       \
+	X(test_put_get), X(test_get_absent), X(test_list_prefix_sorted),       \
+	X(test_list_prefix_high_bytes), X(test_revisions),                     \
+	X(test_cmp_mod_rev), X(test_cmp_absent_present),                       \
+	X(test_delete_prefix), X(test_delete), X(test_binary_values),          \
+	X(test_large_value), X(test_many_keys), X(test_invalid_txns),          \
+	X(test_txn_copies_arguments), X(test_stats), X(test_threads),          \
+	X(test_lease_keys), X(test_lease_expiry), X(test_campaign_fencing),    \
+	X(test_campaign_lease_expiry)
+#define ON_ETCD(fn) ON(etcd, fn)
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		BOTH(test_put_get),
-		BOTH(test_get_absent),
-		BOTH(test_list_prefix_sorted),
-		BOTH(test_list_prefix_high_bytes),
-		BOTH(test_revisions),
-		BOTH(test_cmp_mod_rev),
-		BOTH(test_cmp_absent_present),
-		BOTH(test_delete_prefix),
-		BOTH(test_delete),
-		BOTH(test_binary_values),
-		BOTH(test_large_value),
-		BOTH(test_many_keys),
-		BOTH(test_invalid_txns),
-		BOTH(test_txn_copies_arguments),
-		BOTH(test_stats),
-		BOTH(test_threads),
+	const struct CMUnitTest local_tests[] = {
+		EVERY_BACKEND(BOTH),
 		ON(sqlite, test_urls),
 		ON(sqlite, test_sqlite_reopen_persists),
 		ON(sqlite, test_sqlite_exclusive_lock),
@@ -1254,6 +2233,23 @@ int main(void)
 		ON(sqlite, test_sqlite_failed_txn_rolls_back),
 		ON(sqlite, test_sqlite_crash_durability),
 	};
+	const struct CMUnitTest etcd_tests[] = {
+		EVERY_BACKEND(ON_ETCD),
+		ON(etcd, test_etcd_bytes),
+		ON(etcd, test_etcd_failover),
+		ON(etcd, test_etcd_txn_outcome_unknown),
+		ON(etcd, test_etcd_unreachable),
+		ON(etcd, test_etcd_default_limits),
+	};
+	int failed;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	failed = cmocka_run_group_tests_name("mem and sqlite", local_tests,
+					     NULL, NULL);
+	/* A missing etcd fails the group setup, so the run: never a skip. */
+	failed += cmocka_run_group_tests_name("etcd", etcd_tests,
+					      etcd_group_setup,
+					      etcd_group_teardown);
+	curl_global_cleanup();
+	return failed ? 1 : 0;
 }

@@ -78,6 +78,19 @@ static int api(const char *method, const char *path, const json_t *body,
 		return HF_EXIT_SERVER;
 	}
 	free(err);
+	/* A server that does not lead says who does: ask the leader. */
+	if (*status == 503 && json_is_string(json_object_get(*out, "leader")) &&
+	    strcmp(json_string_value(json_object_get(*out, "leader")), addr())) {
+		static char *leader;
+
+		free(leader);
+		leader = hf_xstrdup(
+		    json_string_value(json_object_get(*out, "leader")));
+		g.addr = leader;
+		json_decref(*out);
+		*out = NULL;
+		return api(method, path, body, status, out);
+	}
 	return 0;
 }
 

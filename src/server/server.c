@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -93,6 +94,123 @@ static void on_request(void *ctx, const struct hf_http_req *req, int status,
 			      seconds);
 }
 
+/* ------------------------------------------------------------------ */
+/* Leadership                                                           */
+
+static void h_follower(void *ctx, const struct hf_http_req *req,
+		       struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	json_t *body;
+
+	(void)req;
+	pthread_mutex_lock(&s->mu);
+	body = json_pack("{s:s, s:s, s:o}", "error", "not-leader", "message",
+			 "this server is not the leader; send requests to the "
+			 "leader",
+			 "leader",
+			 s->leader_url ? json_string(s->leader_url) : json_null());
+	if (s->leader_url)
+		hf_kvlist_set(&resp->headers, "X-Holdfast-Leader", s->leader_url);
+	pthread_mutex_unlock(&s->mu);
+	hf_http_json(resp, 503, body);
+}
+
+static void h_leader(void *ctx, const struct hf_http_req *req,
+		     struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+
+	(void)req;
+	pthread_mutex_lock(&s->mu);
+	hf_http_json(resp, 200,
+		     json_pack("{s:o, s:s, s:b}", "leader",
+			       s->leader_url ? json_string(s->leader_url)
+					     : json_null(),
+			       "self", s->opts.advertise, "leading", s->leading));
+	pthread_mutex_unlock(&s->mu);
+}
+
+#define ALL_QUERY_KEYS "delete_volumes phase step to since follow service stream tail"
+
+/* What a server that does not lead answers. */
+static const struct hf_http_route follower_routes[] = {
+    {"GET", "/v1/leader", h_leader, HF_ROUTE_READ, NULL},
+    {"GET", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
+    {"POST", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
+    {"PUT", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
+    {"DELETE", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
+};
+
+/*
+ * Campaigns for the leader key with a lease. Returns 1 when this server
+ * leads (s->fence_rev set), 0 when another one does (s->leader_url set),
+ * <0 on a store error.
+ */
+static int campaign(struct hf_srv *s)
+{
+	char *value = NULL, *leader = NULL;
+	int64_t rev = 0;
+	bool won = false;
+	json_t *v;
+	int rc;
+
+	if (!s->lease) {
+		rc = hf_store_lease_grant(s->store, s->opts.lease_ttl, &s->lease);
+		if (rc)
+			return rc;
+	}
+	v = json_pack("{s:s, s:I}", "url", s->opts.advertise, "since",
+		      (json_int_t)hf_now_ms());
+	value = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	rc = hf_store_campaign(s->store, HF_LEADER_KEY, value, s->lease, &won,
+			       &leader, &rev);
+	free(value);
+	if (rc == HF_ENOTFOUND) {
+		/* Our lease expired before we won: start with a new one. */
+		s->lease = 0;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&s->mu);
+	free(s->leader_url);
+	s->leader_url = NULL;
+	if (leader) {
+		json_error_t jerr;
+		json_t *l = json_loads(leader, 0, &jerr);
+		const char *url = json_string_value(json_object_get(l, "url"));
+
+		s->leader_url = url ? hf_xstrdup(url) : NULL;
+		json_decref(l);
+	}
+	if (won) {
+		free(s->leader_url);
+		s->leader_url = hf_xstrdup(s->opts.advertise);
+		s->fence_rev = rev;
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(leader);
+	return won ? 1 : 0;
+}
+
+static char *default_advertise(const char *listen, int port)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t hostlen = colon ? (size_t)(colon - listen) : 0;
+	char *host = hf_xstrndup(listen, hostlen);
+	char *url;
+
+	if (!*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0) {
+		free(host);
+		host = hf_xstrdup("127.0.0.1");
+	}
+	url = hf_xasprintf("http://%s:%d", host, port);
+	free(host);
+	return url;
+}
+
 int hf_server_run(const struct hf_server_opts *in_opts)
 {
 	struct hf_server_opts opts = *in_opts;
@@ -101,7 +219,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	struct hf_http_opts ho = {0};
 	const struct hf_http_route *routes;
 	size_t nroutes;
-	char *store_url = NULL, *err = NULL;
+	char *store_url = NULL, *err = NULL, *advertise = NULL;
 	sigset_t mask;
 	int sfd = -1, rc = HF_EXIT_FAIL;
 	bool sched_started = false;
@@ -118,6 +236,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		opts.backoff_reset = 120;
 	if (opts.node_timeout <= 0)
 		opts.node_timeout = 15;
+	if (opts.lease_ttl <= 0)
+		opts.lease_ttl = 5;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->changed, NULL);
 	s->opts = opts;
@@ -136,15 +256,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		goto out;
 	}
 	rc = HF_EXIT_FAIL;
-	if (hf_state_load(s, &err)) {
-		hf_log("%s", err);
-		goto out;
-	}
-	s->events = hf_events_open(opts.data);
-	s->api_metrics = hf_api_metrics_new();
-	hf_log("store %s: %zu service%s, %zu node%s", store_url,
-	       s->services.len, s->services.len == 1 ? "" : "s", s->nodes.len,
-	       s->nodes.len == 1 ? "" : "s");
+	hf_log("store %s", store_url);
 	if (opts.tokens && load_tokens(opts.tokens, &tokens, &err)) {
 		hf_log("%s", err);
 		goto out;
@@ -175,35 +287,102 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	ho.tls_key = opts.tls_key;
 	ho.tokens = &tokens;
 	ho.on_request = on_request;
-	if (hf_http_start(&ho, routes, nroutes, s, &s->http, &err)) {
+
+	/*
+	 * Until it leads, a server answers every request with the leader's
+	 * address (503: agents and the CLI move on to it).
+	 */
+	if (hf_http_start(&ho, follower_routes, HF_ARRAY_LEN(follower_routes),
+			  s, &s->http, &err)) {
 		hf_log("cannot serve the API on %s: %s", opts.listen,
 		       err ? err : "unknown error");
 		goto out;
 	}
 	s->api_port = hf_http_port(s->http);
-	hf_log("holdfast %s server listening on %s (port %d)", HF_VERSION,
-	       opts.listen, s->api_port);
+	if (!opts.advertise) {
+		advertise = default_advertise(opts.listen, s->api_port);
+		s->opts.advertise = advertise;
+	}
 	if (opts.port_file) {
 		char buf[32];
 
 		snprintf(buf, sizeof(buf), "%d\n", s->api_port);
 		hf_write_file_atomic(opts.port_file, buf, strlen(buf), 0644);
 	}
+	hf_log("holdfast %s server on %s (%s); campaigning for the lead",
+	       HF_VERSION, opts.listen, s->opts.advertise);
+	for (;;) {
+		struct pollfd pfd = {sfd, POLLIN, 0};
+		int won = campaign(s);
+
+		if (won == 1)
+			break;
+		if (won < 0)
+			hf_log("cannot campaign: %s (%s); retrying",
+			       hf_err_msg(won), hf_store_last_error(s->store));
+		else if (s->leader_url)
+			hf_log("following the leader at %s", s->leader_url);
+		if (poll(&pfd, 1, 1000) > 0)
+			goto stopped;
+	}
+	/* We lead: load the state as the store has it now, then act. */
+	hf_http_stop(s->http);
+	s->http = NULL;
+	if (hf_state_load(s, &err)) {
+		hf_log("%s", err);
+		goto out;
+	}
+	s->events = hf_events_open(opts.data);
+	s->api_metrics = hf_api_metrics_new();
+	s->leading = true;
+	hf_log("leading (fencing revision %lld): %zu service%s, %zu node%s",
+	       (long long)s->fence_rev, s->services.len,
+	       s->services.len == 1 ? "" : "s", s->nodes.len,
+	       s->nodes.len == 1 ? "" : "s");
+	if (hf_http_start(&ho, routes, nroutes, s, &s->http, &err)) {
+		hf_log("cannot serve the API on %s: %s", opts.listen,
+		       err ? err : "unknown error");
+		goto out;
+	}
 	if (pthread_create(&s->sched, NULL, sched_thread, s) != 0) {
 		hf_log("cannot start the scheduler thread");
 		goto out;
 	}
 	sched_started = true;
-	for (;;) {
-		struct signalfd_siginfo si;
-		ssize_t n = read(sfd, &si, sizeof(si));
+	/*
+	 * Keep the lease. A leader that cannot renew it in time stops acting
+	 * before it could have expired: another server may lead by then.
+	 */
+	{
+		int64_t last_ok = hf_now_ms();
+		int64_t ttl_ms = (int64_t)opts.lease_ttl * 1000;
 
-		if (n == (ssize_t)sizeof(si))
-			break;
-		if (n < 0 && errno != EINTR)
-			break;
+		for (;;) {
+			struct pollfd pfd = {sfd, POLLIN, 0};
+			int left = 0;
+			int krc;
+
+			if (poll(&pfd, 1, (int)(ttl_ms / 3)) > 0)
+				break;
+			krc = hf_store_lease_keepalive(s->store, s->lease, &left);
+			if (krc == 0) {
+				last_ok = hf_now_ms();
+				continue;
+			}
+			if (krc == HF_ENOTFOUND ||
+			    hf_now_ms() - last_ok > ttl_ms * 2 / 3) {
+				hf_log("lost the lead (%s); stopping at once so "
+				       "no two servers act",
+				       krc == HF_ENOTFOUND ? "lease expired"
+							   : "store unreachable");
+				_exit(1);
+			}
+		}
 	}
+stopped:
 	hf_log("stopping (tasks keep running on their nodes)");
+	if (s->leading && s->lease)
+		hf_store_lease_revoke(s->store, s->lease);
 	rc = HF_EXIT_OK;
 out:
 	pthread_mutex_lock(&s->mu);
@@ -228,9 +407,11 @@ out:
 	hf_api_metrics_free(s->api_metrics);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->changed);
+	free(s->leader_url);
 	free(s);
 	hf_kvlist_release(&tokens);
 	free(store_url);
+	free(advertise);
 	free(err);
 	return rc;
 }
@@ -248,6 +429,8 @@ int hf_server_main(int argc, char **argv)
 	    {"backoff-max", required_argument, NULL, 'm'},
 	    {"port-file", required_argument, NULL, 'p'},
 	    {"node-timeout", required_argument, NULL, 'n'},
+	    {"advertise", required_argument, NULL, 'a'},
+	    {"lease-ttl", required_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct hf_server_opts o = {0};
@@ -286,6 +469,12 @@ int hf_server_main(int argc, char **argv)
 			break;
 		case 'n':
 			o.node_timeout = atof(optarg);
+			break;
+		case 'a':
+			o.advertise = optarg;
+			break;
+		case 'L':
+			o.lease_ttl = atoi(optarg);
 			break;
 		default:
 			fprintf(stderr, "holdfast server: unknown or incomplete "

@@ -21,6 +21,10 @@ struct hf_server_opts {
 	double backoff_base, backoff_max;
 	/* A task healthy (running) this long resets its backoff (seconds). */
 	double backoff_reset;
+	/* The URL other servers, agents and the CLI reach this server at. */
+	const char *advertise;
+	/* Leader lease time to live (s): a dead leader is replaced this fast. */
+	int lease_ttl;
 	/* A node whose agent has not synced this long is unreachable (s). */
 	double node_timeout;
 	/* Written once the API listens: "<port>\n" (for dev and tests). */

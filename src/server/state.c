@@ -624,21 +624,37 @@ static void run_from_json(struct hf_plan_run *r, const json_t *o)
 
 static void fail_stop(struct hf_srv *s, const char *what, int err)
 {
-	hf_log("store write failed (%s): %s: %s; stopping so a restart "
-	       "reloads consistent state",
-	       what, hf_err_msg(err), hf_store_last_error(s->store));
+	if (err == HF_ECONFLICT && s->fence_rev > 0)
+		hf_log("store write refused (%s): another server leads now; "
+		       "this one stops acting and exits",
+		       what);
+	else
+		hf_log("store write failed (%s): %s: %s; stopping so a restart "
+		       "reloads consistent state",
+		       what, hf_err_msg(err), hf_store_last_error(s->store));
 	_exit(1);
+}
+
+/* Every write is fenced: it only applies while we still hold the lead. */
+static void fence(struct hf_srv *s, struct hf_store_txn *txn)
+{
+	if (s->fence_rev > 0)
+		hf_store_txn_cmp_mod_rev(txn, HF_LEADER_KEY, s->fence_rev);
 }
 
 static void put_json(struct hf_srv *s, const char *key, json_t *j)
 {
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	struct hf_store_txn txn = HF_STORE_TXN_INIT;
 	int err;
 
 	json_decref(j);
 	if (!text)
 		fail_stop(s, key, HF_ENOMEM);
-	err = hf_store_put(s->store, key, text, strlen(text), NULL);
+	fence(s, &txn);
+	hf_store_txn_put(&txn, key, text, strlen(text));
+	err = hf_store_txn(s->store, &txn, NULL);
+	hf_store_txn_release(&txn);
 	free(text);
 	if (err)
 		fail_stop(s, key, err);
@@ -716,8 +732,13 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 {
 	char *key =
 	    hf_state_key("/services/%s/instances/%s", svc->name, in->name);
-	int err = hf_store_delete(s->store, key, NULL);
+	struct hf_store_txn txn = HF_STORE_TXN_INIT;
+	int err;
 
+	fence(s, &txn);
+	hf_store_txn_delete(&txn, key);
+	err = hf_store_txn(s->store, &txn, NULL);
+	hf_store_txn_release(&txn);
 	if (err && err != HF_ENOTFOUND)
 		fail_stop(s, key, err);
 	free(key);
@@ -741,6 +762,7 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
 	char *prefix = hf_state_key("/services/%s/", svc->name, NULL);
 	int err;
 
+	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
 	hf_store_txn_delete_prefix(&txn, prefix);
 	err = hf_store_txn(s->store, &txn, NULL);

@@ -157,6 +157,9 @@ struct hf_node {
 	struct hf_strlist delete_volumes; /* volume keys to delete */
 };
 
+/* The key the leading server holds with its lease. */
+#define HF_LEADER_KEY "/leader"
+
 struct hf_srv {
 	pthread_mutex_t mu;
 	pthread_cond_t changed; /* desired state or statuses changed */
@@ -177,6 +180,14 @@ struct hf_srv {
 	struct hf_http_server *http;
 	int api_port;
 	struct hf_events *events;
+	/*
+	 * Leadership: only the leader acts. Every write it makes is fenced on
+	 * the leader key's revision, so a deposed leader's writes fail.
+	 */
+	bool leading;
+	int64_t fence_rev;
+	int64_t lease;
+	char *leader_url; /* the current leader's, as far as we know */
 	/* metrics */
 	uint64_t launches, restarts, failures;
 	struct hf_api_metrics *api_metrics;

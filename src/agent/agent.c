@@ -4,6 +4,7 @@
  * watches the shims, runs the checks and sends stops.
  */
 #include "agent/agent.h"
+#include "agent/api.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "api/http.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "common/version.h"
@@ -117,6 +119,7 @@ void hf_agent_opts_release(struct hf_agent_opts *o)
 	free(o->token);
 	free(o->address);
 	free(o->holdfast_bin);
+	free(o->ca_file);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -228,39 +231,179 @@ static const char *const usage_text =
 	"         [--attributes k=v,...] "
 	"[--resources cpus=N,memory=MB,disk=MB,ports=A-B]\n"
 	"         [--token TOKEN] [--address ADDR] [--holdfast-bin PATH]\n"
-	"         [--sandbox-keep SECONDS] [--log-max-bytes N] "
-	"[--log-keep N] [--print-info]\n";
+	"         [--ca-file PEM] [--tls-insecure] [--sandbox-keep SECONDS]\n"
+	"         [--log-max-bytes N] [--log-keep N] [--print-info]\n";
+
+/*
+ * The flags with a value: each setter stores val (copied) or returns an
+ * error sentence (the caller frees it).
+ */
+typedef char *(*flag_fn)(struct hf_agent_opts *o, const char *flag,
+			 const char *val);
+
+static void set_owned(char **dst, const char *val)
+{
+	free(*dst);
+	*dst = hf_xstrdup(val);
+}
+
+static char *flag_server(struct hf_agent_opts *o, const char *flag,
+			 const char *val)
+{
+	char *copy = hf_xstrdup(val), *save = NULL, *u;
+
+	for (u = strtok_r(copy, ",", &save); u; u = strtok_r(NULL, ",", &save))
+		hf_strlist_push(&o->servers, u);
+	free(copy);
+	return NULL;
+}
+
+static char *flag_data(struct hf_agent_opts *o, const char *f, const char *v)
+{
+	set_owned(&o->data_dir, v);
+	return NULL;
+}
+
+static char *flag_node_id(struct hf_agent_opts *o, const char *f,
+			  const char *v)
+{
+	set_owned(&o->node_id, v);
+	return NULL;
+}
+
+static char *flag_token(struct hf_agent_opts *o, const char *f, const char *v)
+{
+	set_owned(&o->token, v);
+	return NULL;
+}
+
+static char *flag_address(struct hf_agent_opts *o, const char *f,
+			  const char *v)
+{
+	set_owned(&o->address, v);
+	return NULL;
+}
+
+static char *flag_bin(struct hf_agent_opts *o, const char *f, const char *v)
+{
+	set_owned(&o->holdfast_bin, v);
+	return NULL;
+}
+
+static char *flag_ca_file(struct hf_agent_opts *o, const char *f,
+			  const char *v)
+{
+	set_owned(&o->ca_file, v);
+	return NULL;
+}
+
+static char *flag_attributes(struct hf_agent_opts *o, const char *flag,
+			     const char *val)
+{
+	struct hf_kvlist kv = {0};
+	char *err = parse_pairs(flag, val, &kv);
+
+	for (size_t k = 0; k < kv.len && !err; k++)
+		hf_kvlist_set(&o->attributes, kv.items[k].key,
+			      kv.items[k].value);
+	hf_kvlist_release(&kv);
+	return err;
+}
+
+static char *flag_resources(struct hf_agent_opts *o, const char *flag,
+			    const char *val)
+{
+	return parse_resources(o, val);
+}
+
+static char *flag_number(const char *flag, const char *val, int64_t min,
+			 int64_t max, int64_t *out)
+{
+	if (parse_i64(val, min, max, out))
+		return NULL;
+	return hf_xasprintf("%s: expected a whole number from %lld to %lld, "
+			    "not \"%s\"", flag, (long long)min,
+			    (long long)max, val);
+}
+
+static char *flag_sandbox_keep(struct hf_agent_opts *o, const char *flag,
+			       const char *val)
+{
+	return flag_number(flag, val, 0, INT64_MAX / 2000, &o->sandbox_keep_s);
+}
+
+static char *flag_log_max_bytes(struct hf_agent_opts *o, const char *flag,
+				const char *val)
+{
+	return flag_number(flag, val, 0, INT64_MAX / 2, &o->log_max_bytes);
+}
+
+static char *flag_log_keep(struct hf_agent_opts *o, const char *flag,
+			   const char *val)
+{
+	int64_t n = o->log_keep;
+	char *err = flag_number(flag, val, 0, 1000, &n);
+
+	o->log_keep = (int)n;
+	return err;
+}
+
+static char *flag_wait(struct hf_agent_opts *o, const char *flag,
+		       const char *val)
+{
+	int64_t n = o->wait_s;
+	char *err = flag_number(flag, val, 1, 300, &n);
+
+	o->wait_s = (int)n;
+	return err;
+}
+
+static const struct {
+	const char *name;
+	flag_fn set;
+} flags[] = {
+	{"--server", flag_server},
+	{"--data", flag_data},
+	{"--node-id", flag_node_id},
+	{"--attributes", flag_attributes},
+	{"--resources", flag_resources},
+	{"--token", flag_token},
+	{"--address", flag_address},
+	{"--holdfast-bin", flag_bin},
+	{"--ca-file", flag_ca_file},
+	{"--sandbox-keep", flag_sandbox_keep},
+	{"--log-max-bytes", flag_log_max_bytes},
+	{"--log-keep", flag_log_keep},
+	/* The long poll's wait; shorter ones make tests quick. */
+	{"--wait", flag_wait},
+};
 
 int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 			char **errmsg)
 {
-	static const char *const with_value[] = {
-		"--server", "--data", "--node-id", "--attributes",
-		"--resources", "--token", "--address", "--holdfast-bin",
-		"--sandbox-keep", "--log-max-bytes", "--log-keep", "--wait",
-	};
 	const char *env_token = getenv("HOLDFAST_TOKEN");
 	char *err = NULL;
 
 	*errmsg = NULL;
 	for (int i = 1; i < argc && !err; i++) {
-		const char *arg = argv[i], *val = NULL, *eq;
-		char *flag;
-		int64_t n;
-		bool takes = false;
+		const char *arg = argv[i], *val = NULL, *eq = strchr(arg, '=');
+		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+		flag_fn set = NULL;
 
 		if (strcmp(arg, "--print-info") == 0) {
 			o->print_info = true;
 			continue;
 		}
-		eq = strchr(arg, '=');
-		flag = eq ? hf_xstrndup(arg, (size_t)(eq - arg))
-			  : hf_xstrdup(arg);
-		for (size_t k = 0; k < HF_ARRAY_LEN(with_value); k++)
-			takes |= strcmp(flag, with_value[k]) == 0;
-		if (!takes) {
+		if (strcmp(arg, "--tls-insecure") == 0) {
+			o->tls_insecure = true;
+			continue;
+		}
+		for (size_t k = 0; k < HF_ARRAY_LEN(flags) && !set; k++)
+			if (strlen(flags[k].name) == len &&
+			    strncmp(arg, flags[k].name, len) == 0)
+				set = flags[k].set;
+		if (!set) {
 			err = hf_xasprintf("unknown argument \"%s\"", arg);
-			free(flag);
 			break;
 		}
 		if (eq)
@@ -268,68 +411,15 @@ int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 		else if (i + 1 < argc)
 			val = argv[++i];
 		if (!val) {
-			err = hf_xasprintf("%s needs a value", flag);
-			free(flag);
+			err = hf_xasprintf("%.*s needs a value", (int)len, arg);
 			break;
 		}
-		if (strcmp(flag, "--server") == 0) {
-			char *copy = hf_xstrdup(val), *save = NULL, *u;
+		{
+			char *flag = hf_xstrndup(arg, len);
 
-			for (u = strtok_r(copy, ",", &save); u;
-			     u = strtok_r(NULL, ",", &save))
-				hf_strlist_push(&o->servers, u);
-			free(copy);
-		} else if (strcmp(flag, "--data") == 0) {
-			free(o->data_dir);
-			o->data_dir = hf_xstrdup(val);
-		} else if (strcmp(flag, "--node-id") == 0) {
-			free(o->node_id);
-			o->node_id = hf_xstrdup(val);
-		} else if (strcmp(flag, "--attributes") == 0) {
-			struct hf_kvlist kv = {0};
-
-			err = parse_pairs(flag, val, &kv);
-			for (size_t k = 0; k < kv.len; k++)
-				hf_kvlist_set(&o->attributes, kv.items[k].key,
-					      kv.items[k].value);
-			hf_kvlist_release(&kv);
-		} else if (strcmp(flag, "--resources") == 0) {
-			err = parse_resources(o, val);
-		} else if (strcmp(flag, "--token") == 0) {
-			free(o->token);
-			o->token = hf_xstrdup(val);
-		} else if (strcmp(flag, "--address") == 0) {
-			free(o->address);
-			o->address = hf_xstrdup(val);
-		} else if (strcmp(flag, "--holdfast-bin") == 0) {
-			free(o->holdfast_bin);
-			o->holdfast_bin = hf_xstrdup(val);
-		} else if (strcmp(flag, "--sandbox-keep") == 0) {
-			if (!parse_i64(val, 0, INT64_MAX / 2000, &n))
-				err = hf_xasprintf("%s: not a number of "
-						   "seconds: %s", flag, val);
-			else
-				o->sandbox_keep_s = n;
-		} else if (strcmp(flag, "--log-max-bytes") == 0) {
-			if (!parse_i64(val, 0, INT64_MAX / 2, &n))
-				err = hf_xasprintf("%s: not a size: %s", flag,
-						   val);
-			else
-				o->log_max_bytes = n;
-		} else if (strcmp(flag, "--log-keep") == 0) {
-			if (!parse_i64(val, 0, 1000, &n))
-				err = hf_xasprintf("%s: not a count: %s", flag,
-						   val);
-			else
-				o->log_keep = (int)n;
-		} else if (strcmp(flag, "--wait") == 0) {
-			if (!parse_i64(val, 0, 300, &n))
-				err = hf_xasprintf("%s: not a number of "
-						   "seconds: %s", flag, val);
-			else
-				o->wait_s = (int)n;
+			err = set(o, flag, val);
+			free(flag);
 		}
-		free(flag);
 	}
 	if (!err && !o->token && env_token && *env_token)
 		o->token = hf_xstrdup(env_token);
@@ -454,6 +544,33 @@ static void agent_release(struct hf_agent *ag)
 	free(ag->bin);
 }
 
+/*
+ * The agent's own API for task logs and exec (agent/api.h), on this
+ * node's address with a random key; both go to the server in the info.
+ * One per process: the agent is a program of its own.
+ */
+static struct hf_agent_api *task_api;
+
+static void start_task_api(struct hf_agent *ag, const struct hf_agent_opts *o)
+{
+	const char *addr = o->address ? o->address : "127.0.0.1";
+	char *listen = hf_xasprintf("%s:0", addr);
+	const char *url = NULL, *key = NULL;
+	char *err = NULL;
+
+	if (hf_agent_api_start(o->data_dir, listen, addr, &task_api, &url, &key,
+			       &err) == 0) {
+		json_object_set_new(ag->info, "api", json_string(url));
+		json_object_set_new(ag->info, "api_key", json_string(key));
+		ag_log("task logs and exec served at %s", url);
+	} else {
+		ag_log("cannot serve task logs and exec on %s: %s", listen,
+		       err ? err : "unknown error");
+	}
+	free(err);
+	free(listen);
+}
+
 static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 {
 	char *note = NULL;
@@ -512,6 +629,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		       note ? note : "cgroups are not usable");
 	ag->info = build_info(o, version, note ? note : "", ag->started_at);
 	free(note);
+	start_task_api(ag, o);
 	return ag_state_load(ag);
 }
 
@@ -906,6 +1024,8 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	/* Before any thread: both libraries initialise globals lazily. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	json_object_seed(0);
+	if (opts->ca_file || opts->tls_insecure)
+		hf_httpc_set_tls(opts->ca_file, opts->tls_insecure);
 	rc = agent_init(&ag, opts);
 	if (rc)
 		goto out;

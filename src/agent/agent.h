@@ -39,6 +39,8 @@ struct hf_agent_opts {
 	char *token;                 /* NULL: none */
 	char *address;               /* how other hosts reach this node */
 	char *holdfast_bin;          /* NULL: /proc/self/exe, resolved */
+	char *ca_file;               /* verifies the server; NULL: system */
+	bool tls_insecure;           /* do not verify the server (labs) */
 	int64_t sandbox_keep_s;      /* keep exited sandboxes this long */
 	int wait_s;                  /* long poll wait */
 	int64_t log_max_bytes;       /* task log rotation, for launch.json */

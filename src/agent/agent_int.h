@@ -297,8 +297,8 @@ int ag_rm_rf(const char *path);
 int ag_unmount_under(const char *dir);
 /*
  * Joins base and a relative path lexically ("." and ".." resolved, no
- * filesystem access). Returns NULL when rel is absolute or the result
- * leaves root. The caller frees the result.
+ * filesystem access). Returns NULL when rel is absolute or empty, or the
+ * result is root itself or outside it. The caller frees the result.
  */
 char *ag_path_join_within(const char *root, const char *base,
 			  const char *rel);

@@ -425,8 +425,8 @@ static void write_failed_status(struct ag_task *t, const char *msg)
 	char *path = hf_xasprintf("%s/status.json", t->dir), *text;
 	struct hf_shim_status st;
 
-	if (access(path, F_OK) == 0 || ag_shim_alive(t->dir) ||
-	    access(t->dir, F_OK) != 0) {
+	if (ag_mkdir_p(t->dir, 0750) < 0 || access(path, F_OK) == 0 ||
+	    ag_shim_alive(t->dir)) {
 		free(path);
 		return;
 	}
@@ -502,6 +502,8 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 	if (rc == 0 || rc == HF_EEXISTS) {
 		if (hf_shim_status_read(t->dir, &st) == 0)
 			ag_task_apply_status(ag, t, &st);
+		if (t->state == AG_LAUNCHING)
+			t->state = AG_STARTING;
 		t->need_watch = !ag_state_final(t->state);
 	} else if (rc == HF_EUNAVAIL) {
 		ag_log("task %s: the shim is slow to start; watching it",

@@ -523,6 +523,17 @@ static int64_t dir_mtime_ms(const char *dir)
 	       sb.st_mtim.tv_nsec / 1000000;
 }
 
+static bool is_dir_at(DIR *d, const struct dirent *de)
+{
+	struct stat sb;
+
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_DIR;
+	/* Some file systems do not fill d_type in. */
+	return fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(sb.st_mode);
+}
+
 void ag_reattach(struct hf_agent *ag)
 {
 	DIR *d = opendir(ag->tasks_dir);
@@ -541,7 +552,7 @@ void ag_reattach(struct hf_agent *ag)
 		char *lock;
 		int rc;
 
-		if (!ag_task_id_valid(de->d_name) || de->d_type != DT_DIR)
+		if (!ag_task_id_valid(de->d_name) || !is_dir_at(d, de))
 			continue;
 		t = ag_task_new(ag, de->d_name);
 		*HF_VEC_PUSH(&ag->tasks) = t;

@@ -31,6 +31,8 @@
 #define BACKOFF_MAX_MS 2000
 #define SHORT_TIMEOUT_MS 10000
 #define LONG_SLACK_MS 10000
+#define POLL_MIN_MS 200
+#define POLL_PAUSE_MS 500
 
 /*
  * The request body. Lock held. *seq receives the request's number,
@@ -349,8 +351,17 @@ void *ag_long_poll_thread(void *arg)
 
 	pthread_mutex_lock(&ag->mu);
 	while (!ag->stopping) {
+		int64_t gen = ag->generation, start = ag_mono_ms();
+
 		if (sync_once(ag, ag->opts->wait_s) == 0) {
 			backoff = 0;
+			/*
+			 * An immediate answer with nothing new means the
+			 * server does not hold requests: do not spin.
+			 */
+			if (ag->generation == gen &&
+			    ag_mono_ms() - start < POLL_MIN_MS)
+				backoff_wait(ag, POLL_PAUSE_MS);
 			continue;
 		}
 		backoff = next_backoff(backoff);

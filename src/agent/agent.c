@@ -520,6 +520,8 @@ static int print_info(const struct hf_agent_opts *o)
 
 static void agent_release(struct hf_agent *ag)
 {
+	if (ag->api)
+		hf_agent_api_stop(ag->api);
 	for (size_t i = 0; i < ag->tasks.len; i++)
 		ag_task_free(ag->tasks.items[i]);
 	HF_VEC_FREE(&ag->tasks);
@@ -547,10 +549,8 @@ static void agent_release(struct hf_agent *ag)
 /*
  * The agent's own API for task logs and exec (agent/api.h), on this
  * node's address with a random key; both go to the server in the info.
- * One per process: the agent is a program of its own.
+ * Its threads start here, so the caller has blocked the signals first.
  */
-static struct hf_agent_api *task_api;
-
 static void start_task_api(struct hf_agent *ag, const struct hf_agent_opts *o)
 {
 	const char *addr = o->address ? o->address : "127.0.0.1";
@@ -558,7 +558,7 @@ static void start_task_api(struct hf_agent *ag, const struct hf_agent_opts *o)
 	const char *url = NULL, *key = NULL;
 	char *err = NULL;
 
-	if (hf_agent_api_start(o->data_dir, listen, addr, &task_api, &url, &key,
+	if (hf_agent_api_start(o->data_dir, listen, addr, &ag->api, &url, &key,
 			       &err) == 0) {
 		json_object_set_new(ag->info, "api", json_string(url));
 		json_object_set_new(ag->info, "api_key", json_string(key));
@@ -1021,24 +1021,14 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	struct sigaction ign;
 	int sigfd = -1, rc, signals = 1;
 
-	/* Before any thread: both libraries initialise globals lazily. */
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	json_object_seed(0);
-	if (opts->ca_file || opts->tls_insecure)
-		hf_httpc_set_tls(opts->ca_file, opts->tls_insecure);
-	rc = agent_init(&ag, opts);
-	if (rc)
-		goto out;
-	ag_log("node %s, data %s, servers %zu (first %s), holdfast %s",
-	       ag.node_id, ag.data, opts->servers.len,
-	       opts->servers.len ? opts->servers.items[0] : "-", ag.bin);
-
 	/*
-	 * Signals are read from a descriptor; the threads inherit the mask,
-	 * so none of them is interrupted by one. SIGPIPE is ignored: a
-	 * check's peer may close first. SIGCHLD keeps its default action so
-	 * children stay waitable by pid (hf_shim_spawn and the checks reap
-	 * their own).
+	 * Signals are read from a descriptor. They are blocked before any
+	 * thread starts (the task API's included), as threads inherit the
+	 * mask: a SIGTERM must never land in a thread where its default
+	 * action would end the agent. SIGPIPE is ignored: a check's peer
+	 * may close first. SIGCHLD keeps its default action so children
+	 * stay waitable by pid (hf_shim_spawn and the checks reap their
+	 * own).
 	 */
 	memset(&ign, 0, sizeof(ign));
 	ign.sa_handler = SIG_IGN;
@@ -1050,17 +1040,30 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
+
+	/* Before any thread: both libraries initialise globals lazily. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	json_object_seed(0);
+	if (opts->ca_file || opts->tls_insecure)
+		hf_httpc_set_tls(opts->ca_file, opts->tls_insecure);
+	rc = agent_init(&ag, opts);
+	if (rc)
+		goto out;
+	ag_log("node %s, data %s, servers %zu (first %s), holdfast %s",
+	       ag.node_id, ag.data, opts->servers.len,
+	       opts->servers.len ? opts->servers.items[0] : "-", ag.bin);
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sigfd < 0) {
 		ag_log("signalfd: %s", strerror(errno));
 		rc = HF_EIO;
-		goto restore;
+		goto out;
 	}
 
 	ag_reattach(&ag);
 	if (pthread_create(&worker, NULL, ag_worker_thread, &ag)) {
+		ag_log("cannot start a thread");
 		rc = HF_EIO;
-		goto restore;
+		goto out;
 	}
 	if (pthread_create(&longpoll, NULL, ag_long_poll_thread, &ag)) {
 		ag_log("cannot start a thread");
@@ -1077,13 +1080,12 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	unrecord_unstarted(&ag);
 	ag_log("stopped");
 	rc = 0;
-restore:
+out:
 	if (sigfd >= 0)
 		close(sigfd);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-out:
 	agent_release(&ag);
 	curl_global_cleanup();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
 

@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "agent/agent.h"
+#include "agent/api.h"
 #include "common/util.h"
 #include "shim/shim.h"
 #include "spec/spec.h"
@@ -155,6 +156,7 @@ struct hf_agent {
 	json_t *info;              /* immutable after start */
 	int64_t started_at;
 	int wakefd;                /* eventfd: wakes the supervisor */
+	struct hf_agent_api *api;  /* task logs and exec; NULL if not up */
 
 	pthread_mutex_t mu;
 	pthread_cond_t sync_cv;    /* sync_dirty or stopping */

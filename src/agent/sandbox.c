@@ -307,7 +307,7 @@ static int write_launch(struct launch *l, char **err)
 	 * instead of running, and its readiness check never passes.
 	 */
 	sl.cmd = hf_xstrdup(l->t->paused
-				    ? "sleep 2147483647"
+				    ? "exec sleep 2147483647"
 				    : json_string_value(json_object_get(o, "cmd")));
 	sl.sandbox = hf_xstrdup(l->t->sandbox);
 	hf_kvlist_copy(&sl.env, &l->env);

@@ -10,7 +10,7 @@ PACKAGES=(
 	libsqlite3-dev libcmocka-dev libssl-dev
 	# tests and examples
 	python3 python3-pytest procps iproute2 curl redis-server redis-tools
-	etcd-server etcd-client openssl
+	etcd-server etcd-client openssl util-linux
 )
 
 missing=()

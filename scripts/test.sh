@@ -64,6 +64,12 @@ if [ -d tests/system ] && ls tests/system/test_*.py >/dev/null 2>&1; then
 		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
 fi
 
+if [ -d tests/cluster ] && ls tests/cluster/test_*.py >/dev/null 2>&1; then
+	suite "cluster tests (network namespaces, pytest)" \
+		env HOLDFAST_BIN="$PWD/build-asan/holdfast" \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster
+fi
+
 echo
 if [ "$failed" -gt 0 ]; then
 	echo "failed suites: ${failures[*]}"

@@ -3,6 +3,8 @@
  * probe, local state, reattach), the threads, and the supervisor loop that
  * watches the shims, runs the checks and sends stops.
  */
+#include <sys/resource.h>
+
 #include "agent/agent.h"
 #include "agent/api.h"
 
@@ -551,6 +553,22 @@ static void agent_release(struct hf_agent *ag)
  * node's address with a random key; both go to the server in the info.
  * Its threads start here, so the caller has blocked the signals first.
  */
+/*
+ * The agent keeps a socket per task's shim: raise the soft limit on open
+ * files to the hard one so a node can hold thousands of tasks.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			ag_log("cannot raise the open files limit: %s",
+			       strerror(errno));
+	}
+}
+
 static void start_task_api(struct hf_agent *ag, const struct hf_agent_opts *o)
 {
 	const char *addr = o->address ? o->address : "127.0.0.1";
@@ -629,6 +647,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		       note ? note : "cgroups are not usable");
 	ag->info = build_info(o, version, note ? note : "", ag->started_at);
 	free(note);
+	raise_nofile();
 	start_task_api(ag, o);
 	return ag_state_load(ag);
 }

@@ -124,21 +124,23 @@ static void h_logs(void *ctx, const struct hf_http_req *req,
 	size = (fd >= 0 && fstat(fd, &st) == 0) ? (long long)st.st_size : 0;
 	offset = off_s ? atoll(off_s) : size;
 	if (!off_s && tail_s && fd >= 0) {
-		/* Back up from the end to the start of the last N lines. */
-		long long lines = atoll(tail_s), pos = size;
+		/*
+		 * Back up from the end to the start of the last N lines: the
+		 * position just after the Nth newline counted from the end
+		 * (a newline ending the file does not count).
+		 */
+		long long want = atoll(tail_s), seen = 0, pos = size;
 		char c;
 
-		while (pos > 0 && lines >= 0) {
+		while (pos > 0 && size - pos < LOG_CHUNK_MAX) {
 			if (pread(fd, &c, 1, pos - 1) != 1)
 				break;
-			if (c == '\n' && pos != size)
-				lines--;
-			if (lines < 0)
+			if (c == '\n' && pos != size && ++seen >= want)
 				break;
 			pos--;
-			if (size - pos > LOG_CHUNK_MAX)
-				break;
 		}
+		if (want == 0)
+			pos = size;
 		offset = pos;
 	}
 	if (offset < 0 || offset > size)

@@ -63,10 +63,15 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 	for (size_t i = 0; i < ag->volumes_deleted.len; i++)
 		json_array_append_new(deleted,
 				      json_string(ag->volumes_deleted.items[i]));
-	o = json_pack("{s:s, s:I, s:i, s:O, s:o, s:o}", "node_id",
-		      ag->node_id, "generation", (json_int_t)ag->generation,
-		      "wait", wait, "info", ag->info, "tasks", tasks,
-		      "deleted_volumes", deleted);
+	/*
+	 * seq orders this agent's reports for the server (protocol.md):
+	 * the start time in ms plus a counter, so it grows across restarts.
+	 */
+	o = json_pack("{s:s, s:I, s:I, s:i, s:O, s:o, s:o}", "node_id",
+		      ag->node_id, "seq",
+		      (json_int_t)(ag->started_at + (int64_t)*seq), "generation",
+		      (json_int_t)ag->generation, "wait", wait, "info", ag->info,
+		      "tasks", tasks, "deleted_volumes", deleted);
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)

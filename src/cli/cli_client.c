@@ -1108,6 +1108,8 @@ static int cmd_pod_status(int argc, char **argv)
 			    json_string_value(json_object_get(p, "name"));
 			const char *node =
 			    json_string_value(json_object_get(p, "node"));
+			const char *pmsg =
+			    json_string_value(json_object_get(p, "message"));
 
 			if (only && strcmp(only, pname) != 0)
 				continue;
@@ -1120,6 +1122,8 @@ static int cmd_pod_status(int argc, char **argv)
 				const char *msg = json_string_value(
 				    json_object_get(t, "message"));
 
+				if (!msg)
+					msg = pmsg;
 				printf("%-20s %-30s %-10s %-6s %-8lld %s%s%s\n",
 				       pname,
 				       json_string_value(
@@ -1499,9 +1503,16 @@ static int cmd_task_logs(int argc, char **argv)
 	if (!task || strspn(tail, "0123456789") != strlen(tail))
 		return hf_cli_usage("task", "logs");
 	esc = hf_url_escape(task);
-	path = hf_xasprintf("/v1/tasks/%s/logs?stream=%s&tail=%s&follow=%s", esc,
-			    err_stream ? "stderr" : "stdout", tail,
-			    follow ? "true" : "false");
+	{
+		char *se = g.service ? hf_url_escape(g.service) : NULL;
+
+		path = hf_xasprintf("/v1/tasks/%s/logs?stream=%s&tail=%s&"
+				    "follow=%s%s%s",
+				    esc, err_stream ? "stderr" : "stdout", tail,
+				    follow ? "true" : "false",
+				    se ? "&service=" : "", se ? se : "");
+		free(se);
+	}
 	rc = hf_httpc_stream(addr(), path, token(), NULL, 0, print_chunk, NULL,
 			     &status, &err_body, &err);
 	if (rc) {
@@ -1558,7 +1569,13 @@ static int cmd_task_exec(int argc, char **argv)
 	}
 	body = json_pack("{s:s}", "cmd", hf_buf_str(&cmd));
 	esc = hf_url_escape(task);
-	path = hf_xasprintf("/v1/tasks/%s/exec", esc);
+	{
+		char *se = g.service ? hf_url_escape(g.service) : NULL;
+
+		path = hf_xasprintf("/v1/tasks/%s/exec%s%s", esc,
+				    se ? "?service=" : "", se ? se : "");
+		free(se);
+	}
 	rc = api("POST", path, body, &status, &out);
 	if (!rc) {
 		if (status != 200) {

@@ -24,6 +24,8 @@ static struct hf_srv *srv_of(void *ctx)
 	return ctx;
 }
 
+static void redact(json_t *j);
+
 static json_t *str_or_null(const char *s)
 {
 	return s ? json_string(s) : json_null();
@@ -555,6 +557,32 @@ static json_t *plan_json(struct hf_plan_view *v, const char *plan)
 			 "errors", errors);
 }
 
+/* The operator's overrides and parameters of a run, secrets hidden. */
+static void add_overrides(json_t *o, const struct hf_plan_run *run)
+{
+	json_t *params = json_object(), *fc = json_array(), *ip = json_array();
+
+	if (run) {
+		for (size_t i = 0; i < run->params.len; i++)
+			json_object_set_new(params, run->params.items[i].key,
+					    json_string(run->params.items[i].value));
+		for (size_t i = 0; i < run->force_complete.len; i++)
+			json_array_append_new(
+			    fc, json_string(run->force_complete.items[i]));
+		for (size_t i = 0; i < run->interrupted_phases.len; i++)
+			json_array_append_new(
+			    ip, json_string(run->interrupted_phases.items[i]));
+	}
+	redact(params);
+	json_object_set_new(o, "parameters", params);
+	json_object_set_new(o, "interrupted",
+			    json_boolean(run && run->interrupted));
+	json_object_set_new(o, "interrupted_phases", ip);
+	json_object_set_new(o, "force_complete", fc);
+	json_object_set_new(o, "run",
+			    json_integer(run ? (json_int_t)run->number : 0));
+}
+
 /* The SDK answers plan queries with the status as the HTTP code. */
 static int plan_http_status(enum hf_status st)
 {
@@ -582,7 +610,12 @@ static void h_plan_get(void *ctx, const struct hf_http_req *req,
 			      "service '%s' has no plan '%s'", svc->name, plan);
 		goto out;
 	}
-	hf_http_json(resp, plan_http_status(v.status), plan_json(&v, plan));
+	{
+		json_t *j = plan_json(&v, plan);
+
+		add_overrides(j, hf_state_run(svc, plan));
+		hf_http_json(resp, plan_http_status(v.status), j);
+	}
 	hf_plan_view_release(&v);
 out:
 	pthread_mutex_unlock(&s->mu);
@@ -949,16 +982,26 @@ static void pod_status(void *ctx, const struct hf_http_req *req,
 					  : json_null()));
 			free(name);
 		}
-		json_array_append_new(
-		    pods,
-		    json_pack("{s:s, s:s, s:o, s:b, s:o, s:b, s:b, s:o}", "name",
-			      in->name, "pod", in->pod, "node",
-			      str_or_null(in->node), "node_reachable",
-			      hf_node_reachable(s, hf_state_node(s, in->node),
-						hf_now_ms()),
-			      "message", str_or_null(in->message), "paused",
-			      in->paused, "replacing", in->replacing, "tasks",
-			      tasks));
+		{
+			bool reach = hf_node_reachable(
+			    s, hf_state_node(s, in->node), hf_now_ms());
+			char *msg = in->node && !reach
+					? hf_xasprintf("node %s is unreachable; "
+						       "the pod waits for it",
+						       in->node)
+					: NULL;
+
+			json_array_append_new(
+			    pods,
+			    json_pack("{s:s, s:s, s:o, s:b, s:o, s:b, s:b, s:o}",
+				      "name", in->name, "pod", in->pod, "node",
+				      str_or_null(in->node), "node_reachable",
+				      reach, "message",
+				      str_or_null(msg ? msg : in->message),
+				      "paused", in->paused, "replacing",
+				      in->replacing, "tasks", tasks));
+			free(msg);
+		}
 	}
 	if (only && !found) {
 		json_decref(pods);
@@ -1002,7 +1045,12 @@ static void h_pod_info(void *ctx, const struct hf_http_req *req,
 			      svc->name, name);
 		goto out;
 	}
-	hf_http_json(resp, 200, hf_instance_to_json(in));
+	{
+		json_t *j = hf_instance_to_json(in);
+
+		redact(j);
+		hf_http_json(resp, 200, j);
+	}
 out:
 	pthread_mutex_unlock(&s->mu);
 }
@@ -1406,6 +1454,22 @@ out:
 	pthread_mutex_unlock(&s->mu);
 }
 
+static void h_leader(void *ctx, const struct hf_http_req *req,
+		     struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+
+	(void)req;
+	pthread_mutex_lock(&s->mu);
+	hf_http_json(resp, 200,
+		     json_pack("{s:o, s:s, s:b}", "leader",
+			       s->leader_url ? json_string(s->leader_url)
+					     : json_null(),
+			       "self", s->opts.advertise ? s->opts.advertise : "",
+			       "leading", s->leading));
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void h_version(void *ctx, const struct hf_http_req *req,
 		      struct hf_http_resp *resp)
 {
@@ -1560,6 +1624,12 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	wait = num_or(body, "wait", 0);
 	if (wait > AGENT_MAX_WAIT_S)
 		wait = AGENT_MAX_WAIT_S;
+	/*
+	 * A held poll must not outlast half the node timeout, or a healthy
+	 * node would look unreachable while its request waits here.
+	 */
+	if (wait > s->opts.node_timeout / 2)
+		wait = s->opts.node_timeout / 2;
 	pthread_mutex_lock(&s->mu);
 	n = node_update(s, node_id, json_object_get(body, "info"));
 	json_array_foreach(tasks, i, e) hf_sched_task_report(s, node_id, e);
@@ -1635,6 +1705,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 static const struct hf_http_route routes[] = {
     {"POST", "/v1/agent/sync", h_agent_sync, HF_ROUTE_AGENT, NULL},
     {"GET", "/v1/version", h_version, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/leader", h_leader, HF_ROUTE_READ, NULL},
     {"GET", "/v1/services", h_services_list, HF_ROUTE_READ, NULL},
     {"POST", "/v1/services", h_services_deploy, HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/services/{svc}", h_service_get, HF_ROUTE_READ, NULL},
@@ -1651,9 +1722,9 @@ static const struct hf_http_route routes[] = {
      "since follow service"},
     {"GET", "/metrics", hf_metrics_handler, HF_ROUTE_READ, NULL},
     {"GET", "/v1/tasks/{task}/logs", hf_task_logs_handler,
-     HF_ROUTE_READ | HF_ROUTE_STREAM, "stream tail follow"},
+     HF_ROUTE_READ | HF_ROUTE_STREAM, "stream tail follow service"},
     {"POST", "/v1/tasks/{task}/exec", hf_task_exec_handler, HF_ROUTE_WRITE,
-     NULL},
+     "service"},
     {"GET", "/v1/service/{svc}/plans", h_plans_list, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/plans/{plan}", h_plan_get, HF_ROUTE_READ,
      NULL},

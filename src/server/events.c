@@ -272,7 +272,8 @@ void hf_events_handler(void *ctx, const struct hf_http_req *req,
 
 		errno = 0;
 		v = strtoull(since, &end, 10);
-		if (errno || *end || end == since) {
+		if (errno || *end || end == since || *since == '-' ||
+		    *since == '+' || *since == ' ') {
 			stream_free(st);
 			hf_http_error(resp, HF_EINVAL,
 				      "since / Last-Event-ID must be an event "

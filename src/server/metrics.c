@@ -176,41 +176,54 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 				    (unsigned long long)counts[k]);
 		}
 	}
-	hf_buf_adds(b, "# HELP holdfast_plan_status 1 for the status each plan "
-		       "is in.\n# TYPE holdfast_plan_status gauge\n");
-	hf_buf_adds(b, "");
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
-		struct hf_config *cfg = hf_state_target(svc);
+	{
+		struct hf_buf steps = HF_BUF_INIT;
 
-		for (size_t p = 0; cfg && p <= cfg->plans.len; p++) {
-			const char *name = p < cfg->plans.len
-					       ? cfg->plans.items[p].name
-					       : "recovery";
-			struct hf_plan_view v;
-			size_t steps = 0;
-			uint64_t by[HF_STATUS_IN_PROGRESS + 1] = {0};
+		hf_buf_adds(b, "# HELP holdfast_plan_status 1 for the status "
+			       "each plan is in.\n"
+			       "# TYPE holdfast_plan_status gauge\n");
+		hf_buf_adds(&steps, "# HELP holdfast_plan_steps Steps of each "
+				    "plan by status.\n"
+				    "# TYPE holdfast_plan_steps gauge\n");
+		for (size_t i = 0; i < s->services.len; i++) {
+			struct hf_service *svc = s->services.items[i];
+			struct hf_config *cfg = hf_state_target(svc);
 
-			if (hf_sched_plan_view(s, svc, name, &v))
-				continue;
-			hf_buf_adds(b, "holdfast_plan_status{service=\"");
-			label(b, svc->name);
-			hf_buf_addf(b, "\",plan=\"%s\",status=\"%s\"} 1\n", name,
-				    hf_status_name(v.status));
-			for (size_t ph = 0; ph < v.def->phases.len; ph++)
-				steps += v.def->phases.items[ph].steps.len;
-			for (size_t k = 0; k < steps; k++)
-				by[v.steps[k].status]++;
-			for (int k = 0; k < HF_STATUS_IN_PROGRESS; k++) {
-				hf_buf_adds(b, "holdfast_plan_steps{service=\"");
+			for (size_t p = 0; cfg && p <= cfg->plans.len; p++) {
+				const char *name = p < cfg->plans.len
+						       ? cfg->plans.items[p].name
+						       : "recovery";
+				struct hf_plan_view v;
+				size_t nsteps = 0;
+				uint64_t by[HF_STATUS_IN_PROGRESS + 1] = {0};
+
+				if (hf_sched_plan_view(s, svc, name, &v))
+					continue;
+				hf_buf_adds(b, "holdfast_plan_status{service=\"");
 				label(b, svc->name);
-				hf_buf_addf(b, "\",plan=\"%s\",status=\"%s\"} "
-					       "%llu\n",
-					    name, hf_status_name((enum hf_status)k),
-					    (unsigned long long)by[k]);
+				hf_buf_addf(b,
+					    "\",plan=\"%s\",status=\"%s\"} 1\n",
+					    name, hf_status_name(v.status));
+				for (size_t ph = 0; ph < v.def->phases.len; ph++)
+					nsteps += v.def->phases.items[ph].steps.len;
+				for (size_t k = 0; k < nsteps; k++)
+					by[v.steps[k].status]++;
+				for (int k = 0; k < HF_STATUS_IN_PROGRESS; k++) {
+					hf_buf_adds(&steps,
+						    "holdfast_plan_steps{service=\"");
+					label(&steps, svc->name);
+					hf_buf_addf(&steps,
+						    "\",plan=\"%s\",status=\"%s\"} "
+						    "%llu\n",
+						    name,
+						    hf_status_name((enum hf_status)k),
+						    (unsigned long long)by[k]);
+				}
+				hf_plan_view_release(&v);
 			}
-			hf_plan_view_release(&v);
 		}
+		hf_buf_add(b, steps.data ? steps.data : "", steps.len);
+		hf_buf_release(&steps);
 	}
 	hf_buf_addf(b,
 		    "# HELP holdfast_task_launches_total Task launches recorded.\n"

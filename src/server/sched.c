@@ -1279,14 +1279,33 @@ static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 		    n && n->address ? hf_xstrdup(n->address) : NULL;
 		in->replace_pending = pod && pod->replace_tasks.len > 0;
 	}
+	/*
+	 * The old volumes go first: a fresh instance placed on the same node
+	 * must not find them, nor lose its new ones to a late deletion. A
+	 * node that is gone deletes them if it ever comes back.
+	 */
 	if (n) {
 		char *key = hf_sched_instance_volume_key(svc, in);
+		bool pending = hf_strlist_has(&n->delete_volumes, key);
 
-		if (!hf_strlist_has(&n->delete_volumes, key))
-			hf_strlist_push(&n->delete_volumes, key);
-		free(key);
-		hf_state_save_node(s, n);
+		if (!in->replace_deleting) {
+			if (!pending)
+				hf_strlist_push(&n->delete_volumes, key);
+			in->replace_deleting = true;
+			hf_state_save_node(s, n);
+			hf_state_save_instance(s, svc, in);
+			hf_sched_changed(s, true);
+			free(key);
+			if (!node_gone)
+				return;
+		} else if (pending && !node_gone) {
+			free(key);
+			return; /* the agent has not confirmed the deletion */
+		} else {
+			free(key);
+		}
 	}
+	in->replace_deleting = false;
 	hf_log("service %s: %s replaced: its volumes on node %s are deleted "
 	       "and it starts afresh",
 	       svc->name, in->name, in->node ? in->node : "(none)");
@@ -1431,12 +1450,21 @@ static void tick_decommission(struct hf_srv *s, struct hf_service *svc,
 			c->drain_failed = false;
 			c->drain_done = false;
 			c->drain_skipped = false;
-			/* A later scale-in drains it again. */
+			/*
+			 * A drain still running is stopped: the instance stays
+			 * in service. A later scale-in drains it again.
+			 */
 			for (size_t k = 0; k < c->slots.len; k++) {
 				struct hf_task_slot *sl = &c->slots.items[k];
 
-				if (strcmp(sl->task, HF_DECOMMISSION_TASK) == 0 &&
-				    sl->cur && !hf_task_state_live(sl->cur->state)) {
+				if (strcmp(sl->task, HF_DECOMMISSION_TASK) != 0 ||
+				    !sl->cur)
+					continue;
+				if (hf_task_state_live(sl->cur->state)) {
+					kill_task(s, svc, c, sl->cur,
+						  "the decommission was cancelled",
+						  false);
+				} else {
 					hf_task_rec_free(sl->cur);
 					sl->cur = NULL;
 					sl->failures = 0;
@@ -1451,6 +1479,19 @@ static void tick_decommission(struct hf_srv *s, struct hf_service *svc,
 	pod = last_pod_spec(svc, in, &pcfg);
 	drain = pod ? hf_spec_find_task(pod, HF_DECOMMISSION_TASK) : NULL;
 	if (!in->decom) {
+		/* A drain from an earlier, cancelled removal does not count. */
+		for (size_t k = 0; k < in->slots.len; k++) {
+			struct hf_task_slot *sl = &in->slots.items[k];
+
+			if (strcmp(sl->task, HF_DECOMMISSION_TASK) == 0 &&
+			    sl->cur && !hf_task_state_live(sl->cur->state)) {
+				hf_task_rec_free(sl->cur);
+				sl->cur = NULL;
+				sl->failures = 0;
+				sl->backoff_until = 0;
+			}
+		}
+		in->drain_done = in->drain_failed = in->drain_skipped = false;
 		in->decom = 1;
 		hf_log("service %s: decommissioning %s", svc->name, in->name);
 		hf_event(s, "scheduler", svc->name, "pod", in->name, "running",
@@ -1640,6 +1681,23 @@ static void decommission_view(struct hf_service *svc, struct hf_config *cfg,
 void hf_sched_tick(struct hf_srv *s)
 {
 	int64_t now = hf_now_ms();
+
+	/* The earliest backoff to end: the scheduler wakes up for it. */
+	s->next_wake_ms = 0;
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			for (size_t t = 0; t < in->slots.len; t++) {
+				int64_t b = in->slots.items[t].backoff_until;
+
+				if (b > now && (!s->next_wake_ms || b < s->next_wake_ms))
+					s->next_wake_ms = b;
+			}
+		}
+	}
 
 	for (size_t i = 0; i < s->services.len; i++) {
 		struct hf_service *svc = s->services.items[i];

@@ -35,13 +35,15 @@ static void *sched_thread(void *arg)
 	while (!s->stopping) {
 		struct timespec until;
 
+		int64_t wake;
+
 		hf_sched_tick(s);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += TICK_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		/* The next tick, or sooner when a restart backoff ends. */
+		wake = hf_now_ms() + TICK_MS;
+		if (s->next_wake_ms && s->next_wake_ms < wake)
+			wake = s->next_wake_ms;
+		until.tv_sec = (time_t)(wake / 1000);
+		until.tv_nsec = (long)(wake % 1000) * 1000000L;
 		pthread_cond_timedwait(&s->changed, &s->mu, &until);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -220,6 +222,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	const struct hf_http_route *routes;
 	size_t nroutes;
 	char *store_url = NULL, *err = NULL, *advertise = NULL;
+	char *leader_listen = NULL, *last_leader = NULL;
 	sigset_t mask;
 	int sfd = -1, rc = HF_EXIT_FAIL;
 	bool sched_started = false;
@@ -257,6 +260,18 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	}
 	rc = HF_EXIT_FAIL;
 	hf_log("store %s", store_url);
+	/*
+	 * A single-process store (SQLite, memory) is ours alone (SQLite's
+	 * file lock says so), and its leases died with the last server: a
+	 * leader key left behind is stale.
+	 */
+	if (strcmp(hf_store_backend_name(s->store), "etcd") != 0) {
+		int drc = hf_store_delete(s->store, HF_LEADER_KEY, NULL);
+
+		if (drc && drc != HF_ENOTFOUND)
+			hf_log("cannot clear the old leader key: %s",
+			       hf_err_msg(drc));
+	}
 	if (opts.tokens && load_tokens(opts.tokens, &tokens, &err)) {
 		hf_log("%s", err);
 		goto out;
@@ -320,14 +335,29 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		if (won < 0)
 			hf_log("cannot campaign: %s (%s); retrying",
 			       hf_err_msg(won), hf_store_last_error(s->store));
-		else if (s->leader_url)
+		else if (s->leader_url &&
+			 (!last_leader || strcmp(last_leader, s->leader_url))) {
 			hf_log("following the leader at %s", s->leader_url);
+			free(last_leader);
+			last_leader = hf_xstrdup(s->leader_url);
+		}
 		if (poll(&pfd, 1, 1000) > 0)
 			goto stopped;
 	}
-	/* We lead: load the state as the store has it now, then act. */
+	/*
+	 * We lead: load the state as the store has it now, then act. The
+	 * leader's API takes over the follower's port (":0" was resolved).
+	 */
 	hf_http_stop(s->http);
 	s->http = NULL;
+	{
+		const char *colon = strrchr(opts.listen, ':');
+
+		leader_listen = hf_xasprintf("%.*s:%d",
+					     colon ? (int)(colon - opts.listen) : 0,
+					     opts.listen, s->api_port);
+		ho.listen = leader_listen;
+	}
 	if (hf_state_load(s, &err)) {
 		hf_log("%s", err);
 		goto out;
@@ -412,6 +442,8 @@ out:
 	hf_kvlist_release(&tokens);
 	free(store_url);
 	free(advertise);
+	free(leader_listen);
+	free(last_leader);
 	free(err);
 	return rc;
 }

@@ -496,6 +496,8 @@ json_t *hf_instance_to_json(const struct hf_instance *in)
 	json_object_set_new(o, "message", str_or_null(in->message));
 	json_object_set_new(o, "paused", json_boolean(in->paused));
 	json_object_set_new(o, "replacing", json_boolean(in->replacing));
+	json_object_set_new(o, "replace_deleting",
+			    json_boolean(in->replace_deleting));
 	json_object_set_new(o, "decom", json_integer(in->decom));
 	json_object_set_new(o, "drain_done", json_boolean(in->drain_done));
 	json_object_set_new(o, "drain_failed", json_boolean(in->drain_failed));
@@ -546,6 +548,7 @@ static struct hf_instance *instance_from_json(const json_t *o)
 	in->message = str_dup_json(o, "message");
 	in->paused = bool_json(o, "paused");
 	in->replacing = bool_json(o, "replacing");
+	in->replace_deleting = bool_json(o, "replace_deleting");
 	in->decom = (int)int_json(o, "decom", 0);
 	in->drain_done = bool_json(o, "drain_done");
 	in->drain_failed = bool_json(o, "drain_failed");

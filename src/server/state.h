@@ -78,6 +78,7 @@ struct hf_instance {
 	char *message; /* why it cannot be placed, etc. */
 	bool paused;    /* debug mode: tasks run a sleep instead */
 	bool replacing; /* being replaced: fresh node, ports and volumes */
+	bool replace_deleting; /* ... its old volumes are being deleted */
 	/* Scale-in: 1 draining, 2 stopping tasks; drain outcome. */
 	int decom;
 	bool drain_done, drain_failed, drain_skipped;
@@ -167,6 +168,7 @@ struct hf_srv {
 	struct hf_server_opts opts;
 	uint64_t generation; /* bumps whenever any node's desired set changes */
 	uint64_t status_seq; /* bumps whenever a status changes */
+	int64_t next_wake_ms; /* earliest restart backoff to end (0: none) */
 	bool stopping;
 	struct {
 		struct hf_service **items;

@@ -19,11 +19,45 @@
  * Resolves {task}: a task id, or a task name "<pod>-<i>-<task>" meaning
  * its current launch. Lock held. Fills the agent's address and key.
  */
-static int resolve(struct hf_srv *s, const char *name, char **id,
-		   char **api, char **key, char **why)
+static int resolve(struct hf_srv *s, const char *only_svc, const char *name,
+		   char **id, char **api, char **key, char **why)
 {
+	size_t matches = 0;
+
+	/* A task name may exist in several services: it must be unique. */
 	for (size_t i = 0; i < s->services.len; i++) {
 		struct hf_service *svc = s->services.items[i];
+
+		if (only_svc && strcmp(svc->name, only_svc) != 0)
+			continue;
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			for (size_t t = 0; t < in->slots.len; t++) {
+				struct hf_task_slot *sl = &in->slots.items[t];
+				char *tn;
+
+				if (!sl->cur)
+					continue;
+				tn = hf_xasprintf("%s-%s", in->name, sl->task);
+				if (strcmp(tn, name) == 0 ||
+				    strcmp(sl->cur->id, name) == 0)
+					matches++;
+				free(tn);
+			}
+		}
+	}
+	if (matches > 1) {
+		*why = hf_xasprintf("task '%s' exists in several services; name "
+				    "the service (-s) or give the task id",
+				    name);
+		return HF_ECONFLICT;
+	}
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		if (only_svc && strcmp(svc->name, only_svc) != 0)
+			continue;
 
 		for (size_t k = 0; k < svc->instances.len; k++) {
 			struct hf_instance *in = svc->instances.items[k];
@@ -143,7 +177,8 @@ void hf_task_logs_handler(void *ctx, const struct hf_http_req *req,
 		return;
 	}
 	pthread_mutex_lock(&s->mu);
-	rc = resolve(s, task, &id, &api, &key, &why);
+	rc = resolve(s, hf_kvlist_get(&req->query, "service"), task, &id, &api,
+		     &key, &why);
 	pthread_mutex_unlock(&s->mu);
 	if (rc) {
 		hf_http_error(resp, rc, "%s", why);
@@ -217,7 +252,8 @@ void hf_task_exec_handler(void *ctx, const struct hf_http_req *req,
 		goto out;
 	}
 	pthread_mutex_lock(&s->mu);
-	rc = resolve(s, task, &id, &api, &key, &why);
+	rc = resolve(s, hf_kvlist_get(&req->query, "service"), task, &id, &api,
+		     &key, &why);
 	pthread_mutex_unlock(&s->mu);
 	if (rc) {
 		hf_http_error(resp, rc, "%s", why);

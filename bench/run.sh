@@ -1,0 +1,114 @@
+#!/bin/sh
+# holdfast benchmarks: the one entry point.
+#
+#   bench/run.sh [all|deploy|restart|memory] [--quick] [--out DIR]
+#
+# Builds the release binary (make build/holdfast), runs the benchmarks
+# against a private copy of it (so a concurrent rebuild cannot break a
+# launch), and prints a summary. Every benchmark measures its baseline in
+# the same run and reports holdfast as a ratio against it; results are
+# also written as JSON to DIR (default: a new directory under /tmp).
+# Each benchmark runs under `timeout` and cleans up every process, cgroup
+# and mount it created, also when interrupted. Needs root (the agent
+# creates cgroups), Python 3 (standard library only) and loopback.
+#
+#   deploy   N=200 `sleep 3600` tasks, parallel phase: POST -> plan COMPLETE,
+#            vs. a shell loop spawning 200 sleeps           (3 runs, ~1-2 min)
+#   restart  100 x kill -9 of a RUNNING task -> replacement running, vs. a
+#            shell supervisor loop, with --backoff 0.01 --backoff-max 0.05
+#            (3 runs), with no backoff (3 runs) and with task cpus 0.01
+#            (1 run); plus 7 kills with the default backoff  (~5 min)
+#   memory   VmRSS of server and agent idle, with 200 and with 1000 tasks;
+#            shims' RSS per task; deploy time at each N      (3 runs, ~8 min)
+#
+# --quick: fewer repetitions and N (a smoke test, not for BENCHMARKS.md).
+# Environment: BENCH_REPEAT (default 3), BENCH_N (200), BENCH_COUNTS
+# (200,1000), BENCH_KILLS (100); HOLDFAST_BIN=path benchmarks that binary
+# instead of building the working tree (e.g. one built from `git archive REV`).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+py=/usr/bin/python3
+what=all
+quick=0
+out=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	all | deploy | restart | memory) what=$1 ;;
+	--quick) quick=1 ;;
+	--out) out=$2; shift ;;
+	-h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+	*) echo "bench/run.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+repeat=${BENCH_REPEAT:-3}
+n=${BENCH_N:-200}
+counts=${BENCH_COUNTS:-200,1000}
+kills=${BENCH_KILLS:-100}
+dkills=7
+if [ "$quick" = 1 ]; then
+	repeat=1 n=50 counts=50 kills=10 dkills=0
+fi
+
+[ "$(id -u)" = 0 ] || echo "bench/run.sh: warning: not root; cgroups will be unavailable" >&2
+
+work=$(mktemp -d /tmp/hfbench-run-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+if [ -n "${HOLDFAST_BIN:-}" ]; then
+	echo "== using HOLDFAST_BIN=$HOLDFAST_BIN (no build)"
+	cp "$HOLDFAST_BIN" "$work/holdfast"
+else
+	echo "== building the release binary (make build/holdfast)"
+	make -C "$repo" build/holdfast >/dev/null
+	cp "$repo/build/holdfast" "$work/holdfast"
+fi
+"$work/holdfast" --version >/dev/null
+export HOLDFAST_BIN="$work/holdfast"
+[ -n "$out" ] || out=$(mktemp -d /tmp/hfbench-results-XXXXXX)
+mkdir -p "$out"
+
+echo "== machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%d MB", $2/1024}' /proc/meminfo)," \
+	"kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)," \
+	"commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+rc=0
+run() { # name timeout-seconds command...
+	name=$1 limit=$2
+	shift 2
+	echo "== $name: $*"
+	# SIGTERM first: the Python side cleans up on it.
+	if ! timeout -k 30 "$limit" "$@" >"$out/$name.txt"; then
+		echo "== $name FAILED or timed out (limit ${limit}s)" >&2
+		rc=1
+	fi
+	cat "$out/$name.txt"
+}
+
+case $what in all | deploy)
+	run deploy 1200 "$py" "$here/deploy.py" -n "$n" --repeat "$repeat" --out "$out/deploy.json" ;;
+esac
+case $what in all | restart)
+	run restart 1800 "$py" "$here/restart.py" --kills "$kills" --repeat "$repeat" \
+		--backoff 0.01 --backoff-max 0.05 --default-backoff-kills "$dkills" \
+		--out "$out/restart.json"
+	# A base of 0.1 ms rounds every backoff down to 0 ms: no backoff at
+	# all, which separates the restart machinery from the backoff wait.
+	run restart-nobackoff 900 "$py" "$here/restart.py" --kills "$kills" --repeat "$repeat" \
+		--backoff 0.0001 --backoff-max 0.0001 --default-backoff-kills 0 \
+		--out "$out/restart-nobackoff.json"
+	run restart-cpus0.01 900 "$py" "$here/restart.py" --kills "$kills" --repeat 1 \
+		--backoff 0.01 --backoff-max 0.05 --cpus 0.01 --default-backoff-kills 0 \
+		--out "$out/restart-cpus0.01.json" ;;
+esac
+case $what in all | memory)
+	run memory 3600 "$py" "$here/memory.py" --counts "$counts" --repeat "$( [ "$quick" = 1 ] && echo 1 || echo "$repeat")" \
+		--out "$out/memory.json" ;;
+esac
+
+echo "== summary"
+"$py" "$here/summary.py" "$out"
+echo "== results in $out"
+exit $rc

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""Summary of a bench/run.sh results directory (the *.json files).
+
+    bench/summary.py DIR [--markdown]
+"""
+import json
+import os
+import sys
+
+
+def load(d, name):
+    p = os.path.join(d, name + ".json")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return json.load(f)
+
+
+def ms(x):
+    return f"{x * 1000:.0f} ms" if x is not None else "-"
+
+
+def rng(vals, f):
+    return f"{f(min(vals))}–{f(max(vals))}" if len(vals) > 1 else f(vals[0])
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    md = "--markdown" in sys.argv
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    d = args[0]
+    rows = []  # (benchmark, metric, holdfast, baseline, ratio, spread)
+
+    dep = load(d, "deploy")
+    if dep:
+        runs = dep["runs"]
+        rows.append((f"deploy N={dep['n']}", "POST → plan COMPLETE (median of runs)",
+                     f"{dep['holdfast_s']['median']:.2f} s",
+                     f"{dep['baseline_s']['median']:.3f} s",
+                     f"{dep['ratio']['median']:.0f}×",
+                     f"holdfast {rng([r['complete_s'] for r in runs], lambda v: f'{v:.2f}')} s; "
+                     f"baseline {rng([r['baseline_s'] for r in runs], lambda v: f'{v:.3f}')} s; "
+                     f"ratio {rng([r['ratio'] for r in runs], lambda v: f'{v:.0f}')}× "
+                     f"({len(runs)} runs)"))
+
+    for name in ("restart", "restart-nobackoff", "restart-cpus0.01"):
+        rs = load(d, name)
+        if not rs:
+            continue
+        runs, p = rs["runs"], rs["pooled"]
+        label = (f"restart ({rs['kills']} kills × {len(runs)}, --backoff {rs['backoff']} "
+                 f"--backoff-max {rs['backoff_max']}, task cpus {rs['cpus']})")
+        for key, what in (("exec", "kill → replacement's `sleep` running"),
+                          ("respawn", "kill → new status.json running, pid alive"),
+                          ("api", "kill → API shows new task RUNNING")):
+            for stat in ("median", "p99"):
+                base = p["baseline"][stat] if key == "exec" else None
+                rows.append((label, f"{what}, {stat}", ms(p[key][stat]),
+                             ms(base) if base is not None else "",
+                             f"{p[key][stat] / base:.0f}×" if base else "",
+                             "per run " + rng([r[key][stat] for r in runs], ms)
+                             + (f"; baseline per run {rng([r['baseline'][stat] for r in runs], ms)}"
+                                if key == "exec" else "")))
+        fk = [r["first_kill"]["exec_s"] for r in runs]
+        rows.append((label, "first kill (no backoff yet) → `sleep` running", rng(fk, ms), "", "", ""))
+        if rs.get("default_backoff"):
+            for x in rs["default_backoff"]:
+                rows.append(("restart, default backoff (1 s base, 60 s max)",
+                             f"kill {x['kill']} → running (nominal backoff "
+                             f"{x['nominal_range_s'][0]:.1f}–{x['nominal_range_s'][1]:.0f} s)",
+                             f"{x['respawn_s']:.3f} s", "", "", f"API RUNNING {x['api_s']:.3f} s"))
+
+    mem = load(d, "memory")
+    if mem:
+        by_n = {}
+        for r in mem["runs"]:
+            by_n.setdefault(r["n"], []).append(r)
+        for n, rr in sorted(by_n.items()):
+            def kb(v):
+                return f"{v / 1024:.1f} MB"
+            for proc in ("server", "agent"):
+                idle = [r["idle"][f"{proc}_kb"] for r in rr]
+                loaded = [r["loaded"][f"{proc}_kb"] for r in rr]
+                growth = [r[f"{proc}_growth_kb_per_task"] for r in rr]
+                rows.append((f"memory N={n}", f"{proc} VmRSS with {n} tasks (idle = baseline)",
+                             rng(loaded, kb), rng(idle, kb), "",
+                             f"growth {rng(growth, lambda v: f'{v:.1f}')} KB/task ({len(rr)} runs)"))
+            shim = [r["loaded"]["shim_rss_kb_mean"] for r in rr]
+            spss = [r["loaded"]["shim_pss_kb_mean"] for r in rr]
+            rows.append((f"memory N={n}", "per task: shim VmRSS (PSS)",
+                         f"{rng(shim, lambda v: f'{v:.0f}')} KB ({rng(spss, lambda v: f'{v:.0f}')} KB)",
+                         "", "", f"{rr[0]['loaded']['shims']} shims"))
+            rows.append((f"memory N={n}", "deploy POST → COMPLETE; server / agent CPU time",
+                         rng([r["deploy_complete_s"] for r in rr], lambda v: f"{v:.1f} s"),
+                         rng([r["deploy_baseline_s"] for r in rr], lambda v: f"{v:.2f} s"),
+                         rng([r["deploy_ratio"] for r in rr], lambda v: f"{v:.0f}") + "×",
+                         f"server CPU {rng([r['server_cpu_s'] for r in rr], lambda v: f'{v:.1f}')} s, "
+                         f"agent CPU {rng([r['agent_cpu_s'] for r in rr], lambda v: f'{v:.1f}')} s"))
+
+    if md:
+        print("| benchmark | metric | holdfast | baseline | ratio | spread / notes |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    else:
+        for r in rows:
+            print(f"{r[0]}: {r[1]}: holdfast {r[2]}" + (f", baseline {r[3]}" if r[3] else "")
+                  + (f", ratio {r[4]}" if r[4] else "") + (f" [{r[5]}]" if r[5] else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -310,3 +310,63 @@ def test_failing_backup_leaves_redis_alone(cluster):
     servers = {n: t for n, t in c.tasks("redis").items() if n.endswith("-server")}
     assert {n: t["id"] for n, t in servers.items()} == ids
     assert all(t["status"] == "RUNNING" and t["restarts"] == 0 for t in servers.values())
+
+
+def test_scale_replicas_under_write_load(cluster):
+    """Issue 5: scale replicas 2 -> 4 -> 1 with `service update` while a
+    client keeps writing to the primary. Every write the primary
+    acknowledged is still there afterwards, and every remaining replica
+    catches up with all of them."""
+    import threading
+
+    c = cluster
+    r = Redis(c)
+    c.deploy(SPEC, "-o", "REPLICAS=2", "-o", f"PRIMARY_PORT={c.primary_port}", timeout=TIMEOUT)
+    r.wait_replicas_linked()
+    acked = {}
+    stop = threading.Event()
+    errors = []
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            batch = {f"load:{i + k}": f"v{i + k}" for k in range(50)}
+            try:
+                out = redis_pipe(c.primary_port, [f"SET {k} {v}" for k, v in batch.items()])
+            except Exception as e:  # a refused write is not acknowledged
+                errors.append(repr(e))
+                time.sleep(0.1)
+                continue
+            for (k, v), o in zip(batch.items(), out):
+                if o == "OK":
+                    acked[k] = v
+            i += 50
+            time.sleep(0.02)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        for n in (4, 1):
+            c.cli("service", "update", "redis", "-f", SPEC, "-o", f"REPLICAS={n}",
+                  "-o", f"PRIMARY_PORT={c.primary_port}", "--wait", "--timeout", str(TIMEOUT),
+                  timeout=TIMEOUT + 60)
+            wait_for(lambda: sorted(p["name"] for p in c.pods("redis")) ==
+                     ["primary-0"] + [f"replica-{i}" for i in range(n)],
+                     TIMEOUT, what=f"{n} replicas")
+            time.sleep(1)
+    finally:
+        stop.set()
+        t.join(60)
+    assert len(acked) > 500, (len(acked), errors[:3])
+    keys = dict(acked)
+    # Nothing acknowledged was lost on the primary ...
+    for chunk in range(0, len(keys), 500):
+        part = dict(list(keys.items())[chunk:chunk + 500])
+        assert has_keys(c.primary_port, part), "acknowledged writes missing on the primary"
+    # ... and the one remaining replica has caught up with all of it.
+    port = r.port("replica-0")
+    for chunk in range(0, len(keys), 500):
+        part = dict(list(keys.items())[chunk:chunk + 500])
+        wait_keys(port, part, "replica-0 after scaling")
+    # The primary never restarted along the way.
+    assert c.tasks("redis")["primary-0-server"]["restarts"] == 0

@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|restart|memory] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|restart|memory|api] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -21,6 +21,9 @@
 #   memory   VmRSS of server and agent idle, with 200 and with 1000 tasks;
 #            shims' RSS per task; deploy time at each N      (3 runs, ~8 min)
 #
+#   api      wrk on GET plans/deploy and pod/status with 200 pods, alone and
+#            during a second 200-pod deploy, vs. GET /v1/version (~2 min)
+#
 # --quick: fewer repetitions and N (a smoke test, not for BENCHMARKS.md).
 # Environment: BENCH_REPEAT (default 3), BENCH_N (200), BENCH_COUNTS
 # (200,1000), BENCH_KILLS (100); HOLDFAST_BIN=path benchmarks that binary
@@ -35,7 +38,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | restart | memory) what=$1 ;;
+	all | deploy | restart | memory | api) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '2,26p' "$0"; exit 0 ;;
@@ -102,6 +105,13 @@ case $what in all | restart)
 	run restart-cpus0.01 900 "$py" "$here/restart.py" --kills "$kills" --repeat 1 \
 		--backoff 0.01 --backoff-max 0.05 --cpus 0.01 --default-backoff-kills 0 \
 		--out "$out/restart-cpus0.01.json" ;;
+esac
+case $what in all | api)
+	# wrk is the load tool: a Debian package, installed when missing.
+	command -v wrk >/dev/null 2>&1 || {
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+	}
+	run api 900 "$py" "$here/api.py" -n "$n" --out "$out/api.json" ;;
 esac
 case $what in all | memory)
 	run memory 3600 "$py" "$here/memory.py" --counts "$counts" --repeat "$( [ "$quick" = 1 ] && echo 1 || echo "$repeat")" \

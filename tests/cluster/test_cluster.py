@@ -349,3 +349,67 @@ def test_healthy_nodes_stay_reachable_with_the_default_agent_wait(net, tmp_path)
                   what="every node connected")
     finally:
         hf.stop()
+
+
+# ---------------------------------------------------------------------
+# several servers on etcd
+
+
+def start_ha(hf, net, nservers=2, nagents=3, lease_ttl=3):
+    """A 3-member etcd cluster on hosts e1..e3, servers on s1..sN using it
+    (lease TTL lease_ttl), agents on a1..aN that know every server."""
+    etcd_hosts = [net.add_host(f"e{i}") for i in range(1, 4)]
+    hf.start_etcd(etcd_hosts)
+    servers = [hf.start_server(net.add_host(f"s{i}"), store=hf.etcd.url,
+                               extra=("--lease-ttl", str(lease_ttl)), wait=False)
+               for i in range(1, nservers + 1)]
+    first = hf.wait_leader()
+    agents = [hf.start_agent(net.add_host(f"a{i}"), attributes={"zone": "z"})
+              for i in range(1, nagents + 1)]
+    return servers, first, agents
+
+
+def test_leader_killed_mid_deploy_another_takes_over(hf, net, tmp_path):
+    servers, first, _ = start_ha(hf, net)
+    path = spec(tmp_path, "ha", 3, '[["hostname", "UNIQUE"]]')
+    hf.deploy(path, wait=False)
+    wait_for(lambda: any(s["status"] != "PENDING" for ph in hf.get("/v1/service/ha/plans/deploy")["phases"]
+                         for s in ph["steps"]), 60, what="the deploy under way")
+    # Kill the leader's whole host mid-deploy.
+    first.host.kill()
+    new = hf.wait_leader(timeout=60, exclude=(first,))
+    assert new is not first
+    hf.wait_plan("ha", timeout=120)
+    assert_one_copy_each(hf, "ha")
+    # Each instance launched exactly once: its volume's start log has one line.
+    for inst, node in nodes_of(hf, "ha").items():
+        starts = hf.agents[node].find_in_volumes("ha", inst, "starts")
+        assert len(starts) == 1 and len(read(starts[0]).splitlines()) == 1, (inst, starts)
+    # The old leader, when it comes back, follows.
+    first.start(wait=False)
+    holds_for(lambda: hf.leader() is new, 8)
+    st, body = hf.api("GET", "/v1/services", server=first)
+    assert st == 503 and body.get("leader") == new.url, (st, body)
+
+
+def test_leader_cut_off_from_etcd_stops_acting(hf, net, tmp_path):
+    servers, first, _ = start_ha(hf, net)
+    path = spec(tmp_path, "part", 2, '[["hostname", "UNIQUE"]]')
+    hf.deploy(path)
+    # Partition the leader's host: it can reach neither etcd nor agents.
+    first.host.cut("drop")
+    # It stops acting on its own, before its lease could have expired
+    # (so before anyone else may lead), and exits.
+    wait_for(lambda: not first.proc.alive(), 30, what="the cut-off leader to stop")
+    new = hf.wait_leader(timeout=60, exclude=(first,))
+    assert new is not first
+    # The cluster goes on under the new leader: a change still happens.
+    hf.cli("-s", "part", "pod", "restart", "app-0")
+    wait_for(lambda: hf.tasks("part")["app-0-server"]["restarts"] >= 1 and
+             hf.tasks("part")["app-0-server"]["status"] == "RUNNING", 60,
+             what="a restart carried out by the new leader")
+    assert_one_copy_each(hf, "part")
+    # Healed and restarted, the old leader follows.
+    first.host.heal()
+    first.start(wait=False)
+    holds_for(lambda: hf.leader() is new, 6)

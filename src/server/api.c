@@ -1610,6 +1610,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	uint64_t seen;
 	double wait;
 	size_t i;
+	bool changed = false;
 
 	if (hf_http_body_json(req, resp, &body))
 		return;
@@ -1632,7 +1633,8 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 		wait = s->opts.node_timeout / 2;
 	pthread_mutex_lock(&s->mu);
 	n = node_update(s, node_id, json_object_get(body, "info"));
-	json_array_foreach(tasks, i, e) hf_sched_task_report(s, node_id, e);
+	json_array_foreach(tasks, i, e) if (hf_sched_task_report(s, node_id, e))
+	    changed = true;
 	/*
 	 * Only the newest report may declare tasks lost: an older request
 	 * that was overtaken by a newer one lacks tasks started since.
@@ -1642,7 +1644,8 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 
 		if (json_is_array(tasks) && seq >= n->last_report_seq) {
 			n->last_report_seq = seq;
-			hf_sched_reconcile_node(s, node_id, tasks);
+			if (hf_sched_reconcile_node(s, node_id, tasks))
+				changed = true;
 		}
 	}
 	dv = json_object_get(body, "deleted_volumes");
@@ -1667,8 +1670,12 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 		n->delete_volumes = keep;
 		hf_state_save_node(s, n);
 	}
-	/* Run the scheduler now so a report turns into action at once. */
-	hf_sched_tick(s);
+	/*
+	 * A report that changed something turns into action at once; a
+	 * plain heartbeat leaves the work to the scheduler's next tick.
+	 */
+	if (changed)
+		hf_sched_tick(s);
 	if (wait > 0 && seen == s->generation && !s->stopping) {
 		struct timespec until;
 

@@ -336,11 +336,9 @@ def test_permanent_failure_timeout_replaces_automatically(hf, net, tmp_path):
     assert_one_copy_each(hf, "auto")
 
 
-@pytest.mark.xfail(reason="holdfast bug: the server holds an agent's long poll for the agent's "
-                          "--wait (10 s by default) but calls the node unreachable after "
-                          "--node-timeout; with --node-timeout 3 healthy nodes flap",
-                   strict=False)
 def test_healthy_nodes_stay_reachable_with_the_default_agent_wait(net, tmp_path):
+    """The server holds an agent's long poll for at most half the node
+    timeout, so a short --node-timeout never makes healthy nodes flap."""
     from netns import Holdfast
     hf = Holdfast(net, node_timeout=NODE_TIMEOUT, agent_wait=None)
     try:

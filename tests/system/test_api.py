@@ -296,6 +296,7 @@ def route_table():
 ROUTES = {
     ("POST", "/v1/agent/sync"): ("/v1/agent/sync", {"node_id": "node-1", "wait": 0}, 200),
     ("GET", "/v1/version"): ("/v1/version", None, 200),
+    ("GET", "/v1/leader"): ("/v1/leader", None, 200),
     ("GET", "/v1/services"): ("/v1/services", None, 200),
     ("POST", "/v1/services"): ("/v1/services", {}, 400),
     ("GET", "/v1/services/{svc}"): ("/v1/services/svc", None, 200),

@@ -98,6 +98,8 @@ static void label(struct hf_buf *b, const char *v)
 
 static void render_api(struct hf_api_metrics *m, struct hf_buf *b)
 {
+	if (!m)
+		return;
 	hf_buf_adds(b, "# HELP holdfast_api_requests_total API requests "
 		       "answered.\n# TYPE holdfast_api_requests_total "
 		       "counter\n");

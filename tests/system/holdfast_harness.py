@@ -29,7 +29,10 @@ def wait_for(pred, timeout=60.0, interval=0.1, what="condition"):
 
 
 class Cluster:
-    def __init__(self, tmp, name="c", backoff="0.5"):
+    def __init__(self, tmp, name="c", backoff="0.5", tokens=None):
+        """tokens: {"admin": ..., "read": ..., "agent": ...} runs the server
+        with --tokens, the agent with --token and the CLI and API with the
+        admin token."""
         self.tmp = str(tmp)
         self.server_data = os.path.join(self.tmp, "server")
         self.agent_data = os.path.join(self.tmp, "agent")
@@ -41,13 +44,23 @@ class Cluster:
         self.port = None
         self.backoff = backoff
         self.logs = []
+        self.tokens = tokens
+        self.tokens_file = None
+        if tokens:
+            self.tokens_file = write(os.path.join(self.tmp, "tokens"), "".join(
+                f"{role} {tok}\n" for role, tok in tokens.items()))
 
     # -- processes -----------------------------------------------------
     def _env(self):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env["HOLDFAST_ADDR"] = self.url if self.port else ""
+        if self.tokens:
+            env["HOLDFAST_TOKEN"] = self.tokens["admin"]
         return env
+
+    def _auth(self):
+        return {"Authorization": f"Bearer {self.tokens['admin']}"} if self.tokens else {}
 
     @property
     def url(self):
@@ -61,7 +74,8 @@ class Cluster:
         self.logs.append(log)
         self.server = subprocess.Popen(
             [BIN, "server", "--data", self.server_data, "--listen", listen,
-             "--port-file", self.port_file, "--backoff", self.backoff],
+             "--port-file", self.port_file, "--backoff", self.backoff,
+             *(("--tokens", self.tokens_file) if self.tokens else ())],
             stdout=log, stderr=log, env=self._env(), start_new_session=True)
         wait_for(lambda: os.path.exists(self.port_file) or self.server.poll() is not None,
                  30, what="server port file")
@@ -71,7 +85,8 @@ class Cluster:
 
     def _ping(self):
         try:
-            urllib.request.urlopen(self.url + "/v1/version", timeout=2).read()
+            urllib.request.urlopen(urllib.request.Request(
+                self.url + "/v1/version", headers=self._auth()), timeout=2).read()
             return True
         except Exception:
             return False
@@ -81,7 +96,8 @@ class Cluster:
         self.logs.append(log)
         self.agent = subprocess.Popen(
             [BIN, "agent", "--server", self.url, "--data", self.agent_data,
-             "--node-id", "node-1", *extra],
+             "--node-id", "node-1",
+             *(("--token", self.tokens["agent"]) if self.tokens else ()), *extra],
             stdout=log, stderr=log, env=self._env(), start_new_session=True)
         wait_for(lambda: any(n.get("connected") for n in self.api("GET", "/v1/nodes")[1]),
                  30, what="agent registration")
@@ -161,7 +177,8 @@ class Cluster:
     def api(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **self._auth()})
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status, json.loads(r.read() or b"null")

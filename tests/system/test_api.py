@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -25,56 +24,13 @@ ADMIN = "admin-7f3c9e1d2b"
 READ = "read-5a8b2c4e6f"
 AGENT = "agent-9d1e3f5a7c"
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 class AuthCluster(Cluster):
-    """A Cluster whose server runs with --tokens (admin, read, agent).
-
-    It listens on a port chosen here rather than on :0: with :0 the port
-    file names the port of the follower listener, which the server closes
-    once it leads (see test_port_file_names_the_listening_port)."""
+    """A Cluster whose server runs with --tokens (admin, read, agent),
+    with raw requests for status codes and headers."""
 
     def __init__(self, tmp, **kw):
-        super().__init__(tmp, **kw)
-        self.tokens_file = write(os.path.join(self.tmp, "tokens"),
-                                 f"# roles\nadmin {ADMIN}\nread {READ}\nagent {AGENT}\n")
-
-    def _env(self):
-        env = super()._env()
-        env["HOLDFAST_TOKEN"] = ADMIN
-        return env
-
-    def start_server(self):
-        if not self.port:
-            self.port = free_port()
-        if os.path.exists(self.port_file):
-            os.unlink(self.port_file)
-        log = open(os.path.join(self.tmp, "server.log"), "ab")
-        self.logs.append(log)
-        self.server = subprocess.Popen(
-            [BIN, "server", "--data", self.server_data, "--listen", f"127.0.0.1:{self.port}",
-             "--port-file", self.port_file, "--backoff", self.backoff,
-             "--tokens", self.tokens_file],
-            stdout=log, stderr=log, env=self._env(), start_new_session=True)
-        wait_for(lambda: os.path.exists(self.port_file) or self.server.poll() is not None,
-                 30, what="server port file")
-        assert self.server.poll() is None, "server exited: " + self.server_log()[-2000:]
-        wait_for(lambda: self._ping(), 20, what="server API (200 from a leading server)")
-
-    def _ping(self):
-        try:
-            return self.request("GET", "/v1/version", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    def start_agent(self, extra=()):
-        super().start_agent(extra=("--token", AGENT, *extra))
+        super().__init__(tmp, tokens={"admin": ADMIN, "read": READ, "agent": AGENT}, **kw)
 
     def request(self, method, path, body=None, token=ADMIN, headers=None, timeout=30):
         """(status, headers (lower-case names), body bytes). body: bytes, str or JSON value."""

@@ -35,61 +35,10 @@ def free_port():
 
 class AuthCluster(Cluster):
     """A Cluster whose server runs with --tokens; the CLI gets the admin
-    token from HOLDFAST_TOKEN. It listens on a port chosen here: with :0 the
-    port file does not name the port the leading server listens on."""
+    token from HOLDFAST_TOKEN."""
 
     def __init__(self, tmp, **kw):
-        super().__init__(tmp, **kw)
-        self.tokens_file = write(os.path.join(self.tmp, "tokens"),
-                                 f"admin {ADMIN}\nread {READ}\nagent {AGENT}\n")
-
-    def _env(self):
-        env = super()._env()
-        env["HOLDFAST_TOKEN"] = ADMIN
-        return env
-
-    def start_server(self):
-        if not self.port:
-            self.port = free_port()
-        if os.path.exists(self.port_file):
-            os.unlink(self.port_file)
-        log = open(os.path.join(self.tmp, "server.log"), "ab")
-        self.logs.append(log)
-        self.server = subprocess.Popen(
-            [BIN, "server", "--data", self.server_data, "--listen", f"127.0.0.1:{self.port}",
-             "--port-file", self.port_file, "--backoff", self.backoff,
-             "--tokens", self.tokens_file],
-            stdout=log, stderr=log, env=self._env(), start_new_session=True)
-        wait_for(lambda: os.path.exists(self.port_file) or self.server.poll() is not None,
-                 30, what="server port file")
-        assert self.server.poll() is None, "server exited: " + self.server_log()[-2000:]
-        wait_for(lambda: self._ping(), 20, what="server API")
-
-    def _ping(self):
-        import urllib.request
-        req = urllib.request.Request(self.url + "/v1/version",
-                                     headers={"Authorization": f"Bearer {ADMIN}"})
-        try:
-            urllib.request.urlopen(req, timeout=2).read()
-            return True
-        except Exception:
-            return False
-
-    def start_agent(self, extra=()):
-        super().start_agent(extra=("--token", AGENT, *extra))
-
-    def api(self, method, path, body=None):
-        import urllib.error
-        import urllib.request
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {ADMIN}"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        super().__init__(tmp, tokens={"admin": ADMIN, "read": READ, "agent": AGENT}, **kw)
 
     def run(self, *args, env=None, stdin=subprocess.DEVNULL, timeout=120):
         """The CLI with any exit status; env entries set (None removes)."""

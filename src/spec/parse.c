@@ -122,6 +122,15 @@ static void unsupported(struct hf_pctx *c, const struct hf_ynode *at,
 	u->pos = pos_of(at);
 }
 
+/* An earlier key of map equal to key i (a duplicate), or NULL. */
+static const struct hf_ynode *earlier_key(const struct hf_ynode *map, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(map->pairs[j].key->str, map->pairs[i].key->str) == 0)
+			return map->pairs[j].key;
+	return NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Keys                                                                 */
 
@@ -745,10 +754,8 @@ static void parse_volumes(struct hf_pctx *c, const struct hf_ynode *map,
 				size_t o2 = hf_pctx_push(c, p->key->str);
 				bool dup = false;
 
-				for (size_t j = 0; j < i; j++)
-					if (strcmp(many->value->pairs[j].key->str,
-						   p->key->str) == 0)
-						dup = true;
+				if (earlier_key(many->value, i))
+					dup = true;
 				if (dup)
 					hf_pctx_err(c, p->key,
 						    "duplicate volume '%s'",
@@ -873,10 +880,8 @@ static void parse_ports(struct hf_pctx *c, const struct hf_ynode *map,
 			size_t o2 = hf_pctx_push(c, n->pairs[i].key->str);
 			bool dup = false;
 
-			for (size_t j = 0; j < i; j++)
-				if (strcmp(n->pairs[j].key->str,
-					   n->pairs[i].key->str) == 0)
-					dup = true;
+			if (earlier_key(n, i))
+				dup = true;
 			if (dup)
 				hf_pctx_err(c, n->pairs[i].key,
 					    "duplicate port name '%s'",
@@ -1165,12 +1170,10 @@ static void parse_configs(struct hf_pctx *c, const struct hf_ynode *task,
 			size_t o2 = hf_pctx_push(c, p->key->str);
 			struct hf_spec_config *cfg;
 
-			for (size_t j = 0; j < i; j++)
-				if (strcmp(n->pairs[j].key->str, p->key->str) ==
-				    0)
-					hf_pctx_err(c, p->key,
-						    "duplicate config '%s'",
-						    p->key->str);
+			if (earlier_key(n, i))
+				hf_pctx_err(c, p->key,
+					    "duplicate config '%s'",
+					    p->key->str);
 			cfg = HF_VEC_PUSH(&t->configs);
 			cfg->name = hf_xstrdup(p->key->str);
 			if (hf_pctx_want_map(c, p->value)) {
@@ -1539,12 +1542,10 @@ static void parse_rlimits(struct hf_pctx *c, const struct hf_ynode *pod,
 				hf_pctx_pop(c, o2);
 				continue;
 			}
-			for (size_t j = 0; j < i; j++)
-				if (strcmp(n->pairs[j].key->str, pr->key->str) ==
-				    0)
-					hf_pctx_err(c, pr->key,
-						    "duplicate rlimit '%s'",
-						    pr->key->str);
+			if (earlier_key(n, i))
+				hf_pctx_err(c, pr->key,
+					    "duplicate rlimit '%s'",
+					    pr->key->str);
 			rl = HF_VEC_PUSH(&p->rlimits);
 			rl->name = hf_xstrdup(pr->key->str);
 			rl->resource = res;
@@ -1593,10 +1594,8 @@ static void parse_resource_sets(struct hf_pctx *c, const struct hf_ynode *pod,
 			size_t o2 = hf_pctx_push(c, pr->key->str);
 			bool dup = false;
 
-			for (size_t j = 0; j < i; j++)
-				if (strcmp(n->pairs[j].key->str, pr->key->str) ==
-				    0)
-					dup = true;
+			if (earlier_key(n, i))
+				dup = true;
 			if (dup) {
 				hf_pctx_err(c, pr->key,
 					    "duplicate resource set '%s'",
@@ -1672,10 +1671,9 @@ static void parse_networks(struct hf_pctx *c, const struct hf_ynode *n,
 		struct hf_spec_network *net = HF_VEC_PUSH(&p->networks);
 
 		net->name = hf_xstrdup(pr->key->str);
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(n->pairs[j].key->str, pr->key->str) == 0)
-				hf_pctx_err(c, pr->key, "duplicate network '%s'",
-					    pr->key->str);
+		if (earlier_key(n, i))
+			hf_pctx_err(c, pr->key, "duplicate network '%s'",
+				    pr->key->str);
 		if (!hf_ynode_is_null(pr->value) &&
 		    hf_pctx_want_map(c, pr->value)) {
 			check_keys(c, pr->value, pr->key, network_keys);
@@ -1741,12 +1739,10 @@ static void parse_named_maps(struct hf_pctx *c, const struct hf_ynode *pod,
 			const struct hf_ypair *pr = &n->pairs[i];
 			size_t o2 = hf_pctx_push(c, pr->key->str);
 
-			for (size_t j = 0; j < i; j++)
-				if (strcmp(n->pairs[j].key->str, pr->key->str) ==
-				    0)
-					hf_pctx_err(c, pr->key,
-						    "duplicate name '%s'",
-						    pr->key->str);
+			if (earlier_key(n, i))
+				hf_pctx_err(c, pr->key,
+					    "duplicate name '%s'",
+					    pr->key->str);
 			if (hf_pctx_want_map(c, pr->value)) {
 				check_keys(c, pr->value, pr->key, keys);
 				each(c, pr, p);
@@ -2073,10 +2069,8 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 				size_t o2 = hf_pctx_push(c, pr->key->str);
 				bool dup = false;
 
-				for (size_t j = 0; j < i; j++)
-					if (strcmp(v->pairs[j].key->str,
-						   pr->key->str) == 0)
-						dup = true;
+				if (earlier_key(v, i))
+					dup = true;
 				if (dup)
 					hf_pctx_err(c, pr->key,
 						    "duplicate task '%s'",
@@ -2239,9 +2233,8 @@ static void parse_plans(struct hf_pctx *c, const struct hf_ynode *n)
 		struct hf_spec_plan *pl;
 		bool dup = false;
 
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(n->pairs[j].key->str, pr->key->str) == 0)
-				dup = true;
+		if (earlier_key(n, i))
+			dup = true;
 		if (dup) {
 			hf_pctx_err(c, pr->key, "duplicate plan '%s'",
 				    pr->key->str);
@@ -2425,10 +2418,8 @@ void hf_spec_parse_tree(struct hf_pctx *c, const struct hf_ynode *root)
 				size_t o2 = hf_pctx_push(c, pr->key->str);
 				bool dup = false;
 
-				for (size_t j = 0; j < i; j++)
-					if (strcmp(v->pairs[j].key->str,
-						   pr->key->str) == 0)
-						dup = true;
+				if (earlier_key(v, i))
+					dup = true;
 				if (dup)
 					hf_pctx_err(c, pr->key,
 						    "duplicate pod '%s'",

@@ -4,6 +4,7 @@
 #   make asan         AddressSanitizer + UndefinedBehaviorSanitizer build: build-asan/holdfast
 #   make unit         cmocka unit tests (sanitizer build)
 #   make fuzz         libFuzzer targets (clang): build-fuzz/
+#   make simagents    the cluster benchmark's simulated agents: build/hf-simagents
 #   make test         everything scripts/test.sh runs after setup
 #
 # Warnings are errors in every build.
@@ -27,7 +28,7 @@ SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all asan unit fuzz test clean
+.PHONY: all asan unit fuzz simagents test clean
 all: $(BUILD)/holdfast
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
@@ -67,6 +68,13 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(LIBSRCS) $(wildcard src/*/*.h src/*.h)
 
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 fuzz: $(FUZZ_BINS)
+
+# The cluster benchmark's simulated agents (bench/cluster.py).
+$(BUILD)/hf-simagents: bench/simagents.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) $< -o $@ -lcurl -ljansson
+
+simagents: $(BUILD)/hf-simagents
 
 test:
 	./scripts/test.sh

@@ -202,6 +202,7 @@ class Bench:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.agent_resources = agent_resources
+        self.start_server_args = []  # extra `holdfast server` flags
         self.server = self.agent = None
         self.port = None
         self.groups = []      # process groups of baseline shells
@@ -244,6 +245,7 @@ class Bench:
             args += ["--backoff", str(self.backoff)]
         if self.backoff_max is not None:
             args += ["--backoff-max", str(self.backoff_max)]
+        args += self.start_server_args
         log_ = self._log("server.log")
         self.server = subprocess.Popen(args, stdout=log_, stderr=log_,
                                        stdin=subprocess.DEVNULL, start_new_session=True)

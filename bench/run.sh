@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|restart|memory|api] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|restart|memory|api|cluster] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -23,10 +23,15 @@
 #
 #   api      wrk on GET plans/deploy and pod/status with 200 pods, alone and
 #            during a second 200-pod deploy, vs. GET /v1/version (~2 min)
+#   cluster  1000 simulated agents (build/hf-simagents, one process) and
+#            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
+#            against the same pods without constraints; placements/s and
+#            server memory (~3 min)
 #
 # --quick: fewer repetitions and N (a smoke test, not for BENCHMARKS.md).
 # Environment: BENCH_REPEAT (default 3), BENCH_N (200), BENCH_COUNTS
-# (200,1000), BENCH_KILLS (100); HOLDFAST_BIN=path benchmarks that binary
+# (200,1000), BENCH_KILLS (100), BENCH_AGENTS (1000), BENCH_INSTANCES
+# (10000); HOLDFAST_BIN=path benchmarks that binary
 # instead of building the working tree (e.g. one built from `git archive REV`).
 set -eu
 
@@ -38,7 +43,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | restart | memory | api) what=$1 ;;
+	all | deploy | restart | memory | api | cluster) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '2,26p' "$0"; exit 0 ;;
@@ -52,8 +57,10 @@ n=${BENCH_N:-200}
 counts=${BENCH_COUNTS:-200,1000}
 kills=${BENCH_KILLS:-100}
 dkills=7
+agents=${BENCH_AGENTS:-1000}
+instances=${BENCH_INSTANCES:-10000}
 if [ "$quick" = 1 ]; then
-	repeat=1 n=50 counts=50 kills=10 dkills=0
+	repeat=1 n=50 counts=50 kills=10 dkills=0 agents=100 instances=1000
 fi
 
 [ "$(id -u)" = 0 ] || echo "bench/run.sh: warning: not root; cgroups will be unavailable" >&2
@@ -68,6 +75,9 @@ else
 	make -C "$repo" build/holdfast >/dev/null
 	cp "$repo/build/holdfast" "$work/holdfast"
 fi
+make -C "$repo" build/hf-simagents >/dev/null
+cp "$repo/build/hf-simagents" "$work/hf-simagents"
+export HF_SIMAGENTS_BIN="$work/hf-simagents"
 "$work/holdfast" --version >/dev/null
 export HOLDFAST_BIN="$work/holdfast"
 [ -n "$out" ] || out=$(mktemp -d /tmp/hfbench-results-XXXXXX)
@@ -112,6 +122,10 @@ case $what in all | api)
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 	}
 	run api 900 "$py" "$here/api.py" -n "$n" --out "$out/api.json" ;;
+esac
+case $what in all | cluster)
+	run cluster 3600 "$py" "$here/cluster.py" --agents "$agents" --instances "$instances" \
+		--out "$out/cluster.json" ;;
 esac
 case $what in all | memory)
 	run memory 3600 "$py" "$here/memory.py" --counts "$counts" --repeat "$( [ "$quick" = 1 ] && echo 1 || echo "$repeat")" \

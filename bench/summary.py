@@ -99,6 +99,22 @@ def main():
                          f"server CPU {rng([r['server_cpu_s'] for r in rr], lambda v: f'{v:.1f}')} s, "
                          f"agent CPU {rng([r['agent_cpu_s'] for r in rr], lambda v: f'{v:.1f}')} s"))
 
+    cl = load(d, "cluster")
+    if cl:
+        by = {r["mode"]: r for r in cl["results"]}
+        for m in ("unique", "maxper"):
+            on, off = by.get(m), by.get(m + "-off")
+            if not on or not off:
+                continue
+            label = f"cluster {on['agents']} agents, {on['instances']} instances"
+            rows.append((label, f"placements/s, {m} vs. no constraints",
+                         f"{on['placements_per_s']:.0f}/s", f"{off['placements_per_s']:.0f}/s",
+                         f"{off['placements_per_s'] / on['placements_per_s']:.2f}x",
+                         f"all running {on['complete_s']:.1f} s vs. {off['complete_s']:.1f} s"))
+            rows.append((label, f"server peak RSS, {m} vs. no constraints",
+                         f"{on['server_hwm_kb'] // 1024} MB", f"{off['server_hwm_kb'] // 1024} MB",
+                         f"{on['server_hwm_kb'] / off['server_hwm_kb']:.2f}x",
+                         f"{on['server_rss_before_kb'] // 1024} MB with the agents only"))
     if md:
         print("| benchmark | metric | holdfast | baseline | ratio | spread / notes |")
         print("|---|---|---|---|---|---|")

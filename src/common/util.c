@@ -177,8 +177,6 @@ void hf_kvlist_release(struct hf_kvlist *l)
 
 void hf_kvlist_set(struct hf_kvlist *l, const char *key, const char *value)
 {
-	struct hf_kv *kv;
-
 	for (size_t i = 0; i < l->len; i++) {
 		if (strcmp(l->items[i].key, key) == 0) {
 			free(l->items[i].value);
@@ -186,7 +184,13 @@ void hf_kvlist_set(struct hf_kvlist *l, const char *key, const char *value)
 			return;
 		}
 	}
-	kv = HF_VEC_PUSH(l);
+	hf_kvlist_append(l, key, value);
+}
+
+void hf_kvlist_append(struct hf_kvlist *l, const char *key, const char *value)
+{
+	struct hf_kv *kv = HF_VEC_PUSH(l);
+
 	kv->key = hf_xstrdup(key);
 	kv->value = hf_xstrdup(value);
 }

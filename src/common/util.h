@@ -86,6 +86,8 @@ void hf_kvlist_release(struct hf_kvlist *l);
 /* Sets key to value, replacing an existing entry in place. Copies both. */
 void hf_kvlist_set(struct hf_kvlist *l, const char *key, const char *value);
 /* Returns the value for key or NULL; owned by the list. */
+/* Adds key without looking for it: the caller knows it is not there. */
+void hf_kvlist_append(struct hf_kvlist *l, const char *key, const char *value);
 const char *hf_kvlist_get(const struct hf_kvlist *l, const char *key);
 void hf_kvlist_copy(struct hf_kvlist *dst, const struct hf_kvlist *src);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/map.h"
 #include "plan/placement.h"
 
 const char *hf_place_field(const struct hf_place_node *n, const char *field)
@@ -36,145 +37,241 @@ static bool like(const char *value, const char *pattern)
 	return ok;
 }
 
-/* Instances of the pod whose node has this field value. */
-static size_t count_value(const struct hf_spec_constraint *c,
-			  const struct hf_place_node *nodes,
-			  const size_t *placed, size_t nplaced, const char *v)
-{
-	size_t n = 0;
+/*
+ * What one constraint needs to know of the pod's other instances, counted
+ * once per call: instances per field value, and for GROUP_BY the values
+ * seen on usable nodes (in node order) with the smallest count.
+ */
+struct con_counts {
+	struct hf_map by_value; /* value -> size_t * into cells */
+	size_t *cells;
+	size_t ncells;
+	const char **distinct; /* GROUP_BY: usable values, node order */
+	size_t ndistinct;
+	size_t min_count;      /* GROUP_BY: fewest instances of a value */
+};
 
-	for (size_t i = 0; i < nplaced; i++)
-		if (same(hf_place_field(&nodes[placed[i]], c->field), v))
-			n++;
-	return n;
+static size_t *cell(struct con_counts *cc, const char *v)
+{
+	size_t *c = hf_map_get(&cc->by_value, v);
+
+	if (!c) {
+		c = &cc->cells[cc->ncells++];
+		*c = 0;
+		hf_map_put(&cc->by_value, v, c);
+	}
+	return c;
 }
 
-/* Checks one constraint for a node; NULL when it passes, else why. */
-static char *check(const struct hf_spec_constraint *c,
-		   const struct hf_place_node *nodes, size_t nnodes,
-		   size_t cand, const size_t *placed, size_t nplaced)
+static size_t count_of(const struct con_counts *cc, const char *v)
 {
-	const char *v = hf_place_field(&nodes[cand], c->field);
-	const char *op = c->op;
+	const size_t *c = v ? hf_map_get(&cc->by_value, v) : NULL;
 
-	if (!v)
-		return hf_xasprintf("it has no '%s' attribute (%s %s)", c->field,
-				    c->field, op);
-	if (strcmp(op, "UNIQUE") == 0) {
-		if (count_value(c, nodes, placed, nplaced, v))
-			return hf_xasprintf("%s UNIQUE: an instance already "
-					    "runs where %s is '%s'",
-					    c->field, c->field, v);
+	return c ? *c : 0;
+}
+
+static void counts_init(struct con_counts *cc,
+			const struct hf_spec_constraint *c,
+			const struct hf_place_node *nodes, size_t nnodes,
+			const size_t *placed, size_t nplaced)
+{
+	memset(cc, 0, sizeof(*cc));
+	/* Every value is a node's: at most one cell per node. */
+	cc->cells = hf_xcalloc(nnodes + 1, sizeof(*cc->cells));
+	for (size_t i = 0; i < nplaced; i++) {
+		const char *v = hf_place_field(&nodes[placed[i]], c->field);
+
+		if (v)
+			(*cell(cc, v))++;
+	}
+	if (strcmp(c->op, "GROUP_BY") != 0)
+		return;
+	cc->distinct = hf_xcalloc(nnodes + 1, sizeof(*cc->distinct));
+	{
+		struct hf_map seen = {0};
+
+		for (size_t i = 0; i < nnodes; i++) {
+			const char *o = hf_place_field(&nodes[i], c->field);
+			size_t n;
+
+			if (!o || !nodes[i].usable || hf_map_get(&seen, o))
+				continue;
+			hf_map_put(&seen, o, (void *)o);
+			n = count_of(cc, o);
+			if (!cc->ndistinct || n < cc->min_count)
+				cc->min_count = n;
+			cc->distinct[cc->ndistinct++] = o;
+		}
+		hf_map_release(&seen);
+	}
+}
+
+static void counts_release(struct con_counts *cc)
+{
+	hf_map_release(&cc->by_value);
+	free(cc->cells);
+	free(cc->distinct);
+}
+
+/*
+ * Checks one constraint for a node: true when it passes. When it does
+ * not and why is not NULL, *why says which constraint and why.
+ */
+static bool check(const struct hf_spec_constraint *c,
+		  const struct con_counts *cc, const struct hf_place_node *node,
+		  size_t nplaced, const char *first_value, char **why)
+{
+	const char *v = hf_place_field(node, c->field);
+	const char *op = c->op;
+	char *no = NULL;
+	bool ok = true;
+
+#define FAIL(...)                                                              \
+	do {                                                                   \
+		ok = false;                                                    \
+		if (why)                                                       \
+			no = hf_xasprintf(__VA_ARGS__);                        \
+	} while (0)
+	if (!v) {
+		FAIL("it has no '%s' attribute (%s %s)", c->field, c->field, op);
+	} else if (strcmp(op, "UNIQUE") == 0) {
+		if (count_of(cc, v))
+			FAIL("%s UNIQUE: an instance already runs where %s is "
+			     "'%s'",
+			     c->field, c->field, v);
 	} else if (strcmp(op, "CLUSTER") == 0) {
 		if (c->arg && strcmp(v, c->arg) != 0)
-			return hf_xasprintf("%s CLUSTER %s: its %s is '%s'",
-					    c->field, c->arg, c->field, v);
-		if (!c->arg && nplaced &&
-		    !same(hf_place_field(&nodes[placed[0]], c->field), v))
-			return hf_xasprintf("%s CLUSTER: the other instances "
-					    "run where %s is '%s'",
-					    c->field, c->field,
-					    hf_place_field(&nodes[placed[0]],
-							   c->field));
+			FAIL("%s CLUSTER %s: its %s is '%s'", c->field, c->arg,
+			     c->field, v);
+		else if (!c->arg && nplaced && !same(first_value, v))
+			FAIL("%s CLUSTER: the other instances run where %s is "
+			     "'%s'",
+			     c->field, c->field,
+			     first_value ? first_value : "(none)");
 	} else if (strcmp(op, "GROUP_BY") == 0) {
 		/*
 		 * Spread evenly over the values seen on usable nodes: a
 		 * value may take one more instance only while no other
 		 * value has fewer.
 		 */
-		size_t mine = count_value(c, nodes, placed, nplaced, v);
-		size_t distinct = 0, want = c->arg ? (size_t)atol(c->arg) : 0;
+		size_t mine = count_of(cc, v);
+		size_t want = c->arg ? (size_t)atol(c->arg) : 0;
 
-		for (size_t i = 0; i < nnodes; i++) {
-			const char *o = hf_place_field(&nodes[i], c->field);
-			bool seen = false;
+		if (cc->ndistinct && cc->min_count < mine) {
+			const char *o = NULL;
 
-			if (!o || !nodes[i].usable)
-				continue;
-			for (size_t j = 0; j < i; j++)
-				if (nodes[j].usable &&
-				    same(hf_place_field(&nodes[j], c->field), o))
-					seen = true;
-			if (seen)
-				continue;
-			distinct++;
-			if (count_value(c, nodes, placed, nplaced, o) < mine)
-				return hf_xasprintf(
-				    "%s GROUP_BY: '%s' already has %zu "
-				    "instance%s while '%s' has fewer",
-				    c->field, v, mine, mine == 1 ? "" : "s", o);
+			for (size_t i = 0; !o && i < cc->ndistinct; i++)
+				if (count_of(cc, cc->distinct[i]) < mine)
+					o = cc->distinct[i];
+			FAIL("%s GROUP_BY: '%s' already has %zu instance%s while "
+			     "'%s' has fewer",
+			     c->field, v, mine, mine == 1 ? "" : "s", o);
+		} else if (want > cc->ndistinct && mine > 0 && nplaced < want) {
+			FAIL("%s GROUP_BY %zu: only %zu value%s of %s %s "
+			     "available",
+			     c->field, want, cc->ndistinct,
+			     cc->ndistinct == 1 ? "" : "s", c->field,
+			     cc->ndistinct == 1 ? "is" : "are");
 		}
-		if (want > distinct && mine > 0 && nplaced < want)
-			return hf_xasprintf("%s GROUP_BY %zu: only %zu value%s "
-					    "of %s %s available",
-					    c->field, want, distinct,
-					    distinct == 1 ? "" : "s", c->field,
-					    distinct == 1 ? "is" : "are");
 	} else if (strcmp(op, "LIKE") == 0) {
 		if (!like(v, c->arg ? c->arg : ""))
-			return hf_xasprintf("%s LIKE %s: its %s is '%s'",
-					    c->field, c->arg, c->field, v);
+			FAIL("%s LIKE %s: its %s is '%s'", c->field, c->arg,
+			     c->field, v);
 	} else if (strcmp(op, "UNLIKE") == 0) {
 		if (like(v, c->arg ? c->arg : ""))
-			return hf_xasprintf("%s UNLIKE %s: its %s is '%s'",
-					    c->field, c->arg, c->field, v);
+			FAIL("%s UNLIKE %s: its %s is '%s'", c->field, c->arg,
+			     c->field, v);
 	} else if (strcmp(op, "MAX_PER") == 0) {
 		size_t max = c->arg ? (size_t)atol(c->arg) : 0;
-		size_t have = count_value(c, nodes, placed, nplaced, v);
+		size_t have = count_of(cc, v);
 
 		if (have >= max)
-			return hf_xasprintf("%s MAX_PER %zu: '%s' already has "
-					    "%zu",
-					    c->field, max, v, have);
+			FAIL("%s MAX_PER %zu: '%s' already has %zu", c->field,
+			     max, v, have);
 	} else if (strcmp(op, "IS") == 0) {
 		if (!c->arg || strcmp(v, c->arg) != 0)
-			return hf_xasprintf("%s IS %s: its %s is '%s'", c->field,
-					    c->arg ? c->arg : "", c->field, v);
+			FAIL("%s IS %s: its %s is '%s'", c->field,
+			     c->arg ? c->arg : "", c->field, v);
 	} else if (strcmp(op, "IS_NOT") == 0) {
 		if (c->arg && strcmp(v, c->arg) == 0)
-			return hf_xasprintf("%s IS_NOT %s", c->field, c->arg);
+			FAIL("%s IS_NOT %s", c->field, c->arg);
 	}
-	return NULL;
+#undef FAIL
+	if (why)
+		*why = no;
+	return ok;
 }
+
+/* Nodes named one by one in a reason; the rest are counted. */
+#define REASON_NODES 8
 
 long hf_place_choose(const struct hf_spec_constraint *cons, size_t ncons,
 		     const struct hf_place_node *nodes, size_t nnodes,
 		     const size_t *placed, size_t nplaced, char **why)
 {
-	struct hf_buf reasons = HF_BUF_INIT;
+	struct con_counts *cc = hf_xcalloc(ncons + 1, sizeof(*cc));
+	const char **first = hf_xcalloc(ncons + 1, sizeof(*first));
+	size_t *mine = hf_xcalloc(nnodes + 1, sizeof(*mine));
 	long best = -1;
-	size_t best_mine = 0;
 
 	*why = NULL;
+	for (size_t k = 0; k < ncons; k++) {
+		counts_init(&cc[k], &cons[k], nodes, nnodes, placed, nplaced);
+		first[k] = nplaced ? hf_place_field(&nodes[placed[0]],
+						    cons[k].field)
+				   : NULL;
+	}
+	for (size_t k = 0; k < nplaced; k++)
+		if (placed[k] < nnodes)
+			mine[placed[k]]++;
 	for (size_t i = 0; i < nnodes; i++) {
-		char *no = NULL;
-		size_t mine = 0;
+		bool ok = nodes[i].usable;
 
-		if (!nodes[i].usable)
-			no = hf_xstrdup(nodes[i].unusable_why
-					    ? nodes[i].unusable_why
-					    : "it is not available");
-		for (size_t k = 0; !no && k < ncons; k++)
-			no = check(&cons[k], nodes, nnodes, i, placed, nplaced);
-		if (no) {
+		for (size_t k = 0; ok && k < ncons; k++)
+			ok = check(&cons[k], &cc[k], &nodes[i], nplaced, first[k],
+				   NULL);
+		if (!ok)
+			continue;
+		/* Spread: fewest of this pod, then fewest overall. */
+		if (best < 0 || mine[i] < mine[best] ||
+		    (mine[i] == mine[best] && nodes[i].load < nodes[best].load))
+			best = (long)i;
+	}
+	if (best < 0) {
+		/* Say why, node by node: the first few in full. */
+		struct hf_buf reasons = HF_BUF_INIT;
+		size_t named = 0;
+
+		for (size_t i = 0; i < nnodes; i++) {
+			char *no = NULL;
+
+			if (named == REASON_NODES) {
+				hf_buf_addf(&reasons, "; and %zu more node%s",
+					    nnodes - i, nnodes - i == 1 ? "" : "s");
+				break;
+			}
+			if (!nodes[i].usable)
+				no = hf_xstrdup(nodes[i].unusable_why
+						    ? nodes[i].unusable_why
+						    : "it is not available");
+			for (size_t k = 0; !no && k < ncons; k++)
+				check(&cons[k], &cc[k], &nodes[i], nplaced,
+				      first[k], &no);
+			if (!no)
+				continue;
 			hf_buf_addf(&reasons, "%snode %s: %s",
 				    reasons.len ? "; " : "", nodes[i].id, no);
 			free(no);
-			continue;
+			named++;
 		}
-		for (size_t k = 0; k < nplaced; k++)
-			if (placed[k] == i)
-				mine++;
-		/* Spread: fewest of this pod, then fewest overall. */
-		if (best < 0 || mine < best_mine ||
-		    (mine == best_mine && nodes[i].load < nodes[best].load)) {
-			best = (long)i;
-			best_mine = mine;
-		}
-	}
-	if (best < 0)
 		*why = reasons.len ? hf_buf_detach(&reasons)
 				   : hf_xstrdup("no node has registered yet");
-	hf_buf_release(&reasons);
+		hf_buf_release(&reasons);
+	}
+	for (size_t k = 0; k < ncons; k++)
+		counts_release(&cc[k]);
+	free(cc);
+	free(first);
+	free(mine);
 	return best;
 }

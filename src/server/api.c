@@ -1503,7 +1503,7 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 		n->id = hf_xstrdup(id);
 		n->port_begin = 10000;
 		n->port_end = 20000;
-		*HF_VEC_PUSH(&s->nodes) = n;
+		hf_state_node_add(s, n);
 		fresh = true;
 		hf_log("node %s registered", id);
 		hf_event(s, "agent", NULL, "node", id, NULL, "registered", NULL);
@@ -1567,37 +1567,20 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 		}
 	}
 	n->last_seen = hf_now_ms();
-	if (fresh)
+	/*
+	 * With a shared store (etcd) followers read nodes from it: the time
+	 * the node was last seen is written every third of the node timeout,
+	 * so they can tell a live node from a lost one.
+	 */
+	if (!fresh && strcmp(hf_store_backend_name(s->store), "etcd") == 0 &&
+	    n->last_seen - n->saved_seen >
+		(int64_t)(s->opts.node_timeout * 1000 / 3))
+		fresh = true;
+	if (fresh) {
+		n->saved_seen = n->last_seen;
 		hf_state_save_node(s, n);
-	return n;
-}
-
-static json_t *desired_for(struct hf_srv *s, const char *node)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
-
-		for (size_t k = 0; k < svc->instances.len; k++) {
-			struct hf_instance *in = svc->instances.items[k];
-
-			if (!in->node || strcmp(in->node, node) != 0)
-				continue;
-			for (size_t t = 0; t < in->slots.len; t++) {
-				struct hf_task_slot *sl = &in->slots.items[t];
-				json_t *o;
-
-				if (!sl->cur || sl->cur->kill ||
-				    !hf_task_state_live(sl->cur->state))
-					continue;
-				o = hf_sched_launch_order(s, svc, in, sl);
-				if (o)
-					json_array_append_new(a, o);
-			}
-		}
 	}
-	return a;
+	return n;
 }
 
 static void h_agent_sync(void *ctx, const struct hf_http_req *req,
@@ -1610,7 +1593,6 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	uint64_t seen;
 	double wait;
 	size_t i;
-	bool changed = false;
 
 	if (hf_http_body_json(req, resp, &body))
 		return;
@@ -1633,8 +1615,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 		wait = s->opts.node_timeout / 2;
 	pthread_mutex_lock(&s->mu);
 	n = node_update(s, node_id, json_object_get(body, "info"));
-	json_array_foreach(tasks, i, e) if (hf_sched_task_report(s, node_id, e))
-	    changed = true;
+	json_array_foreach(tasks, i, e) hf_sched_task_report(s, node_id, e);
 	/*
 	 * Only the newest report may declare tasks lost: an older request
 	 * that was overtaken by a newer one lacks tasks started since.
@@ -1644,8 +1625,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 
 		if (json_is_array(tasks) && seq >= n->last_report_seq) {
 			n->last_report_seq = seq;
-			if (hf_sched_reconcile_node(s, node_id, tasks))
-				changed = true;
+			hf_sched_reconcile_node(s, node_id, tasks);
 		}
 	}
 	dv = json_object_get(body, "deleted_volumes");
@@ -1671,24 +1651,28 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 		hf_state_save_node(s, n);
 	}
 	/*
-	 * A report that changed something turns into action at once; a
-	 * plain heartbeat leaves the work to the scheduler's next tick.
+	 * A report that changed something is acted on by the scheduler's
+	 * next tick (hf_sched_changed woke it); it batches the reports of
+	 * every agent that arrive meanwhile. The poll is held until this
+	 * node's desired set gets a new generation.
 	 */
-	if (changed)
-		hf_sched_tick(s);
-	if (wait > 0 && seen == s->generation && !s->stopping) {
+	if (wait > 0 && seen == n->gen && !s->stopping) {
 		struct timespec until;
 
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += (time_t)wait;
-		while (seen == s->generation && !s->stopping &&
+		until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (seen == n->gen && !s->stopping &&
 		       !hf_http_server_stopping(req->server)) {
-			if (pthread_cond_timedwait(&s->changed, &s->mu, &until) ==
+			if (pthread_cond_timedwait(&n->wake, &s->mu, &until) ==
 			    ETIMEDOUT)
 				break;
 		}
 	}
-	n = hf_state_node(s, node_id);
 	n->last_seen = hf_now_ms();
 	{
 		json_t *dels = json_array();
@@ -1696,11 +1680,13 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 		for (size_t k = 0; k < n->delete_volumes.len; k++)
 			json_array_append_new(
 			    dels, json_string(n->delete_volumes.items[k]));
+		json_t *desired = hf_sched_desired(s, n);
+
 		hf_http_json(resp, 200,
 			     json_pack("{s:I, s:o, s:o, s:i}", "generation",
-				       (json_int_t)s->generation, "tasks",
-				       desired_for(s, node_id), "delete_volumes",
-				       dels, "heartbeat_interval", 2));
+				       (json_int_t)n->gen, "tasks", desired,
+				       "delete_volumes", dels,
+				       "heartbeat_interval", 2));
 	}
 	pthread_mutex_unlock(&s->mu);
 	json_decref(body);

@@ -22,9 +22,98 @@
 void hf_sched_changed(struct hf_srv *s, bool desired)
 {
 	if (desired)
-		s->generation++;
+		s->desired_dirty = true;
+	s->tick_wanted = true;
 	s->status_seq++;
 	pthread_cond_broadcast(&s->changed);
+}
+
+/* ------------------------------------------------------------------ */
+/* Desired sets                                                         */
+
+/*
+ * A desired set's digest: the sum of its task ids' and volume keys'
+ * hashes, so it does not depend on the order they are visited in.
+ */
+static bool desired_task(const struct hf_task_slot *sl)
+{
+	return sl->cur && !sl->cur->kill && hf_task_state_live(sl->cur->state);
+}
+
+static uint64_t volume_digest(const struct hf_node *n)
+{
+	uint64_t d = 0;
+
+	for (size_t k = 0; k < n->delete_volumes.len; k++)
+		d += hf_hash_str(n->delete_volumes.items[k]) * 3;
+	return d;
+}
+
+/* Gives n a new generation when its set's digest changed. */
+static bool node_settle(struct hf_srv *s, struct hf_node *n, uint64_t digest)
+{
+	if (digest == n->digest)
+		return false;
+	n->digest = digest;
+	n->gen = ++s->generation;
+	return true;
+}
+
+json_t *hf_sched_desired(struct hf_srv *s, struct hf_node *n)
+{
+	json_t *a = json_array();
+	uint64_t digest = volume_digest(n);
+
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			if (!in->node || strcmp(in->node, n->id) != 0)
+				continue;
+			for (size_t t = 0; t < in->slots.len; t++) {
+				struct hf_task_slot *sl = &in->slots.items[t];
+				json_t *o;
+
+				if (!desired_task(sl))
+					continue;
+				o = hf_sched_launch_order(s, svc, in, sl);
+				if (!o)
+					continue;
+				json_array_append_new(a, o);
+				digest += hf_hash_str(sl->cur->id);
+			}
+		}
+	}
+	node_settle(s, n, digest);
+	return a;
+}
+
+void hf_sched_publish(struct hf_srv *s)
+{
+	for (size_t i = 0; i < s->nodes.len; i++)
+		s->nodes.items[i]->digest_scratch =
+		    volume_digest(s->nodes.items[i]);
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+			struct hf_node *n = hf_state_node(s, in->node);
+
+			for (size_t t = 0; n && t < in->slots.len; t++)
+				if (desired_task(&in->slots.items[t]))
+					n->digest_scratch += hf_hash_str(
+					    in->slots.items[t].cur->id);
+		}
+	}
+	for (size_t i = 0; i < s->nodes.len; i++) {
+		struct hf_node *n = s->nodes.items[i];
+
+		if (node_settle(s, n, n->digest_scratch))
+			pthread_cond_broadcast(&n->wake);
+	}
 }
 
 static const struct hf_spec_pod *pod_of(const struct hf_config *cfg,
@@ -35,6 +124,7 @@ static const struct hf_spec_pod *pod_of(const struct hf_config *cfg,
 
 static void decommission_view(struct hf_service *svc, struct hf_config *cfg,
 			      struct hf_plan_view *v);
+static void tick_services(struct hf_srv *s, int64_t now);
 
 static bool is_custom(const struct hf_plan_run *run)
 {
@@ -148,40 +238,6 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 /* ------------------------------------------------------------------ */
 /* Placement                                                            */
 
-static bool port_used_on_node(struct hf_srv *s, const char *node,
-			      const struct hf_instance *self, int64_t port)
-{
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
-
-		for (size_t k = 0; k < svc->instances.len; k++) {
-			struct hf_instance *in = svc->instances.items[k];
-
-			if (in == self || !in->node || strcmp(in->node, node))
-				continue;
-			for (size_t p = 0; p < in->ports.len; p++)
-				if (atoll(in->ports.items[p].value) == port)
-					return true;
-		}
-	}
-	return false;
-}
-
-static size_t node_instances(struct hf_srv *s, const char *node)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
-
-		for (size_t k = 0; k < svc->instances.len; k++)
-			if (svc->instances.items[k]->node &&
-			    strcmp(svc->instances.items[k]->node, node) == 0)
-				n++;
-	}
-	return n;
-}
-
 static void set_message(struct hf_instance *in, const char *msg)
 {
 	free(in->message);
@@ -199,82 +255,212 @@ static void pod_demand(const struct hf_spec_pod *pod, double *cpus,
 	}
 }
 
-/* Reservations already on a node, over every service's instances. */
-static void node_reserved(struct hf_srv *s, const char *node,
-			  const struct hf_instance *self, double *cpus,
-			  double *mem)
-{
-	*cpus = *mem = 0;
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
-		struct hf_config *cfg = hf_state_target(svc);
-
-		for (size_t k = 0; k < svc->instances.len; k++) {
-			struct hf_instance *in = svc->instances.items[k];
-			double c, m;
-
-			if (in == self || !in->node || strcmp(in->node, node))
-				continue;
-			pod_demand(pod_of(cfg, in->pod), &c, &m);
-			*cpus += c;
-			*mem += m;
-		}
-	}
-}
-
-/* The first static port of the pod that is taken on node, or 0. */
-static int64_t static_port_clash(struct hf_srv *s,
-				 const struct hf_spec_pod *pod,
-				 const struct hf_instance *in, const char *node,
-				 const char **port_name)
+/* The pod's static port named by number, or NULL. */
+static const struct hf_spec_port *static_port(const struct hf_spec_pod *pod,
+					      int64_t num)
 {
 	for (size_t r = 0; r < pod->resource_sets.len; r++) {
 		const struct hf_spec_resource_set *rs = &pod->resource_sets.items[r];
 
-		for (size_t p = 0; p < rs->ports.len; p++) {
-			const struct hf_spec_port *sp = &rs->ports.items[p];
+		for (size_t p = 0; p < rs->ports.len; p++)
+			if (rs->ports.items[p].port > 0 &&
+			    rs->ports.items[p].port == num)
+				return &rs->ports.items[p];
+	}
+	return NULL;
+}
 
-			if (sp->port > 0 &&
-			    port_used_on_node(s, node, in, sp->port)) {
-				*port_name = sp->name;
-				return sp->port;
-			}
+struct port_vec {
+	int64_t *items;
+	size_t len, cap;
+};
+
+static bool has_static_ports(const struct hf_spec_pod *pod)
+{
+	for (size_t r = 0; r < pod->resource_sets.len; r++)
+		for (size_t p = 0; p < pod->resource_sets.items[r].ports.len; p++)
+			if (pod->resource_sets.items[r].ports.items[p].port > 0)
+				return true;
+	return false;
+}
+
+/*
+ * Placement works from per-node scratch: instances on each node (load)
+ * with the cpus and memory they reserve, and for one pod type where its
+ * other instances run and which nodes have one of its static ports taken.
+ * During a tick both are computed once and kept up to date by place()
+ * itself, so placing n instances costs O(instances + n * nodes) rather
+ * than a pass over every instance for each; anything else that moves an
+ * instance calls hf_sched_placement_stale().
+ */
+void hf_sched_placement_stale(struct hf_srv *s)
+{
+	s->usage_valid = false;
+	s->pc_svc = NULL;
+}
+
+static void node_usage(struct hf_srv *s)
+{
+	for (size_t i = 0; i < s->nodes.len; i++) {
+		struct hf_node *n = s->nodes.items[i];
+
+		n->load = 0;
+		n->used_cpus = n->used_mem = 0;
+	}
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *o_svc = s->services.items[i];
+		struct hf_config *cfg = hf_state_target(o_svc);
+
+		for (size_t k = 0; k < o_svc->instances.len; k++) {
+			struct hf_instance *o = o_svc->instances.items[k];
+			struct hf_node *n = hf_state_node(s, o->node);
+			double c, m;
+
+			if (!n)
+				continue;
+			n->load++;
+			pod_demand(pod_of(cfg, o->pod), &c, &m);
+			n->used_cpus += c;
+			n->used_mem += m;
 		}
 	}
-	return 0;
+}
+
+static void pod_usage(struct hf_srv *s, struct hf_service *svc,
+		      const struct hf_spec_pod *pod)
+{
+	bool stat = has_static_ports(pod);
+
+	for (size_t i = 0; i < s->nodes.len; i++)
+		s->nodes.items[i]->clash_port = 0;
+	s->pc_placed.len = 0;
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *o_svc = s->services.items[i];
+
+		if (!stat && o_svc != svc)
+			continue;
+		for (size_t k = 0; k < o_svc->instances.len; k++) {
+			struct hf_instance *o = o_svc->instances.items[k];
+			struct hf_node *n = hf_state_node(s, o->node);
+
+			if (!n)
+				continue;
+			for (size_t p = 0; stat && !n->clash_port &&
+					   p < o->ports.len;
+			     p++) {
+				int64_t num = atoll(o->ports.items[p].value);
+
+				if (num > 0 && static_port(pod, num))
+					n->clash_port = num;
+			}
+			if (o_svc == svc && strcmp(o->pod, pod->name) == 0)
+				*HF_VEC_PUSH(&s->pc_placed) = n->idx;
+		}
+	}
+	free(s->pc_pod);
+	s->pc_pod = hf_xstrdup(pod->name);
+	s->pc_svc = svc;
+}
+
+static void placement_scratch(struct hf_srv *s, struct hf_service *svc,
+			      const struct hf_spec_pod *pod)
+{
+	if (!s->in_tick)
+		hf_sched_placement_stale(s);
+	if (!s->usage_valid) {
+		node_usage(s);
+		s->usage_valid = true;
+	}
+	if (s->pc_svc != svc || !s->pc_pod || strcmp(s->pc_pod, pod->name))
+		pod_usage(s, svc, pod);
+}
+
+/* The scratch after instance `in` of pod went to node n. */
+static void placement_add(struct hf_srv *s, const struct hf_spec_pod *pod,
+			  const struct hf_instance *in, struct hf_node *n)
+{
+	double c, m;
+
+	pod_demand(pod, &c, &m);
+	n->load++;
+	n->used_cpus += c;
+	n->used_mem += m;
+	for (size_t p = 0; !n->clash_port && p < in->ports.len; p++) {
+		int64_t num = atoll(in->ports.items[p].value);
+
+		if (num > 0 && static_port(pod, num))
+			n->clash_port = num;
+	}
+	*HF_VEC_PUSH(&s->pc_placed) = n->idx;
+	if (!s->in_tick)
+		hf_sched_placement_stale(s);
+}
+
+/* Ports reserved on node by instances other than self. */
+static void ports_on_node(struct hf_srv *s, const char *node,
+			  const struct hf_instance *self, struct port_vec *out)
+{
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			if (in == self || !in->node || strcmp(in->node, node))
+				continue;
+			for (size_t p = 0; p < in->ports.len; p++)
+				*HF_VEC_PUSH(out) = atoll(in->ports.items[p].value);
+		}
+	}
+}
+
+static bool port_taken(const int64_t *used, size_t nused,
+		       const struct hf_kvlist *mine, int64_t num)
+{
+	for (size_t i = 0; i < nused; i++)
+		if (used[i] == num)
+			return true;
+	for (size_t i = 0; i < mine->len; i++)
+		if (atoll(mine->items[i].value) == num)
+			return true;
+	return false;
 }
 
 /*
  * Gives an instance a node and its ports, once, for its lifetime: ports
  * and volumes stay the same across task restarts. The node must satisfy
- * the pod's placement constraints (plan/placement.h) and have its static
- * ports free; among those the least loaded wins.
+ * the pod's placement constraints (plan/placement.h), have the cpus and
+ * memory the pod reserves and its static ports free; among those the
+ * least loaded wins. One pass over all instances per call: placing n
+ * instances costs O(n * (instances + nodes)).
  */
 static bool place(struct hf_srv *s, struct hf_service *svc,
 		  const struct hf_spec_pod *pod, struct hf_instance *in,
 		  int64_t now)
 {
 	struct hf_place_node *cands;
-	HF_VEC(size_t) placed = {0};
+	struct port_vec used = {0};
 	struct hf_kvlist ports = {0};
 	struct hf_strlist notes = {0};
 	struct hf_node *best;
+	double need_c, need_m;
 	char *why = NULL;
 	long pick;
 
 	if (in->node)
 		return true;
+	pod_demand(pod, &need_c, &need_m);
+	placement_scratch(s, svc, pod);
 	cands = hf_xcalloc(s->nodes.len + 1, sizeof(*cands));
 	for (size_t i = 0; i < s->nodes.len; i++) {
 		struct hf_node *n = s->nodes.items[i];
 		struct hf_place_node *c = &cands[i];
-		const char *pname = NULL;
-		int64_t clash;
+		char *note = NULL;
 
 		c->id = n->id;
 		c->hostname = n->hostname;
 		c->attributes = &n->attributes;
-		c->load = node_instances(s, n->id);
+		c->load = n->load;
 		c->usable = hf_node_reachable(s, n, now) && !n->decommissioned;
 		if (!c->usable) {
 			c->unusable_why = n->decommissioned
@@ -282,54 +468,31 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 					      : "its agent is not connected";
 			continue;
 		}
-		{
-			double need_c, need_m, used_c, used_m;
-
-			pod_demand(pod, &need_c, &need_m);
-			node_reserved(s, n->id, in, &used_c, &used_m);
-			if ((n->cpus > 0 && used_c + need_c > n->cpus + 1e-9) ||
-			    (n->memory_mb > 0 &&
-			     used_m + need_m > n->memory_mb + 1e-9)) {
-				char *note = hf_xasprintf(
-				    "it has %g cpus and %g MB free, the pod "
-				    "needs %g cpus and %g MB",
-				    n->cpus - used_c, n->memory_mb - used_m,
-				    need_c, need_m);
-
-				hf_strlist_push(&notes, note);
-				free(note);
-				c->usable = false;
-				c->unusable_why = notes.items[notes.len - 1];
-				continue;
-			}
-		}
-		clash = static_port_clash(s, pod, in, n->id, &pname);
-		if (clash) {
-			char *note = hf_xasprintf("port %lld (%s) is already "
-						  "reserved there",
-						  (long long)clash, pname);
-
+		if ((n->cpus > 0 && n->used_cpus + need_c > n->cpus + 1e-9) ||
+		    (n->memory_mb > 0 &&
+		     n->used_mem + need_m > n->memory_mb + 1e-9))
+			note = hf_xasprintf("it has %g cpus and %g MB free, the "
+					    "pod needs %g cpus and %g MB",
+					    n->cpus - n->used_cpus,
+					    n->memory_mb - n->used_mem, need_c,
+					    need_m);
+		else if (n->clash_port)
+			note = hf_xasprintf("port %lld (%s) is already reserved "
+					    "there",
+					    (long long)n->clash_port,
+					    static_port(pod, n->clash_port)->name);
+		if (note) {
 			hf_strlist_push(&notes, note);
 			free(note);
 			c->usable = false;
 			c->unusable_why = notes.items[notes.len - 1];
 		}
 	}
-	for (size_t i = 0; i < svc->instances.len; i++) {
-		struct hf_instance *o = svc->instances.items[i];
-
-		if (o == in || !o->node || strcmp(o->pod, in->pod) != 0)
-			continue;
-		for (size_t k = 0; k < s->nodes.len; k++)
-			if (strcmp(s->nodes.items[k]->id, o->node) == 0)
-				*HF_VEC_PUSH(&placed) = k;
-	}
 	pick = hf_place_choose(pod->constraints.items, pod->constraints.len,
-			       cands, s->nodes.len, placed.items, placed.len,
-			       &why);
+			       cands, s->nodes.len, s->pc_placed.items,
+			       s->pc_placed.len, &why);
 	free(cands);
 	hf_strlist_release(&notes);
-	HF_VEC_FREE(&placed);
 	if (pick < 0) {
 		char *msg = s->nodes.len
 				? hf_xasprintf("cannot be placed: %s", why)
@@ -348,6 +511,7 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 		return false;
 	}
 	best = s->nodes.items[pick];
+	ports_on_node(s, best->id, in, &used);
 	/* Dynamic ports: the lowest free ones of the node's range. */
 	for (size_t r = 0; r < pod->resource_sets.len && !why; r++) {
 		const struct hf_spec_resource_set *rs = &pod->resource_sets.items[r];
@@ -379,16 +543,8 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 							hi = 65535;
 					}
 					for (num = lo; num <= hi; num++) {
-						bool taken = port_used_on_node(
-						    s, best->id, in, num);
-
-						for (size_t q = 0; q < ports.len;
-						     q++)
-							if (atoll(ports.items[q]
-								      .value) ==
-							    num)
-								taken = true;
-						if (!taken) {
+						if (!port_taken(used.items, used.len,
+								&ports, num)) {
 							found = true;
 							break;
 						}
@@ -404,6 +560,7 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 			hf_kvlist_set(&ports, sp->name, buf);
 		}
 	}
+	HF_VEC_FREE(&used);
 	if (why) {
 		if (!in->message || strcmp(in->message, why) != 0) {
 			hf_log("service %s: %s %s", svc->name, in->name, why);
@@ -417,6 +574,7 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 	in->node = hf_xstrdup(best->id);
 	hf_kvlist_release(&in->ports);
 	in->ports = ports;
+	placement_add(s, pod, in, best);
 	set_message(in, NULL);
 	hf_state_save_instance(s, svc, in);
 	hf_log("service %s: placed %s on node %s", svc->name, in->name,
@@ -697,6 +855,8 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 	    .canary_continues = cont,
 	};
 	int64_t now = hf_now_ms();
+	/* The run's step lists, indexed: a plan may have thousands of steps. */
+	struct hf_map completed = {0}, forced = {0}, started = {0};
 
 	(void)s;
 	memset(v, 0, sizeof(*v));
@@ -704,6 +864,15 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 	v->steps = hf_xcalloc(n ? n : 1, sizeof(*v->steps));
 	v->phases = hf_xcalloc(def->phases.len + 1, sizeof(*v->phases));
 	v->messages = hf_xcalloc(n ? n : 1, sizeof(*v->messages));
+	v->completed = hf_xcalloc(n ? n : 1, sizeof(*v->completed));
+	v->started = hf_xcalloc(n ? n : 1, sizeof(*v->started));
+	for (size_t i = 0; run && i < run->completed.len; i++)
+		hf_map_put(&completed, run->completed.items[i], v);
+	for (size_t i = 0; run && i < run->force_complete.len; i++)
+		hf_map_put(&forced, run->force_complete.items[i], v);
+	for (size_t i = 0; run && i < run->step_started.len; i++)
+		hf_map_put(&started, run->step_started.items[i].key,
+			   (void *)run->step_started.items[i].value);
 	for (size_t p = 0; p < def->phases.len; p++) {
 		const struct hf_plan_phase_def *ph = &def->phases.items[p];
 		const struct hf_spec_pod *pod = pod_of(cfg, ph->pod);
@@ -737,12 +906,13 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 			in[base + k].observed =
 			    run ? hf_plan_step_observe(facts, nf)
 				: HF_STATUS_PENDING;
+			v->completed[base + k] = hf_map_get(&completed, key);
+			v->started[base + k] = hf_map_get(&started, key);
 			/* healthy-deadline: a step too slow to complete. */
 			if (run && def->healthy_deadline > 0 &&
 			    in[base + k].observed != HF_STATUS_COMPLETE &&
-			    !hf_strlist_has(&run->completed, key)) {
-				const char *t0 =
-				    hf_kvlist_get(&run->step_started, key);
+			    !v->completed[base + k]) {
+				const char *t0 = hf_map_get(&started, key);
 
 				if (t0 && now - atoll(t0) >
 					      (int64_t)(def->healthy_deadline *
@@ -751,10 +921,8 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 					late = true;
 				}
 			}
-			in[base + k].completed =
-			    run && hf_strlist_has(&run->completed, key);
-			in[base + k].force_complete =
-			    run && hf_strlist_has(&run->force_complete, key);
+			in[base + k].completed = v->completed[base + k];
+			in[base + k].force_complete = hf_map_get(&forced, key);
 			v->messages[base + k] = step_message(svc, cfg, st);
 			if (late) {
 				char *m = hf_xasprintf(
@@ -789,6 +957,9 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 	free(in);
 	free(ph_int);
 	free(cont);
+	hf_map_release(&completed);
+	hf_map_release(&forced);
+	hf_map_release(&started);
 }
 
 void hf_plan_view_release(struct hf_plan_view *v)
@@ -798,6 +969,8 @@ void hf_plan_view_release(struct hf_plan_view *v)
 	for (size_t i = 0; v->messages && i < n; i++)
 		free(v->messages[i]);
 	free(v->messages);
+	free(v->completed);
+	free(v->started);
 	free(v->steps);
 	free(v->phases);
 	hf_plan_defs_release(&v->owned);
@@ -920,22 +1093,23 @@ static void tick_run(struct hf_srv *s, struct hf_service *svc,
 			struct hf_step_out *o = &v.steps[base + k];
 
 			if (o->status == HF_STATUS_COMPLETE) {
-				char *key = step_key(ph, st);
+				if (!v.completed[base + k]) {
+					char *key = step_key(ph, st);
 
-				if (!hf_strlist_has(&run->completed, key)) {
 					hf_strlist_push(&run->completed, key);
+					free(key);
 					dirty = true;
 				}
-				free(key);
 			} else if (o->act && !run->interrupted) {
 				char *key = step_key(ph, st);
 
-				if (!hf_kvlist_get(&run->step_started, key)) {
+				if (!v.started[base + k]) {
 					char ms[24];
 
 					snprintf(ms, sizeof(ms), "%lld",
 						 (long long)now);
-					hf_kvlist_set(&run->step_started, key, ms);
+					hf_kvlist_append(&run->step_started, key,
+							 ms);
 					dirty = true;
 				}
 				free(key);
@@ -984,6 +1158,7 @@ void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
 	free(svc->previous);
 	svc->previous = svc->target;
 	svc->target = hf_xstrdup(cfg->id);
+	hf_sched_placement_stale(s); /* reservations follow the target */
 	hf_state_save_service(s, svc);
 	plan = hf_spec_update_plan_name(cfg->spec, false);
 	hf_log("service %s: target is now config %s (%s); plan %s runs",
@@ -1313,6 +1488,7 @@ static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 		 "replaced", "volumes deleted; launched afresh");
 	free(in->node);
 	in->node = NULL;
+	hf_sched_placement_stale(s);
 	hf_kvlist_release(&in->ports);
 	for (size_t k = 0; k < in->slots.len; k++) {
 		struct hf_task_slot *sl = &in->slots.items[k];
@@ -1682,6 +1858,15 @@ void hf_sched_tick(struct hf_srv *s)
 {
 	int64_t now = hf_now_ms();
 
+	hf_sched_placement_stale(s);
+	s->in_tick = true;
+	tick_services(s, now);
+	s->in_tick = false;
+	hf_sched_placement_stale(s);
+}
+
+static void tick_services(struct hf_srv *s, int64_t now)
+{
 	/* The earliest backoff to end: the scheduler wakes up for it. */
 	s->next_wake_ms = 0;
 	for (size_t i = 0; i < s->services.len; i++) {

@@ -33,6 +33,8 @@ struct hf_plan_view {
 	struct hf_step_out *steps;   /* flattened, as hf_plan_eval */
 	struct hf_phase_out *phases;
 	char **messages;             /* per step; may be NULL entries */
+	bool *completed;             /* per step: in the run's completed list */
+	bool *started;               /* per step: has a start time */
 	struct hf_plan_defs owned;   /* a generated def (recovery) lives here */
 };
 /* Fills v for plan `name` of svc (run may be NULL: not started). */
@@ -61,8 +63,28 @@ void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
 bool hf_sched_skip_drain(struct hf_srv *s, struct hf_service *svc,
 			 const char *instance);
 
-/* Wakes agents' long polls and waiting clients. */
+/*
+ * Something changed: the scheduler runs a tick soon, and when `desired`
+ * (some node's desired set may differ) it publishes the sets afterwards.
+ * Also wakes clients waiting for news (events).
+ */
 void hf_sched_changed(struct hf_srv *s, bool desired);
+
+/*
+ * A node's complete desired set (launch orders) as handed to its agent.
+ * Gives the node a new generation first when the set changed since it
+ * last got one, so one generation always names one content.
+ */
+json_t *hf_sched_desired(struct hf_srv *s, struct hf_node *n);
+
+/*
+ * Recomputes every node's desired-set digest in one pass; each node whose
+ * set changed gets a new generation and its waiting long poll is woken.
+ */
+void hf_sched_publish(struct hf_srv *s);
+
+/* Placement's per-tick scratch no longer holds: an instance moved. */
+void hf_sched_placement_stale(struct hf_srv *s);
 
 /* Volume directory key of an instance: "<svc>/<pod-i>". Caller frees. */
 char *hf_sched_instance_volume_key(const struct hf_service *svc,

@@ -27,6 +27,13 @@
 
 #define TICK_MS 200
 
+#define HF_SWAP(a, b)                                                          \
+	do {                                                                   \
+		__typeof__(a) swap_tmp_ = (a);                                 \
+		(a) = (b);                                                     \
+		(b) = swap_tmp_;                                               \
+	} while (0)
+
 static void *sched_thread(void *arg)
 {
 	struct hf_srv *s = arg;
@@ -34,17 +41,29 @@ static void *sched_thread(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		struct timespec until;
-
 		int64_t wake;
 
+		/*
+		 * One tick acts on everything that changed since the last one
+		 * (reports of many agents, API calls); then the desired sets
+		 * that changed are published to their agents' long polls.
+		 */
 		hf_sched_tick(s);
+		s->tick_wanted = false;
+		if (s->desired_dirty) {
+			s->desired_dirty = false;
+			hf_sched_publish(s);
+		}
 		/* The next tick, or sooner when a restart backoff ends. */
 		wake = hf_now_ms() + TICK_MS;
 		if (s->next_wake_ms && s->next_wake_ms < wake)
 			wake = s->next_wake_ms;
 		until.tv_sec = (time_t)(wake / 1000);
 		until.tv_nsec = (long)(wake % 1000) * 1000000L;
-		pthread_cond_timedwait(&s->changed, &s->mu, &until);
+		while (!s->tick_wanted && !s->stopping)
+			if (pthread_cond_timedwait(&s->changed, &s->mu, &until) ==
+			    ETIMEDOUT)
+				break;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -135,7 +154,7 @@ static void h_leader(void *ctx, const struct hf_http_req *req,
 
 #define ALL_QUERY_KEYS "delete_volumes phase step to since follow service stream tail"
 
-/* What a server that does not lead answers. */
+/* What a server that does not lead answers besides reads. */
 static const struct hf_http_route follower_routes[] = {
     {"GET", "/v1/leader", h_leader, HF_ROUTE_READ, NULL},
     {"GET", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
@@ -143,6 +162,83 @@ static const struct hf_http_route follower_routes[] = {
     {"PUT", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
     {"DELETE", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
 };
+
+/*
+ * A follower answers the leader's plain reads (services, plans, pods,
+ * endpoints, configurations, nodes) from a view of the store it reloads
+ * about every second; the rest (writes, the agents' sync, events, logs,
+ * exec, metrics) is the leader's.
+ */
+static bool follower_serves(const struct hf_http_route *r)
+{
+	return strcmp(r->method, "GET") == 0 && !(r->flags & HF_ROUTE_STREAM) &&
+	       strcmp(r->pattern, "/v1/leader") != 0 &&
+	       strcmp(r->pattern, "/metrics") != 0 &&
+	       strncmp(r->pattern, "/v1/tasks/", 10) != 0;
+}
+
+static struct hf_http_route *follower_table(size_t *n)
+{
+	size_t nroutes, k = 0;
+	const struct hf_http_route *routes = hf_server_routes(&nroutes);
+	struct hf_http_route *t = hf_xcalloc(
+	    nroutes + HF_ARRAY_LEN(follower_routes), sizeof(*t));
+
+	for (size_t i = 0; i < nroutes; i++)
+		if (follower_serves(&routes[i]))
+			t[k++] = routes[i];
+	for (size_t i = 0; i < HF_ARRAY_LEN(follower_routes); i++)
+		t[k++] = follower_routes[i];
+	*n = k;
+	return t;
+}
+
+/* Frees the services and nodes of a server or a follower's view. */
+static void release_state(struct hf_srv *v)
+{
+	for (size_t i = 0; i < v->services.len; i++)
+		hf_state_service_free(v->services.items[i]);
+	HF_VEC_FREE(&v->services);
+	for (size_t i = 0; i < v->nodes.len; i++)
+		hf_state_node_free(v->nodes.items[i]);
+	HF_VEC_FREE(&v->nodes);
+	hf_map_release(&v->node_index);
+}
+
+static void free_view(struct hf_srv *view)
+{
+	if (!view)
+		return;
+	release_state(view);
+	free(view->leader_url);
+	pthread_mutex_destroy(&view->mu);
+	pthread_cond_destroy(&view->changed);
+	free(view);
+}
+
+/* Reloads a follower's view from the store; keeps the old one on errors. */
+static void refresh_view(struct hf_srv *s, struct hf_srv *view)
+{
+	struct hf_srv fresh = {0};
+	char *err = NULL;
+
+	bool loaded;
+
+	fresh.store = s->store;
+	fresh.opts = s->opts;
+	loaded = hf_state_load(&fresh, &err) == 0;
+	free(err);
+	pthread_mutex_lock(&view->mu);
+	if (loaded) {
+		HF_SWAP(view->services, fresh.services);
+		HF_SWAP(view->nodes, fresh.nodes);
+		HF_SWAP(view->node_index, fresh.node_index);
+	}
+	free(view->leader_url);
+	view->leader_url = s->leader_url ? hf_xstrdup(s->leader_url) : NULL;
+	pthread_mutex_unlock(&view->mu);
+	release_state(&fresh);
+}
 
 /*
  * Campaigns for the leader key with a lease. Returns 1 when this server
@@ -220,7 +316,9 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	struct hf_kvlist tokens = {0};
 	struct hf_http_opts ho = {0};
 	const struct hf_http_route *routes;
-	size_t nroutes;
+	size_t nroutes, nftable = 0;
+	struct hf_http_route *ftable = NULL; /* a follower's routes */
+	struct hf_srv *view = NULL;          /* a follower's view of the state */
 	char *store_url = NULL, *err = NULL, *advertise = NULL;
 	char *leader_listen = NULL, *last_leader = NULL;
 	sigset_t mask;
@@ -241,9 +339,17 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		opts.node_timeout = 15;
 	if (opts.lease_ttl <= 0)
 		opts.lease_ttl = 5;
+	if (!opts.max_connections)
+		opts.max_connections = 2048;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->changed, NULL);
 	s->opts = opts;
+	/*
+	 * Desired-set generations start from the clock (in µs), so they grow
+	 * across restarts and leader changes: an agent never mistakes a new
+	 * server's set for one it already has.
+	 */
+	s->generation = (uint64_t)hf_now_ms() * 1000;
 	if (mkdir(opts.data, 0750) < 0 && errno != EEXIST) {
 		hf_log("cannot create data directory %s: %s", opts.data,
 		       strerror(errno));
@@ -302,13 +408,19 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	ho.tls_key = opts.tls_key;
 	ho.tokens = &tokens;
 	ho.on_request = on_request;
+	ho.max_connections = opts.max_connections;
 
 	/*
 	 * Until it leads, a server answers every request with the leader's
 	 * address (503: agents and the CLI move on to it).
 	 */
-	if (hf_http_start(&ho, follower_routes, HF_ARRAY_LEN(follower_routes),
-			  s, &s->http, &err)) {
+	view = hf_xcalloc(1, sizeof(*view));
+	pthread_mutex_init(&view->mu, NULL);
+	pthread_cond_init(&view->changed, NULL);
+	view->opts = s->opts;
+	view->generation = 1;
+	ftable = follower_table(&nftable);
+	if (hf_http_start(&ho, ftable, nftable, view, &s->http, &err)) {
 		hf_log("cannot serve the API on %s: %s", opts.listen,
 		       err ? err : "unknown error");
 		goto out;
@@ -324,6 +436,9 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		snprintf(buf, sizeof(buf), "%d\n", s->api_port);
 		hf_write_file_atomic(opts.port_file, buf, strlen(buf), 0644);
 	}
+	pthread_mutex_lock(&view->mu);
+	view->opts.advertise = s->opts.advertise;
+	pthread_mutex_unlock(&view->mu);
 	hf_log("holdfast %s server on %s (%s); campaigning for the lead",
 	       HF_VERSION, opts.listen, s->opts.advertise);
 	for (;;) {
@@ -332,6 +447,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 
 		if (won == 1)
 			break;
+		if (won == 0)
+			refresh_view(s, view);
 		if (won < 0)
 			hf_log("cannot campaign: %s (%s); retrying",
 			       hf_err_msg(won), hf_store_last_error(s->store));
@@ -350,6 +467,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	 */
 	hf_http_stop(s->http);
 	s->http = NULL;
+	free_view(view);
+	view = NULL;
 	{
 		const char *colon = strrchr(opts.listen, ':');
 
@@ -418,19 +537,20 @@ out:
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->changed);
+	for (size_t i = 0; i < s->nodes.len; i++)
+		pthread_cond_broadcast(&s->nodes.items[i]->wake);
 	pthread_mutex_unlock(&s->mu);
 	if (sched_started)
 		pthread_join(s->sched, NULL);
 	if (s->http)
 		hf_http_stop(s->http);
+	free_view(view);
+	free(ftable);
 	if (sfd >= 0)
 		close(sfd);
-	for (size_t i = 0; i < s->services.len; i++)
-		hf_state_service_free(s->services.items[i]);
-	HF_VEC_FREE(&s->services);
-	for (size_t i = 0; i < s->nodes.len; i++)
-		hf_state_node_free(s->nodes.items[i]);
-	HF_VEC_FREE(&s->nodes);
+	release_state(s);
+	free(s->pc_pod);
+	HF_VEC_FREE(&s->pc_placed);
 	if (s->store)
 		hf_store_close(s->store);
 	hf_events_close(s->events);
@@ -463,6 +583,7 @@ int hf_server_main(int argc, char **argv)
 	    {"node-timeout", required_argument, NULL, 'n'},
 	    {"advertise", required_argument, NULL, 'a'},
 	    {"lease-ttl", required_argument, NULL, 'L'},
+	    {"max-connections", required_argument, NULL, 'C'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct hf_server_opts o = {0};
@@ -508,6 +629,17 @@ int hf_server_main(int argc, char **argv)
 		case 'L':
 			o.lease_ttl = atoi(optarg);
 			break;
+		case 'C': {
+			long v = atol(optarg);
+
+			if (v < 16 || v > 65536) {
+				fprintf(stderr, "holdfast server: --max-connections "
+						"takes 16 to 65536\n");
+				return HF_EXIT_USAGE;
+			}
+			o.max_connections = (unsigned)v;
+			break;
+		}
 		default:
 			fprintf(stderr, "holdfast server: unknown or incomplete "
 					"flag %s\n",

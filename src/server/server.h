@@ -27,6 +27,11 @@ struct hf_server_opts {
 	int lease_ttl;
 	/* A node whose agent has not synced this long is unreachable (s). */
 	double node_timeout;
+	/*
+	 * Most HTTP connections served at once (each is a thread); every
+	 * agent holds one long poll. 0: 2048.
+	 */
+	unsigned max_connections;
 	/* Written once the API listens: "<port>\n" (for dev and tests). */
 	const char *port_file;
 };

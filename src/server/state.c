@@ -156,10 +156,7 @@ struct hf_config *hf_state_target(struct hf_service *svc)
 
 struct hf_instance *hf_state_instance(struct hf_service *svc, const char *name)
 {
-	for (size_t i = 0; i < svc->instances.len; i++)
-		if (strcmp(svc->instances.items[i]->name, name) == 0)
-			return svc->instances.items[i];
-	return NULL;
+	return hf_map_get(&svc->instance_index, name);
 }
 
 struct hf_task_slot *hf_state_slot(struct hf_instance *in, const char *task)
@@ -182,10 +179,19 @@ bool hf_node_reachable(const struct hf_srv *s, const struct hf_node *n,
 
 struct hf_node *hf_state_node(struct hf_srv *s, const char *id)
 {
-	for (size_t i = 0; id && i < s->nodes.len; i++)
-		if (strcmp(s->nodes.items[i]->id, id) == 0)
-			return s->nodes.items[i];
-	return NULL;
+	return hf_map_get(&s->node_index, id);
+}
+
+void hf_state_node_add(struct hf_srv *s, struct hf_node *n)
+{
+	n->idx = s->nodes.len;
+	pthread_cond_init(&n->wake, NULL);
+	/* A fresh generation: never one an agent saw from another server. */
+	n->gen = ++s->generation;
+	*HF_VEC_PUSH(&s->nodes) = n;
+	s->usage_valid = false; /* placement scratch lacks the new node */
+	s->pc_svc = NULL;
+	hf_map_put(&s->node_index, n->id, n);
 }
 
 struct hf_plan_run *hf_state_run(struct hf_service *svc, const char *plan)
@@ -201,13 +207,37 @@ struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
 				       struct hf_instance **in_out,
 				       struct hf_task_slot **slot_out)
 {
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
+	/*
+	 * An id is "<pod>-<index>-<task>__<uuid>": every "-<digits>-" in it
+	 * may end the instance's name (pod and task names may hold dashes
+	 * and digits), so each such prefix is looked up; the slot's current
+	 * id must then match exactly.
+	 */
+	const char *end = strstr(id, "__");
+	char name[512];
 
-		for (size_t k = 0; k < svc->instances.len; k++) {
-			struct hf_instance *in = svc->instances.items[k];
+	if (!end)
+		return NULL;
+	for (const char *p = id; p < end; p++) {
+		const char *q = p + 1;
+		size_t n;
 
-			for (size_t t = 0; t < in->slots.len; t++) {
+		if (*p != '-' || !(*q >= '0' && *q <= '9'))
+			continue;
+		while (q < end && *q >= '0' && *q <= '9')
+			q++;
+		if (q >= end || *q != '-')
+			continue;
+		n = (size_t)(q - id);
+		if (n >= sizeof(name))
+			break;
+		memcpy(name, id, n);
+		name[n] = '\0';
+		for (size_t i = 0; i < s->services.len; i++) {
+			struct hf_service *svc = s->services.items[i];
+			struct hf_instance *in = hf_state_instance(svc, name);
+
+			for (size_t t = 0; in && t < in->slots.len; t++) {
 				struct hf_task_slot *sl = &in->slots.items[t];
 
 				if (sl->cur && strcmp(sl->cur->id, id) == 0) {
@@ -234,6 +264,7 @@ struct hf_instance *hf_state_instance_add(struct hf_service *svc,
 	in->pod = hf_xstrdup(pod);
 	in->index = index;
 	*HF_VEC_PUSH(&svc->instances) = in;
+	hf_map_put(&svc->instance_index, in->name, in);
 	return in;
 }
 
@@ -309,6 +340,7 @@ void hf_state_service_free(struct hf_service *svc)
 	for (size_t i = 0; i < svc->instances.len; i++)
 		instance_free(svc->instances.items[i]);
 	HF_VEC_FREE(&svc->instances);
+	hf_map_release(&svc->instance_index);
 	for (size_t i = 0; i < svc->runs.len; i++)
 		hf_plan_run_release(&svc->runs.items[i]);
 	HF_VEC_FREE(&svc->runs);
@@ -327,6 +359,8 @@ void hf_state_node_free(struct hf_node *n)
 	free(n->api_key);
 	hf_kvlist_release(&n->attributes);
 	hf_strlist_release(&n->delete_volumes);
+	/* A zeroed cond (a node never added) is the static initialiser. */
+	pthread_cond_destroy(&n->wake);
 	free(n);
 }
 
@@ -755,7 +789,10 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 			break;
 		}
 	}
+	hf_map_del(&svc->instance_index, in->name);
 	instance_free(in);
+	s->usage_valid = false;
+	s->pc_svc = NULL;
 }
 
 void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
@@ -765,6 +802,8 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
 	char *prefix = hf_state_key("/services/%s/", svc->name, NULL);
 	int err;
 
+	s->usage_valid = false;
+	s->pc_svc = NULL;
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
 	hf_store_txn_delete_prefix(&txn, prefix);
@@ -826,7 +865,10 @@ int hf_state_load(struct hf_srv *s, char **err)
 		n->decommissioned = bool_json(o, "decommissioned");
 		strs_from_json(&n->delete_volumes,
 			       json_object_get(o, "delete_volumes"));
-		*HF_VEC_PUSH(&s->nodes) = n;
+		if (hf_state_node(s, n->id))
+			hf_state_node_free(n);
+		else
+			hf_state_node_add(s, n);
 		json_decref(o);
 	}
 	hf_store_kvs_release(&kvs);
@@ -896,8 +938,12 @@ int hf_state_load(struct hf_srv *s, char **err)
 		} else if (hf_str_has_prefix(slash, "/instances/")) {
 			struct hf_instance *in = instance_from_json(o);
 
-			if (in)
+			if (in && !hf_state_instance(svc, in->name)) {
 				*HF_VEC_PUSH(&svc->instances) = in;
+				hf_map_put(&svc->instance_index, in->name, in);
+			} else if (in) {
+				instance_free(in);
+			}
 		} else if (hf_str_has_prefix(slash, "/runs/")) {
 			struct hf_plan_run *r = HF_VEC_PUSH(&svc->runs);
 

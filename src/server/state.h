@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/map.h"
 #include "common/util.h"
 #include "plan/plan.h"
 #include "server/server.h"
@@ -134,6 +135,7 @@ struct hf_service {
 		struct hf_instance **items;
 		size_t len, cap;
 	} instances;
+	struct hf_map instance_index; /* name -> instance */
 	struct {
 		struct hf_plan_run *items;
 		size_t len, cap;
@@ -152,10 +154,23 @@ struct hf_node {
 	char *api;     /* the agent's own API (logs, exec), from its info */
 	char *api_key; /* its bearer token; memory only */
 	int64_t last_seen;
+	int64_t saved_seen; /* last_seen as last written to the store */
 	int64_t agent_started_at;
 	double last_report_seq; /* the newest sync's "seq" */
 	bool decommissioned;    /* no new placements; its pods are replaced */
 	struct hf_strlist delete_volumes; /* volume keys to delete */
+	size_t idx; /* its position in srv->nodes (nodes are never removed) */
+	/*
+	 * The desired set as last handed out or published: its digest and
+	 * its generation. A generation always names one content, so an agent
+	 * can tell an older answer from a newer one.
+	 */
+	uint64_t gen, digest, digest_scratch;
+	pthread_cond_t wake; /* its agent's long poll waits here */
+	/* Placement scratch, valid during one place() call. */
+	size_t load;
+	double used_cpus, used_mem;
+	int64_t clash_port; /* a static port of the pod taken there, or 0 */
 };
 
 /* The key the leading server holds with its lease. */
@@ -166,7 +181,7 @@ struct hf_srv {
 	pthread_cond_t changed; /* desired state or statuses changed */
 	struct hf_store *store;
 	struct hf_server_opts opts;
-	uint64_t generation; /* bumps whenever any node's desired set changes */
+	uint64_t generation; /* the last generation given to any node's set */
 	uint64_t status_seq; /* bumps whenever a status changes */
 	int64_t next_wake_ms; /* earliest restart backoff to end (0: none) */
 	bool stopping;
@@ -178,6 +193,20 @@ struct hf_srv {
 		struct hf_node **items;
 		size_t len, cap;
 	} nodes;
+	struct hf_map node_index; /* id -> node */
+	/*
+	 * The scheduler runs a tick when tick_wanted (a report, an API call
+	 * changed something) and publishes desired sets when desired_dirty.
+	 */
+	bool tick_wanted, desired_dirty;
+	/* Placement scratch (sched.c): valid within one tick. */
+	bool in_tick, usage_valid;
+	struct hf_service *pc_svc; /* the pod type the scratch is for */
+	char *pc_pod;
+	struct {
+		size_t *items; /* node index of each of its instances */
+		size_t len, cap;
+	} pc_placed;
 	pthread_t sched;
 	struct hf_http_server *http;
 	int api_port;
@@ -216,6 +245,8 @@ struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
 /* Creation and freeing. */
 struct hf_instance *hf_state_instance_add(struct hf_service *svc,
 					  const char *pod, int64_t index);
+/* Adds a node (allocated, with its id set) to the server's nodes. */
+void hf_state_node_add(struct hf_srv *s, struct hf_node *n);
 void hf_state_service_free(struct hf_service *svc);
 void hf_state_node_free(struct hf_node *n);
 void hf_task_rec_free(struct hf_task_rec *r);

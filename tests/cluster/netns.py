@@ -731,18 +731,19 @@ class Holdfast:
                              and body.get("error") == "not-leader")
 
     def leaders(self):
-        """The running servers that act as leader now (answer the API with
-        200 rather than 503 "not-leader"). More than one is a bug, unless
-        a deposed one has not noticed yet."""
+        """The running servers that act as leader now (GET /v1/leader says
+        "leading"; followers answer reads too, so a 200 elsewhere proves
+        nothing). More than one is a bug, unless a deposed one has not
+        noticed yet."""
         out = []
         for s in self.servers:
             if not s.proc or not s.proc.alive():
                 continue
             try:
-                st, _ = self.api("GET", "/v1/version", server=s, timeout=3)
+                st, body = self.api("GET", "/v1/leader", server=s, timeout=3)
             except OSError:
                 continue
-            if st == 200:
+            if st == 200 and isinstance(body, dict) and body.get("leading") is True:
                 out.append(s)
         return out
 

@@ -6,6 +6,8 @@ used from a separate "ops" host. Run as root:
 
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster
 """
+import base64
+import json
 import os
 import time
 
@@ -383,11 +385,33 @@ def test_leader_killed_mid_deploy_another_takes_over(hf, net, tmp_path):
     for inst, node in nodes_of(hf, "ha").items():
         starts = hf.agents[node].find_in_volumes("ha", inst, "starts")
         assert len(starts) == 1 and len(read(starts[0]).splitlines()) == 1, (inst, starts)
-    # The old leader, when it comes back, follows.
+    # The old leader, when it comes back, follows: it sends writes to the
+    # leader and answers reads from the store, as the leader would.
     first.start(wait=False)
     holds_for(lambda: hf.leader() is new, 8)
-    st, body = hf.api("GET", "/v1/services", server=first)
+    st, body = hf.api("POST", "/v1/service/ha/pod/app-0/restart", server=first)
     assert st == 503 and body.get("leader") == new.url, (st, body)
+    st, body = hf.api("POST", "/v1/agent/sync", body={"node_id": "x"}, server=first)
+    assert st == 503 and body.get("error") == "not-leader", (st, body)
+
+    def same_view():
+        st, mine = hf.api("GET", "/v1/service/ha/pod/status", server=first)
+        return st == 200 and mine == hf.get("/v1/service/ha/pod/status")
+    wait_for(same_view, 20, what="the follower's reads to match the leader's")
+    assert hf.get("/v1/leader", server=first)["leader"] == new.url
+
+
+def etcd_json(hf, *args):
+    p = hf.etcd.ctl(*args, "-w", "json")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def etcd_keys_at(hf, rev):
+    """{key: mod_revision} of the whole keyspace as of revision rev."""
+    body = etcd_json(hf, "get", "", "--prefix", "--rev", str(rev))
+    return {base64.b64decode(kv["key"]).decode(): int(kv["mod_revision"])
+            for kv in body.get("kvs", [])}
 
 
 def test_leader_cut_off_from_etcd_stops_acting(hf, net, tmp_path):
@@ -395,12 +419,29 @@ def test_leader_cut_off_from_etcd_stops_acting(hf, net, tmp_path):
     path = spec(tmp_path, "part", 2, '[["hostname", "UNIQUE"]]')
     hf.deploy(path)
     # Partition the leader's host: it can reach neither etcd nor agents.
+    # Give it work first, so that it has writes to make while cut off.
+    hf.cli("-s", "part", "pod", "restart", "app-1")
     first.host.cut("drop")
+    # etcd's revision once the cut is in place (in-flight requests have
+    # landed by then; the leader's lease has not expired yet).
+    time.sleep(0.5)
+    cut_rev = int(etcd_json(hf, "get", "/leader")["header"]["revision"])
     # It stops acting on its own, before its lease could have expired
     # (so before anyone else may lead), and exits.
     wait_for(lambda: not first.proc.alive(), 30, what="the cut-off leader to stop")
     new = hf.wait_leader(timeout=60, exclude=(first,))
     assert new is not first
+    # The absence of its writes: from the cut until the new leader's
+    # campaign, the only change in etcd is its leader key expiring with
+    # its lease. Nothing else was written by anyone.
+    leader_kv = etcd_json(hf, "get", "/leader")["kvs"][0]
+    new_rev = int(leader_kv["create_revision"])
+    before, after = etcd_keys_at(hf, cut_rev), etcd_keys_at(hf, new_rev - 1)
+    assert set(before) - set(after) == {"/leader"}, (set(before) ^ set(after))
+    assert set(after) <= set(before), set(after) - set(before)
+    written = {k: r for k, r in after.items() if r > cut_rev}
+    assert not written, f"keys written while the old leader was cut off: {written}"
+    assert new_rev - cut_rev == 2, (cut_rev, new_rev)
     # The cluster goes on under the new leader: a change still happens.
     hf.cli("-s", "part", "pod", "restart", "app-0")
     wait_for(lambda: hf.tasks("part")["app-0-server"]["restarts"] >= 1 and

@@ -68,6 +68,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hf_http_dispatch(&conf, &raw, &resp);
 	if (resp.status < 200 || resp.status > 599)
 		abort();
+	/* What the scheduler thread would do next. */
+	pthread_mutex_lock(&srv->mu);
+	if (srv->tick_wanted) {
+		hf_sched_tick(srv);
+		srv->tick_wanted = false;
+	}
+	if (srv->desired_dirty) {
+		srv->desired_dirty = false;
+		hf_sched_publish(srv);
+	}
+	pthread_mutex_unlock(&srv->mu);
 	/* Streams (events, logs) are not followed here. */
 	hf_http_resp_release(&resp);
 	/* Keep the state small: forget what the inputs created. */
@@ -81,6 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < srv->nodes.len; i++)
 			hf_state_node_free(srv->nodes.items[i]);
 		srv->nodes.len = 0;
+		hf_map_clear(&srv->node_index);
 	}
 	pthread_mutex_unlock(&srv->mu);
 	free(text);

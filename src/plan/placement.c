@@ -70,19 +70,23 @@ static size_t count_of(const struct con_counts *cc, const char *v)
 	return c ? *c : 0;
 }
 
+/* per_node[i]: the pod's instances on node i. */
 static void counts_init(struct con_counts *cc,
 			const struct hf_spec_constraint *c,
 			const struct hf_place_node *nodes, size_t nnodes,
-			const size_t *placed, size_t nplaced)
+			const size_t *per_node)
 {
 	memset(cc, 0, sizeof(*cc));
 	/* Every value is a node's: at most one cell per node. */
 	cc->cells = hf_xcalloc(nnodes + 1, sizeof(*cc->cells));
-	for (size_t i = 0; i < nplaced; i++) {
-		const char *v = hf_place_field(&nodes[placed[i]], c->field);
+	for (size_t i = 0; i < nnodes; i++) {
+		const char *v;
 
+		if (!per_node[i])
+			continue;
+		v = hf_place_field(&nodes[i], c->field);
 		if (v)
-			(*cell(cc, v))++;
+			*cell(cc, v) += per_node[i];
 	}
 	if (strcmp(c->op, "GROUP_BY") != 0)
 		return;
@@ -215,15 +219,15 @@ long hf_place_choose(const struct hf_spec_constraint *cons, size_t ncons,
 	long best = -1;
 
 	*why = NULL;
-	for (size_t k = 0; k < ncons; k++) {
-		counts_init(&cc[k], &cons[k], nodes, nnodes, placed, nplaced);
-		first[k] = nplaced ? hf_place_field(&nodes[placed[0]],
-						    cons[k].field)
-				   : NULL;
-	}
 	for (size_t k = 0; k < nplaced; k++)
 		if (placed[k] < nnodes)
 			mine[placed[k]]++;
+	for (size_t k = 0; k < ncons; k++) {
+		counts_init(&cc[k], &cons[k], nodes, nnodes, mine);
+		first[k] = nplaced && placed[0] < nnodes
+			       ? hf_place_field(&nodes[placed[0]], cons[k].field)
+			       : NULL;
+	}
 	for (size_t i = 0; i < nnodes; i++) {
 		bool ok = nodes[i].usable;
 

@@ -1614,6 +1614,8 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	if (wait > s->opts.node_timeout / 2)
 		wait = s->opts.node_timeout / 2;
 	pthread_mutex_lock(&s->mu);
+	/* The sync's records are written together before it waits. */
+	hf_state_batch_begin(s);
 	n = node_update(s, node_id, json_object_get(body, "info"));
 	json_array_foreach(tasks, i, e) hf_sched_task_report(s, node_id, e);
 	/*
@@ -1656,6 +1658,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	 * every agent that arrive meanwhile. The poll is held until this
 	 * node's desired set gets a new generation.
 	 */
+	hf_state_batch_end(s);
 	if (wait > 0 && seen == n->gen && !s->stopping) {
 		struct timespec until;
 

@@ -1860,7 +1860,10 @@ void hf_sched_tick(struct hf_srv *s)
 
 	hf_sched_placement_stale(s);
 	s->in_tick = true;
+	/* The tick's records reach the store together, before it returns. */
+	hf_state_batch_begin(s);
 	tick_services(s, now);
+	hf_state_batch_end(s);
 	s->in_tick = false;
 	hf_sched_placement_stale(s);
 }

@@ -549,6 +549,8 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	release_state(s);
+	HF_VEC_FREE(&s->batch);
+	hf_map_release(&s->batch_index);
 	free(s->pc_pod);
 	HF_VEC_FREE(&s->pc_placed);
 	if (s->store)

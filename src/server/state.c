@@ -679,6 +679,69 @@ static void fence(struct hf_srv *s, struct hf_store_txn *txn)
 		hf_store_txn_cmp_mod_rev(txn, HF_LEADER_KEY, s->fence_rev);
 }
 
+/*
+ * Operations per transaction when a batch is written: under etcd's default
+ * --max-txn-ops (128) with the fence's compare, and a few hundred kB.
+ */
+#define BATCH_TXN_OPS 64
+
+static void batch_flush(struct hf_srv *s)
+{
+	size_t i = 0;
+
+	while (i < s->batch.len) {
+		struct hf_store_txn txn = HF_STORE_TXN_INIT;
+		size_t first = i;
+		int err;
+
+		fence(s, &txn);
+		for (; i < s->batch.len && i - first < BATCH_TXN_OPS; i++)
+			hf_store_txn_put(&txn, s->batch.items[i].key,
+					 s->batch.items[i].value,
+					 s->batch.items[i].len);
+		err = hf_store_txn(s->store, &txn, NULL);
+		hf_store_txn_release(&txn);
+		if (err)
+			fail_stop(s, s->batch.items[first].key, err);
+	}
+	for (i = 0; i < s->batch.len; i++) {
+		free(s->batch.items[i].key);
+		free(s->batch.items[i].value);
+	}
+	s->batch.len = 0;
+	hf_map_clear(&s->batch_index);
+}
+
+void hf_state_batch_begin(struct hf_srv *s)
+{
+	s->batching++;
+}
+
+void hf_state_batch_end(struct hf_srv *s)
+{
+	if (s->batching > 0 && --s->batching == 0)
+		batch_flush(s);
+}
+
+/* Queues key = text (owned) in the open batch. */
+static void batch_put(struct hf_srv *s, const char *key, char *text)
+{
+	uintptr_t at = (uintptr_t)hf_map_get(&s->batch_index, key);
+	struct hf_batch_put *p;
+
+	if (at) {
+		p = &s->batch.items[at - 1];
+		free(p->value);
+	} else {
+		p = HF_VEC_PUSH(&s->batch);
+		p->key = hf_xstrdup(key);
+		hf_map_put(&s->batch_index, p->key,
+			   (void *)(uintptr_t)s->batch.len);
+	}
+	p->value = text;
+	p->len = strlen(text);
+}
+
 static void put_json(struct hf_srv *s, const char *key, json_t *j)
 {
 	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -688,6 +751,10 @@ static void put_json(struct hf_srv *s, const char *key, json_t *j)
 	json_decref(j);
 	if (!text)
 		fail_stop(s, key, HF_ENOMEM);
+	if (s->batching) {
+		batch_put(s, key, text);
+		return;
+	}
 	fence(s, &txn);
 	hf_store_txn_put(&txn, key, text, strlen(text));
 	err = hf_store_txn(s->store, &txn, NULL);
@@ -772,6 +839,7 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 	struct hf_store_txn txn = HF_STORE_TXN_INIT;
 	int err;
 
+	batch_flush(s); /* what was saved before goes first */
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
 	err = hf_store_txn(s->store, &txn, NULL);
@@ -804,6 +872,7 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
 
 	s->usage_valid = false;
 	s->pc_svc = NULL;
+	batch_flush(s); /* what was saved before goes first */
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
 	hf_store_txn_delete_prefix(&txn, prefix);

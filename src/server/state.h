@@ -173,6 +173,13 @@ struct hf_node {
 	int64_t clash_port; /* a static port of the pod taken there, or 0 */
 };
 
+/* A write waiting in the open batch (hf_state_batch_begin). */
+struct hf_batch_put {
+	char *key;
+	char *value;
+	size_t len;
+};
+
 /* The key the leading server holds with its lease. */
 #define HF_LEADER_KEY "/leader"
 
@@ -199,6 +206,17 @@ struct hf_srv {
 	 * changed something) and publishes desired sets when desired_dirty.
 	 */
 	bool tick_wanted, desired_dirty;
+	/*
+	 * Writes of one tick or one agent sync go to the store together:
+	 * while batching > 0 the records saved wait here (a record saved
+	 * twice is written once) and hf_state_batch_end commits them.
+	 */
+	int batching;
+	struct {
+		struct hf_batch_put *items;
+		size_t len, cap;
+	} batch;
+	struct hf_map batch_index; /* key -> 1 + its position in batch */
 	/* Placement scratch (sched.c): valid within one tick. */
 	bool in_tick, usage_valid;
 	struct hf_service *pc_svc; /* the pod type the scratch is for */
@@ -257,6 +275,16 @@ void hf_plan_run_release(struct hf_plan_run *r);
  */
 int hf_state_config_load(struct hf_config *cfg, struct hf_diags *diags);
 void hf_state_config_free(struct hf_config *cfg);
+
+/*
+ * Batching: between begin and end (they nest) the hf_state_save_* below
+ * only queue their record; the outermost end writes them all, in as few
+ * fenced transactions as the store allows, before the caller lets go of
+ * srv->mu. Nothing an agent or client can see depends on a queued record
+ * before that. Removals write at once (after the queue).
+ */
+void hf_state_batch_begin(struct hf_srv *s);
+void hf_state_batch_end(struct hf_srv *s);
 
 /* Persistence: each writes one record, fail-stop on store errors. */
 void hf_state_save_service(struct hf_srv *s, struct hf_service *svc);

@@ -174,7 +174,7 @@ static const struct {
 	{"mem", &hf_store_backend_mem},
 	{"sqlite", &hf_store_backend_sqlite},
 	{"etcd", &hf_store_backend_etcd},
-	{"etcds", NULL},
+	{"etcds", &hf_store_backend_etcds},
 };
 
 /* Length of a "scheme:" prefix of url (without the colon), or 0. */
@@ -223,8 +223,9 @@ static int parse_url(const char *url, const struct hf_store_backend **be,
 	}
 	hf_buf_addf(err,
 		    "unknown store URL scheme '%.*s' in '%s' (expected mem:, "
-		    "sqlite:PATH, etcd://HOST:PORT[,HOST:PORT...] or a file "
-		    "path; write ./%s for a file name with a colon)",
+		    "sqlite:PATH, etcd://HOST:PORT[,HOST:PORT...], "
+		    "etcds://HOST:PORT[,HOST:PORT...] (TLS) or a file path; "
+		    "write ./%s for a file name with a colon)",
 		    (int)n, url, url, url);
 	return HF_EINVAL;
 }

@@ -112,11 +112,22 @@ void hf_store_kvs_release(struct hf_store_kvs *l);
  *   "sqlite:/abs/path.db"     an SQLite file (also "sqlite:///abs/path.db"
  *                             and "sqlite:relative/path.db")
  *   "/abs/path.db", "x.db"    a plain path: SQLite
- *   "etcd://host:port[,host:port...][?timeout_ms=N&connect_timeout_ms=N]"
+ *   "etcd://host:port[,host:port...][?OPTIONS]"
  *                             an etcd v3 cluster (3.4 or newer), through
  *                             its JSON gateway over plain HTTP; port 2379
  *                             when left out
- *   "etcds://..."             reserved (TLS): HF_EUNSUPPORTED for now
+ *   "etcds://host:port[,host:port...][?OPTIONS]"
+ *                             the same over HTTPS: the server's
+ *                             certificate and host name are always
+ *                             verified
+ * etcd OPTIONS, '&'-separated, each at most once, %XX escapes allowed in
+ * paths: timeout_ms=N, connect_timeout_ms=N; prefix=/PATH, a namespace
+ * under which every key is kept in etcd (keys read back come without it;
+ * revisions and leases stay etcd-wide); and for etcds:// only
+ * cacert=FILE (the CAs to verify etcd with, instead of the system's),
+ * cert=FILE and key=FILE (a client certificate and its key, both or
+ * neither). The files must be readable at open (HF_ENOTFOUND when one is
+ * missing); a misused option is HF_EINVAL naming it.
  * Any other "scheme:" prefix is HF_EINVAL; write "./a:b.db" for a file whose
  * name contains a colon.
  *
@@ -403,6 +414,8 @@ struct hf_store_backend {
 extern const struct hf_store_backend hf_store_backend_mem;
 extern const struct hf_store_backend hf_store_backend_sqlite;
 extern const struct hf_store_backend hf_store_backend_etcd;
+/* etcds://: the etcd backend over TLS; its name is "etcd" too. */
+extern const struct hf_store_backend hf_store_backend_etcds;
 
 /*
  * Helpers shared by the backends. hf_store_prefix_end() computes the

@@ -15,6 +15,19 @@
  * default): a read on a member cut off from the quorum fails rather than
  * answering from the past.
  *
+ * TLS (etcds://) is the same backend over HTTPS: libcurl always verifies
+ * the server's certificate (against cacert=, or the system's CA store) and
+ * that it names the host as written in the URL, and presents cert= and
+ * key= as the client certificate when given (for etcd's
+ * --client-cert-auth). There is no option to skip the checks.
+ *
+ * Namespace: with prefix=/some/path every key holdfast names is stored
+ * under that prefix in etcd. The mapping happens here and nowhere else:
+ * every key or range sent gets the prefix (j_key(), add_prefix_range()),
+ * every key read back loses it (parse_kv()), and the ranges never reach
+ * outside it, so holdfast sees only its namespace. Revisions and leases
+ * stay etcd-wide.
+ *
  * Endpoints: every request starts with the endpoint that answered last and
  * moves on to the next when one cannot be reached, so a dead member costs
  * one connect timeout, once. A request that may have reached an endpoint
@@ -31,11 +44,16 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -49,6 +67,11 @@
 #define ETCD_TIMEOUT_MAX 600000L
 /* Answers larger than this are refused rather than held in memory. */
 #define ETCD_MAX_ANSWER ((size_t)1024 * 1024 * 1024)
+/*
+ * Longest prefix= accepted, in bytes. Every key carries it, and etcd counts
+ * keys against its request limit, so it is kept short.
+ */
+#define ETCD_PREFIX_MAX 256
 
 /* The gRPC status codes etcd's gateway puts in its error bodies. */
 enum grpc_code {
@@ -107,7 +130,7 @@ static const struct {
 
 struct etcd_endpoint {
 	char *name; /* host:port, for messages */
-	char *base; /* http://host:port */
+	char *base; /* http://host:port or https://host:port */
 };
 
 /* The answer being received. */
@@ -121,6 +144,18 @@ struct store_etcd {
 	size_t cur; /* the endpoint that answered last: tried first */
 	long timeout_ms;
 	long connect_timeout_ms;
+	bool tls; /* etcds://: HTTPS, peer and host name always verified */
+	/*
+	 * TLS files, absolute (made so at open, as the server may change its
+	 * working directory); NULL when not given. cacert NULL means the
+	 * system's CA store.
+	 */
+	char *cacert;
+	char *cert;
+	char *key;
+	/* The namespace: every etcd key starts with it. NULL for none. */
+	char *prefix;
+	size_t prefix_len;
 	CURL *curl;
 	struct curl_slist *headers;
 	struct etcd_answer answer;
@@ -270,27 +305,61 @@ static int64_t header_revision(const json_t *answer)
 	return field_int64(json_object_get(answer, "header"), "revision");
 }
 
-/* The key range of a prefix: [prefix, end), end "\0" meaning "to the end". */
-static void add_prefix_range(json_t *req, const char *prefix)
+/* The etcd key of a holdfast key: the namespace prefix, then the key. */
+static char *etcd_key(const struct store_etcd *e, const char *key)
 {
-	char *end = hf_store_prefix_end(prefix);
+	return hf_xasprintf("%s%s", e->prefix ? e->prefix : "", key);
+}
 
-	/* etcd has no empty key: "\0" is the smallest, and as range_end it
-	 * means "every key from key on". */
+/* A JSON string of base64 text for the etcd key of a holdfast key. */
+static json_t *j_key(const struct store_etcd *e, const char *key)
+{
+	char *full;
+	json_t *j;
+
+	if (!e->prefix)
+		return j_b64s(key);
+	full = etcd_key(e, key);
+	j = j_b64s(full);
+	free(full);
+	return j;
+}
+
+/*
+ * The etcd key range of a holdfast prefix: [key, range_end), range_end
+ * "\0" meaning "to the end". etcd has no empty key: "\0" is the smallest,
+ * and as range_end it means "every key from key on".
+ *
+ * In a namespace the range is that of namespace + prefix. For the empty
+ * holdfast prefix (list "") it is exactly the namespace, less the key
+ * equal to the namespace itself (another client's, as a holdfast key is
+ * never empty): it starts at namespace + "\0", the next key after it.
+ */
+static void add_prefix_range(const struct store_etcd *e, json_t *req,
+			     const char *prefix)
+{
+	char *full = etcd_key(e, prefix);
+	char *end = hf_store_prefix_end(full);
+
 	if (*prefix)
-		json_object_set_new(req, "key", j_b64s(prefix));
-	else
-		json_object_set_new(req, "key", j_b64("", 1));
+		json_object_set_new(req, "key", j_b64s(full));
+	else /* "\0", or namespace + "\0": the string's own NUL */
+		json_object_set_new(req, "key", j_b64(full, strlen(full) + 1));
 	if (end)
 		json_object_set_new(req, "range_end", j_b64s(end));
 	else
 		json_object_set_new(req, "range_end", j_b64("", 1));
 	free(end);
+	free(full);
 }
 
-/* Fills kv from one of etcd's KeyValue objects; *lease may be NULL. */
-static int parse_kv(const json_t *j, struct hf_store_kv *kv, int64_t *lease,
-		    struct hf_buf *err)
+/*
+ * Fills kv from one of etcd's KeyValue objects, the namespace taken off
+ * its key; *lease may be NULL. Every request stays within the namespace,
+ * so a key outside it is etcd answering something other than asked.
+ */
+static int parse_kv(const struct store_etcd *e, const json_t *j,
+		    struct hf_store_kv *kv, int64_t *lease, struct hf_buf *err)
 {
 	const char *key = json_string_value(json_object_get(j, "key"));
 	const char *value = json_string_value(json_object_get(j, "value"));
@@ -301,6 +370,17 @@ static int parse_kv(const json_t *j, struct hf_store_kv *kv, int64_t *lease,
 		hf_buf_adds(err, "etcd answered a key that is not valid base64 "
 				 "of a holdfast key");
 		goto bad;
+	}
+	if (e->prefix) {
+		if (len <= e->prefix_len ||
+		    memcmp(kv->key, e->prefix, e->prefix_len) != 0) {
+			hf_buf_addf(err, "etcd answered the key '%s', which is "
+					 "not under the store's prefix '%s'",
+				    kv->key, e->prefix);
+			goto bad;
+		}
+		memmove(kv->key, kv->key + e->prefix_len,
+			len - e->prefix_len + 1);
 	}
 	/* proto3 leaves empty values out. */
 	if (b64_decode(value ? value : "", &kv->value, &kv->len) < 0) {
@@ -333,6 +413,64 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 	}
 	hf_buf_add(&a->body, data, n);
 	return n;
+}
+
+/*
+ * What to check, as "; ..." to follow the reason, when a connection
+ * failed in a way that points at the set-up rather than at the network
+ * (TLS, or a scheme that does not match what etcd serves); "" otherwise.
+ */
+static const char *connect_hint(const struct store_etcd *e, CURLcode cc)
+{
+	if (!e->tls) {
+		/* etcd closes a plain HTTP connection to a TLS port. */
+		if (cc == CURLE_GOT_NOTHING)
+			return "; if this etcd serves TLS, use etcds://";
+		return "";
+	}
+	switch (cc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return e->cacert ?
+			       "; the etcd server's certificate must be signed "
+			       "by a CA in cacert= and name the host as the "
+			       "URL writes it" :
+			       "; the etcd server's certificate must be signed "
+			       "by a CA of the system's CA store, as no "
+			       "cacert= is given, and name the host as the URL "
+			       "writes it";
+	case CURLE_SSL_CERTPROBLEM:
+		return "; check the client certificate cert= and its key key=: "
+		       "PEM files, the key matching the certificate";
+	case CURLE_SSL_CACERT_BADFILE:
+		return "; cacert= must be a PEM file of CA certificates";
+	case CURLE_SSL_CONNECT_ERROR:
+		/*
+		 * A handshake that the server broke off without a TLS alert
+		 * ("wrong version number", or etcd hanging up on a client
+		 * hello): the port speaks plain HTTP. With an alert, the
+		 * server refused us, as below.
+		 */
+		if (!strstr(e->curl_err, "alert"))
+			return "; does this etcd serve TLS on this port? For "
+			       "plain HTTP use etcd://";
+		/* fall through */
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+		/*
+		 * etcd checks the client certificate when the handshake is
+		 * done as far as we can tell (TLS 1.3), so a refusal shows
+		 * as an alert or a dropped connection at the first send or
+		 * receive.
+		 */
+		return e->cert ? "; if etcd runs with --client-cert-auth, the "
+				 "client certificate cert= must be signed by a "
+				 "CA of its --trusted-ca-file" :
+				 "; if etcd runs with --client-cert-auth, it "
+				 "needs a client certificate: give cert= and "
+				 "key=";
+	default:
+		return "";
+	}
 }
 
 /*
@@ -386,6 +524,7 @@ static int post_once(struct store_etcd *e, size_t ep, const char *path,
 		hf_buf_addf(why, "%s", e->curl_err);
 	else
 		hf_buf_adds(why, curl_easy_strerror(cc));
+	hf_buf_adds(why, connect_hint(e, cc));
 	rc = HF_EUNAVAIL;
 out:
 	free(url);
@@ -541,25 +680,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Opening and closing                                                  */
-
-static void etcd_close(void *be)
-{
-	struct store_etcd *e = be;
-
-	if (!e)
-		return;
-	for (size_t i = 0; i < e->eps.len; i++) {
-		free(e->eps.items[i].name);
-		free(e->eps.items[i].base);
-	}
-	HF_VEC_FREE(&e->eps);
-	if (e->curl)
-		curl_easy_cleanup(e->curl);
-	curl_slist_free_all(e->headers);
-	hf_buf_release(&e->answer.body);
-	free(e);
-}
+/* URL: endpoints                                                       */
 
 static bool all_digits(const char *s, size_t n)
 {
@@ -622,7 +743,8 @@ static int add_endpoint(struct store_etcd *e, const char *s, size_t n,
 	}
 	ep = HF_VEC_PUSH(&e->eps);
 	ep->name = hf_xasprintf("%.*s:%ld", (int)(host_end - s), s, port);
-	ep->base = hf_xasprintf("http://%s", ep->name);
+	ep->base = hf_xasprintf("%s://%s", e->tls ? "https" : "http",
+				ep->name);
 	return 0;
 bad:
 	hf_buf_addf(err,
@@ -632,48 +754,206 @@ bad:
 	return HF_EINVAL;
 }
 
-/* Parses "name=value&..." options; only the timeouts for now. */
+/* ------------------------------------------------------------------ */
+/* URL options                                                          */
+
+enum etcd_opt_kind {
+	OPT_MS,     /* milliseconds, into a long */
+	OPT_PREFIX, /* the namespace, into a char * */
+	OPT_FILE,   /* a TLS file, into a char *; etcds:// only */
+};
+
+static const struct etcd_option {
+	const char *name;
+	enum etcd_opt_kind kind;
+	size_t offset; /* of the field in struct store_etcd */
+} etcd_options[] = {
+	{"timeout_ms", OPT_MS, offsetof(struct store_etcd, timeout_ms)},
+	{"connect_timeout_ms", OPT_MS,
+	 offsetof(struct store_etcd, connect_timeout_ms)},
+	{"prefix", OPT_PREFIX, offsetof(struct store_etcd, prefix)},
+	{"cacert", OPT_FILE, offsetof(struct store_etcd, cacert)},
+	{"cert", OPT_FILE, offsetof(struct store_etcd, cert)},
+	{"key", OPT_FILE, offsetof(struct store_etcd, key)},
+};
+
+#define ETCD_OPTIONS_USAGE                                                     \
+	"timeout_ms=N, connect_timeout_ms=N, prefix=/PATH, and for etcds:// " \
+	"cacert=FILE, cert=FILE, key=FILE"
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * Decodes the %XX escapes of an option's value (n bytes) into a new string
+ * the caller frees, so that a path may hold '&', '?' or '%'. *len gets the
+ * decoded length, which differs from strlen() when the value has a %00.
+ * Returns -1, allocating nothing, for a '%' not followed by two hex digits.
+ */
+static int pct_decode(const char *s, size_t n, char **out, size_t *len)
+{
+	char *buf = hf_xmalloc(n + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (s[i] != '%') {
+			buf[o++] = s[i];
+			continue;
+		}
+		if (i + 2 >= n) {
+			free(buf);
+			return -1;
+		}
+		hi = hex_value(s[i + 1]);
+		lo = hex_value(s[i + 2]);
+		if (hi < 0 || lo < 0) {
+			free(buf);
+			return -1;
+		}
+		buf[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*len = o;
+	return 0;
+}
+
+/*
+ * Checks a prefix= value (len bytes, NUL-terminated) and keeps it: the
+ * store takes ownership of v on success only.
+ */
+static int set_prefix(struct store_etcd *e, char *v, size_t len,
+		      struct hf_buf *err)
+{
+	if (len == 0) {
+		hf_buf_adds(err, "the etcd store option prefix= is empty: give "
+				 "a path such as prefix=/holdfast/, or leave "
+				 "the option out to use etcd's whole keyspace");
+		return HF_EINVAL;
+	}
+	if (strlen(v) != len) {
+		hf_buf_adds(err, "the etcd store prefix has a NUL byte (%00): "
+				 "holdfast's keys hold none");
+		return HF_EINVAL;
+	}
+	if (len > ETCD_PREFIX_MAX) {
+		hf_buf_addf(err, "the etcd store prefix '%.40s...' is longer "
+				 "than %d bytes (it is part of every key)",
+			    v, ETCD_PREFIX_MAX);
+		return HF_ETOOBIG;
+	}
+	if (v[0] != '/') {
+		hf_buf_addf(err, "the etcd store prefix '%s' does not start "
+				 "with '/' (write it as a path, such as "
+				 "/holdfast/)",
+			    v);
+		return HF_EINVAL;
+	}
+	e->prefix = v;
+	e->prefix_len = len;
+	return 0;
+}
+
+/* Parses the value of one option (text: the whole "name=value"). */
+static int set_option(struct store_etcd *e, const struct etcd_option *o,
+		      const char *text, size_t n, struct hf_buf *err)
+{
+	const char *v = text + strlen(o->name) + 1;
+	size_t vn = n - strlen(o->name) - 1, len = 0;
+	char *decoded = NULL;
+	int rc = 0;
+
+	if (o->kind == OPT_MS) {
+		if (!all_digits(v, vn) || vn > 6 ||
+		    strtol(v, NULL, 10) < ETCD_TIMEOUT_MIN ||
+		    strtol(v, NULL, 10) > ETCD_TIMEOUT_MAX) {
+			hf_buf_addf(err,
+				    "the etcd store option '%.*s' needs a number "
+				    "of milliseconds from %ld to %ld",
+				    (int)n, text, ETCD_TIMEOUT_MIN,
+				    ETCD_TIMEOUT_MAX);
+			return HF_EINVAL;
+		}
+		*(long *)((char *)e + o->offset) = strtol(v, NULL, 10);
+		return 0;
+	}
+	if (o->kind == OPT_FILE && !e->tls) {
+		hf_buf_addf(err,
+			    "the etcd store option '%.*s' is for etcds:// "
+			    "(etcd over TLS) only: etcd:// speaks plain HTTP",
+			    (int)n, text);
+		return HF_EINVAL;
+	}
+	if (pct_decode(v, vn, &decoded, &len) < 0) {
+		hf_buf_addf(err,
+			    "the etcd store option '%.*s' has a '%%' that is "
+			    "not followed by two hex digits (write %%25 for "
+			    "'%%')",
+			    (int)n, text);
+		return HF_EINVAL;
+	}
+	if (o->kind == OPT_PREFIX) {
+		rc = set_prefix(e, decoded, len, err);
+	} else if (len == 0) {
+		hf_buf_addf(err, "the etcd store option %s= names no file",
+			    o->name);
+		rc = HF_EINVAL;
+	} else if (strlen(decoded) != len) {
+		hf_buf_addf(err, "the etcd store option %s= has a NUL byte "
+				 "(%%00)",
+			    o->name);
+		rc = HF_EINVAL;
+	} else {
+		*(char **)((char *)e + o->offset) = decoded;
+	}
+	if (rc)
+		free(decoded);
+	return rc;
+}
+
+/* Parses "name=value&..." options, each at most once. */
 static int parse_options(struct store_etcd *e, const char *opts,
 			 struct hf_buf *err)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} known[] = {
-		{"timeout_ms", offsetof(struct store_etcd, timeout_ms)},
-		{"connect_timeout_ms",
-		 offsetof(struct store_etcd, connect_timeout_ms)},
-	};
+	unsigned int seen = 0;
 
 	while (*opts) {
 		size_t n = strcspn(opts, "&");
 		const char *eq = memchr(opts, '=', n);
 		size_t i;
+		int rc;
 
-		for (i = 0; i < HF_ARRAY_LEN(known); i++)
-			if (eq && (size_t)(eq - opts) == strlen(known[i].name) &&
-			    strncmp(opts, known[i].name, strlen(known[i].name)) == 0)
+		for (i = 0; i < HF_ARRAY_LEN(etcd_options); i++)
+			if (eq && (size_t)(eq - opts) ==
+					  strlen(etcd_options[i].name) &&
+			    strncmp(opts, etcd_options[i].name,
+				    (size_t)(eq - opts)) == 0)
 				break;
-		if (i == HF_ARRAY_LEN(known)) {
+		if (i == HF_ARRAY_LEN(etcd_options)) {
 			hf_buf_addf(err,
 				    "unknown etcd store option '%.*s' (known: "
-				    "timeout_ms=N, connect_timeout_ms=N)",
+				    ETCD_OPTIONS_USAGE ")",
 				    (int)n, opts);
 			return HF_EINVAL;
 		}
-		if (!all_digits(eq + 1, (size_t)(opts + n - eq - 1)) ||
-		    opts + n - eq - 1 > 6 ||
-		    strtol(eq + 1, NULL, 10) < ETCD_TIMEOUT_MIN ||
-		    strtol(eq + 1, NULL, 10) > ETCD_TIMEOUT_MAX) {
-			hf_buf_addf(err,
-				    "the etcd store option '%.*s' needs a number "
-				    "of milliseconds from %ld to %ld",
-				    (int)n, opts, ETCD_TIMEOUT_MIN,
-				    ETCD_TIMEOUT_MAX);
+		if (seen & 1u << i) {
+			hf_buf_addf(err, "the etcd store option %s= is given "
+					 "twice",
+				    etcd_options[i].name);
 			return HF_EINVAL;
 		}
-		*(long *)((char *)e + known[i].offset) =
-			strtol(eq + 1, NULL, 10);
+		seen |= 1u << i;
+		rc = set_option(e, &etcd_options[i], opts, n, err);
+		if (rc)
+			return rc;
 		opts += n;
 		if (*opts == '&')
 			opts++;
@@ -683,17 +963,90 @@ static int parse_options(struct store_etcd *e, const char *opts,
 	return 0;
 }
 
+/*
+ * Checks that a TLS file can be read now, so that a wrong path is an
+ * error at open that names it, not a TLS failure at the first connection;
+ * and makes *path absolute, as libcurl reads the file again for every new
+ * connection and the server may change its working directory. Symbolic
+ * links are kept as such: a certificate renewed by swapping a link (as
+ * Kubernetes does with secrets) is picked up by the next connection.
+ */
+static int check_file(const char *name, char **path, struct hf_buf *err)
+{
+	struct stat st;
+	char cwd[PATH_MAX];
+	int fd, rc = 0;
+
+	fd = open(*path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		int errnum = errno;
+
+		hf_buf_addf(err, "the etcd store option %s=%s: cannot read "
+				 "the file: %s",
+			    name, *path, strerror(errnum));
+		return errnum == ENOENT || errnum == ENOTDIR ? HF_ENOTFOUND :
+							      HF_EINVAL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		hf_buf_addf(err, "the etcd store option %s=%s: not a file",
+			    name, *path);
+		rc = HF_EINVAL;
+		goto out;
+	}
+	if ((*path)[0] != '/') {
+		char *abs;
+
+		if (!getcwd(cwd, sizeof(cwd))) {
+			hf_buf_addf(err, "the etcd store option %s=%s: cannot "
+					 "tell the working directory it is "
+					 "relative to: %s",
+				    name, *path, strerror(errno));
+			rc = HF_EIO;
+			goto out;
+		}
+		abs = hf_xasprintf("%s/%s", cwd, *path);
+		free(*path);
+		*path = abs;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+/* The TLS options together: cert and key in pairs, every file readable. */
+static int check_tls(struct store_etcd *e, struct hf_buf *err)
+{
+	int rc;
+
+	if (!e->cert != !e->key) {
+		hf_buf_addf(err,
+			    "the etcd store options cert= and key= go "
+			    "together (a client certificate and its private "
+			    "key): %s= is given without %s=",
+			    e->cert ? "cert" : "key", e->cert ? "key" : "cert");
+		return HF_EINVAL;
+	}
+	if (e->cacert && (rc = check_file("cacert", &e->cacert, err)))
+		return rc;
+	if (e->cert && (rc = check_file("cert", &e->cert, err)))
+		return rc;
+	if (e->key && (rc = check_file("key", &e->key, err)))
+		return rc;
+	return 0;
+}
+
 static int parse_url(struct store_etcd *e, const char *path,
 		     struct hf_buf *err)
 {
+	const char *scheme = e->tls ? "etcds" : "etcd";
 	const char *p, *q;
 	int rc;
 
 	if (strncmp(path, "//", 2) != 0) {
 		hf_buf_addf(err,
-			    "the etcd store URL 'etcd:%s' is not "
-			    "etcd://HOST:PORT[,HOST:PORT...]",
-			    path);
+			    "the etcd store URL '%s:%s' is not "
+			    "%s://HOST:PORT[,HOST:PORT...][?OPTIONS]",
+			    scheme, path, scheme);
 		return HF_EINVAL;
 	}
 	p = path + 2;
@@ -718,17 +1071,70 @@ static int parse_url(struct store_etcd *e, const char *path,
 			}
 		}
 	}
-	return *q == '?' ? parse_options(e, q + 1, err) : 0;
+	rc = *q == '?' ? parse_options(e, q + 1, err) : 0;
+	if (!rc && e->tls)
+		rc = check_tls(e, err);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening and closing                                                  */
+
+static void etcd_close(void *be)
+{
+	struct store_etcd *e = be;
+
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->eps.len; i++) {
+		free(e->eps.items[i].name);
+		free(e->eps.items[i].base);
+	}
+	HF_VEC_FREE(&e->eps);
+	if (e->curl)
+		curl_easy_cleanup(e->curl);
+	curl_slist_free_all(e->headers);
+	hf_buf_release(&e->answer.body);
+	free(e->cacert);
+	free(e->cert);
+	free(e->key);
+	free(e->prefix);
+	free(e);
+}
+
+/* The HTTPS settings: everything checked, nothing optional. */
+static void set_tls(struct store_etcd *e)
+{
+	curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e->curl, CURLOPT_SSLVERSION,
+			 (long)CURL_SSLVERSION_TLSv1_2);
+	if (e->cacert) {
+		/* cacert= replaces the system's CAs; it does not add to
+		 * them (libcurl would also look in its default CA
+		 * directory otherwise). */
+		curl_easy_setopt(e->curl, CURLOPT_CAINFO, e->cacert);
+		curl_easy_setopt(e->curl, CURLOPT_CAPATH, NULL);
+	}
+	if (e->cert) {
+		curl_easy_setopt(e->curl, CURLOPT_SSLCERT, e->cert);
+		curl_easy_setopt(e->curl, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e->curl, CURLOPT_SSLKEY, e->key);
+		curl_easy_setopt(e->curl, CURLOPT_SSLKEYTYPE, "PEM");
+	}
 }
 
 static int etcd_revision(void *be, int64_t *rev, struct hf_buf *err);
 
-static int etcd_open(const char *path, void **be, struct hf_buf *err)
+static int open_common(const char *path, bool tls, void **be,
+		       struct hf_buf *err)
 {
 	struct store_etcd *e = hf_xcalloc(1, sizeof(*e));
 	int64_t rev = 0;
 	int rc;
 
+	e->tls = tls;
 	e->timeout_ms = ETCD_TIMEOUT_MS;
 	e->connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS;
 	rc = parse_url(e, path, err);
@@ -745,7 +1151,10 @@ static int etcd_open(const char *path, void **be, struct hf_buf *err)
 	/* No "Expect: 100-continue" round trip before large bodies. */
 	e->headers = curl_slist_append(e->headers, "Expect:");
 	curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, e->headers);
-	curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "http");
+	if (e->tls)
+		set_tls(e);
+	else
+		curl_easy_setopt(e->curl, CURLOPT_PROTOCOLS_STR, "http");
 	/* etcd is reached directly, whatever http_proxy says. */
 	curl_easy_setopt(e->curl, CURLOPT_PROXY, "");
 	curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
@@ -757,7 +1166,8 @@ static int etcd_open(const char *path, void **be, struct hf_buf *err)
 	curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &e->answer);
 	/* Connection check: a store that cannot be reached is refused now,
-	 * with every endpoint's reason, rather than at the first write. */
+	 * with every endpoint's reason, rather than at the first write. For
+	 * etcds:// this is also where a certificate problem shows. */
 	rc = etcd_revision(e, &rev, err);
 out:
 	if (rc) {
@@ -766,6 +1176,16 @@ out:
 	}
 	*be = e;
 	return 0;
+}
+
+static int etcd_open(const char *path, void **be, struct hf_buf *err)
+{
+	return open_common(path, false, be, err);
+}
+
+static int etcds_open(const char *path, void **be, struct hf_buf *err)
+{
+	return open_common(path, true, be, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -777,7 +1197,7 @@ static int etcd_get(void *be, const char *key, struct hf_store_kv *out,
 	json_t *req = json_object(), *answer = NULL, *kvs;
 	int rc;
 
-	json_object_set_new(req, "key", j_b64s(key));
+	json_object_set_new(req, "key", j_key(be, key));
 	rc = etcd_call(be, "/v3/kv/range", req, true, &answer, err);
 	if (rc)
 		return rc;
@@ -785,7 +1205,7 @@ static int etcd_get(void *be, const char *key, struct hf_store_kv *out,
 	if (json_array_size(kvs) == 0)
 		rc = HF_ENOTFOUND;
 	else
-		rc = parse_kv(json_array_get(kvs, 0), out, NULL, err);
+		rc = parse_kv(be, json_array_get(kvs, 0), out, NULL, err);
 	json_decref(answer);
 	return rc;
 }
@@ -796,7 +1216,7 @@ static int etcd_list(void *be, const char *prefix, size_t limit,
 	json_t *req = json_object(), *answer = NULL, *kvs;
 	int rc;
 
-	add_prefix_range(req, prefix);
+	add_prefix_range(be, req, prefix);
 	if (limit)
 		json_object_set_new(req, "limit",
 				    j_int64(limit > INT64_MAX ? INT64_MAX :
@@ -809,8 +1229,8 @@ static int etcd_list(void *be, const char *prefix, size_t limit,
 	out->more = json_is_true(json_object_get(answer, "more"));
 	kvs = json_object_get(answer, "kvs");
 	for (size_t i = 0; !rc && i < json_array_size(kvs); i++)
-		rc = parse_kv(json_array_get(kvs, i), HF_VEC_PUSH(out), NULL,
-			      err);
+		rc = parse_kv(be, json_array_get(kvs, i), HF_VEC_PUSH(out),
+			      NULL, err);
 	json_decref(answer);
 	return rc;
 }
@@ -834,11 +1254,12 @@ static int etcd_revision(void *be, int64_t *rev, struct hf_buf *err)
 /* ------------------------------------------------------------------ */
 /* Transactions                                                         */
 
-static json_t *compare_json(const struct hf_store_cmp *c)
+static json_t *compare_json(const struct store_etcd *e,
+			    const struct hf_store_cmp *c)
 {
 	json_t *j = json_object();
 
-	json_object_set_new(j, "key", j_b64s(c->key));
+	json_object_set_new(j, "key", j_key(e, c->key));
 	switch (c->kind) {
 	case HF_STORE_CMP_ABSENT:
 	case HF_STORE_CMP_PRESENT:
@@ -859,24 +1280,25 @@ static json_t *compare_json(const struct hf_store_cmp *c)
 	return j;
 }
 
-static json_t *op_json(const struct hf_store_op *op)
+static json_t *op_json(const struct store_etcd *e,
+		       const struct hf_store_op *op)
 {
 	json_t *j = json_object(), *r = json_object();
 
 	switch (op->kind) {
 	case HF_STORE_OP_PUT:
-		json_object_set_new(r, "key", j_b64s(op->key));
+		json_object_set_new(r, "key", j_key(e, op->key));
 		json_object_set_new(r, "value", j_b64(op->value, op->len));
 		if (op->lease)
 			json_object_set_new(r, "lease", j_int64(op->lease));
 		json_object_set_new(j, "request_put", r);
 		break;
 	case HF_STORE_OP_DELETE:
-		json_object_set_new(r, "key", j_b64s(op->key));
+		json_object_set_new(r, "key", j_key(e, op->key));
 		json_object_set_new(j, "request_delete_range", r);
 		break;
 	case HF_STORE_OP_DELETE_PREFIX:
-		add_prefix_range(r, op->key);
+		add_prefix_range(e, r, op->key);
 		json_object_set_new(j, "request_delete_range", r);
 		break;
 	}
@@ -884,11 +1306,11 @@ static json_t *op_json(const struct hf_store_op *op)
 }
 
 /* A failure-branch read of one key: enough to tell why a compare failed. */
-static json_t *read_key_json(const char *key)
+static json_t *read_key_json(const struct store_etcd *e, const char *key)
 {
 	json_t *j = json_object(), *r = json_object();
 
-	json_object_set_new(r, "key", j_b64s(key));
+	json_object_set_new(r, "key", j_key(e, key));
 	json_object_set_new(r, "keys_only", json_true());
 	json_object_set_new(j, "request_range", r);
 	return j;
@@ -935,12 +1357,13 @@ static int etcd_txn(void *be, const struct hf_store_txn *txn, int64_t *rev_out,
 	int rc;
 
 	for (size_t i = 0; i < txn->cmps.len; i++) {
-		json_array_append_new(cmps, compare_json(&txn->cmps.items[i]));
+		json_array_append_new(cmps,
+				      compare_json(be, &txn->cmps.items[i]));
 		json_array_append_new(reads,
-				      read_key_json(txn->cmps.items[i].key));
+				      read_key_json(be, txn->cmps.items[i].key));
 	}
 	for (size_t i = 0; i < txn->ops.len; i++) {
-		json_array_append_new(ops, op_json(&txn->ops.items[i]));
+		json_array_append_new(ops, op_json(be, &txn->ops.items[i]));
 		bytes += strlen(txn->ops.items[i].key) + txn->ops.items[i].len;
 	}
 	json_object_set_new(req, "compare", cmps);
@@ -1052,11 +1475,12 @@ static int etcd_campaign(void *be, const char *key, const char *value,
 	int rc;
 
 	json_object_set_new(req, "compare",
-			    json_pack("[o]", compare_json(&absent)));
-	json_object_set_new(req, "success", json_pack("[o]", op_json(&put)));
+			    json_pack("[o]", compare_json(be, &absent)));
+	json_object_set_new(req, "success",
+			    json_pack("[o]", op_json(be, &put)));
 	json_object_set_new(req, "failure", json_pack("[{s:{s:o}}]",
 						      "request_range", "key",
-						      j_b64s(key)));
+						      j_key(be, key)));
 	rc = etcd_call(be, "/v3/kv/txn", req, false, &answer, err);
 	if (rc)
 		return rc;
@@ -1081,7 +1505,7 @@ static int etcd_campaign(void *be, const char *key, const char *value,
 		rc = HF_EIO;
 		goto out;
 	}
-	rc = parse_kv(kv, leader, &holder, err);
+	rc = parse_kv(be, kv, leader, &holder, err);
 	*won = !rc && holder == lease_id;
 out:
 	json_decref(answer);
@@ -1091,6 +1515,24 @@ out:
 const struct hf_store_backend hf_store_backend_etcd = {
 	.name = "etcd",
 	.open = etcd_open,
+	.close = etcd_close,
+	.get = etcd_get,
+	.list = etcd_list,
+	.txn = etcd_txn,
+	.revision = etcd_revision,
+	.lease_grant = etcd_lease_grant,
+	.lease_keepalive = etcd_lease_keepalive,
+	.lease_revoke = etcd_lease_revoke,
+	.campaign = etcd_campaign,
+};
+
+/*
+ * etcds://: the same backend over TLS. Only opening differs; its name is
+ * "etcd" as well, since the server treats both alike.
+ */
+const struct hf_store_backend hf_store_backend_etcds = {
+	.name = "etcd",
+	.open = etcds_open,
 	.close = etcd_close,
 	.get = etcd_get,
 	.list = etcd_list,

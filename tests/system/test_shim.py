@@ -206,9 +206,13 @@ def test_env_is_exactly_launch_env_and_cwd_is_sandbox(tmp_path):
 
 def test_task_inherits_only_stdio_and_default_signals(tmp_path):
     # The caller's stray descriptor must reach neither shim nor task.
+    # The masks are read by the task's own process (grep exec'd in place
+    # of the shell): a shell forking a child (dash uses vfork) blocks every
+    # signal until the child has exec'd, so /proc/$$/status read by that
+    # child can show the shell's transient mask rather than the task's.
     r, w = os.pipe()
     taskdir, sandbox = make_task(
-        tmp_path, "ls /proc/$$/fd; grep -E '^Sig(Blk|Ign)' /proc/$$/status")
+        tmp_path, "ls /proc/$$/fd; exec grep -E '^Sig(Blk|Ign)' /proc/self/status")
     try:
         res = subprocess.run([BIN, "shim", "--dir", str(taskdir)],
                              pass_fds=(w,), capture_output=True, text=True,

@@ -6,7 +6,8 @@
  * exclusive lock, schema checks, rollback of a transaction that fails half
  * way, durability of every reported commit across kill -9) and the etcd
  * backend's (unreachable and dead endpoints, timeouts, etcd's own limits,
- * losing etcd under an open handle).
+ * losing etcd under an open handle, namespaces, TLS). The contract runs
+ * on etcd twice: on the whole keyspace and in a namespace (prefix=).
  *
  * The etcd group starts /usr/bin/etcd (HF_ETCD=<path> names another) on
  * free local ports with a data directory under $TMPDIR, and a watcher
@@ -14,7 +15,9 @@
  * however it ends. A missing etcd fails the group: it is never skipped.
  * Each etcd test starts from an empty keyspace with no leases; revisions
  * are asserted relative to the revision the test started at, since etcd's
- * revisions never go back.
+ * revisions never go back. The TLS test makes its CA and certificates with
+ * the openssl tool and starts an etcd of its own that serves only TLS and
+ * wants client certificates; a missing openssl fails it too.
  *
  * HF_TEST_SEED=<n> replays the random choices of a run; the seed in use is
  * printed by the tests that use it.
@@ -123,12 +126,26 @@ static int64_t now_ms(void)
  */
 struct etcd_proc {
 	char root[PATH_MAX]; /* data/ and etcd.log */
-	char *url;           /* etcd://127.0.0.1:PORT */
-	char *http;          /* http://127.0.0.1:PORT */
+	char *url;           /* etcd://127.0.0.1:PORT (etcds:// with TLS) */
+	char *http;          /* http://127.0.0.1:PORT (https:// with TLS) */
+	const struct etcd_tls *tls; /* NULL: plain HTTP; not owned */
 	int port;
 	pid_t pid;
 	pid_t watcher;
 	int keep_fd;
+};
+
+/*
+ * The files of an etcd serving TLS to its clients and requiring client
+ * certificates (--client-cert-auth), and of a client it accepts.
+ */
+struct etcd_tls {
+	char *ca;          /* the CA that signed both certificates */
+	char *server_cert; /* for 127.0.0.1 (subjectAltName IP:127.0.0.1) */
+	char *server_key;
+	char *client_cert;
+	char *client_key;
+	char *other_ca; /* a CA that signed neither */
 };
 
 /* The etcd the etcd group shares; started by etcd_group_setup(). */
@@ -212,10 +229,11 @@ static void etcd_exec(const struct etcd_proc *p, int peer_port,
 {
 	char *data = hf_xasprintf("%s/data", p->root);
 	char *log = hf_xasprintf("%s/etcd.log", p->root);
-	char *client = hf_xasprintf("http://127.0.0.1:%d", p->port);
+	char *client = hf_xasprintf("%s://127.0.0.1:%d",
+				    p->tls ? "https" : "http", p->port);
 	char *peer = hf_xasprintf("http://127.0.0.1:%d", peer_port);
 	char *cluster = hf_xasprintf("t=%s", peer);
-	const char *argv[32] = {
+	const char *argv[40] = {
 		etcd_binary(), "--name", "t", "--data-dir", data,
 		"--listen-client-urls", client, "--advertise-client-urls",
 		client, "--listen-peer-urls", peer, "--initial-cluster",
@@ -225,6 +243,16 @@ static void etcd_exec(const struct etcd_proc *p, int peer_port,
 	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	int null = open("/dev/null", O_RDONLY);
 
+	if (p->tls) {
+		const char *tls[] = {
+			"--cert-file", p->tls->server_cert, "--key-file",
+			p->tls->server_key, "--trusted-ca-file", p->tls->ca,
+			"--client-cert-auth",
+		};
+
+		for (size_t i = 0; i < HF_ARRAY_LEN(tls); i++)
+			argv[n++] = tls[i];
+	}
 	for (; extra && *extra && n < HF_ARRAY_LEN(argv) - 1; extra++)
 		argv[n++] = *extra;
 	argv[n] = NULL;
@@ -243,11 +271,13 @@ static size_t on_http_data(char *data, size_t size, size_t n, void *arg)
 }
 
 /*
- * One HTTP request to a test etcd: POST body, or GET when body is NULL.
+ * One HTTP request to a test etcd: POST body, or GET when body is NULL;
+ * over TLS with tls's CA and client certificate when tls is not NULL.
  * Returns the HTTP status, 0 when nothing answered; *answer (may be NULL)
  * gets the body, which the caller frees.
  */
-static long http_call(const char *url, const char *body, char **answer)
+static long http_call(const struct etcd_tls *tls, const char *url,
+		      const char *body, char **answer)
 {
 	struct hf_buf b = HF_BUF_INIT;
 	long status = 0;
@@ -255,6 +285,11 @@ static long http_call(const char *url, const char *body, char **answer)
 
 	assert_non_null(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (tls) {
+		curl_easy_setopt(c, CURLOPT_CAINFO, tls->ca);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, tls->client_cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, tls->client_key);
+	}
 	curl_easy_setopt(c, CURLOPT_PROXY, "");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
@@ -289,15 +324,20 @@ static void etcd_stop(struct etcd_proc *p);
 
 /*
  * Starts an etcd with the extra arguments (NULL-terminated, may be NULL)
- * and waits until it answers /health. Returns 0, or -1 with the reason
- * printed (etcd missing, or not healthy in time, with its log).
+ * and waits until it answers /health. With tls (not NULL; it must outlive
+ * the etcd) it serves its clients HTTPS only and wants their
+ * certificates. Returns 0, or -1 with the reason printed (etcd missing, or
+ * not healthy in time, with its log).
  */
-static int etcd_start(struct etcd_proc *p, const char *const *extra)
+static int etcd_start_tls(struct etcd_proc *p, const char *const *extra,
+			  const struct etcd_tls *tls)
 {
 	const char *bin = etcd_binary();
+	const char *scheme = tls ? "https" : "http";
 
 	memset(p, 0, sizeof(*p));
 	p->pid = p->watcher = p->keep_fd = -1;
+	p->tls = tls;
 	if (access(bin, X_OK) != 0) {
 		print_error("etcd is not installed: %s: %s (scripts/setup.sh "
 			    "installs etcd-server; HF_ETCD=<path> names "
@@ -332,12 +372,13 @@ static int etcd_start(struct etcd_proc *p, const char *const *extra)
 			print_error("fork: %s\n", strerror(errno));
 			return -1;
 		}
-		p->http = hf_xasprintf("http://127.0.0.1:%d", p->port);
-		p->url = hf_xasprintf("etcd://127.0.0.1:%d", p->port);
+		p->http = hf_xasprintf("%s://127.0.0.1:%d", scheme, p->port);
+		p->url = hf_xasprintf("%s://127.0.0.1:%d",
+				      tls ? "etcds" : "etcd", p->port);
 		health = hf_xasprintf("%s/health", p->http);
 		while (now_ms() < deadline) {
 			char *answer = NULL;
-			long st = http_call(health, NULL, &answer);
+			long st = http_call(tls, health, NULL, &answer);
 			bool ok = st == 200 && strstr(answer, "\"true\"");
 
 			free(answer);
@@ -360,6 +401,11 @@ static int etcd_start(struct etcd_proc *p, const char *const *extra)
 	}
 	print_error("etcd (%s) did not become healthy\n", bin);
 	return -1;
+}
+
+static int etcd_start(struct etcd_proc *p, const char *const *extra)
+{
+	return etcd_start_tls(p, extra, NULL);
 }
 
 /* Stops an etcd and removes its directory; safe on a stopped one. */
@@ -393,7 +439,7 @@ static json_t *etcd_post(const struct etcd_proc *p, const char *path,
 {
 	char *url = hf_xasprintf("%s%s", p->http, path);
 	char *answer = NULL;
-	long st = http_call(url, body, &answer);
+	long st = http_call(p->tls, url, body, &answer);
 	json_t *j = json_loads(answer, 0, NULL);
 
 	if (st != want_status) {
@@ -422,7 +468,7 @@ static void etcd_reset(const struct etcd_proc *p)
 		char *url = hf_xasprintf("%s/v3/lease/revoke", p->http);
 
 		/* 404: it expired meanwhile. */
-		http_call(url, body, NULL);
+		http_call(p->tls, url, body, NULL);
 		free(url);
 		free(body);
 	}
@@ -456,7 +502,8 @@ static int etcd_group_teardown(void **state)
 /* Fixture                                                              */
 
 struct fx {
-	const char *backend; /* "mem", "sqlite" or "etcd" */
+	/* "mem", "sqlite", "etcd" or "etcd_ns" (etcd, prefix=/hf-ns/) */
+	const char *backend;
 	char dir[PATH_MAX];  /* a fresh temporary directory */
 	char *db;            /* dir/store.db */
 	char *url;
@@ -467,6 +514,7 @@ struct fx {
 	 */
 	int64_t base;
 	struct etcd_proc own_etcd; /* a test's own etcd, stopped by teardown */
+	struct etcd_tls tls;       /* its TLS files, when it has them */
 };
 
 #define R(n) (f->base + (n))
@@ -474,10 +522,15 @@ struct fx {
 static const char mem_backend[] = "mem";
 static const char sqlite_backend[] = "sqlite";
 static const char etcd_backend[] = "etcd";
+static const char etcd_ns_backend[] = "etcd_ns";
+
+/* The namespace of the etcd_ns fixture. */
+#define NS_PREFIX "/hf-ns/"
 
 static bool is_etcd(const struct fx *f)
 {
-	return strcmp(f->backend, etcd_backend) == 0;
+	return strcmp(f->backend, etcd_backend) == 0 ||
+	       strcmp(f->backend, etcd_ns_backend) == 0;
 }
 
 static int setup(void **state)
@@ -492,6 +545,9 @@ static int setup(void **state)
 	f->db = hf_xasprintf("%s/store.db", f->dir);
 	if (strcmp(f->backend, "mem") == 0) {
 		f->url = hf_xstrdup("mem:");
+	} else if (strcmp(f->backend, etcd_ns_backend) == 0) {
+		etcd_reset(&shared_etcd);
+		f->url = hf_xasprintf("%s?prefix=" NS_PREFIX, shared_etcd.url);
 	} else if (is_etcd(f)) {
 		etcd_reset(&shared_etcd);
 		f->url = hf_xstrdup(shared_etcd.url);
@@ -499,7 +555,8 @@ static int setup(void **state)
 		f->url = hf_xasprintf("sqlite:%s", f->db);
 	}
 	assert_ok(NULL, hf_store_open(f->url, &f->s));
-	assert_string_equal(hf_store_backend_name(f->s), f->backend);
+	assert_string_equal(hf_store_backend_name(f->s),
+			    is_etcd(f) ? "etcd" : f->backend);
 	assert_ok(f->s, hf_store_revision(f->s, &f->base));
 	if (!is_etcd(f))
 		assert_int_equal(f->base, 0);
@@ -513,6 +570,12 @@ static int teardown(void **state)
 
 	hf_store_close(f->s);
 	etcd_stop(&f->own_etcd);
+	free(f->tls.ca);
+	free(f->tls.server_cert);
+	free(f->tls.server_key);
+	free(f->tls.client_cert);
+	free(f->tls.client_key);
+	free(f->tls.other_ca);
 	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(f->db);
 	free(f->url);
@@ -1616,50 +1679,106 @@ static void test_urls(void **state)
 	char *abs3 = hf_xasprintf("sqlite://%s/three.db", f->dir);
 	char *plain = hf_xasprintf("%s/plain.db", f->dir);
 	char *colon = hf_xasprintf("%s/a:b.db", f->dir);
+	/* TLS options: the store file is a file that exists, the directory
+	 * one that is not a file; no etcd is reached in any of these. */
+	char *cert_alone = hf_xasprintf("etcds://h:1?cert=%s", f->db);
+	char *key_alone = hf_xasprintf("etcds://h:1?key=%s", f->db);
+	char *missing = hf_xasprintf("etcds://h:1?cacert=%s/none.pem",
+				     f->dir);
+	char *missing_key = hf_xasprintf("etcds://h:1?cert=%s&key=%s/k.pem",
+					 f->db, f->dir);
+	char *dir_ca = hf_xasprintf("etcds://h:1?cacert=%s", f->dir);
+	char *plain_ca = hf_xasprintf("etcd://h:1?cacert=%s", f->db);
+	char *plain_cert = hf_xasprintf("etcd://h:1?cert=%s&key=%s", f->db,
+					f->db);
+	char *long_prefix = hf_xmalloc(300);
+	char *long_url;
 	const struct {
 		const char *url;
 		int want;
 		const char *backend;
+		const char *says; /* part of the error, or NULL */
 	} cases[] = {
-		{"mem:", 0, "mem"},
-		{abs3, 0, "sqlite"},
-		{plain, 0, "sqlite"},
-		{colon, 0, "sqlite"},
-		{"", HF_EINVAL, NULL},
-		{"mem:x", HF_EINVAL, NULL},
-		{"sqlite:", HF_EINVAL, NULL},
-		{"sqlite://host/x.db", HF_EINVAL, NULL},
-		{"etcds://127.0.0.1:2379", HF_EUNSUPPORTED, NULL},
-		{"etcd:", HF_EINVAL, NULL},
-		{"etcd:127.0.0.1:2379", HF_EINVAL, NULL},
-		{"etcd://", HF_EINVAL, NULL},
-		{"etcd://?timeout_ms=100", HF_EINVAL, NULL},
-		{"etcd://h:0", HF_EINVAL, NULL},
-		{"etcd://h:65536", HF_EINVAL, NULL},
-		{"etcd://h:x", HF_EINVAL, NULL},
-		{"etcd://:2379", HF_EINVAL, NULL},
-		{"etcd://h:1:2", HF_EINVAL, NULL},
-		{"etcd://h:2379/v3", HF_EINVAL, NULL},
-		{"etcd://user@h:2379", HF_EINVAL, NULL},
-		{"etcd://a:1,,b:2", HF_EINVAL, NULL},
-		{"etcd://a:1,", HF_EINVAL, NULL},
-		{"etcd://[::1", HF_EINVAL, NULL},
-		{"etcd://[::1]x", HF_EINVAL, NULL},
-		{"etcd://h:1?bogus=1", HF_EINVAL, NULL},
-		{"etcd://h:1?timeout_ms=5", HF_EINVAL, NULL},
-		{"etcd://h:1?timeout_ms=", HF_EINVAL, NULL},
-		{"etcd://h:1?timeout_ms", HF_EINVAL, NULL},
-		{"redis://x", HF_EINVAL, NULL},
+		{"mem:", 0, "mem", NULL},
+		{abs3, 0, "sqlite", NULL},
+		{plain, 0, "sqlite", NULL},
+		{colon, 0, "sqlite", NULL},
+		{"", HF_EINVAL, NULL, NULL},
+		{"mem:x", HF_EINVAL, NULL, NULL},
+		{"sqlite:", HF_EINVAL, NULL, NULL},
+		{"sqlite://host/x.db", HF_EINVAL, NULL, NULL},
+		{"etcd:", HF_EINVAL, NULL, NULL},
+		{"etcd:127.0.0.1:2379", HF_EINVAL, NULL, "etcd://HOST:PORT"},
+		{"etcd://", HF_EINVAL, NULL, NULL},
+		{"etcd://?timeout_ms=100", HF_EINVAL, NULL, NULL},
+		{"etcd://h:0", HF_EINVAL, NULL, NULL},
+		{"etcd://h:65536", HF_EINVAL, NULL, NULL},
+		{"etcd://h:x", HF_EINVAL, NULL, NULL},
+		{"etcd://:2379", HF_EINVAL, NULL, NULL},
+		{"etcd://h:1:2", HF_EINVAL, NULL, NULL},
+		{"etcd://h:2379/v3", HF_EINVAL, NULL, NULL},
+		{"etcd://user@h:2379", HF_EINVAL, NULL, NULL},
+		{"etcd://a:1,,b:2", HF_EINVAL, NULL, NULL},
+		{"etcd://a:1,", HF_EINVAL, NULL, NULL},
+		{"etcd://[::1", HF_EINVAL, NULL, NULL},
+		{"etcd://[::1]x", HF_EINVAL, NULL, NULL},
+		{"etcd://h:1?bogus=1", HF_EINVAL, NULL, "unknown etcd store "
+						       "option 'bogus=1'"},
+		{"etcd://h:1?timeout_ms=5", HF_EINVAL, NULL, NULL},
+		{"etcd://h:1?timeout_ms=", HF_EINVAL, NULL, NULL},
+		{"etcd://h:1?timeout_ms", HF_EINVAL, NULL, NULL},
+		{"etcd://h:1?timeout_ms=100&timeout_ms=200", HF_EINVAL, NULL,
+		 "timeout_ms= is given twice"},
+		/* etcds: same URL, TLS options, and the same checks. */
+		{"etcds:", HF_EINVAL, NULL, "etcds://HOST:PORT"},
+		{"etcds://", HF_EINVAL, NULL, "names no endpoint"},
+		{"etcds://h:0", HF_EINVAL, NULL, "h:0"},
+		{"etcds://h:1?bogus=1", HF_EINVAL, NULL, "cacert=FILE"},
+		{cert_alone, HF_EINVAL, NULL, "cert= is given without key="},
+		{key_alone, HF_EINVAL, NULL, "key= is given without cert="},
+		{missing, HF_ENOTFOUND, NULL, "none.pem: cannot read the file: "
+					      "No such file"},
+		{missing_key, HF_ENOTFOUND, NULL, "option key="},
+		{dir_ca, HF_EINVAL, NULL, "not a file"},
+		{"etcds://h:1?cacert=", HF_EINVAL, NULL, "cacert= names no "
+							 "file"},
+		{"etcds://h:1?cert=%zz&key=k", HF_EINVAL, NULL,
+		 "not followed by two hex digits"},
+		{"etcds://h:1?cacert=/a%00b", HF_EINVAL, NULL, "NUL byte"},
+		{plain_ca, HF_EINVAL, NULL, "is for etcds:// (etcd over TLS) "
+					    "only"},
+		{plain_cert, HF_EINVAL, NULL, "'cert="},
+		{"etcd://h:1?key=/k", HF_EINVAL, NULL, "'key=/k' is for "
+						       "etcds://"},
+		/* The namespace. */
+		{"etcd://h:1?prefix=", HF_EINVAL, NULL, "prefix= is empty"},
+		{"etcds://h:1?prefix=", HF_EINVAL, NULL, "prefix= is empty"},
+		{"etcd://h:1?prefix=hf/", HF_EINVAL, NULL, "'hf/' does not "
+							   "start with '/'"},
+		{"etcd://h:1?prefix=/hf%00/", HF_EINVAL, NULL, "NUL byte"},
+		{"etcd://h:1?prefix=/hf%", HF_EINVAL, NULL, "two hex digits"},
+		{"etcd://h:1?prefix=/a&prefix=/b", HF_EINVAL, NULL,
+		 "prefix= is given twice"},
+		{NULL /* long_url */, HF_ETOOBIG, NULL, "longer than 256 bytes"},
+		{"redis://x", HF_EINVAL, NULL, "etcds://"},
 	};
 
+	memset(long_prefix, 'p', 299);
+	long_prefix[0] = '/';
+	long_prefix[299] = '\0';
+	long_url = hf_xasprintf("etcd://h:1?prefix=%s", long_prefix);
 	for (size_t i = 0; i < HF_ARRAY_LEN(cases); i++) {
+		const char *url = cases[i].url ? cases[i].url : long_url;
 		struct hf_store *s = NULL;
 
-		print_message("    url: '%s'\n", cases[i].url);
-		assert_rc(NULL, hf_store_open(cases[i].url, &s), cases[i].want);
+		print_message("    url: '%s'\n", url);
+		assert_rc(NULL, hf_store_open(url, &s), cases[i].want);
 		if (cases[i].want) {
 			assert_null(s);
 			assert_true(*hf_store_last_error(NULL) != '\0');
+			if (cases[i].says)
+				assert_contains(hf_store_last_error(NULL),
+						cases[i].says);
 			continue;
 		}
 		assert_string_equal(hf_store_backend_name(s), cases[i].backend);
@@ -1672,6 +1791,15 @@ static void test_urls(void **state)
 	free(abs3);
 	free(plain);
 	free(colon);
+	free(cert_alone);
+	free(key_alone);
+	free(missing);
+	free(missing_key);
+	free(dir_ca);
+	free(plain_ca);
+	free(plain_cert);
+	free(long_prefix);
+	free(long_url);
 }
 
 /*
@@ -2200,6 +2328,384 @@ static void test_etcd_bytes(void **state)
 	free(got);
 }
 
+/*
+ * Two namespaces on one etcd, and a handle on the whole keyspace: each
+ * namespace sees its own keys only, under the names holdfast gave them,
+ * and the whole keyspace sees them under prefix + name. One prefix ends
+ * with '/', the other does not; keys equal to a prefix itself, or just
+ * outside it, are another client's and never show.
+ */
+static void test_etcd_prefix_isolation(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *a = NULL, *a2 = NULL, *b = NULL;
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	struct hf_store_kvs l;
+	char *url_a = hf_xasprintf("%s?prefix=/hf-a/", f->url);
+	char *url_b = hf_xasprintf("%s?timeout_ms=3000&prefix=/hf-b", f->url);
+	const char *in_a[] = {"/k", "/x/1", "/x/2"};
+	const char *in_b[] = {"/k", "/x/1"};
+	const char *a_after[] = {"/k", "/k2", "/leader"};
+	const char *whole[] = {"/hf-", "/hf-a", "/hf-a/", "/hf-a//k",
+			       "/hf-a//x/1", "/hf-a//x/2", "/hf-a0", "/hf-b",
+			       "/hf-b/k", "/hf-b/x/1", "/hf-c", "/k"};
+	int64_t la, lb, ta, tb;
+	bool won = false;
+	char *leader = NULL;
+
+	assert_ok(NULL, hf_store_open(url_a, &a));
+	assert_ok(NULL, hf_store_open(url_a, &a2));
+	assert_ok(NULL, hf_store_open(url_b, &b));
+	assert_string_equal(hf_store_backend_name(a), "etcd");
+
+	/* Keys of other clients, around and at the namespaces' edges. */
+	for (size_t i = 0; i < HF_ARRAY_LEN(whole); i++)
+		if (!strstr(whole[i], "/k") && !strstr(whole[i], "/x/"))
+			put_str(f->s, whole[i], "other");
+	put_str(f->s, "/k", "whole");
+	put_str(a, "/k", "in a");
+	put_str(a, "/x/1", "a1");
+	put_str(a, "/x/2", "a2");
+	put_str(b, "/k", "in b");
+	put_str(b, "/x/1", "b1");
+
+	assert_value(a, "/k", "in a", -1);
+	assert_value(b, "/k", "in b", -1);
+	assert_value(f->s, "/k", "whole", -1);
+	assert_value(f->s, "/hf-a//k", "in a", -1);
+	assert_value(f->s, "/hf-b/k", "in b", -1);
+	assert_absent(a, "/hf-a//k");
+	assert_absent(b, "/x/2");
+	/* A list of everything: the namespace, nothing around it. */
+	assert_keys(a, "", in_a, HF_ARRAY_LEN(in_a));
+	assert_keys(b, "", in_b, HF_ARRAY_LEN(in_b));
+	assert_keys(a, "/x/", in_a + 1, 2);
+	assert_keys(f->s, "", whole, HF_ARRAY_LEN(whole));
+	/* A limit counts namespace keys only, and revisions are etcd's. */
+	assert_ok(a, hf_store_list(a, "", 2, &l));
+	assert_int_equal(l.len, 2);
+	assert_true(l.more);
+	assert_string_equal(l.items[1].key, "/x/1");
+	assert_string_equal(l.items[1].value, "a1");
+	assert_int_equal(l.rev, rev_of(f->s));
+	hf_store_kvs_release(&l);
+
+	/* Compares see the namespace's keys; a conflict names the key as
+	 * holdfast knows it. */
+	hf_store_txn_cmp_absent(&t, "/k");
+	hf_store_txn_puts(&t, "/k2", "no");
+	assert_rc(a, hf_store_txn(a, &t, NULL), HF_ECONFLICT);
+	assert_contains(hf_store_last_error(a), "'/k'");
+	assert_true(strstr(hf_store_last_error(a), "hf-a") == NULL);
+	hf_store_txn_release(&t);
+	hf_store_txn_cmp_absent(&t, "/k2");
+	hf_store_txn_cmp_present(&t, "/k");
+	hf_store_txn_puts(&t, "/k2", "yes");
+	hf_store_txn_delete_prefix(&t, "/x/");
+	assert_ok(a, hf_store_txn(a, &t, NULL));
+	hf_store_txn_release(&t);
+	assert_value(f->s, "/hf-a//k2", "yes", -1);
+	assert_absent(f->s, "/hf-a//x/1");
+	/* b's "/x/" and the whole keyspace's keys are untouched. */
+	assert_keys(b, "", in_b, HF_ARRAY_LEN(in_b));
+	assert_value(f->s, "/hf-a/", "other", -1);
+	assert_ok(b, hf_store_delete(b, "/k", NULL));
+	assert_value(a, "/k", "in a", -1);
+	assert_value(f->s, "/k", "whole", -1);
+
+	/* Campaigns: one leader per namespace, under the same key. */
+	la = grant(a, 30);
+	lb = grant(b, 30);
+	ta = campaign(a, "server-a", la, true, "server-a");
+	tb = campaign(b, "server-b", lb, true, "server-b");
+	assert_true(tb > ta);
+	assert_value(f->s, "/hf-a//leader", "server-a", ta);
+	assert_value(f->s, "/hf-b/leader", "server-b", tb);
+	assert_absent(f->s, "/leader");
+	/* A second server in a loses to the first, and learns its name. */
+	assert_ok(a2, hf_store_campaign(a2, "/leader", "server-a2",
+					grant(a2, 30), &won, &leader, NULL));
+	assert_false(won);
+	assert_string_equal(leader, "server-a");
+	free(leader);
+	assert_ok(a, fenced_put(a, ta, "/k", "fenced"));
+	assert_rc(b, fenced_put(b, ta, "/k", "wrong token"), HF_ECONFLICT);
+	assert_keys(a, "", a_after, HF_ARRAY_LEN(a_after));
+	assert_ok(a, hf_store_lease_revoke(a, la));
+	assert_absent(a, "/leader");
+	assert_value(b, "/leader", "server-b", tb);
+
+	hf_store_close(a);
+	hf_store_close(a2);
+	hf_store_close(b);
+	free(url_a);
+	free(url_b);
+}
+
+/* ------------------------------------------------------------------ */
+/* etcd over TLS                                                        */
+
+/*
+ * Runs a command (argv[0] found in PATH) in dir, with its output in
+ * dir/cmd.log; fails the test, printing the command and its output,
+ * unless it exits 0.
+ */
+static void run_in(const char *dir, const char *const *argv)
+{
+	char *log = hf_xasprintf("%s/cmd.log", dir);
+	char *out = NULL;
+	size_t len = 0;
+	int status = -1;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int null = open("/dev/null", O_RDONLY);
+
+		if (fd < 0 || null < 0 || chdir(dir) < 0 || dup2(null, 0) < 0 ||
+		    dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execvp(argv[0], (char *const *)argv);
+		dprintf(2, "cannot run %s: %s (scripts/setup.sh installs it)\n",
+			argv[0], strerror(errno));
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		print_error("command failed (status %#x):", status);
+		for (const char *const *a = argv; *a; a++)
+			print_error(" %s", *a);
+		if (hf_read_file(log, 1024 * 1024, &out, &len) == 0)
+			print_error("\n%s\n", out);
+		free(out);
+		fail();
+	}
+	free(log);
+}
+
+/* The extensions of the test certificates, for openssl. */
+static const char tls_cnf[] =
+	"[req]\n"
+	"distinguished_name = dn\n"
+	"prompt = no\n"
+	"[dn]\n"
+	"CN = holdfast test\n"
+	"[ca_ext]\n"
+	"basicConstraints = critical,CA:TRUE\n"
+	"keyUsage = critical,keyCertSign,cRLSign\n"
+	"subjectKeyIdentifier = hash\n"
+	/* etcd's gateway connects to etcd itself with the server
+	 * certificate as a client certificate: it needs clientAuth too. */
+	"[server_ext]\n"
+	"basicConstraints = CA:FALSE\n"
+	"keyUsage = critical,digitalSignature,keyEncipherment\n"
+	"extendedKeyUsage = serverAuth,clientAuth\n"
+	"subjectAltName = IP:127.0.0.1\n"
+	"[client_ext]\n"
+	"basicConstraints = CA:FALSE\n"
+	"keyUsage = critical,digitalSignature,keyEncipherment\n"
+	"extendedKeyUsage = clientAuth\n";
+
+/* Makes a key and a certificate signed by ca.crt, with the extensions. */
+static void make_cert(const char *dir, const char *name, const char *cn,
+		      const char *ext)
+{
+	char *key = hf_xasprintf("%s.key", name);
+	char *csr = hf_xasprintf("%s.csr", name);
+	char *crt = hf_xasprintf("%s.crt", name);
+	char *subj = hf_xasprintf("/CN=%s", cn);
+	const char *req[] = {
+		"openssl", "req", "-new", "-config", "tls.cnf", "-newkey", "ec",
+		"-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+		"-keyout", key, "-out", csr, "-subj", subj, NULL,
+	};
+	const char *sign[] = {
+		"openssl", "x509", "-req", "-in", csr, "-CA", "ca.crt",
+		"-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-out",
+		crt, "-extfile", "tls.cnf", "-extensions", ext, NULL,
+	};
+
+	run_in(dir, req);
+	run_in(dir, sign);
+	free(key);
+	free(csr);
+	free(crt);
+	free(subj);
+}
+
+/*
+ * Makes, in dir, a CA, a server certificate for 127.0.0.1 and a client
+ * certificate it signed, and another CA, with the openssl tool.
+ */
+static void make_tls_files(const char *dir, struct etcd_tls *tls)
+{
+	char *cnf = hf_xasprintf("%s/tls.cnf", dir);
+	FILE *fp = fopen(cnf, "w");
+	const char *ca[] = {
+		"openssl", "req", "-x509", "-config", "tls.cnf", "-extensions",
+		"ca_ext", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
+		"-out", "ca.crt", "-days", "2", "-subj",
+		"/CN=holdfast test CA", NULL,
+	};
+	const char *other[] = {
+		"openssl", "req", "-x509", "-config", "tls.cnf", "-extensions",
+		"ca_ext", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+		"other-ca.key", "-out", "other-ca.crt", "-days", "2", "-subj",
+		"/CN=another CA", NULL,
+	};
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(tls_cnf, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	run_in(dir, ca);
+	run_in(dir, other);
+	make_cert(dir, "server", "127.0.0.1", "server_ext");
+	make_cert(dir, "client", "holdfast", "client_ext");
+	tls->ca = hf_xasprintf("%s/ca.crt", dir);
+	tls->server_cert = hf_xasprintf("%s/server.crt", dir);
+	tls->server_key = hf_xasprintf("%s/server.key", dir);
+	tls->client_cert = hf_xasprintf("%s/client.crt", dir);
+	tls->client_key = hf_xasprintf("%s/client.key", dir);
+	tls->other_ca = hf_xasprintf("%s/other-ca.crt", dir);
+	free(cnf);
+}
+
+/* Asserts that url cannot be opened, with want and a sentence saying. */
+static void assert_open_fails(const char *url, int want, const char *says)
+{
+	struct hf_store *s = NULL;
+
+	print_message("    %s\n", url);
+	assert_rc(NULL, hf_store_open(url, &s), want);
+	assert_null(s);
+	print_message("      %s\n", hf_store_last_error(NULL));
+	assert_contains(hf_store_last_error(NULL), says);
+}
+
+/*
+ * etcds:// against an etcd that serves only TLS and wants client
+ * certificates: with the CA, a certificate and its key every call works;
+ * without the client certificate, with another CA, with the system's CAs,
+ * with a host name the certificate does not name, or over plain HTTP, the
+ * open fails saying why. No option turns the checks off.
+ */
+static void test_etcd_tls(void **state)
+{
+	struct fx *f = *state;
+	struct etcd_tls *tls = &f->tls;
+	struct hf_store *s = NULL, *ns = NULL;
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	const char *keys[] = {"/tls/a", "/tls/b"};
+	char *base, *url, *name;
+	int64_t rev, lease, token;
+	int ttl = 0;
+
+	make_tls_files(f->dir, tls);
+	assert_int_equal(etcd_start_tls(&f->own_etcd, NULL, tls), 0);
+	name = hf_xasprintf("127.0.0.1:%d", f->own_etcd.port);
+	base = hf_xasprintf("etcds://%s", name);
+
+	/* The right CA and a client certificate: the whole interface. */
+	url = hf_xasprintf("%s?cacert=%s&cert=%s&key=%s&timeout_ms=3000", base,
+			   tls->ca, tls->client_cert, tls->client_key);
+	assert_ok(NULL, hf_store_open(url, &s));
+	assert_string_equal(hf_store_backend_name(s), "etcd");
+	rev = put_str(s, "/tls/a", "1");
+	assert_value(s, "/tls/a", "1", rev);
+	hf_store_txn_cmp_mod_rev(&t, "/tls/a", rev);
+	hf_store_txn_cmp_absent(&t, "/tls/b");
+	hf_store_txn_puts(&t, "/tls/b", "2");
+	assert_ok(s, hf_store_txn(s, &t, NULL));
+	assert_rc(s, hf_store_txn(s, &t, NULL), HF_ECONFLICT);
+	hf_store_txn_release(&t);
+	assert_keys(s, "/tls/", keys, 2);
+	lease = grant(s, 30);
+	assert_ok(s, hf_store_lease_keepalive(s, lease, &ttl));
+	token = campaign(s, "server-a", lease, true, "server-a");
+	assert_ok(s, fenced_put(s, token, "/tls/c", "3"));
+	assert_ok(s, hf_store_lease_revoke(s, lease));
+	assert_absent(s, "/leader");
+	assert_ok(s, hf_store_delete(s, "/tls/c", NULL));
+	/* A namespace over TLS, seen from the whole keyspace. */
+	free(url);
+	url = hf_xasprintf("%s?prefix=/ns&key=%s&cert=%s&cacert=%s", base,
+			   tls->client_key, tls->client_cert, tls->ca);
+	assert_ok(NULL, hf_store_open(url, &ns));
+	put_str(ns, "/tls/a", "in ns");
+	assert_value(s, "/ns/tls/a", "in ns", -1);
+	assert_keys(ns, "", keys, 1);
+	hf_store_close(ns);
+	/* What the test's own client reads is what the store wrote. */
+	assert_value(s, "/tls/a", "1", rev);
+	hf_store_close(s);
+	free(url);
+
+	/* No client certificate: etcd refuses the connection. */
+	url = hf_xasprintf("%s?cacert=%s", base, tls->ca);
+	assert_open_fails(url, HF_EUNAVAIL, "give cert= and key=");
+	assert_contains(hf_store_last_error(NULL), name);
+	free(url);
+	/* Another CA, or the system's: etcd's certificate is not trusted. */
+	url = hf_xasprintf("%s?cacert=%s&cert=%s&key=%s", base, tls->other_ca,
+			   tls->client_cert, tls->client_key);
+	assert_open_fails(url, HF_EUNAVAIL, "certificate problem");
+	assert_contains(hf_store_last_error(NULL), "signed by a CA in cacert=");
+	free(url);
+	url = hf_xasprintf("%s?cert=%s&key=%s", base, tls->client_cert,
+			   tls->client_key);
+	assert_open_fails(url, HF_EUNAVAIL, "the system's CA store");
+	free(url);
+	/* A client certificate its CA did not sign: refused by etcd. The
+	 * other CA's own certificate stands in for one (any certificate
+	 * and key of another CA would do). */
+	url = hf_xasprintf("%s?cacert=%s&cert=%s&key=%s/other-ca.key", base,
+			   tls->ca, tls->other_ca, f->dir);
+	assert_open_fails(url, HF_EUNAVAIL, "--trusted-ca-file");
+	free(url);
+	/* A key that is not the certificate's: libcurl says so. */
+	url = hf_xasprintf("%s?cacert=%s&cert=%s&key=%s", base, tls->ca,
+			   tls->client_cert, tls->server_key);
+	assert_open_fails(url, HF_EUNAVAIL, "cert= and its key key=");
+	free(url);
+	/* The certificate names 127.0.0.1, not localhost. */
+	url = hf_xasprintf("etcds://localhost:%d?cacert=%s&cert=%s&key=%s",
+			   f->own_etcd.port, tls->ca, tls->client_cert,
+			   tls->client_key);
+	assert_open_fails(url, HF_EUNAVAIL, "localhost");
+	assert_contains(hf_store_last_error(NULL), "name the host");
+	free(url);
+	/* Plain HTTP to the TLS port. */
+	url = hf_xasprintf("etcd://%s", name);
+	assert_open_fails(url, HF_EUNAVAIL, "use etcds://");
+	free(url);
+	/* TLS to the shared etcd, which speaks plain HTTP. */
+	url = hf_xasprintf("etcds://127.0.0.1:%d?cacert=%s&cert=%s&key=%s",
+			   shared_etcd.port, tls->ca, tls->client_cert,
+			   tls->client_key);
+	assert_open_fails(url, HF_EUNAVAIL, "use etcd://");
+	free(url);
+
+	/* Misused options: refused before any connection. */
+	url = hf_xasprintf("%s?cacert=%s&cert=%s", base, tls->ca,
+			   tls->client_cert);
+	assert_open_fails(url, HF_EINVAL, "cert= is given without key=");
+	free(url);
+	url = hf_xasprintf("etcd://%s?cacert=%s", name, tls->ca);
+	assert_open_fails(url, HF_EINVAL, "is for etcds://");
+	free(url);
+	url = hf_xasprintf("%s?cacert=%s/nope.crt&cert=%s&key=%s", base,
+			   f->dir, tls->client_cert, tls->client_key);
+	assert_open_fails(url, HF_ENOTFOUND, "cacert=");
+	assert_contains(hf_store_last_error(NULL), "/nope.crt");
+	free(url);
+
+	free(base);
+	free(name);
+}
+
 /* ------------------------------------------------------------------ */
 
 #define ON(backend, fn)                                                        \
@@ -2219,6 +2725,24 @@ static void test_etcd_bytes(void **state)
 	X(test_lease_keys), X(test_lease_expiry), X(test_campaign_fencing),    \
 	X(test_campaign_lease_expiry)
 #define ON_ETCD(fn) ON(etcd, fn)
+#define ON_ETCD_NS(fn) ON(etcd_ns, fn)
+
+/*
+ * The contract again in a namespace: every test that names keys. Left
+ * out, as they take 11 s and test what the prefix does not touch:
+ * test_threads (the handle's mutex) and test_lease_expiry (etcd's own
+ * TTL; test_campaign_lease_expiry has a leased key expire in the
+ * namespace).
+ */
+#define NAMESPACED(X)                                                          \
+	X(test_put_get), X(test_get_absent), X(test_list_prefix_sorted),       \
+	X(test_list_prefix_high_bytes), X(test_revisions),                     \
+	X(test_cmp_mod_rev), X(test_cmp_absent_present),                       \
+	X(test_delete_prefix), X(test_delete), X(test_binary_values),          \
+	X(test_large_value), X(test_many_keys), X(test_invalid_txns),          \
+	X(test_txn_copies_arguments), X(test_stats), X(test_lease_keys),       \
+	X(test_campaign_fencing), X(test_campaign_lease_expiry),               \
+	X(test_etcd_bytes)
 
 int main(void)
 {
@@ -2240,6 +2764,11 @@ int main(void)
 		ON(etcd, test_etcd_txn_outcome_unknown),
 		ON(etcd, test_etcd_unreachable),
 		ON(etcd, test_etcd_default_limits),
+		ON(etcd, test_etcd_prefix_isolation),
+		ON(etcd, test_etcd_tls),
+	};
+	const struct CMUnitTest etcd_ns_tests[] = {
+		NAMESPACED(ON_ETCD_NS),
 	};
 	int failed;
 
@@ -2249,6 +2778,9 @@ int main(void)
 	/* A missing etcd fails the group setup, so the run: never a skip. */
 	failed += cmocka_run_group_tests_name("etcd", etcd_tests,
 					      etcd_group_setup,
+					      etcd_group_teardown);
+	failed += cmocka_run_group_tests_name("etcd, prefix=" NS_PREFIX,
+					      etcd_ns_tests, etcd_group_setup,
 					      etcd_group_teardown);
 	curl_global_cleanup();
 	return failed ? 1 : 0;

@@ -59,55 +59,91 @@ static bool node_settle(struct hf_srv *s, struct hf_node *n, uint64_t digest)
 	return true;
 }
 
-json_t *hf_sched_desired(struct hf_srv *s, struct hf_node *n)
+/*
+ * The instances on node n: its list when the lists are current, else
+ * (scratch filled by) a scan of every instance. The caller releases
+ * scratch.
+ */
+static const struct hf_node_insts *
+node_insts(struct hf_srv *s, const struct hf_node *n,
+	   struct hf_node_insts *scratch)
 {
-	json_t *a = json_array();
-	uint64_t digest = volume_digest(n);
-
+	if (s->node_lists_valid)
+		return &n->insts;
 	for (size_t i = 0; i < s->services.len; i++) {
 		struct hf_service *svc = s->services.items[i];
 
 		for (size_t k = 0; k < svc->instances.len; k++) {
 			struct hf_instance *in = svc->instances.items[k];
+			struct hf_node_inst *ni;
 
 			if (!in->node || strcmp(in->node, n->id) != 0)
 				continue;
-			for (size_t t = 0; t < in->slots.len; t++) {
-				struct hf_task_slot *sl = &in->slots.items[t];
-				json_t *o;
-
-				if (!desired_task(sl))
-					continue;
-				o = hf_sched_launch_order(s, svc, in, sl);
-				if (!o)
-					continue;
-				json_array_append_new(a, o);
-				digest += hf_hash_str(sl->cur->id);
-			}
+			ni = HF_VEC_PUSH(scratch);
+			ni->svc = svc;
+			ni->in = in;
 		}
 	}
+	return scratch;
+}
+
+json_t *hf_sched_desired(struct hf_srv *s, struct hf_node *n)
+{
+	json_t *a = json_array();
+	uint64_t digest = volume_digest(n);
+	struct hf_node_insts scratch = {0};
+	const struct hf_node_insts *l = node_insts(s, n, &scratch);
+
+	for (size_t i = 0; i < l->len; i++) {
+		struct hf_service *svc = l->items[i].svc;
+		struct hf_instance *in = l->items[i].in;
+
+		for (size_t t = 0; t < in->slots.len; t++) {
+			struct hf_task_slot *sl = &in->slots.items[t];
+			json_t *o;
+
+			if (!desired_task(sl))
+				continue;
+			o = hf_sched_launch_order(s, svc, in, sl);
+			if (!o)
+				continue;
+			json_array_append_new(a, o);
+			digest += hf_hash_str(sl->cur->id);
+		}
+	}
+	HF_VEC_FREE(&scratch);
 	node_settle(s, n, digest);
 	return a;
 }
 
 void hf_sched_publish(struct hf_srv *s)
 {
-	for (size_t i = 0; i < s->nodes.len; i++)
-		s->nodes.items[i]->digest_scratch =
-		    volume_digest(s->nodes.items[i]);
+	for (size_t i = 0; i < s->nodes.len; i++) {
+		struct hf_node *n = s->nodes.items[i];
+
+		n->digest_scratch = volume_digest(n);
+		n->insts.len = 0;
+	}
 	for (size_t i = 0; i < s->services.len; i++) {
 		struct hf_service *svc = s->services.items[i];
 
 		for (size_t k = 0; k < svc->instances.len; k++) {
 			struct hf_instance *in = svc->instances.items[k];
 			struct hf_node *n = hf_state_node(s, in->node);
+			struct hf_node_inst *ni;
 
-			for (size_t t = 0; n && t < in->slots.len; t++)
+			if (!n)
+				continue;
+			ni = HF_VEC_PUSH(&n->insts);
+			ni->svc = svc;
+			ni->in = in;
+			for (size_t t = 0; t < in->slots.len; t++)
 				if (desired_task(&in->slots.items[t]))
 					n->digest_scratch += hf_hash_str(
 					    in->slots.items[t].cur->id);
 		}
 	}
+	s->node_lists_valid = true;
 	for (size_t i = 0; i < s->nodes.len; i++) {
 		struct hf_node *n = s->nodes.items[i];
 
@@ -392,6 +428,7 @@ static void placement_add(struct hf_srv *s, const struct hf_spec_pod *pod,
 			n->clash_port = num;
 	}
 	*HF_VEC_PUSH(&s->pc_placed) = n->idx;
+	s->node_lists_valid = false;
 	if (!s->in_tick)
 		hf_sched_placement_stale(s);
 }
@@ -1489,6 +1526,7 @@ static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 	free(in->node);
 	in->node = NULL;
 	hf_sched_placement_stale(s);
+	s->node_lists_valid = false;
 	hf_kvlist_release(&in->ports);
 	for (size_t k = 0; k < in->slots.len; k++) {
 		struct hf_task_slot *sl = &in->slots.items[k];
@@ -2102,55 +2140,57 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 			     const json_t *reported)
 {
 	bool changed = false;
+	struct hf_node *n = hf_state_node(s, node_id);
+	struct hf_node_insts scratch = {0};
+	const struct hf_node_insts *l;
 
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
+	if (!n)
+		return false;
+	l = node_insts(s, n, &scratch);
+	for (size_t i = 0; i < l->len; i++) {
+		struct hf_service *svc = l->items[i].svc;
+		struct hf_instance *in = l->items[i].in;
+		bool dirty = false;
 
-		for (size_t k = 0; k < svc->instances.len; k++) {
-			struct hf_instance *in = svc->instances.items[k];
-			bool dirty = false;
+		for (size_t t = 0; t < in->slots.len; t++) {
+			struct hf_task_slot *sl = &in->slots.items[t];
+			struct hf_task_rec *r = sl->cur;
+			bool seen = false;
+			size_t idx;
+			json_t *e;
 
-			if (!in->node || strcmp(in->node, node_id) != 0)
+			if (!r || (r->state != HF_TS_STARTING &&
+				   r->state != HF_TS_RUNNING))
 				continue;
-			for (size_t t = 0; t < in->slots.len; t++) {
-				struct hf_task_slot *sl = &in->slots.items[t];
-				struct hf_task_rec *r = sl->cur;
-				bool seen = false;
-				size_t idx;
-				json_t *e;
+			json_array_foreach((json_t *)reported, idx, e)
+			{
+				const char *id = json_string_value(
+				    json_object_get(e, "task_id"));
 
-				if (!r || (r->state != HF_TS_STARTING &&
-					   r->state != HF_TS_RUNNING))
-					continue;
-				json_array_foreach((json_t *)reported, idx, e)
-				{
-					const char *id = json_string_value(
-					    json_object_get(e, "task_id"));
-
-					if (id && strcmp(id, r->id) == 0)
-						seen = true;
-				}
-				if (seen)
-					continue;
-				r->state = HF_TS_LOST;
-				free(r->message);
-				r->message = hf_xstrdup(
-				    "the agent no longer knows this task");
-				hf_log("service %s: %s LOST: its agent does not "
-				       "report it",
-				       svc->name, r->id);
-				hf_event(s, "scheduler", svc->name, "task",
-					 r->id, NULL, "LOST",
-					 "its agent does not report it");
-				on_terminal(s, svc, in, sl, r);
-				dirty = true;
+				if (id && strcmp(id, r->id) == 0)
+					seen = true;
 			}
-			if (dirty) {
-				hf_state_save_instance(s, svc, in);
-				changed = true;
-			}
+			if (seen)
+				continue;
+			r->state = HF_TS_LOST;
+			free(r->message);
+			r->message = hf_xstrdup(
+			    "the agent no longer knows this task");
+			hf_log("service %s: %s LOST: its agent does not "
+			       "report it",
+			       svc->name, r->id);
+			hf_event(s, "scheduler", svc->name, "task",
+				 r->id, NULL, "LOST",
+				 "its agent does not report it");
+			on_terminal(s, svc, in, sl, r);
+			dirty = true;
+		}
+		if (dirty) {
+			hf_state_save_instance(s, svc, in);
+			changed = true;
 		}
 	}
+	HF_VEC_FREE(&scratch);
 	if (changed)
 		hf_sched_changed(s, true);
 	return changed;

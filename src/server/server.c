@@ -50,7 +50,7 @@ static void *sched_thread(void *arg)
 		 */
 		hf_sched_tick(s);
 		s->tick_wanted = false;
-		if (s->desired_dirty) {
+		if (s->desired_dirty || !s->node_lists_valid) {
 			s->desired_dirty = false;
 			hf_sched_publish(s);
 		}

@@ -191,6 +191,7 @@ void hf_state_node_add(struct hf_srv *s, struct hf_node *n)
 	*HF_VEC_PUSH(&s->nodes) = n;
 	s->usage_valid = false; /* placement scratch lacks the new node */
 	s->pc_svc = NULL;
+	s->node_lists_valid = false;
 	hf_map_put(&s->node_index, n->id, n);
 }
 
@@ -359,6 +360,7 @@ void hf_state_node_free(struct hf_node *n)
 	free(n->api_key);
 	hf_kvlist_release(&n->attributes);
 	hf_strlist_release(&n->delete_volumes);
+	HF_VEC_FREE(&n->insts);
 	/* A zeroed cond (a node never added) is the static initialiser. */
 	pthread_cond_destroy(&n->wake);
 	free(n);
@@ -861,6 +863,7 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 	instance_free(in);
 	s->usage_valid = false;
 	s->pc_svc = NULL;
+	s->node_lists_valid = false;
 }
 
 void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
@@ -872,6 +875,7 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
 
 	s->usage_valid = false;
 	s->pc_svc = NULL;
+	s->node_lists_valid = false;
 	batch_flush(s); /* what was saved before goes first */
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);

@@ -24,6 +24,20 @@
 #include "spec/spec.h"
 #include "store/store.h"
 
+struct hf_service;
+struct hf_instance;
+
+/* An instance placed on a node, as the node's list holds it. */
+struct hf_node_inst {
+	struct hf_service *svc;
+	struct hf_instance *in;
+};
+
+struct hf_node_insts {
+	struct hf_node_inst *items;
+	size_t len, cap;
+};
+
 enum hf_task_state {
 	HF_TS_STAGING,  /* launch recorded; not yet seen running by an agent */
 	HF_TS_STARTING, /* the agent started its shim */
@@ -167,6 +181,11 @@ struct hf_node {
 	 */
 	uint64_t gen, digest, digest_scratch;
 	pthread_cond_t wake; /* its agent's long poll waits here */
+	/*
+	 * The instances placed here, rebuilt by hf_sched_publish; only to be
+	 * used while srv->node_lists_valid (nothing moved since).
+	 */
+	struct hf_node_insts insts;
 	/* Placement scratch, valid during one place() call. */
 	size_t load;
 	double used_cpus, used_mem;
@@ -217,6 +236,12 @@ struct hf_srv {
 		size_t len, cap;
 	} batch;
 	struct hf_map batch_index; /* key -> 1 + its position in batch */
+	/*
+	 * Whether every node's instance list (hf_node.insts) is current:
+	 * cleared when an instance is placed, moved or removed, or a node or
+	 * service comes or goes; hf_sched_publish rebuilds the lists.
+	 */
+	bool node_lists_valid;
 	/* Placement scratch (sched.c): valid within one tick. */
 	bool in_tick, usage_valid;
 	struct hf_service *pc_svc; /* the pod type the scratch is for */

@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hf_sched_tick(srv);
 		srv->tick_wanted = false;
 	}
-	if (srv->desired_dirty) {
+	if (srv->desired_dirty || !srv->node_lists_valid) {
 		srv->desired_dirty = false;
 		hf_sched_publish(srv);
 	}
@@ -87,12 +87,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < srv->services.len; i++)
 			hf_state_service_free(srv->services.items[i]);
 		srv->services.len = 0;
+		srv->node_lists_valid = false;
 	}
 	if (srv->nodes.len > 8) {
 		for (size_t i = 0; i < srv->nodes.len; i++)
 			hf_state_node_free(srv->nodes.items[i]);
 		srv->nodes.len = 0;
 		hf_map_clear(&srv->node_index);
+		srv->node_lists_valid = false;
 	}
 	pthread_mutex_unlock(&srv->mu);
 	free(text);

@@ -1421,6 +1421,29 @@ static int on_sse(void *arg, const char *data, size_t len)
 	return 0;
 }
 
+/*
+ * The exit code of a streamed request (hf_httpc_stream): the server could
+ * not be reached, or answered an error (its JSON body), or 0. Frees err
+ * and err_body.
+ */
+static int stream_result(int rc, long status, char *err, char *err_body)
+{
+	if (rc) {
+		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
+			addr(), err ? err : "error");
+		rc = HF_EXIT_SERVER;
+	} else if (status != 200) {
+		json_error_t jerr;
+		json_t *b = json_loads(err_body ? err_body : "", 0, &jerr);
+
+		rc = api_error(status, b);
+		json_decref(b);
+	}
+	free(err);
+	free(err_body);
+	return rc;
+}
+
 static int cmd_events(int argc, char **argv)
 {
 	bool follow = false;
@@ -1452,19 +1475,7 @@ static int cmd_events(int argc, char **argv)
 	}
 	rc = hf_httpc_stream(addr(), hf_buf_str(&path), token(), NULL, 0, on_sse,
 			     &st, &status, &err_body, &err);
-	if (rc) {
-		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
-			addr(), err ? err : "error");
-		rc = HF_EXIT_SERVER;
-	} else if (status != 200) {
-		json_error_t jerr;
-		json_t *b = json_loads(err_body ? err_body : "", 0, &jerr);
-
-		rc = api_error(status, b);
-		json_decref(b);
-	}
-	free(err);
-	free(err_body);
+	rc = stream_result(rc, status, err, err_body);
 	hf_buf_release(&st.pending);
 	hf_buf_release(&path);
 	return rc;
@@ -1515,19 +1526,7 @@ static int cmd_task_logs(int argc, char **argv)
 	}
 	rc = hf_httpc_stream(addr(), path, token(), NULL, 0, print_chunk, NULL,
 			     &status, &err_body, &err);
-	if (rc) {
-		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
-			addr(), err ? err : "error");
-		rc = HF_EXIT_SERVER;
-	} else if (status != 200) {
-		json_error_t jerr;
-		json_t *b = json_loads(err_body ? err_body : "", 0, &jerr);
-
-		rc = api_error(status, b);
-		json_decref(b);
-	}
-	free(err);
-	free(err_body);
+	rc = stream_result(rc, status, err, err_body);
 	free(esc);
 	free(path);
 	return rc;

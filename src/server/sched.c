@@ -1525,8 +1525,7 @@ static void tick_replace(struct hf_srv *s, struct hf_service *svc,
 		 "replaced", "volumes deleted; launched afresh");
 	free(in->node);
 	in->node = NULL;
-	hf_sched_placement_stale(s);
-	s->node_lists_valid = false;
+	hf_state_moved(s);
 	hf_kvlist_release(&in->ports);
 	for (size_t k = 0; k < in->slots.len; k++) {
 		struct hf_task_slot *sl = &in->slots.items[k];

@@ -182,6 +182,13 @@ struct hf_node *hf_state_node(struct hf_srv *s, const char *id)
 	return hf_map_get(&s->node_index, id);
 }
 
+void hf_state_moved(struct hf_srv *s)
+{
+	s->usage_valid = false;
+	s->pc_svc = NULL;
+	s->node_lists_valid = false;
+}
+
 void hf_state_node_add(struct hf_srv *s, struct hf_node *n)
 {
 	n->idx = s->nodes.len;
@@ -189,9 +196,7 @@ void hf_state_node_add(struct hf_srv *s, struct hf_node *n)
 	/* A fresh generation: never one an agent saw from another server. */
 	n->gen = ++s->generation;
 	*HF_VEC_PUSH(&s->nodes) = n;
-	s->usage_valid = false; /* placement scratch lacks the new node */
-	s->pc_svc = NULL;
-	s->node_lists_valid = false;
+	hf_state_moved(s); /* nothing derived knows the new node yet */
 	hf_map_put(&s->node_index, n->id, n);
 }
 
@@ -215,13 +220,12 @@ struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
 	 * id must then match exactly.
 	 */
 	const char *end = strstr(id, "__");
-	char name[512];
 
 	if (!end)
 		return NULL;
 	for (const char *p = id; p < end; p++) {
 		const char *q = p + 1;
-		size_t n;
+		char *name;
 
 		if (*p != '-' || !(*q >= '0' && *q <= '9'))
 			continue;
@@ -229,11 +233,7 @@ struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
 			q++;
 		if (q >= end || *q != '-')
 			continue;
-		n = (size_t)(q - id);
-		if (n >= sizeof(name))
-			break;
-		memcpy(name, id, n);
-		name[n] = '\0';
+		name = hf_xstrndup(id, (size_t)(q - id));
 		for (size_t i = 0; i < s->services.len; i++) {
 			struct hf_service *svc = s->services.items[i];
 			struct hf_instance *in = hf_state_instance(svc, name);
@@ -248,10 +248,12 @@ struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
 						*in_out = in;
 					if (slot_out)
 						*slot_out = sl;
+					free(name);
 					return sl->cur;
 				}
 			}
 		}
+		free(name);
 	}
 	return NULL;
 }
@@ -861,9 +863,7 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 	}
 	hf_map_del(&svc->instance_index, in->name);
 	instance_free(in);
-	s->usage_valid = false;
-	s->pc_svc = NULL;
-	s->node_lists_valid = false;
+	hf_state_moved(s);
 }
 
 void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
@@ -873,9 +873,7 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
 	char *prefix = hf_state_key("/services/%s/", svc->name, NULL);
 	int err;
 
-	s->usage_valid = false;
-	s->pc_svc = NULL;
-	s->node_lists_valid = false;
+	hf_state_moved(s);
 	batch_flush(s); /* what was saved before goes first */
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);

@@ -288,6 +288,12 @@ struct hf_task_rec *hf_state_find_task(struct hf_srv *s, const char *id,
 /* Creation and freeing. */
 struct hf_instance *hf_state_instance_add(struct hf_service *svc,
 					  const char *pod, int64_t index);
+/*
+ * What is derived from where instances are (placement scratch, nodes'
+ * instance lists) no longer holds: an instance was placed elsewhere or
+ * removed, or a node or service came or went.
+ */
+void hf_state_moved(struct hf_srv *s);
 /* Adds a node (allocated, with its id set) to the server's nodes. */
 void hf_state_node_add(struct hf_srv *s, struct hf_node *n);
 void hf_state_service_free(struct hf_service *svc);

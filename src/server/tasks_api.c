@@ -23,6 +23,9 @@ static int resolve(struct hf_srv *s, const char *only_svc, const char *name,
 		   char **id, char **api, char **key, char **why)
 {
 	size_t matches = 0;
+	struct hf_instance *found = NULL;
+	struct hf_task_slot *found_sl = NULL;
+	struct hf_node *n;
 
 	/* A task name may exist in several services: it must be unique. */
 	for (size_t i = 0; i < s->services.len; i++) {
@@ -36,14 +39,18 @@ static int resolve(struct hf_srv *s, const char *only_svc, const char *name,
 			for (size_t t = 0; t < in->slots.len; t++) {
 				struct hf_task_slot *sl = &in->slots.items[t];
 				char *tn;
+				bool match;
 
 				if (!sl->cur)
 					continue;
 				tn = hf_xasprintf("%s-%s", in->name, sl->task);
-				if (strcmp(tn, name) == 0 ||
-				    strcmp(sl->cur->id, name) == 0)
-					matches++;
+				match = strcmp(tn, name) == 0 ||
+					strcmp(sl->cur->id, name) == 0;
 				free(tn);
+				if (match && !matches++) {
+					found = in;
+					found_sl = sl;
+				}
 			}
 		}
 	}
@@ -53,43 +60,18 @@ static int resolve(struct hf_srv *s, const char *only_svc, const char *name,
 				    name);
 		return HF_ECONFLICT;
 	}
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
-
-		if (only_svc && strcmp(svc->name, only_svc) != 0)
-			continue;
-
-		for (size_t k = 0; k < svc->instances.len; k++) {
-			struct hf_instance *in = svc->instances.items[k];
-
-			for (size_t t = 0; t < in->slots.len; t++) {
-				struct hf_task_slot *sl = &in->slots.items[t];
-				char *tn;
-				bool match;
-				struct hf_node *n;
-
-				if (!sl->cur)
-					continue;
-				tn = hf_xasprintf("%s-%s", in->name, sl->task);
-				match = strcmp(tn, name) == 0 ||
-					strcmp(sl->cur->id, name) == 0;
-				free(tn);
-				if (!match)
-					continue;
-				n = hf_state_node(s, in->node);
-				if (!n || !n->api) {
-					*why = hf_xasprintf(
-					    "the agent of node %s does not serve "
+	if (found) {
+		n = hf_state_node(s, found->node);
+		if (!n || !n->api) {
+			*why = hf_xasprintf("the agent of node %s does not serve "
 					    "task logs",
-					    in->node ? in->node : "(none)");
-					return HF_EUNAVAIL;
-				}
-				*id = hf_xstrdup(sl->cur->id);
-				*api = hf_xstrdup(n->api);
-				*key = n->api_key ? hf_xstrdup(n->api_key) : NULL;
-				return 0;
-			}
+					    found->node ? found->node : "(none)");
+			return HF_EUNAVAIL;
 		}
+		*id = hf_xstrdup(found_sl->cur->id);
+		*api = hf_xstrdup(n->api);
+		*key = n->api_key ? hf_xstrdup(n->api_key) : NULL;
+		return 0;
 	}
 	*why = hf_xasprintf("no task named '%s'", name);
 	return HF_ENOTFOUND;

@@ -1512,34 +1512,26 @@ out:
 	return rc;
 }
 
+/* Everything but opening is the same for etcd:// and etcds://. */
+#define ETCD_BACKEND_OPS                                                       \
+	.close = etcd_close, .get = etcd_get, .list = etcd_list,               \
+	.txn = etcd_txn, .revision = etcd_revision,                            \
+	.lease_grant = etcd_lease_grant,                                       \
+	.lease_keepalive = etcd_lease_keepalive,                               \
+	.lease_revoke = etcd_lease_revoke, .campaign = etcd_campaign
+
 const struct hf_store_backend hf_store_backend_etcd = {
 	.name = "etcd",
 	.open = etcd_open,
-	.close = etcd_close,
-	.get = etcd_get,
-	.list = etcd_list,
-	.txn = etcd_txn,
-	.revision = etcd_revision,
-	.lease_grant = etcd_lease_grant,
-	.lease_keepalive = etcd_lease_keepalive,
-	.lease_revoke = etcd_lease_revoke,
-	.campaign = etcd_campaign,
+	ETCD_BACKEND_OPS,
 };
 
 /*
- * etcds://: the same backend over TLS. Only opening differs; its name is
- * "etcd" as well, since the server treats both alike.
+ * etcds://: the same backend over TLS. Its name is "etcd" as well, since
+ * the server treats both alike.
  */
 const struct hf_store_backend hf_store_backend_etcds = {
 	.name = "etcd",
 	.open = etcds_open,
-	.close = etcd_close,
-	.get = etcd_get,
-	.list = etcd_list,
-	.txn = etcd_txn,
-	.revision = etcd_revision,
-	.lease_grant = etcd_lease_grant,
-	.lease_keepalive = etcd_lease_keepalive,
-	.lease_revoke = etcd_lease_revoke,
-	.campaign = etcd_campaign,
+	ETCD_BACKEND_OPS,
 };

@@ -1022,6 +1022,41 @@ def test_task_logs(cl):
     assert st == 200 and data.decode() == "out-line-1\nout-line-2\nout-line-3\n"
 
 
+TWIN_SPEC = """
+name: {name}
+pods:
+  app:
+    count: 1
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: echo {name}-says-hi; exec sleep 1000
+        cpus: 0.1
+        memory: 32
+"""
+
+
+def test_task_name_in_two_services(tmp_path):
+    # "app-0-server" names a task of both services: logs and exec refuse
+    # to guess, and serve the one a service or task id picks.
+    c = AuthCluster(tmp_path)
+    c.start()
+    try:
+        for name in ("one", "two"):
+            c.deploy(write(tmp_path / f"{name}.yml", TWIN_SPEC.format(name=name)))
+        body = is_error(c.api("GET", "/v1/tasks/app-0-server/logs"), 409)
+        assert "several services" in body["message"], body
+        is_error(c.api("POST", "/v1/tasks/app-0-server/exec", {"cmd": "true"}), 409)
+        for name in ("one", "two"):
+            st, _, data = c.request("GET", f"/v1/tasks/app-0-server/logs?service={name}")
+            assert st == 200 and data.decode() == f"{name}-says-hi\n", (st, data)
+        tid = c.tasks("two")["app-0-server"]["id"]
+        st, _, data = c.request("GET", f"/v1/tasks/{tid}/logs")
+        assert st == 200 and data.decode() == "two-says-hi\n", (st, data)
+    finally:
+        c.stop()
+
+
 def test_task_logs_tail(cl):
     tid = cl.tasks("svc")["app-1-server"]["id"]
     for n, want in ((1, "out-line-3\n"), (2, "out-line-2\nout-line-3\n"),

@@ -29,6 +29,7 @@
 
 #include "agent/agent_int.h"
 #include "api/http.h"
+#include "cli/cli.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "common/version.h"
@@ -227,18 +228,9 @@ static char *parse_resources(struct hf_agent_opts *o, const char *arg)
 	return err;
 }
 
-static const char *const usage_text =
-	"usage: holdfast agent --server URL[,URL...] [--data DIR] "
-	"[--node-id ID]\n"
-	"         [--attributes k=v,...] "
-	"[--resources cpus=N,memory=MB,disk=MB,ports=A-B]\n"
-	"         [--token TOKEN] [--address ADDR] [--holdfast-bin PATH]\n"
-	"         [--ca-file PEM] [--tls-insecure] [--sandbox-keep SECONDS]\n"
-	"         [--log-max-bytes N] [--log-keep N] [--print-info]\n";
-
 /*
- * The flags with a value: each setter stores val (copied) or returns an
- * error sentence (the caller frees it).
+ * The flags: each setter stores val (copied; NULL for a switch) or returns
+ * an error sentence (the caller frees it).
  */
 typedef char *(*flag_fn)(struct hf_agent_opts *o, const char *flag,
 			 const char *val);
@@ -360,25 +352,86 @@ static char *flag_wait(struct hf_agent_opts *o, const char *flag,
 	return err;
 }
 
+static char *flag_tls_insecure(struct hf_agent_opts *o, const char *f,
+			       const char *v)
+{
+	o->tls_insecure = true;
+	return NULL;
+}
+
+static char *flag_print_info(struct hf_agent_opts *o, const char *f,
+			     const char *v)
+{
+	o->print_info = true;
+	return NULL;
+}
+
+/* The parser's table, and what `holdfast help agent` prints. */
 static const struct {
-	const char *name;
+	struct hf_cli_flag doc;
 	flag_fn set;
 } flags[] = {
-	{"--server", flag_server},
-	{"--data", flag_data},
-	{"--node-id", flag_node_id},
-	{"--attributes", flag_attributes},
-	{"--resources", flag_resources},
-	{"--token", flag_token},
-	{"--address", flag_address},
-	{"--holdfast-bin", flag_bin},
-	{"--ca-file", flag_ca_file},
-	{"--sandbox-keep", flag_sandbox_keep},
-	{"--log-max-bytes", flag_log_max_bytes},
-	{"--log-keep", flag_log_keep},
-	/* The long poll's wait; shorter ones make tests quick. */
-	{"--wait", flag_wait},
+    {{"--server", "URL[,URL...]", 0,
+      "the servers' URLs (required); several are tried in turn, and a "
+      "follower's answer points the agent at the leader"},
+     flag_server},
+    {{"--data", "DIR", 0,
+      "sandboxes, volumes and the agent's own state (default "
+      DEFAULT_DATA ")"},
+     flag_data},
+    {{"--node-id", "ID", 0,
+      "this node's name (default: the one it used before, else the host "
+      "name)"},
+     flag_node_id},
+    {{"--attributes", "k=v,...", 0,
+      "attributes for placement constraints, e.g. zone=a,rack=r1"},
+     flag_attributes},
+    {{"--resources", "cpus=N,memory=MB,disk=MB,ports=A-B", 0,
+      "what the node offers; the server never reserves more (default: "
+      "detected, ports 10000-20000)"},
+     flag_resources},
+    {{"--token", "TOKEN", 0,
+      "the agent token (visible in ps: prefer $HOLDFAST_TOKEN)"},
+     flag_token},
+    {{"--address", "ADDR", 0,
+      "how other hosts reach this node: its task log and exec API and the "
+      "endpoints it advertises (default 127.0.0.1)"},
+     flag_address},
+    {{"--holdfast-bin", "PATH", 0,
+      "the binary that runs shims (default: this one)"},
+     flag_bin},
+    {{"--ca-file", "PEM", 0,
+      "CA certificates that verify an https server (default: the "
+      "system's)"},
+     flag_ca_file},
+    {{"--tls-insecure", NULL, 0,
+      "do not verify the server's certificate (labs only)"},
+     flag_tls_insecure},
+    {{"--sandbox-keep", "SECONDS", 0,
+      "how long an exited task's sandbox is kept for its logs (default "
+      "3600)"},
+     flag_sandbox_keep},
+    {{"--log-max-bytes", "N", 0,
+      "rotate a task's stdout and stderr at this size (default 10485760; "
+      "0 never)"},
+     flag_log_max_bytes},
+    {{"--log-keep", "N", 0,
+      "rotated log files kept per stream (default 3)"},
+     flag_log_keep},
+    /* Shorter waits make tests quick. */
+    {{"--wait", "SECONDS", 0,
+      "how long the server may hold a sync when nothing changes (default "
+      "10; for tests)"},
+     flag_wait},
+    {{"--print-info", NULL, 0,
+      "print what the agent would report about this node (JSON) and exit"},
+     flag_print_info},
 };
+
+const struct hf_cli_flag *hf_agent_flag(size_t i)
+{
+	return i < HF_ARRAY_LEN(flags) ? &flags[i].doc : NULL;
+}
 
 int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 			char **errmsg)
@@ -390,29 +443,25 @@ int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 	for (int i = 1; i < argc && !err; i++) {
 		const char *arg = argv[i], *val = NULL, *eq = strchr(arg, '=');
 		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+		const struct hf_cli_flag *doc = NULL;
 		flag_fn set = NULL;
 
-		if (strcmp(arg, "--print-info") == 0) {
-			o->print_info = true;
-			continue;
-		}
-		if (strcmp(arg, "--tls-insecure") == 0) {
-			o->tls_insecure = true;
-			continue;
-		}
 		for (size_t k = 0; k < HF_ARRAY_LEN(flags) && !set; k++)
-			if (strlen(flags[k].name) == len &&
-			    strncmp(arg, flags[k].name, len) == 0)
+			if (strlen(flags[k].doc.name) == len &&
+			    strncmp(arg, flags[k].doc.name, len) == 0) {
+				doc = &flags[k].doc;
 				set = flags[k].set;
-		if (!set) {
+			}
+		/* A switch takes no value, not even after '='. */
+		if (!set || (!doc->arg && eq)) {
 			err = hf_xasprintf("unknown argument \"%s\"", arg);
 			break;
 		}
-		if (eq)
+		if (doc->arg && eq)
 			val = eq + 1;
-		else if (i + 1 < argc)
+		else if (doc->arg && i + 1 < argc)
 			val = argv[++i];
-		if (!val) {
+		if (doc->arg && !val) {
 			err = hf_xasprintf("%.*s needs a value", (int)len, arg);
 			break;
 		}
@@ -1116,7 +1165,8 @@ int hf_agent_main(int argc, char **argv)
 
 	hf_agent_opts_init(&o);
 	if (hf_agent_opts_parse(&o, argc, argv, &err)) {
-		fprintf(stderr, "holdfast agent: %s\n%s", err, usage_text);
+		fprintf(stderr, "holdfast agent: %s\n", err);
+		hf_cli_usage("agent", NULL);
 		free(err);
 		hf_agent_opts_release(&o);
 		return 2;

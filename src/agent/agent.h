@@ -71,4 +71,8 @@ int hf_agent_run(const struct hf_agent_opts *opts);
 /* The `holdfast agent` verb: flags as in hf_agent_opts_parse. */
 int hf_agent_main(int argc, char **argv);
 
+struct hf_cli_flag;
+/* The i-th row of the table hf_agent_opts_parse reads; NULL past the end. */
+const struct hf_cli_flag *hf_agent_flag(size_t i);
+
 #endif

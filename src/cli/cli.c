@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "common/version.h"
 #include "agent/agent.h"
 #include "server/server.h"
@@ -38,24 +39,18 @@ static const struct hf_cli_cmd commands[] = {
      "instances relaunch, which are added or removed, and what must be\n"
      "refused. -o/--options apply to both; --old-option only to OLD.\n"
      "Exit status: 0 the change is allowed, 1 it would be refused."},
-    {"dev", NULL, hf_dev_main, "[--data DIR] [--listen ADDR]",
+    {"dev", NULL, hf_dev_main, "[FLAG...]",
      "run a server and one agent on this machine",
      "Starts `holdfast server` and `holdfast agent` as two processes on\n"
      "this machine (embedded SQLite store under DIR/server, the agent's\n"
      "sandboxes and volumes under DIR/agent) and restarts either if it\n"
-     "dies. Defaults: --data /var/lib/holdfast/dev, --listen\n"
-     "127.0.0.1:7070. Tasks keep running when dev stops."},
-    {"server", NULL, hf_server_main,
-     "[--listen ADDR] [--data DIR] [--store URL] [--tokens FILE] "
-     "[--tls-cert PEM --tls-key PEM]",
+     "dies. Tasks keep running when dev stops."},
+    {"server", NULL, hf_server_main, "[FLAG...]",
      "run the scheduler and the HTTP API",
      "Keeps every service at its goal. The store defaults to SQLite in\n"
      "DIR/holdfast.db. Without --tokens the server only listens on\n"
      "loopback."},
-    {"agent", NULL, hf_agent_main,
-     "--server URL[,URL...] [--data DIR] [--node-id ID] [--attributes "
-     "k=v,...] [--resources cpus=N,memory=MB,disk=MB,ports=A-B] "
-     "[--address ADDR] [--token TOKEN]",
+    {"agent", NULL, hf_agent_main, "--server URL[,URL...] [FLAG...]",
      "run the node agent: sandboxes, volumes, shims, checks",
      "Registers this node with the server and keeps its tasks at the\n"
      "desired set the server hands out. Tasks keep running when the agent\n"
@@ -66,10 +61,56 @@ static const struct hf_cli_cmd commands[] = {
      "exit status, and outlives agent restarts. Not for interactive use."},
     {"help", NULL, cmd_help, "[COMMAND...]", "show help for a command", NULL},
     {"version", NULL, cmd_version, "", "print the version", NULL},
+    /* Hidden: what the build and the tests generate from these tables. */
+    {"_doc", NULL, hf_cmd_doc,
+     "man | bash | api [--json] | flags COMMAND | commands",
+     "print generated documentation",
+     "Prints the man page (roff), the bash completion script, the HTTP\n"
+     "API reference (docs/api.md), a command's flag table (one flag per\n"
+     "line) or the list of commands, from the tables the code runs on."},
 };
 
-/* The i-th command of both tables, or NULL past the end. */
-static const struct hf_cli_cmd *cmd_at(size_t i)
+/* The commands whose parsers read a flag table, and their tables. */
+static const struct {
+	const char *noun;
+	hf_cli_flag_fn flags;
+} flag_tables[] = {
+    {"server", hf_server_flag},
+    {"agent", hf_agent_flag},
+    {"dev", hf_dev_flag},
+};
+
+enum { G_SERVICE = 's', G_ADDR = 'a', G_TOKEN = 't', G_JSON = 'j' };
+
+static const struct hf_cli_flag globals[] = {
+    {"-s", "SERVICE", G_SERVICE, "the service the command acts on"},
+    {"--service", "SERVICE", G_SERVICE, NULL},
+    {"--addr", "URL", G_ADDR,
+     "the server's URL; default $HOLDFAST_ADDR, else http://127.0.0.1:7070"},
+    {"--token", "TOKEN", G_TOKEN,
+     "the bearer token; default $HOLDFAST_TOKEN, which keeps it out of ps"},
+    {"--json", NULL, G_JSON, "print JSON instead of text"},
+};
+
+const struct hf_cli_flag *hf_cli_global_flag(size_t i)
+{
+	return i < HF_ARRAY_LEN(globals) ? &globals[i] : NULL;
+}
+
+hf_cli_flag_fn hf_cli_cmd_flags(const struct hf_cli_cmd *c)
+{
+	for (size_t i = 0; i < HF_ARRAY_LEN(flag_tables); i++)
+		if (!c->verb && strcmp(c->noun, flag_tables[i].noun) == 0)
+			return flag_tables[i].flags;
+	return NULL;
+}
+
+bool hf_cli_cmd_hidden(const struct hf_cli_cmd *c)
+{
+	return c->noun[0] == '_';
+}
+
+const struct hf_cli_cmd *hf_cli_cmd_at(size_t i)
 {
 	size_t n = sizeof(commands) / sizeof(commands[0]);
 
@@ -85,7 +126,7 @@ static const struct hf_cli_cmd *find_cmd(const char *noun, const char *verb)
 {
 	const struct hf_cli_cmd *c;
 
-	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++) {
+	for (size_t i = 0; (c = hf_cli_cmd_at(i)) != NULL; i++) {
 
 		if (strcmp(c->noun, noun) != 0)
 			continue;
@@ -99,7 +140,7 @@ static bool noun_exists(const char *noun)
 {
 	const struct hf_cli_cmd *c;
 
-	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++)
+	for (size_t i = 0; (c = hf_cli_cmd_at(i)) != NULL; i++)
 		if (strcmp(c->noun, noun) == 0)
 			return true;
 	return false;
@@ -108,18 +149,27 @@ static bool noun_exists(const char *noun)
 static void print_overview(FILE *f)
 {
 	const struct hf_cli_cmd *c;
+	const struct hf_cli_flag *g;
 
-	fprintf(f, "usage: holdfast [-s SERVICE] [--addr URL] [--token TOKEN] "
-		   "[--json] <command> [arguments]\n\n"
+	fprintf(f, "usage: holdfast");
+	for (size_t i = 0; (g = hf_cli_global_flag(i)) != NULL; i++)
+		if (g->help)
+			fprintf(f, " [%s%s%s]", g->name, g->arg ? " " : "",
+				g->arg ? g->arg : "");
+	fprintf(f, " <command> [arguments]\n\n"
 		   "holdfast deploys and operates stateful services from a "
 		   "service spec.\n\nCommands:\n");
-	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++) {
+	for (size_t i = 0; (c = hf_cli_cmd_at(i)) != NULL; i++) {
 		char name[64];
 
+		if (hf_cli_cmd_hidden(c))
+			continue;
 		snprintf(name, sizeof(name), "%s%s%s", c->noun,
 			 c->verb ? " " : "", c->verb ? c->verb : "");
 		fprintf(f, "  %-22s %s\n", name, c->summary);
 	}
+	fputc('\n', f);
+	hf_cli_flags_print(f, "Global flags:", hf_cli_global_flag);
 	fprintf(f, "\nThe server is $HOLDFAST_ADDR (default "
 		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token.\n"
 		   "Exit status: 0 ok, 1 failed (invalid spec, plan in ERROR, "
@@ -135,6 +185,10 @@ static void print_cmd_help(FILE *f, const struct hf_cli_cmd *c)
 		c->summary);
 	if (c->help)
 		fprintf(f, "\n%s\n", c->help);
+	if (hf_cli_cmd_flags(c)) {
+		fputc('\n', f);
+		hf_cli_flags_print(f, "Flags:", hf_cli_cmd_flags(c));
+	}
 }
 
 int hf_cli_usage(const char *noun, const char *verb)
@@ -144,6 +198,9 @@ int hf_cli_usage(const char *noun, const char *verb)
 	if (c)
 		fprintf(stderr, "usage: holdfast %s%s%s %s\n", c->noun,
 			c->verb ? " " : "", c->verb ? c->verb : "", c->usage);
+	if (c && hf_cli_cmd_flags(c))
+		fprintf(stderr, "Run 'holdfast help %s' for its flags.\n",
+			c->noun);
 	return HF_EXIT_USAGE;
 }
 
@@ -152,7 +209,7 @@ static void print_noun_verbs(FILE *f, const char *noun)
 	const struct hf_cli_cmd *c;
 
 	fprintf(f, "'holdfast %s' takes one of:\n", noun);
-	for (size_t i = 0; (c = cmd_at(i)) != NULL; i++)
+	for (size_t i = 0; (c = hf_cli_cmd_at(i)) != NULL; i++)
 		if (strcmp(c->noun, noun) == 0 && c->verb)
 			fprintf(f, "  %-15s %s\n", c->verb, c->summary);
 }
@@ -191,24 +248,30 @@ static int parse_globals(int argc, char **argv)
 	int i = 1;
 
 	while (i < argc && argv[i][0] == '-') {
-		const char *a = argv[i];
+		const struct hf_cli_flag *f = NULL, *r;
+		const char *val;
 
-		if ((strcmp(a, "-s") == 0 || strcmp(a, "--service") == 0) &&
-		    i + 1 < argc) {
-			g->service = argv[i + 1];
-			i += 2;
-		} else if (strcmp(a, "--addr") == 0 && i + 1 < argc) {
-			g->addr = argv[i + 1];
-			i += 2;
-		} else if (strcmp(a, "--token") == 0 && i + 1 < argc) {
-			g->token = argv[i + 1];
-			i += 2;
-		} else if (strcmp(a, "--json") == 0) {
+		for (size_t k = 0; (r = hf_cli_global_flag(k)) != NULL; k++)
+			if (strcmp(r->name, argv[i]) == 0)
+				f = r;
+		if (!f || (f->arg && i + 1 >= argc))
+			break;
+		val = f->arg ? argv[i + 1] : NULL;
+		switch (f->key) {
+		case G_SERVICE:
+			g->service = val;
+			break;
+		case G_ADDR:
+			g->addr = val;
+			break;
+		case G_TOKEN:
+			g->token = val;
+			break;
+		case G_JSON:
 			g->json = true;
-			i++;
-		} else {
 			break;
 		}
+		i += f->arg ? 2 : 1;
 	}
 	return i - 1;
 }

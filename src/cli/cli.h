@@ -10,6 +10,10 @@
 #define HF_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct option;
 
 enum {
 	HF_EXIT_OK = 0,
@@ -17,6 +21,26 @@ enum {
 	HF_EXIT_USAGE = 2,
 	HF_EXIT_SERVER = 3,
 };
+
+/*
+ * One flag of a command whose parser reads a table (server, agent, dev and
+ * the global flags). The parser reads the same rows that `holdfast help`,
+ * the man page and the shell completion print, so none of them can omit a
+ * flag the parser takes.
+ */
+struct hf_cli_flag {
+	const char *name; /* "--listen", or "-s" */
+	const char *arg;  /* the value's name ("ADDR"); NULL for a switch */
+	int key;          /* what the parser switches on (getopt_long's val) */
+	/*
+	 * What it does and its default, in sentences. NULL marks another
+	 * spelling of the row before it (same key), printed with that row.
+	 */
+	const char *help;
+};
+
+/* The i-th row of a command's flag table, or NULL past the end. */
+typedef const struct hf_cli_flag *(*hf_cli_flag_fn)(size_t i);
 
 struct hf_cli_cmd {
 	const char *noun; /* "spec", or the command itself ("dev") */
@@ -42,6 +66,30 @@ extern const struct hf_cli_cmd hf_client_cmds[];
 int hf_cli_main(int argc, char **argv);
 /* Prints a command's usage to stderr and returns HF_EXIT_USAGE. */
 int hf_cli_usage(const char *noun, const char *verb);
+
+/*
+ * The i-th command of the whole command table (cli.c's own commands, then
+ * hf_client_cmds), hidden ones included; NULL past the end.
+ */
+const struct hf_cli_cmd *hf_cli_cmd_at(size_t i);
+/* The flag table c's parser reads, or NULL (its usage names its flags). */
+hf_cli_flag_fn hf_cli_cmd_flags(const struct hf_cli_cmd *c);
+/* The global flags' table (given before the command). */
+const struct hf_cli_flag *hf_cli_global_flag(size_t i);
+/* True for commands `holdfast --help` does not list (noun starts with '_'). */
+bool hf_cli_cmd_hidden(const struct hf_cli_cmd *c);
+
+/*
+ * Fills out[0..n] with getopt_long's view of a flag table whose rows are all
+ * "--name" (out[n] is the terminator); n is the table's length, which must
+ * be less than cap.
+ */
+void hf_cli_longopts(hf_cli_flag_fn flags, struct option *out, size_t cap);
+/* Prints title, then one entry per flag (alias rows merged), to f. */
+void hf_cli_flags_print(FILE *f, const char *title, hf_cli_flag_fn flags);
+
+/* `holdfast _doc`: the man page, completion, API reference, flag lists. */
+int hf_cmd_doc(int argc, char **argv);
 
 /* Command handlers: argv[0] is the verb (or noun for single words). */
 int hf_cmd_spec_validate(int argc, char **argv);

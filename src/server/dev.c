@@ -78,13 +78,23 @@ static int mkdir_p(const char *dir)
 	return rc;
 }
 
+/* The parser's table, and what `holdfast help dev` prints. */
+static const struct hf_cli_flag dev_flags[] = {
+    {"--data", "DIR", 'd',
+     "the server's store under DIR/server, the agent's sandboxes and "
+     "volumes under DIR/agent (default /var/lib/holdfast/dev)"},
+    {"--listen", "ADDR", 'l',
+     "the API's address and port (default 127.0.0.1:7070)"},
+};
+
+const struct hf_cli_flag *hf_dev_flag(size_t i)
+{
+	return i < HF_ARRAY_LEN(dev_flags) ? &dev_flags[i] : NULL;
+}
+
 int hf_dev_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"data", required_argument, NULL, 'd'},
-	    {"listen", required_argument, NULL, 'l'},
-	    {NULL, 0, NULL, 0},
-	};
+	struct option longopts[HF_ARRAY_LEN(dev_flags) + 1];
 	const char *data = "/var/lib/holdfast/dev";
 	const char *listen = "127.0.0.1:7070";
 	char *exe, *sdata, *adata, *url, *port;
@@ -94,18 +104,26 @@ int hf_dev_main(int argc, char **argv)
 	int sfd, c, rc = HF_EXIT_OK;
 	bool stopping = false;
 
+	hf_cli_longopts(hf_dev_flag, longopts, HF_ARRAY_LEN(longopts));
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c == 'd')
+		if (c == 'd') {
 			data = optarg;
-		else if (c == 'l')
+		} else if (c == 'l') {
 			listen = optarg;
-		else
+		} else {
+			fprintf(stderr, "holdfast dev: unknown or incomplete "
+					"flag %s\n",
+				argv[optind - 1]);
 			return hf_cli_usage("dev", NULL);
+		}
 	}
-	if (optind < argc)
+	if (optind < argc) {
+		fprintf(stderr, "holdfast dev: unexpected argument '%s'\n",
+			argv[optind]);
 		return hf_cli_usage("dev", NULL);
+	}
 	exe = self_exe();
 	if (!exe) {
 		fprintf(stderr, "holdfast dev: cannot find its own binary\n");

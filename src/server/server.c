@@ -570,27 +570,54 @@ out:
 	return rc;
 }
 
+/* The parser's table, and what `holdfast help server` prints. */
+static const struct hf_cli_flag server_flags[] = {
+    {"--listen", "ADDR", 'l',
+     "the API's address and port: 10.0.0.1:7070, [::1]:7070, :7070 (every "
+     "address) (default 127.0.0.1:7070)"},
+    {"--data", "DIR", 'd',
+     "the data directory: the SQLite store, the event log (default "
+     "/var/lib/holdfast/server)"},
+    {"--store", "URL", 's',
+     "sqlite:FILE, etcd://HOST:PORT,... or etcds://... (default "
+     "sqlite:DIR/holdfast.db)"},
+    {"--tokens", "FILE", 't',
+     "one \"<role> <token>\" per line, roles admin, read and agent; "
+     "without it the server only listens on loopback"},
+    {"--tls-cert", "PEM", 'c', "serve HTTPS with this certificate"},
+    {"--tls-key", "PEM", 'k', "the certificate's private key"},
+    {"--backoff", "SECONDS", 'b',
+     "restart backoff of a failed task (doubles up to --backoff-max; the "
+     "first restart is immediate) (default 1)"},
+    {"--backoff-max", "SECONDS", 'm', "the longest backoff (default 60)"},
+    {"--node-timeout", "SECONDS", 'n',
+     "a node whose agent has not synced this long is unreachable (default "
+     "15)"},
+    {"--advertise", "URL", 'a',
+     "the URL other servers, agents and the CLI reach this server at "
+     "(default from --listen)"},
+    {"--lease-ttl", "SECONDS", 'L',
+     "the leader's lease with etcd: a dead leader is replaced this fast "
+     "(default 5)"},
+    {"--max-connections", "N", 'C',
+     "HTTP connections served at once, 16 to 65536; every agent holds one "
+     "(default 2048)"},
+    {"--port-file", "FILE", 'p',
+     "write the API's port here once it listens (for --listen ADDR:0)"},
+};
+
+const struct hf_cli_flag *hf_server_flag(size_t i)
+{
+	return i < HF_ARRAY_LEN(server_flags) ? &server_flags[i] : NULL;
+}
+
 int hf_server_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"listen", required_argument, NULL, 'l'},
-	    {"data", required_argument, NULL, 'd'},
-	    {"store", required_argument, NULL, 's'},
-	    {"tokens", required_argument, NULL, 't'},
-	    {"tls-cert", required_argument, NULL, 'c'},
-	    {"tls-key", required_argument, NULL, 'k'},
-	    {"backoff", required_argument, NULL, 'b'},
-	    {"backoff-max", required_argument, NULL, 'm'},
-	    {"port-file", required_argument, NULL, 'p'},
-	    {"node-timeout", required_argument, NULL, 'n'},
-	    {"advertise", required_argument, NULL, 'a'},
-	    {"lease-ttl", required_argument, NULL, 'L'},
-	    {"max-connections", required_argument, NULL, 'C'},
-	    {NULL, 0, NULL, 0},
-	};
+	struct option longopts[HF_ARRAY_LEN(server_flags) + 1];
 	struct hf_server_opts o = {0};
 	int c;
 
+	hf_cli_longopts(hf_server_flag, longopts, HF_ARRAY_LEN(longopts));
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {

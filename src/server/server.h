@@ -8,6 +8,7 @@
 #define HF_SERVER_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct hf_http_server;
 
@@ -37,9 +38,14 @@ struct hf_server_opts {
 };
 
 int hf_server_main(int argc, char **argv);
+struct hf_cli_flag;
+/* The i-th row of the flag table hf_server_main parses; NULL past the end. */
+const struct hf_cli_flag *hf_server_flag(size_t i);
 /* Runs a server until SIGINT/SIGTERM. Returns an exit code. */
 int hf_server_run(const struct hf_server_opts *opts);
 /* `holdfast dev`: a server and one agent on this machine. */
 int hf_dev_main(int argc, char **argv);
+/* The i-th row of the flag table hf_dev_main parses; NULL past the end. */
+const struct hf_cli_flag *hf_dev_flag(size_t i);
 
 #endif

@@ -1,0 +1,955 @@
+/*
+ * api_doc.c - what each route of the server's HTTP API does, takes and
+ * answers, keyed by method and pattern, and the writer of docs/api.md (see
+ * api_doc.h). The route table itself stays in api.c: a route added there
+ * without a description here makes `holdfast _doc api` fail, and the tests
+ * with it.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api/http.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "common/version.h"
+#include "server/api.h"
+#include "server/api_doc.h"
+
+struct route_doc {
+	const char *method, *pattern;
+	const char *section;      /* the heading it is listed under */
+	const char *summary;      /* markdown: what it does, then notes */
+	const char *query;        /* "key=VALUE: meaning" lines, or NULL */
+	const char *request;      /* the body's shape, or NULL for none */
+	const char *status;       /* success statuses: "200", "200 202 417" */
+	const char *content_type; /* NULL: application/json */
+	const char *response;     /* the body's shape (JSON answers only) */
+	const char *errors;       /* error names beyond the common ones */
+};
+
+/* Shapes several routes share. */
+#define SERVICE_SHAPE                                                          \
+	"{\"name\": \"string\", "                                              \
+	"\"config_id\": \"string|null (the target configuration)\", "          \
+	"\"removing\": \"boolean\", "                                          \
+	"\"plans\": {\"<plan>\": \"string (the plan's status)\"}, "            \
+	"\"tasks\": {\"<state>\": \"integer (how many tasks are in it)\"}, "   \
+	"\"created\": \"integer (unix ms)\"}"
+
+#define CONFIG_BODY                                                            \
+	"{\"spec\": \"string (the spec: YAML, a mustache template)\", "        \
+	"\"file?\": \"string (its file name, for messages)\", "                \
+	"\"options?\": {\"<name>\": \"string|number|boolean (a template "      \
+	"variable)\"}, "                                                       \
+	"\"templates?\": {\"<path>\": \"string (a config template's text, by " \
+	"its path in the spec)\"}}"
+
+#define DIFF_SHAPE                                                             \
+	"{\"allowed\": \"boolean\", "                                          \
+	"\"refusals\": [\"string (why the change cannot be made)\"], "         \
+	"\"changes\": [\"string\"], "                                          \
+	"\"pods\": [{\"pod\": \"string\", "                                    \
+	"\"change\": \"string (unchanged, changed, added, removed)\", "        \
+	"\"old-count\": \"integer\", \"new-count\": \"integer\", "             \
+	"\"relaunch\": [\"string (instances relaunched)\"], "                  \
+	"\"added\": [\"string\"], \"removed\": [\"string\"], "                 \
+	"\"changes\": [\"string\"]}], "                                        \
+	"\"changed\": \"boolean (a new target was made)\", "                   \
+	"\"from\": \"string|null (the configuration before)\", "               \
+	"\"to\": \"string|null (the new target)\", "                           \
+	"\"error?\": \"string (refused)\", \"message?\": \"string\"}"
+
+#define STATUS_WORDS                                                           \
+	"PENDING, PREPARED, STARTING, STARTED, COMPLETE, DELAYED, WAITING, "   \
+	"ERROR"
+
+#define PLAN_OP_SHAPE "{\"message\": \"string\", \"plan\": \"string\"}"
+
+#define POD_OP_SHAPE                                                           \
+	"{\"pod\": \"string\", \"tasks\": [\"string (the instance's task "     \
+	"names)\"]}"
+
+#define POD_STATUS_SHAPE                                                       \
+	"{\"service\": \"string\", \"pods\": [{\"name\": \"string\", "         \
+	"\"pod\": \"string (its pod type)\", "                                 \
+	"\"node\": \"string|null\", \"node_reachable\": \"boolean\", "         \
+	"\"message\": \"string|null\", \"paused\": \"boolean\", "              \
+	"\"replacing\": \"boolean\", "                                         \
+	"\"tasks\": [{\"name\": \"string\", "                                  \
+	"\"id\": \"string|null (the current launch)\", "                       \
+	"\"status\": \"string (a task state, or NOT_LAUNCHED)\", "             \
+	"\"ready\": \"boolean\", \"restarts\": \"integer\", "                  \
+	"\"message\": \"string|null\"}]}]}"
+
+static const struct route_doc docs[] = {
+    /* ---- Agents ---- */
+    {.method = "POST",
+     .pattern = "/v1/agent/sync",
+     .section = "Agents",
+     .summary =
+	 "An agent's sync: its node's info and its task reports in, the "
+	 "node's desired tasks out. The server holds the request (a long "
+	 "poll) until the desired set changes or `wait` seconds pass. The "
+	 "whole exchange is specified in [protocol.md](protocol.md).",
+     .request = "{\"node_id\": \"string\", "
+		"\"generation?\": \"integer (the desired set it has)\", "
+		"\"seq?\": \"number (orders its reports)\", "
+		"\"wait?\": \"number (seconds to hold the request)\", "
+		"\"info?\": \"object (the node: resources, attributes, "
+		"address)\", "
+		"\"tasks?\": [\"object (a task report)\"], "
+		"\"deleted_volumes?\": [\"string\"]}",
+     .status = "200",
+     .response = "{\"generation\": \"integer\", "
+		 "\"tasks\": [\"object (a task to run)\"], "
+		 "\"delete_volumes\": [\"string\"], "
+		 "\"heartbeat_interval\": \"integer (seconds)\"}",
+     .errors = "invalid bad-json"},
+
+    /* ---- Servers ---- */
+    {.method = "GET",
+     .pattern = "/v1/version",
+     .section = "Servers",
+     .summary = "The server's version.",
+     .status = "200",
+     .response = "{\"version\": \"string\"}"},
+    {.method = "GET",
+     .pattern = "/v1/leader",
+     .section = "Servers",
+     .summary =
+	 "Which server leads. Every server answers it, followers included, so "
+	 "clients can find the leader.",
+     .status = "200",
+     .response = "{\"leader\": \"string|null (the leader's URL)\", "
+		 "\"self\": \"string (this server's URL)\", "
+		 "\"leading\": \"boolean\"}"},
+    {.method = "GET",
+     .pattern = "/metrics",
+     .section = "Servers",
+     .summary = "The server's metrics in the Prometheus text format.",
+     .status = "200",
+     .content_type = "text/plain; version=0.0.4"},
+
+    /* ---- Services ---- */
+    {.method = "GET",
+     .pattern = "/v1/services",
+     .section = "Services",
+     .summary = "Every service, with its plans' statuses and task counts.",
+     .status = "200",
+     .response = "[" SERVICE_SHAPE "]"},
+    {.method = "POST",
+     .pattern = "/v1/services",
+     .section = "Services",
+     .summary =
+	 "Deploys a new service: the spec is rendered with the options, "
+	 "validated, stored as configuration 1 and its `deploy` plan starts. "
+	 "An invalid spec changes nothing; the answer lists every problem "
+	 "(`diagnostics`, each with file, line, column and path).",
+     .request = CONFIG_BODY,
+     .status = "201",
+     .response = "{\"name\": \"string\", \"config_id\": \"string\", "
+		 "\"plan\": \"string (deploy)\"}",
+     .errors = "bad-json invalid invalid-spec not-supported exists"},
+    {.method = "GET",
+     .pattern = "/v1/services/{svc}",
+     .section = "Services",
+     .summary = "One service, as in the list.",
+     .status = "200",
+     .response = SERVICE_SHAPE,
+     .errors = "not-found"},
+    {.method = "PUT",
+     .pattern = "/v1/services/{svc}",
+     .section = "Services",
+     .summary =
+	 "Updates a service's configuration: the new spec is diffed against "
+	 "the target and either refused (`409`, the diff with every reason; "
+	 "nothing changes) or made the new target, relaunching only the pod "
+	 "instances whose effective spec changed. A spec with no effective "
+	 "change answers `200` with `changed: false`.",
+     .request = CONFIG_BODY,
+     .status = "200",
+     .response = DIFF_SHAPE,
+     .errors = "bad-json invalid invalid-spec not-supported not-found "
+	       "refused conflict internal"},
+    {.method = "DELETE",
+     .pattern = "/v1/services/{svc}",
+     .section = "Services",
+     .summary =
+	 "Removes a service: its tasks are stopped and its reservations "
+	 "freed. Volumes are kept (the answer says where) unless "
+	 "`delete_volumes` is given.",
+     .query = "delete_volumes=true: delete the service's volumes too (`1` "
+	      "also means true)",
+     .status = "202",
+     .response = "{\"name\": \"string\", \"delete_volumes\": \"boolean\", "
+		 "\"volumes\": [{\"instance\": \"string\", "
+		 "\"node\": \"string\", \"key\": \"string (the volume "
+		 "directory's key on that node)\"}]}",
+     .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/services/{svc}/diff",
+     .section = "Services",
+     .summary =
+	 "What an update with this spec would do, without doing it. A change "
+	 "that would be refused answers `200` with `allowed: false` and the "
+	 "reasons.",
+     .request = CONFIG_BODY,
+     .status = "200",
+     .response = DIFF_SHAPE,
+     .errors = "bad-json invalid invalid-spec not-supported not-found "
+	       "refused conflict internal"},
+    {.method = "POST",
+     .pattern = "/v1/services/{svc}/rollback",
+     .section = "Services",
+     .summary =
+	 "Makes the previous configuration (or the one named by `to`) the "
+	 "target again, as an update to it would.",
+     .query = "to=CONFIG_ID: the configuration to return to (default: the "
+	      "previous target)",
+     .status = "200",
+     .response = DIFF_SHAPE,
+     .errors = "not-found conflict refused"},
+
+    /* ---- Plans ---- */
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/plans",
+     .section = "Plans",
+     .summary =
+	 "The names of a service's plans, the generated `recovery` and "
+	 "`decommission` included.",
+     .status = "200",
+     .response = "[\"string\"]",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/plans/{plan}",
+     .section = "Plans",
+     .summary =
+	 "A plan's phases and steps with their statuses (" STATUS_WORDS
+	 "), and the operator's overrides of its current run. As in the "
+	 "SDK, the HTTP status tells the plan's: `200` COMPLETE, `417` "
+	 "ERROR, `202` anything else.",
+     .status = "200 202 417",
+     .response =
+	 "{\"name\": \"string\", \"status\": \"string\", "
+	 "\"strategy\": \"string\", "
+	 "\"phases\": [{\"id\": \"string (plan/phase)\", \"name\": \"string\", "
+	 "\"pod\": \"string\", \"status\": \"string\", "
+	 "\"strategy\": \"string\", "
+	 "\"steps\": [{\"id\": \"string (plan/phase/step)\", "
+	 "\"name\": \"string\", \"status\": \"string\", "
+	 "\"message\": \"string\"}]}], "
+	 "\"errors\": [\"string (step: message, for steps in ERROR)\"], "
+	 "\"parameters\": {\"<NAME>\": \"string (secrets hidden)\"}, "
+	 "\"interrupted\": \"boolean\", "
+	 "\"interrupted_phases\": [\"string\"], "
+	 "\"force_complete\": [\"string (phase/step)\"], "
+	 "\"run\": \"integer (0: never started)\"}",
+     .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/plans/{plan}/start",
+     .section = "Plans",
+     .summary =
+	 "Starts a plan, or starts it again from the beginning. The body, "
+	 "when there is one, gives the plan's parameters, which become "
+	 "environment variables of its tasks.",
+     .request = "{\"<NAME>\": \"string|number|boolean (a parameter)\"}",
+     .status = "200",
+     .response = PLAN_OP_SHAPE,
+     .errors = "bad-json invalid not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/plans/{plan}/stop",
+     .section = "Plans",
+     .summary = "Stops a plan and resets its progress.",
+     .status = "200",
+     .response = PLAN_OP_SHAPE,
+     .errors = "not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/plans/{plan}/interrupt",
+     .section = "Plans",
+     .summary =
+	 "Pauses a plan (or one phase): steps already running go on, no new "
+	 "step starts.",
+     .query = "phase=PHASE: interrupt only this phase",
+     .status = "200",
+     .response = PLAN_OP_SHAPE,
+     .errors = "not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/plans/{plan}/continue",
+     .section = "Plans",
+     .summary =
+	 "Resumes an interrupted plan (or phase), and lets a canary phase "
+	 "that waits go on by one more step.",
+     .query = "phase=PHASE: continue only this phase",
+     .status = "200",
+     .response = PLAN_OP_SHAPE,
+     .errors = "not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/plans/{plan}/forceComplete",
+     .section = "Plans",
+     .summary =
+	 "Marks a step COMPLETE without running it. On the `decommission` "
+	 "plan, it removes an instance whose drain does not finish (its "
+	 "volumes are kept).",
+     .query = "phase=PHASE: the step's phase (required)\n"
+	      "step=STEP: the step's name or id (required)",
+     .status = "200",
+     .response = PLAN_OP_SHAPE,
+     .errors = "invalid not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/plans/{plan}/restart",
+     .section = "Plans",
+     .summary = "Runs a step again: its tasks are stopped and relaunched.",
+     .query = "phase=PHASE: the step's phase (required)\n"
+	      "step=STEP: the step's name or id (required)",
+     .status = "200",
+     .response = PLAN_OP_SHAPE,
+     .errors = "invalid not-found conflict"},
+
+    /* ---- Pods ---- */
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/pod",
+     .section = "Pods",
+     .summary = "The names of a service's pod instances.",
+     .status = "200",
+     .response = "[\"string\"]",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/pod/status",
+     .section = "Pods",
+     .summary = "Every pod instance: its node and its tasks' states.",
+     .status = "200",
+     .response = POD_STATUS_SHAPE,
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/pod/{pod}/status",
+     .section = "Pods",
+     .summary = "One pod instance, as in the list.",
+     .status = "200",
+     .response = POD_STATUS_SHAPE,
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/pod/{pod}/info",
+     .section = "Pods",
+     .summary =
+	 "A pod instance's whole record as the server keeps it (secrets "
+	 "hidden), for debugging.",
+     .status = "200",
+     .response =
+	 "{\"name\": \"string\", \"pod\": \"string\", \"index\": \"integer\", "
+	 "\"node\": \"string|null\", "
+	 "\"ports\": {\"<name>\": \"string (the port number)\"}, "
+	 "\"message\": \"string|null\", \"paused\": \"boolean\", "
+	 "\"replacing\": \"boolean\", \"replace_deleting\": \"boolean\", "
+	 "\"decom\": \"integer (decommission stage)\", "
+	 "\"drain_done\": \"boolean\", \"drain_failed\": \"boolean\", "
+	 "\"drain_skipped\": \"boolean\", "
+	 "\"replaced_node\": \"string|null\", "
+	 "\"replaced_address\": \"string|null\", "
+	 "\"replace_pending\": \"boolean\", "
+	 "\"tasks\": [{\"task\": \"string\", "
+	 "\"current\": \"object|null (the current launch)\", "
+	 "\"failures\": \"integer\", "
+	 "\"backoff_until\": \"integer (unix ms)\", "
+	 "\"once_done\": \"boolean\", \"want_running\": \"boolean\", "
+	 "\"launches\": \"integer\", \"restarts\": \"integer\"}]}",
+     .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/pod/{pod}/restart",
+     .section = "Pods",
+     .summary =
+	 "Restarts a pod instance in place: same node, same volumes.",
+     .status = "200",
+     .response = POD_OP_SHAPE,
+     .errors = "not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/pod/{pod}/replace",
+     .section = "Pods",
+     .summary =
+	 "Replaces a pod instance: its tasks stop, its volumes are deleted "
+	 "and it is launched afresh, on any node.",
+     .status = "200",
+     .response = POD_OP_SHAPE,
+     .errors = "not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/pod/{pod}/pause",
+     .section = "Pods",
+     .summary =
+	 "Relaunches a pod instance's tasks as sleeps, with their volumes, "
+	 "so that an operator can repair them.",
+     .status = "200",
+     .response = POD_OP_SHAPE,
+     .errors = "not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/pod/{pod}/resume",
+     .section = "Pods",
+     .summary = "Relaunches a paused pod instance's tasks normally.",
+     .status = "200",
+     .response = POD_OP_SHAPE,
+     .errors = "not-found conflict"},
+
+    /* ---- Tasks ---- */
+    {.method = "GET",
+     .pattern = "/v1/tasks/{task}/logs",
+     .section = "Tasks",
+     .summary =
+	 "A task's stdout or stderr, fetched from the agent that runs it. "
+	 "`{task}` is a task id or a task name (`hello-0-server`: its "
+	 "current launch). With `follow` the answer streams until the task "
+	 "exits or the client goes.",
+     .query = "stream=stdout: `stdout` (default) or `stderr`\n"
+	      "tail=N: start with the last N lines (default 100)\n"
+	      "follow=true: keep streaming what the task writes\n"
+	      "service=NAME: look for the task in this service only",
+     .status = "200",
+     .content_type = "text/plain; charset=utf-8",
+     .errors = "invalid not-found conflict unavailable"},
+    {.method = "POST",
+     .pattern = "/v1/tasks/{task}/exec",
+     .section = "Tasks",
+     .summary =
+	 "Runs a command in a task's sandbox, with its environment, on its "
+	 "node, and answers with its output and exit status (not "
+	 "interactive; stopped after 120 s).",
+     .query = "service=NAME: look for the task in this service only",
+     .request = "{\"cmd\": \"string (run as /bin/sh -c cmd)\"}",
+     .status = "200",
+     .response = "{\"exit_code\": \"integer\", \"stdout\": \"string\", "
+		 "\"stderr\": \"string\"}",
+     .errors = "bad-json invalid not-found conflict unavailable io"},
+
+    /* ---- Nodes ---- */
+    {.method = "GET",
+     .pattern = "/v1/nodes",
+     .section = "Nodes",
+     .summary = "Every node an agent registered, with its resources.",
+     .status = "200",
+     .response =
+	 "[{\"id\": \"string\", \"hostname\": \"string|null\", "
+	 "\"address\": \"string|null\", "
+	 "\"attributes\": {\"<name>\": \"string\"}, "
+	 "\"resources\": {\"cpus\": \"number\", \"memory_mb\": \"number\", "
+	 "\"disk_mb\": \"number\", \"port_begin\": \"integer\", "
+	 "\"port_end\": \"integer\"}, "
+	 "\"cgroups\": \"string|null (whether task limits are enforced)\", "
+	 "\"last_seen\": \"integer (unix ms)\", "
+	 "\"connected\": \"boolean\", \"decommissioned\": \"boolean\"}]"},
+    {.method = "POST",
+     .pattern = "/v1/nodes/{node}/decommission",
+     .section = "Nodes",
+     .summary =
+	 "Takes a node out of placement; every pod instance on it is "
+	 "replaced elsewhere with fresh volumes.",
+     .status = "200",
+     .response = "{\"node\": \"string\", "
+		 "\"replacing\": [\"string (service/instance)\"]}",
+     .errors = "not-found"},
+
+    /* ---- Endpoints, configurations, health ---- */
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/endpoints",
+     .section = "Endpoints",
+     .summary = "The names of the ports a service advertises.",
+     .status = "200",
+     .response = "[\"string\"]",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/endpoints/{name}",
+     .section = "Endpoints",
+     .summary = "Where one advertised port is served, per instance.",
+     .status = "200",
+     .response = "{\"address\": [\"string (host:port)\"], "
+		 "\"dns\": [\"string (instance.service.holdfast:port)\"]}",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/configurations",
+     .section = "Configurations",
+     .summary = "The ids of a service's configurations, oldest first.",
+     .status = "200",
+     .response = "[\"string\"]",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/configurations/{id}",
+     .section = "Configurations",
+     .summary =
+	 "One configuration: the spec model as `holdfast spec render --json` "
+	 "prints it, with its id, options and creation time (secrets "
+	 "hidden). `{id}` may be `target`; `targetId` answers the target's "
+	 "id alone, as a JSON string.",
+     .status = "200",
+     .response = "{\"id\": \"string\", "
+		 "\"options\": {\"<name>\": \"string\"}, "
+		 "\"created\": \"integer (unix ms)\", "
+		 "\"...\": \"the spec model's keys\"}",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/health",
+     .section = "Health",
+     .summary =
+	 "A service's health as the SDK reported it: `200` HEALTHY when "
+	 "deployed and recovered, `202` DEPLOYING_OR_RECOVERING, `417` "
+	 "ERROR when the deploy plan failed.",
+     .status = "200 202 417",
+     .response = "{\"service\": \"string\", "
+		 "\"health\": \"string (HEALTHY, DEPLOYING_OR_RECOVERING, "
+		 "ERROR)\", "
+		 "\"deploy\": \"string (the deploy plan's status)\", "
+		 "\"recovery\": \"string (the recovery plan's status)\"}",
+     .errors = "not-found"},
+
+    /* ---- Events ---- */
+    {.method = "GET",
+     .pattern = "/v1/events",
+     .section = "Events",
+     .summary =
+	 "What the server changed and why, as server-sent events: each is "
+	 "`id: N`, `event: KIND` and `data: JSON` (the shape below). A "
+	 "client that reconnects with `Last-Event-ID` (or `since`) gets what "
+	 "it missed, across server restarts. A comment line is sent every "
+	 "few seconds while nothing happens.",
+     .query = "since=ID: only events after this id\n"
+	      "follow=false: end after the events so far (default: stream)\n"
+	      "service=NAME: only this service's events",
+     .status = "200",
+     .content_type = "text/event-stream",
+     .response = "{\"id\": \"integer\", \"time\": \"string (ISO 8601, UTC)\", "
+		 "\"who\": \"string|null (operator, scheduler, agent:NODE)\", "
+		 "\"service\": \"string|null\", "
+		 "\"kind\": \"string (task, plan, service, pod, node, step)\", "
+		 "\"object\": \"string|null\", \"before\": \"string|null\", "
+		 "\"after\": \"string|null\", \"why\": \"string|null\"}",
+     .errors = "invalid"},
+};
+
+/* Error codes the HTTP layer and the server answer besides err.h's. */
+static const struct {
+	const char *name;
+	int status;
+	const char *when;
+} layer_codes[] = {
+    {"bad-request", 400,
+     "the request is malformed: an unknown query key, a bad encoding"},
+    {"bad-json", 400, "the body is not JSON (the message says where)"},
+    {"method-not-allowed", 405, "the path exists with other methods (see `Allow`)"},
+    {"not-leader", 503,
+     "this server does not lead; `leader` in the body is the URL to use"},
+};
+
+static const struct {
+	const char *name, *msg;
+	int status;
+} err_codes[] = {
+#define HF_ERR_DOC(code, name, msg, http) {name, msg, http},
+    HF_ERR_MAP(HF_ERR_DOC)
+#undef HF_ERR_DOC
+};
+
+/* The HTTP status of an error name, or 0 when it is not one. */
+static int error_status(const char *name, size_t len)
+{
+	for (size_t i = 0; i < HF_ARRAY_LEN(err_codes); i++)
+		if (strlen(err_codes[i].name) == len &&
+		    strncmp(err_codes[i].name, name, len) == 0)
+			return err_codes[i].status;
+	for (size_t i = 0; i < HF_ARRAY_LEN(layer_codes); i++)
+		if (strlen(layer_codes[i].name) == len &&
+		    strncmp(layer_codes[i].name, name, len) == 0)
+			return layer_codes[i].status;
+	return 0;
+}
+
+static const char *role_of(unsigned flags)
+{
+	unsigned auth = flags & ~(unsigned)HF_ROUTE_STREAM;
+
+	if (auth == HF_ROUTE_READ)
+		return "any token (read, agent or admin)";
+	if (auth == HF_ROUTE_WRITE)
+		return "admin";
+	if (auth == HF_ROUTE_AGENT)
+		return "agent or admin";
+	if (auth == HF_ROUTE_PUBLIC)
+		return "none";
+	return NULL;
+}
+
+static const struct route_doc *find_doc(const struct hf_http_route *r)
+{
+	for (size_t i = 0; i < HF_ARRAY_LEN(docs); i++)
+		if (strcmp(docs[i].method, r->method) == 0 &&
+		    strcmp(docs[i].pattern, r->pattern) == 0)
+			return &docs[i];
+	return NULL;
+}
+
+/* True when word is one of the space-separated words of list. */
+static bool has_word(const char *list, const char *word, size_t len)
+{
+	for (const char *p = list; p && *p;) {
+		size_t n;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (n == len && strncmp(p, word, len) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/*
+ * Checks one route against its description: the same query keys, shapes
+ * that are JSON, known error names, a known role. Returns an error
+ * sentence (the caller frees it) or NULL.
+ */
+static char *check_route(const struct hf_http_route *r,
+			 const struct route_doc *d)
+{
+	const char *shapes[] = {d->request, d->response};
+
+	if (!role_of(r->flags))
+		return hf_xasprintf("%s %s: unknown route flags %#x", r->method,
+				    r->pattern, r->flags);
+	for (const char *p = d->query; p && *p;) {
+		size_t n = strcspn(p, "=");
+
+		if (!has_word(r->query_keys, p, n))
+			return hf_xasprintf("%s %s: query key '%.*s' is "
+					    "described but not taken",
+					    r->method, r->pattern, (int)n, p);
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	for (const char *p = r->query_keys; p && *p;) {
+		bool found = false;
+		size_t n;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		for (const char *q = d->query; q && *q && !found;) {
+			found = strcspn(q, "=") == n && strncmp(q, p, n) == 0;
+			q = strchr(q, '\n');
+			q = q ? q + 1 : NULL;
+		}
+		if (n && !found)
+			return hf_xasprintf("%s %s: query key '%.*s' has no "
+					    "description",
+					    r->method, r->pattern, (int)n, p);
+		p += n;
+	}
+	for (size_t i = 0; i < HF_ARRAY_LEN(shapes); i++) {
+		json_error_t jerr;
+		json_t *j;
+
+		if (!shapes[i])
+			continue;
+		j = json_loads(shapes[i], JSON_REJECT_DUPLICATES, &jerr);
+		if (!j)
+			return hf_xasprintf("%s %s: a shape is not JSON: %s",
+					    r->method, r->pattern, jerr.text);
+		json_decref(j);
+	}
+	for (const char *p = d->errors; p && *p;) {
+		size_t n;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (n && !error_status(p, n))
+			return hf_xasprintf("%s %s: unknown error name '%.*s'",
+					    r->method, r->pattern, (int)n, p);
+		p += n;
+	}
+	if (!d->response && !d->content_type)
+		return hf_xasprintf("%s %s: a JSON answer needs a shape",
+				    r->method, r->pattern);
+	return NULL;
+}
+
+/* Checks the whole table; returns an error sentence or NULL. */
+static char *check_all(const struct hf_http_route *routes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct route_doc *d = find_doc(&routes[i]);
+		char *err;
+
+		if (!d)
+			return hf_xasprintf("route %s %s has no description in "
+					    "src/server/api_doc.c",
+					    routes[i].method, routes[i].pattern);
+		err = check_route(&routes[i], d);
+		if (err)
+			return err;
+	}
+	for (size_t k = 0; k < HF_ARRAY_LEN(docs); k++) {
+		bool found = false;
+
+		for (size_t i = 0; i < n && !found; i++)
+			found = strcmp(docs[k].method, routes[i].method) == 0 &&
+				strcmp(docs[k].pattern, routes[i].pattern) == 0;
+		if (!found)
+			return hf_xasprintf("the description of %s %s has no "
+					    "route in src/server/api.c",
+					    docs[k].method, docs[k].pattern);
+	}
+	return NULL;
+}
+
+int hf_api_doc_check(const struct hf_http_route *routes, size_t n,
+		     char **err)
+{
+	*err = check_all(routes, n);
+	return *err ? HF_EINVAL : 0;
+}
+
+/* A shape, re-indented, in a fenced block. */
+static void put_shape(FILE *f, const char *shape)
+{
+	json_t *j = json_loads(shape, JSON_REJECT_DUPLICATES, NULL);
+	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	fprintf(f, "```json\n%s\n```\n\n", text);
+	free(text);
+	json_decref(j);
+}
+
+/* GitHub's anchor of a heading: lower case, punctuation dropped. */
+static void put_anchor(FILE *f, const char *method, const char *pattern)
+{
+	char *heading = hf_xasprintf("%s %s", method, pattern);
+
+	for (const char *p = heading; *p; p++) {
+		if (*p == ' ')
+			fputc('-', f);
+		else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			 *p == '-' || *p == '_')
+			fputc(*p, f);
+		else if (*p >= 'A' && *p <= 'Z')
+			fputc(*p - 'A' + 'a', f);
+	}
+	free(heading);
+}
+
+static void put_route(FILE *f, const struct hf_http_route *r,
+		      const struct route_doc *d)
+{
+	fprintf(f, "### `%s %s`\n\n%s\n\n", r->method, r->pattern, d->summary);
+	fprintf(f, "- Token: %s.\n", role_of(r->flags));
+	if (d->query) {
+		fprintf(f, "- Query:\n");
+		for (const char *p = d->query; p && *p;) {
+			size_t n = strcspn(p, "\n");
+			size_t k = strcspn(p, ":");
+
+			fprintf(f, "  - `%.*s`%.*s\n", (int)k, p, (int)(n - k),
+				p + k);
+			p += n;
+			p += *p == '\n';
+		}
+	} else {
+		fprintf(f, "- Query: none.\n");
+	}
+	fprintf(f, "- Answers: ");
+	for (const char *p = d->status; *p;) {
+		size_t n = strcspn(p, " ");
+
+		fprintf(f, "`%.*s`%s", (int)n, p, p[n] ? ", " : "");
+		p += n;
+		p += strspn(p, " ");
+	}
+	fprintf(f, ", %s%s.\n", d->content_type ? d->content_type
+						 : "application/json",
+		r->flags & HF_ROUTE_STREAM ? ", streamed" : "");
+	if (d->errors) {
+		fprintf(f, "- Errors:");
+		for (const char *p = d->errors; *p;) {
+			size_t n = strcspn(p, " ");
+
+			fprintf(f, " `%d %.*s`%s", error_status(p, n), (int)n, p,
+				p[n] ? "," : ".\n");
+			p += n;
+			p += strspn(p, " ");
+		}
+	}
+	fputc('\n', f);
+	if (d->request) {
+		fprintf(f, "Request body:\n\n");
+		put_shape(f, d->request);
+	} else {
+		fprintf(f, "No request body.\n\n");
+	}
+	if (d->response) {
+		fprintf(f, "%s:\n\n", d->content_type ? "Each event's data"
+						      : "Response body");
+		put_shape(f, d->response);
+	}
+}
+
+static const char intro[] =
+    "The server's HTTP API is what the `holdfast` command line uses, and "
+    "all it uses: anything the CLI does, a script can do with these "
+    "routes. Agents use `POST /v1/agent/sync` (see "
+    "[protocol.md](protocol.md)).\n"
+    "\n"
+    "## Conventions\n"
+    "\n"
+    "- **Address.** `http://127.0.0.1:7070` unless the server was given "
+    "`--listen`; `https://` with `--tls-cert`/`--tls-key`. Path "
+    "parameters are percent-encoded (`/v1/service/a%2Fb/plans` names "
+    "service `a/b`).\n"
+    "- **Bodies.** Requests and answers are JSON (`Content-Type: "
+    "application/json`) unless a route says otherwise; a request body is "
+    "at most 1 MiB (`413 too-large`).\n"
+    "- **Tokens.** With `--tokens`, every request carries `Authorization: "
+    "Bearer TOKEN`. Each token has a role: `read` reads, `admin` may also "
+    "change anything, `agent` is for the agents' sync. A missing or "
+    "unknown token gets `401 unauthorized` (on every path, so that routes "
+    "cannot be probed), a token whose role is not enough `403 "
+    "forbidden`. Without `--tokens` the server listens on loopback only "
+    "and every request may do anything.\n"
+    "- **Query keys.** Each route takes the keys listed for it; any other "
+    "key is answered `400 bad-request`.\n"
+    "- **Several servers.** Only the leader answers writes, the agents' "
+    "sync, events, task logs and exec and metrics; the others answer reads "
+    "from the store and everything else with `503 not-leader` and the "
+    "leader's URL in `leader`. `GET /v1/leader` says who leads.\n"
+    "- **Shapes.** Below, a JSON shape gives each value's type (`string`, "
+    "`integer`, `number`, `boolean`, `null`, `object`, several joined by "
+    "`|`), with a comment in parentheses. A key ending in `?` may be "
+    "absent; `<name>` stands for any number of keys; `...` for keys not "
+    "listed; an array holds elements of the shape shown.\n"
+    "\n"
+    "## Errors\n"
+    "\n"
+    "An error is answered with its HTTP status and a body "
+    "`{\"error\": NAME, \"message\": SENTENCE}`; an invalid spec adds "
+    "`diagnostics` (each `{level, file, line, col, path, message}`), a "
+    "refused update the diff. The names, from `src/common/err.h`:\n"
+    "\n"
+    "| Status | Error | Meaning |\n"
+    "|---|---|---|\n";
+
+static int write_md(FILE *f, const struct hf_http_route *routes, size_t n)
+{
+	struct hf_strlist sections = {0};
+
+	fprintf(f, "# The holdfast HTTP API\n\n"
+		   "<!-- Generated by `holdfast _doc api` from the route table "
+		   "(src/server/api.c) and its descriptions "
+		   "(src/server/api_doc.c). Do not edit: `make docs` writes "
+		   "it, and the tests fail when it is out of date. -->\n\n"
+		   "holdfast %s.\n\n%s",
+		HF_VERSION, intro);
+	for (size_t i = 0; i < HF_ARRAY_LEN(err_codes); i++)
+		fprintf(f, "| %d | `%s` | %s |\n", err_codes[i].status,
+			err_codes[i].name, err_codes[i].msg);
+	for (size_t i = 0; i < HF_ARRAY_LEN(layer_codes); i++)
+		fprintf(f, "| %d | `%s` | %s |\n", layer_codes[i].status,
+			layer_codes[i].name, layer_codes[i].when);
+	fprintf(f, "\nEach route below lists the errors of its own; any route "
+		   "may also answer `400 bad-request`, `401 unauthorized`, "
+		   "`403 forbidden`, `500 internal` and, on a server that does "
+		   "not lead, `503 not-leader`.\n\n"
+		   "## Routes\n\n| Route | Token | What it does |\n"
+		   "|---|---|---|\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct route_doc *d = find_doc(&routes[i]);
+		size_t len = strcspn(d->summary, ".:");
+
+		if (!hf_strlist_has(&sections, d->section))
+			hf_strlist_push(&sections, d->section);
+		fprintf(f, "| [`%s %s`](#", routes[i].method,
+			routes[i].pattern);
+		put_anchor(f, routes[i].method, routes[i].pattern);
+		fprintf(f, ") | %s | %.*s |\n",
+			(routes[i].flags & ~(unsigned)HF_ROUTE_STREAM) ==
+				HF_ROUTE_READ
+			    ? "any"
+			    : role_of(routes[i].flags),
+			(int)len, d->summary);
+	}
+	fputc('\n', f);
+	for (size_t s = 0; s < sections.len; s++) {
+		fprintf(f, "## %s\n\n", sections.items[s]);
+		for (size_t i = 0; i < n; i++) {
+			const struct route_doc *d = find_doc(&routes[i]);
+
+			if (strcmp(d->section, sections.items[s]) == 0)
+				put_route(f, &routes[i], d);
+		}
+	}
+	hf_strlist_release(&sections);
+	return 0;
+}
+
+int hf_api_doc_write(FILE *f, char **err)
+{
+	size_t n;
+	const struct hf_http_route *routes = hf_server_routes(&n);
+
+	if (hf_api_doc_check(routes, n, err))
+		return HF_EINVAL;
+	return write_md(f, routes, n);
+}
+
+static json_t *words_json(const char *list, bool numbers)
+{
+	json_t *a = json_array();
+
+	for (const char *p = list; p && *p;) {
+		size_t n;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (n && numbers)
+			json_array_append_new(a, json_integer(atoi(p)));
+		else if (n)
+			json_array_append_new(a, json_stringn(p, n));
+		p += n;
+	}
+	return a;
+}
+
+static json_t *shape_json(const char *shape)
+{
+	return shape ? json_loads(shape, JSON_REJECT_DUPLICATES, NULL)
+		     : json_null();
+}
+
+int hf_api_doc_write_json(FILE *f, char **err)
+{
+	size_t n;
+	const struct hf_http_route *routes = hf_server_routes(&n);
+	json_t *a;
+
+	if (hf_api_doc_check(routes, n, err))
+		return HF_EINVAL;
+	a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct route_doc *d = find_doc(&routes[i]);
+
+		json_array_append_new(
+		    a,
+		    json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:o, "
+			      "s:b}",
+			      "method", routes[i].method, "pattern",
+			      routes[i].pattern, "role", role_of(routes[i].flags),
+			      "query", words_json(routes[i].query_keys, false),
+			      "request", shape_json(d->request), "status",
+			      words_json(d->status, true), "content_type",
+			      d->content_type ? d->content_type
+					      : "application/json",
+			      "response", shape_json(d->response), "errors",
+			      words_json(d->errors, false), "stream",
+			      (routes[i].flags & HF_ROUTE_STREAM) != 0));
+	}
+	if (json_dumpf(a, f, JSON_INDENT(1) | JSON_PRESERVE_ORDER) ||
+	    fputc('\n', f) == EOF) {
+		json_decref(a);
+		*err = hf_xstrdup("cannot write the output");
+		return HF_EIO;
+	}
+	json_decref(a);
+	return 0;
+}

@@ -21,11 +21,6 @@
 #include "spec/spec.h"
 
 /* Files of the task directory that belong to the shim or the agent. */
-static const char *const reserved_names[] = {
-	"launch.json", "status.json", "shim.pid", "shim.lock", "shim.sock",
-	"shim.log", AG_ORDER_FILE, AG_STOP_FILE, AG_READY_FILE, "sandbox",
-};
-
 void ag_job_push(struct hf_agent *ag, enum ag_job_kind kind,
 		 struct ag_task *t, const char *key)
 {
@@ -180,14 +175,6 @@ static int prepare_volumes(struct launch *l, char **err)
 	return 0;
 }
 
-static bool is_reserved(const char *name)
-{
-	for (size_t i = 0; i < HF_ARRAY_LEN(reserved_names); i++)
-		if (strcmp(name, reserved_names[i]) == 0)
-			return true;
-	return false;
-}
-
 static int render_configs(struct launch *l, json_t *configs, char **err)
 {
 	struct ag_task *t = l->t;
@@ -202,7 +189,9 @@ static int render_configs(struct launch *l, json_t *configs, char **err)
 		const char *dest = json_string_value(json_object_get(c, "dest"));
 		json_t *tmpl = json_object_get(c, "template");
 		struct hf_diags diags = {0};
+		struct hf_mustache_uses missing = {0};
 		char *out = NULL, *path = NULL, *parent = NULL;
+		const char *why;
 		int rc = -1;
 
 		if (!dest || !json_is_string(tmpl)) {
@@ -211,28 +200,51 @@ static int render_configs(struct launch *l, json_t *configs, char **err)
 			return -1;
 		}
 		/*
-		 * "../" may reach the pod instance's directory (the task
-		 * directory here), never beyond, and never the files the
-		 * shim and the agent keep there.
+		 * "../" may reach the task directory, never beyond, and never
+		 * the files the shim and the agent keep there: the rule spec
+		 * validation applies, so a valid spec never fails here.
 		 */
-		path = ag_path_join_within(t->dir, t->sandbox, dest);
+		why = hf_spec_config_dest_problem(dest, NULL);
+		path = why ? NULL : ag_path_join_within(t->dir, t->sandbox, dest);
 		if (path) {
 			parent = hf_xstrdup(path);
 			*strrchr(parent, '/') = '\0';
 		}
-		if (!path || (strcmp(parent, t->dir) == 0 &&
-			      is_reserved(strrchr(path, '/') + 1))) {
-			*err = hf_xasprintf("config %s: the destination must "
-					    "stay inside the task's directory",
-					    dest);
+		if (!path) {
+			*err = hf_xasprintf("config %s: cannot be written: %s",
+					    dest,
+					    why ? why
+						: "it leaves the task's "
+						  "directory");
 			goto next;
 		}
-		if (hf_mustache_render(json_string_value(tmpl),
-				       json_string_length(tmpl), &l->env, false,
-				       dest, &out, NULL, &diags)) {
+		if (hf_mustache_render_missing(json_string_value(tmpl),
+					       json_string_length(tmpl),
+					       &l->env, dest, &out, NULL,
+					       &missing, &diags)) {
 			*err = hf_xasprintf("config %s: %s", dest,
 					    diags.len ? diags.items[0].msg
 						      : "cannot render");
+			goto next;
+		}
+		if (missing.len) {
+			/* Every one at once: a retry cannot bring them. */
+			struct hf_buf b = HF_BUF_INIT;
+
+			hf_buf_addf(&b, "config %s: the task's environment has "
+					"no ",
+				    dest);
+			for (size_t k = 0; k < missing.len; k++)
+				hf_buf_addf(&b, "%s%s (line %d)",
+					    k ? ", " : "",
+					    missing.items[k].name,
+					    missing.items[k].line);
+			hf_buf_addf(&b, "; give %s with -o TASKCFG_ALL_%s=VALUE "
+					"in a service update",
+				    missing.len == 1 ? "it" : "each",
+				    missing.len == 1 ? missing.items[0].name
+						     : "<NAME>");
+			*err = hf_buf_detach(&b);
 			goto next;
 		}
 		if (ag_mkdir_p(parent, 0755) < 0 ||
@@ -245,6 +257,7 @@ static int render_configs(struct launch *l, json_t *configs, char **err)
 		rc = 0;
 next:
 		hf_diags_release(&diags);
+		hf_mustache_uses_release(&missing);
 		free(out);
 		free(path);
 		free(parent);

@@ -2198,25 +2198,6 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 /* ------------------------------------------------------------------ */
 /* Launch orders                                                        */
 
-static char *port_env_key(const struct hf_spec_port *p)
-{
-	struct hf_buf b = HF_BUF_INIT;
-
-	if (p->env_key)
-		return hf_xstrdup(p->env_key);
-	hf_buf_adds(&b, "PORT_");
-	for (const char *c = p->name; *c; c++) {
-		char ch = *c;
-
-		if (ch >= 'a' && ch <= 'z')
-			ch = (char)(ch - 'a' + 'A');
-		else if (ch == '-')
-			ch = '_';
-		hf_buf_addc(&b, ch);
-	}
-	return hf_buf_detach(&b);
-}
-
 static json_t *check_order(const struct hf_spec_check *c)
 {
 	json_t *o;
@@ -2248,18 +2229,14 @@ static void add_volumes(json_t *arr, const struct hf_service *svc,
 			const struct hf_spec_volume *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct hf_buf key = HF_BUF_INIT;
-		const char *vn = *v[i].name ? v[i].name : v[i].path;
+		char *key = hf_spec_volume_key(svc->name, in->name, owner, &v[i]);
 
-		hf_buf_addf(&key, "%s/%s/%s/", svc->name, in->name, owner);
-		for (const char *c = vn; *c; c++)
-			hf_buf_addc(&key, *c == '/' ? '_' : *c);
 		json_array_append_new(
-		    arr, json_pack("{s:s, s:s, s:s, s:I}", "key",
-				   hf_buf_str(&key), "path", v[i].path, "type",
+		    arr, json_pack("{s:s, s:s, s:s, s:I}", "key", key, "path",
+				   v[i].path, "type",
 				   hf_volume_type_name(v[i].type), "size_mb",
 				   (json_int_t)v[i].size_mb));
-		hf_buf_release(&key);
+		free(key);
 	}
 }
 
@@ -2275,7 +2252,6 @@ json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
 	json_t *o, *env_j, *ports_j, *vols, *cfgs, *uris, *rl;
 	char buf[32];
 
-	(void)s;
 	if (!t || t->resource_set >= pod->resource_sets.len)
 		return NULL;
 	rs = &pod->resource_sets.items[t->resource_set];
@@ -2290,6 +2266,15 @@ json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
 	hf_kvlist_set(&env, "FRAMEWORK_NAME", svc->name);
 	hf_kvlist_set(&env, "SERVICE_NAME", svc->name);
 	hf_kvlist_set(&env, "POD_NAME", in->name);
+	{
+		/* Tasks share their node's network, as on Mesos' host mode. */
+		struct hf_node *node = in->node ? hf_state_node(s, in->node)
+						: NULL;
+
+		hf_kvlist_set(&env, "MESOS_CONTAINER_IP",
+			      node && node->address ? node->address
+						    : "127.0.0.1");
+	}
 	if (in->replaced_node) {
 		hf_kvlist_set(&env, "REPLACED_NODE", in->replaced_node);
 		hf_kvlist_set(&env, "REPLACED_ADDRESS",
@@ -2304,7 +2289,7 @@ json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
 
 		if (!num)
 			continue;
-		key = port_env_key(sp);
+		key = hf_spec_port_env_key(sp);
 		hf_kvlist_set(&env, key, num);
 		free(key);
 		json_object_set_new(ports_j, sp->name,

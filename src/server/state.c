@@ -368,11 +368,17 @@ void hf_state_node_free(struct hf_node *n)
 	free(n);
 }
 
-int hf_state_config_load(struct hf_config *cfg, struct hf_diags *diags)
+/*
+ * stored: a config read back from the store, which this or an older
+ * holdfast accepted; checks added since only warn (hf_spec_load_opts).
+ */
+static int config_load(struct hf_config *cfg, bool stored,
+		       struct hf_diags *diags)
 {
 	struct hf_spec_load_opts lo = {
 	    .options = &cfg->options,
 	    .template_files = &cfg->templates,
+	    .stored = stored,
 	};
 	int rc;
 
@@ -391,6 +397,11 @@ int hf_state_config_load(struct hf_config *cfg, struct hf_diags *diags)
 		json_decref(j);
 	}
 	return 0;
+}
+
+int hf_state_config_load(struct hf_config *cfg, struct hf_diags *diags)
+{
+	return config_load(cfg, false, diags);
 }
 
 /* ------------------------------------------------------------------ */
@@ -999,7 +1010,7 @@ int hf_state_load(struct hf_srv *s, char **err)
 			kv_from_json(&cfg->options, json_object_get(o, "options"));
 			kv_from_json(&cfg->templates,
 				     json_object_get(o, "templates"));
-			if (!cfg->text || hf_state_config_load(cfg, &d)) {
+			if (!cfg->text || config_load(cfg, true, &d)) {
 				hf_log("service %s: stored config %s no longer "
 				       "loads; it is kept but cannot be used",
 				       svc->name, cfg->id);

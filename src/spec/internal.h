@@ -38,8 +38,11 @@ bool hf_pctx_want_map(struct hf_pctx *c, const struct hf_ynode *n);
 void hf_spec_parse_tree(struct hf_pctx *c, const struct hf_ynode *root);
 /* Cross-checks over the whole model (validate.c). Safe on partial models. */
 void hf_spec_validate(struct hf_pctx *c);
+/* Config templates against task environments (validate.c); valid models. */
+void hf_spec_check_config_vars(struct hf_pctx *c);
 
 bool hf_spec_is_label(const char *s, bool allow_upper);
+bool hf_spec_name_ok(const char *s);
 bool hf_spec_path_inside(const char *p);
 bool hf_spec_service_name_ok(const char *name);
 bool hf_spec_parse_strategy(const char *s, enum hf_strategy *out);

@@ -54,30 +54,10 @@ static json_t *volumes_json(const struct hf_spec_volume *v, size_t n)
 	return a;
 }
 
-/* PORT_<NAME>: upper-case, '-' as '_' (the SDK's default env key). */
-static char *port_env_key(const struct hf_spec_port *p)
-{
-	struct hf_buf b = HF_BUF_INIT;
-
-	if (p->env_key)
-		return hf_xstrdup(p->env_key);
-	hf_buf_adds(&b, "PORT_");
-	for (const char *s = p->name; *s; s++) {
-		char ch = *s;
-
-		if (ch >= 'a' && ch <= 'z')
-			ch = (char)(ch - 'a' + 'A');
-		else if (ch == '-')
-			ch = '_';
-		hf_buf_addc(&b, ch);
-	}
-	return hf_buf_detach(&b);
-}
-
 static json_t *port_json(const struct hf_spec_port *p)
 {
 	json_t *o = json_object();
-	char *key = port_env_key(p);
+	char *key = hf_spec_port_env_key(p);
 
 	json_object_set_new(o, "name", json_string(p->name));
 	json_object_set_new(o, "port", json_integer(p->port));

@@ -72,7 +72,16 @@ struct render {
 
 	HF_VEC(struct section) stack;
 	struct hf_strlist missing; /* names already reported */
+	/* When set, unset variables are listed here instead of reported. */
+	struct hf_mustache_uses *collect;
 };
+
+void hf_mustache_uses_release(struct hf_mustache_uses *u)
+{
+	for (size_t i = 0; i < u->len; i++)
+		free(u->items[i].name);
+	HF_VEC_FREE(u);
+}
 
 void hf_linemap_release(struct hf_linemap *m)
 {
@@ -398,6 +407,17 @@ static void do_var(struct render *r, const struct tag *tg)
 	v = lookup(r, name);
 	if (v) {
 		emit(r, v, strlen(v), tg->start, true, tg->line);
+	} else if (r->collect) {
+		/* Renders empty; the caller says what a missing one means. */
+		if (!hf_strlist_has(&r->missing, name) &&
+		    r->collect->len < HF_MUSTACHE_MAX_ERRORS) {
+			struct hf_mustache_use *u = HF_VEC_PUSH(r->collect);
+
+			hf_strlist_push(&r->missing, name);
+			u->name = hf_xstrdup(name);
+			u->line = tg->line;
+			u->col = tg->col;
+		}
 	} else if (r->allow_missing) {
 		/* Renders empty, as asked. */
 	} else if (r->errors > HF_MUSTACHE_MAX_ERRORS) {
@@ -608,10 +628,10 @@ static void render_all(struct render *r)
  * map, when given, must be zeroed or hold an earlier map: it is released
  * and replaced on success, and left released on failure.
  */
-int hf_mustache_render(const char *tmpl, size_t len,
-		       const struct hf_kvlist *vars, bool allow_missing,
-		       const char *file, char **out, struct hf_linemap *map,
-		       struct hf_diags *diags)
+static int render(const char *tmpl, size_t len, const struct hf_kvlist *vars,
+		  bool allow_missing, struct hf_mustache_uses *collect,
+		  const char *file, char **out, struct hf_linemap *map,
+		  struct hf_diags *diags)
 {
 	struct render r;
 	int rc = HF_ESPEC;
@@ -621,6 +641,7 @@ int hf_mustache_render(const char *tmpl, size_t len,
 		len = 0;
 	render_init(&r, tmpl ? tmpl : "", len, vars,
 		    allow_missing, file, diags);
+	r.collect = collect;
 	if (!check_text(&r))
 		goto out;
 	render_all(&r);
@@ -638,4 +659,22 @@ out:
 		hf_linemap_release(map);
 	render_release(&r);
 	return rc;
+}
+
+int hf_mustache_render(const char *tmpl, size_t len,
+		       const struct hf_kvlist *vars, bool allow_missing,
+		       const char *file, char **out, struct hf_linemap *map,
+		       struct hf_diags *diags)
+{
+	return render(tmpl, len, vars, allow_missing, NULL, file, out, map,
+		      diags);
+}
+
+int hf_mustache_render_missing(const char *tmpl, size_t len,
+			       const struct hf_kvlist *vars, const char *file,
+			       char **out, struct hf_linemap *map,
+			       struct hf_mustache_uses *missing,
+			       struct hf_diags *diags)
+{
+	return render(tmpl, len, vars, true, missing, file, out, map, diags);
 }

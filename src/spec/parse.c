@@ -589,14 +589,42 @@ bool hf_spec_path_inside(const char *p)
 	return depth > 0;
 }
 
-/* Checks a key used as a name (pod, task, resource set, port, volume). */
+/*
+ * A name the SDK accepts that is also safe where holdfast uses it: in task
+ * ids ("<pod>-<index>-<task>__<uuid>", so no "__"), in directory and
+ * volume names (no '/', '.' or control characters), in step names
+ * ("<pod>-<i>:[a, b]") and in TASKCFG_<POD>_ options. So: 1-63 letters,
+ * digits, '-' or '_', starting and ending with a letter or digit, without
+ * "__". The SDK itself only asks for a non-empty name; Cassandra's
+ * `init_system_keyspaces` needs the '_'.
+ */
+bool hf_spec_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63 || strstr(s, "__"))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') ||
+			     (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= '0' && ch <= '9');
+
+		if (!alnum && !((ch == '-' || ch == '_') && i > 0 && i < n - 1))
+			return false;
+	}
+	return true;
+}
+
+/* Checks a key used as a name (pod, task, resource set, plan, volume). */
 static void check_name(struct hf_pctx *c, const struct hf_ynode *key,
 		       const char *what)
 {
-	if (!hf_spec_is_label(key->str, true))
+	if (!hf_spec_name_ok(key->str))
 		hf_pctx_err(c, key,
-			    "%s name '%s' must be 1-63 letters, digits or '-', "
-			    "starting and ending with a letter or digit",
+			    "%s name '%s' must be 1-63 letters, digits, '-' or "
+			    "'_', starting and ending with a letter or digit, "
+			    "without '__'",
 			    what, key->str);
 }
 
@@ -643,6 +671,10 @@ out:
 /* ------------------------------------------------------------------ */
 /* Volumes, ports, checks                                               */
 
+/* What a volume's directory name may hold on the agent (its volume key). */
+#define VOLUME_PATH_CHARS                                                     \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:@+"
+
 static const struct keydef volume_keys[] = {
     {"path", K_REQUIRED}, {"type", K_REQUIRED}, {"size", K_REQUIRED},
     {"profiles", 0},      {NULL, 0},
@@ -671,6 +703,16 @@ static void parse_volume(struct hf_pctx *c, const struct hf_ynode *key,
 			hf_pctx_err(c, pn,
 				    "volume path '%s' must be relative to the "
 				    "task sandbox and stay inside it",
+				    v->path);
+			hf_pctx_pop(c, old);
+		} else if (strspn(v->path, VOLUME_PATH_CHARS) !=
+			   strlen(v->path)) {
+			size_t old = hf_pctx_push(c, "path");
+
+			/* The agent names the volume's directory after it. */
+			hf_pctx_err(c, pn,
+				    "volume path '%s' may hold only letters, "
+				    "digits, '/' and . _ - : @ +",
 				    v->path);
 			hf_pctx_pop(c, old);
 		}
@@ -761,6 +803,8 @@ static void parse_volumes(struct hf_pctx *c, const struct hf_ynode *map,
 						    "duplicate volume '%s'",
 						    p->key->str);
 				else
+					check_name(c, p->key, "volume");
+				if (!dup)
 					parse_volume(c, p->key, p->value,
 						     p->key->str,
 						     HF_VEC_PUSH(vols));
@@ -1098,9 +1142,10 @@ static void load_template(struct hf_pctx *c, const struct hf_ynode *at,
 		const char *content = hf_kvlist_get(c->opts->template_files,
 						    cfg->template_path);
 
-		if (content)
+		if (content) {
 			cfg->content = hf_xstrdup(content);
-		else
+			cfg->source = hf_xstrdup(cfg->template_path);
+		} else
 			hf_pctx_err(c, at,
 				    "template file '%s' was not sent with the "
 				    "spec",
@@ -1129,8 +1174,10 @@ static void load_template(struct hf_pctx *c, const struct hf_ynode *at,
 	for (size_t i = 0; i < tried.len; i++) {
 		err = hf_read_file(tried.items[i], 4 << 20, &cfg->content,
 				   NULL);
-		if (err == 0)
+		if (err == 0) {
+			cfg->source = hf_xstrdup(tried.items[i]);
 			goto out;
+		}
 		if (err != HF_ENOTFOUND) {
 			hf_pctx_err(c, at, "cannot read template %s: %s",
 				    tried.items[i],
@@ -1156,6 +1203,81 @@ out:
 	hf_strlist_release(&tried);
 }
 
+/*
+ * The files the agent and the shim keep in a task's directory, beside its
+ * sandbox (src/agent: launch.json, status.json, the shim's pid, lock,
+ * socket and log, the order, stop and ready markers, and their ".new"
+ * files while they are written atomically). A config written
+ * there would overwrite one of them, so the agent refuses it; so does
+ * validation, by this one list.
+ */
+static const char *const task_dir_files[] = {
+	"launch.json", "status.json", "shim.pid", "shim.lock", "shim.sock",
+	"shim.log", "order.json", "agent-stop", "agent-ready",
+};
+
+const char *hf_spec_config_dest_problem(const char *dest, bool *outside)
+{
+	/* Components of the resolved path below the task's directory. */
+	HF_VEC(const char *) comps = {0};
+	char *copy, *save = NULL, *tok;
+	const char *why = NULL;
+
+	if (outside)
+		*outside = false;
+	if (!*dest)
+		return "it is empty";
+	if (dest[0] == '/')
+		return "it must be relative to the task sandbox";
+	copy = hf_xstrdup(dest);
+	*HF_VEC_PUSH(&comps) = "sandbox";
+	for (tok = strtok_r(copy, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		if (strcmp(tok, ".") == 0)
+			continue;
+		if (strcmp(tok, "..") == 0) {
+			if (comps.len == 0) {
+				why = "it climbs above the task's directory "
+				      "(a config may go at most one level out "
+				      "of the sandbox, into the task's "
+				      "directory)";
+				goto out;
+			}
+			comps.len--;
+			continue;
+		}
+		*HF_VEC_PUSH(&comps) = tok;
+	}
+	if (comps.len == 0) {
+		why = "it names the task's directory itself, not a file";
+		goto out;
+	}
+	if (strcmp(comps.items[0], "sandbox") == 0) {
+		if (comps.len == 1)
+			why = "it names the task sandbox itself, not a file";
+		goto out;
+	}
+	for (size_t i = 0; i < HF_ARRAY_LEN(task_dir_files); i++) {
+		size_t fl = strlen(task_dir_files[i]);
+
+		/* "status.json.new": the atomic writes' temporary files. */
+		if (strncmp(comps.items[0], task_dir_files[i], fl) != 0 ||
+		    (comps.items[0][fl] != '\0' && comps.items[0][fl] != '.'))
+			continue;
+		why = comps.len == 1 ? "it would overwrite a file holdfast keeps "
+				       "in the task's directory"
+				     : "it lies under a file holdfast keeps in "
+				       "the task's directory";
+		break;
+	}
+	if (!why && outside && strcmp(comps.items[0], "sandbox") != 0)
+		*outside = true;
+out:
+	HF_VEC_FREE(&comps);
+	free(copy);
+	return why;
+}
+
 static void parse_configs(struct hf_pctx *c, const struct hf_ynode *task,
 			  struct hf_spec_task *t)
 {
@@ -1178,28 +1300,30 @@ static void parse_configs(struct hf_pctx *c, const struct hf_ynode *task,
 			cfg->name = hf_xstrdup(p->key->str);
 			if (hf_pctx_want_map(c, p->value)) {
 				check_keys(c, p->value, p->key, config_keys);
-				get_str(c, p->value, "dest", false, &cfg->dest);
-				if (cfg->dest && cfg->dest[0] == '/') {
+				if (get_str(c, p->value, "dest", false,
+					    &cfg->dest)) {
 					size_t o3 = hf_pctx_push(c, "dest");
+					const struct hf_ynode *dn =
+					    hf_ynode_get(p->value, "dest");
+					bool out;
+					const char *why =
+					    hf_spec_config_dest_problem(
+						cfg->dest, &out);
 
-					hf_pctx_err(c,
-						    hf_ynode_get(p->value, "dest"),
-						    "config dest '%s' must be "
-						    "relative to the task sandbox",
+					if (why)
+						hf_pctx_err(c, dn,
+							    "config dest '%s' "
+							    "cannot be written: "
+							    "%s",
+							    cfg->dest, why);
+					else if (out)
+						hf_pctx_warn(
+						    c, dn,
+						    "config dest '%s' leaves the "
+						    "task sandbox; holdfast writes "
+						    "it in the task's directory, "
+						    "beside the sandbox",
 						    cfg->dest);
-					hf_pctx_pop(c, o3);
-				} else if (cfg->dest &&
-					   !hf_spec_path_inside(cfg->dest)) {
-					size_t o3 = hf_pctx_push(c, "dest");
-
-					hf_pctx_warn(c,
-						     hf_ynode_get(p->value,
-								  "dest"),
-						     "config dest '%s' leaves the "
-						     "task sandbox; holdfast "
-						     "writes it inside the pod "
-						     "instance's directory",
-						     cfg->dest);
 					hf_pctx_pop(c, o3);
 				}
 				if (get_str(c, p->value, "template", false,
@@ -1515,6 +1639,9 @@ static bool get_rlimit_value(struct hf_pctx *c, const struct hf_ynode *map,
 		*out = -1;
 		return true;
 	}
+	/* Empty is not set, as in the SDK (both or neither must be set). */
+	if (v && hf_ynode_is_null(v))
+		return false;
 	return get_int(c, map, key, -1, INT64_MAX, out);
 }
 
@@ -1816,7 +1943,8 @@ static void each_external_volume(struct hf_pctx *c, const struct hf_ypair *pr,
 	get_str(c, pr->value, "type", false, &e->type);
 	get_str(c, pr->value, "container-path", false, &e->container_path);
 	get_str(c, pr->value, "driver-name", false, &e->driver_name);
-	get_str(c, pr->value, "driver-options", false, &e->driver_options);
+	/* Empty is fine: the SDK only passes options that are set. */
+	get_str(c, pr->value, "driver-options", true, &e->driver_options);
 	get_str(c, pr->value, "volume-name", false, &e->volume_name);
 	if (get_str(c, pr->value, "volume-mode", false, &e->volume_mode))
 		check_mode(c, pr->value, "volume-mode", e->volume_mode);
@@ -1966,7 +2094,10 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 		unsupported(c, hf_ynode_get(n, "image"), "container images");
 		hf_pctx_pop(c, old);
 	}
-	get_str(c, n, "user", false, &p->user);
+	if (get_str(c, n, "user", true, &p->user) && !*p->user) {
+		free(p->user);
+		p->user = NULL;
+	}
 	v = enter(c, n, "networks", &old);
 	if (v) {
 		parse_networks(c, v, p);
@@ -2341,8 +2472,21 @@ static void parse_scheduler(struct hf_pctx *c, const struct hf_ynode *n)
 					    pr->key->str, n->pairs[j].key->line);
 		hf_pctx_pop(c, old);
 	}
-	get_str(c, n, "user", false, &c->spec->scheduler_user);
-	get_str(c, n, "principal", false, &c->spec->scheduler_principal);
+	/*
+	 * Empty is as good as absent for both, as in the SDK: every
+	 * package's default service_account is "", and FRAMEWORK_USER may
+	 * be rendered empty.
+	 */
+	if (get_str(c, n, "user", true, &c->spec->scheduler_user) &&
+	    !*c->spec->scheduler_user) {
+		free(c->spec->scheduler_user);
+		c->spec->scheduler_user = NULL;
+	}
+	if (get_str(c, n, "principal", true, &c->spec->scheduler_principal) &&
+	    !*c->spec->scheduler_principal) {
+		free(c->spec->scheduler_principal);
+		c->spec->scheduler_principal = NULL;
+	}
 	for (size_t i = 0; i < n->npairs; i++) {
 		const struct hf_ypair *pr = &n->pairs[i];
 		size_t old;
@@ -2384,7 +2528,11 @@ void hf_spec_parse_tree(struct hf_pctx *c, const struct hf_ynode *root)
 			    c->spec->name);
 		hf_pctx_pop(c, old);
 	}
-	get_str(c, root, "web-url", false, &c->spec->web_url);
+	if (get_str(c, root, "web-url", true, &c->spec->web_url) &&
+	    !*c->spec->web_url) {
+		free(c->spec->web_url);
+		c->spec->web_url = NULL;
+	}
 	c->spec->permanent_failure_timeout_ms = -1;
 	v = enter(c, root, "replacement-failure-policy", &old);
 	if (v) {
@@ -2436,6 +2584,9 @@ void hf_spec_parse_tree(struct hf_pctx *c, const struct hf_ynode *root)
 		parse_plans(c, v);
 		hf_pctx_pop(c, old);
 	}
+	if (!c->spec->scheduler_principal && c->spec->name)
+		c->spec->scheduler_principal =
+		    hf_xasprintf("%s-principal", c->spec->name);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2496,6 +2647,8 @@ int hf_spec_load_string(const char *text, size_t len, const char *file,
 	}
 	hf_spec_parse_tree(&c, root);
 	hf_spec_validate(&c);
+	if (diags->errors == errors_before)
+		hf_spec_check_config_vars(&c);
 	hf_diags_sort(diags);
 	if (diags->errors > errors_before) {
 		rc = HF_ESPEC;

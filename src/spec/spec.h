@@ -86,6 +86,30 @@ int hf_mustache_render(const char *tmpl, size_t len,
 		       const char *file, char **out, struct hf_linemap *map,
 		       struct hf_diags *diags);
 
+/* A variable a template uses, at its first use. */
+struct hf_mustache_use {
+	char *name;
+	int line, col;
+};
+struct hf_mustache_uses {
+	struct hf_mustache_use *items;
+	size_t len, cap;
+};
+void hf_mustache_uses_release(struct hf_mustache_uses *u);
+
+/*
+ * Renders as hf_mustache_render does, except that a variable used (outside
+ * false sections) but unset is not an error: it renders empty and is
+ * appended to *missing once, at its first use (at most 100 names). The
+ * caller says what a missing variable means and how to give it. Template
+ * syntax problems are still errors in diags.
+ */
+int hf_mustache_render_missing(const char *tmpl, size_t len,
+			       const struct hf_kvlist *vars, const char *file,
+			       char **out, struct hf_linemap *map,
+			       struct hf_mustache_uses *missing,
+			       struct hf_diags *diags);
+
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
 
@@ -103,6 +127,73 @@ int hf_options_add_arg(struct hf_kvlist *vars, const char *arg,
  */
 int hf_options_load_file(struct hf_kvlist *vars, const char *path,
 			 struct hf_diags *diags);
+
+/* ------------------------------------------------------------------ */
+/* SDK packages (package.c)                                             */
+
+/*
+ * A DC/OS SDK package, as the SDK shipped a service to DC/OS:
+ *   universe/config.json            the options' JSON schema, with defaults
+ *   universe/marathon.json.mustache the scheduler's Marathon app; its
+ *                                   "env" holds the spec's variables
+ *   universe/resource.json          artifact URIs (resource.assets.uris)
+ *   universe/package.json           name and version
+ *   src/main/dist/<name>.yml        the specs and their config templates
+ * It is rendered as DC/OS did: the schema's defaults, the user's options
+ * (`dcos package install --options FILE`) merged over them and validated
+ * against the schema, then the Marathon template rendered with them and
+ * `resource`, its env taken as the spec's template variables.
+ */
+struct hf_package_file {
+	const char *name; /* for messages */
+	const char *text; /* NULL when the file does not exist */
+	size_t len;
+};
+
+struct hf_package_input {
+	struct hf_package_file config;   /* required */
+	struct hf_package_file marathon; /* required */
+	struct hf_package_file resource; /* optional */
+	struct hf_package_file package;  /* optional: name, version */
+	const struct hf_package_file *options; /* user options, later win */
+	size_t noptions;
+	/*
+	 * Values of the SDK build tooling's placeholders ("artifact-dir",
+	 * "package-version", ...); may be NULL. Missing ones are filled as
+	 * docs/spec.md says, or render empty with a warning.
+	 */
+	const struct hf_kvlist *build;
+};
+
+struct hf_package {
+	struct hf_kvlist vars; /* the Marathon app's env: template variables */
+	char *spec_name;       /* the spec is src/main/dist/<spec_name>.yml */
+	char *spec_file;       /* hf_package_load: that file's path */
+	char *dir;             /* hf_package_load: the package directory */
+	struct json_t *options; /* the merged, validated options */
+};
+
+/*
+ * Renders a package held in memory. On success returns 0 and fills *out
+ * (release it with hf_package_release); warnings may be in diags. On
+ * failure returns HF_ESPEC with every reason in diags, each at the file
+ * and line at fault (config.json, an options file, resource.json or the
+ * Marathon template), and *out is empty.
+ */
+int hf_package_render(const struct hf_package_input *in, struct hf_package *out,
+		      struct hf_diags *diags);
+/*
+ * Reads the package in dir and the options files, renders it, and finds
+ * its spec: src/main/dist/<service.yaml option>.yml (hello-world's
+ * choice), else src/main/dist/svc.yml. artifact-dir defaults to
+ * file://<dir>/artifacts and package-name to package.json's name or the
+ * directory's. Returns 0, HF_ENOTFOUND / HF_EIO (a file), or HF_ESPEC;
+ * diags say why.
+ */
+int hf_package_load(const char *dir, const struct hf_strlist *options_files,
+		    const struct hf_kvlist *build, struct hf_package *out,
+		    struct hf_diags *diags);
+void hf_package_release(struct hf_package *p);
 
 /* ------------------------------------------------------------------ */
 /* The model                                                            */
@@ -217,6 +308,7 @@ struct hf_spec_config {
 	char *template_path; /* as written */
 	char *dest;
 	char *content; /* the template, read when the spec was loaded */
+	char *source;  /* the file it was read from (for messages); may be NULL */
 };
 
 struct hf_spec_tls {
@@ -404,7 +496,11 @@ struct hf_spec_feature_use {
 struct hf_spec {
 	char *name;
 	char *web_url;
-	char *scheduler_user;
+	char *scheduler_user; /* NULL when absent or empty: the agent's user */
+	/*
+	 * The effective principal: as written, or "<name>-principal" when
+	 * absent or empty, as the SDK's FrameworkConfig does.
+	 */
 	char *scheduler_principal;
 	struct hf_kvlist scheduler_other; /* other scheduler keys, as written */
 	struct {
@@ -454,9 +550,23 @@ struct hf_spec_load_opts {
 	const struct hf_kvlist *template_files;
 	/* Skip reading config templates (for specs given as strings). */
 	bool skip_templates;
+	/*
+	 * The spec is a configuration holdfast accepted before (read back
+	 * from the store). Checks that only guard a new deployment (config
+	 * template variables no task gets) report warnings, so a service an
+	 * older holdfast accepted stays manageable.
+	 */
+	bool stored;
 };
 
 /*
+ * Loading also checks every task's config templates against the
+ * environment the task will have (hf_spec_task_env, the variables the
+ * launch adds, its ports): a variable no task environment has is an error
+ * at its line in the template, saying how to give it (-o TASKCFG_ALL_X=..),
+ * unless allow_missing or stored make it a warning. Tasks only custom plans
+ * launch get a warning: a plan parameter may give it.
+ *
  * Renders, parses and validates the spec at path. On success returns 0 and
  * *out owns a new spec (warnings may still be in diags). On failure returns
  * HF_ESPEC (or HF_ENOTFOUND / HF_EIO for the file) with every reason in
@@ -472,6 +582,26 @@ int hf_spec_load_string(const char *text, size_t len, const char *file,
 			const struct hf_spec_load_opts *opts,
 			struct hf_spec **out, struct hf_diags *diags);
 void hf_spec_free(struct hf_spec *spec);
+
+/*
+ * Whether a config `dest` can be written where the agent writes configs:
+ * relative to the task sandbox, at most one '..' out of it (into the
+ * task's directory, as the SDK allowed into the executor's sandbox), and
+ * never over the sandbox or the files holdfast keeps beside it. Returns
+ * NULL when it can, else why not (static text). *outside (may be NULL) is
+ * set when it is written outside the sandbox. The agent and validation
+ * both use it, so a spec that validates never fails here at launch.
+ */
+const char *hf_spec_config_dest_problem(const char *dest, bool *outside);
+
+/*
+ * The agent's key of a volume of a pod instance: "<service>/<instance>/
+ * <owner>/<name>", owner "pod" for pod-level volumes or the resource set's
+ * name, name the volume's (or its path with '/' as '_'). The caller frees
+ * it. Validation makes sure two volumes of an instance never share one.
+ */
+char *hf_spec_volume_key(const char *service, const char *instance,
+			 const char *owner, const struct hf_spec_volume *v);
 
 /* The port the API listens on by default; PORT_API renders to it. */
 #define HF_DEFAULT_API_PORT 7070
@@ -502,6 +632,9 @@ size_t hf_spec_check_supported(const struct hf_spec *spec,
  */
 void hf_spec_task_env(const struct hf_spec *spec, const struct hf_spec_pod *pod,
 		      const struct hf_spec_task *task, struct hf_kvlist *env);
+
+/* A port's environment key: env-key, else PORT_<NAME upper-cased, '-' as '_'>. */
+char *hf_spec_port_env_key(const struct hf_spec_port *p);
 
 /*
  * A pod's task named "decommission" (goal FINISH) drains an instance

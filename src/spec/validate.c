@@ -567,11 +567,12 @@ static void check_phase(struct hf_pctx *c, const struct hf_spec_plan *pl,
 		goto out;
 	pod = hf_spec_find_pod(c->spec, ph->pod);
 	if (!pod) {
+		/* The SDK's plan generator refuses it; so does a deploy. */
 		path = hf_xasprintf("%s.pod", base);
-		hf_pctx_warn_pos(c, ph->pod_pos, path,
-				 "phase refers to pod '%s', which this spec "
-				 "does not declare; plan '%s' cannot run",
-				 ph->pod, pl->name);
+		hf_pctx_err_pos(c, ph->pod_pos, path,
+				"plan '%s' phase '%s' refers to pod '%s', which "
+				"the spec does not declare",
+				pl->name, ph->name, ph->pod);
 		free(path);
 		goto out;
 	}
@@ -661,6 +662,134 @@ out:
 	free(base);
 }
 
+char *hf_spec_volume_key(const char *service, const char *instance,
+			 const char *owner, const struct hf_spec_volume *v)
+{
+	struct hf_buf key = HF_BUF_INIT;
+	const char *vn = *v->name ? v->name : v->path;
+
+	hf_buf_addf(&key, "%s/%s/%s/", service, instance, owner);
+	for (const char *p = vn ? vn : ""; *p; p++)
+		hf_buf_addc(&key, *p == '/' ? '_' : *p);
+	return hf_buf_detach(&key);
+}
+
+/*
+ * Two volumes of one instance must not share a directory on the agent:
+ * the pod's own volumes live under "pod", a resource set's under its name,
+ * each named after the volume (or its path, '/' as '_').
+ */
+static void check_volume_dirs(struct hf_pctx *c, const struct hf_spec_pod *pod)
+{
+	struct hf_strlist seen = {0};
+	char *base;
+
+	for (size_t r = 0; r <= pod->resource_sets.len; r++) {
+		const struct hf_spec_volume *vols;
+		size_t n;
+		const char *owner;
+
+		if (r == pod->resource_sets.len) {
+			vols = pod->volumes.items;
+			n = pod->volumes.len;
+			owner = "pod";
+			base = hf_xasprintf("pods.%s", pod->name);
+		} else {
+			vols = pod->resource_sets.items[r].volumes.items;
+			n = pod->resource_sets.items[r].volumes.len;
+			owner = pod->resource_sets.items[r].name;
+			base = rs_path(pod, r);
+		}
+		for (size_t i = 0; i < n; i++) {
+			char *key, *p;
+
+			if (!vols[i].path)
+				continue;
+			key = hf_spec_volume_key("", "", owner, &vols[i]);
+			if (!hf_strlist_has(&seen, key)) {
+				hf_strlist_push(&seen, key);
+				free(key);
+				continue;
+			}
+			p = vol_path(base, &vols[i], NULL);
+			hf_pctx_err_pos(c, vols[i].pos, p,
+					"volume '%s' would share its directory "
+					"'%s' with another volume of pod '%s'; "
+					"rename one of them",
+					*vols[i].name ? vols[i].name
+						      : vols[i].path,
+					key + 2, pod->name);
+			free(p);
+			free(key);
+		}
+		free(base);
+	}
+	hf_strlist_release(&seen);
+}
+
+/*
+ * Task names "<pod>-<i>-<task>" must name one task of the service: with
+ * '-' in pod and task names, pod "a" task "b-1-c" and pod "a-0-b" task "c"
+ * would both have a task named "a-0-b-1-c". That happens only when a pod's
+ * name is another's plus "-<index>-", so only those pairs are compared.
+ */
+static void check_task_names(struct hf_pctx *c)
+{
+	const struct hf_spec *spec = c->spec;
+
+	for (size_t p = 0; p < spec->pods.len; p++) {
+		const struct hf_spec_pod *a = &spec->pods.items[p];
+		size_t al = strlen(a->name);
+
+		for (size_t q = 0; q < spec->pods.len; q++) {
+			const struct hf_spec_pod *b = &spec->pods.items[q];
+			const char *rest = b->name + al, *r2;
+			int64_t k;
+
+			/* b = a + "-<k>-" + rest, with instance k of a. */
+			if (p == q || strncmp(b->name, a->name, al) != 0 ||
+			    rest[0] != '-' || !(rest[1] >= '0' && rest[1] <= '9'))
+				continue;
+			k = strtoll(rest + 1, (char **)&r2, 10);
+			if (*r2 != '-' || k >= a->count)
+				continue;
+			r2++;
+			for (size_t t = 0; t < a->tasks.len; t++) {
+				const struct hf_spec_task *ta = &a->tasks.items[t];
+				size_t rl = strlen(r2);
+				const char *tail = ta->name + rl, *u;
+				int64_t j;
+
+				/* ta = rest + "-<j>-" + a task of b. */
+				if (strncmp(ta->name, r2, rl) != 0 ||
+				    tail[0] != '-' ||
+				    !(tail[1] >= '0' && tail[1] <= '9'))
+					continue;
+				j = strtoll(tail + 1, (char **)&u, 10);
+				if (*u != '-' || j >= b->count ||
+				    !hf_spec_find_task(b, u + 1))
+					continue;
+				{
+					char *path = hf_xasprintf(
+					    "pods.%s.tasks.%s", a->name,
+					    ta->name);
+
+					hf_pctx_err_pos(
+					    c, ta->pos, path,
+					    "task '%s' of instance %s-%lld "
+					    "and task '%s' of instance %s-%lld "
+					    "would both be named '%s-%lld-%s'; "
+					    "rename one of them",
+					    ta->name, a->name, (long long)k,
+					    u + 1, b->name, (long long)j,
+					    a->name, (long long)k, ta->name);
+					free(path);
+				}
+			}
+		}
+	}
+}
+
 /* Pod instances a spec may ask for in all. */
 #define HF_SPEC_MAX_INSTANCES 100000
 
@@ -714,6 +843,7 @@ void hf_spec_validate(struct hf_pctx *c)
 
 		resolve_resource_sets(c, pod);
 		check_volumes(c, pod);
+		check_volume_dirs(c, pod);
 		check_task_refs(c, pod);
 		for (size_t r = 0; r < pod->replace_tasks.len; r++) {
 			const struct hf_spec_task *t =
@@ -735,6 +865,7 @@ void hf_spec_validate(struct hf_pctx *c)
 	}
 	check_ports(c);
 	check_discovery(c);
+	check_task_names(c);
 	for (size_t i = 0; i < spec->plans.len; i++) {
 		const struct hf_spec_plan *pl = &spec->plans.items[i];
 
@@ -808,6 +939,25 @@ const char *hf_volume_type_name(enum hf_volume_type t)
 	return t == HF_VOLUME_MOUNT ? "MOUNT" : "ROOT";
 }
 
+char *hf_spec_port_env_key(const struct hf_spec_port *p)
+{
+	struct hf_buf b = HF_BUF_INIT;
+
+	if (p->env_key)
+		return hf_xstrdup(p->env_key);
+	hf_buf_adds(&b, "PORT_");
+	for (const char *c = p->name; *c; c++) {
+		char ch = *c;
+
+		if (ch >= 'a' && ch <= 'z')
+			ch = (char)(ch - 'a' + 'A');
+		else if (ch == '-')
+			ch = '_';
+		hf_buf_addc(&b, ch);
+	}
+	return hf_buf_detach(&b);
+}
+
 /* TASKCFG_<POD>_ prefix: pod name upper-cased with '-' as '_'. */
 static char *taskcfg_prefix(const char *pod)
 {
@@ -848,6 +998,285 @@ void hf_spec_task_env(const struct hf_spec *spec, const struct hf_spec_pod *pod,
 	}
 	hf_kvlist_copy(env, &task->env);
 	free(mine);
+}
+
+/* ------------------------------------------------------------------ */
+/* Config templates against the environment their task will have       */
+
+/*
+ * What every launch adds to a task's environment: the server's launch
+ * order (src/server/sched.c: hf_sched_launch_order) and the agent
+ * (src/agent/state.c: derive_env). docs/spec.md lists them; a system test
+ * renders a template that uses each one at launch.
+ */
+static const char *const launch_env[] = {
+	"TASK_NAME",	   "POD_INSTANCE_INDEX", "POD_NAME",
+	"FRAMEWORK_NAME",  "SERVICE_NAME",	 "MESOS_CONTAINER_IP",
+	"MESOS_SANDBOX",   "HOLDFAST_SANDBOX",	 "PATH",
+	"HOME",
+};
+
+/* What a replacement instance's tasks also get (pod `replace:`). */
+static const char *const replace_env[] = {
+	"REPLACED_NODE", "REPLACED_ADDRESS", "REPLACED_INSTANCE",
+};
+
+/*
+ * What the SDK's scheduler or DC/OS gave tasks and holdfast does not:
+ * named in messages so a user knows it is not a typo.
+ */
+static const char *const sdk_only_env[] = {
+	"FRAMEWORK_HOST",	  "FRAMEWORK_VIP_HOST", "SERVICE_ZK_ROOT",
+	"SCHEDULER_API_HOSTNAME", "SCHEDULER_API_PORT", "STATSD_UDP_HOST",
+	"STATSD_UDP_PORT",	  "MESOS_EXECUTOR_ID",	"MESOS_FRAMEWORK_ID",
+	"MESOS_AGENT_ENDPOINT",	  "MESOS_ALLOCATION_ROLE", "DCOS_SPACE",
+	"LIBPROCESS_IP",	  "TASK_ID",
+};
+
+/* One variable one template lacks, with every task it lacks it in. */
+struct missing_var {
+	const char *source; /* template file */
+	char *name;
+	int line, col;
+	char *path; /* the first task's config entry */
+	struct hf_strlist tasks; /* "pod.task" */
+	struct hf_strlist pods;
+	struct hf_strlist custom_plans; /* plans that alone launch them */
+	bool by_deploy; /* launched without plan parameters */
+};
+
+/* How each task of a pod is launched, from the built plans. */
+struct task_launch {
+	bool by_deploy; /* deploy, update, decommission or replacement */
+	struct hf_strlist custom_plans;
+};
+
+static void mark_launches(const struct hf_spec *spec,
+			  const struct hf_spec_pod *pod,
+			  const struct hf_plan_defs *defs,
+			  struct task_launch *tl)
+{
+	for (size_t t = 0; t < pod->tasks.len; t++) {
+		const char *name = pod->tasks.items[t].name;
+
+		if (strcmp(name, HF_DECOMMISSION_TASK) == 0 ||
+		    hf_strlist_has(&pod->replace_tasks, name))
+			tl[t].by_deploy = true;
+	}
+	for (size_t i = 0; i < defs->len; i++) {
+		const struct hf_plan_def *p = &defs->items[i];
+
+		for (size_t k = 0; k < p->phases.len; k++) {
+			const struct hf_plan_phase_def *ph = &p->phases.items[k];
+
+			if (strcmp(ph->pod, pod->name) != 0)
+				continue;
+			for (size_t st = 0; st < ph->steps.len; st++) {
+				const struct hf_strlist *tk =
+				    &ph->steps.items[st].tasks;
+
+				for (size_t t = 0; t < pod->tasks.len; t++) {
+					if (!hf_strlist_has(
+						tk, pod->tasks.items[t].name))
+						continue;
+					if (p->kind != HF_PLAN_CUSTOM)
+						tl[t].by_deploy = true;
+					else if (!hf_strlist_has(
+						     &tl[t].custom_plans,
+						     p->name))
+						hf_strlist_push(
+						    &tl[t].custom_plans,
+						    p->name);
+				}
+			}
+		}
+	}
+	(void)spec;
+}
+
+/* The environment a task will have, as far as a template can tell. */
+static void model_env(const struct hf_spec *spec, const struct hf_spec_pod *pod,
+		      const struct hf_spec_task *task, struct hf_kvlist *env)
+{
+	const struct hf_spec_resource_set *rs =
+	    &pod->resource_sets.items[task->resource_set];
+
+	/* Placeholders are non-empty, so sections on them render. */
+	for (size_t i = 0; i < HF_ARRAY_LEN(launch_env); i++)
+		hf_kvlist_set(env, launch_env[i], "1");
+	if (hf_strlist_has(&pod->replace_tasks, task->name))
+		for (size_t i = 0; i < HF_ARRAY_LEN(replace_env); i++)
+			hf_kvlist_set(env, replace_env[i], "1");
+	for (size_t p = 0; p < rs->ports.len; p++) {
+		char *key = hf_spec_port_env_key(&rs->ports.items[p]);
+
+		hf_kvlist_set(env, key, "1");
+		free(key);
+	}
+	hf_spec_task_env(spec, pod, task, env);
+}
+
+static struct missing_var *find_missing(void *vec_v, const char *source,
+					const char *name)
+{
+	HF_VEC(struct missing_var) *vec = vec_v;
+
+	for (size_t i = 0; i < vec->len; i++)
+		if (strcmp(vec->items[i].source, source) == 0 &&
+		    strcmp(vec->items[i].name, name) == 0)
+			return &vec->items[i];
+	return NULL;
+}
+
+static bool in_list(const char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void report_missing(struct hf_pctx *c, const struct missing_var *m)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	bool err = m->by_deploy && !c->opts->allow_missing && !c->opts->stored;
+
+	hf_buf_addf(&b, "variable %s is not in the environment of task%s ",
+		    m->name, m->tasks.len == 1 ? "" : "s");
+	for (size_t i = 0; i < m->tasks.len && i < 4; i++)
+		hf_buf_addf(&b, "%s%s", i ? ", " : "", m->tasks.items[i]);
+	if (m->tasks.len > 4)
+		hf_buf_addf(&b, " and %zu more", m->tasks.len - 4);
+	if (in_list(sdk_only_env, HF_ARRAY_LEN(sdk_only_env), m->name))
+		hf_buf_addf(&b, " (the SDK's scheduler set %s; holdfast does "
+				"not, see docs/spec.md)",
+			    m->name);
+	hf_buf_addf(&b, "; give it with -o TASKCFG_ALL_%s=VALUE", m->name);
+	if (m->pods.len == 1) {
+		char *pre = taskcfg_prefix(m->pods.items[0]);
+
+		hf_buf_addf(&b, " (or -o %s%s=VALUE for pod '%s' only)", pre,
+			    m->name, m->pods.items[0]);
+		free(pre);
+	}
+	if (!m->by_deploy && m->custom_plans.len)
+		hf_buf_addf(&b, ", or start plan '%s' with -p %s=VALUE",
+			    m->custom_plans.items[0], m->name);
+	hf_diags_add(c->diags, err ? HF_DIAG_ERROR : HF_DIAG_WARNING, m->source,
+		     m->line, m->col, m->path, "%s", hf_buf_str(&b));
+	hf_buf_release(&b);
+}
+
+void hf_spec_check_config_vars(struct hf_pctx *c)
+{
+	const struct hf_spec *spec = c->spec;
+	HF_VEC(struct missing_var) missing = {0};
+	struct hf_plan_defs defs = {0};
+
+	hf_spec_build_plans(spec, &defs);
+	for (size_t p = 0; p < spec->pods.len; p++) {
+		const struct hf_spec_pod *pod = &spec->pods.items[p];
+		struct task_launch *tl =
+		    hf_xcalloc(pod->tasks.len + 1, sizeof(*tl));
+
+		mark_launches(spec, pod, &defs, tl);
+		for (size_t t = 0; t < pod->tasks.len; t++) {
+			const struct hf_spec_task *task = &pod->tasks.items[t];
+			struct hf_kvlist env = {0};
+
+			if (task->resource_set >= pod->resource_sets.len ||
+			    task->configs.len == 0 ||
+			    (!tl[t].by_deploy && tl[t].custom_plans.len == 0))
+				continue; /* never launched */
+			model_env(spec, pod, task, &env);
+			for (size_t k = 0; k < task->configs.len; k++) {
+				const struct hf_spec_config *cf =
+				    &task->configs.items[k];
+				const char *src = cf->source ? cf->source
+							     : cf->template_path;
+				struct hf_mustache_uses uses = {0};
+				struct hf_diags d = {0};
+				char *out = NULL;
+
+				if (!cf->content)
+					continue;
+				hf_mustache_render_missing(
+				    cf->content, strlen(cf->content), &env, src,
+				    &out, NULL, &uses, &d);
+				free(out);
+				/* Template syntax: the agent would fail too. */
+				if (d.len) {
+					char *cp = hf_xasprintf(
+					    "pods.%s.tasks.%s.configs.%s",
+					    pod->name, task->name, cf->name);
+
+					for (size_t i = 0; i < d.len; i++)
+						hf_diags_add(
+						    c->diags, d.items[i].level,
+						    d.items[i].file,
+						    d.items[i].line,
+						    d.items[i].col, cp, "%s",
+						    d.items[i].msg);
+					free(cp);
+				}
+				hf_diags_release(&d);
+				for (size_t i = 0; i < uses.len; i++) {
+					const struct hf_mustache_use *u =
+					    &uses.items[i];
+					struct missing_var *m =
+					    find_missing(&missing, src, u->name);
+					char *tn = hf_xasprintf("%s.%s", pod->name,
+								task->name);
+
+					if (!m) {
+						m = HF_VEC_PUSH(&missing);
+						m->source = src;
+						m->name = hf_xstrdup(u->name);
+						m->line = u->line;
+						m->col = u->col;
+						m->path = hf_xasprintf(
+						    "pods.%s.tasks.%s.configs.%s",
+						    pod->name, task->name,
+						    cf->name);
+					}
+					if (!hf_strlist_has(&m->tasks, tn))
+						hf_strlist_push(&m->tasks, tn);
+					if (!hf_strlist_has(&m->pods, pod->name))
+						hf_strlist_push(&m->pods,
+								pod->name);
+					if (tl[t].by_deploy)
+						m->by_deploy = true;
+					for (size_t q = 0;
+					     q < tl[t].custom_plans.len; q++)
+						if (!hf_strlist_has(
+							&m->custom_plans,
+							tl[t].custom_plans.items[q]))
+							hf_strlist_push(
+							    &m->custom_plans,
+							    tl[t].custom_plans
+								.items[q]);
+					free(tn);
+				}
+				hf_mustache_uses_release(&uses);
+			}
+			hf_kvlist_release(&env);
+		}
+		for (size_t t = 0; t < pod->tasks.len; t++)
+			hf_strlist_release(&tl[t].custom_plans);
+		free(tl);
+	}
+	for (size_t i = 0; i < missing.len; i++) {
+		struct missing_var *m = &missing.items[i];
+
+		report_missing(c, m);
+		free(m->name);
+		free(m->path);
+		hf_strlist_release(&m->tasks);
+		hf_strlist_release(&m->pods);
+		hf_strlist_release(&m->custom_plans);
+	}
+	HF_VEC_FREE(&missing);
+	hf_plan_defs_release(&defs);
 }
 
 size_t hf_spec_check_supported(const struct hf_spec *spec,
@@ -911,6 +1340,7 @@ static void task_release(struct hf_spec_task *t)
 		free(t->configs.items[i].template_path);
 		free(t->configs.items[i].dest);
 		free(t->configs.items[i].content);
+		free(t->configs.items[i].source);
 	}
 	HF_VEC_FREE(&t->configs);
 	free(t->resource_set_name);

@@ -16,24 +16,29 @@ static int cmd_version(int argc, char **argv);
 
 static const struct hf_cli_cmd commands[] = {
     {"spec", "validate", hf_cmd_spec_validate,
-     "FILE [-o KEY=VALUE]... [--options FILE] [--allow-missing] "
-     "[--template-dir DIR] [--json]",
-     "render and validate a service spec",
+     "(FILE | --package DIR [FILE]) [-o KEY=VALUE]... [--options FILE]... "
+     "[--allow-missing] [--template-dir DIR] [--json]",
+     "render and validate a service spec or an SDK package",
      "Renders FILE as a mustache template with the given options, parses it\n"
      "and validates it. Every problem is printed as file:line:col, the path\n"
-     "in the spec, and a sentence. Exit status: 0 valid, 1 invalid, 2 usage.\n"
-     "--template-dir adds a directory to search for `configs` templates\n"
-     "after the spec's own directory."},
+     "in the spec, and a sentence. --template-dir adds a directory to search\n"
+     "for `configs` templates after the spec's own directory.\n"
+     "--package DIR (or DIR in place of FILE) takes a DC/OS SDK package: its\n"
+     "universe/ files render the user's --options JSON into the spec's\n"
+     "variables, and its spec comes from src/main/dist/ (FILE picks another).\n"
+     "Exit status: 0 valid and deployable, 1 invalid, 2 usage, 4 valid but\n"
+     "using features holdfast does not support yet (a deploy refuses it)."},
     {"spec", "render", hf_cmd_spec_render,
-     "FILE [-o KEY=VALUE]... [--options FILE] [--allow-missing] "
-     "[--template-dir DIR] [--json]",
+     "(FILE | --package DIR [FILE]) [-o KEY=VALUE]... [--options FILE]... "
+     "[--allow-missing] [--template-dir DIR] [--json]",
      "print the normalised spec with defaults and plans",
      "Prints the spec as holdfast understands it: every pod, task and\n"
      "resource set with defaults filled in, and every plan with its phases\n"
-     "and steps (generated ones included). --json prints the full model."},
+     "and steps (generated ones included). --json prints the full model.\n"
+     "With --package, also the variables the package rendered."},
     {"spec", "diff", hf_cmd_spec_diff,
-     "OLD NEW [-o KEY=VALUE]... [--options FILE] [--old-option KEY=VALUE]... "
-     "[--allow-missing] [--json]",
+     "OLD NEW [-o KEY=VALUE]... [--options FILE]... [--old-option KEY=VALUE]... "
+     "[--allow-missing] [--template-dir DIR] [--json]",
      "show what changing OLD into NEW would do",
      "Compares two specs as a configuration update would: which pod\n"
      "instances relaunch, which are added or removed, and what must be\n"
@@ -173,7 +178,8 @@ static void print_overview(FILE *f)
 	fprintf(f, "\nThe server is $HOLDFAST_ADDR (default "
 		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token.\n"
 		   "Exit status: 0 ok, 1 failed (invalid spec, plan in ERROR, "
-		   "refused), 2 usage, 3 server unreachable or failing.\n"
+		   "refused), 2 usage, 3 server unreachable or failing,\n"
+		   "4 spec valid but not deployable by holdfast (spec validate).\n"
 		   "Run 'holdfast help <command>' for a command's "
 		   "arguments.\n");
 }

@@ -4,7 +4,8 @@
  *
  * Exit codes: 0 success, 1 the command ran and failed (invalid spec, plan
  * in ERROR, refused change), 2 usage error, 3 could not reach the server or
- * the server failed.
+ * the server failed, 4 (spec validate) the spec is valid but uses features
+ * holdfast does not support yet, so a deploy would refuse it.
  */
 #ifndef HF_CLI_CLI_H
 #define HF_CLI_CLI_H
@@ -15,11 +16,15 @@
 
 struct option;
 
+#include "common/util.h"
+#include "spec/spec.h"
+
 enum {
 	HF_EXIT_OK = 0,
 	HF_EXIT_FAIL = 1,
 	HF_EXIT_USAGE = 2,
 	HF_EXIT_SERVER = 3,
+	HF_EXIT_UNSUPPORTED = 4,
 };
 
 /*
@@ -41,6 +46,35 @@ struct hf_cli_flag {
 
 /* The i-th row of a command's flag table, or NULL past the end. */
 typedef const struct hf_cli_flag *(*hf_cli_flag_fn)(size_t i);
+
+/*
+ * Where a spec comes from, as the spec and service commands take it: a
+ * spec file with -o and flat options files, or an SDK package directory
+ * (--package DIR, or a directory given as the spec) whose --options files
+ * are the user's package options. Fill the inputs, then resolve.
+ */
+struct hf_cli_spec_src {
+	/* Inputs. */
+	const char *file;    /* the spec, or a package directory; may be NULL */
+	const char *package; /* --package; may be NULL */
+	struct hf_strlist options_files; /* --options, in order */
+	struct hf_kvlist cli_opts;       /* -o, in order: they win */
+	struct hf_strlist template_dirs; /* --template-dir */
+	/* Outputs of hf_cli_spec_resolve(). */
+	const char *spec_file;   /* the spec to load */
+	struct hf_kvlist options; /* the values it renders with */
+	bool is_package;
+	struct hf_package pkg;   /* when is_package */
+};
+
+/*
+ * Resolves the spec and its values: loads flat options files (or renders
+ * the package with the user's options and TEMPLATE_* build values from the
+ * environment), then applies -o. Prints problems to stderr. Returns 0, or
+ * the exit code to use.
+ */
+int hf_cli_spec_resolve(struct hf_cli_spec_src *s);
+void hf_cli_spec_src_release(struct hf_cli_spec_src *s);
 
 struct hf_cli_cmd {
 	const char *noun; /* "spec", or the command itself ("dev") */

@@ -333,11 +333,8 @@ static int wait_plan(const char *svc, const char *plan, double timeout_s)
 /* service                                                              */
 
 struct deploy_args {
-	struct hf_kvlist options;
-	struct hf_strlist template_dirs;
-	const char *file;
+	struct hf_cli_spec_src src;
 	bool wait;
-	bool allow_missing;
 	double timeout;
 };
 
@@ -382,6 +379,7 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 	    {"option", required_argument, NULL, 'o'},
 	    {"options", required_argument, NULL, 'F'},
 	    {"template-dir", required_argument, NULL, 't'},
+	    {"package", required_argument, NULL, 'P'},
 	    {"wait", no_argument, NULL, 'w'},
 	    {"timeout", required_argument, NULL, 'T'},
 	    {"json", no_argument, NULL, 'j'},
@@ -389,7 +387,6 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 	};
 	struct deploy_args a = {0};
 	struct hf_diags diags = {0};
-	struct hf_kvlist cli_opts = {0};
 	struct hf_spec *spec = NULL;
 	struct hf_spec_load_opts lo = {0};
 	json_t *body = NULL, *opts_j, *tmpl_j, *out = NULL;
@@ -403,29 +400,21 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 	while ((c = getopt_long(argc, argv, "f:o:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			a.file = optarg;
+			a.src.file = optarg;
 			break;
 		case 'o':
 			/* -o wins over options files, whatever the order. */
-			if (hf_options_add_arg(&cli_opts, optarg, &diags))
+			if (hf_options_add_arg(&a.src.cli_opts, optarg, &diags))
 				goto out;
 			break;
-		case 'F': {
-			int err = hf_options_load_file(&a.options, optarg,
-						       &diags);
-
-			if (err) {
-				if (err == HF_ENOTFOUND || err == HF_EIO)
-					fprintf(stderr,
-						"holdfast: cannot read options "
-						"file %s\n",
-						optarg);
-				goto out;
-			}
+		case 'F':
+			hf_strlist_push(&a.src.options_files, optarg);
 			break;
-		}
+		case 'P':
+			a.src.package = optarg;
+			break;
 		case 't':
-			hf_strlist_push(&a.template_dirs, optarg);
+			hf_strlist_push(&a.src.template_dirs, optarg);
 			break;
 		case 'w':
 			a.wait = true;
@@ -442,20 +431,23 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 			goto out;
 		}
 	}
-	hf_kvlist_copy(&a.options, &cli_opts);
 	if (verb != SPEC_DEPLOY && optind < argc)
 		name = argv[optind++];
 	if (!name && verb != SPEC_DEPLOY)
 		name = g.service;
-	if (!a.file || optind < argc || (verb != SPEC_DEPLOY && !name)) {
+	if ((!a.src.file && !a.src.package) || optind < argc ||
+	    (verb != SPEC_DEPLOY && !name)) {
 		hf_cli_usage("service", verbs[verb]);
 		goto out;
 	}
-	lo.options = &a.options;
-	lo.template_dirs = &a.template_dirs;
-	rc = hf_spec_load_file(a.file, &lo, &spec, &diags);
+	rc = hf_cli_spec_resolve(&a.src);
+	if (rc)
+		goto out;
+	lo.options = &a.src.options;
+	lo.template_dirs = &a.src.template_dirs;
+	rc = hf_spec_load_file(a.src.spec_file, &lo, &spec, &diags);
 	if (rc == HF_ENOTFOUND || rc == HF_EIO) {
-		fprintf(stderr, "holdfast: cannot read %s\n", a.file);
+		fprintf(stderr, "holdfast: cannot read %s\n", a.src.spec_file);
 		rc = HF_EXIT_USAGE;
 		goto out;
 	}
@@ -463,11 +455,12 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 		rc = HF_EXIT_FAIL;
 		goto out;
 	}
-	hf_read_file(a.file, 16 << 20, &text, NULL);
+	hf_read_file(a.src.spec_file, 16 << 20, &text, NULL);
+	/* The server gets flat values: a package arrives rendered. */
 	opts_j = json_object();
-	for (size_t i = 0; i < a.options.len; i++)
-		json_object_set_new(opts_j, a.options.items[i].key,
-				    json_string(a.options.items[i].value));
+	for (size_t i = 0; i < a.src.options.len; i++)
+		json_object_set_new(opts_j, a.src.options.items[i].key,
+				    json_string(a.src.options.items[i].value));
 	tmpl_j = json_object();
 	for (size_t p = 0; p < spec->pods.len; p++)
 		for (size_t t = 0; t < spec->pods.items[p].tasks.len; t++) {
@@ -482,7 +475,7 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 					    json_string(
 						task->configs.items[k].content));
 		}
-	copy = hf_xstrdup(a.file);
+	copy = hf_xstrdup(a.src.spec_file);
 	body = json_pack("{s:s, s:s, s:o, s:o}", "spec", text ? text : "",
 			 "file", basename(copy), "options", opts_j, "templates",
 			 tmpl_j);
@@ -546,9 +539,7 @@ out:
 		hf_diags_print(stderr, &diags);
 	hf_diags_release(&diags);
 	hf_spec_free(spec);
-	hf_kvlist_release(&a.options);
-	hf_kvlist_release(&cli_opts);
-	hf_strlist_release(&a.template_dirs);
+	hf_cli_spec_src_release(&a.src);
 	json_decref(body);
 	json_decref(out);
 	free(text);
@@ -1684,21 +1675,28 @@ static int cmd_node_list(int argc, char **argv)
 
 const struct hf_cli_cmd hf_client_cmds[] = {
     {"service", "deploy", cmd_service_deploy,
-     "-f SPEC [-o KEY=VALUE]... [--options FILE] [--template-dir DIR] "
-     "[--wait] [--timeout S] [--json]",
-     "deploy a new service from a spec",
+     "(-f SPEC | --package DIR [-f SPEC]) [-o KEY=VALUE]... [--options FILE]... "
+     "[--template-dir DIR] [--wait] [--timeout S] [--json]",
+     "deploy a new service from a spec or an SDK package",
      "Validates the spec here, sends it with its options and config\n"
      "templates to the server, and starts its deploy plan. --wait shows the\n"
-     "plan's progress and exits 1 if it ends in ERROR."},
+     "plan's progress and exits 1 if it ends in ERROR.\n"
+     "--package DIR (or a directory given to -f) takes a DC/OS SDK package:\n"
+     "--options FILE is then the user's options JSON, as for `dcos package\n"
+     "install --options`, rendered through the package's universe/ files\n"
+     "into the spec's variables (docs/spec.md); -o KEY=VALUE still wins."},
     {"service", "update", cmd_service_update,
-     "NAME -f SPEC [-o KEY=VALUE]... [--options FILE] [--wait] [--timeout S]",
+     "NAME (-f SPEC | --package DIR [-f SPEC]) [-o KEY=VALUE]... "
+     "[--options FILE]... [--template-dir DIR] [--wait] [--timeout S]",
      "change a running service's configuration",
      "Renders and validates the spec, diffs it against the running target\n"
      "and either refuses it (printing every reason; nothing changes) or\n"
      "makes it the new target: only pod instances whose effective spec\n"
-     "changed are relaunched, with their phase's strategy."},
+     "changed are relaunched, with their phase's strategy. --package works\n"
+     "as for deploy."},
     {"service", "diff", cmd_service_diff,
-     "NAME -f SPEC [-o KEY=VALUE]... [--options FILE] [--json]",
+     "NAME (-f SPEC | --package DIR [-f SPEC]) [-o KEY=VALUE]... "
+     "[--options FILE]... [--template-dir DIR] [--json]",
      "show what an update would do, without doing it", NULL},
     {"service", "rollback", cmd_service_rollback,
      "NAME [--to CONFIG_ID] [--wait] [--timeout S]",

@@ -6,6 +6,9 @@
  * rendered with and without allow_missing, and the result is checked for
  * the contract: success gives text and a line map no longer than the
  * output's lines, failure gives HF_ESPEC, diagnostics and no output.
+ * hf_mustache_render_missing must agree with allow_missing (same outcome,
+ * same text), list each unset name once, none of them set, and list
+ * nothing exactly when the strict render has no unset variable.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -82,6 +85,50 @@ static void check(const char *tmpl, size_t len, const struct hf_kvlist *vars,
 	hf_diags_release(&diags);
 }
 
+static void check_missing(const char *tmpl, size_t len,
+			  const struct hf_kvlist *vars)
+{
+	struct hf_diags d1 = {0}, d2 = {0}, d3 = {0};
+	struct hf_mustache_uses missing = {0};
+	char *lenient = NULL, *listed = NULL, *strict = NULL;
+	int rc1, rc2, rc3;
+	bool strict_missing = false;
+
+	rc1 = hf_mustache_render(tmpl, len, vars, true, "f", &lenient, NULL,
+				 &d1);
+	rc2 = hf_mustache_render_missing(tmpl, len, vars, "f", &listed, NULL,
+					 &missing, &d2);
+	rc3 = hf_mustache_render(tmpl, len, vars, false, "f", &strict, NULL,
+				 &d3);
+	if (rc1 != rc2 || d1.errors != d2.errors)
+		abort();
+	if (rc1 == 0 && strcmp(lenient, listed) != 0)
+		abort();
+	for (size_t i = 0; i < missing.len; i++) {
+		if (hf_kvlist_get(vars, missing.items[i].name) ||
+		    missing.items[i].line < 1 || missing.items[i].col < 1)
+			abort();
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(missing.items[i].name, missing.items[j].name))
+				abort();
+	}
+	for (size_t i = 0; i < d3.len; i++)
+		if (hf_str_has_prefix(d3.items[i].msg, "variable "))
+			strict_missing = true;
+	if (rc2 == 0 && (missing.len > 0) != strict_missing)
+		abort();
+	/* Nothing missing: the strict render agrees. */
+	if (rc2 == 0 && missing.len == 0 && (rc3 != 0 || strcmp(strict, listed)))
+		abort();
+	free(lenient);
+	free(listed);
+	free(strict);
+	hf_mustache_uses_release(&missing);
+	hf_diags_release(&d1);
+	hf_diags_release(&d2);
+	hf_diags_release(&d3);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
@@ -93,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	parse_vars(s, head, &vars);
 	check(s + body, size - body, &vars, false);
 	check(s + body, size - body, &vars, true);
+	check_missing(s + body, size - body, &vars);
 	hf_kvlist_release(&vars);
 	return 0;
 }

@@ -74,6 +74,7 @@ int hf_cli_spec_resolve(struct hf_cli_spec_src *s)
 		err = hf_package_load(s->package, &s->options_files, &build,
 				      &s->pkg, &diags);
 		hf_kvlist_release(&build);
+		hf_diags_sort(&diags);
 		hf_diags_print(stderr, &diags);
 		if (err) {
 			rc = err == HF_ESPEC ? HF_EXIT_FAIL : HF_EXIT_USAGE;

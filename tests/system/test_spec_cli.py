@@ -309,7 +309,13 @@ pods:
         gpus: 1
 """)
     p = run("spec", "validate", f)
-    assert p.returncode == 0, p.stderr
+    # Valid, but a deploy would refuse it: its own exit status, no "valid".
+    assert p.returncode == 4, p.stderr
+    assert p.stdout == ""
+    got = {(m["level"], m["path"], m["line"]) for m in diags(p.stderr)}
+    assert got == {("warning", "pods.web.image", "5"),
+                   ("warning", "pods.web.tasks.server.gpus", "11")}, p.stderr
+    assert "cannot deploy" in p.stderr
     p = run("spec", "render", f, "--json")
     unsup = json.loads(p.stdout)["not-supported-yet"]
     assert {(u["path"], u["line"]) for u in unsup} == {
@@ -582,7 +588,7 @@ def test_help():
 def test_help_spec_validate():
     p = run("help", "spec", "validate")
     assert p.returncode == 0
-    assert p.stdout.startswith("usage: holdfast spec validate FILE")
+    assert p.stdout.startswith("usage: holdfast spec validate (FILE | --package DIR")
     assert "--allow-missing" in p.stdout and "Exit status" in p.stdout
     p2 = run("spec", "validate", "--help")
     assert p2.returncode == 0 and p2.stdout == p.stdout
@@ -601,6 +607,189 @@ def test_spec_alone_lists_verbs():
         assert re.search(rf"^\s+{verb}\s", p.stderr, re.M), p.stderr
     p = run("spec", "nosuch")
     assert p.returncode == 2 and "validate" in p.stderr
+
+
+# ---- SDK specs as they ship, and a validate a CI gate can trust --------
+
+
+KAFKA_LIKE = """\
+name: kafka
+pods:
+  kafka:
+    count: 1
+    tasks:
+      broker:
+        goal: RUNNING
+        cmd: "true"
+        cpus: 0.1
+        ports:
+          broker:
+            port: 0
+            vip: {port: 9092}
+"""
+
+
+def test_validate_json_lists_not_supported_and_exit_status_tells_deploy(tmp_path):
+    f = write(tmp_path, "kafka.yml", KAFKA_LIKE)
+    p = run("spec", "validate", f, "--json")
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    doc = json.loads(p.stdout)
+    assert doc["valid"] is True and doc["deployable"] is False, doc
+    vip = [d for d in doc["diagnostics"]
+           if d["path"] == "pods.kafka.tasks.broker.ports.broker.vip"]
+    assert len(vip) == 1 and vip[0]["line"] == 13, doc
+    assert "not supported yet" in vip[0]["message"]
+    # A deployable spec says so too.
+    ok = two_pods(tmp_path, "ok.yml")
+    doc = json.loads(run("spec", "validate", ok, "--json").stdout)
+    assert doc["valid"] is True and doc["deployable"] is True
+
+
+def test_validate_counts_the_generated_deploy_plan():
+    p = run("spec", "validate", "examples/hello-world.yml")
+    assert p.returncode == 0, p.stderr
+    assert "(service 'hello-world', 2 pod types, 1 plan)" in p.stdout, p.stdout
+
+
+def test_sdk_spec_with_empty_principal_validates():
+    svc = SDK / "helloworld" / "svc.yml"
+    p = run("spec", "render", svc, *SDK_OPTS, "-o", "FRAMEWORK_PRINCIPAL=",
+            "-o", "FRAMEWORK_USER=nobody", "--json")
+    assert p.returncode == 0, p.stderr
+    model = json.loads(p.stdout)
+    # The SDK's FrameworkConfig falls back to <service name>-principal.
+    assert model["scheduler"] == {"user": "nobody",
+                                  "principal": "hello-world-principal"}
+    p = run("spec", "validate", svc, *SDK_OPTS, "-o", "FRAMEWORK_PRINCIPAL=")
+    assert p.returncode == 0, p.stderr
+
+
+def test_cassandra_style_task_name_with_underscore_validates(tmp_path):
+    f = write(tmp_path, "c.yml", """\
+name: cassandra
+pods:
+  node:
+    count: 1
+    tasks:
+      server: {goal: RUNNING, cmd: "true", cpus: 0.1}
+      init_system_keyspaces: {goal: ONCE, cmd: "true", cpus: 0.1}
+""")
+    p = run("spec", "render", f)
+    assert p.returncode == 0, p.stderr
+    assert plan_steps(p.stdout)["node"] == [
+        "node-0:[server, init_system_keyspaces]"]
+    # Names stay safe in ids and paths: "__" is refused.
+    f = write(tmp_path, "d.yml", f.read_text().replace(
+        "init_system_keyspaces", "init__keyspaces"))
+    p = run("spec", "validate", f)
+    assert p.returncode == 1
+    assert [m["path"] for m in diags(p.stderr)] == [
+        "pods.node.tasks.init__keyspaces"], p.stderr
+
+
+def test_empty_external_volume_driver_options_is_only_not_supported():
+    p = run("spec", "validate", SDK / "helloworld" / "external-volumes.yml",
+            *SDK_OPTS, "-o", "EXTERNAL_VOLUME_DRIVER_NAME=pxd",
+            "-o", "EXTERNAL_VOLUME_DRIVER_OPTIONS=")
+    assert p.returncode == 4, p.stderr
+    assert {m["level"] for m in diags(p.stderr)} == {"warning"}, p.stderr
+    assert "external volumes: not supported yet" in p.stderr
+
+
+def test_phase_naming_unknown_pod_is_an_error(tmp_path):
+    f = write(tmp_path, "p.yml", """\
+name: demo
+pods:
+  web:
+    count: 1
+    tasks:
+      server: {goal: RUNNING, cmd: "true", cpus: 0.1}
+plans:
+  deploy:
+    phases:
+      main:
+        pod: webb
+""")
+    p = run("spec", "validate", f)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stdout == ""
+    (m,) = diags(p.stderr)
+    assert (m["level"], m["path"], m["line"], m["col"]) == (
+        "error", "plans.deploy.phases.main.pod", "11", "14")
+    # The words `service deploy` refused it with.
+    assert m["msg"] == ("plan 'deploy' phase 'main' refers to pod 'webb', "
+                        "which the spec does not declare")
+
+
+HDFS_LIKE = """\
+name: hdfs
+pods:
+  journal:
+    count: 1
+    tasks:
+      node:
+        goal: RUNNING
+        cmd: "true"
+        cpus: 0.1
+        configs:
+          core-site:
+            template: core-site.xml.mustache
+            dest: conf/core-site.xml
+"""
+
+CORE_SITE = """\
+<name>{{TASK_NAME}}</name>
+<zk>{{SERVICE_ZK_ROOT}}</zk>
+<host>{{TASK_NAME}}.{{FRAMEWORK_HOST}}</host>
+"""
+
+
+def test_validate_reports_every_variable_a_config_template_lacks(tmp_path):
+    write(tmp_path, "core-site.xml.mustache", CORE_SITE)
+    f = write(tmp_path, "hdfs.yml", HDFS_LIKE)
+    p = run("spec", "validate", f)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    got = {(m["file"], m["line"], m["col"], m["path"]): m["msg"]
+           for m in diags(p.stderr)}
+    tmpl = str(tmp_path / "core-site.xml.mustache")
+    path = "pods.journal.tasks.node.configs.core-site"
+    assert set(got) == {(tmpl, "2", "5", path), (tmpl, "3", "21", path)}, got
+    zk = got[(tmpl, "2", "5", path)]
+    assert "SERVICE_ZK_ROOT" in zk and "-o TASKCFG_ALL_SERVICE_ZK_ROOT=VALUE" in zk
+    assert "-o TASKCFG_JOURNAL_SERVICE_ZK_ROOT=VALUE" in zk
+    assert "--allow-missing" not in zk
+    # The way the message says works: both reach the task.
+    p = run("spec", "validate", f, "-o", "TASKCFG_ALL_SERVICE_ZK_ROOT=/hdfs",
+            "-o", "TASKCFG_JOURNAL_FRAMEWORK_HOST=hosts.example")
+    assert p.returncode == 0, p.stderr
+    # A plain -o does not reach a task's environment.
+    p = run("spec", "validate", f, "-o", "SERVICE_ZK_ROOT=/hdfs",
+            "-o", "FRAMEWORK_HOST=x")
+    assert p.returncode == 1
+
+
+def test_config_dest_two_levels_up_is_refused(tmp_path):
+    write(tmp_path, "core-site.xml.mustache", "x\n")
+    f = write(tmp_path, "hdfs.yml", HDFS_LIKE.replace(
+        "dest: conf/core-site.xml", "dest: ../../core-site.xml"))
+    p = run("spec", "validate", f)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    (m,) = diags(p.stderr)
+    assert (m["level"], m["path"], m["line"], m["col"]) == (
+        "error", "pods.journal.tasks.node.configs.core-site.dest", "13", "19")
+    assert "climbs above the task's directory" in m["msg"]
+    # One level up is the task's directory: written there, with a warning.
+    f = write(tmp_path, "hdfs.yml", HDFS_LIKE.replace(
+        "dest: conf/core-site.xml", "dest: ../core-site.xml"))
+    p = run("spec", "validate", f)
+    assert p.returncode == 0, p.stderr
+    assert [m["level"] for m in diags(p.stderr)] == ["warning"]
+
+
+def test_spec_diff_usage_lists_template_dir():
+    p = run("help", "spec", "diff")
+    assert p.returncode == 0
+    assert "--template-dir DIR" in p.stdout.splitlines()[0], p.stdout
 
 
 # ---- robustness: no spec, however malformed, crashes the binary --------

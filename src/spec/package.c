@@ -1236,8 +1236,7 @@ static int render_universe(const struct hf_package_file *f,
 			   struct hf_linemap *map, struct hf_diags *diags)
 {
 	struct hf_kvlist vars = {0};
-	struct hf_mustache_uses missing = {0};
-	int rc;
+	int rc = 0;
 
 	if (ctx)
 		hf_kvlist_copy(&vars, ctx);
@@ -1245,51 +1244,81 @@ static int render_universe(const struct hf_package_file *f,
 		if (!hf_kvlist_get(&vars, build->items[i].key))
 			hf_kvlist_set(&vars, build->items[i].key,
 				      build->items[i].value);
-	rc = hf_mustache_render_missing(f->text, f->len, &vars, f->name, out,
-					NULL, &missing, diags);
-	if (rc || missing.len == 0)
-		goto render;
-	for (size_t i = 0; i < missing.len; i++) {
-		const struct hf_mustache_use *u = &missing.items[i];
-		char *val;
+	/*
+	 * The placeholders holdfast always knows are set first: a section
+	 * tag on one ({{#package-version}}) is never reported missing.
+	 */
+	{
+		static const char *const known[] = {
+		    "package-name", "package-version",
+		    "package-build-time-epoch-ms", "package-build-time-str"};
 
-		/* Only the Marathon template sees options. */
-		if (ctx && strchr(u->name, '.') &&
-		    !hf_str_has_prefix(u->name, "sha256:")) {
-			hf_diags_add(diags, HF_DIAG_WARNING, f->name, u->line,
-				     u->col, "",
-				     "option %s has no value (no default in "
-				     "config.json and none in the options); "
-				     "it renders empty, as on DC/OS",
-				     u->name);
-			hf_kvlist_set(&vars, u->name, "");
-			continue;
-		}
-		val = fill_placeholder(u->name, build, package_json);
-		if (!val) {
-			char *env = template_env_name(u->name);
+		for (size_t i = 0; i < HF_ARRAY_LEN(known); i++) {
+			char *val;
 
-			hf_diags_add(diags, HF_DIAG_WARNING, f->name, u->line,
-				     u->col, "",
-				     "build placeholder {{%s}} is not filled; "
-				     "it renders empty (set %s in the "
-				     "environment to give it, as for the "
-				     "SDK's build tooling)",
-				     u->name, env);
-			free(env);
-			val = hf_xstrdup("");
+			if (hf_kvlist_get(&vars, known[i]))
+				continue;
+			val = fill_placeholder(known[i], build, package_json);
+			if (val)
+				hf_kvlist_set(&vars, known[i], val);
+			free(val);
 		}
-		hf_kvlist_set(&vars, u->name, val);
-		free(val);
 	}
-render:
-	if (rc == 0) {
+	/*
+	 * A filled name can open a section that uses another name, so fill
+	 * until nothing is missing (a few rounds: sections nest shallowly).
+	 */
+	for (int round = 0; round < 8; round++) {
+		struct hf_mustache_uses missing = {0};
+
+		rc = hf_mustache_render_missing(f->text, f->len, &vars, f->name,
+						out, NULL, &missing, diags);
 		free(*out);
 		*out = NULL;
-		rc = hf_mustache_render(f->text, f->len, &vars, false, f->name,
-					out, map, diags);
+		if (rc || missing.len == 0) {
+			hf_mustache_uses_release(&missing);
+			break;
+		}
+		for (size_t i = 0; i < missing.len; i++) {
+			const struct hf_mustache_use *u = &missing.items[i];
+			char *val;
+
+			/* Only the Marathon template sees options. */
+			if (ctx && strchr(u->name, '.') &&
+			    !hf_str_has_prefix(u->name, "sha256:")) {
+				hf_diags_add(diags, HF_DIAG_WARNING, f->name,
+					     u->line, u->col, "",
+					     "option %s has no value (no default "
+					     "in config.json and none in the "
+					     "options); it renders empty, as on "
+					     "DC/OS",
+					     u->name);
+				hf_kvlist_set(&vars, u->name, "");
+				continue;
+			}
+			val = fill_placeholder(u->name, build, package_json);
+			if (!val) {
+				char *env = template_env_name(u->name);
+
+				hf_diags_add(diags, HF_DIAG_WARNING, f->name,
+					     u->line, u->col, "",
+					     "build placeholder {{%s}} is not "
+					     "filled; it renders empty (set %s in "
+					     "the environment to give it, as for "
+					     "the SDK's build tooling)",
+					     u->name, env);
+				free(env);
+				val = hf_xstrdup("");
+			}
+			hf_kvlist_set(&vars, u->name, val);
+			free(val);
+		}
+		hf_mustache_uses_release(&missing);
 	}
-	hf_mustache_uses_release(&missing);
+	/* Anything still unset after the rounds renders empty. */
+	if (rc == 0)
+		rc = hf_mustache_render(f->text, f->len, &vars, true, f->name,
+					out, map, diags);
 	hf_kvlist_release(&vars);
 	return rc;
 }

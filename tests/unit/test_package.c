@@ -421,6 +421,31 @@ static void test_build_placeholders(void **state)
 	hf_kvlist_release(&build);
 }
 
+/* A filled placeholder that opens a section needs what the section uses. */
+static void test_placeholder_opening_a_section(void **state)
+{
+	static const char marathon[] =
+	    "{\"env\": {\n"
+	    "{{#package-version}}\n"
+	    "  \"V\": \"{{package-version}}\", \"K\": \"{{kafka-version}}\",\n"
+	    "{{/package-version}}\n"
+	    "  \"C\": \"{{pod.count}}\"\n"
+	    "}}\n";
+	struct hf_package p;
+	struct hf_diags d = {0};
+
+	assert_int_equal(render(schema, marathon, NULL, NULL,
+				"{\"pod\": {\"secret\": \"s\"}}", NULL, &p, &d),
+			 0);
+	expect_var(&p, "V", "unversioned");
+	expect_var(&p, "K", "");
+	expect_var(&p, "C", "1");
+	expect_diag(&d, HF_DIAG_WARNING, "marathon.json.mustache", "", 3, 37,
+		    "TEMPLATE_KAFKA_VERSION");
+	hf_package_release(&p);
+	hf_diags_release(&d);
+}
+
 /* `service.yaml` picks the spec; it must be a plain name. */
 static void test_spec_name_must_be_a_plain_name(void **state)
 {
@@ -526,6 +551,7 @@ int main(void)
 	    cmocka_unit_test(test_broken_marathon_json_at_template_line),
 	    cmocka_unit_test(test_env_secret_and_non_string),
 	    cmocka_unit_test(test_build_placeholders),
+	    cmocka_unit_test(test_placeholder_opening_a_section),
 	    cmocka_unit_test(test_spec_name_must_be_a_plain_name),
 	    cmocka_unit_test(test_bad_files),
 	    cmocka_unit_test(test_load_helloworld_package),

@@ -807,7 +807,7 @@ static void check_type(struct vctx *v, const json_t *schema, const char *sp,
 	}
 	if (!ok)
 		schema_problem(v, HF_DIAG_ERROR, ip, sp, "type",
-			       "must be %s, not %s", hf_buf_str(&want),
+			       "must be of type %s, not %s", hf_buf_str(&want),
 			       type_of(inst));
 	hf_buf_release(&want);
 }
@@ -836,7 +836,8 @@ static void check_number(struct vctx *v, const json_t *schema, const char *sp,
 				hf_buf_reset(&b);
 				java_double(&b, l);
 				schema_problem(v, HF_DIAG_ERROR, ip, sp, ex,
-					       "must be %s %s", k == 0 ? "above" : "below",
+					       "must be %s %s",
+					       k == 0 ? "above" : "below",
 					       hf_buf_str(&b));
 			}
 		}

@@ -193,7 +193,7 @@ def test_package_option_errors_point_into_the_files(tmp_path):
         (opts, "4", "43", "hello.rlimits.rlimit_nofile.soft"),
         (opts, "6", "28", "service.log_level"),
     }, p.stderr
-    assert "must be integer" in got[(opts, "3", "14", "hello.count")]
+    assert "must be of type integer" in got[(opts, "3", "14", "hello.count")]
     assert "20000 is below the minimum 128000" in got[
         (opts, "4", "43", "hello.rlimits.rlimit_nofile.soft")]
 

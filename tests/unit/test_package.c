@@ -251,7 +251,7 @@ static void test_schema_problems_point_at_the_file_at_fault(void **state)
 			 HF_ESPEC);
 	assert_null(p.spec_name);
 	expect_diag(&d, HF_DIAG_ERROR, "options.json", "pod.count", 3, 14,
-		    "must be integer, not a string");
+		    "must be of type integer, not a string");
 	expect_diag(&d, HF_DIAG_ERROR, "options.json", "pod.soft", 4, 13,
 		    "20000 is below the minimum 128000");
 	expect_diag(&d, HF_DIAG_ERROR, "options.json", "pod.level", 5, 14,

@@ -7,11 +7,13 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -29,6 +31,21 @@ struct local_lease {
 	struct hf_strlist keys;
 };
 
+/*
+ * One injected fault (see hf_store_set_fault in store.h): the write (or
+ * read) calls numbered from..to (1-based, to == UINT64_MAX: no end), or
+ * every one while the file `while_path` exists, fail with err; with
+ * `applied` a write is made first and then reported as failed.
+ */
+struct fault_rule {
+	bool reads;
+	uint64_t from, to;
+	char *while_path;
+	int err;
+	const char *what; /* the sentence for err */
+	bool applied;
+};
+
 struct hf_store {
 	const struct hf_store_backend *be;
 	void *state;
@@ -39,6 +56,9 @@ struct hf_store {
 	 * is NULL); IDs count up from 1. */
 	HF_VEC(struct local_lease) leases;
 	int64_t last_lease_id;
+	/* Injected faults (hf_store_set_fault) and the calls counted. */
+	HF_VEC(struct fault_rule) faults;
+	uint64_t write_calls, read_calls;
 };
 
 /*
@@ -161,6 +181,209 @@ void hf_store_kvs_release(struct hf_store_kvs *l)
 }
 
 /* ------------------------------------------------------------------ */
+/* Injected faults                                                      */
+
+static void faults_clear(struct hf_store *s)
+{
+	for (size_t i = 0; i < s->faults.len; i++)
+		free(s->faults.items[i].while_path);
+	HF_VEC_FREE(&s->faults);
+}
+
+/* Parses "N", "N-M" or "N-" (1-based call numbers) into a rule. */
+static int fault_range(const char *text, struct fault_rule *r,
+		       struct hf_buf *err)
+{
+	char *end;
+	unsigned long long a, b;
+
+	errno = 0;
+	a = strtoull(text, &end, 10);
+	if (errno || end == text || a == 0 || *text == '-' || *text == '+')
+		goto bad;
+	r->from = r->to = a;
+	if (*end == '-') {
+		const char *m = end + 1;
+
+		if (!*m) {
+			r->to = UINT64_MAX;
+			return 0;
+		}
+		b = strtoull(m, &end, 10);
+		if (errno || end == m || *m == '-' || *m == '+' || b < a)
+			goto bad;
+		r->to = b;
+	}
+	if (*end)
+		goto bad;
+	return 0;
+bad:
+	hf_buf_addf(err,
+		    "'%s' is not a call number or range (N, N-M or N-, "
+		    "counting from 1)",
+		    text);
+	return HF_EINVAL;
+}
+
+/* The HF_E* code named by an error name ("io", "unavailable"), or 0. */
+static int fault_error(const char *name, const char **what)
+{
+	if (strcmp(name, "full") == 0) {
+		*what = "database or disk is full";
+		return HF_EIO;
+	}
+	for (int e = HF_ERR_FIRST_ + 1; e < HF_ERR_LAST_; e++) {
+		if (strcmp(hf_err_name(e), name) == 0) {
+			*what = hf_err_msg(e);
+			return e;
+		}
+	}
+	return 0;
+}
+
+/* Parses one rule: TARGET[,error=NAME][,applied]. */
+static int fault_rule_parse(char *text, struct fault_rule *r,
+			    struct hf_buf *err)
+{
+	char *save = NULL, *part;
+	bool first = true;
+	int rc = 0;
+
+	r->err = HF_EIO;
+	r->what = "input/output error";
+	for (part = strtok_r(text, ",", &save); part && !rc;
+	     part = strtok_r(NULL, ",", &save), first = false) {
+		char *eq = strchr(part, '=');
+		const char *value = eq ? eq + 1 : "";
+		size_t klen = eq ? (size_t)(eq - part) : strlen(part);
+
+#define KEY_IS(k) (klen == strlen(k) && strncmp(part, k, klen) == 0)
+		if (first && (KEY_IS("writes") || KEY_IS("reads")) && eq) {
+			r->reads = KEY_IS("reads");
+			rc = fault_range(value, r, err);
+		} else if (first && (KEY_IS("writes-while") ||
+				     KEY_IS("reads-while")) && eq && *value) {
+			r->reads = KEY_IS("reads-while");
+			r->while_path = hf_xstrdup(value);
+		} else if (!first && KEY_IS("error") && eq) {
+			r->err = fault_error(value, &r->what);
+			if (!r->err) {
+				hf_buf_addf(err,
+					    "unknown error '%s' (full, io, "
+					    "unavailable, conflict, not-found, "
+					    "too-large, ...)",
+					    value);
+				rc = HF_EINVAL;
+			}
+		} else if (!first && KEY_IS("applied") && !eq) {
+			r->applied = true;
+		} else {
+			hf_buf_addf(err,
+				    first ? "a rule starts with writes=RANGE, "
+					    "reads=RANGE, writes-while=PATH or "
+					    "reads-while=PATH, not '%s'"
+					  : "unknown option '%s' (error=NAME or "
+					    "applied)",
+				    part);
+			rc = HF_EINVAL;
+		}
+#undef KEY_IS
+	}
+	if (!rc && first) {
+		hf_buf_adds(err, "an empty rule");
+		rc = HF_EINVAL;
+	}
+	if (!rc && r->applied && r->reads) {
+		hf_buf_adds(err, "'applied' is for writes only");
+		rc = HF_EINVAL;
+	}
+	return rc;
+}
+
+int hf_store_set_fault(struct hf_store *s, const char *spec)
+{
+	struct hf_buf err = HF_BUF_INIT;
+	HF_VEC(struct fault_rule) rules = {0};
+	char *copy = hf_xstrdup(spec ? spec : ""), *save = NULL, *text;
+	int rc = 0;
+
+	for (text = strtok_r(copy, ";", &save); text && !rc;
+	     text = strtok_r(NULL, ";", &save)) {
+		struct fault_rule *r = HF_VEC_PUSH(&rules);
+
+		rc = fault_rule_parse(text, r, &err);
+	}
+	free(copy);
+	pthread_mutex_lock(&s->lock);
+	if (!rc) {
+		faults_clear(s);
+		s->faults.items = rules.items;
+		s->faults.len = rules.len;
+		s->faults.cap = rules.cap;
+		s->write_calls = s->read_calls = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc) {
+		for (size_t i = 0; i < rules.len; i++)
+			free(rules.items[i].while_path);
+		HF_VEC_FREE(&rules);
+		set_errorf(s, rc, "%s: %s", HF_STORE_FAULT_ENV, hf_buf_str(&err));
+	}
+	hf_buf_release(&err);
+	return rc;
+}
+
+/*
+ * Counts one call to the backend, a write or a read, and applies the
+ * injected faults; s->lock is held. Returns 0 to go on, or the error to
+ * fail the call with before the backend sees it, saying in err that it
+ * was injected. For an 'applied' fault it returns 0 with *after set and
+ * the sentence in later: the call goes to the backend and fault_after()
+ * then reports it failed.
+ */
+static int fault_check(struct hf_store *s, bool write, int *after,
+		       struct hf_buf *err, struct hf_buf *later)
+{
+	uint64_t n = write ? ++s->write_calls : ++s->read_calls;
+
+	*after = 0;
+	for (size_t i = 0; i < s->faults.len; i++) {
+		const struct fault_rule *r = &s->faults.items[i];
+		struct hf_buf *out = r->applied ? later : err;
+
+		if (r->reads == write)
+			continue;
+		if (r->while_path ? access(r->while_path, F_OK) != 0
+				  : n < r->from || n > r->to)
+			continue;
+		hf_buf_reset(out);
+		hf_buf_addf(out, "%s (injected by %s: %s call %llu%s)",
+			    r->what, HF_STORE_FAULT_ENV,
+			    write ? "write" : "read", (unsigned long long)n,
+			    r->applied ? ", made before it failed" : "");
+		if (r->applied) {
+			*after = r->err;
+			return 0;
+		}
+		return r->err;
+	}
+	return 0;
+}
+
+/* The second half of an 'applied' fault: rc is the backend's answer. */
+static int fault_after(int rc, int after, struct hf_buf *err,
+		       struct hf_buf *later)
+{
+	if (after && !rc) {
+		hf_buf_reset(err);
+		hf_buf_adds(err, hf_buf_str(later));
+		rc = after;
+	}
+	hf_buf_release(later);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Opening                                                              */
 
 /*
@@ -257,6 +480,14 @@ int hf_store_open(const char *url, struct hf_store **out)
 		rc = HF_EINTERNAL;
 		goto out;
 	}
+	if (getenv(HF_STORE_FAULT_ENV) && *getenv(HF_STORE_FAULT_ENV)) {
+		rc = hf_store_set_fault(s, getenv(HF_STORE_FAULT_ENV));
+		if (rc) {
+			hf_buf_adds(&err, hf_store_last_error(s));
+			hf_store_close(s);
+			goto out;
+		}
+	}
 	*out = s;
 out:
 	if (rc)
@@ -272,6 +503,7 @@ void hf_store_close(struct hf_store *s)
 	if (!s)
 		return;
 	leases_close(s);
+	faults_clear(s);
 	s->be->close(s->state);
 	pthread_mutex_destroy(&s->lock);
 	if (last_err.who == s)
@@ -486,20 +718,26 @@ static void lease_detach(struct hf_store *s, const char *key, bool prefix)
 
 /*
  * Deletes the keys of lease i in one transaction of the backend, then
- * forgets the lease. On failure the lease stays (with its keys) so that a
- * later call retries.
+ * forgets the lease. On failure the lease stays (with its keys); its
+ * callers decide (they forget it: see leases_expire).
  */
 static int lease_drop(struct hf_store *s, size_t i, struct hf_buf *err)
 {
 	struct local_lease *l = &s->leases.items[i];
 	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	struct hf_buf later = HF_BUF_INIT;
 	int64_t rev = 0;
+	int after = 0;
 	int rc = 0;
 
 	for (size_t j = 0; j < l->keys.len; j++)
 		hf_store_txn_delete(&t, l->keys.items[j]);
-	if (t.ops.len)
-		rc = s->be->txn(s->state, &t, &rev, err);
+	if (t.ops.len) {
+		rc = fault_check(s, true, &after, err, &later);
+		if (!rc)
+			rc = s->be->txn(s->state, &t, &rev, err);
+		rc = fault_after(rc, after, err, &later);
+	}
 	hf_store_txn_release(&t);
 	if (rc)
 		return rc;
@@ -508,7 +746,10 @@ static int lease_drop(struct hf_store *s, size_t i, struct hf_buf *err)
 	return 0;
 }
 
-/* Drops the leases whose deadline has passed; called first by every call. */
+/*
+ * Drops the leases whose deadline has passed; called first by every call.
+ * Never fails the call: see below.
+ */
 static int leases_expire(struct hf_store *s, struct hf_buf *err)
 {
 	int64_t now;
@@ -525,8 +766,18 @@ static int leases_expire(struct hf_store *s, struct hf_buf *err)
 		}
 		rc = lease_drop(s, i, err);
 		if (rc) {
-			hf_buf_adds(err, " (while expiring a lease)");
-			return rc;
+			/*
+			 * The keys cannot be deleted now (a full disk, say).
+			 * The lease is gone all the same: its keys stay as
+			 * after a crash, which the next campaign handles
+			 * (local_campaign), and the call goes on, so reads
+			 * keep working while writes do not.
+			 */
+			struct local_lease *l = &s->leases.items[i];
+
+			hf_strlist_release(&l->keys);
+			s->leases.items[i] = s->leases.items[--s->leases.len];
+			hf_buf_reset(err);
 		}
 	}
 	return 0;
@@ -616,14 +867,36 @@ static int local_lease_keepalive(struct hf_store *s, int64_t lease_id,
 	return 0;
 }
 
+/*
+ * Revokes a lease. Should its keys not be deleted (a full disk), the
+ * lease is gone all the same and the call fails: its keys stay as after a
+ * crash (see leases_expire).
+ */
 static int local_lease_revoke(struct hf_store *s, int64_t lease_id,
 			      struct hf_buf *err)
 {
 	struct local_lease *l = lease_find(s, lease_id);
+	size_t i;
+	int rc;
 
 	if (!l)
 		return lease_gone(lease_id, err);
-	return lease_drop(s, (size_t)(l - s->leases.items), err);
+	i = (size_t)(l - s->leases.items);
+	rc = lease_drop(s, i, err);
+	if (rc) {
+		hf_strlist_release(&s->leases.items[i].keys);
+		s->leases.items[i] = s->leases.items[--s->leases.len];
+	}
+	return rc;
+}
+
+/* Whether key is attached to one of the handle's leases. */
+static bool key_leased(const struct hf_store *s, const char *key)
+{
+	for (size_t i = 0; i < s->leases.len; i++)
+		if (hf_strlist_has(&s->leases.items[i].keys, key))
+			return true;
+	return false;
 }
 
 /*
@@ -631,6 +904,12 @@ static int local_lease_revoke(struct hf_store *s, int64_t lease_id,
  * that follows it run under the handle's mutex, so nothing comes between.
  * As with etcd, a gone lease only matters when the key is absent: with the
  * key present the campaign is simply lost.
+ *
+ * One handle owns such a store, and its leases live in the handle, so a
+ * leader key that is attached to none of them was left by an owner that
+ * crashed (or by a lease whose keys could not be deleted): nobody holds
+ * it, and the campaign takes it over as if it were absent. Without that
+ * a restarted server would find its own old key and follow itself.
  */
 static int local_campaign(struct hf_store *s, const char *key,
 			  const char *value, int64_t lease_id, bool *won,
@@ -638,6 +917,7 @@ static int local_campaign(struct hf_store *s, const char *key,
 {
 	struct hf_store_txn t = HF_STORE_TXN_INIT;
 	struct local_lease *l = lease_find(s, lease_id);
+	struct hf_store_kv old = {0};
 	int64_t rev = 0;
 	int rc;
 
@@ -648,25 +928,68 @@ static int local_campaign(struct hf_store *s, const char *key,
 		*won = false;
 		return rc;
 	}
-	hf_store_txn_cmp_absent(&t, key);
-	hf_store_txn_put_lease(&t, key, value, strlen(value), lease_id);
-	rc = s->be->txn(s->state, &t, &rev, err);
-	if (rc == 0) {
-		leases_apply_txn(s, &t);
-		*won = true;
-	} else if (rc == HF_ECONFLICT) {
-		hf_buf_reset(err);
+	rc = s->be->get(s->state, key, &old, err);
+	if (rc && rc != HF_ENOTFOUND)
+		goto out;
+	hf_buf_reset(err);
+	if (rc == 0 && key_leased(s, key)) {
+		/* Held by a lease of ours: ours, or another live one's. */
 		*won = hf_strlist_has(&l->keys, key);
 		rc = 0;
+	} else {
+		/* Absent, or left behind: put it, if still as seen. */
+		hf_store_txn_cmp_mod_rev(&t, key, rc == 0 ? old.mod_rev : 0);
+		hf_store_txn_put_lease(&t, key, value, strlen(value), lease_id);
+		rc = s->be->txn(s->state, &t, &rev, err);
+		if (rc)
+			goto out;
+		leases_apply_txn(s, &t);
+		*won = true;
 	}
+	rc = s->be->get(s->state, key, leader, err);
+out:
+	hf_store_kv_release(&old);
 	hf_store_txn_release(&t);
-	if (!rc)
-		rc = s->be->get(s->state, key, leader, err);
 	return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* Calls                                                                */
+
+/* The injected faults of a read call; s->lock held. */
+static int read_fault(struct hf_store *s, struct hf_buf *err)
+{
+	struct hf_buf later = HF_BUF_INIT;
+	int after = 0;
+	int rc = fault_check(s, false, &after, err, &later);
+
+	hf_buf_release(&later);
+	return rc;
+}
+
+/*
+ * The injected faults of a lease call: a write for a backend that keeps
+ * leases (etcd); the single-process leases live in the handle and write
+ * nothing, except the deletions of lease_drop(), which count there.
+ */
+static int lease_fault(struct hf_store *s, struct hf_buf *err)
+{
+	struct hf_buf later = HF_BUF_INIT;
+	int after = 0;
+	int rc = 0;
+
+	if (!has_local_leases(s)) {
+		rc = fault_check(s, true, &after, err, &later);
+		if (!rc && after) {
+			/* 'applied' makes no difference worth having here. */
+			hf_buf_reset(err);
+			hf_buf_adds(err, hf_buf_str(&later));
+			rc = after;
+		}
+		hf_buf_release(&later);
+	}
+	return rc;
+}
 
 /*
  * Takes the handle's mutex and, unless the call already failed (rc, from
@@ -698,6 +1021,8 @@ int hf_store_get(struct hf_store *s, const char *key, char **value,
 
 	rc = lock_call(s, check_key(key, "key", &err), &err);
 	s->stats.gets++;
+	if (!rc)
+		rc = read_fault(s, &err);
 	if (!rc)
 		rc = s->be->get(s->state, key, &kv, &err);
 	if (rc)
@@ -737,6 +1062,8 @@ int hf_store_list(struct hf_store *s, const char *prefix, size_t limit,
 	rc = lock_call(s, rc, &err);
 	s->stats.lists++;
 	if (!rc)
+		rc = read_fault(s, &err);
+	if (!rc)
 		rc = s->be->list(s->state, prefix, limit, out, &err);
 	if (rc)
 		count_failure(s, rc);
@@ -756,6 +1083,8 @@ int hf_store_revision(struct hf_store *s, int64_t *rev)
 
 	rc = lock_call(s, 0, &err);
 	if (!rc)
+		rc = read_fault(s, &err);
+	if (!rc)
 		rc = s->be->revision(s->state, rev, &err);
 	if (rc)
 		count_failure(s, rc);
@@ -774,17 +1103,21 @@ int hf_store_revision(struct hf_store *s, int64_t *rev)
 static int run_txn(struct hf_store *s, const struct hf_store_txn *txn,
 		   int64_t *rev_out, bool count_conflict)
 {
-	struct hf_buf err = HF_BUF_INIT;
+	struct hf_buf err = HF_BUF_INIT, later = HF_BUF_INIT;
 	int64_t rev = 0;
+	int after = 0;
 	int rc;
 
 	rc = lock_call(s, check_txn(txn, &err), &err);
 	if (!rc && has_local_leases(s))
 		rc = leases_check_txn(s, txn, &err);
 	if (!rc)
+		rc = fault_check(s, true, &after, &err, &later);
+	if (!rc)
 		rc = s->be->txn(s->state, txn, &rev, &err);
 	if (!rc && has_local_leases(s))
 		leases_apply_txn(s, txn);
+	rc = fault_after(rc, after, &err, &later);
 	if (!rc)
 		s->stats.txns++;
 	else if (rc != HF_ECONFLICT || count_conflict)
@@ -867,6 +1200,8 @@ int hf_store_lease_grant(struct hf_store *s, int ttl_seconds,
 	}
 	rc = lock_call(s, rc, &err);
 	if (!rc)
+		rc = lease_fault(s, &err);
+	if (!rc)
 		rc = has_local_leases(s) ?
 			     local_lease_grant(s, ttl_seconds, &id) :
 			     s->be->lease_grant(s->state, ttl_seconds, &id, &err);
@@ -884,6 +1219,8 @@ int hf_store_lease_keepalive(struct hf_store *s, int64_t lease_id,
 
 	rc = lock_call(s, check_lease_id(lease_id, &err), &err);
 	if (!rc)
+		rc = lease_fault(s, &err);
+	if (!rc)
 		rc = has_local_leases(s) ?
 			     local_lease_keepalive(s, lease_id, &ttl, &err) :
 			     s->be->lease_keepalive(s->state, lease_id, &ttl,
@@ -900,6 +1237,8 @@ int hf_store_lease_revoke(struct hf_store *s, int64_t lease_id)
 
 	rc = lock_call(s, check_lease_id(lease_id, &err), &err);
 	if (!rc)
+		rc = lease_fault(s, &err);
+	if (!rc)
 		rc = has_local_leases(s) ?
 			     local_lease_revoke(s, lease_id, &err) :
 			     s->be->lease_revoke(s->state, lease_id, &err);
@@ -910,9 +1249,10 @@ int hf_store_campaign(struct hf_store *s, const char *key, const char *value,
 		      int64_t lease_id, bool *won, char **leader_value,
 		      int64_t *leader_mod_rev)
 {
-	struct hf_buf err = HF_BUF_INIT;
+	struct hf_buf err = HF_BUF_INIT, later = HF_BUF_INIT;
 	struct hf_store_kv kv = {0};
 	bool w = false;
+	int after = 0;
 	int rc;
 
 	rc = check_key(key, "leader key", &err);
@@ -930,6 +1270,8 @@ int hf_store_campaign(struct hf_store *s, const char *key, const char *value,
 	}
 	rc = lock_call(s, rc, &err);
 	if (!rc)
+		rc = fault_check(s, true, &after, &err, &later);
+	if (!rc)
 		rc = has_local_leases(s) ?
 			     local_campaign(s, key, value, lease_id, &w, &kv,
 					    &err) :
@@ -937,6 +1279,7 @@ int hf_store_campaign(struct hf_store *s, const char *key, const char *value,
 					     &kv, &err);
 	if (!rc && w)
 		s->stats.txns++;
+	rc = fault_after(rc, after, &err, &later);
 	rc = end_call(s, rc, &err);
 	if (!rc) {
 		*won = w;
@@ -956,6 +1299,186 @@ void hf_store_stats(struct hf_store *s, struct hf_store_stats *out)
 	pthread_mutex_lock(&s->lock);
 	*out = s->stats;
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Backups                                                              */
+
+static int snapshot(struct hf_store *s, char **data, size_t *len,
+		    size_t *keys)
+{
+	struct hf_buf err = HF_BUF_INIT;
+	struct hf_store_kvs all = {0};
+	int rc;
+
+	*data = NULL;
+	*len = 0;
+	*keys = 0;
+	rc = lock_call(s, 0, &err);
+	if (!rc)
+		rc = read_fault(s, &err);
+	if (!rc && s->be->snapshot) {
+		rc = s->be->snapshot(s->state, data, len, keys, &err);
+	} else if (!rc) {
+		/* One list is one read at one revision, in every backend. */
+		rc = s->be->list(s->state, "", 0, &all, &err);
+		if (!rc)
+			rc = hf_store_sqlite_image(&all, data, len, &err);
+		*keys = all.len;
+		hf_store_kvs_release(&all);
+	}
+	if (rc)
+		count_failure(s, rc);
+	pthread_mutex_unlock(&s->lock);
+	if (rc) {
+		free(*data);
+		*data = NULL;
+		set_error(s, rc, &err);
+	}
+	hf_buf_release(&err);
+	return rc;
+}
+
+int hf_store_snapshot(struct hf_store *s, char **data, size_t *len)
+{
+	size_t keys;
+
+	return snapshot(s, data, len, &keys);
+}
+
+int hf_store_backup(struct hf_store *s, const char *path, size_t *keys)
+{
+	char *data = NULL;
+	size_t len = 0, n = 0;
+	int rc = snapshot(s, &data, &len, &n);
+
+	if (rc)
+		return rc;
+	if (hf_write_file_atomic(path, data, len, 0600)) {
+		rc = HF_EIO;
+		set_errorf(s, rc, "could not write the backup %s: %s", path,
+			   strerror(errno));
+	} else if (keys) {
+		*keys = n;
+	}
+	free(data);
+	return rc;
+}
+
+int hf_store_read_backup(const char *path, struct hf_store_kvs *out)
+{
+	struct hf_buf err = HF_BUF_INIT;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = hf_store_sqlite_read_file(path, out, &err);
+	if (rc)
+		set_error(NULL, rc, &err);
+	hf_buf_release(&err);
+	return rc;
+}
+
+/* Whether the sorted list l holds key (binary search). */
+static bool kvs_has(const struct hf_store_kvs *l, const char *key)
+{
+	size_t lo = 0, hi = l->len;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->items[mid].key, key);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Operations per transaction of a restore split in several. */
+#define RESTORE_TXN_OPS 64
+
+/*
+ * Applies the ops of all (a transaction without compares) in pieces of
+ * RESTORE_TXN_OPS, between a transaction that marks the restore as begun
+ * and one that ends it.
+ */
+static int restore_in_pieces(struct hf_store *s, const struct hf_store_txn *all)
+{
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	int rc;
+
+	hf_store_txn_puts(&t, HF_STORE_RESTORE_KEY,
+			  "{\"why\": \"a restore began and has not ended; "
+			  "run it again\"}");
+	rc = hf_store_txn(s, &t, NULL);
+	hf_store_txn_release(&t);
+	for (size_t i = 0; !rc && i < all->ops.len; i += RESTORE_TXN_OPS) {
+		for (size_t k = i; k < all->ops.len && k < i + RESTORE_TXN_OPS;
+		     k++) {
+			const struct hf_store_op *op = &all->ops.items[k];
+
+			if (op->kind == HF_STORE_OP_PUT)
+				hf_store_txn_put(&t, op->key, op->value, op->len);
+			else
+				hf_store_txn_delete(&t, op->key);
+		}
+		rc = hf_store_txn(s, &t, NULL);
+		hf_store_txn_release(&t);
+	}
+	if (!rc) {
+		hf_store_txn_delete(&t, HF_STORE_RESTORE_KEY);
+		rc = hf_store_txn(s, &t, NULL);
+		hf_store_txn_release(&t);
+	}
+	return rc;
+}
+
+int hf_store_restore(struct hf_store *s, const struct hf_store_kvs *backup,
+		     const char *skip_key, size_t *changed)
+{
+	struct hf_store_kvs now = {0};
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	int rc;
+
+	rc = hf_store_list(s, "", 0, &now);
+	if (rc)
+		return rc;
+	if (skip_key && !has_local_leases(s) && kvs_has(&now, skip_key)) {
+		rc = HF_ECONFLICT;
+		set_errorf(s, rc,
+			   "the store holds '%s': a server leads it; stop "
+			   "every server before restoring",
+			   skip_key);
+		goto out;
+	}
+	for (size_t i = 0; i < backup->len; i++) {
+		const struct hf_store_kv *kv = &backup->items[i];
+
+		if (skip_key && strcmp(kv->key, skip_key) == 0)
+			continue;
+		if (strcmp(kv->key, HF_STORE_RESTORE_KEY) == 0)
+			continue;
+		hf_store_txn_put(&t, kv->key, kv->value, kv->len);
+	}
+	for (size_t i = 0; i < now.len; i++) {
+		const char *key = now.items[i].key;
+
+		if (!kvs_has(backup, key) || (skip_key && strcmp(key, skip_key) == 0) ||
+		    strcmp(key, HF_STORE_RESTORE_KEY) == 0)
+			hf_store_txn_delete(&t, key);
+	}
+	rc = t.ops.len ? hf_store_txn(s, &t, NULL) : 0;
+	if (rc == HF_ETOOBIG)
+		rc = restore_in_pieces(s, &t);
+	if (!rc && changed)
+		*changed = t.ops.len;
+out:
+	hf_store_txn_release(&t);
+	hf_store_kvs_release(&now);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -370,6 +370,97 @@ struct hf_store_stats {
 void hf_store_stats(struct hf_store *s, struct hf_store_stats *out);
 
 /* ------------------------------------------------------------------ */
+/* Backups                                                              */
+
+/*
+ * A consistent copy of the whole store at one revision, as the bytes of a
+ * holdfast SQLite store file (any backend: an etcd store's keys are
+ * copied too, in its namespace, without the prefix). SQLite copies its
+ * pages with SQLite's online backup (revisions kept); the other backends
+ * list every key in one read and write them into a new file (one
+ * revision). Keys of leases are copied as plain keys. On success *data
+ * (the caller frees it) holds *len bytes; the store is never written.
+ */
+int hf_store_snapshot(struct hf_store *s, char **data, size_t *len);
+
+/*
+ * hf_store_snapshot() into the file path, written atomically with mode
+ * 0600 (path.new, fsync, rename, fsync of the directory). *keys (may be
+ * NULL) gets the number of keys it holds. The file is a store of its own:
+ * `sqlite:<path>` opens it.
+ */
+int hf_store_backup(struct hf_store *s, const char *path, size_t *keys);
+
+/*
+ * Reads a backup file (or any holdfast SQLite store file that no server
+ * has open) without writing to it: its keys, sorted, into *out (released
+ * by the caller with hf_store_kvs_release; out->rev is the file's
+ * revision). The file must be a holdfast store of a schema this holdfast
+ * knows and pass SQLite's integrity check. Errors name the file:
+ * HF_ENOTFOUND, HF_EINVAL (not a holdfast store, damaged),
+ * HF_EUNSUPPORTED (newer schema), HF_EIO.
+ */
+int hf_store_read_backup(const char *path, struct hf_store_kvs *out);
+
+/*
+ * Makes the store hold exactly the keys of backup (from
+ * hf_store_read_backup), except skip_key (may be NULL), which is neither
+ * copied nor kept: the key of a leader's lease, a plain key in a backup.
+ * It puts every key of the backup and deletes every other key, in one
+ * transaction when the backend takes it (always for mem and SQLite: the
+ * restore is atomic). A backend that refuses so large a transaction
+ * (etcd's --max-txn-ops, --max-request-bytes) gets several, the first of
+ * which puts HF_STORE_RESTORE_KEY and the last deletes it, so that a
+ * restore that did not finish can be told (a server refuses to load such
+ * a store; run the restore again). Revisions go on from the store's (they
+ * never go back); values are the backup's.
+ *
+ * With a backend that keeps leases (etcd), a store that holds skip_key
+ * has a live leader: HF_ECONFLICT, nothing changed; stop the servers
+ * first. (A single-process store is locked by its server, so it cannot be
+ * opened to restore while one runs.) *changed (may be NULL) gets the
+ * number of keys put and deleted.
+ */
+int hf_store_restore(struct hf_store *s, const struct hf_store_kvs *backup,
+		     const char *skip_key, size_t *changed);
+
+/* The mark of a restore in progress: see hf_store_restore(). */
+#define HF_STORE_RESTORE_KEY "/restore-in-progress"
+
+/* ------------------------------------------------------------------ */
+/* Injected faults (tests and fault loops)                              */
+
+/*
+ * The environment variable hf_store_open() reads injected faults from;
+ * see hf_store_set_fault() for its syntax. Unset or empty: none.
+ */
+#define HF_STORE_FAULT_ENV "HOLDFAST_STORE_FAULT"
+
+/*
+ * Replaces the handle's injected faults with those of spec (NULL or ""
+ * clears them) and restarts its call counters. spec is rules separated by
+ * ';', each a target then options separated by ',':
+ *   writes=N | writes=N-M | writes=N-     the Nth write call (N to M, N
+ *                                         and every later one; from 1)
+ *   reads=N | reads=N-M | reads=N-        the same for read calls
+ *   writes-while=PATH | reads-while=PATH  every write (read) call while
+ *                                         the file PATH exists
+ *   error=NAME    what the call fails with: an error name of common/err.h
+ *                 ("io", "unavailable", "conflict", "not-found", ...) or
+ *                 "full" (io, "database or disk is full"); default io
+ *   applied       (writes) the call is made, then reported as failed: a
+ *                 commit whose answer was lost
+ * Write calls are every transaction (put and delete included), campaign,
+ * and lease grant, keep-alive and revoke of a backend with leases of its
+ * own (etcd), and the deletions that expire or revoke a single-process
+ * lease; read calls are get, list and revision. A failed call fails as a
+ * real one would, with hf_store_last_error() saying it was injected and
+ * which call it was; it is counted in the stats' errors. HF_EINVAL, with
+ * the handle's faults unchanged, for a spec that does not parse.
+ */
+int hf_store_set_fault(struct hf_store *s, const char *spec);
+
+/* ------------------------------------------------------------------ */
 /* Backend interface: for store.c and the store_*.c backends only.      */
 
 /*
@@ -409,6 +500,14 @@ struct hf_store_backend {
 	int (*campaign)(void *be, const char *key, const char *value,
 			int64_t lease_id, bool *won, struct hf_store_kv *leader,
 			struct hf_buf *err);
+	/*
+	 * Optional: a consistent copy of the store as the bytes of a store
+	 * file (hf_store_snapshot) and the number of keys in it. Without it
+	 * store.c lists every key and builds the file with
+	 * hf_store_sqlite_image().
+	 */
+	int (*snapshot)(void *be, char **data, size_t *len, size_t *keys,
+			struct hf_buf *err);
 };
 
 extern const struct hf_store_backend hf_store_backend_mem;
@@ -433,5 +532,15 @@ void hf_store_kv_release(struct hf_store_kv *kv);
  */
 int hf_store_cmp_eval(const struct hf_store_cmp *c, int64_t mod_rev,
 		      struct hf_buf *err);
+/*
+ * The bytes of a new holdfast SQLite store file holding exactly kvs (keys
+ * sorted and unique, as a list gives them) at revision kvs->rev. The
+ * caller frees *data.
+ */
+int hf_store_sqlite_image(const struct hf_store_kvs *kvs, char **data,
+			  size_t *len, struct hf_buf *err);
+/* hf_store_read_backup() without the store front's error reporting. */
+int hf_store_sqlite_read_file(const char *path, struct hf_store_kvs *out,
+			      struct hf_buf *err);
 
 #endif

@@ -275,19 +275,49 @@ static void rollback(struct store_sqlite *q)
 		q->broken = true;
 }
 
-static int check_broken(const struct store_sqlite *q, struct hf_buf *err)
+static int connect_db(struct store_sqlite *q, bool *created,
+		      struct hf_buf *err);
+static void disconnect_db(struct store_sqlite *q);
+
+/*
+ * After an I/O error during a write, every call first reconnects to the
+ * file (the lock stays held): SQLite then recovers from what is on disk,
+ * as after a crash. Should that fail too (the disk still fails), the call
+ * fails and the next one tries again.
+ */
+static int check_broken(struct store_sqlite *q, struct hf_buf *err)
 {
+	int rc;
+
 	if (!q->broken)
 		return 0;
-	hf_buf_addf(err,
-		    "%s had an I/O error during a write; close and reopen the "
-		    "store to recover from what is on disk",
-		    q->path);
-	return HF_EIO;
+	disconnect_db(q);
+	rc = connect_db(q, NULL, err);
+	if (rc) {
+		disconnect_db(q);
+		hf_buf_adds(err, " (reconnecting after an I/O error during a "
+				 "write)");
+		return rc;
+	}
+	q->broken = false;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Opening and closing                                                  */
+
+/* Closes the connection, keeping the lock. */
+static void disconnect_db(struct store_sqlite *q)
+{
+	for (int i = 0; i < ST_COUNT_; i++) {
+		sqlite3_finalize(q->stmts[i]);
+		q->stmts[i] = NULL;
+	}
+	/* Closing the last connection checkpoints the WAL; only then may
+	 * another server take the file. */
+	sqlite3_close(q->db);
+	q->db = NULL;
+}
 
 static void sqlite_close(void *be)
 {
@@ -295,11 +325,7 @@ static void sqlite_close(void *be)
 
 	if (!q)
 		return;
-	for (int i = 0; i < ST_COUNT_; i++)
-		sqlite3_finalize(q->stmts[i]);
-	/* Closing the last connection checkpoints the WAL; only then may
-	 * another server take the file. */
-	sqlite3_close(q->db);
+	disconnect_db(q);
 	if (q->lock_fd >= 0)
 		close(q->lock_fd);
 	free(q->path);
@@ -348,6 +374,62 @@ static int sync_dir(const char *path, struct hf_buf *err)
 }
 
 /*
+ * Store files are the owner's only: they hold every secret of every
+ * service. A file found readable by others (made by an older holdfast, or
+ * copied in) is made 0600; SQLite gives its -wal and -shm files the mode
+ * of the database file.
+ */
+static void tighten(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+		(void)fchmod(fd, st.st_mode & 0700);
+}
+
+static void tighten_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd >= 0) {
+		tighten(fd);
+		close(fd);
+	}
+}
+
+/*
+ * Creates the database file 0600 before SQLite does (SQLite would use
+ * 0644 less the umask), and tightens an existing one and its companions.
+ * *created says whether the file is new.
+ */
+static int make_private(struct store_sqlite *q, bool *created,
+			struct hf_buf *err)
+{
+	static const char *const companions[] = {"-wal", "-shm"};
+	int fd = open(q->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		*created = true;
+		return 0;
+	}
+	if (errno != EEXIST) {
+		hf_buf_addf(err, "could not create the store file %s: %s",
+			    q->path, strerror(errno));
+		return HF_EIO;
+	}
+	*created = false;
+	tighten_path(q->path);
+	for (size_t i = 0; i < HF_ARRAY_LEN(companions); i++) {
+		char *p = hf_xasprintf("%s%s", q->path, companions[i]);
+
+		tighten_path(p);
+		free(p);
+	}
+	return 0;
+}
+
+/*
  * Takes the exclusive lock that makes this handle the file's only user, and
  * writes our pid into the lock file so that a refused opener can say who
  * holds it.
@@ -385,6 +467,7 @@ static int take_lock(struct store_sqlite *q, struct hf_buf *err)
 		rc = HF_EUNAVAIL;
 		goto out;
 	}
+	tighten(q->lock_fd);
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	/* The pid is only a hint for messages: failing to write it is fine. */
 	if (ftruncate(q->lock_fd, 0) == 0 &&
@@ -543,11 +626,50 @@ out:
 	return rc;
 }
 
-static int sqlite_open(const char *path, void **be, struct hf_buf *err)
+/*
+ * Opens the SQLite connection of a handle that holds the lock: checks the
+ * file is ours, sets the pragmas, brings the schema up to date and
+ * prepares the statements. On failure the caller disconnects.
+ */
+static int connect_db(struct store_sqlite *q, bool *created,
+		      struct hf_buf *err)
 {
 	int64_t app_id = 0, tables = 0;
+	bool fresh = false;
+	int rc;
+
+	rc = make_private(q, &fresh, err);
+	if (rc)
+		return rc;
+	if (created)
+		*created = fresh;
+	rc = sqlite3_open_v2(q->path, &q->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		return sql_fail(q, rc, "could not open the store", err);
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_busy_timeout(q->db, SQL_BUSY_TIMEOUT_MS);
+	rc = identify(q, &app_id, &tables, err);
+	if (!rc)
+		rc = set_pragmas(q, err);
+	if (!rc)
+		rc = prepare_schema(q, err);
+	for (int i = 0; !rc && i < ST_COUNT_; i++) {
+		int src = sqlite3_prepare_v3(q->db, stmt_sql[i], -1,
+					     SQLITE_PREPARE_PERSISTENT,
+					     &q->stmts[i], NULL);
+
+		if (src != SQLITE_OK)
+			rc = sql_fail(q, src, "could not prepare a statement",
+				      err);
+	}
+	return rc;
+}
+
+static int sqlite_open(const char *path, void **be, struct hf_buf *err)
+{
 	struct store_sqlite *q;
-	bool created;
+	bool created = false;
 	int rc;
 
 	if (!*path) {
@@ -571,40 +693,10 @@ static int sqlite_open(const char *path, void **be, struct hf_buf *err)
 	q->path = hf_xstrdup(path);
 	q->lock_fd = -1;
 	rc = take_lock(q, err);
-	if (rc)
-		goto out;
-	created = access(path, F_OK) != 0;
-	rc = sqlite3_open_v2(path, &q->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		rc = sql_fail(q, rc, "could not open the store", err);
-		goto out;
-	}
-	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, SQL_BUSY_TIMEOUT_MS);
-	rc = identify(q, &app_id, &tables, err);
 	if (!rc)
-		rc = set_pragmas(q, err);
-	if (!rc)
-		rc = prepare_schema(q, err);
-	if (rc)
-		goto out;
-	for (int i = 0; i < ST_COUNT_; i++) {
-		int src = sqlite3_prepare_v3(q->db, stmt_sql[i], -1,
-					     SQLITE_PREPARE_PERSISTENT,
-					     &q->stmts[i], NULL);
-
-		if (src != SQLITE_OK) {
-			rc = sql_fail(q, src, "could not prepare a statement",
-				      err);
-			goto out;
-		}
-	}
-	if (created)
+		rc = connect_db(q, &created, err);
+	if (!rc && created)
 		rc = sync_dir(path, err);
-out:
 	if (rc) {
 		sqlite_close(q);
 		return rc;
@@ -759,6 +851,9 @@ static int apply_op(struct store_sqlite *q, const struct hf_store_op *op,
 	return rc;
 }
 
+static int sqlite_snapshot(void *be, char **data, size_t *len, size_t *keys,
+			   struct hf_buf *err);
+
 static int sqlite_txn(void *be, const struct hf_store_txn *txn,
 		      int64_t *rev_out, struct hf_buf *err)
 {
@@ -814,4 +909,275 @@ const struct hf_store_backend hf_store_backend_sqlite = {
 	.list = sqlite_list,
 	.txn = sqlite_txn,
 	.revision = sqlite_revision,
+	.snapshot = sqlite_snapshot,
 };
+
+/* ------------------------------------------------------------------ */
+/* Backups                                                              */
+
+/*
+ * Turns the in-memory database mem into the bytes of a store file. The
+ * header's file format bytes say "rollback journal", not WAL, so that the
+ * file can be read as it is, without its -wal and -shm: the first server
+ * that opens it switches it to WAL again.
+ */
+static int serialize_db(sqlite3 *mem, char **data, size_t *len,
+			size_t *keys, struct hf_buf *err)
+{
+	sqlite3_int64 size = 0;
+	sqlite3_stmt *st = NULL;
+	unsigned char *image;
+
+	if (keys && sqlite3_prepare_v2(mem, "SELECT count(*) FROM kv", -1,
+				       &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		*keys = (size_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	image = sqlite3_serialize(mem, "main", &size, 0);
+	if (!image || size < 100) {
+		sqlite3_free(image);
+		hf_buf_addf(err, "could not serialise the copy of the store: %s",
+			    sqlite3_errmsg(mem));
+		return HF_EIO;
+	}
+	*data = hf_xmalloc((size_t)size);
+	memcpy(*data, image, (size_t)size);
+	sqlite3_free(image);
+	(*data)[18] = 1;
+	(*data)[19] = 1;
+	*len = (size_t)size;
+	return 0;
+}
+
+static int open_memory(sqlite3 **mem, struct hf_buf *err)
+{
+	int rc = sqlite3_open_v2(":memory:", mem,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+				 NULL);
+
+	if (rc != SQLITE_OK) {
+		hf_buf_addf(err, "could not open an in-memory database: %s",
+			    sqlite3_errstr(rc));
+		return HF_ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * SQLite's online backup copies every page of the store into memory in
+ * one step, under a read transaction: a consistent copy at one revision,
+ * revisions included, while writes wait for the copy (milliseconds for a
+ * store of a few MB).
+ */
+static int sqlite_snapshot(void *be, char **data, size_t *len, size_t *keys,
+			   struct hf_buf *err)
+{
+	struct store_sqlite *q = be;
+	sqlite3 *mem = NULL;
+	sqlite3_backup *b;
+	int rc;
+
+	rc = check_broken(q, err);
+	if (!rc)
+		rc = open_memory(&mem, err);
+	if (rc)
+		goto out;
+	b = sqlite3_backup_init(mem, "main", q->db, "main");
+	if (!b) {
+		hf_buf_addf(err, "could not start a backup of %s: %s", q->path,
+			    sqlite3_errmsg(mem));
+		rc = HF_EIO;
+		goto out;
+	}
+	rc = sqlite3_backup_step(b, -1);
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		rc = sql_fail(q, rc, "could not copy the store", err);
+		goto out;
+	}
+	rc = serialize_db(mem, data, len, keys, err);
+out:
+	sqlite3_close(mem);
+	return rc;
+}
+
+int hf_store_sqlite_image(const struct hf_store_kvs *kvs, char **data,
+			  size_t *len, struct hf_buf *err)
+{
+	sqlite3 *mem = NULL;
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL;
+	int rc;
+
+	rc = open_memory(&mem, err);
+	if (rc)
+		goto out;
+	sql = hf_xasprintf("PRAGMA application_id = %d; BEGIN;",
+			   SQL_APPLICATION_ID);
+	rc = sqlite3_exec(mem, sql, NULL, NULL, NULL);
+	for (size_t v = 0; rc == SQLITE_OK && v < HF_ARRAY_LEN(migrations); v++)
+		rc = sqlite3_exec(mem, migrations[v], NULL, NULL, NULL);
+	free(sql);
+	sql = hf_xasprintf("UPDATE meta SET value = %lld WHERE name = "
+			   "'schema_version'; UPDATE meta SET value = %lld "
+			   "WHERE name = 'revision'",
+			   (long long)SQL_SCHEMA_VERSION, (long long)kvs->rev);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(mem, sql, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(mem,
+					"INSERT INTO kv (" KV_COLUMNS ") VALUES "
+					"(?1, ?2, ?3, ?4, ?5)",
+					-1, &st, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < kvs->len; i++) {
+		const struct hf_store_kv *kv = &kvs->items[i];
+
+		bind_key(st, 1, kv->key);
+		sqlite3_bind_blob(st, 2, kv->value, (int)kv->len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, kv->create_rev > 0 ? kv->create_rev : 1);
+		sqlite3_bind_int64(st, 4,
+				   kv->mod_rev >= kv->create_rev && kv->mod_rev > 0
+					   ? kv->mod_rev
+					   : (kv->create_rev > 0 ? kv->create_rev
+								 : 1));
+		sqlite3_bind_int64(st, 5, kv->version > 0 ? kv->version : 1);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+		sqlite3_reset(st);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(mem, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		hf_buf_addf(err, "could not write the copy of the store: %s",
+			    sqlite3_errmsg(mem));
+		rc = HF_EIO;
+		goto out;
+	}
+	rc = serialize_db(mem, data, len, NULL, err);
+out:
+	sqlite3_finalize(st);
+	free(sql);
+	sqlite3_close(mem);
+	return rc;
+}
+
+/* One integer from a query on a plain connection, or -1 with err set. */
+static int file_int(sqlite3 *db, const char *path, const char *sql,
+		    int64_t *out, struct hf_buf *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		hf_buf_addf(err, "%s: %s", path,
+			    (rc & 0xff) == SQLITE_NOTADB
+				    ? "not an SQLite database, so not a "
+				      "holdfast store or backup"
+				    : sqlite3_errmsg(db));
+		rc = (rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT
+			     ? HF_EINVAL
+			     : HF_EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int hf_store_sqlite_read_file(const char *path, struct hf_store_kvs *out,
+			      struct hf_buf *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t app_id = 0, version = 0, tables = 0;
+	const char *check = NULL;
+	int rc;
+
+	if (access(path, F_OK) != 0) {
+		hf_buf_addf(err, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? HF_ENOTFOUND : HF_EIO;
+	}
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK) {
+		hf_buf_addf(err, "could not open %s: %s", path,
+			    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		rc = HF_EIO;
+		goto out;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	rc = file_int(db, path, "PRAGMA application_id", &app_id, err);
+	if (!rc)
+		rc = file_int(db, path, "SELECT count(*) FROM sqlite_master",
+			      &tables, err);
+	if (rc)
+		goto out;
+	if (app_id != SQL_APPLICATION_ID) {
+		hf_buf_addf(err, "%s is %s, not a holdfast store or backup",
+			    path, tables ? "an SQLite database" : "empty");
+		rc = HF_EINVAL;
+		goto out;
+	}
+	rc = file_int(db, path,
+		      "SELECT value FROM meta WHERE name = 'schema_version'",
+		      &version, err);
+	if (rc)
+		goto out;
+	if (version > SQL_SCHEMA_VERSION) {
+		hf_buf_addf(err,
+			    "%s has store schema version %lld, but this "
+			    "holdfast only knows versions up to %lld: it was "
+			    "written by a newer holdfast",
+			    path, (long long)version,
+			    (long long)SQL_SCHEMA_VERSION);
+		rc = HF_EUNSUPPORTED;
+		goto out;
+	}
+	if (version < SQL_SCHEMA_VERSION) {
+		hf_buf_addf(err,
+			    "%s has the older store schema version %lld: open "
+			    "it once as a store (sqlite:%s) to migrate it",
+			    path, (long long)version, path);
+		rc = HF_EUNSUPPORTED;
+		goto out;
+	}
+	rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st,
+				NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		check = (const char *)sqlite3_column_text(st, 0);
+	if (!check || strcmp(check, "ok") != 0) {
+		hf_buf_addf(err, "%s is damaged: %s", path,
+			    check ? check : sqlite3_errmsg(db));
+		rc = HF_EINVAL;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	rc = file_int(db, path, "SELECT value FROM meta WHERE name = 'revision'",
+		      &out->rev, err);
+	if (rc)
+		goto out;
+	rc = sqlite3_prepare_v2(db,
+				"SELECT " KV_COLUMNS " FROM kv ORDER BY key",
+				-1, &st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_kv(st, HF_VEC_PUSH(out));
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		hf_buf_addf(err, "could not read the keys of %s: %s", path,
+			    sqlite3_errmsg(db));
+		rc = HF_EIO;
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (rc)
+		hf_store_kvs_release(out);
+	return rc;
+}

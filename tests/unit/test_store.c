@@ -2707,6 +2707,348 @@ static void test_etcd_tls(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Injected faults                                                      */
+
+/* The store's detail sentence contains want. */
+#define assert_detail(s, want) assert_contains(hf_store_last_error(s), want)
+
+static void test_fault_writes(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = f->s;
+	struct hf_store_txn t = HF_STORE_TXN_INIT;
+	char *v = NULL;
+	int64_t rev, lease = grant(s, 30);
+	bool won = false;
+
+	/* The 2nd write call fails, before the backend sees it. */
+	assert_ok(s, hf_store_set_fault(s, "writes=2"));
+	put_str(s, "/a", "1");
+	rev = rev_of(s);
+	assert_rc(s, hf_store_put(s, "/b", "2", 1, NULL), HF_EIO);
+	assert_detail(s, "injected by HOLDFAST_STORE_FAULT: write call 2");
+	assert_int_equal(rev_of(s), rev);
+	assert_rc(s, hf_store_get(s, "/b", NULL, NULL, NULL), HF_ENOTFOUND);
+	put_str(s, "/b", "3");
+
+	/* From the 1st on, with the sentence of a full disk; reads work. */
+	assert_ok(s, hf_store_set_fault(s, "writes=1-,error=full"));
+	assert_rc(s, hf_store_put(s, "/c", "x", 1, NULL), HF_EIO);
+	assert_detail(s, "database or disk is full");
+	assert_rc(s, hf_store_delete(s, "/a", NULL), HF_EIO);
+	assert_value(s, "/a", "1", -1);
+	/* A campaign is a write too. */
+	assert_rc(s, hf_store_campaign(s, "/leader", "me", lease, &won, NULL,
+				       NULL),
+		  HF_EIO);
+	assert_rc(s, hf_store_get(s, "/leader", NULL, NULL, NULL), HF_ENOTFOUND);
+
+	/* Made, then reported failed: a commit whose answer was lost. */
+	assert_ok(s, hf_store_set_fault(s, "writes=1,error=unavailable,applied"));
+	rev = rev_of(s);
+	assert_rc(s, hf_store_put(s, "/d", "made", 4, NULL), HF_EUNAVAIL);
+	assert_detail(s, "made before it failed");
+	assert_value(s, "/d", "made", rev + 1);
+
+	/* Reads, by number. */
+	assert_ok(s, hf_store_set_fault(s, "reads=2-3,error=io"));
+	assert_ok(s, hf_store_get(s, "/a", &v, NULL, NULL));
+	free(v);
+	assert_rc(s, hf_store_revision(s, &rev), HF_EIO);
+	assert_detail(s, "read call 2");
+
+	/* A spec that does not parse changes nothing. */
+	assert_ok(s, hf_store_set_fault(s, "writes=1"));
+	assert_rc(s, hf_store_set_fault(s, "writes=0"), HF_EINVAL);
+	assert_rc(s, hf_store_set_fault(s, "writes=3-1"), HF_EINVAL);
+	assert_rc(s, hf_store_set_fault(s, "bogus=1"), HF_EINVAL);
+	assert_detail(s, "HOLDFAST_STORE_FAULT");
+	assert_rc(s, hf_store_set_fault(s, "writes=1,error=nope"), HF_EINVAL);
+	assert_detail(s, "unknown error 'nope'");
+	assert_rc(s, hf_store_set_fault(s, "reads=1,applied"), HF_EINVAL);
+	assert_rc(s, hf_store_set_fault(s, "writes=1;"), 0);
+	hf_store_txn_puts(&t, "/e", "x");
+	assert_rc(s, hf_store_txn(s, &t, NULL), HF_EIO);
+	assert_ok(s, hf_store_txn(s, &t, NULL));
+	hf_store_txn_release(&t);
+	/* Cleared. */
+	assert_ok(s, hf_store_set_fault(s, NULL));
+	put_str(s, "/f", "y");
+}
+
+static void test_fault_while_file_exists(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = f->s;
+	char *file = hf_xasprintf("%s/full", f->dir), *spec;
+	int fd;
+
+	spec = hf_xasprintf("writes-while=%s,error=full", file);
+	assert_ok(s, hf_store_set_fault(s, spec));
+	put_str(s, "/a", "1");
+	fd = open(file, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_rc(s, hf_store_put(s, "/a", "2", 1, NULL), HF_EIO);
+	assert_value(s, "/a", "1", -1);
+	unlink(file);
+	put_str(s, "/a", "3");
+	free(spec);
+	free(file);
+}
+
+/* The environment variable is read at open; a bad one fails the open. */
+static void test_fault_from_environment(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = NULL;
+
+	hf_store_close(f->s);
+	f->s = NULL;
+	setenv(HF_STORE_FAULT_ENV, "writes=1", 1);
+	assert_ok(NULL, hf_store_open(f->url, &s));
+	assert_rc(s, hf_store_put(s, "/a", "1", 1, NULL), HF_EIO);
+	put_str(s, "/a", "2");
+	hf_store_close(s);
+	setenv(HF_STORE_FAULT_ENV, "writes=x", 1);
+	assert_rc(NULL, hf_store_open(f->url, &s), HF_EINVAL);
+	assert_contains(hf_store_last_error(NULL), "HOLDFAST_STORE_FAULT");
+	unsetenv(HF_STORE_FAULT_ENV);
+	assert_ok(NULL, hf_store_open(f->url, &f->s));
+	assert_value(f->s, "/a", "2", -1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Single-process leases after a crash or a failed write                */
+
+/*
+ * A leader key that no lease of the handle holds was left by a crash: a
+ * campaign takes it over, so that a restarted server never follows
+ * itself. One held by a live lease still wins over it.
+ */
+static void test_local_campaign_takes_a_stale_key(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = f->s;
+	int64_t a, b, token;
+
+	put_str(s, "/leader", "a server that crashed");
+	a = grant(s, 30);
+	token = campaign(s, "me", a, true, "me");
+	assert_int_equal(token, rev_of(s));
+	b = grant(s, 30);
+	campaign(s, "other", b, false, "me");
+	assert_ok(s, fenced_put(s, token, "/x", "mine"));
+}
+
+/*
+ * A lease whose keys cannot be deleted when it expires (a full disk) is
+ * forgotten all the same: the call that noticed goes on, reads keep
+ * working, and the key it leaves is taken over by the next campaign.
+ */
+static void test_lease_expiry_with_a_failed_delete(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = f->s;
+	int64_t a, b;
+	char *v = NULL;
+
+	a = grant(s, 1);
+	campaign(s, "me", a, true, "me");
+	assert_ok(s, hf_store_set_fault(s, "writes=1-,error=full"));
+	sleep_ms(1300);
+	assert_ok(s, hf_store_get(s, "/leader", &v, NULL, NULL));
+	assert_string_equal(v, "me");
+	free(v);
+	assert_rc(s, hf_store_lease_keepalive(s, a, NULL), HF_ENOTFOUND);
+	/* Revoking fails the same way, and forgets the lease too. */
+	assert_ok(s, hf_store_set_fault(s, NULL));
+	b = grant(s, 30);
+	campaign(s, "again", b, true, "again");
+	assert_ok(s, hf_store_set_fault(s, "writes=1-,error=full"));
+	assert_rc(s, hf_store_lease_revoke(s, b), HF_EIO);
+	assert_rc(s, hf_store_lease_keepalive(s, b, NULL), HF_ENOTFOUND);
+	assert_ok(s, hf_store_set_fault(s, NULL));
+	campaign(s, "third", grant(s, 30), true, "third");
+}
+
+/* ------------------------------------------------------------------ */
+/* Backups                                                              */
+
+static void assert_kvs_equal(const struct hf_store_kvs *got,
+			     const struct hf_store_kvs *want, const char *skip)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < want->len; i++) {
+		if (skip && strcmp(want->items[i].key, skip) == 0)
+			continue;
+		if (j >= got->len || strcmp(got->items[j].key, want->items[i].key) ||
+		    got->items[j].len != want->items[i].len ||
+		    memcmp(got->items[j].value, want->items[i].value,
+			   want->items[i].len)) {
+			print_error("key %zu: got '%s', want '%s'\n", j,
+				    j < got->len ? got->items[j].key : "(none)",
+				    want->items[i].key);
+			fail();
+		}
+		j++;
+	}
+	assert_int_equal(j, got->len);
+}
+
+static void test_backup_and_restore(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = f->s;
+	struct hf_store_kvs before = {0}, file = {0}, after = {0};
+	char *path = hf_xasprintf("%s/backup.db", f->dir);
+	const char bin[] = {'a', 0, 'b', (char)0xff};
+	struct stat st;
+	size_t keys = 0, changed = 0;
+	int64_t rev, lease = grant(s, 30);
+
+	put_str(s, "/services/a", "{\"name\":\"a\"}");
+	assert_ok(s, hf_store_put(s, "/bin", bin, sizeof(bin), NULL));
+	put_str(s, "/nodes/n1", "{}");
+	put_lease(s, "/leased", "lease", lease);
+	assert_ok(s, hf_store_list(s, "", 0, &before));
+
+	assert_ok(s, hf_store_backup(s, path, &keys));
+	assert_int_equal(keys, before.len);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_ok(NULL, hf_store_read_backup(path, &file));
+	assert_kvs_equal(&file, &before, NULL);
+	assert_int_equal(file.rev, before.rev);
+
+	/*
+	 * The store moves on (its leader went away); the restore brings back
+	 * exactly the backup, but for the leader's key.
+	 */
+	assert_ok(s, hf_store_lease_revoke(s, lease));
+	put_str(s, "/services/a", "{\"name\":\"changed\"}");
+	put_str(s, "/services/new", "{}");
+	assert_ok(s, hf_store_delete(s, "/nodes/n1", NULL));
+	rev = rev_of(s);
+	assert_ok(s, hf_store_restore(s, &file, "/leased", &changed));
+	assert_true(changed > 0);
+	assert_true(rev_of(s) > rev);
+	assert_ok(s, hf_store_list(s, "", 0, &after));
+	assert_kvs_equal(&after, &before, "/leased");
+	hf_store_kvs_release(&after);
+	/* Again: nothing to do but rewrite the same values. */
+	assert_ok(s, hf_store_restore(s, &file, "/leased", NULL));
+	assert_ok(s, hf_store_list(s, "", 0, &after));
+	assert_kvs_equal(&after, &before, "/leased");
+
+	hf_store_kvs_release(&before);
+	hf_store_kvs_release(&file);
+	hf_store_kvs_release(&after);
+	free(path);
+}
+
+/* With leases of its own (etcd), a store that has a leader is not restored. */
+static void test_restore_refused_while_a_server_leads(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store *s = f->s;
+	struct hf_store_kvs empty = {0};
+
+	campaign(s, "leader", grant(s, 30), true, "leader");
+	put_str(s, "/x", "1");
+	assert_rc(s, hf_store_restore(s, &empty, "/leader", NULL), HF_ECONFLICT);
+	assert_detail(s, "stop every server");
+	assert_value(s, "/x", "1", -1);
+}
+
+static void test_read_backup_refuses_what_is_not_one(void **state)
+{
+	struct fx *f = *state;
+	struct hf_store_kvs l = {0};
+	char *path = hf_xasprintf("%s/x.db", f->dir);
+	sqlite3 *db = NULL;
+	FILE *w;
+
+	assert_rc(NULL, hf_store_read_backup(path, &l), HF_ENOTFOUND);
+	w = fopen(path, "w");
+	for (int i = 0; i < 200; i++)
+		fputs("not a database at all ", w);
+	fclose(w);
+	assert_rc(NULL, hf_store_read_backup(path, &l), HF_EINVAL);
+	assert_contains(hf_store_last_error(NULL), "not an SQLite database");
+	unlink(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_rc(NULL, hf_store_read_backup(path, &l), HF_EINVAL);
+	assert_contains(hf_store_last_error(NULL), "not a holdfast store");
+	/* A store file with a page of garbage in its table. */
+	put_str(f->s, "/a", "1");
+	reopen(f);
+	hf_store_close(f->s);
+	f->s = NULL;
+	{
+		int64_t root = 0;
+		int fd;
+		char junk[4096];
+
+		assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+		{
+			sqlite3_stmt *st = NULL;
+
+			sqlite3_prepare_v2(db,
+					   "SELECT rootpage FROM sqlite_master "
+					   "WHERE name = 'kv'",
+					   -1, &st, NULL);
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			root = sqlite3_column_int64(st, 0);
+			sqlite3_finalize(st);
+		}
+		sqlite3_close(db);
+		memset(junk, 0x5a, sizeof(junk));
+		fd = open(f->db, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, junk, sizeof(junk),
+					(off_t)(root - 1) * 4096),
+				 (ssize_t)sizeof(junk));
+		close(fd);
+	}
+	assert_rc(NULL, hf_store_read_backup(f->db, &l), HF_EINVAL);
+	assert_contains(hf_store_last_error(NULL), "damaged");
+	free(path);
+	assert_ok(NULL, hf_store_open("mem:", &f->s));
+}
+
+/* The store's files are the owner's only, also ones found looser. */
+static void test_sqlite_file_modes(void **state)
+{
+	struct fx *f = *state;
+	const char *const suffixes[] = {"", "-wal", "-shm", ".lock"};
+	struct stat st;
+
+	put_str(f->s, "/a", "1");
+	for (size_t i = 0; i < HF_ARRAY_LEN(suffixes); i++) {
+		char *p = hf_xasprintf("%s%s", f->db, suffixes[i]);
+
+		assert_int_equal(stat(p, &st), 0);
+		if ((st.st_mode & 0777) != 0600) {
+			print_error("%s has mode %03o\n", p,
+				    (unsigned)(st.st_mode & 0777));
+			fail();
+		}
+		free(p);
+	}
+	hf_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(chmod(f->db, 0644), 0);
+	assert_ok(NULL, hf_store_open(f->url, &f->s));
+	assert_int_equal(stat(f->db, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+/* ------------------------------------------------------------------ */
 
 #define ON(backend, fn)                                                        \
 	{                                                                      \
@@ -2723,7 +3065,8 @@ static void test_etcd_tls(void **state)
 	X(test_large_value), X(test_many_keys), X(test_invalid_txns),          \
 	X(test_txn_copies_arguments), X(test_stats), X(test_threads),          \
 	X(test_lease_keys), X(test_lease_expiry), X(test_campaign_fencing),    \
-	X(test_campaign_lease_expiry)
+	X(test_campaign_lease_expiry), X(test_fault_writes),                   \
+	X(test_fault_while_file_exists), X(test_backup_and_restore)
 #define ON_ETCD(fn) ON(etcd, fn)
 #define ON_ETCD_NS(fn) ON(etcd_ns, fn)
 
@@ -2756,6 +3099,11 @@ int main(void)
 		ON(sqlite, test_sqlite_not_a_store),
 		ON(sqlite, test_sqlite_failed_txn_rolls_back),
 		ON(sqlite, test_sqlite_crash_durability),
+		ON(sqlite, test_fault_from_environment),
+		BOTH(test_local_campaign_takes_a_stale_key),
+		BOTH(test_lease_expiry_with_a_failed_delete),
+		ON(sqlite, test_read_backup_refuses_what_is_not_one),
+		ON(sqlite, test_sqlite_file_modes),
 	};
 	const struct CMUnitTest etcd_tests[] = {
 		EVERY_BACKEND(ON_ETCD),
@@ -2766,6 +3114,7 @@ int main(void)
 		ON(etcd, test_etcd_default_limits),
 		ON(etcd, test_etcd_prefix_isolation),
 		ON(etcd, test_etcd_tls),
+		ON(etcd, test_restore_refused_while_a_server_leads),
 	};
 	const struct CMUnitTest etcd_ns_tests[] = {
 		NAMESPACED(ON_ETCD_NS),

@@ -594,7 +594,12 @@ static void agent_release(struct hf_agent *ag)
 	free(ag->cache_dir);
 	free(ag->state_path);
 	free(ag->node_id);
+	free(ag->cluster_id);
+	free(ag->refused);
+	free(ag->link_msg);
 	free(ag->bin);
+	if (ag->lock_fd >= 0)
+		close(ag->lock_fd);
 }
 
 /*
@@ -646,6 +651,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	memset(ag, 0, sizeof(*ag));
 	ag->opts = o;
 	ag->wakefd = -1;
+	ag->lock_fd = -1;
 	pthread_mutex_init(&ag->mu, NULL);
 	pthread_cond_init(&ag->sync_cv, NULL);
 	pthread_cond_init(&ag->work_cv, NULL);
@@ -662,6 +668,27 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	if (!ag->data) {
 		ag_log("%s: %s", o->data_dir, strerror(errno));
 		return HF_EIO;
+	}
+	/*
+	 * One agent per data directory: a second one would reattach to the
+	 * same shims and report them as the same node.
+	 */
+	{
+		char *lock = hf_xasprintf("%s/agent.lock", ag->data);
+		long holder = 0;
+		int rc = hf_lock_file(lock, &ag->lock_fd, &holder);
+
+		if (rc == HF_EUNAVAIL)
+			ag_log("the data directory %s is in use by another "
+			       "holdfast agent%s%.0ld%s; give each agent its "
+			       "own --data",
+			       ag->data, holder ? " (pid " : "", holder,
+			       holder ? ")" : "");
+		else if (rc)
+			ag_log("cannot lock %s: %s", lock, strerror(errno));
+		free(lock);
+		if (rc)
+			return rc;
 	}
 	ag->tasks_dir = hf_xasprintf("%s/tasks", ag->data);
 	ag->volumes_dir = hf_xasprintf("%s/volumes", ag->data);

@@ -152,6 +152,13 @@ struct hf_agent {
 	const struct hf_agent_opts *opts;
 	char *data, *tasks_dir, *volumes_dir, *cache_dir, *state_path;
 	char *node_id;
+	/*
+	 * The cluster this node belongs to (agent.json), NULL until a server
+	 * first accepted it; sent with every sync (docs/protocol.md).
+	 */
+	char *cluster_id;
+	char *refused;             /* the server's last refusal, logged once */
+	int lock_fd;               /* holds <data>/agent.lock */
 	char *bin;                 /* the holdfast binary for shims */
 	json_t *info;              /* immutable after start */
 	int64_t started_at;
@@ -172,6 +179,7 @@ struct hf_agent {
 	bool sync_dirty;
 	bool stopping;
 	bool link_down;            /* logged that the server is unreachable */
+	char *link_msg;            /* ... and why, as logged */
 	bool bind_refused;         /* mount(2) refused: symlink volumes */
 };
 

@@ -373,6 +373,8 @@ int ag_state_save(struct hf_agent *ag)
 	for (size_t i = 0; i < ag->launched.len; i++)
 		json_array_append_new(ids, json_string(ag->launched.items[i]));
 	json_object_set_new(o, "node_id", json_string(ag->node_id));
+	if (ag->cluster_id)
+		json_object_set_new(o, "cluster", json_string(ag->cluster_id));
 	json_object_set_new(o, "generation", json_integer(ag->generation));
 	json_object_set_new(o, "launched", ids);
 	text = json_dumps(o, JSON_COMPACT);
@@ -426,6 +428,9 @@ int ag_state_load(struct hf_agent *ag)
 		goto out;
 	}
 	ag->node_id = hf_xstrdup(have);
+	v = json_object_get(o, "cluster");
+	if (json_is_string(v))
+		ag->cluster_id = hf_xstrdup(json_string_value(v));
 	json_array_foreach(ids, i, v)
 		if (json_is_string(v))
 			hf_strlist_push(&ag->launched, json_string_value(v));

@@ -72,6 +72,9 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 		      (json_int_t)(ag->started_at + (int64_t)*seq), "generation",
 		      (json_int_t)ag->generation, "wait", wait, "info", ag->info,
 		      "tasks", tasks, "deleted_volumes", deleted);
+	/* The cluster it belongs to: a server of another one refuses it. */
+	if (ag->cluster_id)
+		json_object_set_new(o, "cluster", json_string(ag->cluster_id));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)
@@ -224,6 +227,57 @@ out:
 	HF_VEC_FREE(&fresh);
 }
 
+/*
+ * Takes the cluster id of a server that accepted this agent, and keeps it
+ * before anything of its answer is applied: from now on a server of
+ * another cluster (or one that lost its store) is refused. Returns 0, or
+ * -1 when it cannot be kept (the answer is then not applied).
+ */
+static int take_cluster(struct hf_agent *ag, json_t *r)
+{
+	const char *id = json_string_value(json_object_get(r, "cluster"));
+	char *old = ag->cluster_id;
+
+	if (ag->refused) {
+		ag_log("the server accepts this node again; its desired set "
+		       "applies");
+		free(ag->refused);
+		ag->refused = NULL;
+	}
+	if (!id || (old && strcmp(old, id) == 0))
+		return 0;
+	ag->cluster_id = hf_xstrdup(id);
+	if (ag_state_save(ag)) {
+		free(ag->cluster_id);
+		ag->cluster_id = old;
+		return -1;
+	}
+	if (old)
+		ag_log("this node now belongs to cluster %s (it was adopted; "
+		       "it belonged to %s)",
+		       id, old);
+	else
+		ag_log("this node belongs to cluster %s", id);
+	free(old);
+	return 0;
+}
+
+/*
+ * The server refused this node (409 not-in-cluster, docs/protocol.md):
+ * it does not know it, or knows another cluster. Nothing is applied, so
+ * every task keeps running; the reason is logged once.
+ */
+static void refused_by(struct hf_agent *ag, const char *url, const char *msg)
+{
+	if (ag->refused && strcmp(ag->refused, msg) == 0)
+		return;
+	ag_log("server %s refuses this node: %s (nothing is stopped here "
+	       "until that changes)",
+	       url, msg);
+	free(ag->refused);
+	ag->refused = hf_xstrdup(msg);
+}
+
 static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
 			   int64_t sent_gen)
 {
@@ -268,9 +322,13 @@ static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
 		ag_wake(ag);
 }
 
+/* sync_once(): the server refused this node; wait longer before again. */
+#define AG_SYNC_REFUSED (-2)
+#define REFUSED_WAIT_MS 5000
+
 /*
  * One request and, on success, its answer applied. Called with the lock
- * held; releases it during the request. Returns 0 or -1.
+ * held; releases it during the request. Returns 0, AG_SYNC_REFUSED or -1.
  */
 static int sync_once(struct hf_agent *ag, int wait)
 {
@@ -298,20 +356,47 @@ static int sync_once(struct hf_agent *ag, int wait)
 		if (ag->link_down)
 			ag_log("server %s answers again", url);
 		ag->link_down = false;
-		apply_response(ag, r, seq, sent_gen);
-		rc = 0;
+		rc = take_cluster(ag, r);
+		if (rc == 0)
+			apply_response(ag, r, seq, sent_gen);
 		goto out;
-	}
-	if (!ag->link_down) {
+	} else if (rc == 0 && status == 409) {
 		json_t *e = resp ? json_loads(resp, 0, NULL) : NULL;
+		const char *code = json_string_value(json_object_get(e, "error"));
 		const char *msg = json_string_value(json_object_get(e, "message"));
 
+		if (code && strcmp(code, "not-in-cluster") == 0 && msg) {
+			ag->link_down = false;
+			refused_by(ag, url, msg);
+			json_decref(e);
+			rc = AG_SYNC_REFUSED;
+			goto out;
+		}
+		json_decref(e);
+	}
+	{
+		json_t *e = resp ? json_loads(resp, 0, NULL) : NULL;
+		const char *msg = json_string_value(json_object_get(e, "message"));
+		char *line;
+
+		/* Said once per outage, and again when the reason changes. */
 		if (rc)
-			ag_log("cannot reach server %s: %s; retrying (tasks "
-			       "keep running)", url, err ? err : hf_err_msg(rc));
+			line = hf_xasprintf("cannot reach server %s: %s; retrying "
+					    "(tasks keep running)",
+					    url, err ? err : hf_err_msg(rc));
 		else
-			ag_log("server %s answered %ld%s%s; retrying", url,
-			       status, msg ? ": " : "", msg ? msg : "");
+			line = hf_xasprintf("server %s answered %ld%s%s; "
+					    "retrying (tasks keep running)",
+					    url, status, msg ? ": " : "",
+					    msg ? msg : "");
+		if (!ag->link_down || !ag->link_msg ||
+		    strcmp(ag->link_msg, line) != 0) {
+			ag_log("%s", line);
+			free(ag->link_msg);
+			ag->link_msg = line;
+		} else {
+			free(line);
+		}
 		json_decref(e);
 		ag->link_down = true;
 	}
@@ -357,8 +442,13 @@ void *ag_long_poll_thread(void *arg)
 	pthread_mutex_lock(&ag->mu);
 	while (!ag->stopping) {
 		int64_t gen = ag->generation, start = ag_mono_ms();
+		int rc = sync_once(ag, ag->opts->wait_s);
 
-		if (sync_once(ag, ag->opts->wait_s) == 0) {
+		if (rc == AG_SYNC_REFUSED) {
+			backoff_wait(ag, REFUSED_WAIT_MS);
+			continue;
+		}
+		if (rc == 0) {
 			backoff = 0;
 			/*
 			 * An immediate answer with nothing new means the
@@ -392,6 +482,9 @@ void *ag_short_sync_thread(void *arg)
 			backoff = 0;
 			continue;
 		}
+		/* Refused: the long poll keeps asking; no need to here. */
+		if (ag->refused)
+			continue;
 		/* Not sent: the change still has to reach the server. */
 		ag->sync_dirty = true;
 		backoff = next_backoff(backoff);

@@ -60,6 +60,25 @@ static const struct hf_cli_cmd commands[] = {
      "Registers this node with the server and keeps its tasks at the\n"
      "desired set the server hands out. Tasks keep running when the agent\n"
      "stops; a restarted agent reattaches to them."},
+    {"store", "backup", hf_cmd_store_backup,
+     "FILE [--data DIR | --store URL]",
+     "write a consistent copy of the server's store to FILE",
+     "Asks the running server (admin token) for a copy of its whole store\n"
+     "at one moment and writes it to FILE (mode 0600: it holds every\n"
+     "secret): an SQLite store file, whatever the backend. With --data or\n"
+     "--store it opens the store itself instead, which needs the server\n"
+     "stopped for SQLite. Safe while the server runs and acts, unlike\n"
+     "copying holdfast.db, which loses what is still in its -wal file."},
+    {"store", "restore", hf_cmd_store_restore,
+     "FILE (--data DIR | --store URL) [--yes]",
+     "make a stopped server's store hold exactly a backup's content",
+     "Checks FILE (a backup, or any holdfast store file no server has\n"
+     "open) and that a server can load every record in it, then makes the\n"
+     "store of the stopped server (--data DIR: DIR/holdfast.db; --store\n"
+     "URL: any store) hold exactly its keys: one transaction with SQLite.\n"
+     "Agents keep their tasks: the restored store is the same cluster.\n"
+     "Stop every server of the store first. Asks for confirmation on a\n"
+     "terminal unless --yes is given."},
     {"shim", NULL, hf_shim_main, "--dir TASKDIR",
      "own one task's process (started by the agent)",
      "Runs the task described by TASKDIR/launch.json, owns its pipes and\n"

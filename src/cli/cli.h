@@ -125,7 +125,13 @@ void hf_cli_flags_print(FILE *f, const char *title, hf_cli_flag_fn flags);
 /* `holdfast _doc`: the man page, completion, API reference, flag lists. */
 int hf_cmd_doc(int argc, char **argv);
 
+/* The server the client commands talk to, and its token (may be NULL). */
+const char *hf_cli_addr(void);
+const char *hf_cli_token(void);
+
 /* Command handlers: argv[0] is the verb (or noun for single words). */
+int hf_cmd_store_backup(int argc, char **argv);
+int hf_cmd_store_restore(int argc, char **argv);
 int hf_cmd_spec_validate(int argc, char **argv);
 int hf_cmd_spec_render(int argc, char **argv);
 int hf_cmd_spec_diff(int argc, char **argv);

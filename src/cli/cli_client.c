@@ -45,6 +45,16 @@ static const char *token(void)
 	return getenv("HOLDFAST_TOKEN");
 }
 
+const char *hf_cli_addr(void)
+{
+	return addr();
+}
+
+const char *hf_cli_token(void)
+{
+	return token();
+}
+
 static void print_json(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
@@ -1625,6 +1635,75 @@ static int cmd_node_decommission(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * node adopt: a node whose agent the server refused (it belongs to
+ * another cluster, or this store does not know it) joins this cluster;
+ * the desired set it then gets stops what this cluster does not know.
+ */
+static int cmd_node_adopt(int argc, char **argv)
+{
+	const char *node = NULL;
+	bool yes = false;
+	char *esc, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--yes") == 0 || strcmp(argv[k], "-y") == 0)
+			yes = true;
+		else if (!node && argv[k][0] != '-')
+			node = argv[k];
+		else
+			return hf_cli_usage("node", "adopt");
+	}
+	if (!node)
+		return hf_cli_usage("node", "adopt");
+	if (!yes) {
+		char answer[16] = "";
+
+		if (!isatty(STDIN_FILENO)) {
+			fprintf(stderr,
+				"holdfast: adopting %s stops every task on it "
+				"that this cluster does not know; confirm with "
+				"--yes\n",
+				node);
+			return HF_EXIT_USAGE;
+		}
+		fprintf(stderr,
+			"Adopting %s into this cluster stops every task on it "
+			"that this cluster does not know (restoring the "
+			"server's store keeps them). Type 'yes' to go on: ",
+			node);
+		if (!fgets(answer, sizeof(answer), stdin) ||
+		    strncmp(answer, "yes", 3) != 0) {
+			fprintf(stderr, "holdfast: not adopted\n");
+			return HF_EXIT_FAIL;
+		}
+	}
+	esc = hf_url_escape(node);
+	path = hf_xasprintf("/v1/nodes/%s/adopt", esc);
+	rc = api("POST", path, NULL, &status, &out);
+	if (!rc) {
+		if (status != 200)
+			rc = api_error(status, out);
+		else if (g.json)
+			print_json(out);
+		else
+			printf("node %s adopted into cluster %s: its next sync "
+			       "stops the %lld task(s) this cluster does not "
+			       "know\n",
+			       node,
+			       json_string_value(json_object_get(out, "cluster")),
+			       (long long)json_integer_value(
+				   json_object_get(out, "live_tasks")));
+		json_decref(out);
+	}
+	free(esc);
+	free(path);
+	return rc;
+}
+
 static int cmd_node_list(int argc, char **argv)
 {
 	long status;
@@ -1655,18 +1734,24 @@ static int cmd_node_list(int argc, char **argv)
 			const char *cg =
 			    json_string_value(json_object_get(n, "cgroups"));
 
+			const char *refused =
+			    json_string_value(json_object_get(n, "refused"));
+
 			printf("%-20s %-16s %-10s %-6g %-10.0f %s\n",
 			       json_string_value(json_object_get(n, "id")),
 			       json_string_value(json_object_get(n, "address"))
 				   ? json_string_value(
 					 json_object_get(n, "address"))
 				   : "-",
-			       json_is_true(json_object_get(n, "connected"))
+			       refused ? "refused"
+			       : json_is_true(json_object_get(n, "connected"))
 				   ? "yes"
 				   : "no",
 			       json_number_value(json_object_get(r, "cpus")),
 			       json_number_value(json_object_get(r, "memory_mb")),
 			       cg ? cg : "-");
+			if (refused)
+				printf("  refused: %s\n", refused);
 		}
 	}
 	json_decref(out);
@@ -1761,6 +1846,15 @@ const struct hf_cli_cmd hf_client_cmds[] = {
     {"node", "decommission", cmd_node_decommission, "NODE",
      "take a node out: its pods are replaced elsewhere with fresh volumes",
      NULL},
+    {"node", "adopt", cmd_node_adopt, "NODE [--yes]",
+     "let a refused agent join this cluster (stops what it does not know)",
+     "An agent that belongs to another cluster, or that this server's store\n"
+     "does not know (an empty, lost or replaced store), is refused: its\n"
+     "tasks keep running and `node list` says why. Restore the store\n"
+     "(holdfast store restore) to keep them; or adopt the node: its agent\n"
+     "joins this cluster, and the desired set it gets stops every task\n"
+     "this cluster does not know. Asks for confirmation on a terminal\n"
+     "unless --yes is given."},
     {"events", NULL, cmd_events, "[-f] [--since ID] [--json]",
      "show what the server changed, and why (-f follows)",
      "Every state change the server makes is an event: who, what, before\n"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -317,6 +318,43 @@ int hf_write_file_atomic(const char *path, const void *data, size_t len,
 out:
 	free(tmp);
 	return rc;
+}
+
+int hf_lock_file(const char *path, int *fd_out, long *holder)
+{
+	char pid[32];
+	int fd, n;
+
+	*fd_out = -1;
+	if (holder)
+		*holder = 0;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return HF_EIO;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t got;
+		int e = errno;
+
+		if (e == EINTR)
+			continue;
+		if (e != EWOULDBLOCK) {
+			close(fd);
+			errno = e;
+			return HF_EIO;
+		}
+		got = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[got > 0 ? got : 0] = '\0';
+		if (holder)
+			*holder = strtol(pid, NULL, 10);
+		close(fd);
+		return HF_EUNAVAIL;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	/* The pid is a hint for messages only: failing to write it is fine. */
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0)
+		errno = 0;
+	*fd_out = fd;
+	return 0;
 }
 
 int hf_edit_distance(const char *a, const char *b)

@@ -114,6 +114,16 @@ int hf_read_file(const char *path, size_t max, char **out, size_t *len_out);
 int hf_write_file_atomic(const char *path, const void *data, size_t len,
 			 int mode);
 
+/*
+ * Takes an exclusive lock (flock, not blocking) on the file path, created
+ * 0600 if missing, and writes our pid into it. The lock lasts while *fd
+ * (close-on-exec) stays open, and ends with the process however it ends;
+ * the file stays (removing it would race with the next taker). Returns 0,
+ * HF_EUNAVAIL when another process holds it (*holder, if not NULL, gets
+ * its pid as written in the file, 0 when unknown), or HF_EIO with errno.
+ */
+int hf_lock_file(const char *path, int *fd, long *holder);
+
 /* Levenshtein distance, capped at 100; for "did you mean" suggestions. */
 int hf_edit_distance(const char *a, const char *b);
 

@@ -12,6 +12,7 @@
 #include "common/err.h"
 #include "common/version.h"
 #include "server/api.h"
+#include "server/cluster.h"
 #include "server/events.h"
 #include "server/metrics.h"
 #include "server/sched.h"
@@ -1405,6 +1406,7 @@ static void h_nodes(void *ctx, const struct hf_http_req *req,
 				    "decommissioned",
 				    json_boolean(n->decommissioned));
 	}
+	hf_cluster_list_refused(s, a);
 	pthread_mutex_unlock(&s->mu);
 	hf_http_json(resp, 200, a);
 }
@@ -1476,6 +1478,32 @@ static void h_version(void *ctx, const struct hf_http_req *req,
 	(void)ctx;
 	(void)req;
 	hf_http_json(resp, 200, json_pack("{s:s}", "version", HF_VERSION));
+}
+
+/*
+ * GET /v1/store/backup: a consistent copy of the whole store as an SQLite
+ * store file (hf_store_snapshot; `holdfast store backup`). Admin only: it
+ * holds every secret. It reads the store, not the state, so any server
+ * answers it, leading or not (server.c).
+ */
+static void h_store_backup(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	char *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	(void)req;
+	rc = hf_store_snapshot(s->store, &data, &len);
+	if (rc) {
+		hf_http_error(resp, rc == HF_EUNAVAIL ? rc : HF_EIO,
+			      "cannot copy the store: %s",
+			      hf_store_last_error(s->store));
+		return;
+	}
+	hf_http_text(resp, 200, "application/vnd.sqlite3", data, len);
+	free(data);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1592,6 +1620,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	struct hf_node *n;
 	uint64_t seen;
 	double wait;
+	char *refused;
 	size_t i;
 
 	if (hf_http_body_json(req, resp, &body))
@@ -1614,6 +1643,15 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	if (wait > s->opts.node_timeout / 2)
 		wait = s->opts.node_timeout / 2;
 	pthread_mutex_lock(&s->mu);
+	/* An agent of another cluster, or unknown here, is not acted on. */
+	refused = hf_cluster_admit(s, node_id, body);
+	if (refused) {
+		hf_cluster_refusal(s, resp, refused);
+		pthread_mutex_unlock(&s->mu);
+		free(refused);
+		json_decref(body);
+		return;
+	}
 	/* The sync's records are written together before it waits. */
 	hf_state_batch_begin(s);
 	n = node_update(s, node_id, json_object_get(body, "info"));
@@ -1686,10 +1724,11 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 		json_t *desired = hf_sched_desired(s, n);
 
 		hf_http_json(resp, 200,
-			     json_pack("{s:I, s:o, s:o, s:i}", "generation",
+			     json_pack("{s:I, s:o, s:o, s:i, s:s}", "generation",
 				       (json_int_t)n->gen, "tasks", desired,
 				       "delete_volumes", dels,
-				       "heartbeat_interval", 2));
+				       "heartbeat_interval", 2, "cluster",
+				       s->cluster_id));
 	}
 	pthread_mutex_unlock(&s->mu);
 	json_decref(body);
@@ -1701,6 +1740,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 static const struct hf_http_route routes[] = {
     {"POST", "/v1/agent/sync", h_agent_sync, HF_ROUTE_AGENT, NULL},
     {"GET", "/v1/version", h_version, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/store/backup", h_store_backup, HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/leader", h_leader, HF_ROUTE_READ, NULL},
     {"GET", "/v1/services", h_services_list, HF_ROUTE_READ, NULL},
     {"POST", "/v1/services", h_services_deploy, HF_ROUTE_WRITE, NULL},
@@ -1713,6 +1753,8 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, "to"},
     {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
     {"POST", "/v1/nodes/{node}/decommission", h_node_decommission,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/nodes/{node}/adopt", hf_cluster_adopt_handler,
      HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
      "since follow service"},

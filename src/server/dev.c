@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/err.h"
 #include "server/server.h"
 #include "server/state.h"
 
@@ -27,8 +29,14 @@ struct child {
 	char **argv;
 	pid_t pid;
 	int64_t started;
-	unsigned restarts;
+	int64_t restart_at; /* when to start it again (ms), 0: not waiting */
+	unsigned quick_deaths; /* deaths in a row soon after starting */
 };
+
+/* A child that ran this long before dying is restarted at once. */
+#define STEADY_MS 10000
+/* The longest wait before starting a child that keeps dying. */
+#define BACKOFF_MAX_MS 30000
 
 static pid_t spawn(struct child *c, const sigset_t *oldmask)
 {
@@ -44,6 +52,7 @@ static pid_t spawn(struct child *c, const sigset_t *oldmask)
 	if (pid > 0) {
 		c->pid = pid;
 		c->started = hf_now_ms();
+		c->restart_at = 0;
 	}
 	return pid;
 }
@@ -59,7 +68,7 @@ static char *self_exe(void)
 	return hf_xstrdup(buf);
 }
 
-static int mkdir_p(const char *dir)
+static int mkdir_p(const char *dir, mode_t last_mode)
 {
 	char *copy = hf_xstrdup(dir);
 	int rc = 0;
@@ -72,7 +81,7 @@ static int mkdir_p(const char *dir)
 			rc = -1;
 		*p = '/';
 	}
-	if (mkdir(copy, 0750) < 0 && errno != EEXIST)
+	if (mkdir(copy, last_mode) < 0 && errno != EEXIST)
 		rc = -1;
 	free(copy);
 	return rc;
@@ -92,17 +101,49 @@ const struct hf_cli_flag *hf_dev_flag(size_t i)
 	return i < HF_ARRAY_LEN(dev_flags) ? &dev_flags[i] : NULL;
 }
 
+/*
+ * When to start a child that died again: at once if it had been running
+ * a while, else after a wait that doubles with each quick death (1 s, 2 s,
+ * ... 30 s), so a child that cannot start does not spin.
+ */
+static void schedule_restart(struct child *c, int status)
+{
+	int64_t now = hf_now_ms(), wait = 0;
+	char when[32];
+
+	if (now - c->started < STEADY_MS) {
+		unsigned n = c->quick_deaths < 5 ? c->quick_deaths : 5;
+
+		wait = 1000LL << n;
+		if (wait > BACKOFF_MAX_MS)
+			wait = BACKOFF_MAX_MS;
+		c->quick_deaths++;
+	} else {
+		c->quick_deaths = 0;
+	}
+	when[0] = '\0';
+	if (wait)
+		snprintf(when, sizeof(when), " in %lld s",
+			 (long long)(wait / 1000));
+	hf_log("dev: the %s stopped (%s %d); starting it again%s", c->name,
+	       WIFEXITED(status) ? "status" : "signal",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+	       when);
+	c->restart_at = now + wait;
+}
+
 int hf_dev_main(int argc, char **argv)
 {
 	struct option longopts[HF_ARRAY_LEN(dev_flags) + 1];
 	const char *data = "/var/lib/holdfast/dev";
 	const char *listen = "127.0.0.1:7070";
-	char *exe, *sdata, *adata, *url, *port;
-	char *server_argv[8], *agent_argv[10];
+	char *exe, *sdata, *adata, *url, *port, *port_file, *lock;
+	char *server_argv[10], *agent_argv[10];
 	struct child kids[2];
 	sigset_t mask, oldmask;
-	int sfd, c, rc = HF_EXIT_OK;
-	bool stopping = false;
+	int sfd, c, lock_fd = -1, rc = HF_EXIT_OK;
+	bool stopping = false, server_up = false;
+	long holder = 0;
 
 	hf_cli_longopts(hf_dev_flag, longopts, HF_ARRAY_LEN(longopts));
 	optind = 1;
@@ -131,11 +172,33 @@ int hf_dev_main(int argc, char **argv)
 	}
 	sdata = hf_xasprintf("%s/server", data);
 	adata = hf_xasprintf("%s/agent", data);
-	if (mkdir_p(sdata) || mkdir_p(adata)) {
+	lock = hf_xasprintf("%s/dev.lock", data);
+	port_file = hf_xasprintf("%s/port", sdata);
+	if (mkdir_p(data, 0750) || mkdir_p(sdata, 0700) ||
+	    mkdir_p(adata, 0750)) {
 		fprintf(stderr, "holdfast dev: cannot create %s: %s\n", data,
 			strerror(errno));
-		return HF_EXIT_FAIL;
+		rc = HF_EXIT_FAIL;
+		goto out;
 	}
+	/* One dev per data directory: a second would run a second agent
+	 * on the same tasks. */
+	c = hf_lock_file(lock, &lock_fd, &holder);
+	if (c) {
+		if (c == HF_EUNAVAIL)
+			fprintf(stderr,
+				"holdfast dev: %s is in use by another holdfast "
+				"dev%s%.0ld%s; stop it first, or give this one "
+				"another --data\n",
+				data, holder ? " (pid " : "", holder,
+				holder ? ")" : "");
+		else
+			fprintf(stderr, "holdfast dev: cannot lock %s: %s\n",
+				lock, strerror(errno));
+		rc = HF_EXIT_FAIL;
+		goto out;
+	}
+	unlink(port_file);
 	port = strrchr(listen, ':');
 	url = hf_xasprintf("http://127.0.0.1:%s", port ? port + 1 : "7070");
 	server_argv[0] = exe;
@@ -144,7 +207,9 @@ int hf_dev_main(int argc, char **argv)
 	server_argv[3] = sdata;
 	server_argv[4] = (char *)"--listen";
 	server_argv[5] = (char *)listen;
-	server_argv[6] = NULL;
+	server_argv[6] = (char *)"--port-file";
+	server_argv[7] = port_file;
+	server_argv[8] = NULL;
 	agent_argv[0] = exe;
 	agent_argv[1] = (char *)"agent";
 	agent_argv[2] = (char *)"--server";
@@ -152,8 +217,8 @@ int hf_dev_main(int argc, char **argv)
 	agent_argv[4] = (char *)"--data";
 	agent_argv[5] = adata;
 	agent_argv[6] = NULL;
-	kids[0] = (struct child){"server", server_argv, 0, 0, 0};
-	kids[1] = (struct child){"agent", agent_argv, 0, 0, 0};
+	kids[0] = (struct child){"server", server_argv, 0, 0, 0, 0};
+	kids[1] = (struct child){"agent", agent_argv, 0, 0, 0, 0};
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -162,14 +227,40 @@ int hf_dev_main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, &oldmask);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	hf_log("dev: data in %s, API on %s", data, url);
-	for (int i = 0; i < 2; i++)
-		spawn(&kids[i], &oldmask);
-	while (kids[0].pid > 0 || kids[1].pid > 0) {
+	/*
+	 * The agent starts once the server is up: were the port taken by
+	 * another server, the agent would join that one.
+	 */
+	spawn(&kids[0], &oldmask);
+	while (kids[0].pid > 0 || kids[1].pid > 0 ||
+	       (!stopping && (kids[0].restart_at || kids[1].restart_at ||
+			      !server_up))) {
 		struct signalfd_siginfo si;
-		ssize_t n = read(sfd, &si, sizeof(si));
+		struct pollfd pfd = {sfd, POLLIN, 0};
+		int64_t now = hf_now_ms(), next = -1;
 		pid_t pid;
 		int status;
+		ssize_t n;
 
+		if (!server_up && !stopping) {
+			if (access(port_file, F_OK) == 0) {
+				server_up = true;
+				spawn(&kids[1], &oldmask);
+			} else {
+				next = 100;
+			}
+		}
+		for (int i = 0; i < 2 && !stopping; i++) {
+			if (!kids[i].restart_at)
+				continue;
+			if (kids[i].restart_at <= now)
+				spawn(&kids[i], &oldmask);
+			else if (next < 0 || kids[i].restart_at - now < next)
+				next = kids[i].restart_at - now;
+		}
+		if (poll(&pfd, 1, (int)next) <= 0)
+			continue;
+		n = read(sfd, &si, sizeof(si));
 		if (n != (ssize_t)sizeof(si)) {
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -189,25 +280,42 @@ int hf_dev_main(int argc, char **argv)
 				kids[i].pid = 0;
 				if (stopping)
 					continue;
-				hf_log("dev: the %s stopped (%s %d); starting it "
-				       "again",
-				       kids[i].name,
-				       WIFEXITED(status) ? "status" : "signal",
-				       WIFEXITED(status) ? WEXITSTATUS(status)
-							 : WTERMSIG(status));
-				/* Do not spin on a child that cannot start. */
-				if (hf_now_ms() - kids[i].started < 2000)
-					sleep(++kids[i].restarts > 5 ? 5 : 1);
-				spawn(&kids[i], &oldmask);
+				/*
+				 * A server that never came up (its port is
+				 * taken, its store cannot be opened) will not
+				 * on its own: say so and stop, rather than
+				 * loop.
+				 */
+				if (i == 0 && !server_up) {
+					hf_log("dev: the server could not start "
+					       "(%s %d; its log is above); "
+					       "stopping",
+					       WIFEXITED(status) ? "status"
+								 : "signal",
+					       WIFEXITED(status)
+						   ? WEXITSTATUS(status)
+						   : WTERMSIG(status));
+					stopping = true;
+					rc = HF_EXIT_FAIL;
+					if (kids[1].pid > 0)
+						kill(kids[1].pid, SIGTERM);
+					continue;
+				}
+				schedule_restart(&kids[i], status);
 			}
 		}
 	}
 	close(sfd);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	hf_log("dev: stopped");
+	free(url);
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
 	free(exe);
 	free(sdata);
 	free(adata);
-	free(url);
+	free(lock);
+	free(port_file);
 	return rc;
 }

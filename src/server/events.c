@@ -134,30 +134,13 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-void hf_event(struct hf_srv *s, const char *who, const char *service,
-	      const char *kind, const char *object, const char *before,
-	      const char *after, const char *why)
+/* Gives an event its id and records it: ring, file, waiting streams. */
+static void emit(struct hf_srv *s, json_t *e)
 {
 	struct hf_events *ev = s->events;
-	int64_t now = hf_now_ms();
-	time_t secs = (time_t)(now / 1000);
-	struct tm tm;
-	char when[40];
-	json_t *e;
 	char *text;
 
-	if (!ev)
-		return;
-	gmtime_r(&secs, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03dZ",
-		 (int)(now % 1000));
-	e = json_pack("{s:I, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o}", "id",
-		      (json_int_t)ev->next_id++, "time", when, "who",
-		      str_or_null(who), "service", str_or_null(service), "kind",
-		      kind, "object", str_or_null(object), "before",
-		      str_or_null(before), "after", str_or_null(after), "why",
-		      str_or_null(why));
+	json_object_set_new(e, "id", json_integer((json_int_t)ev->next_id++));
 	text = json_dumps(e, JSON_COMPACT);
 	if (ev->f && text) {
 		ev->file_size += fprintf(ev->f, "%s\n", text);
@@ -168,6 +151,47 @@ void hf_event(struct hf_srv *s, const char *who, const char *service,
 	if (ev->file_size > FILE_MAX)
 		compact(ev);
 	pthread_cond_broadcast(&s->changed);
+}
+
+void hf_event(struct hf_srv *s, const char *who, const char *service,
+	      const char *kind, const char *object, const char *before,
+	      const char *after, const char *why)
+{
+	struct hf_events *ev = s->events;
+	int64_t now = hf_now_ms();
+	time_t secs = (time_t)(now / 1000);
+	struct tm tm;
+	char when[40];
+	json_t *e;
+
+	if (!ev || s->store_failed)
+		return;
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03dZ",
+		 (int)(now % 1000));
+	/* "id" first; emit() sets it. */
+	e = json_pack("{s:n, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o}", "id",
+		      "time", when, "who", str_or_null(who), "service",
+		      str_or_null(service), "kind", kind, "object",
+		      str_or_null(object), "before", str_or_null(before),
+		      "after", str_or_null(after), "why", str_or_null(why));
+	if (s->batching) {
+		*HF_VEC_PUSH(&s->held_events) = e;
+		return;
+	}
+	emit(s, e);
+}
+
+void hf_events_release_held(struct hf_srv *s, bool keep)
+{
+	for (size_t i = 0; i < s->held_events.len; i++) {
+		if (keep && s->events)
+			emit(s, s->held_events.items[i]);
+		else
+			json_decref(s->held_events.items[i]);
+	}
+	s->held_events.len = 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -7,12 +7,16 @@
  * state: nothing is decided from them.
  *
  * hf_event() runs with srv->mu held. The stream handler takes the lock
- * itself.
+ * itself. An event reports a decision, so it goes out only once the
+ * decision is in the store: the events of an open batch (state.h) are
+ * held until its records are written, and dropped with them when the
+ * write fails; after a failed write no event is recorded.
  */
 #ifndef HF_SERVER_EVENTS_H
 #define HF_SERVER_EVENTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "api/http.h"
@@ -33,6 +37,12 @@ void hf_events_close(struct hf_events *ev);
 void hf_event(struct hf_srv *s, const char *who, const char *service,
 	      const char *kind, const char *object, const char *before,
 	      const char *after, const char *why);
+
+/*
+ * Ends the hold of the events recorded during a batch: records them when
+ * keep is true (the batch was written), drops them otherwise. srv->mu held.
+ */
+void hf_events_release_held(struct hf_srv *s, bool keep);
 
 /* GET /v1/events (SSE; ?follow=false&since=ID&service=NAME). */
 void hf_events_handler(void *ctx, const struct hf_http_req *req,

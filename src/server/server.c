@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -19,6 +21,7 @@
 #include "common/err.h"
 #include "common/version.h"
 #include "server/api.h"
+#include "server/cluster.h"
 #include "server/events.h"
 #include "server/metrics.h"
 #include "server/sched.h"
@@ -39,7 +42,7 @@ static void *sched_thread(void *arg)
 	struct hf_srv *s = arg;
 
 	pthread_mutex_lock(&s->mu);
-	while (!s->stopping) {
+	while (!s->stopping && !s->store_failed) {
 		struct timespec until;
 		int64_t wake;
 
@@ -47,9 +50,13 @@ static void *sched_thread(void *arg)
 		 * One tick acts on everything that changed since the last one
 		 * (reports of many agents, API calls); then the desired sets
 		 * that changed are published to their agents' long polls.
+		 * After a failed write nothing more is decided: the main loop
+		 * steps down.
 		 */
 		hf_sched_tick(s);
 		s->tick_wanted = false;
+		if (s->store_failed)
+			break;
 		if (s->desired_dirty || !s->node_lists_valid) {
 			s->desired_dirty = false;
 			hf_sched_publish(s);
@@ -116,52 +123,221 @@ static void on_request(void *ctx, const struct hf_http_req *req, int status,
 }
 
 /* ------------------------------------------------------------------ */
-/* Leadership                                                           */
+/* Answers that do not come from the state                              */
 
-static void h_follower(void *ctx, const struct hf_http_req *req,
-		       struct hf_http_resp *resp)
+/*
+ * A store write failed, or the store cannot be written now: writes are
+ * refused with the cause, so a client gets an answer, not a reset.
+ */
+static void answer_unwritable(struct hf_http_resp *resp, const char *why)
 {
-	struct hf_srv *s = ctx;
-	json_t *body;
-
-	(void)req;
-	pthread_mutex_lock(&s->mu);
-	body = json_pack("{s:s, s:s, s:o}", "error", "not-leader", "message",
-			 "this server is not the leader; send requests to the "
-			 "leader",
-			 "leader",
-			 s->leader_url ? json_string(s->leader_url) : json_null());
-	if (s->leader_url)
-		hf_kvlist_set(&resp->headers, "X-Holdfast-Leader", s->leader_url);
-	pthread_mutex_unlock(&s->mu);
-	hf_http_json(resp, 503, body);
+	hf_http_error_status(resp, 503, "store-unwritable",
+			     "the store cannot be written: %s; this server "
+			     "answers reads and takes writes again by itself "
+			     "once the store does",
+			     why);
 }
 
-static void h_leader(void *ctx, const struct hf_http_req *req,
-		     struct hf_http_resp *resp)
+/* The store could not be read, or holds a damaged record. */
+static void answer_unreadable(struct hf_http_resp *resp, const char *why)
+{
+	hf_http_error_status(resp, 503, "store-unreadable",
+			     "%s; this server does not act or answer from the "
+			     "store until it can read all of it",
+			     why);
+}
+
+/* The route of api.c a request took. */
+static const struct hf_http_route *route_find(const struct hf_http_req *req)
+{
+	size_t n;
+	const struct hf_http_route *r = hf_server_routes(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(r[i].method, req->method) == 0 &&
+		    strcmp(r[i].pattern, req->route) == 0)
+			return &r[i];
+	return NULL;
+}
+
+/*
+ * Routes whose answer does not come from the state: the backup reads the
+ * store itself, so it is served whether or not this server leads, also
+ * when the store cannot be written.
+ */
+static bool stateless(const struct hf_http_req *req)
+{
+	return strcmp(req->route, "/v1/version") == 0 ||
+	       strcmp(req->route, "/v1/store/backup") == 0;
+}
+
+/*
+ * Routes that copy what they need under srv->mu and then talk to an
+ * agent for long (exec: up to two minutes): they need not hold the term,
+ * so a step-down does not wait for them.
+ */
+static bool holds_no_state(const struct hf_http_req *req)
+{
+	return strncmp(req->route, "/v1/tasks/", 10) == 0;
+}
+
+static void h_follower(struct hf_srv *s, struct hf_http_resp *resp);
+static void h_leader(struct hf_srv *s, struct hf_http_resp *resp);
+static void h_follower_read(struct hf_srv *s, hf_http_handler fn,
+			    const struct hf_http_req *req,
+			    struct hf_http_resp *resp);
+static bool follower_serves(const struct hf_http_route *r);
+
+/*
+ * Every request goes through here, on one API that serves for the
+ * server's whole life, so that leading, stepping down and leading again
+ * never close the port under a client. A leader's handler runs inside the
+ * term (s->term held for reading): the state it points into is not freed
+ * under it. Once a store write has failed, the memory may hold what the
+ * store does not: the request is answered 503 with the cause, and so is
+ * one that was running when the write failed (its answer, a desired set
+ * or an acknowledgement, may rest on what was not written). A server that
+ * does not lead answers from its view of the store (h_follower*).
+ */
+static void h_front(void *ctx, const struct hf_http_req *req,
+		    struct hf_http_resp *resp)
 {
 	struct hf_srv *s = ctx;
+	const struct hf_http_route *route = route_find(req);
+	bool leading, term = !holds_no_state(req);
+	char *why = NULL;
 
-	(void)req;
+	if (!route) {
+		hf_http_error(resp, HF_EINTERNAL, "no handler for %s %s",
+			      req->method, req->route);
+		return;
+	}
+	if (stateless(req)) {
+		route->fn(s, req, resp);
+		return;
+	}
+	if (term)
+		pthread_rwlock_rdlock(&s->term);
+	pthread_mutex_lock(&s->mu);
+	leading = s->leading;
+	if (leading && s->store_failed)
+		why = hf_xstrdup(s->store_error);
+	pthread_mutex_unlock(&s->mu);
+	if (leading && !why) {
+		route->fn(s, req, resp);
+		pthread_mutex_lock(&s->mu);
+		if (s->store_failed)
+			why = hf_xstrdup(s->store_error);
+		pthread_mutex_unlock(&s->mu);
+		if (why) {
+			hf_http_resp_release(resp);
+			memset(resp, 0, sizeof(*resp));
+		}
+	}
+	if (term)
+		pthread_rwlock_unlock(&s->term);
+	if (why)
+		answer_unwritable(resp, why);
+	else if (leading)
+		; /* answered by the leader's handler */
+	else if (strcmp(req->route, "/v1/leader") == 0)
+		h_leader(s->view, resp);
+	else if (follower_serves(route))
+		h_follower_read(s->view, route->fn, req, resp);
+	else
+		h_follower(s->view, resp);
+	free(why);
+}
+
+/* The API's table: api.c's routes, each through h_front. */
+static struct hf_http_route *front_table(size_t *n)
+{
+	size_t nroutes;
+	const struct hf_http_route *routes = hf_server_routes(&nroutes);
+	struct hf_http_route *t = hf_xcalloc(nroutes, sizeof(*t));
+
+	for (size_t i = 0; i < nroutes; i++) {
+		t[i] = routes[i];
+		t[i].fn = h_front;
+	}
+	*n = nroutes;
+	return t;
+}
+
+/* ------------------------------------------------------------------ */
+/* Not leading                                                          */
+
+/*
+ * What a server that does not lead answers besides reads: the cause it
+ * knows. A store that cannot be written (a single server whose disk is
+ * full): 503 store-unwritable; a store it cannot read or that holds a
+ * damaged record: 503 store-unreadable; another server leads: 503
+ * not-leader with its URL, which the CLI and agents follow; nobody leads
+ * yet (or the leader key still names this server, from before a restart):
+ * 503 no-leader, without a URL, so nobody is sent in a circle.
+ */
+static void h_follower(struct hf_srv *s, struct hf_http_resp *resp)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->store_error) {
+		answer_unwritable(resp, s->store_error);
+	} else if (s->load_error) {
+		answer_unreadable(resp, s->load_error);
+	} else if (s->leader_url && strcmp(s->leader_url, s->opts.advertise)) {
+		hf_http_json(resp, 503,
+			     json_pack("{s:s, s:s, s:s}", "error", "not-leader",
+				       "message",
+				       "this server is not the leader; send "
+				       "requests to the leader",
+				       "leader", s->leader_url));
+		hf_kvlist_set(&resp->headers, "X-Holdfast-Leader",
+			      s->leader_url);
+	} else {
+		hf_http_error_status(resp, 503, "no-leader",
+				     "no server leads yet%s; try again in a "
+				     "few seconds",
+				     s->leader_url ? " (the leader key still "
+						     "names this server, from "
+						     "before it restarted; its "
+						     "lease runs out first)"
+						   : "");
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void h_leader(struct hf_srv *s, struct hf_http_resp *resp)
+{
 	pthread_mutex_lock(&s->mu);
 	hf_http_json(resp, 200,
 		     json_pack("{s:o, s:s, s:b}", "leader",
-			       s->leader_url ? json_string(s->leader_url)
-					     : json_null(),
-			       "self", s->opts.advertise, "leading", s->leading));
+			       s->leader_url &&
+				       strcmp(s->leader_url, s->opts.advertise)
+				   ? json_string(s->leader_url)
+				   : json_null(),
+			       "self", s->opts.advertise, "leading", false));
 	pthread_mutex_unlock(&s->mu);
 }
 
-#define ALL_QUERY_KEYS "delete_volumes phase step to since follow service stream tail"
+/*
+ * A follower's reads come from its view of the store; when the view could
+ * not be loaded the answer says why, never an empty list.
+ */
+static void h_follower_read(struct hf_srv *s, hf_http_handler fn,
+			    const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	char *why = NULL;
 
-/* What a server that does not lead answers besides reads. */
-static const struct hf_http_route follower_routes[] = {
-    {"GET", "/v1/leader", h_leader, HF_ROUTE_READ, NULL},
-    {"GET", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
-    {"POST", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
-    {"PUT", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
-    {"DELETE", "/{rest*}", h_follower, HF_ROUTE_READ, ALL_QUERY_KEYS},
-};
+	pthread_mutex_lock(&s->mu);
+	if (s->load_error)
+		why = hf_xstrdup(s->load_error);
+	pthread_mutex_unlock(&s->mu);
+	if (why)
+		answer_unreadable(resp, why);
+	else
+		fn(s, req, resp);
+	free(why);
+}
 
 /*
  * A follower answers the leader's plain reads (services, plans, pods,
@@ -177,22 +353,6 @@ static bool follower_serves(const struct hf_http_route *r)
 	       strncmp(r->pattern, "/v1/tasks/", 10) != 0;
 }
 
-static struct hf_http_route *follower_table(size_t *n)
-{
-	size_t nroutes, k = 0;
-	const struct hf_http_route *routes = hf_server_routes(&nroutes);
-	struct hf_http_route *t = hf_xcalloc(
-	    nroutes + HF_ARRAY_LEN(follower_routes), sizeof(*t));
-
-	for (size_t i = 0; i < nroutes; i++)
-		if (follower_serves(&routes[i]))
-			t[k++] = routes[i];
-	for (size_t i = 0; i < HF_ARRAY_LEN(follower_routes); i++)
-		t[k++] = follower_routes[i];
-	*n = k;
-	return t;
-}
-
 /* Frees the services and nodes of a server or a follower's view. */
 static void release_state(struct hf_srv *v)
 {
@@ -203,6 +363,8 @@ static void release_state(struct hf_srv *v)
 		hf_state_node_free(v->nodes.items[i]);
 	HF_VEC_FREE(&v->nodes);
 	hf_map_release(&v->node_index);
+	free(v->cluster_id);
+	v->cluster_id = NULL;
 }
 
 static void free_view(struct hf_srv *view)
@@ -211,33 +373,59 @@ static void free_view(struct hf_srv *view)
 		return;
 	release_state(view);
 	free(view->leader_url);
+	free(view->store_error);
+	free(view->load_error);
 	pthread_mutex_destroy(&view->mu);
 	pthread_cond_destroy(&view->changed);
 	free(view);
 }
 
-/* Reloads a follower's view from the store; keeps the old one on errors. */
-static void refresh_view(struct hf_srv *s, struct hf_srv *view)
+static void set_str(char **dst, const char *src)
+{
+	if (*dst && src && strcmp(*dst, src) == 0)
+		return;
+	free(*dst);
+	*dst = src ? hf_xstrdup(src) : NULL;
+}
+
+/*
+ * Reloads a follower's view from the store. When the store cannot be
+ * read, the view keeps no stale state: its reads answer the reason.
+ * Returns whether it loaded.
+ */
+static bool refresh_view(struct hf_srv *s, struct hf_srv *view)
 {
 	struct hf_srv fresh = {0};
 	char *err = NULL;
 
-	bool loaded;
-
 	fresh.store = s->store;
 	fresh.opts = s->opts;
-	loaded = hf_state_load(&fresh, &err) == 0;
-	free(err);
+	hf_state_load(&fresh, &err);
 	pthread_mutex_lock(&view->mu);
-	if (loaded) {
-		HF_SWAP(view->services, fresh.services);
-		HF_SWAP(view->nodes, fresh.nodes);
-		HF_SWAP(view->node_index, fresh.node_index);
-	}
-	free(view->leader_url);
-	view->leader_url = s->leader_url ? hf_xstrdup(s->leader_url) : NULL;
+	HF_SWAP(view->services, fresh.services);
+	HF_SWAP(view->nodes, fresh.nodes);
+	HF_SWAP(view->node_index, fresh.node_index);
+	HF_SWAP(view->cluster_id, fresh.cluster_id);
+	set_str(&view->load_error, err);
 	pthread_mutex_unlock(&view->mu);
 	release_state(&fresh);
+	free(err);
+	return err == NULL;
+}
+
+/*
+ * What a follower's answers say about the leader and the store:
+ * store_error (may be NULL) is why the store cannot be written.
+ */
+static void view_status(struct hf_srv *s, struct hf_srv *view,
+			const char *store_error)
+{
+	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&view->mu);
+	set_str(&view->leader_url, s->leader_url);
+	set_str(&view->store_error, store_error);
+	pthread_mutex_unlock(&view->mu);
+	pthread_mutex_unlock(&s->mu);
 }
 
 /*
@@ -253,6 +441,13 @@ static int campaign(struct hf_srv *s)
 	json_t *v;
 	int rc;
 
+	/*
+	 * A lease kept from an earlier campaign may have run out meanwhile
+	 * (nobody renews it while following): campaigning with it would
+	 * lose to any key, a stale one included, forever.
+	 */
+	if (s->lease && hf_store_lease_keepalive(s->store, s->lease, NULL))
+		s->lease = 0;
 	if (!s->lease) {
 		rc = hf_store_lease_grant(s->store, s->opts.lease_ttl, &s->lease);
 		if (rc)
@@ -309,21 +504,315 @@ static char *default_advertise(const char *listen, int port)
 	return url;
 }
 
+/* ------------------------------------------------------------------ */
+/* The main loop: follow (or wait for a usable store), lead, step down  */
+
+struct run {
+	struct hf_srv *s;
+	struct hf_srv *view;           /* what a server that does not lead serves */
+	int sfd;                       /* signals */
+	int wakefd;                    /* eventfd: a store write failed */
+	bool single;                   /* a single-process store: no other server */
+	char *said;                    /* the last state logged, not to repeat it */
+	bool sched_started;
+};
+
+/* Logs a line about the server's state when it differs from the last. */
+static void say(struct run *r, const char *fmt, ...) HF_PRINTF(2, 3);
+
+static void say(struct run *r, const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	if (!r->said || strcmp(r->said, hf_buf_str(&b)) != 0) {
+		hf_log("%s", hf_buf_str(&b));
+		free(r->said);
+		r->said = hf_buf_detach(&b);
+	}
+	hf_buf_release(&b);
+}
+
+/* Called by state.c, mu held, when a store write fails. */
+static void wake_main(struct hf_srv *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->wake_fd, &one, sizeof(one)) < 0)
+		errno = 0; /* an eventfd write only fails when it is full */
+}
+
+/* Waits up to ms for a signal (returns 1) or the wake fd (returns 2). */
+static int wait_events(struct run *r, int ms)
+{
+	struct pollfd p[2] = {{r->sfd, POLLIN, 0}, {r->wakefd, POLLIN, 0}};
+	uint64_t n;
+
+	if (poll(p, 2, ms) <= 0)
+		return 0;
+	if (p[0].revents)
+		return 1;
+	if (read(r->wakefd, &n, sizeof(n)) < 0)
+		errno = 0;
+	return 2;
+}
+
+static void loaded_state_free(struct hf_srv *s)
+{
+	release_state(s);
+	hf_cluster_release(s);
+}
+
+/*
+ * Until this server may lead: about every second, reload the view that
+ * answers reads, and campaign when it loaded (a store with a damaged
+ * record is not led: its reads answer why); once the campaign is won,
+ * load the state. Returns 1 with the state loaded and the lead held, 0 on
+ * SIGINT/SIGTERM.
+ */
+static int follow(struct run *r)
+{
+	struct hf_srv *s = r->s;
+	char *unwritable = NULL;
+	int rc = 0;
+
+	for (;;) {
+		char *err = NULL;
+		int won;
+
+		if (!refresh_view(s, r->view)) {
+			pthread_mutex_lock(&r->view->mu);
+			say(r, "cannot lead: %s", r->view->load_error);
+			pthread_mutex_unlock(&r->view->mu);
+			goto wait;
+		}
+		won = campaign(s);
+		free(unwritable);
+		unwritable = NULL;
+		if (won == 1) {
+			if (hf_state_load(s, &err) == 0) {
+				rc = 1;
+				break;
+			}
+			/* It changed since the view loaded: give the lead up. */
+			say(r, "cannot lead: %s", err);
+			free(err);
+			loaded_state_free(s);
+			if (s->lease)
+				hf_store_lease_revoke(s->store, s->lease);
+			s->lease = 0;
+			s->fence_rev = 0;
+			pthread_mutex_lock(&s->mu);
+			free(s->leader_url);
+			s->leader_url = NULL;
+			pthread_mutex_unlock(&s->mu);
+		} else if (won < 0) {
+			if (r->single)
+				unwritable =
+				    hf_xstrdup(hf_store_last_error(s->store));
+			say(r, "cannot campaign: %s (%s); retrying",
+			    hf_err_msg(won), hf_store_last_error(s->store));
+		} else if (s->leader_url &&
+			   strcmp(s->leader_url, s->opts.advertise) == 0) {
+			say(r, "the leader key still names this server (from "
+			       "before a restart); waiting for its lease to "
+			       "run out");
+		} else if (s->leader_url) {
+			say(r, "following the leader at %s", s->leader_url);
+		}
+		view_status(s, r->view, unwritable);
+wait:
+		if (wait_events(r, 1000) == 1)
+			break;
+	}
+	free(unwritable);
+	return rc;
+}
+
+/*
+ * Stops acting on the state in memory after a failed store write: the
+ * scheduler stops, the leader's handlers in flight finish (answered 503 by
+ * h_front; long polls are woken), then, inside the term, the state is
+ * freed and the server no longer leads; its lease is given up. Its API
+ * goes on answering, from the view of the store.
+ */
+static void step_down(struct run *r)
+{
+	struct hf_srv *s = r->s;
+
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->changed);
+	for (size_t i = 0; i < s->nodes.len; i++)
+		pthread_cond_broadcast(&s->nodes.items[i]->wake);
+	pthread_mutex_unlock(&s->mu);
+	if (r->sched_started)
+		pthread_join(s->sched, NULL);
+	r->sched_started = false;
+	refresh_view(s, r->view);
+	view_status(s, r->view, s->store_error);
+	pthread_rwlock_wrlock(&s->term);
+	pthread_mutex_lock(&s->mu);
+	loaded_state_free(s);
+	for (size_t i = 0; i < s->batch.len; i++) {
+		free(s->batch.items[i].key);
+		free(s->batch.items[i].value);
+	}
+	s->batch.len = 0;
+	s->batching = 0;
+	hf_map_clear(&s->batch_index);
+	hf_events_release_held(s, false);
+	s->leading = false;
+	s->stopping = false;
+	s->store_failed = false;
+	free(s->store_error);
+	s->store_error = NULL;
+	s->fence_rev = 0;
+	s->tick_wanted = s->desired_dirty = false;
+	s->next_wake_ms = 0;
+	free(s->leader_url);
+	s->leader_url = NULL;
+	hf_state_moved(s);
+	pthread_mutex_unlock(&s->mu);
+	pthread_rwlock_unlock(&s->term);
+	if (s->lease)
+		hf_store_lease_revoke(s->store, s->lease);
+	s->lease = 0;
+	free(r->said);
+	r->said = NULL;
+}
+
+/*
+ * Leads: the state is loaded and the lease held. Returns 1 on
+ * SIGINT/SIGTERM, 0 after stepping down (a store write failed), <0 when
+ * the scheduler cannot start.
+ */
+static int lead(struct run *r)
+{
+	struct hf_srv *s = r->s;
+	int64_t ttl_ms = (int64_t)s->opts.lease_ttl * 1000, last_ok;
+
+	if (!s->events)
+		s->events = hf_events_open(s->opts.data);
+	if (!s->api_metrics)
+		s->api_metrics = hf_api_metrics_new();
+	pthread_rwlock_wrlock(&s->term);
+	pthread_mutex_lock(&s->mu);
+	hf_cluster_ensure(s);
+	s->leading = true;
+	pthread_mutex_unlock(&s->mu);
+	pthread_rwlock_unlock(&s->term);
+	hf_log("leading (fencing revision %lld, cluster %s): %zu service%s, "
+	       "%zu node%s",
+	       (long long)s->fence_rev, s->cluster_id ? s->cluster_id : "-",
+	       s->services.len, s->services.len == 1 ? "" : "s", s->nodes.len,
+	       s->nodes.len == 1 ? "" : "s");
+	free(r->said);
+	r->said = NULL;
+	if (pthread_create(&s->sched, NULL, sched_thread, s) != 0) {
+		hf_log("cannot start the scheduler thread");
+		return -1;
+	}
+	r->sched_started = true;
+	/*
+	 * Keep the lease. A leader that cannot renew it in time stops acting
+	 * before it could have expired: another server may lead by then.
+	 */
+	last_ok = hf_now_ms();
+	for (;;) {
+		int left = 0, krc, ev;
+		bool failed;
+
+		pthread_mutex_lock(&s->mu);
+		failed = s->store_failed;
+		pthread_mutex_unlock(&s->mu);
+		if (failed)
+			break;
+		ev = wait_events(r, (int)(ttl_ms / 3));
+		if (ev == 1)
+			return 1;
+		if (ev == 2)
+			continue;
+		krc = hf_store_lease_keepalive(s->store, s->lease, &left);
+		if (krc == 0) {
+			last_ok = hf_now_ms();
+			continue;
+		}
+		if (krc == HF_ENOTFOUND ||
+		    hf_now_ms() - last_ok > ttl_ms * 2 / 3) {
+			hf_log("lost the lead (%s); stopping at once so "
+			       "no two servers act",
+			       krc == HF_ENOTFOUND ? "lease expired"
+						   : "store unreachable");
+			_exit(1);
+		}
+	}
+	hf_log("stepping down: the store cannot be written (%s); answering "
+	       "reads from the store until it can",
+	       s->store_error);
+	step_down(r);
+	return 0;
+}
+
+/*
+ * The data directory holds the store, events and secrets: the owner's
+ * only. One that exists with a looser mode is tightened, and the log says
+ * so. The lock on <data>/server.lock keeps a second server off it.
+ */
+static int prepare_data_dir(const char *dir, int *lock_fd)
+{
+	char *lock = hf_xasprintf("%s/server.lock", dir);
+	struct stat st;
+	long holder = 0;
+	int rc;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		hf_log("cannot create the data directory %s: %s", dir,
+		       strerror(errno));
+		rc = -1;
+		goto out;
+	}
+	if (stat(dir, &st) == 0 && (st.st_mode & 077)) {
+		if (chmod(dir, st.st_mode & 0700) == 0)
+			hf_log("the data directory %s was readable by others "
+			       "(mode %03o): made it %03o, as it holds the "
+			       "store and its secrets",
+			       dir, (unsigned)(st.st_mode & 0777),
+			       (unsigned)(st.st_mode & 0700));
+		else
+			hf_log("the data directory %s is readable by others "
+			       "(mode %03o) and cannot be changed: %s",
+			       dir, (unsigned)(st.st_mode & 0777),
+			       strerror(errno));
+	}
+	rc = hf_lock_file(lock, lock_fd, &holder);
+	if (rc == HF_EUNAVAIL)
+		hf_log("the data directory %s is in use by another holdfast "
+		       "server%s%.0ld%s; give each server its own --data",
+		       dir, holder ? " (pid " : "", holder, holder ? ")" : "");
+	else if (rc)
+		hf_log("cannot lock %s: %s", lock, strerror(errno));
+out:
+	free(lock);
+	return rc;
+}
+
 int hf_server_run(const struct hf_server_opts *in_opts)
 {
 	struct hf_server_opts opts = *in_opts;
 	struct hf_srv *s = hf_xcalloc(1, sizeof(*s));
+	struct run r = {0};
 	struct hf_kvlist tokens = {0};
 	struct hf_http_opts ho = {0};
-	const struct hf_http_route *routes;
-	size_t nroutes, nftable = 0;
-	struct hf_http_route *ftable = NULL; /* a follower's routes */
-	struct hf_srv *view = NULL;          /* a follower's view of the state */
+	struct hf_http_route *table = NULL;
+	pthread_rwlockattr_t rwa;
 	char *store_url = NULL, *err = NULL, *advertise = NULL;
-	char *leader_listen = NULL, *last_leader = NULL;
+	size_t ntable = 0;
 	sigset_t mask;
-	int sfd = -1, rc = HF_EXIT_FAIL;
-	bool sched_started = false;
+	int lock_fd = -1, rc = HF_EXIT_FAIL;
 
 	if (!opts.listen)
 		opts.listen = "127.0.0.1:7070";
@@ -341,20 +830,31 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		opts.lease_ttl = 5;
 	if (!opts.max_connections)
 		opts.max_connections = 2048;
+	/* Whatever the server writes is its owner's only. */
+	umask(077);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->changed, NULL);
+	/*
+	 * Writers first: once a step-down waits for the term, new requests
+	 * wait for it too, so a stream of them cannot hold it off.
+	 */
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(&rwa,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->term, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 	s->opts = opts;
+	s->wake_fd = -1;
+	r.s = s;
+	r.sfd = r.wakefd = -1;
 	/*
 	 * Desired-set generations start from the clock (in µs), so they grow
 	 * across restarts and leader changes: an agent never mistakes a new
 	 * server's set for one it already has.
 	 */
 	s->generation = (uint64_t)hf_now_ms() * 1000;
-	if (mkdir(opts.data, 0750) < 0 && errno != EEXIST) {
-		hf_log("cannot create data directory %s: %s", opts.data,
-		       strerror(errno));
+	if (prepare_data_dir(opts.data, &lock_fd))
 		goto out;
-	}
 	store_url = opts.store ? hf_xstrdup(opts.store)
 			       : hf_xasprintf("sqlite:%s/holdfast.db", opts.data);
 	rc = hf_store_open(store_url, &s->store);
@@ -367,17 +867,11 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	rc = HF_EXIT_FAIL;
 	hf_log("store %s", store_url);
 	/*
-	 * A single-process store (SQLite, memory) is ours alone (SQLite's
-	 * file lock says so), and its leases died with the last server: a
-	 * leader key left behind is stale.
+	 * A single-process store (SQLite, memory) is ours alone (its file
+	 * lock says so): there is no other server to lead or to hand over
+	 * to. A leader key left by a crash is taken over by the campaign.
 	 */
-	if (strcmp(hf_store_backend_name(s->store), "etcd") != 0) {
-		int drc = hf_store_delete(s->store, HF_LEADER_KEY, NULL);
-
-		if (drc && drc != HF_ENOTFOUND)
-			hf_log("cannot clear the old leader key: %s",
-			       hf_err_msg(drc));
-	}
+	r.single = strcmp(hf_store_backend_name(s->store), "etcd") != 0;
 	if (opts.tokens && load_tokens(opts.tokens, &tokens, &err)) {
 		hf_log("%s", err);
 		goto out;
@@ -400,27 +894,34 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	sigaddset(&mask, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	r.sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	r.wakefd = s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r.sfd < 0 || r.wakefd < 0) {
+		hf_log("cannot make the server's event descriptors: %s",
+		       strerror(errno));
+		goto out;
+	}
+	s->on_store_failed = wake_main;
 
-	routes = hf_server_routes(&nroutes);
 	ho.listen = opts.listen;
 	ho.tls_cert = opts.tls_cert;
 	ho.tls_key = opts.tls_key;
 	ho.tokens = &tokens;
 	ho.on_request = on_request;
 	ho.max_connections = opts.max_connections;
+	table = front_table(&ntable);
 
 	/*
-	 * Until it leads, a server answers every request with the leader's
-	 * address (503: agents and the CLI move on to it).
+	 * Until it leads, a server answers reads from a view of the store,
+	 * and everything else with why it does not act (h_follower).
 	 */
-	view = hf_xcalloc(1, sizeof(*view));
-	pthread_mutex_init(&view->mu, NULL);
-	pthread_cond_init(&view->changed, NULL);
-	view->opts = s->opts;
-	view->generation = 1;
-	ftable = follower_table(&nftable);
-	if (hf_http_start(&ho, ftable, nftable, view, &s->http, &err)) {
+	r.view = s->view = hf_xcalloc(1, sizeof(*r.view));
+	pthread_mutex_init(&r.view->mu, NULL);
+	pthread_cond_init(&r.view->changed, NULL);
+	r.view->opts = s->opts;
+	r.view->store = s->store;
+	r.view->generation = 1;
+	if (hf_http_start(&ho, table, ntable, s, &s->http, &err)) {
 		hf_log("cannot serve the API on %s: %s", opts.listen,
 		       err ? err : "unknown error");
 		goto out;
@@ -436,99 +937,22 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		snprintf(buf, sizeof(buf), "%d\n", s->api_port);
 		hf_write_file_atomic(opts.port_file, buf, strlen(buf), 0644);
 	}
-	pthread_mutex_lock(&view->mu);
-	view->opts.advertise = s->opts.advertise;
-	pthread_mutex_unlock(&view->mu);
+	pthread_mutex_lock(&r.view->mu);
+	r.view->opts.advertise = s->opts.advertise;
+	pthread_mutex_unlock(&r.view->mu);
 	hf_log("holdfast %s server on %s (%s); campaigning for the lead",
 	       HF_VERSION, opts.listen, s->opts.advertise);
 	for (;;) {
-		struct pollfd pfd = {sfd, POLLIN, 0};
-		int won = campaign(s);
+		int lrc;
 
-		if (won == 1)
+		if (!follow(&r))
 			break;
-		if (won == 0)
-			refresh_view(s, view);
-		if (won < 0)
-			hf_log("cannot campaign: %s (%s); retrying",
-			       hf_err_msg(won), hf_store_last_error(s->store));
-		else if (s->leader_url &&
-			 (!last_leader || strcmp(last_leader, s->leader_url))) {
-			hf_log("following the leader at %s", s->leader_url);
-			free(last_leader);
-			last_leader = hf_xstrdup(s->leader_url);
-		}
-		if (poll(&pfd, 1, 1000) > 0)
-			goto stopped;
+		lrc = lead(&r);
+		if (lrc < 0)
+			goto out;
+		if (lrc == 1)
+			break;
 	}
-	/*
-	 * We lead: load the state as the store has it now, then act. The
-	 * leader's API takes over the follower's port (":0" was resolved).
-	 */
-	hf_http_stop(s->http);
-	s->http = NULL;
-	free_view(view);
-	view = NULL;
-	{
-		const char *colon = strrchr(opts.listen, ':');
-
-		leader_listen = hf_xasprintf("%.*s:%d",
-					     colon ? (int)(colon - opts.listen) : 0,
-					     opts.listen, s->api_port);
-		ho.listen = leader_listen;
-	}
-	if (hf_state_load(s, &err)) {
-		hf_log("%s", err);
-		goto out;
-	}
-	s->events = hf_events_open(opts.data);
-	s->api_metrics = hf_api_metrics_new();
-	s->leading = true;
-	hf_log("leading (fencing revision %lld): %zu service%s, %zu node%s",
-	       (long long)s->fence_rev, s->services.len,
-	       s->services.len == 1 ? "" : "s", s->nodes.len,
-	       s->nodes.len == 1 ? "" : "s");
-	if (hf_http_start(&ho, routes, nroutes, s, &s->http, &err)) {
-		hf_log("cannot serve the API on %s: %s", opts.listen,
-		       err ? err : "unknown error");
-		goto out;
-	}
-	if (pthread_create(&s->sched, NULL, sched_thread, s) != 0) {
-		hf_log("cannot start the scheduler thread");
-		goto out;
-	}
-	sched_started = true;
-	/*
-	 * Keep the lease. A leader that cannot renew it in time stops acting
-	 * before it could have expired: another server may lead by then.
-	 */
-	{
-		int64_t last_ok = hf_now_ms();
-		int64_t ttl_ms = (int64_t)opts.lease_ttl * 1000;
-
-		for (;;) {
-			struct pollfd pfd = {sfd, POLLIN, 0};
-			int left = 0;
-			int krc;
-
-			if (poll(&pfd, 1, (int)(ttl_ms / 3)) > 0)
-				break;
-			krc = hf_store_lease_keepalive(s->store, s->lease, &left);
-			if (krc == 0) {
-				last_ok = hf_now_ms();
-				continue;
-			}
-			if (krc == HF_ENOTFOUND ||
-			    hf_now_ms() - last_ok > ttl_ms * 2 / 3) {
-				hf_log("lost the lead (%s); stopping at once so "
-				       "no two servers act",
-				       krc == HF_ENOTFOUND ? "lease expired"
-							   : "store unreachable");
-				_exit(1);
-			}
-		}
-	}
-stopped:
 	hf_log("stopping (tasks keep running on their nodes)");
 	if (s->leading && s->lease)
 		hf_store_lease_revoke(s->store, s->lease);
@@ -540,17 +964,26 @@ out:
 	for (size_t i = 0; i < s->nodes.len; i++)
 		pthread_cond_broadcast(&s->nodes.items[i]->wake);
 	pthread_mutex_unlock(&s->mu);
-	if (sched_started)
+	if (r.sched_started)
 		pthread_join(s->sched, NULL);
 	if (s->http)
 		hf_http_stop(s->http);
-	free_view(view);
-	free(ftable);
-	if (sfd >= 0)
-		close(sfd);
-	release_state(s);
+	free_view(r.view);
+	free(table);
+	free(r.said);
+	if (r.sfd >= 0)
+		close(r.sfd);
+	if (r.wakefd >= 0)
+		close(r.wakefd);
+	loaded_state_free(s);
+	for (size_t i = 0; i < s->batch.len; i++) {
+		free(s->batch.items[i].key);
+		free(s->batch.items[i].value);
+	}
 	HF_VEC_FREE(&s->batch);
 	hf_map_release(&s->batch_index);
+	hf_events_release_held(s, false);
+	HF_VEC_FREE(&s->held_events);
 	free(s->pc_pod);
 	HF_VEC_FREE(&s->pc_placed);
 	if (s->store)
@@ -559,14 +992,16 @@ out:
 	hf_api_metrics_free(s->api_metrics);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->changed);
+	pthread_rwlock_destroy(&s->term);
 	free(s->leader_url);
+	free(s->store_error);
 	free(s);
 	hf_kvlist_release(&tokens);
 	free(store_url);
 	free(advertise);
-	free(leader_listen);
-	free(last_leader);
 	free(err);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return rc;
 }
 

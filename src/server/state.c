@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "server/events.h"
 #include "server/state.h"
 
 int64_t hf_now_ms(void)
@@ -322,6 +323,7 @@ void hf_state_config_free(struct hf_config *cfg)
 	free(cfg->id);
 	free(cfg->text);
 	free(cfg->file);
+	free(cfg->load_error);
 	hf_kvlist_release(&cfg->options);
 	hf_kvlist_release(&cfg->templates);
 	hf_kvlist_release(&cfg->fingerprints);
@@ -674,17 +676,53 @@ static void run_from_json(struct hf_plan_run *r, const json_t *o)
 /* ------------------------------------------------------------------ */
 /* Persistence                                                          */
 
-static void fail_stop(struct hf_srv *s, const char *what, int err)
+/*
+ * A store write failed: what this server holds in memory is now ahead of
+ * what the store has, and must not be acted on. With etcd the server exits
+ * (another server takes over, or a supervisor restarts this one). With a
+ * single-process store (SQLite) there is no other server: it stops acting
+ * at once - the writes that follow are dropped, no answer built from its
+ * memory goes out, no event is emitted - and its main loop steps down,
+ * discards that memory, answers reads from the store and refuses writes
+ * until the store takes writes again; then it loads what the store holds
+ * and leads again (server.c).
+ */
+static void store_failed(struct hf_srv *s, const char *what, int err)
 {
-	if (err == HF_ECONFLICT && s->fence_rev > 0)
+	bool shared = strcmp(hf_store_backend_name(s->store), "etcd") == 0;
+
+	if (s->store_failed)
+		return;
+	if (err == HF_ECONFLICT && s->fence_rev > 0 && shared) {
 		hf_log("store write refused (%s): another server leads now; "
 		       "this one stops acting and exits",
 		       what);
-	else
+		_exit(1);
+	}
+	if (shared) {
 		hf_log("store write failed (%s): %s: %s; stopping so a restart "
 		       "reloads consistent state",
 		       what, hf_err_msg(err), hf_store_last_error(s->store));
-	_exit(1);
+		_exit(1);
+	}
+	s->store_failed = true;
+	free(s->store_error);
+	s->store_error = hf_xasprintf("%s", hf_store_last_error(s->store));
+	if (!*s->store_error) {
+		free(s->store_error);
+		s->store_error = hf_xstrdup(hf_err_msg(err));
+	}
+	hf_log("store write failed (%s): %s; this server stops acting on what "
+	       "it holds in memory, answers reads from the store and refuses "
+	       "writes until the store takes them again",
+	       what, s->store_error);
+	if (s->on_store_failed)
+		s->on_store_failed(s);
+}
+
+bool hf_state_failed(const struct hf_srv *s)
+{
+	return s->store_failed;
 }
 
 /* Every write is fenced: it only applies while we still hold the lead. */
@@ -704,7 +742,7 @@ static void batch_flush(struct hf_srv *s)
 {
 	size_t i = 0;
 
-	while (i < s->batch.len) {
+	while (i < s->batch.len && !s->store_failed) {
 		struct hf_store_txn txn = HF_STORE_TXN_INIT;
 		size_t first = i;
 		int err;
@@ -717,8 +755,10 @@ static void batch_flush(struct hf_srv *s)
 		err = hf_store_txn(s->store, &txn, NULL);
 		hf_store_txn_release(&txn);
 		if (err)
-			fail_stop(s, s->batch.items[first].key, err);
+			store_failed(s, s->batch.items[first].key, err);
 	}
+	/* The batch's events follow its records out, or go with them. */
+	hf_events_release_held(s, !s->store_failed);
 	for (i = 0; i < s->batch.len; i++) {
 		free(s->batch.items[i].key);
 		free(s->batch.items[i].value);
@@ -765,9 +805,13 @@ static void put_json(struct hf_srv *s, const char *key, json_t *j)
 
 	json_decref(j);
 	if (!text)
-		fail_stop(s, key, HF_ENOMEM);
+		abort(); /* only on allocation failure; see util.h */
 	if (s->batching) {
 		batch_put(s, key, text);
+		return;
+	}
+	if (s->store_failed) {
+		free(text);
 		return;
 	}
 	fence(s, &txn);
@@ -776,7 +820,7 @@ static void put_json(struct hf_srv *s, const char *key, json_t *j)
 	hf_store_txn_release(&txn);
 	free(text);
 	if (err)
-		fail_stop(s, key, err);
+		store_failed(s, key, err);
 }
 
 void hf_state_save_service(struct hf_srv *s, struct hf_service *svc)
@@ -846,6 +890,13 @@ void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
 	free(key);
 }
 
+void hf_state_save_cluster(struct hf_srv *s, int64_t created)
+{
+	put_json(s, HF_CLUSTER_KEY,
+		 json_pack("{s:s, s:I}", "id", s->cluster_id, "created",
+			   (json_int_t)created));
+}
+
 void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 			      struct hf_instance *in)
 {
@@ -857,10 +908,10 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 	batch_flush(s); /* what was saved before goes first */
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
-	err = hf_store_txn(s->store, &txn, NULL);
+	err = s->store_failed ? 0 : hf_store_txn(s->store, &txn, NULL);
 	hf_store_txn_release(&txn);
 	if (err && err != HF_ENOTFOUND)
-		fail_stop(s, key, err);
+		store_failed(s, key, err);
 	free(key);
 	for (size_t i = 0; i < svc->instances.len; i++) {
 		if (svc->instances.items[i] == in) {
@@ -889,19 +940,324 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
 	hf_store_txn_delete_prefix(&txn, prefix);
-	err = hf_store_txn(s->store, &txn, NULL);
+	err = s->store_failed ? 0 : hf_store_txn(s->store, &txn, NULL);
 	hf_store_txn_release(&txn);
 	free(prefix);
 	if (err && err != HF_ENOTFOUND)
-		fail_stop(s, key, err);
+		store_failed(s, key, err);
 	free(key);
 }
 
-static json_t *load_json(const struct hf_store_kv *kv)
+/* ------------------------------------------------------------------ */
+/* Loading: every record is checked; a damaged one is an error          */
+
+/*
+ * What a field of a record may hold. A field of a known record is either
+ * absent (written by an older holdfast; the loader's default applies) or
+ * of its type: anything else means the record was damaged, and the load
+ * fails naming it rather than guessing, since a record read wrong would
+ * be acted on (an instance that vanished has its tasks stopped).
+ */
+enum field_type {
+	F_STR,
+	F_STR_NULL,
+	F_INT,
+	F_INT_NULL,
+	F_NUM,
+	F_BOOL,
+	F_BOOL_NULL,
+	F_STR_MAP,   /* an object of strings */
+	F_STR_LIST,  /* an array of strings */
+	F_LIST,      /* an array; its items are checked by the caller */
+	F_OBJ_NULL,  /* an object (checked by the caller) or null */
+};
+
+struct field {
+	const char *name;
+	enum field_type type;
+	bool required;
+};
+
+static const struct field node_fields[] = {
+    {"id", F_STR, true},          {"hostname", F_STR_NULL, false},
+    {"address", F_STR_NULL, false}, {"attributes", F_STR_MAP, false},
+    {"cpus", F_NUM, false},       {"memory_mb", F_NUM, false},
+    {"disk_mb", F_NUM, false},    {"port_begin", F_INT, false},
+    {"port_end", F_INT, false},   {"cgroups", F_STR_NULL, false},
+    {"last_seen", F_INT, false},  {"delete_volumes", F_STR_LIST, false},
+    {"decommissioned", F_BOOL, false},
+};
+
+static const struct field service_fields[] = {
+    {"name", F_STR, true},           {"target", F_STR_NULL, false},
+    {"previous", F_STR_NULL, false}, {"next_config", F_INT, false},
+    {"removing", F_BOOL, false},     {"delete_volumes", F_BOOL, false},
+    {"created", F_INT, false},
+};
+
+static const struct field config_fields[] = {
+    {"id", F_STR, true},           {"text", F_STR, true},
+    {"file", F_STR_NULL, false},   {"options", F_STR_MAP, false},
+    {"templates", F_STR_MAP, false}, {"created", F_INT, false},
+};
+
+static const struct field instance_fields[] = {
+    {"name", F_STR, true},
+    {"pod", F_STR, true},
+    {"index", F_INT, false},
+    {"node", F_STR_NULL, false},
+    {"ports", F_STR_MAP, false},
+    {"message", F_STR_NULL, false},
+    {"paused", F_BOOL, false},
+    {"replacing", F_BOOL, false},
+    {"replace_deleting", F_BOOL, false},
+    {"decom", F_INT, false},
+    {"drain_done", F_BOOL, false},
+    {"drain_failed", F_BOOL, false},
+    {"drain_skipped", F_BOOL, false},
+    {"replaced_node", F_STR_NULL, false},
+    {"replaced_address", F_STR_NULL, false},
+    {"replace_pending", F_BOOL, false},
+    {"tasks", F_LIST, true},
+};
+
+static const struct field slot_fields[] = {
+    {"task", F_STR, true},          {"current", F_OBJ_NULL, false},
+    {"failures", F_INT, false},     {"backoff_until", F_INT, false},
+    {"once_done", F_BOOL, false},   {"want_running", F_BOOL, false},
+    {"launches", F_INT, false},     {"restarts", F_INT, false},
+};
+
+static const struct field task_fields[] = {
+    {"id", F_STR, true},          {"config_id", F_STR_NULL, false},
+    {"run", F_STR_NULL, false},   {"state", F_STR, true},
+    {"ready", F_BOOL, false},     {"healthy", F_BOOL_NULL, false},
+    {"exit_code", F_INT_NULL, false}, {"signal", F_INT_NULL, false},
+    {"oom_killed", F_BOOL, false}, {"kill", F_BOOL, false},
+    {"restart", F_BOOL, false},   {"paused", F_BOOL, false},
+    {"launched_at", F_INT, false}, {"started_at", F_INT, false},
+    {"finished_at", F_INT, false}, {"message", F_STR_NULL, false},
+    {"params", F_STR_MAP, false},
+};
+
+static const struct field run_fields[] = {
+    {"plan", F_STR, true},
+    {"number", F_INT, false},
+    {"active", F_BOOL, false},
+    {"interrupted", F_BOOL, false},
+    {"status", F_STR, false},
+    {"config_id", F_STR_NULL, false},
+    {"completed", F_STR_LIST, false},
+    {"force_complete", F_STR_LIST, false},
+    {"interrupted_phases", F_STR_LIST, false},
+    {"continues", F_STR_MAP, false},
+    {"params", F_STR_MAP, false},
+    {"step_started", F_STR_MAP, false},
+    {"reverted", F_BOOL, false},
+    {"started_at", F_INT, false},
+    {"finished_at", F_INT, false},
+};
+
+static const struct field cluster_fields[] = {
+    {"id", F_STR, true},
+    {"created", F_INT, false},
+};
+
+static bool all_strings(const json_t *j, bool object)
+{
+	const char *k;
+	size_t i;
+	json_t *v;
+
+	if (object) {
+		json_object_foreach((json_t *)j, k, v) if (!json_is_string(v))
+		    return false;
+	} else {
+		json_array_foreach(j, i, v) if (!json_is_string(v))
+		    return false;
+	}
+	return true;
+}
+
+static bool field_ok(const json_t *v, enum field_type t)
+{
+	switch (t) {
+	case F_STR:
+		return json_is_string(v);
+	case F_STR_NULL:
+		return json_is_string(v) || json_is_null(v);
+	case F_INT:
+		return json_is_integer(v);
+	case F_INT_NULL:
+		return json_is_integer(v) || json_is_null(v);
+	case F_NUM:
+		return json_is_number(v);
+	case F_BOOL:
+		return json_is_boolean(v);
+	case F_BOOL_NULL:
+		return json_is_boolean(v) || json_is_null(v);
+	case F_STR_MAP:
+		return json_is_object(v) && all_strings(v, true);
+	case F_STR_LIST:
+		return json_is_array(v) && all_strings(v, false);
+	case F_LIST:
+		return json_is_array(v);
+	case F_OBJ_NULL:
+		return json_is_object(v) || json_is_null(v);
+	}
+	return false;
+}
+
+static const char *const field_type_names[] = {
+    [F_STR] = "a string",
+    [F_STR_NULL] = "a string or null",
+    [F_INT] = "an integer",
+    [F_INT_NULL] = "an integer or null",
+    [F_NUM] = "a number",
+    [F_BOOL] = "true or false",
+    [F_BOOL_NULL] = "true, false or null",
+    [F_STR_MAP] = "an object of strings",
+    [F_STR_LIST] = "an array of strings",
+    [F_LIST] = "an array",
+    [F_OBJ_NULL] = "an object or null",
+};
+
+/*
+ * Checks o against a record's fields; where says which part of the record
+ * ("", "tasks[2].current"). Returns NULL or the problem (the caller frees).
+ */
+static char *check_fields(const json_t *o, const struct field *f, size_t n,
+			  const char *where)
+{
+	const char *sep = *where ? "." : "";
+
+	if (!json_is_object(o))
+		return hf_xasprintf("%s%sis not a JSON object", where,
+				    *where ? " " : "");
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_object_get(o, f[i].name);
+
+		if (!v && f[i].required)
+			return hf_xasprintf("%s%s%s is missing", where, sep,
+					    f[i].name);
+		if (v && !field_ok(v, f[i].type))
+			return hf_xasprintf("%s%s%s is not %s", where, sep,
+					    f[i].name,
+					    field_type_names[f[i].type]);
+	}
+	return NULL;
+}
+
+#define CHECK_FIELDS(o, table, where)                                          \
+	check_fields(o, table, HF_ARRAY_LEN(table), where)
+
+static bool task_state_known(const char *name)
+{
+	for (size_t i = 0; i < HF_ARRAY_LEN(task_state_names); i++)
+		if (strcmp(task_state_names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* The instance record's task slots and their launches. */
+static char *check_instance(const json_t *o)
+{
+	char *why = CHECK_FIELDS(o, instance_fields, "");
+	size_t i;
+	json_t *j;
+
+	if (why)
+		return why;
+	json_array_foreach(json_object_get(o, "tasks"), i, j)
+	{
+		char where[48];
+		json_t *cur = json_object_get(j, "current");
+
+		snprintf(where, sizeof(where), "tasks[%zu]", i);
+		why = CHECK_FIELDS(j, slot_fields, where);
+		if (why)
+			return why;
+		if (!json_is_object(cur))
+			continue;
+		snprintf(where, sizeof(where), "tasks[%zu].current", i);
+		why = CHECK_FIELDS(cur, task_fields, where);
+		if (why)
+			return why;
+		if (!task_state_known(
+			json_string_value(json_object_get(cur, "state"))))
+			return hf_xasprintf("%s.state '%s' is not a task state",
+					    where,
+					    json_string_value(
+						json_object_get(cur, "state")));
+	}
+	return NULL;
+}
+
+static char *check_run(const json_t *o)
+{
+	char *why = CHECK_FIELDS(o, run_fields, "");
+	const char *st = json_string_value(json_object_get(o, "status"));
+	enum hf_status status;
+
+	if (!why && st && !hf_status_parse(st, &status))
+		why = hf_xasprintf("status '%s' is not a plan status", st);
+	return why;
+}
+
+/*
+ * Parses a record's value as JSON (a damaged record is an error that names
+ * its key, never an absence) and checks it with check, which returns NULL
+ * or a problem. Returns the object, or NULL with *err set.
+ */
+static json_t *load_record(const struct hf_store_kv *kv,
+			   char *(*check)(const json_t *o), char **err)
 {
 	json_error_t jerr;
+	json_t *o = json_loadb(kv->value, kv->len, JSON_REJECT_DUPLICATES, &jerr);
+	char *why;
 
-	return json_loadb(kv->value, kv->len, 0, &jerr);
+	if (!o) {
+		*err = hf_xasprintf("the store's record %s is damaged: not "
+				    "valid JSON (%s at byte %d)",
+				    kv->key, jerr.text, jerr.position);
+		return NULL;
+	}
+	why = check(o);
+	if (why) {
+		*err = hf_xasprintf("the store's record %s is damaged: %s",
+				    kv->key, why);
+		free(why);
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static char *check_node(const json_t *o)
+{
+	return CHECK_FIELDS(o, node_fields, "");
+}
+
+static char *check_service(const json_t *o)
+{
+	return CHECK_FIELDS(o, service_fields, "");
+}
+
+static char *check_config(const json_t *o)
+{
+	return CHECK_FIELDS(o, config_fields, "");
+}
+
+static char *check_cluster(const json_t *o)
+{
+	char *why = CHECK_FIELDS(o, cluster_fields, "");
+	const char *id = json_string_value(json_object_get(o, "id"));
+
+	if (!why && (strlen(id) < 16 || strlen(id) > 64 ||
+		     strspn(id, "0123456789abcdef") != strlen(id)))
+		why = hf_xstrdup("id is not a cluster id (16 to 64 lowercase "
+				 "hex digits)");
+	return why;
 }
 
 /* The last path segment of a key, unescaped. */
@@ -912,28 +1268,38 @@ static char *last_segment(const char *key)
 	return unescape(slash ? slash + 1 : key);
 }
 
-int hf_state_load(struct hf_srv *s, char **err)
+/* Fails the load when a record's own name is not the one its key gives. */
+static char *check_name(const struct hf_store_kv *kv, const json_t *o,
+			const char *field)
 {
-	struct hf_store_kvs kvs = {0};
-	int rc;
+	char *seg = last_segment(kv->key);
+	const char *name = json_string_value(json_object_get(o, field));
+	char *err = NULL;
 
-	*err = NULL;
-	rc = hf_store_list(s->store, "/nodes/", 0, &kvs);
-	if (rc)
-		goto fail;
-	for (size_t i = 0; i < kvs.len; i++) {
-		json_t *o = load_json(&kvs.items[i]);
+	if (!name || strcmp(seg, name) != 0)
+		err = hf_xasprintf("the store's record %s is damaged: its %s "
+				   "is '%s', but its key says '%s'",
+				   kv->key, field, name ? name : "", seg);
+	free(seg);
+	return err;
+}
+
+static int load_nodes(struct hf_srv *s, const struct hf_store_kvs *kvs,
+		      char **err)
+{
+	for (size_t i = 0; i < kvs->len; i++) {
+		json_t *o = load_record(&kvs->items[i], check_node, err);
 		struct hf_node *n;
 
 		if (!o)
-			continue;
+			return HF_EINVAL;
+		*err = check_name(&kvs->items[i], o, "id");
+		if (*err) {
+			json_decref(o);
+			return HF_EINVAL;
+		}
 		n = hf_xcalloc(1, sizeof(*n));
 		n->id = str_dup_json(o, "id");
-		if (!n->id) {
-			free(n);
-			json_decref(o);
-			continue;
-		}
 		n->hostname = str_dup_json(o, "hostname");
 		n->address = str_dup_json(o, "address");
 		kv_from_json(&n->attributes, json_object_get(o, "attributes"));
@@ -947,99 +1313,267 @@ int hf_state_load(struct hf_srv *s, char **err)
 		n->decommissioned = bool_json(o, "decommissioned");
 		strs_from_json(&n->delete_volumes,
 			       json_object_get(o, "delete_volumes"));
-		if (hf_state_node(s, n->id))
-			hf_state_node_free(n);
-		else
-			hf_state_node_add(s, n);
+		hf_state_node_add(s, n);
 		json_decref(o);
 	}
-	hf_store_kvs_release(&kvs);
+	return 0;
+}
 
-	rc = hf_store_list(s->store, "/services/", 0, &kvs);
-	if (rc)
-		goto fail;
-	/* Service records first: their keys have no further '/'. */
-	for (size_t i = 0; i < kvs.len; i++) {
-		const char *rest = kvs.items[i].key + strlen("/services/");
-		json_t *o;
-		struct hf_service *svc;
+/* A service's own record: its key has no '/' after "/services/". */
+static int load_service(struct hf_srv *s, const struct hf_store_kv *kv,
+			char **err)
+{
+	json_t *o = load_record(kv, check_service, err);
+	struct hf_service *svc;
 
-		if (strchr(rest, '/'))
-			continue;
-		o = load_json(&kvs.items[i]);
-		if (!o)
-			continue;
-		svc = hf_xcalloc(1, sizeof(*svc));
-		svc->name = unescape(rest);
-		svc->target = str_dup_json(o, "target");
-		svc->previous = str_dup_json(o, "previous");
-		svc->next_config = (unsigned)int_json(o, "next_config", 1);
-		svc->removing = bool_json(o, "removing");
-		svc->delete_volumes = bool_json(o, "delete_volumes");
-		svc->created = int_json(o, "created", 0);
-		*HF_VEC_PUSH(&s->services) = svc;
+	if (!o)
+		return HF_EINVAL;
+	*err = check_name(kv, o, "name");
+	if (*err) {
 		json_decref(o);
+		return HF_EINVAL;
 	}
-	for (size_t i = 0; i < kvs.len; i++) {
-		const char *rest = kvs.items[i].key + strlen("/services/");
-		const char *slash = strchr(rest, '/');
-		char *svcname, *name;
-		struct hf_service *svc;
-		json_t *o;
+	svc = hf_xcalloc(1, sizeof(*svc));
+	svc->name = str_dup_json(o, "name");
+	svc->target = str_dup_json(o, "target");
+	svc->previous = str_dup_json(o, "previous");
+	svc->next_config = (unsigned)int_json(o, "next_config", 1);
+	svc->removing = bool_json(o, "removing");
+	svc->delete_volumes = bool_json(o, "delete_volumes");
+	svc->created = int_json(o, "created", 0);
+	*HF_VEC_PUSH(&s->services) = svc;
+	json_decref(o);
+	return 0;
+}
 
-		if (!slash)
-			continue;
-		svcname = hf_xstrndup(rest, (size_t)(slash - rest));
-		name = unescape(svcname);
-		svc = hf_state_service(s, name);
-		free(svcname);
-		free(name);
-		if (!svc)
-			continue;
-		o = load_json(&kvs.items[i]);
-		if (!o)
-			continue;
-		if (hf_str_has_prefix(slash, "/configs/")) {
-			struct hf_config *cfg = hf_xcalloc(1, sizeof(*cfg));
-			struct hf_diags d = {0};
+/* The first error of a spec's diagnostics, as one line. */
+static char *first_error(const struct hf_diags *d)
+{
+	for (size_t i = 0; i < d->len; i++) {
+		const struct hf_diag *g = &d->items[i];
 
-			cfg->id = last_segment(kvs.items[i].key);
-			cfg->text = str_dup_json(o, "text");
-			cfg->file = str_dup_json(o, "file");
-			cfg->created = int_json(o, "created", 0);
-			kv_from_json(&cfg->options, json_object_get(o, "options"));
-			kv_from_json(&cfg->templates,
-				     json_object_get(o, "templates"));
-			if (!cfg->text || config_load(cfg, true, &d)) {
+		if (g->level == HF_DIAG_ERROR)
+			return hf_xasprintf("line %d col %d: %s%s%s", g->line,
+					    g->col, g->path ? g->path : "",
+					    g->path && *g->path ? ": " : "",
+					    g->msg);
+	}
+	return hf_xstrdup("it does not parse");
+}
+
+/* One record under a service: a config, an instance or a plan run. */
+static int load_service_part(struct hf_service *svc,
+			     const struct hf_store_kv *kv, const char *kind,
+			     char **err)
+{
+	json_t *o = NULL;
+	int rc = HF_EINVAL;
+
+	if (strcmp(kind, "configs") == 0) {
+		struct hf_config *cfg;
+		struct hf_diags d = {0};
+
+		o = load_record(kv, check_config, err);
+		if (!o || (*err = check_name(kv, o, "id")))
+			goto out;
+		cfg = hf_xcalloc(1, sizeof(*cfg));
+		cfg->id = str_dup_json(o, "id");
+		cfg->text = str_dup_json(o, "text");
+		cfg->file = str_dup_json(o, "file");
+		cfg->created = int_json(o, "created", 0);
+		kv_from_json(&cfg->options, json_object_get(o, "options"));
+		kv_from_json(&cfg->templates, json_object_get(o, "templates"));
+		/*
+		 * An old config that no longer loads is kept, unused; the
+		 * target must load (load_services).
+		 */
+		if (config_load(cfg, true, &d)) {
+			cfg->load_error = first_error(&d);
+			if (!svc->target || strcmp(svc->target, cfg->id) != 0)
 				hf_log("service %s: stored config %s no longer "
 				       "loads; it is kept but cannot be used",
 				       svc->name, cfg->id);
-			}
-			hf_diags_release(&d);
-			*HF_VEC_PUSH(&svc->configs) = cfg;
-		} else if (hf_str_has_prefix(slash, "/instances/")) {
-			struct hf_instance *in = instance_from_json(o);
-
-			if (in && !hf_state_instance(svc, in->name)) {
-				*HF_VEC_PUSH(&svc->instances) = in;
-				hf_map_put(&svc->instance_index, in->name, in);
-			} else if (in) {
-				instance_free(in);
-			}
-		} else if (hf_str_has_prefix(slash, "/runs/")) {
-			struct hf_plan_run *r = HF_VEC_PUSH(&svc->runs);
-
-			run_from_json(r, o);
-			if (!r->plan)
-				r->plan = last_segment(kvs.items[i].key);
 		}
+		hf_diags_release(&d);
+		*HF_VEC_PUSH(&svc->configs) = cfg;
+	} else if (strcmp(kind, "instances") == 0) {
+		struct hf_instance *in;
+
+		o = load_record(kv, check_instance, err);
+		if (!o || (*err = check_name(kv, o, "name")))
+			goto out;
+		in = instance_from_json(o);
+		*HF_VEC_PUSH(&svc->instances) = in;
+		hf_map_put(&svc->instance_index, in->name, in);
+	} else if (strcmp(kind, "runs") == 0) {
+		struct hf_plan_run *r;
+
+		o = load_record(kv, check_run, err);
+		if (!o || (*err = check_name(kv, o, "plan")))
+			goto out;
+		r = HF_VEC_PUSH(&svc->runs);
+		run_from_json(r, o);
+	} else {
+		*err = hf_xasprintf("the store's record %s is of a kind this "
+				    "holdfast does not know ('%s')",
+				    kv->key, kind);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
+static int load_services(struct hf_srv *s, const struct hf_store_kvs *kvs,
+			 char **err)
+{
+	const size_t plen = strlen("/services/");
+	int rc = 0;
+
+	/* Service records first: their keys have no further '/'. */
+	for (size_t i = 0; !rc && i < kvs->len; i++)
+		if (!strchr(kvs->items[i].key + plen, '/'))
+			rc = load_service(s, &kvs->items[i], err);
+	for (size_t i = 0; !rc && i < kvs->len; i++) {
+		const char *rest = kvs->items[i].key + plen;
+		const char *slash = strchr(rest, '/'), *kind, *end;
+		char *escaped, *name, *kindname;
+		struct hf_service *svc;
+
+		if (!slash)
+			continue;
+		escaped = hf_xstrndup(rest, (size_t)(slash - rest));
+		name = unescape(escaped);
+		svc = hf_state_service(s, name);
+		free(escaped);
+		kind = slash + 1;
+		end = strchr(kind, '/');
+		if (!svc || !end || !end[1]) {
+			*err = hf_xasprintf(
+			    !svc ? "the store's record %s belongs to no "
+				   "service: the record of service '%s' is "
+				   "missing"
+				 : "the store's key %s is not a record of "
+				   "service '%s'",
+			    kvs->items[i].key, name);
+			free(name);
+			return HF_EINVAL;
+		}
+		free(name);
+		kindname = hf_xstrndup(kind, (size_t)(end - kind));
+		rc = load_service_part(svc, &kvs->items[i], kindname, err);
+		free(kindname);
+	}
+	/*
+	 * A service always points at a config that was written first, and
+	 * was valid then: a target that is missing or no longer loads would
+	 * be a service without plans or tasks, and every task of it would be
+	 * stopped.
+	 */
+	for (size_t i = 0; !rc && i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+		struct hf_config *cfg = hf_state_target(svc);
+		char *key;
+
+		if (!svc->target || (cfg && cfg->spec))
+			continue;
+		if (cfg) {
+			key = hf_state_key("/services/%s/configs/%s", svc->name,
+					   svc->target);
+			*err = hf_xasprintf("the store's record %s is damaged: "
+					    "it is the target config of service "
+					    "'%s' and its spec no longer loads "
+					    "(%s)",
+					    key, svc->name, cfg->load_error);
+		} else {
+			key = hf_state_key("/services/%s", svc->name, NULL);
+			*err = hf_xasprintf("the store's record %s is damaged or "
+					    "its config is lost: its target "
+					    "config %s is not in the store",
+					    key, svc->target);
+		}
+		free(key);
+		rc = HF_EINVAL;
+	}
+	return rc;
+}
+
+static int load_cluster(struct hf_srv *s, char **err)
+{
+	struct hf_store_kv kv = {0};
+	json_t *o;
+	int rc;
+
+	rc = hf_store_get(s->store, HF_CLUSTER_KEY, &kv.value, &kv.len, NULL);
+	if (rc == HF_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	kv.key = hf_xstrdup(HF_CLUSTER_KEY);
+	o = load_record(&kv, check_cluster, err);
+	if (o) {
+		s->cluster_id = str_dup_json(o, "id");
 		json_decref(o);
 	}
+	hf_store_kv_release(&kv);
+	return o ? 0 : HF_EINVAL;
+}
+
+/* Frees what a failed load had loaded. */
+static void unload(struct hf_srv *s)
+{
+	for (size_t i = 0; i < s->services.len; i++)
+		hf_state_service_free(s->services.items[i]);
+	HF_VEC_FREE(&s->services);
+	for (size_t i = 0; i < s->nodes.len; i++)
+		hf_state_node_free(s->nodes.items[i]);
+	HF_VEC_FREE(&s->nodes);
+	hf_map_release(&s->node_index);
+	free(s->cluster_id);
+	s->cluster_id = NULL;
+}
+
+int hf_state_load(struct hf_srv *s, char **err)
+{
+	struct hf_store_kvs kvs = {0};
+	int rc;
+
+	*err = NULL;
+	rc = hf_store_get(s->store, HF_STORE_RESTORE_KEY, NULL, NULL, NULL);
+	if (rc == 0) {
+		*err = hf_xasprintf("the store holds %s: a restore began and "
+				    "did not finish; run `holdfast store "
+				    "restore` again",
+				    HF_STORE_RESTORE_KEY);
+		return HF_EINVAL;
+	}
+	if (rc != HF_ENOTFOUND)
+		goto fail;
+	rc = load_cluster(s, err);
+	if (rc == HF_EINVAL)
+		goto out;
+	if (rc)
+		goto fail;
+	rc = hf_store_list(s->store, "/nodes/", 0, &kvs);
+	if (rc)
+		goto fail;
+	rc = load_nodes(s, &kvs, err);
 	hf_store_kvs_release(&kvs);
-	return 0;
+	if (rc)
+		goto out;
+	rc = hf_store_list(s->store, "/services/", 0, &kvs);
+	if (rc)
+		goto fail;
+	rc = load_services(s, &kvs, err);
+	hf_store_kvs_release(&kvs);
+	goto out;
 fail:
 	*err = hf_xasprintf("cannot read the store: %s (%s)", hf_err_msg(rc),
 			    hf_store_last_error(s->store));
+out:
 	hf_store_kvs_release(&kvs);
+	if (rc)
+		unload(s);
 	return rc;
 }

@@ -6,8 +6,17 @@
  * Everything here is guarded by srv->mu. Every change that must survive a
  * crash is written to the store (hf_state_save_*) before it becomes
  * visible to an agent: the desired set handed to agents is computed from
- * this state only after the write succeeded. A failed store write stops
- * the server (fail-stop): a restart reloads the last consistent state.
+ * this state only after the write succeeded. A failed store write makes
+ * the memory untrustworthy: from then on nothing is written, no answer
+ * built from it goes out (hf_state_failed), and the server discards it
+ * and reloads what the store holds once writes work again (server.c);
+ * with etcd the server exits instead.
+ *
+ * Loading checks every record: a record that is not valid JSON, lacks a
+ * field it needs, has a field of the wrong type or a name its key
+ * contradicts, or a service whose target config is missing, fails the
+ * load with a message naming the key. A damaged store is never read as a
+ * smaller one.
  */
 #ifndef HF_SERVER_STATE_H
 #define HF_SERVER_STATE_H
@@ -110,7 +119,8 @@ struct hf_config {
 	struct hf_kvlist options;  /* -o / --options */
 	struct hf_kvlist templates; /* config templates: path -> content */
 	int64_t created;
-	struct hf_spec *spec;      /* parsed */
+	struct hf_spec *spec;      /* parsed; NULL when it no longer loads */
+	char *load_error;          /* ... and why (loaded from the store) */
 	struct hf_plan_defs plans; /* built */
 	/* pod -> its effective spec as compared by the diff (JSON text) */
 	struct hf_kvlist fingerprints;
@@ -201,6 +211,23 @@ struct hf_batch_put {
 
 /* The key the leading server holds with its lease. */
 #define HF_LEADER_KEY "/leader"
+/*
+ * The cluster's identity, {"id": 32 hex digits, "created": unix ms},
+ * written once by the first server to lead an empty store. Agents
+ * remember it (docs/protocol.md): an agent of another cluster, or that
+ * this store does not know, is refused instead of being handed an empty
+ * desired set.
+ */
+#define HF_CLUSTER_KEY "/cluster"
+
+/* An agent whose syncs are refused (cluster.c), for `node list`. */
+struct hf_refused {
+	char *node_id;
+	char *reason;
+	char *cluster;  /* the cluster the agent says it belongs to, or NULL */
+	size_t live_tasks;
+	int64_t last_seen;
+};
 
 struct hf_srv {
 	pthread_mutex_t mu;
@@ -262,6 +289,41 @@ struct hf_srv {
 	int64_t fence_rev;
 	int64_t lease;
 	char *leader_url; /* the current leader's, as far as we know */
+	/*
+	 * A store write failed (state.c): the memory is ahead of the store.
+	 * store_error says why; on_store_failed (may be NULL) is called once,
+	 * with mu held, to wake the main loop.
+	 */
+	bool store_failed;
+	char *store_error;
+	void (*on_store_failed)(struct hf_srv *s);
+	int wake_fd; /* for on_store_failed (server.c) */
+	/*
+	 * The leader's term (server.c): its handlers run with it held for
+	 * reading; becoming the leader and stepping down take it for
+	 * writing, so no handler points into a state being replaced.
+	 */
+	pthread_rwlock_t term;
+	struct hf_srv *view; /* what answers while not leading (server.c) */
+	/*
+	 * A follower's view (server.c): load_error, when set, is why the
+	 * store could not be read (reads answer 503 with it); its
+	 * store_error says why it cannot be written (writes answer 503).
+	 */
+	char *load_error;
+	/* The cluster's id (HF_CLUSTER_KEY); NULL until loaded or made. */
+	char *cluster_id;
+	/* Agents refused (cluster.c) and nodes an operator adopted. */
+	struct {
+		struct hf_refused *items;
+		size_t len, cap;
+	} refused;
+	struct hf_strlist adopted;
+	/* Events of the open batch, emitted once its records are written. */
+	struct {
+		json_t **items;
+		size_t len, cap;
+	} held_events;
 	/* metrics */
 	uint64_t launches, restarts, failures;
 	struct hf_api_metrics *api_metrics;
@@ -326,12 +388,24 @@ void hf_state_save_instance(struct hf_srv *s, struct hf_service *svc,
 void hf_state_save_run(struct hf_srv *s, struct hf_service *svc,
 		       struct hf_plan_run *run);
 void hf_state_save_node(struct hf_srv *s, struct hf_node *n);
+/* Writes the cluster's record: s->cluster_id, created at created (ms). */
+void hf_state_save_cluster(struct hf_srv *s, int64_t created);
+/*
+ * Whether a store write failed since this state was loaded: then nothing
+ * in it may be handed out (see the top of this file).
+ */
+bool hf_state_failed(const struct hf_srv *s);
 /* Deletes an instance's record and frees it (it must be in svc). */
 void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 			      struct hf_instance *in);
 /* Deletes every record of a service in one transaction. */
 void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc);
-/* Loads everything from the store at start. Returns 0 or an error. */
+/*
+ * Loads everything from the store (into an empty state), checking every
+ * record. Returns 0, or an error with *err (the caller frees it) naming
+ * the damaged record or why the store could not be read, and the state
+ * left empty.
+ */
 int hf_state_load(struct hf_srv *s, char **err);
 
 /* Serialisation shared with the API. */

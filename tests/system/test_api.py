@@ -262,6 +262,8 @@ ROUTES = {
     ("POST", "/v1/services/{svc}/rollback"): ("/v1/services/nosuch/rollback", None, 404),
     ("GET", "/v1/nodes"): ("/v1/nodes", None, 200),
     ("POST", "/v1/nodes/{node}/decommission"): ("/v1/nodes/nosuch/decommission", None, 404),
+    ("POST", "/v1/nodes/{node}/adopt"): ("/v1/nodes/nosuch/adopt", None, 404),
+    ("GET", "/v1/store/backup"): ("/v1/store/backup", None, 200),
     ("GET", "/v1/events"): ("/v1/events?follow=false", None, 200),
     ("GET", "/metrics"): ("/metrics", None, 200),
     ("GET", "/v1/tasks/{task}/logs"): ("/v1/tasks/nosuch-0-x/logs", None, 404),

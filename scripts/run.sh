@@ -18,6 +18,12 @@ LISTEN=${HOLDFAST_LISTEN:-127.0.0.1:7070}
 export HOLDFAST_ADDR="http://127.0.0.1:${LISTEN##*:}"
 HF=./build/holdfast
 mkdir -p "$DATA"
+# One dev per data directory (it holds DATA/dev.lock): say so here, rather
+# than talk to the dev that holds it as if it were ours.
+if ! flock -n "$DATA/dev.lock" true; then
+	echo "another holdfast dev is running on $DATA (pid $(cat "$DATA/dev.lock" 2>/dev/null)); stop it, or set HOLDFAST_DATA" >&2
+	exit 1
+fi
 
 echo "== starting holdfast dev (data in $DATA, API on $HOLDFAST_ADDR, log in $DATA/dev.log)"
 $HF dev --data "$DATA" --listen "$LISTEN" >>"$DATA/dev.log" 2>&1 &

@@ -1724,7 +1724,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 		json_t *desired = hf_sched_desired(s, n);
 
 		hf_http_json(resp, 200,
-			     json_pack("{s:I, s:o, s:o, s:i, s:s}", "generation",
+			     json_pack("{s:I, s:o, s:o, s:i, s:s?}", "generation",
 				       (json_int_t)n->gen, "tasks", desired,
 				       "delete_volumes", dels,
 				       "heartbeat_interval", 2, "cluster",

@@ -102,6 +102,9 @@ char *hf_cluster_admit(struct hf_srv *s, const char *node_id,
 	struct hf_refused *r;
 	struct hf_buf why = HF_BUF_INIT;
 
+	/* A leader always has one (hf_cluster_ensure); else nothing to check. */
+	if (!s->cluster_id)
+		return NULL;
 	if (hf_strlist_has(&s->adopted, node_id)) {
 		/* Adopted: accepted until it carries our id. */
 		if (theirs && strcmp(theirs, s->cluster_id) == 0)
@@ -154,7 +157,7 @@ void hf_cluster_refusal(struct hf_srv *s, struct hf_http_resp *resp,
 			const char *why)
 {
 	hf_http_json(resp, 409,
-		     json_pack("{s:s, s:s, s:s}", "error", "not-in-cluster",
+		     json_pack("{s:s, s:s, s:s?}", "error", "not-in-cluster",
 			       "message", why, "cluster", s->cluster_id));
 }
 
@@ -214,7 +217,7 @@ void hf_cluster_adopt_handler(void *ctx, const struct hf_http_req *req,
 		 "its tasks that this cluster does not know are stopped");
 	hf_sched_changed(s, true);
 	hf_http_json(resp, 200,
-		     json_pack("{s:s, s:s, s:I}", "node", id, "cluster",
+		     json_pack("{s:s, s:s?, s:I}", "node", id, "cluster",
 			       s->cluster_id, "live_tasks",
 			       (json_int_t)r->live_tasks));
 out:

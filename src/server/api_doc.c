@@ -95,6 +95,8 @@ static const struct route_doc docs[] = {
 	 "poll) until the desired set changes or `wait` seconds pass. The "
 	 "whole exchange is specified in [protocol.md](protocol.md).",
      .request = "{\"node_id\": \"string\", "
+		"\"cluster?\": \"string (the cluster that accepted the "
+		"agent)\", "
 		"\"generation?\": \"integer (the desired set it has)\", "
 		"\"seq?\": \"number (orders its reports)\", "
 		"\"wait?\": \"number (seconds to hold the request)\", "
@@ -106,8 +108,9 @@ static const struct route_doc docs[] = {
      .response = "{\"generation\": \"integer\", "
 		 "\"tasks\": [\"object (a task to run)\"], "
 		 "\"delete_volumes\": [\"string\"], "
-		 "\"heartbeat_interval\": \"integer (seconds)\"}",
-     .errors = "invalid bad-json"},
+		 "\"heartbeat_interval\": \"integer (seconds)\", "
+		 "\"cluster\": \"string|null (this cluster's id)\"}",
+     .errors = "invalid bad-json not-in-cluster"},
 
     /* ---- Servers ---- */
     {.method = "GET",
@@ -435,7 +438,11 @@ static const struct route_doc docs[] = {
 	 "\"port_end\": \"integer\"}, "
 	 "\"cgroups\": \"string|null (whether task limits are enforced)\", "
 	 "\"last_seen\": \"integer (unix ms)\", "
-	 "\"connected\": \"boolean\", \"decommissioned\": \"boolean\"}]"},
+	 "\"connected\": \"boolean\", \"decommissioned\": \"boolean\", "
+	 "\"refused?\": \"string (why its agent's syncs are refused)\", "
+	 "\"agent_cluster?\": \"string|null (the cluster the agent says it "
+	 "belongs to)\", "
+	 "\"live_tasks?\": \"integer (tasks the refused agent runs)\"}]"},
     {.method = "POST",
      .pattern = "/v1/nodes/{node}/decommission",
      .section = "Nodes",
@@ -446,6 +453,35 @@ static const struct route_doc docs[] = {
      .response = "{\"node\": \"string\", "
 		 "\"replacing\": [\"string (service/instance)\"]}",
      .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/nodes/{node}/adopt",
+     .section = "Nodes",
+     .summary =
+	 "Lets an agent this server refused (it belongs to another cluster, "
+	 "or the store does not know its node) join this cluster: its next "
+	 "sync is accepted, it takes this cluster's id, and the desired set "
+	 "it gets stops every task this cluster does not know. See "
+	 "[operations.md](operations.md), \"A damaged or lost store\".",
+     .status = "200",
+     .response = "{\"node\": \"string\", "
+		 "\"cluster\": \"string|null (this cluster's id)\", "
+		 "\"live_tasks\": \"integer (tasks its agent runs, that this "
+		 "cluster may not know)\"}",
+     .errors = "not-found conflict"},
+
+    /* ---- The store ---- */
+    {.method = "GET",
+     .pattern = "/v1/store/backup",
+     .section = "Store",
+     .summary =
+	 "A consistent copy of the whole store at one moment, as an SQLite "
+	 "store file (`holdfast store backup`): SQLite's online backup, or "
+	 "one read at one revision for etcd. It holds every secret. Any "
+	 "server answers it, leading or not, also one whose store cannot be "
+	 "written.",
+     .status = "200",
+     .content_type = "application/vnd.sqlite3",
+     .errors = "io unavailable"},
 
     /* ---- Endpoints, configurations, health ---- */
     {.method = "GET",
@@ -535,6 +571,16 @@ static const struct {
     {"method-not-allowed", 405, "the path exists with other methods (see `Allow`)"},
     {"not-leader", 503,
      "this server does not lead; `leader` in the body is the URL to use"},
+    {"no-leader", 503, "no server leads yet; try again in a few seconds"},
+    {"store-unwritable", 503,
+     "a store write failed (a full disk): this server answers reads and "
+     "takes writes again by itself once the store does"},
+    {"store-unreadable", 503,
+     "the store cannot be read or holds a damaged record (named in the "
+     "message): this server answers nothing from it"},
+    {"not-in-cluster", 409,
+     "an agent's sync: it belongs to another cluster, or this store does "
+     "not know its node; nothing was changed"},
 };
 
 static const struct {
@@ -850,7 +896,8 @@ static int write_md(FILE *f, const struct hf_http_route *routes, size_t n)
 	fprintf(f, "\nEach route below lists the errors of its own; any route "
 		   "may also answer `400 bad-request`, `401 unauthorized`, "
 		   "`403 forbidden`, `500 internal` and, on a server that does "
-		   "not lead, `503 not-leader`.\n\n"
+		   "not lead, `503 not-leader`, `503 no-leader`, `503 "
+		   "store-unwritable` or `503 store-unreadable`.\n\n"
 		   "## Routes\n\n| Route | Token | What it does |\n"
 		   "|---|---|---|\n");
 	for (size_t i = 0; i < n; i++) {

@@ -207,7 +207,8 @@ def conforms(value, shape, where="$"):
     return out
 
 
-COMMON_ERRORS = {"bad-request", "unauthorized", "forbidden", "internal", "not-leader"}
+COMMON_ERRORS = {"bad-request", "unauthorized", "forbidden", "internal", "not-leader",
+                 "no-leader", "store-unwritable", "store-unreadable"}
 
 
 class Checker:
@@ -228,7 +229,8 @@ class Checker:
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
-            status, ctype, text = resp.status, resp.getheader("Content-Type"), resp.read().decode()
+            status, ctype = resp.status, resp.getheader("Content-Type")
+            text = resp.read().decode(errors="replace")
         finally:
             conn.close()
         what = f"{method} {path} -> {status} {text[:500]}"
@@ -342,6 +344,9 @@ def test_every_route_answers_as_documented(cl):
             expect_error="conflict")
     ck.call("POST", "/v1/service/{svc}/pod/{pod}/replace", pod + "web-0/replace")
 
+    ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
+    _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")
+    assert data.startswith("SQLite format 3"), data[:20]
     ck.call("POST", "/v1/nodes/{node}/decommission", f"/v1/nodes/{nodes[0]['id']}/decommission")
     st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs?delete_volumes=true")
     assert st == 202

@@ -127,6 +127,19 @@ def test_full_disk_refuses_writes_answers_reads_and_recovers(tmp_path, small_dis
         assert all(alive(pid) for pid in pids.values()), pids
         assert c.server.poll() is None, c.server_log()[-2000:]
 
+        # Restarted while the disk is still full (holdfast dev would), it
+        # answers the same way: it never follows itself.
+        c.kill_server()
+        c.start_server()
+        st, body = c.api("POST", "/v1/service/full/pod/p-0/restart")
+        assert st == 503 and body["error"] == "store-unwritable", (st, body)
+        assert "disk is full" in body["message"], body
+        st, svcs = c.api("GET", "/v1/services")
+        assert st == 200 and [s["name"] for s in svcs] == ["full"], (st, svcs)
+        st, leader = c.api("GET", "/v1/leader")
+        assert leader["leader"] != leader["self"], leader
+        assert all(alive(pid) for pid in pids.values()), pids
+
         # Space comes back: writes work again, with no restart by hand.
         os.unlink(os.path.join(small_disk, "fill"))
         wait_for(lambda: c.api("POST", "/v1/service/full/pod/p-0/restart")[0] == 200, 30,

@@ -76,6 +76,17 @@ static char *cluster_of(const struct hf_store_kvs *kvs)
 	return hf_xstrdup("none");
 }
 
+/* The keys of a backup a restore puts: all but a leader's key. */
+static size_t restored_keys(const struct hf_store_kvs *kvs)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < kvs->len; i++)
+		if (strcmp(kvs->items[i].key, HF_LEADER_KEY) != 0)
+			n++;
+	return n;
+}
+
 /* Says what a written backup file holds, checking it reads back. */
 static int describe(const char *file)
 {
@@ -89,7 +100,7 @@ static int describe(const char *file)
 	}
 	cluster = cluster_of(&kvs);
 	printf("backup of %zu keys (revision %lld, cluster %s) written to %s\n",
-	       kvs.len, (long long)kvs.rev, cluster, file);
+	       restored_keys(&kvs), (long long)kvs.rev, cluster, file);
 	free(cluster);
 	hf_store_kvs_release(&kvs);
 	return HF_EXIT_OK;
@@ -309,7 +320,8 @@ int hf_cmd_store_restore(int argc, char **argv)
 	c_new = cluster_of(&backup);
 	what = hf_xasprintf("The store %s holds %zu keys (cluster %s); it will "
 			    "hold exactly the %zu keys of %s (cluster %s)",
-			    url, now.len, c_now, backup.len, file, c_new);
+			    url, now.len, c_now, restored_keys(&backup), file,
+			    c_new);
 	if (!yes && (rc = confirm(what)) != 0)
 		goto out;
 	rc = HF_EXIT_FAIL;
@@ -320,7 +332,7 @@ int hf_cmd_store_restore(int argc, char **argv)
 	}
 	printf("restored %s into %s: %zu keys (cluster %s), %zu written or "
 	       "deleted; start the server\n",
-	       file, url, backup.len, c_new, changed);
+	       file, url, restored_keys(&backup), c_new, changed);
 	rc = HF_EXIT_OK;
 out:
 	free(c_now);

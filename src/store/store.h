@@ -453,10 +453,11 @@ int hf_store_restore(struct hf_store *s, const struct hf_store_kvs *backup,
  * Write calls are every transaction (put and delete included), campaign,
  * and lease grant, keep-alive and revoke of a backend with leases of its
  * own (etcd), and the deletions that expire or revoke a single-process
- * lease; read calls are get, list and revision. A failed call fails as a
- * real one would, with hf_store_last_error() saying it was injected and
- * which call it was; it is counted in the stats' errors. HF_EINVAL, with
- * the handle's faults unchanged, for a spec that does not parse.
+ * lease; read calls are get, list, revision and snapshot (backup). A
+ * failed call fails as a real one would, with hf_store_last_error()
+ * saying it was injected and which call it was; it is counted in the
+ * stats' errors. HF_EINVAL, with the handle's faults unchanged, for a
+ * spec that does not parse.
  */
 int hf_store_set_fault(struct hf_store *s, const char *spec);
 

@@ -756,6 +756,7 @@ static int cmd_service_remove(int argc, char **argv)
 {
 	const char *name = NULL;
 	bool del = false, wait = false;
+	double timeout = 0;
 	char *esc, *path;
 	long status;
 	json_t *out;
@@ -766,6 +767,8 @@ static int cmd_service_remove(int argc, char **argv)
 			del = true;
 		else if (strcmp(argv[k], "--wait") == 0)
 			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
 		else if (strcmp(argv[k], "--json") == 0)
 			g.json = true;
 		else if (!name && argv[k][0] != '-')
@@ -810,12 +813,23 @@ static int cmd_service_remove(int argc, char **argv)
 	json_decref(out);
 	if (wait) {
 		char *p2 = hf_xasprintf("/v1/services/%s", esc);
+		time_t start = time(NULL);
 
 		for (;;) {
 			rc = api("GET", p2, NULL, &status, &out);
 			json_decref(out);
 			if (rc || status == 404)
 				break;
+			if (timeout > 0 &&
+			    difftime(time(NULL), start) > timeout) {
+				fprintf(stderr,
+					"holdfast: %s is still being removed "
+					"after %.0f s (see 'holdfast -s %s pod "
+					"status')\n",
+					name, timeout, name);
+				rc = HF_EXIT_FAIL;
+				break;
+			}
 			usleep(300 * 1000);
 		}
 		free(p2);
@@ -1790,7 +1804,7 @@ const struct hf_cli_cmd hf_client_cmds[] = {
     {"service", "status", cmd_service_status, "[NAME] [--json]",
      "show a service's plans and tasks", NULL},
     {"service", "remove", cmd_service_remove,
-     "NAME [--delete-volumes] [--wait] [--json]",
+     "NAME [--delete-volumes] [--wait] [--timeout S] [--json]",
      "stop a service's tasks and forget it",
      "Kills the service's tasks and frees their reservations. Volumes are\n"
      "kept (the command says where) unless --delete-volumes is given."},

@@ -944,7 +944,11 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 			    run ? hf_plan_step_observe(facts, nf)
 				: HF_STATUS_PENDING;
 			v->completed[base + k] = hf_map_get(&completed, key);
-			v->started[base + k] = hf_map_get(&started, key);
+			{
+				const char *t0 = hf_map_get(&started, key);
+
+				v->started[base + k] = t0 ? atoll(t0) : 0;
+			}
 			/* healthy-deadline: a step too slow to complete. */
 			if (run && def->healthy_deadline > 0 &&
 			    in[base + k].observed != HF_STATUS_COMPLETE &&
@@ -961,6 +965,22 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 			in[base + k].completed = v->completed[base + k];
 			in[base + k].force_complete = hf_map_get(&forced, key);
 			v->messages[base + k] = step_message(svc, cfg, st);
+			if (run && !v->completed[base + k] &&
+			    in[base + k].observed != HF_STATUS_COMPLETE) {
+				const char *w = hf_kvlist_get(&run->waits, key);
+
+				if (w) {
+					char *m = hf_xasprintf(
+					    "%s%s%s", w,
+					    v->messages[base + k] ? "; " : "",
+					    v->messages[base + k]
+						? v->messages[base + k]
+						: "");
+
+					free(v->messages[base + k]);
+					v->messages[base + k] = m;
+				}
+			}
 			if (late) {
 				char *m = hf_xasprintf(
 				    "not complete within the plan's "
@@ -1107,21 +1127,161 @@ int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
 	return 0;
 }
 
-static void tick_run(struct hf_srv *s, struct hf_service *svc,
-		     struct hf_config *cfg, struct hf_plan_run *run,
-		     int64_t now)
+/*
+ * One step at a time works on a pod instance, across every plan of the
+ * service (the SDK's "dirty assets"). Two steps that worked on one
+ * instance at once could undo each other for ever: one stops a task so
+ * that its resource set is free for its own, the other stops that one in
+ * turn. A step under way (started, neither complete nor failed for good)
+ * holds its instance until it completes; among several, the one that
+ * started first, so a holder keeps its instance from one tick to the
+ * next. A step that would start takes an instance nobody holds, in plan
+ * order, and the others wait, saying for whom.
+ */
+struct claim {
+	char *instance;          /* the map's key */
+	size_t run;              /* index in svc->runs */
+	size_t step;             /* flattened index in the run's plan */
+	const struct hf_plan_step_def *def;
+	int64_t since;           /* its start (ms) */
+};
+
+struct claims {
+	struct hf_map by_instance; /* instance name -> struct claim */
+	HF_VEC(struct claim *) all;
+};
+
+static struct claim *claim_add(struct claims *cl, const char *instance,
+			       size_t run, size_t step,
+			       const struct hf_plan_step_def *def, int64_t since)
+{
+	struct claim *c = hf_xcalloc(1, sizeof(*c));
+
+	c->instance = hf_xstrdup(instance);
+	c->run = run;
+	c->step = step;
+	c->def = def;
+	c->since = since;
+	*HF_VEC_PUSH(&cl->all) = c;
+	hf_map_put(&cl->by_instance, c->instance, c);
+	return c;
+}
+
+static void claims_release(struct claims *cl)
+{
+	for (size_t i = 0; i < cl->all.len; i++) {
+		free(cl->all.items[i]->instance);
+		free(cl->all.items[i]);
+	}
+	HF_VEC_FREE(&cl->all);
+	hf_map_release(&cl->by_instance);
+}
+
+static char *step_instance(const struct hf_plan_step_def *st)
+{
+	return hf_xasprintf("%s-%lld", st->pod, (long long)st->index);
+}
+
+/* The steps under way of one evaluated run take their instances. */
+static void claims_from_run(struct claims *cl, const struct hf_plan_run *run,
+			    size_t r, const struct hf_plan_def *def,
+			    const struct hf_plan_view *v)
+{
+	size_t base = 0;
+
+	if (!run->active || run->interrupted)
+		return;
+	for (size_t p = 0; p < def->phases.len; p++) {
+		const struct hf_plan_phase_def *ph = &def->phases.items[p];
+
+		if (hf_strlist_has(&run->interrupted_phases, ph->name)) {
+			base += ph->steps.len;
+			continue;
+		}
+		for (size_t k = 0; k < ph->steps.len; k++) {
+			const struct hf_step_out *o = &v->steps[base + k];
+			int64_t since = v->started[base + k];
+			char *name;
+			struct claim *c;
+
+			if (!since || o->status == HF_STATUS_COMPLETE ||
+			    o->status == HF_STATUS_ERROR)
+				continue;
+			name = step_instance(&ph->steps.items[k]);
+			c = hf_map_get(&cl->by_instance, name);
+			if (!c) {
+				claim_add(cl, name, r, base + k,
+					  &ph->steps.items[k], since);
+			} else if (since < c->since) {
+				c->run = r;
+				c->step = base + k;
+				c->def = &ph->steps.items[k];
+				c->since = since;
+			}
+			free(name);
+		}
+		base += ph->steps.len;
+	}
+}
+
+/*
+ * Whether step `i` of run `r` may work on its instance now; takes the
+ * instance when nobody holds it. Otherwise *why says what it waits for.
+ */
+static bool claim_step(struct hf_service *svc, struct claims *cl, size_t r,
+		       size_t i, const struct hf_plan_step_def *st,
+		       int64_t now, char **why)
+{
+	char *name = step_instance(st);
+	struct hf_instance *in = hf_state_instance(svc, name);
+	struct claim *c = hf_map_get(&cl->by_instance, name);
+	bool ok = false;
+
+	*why = NULL;
+	if (in && (in->replacing || in->decom)) {
+		*why = hf_xasprintf("waits: %s is being %s", name,
+				    in->replacing ? "replaced"
+						  : "decommissioned");
+	} else if (c && (c->run != r || c->step != i)) {
+		const struct hf_plan_run *o = &svc->runs.items[c->run];
+
+		*why = hf_xasprintf("waits for step %s of plan %s: one step at "
+				    "a time works on %s",
+				    c->def->name, o->plan, name);
+	} else {
+		if (!c)
+			claim_add(cl, name, r, i, st, now);
+		ok = true;
+	}
+	free(name);
+	return ok;
+}
+
+/* A run's plan in cfg; a run whose plan is gone stops (NULL). */
+static const struct hf_plan_def *run_def(struct hf_srv *s,
+					 struct hf_service *svc,
+					 struct hf_config *cfg,
+					 struct hf_plan_run *run)
 {
 	const struct hf_plan_def *def = hf_plan_defs_find(&cfg->plans, run->plan);
-	struct hf_plan_view v;
-	bool dirty = false;
-	size_t base = 0;
 
 	if (!def) {
 		run->active = false;
 		hf_state_save_run(s, svc, run);
-		return;
 	}
-	eval_run(s, svc, cfg, run, def, &v);
+	return def;
+}
+
+static void tick_run(struct hf_srv *s, struct hf_service *svc,
+		     struct hf_config *cfg, size_t r,
+		     const struct hf_plan_def *def, struct hf_plan_view *vp,
+		     struct claims *cl, int64_t now)
+{
+	struct hf_plan_run *run = &svc->runs.items[r];
+	struct hf_plan_view v = *vp;
+	bool dirty = false;
+	size_t base = 0;
+
 	for (size_t p = 0; p < def->phases.len; p++) {
 		const struct hf_plan_phase_def *ph = &def->phases.items[p];
 
@@ -1139,7 +1299,15 @@ static void tick_run(struct hf_srv *s, struct hf_service *svc,
 				}
 			} else if (o->act && !run->interrupted) {
 				char *key = step_key(ph, st);
+				char *why = NULL;
 
+				if (!claim_step(svc, cl, r, base + k, st, now,
+						&why)) {
+					hf_kvlist_set(&run->waits, key, why);
+					free(why);
+					free(key);
+					continue;
+				}
 				if (!v.started[base + k]) {
 					char ms[24];
 
@@ -1184,7 +1352,54 @@ static void tick_run(struct hf_srv *s, struct hf_service *svc,
 		hf_sched_set_target(s, svc, hf_state_config(svc, svc->previous),
 				    true);
 	}
-	hf_plan_view_release(&v);
+}
+
+static void recover(struct hf_srv *s, struct hf_service *svc,
+		    struct hf_config *cfg, const struct claims *cl,
+		    int64_t now);
+
+/*
+ * Every active run of a service: all are evaluated first, so that steps
+ * already under way hold their instances before any step starts; then
+ * each acts; then recovery, which never relaunches a task into a
+ * resource set a holding step needs.
+ */
+static void tick_runs(struct hf_srv *s, struct hf_service *svc,
+		      struct hf_config *cfg, int64_t now)
+{
+	size_t nr = svc->runs.len;
+	struct hf_plan_view *views = hf_xcalloc(nr + 1, sizeof(*views));
+	const struct hf_plan_def **defs = hf_xcalloc(nr + 1, sizeof(*defs));
+	struct claims cl = {0};
+
+	for (size_t r = 0; r < nr; r++) {
+		struct hf_plan_run *run = &svc->runs.items[r];
+
+		hf_kvlist_release(&run->waits);
+		if (!run->active)
+			continue;
+		defs[r] = run_def(s, svc, cfg, run);
+		if (defs[r])
+			eval_run(s, svc, cfg, run, defs[r], &views[r]);
+	}
+	for (size_t r = 0; r < nr; r++)
+		if (defs[r])
+			claims_from_run(&cl, &svc->runs.items[r], r, defs[r],
+					&views[r]);
+	/*
+	 * A run may start another (auto-revert): runs added meanwhile wait
+	 * for the next tick, and svc->runs may move, so runs go by index.
+	 */
+	for (size_t r = 0; r < nr; r++)
+		if (defs[r] && svc->runs.items[r].active)
+			tick_run(s, svc, cfg, r, defs[r], &views[r], &cl, now);
+	recover(s, svc, cfg, &cl, now);
+	for (size_t r = 0; r < nr; r++)
+		if (defs[r])
+			hf_plan_view_release(&views[r]);
+	claims_release(&cl);
+	free(views);
+	free(defs);
 }
 
 void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
@@ -1322,8 +1537,29 @@ static bool in_active_step(struct hf_service *svc, struct hf_config *cfg,
 	return false;
 }
 
+/*
+ * Whether the step holding instance `in` uses task t's resource set with
+ * a task of its own: recovery then leaves the set to the step, or the two
+ * would take it from each other in turn.
+ */
+static bool held_for(const struct claims *cl, const struct hf_spec_pod *pod,
+		     const struct hf_instance *in, const struct hf_spec_task *t)
+{
+	const struct claim *c = hf_map_get(&cl->by_instance, in->name);
+
+	for (size_t i = 0; c && i < c->def->tasks.len; i++) {
+		const struct hf_spec_task *o =
+		    task_spec(pod, c->def->tasks.items[i]);
+
+		if (o && o->resource_set == t->resource_set)
+			return true;
+	}
+	return false;
+}
+
 static void recover(struct hf_srv *s, struct hf_service *svc,
-		    struct hf_config *cfg, int64_t now)
+		    struct hf_config *cfg, const struct claims *cl,
+		    int64_t now)
 {
 	for (size_t i = 0; i < svc->instances.len; i++) {
 		struct hf_instance *in = svc->instances.items[i];
@@ -1349,7 +1585,7 @@ static void recover(struct hf_srv *s, struct hf_service *svc,
 				continue;
 			if (sl->backoff_until > now)
 				continue;
-			if (rs_busy(pod, in, t))
+			if (rs_busy(pod, in, t) || held_for(cl, pod, in, t))
 				continue;
 			hf_strlist_push(&todo, sl->task);
 			if (!config_id || !hf_state_config(svc, r->config_id))
@@ -1956,10 +2192,7 @@ static void tick_services(struct hf_srv *s, int64_t now)
 		for (size_t k = 0; k < svc->instances.len; k++)
 			if (svc->instances.items[k]->replacing)
 				tick_replace(s, svc, svc->instances.items[k]);
-		for (size_t r = 0; r < svc->runs.len; r++)
-			if (svc->runs.items[r].active)
-				tick_run(s, svc, cfg, &svc->runs.items[r], now);
-		recover(s, svc, cfg, now);
+		tick_runs(s, svc, cfg, now);
 		tick_decommission(s, svc, cfg, now);
 	}
 }

@@ -34,7 +34,7 @@ struct hf_plan_view {
 	struct hf_phase_out *phases;
 	char **messages;             /* per step; may be NULL entries */
 	bool *completed;             /* per step: in the run's completed list */
-	bool *started;               /* per step: has a start time */
+	int64_t *started;            /* per step: its start (ms), or 0 */
 	struct hf_plan_defs owned;   /* a generated def (recovery) lives here */
 };
 /* Fills v for plan `name` of svc (run may be NULL: not started). */

@@ -314,6 +314,7 @@ void hf_plan_run_release(struct hf_plan_run *r)
 	hf_kvlist_release(&r->continues);
 	hf_kvlist_release(&r->params);
 	hf_kvlist_release(&r->step_started);
+	hf_kvlist_release(&r->waits);
 }
 
 void hf_state_config_free(struct hf_config *cfg)

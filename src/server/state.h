@@ -142,6 +142,11 @@ struct hf_plan_run {
 	struct hf_kvlist step_started; /* "phase/step" -> unix ms */
 	bool reverted;              /* auto-revert already done for this run */
 	int64_t started_at, finished_at;
+	/*
+	 * Memory only, rewritten by every tick: "phase/step" -> why a step
+	 * the plan would work on waits (its pod instance is another step's).
+	 */
+	struct hf_kvlist waits;
 };
 
 struct hf_service {

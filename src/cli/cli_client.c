@@ -925,6 +925,35 @@ static int cmd_plan_show(int argc, char **argv)
 	return rc;
 }
 
+/* What a continue let go, and the canary gates that remain. */
+static void print_continued(const char *plan, const json_t *out)
+{
+	const json_t *gates = json_object_get(out, "gates");
+	const char *st = json_string_value(json_object_get(out, "status"));
+	json_int_t need =
+	    json_integer_value(json_object_get(out, "continues_needed"));
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(json_object_get(out, "continued"), i, v)
+	    printf("plan %s: %s\n", plan, json_string_value(v));
+	if (!st)
+		return;
+	if (!need) {
+		printf("plan %s is %s; no canary gate remains\n", plan, st);
+		return;
+	}
+	printf("plan %s is %s; %lld more continue%s needed:\n", plan, st,
+	       (long long)need, need == 1 ? " is" : "s are");
+	json_array_foreach(gates, i, v)
+	    printf("  phase %s: %lld, the next for %s (it waits for %s)\n",
+		   json_string_value(json_object_get(v, "phase")),
+		   (long long)json_integer_value(
+		       json_object_get(v, "continues_left")),
+		   json_string_value(json_object_get(v, "step")),
+		   json_string_value(json_object_get(v, "waits_for")));
+}
+
 /* plan start|stop|pause|resume|force-restart|force-complete */
 static int plan_action(int argc, char **argv, const char *verb,
 		       const char *endpoint, bool takes_step)
@@ -1036,6 +1065,8 @@ static int plan_action(int argc, char **argv, const char *verb,
 	}
 	if (g.json && !wait)
 		print_json(out);
+	else if (!g.json && json_object_get(out, "continued"))
+		print_continued(plan, out);
 	else if (!g.json)
 		printf("plan %s: %s %s\n", plan, verb,
 		       phase ? phase : "done");
@@ -1068,6 +1099,14 @@ static int cmd_plan_pause(int argc, char **argv)
 static int cmd_plan_resume(int argc, char **argv)
 {
 	return plan_action(argc, argv, "resume", "continue", false);
+}
+static int cmd_plan_interrupt(int argc, char **argv)
+{
+	return plan_action(argc, argv, "interrupt", "interrupt", false);
+}
+static int cmd_plan_continue(int argc, char **argv)
+{
+	return plan_action(argc, argv, "continue", "continue", false);
 }
 static int cmd_plan_force_restart(int argc, char **argv)
 {
@@ -1816,9 +1855,22 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "start (or restart) a plan; parameters become task env vars", NULL},
     {"plan", "stop", cmd_plan_stop, "PLAN", "stop a plan and reset it", NULL},
     {"plan", "pause", cmd_plan_pause, "PLAN [--phase PHASE]",
-     "interrupt a plan or one phase", NULL},
-    {"plan", "resume", cmd_plan_resume, "PLAN [--phase PHASE]",
-     "continue a plan (also lets a canary go on)", NULL},
+     "interrupt a plan or one phase (also: plan interrupt)",
+     "Steps already under way go on; no other step starts until the plan\n"
+     "(or the phase) is resumed. 'plan interrupt' is the SDK's name for it."},
+    {"plan", "interrupt", cmd_plan_interrupt, "PLAN [--phase PHASE]",
+     "the SDK's name for plan pause", NULL},
+    {"plan", "resume", cmd_plan_resume,
+     "PLAN [--phase PHASE] [--wait] [--timeout S]",
+     "continue a plan (also lets a canary go on; also: plan continue)",
+     "Resumes an interrupted plan or phase, or passes the next canary gate:\n"
+     "a canary phase waits for one continue before its first step and for\n"
+     "another before the rest. Says what it let go, which gates remain and\n"
+     "how many continues they need. A plan that is COMPLETE, or that nothing\n"
+     "holds back, is refused (exit 1). 'plan continue' is the SDK's name."},
+    {"plan", "continue", cmd_plan_continue,
+     "PLAN [--phase PHASE] [--wait] [--timeout S]",
+     "the SDK's name for plan resume", NULL},
     {"plan", "force-restart", cmd_plan_force_restart, "PLAN PHASE STEP",
      "run a step again", NULL},
     {"plan", "force-complete", cmd_plan_force_complete, "PLAN PHASE STEP",

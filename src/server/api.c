@@ -668,6 +668,202 @@ static bool find_step(const struct hf_plan_def *def,
 	return false;
 }
 
+/*
+ * The continues a canary phase still needs: one lets its first step go,
+ * a second the rest once the first is complete (plan/engine.c). *next is
+ * the step the next one lets go (-1 when none is needed).
+ */
+static int canary_left(const struct hf_plan_phase_def *ph,
+		       const struct hf_step_out *steps, int continues,
+		       long *next)
+{
+	bool first_done, rest_left = false;
+	int need, left;
+
+	*next = -1;
+	if (ph->strategy != HF_STRATEGY_SERIAL_CANARY &&
+	    ph->strategy != HF_STRATEGY_PARALLEL_CANARY)
+		return 0;
+	if (!ph->steps.len)
+		return 0;
+	first_done = steps[0].status == HF_STATUS_COMPLETE;
+	for (size_t i = 1; i < ph->steps.len; i++)
+		if (steps[i].status != HF_STATUS_COMPLETE)
+			rest_left = true;
+	need = rest_left ? 2 : first_done ? 0 : 1;
+	left = need > continues ? need - continues : 0;
+	if (!left)
+		return 0;
+	if (continues < 1 && !first_done) {
+		*next = 0;
+	} else {
+		for (size_t i = 1; i < ph->steps.len && *next < 0; i++)
+			if (steps[i].status != HF_STATUS_COMPLETE)
+				*next = (long)i;
+	}
+	return left;
+}
+
+static int run_continues(const struct hf_plan_run *run, const char *phase)
+{
+	const char *c = hf_kvlist_get(&run->continues, phase);
+
+	return c ? atoi(c) : 0;
+}
+
+/*
+ * The canary gates a run still has, after its view v: [{phase, step,
+ * continues_left}], and their sum in *total.
+ */
+static json_t *canary_gates(const struct hf_plan_def *def,
+			    const struct hf_plan_run *run,
+			    const struct hf_plan_view *v, int *total)
+{
+	json_t *a = json_array();
+	size_t base = 0;
+
+	*total = 0;
+	for (size_t p = 0; p < def->phases.len; p++) {
+		const struct hf_plan_phase_def *ph = &def->phases.items[p];
+		long next;
+		int left = canary_left(ph, &v->steps[base],
+				       run_continues(run, ph->name), &next);
+
+		if (left) {
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s, s:i, s:s}", "phase",
+					 ph->name, "step",
+					 ph->steps.items[next].name,
+					 "continues_left", left, "waits_for",
+					 next == 0 ? "a continue"
+						   : "its first step to "
+						     "complete and a continue"));
+			*total += left;
+		}
+		base += ph->steps.len;
+	}
+	return a;
+}
+
+/*
+ * POST .../continue: resumes an interrupted plan or phase, or lets the
+ * first canary phase that waits for a continue (or the named one) go on.
+ * The answer says what it let go and which gates remain; a continue that
+ * would change nothing (a COMPLETE plan, nothing interrupted, no gate) is
+ * refused so that it does not look like progress. Returns the answer, or
+ * NULL after answering an error.
+ */
+static json_t *plan_continue(struct hf_srv *s, struct hf_service *svc,
+			     const struct hf_plan_def *def,
+			     struct hf_plan_run *run, const char *phase,
+			     struct hf_http_resp *resp)
+{
+	struct hf_plan_view v;
+	json_t *did = json_array(), *gates, *reply;
+	bool whole = run->interrupted;
+	bool ph_int = phase && hf_strlist_has(&run->interrupted_phases, phase);
+	long gate_phase = -1, gate_step = -1;
+	enum hf_status before;
+	int total;
+	size_t base = 0;
+
+	if (hf_sched_plan_view(s, svc, def->name, &v))
+		return NULL;
+	before = v.status;
+	for (size_t p = 0; p < def->phases.len && gate_phase < 0; p++) {
+		const struct hf_plan_phase_def *ph = &def->phases.items[p];
+		long next;
+
+		if ((!phase || strcmp(ph->name, phase) == 0) &&
+		    canary_left(ph, &v.steps[base],
+				run_continues(run, ph->name), &next)) {
+			gate_phase = (long)p;
+			gate_step = next;
+		}
+		base += ph->steps.len;
+	}
+	hf_plan_view_release(&v);
+	/* A run that stopped short (a newer config's plan took over). */
+	if (!run->active && before != HF_STATUS_COMPLETE)
+		whole = true;
+	if (before == HF_STATUS_COMPLETE && !run->interrupted && !ph_int) {
+		json_decref(did);
+		hf_http_error(resp, HF_ECONFLICT,
+			      "plan '%s' is already COMPLETE: there is nothing "
+			      "to continue",
+			      def->name);
+		return NULL;
+	}
+	if (!whole && !ph_int && gate_phase < 0) {
+		json_decref(did);
+		hf_http_error(resp, HF_ECONFLICT,
+			      "plan '%s' is %s: %s is not interrupted and no "
+			      "canary step waits for a continue",
+			      def->name, hf_status_name(before),
+			      phase ? "the phase" : "it");
+		return NULL;
+	}
+	if (run->interrupted)
+		json_array_append_new(did,
+				      json_string("the plan is no longer "
+						  "interrupted"));
+	else if (whole)
+		json_array_append_new(did, json_string("the plan runs again"));
+	run->interrupted = false;
+	run->active = true;
+	if (ph_int) {
+		struct hf_strlist keep = {0};
+
+		for (size_t i = 0; i < run->interrupted_phases.len; i++)
+			if (strcmp(run->interrupted_phases.items[i], phase) != 0)
+				hf_strlist_push(&keep,
+						run->interrupted_phases.items[i]);
+		hf_strlist_release(&run->interrupted_phases);
+		run->interrupted_phases = keep;
+		json_array_append_new(did,
+				      json_sprintf("phase %s is no longer "
+						   "interrupted",
+						   phase));
+	}
+	if (gate_phase >= 0) {
+		const struct hf_plan_phase_def *ph =
+		    &def->phases.items[gate_phase];
+		int c = run_continues(run, ph->name) + 1;
+		char num[16];
+
+		snprintf(num, sizeof(num), "%d", c);
+		hf_kvlist_set(&run->continues, ph->name, num);
+		if (gate_step == 0)
+			json_array_append_new(
+			    did, json_sprintf("canary gate %d of %d in phase %s "
+					      "passed: %s goes",
+					      c, ph->steps.len > 1 ? 2 : 1,
+					      ph->name, ph->steps.items[0].name));
+		else
+			json_array_append_new(
+			    did,
+			    json_sprintf("canary gate %d of 2 in phase %s "
+					 "passed: %s%s go%s once %s is complete",
+					 c, ph->name,
+					 ph->steps.items[gate_step].name,
+					 ph->steps.len > 2 ? " and the rest" : "",
+					 ph->steps.len > 2 ? "" : "es",
+					 ph->steps.items[0].name));
+	}
+	if (hf_sched_plan_view(s, svc, def->name, &v) == 0) {
+		gates = canary_gates(def, run, &v, &total);
+		reply = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i}", "message",
+				  "ok", "plan", def->name, "status",
+				  hf_status_name(v.status), "continued", did,
+				  "gates", gates, "continues_needed", total);
+		hf_plan_view_release(&v);
+	} else {
+		reply = json_pack("{s:s, s:s, s:o}", "message", "ok", "plan",
+				  def->name, "continued", did);
+	}
+	return reply;
+}
+
 enum plan_op {
 	OP_START,
 	OP_STOP,
@@ -688,7 +884,7 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 	struct hf_config *cfg;
 	const struct hf_plan_def *def;
 	struct hf_plan_run *run;
-	json_t *body = NULL;
+	json_t *body = NULL, *reply = NULL;
 	const char *bad = NULL;
 
 	if (op == OP_START && req->body_len) {
@@ -771,57 +967,16 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 			run->interrupted = true;
 		}
 		break;
-	case OP_CONTINUE: {
-		struct hf_plan_view v;
-
+	case OP_CONTINUE:
 		if (!run) {
 			hf_http_error(resp, HF_ECONFLICT,
 				      "plan '%s' has not been started", plan);
 			goto out;
 		}
-		run->interrupted = false;
-		run->active = true;
-		if (phase) {
-			struct hf_strlist keep = {0};
-
-			for (size_t i = 0; i < run->interrupted_phases.len; i++)
-				if (strcmp(run->interrupted_phases.items[i],
-					   phase) != 0)
-					hf_strlist_push(
-					    &keep, run->interrupted_phases.items[i]);
-			hf_strlist_release(&run->interrupted_phases);
-			run->interrupted_phases = keep;
-		}
-		/*
-		 * A continue also lets a canary phase go on: the named
-		 * phase, or the first one that waits.
-		 */
-		if (hf_sched_plan_view(s, svc, plan, &v) == 0) {
-			for (size_t p = 0; p < def->phases.len; p++) {
-				const struct hf_plan_phase_def *ph =
-				    &def->phases.items[p];
-				const char *c;
-				char num[16];
-
-				if (phase && strcmp(ph->name, phase) != 0)
-					continue;
-				if (ph->strategy != HF_STRATEGY_SERIAL_CANARY &&
-				    ph->strategy != HF_STRATEGY_PARALLEL_CANARY)
-					continue;
-				if (!phase &&
-				    v.phases[p].status != HF_STATUS_WAITING)
-					continue;
-				c = hf_kvlist_get(&run->continues, ph->name);
-				snprintf(num, sizeof(num), "%d",
-					 (c ? atoi(c) : 0) + 1);
-				hf_kvlist_set(&run->continues, ph->name, num);
-				if (!phase)
-					break;
-			}
-			hf_plan_view_release(&v);
-		}
+		reply = plan_continue(s, svc, def, run, phase, resp);
+		if (!reply)
+			goto out;
 		break;
-	}
 	case OP_FORCE_COMPLETE:
 	case OP_RESTART: {
 		const struct hf_plan_phase_def *ph;
@@ -898,8 +1053,9 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 		free(obj);
 	}
 	hf_sched_changed(s, true);
-	hf_http_json(resp, 200,
-		     json_pack("{s:s, s:s}", "message", "ok", "plan", plan));
+	if (!reply)
+		reply = json_pack("{s:s, s:s}", "message", "ok", "plan", plan);
+	hf_http_json(resp, 200, reply);
 out:
 	pthread_mutex_unlock(&s->mu);
 done:

@@ -182,3 +182,76 @@ plans:
     backups = [os.path.join(r, f) for r, _, fs in os.walk(vol) for f in fs if f == "backups"]
     assert open(backups[0]).read() == "backed-up\n"
     remove(cluster, "ll3")
+
+
+# ---------------------------------------------------------------------------
+# The SDK's plan verbs, and what a resume says
+
+def test_canary_continue_says_what_it_let_go_and_what_waits(cluster):
+    # examples/canary.yml: two canary phases of two gates each, so four
+    # continues, as the README says.
+    cluster.deploy(os.path.join(REPO, "examples/canary.yml"), wait=False)
+    wait_for(lambda: cluster.plan("canary")["status"] == "WAITING", 30, what="canary waits")
+    out = cluster.cli("-s", "canary", "plan", "continue", "deploy").stdout
+    assert "plan deploy: canary gate 1 of 2 in phase web passed: web-0:[server] goes\n" in out, out
+    assert "3 more continues are needed:" in out, out
+    assert "  phase web: 1, the next for web-1:[server] (it waits for its first step to complete and a continue)\n" in out, out
+    assert "  phase worker: 2, the next for worker-0:[worker] (it waits for a continue)\n" in out, out
+    wait_for(lambda: cluster.plan("canary")["phases"][0]["steps"][0]["status"] == "COMPLETE",
+             60, what="web-0")
+    out = cluster.cli("-s", "canary", "plan", "resume", "deploy").stdout
+    assert ("canary gate 2 of 2 in phase web passed: web-1:[server] and the rest go "
+            "once web-0:[server] is complete") in out, out
+    assert "2 more continues are needed:" in out, out
+    wait_for(lambda: cluster.plan("canary")["phases"][0]["status"] == "COMPLETE", 90, what="web")
+    js = json.loads(cluster.cli("-s", "canary", "--json", "plan", "continue", "deploy").stdout)
+    assert js["continued"] == ["canary gate 1 of 2 in phase worker passed: worker-0:[worker] goes"]
+    assert js["continues_needed"] == 1 and js["gates"][0]["phase"] == "worker", js
+    wait_for(lambda: cluster.plan("canary")["phases"][1]["steps"][0]["status"] == "COMPLETE",
+             60, what="worker-0")
+    out = cluster.cli("-s", "canary", "plan", "continue", "deploy").stdout
+    assert "no canary gate remains" in out, out
+    cluster.wait_plan("canary", timeout=60)
+    # Nothing left to continue: said, and exit 1.
+    p = cluster.cli("-s", "canary", "plan", "resume", "deploy", check=False)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "plan 'deploy' is already COMPLETE: there is nothing to continue" in p.stderr
+    assert "resume done" not in p.stdout
+    # interrupt / continue are the SDK's pause / resume.
+    assert cluster.cli("-s", "canary", "plan", "interrupt", "deploy").stdout == \
+        "plan deploy: interrupt done\n"
+    assert cluster.plan("canary")["interrupted"] is True
+    out = cluster.cli("-s", "canary", "plan", "continue", "deploy").stdout
+    assert "plan deploy: the plan is no longer interrupted\n" in out, out
+    assert cluster.plan("canary")["interrupted"] is False
+    remove(cluster, "canary")
+
+
+def test_resume_of_a_plan_nothing_holds_back_is_refused(cluster, tmp_path):
+    gate = tmp_path / "go"
+    spec = write(tmp_path / "rs.yml", f"""
+name: held
+pods:
+  p:
+    count: 1
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 0.05
+        memory: 16
+        readiness-check: {{cmd: test -f {gate}, interval: 1, timeout: 5}}
+""")
+    cluster.deploy(spec, wait=False)
+    wait_for(lambda: cluster.plan("held")["status"] == "IN_PROGRESS", 30, what="in progress")
+    p = cluster.cli("-s", "held", "plan", "continue", "deploy", check=False)
+    assert p.returncode == 1
+    assert ("plan 'deploy' is IN_PROGRESS: it is not interrupted and no canary step "
+            "waits for a continue") in p.stderr, p.stderr
+    # A paused phase resumes, and says so.
+    cluster.cli("-s", "held", "plan", "pause", "deploy", "--phase", "p")
+    out = cluster.cli("-s", "held", "plan", "resume", "deploy", "--phase", "p").stdout
+    assert out.startswith("plan deploy: phase p is no longer interrupted\n"), out
+    write(gate, "")
+    cluster.wait_plan("held", timeout=60)
+    remove(cluster, "held")

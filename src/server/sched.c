@@ -1407,6 +1407,34 @@ void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
 {
 	const char *plan;
 
+	struct hf_config *old = hf_state_target(svc);
+
+	/*
+	 * A change relaunches the instances of pods whose effective spec
+	 * changed: their tasks start afresh, without the restart backoff
+	 * their old spec's failures earned (the change may be the fix).
+	 */
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		const char *a = old ? hf_kvlist_get(&old->fingerprints, in->pod)
+				    : NULL;
+		const char *b = hf_kvlist_get(&cfg->fingerprints, in->pod);
+		bool reset = false;
+
+		if (a && b && strcmp(a, b) == 0)
+			continue;
+		for (size_t k = 0; k < in->slots.len; k++) {
+			struct hf_task_slot *sl = &in->slots.items[k];
+
+			if (sl->failures || sl->backoff_until) {
+				sl->failures = 0;
+				sl->backoff_until = 0;
+				reset = true;
+			}
+		}
+		if (reset)
+			hf_state_save_instance(s, svc, in);
+	}
 	free(svc->previous);
 	svc->previous = svc->target;
 	svc->target = hf_xstrdup(cfg->id);

@@ -255,3 +255,36 @@ pods:
     write(gate, "")
     cluster.wait_plan("held", timeout=60)
     remove(cluster, "held")
+
+
+# ---------------------------------------------------------------------------
+# A fixing update
+
+def test_a_fixing_update_resets_the_restart_backoff(cluster, tmp_path):
+    spec = write(tmp_path / "fix.yml", """
+name: fixme
+pods:
+  p:
+    count: 1
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: "{{CMD}}"
+        cpus: 0.05
+        memory: 16
+""")
+    info = "/v1/service/fixme/pod/p-0/info"
+
+    def slot():
+        st, body = cluster.api("GET", info)
+        return body["tasks"][0] if st == 200 and body["tasks"] else None
+
+    cluster.deploy(spec, "-o", "CMD=exit 3", wait=False)
+    # It failed more than once: the next relaunch waits out a backoff.
+    wait_for(lambda: (slot() or {}).get("failures", 0) >= 3, 60, what="repeated failures")
+    cluster.cli("service", "update", "fixme", "-f", spec, "-o", "CMD=exec sleep 1000")
+    s = slot()
+    assert s["failures"] == 0 and s["backoff_until"] == 0, s
+    cluster.wait_plan("fixme", timeout=60)
+    assert cluster.tasks("fixme")["p-0-server"]["status"] == "RUNNING"
+    remove(cluster, "fixme")

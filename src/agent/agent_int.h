@@ -116,6 +116,7 @@ struct ag_task {
 	bool oom_killed;
 	char *message;
 	bool ready;
+	char *not_ready;           /* the last failed readiness check's reason */
 	int healthy;               /* -1 = null, 0, 1 */
 	int health_failures;
 

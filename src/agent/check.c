@@ -251,6 +251,13 @@ static void finish(struct hf_agent *ag, struct ag_task *t, struct ag_check *c,
 			t->ready = true;
 			ag_log("task %s is ready", t->id);
 			ag_mark_dirty(ag);
+		} else if (!pass && !t->ready && reason &&
+			   (!t->not_ready || strcmp(t->not_ready, reason))) {
+			/* Why it is not ready yet: the server shows it. */
+			free(t->not_ready);
+			t->not_ready = reason;
+			reason = NULL;
+			ag_mark_dirty(ag);
 		}
 		free(reason);
 		return;

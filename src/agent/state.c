@@ -82,6 +82,7 @@ void ag_task_free(struct ag_task *t)
 	hf_strlist_release(&t->volume_keys);
 	hf_strlist_release(&t->volume_paths);
 	free(t->message);
+	free(t->not_ready);
 	free(t->stop_message);
 	free(t->id);
 	free(t->dir);
@@ -349,7 +350,8 @@ json_t *ag_task_report(const struct ag_task *t)
 	bool final = ag_state_final(t->state);
 
 	return json_pack(
-		"{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:i, s:o}",
+		"{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:i, s:o, "
+		"s:o}",
 		"task_id", t->id, "state", ag_state_name(t->state), "pid",
 		int_or_null(t->pid > 0 && !final, t->pid), "started_at",
 		int_or_null(t->started_at > 0, t->started_at), "finished_at",
@@ -359,7 +361,9 @@ json_t *ag_task_report(const struct ag_task *t)
 		"oom_killed", t->oom_killed, "ready", t->ready, "healthy",
 		t->healthy < 0 ? json_null() : json_boolean(t->healthy),
 		"health_failures", t->health_failures, "message",
-		t->message ? json_string(t->message) : json_null());
+		t->message ? json_string(t->message) : json_null(),
+		"not_ready", t->not_ready && !t->ready
+				 ? json_string(t->not_ready) : json_null());
 }
 
 /* ---- agent.json ------------------------------------------------------ */

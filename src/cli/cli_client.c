@@ -246,8 +246,9 @@ static int print_plan_tree(FILE *f, const json_t *plan)
 
 /*
  * Waits for a plan to finish, showing progress: a redrawn tree on a
- * terminal, one line per step change otherwise. Returns 0 on COMPLETE,
- * HF_EXIT_FAIL on ERROR (or timeout).
+ * terminal, otherwise one line whenever a step's status or message (why it
+ * waits) changes. timeout_s > 0 gives up after that long. Returns 0 on
+ * COMPLETE, HF_EXIT_FAIL on ERROR (or timeout).
  */
 static int wait_plan(const char *svc, const char *plan, double timeout_s)
 {
@@ -298,8 +299,15 @@ static int wait_plan(const char *svc, const char *plan, double timeout_s)
 				    json_object_get(ls, "status"));
 				const char *msg = json_string_value(
 				    json_object_get(s, "message"));
+				const char *wmsg = json_string_value(
+				    json_object_get(ls, "message"));
 
-				if (!was || strcmp(was, now) != 0)
+				/*
+				 * A new status, or news of why it waits
+				 * (placement, backoff, readiness).
+				 */
+				if (!was || strcmp(was, now) != 0 ||
+				    strcmp(wmsg ? wmsg : "", msg ? msg : "") != 0)
 					printf("%s %s %s %s%s%s\n", plan,
 					       json_string_value(
 						   json_object_get(ph, "name")),
@@ -337,6 +345,39 @@ static int wait_plan(const char *svc, const char *plan, double timeout_s)
 	json_decref(last);
 	free(path);
 	return rc;
+}
+
+/*
+ * After a configuration change's plan: instances beyond a lowered count
+ * are removed by the decommission plan, which a --wait also waits for
+ * (quietly when there is nothing to remove). timeout_s counts from start.
+ */
+static int wait_change(const char *svc, const char *plan, double timeout_s)
+{
+	time_t start = time(NULL);
+	char *path;
+	long status;
+	json_t *p = NULL;
+	int rc = wait_plan(svc, plan, timeout_s);
+
+	if (rc)
+		return rc;
+	path = svc_path(svc, "/plans/decommission");
+	rc = api("GET", path, NULL, &status, &p);
+	free(path);
+	if (rc)
+		return rc;
+	if (status == 200 || status == 404) {
+		json_decref(p);
+		return 0; /* nothing to remove */
+	}
+	json_decref(p);
+	if (timeout_s > 0) {
+		timeout_s -= difftime(time(NULL), start);
+		if (timeout_s < 1)
+			timeout_s = 1;
+	}
+	return wait_plan(svc, "decommission", timeout_s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -537,10 +578,10 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 	} else if (a.wait &&
 		   (verb == SPEC_DEPLOY ||
 		    json_is_true(json_object_get(out, "changed")))) {
-		rc = wait_plan(spec->name,
-			       hf_spec_update_plan_name(spec,
-							verb == SPEC_DEPLOY),
-			       a.timeout);
+		rc = wait_change(spec->name,
+				 hf_spec_update_plan_name(spec,
+							  verb == SPEC_DEPLOY),
+				 a.timeout);
 	} else {
 		rc = HF_EXIT_OK;
 	}
@@ -629,7 +670,7 @@ static int cmd_service_rollback(int argc, char **argv)
 		if (api("GET", p2, NULL, &status, &plans) == 0)
 			json_array_foreach(plans, i, v) if (strcmp(
 			    json_string_value(v), "update") == 0) plan = "update";
-		rc = wait_plan(name, plan, timeout);
+		rc = wait_change(name, plan, timeout);
 		json_decref(plans);
 		free(p2);
 	}
@@ -1120,6 +1161,58 @@ static int cmd_plan_force_complete(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* pod and node                                                         */
 
+/*
+ * A table whose columns are as wide as their widest cell, so that no
+ * value (NOT_LAUNCHED, a long task name) shifts the columns after it.
+ * The last cell of a row, if any, is a free-form note printed after two
+ * spaces.
+ */
+#define TABLE_COLS 6
+
+struct table {
+	HF_VEC(char *) cells; /* TABLE_COLS + 1 per row; the note may be NULL */
+	size_t width[TABLE_COLS];
+};
+
+static void table_row(struct table *t, const char *c0, const char *c1,
+		      const char *c2, const char *c3, const char *c4,
+		      const char *c5, const char *note)
+{
+	const char *c[TABLE_COLS] = {c0, c1, c2, c3, c4, c5};
+
+	for (size_t i = 0; i < TABLE_COLS; i++) {
+		const char *v = c[i] ? c[i] : "-";
+
+		if (strlen(v) > t->width[i])
+			t->width[i] = strlen(v);
+		*HF_VEC_PUSH(&t->cells) = hf_xstrdup(v);
+	}
+	*HF_VEC_PUSH(&t->cells) = note && *note ? hf_xstrdup(note) : NULL;
+}
+
+static void table_print(const struct table *t)
+{
+	for (size_t r = 0; r + TABLE_COLS < t->cells.len + 1;
+	     r += TABLE_COLS + 1) {
+		char *const *row = &t->cells.items[r];
+		const char *note = row[TABLE_COLS];
+
+		for (size_t i = 0; i < TABLE_COLS; i++)
+			printf("%-*s%s", i + 1 < TABLE_COLS || note
+					     ? (int)t->width[i]
+					     : 0,
+			       row[i], i + 1 < TABLE_COLS ? " " : "");
+		printf("%s%s\n", note ? "  " : "", note ? note : "");
+	}
+}
+
+static void table_release(struct table *t)
+{
+	for (size_t i = 0; i < t->cells.len; i++)
+		free(t->cells.items[i]);
+	HF_VEC_FREE(&t->cells);
+}
+
 static int cmd_pod_status(int argc, char **argv)
 {
 	const char *only = NULL;
@@ -1150,12 +1243,12 @@ static int cmd_pod_status(int argc, char **argv)
 		print_json(out);
 	} else {
 		size_t i, k;
-		json_t *p, *t;
+		json_t *p, *tk;
 		bool list = strcmp(argv[0], "list") == 0;
+		struct table t = {0};
 
-		if (!list)
-			printf("%-20s %-30s %-10s %-6s %-8s %s\n", "POD", "TASK",
-			       "STATUS", "READY", "RESTARTS", "NODE");
+		table_row(&t, "POD", "TASK", "STATUS", "READY", "RESTARTS",
+			  "NODE", NULL);
 		json_array_foreach(json_object_get(out, "pods"), i, p)
 		{
 			const char *pname =
@@ -1168,31 +1261,41 @@ static int cmd_pod_status(int argc, char **argv)
 			if (only && strcmp(only, pname) != 0)
 				continue;
 			if (list) {
-				printf("%s\n", pname);
+				printf("%s%s\n", pname,
+				       node ? "" : "  (not placed)");
 				continue;
 			}
-			json_array_foreach(json_object_get(p, "tasks"), k, t)
+			/* An instance not placed yet has no tasks: one row. */
+			if (!json_array_size(json_object_get(p, "tasks")))
+				table_row(&t, pname, "-",
+					  node ? "NOT_LAUNCHED" : "NOT_PLACED",
+					  "no", "0", node ? node : "-",
+					  pmsg);
+			json_array_foreach(json_object_get(p, "tasks"), k, tk)
 			{
 				const char *msg = json_string_value(
-				    json_object_get(t, "message"));
+				    json_object_get(tk, "message"));
+				char restarts[24];
 
 				if (!msg)
 					msg = pmsg;
-				printf("%-20s %-30s %-10s %-6s %-8lld %s%s%s\n",
-				       pname,
-				       json_string_value(
-					   json_object_get(t, "name")),
-				       json_string_value(
-					   json_object_get(t, "status")),
-				       json_is_true(json_object_get(t, "ready"))
-					   ? "yes"
-					   : "no",
-				       (long long)json_integer_value(
-					   json_object_get(t, "restarts")),
-				       node ? node : "-", msg ? "  " : "",
-				       msg ? msg : "");
+				snprintf(restarts, sizeof(restarts), "%lld",
+					 (long long)json_integer_value(
+					     json_object_get(tk, "restarts")));
+				table_row(
+				    &t, pname,
+				    json_string_value(json_object_get(tk, "name")),
+				    json_string_value(
+					json_object_get(tk, "status")),
+				    json_is_true(json_object_get(tk, "ready"))
+					? "yes"
+					: "no",
+				    restarts, node ? node : "-", msg);
 			}
 		}
+		if (!list)
+			table_print(&t);
+		table_release(&t);
 	}
 	json_decref(out);
 out:
@@ -1200,27 +1303,168 @@ out:
 	return rc;
 }
 
+/* An epoch-ms time as UTC ISO 8601 into buf; "-" for 0. */
+static const char *iso_time(json_int_t ms, char *buf, size_t len)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0)
+		return "-";
+	gmtime_r(&secs, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static json_int_t jint(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* `pod info` for people: the record, with times and states spelled out. */
+static void print_pod_info(const json_t *in)
+{
+	const json_t *ports = json_object_get(in, "ports");
+	json_int_t decom = jint(in, "decom");
+	const char *k;
+	json_t *v, *sl;
+	size_t i;
+	char t1[40], t2[40];
+
+	printf("%s (pod %s, instance %lld)\n", jstr(in, "name"), jstr(in, "pod"),
+	       (long long)jint(in, "index"));
+	printf("  node:      %s\n",
+	       jstr(in, "node") ? jstr(in, "node") : "- (not placed)");
+	if (json_object_size(ports)) {
+		printf("  ports:    ");
+		json_object_foreach((json_t *)ports, k, v)
+		    printf(" %s %s", k, json_string_value(v));
+		printf("\n");
+	}
+	if (json_is_true(json_object_get(in, "paused")))
+		printf("  state:     paused (its tasks run a sleep; 'pod resume' "
+		       "undoes it)\n");
+	if (json_is_true(json_object_get(in, "replacing")))
+		printf("  state:     being replaced%s\n",
+		       json_is_true(json_object_get(in, "replace_deleting"))
+			   ? " (its old volumes are being deleted)"
+			   : "");
+	if (decom)
+		printf("  state:     being decommissioned (%s)\n",
+		       decom == 1 ? "draining" : "stopping its tasks");
+	if (json_is_true(json_object_get(in, "drain_failed")))
+		printf("  drain:     failed; its volumes are kept\n");
+	if (jstr(in, "replaced_node"))
+		printf("  replaces:  the instance on node %s (%s)%s\n",
+		       jstr(in, "replaced_node"),
+		       jstr(in, "replaced_address") ? jstr(in, "replaced_address")
+						    : "-",
+		       json_is_true(json_object_get(in, "replace_pending"))
+			   ? "; its replace tasks have not finished"
+			   : "");
+	if (jstr(in, "message"))
+		printf("  message:   %s\n", jstr(in, "message"));
+	json_array_foreach(json_object_get(in, "tasks"), i, sl)
+	{
+		const json_t *c = json_object_get(sl, "current");
+		json_t *h;
+
+		if (!json_is_object(c)) {
+			printf("  task %s: not launched\n", jstr(sl, "task"));
+			continue;
+		}
+		h = json_object_get(c, "healthy");
+		printf("  task %s: %s%s%s%s\n", jstr(sl, "task"), jstr(c, "state"),
+		       json_is_true(json_object_get(c, "ready")) ? ", ready" : "",
+		       json_is_true(h)	    ? ", healthy"
+		       : json_is_false(h) ? ", unhealthy"
+					  : "",
+		       json_is_true(json_object_get(c, "kill"))
+			   ? ", being stopped"
+			   : "");
+		printf("    id:        %s\n", jstr(c, "id"));
+		printf("    config:    %s (launched by %s)\n",
+		       jstr(c, "config_id") ? jstr(c, "config_id") : "-",
+		       jstr(c, "run") ? jstr(c, "run") : "-");
+		printf("    launched:  %s", iso_time(jint(c, "launched_at"), t1,
+						 sizeof(t1)));
+		if (jint(c, "started_at"))
+			printf(", running since %s",
+			       iso_time(jint(c, "started_at"), t2, sizeof(t2)));
+		printf("\n");
+		if (jint(c, "finished_at")) {
+			printf("    ended:     %s", iso_time(jint(c, "finished_at"),
+							t1, sizeof(t1)));
+			if (json_is_integer(json_object_get(c, "exit_code")))
+				printf(", exit status %lld",
+				       (long long)jint(c, "exit_code"));
+			if (json_is_integer(json_object_get(c, "signal")))
+				printf(", signal %lld",
+				       (long long)jint(c, "signal"));
+			if (json_is_true(json_object_get(c, "oom_killed")))
+				printf(", out of memory");
+			printf("\n");
+		}
+		printf("    restarts:  %lld (launches %lld)",
+		       (long long)jint(sl, "restarts"),
+		       (long long)jint(sl, "launches"));
+		if (jint(sl, "failures"))
+			printf("; %lld failure%s in a row",
+			       (long long)jint(sl, "failures"),
+			       jint(sl, "failures") == 1 ? "" : "s");
+		if (jint(sl, "backoff_until") > (json_int_t)time(NULL) * 1000)
+			printf("; next launch not before %s",
+			       iso_time(jint(sl, "backoff_until"), t1,
+					sizeof(t1)));
+		printf("\n");
+		if (json_object_size(json_object_get(c, "params"))) {
+			printf("    params:   ");
+			json_object_foreach(json_object_get(c, "params"), k, v)
+			    printf(" %s=%s", k, json_string_value(v));
+			printf("\n");
+		}
+		if (jstr(c, "message"))
+			printf("    message:   %s\n", jstr(c, "message"));
+	}
+}
+
 static int cmd_pod_info(int argc, char **argv)
 {
+	const char *pod = NULL;
 	char *svc = NULL, *esc, *rest, *path;
 	long status;
 	json_t *out;
 	int rc;
 
-	if (argc < 2)
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!pod && argv[k][0] != '-')
+			pod = argv[k];
+		else
+			return hf_cli_usage("pod", "info");
+	}
+	if (!pod)
 		return hf_cli_usage("pod", "info");
 	rc = pick_service(&svc);
 	if (rc)
 		return rc;
-	esc = hf_url_escape(argv[1]);
+	esc = hf_url_escape(pod);
 	rest = hf_xasprintf("/pod/%s/info", esc);
 	path = svc_path(svc, rest);
 	rc = api("GET", path, NULL, &status, &out);
 	if (!rc) {
 		if (status != 200)
 			rc = api_error(status, out);
-		else
+		else if (g.json)
 			print_json(out);
+		else
+			print_pod_info(out);
 		json_decref(out);
 	}
 	free(esc);
@@ -1352,7 +1596,10 @@ static int show_get(const char *rest, bool lines)
 static int cmd_endpoints(int argc, char **argv)
 {
 	const char *name = NULL;
-	char *rest;
+	char *rest, *path, *svc = NULL;
+	json_t *out = NULL, *v;
+	long status;
+	size_t i;
 	int rc;
 
 	for (int k = 1; k < argc; k++) {
@@ -1371,8 +1618,43 @@ static int cmd_endpoints(int argc, char **argv)
 	} else {
 		rest = hf_xstrdup("/endpoints");
 	}
-	rc = show_get(rest, true);
+	if (g.json) {
+		rc = show_get(rest, true);
+		free(rest);
+		return rc;
+	}
+	rc = pick_service(&svc);
+	if (rc) {
+		free(rest);
+		return rc;
+	}
+	path = svc_path(svc, rest);
 	free(rest);
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+	} else if (!name && !json_array_size(out)) {
+		/* Said, not left to an empty output. */
+		printf("%s advertises no endpoints: none of its ports has "
+		       "'advertise: true' (its pods' ports are in 'holdfast -s "
+		       "%s pod info POD')\n",
+		       svc, svc);
+	} else if (!name) {
+		json_array_foreach(out, i, v)
+		    printf("%s\n", json_string_value(v));
+	} else {
+		/* One address a line: what a client connects to. */
+		json_array_foreach(json_object_get(out, "address"), i, v)
+		    printf("%s\n", json_string_value(v));
+		if (!json_array_size(json_object_get(out, "address")))
+			printf("%s: no instance has this port yet\n", name);
+	}
+out:
+	json_decref(out);
+	free(svc);
 	return rc;
 }
 
@@ -1878,7 +2160,10 @@ const struct hf_cli_cmd hf_client_cmds[] = {
     {"pod", "list", cmd_pod_status, "[--json]", "list pod instances", NULL},
     {"pod", "status", cmd_pod_status, "[POD] [--json]",
      "show pod instances and their tasks", NULL},
-    {"pod", "info", cmd_pod_info, "POD", "show a pod instance's record", NULL},
+    {"pod", "info", cmd_pod_info, "POD [--json]",
+     "show a pod instance: node, ports, state and each task's launch",
+     "Times are UTC. --json gives the record as the API has it (times in\n"
+     "ms since the epoch)."},
     {"pod", "restart", cmd_pod_restart, "POD",
      "restart a pod instance in place (same node, same volumes)", NULL},
     {"pod", "replace", cmd_pod_replace, "POD [--yes]",
@@ -1891,7 +2176,12 @@ const struct hf_cli_cmd hf_client_cmds[] = {
     {"pod", "resume", cmd_pod_resume, "POD",
      "relaunch a paused pod's tasks normally", NULL},
     {"endpoints", NULL, cmd_endpoints, "[NAME] [--json]",
-     "list advertised endpoints, or show one's addresses", NULL},
+     "list advertised endpoints, or show one's addresses",
+     "Without NAME: the names of the ports the service advertises\n"
+     "('advertise: true'), or a line saying it advertises none. With NAME:\n"
+     "the address:port of every instance, one a line. --json gives the\n"
+     "SDK's shape, whose \"dns\" entries are <node host name>:port: they\n"
+     "resolve wherever the nodes' host names do (holdfast runs no DNS)."},
     {"config", "list", cmd_config_list, "[--json]",
      "list a service's configuration ids", NULL},
     {"config", "show", cmd_config_show, "ID",

@@ -1097,6 +1097,100 @@ static void h_plan_restart(void *ctx, const struct hf_http_req *req,
 /* ------------------------------------------------------------------ */
 /* Pods and nodes                                                       */
 
+/*
+ * The instances the target asks for that have no record yet (their plan
+ * step has not started), as pod status entries saying what they wait
+ * for. Returns whether `only` was among them.
+ */
+static bool add_unplaced(struct hf_srv *s, struct hf_service *svc,
+			 const char *only, json_t *pods)
+{
+	struct hf_config *cfg = hf_state_target(svc);
+	struct hf_strlist missing = {0}, whys = {0};
+	struct hf_map index = {0}; /* name -> its position in missing + 1 */
+	size_t *why_of;            /* per missing: position in whys + 1 */
+
+	if (!cfg || !cfg->spec || svc->removing)
+		return false;
+	for (size_t p = 0; p < cfg->spec->pods.len; p++) {
+		const struct hf_spec_pod *pod = &cfg->spec->pods.items[p];
+
+		for (int64_t i = 0; i < pod->count; i++) {
+			char *name = hf_xasprintf("%s-%lld", pod->name,
+						  (long long)i);
+
+			if (!hf_state_instance(svc, name) &&
+			    (!only || strcmp(only, name) == 0))
+				hf_strlist_push(&missing, name);
+			free(name);
+		}
+	}
+	if (!missing.len)
+		return false;
+	why_of = hf_xcalloc(missing.len, sizeof(*why_of));
+	for (size_t i = 0; i < missing.len; i++)
+		hf_map_put(&index, missing.items[i], (void *)(uintptr_t)(i + 1));
+	/* What each waits for: its first unfinished step of an active plan. */
+	for (size_t r = 0; r < svc->runs.len; r++) {
+		const struct hf_plan_run *run = &svc->runs.items[r];
+		struct hf_plan_view v;
+		size_t base = 0;
+
+		if (!run->active || hf_sched_plan_view(s, svc, run->plan, &v))
+			continue;
+		for (size_t p = 0; p < v.def->phases.len; p++) {
+			const struct hf_plan_phase_def *ph = &v.def->phases.items[p];
+
+			for (size_t k = 0; k < ph->steps.len; k++) {
+				const struct hf_plan_step_def *st =
+				    &ph->steps.items[k];
+				const char *m = v.messages[base + k];
+				char *name = hf_xasprintf("%s-%lld", st->pod,
+							  (long long)st->index);
+				size_t at = (size_t)(uintptr_t)hf_map_get(
+				    &index, name);
+
+				free(name);
+				if (!at || why_of[at - 1] ||
+				    v.steps[base + k].status ==
+					HF_STATUS_COMPLETE)
+					continue;
+				name = hf_xasprintf(
+				    "not placed yet: its step %s of plan %s is "
+				    "%s%s%s",
+				    st->name, run->plan,
+				    hf_status_name(v.steps[base + k].status),
+				    m ? ": " : "", m ? m : "");
+				hf_strlist_push(&whys, name);
+				free(name);
+				why_of[at - 1] = whys.len;
+			}
+			base += ph->steps.len;
+		}
+		hf_plan_view_release(&v);
+	}
+	for (size_t i = 0; i < missing.len; i++) {
+		const char *name = missing.items[i];
+		char *pod = hf_xstrndup(name, (size_t)(strrchr(name, '-') - name));
+
+		json_array_append_new(
+		    pods, json_pack("{s:s, s:s, s:n, s:b, s:b, s:s, s:b, s:b, "
+				    "s:[]}",
+				    "name", name, "pod", pod, "node", "placed",
+				    0, "node_reachable", 0, "message",
+				    why_of[i] ? whys.items[why_of[i] - 1]
+					      : "not placed yet: no active plan "
+						"has a step for it",
+				    "paused", 0, "replacing", 0, "tasks"));
+		free(pod);
+	}
+	free(why_of);
+	hf_map_release(&index);
+	hf_strlist_release(&missing);
+	hf_strlist_release(&whys);
+	return true;
+}
+
 static void pod_status(void *ctx, const struct hf_http_req *req,
 		       struct hf_http_resp *resp, const char *only)
 {
@@ -1148,11 +1242,15 @@ static void pod_status(void *ctx, const struct hf_http_req *req,
 						       in->node)
 					: NULL;
 
+			if (!in->node && !in->message)
+				msg = hf_xstrdup("not placed yet");
 			json_array_append_new(
 			    pods,
-			    json_pack("{s:s, s:s, s:o, s:b, s:o, s:b, s:b, s:o}",
+			    json_pack("{s:s, s:s, s:o, s:b, s:b, s:o, s:b, s:b, "
+				      "s:o}",
 				      "name", in->name, "pod", in->pod, "node",
-				      str_or_null(in->node), "node_reachable",
+				      str_or_null(in->node), "placed",
+				      in->node != NULL, "node_reachable",
 				      reach, "message",
 				      str_or_null(msg ? msg : in->message),
 				      "paused", in->paused, "replacing",
@@ -1160,6 +1258,7 @@ static void pod_status(void *ctx, const struct hf_http_req *req,
 			free(msg);
 		}
 	}
+	found |= add_unplaced(s, svc, only, pods);
 	if (only && !found) {
 		json_decref(pods);
 		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no pod '%s'",
@@ -1318,7 +1417,12 @@ static void h_pod_list(void *ctx, const struct hf_http_req *req,
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Endpoints: advertised ports, as host:port of every instance. */
+/*
+ * Endpoints: an advertised port as address:port of every instance, and
+ * (the SDK's "dns") as <node's host name>:port, for nodes whose agent
+ * reported a host name. holdfast serves no DNS: these names resolve where
+ * the nodes' host names do (your DNS or /etc/hosts).
+ */
 static json_t *endpoint_json(struct hf_srv *s, struct hf_service *svc,
 			     const char *port_name)
 {
@@ -1339,9 +1443,11 @@ static json_t *endpoint_json(struct hf_srv *s, struct hf_service *svc,
 				 num);
 		json_array_append_new(addrs, json_string(a));
 		free(a);
-		a = hf_xasprintf("%s.%s.holdfast:%s", in->name, svc->name, num);
-		json_array_append_new(dns, json_string(a));
-		free(a);
+		if (n && n->hostname && *n->hostname) {
+			a = hf_xasprintf("%s:%s", n->hostname, num);
+			json_array_append_new(dns, json_string(a));
+			free(a);
+		}
 	}
 	return json_pack("{s:o, s:o}", "address", addrs, "dns", dns);
 }

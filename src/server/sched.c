@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "plan/placement.h"
@@ -849,8 +850,14 @@ static char *step_key(const struct hf_plan_phase_def *ph,
 	return hf_xasprintf("%s/%s", ph->name, st->name);
 }
 
+/*
+ * What a user should know of a step that is not complete: why its
+ * instance cannot be placed, its tasks' failures, a readiness check that
+ * fails (with its output), a backoff and when it ends. Only stable text:
+ * `--wait` prints a step again whenever its message changes.
+ */
 static char *step_message(struct hf_service *svc, struct hf_config *cfg,
-			  const struct hf_plan_step_def *st)
+			  const struct hf_plan_step_def *st, int64_t now)
 {
 	char *name = hf_xasprintf("%s-%lld", st->pod, (long long)st->index);
 	struct hf_instance *in = hf_state_instance(svc, name);
@@ -869,10 +876,30 @@ static char *step_message(struct hf_service *svc, struct hf_config *cfg,
 			if (strcmp(in->slots.items[k].task, st->tasks.items[i]) ==
 			    0)
 				sl = &in->slots.items[k];
-		if (!sl || !sl->cur || !sl->cur->message)
+		if (!sl || !sl->cur)
 			continue;
-		hf_buf_addf(&b, "%s%s: %s", b.len ? "; " : "", sl->task,
-			    sl->cur->message);
+		if (sl->cur->message)
+			hf_buf_addf(&b, "%s%s: %s", b.len ? "; " : "", sl->task,
+				    sl->cur->message);
+		if (sl->cur->state == HF_TS_RUNNING && !sl->cur->ready &&
+		    sl->cur->not_ready)
+			hf_buf_addf(&b, "%s%s: not ready: readiness check: %s",
+				    b.len ? "; " : "", sl->task,
+				    sl->cur->not_ready);
+		if (!hf_task_state_live(sl->cur->state) &&
+		    sl->backoff_until > now) {
+			char when[40];
+			time_t secs = (time_t)(sl->backoff_until / 1000);
+			struct tm tm;
+
+			gmtime_r(&secs, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			hf_buf_addf(&b,
+				    "%s%s: in backoff after %u failure%s, "
+				    "relaunched at %s",
+				    b.len ? "; " : "", sl->task, sl->failures,
+				    sl->failures == 1 ? "" : "s", when);
+		}
 	}
 	return b.len ? hf_buf_detach(&b) : NULL;
 }
@@ -964,7 +991,7 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 			}
 			in[base + k].completed = v->completed[base + k];
 			in[base + k].force_complete = hf_map_get(&forced, key);
-			v->messages[base + k] = step_message(svc, cfg, st);
+			v->messages[base + k] = step_message(svc, cfg, st, now);
 			if (run && !v->completed[base + k] &&
 			    in[base + k].observed != HF_STATUS_COMPLETE) {
 				const char *w = hf_kvlist_get(&run->waits, key);
@@ -2333,6 +2360,21 @@ bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
 		/* Reports may arrive out of order: never go backwards. */
 		if (ns == HF_TS_STARTING && r->state == HF_TS_RUNNING)
 			return false;
+		const char *nr = json_string_value(
+		    json_object_get(t, "not_ready"));
+
+		/*
+		 * Why it is not ready: shown, never stored (the next report
+		 * carries it again).
+		 */
+		if (ready || ns != HF_TS_RUNNING)
+			nr = NULL;
+		if ((nr == NULL) != (r->not_ready == NULL) ||
+		    (nr && strcmp(nr, r->not_ready) != 0)) {
+			free(r->not_ready);
+			r->not_ready = nr ? hf_xstrdup(nr) : NULL;
+			hf_sched_changed(s, false);
+		}
 		if (r->state != ns || r->ready != ready ||
 		    r->healthy != healthy) {
 			notable = r->state != ns || r->ready != ready;

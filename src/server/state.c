@@ -283,6 +283,7 @@ void hf_task_rec_free(struct hf_task_rec *r)
 	free(r->config_id);
 	free(r->run);
 	free(r->message);
+	free(r->not_ready);
 	hf_kvlist_release(&r->params);
 	free(r);
 }

@@ -75,6 +75,7 @@ struct hf_task_rec {
 	bool paused; /* launched in debug mode */
 	int64_t launched_at, started_at, finished_at; /* unix ms */
 	char *message;
+	char *not_ready; /* its agent's last failed readiness check; memory only */
 	struct hf_kvlist params; /* plan parameters it was launched with */
 };
 

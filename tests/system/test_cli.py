@@ -274,8 +274,11 @@ def test_pod_list_status_info(cl):
     assert all(l.startswith("web-1") for l in only[1:]) and len(only) > 1
     st = cl.json("pod", "status", "--json")
     assert st["service"] == "app" and len(st["pods"]) == 2
-    info = cl.json("pod", "info", "web-0")
+    info = cl.json("pod", "info", "web-0", "--json")
     assert info["name"] == "web-0" and info["node"] == "node-1" and "http" in info["ports"]
+    human = cl.ok("pod", "info", "web-0").stdout
+    assert human.startswith("web-0 (pod web, instance 0)\n  node:      node-1\n"), human
+    assert f"http {info['ports']['http']}" in human and "task server: RUNNING, ready" in human
     p = cl.fails(1, "pod", "info", "web-9")
     assert "no pod 'web-9'" in p.stderr
     cl.fails(2, "pod", "info")
@@ -289,7 +292,7 @@ def test_pod_restart_pause_resume(cl):
     assert out["pod"] == "web-0" and "web-0-server" in out["tasks"], out
     p = cl.fails(1, "pod", "pause", "web-0")
     assert "already paused" in p.stderr and "(conflict)" in p.stderr
-    wait_for(lambda: cl.json("pod", "info", "web-0")["paused"], 10, what="paused")
+    wait_for(lambda: cl.json("pod", "info", "web-0", "--json")["paused"], 10, what="paused")
     assert cl.ok("pod", "resume", "web-0").stdout == "pod web-0: resume requested\n"
     p = cl.fails(1, "pod", "resume", "web-0")
     assert "not paused" in p.stderr
@@ -301,10 +304,10 @@ def test_pod_restart_pause_resume(cl):
 def test_endpoints(cl):
     assert cl.ok("endpoints").stdout == "http\n"
     assert cl.json("endpoints", "--json") == ["http"]
-    ports = [cl.json("pod", "info", f"web-{i}")["ports"]["http"] for i in range(2)]
-    ep = json.loads(cl.ok("endpoints", "http").stdout)
+    ports = [cl.json("pod", "info", f"web-{i}", "--json")["ports"]["http"] for i in range(2)]
+    ep = cl.json("endpoints", "http", "--json")
     assert sorted(ep["address"]) == sorted(f"127.0.0.1:{p}" for p in ports), ep
-    assert cl.json("endpoints", "http", "--json") == ep
+    assert sorted(cl.ok("endpoints", "http").stdout.splitlines()) == sorted(ep["address"])
     p = cl.fails(1, "endpoints", "nosuch")
     assert "no advertised port 'nosuch'" in p.stderr
 
@@ -347,7 +350,7 @@ def test_task_logs_tail(cl):
 def test_task_exec(cl):
     p = cl.run("task", "exec", "web-1-server", "--", "sh", "-c",
                'echo "color=$COLOR port=$PORT_HTTP"; echo warn >&2; exit 4')
-    port = cl.json("pod", "info", "web-1")["ports"]["http"]
+    port = cl.json("pod", "info", "web-1", "--json")["ports"]["http"]
     assert p.returncode == 4, (p.returncode, p.stdout, p.stderr)
     assert p.stdout == f"color=blue port={port}\n" and p.stderr == "warn\n"
     out = cl.json("task", "exec", "web-1-server", "--json", "--", "test", "-f", "shared/alive")

@@ -288,3 +288,200 @@ pods:
     cluster.wait_plan("fixme", timeout=60)
     assert cluster.tasks("fixme")["p-0-server"]["status"] == "RUNNING"
     remove(cluster, "fixme")
+
+
+# ---------------------------------------------------------------------------
+# --wait and pod status say why a step waits
+
+def first_step(c, svc, plan="deploy"):
+    """The first step of a plan ({} while the service is not there yet)."""
+    st, body = c.api("GET", f"/v1/service/{svc}/plans/{plan}")
+    return body["phases"][0]["steps"][0] if st in (200, 202, 417) else {}
+
+
+def cli_bg(c, *args):
+    return subprocess.Popen([BIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=c._env())
+
+
+def test_wait_shows_a_failing_readiness_check_with_its_output(cluster, tmp_path):
+    gate = tmp_path / "gate"
+    spec = write(tmp_path / "unready.yml", f"""
+name: unready
+pods:
+  p:
+    count: 1
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 0.05
+        memory: 16
+        readiness-check: {{cmd: 'echo "still warming up"; test -f {gate}', interval: 1, timeout: 5}}
+""")
+    proc = cli_bg(cluster, "service", "deploy", "-f", spec, "--wait", "--timeout", "90")
+    wait_for(lambda: "not ready" in first_step(cluster, "unready").get("message", ""),
+             60, what="readiness message")
+    write(gate, "")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (out, err)
+    assert ("deploy p p-0:[server] STARTED: server: not ready: readiness check: "
+            "exit code 1: still warming up\n") in out, out
+    assert out.splitlines()[-1] == "deploy COMPLETE"
+    remove(cluster, "unready")
+
+
+def test_wait_shows_a_backoff_and_until_when_and_times_out(cluster, tmp_path):
+    spec = write(tmp_path / "crashy.yml", """
+name: crashy
+pods:
+  p:
+    count: 1
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: sleep 0.2; exit 3
+        cpus: 0.05
+        memory: 16
+        readiness-check: {cmd: "false", interval: 1, timeout: 5}
+""")
+    p = cluster.cli("service", "deploy", "-f", spec, "--wait", "--timeout", "6", check=False)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert re.search(r"deploy p p-0:\[server\] DELAYED: server: exited with code 3; "
+                     r"server: in backoff after \d+ failures, relaunched at "
+                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n", p.stdout), p.stdout
+    assert "holdfast: plan deploy is still DELAYED after 6 s" in p.stderr, p.stderr
+    remove(cluster, "crashy")
+
+
+def cols(line, header):
+    """The cells of a pod status line, cut where the header's columns start."""
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+    # The message follows the last column after two spaces.
+    return cells[:-1] + re.split(r"\s{2,}", cells[-1], maxsplit=1)
+
+
+def test_pod_status_lists_unplaced_instances_and_keeps_its_columns(cluster, tmp_path):
+    spec = write(tmp_path / "toobig.yml", """
+name: toobig
+pods:
+  p:
+    count: 2
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 4000
+        memory: 16
+""")
+    p = cluster.cli("service", "deploy", "-f", spec, "--wait", "--timeout", "4", check=False)
+    assert p.returncode == 1
+    assert "deploy p p-0:[server] PENDING: cannot be placed: node node-1: it has" in p.stdout, p.stdout
+    lines = cluster.cli("-s", "toobig", "pod", "status").stdout.splitlines()
+    head = lines[0]
+    rows = {cols(l, head)[0]: cols(l, head) for l in lines[1:]}
+    assert rows["p-0"][1:6] == ["-", "NOT_PLACED", "no", "0", "-"], rows
+    assert rows["p-0"][6].startswith("cannot be placed: node node-1: it has"), rows
+    assert rows["p-1"][2] == "NOT_PLACED", rows
+    assert rows["p-1"][6] == ("not placed yet: its step p-1:[server] of plan deploy is PENDING"), rows
+    st = cluster.api("GET", "/v1/service/toobig/pod/status")[1]
+    assert [(x["name"], x["placed"]) for x in st["pods"]] == [("p-0", False), ("p-1", False)]
+    assert cluster.cli("-s", "toobig", "pod", "list").stdout == \
+        "p-0  (not placed)\np-1  (not placed)\n"
+    remove(cluster, "toobig")
+
+
+def test_pod_status_columns_hold_with_a_task_not_launched(cluster, tmp_path):
+    spec = write(tmp_path / "nl.yml", """
+name: nl
+pods:
+  p:
+    count: 1
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 0.05
+        memory: 16
+      job:
+        goal: FINISH
+        cmd: "true"
+        cpus: 0.05
+        memory: 16
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      d: {pod: p, steps: [default: [[server]]]}
+  job:
+    strategy: serial
+    phases:
+      j: {pod: p, steps: [default: [[job]]]}
+""")
+    cluster.deploy(spec)
+    cluster.cli("-s", "nl", "plan", "start", "job", "--wait", "--timeout", "60")
+    # An interrupted plan's restarted step is not launched again.
+    cluster.cli("-s", "nl", "plan", "pause", "job")
+    cluster.cli("-s", "nl", "plan", "force-restart", "job", "j", "p-0:[job]")
+    lines = cluster.cli("-s", "nl", "pod", "status").stdout.splitlines()
+    head = lines[0]
+    rows = {cols(l, head)[1]: cols(l, head) for l in lines[1:]}
+    assert rows["p-0-job"][:6] == ["p-0", "p-0-job", "NOT_LAUNCHED", "no", "0", "node-1"], lines
+    assert rows["p-0-server"][:6] == ["p-0", "p-0-server", "RUNNING", "yes", "0", "node-1"], lines
+    remove(cluster, "nl")
+
+
+# ---------------------------------------------------------------------------
+# Endpoints
+
+def test_endpoints_say_when_there_are_none_and_print_names_that_resolve(cluster, tmp_path):
+    import socket
+    spec = write(tmp_path / "ep.yml", """
+name: ep
+pods:
+  web:
+    count: 2
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 0.05
+        memory: 16
+        ports:
+          http: {port: 0, advertise: true}
+          admin: {port: 0}
+""")
+    quiet = write(tmp_path / "quiet.yml", """
+name: quiet
+pods:
+  q:
+    count: 1
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 0.05
+        memory: 16
+        ports: {redis: {port: 0}}
+""")
+    cluster.deploy(spec)
+    cluster.deploy(quiet)
+    p = cluster.cli("-s", "quiet", "endpoints")
+    assert p.stdout == ("quiet advertises no endpoints: none of its ports has 'advertise: true' "
+                        "(its pods' ports are in 'holdfast -s quiet pod info POD')\n"), p.stdout
+    assert cluster.cli("-s", "ep", "endpoints").stdout == "http\n"
+    ep = json.loads(cluster.cli("-s", "ep", "endpoints", "http", "--json").stdout)
+    ports = [json.loads(cluster.cli("-s", "ep", "pod", "info", f"web-{i}", "--json").stdout)
+             ["ports"]["http"] for i in range(2)]
+    assert sorted(ep["address"]) == sorted(f"127.0.0.1:{p}" for p in ports)
+    assert sorted(cluster.cli("-s", "ep", "endpoints", "http").stdout.splitlines()) == \
+        sorted(ep["address"])
+    # The names are the node's host name: they resolve like it does.
+    host = socket.gethostname()
+    assert sorted(ep["dns"]) == sorted(f"{host}:{p}" for p in ports), ep
+    for name in ep["dns"]:
+        h, port = name.rsplit(":", 1)
+        assert socket.getaddrinfo(h, int(port)), name
+    remove(cluster, "ep")
+    remove(cluster, "quiet")

@@ -485,3 +485,32 @@ pods:
         assert socket.getaddrinfo(h, int(port)), name
     remove(cluster, "ep")
     remove(cluster, "quiet")
+
+
+def test_rollback_wait_returns_once_the_scale_in_is_done(cluster, tmp_path):
+    spec = write(tmp_path / "shrink.yml", """
+name: shrink
+pods:
+  p:
+    count: {{N}}
+    allow-decommission: true
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 0.05
+        memory: 16
+      decommission:
+        goal: FINISH
+        cmd: sleep 2
+        cpus: 0.05
+        memory: 16
+""")
+    cluster.deploy(spec, "-o", "N=1")
+    cluster.cli("service", "update", "shrink", "-f", spec, "-o", "N=3", "--wait", "--timeout", "60")
+    assert cluster.cli("-s", "shrink", "pod", "list").stdout.split() == ["p-0", "p-1", "p-2"]
+    p = cluster.cli("service", "rollback", "shrink", "--wait", "--timeout", "90")
+    assert "decommission" in p.stdout and p.stdout.splitlines()[-1] == "decommission COMPLETE", p.stdout
+    # Returned only once the instances beyond the count are gone.
+    assert cluster.cli("-s", "shrink", "pod", "list").stdout.split() == ["p-0"]
+    remove(cluster, "shrink")

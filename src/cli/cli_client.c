@@ -55,6 +55,29 @@ const char *hf_cli_token(void)
 	return token();
 }
 
+/* An epoch-ms time as UTC ISO 8601 into buf; "-" for 0. */
+static const char *iso_time(json_int_t ms, char *buf, size_t len)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0)
+		return "-";
+	gmtime_r(&secs, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static json_int_t jint(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
 static void print_json(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
@@ -553,9 +576,25 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 	if (g.json && !a.wait) {
 		print_json(out);
 	} else if (!g.json && verb == SPEC_DEPLOY) {
+		size_t i;
+		json_t *v;
+
 		printf("deployed %s (config %s); plan deploy started\n",
 		       json_string_value(json_object_get(out, "name")),
 		       json_string_value(json_object_get(out, "config_id")));
+		json_array_foreach(json_object_get(out, "kept_volumes"), i, v)
+		{
+			if (i == 0)
+				printf("volumes kept from an earlier %s are "
+				       "reused by its instances placed on their "
+				       "node (to start empty instead: service "
+				       "remove %s --delete-volumes):\n",
+				       spec->name, spec->name);
+			printf("  %s on node %s (%s)\n",
+			       json_string_value(json_object_get(v, "key")),
+			       json_string_value(json_object_get(v, "node")),
+			       json_string_value(json_object_get(v, "why")));
+		}
 	} else if (!g.json) {
 		print_diff_body(out);
 		if (verb == SPEC_DIFF)
@@ -793,11 +832,61 @@ out:
 	return rc;
 }
 
+/*
+ * Waits until the agents confirmed the deletion of a service's volumes
+ * (one instance's when instance is set): none is listed any more.
+ */
+static int wait_volumes_gone(const char *svc, const char *instance,
+			     double timeout, time_t start)
+{
+	char *esc = hf_url_escape(svc);
+	char *path = hf_xasprintf("/v1/volumes?service=%s", esc);
+	long status;
+	json_t *out, *v;
+	size_t i, left;
+	int rc;
+
+	free(esc);
+	for (;;) {
+		rc = api("GET", path, NULL, &status, &out);
+		if (rc)
+			break;
+		if (status != 200) {
+			rc = api_error(status, out);
+			json_decref(out);
+			break;
+		}
+		left = 0;
+		json_array_foreach(out, i, v) if (!instance ||
+						  strcmp(jstr(v, "instance"),
+							 instance) == 0) left++;
+		if (!left) {
+			json_decref(out);
+			break;
+		}
+		if (timeout > 0 && difftime(time(NULL), start) > timeout) {
+			fprintf(stderr,
+				"holdfast: %zu volume(s) of %s not deleted yet "
+				"after %.0f s (is their node's agent "
+				"running? see 'holdfast volume list')\n",
+				left, svc, timeout);
+			json_decref(out);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		json_decref(out);
+		usleep(300 * 1000);
+	}
+	free(path);
+	return rc;
+}
+
 static int cmd_service_remove(int argc, char **argv)
 {
 	const char *name = NULL;
 	bool del = false, wait = false;
 	double timeout = 0;
+	time_t start = time(NULL);
 	char *esc, *path;
 	long status;
 	json_t *out;
@@ -835,6 +924,16 @@ static int cmd_service_remove(int argc, char **argv)
 	}
 	if (g.json) {
 		print_json(out);
+	} else if (json_is_true(json_object_get(out, "already_removed"))) {
+		size_t i;
+		json_t *v;
+
+		printf("%s was already removed; deleting the volumes it kept:\n",
+		       name);
+		json_array_foreach(json_object_get(out, "volumes"), i, v)
+		    printf("  deleting %s on node %s\n",
+			   json_string_value(json_object_get(v, "key")),
+			   json_string_value(json_object_get(v, "node")));
 	} else {
 		size_t i;
 		json_t *v;
@@ -854,7 +953,6 @@ static int cmd_service_remove(int argc, char **argv)
 	json_decref(out);
 	if (wait) {
 		char *p2 = hf_xasprintf("/v1/services/%s", esc);
-		time_t start = time(NULL);
 
 		for (;;) {
 			rc = api("GET", p2, NULL, &status, &out);
@@ -874,8 +972,11 @@ static int cmd_service_remove(int argc, char **argv)
 			usleep(300 * 1000);
 		}
 		free(p2);
+		if (!rc && del)
+			rc = wait_volumes_gone(name, NULL, timeout, start);
 		if (!rc && !g.json)
-			printf("%s removed\n", name);
+			printf("%s removed%s\n", name,
+			       del ? ", its volumes deleted" : "");
 	}
 out:
 	free(esc);
@@ -1301,29 +1402,6 @@ static int cmd_pod_status(int argc, char **argv)
 out:
 	free(svc);
 	return rc;
-}
-
-/* An epoch-ms time as UTC ISO 8601 into buf; "-" for 0. */
-static const char *iso_time(json_int_t ms, char *buf, size_t len)
-{
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (ms <= 0)
-		return "-";
-	gmtime_r(&secs, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
-static json_int_t jint(const json_t *o, const char *k)
-{
-	return json_integer_value(json_object_get(o, k));
 }
 
 /* `pod info` for people: the record, with times and states spelled out. */
@@ -1938,6 +2016,157 @@ static int cmd_task_exec(int argc, char **argv)
 	return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* volume                                                               */
+
+static int cmd_volume_list(int argc, char **argv)
+{
+	char *path;
+	long status;
+	json_t *out, *v;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("volume", "list");
+	}
+	if (g.service) {
+		char *e = hf_url_escape(g.service);
+
+		path = hf_xasprintf("/v1/volumes?service=%s", e);
+		free(e);
+	} else {
+		path = hf_xstrdup("/v1/volumes");
+	}
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	if (rc)
+		return rc;
+	if (status != 200) {
+		rc = api_error(status, out);
+	} else if (g.json) {
+		print_json(out);
+	} else if (!json_array_size(out)) {
+		printf("no volumes%s%s\n", g.service ? " of " : "",
+		       g.service ? g.service : "");
+	} else {
+		struct table t = {0};
+
+		table_row(&t, "VOLUME", "NODE", "STATUS", "SINCE", "", "",
+			  NULL);
+		json_array_foreach(out, i, v)
+		{
+			char when[40];
+			json_int_t since = jint(v, "since");
+
+			table_row(&t, jstr(v, "key"), jstr(v, "node"),
+				  jstr(v, "status"),
+				  since ? iso_time(since, when, sizeof(when))
+					: "-",
+				  "", "", jstr(v, "why"));
+		}
+		table_print(&t);
+		table_release(&t);
+	}
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_volume_delete(int argc, char **argv)
+{
+	const char *what = NULL;
+	bool yes = false, wait = false;
+	double timeout = 0;
+	time_t start = time(NULL);
+	char *svc, *inst, *path;
+	long status;
+	json_t *out = NULL, *v;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--yes") == 0 || strcmp(argv[k], "-y") == 0)
+			yes = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!what && argv[k][0] != '-')
+			what = argv[k];
+		else
+			return hf_cli_usage("volume", "delete");
+	}
+	if (!what || !*what || *what == '/')
+		return hf_cli_usage("volume", "delete");
+	if (!yes) {
+		char answer[16] = "";
+
+		if (!isatty(STDIN_FILENO)) {
+			fprintf(stderr, "holdfast: deleting %s's kept volumes "
+					"discards their data; confirm with "
+					"--yes\n",
+				what);
+			return HF_EXIT_USAGE;
+		}
+		fprintf(stderr, "Deleting the kept volumes of %s discards their "
+				"data. Type 'yes' to go on: ",
+			what);
+		if (!fgets(answer, sizeof(answer), stdin) ||
+		    strncmp(answer, "yes", 3) != 0) {
+			fprintf(stderr, "holdfast: not deleted\n");
+			return HF_EXIT_FAIL;
+		}
+	}
+	inst = strchr(what, '/');
+	svc = hf_url_escape(what);
+	/* SERVICE or SERVICE/INSTANCE: the slash stays a path separator. */
+	if (inst) {
+		char *s = hf_xstrndup(what, (size_t)(inst - what));
+		char *e1 = hf_url_escape(s), *e2 = hf_url_escape(inst + 1);
+
+		free(svc);
+		svc = hf_xasprintf("%s/%s", e1, e2);
+		free(s);
+		free(e1);
+		free(e2);
+	}
+	path = hf_xasprintf("/v1/volumes/%s", svc);
+	free(svc);
+	rc = api("DELETE", path, NULL, &status, &out);
+	free(path);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json) {
+		print_json(out);
+	} else {
+		json_array_foreach(json_object_get(out, "deleting"), i, v)
+		    printf("deleting %s on node %s\n", jstr(v, "key"),
+			   jstr(v, "node"));
+	}
+	if (wait) {
+		char *s = inst ? hf_xstrndup(what, (size_t)(inst - what))
+			       : hf_xstrdup(what);
+
+		rc = wait_volumes_gone(s, inst ? inst + 1 : NULL, timeout,
+				       start);
+		free(s);
+		if (!rc && !g.json)
+			printf("deleted\n");
+	}
+out:
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_node_decommission(int argc, char **argv)
 {
 	char *esc, *path;
@@ -2128,7 +2357,11 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "NAME [--delete-volumes] [--wait] [--timeout S] [--json]",
      "stop a service's tasks and forget it",
      "Kills the service's tasks and frees their reservations. Volumes are\n"
-     "kept (the command says where) unless --delete-volumes is given."},
+     "kept (the command says where; 'holdfast volume list' lists them)\n"
+     "unless --delete-volumes is given; a later 'service remove NAME\n"
+     "--delete-volumes' or 'volume delete NAME' deletes kept ones, and a\n"
+     "service deployed again as NAME reuses them. --wait returns once the\n"
+     "service is gone (with --delete-volumes, once its volumes are too)."},
     {"plan", "list", cmd_plan_list, "[--json]", "list a service's plans", NULL},
     {"plan", "show", cmd_plan_show, "[PLAN] [--json]",
      "show a plan's phases and steps", NULL},
@@ -2199,6 +2432,21 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "For debugging: the command runs on the task's node, in its sandbox,\n"
      "with the task's environment, and its output and exit status come\n"
      "back. It is not interactive and is stopped after 120 s."},
+    {"volume", "list", cmd_volume_list, "[--json]",
+     "list pod volumes: in use, kept after a remove, being deleted",
+     "Every pod instance's volume directory the server knows of, as\n"
+     "SERVICE/INSTANCE on its node: in use by a deployed instance, kept\n"
+     "(its service was removed without --delete-volumes, or a scale-in\n"
+     "kept it), or being deleted. -s SERVICE lists one service's. A\n"
+     "service deployed again under the same name reuses the kept volumes\n"
+     "of its instances."},
+    {"volume", "delete", cmd_volume_delete,
+     "SERVICE[/INSTANCE] [--yes] [--wait] [--timeout S] [--json]",
+     "delete kept volumes (of a removed service, or one instance)",
+     "Deletes volumes that no deployed instance uses. Asks on a terminal\n"
+     "unless --yes is given. --wait returns once the agents deleted them.\n"
+     "Volumes in use go with 'service remove --delete-volumes' or 'pod\n"
+     "replace'."},
     {"node", "decommission", cmd_node_decommission, "NODE",
      "take a node out: its pods are replaced elsewhere with fresh volumes",
      NULL},

@@ -49,6 +49,33 @@ static struct hf_service *route_service(struct hf_srv *s,
 /* ------------------------------------------------------------------ */
 /* Services                                                             */
 
+/* The kept volumes of a service (all when svc is NULL), as the API shows. */
+static json_t *kept_json(struct hf_srv *s, const char *svc,
+			 const char *instance)
+{
+	json_t *a = json_array();
+
+	for (size_t k = 0; k < s->nodes.len; k++) {
+		const struct hf_node *n = s->nodes.items[k];
+
+		for (size_t i = 0; i < n->kept.len; i++) {
+			const struct hf_kept_volume *kv = &n->kept.items[i];
+			const char *slash = strchr(kv->key, '/');
+
+			if (svc && !hf_sched_volume_of(kv->key, svc, instance))
+				continue;
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s%, s:s, s:s, s:s, s:s, s:I}",
+					 "key", kv->key, "service", kv->key,
+					 (size_t)(slash ? slash - kv->key : 0),
+					 "instance", slash ? slash + 1 : "",
+					 "node", n->id, "status", "kept", "why",
+					 kv->why, "since", (json_int_t)kv->since));
+		}
+	}
+	return a;
+}
+
 static json_t *task_counts(const struct hf_service *svc)
 {
 	json_t *o = json_object();
@@ -290,9 +317,21 @@ static void h_services_deploy(void *ctx, const struct hf_http_req *req,
 	hf_log("service %s: deployed config %s", svc->name, cfg->id);
 	hf_event(s, "operator", svc->name, "service", svc->name, NULL,
 		 "deployed", cfg->file);
-	hf_http_json(resp, 201,
-		     json_pack("{s:s, s:s, s:s}", "name", svc->name,
-			       "config_id", cfg->id, "plan", "deploy"));
+	{
+		json_t *o = json_pack("{s:s, s:s, s:s}", "name", svc->name,
+				      "config_id", cfg->id, "plan", "deploy");
+		json_t *kept = kept_json(s, svc->name, NULL);
+
+		/*
+		 * Volumes an earlier service of this name left: its
+		 * instances reuse them where they are placed on their node.
+		 */
+		if (json_array_size(kept))
+			json_object_set_new(o, "kept_volumes", kept);
+		else
+			json_decref(kept);
+		hf_http_json(resp, 201, o);
+	}
 out:
 	pthread_mutex_unlock(&s->mu);
 }
@@ -453,9 +492,40 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 	json_t *vols;
 
 	pthread_mutex_lock(&s->mu);
-	svc = route_service(s, req, resp);
-	if (!svc)
+	svc = hf_state_service(s, hf_kvlist_get(&req->params, "svc"));
+	if (!svc) {
+		/*
+		 * Removed before with its volumes kept: a remove with
+		 * --delete-volumes deletes them now.
+		 */
+		const char *name = hf_kvlist_get(&req->params, "svc");
+		bool del = dv && (strcmp(dv, "true") == 0 || strcmp(dv, "1") == 0);
+		json_t *gone = json_array();
+
+		if (del && hf_sched_delete_kept(s, name, NULL, gone, "operator")) {
+			hf_http_json(resp, 202,
+				     json_pack("{s:s, s:b, s:b, s:o}", "name",
+					       name, "delete_volumes", 1,
+					       "already_removed", 1, "volumes",
+					       gone));
+			goto out;
+		}
+		json_decref(gone);
+		gone = kept_json(s, name, NULL);
+		if (!del && json_array_size(gone)) {
+			json_decref(gone);
+			hf_http_error(resp, HF_ENOTFOUND,
+				      "service '%s' was already removed; its "
+				      "volumes are kept (remove with "
+				      "--delete-volumes, or 'holdfast volume "
+				      "delete %s', deletes them)",
+				      name, name);
+			goto out;
+		}
+		json_decref(gone);
+		route_service(s, req, resp);
 		goto out;
+	}
 	svc->removing = true;
 	svc->delete_volumes = dv && (strcmp(dv, "true") == 0 ||
 				     strcmp(dv, "1") == 0);
@@ -484,6 +554,107 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 		     json_pack("{s:s, s:b, s:o}", "name", svc->name,
 			       "delete_volumes", svc->delete_volumes,
 			       "volumes", vols));
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* Volumes                                                              */
+
+/*
+ * GET /v1/volumes[?service=S]: every pod instance volume directory the
+ * server knows of: in use by an instance, kept (no instance owns it), or
+ * being deleted. The home of replicated volumes to come.
+ */
+static void h_volumes_list(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *only = hf_kvlist_get(&req->query, "service");
+	json_t *a;
+
+	pthread_mutex_lock(&s->mu);
+	a = json_array();
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		if (only && strcmp(only, svc->name) != 0)
+			continue;
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+			char *key;
+
+			if (!in->node)
+				continue;
+			key = hf_sched_instance_volume_key(svc, in);
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "key", key,
+					 "service", svc->name, "instance",
+					 in->name, "node", in->node, "status",
+					 svc->removing ? "in use (service being "
+							 "removed)"
+						       : "in use"));
+			free(key);
+		}
+	}
+	{
+		json_t *kept = kept_json(s, only, NULL);
+
+		json_array_extend(a, kept);
+		json_decref(kept);
+	}
+	for (size_t k = 0; k < s->nodes.len; k++) {
+		const struct hf_node *n = s->nodes.items[k];
+
+		for (size_t i = 0; i < n->delete_volumes.len; i++) {
+			const char *key = n->delete_volumes.items[i];
+			const char *slash = strchr(key, '/');
+
+			if (only && !hf_sched_volume_of(key, only, NULL))
+				continue;
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s%, s:s, s:s, s:s}", "key", key,
+					 "service", key,
+					 (size_t)(slash ? slash - key : 0),
+					 "instance", slash ? slash + 1 : "",
+					 "node", n->id, "status", "deleting"));
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	hf_http_json(resp, 200, a);
+}
+
+/*
+ * DELETE /v1/volumes/{svc}[/{pod}]: deletes kept volumes (of one instance,
+ * or all of a service). Volumes in use are not touched: a pod replace or
+ * a service remove --delete-volumes deletes those.
+ */
+static void h_volume_delete(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	const char *inst = hf_kvlist_get(&req->params, "pod");
+	struct hf_service *svc;
+	json_t *gone;
+
+	pthread_mutex_lock(&s->mu);
+	gone = json_array();
+	if (hf_sched_delete_kept(s, name, inst, gone, "operator")) {
+		hf_http_json(resp, 202, json_pack("{s:o}", "deleting", gone));
+		goto out;
+	}
+	json_decref(gone);
+	svc = hf_state_service(s, name);
+	if (svc && (!inst || hf_state_instance(svc, inst)))
+		hf_http_error(resp, HF_ECONFLICT,
+			      "the volumes of %s%s%s are in use by the deployed "
+			      "service; 'holdfast service remove %s "
+			      "--delete-volumes' (or 'pod replace') deletes them",
+			      name, inst ? "/" : "", inst ? inst : "", name);
+	else
+		hf_http_error(resp, HF_ENOTFOUND, "no kept volume %s%s%s",
+			      name, inst ? "/" : "", inst ? inst : "");
 out:
 	pthread_mutex_unlock(&s->mu);
 }
@@ -2014,6 +2185,10 @@ static const struct hf_http_route routes[] = {
     {"POST", "/v1/services/{svc}/rollback", h_service_rollback,
      HF_ROUTE_WRITE, "to"},
     {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
+    {"GET", "/v1/volumes", h_volumes_list, HF_ROUTE_READ, "service"},
+    {"DELETE", "/v1/volumes/{svc}", h_volume_delete, HF_ROUTE_WRITE, NULL},
+    {"DELETE", "/v1/volumes/{svc}/{pod}", h_volume_delete, HF_ROUTE_WRITE,
+     NULL},
     {"POST", "/v1/nodes/{node}/decommission", h_node_decommission,
      HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/nodes/{node}/adopt", hf_cluster_adopt_handler,

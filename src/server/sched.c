@@ -464,6 +464,25 @@ static bool port_taken(const int64_t *used, size_t nused,
 	return false;
 }
 
+static void adopt_kept(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_instance *in, struct hf_node *n);
+
+/* The node holding a volume kept under this instance's name, or -1. */
+static long kept_node(struct hf_srv *s, const struct hf_service *svc,
+		      const struct hf_instance *in)
+{
+	char *key = hf_sched_instance_volume_key(svc, in);
+	long at = -1;
+
+	for (size_t i = 0; i < s->nodes.len && at < 0; i++)
+		for (size_t k = 0; k < s->nodes.items[i]->kept.len; k++)
+			if (strcmp(s->nodes.items[i]->kept.items[k].key, key) ==
+			    0)
+				at = (long)i;
+	free(key);
+	return at;
+}
+
 /*
  * Gives an instance a node and its ports, once, for its lifetime: ports
  * and volumes stay the same across task restarts. The node must satisfy
@@ -526,9 +545,40 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 			c->unusable_why = notes.items[notes.len - 1];
 		}
 	}
-	pick = hf_place_choose(pod->constraints.items, pod->constraints.len,
-			       cands, s->nodes.len, s->pc_placed.items,
-			       s->pc_placed.len, &why);
+	pick = -1;
+	{
+		/*
+		 * A node that kept volumes under this instance's name comes
+		 * first, if the pod may go there: its data is there.
+		 */
+		long k = kept_node(s, svc, in);
+
+		if (k >= 0 && cands[k].usable) {
+			struct hf_place_node *all =
+			    hf_xcalloc(s->nodes.len + 1, sizeof(*all));
+			char *ignored = NULL;
+
+			memcpy(all, cands, s->nodes.len * sizeof(*all));
+			for (size_t i = 0; i < s->nodes.len; i++)
+				if ((long)i != k) {
+					cands[i].usable = false;
+					cands[i].unusable_why = "";
+				}
+			pick = hf_place_choose(pod->constraints.items,
+					       pod->constraints.len, cands,
+					       s->nodes.len, s->pc_placed.items,
+					       s->pc_placed.len, &ignored);
+			free(ignored);
+			/* Not allowed there: choose among all. */
+			memcpy(cands, all, s->nodes.len * sizeof(*all));
+			free(all);
+		}
+	}
+	if (pick < 0)
+		pick = hf_place_choose(pod->constraints.items,
+				       pod->constraints.len, cands,
+				       s->nodes.len, s->pc_placed.items,
+				       s->pc_placed.len, &why);
 	free(cands);
 	hf_strlist_release(&notes);
 	if (pick < 0) {
@@ -549,6 +599,7 @@ static bool place(struct hf_srv *s, struct hf_service *svc,
 		return false;
 	}
 	best = s->nodes.items[pick];
+	adopt_kept(s, svc, in, best);
 	ports_on_node(s, best->id, in, &used);
 	/* Dynamic ports: the lowest free ones of the node's range. */
 	for (size_t r = 0; r < pod->resource_sets.len && !why; r++) {
@@ -1659,12 +1710,131 @@ static void recover(struct hf_srv *s, struct hf_service *svc,
 }
 
 /* ------------------------------------------------------------------ */
-/* Removal                                                              */
+/* Removal and kept volumes                                             */
 
 char *hf_sched_instance_volume_key(const struct hf_service *svc,
 				   const struct hf_instance *in)
 {
 	return hf_xasprintf("%s/%s", svc->name, in->name);
+}
+
+bool hf_sched_volume_of(const char *key, const char *svc,
+			const char *instance)
+{
+	size_t n = strlen(svc);
+
+	if (strncmp(key, svc, n) != 0 || key[n] != '/')
+		return false;
+	return !instance || strcmp(key + n + 1, instance) == 0;
+}
+
+void hf_sched_keep_volume(struct hf_srv *s, struct hf_node *n,
+			  const char *key, const char *why)
+{
+	struct hf_kept_volume *kv;
+	const char *slash = strchr(key, '/');
+	char *svc = hf_xstrndup(key, slash ? (size_t)(slash - key) : 0);
+
+	for (size_t i = 0; i < n->kept.len; i++)
+		if (strcmp(n->kept.items[i].key, key) == 0)
+			goto out;
+	kv = HF_VEC_PUSH(&n->kept);
+	kv->key = hf_xstrdup(key);
+	kv->why = hf_xstrdup(why);
+	kv->since = hf_now_ms();
+	hf_state_save_node(s, n);
+	hf_log("node %s: volume %s kept: %s", n->id, key, why);
+	hf_event(s, "scheduler", svc, "volume", key, NULL, "kept", why);
+out:
+	free(svc);
+}
+
+/* Removes n's i-th kept volume and orders its deletion. */
+static void delete_kept_at(struct hf_srv *s, struct hf_node *n, size_t i,
+			   const char *who)
+{
+	struct hf_kept_volume kv = n->kept.items[i];
+	const char *slash = strchr(kv.key, '/');
+	char *svc = hf_xstrndup(kv.key, slash ? (size_t)(slash - kv.key) : 0);
+
+	n->kept.items[i] = n->kept.items[--n->kept.len];
+	if (!hf_strlist_has(&n->delete_volumes, kv.key))
+		hf_strlist_push(&n->delete_volumes, kv.key);
+	hf_log("node %s: kept volume %s is deleted", n->id, kv.key);
+	hf_event(s, who, svc, "volume", kv.key, "kept", "deleting", n->id);
+	free(svc);
+	free(kv.key);
+	free(kv.why);
+}
+
+size_t hf_sched_delete_kept(struct hf_srv *s, const char *svc,
+			    const char *instance, json_t *out,
+			    const char *who)
+{
+	size_t count = 0;
+
+	for (size_t k = 0; k < s->nodes.len; k++) {
+		struct hf_node *n = s->nodes.items[k];
+		bool dirty = false;
+
+		for (size_t i = 0; i < n->kept.len;) {
+			if (!hf_sched_volume_of(n->kept.items[i].key, svc,
+						instance)) {
+				i++;
+				continue;
+			}
+			if (out)
+				json_array_append_new(
+				    out, json_pack("{s:s, s:s}", "key",
+						   n->kept.items[i].key, "node",
+						   n->id));
+			delete_kept_at(s, n, i, who);
+			dirty = true;
+			count++;
+		}
+		if (dirty)
+			hf_state_save_node(s, n);
+	}
+	if (count)
+		hf_sched_changed(s, true);
+	return count;
+}
+
+/*
+ * An instance placed on node n takes over a volume kept there under its
+ * name (its service was removed and deployed again, or it was scaled in
+ * and out): its tasks find the old data, and the event says so.
+ */
+static void adopt_kept(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_instance *in, struct hf_node *n)
+{
+	char *key = hf_sched_instance_volume_key(svc, in);
+
+	for (size_t i = 0; i < n->kept.len; i++) {
+		struct hf_kept_volume kv = n->kept.items[i];
+		char since[40], *why;
+		time_t secs;
+		struct tm tm;
+
+		if (strcmp(kv.key, key) != 0)
+			continue;
+		secs = (time_t)(kv.since / 1000);
+		gmtime_r(&secs, &tm);
+		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		why = hf_xasprintf("reuses the volumes kept on node %s since %s "
+				   "(%s)",
+				   n->id, since, kv.why);
+		hf_log("service %s: %s %s", svc->name, in->name, why);
+		hf_event(s, "scheduler", svc->name, "pod", in->name, NULL,
+			 "reuses kept volumes", why);
+		free(why);
+		n->kept.items[i] = n->kept.items[--n->kept.len];
+		free(kv.key);
+		free(kv.why);
+		hf_state_save_node(s, n);
+		break;
+	}
+	free(key);
 }
 
 /* Returns true when the service is gone (freed). */
@@ -1688,21 +1858,39 @@ static bool tick_removal(struct hf_srv *s, struct hf_service *svc)
 	}
 	if (live)
 		return false;
-	if (svc->delete_volumes) {
-		for (size_t i = 0; i < svc->instances.len; i++) {
-			struct hf_instance *in = svc->instances.items[i];
-			struct hf_node *n = hf_state_node(s, in->node);
-			char *key;
+	/*
+	 * The volumes are deleted, or recorded as kept, before the service
+	 * record goes: a crash in between finds the service still being
+	 * removed and does this again.
+	 */
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		struct hf_node *n = hf_state_node(s, in->node);
+		char *key;
 
-			if (!n)
-				continue;
-			key = hf_sched_instance_volume_key(svc, in);
+		if (!n)
+			continue;
+		key = hf_sched_instance_volume_key(svc, in);
+		if (svc->delete_volumes) {
 			if (!hf_strlist_has(&n->delete_volumes, key))
 				hf_strlist_push(&n->delete_volumes, key);
-			free(key);
 			hf_state_save_node(s, n);
+		} else {
+			char *why = hf_xasprintf("service %s was removed "
+						 "with its volumes kept",
+						 svc->name);
+
+			hf_sched_keep_volume(s, n, key, why);
+			free(why);
 		}
+		free(key);
 	}
+	/*
+	 * Volumes kept from an earlier life of the service go too: those of
+	 * instances this one had not placed yet would be orphans otherwise.
+	 */
+	if (svc->delete_volumes)
+		hf_sched_delete_kept(s, svc->name, NULL, NULL, "scheduler");
 	hf_state_delete_service(s, svc);
 	hf_log("service %s: removed%s", svc->name,
 	       svc->delete_volumes ? " (volumes deleted)"
@@ -2067,6 +2255,15 @@ static void tick_decommission(struct hf_srv *s, struct hf_service *svc,
 			if (!hf_strlist_has(&n->delete_volumes, key))
 				hf_strlist_push(&n->delete_volumes, key);
 			hf_state_save_node(s, n);
+		} else if (n) {
+			char *why = hf_xasprintf(
+			    "%s was decommissioned; %s", in->name,
+			    pod && pod->retain_volumes
+				? "its pod has volume-retention: retain"
+				: "its drain did not finish");
+
+			hf_sched_keep_volume(s, n, key, why);
+			free(why);
 		}
 		hf_log("service %s: %s decommissioned; volumes %s", svc->name,
 		       in->name, keep ? "kept" : "deleted");

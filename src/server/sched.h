@@ -86,6 +86,24 @@ void hf_sched_publish(struct hf_srv *s);
 /* Placement's per-tick scratch no longer holds: an instance moved. */
 void hf_sched_placement_stale(struct hf_srv *s);
 
+/*
+ * Kept volumes (state.h, struct hf_kept_volume). hf_sched_keep_volume
+ * records that `key` stays on node n (once); hf_sched_delete_kept turns
+ * the kept volumes of service `svc` (only `instance`'s when not NULL), on
+ * every node, into deletion orders for their agents, appends {"key",
+ * "node"} for each to `out` (may be NULL) and returns how many. Both save
+ * the nodes they change and emit events; `who` is "operator" or
+ * "scheduler".
+ */
+void hf_sched_keep_volume(struct hf_srv *s, struct hf_node *n,
+			  const char *key, const char *why);
+size_t hf_sched_delete_kept(struct hf_srv *s, const char *svc,
+			    const char *instance, json_t *out,
+			    const char *who);
+/* Whether a key ("<svc>/<pod-i>") belongs to service svc (and instance). */
+bool hf_sched_volume_of(const char *key, const char *svc,
+			const char *instance);
+
 /* Volume directory key of an instance: "<svc>/<pod-i>". Caller frees. */
 char *hf_sched_instance_volume_key(const struct hf_service *svc,
 				   const struct hf_instance *in);

@@ -366,6 +366,11 @@ void hf_state_node_free(struct hf_node *n)
 	free(n->api_key);
 	hf_kvlist_release(&n->attributes);
 	hf_strlist_release(&n->delete_volumes);
+	for (size_t i = 0; i < n->kept.len; i++) {
+		free(n->kept.items[i].key);
+		free(n->kept.items[i].why);
+	}
+	HF_VEC_FREE(&n->kept);
 	HF_VEC_FREE(&n->insts);
 	/* A zeroed cond (a node never added) is the static initialiser. */
 	pthread_cond_destroy(&n->wake);
@@ -875,10 +880,16 @@ void hf_state_save_run(struct hf_srv *s, struct hf_service *svc,
 void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
 {
 	char *key = hf_state_key("/nodes/%s", n->id, NULL);
+	json_t *kept = json_array();
 
+	for (size_t i = 0; i < n->kept.len; i++)
+		json_array_append_new(
+		    kept, json_pack("{s:s, s:s, s:I}", "key", n->kept.items[i].key,
+				    "why", n->kept.items[i].why, "since",
+				    (json_int_t)n->kept.items[i].since));
 	put_json(s, key,
 		 json_pack("{s:s, s:o, s:o, s:o, s:f, s:f, s:f, s:I, s:I, "
-			   "s:o, s:I, s:o, s:b}",
+			   "s:o, s:I, s:o, s:b, s:o}",
 			   "id", n->id, "hostname", str_or_null(n->hostname),
 			   "address", str_or_null(n->address), "attributes",
 			   kv_json(&n->attributes), "cpus", n->cpus,
@@ -888,7 +899,7 @@ void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
 			   str_or_null(n->cgroups), "last_seen",
 			   (json_int_t)n->last_seen, "delete_volumes",
 			   strs_json(&n->delete_volumes), "decommissioned",
-			   n->decommissioned));
+			   n->decommissioned, "kept_volumes", kept));
 	free(key);
 }
 
@@ -1315,6 +1326,25 @@ static int load_nodes(struct hf_srv *s, const struct hf_store_kvs *kvs,
 		n->decommissioned = bool_json(o, "decommissioned");
 		strs_from_json(&n->delete_volumes,
 			       json_object_get(o, "delete_volumes"));
+		{
+			size_t k;
+			json_t *v;
+
+			json_array_foreach(json_object_get(o, "kept_volumes"), k,
+					   v)
+			{
+				struct hf_kept_volume *kv;
+
+				if (!json_is_string(json_object_get(v, "key")))
+					continue;
+				kv = HF_VEC_PUSH(&n->kept);
+				kv->key = str_dup_json(v, "key");
+				kv->why = str_dup_json(v, "why");
+				if (!kv->why)
+					kv->why = hf_xstrdup("kept");
+				kv->since = int_json(v, "since", 0);
+			}
+		}
 		hf_state_node_add(s, n);
 		json_decref(o);
 	}

@@ -173,6 +173,20 @@ struct hf_service {
 	int64_t created;
 };
 
+/*
+ * A pod instance's volume directory on a node that no instance owns any
+ * more: kept when its service was removed without --delete-volumes, or by
+ * a scale-in that keeps volumes. It stays until it is deleted (`holdfast
+ * volume delete`, or a remove --delete-volumes of a service of that name)
+ * or an instance of the same service and name is placed on its node and
+ * reuses it.
+ */
+struct hf_kept_volume {
+	char *key;     /* "<svc>/<pod-i>", its directory under volumes/ */
+	char *why;     /* how it came to be kept */
+	int64_t since; /* unix ms */
+};
+
 struct hf_node {
 	char *id;
 	char *hostname;
@@ -189,6 +203,10 @@ struct hf_node {
 	double last_report_seq; /* the newest sync's "seq" */
 	bool decommissioned;    /* no new placements; its pods are replaced */
 	struct hf_strlist delete_volumes; /* volume keys to delete */
+	struct {
+		struct hf_kept_volume *items;
+		size_t len, cap;
+	} kept; /* volumes kept there that no instance owns */
 	size_t idx; /* its position in srv->nodes (nodes are never removed) */
 	/*
 	 * The desired set as last handed out or published: its digest and

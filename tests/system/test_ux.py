@@ -514,3 +514,105 @@ pods:
     # Returned only once the instances beyond the count are gone.
     assert cluster.cli("-s", "shrink", "pod", "list").stdout.split() == ["p-0"]
     remove(cluster, "shrink")
+
+
+# ---------------------------------------------------------------------------
+# Volumes kept by a remove
+
+KEEP_SPEC = """
+name: {name}
+pods:
+  p:
+    count: 2
+    volume: {{path: data, type: ROOT, size: 5}}
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: echo "$LIFE" >> data/lives && exec sleep 1000
+        cpus: 0.05
+        memory: 16
+        env: {{LIFE: "{{{{LIFE}}}}"}}
+        readiness-check: {{cmd: "{{{{READY}}}}", interval: 1, timeout: 5}}
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      p: {{pod: p, strategy: serial}}
+"""
+
+
+def lives(c, svc, inst):
+    root = c.volume_dir(svc, inst)
+    f = [os.path.join(r, x) for r, _, fs in os.walk(root) for x in fs if x == "lives"]
+    return open(f[0]).read() if f else None
+
+
+def volume_list(c, svc=None):
+    args = (("-s", svc) if svc else ()) + ("volume", "list", "--json")
+    return sorted((v["key"], v["status"]) for v in json.loads(c.cli(*args).stdout))
+
+
+def test_kept_volumes_are_listed_reused_and_deleted_after_the_remove(cluster, tmp_path):
+    spec = write(tmp_path / "keep.yml", KEEP_SPEC.format(name="keep"))
+    cluster.deploy(spec, "-o", "LIFE=one", "-o", "READY=true")
+    p = cluster.cli("service", "remove", "keep", "--wait", "--timeout", "60")
+    assert "keeping volumes of p-0 on node node-1 (volumes/keep/p-0)" in p.stdout, p.stdout
+    assert volume_list(cluster) == [("keep/p-0", "kept"), ("keep/p-1", "kept")]
+    out = cluster.cli("volume", "list").stdout.splitlines()
+    assert out[0].split() == ["VOLUME", "NODE", "STATUS", "SINCE"], out
+    assert re.match(r"keep/p-0 +node-1 +kept +\d{4}-\d\d-\d\dT\S+Z +service keep was removed "
+                    r"with its volumes kept$", out[1]), out
+    # Deployed again: it says it reuses them, and it does.
+    p = cluster.deploy(spec, "-o", "LIFE=two", "-o", "READY=true")
+    assert ("volumes kept from an earlier keep are reused by its instances placed on their "
+            "node") in p.stdout, p.stdout
+    assert "  keep/p-1 on node node-1 (service keep was removed with its volumes kept)" in p.stdout
+    assert lives(cluster, "keep", "p-0") == "one\ntwo\n"
+    reused = [e for e in events(cluster, "keep") if e["after"] == "reuses kept volumes"]
+    assert sorted(e["object"] for e in reused) == ["p-0", "p-1"], reused
+    assert "reuses the volumes kept on node node-1 since" in reused[0]["why"]
+    assert volume_list(cluster, "keep") == [("keep/p-0", "in use"), ("keep/p-1", "in use")]
+    # Removed again, plainly; then the volumes are deleted afterwards.
+    cluster.cli("service", "remove", "keep", "--wait", "--timeout", "60")
+    p = cluster.cli("service", "remove", "keep", "--delete-volumes", "--wait", "--timeout", "60")
+    assert p.stdout.startswith("keep was already removed; deleting the volumes it kept:\n"), p.stdout
+    assert "  deleting keep/p-0 on node node-1\n" in p.stdout
+    assert not os.path.exists(os.path.join(cluster.agent_data, "volumes", "keep"))
+    assert volume_list(cluster, "keep") == []
+    p = cluster.cli("service", "remove", "keep", check=False)
+    assert p.returncode == 1 and "no service named 'keep'" in p.stderr
+
+
+def test_volume_delete(cluster, tmp_path):
+    spec = write(tmp_path / "vd.yml", KEEP_SPEC.format(name="vd"))
+    cluster.deploy(spec, "-o", "LIFE=one", "-o", "READY=true")
+    # In use: refused, and the way to delete them is named.
+    p = cluster.cli("volume", "delete", "vd", "--yes", check=False)
+    assert p.returncode == 1 and "in use by the deployed service" in p.stderr, p.stderr
+    cluster.cli("service", "remove", "vd", "--wait", "--timeout", "60")
+    p = cluster.cli("service", "remove", "vd", check=False)
+    assert p.returncode == 1 and "was already removed; its volumes are kept" in p.stderr
+    p = cluster.cli("volume", "delete", "vd/p-1", check=False)
+    assert p.returncode == 2 and "confirm with --yes" in p.stderr
+    p = cluster.cli("volume", "delete", "vd/p-1", "--yes", "--wait", "--timeout", "60")
+    assert p.stdout == "deleting vd/p-1 on node node-1\ndeleted\n"
+    wait_for(lambda: volume_list(cluster, "vd") == [("vd/p-0", "kept")], 30, what="p-1 gone")
+    assert not os.path.exists(cluster.volume_dir("vd", "p-1"))
+    assert os.path.exists(cluster.volume_dir("vd", "p-0"))
+    cluster.cli("volume", "delete", "vd", "--yes", "--wait", "--timeout", "60")
+    assert volume_list(cluster, "vd") == []
+    p = cluster.cli("volume", "delete", "vd", "--yes", check=False)
+    assert p.returncode == 1 and "no kept volume vd" in p.stderr
+
+
+def test_remove_during_a_redeploy_leaves_no_orphaned_volume(cluster, tmp_path):
+    spec = write(tmp_path / "orph.yml", KEEP_SPEC.format(name="orph"))
+    cluster.deploy(spec, "-o", "LIFE=one", "-o", "READY=true")
+    cluster.cli("service", "remove", "orph", "--wait", "--timeout", "60")
+    # Again, but p-0 never gets ready: p-1 is not placed when it is removed.
+    cluster.deploy(spec, "-o", "LIFE=two", "-o", "READY=false", wait=False)
+    wait_for(lambda: "p-0-server" in cluster.tasks("orph"), 30, what="p-0 launched")
+    assert volume_list(cluster, "orph") == [("orph/p-0", "in use"), ("orph/p-1", "kept")]
+    cluster.cli("service", "remove", "orph", "--delete-volumes", "--wait", "--timeout", "60")
+    assert not os.path.exists(os.path.join(cluster.agent_data, "volumes", "orph"))
+    assert volume_list(cluster, "orph") == []

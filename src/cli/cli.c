@@ -1,10 +1,13 @@
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "api/http.h"
 #include "common/util.h"
 #include "common/version.h"
 #include "agent/agent.h"
@@ -104,7 +107,13 @@ static const struct {
     {"dev", hf_dev_flag},
 };
 
-enum { G_SERVICE = 's', G_ADDR = 'a', G_TOKEN = 't', G_JSON = 'j' };
+enum {
+	G_SERVICE = 's',
+	G_ADDR = 'a',
+	G_TOKEN = 't',
+	G_CA_FILE = 'c',
+	G_JSON = 'j'
+};
 
 static const struct hf_cli_flag globals[] = {
     {"-s", "SERVICE", G_SERVICE, "the service the command acts on"},
@@ -113,6 +122,9 @@ static const struct hf_cli_flag globals[] = {
      "the server's URL; default $HOLDFAST_ADDR, else http://127.0.0.1:7070"},
     {"--token", "TOKEN", G_TOKEN,
      "the bearer token; default $HOLDFAST_TOKEN, which keeps it out of ps"},
+    {"--ca-file", "PEM", G_CA_FILE,
+     "a CA to trust for an https server (its certificate comes from a "
+     "private CA); default $HOLDFAST_CA_FILE"},
     {"--json", NULL, G_JSON, "print JSON instead of text"},
 };
 
@@ -195,7 +207,8 @@ static void print_overview(FILE *f)
 	fputc('\n', f);
 	hf_cli_flags_print(f, "Global flags:", hf_cli_global_flag);
 	fprintf(f, "\nThe server is $HOLDFAST_ADDR (default "
-		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token.\n"
+		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token;\n"
+		   "$HOLDFAST_CA_FILE is a CA to trust for an https server.\n"
 		   "Exit status: 0 ok, 1 failed (invalid spec, plan in ERROR, "
 		   "refused), 2 usage, 3 server unreachable or failing,\n"
 		   "4 spec valid but not deployable by holdfast (spec validate).\n"
@@ -292,6 +305,9 @@ static int parse_globals(int argc, char **argv)
 		case G_TOKEN:
 			g->token = val;
 			break;
+		case G_CA_FILE:
+			g->ca_file = val;
+			break;
 		case G_JSON:
 			g->json = true;
 			break;
@@ -309,6 +325,19 @@ int hf_cli_main(int argc, char **argv)
 	shift = parse_globals(argc, argv);
 	argc -= shift;
 	argv += shift;
+	if (!hf_cli_globals()->ca_file && getenv("HOLDFAST_CA_FILE") &&
+	    *getenv("HOLDFAST_CA_FILE"))
+		hf_cli_globals()->ca_file = getenv("HOLDFAST_CA_FILE");
+	if (hf_cli_globals()->ca_file) {
+		/* Said here, not as a TLS failure later. */
+		if (access(hf_cli_globals()->ca_file, R_OK) != 0) {
+			fprintf(stderr, "holdfast: cannot read the CA file %s: "
+					"%s\n",
+				hf_cli_globals()->ca_file, strerror(errno));
+			return HF_EXIT_USAGE;
+		}
+		hf_httpc_set_tls(hf_cli_globals()->ca_file, false);
+	}
 
 	if (argc < 2) {
 		print_overview(stderr);

@@ -90,6 +90,7 @@ struct hf_cli_globals {
 	const char *service; /* -s, --service */
 	const char *addr;    /* --addr, else $HOLDFAST_ADDR */
 	const char *token;   /* --token, else $HOLDFAST_TOKEN */
+	const char *ca_file; /* --ca-file, else $HOLDFAST_CA_FILE: a private CA */
 	bool json;           /* --json */
 };
 struct hf_cli_globals *hf_cli_globals(void);

@@ -89,6 +89,36 @@ static void print_json(const json_t *j)
 	}
 }
 
+/* The request being made, for messages about its answer. */
+static const char *req_method = "GET", *req_path = "";
+
+/*
+ * Why the server could not be reached, with what to check: TLS trust,
+ * or whether a server runs at the address at all.
+ */
+static void print_unreachable(int rc, const char *err)
+{
+	if (rc == HF_EPARSE) {
+		fprintf(stderr, "holdfast: the server at %s: %s\n", addr(),
+			err ? err : hf_err_msg(rc));
+		return;
+	}
+	fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n", addr(),
+		err ? err : hf_err_msg(rc));
+	if (err && (strstr(err, "certificate") || strstr(err, "SSL")))
+		fprintf(stderr, "holdfast: if the server's certificate comes "
+				"from a private CA, give the CA with --ca-file "
+				"or $HOLDFAST_CA_FILE\n");
+	else
+		fprintf(stderr, "holdfast: is `holdfast dev` (or `holdfast "
+				"server`) running there? The address comes from "
+				"%s\n",
+			g.addr ? "--addr"
+			: getenv("HOLDFAST_ADDR") && *getenv("HOLDFAST_ADDR")
+			    ? "$HOLDFAST_ADDR"
+			    : "the default (set $HOLDFAST_ADDR or --addr)");
+}
+
 /*
  * One API call. Returns 0 with *out (new reference) for any HTTP status,
  * or an exit code after printing why the server could not be reached.
@@ -100,11 +130,12 @@ static int api(const char *method, const char *path, const json_t *body,
 	int rc;
 
 	*out = NULL;
+	req_method = method;
+	req_path = path;
 	rc = hf_httpc_json(addr(), method, path, token(), body,
 			   REQUEST_TIMEOUT_MS, status, out, &err);
 	if (rc) {
-		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
-			addr(), err ? err : hf_err_msg(rc));
+		print_unreachable(rc, err);
 		free(err);
 		json_decref(*out);
 		*out = NULL;
@@ -136,11 +167,24 @@ static int api_error(long status, const json_t *body)
 	size_t i;
 	json_t *d;
 
-	if (g.json) {
+	if (g.json && json_is_object(body)) {
 		print_json(body);
+	} else if (!msg) {
+		/* Not a holdfast error body: say what was asked, and where. */
+		fprintf(stderr,
+			"holdfast: %s %s at %s: the server answered HTTP %ld "
+			"without an error message (is it a holdfast server?)\n",
+			req_method, req_path, addr(), status);
 	} else {
-		fprintf(stderr, "holdfast: %s (%s)\n",
-			msg ? msg : "request failed", code ? code : "error");
+		/* A message that names its code already is not repeated. */
+		char tail[64];
+
+		snprintf(tail, sizeof(tail), "(%s)", code ? code : "error");
+		if (strlen(msg) >= strlen(tail) &&
+		    strcmp(msg + strlen(msg) - strlen(tail), tail) == 0)
+			fprintf(stderr, "holdfast: %s\n", msg);
+		else
+			fprintf(stderr, "holdfast: %s %s\n", msg, tail);
 		json_array_foreach(diags, i, d)
 		{
 			const char *file =
@@ -568,8 +612,16 @@ static int spec_command(int argc, char **argv, enum spec_verb verb)
 	if (rc)
 		goto out;
 	if (status != (verb == SPEC_DEPLOY ? 201 : 200)) {
-		if (status == 409 && json_object_get(out, "refusals") && !g.json)
+		if (status == 409 && json_object_get(out, "refusals") &&
+		    !g.json) {
+			/* Every reason above; the summary does not repeat one. */
 			print_diff_body(out);
+			fprintf(stderr, "holdfast: the %s of %s is refused; "
+					"nothing changed\n",
+				verbs[verb], name ? name : spec->name);
+			rc = HF_EXIT_FAIL;
+			goto out;
+		}
 		rc = api_error(status, out);
 		goto out;
 	}
@@ -688,6 +740,14 @@ static int cmd_service_rollback(int argc, char **argv)
 	rc = api("POST", path, NULL, &status, &out);
 	if (rc)
 		goto out;
+	if (status == 409 && json_object_get(out, "refusals") && !g.json) {
+		print_diff_body(out);
+		fprintf(stderr, "holdfast: the rollback of %s is refused; "
+				"nothing changed\n",
+			name);
+		rc = HF_EXIT_FAIL;
+		goto out;
+	}
 	if (status != 200) {
 		rc = api_error(status, out);
 		goto out;
@@ -1843,8 +1903,7 @@ static int on_sse(void *arg, const char *data, size_t len)
 static int stream_result(int rc, long status, char *err, char *err_body)
 {
 	if (rc) {
-		fprintf(stderr, "holdfast: cannot reach the server at %s: %s\n",
-			addr(), err ? err : "error");
+		print_unreachable(rc, err);
 		rc = HF_EXIT_SERVER;
 	} else if (status != 200) {
 		json_error_t jerr;

@@ -68,22 +68,28 @@ static char *self_exe(void)
 	return hf_xstrdup(buf);
 }
 
+/* Stops at the first failure, whose errno it leaves (EACCES, not ENOENT). */
 static int mkdir_p(const char *dir, mode_t last_mode)
 {
 	char *copy = hf_xstrdup(dir);
-	int rc = 0;
+	int rc = 0, err = 0;
 
-	for (char *p = copy + 1; *p; p++) {
+	for (char *p = copy + 1; *p && !rc; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(copy, 0750) < 0 && errno != EEXIST)
+		if (mkdir(copy, 0750) < 0 && errno != EEXIST) {
 			rc = -1;
+			err = errno;
+		}
 		*p = '/';
 	}
-	if (mkdir(copy, last_mode) < 0 && errno != EEXIST)
+	if (!rc && mkdir(copy, last_mode) < 0 && errno != EEXIST) {
 		rc = -1;
+		err = errno;
+	}
 	free(copy);
+	errno = err;
 	return rc;
 }
 
@@ -176,8 +182,12 @@ int hf_dev_main(int argc, char **argv)
 	port_file = hf_xasprintf("%s/port", sdata);
 	if (mkdir_p(data, 0750) || mkdir_p(sdata, 0700) ||
 	    mkdir_p(adata, 0750)) {
-		fprintf(stderr, "holdfast dev: cannot create %s: %s\n", data,
-			strerror(errno));
+		fprintf(stderr, "holdfast dev: cannot create %s: %s%s\n", data,
+			strerror(errno),
+			errno == EACCES || errno == EPERM
+			    ? " (run it as root, or give --data a directory "
+			      "you can write)"
+			    : "");
 		rc = HF_EXIT_FAIL;
 		goto out;
 	}

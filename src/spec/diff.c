@@ -294,6 +294,37 @@ static void push_instances(struct hf_strlist *l, const char *pod, int64_t from,
 	}
 }
 
+/*
+ * A plan as the diff compares it: only its steps for instances both specs
+ * have, so that a count change (shown with its pod) is not also reported
+ * as a change of every plan.
+ */
+static json_t *plan_shape(const struct hf_plan_def *def,
+			  const struct hf_spec *a, const struct hf_spec *b)
+{
+	json_t *j = hf_plan_def_to_json(def), *ph;
+	size_t i;
+
+	json_array_foreach(json_object_get(j, "phases"), i, ph)
+	{
+		json_t *steps = json_object_get(ph, "steps");
+
+		for (size_t k = json_array_size(steps); k-- > 0;) {
+			json_t *st = json_array_get(steps, k);
+			const char *pod =
+			    json_string_value(json_object_get(st, "pod"));
+			json_int_t idx =
+			    json_integer_value(json_object_get(st, "index"));
+			const struct hf_spec_pod *pa = hf_spec_find_pod(a, pod);
+			const struct hf_spec_pod *pb = hf_spec_find_pod(b, pod);
+
+			if (!pa || !pb || idx >= pa->count || idx >= pb->count)
+				json_array_remove(steps, k);
+		}
+	}
+	return j;
+}
+
 void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
 		  struct hf_spec_diff *out)
 {
@@ -323,8 +354,8 @@ void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
 			const struct hf_plan_def *pb = &b.items[i];
 			const struct hf_plan_def *pa =
 			    hf_plan_defs_find(&a, pb->name);
-			json_t *ja = pa ? hf_plan_def_to_json(pa) : NULL;
-			json_t *jb = hf_plan_def_to_json(pb);
+			json_t *ja = pa ? plan_shape(pa, old, new_spec) : NULL;
+			json_t *jb = plan_shape(pb, old, new_spec);
 
 			if (!ja || !json_equal(ja, jb)) {
 				char *l = hf_xasprintf("plan %s: %s", pb->name,

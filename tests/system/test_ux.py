@@ -616,3 +616,204 @@ def test_remove_during_a_redeploy_leaves_no_orphaned_volume(cluster, tmp_path):
     cluster.cli("service", "remove", "orph", "--delete-volumes", "--wait", "--timeout", "60")
     assert not os.path.exists(os.path.join(cluster.agent_data, "volumes", "orph"))
     assert volume_list(cluster, "orph") == []
+
+
+# ---------------------------------------------------------------------------
+# A private CA
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca_and_cert(d):
+    """A CA and a server certificate for 127.0.0.1 signed by it."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=holdfast test CA", "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", "server.key", "-out", "server.csr", cwd=d)
+    write(os.path.join(d, "ext.cnf"), "subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem", cwd=d)
+    # Another CA, which did not sign the server's certificate.
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=some other CA", "-keyout", "other.key", "-out", "other.pem", cwd=d)
+
+
+def test_server_agent_and_cli_over_tls_with_a_private_ca(tmp_path):
+    d = str(tmp_path)
+    make_ca_and_cert(d)
+    tokens = write(tmp_path / "tokens", "admin tls-admin-7f3a\nagent tls-agent-19c2\n")
+    os.makedirs(tmp_path / "server")
+    os.makedirs(tmp_path / "agent")
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
+    procs = []
+    try:
+        port_file = str(tmp_path / "port")
+        procs.append(subprocess.Popen(
+            [BIN, "server", "--data", str(tmp_path / "server"), "--listen", "127.0.0.1:0",
+             "--port-file", port_file, "--backoff", "0.5", "--tokens", tokens,
+             "--tls-cert", os.path.join(d, "server.pem"), "--tls-key", os.path.join(d, "server.key")],
+            stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True))
+        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
+                 what="server port")
+        url = f"https://127.0.0.1:{open(port_file).read().strip()}"
+        procs.append(subprocess.Popen(
+            [BIN, "agent", "--server", url, "--data", str(tmp_path / "agent"), "--node-id", "tls-1",
+             "--token", "tls-agent-19c2", "--ca-file", os.path.join(d, "ca.pem")],
+            stdout=open(tmp_path / "agent.log", "w"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True))
+        cli_env = dict(env, HOLDFAST_ADDR=url, HOLDFAST_TOKEN="tls-admin-7f3a")
+
+        def cli(*args, ca=None, **extra):
+            e = dict(cli_env, **extra)
+            if ca:
+                e["HOLDFAST_CA_FILE"] = os.path.join(d, ca)
+            else:
+                e.pop("HOLDFAST_CA_FILE", None)
+            return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, timeout=120)
+
+        # Without the CA (or with another one) the CLI refuses the server.
+        for ca in (None, "other.pem"):
+            p = cli("node", "list", ca=ca)
+            assert p.returncode == 3, (p.stdout, p.stderr)
+            assert f"cannot reach the server at {url}" in p.stderr and "certificate" in p.stderr, p.stderr
+            assert "--ca-file or $HOLDFAST_CA_FILE" in p.stderr, p.stderr
+        # With it: the agent (over TLS too) registers, and a service deploys.
+        wait_for(lambda: "yes" in cli("node", "list", ca="ca.pem").stdout, 30, what="agent over TLS")
+        p = cli("--ca-file", os.path.join(d, "ca.pem"), "node", "list")
+        assert p.returncode == 0 and "tls-1" in p.stdout, (p.stdout, p.stderr)
+        spec = write(tmp_path / "t.yml", """
+name: tls
+pods:
+  p:
+    count: 1
+    tasks:
+      server: {goal: RUNNING, cmd: exec sleep 1000, cpus: 0.05, memory: 16}
+""")
+        p = cli("service", "deploy", "-f", spec, "--wait", "--timeout", "60", ca="ca.pem")
+        assert p.returncode == 0 and p.stdout.splitlines()[-1] == "deploy COMPLETE", (p.stdout, p.stderr)
+        p = cli("--ca-file", os.path.join(d, "nosuch.pem"), "service", "list")
+        assert p.returncode == 2 and "cannot read the CA file" in p.stderr, p.stderr
+        p = cli("service", "remove", "tls", "--wait", "--timeout", "60", ca="ca.pem")
+        assert p.returncode == 0, (p.stdout, p.stderr)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for pid in Cluster.pids_matching(d):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+# ---------------------------------------------------------------------------
+# Messages
+
+def test_a_refused_update_gives_each_reason_once(cluster, tmp_path):
+    spec = write(tmp_path / "usr.yml", """
+name: usr
+scheduler: {user: "{{U}}"}
+pods:
+  p:
+    count: 1
+    tasks:
+      server: {goal: RUNNING, cmd: exec sleep 1000, cpus: 0.05, memory: 16}
+""")
+    cluster.deploy(spec, "-o", "U=root")
+    p = cluster.cli("service", "update", "usr", "-f", spec, "-o", "U=nobody", check=False)
+    assert p.returncode == 1
+    assert ("refused: the service user cannot change from 'root' to 'nobody' (files on its "
+            "volumes belong to the old user)\n") in p.stdout, p.stdout
+    assert p.stderr == "holdfast: the update of usr is refused; nothing changed\n", p.stderr
+    remove(cluster, "usr")
+
+
+def test_a_count_change_is_not_a_plan_change(tmp_path):
+    spec = write(tmp_path / "cnt.yml", """
+name: cnt
+pods:
+  web:
+    count: {{N}}
+    allow-decommission: true
+    tasks:
+      server: {goal: RUNNING, cmd: exec sleep 1, cpus: 0.1, memory: 16}
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      web: {pod: web, strategy: parallel}
+""")
+    out = subprocess.run([BIN, "spec", "diff", spec, spec, "--old-option", "N=2", "-o", "N=3"],
+                         capture_output=True, text=True).stdout
+    assert out == "pod web: unchanged (count 2 -> 3)\n  add      web-2\nthe change is allowed\n", out
+    # A real change of the plan still shows.
+    other = write(tmp_path / "cnt2.yml", open(spec).read().replace("strategy: parallel",
+                                                                   "strategy: serial"))
+    out = subprocess.run([BIN, "spec", "diff", spec, other, "-o", "N=2"],
+                         capture_output=True, text=True).stdout
+    assert "service: plan deploy: changed\n" in out, out
+
+
+def test_messages_when_the_server_is_not_there_or_not_holdfast(tmp_path):
+    import http.server
+    import socket
+    import threading
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    free = s.getsockname()[1]
+    s.close()
+    env = dict(os.environ, HOLDFAST_ADDR=f"http://127.0.0.1:{free}")
+    p = subprocess.run([BIN, "service", "list"], capture_output=True, text=True, env=env)
+    assert p.returncode == 3
+    assert f"holdfast: cannot reach the server at http://127.0.0.1:{free}: " in p.stderr
+    assert ("holdfast: is `holdfast dev` (or `holdfast server`) running there? The address "
+            "comes from $HOLDFAST_ADDR\n") in p.stderr, p.stderr
+
+    class Empty404(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Empty404)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        addr = f"http://127.0.0.1:{httpd.server_address[1]}"
+        p = subprocess.run([BIN, "--addr", addr, "service", "list"], capture_output=True, text=True)
+        assert p.returncode == 1
+        assert p.stderr == (f"holdfast: GET /v1/services at {addr}: the server answered HTTP 404 "
+                            "without an error message (is it a holdfast server?)\n"), p.stderr
+    finally:
+        httpd.shutdown()
+
+
+def test_dev_as_non_root_says_permission_denied(tmp_path):
+    import shutil
+    import tempfile
+    base = tempfile.mkdtemp(prefix="hf-dev-")
+    try:
+        os.chmod(base, 0o755)
+        exe = os.path.join(base, "holdfast")
+        shutil.copy(BIN, exe)
+        os.chmod(exe, 0o755)
+        p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            exe, "dev", "--data", os.path.join(base, "x", "dev"),
+                            "--listen", "127.0.0.1:1"],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+        assert p.returncode == 1, (p.stdout, p.stderr)
+        assert p.stderr == (f"holdfast dev: cannot create {base}/x/dev: Permission denied (run it "
+                            "as root, or give --data a directory you can write)\n"), p.stderr
+    finally:
+        shutil.rmtree(base)

@@ -1920,7 +1920,7 @@ static int stream_result(int rc, long status, char *err, char *err_body)
 static int cmd_events(int argc, char **argv)
 {
 	bool follow = false;
-	const char *since = NULL;
+	const char *since = NULL, *tail = NULL;
 	struct sse st = {HF_BUF_INIT, 0};
 	struct hf_buf path = HF_BUF_INIT;
 	char *err = NULL, *err_body = NULL;
@@ -1934,12 +1934,20 @@ static int cmd_events(int argc, char **argv)
 			g.json = true;
 		else if (strcmp(argv[k], "--since") == 0 && k + 1 < argc)
 			since = argv[++k];
+		else if ((strcmp(argv[k], "--tail") == 0 ||
+			  strcmp(argv[k], "-n") == 0) &&
+			 k + 1 < argc)
+			tail = argv[++k];
 		else
 			return hf_cli_usage("events", NULL);
 	}
+	if (tail && (!*tail || strspn(tail, "0123456789") != strlen(tail)))
+		return hf_cli_usage("events", NULL);
 	hf_buf_addf(&path, "/v1/events?follow=%s", follow ? "true" : "false");
 	if (since)
 		hf_buf_addf(&path, "&since=%s", since);
+	if (tail)
+		hf_buf_addf(&path, "&tail=%s", tail);
 	if (g.service) {
 		char *e = hf_url_escape(g.service);
 
@@ -2518,10 +2526,11 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "joins this cluster, and the desired set it gets stops every task\n"
      "this cluster does not know. Asks for confirmation on a terminal\n"
      "unless --yes is given."},
-    {"events", NULL, cmd_events, "[-f] [--since ID] [--json]",
+    {"events", NULL, cmd_events, "[-f] [--tail N] [--since ID] [--json]",
      "show what the server changed, and why (-f follows)",
      "Every state change the server makes is an event: who, what, before\n"
      "and after, and why. With -s SERVICE only that service's events are\n"
-     "shown. -f keeps following; --since ID resumes after an event."},
+     "shown. --tail N (-n N) starts with the last N of them; -f keeps\n"
+     "following; --since ID resumes after an event."},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };

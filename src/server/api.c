@@ -2194,7 +2194,7 @@ static const struct hf_http_route routes[] = {
     {"POST", "/v1/nodes/{node}/adopt", hf_cluster_adopt_handler,
      HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
-     "since follow service"},
+     "since follow service tail"},
     {"GET", "/metrics", hf_metrics_handler, HF_ROUTE_READ, NULL},
     {"GET", "/v1/tasks/{task}/logs", hf_task_logs_handler,
      HF_ROUTE_READ | HF_ROUTE_STREAM, "stream tail follow service"},

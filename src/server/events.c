@@ -273,6 +273,31 @@ static int stream_next(void *arg, struct hf_buf *out)
 	return 0;
 }
 
+/*
+ * The id after which the last n events (of service, when set) begin: the
+ * stream then starts with them. Lock held.
+ */
+static uint64_t tail_start(struct hf_events *ev, const char *service,
+			   unsigned long long n)
+{
+	unsigned long long seen = 0;
+
+	if (!ev || !ev->len)
+		return 0;
+	if (n == 0)
+		return event_id(ring_at(ev, ev->len - 1));
+	for (size_t i = ev->len; i-- > 0;) {
+		json_t *e = ring_at(ev, i);
+		const char *svc = json_string_value(json_object_get(e, "service"));
+
+		if (service && (!svc || strcmp(svc, service) != 0))
+			continue;
+		if (++seen == n)
+			return event_id(e) - 1;
+	}
+	return 0;
+}
+
 void hf_events_handler(void *ctx, const struct hf_http_req *req,
 		       struct hf_http_resp *resp)
 {
@@ -280,6 +305,7 @@ void hf_events_handler(void *ctx, const struct hf_http_req *req,
 	const char *since = hf_kvlist_get(&req->query, "since");
 	const char *follow = hf_kvlist_get(&req->query, "follow");
 	const char *svc = hf_kvlist_get(&req->query, "service");
+	const char *tail = hf_kvlist_get(&req->query, "tail");
 	struct stream *st;
 	char *end;
 
@@ -306,6 +332,25 @@ void hf_events_handler(void *ctx, const struct hf_http_req *req,
 			return;
 		}
 		st->since = v;
+	}
+	if (tail) {
+		unsigned long long n;
+		uint64_t from;
+
+		errno = 0;
+		n = strtoull(tail, &end, 10);
+		if (errno || *end || end == tail || *tail < '0' || *tail > '9') {
+			stream_free(st);
+			hf_http_error(resp, HF_EINVAL,
+				      "tail must be a number of events, not '%s'",
+				      tail);
+			return;
+		}
+		pthread_mutex_lock(&s->mu);
+		from = tail_start(s->events, st->service, n);
+		pthread_mutex_unlock(&s->mu);
+		if (from > st->since)
+			st->since = from;
 	}
 	resp->status = 200;
 	resp->content_type = "text/event-stream";

@@ -44,7 +44,10 @@ void hf_event(struct hf_srv *s, const char *who, const char *service,
  */
 void hf_events_release_held(struct hf_srv *s, bool keep);
 
-/* GET /v1/events (SSE; ?follow=false&since=ID&service=NAME). */
+/*
+ * GET /v1/events (SSE; ?follow=false&since=ID&service=NAME&tail=N): tail
+ * starts with the last N events (of the service) instead of all.
+ */
 void hf_events_handler(void *ctx, const struct hf_http_req *req,
 		       struct hf_http_resp *resp);
 

@@ -817,3 +817,37 @@ def test_dev_as_non_root_says_permission_denied(tmp_path):
                             "as root, or give --data a directory you can write)\n"), p.stderr
     finally:
         shutil.rmtree(base)
+
+
+# ---------------------------------------------------------------------------
+# The README's walk
+
+def test_events_tail(cluster, tmp_path):
+    spec = write(tmp_path / "tl.yml", """
+name: tl
+pods:
+  p:
+    count: 2
+    tasks:
+      server: {goal: RUNNING, cmd: exec sleep 1000, cpus: 0.05, memory: 16}
+""")
+    cluster.deploy(spec)
+    every = events(cluster, "tl")
+    assert len(every) > 4
+    out = cluster.cli("-s", "tl", "events", "--tail", "3", "--json").stdout
+    assert [json.loads(l) for l in out.splitlines()] == every[-3:]
+    human = cluster.cli("-s", "tl", "events", "-n", "2").stdout.splitlines()
+    assert len(human) == 2 and human[-1].split()[1] == str(every[-1]["id"]), human
+    assert cluster.cli("-s", "tl", "events", "--tail", "0").stdout == ""
+    assert cluster.cli("events", "--tail", "x", check=False).returncode == 2
+    remove(cluster, "tl")
+
+
+def test_hello_world_logs_what_it_writes(cluster):
+    cluster.deploy(os.path.join(REPO, "examples/hello-world.yml"))
+    wait_for(lambda: " hello\n" in cluster.cli("-s", "hello-world", "task", "logs",
+                                               "hello-0-server").stdout,
+             30, what="hello in the task's log")
+    out = cluster.cli("-s", "hello-world", "task", "logs", "hello-0-server").stdout
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ hello started\n", out), out
+    remove(cluster, "hello-world")

@@ -68,6 +68,13 @@ struct route_doc {
 
 #define PLAN_OP_SHAPE "{\"message\": \"string\", \"plan\": \"string\"}"
 
+#define KEPT_VOLUME_SHAPE                                                      \
+	"{\"key\": \"string (service/instance)\", \"service\": \"string\", "   \
+	"\"instance\": \"string\", \"node\": \"string\", "                     \
+	"\"status\": \"string (kept)\", "                                     \
+	"\"why\": \"string (how it came to be kept)\", "                      \
+	"\"since\": \"integer (unix ms)\"}"
+
 #define POD_OP_SHAPE                                                           \
 	"{\"pod\": \"string\", \"tasks\": [\"string (the instance's task "     \
 	"names)\"]}"
@@ -75,8 +82,10 @@ struct route_doc {
 #define POD_STATUS_SHAPE                                                       \
 	"{\"service\": \"string\", \"pods\": [{\"name\": \"string\", "         \
 	"\"pod\": \"string (its pod type)\", "                                 \
-	"\"node\": \"string|null\", \"node_reachable\": \"boolean\", "         \
-	"\"message\": \"string|null\", \"paused\": \"boolean\", "              \
+	"\"node\": \"string|null\", \"placed\": \"boolean\", "                 \
+	"\"node_reachable\": \"boolean\", "                                   \
+	"\"message\": \"string|null (why it is not placed, or waits)\", "      \
+	"\"paused\": \"boolean\", "                                           \
 	"\"replacing\": \"boolean\", "                                         \
 	"\"tasks\": [{\"name\": \"string\", "                                  \
 	"\"id\": \"string|null (the current launch)\", "                       \
@@ -150,11 +159,14 @@ static const struct route_doc docs[] = {
 	 "Deploys a new service: the spec is rendered with the options, "
 	 "validated, stored as configuration 1 and its `deploy` plan starts. "
 	 "An invalid spec changes nothing; the answer lists every problem "
-	 "(`diagnostics`, each with file, line, column and path).",
+	 "(`diagnostics`, each with file, line, column and path). "
+	 "`kept_volumes` lists the volumes an earlier service of this name "
+	 "kept: its instances placed on their node reuse them.",
      .request = CONFIG_BODY,
      .status = "201",
      .response = "{\"name\": \"string\", \"config_id\": \"string\", "
-		 "\"plan\": \"string (deploy)\"}",
+		 "\"plan\": \"string (deploy)\", "
+		 "\"kept_volumes?\": [" KEPT_VOLUME_SHAPE "]}",
      .errors = "bad-json invalid invalid-spec not-supported exists"},
     {.method = "GET",
      .pattern = "/v1/services/{svc}",
@@ -182,13 +194,16 @@ static const struct route_doc docs[] = {
      .section = "Services",
      .summary =
 	 "Removes a service: its tasks are stopped and its reservations "
-	 "freed. Volumes are kept (the answer says where) unless "
-	 "`delete_volumes` is given.",
+	 "freed. Volumes are kept (the answer says where; `GET /v1/volumes` "
+	 "lists them) unless `delete_volumes` is given. For a service "
+	 "removed before, `delete_volumes` deletes the volumes it kept "
+	 "(`already_removed` is then true).",
      .query = "delete_volumes=true: delete the service's volumes too (`1` "
 	      "also means true)",
      .status = "202",
      .response = "{\"name\": \"string\", \"delete_volumes\": \"boolean\", "
-		 "\"volumes\": [{\"instance\": \"string\", "
+		 "\"already_removed?\": \"boolean\", "
+		 "\"volumes\": [{\"instance?\": \"string\", "
 		 "\"node\": \"string\", \"key\": \"string (the volume "
 		 "directory's key on that node)\"}]}",
      .errors = "not-found"},
@@ -283,11 +298,21 @@ static const struct route_doc docs[] = {
      .pattern = "/v1/service/{svc}/plans/{plan}/continue",
      .section = "Plans",
      .summary =
-	 "Resumes an interrupted plan (or phase), and lets a canary phase "
-	 "that waits go on by one more step.",
+	 "Resumes an interrupted plan (or phase), or passes a canary gate. "
+	 "Without `phase` the gate is the next one of the first canary phase "
+	 "that still has one. The answer says what it let go (`continued`) "
+	 "and which gates remain; a continue that would change nothing (a "
+	 "COMPLETE plan, nothing interrupted, no gate) answers `409`.",
      .query = "phase=PHASE: continue only this phase",
      .status = "200",
-     .response = PLAN_OP_SHAPE,
+     .response = "{\"message\": \"string\", \"plan\": \"string\", "
+		 "\"status?\": \"string (the plan's, after the continue)\", "
+		 "\"continued\": [\"string (what it let go)\"], "
+		 "\"gates?\": [{\"phase\": \"string\", "
+		 "\"step\": \"string (the step the next continue lets go)\", "
+		 "\"continues_left\": \"integer\", "
+		 "\"waits_for\": \"string\"}], "
+		 "\"continues_needed?\": \"integer (in all)\"}",
      .errors = "not-found conflict"},
     {.method = "POST",
      .pattern = "/v1/service/{svc}/plans/{plan}/forceComplete",
@@ -322,7 +347,11 @@ static const struct route_doc docs[] = {
     {.method = "GET",
      .pattern = "/v1/service/{svc}/pod/status",
      .section = "Pods",
-     .summary = "Every pod instance: its node and its tasks' states.",
+     .summary =
+	 "Every pod instance: its node and its tasks' states. Instances not "
+	 "placed yet are listed too (`placed` false, no tasks), with why in "
+	 "`message`: the reason placement gave, or the plan step they wait "
+	 "for.",
      .status = "200",
      .response = POD_STATUS_SHAPE,
      .errors = "not-found"},
@@ -483,6 +512,44 @@ static const struct route_doc docs[] = {
      .content_type = "application/vnd.sqlite3",
      .errors = "io unavailable"},
 
+    /* ---- Volumes ---- */
+    {.method = "GET",
+     .pattern = "/v1/volumes",
+     .section = "Volumes",
+     .summary =
+	 "Every pod instance's volume directory the server knows of. Each is "
+	 "`in use` by a deployed instance, `kept` (its service was removed "
+	 "without `delete_volumes`, or a scale-in kept it; a service deployed "
+	 "again under its name reuses it) or `deleting` (until the agent "
+	 "confirms).",
+     .query = "service=NAME: only this service's volumes",
+     .status = "200",
+     .response = "[{\"key\": \"string (service/instance)\", "
+		 "\"service\": \"string\", \"instance\": \"string\", "
+		 "\"node\": \"string\", "
+		 "\"status\": \"string (in use, kept, deleting)\", "
+		 "\"why?\": \"string (kept: how)\", "
+		 "\"since?\": \"integer (kept: since when, unix ms)\"}]"},
+    {.method = "DELETE",
+     .pattern = "/v1/volumes/{svc}",
+     .section = "Volumes",
+     .summary =
+	 "Deletes every kept volume of a service. Volumes in use are not "
+	 "touched (`409`); `service remove` with `delete_volumes`, or `pod "
+	 "replace`, deletes those.",
+     .status = "202",
+     .response = "{\"deleting\": [{\"key\": \"string\", "
+		 "\"node\": \"string\"}]}",
+     .errors = "not-found conflict"},
+    {.method = "DELETE",
+     .pattern = "/v1/volumes/{svc}/{pod}",
+     .section = "Volumes",
+     .summary = "Deletes one pod instance's kept volume.",
+     .status = "202",
+     .response = "{\"deleting\": [{\"key\": \"string\", "
+		 "\"node\": \"string\"}]}",
+     .errors = "not-found conflict"},
+
     /* ---- Endpoints, configurations, health ---- */
     {.method = "GET",
      .pattern = "/v1/service/{svc}/endpoints",
@@ -496,8 +563,9 @@ static const struct route_doc docs[] = {
      .section = "Endpoints",
      .summary = "Where one advertised port is served, per instance.",
      .status = "200",
-     .response = "{\"address\": [\"string (host:port)\"], "
-		 "\"dns\": [\"string (instance.service.holdfast:port)\"]}",
+     .response = "{\"address\": [\"string (address:port)\"], "
+		 "\"dns\": [\"string (the node's host name:port; it resolves "
+		 "where that host name does)\"]}",
      .errors = "not-found"},
     {.method = "GET",
      .pattern = "/v1/service/{svc}/configurations",
@@ -547,7 +615,8 @@ static const struct route_doc docs[] = {
 	 "few seconds while nothing happens.",
      .query = "since=ID: only events after this id\n"
 	      "follow=false: end after the events so far (default: stream)\n"
-	      "service=NAME: only this service's events",
+	      "service=NAME: only this service's events\n"
+	      "tail=N: start with the last N events (of the service)",
      .status = "200",
      .content_type = "text/event-stream",
      .response = "{\"id\": \"integer\", \"time\": \"string (ISO 8601, UTC)\", "

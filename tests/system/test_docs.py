@@ -347,9 +347,27 @@ def test_every_route_answers_as_documented(cl):
     ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
     _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")
     assert data.startswith("SQLite format 3"), data[:20]
-    ck.call("POST", "/v1/nodes/{node}/decommission", f"/v1/nodes/{nodes[0]['id']}/decommission")
-    st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs?delete_volumes=true")
+    # Volumes: in use, then kept by a plain remove, then deleted.
+    def replaced():
+        p = cl.api("GET", "/v1/service/docs/pod/web-0/status")[1]["pods"][0]
+        return p["placed"] and not p["replacing"] and p["tasks"][0]["status"] == "RUNNING"
+    wait_for(replaced, 60, what="web-0 replaced")
+    ck.call("GET", "/v1/volumes", "/v1/volumes?service=docs")
+    ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="conflict")
+    st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs")
     assert st == 202
+    wait_for(lambda: cl.api("GET", "/v1/services/docs")[0] == 404, 60, what="docs removed")
+    _, vols = ck.call("GET", "/v1/volumes", "/v1/volumes?service=docs")
+    assert sorted((v["key"], v["status"]) for v in vols) == [
+        ("docs/web-0", "kept"), ("docs/web-1", "kept")], vols
+    ck.call("DELETE", "/v1/volumes/{svc}/{pod}", "/v1/volumes/docs/web-1")
+    ck.call("DELETE", "/v1/volumes/{svc}/{pod}", "/v1/volumes/docs/web-1",
+            expect_error="not-found")
+    ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs")
+    ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="not-found")
+    ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs?delete_volumes=true",
+            expect_error="not-found")
+    ck.call("POST", "/v1/nodes/{node}/decommission", f"/v1/nodes/{nodes[0]['id']}/decommission")
 
     unexercised = sorted(set(ck.ref) - ck.seen)
     assert not unexercised, f"routes this test does not check yet: {unexercised}"

@@ -1325,24 +1325,25 @@ static int cmd_plan_force_complete(int argc, char **argv)
 /*
  * A table whose columns are as wide as their widest cell, so that no
  * value (NOT_LAUNCHED, a long task name) shifts the columns after it.
- * The last cell of a row, if any, is a free-form note printed after two
- * spaces.
+ * Rows have the header's number of cells (at most TABLE_COLS); a row may
+ * end with a free-form note, printed after two spaces.
  */
-#define TABLE_COLS 6
+#define TABLE_COLS 8
 
 struct table {
-	HF_VEC(char *) cells; /* TABLE_COLS + 1 per row; the note may be NULL */
+	size_t ncols;
+	HF_VEC(char *) cells; /* ncols + 1 per row; the note may be NULL */
 	size_t width[TABLE_COLS];
 };
 
-static void table_row(struct table *t, const char *c0, const char *c1,
-		      const char *c2, const char *c3, const char *c4,
-		      const char *c5, const char *note)
+/* cells: ncols values (NULL prints "-"), then the note (may be NULL). */
+static void table_row(struct table *t, const char *const *cells,
+		      size_t n, const char *note)
 {
-	const char *c[TABLE_COLS] = {c0, c1, c2, c3, c4, c5};
-
-	for (size_t i = 0; i < TABLE_COLS; i++) {
-		const char *v = c[i] ? c[i] : "-";
+	if (!t->ncols)
+		t->ncols = n < TABLE_COLS ? n : TABLE_COLS;
+	for (size_t i = 0; i < t->ncols; i++) {
+		const char *v = i < n && cells[i] ? cells[i] : "-";
 
 		if (strlen(v) > t->width[i])
 			t->width[i] = strlen(v);
@@ -1353,16 +1354,19 @@ static void table_row(struct table *t, const char *c0, const char *c1,
 
 static void table_print(const struct table *t)
 {
-	for (size_t r = 0; r + TABLE_COLS < t->cells.len + 1;
-	     r += TABLE_COLS + 1) {
-		char *const *row = &t->cells.items[r];
-		const char *note = row[TABLE_COLS];
+	size_t step = t->ncols + 1;
 
-		for (size_t i = 0; i < TABLE_COLS; i++)
-			printf("%-*s%s", i + 1 < TABLE_COLS || note
-					     ? (int)t->width[i]
-					     : 0,
-			       row[i], i + 1 < TABLE_COLS ? " " : "");
+	for (size_t r = 0; t->ncols && r + step <= t->cells.len; r += step) {
+		char *const *row = &t->cells.items[r];
+		const char *note = row[t->ncols];
+
+		for (size_t i = 0; i < t->ncols; i++) {
+			bool last = i + 1 == t->ncols;
+
+			/* No padding after the last cell unless a note follows. */
+			printf("%-*s%s", !last || note ? (int)t->width[i] : 0,
+			       row[i], last ? "" : " ");
+		}
 		printf("%s%s\n", note ? "  " : "", note ? note : "");
 	}
 }
@@ -1408,8 +1412,10 @@ static int cmd_pod_status(int argc, char **argv)
 		bool list = strcmp(argv[0], "list") == 0;
 		struct table t = {0};
 
-		table_row(&t, "POD", "TASK", "STATUS", "READY", "RESTARTS",
-			  "NODE", NULL);
+		static const char *const head[] = {
+		    "POD", "TASK", "STATUS", "READY", "RESTARTS", "NODE"};
+
+		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
 		json_array_foreach(json_object_get(out, "pods"), i, p)
 		{
 			const char *pname =
@@ -1427,11 +1433,14 @@ static int cmd_pod_status(int argc, char **argv)
 				continue;
 			}
 			/* An instance not placed yet has no tasks: one row. */
-			if (!json_array_size(json_object_get(p, "tasks")))
-				table_row(&t, pname, "-",
-					  node ? "NOT_LAUNCHED" : "NOT_PLACED",
-					  "no", "0", node ? node : "-",
-					  pmsg);
+			if (!json_array_size(json_object_get(p, "tasks"))) {
+				const char *row[] = {
+				    pname, "-",
+				    node ? "NOT_LAUNCHED" : "NOT_PLACED", "no",
+				    "0", node};
+
+				table_row(&t, row, HF_ARRAY_LEN(row), pmsg);
+			}
 			json_array_foreach(json_object_get(p, "tasks"), k, tk)
 			{
 				const char *msg = json_string_value(
@@ -1443,15 +1452,19 @@ static int cmd_pod_status(int argc, char **argv)
 				snprintf(restarts, sizeof(restarts), "%lld",
 					 (long long)json_integer_value(
 					     json_object_get(tk, "restarts")));
-				table_row(
-				    &t, pname,
-				    json_string_value(json_object_get(tk, "name")),
-				    json_string_value(
-					json_object_get(tk, "status")),
-				    json_is_true(json_object_get(tk, "ready"))
-					? "yes"
-					: "no",
-				    restarts, node ? node : "-", msg);
+				{
+					const char *row[] = {
+					    pname, jstr(tk, "name"),
+					    jstr(tk, "status"),
+					    json_is_true(
+						json_object_get(tk, "ready"))
+						? "yes"
+						: "no",
+					    restarts, node};
+
+					table_row(&t, row, HF_ARRAY_LEN(row),
+						  msg);
+				}
 			}
 		}
 		if (!list)
@@ -2122,18 +2135,20 @@ static int cmd_volume_list(int argc, char **argv)
 	} else {
 		struct table t = {0};
 
-		table_row(&t, "VOLUME", "NODE", "STATUS", "SINCE", "", "",
-			  NULL);
+		static const char *const head[] = {"VOLUME", "NODE", "STATUS",
+						   "SINCE"};
+
+		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
 		json_array_foreach(out, i, v)
 		{
 			char when[40];
 			json_int_t since = jint(v, "since");
 
-			table_row(&t, jstr(v, "key"), jstr(v, "node"),
-				  jstr(v, "status"),
-				  since ? iso_time(since, when, sizeof(when))
-					: "-",
-				  "", "", jstr(v, "why"));
+			const char *row[] = {
+			    jstr(v, "key"), jstr(v, "node"), jstr(v, "status"),
+			    since ? iso_time(since, when, sizeof(when)) : "-"};
+
+			table_row(&t, row, HF_ARRAY_LEN(row), jstr(v, "why"));
 		}
 		table_print(&t);
 		table_release(&t);

@@ -646,7 +646,15 @@ static void h_volume_delete(void *ctx, const struct hf_http_req *req,
 	}
 	json_decref(gone);
 	svc = hf_state_service(s, name);
-	if (svc && (!inst || hf_state_instance(svc, inst)))
+	if (svc && svc->removing)
+		hf_http_error(resp, HF_ECONFLICT,
+			      "service '%s' is still being removed: its volumes "
+			      "are kept once it is gone ('holdfast service "
+			      "remove %s --wait' waits for that); 'holdfast "
+			      "service remove %s --delete-volumes' deletes them "
+			      "instead",
+			      name, name, name);
+	else if (svc && (!inst || hf_state_instance(svc, inst)))
 		hf_http_error(resp, HF_ECONFLICT,
 			      "the volumes of %s%s%s are in use by the deployed "
 			      "service; 'holdfast service remove %s "

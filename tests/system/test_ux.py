@@ -122,6 +122,32 @@ plans:
     remove(cluster, "ll2")
 
 
+def test_a_later_step_borrows_the_resource_set_once(cluster, tmp_path):
+    # [run] then [prep] in a parallel phase: run completes, then prep takes
+    # the resource set (run stops for it), and recovery brings run back once
+    # prep is done; nothing is launched twice for the plan.
+    spec = write(tmp_path / "ll4.yml", "name: ll4\npods:" + SHARED_RS_POD.format(count=1).replace(
+        "test -s data/prep && exec sleep 1000", "exec sleep 1000") + """
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      main:
+        strategy: parallel
+        pod: db
+        steps:
+          - default: [[run], [prep]]
+""")
+    cluster.deploy(spec, wait=False)
+    cluster.wait_plan("ll4", timeout=60)
+    assert launches_of(cluster, "ll4", "db-0-prep") == 1
+    wait_for(lambda: cluster.tasks("ll4")["db-0-run"]["status"] == "RUNNING", 30,
+             what="run relaunched after prep")
+    assert launches_of(cluster, "ll4", "db-0-run") == 2
+    assert len(stops_for_resource_set(cluster, "ll4")) == 1
+    remove(cluster, "ll4")
+
+
 def test_custom_plan_waits_for_the_deploy_step_on_its_instance(cluster, tmp_path):
     # deploy's step runs `server` (not ready until the test says so); a custom
     # plan's `backup` borrows the same resource set. The backup waits, says

@@ -971,7 +971,7 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 	};
 	int64_t now = hf_now_ms();
 	/* The run's step lists, indexed: a plan may have thousands of steps. */
-	struct hf_map completed = {0}, forced = {0}, started = {0};
+	struct hf_map completed = {0}, forced = {0}, started = {0}, waits = {0};
 
 	(void)s;
 	memset(v, 0, sizeof(*v));
@@ -988,6 +988,9 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 	for (size_t i = 0; run && i < run->step_started.len; i++)
 		hf_map_put(&started, run->step_started.items[i].key,
 			   (void *)run->step_started.items[i].value);
+	for (size_t i = 0; run && i < run->waits.len; i++)
+		hf_map_put(&waits, run->waits.items[i].key,
+			   (void *)run->waits.items[i].value);
 	for (size_t p = 0; p < def->phases.len; p++) {
 		const struct hf_plan_phase_def *ph = &def->phases.items[p];
 		const struct hf_spec_pod *pod = pod_of(cfg, ph->pod);
@@ -1045,7 +1048,7 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 			v->messages[base + k] = step_message(svc, cfg, st, now);
 			if (run && !v->completed[base + k] &&
 			    in[base + k].observed != HF_STATUS_COMPLETE) {
-				const char *w = hf_kvlist_get(&run->waits, key);
+				const char *w = hf_map_get(&waits, key);
 
 				if (w) {
 					char *m = hf_xasprintf(
@@ -1095,6 +1098,7 @@ static void eval_run(struct hf_srv *s, struct hf_service *svc,
 	hf_map_release(&completed);
 	hf_map_release(&forced);
 	hf_map_release(&started);
+	hf_map_release(&waits);
 }
 
 void hf_plan_view_release(struct hf_plan_view *v)
@@ -1381,7 +1385,8 @@ static void tick_run(struct hf_srv *s, struct hf_service *svc,
 
 				if (!claim_step(svc, cl, r, base + k, st, now,
 						&why)) {
-					hf_kvlist_set(&run->waits, key, why);
+					/* Once per step and tick: no search. */
+					hf_kvlist_append(&run->waits, key, why);
 					free(why);
 					free(key);
 					continue;

@@ -89,8 +89,16 @@ static void print_json(const json_t *j)
 	}
 }
 
-/* The request being made, for messages about its answer. */
-static const char *req_method = "GET", *req_path = "";
+/* The request being made, for messages about its answer (a copy). */
+static const char *req_method = "GET";
+static char *req_path;
+
+static void note_request(const char *method, const char *path)
+{
+	req_method = method;
+	free(req_path);
+	req_path = hf_xstrdup(path);
+}
 
 /*
  * Why the server could not be reached, with what to check: TLS trust,
@@ -130,8 +138,7 @@ static int api(const char *method, const char *path, const json_t *body,
 	int rc;
 
 	*out = NULL;
-	req_method = method;
-	req_path = path;
+	note_request(method, path);
 	rc = hf_httpc_json(addr(), method, path, token(), body,
 			   REQUEST_TIMEOUT_MS, status, out, &err);
 	if (rc) {
@@ -174,7 +181,7 @@ static int api_error(long status, const json_t *body)
 		fprintf(stderr,
 			"holdfast: %s %s at %s: the server answered HTTP %ld "
 			"without an error message (is it a holdfast server?)\n",
-			req_method, req_path, addr(), status);
+			req_method, req_path ? req_path : "", addr(), status);
 	} else {
 		/* A message that names its code already is not repeated. */
 		char tail[64];
@@ -1967,6 +1974,7 @@ static int cmd_events(int argc, char **argv)
 		hf_buf_addf(&path, "&service=%s", e);
 		free(e);
 	}
+	note_request("GET", hf_buf_str(&path));
 	rc = hf_httpc_stream(addr(), hf_buf_str(&path), token(), NULL, 0, on_sse,
 			     &st, &status, &err_body, &err);
 	rc = stream_result(rc, status, err, err_body);
@@ -2018,6 +2026,7 @@ static int cmd_task_logs(int argc, char **argv)
 				    se ? "&service=" : "", se ? se : "");
 		free(se);
 	}
+	note_request("GET", path);
 	rc = hf_httpc_stream(addr(), path, token(), NULL, 0, print_chunk, NULL,
 			     &status, &err_body, &err);
 	rc = stream_result(rc, status, err, err_body);

@@ -432,3 +432,24 @@ char *hf_random_hex(size_t bytes)
 	free(b);
 	return out;
 }
+
+char *hf_name_escape(const char *name)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct hf_buf b = HF_BUF_INIT;
+
+	for (const char *p = name; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		     (c >= '0' && c <= '9') || strchr("._:@+-", c)) &&
+		    !(p == name && c == '.')) {
+			hf_buf_addc(&b, (char)c);
+			continue;
+		}
+		hf_buf_addc(&b, '%');
+		hf_buf_addc(&b, hex[c >> 4]);
+		hf_buf_addc(&b, hex[c & 15]);
+	}
+	return hf_buf_detach(&b);
+}

@@ -132,6 +132,14 @@ bool hf_is_env_name(const char *s);
 
 bool hf_str_has_prefix(const char *s, const char *prefix);
 
+/*
+ * A name as one path component: bytes other than [A-Za-z0-9._:@+-] (so
+ * '/' and '%') become %XX, as does a leading '.'; ordinary names stay as
+ * they are. Injective, so names that differ never share a component (the
+ * service "a/b" is "a%2Fb", never inside "a"). The caller frees it.
+ */
+char *hf_name_escape(const char *name);
+
 /* 2*bytes random hex digits from /dev/urandom (ids, keys); caller frees. */
 char *hf_random_hex(size_t bytes);
 

@@ -1,0 +1,51 @@
+/*
+ * spawn.h - starting a child program the one way holdfast does it.
+ *
+ * Every signal is blocked around fork(), so no handler of the parent runs
+ * in the child; the child resets every disposition and its mask, sets up
+ * its standard descriptors and closes every other one, runs the caller's
+ * setup step (entering a task's confinement, for instance), changes
+ * directory and execs. A failure of any of these steps comes back to the
+ * parent through a close-on-exec pipe as "cannot <step>: <errno text>", so
+ * a bad command fails when it is started, never as a later exit 127.
+ *
+ * Any thread may call hf_spawn_start; the child only makes
+ * async-signal-safe calls (the setup step must do the same).
+ */
+#ifndef HF_COMMON_SPAWN_H
+#define HF_COMMON_SPAWN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* What a child step that failed says: "cannot <what>: <strerror(err)>". */
+#define HF_SPAWN_WHAT_MAX 200
+
+/*
+ * A setup step, run in the child after the descriptors are in place and
+ * before chdir and exec. Returns 0, or an errno value with *what set to a
+ * static sentence fragment ("enter the task's mount namespace").
+ */
+typedef int (*hf_spawn_setup_fn)(void *arg, const char **what);
+
+struct hf_spawn {
+	const char *path;          /* absolute path of the program */
+	char *const *argv;
+	char *const *envp;         /* NULL: an empty environment */
+	const char *cwd;           /* NULL: the parent's */
+	int in, out, err;          /* descriptors for 0, 1, 2; -1: /dev/null */
+	bool new_session;          /* setsid(): its own session and group */
+	bool new_group;            /* setpgid(0, 0) (ignored with a session) */
+	hf_spawn_setup_fn setup;   /* NULL: none */
+	void *setup_arg;
+};
+
+/*
+ * Starts sp's program. Returns 0 with *pid set once exec has succeeded,
+ * or -1 with *err set to one sentence (the caller frees it) and no child
+ * left behind (a child that failed before exec has been reaped). sp and
+ * every string it points to are only read.
+ */
+int hf_spawn_start(const struct hf_spawn *sp, pid_t *pid, char **err);
+
+#endif

@@ -8,8 +8,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "common/caps.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "shim/shim.h"
@@ -76,6 +80,13 @@ void hf_shim_launch_release(struct hf_shim_launch *l)
 	HF_VEC_FREE(&l->rlimits);
 	free(l->cgroup_parent);
 	free(l->user);
+	for (size_t i = 0; i < l->mounts.len; i++) {
+		free(l->mounts.items[i].source);
+		free(l->mounts.items[i].target);
+	}
+	HF_VEC_FREE(&l->mounts);
+	hf_strlist_release(&l->hide);
+	hf_strlist_release(&l->visible);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -114,6 +125,8 @@ static const char *const known_keys[] = {
 	"task_id",	 "cmd",		 "env",	      "sandbox",
 	"rlimits",	 "cpus",	 "memory_mb", "cgroup_parent",
 	"log_max_bytes", "log_keep",	 "kill_grace_period", "user",
+	"isolate",	 "mounts",	 "hide",      "visible",
+	"capabilities",	 "privileged",
 };
 
 /*
@@ -273,6 +286,136 @@ static bool get_rlimits(json_t *root, struct hf_shim_launch *l, char **err)
 	return true;
 }
 
+static bool get_bool(json_t *root, const char *key, bool *dst, char **err)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_boolean(v)) {
+		*err = hf_xasprintf("\"%s\" must be true or false", key);
+		return false;
+	}
+	*dst = json_is_true(v);
+	return true;
+}
+
+/* An absolute path without "." or ".." parts, without NUL. */
+static bool abs_path_ok(json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	return s && json_string_length(v) == strlen(s) && s[0] == '/' &&
+	       !strstr(s, "/./") && !strstr(s, "/../") &&
+	       !hf_str_has_prefix(s, "/..") &&
+	       !(strlen(s) >= 2 && strcmp(s + strlen(s) - 2, "/.") == 0) &&
+	       !(strlen(s) >= 3 && strcmp(s + strlen(s) - 3, "/..") == 0);
+}
+
+/* A relative path of plain components (no "", ".", ".."). */
+static bool rel_path_ok(const char *s)
+{
+	const char *p = s;
+
+	if (!*s || *s == '/')
+		return false;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p += n;
+		if (*p == '/' && !*++p)
+			return false;
+	}
+	return true;
+}
+
+static bool get_paths(json_t *root, const char *key, struct hf_strlist *dst,
+		      char **err)
+{
+	json_t *v = json_object_get(root, key), *e;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_array(v)) {
+		*err = hf_xasprintf("\"%s\" must be an array of absolute paths",
+				    key);
+		return false;
+	}
+	json_array_foreach(v, i, e) {
+		if (!abs_path_ok(e) || strcmp(json_string_value(e), "/") == 0) {
+			*err = hf_xasprintf("%s[%zu] must be an absolute path "
+					    "other than / without . or .. parts",
+					    key, i);
+			return false;
+		}
+		hf_strlist_push(dst, json_string_value(e));
+	}
+	return true;
+}
+
+static bool get_mounts(json_t *root, struct hf_shim_launch *l, char **err)
+{
+	json_t *v = json_object_get(root, "mounts"), *o;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_array(v)) {
+		*err = hf_xstrdup("\"mounts\" must be an array");
+		return false;
+	}
+	json_array_foreach(v, i, o) {
+		json_t *src = json_object_get(o, "source");
+		const char *dst = json_string_value(json_object_get(o, "target"));
+		struct hf_shim_mount *m;
+
+		if (!abs_path_ok(src) || !dst ||
+		    strlen(dst) != json_string_length(json_object_get(o,
+								    "target")) ||
+		    !rel_path_ok(dst)) {
+			*err = hf_xasprintf("mounts[%zu] needs an absolute "
+					    "\"source\" and a relative "
+					    "\"target\" without . or .. parts",
+					    i);
+			return false;
+		}
+		m = HF_VEC_PUSH(&l->mounts);
+		m->source = hf_xstrdup(json_string_value(src));
+		m->target = hf_xstrdup(dst);
+	}
+	return true;
+}
+
+static bool get_caps(json_t *root, struct hf_shim_launch *l, char **err)
+{
+	json_t *v = json_object_get(root, "capabilities"), *e;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_array(v)) {
+		*err = hf_xstrdup("\"capabilities\" must be an array of names");
+		return false;
+	}
+	json_array_foreach(v, i, e) {
+		int cap = json_is_string(e) ? hf_cap_by_name(json_string_value(e))
+					    : -1;
+
+		if (cap < 0) {
+			*err = hf_xasprintf("capabilities[%zu]: unknown "
+					    "capability (expected a name such "
+					    "as \"CAP_NET_ADMIN\")", i);
+			return false;
+		}
+		l->caps |= HF_CAP_BIT(cap);
+	}
+	return true;
+}
+
 static bool check_keys(json_t *root, char **err)
 {
 	const char *key;
@@ -316,6 +459,11 @@ static bool validate(struct hf_shim_launch *l, char **err)
 	}
 	if (l->user && !*l->user) {
 		*err = hf_xstrdup("\"user\" must be a user name or null");
+		return false;
+	}
+	if (!l->isolate && (l->mounts.len || l->hide.len || l->visible.len)) {
+		*err = hf_xstrdup("\"mounts\", \"hide\" and \"visible\" need "
+				  "\"isolate\"");
 		return false;
 	}
 	return true;
@@ -362,6 +510,12 @@ int hf_shim_launch_parse(const char *json, size_t len,
 	    !get_int(root, "log_keep", 0, MAX_LOG_KEEP, &keep, &err) ||
 	    !get_number(root, "kill_grace_period", 86400,
 			&l->kill_grace_period, &err) ||
+	    !get_bool(root, "isolate", &l->isolate, &err) ||
+	    !get_mounts(root, l, &err) ||
+	    !get_paths(root, "hide", &l->hide, &err) ||
+	    !get_paths(root, "visible", &l->visible, &err) ||
+	    !get_caps(root, l, &err) ||
+	    !get_bool(root, "privileged", &l->privileged, &err) ||
 	    !validate(l, &err))
 		goto out;
 	l->log_keep = (int)keep;
@@ -410,6 +564,32 @@ char *hf_shim_launch_format(const struct hf_shim_launch *l)
 			    json_real(l->kill_grace_period));
 	json_object_set_new(root, "user",
 			    l->user ? json_string(l->user) : json_null());
+	json_object_set_new(root, "isolate", json_boolean(l->isolate));
+	{
+		json_t *m = json_array(), *hide = json_array();
+		json_t *vis = json_array(), *caps = json_array();
+
+		for (size_t i = 0; i < l->mounts.len; i++)
+			json_array_append_new(
+				m, json_pack("{s:s, s:s}", "source",
+					     l->mounts.items[i].source, "target",
+					     l->mounts.items[i].target));
+		for (size_t i = 0; i < l->hide.len; i++)
+			json_array_append_new(hide,
+					      json_string(l->hide.items[i]));
+		for (size_t i = 0; i < l->visible.len; i++)
+			json_array_append_new(vis,
+					      json_string(l->visible.items[i]));
+		for (int c = 0; c <= hf_cap_last(); c++)
+			if (l->caps & HF_CAP_BIT(c))
+				json_array_append_new(
+					caps, json_string(hf_cap_name(c)));
+		json_object_set_new(root, "mounts", m);
+		json_object_set_new(root, "hide", hide);
+		json_object_set_new(root, "visible", vis);
+		json_object_set_new(root, "capabilities", caps);
+	}
+	json_object_set_new(root, "privileged", json_boolean(l->privileged));
 	text = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	if (!text)
@@ -430,4 +610,59 @@ int hf_shim_launch_write(const char *taskdir, const struct hf_shim_launch *l)
 	free(text);
 	errno = saved;
 	return rc;
+}
+
+/* Whether this process may raise hard limits (CAP_SYS_RESOURCE). */
+static bool can_raise_limits(void)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return geteuid() == 0;
+	return (data[CAP_SYS_RESOURCE / 32].effective >>
+		(CAP_SYS_RESOURCE % 32)) & 1;
+}
+
+static void limit_text(struct hf_buf *b, rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		hf_buf_adds(b, "unlimited");
+	else
+		hf_buf_addf(b, "%llu", (unsigned long long)v);
+}
+
+int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg)
+{
+	int may_raise = -1;
+
+	*msg = NULL;
+	for (size_t i = 0; i < l->rlimits.len; i++) {
+		const struct hf_shim_rlimit *r = &l->rlimits.items[i];
+		rlim_t want = r->hard < 0 ? RLIM_INFINITY : (rlim_t)r->hard;
+		struct rlimit cur;
+		struct hf_buf b = HF_BUF_INIT;
+
+		if (getrlimit((__rlimit_resource_t)r->resource, &cur) < 0 ||
+		    want <= cur.rlim_max)
+			continue;
+		if (may_raise == -1)
+			may_raise = can_raise_limits();
+		if (may_raise)
+			continue;
+		hf_buf_addf(&b, "rlimit %s: the task asks for ",
+			    hf_shim_rlimit_name(r->resource));
+		limit_text(&b, r->soft < 0 ? RLIM_INFINITY : (rlim_t)r->soft);
+		hf_buf_adds(&b, " (hard ");
+		limit_text(&b, want);
+		hf_buf_adds(&b, "), above this node's hard limit of ");
+		limit_text(&b, cur.rlim_max);
+		hf_buf_adds(&b, ", which only a holdfast agent with "
+				"CAP_SYS_RESOURCE could raise: lower it in the "
+				"spec, or raise the agent's limit");
+		*msg = hf_buf_detach(&b);
+		return HF_EINVAL;
+	}
+	return 0;
 }

@@ -35,8 +35,10 @@
 
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/spawn.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
+#include "shim/confine.h"
 #include "shim/shim.h"
 #include "shim/shim_int.h"
 #include "shim/tasklog.h"
@@ -57,18 +59,6 @@ struct client {
 	bool watching;
 	bool eof;           /* the peer will send nothing more */
 	bool dead;          /* to be closed at the end of this loop turn */
-};
-
-/* Everything the child needs, prepared before fork (no allocation after). */
-struct exec_plan {
-	char *argv[4];
-	char **envp;
-	bool switch_user;
-	uid_t uid;
-	gid_t gid;
-	gid_t *groups;
-	int ngroups;
-	int devnull;
 };
 
 struct shim {
@@ -561,85 +551,41 @@ static void remove_socket(struct shim *sh)
 
 /* ---- starting the task ---------------------------------------------- */
 
-enum child_step {
-	STEP_SETSID,
-	STEP_PDEATHSIG,
-	STEP_CGROUP,
-	STEP_STDIO,
-	STEP_RLIMIT,
-	STEP_SETGROUPS,
-	STEP_SETGID,
-	STEP_SETUID,
-	STEP_CHDIR,
-	STEP_EXEC,
+/* Everything the child needs, prepared before fork (no allocation after). */
+struct exec_plan {
+	const struct shim *sh;
+	pid_t shim_pid;
+	char *argv[4];
+	char **envp;
+	struct hf_confine confine;
+	/* Per rlimit: "set RLIMIT_NOFILE to 1024 (hard 4096)". */
+	char **rlimit_what;
 };
-
-static const char *const step_text[] = {
-	[STEP_SETSID] = "cannot start a session (setsid)",
-	[STEP_PDEATHSIG] = "cannot set the parent-death signal",
-	[STEP_CGROUP] = "cannot join the task cgroup",
-	[STEP_STDIO] = "cannot set up stdin, stdout and stderr",
-	[STEP_RLIMIT] = "cannot set the rlimit",
-	[STEP_SETGROUPS] = "cannot set the supplementary groups of the user",
-	[STEP_SETGID] = "cannot switch to the user's group",
-	[STEP_SETUID] = "cannot switch to the user",
-	[STEP_CHDIR] = "cannot enter the sandbox",
-	[STEP_EXEC] = "cannot execute /bin/sh",
-};
-
-/* What the child writes to the close-on-exec pipe when a step fails. */
-struct child_err {
-	int step;
-	int arg;
-	int err;
-};
-
-static void __attribute__((noreturn))
-child_fail(int errfd, enum child_step step, int arg, int err)
-{
-	struct child_err ce = {step, arg, err};
-
-	/* One write below PIPE_BUF is atomic; if it fails, nobody listens. */
-	if (write(errfd, &ce, sizeof(ce)) < 0) {
-	}
-	_exit(127);
-}
 
 /*
- * The forked child, until exec. Only async-signal-safe calls: the plan was
- * built before fork. Each failure goes back through errfd, which exec
- * closes, so the shim reads either a failure or EOF (= exec succeeded).
+ * The task's setup between fork and exec (hf_spawn runs it after the
+ * signal reset, setsid and stdio). Only system calls.
  */
-static void __attribute__((noreturn))
-task_child(const struct shim *sh, const struct exec_plan *p, pid_t shim_pid,
-	   int errfd, int out_w, int err_w)
+static int task_setup(void *arg, const char **what)
 {
-	const struct hf_shim_launch *l = &sh->launch;
-	struct sigaction dfl;
-	sigset_t none;
+	const struct exec_plan *p = arg;
+	const struct hf_shim_launch *l = &p->sh->launch;
 	int err;
 
-	/* Dispositions first, while every signal is still blocked. */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-
-	if (setsid() < 0)
-		child_fail(errfd, STEP_SETSID, 0, errno);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fail(errfd, STEP_PDEATHSIG, 0, errno);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+		*what = "set the parent-death signal";
+		return errno;
+	}
 	/* The shim may have died before prctl: then we must not run. */
-	if (getppid() != shim_pid)
-		_exit(127);
-	err = hf_cgroup_join_self(&sh->cg);
-	if (err)
-		child_fail(errfd, STEP_CGROUP, 0, err);
-	if (dup2(p->devnull, STDIN_FILENO) < 0 ||
-	    dup2(out_w, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0)
-		child_fail(errfd, STEP_STDIO, 0, errno);
+	if (getppid() != p->shim_pid) {
+		*what = "start the task: the shim has gone";
+		return ESRCH;
+	}
+	err = hf_cgroup_join_self(&p->sh->cg);
+	if (err) {
+		*what = "join the task cgroup";
+		return err;
+	}
 	/* Before dropping privileges: raising a hard limit needs root. */
 	for (size_t i = 0; i < l->rlimits.len; i++) {
 		const struct hf_shim_rlimit *r = &l->rlimits.items[i];
@@ -648,22 +594,12 @@ task_child(const struct shim *sh, const struct exec_plan *p, pid_t shim_pid,
 			r->hard < 0 ? RLIM_INFINITY : (rlim_t)r->hard,
 		};
 
-		if (setrlimit((__rlimit_resource_t)r->resource, &rl) < 0)
-			child_fail(errfd, STEP_RLIMIT, r->resource, errno);
+		if (setrlimit((__rlimit_resource_t)r->resource, &rl) < 0) {
+			*what = p->rlimit_what[i];
+			return errno;
+		}
 	}
-	if (p->switch_user) {
-		if (setgroups((size_t)p->ngroups, p->groups) < 0)
-			child_fail(errfd, STEP_SETGROUPS, 0, errno);
-		if (setgid(p->gid) < 0)
-			child_fail(errfd, STEP_SETGID, 0, errno);
-		if (setuid(p->uid) < 0)
-			child_fail(errfd, STEP_SETUID, 0, errno);
-	}
-	/* After the switch, so the user must be able to enter it. */
-	if (chdir(l->sandbox) < 0)
-		child_fail(errfd, STEP_CHDIR, 0, errno);
-	execve("/bin/sh", p->argv, p->envp);
-	child_fail(errfd, STEP_EXEC, 0, errno);
+	return hf_confine_apply(&p->confine, what);
 }
 
 static void plan_release(struct exec_plan *p)
@@ -672,19 +608,22 @@ static void plan_release(struct exec_plan *p)
 		for (char **e = p->envp; *e; e++)
 			free(*e);
 	free(p->envp);
-	free(p->groups);
-	if (p->devnull >= 0)
-		close(p->devnull);
+	for (size_t i = 0; p->rlimit_what && i < p->sh->launch.rlimits.len; i++)
+		free(p->rlimit_what[i]);
+	free(p->rlimit_what);
+	hf_confine_release(&p->confine);
 	memset(p, 0, sizeof(*p));
-	p->devnull = -1;
 }
 
-/* Resolves the user, checks the sandbox, builds argv and envp. */
+/* Resolves the user and the task's confinement, builds argv and envp. */
 static int plan_build(struct shim *sh, struct exec_plan *p)
 {
 	const struct hf_shim_launch *l = &sh->launch;
 	struct stat st;
+	char *err = NULL;
 
+	p->sh = sh;
+	p->shim_pid = getpid();
 	if (stat(l->sandbox, &st) < 0) {
 		fail_start(sh, "sandbox %s: %s", l->sandbox, strerror(errno));
 		return -1;
@@ -693,45 +632,20 @@ static int plan_build(struct shim *sh, struct exec_plan *p)
 		fail_start(sh, "sandbox %s is not a directory", l->sandbox);
 		return -1;
 	}
-	if (l->user) {
-		struct passwd *pw;
-
-		errno = 0;
-		pw = getpwnam(l->user);
-		if (!pw) {
-			if (errno)
-				fail_start(sh, "cannot look up user \"%s\": %s",
-					   l->user, strerror(errno));
-			else
-				fail_start(sh, "unknown user \"%s\"", l->user);
-			return -1;
-		}
-		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
-			fail_start(sh, "cannot run the task as user \"%s\": "
-				       "the shim is not root", l->user);
-			return -1;
-		}
-		if (geteuid() == 0) {
-			int n = 0;
-
-			p->switch_user = true;
-			p->uid = pw->pw_uid;
-			p->gid = pw->pw_gid;
-			getgrouplist(l->user, pw->pw_gid, NULL, &n);
-			p->groups = hf_xcalloc((size_t)n + 1, sizeof(gid_t));
-			p->ngroups = n + 1;
-			if (getgrouplist(l->user, pw->pw_gid, p->groups,
-					 &p->ngroups) < 0) {
-				fail_start(sh, "cannot list the groups of user "
-					       "\"%s\"", l->user);
-				return -1;
-			}
-		}
-	}
-	p->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (p->devnull < 0) {
-		fail_start(sh, "cannot open /dev/null: %s", strerror(errno));
+	if (hf_shim_rlimits_check(l, &err) ||
+	    hf_confine_prepare(&p->confine, l, true, &err)) {
+		fail_start(sh, "%s", err);
+		free(err);
 		return -1;
+	}
+	p->rlimit_what = hf_xcalloc(l->rlimits.len + 1, sizeof(char *));
+	for (size_t i = 0; i < l->rlimits.len; i++) {
+		const struct hf_shim_rlimit *r = &l->rlimits.items[i];
+
+		p->rlimit_what[i] = hf_xasprintf(
+			"set %s to %lld (hard %lld; -1 is unlimited)",
+			hf_shim_rlimit_name(r->resource), (long long)r->soft,
+			(long long)r->hard);
 	}
 	p->argv[0] = "sh";
 	p->argv[1] = "-c";
@@ -765,20 +679,29 @@ static int open_logs(struct shim *sh)
 	return 0;
 }
 
+/* The inode of the task's mount namespace, for checks and exec to join. */
+static uint64_t mount_ns_of(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 static int spawn_task(struct shim *sh)
 {
-	struct exec_plan plan = {.devnull = -1};
-	int out[2] = {-1, -1}, errp[2] = {-1, -1}, ep[2] = {-1, -1};
-	struct child_err ce;
-	sigset_t all, old;
-	pid_t shim_pid = getpid();
-	ssize_t n;
+	struct exec_plan plan;
+	struct hf_spawn sp;
+	int out[2] = {-1, -1}, errp[2] = {-1, -1};
+	char *err = NULL;
 	int rc = -1;
 
+	memset(&plan, 0, sizeof(plan));
+	plan.confine.join_fd = -1;
 	if (plan_build(sh, &plan) || open_logs(sh))
 		goto out;
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    pipe2(ep, O_CLOEXEC) < 0) {
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		fail_start(sh, "cannot create pipes: %s", strerror(errno));
 		goto out;
 	}
@@ -786,45 +709,22 @@ static int spawn_task(struct shim *sh)
 	fcntl(out[0], F_SETPIPE_SZ, PIPE_SIZE);
 	fcntl(errp[0], F_SETPIPE_SZ, PIPE_SIZE);
 
-	/*
-	 * Every signal is blocked across fork so that nothing is delivered
-	 * to the child before it has reset its dispositions.
-	 */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	sh->pid = fork();
-	if (sh->pid == 0)
-		task_child(sh, &plan, shim_pid, ep[1], out[1], errp[1]);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (sh->pid < 0) {
+	memset(&sp, 0, sizeof(sp));
+	sp.path = "/bin/sh";
+	sp.argv = plan.argv;
+	sp.envp = plan.envp;
+	sp.in = -1;
+	sp.out = out[1];
+	sp.err = errp[1];
+	sp.new_session = true;
+	sp.setup = task_setup;
+	sp.setup_arg = &plan;
+	if (hf_spawn_start(&sp, &sh->pid, &err)) {
 		sh->pid = 0;
-		fail_start(sh, "cannot fork: %s", strerror(errno));
+		fail_start(sh, "%s", err);
+		free(err);
 		goto out;
 	}
-	close(ep[1]);
-	ep[1] = -1;
-	do
-		n = read(ep[0], &ce, sizeof(ce));
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)sizeof(ce)) {
-		/* The child has _exit()ed or is about to: reap it. */
-		waitpid(sh->pid, NULL, 0);
-		sh->pid = 0;
-		if (ce.step == STEP_RLIMIT)
-			fail_start(sh, "cannot set %s: %s",
-				   hf_shim_rlimit_name(ce.arg),
-				   strerror(ce.err));
-		else if (ce.step == STEP_CHDIR)
-			fail_start(sh, "%s %s: %s", step_text[ce.step],
-				   sh->launch.sandbox, strerror(ce.err));
-		else if (ce.step >= 0 && ce.step <= STEP_EXEC)
-			fail_start(sh, "%s: %s", step_text[ce.step],
-				   strerror(ce.err));
-		else
-			fail_start(sh, "the task failed before exec");
-		goto out;
-	}
-	/* EOF: exec closed the pipe, the task runs. */
 	sh->pipes[0] = out[0];
 	sh->pipes[1] = errp[0];
 	out[0] = errp[0] = -1;
@@ -833,6 +733,8 @@ static int spawn_task(struct shim *sh)
 	hf_cgroup_close_fds(&sh->cg);
 	sh->st.pid = sh->pid;
 	sh->st.pgid = sh->pid;
+	if (sh->launch.isolate)
+		sh->st.mnt_ns = mount_ns_of(sh->pid);
 	sh->st.started_at = now_ms();
 	sh->st.state = HF_SHIM_RUNNING;
 	shim_log("task %s started as pid %d", sh->launch.task_id,
@@ -845,8 +747,6 @@ out:
 			close(out[i]);
 		if (errp[i] >= 0)
 			close(errp[i]);
-		if (ep[i] >= 0)
-			close(ep[i]);
 	}
 	plan_release(&plan);
 	return rc;

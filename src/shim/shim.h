@@ -35,6 +35,26 @@
  *                  user           null, or a user name to run the task as
  *                                 (needs a root shim; a non-root shim only
  *                                 accepts its own user)
+ *                  isolate        default false; true runs the task in a
+ *                                 mount namespace of its own (ISOLATION
+ *                                 below; needs a root shim)
+ *                  mounts         [{"source": "/abs/dir", "target": "rel"}]
+ *                                 directories bound at sandbox-relative
+ *                                 targets inside that namespace (its
+ *                                 volumes), in order; needs isolate
+ *                  hide           ["/abs/dir"]: covered by an empty,
+ *                                 read-only tmpfs in that namespace (the
+ *                                 sandbox itself stays visible); needs
+ *                                 isolate
+ *                  visible        ["/abs/path"]: files or directories under
+ *                                 a hidden directory that stay visible,
+ *                                 read-only (config files written next to
+ *                                 the sandbox); needs isolate
+ *                  capabilities   ["CAP_NET_ADMIN", ...]: capabilities the
+ *                                 task gets beyond the default (ISOLATION)
+ *                  privileged     default false; true keeps every
+ *                                 capability, no_new_privs off, and the
+ *                                 node's own /dev, /sys and /proc/sys
  *                Unknown keys are errors, so typos fail loudly.
  *   status.json  written by the shim, atomically (x.new, fsync, rename,
  *                fsync of TASKDIR), at every state change:
@@ -44,7 +64,8 @@
  *                   "signal" (number or null), "oom_killed": bool,
  *                   "stop_requested": bool, "cgroup": path or null,
  *                   "cgroup_note": sentence or null, "message": sentence
- *                   or null}
+ *                   or null, "mnt_ns": the inode of the task's mount
+ *                   namespace (with isolate) or null}
  *                "exited" and "failed-to-start" are final and are written
  *                before the shim exits, so an agent that was down while the
  *                task ended still finds the exit status here.
@@ -85,18 +106,41 @@
  * supervisors that want the shim as their direct child) and exits 0 when
  * the task has exited.
  *
- * THE TASK. Forked with every signal blocked; the child resets all signal
- * dispositions and its mask, calls setsid() (pgid = pid), sets
- * PR_SET_PDEATHSIG=SIGKILL (the task's main process never outlives its
- * shim: an unowned database next to its relaunched successor would corrupt
- * its volume; the processes it started are left to hf_shim_cleanup_lost),
- * joins the cgroup, points stdin at /dev/null and stdout/stderr at pipes
- * the shim owns, applies rlimits, drops to `user`, chdir()s to the sandbox
- * and execs /bin/sh -c cmd with exactly launch.json's env. A failure of any
- * of these steps (a bad sandbox, an unknown user) is reported back through
- * a close-on-exec pipe: the launch ends as "failed-to-start" with the step
- * and errno text in "message", never as a later exit. The shim is a child
- * subreaper, so descendants the task orphans are re-parented to it.
+ * THE TASK. Forked with every signal blocked (common/spawn.h); the child
+ * resets all signal dispositions and its mask, calls setsid() (pgid =
+ * pid), points stdin at /dev/null and stdout/stderr at pipes the shim
+ * owns, sets PR_SET_PDEATHSIG=SIGKILL (the task's main process never
+ * outlives its shim: an unowned database next to its relaunched successor
+ * would corrupt its volume; the processes it started are left to
+ * hf_shim_cleanup_lost), joins the cgroup, applies rlimits, builds its
+ * mount namespace (with isolate), takes on its identity (ISOLATION),
+ * chdir()s to the sandbox and execs /bin/sh -c cmd with exactly
+ * launch.json's env. A failure of any of these steps (a bad sandbox, an
+ * unknown user, a link where a volume goes) is reported back through a
+ * close-on-exec pipe: the launch ends as "failed-to-start" with the step
+ * and errno text in "message", never as a later exit. An rlimit above the
+ * node's hard limit, which only CAP_SYS_RESOURCE could raise, fails before
+ * the fork with the limit, the value asked and the node's limit. The shim
+ * is a child subreaper, so descendants the task orphans are re-parented
+ * to it.
+ *
+ * ISOLATION (shim/confine.h). With isolate, the task runs in a mount
+ * namespace of its own, a slave of the node's (mounts the node makes later
+ * appear in it; none of the task's appear in the node's): each `hide`
+ * directory is covered by an empty read-only tmpfs, in which the sandbox
+ * (and each `visible` path) is bound back at its own path; each `mounts`
+ * entry is bound at its target below the sandbox, created if missing (as
+ * the task's user) and refused if a symbolic link is on the way. Unless
+ * privileged, the task also gets a private /dev (null, zero, full, random,
+ * urandom, tty, a new devpts and its own /dev/shm), and /sys and
+ * /proc/sys read-only. These mounts live and die with the namespace, so
+ * none outlives the task. Identity: a root task (no `user`, or "root")
+ * keeps only the default capability set (common/caps.h) plus
+ * `capabilities`, in its bounding set too; a task run as another user
+ * gets no capability but those in `capabilities` (as ambient ones); every
+ * task but a privileged one has no_new_privs set, so no setuid program or
+ * file capability gives it more. The namespace's inode is in status.json
+ * ("mnt_ns"), for checks and exec to join (hf_confine_join).
  *
  * LOGS. The shim copies the task's stdout/stderr to <sandbox>/stdout and
  * <sandbox>/stderr; when a file would exceed log_max_bytes it is rotated
@@ -171,6 +215,11 @@ struct hf_shim_rlimit {
 	int64_t soft, hard;   /* -1 = unlimited */
 };
 
+struct hf_shim_mount {
+	char *source;         /* absolute directory on the node */
+	char *target;         /* where in the sandbox (relative) */
+};
+
 struct hf_shim_launch {
 	char *task_id;
 	char *cmd;
@@ -184,6 +233,11 @@ struct hf_shim_launch {
 	int log_keep;
 	double kill_grace_period;
 	char *user;           /* NULL = the shim's own user */
+	bool isolate;         /* a mount namespace of its own */
+	HF_VEC(struct hf_shim_mount) mounts;
+	struct hf_strlist hide, visible;
+	uint64_t caps;        /* HF_CAP_BIT()s beyond the default */
+	bool privileged;
 };
 
 /* Sets the defaults listed above; every string but cgroup_parent NULL. */
@@ -204,6 +258,14 @@ char *hf_shim_launch_format(const struct hf_shim_launch *l);
 
 /* Writes TASKDIR/launch.json atomically. Returns 0 or HF_EIO (errno set). */
 int hf_shim_launch_write(const char *taskdir, const struct hf_shim_launch *l);
+
+/*
+ * Checks l's rlimits against this process's hard limits, which only
+ * CAP_SYS_RESOURCE may raise (the shim inherits the agent's). Returns 0,
+ * or HF_EINVAL with *msg set to a sentence naming the limit, the value
+ * asked and the node's limit (the caller frees it): retrying cannot help.
+ */
+int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg);
 
 /* RLIMIT_* for a name such as "RLIMIT_NOFILE", -1 if unknown. */
 int hf_shim_rlimit_by_name(const char *name);
@@ -243,6 +305,7 @@ struct hf_shim_status {
 	char *cgroup;           /* NULL = null, likewise below */
 	char *cgroup_note;
 	char *message;
+	uint64_t mnt_ns;        /* the task's mount namespace inode; 0 = null */
 };
 
 /*

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/spawn.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
 #include "shim/shim.h"
@@ -94,6 +95,8 @@ char *hf_shim_status_format(const struct hf_shim_status *s)
 	json_object_set_new(o, "cgroup", str_or_null(s->cgroup));
 	json_object_set_new(o, "cgroup_note", str_or_null(s->cgroup_note));
 	json_object_set_new(o, "message", str_or_null(s->message));
+	json_object_set_new(o, "mnt_ns", int_or_null(s->mnt_ns > 0,
+						     (json_int_t)s->mnt_ns));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)
@@ -149,6 +152,8 @@ int hf_shim_status_parse(const char *json, size_t len,
 	s->cgroup = get_str(o, "cgroup");
 	s->cgroup_note = get_str(o, "cgroup_note");
 	s->message = get_str(o, "message");
+	s->mnt_ns = get_int(o, "mnt_ns") > 0 ? (uint64_t)get_int(o, "mnt_ns")
+					      : 0;
 out:
 	json_decref(o);
 	return rc;
@@ -445,30 +450,6 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* In the forked child: only async-signal-safe calls until exec. */
-static void spawn_child(char *const argv[])
-{
-	struct sigaction dfl;
-	sigset_t none;
-
-	/*
-	 * The agent's handlers and blocked signals must not leak into the
-	 * shim; dispositions are reset while everything is still blocked.
-	 */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* The agent's sockets and files are not the shim's business. */
-	if (close_range(3, ~0U, 0) < 0)
-		for (int fd = 3; fd < 65536; fd++)
-			close(fd);
-	execv(argv[0], argv);
-	_exit(127);
-}
-
 int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
 		  pid_t *shim_pid)
 {
@@ -476,7 +457,8 @@ int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
 	char *pidfile = hf_xasprintf("%s/shim.pid", taskdir), *text = NULL;
 	char *argv[] = {(char *)holdfast_bin, "shim", "--dir",
 			(char *)taskdir, NULL};
-	sigset_t all, old;
+	struct hf_spawn sp;
+	char *err = NULL;
 	int64_t deadline;
 	pid_t pid;
 	int rc = HF_EIO, wstatus;
@@ -488,17 +470,23 @@ int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
 		goto out;
 	}
 	/*
-	 * Block every signal around fork so no handler of the agent runs in
-	 * the child before its dispositions are reset (libuv does the same).
+	 * common/spawn.h: the agent's signal handlers, blocked signals and
+	 * descriptors do not reach the shim, and a binary that cannot run is
+	 * said at once, in the agent's log.
 	 */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0)
-		spawn_child(argv);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (pid < 0)
+	memset(&sp, 0, sizeof(sp));
+	sp.path = holdfast_bin;
+	sp.argv = argv;
+	sp.envp = environ;
+	sp.in = -1;
+	sp.out = STDOUT_FILENO;
+	sp.err = STDERR_FILENO;
+	if (hf_spawn_start(&sp, &pid, &err)) {
+		fprintf(stderr, "holdfast: cannot start the shim of %s: %s\n",
+			taskdir, err);
+		free(err);
 		goto out;
+	}
 	/*
 	 * The first shim process exits as soon as the detached one has
 	 * started the task; a stuck start is abandoned, not waited for.

@@ -1,0 +1,662 @@
+/*
+ * confine.c - a task's mount namespace, capabilities, user and
+ * no_new_privs; see confine.h and shim.h (ISOLATION).
+ *
+ * The namespace is built with the new mount API: every bind is first
+ * cloned as a detached tree (open_tree), so a source is opened before any
+ * directory is covered, and attached by descriptor (move_mount), so a
+ * target, once opened without following links, cannot be swapped for a
+ * link before the mount lands on it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/caps.h"
+#include "common/fs.h"
+#include "common/util.h"
+#include "shim/confine.h"
+
+struct bind {
+	char *source;       /* absolute */
+	char *target;       /* absolute, or relative to the sandbox (volumes) */
+	char *what;         /* the step, for a failure */
+	bool dir;
+	bool optional;      /* a source that does not exist is skipped */
+	int fd;             /* the detached clone, in the child */
+};
+
+struct hf_confine_ns {
+	char *sandbox;
+	struct hf_strlist hide;  /* outermost first; none inside another */
+	HF_VEC(struct bind) visible;
+	HF_VEC(struct bind) volumes;
+	HF_VEC(struct bind) devs;
+	bool contain;            /* private /dev; /sys, /proc/sys read-only */
+	bool nosuid;             /* sandbox and volumes nosuid, nodev */
+	uid_t uid;
+	gid_t gid;
+	int sandbox_fd;
+	bool *hidden;            /* per hide entry: covered (it existed) */
+};
+
+/* Devices a contained task gets, bound from the node's /dev. */
+static const char *const dev_nodes[] = {"null", "zero",	   "full",
+					"random", "urandom", "tty"};
+static const char *const dev_links[][2] = {
+	{"fd", "/proc/self/fd"},	  {"stdin", "/proc/self/fd/0"},
+	{"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+	{"ptmx", "pts/ptmx"},
+};
+
+/* ---- before fork ------------------------------------------------------ */
+
+static void bind_release(struct bind *b)
+{
+	free(b->source);
+	free(b->target);
+	free(b->what);
+}
+
+static void ns_free(struct hf_confine_ns *ns)
+{
+	if (!ns)
+		return;
+	free(ns->sandbox);
+	hf_strlist_release(&ns->hide);
+	for (size_t i = 0; i < ns->visible.len; i++)
+		bind_release(&ns->visible.items[i]);
+	for (size_t i = 0; i < ns->volumes.len; i++)
+		bind_release(&ns->volumes.items[i]);
+	for (size_t i = 0; i < ns->devs.len; i++)
+		bind_release(&ns->devs.items[i]);
+	HF_VEC_FREE(&ns->visible);
+	HF_VEC_FREE(&ns->volumes);
+	HF_VEC_FREE(&ns->devs);
+	free(ns->hidden);
+	free(ns);
+}
+
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || !path[n]);
+}
+
+static int by_length(const void *a, const void *b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+
+	return la < lb ? -1 : la > lb ? 1 : strcmp(*(char *const *)a,
+						   *(char *const *)b);
+}
+
+static struct hf_confine_ns *ns_prepare(const struct hf_shim_launch *l,
+					const struct hf_confine *c, char **err)
+{
+	struct hf_confine_ns *ns = hf_xcalloc(1, sizeof(*ns));
+	struct hf_strlist sorted = {0};
+
+	ns->sandbox = hf_xstrdup(l->sandbox);
+	ns->contain = !l->privileged;
+	ns->nosuid = !l->privileged;
+	ns->uid = c->switch_user ? c->uid : geteuid();
+	ns->gid = c->switch_user ? c->gid : getegid();
+	ns->sandbox_fd = -1;
+	/* A directory inside another hidden one is hidden with it. */
+	for (size_t i = 0; i < l->hide.len; i++)
+		hf_strlist_push(&sorted, l->hide.items[i]);
+	if (sorted.len)
+		qsort(sorted.items, sorted.len, sizeof(*sorted.items),
+		      by_length);
+	for (size_t i = 0; i < sorted.len; i++) {
+		bool inner = false;
+
+		for (size_t k = 0; k < ns->hide.len && !inner; k++)
+			inner = under(sorted.items[i], ns->hide.items[k]);
+		if (!inner)
+			hf_strlist_push(&ns->hide, sorted.items[i]);
+	}
+	hf_strlist_release(&sorted);
+	ns->hidden = hf_xcalloc(ns->hide.len + 1, sizeof(*ns->hidden));
+	for (size_t i = 0; i < l->visible.len; i++) {
+		struct bind *b = HF_VEC_PUSH(&ns->visible);
+		struct stat st;
+
+		b->fd = -1;
+		b->source = hf_xstrdup(l->visible.items[i]);
+		b->target = hf_xstrdup(l->visible.items[i]);
+		b->what = hf_xasprintf("keep %s visible to the task",
+				       b->source);
+		if (lstat(b->source, &st) < 0 ||
+		    !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+			*err = hf_xasprintf("%s: not a file or directory the "
+					    "task can be shown", b->source);
+			ns_free(ns);
+			return NULL;
+		}
+		b->dir = S_ISDIR(st.st_mode);
+	}
+	for (size_t i = 0; i < l->mounts.len; i++) {
+		struct bind *b = HF_VEC_PUSH(&ns->volumes);
+
+		b->fd = -1;
+		b->dir = true;
+		b->source = hf_xstrdup(l->mounts.items[i].source);
+		b->target = hf_xstrdup(l->mounts.items[i].target);
+		b->what = hf_xasprintf("mount the volume at %s (a symbolic "
+				       "link there is refused)", b->target);
+	}
+	for (size_t i = 0; ns->contain && i < HF_ARRAY_LEN(dev_nodes); i++) {
+		struct bind *b = HF_VEC_PUSH(&ns->devs);
+
+		b->fd = -1;
+		b->optional = true;
+		b->source = hf_xasprintf("/dev/%s", dev_nodes[i]);
+		b->target = hf_xstrdup(b->source);
+		b->what = hf_xasprintf("give the task %s", b->source);
+	}
+	return ns;
+}
+
+int hf_confine_prepare(struct hf_confine *c, const struct hf_shim_launch *l,
+		       bool build, char **err)
+{
+	bool root = geteuid() == 0, task_root = root;
+
+	memset(c, 0, sizeof(*c));
+	c->join_fd = -1;
+	*err = NULL;
+	if (l->user) {
+		/* Reentrant: the agent's threads may look users up at once. */
+		struct passwd pwbuf, *pw = NULL;
+		char buf[4096];
+		int e = getpwnam_r(l->user, &pwbuf, buf, sizeof(buf), &pw);
+
+		if (!pw) {
+			if (e && e != ENOENT && e != ESRCH)
+				*err = hf_xasprintf("cannot look up user "
+						    "\"%s\": %s", l->user,
+						    strerror(e));
+			else
+				*err = hf_xasprintf("unknown user \"%s\"",
+						    l->user);
+			return -1;
+		}
+		if (!root && pw->pw_uid != geteuid()) {
+			*err = hf_xasprintf("cannot run the task as user "
+					    "\"%s\": holdfast does not run as "
+					    "root here", l->user);
+			return -1;
+		}
+		task_root = pw->pw_uid == 0;
+		if (root) {
+			int n = 0;
+
+			c->switch_user = true;
+			c->uid = pw->pw_uid;
+			c->gid = pw->pw_gid;
+			getgrouplist(l->user, pw->pw_gid, NULL, &n);
+			c->groups = hf_xcalloc((size_t)n + 1, sizeof(gid_t));
+			c->ngroups = n + 1;
+			if (getgrouplist(l->user, pw->pw_gid, c->groups,
+					 &c->ngroups) < 0) {
+				*err = hf_xasprintf("cannot list the groups "
+						    "of user \"%s\"", l->user);
+				return -1;
+			}
+		}
+	}
+	c->no_new_privs = !l->privileged;
+	/* Only a root process holds capabilities to give up. */
+	if (root && !l->privileged) {
+		c->limit_caps = true;
+		c->keep = l->caps | (task_root ? hf_cap_default_set() : 0);
+		c->ambient = !task_root && l->caps;
+	}
+	c->cwd = hf_xstrdup(l->sandbox);
+	c->cwd_what = hf_xasprintf("enter the sandbox %s", l->sandbox);
+	if (build && l->isolate) {
+		if (!root) {
+			*err = hf_xstrdup("a mount namespace of the task's own "
+					  "needs a root shim");
+			return -1;
+		}
+		c->build = ns_prepare(l, c, err);
+		if (!c->build)
+			return -1;
+	}
+	return 0;
+}
+
+int hf_confine_join(struct hf_confine *c, pid_t pid, uint64_t mnt_ns,
+		    char **err)
+{
+	char path[64];
+	struct stat st;
+	int fd;
+
+	*err = NULL;
+	if (!mnt_ns)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+	fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	/*
+	 * The descriptor pins the namespace it names. If the task's pid was
+	 * reused since the shim recorded it, that is another namespace.
+	 */
+	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != mnt_ns) {
+		if (fd >= 0)
+			close(fd);
+		*err = hf_xstrdup("the task is not running");
+		return -1;
+	}
+	if (c->join_fd >= 0)
+		close(c->join_fd);
+	c->join_fd = fd;
+	return 0;
+}
+
+void hf_confine_release(struct hf_confine *c)
+{
+	free(c->groups);
+	if (c->join_fd >= 0)
+		close(c->join_fd);
+	ns_free(c->build);
+	free(c->cwd);
+	free(c->cwd_what);
+	memset(c, 0, sizeof(*c));
+	c->join_fd = -1;
+}
+
+/* ---- in the child: system calls only ---------------------------------- */
+
+static int fail(const char **what, const char *step)
+{
+	int e = errno;
+
+	*what = step;
+	return e ? e : EIO;
+}
+
+static int set_attr(int fd, uint64_t set)
+{
+	struct mount_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.attr_set = set;
+	return mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+			     sizeof(attr));
+}
+
+/* mkdir -p of an absolute path, without allocating. */
+static int mkdirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -1;
+		if (i < n)
+			buf[i] = '/';
+	}
+	return 0;
+}
+
+/* The parent directories of path, and path itself as an empty file or dir. */
+static int placeholder(const char *path, bool dir)
+{
+	char buf[PATH_MAX];
+	char *slash;
+	size_t n = strlen(path);
+	int fd;
+
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	slash = strrchr(buf, '/');
+	if (slash && slash != buf) {
+		*slash = '\0';
+		if (mkdirs(buf, 0755) < 0)
+			return -1;
+	}
+	if (dir)
+		return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static int clone_tree(struct bind *b, uint64_t attrs)
+{
+	b->fd = open_tree(AT_FDCWD, b->source,
+			  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+				  AT_SYMLINK_NOFOLLOW | AT_RECURSIVE);
+	if (b->fd < 0)
+		return b->optional && errno == ENOENT ? 0 : -1;
+	if (attrs && set_attr(b->fd, attrs) < 0)
+		return -1;
+	return 0;
+}
+
+static int attach_at(struct bind *b)
+{
+	if (b->fd < 0)
+		return 0; /* an optional source that is not there */
+	if (placeholder(b->target, b->dir) < 0)
+		return -1;
+	return move_mount(b->fd, "", AT_FDCWD, b->target,
+			  MOVE_MOUNT_F_EMPTY_PATH);
+}
+
+static int private_dev(struct hf_confine_ns *ns, const char **what)
+{
+	if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0755,size=64k,nr_inodes=256") < 0)
+		return fail(what, "give the task a private /dev");
+	for (size_t i = 0; i < ns->devs.len; i++)
+		if (attach_at(&ns->devs.items[i]) < 0)
+			return fail(what, ns->devs.items[i].what);
+	if (mkdir("/dev/pts", 0755) < 0 || mkdir("/dev/shm", 01777) < 0)
+		return fail(what, "give the task a private /dev");
+	/* A terminal and POSIX shared memory of its own; best effort. */
+	mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	      "newinstance,ptmxmode=0666,mode=0620");
+	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+		  "mode=1777") < 0)
+		return fail(what, "give the task its own /dev/shm");
+	for (size_t i = 0; i < HF_ARRAY_LEN(dev_links); i++) {
+		char path[32] = "/dev/";
+
+		strncat(path, dev_links[i][0], sizeof(path) - 6);
+		if (symlink(dev_links[i][1], path) < 0)
+			return fail(what, "give the task a private /dev");
+	}
+	return 0;
+}
+
+/* /sys and the writable parts of /proc, read-only in the task's view. */
+static int read_only_kernel(const char **what)
+{
+	static const char *const procs[] = {"/proc/sys", "/proc/sysrq-trigger"};
+	struct mount_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.attr_set = MOUNT_ATTR_RDONLY;
+	if (mount_setattr(AT_FDCWD, "/sys", AT_RECURSIVE, &attr,
+			  sizeof(attr)) < 0 &&
+	    errno != ENOENT && errno != EINVAL)
+		return fail(what, "make /sys read-only for the task");
+	for (size_t i = 0; i < HF_ARRAY_LEN(procs); i++) {
+		int fd = open_tree(AT_FDCWD, procs[i],
+				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+					   AT_RECURSIVE);
+
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		if (fd < 0 || set_attr(fd, MOUNT_ATTR_RDONLY) < 0 ||
+		    move_mount(fd, "", AT_FDCWD, procs[i],
+			       MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			return fail(what, "make /proc/sys read-only for the "
+					  "task");
+		close(fd);
+	}
+	return 0;
+}
+
+static int build(struct hf_confine_ns *ns, const char **what)
+{
+	uint64_t plain = ns->nosuid ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0;
+	struct bind sandbox = {.source = ns->sandbox, .target = ns->sandbox,
+			       .dir = true, .fd = -1};
+	int sfd;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return fail(what, "give the task a mount namespace");
+	/*
+	 * A slave of the node's: mounts made on the node later still show
+	 * here, none made here ever shows there.
+	 */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return fail(what, "separate the task's mounts from the node's");
+	/* Every source is taken before any directory is covered. */
+	if (clone_tree(&sandbox, plain) < 0)
+		return fail(what, "bind the sandbox");
+	ns->sandbox_fd = sandbox.fd;
+	for (size_t i = 0; i < ns->visible.len; i++)
+		if (clone_tree(&ns->visible.items[i],
+			       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+				       MOUNT_ATTR_NODEV) < 0)
+			return fail(what, ns->visible.items[i].what);
+	for (size_t i = 0; i < ns->volumes.len; i++)
+		if (clone_tree(&ns->volumes.items[i], plain) < 0)
+			return fail(what, ns->volumes.items[i].what);
+	for (size_t i = 0; i < ns->devs.len; i++)
+		if (clone_tree(&ns->devs.items[i], 0) < 0)
+			return fail(what, ns->devs.items[i].what);
+
+	for (size_t i = 0; i < ns->hide.len; i++) {
+		if (mount("tmpfs", ns->hide.items[i], "tmpfs",
+			  MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "mode=0755,size=64k,nr_inodes=1024") == 0)
+			ns->hidden[i] = true;
+		else if (errno != ENOENT)
+			return fail(what, "hide holdfast's files from the "
+					  "task");
+	}
+	if (attach_at(&sandbox) < 0)
+		return fail(what, "bind the sandbox");
+	for (size_t i = 0; i < ns->visible.len; i++)
+		if (attach_at(&ns->visible.items[i]) < 0)
+			return fail(what, ns->visible.items[i].what);
+	for (size_t i = 0; i < ns->hide.len; i++)
+		if (ns->hidden[i] &&
+		    mount(NULL, ns->hide.items[i], NULL,
+			  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
+				  MS_NODEV | MS_NOEXEC,
+			  NULL) < 0)
+			return fail(what, "hide holdfast's files from the "
+					  "task");
+
+	/*
+	 * Volumes, in order (a volume may sit inside another one): each
+	 * target is walked from the sandbox one component at a time, never
+	 * through a link a task could have left in a volume, and the
+	 * volume is attached to the directory that walk opened.
+	 */
+	sfd = open(ns->sandbox, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return fail(what, "bind the sandbox");
+	for (size_t i = 0; i < ns->volumes.len; i++) {
+		struct bind *b = &ns->volumes.items[i];
+		int tfd = hf_fs_open_dir_beneath(sfd, b->target, true, 0755,
+						 ns->uid, ns->gid);
+
+		if (tfd < 0 ||
+		    move_mount(b->fd, "", tfd, "",
+			       MOVE_MOUNT_F_EMPTY_PATH |
+				       MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+			int e = fail(what, b->what);
+
+			if (tfd >= 0)
+				close(tfd);
+			close(sfd);
+			return e;
+		}
+		close(tfd);
+	}
+	close(sfd);
+	if (ns->contain) {
+		int e = private_dev(ns, what);
+
+		if (e)
+			return e;
+		return read_only_kernel(what);
+	}
+	return 0;
+}
+
+static int drop_bounding(uint64_t keep)
+{
+	for (int cap = 0; cap < 64; cap++) {
+		if (keep & HF_CAP_BIT(cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL)
+				break; /* past the kernel's last one */
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int set_caps(uint64_t keep)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+
+	for (int i = 0; i < 2; i++) {
+		uint32_t part = (uint32_t)(keep >> (32 * i));
+
+		data[i].effective = data[i].permitted = data[i].inheritable =
+			part;
+	}
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+int hf_confine_apply(const struct hf_confine *c, const char **what)
+{
+	if (c->join_fd >= 0 && setns(c->join_fd, CLONE_NEWNS) < 0)
+		return fail(what, "enter the task's mount namespace");
+	if (c->build) {
+		int e = build(c->build, what);
+
+		if (e)
+			return e;
+	}
+	if (c->limit_caps) {
+		if (drop_bounding(c->keep) < 0)
+			return fail(what, "drop the task's capabilities");
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 &&
+		    errno != EINVAL)
+			return fail(what, "drop the task's capabilities");
+		/* Keep the permitted set across setuid, for ambient ones. */
+		if (c->ambient && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+			return fail(what, "keep the task's capabilities");
+	}
+	if (c->switch_user) {
+		if (setgroups((size_t)c->ngroups, c->groups) < 0)
+			return fail(what, "set the supplementary groups of the "
+					  "user");
+		if (setgid(c->gid) < 0)
+			return fail(what, "switch to the user's group");
+		if (setuid(c->uid) < 0)
+			return fail(what, "switch to the user");
+	}
+	if (c->limit_caps) {
+		if (set_caps(c->keep) < 0)
+			return fail(what, "drop the task's capabilities");
+		for (int cap = 0; c->ambient && cap < 64; cap++)
+			if ((c->keep & HF_CAP_BIT(cap)) &&
+			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0,
+				  0) < 0)
+				return fail(what, "give the task its "
+						  "capabilities");
+	}
+	if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return fail(what, "set no_new_privs");
+	/* After the switch, so the user must be able to enter it. */
+	if (c->cwd && chdir(c->cwd) < 0)
+		return fail(what, c->cwd_what);
+	return 0;
+}
+
+/* ---- probing ---------------------------------------------------------- */
+
+bool hf_confine_probe(char **why)
+{
+	static const char *const steps[] = {
+		"unshare(CLONE_NEWNS)", "mount(MS_SLAVE)", "open_tree",
+	};
+	struct { int step, err; } r = {-1, 0};
+	int p[2], status;
+	pid_t pid;
+
+	*why = NULL;
+	if (geteuid() != 0) {
+		*why = hf_xstrdup("the agent does not run as root");
+		return false;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		*why = hf_xasprintf("pipe: %s", strerror(errno));
+		return false;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int fd;
+
+		r.step = 0;
+		if (unshare(CLONE_NEWNS) == 0) {
+			r.step = 1;
+			if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0) {
+				r.step = 2;
+				fd = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE |
+								    OPEN_TREE_CLOEXEC);
+				if (fd >= 0)
+					_exit(0);
+			}
+		}
+		r.err = errno;
+		if (write(p[1], &r, sizeof(r)) < 0) {
+		}
+		_exit(1);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		*why = hf_xasprintf("fork: %s", strerror(errno));
+		return false;
+	}
+	if (read(p[0], &r, sizeof(r)) != (ssize_t)sizeof(r))
+		r.step = -1;
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r.step >= 0 && (size_t)r.step < HF_ARRAY_LEN(steps)) {
+		*why = hf_xasprintf("%s is refused here: %s", steps[r.step],
+				    strerror(r.err));
+		return false;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		*why = hf_xstrdup("the probe failed");
+		return false;
+	}
+	return true;
+}

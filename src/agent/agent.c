@@ -33,6 +33,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "common/version.h"
+#include "shim/confine.h"
 #include "shim/shim.h"
 
 #define DEFAULT_DATA "/var/lib/holdfast/agent"
@@ -123,6 +124,8 @@ void hf_agent_opts_release(struct hf_agent_opts *o)
 	free(o->address);
 	free(o->holdfast_bin);
 	free(o->ca_file);
+	hf_strlist_release(&o->hide_from_tasks);
+	hf_strlist_release(&o->artifact_dirs);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -291,6 +294,27 @@ static char *flag_ca_file(struct hf_agent_opts *o, const char *f,
 	return NULL;
 }
 
+/* An absolute directory other than /, for the repeatable path flags. */
+static char *add_dir(struct hf_strlist *l, const char *flag, const char *v)
+{
+	if (v[0] != '/' || strspn(v, "/") == strlen(v))
+		return hf_xasprintf("%s: \"%s\" must be an absolute directory "
+				    "other than /", flag, v);
+	hf_strlist_push(l, v);
+	return NULL;
+}
+
+static char *flag_hide(struct hf_agent_opts *o, const char *f, const char *v)
+{
+	return add_dir(&o->hide_from_tasks, f, v);
+}
+
+static char *flag_artifact_dir(struct hf_agent_opts *o, const char *f,
+			       const char *v)
+{
+	return add_dir(&o->artifact_dirs, f, v);
+}
+
 static char *flag_attributes(struct hf_agent_opts *o, const char *flag,
 			     const char *val)
 {
@@ -418,6 +442,14 @@ static const struct {
     {{"--log-keep", "N", 0,
       "rotated log files kept per stream (default 3)"},
      flag_log_keep},
+    {{"--hide-from-tasks", "DIR", 0,
+      "a directory no task may see (repeatable); the agent's data dir, "
+      "/etc/holdfast and /var/lib/holdfast are always hidden"},
+     flag_hide},
+    {{"--artifact-dir", "DIR", 0,
+      "where file:// URIs may point (repeatable; default none: file:// "
+      "URIs are refused)"},
+     flag_artifact_dir},
     /* Shorter waits make tests quick. */
     {{"--wait", "SECONDS", 0,
       "how long the server may hold a sync when nothing changes (default "
@@ -600,6 +632,8 @@ static void agent_release(struct hf_agent *ag)
 	free(ag->bin);
 	if (ag->lock_fd >= 0)
 		close(ag->lock_fd);
+	hf_strlist_release(&ag->hide);
+	hf_strlist_release(&ag->artifact_dirs);
 }
 
 /*
@@ -641,6 +675,96 @@ static void start_task_api(struct hf_agent *ag, const struct hf_agent_opts *o)
 	}
 	free(err);
 	free(listen);
+}
+
+/* Adds dir's canonical form to l, if it exists and is not there yet. */
+static void add_canonical(struct hf_strlist *l, const char *dir,
+			  const char *why)
+{
+	char *real = realpath(dir, NULL);
+
+	if (!real) {
+		if (why)
+			ag_log("%s %s: %s", why, dir, strerror(errno));
+		return;
+	}
+	if (!hf_strlist_has(l, real))
+		hf_strlist_push(l, real);
+	free(real);
+}
+
+/*
+ * A task run as another user reaches its sandbox through the directories
+ * above the hidden one that holds it: say so at start if one is closed.
+ */
+static void check_reachable(const struct hf_agent *ag)
+{
+	const char *top = ag->data;
+	char *dir, *slash;
+	struct stat st;
+
+	/* Below the outermost hidden directory, the task sees holdfast's. */
+	for (size_t i = 0; ag->isolate && i < ag->hide.len; i++) {
+		const char *h = ag->hide.items[i];
+		size_t n = strlen(h);
+
+		if (strncmp(ag->data, h, n) == 0 &&
+		    (ag->data[n] == '/' || !ag->data[n]) && n < strlen(top))
+			top = h;
+	}
+	dir = hf_xstrdup(top);
+	while ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+			ag_log("tasks that run as another user cannot reach "
+			       "their sandboxes: %s is closed to other users "
+			       "(mode %04o)", dir, (unsigned)st.st_mode & 07777);
+			break;
+		}
+	}
+	free(dir);
+}
+
+/*
+ * What tasks may reach: a mount namespace each (with holdfast's own
+ * directories hidden in it) where the node allows it, and the
+ * directories file:// URIs may read from.
+ */
+static void init_isolation(struct hf_agent *ag, const struct hf_agent_opts *o)
+{
+	static const char *const defaults[] = {"/etc/holdfast",
+					       "/var/lib/holdfast"};
+	char *why = NULL;
+	json_t *hidden = json_array();
+
+	add_canonical(&ag->hide, ag->data, NULL);
+	for (size_t i = 0; i < HF_ARRAY_LEN(defaults); i++)
+		add_canonical(&ag->hide, defaults[i], NULL);
+	for (size_t i = 0; i < o->hide_from_tasks.len; i++)
+		add_canonical(&ag->hide, o->hide_from_tasks.items[i],
+			      "--hide-from-tasks: cannot use");
+	for (size_t i = 0; i < o->artifact_dirs.len; i++)
+		add_canonical(&ag->artifact_dirs, o->artifact_dirs.items[i],
+			      "--artifact-dir: cannot use");
+	ag->isolate = hf_confine_probe(&why);
+	if (ag->isolate)
+		ag_log("tasks run in mount namespaces of their own; hidden "
+		       "from them: %zu director%s (first %s)", ag->hide.len,
+		       ag->hide.len == 1 ? "y" : "ies", ag->hide.items[0]);
+	else
+		ag_log("tasks are NOT isolated: %s; volumes are linked into "
+		       "sandboxes and holdfast's files stay visible to root "
+		       "tasks", why);
+	check_reachable(ag);
+	for (size_t i = 0; i < ag->hide.len; i++)
+		json_array_append_new(hidden, json_string(ag->hide.items[i]));
+	json_object_set_new(ag->info, "isolation",
+			    json_pack("{s:b, s:s, s:o}", "mount_namespaces",
+				      ag->isolate, "note",
+				      why ? why : "tasks run in mount "
+						  "namespaces of their own",
+				      "hidden", hidden));
+	free(why);
 }
 
 static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
@@ -723,6 +847,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		       note ? note : "cgroups are not usable");
 	ag->info = build_info(o, version, note ? note : "", ag->started_at);
 	free(note);
+	init_isolation(ag, o);
 	raise_nofile();
 	start_task_api(ag, o);
 	return ag_state_load(ag);

@@ -46,6 +46,14 @@ struct hf_agent_opts {
 	int64_t log_max_bytes;       /* task log rotation, for launch.json */
 	int log_keep;
 	bool print_info;             /* print the info JSON and exit */
+	/*
+	 * Directories no task may see (besides the agent's data dir, and
+	 * /etc/holdfast and /var/lib/holdfast where they exist): covered in
+	 * each task's mount namespace.
+	 */
+	struct hf_strlist hide_from_tasks;
+	/* Where file:// URIs may point; empty: file:// is refused. */
+	struct hf_strlist artifact_dirs;
 };
 
 /* Sets the defaults above; every pointer NULL or an owned default. */

@@ -105,6 +105,7 @@ struct ag_task {
 	char *user;
 	struct hf_strlist volume_keys, volume_paths;
 	struct ag_check *health, *readiness;
+	struct hf_shim_launch *launch; /* launch.json, read for the checks */
 
 	/* What is reported. */
 	enum ag_state state;
@@ -115,6 +116,8 @@ struct ag_task {
 	int signal;
 	bool oom_killed;
 	char *message;
+	bool permanent;            /* failed to start; retrying cannot help */
+	uint64_t mnt_ns;           /* its mount namespace (status.json) */
 	bool ready;
 	char *not_ready;           /* the last failed readiness check's reason */
 	int healthy;               /* -1 = null, 0, 1 */
@@ -181,7 +184,13 @@ struct hf_agent {
 	bool stopping;
 	bool link_down;            /* logged that the server is unreachable */
 	char *link_msg;            /* ... and why, as logged */
-	bool bind_refused;         /* mount(2) refused: symlink volumes */
+	/*
+	 * Tasks get mount namespaces of their own (hf_confine_probe); if not,
+	 * volumes are linked into sandboxes and nothing is hidden.
+	 */
+	bool isolate;
+	struct hf_strlist hide;    /* canonical dirs hidden from tasks */
+	struct hf_strlist artifact_dirs; /* canonical; file:// URIs only here */
 };
 
 /* ---- agent.c ---- */
@@ -222,6 +231,11 @@ void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
  */
 void ag_task_end(struct hf_agent *ag, struct ag_task *t, enum ag_state s,
 		 const char *message);
+/*
+ * The task's launch.json as last written (for its checks), read on first
+ * use; NULL when there is none or it cannot be read. Owned by the task.
+ */
+const struct hf_shim_launch *ag_task_launch(struct ag_task *t);
 /* The task's entry of a sync request; the caller owns it. Lock held. */
 json_t *ag_task_report(const struct ag_task *t);
 
@@ -247,19 +261,28 @@ void *ag_worker_thread(void *arg);
 /* Queues a job. Lock held. key is copied. */
 void ag_job_push(struct hf_agent *ag, enum ag_job_kind kind,
 		 struct ag_task *t, const char *key);
-/* Detaches the task's volume bind mounts (after it ended). */
+/*
+ * Detaches volume bind mounts an older agent made in the node's own mount
+ * namespace (this one binds volumes inside each task's namespace only).
+ */
 void ag_unbind_volumes(struct ag_task *t);
-/* A volume key below <data>/volumes: relative, no "..", no empty parts. */
+/*
+ * A volume key below <data>/volumes: relative '/'-separated parts of
+ * [A-Za-z0-9._:@+%-], none empty, "." or "..". The server escapes names
+ * into parts (docs/protocol.md), so no service's keys lie inside another's.
+ */
 bool ag_volume_key_valid(const char *key);
 
 /* ---- fetch.c ---- */
 
 /*
- * Fetches the task's uris into its sandbox (worker thread). Returns 0, or
- * -1 with *err set to a sentence (the caller frees it).
+ * Fetches the task's uris into its sandbox (worker thread), giving the
+ * files to uid:gid (unless uid is (uid_t)-1) and extracting archives as
+ * that user. Returns 0, or -1 with *err set to a sentence (the caller
+ * frees it).
  */
 int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t, json_t *uris,
-		  char **err);
+		  uid_t uid, gid_t gid, char **err);
 
 /* ---- check.c ---- */
 
@@ -314,15 +337,14 @@ int ag_unmount_under(const char *dir);
 char *ag_path_join_within(const char *root, const char *base,
 			  const char *rel);
 /*
- * Runs argv (argv[0] an absolute path) in cwd with a plain environment,
- * signals blocked around fork and reset in the child, and waits. Returns
- * 0 when it exited 0, else -1 with *err saying how it failed (its last
- * stderr line included); the caller frees *err.
+ * Runs argv (argv[0] an absolute path) in cwd with a plain environment
+ * (common/spawn.h), as user uid:gid unless uid is (uid_t)-1, and waits.
+ * Returns 0 when it exited 0, else -1 with *err saying how it failed (its
+ * last stderr line included); the caller frees *err.
  */
-int ag_run(char *const argv[], const char *cwd, char **err);
+int ag_run(char *const argv[], const char *cwd, uid_t uid, gid_t gid,
+	   char **err);
 /* Copies a file (mode given). Returns 0 or -1 (errno). */
 int ag_copy_file(const char *src, const char *dst, mode_t mode);
-/* Child-side helper for fork: default dispositions, empty mask. */
-void ag_child_reset_signals(void);
 
 #endif

@@ -16,6 +16,9 @@
 #include "agent/api.h"
 #include "api/http.h"
 #include "common/err.h"
+#include "common/spawn.h"
+#include "shim/confine.h"
+#include "shim/shim.h"
 
 #define LOG_CHUNK_MAX (256 * 1024)
 #define EXEC_OUTPUT_MAX (1024 * 1024)
@@ -164,51 +167,47 @@ out:
 	free(dir);
 }
 
-/* Reads both pipes of a child until it exits or the deadline passes. */
-static int run_capture(char *const argv[], char *const envp[],
-		       const char *cwd, struct hf_buf *out, struct hf_buf *err,
-		       int *status)
+static int confine_setup(void *arg, const char **what)
 {
-	int po[2], pe[2];
+	return hf_confine_apply(arg, what);
+}
+
+/*
+ * Runs argv confined like the task and reads both pipes until it exits
+ * or the deadline passes. Returns 0 with *status set, or -1 with *err set
+ * (it could not be started; the caller frees *err).
+ */
+static int run_capture(char *const argv[], char *const envp[],
+		       struct hf_confine *conf, struct hf_buf *out,
+		       struct hf_buf *err, int *status, char **why)
+{
+	int po[2] = {-1, -1}, pe[2] = {-1, -1};
+	struct hf_spawn sp;
 	pid_t pid;
 	time_t deadline = time(NULL) + EXEC_TIMEOUT_S;
 	bool timed_out = false;
-	int open_fds = 2;
+	int rc = -1;
 
-	if (pipe2(po, O_CLOEXEC) < 0)
-		return HF_EIO;
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		close(po[0]);
-		close(po[1]);
-		return HF_EIO;
+	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
+		*why = hf_xasprintf("pipe: %s", strerror(errno));
+		goto out;
 	}
-	pid = fork();
-	if (pid < 0) {
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
-		return HF_EIO;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int devnull = open("/dev/null", O_RDONLY);
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		setsid();
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		if (chdir(cwd) < 0)
-			_exit(126);
-		execve(argv[0], argv, envp);
-		_exit(127);
-	}
+	memset(&sp, 0, sizeof(sp));
+	sp.path = argv[0];
+	sp.argv = argv;
+	sp.envp = envp;
+	sp.in = -1;
+	sp.out = po[1];
+	sp.err = pe[1];
+	sp.new_session = true;
+	sp.setup = confine_setup;
+	sp.setup_arg = conf;
+	if (hf_spawn_start(&sp, &pid, why))
+		goto out;
 	close(po[1]);
 	close(pe[1]);
-	while (open_fds > 0) {
+	po[1] = pe[1] = -1;
+	while (po[0] >= 0 || pe[0] >= 0) {
 		struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
 		int left = (int)(deadline - time(NULL));
 
@@ -222,52 +221,62 @@ static int run_capture(char *const argv[], char *const envp[],
 		for (int i = 0; i < 2; i++) {
 			char chunk[4096];
 			ssize_t n;
+			int *fd = i == 0 ? &po[0] : &pe[0];
 			struct hf_buf *dst = i == 0 ? out : err;
 
-			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+			if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
 				continue;
-			n = read(p[i].fd, chunk, sizeof(chunk));
+			n = read(*fd, chunk, sizeof(chunk));
 			if (n <= 0) {
-				close(i == 0 ? po[0] : pe[0]);
-				if (i == 0)
-					po[0] = -1;
-				else
-					pe[0] = -1;
-				open_fds--;
+				close(*fd);
+				*fd = -1;
 				continue;
 			}
 			if (dst->len < EXEC_OUTPUT_MAX)
 				hf_buf_add(dst, chunk, (size_t)n);
 		}
-		if (po[0] < 0 && pe[0] < 0)
-			break;
 	}
-	if (po[0] >= 0)
-		close(po[0]);
-	if (pe[0] >= 0)
-		close(pe[0]);
-	waitpid(pid, status, 0);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
 	if (timed_out)
 		hf_buf_addf(err, "holdfast: stopped after %d s\n", EXEC_TIMEOUT_S);
-	return 0;
+	rc = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+	}
+	return rc;
 }
 
+/*
+ * `task exec`: the command runs where the task runs (its mount namespace,
+ * user, capabilities and sandbox), never with more than the task has.
+ */
 static void h_exec(void *ctx, const struct hf_http_req *req,
 		   struct hf_http_resp *resp)
 {
 	struct hf_agent_api *a = ctx;
 	const char *id = hf_kvlist_get(&req->params, "id");
 	struct hf_buf out = HF_BUF_INIT, err = HF_BUF_INIT;
-	char *dir = NULL, *lpath = NULL, *ltext = NULL, *so, *se;
-	json_t *body = NULL, *launch = NULL;
-	json_error_t jerr;
-	const char *cmd, *sandbox, *k;
-	json_t *v;
+	char *dir = NULL, *lpath = NULL, *ltext = NULL, *so, *se, *why = NULL;
+	struct hf_shim_launch launch;
+	struct hf_shim_status st;
+	struct hf_confine conf;
+	json_t *body = NULL;
+	const char *cmd;
 	HF_VEC(char *) env = {0};
+	size_t llen = 0;
 	int status = 0;
 
+	hf_shim_launch_init(&launch);
+	hf_shim_status_init(&st);
+	memset(&conf, 0, sizeof(conf));
+	conf.join_fd = -1;
 	if (hf_http_body_json(req, resp, &body))
-		return;
+		goto out;
 	cmd = json_string_value(json_object_get(body, "cmd"));
 	if (!id_ok(id) || !cmd) {
 		hf_http_error(resp, HF_EINVAL, "needs a task id and \"cmd\"");
@@ -275,27 +284,39 @@ static void h_exec(void *ctx, const struct hf_http_req *req,
 	}
 	dir = task_dir(a, id);
 	lpath = hf_xasprintf("%s/launch.json", dir);
-	if (hf_read_file(lpath, 16 << 20, &ltext, NULL) != 0 ||
-	    !(launch = json_loads(ltext, 0, &jerr))) {
+	if (hf_read_file(lpath, 16 << 20, &ltext, &llen) != 0 ||
+	    hf_shim_launch_parse(ltext, llen, &launch, &why) != 0) {
 		hf_http_error(resp, HF_ENOTFOUND, "no task %s on this node", id);
 		goto out;
 	}
-	sandbox = json_string_value(json_object_get(launch, "sandbox"));
-	if (!sandbox) {
-		hf_http_error(resp, HF_EINTERNAL, "task %s has no sandbox", id);
+	if (hf_confine_prepare(&conf, &launch, false, &why)) {
+		hf_http_error(resp, HF_ECONFLICT, "task %s: %s", id, why);
 		goto out;
 	}
-	json_object_foreach(json_object_get(launch, "env"), k, v)
-	    if (json_is_string(v))
-		*HF_VEC_PUSH(&env) = hf_xasprintf("%s=%s", k, json_string_value(v));
+	/* A task with a namespace of its own is entered while it runs. */
+	if (hf_shim_status_read(dir, &st) == 0 && st.mnt_ns &&
+	    (st.state != HF_SHIM_RUNNING ||
+	     hf_confine_join(&conf, st.pid, st.mnt_ns, &why))) {
+		hf_http_error(resp, HF_ECONFLICT,
+			      "task %s is not running: exec runs inside a "
+			      "running task", id);
+		goto out;
+	}
+	for (size_t i = 0; i < launch.env.len; i++)
+		*HF_VEC_PUSH(&env) = hf_xasprintf("%s=%s",
+						  launch.env.items[i].key,
+						  launch.env.items[i].value);
 	*HF_VEC_PUSH(&env) = NULL;
 	{
 		char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd,
 				NULL};
 
-		if (run_capture(argv, env.items, sandbox, &out, &err, &status)) {
-			hf_http_error(resp, HF_EIO, "cannot run the command: %s",
-				      strerror(errno));
+		free(why);
+		why = NULL;
+		/* It could not start inside the task: not a server fault. */
+		if (run_capture(argv, env.items, &conf, &out, &err, &status,
+				&why)) {
+			hf_http_error(resp, HF_ECONFLICT, "task %s: %s", id, why);
 			goto out;
 		}
 	}
@@ -314,8 +335,11 @@ out:
 	HF_VEC_FREE(&env);
 	hf_buf_release(&out);
 	hf_buf_release(&err);
-	json_decref(launch);
+	hf_confine_release(&conf);
+	hf_shim_status_release(&st);
+	hf_shim_launch_release(&launch);
 	json_decref(body);
+	free(why);
 	free(ltext);
 	free(lpath);
 	free(dir);

@@ -25,12 +25,13 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "common/spawn.h"
 #include "common/util.h"
+#include "shim/confine.h"
 
 #define OUTPUT_TAIL 1024
 #define REASON_MAX 300
 #define HTTP_MAX 8192
-#define MAX_GROUPS 64
 
 /* ---- parsing ---------------------------------------------------------- */
 
@@ -310,114 +311,84 @@ static void free_envp(char **envp)
 	free(envp);
 }
 
-struct ids {
-	bool set;
-	uid_t uid;
-	gid_t gid;
-	gid_t groups[MAX_GROUPS];
-	int ngroups;
-};
-
-/* In the forked child: only async-signal-safe calls until exec. */
-static void cmd_child(const char *sandbox, char *const argv[],
-		      char *const envp[], int out, const struct ids *ids)
+static int confine_setup(void *arg, const char **what)
 {
-	static const char msg[] = "cannot run the check: /bin/sh, the "
-				  "sandbox or the user is unusable\n";
-	int null = open("/dev/null", O_RDONLY);
-
-	ag_child_reset_signals();
-	setpgid(0, 0);
-	if (null >= 0)
-		dup2(null, STDIN_FILENO);
-	dup2(out, STDOUT_FILENO);
-	dup2(out, STDERR_FILENO);
-	if (close_range(3, ~0U, 0) < 0)
-		for (int fd = 3; fd < 65536; fd++)
-			close(fd);
-	if (chdir(sandbox) == 0 &&
-	    (!ids->set ||
-	     (setgroups((size_t)ids->ngroups, ids->groups) == 0 &&
-	      setgid(ids->gid) == 0 && setuid(ids->uid) == 0)))
-		execve("/bin/sh", argv, envp);
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-		/* The exit code says enough. */
-	}
-	_exit(127);
+	return hf_confine_apply(arg, what);
 }
 
-static bool lookup_ids(const char *user, struct ids *ids)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-
-	memset(ids, 0, sizeof(*ids));
-	if (!user)
-		return true;
-	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || !res)
-		return false;
-	ids->uid = pw.pw_uid;
-	ids->gid = pw.pw_gid;
-	ids->ngroups = MAX_GROUPS;
-	if (getgrouplist(user, pw.pw_gid, ids->groups, &ids->ngroups) < 0) {
-		ids->groups[0] = pw.pw_gid;
-		ids->ngroups = 1;
-	}
-	/* Only root changes users; anyone else runs checks as itself. */
-	ids->set = geteuid() == 0;
-	return true;
-}
-
+/*
+ * A cmd check runs where the task runs: in its mount namespace, as its
+ * user, with its capabilities (shim/confine.h), so it sees the task's
+ * volumes and cannot do more than the task could.
+ */
 static void start_cmd(struct hf_agent *ag, struct ag_task *t,
 		      struct ag_check *c)
 {
 	char *argv[] = {"sh", "-c", c->cmd, NULL};
-	char **envp;
-	struct ids ids;
-	sigset_t all, old;
-	int p[2];
+	const struct hf_shim_launch *l = ag_task_launch(t);
+	struct hf_shim_launch fallback;
+	struct hf_confine conf;
+	struct hf_spawn sp;
+	char **envp = NULL, *err = NULL;
+	int p[2] = {-1, -1};
 	pid_t pid;
 
-	if (!lookup_ids(t->user, &ids)) {
-		finish(ag, t, c, false,
-		       hf_xasprintf("unknown user %s", t->user));
-		return;
+	memset(&conf, 0, sizeof(conf));
+	conf.join_fd = -1;
+	hf_shim_launch_init(&fallback);
+	if (!l) {
+		/* No launch.json to read: the task's user and sandbox. */
+		fallback.user = t->user ? hf_xstrdup(t->user) : NULL;
+		fallback.sandbox = hf_xstrdup(t->sandbox);
+		l = &fallback;
 	}
+	if (hf_confine_prepare(&conf, l, false, &err) ||
+	    hf_confine_join(&conf, t->pid, t->mnt_ns, &err))
+		goto failed;
 	if (pipe2(p, O_CLOEXEC) < 0) {
-		finish(ag, t, c, false, hf_xasprintf("pipe: %s",
-						     strerror(errno)));
-		return;
+		err = hf_xasprintf("pipe: %s", strerror(errno));
+		goto failed;
 	}
 	envp = make_envp(&t->env);
-	/* No handler of ours may run in the child before it resets them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0)
-		cmd_child(t->sandbox, argv, envp, p[1], &ids);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	free_envp(envp);
+	memset(&sp, 0, sizeof(sp));
+	sp.path = "/bin/sh";
+	sp.argv = argv;
+	sp.envp = envp;
+	sp.in = -1;
+	sp.out = sp.err = p[1];
+	/* Its own group, so a late check is killed with all it started. */
+	sp.new_group = true;
+	sp.setup = confine_setup;
+	sp.setup_arg = &conf;
+	if (hf_spawn_start(&sp, &pid, &err))
+		goto failed;
 	close(p[1]);
-	if (pid < 0) {
-		close(p[0]);
-		finish(ag, t, c, false, hf_xasprintf("fork: %s",
-						     strerror(errno)));
-		return;
-	}
-	/* Also here: a kill of the group must not race the child's setpgid. */
-	setpgid(pid, pid);
+	p[1] = -1;
 	c->pid = pid;
 	c->phase = AG_CHECK_CMD;
 	c->outfd = p[0];
+	p[0] = -1;
 	fcntl(c->outfd, F_SETFL, fcntl(c->outfd, F_GETFL) | O_NONBLOCK);
 	c->pidfd = pidfd_open(pid, 0);
 	if (c->pidfd < 0) {
 		int e = errno;
 
 		ag_check_cancel(c);
-		finish(ag, t, c, false,
-		       hf_xasprintf("pidfd_open: %s", strerror(e)));
+		err = hf_xasprintf("pidfd_open: %s", strerror(e));
+		goto failed;
 	}
+	goto out;
+failed:
+	finish(ag, t, c, false, err);
+	err = NULL;
+out:
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	if (envp)
+		free_envp(envp);
+	hf_confine_release(&conf);
+	hf_shim_launch_release(&fallback);
 }
 
 static void start_socket(struct hf_agent *ag, struct ag_task *t,

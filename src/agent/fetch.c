@@ -82,7 +82,7 @@ static bool has_suffix(const char *s, const char *suffix)
 }
 
 static int extract(const char *archive, const char *name, const char *dir,
-		   char **err)
+		   uid_t uid, gid_t gid, char **err)
 {
 	static const char *const tar_suffixes[] = {".tar", ".tar.gz", ".tgz",
 						   ".tar.bz2", ".tar.xz"};
@@ -105,12 +105,12 @@ static int extract(const char *archive, const char *name, const char *dir,
 		char *argv[] = {tool, "-x", "--no-same-owner", "-f",
 				(char *)archive, "-C", (char *)dir, NULL};
 
-		rc = ag_run(argv, dir, &e);
+		rc = ag_run(argv, dir, uid, gid, &e);
 	} else {
 		char *argv[] = {tool, "-q", "-o", (char *)archive, "-d",
 				(char *)dir, NULL};
 
-		rc = ag_run(argv, dir, &e);
+		rc = ag_run(argv, dir, uid, gid, &e);
 	}
 	if (rc)
 		*err = hf_xasprintf("cannot extract %s: %s", name, e);
@@ -273,8 +273,46 @@ out:
 	return rc;
 }
 
+/*
+ * The file a file:// URI names, when it lies in one of the agent's
+ * --artifact-dir directories (links resolved first, so none leads out).
+ * Anything else (/proc/self/environ, /etc/shadow) is refused: a spec must
+ * not read the node's files through the agent. Returns the canonical path
+ * (the caller frees it) or NULL with *err set.
+ */
+static char *served_file(struct hf_agent *ag, const char *src, char **err)
+{
+	char *real = realpath(src, NULL);
+
+	for (size_t i = 0; real && i < ag->artifact_dirs.len; i++) {
+		const char *dir = ag->artifact_dirs.items[i];
+		size_t n = strlen(dir);
+
+		if (strncmp(real, dir, n) == 0 && real[n] == '/')
+			return real;
+	}
+	if (!real && errno != ENOENT) {
+		*err = hf_xasprintf("cannot copy %s: %s", src, strerror(errno));
+		return NULL;
+	}
+	if (ag->artifact_dirs.len == 0)
+		*err = hf_xasprintf("cannot copy %s: this agent serves no "
+				    "files to tasks (start it with "
+				    "--artifact-dir DIR to allow file:// URIs "
+				    "below DIR)", src);
+	else if (!real)
+		*err = hf_xasprintf("cannot copy %s: %s", src, strerror(ENOENT));
+	else
+		*err = hf_xasprintf("cannot copy %s: it is not in a directory "
+				    "this agent serves to tasks (its "
+				    "--artifact-dir, first %s)", src,
+				    ag->artifact_dirs.items[0]);
+	free(real);
+	return NULL;
+}
+
 static int fetch_one(struct hf_agent *ag, struct ag_task *t, const char *url,
-		     char **err)
+		     uid_t uid, gid_t gid, char **err)
 {
 	char *name = url_file_name(url), *dest = NULL, *cached = NULL;
 	struct stat sb;
@@ -289,8 +327,11 @@ static int fetch_one(struct hf_agent *ag, struct ag_task *t, const char *url,
 	}
 	dest = hf_xasprintf("%s/%s", t->sandbox, name);
 	if (hf_str_has_prefix(url, "file://")) {
-		const char *src = url + 7;
+		char *src = served_file(ag, url + 7, err);
 
+		if (!src)
+			goto out;
+		cached = src; /* freed at the end */
 		if (stat(src, &sb) < 0) {
 			*err = hf_xasprintf("cannot copy %s: %s", src,
 					    strerror(errno));
@@ -323,7 +364,12 @@ static int fetch_one(struct hf_agent *ag, struct ag_task *t, const char *url,
 		free(human);
 		goto out;
 	}
-	rc = extract(dest, name, t->sandbox, err);
+	if (uid != (uid_t)-1 && lchown(dest, uid, gid) < 0) {
+		*err = hf_xasprintf("cannot give %s to the task's user: %s",
+				    name, strerror(errno));
+		goto out;
+	}
+	rc = extract(dest, name, t->sandbox, uid, gid, err);
 out:
 	free(name);
 	free(dest);
@@ -332,7 +378,7 @@ out:
 }
 
 int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t, json_t *uris,
-		  char **err)
+		  uid_t uid, gid_t gid, char **err)
 {
 	size_t i;
 	json_t *u;
@@ -352,7 +398,7 @@ int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t, json_t *uris,
 			*err = hf_xasprintf("uris[%zu] is not a URI", i);
 			return -1;
 		}
-		if (fetch_one(ag, t, url, err))
+		if (fetch_one(ag, t, url, uid, gid, err))
 			return -1;
 	}
 	return 0;

@@ -6,17 +6,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "common/spawn.h"
 #include "common/util.h"
 
 int ag_mkdir_p(const char *path, mode_t mode)
@@ -171,7 +172,6 @@ int ag_unmount_under(const char *dir)
 		return 0; /* gone: nothing can be mounted there */
 	mounts_under(real, &m);
 	if (m.len)
-		if (m.len)
 		qsort(m.items, m.len, sizeof(*m.items), by_length_desc);
 	/*
 	 * Several binds may be stacked on one point; detach until the
@@ -266,76 +266,61 @@ out:
 	return rc;
 }
 
-void ag_child_reset_signals(void)
-{
-	struct sigaction dfl;
-	sigset_t none;
+struct run_as {
+	uid_t uid;
+	gid_t gid;
+};
 
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+/* In the child: become the user (no supplementary groups). */
+static int run_as_user(void *arg, const char **what)
+{
+	const struct run_as *u = arg;
+
+	if (setgroups(1, &u->gid) < 0 || setgid(u->gid) < 0 ||
+	    setuid(u->uid) < 0) {
+		*what = "switch to the task's user";
+		return errno;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		*what = "set no_new_privs";
+		return errno;
+	}
+	return 0;
 }
 
-/* In the forked child: only async-signal-safe calls until exec. */
-static void run_child(char *const argv[], const char *cwd, int out, int ep)
+int ag_run(char *const argv[], const char *cwd, uid_t uid, gid_t gid,
+	   char **err)
 {
 	static char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
 				     "LC_ALL=C", NULL};
-	int null = open("/dev/null", O_RDONLY);
-	int e;
-
-	ag_child_reset_signals();
-	if (null >= 0)
-		dup2(null, STDIN_FILENO);
-	dup2(out, STDOUT_FILENO);
-	dup2(out, STDERR_FILENO);
-	/* ep is close-on-exec and above 2: keep it, close the rest. */
-	if ((ep > 3 && close_range(3, (unsigned)ep - 1, 0) < 0) ||
-	    close_range((unsigned)ep + 1, ~0U, 0) < 0)
-		for (int fd = 3; fd < 65536; fd++)
-			if (fd != ep)
-				close(fd);
-	if (chdir(cwd) == 0)
-		execve(argv[0], argv, envp);
-	e = errno;
-	if (write(ep, &e, sizeof(e)) < 0) {
-		/* The parent sees a plain exit 127 then. */
-	}
-	_exit(127);
-}
-
-int ag_run(char *const argv[], const char *cwd, char **err)
-{
-	int out[2] = {-1, -1}, ep[2] = {-1, -1}, e = 0, wstatus = 0;
+	struct run_as as = {uid, gid};
 	struct hf_buf tail = HF_BUF_INIT;
-	sigset_t all, old;
+	struct hf_spawn sp;
+	int out[2] = {-1, -1}, wstatus = 0, rc = -1;
 	char buf[4096];
 	ssize_t n;
 	pid_t pid;
-	int rc = -1;
 
 	*err = NULL;
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+	if (pipe2(out, O_CLOEXEC) < 0) {
 		*err = hf_xasprintf("pipe: %s", strerror(errno));
 		goto out;
 	}
-	/* No handler of ours may run in the child before it resets them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0)
-		run_child(argv, cwd, out[1], ep[1]);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (pid < 0) {
-		*err = hf_xasprintf("fork: %s", strerror(errno));
-		goto out;
+	memset(&sp, 0, sizeof(sp));
+	sp.path = argv[0];
+	sp.argv = argv;
+	sp.envp = envp;
+	sp.cwd = cwd;
+	sp.in = -1;
+	sp.out = sp.err = out[1];
+	if (uid != (uid_t)-1) {
+		sp.setup = run_as_user;
+		sp.setup_arg = &as;
 	}
+	if (hf_spawn_start(&sp, &pid, err))
+		goto out;
 	close(out[1]);
-	close(ep[1]);
-	out[1] = ep[1] = -1;
+	out[1] = -1;
 	while ((n = read(out[0], buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -350,10 +335,6 @@ int ag_run(char *const argv[], const char *cwd, char **err)
 	}
 	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
 		;
-	if (read(ep[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
-		*err = hf_xasprintf("cannot run %s: %s", argv[0], strerror(e));
-		goto out;
-	}
 	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
 		rc = 0;
 		goto out;
@@ -375,12 +356,9 @@ int ag_run(char *const argv[], const char *cwd, char **err)
 					    argv[0], WTERMSIG(wstatus));
 	}
 out:
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		if (out[i] >= 0)
 			close(out[i]);
-		if (ep[i] >= 0)
-			close(ep[i]);
-	}
 	hf_buf_release(&tail);
 	return rc;
 }

@@ -4,9 +4,11 @@
  * writing launch.json and starting the shim; deleting volumes; removing
  * old task directories.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +17,13 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "common/caps.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/util.h"
 #include "shim/shim.h"
 #include "spec/spec.h"
 
-/* Files of the task directory that belong to the shim or the agent. */
 void ag_job_push(struct hf_agent *ag, enum ag_job_kind kind,
 		 struct ag_task *t, const char *key)
 {
@@ -48,7 +51,7 @@ bool ag_volume_key_valid(const char *key)
 			if (!((p[i] >= 'a' && p[i] <= 'z') ||
 			      (p[i] >= 'A' && p[i] <= 'Z') ||
 			      (p[i] >= '0' && p[i] <= '9') ||
-			      strchr("._:@+-", p[i])))
+			      strchr("._:@+%-", p[i])))
 				return false;
 		p += n;
 		if (*p == '/')
@@ -81,6 +84,9 @@ struct launch {
 	bool have_ids;
 	uid_t uid;
 	gid_t gid;
+	int sandbox_fd;            /* O_PATH */
+	struct hf_strlist visible; /* task-dir entries configs wrote */
+	bool permanent;            /* the failure is the spec's: no retry */
 };
 
 static void launch_release(struct launch *l)
@@ -89,57 +95,159 @@ static void launch_release(struct launch *l)
 	hf_kvlist_release(&l->env);
 	hf_strlist_release(&l->volume_keys);
 	hf_strlist_release(&l->volume_paths);
+	hf_strlist_release(&l->visible);
 	free(l->user);
+	if (l->sandbox_fd >= 0)
+		close(l->sandbox_fd);
 }
 
-static void give_to_user(struct launch *l, const char *path)
+/* The owner for what the agent creates for the task. */
+static uid_t owner_uid(const struct launch *l)
 {
-	if (l->have_ids && lchown(path, l->uid, l->gid) < 0)
-		ag_log("task %s: cannot give %s to user %s: %s", l->t->id,
-		       path, l->user, strerror(errno));
+	return l->have_ids ? l->uid : HF_FS_KEEP_OWNER;
 }
 
-static int bind_volume(struct launch *l, const char *src, const char *dst,
+static char *volume_source(const struct launch *l, size_t i)
+{
+	return hf_xasprintf("%s/%s", l->ag->volumes_dir,
+			    l->volume_keys.items[i]);
+}
+
+static int open_dir(const char *path)
+{
+	return open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/*
+ * Gives a volume made for a root task to the task's user: every entry,
+ * never through a link, never into another mount. Only a volume whose
+ * top belongs to root is taken over; one a root task handed to some user
+ * itself (postgres's data directory) is that user's business.
+ */
+static int chown_tree(int dirfd, const char *name, uid_t uid, gid_t gid,
+		      uint64_t mnt_id)
+{
+	struct statx stx;
+	struct dirent *de;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+		  STATX_TYPE | STATX_MNT_ID, &stx) < 0)
+		return -1;
+	if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (!S_ISDIR(stx.stx_mode) ||
+	    ((stx.stx_mask & STATX_MNT_ID) && stx.stx_mnt_id != mnt_id))
+		return 0;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					 O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    chown_tree(fd, de->d_name, uid, gid, mnt_id) < 0)
+			rc = -1;
+	closedir(d);
+	return rc;
+}
+
+static void adopt_volume(struct launch *l, const char *key, const char *src)
+{
+	struct statx stx;
+
+	if (!l->have_ids || l->uid == 0 ||
+	    statx(AT_FDCWD, src, AT_SYMLINK_NOFOLLOW,
+		  STATX_UID | STATX_MNT_ID, &stx) < 0 ||
+	    stx.stx_uid != 0)
+		return;
+	if (chown_tree(AT_FDCWD, src, l->uid, l->gid, stx.stx_mnt_id) < 0)
+		ag_log("task %s: cannot give volume %s to user %s: %s",
+		       l->t->id, key, l->user, strerror(errno));
+	else
+		ag_log("task %s: volume %s belonged to root; it now belongs "
+		       "to user %s", l->t->id, key, l->user);
+}
+
+/*
+ * The volume whose mount point is at or above rel (a normalised
+ * sandbox-relative path), the deepest one; -1 for none. *rest is what
+ * remains of rel below it ("" when rel is the mount point itself).
+ */
+static ssize_t volume_at(const struct launch *l, const char *rel,
+			 size_t before, const char **rest)
+{
+	ssize_t best = -1;
+	size_t best_len = 0;
+
+	for (size_t i = 0; i < before; i++) {
+		const char *vp = l->volume_paths.items[i];
+		size_t n = strlen(vp);
+
+		if (strncmp(rel, vp, n) == 0 && (rel[n] == '/' || !rel[n]) &&
+		    (best < 0 || n > best_len)) {
+			best = (ssize_t)i;
+			best_len = n;
+		}
+	}
+	if (best >= 0)
+		*rest = rel[best_len] ? rel + best_len + 1 : "";
+	return best;
+}
+
+/*
+ * Without mount namespaces (not root, or mounts refused): each volume is
+ * a link in the sandbox, made where the task cannot have placed one.
+ */
+static int link_volume(struct launch *l, size_t i, const char *src,
 		       char **err)
 {
-	struct hf_agent *ag = l->ag;
-	char *parent = hf_xstrdup(dst), *slash = strrchr(parent, '/');
+	const char *rel = l->volume_paths.items[i], *rest = rel;
+	ssize_t in = volume_at(l, rel, i, &rest);
+	char *root = in >= 0 ? volume_source(l, (size_t)in) : NULL;
+	char *parent = hf_xstrdup(rest), *slash = strrchr(parent, '/');
+	const char *base = slash ? slash + 1 : parent;
+	char have[PATH_MAX];
+	int rootfd = root ? open_dir(root) : dup(l->sandbox_fd), dir = -1;
 	int rc = -1;
+	ssize_t n;
 
-	*slash = '\0';
-	if (ag_mkdir_p(parent, 0755) < 0) {
-		*err = hf_xasprintf("cannot create %s: %s", parent,
+	if (slash)
+		*slash = '\0';
+	else
+		base = rest, parent[0] = '\0';
+	if (rootfd >= 0)
+		dir = hf_fs_open_dir_beneath(rootfd, parent, true, 0755,
+					     owner_uid(l), l->gid);
+	if (dir < 0) {
+		*err = hf_xasprintf("cannot create the place of volume %s at "
+				    "%s: %s", l->volume_keys.items[i], rel,
 				    strerror(errno));
 		goto out;
 	}
-	if (!ag->bind_refused) {
-		if (mkdir(dst, 0750) < 0 && errno != EEXIST) {
-			*err = hf_xasprintf("cannot create %s: %s", dst,
-					    strerror(errno));
-			goto out;
-		}
-		if (mount(src, dst, NULL, MS_BIND, NULL) == 0) {
-			rc = 0;
-			goto out;
-		}
-		if (errno != EPERM && errno != EACCES) {
-			*err = hf_xasprintf("cannot bind %s at %s: %s", src,
-					    dst, strerror(errno));
-			goto out;
-		}
-		/* Worker-only flag: no lock needed. */
-		ag->bind_refused = true;
-		ag_log("bind mounts are not permitted here (%s): volumes are "
-		       "symlinked into sandboxes instead", strerror(errno));
-		rmdir(dst);
-	}
-	if (symlink(src, dst) < 0 && errno != EEXIST) {
-		*err = hf_xasprintf("cannot link %s at %s: %s", src, dst,
-				    strerror(errno));
+	if (symlinkat(src, dir, base) == 0) {
+		rc = 0;
 		goto out;
 	}
-	rc = 0;
+	n = errno == EEXIST ? readlinkat(dir, base, have, sizeof(have) - 1)
+			    : -1;
+	if (n > 0 && (have[n] = '\0', strcmp(have, src) == 0))
+		rc = 0;
+	else
+		*err = hf_xasprintf("cannot link volume %s at %s: something "
+				    "else is there", l->volume_keys.items[i],
+				    rel);
 out:
+	if (rootfd >= 0)
+		close(rootfd);
+	if (dir >= 0)
+		close(dir);
+	free(root);
 	free(parent);
 	return rc;
 }
@@ -147,42 +255,111 @@ out:
 static int prepare_volumes(struct launch *l, char **err)
 {
 	struct hf_agent *ag = l->ag;
+	/* Without namespaces a user may need to pass through to its volume. */
+	mode_t mode = !ag->isolate && l->have_ids && l->uid ? 0711 : 0750;
 
 	for (size_t i = 0; i < l->volume_keys.len; i++) {
-		char *src = hf_xasprintf("%s/%s", ag->volumes_dir,
-					 l->volume_keys.items[i]);
-		char *dst = ag_path_join_within(l->t->sandbox, l->t->sandbox,
-						l->volume_paths.items[i]);
+		const char *key = l->volume_keys.items[i];
+		char *src = volume_source(l, i);
 		bool fresh = access(src, F_OK) != 0;
-		int rc = -1;
+		int rc = 0;
 
-		if (ag_mkdir_p(src, 0750) < 0)
-			*err = hf_xasprintf("cannot create volume %s: %s",
-					    l->volume_keys.items[i],
+		if (ag_mkdir_p(src, mode) < 0) {
+			*err = hf_xasprintf("cannot create volume %s: %s", key,
 					    strerror(errno));
-		else if (bind_volume(l, src, dst, err) == 0)
-			rc = 0;
-		if (rc == 0 && fresh) {
-			ag_log("task %s: created volume %s", l->t->id,
-			       l->volume_keys.items[i]);
-			give_to_user(l, src);
+			rc = -1;
+		} else if (fresh) {
+			ag_log("task %s: created volume %s", l->t->id, key);
+			if (l->have_ids && chown(src, l->uid, l->gid) < 0)
+				ag_log("task %s: cannot give volume %s to user "
+				       "%s: %s", l->t->id, key, l->user,
+				       strerror(errno));
+		} else {
+			adopt_volume(l, key, src);
 		}
+		if (rc == 0 && !ag->isolate)
+			rc = link_volume(l, i, src, err);
 		free(src);
-		free(dst);
 		if (rc)
 			return -1;
 	}
 	return 0;
 }
 
-static int render_configs(struct launch *l, json_t *configs, char **err)
+/*
+ * Where a config's dest lands: a directory to write below and the path
+ * below it. Inside the sandbox that is the sandbox or, below a volume's
+ * mount point, the volume itself (the task sees it there; the agent never
+ * mounts it). "../" reaches the task directory, never beyond and never
+ * the files the shim and the agent keep there: the rule spec validation
+ * applies (hf_spec_config_dest_problem), so a valid spec never fails
+ * here. Returns an O_PATH descriptor, or -1 with *err set.
+ */
+static int config_root(struct launch *l, const char *dest, char **rel,
+		       char **err)
 {
 	struct ag_task *t = l->t;
+	const char *why = hf_spec_config_dest_problem(dest, NULL);
+	char *path = why ? NULL : ag_path_join_within(t->dir, t->sandbox, dest);
+	size_t slen = strlen(t->sandbox), dlen = strlen(t->dir);
+	int fd = -1;
+
+	*rel = NULL;
+	if (path && strncmp(path, t->sandbox, slen) == 0 &&
+	    path[slen] == '/') {
+		const char *in = path + slen + 1, *rest = in;
+		ssize_t v = volume_at(l, in, l->volume_paths.len, &rest);
+
+		if (v >= 0 && !*rest) {
+			*err = hf_xasprintf("config %s: cannot be written: it "
+					    "is a volume's mount point", dest);
+			goto out;
+		}
+		if (v >= 0) {
+			char *src = volume_source(l, (size_t)v);
+
+			fd = open_dir(src);
+			free(src);
+		} else {
+			fd = dup(l->sandbox_fd);
+		}
+		*rel = hf_xstrdup(rest);
+	} else if (path && path[dlen] == '/' && path[dlen + 1]) {
+		const char *in = path + dlen + 1;
+		char *entry = hf_xasprintf("%s/%.*s", t->dir,
+					   (int)strcspn(in, "/"), in);
+
+		/* Beside the sandbox: shown to the task read-only. */
+		if (!hf_strlist_has(&l->visible, entry))
+			hf_strlist_push(&l->visible, entry);
+		free(entry);
+		fd = open_dir(t->dir);
+		*rel = hf_xstrdup(in);
+	} else {
+		*err = hf_xasprintf("config %s: cannot be written: %s", dest,
+				    why ? why
+					: "it leaves the task's directory");
+		goto out;
+	}
+	if (fd < 0)
+		*err = hf_xasprintf("config %s: %s", dest, strerror(errno));
+out:
+	if (fd < 0) {
+		free(*rel);
+		*rel = NULL;
+	}
+	free(path);
+	return fd;
+}
+
+static int render_configs(struct launch *l, json_t *configs, char **err)
+{
 	size_t i;
 	json_t *c;
 
 	if (configs && !json_is_null(configs) && !json_is_array(configs)) {
 		*err = hf_xstrdup("\"configs\" must be an array");
+		l->permanent = true;
 		return -1;
 	}
 	json_array_foreach(configs, i, c) {
@@ -190,34 +367,19 @@ static int render_configs(struct launch *l, json_t *configs, char **err)
 		json_t *tmpl = json_object_get(c, "template");
 		struct hf_diags diags = {0};
 		struct hf_mustache_uses missing = {0};
-		char *out = NULL, *path = NULL, *parent = NULL;
-		const char *why;
-		int rc = -1;
+		char *out = NULL, *rel = NULL;
+		int rc = -1, root = -1;
 
+		/* A bad dest or template: only a new spec can fix it. */
+		l->permanent = true;
 		if (!dest || !json_is_string(tmpl)) {
 			*err = hf_xasprintf("configs[%zu]: \"dest\" and "
 					    "\"template\" must be strings", i);
 			return -1;
 		}
-		/*
-		 * "../" may reach the task directory, never beyond, and never
-		 * the files the shim and the agent keep there: the rule spec
-		 * validation applies, so a valid spec never fails here.
-		 */
-		why = hf_spec_config_dest_problem(dest, NULL);
-		path = why ? NULL : ag_path_join_within(t->dir, t->sandbox, dest);
-		if (path) {
-			parent = hf_xstrdup(path);
-			*strrchr(parent, '/') = '\0';
-		}
-		if (!path) {
-			*err = hf_xasprintf("config %s: cannot be written: %s",
-					    dest,
-					    why ? why
-						: "it leaves the task's "
-						  "directory");
+		root = config_root(l, dest, &rel, err);
+		if (root < 0)
 			goto next;
-		}
 		if (hf_mustache_render_missing(json_string_value(tmpl),
 					       json_string_length(tmpl),
 					       &l->env, dest, &out, NULL,
@@ -247,20 +409,31 @@ static int render_configs(struct launch *l, json_t *configs, char **err)
 			*err = hf_buf_detach(&b);
 			goto next;
 		}
-		if (ag_mkdir_p(parent, 0755) < 0 ||
-		    hf_write_file_atomic(path, out, strlen(out), 0644)) {
-			*err = hf_xasprintf("config %s: cannot write it: %s",
-					    dest, strerror(errno));
+		/*
+		 * Below a sandbox or a volume the task may have written
+		 * before (a restart): no link it planted is followed.
+		 */
+		l->permanent = false;
+		if (hf_fs_write_beneath(root, rel, out, strlen(out), 0644,
+					owner_uid(l), l->gid) < 0) {
+			int e = errno;
+
+			*err = hf_xasprintf("config %s: cannot write it: %s%s",
+					    dest, strerror(e),
+					    e == ELOOP
+						    ? " (a symbolic link is on "
+						      "the way)"
+						    : "");
 			goto next;
 		}
-		give_to_user(l, path);
 		rc = 0;
 next:
 		hf_diags_release(&diags);
 		hf_mustache_uses_release(&missing);
+		if (root >= 0)
+			close(root);
 		free(out);
-		free(path);
-		free(parent);
+		free(rel);
 		if (rc)
 			return -1;
 	}
@@ -269,19 +442,17 @@ next:
 
 static int make_bootstrap(struct launch *l, char **err)
 {
-	char *path = hf_xasprintf("%s/bootstrap", l->t->sandbox);
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755);
+	int fd = openat(l->sandbox_fd, "bootstrap",
+			O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755);
 
 	if (fd < 0 || fchmod(fd, 0755) < 0) {
 		*err = hf_xasprintf("cannot create ./bootstrap: %s",
 				    strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		free(path);
 		return -1;
 	}
 	close(fd);
-	free(path);
 	return 0;
 }
 
@@ -304,12 +475,66 @@ static bool limit_value(json_t *v, double fallback, double *out)
 	return false;
 }
 
+static size_t depth(const char *rel)
+{
+	size_t n = 1;
+
+	for (; *rel; rel++)
+		n += *rel == '/';
+	return n;
+}
+
+/* What the task may see and do, for launch.json (shim.h, ISOLATION). */
+static int isolation(struct launch *l, struct hf_shim_launch *sl, char **err)
+{
+	struct hf_agent *ag = l->ag;
+	json_t *caps = json_object_get(l->order, "capabilities"), *v;
+	size_t i;
+
+	sl->privileged = json_is_true(json_object_get(l->order, "privileged"));
+	json_array_foreach(caps, i, v) {
+		int cap = json_is_string(v) ? hf_cap_by_name(json_string_value(v))
+					    : -1;
+
+		if (cap < 0) {
+			*err = hf_xasprintf("capabilities[%zu]: unknown "
+					    "capability %s", i,
+					    json_is_string(v)
+						    ? json_string_value(v)
+						    : "(not a name)");
+			l->permanent = true;
+			return -1;
+		}
+		sl->caps |= HF_CAP_BIT(cap);
+	}
+	sl->isolate = ag->isolate;
+	if (!sl->isolate)
+		return 0;
+	for (i = 0; i < ag->hide.len; i++)
+		hf_strlist_push(&sl->hide, ag->hide.items[i]);
+	for (i = 0; i < l->visible.len; i++)
+		hf_strlist_push(&sl->visible, l->visible.items[i]);
+	/* Outer volumes first: one may be mounted inside another. */
+	for (size_t d = 1; sl->mounts.len < l->volume_keys.len; d++)
+		for (i = 0; i < l->volume_keys.len; i++) {
+			struct hf_shim_mount *m;
+
+			if (depth(l->volume_paths.items[i]) != d)
+				continue;
+			m = HF_VEC_PUSH(&sl->mounts);
+			m->source = volume_source(l, i);
+			m->target = hf_xstrdup(l->volume_paths.items[i]);
+		}
+	return 0;
+}
+
 static int write_launch(struct launch *l, char **err)
 {
 	struct hf_agent *ag = l->ag;
 	json_t *o = l->order, *rl = json_object_get(o, "rlimits"), *v;
 	struct hf_shim_launch sl;
 	double cpus = 0, mem = 0;
+	char *msg = NULL;
 	size_t i;
 	int rc = -1;
 
@@ -331,6 +556,7 @@ static int write_launch(struct launch *l, char **err)
 			 &mem)) {
 		*err = hf_xstrdup("\"limit_cpus\" and \"limit_memory_mb\" must "
 				  "be positive numbers, \"unlimited\" or null");
+		l->permanent = true;
 		goto out;
 	}
 	sl.cpus = cpus;
@@ -349,6 +575,7 @@ static int write_launch(struct launch *l, char **err)
 		if (res < 0) {
 			*err = hf_xasprintf("rlimits[%zu]: unknown limit %s", i,
 					    name ? name : "(no name)");
+			l->permanent = true;
 			goto out;
 		}
 		r = HF_VEC_PUSH(&sl.rlimits);
@@ -356,6 +583,14 @@ static int write_launch(struct launch *l, char **err)
 		r->soft = json_is_integer(soft) ? json_integer_value(soft) : -1;
 		r->hard = json_is_integer(hard) ? json_integer_value(hard) : -1;
 	}
+	/* The shim would fail the same way on every retry: say it once. */
+	if (hf_shim_rlimits_check(&sl, &msg)) {
+		*err = msg;
+		l->permanent = true;
+		goto out;
+	}
+	if (isolation(l, &sl, err))
+		goto out;
 	if (hf_shim_launch_write(l->t->dir, &sl)) {
 		*err = hf_xasprintf("cannot write launch.json: %s",
 				    strerror(errno));
@@ -408,22 +643,45 @@ static int prepare(struct launch *l, char **err)
 {
 	struct ag_task *t = l->t;
 	json_t *o = l->order;
+	mode_t dmode;
 
 	if (resolve_user(l, err))
 		return -1;
-	if (ag_mkdir_p(t->dir, 0750) < 0 || ag_mkdir_p(t->sandbox, 0755) < 0) {
+	/*
+	 * Without namespaces a task run as another user passes through the
+	 * agent's directories to its sandbox and volumes (it cannot list
+	 * them); with them, it sees none of them.
+	 */
+	dmode = !l->ag->isolate && l->have_ids && l->uid ? 0711 : 0750;
+	if (dmode == 0711 && (chmod(l->ag->data, 0711) < 0 ||
+			      chmod(l->ag->tasks_dir, 0711) < 0 ||
+			      chmod(l->ag->volumes_dir, 0711) < 0))
+		ag_log("task %s: cannot open the agent's directories to user "
+		       "%s: %s", t->id, l->user, strerror(errno));
+	if (ag_mkdir_p(t->dir, dmode) < 0 || ag_mkdir_p(t->sandbox, 0755) < 0) {
 		*err = hf_xasprintf("cannot create the sandbox: %s",
 				    strerror(errno));
 		return -1;
 	}
-	give_to_user(l, t->sandbox);
+	if (l->have_ids && lchown(t->sandbox, l->uid, l->gid) < 0) {
+		*err = hf_xasprintf("cannot give the sandbox to user %s: %s",
+				    l->user, strerror(errno));
+		return -1;
+	}
+	l->sandbox_fd = open_dir(t->sandbox);
+	if (l->sandbox_fd < 0) {
+		*err = hf_xasprintf("cannot open the sandbox: %s",
+				    strerror(errno));
+		return -1;
+	}
 	if (write_order(l, err))
 		return -1;
 	if (prepare_volumes(l, err) ||
 	    render_configs(l, json_object_get(o, "configs"), err) ||
 	    make_bootstrap(l, err))
 		return -1;
-	if (ag_fetch_uris(l->ag, t, json_object_get(o, "uris"), err))
+	if (ag_fetch_uris(l->ag, t, json_object_get(o, "uris"),
+			  owner_uid(l), l->gid, err))
 		return -1;
 	return write_launch(l, err);
 }
@@ -459,7 +717,7 @@ static void write_failed_status(struct ag_task *t, const char *msg)
 
 static void job_launch(struct hf_agent *ag, struct ag_task *t)
 {
-	struct launch l = {.ag = ag, .t = t};
+	struct launch l = {.ag = ag, .t = t, .sandbox_fd = -1};
 	struct hf_shim_status st;
 	char *err = NULL;
 	pid_t shim_pid = 0;
@@ -475,6 +733,7 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 	}
 	if (t->order_error) {
 		err = hf_xasprintf("invalid launch order: %s", t->order_error);
+		l.permanent = true;
 		pthread_mutex_unlock(&ag->mu);
 		goto failed;
 	}
@@ -542,6 +801,7 @@ failed:
 	ag_unbind_volumes(t);
 	write_failed_status(t, err);
 	pthread_mutex_lock(&ag->mu);
+	t->permanent = l.permanent;
 	ag_task_end(ag, t, AG_FAILED, err);
 	pthread_mutex_unlock(&ag->mu);
 out:

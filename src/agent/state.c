@@ -79,6 +79,10 @@ void ag_task_free(struct ag_task *t)
 	free(t->order_error);
 	hf_kvlist_release(&t->env);
 	free(t->user);
+	if (t->launch) {
+		hf_shim_launch_release(t->launch);
+		free(t->launch);
+	}
 	hf_strlist_release(&t->volume_keys);
 	hf_strlist_release(&t->volume_paths);
 	free(t->message);
@@ -182,9 +186,11 @@ static void derive_volumes(struct ag_task *t, json_t *vols, char **err)
 				   "relative path inside the sandbox", i);
 			continue;
 		}
-		free(where);
+		/* Kept normalised: "./data/" is "data". */
 		hf_strlist_push(&t->volume_keys, key);
-		hf_strlist_push(&t->volume_paths, path);
+		hf_strlist_push(&t->volume_paths,
+				where + strlen(t->sandbox) + 1);
+		free(where);
 	}
 }
 
@@ -300,6 +306,7 @@ void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 		return; /* an old line; never go back */
 	changed = ns != t->state || st->pid != t->pid;
 	t->pid = st->pid;
+	t->mnt_ns = st->mnt_ns;
 	t->started_at = st->started_at;
 	t->finished_at = st->finished_at;
 	t->has_exit_code = st->has_exit_code;
@@ -345,11 +352,37 @@ static json_t *int_or_null(bool present, json_int_t v)
 	return present ? json_integer(v) : json_null();
 }
 
+const struct hf_shim_launch *ag_task_launch(struct ag_task *t)
+{
+	char *path, *text = NULL, *err = NULL;
+	size_t len = 0;
+
+	if (t->launch)
+		return t->launch;
+	path = hf_xasprintf("%s/launch.json", t->dir);
+	if (hf_read_file(path, ORDER_MAX_BYTES, &text, &len) == 0) {
+		struct hf_shim_launch *l = hf_xcalloc(1, sizeof(*l));
+
+		hf_shim_launch_init(l);
+		if (hf_shim_launch_parse(text, len, l, &err) == 0) {
+			t->launch = l;
+		} else {
+			hf_shim_launch_release(l);
+			free(l);
+		}
+	}
+	free(err);
+	free(text);
+	free(path);
+	return t->launch;
+}
+
 json_t *ag_task_report(const struct ag_task *t)
 {
 	bool final = ag_state_final(t->state);
+	json_t *o;
 
-	return json_pack(
+	o = json_pack(
 		"{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:i, s:o, "
 		"s:o}",
 		"task_id", t->id, "state", ag_state_name(t->state), "pid",
@@ -364,6 +397,10 @@ json_t *ag_task_report(const struct ag_task *t)
 		t->message ? json_string(t->message) : json_null(),
 		"not_ready", t->not_ready && !t->ready
 				 ? json_string(t->not_ready) : json_null());
+	/* Only when true: what older servers do not know, they never see. */
+	if (t->state == AG_FAILED && t->permanent)
+		json_object_set_new(o, "permanent", json_true());
+	return o;
 }
 
 /* ---- agent.json ------------------------------------------------------ */

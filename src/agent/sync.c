@@ -88,10 +88,17 @@ static bool volume_in_use(struct hf_agent *ag, const char *key,
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
-		if (!ag_state_final(t->state) &&
-		    hf_strlist_has(&t->volume_keys, key)) {
-			*by = t->id;
-			return true;
+		if (ag_state_final(t->state))
+			continue;
+		/* A key names a volume or everything below it (an instance). */
+		for (size_t k = 0; k < t->volume_keys.len; k++) {
+			const char *v = t->volume_keys.items[k];
+			size_t n = strlen(key);
+
+			if (strncmp(v, key, n) == 0 && (!v[n] || v[n] == '/')) {
+				*by = t->id;
+				return true;
+			}
 		}
 	}
 	return false;

@@ -428,8 +428,9 @@ def test_launch_prepares_sandbox_and_runs_task(agent, server):
     wait_for(lambda: (agent.volume(VOL_KEY) / "out.txt").exists(),
              "the task's write to reach the volume directory")
     assert read(agent.volume(VOL_KEY) / "out.txt") == "hello\n"
-    # Bound (root in a container) or linked, the volume is the same dir.
-    assert os.path.samefile(sandbox / "data", agent.volume(VOL_KEY))
+    # The volume is bound in the task's own mount namespace, never in the
+    # node's (tests/system/test_isolation.py looks closer).
+    assert not os.path.ismount(sandbox / "data")
     wait_for(lambda: (sandbox / "env.txt").exists() and
              "PATH=" in read(sandbox / "env.txt"), "env.txt")
     env = dict(l.split("=", 1) for l in read(sandbox / "env.txt").splitlines()
@@ -620,26 +621,35 @@ def test_http_check_on_a_missing_page_and_tcp_on_a_closed_port(agent, server):
     assert server.last(a)["ready"] is False
 
 
-def test_file_uri_archive_is_extracted(tmp_path, agent, server):
+def test_file_uri_archive_is_extracted(tmp_path, server):
+    # file:// URIs are served from the agent's --artifact-dir only.
+    served = tmp_path / "artifacts"
     src = tmp_path / "art"
     (src / "app").mkdir(parents=True)
     (src / "app" / "hello.txt").write_text("from the archive\n")
-    archive = tmp_path / "app.tar.gz"
+    served.mkdir()
+    archive = served / "app.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
         tf.add(src / "app", arcname="app")
-    plain = tmp_path / "plain.sh"
+    plain = served / "plain.sh"
     plain.write_text("echo plain\n")
-    tid = "pod-0-server__iii1"
-    server.set_desired([order(
-        tid, "cat app/hello.txt > copied.txt; sh plain.sh >> copied.txt; "
-             "exec sleep 1000",
-        uris=[f"file://{archive}", f"file://{plain}"])])
-    server.wait_state(tid, "running")
-    sandbox = agent.sandbox(tid)
-    wait_for(lambda: (sandbox / "copied.txt").exists() and
-             read(sandbox / "copied.txt").endswith("plain\n"), "copied.txt")
-    assert read(sandbox / "copied.txt") == "from the archive\nplain\n"
-    assert (sandbox / "app.tar.gz").exists()
+    agent = Agent(tmp_path, server, FAST + ["--artifact-dir", str(served)])
+    agent.start()
+    try:
+        tid = "pod-0-server__iii1"
+        server.set_desired([order(
+            tid, "cat app/hello.txt > copied.txt; sh plain.sh >> copied.txt; "
+                 "exec sleep 1000",
+            uris=[f"file://{archive}", f"file://{plain}"])])
+        server.wait_state(tid, "running")
+        sandbox = agent.sandbox(tid)
+        wait_for(lambda: (sandbox / "copied.txt").exists() and
+                 read(sandbox / "copied.txt").endswith("plain\n"),
+                 "copied.txt")
+        assert read(sandbox / "copied.txt") == "from the archive\nplain\n"
+        assert (sandbox / "app.tar.gz").exists()
+    finally:
+        finish(agent, server, tmp_path)
 
 
 def test_http_uri_is_fetched_once_into_the_cache(tmp_path, agent, server):

@@ -453,3 +453,32 @@ char *hf_name_escape(const char *name)
 	}
 	return hf_buf_detach(&b);
 }
+
+static int hex_value(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				      : -1;
+}
+
+char *hf_name_unescape(const char *s, size_t n)
+{
+	struct hf_buf b = HF_BUF_INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi = -1, lo = -1;
+
+		if (s[i] == '%' && i + 2 < n) {
+			hi = hex_value(s[i + 1]);
+			lo = hex_value(s[i + 2]);
+		}
+		if (hi >= 0 && lo >= 0) {
+			hf_buf_addc(&b, (char)(hi * 16 + lo));
+			i += 2;
+		} else {
+			hf_buf_addc(&b, s[i]);
+		}
+	}
+	return hf_buf_detach(&b);
+}

@@ -139,6 +139,8 @@ bool hf_str_has_prefix(const char *s, const char *prefix);
  * service "a/b" is "a%2Fb", never inside "a"). The caller frees it.
  */
 char *hf_name_escape(const char *name);
+/* The name n bytes of an escaped component stand for; the caller frees. */
+char *hf_name_unescape(const char *s, size_t n);
 
 /* 2*bytes random hex digits from /dev/urandom (ids, keys); caller frees. */
 char *hf_random_hex(size_t bytes);

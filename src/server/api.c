@@ -49,6 +49,16 @@ static struct hf_service *route_service(struct hf_srv *s,
 /* ------------------------------------------------------------------ */
 /* Services                                                             */
 
+/* The service and instance names an instance's volume key is made of. */
+static void key_names(const char *key, char **svc, char **instance)
+{
+	const char *slash = strchr(key, '/');
+
+	*svc = hf_name_unescape(key, slash ? (size_t)(slash - key) : 0);
+	*instance = slash ? hf_name_unescape(slash + 1, strlen(slash + 1))
+			  : hf_xstrdup("");
+}
+
 /* The kept volumes of a service (all when svc is NULL), as the API shows. */
 static json_t *kept_json(struct hf_srv *s, const char *svc,
 			 const char *instance)
@@ -60,17 +70,19 @@ static json_t *kept_json(struct hf_srv *s, const char *svc,
 
 		for (size_t i = 0; i < n->kept.len; i++) {
 			const struct hf_kept_volume *kv = &n->kept.items[i];
-			const char *slash = strchr(kv->key, '/');
+			char *name, *inst;
 
 			if (svc && !hf_sched_volume_of(kv->key, svc, instance))
 				continue;
+			key_names(kv->key, &name, &inst);
 			json_array_append_new(
-			    a, json_pack("{s:s, s:s%, s:s, s:s, s:s, s:s, s:I}",
-					 "key", kv->key, "service", kv->key,
-					 (size_t)(slash ? slash - kv->key : 0),
-					 "instance", slash ? slash + 1 : "",
-					 "node", n->id, "status", "kept", "why",
-					 kv->why, "since", (json_int_t)kv->since));
+			    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+					 "key", kv->key, "service", name,
+					 "instance", inst, "node", n->id,
+					 "status", "kept", "why", kv->why,
+					 "since", (json_int_t)kv->since));
+			free(name);
+			free(inst);
 		}
 	}
 	return a;
@@ -608,16 +620,17 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 
 		for (size_t i = 0; i < n->delete_volumes.len; i++) {
 			const char *key = n->delete_volumes.items[i];
-			const char *slash = strchr(key, '/');
+			char *name, *inst;
 
 			if (only && !hf_sched_volume_of(key, only, NULL))
 				continue;
+			key_names(key, &name, &inst);
 			json_array_append_new(
-			    a, json_pack("{s:s, s:s%, s:s, s:s, s:s}", "key", key,
-					 "service", key,
-					 (size_t)(slash ? slash - key : 0),
-					 "instance", slash ? slash + 1 : "",
+			    a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "key", key,
+					 "service", name, "instance", inst,
 					 "node", n->id, "status", "deleting"));
+			free(name);
+			free(inst);
 		}
 	}
 	pthread_mutex_unlock(&s->mu);

@@ -226,7 +226,10 @@ int hf_dev_main(int argc, char **argv)
 	agent_argv[3] = url;
 	agent_argv[4] = (char *)"--data";
 	agent_argv[5] = adata;
-	agent_argv[6] = NULL;
+	/* The server's store is next to the agent's data: no task sees it. */
+	agent_argv[6] = (char *)"--hide-from-tasks";
+	agent_argv[7] = (char *)data;
+	agent_argv[8] = NULL;
 	kids[0] = (struct child){"server", server_argv, 0, 0, 0, 0};
 	kids[1] = (struct child){"agent", agent_argv, 0, 0, 0, 0};
 

@@ -251,6 +251,19 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 	default:
 		break;
 	}
+	/*
+	 * A launch that cannot succeed by retrying stays in ERROR until its
+	 * config changes (an update relaunches it) or its pod is restarted.
+	 */
+	if (r->permanent && r->state == HF_TS_FAILED && !r->kill &&
+	    (custom || config_current(svc, r->config_id, cfg, in->pod))) {
+		char *id = custom ? run_id(run) : NULL;
+		bool mine = !custom || (r->run && strcmp(r->run, id) == 0);
+
+		free(id);
+		if (mine)
+			return HF_FACT_ERROR;
+	}
 	if (custom) {
 		/* A failure from an earlier run of a custom plan is history. */
 		char *id = run_id(run);
@@ -1692,6 +1705,8 @@ static void recover(struct hf_srv *s, struct hf_service *svc,
 				continue;
 			if (r->kill && !r->restart)
 				continue; /* stopped on purpose */
+			if (r->permanent && r->state == HF_TS_FAILED)
+				continue; /* waits for a new config */
 			if (in_active_step(svc, cfg, in, sl->task))
 				continue;
 			if (sl->backoff_until > now)
@@ -1720,17 +1735,26 @@ static void recover(struct hf_srv *s, struct hf_service *svc,
 char *hf_sched_instance_volume_key(const struct hf_service *svc,
 				   const struct hf_instance *in)
 {
-	return hf_xasprintf("%s/%s", svc->name, in->name);
+	char *s = hf_name_escape(svc->name), *i = hf_name_escape(in->name);
+	char *key = hf_xasprintf("%s/%s", s, i);
+
+	free(s);
+	free(i);
+	return key;
 }
 
 bool hf_sched_volume_of(const char *key, const char *svc,
 			const char *instance)
 {
-	size_t n = strlen(svc);
+	char *esvc = hf_name_escape(svc);
+	char *einst = instance ? hf_name_escape(instance) : NULL;
+	size_t n = strlen(esvc);
+	bool yes = strncmp(key, esvc, n) == 0 && key[n] == '/' &&
+		   (!einst || strcmp(key + n + 1, einst) == 0);
 
-	if (strncmp(key, svc, n) != 0 || key[n] != '/')
-		return false;
-	return !instance || strcmp(key + n + 1, instance) == 0;
+	free(esvc);
+	free(einst);
+	return yes;
 }
 
 void hf_sched_keep_volume(struct hf_srv *s, struct hf_node *n,
@@ -1738,7 +1762,7 @@ void hf_sched_keep_volume(struct hf_srv *s, struct hf_node *n,
 {
 	struct hf_kept_volume *kv;
 	const char *slash = strchr(key, '/');
-	char *svc = hf_xstrndup(key, slash ? (size_t)(slash - key) : 0);
+	char *svc = hf_name_unescape(key, slash ? (size_t)(slash - key) : 0);
 
 	for (size_t i = 0; i < n->kept.len; i++)
 		if (strcmp(n->kept.items[i].key, key) == 0)
@@ -1920,11 +1944,23 @@ static bool tick_removal(struct hf_srv *s, struct hf_service *svc)
 void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
 			  struct hf_instance *in, const char *why)
 {
+	bool retry = false;
+
 	for (size_t k = 0; k < in->slots.len; k++) {
 		struct hf_task_slot *sl = &in->slots.items[k];
 
 		if (sl->cur && hf_task_state_live(sl->cur->state))
 			kill_task(s, svc, in, sl->cur, why, true);
+		/* The operator fixed the node (say, its limits): try again. */
+		if (sl->cur && sl->cur->permanent) {
+			sl->cur->permanent = false;
+			sl->backoff_until = 0;
+			retry = true;
+		}
+	}
+	if (retry) {
+		hf_state_save_instance(s, svc, in);
+		hf_sched_changed(s, true);
 	}
 }
 
@@ -2482,12 +2518,14 @@ static void on_terminal(struct hf_srv *s, struct hf_service *svc,
 	/* A RUNNING task that exits at all has failed. */
 	sl->failures++;
 	s->failures++;
+	/* No backoff for what waiting cannot fix: its step is ERROR. */
 	sl->backoff_until =
-	    now + (int64_t)(1000 * hf_plan_backoff(sl->failures,
-						   s->opts.backoff_base,
-						   s->opts.backoff_max,
-						   (double)(random() % 1000) /
-						       1000.0));
+	    r->permanent
+		? 0
+		: now + (int64_t)(1000 * hf_plan_backoff(
+					     sl->failures, s->opts.backoff_base,
+					     s->opts.backoff_max,
+					     (double)(random() % 1000) / 1000.0));
 	if (t && t->goal == HF_GOAL_RUNNING && t->essential) {
 		/* An essential task takes its whole pod instance down. */
 		for (size_t k = 0; k < in->slots.len; k++) {
@@ -2606,6 +2644,9 @@ bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
 		r->signal = json_is_integer(sig) ? (int)json_integer_value(sig)
 						 : 0;
 		r->oom_killed = json_is_true(json_object_get(t, "oom_killed"));
+		r->permanent = ns == HF_TS_FAILED && st &&
+			       strcmp(st, "failed-to-start") == 0 &&
+			       json_is_true(json_object_get(t, "permanent"));
 		msg = json_string_value(json_object_get(t, "message"));
 		free(r->message);
 		if (r->oom_killed)
@@ -2866,10 +2907,23 @@ json_t *hf_sched_launch_order(struct hf_srv *s, struct hf_service *svc,
 	json_object_set_new(o, "uris", uris);
 	json_object_set_new(o, "health_check", check_order(&t->health));
 	json_object_set_new(o, "readiness_check", check_order(&t->readiness));
+	/* A pod's own user wins over the service's, as in the SDK. */
 	json_object_set_new(o, "user",
-			    cfg->spec->scheduler_user
+			    pod->user ? json_string(pod->user)
+			    : cfg->spec->scheduler_user
 				? json_string(cfg->spec->scheduler_user)
 				: json_null());
+	{
+		bool all = pod->capabilities.len == 1 &&
+			   strcmp(pod->capabilities.items[0], "ALL") == 0;
+		json_t *caps = json_array();
+
+		for (size_t i = 0; !all && i < pod->capabilities.len; i++)
+			json_array_append_new(
+			    caps, json_string(pod->capabilities.items[i]));
+		json_object_set_new(o, "capabilities", caps);
+		json_object_set_new(o, "privileged", json_boolean(all));
+	}
 	json_object_set_new(o, "paused", json_boolean(r->paused));
 	return o;
 }

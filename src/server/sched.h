@@ -100,11 +100,19 @@ void hf_sched_keep_volume(struct hf_srv *s, struct hf_node *n,
 size_t hf_sched_delete_kept(struct hf_srv *s, const char *svc,
 			    const char *instance, json_t *out,
 			    const char *who);
-/* Whether a key ("<svc>/<pod-i>") belongs to service svc (and instance). */
+/*
+ * Whether a key ("<svc>/<pod-i>", escaped as below) belongs to service svc
+ * (and instance, when not NULL), given by their plain names.
+ */
 bool hf_sched_volume_of(const char *key, const char *svc,
 			const char *instance);
 
-/* Volume directory key of an instance: "<svc>/<pod-i>". Caller frees. */
+/*
+ * Volume directory key of an instance: "<svc>/<pod-i>", each part escaped
+ * with hf_name_escape so no service's keys lie inside another's (service
+ * "a/p-0" is "a%2Fp-0", not inside service "a"'s instance p-0). Its
+ * volumes' keys are "<this>/<owner>/<volume>". Caller frees.
+ */
 char *hf_sched_instance_volume_key(const struct hf_service *svc,
 				   const struct hf_instance *in);
 

@@ -504,6 +504,8 @@ json_t *hf_task_rec_to_json(const struct hf_task_rec *r)
 	json_object_set_new(o, "kill", json_boolean(r->kill));
 	json_object_set_new(o, "restart", json_boolean(r->restart));
 	json_object_set_new(o, "paused", json_boolean(r->paused));
+	if (r->permanent)
+		json_object_set_new(o, "permanent", json_true());
 	json_object_set_new(o, "launched_at", json_integer(r->launched_at));
 	json_object_set_new(o, "started_at", json_integer(r->started_at));
 	json_object_set_new(o, "finished_at", json_integer(r->finished_at));
@@ -533,6 +535,7 @@ static struct hf_task_rec *task_rec_from_json(const json_t *o)
 	r->kill = bool_json(o, "kill");
 	r->restart = bool_json(o, "restart");
 	r->paused = bool_json(o, "paused");
+	r->permanent = bool_json(o, "permanent");
 	r->launched_at = int_json(o, "launched_at", 0);
 	r->started_at = int_json(o, "started_at", 0);
 	r->finished_at = int_json(o, "finished_at", 0);

@@ -73,6 +73,12 @@ struct hf_task_rec {
 	bool kill;    /* the server wants it stopped */
 	bool restart; /* ... and relaunched by recovery once it stopped */
 	bool paused; /* launched in debug mode */
+	/*
+	 * It failed to start for a reason a retry cannot fix (an rlimit
+	 * above the node's): its step is ERROR, nothing relaunches it until
+	 * its config changes or its pod is restarted.
+	 */
+	bool permanent;
 	int64_t launched_at, started_at, finished_at; /* unix ms */
 	char *message;
 	char *not_ready; /* its agent's last failed readiness check; memory only */

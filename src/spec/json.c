@@ -285,6 +285,9 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		json_object_set_new(o, "image", json_string(pod->image));
 	if (pod->user)
 		json_object_set_new(o, "user", json_string(pod->user));
+	if (pod->capabilities.len)
+		json_object_set_new(o, "capabilities",
+				    strlist_array(&pod->capabilities));
 	if (pod->networks.len) {
 		a = json_array();
 		for (size_t i = 0; i < pod->networks.len; i++)

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 
+#include "common/caps.h"
 #include "common/err.h"
 #include "spec/internal.h"
 
@@ -1971,7 +1972,8 @@ static const struct keydef pod_keys[] = {
     {"seccomp-unconfined", 0},
     {"seccomp-profile-name", 0},
     {"container", 0},
-    {"user", K_IGNORED},
+    {"user", 0},
+    {"capabilities", 0},
     {"volume-retention", 0},
     {"replace", 0},
     {"tasks", K_REQUIRED},
@@ -2003,6 +2005,47 @@ static void parse_uris(struct hf_pctx *c, const struct hf_ynode *pod,
 						    "file:///",
 						    u->str);
 			}
+			hf_pctx_pop(c, o2);
+		}
+	}
+	hf_pctx_pop(c, old);
+}
+
+/* ext: `capabilities: [NET_ADMIN, SYS_NICE]`, or `[ALL]`. */
+static void parse_capabilities(struct hf_pctx *c, const struct hf_ynode *pod,
+			       struct hf_spec_pod *p)
+{
+	size_t old;
+	const struct hf_ynode *n = enter(c, pod, "capabilities", &old);
+
+	if (!n)
+		return;
+	if (!hf_ynode_is_null(n) && want_seq(c, n)) {
+		for (size_t i = 0; i < n->nitems; i++) {
+			const struct hf_ynode *v = n->items[i];
+			size_t o2 = hf_pctx_push_idx(c, i);
+			int cap;
+
+			if (!want_scalar(c, v)) {
+				hf_pctx_pop(c, o2);
+				continue;
+			}
+			cap = hf_cap_by_name(v->str);
+			if (strcmp(v->str, "ALL") == 0 && n->nitems == 1)
+				hf_strlist_push(&p->capabilities, "ALL");
+			else if (strcmp(v->str, "ALL") == 0)
+				hf_pctx_err(c, v, "ALL gives every capability: "
+					    "list nothing else with it");
+			else if (cap < 0)
+				hf_pctx_err(c, v,
+					    "unknown capability '%s' (a name "
+					    "such as NET_ADMIN or "
+					    "CAP_NET_ADMIN, or ALL)",
+					    v->str);
+			else if (!hf_strlist_has(&p->capabilities,
+						 hf_cap_name(cap)))
+				hf_strlist_push(&p->capabilities,
+						hf_cap_name(cap));
 			hf_pctx_pop(c, o2);
 		}
 	}
@@ -2098,6 +2141,7 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 		free(p->user);
 		p->user = NULL;
 	}
+	parse_capabilities(c, n, p);
 	v = enter(c, n, "networks", &old);
 	if (v) {
 		parse_networks(c, v, p);

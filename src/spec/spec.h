@@ -412,7 +412,12 @@ struct hf_spec_pod {
 	} rlimits;
 	char *pre_reserved_role;
 	char *image;
-	char *user; /* deprecated in the SDK; kept for the diff */
+	char *user; /* the pod's tasks run as this user (over scheduler's) */
+	/*
+	 * ext: capabilities its tasks get beyond the default ("CAP_..."
+	 * names), or the one entry "ALL" for every capability (privileged).
+	 */
+	struct hf_strlist capabilities;
 	struct {
 		struct hf_spec_network *items;
 		size_t len, cap;
@@ -597,8 +602,10 @@ const char *hf_spec_config_dest_problem(const char *dest, bool *outside);
 /*
  * The agent's key of a volume of a pod instance: "<service>/<instance>/
  * <owner>/<name>", owner "pod" for pod-level volumes or the resource set's
- * name, name the volume's (or its path with '/' as '_'). The caller frees
- * it. Validation makes sure two volumes of an instance never share one.
+ * name, name the volume's (or its path with '/' as '_'), each part
+ * escaped by hf_name_escape (so service "a/p-0" never lies inside service
+ * "a"'s instance "p-0"). The caller frees it. Validation makes sure two
+ * volumes of an instance never share one.
  */
 char *hf_spec_volume_key(const char *service, const char *instance,
 			 const char *owner, const struct hf_spec_volume *v);

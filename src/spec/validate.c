@@ -665,13 +665,27 @@ out:
 char *hf_spec_volume_key(const char *service, const char *instance,
 			 const char *owner, const struct hf_spec_volume *v)
 {
-	struct hf_buf key = HF_BUF_INIT;
 	const char *vn = *v->name ? v->name : v->path;
+	char *name = hf_xstrdup(vn ? vn : ""), *parts[4], *key;
 
-	hf_buf_addf(&key, "%s/%s/%s/", service, instance, owner);
-	for (const char *p = vn ? vn : ""; *p; p++)
-		hf_buf_addc(&key, *p == '/' ? '_' : *p);
-	return hf_buf_detach(&key);
+	/*
+	 * A volume path's '/' has always been '_' here; kept so the volumes
+	 * of existing services are found where they are (check_volume_dirs
+	 * refuses the clashes it could cause).
+	 */
+	for (char *p = name; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	parts[0] = hf_name_escape(service);
+	parts[1] = hf_name_escape(instance);
+	parts[2] = hf_name_escape(owner);
+	parts[3] = hf_name_escape(name);
+	key = hf_xasprintf("%s/%s/%s/%s", parts[0], parts[1], parts[2],
+			   parts[3]);
+	for (size_t i = 0; i < 4; i++)
+		free(parts[i]);
+	free(name);
+	return key;
 }
 
 /*
@@ -1379,6 +1393,7 @@ static void pod_release(struct hf_spec_pod *p)
 	free(p->pre_reserved_role);
 	free(p->image);
 	free(p->user);
+	hf_strlist_release(&p->capabilities);
 	for (size_t i = 0; i < p->networks.len; i++) {
 		free(p->networks.items[i].name);
 		hf_kvlist_release(&p->networks.items[i].labels);

@@ -17,6 +17,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("HOLDFAST_BIN", os.path.join(REPO, "build-asan", "holdfast"))
 
 
+def escape_name(name):
+    """A name as one path component, as holdfast escapes it
+    (hf_name_escape): bytes other than [A-Za-z0-9._:@+-] and a leading '.'
+    become %XX."""
+    out = []
+    for i, b in enumerate(name.encode()):
+        c = chr(b)
+        if (c.isascii() and (c.isalnum() or c in "._:@+-")) and not (i == 0 and c == "."):
+            out.append(c)
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
+
+
 def wait_for(pred, timeout=60.0, interval=0.1, what="condition"):
     deadline = time.time() + timeout
     last = None
@@ -91,11 +105,12 @@ class Cluster:
         except Exception:
             return False
 
-    def start_agent(self, extra=()):
+    def start_agent(self, extra=(), wrap=()):
+        """wrap: a command the agent runs under (setpriv ...)."""
         log = open(os.path.join(self.tmp, "agent.log"), "ab")
         self.logs.append(log)
         self.agent = subprocess.Popen(
-            [BIN, "agent", "--server", self.url, "--data", self.agent_data,
+            [*wrap, BIN, "agent", "--server", self.url, "--data", self.agent_data,
              "--node-id", "node-1",
              *(("--token", self.tokens["agent"]) if self.tokens else ()), *extra],
             stdout=log, stderr=log, env=self._env(), start_new_session=True)
@@ -214,7 +229,7 @@ class Cluster:
         return {t["name"]: t for p in self.pods(svc) for t in p["tasks"]}
 
     def volume_dir(self, svc, instance):
-        return os.path.join(self.agent_data, "volumes", svc, instance)
+        return os.path.join(self.agent_data, "volumes", escape_name(svc), escape_name(instance))
 
     def task_pid(self, task_id):
         st = json.load(open(os.path.join(self.agent_data, "tasks", task_id, "status.json")))

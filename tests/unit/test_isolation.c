@@ -36,10 +36,15 @@
 
 static void check_escape(const char *in, const char *want)
 {
-	char *got = hf_name_escape(in);
+	char *got = hf_name_escape(in), *back;
 
 	if (strcmp(got, want) != 0)
 		fail_msg("escape(\"%s\") = \"%s\", want \"%s\"", in, got, want);
+	back = hf_name_unescape(got, strlen(got));
+	if (strcmp(back, in) != 0)
+		fail_msg("unescape(\"%s\") = \"%s\", want \"%s\"", got, back,
+			 in);
+	free(back);
 	free(got);
 }
 

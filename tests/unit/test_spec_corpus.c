@@ -9,7 +9,7 @@
  *
  *   # expect-error: pods.hello.tasks.server.cpus @ 9:14   (path @ line[:col])
  *   # expect-error: "" @ 5                                  (empty path)
- *   # expect-warning: pods.hello.user @ 7
+ *   # expect-warning: scheduler.zookeeper @ 4
  *   # expect-steps: deploy/hello = hello-0:[server], hello-1:[server]
  *   # expect-phases: deploy = hello, world
  *   # unsupported: pods.hello.tasks.server.gpus

@@ -22,6 +22,7 @@ import re
 import resource
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -227,13 +228,18 @@ def test_package_usage_errors(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cl(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("sdkpkg"), backoff="0.3")
+def cl():
+    # Tasks run as nobody: the data directory must be one other users may
+    # pass through (pytest's tmp_path is private to root).
+    d = tempfile.mkdtemp(prefix="hf-sdkpkg-", dir="/tmp")
+    os.chmod(d, 0o755)
+    c = Cluster(d, backoff="0.3")
     c.start()
     try:
         yield c
     finally:
         c.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def remove(cl, name):

@@ -1051,6 +1051,7 @@ static const struct field task_fields[] = {
     {"exit_code", F_INT_NULL, false}, {"signal", F_INT_NULL, false},
     {"oom_killed", F_BOOL, false}, {"kill", F_BOOL, false},
     {"restart", F_BOOL, false},   {"paused", F_BOOL, false},
+    {"permanent", F_BOOL, false},
     {"launched_at", F_INT, false}, {"started_at", F_INT, false},
     {"finished_at", F_INT, false}, {"message", F_STR_NULL, false},
     {"params", F_STR_MAP, false},

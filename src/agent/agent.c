@@ -697,28 +697,28 @@ static void add_canonical(struct hf_strlist *l, const char *dir,
  * A task run as another user reaches its sandbox through the directories
  * above the hidden one that holds it: say so at start if one is closed.
  */
+/*
+ * Without a mount namespace per task, a task that runs as another user
+ * reaches its sandbox through the node's own directories: say so when one
+ * above the data directory is closed to other users. (With namespaces the
+ * shim covers such a directory in the task's view; see shim/confine.c.)
+ */
 static void check_reachable(const struct hf_agent *ag)
 {
-	const char *top = ag->data;
 	char *dir, *slash;
 	struct stat st;
 
-	/* Below the outermost hidden directory, the task sees holdfast's. */
-	for (size_t i = 0; ag->isolate && i < ag->hide.len; i++) {
-		const char *h = ag->hide.items[i];
-		size_t n = strlen(h);
-
-		if (strncmp(ag->data, h, n) == 0 &&
-		    (ag->data[n] == '/' || !ag->data[n]) && n < strlen(top))
-			top = h;
-	}
-	dir = hf_xstrdup(top);
+	if (ag->isolate)
+		return;
+	dir = hf_xstrdup(ag->data);
 	while ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
 		if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH)) {
 			ag_log("tasks that run as another user cannot reach "
 			       "their sandboxes: %s is closed to other users "
-			       "(mode %04o)", dir, (unsigned)st.st_mode & 07777);
+			       "(mode %04o) and this agent cannot give tasks a "
+			       "mount namespace of their own",
+			       dir, (unsigned)st.st_mode & 07777);
 			break;
 		}
 	}

@@ -105,11 +105,54 @@ static int by_length(const void *a, const void *b)
 						   *(char *const *)b);
 }
 
+/* Whether uid (with gids) may search directory st, by its mode bits. */
+static bool can_search(const struct stat *st, uid_t uid,
+		       const struct hf_confine *c)
+{
+	if (st->st_uid == uid)
+		return st->st_mode & S_IXUSR;
+	for (int i = 0; i < c->ngroups; i++)
+		if (c->groups[i] == st->st_gid)
+			return st->st_mode & S_IXGRP;
+	if (st->st_gid == (c->switch_user ? c->gid : getegid()))
+		return st->st_mode & S_IXGRP;
+	return st->st_mode & S_IXOTH;
+}
+
+/*
+ * The outermost directory above the sandbox that a non-root task user may
+ * not search (a 0700 home or a private temporary directory holding the
+ * agent's data), or NULL. The user could never see anything under it, so
+ * the task's namespace covers it like holdfast's own files and rebuilds
+ * the path to the sandbox inside the cover: the sandbox works wherever the
+ * agent's data directory is. The caller frees the result.
+ */
+static char *closed_ancestor(const char *sandbox, uid_t uid,
+			     const struct hf_confine *c)
+{
+	char *path = hf_xstrdup(sandbox);
+
+	for (char *p = path + 1; *p; p++) {
+		struct stat st;
+
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    !can_search(&st, uid, c))
+			return path;
+		*p = '/';
+	}
+	free(path);
+	return NULL;
+}
+
 static struct hf_confine_ns *ns_prepare(const struct hf_shim_launch *l,
 					const struct hf_confine *c, char **err)
 {
 	struct hf_confine_ns *ns = hf_xcalloc(1, sizeof(*ns));
 	struct hf_strlist sorted = {0};
+	char *closed;
 
 	ns->sandbox = hf_xstrdup(l->sandbox);
 	ns->contain = !l->privileged;
@@ -120,6 +163,10 @@ static struct hf_confine_ns *ns_prepare(const struct hf_shim_launch *l,
 	/* A directory inside another hidden one is hidden with it. */
 	for (size_t i = 0; i < l->hide.len; i++)
 		hf_strlist_push(&sorted, l->hide.items[i]);
+	closed = ns->uid != 0 ? closed_ancestor(l->sandbox, ns->uid, c) : NULL;
+	if (closed)
+		hf_strlist_push(&sorted, closed);
+	free(closed);
 	if (sorted.len)
 		qsort(sorted.items, sorted.len, sizeof(*sorted.items),
 		      by_length);

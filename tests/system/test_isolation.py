@@ -31,10 +31,11 @@ CAP_NET_ADMIN = 12
 
 @pytest.fixture
 def pubdir():
-    """A data directory other users may pass through (pytest's tmp_path
-    is private to root, and tasks here also run as nobody)."""
+    """A data directory private to root, as pytest's tmp_path and a home
+    directory are: tasks that run as nobody still reach their sandbox (the
+    task's namespace covers what its user may not search)."""
     d = tempfile.mkdtemp(prefix="hf-iso-", dir="/tmp")
-    os.chmod(d, 0o755)
+    os.chmod(d, 0o700)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -673,7 +674,11 @@ def test_sdk_hello_world_runs_as_nobody(pubdir):
 def test_without_mount_namespaces_tasks_still_run_as_their_user(pubdir):
     """An agent that may not mount (no CAP_SYS_ADMIN, as in many
     containers) says so, links volumes into sandboxes, and still runs
-    tasks, checks and exec as the spec's user, link-proof."""
+    tasks, checks and exec as the spec's user, link-proof. Without a
+    namespace of the task's own nothing can cover a directory its user may
+    not search, so this data directory lets others through (the agent's
+    log says so when it does not)."""
+    os.chmod(pubdir, 0o755)
     tmpl = write(os.path.join(pubdir, "app.conf"), "x={{TASK_NAME}}\n")
     spec = write(os.path.join(pubdir, "flat.yml"), f"""
 name: flat

@@ -228,18 +228,17 @@ def test_package_usage_errors(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cl():
-    # Tasks run as nobody: the data directory must be one other users may
-    # pass through (pytest's tmp_path is private to root).
-    d = tempfile.mkdtemp(prefix="hf-sdkpkg-", dir="/tmp")
-    os.chmod(d, 0o755)
+def cl(tmp_path_factory):
+    # Tasks run as nobody on a data directory private to root (pytest's
+    # tmp_path): the task's namespace lets them reach their sandbox.
+    d = str(tmp_path_factory.mktemp("sdkpkg"))
+    os.chmod(d, 0o700)
     c = Cluster(d, backoff="0.3")
     c.start()
     try:
         yield c
     finally:
         c.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def remove(cl, name):

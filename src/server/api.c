@@ -1695,23 +1695,12 @@ out:
 
 /*
  * Values of variables whose names look secret are never shown: options
- * and env may carry passwords.
+ * and env may carry passwords. The rule is the spec's, so that the diff's
+ * change lines hide the same values.
  */
 static bool secret_name(const char *k)
 {
-	static const char *const words[] = {"PASSWORD", "PASSWD", "SECRET",
-					    "TOKEN", "CREDENTIAL", "PRIVATE",
-					    "_KEY", "APIKEY"};
-	char up[256];
-	size_t i;
-
-	for (i = 0; k[i] && i < sizeof(up) - 1; i++)
-		up[i] = (char)((k[i] >= 'a' && k[i] <= 'z') ? k[i] - 32 : k[i]);
-	up[i] = '\0';
-	for (size_t w = 0; w < HF_ARRAY_LEN(words); w++)
-		if (strstr(up, words[w]))
-			return true;
-	return false;
+	return hf_spec_secret_name(k);
 }
 
 static void redact(json_t *j)

@@ -77,9 +77,64 @@ static const json_t *find_named(const json_t *a, const char *name)
 	return NULL;
 }
 
+bool hf_spec_secret_name(const char *k)
+{
+	static const char *const words[] = {"PASSWORD", "PASSWD", "SECRET",
+					    "TOKEN", "CREDENTIAL", "PRIVATE",
+					    "_KEY", "APIKEY"};
+	char up[256];
+	size_t i;
+
+	for (i = 0; k[i] && i < sizeof(up) - 1; i++)
+		up[i] = (char)((k[i] >= 'a' && k[i] <= 'z') ? k[i] - 32 : k[i]);
+	up[i] = '\0';
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+		if (strstr(up, words[w]))
+			return true;
+	return false;
+}
+
+/* Replaces, in place, string values of secret-named keys by "(hidden)". */
+static void hide_secrets(json_t *j)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach(j, k, v) {
+			if (json_is_string(v) && hf_spec_secret_name(k))
+				json_object_set_new(j, k, json_string("(hidden)"));
+			else
+				hide_secrets(v);
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) hide_secrets(v);
+	}
+}
+
+/* A value's text for a change line, secrets hidden. */
+static char *value_text(const json_t *v, bool secret)
+{
+	json_t *copy;
+	char *s;
+
+	if (!v)
+		return hf_xstrdup("(none)");
+	if (secret && !json_is_object(v) && !json_is_array(v))
+		return hf_xstrdup("(hidden)");
+	copy = json_deep_copy(v);
+	hide_secrets(copy);
+	s = short_text(copy);
+	json_decref(copy);
+	return s;
+}
+
 static void add_line(struct hf_strlist *out, const char *path, const json_t *a,
 		     const json_t *b)
 {
+	const char *leaf = strrchr(path, '.');
+	bool secret = hf_spec_secret_name(leaf ? leaf + 1 : path);
 	char *sa, *sb, *line;
 
 	if (out->len == MAX_CHANGE_LINES) {
@@ -88,8 +143,8 @@ static void add_line(struct hf_strlist *out, const char *path, const json_t *a,
 	}
 	if (out->len > MAX_CHANGE_LINES)
 		return;
-	sa = a ? short_text(a) : hf_xstrdup("(none)");
-	sb = b ? short_text(b) : hf_xstrdup("(none)");
+	sa = value_text(a, secret);
+	sb = value_text(b, secret);
 	line = hf_xasprintf("%s: %s -> %s", *path ? path : "(pod)", sa, sb);
 	hf_strlist_push(out, line);
 	free(line);

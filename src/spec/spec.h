@@ -749,10 +749,17 @@ struct hf_spec_diff {
  * removed. Refusals: count decrease without allow-decommission, any volume
  * change, user change, pre-reserved-role change, a pod type removed without
  * allow-decommission on the old spec. Fills *out; release it with
- * hf_spec_diff_release().
+ * hf_spec_diff_release(). Change lines hide secret values
+ * (hf_spec_secret_name): "env.DB_PASSWORD: (hidden) -> (hidden)".
  */
 void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
 		  struct hf_spec_diff *out);
+/*
+ * Whether a variable's name says its value is secret (PASSWORD, SECRET,
+ * TOKEN, ... in any case): such values are never shown, in the API's
+ * answers, events or the diff's change lines ("(hidden)").
+ */
+bool hf_spec_secret_name(const char *name);
 void hf_spec_diff_release(struct hf_spec_diff *d);
 bool hf_spec_diff_is_empty(const struct hf_spec_diff *d);
 

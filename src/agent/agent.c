@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "api/cred.h"
 #include "api/http.h"
 #include "cli/cli.h"
 #include "common/err.h"
@@ -120,6 +121,8 @@ void hf_agent_opts_release(struct hf_agent_opts *o)
 	free(o->node_id);
 	hf_kvlist_release(&o->attributes);
 	HF_VEC_FREE(&o->ports);
+	if (o->token)
+		explicit_bzero(o->token, strlen(o->token));
 	free(o->token);
 	free(o->address);
 	free(o->holdfast_bin);
@@ -271,6 +274,31 @@ static char *flag_node_id(struct hf_agent_opts *o, const char *f,
 static char *flag_token(struct hf_agent_opts *o, const char *f, const char *v)
 {
 	set_owned(&o->token, v);
+	fprintf(stderr, "holdfast agent: warning: --token shows the token to "
+			"every local user (ps, /proc); use --token-file FILE "
+			"or HOLDFAST_TOKEN\n");
+	/* Gone from /proc/PID/cmdline from now on (not before). */
+	hf_cred_scrub((char *)v);
+	return NULL;
+}
+
+static char *flag_token_file(struct hf_agent_opts *o, const char *f,
+			     const char *v)
+{
+	char *text = NULL, *err = NULL;
+	size_t n;
+
+	if (hf_cred_read_private(v, "token file", 4096, &text, NULL, &err))
+		return err;
+	n = strcspn(text, "\r\n");
+	if (n == 0) {
+		free(text);
+		return hf_xasprintf("token file %s is empty", v);
+	}
+	free(o->token);
+	o->token = hf_xstrndup(text, n);
+	explicit_bzero(text, strlen(text));
+	free(text);
 	return NULL;
 }
 
@@ -414,8 +442,14 @@ static const struct {
       "what the node offers; the server never reserves more (default: "
       "detected, ports 10000-20000)"},
      flag_resources},
+    {{"--token-file", "FILE", 0,
+      "the join token (the tokens file's agent role), read from a private "
+      "file; $HOLDFAST_TOKEN also works; not needed for a server on this "
+      "machine run by the same user"},
+     flag_token_file},
     {{"--token", "TOKEN", 0,
-      "the agent token (visible in ps: prefer $HOLDFAST_TOKEN)"},
+      "the join token, shown to every local user by ps: prefer "
+      "--token-file"},
      flag_token},
     {{"--address", "ADDR", 0,
       "how other hosts reach this node: its task log and exec API and the "
@@ -468,7 +502,7 @@ const struct hf_cli_flag *hf_agent_flag(size_t i)
 int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 			char **errmsg)
 {
-	const char *env_token = getenv("HOLDFAST_TOKEN");
+	char *env_token = hf_cred_take_env("HOLDFAST_TOKEN");
 	char *err = NULL;
 
 	*errmsg = NULL;
@@ -504,8 +538,13 @@ int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 			free(flag);
 		}
 	}
-	if (!err && !o->token && env_token && *env_token)
-		o->token = hf_xstrdup(env_token);
+	if (!err && !o->token && env_token) {
+		o->token = env_token;
+		env_token = NULL;
+	}
+	if (env_token)
+		explicit_bzero(env_token, strlen(env_token));
+	free(env_token);
 	if (!err && !o->print_info && o->servers.len == 0)
 		err = hf_xstrdup("--server is required");
 	if (err) {
@@ -629,6 +668,9 @@ static void agent_release(struct hf_agent *ag)
 	free(ag->cluster_id);
 	free(ag->refused);
 	free(ag->link_msg);
+	if (ag->node_token)
+		explicit_bzero(ag->node_token, strlen(ag->node_token));
+	free(ag->node_token);
 	free(ag->bin);
 	if (ag->lock_fd >= 0)
 		close(ag->lock_fd);
@@ -767,10 +809,59 @@ static void init_isolation(struct hf_agent *ag, const struct hf_agent_opts *o)
 	free(why);
 }
 
+/*
+ * This node's own credential (nodeauth.h): made once, kept private in the
+ * data directory before the server ever hears of it, so a registration
+ * whose answer was lost is simply repeated with the same token.
+ */
+static int load_node_token(struct hf_agent *ag)
+{
+	char *path = hf_xasprintf("%s/node-token", ag->data);
+	char *text = NULL, *err = NULL;
+	int rc = hf_cred_read_private(path, "node credential", 4096, &text,
+				      NULL, &err);
+
+	if (rc == HF_ENOTFOUND) {
+		char *tok = hf_cred_new_token(), *line;
+
+		line = hf_xasprintf("%s\n", tok);
+		rc = hf_write_file_atomic(path, line, strlen(line), 0600);
+		explicit_bzero(line, strlen(line));
+		free(line);
+		if (rc) {
+			ag_log("cannot write %s: %s", path, strerror(errno));
+			free(tok);
+			goto out;
+		}
+		ag->node_token = tok;
+		goto out;
+	}
+	if (rc) {
+		ag_log("%s", err);
+		goto out;
+	}
+	text[strcspn(text, "\r\n")] = '\0';
+	if (!*text) {
+		ag_log("%s is empty: remove it, and have an operator reset "
+		       "this node's identity",
+		       path);
+		rc = HF_EINVAL;
+		goto out;
+	}
+	ag->node_token = hf_xstrdup(text);
+out:
+	if (text)
+		explicit_bzero(text, strlen(text));
+	free(text);
+	free(err);
+	free(path);
+	return rc;
+}
+
 static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 {
 	char *note = NULL;
-	int version;
+	int version, rc;
 
 	memset(ag, 0, sizeof(*ag));
 	ag->opts = o;
@@ -800,19 +891,19 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	{
 		char *lock = hf_xasprintf("%s/agent.lock", ag->data);
 		long holder = 0;
-		int rc = hf_lock_file(lock, &ag->lock_fd, &holder);
+		int lrc = hf_lock_file(lock, &ag->lock_fd, &holder);
 
-		if (rc == HF_EUNAVAIL)
+		if (lrc == HF_EUNAVAIL)
 			ag_log("the data directory %s is in use by another "
 			       "holdfast agent%s%.0ld%s; give each agent its "
 			       "own --data",
 			       ag->data, holder ? " (pid " : "", holder,
 			       holder ? ")" : "");
-		else if (rc)
+		else if (lrc)
 			ag_log("cannot lock %s: %s", lock, strerror(errno));
 		free(lock);
-		if (rc)
-			return rc;
+		if (lrc)
+			return lrc;
 	}
 	ag->tasks_dir = hf_xasprintf("%s/tasks", ag->data);
 	ag->volumes_dir = hf_xasprintf("%s/volumes", ag->data);
@@ -850,7 +941,11 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	init_isolation(ag, o);
 	raise_nofile();
 	start_task_api(ag, o);
-	return ag_state_load(ag);
+	rc = ag_state_load(ag);
+	/* After the state: a data directory of another node stays as it is. */
+	if (!rc && load_node_token(ag))
+		rc = HF_EIO;
+	return rc;
 }
 
 /* ---- the supervisor ------------------------------------------------- */

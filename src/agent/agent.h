@@ -36,7 +36,12 @@ struct hf_agent_opts {
 	int64_t memory_mb;           /* 0: detected */
 	int64_t disk_mb;             /* 0: free space of data_dir */
 	HF_VEC(struct hf_agent_port_range) ports; /* empty: 10000-20000 */
-	char *token;                 /* NULL: none */
+	/*
+	 * A join token: lets this node register its own credential once
+	 * (nodeauth.h); NULL: the local admin credential of a server on this
+	 * machine (cred.h), if there is one.
+	 */
+	char *token;
 	char *address;               /* how other hosts reach this node */
 	char *holdfast_bin;          /* NULL: /proc/self/exe, resolved */
 	char *ca_file;               /* verifies the server; NULL: system */
@@ -62,8 +67,10 @@ void hf_agent_opts_release(struct hf_agent_opts *o);
 
 /*
  * Parses the `holdfast agent` flags (argv[0] is the verb) into *o, which
- * must be initialised. Returns 0, or HF_EINVAL with *errmsg set to one
- * sentence (the caller frees it).
+ * must be initialised. The join token comes from --token-file (a private
+ * file), HOLDFAST_TOKEN (taken out of the environment) or --token (shown
+ * to every local user by ps: warned about, and wiped from argv). Returns 0,
+ * or HF_EINVAL with *errmsg set to one sentence (the caller frees it).
  */
 int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 			char **errmsg);

@@ -163,6 +163,7 @@ struct hf_agent {
 	char *cluster_id;
 	char *refused;             /* the server's last refusal, logged once */
 	int lock_fd;               /* holds <data>/agent.lock */
+	char *node_token;          /* this node's own credential (nodeauth.h) */
 	char *bin;                 /* the holdfast binary for shims */
 	json_t *info;              /* immutable after start */
 	int64_t started_at;
@@ -191,6 +192,7 @@ struct hf_agent {
 	bool isolate;
 	struct hf_strlist hide;    /* canonical dirs hidden from tasks */
 	struct hf_strlist artifact_dirs; /* canonical; file:// URIs only here */
+	bool join_logged;          /* logged why it cannot register */
 };
 
 /* ---- agent.c ---- */

@@ -348,7 +348,9 @@ out:
 static const struct hf_http_route routes[] = {
     {"GET", "/v1/agent/tasks/{id}/logs", h_logs, HF_ROUTE_READ,
      "stream offset tail"},
-    {"POST", "/v1/agent/tasks/{id}/exec", h_exec, HF_ROUTE_WRITE, NULL},
+    /* A command runs to its end: on a worker thread of the layer. */
+    {"POST", "/v1/agent/tasks/{id}/exec", h_exec,
+     HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
 };
 
 int hf_agent_api_start(const char *data_dir, const char *listen,
@@ -357,6 +359,7 @@ int hf_agent_api_start(const char *data_dir, const char *listen,
 {
 	struct hf_agent_api *a = hf_xcalloc(1, sizeof(*a));
 	struct hf_http_opts ho = {0};
+	struct hf_strlist hosts = {0};
 	int rc;
 
 	a->data_dir = hf_xstrdup(data_dir);
@@ -364,7 +367,23 @@ int hf_agent_api_start(const char *data_dir, const char *listen,
 	hf_kvlist_set(&a->tokens, a->key, "admin");
 	ho.listen = listen ? listen : "127.0.0.1:0";
 	ho.tokens = &a->tokens;
+	ho.threads = 2;
+	ho.workers = 4;
+	/* The server calls it by the node's address, which may be a name. */
+	if (address) {
+		char *h = hf_xstrdup(address);
+
+		for (char *c = h; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c + 32);
+		if (*h && strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789.-_") ==
+			      strlen(h))
+			hf_strlist_push(&hosts, h);
+		free(h);
+	}
+	ho.hosts = &hosts;
 	rc = hf_http_start(&ho, routes, HF_ARRAY_LEN(routes), a, &a->http, err);
+	hf_strlist_release(&hosts);
 	if (rc) {
 		hf_agent_api_stop(a);
 		return rc;

@@ -18,11 +18,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "agent/agent_int.h"
+#include "api/cred.h"
 #include "api/http.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -333,6 +336,90 @@ static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
 #define AG_SYNC_REFUSED (-2)
 #define REFUSED_WAIT_MS 5000
 
+/* Logs why registering failed, once until it works. Lock held. */
+static void join_log(struct hf_agent *ag, const char *fmt, ...)
+	HF_PRINTF(2, 3);
+
+static void join_log(struct hf_agent *ag, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (ag->join_logged)
+		return;
+	ag->join_logged = true;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	ag_log("%s", msg ? msg : "cannot register this node");
+	free(msg);
+}
+
+/*
+ * Registers this node's own credential (nodeauth.h) with the server at
+ * url, with the join token: --token-file / HOLDFAST_TOKEN, else the local
+ * admin credential of a server on this machine. Lock held; released
+ * during the request. Returns 0 when the server knows the credential;
+ * else sets *elsewhere when another server should be asked (this one is
+ * unreachable or answered 5xx: it does not lead).
+ */
+static int register_node(struct hf_agent *ag, const char *url,
+			 bool *elsewhere)
+{
+	char *join = NULL, *err = NULL, *resp = NULL, *body;
+	json_t *o, *e = NULL;
+	long status = 0;
+	int rc;
+
+	if (ag->opts->token) {
+		join = hf_xstrdup(ag->opts->token);
+	} else if (hf_cred_local_load(url, &join, &err) != 0) {
+		join_log(ag, "the server does not know this node's credential "
+			     "and there is no join token to register it: give "
+			     "the agent --token-file FILE or HOLDFAST_TOKEN%s%s%s",
+			 err ? " (" : "", err ? err : "", err ? ")" : "");
+		free(err);
+		/* Another server of the cluster may know it already. */
+		*elsewhere = true;
+		return -1;
+	}
+	o = json_pack("{s:s, s:s}", "node_id", ag->node_id, "token",
+		      ag->node_token);
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	pthread_mutex_unlock(&ag->mu);
+	rc = hf_httpc_request(url, "POST", "/v1/agent/register", join, body,
+			      SHORT_TIMEOUT_MS, &status, &resp, &err);
+	pthread_mutex_lock(&ag->mu);
+	explicit_bzero(body, strlen(body));
+	free(body);
+	explicit_bzero(join, strlen(join));
+	free(join);
+	if (rc == 0 && status == 200) {
+		ag_log("node %s: its credential is registered with %s",
+		       ag->node_id, url);
+		ag->join_logged = false;
+		rc = 0;
+		goto out;
+	}
+	*elsewhere = rc != 0 || status >= 500;
+	if (rc == 0)
+		e = resp ? json_loads(resp, 0, NULL) : NULL;
+	join_log(ag, "cannot register node %s with %s: %s%s%s", ag->node_id,
+		 url, rc ? (err ? err : hf_err_msg(rc)) : "the server answered ",
+		 rc ? "" : json_string_value(json_object_get(e, "message"))
+			 ? json_string_value(json_object_get(e, "message"))
+			 : "an error",
+		 "; retrying");
+	json_decref(e);
+	rc = -1;
+out:
+	free(resp);
+	free(err);
+	return rc;
+}
+
 /*
  * One request and, on success, its answer applied. Called with the lock
  * held; releases it during the request. Returns 0, AG_SYNC_REFUSED or -1.
@@ -347,11 +434,14 @@ static int sync_once(struct hf_agent *ag, int wait)
 	uint64_t seq;
 	int64_t sent_gen;
 	long status = 0;
+	bool registered = false, elsewhere = false;
 	int rc;
 
+again:
 	body = build_request(ag, wait, &seq, &sent_gen);
 	pthread_mutex_unlock(&ag->mu);
-	rc = hf_httpc_request(url, "POST", "/v1/agent/sync", o->token, body,
+	rc = hf_httpc_request(url, "POST", "/v1/agent/sync", ag->node_token,
+			      body,
 			      wait ? wait * 1000L + LONG_SLACK_MS
 				   : SHORT_TIMEOUT_MS,
 			      &status, &resp, &err);
@@ -359,6 +449,16 @@ static int sync_once(struct hf_agent *ag, int wait)
 		r = json_loads(resp, 0, NULL);
 	pthread_mutex_lock(&ag->mu);
 	free(body);
+	/* The server does not know this node's credential yet: register. */
+	if (rc == 0 && status == 401 && !registered &&
+	    register_node(ag, url, &elsewhere) == 0) {
+		registered = true;
+		free(resp);
+		resp = NULL;
+		free(err);
+		err = NULL;
+		goto again;
+	}
 	if (json_is_object(r)) {
 		if (ag->link_down)
 			ag_log("server %s answers again", url);
@@ -408,7 +508,8 @@ static int sync_once(struct hf_agent *ag, int wait)
 		ag->link_down = true;
 	}
 	/* Another server may answer (several URLs: a cluster). */
-	if ((rc || status >= 500) && ag->server % o->servers.len == server)
+	if ((rc || status >= 500 || elsewhere) &&
+	    ag->server % o->servers.len == server)
 		ag->server = server + 1;
 	rc = -1;
 out:

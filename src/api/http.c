@@ -1,90 +1,26 @@
 /*
- * http.c - the HTTP server layer: routing, auth, limits and JSON errors as a
- * pure dispatcher (hf_http_dispatch), and the libmicrohttpd glue that feeds
- * it from sockets, one thread per connection.
- *
- * A request's life under libmicrohttpd (all on the connection's thread):
- *   on_uri        request line read: allocate the call, keep the raw target
- *   on_access #1  headers read: route, auth, query (call_begin); answer the
- *                 errors at once, before any body byte is read, and refuse a
- *                 declared Content-Length over the limit the same way
- *   on_access #n  body pieces: kept up to max_body
- *   on_access end the handler (call_run), then the answer is queued
- *   stream_read   for streamed answers, until the stream ends
- *   on_completed  on_request hook, free the call
- * The pure path (hf_http_dispatch) runs call_begin and call_run on a body
- * it is given whole, so the fuzzer exercises the same code as the server.
+ * http.c - the HTTP layer's request handling without sockets: Host and
+ * Origin checks, routing, auth, query rules, body limit and type, the
+ * handler call and JSON errors, as the pure dispatcher hf_http_dispatch();
+ * and the first check of a request's head (hf_http_head_check). The socket
+ * glue in http_server.c feeds the same functions (http_int.h) from
+ * libmicrohttpd, so the fuzzer exercises the same code as the server.
  */
 #include "api/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
+#include <strings.h>
 #include <time.h>
 
-#include <microhttpd.h>
-
+#include "api/http_int.h"
 #include "common/err.h"
 
-/* Per-connection memory in libmicrohttpd: bounds request line + headers. */
-#define HTTP_CONN_MEMORY (32 * 1024)
-#define HTTP_MAX_CONNECTIONS 512
-#define HTTP_IDLE_TIMEOUT 120
 /* Longest piece of client input quoted back in an error message. */
 #define HTTP_QUOTE_MAX 200
-/* TLS PEM files larger than this are not certificates. */
-#define HTTP_PEM_MAX (1024 * 1024)
-
-struct hf_http_server {
-	struct hf_http_conf conf;
-	struct hf_kvlist tokens;
-	struct MHD_Daemon *daemon;
-	atomic_bool stopping;
-	int port;
-	void (*on_request)(void *ctx, const struct hf_http_req *req,
-			   int status, double seconds);
-	void (*log)(void *ctx, const char *msg);
-	char *tls_cert, *tls_key;
-	size_t tls_key_len;
-
-	/* libmicrohttpd's messages while starting go into start_log. */
-	pthread_mutex_t log_lock;
-	bool starting;
-	struct hf_buf start_log;
-};
-
-/* One request in flight; owns every string its req points to. */
-struct http_call {
-	struct hf_http_server *srv; /* NULL under hf_http_dispatch */
-	char *target;
-	struct timespec start;
-	const struct hf_http_route *route;
-	struct hf_http_req req;
-	char *method, *path, *token, *last_event_id, *remote_addr;
-	struct hf_buf body;
-	unsigned long long body_seen;
-	bool begun, too_large, answered;
-	int status;
-};
-
-/* A streamed answer between the handler and libmicrohttpd's reader. */
-struct http_stream {
-	struct hf_http_server *srv;
-	int (*fn)(void *arg, struct hf_buf *out);
-	void (*free_fn)(void *arg);
-	void *arg;
-	struct hf_buf pending;
-	size_t off;
-	bool ended;
-};
 
 /* ---- text helpers ------------------------------------------------------ */
 
@@ -272,22 +208,37 @@ static int role_of(const char *name)
 		return HF_ROLE_ADMIN;
 	if (strcmp(name, "read") == 0)
 		return HF_ROLE_READ;
-	if (strcmp(name, "agent") == 0)
+	/* "agent" tokens let new nodes join; "join" says so. */
+	if (strcmp(name, "agent") == 0 || strcmp(name, "join") == 0)
 		return HF_ROLE_AGENT;
 	return HF_ROLE_NONE;
 }
 
-/* The role of a presented token; every configured token is compared. */
-static int token_role(const struct hf_kvlist *tokens, const char *token)
+/*
+ * The role of a presented token: every configured token is compared; one
+ * none of them matches goes to the authenticate callback (a node's own
+ * credential), which may set *principal.
+ */
+static int token_role(const struct hf_http_conf *conf, const char *token,
+		      char **principal)
 {
 	size_t len = strlen(token);
 	int role = HF_ROLE_NONE;
 
-	for (size_t i = 0; i < tokens->len; i++) {
-		const struct hf_kv *kv = &tokens->items[i];
+	*principal = NULL;
+	for (size_t i = 0; conf->tokens && i < conf->tokens->len; i++) {
+		const struct hf_kv *kv = &conf->tokens->items[i];
 
 		if (token_equal(kv->key, strlen(kv->key), token, len))
 			role = role_of(kv->value);
+	}
+	if (role == HF_ROLE_NONE && conf->authenticate) {
+		role = conf->authenticate(conf->ctx, token, principal);
+		if (role != HF_ROLE_NODE || !*principal) {
+			free(*principal);
+			*principal = NULL;
+			role = HF_ROLE_NONE;
+		}
 	}
 	return role;
 }
@@ -327,11 +278,25 @@ static void resp_clear_body(struct hf_http_resp *r)
 	r->stream = NULL;
 	r->stream_free = NULL;
 	r->stream_arg = NULL;
+	r->stream_waitq = NULL;
+	r->stream_poll_ms = 0;
+}
+
+/* Drops a deferral that will not run (freeing its argument). */
+static void resp_clear_defer(struct hf_http_resp *r)
+{
+	if (r->resume && r->resume_free)
+		r->resume_free(r->resume_arg);
+	r->resume = NULL;
+	r->resume_free = NULL;
+	r->resume_arg = NULL;
+	r->resume_ms = 0;
 }
 
 void hf_http_resp_release(struct hf_http_resp *r)
 {
 	resp_clear_body(r);
+	resp_clear_defer(r);
 	hf_kvlist_release(&r->headers);
 	r->status = 0;
 }
@@ -439,6 +404,24 @@ int hf_http_body_json(const struct hf_http_req *req, struct hf_http_resp *resp,
 	return HF_EPARSE;
 }
 
+/* The boolean spellings a ":bool" query key takes. */
+static int bool_value(const char *v)
+{
+	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		return 1;
+	if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		return 0;
+	return -1;
+}
+
+bool hf_http_query_bool(const struct hf_http_req *req, const char *key,
+			bool dflt)
+{
+	const char *v = hf_kvlist_get(&req->query, key);
+
+	return v && bool_value(v) >= 0 ? bool_value(v) == 1 : dflt;
+}
+
 /* ---- the route table ---------------------------------------------------- */
 
 /* True if a pattern segment is "{name}" or (*star set) "{name*}". */
@@ -512,10 +495,39 @@ out:
 	return rc;
 }
 
+/* Query keys are names, each optionally ":bool". */
+static int check_query_keys(const struct hf_http_route *r, char **err)
+{
+	const char *k = r->query_keys;
+
+	while (k && *k) {
+		size_t w, n;
+
+		while (*k == ' ')
+			k++;
+		w = strcspn(k, " ");
+		n = strcspn(k, ": ");
+		for (size_t i = 0; i < n; i++)
+			if (!name_char(k[i]))
+				n = 0;
+		if (w && (n == 0 || (n < w && (w - n != 5 ||
+					       strncmp(k + n, ":bool", 5))))) {
+			*err = hf_xasprintf("route '%s': bad query key '%.*s'",
+					    r->pattern, (int)w, k);
+			return HF_EINVAL;
+		}
+		k += w;
+	}
+	return 0;
+}
+
 int hf_http_conf_check(const struct hf_http_conf *conf, char **err)
 {
 	const unsigned known = HF_ROUTE_WRITE | HF_ROUTE_AGENT |
-			       HF_ROUTE_PUBLIC | HF_ROUTE_STREAM;
+			       HF_ROUTE_PUBLIC | HF_ROUTE_STREAM |
+			       HF_ROUTE_JOIN | HF_ROUTE_BLOCKING;
+	const unsigned roles = HF_ROUTE_WRITE | HF_ROUTE_AGENT |
+			       HF_ROUTE_PUBLIC | HF_ROUTE_JOIN;
 
 	*err = NULL;
 	if (conf->nroutes && !conf->routes) {
@@ -537,7 +549,14 @@ int hf_http_conf_check(const struct hf_http_conf *conf, char **err)
 					    r->flags & ~known);
 			return HF_EINVAL;
 		}
+		if (__builtin_popcount(r->flags & roles) > 1) {
+			*err = hf_xasprintf("route '%s' names more than one role",
+					    r->pattern ? r->pattern : "(null)");
+			return HF_EINVAL;
+		}
 		rc = check_pattern(r, err);
+		if (!rc)
+			rc = check_query_keys(r, err);
 		if (rc)
 			return rc;
 	}
@@ -559,6 +578,16 @@ int hf_http_conf_check(const struct hf_http_conf *conf, char **err)
 		if (role_of(kv->value) == HF_ROLE_NONE) {
 			*err = hf_xasprintf("token %zu has role '%s' (expected admin, read or agent)",
 					    i + 1, kv->value);
+			return HF_EINVAL;
+		}
+	}
+	for (size_t i = 0; conf->hosts && i < conf->hosts->len; i++) {
+		const char *h = conf->hosts->items[i];
+
+		if (!*h || strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789.-_") !=
+				   strlen(h)) {
+			*err = hf_xasprintf("'%s' is not a host name in lower case",
+					    h);
 			return HF_EINVAL;
 		}
 	}
@@ -629,8 +658,11 @@ static bool pct_valid(const char *s, size_t n)
 	return true;
 }
 
-/* True if key is one of the space-separated words of allowed. */
-static bool key_allowed(const char *allowed, const char *key)
+/*
+ * True if key is one of the space-separated words of allowed (a word may
+ * end in ":bool": *is_bool, when not NULL, says so).
+ */
+static bool key_allowed(const char *allowed, const char *key, bool *is_bool)
 {
 	size_t n = strlen(key);
 
@@ -642,8 +674,12 @@ static bool key_allowed(const char *allowed, const char *key)
 		while (*allowed == ' ')
 			allowed++;
 		w = strcspn(allowed, " ");
-		if (w && w == n && memcmp(allowed, key, n) == 0)
+		if (w && strcspn(allowed, ": ") == n &&
+		    memcmp(allowed, key, n) == 0) {
+			if (is_bool)
+				*is_bool = w > n;
 			return true;
+		}
 		allowed += w;
 	}
 	return false;
@@ -662,7 +698,7 @@ static void add_allowed_list(struct hf_buf *b, const char *allowed)
 		if (w) {
 			if (!first)
 				hf_buf_adds(b, ", ");
-			hf_buf_add(b, allowed, w);
+			hf_buf_add(b, allowed, strcspn(allowed, ": "));
 			first = false;
 		}
 		allowed += w;
@@ -774,8 +810,31 @@ static bool query_keys_ok(const struct hf_kvlist *q, const char *allowed,
 	struct hf_buf msg = HF_BUF_INIT;
 
 	for (size_t i = 0; i < q->len; i++) {
-		if (key_allowed(allowed, q->items[i].key))
-			continue;
+		bool is_bool = false;
+
+		if (key_allowed(allowed, q->items[i].key, &is_bool)) {
+			if (is_bool && bool_value(q->items[i].value) < 0) {
+				hf_buf_adds(&msg, "query parameter '");
+				add_quoted(&msg, q->items[i].key, 64);
+				hf_buf_adds(&msg, "' is true or false, not '");
+				add_quoted(&msg, q->items[i].value, 64);
+				hf_buf_addc(&msg, '\'');
+			}
+			for (size_t k = 0; k < i && !msg.len; k++) {
+				if (strcmp(q->items[k].key, q->items[i].key))
+					continue;
+				hf_buf_adds(&msg, "query parameter '");
+				add_quoted(&msg, q->items[i].key, 64);
+				hf_buf_adds(&msg, "' is given more than once");
+				break;
+			}
+			if (!msg.len)
+				continue;
+			hf_http_error_status(resp, 400, "bad-request", "%s",
+					     hf_buf_str(&msg));
+			hf_buf_release(&msg);
+			return false;
+		}
 		hf_buf_adds(&msg, "unknown query parameter '");
 		add_quoted(&msg, q->items[i].key, 64);
 		if (allowed && strspn(allowed, " ") != strlen(allowed)) {
@@ -795,8 +854,8 @@ static bool query_keys_ok(const struct hf_kvlist *q, const char *allowed,
 
 /* ---- one request ---------------------------------------------------------- */
 
-static void call_init(struct http_call *c, struct hf_http_server *srv,
-		      const char *target)
+void http_call_init(struct http_call *c, struct hf_http_server *srv,
+		    const char *target)
 {
 	memset(c, 0, sizeof(*c));
 	c->srv = srv;
@@ -809,7 +868,7 @@ static void call_init(struct http_call *c, struct hf_http_server *srv,
 	c->req.server = srv;
 }
 
-static void call_release(struct http_call *c)
+void http_call_release(struct http_call *c)
 {
 	free(c->target);
 	free(c->method);
@@ -819,15 +878,12 @@ static void call_release(struct http_call *c)
 	free(c->token);
 	free(c->last_event_id);
 	free(c->remote_addr);
+	free(c->principal);
+	free(c->content_type);
 	hf_kvlist_release(&c->req.query);
 	hf_kvlist_release(&c->req.params);
 	hf_buf_release(&c->body);
 	memset(c, 0, sizeof(*c));
-}
-
-static bool auth_on(const struct hf_http_conf *conf)
-{
-	return conf->tokens && conf->tokens->len > 0;
 }
 
 static void answer_401(struct hf_http_resp *r, const struct http_call *c)
@@ -842,47 +898,142 @@ static void answer_401(struct hf_http_resp *r, const struct http_call *c)
 			       : "Bearer realm=\"holdfast\"");
 }
 
-/* 0 if the caller's role may use the route, else the status to answer. */
-static int authorize(const struct hf_http_conf *conf, unsigned flags, int role)
+/*
+ * 0 if the caller's role may use the route, else the status to answer;
+ * *needs says what the route takes.
+ */
+static int authorize(unsigned flags, int role, const char **needs)
 {
-	if (!auth_on(conf) || (flags & HF_ROUTE_PUBLIC))
+	bool ok;
+
+	if (flags & HF_ROUTE_PUBLIC)
 		return 0;
 	if (role == HF_ROLE_NONE)
 		return 401;
-	if (flags & HF_ROUTE_AGENT)
-		return role == HF_ROLE_AGENT || role == HF_ROLE_ADMIN ? 0 : 403;
-	if (flags & HF_ROUTE_WRITE)
-		return role == HF_ROLE_ADMIN ? 0 : 403;
-	return 0;
+	if (flags & HF_ROUTE_AGENT) {
+		*needs = "a node's own credential (the agent registers for one)";
+		ok = role == HF_ROLE_NODE;
+	} else if (flags & HF_ROUTE_JOIN) {
+		*needs = "an agent (join) or admin token";
+		ok = role == HF_ROLE_AGENT || role == HF_ROLE_ADMIN;
+	} else if (flags & HF_ROUTE_WRITE) {
+		*needs = "an admin token";
+		ok = role == HF_ROLE_ADMIN;
+	} else {
+		*needs = "a read or admin token";
+		ok = role == HF_ROLE_READ || role == HF_ROLE_ADMIN;
+	}
+	return ok ? 0 : 403;
 }
 
-static size_t max_body(const struct hf_http_conf *conf)
+size_t http_max_body(const struct hf_http_conf *conf)
 {
 	return conf->max_body ? conf->max_body : HF_HTTP_MAX_BODY_DEFAULT;
 }
 
-static bool method_has_body(const char *method)
+bool http_method_has_body(const char *method)
 {
 	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-static void answer_413(const struct hf_http_conf *conf, struct hf_http_resp *r)
+void http_answer_413(const struct hf_http_conf *conf, struct hf_http_resp *r)
 {
 	hf_http_error(r, HF_ETOOBIG,
 		      "the request body is larger than the limit of %zu bytes",
-		      max_body(conf));
+		      http_max_body(conf));
 }
 
 /*
- * Everything that can be decided from the request line and headers: the
- * route, auth, parameters and query. Returns true with c->route set when
- * the handler should run once the body is in; false with the answer in
- * resp otherwise. resp is zeroed here.
+ * The host of a Host header ("name:port", "[v6]:port", "name"), lower
+ * case, into out; false when it is not one.
  */
-static bool call_begin(const struct hf_http_conf *conf, struct http_call *c,
-		       const struct hf_http_raw *raw, struct hf_http_resp *resp)
+static bool host_of(const char *h, char *out, size_t n)
 {
-	const char *target = c->target, *qs;
+	const char *end;
+	size_t len;
+
+	if (*h == '[') {
+		h++;
+		end = strchr(h, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return false;
+	} else {
+		end = h + strcspn(h, ":");
+	}
+	len = (size_t)(end - h);
+	if (len == 0 || len >= n)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)h[i];
+
+		if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '@')
+			return false;
+		out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+	}
+	out[len] = '\0';
+	if (*end == ']')
+		end++;
+	if (*end == ':' && strspn(end + 1, "0123456789") != strlen(end + 1))
+		return false;
+	return true;
+}
+
+/*
+ * Whether a Host names this server. An IP literal cannot be a DNS-rebinding
+ * name, "localhost" resolves here, the rest must be configured.
+ */
+static bool host_allowed(const struct hf_http_conf *conf, const char *host)
+{
+	char name[256];
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!host_of(host, name, sizeof(name)))
+		return false;
+	if (inet_pton(AF_INET, name, &a4) == 1 ||
+	    inet_pton(AF_INET6, name, &a6) == 1 ||
+	    strcmp(name, "localhost") == 0)
+		return true;
+	return conf->hosts && hf_strlist_has(conf->hosts, name);
+}
+
+/*
+ * Whether an Origin is the Host's own origin: "http(s)://" followed by
+ * exactly the Host header (case aside). A browser sends Origin on
+ * cross-site requests; other clients send none.
+ */
+static bool origin_allowed(const char *origin, const char *host)
+{
+	const char *rest;
+
+	if (strncasecmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else if (strncasecmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	else
+		return false;
+	return host && strcasecmp(rest, host) == 0;
+}
+
+/* "application/json", optionally with parameters ("; charset=utf-8"). */
+static bool is_json_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+bool http_call_begin(const struct hf_http_conf *conf, struct http_call *c,
+		     const struct hf_http_raw *raw, struct hf_http_resp *resp)
+{
+	const char *target = c->target, *qs, *needs = "";
 	struct hf_buf allow = HF_BUF_INIT, msg = HF_BUF_INIT;
 	char *raw_path = NULL, *why;
 	bool ok = false;
@@ -899,12 +1050,36 @@ static bool call_begin(const struct hf_http_conf *conf, struct http_call *c,
 		c->last_event_id = hf_xstrdup(raw->last_event_id);
 		c->req.last_event_id = c->last_event_id;
 	}
+	if (raw->content_type)
+		c->content_type = hf_xstrdup(raw->content_type);
+
+	/*
+	 * Cross-site requests first, whatever else they carry: a page that
+	 * rebinds its name to this address, or posts from another origin.
+	 */
+	if (raw->host && !host_allowed(conf, raw->host)) {
+		hf_buf_adds(&msg, "this server does not answer to the name '");
+		add_quoted(&msg, raw->host, 100);
+		hf_buf_adds(&msg, "' (Host header); use its address, or start "
+				  "it with --advertise or --allow-host");
+		hf_http_error_status(resp, 403, "forbidden", "%s",
+				     hf_buf_str(&msg));
+		goto out;
+	}
+	if (raw->origin && !origin_allowed(raw->origin, raw->host)) {
+		hf_buf_adds(&msg, "cross-origin requests are refused (Origin '");
+		add_quoted(&msg, raw->origin, 100);
+		hf_buf_adds(&msg, "')");
+		hf_http_error_status(resp, 403, "forbidden", "%s",
+				     hf_buf_str(&msg));
+		goto out;
+	}
+
 	c->token = bearer_token(raw->authorization);
 	c->req.token = c->token;
-	if (!auth_on(conf))
-		c->req.role = HF_ROLE_ADMIN;
-	else if (c->token)
-		c->req.role = token_role(conf->tokens, c->token);
+	if (c->token)
+		c->req.role = token_role(conf, c->token, &c->principal);
+	c->req.principal = c->principal;
 
 	/* An absolute-form target (RFC 9112 3.2.2) names a path too. */
 	if (strncasecmp(target, "http://", 7) == 0 ||
@@ -937,7 +1112,7 @@ static bool call_begin(const struct hf_http_conf *conf, struct http_call *c,
 			      &allow);
 	if (!c->route) {
 		/* Without a valid token nothing says whether a path exists. */
-		if (auth_on(conf) && c->req.role == HF_ROLE_NONE) {
+		if (c->req.role == HF_ROLE_NONE) {
 			answer_401(resp, c);
 			goto out;
 		}
@@ -946,17 +1121,14 @@ static bool call_begin(const struct hf_http_conf *conf, struct http_call *c,
 	}
 	c->req.route = c->route->pattern;
 
-	status = authorize(conf, c->route->flags, c->req.role);
+	status = authorize(c->route->flags, c->req.role, &needs);
 	if (status == 401) {
 		answer_401(resp, c);
 		goto out;
 	}
 	if (status == 403) {
-		hf_http_error(resp, HF_EFORBIDDEN, "%s %s needs %s token",
-			      c->route->method, c->route->pattern,
-			      c->route->flags & HF_ROUTE_AGENT
-				      ? "an agent or admin"
-				      : "an admin");
+		hf_http_error(resp, HF_EFORBIDDEN, "%s %s needs %s",
+			      c->route->method, c->route->pattern, needs);
 		goto out;
 	}
 
@@ -991,18 +1163,8 @@ out:
 	return ok;
 }
 
-/* Runs the handler on the complete body; resp gets a valid answer. */
-static void call_run(const struct hf_http_conf *conf, struct http_call *c,
-		     struct hf_http_resp *resp)
+void http_resp_finish(struct hf_http_resp *resp)
 {
-	memset(resp, 0, sizeof(*resp));
-	if (method_has_body(c->method)) {
-		c->req.body = hf_buf_str(&c->body);
-		c->req.body_len = c->body.len;
-	}
-	c->route->fn(conf->ctx, &c->req, resp);
-	c->req.body = "";
-	c->req.body_len = 0;
 	if (resp->status < 100 || resp->status > 599) {
 		int bad = resp->status;
 
@@ -1016,597 +1178,219 @@ static void call_run(const struct hf_http_conf *conf, struct http_call *c,
 		resp->body_len = strlen(resp->body);
 }
 
+/*
+ * A body of any method but GET must be JSON: a browser cannot send that to
+ * another site without a preflight (which this server never grants).
+ */
+static bool body_type_ok(const struct http_call *c, struct hf_http_resp *resp)
+{
+	const char *ct = c->content_type;
+
+	if (!http_method_has_body(c->method))
+		return true;
+	if (ct ? is_json_type(ct) : c->body.len == 0)
+		return true;
+	if (ct) {
+		struct hf_buf msg = HF_BUF_INIT;
+
+		hf_buf_adds(&msg, "the request body must be JSON (Content-Type: "
+				  "application/json), not '");
+		add_quoted(&msg, ct, 100);
+		hf_buf_addc(&msg, '\'');
+		hf_http_error_status(resp, 415, "unsupported-media-type", "%s",
+				     hf_buf_str(&msg));
+		hf_buf_release(&msg);
+	} else {
+		hf_http_error_status(resp, 415, "unsupported-media-type",
+				     "the request body must be JSON "
+				     "(Content-Type: application/json)");
+	}
+	return false;
+}
+
+void http_call_run(const struct hf_http_conf *conf, struct http_call *c,
+		   struct hf_http_resp *resp)
+{
+	memset(resp, 0, sizeof(*resp));
+	if (!body_type_ok(c, resp))
+		return;
+	if (http_method_has_body(c->method)) {
+		c->req.body = hf_buf_str(&c->body);
+		c->req.body_len = c->body.len;
+	}
+	c->route->fn(conf->ctx, &c->req, resp);
+	c->req.body = "";
+	c->req.body_len = 0;
+	if (!resp->resume)
+		http_resp_finish(resp);
+}
+
+void http_call_resume(const struct hf_http_conf *conf, struct http_call *c,
+		      struct hf_http_resp *resp, hf_http_resume_fn fn,
+		      void *arg, bool woken)
+{
+	memset(resp, 0, sizeof(*resp));
+	fn(conf->ctx, &c->req, resp, arg, woken);
+	if (!resp->resume)
+		http_resp_finish(resp);
+}
+
+void hf_http_defer(const struct hf_http_req *req, struct hf_http_resp *resp,
+		   struct hf_http_waitq *q, long timeout_ms,
+		   hf_http_resume_fn fn, void *arg, void (*arg_free)(void *))
+{
+	resp->resume = fn;
+	resp->resume_arg = arg;
+	resp->resume_free = arg_free;
+	resp->resume_ms = timeout_ms > 0 ? timeout_ms : 0;
+	if (req->server)
+		http_server_arm(req->server, HTTP_CALL_OF(req), q);
+}
+
 void hf_http_dispatch(const struct hf_http_conf *conf,
 		      const struct hf_http_raw *raw, struct hf_http_resp *resp)
 {
 	struct http_call c;
 
-	call_init(&c, NULL, raw->target);
-	if (call_begin(conf, &c, raw, resp)) {
-		if (raw->body_len > max_body(conf)) {
-			answer_413(conf, resp);
+	http_call_init(&c, NULL, raw->target);
+	if (http_call_begin(conf, &c, raw, resp)) {
+		if (raw->body_len > http_max_body(conf)) {
+			http_answer_413(conf, resp);
 		} else {
-			if (method_has_body(c.method) && raw->body_len)
+			if (http_method_has_body(c.method) && raw->body_len)
 				hf_buf_add(&c.body, raw->body, raw->body_len);
-			call_run(conf, &c, resp);
+			http_call_run(conf, &c, resp);
 		}
 	}
-	call_release(&c);
+	/* Without a server nothing can wake a deferred answer: it expires. */
+	if (resp->resume) {
+		hf_http_resume_fn fn = resp->resume;
+		void *arg = resp->resume_arg;
+		void (*arg_free)(void *) = resp->resume_free;
+
+		resp->resume = NULL;
+		resp->resume_free = NULL;
+		http_call_resume(conf, &c, resp, fn, arg, false);
+		if (arg_free && resp->resume_arg != arg)
+			arg_free(arg);
+		if (resp->resume) {
+			hf_http_resp_release(resp);
+			resp_internal(resp, "the answer was deferred twice");
+		}
+	}
+	http_call_release(&c);
 }
 
-/* ---- libmicrohttpd glue --------------------------------------------------- */
+/* ---- the first check of a request's head ------------------------------- */
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+static bool ows(char ch)
 {
-	struct http_stream *st = cls;
-	size_t n;
+	return ch == ' ' || ch == '\t';
+}
 
-	(void)pos;
-	while (st->off >= st->pending.len) {
-		int rc;
+int hf_http_head_check(const char *buf, size_t n, size_t max_head,
+		       size_t *head_len, int *status, char **msg)
+{
+	size_t start = 0, end = 0, i, lines = 0, cl_count = 0;
+	bool te = false, cl_bad = false, cl_huge = false, last_cl = false;
 
-		if (st->ended || hf_http_server_stopping(st->srv))
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		hf_buf_reset(&st->pending);
-		st->off = 0;
-		rc = st->fn(st->arg, &st->pending);
-		if (rc < 0)
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		if (rc > 0)
-			st->ended = true;
-		/* Nothing yet: libmicrohttpd calls again (the stream waited). */
-		if (st->pending.len == 0 && !st->ended)
+	*status = 0;
+	*msg = NULL;
+	*head_len = 0;
+	/* Empty lines before a request line are tolerated (RFC 9112 2.2). */
+	while (start < n && (buf[start] == '\r' || buf[start] == '\n'))
+		start++;
+	for (i = start; i < n; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i + 1 < n && buf[i + 1] == '\n') {
+			end = i + 2;
+			break;
+		}
+		if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
+			end = i + 3;
+			break;
+		}
+	}
+	if (!end) {
+		if (n < max_head)
 			return 0;
+		*head_len = n;
+		*status = 431;
+		*msg = hf_xasprintf("the request line and headers are larger "
+				    "than %zu bytes",
+				    max_head);
+		return 1;
 	}
-	n = st->pending.len - st->off;
-	if (n > max)
-		n = max;
-	memcpy(buf, st->pending.data + st->off, n);
-	st->off += n;
-	return (ssize_t)n;
-}
+	*head_len = end;
+	for (i = start; i < end;) {
+		size_t len = 0, name_len, k;
+		const char *line = buf + i, *colon;
 
-static void stream_done(void *cls)
-{
-	struct http_stream *st = cls;
-
-	if (st->free_fn)
-		st->free_fn(st->arg);
-	hf_buf_release(&st->pending);
-	free(st);
-}
-
-static bool header_ok(const char *s)
-{
-	return !strpbrk(s, "\r\n");
-}
-
-/*
- * Queues resp on the connection and releases it. Returns what the access
- * handler returns: MHD_NO closes the connection.
- */
-static enum MHD_Result answer(struct http_call *c, struct MHD_Connection *con,
-			      struct hf_http_resp *resp)
-{
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	if (resp->stream) {
-		struct http_stream *st = hf_xcalloc(1, sizeof(*st));
-
-		st->srv = c->srv;
-		st->fn = resp->stream;
-		st->free_fn = resp->stream_free;
-		st->arg = resp->stream_arg;
-		if (resp->body)
-			hf_buf_add(&st->pending, resp->body, resp->body_len);
-		resp->stream = NULL;
-		resp->stream_free = NULL;
-		resp->stream_arg = NULL;
-		/* From here on stream_done owns the stream, called once. */
-		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
-						      16 * 1024, stream_read,
-						      st, stream_done);
-		if (!r)
-			stream_done(st);
-	} else {
-		r = MHD_create_response_from_buffer(resp->body_len, resp->body,
-						    MHD_RESPMEM_MUST_FREE);
-		if (r)
-			resp->body = NULL;
-	}
-	c->answered = true;
-	c->status = resp->status;
-	if (!r) {
-		hf_http_resp_release(resp);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				resp->content_type && header_ok(resp->content_type)
-					? resp->content_type
-					: "application/json");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	for (size_t i = 0; i < resp->headers.len; i++) {
-		const struct hf_kv *kv = &resp->headers.items[i];
-
-		/* A bad header from a handler is dropped, not sent. */
-		if (header_ok(kv->key) && header_ok(kv->value))
-			MHD_add_response_header(r, kv->key, kv->value);
-	}
-	ret = MHD_queue_response(con, (unsigned)resp->status, r);
-	MHD_destroy_response(r);
-	hf_http_resp_release(resp);
-	return ret;
-}
-
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
-{
-	struct http_call *c = hf_xmalloc(sizeof(*c));
-
-	(void)con;
-	call_init(c, cls, uri);
-	return c;
-}
-
-static void addr_text(const struct sockaddr *sa, char *out, size_t n)
-{
-	out[0] = '\0';
-	if (!sa)
-		return;
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-			  out, (socklen_t)n);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a =
-			&((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		/* IPv4 clients of a dual-stack socket read as IPv4. */
-		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)n);
-		else
-			inet_ntop(AF_INET6, a, out, (socklen_t)n);
-	}
-}
-
-/* True if a Content-Length header announces more than max bytes. */
-static bool declared_too_large(const char *cl, size_t max)
-{
-	unsigned long long v;
-	char *end;
-
-	if (!cl)
-		return false;
-	errno = 0;
-	v = strtoull(cl, &end, 10);
-	if (errno == ERANGE)
-		return true;
-	return end != cl && v > max;
-}
-
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *con,
-				 const char *url, const char *method,
-				 const char *version, const char *upload_data,
-				 size_t *upload_data_size, void **con_cls)
-{
-	struct hf_http_server *s = cls;
-	struct http_call *c = *con_cls;
-	struct hf_http_resp resp;
-	size_t max = max_body(&s->conf);
-
-	(void)version;
-	if (!c) {
-		/* Not reached: on_uri runs first. Kept for safety. */
-		c = on_uri(s, url, con);
-		*con_cls = c;
-	}
-	if (!c->begun) {
-		const union MHD_ConnectionInfo *ci;
-		struct hf_http_raw raw = {0};
-		char addr[INET6_ADDRSTRLEN];
-
-		c->begun = true;
-		ci = MHD_get_connection_info(con,
-					     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		addr_text(ci ? ci->client_addr : NULL, addr, sizeof(addr));
-		raw.method = method;
-		raw.target = c->target;
-		raw.remote_addr = addr;
-		raw.authorization = MHD_lookup_connection_value(
-			con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		raw.last_event_id = MHD_lookup_connection_value(
-			con, MHD_HEADER_KIND, "Last-Event-ID");
-		if (!call_begin(&s->conf, c, &raw, &resp))
-			return answer(c, con, &resp);
-		/*
-		 * Refuse an announced oversized body now, so that none of it
-		 * is read (no 100 Continue is sent either).
-		 */
-		if (declared_too_large(MHD_lookup_connection_value(
-					       con, MHD_HEADER_KIND,
-					       MHD_HTTP_HEADER_CONTENT_LENGTH),
-				       max)) {
-			memset(&resp, 0, sizeof(resp));
-			answer_413(&s->conf, &resp);
-			return answer(c, con, &resp);
+		while (i + len < end && buf[i + len] != '\n')
+			len++;
+		i += len + 1;
+		if (len && line[len - 1] == '\r')
+			len--;
+		if (lines++ == 0 || len == 0)
+			continue;
+		/* A folded line continues the header before it. */
+		if (ows(line[0])) {
+			if (last_cl)
+				cl_bad = true;
+			continue;
 		}
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		size_t n = *upload_data_size;
+		last_cl = false;
+		colon = memchr(line, ':', len);
+		if (!colon)
+			continue;
+		name_len = (size_t)(colon - line);
+		while (name_len && ows(line[name_len - 1]))
+			name_len--;
+		if (name_len == 17 &&
+		    strncasecmp(line, "transfer-encoding", 17) == 0) {
+			te = true;
+		} else if (name_len == 14 &&
+			   strncasecmp(line, "content-length", 14) == 0) {
+			const char *v = colon + 1, *ve = line + len;
+			unsigned long long val = 0;
 
-		*upload_data_size = 0;
-		if (c->answered)
-			return MHD_YES;
-		c->body_seen += n;
-		if (c->body_seen > max && !c->too_large) {
-			c->too_large = true;
-			hf_buf_release(&c->body);
+			last_cl = true;
+			cl_count++;
+			while (v < ve && ows(*v))
+				v++;
+			while (ve > v && ows(ve[-1]))
+				ve--;
+			if (v == ve)
+				cl_bad = true;
+			for (k = 0; v + k < ve; k++) {
+				unsigned d = (unsigned char)v[k] - '0';
+
+				if (d > 9) {
+					cl_bad = true;
+					break;
+				}
+				/* Beyond 2^63: no body is ever that large. */
+				if (val > (1ULL << 63) / 10)
+					cl_huge = true;
+				else
+					val = val * 10 + d;
+			}
 		}
-		/*
-		 * A chunked body has no announced length: it is drained up
-		 * to twice the limit to answer 413, then the connection is
-		 * cut.
-		 */
-		if (c->too_large)
-			return c->body_seen > 2ULL * max ? MHD_NO : MHD_YES;
-		if (method_has_body(c->method))
-			hf_buf_add(&c->body, upload_data, n);
-		return MHD_YES;
 	}
-	if (c->answered)
-		return MHD_YES;
-	if (c->too_large) {
-		memset(&resp, 0, sizeof(resp));
-		answer_413(&s->conf, &resp);
-		return answer(c, con, &resp);
+	if (cl_count > 1 || cl_bad || (cl_count && te)) {
+		*status = 400;
+		*msg = hf_xstrdup(cl_count > 1 ? "the request has more than one "
+						 "Content-Length header"
+				  : cl_bad     ? "the Content-Length header is not "
+						 "a number of bytes"
+					       : "the request has both "
+						 "Content-Length and "
+						 "Transfer-Encoding");
+	} else if (cl_huge) {
+		*status = 413;
+		*msg = hf_xstrdup("the Content-Length header announces more "
+				  "than any request body may hold");
 	}
-	call_run(&s->conf, c, &resp);
-	/* The body is not needed any more; streams may live long. */
-	hf_buf_release(&c->body);
-	return answer(c, con, &resp);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *con,
-			 void **con_cls, enum MHD_RequestTerminationCode toe)
-{
-	struct hf_http_server *s = cls;
-	struct http_call *c = *con_cls;
-	struct timespec now;
-
-	(void)con;
-	(void)toe;
-	if (!c)
-		return;
-	if (c->answered && s->on_request) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		s->on_request(s->conf.ctx, &c->req, c->status,
-			      (double)(now.tv_sec - c->start.tv_sec) +
-				      (double)(now.tv_nsec - c->start.tv_nsec) /
-					      1e9);
-	}
-	call_release(c);
-	free(c);
-	*con_cls = NULL;
-}
-
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) HF_PRINTF(2, 0);
-
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	struct hf_http_server *s = cls;
-	char msg[512];
-	size_t n;
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' ||
-			 msg[n - 1] == ' ' || msg[n - 1] == '.'))
-		msg[--n] = '\0';
-	pthread_mutex_lock(&s->log_lock);
-	if (s->starting) {
-		if (s->start_log.len)
-			hf_buf_adds(&s->start_log, "; ");
-		hf_buf_adds(&s->start_log, msg);
-		pthread_mutex_unlock(&s->log_lock);
-		return;
-	}
-	pthread_mutex_unlock(&s->log_lock);
-	if (s->log)
-		s->log(s->conf.ctx, msg);
-}
-
-/* ---- listening ----------------------------------------------------------- */
-
-struct listen_addr {
-	struct sockaddr_storage ss;
-	bool any; /* ":port": every address, dual stack */
-	uint16_t port;
-};
-
-/*
- * Parses "host:port", "[v6]:port" or ":port". Names are resolved only when
- * resolve is set (else only numeric hosts and "localhost" parse).
- */
-static int parse_listen(const char *listen, bool resolve,
-			struct listen_addr *la, char **err)
-{
-	const char *host, *port_s;
-	size_t host_len;
-	struct addrinfo hints = {0}, *ai = NULL;
-	char *host_c = NULL;
-	unsigned long port;
-	char *end;
-	int rc = HF_EINVAL, gai;
-
-	memset(la, 0, sizeof(*la));
-	if (!listen || !*listen) {
-		*err = hf_xstrdup("no listen address");
-		return HF_EINVAL;
-	}
-	if (listen[0] == '[') {
-		const char *close = strchr(listen, ']');
-
-		if (!close || close[1] != ':') {
-			*err = hf_xasprintf("bad listen address '%s' (expected [ADDRESS]:PORT)",
-					    listen);
-			return HF_EINVAL;
-		}
-		host = listen + 1;
-		host_len = (size_t)(close - host);
-		port_s = close + 2;
-	} else {
-		const char *colon = strrchr(listen, ':');
-
-		if (!colon || memchr(listen, ':', (size_t)(colon - listen))) {
-			*err = hf_xasprintf("bad listen address '%s' (expected HOST:PORT, [IPV6]:PORT or :PORT)",
-					    listen);
-			return HF_EINVAL;
-		}
-		host = listen;
-		host_len = (size_t)(colon - listen);
-		port_s = colon + 1;
-	}
-	errno = 0;
-	port = strtoul(port_s, &end, 10);
-	if (!*port_s || *end || errno || port > 65535 || *port_s == '-' ||
-	    *port_s == '+' || *port_s == ' ') {
-		*err = hf_xasprintf("bad port in listen address '%s'", listen);
-		return HF_EINVAL;
-	}
-	la->port = (uint16_t)port;
-	if (host_len == 0 || (host_len == 1 && host[0] == '*')) {
-		la->any = true;
-		return 0;
-	}
-	host_c = hf_xstrndup(host, host_len);
-	if (strcmp(host_c, "localhost") == 0 && !resolve) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&la->ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_port = htons(la->port);
-		rc = 0;
-		goto out;
-	}
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = resolve ? 0 : AI_NUMERICHOST;
-	gai = getaddrinfo(host_c, NULL, &hints, &ai);
-	if (gai || !ai || ai->ai_addrlen > sizeof(la->ss)) {
-		*err = hf_xasprintf("cannot resolve listen address '%s': %s",
-				    listen, gai ? gai_strerror(gai) : "no address");
-		goto out;
-	}
-	memcpy(&la->ss, ai->ai_addr, ai->ai_addrlen);
-	if (la->ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&la->ss)->sin_port = htons(la->port);
-	else if (la->ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&la->ss)->sin6_port = htons(la->port);
-	else {
-		*err = hf_xasprintf("listen address '%s' is not IPv4 or IPv6",
-				    listen);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (ai)
-		freeaddrinfo(ai);
-	free(host_c);
-	return rc;
-}
-
-bool hf_http_listen_is_loopback(const char *listen)
-{
-	struct listen_addr la;
-	char *err = NULL;
-
-	if (parse_listen(listen, false, &la, &err)) {
-		free(err);
-		return false;
-	}
-	if (la.any)
-		return false;
-	if (la.ss.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)&la.ss;
-
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (la.ss.ss_family == AF_INET6) {
-		const struct in6_addr *a =
-			&((const struct sockaddr_in6 *)&la.ss)->sin6_addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(a))
-			return true;
-		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-	}
-	return false;
-}
-
-static struct MHD_Daemon *start_daemon(struct hf_http_server *s,
-				       const struct listen_addr *la, bool dual,
-				       unsigned max_conn, unsigned idle)
-{
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	const struct sockaddr *sa = NULL;
-
-	if (MHD_is_feature_supported(MHD_FEATURE_POLL))
-		flags |= MHD_USE_POLL;
-	if (s->tls_cert)
-		flags |= MHD_USE_TLS;
-	if (la->any && dual)
-		flags |= MHD_USE_DUAL_STACK;
-	else if (!la->any)
-		sa = (const struct sockaddr *)&la->ss;
-	if (sa && sa->sa_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	/* The TLS options come last: without TLS the list ends before them. */
-	return MHD_start_daemon(
-		flags, la->port, NULL, NULL, on_access, s,
-		/* The logger first, so that it sees every message. */
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-		MHD_OPTION_CONNECTION_LIMIT, max_conn,
-		MHD_OPTION_CONNECTION_TIMEOUT, idle,
-		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_SOCK_ADDR, sa,
-		s->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END,
-		s->tls_key, MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert,
-		MHD_OPTION_END);
-}
-
-static void server_free(struct hf_http_server *s)
-{
-	hf_kvlist_release(&s->tokens);
-	if (s->tls_key)
-		explicit_bzero(s->tls_key, s->tls_key_len);
-	free(s->tls_key);
-	free(s->tls_cert);
-	hf_buf_release(&s->start_log);
-	pthread_mutex_destroy(&s->log_lock);
-	free(s);
-}
-
-static int read_pem(const char *what, const char *path, char **out,
-		    size_t *len, char **err)
-{
-	int rc = hf_read_file(path, HTTP_PEM_MAX, out, len);
-
-	if (rc == HF_ETOOBIG)
-		*err = hf_xasprintf("cannot read TLS %s %s: larger than %d bytes",
-				    what, path, HTTP_PEM_MAX);
-	else if (rc)
-		*err = hf_xasprintf("cannot read TLS %s %s: %s", what, path,
-				    strerror(errno));
-	return rc ? HF_EIO : 0;
-}
-
-int hf_http_start(const struct hf_http_opts *opts,
-		  const struct hf_http_route *routes, size_t nroutes, void *ctx,
-		  struct hf_http_server **out, char **err)
-{
-	struct hf_http_server *s = hf_xcalloc(1, sizeof(*s));
-	unsigned max_conn = opts->max_connections ? opts->max_connections
-						  : HTTP_MAX_CONNECTIONS;
-	unsigned idle = opts->idle_timeout ? opts->idle_timeout
-					   : HTTP_IDLE_TIMEOUT;
-	const union MHD_DaemonInfo *info;
-	struct listen_addr la;
-	int rc;
-
-	*out = NULL;
-	*err = NULL;
-	pthread_mutex_init(&s->log_lock, NULL);
-	atomic_init(&s->stopping, false);
-	if (opts->tokens)
-		for (size_t i = 0; i < opts->tokens->len; i++)
-			*HF_VEC_PUSH(&s->tokens) = (struct hf_kv){
-				hf_xstrdup(opts->tokens->items[i].key),
-				hf_xstrdup(opts->tokens->items[i].value)};
-	s->conf.routes = routes;
-	s->conf.nroutes = nroutes;
-	s->conf.tokens = &s->tokens;
-	s->conf.max_body = opts->max_body ? opts->max_body
-					  : HF_HTTP_MAX_BODY_DEFAULT;
-	s->conf.ctx = ctx;
-	s->on_request = opts->on_request;
-	s->log = opts->log;
-	rc = hf_http_conf_check(&s->conf, err);
-	if (rc)
-		goto fail;
-	rc = parse_listen(opts->listen, true, &la, err);
-	if (rc)
-		goto fail;
-	if (!opts->tls_cert != !opts->tls_key) {
-		*err = hf_xstrdup("TLS needs both a certificate and a key");
-		rc = HF_EINVAL;
-		goto fail;
-	}
-	if (opts->tls_cert) {
-		size_t n;
-
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			*err = hf_xstrdup("this libmicrohttpd was built without TLS support");
-			rc = HF_EUNSUPPORTED;
-			goto fail;
-		}
-		rc = read_pem("certificate", opts->tls_cert, &s->tls_cert, &n,
-			      err);
-		if (!rc)
-			rc = read_pem("key", opts->tls_key, &s->tls_key,
-				      &s->tls_key_len, err);
-		if (rc)
-			goto fail;
-	}
-
-	s->starting = true;
-	s->daemon = start_daemon(s, &la, true, max_conn, idle);
-	if (!s->daemon && la.any) {
-		/* No IPv6 on this host: every IPv4 address then. */
-		hf_buf_reset(&s->start_log);
-		s->daemon = start_daemon(s, &la, false, max_conn, idle);
-	}
-	pthread_mutex_lock(&s->log_lock);
-	s->starting = false;
-	pthread_mutex_unlock(&s->log_lock);
-	if (!s->daemon) {
-		*err = hf_xasprintf("cannot serve HTTP%s on %s: %s",
-				    s->tls_cert ? "S" : "", opts->listen,
-				    s->start_log.len ? s->start_log.data
-						     : "libmicrohttpd failed to start");
-		rc = HF_EIO;
-		goto fail;
-	}
-	hf_buf_release(&s->start_log);
-	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = info ? info->port : la.port;
-	*out = s;
-	return 0;
-fail:
-	server_free(s);
-	return rc;
-}
-
-int hf_http_port(const struct hf_http_server *s)
-{
-	return s->port;
-}
-
-bool hf_http_server_stopping(const struct hf_http_server *s)
-{
-	return s && atomic_load(&((struct hf_http_server *)s)->stopping);
-}
-
-void hf_http_stop(struct hf_http_server *s)
-{
-	if (!s)
-		return;
-	atomic_store(&s->stopping, true);
-	/*
-	 * Joins every connection thread: streams see the flag within their
-	 * ~1 s wait, long polls finish their wait.
-	 */
-	MHD_stop_daemon(s->daemon);
-	server_free(s);
+	return 1;
 }

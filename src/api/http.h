@@ -1,35 +1,64 @@
 /*
- * http.h - the HTTP layer under the API, the agent protocol and the web UI:
- * one route table over libmicrohttpd with bearer-token auth, body limits,
- * JSON errors and streamed responses; and a small libcurl client.
+ * http.h - the HTTP layer under the API, the agent protocol and the agents'
+ * own task API: one route table over libmicrohttpd with bearer-token auth,
+ * Host/Origin/Content-Type checks, body and connection limits, JSON errors,
+ * deferred answers (long polls) and streamed responses; and a small libcurl
+ * client.
  *
- * Server model. hf_http_start() runs libmicrohttpd with one thread per
- * connection, so a handler may block (the agent long poll waits up to ~10 s
- * on a condition variable) without holding up anyone else. Handlers therefore
- * run CONCURRENTLY, on many threads at once, and whatever they share through
- * ctx must be locked by them. Each request is handled entirely on its
- * connection's thread: the handler, then its stream callback, then
- * stream_free, then on_request.
+ * Server model. A few threads serve every connection, however many there
+ * are: holdfast's acceptor thread takes new connections, refuses those over
+ * the per-address or total limit (503), reads each request's head before
+ * anything else does (a malformed head gets one clean JSON error; over TLS
+ * the head is encrypted, and libmicrohttpd reads it first) and enforces
+ * the request deadline; libmicrohttpd's epoll thread pool
+ * (opts.threads) then reads bodies, runs handlers and writes answers; and a
+ * few worker threads (opts.workers) run the handlers of BLOCKING routes.
+ * Every answer closes its connection (one request per connection).
+ *
+ * Handlers therefore run CONCURRENTLY, on several threads at once, and
+ * whatever they share through ctx must be locked by them. A handler runs on
+ * a pool thread and must not block there beyond a lock or a store write:
+ *   - a route whose handler waits on I/O (a proxied request to an agent, a
+ *     command run to completion) is flagged HF_ROUTE_BLOCKING: its handler
+ *     and its stream callback run on a worker thread instead;
+ *   - a handler that waits for an event (the agents' long poll) defers its
+ *     answer with hf_http_defer(): the connection is suspended, costing no
+ *     thread, until hf_http_wake() or a deadline, and then a resume
+ *     callback answers (or defers again);
+ *   - a stream callback never waits: with nothing to send it returns, and
+ *     the layer calls it again after hf_http_wake() on its wait queue or
+ *     after its poll interval.
  *
  * What a handler can rely on when it is called:
- *   - the route matched, and the caller's token allows the route (auth);
- *   - every query key is one of the route's query_keys;
+ *   - the route matched, the caller's credential allows the route (auth),
+ *     and the Host and Origin headers passed the checks below;
+ *   - every query key is one of the route's query_keys and appears once; a
+ *     key declared "name:bool" has the value true, false, 1 or 0;
  *   - path parameters and query keys and values are percent-decoded, valid
  *     UTF-8 without NUL bytes; path parameters hold no control characters;
  *   - the body is complete (never truncated), at most max_body bytes, and
- *     followed by a NUL byte not counted in body_len. GET bodies are read
- *     (up to max_body, else 413) but never shown to the handler.
- * Body limit: a Content-Length over max_body is answered 413 before any of
- * the body is read. A chunked body has no announced length: it is read and
- * dropped up to twice max_body and answered 413, and the connection is cut
- * beyond that (libmicrohttpd 0.9.75 cannot answer in the middle of a body).
+ *     followed by a NUL byte not counted in body_len; a request of any
+ *     method but GET/HEAD with a body came as application/json. GET bodies
+ *     are read (up to max_body, else 413) but never shown to the handler.
+ *
+ * Limits. A Content-Length over max_body is answered 413 before any of the
+ * body is read; a chunked body over it is read to its end, dropped and
+ * answered 413. The whole request (head and body) must arrive within
+ * opts.request_timeout seconds of the connection: a slow or stalled one is
+ * cut, however it trickles, and so is a connection that sends nothing. One
+ * client address holds at most opts.max_per_ip connections, all together
+ * opts.max_connections (a connection counts until its request is answered,
+ * a stream until it ends: a long poll waiting counts); more are answered
+ * 503 and closed. A response that makes no progress for opts.idle_timeout
+ * seconds is cut (SSE handlers send a comment line as heartbeat).
+ *
  * Everything else is answered by the layer with a JSON error
- * {"error": code, "message": sentence}: 400 bad-request, 401 unauthorized
- * (with WWW-Authenticate: Bearer), 403 forbidden, 404 not-found,
- * 405 method-not-allowed (with Allow), 413 too-large. Requests libmicrohttpd
- * itself refuses (a request line or headers over its 32 KiB per-connection
- * memory, malformed HTTP) get its own short answers and never reach the
- * route table nor on_request.
+ * {"error": code, "message": sentence}: 400 bad-request (malformed head,
+ * Content-Length or query, a repeated or non-boolean query value),
+ * 401 unauthorized (with WWW-Authenticate: Bearer), 403 forbidden (role,
+ * Host or Origin), 404 not-found, 405 method-not-allowed (with Allow),
+ * 413 too-large, 415 unsupported-media-type, 431 (head over 32 KiB),
+ * 503 unavailable (connection limits, server stopping).
  *
  * Routing. A pattern is a path of '/'-separated segments; a segment is a
  * literal, "{name}" (one non-empty segment) or, last only, "{name*}" (the
@@ -38,12 +67,23 @@
  * svc = "a/b". Literals compare with the raw segment. The first route in
  * table order that matches path and method wins.
  *
- * Auth. With tokens configured: no or unknown token -> 401 (also for unknown
- * paths, so that endpoints cannot be probed without a token); READ routes
- * take any valid token; WRITE routes need admin (read or agent -> 403);
- * AGENT routes take agent or admin (read -> 403); PUBLIC routes take
- * anything. Tokens are compared in constant time and never logged or echoed.
- * Without tokens every route is open and req->role is HF_ROLE_ADMIN.
+ * Auth. Every route but a PUBLIC one needs a credential: a bearer token
+ * from the configured list (roles admin, read, agent) or one the
+ * authenticate callback knows (a node's own credential: role NODE, with the
+ * node's id in req->principal). No or unknown token -> 401 (also for
+ * unknown paths, so that endpoints cannot be probed without a token). READ
+ * routes take read or admin; WRITE routes admin; JOIN routes (a new node
+ * registering) agent or admin; AGENT routes (the sync protocol) a node
+ * credential only; anything else -> 403. Tokens are compared in constant
+ * time and never logged or echoed.
+ *
+ * Cross-site requests. A Host header must name this server: an IP literal,
+ * "localhost", or one of opts.hosts (the advertised name, the machine's
+ * name); a page on another site that rebinds its DNS name to this address
+ * is refused (403). An Origin header, which browsers send on cross-site
+ * requests, must be the Host's own origin (403 otherwise). A body of a
+ * POST/PUT/DELETE must be application/json (415): a browser cannot send
+ * that cross-site without a preflight, which is never granted.
  *
  * Errors: functions that can fail return 0 or a negative HF_E* code
  * (common/err.h) and a sentence in *err (owned by the caller).
@@ -62,26 +102,51 @@
 #define HF_HTTP_MAX_BODY_DEFAULT ((size_t)1024 * 1024)
 
 struct hf_http_server;
+struct hf_http_resp;
 
 /*
  * A request as a handler sees it. Everything is owned by the layer and valid
- * until the handler returns; copy what a stream needs to keep.
+ * until the response is done (also in a resume callback); body only until
+ * the handler returns (a resume callback sees "").
  */
 struct hf_http_req {
 	const char *method;        /* "GET", "POST", ... */
 	const char *path;          /* decoded path, no query string */
-	struct hf_kvlist query;    /* decoded query parameters, in order, repeats kept */
+	struct hf_kvlist query;    /* decoded query parameters, in order */
 	struct hf_kvlist params;   /* route parameters: "svc" -> value (decoded, may contain '/') */
 	const char *body;          /* request body (NUL-terminated), "" if none */
 	size_t body_len;
 	const char *token;         /* bearer token from "Authorization: Bearer X", or NULL */
 	const char *last_event_id; /* "Last-Event-ID" header or NULL */
 	const char *remote_addr;   /* "127.0.0.1", "::1"; "" if unknown */
-	int role;                  /* HF_ROLE_* after auth; HF_ROLE_ADMIN when auth is off */
-	/* Added: */
+	int role;                  /* HF_ROLE_* after auth */
 	const char *route;         /* the matched pattern, e.g. "/v1/service/{svc}/plans" (metrics labels) */
 	struct hf_http_server *server; /* NULL under hf_http_dispatch() */
+	const char *principal;     /* HF_ROLE_NODE: the node id the credential belongs to; else NULL */
 };
+
+/*
+ * Where deferred requests and idle streams wait for hf_http_wake(): embed
+ * one in the object waited for (a node, the event log), initialised with
+ * HF_HTTP_WAITQ_INIT. It is guarded by the server's own lock; it must stay
+ * valid while anything may wait on it: hf_http_wake() empties it (before
+ * freeing it, wake it with the owner's lock held, so that no handler
+ * defers on it again), and hf_http_stop() empties every queue.
+ */
+struct hf_http_waitq {
+	void *head;
+};
+#define HF_HTTP_WAITQ_INIT {NULL}
+
+/*
+ * Answers a deferred request (see hf_http_defer), on a pool thread: woken
+ * is true after hf_http_wake() (or when the server stops), false when the
+ * deadline passed. It fills resp like a handler, or calls hf_http_defer()
+ * again to keep waiting. It must not block either.
+ */
+typedef void (*hf_http_resume_fn)(void *ctx, const struct hf_http_req *req,
+				  struct hf_http_resp *resp, void *arg,
+				  bool woken);
 
 /*
  * A response as a handler fills it. The layer zeroes it before the handler
@@ -95,21 +160,30 @@ struct hf_http_resp {
 	struct hf_kvlist headers;  /* extra headers; names and values without CR/LF */
 	/*
 	 * Streaming (server-sent events, log follow): when stream is set, the
-	 * layer first sends body (if any), then calls stream repeatedly from the
-	 * connection's thread; it appends to *out and returns 0 to continue, 1 to
-	 * end the response (after what it appended), <0 on error (the connection
-	 * is cut; what it appended is dropped). It may block for up to ~1 s
-	 * waiting for data (returning 0 with nothing appended is fine). It must
-	 * return promptly when hf_http_server_stopping() is true; the layer also
-	 * ends the response then. A stream that sends nothing for 120 s is cut
-	 * as idle, so SSE handlers send a comment line as heartbeat.
-	 * stream_free is called exactly once when the response is done or
-	 * abandoned (client gone, server stopping, never sent), on the
-	 * connection's thread or in hf_http_stop().
+	 * layer first sends body (if any), then calls stream repeatedly; it
+	 * appends to *out and returns 0 to continue, 1 to end the response
+	 * (after what it appended), <0 on error (the connection is cut; what
+	 * it appended is dropped). With nothing to send it returns 0 at once
+	 * (it must not wait): the layer calls it again after hf_http_wake()
+	 * on stream_waitq (may be NULL) or after stream_poll_ms (0 = 1000),
+	 * whichever comes first. On a BLOCKING route it runs on a worker and
+	 * may make one bounded blocking call (a request to an agent) each
+	 * time. It must return promptly when hf_http_server_stopping() is
+	 * true; the layer also ends the response then. stream_free is called
+	 * exactly once when the response is done or abandoned (client gone,
+	 * server stopping, never sent), on a server thread or in
+	 * hf_http_stop().
 	 */
 	int (*stream)(void *arg, struct hf_buf *out);
 	void (*stream_free)(void *arg);
 	void *stream_arg;
+	struct hf_http_waitq *stream_waitq;
+	long stream_poll_ms;
+	/* Set by hf_http_defer(); handlers leave them alone. */
+	hf_http_resume_fn resume;
+	void *resume_arg;
+	void (*resume_free)(void *arg);
+	long resume_ms;
 };
 
 typedef void (*hf_http_handler)(void *ctx, const struct hf_http_req *req,
@@ -118,48 +192,74 @@ typedef void (*hf_http_handler)(void *ctx, const struct hf_http_req *req,
 enum {
 	HF_ROUTE_READ = 0,
 	HF_ROUTE_WRITE = 1 << 0,  /* needs an admin token */
-	HF_ROUTE_AGENT = 1 << 1,  /* agent protocol: agent or admin token */
+	HF_ROUTE_AGENT = 1 << 1,  /* the sync protocol: a node credential only */
 	HF_ROUTE_PUBLIC = 1 << 2, /* no auth at all (keep /metrics READ) */
 	HF_ROUTE_STREAM = 1 << 3, /* documents a streamed response; no behaviour of its own */
+	HF_ROUTE_JOIN = 1 << 4,   /* a node registering: agent (join) or admin token */
+	HF_ROUTE_BLOCKING = 1 << 5, /* handler and stream run on a worker thread */
 };
 
-enum { HF_ROLE_NONE, HF_ROLE_READ, HF_ROLE_AGENT, HF_ROLE_ADMIN };
+/*
+ * Roles. AGENT is the role of the tokens file's "agent" (join) tokens: it
+ * may register a new node and nothing else. NODE is one node's own
+ * credential, from the authenticate callback.
+ */
+enum { HF_ROLE_NONE, HF_ROLE_READ, HF_ROLE_AGENT, HF_ROLE_ADMIN, HF_ROLE_NODE };
 
 struct hf_http_route {
 	const char *method;     /* "GET", "POST", "PUT", "DELETE" */
 	const char *pattern;    /* "/v1/service/{svc}/plans/{plan}"; a final "{name*}" takes the rest */
 	hf_http_handler fn;
 	unsigned flags;         /* HF_ROUTE_* */
-	const char *query_keys; /* space-separated allowed keys, e.g. "phase step"; NULL = none */
+	/*
+	 * Space-separated allowed keys, each at most once per request; a key
+	 * written "follow:bool" only takes true, false, 1 or 0 (read it with
+	 * hf_http_query_bool). NULL = none.
+	 */
+	const char *query_keys;
 };
+
+/*
+ * Dynamic credentials (a node's own): returns HF_ROLE_NODE with *principal
+ * (malloc'd node id) when token belongs to a node, else HF_ROLE_NONE. Runs
+ * on a pool thread for every request whose token is not in the configured
+ * list; it must be quick and must not take locks that handlers hold while
+ * calling hf_http_defer or hf_http_wake.
+ */
+typedef int (*hf_http_auth_fn)(void *ctx, const char *token, char **principal);
 
 struct hf_http_opts {
 	const char *listen;        /* "127.0.0.1:7070", "[::1]:7070", ":7070" (all, dual stack), "0.0.0.0:0" */
-	const char *tls_cert, *tls_key;  /* PEM files; both or neither */
-	const struct hf_kvlist *tokens;  /* token -> "admin" | "read" | "agent"; NULL or empty = no auth */
+	const char *tls_cert, *tls_key;  /* PEM files; both or neither (the key must be private, see cred.h) */
+	const struct hf_kvlist *tokens;  /* token -> "admin" | "read" | "agent"; NULL = none */
+	hf_http_auth_fn authenticate;    /* may be NULL */
+	const struct hf_strlist *hosts;  /* Host names besides IP literals and "localhost"; may be NULL */
 	size_t max_body;           /* 0 = HF_HTTP_MAX_BODY_DEFAULT; larger bodies -> 413 */
-	unsigned threads;          /* unused: one thread per connection */
+	unsigned threads;          /* libmicrohttpd's pool; 0 = 4 */
+	unsigned workers;          /* threads for BLOCKING routes; 0 = 8 */
 	/*
 	 * Metrics hook, may be NULL: called once per request the route table
-	 * answered, on the connection's thread after the response was sent (or
-	 * the client went away), with the time since the request line arrived.
+	 * answered, on a server thread after the response was sent (or the
+	 * client went away), with the time since the request line arrived.
 	 * req->body is gone by then ("").
 	 */
 	void (*on_request)(void *ctx, const struct hf_http_req *req, int status,
 			   double seconds);
-	/* Added: */
 	/* libmicrohttpd's own error messages (one line, no newline); NULL = dropped. Any thread. */
 	void (*log)(void *ctx, const char *msg);
-	unsigned max_connections;  /* 0 = 512; each is a thread */
-	unsigned idle_timeout;     /* seconds without traffic before a connection is cut; 0 = 120 */
+	unsigned max_connections;  /* 0 = 512 */
+	unsigned max_per_ip;       /* connections one client address may hold; 0 = 64, at most a quarter of max_connections */
+	unsigned idle_timeout;     /* seconds without traffic before a response is cut; 0 = 120 */
+	unsigned request_timeout;  /* seconds for a request's head and body to arrive; 0 = 30 */
 };
 
 /*
  * Starts serving routes (borrowed: the table must outlive the server) with
- * ctx passed to every handler. opts and the tokens list are copied. Checks
- * the table (patterns, flags), the tokens (non-empty, no whitespace, known
- * roles) and TLS files before binding. Returns 0 and *out, or HF_EINVAL /
- * HF_EIO / HF_EUNSUPPORTED (no TLS in libmicrohttpd) with *err set.
+ * ctx passed to every handler. opts, the tokens and hosts lists are copied.
+ * Checks the table (patterns, flags, query keys), the tokens (non-empty, no
+ * whitespace, known roles) and TLS files before binding. Returns 0 and
+ * *out, or HF_EINVAL / HF_EIO / HF_EFORBIDDEN (a TLS key others can read) /
+ * HF_EUNSUPPORTED (no TLS in libmicrohttpd) with *err set.
  */
 int hf_http_start(const struct hf_http_opts *opts,
 		  const struct hf_http_route *routes, size_t nroutes, void *ctx,
@@ -169,16 +269,36 @@ int hf_http_start(const struct hf_http_opts *opts,
 int hf_http_port(const struct hf_http_server *s);
 
 /*
- * Stops accepting, ends streams (their callbacks see
- * hf_http_server_stopping()), waits for running handlers to return, joins all
- * threads and frees s. Not from a handler. s may be NULL. A handler blocked
- * in a long poll holds this up until it returns, so wake such handlers
- * (broadcast their condition) right before calling it.
+ * Stops accepting, answers every deferred request (its resume callback
+ * runs with woken = true; one that defers again gets 503), ends streams
+ * (their callbacks see hf_http_server_stopping()), waits for handlers and
+ * BLOCKING work in progress, joins all threads and frees s. Not from a
+ * handler. s may be NULL.
  */
 void hf_http_stop(struct hf_http_server *s);
 
 /* True once hf_http_stop() began; false for NULL. Any thread. */
 bool hf_http_server_stopping(const struct hf_http_server *s);
+
+/*
+ * Defers the answer to req: called by a handler (or a resume callback) as
+ * its last act instead of answering. The request waits on q (may be NULL:
+ * the deadline only) without holding a thread, until hf_http_wake(q), the
+ * server stopping, or timeout_ms; then fn(ctx, req, resp, arg, woken)
+ * answers. A wake that comes between this call and the handler's return is
+ * not lost, so a handler may decide to wait under its own lock, call this,
+ * and unlock. arg_free (may be NULL) frees arg once, whatever happens.
+ * Under hf_http_dispatch() (no server) fn runs at once with woken = false.
+ */
+void hf_http_defer(const struct hf_http_req *req, struct hf_http_resp *resp,
+		   struct hf_http_waitq *q, long timeout_ms,
+		   hf_http_resume_fn fn, void *arg, void (*arg_free)(void *));
+
+/*
+ * Wakes every request and stream waiting on q. Any thread, any lock held
+ * (it takes only the server's own). s may be NULL (nothing waits then).
+ */
+void hf_http_wake(struct hf_http_server *s, struct hf_http_waitq *q);
 
 /*
  * True if a listen address only accepts connections from this host:
@@ -212,12 +332,15 @@ void hf_http_text(struct hf_http_resp *r, int status, const char *content_type,
  */
 int hf_http_body_json(const struct hf_http_req *req, struct hf_http_resp *resp,
 		      json_t **out);
-/* Frees what resp holds, calling stream_free if a stream was set. */
+/* A ":bool" query key's value: dflt when absent. */
+bool hf_http_query_bool(const struct hf_http_req *req, const char *key,
+			bool dflt);
+/* Frees what resp holds, calling stream_free / resume_free if set. */
 void hf_http_resp_release(struct hf_http_resp *r);
 
 /*
- * The route table, auth and limits without sockets: what the server runs for
- * every request, exposed for the fuzzer and tests.
+ * The route table, auth and request checks without sockets: what the server
+ * runs for every request, exposed for the fuzzer and tests.
  */
 struct hf_http_conf {
 	const struct hf_http_route *routes;
@@ -225,6 +348,8 @@ struct hf_http_conf {
 	const struct hf_kvlist *tokens; /* as in hf_http_opts */
 	size_t max_body;                /* 0 = HF_HTTP_MAX_BODY_DEFAULT */
 	void *ctx;
+	hf_http_auth_fn authenticate;   /* as in hf_http_opts */
+	const struct hf_strlist *hosts; /* as in hf_http_opts (lower case) */
 };
 
 /* A request as it arrived on the wire. Strings may be NULL where noted. */
@@ -236,6 +361,9 @@ struct hf_http_raw {
 	const char *remote_addr;   /* or NULL */
 	const char *body;          /* body_len bytes, any content; may be NULL if 0 */
 	size_t body_len;
+	const char *host;          /* Host header or NULL */
+	const char *origin;        /* Origin header or NULL */
+	const char *content_type;  /* Content-Type header or NULL */
 };
 
 /*
@@ -244,12 +372,28 @@ struct hf_http_raw {
 int hf_http_conf_check(const struct hf_http_conf *conf, char **err);
 
 /*
- * Answers one request: routing, auth, query, body limit, then the handler,
- * into resp (zeroed here; release it with hf_http_resp_release()). Calls the
- * handler on this thread. conf must have passed hf_http_conf_check().
+ * Answers one request: Host and Origin, routing, auth, query, body limit and
+ * type, then the handler (and, for a deferred answer, its resume callback),
+ * into resp (zeroed here; release it with hf_http_resp_release()). Calls
+ * the handler on this thread. conf must have passed hf_http_conf_check().
  */
 void hf_http_dispatch(const struct hf_http_conf *conf,
 		      const struct hf_http_raw *raw, struct hf_http_resp *resp);
+
+/*
+ * The first check of every plain-HTTP request, made on the bytes of its
+ * head before libmicrohttpd reads them: buf holds the first n bytes the
+ * client sent. Returns 0 when the head is not complete yet (no empty line
+ * within n bytes and n < max_head), or >0 when it is decided: *head_len
+ * is the length of the head (up to and including the empty line) and
+ * *status is 0 (pass it on) or the status of the error to answer (400
+ * a malformed or repeated Content-Length, or one with Transfer-Encoding;
+ * 413 a Content-Length beyond 2^63; 431 no end of head within max_head
+ * bytes), with *msg (caller frees) saying why. libmicrohttpd 0.9.75 would
+ * answer a malformed Content-Length itself, with its status line twice.
+ */
+int hf_http_head_check(const char *buf, size_t n, size_t max_head,
+		       size_t *head_len, int *status, char **msg);
 
 /*
  * The client (libcurl). Thread-safe: every call uses its own handle;

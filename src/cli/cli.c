@@ -56,13 +56,17 @@ static const struct hf_cli_cmd commands[] = {
     {"server", NULL, hf_server_main, "[FLAG...]",
      "run the scheduler and the HTTP API",
      "Keeps every service at its goal. The store defaults to SQLite in\n"
-     "DIR/holdfast.db. Without --tokens the server only listens on\n"
-     "loopback."},
+     "DIR/holdfast.db. Every request needs a token: the tokens file's,\n"
+     "or the admin credential the server leaves for the user running it\n"
+     "(~/.config/holdfast/credentials/), which that user's CLI and agents\n"
+     "on this machine find. Without --tokens it only listens on loopback."},
     {"agent", NULL, hf_agent_main, "--server URL[,URL...] [FLAG...]",
      "run the node agent: sandboxes, volumes, shims, checks",
      "Registers this node with the server and keeps its tasks at the\n"
      "desired set the server hands out. Tasks keep running when the agent\n"
-     "stops; a restarted agent reattaches to them."},
+     "stops; a restarted agent reattaches to them. It joins with the\n"
+     "token in FILE (or $HOLDFAST_TOKEN; a server on this machine run by\n"
+     "the same user needs none) and keeps a credential of its own in DIR."},
     {"store", "backup", hf_cmd_store_backup,
      "FILE [--data DIR | --store URL]",
      "write a consistent copy of the server's store to FILE",
@@ -207,7 +211,8 @@ static void print_overview(FILE *f)
 	fputc('\n', f);
 	hf_cli_flags_print(f, "Global flags:", hf_cli_global_flag);
 	fprintf(f, "\nThe server is $HOLDFAST_ADDR (default "
-		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token;\n"
+		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token (a\n"
+		   "server on this machine leaves one for the user running it);\n"
 		   "$HOLDFAST_CA_FILE is a CA to trust for an https server.\n"
 		   "Exit status: 0 ok, 1 failed (invalid spec, plan in ERROR, "
 		   "refused), 2 usage, 3 server unreachable or failing,\n"

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/cred.h"
 #include "api/http.h"
 #include "cli/cli.h"
 #include "common/err.h"
@@ -38,11 +39,29 @@ static const char *addr(void)
 	return DEFAULT_ADDR;
 }
 
+/*
+ * --token, else $HOLDFAST_TOKEN, else the admin credential a server on
+ * this machine left for this user (api/cred.h), looked up by the address.
+ */
 static const char *token(void)
 {
+	static char *local, *local_for;
+	char *err = NULL;
+
 	if (g.token)
 		return g.token;
-	return getenv("HOLDFAST_TOKEN");
+	if (getenv("HOLDFAST_TOKEN") && *getenv("HOLDFAST_TOKEN"))
+		return getenv("HOLDFAST_TOKEN");
+	if (local_for && strcmp(local_for, addr()) == 0)
+		return local;
+	free(local);
+	local = NULL;
+	free(local_for);
+	local_for = hf_xstrdup(addr());
+	if (hf_cred_local_load(addr(), &local, &err) == HF_EFORBIDDEN)
+		fprintf(stderr, "holdfast: %s\n", err);
+	free(err);
+	return local;
 }
 
 const char *hf_cli_addr(void)
@@ -2359,6 +2378,38 @@ static int cmd_node_adopt(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * POST /v1/nodes/{node}/reset-identity: forget a node's own credential, so
+ * that the next agent to register as that node (a rebuilt machine) gets it.
+ */
+static int cmd_node_reset_identity(int argc, char **argv)
+{
+	char *esc, *path;
+	long status;
+	json_t *out;
+	int rc;
+
+	if (argc != 2)
+		return hf_cli_usage("node", "reset-identity");
+	esc = hf_url_escape(argv[1]);
+	path = hf_xasprintf("/v1/nodes/%s/reset-identity", esc);
+	rc = api("POST", path, NULL, &status, &out);
+	if (!rc) {
+		if (status != 200)
+			rc = api_error(status, out);
+		else if (g.json)
+			print_json(out);
+		else
+			printf("node %s: identity reset; the next agent to "
+			       "register as %s with a join token becomes it\n",
+			       argv[1], argv[1]);
+		json_decref(out);
+	}
+	free(esc);
+	free(path);
+	return rc;
+}
+
 static int cmd_node_list(int argc, char **argv)
 {
 	long status;
@@ -2550,6 +2601,13 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "joins this cluster, and the desired set it gets stops every task\n"
      "this cluster does not know. Asks for confirmation on a terminal\n"
      "unless --yes is given."},
+    {"node", "reset-identity", cmd_node_reset_identity, "NODE",
+     "forget a node's credential, so its rebuilt agent can register again",
+     "Each agent registers a credential of its own, once, with a join\n"
+     "token; the server then refuses another agent claiming that node.\n"
+     "When a node's machine is rebuilt (its data directory lost), reset its\n"
+     "identity: the next agent to register as NODE gets it. Its tasks and\n"
+     "volumes are untouched."},
     {"events", NULL, cmd_events, "[-f] [--tail N] [--since ID] [--json]",
      "show what the server changed, and why (-f follows)",
      "Every state change the server makes is an event: who, what, before\n"

@@ -1,7 +1,8 @@
 /*
  * api.c - the server's HTTP routes, in one table, and their handlers.
- * Handlers run on connection threads and take srv->mu for everything they
- * read or change; the agent's long poll waits on srv->changed.
+ * Handlers run on the HTTP layer's threads and take srv->mu for everything
+ * they read or change; the agent's long poll is a deferred answer woken
+ * through its node's wait queue (it holds no thread while it waits).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "server/cluster.h"
 #include "server/events.h"
 #include "server/metrics.h"
+#include "server/nodeauth.h"
 #include "server/sched.h"
 #include "server/tasks_api.h"
 
@@ -499,7 +501,6 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp)
 {
 	struct hf_srv *s = srv_of(ctx);
-	const char *dv = hf_kvlist_get(&req->query, "delete_volumes");
 	struct hf_service *svc;
 	json_t *vols;
 
@@ -511,7 +512,7 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 		 * --delete-volumes deletes them now.
 		 */
 		const char *name = hf_kvlist_get(&req->params, "svc");
-		bool del = dv && (strcmp(dv, "true") == 0 || strcmp(dv, "1") == 0);
+		bool del = hf_http_query_bool(req, "delete_volumes", false);
 		json_t *gone = json_array();
 
 		if (del && hf_sched_delete_kept(s, name, NULL, gone, "operator")) {
@@ -539,8 +540,7 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 		goto out;
 	}
 	svc->removing = true;
-	svc->delete_volumes = dv && (strcmp(dv, "true") == 0 ||
-				     strcmp(dv, "1") == 0);
+	svc->delete_volumes = hf_http_query_bool(req, "delete_volumes", false);
 	hf_state_save_service(s, svc);
 	vols = json_array();
 	for (size_t i = 0; i < svc->instances.len; i++) {
@@ -2054,6 +2054,83 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 	return n;
 }
 
+/* A held long poll: whose, the generation its agent has, until when. */
+struct sync_wait {
+	char *node;
+	uint64_t seen;
+	int64_t until; /* unix ms */
+};
+
+static void sync_wait_free(void *arg)
+{
+	struct sync_wait *w = arg;
+
+	free(w->node);
+	free(w);
+}
+
+/* The node's desired set, as the answer to its sync. Lock held. */
+static void sync_answer(struct hf_srv *s, struct hf_node *n,
+			struct hf_http_resp *resp)
+{
+	json_t *dels = json_array();
+	json_t *desired;
+
+	n->last_seen = hf_now_ms();
+	for (size_t k = 0; k < n->delete_volumes.len; k++)
+		json_array_append_new(dels,
+				      json_string(n->delete_volumes.items[k]));
+	desired = hf_sched_desired(s, n);
+	hf_http_json(resp, 200,
+		     json_pack("{s:I, s:o, s:o, s:i, s:s?}", "generation",
+			       (json_int_t)n->gen, "tasks", desired,
+			       "delete_volumes", dels, "heartbeat_interval", 2,
+			       "cluster", s->cluster_id));
+}
+
+/*
+ * A held poll comes back: answer when the node's set changed, the time is
+ * up or the server stops; else (a wake for nothing new) wait the rest.
+ */
+static void sync_resume(void *ctx, const struct hf_http_req *req,
+			struct hf_http_resp *resp, void *arg, bool woken)
+{
+	struct hf_srv *s = srv_of(ctx);
+	struct sync_wait *w = arg;
+	int64_t now = hf_now_ms();
+	struct hf_node *n;
+
+	(void)woken;
+	pthread_mutex_lock(&s->mu);
+	/*
+	 * Resumed outside server.c's h_front: what it says of a failed store
+	 * write, or of a server that stepped down meanwhile, is said here.
+	 */
+	if (s->store_failed || !s->leading) {
+		hf_http_error_status(resp, 503,
+				     s->store_failed ? "store-unwritable"
+						     : "no-leader",
+				     "%s; try again",
+				     s->store_failed
+					 ? "this server cannot write the store "
+					   "and stopped acting"
+					 : "this server no longer leads");
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	n = hf_state_node(s, w->node);
+	if (n && w->seen == n->gen && now < w->until && !s->stopping &&
+	    !hf_http_server_stopping(req->server)) {
+		hf_http_defer(req, resp, &n->waitq, (long)(w->until - now),
+			      sync_resume, w, sync_wait_free);
+	} else if (n) {
+		sync_answer(s, n, resp);
+	} else {
+		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", w->node);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 			 struct hf_http_resp *resp)
 {
@@ -2071,6 +2148,20 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	node_id = json_string_value(json_object_get(body, "node_id"));
 	if (!node_id || !*node_id) {
 		hf_http_error(resp, HF_EINVAL, "the sync needs a node_id");
+		json_decref(body);
+		return;
+	}
+	/* A node reports for itself only: its credential names it. */
+	if (!req->principal || strcmp(node_id, req->principal) != 0) {
+		hf_http_error(resp, HF_EFORBIDDEN,
+			      "this credential belongs to node %s, not to "
+			      "node %s",
+			      req->principal ? req->principal : "(none)",
+			      node_id);
+		hf_log("node %s: a sync claiming to be node %s was refused "
+		       "(from %s)",
+		       req->principal ? req->principal : "(none)", node_id,
+		       req->remote_addr);
 		json_decref(body);
 		return;
 	}
@@ -2136,42 +2227,22 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	/*
 	 * A report that changed something is acted on by the scheduler's
 	 * next tick (hf_sched_changed woke it); it batches the reports of
-	 * every agent that arrive meanwhile. The poll is held until this
-	 * node's desired set gets a new generation.
+	 * every agent that arrive meanwhile. The poll is held, costing no
+	 * thread, until this node's desired set gets a new generation
+	 * (hf_sched_publish wakes n->waitq) or the wait is up.
 	 */
 	hf_state_batch_end(s);
-	if (wait > 0 && seen == n->gen && !s->stopping) {
-		struct timespec until;
+	if ((long)(wait * 1000) > 0 && seen == n->gen && !s->stopping) {
+		struct sync_wait *w = hf_xcalloc(1, sizeof(*w));
+		long ms = (long)(wait * 1000);
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += (time_t)wait;
-		until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		while (seen == n->gen && !s->stopping &&
-		       !hf_http_server_stopping(req->server)) {
-			if (pthread_cond_timedwait(&n->wake, &s->mu, &until) ==
-			    ETIMEDOUT)
-				break;
-		}
-	}
-	n->last_seen = hf_now_ms();
-	{
-		json_t *dels = json_array();
-
-		for (size_t k = 0; k < n->delete_volumes.len; k++)
-			json_array_append_new(
-			    dels, json_string(n->delete_volumes.items[k]));
-		json_t *desired = hf_sched_desired(s, n);
-
-		hf_http_json(resp, 200,
-			     json_pack("{s:I, s:o, s:o, s:i, s:s?}", "generation",
-				       (json_int_t)n->gen, "tasks", desired,
-				       "delete_volumes", dels,
-				       "heartbeat_interval", 2, "cluster",
-				       s->cluster_id));
+		w->node = hf_xstrdup(n->id);
+		w->seen = seen;
+		w->until = hf_now_ms() + ms;
+		hf_http_defer(req, resp, &n->waitq, ms, sync_resume, w,
+			      sync_wait_free);
+	} else {
+		sync_answer(s, n, resp);
 	}
 	pthread_mutex_unlock(&s->mu);
 	json_decref(body);
@@ -2182,14 +2253,17 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 
 static const struct hf_http_route routes[] = {
     {"POST", "/v1/agent/sync", h_agent_sync, HF_ROUTE_AGENT, NULL},
-    {"GET", "/v1/version", h_version, HF_ROUTE_READ, NULL},
-    {"GET", "/v1/store/backup", h_store_backup, HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/agent/register", hf_nodeauth_register_handler,
+     HF_ROUTE_JOIN, NULL},
+    {"GET", "/v1/version", h_version, HF_ROUTE_PUBLIC, NULL},
+    {"GET", "/v1/store/backup", h_store_backup,
+     HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"GET", "/v1/leader", h_leader, HF_ROUTE_READ, NULL},
     {"GET", "/v1/services", h_services_list, HF_ROUTE_READ, NULL},
     {"POST", "/v1/services", h_services_deploy, HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/services/{svc}", h_service_get, HF_ROUTE_READ, NULL},
     {"DELETE", "/v1/services/{svc}", h_service_remove, HF_ROUTE_WRITE,
-     "delete_volumes"},
+     "delete_volumes:bool"},
     {"PUT", "/v1/services/{svc}", h_service_update, HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/services/{svc}/diff", h_service_diff, HF_ROUTE_READ, NULL},
     {"POST", "/v1/services/{svc}/rollback", h_service_rollback,
@@ -2203,13 +2277,16 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/nodes/{node}/adopt", hf_cluster_adopt_handler,
      HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/nodes/{node}/reset-identity", hf_nodeauth_reset_handler,
+     HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
-     "since follow service tail"},
+     "since follow:bool service tail"},
     {"GET", "/metrics", hf_metrics_handler, HF_ROUTE_READ, NULL},
     {"GET", "/v1/tasks/{task}/logs", hf_task_logs_handler,
-     HF_ROUTE_READ | HF_ROUTE_STREAM, "stream tail follow service"},
-    {"POST", "/v1/tasks/{task}/exec", hf_task_exec_handler, HF_ROUTE_WRITE,
-     "service"},
+     HF_ROUTE_READ | HF_ROUTE_STREAM | HF_ROUTE_BLOCKING,
+     "stream tail follow:bool service"},
+    {"POST", "/v1/tasks/{task}/exec", hf_task_exec_handler,
+     HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, "service"},
     {"GET", "/v1/service/{svc}/plans", h_plans_list, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/plans/{plan}", h_plan_get, HF_ROUTE_READ,
      NULL},

@@ -121,6 +121,24 @@ static const struct route_doc docs[] = {
 		 "\"cluster\": \"string|null (this cluster's id)\"}",
      .errors = "invalid bad-json not-in-cluster"},
 
+    {.method = "POST",
+     .pattern = "/v1/agent/register",
+     .section = "Agents",
+     .summary =
+	 "A new node registers the credential its agent made (once, with a "
+	 "join token); its syncs then use that credential, and the server "
+	 "answers them as that node only. The same node and token again is "
+	 "answered 200 (`registered` false); another token for a node that "
+	 "has one is refused (`409`) until an operator resets its identity. "
+	 "See [protocol.md](protocol.md).",
+     .request = "{\"node_id\": \"string (1 to 128 of A-Z a-z 0-9 . _ : -)\", "
+		"\"token\": \"string (the node's own token: 32 to 256 of "
+		"A-Z a-z 0-9 . _ ~ -)\"}",
+     .status = "200",
+     .response = "{\"node_id\": \"string\", "
+		 "\"registered\": \"boolean (false: it was already)\"}",
+     .errors = "invalid bad-json conflict unavailable"},
+
     /* ---- Servers ---- */
     {.method = "GET",
      .pattern = "/v1/version",
@@ -550,6 +568,17 @@ static const struct route_doc docs[] = {
 		 "\"node\": \"string\"}]}",
      .errors = "not-found conflict"},
 
+    {.method = "POST",
+     .pattern = "/v1/nodes/{node}/reset-identity",
+     .section = "Nodes",
+     .summary =
+	 "Forgets a node's own credential, when its machine was rebuilt: the "
+	 "next agent to register as that node (with a join token) gets it. "
+	 "Its tasks and volumes are not touched.",
+     .status = "200",
+     .response = "{\"node\": \"string\", \"reset\": \"boolean\"}",
+     .errors = "not-found unavailable"},
+
     /* ---- Endpoints, configurations, health ---- */
     {.method = "GET",
      .pattern = "/v1/service/{svc}/endpoints",
@@ -638,6 +667,12 @@ static const struct {
      "the request is malformed: an unknown query key, a bad encoding"},
     {"bad-json", 400, "the body is not JSON (the message says where)"},
     {"method-not-allowed", 405, "the path exists with other methods (see `Allow`)"},
+    {"request-timeout", 408,
+     "the request's headers and body did not arrive within the server's "
+     "`--request-timeout`"},
+    {"unsupported-media-type", 415, "a request body that is not JSON"},
+    {"headers-too-large", 431,
+     "the request line and headers are over 32 KiB"},
     {"not-leader", 503,
      "this server does not lead; `leader` in the body is the URL to use"},
     {"no-leader", 503, "no server leads yet; try again in a few seconds"},
@@ -677,14 +712,17 @@ static int error_status(const char *name, size_t len)
 
 static const char *role_of(unsigned flags)
 {
-	unsigned auth = flags & ~(unsigned)HF_ROUTE_STREAM;
+	unsigned auth =
+	    flags & ~(unsigned)(HF_ROUTE_STREAM | HF_ROUTE_BLOCKING);
 
 	if (auth == HF_ROUTE_READ)
-		return "any token (read, agent or admin)";
+		return "read or admin";
 	if (auth == HF_ROUTE_WRITE)
 		return "admin";
 	if (auth == HF_ROUTE_AGENT)
-		return "agent or admin";
+		return "the node's own credential";
+	if (auth == HF_ROUTE_JOIN)
+		return "agent (join) or admin";
 	if (auth == HF_ROUTE_PUBLIC)
 		return "none";
 	return NULL;
@@ -699,7 +737,10 @@ static const struct route_doc *find_doc(const struct hf_http_route *r)
 	return NULL;
 }
 
-/* True when word is one of the space-separated words of list. */
+/*
+ * True when word is one of the space-separated words of list (a query key
+ * is compared without its ":bool").
+ */
 static bool has_word(const char *list, const char *word, size_t len)
 {
 	for (const char *p = list; p && *p;) {
@@ -707,7 +748,7 @@ static bool has_word(const char *list, const char *word, size_t len)
 
 		p += strspn(p, " ");
 		n = strcspn(p, " ");
-		if (n == len && strncmp(p, word, len) == 0)
+		if (strcspn(p, ": ") == len && strncmp(p, word, len) == 0)
 			return true;
 		p += n;
 	}
@@ -742,7 +783,7 @@ static char *check_route(const struct hf_http_route *r,
 		size_t n;
 
 		p += strspn(p, " ");
-		n = strcspn(p, " ");
+		n = strcspn(p, ": ");
 		for (const char *q = d->query; q && *q && !found;) {
 			found = strcspn(q, "=") == n && strncmp(q, p, n) == 0;
 			q = strchr(q, '\n');
@@ -752,7 +793,7 @@ static char *check_route(const struct hf_http_route *r,
 			return hf_xasprintf("%s %s: query key '%.*s' has no "
 					    "description",
 					    r->method, r->pattern, (int)n, p);
-		p += n;
+		p += strcspn(p, " ");
 	}
 	for (size_t i = 0; i < HF_ARRAY_LEN(shapes); i++) {
 		json_error_t jerr;
@@ -904,8 +945,8 @@ static void put_route(FILE *f, const struct hf_http_route *r,
 static const char intro[] =
     "The server's HTTP API is what the `holdfast` command line uses, and "
     "all it uses: anything the CLI does, a script can do with these "
-    "routes. Agents use `POST /v1/agent/sync` (see "
-    "[protocol.md](protocol.md)).\n"
+    "routes. Agents use `POST /v1/agent/register` and "
+    "`POST /v1/agent/sync` (see [protocol.md](protocol.md)).\n"
     "\n"
     "## Conventions\n"
     "\n"
@@ -916,15 +957,26 @@ static const char intro[] =
     "- **Bodies.** Requests and answers are JSON (`Content-Type: "
     "application/json`) unless a route says otherwise; a request body is "
     "at most 1 MiB (`413 too-large`).\n"
-    "- **Tokens.** With `--tokens`, every request carries `Authorization: "
-    "Bearer TOKEN`. Each token has a role: `read` reads, `admin` may also "
-    "change anything, `agent` is for the agents' sync. A missing or "
-    "unknown token gets `401 unauthorized` (on every path, so that routes "
-    "cannot be probed), a token whose role is not enough `403 "
-    "forbidden`. Without `--tokens` the server listens on loopback only "
-    "and every request may do anything.\n"
-    "- **Query keys.** Each route takes the keys listed for it; any other "
-    "key is answered `400 bad-request`.\n"
+    "- **Tokens.** Every request but `GET /v1/version` carries "
+    "`Authorization: Bearer TOKEN`. A token of the tokens file has a role: "
+    "`read` reads, `admin` may also change anything, `agent` lets a new "
+    "node register its own credential, with which that node's agent "
+    "syncs. A server without a tokens file has an admin credential of "
+    "its own that the CLI of the user running it finds (see "
+    "[operations.md](operations.md)). A missing or unknown token gets "
+    "`401 unauthorized` (on every path, so that routes cannot be probed), "
+    "a token whose role is not enough `403 forbidden`.\n"
+    "- **Cross-site requests.** A `Host` that does not name the server, "
+    "or an `Origin` other than its own, gets `403 forbidden`; a request "
+    "body must be JSON (`415 unsupported-media-type`).\n"
+    "- **Connections.** Each answer closes its connection. One client "
+    "address may hold `--max-connections-per-ip` connections at once, "
+    "all clients `--max-connections` (else `503 unavailable`); a request "
+    "must arrive whole within `--request-timeout` seconds (else `408 "
+    "request-timeout`).\n"
+    "- **Query keys.** Each route takes the keys listed for it, each at "
+    "most once; any other key, a repeated one, or a boolean that is not "
+    "`true`, `false`, `1` or `0` is answered `400 bad-request`.\n"
     "- **Several servers.** Only the leader answers writes, the agents' "
     "sync, events, task logs and exec and metrics; the others answer reads "
     "from the store and everything else with `503 not-leader` and the "
@@ -979,9 +1031,10 @@ static int write_md(FILE *f, const struct hf_http_route *routes, size_t n)
 			routes[i].pattern);
 		put_anchor(f, routes[i].method, routes[i].pattern);
 		fprintf(f, ") | %s | %.*s |\n",
-			(routes[i].flags & ~(unsigned)HF_ROUTE_STREAM) ==
+			(routes[i].flags &
+			 ~(unsigned)(HF_ROUTE_STREAM | HF_ROUTE_BLOCKING)) ==
 				HF_ROUTE_READ
-			    ? "any"
+			    ? "read"
 			    : role_of(routes[i].flags),
 			(int)len, d->summary);
 	}
@@ -1020,8 +1073,8 @@ static json_t *words_json(const char *list, bool numbers)
 		n = strcspn(p, " ");
 		if (n && numbers)
 			json_array_append_new(a, json_integer(atoi(p)));
-		else if (n)
-			json_array_append_new(a, json_stringn(p, n));
+		else if (n) /* a query key without its ":bool" */
+			json_array_append_new(a, json_stringn(p, strcspn(p, ": ")));
 		p += n;
 	}
 	return a;

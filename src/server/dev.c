@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/cred.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "server/server.h"
@@ -27,6 +28,8 @@
 struct child {
 	const char *name;
 	char **argv;
+	/* An environment variable it gets, with dev's admin token. */
+	const char *token_env;
 	pid_t pid;
 	int64_t started;
 	int64_t restart_at; /* when to start it again (ms), 0: not waiting */
@@ -38,12 +41,23 @@ struct child {
 /* The longest wait before starting a child that keeps dying. */
 #define BACKOFF_MAX_MS 30000
 
+/*
+ * dev's admin token: the server takes it as its local credential (and
+ * leaves it for this user's CLI), the agent joins with it. It reaches
+ * them in their environment, which only this user can read, never in
+ * argv; both take it out of their environment at start.
+ */
+static char *dev_token;
+
 static pid_t spawn(struct child *c, const sigset_t *oldmask)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		unsetenv("HOLDFAST_TOKEN");
+		unsetenv("HOLDFAST_ADMIN_TOKEN");
+		setenv(c->token_env, dev_token, 1);
 		execv(c->argv[0], c->argv);
 		fprintf(stderr, "holdfast dev: cannot run %s: %s\n", c->argv[0],
 			strerror(errno));
@@ -230,8 +244,11 @@ int hf_dev_main(int argc, char **argv)
 	agent_argv[6] = (char *)"--hide-from-tasks";
 	agent_argv[7] = (char *)data;
 	agent_argv[8] = NULL;
-	kids[0] = (struct child){"server", server_argv, 0, 0, 0, 0};
-	kids[1] = (struct child){"agent", agent_argv, 0, 0, 0, 0};
+	kids[0] = (struct child){"server", server_argv, "HOLDFAST_ADMIN_TOKEN",
+				 0, 0, 0, 0};
+	kids[1] = (struct child){"agent", agent_argv, "HOLDFAST_TOKEN",
+				 0, 0, 0, 0};
+	dev_token = hf_cred_new_token();
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -330,5 +347,9 @@ out:
 	free(adata);
 	free(lock);
 	free(port_file);
+	if (dev_token)
+		explicit_bzero(dev_token, strlen(dev_token));
+	free(dev_token);
+	dev_token = NULL;
 	return rc;
 }

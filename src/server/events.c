@@ -22,6 +22,7 @@ struct hf_events {
 	size_t head, len;
 	uint64_t next_id;
 	long file_size;
+	struct hf_http_waitq waitq; /* idle streams wait here */
 };
 
 static void ring_push(struct hf_events *ev, json_t *e)
@@ -151,6 +152,7 @@ static void emit(struct hf_srv *s, json_t *e)
 	if (ev->file_size > FILE_MAX)
 		compact(ev);
 	pthread_cond_broadcast(&s->changed);
+	hf_http_wake(s->http, &ev->waitq);
 }
 
 void hf_event(struct hf_srv *s, const char *who, const char *service,
@@ -243,6 +245,10 @@ static size_t collect(struct stream *st, struct hf_buf *out)
 	return n;
 }
 
+/*
+ * Never waits: with nothing new it returns, and the HTTP layer calls again
+ * when hf_event() wakes the stream (or after the heartbeat interval).
+ */
 static int stream_next(void *arg, struct hf_buf *out)
 {
 	struct stream *st = arg;
@@ -253,14 +259,6 @@ static int stream_next(void *arg, struct hf_buf *out)
 		return 1;
 	pthread_mutex_lock(&s->mu);
 	n = collect(st, out);
-	if (n == 0 && st->follow && !s->stopping) {
-		struct timespec until;
-
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&s->changed, &s->mu, &until);
-		n = collect(st, out);
-	}
 	pthread_mutex_unlock(&s->mu);
 	if (n)
 		st->last_sent = time(NULL);
@@ -303,7 +301,6 @@ void hf_events_handler(void *ctx, const struct hf_http_req *req,
 {
 	struct hf_srv *s = ctx;
 	const char *since = hf_kvlist_get(&req->query, "since");
-	const char *follow = hf_kvlist_get(&req->query, "follow");
 	const char *svc = hf_kvlist_get(&req->query, "service");
 	const char *tail = hf_kvlist_get(&req->query, "tail");
 	struct stream *st;
@@ -312,7 +309,7 @@ void hf_events_handler(void *ctx, const struct hf_http_req *req,
 	st = hf_xcalloc(1, sizeof(*st));
 	st->srv = s;
 	st->http = req->server;
-	st->follow = !follow || strcmp(follow, "false") != 0;
+	st->follow = hf_http_query_bool(req, "follow", true);
 	st->service = svc ? hf_xstrdup(svc) : NULL;
 	st->last_sent = time(NULL);
 	if (req->last_event_id)
@@ -357,4 +354,6 @@ void hf_events_handler(void *ctx, const struct hf_http_req *req,
 	resp->stream = stream_next;
 	resp->stream_free = stream_free;
 	resp->stream_arg = st;
+	resp->stream_waitq = s->events ? &s->events->waitq : NULL;
+	resp->stream_poll_ms = 5000;
 }

@@ -149,7 +149,7 @@ void hf_sched_publish(struct hf_srv *s)
 		struct hf_node *n = s->nodes.items[i];
 
 		if (node_settle(s, n, n->digest_scratch))
-			pthread_cond_broadcast(&n->wake);
+			hf_http_wake(s->http, &n->waitq);
 	}
 }
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/cred.h"
 #include "api/http.h"
 #include "cli/cli.h"
 #include "common/err.h"
@@ -24,11 +25,21 @@
 #include "server/cluster.h"
 #include "server/events.h"
 #include "server/metrics.h"
+#include "server/nodeauth.h"
 #include "server/sched.h"
 #include "server/server.h"
 #include "server/state.h"
 
 #define TICK_MS 200
+/*
+ * After a tick that took longer than this, changes gather for as long as
+ * it took before the next one: reports come in a few at a time (the HTTP
+ * layer serves them from a small thread pool, and each waits for the lock
+ * the tick holds), and one tick for many of them costs far less than one
+ * each. So a busy scheduler holds the lock at most about half the time;
+ * a quick tick (a few changes) is followed at once by the next.
+ */
+#define TICK_GATHER_MIN_MS 5
 
 #define HF_SWAP(a, b)                                                          \
 	do {                                                                   \
@@ -44,7 +55,7 @@ static void *sched_thread(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping && !s->store_failed) {
 		struct timespec until;
-		int64_t wake;
+		int64_t wake, took, began = hf_now_ms();
 
 		/*
 		 * One tick acts on everything that changed since the last one
@@ -61,6 +72,18 @@ static void *sched_thread(void *arg)
 			s->desired_dirty = false;
 			hf_sched_publish(s);
 		}
+		/* Let the next changes gather (the lock is free meanwhile). */
+		took = hf_now_ms() - began;
+		if (took > TICK_GATHER_MIN_MS) {
+			int64_t gathered = hf_now_ms() + took;
+
+			until.tv_sec = (time_t)(gathered / 1000);
+			until.tv_nsec = (long)(gathered % 1000) * 1000000L;
+			while (!s->stopping && hf_now_ms() < gathered)
+				if (pthread_cond_timedwait(&s->changed, &s->mu,
+							   &until) == ETIMEDOUT)
+					break;
+		}
 		/* The next tick, or sooner when a restart backoff ends. */
 		wake = hf_now_ms() + TICK_MS;
 		if (s->next_wake_ms && s->next_wake_ms < wake)
@@ -76,19 +99,19 @@ static void *sched_thread(void *arg)
 	return NULL;
 }
 
-/* Tokens file: one "<role> <token>" per line; '#' comments. */
+/*
+ * Tokens file: one "<role> <token>" per line; '#' comments. Other users
+ * must not be able to read it (cred.h): such a file is refused.
+ */
 static int load_tokens(const char *path, struct hf_kvlist *out, char **err)
 {
 	char *text = NULL, *line, *save = NULL;
-	int rc = hf_read_file(path, 1 << 20, &text, NULL);
+	int rc = hf_cred_read_private(path, "tokens file", 1 << 20, &text,
+				      NULL, err);
 	int lineno = 0;
 
-	if (rc) {
-		*err = hf_xasprintf("cannot read tokens file %s: %s", path,
-				    rc == HF_ENOTFOUND ? "no such file"
-						       : strerror(errno));
+	if (rc)
 		return rc;
-	}
 	for (line = strtok_r(text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char role[16], token[256];
@@ -100,17 +123,92 @@ static int load_tokens(const char *path, struct hf_kvlist *out, char **err)
 			continue;
 		if (sscanf(line, "%15s %255s", role, token) != 2 ||
 		    (strcmp(role, "admin") && strcmp(role, "read") &&
-		     strcmp(role, "agent"))) {
+		     strcmp(role, "agent") && strcmp(role, "join"))) {
 			*err = hf_xasprintf("%s:%d: expected '<admin|read|agent> "
 					    "<token>'",
 					    path, lineno);
+			explicit_bzero(text, strlen(text));
 			free(text);
 			return HF_EINVAL;
 		}
 		hf_kvlist_set(out, token, role);
+		explicit_bzero(token, sizeof(token));
 	}
+	explicit_bzero(text, strlen(text));
 	free(text);
 	return 0;
+}
+
+/*
+ * The names clients may reach this server by, besides IP literals and
+ * "localhost": the advertised URL's host, this machine's name, and
+ * --allow-host. Lower case.
+ */
+static void allowed_hosts(const struct hf_server_opts *o, const char *advertise,
+			  struct hf_strlist *out)
+{
+	char name[256] = "";
+
+	if (gethostname(name, sizeof(name) - 1) == 0 && name[0])
+		hf_strlist_push(out, name);
+	if (advertise) {
+		const char *h = strstr(advertise, "://");
+
+		h = h ? h + 3 : advertise;
+		if (*h != '[') {
+			char *host = hf_xstrndup(h, strcspn(h, ":/"));
+
+			if (*host)
+				hf_strlist_push(out, host);
+			free(host);
+		}
+	}
+	for (size_t i = 0; o->allow_hosts && i < o->allow_hosts->len; i++)
+		hf_strlist_push(out, o->allow_hosts->items[i]);
+	for (size_t i = 0; i < out->len; i++)
+		for (char *c = out->items[i]; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c + 32);
+}
+
+/*
+ * The local admin credential (cred.h): HOLDFAST_ADMIN_TOKEN's, as `holdfast
+ * dev` hands it over, else, for a server without a tokens file, a new one
+ * each start; NULL for a server with a tokens file (its operator hands out
+ * the credentials). Caller frees.
+ */
+static char *local_admin_token(bool tokens_file)
+{
+	char *t = hf_cred_take_env("HOLDFAST_ADMIN_TOKEN");
+
+	return t || tokens_file ? t : hf_cred_new_token();
+}
+
+/*
+ * Leaves the local credential where this user's CLI and agents look for
+ * it (a server without a tokens file listens on loopback only). Returns
+ * whether it was written (the file is removed again at exit).
+ */
+static bool save_local_credential(const char *listen, int port,
+				  const char *token)
+{
+	char *path = NULL, *err = NULL;
+	bool ok;
+
+	if (!hf_http_listen_is_loopback(listen))
+		return false;
+	ok = hf_cred_local_save(port, token, &path, &err) == 0;
+	if (ok)
+		hf_log("this user's CLI and agents on this machine find the "
+		       "admin credential in %s",
+		       path);
+	else
+		hf_log("cannot leave the admin credential for this user's "
+		       "CLI: %s; give it a token (HOLDFAST_TOKEN)",
+		       err);
+	free(path);
+	free(err);
+	return ok;
 }
 
 static void on_request(void *ctx, const struct hf_http_req *req, int status,
@@ -580,20 +678,37 @@ static int follow(struct run *r)
 	int rc = 0;
 
 	for (;;) {
-		char *err = NULL;
+		char *err = NULL, *cred_err = NULL;
+		bool creds;
 		int won;
 
+		/*
+		 * Nodes' credentials too, so an agent that syncs here is told
+		 * where the leader is or why none leads (503), not that it is
+		 * unknown (401). Those that cannot be read keep the last ones.
+		 */
+		creds = hf_nodeauth_load(s, &cred_err) == 0;
 		if (!refresh_view(s, r->view)) {
 			pthread_mutex_lock(&r->view->mu);
 			say(r, "cannot lead: %s", r->view->load_error);
 			pthread_mutex_unlock(&r->view->mu);
+			free(cred_err);
+			goto wait;
+		}
+		if (!creds) {
+			pthread_mutex_lock(&r->view->mu);
+			set_str(&r->view->load_error, cred_err);
+			pthread_mutex_unlock(&r->view->mu);
+			say(r, "cannot lead: %s", cred_err);
+			free(cred_err);
 			goto wait;
 		}
 		won = campaign(s);
 		free(unwritable);
 		unwritable = NULL;
 		if (won == 1) {
-			if (hf_state_load(s, &err) == 0) {
+			if (hf_state_load(s, &err) == 0 &&
+			    hf_nodeauth_load(s, &err) == 0) {
 				rc = 1;
 				break;
 			}
@@ -646,8 +761,9 @@ static void step_down(struct run *r)
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->changed);
+	/* Held long polls are answered now (api.c's sync_resume). */
 	for (size_t i = 0; i < s->nodes.len; i++)
-		pthread_cond_broadcast(&s->nodes.items[i]->wake);
+		hf_http_wake(s->http, &s->nodes.items[i]->waitq);
 	pthread_mutex_unlock(&s->mu);
 	if (r->sched_started)
 		pthread_join(s->sched, NULL);
@@ -806,8 +922,12 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	struct hf_srv *s = hf_xcalloc(1, sizeof(*s));
 	struct run r = {0};
 	struct hf_kvlist tokens = {0};
+	struct hf_strlist hosts = {0};
 	struct hf_http_opts ho = {0};
 	struct hf_http_route *table = NULL;
+	char *admin_token = NULL;
+	bool cred_saved = false;
+	size_t file_tokens;
 	pthread_rwlockattr_t rwa;
 	char *store_url = NULL, *err = NULL, *advertise = NULL;
 	size_t ntable = 0;
@@ -843,6 +963,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&s->term, &rwa);
 	pthread_rwlockattr_destroy(&rwa);
+	hf_nodeauth_init(s);
 	s->opts = opts;
 	s->wake_fd = -1;
 	r.s = s;
@@ -876,17 +997,18 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		hf_log("%s", err);
 		goto out;
 	}
-	if (!tokens.len && !hf_http_listen_is_loopback(opts.listen)) {
-		hf_log("refusing to listen on %s without tokens: anyone could "
-		       "change the cluster. Give --tokens FILE, or listen on "
-		       "a loopback address",
+	file_tokens = tokens.len;
+	if (!file_tokens && !hf_http_listen_is_loopback(opts.listen)) {
+		hf_log("refusing to listen on %s without tokens: no agent "
+		       "elsewhere could join nor any client use the API. Give "
+		       "--tokens FILE, or listen on a loopback address",
 		       opts.listen);
 		goto out;
 	}
-	if (!tokens.len)
-		hf_log("no tokens configured: the API is open to local users "
-		       "only (listening on loopback %s)",
-		       opts.listen);
+	/* Every request needs a credential; this user's is this one. */
+	admin_token = local_admin_token(file_tokens > 0);
+	if (admin_token)
+		hf_kvlist_set(&tokens, admin_token, "admin");
 
 	/* Signals become a file descriptor; no logic in handlers. */
 	sigemptyset(&mask);
@@ -909,6 +1031,12 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	ho.tokens = &tokens;
 	ho.on_request = on_request;
 	ho.max_connections = opts.max_connections;
+	ho.max_per_ip = opts.max_connections_per_ip;
+	ho.request_timeout = opts.request_timeout;
+	allowed_hosts(&opts, opts.advertise, &hosts);
+	ho.hosts = &hosts;
+	/* Nodes' own credentials (loaded with the state, nodeauth.c). */
+	ho.authenticate = hf_nodeauth_authenticate;
 	table = front_table(&ntable);
 
 	/*
@@ -921,6 +1049,11 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	r.view->opts = s->opts;
 	r.view->store = s->store;
 	r.view->generation = 1;
+	/* Known agents are recognised from the first request (see follow). */
+	if (hf_nodeauth_load(s, &err)) {
+		free(err);
+		err = NULL;
+	}
 	if (hf_http_start(&ho, table, ntable, s, &s->http, &err)) {
 		hf_log("cannot serve the API on %s: %s", opts.listen,
 		       err ? err : "unknown error");
@@ -930,6 +1063,12 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	if (!opts.advertise) {
 		advertise = default_advertise(opts.listen, s->api_port);
 		s->opts.advertise = advertise;
+	}
+	if (!file_tokens) {
+		cred_saved = save_local_credential(opts.listen, s->api_port,
+						   admin_token);
+		hf_log("no tokens file: only this user, on this machine, can "
+		       "use the API (and run agents)");
 	}
 	if (opts.port_file) {
 		char buf[32];
@@ -961,13 +1100,17 @@ out:
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->changed);
+	/* Held long polls are answered now (api.c's sync_resume). */
 	for (size_t i = 0; i < s->nodes.len; i++)
-		pthread_cond_broadcast(&s->nodes.items[i]->wake);
+		hf_http_wake(s->http, &s->nodes.items[i]->waitq);
 	pthread_mutex_unlock(&s->mu);
 	if (r.sched_started)
 		pthread_join(s->sched, NULL);
+	/* Held long polls are answered as the layer stops. */
 	if (s->http)
 		hf_http_stop(s->http);
+	if (cred_saved)
+		hf_cred_local_forget(s->api_port, admin_token);
 	free_view(r.view);
 	free(table);
 	free(r.said);
@@ -990,13 +1133,20 @@ out:
 		hf_store_close(s->store);
 	hf_events_close(s->events);
 	hf_api_metrics_free(s->api_metrics);
+	hf_nodeauth_release(s);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->changed);
 	pthread_rwlock_destroy(&s->term);
 	free(s->leader_url);
 	free(s->store_error);
 	free(s);
+	for (size_t i = 0; i < tokens.len; i++)
+		explicit_bzero(tokens.items[i].key, strlen(tokens.items[i].key));
 	hf_kvlist_release(&tokens);
+	hf_strlist_release(&hosts);
+	if (admin_token)
+		explicit_bzero(admin_token, strlen(admin_token));
+	free(admin_token);
 	free(store_url);
 	free(advertise);
 	free(err);
@@ -1017,8 +1167,9 @@ static const struct hf_cli_flag server_flags[] = {
      "sqlite:FILE, etcd://HOST:PORT,... or etcds://... (default "
      "sqlite:DIR/holdfast.db)"},
     {"--tokens", "FILE", 't',
-     "one \"<role> <token>\" per line, roles admin, read and agent; "
-     "without it the server only listens on loopback"},
+     "one \"<role> <token>\" per line, roles admin, read and agent (joins "
+     "a new node); private to the user (chmod 600); without it the server "
+     "only listens on loopback"},
     {"--tls-cert", "PEM", 'c', "serve HTTPS with this certificate"},
     {"--tls-key", "PEM", 'k', "the certificate's private key"},
     {"--backoff", "SECONDS", 'b',
@@ -1037,6 +1188,15 @@ static const struct hf_cli_flag server_flags[] = {
     {"--max-connections", "N", 'C',
      "HTTP connections served at once, 16 to 65536; every agent holds one "
      "(default 2048)"},
+    {"--max-connections-per-ip", "N", 'I',
+     "connections one client address may hold, 1 to 65536 (default 64, at "
+     "most a quarter of --max-connections)"},
+    {"--request-timeout", "SECONDS", 'R',
+     "a request's headers and body must arrive within this, however they "
+     "trickle, 1 to 3600 (default 30)"},
+    {"--allow-host", "NAME[,NAME]", 'H',
+     "more host names clients may reach the server by (besides IP "
+     "addresses, localhost, this machine's name and --advertise's)"},
     {"--port-file", "FILE", 'p',
      "write the API's port here once it listens (for --listen ADDR:0)"},
 };
@@ -1050,7 +1210,8 @@ int hf_server_main(int argc, char **argv)
 {
 	struct option longopts[HF_ARRAY_LEN(server_flags) + 1];
 	struct hf_server_opts o = {0};
-	int c;
+	struct hf_strlist allow = {0};
+	int c, rc;
 
 	hf_cli_longopts(hf_server_flag, longopts, HF_ARRAY_LEN(longopts));
 	optind = 1;
@@ -1104,22 +1265,58 @@ int hf_server_main(int argc, char **argv)
 			o.max_connections = (unsigned)v;
 			break;
 		}
+		case 'I':
+		case 'R': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 1 ||
+			    v > (c == 'I' ? 65536 : 3600)) {
+				fprintf(stderr, "holdfast server: --%s takes 1 "
+						"to %d\n",
+					c == 'I' ? "max-connections-per-ip"
+						 : "request-timeout",
+					c == 'I' ? 65536 : 3600);
+				hf_strlist_release(&allow);
+				return HF_EXIT_USAGE;
+			}
+			if (c == 'I')
+				o.max_connections_per_ip = (unsigned)v;
+			else
+				o.request_timeout = (unsigned)v;
+			break;
+		}
+		case 'H': {
+			char *copy = hf_xstrdup(optarg), *save = NULL;
+
+			for (char *h = strtok_r(copy, ",", &save); h;
+			     h = strtok_r(NULL, ",", &save))
+				hf_strlist_push(&allow, h);
+			free(copy);
+			break;
+		}
 		default:
 			fprintf(stderr, "holdfast server: unknown or incomplete "
 					"flag %s\n",
 				argv[optind - 1]);
+			hf_strlist_release(&allow);
 			return hf_cli_usage("server", NULL);
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "holdfast server: unexpected argument '%s'\n",
 			argv[optind]);
+		hf_strlist_release(&allow);
 		return HF_EXIT_USAGE;
 	}
 	if ((o.tls_cert == NULL) != (o.tls_key == NULL)) {
 		fprintf(stderr,
 			"holdfast server: --tls-cert and --tls-key go together\n");
+		hf_strlist_release(&allow);
 		return HF_EXIT_USAGE;
 	}
-	return hf_server_run(&o);
+	o.allow_hosts = &allow;
+	rc = hf_server_run(&o);
+	hf_strlist_release(&allow);
+	return rc;
 }

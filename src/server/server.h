@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/util.h"
+
 struct hf_http_server;
 
 struct hf_server_opts {
@@ -29,10 +31,16 @@ struct hf_server_opts {
 	/* A node whose agent has not synced this long is unreachable (s). */
 	double node_timeout;
 	/*
-	 * Most HTTP connections served at once (each is a thread); every
-	 * agent holds one long poll. 0: 2048.
+	 * Most HTTP connections served at once; every agent holds one long
+	 * poll (which costs no thread). 0: 2048.
 	 */
 	unsigned max_connections;
+	/* Connections one client address may hold. 0: 64 (at most a quarter). */
+	unsigned max_connections_per_ip;
+	/* Seconds for a request's head and body to arrive. 0: 30. */
+	unsigned request_timeout;
+	/* Host names clients may use besides IP literals and localhost. */
+	const struct hf_strlist *allow_hosts;
 	/* Written once the API listens: "<port>\n" (for dev and tests). */
 	const char *port_file;
 };

@@ -193,7 +193,6 @@ void hf_state_moved(struct hf_srv *s)
 void hf_state_node_add(struct hf_srv *s, struct hf_node *n)
 {
 	n->idx = s->nodes.len;
-	pthread_cond_init(&n->wake, NULL);
 	/* A fresh generation: never one an agent saw from another server. */
 	n->gen = ++s->generation;
 	*HF_VEC_PUSH(&s->nodes) = n;
@@ -372,8 +371,6 @@ void hf_state_node_free(struct hf_node *n)
 	}
 	HF_VEC_FREE(&n->kept);
 	HF_VEC_FREE(&n->insts);
-	/* A zeroed cond (a node never added) is the static initialiser. */
-	pthread_cond_destroy(&n->wake);
 	free(n);
 }
 

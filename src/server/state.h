@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/http.h"
 #include "common/map.h"
 #include "common/util.h"
 #include "plan/plan.h"
@@ -220,7 +221,7 @@ struct hf_node {
 	 * can tell an older answer from a newer one.
 	 */
 	uint64_t gen, digest, digest_scratch;
-	pthread_cond_t wake; /* its agent's long poll waits here */
+	struct hf_http_waitq waitq; /* its agent's long poll waits here */
 	/*
 	 * The instances placed here, rebuilt by hf_sched_publish; only to be
 	 * used while srv->node_lists_valid (nothing moved since).
@@ -354,6 +355,12 @@ struct hf_srv {
 		json_t **items;
 		size_t len, cap;
 	} held_events;
+	/*
+	 * Nodes' own credentials (nodeauth.c): digest -> node. Guarded by
+	 * cred_mu alone, not mu: the HTTP layer asks on every agent request.
+	 */
+	pthread_mutex_t cred_mu;
+	struct hf_map node_creds;
 	/* metrics */
 	uint64_t launches, restarts, failures;
 	struct hf_api_metrics *api_metrics;

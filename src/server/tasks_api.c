@@ -2,6 +2,8 @@
  * tasks_api.c - a task's logs and `exec`, served by the server for the
  * CLI and fetched from the agent that runs the task (its own small API,
  * reported in the sync's info). The server never reads a node's files.
+ * Both routes are BLOCKING (http.h): their handlers and the log stream's
+ * steps wait on the agent from a worker thread.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 
 #define AGENT_TIMEOUT_MS 10000
 #define EXEC_TIMEOUT_MS 130000
+/* A followed log with nothing new is asked again this often. */
+#define LOG_POLL_MS 300
 
 /*
  * Resolves {task}: a task id, or a task name "<pod>-<i>-<task>" meaning
@@ -113,10 +117,8 @@ static int log_stream_next(void *arg, struct hf_buf *out)
 	free(err);
 	if (rc || status != 200) {
 		json_decref(resp);
-		if (!ls->follow)
-			return 1;
-		sleep(1);
-		return 0;
+		/* The agent may be restarting: ask again after a while. */
+		return ls->follow ? 0 : 1;
 	}
 	data = json_string_value(json_object_get(resp, "data"));
 	if (data && *data)
@@ -128,8 +130,6 @@ static int log_stream_next(void *arg, struct hf_buf *out)
 		return 1;
 	}
 	json_decref(resp);
-	if (!data || !*data)
-		usleep(300 * 1000);
 	return 0;
 }
 
@@ -140,7 +140,6 @@ void hf_task_logs_handler(void *ctx, const struct hf_http_req *req,
 	const char *task = hf_kvlist_get(&req->params, "task");
 	const char *stream = hf_kvlist_get(&req->query, "stream");
 	const char *tail = hf_kvlist_get(&req->query, "tail");
-	const char *follow = hf_kvlist_get(&req->query, "follow");
 	char *id = NULL, *api = NULL, *key = NULL, *why = NULL, *path, *err = NULL;
 	struct log_stream *ls;
 	json_t *first = NULL;
@@ -188,8 +187,7 @@ void hf_task_logs_handler(void *ctx, const struct hf_http_req *req,
 	ls->path_base =
 	    hf_xasprintf("/v1/agent/tasks/%s/logs?stream=%s", id, stream);
 	ls->offset = json_integer_value(json_object_get(first, "offset"));
-	ls->follow = follow && (strcmp(follow, "true") == 0 ||
-				strcmp(follow, "1") == 0);
+	ls->follow = hf_http_query_bool(req, "follow", false);
 	ls->http = req->server;
 	resp->status = 200;
 	resp->content_type = "text/plain; charset=utf-8";
@@ -202,9 +200,14 @@ void hf_task_logs_handler(void *ctx, const struct hf_http_req *req,
 		}
 	}
 	if (ls->follow) {
+		/*
+		 * The route is BLOCKING: each step (one request to the agent)
+		 * runs on a worker; between empty steps the layer waits.
+		 */
 		resp->stream = log_stream_next;
 		resp->stream_free = log_stream_free;
 		resp->stream_arg = ls;
+		resp->stream_poll_ms = LOG_POLL_MS;
 	} else {
 		log_stream_free(ls);
 	}

@@ -528,7 +528,7 @@ class Agent:
         servers = self.servers or [s.url for s in self.hf.servers]
         argv = [self.hf.bin, "agent", "--server", ",".join(servers), "--data", self.data,
                 "--node-id", self.node_id, "--address", self.host.ip,
-                "--token", self.hf.agent_token, "--holdfast-bin", self.hf.bin]
+                "--token-file", self.hf.agent_token_file, "--holdfast-bin", self.hf.bin]
         if self.attributes:
             argv += ["--attributes", ",".join(f"{k}={v}" for k, v in self.attributes.items())]
         if self.hf.agent_wait is not None:
@@ -641,8 +641,14 @@ class Holdfast:
         self.client = client or net.add_host("ops")
         self.admin_token = secrets.token_hex(16)
         self.agent_token = secrets.token_hex(16)
+        # Credential files must be private to the user (the server and
+        # the agent refuse others).
         self.tokens_file = write(os.path.join(net.tmp, "tokens"),
                                  f"admin {self.admin_token}\nagent {self.agent_token}\n")
+        os.chmod(self.tokens_file, 0o600)
+        self.agent_token_file = write(os.path.join(net.tmp, "agent-token"),
+                                      self.agent_token + "\n")
+        os.chmod(self.agent_token_file, 0o600)
         self.servers = []
         self.agents = {}
         self.etcd = None
@@ -760,12 +766,14 @@ class Holdfast:
         self.server = s
         return s
 
-    def api(self, method, path, body=None, server=None, timeout=30):
-        """(status, parsed JSON) of an API call, made from the ops host."""
+    def api(self, method, path, body=None, server=None, timeout=30, token=None):
+        """(status, parsed JSON) of an API call, made from the ops host
+        (with the admin token, or token)."""
         url = (server or self.server).url + path
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method, headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {self.admin_token}"})
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token or self.admin_token}"})
 
         def do():
             try:

@@ -391,7 +391,12 @@ def test_leader_killed_mid_deploy_another_takes_over(hf, net, tmp_path):
     holds_for(lambda: hf.leader() is new, 8)
     st, body = hf.api("POST", "/v1/service/ha/pod/app-0/restart", server=first)
     assert st == 503 and body.get("leader") == new.url, (st, body)
-    st, body = hf.api("POST", "/v1/agent/sync", body={"node_id": "x"}, server=first)
+    # An agent's sync too (with its node's own credential, which the
+    # follower knows from the store).
+    node, agent = next(iter(hf.agents.items()))
+    node_token = read(os.path.join(agent.data, "node-token")).strip()
+    st, body = hf.api("POST", "/v1/agent/sync", body={"node_id": node}, server=first,
+                      token=node_token)
     assert st == 503 and body.get("error") == "not-leader", (st, body)
 
     def same_view():
@@ -452,3 +457,20 @@ def test_leader_cut_off_from_etcd_stops_acting(hf, net, tmp_path):
     first.host.heal()
     first.start(wait=False)
     holds_for(lambda: hf.leader() is new, 6)
+
+
+def test_agent_whose_first_server_follows_joins_the_leader(hf, net, tmp_path):
+    """Each agent registers a credential of its own with the leader; a
+    follower answers a new agent's sync and registration 503 with the
+    leader's URL (it cannot check a node's credential), so an agent that
+    lists the follower first moves on and joins."""
+    servers, leader, _ = start_ha(hf, net, nagents=0)
+    follower = [s for s in servers if s is not leader][0]
+    wait_for(lambda: hf.ping(follower), 60, what="the follower's API")
+    st, body = hf.api("POST", "/v1/agent/register",
+                      body={"node_id": "x", "token": "t" * 40}, server=follower)
+    assert st == 503 and body.get("leader") == leader.url, (st, body)
+    agent = hf.start_agent(net.add_host("a1"), servers=[follower.url, leader.url])
+    assert "its credential is registered with " + leader.url in agent.log()
+    nodes = {n["id"]: n for n in hf.get("/v1/nodes")}
+    assert nodes["a1"]["connected"], nodes

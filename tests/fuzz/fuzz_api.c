@@ -2,22 +2,41 @@
  * fuzz_api.c - the server's own route table and handlers under arbitrary
  * requests (paths, query strings, JSON bodies), without sockets: requests
  * go through hf_http_dispatch() into a server state backed by an in-memory
- * store. Input: "<METHOD> <target>\n<body>". Every answer must be a status
- * the API documents, with a JSON body for errors; nothing may crash or
- * leak.
+ * store. Input: "<METHOD> <target>\n<body>", sent as JSON with the admin
+ * token (the agents' sync with the credential of the node its body names).
+ * Every answer must be a status the API documents, with a JSON body for
+ * errors; nothing may crash or leak.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "api/http.h"
 #include "server/api.h"
 #include "server/metrics.h"
+#include "server/nodeauth.h"
 #include "server/sched.h"
 #include "server/state.h"
 
 static struct hf_srv *srv;
+static struct hf_kvlist tokens;
+/* The node the current request's body names: its sync is its own. */
+static char *body_node;
+
+#define ADMIN "fuzz-admin-token"
+#define NODE "fuzz-node-token"
+
+static int authenticate(void *ctx, const char *token, char **principal)
+{
+	*principal = NULL;
+	if (strcmp(token, NODE) != 0 || !body_node)
+		return HF_ROLE_NONE;
+	*principal = hf_xstrdup(body_node);
+	return HF_ROLE_NODE;
+}
 
 static void setup(void)
 {
@@ -32,6 +51,8 @@ static void setup(void)
 	srv->opts.advertise = "http://127.0.0.1:1";
 	srv->leading = true;
 	srv->api_metrics = hf_api_metrics_new();
+	hf_nodeauth_init(srv);
+	hf_kvlist_set(&tokens, ADMIN, "admin");
 	if (hf_store_open("mem:", &srv->store))
 		abort();
 }
@@ -62,9 +83,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	raw.target = sp + 1;
 	raw.body = nl ? nl + 1 : NULL;
 	raw.body_len = nl ? size - (size_t)(nl + 1 - text) : 0;
+	raw.content_type = "application/json";
+	/* The agents' sync goes as the node its body names, the rest as admin. */
+	raw.authorization = strncmp(raw.target, "/v1/agent/sync", 14) == 0
+				    ? "Bearer " NODE
+				    : "Bearer " ADMIN;
+	free(body_node);
+	body_node = NULL;
+	if (raw.body_len) {
+		json_t *b = json_loadb(raw.body, raw.body_len, 0, NULL);
+		const char *id = json_string_value(json_object_get(b, "node_id"));
+
+		body_node = id ? hf_xstrdup(id) : NULL;
+		json_decref(b);
+	}
 	routes = hf_server_routes(&conf.nroutes);
 	conf.routes = routes;
 	conf.ctx = srv;
+	conf.tokens = &tokens;
+	conf.authenticate = authenticate;
 	hf_http_dispatch(&conf, &raw, &resp);
 	if (resp.status < 200 || resp.status > 599)
 		abort();
@@ -95,6 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		srv->nodes.len = 0;
 		hf_map_clear(&srv->node_index);
 		srv->node_lists_valid = false;
+		hf_nodeauth_release(srv);
+		hf_nodeauth_init(srv);
 	}
 	pthread_mutex_unlock(&srv->mu);
 	free(text);

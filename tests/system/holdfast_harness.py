@@ -7,6 +7,8 @@ fails.
 """
 import json
 import os
+import pwd
+import re
 import signal
 import subprocess
 import time
@@ -42,11 +44,32 @@ def wait_for(pred, timeout=60.0, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def local_credential(url, config_dir=None):
+    """The admin credential a server on this machine left for its user, as
+    the CLI finds it (src/api/cred.h): <config dir>/credentials/local-<port>
+    for a loopback address; None when there is none."""
+    m = re.match(r"^(?:https?://)?(\[[^]]+\]|[^:/]+)(?::(\d+))?", url)
+    if not m or m.group(1).strip("[]") not in ("127.0.0.1", "::1", "localhost") \
+            and not m.group(1).startswith("127."):
+        return None
+    port = m.group(2) or ("443" if url.startswith("https:") else "80")
+    base = config_dir or os.environ.get("HOLDFAST_CONFIG_DIR") or \
+        os.path.join(pwd.getpwuid(os.geteuid()).pw_dir, ".config", "holdfast")
+    try:
+        with open(os.path.join(base, "credentials", f"local-{port}")) as f:
+            return f.readline().strip() or None
+    except OSError:
+        return None
+
+
 class Cluster:
     def __init__(self, tmp, name="c", backoff="0.5", tokens=None):
         """tokens: {"admin": ..., "read": ..., "agent": ...} runs the server
-        with --tokens, the agent with --token and the CLI and API with the
-        admin token."""
+        with --tokens (it then leaves no credential of its own), the agent
+        with --token-file and the CLI and API with the admin token. Without
+        tokens the server, its agent and the CLI share one user's config
+        directory (HOLDFAST_CONFIG_DIR), as one user on one machine does:
+        the agent, the CLI and api() find the server's credential there."""
         self.tmp = str(tmp)
         self.server_data = os.path.join(self.tmp, "server")
         self.agent_data = os.path.join(self.tmp, "agent")
@@ -57,24 +80,41 @@ class Cluster:
         self.agent = None
         self.port = None
         self.backoff = backoff
+        self.server_args = []  # extra `holdfast server` flags
         self.logs = []
         self.tokens = tokens
         self.tokens_file = None
+        self.agent_token_file = None
+        # Credentials files are refused unless private (cred.h).
+        self.config_dir = os.path.join(self.tmp, "config")
         if tokens:
             self.tokens_file = write(os.path.join(self.tmp, "tokens"), "".join(
-                f"{role} {tok}\n" for role, tok in tokens.items()))
+                f"{role} {tok}\n" for role, tok in tokens.items()), mode=0o600)
+            self.agent_token_file = write(os.path.join(self.tmp, "agent-token"),
+                                          tokens["agent"] + "\n", mode=0o600)
 
     # -- processes -----------------------------------------------------
     def _env(self):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env["HOLDFAST_ADDR"] = self.url if self.port else ""
+        env["HOLDFAST_CONFIG_DIR"] = self.config_dir
+        env.pop("HOLDFAST_ADMIN_TOKEN", None)
         if self.tokens:
             env["HOLDFAST_TOKEN"] = self.tokens["admin"]
+        else:
+            env.pop("HOLDFAST_TOKEN", None)
         return env
 
+    def token(self):
+        """The admin token: the configured one, else the server's own."""
+        if self.tokens:
+            return self.tokens["admin"]
+        return local_credential(self.url, self.config_dir)
+
     def _auth(self):
-        return {"Authorization": f"Bearer {self.tokens['admin']}"} if self.tokens else {}
+        tok = self.token() if self.port else None
+        return {"Authorization": f"Bearer {tok}"} if tok else {}
 
     @property
     def url(self):
@@ -89,7 +129,7 @@ class Cluster:
         self.server = subprocess.Popen(
             [BIN, "server", "--data", self.server_data, "--listen", listen,
              "--port-file", self.port_file, "--backoff", self.backoff,
-             *(("--tokens", self.tokens_file) if self.tokens else ())],
+             *(("--tokens", self.tokens_file) if self.tokens else ()), *self.server_args],
             stdout=log, stderr=log, env=self._env(), start_new_session=True)
         wait_for(lambda: os.path.exists(self.port_file) or self.server.poll() is not None,
                  30, what="server port file")
@@ -112,7 +152,7 @@ class Cluster:
         self.agent = subprocess.Popen(
             [*wrap, BIN, "agent", "--server", self.url, "--data", self.agent_data,
              "--node-id", "node-1",
-             *(("--token", self.tokens["agent"]) if self.tokens else ()), *extra],
+             *(("--token-file", self.agent_token_file) if self.tokens else ()), *extra],
             stdout=log, stderr=log, env=self._env(), start_new_session=True)
         wait_for(lambda: any(n.get("connected") for n in self.api("GET", "/v1/nodes")[1]),
                  30, what="agent registration")
@@ -236,7 +276,9 @@ class Cluster:
         return st.get("pid")
 
 
-def write(path, text):
+def write(path, text, mode=None):
     with open(path, "w") as f:
         f.write(text)
+    if mode is not None:
+        os.chmod(path, mode)
     return str(path)

@@ -251,6 +251,8 @@ def route_table():
 # (404) or need a body (400) so that the auth checks change nothing.
 ROUTES = {
     ("POST", "/v1/agent/sync"): ("/v1/agent/sync", {"node_id": "node-1", "wait": 0}, 200),
+    ("POST", "/v1/agent/register"): ("/v1/agent/register", {}, 400),
+    ("POST", "/v1/nodes/{node}/reset-identity"): ("/v1/nodes/nosuch/reset-identity", None, 404),
     ("GET", "/v1/version"): ("/v1/version", None, 200),
     ("GET", "/v1/leader"): ("/v1/leader", None, 200),
     ("GET", "/v1/services"): ("/v1/services", None, 200),
@@ -306,33 +308,56 @@ def test_every_route_is_covered():
 # ---------------------------------------------------------------------------
 # Auth
 
+def node_token(cl):
+    """The harness agent's own credential (nodeauth.h), from its data dir."""
+    with open(os.path.join(cl.agent_data, "node-token")) as f:
+        return f.read().strip()
+
+
 def test_auth_matrix(cl):
+    node = node_token(cl)
     for (method, pattern), (path, body, admin_status) in ROUTES.items():
         flags = [f for m, p, f in route_table() if (m, p) == (method, pattern)][0]
         write_route = "HF_ROUTE_WRITE" in flags
         agent_route = "HF_ROUTE_AGENT" in flags
+        join_route = "HF_ROUTE_JOIN" in flags
+        public = "HF_ROUTE_PUBLIC" in flags
         # No token, or a token the server does not know: 401 with a challenge.
         for tok in (None, "not-a-token"):
             st, hdrs, data = cl.request(method, path, body, token=tok)
+            if public:
+                assert st == admin_status, (method, path, tok, st, data)
+                continue
             assert st == 401, (method, path, tok, st, data)
             assert json.loads(data)["error"] == "unauthorized"
             assert hdrs.get("www-authenticate", "").startswith("Bearer"), hdrs
+        if public:
+            continue
         # Read token: reads yes, writes and the agent protocol no.
         st, _, data = cl.request(method, path, body, token=READ)
-        if write_route or agent_route:
+        if write_route or agent_route or join_route:
             assert st == 403, (method, path, st, data)
             assert json.loads(data)["error"] == "forbidden"
         else:
             assert st == admin_status, (method, path, st, data)
-        # Agent token: the agent route and reads; no operator writes.
+        # Agent (join) token: registering a node, nothing else.
         st, _, data = cl.request(method, path, body, token=AGENT)
-        if write_route:
+        if join_route:
+            assert st == admin_status, (method, path, st, data)
+        else:
+            assert st == 403, (method, path, st, data)
+        # A node's own credential: its sync only.
+        st, _, data = cl.request(method, path, body, token=node)
+        if agent_route:
+            assert st == admin_status, (method, path, st, data)
+        else:
+            assert st == 403, (method, path, st, data)
+        # Admin: everything but a node's sync (the status the handler gives).
+        st, _, data = cl.request(method, path, body, token=ADMIN)
+        if agent_route:
             assert st == 403, (method, path, st, data)
         else:
             assert st == admin_status, (method, path, st, data)
-        # Admin: everything (the status the handler gives).
-        st, _, data = cl.request(method, path, body, token=ADMIN)
-        assert st == admin_status, (method, path, st, data)
     # Nothing was changed by the refused calls.
     assert [s["name"] for s in cl.api("GET", "/v1/services")[1]] == ["svc", "pods", "waiting", "bad"]
     assert all(n["connected"] and not n["decommissioned"] for n in cl.api("GET", "/v1/nodes")[1])
@@ -353,13 +378,14 @@ def test_tokens_are_never_echoed(cl):
 
 
 def test_agent_sync_shape(cl):
-    st, body = cl.api("POST", "/v1/agent/sync", {"node_id": "node-1", "wait": 0}, token=AGENT)
+    node = node_token(cl)
+    st, body = cl.api("POST", "/v1/agent/sync", {"node_id": "node-1", "wait": 0}, token=node)
     assert st == 200
     types_of(body, {"generation": int, "tasks": list, "delete_volumes": list,
                     "heartbeat_interval": int})
     ids = {t["task_id"] for t in body["tasks"]}
     assert {t["id"] for t in cl.tasks("svc").values() if t["status"] == "RUNNING"} <= ids
-    is_error(cl.api("POST", "/v1/agent/sync", {"wait": 0}, token=AGENT), 400)
+    is_error(cl.api("POST", "/v1/agent/sync", {"wait": 0}, token=node), 400)
 
 
 # ---------------------------------------------------------------------------

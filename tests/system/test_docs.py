@@ -217,13 +217,14 @@ class Checker:
         self.ref = {(r["method"], r["pattern"]): r for r in reference}
         self.seen = set()
 
-    def call(self, method, pattern, path, body=None, raw=None, expect_error=None):
+    def call(self, method, pattern, path, body=None, raw=None, expect_error=None, token=None):
         """Sends one request for the route (method, pattern) and checks the
-        answer against its documentation. Returns (status, parsed body)."""
+        answer against its documentation (with the admin token, or token).
+        Returns (status, parsed body)."""
         r = self.ref[(method, pattern)]
         self.seen.add((method, pattern))
         headers = {"Content-Type": "application/json"}
-        headers.update(self.c._auth())
+        headers.update({"Authorization": f"Bearer {token}"} if token else self.c._auth())
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         conn = http.client.HTTPConnection("127.0.0.1", self.c.port, timeout=60)
         try:
@@ -294,7 +295,16 @@ def test_every_route_answers_as_documented(cl):
     _, nodes = ck.call("GET", "/v1/nodes", "/v1/nodes")
     ck.call("GET", "/metrics", "/metrics")
     ck.call("GET", "/v1/events", "/v1/events?follow=false")
-    ck.call("POST", "/v1/agent/sync", "/v1/agent/sync", {"node_id": nodes[0]["id"], "wait": 0})
+    # An agent syncs with its node's own credential; a new node registers one.
+    with open(os.path.join(cl.agent_data, "node-token")) as f:
+        node_token = f.read().strip()
+    ck.call("POST", "/v1/agent/sync", "/v1/agent/sync", {"node_id": nodes[0]["id"], "wait": 0},
+            token=node_token)
+    ck.call("POST", "/v1/agent/register", "/v1/agent/register",
+            {"node_id": "docs-probe", "token": "p" * 40})
+    ck.call("POST", "/v1/agent/register", "/v1/agent/register",
+            {"node_id": "docs-probe", "token": "q" * 40}, expect_error="conflict")
+    ck.call("POST", "/v1/nodes/{node}/reset-identity", "/v1/nodes/docs-probe/reset-identity")
     ck.call("GET", "/v1/service/{svc}/plans", "/v1/service/docs/plans")
     ck.call("GET", "/v1/service/{svc}/plans/{plan}", "/v1/service/docs/plans/deploy")
     ck.call("GET", "/v1/service/{svc}/pod", "/v1/service/docs/pod")

@@ -669,6 +669,7 @@ def test_server_agent_and_cli_over_tls_with_a_private_ca(tmp_path):
     d = str(tmp_path)
     make_ca_and_cert(d)
     tokens = write(tmp_path / "tokens", "admin tls-admin-7f3a\nagent tls-agent-19c2\n")
+    os.chmod(tokens, 0o600)  # a tokens file others can read is refused
     os.makedirs(tmp_path / "server")
     os.makedirs(tmp_path / "agent")
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")

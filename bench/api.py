@@ -42,8 +42,9 @@ plans:
 """
 
 
-def wrk(url, duration, connections):
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
+def wrk(url, duration, connections, token):
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
+                          "-H", f"Authorization: Bearer {token}", url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -77,7 +78,7 @@ def main():
                   "GET plans/deploy": "/v1/service/big/plans/deploy",
                   "GET pod/status": "/v1/service/big/pod/status"}
         for label, path in routes.items():
-            r = wrk(b.url + path, a.duration, a.connections)
+            r = wrk(b.url + path, a.duration, a.connections, b.token())
             r.update(label=label, during_deploy=False)
             res["rows"].append(r)
             hfbench.log(label, r)
@@ -85,7 +86,7 @@ def main():
         done = threading.Event()
         b.deploy(spec("second", a.n))
         for label, path in list(routes.items())[1:]:
-            r = wrk(b.url + path, a.duration, a.connections)
+            r = wrk(b.url + path, a.duration, a.connections, b.token())
             r.update(label=label, during_deploy=True)
             res["rows"].append(r)
             hfbench.log(label, "during deploy", r)

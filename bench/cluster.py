@@ -78,15 +78,19 @@ def run_scenario(mode, agents, instances, timeout):
     b = hb.Bench(f"cluster-{mode}")
     sim = None
     try:
-        # Room for every agent's long poll plus the benchmark's requests.
+        # Room for every agent's long poll plus the benchmark's requests;
+        # all the simulated agents share one address (127.0.0.1).
         b.start_server_args = ["--max-connections", str(agents + 256),
+                               "--max-connections-per-ip", str(agents + 256),
                                "--node-timeout", "60"]
         b.start_server()
         stats = os.path.join(b.tmp, "sim.json")
         simlog = b._log("sim.log")
+        # They join with the server's admin credential (a join token would do).
         sim = subprocess.Popen([SIM, "--server", b.url, "--agents", str(agents),
                                 "--zones", "3", "--wait", "20", "--stats", stats],
                                stdout=simlog, stderr=simlog, stdin=subprocess.DEVNULL,
+                               env=dict(b.env, HOLDFAST_TOKEN=b.token()),
                                start_new_session=True)
         hb.wait_for(lambda: read_stats(stats).get("registered", 0) >= agents
                     or sim.poll() is not None, 120, interval=0.2,

@@ -203,6 +203,12 @@ class Bench:
         self.backoff_max = backoff_max
         self.agent_resources = agent_resources
         self.start_server_args = []  # extra `holdfast server` flags
+        # The server leaves its admin credential here; the agent and api()
+        # find it, as a user's CLI and agent on this machine would.
+        self.config_dir = os.path.join(self.tmp, "config")
+        self.env = dict(os.environ, HOLDFAST_CONFIG_DIR=self.config_dir)
+        for k in ("HOLDFAST_TOKEN", "HOLDFAST_ADMIN_TOKEN"):
+            self.env.pop(k, None)
         self.server = self.agent = None
         self.port = None
         self.groups = []      # process groups of baseline shells
@@ -247,7 +253,7 @@ class Bench:
             args += ["--backoff-max", str(self.backoff_max)]
         args += self.start_server_args
         log_ = self._log("server.log")
-        self.server = subprocess.Popen(args, stdout=log_, stderr=log_,
+        self.server = subprocess.Popen(args, stdout=log_, stderr=log_, env=self.env,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for(lambda: os.path.exists(self.port_file) and open(self.port_file).read().strip()
                  or self.server.poll() is not None, 30, what="server port file")
@@ -269,7 +275,7 @@ class Bench:
         if self.agent_resources:
             args += ["--resources", self.agent_resources]
         log_ = self._log("agent.log")
-        self.agent = subprocess.Popen(args, stdout=log_, stderr=log_,
+        self.agent = subprocess.Popen(args, stdout=log_, stderr=log_, env=self.env,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for(lambda: self.agent.poll() is not None or
                  any(n.get("connected") for n in self.api("GET", "/v1/nodes")[1]),
@@ -288,10 +294,20 @@ class Bench:
         except OSError:
             return ""
 
+    def token(self):
+        """The server's admin credential (docs/operations.md): every request
+        needs one."""
+        try:
+            with open(os.path.join(self.config_dir, "credentials", f"local-{self.port}")) as f:
+                return f.readline().strip()
+        except OSError:
+            return ""
+
     def api(self, method, path, body=None, timeout=60):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.token()}"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, json.loads(r.read() or b"null")

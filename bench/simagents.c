@@ -3,15 +3,19 @@
  * benchmark (bench/cluster.py).
  *
  * Each simulated agent speaks the real agent protocol (docs/protocol.md,
- * POST /v1/agent/sync) to a real server: it registers with its own node
- * id, hostname, zone attribute and resources, keeps one long poll open,
+ * POST /v1/agent/register once with the join token --token, then
+ * POST /v1/agent/sync with a credential of its own) to a real server: it
+ * registers with its own node id, hostname, zone attribute and resources,
+ * keeps one long poll open,
  * and "launches" every task of its desired set at once by reporting it
  * running and ready in its next sync. A task dropped from the desired set
  * is reported killed once and forgotten. No process is started: what is
  * measured is the server's work (placement, plans, store writes, syncs).
  *
- *   hf-simagents --server URL --agents N [--zones Z] [--wait S]
- *                [--token T] [--prefix P] [--stats FILE]
+ *   hf-simagents --server URL --agents N [--token JOIN] [--zones Z]
+ *                [--wait S] [--prefix P] [--stats FILE]
+ *
+ * The join token may come from HOLDFAST_TOKEN instead (not shown by ps).
  *
  * Every 100 ms, when something changed, it rewrites FILE (atomically) with
  * a JSON object: agents registered, syncs sent, tasks launched (distinct
@@ -39,8 +43,10 @@ struct sim_agent {
 	char node_id[64];
 	char hostname[64];
 	char zone[16];
+	char cred[96];   /* its own credential, registered once */
+	bool joined;     /* the server knows cred */
 	CURL *easy;
-	struct curl_slist *headers;
+	struct curl_slist *headers, *join_headers;
 	char *body;      /* request body being sent */
 	char *resp;      /* response being received */
 	size_t resp_len, resp_cap;
@@ -103,6 +109,23 @@ static json_t *agent_info(const struct sim_agent *a, int64_t started)
 	    "sim", "started_at", (json_int_t)started);
 }
 
+/* POST /v1/agent/register: this agent's node id and credential. */
+static void send_register(CURLM *multi, struct sim_agent *a, const char *url)
+{
+	json_t *req = json_pack("{s:s, s:s}", "node_id", a->node_id, "token",
+				a->cred);
+
+	free(a->body);
+	a->body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	a->resp_len = 0;
+	curl_easy_setopt(a->easy, CURLOPT_URL, url);
+	curl_easy_setopt(a->easy, CURLOPT_POSTFIELDS, a->body);
+	curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->join_headers);
+	curl_easy_setopt(a->easy, CURLOPT_TIMEOUT, 120L);
+	curl_multi_add_handle(multi, a->easy);
+}
+
 static void send_sync(CURLM *multi, struct sim_agent *a, const char *url,
 		      int wait, int64_t started)
 {
@@ -147,6 +170,7 @@ static void send_sync(CURLM *multi, struct sim_agent *a, const char *url,
 	a->resp_len = 0;
 	curl_easy_setopt(a->easy, CURLOPT_URL, url);
 	curl_easy_setopt(a->easy, CURLOPT_POSTFIELDS, a->body);
+	curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->headers);
 	curl_easy_setopt(a->easy, CURLOPT_TIMEOUT, (long)wait + 120);
 	curl_multi_add_handle(multi, a->easy);
 	syncs++;
@@ -250,8 +274,8 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fputs("usage: hf-simagents --server URL --agents N [--zones Z] "
-	      "[--wait S] [--token T] [--prefix P] [--stats FILE]\n",
+	fputs("usage: hf-simagents --server URL --agents N --token JOIN "
+	      "[--zones Z] [--wait S] [--prefix P] [--stats FILE]\n",
 	      stderr);
 }
 
@@ -261,9 +285,11 @@ int main(int argc, char **argv)
 		   *stats = NULL;
 	int nagents = 0, zones = 3, wait = 10;
 	struct sim_agent *agents;
-	char url[1024], auth[512];
+	char url[1024], reg_url[1024], auth[512], own[160];
 	int64_t started = now_ms(), last_stats = 0;
+	unsigned long long seed = 0;
 	CURLM *multi;
+	FILE *rnd;
 
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -292,13 +318,21 @@ int main(int argc, char **argv)
 		}
 		i++;
 	}
-	if (!server || nagents <= 0 || zones <= 0) {
+	if (!token)
+		token = getenv("HOLDFAST_TOKEN");
+	if (!server || nagents <= 0 || zones <= 0 || !token || !*token) {
 		usage();
 		return 2;
 	}
 	snprintf(url, sizeof(url), "%s/v1/agent/sync", server);
-	if (token)
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	snprintf(reg_url, sizeof(reg_url), "%s/v1/agent/register", server);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	rnd = fopen("/dev/urandom", "rb");
+	if (!rnd || fread(&seed, sizeof(seed), 1, rnd) != 1) {
+		fputs("hf-simagents: cannot read /dev/urandom\n", stderr);
+		return 1;
+	}
+	fclose(rnd);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -316,20 +350,25 @@ int main(int argc, char **argv)
 			 prefix, i);
 		snprintf(a->zone, sizeof(a->zone), "z%d", i % zones);
 		a->seq = (double)started;
+		snprintf(a->cred, sizeof(a->cred), "sim-%016llx-%08d-%016llx",
+			 seed, i, seed ^ (0x9e3779b97f4a7c15ULL * (unsigned)(i + 1)));
+		snprintf(own, sizeof(own), "Authorization: Bearer %s", a->cred);
 		a->easy = curl_easy_init();
 		a->headers = curl_slist_append(NULL,
 					       "Content-Type: application/json");
 		a->headers = curl_slist_append(a->headers, "Expect:");
-		if (token)
-			a->headers = curl_slist_append(a->headers, auth);
-		curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->headers);
+		a->join_headers = curl_slist_append(NULL,
+						    "Content-Type: application/json");
+		a->join_headers = curl_slist_append(a->join_headers, "Expect:");
+		a->join_headers = curl_slist_append(a->join_headers, auth);
+		a->headers = curl_slist_append(a->headers, own);
 		curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, on_data);
 		curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, a);
 		curl_easy_setopt(a->easy, CURLOPT_PRIVATE, a);
 		curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(a->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-		/* Register quickly, then hold long polls. */
-		send_sync(multi, a, url, 0, started);
+		/* Register its credential, then sync at once, then hold polls. */
+		send_register(multi, a, reg_url);
 	}
 	while (!stop) {
 		int running = 0, left = 0;
@@ -353,13 +392,20 @@ int main(int argc, char **argv)
 				stats_dirty = true;
 				if (errors < 20)
 					fprintf(stderr,
-						"hf-simagents: %s: sync failed: "
-						"%s (HTTP %ld)\n",
+						"hf-simagents: %s: %s failed: "
+						"%s (HTTP %ld%s%.200s)\n",
 						a->node_id,
+						a->joined ? "sync" : "register",
 						curl_easy_strerror(
 						    m->data.result),
-						code);
+						code, a->resp_len ? ": " : "",
+						a->resp_len ? a->resp : "");
 				a->retry_at = now_ms() + 1000;
+				continue;
+			}
+			if (!a->joined) {
+				a->joined = true;
+				send_sync(multi, a, url, 0, started);
 				continue;
 			}
 			apply(a);
@@ -371,7 +417,10 @@ int main(int argc, char **argv)
 
 			if (a->retry_at && a->retry_at <= now) {
 				a->retry_at = 0;
-				send_sync(multi, a, url, wait, started);
+				if (a->joined)
+					send_sync(multi, a, url, wait, started);
+				else
+					send_register(multi, a, reg_url);
 			}
 		}
 		if (now - last_stats >= 100) {
@@ -387,6 +436,7 @@ int main(int argc, char **argv)
 		curl_multi_remove_handle(multi, a->easy);
 		curl_easy_cleanup(a->easy);
 		curl_slist_free_all(a->headers);
+		curl_slist_free_all(a->join_headers);
 		free(a->body);
 		free(a->resp);
 		for (size_t k = 0; k < a->ntasks; k++)

@@ -1051,6 +1051,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	r.view->generation = 1;
 	/* Known agents are recognised from the first request (see follow). */
 	if (hf_nodeauth_load(s, &err)) {
+		hf_log("%s", err); /* and follow() says what it means */
 		free(err);
 		err = NULL;
 	}

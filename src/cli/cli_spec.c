@@ -407,6 +407,30 @@ static void print_spec_human(const struct hf_spec *spec)
 	hf_plan_defs_release(&defs);
 }
 
+/*
+ * A rendered spec is not a deploy's answer: the features a deploy would
+ * refuse are said on stderr (the output stays the model, text or JSON),
+ * as validate says them, so that rendering never suggests all is well.
+ */
+static void warn_unsupported(const struct hf_spec *spec, const char *what)
+{
+	struct hf_diags un = {0};
+
+	if (hf_spec_check_supported(spec, &un)) {
+		for (size_t i = 0; i < un.len; i++)
+			un.items[i].level = HF_DIAG_WARNING;
+		un.warnings = un.errors;
+		un.errors = 0;
+		hf_diags_print(stderr, &un);
+		fprintf(stderr,
+			"%s: a deploy would refuse this spec: it uses %zu "
+			"feature%s holdfast does not support yet (listed "
+			"above)\n",
+			what, un.warnings, un.warnings == 1 ? "" : "s");
+	}
+	hf_diags_release(&un);
+}
+
 int hf_cmd_spec_render(int argc, char **argv)
 {
 	struct spec_args a = {0};
@@ -419,6 +443,7 @@ int hf_cmd_spec_render(int argc, char **argv)
 	rc = load_spec(a.files[0], &a.src.options, &a, &spec, NULL);
 	if (rc)
 		goto out;
+	warn_unsupported(spec, a.src.is_package ? a.src.package : a.files[0]);
 	if (a.json) {
 		json_t *j = hf_spec_to_json(spec);
 

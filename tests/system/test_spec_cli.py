@@ -323,6 +323,15 @@ pods:
     unsup = json.loads(p.stdout)["not-supported-yet"]
     assert {(u["path"], u["line"]) for u in unsup} == {
         ("pods.web.image", 5), ("pods.web.tasks.server.gpus", 11)}, unsup
+    # The text form renders the model and says on stderr what a deploy
+    # would refuse, with the same diagnostics as validate.
+    p = run("spec", "render", f)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("service demo\n"), p.stdout
+    got = {(m["level"], m["path"], m["line"]) for m in diags(p.stderr)}
+    assert got == {("warning", "pods.web.image", "5"),
+                   ("warning", "pods.web.tasks.server.gpus", "11")}, p.stderr
+    assert "a deploy would refuse this spec" in p.stderr
 
 
 def test_render_sdk_helloworld_with_options_files():

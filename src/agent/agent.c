@@ -28,8 +28,8 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
-#include "api/cred.h"
-#include "api/http.h"
+#include "http/cred.h"
+#include "http/http.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/util.h"

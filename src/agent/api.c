@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "agent/api.h"
-#include "api/http.h"
+#include "http/http.h"
 #include "common/err.h"
 #include "common/spawn.h"
 #include "shim/confine.h"

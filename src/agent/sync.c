@@ -25,8 +25,8 @@
 #include <time.h>
 
 #include "agent/agent_int.h"
-#include "api/cred.h"
-#include "api/http.h"
+#include "http/cred.h"
+#include "http/http.h"
 #include "common/err.h"
 #include "common/util.h"
 

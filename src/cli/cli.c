@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "common/util.h"
 #include "common/version.h"
 #include "agent/agent.h"

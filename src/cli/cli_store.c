@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "server/state.h"

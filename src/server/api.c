@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "common/err.h"
 #include "common/version.h"
 #include "server/api.h"

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "api/http.h"
+#include "http/http.h"
 
 const struct hf_http_route *hf_server_routes(size_t *n);
 

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "common/version.h"

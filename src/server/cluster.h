@@ -31,7 +31,7 @@
 
 #include <jansson.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "server/state.h"
 
 /*

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/cred.h"
+#include "http/cred.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "server/server.h"

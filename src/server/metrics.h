@@ -6,7 +6,7 @@
 #ifndef HF_SERVER_METRICS_H
 #define HF_SERVER_METRICS_H
 
-#include "api/http.h"
+#include "http/http.h"
 
 struct hf_api_metrics;
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/cred.h"
+#include "http/cred.h"
 #include "common/err.h"
 #include "server/events.h"
 #include "server/nodeauth.h"

@@ -17,7 +17,7 @@
 #ifndef HF_SERVER_NODEAUTH_H
 #define HF_SERVER_NODEAUTH_H
 
-#include "api/http.h"
+#include "http/http.h"
 
 struct hf_srv;
 

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/cred.h"
-#include "api/http.h"
+#include "http/cred.h"
+#include "http/http.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/version.h"

@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "common/map.h"
 #include "common/util.h"
 #include "plan/plan.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "common/err.h"
 #include "server/state.h"
 #include "server/tasks_api.h"

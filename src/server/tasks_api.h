@@ -5,7 +5,7 @@
 #ifndef HF_SERVER_TASKS_API_H
 #define HF_SERVER_TASKS_API_H
 
-#include "api/http.h"
+#include "http/http.h"
 
 void hf_task_logs_handler(void *ctx, const struct hf_http_req *req,
 			  struct hf_http_resp *resp);

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "server/api.h"
 #include "server/metrics.h"
 #include "server/nodeauth.h"

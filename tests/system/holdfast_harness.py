@@ -46,7 +46,7 @@ def wait_for(pred, timeout=60.0, interval=0.1, what="condition"):
 
 def local_credential(url, config_dir=None):
     """The admin credential a server on this machine left for its user, as
-    the CLI finds it (src/api/cred.h): <config dir>/credentials/local-<port>
+    the CLI finds it (src/http/cred.h): <config dir>/credentials/local-<port>
     for a loopback address; None when there is none."""
     m = re.match(r"^(?:https?://)?(\[[^]]+\]|[^:/]+)(?::(\d+))?", url)
     if not m or m.group(1).strip("[]") not in ("127.0.0.1", "::1", "localhost") \

@@ -17,7 +17,7 @@
 #include <getopt.h>
 
 #include "agent/agent.h"
-#include "api/http.h"
+#include "http/http.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/util.h"

@@ -38,7 +38,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "api/http.h"
+#include "http/http.h"
 #include "common/err.h"
 #include "common/util.h"
 

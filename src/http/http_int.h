@@ -3,14 +3,14 @@
  * request handling of http.c (routing, auth, checks, the handler call) and
  * the socket glue of http_server.c. Internal to src/api.
  */
-#ifndef HF_API_HTTP_INT_H
-#define HF_API_HTTP_INT_H
+#ifndef HF_HTTP_HTTP_INT_H
+#define HF_HTTP_HTTP_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
-#include "api/http.h"
+#include "http/http.h"
 
 /* One request in flight; owns every string its req points to. */
 struct http_call {

@@ -3,7 +3,7 @@
  * talk to the server: one easy handle per call (so any thread may call),
  * libcurl initialised once, TLS verified unless told otherwise.
  */
-#include "api/http.h"
+#include "http/http.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * glue in http_server.c feeds the same functions (http_int.h) from
  * libmicrohttpd, so the fuzzer exercises the same code as the server.
  */
-#include "api/http.h"
+#include "http/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "api/http_int.h"
+#include "http/http_int.h"
 #include "common/err.h"
 
 /* Longest piece of client input quoted back in an error message. */

@@ -24,8 +24,8 @@
  * Errors: functions that can fail return 0 or a negative HF_E* code
  * (common/err.h) with a sentence in *err (owned by the caller).
  */
-#ifndef HF_API_CRED_H
-#define HF_API_CRED_H
+#ifndef HF_HTTP_CRED_H
+#define HF_HTTP_CRED_H
 
 #include <stdbool.h>
 #include <stddef.h>

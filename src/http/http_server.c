@@ -37,7 +37,7 @@
  * notifications take only that one. Order: a handler's own locks, then
  * s->lock, then libmicrohttpd's; s->conn_lock is never held with another.
  */
-#include "api/http.h"
+#include "http/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,8 +59,8 @@
 
 #include <microhttpd.h>
 
-#include "api/cred.h"
-#include "api/http_int.h"
+#include "http/cred.h"
+#include "http/http_int.h"
 #include "common/err.h"
 #include "common/map.h"
 

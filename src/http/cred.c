@@ -6,7 +6,7 @@
  * a path component swapped between the check and the use cannot redirect
  * a token to another user's directory.
  */
-#include "api/cred.h"
+#include "http/cred.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

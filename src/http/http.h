@@ -88,8 +88,8 @@
  * Errors: functions that can fail return 0 or a negative HF_E* code
  * (common/err.h) and a sentence in *err (owned by the caller).
  */
-#ifndef HF_API_HTTP_H
-#define HF_API_HTTP_H
+#ifndef HF_HTTP_HTTP_H
+#define HF_HTTP_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -30,7 +30,7 @@
 #include "agent/agent_int.h"
 #include "http/cred.h"
 #include "http/http.h"
-#include "cli/cli.h"
+#include "common/cmd.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "common/version.h"
@@ -420,7 +420,7 @@ static char *flag_print_info(struct hf_agent_opts *o, const char *f,
 
 /* The parser's table, and what `holdfast help agent` prints. */
 static const struct {
-	struct hf_cli_flag doc;
+	struct hf_cmd_flag doc;
 	flag_fn set;
 } flags[] = {
     {{"--server", "URL[,URL...]", 0,
@@ -494,10 +494,20 @@ static const struct {
      flag_print_info},
 };
 
-const struct hf_cli_flag *hf_agent_flag(size_t i)
+const struct hf_cmd_flag *hf_agent_flag(size_t i)
 {
 	return i < HF_ARRAY_LEN(flags) ? &flags[i].doc : NULL;
 }
+
+const struct hf_cmd hf_agent_cmd = {
+    "agent", NULL, hf_agent_main, "--server URL[,URL...] [FLAG...]",
+    "run the node agent: sandboxes, volumes, shims, checks",
+    "Registers this node with the server and keeps its tasks at the\n"
+    "desired set the server hands out. Tasks keep running when the agent\n"
+    "stops; a restarted agent reattaches to them. It joins with the\n"
+    "token in FILE (or $HOLDFAST_TOKEN; a server on this machine run by\n"
+    "the same user needs none) and keeps a credential of its own in DIR.",
+    hf_agent_flag};
 
 int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 			char **errmsg)
@@ -509,7 +519,7 @@ int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 	for (int i = 1; i < argc && !err; i++) {
 		const char *arg = argv[i], *val = NULL, *eq = strchr(arg, '=');
 		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-		const struct hf_cli_flag *doc = NULL;
+		const struct hf_cmd_flag *doc = NULL;
 		flag_fn set = NULL;
 
 		for (size_t k = 0; k < HF_ARRAY_LEN(flags) && !set; k++)
@@ -1413,7 +1423,7 @@ int hf_agent_main(int argc, char **argv)
 	hf_agent_opts_init(&o);
 	if (hf_agent_opts_parse(&o, argc, argv, &err)) {
 		fprintf(stderr, "holdfast agent: %s\n", err);
-		hf_cli_usage("agent", NULL);
+		hf_cmd_usage(&hf_agent_cmd);
 		free(err);
 		hf_agent_opts_release(&o);
 		return 2;

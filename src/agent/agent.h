@@ -86,8 +86,11 @@ int hf_agent_run(const struct hf_agent_opts *opts);
 /* The `holdfast agent` verb: flags as in hf_agent_opts_parse. */
 int hf_agent_main(int argc, char **argv);
 
-struct hf_cli_flag;
+struct hf_cmd;
+struct hf_cmd_flag;
+/* `holdfast agent`'s row in the binary's command table (main.c). */
+extern const struct hf_cmd hf_agent_cmd;
 /* The i-th row of the table hf_agent_opts_parse reads; NULL past the end. */
-const struct hf_cli_flag *hf_agent_flag(size_t i);
+const struct hf_cmd_flag *hf_agent_flag(size_t i);
 
 #endif

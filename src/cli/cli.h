@@ -1,11 +1,8 @@
 /*
- * cli.h - the holdfast command line: one table of commands (noun, verb,
- * handler, usage), global flags, and the exit codes scripts rely on.
- *
- * Exit codes: 0 success, 1 the command ran and failed (invalid spec, plan
- * in ERROR, refused change), 2 usage error, 3 could not reach the server or
- * the server failed, 4 (spec validate) the spec is valid but uses features
- * holdfast does not support yet, so a deploy would refuse it.
+ * cli.h - the holdfast command line client: its commands' rows (spec, store
+ * and the nouns that talk to a server), the global flags, and what the
+ * binary's help and `_doc` print from the whole command table. main.c holds
+ * that table; the exit codes are common/err.h's HF_EXIT_*.
  */
 #ifndef HF_CLI_CLI_H
 #define HF_CLI_CLI_H
@@ -14,38 +11,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-struct option;
-
+#include "common/cmd.h"
 #include "common/util.h"
 #include "spec/spec.h"
-
-enum {
-	HF_EXIT_OK = 0,
-	HF_EXIT_FAIL = 1,
-	HF_EXIT_USAGE = 2,
-	HF_EXIT_SERVER = 3,
-	HF_EXIT_UNSUPPORTED = 4,
-};
-
-/*
- * One flag of a command whose parser reads a table (server, agent, dev and
- * the global flags). The parser reads the same rows that `holdfast help`,
- * the man page and the shell completion print, so none of them can omit a
- * flag the parser takes.
- */
-struct hf_cli_flag {
-	const char *name; /* "--listen", or "-s" */
-	const char *arg;  /* the value's name ("ADDR"); NULL for a switch */
-	int key;          /* what the parser switches on (getopt_long's val) */
-	/*
-	 * What it does and its default, in sentences. NULL marks another
-	 * spelling of the row before it (same key), printed with that row.
-	 */
-	const char *help;
-};
-
-/* The i-th row of a command's flag table, or NULL past the end. */
-typedef const struct hf_cli_flag *(*hf_cli_flag_fn)(size_t i);
 
 /*
  * Where a spec comes from, as the spec and service commands take it: a
@@ -76,15 +44,6 @@ struct hf_cli_spec_src {
 int hf_cli_spec_resolve(struct hf_cli_spec_src *s);
 void hf_cli_spec_src_release(struct hf_cli_spec_src *s);
 
-struct hf_cli_cmd {
-	const char *noun; /* "spec", or the command itself ("dev") */
-	const char *verb; /* "validate"; NULL for single-word commands */
-	int (*run)(int argc, char **argv);
-	const char *usage;   /* arguments after the command words */
-	const char *summary; /* one line for `holdfast --help` */
-	const char *help;    /* longer text for `holdfast help <cmd>`; may be NULL */
-};
-
 /* Flags given before the command: holdfast [-s SVC] [--addr URL] ... */
 struct hf_cli_globals {
 	const char *service; /* -s, --service */
@@ -96,35 +55,33 @@ struct hf_cli_globals {
 struct hf_cli_globals *hf_cli_globals(void);
 
 /* The commands that talk to a server (cli_client.c); NULL-terminated. */
-extern const struct hf_cli_cmd hf_client_cmds[];
+extern const struct hf_cmd hf_client_cmds[];
 
-int hf_cli_main(int argc, char **argv);
-/* Prints a command's usage to stderr and returns HF_EXIT_USAGE. */
+/*
+ * The i-th row of the CLI's own table: spec and store commands, then
+ * hf_client_cmds; NULL past the end.
+ */
+const struct hf_cmd *hf_cli_cmd_at(size_t i);
+/* Prints the usage of one of the CLI's commands; returns HF_EXIT_USAGE. */
 int hf_cli_usage(const char *noun, const char *verb);
 
 /*
- * The i-th command of the whole command table (cli.c's own commands, then
- * hf_client_cmds), hidden ones included; NULL past the end.
+ * Consumes the global flags before the command (and reads
+ * $HOLDFAST_CA_FILE). Sets *shift to the number of arguments taken; returns
+ * HF_EXIT_OK, or the exit code when a global flag's value is unusable.
  */
-const struct hf_cli_cmd *hf_cli_cmd_at(size_t i);
-/* The flag table c's parser reads, or NULL (its usage names its flags). */
-hf_cli_flag_fn hf_cli_cmd_flags(const struct hf_cli_cmd *c);
+int hf_cli_globals_parse(int argc, char **argv, int *shift);
 /* The global flags' table (given before the command). */
-const struct hf_cli_flag *hf_cli_global_flag(size_t i);
-/* True for commands `holdfast --help` does not list (noun starts with '_'). */
-bool hf_cli_cmd_hidden(const struct hf_cli_cmd *c);
+const struct hf_cmd_flag *hf_cli_global_flag(size_t i);
+
+/* Prints title, then one entry per flag (alias rows merged), to f. */
+void hf_cli_flags_print(FILE *f, const char *title, hf_cmd_flag_fn flags);
 
 /*
- * Fills out[0..n] with getopt_long's view of a flag table whose rows are all
- * "--name" (out[n] is the terminator); n is the table's length, which must
- * be less than cap.
+ * `holdfast _doc`: the man page, completion, API reference, flag lists,
+ * from the binary's whole command table `at`.
  */
-void hf_cli_longopts(hf_cli_flag_fn flags, struct option *out, size_t cap);
-/* Prints title, then one entry per flag (alias rows merged), to f. */
-void hf_cli_flags_print(FILE *f, const char *title, hf_cli_flag_fn flags);
-
-/* `holdfast _doc`: the man page, completion, API reference, flag lists. */
-int hf_cmd_doc(int argc, char **argv);
+int hf_cli_doc(int argc, char **argv, hf_cmd_at_fn at);
 
 /* The server the client commands talk to, and its token (may be NULL). */
 const char *hf_cli_addr(void);

@@ -2464,7 +2464,7 @@ static int cmd_node_list(int argc, char **argv)
 	return rc;
 }
 
-const struct hf_cli_cmd hf_client_cmds[] = {
+const struct hf_cmd hf_client_cmds[] = {
     {"service", "deploy", cmd_service_deploy,
      "(-f SPEC | --package DIR [-f SPEC]) [-o KEY=VALUE]... [--options FILE]... "
      "[--template-dir DIR] [--wait] [--timeout S] [--json]",
@@ -2475,7 +2475,7 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "--package DIR (or a directory given to -f) takes a DC/OS SDK package:\n"
      "--options FILE is then the user's options JSON, as for `dcos package\n"
      "install --options`, rendered through the package's universe/ files\n"
-     "into the spec's variables (docs/spec.md); -o KEY=VALUE still wins."},
+     "into the spec's variables (docs/spec.md); -o KEY=VALUE still wins.", NULL},
     {"service", "update", cmd_service_update,
      "NAME (-f SPEC | --package DIR [-f SPEC]) [-o KEY=VALUE]... "
      "[--options FILE]... [--template-dir DIR] [--wait] [--timeout S]",
@@ -2484,17 +2484,17 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "and either refuses it (printing every reason; nothing changes) or\n"
      "makes it the new target: only pod instances whose effective spec\n"
      "changed are relaunched, with their phase's strategy. --package works\n"
-     "as for deploy."},
+     "as for deploy.", NULL},
     {"service", "diff", cmd_service_diff,
      "NAME (-f SPEC | --package DIR [-f SPEC]) [-o KEY=VALUE]... "
      "[--options FILE]... [--template-dir DIR] [--json]",
-     "show what an update would do, without doing it", NULL},
+     "show what an update would do, without doing it", NULL, NULL},
     {"service", "rollback", cmd_service_rollback,
      "NAME [--to CONFIG_ID] [--wait] [--timeout S]",
-     "make the previous (or a given) configuration the target again", NULL},
-    {"service", "list", cmd_service_list, "[--json]", "list services", NULL},
+     "make the previous (or a given) configuration the target again", NULL, NULL},
+    {"service", "list", cmd_service_list, "[--json]", "list services", NULL, NULL},
     {"service", "status", cmd_service_status, "[NAME] [--json]",
-     "show a service's plans and tasks", NULL},
+     "show a service's plans and tasks", NULL, NULL},
     {"service", "remove", cmd_service_remove,
      "NAME [--delete-volumes] [--wait] [--timeout S] [--json]",
      "stop a service's tasks and forget it",
@@ -2503,20 +2503,20 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "unless --delete-volumes is given; a later 'service remove NAME\n"
      "--delete-volumes' or 'volume delete NAME' deletes kept ones, and a\n"
      "service deployed again as NAME reuses them. --wait returns once the\n"
-     "service is gone (with --delete-volumes, once its volumes are too)."},
-    {"plan", "list", cmd_plan_list, "[--json]", "list a service's plans", NULL},
+     "service is gone (with --delete-volumes, once its volumes are too).", NULL},
+    {"plan", "list", cmd_plan_list, "[--json]", "list a service's plans", NULL, NULL},
     {"plan", "show", cmd_plan_show, "[PLAN] [--json]",
-     "show a plan's phases and steps", NULL},
+     "show a plan's phases and steps", NULL, NULL},
     {"plan", "start", cmd_plan_start,
      "PLAN [-p KEY=VALUE]... [--wait] [--timeout S]",
-     "start (or restart) a plan; parameters become task env vars", NULL},
-    {"plan", "stop", cmd_plan_stop, "PLAN", "stop a plan and reset it", NULL},
+     "start (or restart) a plan; parameters become task env vars", NULL, NULL},
+    {"plan", "stop", cmd_plan_stop, "PLAN", "stop a plan and reset it", NULL, NULL},
     {"plan", "pause", cmd_plan_pause, "PLAN [--phase PHASE]",
      "interrupt a plan or one phase (also: plan interrupt)",
      "Steps already under way go on; no other step starts until the plan\n"
-     "(or the phase) is resumed. 'plan interrupt' is the SDK's name for it."},
+     "(or the phase) is resumed. 'plan interrupt' is the SDK's name for it.", NULL},
     {"plan", "interrupt", cmd_plan_interrupt, "PLAN [--phase PHASE]",
-     "the SDK's name for plan pause", NULL},
+     "the SDK's name for plan pause", NULL, NULL},
     {"plan", "resume", cmd_plan_resume,
      "PLAN [--phase PHASE] [--wait] [--timeout S]",
      "continue a plan (also lets a canary go on; also: plan continue)",
@@ -2524,56 +2524,56 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "a canary phase waits for one continue before its first step and for\n"
      "another before the rest. Says what it let go, which gates remain and\n"
      "how many continues they need. A plan that is COMPLETE, or that nothing\n"
-     "holds back, is refused (exit 1). 'plan continue' is the SDK's name."},
+     "holds back, is refused (exit 1). 'plan continue' is the SDK's name.", NULL},
     {"plan", "continue", cmd_plan_continue,
      "PLAN [--phase PHASE] [--wait] [--timeout S]",
-     "the SDK's name for plan resume", NULL},
+     "the SDK's name for plan resume", NULL, NULL},
     {"plan", "force-restart", cmd_plan_force_restart, "PLAN PHASE STEP",
-     "run a step again", NULL},
+     "run a step again", NULL, NULL},
     {"plan", "force-complete", cmd_plan_force_complete, "PLAN PHASE STEP",
-     "mark a step complete", NULL},
-    {"pod", "list", cmd_pod_status, "[--json]", "list pod instances", NULL},
+     "mark a step complete", NULL, NULL},
+    {"pod", "list", cmd_pod_status, "[--json]", "list pod instances", NULL, NULL},
     {"pod", "status", cmd_pod_status, "[POD] [--json]",
-     "show pod instances and their tasks", NULL},
+     "show pod instances and their tasks", NULL, NULL},
     {"pod", "info", cmd_pod_info, "POD [--json]",
      "show a pod instance: node, ports, state and each task's launch",
      "Times are UTC. --json gives the record as the API has it (times in\n"
-     "ms since the epoch)."},
+     "ms since the epoch).", NULL},
     {"pod", "restart", cmd_pod_restart, "POD",
-     "restart a pod instance in place (same node, same volumes)", NULL},
+     "restart a pod instance in place (same node, same volumes)", NULL, NULL},
     {"pod", "replace", cmd_pod_replace, "POD [--yes]",
      "replace a pod instance: its volumes are discarded",
      "The instance's tasks are stopped, its volumes deleted, and it is\n"
      "launched afresh as a new instance. Asks for confirmation on a\n"
-     "terminal unless --yes is given."},
+     "terminal unless --yes is given.", NULL},
     {"pod", "pause", cmd_pod_pause, "POD",
-     "relaunch a pod's tasks as sleeps, to repair its volumes", NULL},
+     "relaunch a pod's tasks as sleeps, to repair its volumes", NULL, NULL},
     {"pod", "resume", cmd_pod_resume, "POD",
-     "relaunch a paused pod's tasks normally", NULL},
+     "relaunch a paused pod's tasks normally", NULL, NULL},
     {"endpoints", NULL, cmd_endpoints, "[NAME] [--json]",
      "list advertised endpoints, or show one's addresses",
      "Without NAME: the names of the ports the service advertises\n"
      "('advertise: true'), or a line saying it advertises none. With NAME:\n"
      "the address:port of every instance, one a line. --json gives the\n"
      "SDK's shape, whose \"dns\" entries are <node host name>:port: they\n"
-     "resolve wherever the nodes' host names do (holdfast runs no DNS)."},
+     "resolve wherever the nodes' host names do (holdfast runs no DNS).", NULL},
     {"config", "list", cmd_config_list, "[--json]",
-     "list a service's configuration ids", NULL},
+     "list a service's configuration ids", NULL, NULL},
     {"config", "show", cmd_config_show, "ID",
-     "show one configuration (secrets hidden)", NULL},
+     "show one configuration (secrets hidden)", NULL, NULL},
     {"config", "target", cmd_config_target, "[--id]",
-     "show the target configuration", NULL},
+     "show the target configuration", NULL, NULL},
     {"node", "list", cmd_node_list, "[--json]", "list nodes and their agents",
-     NULL},
+     NULL, NULL},
     {"task", "logs", cmd_task_logs, "TASK [-f] [--stderr] [--tail N]",
      "show a task's stdout (or stderr); -f follows",
      "TASK is a task name such as hello-0-server (its current launch) or\n"
-     "a task id."},
+     "a task id.", NULL},
     {"task", "exec", cmd_task_exec, "TASK -- CMD [ARG...]",
      "run a command in a task's sandbox with its environment",
      "For debugging: the command runs on the task's node, in its sandbox,\n"
      "with the task's environment, and its output and exit status come\n"
-     "back. It is not interactive and is stopped after 120 s."},
+     "back. It is not interactive and is stopped after 120 s.", NULL},
     {"volume", "list", cmd_volume_list, "[--json]",
      "list pod volumes: in use, kept after a remove, being deleted",
      "Every pod instance's volume directory the server knows of, as\n"
@@ -2581,17 +2581,17 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "(its service was removed without --delete-volumes, or a scale-in\n"
      "kept it), or being deleted. -s SERVICE lists one service's. A\n"
      "service deployed again under the same name reuses the kept volumes\n"
-     "of its instances."},
+     "of its instances.", NULL},
     {"volume", "delete", cmd_volume_delete,
      "SERVICE[/INSTANCE] [--yes] [--wait] [--timeout S] [--json]",
      "delete kept volumes (of a removed service, or one instance)",
      "Deletes volumes that no deployed instance uses. Asks on a terminal\n"
      "unless --yes is given. --wait returns once the agents deleted them.\n"
      "Volumes in use go with 'service remove --delete-volumes' or 'pod\n"
-     "replace'."},
+     "replace'.", NULL},
     {"node", "decommission", cmd_node_decommission, "NODE",
      "take a node out: its pods are replaced elsewhere with fresh volumes",
-     NULL},
+     NULL, NULL},
     {"node", "adopt", cmd_node_adopt, "NODE [--yes]",
      "let a refused agent join this cluster (stops what it does not know)",
      "An agent that belongs to another cluster, or that this server's store\n"
@@ -2600,19 +2600,19 @@ const struct hf_cli_cmd hf_client_cmds[] = {
      "(holdfast store restore) to keep them; or adopt the node: its agent\n"
      "joins this cluster, and the desired set it gets stops every task\n"
      "this cluster does not know. Asks for confirmation on a terminal\n"
-     "unless --yes is given."},
+     "unless --yes is given.", NULL},
     {"node", "reset-identity", cmd_node_reset_identity, "NODE",
      "forget a node's credential, so its rebuilt agent can register again",
      "Each agent registers a credential of its own, once, with a join\n"
      "token; the server then refuses another agent claiming that node.\n"
      "When a node's machine is rebuilt (its data directory lost), reset its\n"
      "identity: the next agent to register as NODE gets it. Its tasks and\n"
-     "volumes are untouched."},
+     "volumes are untouched.", NULL},
     {"events", NULL, cmd_events, "[-f] [--tail N] [--since ID] [--json]",
      "show what the server changed, and why (-f follows)",
      "Every state change the server makes is an event: who, what, before\n"
      "and after, and why. With -s SERVICE only that service's events are\n"
      "shown. --tail N (-n N) starts with the last N of them; -f keeps\n"
-     "following; --since ID resumes after an event."},
-    {NULL, NULL, NULL, NULL, NULL, NULL},
+     "following; --since ID resumes after an event.", NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };

@@ -35,6 +35,21 @@ enum hf_err {
 	HF_ERR_LAST_
 };
 
+/*
+ * The binary's exit codes, which scripts rely on: 0 success, 1 the command
+ * ran and failed (invalid spec, plan in ERROR, refused change), 2 usage
+ * error, 3 could not reach the server or the server failed, 4 (spec
+ * validate) the spec is valid but uses features holdfast does not support
+ * yet, so a deploy would refuse it.
+ */
+enum {
+	HF_EXIT_OK = 0,
+	HF_EXIT_FAIL = 1,
+	HF_EXIT_USAGE = 2,
+	HF_EXIT_SERVER = 3,
+	HF_EXIT_UNSUPPORTED = 4,
+};
+
 /* Short machine name ("not-found") of an error code; "ok" for 0. */
 const char *hf_err_name(int err);
 /* A plain sentence describing an error code. */

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "http/cred.h"
-#include "cli/cli.h"
+#include "common/cmd.h"
 #include "common/err.h"
 #include "server/server.h"
 #include "server/state.h"
@@ -108,7 +108,7 @@ static int mkdir_p(const char *dir, mode_t last_mode)
 }
 
 /* The parser's table, and what `holdfast help dev` prints. */
-static const struct hf_cli_flag dev_flags[] = {
+static const struct hf_cmd_flag dev_flags[] = {
     {"--data", "DIR", 'd',
      "the server's store under DIR/server, the agent's sandboxes and "
      "volumes under DIR/agent (default /var/lib/holdfast/dev)"},
@@ -116,10 +116,19 @@ static const struct hf_cli_flag dev_flags[] = {
      "the API's address and port (default 127.0.0.1:7070)"},
 };
 
-const struct hf_cli_flag *hf_dev_flag(size_t i)
+const struct hf_cmd_flag *hf_dev_flag(size_t i)
 {
 	return i < HF_ARRAY_LEN(dev_flags) ? &dev_flags[i] : NULL;
 }
+
+const struct hf_cmd hf_dev_cmd = {
+    "dev", NULL, hf_dev_main, "[FLAG...]",
+    "run a server and one agent on this machine",
+    "Starts `holdfast server` and `holdfast agent` as two processes on\n"
+    "this machine (embedded SQLite store under DIR/server, the agent's\n"
+    "sandboxes and volumes under DIR/agent) and restarts either if it\n"
+    "dies. Tasks keep running when dev stops.",
+    hf_dev_flag};
 
 /*
  * When to start a child that died again: at once if it had been running
@@ -165,7 +174,7 @@ int hf_dev_main(int argc, char **argv)
 	bool stopping = false, server_up = false;
 	long holder = 0;
 
-	hf_cli_longopts(hf_dev_flag, longopts, HF_ARRAY_LEN(longopts));
+	hf_cmd_longopts(hf_dev_flag, longopts, HF_ARRAY_LEN(longopts));
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -177,13 +186,13 @@ int hf_dev_main(int argc, char **argv)
 			fprintf(stderr, "holdfast dev: unknown or incomplete "
 					"flag %s\n",
 				argv[optind - 1]);
-			return hf_cli_usage("dev", NULL);
+			return hf_cmd_usage(&hf_dev_cmd);
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "holdfast dev: unexpected argument '%s'\n",
 			argv[optind]);
-		return hf_cli_usage("dev", NULL);
+		return hf_cmd_usage(&hf_dev_cmd);
 	}
 	exe = self_exe();
 	if (!exe) {

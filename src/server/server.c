@@ -18,7 +18,7 @@
 
 #include "http/cred.h"
 #include "http/http.h"
-#include "cli/cli.h"
+#include "common/cmd.h"
 #include "common/err.h"
 #include "common/version.h"
 #include "server/api.h"
@@ -1157,7 +1157,7 @@ out:
 }
 
 /* The parser's table, and what `holdfast help server` prints. */
-static const struct hf_cli_flag server_flags[] = {
+static const struct hf_cmd_flag server_flags[] = {
     {"--listen", "ADDR", 'l',
      "the API's address and port: 10.0.0.1:7070, [::1]:7070, :7070 (every "
      "address) (default 127.0.0.1:7070)"},
@@ -1202,10 +1202,20 @@ static const struct hf_cli_flag server_flags[] = {
      "write the API's port here once it listens (for --listen ADDR:0)"},
 };
 
-const struct hf_cli_flag *hf_server_flag(size_t i)
+const struct hf_cmd_flag *hf_server_flag(size_t i)
 {
 	return i < HF_ARRAY_LEN(server_flags) ? &server_flags[i] : NULL;
 }
+
+const struct hf_cmd hf_server_cmd = {
+    "server", NULL, hf_server_main, "[FLAG...]",
+    "run the scheduler and the HTTP API",
+    "Keeps every service at its goal. The store defaults to SQLite in\n"
+    "DIR/holdfast.db. Every request needs a token: the tokens file's,\n"
+    "or the admin credential the server leaves for the user running it\n"
+    "(~/.config/holdfast/credentials/), which that user's CLI and agents\n"
+    "on this machine find. Without --tokens it only listens on loopback.",
+    hf_server_flag};
 
 int hf_server_main(int argc, char **argv)
 {
@@ -1214,7 +1224,7 @@ int hf_server_main(int argc, char **argv)
 	struct hf_strlist allow = {0};
 	int c, rc;
 
-	hf_cli_longopts(hf_server_flag, longopts, HF_ARRAY_LEN(longopts));
+	hf_cmd_longopts(hf_server_flag, longopts, HF_ARRAY_LEN(longopts));
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1301,7 +1311,7 @@ int hf_server_main(int argc, char **argv)
 					"flag %s\n",
 				argv[optind - 1]);
 			hf_strlist_release(&allow);
-			return hf_cli_usage("server", NULL);
+			return hf_cmd_usage(&hf_server_cmd);
 		}
 	}
 	if (optind < argc) {

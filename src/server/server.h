@@ -46,14 +46,19 @@ struct hf_server_opts {
 };
 
 int hf_server_main(int argc, char **argv);
-struct hf_cli_flag;
+struct hf_cmd;
+struct hf_cmd_flag;
+/* `holdfast server`'s row in the binary's command table (main.c). */
+extern const struct hf_cmd hf_server_cmd;
 /* The i-th row of the flag table hf_server_main parses; NULL past the end. */
-const struct hf_cli_flag *hf_server_flag(size_t i);
+const struct hf_cmd_flag *hf_server_flag(size_t i);
 /* Runs a server until SIGINT/SIGTERM. Returns an exit code. */
 int hf_server_run(const struct hf_server_opts *opts);
 /* `holdfast dev`: a server and one agent on this machine. */
 int hf_dev_main(int argc, char **argv);
+/* `holdfast dev`'s row in the binary's command table (main.c). */
+extern const struct hf_cmd hf_dev_cmd;
 /* The i-th row of the flag table hf_dev_main parses; NULL past the end. */
-const struct hf_cli_flag *hf_dev_flag(size_t i);
+const struct hf_cmd_flag *hf_dev_flag(size_t i);
 
 #endif

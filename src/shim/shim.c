@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "common/cmd.h"
 #include "common/err.h"
 #include "common/spawn.h"
 #include "common/util.h"
@@ -1351,6 +1351,13 @@ failed:
 	return HF_EXIT_FAIL;
 }
 
+const struct hf_cmd hf_shim_cmd = {
+    "shim", NULL, hf_shim_main, "--dir TASKDIR",
+    "own one task's process (started by the agent)",
+    "Runs the task described by TASKDIR/launch.json, owns its pipes and\n"
+    "exit status, and outlives agent restarts. Not for interactive use.",
+    NULL};
+
 int hf_shim_main(int argc, char **argv)
 {
 	struct shim sh;
@@ -1371,7 +1378,7 @@ int hf_shim_main(int argc, char **argv)
 	}
 	if (bad || !dir || !*dir) {
 		shim_release(&sh);
-		return hf_cli_usage("shim", NULL);
+		return hf_cmd_usage(&hf_shim_cmd);
 	}
 	rc = shim_run(&sh, dir);
 	shim_release(&sh);

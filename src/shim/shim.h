@@ -207,6 +207,9 @@
 
 /* The `holdfast shim --dir TASKDIR [--foreground]` verb. */
 int hf_shim_main(int argc, char **argv);
+struct hf_cmd;
+/* `holdfast shim`'s row in the binary's command table (main.c). */
+extern const struct hf_cmd hf_shim_cmd;
 
 /* ---- launch.json ---------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include "server/api.h"
 #include "server/api_doc.h"
 #include "server/server.h"
+#include "shim/shim.h"
 
 /* A writable copy of the server's route table, with room for one more. */
 static struct hf_http_route *routes_copy(size_t *n)
@@ -114,9 +115,9 @@ static void test_unknown_route_flags(void **state)
 	free(c);
 }
 
-static void check_table(hf_cli_flag_fn flags)
+static void check_table(hf_cmd_flag_fn flags)
 {
-	const struct hf_cli_flag *f;
+	const struct hf_cmd_flag *f;
 	size_t n = 0;
 
 	for (size_t i = 0; (f = flags(i)) != NULL; i++, n++) {
@@ -143,10 +144,10 @@ static void test_flag_tables(void **state)
 static void test_longopts_from_table(void **state)
 {
 	struct option o[64];
-	const struct hf_cli_flag *f;
+	const struct hf_cmd_flag *f;
 	size_t i;
 
-	hf_cli_longopts(hf_server_flag, o, HF_ARRAY_LEN(o));
+	hf_cmd_longopts(hf_server_flag, o, HF_ARRAY_LEN(o));
 	for (i = 0; (f = hf_server_flag(i)) != NULL; i++) {
 		assert_string_equal(o[i].name, f->name + 2);
 		assert_int_equal(o[i].has_arg,
@@ -158,19 +159,23 @@ static void test_longopts_from_table(void **state)
 
 static void test_help_tables_found(void **state)
 {
-	const struct hf_cli_cmd *c;
-	size_t tables = 0;
+	/* The rows main.c lists: the programs', then the CLI's. */
+	const struct hf_cmd *const programs[] = {&hf_server_cmd, &hf_agent_cmd,
+						  &hf_dev_cmd, &hf_shim_cmd};
+	const struct hf_cmd *c;
+	size_t tables = 0, n = HF_ARRAY_LEN(programs);
 
-	for (size_t i = 0; (c = hf_cli_cmd_at(i)) != NULL; i++) {
-		if (!hf_cli_cmd_flags(c))
+	for (size_t i = 0; (c = i < n ? programs[i] : hf_cli_cmd_at(i - n));
+	     i++) {
+		if (!c->flags)
 			continue;
 		tables++;
 		if (strcmp(c->noun, "server") == 0)
-			assert_ptr_equal(hf_cli_cmd_flags(c), hf_server_flag);
+			assert_ptr_equal(c->flags, hf_server_flag);
 		else if (strcmp(c->noun, "agent") == 0)
-			assert_ptr_equal(hf_cli_cmd_flags(c), hf_agent_flag);
+			assert_ptr_equal(c->flags, hf_agent_flag);
 		else if (strcmp(c->noun, "dev") == 0)
-			assert_ptr_equal(hf_cli_cmd_flags(c), hf_dev_flag);
+			assert_ptr_equal(c->flags, hf_dev_flag);
 		else
 			fail_msg("unexpected flag table for %s", c->noun);
 	}

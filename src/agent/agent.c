@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "http/cred.h"
 #include "http/http.h"
 #include "common/cmd.h"
@@ -44,47 +46,7 @@
 #define STOP_RETRY_MS 500
 #define GC_INTERVAL_MS 5000
 
-/* ---- logging and clocks ------------------------------------------- */
-
-void ag_log(const char *fmt, ...)
-{
-	struct hf_buf b = HF_BUF_INIT;
-	struct timespec ts;
-	struct tm tm;
-	char when[32];
-	va_list ap;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S",
-		 gmtime_r(&ts.tv_sec, &tm));
-	hf_buf_addf(&b, "%s.%03ldZ holdfast-agent: ", when,
-		    ts.tv_nsec / 1000000);
-	va_start(ap, fmt);
-	hf_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	hf_buf_addc(&b, '\n');
-	/* One write per line, so lines of several threads never mix. */
-	if (write(STDERR_FILENO, b.data, b.len) < 0) {
-		/* Nowhere left to complain. */
-	}
-	hf_buf_release(&b);
-}
-
-int64_t ag_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ag_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* ---- waking the supervisor and the sync ------------------------------ */
 
 void ag_wake(struct hf_agent *ag)
 {
@@ -638,7 +600,7 @@ static int print_info(const struct hf_agent_opts *o)
 {
 	char *note = NULL, *text;
 	int version = hf_cgroup_probe(&note);
-	json_t *info = build_info(o, version, note ? note : "", ag_now_ms());
+	json_t *info = build_info(o, version, note ? note : "", hf_now_ms());
 
 	text = json_dumps(info, JSON_INDENT(2) | JSON_SORT_KEYS);
 	printf("%s\n", text);
@@ -704,7 +666,7 @@ static void raise_nofile(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			ag_log("cannot raise the open files limit: %s",
+			hf_log("cannot raise the open files limit: %s",
 			       strerror(errno));
 	}
 }
@@ -720,9 +682,9 @@ static void start_task_api(struct hf_agent *ag, const struct hf_agent_opts *o)
 			       &err) == 0) {
 		json_object_set_new(ag->info, "api", json_string(url));
 		json_object_set_new(ag->info, "api_key", json_string(key));
-		ag_log("task logs and exec served at %s", url);
+		hf_log("task logs and exec served at %s", url);
 	} else {
-		ag_log("cannot serve task logs and exec on %s: %s", listen,
+		hf_log("cannot serve task logs and exec on %s: %s", listen,
 		       err ? err : "unknown error");
 	}
 	free(err);
@@ -737,7 +699,7 @@ static void add_canonical(struct hf_strlist *l, const char *dir,
 
 	if (!real) {
 		if (why)
-			ag_log("%s %s: %s", why, dir, strerror(errno));
+			hf_log("%s %s: %s", why, dir, strerror(errno));
 		return;
 	}
 	if (!hf_strlist_has(l, real))
@@ -766,7 +728,7 @@ static void check_reachable(const struct hf_agent *ag)
 	while ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
 		if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH)) {
-			ag_log("tasks that run as another user cannot reach "
+			hf_log("tasks that run as another user cannot reach "
 			       "their sandboxes: %s is closed to other users "
 			       "(mode %04o) and this agent cannot give tasks a "
 			       "mount namespace of their own",
@@ -800,11 +762,11 @@ static void init_isolation(struct hf_agent *ag, const struct hf_agent_opts *o)
 			      "--artifact-dir: cannot use");
 	ag->isolate = hf_confine_probe(&why);
 	if (ag->isolate)
-		ag_log("tasks run in mount namespaces of their own; hidden "
+		hf_log("tasks run in mount namespaces of their own; hidden "
 		       "from them: %zu director%s (first %s)", ag->hide.len,
 		       ag->hide.len == 1 ? "y" : "ies", ag->hide.items[0]);
 	else
-		ag_log("tasks are NOT isolated: %s; volumes are linked into "
+		hf_log("tasks are NOT isolated: %s; volumes are linked into "
 		       "sandboxes and holdfast's files stay visible to root "
 		       "tasks", why);
 	check_reachable(ag);
@@ -839,7 +801,7 @@ static int load_node_token(struct hf_agent *ag)
 		explicit_bzero(line, strlen(line));
 		free(line);
 		if (rc) {
-			ag_log("cannot write %s: %s", path, strerror(errno));
+			hf_log("cannot write %s: %s", path, strerror(errno));
 			free(tok);
 			goto out;
 		}
@@ -847,12 +809,12 @@ static int load_node_token(struct hf_agent *ag)
 		goto out;
 	}
 	if (rc) {
-		ag_log("%s", err);
+		hf_log("%s", err);
 		goto out;
 	}
 	text[strcspn(text, "\r\n")] = '\0';
 	if (!*text) {
-		ag_log("%s is empty: remove it, and have an operator reset "
+		hf_log("%s is empty: remove it, and have an operator reset "
 		       "this node's identity",
 		       path);
 		rc = HF_EINVAL;
@@ -880,9 +842,9 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	pthread_mutex_init(&ag->mu, NULL);
 	pthread_cond_init(&ag->sync_cv, NULL);
 	pthread_cond_init(&ag->work_cv, NULL);
-	ag->started_at = ag_now_ms();
+	ag->started_at = hf_now_ms();
 	if (ag_mkdir_p(o->data_dir, 0750) < 0) {
-		ag_log("cannot create %s: %s", o->data_dir, strerror(errno));
+		hf_log("cannot create %s: %s", o->data_dir, strerror(errno));
 		return HF_EIO;
 	}
 	/*
@@ -891,7 +853,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	 */
 	ag->data = realpath(o->data_dir, NULL);
 	if (!ag->data) {
-		ag_log("%s: %s", o->data_dir, strerror(errno));
+		hf_log("%s: %s", o->data_dir, strerror(errno));
 		return HF_EIO;
 	}
 	/*
@@ -904,13 +866,13 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		int lrc = hf_lock_file(lock, &ag->lock_fd, &holder);
 
 		if (lrc == HF_EUNAVAIL)
-			ag_log("the data directory %s is in use by another "
+			hf_log("the data directory %s is in use by another "
 			       "holdfast agent%s%.0ld%s; give each agent its "
 			       "own --data",
 			       ag->data, holder ? " (pid " : "", holder,
 			       holder ? ")" : "");
 		else if (lrc)
-			ag_log("cannot lock %s: %s", lock, strerror(errno));
+			hf_log("cannot lock %s: %s", lock, strerror(errno));
 		free(lock);
 		if (lrc)
 			return lrc;
@@ -922,29 +884,29 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	if (ag_mkdir_p(ag->tasks_dir, 0750) < 0 ||
 	    ag_mkdir_p(ag->volumes_dir, 0750) < 0 ||
 	    ag_mkdir_p(ag->cache_dir, 0750) < 0) {
-		ag_log("cannot create the directories under %s: %s", ag->data,
+		hf_log("cannot create the directories under %s: %s", ag->data,
 		       strerror(errno));
 		return HF_EIO;
 	}
 	ag->bin = o->holdfast_bin ? realpath(o->holdfast_bin, NULL)
 				  : realpath("/proc/self/exe", NULL);
 	if (!ag->bin) {
-		ag_log("cannot resolve the holdfast binary %s: %s",
+		hf_log("cannot resolve the holdfast binary %s: %s",
 		       o->holdfast_bin ? o->holdfast_bin : "/proc/self/exe",
 		       strerror(errno));
 		return HF_EIO;
 	}
 	ag->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ag->wakefd < 0) {
-		ag_log("eventfd: %s", strerror(errno));
+		hf_log("eventfd: %s", strerror(errno));
 		return HF_EIO;
 	}
 	version = hf_cgroup_probe(&note);
 	if (version)
-		ag_log("task cpu and memory limits are enforced with cgroups "
+		hf_log("task cpu and memory limits are enforced with cgroups "
 		       "(%s)", note ? note : "no details");
 	else
-		ag_log("task cpu and memory limits are NOT enforced: %s",
+		hf_log("task cpu and memory limits are NOT enforced: %s",
 		       note ? note : "cgroups are not usable");
 	ag->info = build_info(o, version, note ? note : "", ag->started_at);
 	free(note);
@@ -972,7 +934,7 @@ static void settle_without_shim(struct hf_agent *ag, struct ag_task *t)
 	if (ag_shim_alive(t->dir)) {
 		/* Starting (no socket yet) or exiting (socket gone). */
 		t->need_watch = true;
-		t->watch_retry_at = ag_mono_ms() + WATCH_RETRY_MS;
+		t->watch_retry_at = hf_mono_ms() + WATCH_RETRY_MS;
 		return;
 	}
 	/*
@@ -1018,7 +980,7 @@ static void read_watch(struct hf_agent *ag, struct ag_task *t)
 		if (rc == HF_EUNAVAIL)
 			break;
 		if (rc == HF_EPARSE) {
-			ag_log("task %s: the shim sent a line that is not a "
+			hf_log("task %s: the shim sent a line that is not a "
 			       "status; ignored", t->id);
 			continue;
 		}
@@ -1076,7 +1038,7 @@ static void reap_removed(struct hf_agent *ag)
 /* Sandboxes of acknowledged tasks go once they are old enough. */
 static void collect_garbage(struct hf_agent *ag)
 {
-	int64_t now = ag_now_ms(), keep = ag->opts->sandbox_keep_s * 1000;
+	int64_t now = hf_now_ms(), keep = ag->opts->sandbox_keep_s * 1000;
 
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
@@ -1097,7 +1059,7 @@ static int64_t prepare_poll(struct hf_agent *ag, struct pollfd **pfds,
 			    struct ag_pollref **refs, size_t *n, size_t *cap,
 			    struct pending_stops *stops)
 {
-	int64_t now = ag_mono_ms(), next = INT64_MAX;
+	int64_t now = hf_mono_ms(), next = INT64_MAX;
 
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
@@ -1154,21 +1116,21 @@ static void send_stops(struct hf_agent *ag, struct pending_stop *s, size_t n)
 
 		if (hf_write_file_atomic(path, s[i].record, strlen(s[i].record),
 					 0600))
-			ag_log("task %s: cannot record the stop in %s: %s",
+			hf_log("task %s: cannot record the stop in %s: %s",
 			       t->id, path, strerror(errno));
 		free(path);
 		rc = hf_shim_stop(t->dir, s[i].grace);
 		pthread_mutex_lock(&ag->mu);
 		if (rc == 0 && !t->stop_sent) {
 			t->stop_sent = true;
-			ag_log("task %s: stopping (%s; SIGKILL after %gs)",
+			hf_log("task %s: stopping (%s; SIGKILL after %gs)",
 			       t->id, s[i].why, s[i].grace);
 		} else if (rc == HF_EUNAVAIL) {
 			/* Not listening (exiting, or starting): watch it. */
 			if (t->watch_fd < 0 && !ag_state_final(t->state))
 				t->need_watch = true;
 		} else if (rc) {
-			ag_log("task %s: the shim refused the stop: %s", t->id,
+			hf_log("task %s: the shim refused the stop: %s", t->id,
 			       hf_err_msg(rc));
 		}
 		pthread_mutex_unlock(&ag->mu);
@@ -1185,15 +1147,15 @@ static bool read_signals(int sigfd, int *count)
 
 	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			ag_log("SIGHUP ignored");
+			hf_log("SIGHUP ignored");
 			continue;
 		}
 		if (++*count > 1) {
-			ag_log("second %s: exiting at once",
+			hf_log("second %s: exiting at once",
 			       strsignal((int)si.ssi_signo));
 			_exit(1);
 		}
-		ag_log("%s: shutting down; tasks keep running under their "
+		hf_log("%s: shutting down; tasks keep running under their "
 		       "shims", strsignal((int)si.ssi_signo));
 		stop = true;
 	}
@@ -1214,7 +1176,7 @@ static void supervise(struct hf_agent *ag, int sigfd)
 		int64_t next, now;
 		int timeout;
 
-		now = ag_mono_ms();
+		now = hf_mono_ms();
 		n = 0;
 		add_poll(&pfds, &refs, &n, &cap, sigfd, POLLIN, NULL, NULL);
 		add_poll(&pfds, &refs, &n, &cap, ag->wakefd, POLLIN, NULL,
@@ -1231,13 +1193,13 @@ static void supervise(struct hf_agent *ag, int sigfd)
 		pthread_mutex_unlock(&ag->mu);
 
 		send_stops(ag, stops.items, stops.len);
-		now = ag_mono_ms();
+		now = hf_mono_ms();
 		timeout = next <= now ? 0 : next - now > 60000 ? 60000
 							       : (int)(next - now);
 		if (stops.len)
 			timeout = 0; /* the loop re-reads what changed */
 		if (poll(pfds, n, timeout) < 0 && errno != EINTR) {
-			ag_log("poll: %s", strerror(errno));
+			hf_log("poll: %s", strerror(errno));
 			sleep(1);
 		}
 
@@ -1321,15 +1283,15 @@ static void join_watching(pthread_t th, int sigfd, int *signals,
 			  const char *what)
 {
 	bool said = false;
-	int64_t start = ag_mono_ms();
+	int64_t start = hf_mono_ms();
 
 	for (;;) {
 		struct pollfd p = {sigfd, POLLIN, 0};
 
 		if (pthread_tryjoin_np(th, NULL) == 0)
 			return;
-		if (!said && ag_mono_ms() - start > 1000) {
-			ag_log("waiting for %s to finish (send the signal "
+		if (!said && hf_mono_ms() - start > 1000) {
+			hf_log("waiting for %s to finish (send the signal "
 			       "again to exit now)", what);
 			said = true;
 		}
@@ -1374,28 +1336,28 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	rc = agent_init(&ag, opts);
 	if (rc)
 		goto out;
-	ag_log("node %s, data %s, servers %zu (first %s), holdfast %s",
+	hf_log("node %s, data %s, servers %zu (first %s), holdfast %s",
 	       ag.node_id, ag.data, opts->servers.len,
 	       opts->servers.len ? opts->servers.items[0] : "-", ag.bin);
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sigfd < 0) {
-		ag_log("signalfd: %s", strerror(errno));
+		hf_log("signalfd: %s", strerror(errno));
 		rc = HF_EIO;
 		goto out;
 	}
 
 	ag_reattach(&ag);
 	if (pthread_create(&worker, NULL, ag_worker_thread, &ag)) {
-		ag_log("cannot start a thread");
+		hf_log("cannot start a thread");
 		rc = HF_EIO;
 		goto out;
 	}
 	if (pthread_create(&longpoll, NULL, ag_long_poll_thread, &ag)) {
-		ag_log("cannot start a thread");
+		hf_log("cannot start a thread");
 		abort();
 	}
 	if (pthread_create(&shortsync, NULL, ag_short_sync_thread, &ag)) {
-		ag_log("cannot start a thread");
+		hf_log("cannot start a thread");
 		abort();
 	}
 	supervise(&ag, sigfd);
@@ -1403,7 +1365,7 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	join_watching(worker, sigfd, &signals, "the job in progress");
 	join_watching(longpoll, sigfd, &signals, "the long poll");
 	unrecord_unstarted(&ag);
-	ag_log("stopped");
+	hf_log("stopped");
 	rc = 0;
 out:
 	if (sigfd >= 0)
@@ -1420,6 +1382,7 @@ int hf_agent_main(int argc, char **argv)
 	char *err = NULL;
 	int rc;
 
+	hf_log_init("holdfast-agent", false);
 	hf_agent_opts_init(&o);
 	if (hf_agent_opts_parse(&o, argc, argv, &err)) {
 		fprintf(stderr, "holdfast agent: %s\n", err);

@@ -197,9 +197,6 @@ struct hf_agent {
 
 /* ---- agent.c ---- */
 
-void ag_log(const char *fmt, ...) HF_PRINTF(1, 2);
-int64_t ag_now_ms(void);   /* unix ms */
-int64_t ag_mono_ms(void);
 /* Wakes the supervisor's poll. Any thread, lock held or not. */
 void ag_wake(struct hf_agent *ag);
 /* Asks for an immediate sync. Lock held. */

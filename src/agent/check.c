@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "shim/confine.h"
@@ -198,7 +200,7 @@ void ag_check_cancel(struct ag_check *c)
 
 void ag_checks_start(struct ag_task *t)
 {
-	int64_t now = ag_mono_ms();
+	int64_t now = hf_mono_ms();
 	struct ag_check *cs[] = {t->health, t->readiness};
 
 	for (size_t i = 0; i < HF_ARRAY_LEN(cs); i++) {
@@ -229,12 +231,12 @@ static char *last_line(const char *s)
 static void finish(struct hf_agent *ag, struct ag_task *t, struct ag_check *c,
 		   bool pass, char *reason)
 {
-	int64_t now = ag_now_ms();
+	int64_t now = hf_now_ms();
 	bool in_grace;
 
 	end_run(c);
 	hf_buf_reset(&c->io);
-	c->next_at = ag_mono_ms() + c->interval_ms;
+	c->next_at = hf_mono_ms() + c->interval_ms;
 	if (c->readiness) {
 		if (pass && !t->ready) {
 			char *path = hf_xasprintf("%s/%s", t->dir,
@@ -250,7 +252,7 @@ static void finish(struct hf_agent *ag, struct ag_task *t, struct ag_check *c,
 				close(fd);
 			free(path);
 			t->ready = true;
-			ag_log("task %s is ready", t->id);
+			hf_log("task %s is ready", t->id);
 			ag_mark_dirty(ag);
 		} else if (!pass && !t->ready && reason &&
 			   (!t->not_ready || strcmp(t->not_ready, reason))) {
@@ -267,7 +269,7 @@ static void finish(struct hf_agent *ag, struct ag_task *t, struct ag_check *c,
 	if (pass) {
 		if (t->healthy != 1 || t->health_failures) {
 			if (t->health_failures)
-				ag_log("task %s is healthy again", t->id);
+				hf_log("task %s is healthy again", t->id);
 			t->healthy = 1;
 			t->health_failures = 0;
 			ag_mark_dirty(ag);
@@ -277,7 +279,7 @@ static void finish(struct hf_agent *ag, struct ag_task *t, struct ag_check *c,
 		c->failures++;
 		t->healthy = 0;
 		t->health_failures = c->failures;
-		ag_log("task %s: health check failed (%d of %d): %s", t->id,
+		hf_log("task %s: health check failed (%d of %d): %s", t->id,
 		       c->failures, c->max_failures, reason);
 		ag_mark_dirty(ag);
 		if (c->failures >= c->max_failures &&
@@ -417,7 +419,7 @@ static void start_run(struct hf_agent *ag, struct ag_task *t,
 		      struct ag_check *c)
 {
 	hf_buf_reset(&c->io);
-	c->deadline = ag_mono_ms() + c->timeout_ms;
+	c->deadline = hf_mono_ms() + c->timeout_ms;
 	if (c->kind == HF_CHECK_CMD)
 		start_cmd(ag, t, c);
 	else
@@ -602,7 +604,7 @@ int64_t ag_checks_tick(struct hf_agent *ag, struct ag_task *t,
 		       size_t *n, size_t *cap)
 {
 	struct ag_check *cs[] = {t->health, t->readiness};
-	int64_t now = ag_mono_ms(), next = INT64_MAX;
+	int64_t now = hf_mono_ms(), next = INT64_MAX;
 
 	for (size_t i = 0; i < HF_ARRAY_LEN(cs); i++) {
 		struct ag_check *c = cs[i];

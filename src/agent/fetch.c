@@ -19,6 +19,7 @@
 #include "agent/agent_int.h"
 #include "agent/sha256.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #define INDEX_MAX_BYTES (64 * 1024 * 1024)
@@ -173,7 +174,7 @@ static void save_index(struct hf_agent *ag, json_t *index)
 		abort(); /* only on allocation failure; see util.h */
 	/* Losing the index only costs a download: no need to fail. */
 	if (hf_write_file_atomic(path, text, strlen(text), 0600))
-		ag_log("cannot write %s: %s", path, strerror(errno));
+		hf_log("cannot write %s: %s", path, strerror(errno));
 	free(text);
 	free(path);
 }
@@ -256,7 +257,7 @@ static int fetch_cached(struct hf_agent *ag, const char *url, char **cached,
 	tmp = NULL;
 	json_object_set_new(index, url, json_string(hex));
 	save_index(ag, index);
-	ag_log("fetched %s: %lld bytes, sha256 %.12s", human,
+	hf_log("fetched %s: %lld bytes, sha256 %.12s", human,
 	       (long long)d.bytes, hex);
 	rc = 0;
 out:

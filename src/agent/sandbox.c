@@ -18,8 +18,10 @@
 
 #include "agent/agent_int.h"
 #include "common/caps.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "shim/shim.h"
 #include "spec/spec.h"
@@ -67,7 +69,7 @@ void ag_unbind_volumes(struct ag_task *t)
 	int left = ag_unmount_under(t->sandbox);
 
 	if (left)
-		ag_log("task %s: %d mount(s) in its sandbox could not be "
+		hf_log("task %s: %d mount(s) in its sandbox could not be "
 		       "detached", t->id, left);
 }
 
@@ -167,10 +169,10 @@ static void adopt_volume(struct launch *l, const char *key, const char *src)
 	    stx.stx_uid != 0)
 		return;
 	if (chown_tree(AT_FDCWD, src, l->uid, l->gid, stx.stx_mnt_id) < 0)
-		ag_log("task %s: cannot give volume %s to user %s: %s",
+		hf_log("task %s: cannot give volume %s to user %s: %s",
 		       l->t->id, key, l->user, strerror(errno));
 	else
-		ag_log("task %s: volume %s belonged to root; it now belongs "
+		hf_log("task %s: volume %s belonged to root; it now belongs "
 		       "to user %s", l->t->id, key, l->user);
 }
 
@@ -269,9 +271,9 @@ static int prepare_volumes(struct launch *l, char **err)
 					    strerror(errno));
 			rc = -1;
 		} else if (fresh) {
-			ag_log("task %s: created volume %s", l->t->id, key);
+			hf_log("task %s: created volume %s", l->t->id, key);
 			if (l->have_ids && chown(src, l->uid, l->gid) < 0)
-				ag_log("task %s: cannot give volume %s to user "
+				hf_log("task %s: cannot give volume %s to user "
 				       "%s: %s", l->t->id, key, l->user,
 				       strerror(errno));
 		} else {
@@ -656,7 +658,7 @@ static int prepare(struct launch *l, char **err)
 	if (dmode == 0711 && (chmod(l->ag->data, 0711) < 0 ||
 			      chmod(l->ag->tasks_dir, 0711) < 0 ||
 			      chmod(l->ag->volumes_dir, 0711) < 0))
-		ag_log("task %s: cannot open the agent's directories to user "
+		hf_log("task %s: cannot open the agent's directories to user "
 		       "%s: %s", t->id, l->user, strerror(errno));
 	if (ag_mkdir_p(t->dir, dmode) < 0 || ag_mkdir_p(t->sandbox, 0755) < 0) {
 		*err = hf_xasprintf("cannot create the sandbox: %s",
@@ -704,11 +706,11 @@ static void write_failed_status(struct ag_task *t, const char *msg)
 	hf_shim_status_init(&st);
 	st.state = HF_SHIM_FAILED_TO_START;
 	st.task_id = hf_xstrdup(t->id);
-	st.finished_at = ag_now_ms();
+	st.finished_at = hf_now_ms();
 	st.message = hf_xstrdup(msg);
 	text = hf_shim_status_format(&st);
 	if (hf_write_file_atomic(path, text, strlen(text), 0644))
-		ag_log("task %s: cannot write %s: %s", t->id, path,
+		hf_log("task %s: cannot write %s: %s", t->id, path,
 		       strerror(errno));
 	free(text);
 	free(path);
@@ -778,7 +780,7 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 			t->state = AG_STARTING;
 		t->need_watch = !ag_state_final(t->state);
 	} else if (rc == HF_EUNAVAIL) {
-		ag_log("task %s: the shim is slow to start; watching it",
+		hf_log("task %s: the shim is slow to start; watching it",
 		       t->id);
 		t->state = AG_STARTING;
 		t->need_watch = true;
@@ -817,10 +819,10 @@ static void job_delete_volume(struct hf_agent *ag, const char *key)
 	int left = ag_unmount_under(path), rc = -1;
 
 	if (left)
-		ag_log("not deleting volume %s: %d mount(s) inside remain",
+		hf_log("not deleting volume %s: %d mount(s) inside remain",
 		       key, left);
 	else if (ag_rm_rf(path) < 0)
-		ag_log("cannot delete volume %s: %s", key, strerror(errno));
+		hf_log("cannot delete volume %s: %s", key, strerror(errno));
 	else
 		rc = 0;
 	if (rc == 0) {
@@ -833,7 +835,7 @@ static void job_delete_volume(struct hf_agent *ag, const char *key)
 			if (rmdir(path) < 0)
 				break;
 		}
-		ag_log("deleted volume %s", key);
+		hf_log("deleted volume %s", key);
 	}
 	pthread_mutex_lock(&ag->mu);
 	for (size_t i = 0; i < ag->volumes_queued.len; i++)
@@ -856,21 +858,21 @@ static void job_remove_dir(struct hf_agent *ag, struct ag_task *t)
 	int left = ag_unmount_under(t->dir), rc = -1;
 
 	if (left)
-		ag_log("task %s: not removing its directory: %d mount(s) "
+		hf_log("task %s: not removing its directory: %d mount(s) "
 		       "inside remain", t->id, left);
 	else if (ag_rm_rf(t->dir) < 0)
-		ag_log("task %s: cannot remove %s: %s", t->id, t->dir,
+		hf_log("task %s: cannot remove %s: %s", t->id, t->dir,
 		       strerror(errno));
 	else
 		rc = 0;
 	pthread_mutex_lock(&ag->mu);
 	if (rc == 0) {
-		ag_log("task %s: removed its old sandbox", t->id);
+		hf_log("task %s: removed its old sandbox", t->id);
 		t->removed = true;
 	} else {
 		/* Try again after another keep period. */
 		t->removing = false;
-		t->terminal_at = ag_now_ms();
+		t->terminal_at = hf_now_ms();
 	}
 	pthread_mutex_unlock(&ag->mu);
 	ag_wake(ag);

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "common/clock.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #define ORDER_MAX_BYTES (16 * 1024 * 1024)
@@ -252,21 +254,21 @@ static void set_str(char **dst, const char *src)
 static void log_end(const struct ag_task *t)
 {
 	if (t->state == AG_EXITED && t->stop == AG_STOP_HEALTH && t->message)
-		ag_log("task %s exited: %s", t->id, t->message);
+		hf_log("task %s exited: %s", t->id, t->message);
 	else if (t->state == AG_EXITED && t->signal)
-		ag_log("task %s exited: killed by signal %d%s", t->id,
+		hf_log("task %s exited: killed by signal %d%s", t->id,
 		       t->signal, t->oom_killed ? " (out of memory)" : "");
 	else if (t->state == AG_EXITED)
-		ag_log("task %s exited with code %d", t->id, t->exit_code);
+		hf_log("task %s exited with code %d", t->id, t->exit_code);
 	else
-		ag_log("task %s %s%s%s", t->id, ag_state_name(t->state),
+		hf_log("task %s %s%s%s", t->id, ag_state_name(t->state),
 		       t->message ? ": " : "", t->message ? t->message : "");
 }
 
 /* Common to every way a task ends. Lock held. */
 static void became_final(struct hf_agent *ag, struct ag_task *t)
 {
-	t->terminal_at = ag_now_ms();
+	t->terminal_at = hf_now_ms();
 	t->need_watch = false;
 	/*
 	 * The shim has killed the task's whole process group and cgroup
@@ -318,7 +320,7 @@ void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 	else
 		set_str(&t->message, st->message);
 	if (ns == AG_RUNNING && t->state != AG_RUNNING) {
-		ag_log("task %s running as pid %d", t->id, (int)t->pid);
+		hf_log("task %s running as pid %d", t->id, (int)t->pid);
 		/* Without a readiness check a running task is ready. */
 		if (!t->readiness && !t->paused)
 			t->ready = true;
@@ -341,7 +343,7 @@ void ag_task_end(struct hf_agent *ag, struct ag_task *t, enum ag_state s,
 	t->state = s;
 	set_str(&t->message, message);
 	if (!t->finished_at)
-		t->finished_at = ag_now_ms();
+		t->finished_at = hf_now_ms();
 	became_final(ag, t);
 	ag_mark_dirty(ag);
 	ag_wake(ag);
@@ -424,7 +426,7 @@ int ag_state_save(struct hf_agent *ag)
 		abort(); /* only on allocation failure; see util.h */
 	rc = hf_write_file_atomic(ag->state_path, text, strlen(text), 0600);
 	if (rc)
-		ag_log("cannot write %s: %s", ag->state_path, strerror(errno));
+		hf_log("cannot write %s: %s", ag->state_path, strerror(errno));
 	free(text);
 	return rc;
 }
@@ -443,26 +445,26 @@ int ag_state_load(struct hf_agent *ag)
 		    host[0])
 			want = host;
 		ag->node_id = hf_xstrdup(want ? want : "node");
-		ag_log("new data directory %s: node id %s", ag->data,
+		hf_log("new data directory %s: node id %s", ag->data,
 		       ag->node_id);
 		return ag_state_save(ag);
 	}
 	if (rc) {
-		ag_log("cannot read %s: %s", ag->state_path, strerror(errno));
+		hf_log("cannot read %s: %s", ag->state_path, strerror(errno));
 		return rc;
 	}
 	o = json_loadb(text, len, 0, &jerr);
 	have = json_string_value(json_object_get(o, "node_id"));
 	ids = json_object_get(o, "launched");
 	if (!have || !json_is_array(ids)) {
-		ag_log("%s is not the agent's state file (line %d: %s); "
+		hf_log("%s is not the agent's state file (line %d: %s); "
 		       "refusing to start rather than launch tasks twice",
 		       ag->state_path, jerr.line, o ? "missing keys" : jerr.text);
 		rc = HF_EPARSE;
 		goto out;
 	}
 	if (want && strcmp(want, have) != 0) {
-		ag_log("%s belongs to node \"%s\", not \"%s\": use "
+		hf_log("%s belongs to node \"%s\", not \"%s\": use "
 		       "--node-id %s or another --data directory",
 		       ag->data, have, want, have);
 		rc = HF_ECONFLICT;
@@ -564,7 +566,7 @@ static int64_t dir_mtime_ms(const char *dir)
 	struct stat sb;
 
 	if (stat(dir, &sb) < 0)
-		return ag_now_ms();
+		return hf_now_ms();
 	return (int64_t)sb.st_mtim.tv_sec * 1000 +
 	       sb.st_mtim.tv_nsec / 1000000;
 }
@@ -588,7 +590,7 @@ void ag_reattach(struct hf_agent *ag)
 	bool save = false;
 
 	if (!d) {
-		ag_log("cannot read %s: %s", ag->tasks_dir, strerror(errno));
+		hf_log("cannot read %s: %s", ag->tasks_dir, strerror(errno));
 		return;
 	}
 	pthread_mutex_lock(&ag->mu);
@@ -656,6 +658,6 @@ void ag_reattach(struct hf_agent *ag)
 		ag_state_save(ag);
 	pthread_mutex_unlock(&ag->mu);
 	if (live + ended + lost)
-		ag_log("reattached: %d live task(s), %d ended, %d lost", live,
+		hf_log("reattached: %d live task(s), %d ended, %d lost", live,
 		       ended, lost);
 }

@@ -25,6 +25,8 @@
 #include <time.h>
 
 #include "agent/agent_int.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "http/cred.h"
 #include "http/http.h"
 #include "common/err.h"
@@ -141,14 +143,14 @@ static void apply_volumes(struct hf_agent *ag, json_t *dv)
 		const char *key = json_string_value(v), *by = NULL;
 
 		if (!key || !ag_volume_key_valid(key)) {
-			ag_log("delete_volumes: ignoring an invalid key");
+			hf_log("delete_volumes: ignoring an invalid key");
 			continue;
 		}
 		if (hf_strlist_has(&ag->volumes_deleted, key) ||
 		    hf_strlist_has(&ag->volumes_queued, key))
 			continue;
 		if (volume_in_use(ag, key, &by)) {
-			ag_log("not deleting volume %s yet: task %s still "
+			hf_log("not deleting volume %s yet: task %s still "
 			       "uses it", key, by);
 			continue;
 		}
@@ -169,7 +171,7 @@ static void apply_launches(struct hf_agent *ag, json_t *orders)
 		struct ag_task *t;
 
 		if (!id || !ag_task_id_valid(id)) {
-			ag_log("desired set: ignoring an order without a "
+			hf_log("desired set: ignoring an order without a "
 			       "valid task_id");
 			continue;
 		}
@@ -230,7 +232,7 @@ static void apply_launches(struct hf_agent *ag, json_t *orders)
 		goto out;
 	}
 	for (i = 0; i < fresh.len; i++) {
-		ag_log("task %s: launching", fresh.items[i]->id);
+		hf_log("task %s: launching", fresh.items[i]->id);
 		ag_job_push(ag, AG_JOB_LAUNCH, fresh.items[i], NULL);
 	}
 out:
@@ -249,7 +251,7 @@ static int take_cluster(struct hf_agent *ag, json_t *r)
 	char *old = ag->cluster_id;
 
 	if (ag->refused) {
-		ag_log("the server accepts this node again; its desired set "
+		hf_log("the server accepts this node again; its desired set "
 		       "applies");
 		free(ag->refused);
 		ag->refused = NULL;
@@ -263,11 +265,11 @@ static int take_cluster(struct hf_agent *ag, json_t *r)
 		return -1;
 	}
 	if (old)
-		ag_log("this node now belongs to cluster %s (it was adopted; "
+		hf_log("this node now belongs to cluster %s (it was adopted; "
 		       "it belonged to %s)",
 		       id, old);
 	else
-		ag_log("this node belongs to cluster %s", id);
+		hf_log("this node belongs to cluster %s", id);
 	free(old);
 	return 0;
 }
@@ -281,7 +283,7 @@ static void refused_by(struct hf_agent *ag, const char *url, const char *msg)
 {
 	if (ag->refused && strcmp(ag->refused, msg) == 0)
 		return;
-	ag_log("server %s refuses this node: %s (nothing is stopped here "
+	hf_log("server %s refuses this node: %s (nothing is stopped here "
 	       "until that changes)",
 	       url, msg);
 	free(ag->refused);
@@ -298,7 +300,7 @@ static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
 	bool wake = false;
 
 	if (!json_is_integer(gen) || !json_is_array(orders)) {
-		ag_log("the server's answer has no generation or tasks; "
+		hf_log("the server's answer has no generation or tasks; "
 		       "ignored");
 		return;
 	}
@@ -306,7 +308,7 @@ static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
 	if (g < ag->generation && sent_gen < ag->generation)
 		return; /* stale: see the top of this file */
 	if (g != ag->generation)
-		ag_log("desired set generation %lld: %zu task(s)",
+		hf_log("desired set generation %lld: %zu task(s)",
 		       (long long)g, json_array_size(orders));
 	ag->generation = g;
 	for (size_t i = 0; i < ag->tasks.len; i++)
@@ -318,7 +320,7 @@ static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
 		if (t->listed)
 			continue;
 		if (!ag_state_final(t->state) && t->stop == AG_STOP_NONE) {
-			ag_log("task %s is not in the desired set: stopping it",
+			hf_log("task %s is not in the desired set: stopping it",
 			       t->id);
 			t->stop = AG_STOP_ORDER;
 			wake = true;
@@ -352,7 +354,7 @@ static void join_log(struct hf_agent *ag, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
-	ag_log("%s", msg ? msg : "cannot register this node");
+	hf_log("%s", msg ? msg : "cannot register this node");
 	free(msg);
 }
 
@@ -397,7 +399,7 @@ static int register_node(struct hf_agent *ag, const char *url,
 	explicit_bzero(join, strlen(join));
 	free(join);
 	if (rc == 0 && status == 200) {
-		ag_log("node %s: its credential is registered with %s",
+		hf_log("node %s: its credential is registered with %s",
 		       ag->node_id, url);
 		ag->join_logged = false;
 		rc = 0;
@@ -461,7 +463,7 @@ again:
 	}
 	if (json_is_object(r)) {
 		if (ag->link_down)
-			ag_log("server %s answers again", url);
+			hf_log("server %s answers again", url);
 		ag->link_down = false;
 		rc = take_cluster(ag, r);
 		if (rc == 0)
@@ -498,7 +500,7 @@ again:
 					    msg ? msg : "");
 		if (!ag->link_down || !ag->link_msg ||
 		    strcmp(ag->link_msg, line) != 0) {
-			ag_log("%s", line);
+			hf_log("%s", line);
 			free(ag->link_msg);
 			ag->link_msg = line;
 		} else {
@@ -524,13 +526,7 @@ static void backoff_wait(struct hf_agent *ag, int ms)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	hf_deadline_after_ms(&until, ms);
 	while (!ag->stopping &&
 	       pthread_cond_timedwait(&ag->sync_cv, &ag->mu, &until) == 0)
 		;
@@ -549,7 +545,7 @@ void *ag_long_poll_thread(void *arg)
 
 	pthread_mutex_lock(&ag->mu);
 	while (!ag->stopping) {
-		int64_t gen = ag->generation, start = ag_mono_ms();
+		int64_t gen = ag->generation, start = hf_mono_ms();
 		int rc = sync_once(ag, ag->opts->wait_s);
 
 		if (rc == AG_SYNC_REFUSED) {
@@ -563,7 +559,7 @@ void *ag_long_poll_thread(void *arg)
 			 * server does not hold requests: do not spin.
 			 */
 			if (ag->generation == gen &&
-			    ag_mono_ms() - start < POLL_MIN_MS)
+			    hf_mono_ms() - start < POLL_MIN_MS)
 				backoff_wait(ag, POLL_PAUSE_MS);
 			continue;
 		}

@@ -17,6 +17,7 @@
 #include "http/cred.h"
 #include "http/http.h"
 #include "cli/cli.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "spec/spec.h"
 
@@ -85,6 +86,12 @@ static const char *iso_time(json_int_t ms, char *buf, size_t len)
 	gmtime_r(&secs, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return buf;
+}
+
+/* Seconds since start, a hf_mono_ms() reading. */
+static double elapsed_s(int64_t start)
+{
+	return (double)(hf_mono_ms() - start) / 1000.0;
 }
 
 static const char *jstr(const json_t *o, const char *k)
@@ -351,7 +358,7 @@ static int wait_plan(const char *svc, const char *plan, double timeout_s)
 	bool tty = isatty(STDOUT_FILENO);
 	json_t *last = NULL;
 	int drawn = 0, rc = HF_EXIT_FAIL;
-	time_t start = time(NULL);
+	int64_t start = hf_mono_ms();
 
 	free(esc);
 	free(rest);
@@ -421,7 +428,7 @@ static int wait_plan(const char *svc, const char *plan, double timeout_s)
 			rc = HF_EXIT_FAIL;
 			break;
 		}
-		if (timeout_s > 0 && difftime(time(NULL), start) > timeout_s) {
+		if (timeout_s > 0 && elapsed_s(start) > timeout_s) {
 			fprintf(stderr,
 				"holdfast: plan %s is still %s after %.0f s\n",
 				plan, st ? st : "?", timeout_s);
@@ -447,7 +454,7 @@ static int wait_plan(const char *svc, const char *plan, double timeout_s)
  */
 static int wait_change(const char *svc, const char *plan, double timeout_s)
 {
-	time_t start = time(NULL);
+	int64_t start = hf_mono_ms();
 	char *path;
 	long status;
 	json_t *p = NULL;
@@ -466,7 +473,7 @@ static int wait_change(const char *svc, const char *plan, double timeout_s)
 	}
 	json_decref(p);
 	if (timeout_s > 0) {
-		timeout_s -= difftime(time(NULL), start);
+		timeout_s -= elapsed_s(start);
 		if (timeout_s < 1)
 			timeout_s = 1;
 	}
@@ -923,7 +930,7 @@ out:
  * (one instance's when instance is set): none is listed any more.
  */
 static int wait_volumes_gone(const char *svc, const char *instance,
-			     double timeout, time_t start)
+			     double timeout, int64_t start)
 {
 	char *esc = hf_url_escape(svc);
 	char *path = hf_xasprintf("/v1/volumes?service=%s", esc);
@@ -950,7 +957,7 @@ static int wait_volumes_gone(const char *svc, const char *instance,
 			json_decref(out);
 			break;
 		}
-		if (timeout > 0 && difftime(time(NULL), start) > timeout) {
+		if (timeout > 0 && elapsed_s(start) > timeout) {
 			fprintf(stderr,
 				"holdfast: %zu volume(s) of %s not deleted yet "
 				"after %.0f s (is their node's agent "
@@ -972,7 +979,7 @@ static int cmd_service_remove(int argc, char **argv)
 	const char *name = NULL;
 	bool del = false, wait = false;
 	double timeout = 0;
-	time_t start = time(NULL);
+	int64_t start = hf_mono_ms();
 	char *esc, *path;
 	long status;
 	json_t *out;
@@ -1046,7 +1053,7 @@ static int cmd_service_remove(int argc, char **argv)
 			if (rc || status == 404)
 				break;
 			if (timeout > 0 &&
-			    difftime(time(NULL), start) > timeout) {
+			    elapsed_s(start) > timeout) {
 				fprintf(stderr,
 					"holdfast: %s is still being removed "
 					"after %.0f s (see 'holdfast -s %s pod "
@@ -1594,7 +1601,7 @@ static void print_pod_info(const json_t *in)
 			printf("; %lld failure%s in a row",
 			       (long long)jint(sl, "failures"),
 			       jint(sl, "failures") == 1 ? "" : "s");
-		if (jint(sl, "backoff_until") > (json_int_t)time(NULL) * 1000)
+		if (jint(sl, "backoff_until") > (json_int_t)hf_now_ms())
 			printf("; next launch not before %s",
 			       iso_time(jint(sl, "backoff_until"), t1,
 					sizeof(t1)));
@@ -2190,7 +2197,7 @@ static int cmd_volume_delete(int argc, char **argv)
 	const char *what = NULL;
 	bool yes = false, wait = false;
 	double timeout = 0;
-	time_t start = time(NULL);
+	int64_t start = hf_mono_ms();
 	char *svc, *inst, *path;
 	long status;
 	json_t *out = NULL, *v;

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "http/http_int.h"
 #include "common/err.h"
 
@@ -860,7 +861,7 @@ void http_call_init(struct http_call *c, struct hf_http_server *srv,
 	memset(c, 0, sizeof(*c));
 	c->srv = srv;
 	c->target = hf_xstrdup(target ? target : "");
-	clock_gettime(CLOCK_MONOTONIC, &c->start);
+	c->start_ns = hf_mono_ns();
 	c->req.method = "";
 	c->req.path = "";
 	c->req.body = "";

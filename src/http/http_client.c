@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/version.h"
 
@@ -298,13 +299,13 @@ struct stream_ctx {
 	hf_httpc_chunk_fn fn;
 	void *arg;
 	bool checked, ok, stopped;
-	struct timespec last_call;
+	int64_t last_call; /* hf_mono_ms() */
 	struct hf_buf err_body;
 };
 
 static void mark_call(struct stream_ctx *s)
 {
-	clock_gettime(CLOCK_MONOTONIC, &s->last_call);
+	s->last_call = hf_mono_ms();
 }
 
 static size_t stream_write(char *p, size_t size, size_t n, void *arg)
@@ -337,8 +338,6 @@ static int stream_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 			   curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct stream_ctx *s = arg;
-	struct timespec now;
-	double idle;
 
 	(void)dltotal;
 	(void)dlnow;
@@ -346,10 +345,7 @@ static int stream_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	(void)ulnow;
 	if (s->stopped)
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	idle = (double)(now.tv_sec - s->last_call.tv_sec) +
-	       (double)(now.tv_nsec - s->last_call.tv_nsec) / 1e9;
-	if (idle < 0.25)
+	if (hf_mono_ms() - s->last_call < 250)
 		return 0;
 	mark_call(s);
 	if (s->fn(s->arg, "", 0)) {

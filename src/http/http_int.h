@@ -16,7 +16,7 @@
 struct http_call {
 	struct hf_http_server *srv; /* NULL under hf_http_dispatch */
 	char *target;
-	struct timespec start;
+	int64_t start_ns; /* hf_mono_ns() when the request arrived */
 	const struct hf_http_route *route;
 	struct hf_http_req req;
 	char *method, *path, *token, *last_event_id, *remote_addr;

@@ -59,6 +59,7 @@
 
 #include <microhttpd.h>
 
+#include "common/clock.h"
 #include "http/cred.h"
 #include "http/http_int.h"
 #include "common/err.h"
@@ -209,14 +210,6 @@ struct hf_http_server {
 	pthread_t *workers;
 	unsigned nworkers;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool stopping(const struct hf_http_server *s)
 {
@@ -498,7 +491,7 @@ static enum MHD_Result settle(struct srv_call *sc, struct hf_http_resp *resp)
 				arm(sc, NULL);
 			suspend_waiting(s, sc,
 					resp->resume_ms
-						? mono_ms() + resp->resume_ms
+						? hf_mono_ms() + resp->resume_ms
 						: 0);
 			pthread_mutex_unlock(&s->lock);
 			resp->resume = NULL;
@@ -745,7 +738,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				st->idle = false;
 				disarm(s, sc);
 				arm(sc, st->q);
-				suspend_waiting(s, sc, mono_ms() + st->poll_ms);
+				suspend_waiting(s, sc, hf_mono_ms() + st->poll_ms);
 			} else {
 				job_push(s, sc, JOB_STREAM);
 			}
@@ -771,7 +764,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			}
 			continue;
 		}
-		suspend_waiting(s, sc, mono_ms() + st->poll_ms);
+		suspend_waiting(s, sc, hf_mono_ms() + st->poll_ms);
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
@@ -814,7 +807,6 @@ static void on_completed(void *cls, struct MHD_Connection *con,
 {
 	struct hf_http_server *s = cls;
 	struct srv_call *sc = *con_cls;
-	struct timespec now;
 
 	(void)con;
 	(void)toe;
@@ -825,11 +817,8 @@ static void on_completed(void *cls, struct MHD_Connection *con,
 	 * armed outside on_access and stream_read.
 	 */
 	if (sc->c.answered && s->on_request) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
 		s->on_request(s->conf.ctx, &sc->c.req, sc->c.status,
-			      (double)(now.tv_sec - sc->c.start.tv_sec) +
-				      (double)(now.tv_nsec - sc->c.start.tv_nsec) /
-					      1e9);
+			      (double)(hf_mono_ns() - sc->c.start_ns) / 1e9);
 	}
 	if (sc->complete) {
 		pthread_mutex_lock(&s->lock);
@@ -989,7 +978,7 @@ static void conn_answer_early(struct hf_http_server *s, struct conn *cn,
 	shutdown(cn->fd, SHUT_WR);
 	pthread_mutex_lock(&s->conn_lock);
 	cn->phase = CONN_DRAIN;
-	cn->deadline = mono_ms() + HTTP_DRAIN_MS;
+	cn->deadline = hf_mono_ms() + HTTP_DRAIN_MS;
 	pthread_mutex_unlock(&s->conn_lock);
 }
 
@@ -1101,7 +1090,7 @@ static void conn_accept(struct hf_http_server *s, int lfd)
 		cn->ipc = ipc;
 		memcpy(&cn->addr, &ss, sl);
 		cn->addrlen = sl;
-		cn->deadline = mono_ms() + s->request_ms;
+		cn->deadline = hf_mono_ms() + s->request_ms;
 		cn->phase = CONN_HEAD;
 		if ((size_t)fd >= s->nslots) {
 			size_t n = s->nslots ? s->nslots : 64;
@@ -1142,7 +1131,7 @@ static void conn_accept(struct hf_http_server *s, int lfd)
  */
 static void tick(struct hf_http_server *s)
 {
-	int64_t now = mono_ms();
+	int64_t now = hf_mono_ms();
 	struct conn **expired = NULL;
 	size_t nexp = 0;
 
@@ -1194,7 +1183,7 @@ static void tick(struct hf_http_server *s)
 static void *acceptor_main(void *arg)
 {
 	struct hf_http_server *s = arg;
-	int64_t last_tick = mono_ms();
+	int64_t last_tick = hf_mono_ms();
 
 	while (!stopping(s)) {
 		struct epoll_event evs[64];
@@ -1210,8 +1199,8 @@ static void *acceptor_main(void *arg)
 			else
 				conn_readable(s, p);
 		}
-		if (mono_ms() - last_tick >= HTTP_TICK_MS) {
-			last_tick = mono_ms();
+		if (hf_mono_ms() - last_tick >= HTTP_TICK_MS) {
+			last_tick = hf_mono_ms();
 			tick(s);
 		}
 	}
@@ -1708,8 +1697,7 @@ void hf_http_stop(struct hf_http_server *s)
 	{
 		struct timespec until;
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += HTTP_STOP_DRAIN_S;
+		hf_deadline_after_ms(&until, HTTP_STOP_DRAIN_S * 1000);
 		pthread_mutex_lock(&s->lock);
 		while (s->answering > 0)
 			if (pthread_cond_timedwait(&s->done_cv, &s->lock,

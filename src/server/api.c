@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
+#include "common/log.h"
 #include "http/http.h"
 #include "common/err.h"
 #include "common/version.h"

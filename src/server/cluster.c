@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "server/cluster.h"
 #include "server/events.h"
 #include "server/sched.h"

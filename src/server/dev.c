@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/log.h"
 #include "http/cred.h"
 #include "common/cmd.h"
 #include "common/err.h"

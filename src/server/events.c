@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "server/events.h"
 #include "server/state.h"
 
@@ -205,7 +207,7 @@ struct stream {
 	uint64_t since;
 	char *service;
 	bool follow;
-	time_t last_sent;
+	int64_t last_sent; /* hf_mono_ms() */
 };
 
 static void stream_free(void *arg)
@@ -261,12 +263,12 @@ static int stream_next(void *arg, struct hf_buf *out)
 	n = collect(st, out);
 	pthread_mutex_unlock(&s->mu);
 	if (n)
-		st->last_sent = time(NULL);
+		st->last_sent = hf_mono_ms();
 	if (!st->follow)
 		return 1;
-	if (!n && time(NULL) - st->last_sent >= HEARTBEAT_S) {
+	if (!n && hf_mono_ms() - st->last_sent >= HEARTBEAT_S * 1000) {
 		hf_buf_adds(out, ": keepalive\n\n");
-		st->last_sent = time(NULL);
+		st->last_sent = hf_mono_ms();
 	}
 	return 0;
 }
@@ -311,7 +313,7 @@ void hf_events_handler(void *ctx, const struct hf_http_req *req,
 	st->http = req->server;
 	st->follow = hf_http_query_bool(req, "follow", true);
 	st->service = svc ? hf_xstrdup(svc) : NULL;
-	st->last_sent = time(NULL);
+	st->last_sent = hf_mono_ms();
 	if (req->last_event_id)
 		since = req->last_event_id;
 	if (since) {

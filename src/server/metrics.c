@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "server/metrics.h"
 #include "server/sched.h"
 #include "server/state.h"

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
+#include "common/log.h"
 #include "http/cred.h"
 #include "common/err.h"
 #include "server/events.h"

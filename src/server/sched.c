@@ -12,7 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "plan/placement.h"
 #include "server/events.h"
 #include "server/sched.h"

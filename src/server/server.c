@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/log.h"
 #include "http/cred.h"
 #include "http/http.h"
 #include "common/cmd.h"

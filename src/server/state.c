@@ -23,40 +23,13 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "server/events.h"
 #include "server/state.h"
-
-int64_t hf_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 char *hf_new_uuid(void)
 {
 	return hf_random_hex(16);
-}
-
-void hf_log(const char *fmt, ...)
-{
-	struct hf_buf b = HF_BUF_INIT;
-	struct timespec ts;
-	struct tm tm;
-	char when[32];
-	va_list ap;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	hf_buf_addf(&b, "%s.%03ldZ holdfast: ", when, ts.tv_nsec / 1000000);
-	va_start(ap, fmt);
-	hf_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	hf_buf_addc(&b, '\n');
-	fputs(hf_buf_str(&b), stderr);
-	hf_buf_release(&b);
 }
 
 static void escape_into(struct hf_buf *b, const char *s)

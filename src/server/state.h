@@ -449,13 +449,9 @@ int hf_state_load(struct hf_srv *s, char **err);
 json_t *hf_task_rec_to_json(const struct hf_task_rec *r);
 json_t *hf_instance_to_json(const struct hf_instance *in);
 
-int64_t hf_now_ms(void);
 /* A new random id (32 hex digits). The caller frees it. */
 char *hf_new_uuid(void);
 /* Store keys escape '/' in names. The caller frees the result. */
 char *hf_state_key(const char *fmt, const char *a, const char *b);
-
-/* Logging to stderr with a timestamp; never pass secrets. */
-void hf_log(const char *fmt, ...) HF_PRINTF(1, 2);
 
 #endif

@@ -33,8 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/cmd.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
@@ -82,50 +84,12 @@ struct shim {
 
 /* ---- small helpers -------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-/* A line on stderr (the agent's until detached, then shim.log). */
-static void HF_PRINTF(1, 2) shim_log(const char *fmt, ...)
-{
-	struct hf_buf b = HF_BUF_INIT;
-	char when[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	va_list ap;
-
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
-		 gmtime_r(&t, &tm));
-	hf_buf_addf(&b, "%s holdfast shim[%d]: ", when, (int)getpid());
-	va_start(ap, fmt);
-	hf_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	hf_buf_addc(&b, '\n');
-	if (write(STDERR_FILENO, b.data, b.len) < 0) {
-		/* Nowhere left to complain. */
-	}
-	hf_buf_release(&b);
 }
 
 static char *dir_path(const struct shim *sh, const char *name)
@@ -174,7 +138,7 @@ static void publish(struct shim *sh)
 	char *path = dir_path(sh, "status.json");
 
 	if (hf_write_file_atomic(path, file, strlen(file), 0644))
-		shim_log("cannot write %s: %s", path, strerror(errno));
+		hf_log("cannot write %s: %s", path, strerror(errno));
 	for (size_t i = 0; i < sh->clients.len; i++)
 		if (sh->clients.items[i]->watching)
 			client_send(sh->clients.items[i], text);
@@ -196,12 +160,12 @@ static void HF_PRINTF(2, 3) fail_start(struct shim *sh, const char *fmt, ...)
 		sh->st.message = hf_buf_detach(&b);
 	}
 	va_end(ap);
-	shim_log("%s: failed to start: %s", sh->dir, sh->st.message);
+	hf_log("%s: failed to start: %s", sh->dir, sh->st.message);
 	if (sh->agent_err >= 0)
 		dprintf(sh->agent_err, "holdfast shim: %s: failed to start: "
 			"%s\n", sh->dir, sh->st.message);
 	sh->st.state = HF_SHIM_FAILED_TO_START;
-	sh->st.finished_at = now_ms();
+	sh->st.finished_at = hf_now_ms();
 	publish(sh);
 }
 
@@ -304,7 +268,7 @@ static void kill_task(struct shim *sh, int sig)
 
 static void request_stop(struct shim *sh, double grace)
 {
-	int64_t at = mono_ms() + (int64_t)(grace * 1000);
+	int64_t at = hf_mono_ms() + (int64_t)(grace * 1000);
 
 	if (sh->main_exited)
 		return;
@@ -312,7 +276,7 @@ static void request_stop(struct shim *sh, double grace)
 		sh->st.stop_requested = true;
 		/* No grace: nothing to warn, the loop kills at once. */
 		if (grace > 0) {
-			shim_log("stopping the task (SIGTERM, SIGKILL in %gs)",
+			hf_log("stopping the task (SIGTERM, SIGKILL in %gs)",
 				 grace);
 			kill_task(sh, SIGTERM);
 		}
@@ -376,7 +340,7 @@ static void op_signal(struct shim *sh, struct client *c, json_t *req)
 		client_reply(c, false, "the task has exited");
 		return;
 	}
-	shim_log("sending SIG%s to the task", signal_name(sig));
+	hf_log("sending SIG%s to the task", signal_name(sig));
 	kill_task(sh, sig);
 	client_reply(c, true, NULL);
 }
@@ -735,9 +699,9 @@ static int spawn_task(struct shim *sh)
 	sh->st.pgid = sh->pid;
 	if (sh->launch.isolate)
 		sh->st.mnt_ns = mount_ns_of(sh->pid);
-	sh->st.started_at = now_ms();
+	sh->st.started_at = hf_now_ms();
 	sh->st.state = HF_SHIM_RUNNING;
-	shim_log("task %s started as pid %d", sh->launch.task_id,
+	hf_log("task %s started as pid %d", sh->launch.task_id,
 		 (int)sh->pid);
 	publish(sh);
 	rc = 0;
@@ -803,7 +767,7 @@ static int kill_children(void)
  */
 static void kill_leftovers(struct shim *sh)
 {
-	int64_t until = mono_ms() + SETTLE_MS;
+	int64_t until = hf_mono_ms() + SETTLE_MS;
 
 	for (;;) {
 		int left = 0;
@@ -814,7 +778,7 @@ static void kill_leftovers(struct shim *sh)
 		left += kill_children();
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
-		if (!left || mono_ms() > until)
+		if (!left || hf_mono_ms() > until)
 			break;
 		sleep_ms(5);
 	}
@@ -824,7 +788,7 @@ static void main_exited(struct shim *sh, int wstatus)
 {
 	sh->main_exited = true;
 	sh->wstatus = wstatus;
-	sh->st.finished_at = now_ms();
+	sh->st.finished_at = hf_now_ms();
 	if (WIFEXITED(wstatus)) {
 		sh->st.has_exit_code = true;
 		sh->st.exit_code = WEXITSTATUS(wstatus);
@@ -833,7 +797,7 @@ static void main_exited(struct shim *sh, int wstatus)
 	}
 	kill_leftovers(sh);
 	sh->kill_at = 0;
-	sh->drain_until = mono_ms() + DRAIN_MS;
+	sh->drain_until = hf_mono_ms() + DRAIN_MS;
 }
 
 static void reap(struct shim *sh)
@@ -886,7 +850,7 @@ static void exit_message(struct shim *sh)
 
 static void flush_clients(struct shim *sh)
 {
-	int64_t until = mono_ms() + FLUSH_MS;
+	int64_t until = hf_mono_ms() + FLUSH_MS;
 
 	for (;;) {
 		struct pollfd pfds[MAX_CLIENTS];
@@ -899,7 +863,7 @@ static void flush_clients(struct shim *sh)
 			if (!c->dead && c->out_off < c->out.len)
 				pfds[n++] = (struct pollfd){c->fd, POLLOUT, 0};
 		}
-		if (!n || mono_ms() > until)
+		if (!n || hf_mono_ms() > until)
 			break;
 		poll(pfds, (nfds_t)n, 50);
 	}
@@ -911,13 +875,13 @@ static void finish(struct shim *sh)
 
 	for (int i = 0; i < 2; i++) {
 		if (sh->pipes[i] >= 0) {
-			shim_log("%s still open %d ms after the exit; closing "
+			hf_log("%s still open %d ms after the exit; closing "
 				 "it", i ? "stderr" : "stdout", DRAIN_MS);
 			close(sh->pipes[i]);
 			sh->pipes[i] = -1;
 		}
 		if (sh->logs[i].dropped)
-			shim_log("dropped %llu bytes of %s: %s",
+			hf_log("dropped %llu bytes of %s: %s",
 				 (unsigned long long)sh->logs[i].dropped,
 				 i ? "stderr" : "stdout",
 				 strerror(sh->logs[i].last_errno));
@@ -933,11 +897,11 @@ static void finish(struct shim *sh)
 		sh->st.oom_killed = true;
 	err = hf_cgroup_remove(&sh->cg);
 	if (err)
-		shim_log("cannot remove cgroup %s: %s", sh->cg.path,
+		hf_log("cannot remove cgroup %s: %s", sh->cg.path,
 			 strerror(err));
 	exit_message(sh);
 	sh->st.state = HF_SHIM_EXITED;
-	shim_log("task %s %s", sh->launch.task_id, sh->st.message);
+	hf_log("task %s %s", sh->launch.task_id, sh->st.message);
 	publish(sh);
 	flush_clients(sh);
 	remove_socket(sh);
@@ -981,7 +945,7 @@ static void read_signals(struct shim *sh)
 
 static int poll_timeout(const struct shim *sh)
 {
-	int64_t now = mono_ms(), t = -1;
+	int64_t now = hf_mono_ms(), t = -1;
 
 	if (sh->kill_at)
 		t = sh->kill_at - now;
@@ -1002,7 +966,7 @@ static void run_loop(struct shim *sh)
 
 		if (sh->main_exited &&
 		    ((sh->pipes[0] < 0 && sh->pipes[1] < 0) ||
-		     mono_ms() >= sh->drain_until))
+		     hf_mono_ms() >= sh->drain_until))
 			break;
 		pfds.len = polled.len = 0;
 		*HF_VEC_PUSH(&pfds) = (struct pollfd){sh->sigfd, POLLIN, 0};
@@ -1025,7 +989,7 @@ static void run_loop(struct shim *sh)
 		}
 		if (poll(pfds.items, (nfds_t)pfds.len, poll_timeout(sh)) < 0 &&
 		    errno != EINTR) {
-			shim_log("poll: %s", strerror(errno));
+			hf_log("poll: %s", strerror(errno));
 			sleep_ms(10);
 			continue;
 		}
@@ -1045,8 +1009,8 @@ static void run_loop(struct shim *sh)
 		}
 		if (pfds.items[1].revents)
 			accept_clients(sh);
-		if (sh->kill_at && mono_ms() >= sh->kill_at) {
-			shim_log("grace period over: SIGKILL");
+		if (sh->kill_at && hf_mono_ms() >= sh->kill_at) {
+			hf_log("grace period over: SIGKILL");
 			sh->kill_at = 0;
 			kill_task(sh, SIGKILL);
 		}
@@ -1174,7 +1138,7 @@ static int load_launch(struct shim *sh)
 		fprintf(stderr, "holdfast shim: %s: %s\n", path, msg);
 		/* No detached shim will run: shim_pid stays null. */
 		sh->st.state = HF_SHIM_FAILED_TO_START;
-		sh->st.finished_at = now_ms();
+		sh->st.finished_at = hf_now_ms();
 		sh->st.message = hf_xasprintf("invalid launch.json: %s", msg);
 		publish(sh);
 	}
@@ -1252,7 +1216,7 @@ static int setup_signals(struct shim *sh)
 	}
 	/* Orphaned descendants come to us, not to init: see kill_leftovers. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
-		shim_log("cannot become a child subreaper: %s",
+		hf_log("cannot become a child subreaper: %s",
 			 strerror(errno));
 	return 0;
 }
@@ -1263,7 +1227,7 @@ static void write_pidfile(struct shim *sh)
 	char *text = hf_xasprintf("%d\n", (int)getpid());
 
 	if (hf_write_file_atomic(path, text, strlen(text), 0644))
-		shim_log("cannot write %s: %s", path, strerror(errno));
+		hf_log("cannot write %s: %s", path, strerror(errno));
 	free(path);
 	free(text);
 }
@@ -1321,7 +1285,7 @@ static int shim_run(struct shim *sh, const char *dir)
 		redirect_stdio(sh);
 	write_pidfile(sh);
 	if (chdir("/") < 0)
-		shim_log("chdir /: %s", strerror(errno));
+		hf_log("chdir /: %s", strerror(errno));
 	sh->st.state = HF_SHIM_STARTING;
 	if (setup_signals(sh))
 		goto failed;
@@ -1335,7 +1299,7 @@ static int shim_run(struct shim *sh, const char *dir)
 		sh->st.cgroup = hf_xstrdup(sh->cg.path);
 	if (sh->cg.note) {
 		sh->st.cgroup_note = hf_xstrdup(sh->cg.note);
-		shim_log("cgroup: %s", sh->cg.note);
+		hf_log("cgroup: %s", sh->cg.note);
 	}
 	if (spawn_task(sh))
 		goto failed;
@@ -1365,6 +1329,7 @@ int hf_shim_main(int argc, char **argv)
 	bool bad = false;
 	int rc;
 
+	hf_log_init("holdfast shim", true);
 	shim_init(&sh);
 	for (int i = 1; i < argc && !bad; i++) {
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)

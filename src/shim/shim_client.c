@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/spawn.h"
 #include "common/util.h"
@@ -256,26 +257,18 @@ static int send_line(int fd, const char *request)
 	return rc;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads one line (without '\n') from a blocking socket; caller frees. */
 static int read_line(int fd, int timeout_ms, char **line)
 {
 	struct hf_buf b = HF_BUF_INIT;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = hf_mono_ms() + timeout_ms;
 	char c[4096];
 	int rc = HF_EIO;
 
 	*line = NULL;
 	for (;;) {
 		struct pollfd p = {fd, POLLIN, 0};
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - hf_mono_ms();
 		char *nl;
 		ssize_t n;
 
@@ -491,7 +484,7 @@ int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
 	 * The first shim process exits as soon as the detached one has
 	 * started the task; a stuck start is abandoned, not waited for.
 	 */
-	deadline = mono_ms() + SPAWN_TIMEOUT_MS;
+	deadline = hf_mono_ms() + SPAWN_TIMEOUT_MS;
 	for (;;) {
 		pid_t w = waitpid(pid, &wstatus, WNOHANG);
 
@@ -502,7 +495,7 @@ int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
 			break;
 		if (w < 0 && errno != EINTR)
 			goto out;
-		if (mono_ms() > deadline) {
+		if (hf_mono_ms() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &wstatus, 0);
 			rc = HF_EUNAVAIL;
@@ -595,7 +588,6 @@ int hf_shim_cleanup_lost(const char *taskdir)
 	char *path = hf_xasprintf("%s/status.json", taskdir);
 	char *sock = hf_xasprintf("%s/%s", taskdir, HF_SHIM_SOCK), *text;
 	struct hf_shim_status st;
-	struct timespec ts;
 	int fd, rc;
 
 	hf_shim_status_init(&st);
@@ -618,9 +610,8 @@ int hf_shim_cleanup_lost(const char *taskdir)
 	}
 	if (st.cgroup)
 		hf_cgroup_destroy(st.cgroup);
-	clock_gettime(CLOCK_REALTIME, &ts);
 	st.state = HF_SHIM_EXITED;
-	st.finished_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	st.finished_at = hf_now_ms();
 	st.has_exit_code = false;
 	st.signal = 0;
 	free(st.message);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -680,14 +681,6 @@ static bool has_local_leases(const struct hf_store *s)
 	return s->be->lease_grant == NULL;
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct local_lease *lease_find(struct hf_store *s, int64_t id)
 {
 	for (size_t i = 0; i < s->leases.len; i++)
@@ -756,7 +749,7 @@ static int leases_expire(struct hf_store *s, struct hf_buf *err)
 
 	if (!has_local_leases(s) || s->leases.len == 0)
 		return 0;
-	now = monotonic_ms();
+	now = hf_mono_ms();
 	for (size_t i = 0; i < s->leases.len;) {
 		int rc;
 
@@ -843,7 +836,7 @@ static int local_lease_grant(struct hf_store *s, int ttl, int64_t *lease_id)
 
 	l->id = ++s->last_lease_id;
 	l->ttl = ttl;
-	l->deadline_ms = monotonic_ms() + (int64_t)ttl * 1000;
+	l->deadline_ms = hf_mono_ms() + (int64_t)ttl * 1000;
 	*lease_id = l->id;
 	return 0;
 }
@@ -862,7 +855,7 @@ static int local_lease_keepalive(struct hf_store *s, int64_t lease_id,
 
 	if (!l)
 		return lease_gone(lease_id, err);
-	l->deadline_ms = monotonic_ms() + (int64_t)l->ttl * 1000;
+	l->deadline_ms = hf_mono_ms() + (int64_t)l->ttl * 1000;
 	*ttl_left = l->ttl;
 	return 0;
 }

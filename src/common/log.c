@@ -1,0 +1,41 @@
+/* log.c - the one logger (see log.h). */
+#include "common/log.h"
+
+#include <stdarg.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_name = "holdfast";
+static bool log_with_pid;
+
+void hf_log_init(const char *name, bool with_pid)
+{
+	log_name = name;
+	log_with_pid = with_pid;
+}
+
+void hf_log(const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+	va_list ap;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S",
+		 gmtime_r(&ts.tv_sec, &tm));
+	hf_buf_addf(&b, "%s.%03ldZ %s", when, ts.tv_nsec / 1000000, log_name);
+	if (log_with_pid)
+		hf_buf_addf(&b, "[%d]", (int)getpid());
+	hf_buf_adds(&b, ": ");
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	hf_buf_addc(&b, '\n');
+	/* One write per line, so lines of several threads never mix. */
+	if (write(STDERR_FILENO, b.data, b.len) < 0) {
+		/* Nowhere left to complain. */
+	}
+	hf_buf_release(&b);
+}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/api.h"
+#include "common/clock.h"
 #include "http/http.h"
 #include "common/err.h"
 #include "common/spawn.h"
@@ -184,7 +185,7 @@ static int run_capture(char *const argv[], char *const envp[],
 	int po[2] = {-1, -1}, pe[2] = {-1, -1};
 	struct hf_spawn sp;
 	pid_t pid;
-	time_t deadline = time(NULL) + EXEC_TIMEOUT_S;
+	int64_t deadline = hf_mono_ms() + EXEC_TIMEOUT_S * 1000;
 	bool timed_out = false;
 	int rc = -1;
 
@@ -209,7 +210,7 @@ static int run_capture(char *const argv[], char *const envp[],
 	po[1] = pe[1] = -1;
 	while (po[0] >= 0 || pe[0] >= 0) {
 		struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-		int left = (int)(deadline - time(NULL));
+		int64_t left = deadline - hf_mono_ms();
 
 		if (left <= 0) {
 			timed_out = true;

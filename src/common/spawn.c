@@ -62,20 +62,27 @@ static int put_fd(int src, int slot)
 	return dup2(src, slot) < 0 ? -1 : 0;
 }
 
+/* In a child, while every signal is blocked: no handler of the parent. */
+static void reset_dispositions(void)
+{
+	struct sigaction dfl;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+}
+
 static void __attribute__((noreturn))
 child(const struct hf_spawn *sp, int ep, int devnull)
 {
 	static char *const no_env[] = {NULL};
-	struct sigaction dfl;
 	const char *what = NULL;
 	sigset_t none;
 	int fds[3] = {sp->in, sp->out, sp->err}, e;
 
 	/* Dispositions first, while every signal is still blocked. */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
+	reset_dispositions();
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
@@ -156,4 +163,21 @@ out:
 	if (devnull >= 0)
 		close(devnull);
 	return rc;
+}
+
+pid_t hf_spawn_fork(void)
+{
+	sigset_t all, old;
+	pid_t p;
+	int e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	p = fork();
+	e = errno;
+	if (p == 0)
+		reset_dispositions();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return p;
 }

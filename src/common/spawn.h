@@ -10,7 +10,9 @@
  * a bad command fails when it is started, never as a later exit 127.
  *
  * Any thread may call hf_spawn_start; the child only makes
- * async-signal-safe calls (the setup step must do the same).
+ * async-signal-safe calls (the setup step must do the same). Every fork()
+ * of holdfast is here: hf_spawn_start for a program, hf_spawn_fork for a
+ * child that runs on in this one (tests/unit/test_layout.py checks).
  */
 #ifndef HF_COMMON_SPAWN_H
 #define HF_COMMON_SPAWN_H
@@ -47,5 +49,14 @@ struct hf_spawn {
  * every string it points to are only read.
  */
 int hf_spawn_start(const struct hf_spawn *sp, pid_t *pid, char **err);
+
+/*
+ * fork() for a child that goes on running this program instead of exec'ing
+ * one (the shim detaching from the agent, a probe of what the kernel
+ * allows): every signal is blocked around the fork, and the child resets
+ * every disposition to the default before it restores the caller's mask,
+ * so no handler of the parent runs in it. Returns as fork() does.
+ */
+pid_t hf_spawn_fork(void);
 
 #endif

@@ -20,10 +20,11 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/log.h"
-#include "http/cred.h"
 #include "common/cmd.h"
 #include "common/err.h"
+#include "common/log.h"
+#include "common/spawn.h"
+#include "http/cred.h"
 #include "server/server.h"
 #include "server/state.h"
 
@@ -51,26 +52,50 @@ struct child {
  */
 static char *dev_token;
 
-static pid_t spawn(struct child *c, const sigset_t *oldmask)
+static bool is_token_var(const char *kv)
 {
-	pid_t pid = fork();
+	return strncmp(kv, "HOLDFAST_TOKEN=", 15) == 0 ||
+	       strncmp(kv, "HOLDFAST_ADMIN_TOKEN=", 21) == 0;
+}
 
-	if (pid == 0) {
-		sigprocmask(SIG_SETMASK, oldmask, NULL);
-		unsetenv("HOLDFAST_TOKEN");
-		unsetenv("HOLDFAST_ADMIN_TOKEN");
-		setenv(c->token_env, dev_token, 1);
-		execv(c->argv[0], c->argv);
-		fprintf(stderr, "holdfast dev: cannot run %s: %s\n", c->argv[0],
-			strerror(errno));
-		_exit(127);
-	}
-	if (pid > 0) {
+/*
+ * Starts c with dev's stdio and environment, less any token, plus
+ * c->token_env. Returns 0, or -1 with *err set (the caller frees it).
+ */
+static int spawn(struct child *c, char **err)
+{
+	extern char **environ;
+	char *tok = hf_xasprintf("%s=%s", c->token_env, dev_token);
+	struct hf_spawn sp;
+	size_t n = 0, k = 0;
+	char **env;
+	pid_t pid;
+	int rc;
+
+	while (environ[n])
+		n++;
+	env = hf_xmalloc((n + 2) * sizeof(*env));
+	for (size_t i = 0; i < n; i++)
+		if (!is_token_var(environ[i]))
+			env[k++] = environ[i];
+	env[k++] = tok;
+	env[k] = NULL;
+	memset(&sp, 0, sizeof(sp));
+	sp.path = c->argv[0];
+	sp.argv = c->argv;
+	sp.envp = env;
+	sp.in = -1; /* /dev/null: neither reads a terminal */
+	sp.out = STDOUT_FILENO;
+	sp.err = STDERR_FILENO;
+	rc = hf_spawn_start(&sp, &pid, err);
+	explicit_bzero(tok, strlen(tok));
+	free(tok);
+	free(env);
+	c->started = hf_now_ms();
+	c->restart_at = 0;
+	if (rc == 0)
 		c->pid = pid;
-		c->started = hf_now_ms();
-		c->restart_at = 0;
-	}
-	return pid;
+	return rc;
 }
 
 static char *self_exe(void)
@@ -137,7 +162,7 @@ const struct hf_cmd hf_dev_cmd = {
  * a while, else after a wait that doubles with each quick death (1 s, 2 s,
  * ... 30 s), so a child that cannot start does not spin.
  */
-static void schedule_restart(struct child *c, int status)
+static void schedule_restart(struct child *c, const char *how)
 {
 	int64_t now = hf_now_ms(), wait = 0;
 	char when[32];
@@ -156,11 +181,21 @@ static void schedule_restart(struct child *c, int status)
 	if (wait)
 		snprintf(when, sizeof(when), " in %lld s",
 			 (long long)(wait / 1000));
-	hf_log("dev: the %s stopped (%s %d); starting it again%s", c->name,
-	       WIFEXITED(status) ? "status" : "signal",
-	       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-	       when);
+	hf_log("dev: the %s %s; starting it again%s", c->name, how, when);
 	c->restart_at = now + wait;
+}
+
+/* Starts c, or has it wait as a child that died at once would. */
+static void start_or_wait(struct child *c)
+{
+	char *err = NULL, *how;
+
+	if (spawn(c, &err) == 0)
+		return;
+	how = hf_xasprintf("could not be started (%s)", err);
+	schedule_restart(c, how);
+	free(how);
+	free(err);
 }
 
 int hf_dev_main(int argc, char **argv)
@@ -168,7 +203,7 @@ int hf_dev_main(int argc, char **argv)
 	struct option longopts[HF_ARRAY_LEN(dev_flags) + 1];
 	const char *data = "/var/lib/holdfast/dev";
 	const char *listen = "127.0.0.1:7070";
-	char *exe, *sdata, *adata, *url, *port, *port_file, *lock;
+	char *exe, *sdata, *adata, *url, *port, *port_file, *lock, *err = NULL;
 	char *server_argv[10], *agent_argv[10];
 	struct child kids[2];
 	sigset_t mask, oldmask;
@@ -272,7 +307,12 @@ int hf_dev_main(int argc, char **argv)
 	 * The agent starts once the server is up: were the port taken by
 	 * another server, the agent would join that one.
 	 */
-	spawn(&kids[0], &oldmask);
+	if (spawn(&kids[0], &err)) {
+		hf_log("dev: the server could not start (%s); stopping", err);
+		free(err);
+		stopping = true;
+		rc = HF_EXIT_FAIL;
+	}
 	while (kids[0].pid > 0 || kids[1].pid > 0 ||
 	       (!stopping && (kids[0].restart_at || kids[1].restart_at ||
 			      !server_up))) {
@@ -286,7 +326,7 @@ int hf_dev_main(int argc, char **argv)
 		if (!server_up && !stopping) {
 			if (access(port_file, F_OK) == 0) {
 				server_up = true;
-				spawn(&kids[1], &oldmask);
+				start_or_wait(&kids[1]);
 			} else {
 				next = 100;
 			}
@@ -295,7 +335,7 @@ int hf_dev_main(int argc, char **argv)
 			if (!kids[i].restart_at)
 				continue;
 			if (kids[i].restart_at <= now)
-				spawn(&kids[i], &oldmask);
+				start_or_wait(&kids[i]);
 			else if (next < 0 || kids[i].restart_at - now < next)
 				next = kids[i].restart_at - now;
 		}
@@ -315,6 +355,8 @@ int hf_dev_main(int argc, char **argv)
 			continue;
 		}
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			char *how;
+
 			for (int i = 0; i < 2; i++) {
 				if (kids[i].pid != pid)
 					continue;
@@ -342,7 +384,13 @@ int hf_dev_main(int argc, char **argv)
 						kill(kids[1].pid, SIGTERM);
 					continue;
 				}
-				schedule_restart(&kids[i], status);
+				how = hf_xasprintf(
+				    "stopped (%s %d)",
+				    WIFEXITED(status) ? "status" : "signal",
+				    WIFEXITED(status) ? WEXITSTATUS(status)
+						      : WTERMSIG(status));
+				schedule_restart(&kids[i], how);
+				free(how);
 			}
 		}
 	}

@@ -27,6 +27,7 @@
 
 #include "common/caps.h"
 #include "common/fs.h"
+#include "common/spawn.h"
 #include "common/util.h"
 #include "shim/confine.h"
 
@@ -665,7 +666,7 @@ bool hf_confine_probe(char **why)
 		*why = hf_xasprintf("pipe: %s", strerror(errno));
 		return false;
 	}
-	pid = fork();
+	pid = hf_spawn_fork();
 	if (pid == 0) {
 		int fd;
 

@@ -1165,7 +1165,7 @@ static int detach(struct shim *sh)
 		return HF_EXIT_FAIL;
 	}
 	fflush(NULL);
-	pid = fork();
+	pid = hf_spawn_fork();
 	if (pid < 0) {
 		fprintf(stderr, "holdfast shim: fork: %s\n", strerror(errno));
 		close(p[0]);

@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/rlimit.h"
 #include "common/util.h"
 #include "shim/shim.h"
 #include "spec/spec.h"
@@ -571,7 +572,7 @@ static int write_launch(struct launch *l, char **err)
 		const char *name = json_string_value(json_object_get(v, "name"));
 		json_t *soft = json_object_get(v, "soft");
 		json_t *hard = json_object_get(v, "hard");
-		int res = name ? hf_shim_rlimit_by_name(name) : -1;
+		int res = name ? hf_rlimit_by_name(name) : -1;
 		struct hf_shim_rlimit *r;
 
 		if (res < 0) {

@@ -1,6 +1,7 @@
 /* clock.c - the wall and monotonic clocks (see clock.h). */
 #include "common/clock.h"
 
+#include <errno.h>
 #include <time.h>
 
 int64_t hf_now_ms(void)
@@ -33,4 +34,12 @@ void hf_deadline_after_ms(struct timespec *out, int64_t ms)
 		out->tv_sec++;
 		out->tv_nsec -= 1000000000L;
 	}
+}
+
+void hf_sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }

@@ -26,5 +26,7 @@ int64_t hf_mono_ns(void);
  * clock.
  */
 void hf_deadline_after_ms(struct timespec *out, int64_t ms);
+/* Sleeps ms milliseconds, a signal's interruption included. */
+void hf_sleep_ms(int64_t ms);
 
 #endif

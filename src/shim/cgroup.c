@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "shim/shim.h"
@@ -139,14 +140,6 @@ static int make_task_dir(const char *dir, char **note)
 	return -1;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static int rmdir_retry(const char *dir)
 {
 	for (int i = 0; i < 100; i++) {
@@ -154,7 +147,7 @@ static int rmdir_retry(const char *dir)
 			return 0;
 		if (errno != EBUSY)
 			return errno;
-		sleep_ms(10);
+		hf_sleep_ms(10);
 	}
 	return EBUSY;
 }
@@ -670,7 +663,7 @@ void hf_cgroup_destroy(const char *path)
 		}
 		if (!left)
 			break;
-		sleep_ms(10);
+		hf_sleep_ms(10);
 	}
 	for (int d = 0; d < 2; d++) {
 		if (dirs[d])

@@ -15,6 +15,7 @@
 
 #include "common/caps.h"
 #include "common/err.h"
+#include "common/rlimit.h"
 #include "common/util.h"
 #include "shim/shim.h"
 
@@ -23,44 +24,6 @@
 #define DEFAULT_GRACE 5.0
 #define MAX_LOG_KEEP 1000
 #define MAX_ID_LEN 200
-
-static const struct {
-	const char *name;
-	int resource;
-} rlimit_names[] = {
-	{"RLIMIT_AS", RLIMIT_AS},
-	{"RLIMIT_CORE", RLIMIT_CORE},
-	{"RLIMIT_CPU", RLIMIT_CPU},
-	{"RLIMIT_DATA", RLIMIT_DATA},
-	{"RLIMIT_FSIZE", RLIMIT_FSIZE},
-	{"RLIMIT_LOCKS", RLIMIT_LOCKS},
-	{"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
-	{"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-	{"RLIMIT_NICE", RLIMIT_NICE},
-	{"RLIMIT_NOFILE", RLIMIT_NOFILE},
-	{"RLIMIT_NPROC", RLIMIT_NPROC},
-	{"RLIMIT_RSS", RLIMIT_RSS},
-	{"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
-	{"RLIMIT_RTTIME", RLIMIT_RTTIME},
-	{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
-	{"RLIMIT_STACK", RLIMIT_STACK},
-};
-
-int hf_shim_rlimit_by_name(const char *name)
-{
-	for (size_t i = 0; i < HF_ARRAY_LEN(rlimit_names); i++)
-		if (strcmp(rlimit_names[i].name, name) == 0)
-			return rlimit_names[i].resource;
-	return -1;
-}
-
-const char *hf_shim_rlimit_name(int resource)
-{
-	for (size_t i = 0; i < HF_ARRAY_LEN(rlimit_names); i++)
-		if (rlimit_names[i].resource == resource)
-			return rlimit_names[i].name;
-	return NULL;
-}
 
 void hf_shim_launch_init(struct hf_shim_launch *l)
 {
@@ -258,7 +221,7 @@ static bool get_rlimits(json_t *root, struct hf_shim_launch *l, char **err)
 					    "with a \"name\"", i);
 			return false;
 		}
-		r.resource = hf_shim_rlimit_by_name(name);
+		r.resource = hf_rlimit_by_name(name);
 		if (r.resource < 0) {
 			*err = hf_xasprintf("rlimits[%zu]: unknown limit "
 					    "\"%s\" (expected RLIMIT_NOFILE "
@@ -544,7 +507,7 @@ char *hf_shim_launch_format(const struct hf_shim_launch *l)
 
 		json_array_append_new(
 			rl, json_pack("{s:s, s:I, s:I}", "name",
-				      hf_shim_rlimit_name(r->resource), "soft",
+				      hf_rlimit_name(r->resource), "soft",
 				      (json_int_t)r->soft, "hard",
 				      (json_int_t)r->hard));
 	}
@@ -652,7 +615,7 @@ int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg)
 		if (may_raise)
 			continue;
 		hf_buf_addf(&b, "rlimit %s: the task asks for ",
-			    hf_shim_rlimit_name(r->resource));
+			    hf_rlimit_name(r->resource));
 		limit_text(&b, r->soft < 0 ? RLIM_INFINITY : (rlim_t)r->soft);
 		hf_buf_adds(&b, " (hard ");
 		limit_text(&b, want);

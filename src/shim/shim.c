@@ -37,6 +37,7 @@
 #include "common/cmd.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/rlimit.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
@@ -83,14 +84,6 @@ struct shim {
 };
 
 /* ---- small helpers -------------------------------------------------- */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static char *dir_path(const struct shim *sh, const char *name)
 {
@@ -608,7 +601,7 @@ static int plan_build(struct shim *sh, struct exec_plan *p)
 
 		p->rlimit_what[i] = hf_xasprintf(
 			"set %s to %lld (hard %lld; -1 is unlimited)",
-			hf_shim_rlimit_name(r->resource), (long long)r->soft,
+			hf_rlimit_name(r->resource), (long long)r->soft,
 			(long long)r->hard);
 	}
 	p->argv[0] = "sh";
@@ -719,47 +712,6 @@ out:
 /* ---- the exit ------------------------------------------------------- */
 
 /*
- * SIGKILLs the shim's own children (as a child subreaper it inherits
- * every orphaned descendant of the task). Returns how many it found.
- */
-static int kill_children(void)
-{
-	DIR *d = opendir("/proc");
-	pid_t self = getpid();
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		char path[64], buf[512], *p;
-		long pid = strtol(de->d_name, &p, 10);
-		ssize_t len;
-		int fd;
-
-		if (*p || pid <= 0 || pid == self)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = '\0';
-		/* pid (comm) state ppid ...; comm may hold ')' itself. */
-		p = strrchr(buf, ')');
-		if (p && strtol(p + 4, NULL, 10) == self) {
-			kill((pid_t)pid, SIGKILL);
-			n++;
-		}
-	}
-	closedir(d);
-	return n;
-}
-
-/*
  * Nothing the task started may outlive it: its process group, its cgroup
  * and every orphan re-parented to us are killed, repeatedly, until none is
  * left (a dying parent re-parents its children to us; a forking one may
@@ -775,12 +727,13 @@ static void kill_leftovers(struct shim *sh)
 		if (kill(-sh->pid, SIGKILL) == 0)
 			left++;
 		left += hf_cgroup_kill_all(&sh->cg);
-		left += kill_children();
+		/* As a child subreaper it inherits every orphan of the task. */
+		left += hf_shim_kill_procs(getpid(), 0);
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 		if (!left || hf_mono_ms() > until)
 			break;
-		sleep_ms(5);
+		hf_sleep_ms(5);
 	}
 }
 
@@ -990,7 +943,7 @@ static void run_loop(struct shim *sh)
 		if (poll(pfds.items, (nfds_t)pfds.len, poll_timeout(sh)) < 0 &&
 		    errno != EINTR) {
 			hf_log("poll: %s", strerror(errno));
-			sleep_ms(10);
+			hf_sleep_ms(10);
 			continue;
 		}
 		if (pfds.items[0].revents)

@@ -270,11 +270,6 @@ int hf_shim_launch_write(const char *taskdir, const struct hf_shim_launch *l);
  */
 int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg);
 
-/* RLIMIT_* for a name such as "RLIMIT_NOFILE", -1 if unknown. */
-int hf_shim_rlimit_by_name(const char *name);
-/* The name of an RLIMIT_* value, NULL if unknown. */
-const char *hf_shim_rlimit_name(int resource);
-
 /* ---- status --------------------------------------------------------- */
 
 enum hf_shim_state {

@@ -435,14 +435,6 @@ out:
 	return rc;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
 		  pid_t *shim_pid)
 {
@@ -501,7 +493,7 @@ int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
 			rc = HF_EUNAVAIL;
 			goto out;
 		}
-		sleep_ms(2);
+		hf_sleep_ms(2);
 	}
 	if (access(status, F_OK) != 0)
 		goto out;
@@ -545,7 +537,13 @@ int hf_shim_alive(const char *taskdir)
  */
 static int kill_session(pid_t sid)
 {
+	return hf_shim_kill_procs(0, sid);
+}
+
+int hf_shim_kill_procs(pid_t ppid, pid_t sid)
+{
 	DIR *d = opendir("/proc");
+	pid_t self = getpid();
 	struct dirent *de;
 	int n = 0;
 
@@ -553,12 +551,12 @@ static int kill_session(pid_t sid)
 		return 0;
 	while ((de = readdir(d))) {
 		char path[64], buf[512], *p;
-		long pid = strtol(de->d_name, &p, 10), ppid, pgrp, sess;
+		long pid = strtol(de->d_name, &p, 10), pp, pgrp, sess;
 		char state;
 		ssize_t len;
 		int fd;
 
-		if (*p || pid <= 0)
+		if (*p || pid <= 0 || pid == self)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -569,11 +567,13 @@ static int kill_session(pid_t sid)
 		if (len <= 0)
 			continue;
 		buf[len] = '\0';
+		/* pid (comm) state ppid pgrp session ...; comm may hold ')'. */
 		p = strrchr(buf, ')');
-		if (!p || sscanf(p + 1, " %c %ld %ld %ld", &state, &ppid, &pgrp,
+		if (!p || sscanf(p + 1, " %c %ld %ld %ld", &state, &pp, &pgrp,
 				 &sess) != 4)
 			continue;
-		if (sess == sid && state != 'Z' && state != 'X') {
+		if (ppid > 0 ? pp == ppid
+			     : sess == sid && state != 'Z' && state != 'X') {
 			kill((pid_t)pid, SIGKILL);
 			n++;
 		}
@@ -606,7 +606,7 @@ int hf_shim_cleanup_lost(const char *taskdir)
 		goto out;
 	if (st.pid > 0) {
 		for (int i = 0; i < 100 && kill_session(st.pid) > 0; i++)
-			sleep_ms(10);
+			hf_sleep_ms(10);
 	}
 	if (st.cgroup)
 		hf_cgroup_destroy(st.cgroup);

@@ -7,6 +7,7 @@
 #define HF_SHIM_SHIM_INT_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #define HF_SHIM_SOCK "shim.sock"
@@ -22,5 +23,13 @@
  */
 int hf_shim_sock_addr(const char *taskdir, struct sockaddr_un *sa,
 		      int *dirfd);
+
+/*
+ * SIGKILLs every process (but the caller) whose parent is ppid, or, with
+ * ppid 0, every live (not zombie) process of session sid. Returns how many
+ * it found. A scan of /proc: what a child subreaper inherits, or what a
+ * task's session started, has no other list.
+ */
+int hf_shim_kill_procs(pid_t ppid, pid_t sid);
 
 #endif

@@ -46,7 +46,6 @@ bool hf_spec_name_ok(const char *s);
 bool hf_spec_path_inside(const char *p);
 bool hf_spec_service_name_ok(const char *name);
 bool hf_spec_parse_strategy(const char *s, enum hf_strategy *out);
-int hf_spec_rlimit_resource(const char *name);
 
 /*
  * Parses a Marathon-style placement string into constraints (appended).

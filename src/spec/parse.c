@@ -15,6 +15,7 @@
 
 #include "common/caps.h"
 #include "common/err.h"
+#include "common/rlimit.h"
 #include "spec/internal.h"
 
 /* Bounds that keep validation fast on hostile specs. */
@@ -1596,36 +1597,6 @@ static void parse_task(struct hf_pctx *c, struct hf_spec_pod *pod,
 /* ------------------------------------------------------------------ */
 /* Pods                                                                 */
 
-static const struct {
-	const char *name;
-	int resource;
-} rlimit_names[] = {
-    {"RLIMIT_AS", RLIMIT_AS},
-    {"RLIMIT_CORE", RLIMIT_CORE},
-    {"RLIMIT_CPU", RLIMIT_CPU},
-    {"RLIMIT_DATA", RLIMIT_DATA},
-    {"RLIMIT_FSIZE", RLIMIT_FSIZE},
-    {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
-    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-    {"RLIMIT_NICE", RLIMIT_NICE},
-    {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},
-    {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
-    {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
-    {"RLIMIT_STACK", RLIMIT_STACK},
-};
-
-int hf_spec_rlimit_resource(const char *name)
-{
-	for (size_t i = 0; i < HF_ARRAY_LEN(rlimit_names); i++)
-		if (strcmp(rlimit_names[i].name, name) == 0)
-			return rlimit_names[i].resource;
-	return -1;
-}
-
 static const struct keydef rlimit_keys[] = {
     {"soft", 0}, {"hard", 0}, {NULL, 0},
 };
@@ -1659,7 +1630,7 @@ static void parse_rlimits(struct hf_pctx *c, const struct hf_ynode *pod,
 			const struct hf_ypair *pr = &n->pairs[i];
 			size_t o2 = hf_pctx_push(c, pr->key->str);
 			struct hf_spec_rlimit *rl;
-			int res = hf_spec_rlimit_resource(pr->key->str);
+			int res = hf_rlimit_by_name(pr->key->str);
 
 			if (res < 0) {
 				hf_pctx_err(c, pr->key,

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/rlimit.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
 #include "shim/shim.h"
@@ -213,12 +214,12 @@ static void test_launch_format_roundtrip(void **state)
 
 static void test_rlimit_names(void **state)
 {
-	assert_int_equal(hf_shim_rlimit_by_name("RLIMIT_NOFILE"),
+	assert_int_equal(hf_rlimit_by_name("RLIMIT_NOFILE"),
 			 RLIMIT_NOFILE);
-	assert_int_equal(hf_shim_rlimit_by_name("RLIMIT_STACK"), RLIMIT_STACK);
-	assert_int_equal(hf_shim_rlimit_by_name("NOFILE"), -1);
-	assert_string_equal(hf_shim_rlimit_name(RLIMIT_AS), "RLIMIT_AS");
-	assert_null(hf_shim_rlimit_name(-5));
+	assert_int_equal(hf_rlimit_by_name("RLIMIT_STACK"), RLIMIT_STACK);
+	assert_int_equal(hf_rlimit_by_name("NOFILE"), -1);
+	assert_string_equal(hf_rlimit_name(RLIMIT_AS), "RLIMIT_AS");
+	assert_null(hf_rlimit_name(-5));
 }
 
 static void test_status_roundtrip(void **state)

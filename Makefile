@@ -2,7 +2,9 @@
 #
 #   make              release build: build/holdfast
 #   make asan         AddressSanitizer + UndefinedBehaviorSanitizer build: build-asan/holdfast
-#   make unit         cmocka unit tests (sanitizer build)
+#   make unit         the module layout check, then the cmocka unit tests
+#                     (sanitizer build)
+#   make layout       the module rules (tests/unit/test_layout.py)
 #   make fuzz         libFuzzer targets (clang): build-fuzz/
 #   make simagents    the cluster benchmark's simulated agents: build/hf-simagents
 #   make test         everything scripts/test.sh runs after setup
@@ -35,7 +37,7 @@ SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all asan unit fuzz simagents test clean man docs install uninstall deb
+.PHONY: all asan unit layout fuzz simagents test clean man docs install uninstall deb
 all: $(BUILD)/holdfast
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
@@ -62,7 +64,12 @@ $(ASAN_BUILD)/tests/%: tests/unit/%.c $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(LIB
 
 UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 
-unit: $(UNIT_BINS)
+# Module rules: no include cycles, pure model/ and plan/, one spawn helper,
+# one clock (see the script's header and its allow-list).
+layout:
+	python3 tests/unit/test_layout.py
+
+unit: layout $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do \
 	    echo "== $$t"; HF_TEST_ROOT=$(CURDIR) $$t; done
 

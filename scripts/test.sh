@@ -34,6 +34,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 suite "build (release, -Werror)" make -j"$JOBS" build/holdfast
 suite "build (ASan+UBSan, -Werror)" make -j"$JOBS" build-asan/holdfast
+suite "module layout (tests/unit/test_layout.py)" make layout
 suite "unit tests (ASan+UBSan)" make -j"$JOBS" unit
 
 run_fuzz() {

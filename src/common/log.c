@@ -2,8 +2,11 @@
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "common/clock.h"
 
 static const char *log_name = "holdfast";
 static bool log_with_pid;
@@ -17,15 +20,14 @@ void hf_log_init(const char *name, bool with_pid)
 void hf_log(const char *fmt, ...)
 {
 	struct hf_buf b = HF_BUF_INIT;
-	struct timespec ts;
+	int64_t now = hf_now_ms();
+	time_t secs = (time_t)(now / 1000);
 	struct tm tm;
 	char when[32];
 	va_list ap;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S",
-		 gmtime_r(&ts.tv_sec, &tm));
-	hf_buf_addf(&b, "%s.%03ldZ %s", when, ts.tv_nsec / 1000000, log_name);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", gmtime_r(&secs, &tm));
+	hf_buf_addf(&b, "%s.%03dZ %s", when, (int)(now % 1000), log_name);
 	if (log_with_pid)
 		hf_buf_addf(&b, "[%d]", (int)getpid());
 	hf_buf_adds(&b, ": ");

@@ -29,6 +29,7 @@
 
 #include "agent/agent_int.h"
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "http/cred.h"
 #include "http/http.h"
@@ -843,7 +844,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	pthread_cond_init(&ag->sync_cv, NULL);
 	pthread_cond_init(&ag->work_cv, NULL);
 	ag->started_at = hf_now_ms();
-	if (ag_mkdir_p(o->data_dir, 0750) < 0) {
+	if (hf_fs_mkdir_p(o->data_dir, 0750, 0750) < 0) {
 		hf_log("cannot create %s: %s", o->data_dir, strerror(errno));
 		return HF_EIO;
 	}
@@ -881,9 +882,9 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	ag->volumes_dir = hf_xasprintf("%s/volumes", ag->data);
 	ag->cache_dir = hf_xasprintf("%s/cache", ag->data);
 	ag->state_path = hf_xasprintf("%s/agent.json", ag->data);
-	if (ag_mkdir_p(ag->tasks_dir, 0750) < 0 ||
-	    ag_mkdir_p(ag->volumes_dir, 0750) < 0 ||
-	    ag_mkdir_p(ag->cache_dir, 0750) < 0) {
+	if (hf_fs_mkdir_p(ag->tasks_dir, 0750, 0750) < 0 ||
+	    hf_fs_mkdir_p(ag->volumes_dir, 0750, 0750) < 0 ||
+	    hf_fs_mkdir_p(ag->cache_dir, 0750, 0750) < 0) {
 		hf_log("cannot create the directories under %s: %s", ag->data,
 		       strerror(errno));
 		return HF_EIO;

@@ -317,8 +317,6 @@ void ag_checks_start(struct ag_task *t);
 
 /* ---- fsutil.c ---- */
 
-/* mkdir -p with mode for created directories. Returns 0 or -1 (errno). */
-int ag_mkdir_p(const char *path, mode_t mode);
 /*
  * Removes a tree without following symlinks or crossing into another
  * mount (a volume still bound inside is left alone, and the removal

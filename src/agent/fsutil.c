@@ -20,36 +20,6 @@
 #include "common/spawn.h"
 #include "common/util.h"
 
-int ag_mkdir_p(const char *path, mode_t mode)
-{
-	char *p = hf_xstrdup(path);
-	struct stat sb;
-	int rc = -1;
-
-	for (char *s = p + 1;; s++) {
-		char c = *s;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			goto out;
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	if (stat(path, &sb) < 0)
-		goto out;
-	if (!S_ISDIR(sb.st_mode)) {
-		errno = ENOTDIR;
-		goto out;
-	}
-	rc = 0;
-out:
-	free(p);
-	return rc;
-}
-
 /*
  * Removes name below dirfd. A directory whose mount id differs from the
  * tree's is a mount (a volume still bound): it is refused with EBUSY, as

@@ -267,7 +267,7 @@ static int prepare_volumes(struct launch *l, char **err)
 		bool fresh = access(src, F_OK) != 0;
 		int rc = 0;
 
-		if (ag_mkdir_p(src, mode) < 0) {
+		if (hf_fs_mkdir_p(src, mode, mode) < 0) {
 			*err = hf_xasprintf("cannot create volume %s: %s", key,
 					    strerror(errno));
 			rc = -1;
@@ -661,7 +661,8 @@ static int prepare(struct launch *l, char **err)
 			      chmod(l->ag->volumes_dir, 0711) < 0))
 		hf_log("task %s: cannot open the agent's directories to user "
 		       "%s: %s", t->id, l->user, strerror(errno));
-	if (ag_mkdir_p(t->dir, dmode) < 0 || ag_mkdir_p(t->sandbox, 0755) < 0) {
+	if (hf_fs_mkdir_p(t->dir, dmode, dmode) < 0 ||
+	    hf_fs_mkdir_p(t->sandbox, 0755, 0755) < 0) {
 		*err = hf_xasprintf("cannot create the sandbox: %s",
 				    strerror(errno));
 		return -1;
@@ -699,7 +700,7 @@ static void write_failed_status(struct ag_task *t, const char *msg)
 	char *path = hf_xasprintf("%s/status.json", t->dir), *text;
 	struct hf_shim_status st;
 
-	if (ag_mkdir_p(t->dir, 0750) < 0 || access(path, F_OK) == 0 ||
+	if (hf_fs_mkdir_p(t->dir, 0750, 0750) < 0 || access(path, F_OK) == 0 ||
 	    ag_shim_alive(t->dir)) {
 		free(path);
 		return;

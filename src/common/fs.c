@@ -185,3 +185,32 @@ out:
 		errno = saved;
 	return rc;
 }
+
+int hf_fs_mkdir_p(const char *path, mode_t parents, mode_t last)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	struct stat sb;
+
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, i < n ? parents : last) < 0 && errno != EEXIST)
+			return -1;
+		if (i < n)
+			buf[i] = '/';
+	}
+	if (stat(path, &sb) < 0)
+		return -1;
+	if (!S_ISDIR(sb.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}

@@ -42,4 +42,14 @@ int hf_fs_open_dir_beneath(int dirfd, const char *rel, bool create,
 int hf_fs_write_beneath(int dirfd, const char *rel, const void *data,
 			size_t len, mode_t mode, uid_t uid, gid_t gid);
 
+/*
+ * mkdir -p: creates the missing directories of path (absolute, or relative
+ * to the working directory), its parents with mode parents and path itself
+ * with mode last; existing ones are left as they are. Returns 0, or -1 with
+ * the errno of the first failure (EACCES, not a later ENOENT; ENOTDIR when
+ * path or a parent is something else). Async-signal-safe: it does not
+ * allocate, so a forked child may call it.
+ */
+int hf_fs_mkdir_p(const char *path, mode_t parents, mode_t last);
+
 #endif

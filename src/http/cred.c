@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/util.h"
 
 #define CRED_FILE_MAX 4096
@@ -129,26 +130,6 @@ static bool dir_private(const struct stat *st)
 	       (st->st_mode & 077) == 0;
 }
 
-/* mkdir -p with mode for the components it creates. */
-static int mkdirs(const char *dir, mode_t mode)
-{
-	char *copy = hf_xstrdup(dir);
-	int rc = 0;
-
-	for (char *p = copy + 1; *p && !rc; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST)
-			rc = -1;
-		*p = '/';
-	}
-	if (!rc && mkdir(copy, mode) < 0 && errno != EEXIST)
-		rc = -1;
-	free(copy);
-	return rc;
-}
-
 /*
  * Opens the credentials directory, creating it when asked; it must be
  * private (a directory of ours that others cannot touch). Returns the
@@ -167,7 +148,7 @@ static int open_dir(bool create, char **dirpath, int *rc, char **err)
 				  "credentials (set HOLDFAST_CONFIG_DIR)");
 		return -1;
 	}
-	if (create && mkdirs(dir, 0700) < 0) {
+	if (create && hf_fs_mkdir_p(dir, 0700, 0700) < 0) {
 		*rc = HF_EIO;
 		*err = hf_xasprintf("cannot create %s: %s", dir, strerror(errno));
 		return -1;

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/cmd.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/spawn.h"
 #include "http/cred.h"
@@ -107,31 +108,6 @@ static char *self_exe(void)
 		return NULL;
 	buf[n] = '\0';
 	return hf_xstrdup(buf);
-}
-
-/* Stops at the first failure, whose errno it leaves (EACCES, not ENOENT). */
-static int mkdir_p(const char *dir, mode_t last_mode)
-{
-	char *copy = hf_xstrdup(dir);
-	int rc = 0, err = 0;
-
-	for (char *p = copy + 1; *p && !rc; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, 0750) < 0 && errno != EEXIST) {
-			rc = -1;
-			err = errno;
-		}
-		*p = '/';
-	}
-	if (!rc && mkdir(copy, last_mode) < 0 && errno != EEXIST) {
-		rc = -1;
-		err = errno;
-	}
-	free(copy);
-	errno = err;
-	return rc;
 }
 
 /* The parser's table, and what `holdfast help dev` prints. */
@@ -240,8 +216,9 @@ int hf_dev_main(int argc, char **argv)
 	adata = hf_xasprintf("%s/agent", data);
 	lock = hf_xasprintf("%s/dev.lock", data);
 	port_file = hf_xasprintf("%s/port", sdata);
-	if (mkdir_p(data, 0750) || mkdir_p(sdata, 0700) ||
-	    mkdir_p(adata, 0750)) {
+	if (hf_fs_mkdir_p(data, 0750, 0750) ||
+	    hf_fs_mkdir_p(sdata, 0750, 0700) ||
+	    hf_fs_mkdir_p(adata, 0750, 0750)) {
 		fprintf(stderr, "holdfast dev: cannot create %s: %s%s\n", data,
 			strerror(errno),
 			errno == EACCES || errno == EPERM

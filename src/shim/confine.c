@@ -351,29 +351,6 @@ static int set_attr(int fd, uint64_t set)
 			     sizeof(attr));
 }
 
-/* mkdir -p of an absolute path, without allocating. */
-static int mkdirs(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(buf, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -1;
-		if (i < n)
-			buf[i] = '/';
-	}
-	return 0;
-}
-
 /* The parent directories of path, and path itself as an empty file or dir. */
 static int placeholder(const char *path, bool dir)
 {
@@ -390,7 +367,7 @@ static int placeholder(const char *path, bool dir)
 	slash = strrchr(buf, '/');
 	if (slash && slash != buf) {
 		*slash = '\0';
-		if (mkdirs(buf, 0755) < 0)
+		if (hf_fs_mkdir_p(buf, 0755, 0755) < 0)
 			return -1;
 	}
 	if (dir)

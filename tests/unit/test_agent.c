@@ -20,6 +20,7 @@
 #include "agent/agent_int.h"
 #include "agent/sha256.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/util.h"
 
 static void sha_of(const char *data, size_t len, size_t chunk, char hex[65])
@@ -221,13 +222,13 @@ static void test_rm_rf_does_not_follow_links(void **state)
 	tree = hf_xasprintf("%s/tree", dir);
 	outside = hf_xasprintf("%s/outside", dir);
 	keep = hf_xasprintf("%s/keep", outside);
-	assert_int_equal(ag_mkdir_p(tree, 0755), 0);
-	assert_int_equal(ag_mkdir_p(outside, 0755), 0);
+	assert_int_equal(hf_fs_mkdir_p(tree, 0755, 0755), 0);
+	assert_int_equal(hf_fs_mkdir_p(outside, 0755, 0755), 0);
 	f = fopen(keep, "w");
 	assert_non_null(f);
 	fclose(f);
 	path = hf_xasprintf("%s/a/b", tree);
-	assert_int_equal(ag_mkdir_p(path, 0755), 0);
+	assert_int_equal(hf_fs_mkdir_p(path, 0755, 0755), 0);
 	free(path);
 	/* A link to outside, as a volume symlinked into a sandbox. */
 	path = hf_xasprintf("%s/a/vol", tree);

@@ -143,10 +143,10 @@ static void h_services_list(void *ctx, const struct hf_http_req *req,
 	json_t *a = json_array();
 
 	(void)req;
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	for (size_t i = 0; i < s->services.len; i++)
 		json_array_append_new(a, service_summary(s, s->services.items[i]));
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 	hf_http_json(resp, 200, a);
 }
 
@@ -156,11 +156,11 @@ static void h_service_get(void *ctx, const struct hf_http_req *req,
 	struct hf_srv *s = srv_of(ctx);
 	struct hf_service *svc;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (svc)
 		hf_http_json(resp, 200, service_summary(s, svc));
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 /* Copies a JSON object of strings into a kvlist; false if not all strings. */
@@ -304,7 +304,7 @@ static void h_services_deploy(void *ctx, const struct hf_http_req *req,
 
 	if (!cfg)
 		return;
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = hf_state_service(s, cfg->spec->name);
 	if (svc) {
 		hf_http_error(resp, HF_EEXISTS,
@@ -349,7 +349,7 @@ static void h_services_deploy(void *ctx, const struct hf_http_req *req,
 		hf_http_json(resp, 201, o);
 	}
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static json_t *diff_response(const struct hf_spec_diff *d, bool changed,
@@ -380,7 +380,7 @@ static void update_or_diff(void *ctx, const struct hf_http_req *req,
 
 	if (!cfg)
 		return;
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto drop;
@@ -433,7 +433,7 @@ static void update_or_diff(void *ctx, const struct hf_http_req *req,
 drop:
 	hf_state_config_free(cfg);
 	hf_spec_diff_release(&d);
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_service_update(void *ctx, const struct hf_http_req *req,
@@ -457,7 +457,7 @@ static void h_service_rollback(void *ctx, const struct hf_http_req *req,
 	struct hf_service *svc;
 	struct hf_config *cur, *dst;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -496,7 +496,7 @@ static void h_service_rollback(void *ctx, const struct hf_http_req *req,
 	hf_sched_set_target(s, svc, dst, true);
 out:
 	hf_spec_diff_release(&d);
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_service_remove(void *ctx, const struct hf_http_req *req,
@@ -506,7 +506,7 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 	struct hf_service *svc;
 	json_t *vols;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = hf_state_service(s, hf_kvlist_get(&req->params, "svc"));
 	if (!svc) {
 		/*
@@ -569,7 +569,7 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 			       "delete_volumes", svc->delete_volumes,
 			       "volumes", vols));
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -587,7 +587,7 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 	const char *only = hf_kvlist_get(&req->query, "service");
 	json_t *a;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	a = json_array();
 	for (size_t i = 0; i < s->services.len; i++) {
 		struct hf_service *svc = s->services.items[i];
@@ -635,7 +635,7 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 			free(inst);
 		}
 	}
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 	hf_http_json(resp, 200, a);
 }
 
@@ -653,7 +653,7 @@ static void h_volume_delete(void *ctx, const struct hf_http_req *req,
 	struct hf_service *svc;
 	json_t *gone;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	gone = json_array();
 	if (hf_sched_delete_kept(s, name, inst, gone, "operator")) {
 		hf_http_json(resp, 202, json_pack("{s:o}", "deleting", gone));
@@ -679,7 +679,7 @@ static void h_volume_delete(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, HF_ENOTFOUND, "no kept volume %s%s%s",
 			      name, inst ? "/" : "", inst ? inst : "");
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -693,7 +693,7 @@ static void h_plans_list(void *ctx, const struct hf_http_req *req,
 	struct hf_config *cfg;
 	json_t *a;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -705,7 +705,7 @@ static void h_plans_list(void *ctx, const struct hf_http_req *req,
 	json_array_append_new(a, json_string("decommission"));
 	hf_http_json(resp, 200, a);
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static json_t *plan_json(struct hf_plan_view *v, const char *plan)
@@ -796,7 +796,7 @@ static void h_plan_get(void *ctx, const struct hf_http_req *req,
 	struct hf_service *svc;
 	struct hf_plan_view v;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -813,7 +813,7 @@ static void h_plan_get(void *ctx, const struct hf_http_req *req,
 	}
 	hf_plan_view_release(&v);
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 /* Finds a phase (by name) in a plan definition; -1 if absent. */
@@ -1093,7 +1093,7 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 			goto done;
 		}
 	}
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -1251,7 +1251,7 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 		reply = json_pack("{s:s, s:s}", "message", "ok", "plan", plan);
 	hf_http_json(resp, 200, reply);
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 done:
 	hf_kvlist_release(&params);
 	json_decref(body);
@@ -1393,7 +1393,7 @@ static void pod_status(void *ctx, const struct hf_http_req *req,
 	json_t *pods;
 	bool found = false;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -1462,7 +1462,7 @@ static void pod_status(void *ctx, const struct hf_http_req *req,
 	hf_http_json(resp, 200,
 		     json_pack("{s:s, s:o}", "service", svc->name, "pods", pods));
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_pod_status(void *ctx, const struct hf_http_req *req,
@@ -1485,7 +1485,7 @@ static void h_pod_info(void *ctx, const struct hf_http_req *req,
 	struct hf_service *svc;
 	struct hf_instance *in;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -1502,7 +1502,7 @@ static void h_pod_info(void *ctx, const struct hf_http_req *req,
 		hf_http_json(resp, 200, j);
 	}
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 enum pod_op { POD_RESTART, POD_REPLACE, POD_PAUSE, POD_RESUME };
@@ -1518,7 +1518,7 @@ static void pod_op(void *ctx, const struct hf_http_req *req,
 	struct hf_instance *in;
 	json_t *tasks;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -1568,7 +1568,7 @@ static void pod_op(void *ctx, const struct hf_http_req *req,
 	hf_http_json(resp, 200, json_pack("{s:s, s:o}", "pod", name, "tasks",
 					  tasks));
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_pod_restart(void *ctx, const struct hf_http_req *req,
@@ -1599,7 +1599,7 @@ static void h_pod_list(void *ctx, const struct hf_http_req *req,
 	struct hf_service *svc;
 	json_t *a;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (svc) {
 		a = json_array();
@@ -1608,7 +1608,7 @@ static void h_pod_list(void *ctx, const struct hf_http_req *req,
 			    a, json_string(svc->instances.items[i]->name));
 		hf_http_json(resp, 200, a);
 	}
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 /*
@@ -1672,7 +1672,7 @@ static void h_endpoints(void *ctx, const struct hf_http_req *req,
 	struct hf_strlist names = {0};
 	struct hf_service *svc;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -1692,7 +1692,7 @@ static void h_endpoints(void *ctx, const struct hf_http_req *req,
 	}
 out:
 	hf_strlist_release(&names);
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 /*
@@ -1746,7 +1746,7 @@ static void h_configs(void *ctx, const struct hf_http_req *req,
 	const char *id = hf_kvlist_get(&req->params, "id");
 	struct hf_service *svc;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -1772,7 +1772,7 @@ static void h_configs(void *ctx, const struct hf_http_req *req,
 			hf_http_json(resp, 200, config_json(cfg));
 	}
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 /*
@@ -1789,7 +1789,7 @@ static void h_health(void *ctx, const struct hf_http_req *req,
 	const char *deploy = "COMPLETE", *recovery = "COMPLETE";
 	int code = 200;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	svc = route_service(s, req, resp);
 	if (!svc)
 		goto out;
@@ -1815,7 +1815,7 @@ static void h_health(void *ctx, const struct hf_http_req *req,
 					     : "DEPLOYING_OR_RECOVERING",
 			       "deploy", deploy, "recovery", recovery));
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_nodes(void *ctx, const struct hf_http_req *req,
@@ -1826,7 +1826,7 @@ static void h_nodes(void *ctx, const struct hf_http_req *req,
 	int64_t now = hf_now_ms();
 
 	(void)req;
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	for (size_t i = 0; i < s->nodes.len; i++) {
 		struct hf_node *n = s->nodes.items[i];
 		json_t *attrs = json_object();
@@ -1852,7 +1852,7 @@ static void h_nodes(void *ctx, const struct hf_http_req *req,
 				    json_boolean(n->decommissioned));
 	}
 	hf_cluster_list_refused(s, a);
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 	hf_http_json(resp, 200, a);
 }
 
@@ -1868,7 +1868,7 @@ static void h_node_decommission(void *ctx, const struct hf_http_req *req,
 	struct hf_node *n;
 	json_t *moved;
 
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	n = hf_state_node(s, id);
 	if (!n) {
 		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", id);
@@ -1898,7 +1898,7 @@ static void h_node_decommission(void *ctx, const struct hf_http_req *req,
 	hf_http_json(resp, 200,
 		     json_pack("{s:s, s:o}", "node", id, "replacing", moved));
 out:
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_leader(void *ctx, const struct hf_http_req *req,
@@ -1907,14 +1907,14 @@ static void h_leader(void *ctx, const struct hf_http_req *req,
 	struct hf_srv *s = srv_of(ctx);
 
 	(void)req;
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	hf_http_json(resp, 200,
 		     json_pack("{s:o, s:s, s:b}", "leader",
 			       s->leader_url ? json_string(s->leader_url)
 					     : json_null(),
 			       "self", s->opts.advertise ? s->opts.advertise : "",
 			       "leading", s->leading));
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_version(void *ctx, const struct hf_http_req *req,
@@ -2103,7 +2103,7 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 	struct hf_node *n;
 
 	(void)woken;
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	/*
 	 * Resumed outside server.c's h_front: what it says of a failed store
 	 * write, or of a server that stepped down meanwhile, is said here.
@@ -2117,7 +2117,7 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 					 ? "this server cannot write the store "
 					   "and stopped acting"
 					 : "this server no longer leads");
-		pthread_mutex_unlock(&s->mu);
+		hf_state_unlock(s);
 		return;
 	}
 	n = hf_state_node(s, w->node);
@@ -2130,7 +2130,7 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 	} else {
 		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", w->node);
 	}
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 }
 
 static void h_agent_sync(void *ctx, const struct hf_http_req *req,
@@ -2178,12 +2178,12 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	 */
 	if (wait > s->opts.node_timeout / 2)
 		wait = s->opts.node_timeout / 2;
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	/* An agent of another cluster, or unknown here, is not acted on. */
 	refused = hf_cluster_admit(s, node_id, body);
 	if (refused) {
 		hf_cluster_refusal(s, resp, refused);
-		pthread_mutex_unlock(&s->mu);
+		hf_state_unlock(s);
 		free(refused);
 		json_decref(body);
 		return;
@@ -2246,7 +2246,7 @@ static void h_agent_sync(void *ctx, const struct hf_http_req *req,
 	} else {
 		sync_answer(s, n, resp);
 	}
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 	json_decref(body);
 }
 

@@ -758,6 +758,18 @@ void hf_state_batch_end(struct hf_srv *s)
 		batch_flush(s);
 }
 
+void hf_state_lock(struct hf_srv *s)
+{
+	pthread_mutex_lock(&s->mu);
+	hf_state_batch_begin(s);
+}
+
+void hf_state_unlock(struct hf_srv *s)
+{
+	hf_state_batch_end(s);
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* Queues key = text (owned) in the open batch. */
 static void batch_put(struct hf_srv *s, const char *key, char *text)
 {

@@ -415,6 +415,16 @@ void hf_state_config_free(struct hf_config *cfg);
  */
 void hf_state_batch_begin(struct hf_srv *s);
 void hf_state_batch_end(struct hf_srv *s);
+/*
+ * An operation's hold on the state: srv->mu and a batch around it, so
+ * that every record one operation saves is committed together when it
+ * lets go (a deploy's config and service record, an update's config,
+ * service and plan run): a failed write leaves the store as it was before
+ * the operation, never half of it. Every HTTP handler holds the state
+ * through these.
+ */
+void hf_state_lock(struct hf_srv *s);
+void hf_state_unlock(struct hf_srv *s);
 
 /* Persistence: each writes one record, fail-stop on store errors. */
 void hf_state_save_service(struct hf_srv *s, struct hf_service *svc);

@@ -157,10 +157,10 @@ void hf_task_logs_handler(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, HF_EINVAL, "tail is a number of lines");
 		return;
 	}
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	rc = resolve(s, hf_kvlist_get(&req->query, "service"), task, &id, &api,
 		     &key, &why);
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 	if (rc) {
 		hf_http_error(resp, rc, "%s", why);
 		free(why);
@@ -236,10 +236,10 @@ void hf_task_exec_handler(void *ctx, const struct hf_http_req *req,
 			      "the body needs \"cmd\": the command to run");
 		goto out;
 	}
-	pthread_mutex_lock(&s->mu);
+	hf_state_lock(s);
 	rc = resolve(s, hf_kvlist_get(&req->query, "service"), task, &id, &api,
 		     &key, &why);
-	pthread_mutex_unlock(&s->mu);
+	hf_state_unlock(s);
 	if (rc) {
 		hf_http_error(resp, rc, "%s", why);
 		goto out;

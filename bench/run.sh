@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|restart|memory|api|cluster] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|restart|memory|api|latency|cluster] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -23,6 +23,10 @@
 #
 #   api      wrk on GET plans/deploy and pod/status with 200 pods, alone and
 #            during a second 200-pod deploy, vs. GET /v1/version (~2 min)
+#   latency  GET plans/deploy latency (4 readers) from POST to COMPLETE of a
+#            200-pod deploy, this tree against BENCH_BEFORE (a binary built
+#            from the tree before a change; required), rounds alternating
+#            (3 rounds, ~2 min)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and
@@ -43,10 +47,10 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | restart | memory | api | cluster) what=$1 ;;
+	all | deploy | restart | memory | api | latency | cluster) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
-	-h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "bench/run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
@@ -122,6 +126,12 @@ case $what in all | api)
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 	}
 	run api 900 "$py" "$here/api.py" -n "$n" --out "$out/api.json" ;;
+esac
+case $what in latency)
+	[ -n "${BENCH_BEFORE:-}" ] || { echo "bench/run.sh latency: set BENCH_BEFORE to the baseline binary" >&2; exit 2; }
+	cp "$BENCH_BEFORE" "$work/holdfast-before"
+	run latency 1800 "$py" "$here/latency.py" --before "$work/holdfast-before" -n "$n" \
+		--rounds "$repeat" --out "$out/latency.json" ;;
 esac
 case $what in all | cluster)
 	run cluster 3600 "$py" "$here/cluster.py" --agents "$agents" --instances "$instances" \

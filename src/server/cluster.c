@@ -200,6 +200,7 @@ void hf_cluster_adopt_handler(void *ctx, const struct hf_http_req *req,
 	struct hf_refused *r;
 
 	pthread_mutex_lock(&s->mu);
+	hf_state_wait_commit(s); /* a mutator: see state.h */
 	r = refused_find(s, id);
 	if (!r) {
 		hf_http_error(resp, hf_state_node(s, id) ? HF_ECONFLICT

@@ -259,6 +259,7 @@ void hf_nodeauth_register_handler(void *ctx, const struct hf_http_req *req,
 	}
 	hf_cred_digest(token, digest);
 	pthread_mutex_lock(&s->mu);
+	hf_state_wait_commit(s); /* a mutator: see state.h */
 	pthread_mutex_lock(&s->cred_mu);
 	have = by_node(s, node);
 	if (have) {
@@ -339,6 +340,7 @@ void hf_nodeauth_reset_handler(void *ctx, const struct hf_http_req *req,
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
+	hf_state_wait_commit(s); /* a mutator: see state.h */
 	pthread_mutex_lock(&s->cred_mu);
 	have = by_node(s, node);
 	pthread_mutex_unlock(&s->cred_mu);

@@ -64,8 +64,9 @@ static void *sched_thread(void *arg)
 		 * (reports of many agents, API calls); then the desired sets
 		 * that changed are published to their agents' long polls.
 		 * After a failed write nothing more is decided: the main loop
-		 * steps down.
+		 * steps down. A batch a handler is committing goes first.
 		 */
+		hf_state_wait_commit(s);
 		hf_sched_tick(s);
 		s->tick_wanted = false;
 		if (s->store_failed)
@@ -316,6 +317,9 @@ static void h_front(void *ctx, const struct hf_http_req *req,
 		route->fn(s, req, resp);
 		return;
 	}
+	/* A GET changes nothing: it need not wait for a commit (state.h). */
+	hf_state_set_reader(strcmp(req->method, "GET") == 0 ||
+			    strcmp(req->method, "HEAD") == 0);
 	if (term)
 		pthread_rwlock_rdlock(&s->term);
 	pthread_mutex_lock(&s->mu);
@@ -334,6 +338,7 @@ static void h_front(void *ctx, const struct hf_http_req *req,
 			memset(resp, 0, sizeof(*resp));
 		}
 	}
+	hf_state_set_reader(false);
 	if (term)
 		pthread_rwlock_unlock(&s->term);
 	if (why)
@@ -477,6 +482,7 @@ static void free_view(struct hf_srv *view)
 	free(view->load_error);
 	pthread_mutex_destroy(&view->mu);
 	pthread_cond_destroy(&view->changed);
+	pthread_cond_destroy(&view->commit_done);
 	free(view);
 }
 
@@ -956,6 +962,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	umask(077);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->changed, NULL);
+	pthread_cond_init(&s->commit_done, NULL);
 	/*
 	 * Writers first: once a step-down waits for the term, new requests
 	 * wait for it too, so a stream of them cannot hold it off.
@@ -1048,6 +1055,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	r.view = s->view = hf_xcalloc(1, sizeof(*r.view));
 	pthread_mutex_init(&r.view->mu, NULL);
 	pthread_cond_init(&r.view->changed, NULL);
+	pthread_cond_init(&r.view->commit_done, NULL);
 	r.view->opts = s->opts;
 	r.view->store = s->store;
 	r.view->generation = 1;
@@ -1139,6 +1147,7 @@ out:
 	hf_nodeauth_release(s);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->changed);
+	pthread_cond_destroy(&s->commit_done);
 	pthread_rwlock_destroy(&s->term);
 	free(s->leader_url);
 	free(s->store_error);

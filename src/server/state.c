@@ -718,24 +718,56 @@ static void fence(struct hf_srv *s, struct hf_store_txn *txn)
  */
 #define BATCH_TXN_OPS 64
 
-static void batch_flush(struct hf_srv *s)
+/*
+ * Writes the open batch. With `let_go`, srv->mu is let go while the store
+ * commits (readers go on; mutators wait for commit_done), which the
+ * outermost hf_state_batch_end does once the caller has finished
+ * changing memory; a removal flushing what came before it keeps the lock.
+ */
+static void batch_flush(struct hf_srv *s, bool let_go)
 {
-	size_t i = 0;
+	struct hf_store_txn *txns = NULL;
+	size_t *firsts = NULL, ntxn = 0, i = 0;
+	const char *failed_key = NULL;
+	int err = 0;
 
-	while (i < s->batch.len && !s->store_failed) {
-		struct hf_store_txn txn = HF_STORE_TXN_INIT;
-		size_t first = i;
-		int err;
+	if (s->batch.len && !s->store_failed) {
+		/* Built under the lock: the fence reads the leadership. */
+		ntxn = (s->batch.len + BATCH_TXN_OPS - 1) / BATCH_TXN_OPS;
+		txns = hf_xcalloc(ntxn, sizeof(*txns));
+		firsts = hf_xcalloc(ntxn, sizeof(*firsts));
+		for (size_t t = 0; t < ntxn; t++) {
+			size_t first = i;
 
-		fence(s, &txn);
-		for (; i < s->batch.len && i - first < BATCH_TXN_OPS; i++)
-			hf_store_txn_put(&txn, s->batch.items[i].key,
-					 s->batch.items[i].value,
-					 s->batch.items[i].len);
-		err = hf_store_txn(s->store, &txn, NULL);
-		hf_store_txn_release(&txn);
+			hf_store_txn_init(&txns[t]);
+			firsts[t] = first;
+			fence(s, &txns[t]);
+			for (; i < s->batch.len && i - first < BATCH_TXN_OPS;
+			     i++)
+				hf_store_txn_put(&txns[t], s->batch.items[i].key,
+						 s->batch.items[i].value,
+						 s->batch.items[i].len);
+		}
+		if (let_go) {
+			s->committing = true;
+			pthread_mutex_unlock(&s->mu);
+		}
+		for (size_t t = 0; t < ntxn && !err; t++) {
+			err = hf_store_txn(s->store, &txns[t], NULL);
+			if (err)
+				failed_key = s->batch.items[firsts[t]].key;
+		}
+		if (let_go) {
+			pthread_mutex_lock(&s->mu);
+			s->committing = false;
+			pthread_cond_broadcast(&s->commit_done);
+		}
 		if (err)
-			store_failed(s, s->batch.items[first].key, err);
+			store_failed(s, failed_key, err);
+		for (size_t t = 0; t < ntxn; t++)
+			hf_store_txn_release(&txns[t]);
+		free(txns);
+		free(firsts);
 	}
 	/* The batch's events follow its records out, or go with them. */
 	hf_events_release_held(s, !s->store_failed);
@@ -755,18 +787,35 @@ void hf_state_batch_begin(struct hf_srv *s)
 void hf_state_batch_end(struct hf_srv *s)
 {
 	if (s->batching > 0 && --s->batching == 0)
-		batch_flush(s);
+		batch_flush(s, true);
+}
+
+static __thread bool tl_reader;
+
+void hf_state_set_reader(bool reader)
+{
+	tl_reader = reader;
+}
+
+void hf_state_wait_commit(struct hf_srv *s)
+{
+	while (s->committing)
+		pthread_cond_wait(&s->commit_done, &s->mu);
 }
 
 void hf_state_lock(struct hf_srv *s)
 {
 	pthread_mutex_lock(&s->mu);
+	if (tl_reader)
+		return;
+	hf_state_wait_commit(s);
 	hf_state_batch_begin(s);
 }
 
 void hf_state_unlock(struct hf_srv *s)
 {
-	hf_state_batch_end(s);
+	if (!tl_reader)
+		hf_state_batch_end(s);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -903,7 +952,7 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 	struct hf_store_txn txn = HF_STORE_TXN_INIT;
 	int err;
 
-	batch_flush(s); /* what was saved before goes first */
+	batch_flush(s, false); /* what was saved before goes first */
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
 	err = s->store_failed ? 0 : hf_store_txn(s->store, &txn, NULL);
@@ -934,7 +983,7 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc)
 	int err;
 
 	hf_state_moved(s);
-	batch_flush(s); /* what was saved before goes first */
+	batch_flush(s, false); /* what was saved before goes first */
 	fence(s, &txn);
 	hf_store_txn_delete(&txn, key);
 	hf_store_txn_delete_prefix(&txn, prefix);

@@ -289,6 +289,16 @@ struct hf_srv {
 	 * twice is written once) and hf_state_batch_end commits them.
 	 */
 	int batching;
+	/*
+	 * A batch is committed with mu let go (state.c's batch_flush), so
+	 * that readers (GET handlers, metrics) never wait for the store:
+	 * while committing, mutators wait on commit_done before they change
+	 * anything (hf_state_lock), so the records in flight are exactly
+	 * what memory holds and no agent is answered from a decision that
+	 * is not yet written.
+	 */
+	bool committing;
+	pthread_cond_t commit_done;
 	struct {
 		struct hf_batch_put *items;
 		size_t len, cap;
@@ -425,6 +435,20 @@ void hf_state_batch_end(struct hf_srv *s);
  */
 void hf_state_lock(struct hf_srv *s);
 void hf_state_unlock(struct hf_srv *s);
+/*
+ * Marks the calling thread as a reader (a GET) or not: a reader's
+ * hf_state_lock takes srv->mu alone, also while a batch is being
+ * committed (it then sees what is being written, a moment before it is
+ * durable), and the reader must change nothing. h_front sets it per
+ * request.
+ */
+void hf_state_set_reader(bool reader);
+/*
+ * Waits, with srv->mu held, until no batch is being committed: what a
+ * mutator that takes srv->mu directly (the scheduler's thread) does
+ * before it changes anything.
+ */
+void hf_state_wait_commit(struct hf_srv *s);
 
 /* Persistence: each writes one record, fail-stop on store errors. */
 void hf_state_save_service(struct hf_srv *s, struct hf_service *svc);

@@ -1,28 +1,26 @@
 /*
- * api.c - the server's HTTP routes, in one table, and their handlers.
- * Handlers run on the HTTP layer's threads and take srv->mu for everything
- * they read or change; the agent's long poll is a deferred answer woken
- * through its node's wait queue (it holds no thread while it waits).
+ * api.c - the server's HTTP routes, in one table, and the operator API's
+ * handlers. A handler that changes something reads its request, calls the
+ * operation (ops.h) and shows what the operation answered: it assigns no
+ * record field and writes nothing itself, and its errors are those of
+ * common/err.h. Reads take srv->mu for what they show. The agents' routes
+ * are in agent_api.c, a task's logs and exec in tasks_api.c.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/clock.h"
-#include "common/log.h"
-#include "http/http.h"
 #include "common/err.h"
 #include "common/version.h"
+#include "http/http.h"
+#include "server/agent_api.h"
 #include "server/api.h"
 #include "server/cluster.h"
 #include "server/events.h"
 #include "server/metrics.h"
-#include "server/nodeauth.h"
+#include "server/ops.h"
 #include "server/sched.h"
 #include "server/tasks_api.h"
-
-#define AGENT_MAX_WAIT_S 30
 
 static struct hf_srv *srv_of(void *ctx)
 {
@@ -53,43 +51,69 @@ static struct hf_service *route_service(struct hf_srv *s,
 /* ------------------------------------------------------------------ */
 /* Services                                                             */
 
-/* The service and instance names an instance's volume key is made of. */
-static void key_names(const char *key, char **svc, char **instance)
-{
-	const char *slash = strchr(key, '/');
-
-	*svc = hf_name_unescape(key, slash ? (size_t)(slash - key) : 0);
-	*instance = slash ? hf_name_unescape(slash + 1, strlen(slash + 1))
-			  : hf_xstrdup("");
-}
-
-/* The kept volumes of a service (all when svc is NULL), as the API shows. */
-static json_t *kept_json(struct hf_srv *s, const char *svc,
-			 const char *instance)
+/* Volumes as the API shows them: {key, node} and the fields given. */
+static json_t *volumes_json(const struct hf_ops_volumes *v, bool names,
+			    const char *status)
 {
 	json_t *a = json_array();
 
-	for (size_t k = 0; k < s->nodes.len; k++) {
-		const struct hf_node *n = s->nodes.items[k];
+	for (size_t i = 0; i < v->len; i++) {
+		const struct hf_ops_volume *e = &v->items[i];
+		json_t *o = json_pack("{s:s}", "key", e->key);
 
-		for (size_t i = 0; i < n->kept.len; i++) {
-			const struct hf_kept_volume *kv = &n->kept.items[i];
-			char *name, *inst;
-
-			if (svc && !hf_sched_volume_of(kv->key, svc, instance))
-				continue;
-			key_names(kv->key, &name, &inst);
-			json_array_append_new(
-			    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
-					 "key", kv->key, "service", name,
-					 "instance", inst, "node", n->id,
-					 "status", "kept", "why", kv->why,
-					 "since", (json_int_t)kv->since));
-			free(name);
-			free(inst);
+		if (names) {
+			json_object_set_new(o, "service", json_string(e->service));
+			json_object_set_new(o, "instance",
+					    json_string(e->instance));
 		}
+		json_object_set_new(o, "node", json_string(e->node));
+		if (status)
+			json_object_set_new(o, "status", json_string(status));
+		if (e->why) {
+			json_object_set_new(o, "why", json_string(e->why));
+			json_object_set_new(o, "since",
+					    json_integer((json_int_t)e->since));
+		}
+		json_array_append_new(a, o);
 	}
 	return a;
+}
+
+/* The kept volumes of a service (all when svc is NULL). Lock held. */
+static json_t *kept_json(struct hf_srv *s, const char *svc)
+{
+	struct hf_ops_volumes kept = {0};
+	json_t *a;
+
+	hf_ops_kept_volumes(s, svc, &kept);
+	a = volumes_json(&kept, true, "kept");
+	hf_ops_volumes_release(&kept);
+	return a;
+}
+
+/*
+ * Answers a failed operation: the name and status of its code in
+ * common/err.h, its sentence, and a spec's diagnostics when it was the
+ * spec (the message then ends with the first error).
+ */
+static void answer_err(struct hf_http_resp *resp, int rc,
+		       const struct hf_ops_err *err)
+{
+	const char *why = err->why ? err->why : hf_err_msg(rc);
+	const struct hf_diag *first = NULL;
+
+	if (!err->diags.len) {
+		hf_http_error(resp, rc, "%s", why);
+		return;
+	}
+	for (size_t i = 0; i < err->diags.len && !first; i++)
+		if (err->diags.items[i].level == HF_DIAG_ERROR)
+			first = &err->diags.items[i];
+	hf_http_json(resp, hf_err_http(rc),
+		     json_pack("{s:s, s:s++, s:o}", "error", hf_err_name(rc),
+			       "message", why, first ? ": " : "",
+			       first ? first->msg : "", "diagnostics",
+			       hf_diags_to_json(&err->diags)));
 }
 
 static json_t *task_counts(const struct hf_service *svc)
@@ -203,51 +227,42 @@ static bool json_to_kv(const json_t *o, struct hf_kvlist *out, bool env_names,
 	return true;
 }
 
-static void spec_error(struct hf_http_resp *resp, int status,
-		       const char *code, const char *what,
-		       const struct hf_diags *d)
-{
+/* A spec as a request body gives it; its strings point into body. */
+struct spec_in {
 	json_t *body;
-	const struct hf_diag *first = NULL;
+	struct hf_kvlist options, templates;
+	struct hf_ops_spec spec;
+};
 
-	for (size_t i = 0; i < d->len && !first; i++)
-		if (d->items[i].level == HF_DIAG_ERROR)
-			first = &d->items[i];
-	body = json_pack("{s:s, s:s++, s:o}", "error", code, "message", what,
-			 first ? ": " : "", first ? first->msg : "",
-			 "diagnostics", hf_diags_to_json(d));
-	hf_http_json(resp, status, body);
+static void spec_in_release(struct spec_in *in)
+{
+	json_decref(in->body);
+	hf_kvlist_release(&in->options);
+	hf_kvlist_release(&in->templates);
 }
 
 /*
- * Reads {"spec", "file", "options", "templates"} into a new config.
- * Answers the request and returns NULL when it is not usable.
+ * Reads {"spec", "file", "options", "templates"}. Answers the request and
+ * returns false when it is not usable (in is released then).
  */
-static struct hf_config *config_from_body(const struct hf_http_req *req,
-					  struct hf_http_resp *resp)
+static bool spec_from_body(const struct hf_http_req *req,
+			   struct hf_http_resp *resp, struct spec_in *in)
 {
-	struct hf_config *cfg = NULL;
-	struct hf_diags d = {0};
-	json_t *body = NULL;
 	const char *bad = NULL;
-	const char *text;
 
-	if (hf_http_body_json(req, resp, &body))
-		return NULL;
-	text = json_string_value(json_object_get(body, "spec"));
-	if (!json_is_object(body) || !text) {
+	memset(in, 0, sizeof(*in));
+	if (hf_http_body_json(req, resp, &in->body))
+		return false;
+	in->spec.text = json_string_value(json_object_get(in->body, "spec"));
+	if (!json_is_object(in->body) || !in->spec.text) {
 		hf_http_error(resp, HF_EINVAL,
 			      "the body needs \"spec\": the service spec text");
-		goto out;
+		goto fail;
 	}
-	cfg = hf_xcalloc(1, sizeof(*cfg));
-	cfg->text = hf_xstrdup(text);
-	if (json_is_string(json_object_get(body, "file")))
-		cfg->file = hf_xstrdup(
-		    json_string_value(json_object_get(body, "file")));
-	if (!json_to_kv(json_object_get(body, "options"), &cfg->options, false,
-			&bad) ||
-	    !json_to_kv(json_object_get(body, "templates"), &cfg->templates,
+	in->spec.file = json_string_value(json_object_get(in->body, "file"));
+	if (!json_to_kv(json_object_get(in->body, "options"), &in->options,
+			false, &bad) ||
+	    !json_to_kv(json_object_get(in->body, "templates"), &in->templates,
 			false, &bad)) {
 		hf_http_error(resp, HF_EINVAL,
 			      "options and templates are objects of strings; "
@@ -255,185 +270,105 @@ static struct hf_config *config_from_body(const struct hf_http_req *req,
 			      bad);
 		goto fail;
 	}
-	cfg->created = hf_now_ms();
-	if (hf_state_config_load(cfg, &d)) {
-		spec_error(resp, 400, "invalid-spec", "the service spec is invalid",
-			   &d);
-		goto fail;
-	}
-	hf_diags_release(&d);
-	if (hf_spec_check_supported(cfg->spec, &d)) {
-		spec_error(resp, 422, "not-supported",
-			   "the spec uses what holdfast does not support yet",
-			   &d);
-		goto fail;
-	}
-	for (size_t p = 0; p < cfg->spec->plans.len; p++) {
-		const struct hf_spec_plan *pl = &cfg->spec->plans.items[p];
-
-		for (size_t k = 0; k < pl->phases.len; k++) {
-			const struct hf_spec_phase *ph = &pl->phases.items[k];
-
-			if (ph->pod && !hf_spec_find_pod(cfg->spec, ph->pod)) {
-				hf_http_error(resp, HF_ESPEC,
-					      "plan '%s' phase '%s' refers to "
-					      "pod '%s', which the spec does not "
-					      "declare",
-					      pl->name, ph->name, ph->pod);
-				goto fail;
-			}
-		}
-	}
-	goto out;
+	in->spec.options = &in->options;
+	in->spec.templates = &in->templates;
+	return true;
 fail:
-	hf_state_config_free(cfg);
-	cfg = NULL;
-out:
-	hf_diags_release(&d);
-	json_decref(body);
-	return cfg;
+	spec_in_release(in);
+	return false;
 }
 
 static void h_services_deploy(void *ctx, const struct hf_http_req *req,
 			      struct hf_http_resp *resp)
 {
 	struct hf_srv *s = srv_of(ctx);
-	struct hf_config *cfg = config_from_body(req, resp);
-	struct hf_service *svc;
-	char id[16];
+	struct hf_ops_deployed out = {0};
+	struct hf_ops_err err = {0};
+	struct spec_in in;
+	json_t *o;
+	int rc;
 
-	if (!cfg)
+	if (!spec_from_body(req, resp, &in))
 		return;
-	hf_state_lock(s);
-	svc = hf_state_service(s, cfg->spec->name);
-	if (svc) {
-		hf_http_error(resp, HF_EEXISTS,
-			      svc->removing
-				  ? "service '%s' is being removed; deploy it "
-				    "again once it is gone"
-				  : "service '%s' already exists; use an update "
-				    "to change it",
-			      svc->name);
-		hf_state_config_free(cfg);
+	rc = hf_ops_deploy(s, &in.spec, &out, &err);
+	if (rc) {
+		answer_err(resp, rc, &err);
 		goto out;
 	}
-	svc = hf_xcalloc(1, sizeof(*svc));
-	svc->name = hf_xstrdup(cfg->spec->name);
-	svc->created = hf_now_ms();
-	snprintf(id, sizeof(id), "%u", 1u);
-	cfg->id = hf_xstrdup(id);
-	svc->next_config = 2;
-	svc->target = hf_xstrdup(id);
-	*HF_VEC_PUSH(&svc->configs) = cfg;
-	*HF_VEC_PUSH(&s->services) = svc;
-	/* The config first: a service record never points at nothing. */
-	hf_state_save_config(s, svc, cfg);
-	hf_state_save_service(s, svc);
-	hf_sched_start_plan(s, svc, "deploy", NULL);
-	hf_log("service %s: deployed config %s", svc->name, cfg->id);
-	hf_event(s, "operator", svc->name, "service", svc->name, NULL,
-		 "deployed", cfg->file);
-	{
-		json_t *o = json_pack("{s:s, s:s, s:s}", "name", svc->name,
-				      "config_id", cfg->id, "plan", "deploy");
-		json_t *kept = kept_json(s, svc->name, NULL);
-
-		/*
-		 * Volumes an earlier service of this name left: its
-		 * instances reuse them where they are placed on their node.
-		 */
-		if (json_array_size(kept))
-			json_object_set_new(o, "kept_volumes", kept);
-		else
-			json_decref(kept);
-		hf_http_json(resp, 201, o);
-	}
+	o = json_pack("{s:s, s:s, s:s}", "name", out.service, "config_id",
+		      out.config_id, "plan", out.plan);
+	/*
+	 * Volumes an earlier service of this name left: its instances reuse
+	 * them where they are placed on their node.
+	 */
+	if (out.kept.len)
+		json_object_set_new(o, "kept_volumes",
+				    volumes_json(&out.kept, true, "kept"));
+	hf_http_json(resp, 201, o);
 out:
-	hf_state_unlock(s);
+	hf_ops_deployed_release(&out);
+	hf_ops_err_release(&err);
+	spec_in_release(&in);
 }
 
-static json_t *diff_response(const struct hf_spec_diff *d, bool changed,
-			     const char *from, const char *to)
+/*
+ * A change of target (update, diff, rollback) as the API shows it: the
+ * diff, whether it was made, from and to. A refused one (err.h's name)
+ * says the first reason in its message.
+ */
+static json_t *change_json(const struct hf_ops_change *c, const char *refused)
 {
-	json_t *o = hf_spec_diff_to_json(d);
+	json_t *o = hf_spec_diff_to_json(&c->diff);
 
-	json_object_set_new(o, "changed", json_boolean(changed));
-	json_object_set_new(o, "from", str_or_null(from));
-	json_object_set_new(o, "to", str_or_null(to));
+	json_object_set_new(o, "changed", json_boolean(c->changed));
+	json_object_set_new(o, "from", str_or_null(c->from));
+	json_object_set_new(o, "to", str_or_null(c->to));
+	if (refused) {
+		json_object_set_new(o, "error",
+				    json_string(hf_err_name(HF_EREFUSED)));
+		json_object_set_new(o, "message", json_string(refused));
+	}
 	return o;
 }
 
 /*
- * PUT /v1/services/{svc} (update) and POST .../diff (dry run): the new
- * spec is diffed against the target; a refused change leaves everything
- * as it was and says every reason.
+ * Answers a change: a refusal that has a diff shows it with the refusal's
+ * status; other failures are plain errors.
+ */
+static void answer_change(struct hf_http_resp *resp, int rc,
+			  const struct hf_ops_change *c,
+			  const struct hf_ops_err *err)
+{
+	if (rc == HF_EREFUSED && c->from)
+		hf_http_json(resp, hf_err_http(rc), change_json(c, err->why));
+	else if (rc)
+		answer_err(resp, rc, err);
+	else
+		hf_http_json(resp, 200, change_json(c, c->refused));
+}
+
+/*
+ * PUT /v1/services/{svc} (update) and POST .../diff (a dry run, whose
+ * refusal is an answer, not an error).
  */
 static void update_or_diff(void *ctx, const struct hf_http_req *req,
 			   struct hf_http_resp *resp, bool apply)
 {
 	struct hf_srv *s = srv_of(ctx);
-	struct hf_config *cfg = config_from_body(req, resp);
-	struct hf_spec_diff d = {0};
-	struct hf_service *svc;
-	struct hf_config *cur;
-	char id[16];
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	struct hf_ops_change out = {0};
+	struct hf_ops_err err = {0};
+	struct spec_in in;
+	int rc;
 
-	if (!cfg)
+	if (!spec_from_body(req, resp, &in))
 		return;
-	hf_state_lock(s);
-	svc = route_service(s, req, resp);
-	if (!svc)
-		goto drop;
-	if (strcmp(cfg->spec->name, svc->name) != 0) {
-		hf_http_error(resp, HF_EREFUSED,
-			      "the spec is for service '%s', not '%s'; a "
-			      "service's name cannot change",
-			      cfg->spec->name, svc->name);
-		goto drop;
-	}
-	if (svc->removing) {
-		hf_http_error(resp, HF_ECONFLICT, "service '%s' is being removed",
-			      svc->name);
-		goto drop;
-	}
-	cur = hf_state_target(svc);
-	if (!cur || !cur->spec) {
-		hf_http_error(resp, HF_EINTERNAL,
-			      "service '%s' has no usable target configuration",
-			      svc->name);
-		goto drop;
-	}
-	hf_spec_diff(cur->spec, cfg->spec, &d);
-	if (d.refusals.len) {
-		json_t *body = diff_response(&d, false, cur->id, NULL);
-
-		json_object_set_new(body, "error", json_string("refused"));
-		json_object_set_new(
-		    body, "message",
-		    json_sprintf("the change is refused: %s%s",
-				 d.refusals.items[0],
-				 d.refusals.len > 1 ? " (and more)" : ""));
-		hf_http_json(resp, apply ? 409 : 200, body);
-		goto drop;
-	}
-	if (!apply || hf_spec_diff_is_empty(&d)) {
-		hf_http_json(resp, 200,
-			     diff_response(&d, false, cur->id, NULL));
-		goto drop;
-	}
-	snprintf(id, sizeof(id), "%u", svc->next_config++);
-	cfg->id = hf_xstrdup(id);
-	*HF_VEC_PUSH(&svc->configs) = cfg;
-	hf_state_save_config(s, svc, cfg);
-	hf_event(s, "operator", svc->name, "service", svc->name, cur->id, id,
-		 "update");
-	hf_http_json(resp, 200, diff_response(&d, true, cur->id, id));
-	hf_sched_set_target(s, svc, cfg, false);
-	cfg = NULL;
-drop:
-	hf_state_config_free(cfg);
-	hf_spec_diff_release(&d);
-	hf_state_unlock(s);
+	rc = apply ? hf_ops_update(s, name, &in.spec, &out, &err)
+		   : hf_ops_diff(s, name, &in.spec, &out, &err);
+	answer_change(resp, rc, &out, &err);
+	hf_ops_change_release(&out);
+	hf_ops_err_release(&err);
+	spec_in_release(&in);
 }
 
 static void h_service_update(void *ctx, const struct hf_http_req *req,
@@ -451,125 +386,49 @@ static void h_service_diff(void *ctx, const struct hf_http_req *req,
 static void h_service_rollback(void *ctx, const struct hf_http_req *req,
 			       struct hf_http_resp *resp)
 {
-	struct hf_srv *s = srv_of(ctx);
-	const char *to = hf_kvlist_get(&req->query, "to");
-	struct hf_spec_diff d = {0};
-	struct hf_service *svc;
-	struct hf_config *cur, *dst;
+	struct hf_ops_change out = {0};
+	struct hf_ops_err err = {0};
+	int rc = hf_ops_rollback(srv_of(ctx), hf_kvlist_get(&req->params, "svc"),
+				 hf_kvlist_get(&req->query, "to"), &out, &err);
 
-	hf_state_lock(s);
-	svc = route_service(s, req, resp);
-	if (!svc)
-		goto out;
-	cur = hf_state_target(svc);
-	if (!to)
-		to = svc->previous;
-	dst = to ? hf_state_config(svc, to) : NULL;
-	if (!dst || !dst->spec || !cur || !cur->spec) {
-		hf_http_error(resp, to ? HF_ENOTFOUND : HF_ECONFLICT,
-			      to ? "service '%s' has no usable configuration "
-				   "'%s'"
-				 : "service '%s' has no previous configuration "
-				   "to roll back to%s",
-			      svc->name, to ? to : "");
-		goto out;
-	}
-	if (strcmp(dst->id, cur->id) == 0) {
-		hf_http_error(resp, HF_ECONFLICT,
-			      "configuration %s is already the target", dst->id);
-		goto out;
-	}
-	hf_spec_diff(cur->spec, dst->spec, &d);
-	if (d.refusals.len) {
-		json_t *body = diff_response(&d, false, cur->id, NULL);
-
-		json_object_set_new(body, "error", json_string("refused"));
-		json_object_set_new(body, "message",
-				    json_sprintf("the rollback is refused: %s",
-						 d.refusals.items[0]));
-		hf_http_json(resp, 409, body);
-		goto out;
-	}
-	hf_event(s, "operator", svc->name, "service", svc->name, cur->id,
-		 dst->id, "rollback");
-	hf_http_json(resp, 200, diff_response(&d, true, cur->id, dst->id));
-	hf_sched_set_target(s, svc, dst, true);
-out:
-	hf_spec_diff_release(&d);
-	hf_state_unlock(s);
+	answer_change(resp, rc, &out, &err);
+	hf_ops_change_release(&out);
+	hf_ops_err_release(&err);
 }
 
 static void h_service_remove(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp)
 {
-	struct hf_srv *s = srv_of(ctx);
-	struct hf_service *svc;
-	json_t *vols;
+	struct hf_ops_removed out = {0};
+	struct hf_ops_err err = {0};
+	int rc = hf_ops_remove(srv_of(ctx), hf_kvlist_get(&req->params, "svc"),
+			       hf_http_query_bool(req, "delete_volumes", false),
+			       &out, &err);
 
-	hf_state_lock(s);
-	svc = hf_state_service(s, hf_kvlist_get(&req->params, "svc"));
-	if (!svc) {
-		/*
-		 * Removed before with its volumes kept: a remove with
-		 * --delete-volumes deletes them now.
-		 */
-		const char *name = hf_kvlist_get(&req->params, "svc");
-		bool del = hf_http_query_bool(req, "delete_volumes", false);
-		json_t *gone = json_array();
+	if (rc)
+		answer_err(resp, rc, &err);
+	else if (out.already_removed)
+		hf_http_json(resp, 202,
+			     json_pack("{s:s, s:b, s:b, s:o}", "name",
+				       out.service, "delete_volumes", 1,
+				       "already_removed", 1, "volumes",
+				       volumes_json(&out.volumes, false, NULL)));
+	else {
+		json_t *vols = json_array();
 
-		if (del && hf_sched_delete_kept(s, name, NULL, gone, "operator")) {
-			hf_http_json(resp, 202,
-				     json_pack("{s:s, s:b, s:b, s:o}", "name",
-					       name, "delete_volumes", 1,
-					       "already_removed", 1, "volumes",
-					       gone));
-			goto out;
-		}
-		json_decref(gone);
-		gone = kept_json(s, name, NULL);
-		if (!del && json_array_size(gone)) {
-			json_decref(gone);
-			hf_http_error(resp, HF_ENOTFOUND,
-				      "service '%s' was already removed; its "
-				      "volumes are kept (remove with "
-				      "--delete-volumes, or 'holdfast volume "
-				      "delete %s', deletes them)",
-				      name, name);
-			goto out;
-		}
-		json_decref(gone);
-		route_service(s, req, resp);
-		goto out;
+		for (size_t i = 0; i < out.volumes.len; i++)
+			json_array_append_new(
+			    vols, json_pack("{s:s, s:s, s:s}", "instance",
+					    out.volumes.items[i].instance,
+					    "node", out.volumes.items[i].node,
+					    "key", out.volumes.items[i].key));
+		hf_http_json(resp, 202,
+			     json_pack("{s:s, s:b, s:o}", "name", out.service,
+				       "delete_volumes", out.delete_volumes,
+				       "volumes", vols));
 	}
-	svc->removing = true;
-	svc->delete_volumes = hf_http_query_bool(req, "delete_volumes", false);
-	hf_state_save_service(s, svc);
-	vols = json_array();
-	for (size_t i = 0; i < svc->instances.len; i++) {
-		struct hf_instance *in = svc->instances.items[i];
-		char *key;
-
-		if (!in->node)
-			continue;
-		key = hf_sched_instance_volume_key(svc, in);
-		json_array_append_new(vols, json_pack("{s:s, s:s, s:s}",
-						      "instance", in->name,
-						      "node", in->node, "key",
-						      key));
-		free(key);
-	}
-	hf_log("service %s: removal requested (%s volumes)", svc->name,
-	       svc->delete_volumes ? "deleting" : "keeping");
-	hf_event(s, "operator", svc->name, "service", svc->name, "active",
-		 "removing",
-		 svc->delete_volumes ? "delete volumes" : "keep volumes");
-	hf_sched_changed(s, true);
-	hf_http_json(resp, 202,
-		     json_pack("{s:s, s:b, s:o}", "name", svc->name,
-			       "delete_volumes", svc->delete_volumes,
-			       "volumes", vols));
-out:
-	hf_state_unlock(s);
+	hf_ops_removed_release(&out);
+	hf_ops_err_release(&err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -612,7 +471,7 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 		}
 	}
 	{
-		json_t *kept = kept_json(s, only, NULL);
+		json_t *kept = kept_json(s, only);
 
 		json_array_extend(a, kept);
 		json_decref(kept);
@@ -620,20 +479,19 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 	for (size_t k = 0; k < s->nodes.len; k++) {
 		const struct hf_node *n = s->nodes.items[k];
 
-		for (size_t i = 0; i < n->delete_volumes.len; i++) {
-			const char *key = n->delete_volumes.items[i];
-			char *name, *inst;
+		struct hf_ops_volumes dels = {0};
+		json_t *del;
 
-			if (only && !hf_sched_volume_of(key, only, NULL))
-				continue;
-			key_names(key, &name, &inst);
-			json_array_append_new(
-			    a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "key", key,
-					 "service", name, "instance", inst,
-					 "node", n->id, "status", "deleting"));
-			free(name);
-			free(inst);
-		}
+		for (size_t i = 0; i < n->delete_volumes.len; i++)
+			if (!only || hf_sched_volume_of(n->delete_volumes.items[i],
+							only, NULL))
+				hf_ops_volumes_add(&dels,
+						     n->delete_volumes.items[i],
+						     n->id);
+		del = volumes_json(&dels, true, "deleting");
+		json_array_extend(a, del);
+		json_decref(del);
+		hf_ops_volumes_release(&dels);
 	}
 	hf_state_unlock(s);
 	hf_http_json(resp, 200, a);
@@ -641,45 +499,26 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 
 /*
  * DELETE /v1/volumes/{svc}[/{pod}]: deletes kept volumes (of one instance,
- * or all of a service). Volumes in use are not touched: a pod replace or
- * a service remove --delete-volumes deletes those.
+ * or all of a service); hf_ops_volume_delete.
  */
 static void h_volume_delete(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp)
 {
-	struct hf_srv *s = srv_of(ctx);
-	const char *name = hf_kvlist_get(&req->params, "svc");
-	const char *inst = hf_kvlist_get(&req->params, "pod");
-	struct hf_service *svc;
-	json_t *gone;
+	struct hf_ops_volumes gone = {0};
+	struct hf_ops_err err = {0};
+	int rc = hf_ops_volume_delete(srv_of(ctx),
+				      hf_kvlist_get(&req->params, "svc"),
+				      hf_kvlist_get(&req->params, "pod"), &gone,
+				      &err);
 
-	hf_state_lock(s);
-	gone = json_array();
-	if (hf_sched_delete_kept(s, name, inst, gone, "operator")) {
-		hf_http_json(resp, 202, json_pack("{s:o}", "deleting", gone));
-		goto out;
-	}
-	json_decref(gone);
-	svc = hf_state_service(s, name);
-	if (svc && svc->removing)
-		hf_http_error(resp, HF_ECONFLICT,
-			      "service '%s' is still being removed: its volumes "
-			      "are kept once it is gone ('holdfast service "
-			      "remove %s --wait' waits for that); 'holdfast "
-			      "service remove %s --delete-volumes' deletes them "
-			      "instead",
-			      name, name, name);
-	else if (svc && (!inst || hf_state_instance(svc, inst)))
-		hf_http_error(resp, HF_ECONFLICT,
-			      "the volumes of %s%s%s are in use by the deployed "
-			      "service; 'holdfast service remove %s "
-			      "--delete-volumes' (or 'pod replace') deletes them",
-			      name, inst ? "/" : "", inst ? inst : "", name);
+	if (rc)
+		answer_err(resp, rc, &err);
 	else
-		hf_http_error(resp, HF_ENOTFOUND, "no kept volume %s%s%s",
-			      name, inst ? "/" : "", inst ? inst : "");
-out:
-	hf_state_unlock(s);
+		hf_http_json(resp, 202,
+			     json_pack("{s:o}", "deleting",
+				       volumes_json(&gone, false, NULL)));
+	hf_ops_volumes_release(&gone);
+	hf_ops_err_release(&err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -816,272 +655,31 @@ out:
 	hf_state_unlock(s);
 }
 
-/* Finds a phase (by name) in a plan definition; -1 if absent. */
-static long phase_index(const struct hf_plan_def *def, const char *name)
+/* Answers a plan operation: {"message": "ok", "plan"} or the error. */
+static void answer_plan(struct hf_http_resp *resp, int rc,
+			const struct hf_ops_err *err, const char *plan)
 {
-	for (size_t p = 0; name && p < def->phases.len; p++)
-		if (strcmp(def->phases.items[p].name, name) == 0)
-			return (long)p;
-	return -1;
+	if (rc)
+		answer_err(resp, rc, err);
+	else
+		hf_http_json(resp, 200, json_pack("{s:s, s:s}", "message", "ok",
+						  "plan", plan));
 }
 
-/* Resolves ?phase=&step= against a plan; answers 404 on failure. */
-static bool find_step(const struct hf_plan_def *def,
-		      const struct hf_http_req *req, struct hf_http_resp *resp,
-		      const struct hf_plan_phase_def **ph_out,
-		      const struct hf_plan_step_def **st_out)
+#define SVC(req) hf_kvlist_get(&(req)->params, "svc")
+#define PLAN(req) hf_kvlist_get(&(req)->params, "plan")
+#define PHASE(req) hf_kvlist_get(&(req)->query, "phase")
+#define STEP(req) hf_kvlist_get(&(req)->query, "step")
+
+static void h_plan_start(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
 {
-	const char *phase = hf_kvlist_get(&req->query, "phase");
-	const char *step = hf_kvlist_get(&req->query, "step");
-	long p = phase_index(def, phase);
-
-	if (!phase || !step) {
-		hf_http_error(resp, HF_EINVAL,
-			      "this call needs ?phase=NAME&step=NAME");
-		return false;
-	}
-	if (p < 0) {
-		hf_http_error(resp, HF_ENOTFOUND, "plan '%s' has no phase '%s'",
-			      def->name, phase);
-		return false;
-	}
-	*ph_out = &def->phases.items[p];
-	for (size_t k = 0; k < (*ph_out)->steps.len; k++) {
-		const struct hf_plan_step_def *st = &(*ph_out)->steps.items[k];
-		char *id = hf_xasprintf("%s/%s/%s", def->name, phase, st->name);
-		bool match = strcmp(st->name, step) == 0 || strcmp(id, step) == 0;
-
-		free(id);
-		if (match) {
-			*st_out = st;
-			return true;
-		}
-	}
-	hf_http_error(resp, HF_ENOTFOUND, "phase '%s' has no step '%s'", phase,
-		      step);
-	return false;
-}
-
-/*
- * The continues a canary phase still needs: one lets its first step go,
- * a second the rest once the first is complete (plan/engine.c). *next is
- * the step the next one lets go (-1 when none is needed).
- */
-static int canary_left(const struct hf_plan_phase_def *ph,
-		       const struct hf_step_out *steps, int continues,
-		       long *next)
-{
-	bool first_done, rest_left = false;
-	int need, left;
-
-	*next = -1;
-	if (ph->strategy != HF_STRATEGY_SERIAL_CANARY &&
-	    ph->strategy != HF_STRATEGY_PARALLEL_CANARY)
-		return 0;
-	if (!ph->steps.len)
-		return 0;
-	first_done = steps[0].status == HF_STATUS_COMPLETE;
-	for (size_t i = 1; i < ph->steps.len; i++)
-		if (steps[i].status != HF_STATUS_COMPLETE)
-			rest_left = true;
-	need = rest_left ? 2 : first_done ? 0 : 1;
-	left = need > continues ? need - continues : 0;
-	if (!left)
-		return 0;
-	if (continues < 1 && !first_done) {
-		*next = 0;
-	} else {
-		for (size_t i = 1; i < ph->steps.len && *next < 0; i++)
-			if (steps[i].status != HF_STATUS_COMPLETE)
-				*next = (long)i;
-	}
-	return left;
-}
-
-static int run_continues(const struct hf_plan_run *run, const char *phase)
-{
-	const char *c = hf_kvlist_get(&run->continues, phase);
-
-	return c ? atoi(c) : 0;
-}
-
-/*
- * The canary gates a run still has, after its view v: [{phase, step,
- * continues_left}], and their sum in *total.
- */
-static json_t *canary_gates(const struct hf_plan_def *def,
-			    const struct hf_plan_run *run,
-			    const struct hf_plan_view *v, int *total)
-{
-	json_t *a = json_array();
-	size_t base = 0;
-
-	*total = 0;
-	for (size_t p = 0; p < def->phases.len; p++) {
-		const struct hf_plan_phase_def *ph = &def->phases.items[p];
-		long next;
-		int left = canary_left(ph, &v->steps[base],
-				       run_continues(run, ph->name), &next);
-
-		if (left) {
-			json_array_append_new(
-			    a, json_pack("{s:s, s:s, s:i, s:s}", "phase",
-					 ph->name, "step",
-					 ph->steps.items[next].name,
-					 "continues_left", left, "waits_for",
-					 next == 0 ? "a continue"
-						   : "its first step to "
-						     "complete and a continue"));
-			*total += left;
-		}
-		base += ph->steps.len;
-	}
-	return a;
-}
-
-/*
- * POST .../continue: resumes an interrupted plan or phase, or lets the
- * first canary phase that waits for a continue (or the named one) go on.
- * The answer says what it let go and which gates remain; a continue that
- * would change nothing (a COMPLETE plan, nothing interrupted, no gate) is
- * refused so that it does not look like progress. Returns the answer, or
- * NULL after answering an error.
- */
-static json_t *plan_continue(struct hf_srv *s, struct hf_service *svc,
-			     const struct hf_plan_def *def,
-			     struct hf_plan_run *run, const char *phase,
-			     struct hf_http_resp *resp)
-{
-	struct hf_plan_view v;
-	json_t *did = json_array(), *gates, *reply;
-	bool whole = run->interrupted;
-	bool ph_int = phase && hf_strlist_has(&run->interrupted_phases, phase);
-	long gate_phase = -1, gate_step = -1;
-	enum hf_status before;
-	int total;
-	size_t base = 0;
-
-	if (hf_sched_plan_view(s, svc, def->name, &v))
-		return NULL;
-	before = v.status;
-	for (size_t p = 0; p < def->phases.len && gate_phase < 0; p++) {
-		const struct hf_plan_phase_def *ph = &def->phases.items[p];
-		long next;
-
-		if ((!phase || strcmp(ph->name, phase) == 0) &&
-		    canary_left(ph, &v.steps[base],
-				run_continues(run, ph->name), &next)) {
-			gate_phase = (long)p;
-			gate_step = next;
-		}
-		base += ph->steps.len;
-	}
-	hf_plan_view_release(&v);
-	/* A run that stopped short (a newer config's plan took over). */
-	if (!run->active && before != HF_STATUS_COMPLETE)
-		whole = true;
-	if (before == HF_STATUS_COMPLETE && !run->interrupted && !ph_int) {
-		json_decref(did);
-		hf_http_error(resp, HF_ECONFLICT,
-			      "plan '%s' is already COMPLETE: there is nothing "
-			      "to continue",
-			      def->name);
-		return NULL;
-	}
-	if (!whole && !ph_int && gate_phase < 0) {
-		json_decref(did);
-		hf_http_error(resp, HF_ECONFLICT,
-			      "plan '%s' is %s: %s is not interrupted and no "
-			      "canary step waits for a continue",
-			      def->name, hf_status_name(before),
-			      phase ? "the phase" : "it");
-		return NULL;
-	}
-	if (run->interrupted)
-		json_array_append_new(did,
-				      json_string("the plan is no longer "
-						  "interrupted"));
-	else if (whole)
-		json_array_append_new(did, json_string("the plan runs again"));
-	run->interrupted = false;
-	run->active = true;
-	if (ph_int) {
-		struct hf_strlist keep = {0};
-
-		for (size_t i = 0; i < run->interrupted_phases.len; i++)
-			if (strcmp(run->interrupted_phases.items[i], phase) != 0)
-				hf_strlist_push(&keep,
-						run->interrupted_phases.items[i]);
-		hf_strlist_release(&run->interrupted_phases);
-		run->interrupted_phases = keep;
-		json_array_append_new(did,
-				      json_sprintf("phase %s is no longer "
-						   "interrupted",
-						   phase));
-	}
-	if (gate_phase >= 0) {
-		const struct hf_plan_phase_def *ph =
-		    &def->phases.items[gate_phase];
-		int c = run_continues(run, ph->name) + 1;
-		char num[16];
-
-		snprintf(num, sizeof(num), "%d", c);
-		hf_kvlist_set(&run->continues, ph->name, num);
-		if (gate_step == 0)
-			json_array_append_new(
-			    did, json_sprintf("canary gate %d of %d in phase %s "
-					      "passed: %s goes",
-					      c, ph->steps.len > 1 ? 2 : 1,
-					      ph->name, ph->steps.items[0].name));
-		else
-			json_array_append_new(
-			    did,
-			    json_sprintf("canary gate %d of 2 in phase %s "
-					 "passed: %s%s go%s once %s is complete",
-					 c, ph->name,
-					 ph->steps.items[gate_step].name,
-					 ph->steps.len > 2 ? " and the rest" : "",
-					 ph->steps.len > 2 ? "" : "es",
-					 ph->steps.items[0].name));
-	}
-	if (hf_sched_plan_view(s, svc, def->name, &v) == 0) {
-		gates = canary_gates(def, run, &v, &total);
-		reply = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i}", "message",
-				  "ok", "plan", def->name, "status",
-				  hf_status_name(v.status), "continued", did,
-				  "gates", gates, "continues_needed", total);
-		hf_plan_view_release(&v);
-	} else {
-		reply = json_pack("{s:s, s:s, s:o}", "message", "ok", "plan",
-				  def->name, "continued", did);
-	}
-	return reply;
-}
-
-enum plan_op {
-	OP_START,
-	OP_STOP,
-	OP_INTERRUPT,
-	OP_CONTINUE,
-	OP_FORCE_COMPLETE,
-	OP_RESTART,
-};
-
-static void plan_op(void *ctx, const struct hf_http_req *req,
-		    struct hf_http_resp *resp, enum plan_op op)
-{
-	struct hf_srv *s = srv_of(ctx);
-	const char *plan = hf_kvlist_get(&req->params, "plan");
-	const char *phase = hf_kvlist_get(&req->query, "phase");
 	struct hf_kvlist params = {0};
-	struct hf_service *svc;
-	struct hf_config *cfg;
-	const struct hf_plan_def *def;
-	struct hf_plan_run *run;
-	json_t *body = NULL, *reply = NULL;
+	struct hf_ops_err err = {0};
+	json_t *body = NULL;
 	const char *bad = NULL;
 
-	if (op == OP_START && req->body_len) {
+	if (req->body_len) {
 		if (hf_http_body_json(req, resp, &body))
 			return;
 		if (!json_to_kv(body, &params, true, &bad)) {
@@ -1090,202 +688,122 @@ static void plan_op(void *ctx, const struct hf_http_req *req,
 				      "environment variables; '%s' is not a "
 				      "valid name or value",
 				      bad);
-			goto done;
-		}
-	}
-	hf_state_lock(s);
-	svc = route_service(s, req, resp);
-	if (!svc)
-		goto out;
-	cfg = hf_state_target(svc);
-	def = cfg ? hf_plan_defs_find(&cfg->plans, plan) : NULL;
-	if (!def && strcmp(plan, "decommission") == 0 &&
-	    op == OP_FORCE_COMPLETE) {
-		const char *step = hf_kvlist_get(&req->query, "step");
-		char *inst = step ? hf_xstrndup(step, strcspn(step, ":")) : NULL;
-
-		if (inst && hf_sched_skip_drain(s, svc, inst))
-			hf_http_json(resp, 200,
-				     json_pack("{s:s, s:s}", "message",
-					       "the instance is removed without "
-					       "a drain; its volumes are kept",
-					       "plan", plan));
-		else
-			hf_http_error(resp, HF_ENOTFOUND,
-				      "no instance is being decommissioned as "
-				      "'%s'",
-				      step ? step : "");
-		free(inst);
-		goto out;
-	}
-	if (!def) {
-		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no plan '%s'",
-			      svc->name, plan);
-		goto out;
-	}
-	if (phase && phase_index(def, phase) < 0) {
-		hf_http_error(resp, HF_ENOTFOUND, "plan '%s' has no phase '%s'",
-			      plan, phase);
-		goto out;
-	}
-	if (svc->removing) {
-		hf_http_error(resp, HF_ECONFLICT, "service '%s' is being removed",
-			      svc->name);
-		goto out;
-	}
-	run = hf_state_run(svc, plan);
-	switch (op) {
-	case OP_START:
-		hf_sched_start_plan(s, svc, plan, &params);
-		break;
-	case OP_STOP:
-		if (!run) {
-			hf_http_error(resp, HF_ECONFLICT,
-				      "plan '%s' is not running", plan);
 			goto out;
 		}
-		run->active = false;
-		run->interrupted = true;
-		hf_strlist_release(&run->completed);
-		break;
-	case OP_INTERRUPT:
-		if (!run) {
-			hf_http_error(resp, HF_ECONFLICT,
-				      "plan '%s' has not been started", plan);
-			goto out;
-		}
-		if (phase) {
-			if (!hf_strlist_has(&run->interrupted_phases, phase))
-				hf_strlist_push(&run->interrupted_phases, phase);
-		} else {
-			run->interrupted = true;
-		}
-		break;
-	case OP_CONTINUE:
-		if (!run) {
-			hf_http_error(resp, HF_ECONFLICT,
-				      "plan '%s' has not been started", plan);
-			goto out;
-		}
-		reply = plan_continue(s, svc, def, run, phase, resp);
-		if (!reply)
-			goto out;
-		break;
-	case OP_FORCE_COMPLETE:
-	case OP_RESTART: {
-		const struct hf_plan_phase_def *ph;
-		const struct hf_plan_step_def *st;
-		char *key;
-
-		if (!find_step(def, req, resp, &ph, &st))
-			goto out;
-		if (!run) {
-			hf_sched_start_plan(s, svc, plan, NULL);
-			run = hf_state_run(svc, plan);
-		}
-		key = hf_xasprintf("%s/%s", ph->name, st->name);
-		if (op == OP_FORCE_COMPLETE) {
-			if (!hf_strlist_has(&run->force_complete, key))
-				hf_strlist_push(&run->force_complete, key);
-		} else {
-			struct hf_strlist keep = {0};
-			char *iname = hf_xasprintf("%s-%lld", st->pod,
-						   (long long)st->index);
-			struct hf_instance *in = hf_state_instance(svc, iname);
-
-			free(iname);
-			for (size_t i = 0; i < run->completed.len; i++)
-				if (strcmp(run->completed.items[i], key) != 0)
-					hf_strlist_push(&keep,
-							run->completed.items[i]);
-			hf_strlist_release(&run->completed);
-			run->completed = keep;
-			keep = (struct hf_strlist){0};
-			for (size_t i = 0; i < run->force_complete.len; i++)
-				if (strcmp(run->force_complete.items[i], key) != 0)
-					hf_strlist_push(
-					    &keep, run->force_complete.items[i]);
-			hf_strlist_release(&run->force_complete);
-			run->force_complete = keep;
-			for (size_t t = 0; in && t < st->tasks.len; t++) {
-				struct hf_task_slot *sl =
-				    hf_state_slot(in, st->tasks.items[t]);
-
-				sl->once_done = false;
-				if (sl->cur && hf_task_state_live(sl->cur->state)) {
-					sl->cur->kill = true;
-					sl->cur->restart = false;
-				} else if (sl->cur) {
-					/* Forget the old result: run it again. */
-					hf_task_rec_free(sl->cur);
-					sl->cur = NULL;
-				}
-			}
-			if (in)
-				hf_state_save_instance(s, svc, in);
-		}
-		run->active = true;
-		free(key);
-		break;
 	}
-	}
-	if (run)
-		hf_state_save_run(s, svc, run);
-	{
-		static const char *const ops[] = {"start", "stop", "interrupt",
-						  "continue", "forceComplete",
-						  "restart"};
-		char *obj = hf_xasprintf(
-		    "%s%s%s%s%s", plan, phase ? "/" : "", phase ? phase : "",
-		    hf_kvlist_get(&req->query, "step") ? "/" : "",
-		    hf_kvlist_get(&req->query, "step")
-			? hf_kvlist_get(&req->query, "step")
-			: "");
-
-		hf_event(s, "operator", svc->name, "plan", obj, NULL, ops[op],
-			 NULL);
-		free(obj);
-	}
-	hf_sched_changed(s, true);
-	if (!reply)
-		reply = json_pack("{s:s, s:s}", "message", "ok", "plan", plan);
-	hf_http_json(resp, 200, reply);
+	answer_plan(resp,
+		    hf_ops_plan_start(srv_of(ctx), SVC(req), PLAN(req), &params,
+				      &err),
+		    &err, PLAN(req));
 out:
-	hf_state_unlock(s);
-done:
+	hf_ops_err_release(&err);
 	hf_kvlist_release(&params);
 	json_decref(body);
 }
 
-static void h_plan_start(void *ctx, const struct hf_http_req *req,
-			 struct hf_http_resp *resp)
-{
-	plan_op(ctx, req, resp, OP_START);
-}
 static void h_plan_stop(void *ctx, const struct hf_http_req *req,
 			struct hf_http_resp *resp)
 {
-	plan_op(ctx, req, resp, OP_STOP);
+	struct hf_ops_err err = {0};
+
+	answer_plan(resp,
+		    hf_ops_plan_stop(srv_of(ctx), SVC(req), PLAN(req), &err),
+		    &err, PLAN(req));
+	hf_ops_err_release(&err);
 }
+
 static void h_plan_interrupt(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp)
 {
-	plan_op(ctx, req, resp, OP_INTERRUPT);
+	struct hf_ops_err err = {0};
+
+	answer_plan(resp,
+		    hf_ops_plan_interrupt(srv_of(ctx), SVC(req), PLAN(req),
+					  PHASE(req), &err),
+		    &err, PLAN(req));
+	hf_ops_err_release(&err);
 }
+
+/*
+ * POST .../continue: says what it let go and which canary gates remain
+ * (hf_ops_plan_continue).
+ */
 static void h_plan_continue(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp)
 {
-	plan_op(ctx, req, resp, OP_CONTINUE);
+	struct hf_ops_continued out = {0};
+	struct hf_ops_err err = {0};
+	json_t *did, *gates;
+	int rc = hf_ops_plan_continue(srv_of(ctx), SVC(req), PLAN(req),
+				      PHASE(req), &out, &err);
+
+	if (rc) {
+		answer_err(resp, rc, &err);
+		goto out;
+	}
+	did = json_array();
+	for (size_t i = 0; i < out.did.len; i++)
+		json_array_append_new(did, json_string(out.did.items[i]));
+	if (!out.has_status) {
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:s, s:o}", "message", "ok",
+				       "plan", PLAN(req), "continued", did));
+		goto out;
+	}
+	gates = json_array();
+	for (size_t i = 0; i < out.gates.len; i++) {
+		const struct hf_ops_gate *g = &out.gates.items[i];
+
+		json_array_append_new(
+		    gates,
+		    json_pack("{s:s, s:s, s:i, s:s}", "phase", g->phase, "step",
+			      g->step, "continues_left", g->continues_left,
+			      "waits_for",
+			      g->first_step ? "a continue"
+					    : "its first step to complete and a "
+					      "continue"));
+	}
+	hf_http_json(resp, 200,
+		     json_pack("{s:s, s:s, s:s, s:o, s:o, s:i}", "message", "ok",
+			       "plan", PLAN(req), "status",
+			       hf_status_name(out.status), "continued", did,
+			       "gates", gates, "continues_needed",
+			       out.continues_needed));
+out:
+	hf_ops_continued_release(&out);
+	hf_ops_err_release(&err);
 }
+
 static void h_plan_force(void *ctx, const struct hf_http_req *req,
 			 struct hf_http_resp *resp)
 {
-	plan_op(ctx, req, resp, OP_FORCE_COMPLETE);
+	struct hf_ops_err err = {0};
+	bool skipped;
+	int rc = hf_ops_plan_force_complete(srv_of(ctx), SVC(req), PLAN(req),
+					    PHASE(req), STEP(req), &skipped,
+					    &err);
+
+	if (!rc && skipped)
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:s}", "message",
+				       "the instance is removed without a "
+				       "drain; its volumes are kept",
+				       "plan", PLAN(req)));
+	else
+		answer_plan(resp, rc, &err, PLAN(req));
+	hf_ops_err_release(&err);
 }
+
 static void h_plan_restart(void *ctx, const struct hf_http_req *req,
 			   struct hf_http_resp *resp)
 {
-	plan_op(ctx, req, resp, OP_RESTART);
+	struct hf_ops_err err = {0};
+
+	answer_plan(resp,
+		    hf_ops_plan_restart(srv_of(ctx), SVC(req), PLAN(req),
+					PHASE(req), STEP(req), &err),
+		    &err, PLAN(req));
+	hf_ops_err_release(&err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1505,91 +1023,50 @@ out:
 	hf_state_unlock(s);
 }
 
-enum pod_op { POD_RESTART, POD_REPLACE, POD_PAUSE, POD_RESUME };
-
+/* POST .../pod/{pod}/<op>: {"pod", "tasks": its task names}. */
 static void pod_op(void *ctx, const struct hf_http_req *req,
-		   struct hf_http_resp *resp, enum pod_op op)
+		   struct hf_http_resp *resp,
+		   int (*op)(struct hf_srv *, const char *, const char *,
+			     struct hf_strlist *, struct hf_ops_err *))
 {
-	static const char *const names[] = {"restart", "replace", "pause",
-					    "resume"};
-	struct hf_srv *s = srv_of(ctx);
-	const char *name = hf_kvlist_get(&req->params, "pod");
-	struct hf_service *svc;
-	struct hf_instance *in;
-	json_t *tasks;
+	const char *pod = hf_kvlist_get(&req->params, "pod");
+	struct hf_strlist tasks = {0};
+	struct hf_ops_err err = {0};
+	int rc = op(srv_of(ctx), SVC(req), pod, &tasks, &err);
 
-	hf_state_lock(s);
-	svc = route_service(s, req, resp);
-	if (!svc)
-		goto out;
-	in = hf_state_instance(svc, name);
-	if (!in) {
-		hf_http_error(resp, HF_ENOTFOUND, "service '%s' has no pod '%s'",
-			      svc->name, name);
-		goto out;
-	}
-	if (svc->removing || in->replacing) {
-		hf_http_error(resp, HF_ECONFLICT, "%s is being %s", name,
-			      svc->removing ? "removed" : "replaced");
-		goto out;
-	}
-	if ((op == POD_PAUSE && in->paused) || (op == POD_RESUME && !in->paused)) {
-		hf_http_error(resp, HF_ECONFLICT, "pod %s is %s paused", name,
-			      in->paused ? "already" : "not");
-		goto out;
-	}
-	tasks = json_array();
-	for (size_t k = 0; k < in->slots.len; k++) {
-		char *t = hf_xasprintf("%s-%s", in->name, in->slots.items[k].task);
+	if (rc) {
+		answer_err(resp, rc, &err);
+	} else {
+		json_t *a = json_array();
 
-		json_array_append_new(tasks, json_string(t));
-		free(t);
+		for (size_t i = 0; i < tasks.len; i++)
+			json_array_append_new(a, json_string(tasks.items[i]));
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:o}", "pod", pod, "tasks", a));
 	}
-	switch (op) {
-	case POD_RESTART:
-		hf_sched_pod_restart(s, svc, in, "pod restart requested");
-		break;
-	case POD_REPLACE:
-		in->replacing = true;
-		break;
-	case POD_PAUSE:
-		in->paused = true;
-		hf_sched_pod_restart(s, svc, in, "pod pause requested");
-		break;
-	case POD_RESUME:
-		in->paused = false;
-		hf_sched_pod_restart(s, svc, in, "pod resume requested");
-		break;
-	}
-	hf_state_save_instance(s, svc, in);
-	hf_log("service %s: pod %s %s requested", svc->name, name, names[op]);
-	hf_event(s, "operator", svc->name, "pod", name, NULL, names[op], NULL);
-	hf_sched_changed(s, true);
-	hf_http_json(resp, 200, json_pack("{s:s, s:o}", "pod", name, "tasks",
-					  tasks));
-out:
-	hf_state_unlock(s);
+	hf_strlist_release(&tasks);
+	hf_ops_err_release(&err);
 }
 
 static void h_pod_restart(void *ctx, const struct hf_http_req *req,
 			  struct hf_http_resp *resp)
 {
-	pod_op(ctx, req, resp, POD_RESTART);
+	pod_op(ctx, req, resp, hf_ops_pod_restart);
 }
 static void h_pod_replace(void *ctx, const struct hf_http_req *req,
 			  struct hf_http_resp *resp)
 {
-	pod_op(ctx, req, resp, POD_REPLACE);
+	pod_op(ctx, req, resp, hf_ops_pod_replace);
 }
 static void h_pod_pause(void *ctx, const struct hf_http_req *req,
 			struct hf_http_resp *resp)
 {
-	pod_op(ctx, req, resp, POD_PAUSE);
+	pod_op(ctx, req, resp, hf_ops_pod_pause);
 }
 static void h_pod_resume(void *ctx, const struct hf_http_req *req,
 			 struct hf_http_resp *resp)
 {
-	pod_op(ctx, req, resp, POD_RESUME);
+	pod_op(ctx, req, resp, hf_ops_pod_resume);
 }
 
 static void h_pod_list(void *ctx, const struct hf_http_req *req,
@@ -1863,42 +1340,59 @@ static void h_nodes(void *ctx, const struct hf_http_req *req,
 static void h_node_decommission(void *ctx, const struct hf_http_req *req,
 				struct hf_http_resp *resp)
 {
-	struct hf_srv *s = srv_of(ctx);
 	const char *id = hf_kvlist_get(&req->params, "node");
-	struct hf_node *n;
-	json_t *moved;
+	struct hf_strlist moved = {0};
+	struct hf_ops_err err = {0};
+	int rc = hf_ops_node_decommission(srv_of(ctx), id, &moved, &err);
 
-	hf_state_lock(s);
-	n = hf_state_node(s, id);
-	if (!n) {
-		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", id);
-		goto out;
+	if (rc) {
+		answer_err(resp, rc, &err);
+	} else {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < moved.len; i++)
+			json_array_append_new(a, json_string(moved.items[i]));
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:o}", "node", id, "replacing", a));
 	}
-	n->decommissioned = true;
-	hf_state_save_node(s, n);
-	moved = json_array();
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
+	hf_strlist_release(&moved);
+	hf_ops_err_release(&err);
+}
 
-		for (size_t k = 0; k < svc->instances.len; k++) {
-			struct hf_instance *in = svc->instances.items[k];
-			char *name;
+/* POST /v1/nodes/{node}/adopt: a refused agent joins (cluster.h). */
+static void h_node_adopt(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	const char *id = hf_kvlist_get(&req->params, "node");
+	struct hf_ops_adopted out = {0};
+	struct hf_ops_err err = {0};
+	int rc = hf_ops_node_adopt(srv_of(ctx), id, &out, &err);
 
-			if (!in->node || strcmp(in->node, id) != 0)
-				continue;
-			name = hf_xasprintf("%s/%s", svc->name, in->name);
-			json_array_append_new(moved, json_string(name));
-			free(name);
-		}
-	}
-	hf_log("node %s decommissioned by the operator", id);
-	hf_event(s, "operator", NULL, "node", id, NULL, "decommissioned",
-		 "its pods are replaced elsewhere");
-	hf_sched_changed(s, true);
-	hf_http_json(resp, 200,
-		     json_pack("{s:s, s:o}", "node", id, "replacing", moved));
-out:
-	hf_state_unlock(s);
+	if (rc)
+		answer_err(resp, rc, &err);
+	else
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:s?, s:I}", "node", id, "cluster",
+				       out.cluster, "live_tasks",
+				       (json_int_t)out.live_tasks));
+	hf_ops_adopted_release(&out);
+	hf_ops_err_release(&err);
+}
+
+/* POST /v1/nodes/{node}/reset-identity (nodeauth.h). */
+static void h_node_reset_identity(void *ctx, const struct hf_http_req *req,
+				  struct hf_http_resp *resp)
+{
+	const char *id = hf_kvlist_get(&req->params, "node");
+	struct hf_ops_err err = {0};
+	int rc = hf_ops_node_reset_identity(srv_of(ctx), id, &err);
+
+	if (rc)
+		answer_err(resp, rc, &err);
+	else
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:b}", "node", id, "reset", true));
+	hf_ops_err_release(&err);
 }
 
 static void h_leader(void *ctx, const struct hf_http_req *req,
@@ -1952,310 +1446,11 @@ static void h_store_backup(void *ctx, const struct hf_http_req *req,
 }
 
 /* ------------------------------------------------------------------ */
-/* Agents                                                               */
-
-static double num_or(const json_t *o, const char *k, double def)
-{
-	json_t *v = json_object_get(o, k);
-
-	return json_is_number(v) ? json_number_value(v) : def;
-}
-
-static struct hf_node *node_update(struct hf_srv *s, const char *id,
-				   const json_t *info)
-{
-	struct hf_node *n = hf_state_node(s, id);
-	const json_t *res = json_object_get(info, "resources");
-	const json_t *ports = json_array_get(json_object_get(res, "ports"), 0);
-	const json_t *cg = json_object_get(info, "cgroups");
-	int64_t started = (int64_t)num_or(info, "started_at", 0);
-	bool fresh = false;
-
-	if (!n) {
-		n = hf_xcalloc(1, sizeof(*n));
-		n->id = hf_xstrdup(id);
-		n->port_begin = 10000;
-		n->port_end = 20000;
-		hf_state_node_add(s, n);
-		fresh = true;
-		hf_log("node %s registered", id);
-		hf_event(s, "agent", NULL, "node", id, NULL, "registered", NULL);
-	}
-	if (json_is_object(info)) {
-		const char *h = json_string_value(json_object_get(info, "hostname"));
-		const char *a = json_string_value(json_object_get(info, "address"));
-		const char *note = json_string_value(json_object_get(cg, "note"));
-		const char *k;
-		json_t *v;
-
-		if (h && (!n->hostname || strcmp(h, n->hostname))) {
-			free(n->hostname);
-			n->hostname = hf_xstrdup(h);
-			fresh = true;
-		}
-		if (a && (!n->address || strcmp(a, n->address))) {
-			free(n->address);
-			n->address = hf_xstrdup(a);
-			fresh = true;
-		}
-		{
-			const char *api =
-			    json_string_value(json_object_get(info, "api"));
-			const char *key =
-			    json_string_value(json_object_get(info, "api_key"));
-
-			if (api && (!n->api || strcmp(api, n->api))) {
-				free(n->api);
-				n->api = hf_xstrdup(api);
-			}
-			if (key && (!n->api_key || strcmp(key, n->api_key))) {
-				free(n->api_key);
-				n->api_key = hf_xstrdup(key);
-			}
-		}
-		if (note && (!n->cgroups || strcmp(note, n->cgroups))) {
-			free(n->cgroups);
-			n->cgroups = hf_xstrdup(note);
-			fresh = true;
-		}
-		json_object_foreach(json_object_get(info, "attributes"), k, v)
-		    if (json_is_string(v)) hf_kvlist_set(&n->attributes, k,
-							 json_string_value(v));
-		n->cpus = num_or(res, "cpus", n->cpus);
-		n->memory_mb = num_or(res, "memory_mb", n->memory_mb);
-		n->disk_mb = num_or(res, "disk_mb", n->disk_mb);
-		if (ports) {
-			n->port_begin = (int64_t)num_or(ports, "begin",
-							(double)n->port_begin);
-			n->port_end =
-			    (int64_t)num_or(ports, "end", (double)n->port_end);
-		}
-		if (started && started != n->agent_started_at) {
-			if (n->agent_started_at) {
-				hf_log("node %s: its agent restarted", id);
-				hf_event(s, "agent", NULL, "node", id, NULL,
-					 "agent restarted", NULL);
-			}
-			n->agent_started_at = started;
-		}
-	}
-	n->last_seen = hf_now_ms();
-	/*
-	 * With a shared store (etcd) followers read nodes from it: the time
-	 * the node was last seen is written every third of the node timeout,
-	 * so they can tell a live node from a lost one.
-	 */
-	if (!fresh && strcmp(hf_store_backend_name(s->store), "etcd") == 0 &&
-	    n->last_seen - n->saved_seen >
-		(int64_t)(s->opts.node_timeout * 1000 / 3))
-		fresh = true;
-	if (fresh) {
-		n->saved_seen = n->last_seen;
-		hf_state_save_node(s, n);
-	}
-	return n;
-}
-
-/* A held long poll: whose, the generation its agent has, until when. */
-struct sync_wait {
-	char *node;
-	uint64_t seen;
-	int64_t until; /* unix ms */
-};
-
-static void sync_wait_free(void *arg)
-{
-	struct sync_wait *w = arg;
-
-	free(w->node);
-	free(w);
-}
-
-/* The node's desired set, as the answer to its sync. Lock held. */
-static void sync_answer(struct hf_srv *s, struct hf_node *n,
-			struct hf_http_resp *resp)
-{
-	json_t *dels = json_array();
-	json_t *desired;
-
-	n->last_seen = hf_now_ms();
-	for (size_t k = 0; k < n->delete_volumes.len; k++)
-		json_array_append_new(dels,
-				      json_string(n->delete_volumes.items[k]));
-	desired = hf_sched_desired(s, n);
-	hf_http_json(resp, 200,
-		     json_pack("{s:I, s:o, s:o, s:i, s:s?}", "generation",
-			       (json_int_t)n->gen, "tasks", desired,
-			       "delete_volumes", dels, "heartbeat_interval", 2,
-			       "cluster", s->cluster_id));
-}
-
-/*
- * A held poll comes back: answer when the node's set changed, the time is
- * up or the server stops; else (a wake for nothing new) wait the rest.
- */
-static void sync_resume(void *ctx, const struct hf_http_req *req,
-			struct hf_http_resp *resp, void *arg, bool woken)
-{
-	struct hf_srv *s = srv_of(ctx);
-	struct sync_wait *w = arg;
-	int64_t now = hf_now_ms();
-	struct hf_node *n;
-
-	(void)woken;
-	hf_state_lock(s);
-	/*
-	 * Resumed outside server.c's h_front: what it says of a failed store
-	 * write, or of a server that stepped down meanwhile, is said here.
-	 */
-	if (s->store_failed || !s->leading) {
-		hf_http_error_status(resp, 503,
-				     s->store_failed ? "store-unwritable"
-						     : "no-leader",
-				     "%s; try again",
-				     s->store_failed
-					 ? "this server cannot write the store "
-					   "and stopped acting"
-					 : "this server no longer leads");
-		hf_state_unlock(s);
-		return;
-	}
-	n = hf_state_node(s, w->node);
-	if (n && w->seen == n->gen && now < w->until && !s->stopping &&
-	    !hf_http_server_stopping(req->server)) {
-		hf_http_defer(req, resp, &n->waitq, (long)(w->until - now),
-			      sync_resume, w, sync_wait_free);
-	} else if (n) {
-		sync_answer(s, n, resp);
-	} else {
-		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", w->node);
-	}
-	hf_state_unlock(s);
-}
-
-static void h_agent_sync(void *ctx, const struct hf_http_req *req,
-			 struct hf_http_resp *resp)
-{
-	struct hf_srv *s = srv_of(ctx);
-	json_t *body = NULL, *tasks, *e, *dv;
-	const char *node_id;
-	struct hf_node *n;
-	uint64_t seen;
-	double wait;
-	char *refused;
-	size_t i;
-
-	if (hf_http_body_json(req, resp, &body))
-		return;
-	node_id = json_string_value(json_object_get(body, "node_id"));
-	if (!node_id || !*node_id) {
-		hf_http_error(resp, HF_EINVAL, "the sync needs a node_id");
-		json_decref(body);
-		return;
-	}
-	/* A node reports for itself only: its credential names it. */
-	if (!req->principal || strcmp(node_id, req->principal) != 0) {
-		hf_http_error(resp, HF_EFORBIDDEN,
-			      "this credential belongs to node %s, not to "
-			      "node %s",
-			      req->principal ? req->principal : "(none)",
-			      node_id);
-		hf_log("node %s: a sync claiming to be node %s was refused "
-		       "(from %s)",
-		       req->principal ? req->principal : "(none)", node_id,
-		       req->remote_addr);
-		json_decref(body);
-		return;
-	}
-	tasks = json_object_get(body, "tasks");
-	seen = (uint64_t)num_or(body, "generation", 0);
-	wait = num_or(body, "wait", 0);
-	if (wait > AGENT_MAX_WAIT_S)
-		wait = AGENT_MAX_WAIT_S;
-	/*
-	 * A held poll must not outlast half the node timeout, or a healthy
-	 * node would look unreachable while its request waits here.
-	 */
-	if (wait > s->opts.node_timeout / 2)
-		wait = s->opts.node_timeout / 2;
-	hf_state_lock(s);
-	/* An agent of another cluster, or unknown here, is not acted on. */
-	refused = hf_cluster_admit(s, node_id, body);
-	if (refused) {
-		hf_cluster_refusal(s, resp, refused);
-		hf_state_unlock(s);
-		free(refused);
-		json_decref(body);
-		return;
-	}
-	/* The sync's records are written together before it waits. */
-	hf_state_batch_begin(s);
-	n = node_update(s, node_id, json_object_get(body, "info"));
-	json_array_foreach(tasks, i, e) hf_sched_task_report(s, node_id, e);
-	/*
-	 * Only the newest report may declare tasks lost: an older request
-	 * that was overtaken by a newer one lacks tasks started since.
-	 */
-	{
-		double seq = num_or(body, "seq", 0);
-
-		if (json_is_array(tasks) && seq >= n->last_report_seq) {
-			n->last_report_seq = seq;
-			hf_sched_reconcile_node(s, node_id, tasks);
-		}
-	}
-	dv = json_object_get(body, "deleted_volumes");
-	if (json_array_size(dv)) {
-		struct hf_strlist keep = {0};
-
-		for (size_t k = 0; k < n->delete_volumes.len; k++) {
-			bool done = false;
-
-			json_array_foreach(dv, i, e) if (json_is_string(e) &&
-							  strcmp(json_string_value(e),
-								 n->delete_volumes
-								     .items[k]) ==
-							      0) done = true;
-			if (!done)
-				hf_strlist_push(&keep, n->delete_volumes.items[k]);
-			else
-				hf_log("node %s: volume %s deleted", n->id,
-				       n->delete_volumes.items[k]);
-		}
-		hf_strlist_release(&n->delete_volumes);
-		n->delete_volumes = keep;
-		hf_state_save_node(s, n);
-	}
-	/*
-	 * A report that changed something is acted on by the scheduler's
-	 * next tick (hf_sched_changed woke it); it batches the reports of
-	 * every agent that arrive meanwhile. The poll is held, costing no
-	 * thread, until this node's desired set gets a new generation
-	 * (hf_sched_publish wakes n->waitq) or the wait is up.
-	 */
-	hf_state_batch_end(s);
-	if ((long)(wait * 1000) > 0 && seen == n->gen && !s->stopping) {
-		struct sync_wait *w = hf_xcalloc(1, sizeof(*w));
-		long ms = (long)(wait * 1000);
-
-		w->node = hf_xstrdup(n->id);
-		w->seen = seen;
-		w->until = hf_now_ms() + ms;
-		hf_http_defer(req, resp, &n->waitq, ms, sync_resume, w,
-			      sync_wait_free);
-	} else {
-		sync_answer(s, n, resp);
-	}
-	hf_state_unlock(s);
-	json_decref(body);
-}
-
-/* ------------------------------------------------------------------ */
 /* The route table                                                      */
 
 static const struct hf_http_route routes[] = {
-    {"POST", "/v1/agent/sync", h_agent_sync, HF_ROUTE_AGENT, NULL},
-    {"POST", "/v1/agent/register", hf_nodeauth_register_handler,
+    {"POST", "/v1/agent/sync", hf_agent_sync_handler, HF_ROUTE_AGENT, NULL},
+    {"POST", "/v1/agent/register", hf_agent_register_handler,
      HF_ROUTE_JOIN, NULL},
     {"GET", "/v1/version", h_version, HF_ROUTE_PUBLIC, NULL},
     {"GET", "/v1/store/backup", h_store_backup,
@@ -2277,9 +1472,9 @@ static const struct hf_http_route routes[] = {
      NULL},
     {"POST", "/v1/nodes/{node}/decommission", h_node_decommission,
      HF_ROUTE_WRITE, NULL},
-    {"POST", "/v1/nodes/{node}/adopt", hf_cluster_adopt_handler,
+    {"POST", "/v1/nodes/{node}/adopt", h_node_adopt,
      HF_ROUTE_WRITE, NULL},
-    {"POST", "/v1/nodes/{node}/reset-identity", hf_nodeauth_reset_handler,
+    {"POST", "/v1/nodes/{node}/reset-identity", h_node_reset_identity,
      HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/events", hf_events_handler, HF_ROUTE_READ | HF_ROUTE_STREAM,
      "since follow:bool service tail"},

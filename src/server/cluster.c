@@ -192,24 +192,18 @@ void hf_cluster_list_refused(struct hf_srv *s, json_t *nodes)
 	}
 }
 
-void hf_cluster_adopt_handler(void *ctx, const struct hf_http_req *req,
-			      struct hf_http_resp *resp)
+int hf_cluster_adopt(struct hf_srv *s, const char *id, size_t *live_tasks,
+		     char **why)
 {
-	struct hf_srv *s = ctx;
-	const char *id = hf_kvlist_get(&req->params, "node");
-	struct hf_refused *r;
+	struct hf_refused *r = refused_find(s, id);
 
-	pthread_mutex_lock(&s->mu);
-	hf_state_wait_commit(s); /* a mutator: see state.h */
-	r = refused_find(s, id);
 	if (!r) {
-		hf_http_error(resp, hf_state_node(s, id) ? HF_ECONFLICT
-							  : HF_ENOTFOUND,
-			      "node '%s' is not refused: there is nothing to "
-			      "adopt (only an agent this server refused can "
-			      "be adopted; see holdfast node list)",
-			      id);
-		goto out;
+		*why = hf_xasprintf("node '%s' is not refused: there is nothing "
+				    "to adopt (only an agent this server "
+				    "refused can be adopted; see holdfast node "
+				    "list)",
+				    id);
+		return hf_state_node(s, id) ? HF_ECONFLICT : HF_ENOTFOUND;
 	}
 	if (!hf_strlist_has(&s->adopted, id))
 		hf_strlist_push(&s->adopted, id);
@@ -218,13 +212,8 @@ void hf_cluster_adopt_handler(void *ctx, const struct hf_http_req *req,
 	       id, s->cluster_id);
 	hf_event(s, "operator", NULL, "node", id, "refused", "adopted",
 		 "its tasks that this cluster does not know are stopped");
-	hf_sched_changed(s, true);
-	hf_http_json(resp, 200,
-		     json_pack("{s:s, s:s?, s:I}", "node", id, "cluster",
-			       s->cluster_id, "live_tasks",
-			       (json_int_t)r->live_tasks));
-out:
-	pthread_mutex_unlock(&s->mu);
+	*live_tasks = r->live_tasks;
+	return 0;
 }
 
 void hf_cluster_release(struct hf_srv *s)

@@ -58,9 +58,14 @@ void hf_cluster_refusal(struct hf_srv *s, struct hf_http_resp *resp,
  */
 void hf_cluster_list_refused(struct hf_srv *s, json_t *nodes);
 
-/* POST /v1/nodes/{node}/adopt (the handler takes srv->mu itself). */
-void hf_cluster_adopt_handler(void *ctx, const struct hf_http_req *req,
-			      struct hf_http_resp *resp);
+/*
+ * Adopts refused node id (hf_ops_node_adopt): its next sync is accepted.
+ * Returns 0 with what its agent said it runs in *live_tasks, or
+ * HF_ENOTFOUND / HF_ECONFLICT (a known node) with *why (the caller frees
+ * it) when the node is not refused.
+ */
+int hf_cluster_adopt(struct hf_srv *s, const char *id, size_t *live_tasks,
+		     char **why);
 
 /* Frees the refused and adopted lists. */
 void hf_cluster_release(struct hf_srv *s);

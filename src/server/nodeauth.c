@@ -228,34 +228,27 @@ static int store_write(struct hf_srv *s, const char *key, const char *value)
 	return rc;
 }
 
-void hf_nodeauth_register_handler(void *ctx, const struct hf_http_req *req,
-				  struct hf_http_resp *resp)
+int hf_nodeauth_register(struct hf_srv *s, const char *node,
+			 const char *token, const char *from, bool *registered,
+			 char **why)
 {
-	struct hf_srv *s = ctx;
-	json_t *body = NULL;
-	const char *node, *token;
 	struct node_cred *have;
 	char digest[65], *key = NULL, *text = NULL;
 	bool known;
-	int rc;
+	int rc = 0;
 
-	if (hf_http_body_json(req, resp, &body))
-		return;
-	node = json_string_value(json_object_get(body, "node_id"));
-	token = json_string_value(json_object_get(body, "token"));
+	*registered = false;
 	if (!node_id_ok(node)) {
-		hf_http_error(resp, HF_EINVAL,
-			      "node_id must be 1 to %d letters, digits, '.', "
-			      "'_', ':' or '-'",
-			      NODE_ID_MAX);
-		goto out;
+		*why = hf_xasprintf("node_id must be 1 to %d letters, digits, "
+				    "'.', '_', ':' or '-'",
+				    NODE_ID_MAX);
+		return HF_EINVAL;
 	}
 	if (!token_ok(token)) {
-		hf_http_error(resp, HF_EINVAL,
-			      "token must be %d to %d letters, digits, '.', "
-			      "'_', '~' or '-'",
-			      TOKEN_MIN, TOKEN_MAX);
-		goto out;
+		*why = hf_xasprintf("token must be %d to %d letters, digits, "
+				    "'.', '_', '~' or '-'",
+				    TOKEN_MIN, TOKEN_MAX);
+		return HF_EINVAL;
 	}
 	hf_cred_digest(token, digest);
 	pthread_mutex_lock(&s->mu);
@@ -266,31 +259,25 @@ void hf_nodeauth_register_handler(void *ctx, const struct hf_http_req *req,
 		bool same = strcmp(have->digest, digest) == 0;
 
 		pthread_mutex_unlock(&s->cred_mu);
-		if (same) {
-			/* The same agent again (its answer was lost). */
-			hf_http_json(resp, 200,
-				     json_pack("{s:s, s:b}", "node_id", node,
-					       "registered", false));
-		} else {
-			hf_http_error(resp, HF_ECONFLICT,
-				      "node %s is registered with another "
-				      "credential; if its machine was "
-				      "rebuilt, an operator runs `holdfast "
-				      "node reset-identity %s`",
-				      node, node);
+		/* The same agent again (its answer was lost): 0. */
+		if (!same) {
+			*why = hf_xasprintf("node %s is registered with another "
+					    "credential; if its machine was "
+					    "rebuilt, an operator runs "
+					    "`holdfast node reset-identity %s`",
+					    node, node);
 			hf_log("node %s: a registration with another "
 			       "credential was refused (from %s)",
-			       node, req->remote_addr);
+			       node, from);
+			rc = HF_ECONFLICT;
 		}
-		pthread_mutex_unlock(&s->mu);
 		goto out;
 	}
 	if (hf_map_get(&s->node_creds, digest)) {
 		/* Another node's token: never two nodes with one. */
 		pthread_mutex_unlock(&s->cred_mu);
-		pthread_mutex_unlock(&s->mu);
-		hf_http_error(resp, HF_ECONFLICT,
-			      "this credential belongs to another node");
+		*why = hf_xstrdup("this credential belongs to another node");
+		rc = HF_ECONFLICT;
 		goto out;
 	}
 	pthread_mutex_unlock(&s->cred_mu);
@@ -307,58 +294,49 @@ void hf_nodeauth_register_handler(void *ctx, const struct hf_http_req *req,
 	/* Recorded before it is used: a lost answer is retried (above). */
 	rc = store_write(s, key, text);
 	if (rc) {
-		pthread_mutex_unlock(&s->mu);
-		hf_http_error(resp, HF_EUNAVAIL,
-			      "cannot record the credential of node %s: %s",
-			      node, hf_err_msg(rc));
+		*why = hf_xasprintf("cannot record the credential of node %s: %s",
+				    node, hf_err_msg(rc));
+		rc = HF_EUNAVAIL;
 		goto out;
 	}
 	pthread_mutex_lock(&s->cred_mu);
 	cred_add(s, node, digest);
 	pthread_mutex_unlock(&s->cred_mu);
-	hf_log("node %s registered its credential (from %s)%s", node,
-	       req->remote_addr, known ? "" : "; it is new");
+	hf_log("node %s registered its credential (from %s)%s", node, from,
+	       known ? "" : "; it is new");
 	hf_event(s, "agent", NULL, "node", node, NULL, "credential registered",
 		 known ? NULL : "a new node");
-	pthread_mutex_unlock(&s->mu);
-	hf_http_json(resp, 200,
-		     json_pack("{s:s, s:b}", "node_id", node, "registered",
-			       true));
+	*registered = true;
 out:
+	pthread_mutex_unlock(&s->mu);
 	free(key);
 	free(text);
-	json_decref(body);
+	return rc;
 }
 
-void hf_nodeauth_reset_handler(void *ctx, const struct hf_http_req *req,
-			       struct hf_http_resp *resp)
+int hf_nodeauth_reset(struct hf_srv *s, const char *node, char **why)
 {
-	struct hf_srv *s = ctx;
-	const char *node = hf_kvlist_get(&req->params, "node");
 	struct node_cred *have;
-	char *key = NULL;
+	char *key;
 	int rc;
 
-	pthread_mutex_lock(&s->mu);
-	hf_state_wait_commit(s); /* a mutator: see state.h */
 	pthread_mutex_lock(&s->cred_mu);
 	have = by_node(s, node);
 	pthread_mutex_unlock(&s->cred_mu);
 	if (!have) {
-		hf_http_error(resp, HF_ENOTFOUND,
-			      hf_state_node(s, node)
-				  ? "node '%s' has no credential to reset"
-				  : "no node '%s'",
-			      node);
-		goto out;
+		*why = hf_state_node(s, node)
+			   ? hf_xasprintf("node '%s' has no credential to reset",
+					  node)
+			   : hf_xasprintf("no node '%s'", node);
+		return HF_ENOTFOUND;
 	}
 	key = hf_state_key(CRED_PREFIX "%s", node, NULL);
 	rc = store_write(s, key, NULL);
+	free(key);
 	if (rc && rc != HF_ENOTFOUND) {
-		hf_http_error(resp, HF_EUNAVAIL,
-			      "cannot forget the credential of node %s: %s",
-			      node, hf_err_msg(rc));
-		goto out;
+		*why = hf_xasprintf("cannot forget the credential of node %s: %s",
+				    node, hf_err_msg(rc));
+		return HF_EUNAVAIL;
 	}
 	pthread_mutex_lock(&s->cred_mu);
 	cred_del(s, have);
@@ -369,9 +347,5 @@ void hf_nodeauth_reset_handler(void *ctx, const struct hf_http_req *req,
 	hf_event(s, "operator", NULL, "node", node, NULL, "identity reset",
 		 "the next agent to register with a join token becomes this "
 		 "node");
-	hf_http_json(resp, 200, json_pack("{s:s, s:b}", "node", node, "reset",
-					  true));
-out:
-	free(key);
-	pthread_mutex_unlock(&s->mu);
+	return 0;
 }

@@ -17,7 +17,7 @@
 #ifndef HF_SERVER_NODEAUTH_H
 #define HF_SERVER_NODEAUTH_H
 
-#include "http/http.h"
+#include <stdbool.h>
 
 struct hf_srv;
 
@@ -37,12 +37,23 @@ int hf_nodeauth_load(struct hf_srv *s, char **err);
 /* The HTTP layer's authenticate callback (ctx: the server's hf_srv). */
 int hf_nodeauth_authenticate(void *ctx, const char *token, char **principal);
 
-/* POST /v1/agent/register {"node_id", "token"} (JOIN). */
-void hf_nodeauth_register_handler(void *ctx, const struct hf_http_req *req,
-				  struct hf_http_resp *resp);
+/*
+ * Registers token as node's credential (POST /v1/agent/register, after
+ * the join token was checked); from names the peer for the log. Takes
+ * srv->mu itself. Returns 0 with *registered (false: the same credential
+ * again, its earlier answer was lost), or with *why (the caller frees it)
+ * HF_EINVAL (a malformed node id or token), HF_ECONFLICT (the node has
+ * another credential, or the token is another node's) or HF_EUNAVAIL
+ * (the store did not take it).
+ */
+int hf_nodeauth_register(struct hf_srv *s, const char *node,
+			 const char *token, const char *from, bool *registered,
+			 char **why);
 
-/* POST /v1/nodes/{node}/reset-identity (WRITE). */
-void hf_nodeauth_reset_handler(void *ctx, const struct hf_http_req *req,
-			       struct hf_http_resp *resp);
+/*
+ * Forgets node's credential (hf_ops_node_reset_identity), srv->mu held.
+ * Returns 0, or HF_ENOTFOUND / HF_EUNAVAIL with *why (the caller frees it).
+ */
+int hf_nodeauth_reset(struct hf_srv *s, const char *node, char **why);
 
 #endif

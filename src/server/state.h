@@ -430,8 +430,8 @@ void hf_state_batch_end(struct hf_srv *s);
  * that every record one operation saves is committed together when it
  * lets go (a deploy's config and service record, an update's config,
  * service and plan run): a failed write leaves the store as it was before
- * the operation, never half of it. Every HTTP handler holds the state
- * through these.
+ * the operation, never half of it. The HTTP handlers hold the state
+ * through these; the operations (ops.c) take the same lock and batch.
  */
 void hf_state_lock(struct hf_srv *s);
 void hf_state_unlock(struct hf_srv *s);

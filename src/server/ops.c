@@ -1,0 +1,1218 @@
+/*
+ * ops.c - the operations on a cluster (ops.h): each checks, then changes
+ * the server's records through the state and scheduler API, in one batch
+ * written before it returns.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/cluster.h"
+#include "server/events.h"
+#include "server/nodeauth.h"
+#include "server/ops.h"
+#include "server/sched.h"
+#include "server/state.h"
+
+void hf_ops_err_release(struct hf_ops_err *err)
+{
+	free(err->why);
+	err->why = NULL;
+	hf_diags_release(&err->diags);
+}
+
+/* Sets err's sentence (once: the first failure is the one to tell). */
+static int fail(struct hf_ops_err *err, int code, const char *fmt, ...)
+    HF_PRINTF(3, 4);
+static int fail(struct hf_ops_err *err, int code, const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	va_list ap;
+
+	if (err->why)
+		return code;
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	err->why = hf_buf_detach(&b);
+	return code;
+}
+
+/*
+ * Takes srv->mu and opens the operation's batch, as hf_state_lock() does,
+ * so that everything the operation saves is committed together; fails
+ * (holding nothing) where no operation may act: on a server that does not
+ * lead, or whose memory is ahead of its store.
+ */
+static int enter(struct hf_srv *s, struct hf_ops_err *err)
+{
+	pthread_mutex_lock(&s->mu);
+	hf_state_wait_commit(s); /* a mutator: see state.h */
+	if (!s->leading || hf_state_failed(s)) {
+		int rc = !s->leading
+			     ? fail(err, HF_EUNAVAIL, "this server does not lead")
+			     : fail(err, HF_EUNAVAIL,
+				    "the store cannot be written: %s",
+				    s->store_error ? s->store_error : "");
+
+		pthread_mutex_unlock(&s->mu);
+		return rc;
+	}
+	hf_state_batch_begin(s);
+	return 0;
+}
+
+/*
+ * Writes the batch (its events follow it out; srv->mu is let go while the
+ * store commits) and lets go of srv->mu, as hf_state_unlock() does;
+ * returns rc, or HF_EUNAVAIL when the write failed (read with the lock
+ * held again).
+ */
+static int leave(struct hf_srv *s, int rc, struct hf_ops_err *err)
+{
+	hf_state_batch_end(s);
+	if (!rc && hf_state_failed(s))
+		rc = fail(err, HF_EUNAVAIL,
+			  "the store cannot be written: %s; this server stops "
+			  "acting until it can",
+			  s->store_error ? s->store_error : "");
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static struct hf_service *find_service(struct hf_srv *s, const char *name,
+				       struct hf_ops_err *err)
+{
+	struct hf_service *svc = name ? hf_state_service(s, name) : NULL;
+
+	if (!svc)
+		fail(err, HF_ENOTFOUND, "no service named '%s'",
+		     name ? name : "");
+	return svc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Volumes                                                              */
+
+void hf_ops_volumes_release(struct hf_ops_volumes *v)
+{
+	for (size_t i = 0; i < v->len; i++) {
+		struct hf_ops_volume *e = &v->items[i];
+
+		free(e->key);
+		free(e->service);
+		free(e->instance);
+		free(e->node);
+		free(e->why);
+	}
+	HF_VEC_FREE(v);
+}
+
+struct hf_ops_volume *hf_ops_volumes_add(struct hf_ops_volumes *v,
+					const char *key, const char *node)
+{
+	struct hf_ops_volume *e = HF_VEC_PUSH(v);
+	const char *slash = strchr(key, '/');
+
+	memset(e, 0, sizeof(*e));
+	e->key = hf_xstrdup(key);
+	e->service = hf_name_unescape(key, slash ? (size_t)(slash - key) : 0);
+	e->instance = slash ? hf_name_unescape(slash + 1, strlen(slash + 1))
+			    : hf_xstrdup("");
+	e->node = hf_xstrdup(node);
+	return e;
+}
+
+void hf_ops_kept_volumes(struct hf_srv *s, const char *svc,
+			 struct hf_ops_volumes *out)
+{
+	for (size_t k = 0; k < s->nodes.len; k++) {
+		const struct hf_node *n = s->nodes.items[k];
+
+		for (size_t i = 0; i < n->kept.len; i++) {
+			const struct hf_kept_volume *kv = &n->kept.items[i];
+			struct hf_ops_volume *e;
+
+			if (svc && !hf_sched_volume_of(kv->key, svc, NULL))
+				continue;
+			e = hf_ops_volumes_add(out, kv->key, n->id);
+			e->why = hf_xstrdup(kv->why);
+			e->since = kv->since;
+		}
+	}
+}
+
+/*
+ * The kept volumes hf_sched_delete_kept(s, svc, instance, ...) is about to
+ * turn into deletion orders, in the order it takes them (it fills each
+ * one's place with its node's last).
+ */
+static void kept_to_delete(struct hf_srv *s, const char *svc,
+			   const char *instance, struct hf_ops_volumes *out)
+{
+	for (size_t k = 0; k < s->nodes.len; k++) {
+		const struct hf_node *n = s->nodes.items[k];
+		const char **keys = hf_xcalloc(n->kept.len + 1, sizeof(*keys));
+		size_t len = n->kept.len;
+
+		for (size_t i = 0; i < len; i++)
+			keys[i] = n->kept.items[i].key;
+		for (size_t i = 0; i < len;) {
+			if (!hf_sched_volume_of(keys[i], svc, instance)) {
+				i++;
+				continue;
+			}
+			hf_ops_volumes_add(out, keys[i], n->id);
+			keys[i] = keys[--len];
+		}
+		free(keys);
+	}
+}
+
+int hf_ops_volume_delete(struct hf_srv *s, const char *name,
+			 const char *inst, struct hf_ops_volumes *out,
+			 struct hf_ops_err *err)
+{
+	struct hf_service *svc;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	if (!name) {
+		rc = fail(err, HF_ENOTFOUND, "no kept volume of no service");
+		goto out;
+	}
+	kept_to_delete(s, name, inst, out);
+	if (hf_sched_delete_kept(s, name, inst, NULL, "operator"))
+		goto out;
+	hf_ops_volumes_release(out);
+	svc = hf_state_service(s, name);
+	if (svc && svc->removing)
+		rc = fail(err, HF_ECONFLICT,
+			  "service '%s' is still being removed: its volumes "
+			  "are kept once it is gone ('holdfast service "
+			  "remove %s --wait' waits for that); 'holdfast "
+			  "service remove %s --delete-volumes' deletes them "
+			  "instead",
+			  name, name, name);
+	else if (svc && (!inst || hf_state_instance(svc, inst)))
+		rc = fail(err, HF_ECONFLICT,
+			  "the volumes of %s%s%s are in use by the deployed "
+			  "service; 'holdfast service remove %s "
+			  "--delete-volumes' (or 'pod replace') deletes them",
+			  name, inst ? "/" : "", inst ? inst : "", name);
+	else
+		rc = fail(err, HF_ENOTFOUND, "no kept volume %s%s%s", name,
+			  inst ? "/" : "", inst ? inst : "");
+out:
+	return leave(s, rc, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Services                                                             */
+
+/*
+ * A new configuration (no id yet) from a spec: loaded, and checked for
+ * what holdfast supports and for plans that name undeclared pods. Pure:
+ * no lock needed.
+ */
+static int config_new(const struct hf_ops_spec *in, struct hf_config **out,
+		      struct hf_ops_err *err)
+{
+	struct hf_config *cfg;
+	int rc = 0;
+
+	*out = NULL;
+	if (!in->text)
+		return fail(err, HF_EINVAL, "a service needs its spec text");
+	cfg = hf_xcalloc(1, sizeof(*cfg));
+	cfg->text = hf_xstrdup(in->text);
+	if (in->file)
+		cfg->file = hf_xstrdup(in->file);
+	if (in->options)
+		hf_kvlist_copy(&cfg->options, in->options);
+	if (in->templates)
+		hf_kvlist_copy(&cfg->templates, in->templates);
+	cfg->created = hf_now_ms();
+	if (hf_state_config_load(cfg, &err->diags)) {
+		rc = fail(err, HF_ESPEC, "the service spec is invalid");
+		goto out;
+	}
+	/* Warnings of a spec that loads are not an answer's business. */
+	hf_diags_release(&err->diags);
+	if (hf_spec_check_supported(cfg->spec, &err->diags)) {
+		rc = fail(err, HF_EUNSUPPORTED,
+			  "the spec uses what holdfast does not support yet");
+		goto out;
+	}
+	hf_diags_release(&err->diags);
+	for (size_t p = 0; p < cfg->spec->plans.len; p++) {
+		const struct hf_spec_plan *pl = &cfg->spec->plans.items[p];
+
+		for (size_t k = 0; k < pl->phases.len; k++) {
+			const struct hf_spec_phase *ph = &pl->phases.items[k];
+
+			if (ph->pod && !hf_spec_find_pod(cfg->spec, ph->pod)) {
+				rc = fail(err, HF_ESPEC,
+					  "plan '%s' phase '%s' refers to pod "
+					  "'%s', which the spec does not "
+					  "declare",
+					  pl->name, ph->name, ph->pod);
+				goto out;
+			}
+		}
+	}
+out:
+	if (rc)
+		hf_state_config_free(cfg);
+	else
+		*out = cfg;
+	return rc;
+}
+
+void hf_ops_deployed_release(struct hf_ops_deployed *d)
+{
+	free(d->service);
+	free(d->config_id);
+	hf_ops_volumes_release(&d->kept);
+	memset(d, 0, sizeof(*d));
+}
+
+int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
+		  struct hf_ops_deployed *out, struct hf_ops_err *err)
+{
+	struct hf_config *cfg;
+	struct hf_service *svc;
+	int rc = config_new(spec, &cfg, err);
+
+	if (rc)
+		return rc;
+	rc = enter(s, err);
+	if (rc)
+		goto out;
+	svc = hf_state_service(s, cfg->spec->name);
+	if (svc) {
+		rc = fail(err, HF_EEXISTS,
+			  svc->removing
+			      ? "service '%s' is being removed; deploy it again "
+				"once it is gone"
+			      : "service '%s' already exists; use an update to "
+				"change it",
+			  svc->name);
+		goto leave;
+	}
+	svc = hf_xcalloc(1, sizeof(*svc));
+	svc->name = hf_xstrdup(cfg->spec->name);
+	svc->created = hf_now_ms();
+	cfg->id = hf_xstrdup("1");
+	svc->next_config = 2;
+	svc->target = hf_xstrdup(cfg->id);
+	*HF_VEC_PUSH(&svc->configs) = cfg;
+	*HF_VEC_PUSH(&s->services) = svc;
+	/* The config first: a service record never points at nothing. */
+	hf_state_save_config(s, svc, cfg);
+	hf_state_save_service(s, svc);
+	hf_sched_start_plan(s, svc, "deploy", NULL);
+	hf_log("service %s: deployed config %s", svc->name, cfg->id);
+	hf_event(s, "operator", svc->name, "service", svc->name, NULL,
+		 "deployed", cfg->file);
+	out->service = hf_xstrdup(svc->name);
+	out->config_id = hf_xstrdup(cfg->id);
+	out->plan = "deploy";
+	hf_ops_kept_volumes(s, svc->name, &out->kept);
+	cfg = NULL; /* the service's now */
+leave:
+	rc = leave(s, rc, err);
+out:
+	hf_state_config_free(cfg);
+	return rc;
+}
+
+void hf_ops_change_release(struct hf_ops_change *c)
+{
+	hf_spec_diff_release(&c->diff);
+	free(c->from);
+	free(c->to);
+	free(c->refused);
+	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * Update (apply) or diff: the new spec is diffed against the target; a
+ * refused change leaves everything as it was and says every reason.
+ */
+static int change(struct hf_srv *s, const char *name,
+		  const struct hf_ops_spec *spec, bool apply,
+		  struct hf_ops_change *out, struct hf_ops_err *err)
+{
+	struct hf_config *cfg, *cur;
+	struct hf_service *svc;
+	int rc = config_new(spec, &cfg, err);
+
+	if (rc)
+		return rc;
+	rc = enter(s, err);
+	if (rc)
+		goto out;
+	svc = find_service(s, name, err);
+	if (!svc) {
+		rc = HF_ENOTFOUND;
+		goto leave;
+	}
+	if (strcmp(cfg->spec->name, svc->name) != 0) {
+		rc = fail(err, HF_EREFUSED,
+			  "the spec is for service '%s', not '%s'; a service's "
+			  "name cannot change",
+			  cfg->spec->name, svc->name);
+		goto leave;
+	}
+	if (svc->removing) {
+		rc = fail(err, HF_ECONFLICT, "service '%s' is being removed",
+			  svc->name);
+		goto leave;
+	}
+	cur = hf_state_target(svc);
+	if (!cur || !cur->spec) {
+		rc = fail(err, HF_EINTERNAL,
+			  "service '%s' has no usable target configuration",
+			  svc->name);
+		goto leave;
+	}
+	hf_spec_diff(cur->spec, cfg->spec, &out->diff);
+	out->from = hf_xstrdup(cur->id);
+	if (out->diff.refusals.len) {
+		char *why = hf_xasprintf("the change is refused: %s%s",
+					 out->diff.refusals.items[0],
+					 out->diff.refusals.len > 1
+					     ? " (and more)"
+					     : "");
+
+		if (apply)
+			rc = fail(err, HF_EREFUSED, "%s", why);
+		else
+			out->refused = hf_xstrdup(why);
+		free(why);
+		goto leave;
+	}
+	if (!apply || hf_spec_diff_is_empty(&out->diff))
+		goto leave;
+	cfg->id = hf_xasprintf("%u", svc->next_config++);
+	*HF_VEC_PUSH(&svc->configs) = cfg;
+	hf_state_save_config(s, svc, cfg);
+	hf_event(s, "operator", svc->name, "service", svc->name, cur->id,
+		 cfg->id, "update");
+	out->to = hf_xstrdup(cfg->id);
+	out->changed = true;
+	hf_sched_set_target(s, svc, cfg, false);
+	cfg = NULL; /* the service's now */
+leave:
+	rc = leave(s, rc, err);
+out:
+	hf_state_config_free(cfg);
+	return rc;
+}
+
+int hf_ops_update(struct hf_srv *s, const char *svc,
+		  const struct hf_ops_spec *spec, struct hf_ops_change *out,
+		  struct hf_ops_err *err)
+{
+	return change(s, svc, spec, true, out, err);
+}
+
+int hf_ops_diff(struct hf_srv *s, const char *svc,
+		const struct hf_ops_spec *spec, struct hf_ops_change *out,
+		struct hf_ops_err *err)
+{
+	return change(s, svc, spec, false, out, err);
+}
+
+int hf_ops_rollback(struct hf_srv *s, const char *name, const char *to,
+		    struct hf_ops_change *out, struct hf_ops_err *err)
+{
+	struct hf_service *svc;
+	struct hf_config *cur, *dst;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	svc = find_service(s, name, err);
+	if (!svc) {
+		rc = HF_ENOTFOUND;
+		goto out;
+	}
+	cur = hf_state_target(svc);
+	if (!to)
+		to = svc->previous;
+	dst = to ? hf_state_config(svc, to) : NULL;
+	if (!dst || !dst->spec || !cur || !cur->spec) {
+		rc = to ? fail(err, HF_ENOTFOUND,
+			       "service '%s' has no usable configuration '%s'",
+			       svc->name, to)
+			: fail(err, HF_ECONFLICT,
+			       "service '%s' has no previous configuration to "
+			       "roll back to",
+			       svc->name);
+		goto out;
+	}
+	if (strcmp(dst->id, cur->id) == 0) {
+		rc = fail(err, HF_ECONFLICT,
+			  "configuration %s is already the target", dst->id);
+		goto out;
+	}
+	hf_spec_diff(cur->spec, dst->spec, &out->diff);
+	out->from = hf_xstrdup(cur->id);
+	if (out->diff.refusals.len) {
+		rc = fail(err, HF_EREFUSED, "the rollback is refused: %s",
+			  out->diff.refusals.items[0]);
+		goto out;
+	}
+	hf_event(s, "operator", svc->name, "service", svc->name, cur->id,
+		 dst->id, "rollback");
+	out->to = hf_xstrdup(dst->id);
+	out->changed = true;
+	hf_sched_set_target(s, svc, dst, true);
+out:
+	return leave(s, rc, err);
+}
+
+void hf_ops_removed_release(struct hf_ops_removed *r)
+{
+	free(r->service);
+	hf_ops_volumes_release(&r->volumes);
+	memset(r, 0, sizeof(*r));
+}
+
+int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
+		  struct hf_ops_removed *out, struct hf_ops_err *err)
+{
+	struct hf_service *svc;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	svc = name ? hf_state_service(s, name) : NULL;
+	if (!svc) {
+		struct hf_ops_volumes kept = {0};
+
+		/*
+		 * Removed before with its volumes kept: a remove that deletes
+		 * volumes deletes them now.
+		 */
+		if (name && delete_volumes) {
+			kept_to_delete(s, name, NULL, &out->volumes);
+			if (hf_sched_delete_kept(s, name, NULL, NULL,
+						 "operator")) {
+				out->service = hf_xstrdup(name);
+				out->delete_volumes = true;
+				out->already_removed = true;
+				goto out;
+			}
+			hf_ops_volumes_release(&out->volumes);
+		}
+		if (name && !delete_volumes)
+			hf_ops_kept_volumes(s, name, &kept);
+		if (kept.len)
+			rc = fail(err, HF_ENOTFOUND,
+				  "service '%s' was already removed; its "
+				  "volumes are kept (remove with "
+				  "--delete-volumes, or 'holdfast volume "
+				  "delete %s', deletes them)",
+				  name, name);
+		else
+			find_service(s, name, err);
+		hf_ops_volumes_release(&kept);
+		rc = HF_ENOTFOUND;
+		goto out;
+	}
+	svc->removing = true;
+	svc->delete_volumes = delete_volumes;
+	hf_state_save_service(s, svc);
+	out->service = hf_xstrdup(svc->name);
+	out->delete_volumes = delete_volumes;
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		struct hf_ops_volume *e;
+
+		if (!in->node)
+			continue;
+		e = HF_VEC_PUSH(&out->volumes);
+		memset(e, 0, sizeof(*e));
+		e->key = hf_sched_instance_volume_key(svc, in);
+		e->service = hf_xstrdup(svc->name);
+		e->instance = hf_xstrdup(in->name);
+		e->node = hf_xstrdup(in->node);
+	}
+	hf_log("service %s: removal requested (%s volumes)", svc->name,
+	       delete_volumes ? "deleting" : "keeping");
+	hf_event(s, "operator", svc->name, "service", svc->name, "active",
+		 "removing", delete_volumes ? "delete volumes" : "keep volumes");
+	hf_sched_changed(s, true);
+out:
+	return leave(s, rc, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Plans                                                                */
+
+/* What a plan operation acts on. */
+struct plan_ctx {
+	struct hf_service *svc;
+	const struct hf_plan_def *def; /* NULL: the target has no such plan */
+	struct hf_plan_run *run;       /* NULL: not started */
+};
+
+/* Finds a phase (by name) in a plan definition; -1 if absent. */
+static long phase_index(const struct hf_plan_def *def, const char *name)
+{
+	for (size_t p = 0; name && p < def->phases.len; p++)
+		if (strcmp(def->phases.items[p].name, name) == 0)
+			return (long)p;
+	return -1;
+}
+
+/* The service, and the plan of its target (pc->def may be NULL). */
+static int plan_lookup(struct hf_srv *s, const char *svc, const char *plan,
+		       struct plan_ctx *pc, struct hf_ops_err *err)
+{
+	struct hf_config *cfg;
+
+	memset(pc, 0, sizeof(*pc));
+	pc->svc = find_service(s, svc, err);
+	if (!pc->svc)
+		return HF_ENOTFOUND;
+	cfg = hf_state_target(pc->svc);
+	pc->def = cfg && plan ? hf_plan_defs_find(&cfg->plans, plan) : NULL;
+	return 0;
+}
+
+/* Whether the plan (and phase, when named) may be acted on now. */
+static int plan_usable(struct plan_ctx *pc, const char *plan,
+		       const char *phase, struct hf_ops_err *err)
+{
+	if (!pc->def)
+		return fail(err, HF_ENOTFOUND, "service '%s' has no plan '%s'",
+			    pc->svc->name, plan ? plan : "");
+	if (phase && phase_index(pc->def, phase) < 0)
+		return fail(err, HF_ENOTFOUND, "plan '%s' has no phase '%s'",
+			    plan, phase);
+	if (pc->svc->removing)
+		return fail(err, HF_ECONFLICT, "service '%s' is being removed",
+			    pc->svc->name);
+	pc->run = hf_state_run(pc->svc, plan);
+	return 0;
+}
+
+/* plan_lookup, then plan_usable. */
+static int plan_find(struct hf_srv *s, const char *svc, const char *plan,
+		     const char *phase, struct plan_ctx *pc,
+		     struct hf_ops_err *err)
+{
+	int rc = plan_lookup(s, svc, plan, pc, err);
+
+	return rc ? rc : plan_usable(pc, plan, phase, err);
+}
+
+/*
+ * A plan operation is done: the run is saved, the event says what the
+ * operator did to which plan, phase or step, and the scheduler looks.
+ */
+static void plan_done(struct hf_srv *s, const struct plan_ctx *pc,
+		      const char *plan, const char *phase, const char *step,
+		      const char *what)
+{
+	char *obj = hf_xasprintf("%s%s%s%s%s", plan, phase ? "/" : "",
+				 phase ? phase : "", step ? "/" : "",
+				 step ? step : "");
+
+	if (pc->run)
+		hf_state_save_run(s, pc->svc, pc->run);
+	hf_event(s, "operator", pc->svc->name, "plan", obj, NULL, what, NULL);
+	free(obj);
+	hf_sched_changed(s, true);
+}
+
+int hf_ops_plan_start(struct hf_srv *s, const char *svc, const char *plan,
+		      const struct hf_kvlist *params, struct hf_ops_err *err)
+{
+	struct plan_ctx pc;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	rc = plan_find(s, svc, plan, NULL, &pc, err);
+	if (rc)
+		goto out;
+	hf_sched_start_plan(s, pc.svc, plan, params);
+	pc.run = hf_state_run(pc.svc, plan);
+	plan_done(s, &pc, plan, NULL, NULL, "start");
+out:
+	return leave(s, rc, err);
+}
+
+int hf_ops_plan_stop(struct hf_srv *s, const char *svc, const char *plan,
+		     struct hf_ops_err *err)
+{
+	struct plan_ctx pc;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	rc = plan_find(s, svc, plan, NULL, &pc, err);
+	if (rc)
+		goto out;
+	if (!pc.run) {
+		rc = fail(err, HF_ECONFLICT, "plan '%s' is not running", plan);
+		goto out;
+	}
+	pc.run->active = false;
+	pc.run->interrupted = true;
+	hf_strlist_release(&pc.run->completed);
+	plan_done(s, &pc, plan, NULL, NULL, "stop");
+out:
+	return leave(s, rc, err);
+}
+
+int hf_ops_plan_interrupt(struct hf_srv *s, const char *svc,
+			  const char *plan, const char *phase,
+			  struct hf_ops_err *err)
+{
+	struct plan_ctx pc;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	rc = plan_find(s, svc, plan, phase, &pc, err);
+	if (rc)
+		goto out;
+	if (!pc.run) {
+		rc = fail(err, HF_ECONFLICT, "plan '%s' has not been started",
+			  plan);
+		goto out;
+	}
+	if (!phase)
+		pc.run->interrupted = true;
+	else if (!hf_strlist_has(&pc.run->interrupted_phases, phase))
+		hf_strlist_push(&pc.run->interrupted_phases, phase);
+	plan_done(s, &pc, plan, phase, NULL, "interrupt");
+out:
+	return leave(s, rc, err);
+}
+
+/*
+ * The continues a canary phase still needs: one lets its first step go,
+ * a second the rest once the first is complete (plan/engine.c). *next is
+ * the step the next one lets go (-1 when none is needed).
+ */
+static int canary_left(const struct hf_plan_phase_def *ph,
+		       const struct hf_step_out *steps, int continues,
+		       long *next)
+{
+	bool first_done, rest_left = false;
+	int need, left;
+
+	*next = -1;
+	if (ph->strategy != HF_STRATEGY_SERIAL_CANARY &&
+	    ph->strategy != HF_STRATEGY_PARALLEL_CANARY)
+		return 0;
+	if (!ph->steps.len)
+		return 0;
+	first_done = steps[0].status == HF_STATUS_COMPLETE;
+	for (size_t i = 1; i < ph->steps.len; i++)
+		if (steps[i].status != HF_STATUS_COMPLETE)
+			rest_left = true;
+	need = rest_left ? 2 : first_done ? 0 : 1;
+	left = need > continues ? need - continues : 0;
+	if (!left)
+		return 0;
+	if (continues < 1 && !first_done) {
+		*next = 0;
+	} else {
+		for (size_t i = 1; i < ph->steps.len && *next < 0; i++)
+			if (steps[i].status != HF_STATUS_COMPLETE)
+				*next = (long)i;
+	}
+	return left;
+}
+
+static int run_continues(const struct hf_plan_run *run, const char *phase)
+{
+	const char *c = hf_kvlist_get(&run->continues, phase);
+
+	return c ? atoi(c) : 0;
+}
+
+/* The canary gates a run still has, after its view v, and their sum. */
+static void canary_gates(const struct hf_plan_def *def,
+			 const struct hf_plan_run *run,
+			 const struct hf_plan_view *v,
+			 struct hf_ops_continued *out)
+{
+	size_t base = 0;
+
+	out->continues_needed = 0;
+	for (size_t p = 0; p < def->phases.len; p++) {
+		const struct hf_plan_phase_def *ph = &def->phases.items[p];
+		long next;
+		int left = canary_left(ph, &v->steps[base],
+				       run_continues(run, ph->name), &next);
+
+		if (left) {
+			struct hf_ops_gate *g = HF_VEC_PUSH(&out->gates);
+
+			g->phase = hf_xstrdup(ph->name);
+			g->step = hf_xstrdup(ph->steps.items[next].name);
+			g->continues_left = left;
+			g->first_step = next == 0;
+			out->continues_needed += left;
+		}
+		base += ph->steps.len;
+	}
+}
+
+void hf_ops_continued_release(struct hf_ops_continued *c)
+{
+	hf_strlist_release(&c->did);
+	for (size_t i = 0; i < c->gates.len; i++) {
+		free(c->gates.items[i].phase);
+		free(c->gates.items[i].step);
+	}
+	HF_VEC_FREE(&c->gates);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Adds a formatted sentence to a list. */
+static void say(struct hf_strlist *l, const char *fmt, ...) HF_PRINTF(2, 3);
+static void say(struct hf_strlist *l, const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	hf_strlist_push(l, hf_buf_str(&b));
+	hf_buf_release(&b);
+}
+
+/* Removes every copy of s from a list. */
+static void strlist_drop(struct hf_strlist *l, const char *s)
+{
+	struct hf_strlist keep = {0};
+
+	for (size_t i = 0; i < l->len; i++)
+		if (strcmp(l->items[i], s) != 0)
+			hf_strlist_push(&keep, l->items[i]);
+	hf_strlist_release(l);
+	*l = keep;
+}
+
+int hf_ops_plan_continue(struct hf_srv *s, const char *svc,
+			 const char *plan, const char *phase,
+			 struct hf_ops_continued *out, struct hf_ops_err *err)
+{
+	const struct hf_plan_def *def;
+	struct hf_plan_run *run;
+	struct plan_ctx pc;
+	struct hf_plan_view v;
+	bool whole, ph_int;
+	long gate_phase = -1, gate_step = -1;
+	enum hf_status before;
+	size_t base = 0;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	rc = plan_find(s, svc, plan, phase, &pc, err);
+	if (rc)
+		goto out;
+	def = pc.def;
+	run = pc.run;
+	if (!run) {
+		rc = fail(err, HF_ECONFLICT, "plan '%s' has not been started",
+			  plan);
+		goto out;
+	}
+	if (hf_sched_plan_view(s, pc.svc, def->name, &v)) {
+		rc = fail(err, HF_EINTERNAL, "plan '%s' cannot be evaluated",
+			  plan);
+		goto out;
+	}
+	whole = run->interrupted;
+	ph_int = phase && hf_strlist_has(&run->interrupted_phases, phase);
+	before = v.status;
+	for (size_t p = 0; p < def->phases.len && gate_phase < 0; p++) {
+		const struct hf_plan_phase_def *ph = &def->phases.items[p];
+		long next;
+
+		if ((!phase || strcmp(ph->name, phase) == 0) &&
+		    canary_left(ph, &v.steps[base],
+				run_continues(run, ph->name), &next)) {
+			gate_phase = (long)p;
+			gate_step = next;
+		}
+		base += ph->steps.len;
+	}
+	hf_plan_view_release(&v);
+	/* A run that stopped short (a newer config's plan took over). */
+	if (!run->active && before != HF_STATUS_COMPLETE)
+		whole = true;
+	if (before == HF_STATUS_COMPLETE && !run->interrupted && !ph_int) {
+		rc = fail(err, HF_ECONFLICT,
+			  "plan '%s' is already COMPLETE: there is nothing to "
+			  "continue",
+			  def->name);
+		goto out;
+	}
+	if (!whole && !ph_int && gate_phase < 0) {
+		rc = fail(err, HF_ECONFLICT,
+			  "plan '%s' is %s: %s is not interrupted and no "
+			  "canary step waits for a continue",
+			  def->name, hf_status_name(before),
+			  phase ? "the phase" : "it");
+		goto out;
+	}
+	if (run->interrupted)
+		say(&out->did, "the plan is no longer interrupted");
+	else if (whole)
+		say(&out->did, "the plan runs again");
+	run->interrupted = false;
+	run->active = true;
+	if (ph_int) {
+		strlist_drop(&run->interrupted_phases, phase);
+		say(&out->did, "phase %s is no longer interrupted", phase);
+	}
+	if (gate_phase >= 0) {
+		const struct hf_plan_phase_def *ph =
+		    &def->phases.items[gate_phase];
+		int c = run_continues(run, ph->name) + 1;
+		char num[16];
+
+		snprintf(num, sizeof(num), "%d", c);
+		hf_kvlist_set(&run->continues, ph->name, num);
+		if (gate_step == 0)
+			say(&out->did,
+			    "canary gate %d of %d in phase %s passed: %s goes",
+			    c, ph->steps.len > 1 ? 2 : 1, ph->name,
+			    ph->steps.items[0].name);
+		else
+			say(&out->did,
+			    "canary gate %d of 2 in phase %s passed: %s%s go%s "
+			    "once %s is complete",
+			    c, ph->name, ph->steps.items[gate_step].name,
+			    ph->steps.len > 2 ? " and the rest" : "",
+			    ph->steps.len > 2 ? "" : "es",
+			    ph->steps.items[0].name);
+	}
+	if (hf_sched_plan_view(s, pc.svc, def->name, &v) == 0) {
+		out->has_status = true;
+		out->status = v.status;
+		canary_gates(def, run, &v, out);
+		hf_plan_view_release(&v);
+	}
+	plan_done(s, &pc, plan, phase, NULL, "continue");
+out:
+	return leave(s, rc, err);
+}
+
+/*
+ * Resolves a step (its name, or "plan/phase/step") in a phase; *key is
+ * "phase/step" (the caller frees it).
+ */
+static int find_step(const struct hf_plan_def *def, const char *phase,
+		     const char *step, const struct hf_plan_step_def **st_out,
+		     char **key, struct hf_ops_err *err)
+{
+	const struct hf_plan_phase_def *ph;
+	long p = phase_index(def, phase);
+
+	if (!phase || !step)
+		return fail(err, HF_EINVAL,
+			    "this call needs ?phase=NAME&step=NAME");
+	if (p < 0)
+		return fail(err, HF_ENOTFOUND, "plan '%s' has no phase '%s'",
+			    def->name, phase);
+	ph = &def->phases.items[p];
+	for (size_t k = 0; k < ph->steps.len; k++) {
+		const struct hf_plan_step_def *st = &ph->steps.items[k];
+		char *id = hf_xasprintf("%s/%s/%s", def->name, phase, st->name);
+		bool match = strcmp(st->name, step) == 0 || strcmp(id, step) == 0;
+
+		free(id);
+		if (match) {
+			*st_out = st;
+			*key = hf_xasprintf("%s/%s", ph->name, st->name);
+			return 0;
+		}
+	}
+	return fail(err, HF_ENOTFOUND, "phase '%s' has no step '%s'", phase,
+		    step);
+}
+
+/* The run a step operation changes: started first if it has none. */
+static void step_run(struct hf_srv *s, struct plan_ctx *pc, const char *plan)
+{
+	if (!pc->run) {
+		hf_sched_start_plan(s, pc->svc, plan, NULL);
+		pc->run = hf_state_run(pc->svc, plan);
+	}
+}
+
+int hf_ops_plan_force_complete(struct hf_srv *s, const char *svc,
+			       const char *plan, const char *phase,
+			       const char *step, bool *drain_skipped,
+			       struct hf_ops_err *err)
+{
+	const struct hf_plan_step_def *st;
+	struct plan_ctx pc;
+	char *key = NULL;
+	int rc = enter(s, err);
+
+	*drain_skipped = false;
+	if (rc)
+		return rc;
+	rc = plan_lookup(s, svc, plan, &pc, err);
+	if (rc)
+		goto out;
+	/* The generated decommission plan: a drain that is not waited for. */
+	if (!pc.def && plan && strcmp(plan, "decommission") == 0) {
+		char *inst = step ? hf_xstrndup(step, strcspn(step, ":")) : NULL;
+
+		if (inst && hf_sched_skip_drain(s, pc.svc, inst))
+			*drain_skipped = true;
+		else
+			rc = fail(err, HF_ENOTFOUND,
+				  "no instance is being decommissioned as "
+				  "'%s'",
+				  step ? step : "");
+		free(inst);
+		goto out;
+	}
+	rc = plan_usable(&pc, plan, phase, err);
+	if (!rc)
+		rc = find_step(pc.def, phase, step, &st, &key, err);
+	if (rc)
+		goto out;
+	step_run(s, &pc, plan);
+	if (!hf_strlist_has(&pc.run->force_complete, key))
+		hf_strlist_push(&pc.run->force_complete, key);
+	pc.run->active = true;
+	plan_done(s, &pc, plan, phase, step, "forceComplete");
+out:
+	free(key);
+	return leave(s, rc, err);
+}
+
+int hf_ops_plan_restart(struct hf_srv *s, const char *svc, const char *plan,
+			const char *phase, const char *step,
+			struct hf_ops_err *err)
+{
+	const struct hf_plan_step_def *st;
+	struct hf_instance *in;
+	struct plan_ctx pc;
+	char *key = NULL, *iname;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	rc = plan_find(s, svc, plan, phase, &pc, err);
+	if (!rc)
+		rc = find_step(pc.def, phase, step, &st, &key, err);
+	if (rc)
+		goto out;
+	step_run(s, &pc, plan);
+	iname = hf_xasprintf("%s-%lld", st->pod, (long long)st->index);
+	in = hf_state_instance(pc.svc, iname);
+	free(iname);
+	strlist_drop(&pc.run->completed, key);
+	strlist_drop(&pc.run->force_complete, key);
+	for (size_t t = 0; in && t < st->tasks.len; t++) {
+		struct hf_task_slot *sl = hf_state_slot(in, st->tasks.items[t]);
+
+		sl->once_done = false;
+		if (sl->cur && hf_task_state_live(sl->cur->state)) {
+			sl->cur->kill = true;
+			sl->cur->restart = false;
+		} else if (sl->cur) {
+			/* Forget the old result: run it again. */
+			hf_task_rec_free(sl->cur);
+			sl->cur = NULL;
+		}
+	}
+	if (in)
+		hf_state_save_instance(s, pc.svc, in);
+	pc.run->active = true;
+	plan_done(s, &pc, plan, phase, step, "restart");
+out:
+	free(key);
+	return leave(s, rc, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pods                                                                 */
+
+enum pod_op { POD_RESTART, POD_REPLACE, POD_PAUSE, POD_RESUME };
+
+static int pod_op(struct hf_srv *s, const char *name, const char *pod,
+		  enum pod_op op, struct hf_strlist *tasks,
+		  struct hf_ops_err *err)
+{
+	static const char *const names[] = {"restart", "replace", "pause",
+					    "resume"};
+	struct hf_service *svc;
+	struct hf_instance *in;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	svc = find_service(s, name, err);
+	if (!svc) {
+		rc = HF_ENOTFOUND;
+		goto out;
+	}
+	in = pod ? hf_state_instance(svc, pod) : NULL;
+	if (!in) {
+		rc = fail(err, HF_ENOTFOUND, "service '%s' has no pod '%s'",
+			  svc->name, pod ? pod : "");
+		goto out;
+	}
+	if (svc->removing || in->replacing) {
+		rc = fail(err, HF_ECONFLICT, "%s is being %s", pod,
+			  svc->removing ? "removed" : "replaced");
+		goto out;
+	}
+	if ((op == POD_PAUSE && in->paused) ||
+	    (op == POD_RESUME && !in->paused)) {
+		rc = fail(err, HF_ECONFLICT, "pod %s is %s paused", pod,
+			  in->paused ? "already" : "not");
+		goto out;
+	}
+	for (size_t k = 0; k < in->slots.len; k++)
+		say(tasks, "%s-%s", in->name, in->slots.items[k].task);
+	switch (op) {
+	case POD_RESTART:
+		hf_sched_pod_restart(s, svc, in, "pod restart requested");
+		break;
+	case POD_REPLACE:
+		in->replacing = true;
+		break;
+	case POD_PAUSE:
+		in->paused = true;
+		hf_sched_pod_restart(s, svc, in, "pod pause requested");
+		break;
+	case POD_RESUME:
+		in->paused = false;
+		hf_sched_pod_restart(s, svc, in, "pod resume requested");
+		break;
+	}
+	hf_state_save_instance(s, svc, in);
+	hf_log("service %s: pod %s %s requested", svc->name, pod, names[op]);
+	hf_event(s, "operator", svc->name, "pod", pod, NULL, names[op], NULL);
+	hf_sched_changed(s, true);
+out:
+	return leave(s, rc, err);
+}
+
+int hf_ops_pod_restart(struct hf_srv *s, const char *svc, const char *pod,
+		       struct hf_strlist *tasks, struct hf_ops_err *err)
+{
+	return pod_op(s, svc, pod, POD_RESTART, tasks, err);
+}
+
+int hf_ops_pod_replace(struct hf_srv *s, const char *svc, const char *pod,
+		       struct hf_strlist *tasks, struct hf_ops_err *err)
+{
+	return pod_op(s, svc, pod, POD_REPLACE, tasks, err);
+}
+
+int hf_ops_pod_pause(struct hf_srv *s, const char *svc, const char *pod,
+		     struct hf_strlist *tasks, struct hf_ops_err *err)
+{
+	return pod_op(s, svc, pod, POD_PAUSE, tasks, err);
+}
+
+int hf_ops_pod_resume(struct hf_srv *s, const char *svc, const char *pod,
+		      struct hf_strlist *tasks, struct hf_ops_err *err)
+{
+	return pod_op(s, svc, pod, POD_RESUME, tasks, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Nodes                                                                */
+
+int hf_ops_node_decommission(struct hf_srv *s, const char *id,
+			     struct hf_strlist *moved, struct hf_ops_err *err)
+{
+	struct hf_node *n;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	n = id ? hf_state_node(s, id) : NULL;
+	if (!n) {
+		rc = fail(err, HF_ENOTFOUND, "no node '%s'", id ? id : "");
+		goto out;
+	}
+	n->decommissioned = true;
+	hf_state_save_node(s, n);
+	for (size_t i = 0; i < s->services.len; i++) {
+		struct hf_service *svc = s->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+
+			if (in->node && strcmp(in->node, id) == 0)
+				say(moved, "%s/%s", svc->name, in->name);
+		}
+	}
+	hf_log("node %s decommissioned by the operator", id);
+	hf_event(s, "operator", NULL, "node", id, NULL, "decommissioned",
+		 "its pods are replaced elsewhere");
+	hf_sched_changed(s, true);
+out:
+	return leave(s, rc, err);
+}
+
+void hf_ops_adopted_release(struct hf_ops_adopted *a)
+{
+	free(a->cluster);
+	memset(a, 0, sizeof(*a));
+}
+
+int hf_ops_node_adopt(struct hf_srv *s, const char *node,
+		      struct hf_ops_adopted *out, struct hf_ops_err *err)
+{
+	char *why = NULL;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	rc = hf_cluster_adopt(s, node ? node : "", &out->live_tasks, &why);
+	if (rc) {
+		fail(err, rc, "%s", why);
+		free(why);
+		goto out;
+	}
+	out->cluster = s->cluster_id ? hf_xstrdup(s->cluster_id) : NULL;
+	hf_sched_changed(s, true);
+out:
+	return leave(s, rc, err);
+}
+
+int hf_ops_node_reset_identity(struct hf_srv *s, const char *node,
+			       struct hf_ops_err *err)
+{
+	char *why = NULL;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	rc = hf_nodeauth_reset(s, node ? node : "", &why);
+	if (rc) {
+		fail(err, rc, "%s", why);
+		free(why);
+	}
+	return leave(s, rc, err);
+}

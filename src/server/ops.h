@@ -1,0 +1,315 @@
+/*
+ * ops.h - the operations on a cluster, one function each: deploy, update,
+ * diff, rollback and remove a service; start, stop, interrupt, continue,
+ * force-complete and restart plans and their steps; restart, replace,
+ * pause and resume pods; decommission, adopt and reset nodes; delete kept
+ * volumes. The operator API (server/api.c) is one caller; an autoscaler,
+ * a stack of services, a DR failover or a UI are others. They take plain
+ * C arguments and know nothing of HTTP or JSON.
+ *
+ * The contract every hf_ops_* function keeps:
+ *
+ *   - The caller holds no lock: the operation takes srv->mu itself. It acts
+ *     only on a leading server whose store takes writes (HF_EUNAVAIL else).
+ *   - It checks before it changes anything: when it fails, nothing changed.
+ *   - The records it changes go to the store in one batch before it
+ *     returns, and its events are emitted only after that write. When the
+ *     write fails it returns HF_EUNAVAIL: the server stops acting on its
+ *     memory and reloads from the store (state.h); nothing the operation
+ *     decided went out.
+ *   - It returns 0 or a negative HF_E* code of common/err.h; then err->why
+ *     is the sentence that says what and why (a spec's diagnostics are in
+ *     err->diags). The caller releases err (hf_ops_err_release) and the
+ *     out structure (its _release) in every case: some operations fill
+ *     their out structure also when they fail (a refused change: its diff).
+ *   - Whatever it answers is copied out: nothing returned points into the
+ *     server's state.
+ *
+ * Changes are acted on by the scheduler's next tick (the operation wakes
+ * it): an operation records what is wanted, it does not wait for it.
+ */
+#ifndef HF_SERVER_OPS_H
+#define HF_SERVER_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "plan/plan.h"
+#include "spec/spec.h"
+
+struct hf_srv;
+
+/* Why an operation failed. Zeroed by the caller; released in any case. */
+struct hf_ops_err {
+	char *why;             /* the sentence; NULL while nothing failed */
+	struct hf_diags diags; /* a spec's diagnostics (deploy, update, diff) */
+};
+void hf_ops_err_release(struct hf_ops_err *err);
+
+/* A service spec as given: the text and what fills its template. */
+struct hf_ops_spec {
+	const char *text;                 /* YAML with mustache; required */
+	const char *file;                 /* its file name for messages, or NULL */
+	const struct hf_kvlist *options;  /* template variables, or NULL */
+	const struct hf_kvlist *templates; /* config templates by path, or NULL */
+};
+
+/* A pod instance's volume directory on a node. */
+struct hf_ops_volume {
+	char *key;      /* "<svc>/<pod-i>", escaped (sched.h) */
+	char *service;  /* the plain names the key is made of */
+	char *instance;
+	char *node;
+	char *why;      /* a kept volume: how it came to be kept; else NULL */
+	int64_t since;  /* a kept volume: since when (unix ms); else 0 */
+};
+struct hf_ops_volumes {
+	struct hf_ops_volume *items;
+	size_t len, cap;
+};
+void hf_ops_volumes_release(struct hf_ops_volumes *v);
+/*
+ * Appends the volume of key on node, with the plain names the key holds
+ * (why NULL, since 0); returns it.
+ */
+struct hf_ops_volume *hf_ops_volumes_add(struct hf_ops_volumes *v,
+					 const char *key, const char *node);
+
+/*
+ * The volumes kept on any node (no instance owns them) of service svc (of
+ * every service when NULL). Reads only; the caller holds srv->mu.
+ */
+void hf_ops_kept_volumes(struct hf_srv *s, const char *svc,
+			 struct hf_ops_volumes *out);
+
+/* ------------------------------------------------------------------ */
+/* Services                                                             */
+
+struct hf_ops_deployed {
+	char *service;
+	char *config_id;
+	const char *plan; /* the plan it started: "deploy" */
+	/*
+	 * Volumes an earlier service of this name left: its instances reuse
+	 * them where they are placed on their node.
+	 */
+	struct hf_ops_volumes kept;
+};
+void hf_ops_deployed_release(struct hf_ops_deployed *d);
+
+/*
+ * Deploys a new service from spec and starts its deploy plan. Fails with
+ * HF_ESPEC or HF_EUNSUPPORTED (and err->diags) for a spec that does not
+ * load or uses what holdfast does not support, HF_EEXISTS when a service
+ * of that name exists (or is still being removed).
+ */
+int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
+		  struct hf_ops_deployed *out, struct hf_ops_err *err);
+
+/* A change of a service's target configuration, or what it would be. */
+struct hf_ops_change {
+	struct hf_spec_diff diff; /* from the current target to the new one */
+	char *from;               /* the target's id before */
+	char *to;                 /* the new target's id; NULL when unchanged */
+	bool changed;             /* a new target was made */
+	char *refused;            /* diff only: why an update would be refused */
+};
+void hf_ops_change_release(struct hf_ops_change *c);
+
+/*
+ * Updates service svc to spec: a new configuration becomes the target and
+ * the plan a change runs starts (update if the spec has one, else deploy).
+ * A spec that changes nothing changes nothing (0, out->changed false).
+ * HF_EREFUSED when the diff refuses the change (out->diff says every
+ * reason), HF_ENOTFOUND, HF_ECONFLICT while the service is being removed,
+ * HF_ESPEC / HF_EUNSUPPORTED for the spec itself.
+ */
+int hf_ops_update(struct hf_srv *s, const char *svc,
+		  const struct hf_ops_spec *spec, struct hf_ops_change *out,
+		  struct hf_ops_err *err);
+
+/*
+ * What hf_ops_update would do, changing nothing: 0 with the diff, and
+ * out->refused set when the update would be refused.
+ */
+int hf_ops_diff(struct hf_srv *s, const char *svc,
+		const struct hf_ops_spec *spec, struct hf_ops_change *out,
+		struct hf_ops_err *err);
+
+/*
+ * Makes configuration `to` (the previous target when NULL) the target
+ * again. HF_EREFUSED when the diff refuses it (out->diff), HF_ENOTFOUND
+ * for an unknown configuration, HF_ECONFLICT when there is no previous
+ * one or it already is the target.
+ */
+int hf_ops_rollback(struct hf_srv *s, const char *svc, const char *to,
+		    struct hf_ops_change *out, struct hf_ops_err *err);
+
+struct hf_ops_removed {
+	char *service;
+	bool delete_volumes;
+	/*
+	 * The service was gone already; its kept volumes were turned into
+	 * deletion orders (volumes: key and node of each).
+	 */
+	bool already_removed;
+	/* The instances' volumes: key, instance and node of each. */
+	struct hf_ops_volumes volumes;
+};
+void hf_ops_removed_release(struct hf_ops_removed *r);
+
+/*
+ * Removes service svc: its tasks are stopped and its records deleted by
+ * the scheduler; its volumes are kept unless delete_volumes. A service
+ * already removed whose volumes were kept: with delete_volumes they are
+ * deleted now (out->already_removed), else HF_ENOTFOUND says they are kept.
+ */
+int hf_ops_remove(struct hf_srv *s, const char *svc, bool delete_volumes,
+		  struct hf_ops_removed *out, struct hf_ops_err *err);
+
+/*
+ * Deletes the kept volumes of service svc (only instance's when not NULL)
+ * on every node; out gets key and node of each. Volumes in use are not
+ * touched: HF_ECONFLICT says what deletes them; HF_ENOTFOUND when none is
+ * kept.
+ */
+int hf_ops_volume_delete(struct hf_srv *s, const char *svc,
+			 const char *instance, struct hf_ops_volumes *out,
+			 struct hf_ops_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Plans                                                                */
+
+/*
+ * Each names the service and the plan; phase (and step: its name or
+ * "plan/phase/step") where the operation takes them. Every plan operation
+ * fails with HF_ENOTFOUND for an unknown service, plan, phase or step and
+ * with HF_ECONFLICT while the service is being removed.
+ */
+
+/* Starts (or starts again) a plan run with parameters (env; may be NULL). */
+int hf_ops_plan_start(struct hf_srv *s, const char *svc, const char *plan,
+		      const struct hf_kvlist *params, struct hf_ops_err *err);
+/* Stops a run: it is interrupted and forgets its progress. */
+int hf_ops_plan_stop(struct hf_srv *s, const char *svc, const char *plan,
+		     struct hf_ops_err *err);
+/*
+ * Pauses a run (phase NULL) or one phase of it: no new step starts there
+ * until a continue (the SDK's interrupt; hf_ops_plan_continue resumes).
+ * HF_ECONFLICT when the plan has not been started.
+ */
+int hf_ops_plan_interrupt(struct hf_srv *s, const char *svc,
+			  const char *plan, const char *phase,
+			  struct hf_ops_err *err);
+
+/* A canary phase that waits for continues. */
+struct hf_ops_gate {
+	char *phase;
+	char *step;        /* the step the next continue lets go */
+	int continues_left;
+	bool first_step;   /* it waits for a continue only, not its first step */
+};
+
+struct hf_ops_continued {
+	struct hf_strlist did; /* sentences: what the continue let go */
+	bool has_status;       /* the plan's view below could be made */
+	enum hf_status status; /* the plan's status afterwards */
+	struct {
+		struct hf_ops_gate *items;
+		size_t len, cap;
+	} gates;               /* the gates that remain */
+	int continues_needed;  /* the sum of their continues_left */
+};
+void hf_ops_continued_release(struct hf_ops_continued *c);
+
+/*
+ * Resumes an interrupted run or phase, or lets the first canary phase
+ * that waits for a continue (or the named one) go on. A continue that
+ * would change nothing (a COMPLETE plan, nothing interrupted, no gate) is
+ * refused with HF_ECONFLICT, so that it does not look like progress.
+ */
+int hf_ops_plan_continue(struct hf_srv *s, const char *svc,
+			 const char *plan, const char *phase,
+			 struct hf_ops_continued *out, struct hf_ops_err *err);
+
+/*
+ * Marks a step complete without running it (starting the plan when it
+ * has no run). For the generated decommission plan, step "<pod-i>[:...]"
+ * removes that instance without its drain (*drain_skipped; its volumes
+ * are kept); phase is not needed there.
+ */
+int hf_ops_plan_force_complete(struct hf_srv *s, const char *svc,
+			       const char *plan, const char *phase,
+			       const char *step, bool *drain_skipped,
+			       struct hf_ops_err *err);
+
+/*
+ * Runs a step again: it is no longer complete, and its instance's tasks
+ * are stopped (a live one) or forgotten (a finished one) to be launched
+ * anew. HF_EINVAL without a phase and a step.
+ */
+int hf_ops_plan_restart(struct hf_srv *s, const char *svc, const char *plan,
+			const char *phase, const char *step,
+			struct hf_ops_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Pods                                                                 */
+
+/*
+ * Each acts on pod instance `pod` ("<pod>-<i>") of service svc and fills
+ * tasks with the instance's task names ("<pod>-<i>-<task>"). They fail
+ * with HF_ENOTFOUND for an unknown service or instance and HF_ECONFLICT
+ * while the service is being removed or the instance replaced.
+ */
+
+/* Stops the instance's tasks; recovery relaunches them in place. */
+int hf_ops_pod_restart(struct hf_srv *s, const char *svc, const char *pod,
+		       struct hf_strlist *tasks, struct hf_ops_err *err);
+/*
+ * Replaces the instance: its tasks stop, its volumes are deleted, and it
+ * is placed anew (a failed machine's pod).
+ */
+int hf_ops_pod_replace(struct hf_srv *s, const char *svc, const char *pod,
+		       struct hf_strlist *tasks, struct hf_ops_err *err);
+/* Relaunches its tasks in debug mode (a sleep); HF_ECONFLICT if paused. */
+int hf_ops_pod_pause(struct hf_srv *s, const char *svc, const char *pod,
+		     struct hf_strlist *tasks, struct hf_ops_err *err);
+/* Relaunches a paused instance's tasks; HF_ECONFLICT if not paused. */
+int hf_ops_pod_resume(struct hf_srv *s, const char *svc, const char *pod,
+		      struct hf_strlist *tasks, struct hf_ops_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Nodes                                                                */
+
+/*
+ * The node takes no new pods, and every pod instance on it is replaced
+ * elsewhere (a permanent failure). moved gets "<svc>/<pod-i>" of each.
+ */
+int hf_ops_node_decommission(struct hf_srv *s, const char *node,
+			     struct hf_strlist *moved, struct hf_ops_err *err);
+
+struct hf_ops_adopted {
+	char *cluster;     /* this cluster's id (NULL: none yet) */
+	size_t live_tasks; /* what the agent said it runs */
+};
+void hf_ops_adopted_release(struct hf_ops_adopted *a);
+
+/*
+ * Accepts a refused agent (server/cluster.h) into this cluster: its next
+ * sync is acted on, and the tasks it runs that this cluster does not know
+ * are stopped. HF_ECONFLICT (a known node) or HF_ENOTFOUND when the node
+ * is not refused.
+ */
+int hf_ops_node_adopt(struct hf_srv *s, const char *node,
+		      struct hf_ops_adopted *out, struct hf_ops_err *err);
+
+/*
+ * Forgets a node's credential (server/nodeauth.h): the next agent to
+ * register as that node with a join token gets it. HF_ENOTFOUND when the
+ * node has none.
+ */
+int hf_ops_node_reset_identity(struct hf_srv *s, const char *node,
+			       struct hf_ops_err *err);
+
+#endif

@@ -24,7 +24,24 @@
 	X(AUTH, "unauthorized", "authentication required", 401)                \
 	X(FORBIDDEN, "forbidden", "not allowed", 403)                          \
 	X(UNAVAIL, "unavailable", "temporarily unavailable", 503)              \
-	X(INTERNAL, "internal", "internal error", 500)
+	X(INTERNAL, "internal", "internal error", 500)                         \
+	X(NOTLEADER, "not-leader",                                             \
+	  "this server does not lead; `leader` in the body is the URL to use", \
+	  503)                                                                 \
+	X(NOLEADER, "no-leader",                                               \
+	  "no server leads yet; try again in a few seconds", 503)              \
+	X(UNWRITABLE, "store-unwritable",                                      \
+	  "a store write failed (a full disk): this server answers reads and " \
+	  "takes writes again by itself once the store does",                  \
+	  503)                                                                 \
+	X(UNREADABLE, "store-unreadable",                                      \
+	  "the store cannot be read or holds a damaged record (named in the "  \
+	  "message): this server answers nothing from it",                     \
+	  503)                                                                 \
+	X(NOTINCLUSTER, "not-in-cluster",                                      \
+	  "an agent's sync: it belongs to another cluster, or this store does " \
+	  "not know its node; nothing was changed",                            \
+	  409)
 
 enum hf_err {
 	HF_OK = 0,

@@ -202,14 +202,12 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 	 * write, or of a server that stepped down meanwhile, is said here.
 	 */
 	if (s->store_failed || !s->leading) {
-		hf_http_error_status(resp, 503,
-				     s->store_failed ? "store-unwritable"
-						     : "no-leader",
-				     "%s; try again",
-				     s->store_failed
-					 ? "this server cannot write the store "
-					   "and stopped acting"
-					 : "this server no longer leads");
+		hf_http_error(resp,
+			      s->store_failed ? HF_EUNWRITABLE : HF_ENOLEADER,
+			      "%s; try again",
+			      s->store_failed ? "this server cannot write the "
+						"store and stopped acting"
+					      : "this server no longer leads");
 		hf_state_unlock(s);
 		return;
 	}

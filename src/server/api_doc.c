@@ -657,7 +657,7 @@ static const struct route_doc docs[] = {
      .errors = "invalid"},
 };
 
-/* Error codes the HTTP layer and the server answer besides err.h's. */
+/* Error codes the HTTP layer answers besides err.h's. */
 static const struct {
 	const char *name;
 	int status;
@@ -673,18 +673,6 @@ static const struct {
     {"unsupported-media-type", 415, "a request body that is not JSON"},
     {"headers-too-large", 431,
      "the request line and headers are over 32 KiB"},
-    {"not-leader", 503,
-     "this server does not lead; `leader` in the body is the URL to use"},
-    {"no-leader", 503, "no server leads yet; try again in a few seconds"},
-    {"store-unwritable", 503,
-     "a store write failed (a full disk): this server answers reads and "
-     "takes writes again by itself once the store does"},
-    {"store-unreadable", 503,
-     "the store cannot be read or holds a damaged record (named in the "
-     "message): this server answers nothing from it"},
-    {"not-in-cluster", 409,
-     "an agent's sync: it belongs to another cluster, or this store does "
-     "not know its node; nothing was changed"},
 };
 
 static const struct {

@@ -158,9 +158,10 @@ char *hf_cluster_admit(struct hf_srv *s, const char *node_id,
 void hf_cluster_refusal(struct hf_srv *s, struct hf_http_resp *resp,
 			const char *why)
 {
-	hf_http_json(resp, 409,
-		     json_pack("{s:s, s:s, s:s?}", "error", "not-in-cluster",
-			       "message", why, "cluster", s->cluster_id));
+	hf_http_json(resp, hf_err_http(HF_ENOTINCLUSTER),
+		     json_pack("{s:s, s:s, s:s?}", "error",
+			       hf_err_name(HF_ENOTINCLUSTER), "message", why,
+			       "cluster", s->cluster_id));
 }
 
 void hf_cluster_list_refused(struct hf_srv *s, json_t *nodes)

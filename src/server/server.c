@@ -232,20 +232,20 @@ static void on_request(void *ctx, const struct hf_http_req *req, int status,
  */
 static void answer_unwritable(struct hf_http_resp *resp, const char *why)
 {
-	hf_http_error_status(resp, 503, "store-unwritable",
-			     "the store cannot be written: %s; this server "
-			     "answers reads and takes writes again by itself "
-			     "once the store does",
-			     why);
+	hf_http_error(resp, HF_EUNWRITABLE,
+		      "the store cannot be written: %s; this server answers "
+		      "reads and takes writes again by itself once the store "
+		      "does",
+		      why);
 }
 
 /* The store could not be read, or holds a damaged record. */
 static void answer_unreadable(struct hf_http_resp *resp, const char *why)
 {
-	hf_http_error_status(resp, 503, "store-unreadable",
-			     "%s; this server does not act or answer from the "
-			     "store until it can read all of it",
-			     why);
+	hf_http_error(resp, HF_EUNREADABLE,
+		      "%s; this server does not act or answer from the store "
+		      "until it can read all of it",
+		      why);
 }
 
 /* The route of api.c a request took. */
@@ -389,23 +389,23 @@ static void h_follower(struct hf_srv *s, struct hf_http_resp *resp)
 	} else if (s->load_error) {
 		answer_unreadable(resp, s->load_error);
 	} else if (s->leader_url && strcmp(s->leader_url, s->opts.advertise)) {
-		hf_http_json(resp, 503,
-			     json_pack("{s:s, s:s, s:s}", "error", "not-leader",
-				       "message",
+		hf_http_json(resp, hf_err_http(HF_ENOTLEADER),
+			     json_pack("{s:s, s:s, s:s}", "error",
+				       hf_err_name(HF_ENOTLEADER), "message",
 				       "this server is not the leader; send "
 				       "requests to the leader",
 				       "leader", s->leader_url));
 		hf_kvlist_set(&resp->headers, "X-Holdfast-Leader",
 			      s->leader_url);
 	} else {
-		hf_http_error_status(resp, 503, "no-leader",
-				     "no server leads yet%s; try again in a "
-				     "few seconds",
-				     s->leader_url ? " (the leader key still "
-						     "names this server, from "
-						     "before it restarted; its "
-						     "lease runs out first)"
-						   : "");
+		hf_http_error(resp, HF_ENOLEADER,
+			      "no server leads yet%s; try again in a few "
+			      "seconds",
+			      s->leader_url ? " (the leader key still names "
+					      "this server, from before it "
+					      "restarted; its lease runs out "
+					      "first)"
+					    : "");
 	}
 	pthread_mutex_unlock(&s->mu);
 }

@@ -235,14 +235,7 @@ static int loadable(const struct hf_store_kvs *kvs, char **why)
 		*why = hf_xstrdup(hf_store_last_error(srv.store));
 	else
 		rc = hf_state_load(&srv, why);
-	for (size_t i = 0; i < srv.services.len; i++)
-		hf_state_service_free(srv.services.items[i]);
-	HF_VEC_FREE(&srv.services);
-	for (size_t i = 0; i < srv.nodes.len; i++)
-		hf_state_node_free(srv.nodes.items[i]);
-	HF_VEC_FREE(&srv.nodes);
-	hf_map_release(&srv.node_index);
-	free(srv.cluster_id);
+	hf_state_release(&srv);
 	pthread_mutex_destroy(&srv.mu);
 	hf_store_close(srv.store);
 	return rc;

@@ -6,33 +6,6 @@
 
 #include "plan/plan.h"
 
-static const char *const status_names[] = {
-    [HF_STATUS_PENDING] = "PENDING",   [HF_STATUS_PREPARED] = "PREPARED",
-    [HF_STATUS_STARTING] = "STARTING", [HF_STATUS_STARTED] = "STARTED",
-    [HF_STATUS_COMPLETE] = "COMPLETE", [HF_STATUS_DELAYED] = "DELAYED",
-    [HF_STATUS_WAITING] = "WAITING",   [HF_STATUS_ERROR] = "ERROR",
-    [HF_STATUS_IN_PROGRESS] = "IN_PROGRESS",
-};
-
-const char *hf_status_name(enum hf_status s)
-{
-	if ((size_t)s < sizeof(status_names) / sizeof(status_names[0]))
-		return status_names[s];
-	return "UNKNOWN";
-}
-
-bool hf_status_parse(const char *s, enum hf_status *out)
-{
-	for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]);
-	     i++) {
-		if (strcmp(status_names[i], s) == 0) {
-			*out = (enum hf_status)i;
-			return true;
-		}
-	}
-	return false;
-}
-
 enum hf_status hf_plan_step_observe(const enum hf_task_fact *facts, size_t n)
 {
 	bool all_done = true, any_error = false, any_backoff = false;

@@ -4,9 +4,7 @@
  * step, phase and plan statuses and which steps may act now. It does no
  * I/O, keeps no globals and never blocks; the server applies its answer.
  *
- * Statuses follow the DC/OS SDK: PENDING -> PREPARED -> STARTING -> STARTED
- * -> COMPLETE, plus DELAYED (waiting out a restart backoff), WAITING
- * (interrupted, or a canary waiting for `continue`) and ERROR.
+ * Statuses follow the DC/OS SDK (enum hf_status, model/model-t.h).
  */
 #ifndef HF_PLAN_PLAN_H
 #define HF_PLAN_PLAN_H
@@ -15,22 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/model.h"
 #include "spec/spec.h"
 
-enum hf_status {
-	HF_STATUS_PENDING,
-	HF_STATUS_PREPARED,
-	HF_STATUS_STARTING,
-	HF_STATUS_STARTED,
-	HF_STATUS_COMPLETE,
-	HF_STATUS_DELAYED,
-	HF_STATUS_WAITING,
-	HF_STATUS_ERROR,
-	HF_STATUS_IN_PROGRESS, /* phases and plans only */
-};
-
-const char *hf_status_name(enum hf_status s);
-bool hf_status_parse(const char *s, enum hf_status *out);
+/* enum hf_status and its names are the model's (model/model-t.h). */
 
 /*
  * What the server knows of one task of a step, reduced to what decides

@@ -16,6 +16,7 @@
 #include "server/cluster.h"
 #include "server/events.h"
 #include "server/nodeauth.h"
+#include "server/orders.h"
 #include "server/sched.h"
 #include "server/state.h"
 
@@ -97,13 +98,13 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 			const char *key =
 			    json_string_value(json_object_get(info, "api_key"));
 
-			if (api && (!n->api || strcmp(api, n->api))) {
-				free(n->api);
-				n->api = hf_xstrdup(api);
+			if (api && (!n->link->api || strcmp(api, n->link->api))) {
+				free(n->link->api);
+				n->link->api = hf_xstrdup(api);
 			}
-			if (key && (!n->api_key || strcmp(key, n->api_key))) {
-				free(n->api_key);
-				n->api_key = hf_xstrdup(key);
+			if (key && (!n->link->api_key || strcmp(key, n->link->api_key))) {
+				free(n->link->api_key);
+				n->link->api_key = hf_xstrdup(key);
 			}
 		}
 		if (note && (!n->cgroups || strcmp(note, n->cgroups))) {
@@ -123,13 +124,13 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 			n->port_end =
 			    (int64_t)num_or(ports, "end", (double)n->port_end);
 		}
-		if (started && started != n->agent_started_at) {
-			if (n->agent_started_at) {
+		if (started && started != n->link->agent_started_at) {
+			if (n->link->agent_started_at) {
 				hf_log("node %s: its agent restarted", id);
 				hf_event(s, "agent", NULL, "node", id, NULL,
 					 "agent restarted", NULL);
 			}
-			n->agent_started_at = started;
+			n->link->agent_started_at = started;
 		}
 	}
 	n->last_seen = hf_now_ms();
@@ -139,11 +140,11 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 	 * so they can tell a live node from a lost one.
 	 */
 	if (!fresh && strcmp(hf_store_backend_name(s->store), "etcd") == 0 &&
-	    n->last_seen - n->saved_seen >
+	    n->last_seen - n->link->saved_seen >
 		(int64_t)(s->opts.node_timeout * 1000 / 3))
 		fresh = true;
 	if (fresh) {
-		n->saved_seen = n->last_seen;
+		n->link->saved_seen = n->last_seen;
 		hf_state_save_node(s, n);
 	}
 	return n;
@@ -168,17 +169,15 @@ static void sync_wait_free(void *arg)
 static void sync_answer(struct hf_srv *s, struct hf_node *n,
 			struct hf_http_resp *resp)
 {
-	json_t *dels = json_array();
+	json_t *dels;
 	json_t *desired;
 
 	n->last_seen = hf_now_ms();
-	for (size_t k = 0; k < n->delete_volumes.len; k++)
-		json_array_append_new(dels,
-				      json_string(n->delete_volumes.items[k]));
+	dels = hf_orders_volume_deletions(s, n);
 	desired = hf_sched_desired(s, n);
 	hf_http_json(resp, 200,
 		     json_pack("{s:I, s:o, s:o, s:i, s:s?}", "generation",
-			       (json_int_t)n->gen, "tasks", desired,
+			       (json_int_t)n->link->gen, "tasks", desired,
 			       "delete_volumes", dels, "heartbeat_interval", 2,
 			       "cluster", s->cluster_id));
 }
@@ -212,9 +211,9 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 		return;
 	}
 	n = hf_state_node(s, w->node);
-	if (n && w->seen == n->gen && now < w->until && !s->stopping &&
+	if (n && w->seen == n->link->gen && now < w->until && !s->stopping &&
 	    !hf_http_server_stopping(req->server)) {
-		hf_http_defer(req, resp, &n->waitq, (long)(w->until - now),
+		hf_http_defer(req, resp, &n->link->waitq, (long)(w->until - now),
 			      sync_resume, w, sync_wait_free);
 	} else if (n) {
 		sync_answer(s, n, resp);
@@ -290,33 +289,14 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	{
 		double seq = num_or(body, "seq", 0);
 
-		if (json_is_array(tasks) && seq >= n->last_report_seq) {
-			n->last_report_seq = seq;
+		if (json_is_array(tasks) && seq >= n->link->last_report_seq) {
+			n->link->last_report_seq = seq;
 			hf_sched_reconcile_node(s, node_id, tasks);
 		}
 	}
 	dv = json_object_get(body, "deleted_volumes");
-	if (json_array_size(dv)) {
-		struct hf_strlist keep = {0};
-
-		for (size_t k = 0; k < n->delete_volumes.len; k++) {
-			bool done = false;
-
-			json_array_foreach(dv, i, e) if (json_is_string(e) &&
-							  strcmp(json_string_value(e),
-								 n->delete_volumes
-								     .items[k]) ==
-							      0) done = true;
-			if (!done)
-				hf_strlist_push(&keep, n->delete_volumes.items[k]);
-			else
-				hf_log("node %s: volume %s deleted", n->id,
-				       n->delete_volumes.items[k]);
-		}
-		hf_strlist_release(&n->delete_volumes);
-		n->delete_volumes = keep;
-		hf_state_save_node(s, n);
-	}
+	if (json_array_size(dv))
+		hf_sched_volumes_deleted(s, n->id, dv);
 	/*
 	 * A report that changed something is acted on by the scheduler's
 	 * next tick (hf_sched_changed woke it); it batches the reports of
@@ -325,14 +305,14 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	 * (hf_sched_publish wakes n->waitq) or the wait is up.
 	 */
 	hf_state_batch_end(s);
-	if ((long)(wait * 1000) > 0 && seen == n->gen && !s->stopping) {
+	if ((long)(wait * 1000) > 0 && seen == n->link->gen && !s->stopping) {
 		struct sync_wait *w = hf_xcalloc(1, sizeof(*w));
 		long ms = (long)(wait * 1000);
 
 		w->node = hf_xstrdup(n->id);
 		w->seen = seen;
 		w->until = hf_now_ms() + ms;
-		hf_http_defer(req, resp, &n->waitq, ms, sync_resume, w,
+		hf_http_defer(req, resp, &n->link->waitq, ms, sync_resume, w,
 			      sync_wait_free);
 	} else {
 		sync_answer(s, n, resp);

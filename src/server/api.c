@@ -168,8 +168,8 @@ static void h_services_list(void *ctx, const struct hf_http_req *req,
 
 	(void)req;
 	hf_state_lock(s);
-	for (size_t i = 0; i < s->services.len; i++)
-		json_array_append_new(a, service_summary(s, s->services.items[i]));
+	for (size_t i = 0; i < s->model.services.len; i++)
+		json_array_append_new(a, service_summary(s, s->model.services.items[i]));
 	hf_state_unlock(s);
 	hf_http_json(resp, 200, a);
 }
@@ -448,8 +448,8 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 
 	hf_state_lock(s);
 	a = json_array();
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
+	for (size_t i = 0; i < s->model.services.len; i++) {
+		struct hf_service *svc = s->model.services.items[i];
 
 		if (only && strcmp(only, svc->name) != 0)
 			continue;
@@ -476,18 +476,17 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 		json_array_extend(a, kept);
 		json_decref(kept);
 	}
-	for (size_t k = 0; k < s->nodes.len; k++) {
-		const struct hf_node *n = s->nodes.items[k];
-
+	{
 		struct hf_ops_volumes dels = {0};
 		json_t *del;
 
-		for (size_t i = 0; i < n->delete_volumes.len; i++)
-			if (!only || hf_sched_volume_of(n->delete_volumes.items[i],
-							only, NULL))
-				hf_ops_volumes_add(&dels,
-						     n->delete_volumes.items[i],
-						     n->id);
+		for (size_t k = 0; k < s->model.volumes.len; k++) {
+			const struct hf_volume *v = s->model.volumes.items[k];
+
+			if (v->state == HF_VOL_DELETING &&
+			    (!only || hf_sched_volume_of(v->key, only, NULL)))
+				hf_ops_volumes_add(&dels, v->key, v->node);
+		}
 		del = volumes_json(&dels, true, "deleting");
 		json_array_extend(a, del);
 		json_decref(del);
@@ -1304,8 +1303,8 @@ static void h_nodes(void *ctx, const struct hf_http_req *req,
 
 	(void)req;
 	hf_state_lock(s);
-	for (size_t i = 0; i < s->nodes.len; i++) {
-		struct hf_node *n = s->nodes.items[i];
+	for (size_t i = 0; i < s->model.nodes.len; i++) {
+		struct hf_node *n = s->model.nodes.items[i];
 		json_t *attrs = json_object();
 
 		for (size_t k = 0; k < n->attributes.len; k++)

@@ -14,7 +14,7 @@
 
 void hf_cluster_ensure(struct hf_srv *s)
 {
-	bool empty = s->services.len == 0 && s->nodes.len == 0;
+	bool empty = s->model.services.len == 0 && s->model.nodes.len == 0;
 
 	if (s->cluster_id)
 		return;

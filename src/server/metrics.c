@@ -158,8 +158,8 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 
 	hf_buf_adds(b, "# HELP holdfast_tasks Tasks by service and state.\n"
 		       "# TYPE holdfast_tasks gauge\n");
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
+	for (size_t i = 0; i < s->model.services.len; i++) {
+		struct hf_service *svc = s->model.services.items[i];
 		uint64_t counts[HF_TS_LOST + 1] = {0};
 
 		for (size_t k = 0; k < svc->instances.len; k++)
@@ -188,8 +188,8 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 		hf_buf_adds(&steps, "# HELP holdfast_plan_steps Steps of each "
 				    "plan by status.\n"
 				    "# TYPE holdfast_plan_steps gauge\n");
-		for (size_t i = 0; i < s->services.len; i++) {
-			struct hf_service *svc = s->services.items[i];
+		for (size_t i = 0; i < s->model.services.len; i++) {
+			struct hf_service *svc = s->model.services.items[i];
 			struct hf_config *cfg = hf_state_target(svc);
 
 			for (size_t p = 0; cfg && p <= cfg->plans.len; p++) {
@@ -257,11 +257,11 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 	hf_buf_adds(b, "# HELP holdfast_node_connected 1 when the node's agent "
 		       "synced in the last 30 s.\n"
 		       "# TYPE holdfast_node_connected gauge\n");
-	for (size_t i = 0; i < s->nodes.len; i++) {
+	for (size_t i = 0; i < s->model.nodes.len; i++) {
 		hf_buf_adds(b, "holdfast_node_connected{node=\"");
-		label(b, s->nodes.items[i]->id);
+		label(b, s->model.nodes.items[i]->id);
 		hf_buf_addf(b, "\"} %d\n",
-			    now - s->nodes.items[i]->last_seen < 30000);
+			    now - s->model.nodes.items[i]->last_seen < 30000);
 	}
 }
 

@@ -129,46 +129,33 @@ struct hf_ops_volume *hf_ops_volumes_add(struct hf_ops_volumes *v,
 void hf_ops_kept_volumes(struct hf_srv *s, const char *svc,
 			 struct hf_ops_volumes *out)
 {
-	for (size_t k = 0; k < s->nodes.len; k++) {
-		const struct hf_node *n = s->nodes.items[k];
+	for (size_t k = 0; k < s->model.volumes.len; k++) {
+		const struct hf_volume *kv = s->model.volumes.items[k];
+		struct hf_ops_volume *e;
 
-		for (size_t i = 0; i < n->kept.len; i++) {
-			const struct hf_kept_volume *kv = &n->kept.items[i];
-			struct hf_ops_volume *e;
-
-			if (svc && !hf_sched_volume_of(kv->key, svc, NULL))
-				continue;
-			e = hf_ops_volumes_add(out, kv->key, n->id);
-			e->why = hf_xstrdup(kv->why);
-			e->since = kv->since;
-		}
+		if (kv->state != HF_VOL_KEPT ||
+		    (svc && !hf_sched_volume_of(kv->key, svc, NULL)))
+			continue;
+		e = hf_ops_volumes_add(out, kv->key, kv->node);
+		e->why = hf_xstrdup(kv->why ? kv->why : "kept");
+		e->since = kv->since;
 	}
 }
 
-/*
- * The kept volumes hf_sched_delete_kept(s, svc, instance, ...) is about to
- * turn into deletion orders, in the order it takes them (it fills each
- * one's place with its node's last).
- */
+/* The kept volumes hf_sched_delete_kept(s, svc, instance, ...) deletes. */
 static void kept_to_delete(struct hf_srv *s, const char *svc,
 			   const char *instance, struct hf_ops_volumes *out)
 {
-	for (size_t k = 0; k < s->nodes.len; k++) {
-		const struct hf_node *n = s->nodes.items[k];
-		const char **keys = hf_xcalloc(n->kept.len + 1, sizeof(*keys));
-		size_t len = n->kept.len;
+	for (size_t k = 0; k < s->model.nodes.len; k++) {
+		const struct hf_node *n = s->model.nodes.items[k];
 
-		for (size_t i = 0; i < len; i++)
-			keys[i] = n->kept.items[i].key;
-		for (size_t i = 0; i < len;) {
-			if (!hf_sched_volume_of(keys[i], svc, instance)) {
-				i++;
-				continue;
-			}
-			hf_ops_volumes_add(out, keys[i], n->id);
-			keys[i] = keys[--len];
+		for (size_t i = 0; i < s->model.volumes.len; i++) {
+			const struct hf_volume *v = s->model.volumes.items[i];
+
+			if (v->state == HF_VOL_KEPT && strcmp(v->node, n->id) == 0 &&
+			    hf_sched_volume_of(v->key, svc, instance))
+				hf_ops_volumes_add(out, v->key, n->id);
 		}
-		free(keys);
 	}
 }
 
@@ -311,7 +298,7 @@ int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
 	svc->next_config = 2;
 	svc->target = hf_xstrdup(cfg->id);
 	*HF_VEC_PUSH(&svc->configs) = cfg;
-	*HF_VEC_PUSH(&s->services) = svc;
+	hf_model_service_insert(&s->model, svc);
 	/* The config first: a service record never points at nothing. */
 	hf_state_save_config(s, svc, cfg);
 	hf_state_save_service(s, svc);
@@ -1157,8 +1144,8 @@ int hf_ops_node_decommission(struct hf_srv *s, const char *id,
 	}
 	n->decommissioned = true;
 	hf_state_save_node(s, n);
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
+	for (size_t i = 0; i < s->model.services.len; i++) {
+		struct hf_service *svc = s->model.services.items[i];
 
 		for (size_t k = 0; k < svc->instances.len; k++) {
 			struct hf_instance *in = svc->instances.items[k];

@@ -461,15 +461,7 @@ static bool follower_serves(const struct hf_http_route *r)
 /* Frees the services and nodes of a server or a follower's view. */
 static void release_state(struct hf_srv *v)
 {
-	for (size_t i = 0; i < v->services.len; i++)
-		hf_state_service_free(v->services.items[i]);
-	HF_VEC_FREE(&v->services);
-	for (size_t i = 0; i < v->nodes.len; i++)
-		hf_state_node_free(v->nodes.items[i]);
-	HF_VEC_FREE(&v->nodes);
-	hf_map_release(&v->node_index);
-	free(v->cluster_id);
-	v->cluster_id = NULL;
+	hf_state_release(v);
 }
 
 static void free_view(struct hf_srv *view)
@@ -508,9 +500,7 @@ static bool refresh_view(struct hf_srv *s, struct hf_srv *view)
 	fresh.opts = s->opts;
 	hf_state_load(&fresh, &err);
 	pthread_mutex_lock(&view->mu);
-	HF_SWAP(view->services, fresh.services);
-	HF_SWAP(view->nodes, fresh.nodes);
-	HF_SWAP(view->node_index, fresh.node_index);
+	HF_SWAP(view->model, fresh.model);
 	HF_SWAP(view->cluster_id, fresh.cluster_id);
 	set_str(&view->load_error, err);
 	pthread_mutex_unlock(&view->mu);
@@ -770,8 +760,8 @@ static void step_down(struct run *r)
 	s->stopping = true;
 	pthread_cond_broadcast(&s->changed);
 	/* Held long polls are answered now (api.c's sync_resume). */
-	for (size_t i = 0; i < s->nodes.len; i++)
-		hf_http_wake(s->http, &s->nodes.items[i]->waitq);
+	for (size_t i = 0; i < s->model.nodes.len; i++)
+		hf_http_wake(s->http, &s->model.nodes.items[i]->link->waitq);
 	pthread_mutex_unlock(&s->mu);
 	if (r->sched_started)
 		pthread_join(s->sched, NULL);
@@ -832,8 +822,8 @@ static int lead(struct run *r)
 	hf_log("leading (fencing revision %lld, cluster %s): %zu service%s, "
 	       "%zu node%s",
 	       (long long)s->fence_rev, s->cluster_id ? s->cluster_id : "-",
-	       s->services.len, s->services.len == 1 ? "" : "s", s->nodes.len,
-	       s->nodes.len == 1 ? "" : "s");
+	       s->model.services.len, s->model.services.len == 1 ? "" : "s", s->model.nodes.len,
+	       s->model.nodes.len == 1 ? "" : "s");
 	free(r->said);
 	r->said = NULL;
 	if (pthread_create(&s->sched, NULL, sched_thread, s) != 0) {
@@ -1112,8 +1102,8 @@ out:
 	s->stopping = true;
 	pthread_cond_broadcast(&s->changed);
 	/* Held long polls are answered now (api.c's sync_resume). */
-	for (size_t i = 0; i < s->nodes.len; i++)
-		hf_http_wake(s->http, &s->nodes.items[i]->waitq);
+	for (size_t i = 0; i < s->model.nodes.len; i++)
+		hf_http_wake(s->http, &s->model.nodes.items[i]->link->waitq);
 	pthread_mutex_unlock(&s->mu);
 	if (r.sched_started)
 		pthread_join(s->sched, NULL);
@@ -1138,8 +1128,7 @@ out:
 	hf_map_release(&s->batch_index);
 	hf_events_release_held(s, false);
 	HF_VEC_FREE(&s->held_events);
-	free(s->pc_pod);
-	HF_VEC_FREE(&s->pc_placed);
+	hf_place_cache_release(&s->place);
 	if (s->store)
 		hf_store_close(s->store);
 	hf_events_close(s->events);

@@ -29,192 +29,26 @@
 #include "http/http.h"
 #include "common/map.h"
 #include "common/util.h"
+#include "model/codec.h"
+#include "model/model.h"
+#include "plan/decide-t.h"
 #include "plan/plan.h"
 #include "server/server.h"
 #include "spec/spec.h"
 #include "store/store.h"
 
-struct hf_service;
-struct hf_instance;
-
-/* An instance placed on a node, as the node's list holds it. */
-struct hf_node_inst {
-	struct hf_service *svc;
-	struct hf_instance *in;
-};
-
-struct hf_node_insts {
-	struct hf_node_inst *items;
-	size_t len, cap;
-};
-
-enum hf_task_state {
-	HF_TS_STAGING,  /* launch recorded; not yet seen running by an agent */
-	HF_TS_STARTING, /* the agent started its shim */
-	HF_TS_RUNNING,
-	HF_TS_FINISHED, /* exited 0 */
-	HF_TS_FAILED,   /* exited non-zero, killed by a signal, failed to start */
-	HF_TS_KILLED,   /* stopped on the server's order */
-	HF_TS_LOST,     /* gone without a status (node or agent lost it) */
-};
-
-const char *hf_task_state_name(enum hf_task_state s);
-bool hf_task_state_live(enum hf_task_state s);
-
-/* One launch of one task: its id is never reused. */
-struct hf_task_rec {
-	char *id;        /* "<pod>-<i>-<task>__<uuid>" */
-	char *config_id; /* the config it was launched with */
-	char *run;       /* "<plan>#<n>" of the plan run that launched it */
-	enum hf_task_state state;
-	bool ready;
-	int healthy; /* -1 unknown, 0, 1 */
-	int exit_code, signal; /* -1 when none */
-	bool oom_killed;
-	bool kill;    /* the server wants it stopped */
-	bool restart; /* ... and relaunched by recovery once it stopped */
-	bool paused; /* launched in debug mode */
-	/*
-	 * It failed to start for a reason a retry cannot fix (an rlimit
-	 * above the node's): its step is ERROR, nothing relaunches it until
-	 * its config changes or its pod is restarted.
-	 */
-	bool permanent;
-	int64_t launched_at, started_at, finished_at; /* unix ms */
-	char *message;
-	char *not_ready; /* its agent's last failed readiness check; memory only */
-	struct hf_kvlist params; /* plan parameters it was launched with */
-};
-
-/* One task of a pod instance across its launches. */
-struct hf_task_slot {
-	char *task;
-	struct hf_task_rec *cur; /* the latest launch, or NULL */
-	unsigned failures;       /* consecutive failed launches */
-	int64_t backoff_until;   /* unix ms */
-	bool once_done;          /* a ONCE task succeeded in this instance */
-	bool want_running;       /* a RUNNING task the server keeps running */
-	uint64_t launches, restarts;
-};
-
-struct hf_instance {
-	char *name; /* "<pod>-<i>" */
-	char *pod;
-	int64_t index;
-	char *node; /* NULL until placed */
-	struct hf_kvlist ports; /* port name -> number */
-	struct {
-		struct hf_task_slot *items;
-		size_t len, cap;
-	} slots;
-	char *message; /* why it cannot be placed, etc. */
-	bool paused;    /* debug mode: tasks run a sleep instead */
-	bool replacing; /* being replaced: fresh node, ports and volumes */
-	bool replace_deleting; /* ... its old volumes are being deleted */
-	/* Scale-in: 1 draining, 2 stopping tasks; drain outcome. */
-	int decom;
-	bool drain_done, drain_failed, drain_skipped;
-	/* The instance this one replaces (pod replace): for its tasks' env. */
-	char *replaced_node, *replaced_address;
-	bool replace_pending; /* its replace tasks have not finished yet */
-	int64_t unreachable_since; /* its node stopped answering (ms) */
-};
-
-struct hf_config {
-	char *id;
-	char *text;                /* the spec template as given */
-	char *file;                /* its file name, for messages */
-	struct hf_kvlist options;  /* -o / --options */
-	struct hf_kvlist templates; /* config templates: path -> content */
-	int64_t created;
-	struct hf_spec *spec;      /* parsed; NULL when it no longer loads */
-	char *load_error;          /* ... and why (loaded from the store) */
-	struct hf_plan_defs plans; /* built */
-	/* pod -> its effective spec as compared by the diff (JSON text) */
-	struct hf_kvlist fingerprints;
-};
-
-/* One run of a plan: started, its overrides and its progress. */
-struct hf_plan_run {
-	char *plan;
-	unsigned number;           /* run count, for "<plan>#<n>" ids */
-	bool active;               /* being worked on */
-	bool interrupted;
-	enum hf_status status;
-	char *config_id;           /* the config the run targets */
-	struct hf_strlist completed;      /* step names seen COMPLETE */
-	struct hf_strlist force_complete; /* "phase/step" */
-	struct hf_strlist interrupted_phases;
-	struct hf_kvlist continues; /* phase -> count of `continue`s */
-	struct hf_kvlist params;    /* plan parameters (env) */
-	struct hf_kvlist step_started; /* "phase/step" -> unix ms */
-	bool reverted;              /* auto-revert already done for this run */
-	int64_t started_at, finished_at;
-	/*
-	 * Memory only, rewritten by every tick: "phase/step" -> why a step
-	 * the plan would work on waits (its pod instance is another step's).
-	 */
-	struct hf_kvlist waits;
-};
-
-struct hf_service {
-	char *name;
-	char *target; /* target config id */
-	char *previous; /* the target before the last change (rollback) */
-	unsigned next_config;
-	bool removing;
-	bool delete_volumes;
-	struct {
-		struct hf_config **items;
-		size_t len, cap;
-	} configs;
-	struct {
-		struct hf_instance **items;
-		size_t len, cap;
-	} instances;
-	struct hf_map instance_index; /* name -> instance */
-	struct {
-		struct hf_plan_run *items;
-		size_t len, cap;
-	} runs;
-	int64_t created;
-};
-
 /*
- * A pod instance's volume directory on a node that no instance owns any
- * more: kept when its service was removed without --delete-volumes, or by
- * a scale-in that keeps volumes. It stays until it is deleted (`holdfast
- * volume delete`, or a remove --delete-volumes of a service of that name)
- * or an instance of the same service and name is placed on its node and
- * reuses it.
+ * The records (services, configs, plan runs, instances, task launches,
+ * nodes and volumes) are the model's (model/model-t.h); the server keeps
+ * one model in srv->model. What only the server knows of a node - its
+ * agent's connection - hangs off the node as its link.
  */
-struct hf_kept_volume {
-	char *key;     /* "<svc>/<pod-i>", its directory under volumes/ */
-	char *why;     /* how it came to be kept */
-	int64_t since; /* unix ms */
-};
-
-struct hf_node {
-	char *id;
-	char *hostname;
-	char *address;
-	struct hf_kvlist attributes;
-	double cpus, memory_mb, disk_mb;
-	int64_t port_begin, port_end;
-	char *cgroups;
+struct hf_node_link {
 	char *api;     /* the agent's own API (logs, exec), from its info */
 	char *api_key; /* its bearer token; memory only */
-	int64_t last_seen;
 	int64_t saved_seen; /* last_seen as last written to the store */
 	int64_t agent_started_at;
 	double last_report_seq; /* the newest sync's "seq" */
-	bool decommissioned;    /* no new placements; its pods are replaced */
-	struct hf_strlist delete_volumes; /* volume keys to delete */
-	struct {
-		struct hf_kept_volume *items;
-		size_t len, cap;
-	} kept; /* volumes kept there that no instance owns */
-	size_t idx; /* its position in srv->nodes (nodes are never removed) */
 	/*
 	 * The desired set as last handed out or published: its digest and
 	 * its generation. A generation always names one content, so an agent
@@ -227,10 +61,6 @@ struct hf_node {
 	 * used while srv->node_lists_valid (nothing moved since).
 	 */
 	struct hf_node_insts insts;
-	/* Placement scratch, valid during one place() call. */
-	size_t load;
-	double used_cpus, used_mem;
-	int64_t clash_port; /* a static port of the pod taken there, or 0 */
 };
 
 /* A write waiting in the open batch (hf_state_batch_begin). */
@@ -269,15 +99,8 @@ struct hf_srv {
 	uint64_t status_seq; /* bumps whenever a status changes */
 	int64_t next_wake_ms; /* earliest restart backoff to end (0: none) */
 	bool stopping;
-	struct {
-		struct hf_service **items;
-		size_t len, cap;
-	} services;
-	struct {
-		struct hf_node **items;
-		size_t len, cap;
-	} nodes;
-	struct hf_map node_index; /* id -> node */
+	/* The cluster's records; changed only by server/apply.c. */
+	struct hf_model model;
 	/*
 	 * The scheduler runs a tick when tick_wanted (a report, an API call
 	 * changed something) and publishes desired sets when desired_dirty.
@@ -310,14 +133,14 @@ struct hf_srv {
 	 * service comes or goes; hf_sched_publish rebuilds the lists.
 	 */
 	bool node_lists_valid;
-	/* Placement scratch (sched.c): valid within one tick. */
-	bool in_tick, usage_valid;
-	struct hf_service *pc_svc; /* the pod type the scratch is for */
-	char *pc_pod;
-	struct {
-		size_t *items; /* node index of each of its instances */
-		size_t len, cap;
-	} pc_placed;
+	/*
+	 * What the scheduler's rules read besides the model (plan/decide.h):
+	 * placement's per-tick scratch, the random source of task ids and
+	 * backoff jitter (seeded from the system's at start), the settings.
+	 */
+	struct hf_place_cache place;
+	struct hf_rng rng;
+	struct hf_decide_opts decide_opts;
 	pthread_t sched;
 	struct hf_http_server *http;
 	int api_port;
@@ -406,9 +229,10 @@ void hf_state_moved(struct hf_srv *s);
 /* Adds a node (allocated, with its id set) to the server's nodes. */
 void hf_state_node_add(struct hf_srv *s, struct hf_node *n);
 void hf_state_service_free(struct hf_service *svc);
+/* Frees a node and its link (the node must no longer be in the model). */
 void hf_state_node_free(struct hf_node *n);
-void hf_task_rec_free(struct hf_task_rec *r);
-void hf_plan_run_release(struct hf_plan_run *r);
+/* Frees every record of the state (and its cluster id): it is empty. */
+void hf_state_release(struct hf_srv *s);
 /*
  * Parses a config (spec text, options, templates) into cfg->spec and
  * cfg->plans. Returns 0 or HF_ESPEC with reasons in diags.
@@ -478,10 +302,6 @@ void hf_state_delete_service(struct hf_srv *s, struct hf_service *svc);
  * left empty.
  */
 int hf_state_load(struct hf_srv *s, char **err);
-
-/* Serialisation shared with the API. */
-json_t *hf_task_rec_to_json(const struct hf_task_rec *r);
-json_t *hf_instance_to_json(const struct hf_instance *in);
 
 /* A new random id (32 hex digits). The caller frees it. */
 char *hf_new_uuid(void);

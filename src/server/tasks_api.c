@@ -32,8 +32,8 @@ static int resolve(struct hf_srv *s, const char *only_svc, const char *name,
 	struct hf_node *n;
 
 	/* A task name may exist in several services: it must be unique. */
-	for (size_t i = 0; i < s->services.len; i++) {
-		struct hf_service *svc = s->services.items[i];
+	for (size_t i = 0; i < s->model.services.len; i++) {
+		struct hf_service *svc = s->model.services.items[i];
 
 		if (only_svc && strcmp(svc->name, only_svc) != 0)
 			continue;
@@ -66,15 +66,15 @@ static int resolve(struct hf_srv *s, const char *only_svc, const char *name,
 	}
 	if (found) {
 		n = hf_state_node(s, found->node);
-		if (!n || !n->api) {
+		if (!n || !n->link->api) {
 			*why = hf_xasprintf("the agent of node %s does not serve "
 					    "task logs",
 					    found->node ? found->node : "(none)");
 			return HF_EUNAVAIL;
 		}
 		*id = hf_xstrdup(found_sl->cur->id);
-		*api = hf_xstrdup(n->api);
-		*key = n->api_key ? hf_xstrdup(n->api_key) : NULL;
+		*api = hf_xstrdup(n->link->api);
+		*key = n->link->api_key ? hf_xstrdup(n->link->api_key) : NULL;
 		return 0;
 	}
 	*why = hf_xasprintf("no task named '%s'", name);

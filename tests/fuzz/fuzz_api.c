@@ -120,17 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hf_http_resp_release(&resp);
 	/* Keep the state small: forget what the inputs created. */
 	pthread_mutex_lock(&srv->mu);
-	if (srv->services.len > 8) {
-		for (size_t i = 0; i < srv->services.len; i++)
-			hf_state_service_free(srv->services.items[i]);
-		srv->services.len = 0;
-		srv->node_lists_valid = false;
-	}
-	if (srv->nodes.len > 8) {
-		for (size_t i = 0; i < srv->nodes.len; i++)
-			hf_state_node_free(srv->nodes.items[i]);
-		srv->nodes.len = 0;
-		hf_map_clear(&srv->node_index);
+	if (srv->model.services.len > 8 || srv->model.nodes.len > 8) {
+		hf_state_release(srv);
 		srv->node_lists_valid = false;
 		hf_nodeauth_release(srv);
 		hf_nodeauth_init(srv);

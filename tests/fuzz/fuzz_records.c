@@ -26,19 +26,12 @@ static void load(struct hf_store *store)
 	pthread_mutex_init(&srv.mu, NULL);
 	rc = hf_state_load(&srv, &err);
 	/* A failed load explains itself and leaves nothing loaded. */
-	if (rc && (!err || !*err || srv.services.len || srv.nodes.len))
+	if (rc && (!err || !*err || srv.model.services.len || srv.model.nodes.len))
 		abort();
 	if (!rc && err)
 		abort();
 	free(err);
-	for (size_t i = 0; i < srv.services.len; i++)
-		hf_state_service_free(srv.services.items[i]);
-	HF_VEC_FREE(&srv.services);
-	for (size_t i = 0; i < srv.nodes.len; i++)
-		hf_state_node_free(srv.nodes.items[i]);
-	HF_VEC_FREE(&srv.nodes);
-	hf_map_release(&srv.node_index);
-	free(srv.cluster_id);
+	hf_state_release(&srv);
 	pthread_mutex_destroy(&srv.mu);
 }
 

@@ -86,13 +86,8 @@ static int teardown(void **state)
 	struct hf_srv *s = f->s;
 	char *path = hf_xasprintf("%s/events.jsonl", f->dir);
 
-	for (size_t i = 0; i < s->services.len; i++)
-		hf_state_service_free(s->services.items[i]);
-	HF_VEC_FREE(&s->services);
-	for (size_t i = 0; i < s->nodes.len; i++)
-		hf_state_node_free(s->nodes.items[i]);
-	HF_VEC_FREE(&s->nodes);
-	hf_map_release(&s->node_index);
+	hf_state_release(s);
+	hf_place_cache_release(&s->place);
 	HF_VEC_FREE(&s->batch);
 	hf_map_release(&s->batch_index);
 	HF_VEC_FREE(&s->held_events);
@@ -195,7 +190,7 @@ static void test_deploy(void **state)
 	/* Again: refused, nothing changed. */
 	assert_op(hf_ops_deploy(f->s, &sp, &out, &err), HF_EEXISTS, &err);
 	assert_non_null(strstr(err.why, "service 't' already exists"));
-	assert_int_equal(f->s->services.len, 1);
+	assert_int_equal(f->s->model.services.len, 1);
 	assert_int_equal(events_with(f, "deployed", "t"), 1);
 	hf_ops_deployed_release(&out);
 	hf_ops_err_release(&err);
@@ -205,7 +200,7 @@ static void test_deploy(void **state)
 	assert_op(hf_ops_deploy(f->s, &sp, &out, &err), HF_ESPEC, &err);
 	assert_string_equal(err.why, "the service spec is invalid");
 	assert_true(err.diags.len > 0);
-	assert_int_equal(f->s->services.len, 1);
+	assert_int_equal(f->s->model.services.len, 1);
 	hf_ops_err_release(&err);
 
 	hf_ops_err_release(&err);
@@ -543,7 +538,7 @@ static void test_not_leading(void **state)
 	f->s->leading = false;
 	assert_op(hf_ops_deploy(f->s, &sp, &out, &err), HF_EUNAVAIL, &err);
 	assert_string_equal(err.why, "this server does not lead");
-	assert_int_equal(f->s->services.len, 0);
+	assert_int_equal(f->s->model.services.len, 0);
 	assert_false(stored(f->s, "/services/t"));
 	hf_ops_deployed_release(&out);
 	hf_ops_err_release(&err);

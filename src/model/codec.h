@@ -1,0 +1,76 @@
+/*
+ * codec.h - the records' encoding in the store: keys and JSON documents,
+ * one per service, config, pod instance, plan run and node. Pure (JSON in
+ * memory only): the server reads and writes the store; this says what
+ * the bytes mean.
+ *
+ * Keys:
+ *   /services/<svc>                     service record
+ *   /services/<svc>/configs/<id>        spec text, options, templates
+ *   /services/<svc>/instances/<pod-i>   pod instance with its task launches
+ *   /services/<svc>/runs/<plan>         plan run and its overrides
+ *   /nodes/<id>                         node record, with the volumes on
+ *                                       the node no instance owns (kept,
+ *                                       being deleted)
+ * Names are escaped ('/' and '%' as %2F, %25) so a service "a/b" stays one
+ * path segment.
+ *
+ * Decoding checks every record: a record that is not valid JSON, lacks a
+ * field it needs, has a field of the wrong type or a name its key
+ * contradicts, or a service whose target config is missing, fails the
+ * load with a message naming the key. A damaged store is never read as a
+ * smaller one.
+ */
+#ifndef HF_MODEL_CODEC_H
+#define HF_MODEL_CODEC_H
+
+#include <jansson.h>
+
+#include "model/model.h"
+
+/* A record as read from the store: its key and its value's bytes. */
+struct hf_codec_rec {
+	const char *key;
+	const char *value;
+	size_t len;
+};
+
+/* fmt holds up to two "%s", each replaced by an escaped name; caller frees. */
+char *hf_codec_key(const char *fmt, const char *a, const char *b);
+
+/* Encoding: each returns a new JSON document (the caller owns it). */
+json_t *hf_codec_service(const struct hf_service *svc);
+json_t *hf_codec_config(const struct hf_config *cfg);
+json_t *hf_codec_run(const struct hf_plan_run *run);
+/* Node n's record, with its KEPT and DELETING volumes from m. */
+json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n);
+/* An instance and a task launch (also what the API shows of them). */
+json_t *hf_instance_to_json(const struct hf_instance *in);
+json_t *hf_task_rec_to_json(const struct hf_task_rec *r);
+
+/*
+ * Decoding into an empty model: the node records ("/nodes/..."), then
+ * every record under "/services/". Returns 0, or HF_EINVAL with *err (the
+ * caller frees it) naming the damaged record; the model then holds what
+ * was read so far, for the caller to release. warnings (may be NULL) gets
+ * a line for each stored config that no longer loads but is not a target
+ * (kept, unused).
+ */
+int hf_codec_load_nodes(struct hf_model *m, const struct hf_codec_rec *recs,
+			size_t n, char **err);
+int hf_codec_load_services(struct hf_model *m,
+			   const struct hf_codec_rec *recs, size_t n,
+			   struct hf_strlist *warnings, char **err);
+/*
+ * After both: the IN_USE volume record of every placed instance (they are
+ * derived from the instances, not stored).
+ */
+void hf_codec_derive_volumes(struct hf_model *m);
+/*
+ * The cluster record (server/state.h's HF_CLUSTER_KEY): its id in *id
+ * (the caller frees it). Returns 0 or HF_EINVAL with *err.
+ */
+int hf_codec_load_cluster(const struct hf_codec_rec *rec, char **id,
+			  char **err);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * model-t.h - the cluster's records, types only: services with their
+ * configs and plan runs, pod instances with their task slots and task
+ * launches, nodes, and the volumes on them. model.h has the functions.
+ *
+ * The model is data: it does no I/O, reads no clock, takes no lock and
+ * knows nothing of the store, HTTP or agents. The server owns one model
+ * (server/state.h), guards it with its mutex, changes it only through
+ * server/apply.c and writes every changed record to the store; the
+ * scheduler's rules (plan/decide.h) read it and answer with actions.
+ *
+ * Names: an instance is "<pod>-<index>", a task launch's id is
+ * "<pod>-<index>-<task>__<32 hex digits>", a plan run is "<plan>#<n>".
+ */
+#ifndef HF_MODEL_MODEL_T_H
+#define HF_MODEL_MODEL_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/map.h"
+#include "common/util.h"
+#include "spec/spec.h"
+
+/*
+ * Step, phase and plan statuses (the DC/OS SDK's): PENDING -> PREPARED ->
+ * STARTING -> STARTED -> COMPLETE, plus DELAYED (waiting out a restart
+ * backoff), WAITING (interrupted, or a canary waiting for `continue`) and
+ * ERROR. A plan run records the last status the scheduler saw; the plan
+ * engine (plan/plan.h) computes them.
+ */
+enum hf_status {
+	HF_STATUS_PENDING,
+	HF_STATUS_PREPARED,
+	HF_STATUS_STARTING,
+	HF_STATUS_STARTED,
+	HF_STATUS_COMPLETE,
+	HF_STATUS_DELAYED,
+	HF_STATUS_WAITING,
+	HF_STATUS_ERROR,
+	HF_STATUS_IN_PROGRESS, /* phases and plans only */
+};
+
+enum hf_task_state {
+	HF_TS_STAGING,  /* launch recorded; not yet seen running by an agent */
+	HF_TS_STARTING, /* the agent started its shim */
+	HF_TS_RUNNING,
+	HF_TS_FINISHED, /* exited 0 */
+	HF_TS_FAILED,   /* exited non-zero, killed by a signal, failed to start */
+	HF_TS_KILLED,   /* stopped on the server's order */
+	HF_TS_LOST,     /* gone without a status (node or agent lost it) */
+};
+
+/* One launch of one task: its id is never reused. */
+struct hf_task_rec {
+	char *id;        /* "<pod>-<i>-<task>__<uuid>" */
+	char *config_id; /* the config it was launched with */
+	char *run;       /* "<plan>#<n>" of the plan run that launched it */
+	enum hf_task_state state;
+	bool ready;
+	int healthy; /* -1 unknown, 0, 1 */
+	int exit_code, signal; /* -1 when none */
+	bool oom_killed;
+	bool kill;    /* the server wants it stopped */
+	bool restart; /* ... and relaunched by recovery once it stopped */
+	bool paused; /* launched in debug mode */
+	/*
+	 * It failed to start for a reason a retry cannot fix (an rlimit
+	 * above the node's): its step is ERROR, nothing relaunches it until
+	 * its config changes or its pod is restarted.
+	 */
+	bool permanent;
+	int64_t launched_at, started_at, finished_at; /* unix ms */
+	char *message;
+	char *not_ready; /* its agent's last failed readiness check; memory only */
+	struct hf_kvlist params; /* plan parameters it was launched with */
+};
+
+/* One task of a pod instance across its launches. */
+struct hf_task_slot {
+	char *task;
+	struct hf_task_rec *cur; /* the latest launch, or NULL */
+	unsigned failures;       /* consecutive failed launches */
+	int64_t backoff_until;   /* unix ms */
+	bool once_done;          /* a ONCE task succeeded in this instance */
+	bool want_running;       /* a RUNNING task the server keeps running */
+	uint64_t launches, restarts;
+};
+
+struct hf_instance {
+	char *name; /* "<pod>-<i>" */
+	char *pod;
+	int64_t index;
+	char *node; /* NULL until placed */
+	struct hf_kvlist ports; /* port name -> number */
+	struct {
+		struct hf_task_slot *items;
+		size_t len, cap;
+	} slots;
+	char *message; /* why it cannot be placed, etc. */
+	bool paused;    /* debug mode: tasks run a sleep instead */
+	bool replacing; /* being replaced: fresh node, ports and volumes */
+	bool replace_deleting; /* ... its old volumes are being deleted */
+	/* Scale-in: 1 draining, 2 stopping tasks; drain outcome. */
+	int decom;
+	bool drain_done, drain_failed, drain_skipped;
+	/* The instance this one replaces (pod replace): for its tasks' env. */
+	char *replaced_node, *replaced_address;
+	bool replace_pending; /* its replace tasks have not finished yet */
+	int64_t unreachable_since; /* its node stopped answering (ms); memory only */
+};
+
+struct hf_config {
+	char *id;
+	char *text;                /* the spec template as given */
+	char *file;                /* its file name, for messages */
+	struct hf_kvlist options;  /* -o / --options */
+	struct hf_kvlist templates; /* config templates: path -> content */
+	int64_t created;
+	struct hf_spec *spec;      /* parsed; NULL when it no longer loads */
+	char *load_error;          /* ... and why (loaded from the store) */
+	struct hf_plan_defs plans; /* built */
+	/* pod -> its effective spec as compared by the diff (JSON text) */
+	struct hf_kvlist fingerprints;
+};
+
+/* One run of a plan: started, its overrides and its progress. */
+struct hf_plan_run {
+	char *plan;
+	unsigned number;           /* run count, for "<plan>#<n>" ids */
+	bool active;               /* being worked on */
+	bool interrupted;
+	enum hf_status status;
+	char *config_id;           /* the config the run targets */
+	struct hf_strlist completed;      /* step names seen COMPLETE */
+	struct hf_strlist force_complete; /* "phase/step" */
+	struct hf_strlist interrupted_phases;
+	struct hf_kvlist continues; /* phase -> count of `continue`s */
+	struct hf_kvlist params;    /* plan parameters (env) */
+	struct hf_kvlist step_started; /* "phase/step" -> unix ms */
+	bool reverted;              /* auto-revert already done for this run */
+	int64_t started_at, finished_at;
+	/*
+	 * Memory only, rewritten by every tick: "phase/step" -> why a step
+	 * the plan would work on waits (its pod instance is another step's).
+	 */
+	struct hf_kvlist waits;
+};
+
+struct hf_service {
+	char *name;
+	char *target; /* target config id */
+	char *previous; /* the target before the last change (rollback) */
+	unsigned next_config;
+	bool removing;
+	bool delete_volumes;
+	struct {
+		struct hf_config **items;
+		size_t len, cap;
+	} configs;
+	struct {
+		struct hf_instance **items;
+		size_t len, cap;
+	} instances;
+	struct hf_map instance_index; /* name -> instance */
+	struct {
+		struct hf_plan_run *items;
+		size_t len, cap;
+	} runs;
+	int64_t created;
+};
+
+/*
+ * A pod instance's volume directory on a node ("<svc>/<pod-i>" under the
+ * agent's volumes/; the instance's spec volumes are directories inside
+ * it). Its life:
+ *   IN_USE    its instance was placed on the node and uses it; the record
+ *             follows the instance (it is derived from it on load)
+ *   KEPT      no instance owns it any more (its service was removed, or a
+ *             scale-in kept it): it stays until deleted, or until an
+ *             instance of the same service and name is placed on its node
+ *             and reuses it (IN_USE again)
+ *   DELETING  its node's agent is told to delete it; the record goes when
+ *             the agent says it did
+ * Several records may share a key on different nodes (a volume being
+ * deleted on one node while its instance's new one is used on another).
+ */
+enum hf_volume_state {
+	HF_VOL_IN_USE,
+	HF_VOL_KEPT,
+	HF_VOL_DELETING,
+};
+
+struct hf_volume {
+	char *key;      /* "<svc>/<pod-i>", escaped (hf_model_volume_key) */
+	char *service;  /* the service and instance it belongs or belonged */
+	char *instance; /* to, by name */
+	char *node;     /* the node holding its data */
+	enum hf_volume_state state;
+	enum hf_volume_type kind; /* ROOT: a directory on the node's disk */
+	int64_t size_mb;          /* its spec volumes together; 0: unknown */
+	char *why;      /* KEPT: how it came to be kept */
+	int64_t since;  /* KEPT: since when (unix ms) */
+	struct hf_volume *next_same_key; /* the model's key index */
+};
+
+/* The server's connection state with a node's agent (server/state.h). */
+struct hf_node_link;
+
+struct hf_node {
+	char *id;
+	char *hostname;
+	char *address;
+	struct hf_kvlist attributes;
+	double cpus, memory_mb, disk_mb;
+	int64_t port_begin, port_end;
+	char *cgroups;
+	int64_t last_seen;      /* its agent's last sync (unix ms) */
+	bool decommissioned;    /* no new placements; its pods are replaced */
+	size_t idx;             /* its position in the model's nodes (never removed) */
+	/* Owned by the server, which frees it; opaque here. */
+	struct hf_node_link *link;
+};
+
+/* An instance placed on a node, as a per-node list holds it. */
+struct hf_node_inst {
+	struct hf_service *svc;
+	struct hf_instance *in;
+};
+
+struct hf_node_insts {
+	struct hf_node_inst *items;
+	size_t len, cap;
+};
+
+struct hf_model {
+	struct {
+		struct hf_service **items;
+		size_t len, cap;
+	} services;
+	struct hf_map service_index; /* name -> service */
+	struct {
+		struct hf_node **items;
+		size_t len, cap;
+	} nodes;
+	struct hf_map node_index; /* id -> node */
+	struct {
+		struct hf_volume **items;
+		size_t len, cap;
+	} volumes;
+	struct hf_map volume_index; /* key -> the first volume of that key */
+};
+
+#endif

@@ -1,0 +1,565 @@
+/*
+ * model.c - names, lookups, creation and freeing of the cluster's records.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "model/model.h"
+
+/* ------------------------------------------------------------------ */
+/* Names                                                                */
+
+static const char *const status_names[] = {
+    [HF_STATUS_PENDING] = "PENDING",   [HF_STATUS_PREPARED] = "PREPARED",
+    [HF_STATUS_STARTING] = "STARTING", [HF_STATUS_STARTED] = "STARTED",
+    [HF_STATUS_COMPLETE] = "COMPLETE", [HF_STATUS_DELAYED] = "DELAYED",
+    [HF_STATUS_WAITING] = "WAITING",   [HF_STATUS_ERROR] = "ERROR",
+    [HF_STATUS_IN_PROGRESS] = "IN_PROGRESS",
+};
+
+const char *hf_status_name(enum hf_status s)
+{
+	if ((size_t)s < HF_ARRAY_LEN(status_names))
+		return status_names[s];
+	return "UNKNOWN";
+}
+
+bool hf_status_parse(const char *s, enum hf_status *out)
+{
+	for (size_t i = 0; i < HF_ARRAY_LEN(status_names); i++) {
+		if (strcmp(status_names[i], s) == 0) {
+			*out = (enum hf_status)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static const char *const task_state_names[] = {
+    "STAGING", "STARTING", "RUNNING", "FINISHED", "FAILED", "KILLED", "LOST",
+};
+
+const char *hf_task_state_name(enum hf_task_state s)
+{
+	if ((size_t)s < HF_ARRAY_LEN(task_state_names))
+		return task_state_names[s];
+	return "UNKNOWN";
+}
+
+bool hf_task_state_parse(const char *s, enum hf_task_state *out)
+{
+	for (size_t i = 0; s && i < HF_ARRAY_LEN(task_state_names); i++) {
+		if (strcmp(task_state_names[i], s) == 0) {
+			*out = (enum hf_task_state)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool hf_task_state_live(enum hf_task_state s)
+{
+	return s == HF_TS_STAGING || s == HF_TS_STARTING || s == HF_TS_RUNNING;
+}
+
+const char *hf_volume_state_name(enum hf_volume_state s)
+{
+	switch (s) {
+	case HF_VOL_IN_USE:
+		return "in use";
+	case HF_VOL_KEPT:
+		return "kept";
+	case HF_VOL_DELETING:
+		return "deleting";
+	}
+	return "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookups                                                              */
+
+struct hf_service *hf_model_service(const struct hf_model *m, const char *name)
+{
+	return name ? hf_map_get(&m->service_index, name) : NULL;
+}
+
+struct hf_config *hf_model_config(const struct hf_service *svc, const char *id)
+{
+	for (size_t i = 0; id && i < svc->configs.len; i++)
+		if (strcmp(svc->configs.items[i]->id, id) == 0)
+			return svc->configs.items[i];
+	return NULL;
+}
+
+struct hf_config *hf_model_target(const struct hf_service *svc)
+{
+	return hf_model_config(svc, svc->target);
+}
+
+struct hf_instance *hf_model_instance(const struct hf_service *svc,
+				      const char *name)
+{
+	return name ? hf_map_get(&svc->instance_index, name) : NULL;
+}
+
+struct hf_task_slot *hf_model_slot_find(const struct hf_instance *in,
+					const char *task)
+{
+	for (size_t i = 0; i < in->slots.len; i++)
+		if (strcmp(in->slots.items[i].task, task) == 0)
+			return &in->slots.items[i];
+	return NULL;
+}
+
+struct hf_node *hf_model_node(const struct hf_model *m, const char *id)
+{
+	return id ? hf_map_get(&m->node_index, id) : NULL;
+}
+
+struct hf_plan_run *hf_model_run(const struct hf_service *svc,
+				 const char *plan)
+{
+	for (size_t i = 0; i < svc->runs.len; i++)
+		if (strcmp(svc->runs.items[i].plan, plan) == 0)
+			return &svc->runs.items[i];
+	return NULL;
+}
+
+const struct hf_spec_pod *hf_model_pod(const struct hf_config *cfg,
+				       const char *pod)
+{
+	return cfg && cfg->spec ? hf_spec_find_pod(cfg->spec, pod) : NULL;
+}
+
+struct hf_task_rec *hf_model_find_task(const struct hf_model *m,
+				       const char *id,
+				       struct hf_service **svc_out,
+				       struct hf_instance **in_out,
+				       struct hf_task_slot **slot_out)
+{
+	/*
+	 * An id is "<pod>-<index>-<task>__<uuid>": every "-<digits>-" in it
+	 * may end the instance's name (pod and task names may hold dashes
+	 * and digits), so each such prefix is looked up; the slot's current
+	 * id must then match exactly.
+	 */
+	const char *end = strstr(id, "__");
+
+	if (!end)
+		return NULL;
+	for (const char *p = id; p < end; p++) {
+		const char *q = p + 1;
+		char *name;
+
+		if (*p != '-' || !(*q >= '0' && *q <= '9'))
+			continue;
+		while (q < end && *q >= '0' && *q <= '9')
+			q++;
+		if (q >= end || *q != '-')
+			continue;
+		name = hf_xstrndup(id, (size_t)(q - id));
+		for (size_t i = 0; i < m->services.len; i++) {
+			struct hf_service *svc = m->services.items[i];
+			struct hf_instance *in = hf_model_instance(svc, name);
+
+			for (size_t t = 0; in && t < in->slots.len; t++) {
+				struct hf_task_slot *sl = &in->slots.items[t];
+
+				if (sl->cur && strcmp(sl->cur->id, id) == 0) {
+					if (svc_out)
+						*svc_out = svc;
+					if (in_out)
+						*in_out = in;
+					if (slot_out)
+						*slot_out = sl;
+					free(name);
+					return sl->cur;
+				}
+			}
+		}
+		free(name);
+	}
+	return NULL;
+}
+
+bool hf_model_node_reachable(const struct hf_node *n, int64_t now,
+			     int64_t timeout_ms)
+{
+	return n && now - n->last_seen <= timeout_ms;
+}
+
+char *hf_model_instance_name(const char *pod, int64_t index)
+{
+	return hf_xasprintf("%s-%lld", pod, (long long)index);
+}
+
+void hf_model_node_insts(const struct hf_model *m, const char *id,
+			 struct hf_node_insts *out)
+{
+	for (size_t i = 0; i < m->services.len; i++) {
+		struct hf_service *svc = m->services.items[i];
+
+		for (size_t k = 0; k < svc->instances.len; k++) {
+			struct hf_instance *in = svc->instances.items[k];
+			struct hf_node_inst *ni;
+
+			if (!in->node || strcmp(in->node, id) != 0)
+				continue;
+			ni = HF_VEC_PUSH(out);
+			ni->svc = svc;
+			ni->in = in;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Volumes                                                              */
+
+char *hf_model_volume_key(const char *svc, const char *instance)
+{
+	char *s = hf_name_escape(svc), *i = hf_name_escape(instance);
+	char *key = hf_xasprintf("%s/%s", s, i);
+
+	free(s);
+	free(i);
+	return key;
+}
+
+bool hf_model_volume_of(const char *key, const char *svc,
+			const char *instance)
+{
+	char *esvc = hf_name_escape(svc);
+	char *einst = instance ? hf_name_escape(instance) : NULL;
+	size_t n = strlen(esvc);
+	bool yes = strncmp(key, esvc, n) == 0 && key[n] == '/' &&
+		   (!einst || strcmp(key + n + 1, einst) == 0);
+
+	free(esvc);
+	free(einst);
+	return yes;
+}
+
+struct hf_volume *hf_model_volume_find(const struct hf_model *m,
+				       const char *key, const char *node,
+				       enum hf_volume_state state)
+{
+	for (struct hf_volume *v = hf_map_get(&m->volume_index, key); v;
+	     v = v->next_same_key)
+		if (v->state == state && strcmp(v->node, node) == 0)
+			return v;
+	return NULL;
+}
+
+struct hf_volume *hf_model_volumes_of_key(const struct hf_model *m,
+					  const char *key)
+{
+	return hf_map_get(&m->volume_index, key);
+}
+
+struct hf_volume *hf_model_volume_add(struct hf_model *m, const char *key,
+				      const char *node,
+				      enum hf_volume_state state)
+{
+	struct hf_volume *v = hf_xcalloc(1, sizeof(*v));
+	const char *slash = strchr(key, '/');
+
+	v->key = hf_xstrdup(key);
+	v->node = hf_xstrdup(node);
+	v->state = state;
+	v->kind = HF_VOLUME_ROOT;
+	v->service = hf_name_unescape(key, slash ? (size_t)(slash - key) : 0);
+	v->instance = slash ? hf_name_unescape(slash + 1, strlen(slash + 1))
+			    : hf_xstrdup("");
+	v->next_same_key = hf_map_get(&m->volume_index, key);
+	hf_map_put(&m->volume_index, v->key, v);
+	*HF_VEC_PUSH(&m->volumes) = v;
+	return v;
+}
+
+void hf_model_volume_describe(struct hf_volume *v,
+			      const struct hf_spec_pod *pod)
+{
+	const struct hf_spec_volume *vols;
+	size_t n;
+
+	if (!pod)
+		return;
+	v->size_mb = 0;
+	v->kind = HF_VOLUME_ROOT;
+	for (size_t r = 0; r <= pod->resource_sets.len; r++) {
+		if (r == pod->resource_sets.len) {
+			vols = pod->volumes.items;
+			n = pod->volumes.len;
+		} else {
+			vols = pod->resource_sets.items[r].volumes.items;
+			n = pod->resource_sets.items[r].volumes.len;
+		}
+		for (size_t i = 0; i < n; i++) {
+			v->size_mb += vols[i].size_mb;
+			if (vols[i].type == HF_VOLUME_MOUNT)
+				v->kind = HF_VOLUME_MOUNT;
+		}
+	}
+}
+
+static void volume_free(struct hf_volume *v)
+{
+	free(v->key);
+	free(v->service);
+	free(v->instance);
+	free(v->node);
+	free(v->why);
+	free(v);
+}
+
+void hf_model_volume_remove(struct hf_model *m, struct hf_volume *v)
+{
+	struct hf_volume *head = hf_map_get(&m->volume_index, v->key);
+
+	if (head == v) {
+		if (v->next_same_key)
+			hf_map_put(&m->volume_index, v->next_same_key->key,
+				   v->next_same_key);
+		else
+			hf_map_del(&m->volume_index, v->key);
+	} else {
+		for (struct hf_volume *p = head; p; p = p->next_same_key)
+			if (p->next_same_key == v) {
+				p->next_same_key = v->next_same_key;
+				break;
+			}
+	}
+	for (size_t i = 0; i < m->volumes.len; i++) {
+		if (m->volumes.items[i] == v) {
+			memmove(&m->volumes.items[i], &m->volumes.items[i + 1],
+				(m->volumes.len - i - 1) *
+				    sizeof(m->volumes.items[0]));
+			m->volumes.len--;
+			break;
+		}
+	}
+	volume_free(v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation                                                             */
+
+struct hf_service *hf_model_service_add(struct hf_model *m, const char *name)
+{
+	struct hf_service *svc = hf_xcalloc(1, sizeof(*svc));
+
+	svc->name = hf_xstrdup(name);
+	hf_model_service_insert(m, svc);
+	return svc;
+}
+
+void hf_model_service_insert(struct hf_model *m, struct hf_service *svc)
+{
+	*HF_VEC_PUSH(&m->services) = svc;
+	hf_map_put(&m->service_index, svc->name, svc);
+}
+
+struct hf_instance *hf_model_instance_add(struct hf_service *svc,
+					  const char *pod, int64_t index)
+{
+	struct hf_instance *in = hf_xcalloc(1, sizeof(*in));
+
+	in->name = hf_model_instance_name(pod, index);
+	in->pod = hf_xstrdup(pod);
+	in->index = index;
+	*HF_VEC_PUSH(&svc->instances) = in;
+	hf_map_put(&svc->instance_index, in->name, in);
+	return in;
+}
+
+struct hf_task_slot *hf_model_slot(struct hf_instance *in, const char *task)
+{
+	struct hf_task_slot *sl = hf_model_slot_find(in, task);
+
+	if (sl)
+		return sl;
+	sl = HF_VEC_PUSH(&in->slots);
+	sl->task = hf_xstrdup(task);
+	return sl;
+}
+
+void hf_model_node_add(struct hf_model *m, struct hf_node *n)
+{
+	n->idx = m->nodes.len;
+	*HF_VEC_PUSH(&m->nodes) = n;
+	hf_map_put(&m->node_index, n->id, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Removal and freeing                                                  */
+
+void hf_task_rec_free(struct hf_task_rec *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->config_id);
+	free(r->run);
+	free(r->message);
+	free(r->not_ready);
+	hf_kvlist_release(&r->params);
+	free(r);
+}
+
+void hf_model_instance_free(struct hf_instance *in)
+{
+	if (!in)
+		return;
+	free(in->name);
+	free(in->pod);
+	free(in->node);
+	free(in->message);
+	free(in->replaced_node);
+	free(in->replaced_address);
+	hf_kvlist_release(&in->ports);
+	for (size_t i = 0; i < in->slots.len; i++) {
+		free(in->slots.items[i].task);
+		hf_task_rec_free(in->slots.items[i].cur);
+	}
+	HF_VEC_FREE(&in->slots);
+	free(in);
+}
+
+void hf_model_instance_remove(struct hf_service *svc, struct hf_instance *in)
+{
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		if (svc->instances.items[i] == in) {
+			memmove(&svc->instances.items[i],
+				&svc->instances.items[i + 1],
+				(svc->instances.len - i - 1) *
+				    sizeof(svc->instances.items[0]));
+			svc->instances.len--;
+			break;
+		}
+	}
+	hf_map_del(&svc->instance_index, in->name);
+	hf_model_instance_free(in);
+}
+
+void hf_plan_run_release(struct hf_plan_run *r)
+{
+	free(r->plan);
+	free(r->config_id);
+	hf_strlist_release(&r->completed);
+	hf_strlist_release(&r->force_complete);
+	hf_strlist_release(&r->interrupted_phases);
+	hf_kvlist_release(&r->continues);
+	hf_kvlist_release(&r->params);
+	hf_kvlist_release(&r->step_started);
+	hf_kvlist_release(&r->waits);
+}
+
+void hf_model_config_free(struct hf_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->id);
+	free(cfg->text);
+	free(cfg->file);
+	free(cfg->load_error);
+	hf_kvlist_release(&cfg->options);
+	hf_kvlist_release(&cfg->templates);
+	hf_kvlist_release(&cfg->fingerprints);
+	hf_spec_free(cfg->spec);
+	hf_plan_defs_release(&cfg->plans);
+	free(cfg);
+}
+
+void hf_model_service_free(struct hf_service *svc)
+{
+	if (!svc)
+		return;
+	free(svc->name);
+	free(svc->target);
+	free(svc->previous);
+	for (size_t i = 0; i < svc->configs.len; i++)
+		hf_model_config_free(svc->configs.items[i]);
+	HF_VEC_FREE(&svc->configs);
+	for (size_t i = 0; i < svc->instances.len; i++)
+		hf_model_instance_free(svc->instances.items[i]);
+	HF_VEC_FREE(&svc->instances);
+	hf_map_release(&svc->instance_index);
+	for (size_t i = 0; i < svc->runs.len; i++)
+		hf_plan_run_release(&svc->runs.items[i]);
+	HF_VEC_FREE(&svc->runs);
+	free(svc);
+}
+
+void hf_model_service_remove(struct hf_model *m, struct hf_service *svc)
+{
+	/* The last service takes its place, as the scheduler's loop expects. */
+	for (size_t i = 0; i < m->services.len; i++) {
+		if (m->services.items[i] == svc) {
+			m->services.items[i] =
+			    m->services.items[--m->services.len];
+			break;
+		}
+	}
+	hf_map_del(&m->service_index, svc->name);
+	hf_model_service_free(svc);
+}
+
+void hf_model_node_free(struct hf_node *n)
+{
+	if (!n)
+		return;
+	free(n->id);
+	free(n->hostname);
+	free(n->address);
+	free(n->cgroups);
+	hf_kvlist_release(&n->attributes);
+	free(n);
+}
+
+void hf_model_release(struct hf_model *m)
+{
+	for (size_t i = 0; i < m->services.len; i++)
+		hf_model_service_free(m->services.items[i]);
+	HF_VEC_FREE(&m->services);
+	hf_map_release(&m->service_index);
+	for (size_t i = 0; i < m->nodes.len; i++)
+		hf_model_node_free(m->nodes.items[i]);
+	HF_VEC_FREE(&m->nodes);
+	hf_map_release(&m->node_index);
+	for (size_t i = 0; i < m->volumes.len; i++)
+		volume_free(m->volumes.items[i]);
+	HF_VEC_FREE(&m->volumes);
+	hf_map_release(&m->volume_index);
+}
+
+/* ------------------------------------------------------------------ */
+/* Configs                                                              */
+
+int hf_model_config_load(struct hf_config *cfg, bool stored,
+			 struct hf_diags *diags)
+{
+	struct hf_spec_load_opts lo = {
+	    .options = &cfg->options,
+	    .template_files = &cfg->templates,
+	    .stored = stored,
+	};
+	int rc;
+
+	rc = hf_spec_load_string(cfg->text, strlen(cfg->text), cfg->file, &lo,
+				 &cfg->spec, diags);
+	if (rc)
+		return rc;
+	hf_spec_build_plans(cfg->spec, &cfg->plans);
+	for (size_t i = 0; i < cfg->spec->pods.len; i++) {
+		const struct hf_spec_pod *pod = &cfg->spec->pods.items[i];
+		json_t *j = hf_spec_pod_to_json(cfg->spec, pod, true);
+		char *fp = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+		hf_kvlist_set(&cfg->fingerprints, pod->name, fp ? fp : "");
+		free(fp);
+		json_decref(j);
+	}
+	return 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * decide-t.h - what the scheduler's rules decide (plan/decide.h): actions
+ * on the model, and what the rules may read besides it.
+ *
+ * An action names the records it acts on (service, instance, task, plan,
+ * node, volume key), never points at them: the applier (server/apply.c)
+ * looks them up as it applies the list in order, so an action that
+ * follows a removal finds nothing instead of freed memory. Strings in an
+ * action are owned by its list (hf_actions_release frees them).
+ */
+#ifndef HF_PLAN_DECIDE_T_H
+#define HF_PLAN_DECIDE_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/rng.h"
+#include "common/util.h"
+#include "model/model-t.h"
+
+enum hf_action_kind {
+	HF_ACT_CREATE_INSTANCE, /* a new, unplaced instance of pod, index */
+	HF_ACT_PLACE,      /* instance -> node, ports (its volume IN_USE there) */
+	HF_ACT_UNPLACE,    /* replaced: forgets its node and ports */
+	HF_ACT_LAUNCH,     /* a new launch of a task (STAGING) */
+	HF_ACT_KILL,       /* asks a live launch to stop */
+	HF_ACT_TASK,       /* a report or a loss changes a launch's fields */
+	HF_ACT_SLOT,       /* failures, backoff, once_done, want_running ... */
+	HF_ACT_INSTANCE,   /* an instance's lifecycle fields and message */
+	HF_ACT_RUN,        /* a plan run's progress and status */
+	HF_ACT_START_PLAN, /* starts (or restarts) a plan run */
+	HF_ACT_SET_TARGET, /* a config becomes the target; the old, previous */
+	HF_ACT_VOLUME,     /* a volume is kept, deleted, reused or gone */
+	HF_ACT_REMOVE_INSTANCE,
+	HF_ACT_REMOVE_SERVICE,
+	HF_ACT_EVENT,      /* an event, emitted once the changes are stored */
+	HF_ACT_LOG,        /* a line for the server's log, likewise */
+	HF_ACT_WAKE_AT,    /* the scheduler looks again at this time */
+};
+
+/* HF_ACT_PLACE */
+struct hf_act_place {
+	char *node;
+	struct hf_kvlist ports;    /* port name -> number */
+	int64_t volume_size_mb;    /* its volume's record (model-t.h) */
+	enum hf_volume_type volume_kind;
+};
+
+/* HF_ACT_LAUNCH: the launch record, as it is created. */
+struct hf_act_launch {
+	char *id;                /* "<pod>-<i>-<task>__<uuid>" */
+	char *config_id;
+	char *run;               /* "<plan>#<n>", "recovery", "replace", ... */
+	struct hf_kvlist params; /* plan parameters for its env */
+	bool paused;             /* the instance is paused: debug mode */
+	bool restart;            /* a relaunch (counted as a restart) */
+	bool want_running;       /* a RUNNING task: kept running from now on */
+	int64_t at;              /* launched_at */
+};
+
+/* HF_ACT_KILL: stops the slot's launch `id` (no-op if it changed). */
+struct hf_act_kill {
+	char *id;
+	bool restart; /* recovery relaunches it once it stopped */
+	int64_t at;   /* finished_at when it was never seen (STAGING) */
+};
+
+/* HF_ACT_TASK: fields of launch `id` that change (set: HF_TASK_*). */
+enum {
+	HF_TASK_STATE = 1 << 0,
+	HF_TASK_READY = 1 << 1,
+	HF_TASK_HEALTHY = 1 << 2,
+	HF_TASK_EXIT = 1 << 3,      /* exit_code, signal, oom_killed */
+	HF_TASK_PERMANENT = 1 << 4,
+	HF_TASK_STARTED_AT = 1 << 5,
+	HF_TASK_FINISHED_AT = 1 << 6,
+	HF_TASK_MESSAGE = 1 << 7,   /* message (NULL clears it) */
+	HF_TASK_NOT_READY = 1 << 8, /* memory only: not stored */
+	HF_TASK_KILL = 1 << 9,      /* kill (the server gave up on it) */
+};
+struct hf_act_task {
+	char *id;
+	unsigned set;
+	enum hf_task_state state;
+	bool ready;
+	int healthy;
+	int exit_code, signal;
+	bool oom_killed;
+	bool permanent;
+	bool kill;
+	int64_t started_at, finished_at;
+	char *message;
+	char *not_ready;
+};
+
+/* HF_ACT_SLOT: a task slot's fields that change (set: HF_SLOT_*). */
+enum {
+	HF_SLOT_FAILURES = 1 << 0,
+	HF_SLOT_BACKOFF = 1 << 1,
+	HF_SLOT_ONCE_DONE = 1 << 2,
+	HF_SLOT_WANT_RUNNING = 1 << 3,
+	HF_SLOT_FORGET = 1 << 4, /* drops its launch record (cur) */
+	HF_SLOT_FAILED = 1 << 5, /* counts one failure (metrics) */
+};
+struct hf_act_slot {
+	unsigned set;
+	unsigned failures;
+	int64_t backoff_until;
+	bool once_done;
+	bool want_running;
+};
+
+/* HF_ACT_INSTANCE: an instance's fields that change (HF_INST_*). */
+enum {
+	HF_INST_MESSAGE = 1 << 0,
+	HF_INST_PAUSED = 1 << 1,
+	HF_INST_REPLACING = 1 << 2,
+	HF_INST_REPLACE_DELETING = 1 << 3,
+	HF_INST_DECOM = 1 << 4,
+	HF_INST_DRAIN_DONE = 1 << 5,
+	HF_INST_DRAIN_FAILED = 1 << 6,
+	HF_INST_DRAIN_SKIPPED = 1 << 7,
+	HF_INST_REPLACED = 1 << 8,  /* replaced_node, replaced_address */
+	HF_INST_REPLACE_PENDING = 1 << 9,
+	HF_INST_UNREACHABLE = 1 << 10, /* memory only */
+};
+struct hf_act_instance {
+	unsigned set;
+	char *message;
+	bool paused, replacing, replace_deleting;
+	int decom;
+	bool drain_done, drain_failed, drain_skipped;
+	char *replaced_node, *replaced_address;
+	bool replace_pending;
+	int64_t unreachable_since;
+	/* Not stored (an instance message while no agent registered yet). */
+	bool memory_only;
+};
+
+/* HF_ACT_RUN: changes to the run of plan `plan` (HF_RUN_*). */
+enum {
+	HF_RUN_WAITS_CLEAR = 1 << 0, /* memory only */
+	HF_RUN_WAIT = 1 << 1,        /* waits += key: value; memory only */
+	HF_RUN_COMPLETED = 1 << 2,   /* completed += key */
+	HF_RUN_STEP_STARTED = 1 << 3, /* step_started += key: value */
+	HF_RUN_STATUS = 1 << 4,
+	HF_RUN_ACTIVE = 1 << 5,
+	HF_RUN_FINISHED_AT = 1 << 6,
+	HF_RUN_REVERTED = 1 << 7,
+};
+struct hf_act_run {
+	char *plan;
+	unsigned set;
+	char *key, *value;
+	enum hf_status status;
+	bool active;
+	int64_t finished_at;
+	bool reverted;
+};
+
+/* HF_ACT_START_PLAN */
+struct hf_act_start_plan {
+	char *plan;
+	bool has_params;          /* else the run keeps its parameters */
+	struct hf_kvlist params;
+	int64_t at;
+};
+
+/* HF_ACT_SET_TARGET */
+struct hf_act_set_target {
+	char *config_id;
+};
+
+/* HF_ACT_VOLUME: what happens to the volume `key` on `node`. */
+enum hf_volume_op {
+	/* Kept (why, since): the IN_USE record becomes KEPT (or a new one). */
+	HF_VOLOP_KEEP,
+	/*
+	 * To be deleted by its node's agent: the IN_USE record becomes
+	 * DELETING (or a new one), unless one is DELETING already.
+	 */
+	HF_VOLOP_DELETE,
+	/* A KEPT volume is deleted: its record becomes DELETING. */
+	HF_VOLOP_DELETE_KEPT,
+	/* A KEPT volume is reused by the instance placed on its node. */
+	HF_VOLOP_ADOPT,
+	/* The agent deleted it: its DELETING record goes. */
+	HF_VOLOP_DELETED,
+};
+struct hf_act_volume {
+	enum hf_volume_op op;
+	char *key;
+	char *node;
+	char *why;
+	int64_t since;
+};
+
+/* HF_ACT_EVENT: as server/events.h's hf_event() takes it. */
+struct hf_act_event {
+	char *who, *kind, *object, *before, *after, *why;
+};
+
+struct hf_action {
+	enum hf_action_kind kind;
+	char *service;  /* the service acted on (NULL for node-wide events) */
+	char *instance; /* its pod instance, "<pod>-<i>" */
+	char *task;     /* a task of the instance */
+	union {
+		struct {
+			char *pod;
+			int64_t index;
+		} create;
+		struct hf_act_place place;
+		struct hf_act_launch launch;
+		struct hf_act_kill kill;
+		struct hf_act_task tsk;
+		struct hf_act_slot slot;
+		struct hf_act_instance inst;
+		struct hf_act_run run;
+		struct hf_act_start_plan start;
+		struct hf_act_set_target target;
+		struct hf_act_volume vol;
+		struct hf_act_event event;
+		char *log;      /* HF_ACT_LOG */
+		int64_t wake_at; /* HF_ACT_WAKE_AT: unix ms */
+	} u;
+};
+
+struct hf_actions {
+	struct hf_action *items;
+	size_t len, cap;
+};
+
+/* The scheduler's settings the rules read (server options). */
+struct hf_decide_opts {
+	double backoff_base, backoff_max; /* restart backoff (s) */
+	double backoff_reset; /* a task up this long starts afresh (s) */
+	double node_timeout;  /* a node silent this long is unreachable (s) */
+};
+
+/*
+ * Placement's per-tick scratch, derived from the model: each node's load
+ * and reserved cpus and memory, and for one pod type where its instances
+ * are and which nodes have one of its static ports taken. Computed once
+ * per tick and kept current by placement itself, so placing n instances
+ * costs O(instances + n * nodes); anything else that moves an instance
+ * makes it stale (hf_place_cache_note).
+ */
+struct hf_node_usage {
+	size_t load;
+	double used_cpus, used_mem;
+	int64_t clash_port; /* a static port of the pod taken there, or 0 */
+};
+
+struct hf_place_cache {
+	bool usage_valid;
+	struct {
+		struct hf_node_usage *items;
+		size_t len, cap;
+	} usage; /* by node index */
+	const struct hf_service *svc; /* the pod type the rest is for */
+	char *pod;
+	struct {
+		size_t *items; /* node index of each of its instances */
+		size_t len, cap;
+	} placed;
+};
+
+/*
+ * What a rule may read besides the model: the time, randomness and the
+ * settings are handed in, never looked up.
+ */
+struct hf_decide_ctx {
+	int64_t now;                 /* unix ms */
+	struct hf_rng *rng;          /* task ids, backoff jitter */
+	const struct hf_decide_opts *opts;
+	struct hf_place_cache *place; /* NULL: computed afresh for each use */
+};
+
+/*
+ * A task report from an agent, decoded (server/orders.c): what the agent
+ * says of one of its tasks.
+ */
+enum hf_report_state {
+	HF_REPORT_NONE,            /* no state, or one this server does not know */
+	HF_REPORT_STARTING,
+	HF_REPORT_RUNNING,
+	HF_REPORT_EXITED,
+	HF_REPORT_KILLED,
+	HF_REPORT_FAILED_TO_START,
+};
+
+struct hf_task_report {
+	const char *task_id;
+	enum hf_report_state state;
+	bool has_exit_code;
+	int exit_code;
+	bool has_signal;
+	int signal;
+	bool oom_killed;
+	bool permanent;      /* failed to start for a reason retrying cannot fix */
+	const char *message;
+	bool ready;
+	int healthy;         /* -1 unknown */
+	const char *not_ready; /* its readiness check's last output */
+};
+
+#endif

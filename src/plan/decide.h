@@ -1,0 +1,212 @@
+/*
+ * decide.h - the scheduler's rules, as pure functions: from the model (read
+ * only), the time, a random source and the settings (struct
+ * hf_decide_ctx) to a list of actions (decide-t.h). Plan runs and their
+ * steps, placement, recovery with backoff, essential tasks, replace, node
+ * loss, scale-in with drains, removal, what an agent's report does to a
+ * launch, and the plan views the API shows.
+ *
+ * Nothing here reads a clock, prints, draws from random(), touches the
+ * store or takes a lock; a function may update ctx->place (derived
+ * scratch) and draws from ctx->rng, and never changes the model. Actions
+ * are appended to `out`; the caller applies them (server/apply.c) before
+ * it asks for more: each function decides one unit of work, and the next
+ * unit's rules must see the last one's outcome, as they did when each
+ * decision changed the state at once.
+ *
+ * The tick (server/tick.c) asks, for each service in order: removal (a
+ * service being removed, then nothing else), backoff resets, node loss,
+ * each instance being replaced, the plan runs (hf_decide_runs_*, one unit
+ * per step that acts, then recovery), then scale-in. `cfg` is the
+ * service's target when the tick came to it.
+ */
+#ifndef HF_PLAN_DECIDE_H
+#define HF_PLAN_DECIDE_H
+
+#include "plan/decide-t.h"
+#include "plan/plan.h"
+
+/* ------------------------------------------------------------------ */
+/* Action lists                                                         */
+
+/*
+ * Appends an action of `kind` on service/instance/task (each copied; may
+ * be NULL) and returns it, zeroed otherwise, for the caller to fill in;
+ * valid until the next push.
+ */
+struct hf_action *hf_actions_push(struct hf_actions *a, enum hf_action_kind kind,
+				  const char *service, const char *instance,
+				  const char *task);
+/* Frees the actions' contents and empties the list (keeps its memory). */
+void hf_actions_reset(struct hf_actions *a);
+/* Frees everything. */
+void hf_actions_release(struct hf_actions *a);
+/* "LAUNCH", "KILL", ... for messages and tests. */
+const char *hf_action_kind_name(enum hf_action_kind kind);
+
+/* ------------------------------------------------------------------ */
+/* Placement's scratch                                                  */
+
+void hf_place_cache_release(struct hf_place_cache *c);
+/* Nothing derived holds any more: recomputed on next use. */
+void hf_place_cache_stale(struct hf_place_cache *c);
+/*
+ * Makes the cache stale when applied actions moved an instance in a way
+ * placement did not record itself (unplaced, removed, a new target).
+ */
+void hf_place_cache_note(struct hf_place_cache *c, const struct hf_actions *a);
+
+/* ------------------------------------------------------------------ */
+/* The tick's rules                                                     */
+
+/* When the scheduler must look next: the earliest restart backoff to end. */
+void hf_decide_wake(const struct hf_model *m, struct hf_decide_ctx *ctx,
+		    struct hf_actions *out);
+/*
+ * A service being removed: its tasks are stopped; once none runs, its
+ * volumes are deleted or kept and its records go.
+ */
+void hf_decide_removal(const struct hf_model *m, const struct hf_service *svc,
+		       struct hf_decide_ctx *ctx, struct hf_actions *out);
+/* A task that stayed up long enough earns a fresh backoff. */
+void hf_decide_backoff_reset(const struct hf_model *m,
+			     const struct hf_service *svc,
+			     struct hf_decide_ctx *ctx, struct hf_actions *out);
+/*
+ * Instances on a node that stopped answering wait (their volumes are
+ * there); a service that opted in with a permanent-failure timeout gets
+ * them replaced once the node stayed away long enough. A decommissioned
+ * node's instances are replaced at once.
+ */
+void hf_decide_node_loss(const struct hf_model *m, const struct hf_service *svc,
+			 const struct hf_config *cfg, struct hf_decide_ctx *ctx,
+			 struct hf_actions *out);
+/*
+ * An instance being replaced: its tasks are stopped, its volumes deleted
+ * on its node, then it forgets its node and ports and the deploy plan
+ * launches it afresh (its pod's replace tasks first).
+ */
+void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
+		       const struct hf_instance *in, struct hf_decide_ctx *ctx,
+		       struct hf_actions *out);
+
+/*
+ * The plan runs of a service, one unit at a time: hf_decide_runs_next
+ * appends the next unit's actions and returns true, or returns false when
+ * the runs and recovery are done. Every active run is evaluated first, so
+ * that steps already under way hold their pod instances before any step
+ * starts (one step at a time works on an instance, across all plans);
+ * then each run's steps act, one unit per step; then recovery relaunches
+ * failed tasks the service keeps running, never into a resource set a
+ * holding step needs. The cursor holds no pointer into what apply may
+ * free or move (runs go by index).
+ */
+struct hf_decide_runs;
+struct hf_decide_runs *hf_decide_runs_begin(const struct hf_service *svc,
+					    const struct hf_config *cfg);
+bool hf_decide_runs_next(struct hf_decide_runs *rt, const struct hf_model *m,
+			 struct hf_decide_ctx *ctx, struct hf_actions *out);
+void hf_decide_runs_end(struct hf_decide_runs *rt);
+
+/*
+ * Scale-in: instances the target no longer wants (pod gone, index past its
+ * count) are removed one at a time, highest index first: drained (the
+ * pod's decommission task), stopped, then their volumes deleted (or kept)
+ * and the record removed. Raising the count again cancels what has not
+ * been removed.
+ */
+void hf_decide_decommission(const struct hf_model *m,
+			    const struct hf_service *svc,
+			    const struct hf_config *cfg,
+			    struct hf_decide_ctx *ctx, struct hf_actions *out);
+
+/* ------------------------------------------------------------------ */
+/* Operations' rules                                                    */
+
+/*
+ * Starts (or restarts) plan `plan`: its progress cleared, its parameters
+ * replaced by params (copied) unless NULL, active. A custom plan's tasks
+ * start their failure count afresh.
+ */
+void hf_decide_start_plan(const struct hf_model *m, const struct hf_service *svc,
+			  const char *plan, const struct hf_kvlist *params,
+			  struct hf_decide_ctx *ctx, struct hf_actions *out);
+/*
+ * Makes cfg (among svc's configs) the target and starts the plan a change
+ * runs (`update` if the spec has one, else `deploy`); other deploy and
+ * update runs stop where they are. Instances of pods whose effective spec
+ * changed lose the restart backoff their old spec earned.
+ */
+void hf_decide_set_target(const struct hf_model *m, const struct hf_service *svc,
+			  const struct hf_config *cfg, bool rollback,
+			  struct hf_decide_ctx *ctx, struct hf_actions *out);
+/*
+ * Stops every live task of an instance so recovery relaunches it (same
+ * node, same volumes, new ids); a launch that failed for good may try
+ * again.
+ */
+void hf_decide_pod_restart(const struct hf_model *m, const struct hf_service *svc,
+			   const struct hf_instance *in, const char *why,
+			   struct hf_decide_ctx *ctx, struct hf_actions *out);
+/* A decommission step force-completed: the instance goes without a drain. */
+void hf_decide_skip_drain(const struct hf_service *svc,
+			  const struct hf_instance *in, struct hf_actions *out);
+/*
+ * The volumes kept for service svc (only instance's when not NULL) on
+ * every node are to be deleted; who: "operator" or "scheduler". Returns
+ * how many.
+ */
+size_t hf_decide_delete_kept(const struct hf_model *m, const char *svc,
+			     const char *instance, const char *who,
+			     struct hf_actions *out);
+/* Node `node`'s agent deleted the volumes keys[0..n). */
+void hf_decide_volumes_deleted(const struct hf_model *m, const char *node,
+			       const char *const *keys, size_t n,
+			       struct hf_actions *out);
+
+/* ------------------------------------------------------------------ */
+/* Reports                                                              */
+
+/*
+ * One task report from node `node`'s agent: the launch's new state, and
+ * for a launch that ended, what follows (a failure counted with its
+ * backoff, a ONCE task done, an essential task's siblings stopped).
+ * Reports of launches that are not the node's, or already final, change
+ * nothing (reports are idempotent).
+ */
+void hf_decide_report(const struct hf_model *m, const char *node,
+		      const struct hf_task_report *rep,
+		      struct hf_decide_ctx *ctx, struct hf_actions *out);
+/*
+ * The newest report of a node's agent lists `ids`: live launches of the
+ * instances on the node (on_node) that it does not list are LOST.
+ */
+void hf_decide_reconcile(const struct hf_model *m,
+			 const struct hf_node_insts *on_node,
+			 const char *const *ids, size_t nids,
+			 struct hf_decide_ctx *ctx, struct hf_actions *out);
+
+/* ------------------------------------------------------------------ */
+/* Plan views                                                           */
+
+/* The statuses of a plan run's steps and phases, as the API shows them. */
+struct hf_plan_view {
+	const struct hf_plan_def *def;
+	enum hf_status status;
+	struct hf_step_out *steps;   /* flattened, as hf_plan_eval */
+	struct hf_phase_out *phases;
+	char **messages;             /* per step; may be NULL entries */
+	bool *completed;             /* per step: in the run's completed list */
+	int64_t *started;            /* per step: its start (ms), or 0 */
+	struct hf_plan_defs owned;   /* a generated def (recovery) lives here */
+};
+/*
+ * Fills v for plan `name` of svc at time now: a plan of its target
+ * config, or the generated `recovery` and `decommission` plans. Returns 0
+ * or HF_ENOTFOUND.
+ */
+int hf_decide_plan_view(const struct hf_service *svc, const char *name,
+			int64_t now, struct hf_plan_view *v);
+void hf_plan_view_release(struct hf_plan_view *v);
+
+#endif

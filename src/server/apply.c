@@ -1,0 +1,498 @@
+/*
+ * apply.c - the one writer of the server's records (apply.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "server/apply.h"
+#include "server/events.h"
+#include "server/sched.h"
+
+/*
+ * The server's random source, seeded once from the system's: task ids
+ * must differ across servers and restarts, so no fixed seed here.
+ */
+static void seed_rng(struct hf_rng *r)
+{
+	char *hex;
+
+	if (r->s[0] | r->s[1] | r->s[2] | r->s[3])
+		return;
+	hex = hf_random_hex(4 * sizeof(uint64_t));
+	for (size_t i = 0; i < 4; i++) {
+		char part[17];
+
+		memcpy(part, hex + 16 * i, 16);
+		part[16] = '\0';
+		r->s[i] = strtoull(part, NULL, 16);
+	}
+	free(hex);
+	if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
+		r->s[0] = 1; /* xoshiro's one state that never moves */
+}
+
+void hf_apply_ctx(struct hf_srv *s, struct hf_decide_ctx *ctx)
+{
+	seed_rng(&s->rng);
+	s->decide_opts.backoff_base = s->opts.backoff_base;
+	s->decide_opts.backoff_max = s->opts.backoff_max;
+	s->decide_opts.backoff_reset = s->opts.backoff_reset;
+	s->decide_opts.node_timeout = s->opts.node_timeout;
+	ctx->now = hf_now_ms();
+	ctx->rng = &s->rng;
+	ctx->opts = &s->decide_opts;
+	ctx->place = &s->place;
+}
+
+static void set_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src ? hf_xstrdup(src) : NULL;
+}
+
+/* The current launch of the action's task, when it is still `id`. */
+static struct hf_task_rec *launch_of(struct hf_instance *in, const char *task,
+				     const char *id,
+				     struct hf_task_slot **slot)
+{
+	struct hf_task_slot *sl = in && task ? hf_model_slot_find(in, task) : NULL;
+
+	*slot = sl;
+	if (!sl || !sl->cur || !id || strcmp(sl->cur->id, id) != 0)
+		return NULL;
+	return sl->cur;
+}
+
+/* The node whose record holds the volume: it is written with them. */
+static void save_volume_node(struct hf_srv *s, const char *node)
+{
+	struct hf_node *n = hf_model_node(&s->model, node);
+
+	if (n)
+		hf_state_save_node(s, n);
+}
+
+/* Drops the IN_USE volume record of an instance that leaves its node. */
+static void forget_in_use(struct hf_srv *s, const struct hf_service *svc,
+			  const struct hf_instance *in)
+{
+	char *key;
+	struct hf_volume *v;
+
+	if (!in->node)
+		return;
+	key = hf_model_volume_key(svc->name, in->name);
+	v = hf_model_volume_find(&s->model, key, in->node, HF_VOL_IN_USE);
+	if (v)
+		hf_model_volume_remove(&s->model, v);
+	free(key);
+}
+
+static void apply_volume(struct hf_srv *s, const struct hf_act_volume *o)
+{
+	struct hf_model *m = &s->model;
+	struct hf_volume *in_use =
+	    hf_model_volume_find(m, o->key, o->node, HF_VOL_IN_USE);
+	struct hf_volume *kept = hf_model_volume_find(m, o->key, o->node,
+						      HF_VOL_KEPT);
+	struct hf_volume *deleting =
+	    hf_model_volume_find(m, o->key, o->node, HF_VOL_DELETING);
+
+	switch (o->op) {
+	case HF_VOLOP_KEEP:
+		if (kept)
+			break;
+		if (!in_use)
+			in_use = hf_model_volume_add(m, o->key, o->node,
+						     HF_VOL_KEPT);
+		in_use->state = HF_VOL_KEPT;
+		set_str(&in_use->why, o->why);
+		in_use->since = o->since;
+		break;
+	case HF_VOLOP_DELETE:
+		if (deleting) {
+			if (in_use)
+				hf_model_volume_remove(m, in_use);
+			break;
+		}
+		if (!in_use)
+			in_use = hf_model_volume_add(m, o->key, o->node,
+						     HF_VOL_DELETING);
+		in_use->state = HF_VOL_DELETING;
+		break;
+	case HF_VOLOP_DELETE_KEPT:
+		if (!kept)
+			break;
+		if (deleting) {
+			hf_model_volume_remove(m, kept);
+			break;
+		}
+		kept->state = HF_VOL_DELETING;
+		break;
+	case HF_VOLOP_ADOPT:
+		if (!kept)
+			break;
+		if (in_use) {
+			hf_model_volume_remove(m, kept);
+			break;
+		}
+		kept->state = HF_VOL_IN_USE;
+		free(kept->why);
+		kept->why = NULL;
+		kept->since = 0;
+		break;
+	case HF_VOLOP_DELETED:
+		if (deleting)
+			hf_model_volume_remove(m, deleting);
+		break;
+	}
+	save_volume_node(s, o->node);
+	hf_sched_changed(s, true);
+}
+
+static void apply_task(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_instance *in, const struct hf_action *x)
+{
+	const struct hf_act_task *t = &x->u.tsk;
+	struct hf_task_slot *sl;
+	struct hf_task_rec *r = launch_of(in, x->task, t->id, &sl);
+
+	if (!r)
+		return;
+	if (t->set & HF_TASK_NOT_READY)
+		set_str(&r->not_ready, t->not_ready);
+	if (t->set & HF_TASK_STATE)
+		r->state = t->state;
+	if (t->set & HF_TASK_READY)
+		r->ready = t->ready;
+	if (t->set & HF_TASK_HEALTHY)
+		r->healthy = t->healthy;
+	if (t->set & HF_TASK_EXIT) {
+		r->exit_code = t->exit_code;
+		r->signal = t->signal;
+		r->oom_killed = t->oom_killed;
+	}
+	if (t->set & HF_TASK_PERMANENT)
+		r->permanent = t->permanent;
+	if (t->set & HF_TASK_KILL)
+		r->kill = t->kill;
+	if (t->set & HF_TASK_STARTED_AT)
+		r->started_at = t->started_at;
+	if (t->set & HF_TASK_FINISHED_AT)
+		r->finished_at = t->finished_at;
+	if (t->set & HF_TASK_MESSAGE)
+		set_str(&r->message, t->message);
+	if (t->set & ~(unsigned)HF_TASK_NOT_READY)
+		hf_state_save_instance(s, svc, in);
+	hf_sched_changed(s, (t->set & HF_TASK_STATE) &&
+				!hf_task_state_live(r->state));
+}
+
+static void apply_slot(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_instance *in, const struct hf_action *x)
+{
+	const struct hf_act_slot *o = &x->u.slot;
+	struct hf_task_slot *sl = hf_model_slot(in, x->task);
+
+	if (o->set & HF_SLOT_FORGET) {
+		hf_task_rec_free(sl->cur);
+		sl->cur = NULL;
+	}
+	if (o->set & HF_SLOT_FAILURES)
+		sl->failures = o->failures;
+	if (o->set & HF_SLOT_BACKOFF)
+		sl->backoff_until = o->backoff_until;
+	if (o->set & HF_SLOT_ONCE_DONE)
+		sl->once_done = o->once_done;
+	if (o->set & HF_SLOT_WANT_RUNNING)
+		sl->want_running = o->want_running;
+	if (o->set & HF_SLOT_FAILED)
+		s->failures++;
+	hf_state_save_instance(s, svc, in);
+}
+
+static void apply_instance(struct hf_srv *s, struct hf_service *svc,
+			   struct hf_instance *in, const struct hf_act_instance *o)
+{
+	const unsigned quiet = HF_INST_MESSAGE | HF_INST_UNREACHABLE;
+
+	if (o->set & HF_INST_MESSAGE)
+		set_str(&in->message, o->message);
+	if (o->set & HF_INST_PAUSED)
+		in->paused = o->paused;
+	if (o->set & HF_INST_REPLACING)
+		in->replacing = o->replacing;
+	if (o->set & HF_INST_REPLACE_DELETING)
+		in->replace_deleting = o->replace_deleting;
+	if (o->set & HF_INST_DECOM)
+		in->decom = o->decom;
+	if (o->set & HF_INST_DRAIN_DONE)
+		in->drain_done = o->drain_done;
+	if (o->set & HF_INST_DRAIN_FAILED)
+		in->drain_failed = o->drain_failed;
+	if (o->set & HF_INST_DRAIN_SKIPPED)
+		in->drain_skipped = o->drain_skipped;
+	if (o->set & HF_INST_REPLACED) {
+		set_str(&in->replaced_node, o->replaced_node);
+		set_str(&in->replaced_address, o->replaced_address);
+	}
+	if (o->set & HF_INST_REPLACE_PENDING)
+		in->replace_pending = o->replace_pending;
+	if (o->set & HF_INST_UNREACHABLE)
+		in->unreachable_since = o->unreachable_since;
+	if (!o->memory_only && o->set != HF_INST_UNREACHABLE)
+		hf_state_save_instance(s, svc, in);
+	if (o->set & ~quiet)
+		hf_sched_changed(s, true);
+}
+
+static void apply_run(struct hf_srv *s, struct hf_service *svc,
+		      const struct hf_act_run *o)
+{
+	struct hf_plan_run *run = hf_model_run(svc, o->plan);
+	const unsigned memory = HF_RUN_WAITS_CLEAR | HF_RUN_WAIT;
+
+	if (!run)
+		return;
+	if (o->set & HF_RUN_WAITS_CLEAR)
+		hf_kvlist_release(&run->waits);
+	if (o->set & HF_RUN_WAIT)
+		hf_kvlist_append(&run->waits, o->key, o->value);
+	if (o->set & HF_RUN_COMPLETED)
+		hf_strlist_push(&run->completed, o->key);
+	if (o->set & HF_RUN_STEP_STARTED)
+		hf_kvlist_append(&run->step_started, o->key, o->value);
+	if (o->set & HF_RUN_STATUS)
+		run->status = o->status;
+	if (o->set & HF_RUN_ACTIVE)
+		run->active = o->active;
+	if (o->set & HF_RUN_FINISHED_AT)
+		run->finished_at = o->finished_at;
+	if (o->set & HF_RUN_REVERTED)
+		run->reverted = o->reverted;
+	if (o->set & ~memory)
+		hf_state_save_run(s, svc, run);
+	if (o->set & HF_RUN_STATUS)
+		hf_sched_changed(s, false);
+}
+
+static void apply_start_plan(struct hf_srv *s, struct hf_service *svc,
+			     const struct hf_act_start_plan *o)
+{
+	struct hf_plan_run *run = hf_model_run(svc, o->plan);
+
+	if (!run) {
+		run = HF_VEC_PUSH(&svc->runs);
+		run->plan = hf_xstrdup(o->plan);
+	}
+	run->number++;
+	run->active = true;
+	run->interrupted = false;
+	run->status = HF_STATUS_PENDING;
+	set_str(&run->config_id, svc->target);
+	hf_strlist_release(&run->completed);
+	hf_strlist_release(&run->force_complete);
+	hf_strlist_release(&run->interrupted_phases);
+	hf_kvlist_release(&run->continues);
+	hf_kvlist_release(&run->step_started);
+	run->reverted = false;
+	if (o->has_params) {
+		hf_kvlist_release(&run->params);
+		hf_kvlist_copy(&run->params, &o->params);
+	}
+	run->started_at = o->at;
+	run->finished_at = 0;
+	hf_state_save_run(s, svc, run);
+	hf_sched_changed(s, false);
+}
+
+static void apply_launch(struct hf_srv *s, struct hf_service *svc,
+			 struct hf_instance *in, const struct hf_action *x)
+{
+	const struct hf_act_launch *l = &x->u.launch;
+	struct hf_task_slot *sl = hf_model_slot(in, x->task);
+	struct hf_task_rec *r = hf_xcalloc(1, sizeof(*r));
+
+	r->id = hf_xstrdup(l->id);
+	r->config_id = hf_xstrdup(l->config_id);
+	r->run = hf_xstrdup(l->run);
+	r->state = HF_TS_STAGING;
+	r->exit_code = -1;
+	r->healthy = -1;
+	r->launched_at = l->at;
+	r->paused = l->paused;
+	hf_kvlist_copy(&r->params, &l->params);
+	hf_task_rec_free(sl->cur);
+	sl->cur = r;
+	sl->launches++;
+	if (l->restart) {
+		sl->restarts++;
+		s->restarts++;
+	}
+	if (l->want_running)
+		sl->want_running = true;
+	s->launches++;
+	hf_state_save_instance(s, svc, in);
+	hf_sched_changed(s, true);
+}
+
+static void apply_kill(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_instance *in, const struct hf_action *x)
+{
+	struct hf_task_slot *sl;
+	struct hf_task_rec *r = launch_of(in, x->task, x->u.kill.id, &sl);
+
+	if (!r || r->kill || !hf_task_state_live(r->state))
+		return;
+	r->kill = true;
+	r->restart = x->u.kill.restart;
+	if (r->state == HF_TS_STAGING) {
+		/* Never seen by an agent: nothing to stop. */
+		r->state = HF_TS_KILLED;
+		r->finished_at = x->u.kill.at;
+	}
+	hf_state_save_instance(s, svc, in);
+	hf_sched_changed(s, true);
+}
+
+static void apply_place(struct hf_srv *s, struct hf_service *svc,
+			struct hf_instance *in, const struct hf_act_place *o)
+{
+	char *key = hf_model_volume_key(svc->name, in->name);
+	struct hf_volume *v;
+
+	set_str(&in->node, o->node);
+	hf_kvlist_release(&in->ports);
+	hf_kvlist_copy(&in->ports, &o->ports);
+	set_str(&in->message, NULL);
+	v = hf_model_volume_find(&s->model, key, o->node, HF_VOL_IN_USE);
+	if (!v)
+		v = hf_model_volume_add(&s->model, key, o->node, HF_VOL_IN_USE);
+	v->size_mb = o->volume_size_mb;
+	v->kind = o->volume_kind;
+	free(key);
+	hf_state_save_instance(s, svc, in);
+	/* Placement's scratch recorded it; only the nodes' lists are stale. */
+	s->node_lists_valid = false;
+}
+
+static void apply_unplace(struct hf_srv *s, struct hf_service *svc,
+			  struct hf_instance *in)
+{
+	forget_in_use(s, svc, in);
+	free(in->node);
+	in->node = NULL;
+	hf_kvlist_release(&in->ports);
+	hf_state_save_instance(s, svc, in);
+	hf_state_moved(s);
+	hf_sched_changed(s, true);
+}
+
+static void apply_remove_service(struct hf_srv *s, struct hf_service *svc)
+{
+	for (size_t i = 0; i < svc->instances.len; i++)
+		forget_in_use(s, svc, svc->instances.items[i]);
+	hf_state_delete_service(s, svc);
+	hf_model_service_remove(&s->model, svc);
+	hf_state_moved(s);
+	hf_sched_changed(s, true);
+}
+
+static void apply_one(struct hf_srv *s, const struct hf_action *x)
+{
+	struct hf_service *svc =
+	    x->service ? hf_model_service(&s->model, x->service) : NULL;
+	struct hf_instance *in =
+	    svc && x->instance ? hf_model_instance(svc, x->instance) : NULL;
+
+	switch (x->kind) {
+	case HF_ACT_EVENT:
+		hf_event(s, x->u.event.who, x->service, x->u.event.kind,
+			 x->u.event.object, x->u.event.before,
+			 x->u.event.after, x->u.event.why);
+		return;
+	case HF_ACT_LOG:
+		hf_log("%s", x->u.log);
+		return;
+	case HF_ACT_WAKE_AT:
+		s->next_wake_ms = x->u.wake_at;
+		return;
+	case HF_ACT_VOLUME:
+		apply_volume(s, &x->u.vol);
+		return;
+	default:
+		break;
+	}
+	if (!svc)
+		return;
+	switch (x->kind) {
+	case HF_ACT_CREATE_INSTANCE:
+		if (!in) {
+			in = hf_model_instance_add(svc, x->u.create.pod,
+						   x->u.create.index);
+			hf_state_save_instance(s, svc, in);
+		}
+		return;
+	case HF_ACT_START_PLAN:
+		apply_start_plan(s, svc, &x->u.start);
+		return;
+	case HF_ACT_SET_TARGET:
+		if (!hf_model_config(svc, x->u.target.config_id))
+			return;
+		free(svc->previous);
+		svc->previous = svc->target;
+		svc->target = hf_xstrdup(x->u.target.config_id);
+		/* Reservations follow the target. */
+		hf_place_cache_stale(&s->place);
+		hf_state_save_service(s, svc);
+		return;
+	case HF_ACT_RUN:
+		apply_run(s, svc, &x->u.run);
+		return;
+	case HF_ACT_REMOVE_SERVICE:
+		apply_remove_service(s, svc);
+		return;
+	default:
+		break;
+	}
+	if (!in)
+		return;
+	switch (x->kind) {
+	case HF_ACT_PLACE:
+		apply_place(s, svc, in, &x->u.place);
+		break;
+	case HF_ACT_UNPLACE:
+		apply_unplace(s, svc, in);
+		break;
+	case HF_ACT_LAUNCH:
+		apply_launch(s, svc, in, x);
+		break;
+	case HF_ACT_KILL:
+		apply_kill(s, svc, in, x);
+		break;
+	case HF_ACT_TASK:
+		apply_task(s, svc, in, x);
+		break;
+	case HF_ACT_SLOT:
+		apply_slot(s, svc, in, x);
+		break;
+	case HF_ACT_INSTANCE:
+		apply_instance(s, svc, in, &x->u.inst);
+		break;
+	case HF_ACT_REMOVE_INSTANCE:
+		forget_in_use(s, svc, in);
+		hf_state_remove_instance(s, svc, in);
+		hf_sched_changed(s, true);
+		break;
+	default:
+		break;
+	}
+}
+
+void hf_apply(struct hf_srv *s, const struct hf_actions *a)
+{
+	for (size_t i = 0; i < a->len; i++)
+		apply_one(s, &a->items[i]);
+}

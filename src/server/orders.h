@@ -1,0 +1,50 @@
+/*
+ * orders.h - the server's side of the agent protocol (docs/protocol.md):
+ * launch orders and desired sets out, task reports in. Every function
+ * runs with srv->mu held.
+ */
+#ifndef HF_SERVER_ORDERS_H
+#define HF_SERVER_ORDERS_H
+
+#include <jansson.h>
+
+#include "plan/decide-t.h"
+#include "server/state.h"
+
+/* The launch order of a slot's current launch, or NULL (no such task). */
+json_t *hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
+			 const struct hf_instance *in,
+			 const struct hf_task_slot *sl);
+
+/*
+ * A node's complete desired set (launch orders) as handed to its agent.
+ * Gives the node a new generation first when the set changed since it
+ * last got one, so one generation always names one content.
+ */
+json_t *hf_orders_desired(struct hf_srv *s, struct hf_node *n);
+/* The volume keys node n's agent is to delete, as a JSON array. */
+json_t *hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n);
+
+/*
+ * Recomputes every node's desired-set digest in one pass; each node whose
+ * set changed gets a new generation and its waiting long poll is woken.
+ */
+void hf_orders_publish(struct hf_srv *s);
+
+/*
+ * The instances on node n: its list when the lists are current, else
+ * (scratch filled by) a scan of every instance. The caller releases
+ * scratch.
+ */
+const struct hf_node_insts *hf_orders_node_insts(struct hf_srv *s,
+						 const struct hf_node *n,
+						 struct hf_node_insts *scratch);
+
+/*
+ * Decodes one task report of a sync; out's strings point into t, which
+ * must outlive it. Unknown states are HF_REPORT_NONE (the launch is
+ * lost).
+ */
+void hf_orders_report(const json_t *t, struct hf_task_report *out);
+
+#endif

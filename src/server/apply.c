@@ -414,7 +414,11 @@ static void apply_one(struct hf_srv *s, const struct hf_action *x)
 			 x->u.event.after, x->u.event.why);
 		return;
 	case HF_ACT_LOG:
-		hf_log("%s", x->u.log);
+		/* Said once the decision is stored, as its events are. */
+		if (s->batching)
+			hf_strlist_push(&s->held_logs, x->u.log);
+		else
+			hf_log("%s", x->u.log);
 		return;
 	case HF_ACT_WAKE_AT:
 		s->next_wake_ms = x->u.wake_at;
@@ -429,11 +433,13 @@ static void apply_one(struct hf_srv *s, const struct hf_action *x)
 		return;
 	switch (x->kind) {
 	case HF_ACT_CREATE_INSTANCE:
-		if (!in) {
-			in = hf_model_instance_add(svc, x->u.create.pod,
-						   x->u.create.index);
-			hf_state_save_instance(s, svc, in);
-		}
+		/*
+		 * Stored with what follows (its placement, launches, why it
+		 * waits): before any agent registered, nothing is.
+		 */
+		if (!in)
+			hf_model_instance_add(svc, x->u.create.pod,
+					      x->u.create.index);
 		return;
 	case HF_ACT_START_PLAN:
 		apply_start_plan(s, svc, &x->u.start);

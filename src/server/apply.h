@@ -5,8 +5,8 @@
  * Each action is applied in order: the record it names is looked up (an
  * action whose record is gone by then does nothing), changed, and queued
  * for the store in the open batch (state.h: a record changed twice is
- * written once); its events are held until that batch is written, and
- * dropped with it when the write fails (events.h). What follows from a
+ * written once); its events and log lines are held until that batch is
+ * written, and dropped with it when the write fails (events.h). What follows from a
  * change for the rest of the server - the scheduler's next tick, the
  * agents' desired sets, the placement scratch - is noted here too.
  *

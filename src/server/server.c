@@ -779,6 +779,7 @@ static void step_down(struct run *r)
 	s->batching = 0;
 	hf_map_clear(&s->batch_index);
 	hf_events_release_held(s, false);
+	hf_strlist_release(&s->held_logs);
 	s->leading = false;
 	s->stopping = false;
 	s->store_failed = false;
@@ -1127,6 +1128,7 @@ out:
 	HF_VEC_FREE(&s->batch);
 	hf_map_release(&s->batch_index);
 	hf_events_release_held(s, false);
+	hf_strlist_release(&s->held_logs);
 	HF_VEC_FREE(&s->held_events);
 	hf_place_cache_release(&s->place);
 	if (s->store)

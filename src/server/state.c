@@ -278,8 +278,11 @@ static void batch_flush(struct hf_srv *s, bool let_go)
 		free(txns);
 		free(firsts);
 	}
-	/* The batch's events follow its records out, or go with them. */
+	/* The batch's events and log lines follow its records out, or go. */
 	hf_events_release_held(s, !s->store_failed);
+	for (i = 0; !s->store_failed && i < s->held_logs.len; i++)
+		hf_log("%s", s->held_logs.items[i]);
+	hf_strlist_release(&s->held_logs);
 	for (i = 0; i < s->batch.len; i++) {
 		free(s->batch.items[i].key);
 		free(s->batch.items[i].value);

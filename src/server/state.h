@@ -188,6 +188,8 @@ struct hf_srv {
 		json_t **items;
 		size_t len, cap;
 	} held_events;
+	/* Log lines of the open batch's decisions (apply.c), likewise. */
+	struct hf_strlist held_logs;
 	/*
 	 * Nodes' own credentials (nodeauth.c): digest -> node. Guarded by
 	 * cred_mu alone, not mu: the HTTP layer asks on every agent request.

@@ -1,8 +1,9 @@
 /*
  * test_decide.c - the scheduler's rules (plan/decide.h) on hand-built
  * models: recovery with backoff, a serial and a canary plan, scale-in
- * with a drain, replace, node loss, a pod restart and an essential task's
- * failure, checked by the actions they answer with.
+ * with a drain, replace, node loss, a pod restart, an essential task's
+ * failure and a service's removal, checked by the actions they answer
+ * with.
  *
  * Pure: this binary links spec/, plan/, model/ and common/ only (the
  * Makefile's PURE_UNITS), no store, HTTP, server, agent or threads. Each
@@ -300,7 +301,7 @@ static void test_recovery_with_backoff(void **state)
 	x = find(w, HF_ACT_SLOT, "web-0", "server");
 	assert_true(x->u.slot.set & HF_SLOT_FAILED);
 	assert_int_equal(x->u.slot.failures, 1);
-	assert_true(x->u.slot.backoff_until == T0);
+	assert_int_equal(x->u.slot.backoff_until, T0);
 	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
 	hf_actions_reset(&w->a);
 
@@ -332,8 +333,8 @@ static void test_recovery_with_backoff(void **state)
 				     3, 2, 60,
 				     (double)hf_rng_below(&twin, 1000) / 1000.0));
 	until = x->u.slot.backoff_until;
-	assert_true(until == T0 + delay);
-	assert_true(delay >= 3200 && delay <= 4000); /* 2 * 2 s, -20% jitter */
+	assert_int_equal(until, T0 + delay);
+	assert_in_range(delay, 3200, 4000); /* 2 * 2 s, less up to 20% jitter */
 	hf_actions_reset(&w->a);
 
 	/* In backoff: nothing relaunches it, and the scheduler wakes then. */
@@ -344,7 +345,7 @@ static void test_recovery_with_backoff(void **state)
 	decide_runs(w);
 	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
 	hf_decide_wake(&w->m, &w->ctx, &w->a);
-	assert_true(find(w, HF_ACT_WAKE_AT, NULL, NULL)->u.wake_at == until);
+	assert_int_equal(find(w, HF_ACT_WAKE_AT, NULL, NULL)->u.wake_at, until);
 	hf_actions_reset(&w->a);
 	w->ctx.now = until;
 	decide_runs(w);
@@ -360,7 +361,7 @@ static void test_recovery_with_backoff(void **state)
 	w->ctx.now = T0 + 300 * 1000 + 1;
 	hf_decide_backoff_reset(&w->m, w->svc, &w->ctx, &w->a);
 	x = find(w, HF_ACT_SLOT, "web-0", "server");
-	assert_true(x->u.slot.set == HF_SLOT_FAILURES);
+	assert_int_equal(x->u.slot.set, HF_SLOT_FAILURES);
 	assert_int_equal(x->u.slot.failures, 0);
 	world_free(w);
 }
@@ -600,8 +601,8 @@ static void test_node_loss(void **state)
 	w->n1->last_seen = T0 - 11000;
 	hf_decide_node_loss(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
 	x = find(w, HF_ACT_INSTANCE, "app-0", NULL);
-	assert_true(x->u.inst.set == HF_INST_UNREACHABLE);
-	assert_true(x->u.inst.unreachable_since == T0);
+	assert_int_equal(x->u.inst.set, HF_INST_UNREACHABLE);
+	assert_int_equal(x->u.inst.unreachable_since, T0);
 	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
 	hf_actions_reset(&w->a);
 
@@ -634,7 +635,7 @@ static void test_node_loss(void **state)
 	hf_decide_node_loss(&plain->m, plain->svc, cfg_of(plain), &plain->ctx,
 			    &plain->a);
 	x = find(plain, HF_ACT_INSTANCE, "app-0", NULL);
-	assert_true(x->u.inst.unreachable_since == 0);
+	assert_int_equal(x->u.inst.unreachable_since, 0);
 	assert_int_equal(count(plain, HF_ACT_INSTANCE, NULL, NULL), 1);
 	world_free(plain);
 	world_free(w);
@@ -706,6 +707,53 @@ static void test_essential_task_failure(void **state)
 	world_free(w);
 }
 
+static void test_service_removal(void **state)
+{
+	struct world *w = world_new(1, false);
+	struct hf_instance *in = running(w, "app", 0, w->n1);
+	struct hf_volume *old;
+	const struct hf_action *x;
+
+	(void)state;
+	w->svc->removing = true;
+	/* Its tasks are stopped first; nothing else goes yet. */
+	hf_decide_removal(&w->m, w->svc, &w->ctx, &w->a);
+	assert_int_equal(count(w, HF_ACT_KILL, "app-0", NULL), 2);
+	assert_int_equal(count(w, HF_ACT_REMOVE_SERVICE, NULL, NULL), 0);
+	assert_null(volume_op(w, HF_VOLOP_KEEP));
+	hf_actions_reset(&w->a);
+	/* Stopped: its volume is kept on its node, then the service goes. */
+	launch_rec(in, "server", HF_TS_KILLED, false)->kill = true;
+	launch_rec(in, "sidecar", HF_TS_KILLED, false)->kill = true;
+	hf_decide_removal(&w->m, w->svc, &w->ctx, &w->a);
+	x = volume_op(w, HF_VOLOP_KEEP);
+	assert_non_null(x);
+	assert_string_equal(x->u.vol.key, "s/app-0");
+	assert_string_equal(x->u.vol.node, "n1");
+	assert_string_equal(x->u.vol.why,
+			    "service s was removed with its volumes kept");
+	assert_true(x < find(w, HF_ACT_REMOVE_SERVICE, NULL, NULL));
+	hf_actions_reset(&w->a);
+	/*
+	 * With --delete-volumes: deleted instead, and so is a volume kept
+	 * from an earlier life of the service on another node.
+	 */
+	w->svc->delete_volumes = true;
+	old = hf_model_volume_add(&w->m, "s/app-1", "n2", HF_VOL_KEPT);
+	old->why = hf_xstrdup("scaled in");
+	hf_decide_removal(&w->m, w->svc, &w->ctx, &w->a);
+	assert_null(volume_op(w, HF_VOLOP_KEEP));
+	x = volume_op(w, HF_VOLOP_DELETE);
+	assert_non_null(x);
+	assert_string_equal(x->u.vol.key, "s/app-0");
+	x = volume_op(w, HF_VOLOP_DELETE_KEPT);
+	assert_non_null(x);
+	assert_string_equal(x->u.vol.key, "s/app-1");
+	assert_string_equal(x->u.vol.node, "n2");
+	assert_int_equal(count(w, HF_ACT_REMOVE_SERVICE, NULL, NULL), 1);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +765,7 @@ int main(void)
 	    cmocka_unit_test(test_node_loss),
 	    cmocka_unit_test(test_pod_restart),
 	    cmocka_unit_test(test_essential_task_failure),
+	    cmocka_unit_test(test_service_removal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,9 @@
 /*
- * state.h - the server's view of the cluster: services, their configs and
- * plan runs, pod instances with their tasks' launches, and nodes. Internal
- * to the server.
+ * state.h - the server's view of the cluster: its model of the records
+ * (model/model.h: services, their configs and plan runs, pod instances
+ * with their tasks' launches, nodes and volumes), what only the server
+ * knows besides, and the records' way to and from the store. Internal to
+ * the server; the records change through server/apply.c.
  *
  * Everything here is guarded by srv->mu. Every change that must survive a
  * crash is written to the store (hf_state_save_*) before it becomes
@@ -12,7 +14,7 @@
  * and reloads what the store holds once writes work again (server.c);
  * with etcd the server exits instead.
  *
- * Loading checks every record: a record that is not valid JSON, lacks a
+ * Loading checks every record (model/codec.c): a record that is not valid JSON, lacks a
  * field it needs, has a field of the wrong type or a name its key
  * contradicts, or a service whose target config is missing, fails the
  * load with a message naming the key. A damaged store is never read as a

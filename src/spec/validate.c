@@ -1019,7 +1019,7 @@ void hf_spec_task_env(const struct hf_spec *spec, const struct hf_spec_pod *pod,
 
 /*
  * What every launch adds to a task's environment: the server's launch
- * order (src/server/sched.c: hf_sched_launch_order) and the agent
+ * order (src/server/orders.c: hf_orders_launch) and the agent
  * (src/agent/state.c: derive_env). docs/spec.md lists them; a system test
  * renders a template that uses each one at launch.
  */

@@ -557,56 +557,57 @@ static int64_t free_disk_mb(const char *dir)
 	return mb;
 }
 
-static json_t *build_info(const struct hf_agent_opts *o, int cg_version,
-			  const char *cg_note, int64_t started_at)
+static void build_info(const struct hf_agent_opts *o, int cg_version,
+		       const char *cg_note, int64_t started_at,
+		       struct hf_proto_node_info *info)
 {
 	char host[256] = "";
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	json_t *attrs = json_object(), *ports = json_array();
 
 	gethostname(host, sizeof(host) - 1);
-	for (size_t i = 0; i < o->attributes.len; i++)
-		json_object_set_new(attrs, o->attributes.items[i].key,
-				    json_string(o->attributes.items[i].value));
-	for (size_t i = 0; i < o->ports.len; i++)
-		json_array_append_new(ports,
-				      json_pack("{s:i, s:i}", "begin",
-						o->ports.items[i].begin, "end",
-						o->ports.items[i].end));
-	if (o->ports.len == 0)
-		json_array_append_new(ports,
-				      json_pack("{s:i, s:i}", "begin",
-						DEFAULT_PORTS_BEGIN, "end",
-						DEFAULT_PORTS_END));
-	return json_pack(
-		"{s:s, s:s, s:o, s:{s:f, s:I, s:I, s:o}, s:{s:i, s:s},"
-		" s:s, s:I}",
-		"hostname", host, "address", o->address, "attributes", attrs,
-		"resources", "cpus",
-		o->cpus > 0 ? o->cpus : (double)(ncpu > 0 ? ncpu : 1),
-		"memory_mb",
-		(json_int_t)(o->memory_mb > 0
-				     ? o->memory_mb
-				     : (int64_t)pages * psize / (1024 * 1024)),
-		"disk_mb",
-		(json_int_t)(o->disk_mb > 0 ? o->disk_mb
-					    : free_disk_mb(o->data_dir)),
-		"ports", ports, "cgroups", "version", cg_version, "note",
-		cg_note, "agent_version", HF_VERSION, "started_at",
-		(json_int_t)started_at);
+	info->hostname = hf_xstrdup(host);
+	info->address = o->address ? hf_xstrdup(o->address) : NULL;
+	hf_kvlist_copy(&info->attributes, &o->attributes);
+	for (size_t i = 0; i < o->ports.len; i++) {
+		struct hf_proto_port_range *r = HF_VEC_PUSH(&info->ports);
+
+		r->begin = o->ports.items[i].begin;
+		r->end = o->ports.items[i].end;
+	}
+	if (o->ports.len == 0) {
+		struct hf_proto_port_range *r = HF_VEC_PUSH(&info->ports);
+
+		r->begin = DEFAULT_PORTS_BEGIN;
+		r->end = DEFAULT_PORTS_END;
+	}
+	info->cpus = o->cpus > 0 ? o->cpus : (double)(ncpu > 0 ? ncpu : 1);
+	info->memory_mb = o->memory_mb > 0
+			      ? o->memory_mb
+			      : (int64_t)pages * psize / (1024 * 1024);
+	info->disk_mb =
+	    o->disk_mb > 0 ? o->disk_mb : free_disk_mb(o->data_dir);
+	info->cgroups_version = cg_version;
+	info->cgroups_note = hf_xstrdup(cg_note);
+	info->agent_version = hf_xstrdup(HF_VERSION);
+	info->started_at = started_at;
 }
 
 static int print_info(const struct hf_agent_opts *o)
 {
 	char *note = NULL, *text;
 	int version = hf_cgroup_probe(&note);
-	json_t *info = build_info(o, version, note ? note : "", hf_now_ms());
+	struct hf_proto_node_info info;
+	json_t *j;
 
-	text = json_dumps(info, JSON_INDENT(2) | JSON_SORT_KEYS);
+	hf_proto_node_info_init(&info);
+	build_info(o, version, note ? note : "", hf_now_ms(), &info);
+	j = hf_proto_node_info_encode(&info);
+	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	printf("%s\n", text);
 	free(text);
-	json_decref(info);
+	json_decref(j);
+	hf_proto_node_info_release(&info);
 	free(note);
 	return 0;
 }
@@ -626,7 +627,7 @@ static void agent_release(struct hf_agent *ag)
 	hf_strlist_release(&ag->launched);
 	hf_strlist_release(&ag->volumes_deleted);
 	hf_strlist_release(&ag->volumes_queued);
-	json_decref(ag->info);
+	hf_proto_node_info_release(&ag->info);
 	if (ag->wakefd >= 0)
 		close(ag->wakefd);
 	pthread_mutex_destroy(&ag->mu);
@@ -681,8 +682,8 @@ static void start_task_api(struct hf_agent *ag, const struct hf_agent_opts *o)
 
 	if (hf_agent_api_start(o->data_dir, listen, addr, &ag->api, &url, &key,
 			       &err) == 0) {
-		json_object_set_new(ag->info, "api", json_string(url));
-		json_object_set_new(ag->info, "api_key", json_string(key));
+		ag->info.api = hf_xstrdup(url);
+		ag->info.api_key = hf_xstrdup(key);
 		hf_log("task logs and exec served at %s", url);
 	} else {
 		hf_log("cannot serve task logs and exec on %s: %s", listen,
@@ -750,7 +751,6 @@ static void init_isolation(struct hf_agent *ag, const struct hf_agent_opts *o)
 	static const char *const defaults[] = {"/etc/holdfast",
 					       "/var/lib/holdfast"};
 	char *why = NULL;
-	json_t *hidden = json_array();
 
 	add_canonical(&ag->hide, ag->data, NULL);
 	for (size_t i = 0; i < HF_ARRAY_LEN(defaults); i++)
@@ -771,14 +771,12 @@ static void init_isolation(struct hf_agent *ag, const struct hf_agent_opts *o)
 		       "sandboxes and holdfast's files stay visible to root "
 		       "tasks", why);
 	check_reachable(ag);
+	ag->info.has_isolation = true;
+	ag->info.mount_namespaces = ag->isolate;
+	ag->info.isolation_note = hf_xstrdup(
+	    why ? why : "tasks run in mount namespaces of their own");
 	for (size_t i = 0; i < ag->hide.len; i++)
-		json_array_append_new(hidden, json_string(ag->hide.items[i]));
-	json_object_set_new(ag->info, "isolation",
-			    json_pack("{s:b, s:s, s:o}", "mount_namespaces",
-				      ag->isolate, "note",
-				      why ? why : "tasks run in mount "
-						  "namespaces of their own",
-				      "hidden", hidden));
+		hf_strlist_push(&ag->info.hidden, ag->hide.items[i]);
 	free(why);
 }
 
@@ -837,6 +835,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	int version, rc;
 
 	memset(ag, 0, sizeof(*ag));
+	hf_proto_node_info_init(&ag->info);
 	ag->opts = o;
 	ag->wakefd = -1;
 	ag->lock_fd = -1;
@@ -909,7 +908,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	else
 		hf_log("task cpu and memory limits are NOT enforced: %s",
 		       note ? note : "cgroups are not usable");
-	ag->info = build_info(o, version, note ? note : "", ag->started_at);
+	build_info(o, version, note ? note : "", ag->started_at, &ag->info);
 	free(note);
 	init_isolation(ag, o);
 	raise_nofile();
@@ -928,7 +927,7 @@ static void settle_without_shim(struct hf_agent *ag, struct ag_task *t)
 {
 	struct hf_shim_status st;
 
-	if (ag_state_final(t->state)) {
+	if (hf_task_state_final(t->state)) {
 		t->need_watch = false;
 		return;
 	}
@@ -946,10 +945,10 @@ static void settle_without_shim(struct hf_agent *ag, struct ag_task *t)
 	t->need_watch = false;
 	hf_shim_status_init(&st);
 	if (hf_shim_status_read(t->dir, &st) == 0 &&
-	    hf_shim_state_is_final(st.state))
+	    hf_task_state_final(st.state))
 		ag_task_apply_status(ag, t, &st);
 	else
-		ag_task_end(ag, t, AG_LOST,
+		ag_task_end(ag, t, HF_TEV_LOST,
 			    "the shim is gone and left no final status");
 	hf_shim_status_release(&st);
 }
@@ -1073,7 +1072,7 @@ static int64_t prepare_poll(struct hf_agent *ag, struct pollfd **pfds,
 		    t->watch_retry_at < next)
 			next = t->watch_retry_at;
 		if (t->stop != AG_STOP_NONE && !t->stop_sent &&
-		    !ag_state_final(t->state) && t->state != AG_LAUNCHING) {
+		    !hf_task_state_final(t->state) && t->state != HF_TS_STAGING) {
 			if (now >= t->stop_retry_at) {
 				struct pending_stop *p = HF_VEC_PUSH(stops);
 
@@ -1128,7 +1127,7 @@ static void send_stops(struct hf_agent *ag, struct pending_stop *s, size_t n)
 			       t->id, s[i].why, s[i].grace);
 		} else if (rc == HF_EUNAVAIL) {
 			/* Not listening (exiting, or starting): watch it. */
-			if (t->watch_fd < 0 && !ag_state_final(t->state))
+			if (t->watch_fd < 0 && !hf_task_state_final(t->state))
 				t->need_watch = true;
 		} else if (rc) {
 			hf_log("task %s: the shim refused the stop: %s", t->id,
@@ -1258,7 +1257,7 @@ static void unrecord_unstarted(struct hf_agent *ag)
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
-		if (t->state != AG_LAUNCHING)
+		if (t->state != HF_TS_STAGING)
 			continue;
 		for (size_t k = 0; k < ag->launched.len; k++) {
 			if (strcmp(ag->launched.items[k], t->id) != 0)

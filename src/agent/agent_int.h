@@ -31,32 +31,15 @@
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "common/util.h"
+#include "proto/proto.h"
 #include "shim/shim.h"
 #include "spec/spec.h"
+#include "task/lifecycle.h"
 
 #define AG_DEFAULT_GRACE 3.0
 #define AG_ORDER_FILE "order.json"   /* the launch order, as received */
 #define AG_STOP_FILE "agent-stop"    /* why the agent stopped the task */
 #define AG_READY_FILE "agent-ready"  /* the readiness check has passed */
-
-enum ag_state {
-	AG_LAUNCHING, /* recorded; sandbox being prepared ("starting") */
-	AG_STARTING,  /* shim up, task not confirmed running */
-	AG_RUNNING,
-	/* final states from here on */
-	AG_EXITED,
-	AG_FAILED,    /* "failed-to-start" */
-	AG_KILLED,    /* stopped because the server stopped listing it */
-	AG_LOST,      /* no shim and no final status */
-};
-
-static inline bool ag_state_final(enum ag_state s)
-{
-	return s >= AG_EXITED;
-}
-
-/* The protocol's name for a state. */
-const char *ag_state_name(enum ag_state s);
 
 enum ag_stop {
 	AG_STOP_NONE,
@@ -95,7 +78,12 @@ struct ag_task {
 	char *id;
 	char *dir;                 /* <data>/tasks/<id> */
 	char *sandbox;             /* <dir>/sandbox */
-	json_t *order;             /* the launch order; NULL if unknown */
+	/*
+	 * The launch order (owned; NULL if unknown). Set once, when the
+	 * record is made (or restored at start), and never changed: the
+	 * worker reads it without the lock.
+	 */
+	struct hf_proto_launch *order;
 
 	/* Derived from the order by ag_task_set_order(). */
 	char *order_error;         /* unusable order: fail the launch */
@@ -108,7 +96,7 @@ struct ag_task {
 	struct hf_shim_launch *launch; /* launch.json, read for the checks */
 
 	/* What is reported. */
-	enum ag_state state;
+	enum hf_task_state state; /* the node side of task/lifecycle.h */
 	pid_t pid;
 	int64_t started_at, finished_at; /* unix ms, 0 = null */
 	bool has_exit_code;
@@ -165,7 +153,7 @@ struct hf_agent {
 	int lock_fd;               /* holds <data>/agent.lock */
 	char *node_token;          /* this node's own credential (nodeauth.h) */
 	char *bin;                 /* the holdfast binary for shims */
-	json_t *info;              /* immutable after start */
+	struct hf_proto_node_info info; /* immutable after start */
 	int64_t started_at;
 	int wakefd;                /* eventfd: wakes the supervisor */
 	struct hf_agent_api *api;  /* task logs and exec; NULL if not up */
@@ -212,11 +200,12 @@ struct ag_task *ag_task_find(struct hf_agent *ag, const char *id);
 bool ag_task_id_valid(const char *id);
 
 /*
- * Takes a reference to the launch order and derives the task's fields
- * (environment, checks, grace, volumes); a problem sets t->order_error.
+ * Takes the launch order (heap-allocated; the task owns it from now on)
+ * and derives the task's fields (environment, checks, grace, volumes); a
+ * problem, or order->invalid, sets t->order_error.
  */
 void ag_task_set_order(struct hf_agent *ag, struct ag_task *t,
-		       json_t *order);
+		       struct hf_proto_launch *order);
 
 /*
  * Applies a status from the shim (watch line or status.json). Lock held.
@@ -225,18 +214,20 @@ void ag_task_set_order(struct hf_agent *ag, struct ag_task *t,
 void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 			  const struct hf_shim_status *st);
 /*
- * Ends a task without a shim status (failed to prepare, lost). Lock held.
- * message may be NULL.
+ * Ends a task without a shim status: ev is HF_TEV_FAILED_TO_START (failed
+ * to prepare), HF_TEV_STOPPED (removed before it started) or HF_TEV_LOST.
+ * Lock held. message may be NULL.
  */
-void ag_task_end(struct hf_agent *ag, struct ag_task *t, enum ag_state s,
-		 const char *message);
+void ag_task_end(struct hf_agent *ag, struct ag_task *t,
+		 enum hf_task_event ev, const char *message);
 /*
  * The task's launch.json as last written (for its checks), read on first
  * use; NULL when there is none or it cannot be read. Owned by the task.
  */
 const struct hf_shim_launch *ag_task_launch(struct ag_task *t);
-/* The task's entry of a sync request; the caller owns it. Lock held. */
-json_t *ag_task_report(const struct ag_task *t);
+/* Fills r (zeroed) with the task's report for a sync request; the caller
+ * releases it. Lock held. */
+void ag_task_report(const struct ag_task *t, struct hf_proto_report *r);
 
 /* agent.json: load at start (creating it), save after a change. */
 int ag_state_load(struct hf_agent *ag);
@@ -280,17 +271,20 @@ bool ag_volume_key_valid(const char *key);
  * that user. Returns 0, or -1 with *err set to a sentence (the caller
  * frees it).
  */
-int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t, json_t *uris,
-		  uid_t uid, gid_t gid, char **err);
+int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t,
+		  const struct hf_strlist *uris, uid_t uid, gid_t gid,
+		  char **err);
 
 /* ---- check.c ---- */
 
 /*
- * Parses a health or readiness check of a launch order. Returns NULL with
- * *err unset for null, NULL with *err set for a bad check.
+ * The agent's run of a launch order's health or readiness check (its port
+ * resolved against the order's ports). Returns NULL with *err unset for
+ * none, NULL with *err set for a check that cannot run.
  */
-struct ag_check *ag_check_parse(json_t *o, json_t *ports, bool readiness,
-				char **err);
+struct ag_check *ag_check_parse(const struct hf_proto_check *o,
+				const struct hf_proto_launch *order,
+				bool readiness, char **err);
 /* Frees a check (its run must have been cancelled). */
 void ag_check_free(struct ag_check *c);
 

@@ -296,7 +296,7 @@ static void h_exec(void *ctx, const struct hf_http_req *req,
 	}
 	/* A task with a namespace of its own is entered while it runs. */
 	if (hf_shim_status_read(dir, &st) == 0 && st.mnt_ns &&
-	    (st.state != HF_SHIM_RUNNING ||
+	    (st.state != HF_TS_RUNNING ||
 	     hf_confine_join(&conf, st.pid, st.mnt_ns, &why))) {
 		hf_http_error(resp, HF_ECONFLICT,
 			      "task %s is not running: exec runs inside a "

@@ -37,45 +37,23 @@
 
 /* ---- parsing ---------------------------------------------------------- */
 
-/* Seconds (a number, may be fractional) as ms; false if not a number. */
-static bool get_secs(json_t *o, const char *key, double dflt, int64_t *ms,
-		     char **err)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (!v || json_is_null(v)) {
-		*ms = (int64_t)(dflt * 1000);
-		return true;
-	}
-	if (!json_is_number(v) || json_number_value(v) < 0) {
-		*err = hf_xasprintf("\"%s\" must be a number of seconds", key);
-		return false;
-	}
-	*ms = (int64_t)(json_number_value(v) * 1000);
-	return true;
-}
-
 /* A port number, or the name of one of the task's ports. */
-static int resolve_port(json_t *v, json_t *ports, char **err)
+static int resolve_port(const char *s, const struct hf_proto_launch *order,
+			char **err)
 {
-	json_int_t n = -1;
+	int64_t n = -1;
 
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
+	if (s) {
 		char *end;
 		long x = strtol(s, &end, 10);
 
 		if (*s && !*end)
 			n = x;
-		else if (json_is_integer(json_object_get(ports, s)))
-			n = json_integer_value(json_object_get(ports, s));
-		else {
+		else if ((n = hf_proto_launch_port(order, s)) < 0) {
 			*err = hf_xasprintf("\"port\": \"%s\" is not one of "
 					    "the task's ports", s);
 			return -1;
 		}
-	} else if (json_is_integer(v)) {
-		n = json_integer_value(v);
 	}
 	if (n < 1 || n > 65535) {
 		*err = hf_xstrdup("\"port\" must be a port number or the name "
@@ -85,40 +63,27 @@ static int resolve_port(json_t *v, json_t *ports, char **err)
 	return (int)n;
 }
 
-struct ag_check *ag_check_parse(json_t *o, json_t *ports, bool readiness,
-				char **err)
+struct ag_check *ag_check_parse(const struct hf_proto_check *o,
+				const struct hf_proto_launch *order,
+				bool readiness, char **err)
 {
 	struct ag_check *c;
-	const char *kind, *s;
-	json_t *max;
 
 	*err = NULL;
-	if (!o || json_is_null(o))
+	if (o->kind == HF_CHECK_NONE)
 		return NULL;
-	if (!json_is_object(o)) {
-		*err = hf_xstrdup("must be an object");
-		return NULL;
-	}
 	c = hf_xcalloc(1, sizeof(*c));
 	c->readiness = readiness;
 	c->pidfd = c->outfd = c->sockfd = -1;
-	kind = json_string_value(json_object_get(o, "kind"));
-	if (!kind)
-		kind = json_object_get(o, "cmd") ? "cmd" : "";
-	if (strcmp(kind, "cmd") == 0) {
-		c->kind = HF_CHECK_CMD;
-		s = json_string_value(json_object_get(o, "cmd"));
-		if (!s || !*s) {
-			*err = hf_xstrdup("\"cmd\" must be a non-empty string");
-			goto bad;
-		}
-		c->cmd = hf_xstrdup(s);
-	} else if (strcmp(kind, "http") == 0 || strcmp(kind, "tcp") == 0) {
-		c->kind = kind[0] == 'h' ? HF_CHECK_HTTP : HF_CHECK_TCP;
-		c->port = resolve_port(json_object_get(o, "port"), ports, err);
+	c->kind = o->kind;
+	if (o->kind == HF_CHECK_CMD) {
+		c->cmd = hf_xstrdup(o->cmd);
+	} else {
+		const char *s = o->path;
+
+		c->port = resolve_port(o->port, order, err);
 		if (c->port < 0)
 			goto bad;
-		s = json_string_value(json_object_get(o, "path"));
 		c->path = hf_xstrdup(s && *s == '/' ? s : "/");
 		if (s && *s && *s != '/') {
 			*err = hf_xstrdup("\"path\" must start with /");
@@ -129,25 +94,20 @@ struct ag_check *ag_check_parse(json_t *o, json_t *ports, bool readiness,
 					  "or line breaks");
 			goto bad;
 		}
-	} else {
-		*err = hf_xasprintf("unknown kind \"%s\" (cmd, http, tcp)",
-				    kind);
-		goto bad;
 	}
-	if (!get_secs(o, "interval", 5, &c->interval_ms, err) ||
-	    !get_secs(o, "delay", 0, &c->delay_ms, err) ||
-	    !get_secs(o, "timeout", 20, &c->timeout_ms, err) ||
-	    !get_secs(o, "grace_period", 0, &c->grace_ms, err))
-		goto bad;
+	c->interval_ms = (int64_t)(o->interval * 1000);
+	c->delay_ms = (int64_t)(o->delay * 1000);
+	c->timeout_ms = (int64_t)(o->timeout * 1000);
+	c->grace_ms = (int64_t)(o->grace_period * 1000);
 	if (c->interval_ms < 100)
 		c->interval_ms = 100;
 	if (c->timeout_ms < 100)
 		c->timeout_ms = 100;
-	max = json_object_get(o, "max_consecutive_failures");
-	c->max_failures = json_is_integer(max) ? (int)json_integer_value(max)
-					       : 3;
-	if (c->max_failures < 1)
-		c->max_failures = 1;
+	c->max_failures = o->max_consecutive_failures < 1
+				  ? 1
+			  : o->max_consecutive_failures > INT_MAX
+				  ? INT_MAX
+				  : (int)o->max_consecutive_failures;
 	return c;
 bad:
 	ag_check_free(c);
@@ -617,7 +577,7 @@ int64_t ag_checks_tick(struct hf_agent *ag, struct ag_task *t,
 		 * a paused task is not checked (its readiness never passes);
 		 * readiness stops at its first pass.
 		 */
-		wanted = t->state == AG_RUNNING && t->stop == AG_STOP_NONE &&
+		wanted = t->state == HF_TS_RUNNING && t->stop == AG_STOP_NONE &&
 			 !t->paused && !(c->readiness && t->ready);
 		if (!wanted) {
 			if (c->phase != AG_CHECK_IDLE || c->next_at)

@@ -378,29 +378,12 @@ out:
 	return rc;
 }
 
-int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t, json_t *uris,
-		  uid_t uid, gid_t gid, char **err)
+int ag_fetch_uris(struct hf_agent *ag, struct ag_task *t,
+		  const struct hf_strlist *uris, uid_t uid, gid_t gid,
+		  char **err)
 {
-	size_t i;
-	json_t *u;
-
-	if (uris && !json_is_null(uris) && !json_is_array(uris)) {
-		*err = hf_xstrdup("\"uris\" must be an array");
-		return -1;
-	}
-	json_array_foreach(uris, i, u) {
-		/* A string, or an object with "uri" (the SDK's form). */
-		const char *url = json_is_string(u)
-					  ? json_string_value(u)
-					  : json_string_value(
-						    json_object_get(u, "uri"));
-
-		if (!url) {
-			*err = hf_xasprintf("uris[%zu] is not a URI", i);
+	for (size_t i = 0; i < uris->len; i++)
+		if (fetch_one(ag, t, uris->items[i], uid, gid, err))
 			return -1;
-		}
-		if (fetch_one(ag, t, url, uid, gid, err))
-			return -1;
-	}
 	return 0;
 }

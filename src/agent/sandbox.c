@@ -80,7 +80,7 @@ void ag_unbind_volumes(struct ag_task *t)
 struct launch {
 	struct hf_agent *ag;
 	struct ag_task *t;
-	json_t *order;
+	const struct hf_proto_launch *order; /* t's, which never changes */
 	struct hf_kvlist env;
 	struct hf_strlist volume_keys, volume_paths;
 	char *user;
@@ -94,7 +94,6 @@ struct launch {
 
 static void launch_release(struct launch *l)
 {
-	json_decref(l->order);
 	hf_kvlist_release(&l->env);
 	hf_strlist_release(&l->volume_keys);
 	hf_strlist_release(&l->volume_paths);
@@ -355,19 +354,11 @@ out:
 	return fd;
 }
 
-static int render_configs(struct launch *l, json_t *configs, char **err)
+static int render_configs(struct launch *l, char **err)
 {
-	size_t i;
-	json_t *c;
-
-	if (configs && !json_is_null(configs) && !json_is_array(configs)) {
-		*err = hf_xstrdup("\"configs\" must be an array");
-		l->permanent = true;
-		return -1;
-	}
-	json_array_foreach(configs, i, c) {
-		const char *dest = json_string_value(json_object_get(c, "dest"));
-		json_t *tmpl = json_object_get(c, "template");
+	for (size_t i = 0; i < l->order->configs.len; i++) {
+		const struct hf_proto_config *c = &l->order->configs.items[i];
+		const char *dest = c->dest;
 		struct hf_diags diags = {0};
 		struct hf_mustache_uses missing = {0};
 		char *out = NULL, *rel = NULL;
@@ -375,16 +366,10 @@ static int render_configs(struct launch *l, json_t *configs, char **err)
 
 		/* A bad dest or template: only a new spec can fix it. */
 		l->permanent = true;
-		if (!dest || !json_is_string(tmpl)) {
-			*err = hf_xasprintf("configs[%zu]: \"dest\" and "
-					    "\"template\" must be strings", i);
-			return -1;
-		}
 		root = config_root(l, dest, &rel, err);
 		if (root < 0)
 			goto next;
-		if (hf_mustache_render_missing(json_string_value(tmpl),
-					       json_string_length(tmpl),
+		if (hf_mustache_render_missing(c->tmpl, c->tmpl_len,
 					       &l->env, dest, &out, NULL,
 					       &missing, &diags)) {
 			*err = hf_xasprintf("config %s: %s", dest,
@@ -459,23 +444,13 @@ static int make_bootstrap(struct launch *l, char **err)
 	return 0;
 }
 
-/* A numeric limit, "unlimited" (0: none), or null (fallback). */
-static bool limit_value(json_t *v, double fallback, double *out)
+/* A limit for launch.json: a number, "unlimited" (0: none), or null
+ * (the request). */
+static double limit_value(double v, double request)
 {
-	if (!v || json_is_null(v)) {
-		*out = fallback;
-		return true;
-	}
-	if (json_is_string(v) &&
-	    strcmp(json_string_value(v), "unlimited") == 0) {
-		*out = 0;
-		return true;
-	}
-	if (json_is_number(v) && json_number_value(v) > 0) {
-		*out = json_number_value(v);
-		return true;
-	}
-	return false;
+	if (v == HF_PROTO_LIMIT_NONE)
+		return request;
+	return v == HF_PROTO_LIMIT_UNLIMITED ? 0 : v;
 }
 
 static size_t depth(const char *rel)
@@ -491,20 +466,16 @@ static size_t depth(const char *rel)
 static int isolation(struct launch *l, struct hf_shim_launch *sl, char **err)
 {
 	struct hf_agent *ag = l->ag;
-	json_t *caps = json_object_get(l->order, "capabilities"), *v;
+	const struct hf_strlist *caps = &l->order->capabilities;
 	size_t i;
 
-	sl->privileged = json_is_true(json_object_get(l->order, "privileged"));
-	json_array_foreach(caps, i, v) {
-		int cap = json_is_string(v) ? hf_cap_by_name(json_string_value(v))
-					    : -1;
+	sl->privileged = l->order->privileged;
+	for (i = 0; i < caps->len; i++) {
+		int cap = hf_cap_by_name(caps->items[i]);
 
 		if (cap < 0) {
 			*err = hf_xasprintf("capabilities[%zu]: unknown "
-					    "capability %s", i,
-					    json_is_string(v)
-						    ? json_string_value(v)
-						    : "(not a name)");
+					    "capability %s", i, caps->items[i]);
 			l->permanent = true;
 			return -1;
 		}
@@ -534,11 +505,9 @@ static int isolation(struct launch *l, struct hf_shim_launch *sl, char **err)
 static int write_launch(struct launch *l, char **err)
 {
 	struct hf_agent *ag = l->ag;
-	json_t *o = l->order, *rl = json_object_get(o, "rlimits"), *v;
+	const struct hf_proto_launch *o = l->order;
 	struct hf_shim_launch sl;
-	double cpus = 0, mem = 0;
 	char *msg = NULL;
-	size_t i;
 	int rc = -1;
 
 	hf_shim_launch_init(&sl);
@@ -549,42 +518,31 @@ static int write_launch(struct launch *l, char **err)
 	 */
 	sl.cmd = hf_xstrdup(l->t->paused
 				    ? "exec sleep 2147483647"
-				    : json_string_value(json_object_get(o, "cmd")));
+				    : o->cmd);
 	sl.sandbox = hf_xstrdup(l->t->sandbox);
 	hf_kvlist_copy(&sl.env, &l->env);
-	if (!limit_value(json_object_get(o, "limit_cpus"),
-			 json_number_value(json_object_get(o, "cpus")), &cpus) ||
-	    !limit_value(json_object_get(o, "limit_memory_mb"),
-			 json_number_value(json_object_get(o, "memory_mb")),
-			 &mem)) {
-		*err = hf_xstrdup("\"limit_cpus\" and \"limit_memory_mb\" must "
-				  "be positive numbers, \"unlimited\" or null");
-		l->permanent = true;
-		goto out;
-	}
-	sl.cpus = cpus;
-	sl.memory_mb = (int64_t)(mem + 0.5);
+	sl.cpus = limit_value(o->limit_cpus, o->cpus);
+	sl.memory_mb =
+	    (int64_t)(limit_value(o->limit_memory_mb, o->memory_mb) + 0.5);
 	sl.kill_grace_period = l->t->grace;
 	sl.log_max_bytes = ag->opts->log_max_bytes;
 	sl.log_keep = ag->opts->log_keep;
 	sl.user = l->user ? hf_xstrdup(l->user) : NULL;
-	json_array_foreach(rl, i, v) {
-		const char *name = json_string_value(json_object_get(v, "name"));
-		json_t *soft = json_object_get(v, "soft");
-		json_t *hard = json_object_get(v, "hard");
-		int res = name ? hf_rlimit_by_name(name) : -1;
+	for (size_t i = 0; i < o->rlimits.len; i++) {
+		const struct hf_proto_rlimit *pr = &o->rlimits.items[i];
+		int res = hf_rlimit_by_name(pr->name);
 		struct hf_shim_rlimit *r;
 
 		if (res < 0) {
 			*err = hf_xasprintf("rlimits[%zu]: unknown limit %s", i,
-					    name ? name : "(no name)");
+					    pr->name);
 			l->permanent = true;
 			goto out;
 		}
 		r = HF_VEC_PUSH(&sl.rlimits);
 		r->resource = res;
-		r->soft = json_is_integer(soft) ? json_integer_value(soft) : -1;
-		r->hard = json_is_integer(hard) ? json_integer_value(hard) : -1;
+		r->soft = pr->soft;
+		r->hard = pr->hard;
 	}
 	/* The shim would fail the same way on every retry: say it once. */
 	if (hf_shim_rlimits_check(&sl, &msg)) {
@@ -608,9 +566,11 @@ out:
 static int write_order(struct launch *l, char **err)
 {
 	char *path = hf_xasprintf("%s/%s", l->t->dir, AG_ORDER_FILE);
-	char *text = json_dumps(l->order, JSON_COMPACT);
+	json_t *o = hf_proto_launch_encode(l->order);
+	char *text = json_dumps(o, JSON_COMPACT);
 	int rc = 0;
 
+	json_decref(o);
 	if (!text)
 		abort(); /* only on allocation failure; see util.h */
 	/* 0600: the order's environment may hold secrets. */
@@ -645,7 +605,6 @@ static int resolve_user(struct launch *l, char **err)
 static int prepare(struct launch *l, char **err)
 {
 	struct ag_task *t = l->t;
-	json_t *o = l->order;
 	mode_t dmode;
 
 	if (resolve_user(l, err))
@@ -681,11 +640,11 @@ static int prepare(struct launch *l, char **err)
 	if (write_order(l, err))
 		return -1;
 	if (prepare_volumes(l, err) ||
-	    render_configs(l, json_object_get(o, "configs"), err) ||
+	    render_configs(l, err) ||
 	    make_bootstrap(l, err))
 		return -1;
-	if (ag_fetch_uris(l->ag, t, json_object_get(o, "uris"),
-			  owner_uid(l), l->gid, err))
+	if (ag_fetch_uris(l->ag, t, &l->order->uris, owner_uid(l), l->gid,
+			  err))
 		return -1;
 	return write_launch(l, err);
 }
@@ -706,7 +665,7 @@ static void write_failed_status(struct ag_task *t, const char *msg)
 		return;
 	}
 	hf_shim_status_init(&st);
-	st.state = HF_SHIM_FAILED_TO_START;
+	st.state = HF_TS_FAILED_TO_START;
 	st.task_id = hf_xstrdup(t->id);
 	st.finished_at = hf_now_ms();
 	st.message = hf_xstrdup(msg);
@@ -730,18 +689,20 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 	pthread_mutex_lock(&ag->mu);
 	if (t->stop != AG_STOP_NONE) {
 		/* Nothing was created: the id stays recorded, never run. */
-		ag_task_end(ag, t, AG_KILLED,
+		ag_task_end(ag, t, HF_TEV_STOPPED,
 			    "removed from the desired set before it started");
 		pthread_mutex_unlock(&ag->mu);
 		return;
 	}
-	if (t->order_error) {
-		err = hf_xasprintf("invalid launch order: %s", t->order_error);
+	if (t->order_error || !t->order) {
+		err = hf_xasprintf("invalid launch order: %s",
+				   t->order_error ? t->order_error
+						  : "the agent has none");
 		l.permanent = true;
 		pthread_mutex_unlock(&ag->mu);
 		goto failed;
 	}
-	l.order = json_incref(t->order);
+	l.order = t->order;
 	hf_kvlist_copy(&l.env, &t->env);
 	for (size_t i = 0; i < t->volume_keys.len; i++) {
 		hf_strlist_push(&l.volume_keys, t->volume_keys.items[i]);
@@ -760,7 +721,7 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 		write_failed_status(t, "removed from the desired set before "
 				       "it started");
 		pthread_mutex_lock(&ag->mu);
-		ag_task_end(ag, t, AG_KILLED,
+		ag_task_end(ag, t, HF_TEV_STOPPED,
 			    "removed from the desired set before it started");
 		pthread_mutex_unlock(&ag->mu);
 		goto out;
@@ -778,13 +739,13 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 	if (rc == 0 || rc == HF_EEXISTS) {
 		if (hf_shim_status_read(t->dir, &st) == 0)
 			ag_task_apply_status(ag, t, &st);
-		if (t->state == AG_LAUNCHING)
-			t->state = AG_STARTING;
-		t->need_watch = !ag_state_final(t->state);
+		if (t->state == HF_TS_STAGING)
+			t->state = HF_TS_STARTING;
+		t->need_watch = !hf_task_state_final(t->state);
 	} else if (rc == HF_EUNAVAIL) {
 		hf_log("task %s: the shim is slow to start; watching it",
 		       t->id);
-		t->state = AG_STARTING;
+		t->state = HF_TS_STARTING;
 		t->need_watch = true;
 	} else if (hf_shim_status_read(t->dir, &st) == 0) {
 		/* The shim refused launch.json and said why. */
@@ -806,7 +767,7 @@ failed:
 	write_failed_status(t, err);
 	pthread_mutex_lock(&ag->mu);
 	t->permanent = l.permanent;
-	ag_task_end(ag, t, AG_FAILED, err);
+	ag_task_end(ag, t, HF_TEV_FAILED_TO_START, err);
 	pthread_mutex_unlock(&ag->mu);
 out:
 	free(err);

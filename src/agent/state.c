@@ -24,22 +24,6 @@
 #define STATE_MAX_BYTES (256 * 1024 * 1024)
 #define MAX_ID_LEN 200
 
-static const char *const state_names[] = {
-	[AG_LAUNCHING] = "starting",
-	[AG_STARTING] = "starting",
-	[AG_RUNNING] = "running",
-	[AG_EXITED] = "exited",
-	[AG_FAILED] = "failed-to-start",
-	[AG_KILLED] = "killed",
-	[AG_LOST] = "lost",
-};
-
-const char *ag_state_name(enum ag_state s)
-{
-	return (size_t)s < HF_ARRAY_LEN(state_names) ? state_names[s]
-						      : "unknown";
-}
-
 bool ag_task_id_valid(const char *id)
 {
 	size_t n = strlen(id);
@@ -77,7 +61,10 @@ void ag_task_free(struct ag_task *t)
 		close(t->watch_fd);
 	ag_check_free(t->health);
 	ag_check_free(t->readiness);
-	json_decref(t->order);
+	if (t->order) {
+		hf_proto_launch_release(t->order);
+		free(t->order);
+	}
 	free(t->order_error);
 	hf_kvlist_release(&t->env);
 	free(t->user);
@@ -120,38 +107,11 @@ static bool order_fail(char **err, const char *fmt, ...)
 	return false;
 }
 
-static void derive_env(struct ag_task *t, json_t *env, char **err)
+static void derive_env(struct ag_task *t, const struct hf_kvlist *env)
 {
-	const char *key, *path = getenv("PATH");
-	json_t *v;
+	const char *path = getenv("PATH");
 
-	if (env && !json_is_null(env) && !json_is_object(env))
-		order_fail(err, "\"env\" must be an object");
-	json_object_foreach(env, key, v) {
-		char *num = NULL;
-
-		if (!hf_is_env_name(key)) {
-			order_fail(err, "env: \"%s\" is not a variable name",
-				   key);
-			continue;
-		}
-		if (json_is_string(v)) {
-			hf_kvlist_set(&t->env, key, json_string_value(v));
-			continue;
-		}
-		if (json_is_integer(v))
-			num = hf_xasprintf("%lld",
-					   (long long)json_integer_value(v));
-		else if (json_is_real(v))
-			num = hf_xasprintf("%g", json_real_value(v));
-		else if (json_is_boolean(v))
-			num = hf_xstrdup(json_is_true(v) ? "true" : "false");
-		if (num)
-			hf_kvlist_set(&t->env, key, num);
-		else
-			order_fail(err, "env: \"%s\" must be a string", key);
-		free(num);
-	}
+	hf_kvlist_copy(&t->env, env);
 	/* The sandbox variables always name this launch's sandbox. */
 	hf_kvlist_set(&t->env, "MESOS_SANDBOX", t->sandbox);
 	hf_kvlist_set(&t->env, "HOLDFAST_SANDBOX", t->sandbox);
@@ -164,81 +124,61 @@ static void derive_env(struct ag_task *t, json_t *env, char **err)
 		hf_kvlist_set(&t->env, "HOME", t->sandbox);
 }
 
-static void derive_volumes(struct ag_task *t, json_t *vols, char **err)
+static void derive_volumes(struct ag_task *t, const struct hf_proto_launch *o,
+			   char **err)
 {
-	size_t i;
-	json_t *v;
-
-	if (vols && !json_is_null(vols) && !json_is_array(vols))
-		order_fail(err, "\"volumes\" must be an array");
-	json_array_foreach(vols, i, v) {
-		const char *key = json_string_value(json_object_get(v, "key"));
-		const char *path = json_string_value(json_object_get(v, "path"));
+	for (size_t i = 0; i < o->volumes.len; i++) {
+		const struct hf_proto_volume *v = &o->volumes.items[i];
 		char *where;
 
-		if (!key || !ag_volume_key_valid(key)) {
+		if (!ag_volume_key_valid(v->key)) {
 			order_fail(err, "volumes[%zu]: \"key\" must be a "
 				   "relative path without \"..\"", i);
 			continue;
 		}
-		where = path ? ag_path_join_within(t->sandbox, t->sandbox, path)
-			     : NULL;
+		where = ag_path_join_within(t->sandbox, t->sandbox, v->path);
 		if (!where) {
 			order_fail(err, "volumes[%zu]: \"path\" must be a "
 				   "relative path inside the sandbox", i);
 			continue;
 		}
 		/* Kept normalised: "./data/" is "data". */
-		hf_strlist_push(&t->volume_keys, key);
+		hf_strlist_push(&t->volume_keys, v->key);
 		hf_strlist_push(&t->volume_paths,
 				where + strlen(t->sandbox) + 1);
 		free(where);
 	}
 }
 
-void ag_task_set_order(struct hf_agent *ag, struct ag_task *t, json_t *order)
+void ag_task_set_order(struct hf_agent *ag, struct ag_task *t,
+		       struct hf_proto_launch *order)
 {
-	json_t *grace, *user, *cmd, *ports;
-	char *err = NULL;
+	char *err = NULL, *cerr = NULL;
 
-	json_decref(t->order);
-	t->order = json_incref(order);
-	if (!json_is_object(order)) {
-		order_fail(&err, "the launch order is not an object");
+	if (t->order) {
+		hf_proto_launch_release(t->order);
+		free(t->order);
+	}
+	t->order = order;
+	if (order->invalid) {
+		order_fail(&err, "%s", order->invalid);
 		goto out;
 	}
-	cmd = json_object_get(order, "cmd");
-	if (!json_is_string(cmd) || json_string_length(cmd) == 0)
-		order_fail(&err, "\"cmd\" must be a non-empty string");
-	derive_env(t, json_object_get(order, "env"), &err);
-	grace = json_object_get(order, "kill_grace_period");
-	if (json_is_number(grace) && json_number_value(grace) >= 0)
-		t->grace = json_number_value(grace);
-	else if (grace && !json_is_null(grace))
-		order_fail(&err, "\"kill_grace_period\" must be a number of "
-			   "seconds");
-	t->paused = json_is_true(json_object_get(order, "paused"));
-	user = json_object_get(order, "user");
-	if (json_is_string(user) && json_string_length(user) > 0)
-		t->user = hf_xstrdup(json_string_value(user));
-	derive_volumes(t, json_object_get(order, "volumes"), &err);
-	ports = json_object_get(order, "ports");
-	{
-		char *cerr = NULL;
-
-		t->health = ag_check_parse(json_object_get(order, "health_check"),
-					   ports, false, &cerr);
-		if (cerr)
-			order_fail(&err, "health_check: %s", cerr);
-		free(cerr);
-		cerr = NULL;
-		t->readiness = ag_check_parse(
-			json_object_get(order, "readiness_check"), ports, true,
-			&cerr);
-		if (cerr)
-			order_fail(&err, "readiness_check: %s", cerr);
-		free(cerr);
-	}
+	derive_env(t, &order->env);
+	if (order->kill_grace_period >= 0)
+		t->grace = order->kill_grace_period;
+	t->paused = order->paused;
+	if (order->user && *order->user)
+		t->user = hf_xstrdup(order->user);
+	derive_volumes(t, order, &err);
+	t->health = ag_check_parse(&order->health, order, false, &cerr);
+	if (cerr)
+		order_fail(&err, "health_check: %s", cerr);
+	free(cerr);
+	t->readiness = ag_check_parse(&order->readiness, order, true, &cerr);
+	if (cerr)
+		order_fail(&err, "readiness_check: %s", cerr);
+	free(cerr);
 out:
 	free(t->order_error);
 	t->order_error = err;
@@ -253,15 +193,15 @@ static void set_str(char **dst, const char *src)
 
 static void log_end(const struct ag_task *t)
 {
-	if (t->state == AG_EXITED && t->stop == AG_STOP_HEALTH && t->message)
+	if (t->state == HF_TS_EXITED && t->stop == AG_STOP_HEALTH && t->message)
 		hf_log("task %s exited: %s", t->id, t->message);
-	else if (t->state == AG_EXITED && t->signal)
+	else if (t->state == HF_TS_EXITED && t->signal)
 		hf_log("task %s exited: killed by signal %d%s", t->id,
 		       t->signal, t->oom_killed ? " (out of memory)" : "");
-	else if (t->state == AG_EXITED)
+	else if (t->state == HF_TS_EXITED)
 		hf_log("task %s exited with code %d", t->id, t->exit_code);
 	else
-		hf_log("task %s %s%s%s", t->id, ag_state_name(t->state),
+		hf_log("task %s %s%s%s", t->id, hf_task_state_wire(t->state),
 		       t->message ? ": " : "", t->message ? t->message : "");
 }
 
@@ -280,78 +220,79 @@ static void became_final(struct hf_agent *ag, struct ag_task *t)
 	log_end(t);
 }
 
-void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
-			  const struct hf_shim_status *st)
+/*
+ * One step of the lifecycle table (task/lifecycle.h), node side: what the
+ * shim or the agent itself saw happen to the task. st holds what the shim
+ * said with it (NULL for an end without a shim status); message, when not
+ * NULL, is the reason to report. Lock held.
+ */
+static void task_step(struct hf_agent *ag, struct ag_task *t,
+		      enum hf_task_event ev, const struct hf_shim_status *st,
+		      const char *message)
 {
-	enum ag_state ns = t->state;
-	bool changed = false;
+	struct hf_task_step step = hf_task_step(t->state, ev, HF_TASK_NODE);
+	bool changed = step.next != t->state;
 
-	if (ag_state_final(t->state))
+	if (step.act == HF_TACT_IGNORE)
 		return;
-	switch (st->state) {
-	case HF_SHIM_STARTING:
-		ns = AG_STARTING;
-		break;
-	case HF_SHIM_RUNNING:
-		ns = AG_RUNNING;
-		break;
-	case HF_SHIM_EXITED:
-		/* Killed on order only if the stop came before the end. */
-		ns = t->stop == AG_STOP_ORDER && st->stop_requested ? AG_KILLED
-								    : AG_EXITED;
-		break;
-	case HF_SHIM_FAILED_TO_START:
-		ns = AG_FAILED;
-		break;
+	if (st) {
+		changed = changed || st->pid != t->pid;
+		t->pid = st->pid;
+		t->mnt_ns = st->mnt_ns;
+		t->started_at = st->started_at;
+		t->finished_at = st->finished_at;
+		t->has_exit_code = st->has_exit_code;
+		t->exit_code = st->exit_code;
+		t->signal = st->signal;
+		t->oom_killed = st->oom_killed;
 	}
-	if (ns == AG_STARTING && t->state == AG_RUNNING)
-		return; /* an old line; never go back */
-	changed = ns != t->state || st->pid != t->pid;
-	t->pid = st->pid;
-	t->mnt_ns = st->mnt_ns;
-	t->started_at = st->started_at;
-	t->finished_at = st->finished_at;
-	t->has_exit_code = st->has_exit_code;
-	t->exit_code = st->exit_code;
-	t->signal = st->signal;
-	t->oom_killed = st->oom_killed;
-	if (ns == AG_EXITED && t->stop == AG_STOP_HEALTH && st->stop_requested)
-		set_str(&t->message, t->stop_message);
-	else
-		set_str(&t->message, st->message);
-	if (ns == AG_RUNNING && t->state != AG_RUNNING) {
+	if (st || message || step.act == HF_TACT_END)
+		set_str(&t->message, message);
+	switch (step.act) {
+	case HF_TACT_RUN:
 		hf_log("task %s running as pid %d", t->id, (int)t->pid);
 		/* Without a readiness check a running task is ready. */
 		if (!t->readiness && !t->paused)
 			t->ready = true;
 		ag_checks_start(t);
+		break;
+	case HF_TACT_END:
+		/* The shim's status says when; without one, it is now. */
+		if (!st && !t->finished_at)
+			t->finished_at = hf_now_ms();
+		break;
+	default:
+		break;
 	}
-	t->state = ns;
-	if (ag_state_final(ns))
+	t->state = step.next;
+	if (step.act == HF_TACT_END)
 		became_final(ag, t);
-	if (changed) {
+	if (changed || !st) {
 		ag_mark_dirty(ag);
 		ag_wake(ag);
 	}
 }
 
-void ag_task_end(struct hf_agent *ag, struct ag_task *t, enum ag_state s,
-		 const char *message)
+void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
+			  const struct hf_shim_status *st)
 {
-	if (ag_state_final(t->state))
-		return;
-	t->state = s;
-	set_str(&t->message, message);
-	if (!t->finished_at)
-		t->finished_at = hf_now_ms();
-	became_final(ag, t);
-	ag_mark_dirty(ag);
-	ag_wake(ag);
+	/* Killed on order only if the stop came before the end. */
+	bool ordered = t->stop == AG_STOP_ORDER && st->stop_requested;
+	bool health = t->stop == AG_STOP_HEALTH && st->stop_requested;
+	enum hf_task_event ev = hf_task_event_of(
+	    st->state, st->has_exit_code && st->exit_code == 0 && !st->signal,
+	    ordered);
+
+	/* A task the agent stopped for its health check says why. */
+	task_step(ag, t, ev, st,
+		  health && st->state == HF_TS_EXITED ? t->stop_message
+						     : st->message);
 }
 
-static json_t *int_or_null(bool present, json_int_t v)
+void ag_task_end(struct hf_agent *ag, struct ag_task *t,
+		 enum hf_task_event ev, const char *message)
 {
-	return present ? json_integer(v) : json_null();
+	task_step(ag, t, ev, NULL, message);
 }
 
 const struct hf_shim_launch *ag_task_launch(struct ag_task *t)
@@ -379,30 +320,23 @@ const struct hf_shim_launch *ag_task_launch(struct ag_task *t)
 	return t->launch;
 }
 
-json_t *ag_task_report(const struct ag_task *t)
+void ag_task_report(const struct ag_task *t, struct hf_proto_report *r)
 {
-	bool final = ag_state_final(t->state);
-	json_t *o;
-
-	o = json_pack(
-		"{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o, s:i, s:o, "
-		"s:o}",
-		"task_id", t->id, "state", ag_state_name(t->state), "pid",
-		int_or_null(t->pid > 0 && !final, t->pid), "started_at",
-		int_or_null(t->started_at > 0, t->started_at), "finished_at",
-		int_or_null(final && t->finished_at > 0, t->finished_at),
-		"exit_code", int_or_null(final && t->has_exit_code, t->exit_code),
-		"signal", int_or_null(final && t->signal > 0, t->signal),
-		"oom_killed", t->oom_killed, "ready", t->ready, "healthy",
-		t->healthy < 0 ? json_null() : json_boolean(t->healthy),
-		"health_failures", t->health_failures, "message",
-		t->message ? json_string(t->message) : json_null(),
-		"not_ready", t->not_ready && !t->ready
-				 ? json_string(t->not_ready) : json_null());
-	/* Only when true: what older servers do not know, they never see. */
-	if (t->state == AG_FAILED && t->permanent)
-		json_object_set_new(o, "permanent", json_true());
-	return o;
+	r->task_id = hf_xstrdup(t->id);
+	r->state = t->state;
+	r->pid = t->pid;
+	r->started_at = t->started_at;
+	r->finished_at = t->finished_at;
+	r->has_exit_code = t->has_exit_code;
+	r->exit_code = t->exit_code;
+	r->signal = t->signal;
+	r->oom_killed = t->oom_killed;
+	r->ready = t->ready;
+	r->healthy = t->healthy;
+	r->health_failures = t->health_failures;
+	r->message = t->message ? hf_xstrdup(t->message) : NULL;
+	r->not_ready = t->not_ready ? hf_xstrdup(t->not_ready) : NULL;
+	r->permanent = t->permanent;
 }
 
 /* ---- agent.json ------------------------------------------------------ */
@@ -540,12 +474,21 @@ static char *read_small(const char *dir, const char *name)
 /* What the previous agent knew: the order, a stop it sent, readiness. */
 static void restore_task(struct hf_agent *ag, struct ag_task *t)
 {
-	char *text = read_small(t->dir, AG_ORDER_FILE);
-	json_t *order = text ? json_loads(text, 0, NULL) : NULL;
+	char *text = read_small(t->dir, AG_ORDER_FILE), *err = NULL;
+	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
 
-	if (order)
+	if (j) {
+		struct hf_proto_launch *order = hf_xmalloc(sizeof(*order));
+
+		hf_proto_launch_init(order);
+		if (hf_proto_launch_decode(j, order, &err)) {
+			/* Only the task's checks read it from here on. */
+			hf_proto_launch_release(order);
+			order->invalid = err;
+		}
 		ag_task_set_order(ag, t, order);
-	json_decref(order);
+	}
+	json_decref(j);
 	free(text);
 	text = read_small(t->dir, AG_STOP_FILE);
 	if (text && hf_str_has_prefix(text, "health\n")) {
@@ -609,10 +552,10 @@ void ag_reattach(struct hf_agent *ag)
 			hf_strlist_push(&ag->launched, t->id);
 			save = true;
 		}
-		t->state = AG_STARTING;
+		t->state = HF_TS_STARTING;
 		hf_shim_status_init(&st);
 		rc = hf_shim_status_read(t->dir, &st);
-		if (rc == 0 && hf_shim_state_is_final(st.state)) {
+		if (rc == 0 && hf_task_state_final(st.state)) {
 			/* It ended, maybe while no agent was watching. */
 			ag_task_apply_status(ag, t, &st);
 			ended++;
@@ -626,7 +569,7 @@ void ag_reattach(struct hf_agent *ag)
 			/* A final status may have landed since the read. */
 			hf_shim_status_release(&st);
 			if (hf_shim_status_read(t->dir, &st) == 0 &&
-			    hf_shim_state_is_final(st.state)) {
+			    hf_task_state_final(st.state)) {
 				ag_task_apply_status(ag, t, &st);
 				ended++;
 			} else {
@@ -637,7 +580,7 @@ void ag_reattach(struct hf_agent *ag)
 				 * shim.lock does not exist). Either way the
 				 * task is not running and never will: lost.
 				 */
-				ag_task_end(ag, t, AG_LOST,
+				ag_task_end(ag, t, HF_TEV_LOST,
 					    access(lock, F_OK) == 0
 						    ? "the shim is gone and "
 						      "left no final status"
@@ -649,7 +592,7 @@ void ag_reattach(struct hf_agent *ag)
 			free(lock);
 		}
 		hf_shim_status_release(&st);
-		if (ag_state_final(t->state))
+		if (hf_task_state_final(t->state))
 			t->terminal_at = t->finished_at ? t->finished_at
 							: dir_mtime_ms(t->dir);
 	}

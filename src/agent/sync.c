@@ -46,9 +46,11 @@
 static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 			   int64_t *sent_gen)
 {
-	json_t *o, *tasks = json_array(), *deleted = json_array();
+	struct hf_proto_sync_req req;
+	json_t *o;
 	char *text;
 
+	hf_proto_sync_req_init(&req);
 	*seq = ++ag->seq;
 	*sent_gen = ag->generation;
 	for (size_t i = 0; i < ag->tasks.len; i++) {
@@ -61,25 +63,30 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 		 * state, so an answer to any of them that no longer lists
 		 * the task acknowledges its end.
 		 */
-		if (ag_state_final(t->state) && !t->terminal_seq)
+		if (hf_task_state_final(t->state) && !t->terminal_seq)
 			t->terminal_seq = *seq;
-		json_array_append_new(tasks, ag_task_report(t));
+		ag_task_report(t, HF_VEC_PUSH(&req.tasks));
 	}
+	req.has_tasks = true;
 	for (size_t i = 0; i < ag->volumes_deleted.len; i++)
-		json_array_append_new(deleted,
-				      json_string(ag->volumes_deleted.items[i]));
+		hf_strlist_push(&req.deleted_volumes,
+				ag->volumes_deleted.items[i]);
+	req.node_id = hf_xstrdup(ag->node_id);
 	/*
 	 * seq orders this agent's reports for the server (protocol.md):
 	 * the start time in ms plus a counter, so it grows across restarts.
 	 */
-	o = json_pack("{s:s, s:I, s:I, s:i, s:O, s:o, s:o}", "node_id",
-		      ag->node_id, "seq",
-		      (json_int_t)(ag->started_at + (int64_t)*seq), "generation",
-		      (json_int_t)ag->generation, "wait", wait, "info", ag->info,
-		      "tasks", tasks, "deleted_volumes", deleted);
+	req.seq = ag->started_at + (int64_t)*seq;
+	req.generation = ag->generation;
+	req.wait = wait;
 	/* The cluster it belongs to: a server of another one refuses it. */
-	if (ag->cluster_id)
-		json_object_set_new(o, "cluster", json_string(ag->cluster_id));
+	req.cluster = ag->cluster_id ? hf_xstrdup(ag->cluster_id) : NULL;
+	/* The node's info is the agent's: lent for the encoding only. */
+	req.has_info = true;
+	req.info = ag->info;
+	o = hf_proto_sync_req_encode(&req);
+	hf_proto_node_info_init(&req.info);
+	hf_proto_sync_req_release(&req);
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)
@@ -93,7 +100,7 @@ static bool volume_in_use(struct hf_agent *ag, const char *key,
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
-		if (ag_state_final(t->state))
+		if (hf_task_state_final(t->state))
 			continue;
 		/* A key names a volume or everything below it (an instance). */
 		for (size_t k = 0; k < t->volume_keys.len; k++) {
@@ -117,32 +124,20 @@ static void strlist_remove_at(struct hf_strlist *l, size_t i)
 	l->len--;
 }
 
-static bool json_strarray_has(json_t *a, const char *s)
+static void apply_volumes(struct hf_agent *ag, const struct hf_strlist *dv)
 {
 	size_t i;
-	json_t *v;
-
-	json_array_foreach(a, i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-			return true;
-	return false;
-}
-
-static void apply_volumes(struct hf_agent *ag, json_t *dv)
-{
-	size_t i;
-	json_t *v;
 
 	/* Deletions the server no longer asks for are acknowledged. */
 	for (i = 0; i < ag->volumes_deleted.len;)
-		if (!json_strarray_has(dv, ag->volumes_deleted.items[i]))
+		if (!hf_strlist_has(dv, ag->volumes_deleted.items[i]))
 			strlist_remove_at(&ag->volumes_deleted, i);
 		else
 			i++;
-	json_array_foreach(dv, i, v) {
-		const char *key = json_string_value(v), *by = NULL;
+	for (i = 0; i < dv->len; i++) {
+		const char *key = dv->items[i], *by = NULL;
 
-		if (!key || !ag_volume_key_valid(key)) {
+		if (!ag_volume_key_valid(key)) {
 			hf_log("delete_volumes: ignoring an invalid key");
 			continue;
 		}
@@ -160,14 +155,14 @@ static void apply_volumes(struct hf_agent *ag, json_t *dv)
 }
 
 /* Launches every listed id never launched. Lock held. */
-static void apply_launches(struct hf_agent *ag, json_t *orders)
+static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 {
 	HF_VEC(struct ag_task *) fresh = {0};
 	size_t i;
-	json_t *o;
 
-	json_array_foreach(orders, i, o) {
-		const char *id = json_string_value(json_object_get(o, "task_id"));
+	for (i = 0; i < r->tasks.len; i++) {
+		struct hf_proto_launch *o = &r->tasks.items[i], *order;
+		const char *id = o->task_id;
 		struct ag_task *t;
 
 		if (!id || !ag_task_id_valid(id)) {
@@ -194,13 +189,17 @@ static void apply_launches(struct hf_agent *ag, json_t *orders)
 			 * by age, or never made because the agent stopped
 			 * right after recording the id): never again.
 			 */
-			ag_task_end(ag, t, AG_LOST,
+			ag_task_end(ag, t, HF_TEV_LOST,
 				    "launched on this node before; its task "
 				    "directory is gone");
 			continue;
 		}
-		t->state = AG_LAUNCHING;
-		ag_task_set_order(ag, t, o);
+		t->state = HF_TS_STAGING;
+		/* The order moves from the answer to the task. */
+		order = hf_xmalloc(sizeof(*order));
+		*order = *o;
+		hf_proto_launch_init(o);
+		ag_task_set_order(ag, t, order);
 		hf_strlist_push(&ag->launched, id);
 		*HF_VEC_PUSH(&fresh) = t;
 	}
@@ -245,9 +244,9 @@ out:
  * another cluster (or one that lost its store) is refused. Returns 0, or
  * -1 when it cannot be kept (the answer is then not applied).
  */
-static int take_cluster(struct hf_agent *ag, json_t *r)
+static int take_cluster(struct hf_agent *ag, const struct hf_proto_sync_resp *r)
 {
-	const char *id = json_string_value(json_object_get(r, "cluster"));
+	const char *id = r->cluster;
 	char *old = ag->cluster_id;
 
 	if (ag->refused) {
@@ -290,46 +289,37 @@ static void refused_by(struct hf_agent *ag, const char *url, const char *msg)
 	ag->refused = hf_xstrdup(msg);
 }
 
-static void apply_response(struct hf_agent *ag, json_t *r, uint64_t seq,
-			   int64_t sent_gen)
+static void apply_response(struct hf_agent *ag, struct hf_proto_sync_resp *r,
+			   uint64_t seq, int64_t sent_gen)
 {
-	json_t *gen = json_object_get(r, "generation");
-	json_t *orders = json_object_get(r, "tasks");
-	json_t *dv = json_object_get(r, "delete_volumes");
-	int64_t g;
+	int64_t g = r->generation;
 	bool wake = false;
 
-	if (!json_is_integer(gen) || !json_is_array(orders)) {
-		hf_log("the server's answer has no generation or tasks; "
-		       "ignored");
-		return;
-	}
-	g = json_integer_value(gen);
 	if (g < ag->generation && sent_gen < ag->generation)
 		return; /* stale: see the top of this file */
 	if (g != ag->generation)
 		hf_log("desired set generation %lld: %zu task(s)",
-		       (long long)g, json_array_size(orders));
+		       (long long)g, r->tasks.len);
 	ag->generation = g;
 	for (size_t i = 0; i < ag->tasks.len; i++)
 		ag->tasks.items[i]->listed = false;
-	apply_launches(ag, orders);
+	apply_launches(ag, r);
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
 		if (t->listed)
 			continue;
-		if (!ag_state_final(t->state) && t->stop == AG_STOP_NONE) {
+		if (!hf_task_state_final(t->state) && t->stop == AG_STOP_NONE) {
 			hf_log("task %s is not in the desired set: stopping it",
 			       t->id);
 			t->stop = AG_STOP_ORDER;
 			wake = true;
-		} else if (ag_state_final(t->state) && !t->forgotten &&
+		} else if (hf_task_state_final(t->state) && !t->forgotten &&
 			   t->terminal_seq && t->terminal_seq <= seq) {
 			t->forgotten = true;
 		}
 	}
-	apply_volumes(ag, json_is_array(dv) ? dv : NULL);
+	apply_volumes(ag, &r->delete_volumes);
 	if (wake)
 		ag_wake(ag);
 }
@@ -386,8 +376,11 @@ static int register_node(struct hf_agent *ag, const char *url,
 		*elsewhere = true;
 		return -1;
 	}
-	o = json_pack("{s:s, s:s}", "node_id", ag->node_id, "token",
-		      ag->node_token);
+	{
+		struct hf_proto_register reg = {ag->node_id, ag->node_token};
+
+		o = hf_proto_register_encode(&reg);
+	}
 	body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	pthread_mutex_unlock(&ag->mu);
@@ -462,12 +455,21 @@ again:
 		goto again;
 	}
 	if (json_is_object(r)) {
+		struct hf_proto_sync_resp answer;
+		char *why = NULL;
+
 		if (ag->link_down)
 			hf_log("server %s answers again", url);
 		ag->link_down = false;
-		rc = take_cluster(ag, r);
-		if (rc == 0)
-			apply_response(ag, r, seq, sent_gen);
+		hf_proto_sync_resp_init(&answer);
+		rc = 0;
+		if (hf_proto_sync_resp_decode(r, &answer, &why))
+			hf_log("the server's answer is not a desired set (%s); "
+			       "ignored", why);
+		else if ((rc = take_cluster(ag, &answer)) == 0)
+			apply_response(ag, &answer, seq, sent_gen);
+		free(why);
+		hf_proto_sync_resp_release(&answer);
 		goto out;
 	} else if (rc == 0 && status == 409) {
 		json_t *e = resp ? json_loads(resp, 0, NULL) : NULL;

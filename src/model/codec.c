@@ -168,9 +168,11 @@ static struct hf_task_rec *task_rec_from_json(const json_t *o)
 	r->id = str_dup_json(o, "id");
 	r->config_id = str_dup_json(o, "config_id");
 	r->run = str_dup_json(o, "run");
-	r->state = HF_TS_LOST;
-	hf_task_state_parse(json_string_value(json_object_get(o, "state")),
-			    &r->state);
+	/* What a record never holds (the node side's states) reads as LOST. */
+	if (!hf_task_state_parse(json_string_value(json_object_get(o, "state")),
+				 &r->state) ||
+	    r->state > HF_TS_LOST)
+		r->state = HF_TS_LOST;
 	r->ready = bool_json(o, "ready");
 	r->healthy = json_is_boolean(json_object_get(o, "healthy"))
 			 ? bool_json(o, "healthy")
@@ -534,11 +536,12 @@ static char *check_fields(const json_t *o, const struct field *f, size_t n,
 #define CHECK_FIELDS(o, table, where)                                          \
 	check_fields(o, table, HF_ARRAY_LEN(table), where)
 
+/* A state a record holds (STAGING ... LOST). */
 static bool task_state_known(const char *name)
 {
 	enum hf_task_state st;
 
-	return hf_task_state_parse(name, &st);
+	return hf_task_state_parse(name, &st) && st <= HF_TS_LOST;
 }
 
 /* The instance record's task slots and their launches. */

@@ -22,6 +22,7 @@
 #include "common/map.h"
 #include "common/util.h"
 #include "spec/spec.h"
+#include "task/lifecycle.h"
 
 /*
  * Step, phase and plan statuses (the DC/OS SDK's): PENDING -> PREPARED ->
@@ -42,15 +43,10 @@ enum hf_status {
 	HF_STATUS_IN_PROGRESS, /* phases and plans only */
 };
 
-enum hf_task_state {
-	HF_TS_STAGING,  /* launch recorded; not yet seen running by an agent */
-	HF_TS_STARTING, /* the agent started its shim */
-	HF_TS_RUNNING,
-	HF_TS_FINISHED, /* exited 0 */
-	HF_TS_FAILED,   /* exited non-zero, killed by a signal, failed to start */
-	HF_TS_KILLED,   /* stopped on the server's order */
-	HF_TS_LOST,     /* gone without a status (node or agent lost it) */
-};
+/*
+ * A launch's state (STAGING ... LOST; a record never holds the node side's
+ * EXITED or FAILED_TO_START) and its names: task/lifecycle.h.
+ */
 
 /* One launch of one task: its id is never reused. */
 struct hf_task_rec {

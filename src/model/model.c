@@ -37,33 +37,6 @@ bool hf_status_parse(const char *s, enum hf_status *out)
 	return false;
 }
 
-static const char *const task_state_names[] = {
-    "STAGING", "STARTING", "RUNNING", "FINISHED", "FAILED", "KILLED", "LOST",
-};
-
-const char *hf_task_state_name(enum hf_task_state s)
-{
-	if ((size_t)s < HF_ARRAY_LEN(task_state_names))
-		return task_state_names[s];
-	return "UNKNOWN";
-}
-
-bool hf_task_state_parse(const char *s, enum hf_task_state *out)
-{
-	for (size_t i = 0; s && i < HF_ARRAY_LEN(task_state_names); i++) {
-		if (strcmp(task_state_names[i], s) == 0) {
-			*out = (enum hf_task_state)i;
-			return true;
-		}
-	}
-	return false;
-}
-
-bool hf_task_state_live(enum hf_task_state s)
-{
-	return s == HF_TS_STAGING || s == HF_TS_STARTING || s == HF_TS_RUNNING;
-}
-
 const char *hf_volume_state_name(enum hf_volume_state s)
 {
 	switch (s) {

@@ -13,11 +13,7 @@
 /* Status and state names, as records and the API spell them. */
 const char *hf_status_name(enum hf_status s);
 bool hf_status_parse(const char *s, enum hf_status *out);
-const char *hf_task_state_name(enum hf_task_state s);
-/* Returns false (and leaves *out) when s names no task state. */
-bool hf_task_state_parse(const char *s, enum hf_task_state *out);
-/* STAGING, STARTING and RUNNING: a launch an agent runs or is to run. */
-bool hf_task_state_live(enum hf_task_state s);
+/* Task states and their names: task/lifecycle.h. */
 /* "in use", "kept", "deleting". */
 const char *hf_volume_state_name(enum hf_volume_state s);
 

@@ -38,6 +38,7 @@
 #include "server/server.h"
 #include "spec/spec.h"
 #include "store/store.h"
+#include "task/lifecycle.h"
 
 /*
  * The records (services, configs, plan runs, instances, task launches,

@@ -157,7 +157,7 @@ static void HF_PRINTF(2, 3) fail_start(struct shim *sh, const char *fmt, ...)
 	if (sh->agent_err >= 0)
 		dprintf(sh->agent_err, "holdfast shim: %s: failed to start: "
 			"%s\n", sh->dir, sh->st.message);
-	sh->st.state = HF_SHIM_FAILED_TO_START;
+	sh->st.state = HF_TS_FAILED_TO_START;
 	sh->st.finished_at = hf_now_ms();
 	publish(sh);
 }
@@ -165,7 +165,7 @@ static void HF_PRINTF(2, 3) fail_start(struct shim *sh, const char *fmt, ...)
 /* Tells the first process (see detach) how startup went. */
 static void notify_ready(struct shim *sh)
 {
-	char c = sh->st.state == HF_SHIM_RUNNING ? '0' : '1';
+	char c = sh->st.state == HF_TS_RUNNING ? '0' : '1';
 
 	if (sh->agent_err >= 0)
 		close(sh->agent_err);
@@ -693,7 +693,7 @@ static int spawn_task(struct shim *sh)
 	if (sh->launch.isolate)
 		sh->st.mnt_ns = mount_ns_of(sh->pid);
 	sh->st.started_at = hf_now_ms();
-	sh->st.state = HF_SHIM_RUNNING;
+	sh->st.state = HF_TS_RUNNING;
 	hf_log("task %s started as pid %d", sh->launch.task_id,
 		 (int)sh->pid);
 	publish(sh);
@@ -853,7 +853,7 @@ static void finish(struct shim *sh)
 		hf_log("cannot remove cgroup %s: %s", sh->cg.path,
 			 strerror(err));
 	exit_message(sh);
-	sh->st.state = HF_SHIM_EXITED;
+	sh->st.state = HF_TS_EXITED;
 	hf_log("task %s %s", sh->launch.task_id, sh->st.message);
 	publish(sh);
 	flush_clients(sh);
@@ -1090,7 +1090,7 @@ static int load_launch(struct shim *sh)
 	if (rc) {
 		fprintf(stderr, "holdfast shim: %s: %s\n", path, msg);
 		/* No detached shim will run: shim_pid stays null. */
-		sh->st.state = HF_SHIM_FAILED_TO_START;
+		sh->st.state = HF_TS_FAILED_TO_START;
 		sh->st.finished_at = hf_now_ms();
 		sh->st.message = hf_xasprintf("invalid launch.json: %s", msg);
 		publish(sh);
@@ -1239,7 +1239,7 @@ static int shim_run(struct shim *sh, const char *dir)
 	write_pidfile(sh);
 	if (chdir("/") < 0)
 		hf_log("chdir /: %s", strerror(errno));
-	sh->st.state = HF_SHIM_STARTING;
+	sh->st.state = HF_TS_STARTING;
 	if (setup_signals(sh))
 		goto failed;
 	publish(sh);

@@ -204,6 +204,7 @@
 #include <sys/types.h>
 
 #include "common/util.h"
+#include "task/lifecycle.h"
 
 /* The `holdfast shim --dir TASKDIR [--foreground]` verb. */
 int hf_shim_main(int argc, char **argv);
@@ -272,24 +273,13 @@ int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg);
 
 /* ---- status --------------------------------------------------------- */
 
-enum hf_shim_state {
-	HF_SHIM_STARTING,
-	HF_SHIM_RUNNING,
-	HF_SHIM_EXITED,
-	HF_SHIM_FAILED_TO_START,
-};
-
-/* "starting", "running", "exited", "failed-to-start". */
-const char *hf_shim_state_name(enum hf_shim_state s);
-
-/* Final states: the shim has exited or is about to. */
-static inline bool hf_shim_state_is_final(enum hf_shim_state s)
-{
-	return s == HF_SHIM_EXITED || s == HF_SHIM_FAILED_TO_START;
-}
-
+/*
+ * A shim's status holds one of the task states of task/lifecycle.h:
+ * HF_TS_STARTING, HF_TS_RUNNING, HF_TS_EXITED or HF_TS_FAILED_TO_START
+ * (the last two final), written by their wire names.
+ */
 struct hf_shim_status {
-	enum hf_shim_state state;
+	enum hf_task_state state; /* one of the four above */
 	char *task_id;
 	pid_t shim_pid;         /* 0 when unknown */
 	pid_t pid, pgid;        /* the task; 0 before it started */

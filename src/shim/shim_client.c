@@ -32,23 +32,17 @@
 #define REQUEST_TIMEOUT_MS 5000
 #define SPAWN_TIMEOUT_MS 10000
 
-static const char *const state_names[] = {
-	[HF_SHIM_STARTING] = "starting",
-	[HF_SHIM_RUNNING] = "running",
-	[HF_SHIM_EXITED] = "exited",
-	[HF_SHIM_FAILED_TO_START] = "failed-to-start",
-};
-
-const char *hf_shim_state_name(enum hf_shim_state s)
+/* The states a shim writes: lifecycle.h's node side. */
+static bool shim_state(enum hf_task_state s)
 {
-	if ((size_t)s >= HF_ARRAY_LEN(state_names))
-		return "unknown";
-	return state_names[s];
+	return s == HF_TS_STARTING || s == HF_TS_RUNNING || s == HF_TS_EXITED ||
+	       s == HF_TS_FAILED_TO_START;
 }
 
 void hf_shim_status_init(struct hf_shim_status *s)
 {
 	memset(s, 0, sizeof(*s));
+	s->state = HF_TS_STARTING;
 }
 
 void hf_shim_status_release(struct hf_shim_status *s)
@@ -76,7 +70,7 @@ char *hf_shim_status_format(const struct hf_shim_status *s)
 	char *text;
 
 	json_object_set_new(o, "state",
-			    json_string(hf_shim_state_name(s->state)));
+			    json_string(hf_task_state_wire(s->state)));
 	json_object_set_new(o, "task_id", str_or_null(s->task_id));
 	json_object_set_new(o, "shim_pid", int_or_null(s->shim_pid > 0,
 						       s->shim_pid));
@@ -130,14 +124,10 @@ int hf_shim_status_parse(const char *json, size_t len,
 	state = json_string_value(json_object_get(o, "state"));
 	if (!state)
 		goto out;
-	for (size_t i = 0; i < HF_ARRAY_LEN(state_names); i++)
-		if (strcmp(state, state_names[i]) == 0)
-			rc = 0;
-	if (rc)
+	if (!hf_task_state_from_wire(state, &s->state) ||
+	    !shim_state(s->state))
 		goto out;
-	for (size_t i = 0; i < HF_ARRAY_LEN(state_names); i++)
-		if (strcmp(state, state_names[i]) == 0)
-			s->state = (enum hf_shim_state)i;
+	rc = 0;
 	s->task_id = get_str(o, "task_id");
 	s->shim_pid = (pid_t)get_int(o, "shim_pid");
 	s->pid = (pid_t)get_int(o, "pid");
@@ -602,7 +592,7 @@ int hf_shim_cleanup_lost(const char *taskdir)
 		goto out;
 	}
 	rc = hf_shim_status_read(taskdir, &st);
-	if (rc || hf_shim_state_is_final(st.state))
+	if (rc || hf_task_state_final(st.state))
 		goto out;
 	if (st.pid > 0) {
 		for (int i = 0; i < 100 && kill_session(st.pid) > 0; i++)
@@ -610,7 +600,7 @@ int hf_shim_cleanup_lost(const char *taskdir)
 	}
 	if (st.cgroup)
 		hf_cgroup_destroy(st.cgroup);
-	st.state = HF_SHIM_EXITED;
+	st.state = HF_TS_EXITED;
 	st.finished_at = hf_now_ms();
 	st.has_exit_code = false;
 	st.signal = 0;

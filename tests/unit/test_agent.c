@@ -119,16 +119,23 @@ static void test_volume_keys_and_task_ids(void **state)
 	assert_false(ag_task_id_valid(""));
 }
 
+/* The check as a launch order's health_check (the order decoded first). */
 static struct ag_check *parse_check(const char *text, char **err)
 {
 	json_t *o = json_loads(text, 0, NULL);
-	json_t *ports = json_pack("{s:i}", "http", 8080);
-	struct ag_check *c;
+	json_t *order = json_pack("{s:s, s:s, s:{s:i}, s:O}", "task_id", "t",
+				  "cmd", "true", "ports", "http", 8080,
+				  "health_check", o);
+	struct hf_proto_launch l;
+	struct ag_check *c = NULL;
 
 	assert_non_null(o);
-	c = ag_check_parse(o, ports, false, err);
+	hf_proto_launch_init(&l);
+	if (hf_proto_launch_decode(order, &l, err) == 0)
+		c = ag_check_parse(&l.health, &l, false, err);
+	hf_proto_launch_release(&l);
 	json_decref(o);
-	json_decref(ports);
+	json_decref(order);
 	return c;
 }
 
@@ -177,8 +184,13 @@ static void test_check_parsing(void **state)
 	assert_null(c);
 	free(err);
 
-	assert_null(ag_check_parse(json_null(), NULL, true, &err));
-	assert_null(err);
+	{
+		struct hf_proto_launch none;
+
+		hf_proto_launch_init(&none);
+		assert_null(ag_check_parse(&none.readiness, &none, true, &err));
+		assert_null(err);
+	}
 }
 
 static void test_flags(void **state)

@@ -229,7 +229,7 @@ static void test_status_roundtrip(void **state)
 
 	hf_shim_status_init(&a);
 	hf_shim_status_init(&b);
-	a.state = HF_SHIM_EXITED;
+	a.state = HF_TS_EXITED;
 	a.task_id = hf_xstrdup("t");
 	a.shim_pid = 10;
 	a.pid = a.pgid = 11;
@@ -243,7 +243,7 @@ static void test_status_roundtrip(void **state)
 	assert_contains(text, "\"cgroup\":null");
 	assert_contains(text, "\"state\":\"exited\"");
 	assert_int_equal(hf_shim_status_parse(text, strlen(text), &b), 0);
-	assert_int_equal(b.state, HF_SHIM_EXITED);
+	assert_int_equal(b.state, HF_TS_EXITED);
 	assert_false(b.has_exit_code);
 	assert_int_equal(b.signal, 9);
 	assert_true(b.oom_killed);
@@ -479,29 +479,29 @@ static void run_client_roundtrip(const char *subdir)
 	assert_int_equal(hf_shim_spawn(taskdir, exe, NULL), HF_EEXISTS);
 	hf_shim_status_init(&st);
 	assert_int_equal(hf_shim_status_read(taskdir, &st), 0);
-	assert_int_equal(st.state, HF_SHIM_RUNNING);
+	assert_int_equal(st.state, HF_TS_RUNNING);
 	assert_int_equal(st.shim_pid, pid);
 	assert_string_equal(st.task_id, "unit-client");
 	assert_int_equal(hf_shim_status_query(taskdir, &st), 0);
-	assert_int_equal(st.state, HF_SHIM_RUNNING);
+	assert_int_equal(st.state, HF_TS_RUNNING);
 
 	assert_int_equal(hf_shim_watch_open(taskdir, &fd), 0);
 	assert_int_equal(watch_next(fd, &st), 0);
-	assert_int_equal(st.state, HF_SHIM_RUNNING);
+	assert_int_equal(st.state, HF_TS_RUNNING);
 	assert_int_equal(hf_shim_signal(taskdir, "NOPE"), HF_EINVAL);
 	assert_int_equal(hf_shim_stop(taskdir, 20), 0);
 	do
 		rc = watch_next(fd, &st);
-	while (rc == 0 && st.state == HF_SHIM_RUNNING);
+	while (rc == 0 && st.state == HF_TS_RUNNING);
 	assert_int_equal(rc, 0);
-	assert_int_equal(st.state, HF_SHIM_EXITED);
+	assert_int_equal(st.state, HF_TS_EXITED);
 	assert_true(st.has_exit_code);
 	assert_int_equal(st.exit_code, 3);
 	assert_true(st.stop_requested);
 	assert_int_equal(watch_next(fd, &st), HF_ENOTFOUND);
 	close(fd);
 	assert_int_equal(hf_shim_status_read(taskdir, &st), 0);
-	assert_int_equal(st.state, HF_SHIM_EXITED);
+	assert_int_equal(st.state, HF_TS_EXITED);
 	assert_int_equal(st.exit_code, 3);
 	/* The shim is gone; the agent falls back to status.json. */
 	assert_int_equal(hf_shim_stop(taskdir, -1), HF_EUNAVAIL);
@@ -580,7 +580,7 @@ static void test_client_cleanup_after_shim_death(void **state)
 	assert_int_equal(hf_shim_spawn(taskdir, exe, &shim), 0);
 	hf_shim_status_init(&st);
 	assert_int_equal(hf_shim_status_read(taskdir, &st), 0);
-	assert_int_equal(st.state, HF_SHIM_RUNNING);
+	assert_int_equal(st.state, HF_TS_RUNNING);
 	assert_int_equal(hf_shim_cleanup_lost(taskdir), HF_ECONFLICT);
 	for (int i = 0; i < 1000 && !text; i++) {
 		char *p = hf_xasprintf("%s/child", sandbox);
@@ -601,7 +601,7 @@ static void test_client_cleanup_after_shim_death(void **state)
 	assert_int_equal(hf_shim_cleanup_lost(taskdir), 0);
 	wait_dead(child);
 	assert_int_equal(hf_shim_status_read(taskdir, &st), 0);
-	assert_int_equal(st.state, HF_SHIM_EXITED);
+	assert_int_equal(st.state, HF_TS_EXITED);
 	assert_false(st.has_exit_code);
 	assert_int_equal(st.signal, 0);
 	assert_contains(st.message, "lost:");
@@ -628,7 +628,7 @@ static void test_client_spawn_failures(void **state)
 	assert_int_equal(pid, 0);
 	hf_shim_status_init(&st);
 	assert_int_equal(hf_shim_status_read(dir, &st), 0);
-	assert_int_equal(st.state, HF_SHIM_FAILED_TO_START);
+	assert_int_equal(st.state, HF_TS_FAILED_TO_START);
 	assert_contains(st.message, "\"task_id\" is required");
 	hf_shim_status_release(&st);
 	assert_int_equal(hf_shim_spawn(dir, "/nonexistent/holdfast", &pid),
@@ -650,10 +650,10 @@ static void test_client_spawn_failures(void **state)
 
 static void test_state_names(void **state)
 {
-	assert_string_equal(hf_shim_state_name(HF_SHIM_FAILED_TO_START),
+	assert_string_equal(hf_task_state_wire(HF_TS_FAILED_TO_START),
 			    "failed-to-start");
-	assert_true(hf_shim_state_is_final(HF_SHIM_EXITED));
-	assert_false(hf_shim_state_is_final(HF_SHIM_RUNNING));
+	assert_true(hf_task_state_final(HF_TS_EXITED));
+	assert_false(hf_task_state_final(HF_TS_RUNNING));
 }
 
 int main(int argc, char **argv)

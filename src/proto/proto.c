@@ -1,0 +1,1159 @@
+/*
+ * proto.c - the server <-> agent messages' encoders and decoders
+ * (proto.h, docs/protocol.md).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "proto/proto.h"
+
+/* ---- decoding helpers ------------------------------------------------- */
+
+/*
+ * Where a decoder is: the path of the object it reads ("tasks[2]", "" at
+ * the top) and the first problem found. Decoders go on after a problem
+ * only where it is simpler; the first sentence is the one returned.
+ */
+struct dec {
+	const char *where;
+	char **err;
+};
+
+static bool fail(const struct dec *d, const char *key, const char *fmt, ...)
+	HF_PRINTF(3, 4);
+
+static bool fail(const struct dec *d, const char *key, const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	va_list ap;
+
+	if (*d->err)
+		return false;
+	if (*d->where)
+		hf_buf_adds(&b, d->where);
+	if (key)
+		hf_buf_addf(&b, "%s%s", *d->where ? "." : "", key);
+	if (b.len)
+		hf_buf_adds(&b, ": ");
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	*d->err = hf_buf_detach(&b);
+	return false;
+}
+
+/* A value that is absent or null. */
+static bool absent(const json_t *v)
+{
+	return !v || json_is_null(v);
+}
+
+static bool get_obj(const struct dec *d, const json_t *o, const char *key,
+		    const json_t **out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	*out = NULL;
+	if (absent(v))
+		return true;
+	if (!json_is_object(v))
+		return fail(d, key, "must be an object");
+	*out = v;
+	return true;
+}
+
+static bool get_arr(const struct dec *d, const json_t *o, const char *key,
+		    const json_t **out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	*out = NULL;
+	if (absent(v))
+		return true;
+	if (!json_is_array(v))
+		return fail(d, key, "must be an array");
+	*out = v;
+	return true;
+}
+
+static bool get_str(const struct dec *d, const json_t *o, const char *key,
+		    bool required, char **out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (absent(v))
+		return required ? fail(d, key, "is missing") : true;
+	if (!json_is_string(v))
+		return fail(d, key, "must be a string");
+	free(*out);
+	*out = hf_xstrdup(json_string_value(v));
+	return true;
+}
+
+static bool get_int(const struct dec *d, const json_t *o, const char *key,
+		    int64_t *out, bool *present)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (present)
+		*present = false;
+	if (absent(v))
+		return true;
+	if (!json_is_integer(v))
+		return fail(d, key, "must be an integer%s",
+			    present ? " or null" : "");
+	*out = json_integer_value(v);
+	if (present)
+		*present = true;
+	return true;
+}
+
+static bool get_num(const struct dec *d, const json_t *o, const char *key,
+		    double *out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (absent(v))
+		return true;
+	if (!json_is_number(v))
+		return fail(d, key, "must be a number");
+	*out = json_number_value(v);
+	return true;
+}
+
+static bool get_bool(const struct dec *d, const json_t *o, const char *key,
+		     bool *out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (absent(v))
+		return true;
+	if (!json_is_boolean(v))
+		return fail(d, key, "must be true or false");
+	*out = json_is_true(v);
+	return true;
+}
+
+static bool get_strlist(const struct dec *d, const json_t *o, const char *key,
+			struct hf_strlist *out)
+{
+	const json_t *a, *v;
+	size_t i;
+
+	if (!get_arr(d, o, key, &a) || !a)
+		return !*d->err;
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v)) {
+			char *k = hf_xasprintf("%s[%zu]", key, i);
+
+			fail(d, k, "must be a string");
+			free(k);
+			return false;
+		}
+		hf_strlist_push(out, json_string_value(v));
+	}
+	return true;
+}
+
+/* The path of an array's element below the current place. */
+static char *elem_where(const struct dec *d, const char *key, size_t i)
+{
+	return hf_xasprintf("%s%s%s[%zu]", d->where, *d->where ? "." : "", key,
+			    i);
+}
+
+static char *sub_where(const struct dec *d, const char *key)
+{
+	return hf_xasprintf("%s%s%s", d->where, *d->where ? "." : "", key);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *int_or_null(bool present, json_int_t v)
+{
+	return present ? json_integer(v) : json_null();
+}
+
+static json_t *strlist_encode(const struct hf_strlist *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < l->len; i++)
+		json_array_append_new(a, json_string(l->items[i]));
+	return a;
+}
+
+/* ---- checks ----------------------------------------------------------- */
+
+static const char *const check_kinds[] = {
+	[HF_CHECK_CMD] = "cmd",
+	[HF_CHECK_HTTP] = "http",
+	[HF_CHECK_TCP] = "tcp",
+};
+
+static void check_release(struct hf_proto_check *c)
+{
+	free(c->cmd);
+	free(c->port);
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+static json_t *check_encode(const struct hf_proto_check *c)
+{
+	json_t *o;
+
+	if (c->kind == HF_CHECK_NONE)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "kind", json_string(check_kinds[c->kind]));
+	if (c->cmd)
+		json_object_set_new(o, "cmd", json_string(c->cmd));
+	if (c->port)
+		json_object_set_new(o, "port", json_string(c->port));
+	if (c->path)
+		json_object_set_new(o, "path", json_string(c->path));
+	json_object_set_new(o, "interval", json_real(c->interval));
+	json_object_set_new(o, "delay", json_real(c->delay));
+	json_object_set_new(o, "timeout", json_real(c->timeout));
+	json_object_set_new(o, "grace_period", json_real(c->grace_period));
+	json_object_set_new(o, "max_consecutive_failures",
+			    json_integer(c->max_consecutive_failures));
+	return o;
+}
+
+static bool get_secs(const struct dec *d, const json_t *o, const char *key,
+		     double dflt, double *out)
+{
+	*out = dflt;
+	if (!get_num(d, o, key, out))
+		return false;
+	if (*out < 0)
+		return fail(d, key, "must be a number of seconds");
+	return true;
+}
+
+static bool check_decode(const struct dec *up, const json_t *o,
+			 const char *key, struct hf_proto_check *c)
+{
+	char *where = sub_where(up, key);
+	struct dec d = {where, up->err};
+	const json_t *v = json_object_get(o, key), *port;
+	const char *kind;
+	bool ok = false;
+
+	check_release(c);
+	if (absent(v)) {
+		ok = true;
+		goto out;
+	}
+	if (!json_is_object(v)) {
+		fail(up, key, "must be an object or null");
+		goto out;
+	}
+	kind = json_string_value(json_object_get(v, "kind"));
+	if (!kind)
+		kind = json_object_get(v, "cmd") ? "cmd" : "";
+	for (size_t i = 1; i < HF_ARRAY_LEN(check_kinds); i++)
+		if (strcmp(kind, check_kinds[i]) == 0)
+			c->kind = (enum hf_check_kind)i;
+	if (c->kind == HF_CHECK_NONE) {
+		fail(&d, "kind", "unknown kind \"%s\" (cmd, http, tcp)", kind);
+		goto out;
+	}
+	if (!get_str(&d, v, "cmd", false, &c->cmd) ||
+	    !get_str(&d, v, "path", false, &c->path))
+		goto out;
+	if (c->kind == HF_CHECK_CMD && (!c->cmd || !*c->cmd)) {
+		fail(&d, "cmd", "must be a non-empty string");
+		goto out;
+	}
+	/* A port is a name of the task's ports or a number. */
+	port = json_object_get(v, "port");
+	if (json_is_string(port))
+		c->port = hf_xstrdup(json_string_value(port));
+	else if (json_is_integer(port))
+		c->port = hf_xasprintf("%lld",
+				       (long long)json_integer_value(port));
+	else if (!absent(port)) {
+		fail(&d, "port", "must be a port number or the name of one of "
+				 "the task's ports");
+		goto out;
+	}
+	c->max_consecutive_failures = 3;
+	if (!get_secs(&d, v, "interval", 5, &c->interval) ||
+	    !get_secs(&d, v, "delay", 0, &c->delay) ||
+	    !get_secs(&d, v, "timeout", 20, &c->timeout) ||
+	    !get_secs(&d, v, "grace_period", 0, &c->grace_period) ||
+	    !get_int(&d, v, "max_consecutive_failures",
+		     &c->max_consecutive_failures, NULL))
+		goto out;
+	ok = true;
+out:
+	free(where);
+	return ok;
+}
+
+/* ---- launch orders ---------------------------------------------------- */
+
+void hf_proto_launch_init(struct hf_proto_launch *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->kill_grace_period = -1;
+}
+
+void hf_proto_launch_release(struct hf_proto_launch *l)
+{
+	free(l->task_id);
+	free(l->service);
+	free(l->pod);
+	free(l->pod_instance);
+	free(l->task);
+	free(l->goal);
+	free(l->config_id);
+	free(l->cmd);
+	hf_kvlist_release(&l->env);
+	for (size_t i = 0; i < l->rlimits.len; i++)
+		free(l->rlimits.items[i].name);
+	HF_VEC_FREE(&l->rlimits);
+	for (size_t i = 0; i < l->ports.len; i++)
+		free(l->ports.items[i].name);
+	HF_VEC_FREE(&l->ports);
+	for (size_t i = 0; i < l->volumes.len; i++) {
+		free(l->volumes.items[i].key);
+		free(l->volumes.items[i].path);
+		free(l->volumes.items[i].type);
+	}
+	HF_VEC_FREE(&l->volumes);
+	for (size_t i = 0; i < l->configs.len; i++) {
+		free(l->configs.items[i].name);
+		free(l->configs.items[i].dest);
+		free(l->configs.items[i].tmpl);
+	}
+	HF_VEC_FREE(&l->configs);
+	hf_strlist_release(&l->uris);
+	check_release(&l->health);
+	check_release(&l->readiness);
+	free(l->user);
+	hf_strlist_release(&l->capabilities);
+	free(l->invalid);
+	hf_proto_launch_init(l);
+}
+
+int64_t hf_proto_launch_port(const struct hf_proto_launch *l,
+			     const char *name)
+{
+	for (size_t i = 0; i < l->ports.len; i++)
+		if (strcmp(l->ports.items[i].name, name) == 0)
+			return l->ports.items[i].number;
+	return -1;
+}
+
+static json_t *limit_encode(double v)
+{
+	if (v > 0)
+		return json_real(v);
+	return v < 0 ? json_string("unlimited") : json_null();
+}
+
+/* Whole seconds as an integer, as the server always wrote them. */
+static json_t *secs_encode(double v)
+{
+	if (v == floor(v) && fabs(v) < 9e15)
+		return json_integer((json_int_t)v);
+	return json_real(v);
+}
+
+json_t *hf_proto_launch_encode(const struct hf_proto_launch *l)
+{
+	json_t *o = json_object(), *env = json_object(), *ports = json_object();
+	json_t *rl = json_array(), *vols = json_array(), *cfgs = json_array();
+
+	for (size_t i = 0; i < l->env.len; i++)
+		json_object_set_new(env, l->env.items[i].key,
+				    json_string(l->env.items[i].value));
+	for (size_t i = 0; i < l->rlimits.len; i++) {
+		const struct hf_proto_rlimit *r = &l->rlimits.items[i];
+
+		json_array_append_new(
+		    rl, json_pack("{s:s, s:o, s:o}", "name", r->name, "soft",
+				  int_or_null(r->soft >= 0, r->soft), "hard",
+				  int_or_null(r->hard >= 0, r->hard)));
+	}
+	for (size_t i = 0; i < l->ports.len; i++)
+		json_object_set_new(ports, l->ports.items[i].name,
+				    json_integer(l->ports.items[i].number));
+	for (size_t i = 0; i < l->volumes.len; i++) {
+		const struct hf_proto_volume *v = &l->volumes.items[i];
+		json_t *e = json_pack("{s:s, s:s}", "key", v->key, "path",
+				      v->path);
+
+		if (v->type)
+			json_object_set_new(e, "type", json_string(v->type));
+		json_object_set_new(e, "size_mb", json_integer(v->size_mb));
+		json_array_append_new(vols, e);
+	}
+	for (size_t i = 0; i < l->configs.len; i++) {
+		const struct hf_proto_config *c = &l->configs.items[i];
+		json_t *e = json_object();
+
+		if (c->name)
+			json_object_set_new(e, "name", json_string(c->name));
+		json_object_set_new(e, "dest", json_string(c->dest));
+		json_object_set_new(e, "template",
+				    json_stringn(c->tmpl ? c->tmpl : "",
+						 c->tmpl_len));
+		json_array_append_new(cfgs, e);
+	}
+	json_object_set_new(o, "task_id", str_or_null(l->task_id));
+	json_object_set_new(o, "service", str_or_null(l->service));
+	json_object_set_new(o, "pod", str_or_null(l->pod));
+	json_object_set_new(o, "pod_instance", str_or_null(l->pod_instance));
+	json_object_set_new(o, "index", json_integer(l->index));
+	json_object_set_new(o, "task", str_or_null(l->task));
+	json_object_set_new(o, "goal", str_or_null(l->goal));
+	json_object_set_new(o, "config_id", str_or_null(l->config_id));
+	json_object_set_new(o, "cmd", str_or_null(l->cmd));
+	json_object_set_new(o, "env", env);
+	json_object_set_new(o, "cpus", json_real(l->cpus));
+	json_object_set_new(o, "memory_mb", json_real(l->memory_mb));
+	json_object_set_new(o, "limit_cpus", limit_encode(l->limit_cpus));
+	json_object_set_new(o, "limit_memory_mb",
+			    limit_encode(l->limit_memory_mb));
+	json_object_set_new(o, "rlimits", rl);
+	json_object_set_new(o, "kill_grace_period",
+			    l->kill_grace_period >= 0
+				? secs_encode(l->kill_grace_period)
+				: json_null());
+	json_object_set_new(o, "ports", ports);
+	json_object_set_new(o, "volumes", vols);
+	json_object_set_new(o, "configs", cfgs);
+	json_object_set_new(o, "uris", strlist_encode(&l->uris));
+	json_object_set_new(o, "health_check", check_encode(&l->health));
+	json_object_set_new(o, "readiness_check", check_encode(&l->readiness));
+	json_object_set_new(o, "user", str_or_null(l->user));
+	json_object_set_new(o, "capabilities",
+			    strlist_encode(&l->capabilities));
+	json_object_set_new(o, "privileged", json_boolean(l->privileged));
+	json_object_set_new(o, "paused", json_boolean(l->paused));
+	return o;
+}
+
+static bool env_decode(const struct dec *d, const json_t *o,
+		       struct hf_kvlist *env)
+{
+	const json_t *e, *v;
+	const char *key;
+
+	if (!get_obj(d, o, "env", &e) || !e)
+		return !*d->err;
+	json_object_foreach((json_t *)e, key, v) {
+		char *text = NULL;
+
+		if (!hf_is_env_name(key))
+			return fail(d, "env", "\"%s\" is not a variable name",
+				    key);
+		if (json_is_string(v))
+			text = hf_xstrdup(json_string_value(v));
+		else if (json_is_integer(v))
+			text = hf_xasprintf("%lld",
+					    (long long)json_integer_value(v));
+		else if (json_is_real(v))
+			text = hf_xasprintf("%g", json_real_value(v));
+		else if (json_is_boolean(v))
+			text = hf_xstrdup(json_is_true(v) ? "true" : "false");
+		else
+			return fail(d, "env", "\"%s\" must be a string", key);
+		hf_kvlist_set(env, key, text);
+		free(text);
+	}
+	return true;
+}
+
+static bool limit_decode(const struct dec *d, const json_t *o,
+			 const char *key, double *out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	*out = HF_PROTO_LIMIT_NONE;
+	if (absent(v))
+		return true;
+	if (json_is_string(v) && strcmp(json_string_value(v), "unlimited") == 0)
+		*out = HF_PROTO_LIMIT_UNLIMITED;
+	else if (json_is_number(v) && json_number_value(v) > 0)
+		*out = json_number_value(v);
+	else
+		return fail(d, key, "must be a positive number, \"unlimited\" "
+				    "or null");
+	return true;
+}
+
+static bool rlimits_decode(const struct dec *up, const json_t *o,
+			   struct hf_proto_launch *l)
+{
+	const json_t *a, *v;
+	size_t i;
+
+	if (!get_arr(up, o, "rlimits", &a) || !a)
+		return !*up->err;
+	json_array_foreach(a, i, v) {
+		char *where = elem_where(up, "rlimits", i);
+		struct dec d = {where, up->err};
+		struct hf_proto_rlimit *r = HF_VEC_PUSH(&l->rlimits);
+		bool has;
+
+		r->soft = r->hard = -1;
+		if (!json_is_object(v))
+			fail(&d, NULL, "must be an object");
+		else if (get_str(&d, v, "name", true, &r->name) &&
+			 get_int(&d, v, "soft", &r->soft, &has) && !has)
+			r->soft = -1;
+		if (!*up->err && get_int(&d, v, "hard", &r->hard, &has) &&
+		    !has)
+			r->hard = -1;
+		free(where);
+		if (*up->err)
+			return false;
+	}
+	return true;
+}
+
+static bool ports_decode(const struct dec *d, const json_t *o,
+			 struct hf_proto_launch *l)
+{
+	const json_t *p, *v;
+	const char *name;
+
+	if (!get_obj(d, o, "ports", &p) || !p)
+		return !*d->err;
+	json_object_foreach((json_t *)p, name, v) {
+		struct hf_proto_port *e;
+
+		if (!json_is_integer(v))
+			return fail(d, "ports", "\"%s\" must be a port number",
+				    name);
+		e = HF_VEC_PUSH(&l->ports);
+		e->name = hf_xstrdup(name);
+		e->number = json_integer_value(v);
+	}
+	return true;
+}
+
+static bool volumes_decode(const struct dec *up, const json_t *o,
+			   struct hf_proto_launch *l)
+{
+	const json_t *a, *v;
+	size_t i;
+
+	if (!get_arr(up, o, "volumes", &a) || !a)
+		return !*up->err;
+	json_array_foreach(a, i, v) {
+		char *where = elem_where(up, "volumes", i);
+		struct dec d = {where, up->err};
+		struct hf_proto_volume *e = HF_VEC_PUSH(&l->volumes);
+
+		if (!json_is_object(v))
+			fail(&d, NULL, "must be an object");
+		else if (get_str(&d, v, "key", true, &e->key) &&
+			 get_str(&d, v, "path", true, &e->path) &&
+			 get_str(&d, v, "type", false, &e->type))
+			get_int(&d, v, "size_mb", &e->size_mb, NULL);
+		free(where);
+		if (*up->err)
+			return false;
+	}
+	return true;
+}
+
+static bool configs_decode(const struct dec *up, const json_t *o,
+			   struct hf_proto_launch *l)
+{
+	const json_t *a, *v, *t;
+	size_t i;
+
+	if (!get_arr(up, o, "configs", &a) || !a)
+		return !*up->err;
+	json_array_foreach(a, i, v) {
+		char *where = elem_where(up, "configs", i);
+		struct dec d = {where, up->err};
+		struct hf_proto_config *e = HF_VEC_PUSH(&l->configs);
+
+		if (!json_is_object(v)) {
+			fail(&d, NULL, "must be an object");
+		} else if (get_str(&d, v, "name", false, &e->name) &&
+			   get_str(&d, v, "dest", true, &e->dest)) {
+			t = json_object_get(v, "template");
+			if (!json_is_string(t)) {
+				fail(&d, "template", "must be a string");
+			} else {
+				e->tmpl_len = json_string_length(t);
+				e->tmpl = hf_xmalloc(e->tmpl_len + 1);
+				memcpy(e->tmpl, json_string_value(t),
+				       e->tmpl_len + 1);
+			}
+		}
+		free(where);
+		if (*up->err)
+			return false;
+	}
+	return true;
+}
+
+/* A URI is a string, or an object with "uri" (the SDK's form). */
+static bool uris_decode(const struct dec *d, const json_t *o,
+			struct hf_strlist *out)
+{
+	const json_t *a, *v;
+	size_t i;
+
+	if (!get_arr(d, o, "uris", &a) || !a)
+		return !*d->err;
+	json_array_foreach(a, i, v) {
+		const char *uri = json_is_string(v)
+				      ? json_string_value(v)
+				      : json_string_value(
+					    json_object_get(v, "uri"));
+		char *k;
+
+		if (uri) {
+			hf_strlist_push(out, uri);
+			continue;
+		}
+		k = hf_xasprintf("uris[%zu]", i);
+		fail(d, k, "is not a URI");
+		free(k);
+		return false;
+	}
+	return true;
+}
+
+static bool launch_decode(const struct dec *d, const json_t *o,
+			  struct hf_proto_launch *l)
+{
+	const json_t *grace;
+
+	if (!json_is_object(o))
+		return fail(d, NULL, "the launch order is not an object");
+	if (!get_str(d, o, "task_id", true, &l->task_id) ||
+	    !get_str(d, o, "service", false, &l->service) ||
+	    !get_str(d, o, "pod", false, &l->pod) ||
+	    !get_str(d, o, "pod_instance", false, &l->pod_instance) ||
+	    !get_int(d, o, "index", &l->index, NULL) ||
+	    !get_str(d, o, "task", false, &l->task) ||
+	    !get_str(d, o, "goal", false, &l->goal) ||
+	    !get_str(d, o, "config_id", false, &l->config_id) ||
+	    !get_str(d, o, "cmd", false, &l->cmd))
+		return false;
+	if (!l->cmd || !*l->cmd)
+		return fail(d, "cmd", "must be a non-empty string");
+	if (!env_decode(d, o, &l->env) || !get_num(d, o, "cpus", &l->cpus) ||
+	    !get_num(d, o, "memory_mb", &l->memory_mb) ||
+	    !limit_decode(d, o, "limit_cpus", &l->limit_cpus) ||
+	    !limit_decode(d, o, "limit_memory_mb", &l->limit_memory_mb) ||
+	    !rlimits_decode(d, o, l))
+		return false;
+	grace = json_object_get(o, "kill_grace_period");
+	if (json_is_number(grace) && json_number_value(grace) >= 0)
+		l->kill_grace_period = json_number_value(grace);
+	else if (!absent(grace))
+		return fail(d, "kill_grace_period",
+			    "must be a number of seconds");
+	return ports_decode(d, o, l) && volumes_decode(d, o, l) &&
+	       configs_decode(d, o, l) && uris_decode(d, o, &l->uris) &&
+	       check_decode(d, o, "health_check", &l->health) &&
+	       check_decode(d, o, "readiness_check", &l->readiness) &&
+	       get_str(d, o, "user", false, &l->user) &&
+	       get_strlist(d, o, "capabilities", &l->capabilities) &&
+	       get_bool(d, o, "privileged", &l->privileged) &&
+	       get_bool(d, o, "paused", &l->paused);
+}
+
+int hf_proto_launch_decode(const json_t *j, struct hf_proto_launch *out,
+			   char **err)
+{
+	struct dec d = {"", err};
+
+	*err = NULL;
+	return launch_decode(&d, j, out) ? 0 : HF_EINVAL;
+}
+
+/* ---- reports ---------------------------------------------------------- */
+
+void hf_proto_report_release(struct hf_proto_report *r)
+{
+	free(r->task_id);
+	free(r->message);
+	free(r->not_ready);
+	memset(r, 0, sizeof(*r));
+	r->healthy = -1;
+}
+
+bool hf_proto_report_exit_ok(const struct hf_proto_report *r)
+{
+	return r->has_exit_code && r->exit_code == 0 && r->signal == 0;
+}
+
+json_t *hf_proto_report_encode(const struct hf_proto_report *r)
+{
+	bool final = hf_task_state_final(r->state);
+	json_t *o = json_object();
+
+	json_object_set_new(o, "task_id", json_string(r->task_id));
+	json_object_set_new(o, "state",
+			    json_string(hf_task_state_wire(r->state)));
+	json_object_set_new(o, "pid", int_or_null(r->pid > 0 && !final,
+						  r->pid));
+	json_object_set_new(o, "started_at",
+			    int_or_null(r->started_at > 0, r->started_at));
+	json_object_set_new(o, "finished_at",
+			    int_or_null(final && r->finished_at > 0,
+					r->finished_at));
+	json_object_set_new(o, "exit_code",
+			    int_or_null(final && r->has_exit_code,
+					r->exit_code));
+	json_object_set_new(o, "signal", int_or_null(final && r->signal > 0,
+						     r->signal));
+	json_object_set_new(o, "oom_killed", json_boolean(r->oom_killed));
+	json_object_set_new(o, "ready", json_boolean(r->ready));
+	json_object_set_new(o, "healthy", r->healthy < 0
+					      ? json_null()
+					      : json_boolean(r->healthy));
+	json_object_set_new(o, "health_failures",
+			    json_integer(r->health_failures));
+	json_object_set_new(o, "message", str_or_null(r->message));
+	json_object_set_new(o, "not_ready",
+			    str_or_null(r->ready ? NULL : r->not_ready));
+	/* Only when true: what older servers do not know, they never see. */
+	if (r->state == HF_TS_FAILED_TO_START && r->permanent)
+		json_object_set_new(o, "permanent", json_true());
+	return o;
+}
+
+static bool report_decode(const struct dec *d, const json_t *o,
+			  struct hf_proto_report *r)
+{
+	char *state = NULL;
+	const json_t *h;
+	bool ok;
+
+	r->healthy = -1;
+	if (!json_is_object(o))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, o, "task_id", true, &r->task_id) ||
+	    !get_str(d, o, "state", true, &state))
+		return false;
+	/* A newer agent's state this build does not know: gone to us. */
+	if (!hf_task_state_from_wire(state, &r->state))
+		r->state = HF_TS_LOST;
+	free(state);
+	ok = get_int(d, o, "pid", &r->pid, NULL) &&
+	     get_int(d, o, "started_at", &r->started_at, NULL) &&
+	     get_int(d, o, "finished_at", &r->finished_at, NULL) &&
+	     get_int(d, o, "exit_code", &r->exit_code, &r->has_exit_code) &&
+	     get_int(d, o, "signal", &r->signal, NULL) &&
+	     get_bool(d, o, "oom_killed", &r->oom_killed) &&
+	     get_bool(d, o, "ready", &r->ready) &&
+	     get_int(d, o, "health_failures", &r->health_failures, NULL) &&
+	     get_str(d, o, "message", false, &r->message) &&
+	     get_str(d, o, "not_ready", false, &r->not_ready) &&
+	     get_bool(d, o, "permanent", &r->permanent);
+	if (!ok)
+		return false;
+	h = json_object_get(o, "healthy");
+	if (json_is_boolean(h))
+		r->healthy = json_is_true(h);
+	else if (!absent(h))
+		return fail(d, "healthy", "must be true, false or null");
+	return true;
+}
+
+int hf_proto_report_decode(const json_t *j, struct hf_proto_report *out,
+			   char **err)
+{
+	struct dec d = {"", err};
+
+	*err = NULL;
+	return report_decode(&d, j, out) ? 0 : HF_EINVAL;
+}
+
+/* ---- the node's info -------------------------------------------------- */
+
+void hf_proto_node_info_init(struct hf_proto_node_info *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->cpus = -1;
+	n->memory_mb = n->disk_mb = -1;
+	n->cgroups_version = -1;
+	n->started_at = -1;
+}
+
+void hf_proto_node_info_release(struct hf_proto_node_info *n)
+{
+	free(n->hostname);
+	free(n->address);
+	hf_kvlist_release(&n->attributes);
+	HF_VEC_FREE(&n->ports);
+	free(n->cgroups_note);
+	free(n->isolation_note);
+	hf_strlist_release(&n->hidden);
+	free(n->agent_version);
+	free(n->api);
+	free(n->api_key);
+	hf_proto_node_info_init(n);
+}
+
+json_t *hf_proto_node_info_encode(const struct hf_proto_node_info *n)
+{
+	json_t *o = json_object(), *attrs = json_object(), *res = json_object();
+	json_t *ports = json_array();
+
+	if (n->hostname)
+		json_object_set_new(o, "hostname", json_string(n->hostname));
+	if (n->address)
+		json_object_set_new(o, "address", json_string(n->address));
+	for (size_t i = 0; i < n->attributes.len; i++)
+		json_object_set_new(attrs, n->attributes.items[i].key,
+				    json_string(n->attributes.items[i].value));
+	json_object_set_new(o, "attributes", attrs);
+	if (n->cpus >= 0)
+		json_object_set_new(res, "cpus", json_real(n->cpus));
+	if (n->memory_mb >= 0)
+		json_object_set_new(res, "memory_mb",
+				    json_integer(n->memory_mb));
+	if (n->disk_mb >= 0)
+		json_object_set_new(res, "disk_mb", json_integer(n->disk_mb));
+	for (size_t i = 0; i < n->ports.len; i++)
+		json_array_append_new(
+		    ports, json_pack("{s:I, s:I}", "begin",
+				     (json_int_t)n->ports.items[i].begin, "end",
+				     (json_int_t)n->ports.items[i].end));
+	json_object_set_new(res, "ports", ports);
+	json_object_set_new(o, "resources", res);
+	if (n->cgroups_version >= 0 || n->cgroups_note) {
+		json_t *cg = json_object();
+
+		if (n->cgroups_version >= 0)
+			json_object_set_new(cg, "version",
+					    json_integer(n->cgroups_version));
+		if (n->cgroups_note)
+			json_object_set_new(cg, "note",
+					    json_string(n->cgroups_note));
+		json_object_set_new(o, "cgroups", cg);
+	}
+	if (n->has_isolation)
+		json_object_set_new(
+		    o, "isolation",
+		    json_pack("{s:b, s:s?, s:o}", "mount_namespaces",
+			      n->mount_namespaces, "note", n->isolation_note,
+			      "hidden", strlist_encode(&n->hidden)));
+	if (n->agent_version)
+		json_object_set_new(o, "agent_version",
+				    json_string(n->agent_version));
+	if (n->started_at >= 0)
+		json_object_set_new(o, "started_at",
+				    json_integer(n->started_at));
+	if (n->api)
+		json_object_set_new(o, "api", json_string(n->api));
+	if (n->api_key)
+		json_object_set_new(o, "api_key", json_string(n->api_key));
+	return o;
+}
+
+static bool node_info_decode(const struct dec *up, const json_t *o,
+			     struct hf_proto_node_info *n)
+{
+	const json_t *attrs, *res, *ports, *cg, *iso, *v;
+	const char *key;
+	size_t i;
+
+	if (!json_is_object(o))
+		return fail(up, NULL, "must be an object");
+	if (!get_str(up, o, "hostname", false, &n->hostname) ||
+	    !get_str(up, o, "address", false, &n->address) ||
+	    !get_obj(up, o, "attributes", &attrs) ||
+	    !get_obj(up, o, "resources", &res) ||
+	    !get_obj(up, o, "cgroups", &cg) ||
+	    !get_obj(up, o, "isolation", &iso) ||
+	    !get_str(up, o, "agent_version", false, &n->agent_version) ||
+	    !get_int(up, o, "started_at", &n->started_at, NULL) ||
+	    !get_str(up, o, "api", false, &n->api) ||
+	    !get_str(up, o, "api_key", false, &n->api_key))
+		return false;
+	json_object_foreach((json_t *)attrs, key, v) {
+		if (!json_is_string(v))
+			return fail(up, "attributes", "\"%s\" must be a string",
+				    key);
+		hf_kvlist_set(&n->attributes, key, json_string_value(v));
+	}
+	if (res) {
+		char *where = sub_where(up, "resources");
+		struct dec d = {where, up->err};
+		bool ok = get_num(&d, res, "cpus", &n->cpus) &&
+			  get_int(&d, res, "memory_mb", &n->memory_mb, NULL) &&
+			  get_int(&d, res, "disk_mb", &n->disk_mb, NULL) &&
+			  get_arr(&d, res, "ports", &ports);
+
+		json_array_foreach(ok ? ports : NULL, i, v) {
+			char *w = elem_where(&d, "ports", i);
+			struct dec pd = {w, up->err};
+			struct hf_proto_port_range *r = HF_VEC_PUSH(&n->ports);
+
+			r->begin = r->end = -1;
+			if (!json_is_object(v))
+				ok = fail(&pd, NULL, "must be an object");
+			else
+				ok = get_int(&pd, v, "begin", &r->begin, NULL) &&
+				     get_int(&pd, v, "end", &r->end, NULL);
+			free(w);
+			if (!ok)
+				break;
+		}
+		free(where);
+		if (!ok)
+			return false;
+	}
+	if (cg) {
+		char *where = sub_where(up, "cgroups");
+		struct dec d = {where, up->err};
+		bool ok = get_int(&d, cg, "version", &n->cgroups_version,
+				  NULL) &&
+			  get_str(&d, cg, "note", false, &n->cgroups_note);
+
+		free(where);
+		if (!ok)
+			return false;
+	}
+	if (iso) {
+		char *where = sub_where(up, "isolation");
+		struct dec d = {where, up->err};
+		bool ok = get_bool(&d, iso, "mount_namespaces",
+				   &n->mount_namespaces) &&
+			  get_str(&d, iso, "note", false, &n->isolation_note) &&
+			  get_strlist(&d, iso, "hidden", &n->hidden);
+
+		n->has_isolation = true;
+		free(where);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+int hf_proto_node_info_decode(const json_t *j, struct hf_proto_node_info *out,
+			      char **err)
+{
+	struct dec d = {"", err};
+
+	*err = NULL;
+	return node_info_decode(&d, j, out) ? 0 : HF_EINVAL;
+}
+
+/* ---- sync ------------------------------------------------------------- */
+
+void hf_proto_sync_req_init(struct hf_proto_sync_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	hf_proto_node_info_init(&r->info);
+}
+
+void hf_proto_sync_req_release(struct hf_proto_sync_req *r)
+{
+	free(r->node_id);
+	free(r->cluster);
+	hf_proto_node_info_release(&r->info);
+	for (size_t i = 0; i < r->tasks.len; i++)
+		hf_proto_report_release(&r->tasks.items[i]);
+	HF_VEC_FREE(&r->tasks);
+	hf_strlist_release(&r->deleted_volumes);
+	hf_proto_sync_req_init(r);
+}
+
+json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
+{
+	json_t *o = json_object(), *tasks = json_array();
+
+	json_object_set_new(o, "node_id", str_or_null(r->node_id));
+	json_object_set_new(o, "seq", json_integer(r->seq));
+	json_object_set_new(o, "generation", json_integer(r->generation));
+	json_object_set_new(o, "wait", secs_encode(r->wait));
+	if (r->has_info)
+		json_object_set_new(o, "info",
+				    hf_proto_node_info_encode(&r->info));
+	for (size_t i = 0; i < r->tasks.len; i++)
+		json_array_append_new(tasks,
+				      hf_proto_report_encode(&r->tasks.items[i]));
+	if (r->has_tasks)
+		json_object_set_new(o, "tasks", tasks);
+	else
+		json_decref(tasks);
+	json_object_set_new(o, "deleted_volumes",
+			    strlist_encode(&r->deleted_volumes));
+	if (r->cluster)
+		json_object_set_new(o, "cluster", json_string(r->cluster));
+	return o;
+}
+
+int hf_proto_sync_req_decode(const json_t *j, struct hf_proto_sync_req *out,
+			     char **err)
+{
+	struct dec d = {"", err};
+	const json_t *info, *tasks, *seq, *v;
+	size_t i;
+
+	*err = NULL;
+	if (!json_is_object(j))
+		return fail(&d, NULL, "the sync must be a JSON object"),
+		       HF_EINVAL;
+	if (!get_str(&d, j, "node_id", false, &out->node_id))
+		return HF_EINVAL;
+	if (!out->node_id || !*out->node_id)
+		return fail(&d, NULL, "the sync needs a node_id"), HF_EINVAL;
+	/* Some agents (the bench's) write seq as a real number. */
+	seq = json_object_get(j, "seq");
+	if (json_is_number(seq) && fabs(json_number_value(seq)) < 9e18)
+		out->seq = (int64_t)json_number_value(seq);
+	else if (!absent(seq))
+		return fail(&d, "seq", "must be a number of at most 18 "
+				       "digits"),
+		       HF_EINVAL;
+	if (!get_str(&d, j, "cluster", false, &out->cluster) ||
+	    !get_int(&d, j, "generation", &out->generation, NULL) ||
+	    !get_num(&d, j, "wait", &out->wait) ||
+	    !get_obj(&d, j, "info", &info) || !get_arr(&d, j, "tasks", &tasks) ||
+	    !get_strlist(&d, j, "deleted_volumes", &out->deleted_volumes))
+		return HF_EINVAL;
+	if (info) {
+		struct dec id = {"info", err};
+
+		out->has_info = true;
+		if (!node_info_decode(&id, info, &out->info))
+			return HF_EINVAL;
+	}
+	out->has_tasks = tasks != NULL;
+	json_array_foreach(tasks, i, v) {
+		char *where = elem_where(&d, "tasks", i);
+		struct dec td = {where, err};
+		bool ok = report_decode(&td, v, HF_VEC_PUSH(&out->tasks));
+
+		free(where);
+		if (!ok)
+			return HF_EINVAL;
+	}
+	return 0;
+}
+
+void hf_proto_sync_resp_init(struct hf_proto_sync_resp *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->heartbeat_interval = 2;
+}
+
+void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
+{
+	for (size_t i = 0; i < r->tasks.len; i++)
+		hf_proto_launch_release(&r->tasks.items[i]);
+	HF_VEC_FREE(&r->tasks);
+	hf_strlist_release(&r->delete_volumes);
+	free(r->cluster);
+	hf_proto_sync_resp_init(r);
+}
+
+json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
+{
+	json_t *o = json_object(), *tasks = json_array();
+
+	for (size_t i = 0; i < r->tasks.len; i++)
+		json_array_append_new(tasks,
+				      hf_proto_launch_encode(&r->tasks.items[i]));
+	json_object_set_new(o, "generation", json_integer(r->generation));
+	json_object_set_new(o, "tasks", tasks);
+	json_object_set_new(o, "delete_volumes",
+			    strlist_encode(&r->delete_volumes));
+	json_object_set_new(o, "heartbeat_interval",
+			    json_integer(r->heartbeat_interval));
+	if (r->cluster)
+		json_object_set_new(o, "cluster", json_string(r->cluster));
+	return o;
+}
+
+int hf_proto_sync_resp_decode(const json_t *j, struct hf_proto_sync_resp *out,
+			      char **err)
+{
+	struct dec d = {"", err};
+	const json_t *tasks = NULL, *v;
+	bool has_gen = false;
+	size_t i;
+
+	*err = NULL;
+	if (!json_is_object(j))
+		return fail(&d, NULL, "the answer must be a JSON object"),
+		       HF_EINVAL;
+	if (!get_int(&d, j, "generation", &out->generation, &has_gen) ||
+	    !get_arr(&d, j, "tasks", &tasks) ||
+	    !get_strlist(&d, j, "delete_volumes", &out->delete_volumes) ||
+	    !get_int(&d, j, "heartbeat_interval", &out->heartbeat_interval,
+		     NULL) ||
+	    !get_str(&d, j, "cluster", false, &out->cluster))
+		return HF_EINVAL;
+	if (!has_gen || !tasks)
+		return fail(&d, NULL, "the answer has no %s",
+			    has_gen ? "tasks" : "generation"),
+		       HF_EINVAL;
+	json_array_foreach(tasks, i, v) {
+		struct hf_proto_launch *l = HF_VEC_PUSH(&out->tasks);
+		/* Its sentence is the task's: no "tasks[i]" in it. */
+		char *why = NULL;
+		struct dec ld = {"", &why};
+
+		hf_proto_launch_init(l);
+		if (!launch_decode(&ld, v, l)) {
+			/* Kept for its task_id: the agent fails it alone. */
+			const char *id = json_string_value(
+			    json_object_get(v, "task_id"));
+
+			hf_proto_launch_release(l);
+			l->task_id = id ? hf_xstrdup(id) : NULL;
+			l->invalid = why;
+			why = NULL;
+		}
+		free(why);
+	}
+	return 0;
+}
+
+/* ---- register --------------------------------------------------------- */
+
+void hf_proto_register_release(struct hf_proto_register *r)
+{
+	free(r->node_id);
+	free(r->token);
+	memset(r, 0, sizeof(*r));
+}
+
+json_t *hf_proto_register_encode(const struct hf_proto_register *r)
+{
+	return json_pack("{s:s?, s:s?}", "node_id", r->node_id, "token",
+			 r->token);
+}
+
+int hf_proto_register_decode(const json_t *j, struct hf_proto_register *out,
+			     char **err)
+{
+	struct dec d = {"", err};
+
+	*err = NULL;
+	if (!json_is_object(j))
+		return fail(&d, NULL, "the body must be a JSON object"),
+		       HF_EINVAL;
+	if (!get_str(&d, j, "node_id", true, &out->node_id) ||
+	    !get_str(&d, j, "token", true, &out->token))
+		return HF_EINVAL;
+	return 0;
+}

@@ -1,0 +1,245 @@
+/*
+ * proto.h - the server <-> agent protocol (docs/protocol.md) as C types,
+ * with the one encoder and the one decoder both sides use: the agent
+ * builds its sync requests and reads the server's answers with these, the
+ * server reads the requests and writes the answers and launch orders with
+ * them. Nothing else takes the protocol's JSON apart.
+ *
+ *   POST /v1/agent/register   struct hf_proto_register
+ *   POST /v1/agent/sync       struct hf_proto_sync_req  -> hf_proto_sync_resp
+ *     the request carries     struct hf_proto_node_info, hf_proto_report[]
+ *     the answer carries      struct hf_proto_launch[] (launch orders) and
+ *                             the keys of the volumes to delete
+ *
+ * ENCODING. hf_proto_*_encode() returns a new json_t (the caller owns the
+ * reference) and never fails (allocation failure aborts, as hf_xmalloc).
+ * What it writes is what docs/protocol.md shows, key for key, so agents and
+ * servers of older builds read it.
+ *
+ * DECODING. hf_proto_*_decode(j, out, &err) fills *out (initialised by the
+ * caller with {0} or the _init function) and returns 0, or HF_EINVAL with
+ * *err set to a sentence that names the place and the problem
+ * ("tasks[2].exit_code: must be an integer or null"); the caller frees
+ * *err and, in both cases, releases *out. Keys it does not know are
+ * ignored (a newer peer may send more). A key that is absent or null takes
+ * the default the comment beside its field gives; a key of the wrong type
+ * is an error. Checks the protocol alone can make are made here (an
+ * environment name, a check's kind); what depends on the node (does the
+ * user exist, is the rlimit known here) is the agent's.
+ *
+ * Pure: no I/O, no clock, no globals.
+ */
+#ifndef HF_PROTO_PROTO_H
+#define HF_PROTO_PROTO_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "spec/spec.h"
+#include "task/lifecycle.h"
+
+/* ---- launch orders ---------------------------------------------------- */
+
+/* A health or readiness check; kind HF_CHECK_NONE is none (null). */
+struct hf_proto_check {
+	enum hf_check_kind kind;
+	char *cmd;            /* cmd: the command */
+	char *port;           /* http, tcp: a port's name or its number */
+	char *path;           /* http: the request path; NULL = "/" */
+	double interval;      /* seconds; default 5 */
+	double delay;         /* default 0 */
+	double timeout;       /* default 20 */
+	double grace_period;  /* default 0 */
+	int64_t max_consecutive_failures; /* default 3 */
+};
+
+/* A volume the task uses: <data>/volumes/<key> at <sandbox>/<path>. */
+struct hf_proto_volume {
+	char *key, *path;
+	char *type;           /* "ROOT", ... NULL when absent */
+	int64_t size_mb;
+};
+
+struct hf_proto_config {
+	char *name;           /* NULL when absent */
+	char *dest;
+	char *tmpl;           /* the template's text ... */
+	size_t tmpl_len;      /* ... and its length */
+};
+
+struct hf_proto_rlimit {
+	char *name;           /* "RLIMIT_NOFILE" */
+	int64_t soft, hard;   /* -1 = null */
+};
+
+struct hf_proto_port {
+	char *name;
+	int64_t number;
+};
+
+/* The limit fields' values besides a number: null and "unlimited". */
+#define HF_PROTO_LIMIT_NONE 0.0       /* null: the request is the limit */
+#define HF_PROTO_LIMIT_UNLIMITED -1.0 /* "unlimited" */
+
+/*
+ * A launch order: everything an agent needs to run one task id. Strings
+ * are NULL when absent or null.
+ */
+struct hf_proto_launch {
+	char *task_id;        /* required */
+	char *service, *pod, *pod_instance;
+	int64_t index;
+	char *task, *goal, *config_id;
+	char *cmd;            /* required, not empty */
+	struct hf_kvlist env; /* numbers and booleans on the wire become text */
+	double cpus, memory_mb;
+	double limit_cpus, limit_memory_mb; /* > 0, or HF_PROTO_LIMIT_* */
+	HF_VEC(struct hf_proto_rlimit) rlimits;
+	double kill_grace_period; /* seconds; < 0 when absent */
+	HF_VEC(struct hf_proto_port) ports;
+	HF_VEC(struct hf_proto_volume) volumes;
+	HF_VEC(struct hf_proto_config) configs;
+	struct hf_strlist uris;
+	struct hf_proto_check health, readiness;
+	char *user;           /* NULL: the agent's own user */
+	struct hf_strlist capabilities; /* CAP_* names beyond the default */
+	bool privileged;      /* every capability */
+	bool paused;          /* debug mode: the command replaced by a sleep */
+	/*
+	 * Set by hf_proto_sync_resp_decode only: why this order of the
+	 * desired set does not decode (the agent fails the task with it).
+	 */
+	char *invalid;
+};
+
+void hf_proto_launch_init(struct hf_proto_launch *l);
+void hf_proto_launch_release(struct hf_proto_launch *l);
+json_t *hf_proto_launch_encode(const struct hf_proto_launch *l);
+int hf_proto_launch_decode(const json_t *j, struct hf_proto_launch *out,
+			   char **err);
+/* The number of the port named name, or -1. */
+int64_t hf_proto_launch_port(const struct hf_proto_launch *l,
+			     const char *name);
+
+/* ---- reports ---------------------------------------------------------- */
+
+/*
+ * What an agent says of one task. The state is one lifecycle.h's wire
+ * names carry: STARTING ("starting"), RUNNING, EXITED, FAILED_TO_START,
+ * KILLED or LOST. A state name this build does not know decodes as LOST
+ * (gone without a status), as the server always read it.
+ */
+struct hf_proto_report {
+	char *task_id;        /* required */
+	enum hf_task_state state; /* required */
+	int64_t pid;          /* 0 = null */
+	int64_t started_at, finished_at; /* unix ms; 0 = null */
+	bool has_exit_code;
+	int64_t exit_code;
+	int64_t signal;       /* 0 = null */
+	bool oom_killed;
+	bool ready;
+	int healthy;          /* -1 = null, 0, 1 */
+	int64_t health_failures;
+	char *message, *not_ready;
+	bool permanent;       /* written only when true */
+};
+
+void hf_proto_report_release(struct hf_proto_report *r);
+json_t *hf_proto_report_encode(const struct hf_proto_report *r);
+int hf_proto_report_decode(const json_t *j, struct hf_proto_report *out,
+			   char **err);
+/* It exited with code 0 and no signal. */
+bool hf_proto_report_exit_ok(const struct hf_proto_report *r);
+
+/* ---- the node's info -------------------------------------------------- */
+
+struct hf_proto_port_range {
+	int64_t begin, end;
+};
+
+/*
+ * What an agent says of its node with every sync. Numbers are -1 and
+ * strings NULL when absent (the server keeps what it knew).
+ */
+struct hf_proto_node_info {
+	char *hostname, *address;
+	struct hf_kvlist attributes;
+	double cpus;
+	int64_t memory_mb, disk_mb;
+	HF_VEC(struct hf_proto_port_range) ports;
+	int64_t cgroups_version;
+	char *cgroups_note;
+	bool has_isolation;
+	bool mount_namespaces;
+	char *isolation_note;
+	struct hf_strlist hidden;
+	char *agent_version;
+	int64_t started_at;
+	char *api, *api_key;  /* the agent's own API and its bearer key */
+};
+
+void hf_proto_node_info_init(struct hf_proto_node_info *n);
+void hf_proto_node_info_release(struct hf_proto_node_info *n);
+json_t *hf_proto_node_info_encode(const struct hf_proto_node_info *n);
+int hf_proto_node_info_decode(const json_t *j, struct hf_proto_node_info *out,
+			      char **err);
+
+/* ---- sync ------------------------------------------------------------- */
+
+struct hf_proto_sync_req {
+	char *node_id;        /* required, not empty */
+	char *cluster;        /* NULL: no server accepted the agent yet */
+	int64_t seq;          /* default 0 */
+	int64_t generation;   /* default 0 */
+	double wait;          /* seconds; default 0 */
+	bool has_info;
+	struct hf_proto_node_info info;
+	/*
+	 * Whether "tasks" was sent at all: only a request that lists its
+	 * tasks can tell the server that one is gone.
+	 */
+	bool has_tasks;
+	HF_VEC(struct hf_proto_report) tasks;
+	struct hf_strlist deleted_volumes;
+};
+
+void hf_proto_sync_req_init(struct hf_proto_sync_req *r);
+void hf_proto_sync_req_release(struct hf_proto_sync_req *r);
+json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r);
+int hf_proto_sync_req_decode(const json_t *j, struct hf_proto_sync_req *out,
+			     char **err);
+
+struct hf_proto_sync_resp {
+	int64_t generation;   /* required */
+	/*
+	 * The node's complete desired set (required). An order that does
+	 * not decode is kept with its task_id (when it has a usable one)
+	 * and ->invalid set, so the agent can fail that task alone.
+	 */
+	HF_VEC(struct hf_proto_launch) tasks;
+	struct hf_strlist delete_volumes; /* volume keys to delete */
+	int64_t heartbeat_interval;       /* seconds; default 2 */
+	char *cluster;        /* the server's cluster id; NULL if absent */
+};
+
+void hf_proto_sync_resp_init(struct hf_proto_sync_resp *r);
+void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r);
+json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r);
+int hf_proto_sync_resp_decode(const json_t *j, struct hf_proto_sync_resp *out,
+			      char **err);
+
+/* ---- register --------------------------------------------------------- */
+
+struct hf_proto_register {
+	char *node_id, *token; /* both required */
+};
+
+void hf_proto_register_release(struct hf_proto_register *r);
+json_t *hf_proto_register_encode(const struct hf_proto_register *r);
+int hf_proto_register_decode(const json_t *j, struct hf_proto_register *out,
+			     char **err);
+
+#endif

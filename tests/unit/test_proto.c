@@ -1,0 +1,479 @@
+/*
+ * test_proto.c - the server <-> agent protocol (proto/proto.h) and the
+ * task lifecycle table (task/lifecycle.h): docs/protocol.md's examples
+ * decode to what they say, what is encoded decodes back, bad messages get
+ * a sentence naming the place, and the table's cells act as the agent and
+ * the server always did.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "proto/proto.h"
+#include "task/lifecycle.h"
+
+/* ---- the lifecycle table ---------------------------------------------- */
+
+static void expect_step(enum hf_task_state s, enum hf_task_event ev,
+			enum hf_task_side side, enum hf_task_action act,
+			enum hf_task_state next)
+{
+	struct hf_task_step st = hf_task_step(s, ev, side);
+
+	if (st.act != act || st.next != next)
+		fail_msg("%s x event %d (%s side): got action %d -> %s, want "
+			 "%d -> %s",
+			 hf_task_state_name(s), (int)ev,
+			 side == HF_TASK_NODE ? "node" : "record", (int)st.act,
+			 hf_task_state_name(st.next), (int)act,
+			 hf_task_state_name(next));
+}
+
+static void test_lifecycle_table(void **state)
+{
+	(void)state;
+	/* Starting and running, both sides alike. */
+	for (int side = HF_TASK_NODE; side <= HF_TASK_RECORD; side++) {
+		expect_step(HF_TS_STAGING, HF_TEV_STARTING, side,
+			    HF_TACT_START, HF_TS_STARTING);
+		expect_step(HF_TS_STAGING, HF_TEV_RUNNING, side, HF_TACT_RUN,
+			    HF_TS_RUNNING);
+		expect_step(HF_TS_STARTING, HF_TEV_STARTING, side,
+			    HF_TACT_UPDATE, HF_TS_STARTING);
+		expect_step(HF_TS_STARTING, HF_TEV_RUNNING, side, HF_TACT_RUN,
+			    HF_TS_RUNNING);
+		expect_step(HF_TS_RUNNING, HF_TEV_RUNNING, side,
+			    HF_TACT_UPDATE, HF_TS_RUNNING);
+		/* Reports can be late: a running task never goes back. */
+		expect_step(HF_TS_RUNNING, HF_TEV_STARTING, side,
+			    HF_TACT_IGNORE, HF_TS_RUNNING);
+		expect_step(HF_TS_RUNNING, HF_TEV_STOPPED, side, HF_TACT_END,
+			    HF_TS_KILLED);
+		expect_step(HF_TS_STAGING, HF_TEV_LOST, side, HF_TACT_END,
+			    HF_TS_LOST);
+	}
+	/* How an exit ends it depends on the side. */
+	expect_step(HF_TS_RUNNING, HF_TEV_EXIT_OK, HF_TASK_NODE, HF_TACT_END,
+		    HF_TS_EXITED);
+	expect_step(HF_TS_RUNNING, HF_TEV_EXIT_FAIL, HF_TASK_NODE, HF_TACT_END,
+		    HF_TS_EXITED);
+	expect_step(HF_TS_RUNNING, HF_TEV_EXIT_OK, HF_TASK_RECORD, HF_TACT_END,
+		    HF_TS_FINISHED);
+	expect_step(HF_TS_RUNNING, HF_TEV_EXIT_FAIL, HF_TASK_RECORD,
+		    HF_TACT_END, HF_TS_FAILED);
+	expect_step(HF_TS_STAGING, HF_TEV_FAILED_TO_START, HF_TASK_NODE,
+		    HF_TACT_END, HF_TS_FAILED_TO_START);
+	expect_step(HF_TS_STARTING, HF_TEV_FAILED_TO_START, HF_TASK_RECORD,
+		    HF_TACT_END, HF_TS_FAILED);
+	/* An ended launch ignores everything: reports are idempotent. */
+	for (int s = HF_TS_FINISHED; s < HF_TS_COUNT; s++)
+		for (int ev = 0; ev < HF_TEV_COUNT; ev++) {
+			expect_step(s, ev, HF_TASK_NODE, HF_TACT_IGNORE, s);
+			expect_step(s, ev, HF_TASK_RECORD, HF_TACT_IGNORE, s);
+		}
+	/* Out of range: ignored, never read past the table. */
+	expect_step(HF_TS_COUNT, HF_TEV_RUNNING, HF_TASK_NODE, HF_TACT_IGNORE,
+		    HF_TS_COUNT);
+	expect_step(HF_TS_RUNNING, HF_TEV_COUNT, HF_TASK_NODE, HF_TACT_IGNORE,
+		    HF_TS_RUNNING);
+}
+
+static void test_lifecycle_events(void **state)
+{
+	(void)state;
+	assert_int_equal(hf_task_event_of(HF_TS_STARTING, false, false),
+			 HF_TEV_STARTING);
+	assert_int_equal(hf_task_event_of(HF_TS_RUNNING, false, true),
+			 HF_TEV_RUNNING);
+	assert_int_equal(hf_task_event_of(HF_TS_EXITED, true, false),
+			 HF_TEV_EXIT_OK);
+	assert_int_equal(hf_task_event_of(HF_TS_EXITED, false, false),
+			 HF_TEV_EXIT_FAIL);
+	/* An exit after the stop this side ordered is that stop. */
+	assert_int_equal(hf_task_event_of(HF_TS_EXITED, true, true),
+			 HF_TEV_STOPPED);
+	assert_int_equal(hf_task_event_of(HF_TS_KILLED, false, true),
+			 HF_TEV_STOPPED);
+	/* Killed when nobody asked: a failure. */
+	assert_int_equal(hf_task_event_of(HF_TS_KILLED, false, false),
+			 HF_TEV_EXIT_FAIL);
+	/* A launch that never started fails even when a stop was asked. */
+	assert_int_equal(hf_task_event_of(HF_TS_FAILED_TO_START, false, true),
+			 HF_TEV_FAILED_TO_START);
+	assert_int_equal(hf_task_event_of(HF_TS_LOST, false, false),
+			 HF_TEV_LOST);
+}
+
+static void test_lifecycle_names(void **state)
+{
+	static const char *const wire[] = {"starting", "running", "exited",
+					   "failed-to-start", "killed", "lost"};
+	static const char *const record[] = {"STAGING",  "STARTING", "RUNNING",
+					     "FINISHED", "FAILED",   "KILLED",
+					     "LOST"};
+	enum hf_task_state s;
+
+	(void)state;
+	for (size_t i = 0; i < HF_ARRAY_LEN(wire); i++) {
+		assert_true(hf_task_state_from_wire(wire[i], &s));
+		assert_string_equal(hf_task_state_wire(s), wire[i]);
+	}
+	assert_true(hf_task_state_from_wire("starting", &s));
+	assert_int_equal(s, HF_TS_STARTING);
+	assert_string_equal(hf_task_state_wire(HF_TS_STAGING), "starting");
+	assert_false(hf_task_state_from_wire("RUNNING", &s));
+	assert_false(hf_task_state_from_wire(NULL, &s));
+	for (size_t i = 0; i < HF_ARRAY_LEN(record); i++) {
+		assert_true(hf_task_state_parse(record[i], &s));
+		assert_int_equal(s, (enum hf_task_state)i);
+		assert_string_equal(hf_task_state_name(s), record[i]);
+	}
+	assert_false(hf_task_state_parse("running", &s));
+	assert_string_equal(hf_task_state_name(HF_TS_COUNT), "UNKNOWN");
+	assert_string_equal(hf_task_state_wire(HF_TS_FINISHED), "unknown");
+	assert_true(hf_task_state_live(HF_TS_STAGING));
+	assert_true(hf_task_state_live(HF_TS_RUNNING));
+	assert_true(hf_task_state_final(HF_TS_EXITED));
+	assert_true(hf_task_state_final(HF_TS_FAILED));
+}
+
+/* ---- docs/protocol.md ------------------------------------------------- */
+
+/* The first ```json block after heading in docs/protocol.md. */
+static json_t *doc_example(const char *heading)
+{
+	const char *root = getenv("HF_TEST_ROOT");
+	char *path = hf_xasprintf("%s/docs/protocol.md", root ? root : ".");
+	char *text = NULL, *at, *start, *end;
+	json_error_t jerr;
+	json_t *j;
+
+	if (hf_read_file(path, 1 << 20, &text, NULL))
+		fail_msg("cannot read %s", path);
+	at = strstr(text, heading);
+	if (!at)
+		fail_msg("%s has no \"%s\"", path, heading);
+	start = strstr(at, "```json\n");
+	assert_non_null(start);
+	start += 8;
+	end = strstr(start, "```");
+	assert_non_null(end);
+	j = json_loadb(start, (size_t)(end - start), 0, &jerr);
+	if (!j)
+		fail_msg("%s, after \"%s\": line %d: %s", path, heading,
+			 jerr.line, jerr.text);
+	free(text);
+	free(path);
+	return j;
+}
+
+static void test_doc_sync_request(void **state)
+{
+	json_t *j = doc_example("## `POST /v1/agent/sync`");
+	struct hf_proto_sync_req rq;
+	const struct hf_proto_report *r;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(j, &rq, &err))
+		fail_msg("docs/protocol.md's sync request: %s", err);
+	assert_string_equal(rq.node_id, "node-1");
+	assert_string_equal(rq.cluster, "1f3a9c0d2b7e4a5f8c6d1e2f3a4b5c6d");
+	assert_int_equal(rq.seq, 1700000000123LL);
+	assert_int_equal(rq.generation, 41);
+	assert_true(rq.wait == 10);
+	assert_true(rq.has_info && rq.has_tasks);
+	assert_string_equal(rq.info.hostname, "host-a");
+	assert_string_equal(hf_kvlist_get(&rq.info.attributes, "zone"), "a");
+	assert_true(rq.info.cpus == 8);
+	assert_int_equal(rq.info.memory_mb, 16000);
+	assert_int_equal(rq.info.ports.len, 1);
+	assert_int_equal(rq.info.ports.items[0].end, 20000);
+	assert_int_equal(rq.info.cgroups_version, 2);
+	assert_true(rq.info.has_isolation && rq.info.mount_namespaces);
+	assert_string_equal(rq.info.hidden.items[0], "/var/lib/holdfast");
+	assert_int_equal(rq.tasks.len, 1);
+	r = &rq.tasks.items[0];
+	assert_int_equal(r->state, HF_TS_RUNNING);
+	assert_int_equal(r->pid, 1234);
+	assert_false(r->has_exit_code);
+	assert_true(r->ready);
+	assert_int_equal(r->healthy, 1);
+	assert_null(r->message);
+	assert_string_equal(rq.deleted_volumes.items[0],
+			    "hello-world/world-1");
+	hf_proto_sync_req_release(&rq);
+	json_decref(j);
+}
+
+static void test_doc_launch_order(void **state)
+{
+	json_t *j = doc_example("### Launch order"), *back;
+	struct hf_proto_launch l;
+	const char *key;
+	json_t *v;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_launch_init(&l);
+	if (hf_proto_launch_decode(j, &l, &err))
+		fail_msg("docs/protocol.md's launch order: %s", err);
+	assert_string_equal(l.service, "hello-world");
+	assert_string_equal(l.cmd, "echo hello >> hello-container-path/output "
+				   "&& sleep 1000");
+	assert_string_equal(hf_kvlist_get(&l.env, "PORT_HTTP"), "10001");
+	assert_true(l.cpus == 0.1 && l.memory_mb == 252);
+	assert_true(l.limit_cpus == HF_PROTO_LIMIT_NONE);
+	assert_int_equal(l.rlimits.len, 1);
+	assert_int_equal(l.rlimits.items[0].soft, 128000);
+	assert_true(l.kill_grace_period == 3);
+	assert_int_equal(hf_proto_launch_port(&l, "http"), 10001);
+	assert_int_equal(hf_proto_launch_port(&l, "nope"), -1);
+	assert_string_equal(l.volumes.items[0].type, "ROOT");
+	assert_int_equal(l.volumes.items[0].size_mb, 25);
+	assert_string_equal(l.configs.items[0].tmpl, "port={{PORT_HTTP}}\n");
+	assert_string_equal(l.uris.items[0], "file:///opt/artifacts/app.tgz");
+	assert_int_equal(l.health.kind, HF_CHECK_CMD);
+	assert_true(l.health.grace_period == 30);
+	assert_int_equal(l.readiness.kind, HF_CHECK_NONE);
+	assert_null(l.user);
+	assert_false(l.privileged || l.paused);
+	/* What the server writes has every key the documentation shows. */
+	back = hf_proto_launch_encode(&l);
+	json_object_foreach(j, key, v)
+		if (!json_object_get(back, key))
+			fail_msg("the encoded launch order lacks \"%s\"", key);
+	json_object_foreach(back, key, v)
+		if (!json_object_get(j, key))
+			fail_msg("docs/protocol.md's launch order lacks \"%s\"",
+				 key);
+	json_decref(back);
+	hf_proto_launch_release(&l);
+	json_decref(j);
+}
+
+/* ---- round trips and errors ------------------------------------------- */
+
+static void test_launch_round_trip(void **state)
+{
+	struct hf_proto_launch a, b;
+	json_t *ja, *jb;
+	char *err = NULL, *ta, *tb;
+
+	(void)state;
+	hf_proto_launch_init(&a);
+	hf_proto_launch_init(&b);
+	a.task_id = hf_xstrdup("web-0-server__1");
+	a.cmd = hf_xstrdup("exec sleep 1000");
+	hf_kvlist_set(&a.env, "A", "1");
+	a.limit_cpus = HF_PROTO_LIMIT_UNLIMITED;
+	a.limit_memory_mb = 512;
+	a.kill_grace_period = 2.5;
+	a.readiness.kind = HF_CHECK_TCP;
+	a.readiness.port = hf_xstrdup("http");
+	a.readiness.interval = 0.2;
+	a.readiness.max_consecutive_failures = 3;
+	{
+		struct hf_proto_config *c = HF_VEC_PUSH(&a.configs);
+
+		c->dest = hf_xstrdup("x.conf");
+		/* A NUL inside survives. */
+		c->tmpl = hf_xmalloc(4);
+		memcpy(c->tmpl, "a\0b", 4);
+		c->tmpl_len = 3;
+	}
+	hf_strlist_push(&a.capabilities, "CAP_NET_RAW");
+	a.paused = true;
+	ja = hf_proto_launch_encode(&a);
+	assert_string_equal(json_string_value(json_object_get(ja, "limit_cpus")),
+			    "unlimited");
+	assert_true(json_is_null(json_object_get(ja, "health_check")));
+	if (hf_proto_launch_decode(ja, &b, &err))
+		fail_msg("%s", err);
+	assert_int_equal(b.configs.items[0].tmpl_len, 3);
+	assert_memory_equal(b.configs.items[0].tmpl, "a\0b", 3);
+	assert_true(b.kill_grace_period == 2.5);
+	assert_string_equal(b.readiness.port, "http");
+	jb = hf_proto_launch_encode(&b);
+	ta = json_dumps(ja, JSON_SORT_KEYS | JSON_COMPACT);
+	tb = json_dumps(jb, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_string_equal(ta, tb);
+	free(ta);
+	free(tb);
+	json_decref(ja);
+	json_decref(jb);
+	hf_proto_launch_release(&a);
+	hf_proto_launch_release(&b);
+}
+
+/* Decodes text as a sync request and expects err as the sentence. */
+static void expect_req_error(const char *text, const char *want)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	struct hf_proto_sync_req rq;
+	char *err = NULL;
+
+	assert_non_null(j);
+	hf_proto_sync_req_init(&rq);
+	assert_int_equal(hf_proto_sync_req_decode(j, &rq, &err), HF_EINVAL);
+	assert_non_null(err);
+	assert_string_equal(err, want);
+	free(err);
+	hf_proto_sync_req_release(&rq);
+	json_decref(j);
+}
+
+static void test_sync_request_errors(void **state)
+{
+	(void)state;
+	expect_req_error("{\"wait\": 0}", "the sync needs a node_id");
+	expect_req_error("{\"node_id\": 3}", "node_id: must be a string");
+	expect_req_error("{\"node_id\": \"n\", \"tasks\": {}}",
+			 "tasks: must be an array");
+	expect_req_error("{\"node_id\": \"n\", \"tasks\": [{\"task_id\": "
+			 "\"a\", \"state\": \"running\"}, {\"task_id\": \"b\", "
+			 "\"state\": \"exited\", \"exit_code\": \"3\"}]}",
+			 "tasks[1].exit_code: must be an integer or null");
+	expect_req_error("{\"node_id\": \"n\", \"tasks\": [{\"state\": "
+			 "\"running\"}]}",
+			 "tasks[0].task_id: is missing");
+	expect_req_error("{\"node_id\": \"n\", \"info\": {\"resources\": "
+			 "{\"ports\": [{\"begin\": \"x\"}]}}}",
+			 "info.resources.ports[0].begin: must be an integer");
+	expect_req_error("{\"node_id\": \"n\", \"deleted_volumes\": [1]}",
+			 "deleted_volumes[0]: must be a string");
+}
+
+static void test_sync_request_lenient(void **state)
+{
+	/* What older agents and the bench's simulated ones send. */
+	json_t *j = json_loads(
+	    "{\"node_id\": \"n\", \"seq\": 12.0, \"wait\": 0, \"tasks\": "
+	    "[{\"task_id\": \"a\", \"state\": \"killed\", \"exit_code\": null, "
+	    "\"signal\": 15, \"ready\": false}, {\"task_id\": \"b\", "
+	    "\"state\": \"some-new-state\"}], \"future\": 1}",
+	    0, NULL);
+	struct hf_proto_sync_req rq;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(j, &rq, &err))
+		fail_msg("%s", err);
+	assert_int_equal(rq.seq, 12);
+	assert_false(rq.has_info);
+	assert_int_equal(rq.tasks.items[0].state, HF_TS_KILLED);
+	assert_int_equal(rq.tasks.items[0].signal, 15);
+	assert_false(hf_proto_report_exit_ok(&rq.tasks.items[0]));
+	/* A state this build does not know: gone, as far as it can tell. */
+	assert_int_equal(rq.tasks.items[1].state, HF_TS_LOST);
+	hf_proto_sync_req_release(&rq);
+	json_decref(j);
+	/* No "tasks": the request says nothing of what is gone. */
+	j = json_loads("{\"node_id\": \"n\"}", 0, NULL);
+	hf_proto_sync_req_init(&rq);
+	assert_int_equal(hf_proto_sync_req_decode(j, &rq, &err), 0);
+	assert_false(rq.has_tasks);
+	hf_proto_sync_req_release(&rq);
+	json_decref(j);
+}
+
+static void test_sync_response(void **state)
+{
+	json_t *j = json_loads(
+	    "{\"generation\": 7, \"tasks\": [{\"task_id\": \"ok__1\", \"cmd\": "
+	    "\"true\"}, {\"task_id\": \"bad__1\", \"cmd\": \"true\", "
+	    "\"health_check\": {\"kind\": \"udp\"}}, {\"cmd\": \"true\"}], "
+	    "\"delete_volumes\": [\"s/p-0\"], \"cluster\": \"c1\"}",
+	    0, NULL);
+	struct hf_proto_sync_resp r;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_sync_resp_init(&r);
+	if (hf_proto_sync_resp_decode(j, &r, &err))
+		fail_msg("%s", err);
+	assert_int_equal(r.generation, 7);
+	assert_int_equal(r.heartbeat_interval, 2);
+	assert_string_equal(r.cluster, "c1");
+	assert_int_equal(r.tasks.len, 3);
+	assert_null(r.tasks.items[0].invalid);
+	/* A bad order is kept for its id, with what is wrong with it. */
+	assert_string_equal(r.tasks.items[1].task_id, "bad__1");
+	assert_string_equal(r.tasks.items[1].invalid,
+			    "health_check.kind: unknown kind \"udp\" (cmd, "
+			    "http, tcp)");
+	assert_null(r.tasks.items[2].task_id);
+	assert_string_equal(r.tasks.items[2].invalid, "task_id: is missing");
+	hf_proto_sync_resp_release(&r);
+	json_decref(j);
+	/* Without a generation there is no desired set. */
+	j = json_loads("{\"tasks\": []}", 0, NULL);
+	hf_proto_sync_resp_init(&r);
+	assert_int_equal(hf_proto_sync_resp_decode(j, &r, &err), HF_EINVAL);
+	assert_string_equal(err, "the answer has no generation");
+	free(err);
+	hf_proto_sync_resp_release(&r);
+	json_decref(j);
+}
+
+static void test_report_encoding(void **state)
+{
+	struct hf_proto_report r = {0};
+	json_t *j;
+
+	(void)state;
+	r.task_id = hf_xstrdup("a__1");
+	r.state = HF_TS_STAGING; /* an agent preparing the sandbox */
+	r.pid = 0;
+	r.healthy = -1;
+	r.not_ready = hf_xstrdup("connection refused");
+	j = hf_proto_report_encode(&r);
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    "starting");
+	assert_true(json_is_null(json_object_get(j, "pid")));
+	assert_true(json_is_null(json_object_get(j, "healthy")));
+	assert_string_equal(json_string_value(json_object_get(j, "not_ready")),
+			    "connection refused");
+	assert_null(json_object_get(j, "permanent"));
+	json_decref(j);
+	/* Final: exit code and signal shown, pid not; permanent if so. */
+	r.state = HF_TS_FAILED_TO_START;
+	r.pid = 42;
+	r.permanent = true;
+	r.ready = true;
+	j = hf_proto_report_encode(&r);
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+			    "failed-to-start");
+	assert_true(json_is_null(json_object_get(j, "pid")));
+	assert_true(json_is_true(json_object_get(j, "permanent")));
+	assert_true(json_is_null(json_object_get(j, "not_ready")));
+	json_decref(j);
+	hf_proto_report_release(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lifecycle_table),
+		cmocka_unit_test(test_lifecycle_events),
+		cmocka_unit_test(test_lifecycle_names),
+		cmocka_unit_test(test_doc_sync_request),
+		cmocka_unit_test(test_doc_launch_order),
+		cmocka_unit_test(test_launch_round_trip),
+		cmocka_unit_test(test_sync_request_errors),
+		cmocka_unit_test(test_sync_request_lenient),
+		cmocka_unit_test(test_sync_response),
+		cmocka_unit_test(test_report_encoding),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

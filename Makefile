@@ -65,11 +65,13 @@ $(ASAN_BUILD)/tests/%: tests/unit/%.c $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(LIB
 UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 
 # Pure unit tests link only the modules free of I/O and threads (common/,
-# spec/, model/, plan/) and their libraries: a rule that reaches the store,
-# HTTP, the server or the agent does not link, so these tests prove it.
+# spec/, task/, proto/, model/, plan/) and their libraries: a rule that
+# reaches the store, HTTP, the server or the agent does not link, so these
+# tests prove it.
 PURE_UNITS := test_decide
 PURE_OBJS  := $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(sort $(wildcard \
-              src/common/*.c src/spec/*.c src/model/*.c src/plan/*.c)))
+              src/common/*.c src/spec/*.c src/task/*.c src/proto/*.c \
+              src/model/*.c src/plan/*.c)))
 PURE_LIBS  := -lyaml -ljansson -lm
 
 $(patsubst %,$(ASAN_BUILD)/tests/%,$(PURE_UNITS)): $(ASAN_BUILD)/tests/%: tests/unit/%.c $(PURE_OBJS) $(wildcard tests/unit/*.h)

@@ -18,6 +18,7 @@
 #include "common/rng.h"
 #include "common/util.h"
 #include "model/model-t.h"
+#include "proto/proto.h"
 
 enum hf_action_kind {
 	HF_ACT_CREATE_INSTANCE, /* a new, unplaced instance of pod, index */
@@ -278,32 +279,6 @@ struct hf_decide_ctx {
 	struct hf_place_cache *place; /* NULL: computed afresh for each use */
 };
 
-/*
- * A task report from an agent, decoded (server/orders.c): what the agent
- * says of one of its tasks.
- */
-enum hf_report_state {
-	HF_REPORT_NONE,            /* no state, or one this server does not know */
-	HF_REPORT_STARTING,
-	HF_REPORT_RUNNING,
-	HF_REPORT_EXITED,
-	HF_REPORT_KILLED,
-	HF_REPORT_FAILED_TO_START,
-};
-
-struct hf_task_report {
-	const char *task_id;
-	enum hf_report_state state;
-	bool has_exit_code;
-	int exit_code;
-	bool has_signal;
-	int signal;
-	bool oom_killed;
-	bool permanent;      /* failed to start for a reason retrying cannot fix */
-	const char *message;
-	bool ready;
-	int healthy;         /* -1 unknown */
-	const char *not_ready; /* its readiness check's last output */
-};
+/* A task report from an agent is proto/proto.h's struct hf_proto_report. */
 
 #endif

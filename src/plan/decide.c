@@ -2718,34 +2718,8 @@ static void on_terminal(const struct hf_service *svc,
 	}
 }
 
-/* The launch's state from what its agent says (and whether it was killed). */
-static enum hf_task_state report_state(const struct hf_task_report *rep,
-				       bool kill)
-{
-	switch (rep->state) {
-	case HF_REPORT_STARTING:
-		return HF_TS_STARTING;
-	case HF_REPORT_RUNNING:
-		return HF_TS_RUNNING;
-	case HF_REPORT_EXITED:
-		if (kill)
-			return HF_TS_KILLED;
-		if (rep->has_exit_code && rep->exit_code == 0 &&
-		    !rep->has_signal)
-			return HF_TS_FINISHED;
-		return HF_TS_FAILED;
-	case HF_REPORT_KILLED:
-		return kill ? HF_TS_KILLED : HF_TS_FAILED;
-	case HF_REPORT_FAILED_TO_START:
-		return HF_TS_FAILED;
-	case HF_REPORT_NONE:
-		break;
-	}
-	return HF_TS_LOST;
-}
-
 /* The message a launch that ended keeps. The caller frees it. */
-static char *end_message(const struct hf_task_report *rep,
+static char *end_message(const struct hf_proto_report *rep,
 			 enum hf_task_state ns, int exit_code, int signal)
 {
 	if (rep->oom_killed)
@@ -2764,13 +2738,14 @@ static char *end_message(const struct hf_task_report *rep,
 }
 
 void hf_decide_report(const struct hf_model *m, const char *node,
-		      const struct hf_task_report *rep,
+		      const struct hf_proto_report *rep,
 		      struct hf_decide_ctx *ctx, struct hf_actions *out)
 {
 	struct hf_service *svc;
 	struct hf_instance *in;
 	struct hf_task_slot *sl;
 	const struct hf_task_rec *r;
+	struct hf_task_step step;
 	enum hf_task_state ns;
 	struct hf_action *x;
 
@@ -2779,17 +2754,21 @@ void hf_decide_report(const struct hf_model *m, const char *node,
 	r = hf_model_find_task(m, rep->task_id, &svc, &in, &sl);
 	if (!r || !in->node || strcmp(in->node, node) != 0)
 		return;
-	if (!hf_task_state_live(r->state))
-		return; /* already final: reports are idempotent */
-	ns = report_state(rep, r->kill);
-	if (ns == HF_TS_RUNNING || ns == HF_TS_STARTING) {
+	/* A stop the server ordered makes its end KILLED, not a failure. */
+	step = hf_task_step(r->state,
+			    hf_task_event_of(rep->state,
+					     hf_proto_report_exit_ok(rep),
+					     r->kill),
+			    HF_TASK_RECORD);
+	/* Final already (reports are idempotent), or an older report. */
+	if (step.act == HF_TACT_IGNORE)
+		return;
+	ns = step.next;
+	if (step.act != HF_TACT_END) {
 		bool ready = rep->ready;
 		bool eff_ready = ready && ns == HF_TS_RUNNING;
 		const char *nr = rep->not_ready;
 
-		/* Reports may arrive out of order: never go backwards. */
-		if (ns == HF_TS_STARTING && r->state == HF_TS_RUNNING)
-			return;
 		/*
 		 * Why it is not ready: shown, never stored (the next report
 		 * carries it again).
@@ -2814,7 +2793,7 @@ void hf_decide_report(const struct hf_model *m, const char *node,
 		x->u.tsk.state = ns;
 		x->u.tsk.ready = eff_ready;
 		x->u.tsk.healthy = rep->healthy;
-		if (ns == HF_TS_RUNNING && r->state != HF_TS_RUNNING) {
+		if (step.act == HF_TACT_RUN) {
 			x->u.tsk.set |= HF_TASK_STARTED_AT;
 			x->u.tsk.started_at = ctx->now;
 		}
@@ -2836,11 +2815,10 @@ void hf_decide_report(const struct hf_model *m, const char *node,
 		t->set = HF_TASK_STATE | HF_TASK_EXIT | HF_TASK_PERMANENT |
 			 HF_TASK_MESSAGE;
 		t->state = ns;
-		t->exit_code = rep->has_exit_code ? rep->exit_code : -1;
-		t->signal = rep->has_signal ? rep->signal : 0;
+		t->exit_code = rep->has_exit_code ? (int)rep->exit_code : -1;
+		t->signal = (int)rep->signal;
 		t->oom_killed = rep->oom_killed;
-		t->permanent = ns == HF_TS_FAILED &&
-			       rep->state == HF_REPORT_FAILED_TO_START &&
+		t->permanent = rep->state == HF_TS_FAILED_TO_START &&
 			       rep->permanent;
 		t->message = end_message(rep, ns, t->exit_code, t->signal);
 		say(out, "service %s: %s %s%s%s", svc->name, r->id,
@@ -2874,17 +2852,20 @@ void hf_decide_reconcile(const struct hf_model *m,
 			struct hf_task_rec now;
 			size_t tsk = out->len;
 			struct hf_action *x;
+			enum hf_task_state lost;
 
 			if (!r || (r->state != HF_TS_STARTING &&
 				   r->state != HF_TS_RUNNING))
 				continue;
 			if (hf_map_get(&seen, r->id))
 				continue;
+			lost = hf_task_step(r->state, HF_TEV_LOST,
+					    HF_TASK_RECORD).next;
 			x = hf_actions_push(out, HF_ACT_TASK, svc->name, in->name,
 					    sl->task);
 			x->u.tsk.id = hf_xstrdup(r->id);
 			x->u.tsk.set = HF_TASK_STATE | HF_TASK_MESSAGE;
-			x->u.tsk.state = HF_TS_LOST;
+			x->u.tsk.state = lost;
 			x->u.tsk.message =
 			    hf_xstrdup("the agent no longer knows this task");
 			say(out, "service %s: %s LOST: its agent does not "
@@ -2893,7 +2874,7 @@ void hf_decide_reconcile(const struct hf_model *m,
 			event(out, "scheduler", svc->name, "task", r->id, NULL,
 			      "LOST", "its agent does not report it");
 			now = *r;
-			now.state = HF_TS_LOST;
+			now.state = lost;
 			on_terminal(svc, in, sl, &now, tsk, ctx, out);
 		}
 	}

@@ -168,14 +168,15 @@ void hf_decide_volumes_deleted(const struct hf_model *m, const char *node,
 /* Reports                                                              */
 
 /*
- * One task report from node `node`'s agent: the launch's new state, and
+ * One task report from node `node`'s agent: the launch's new state (the
+ * record side of the lifecycle table, task/lifecycle.h), and
  * for a launch that ended, what follows (a failure counted with its
  * backoff, a ONCE task done, an essential task's siblings stopped).
  * Reports of launches that are not the node's, or already final, change
  * nothing (reports are idempotent).
  */
 void hf_decide_report(const struct hf_model *m, const char *node,
-		      const struct hf_task_report *rep,
+		      const struct hf_proto_report *rep,
 		      struct hf_decide_ctx *ctx, struct hf_actions *out);
 /*
  * The newest report of a node's agent lists `ids`: live launches of the

@@ -12,6 +12,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "http/http.h"
+#include "proto/proto.h"
 #include "server/agent_api.h"
 #include "server/cluster.h"
 #include "server/events.h"
@@ -48,21 +49,21 @@ void hf_agent_register_handler(void *ctx, const struct hf_http_req *req,
 	json_decref(body);
 }
 
-static double num_or(const json_t *o, const char *k, double def)
+/* A string the agent sent, when it differs from what is kept. */
+static bool str_update(char **kept, const char *sent)
 {
-	json_t *v = json_object_get(o, k);
-
-	return json_is_number(v) ? json_number_value(v) : def;
+	if (!sent || (*kept && strcmp(sent, *kept) == 0))
+		return false;
+	free(*kept);
+	*kept = hf_xstrdup(sent);
+	return true;
 }
 
 static struct hf_node *node_update(struct hf_srv *s, const char *id,
-				   const json_t *info)
+				   const struct hf_proto_sync_req *rq)
 {
 	struct hf_node *n = hf_state_node(s, id);
-	const json_t *res = json_object_get(info, "resources");
-	const json_t *ports = json_array_get(json_object_get(res, "ports"), 0);
-	const json_t *cg = json_object_get(info, "cgroups");
-	int64_t started = (int64_t)num_or(info, "started_at", 0);
+	const struct hf_proto_node_info *info = &rq->info;
 	bool fresh = false;
 
 	if (!n) {
@@ -75,54 +76,29 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 		hf_log("node %s registered", id);
 		hf_event(s, "agent", NULL, "node", id, NULL, "registered", NULL);
 	}
-	if (json_is_object(info)) {
-		const char *h = json_string_value(json_object_get(info, "hostname"));
-		const char *a = json_string_value(json_object_get(info, "address"));
-		const char *note = json_string_value(json_object_get(cg, "note"));
-		const char *k;
-		json_t *v;
+	if (rq->has_info) {
+		int64_t started = info->started_at > 0 ? info->started_at : 0;
 
-		if (h && (!n->hostname || strcmp(h, n->hostname))) {
-			free(n->hostname);
-			n->hostname = hf_xstrdup(h);
-			fresh = true;
-		}
-		if (a && (!n->address || strcmp(a, n->address))) {
-			free(n->address);
-			n->address = hf_xstrdup(a);
-			fresh = true;
-		}
-		{
-			const char *api =
-			    json_string_value(json_object_get(info, "api"));
-			const char *key =
-			    json_string_value(json_object_get(info, "api_key"));
-
-			if (api && (!n->link->api || strcmp(api, n->link->api))) {
-				free(n->link->api);
-				n->link->api = hf_xstrdup(api);
-			}
-			if (key && (!n->link->api_key || strcmp(key, n->link->api_key))) {
-				free(n->link->api_key);
-				n->link->api_key = hf_xstrdup(key);
-			}
-		}
-		if (note && (!n->cgroups || strcmp(note, n->cgroups))) {
-			free(n->cgroups);
-			n->cgroups = hf_xstrdup(note);
-			fresh = true;
-		}
-		json_object_foreach(json_object_get(info, "attributes"), k, v)
-		    if (json_is_string(v)) hf_kvlist_set(&n->attributes, k,
-							 json_string_value(v));
-		n->cpus = num_or(res, "cpus", n->cpus);
-		n->memory_mb = num_or(res, "memory_mb", n->memory_mb);
-		n->disk_mb = num_or(res, "disk_mb", n->disk_mb);
-		if (ports) {
-			n->port_begin = (int64_t)num_or(ports, "begin",
-							(double)n->port_begin);
-			n->port_end =
-			    (int64_t)num_or(ports, "end", (double)n->port_end);
+		fresh |= str_update(&n->hostname, info->hostname);
+		fresh |= str_update(&n->address, info->address);
+		str_update(&n->link->api, info->api);
+		str_update(&n->link->api_key, info->api_key);
+		fresh |= str_update(&n->cgroups, info->cgroups_note);
+		for (size_t i = 0; i < info->attributes.len; i++)
+			hf_kvlist_set(&n->attributes,
+				      info->attributes.items[i].key,
+				      info->attributes.items[i].value);
+		if (info->cpus >= 0)
+			n->cpus = info->cpus;
+		if (info->memory_mb >= 0)
+			n->memory_mb = (double)info->memory_mb;
+		if (info->disk_mb >= 0)
+			n->disk_mb = (double)info->disk_mb;
+		if (info->ports.len) {
+			if (info->ports.items[0].begin >= 0)
+				n->port_begin = info->ports.items[0].begin;
+			if (info->ports.items[0].end >= 0)
+				n->port_end = info->ports.items[0].end;
 		}
 		if (started && started != n->link->agent_started_at) {
 			if (n->link->agent_started_at) {
@@ -169,17 +145,17 @@ static void sync_wait_free(void *arg)
 static void sync_answer(struct hf_srv *s, struct hf_node *n,
 			struct hf_http_resp *resp)
 {
-	json_t *dels;
-	json_t *desired;
+	struct hf_proto_sync_resp out;
 
+	hf_proto_sync_resp_init(&out);
 	n->last_seen = hf_now_ms();
-	dels = hf_orders_volume_deletions(s, n);
-	desired = hf_sched_desired(s, n);
-	hf_http_json(resp, 200,
-		     json_pack("{s:I, s:o, s:o, s:i, s:s?}", "generation",
-			       (json_int_t)n->link->gen, "tasks", desired,
-			       "delete_volumes", dels, "heartbeat_interval", 2,
-			       "cluster", s->cluster_id));
+	hf_orders_volume_deletions(s, n, &out.delete_volumes);
+	hf_sched_desired(s, n, &out);
+	out.generation = (int64_t)n->link->gen;
+	out.heartbeat_interval = 2;
+	out.cluster = s->cluster_id ? hf_xstrdup(s->cluster_id) : NULL;
+	hf_http_json(resp, 200, hf_proto_sync_resp_encode(&out));
+	hf_proto_sync_resp_release(&out);
 }
 
 /*
@@ -227,22 +203,23 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 			 struct hf_http_resp *resp)
 {
 	struct hf_srv *s = ctx;
-	json_t *body = NULL, *tasks, *e, *dv;
+	struct hf_proto_sync_req rq;
+	json_t *body = NULL;
 	const char *node_id;
 	struct hf_node *n;
 	uint64_t seen;
 	double wait;
-	char *refused;
-	size_t i;
+	char *refused, *why = NULL;
 
 	if (hf_http_body_json(req, resp, &body))
 		return;
-	node_id = json_string_value(json_object_get(body, "node_id"));
-	if (!node_id || !*node_id) {
-		hf_http_error(resp, HF_EINVAL, "the sync needs a node_id");
-		json_decref(body);
-		return;
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(body, &rq, &why)) {
+		hf_http_error(resp, HF_EINVAL, "%s", why);
+		free(why);
+		goto out;
 	}
+	node_id = rq.node_id;
 	/* A node reports for itself only: its credential names it. */
 	if (!req->principal || strcmp(node_id, req->principal) != 0) {
 		hf_http_error(resp, HF_EFORBIDDEN,
@@ -254,12 +231,10 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		       "(from %s)",
 		       req->principal ? req->principal : "(none)", node_id,
 		       req->remote_addr);
-		json_decref(body);
-		return;
+		goto out;
 	}
-	tasks = json_object_get(body, "tasks");
-	seen = (uint64_t)num_or(body, "generation", 0);
-	wait = num_or(body, "wait", 0);
+	seen = (uint64_t)rq.generation;
+	wait = rq.wait;
 	if (wait > AGENT_MAX_WAIT_S)
 		wait = AGENT_MAX_WAIT_S;
 	/*
@@ -270,33 +245,28 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		wait = s->opts.node_timeout / 2;
 	hf_state_lock(s);
 	/* An agent of another cluster, or unknown here, is not acted on. */
-	refused = hf_cluster_admit(s, node_id, body);
+	refused = hf_cluster_admit(s, node_id, &rq);
 	if (refused) {
 		hf_cluster_refusal(s, resp, refused);
 		hf_state_unlock(s);
 		free(refused);
-		json_decref(body);
-		return;
+		goto out;
 	}
 	/* The sync's records are written together before it waits. */
 	hf_state_batch_begin(s);
-	n = node_update(s, node_id, json_object_get(body, "info"));
-	json_array_foreach(tasks, i, e) hf_sched_task_report(s, node_id, e);
+	n = node_update(s, node_id, &rq);
+	for (size_t i = 0; i < rq.tasks.len; i++)
+		hf_sched_task_report(s, node_id, &rq.tasks.items[i]);
 	/*
 	 * Only the newest report may declare tasks lost: an older request
 	 * that was overtaken by a newer one lacks tasks started since.
 	 */
-	{
-		double seq = num_or(body, "seq", 0);
-
-		if (json_is_array(tasks) && seq >= n->link->last_report_seq) {
-			n->link->last_report_seq = seq;
-			hf_sched_reconcile_node(s, node_id, tasks);
-		}
+	if (rq.has_tasks && (double)rq.seq >= n->link->last_report_seq) {
+		n->link->last_report_seq = (double)rq.seq;
+		hf_sched_reconcile_node(s, node_id, &rq);
 	}
-	dv = json_object_get(body, "deleted_volumes");
-	if (json_array_size(dv))
-		hf_sched_volumes_deleted(s, n->id, dv);
+	if (rq.deleted_volumes.len)
+		hf_sched_volumes_deleted(s, n->id, &rq.deleted_volumes);
 	/*
 	 * A report that changed something is acted on by the scheduler's
 	 * next tick (hf_sched_changed woke it); it batches the reports of
@@ -318,6 +288,8 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		sync_answer(s, n, resp);
 	}
 	hf_state_unlock(s);
+out:
+	hf_proto_sync_req_release(&rq);
 	json_decref(body);
 }
 

@@ -36,19 +36,13 @@ void hf_cluster_ensure(struct hf_srv *s)
 		       s->cluster_id);
 }
 
-static size_t live_tasks(const json_t *body)
+static size_t live_tasks(const struct hf_proto_sync_req *rq)
 {
-	size_t i, n = 0;
-	json_t *t;
+	size_t n = 0;
 
-	json_array_foreach(json_object_get(body, "tasks"), i, t)
-	{
-		const char *st = json_string_value(json_object_get(t, "state"));
-
-		if (st && (strcmp(st, "running") == 0 ||
-			   strcmp(st, "starting") == 0))
-			n++;
-	}
+	for (size_t i = 0; i < rq->tasks.len; i++)
+		n += rq->tasks.items[i].state == HF_TS_STARTING ||
+		     rq->tasks.items[i].state == HF_TS_RUNNING;
 	return n;
 }
 
@@ -96,11 +90,11 @@ static void adopted_forget(struct hf_srv *s, const char *node_id)
 	"this cluster does not know"
 
 char *hf_cluster_admit(struct hf_srv *s, const char *node_id,
-		       const json_t *body)
+		       const struct hf_proto_sync_req *rq)
 {
-	const char *theirs = json_string_value(json_object_get(body, "cluster"));
+	const char *theirs = rq->cluster;
 	bool known = hf_state_node(s, node_id) != NULL;
-	size_t live = live_tasks(body);
+	size_t live = live_tasks(rq);
 	struct hf_refused *r;
 	struct hf_buf why = HF_BUF_INIT;
 

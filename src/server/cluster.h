@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "http/http.h"
+#include "proto/proto.h"
 #include "server/state.h"
 
 /*
@@ -41,12 +42,12 @@
 void hf_cluster_ensure(struct hf_srv *s);
 
 /*
- * Whether the sync request body (its "cluster" and "tasks") from node_id
+ * Whether the decoded sync request (its cluster and tasks) from node_id
  * may be acted on. Returns NULL, or why not (the caller frees it), after
  * recording the node as refused.
  */
 char *hf_cluster_admit(struct hf_srv *s, const char *node_id,
-		       const json_t *body);
+		       const struct hf_proto_sync_req *rq);
 
 /* The 409 answer to a refused sync. */
 void hf_cluster_refusal(struct hf_srv *s, struct hf_http_resp *resp,

@@ -1,9 +1,9 @@
 /*
  * orders.c - what the server tells agents and what it hears back
  * (docs/protocol.md): each node's desired set of launch orders with the
- * volumes its agent is to delete, published under a generation, and the
- * task reports of a sync decoded for the scheduler's rules. The one place
- * that writes or reads these messages on the server.
+ * volumes its agent is to delete, published under a generation. The
+ * messages themselves are proto/'s: one encoder and decoder for both
+ * sides.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,22 +55,20 @@ const struct hf_node_insts *hf_orders_node_insts(struct hf_srv *s,
 	return scratch;
 }
 
-json_t *hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n)
+void hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n,
+				struct hf_strlist *out)
 {
-	json_t *a = json_array();
-
 	for (size_t k = 0; k < s->model.volumes.len; k++) {
 		const struct hf_volume *v = s->model.volumes.items[k];
 
 		if (v->state == HF_VOL_DELETING && strcmp(v->node, n->id) == 0)
-			json_array_append_new(a, json_string(v->key));
+			hf_strlist_push(out, v->key);
 	}
-	return a;
 }
 
-json_t *hf_orders_desired(struct hf_srv *s, struct hf_node *n)
+void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
+		       struct hf_proto_sync_resp *out)
 {
-	json_t *a = json_array();
 	uint64_t digest = volume_digest(s, n);
 	struct hf_node_insts scratch = {0};
 	const struct hf_node_insts *l = hf_orders_node_insts(s, n, &scratch);
@@ -81,20 +79,22 @@ json_t *hf_orders_desired(struct hf_srv *s, struct hf_node *n)
 
 		for (size_t t = 0; t < in->slots.len; t++) {
 			const struct hf_task_slot *sl = &in->slots.items[t];
-			json_t *o;
+			struct hf_proto_launch *o;
 
 			if (!desired_task(sl))
 				continue;
-			o = hf_orders_launch(s, svc, in, sl);
-			if (!o)
+			o = HF_VEC_PUSH(&out->tasks);
+			hf_proto_launch_init(o);
+			if (!hf_orders_launch(s, svc, in, sl, o)) {
+				hf_proto_launch_release(o);
+				out->tasks.len--;
 				continue;
-			json_array_append_new(a, o);
+			}
 			digest += hf_hash_str(sl->cur->id);
 		}
 	}
 	HF_VEC_FREE(&scratch);
 	node_settle(s, n, digest);
-	return a;
 }
 
 void hf_orders_publish(struct hf_srv *s)
@@ -146,91 +146,48 @@ void hf_orders_publish(struct hf_srv *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* Reports                                                              */
-
-void hf_orders_report(const json_t *t, struct hf_task_report *out)
-{
-	const char *st = json_string_value(json_object_get(t, "state"));
-	json_t *code = json_object_get(t, "exit_code");
-	json_t *sig = json_object_get(t, "signal");
-	json_t *h = json_object_get(t, "healthy");
-
-	memset(out, 0, sizeof(*out));
-	out->task_id = json_string_value(json_object_get(t, "task_id"));
-	if (!st)
-		out->state = HF_REPORT_NONE;
-	else if (strcmp(st, "starting") == 0)
-		out->state = HF_REPORT_STARTING;
-	else if (strcmp(st, "running") == 0)
-		out->state = HF_REPORT_RUNNING;
-	else if (strcmp(st, "exited") == 0)
-		out->state = HF_REPORT_EXITED;
-	else if (strcmp(st, "killed") == 0)
-		out->state = HF_REPORT_KILLED;
-	else if (strcmp(st, "failed-to-start") == 0)
-		out->state = HF_REPORT_FAILED_TO_START;
-	else
-		out->state = HF_REPORT_NONE;
-	out->has_exit_code = json_is_integer(code);
-	out->exit_code = out->has_exit_code ? (int)json_integer_value(code) : -1;
-	out->has_signal = json_is_integer(sig);
-	out->signal = out->has_signal ? (int)json_integer_value(sig) : 0;
-	out->oom_killed = json_is_true(json_object_get(t, "oom_killed"));
-	out->permanent = json_is_true(json_object_get(t, "permanent"));
-	out->message = json_string_value(json_object_get(t, "message"));
-	out->ready = json_is_true(json_object_get(t, "ready"));
-	out->healthy = json_is_boolean(h) ? json_is_true(h) : -1;
-	out->not_ready = json_string_value(json_object_get(t, "not_ready"));
-}
-
-/* ------------------------------------------------------------------ */
 /* Launch orders                                                        */
 
-static json_t *check_order(const struct hf_spec_check *c)
+static void check_order(const struct hf_spec_check *c,
+			struct hf_proto_check *o)
 {
-	json_t *o;
-
+	o->kind = c->kind;
 	if (c->kind == HF_CHECK_NONE)
-		return json_null();
-	o = json_object();
-	json_object_set_new(o, "kind",
-			    json_string(c->kind == HF_CHECK_CMD    ? "cmd"
-					: c->kind == HF_CHECK_HTTP ? "http"
-								   : "tcp"));
-	if (c->cmd)
-		json_object_set_new(o, "cmd", json_string(c->cmd));
-	if (c->port)
-		json_object_set_new(o, "port", json_string(c->port));
-	if (c->http_path)
-		json_object_set_new(o, "path", json_string(c->http_path));
-	json_object_set_new(o, "interval", json_real(c->interval));
-	json_object_set_new(o, "delay", json_real(c->delay));
-	json_object_set_new(o, "timeout", json_real(c->timeout));
-	json_object_set_new(o, "grace_period", json_real(c->grace_period));
-	json_object_set_new(o, "max_consecutive_failures",
-			    json_integer(c->max_consecutive_failures));
-	return o;
+		return;
+	o->cmd = c->cmd ? hf_xstrdup(c->cmd) : NULL;
+	o->port = c->port ? hf_xstrdup(c->port) : NULL;
+	o->path = c->http_path ? hf_xstrdup(c->http_path) : NULL;
+	o->interval = c->interval;
+	o->delay = c->delay;
+	o->timeout = c->timeout;
+	o->grace_period = c->grace_period;
+	o->max_consecutive_failures = c->max_consecutive_failures;
 }
 
-static void add_volumes(json_t *arr, const struct hf_service *svc,
+static void add_volumes(struct hf_proto_launch *o,
+			const struct hf_service *svc,
 			const struct hf_instance *in, const char *owner,
 			const struct hf_spec_volume *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		char *key = hf_spec_volume_key(svc->name, in->name, owner, &v[i]);
+		struct hf_proto_volume *pv = HF_VEC_PUSH(&o->volumes);
 
-		json_array_append_new(
-		    arr, json_pack("{s:s, s:s, s:s, s:I}", "key", key, "path",
-				   v[i].path, "type",
-				   hf_volume_type_name(v[i].type), "size_mb",
-				   (json_int_t)v[i].size_mb));
-		free(key);
+		pv->key = hf_spec_volume_key(svc->name, in->name, owner, &v[i]);
+		pv->path = hf_xstrdup(v[i].path);
+		pv->type = hf_xstrdup(hf_volume_type_name(v[i].type));
+		pv->size_mb = v[i].size_mb;
 	}
 }
 
-json_t *hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
-			 const struct hf_instance *in,
-			 const struct hf_task_slot *sl)
+/* A resource set's limit on the wire: a number, unlimited (< 0) or none. */
+static double limit_order(double v)
+{
+	return v > 0 ? v : v < 0 ? HF_PROTO_LIMIT_UNLIMITED : HF_PROTO_LIMIT_NONE;
+}
+
+bool hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
+		      const struct hf_instance *in,
+		      const struct hf_task_slot *sl, struct hf_proto_launch *o)
 {
 	const struct hf_task_rec *r = sl->cur;
 	const struct hf_config *cfg = hf_model_config(svc, r->config_id);
@@ -238,136 +195,105 @@ json_t *hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
 	const struct hf_spec_task *t =
 	    pod ? hf_spec_find_task(pod, sl->task) : NULL;
 	const struct hf_spec_resource_set *rs;
-	struct hf_kvlist env = {0};
-	json_t *o, *env_j, *ports_j, *vols, *cfgs, *uris, *rl;
+	struct hf_kvlist *env = &o->env;
 	char buf[32];
 
 	if (!t || t->resource_set >= pod->resource_sets.len)
-		return NULL;
+		return false;
 	rs = &pod->resource_sets.items[t->resource_set];
 	snprintf(buf, sizeof(buf), "%lld", (long long)in->index);
 	{
 		char *tn = hf_xasprintf("%s-%s", in->name, t->name);
 
-		hf_kvlist_set(&env, "TASK_NAME", tn);
+		hf_kvlist_set(env, "TASK_NAME", tn);
 		free(tn);
 	}
-	hf_kvlist_set(&env, "POD_INSTANCE_INDEX", buf);
-	hf_kvlist_set(&env, "FRAMEWORK_NAME", svc->name);
-	hf_kvlist_set(&env, "SERVICE_NAME", svc->name);
-	hf_kvlist_set(&env, "POD_NAME", in->name);
+	hf_kvlist_set(env, "POD_INSTANCE_INDEX", buf);
+	hf_kvlist_set(env, "FRAMEWORK_NAME", svc->name);
+	hf_kvlist_set(env, "SERVICE_NAME", svc->name);
+	hf_kvlist_set(env, "POD_NAME", in->name);
 	{
 		/* Tasks share their node's network, as on Mesos' host mode. */
 		const struct hf_node *node =
 		    in->node ? hf_model_node(&s->model, in->node) : NULL;
 
-		hf_kvlist_set(&env, "MESOS_CONTAINER_IP",
+		hf_kvlist_set(env, "MESOS_CONTAINER_IP",
 			      node && node->address ? node->address
 						    : "127.0.0.1");
 	}
 	if (in->replaced_node) {
-		hf_kvlist_set(&env, "REPLACED_NODE", in->replaced_node);
-		hf_kvlist_set(&env, "REPLACED_ADDRESS",
+		hf_kvlist_set(env, "REPLACED_NODE", in->replaced_node);
+		hf_kvlist_set(env, "REPLACED_ADDRESS",
 			      in->replaced_address ? in->replaced_address : "");
-		hf_kvlist_set(&env, "REPLACED_INSTANCE", in->name);
+		hf_kvlist_set(env, "REPLACED_INSTANCE", in->name);
 	}
-	ports_j = json_object();
 	for (size_t p = 0; p < rs->ports.len; p++) {
 		const struct hf_spec_port *sp = &rs->ports.items[p];
 		const char *num = hf_kvlist_get(&in->ports, sp->name);
+		struct hf_proto_port *pp;
 		char *key;
 
 		if (!num)
 			continue;
 		key = hf_spec_port_env_key(sp);
-		hf_kvlist_set(&env, key, num);
+		hf_kvlist_set(env, key, num);
 		free(key);
-		json_object_set_new(ports_j, sp->name,
-				    json_integer(atoll(num)));
+		pp = HF_VEC_PUSH(&o->ports);
+		pp->name = hf_xstrdup(sp->name);
+		pp->number = atoll(num);
 	}
-	hf_spec_task_env(cfg->spec, pod, t, &env);
-	hf_kvlist_copy(&env, &r->params);
-	env_j = json_object();
-	for (size_t i = 0; i < env.len; i++)
-		json_object_set_new(env_j, env.items[i].key,
-				    json_string(env.items[i].value));
-	hf_kvlist_release(&env);
+	hf_spec_task_env(cfg->spec, pod, t, env);
+	hf_kvlist_copy(env, &r->params);
 
-	vols = json_array();
-	add_volumes(vols, svc, in, "pod", pod->volumes.items, pod->volumes.len);
-	add_volumes(vols, svc, in, rs->name, rs->volumes.items,
-		    rs->volumes.len);
-	cfgs = json_array();
-	for (size_t i = 0; i < t->configs.len; i++)
-		json_array_append_new(
-		    cfgs, json_pack("{s:s, s:s, s:s}", "name",
-				    t->configs.items[i].name, "dest",
-				    t->configs.items[i].dest, "template",
-				    t->configs.items[i].content
-					? t->configs.items[i].content
-					: ""));
-	uris = json_array();
+	add_volumes(o, svc, in, "pod", pod->volumes.items, pod->volumes.len);
+	add_volumes(o, svc, in, rs->name, rs->volumes.items, rs->volumes.len);
+	for (size_t i = 0; i < t->configs.len; i++) {
+		const struct hf_spec_config *sc = &t->configs.items[i];
+		struct hf_proto_config *pc = HF_VEC_PUSH(&o->configs);
+
+		pc->name = hf_xstrdup(sc->name);
+		pc->dest = hf_xstrdup(sc->dest);
+		pc->tmpl = hf_xstrdup(sc->content ? sc->content : "");
+		pc->tmpl_len = strlen(pc->tmpl);
+	}
 	for (size_t i = 0; i < pod->uris.len; i++)
-		json_array_append_new(uris, json_string(pod->uris.items[i]));
-	rl = json_array();
+		hf_strlist_push(&o->uris, pod->uris.items[i]);
 	for (size_t i = 0; i < pod->rlimits.len; i++) {
 		const struct hf_spec_rlimit *l = &pod->rlimits.items[i];
+		struct hf_proto_rlimit *pr;
 
 		if (!l->has_soft)
 			continue;
-		json_array_append_new(rl, json_pack("{s:s, s:I, s:I}", "name",
-						    l->name, "soft",
-						    (json_int_t)l->soft, "hard",
-						    (json_int_t)l->hard));
+		pr = HF_VEC_PUSH(&o->rlimits);
+		pr->name = hf_xstrdup(l->name);
+		pr->soft = l->soft;
+		pr->hard = l->hard;
 	}
-	o = json_object();
-	json_object_set_new(o, "task_id", json_string(r->id));
-	json_object_set_new(o, "service", json_string(svc->name));
-	json_object_set_new(o, "pod", json_string(in->pod));
-	json_object_set_new(o, "pod_instance", json_string(in->name));
-	json_object_set_new(o, "index", json_integer(in->index));
-	json_object_set_new(o, "task", json_string(t->name));
-	json_object_set_new(o, "goal", json_string(hf_goal_name(t->goal)));
-	json_object_set_new(o, "config_id", json_string(r->config_id));
-	json_object_set_new(o, "cmd", json_string(t->cmd ? t->cmd : "true"));
-	json_object_set_new(o, "env", env_j);
-	json_object_set_new(o, "cpus", json_real(rs->cpus));
-	json_object_set_new(o, "memory_mb", json_real(rs->memory_mb));
-	json_object_set_new(o, "limit_cpus",
-			    rs->limit_cpus > 0 ? json_real(rs->limit_cpus)
-			    : rs->limit_cpus < 0 ? json_string("unlimited")
-						 : json_null());
-	json_object_set_new(o, "limit_memory_mb",
-			    rs->limit_memory_mb > 0
-				? json_real(rs->limit_memory_mb)
-			    : rs->limit_memory_mb < 0 ? json_string("unlimited")
-						      : json_null());
-	json_object_set_new(o, "rlimits", rl);
-	json_object_set_new(o, "kill_grace_period",
-			    json_integer(t->kill_grace_period));
-	json_object_set_new(o, "ports", ports_j);
-	json_object_set_new(o, "volumes", vols);
-	json_object_set_new(o, "configs", cfgs);
-	json_object_set_new(o, "uris", uris);
-	json_object_set_new(o, "health_check", check_order(&t->health));
-	json_object_set_new(o, "readiness_check", check_order(&t->readiness));
+	o->task_id = hf_xstrdup(r->id);
+	o->service = hf_xstrdup(svc->name);
+	o->pod = hf_xstrdup(in->pod);
+	o->pod_instance = hf_xstrdup(in->name);
+	o->index = in->index;
+	o->task = hf_xstrdup(t->name);
+	o->goal = hf_xstrdup(hf_goal_name(t->goal));
+	o->config_id = hf_xstrdup(r->config_id);
+	o->cmd = hf_xstrdup(t->cmd ? t->cmd : "true");
+	o->cpus = rs->cpus;
+	o->memory_mb = rs->memory_mb;
+	o->limit_cpus = limit_order(rs->limit_cpus);
+	o->limit_memory_mb = limit_order(rs->limit_memory_mb);
+	o->kill_grace_period = (double)t->kill_grace_period;
+	check_order(&t->health, &o->health);
+	check_order(&t->readiness, &o->readiness);
 	/* A pod's own user wins over the service's, as in the SDK. */
-	json_object_set_new(o, "user",
-			    pod->user ? json_string(pod->user)
-			    : cfg->spec->scheduler_user
-				? json_string(cfg->spec->scheduler_user)
-				: json_null());
-	{
-		bool all = pod->capabilities.len == 1 &&
-			   strcmp(pod->capabilities.items[0], "ALL") == 0;
-		json_t *caps = json_array();
-
-		for (size_t i = 0; !all && i < pod->capabilities.len; i++)
-			json_array_append_new(
-			    caps, json_string(pod->capabilities.items[i]));
-		json_object_set_new(o, "capabilities", caps);
-		json_object_set_new(o, "privileged", json_boolean(all));
-	}
-	json_object_set_new(o, "paused", json_boolean(r->paused));
-	return o;
+	if (pod->user)
+		o->user = hf_xstrdup(pod->user);
+	else if (cfg->spec->scheduler_user)
+		o->user = hf_xstrdup(cfg->spec->scheduler_user);
+	o->privileged = pod->capabilities.len == 1 &&
+			strcmp(pod->capabilities.items[0], "ALL") == 0;
+	for (size_t i = 0; !o->privileged && i < pod->capabilities.len; i++)
+		hf_strlist_push(&o->capabilities, pod->capabilities.items[i]);
+	o->paused = r->paused;
+	return true;
 }

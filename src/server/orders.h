@@ -9,21 +9,28 @@
 #include <jansson.h>
 
 #include "plan/decide-t.h"
+#include "proto/proto.h"
 #include "server/state.h"
 
-/* The launch order of a slot's current launch, or NULL (no such task). */
-json_t *hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
-			 const struct hf_instance *in,
-			 const struct hf_task_slot *sl);
+/*
+ * Fills o (hf_proto_launch_init'ed; the caller releases it) with the
+ * launch order of a slot's current launch. Returns false when its config
+ * no longer has the task.
+ */
+bool hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
+		      const struct hf_instance *in,
+		      const struct hf_task_slot *sl, struct hf_proto_launch *o);
 
 /*
- * A node's complete desired set (launch orders) as handed to its agent.
+ * A node's complete desired set, as launch orders appended to out->tasks.
  * Gives the node a new generation first when the set changed since it
  * last got one, so one generation always names one content.
  */
-json_t *hf_orders_desired(struct hf_srv *s, struct hf_node *n);
-/* The volume keys node n's agent is to delete, as a JSON array. */
-json_t *hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n);
+void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
+		       struct hf_proto_sync_resp *out);
+/* Appends the volume keys node n's agent is to delete to out. */
+void hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n,
+				struct hf_strlist *out);
 
 /*
  * Recomputes every node's desired-set digest in one pass; each node whose
@@ -39,12 +46,5 @@ void hf_orders_publish(struct hf_srv *s);
 const struct hf_node_insts *hf_orders_node_insts(struct hf_srv *s,
 						 const struct hf_node *n,
 						 struct hf_node_insts *scratch);
-
-/*
- * Decodes one task report of a sync; out's strings point into t, which
- * must outlive it. Unknown states are HF_REPORT_NONE (the launch is
- * lost).
- */
-void hf_orders_report(const json_t *t, struct hf_task_report *out);
 
 #endif

@@ -22,9 +22,10 @@ void hf_sched_changed(struct hf_srv *s, bool desired)
 	pthread_cond_broadcast(&s->changed);
 }
 
-json_t *hf_sched_desired(struct hf_srv *s, struct hf_node *n)
+void hf_sched_desired(struct hf_srv *s, struct hf_node *n,
+		      struct hf_proto_sync_resp *out)
 {
-	return hf_orders_desired(s, n);
+	hf_orders_desired(s, n, out);
 }
 
 void hf_sched_publish(struct hf_srv *s)
@@ -77,20 +78,18 @@ int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
 }
 
 bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
-			  const json_t *t)
+			  const struct hf_proto_report *rep)
 {
 	struct hf_decide_ctx ctx;
 	struct hf_actions a = {0};
-	struct hf_task_report rep;
 
-	hf_orders_report(t, &rep);
 	hf_apply_ctx(s, &ctx);
-	hf_decide_report(&s->model, node_id, &rep, &ctx, &a);
+	hf_decide_report(&s->model, node_id, rep, &ctx, &a);
 	return carry_out(s, &a);
 }
 
 bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
-			     const json_t *reported)
+			     const struct hf_proto_sync_req *req)
 {
 	struct hf_node *n = hf_state_node(s, node_id);
 	struct hf_node_insts scratch = {0};
@@ -98,40 +97,29 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 	struct hf_decide_ctx ctx;
 	struct hf_actions a = {0};
 	const char **ids;
-	size_t nids = 0, i;
-	json_t *e;
+	size_t i;
 
 	if (!n)
 		return false;
-	ids = hf_xcalloc(json_array_size(reported) + 1, sizeof(*ids));
-	json_array_foreach((json_t *)reported, i, e)
-	{
-		const char *id = json_string_value(json_object_get(e, "task_id"));
-
-		if (id)
-			ids[nids++] = id;
-	}
+	ids = hf_xcalloc(req->tasks.len + 1, sizeof(*ids));
+	for (i = 0; i < req->tasks.len; i++)
+		ids[i] = req->tasks.items[i].task_id;
 	l = hf_orders_node_insts(s, n, &scratch);
 	hf_apply_ctx(s, &ctx);
-	hf_decide_reconcile(&s->model, l, ids, nids, &ctx, &a);
+	hf_decide_reconcile(&s->model, l, ids, req->tasks.len, &ctx, &a);
 	HF_VEC_FREE(&scratch);
 	free(ids);
 	return carry_out(s, &a);
 }
 
 void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
-			      const json_t *deleted)
+			      const struct hf_strlist *deleted)
 {
 	struct hf_actions a = {0};
-	const char **keys;
-	size_t nkeys = 0, i;
-	json_t *e;
 
-	keys = hf_xcalloc(json_array_size(deleted) + 1, sizeof(*keys));
-	json_array_foreach((json_t *)deleted, i, e)
-	    if (json_is_string(e)) keys[nkeys++] = json_string_value(e);
-	hf_decide_volumes_deleted(&s->model, node_id, keys, nkeys, &a);
-	free(keys);
+	hf_decide_volumes_deleted(&s->model, node_id,
+				  (const char *const *)deleted->items,
+				  deleted->len, &a);
 	carry_out(s, &a);
 }
 

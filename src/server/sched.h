@@ -9,6 +9,7 @@
 #define HF_SERVER_SCHED_H
 
 #include "plan/decide.h"
+#include "proto/proto.h"
 #include "server/state.h"
 
 /* One pass over every service: plans, recovery, removal. */
@@ -33,15 +34,21 @@ void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
 int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
 		       const char *name, struct hf_plan_view *v);
 
-/* Applies one task report from an agent; returns true if anything changed. */
+/*
+ * Applies one task report from an agent (the lifecycle table's record
+ * side); returns true if anything changed.
+ */
 bool hf_sched_task_report(struct hf_srv *s, const char *node_id,
-			  const json_t *report);
-/* Marks live tasks on node that the agent did not report as lost. */
+			  const struct hf_proto_report *report);
+/*
+ * Marks live tasks on node that the agent did not report as lost. req
+ * must list its tasks (req->has_tasks).
+ */
 bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
-			     const json_t *reported_tasks);
-/* Node node_id's agent deleted the volumes named in `deleted` (strings). */
+			     const struct hf_proto_sync_req *req);
+/* Node node_id's agent deleted the volumes named in `deleted`. */
 void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
-			      const json_t *deleted);
+			      const struct hf_strlist *deleted);
 
 /*
  * Stops every live task of an instance so recovery relaunches it (same
@@ -62,7 +69,8 @@ bool hf_sched_skip_drain(struct hf_srv *s, struct hf_service *svc,
 void hf_sched_changed(struct hf_srv *s, bool desired);
 
 /* A node's desired set and the publication of every node's (orders.h). */
-json_t *hf_sched_desired(struct hf_srv *s, struct hf_node *n);
+void hf_sched_desired(struct hf_srv *s, struct hf_node *n,
+		      struct hf_proto_sync_resp *out);
 void hf_sched_publish(struct hf_srv *s);
 
 /* Placement's per-tick scratch no longer holds: an instance moved. */

@@ -266,13 +266,13 @@ static const struct hf_action *volume_op(const struct world *w,
 	return NULL;
 }
 
-static void report(struct world *w, const char *id, enum hf_report_state st,
+static void report(struct world *w, const char *id, enum hf_task_state st,
 		   int exit_code)
 {
-	struct hf_task_report rep = {
-	    .task_id = id,
+	struct hf_proto_report rep = {
+	    .task_id = (char *)id,
 	    .state = st,
-	    .has_exit_code = st == HF_REPORT_EXITED,
+	    .has_exit_code = st == HF_TS_EXITED,
 	    .exit_code = exit_code,
 	    .healthy = -1,
 	};
@@ -294,7 +294,7 @@ static void test_recovery_with_backoff(void **state)
 
 	(void)state;
 	/* The first failure: counted, relaunched at once (no backoff). */
-	report(w, r->id, HF_REPORT_EXITED, 3);
+	report(w, r->id, HF_TS_EXITED, 3);
 	x = find(w, HF_ACT_TASK, "web-0", "server");
 	assert_int_equal(x->u.tsk.state, HF_TS_FAILED);
 	assert_string_equal(x->u.tsk.message, "exited with status 3");
@@ -326,7 +326,7 @@ static void test_recovery_with_backoff(void **state)
 	r->state = HF_TS_RUNNING;
 	sl->failures = 2;
 	twin = w->rng;
-	report(w, r->id, HF_REPORT_EXITED, 1);
+	report(w, r->id, HF_TS_EXITED, 1);
 	x = find(w, HF_ACT_SLOT, "web-0", "server");
 	assert_int_equal(x->u.slot.failures, 3);
 	delay = (int64_t)(1000 * hf_plan_backoff(
@@ -684,7 +684,7 @@ static void test_essential_task_failure(void **state)
 
 	(void)state;
 	/* The essential task fails: its pod's other task is restarted too. */
-	report(w, server, HF_REPORT_EXITED, 1);
+	report(w, server, HF_TS_EXITED, 1);
 	assert_int_equal(find(w, HF_ACT_TASK, "app-0", "server")->u.tsk.state,
 			 HF_TS_FAILED);
 	x = find(w, HF_ACT_KILL, "app-0", "sidecar");
@@ -696,13 +696,13 @@ static void test_essential_task_failure(void **state)
 			    "failed");
 	hf_actions_reset(&w->a);
 	/* A non-essential task's failure is its own. */
-	report(w, sidecar, HF_REPORT_EXITED, 1);
+	report(w, sidecar, HF_TS_EXITED, 1);
 	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
 	find(w, HF_ACT_SLOT, "app-0", "sidecar");
 	hf_actions_reset(&w->a);
 	/* A report of a launch that is not current changes nothing. */
 	report(w, "app-0-server__ffffffffffffffffffffffffffffffff",
-	       HF_REPORT_EXITED, 1);
+	       HF_TS_EXITED, 1);
 	assert_int_equal(w->a.len, 0);
 	world_free(w);
 }

@@ -383,9 +383,9 @@ json_t *hf_proto_launch_encode(const struct hf_proto_launch *l)
 		const struct hf_proto_rlimit *r = &l->rlimits.items[i];
 
 		json_array_append_new(
-		    rl, json_pack("{s:s, s:o, s:o}", "name", r->name, "soft",
-				  int_or_null(r->soft >= 0, r->soft), "hard",
-				  int_or_null(r->hard >= 0, r->hard)));
+		    rl, json_pack("{s:s, s:I, s:I}", "name", r->name, "soft",
+				  (json_int_t)r->soft, "hard",
+				  (json_int_t)r->hard));
 	}
 	for (size_t i = 0; i < l->ports.len; i++)
 		json_object_set_new(ports, l->ports.items[i].name,

@@ -71,7 +71,7 @@ struct hf_proto_config {
 
 struct hf_proto_rlimit {
 	char *name;           /* "RLIMIT_NOFILE" */
-	int64_t soft, hard;   /* -1 = null */
+	int64_t soft, hard;   /* -1 = unlimited; null reads as -1 */
 };
 
 struct hf_proto_port {

@@ -27,25 +27,33 @@ void hf_agent_register_handler(void *ctx, const struct hf_http_req *req,
 			       struct hf_http_resp *resp)
 {
 	struct hf_srv *s = ctx;
+	struct hf_proto_register rg = {0};
 	json_t *body = NULL;
 	bool registered;
 	char *why = NULL;
-	const char *node;
 	int rc;
 
 	if (hf_http_body_json(req, resp, &body))
 		return;
-	node = json_string_value(json_object_get(body, "node_id"));
-	rc = hf_nodeauth_register(
-	    s, node, json_string_value(json_object_get(body, "token")),
-	    req->remote_addr, &registered, &why);
+	/*
+	 * What is missing or not a string stays NULL: hf_nodeauth_register
+	 * says what a node id and a token must be.
+	 */
+	hf_proto_register_decode(body, &rg, &why);
+	free(why);
+	why = NULL;
+	rc = hf_nodeauth_register(s, rg.node_id, rg.token, req->remote_addr,
+				  &registered, &why);
 	if (rc)
 		hf_http_error(resp, rc, "%s", why);
 	else
 		hf_http_json(resp, 200,
-			     json_pack("{s:s, s:b}", "node_id", node,
+			     json_pack("{s:s, s:b}", "node_id", rg.node_id,
 				       "registered", registered));
 	free(why);
+	if (rg.token)
+		explicit_bzero(rg.token, strlen(rg.token));
+	hf_proto_register_release(&rg);
 	json_decref(body);
 }
 

@@ -214,6 +214,11 @@ void ag_task_set_order(struct hf_agent *ag, struct ag_task *t,
 void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 			  const struct hf_shim_status *st);
 /*
+ * Its shim is up (or slow to answer): a STAGING task is STARTING from
+ * now on. Nothing to report: both are "starting" on the wire. Lock held.
+ */
+void ag_task_shim_up(struct ag_task *t);
+/*
  * Ends a task without a shim status: ev is HF_TEV_FAILED_TO_START (failed
  * to prepare), HF_TEV_STOPPED (removed before it started) or HF_TEV_LOST.
  * Lock held. message may be NULL.

@@ -739,13 +739,12 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 	if (rc == 0 || rc == HF_EEXISTS) {
 		if (hf_shim_status_read(t->dir, &st) == 0)
 			ag_task_apply_status(ag, t, &st);
-		if (t->state == HF_TS_STAGING)
-			t->state = HF_TS_STARTING;
+		ag_task_shim_up(t);
 		t->need_watch = !hf_task_state_final(t->state);
 	} else if (rc == HF_EUNAVAIL) {
 		hf_log("task %s: the shim is slow to start; watching it",
 		       t->id);
-		t->state = HF_TS_STARTING;
+		ag_task_shim_up(t);
 		t->need_watch = true;
 	} else if (hf_shim_status_read(t->dir, &st) == 0) {
 		/* The shim refused launch.json and said why. */

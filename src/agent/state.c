@@ -289,6 +289,15 @@ void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 						     : st->message);
 }
 
+void ag_task_shim_up(struct ag_task *t)
+{
+	struct hf_task_step step =
+	    hf_task_step(t->state, HF_TEV_STARTING, HF_TASK_NODE);
+
+	if (step.act == HF_TACT_START)
+		t->state = step.next;
+}
+
 void ag_task_end(struct hf_agent *ag, struct ag_task *t,
 		 enum hf_task_event ev, const char *message)
 {
@@ -552,7 +561,8 @@ void ag_reattach(struct hf_agent *ag)
 			hf_strlist_push(&ag->launched, t->id);
 			save = true;
 		}
-		t->state = HF_TS_STARTING;
+		/* A task directory: its shim ran, or was about to. */
+		ag_task_shim_up(t);
 		hf_shim_status_init(&st);
 		rc = hf_shim_status_read(t->dir, &st);
 		if (rc == 0 && hf_task_state_final(st.state)) {

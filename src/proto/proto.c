@@ -1000,53 +1000,57 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 	return o;
 }
 
-int hf_proto_sync_req_decode(const json_t *j, struct hf_proto_sync_req *out,
-			     char **err)
+static bool sync_req_decode(const struct dec *d, const json_t *j,
+			    struct hf_proto_sync_req *out)
 {
-	struct dec d = {"", err};
 	const json_t *info, *tasks, *seq, *v;
 	size_t i;
 
-	*err = NULL;
 	if (!json_is_object(j))
-		return fail(&d, NULL, "the sync must be a JSON object"),
-		       HF_EINVAL;
-	if (!get_str(&d, j, "node_id", false, &out->node_id))
-		return HF_EINVAL;
+		return fail(d, NULL, "the sync must be a JSON object");
+	if (!get_str(d, j, "node_id", false, &out->node_id))
+		return false;
 	if (!out->node_id || !*out->node_id)
-		return fail(&d, NULL, "the sync needs a node_id"), HF_EINVAL;
+		return fail(d, NULL, "the sync needs a node_id");
 	/* Some agents (the bench's) write seq as a real number. */
 	seq = json_object_get(j, "seq");
 	if (json_is_number(seq) && fabs(json_number_value(seq)) < 9e18)
 		out->seq = (int64_t)json_number_value(seq);
 	else if (!absent(seq))
-		return fail(&d, "seq", "must be a number of at most 18 "
-				       "digits"),
-		       HF_EINVAL;
-	if (!get_str(&d, j, "cluster", false, &out->cluster) ||
-	    !get_int(&d, j, "generation", &out->generation, NULL) ||
-	    !get_num(&d, j, "wait", &out->wait) ||
-	    !get_obj(&d, j, "info", &info) || !get_arr(&d, j, "tasks", &tasks) ||
-	    !get_strlist(&d, j, "deleted_volumes", &out->deleted_volumes))
-		return HF_EINVAL;
+		return fail(d, "seq", "must be a number of at most 18 digits");
+	if (!get_str(d, j, "cluster", false, &out->cluster) ||
+	    !get_int(d, j, "generation", &out->generation, NULL) ||
+	    !get_num(d, j, "wait", &out->wait) ||
+	    !get_obj(d, j, "info", &info) || !get_arr(d, j, "tasks", &tasks) ||
+	    !get_strlist(d, j, "deleted_volumes", &out->deleted_volumes))
+		return false;
 	if (info) {
-		struct dec id = {"info", err};
+		struct dec id = {"info", d->err};
 
 		out->has_info = true;
 		if (!node_info_decode(&id, info, &out->info))
-			return HF_EINVAL;
+			return false;
 	}
 	out->has_tasks = tasks != NULL;
 	json_array_foreach(tasks, i, v) {
-		char *where = elem_where(&d, "tasks", i);
-		struct dec td = {where, err};
+		char *where = elem_where(d, "tasks", i);
+		struct dec td = {where, d->err};
 		bool ok = report_decode(&td, v, HF_VEC_PUSH(&out->tasks));
 
 		free(where);
 		if (!ok)
-			return HF_EINVAL;
+			return false;
 	}
-	return 0;
+	return true;
+}
+
+int hf_proto_sync_req_decode(const json_t *j, struct hf_proto_sync_req *out,
+			     char **err)
+{
+	struct dec d = {"", err};
+
+	*err = NULL;
+	return sync_req_decode(&d, j, out) ? 0 : HF_EINVAL;
 }
 
 void hf_proto_sync_resp_init(struct hf_proto_sync_resp *r)
@@ -1083,29 +1087,25 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 	return o;
 }
 
-int hf_proto_sync_resp_decode(const json_t *j, struct hf_proto_sync_resp *out,
-			      char **err)
+static bool sync_resp_decode(const struct dec *d, const json_t *j,
+			     struct hf_proto_sync_resp *out)
 {
-	struct dec d = {"", err};
 	const json_t *tasks = NULL, *v;
 	bool has_gen = false;
 	size_t i;
 
-	*err = NULL;
 	if (!json_is_object(j))
-		return fail(&d, NULL, "the answer must be a JSON object"),
-		       HF_EINVAL;
-	if (!get_int(&d, j, "generation", &out->generation, &has_gen) ||
-	    !get_arr(&d, j, "tasks", &tasks) ||
-	    !get_strlist(&d, j, "delete_volumes", &out->delete_volumes) ||
-	    !get_int(&d, j, "heartbeat_interval", &out->heartbeat_interval,
+		return fail(d, NULL, "the answer must be a JSON object");
+	if (!get_int(d, j, "generation", &out->generation, &has_gen) ||
+	    !get_arr(d, j, "tasks", &tasks) ||
+	    !get_strlist(d, j, "delete_volumes", &out->delete_volumes) ||
+	    !get_int(d, j, "heartbeat_interval", &out->heartbeat_interval,
 		     NULL) ||
-	    !get_str(&d, j, "cluster", false, &out->cluster))
-		return HF_EINVAL;
+	    !get_str(d, j, "cluster", false, &out->cluster))
+		return false;
 	if (!has_gen || !tasks)
-		return fail(&d, NULL, "the answer has no %s",
-			    has_gen ? "tasks" : "generation"),
-		       HF_EINVAL;
+		return fail(d, NULL, "the answer has no %s",
+			    has_gen ? "tasks" : "generation");
 	json_array_foreach(tasks, i, v) {
 		struct hf_proto_launch *l = HF_VEC_PUSH(&out->tasks);
 		/* Its sentence is the task's: no "tasks[i]" in it. */
@@ -1125,7 +1125,16 @@ int hf_proto_sync_resp_decode(const json_t *j, struct hf_proto_sync_resp *out,
 		}
 		free(why);
 	}
-	return 0;
+	return true;
+}
+
+int hf_proto_sync_resp_decode(const json_t *j, struct hf_proto_sync_resp *out,
+			      char **err)
+{
+	struct dec d = {"", err};
+
+	*err = NULL;
+	return sync_resp_decode(&d, j, out) ? 0 : HF_EINVAL;
 }
 
 /* ---- register --------------------------------------------------------- */
@@ -1147,13 +1156,13 @@ int hf_proto_register_decode(const json_t *j, struct hf_proto_register *out,
 			     char **err)
 {
 	struct dec d = {"", err};
+	bool ok;
 
 	*err = NULL;
 	if (!json_is_object(j))
-		return fail(&d, NULL, "the body must be a JSON object"),
-		       HF_EINVAL;
-	if (!get_str(&d, j, "node_id", true, &out->node_id) ||
-	    !get_str(&d, j, "token", true, &out->token))
-		return HF_EINVAL;
-	return 0;
+		ok = fail(&d, NULL, "the body must be a JSON object");
+	else
+		ok = get_str(&d, j, "node_id", true, &out->node_id) &&
+		     get_str(&d, j, "token", true, &out->token);
+	return ok ? 0 : HF_EINVAL;
 }

@@ -17,7 +17,8 @@
  * servers of older builds read it.
  *
  * DECODING. hf_proto_*_decode(j, out, &err) fills *out (initialised by the
- * caller with {0} or the _init function) and returns 0, or HF_EINVAL with
+ * caller with the type's _init function, or {0} for a type without one:
+ * a launch order's defaults are not all zero) and returns 0, or HF_EINVAL with
  * *err set to a sentence that names the place and the problem
  * ("tasks[2].exit_code: must be an integer or null"); the caller frees
  * *err and, in both cases, releases *out. Keys it does not know are

@@ -25,26 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hfbench  # noqa: E402
-
-
-def spec(name, n):
-    return f"""name: {name}
-pods:
-  p:
-    count: {n}
-    tasks:
-      t:
-        goal: RUNNING
-        cmd: exec sleep 3600
-        cpus: 0.001
-        memory: 4
-plans:
-  deploy:
-    phases:
-      all:
-        pod: p
-        strategy: parallel
-"""
+from api import spec  # noqa: E402  (the same 200-pod service)
 
 
 def reader(port, token, path, stop, out):

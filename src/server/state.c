@@ -443,18 +443,7 @@ void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 	if (err && err != HF_ENOTFOUND)
 		store_failed(s, key, err);
 	free(key);
-	for (size_t i = 0; i < svc->instances.len; i++) {
-		if (svc->instances.items[i] == in) {
-			memmove(&svc->instances.items[i],
-				&svc->instances.items[i + 1],
-				(svc->instances.len - i - 1) *
-				    sizeof(svc->instances.items[0]));
-			svc->instances.len--;
-			break;
-		}
-	}
-	hf_map_del(&svc->instance_index, in->name);
-	hf_model_instance_free(in);
+	hf_model_instance_remove(svc, in);
 	hf_state_moved(s);
 }
 

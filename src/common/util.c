@@ -482,3 +482,14 @@ char *hf_name_unescape(const char *s, size_t n)
 	}
 	return hf_buf_detach(&b);
 }
+
+int hf_hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -142,6 +142,9 @@ char *hf_name_escape(const char *name);
 /* The name n bytes of an escaped component stand for; the caller frees. */
 char *hf_name_unescape(const char *s, size_t n);
 
+/* The value of one hex digit, or -1 for any other character. */
+int hf_hex_val(char c);
+
 /* 2*bytes random hex digits from /dev/urandom (ids, keys); caller frees. */
 char *hf_random_hex(size_t bytes);
 

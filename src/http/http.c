@@ -19,22 +19,12 @@
 #include "common/clock.h"
 #include "http/http_int.h"
 #include "common/err.h"
+#include "common/util.h"
 
 /* Longest piece of client input quoted back in an error message. */
 #define HTTP_QUOTE_MAX 200
 
 /* ---- text helpers ------------------------------------------------------ */
-
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * Decodes n bytes of percent-encoding; plus_space turns '+' into ' ' (query
@@ -54,8 +44,8 @@ static char *pct_decode(const char *s, size_t n, bool plus_space)
 
 			if (n - i < 3)
 				goto bad;
-			hi = hex_val(s[i + 1]);
-			lo = hex_val(s[i + 2]);
+			hi = hf_hex_val(s[i + 1]);
+			lo = hf_hex_val(s[i + 2]);
 			if (hi < 0 || lo < 0)
 				goto bad;
 			c = (char)(hi * 16 + lo);
@@ -651,7 +641,7 @@ static bool pct_valid(const char *s, size_t n)
 			continue;
 		if (n - i < 3)
 			return false;
-		if (hex_val(s[i + 1]) < 0 || hex_val(s[i + 2]) < 0 ||
+		if (hf_hex_val(s[i + 1]) < 0 || hf_hex_val(s[i + 2]) < 0 ||
 		    (s[i + 1] == '0' && s[i + 2] == '0'))
 			return false;
 		i += 2;

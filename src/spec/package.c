@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "spec/spec.h"
 
 /* Package files are kilobytes; anything this big is a mistake. */
@@ -125,17 +126,6 @@ static void ptr_pop(struct hf_buf *b, size_t old)
 		b->data[old] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void add_utf8(struct hf_buf *b, unsigned long cp)
 {
 	if (cp < 0x80) {
@@ -161,7 +151,7 @@ static unsigned long read_hex4(const struct scan *sc, size_t at, bool *ok)
 
 	*ok = at + 4 <= sc->len;
 	for (size_t k = 0; *ok && k < 4; k++) {
-		int h = hexval(sc->s[at + k]);
+		int h = hf_hex_val(sc->s[at + k]);
 
 		if (h < 0)
 			*ok = false;

@@ -44,6 +44,27 @@ def wait_for(pred, timeout=60.0, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def pid_alive(pid):
+    """True when pid exists and is not a zombie. The process may end between
+    any two reads of /proc, so a vanished entry counts as gone."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def pid_cmdline(pid):
+    """pid's argv as bytes joined by NULs; b"" once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def local_credential(url, config_dir=None):
     """The admin credential a server on this machine left for its user, as
     the CLI finds it (src/http/cred.h): <config dir>/credentials/local-<port>

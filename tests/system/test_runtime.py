@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from holdfast_harness import REPO, Cluster, wait_for, write
+from holdfast_harness import REPO, Cluster, pid_alive, pid_cmdline, wait_for, write
 
 
 @pytest.fixture
@@ -438,9 +438,7 @@ pods:
     db.commit()
     db.close()
     cluster.start_server()
-    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
-             open(f"/proc/{pid}/stat").read().split()[2] == "Z", 30,
-             what="unknown task killed")
+    wait_for(lambda: not pid_alive(pid), 30, what="unknown task killed")
 
 
 def test_server_kill9_during_deploy_no_duplicates(cluster, tmp_path):
@@ -470,7 +468,7 @@ pods:
                   if "starts" in fs]
         assert starts and open(starts[0]).read().split() == [f"p-{i}-server"]
     sleeps = [p for p in Cluster.pids_matching(cluster.tmp)
-              if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"sleep")]
+              if pid_cmdline(p).startswith(b"sleep")]
     assert len(sleeps) == 6, sleeps
 
 

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from holdfast_harness import BIN, Cluster, wait_for, write
+from holdfast_harness import pid_alive as alive
 
 SPEC = """
 name: {name}
@@ -37,14 +38,6 @@ def spec(tmp_path, name, count=2):
 
 def db_path(c):
     return os.path.join(c.server_data, "holdfast.db")
-
-
-def alive(pid):
-    try:
-        st = open(f"/proc/{pid}/stat").read()
-    except OSError:
-        return False
-    return st.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def task_pids(c, svc):

@@ -6,7 +6,9 @@
  * node, volume key), never points at them: the applier (server/apply.c)
  * looks them up as it applies the list in order, so an action that
  * follows a removal finds nothing instead of freed memory. Strings in an
- * action are owned by its list (hf_actions_release frees them).
+ * action are owned by its list (hf_actions_release frees them); so is the
+ * loaded config of an ADD_SERVICE or ADD_CONFIG until the applier takes
+ * it into the model.
  */
 #ifndef HF_PLAN_DECIDE_T_H
 #define HF_PLAN_DECIDE_T_H
@@ -35,6 +37,10 @@ enum hf_action_kind {
 	HF_ACT_VOLUME,     /* a volume is kept, deleted, reused or gone */
 	HF_ACT_REMOVE_INSTANCE,
 	HF_ACT_REMOVE_SERVICE,
+	HF_ACT_ADD_SERVICE, /* a new service with its first config, its target */
+	HF_ACT_ADD_CONFIG,  /* a new config of a service (not its target yet) */
+	HF_ACT_SERVICE,     /* a service's removal flags */
+	HF_ACT_NODE,        /* a node's fields (decommissioned) */
 	HF_ACT_EVENT,      /* an event, emitted once the changes are stored */
 	HF_ACT_LOG,        /* a line for the server's log, likewise */
 	HF_ACT_WAKE_AT,    /* the scheduler looks again at this time */
@@ -79,6 +85,7 @@ enum {
 	HF_TASK_MESSAGE = 1 << 7,   /* message (NULL clears it) */
 	HF_TASK_NOT_READY = 1 << 8, /* memory only: not stored */
 	HF_TASK_KILL = 1 << 9,      /* kill (the server gave up on it) */
+	HF_TASK_RESTART = 1 << 10,  /* restart: relaunched once it stopped */
 };
 struct hf_act_task {
 	char *id;
@@ -89,7 +96,7 @@ struct hf_act_task {
 	int exit_code, signal;
 	bool oom_killed;
 	bool permanent;
-	bool kill;
+	bool kill, restart;
 	int64_t started_at, finished_at;
 	char *message;
 	char *not_ready;
@@ -149,6 +156,14 @@ enum {
 	HF_RUN_ACTIVE = 1 << 5,
 	HF_RUN_FINISHED_AT = 1 << 6,
 	HF_RUN_REVERTED = 1 << 7,
+	/* What operators change (server/ops.c). */
+	HF_RUN_INTERRUPTED = 1 << 8,
+	HF_RUN_INTERRUPT_PHASE = 1 << 9, /* interrupted_phases += key (once) */
+	HF_RUN_RESUME_PHASE = 1 << 10,   /* interrupted_phases -= key */
+	HF_RUN_CONTINUES = 1 << 11,      /* continues: key -> value */
+	HF_RUN_FORCE_COMPLETE = 1 << 12, /* force_complete += key (once) */
+	HF_RUN_RESTART_STEP = 1 << 13, /* completed, force_complete -= key */
+	HF_RUN_COMPLETED_CLEAR = 1 << 14,
 };
 struct hf_act_run {
 	char *plan;
@@ -158,6 +173,7 @@ struct hf_act_run {
 	bool active;
 	int64_t finished_at;
 	bool reverted;
+	bool interrupted;
 };
 
 /* HF_ACT_START_PLAN */
@@ -197,6 +213,39 @@ struct hf_act_volume {
 	int64_t since;
 };
 
+/*
+ * HF_ACT_ADD_SERVICE (the service is the action's), HF_ACT_ADD_CONFIG: a
+ * loaded config without an id (model.h's hf_model_config_load), which the
+ * applier takes (the pointer becomes NULL) and gives id `id`. If it cannot
+ * (the service exists already, or does not), the list frees it.
+ */
+struct hf_act_config {
+	char *id;
+	struct hf_config *config;
+	unsigned next_config; /* the service's next config number */
+	int64_t at;           /* ADD_SERVICE: the service's created time */
+};
+
+/* HF_ACT_SERVICE: a service's fields that change (HF_SVC_*). */
+enum {
+	HF_SVC_REMOVING = 1 << 0,
+	HF_SVC_DELETE_VOLUMES = 1 << 1,
+};
+struct hf_act_service {
+	unsigned set;
+	bool removing, delete_volumes;
+};
+
+/* HF_ACT_NODE: node `node`'s fields that change (HF_NODE_*). */
+enum {
+	HF_NODE_DECOMMISSIONED = 1 << 0,
+};
+struct hf_act_node {
+	char *node;
+	unsigned set;
+	bool decommissioned;
+};
+
 /* HF_ACT_EVENT: as server/events.h's hf_event() takes it. */
 struct hf_act_event {
 	char *who, *kind, *object, *before, *after, *why;
@@ -222,6 +271,9 @@ struct hf_action {
 		struct hf_act_start_plan start;
 		struct hf_act_set_target target;
 		struct hf_act_volume vol;
+		struct hf_act_config config;
+		struct hf_act_service svc;
+		struct hf_act_node node;
 		struct hf_act_event event;
 		char *log;      /* HF_ACT_LOG */
 		int64_t wake_at; /* HF_ACT_WAKE_AT: unix ms */

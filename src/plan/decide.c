@@ -90,6 +90,14 @@ static void action_release(struct hf_action *x)
 		free(x->u.vol.node);
 		free(x->u.vol.why);
 		break;
+	case HF_ACT_ADD_SERVICE:
+	case HF_ACT_ADD_CONFIG:
+		free(x->u.config.id);
+		hf_model_config_free(x->u.config.config); /* not taken */
+		break;
+	case HF_ACT_NODE:
+		free(x->u.node.node);
+		break;
 	case HF_ACT_EVENT:
 		free(x->u.event.who);
 		free(x->u.event.kind);
@@ -105,6 +113,7 @@ static void action_release(struct hf_action *x)
 	case HF_ACT_SLOT:
 	case HF_ACT_REMOVE_INSTANCE:
 	case HF_ACT_REMOVE_SERVICE:
+	case HF_ACT_SERVICE:
 	case HF_ACT_WAKE_AT:
 		break;
 	}
@@ -140,6 +149,10 @@ const char *hf_action_kind_name(enum hf_action_kind kind)
 	    [HF_ACT_VOLUME] = "VOLUME",
 	    [HF_ACT_REMOVE_INSTANCE] = "REMOVE_INSTANCE",
 	    [HF_ACT_REMOVE_SERVICE] = "REMOVE_SERVICE",
+	    [HF_ACT_ADD_SERVICE] = "ADD_SERVICE",
+	    [HF_ACT_ADD_CONFIG] = "ADD_CONFIG",
+	    [HF_ACT_SERVICE] = "SERVICE",
+	    [HF_ACT_NODE] = "NODE",
 	    [HF_ACT_EVENT] = "EVENT",
 	    [HF_ACT_LOG] = "LOG",
 	    [HF_ACT_WAKE_AT] = "WAKE_AT",

@@ -178,6 +178,8 @@ static void apply_task(struct hf_srv *s, struct hf_service *svc,
 		r->permanent = t->permanent;
 	if (t->set & HF_TASK_KILL)
 		r->kill = t->kill;
+	if (t->set & HF_TASK_RESTART)
+		r->restart = t->restart;
 	if (t->set & HF_TASK_STARTED_AT)
 		r->started_at = t->started_at;
 	if (t->set & HF_TASK_FINISHED_AT)
@@ -248,6 +250,24 @@ static void apply_instance(struct hf_srv *s, struct hf_service *svc,
 		hf_sched_changed(s, true);
 }
 
+/* Removes every copy of str from a list. */
+static void strlist_drop(struct hf_strlist *l, const char *str)
+{
+	struct hf_strlist keep = {0};
+
+	for (size_t i = 0; i < l->len; i++)
+		if (strcmp(l->items[i], str) != 0)
+			hf_strlist_push(&keep, l->items[i]);
+	hf_strlist_release(l);
+	*l = keep;
+}
+
+static void strlist_add_once(struct hf_strlist *l, const char *str)
+{
+	if (!hf_strlist_has(l, str))
+		hf_strlist_push(l, str);
+}
+
 static void apply_run(struct hf_srv *s, struct hf_service *svc,
 		      const struct hf_act_run *o)
 {
@@ -272,6 +292,22 @@ static void apply_run(struct hf_srv *s, struct hf_service *svc,
 		run->finished_at = o->finished_at;
 	if (o->set & HF_RUN_REVERTED)
 		run->reverted = o->reverted;
+	if (o->set & HF_RUN_INTERRUPTED)
+		run->interrupted = o->interrupted;
+	if (o->set & HF_RUN_INTERRUPT_PHASE)
+		strlist_add_once(&run->interrupted_phases, o->key);
+	if (o->set & HF_RUN_RESUME_PHASE)
+		strlist_drop(&run->interrupted_phases, o->key);
+	if (o->set & HF_RUN_CONTINUES)
+		hf_kvlist_set(&run->continues, o->key, o->value);
+	if (o->set & HF_RUN_FORCE_COMPLETE)
+		strlist_add_once(&run->force_complete, o->key);
+	if (o->set & HF_RUN_RESTART_STEP) {
+		strlist_drop(&run->completed, o->key);
+		strlist_drop(&run->force_complete, o->key);
+	}
+	if (o->set & HF_RUN_COMPLETED_CLEAR)
+		hf_strlist_release(&run->completed);
 	if (o->set & ~memory)
 		hf_state_save_run(s, svc, run);
 	if (o->set & HF_RUN_STATUS)
@@ -400,7 +436,62 @@ static void apply_remove_service(struct hf_srv *s, struct hf_service *svc)
 	hf_sched_changed(s, true);
 }
 
-static void apply_one(struct hf_srv *s, const struct hf_action *x)
+/* Takes o's config into svc's, as config o->id; false if it has none. */
+static bool add_config(struct hf_srv *s, struct hf_service *svc,
+		       struct hf_act_config *o)
+{
+	struct hf_config *cfg = o->config;
+
+	if (!cfg || hf_model_config(svc, o->id))
+		return false;
+	o->config = NULL; /* the service's now */
+	cfg->id = hf_xstrdup(o->id);
+	*HF_VEC_PUSH(&svc->configs) = cfg;
+	svc->next_config = o->next_config;
+	hf_state_save_config(s, svc, cfg);
+	return true;
+}
+
+static void apply_add_service(struct hf_srv *s, const char *name,
+			      struct hf_act_config *o)
+{
+	struct hf_service *svc;
+
+	if (!o->config || !name || hf_model_service(&s->model, name))
+		return;
+	svc = hf_model_service_add(&s->model, name);
+	svc->created = o->at;
+	svc->target = hf_xstrdup(o->id);
+	/* The config first: a service record never points at nothing. */
+	add_config(s, svc, o);
+	hf_state_save_service(s, svc);
+	hf_sched_changed(s, false);
+}
+
+static void apply_service(struct hf_srv *s, struct hf_service *svc,
+			  const struct hf_act_service *o)
+{
+	if (o->set & HF_SVC_REMOVING)
+		svc->removing = o->removing;
+	if (o->set & HF_SVC_DELETE_VOLUMES)
+		svc->delete_volumes = o->delete_volumes;
+	hf_state_save_service(s, svc);
+	hf_sched_changed(s, true);
+}
+
+static void apply_node(struct hf_srv *s, const struct hf_act_node *o)
+{
+	struct hf_node *n = hf_model_node(&s->model, o->node);
+
+	if (!n)
+		return;
+	if (o->set & HF_NODE_DECOMMISSIONED)
+		n->decommissioned = o->decommissioned;
+	hf_state_save_node(s, n);
+	hf_sched_changed(s, true);
+}
+
+static void apply_one(struct hf_srv *s, struct hf_action *x)
 {
 	struct hf_service *svc =
 	    x->service ? hf_model_service(&s->model, x->service) : NULL;
@@ -426,12 +517,24 @@ static void apply_one(struct hf_srv *s, const struct hf_action *x)
 	case HF_ACT_VOLUME:
 		apply_volume(s, &x->u.vol);
 		return;
+	case HF_ACT_NODE:
+		apply_node(s, &x->u.node);
+		return;
+	case HF_ACT_ADD_SERVICE:
+		apply_add_service(s, x->service, &x->u.config);
+		return;
 	default:
 		break;
 	}
 	if (!svc)
 		return;
 	switch (x->kind) {
+	case HF_ACT_ADD_CONFIG:
+		add_config(s, svc, &x->u.config);
+		return;
+	case HF_ACT_SERVICE:
+		apply_service(s, svc, &x->u.svc);
+		return;
 	case HF_ACT_CREATE_INSTANCE:
 		/*
 		 * Stored with what follows (its placement, launches, why it
@@ -497,7 +600,7 @@ static void apply_one(struct hf_srv *s, const struct hf_action *x)
 	}
 }
 
-void hf_apply(struct hf_srv *s, const struct hf_actions *a)
+void hf_apply(struct hf_srv *s, struct hf_actions *a)
 {
 	for (size_t i = 0; i < a->len; i++)
 		apply_one(s, &a->items[i]);

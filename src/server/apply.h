@@ -19,7 +19,12 @@
 #include "plan/decide.h"
 #include "server/state.h"
 
-void hf_apply(struct hf_srv *s, const struct hf_actions *a);
+/*
+ * Applies a's actions in order. The loaded configs of its ADD_SERVICE and
+ * ADD_CONFIG actions become the model's (the actions' pointers NULL); the
+ * list stays the caller's to release.
+ */
+void hf_apply(struct hf_srv *s, struct hf_actions *a);
 
 /*
  * What the rules may read besides the model, for a decision made now

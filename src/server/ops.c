@@ -1,7 +1,10 @@
 /*
- * ops.c - the operations on a cluster (ops.h): each checks, then changes
- * the server's records through the state and scheduler API, in one batch
- * written before it returns.
+ * ops.c - the operations on a cluster (ops.h): each checks, then says what
+ * changes as a list of actions (plan/decide-t.h: its own, and the
+ * scheduler's rules' for what follows, such as a plan run's start), which
+ * the one writer of records (server/apply.h) carries out in the
+ * operation's batch; the batch is written before the operation returns,
+ * and its events and log lines go out after it.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -9,9 +12,8 @@
 
 #include "common/clock.h"
 #include "common/err.h"
-#include "common/log.h"
+#include "server/apply.h"
 #include "server/cluster.h"
-#include "server/events.h"
 #include "server/nodeauth.h"
 #include "server/ops.h"
 #include "server/sched.h"
@@ -94,6 +96,52 @@ static struct hf_service *find_service(struct hf_srv *s, const char *name,
 	return svc;
 }
 
+/*
+ * Has the one writer carry out what the operation decided so far, into
+ * its batch, and empties the list for what follows from it.
+ */
+static void carry_out(struct hf_srv *s, struct hf_actions *a)
+{
+	hf_apply(s, a);
+	hf_actions_reset(a);
+}
+
+static char *dup_or_null(const char *str)
+{
+	return str ? hf_xstrdup(str) : NULL;
+}
+
+/* The operator's event, as hf_event() takes it; every string may be NULL. */
+static void note_event(struct hf_actions *a, const char *svc,
+		       const char *kind, const char *object,
+		       const char *before, const char *after, const char *why)
+{
+	struct hf_action *x = hf_actions_push(a, HF_ACT_EVENT, svc, NULL, NULL);
+
+	x->u.event.who = hf_xstrdup("operator");
+	x->u.event.kind = dup_or_null(kind);
+	x->u.event.object = dup_or_null(object);
+	x->u.event.before = dup_or_null(before);
+	x->u.event.after = dup_or_null(after);
+	x->u.event.why = dup_or_null(why);
+}
+
+/* A line for the server's log, written once the changes are stored. */
+static void note_log(struct hf_actions *a, const char *fmt, ...)
+    HF_PRINTF(2, 3);
+static void note_log(struct hf_actions *a, const char *fmt, ...)
+{
+	struct hf_buf b = HF_BUF_INIT;
+	struct hf_action *x;
+	va_list ap;
+
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	x = hf_actions_push(a, HF_ACT_LOG, NULL, NULL, NULL);
+	x->u.log = hf_buf_detach(&b);
+}
+
 /* ------------------------------------------------------------------ */
 /* Volumes                                                              */
 
@@ -142,21 +190,13 @@ void hf_ops_kept_volumes(struct hf_srv *s, const char *svc,
 	}
 }
 
-/* The kept volumes hf_sched_delete_kept(s, svc, instance, ...) deletes. */
-static void kept_to_delete(struct hf_srv *s, const char *svc,
-			   const char *instance, struct hf_ops_volumes *out)
+/* The volumes a list's actions act on (the kept volumes it deletes). */
+static void volumes_of(const struct hf_actions *a, struct hf_ops_volumes *out)
 {
-	for (size_t k = 0; k < s->model.nodes.len; k++) {
-		const struct hf_node *n = s->model.nodes.items[k];
-
-		for (size_t i = 0; i < s->model.volumes.len; i++) {
-			const struct hf_volume *v = s->model.volumes.items[i];
-
-			if (v->state == HF_VOL_KEPT && strcmp(v->node, n->id) == 0 &&
-			    hf_sched_volume_of(v->key, svc, instance))
-				hf_ops_volumes_add(out, v->key, n->id);
-		}
-	}
+	for (size_t i = 0; i < a->len; i++)
+		if (a->items[i].kind == HF_ACT_VOLUME)
+			hf_ops_volumes_add(out, a->items[i].u.vol.key,
+					   a->items[i].u.vol.node);
 }
 
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
@@ -164,6 +204,7 @@ int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 			 struct hf_ops_err *err)
 {
 	struct hf_service *svc;
+	struct hf_actions a = {0};
 	int rc = enter(s, err);
 
 	if (rc)
@@ -172,10 +213,11 @@ int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 		rc = fail(err, HF_ENOTFOUND, "no kept volume of no service");
 		goto out;
 	}
-	kept_to_delete(s, name, inst, out);
-	if (hf_sched_delete_kept(s, name, inst, NULL, "operator"))
+	if (hf_decide_delete_kept(&s->model, name, inst, "operator", &a)) {
+		volumes_of(&a, out);
+		carry_out(s, &a);
 		goto out;
-	hf_ops_volumes_release(out);
+	}
 	svc = hf_state_service(s, name);
 	if (svc && svc->removing)
 		rc = fail(err, HF_ECONFLICT,
@@ -195,6 +237,7 @@ int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 		rc = fail(err, HF_ENOTFOUND, "no kept volume %s%s%s", name,
 			  inst ? "/" : "", inst ? inst : "");
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -271,8 +314,12 @@ void hf_ops_deployed_release(struct hf_ops_deployed *d)
 int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
 		  struct hf_ops_deployed *out, struct hf_ops_err *err)
 {
+	const char *id = "1";
 	struct hf_config *cfg;
 	struct hf_service *svc;
+	struct hf_decide_ctx ctx;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	int rc = config_new(spec, &cfg, err);
 
 	if (rc)
@@ -291,29 +338,35 @@ int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
 			  svc->name);
 		goto leave;
 	}
-	svc = hf_xcalloc(1, sizeof(*svc));
-	svc->name = hf_xstrdup(cfg->spec->name);
-	svc->created = hf_now_ms();
-	cfg->id = hf_xstrdup("1");
-	svc->next_config = 2;
-	svc->target = hf_xstrdup(cfg->id);
-	*HF_VEC_PUSH(&svc->configs) = cfg;
-	hf_model_service_insert(&s->model, svc);
-	/* The config first: a service record never points at nothing. */
-	hf_state_save_config(s, svc, cfg);
-	hf_state_save_service(s, svc);
-	hf_sched_start_plan(s, svc, "deploy", NULL);
-	hf_log("service %s: deployed config %s", svc->name, cfg->id);
-	hf_event(s, "operator", svc->name, "service", svc->name, NULL,
-		 "deployed", cfg->file);
+	x = hf_actions_push(&a, HF_ACT_ADD_SERVICE, cfg->spec->name, NULL,
+			    NULL);
+	x->u.config.id = hf_xstrdup(id);
+	x->u.config.config = cfg;
+	x->u.config.next_config = 2;
+	x->u.config.at = hf_now_ms();
+	cfg = NULL; /* the list's, then the service's */
+	/* The service first: the deploy run's start is decided on it. */
+	hf_apply(s, &a);
+	svc = hf_state_service(s, x->service);
+	hf_actions_reset(&a);
+	if (!svc) {
+		rc = fail(err, HF_EINTERNAL, "the service was not added");
+		goto leave;
+	}
+	hf_apply_ctx(s, &ctx);
+	hf_decide_start_plan(&s->model, svc, "deploy", NULL, &ctx, &a);
+	note_log(&a, "service %s: deployed config %s", svc->name, id);
+	note_event(&a, svc->name, "service", svc->name, NULL, "deployed",
+		   spec->file);
+	carry_out(s, &a);
 	out->service = hf_xstrdup(svc->name);
-	out->config_id = hf_xstrdup(cfg->id);
+	out->config_id = hf_xstrdup(id);
 	out->plan = "deploy";
 	hf_ops_kept_volumes(s, svc->name, &out->kept);
-	cfg = NULL; /* the service's now */
 leave:
 	rc = leave(s, rc, err);
 out:
+	hf_actions_release(&a);
 	hf_state_config_free(cfg);
 	return rc;
 }
@@ -335,8 +388,11 @@ static int change(struct hf_srv *s, const char *name,
 		  const struct hf_ops_spec *spec, bool apply,
 		  struct hf_ops_change *out, struct hf_ops_err *err)
 {
-	struct hf_config *cfg, *cur;
+	struct hf_config *cfg, *cur, *added;
 	struct hf_service *svc;
+	struct hf_decide_ctx ctx;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	int rc = config_new(spec, &cfg, err);
 
 	if (rc)
@@ -386,18 +442,30 @@ static int change(struct hf_srv *s, const char *name,
 	}
 	if (!apply || hf_spec_diff_is_empty(&out->diff))
 		goto leave;
-	cfg->id = hf_xasprintf("%u", svc->next_config++);
-	*HF_VEC_PUSH(&svc->configs) = cfg;
-	hf_state_save_config(s, svc, cfg);
-	hf_event(s, "operator", svc->name, "service", svc->name, cur->id,
-		 cfg->id, "update");
-	out->to = hf_xstrdup(cfg->id);
+	x = hf_actions_push(&a, HF_ACT_ADD_CONFIG, svc->name, NULL, NULL);
+	x->u.config.id = hf_xasprintf("%u", svc->next_config);
+	x->u.config.config = cfg;
+	x->u.config.next_config = svc->next_config + 1;
+	cfg = NULL; /* the list's, then the service's */
+	note_event(&a, svc->name, "service", svc->name, cur->id,
+		   x->u.config.id, "update");
+	/* The config first: the change is decided on it. */
+	hf_apply(s, &a);
+	added = hf_state_config(svc, a.items[0].u.config.id);
+	hf_actions_reset(&a);
+	if (!added) {
+		rc = fail(err, HF_EINTERNAL, "the configuration was not added");
+		goto leave;
+	}
+	out->to = hf_xstrdup(added->id);
 	out->changed = true;
-	hf_sched_set_target(s, svc, cfg, false);
-	cfg = NULL; /* the service's now */
+	hf_apply_ctx(s, &ctx);
+	hf_decide_set_target(&s->model, svc, added, false, &ctx, &a);
+	carry_out(s, &a);
 leave:
 	rc = leave(s, rc, err);
 out:
+	hf_actions_release(&a);
 	hf_state_config_free(cfg);
 	return rc;
 }
@@ -421,6 +489,8 @@ int hf_ops_rollback(struct hf_srv *s, const char *name, const char *to,
 {
 	struct hf_service *svc;
 	struct hf_config *cur, *dst;
+	struct hf_decide_ctx ctx;
+	struct hf_actions a = {0};
 	int rc = enter(s, err);
 
 	if (rc)
@@ -456,12 +526,15 @@ int hf_ops_rollback(struct hf_srv *s, const char *name, const char *to,
 			  out->diff.refusals.items[0]);
 		goto out;
 	}
-	hf_event(s, "operator", svc->name, "service", svc->name, cur->id,
-		 dst->id, "rollback");
 	out->to = hf_xstrdup(dst->id);
 	out->changed = true;
-	hf_sched_set_target(s, svc, dst, true);
+	note_event(&a, svc->name, "service", svc->name, cur->id, dst->id,
+		   "rollback");
+	hf_apply_ctx(s, &ctx);
+	hf_decide_set_target(&s->model, svc, dst, true, &ctx, &a);
+	carry_out(s, &a);
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -476,6 +549,8 @@ int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
 		  struct hf_ops_removed *out, struct hf_ops_err *err)
 {
 	struct hf_service *svc;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	int rc = enter(s, err);
 
 	if (rc)
@@ -488,16 +563,15 @@ int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
 		 * Removed before with its volumes kept: a remove that deletes
 		 * volumes deletes them now.
 		 */
-		if (name && delete_volumes) {
-			kept_to_delete(s, name, NULL, &out->volumes);
-			if (hf_sched_delete_kept(s, name, NULL, NULL,
-						 "operator")) {
-				out->service = hf_xstrdup(name);
-				out->delete_volumes = true;
-				out->already_removed = true;
-				goto out;
-			}
-			hf_ops_volumes_release(&out->volumes);
+		if (name && delete_volumes &&
+		    hf_decide_delete_kept(&s->model, name, NULL, "operator",
+					  &a)) {
+			volumes_of(&a, &out->volumes);
+			carry_out(s, &a);
+			out->service = hf_xstrdup(name);
+			out->delete_volumes = true;
+			out->already_removed = true;
+			goto out;
 		}
 		if (name && !delete_volumes)
 			hf_ops_kept_volumes(s, name, &kept);
@@ -514,9 +588,15 @@ int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
 		rc = HF_ENOTFOUND;
 		goto out;
 	}
-	svc->removing = true;
-	svc->delete_volumes = delete_volumes;
-	hf_state_save_service(s, svc);
+	x = hf_actions_push(&a, HF_ACT_SERVICE, svc->name, NULL, NULL);
+	x->u.svc.set = HF_SVC_REMOVING | HF_SVC_DELETE_VOLUMES;
+	x->u.svc.removing = true;
+	x->u.svc.delete_volumes = delete_volumes;
+	note_log(&a, "service %s: removal requested (%s volumes)", svc->name,
+		 delete_volumes ? "deleting" : "keeping");
+	note_event(&a, svc->name, "service", svc->name, "active", "removing",
+		   delete_volumes ? "delete volumes" : "keep volumes");
+	carry_out(s, &a);
 	out->service = hf_xstrdup(svc->name);
 	out->delete_volumes = delete_volumes;
 	for (size_t i = 0; i < svc->instances.len; i++) {
@@ -532,12 +612,9 @@ int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
 		e->instance = hf_xstrdup(in->name);
 		e->node = hf_xstrdup(in->node);
 	}
-	hf_log("service %s: removal requested (%s volumes)", svc->name,
-	       delete_volumes ? "deleting" : "keeping");
-	hf_event(s, "operator", svc->name, "service", svc->name, "active",
-		 "removing", delete_volumes ? "delete volumes" : "keep volumes");
 	hf_sched_changed(s, true);
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -602,22 +679,34 @@ static int plan_find(struct hf_srv *s, const char *svc, const char *plan,
 	return rc ? rc : plan_usable(pc, plan, phase, err);
 }
 
+/* A change to the run of plan `plan` (the action's set and fields). */
+static struct hf_action *run_act(struct hf_actions *a, const struct plan_ctx *pc,
+				 const char *plan, unsigned set)
+{
+	struct hf_action *x = hf_actions_push(a, HF_ACT_RUN, pc->svc->name,
+					      NULL, NULL);
+
+	x->u.run.plan = hf_xstrdup(plan);
+	x->u.run.set = set;
+	return x;
+}
+
 /*
- * A plan operation is done: the run is saved, the event says what the
- * operator did to which plan, phase or step, and the scheduler looks.
+ * A plan operation is decided: the event says what the operator did to
+ * which plan, phase or step, the list is carried out (the run's actions
+ * write its record) and the scheduler looks.
  */
 static void plan_done(struct hf_srv *s, const struct plan_ctx *pc,
-		      const char *plan, const char *phase, const char *step,
-		      const char *what)
+		      struct hf_actions *a, const char *plan,
+		      const char *phase, const char *step, const char *what)
 {
 	char *obj = hf_xasprintf("%s%s%s%s%s", plan, phase ? "/" : "",
 				 phase ? phase : "", step ? "/" : "",
 				 step ? step : "");
 
-	if (pc->run)
-		hf_state_save_run(s, pc->svc, pc->run);
-	hf_event(s, "operator", pc->svc->name, "plan", obj, NULL, what, NULL);
+	note_event(a, pc->svc->name, "plan", obj, NULL, what, NULL);
 	free(obj);
+	carry_out(s, a);
 	hf_sched_changed(s, true);
 }
 
@@ -625,6 +714,8 @@ int hf_ops_plan_start(struct hf_srv *s, const char *svc, const char *plan,
 		      const struct hf_kvlist *params, struct hf_ops_err *err)
 {
 	struct plan_ctx pc;
+	struct hf_decide_ctx ctx;
+	struct hf_actions a = {0};
 	int rc = enter(s, err);
 
 	if (rc)
@@ -632,10 +723,11 @@ int hf_ops_plan_start(struct hf_srv *s, const char *svc, const char *plan,
 	rc = plan_find(s, svc, plan, NULL, &pc, err);
 	if (rc)
 		goto out;
-	hf_sched_start_plan(s, pc.svc, plan, params);
-	pc.run = hf_state_run(pc.svc, plan);
-	plan_done(s, &pc, plan, NULL, NULL, "start");
+	hf_apply_ctx(s, &ctx);
+	hf_decide_start_plan(&s->model, pc.svc, plan, params, &ctx, &a);
+	plan_done(s, &pc, &a, plan, NULL, NULL, "start");
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -643,6 +735,8 @@ int hf_ops_plan_stop(struct hf_srv *s, const char *svc, const char *plan,
 		     struct hf_ops_err *err)
 {
 	struct plan_ctx pc;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	int rc = enter(s, err);
 
 	if (rc)
@@ -654,11 +748,13 @@ int hf_ops_plan_stop(struct hf_srv *s, const char *svc, const char *plan,
 		rc = fail(err, HF_ECONFLICT, "plan '%s' is not running", plan);
 		goto out;
 	}
-	pc.run->active = false;
-	pc.run->interrupted = true;
-	hf_strlist_release(&pc.run->completed);
-	plan_done(s, &pc, plan, NULL, NULL, "stop");
+	x = run_act(&a, &pc, plan,
+		    HF_RUN_ACTIVE | HF_RUN_INTERRUPTED | HF_RUN_COMPLETED_CLEAR);
+	x->u.run.active = false;
+	x->u.run.interrupted = true;
+	plan_done(s, &pc, &a, plan, NULL, NULL, "stop");
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -667,6 +763,8 @@ int hf_ops_plan_interrupt(struct hf_srv *s, const char *svc,
 			  struct hf_ops_err *err)
 {
 	struct plan_ctx pc;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	int rc = enter(s, err);
 
 	if (rc)
@@ -679,12 +777,16 @@ int hf_ops_plan_interrupt(struct hf_srv *s, const char *svc,
 			  plan);
 		goto out;
 	}
-	if (!phase)
-		pc.run->interrupted = true;
-	else if (!hf_strlist_has(&pc.run->interrupted_phases, phase))
-		hf_strlist_push(&pc.run->interrupted_phases, phase);
-	plan_done(s, &pc, plan, phase, NULL, "interrupt");
+	if (!phase) {
+		x = run_act(&a, &pc, plan, HF_RUN_INTERRUPTED);
+		x->u.run.interrupted = true;
+	} else {
+		x = run_act(&a, &pc, plan, HF_RUN_INTERRUPT_PHASE);
+		x->u.run.key = hf_xstrdup(phase);
+	}
+	plan_done(s, &pc, &a, plan, phase, NULL, "interrupt");
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -784,18 +886,6 @@ static void say(struct hf_strlist *l, const char *fmt, ...)
 	hf_buf_release(&b);
 }
 
-/* Removes every copy of s from a list. */
-static void strlist_drop(struct hf_strlist *l, const char *s)
-{
-	struct hf_strlist keep = {0};
-
-	for (size_t i = 0; i < l->len; i++)
-		if (strcmp(l->items[i], s) != 0)
-			hf_strlist_push(&keep, l->items[i]);
-	hf_strlist_release(l);
-	*l = keep;
-}
-
 int hf_ops_plan_continue(struct hf_srv *s, const char *svc,
 			 const char *plan, const char *phase,
 			 struct hf_ops_continued *out, struct hf_ops_err *err)
@@ -804,6 +894,8 @@ int hf_ops_plan_continue(struct hf_srv *s, const char *svc,
 	struct hf_plan_run *run;
 	struct plan_ctx pc;
 	struct hf_plan_view v;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	bool whole, ph_int;
 	long gate_phase = -1, gate_step = -1;
 	enum hf_status before;
@@ -865,10 +957,12 @@ int hf_ops_plan_continue(struct hf_srv *s, const char *svc,
 		say(&out->did, "the plan is no longer interrupted");
 	else if (whole)
 		say(&out->did, "the plan runs again");
-	run->interrupted = false;
-	run->active = true;
+	x = run_act(&a, &pc, plan, HF_RUN_INTERRUPTED | HF_RUN_ACTIVE);
+	x->u.run.interrupted = false;
+	x->u.run.active = true;
 	if (ph_int) {
-		strlist_drop(&run->interrupted_phases, phase);
+		x = run_act(&a, &pc, plan, HF_RUN_RESUME_PHASE);
+		x->u.run.key = hf_xstrdup(phase);
 		say(&out->did, "phase %s is no longer interrupted", phase);
 	}
 	if (gate_phase >= 0) {
@@ -878,7 +972,9 @@ int hf_ops_plan_continue(struct hf_srv *s, const char *svc,
 		char num[16];
 
 		snprintf(num, sizeof(num), "%d", c);
-		hf_kvlist_set(&run->continues, ph->name, num);
+		x = run_act(&a, &pc, plan, HF_RUN_CONTINUES);
+		x->u.run.key = hf_xstrdup(ph->name);
+		x->u.run.value = hf_xstrdup(num);
 		if (gate_step == 0)
 			say(&out->did,
 			    "canary gate %d of %d in phase %s passed: %s goes",
@@ -893,14 +989,17 @@ int hf_ops_plan_continue(struct hf_srv *s, const char *svc,
 			    ph->steps.len > 2 ? "" : "es",
 			    ph->steps.items[0].name);
 	}
-	if (hf_sched_plan_view(s, pc.svc, def->name, &v) == 0) {
+	plan_done(s, &pc, &a, plan, phase, NULL, "continue");
+	/* What is left to continue, as the run now stands. */
+	run = hf_state_run(pc.svc, plan);
+	if (run && hf_sched_plan_view(s, pc.svc, def->name, &v) == 0) {
 		out->has_status = true;
 		out->status = v.status;
 		canary_gates(def, run, &v, out);
 		hf_plan_view_release(&v);
 	}
-	plan_done(s, &pc, plan, phase, NULL, "continue");
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -938,13 +1037,19 @@ static int find_step(const struct hf_plan_def *def, const char *phase,
 		    step);
 }
 
-/* The run a step operation changes: started first if it has none. */
-static void step_run(struct hf_srv *s, struct plan_ctx *pc, const char *plan)
+/*
+ * The run a step operation changes: started first (ahead of the
+ * operation's changes in list a) if it has none.
+ */
+static void step_run(struct hf_srv *s, const struct plan_ctx *pc,
+		     const char *plan, struct hf_actions *a)
 {
-	if (!pc->run) {
-		hf_sched_start_plan(s, pc->svc, plan, NULL);
-		pc->run = hf_state_run(pc->svc, plan);
-	}
+	struct hf_decide_ctx ctx;
+
+	if (pc->run)
+		return;
+	hf_apply_ctx(s, &ctx);
+	hf_decide_start_plan(&s->model, pc->svc, plan, NULL, &ctx, a);
 }
 
 int hf_ops_plan_force_complete(struct hf_srv *s, const char *svc,
@@ -954,6 +1059,8 @@ int hf_ops_plan_force_complete(struct hf_srv *s, const char *svc,
 {
 	const struct hf_plan_step_def *st;
 	struct plan_ctx pc;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	char *key = NULL;
 	int rc = enter(s, err);
 
@@ -966,10 +1073,15 @@ int hf_ops_plan_force_complete(struct hf_srv *s, const char *svc,
 	/* The generated decommission plan: a drain that is not waited for. */
 	if (!pc.def && plan && strcmp(plan, "decommission") == 0) {
 		char *inst = step ? hf_xstrndup(step, strcspn(step, ":")) : NULL;
+		struct hf_instance *in =
+		    inst ? hf_state_instance(pc.svc, inst) : NULL;
 
-		if (inst && hf_sched_skip_drain(s, pc.svc, inst))
+		if (in) {
+			hf_decide_skip_drain(pc.svc, in, &a);
+			carry_out(s, &a);
+			hf_sched_changed(s, false);
 			*drain_skipped = true;
-		else
+		} else
 			rc = fail(err, HF_ENOTFOUND,
 				  "no instance is being decommissioned as "
 				  "'%s'",
@@ -982,12 +1094,13 @@ int hf_ops_plan_force_complete(struct hf_srv *s, const char *svc,
 		rc = find_step(pc.def, phase, step, &st, &key, err);
 	if (rc)
 		goto out;
-	step_run(s, &pc, plan);
-	if (!hf_strlist_has(&pc.run->force_complete, key))
-		hf_strlist_push(&pc.run->force_complete, key);
-	pc.run->active = true;
-	plan_done(s, &pc, plan, phase, step, "forceComplete");
+	step_run(s, &pc, plan, &a);
+	x = run_act(&a, &pc, plan, HF_RUN_FORCE_COMPLETE | HF_RUN_ACTIVE);
+	x->u.run.key = hf_xstrdup(key);
+	x->u.run.active = true;
+	plan_done(s, &pc, &a, plan, phase, step, "forceComplete");
 out:
+	hf_actions_release(&a);
 	free(key);
 	return leave(s, rc, err);
 }
@@ -997,8 +1110,10 @@ int hf_ops_plan_restart(struct hf_srv *s, const char *svc, const char *plan,
 			struct hf_ops_err *err)
 {
 	const struct hf_plan_step_def *st;
-	struct hf_instance *in;
+	const struct hf_instance *in;
 	struct plan_ctx pc;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	char *key = NULL, *iname;
 	int rc = enter(s, err);
 
@@ -1009,30 +1124,38 @@ int hf_ops_plan_restart(struct hf_srv *s, const char *svc, const char *plan,
 		rc = find_step(pc.def, phase, step, &st, &key, err);
 	if (rc)
 		goto out;
-	step_run(s, &pc, plan);
+	step_run(s, &pc, plan, &a);
 	iname = hf_xasprintf("%s-%lld", st->pod, (long long)st->index);
 	in = hf_state_instance(pc.svc, iname);
 	free(iname);
-	strlist_drop(&pc.run->completed, key);
-	strlist_drop(&pc.run->force_complete, key);
 	for (size_t t = 0; in && t < st->tasks.len; t++) {
-		struct hf_task_slot *sl = hf_state_slot(in, st->tasks.items[t]);
+		const char *task = st->tasks.items[t];
+		const struct hf_task_slot *sl = hf_model_slot_find(in, task);
+		const struct hf_task_rec *r = sl ? sl->cur : NULL;
+		bool live = r && hf_task_state_live(r->state);
 
-		sl->once_done = false;
-		if (sl->cur && hf_task_state_live(sl->cur->state)) {
-			sl->cur->kill = true;
-			sl->cur->restart = false;
-		} else if (sl->cur) {
-			/* Forget the old result: run it again. */
-			hf_task_rec_free(sl->cur);
-			sl->cur = NULL;
-		}
+		x = hf_actions_push(&a, HF_ACT_SLOT, pc.svc->name, in->name,
+				    task);
+		x->u.slot.set = HF_SLOT_ONCE_DONE;
+		x->u.slot.once_done = false;
+		/* A result that is not live is forgotten: run it again. */
+		if (r && !live)
+			x->u.slot.set |= HF_SLOT_FORGET;
+		if (!live)
+			continue;
+		x = hf_actions_push(&a, HF_ACT_TASK, pc.svc->name, in->name,
+				    task);
+		x->u.tsk.id = hf_xstrdup(r->id);
+		x->u.tsk.set = HF_TASK_KILL | HF_TASK_RESTART;
+		x->u.tsk.kill = true;
+		x->u.tsk.restart = false;
 	}
-	if (in)
-		hf_state_save_instance(s, pc.svc, in);
-	pc.run->active = true;
-	plan_done(s, &pc, plan, phase, step, "restart");
+	x = run_act(&a, &pc, plan, HF_RUN_RESTART_STEP | HF_RUN_ACTIVE);
+	x->u.run.key = hf_xstrdup(key);
+	x->u.run.active = true;
+	plan_done(s, &pc, &a, plan, phase, step, "restart");
 out:
+	hf_actions_release(&a);
 	free(key);
 	return leave(s, rc, err);
 }
@@ -1050,6 +1173,9 @@ static int pod_op(struct hf_srv *s, const char *name, const char *pod,
 					    "resume"};
 	struct hf_service *svc;
 	struct hf_instance *in;
+	struct hf_decide_ctx ctx;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	int rc = enter(s, err);
 
 	if (rc)
@@ -1078,27 +1204,37 @@ static int pod_op(struct hf_srv *s, const char *name, const char *pod,
 	}
 	for (size_t k = 0; k < in->slots.len; k++)
 		say(tasks, "%s-%s", in->name, in->slots.items[k].task);
+	hf_apply_ctx(s, &ctx);
 	switch (op) {
 	case POD_RESTART:
-		hf_sched_pod_restart(s, svc, in, "pod restart requested");
+		hf_decide_pod_restart(&s->model, svc, in,
+				      "pod restart requested", &ctx, &a);
 		break;
 	case POD_REPLACE:
-		in->replacing = true;
+		x = hf_actions_push(&a, HF_ACT_INSTANCE, svc->name, in->name,
+				    NULL);
+		x->u.inst.set = HF_INST_REPLACING;
+		x->u.inst.replacing = true;
 		break;
 	case POD_PAUSE:
-		in->paused = true;
-		hf_sched_pod_restart(s, svc, in, "pod pause requested");
-		break;
 	case POD_RESUME:
-		in->paused = false;
-		hf_sched_pod_restart(s, svc, in, "pod resume requested");
+		x = hf_actions_push(&a, HF_ACT_INSTANCE, svc->name, in->name,
+				    NULL);
+		x->u.inst.set = HF_INST_PAUSED;
+		x->u.inst.paused = op == POD_PAUSE;
+		hf_decide_pod_restart(&s->model, svc, in,
+				      op == POD_PAUSE ? "pod pause requested"
+						      : "pod resume requested",
+				      &ctx, &a);
 		break;
 	}
-	hf_state_save_instance(s, svc, in);
-	hf_log("service %s: pod %s %s requested", svc->name, pod, names[op]);
-	hf_event(s, "operator", svc->name, "pod", pod, NULL, names[op], NULL);
+	note_log(&a, "service %s: pod %s %s requested", svc->name, pod,
+		 names[op]);
+	note_event(&a, svc->name, "pod", pod, NULL, names[op], NULL);
+	carry_out(s, &a);
 	hf_sched_changed(s, true);
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 
@@ -1133,6 +1269,8 @@ int hf_ops_node_decommission(struct hf_srv *s, const char *id,
 			     struct hf_strlist *moved, struct hf_ops_err *err)
 {
 	struct hf_node *n;
+	struct hf_actions a = {0};
+	struct hf_action *x;
 	int rc = enter(s, err);
 
 	if (rc)
@@ -1142,8 +1280,14 @@ int hf_ops_node_decommission(struct hf_srv *s, const char *id,
 		rc = fail(err, HF_ENOTFOUND, "no node '%s'", id ? id : "");
 		goto out;
 	}
-	n->decommissioned = true;
-	hf_state_save_node(s, n);
+	x = hf_actions_push(&a, HF_ACT_NODE, NULL, NULL, NULL);
+	x->u.node.node = hf_xstrdup(n->id);
+	x->u.node.set = HF_NODE_DECOMMISSIONED;
+	x->u.node.decommissioned = true;
+	note_log(&a, "node %s decommissioned by the operator", id);
+	note_event(&a, NULL, "node", id, NULL, "decommissioned",
+		   "its pods are replaced elsewhere");
+	carry_out(s, &a);
 	for (size_t i = 0; i < s->model.services.len; i++) {
 		struct hf_service *svc = s->model.services.items[i];
 
@@ -1154,11 +1298,9 @@ int hf_ops_node_decommission(struct hf_srv *s, const char *id,
 				say(moved, "%s/%s", svc->name, in->name);
 		}
 	}
-	hf_log("node %s decommissioned by the operator", id);
-	hf_event(s, "operator", NULL, "node", id, NULL, "decommissioned",
-		 "its pods are replaced elsewhere");
 	hf_sched_changed(s, true);
 out:
+	hf_actions_release(&a);
 	return leave(s, rc, err);
 }
 

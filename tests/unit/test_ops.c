@@ -6,7 +6,8 @@
  * operations and removals; each answer is checked by its code, its
  * sentence and what changed in the state, in the store and in the events
  * (a refused operation changes nothing; a store write that fails is an
- * error and its events never go out).
+ * error and its events never go out). What the operations change reaches
+ * the records through the applier's actions (server/apply.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "server/apply.h"
 #include "server/events.h"
 #include "server/nodeauth.h"
 #include "server/ops.h"
@@ -502,6 +504,170 @@ static void test_pods_nodes_remove(void **state)
 	hf_ops_err_release(&err);
 }
 
+/* Whether the store's value of key contains text. */
+static bool stored_has(struct hf_srv *s, const char *key, const char *text)
+{
+	char *value = NULL;
+	bool has = hf_store_get(s->store, key, &value, NULL, NULL) == 0 &&
+		   strstr(value, text) != NULL;
+
+	free(value);
+	return has;
+}
+
+/* A loaded config of the fixture's spec, without an id (as ops.c's). */
+static struct hf_config *loaded_config(struct fixture *f)
+{
+	struct hf_config *cfg = hf_xcalloc(1, sizeof(*cfg));
+	struct hf_diags diags = {0};
+	struct hf_ops_spec sp = spec(f, 1, 10, 32);
+
+	cfg->text = hf_xstrdup(sp.text);
+	assert_int_equal(hf_state_config_load(cfg, &diags), 0);
+	hf_diags_release(&diags);
+	return cfg;
+}
+
+static struct hf_action *run_action(struct hf_actions *a, unsigned set,
+				    const char *key)
+{
+	struct hf_action *x = hf_actions_push(a, HF_ACT_RUN, "t", NULL, NULL);
+
+	x->u.run.plan = hf_xstrdup("deploy");
+	x->u.run.set = set;
+	x->u.run.key = key ? hf_xstrdup(key) : NULL;
+	return x;
+}
+
+/*
+ * What the operations change comes as actions that the applier alone
+ * writes (apply.h): a service with its first config, a config, a plan
+ * run's operator fields, a service's removal flags, a node's flag. Each
+ * record is stored with the batch, and the list's events go out only
+ * once the batch is written.
+ */
+static void test_apply_operations(void **state)
+{
+	struct fixture *f = *state;
+	struct hf_srv *s = f->s;
+	struct hf_actions a = {0};
+	struct hf_action *x;
+	struct hf_service *svc;
+	struct hf_plan_run *run;
+	struct hf_node *n;
+
+	assert_string_equal(hf_action_kind_name(HF_ACT_ADD_SERVICE),
+			    "ADD_SERVICE");
+	pthread_mutex_lock(&s->mu);
+	hf_state_batch_begin(s);
+	x = hf_actions_push(&a, HF_ACT_ADD_SERVICE, "t", NULL, NULL);
+	x->u.config.id = hf_xstrdup("1");
+	x->u.config.config = loaded_config(f);
+	x->u.config.next_config = 2;
+	x->u.config.at = 1234;
+	x = hf_actions_push(&a, HF_ACT_START_PLAN, "t", NULL, NULL);
+	x->u.start.plan = hf_xstrdup("deploy");
+	x = hf_actions_push(&a, HF_ACT_EVENT, "t", NULL, NULL);
+	x->u.event.who = hf_xstrdup("operator");
+	x->u.event.kind = hf_xstrdup("service");
+	x->u.event.object = hf_xstrdup("t");
+	x->u.event.after = hf_xstrdup("deployed");
+	hf_apply(s, &a);
+	/* The applier took the config: the list no longer owns it. */
+	assert_null(a.items[0].u.config.config);
+	hf_actions_reset(&a);
+	svc = hf_state_service(s, "t");
+	assert_non_null(svc);
+	assert_string_equal(svc->target, "1");
+	assert_int_equal(svc->next_config, 2);
+	assert_int_equal(svc->created, 1234);
+	assert_int_equal(svc->configs.len, 1);
+	assert_string_equal(svc->configs.items[0]->id, "1");
+	assert_non_null(hf_state_run(svc, "deploy"));
+	/* Held with the batch: neither stored nor said yet. */
+	assert_false(stored(s, "/services/t"));
+	assert_int_equal(events_with(f, "deployed", "t"), 0);
+	hf_state_batch_end(s);
+	assert_true(stored(s, "/services/t/configs/1"));
+	assert_true(stored(s, "/services/t"));
+	assert_true(stored(s, "/services/t/runs/deploy"));
+	assert_int_equal(events_with(f, "deployed", "t"), 1);
+
+	/* A service that exists is not added again; the list frees it. */
+	hf_state_batch_begin(s);
+	x = hf_actions_push(&a, HF_ACT_ADD_SERVICE, "t", NULL, NULL);
+	x->u.config.id = hf_xstrdup("7");
+	x->u.config.config = loaded_config(f);
+	x->u.config.next_config = 8;
+	hf_apply(s, &a);
+	assert_non_null(a.items[0].u.config.config);
+	hf_actions_reset(&a);
+	assert_int_equal(svc->configs.len, 1);
+	assert_int_equal(svc->next_config, 2);
+
+	/* A config joins; the target stays. */
+	x = hf_actions_push(&a, HF_ACT_ADD_CONFIG, "t", NULL, NULL);
+	x->u.config.id = hf_xstrdup("2");
+	x->u.config.config = loaded_config(f);
+	x->u.config.next_config = 3;
+	hf_apply(s, &a);
+	hf_actions_reset(&a);
+	assert_int_equal(svc->configs.len, 2);
+	assert_int_equal(svc->next_config, 3);
+	assert_string_equal(svc->target, "1");
+	assert_non_null(hf_state_config(svc, "2"));
+
+	/* A run's operator fields: lists change once per key. */
+	run_action(&a, HF_RUN_INTERRUPT_PHASE, "p");
+	run_action(&a, HF_RUN_INTERRUPT_PHASE, "p");
+	run_action(&a, HF_RUN_FORCE_COMPLETE, "p/s");
+	run_action(&a, HF_RUN_FORCE_COMPLETE, "p/s");
+	x = run_action(&a, HF_RUN_CONTINUES, "p");
+	x->u.run.value = hf_xstrdup("1");
+	x = run_action(&a, HF_RUN_INTERRUPTED | HF_RUN_ACTIVE, NULL);
+	x->u.run.interrupted = true;
+	x->u.run.active = false;
+	hf_apply(s, &a);
+	hf_actions_reset(&a);
+	run = hf_state_run(svc, "deploy");
+	assert_int_equal(run->interrupted_phases.len, 1);
+	assert_int_equal(run->force_complete.len, 1);
+	assert_string_equal(hf_kvlist_get(&run->continues, "p"), "1");
+	assert_true(run->interrupted);
+	assert_false(run->active);
+	run_action(&a, HF_RUN_RESUME_PHASE, "p");
+	run_action(&a, HF_RUN_RESTART_STEP, "p/s");
+	hf_apply(s, &a);
+	hf_actions_reset(&a);
+	assert_int_equal(run->interrupted_phases.len, 0);
+	assert_int_equal(run->force_complete.len, 0);
+
+	/* A service's removal flags and a node's flag. */
+	n = hf_xcalloc(1, sizeof(*n));
+	n->id = hf_xstrdup("n1");
+	hf_state_node_add(s, n);
+	x = hf_actions_push(&a, HF_ACT_SERVICE, "t", NULL, NULL);
+	x->u.svc.set = HF_SVC_REMOVING | HF_SVC_DELETE_VOLUMES;
+	x->u.svc.removing = true;
+	x->u.svc.delete_volumes = true;
+	x = hf_actions_push(&a, HF_ACT_NODE, NULL, NULL, NULL);
+	x->u.node.node = hf_xstrdup("n1");
+	x->u.node.set = HF_NODE_DECOMMISSIONED;
+	x->u.node.decommissioned = true;
+	hf_apply(s, &a);
+	hf_actions_release(&a);
+	assert_true(svc->removing);
+	assert_true(svc->delete_volumes);
+	assert_true(n->decommissioned);
+	hf_state_batch_end(s);
+	pthread_mutex_unlock(&s->mu);
+	assert_true(stored(s, "/services/t/configs/2"));
+	assert_true(stored_has(s, "/services/t", "\"removing\":true"));
+	assert_true(stored_has(s, "/services/t/runs/deploy",
+			       "\"continues\":{\"p\":\"1\"}"));
+	assert_true(stored_has(s, "/nodes/n1", "\"decommissioned\":true"));
+}
+
 /*
  * A store write that fails: the operation is an error, its event never
  * goes out, and no operation acts on the memory afterwards.
@@ -552,6 +718,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_plans, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pods_nodes_remove, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_operations, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_store_failure, setup,
 					    teardown),

@@ -1,6 +1,7 @@
 /*
  * apply.h - the one writer of the server's records: it carries out the
- * actions the scheduler's rules decided (plan/decide.h) on srv->model.
+ * actions the scheduler's rules (plan/decide.h) and the operations
+ * (server/ops.h) decided on srv->model.
  *
  * Each action is applied in order: the record it names is looked up (an
  * action whose record is gone by then does nothing), changed, and queued

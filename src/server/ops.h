@@ -12,6 +12,8 @@
  *   - The caller holds no lock: the operation takes srv->mu itself. It acts
  *     only on a leading server whose store takes writes (HF_EUNAVAIL else).
  *   - It checks before it changes anything: when it fails, nothing changed.
+ *     Then it says what changes as a list of actions (plan/decide-t.h)
+ *     that the one writer of records carries out (server/apply.h).
  *   - The records it changes go to the store in one batch before it
  *     returns, and its events are emitted only after that write. When the
  *     write fails it returns HF_EUNAVAIL: the server stops acting on its

@@ -1065,7 +1065,7 @@ static int pod_op(struct hf_srv *s, const char *name, const char *pod,
 			  svc->name, pod ? pod : "");
 		goto out;
 	}
-	if (svc->removing || in->replacing) {
+	if (svc->removing || hf_instance_replacing(in)) {
 		rc = fail(err, HF_ECONFLICT, "%s is being %s", pod,
 			  svc->removing ? "removed" : "replaced");
 		goto out;
@@ -1083,7 +1083,7 @@ static int pod_op(struct hf_srv *s, const char *name, const char *pod,
 		hf_sched_pod_restart(s, svc, in, "pod restart requested");
 		break;
 	case POD_REPLACE:
-		in->replacing = true;
+		hf_instance_event(in, HF_IEV_REPLACE);
 		break;
 	case POD_PAUSE:
 		in->paused = true;

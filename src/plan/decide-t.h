@@ -60,11 +60,14 @@ struct hf_act_launch {
 	int64_t at;              /* launched_at */
 };
 
-/* HF_ACT_KILL: stops the slot's launch `id` (no-op if it changed). */
+/*
+ * HF_ACT_KILL: asks the slot's launch `id` to stop (no-op if it changed).
+ * Its state changes when its agent reports it stopped; a launch no agent
+ * reported yet (STAGING) ends at once, by an HF_ACT_TASK that follows.
+ */
 struct hf_act_kill {
 	char *id;
 	bool restart; /* recovery relaunches it once it stopped */
-	int64_t at;   /* finished_at when it was never seen (STAGING) */
 };
 
 /* HF_ACT_TASK: fields of launch `id` that change (set: HF_TASK_*). */

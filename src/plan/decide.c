@@ -314,8 +314,8 @@ static bool config_current(const struct hf_service *svc, const char *id,
 
 /*
  * What one unit of work decided about launches so far: the kills it
- * ordered. A launch killed before any agent saw it (STAGING) is KILLED at
- * once, so the unit's later rules must not count it as live.
+ * ordered. A launch killed before any agent saw it (STAGING) ends at once
+ * (stop_unseen), so the unit's later rules must not count it as live.
  */
 struct unit {
 	struct {
@@ -333,6 +333,18 @@ static bool unit_killed(const struct unit *u, const struct hf_task_rec *r)
 	return false;
 }
 
+/*
+ * A stop ordered for a launch no agent reported yet (STAGING) is its end:
+ * there is nothing to wait for. Returns the state it ends in, by the
+ * lifecycle table, or its own state when the stop waits for its agent.
+ */
+static enum hf_task_state stop_unseen(const struct hf_task_rec *r)
+{
+	if (r->state != HF_TS_STAGING)
+		return r->state;
+	return hf_task_step(r->state, HF_TEV_STOPPED, HF_TASK_RECORD).next;
+}
+
 /* r as the unit's decisions left it, in *tmp when they changed it. */
 static const struct hf_task_rec *effective(const struct unit *u,
 					   const struct hf_task_rec *r,
@@ -342,10 +354,9 @@ static const struct hf_task_rec *effective(const struct unit *u,
 		return r;
 	*tmp = *r;
 	tmp->kill = true;
-	if (tmp->state == HF_TS_STAGING) {
-		tmp->state = HF_TS_KILLED;
+	tmp->state = stop_unseen(r);
+	if (tmp->state != r->state)
 		tmp->finished_at = u->now;
-	}
 	return tmp;
 }
 
@@ -971,7 +982,7 @@ static void launch(const struct hf_service *svc, const char *config_id,
  * Asks for a live launch to be stopped. restart: recovery relaunches it
  * once it stopped (its pod restarts, or a resource set was borrowed);
  * otherwise whoever stopped it decides what comes next. A launch no agent
- * saw yet (STAGING) is KILLED at once.
+ * saw yet (STAGING) ends at once (stop_unseen).
  */
 static void kill_task(const struct hf_service *svc,
 		      const struct hf_instance *in, const char *task,
@@ -979,6 +990,7 @@ static void kill_task(const struct hf_service *svc,
 		      bool restart, struct unit *u, int64_t now,
 		      struct hf_actions *out)
 {
+	enum hf_task_state ends = stop_unseen(r);
 	struct hf_action *x;
 
 	if (r->kill || unit_killed(u, r) || !hf_task_state_live(r->state))
@@ -988,12 +1000,16 @@ static void kill_task(const struct hf_service *svc,
 	x = hf_actions_push(out, HF_ACT_KILL, svc->name, in->name, task);
 	x->u.kill.id = hf_xstrdup(r->id);
 	x->u.kill.restart = restart;
-	x->u.kill.at = now;
+	if (ends != r->state) {
+		x = hf_actions_push(out, HF_ACT_TASK, svc->name, in->name, task);
+		x->u.tsk.id = hf_xstrdup(r->id);
+		x->u.tsk.set = HF_TASK_STATE | HF_TASK_FINISHED_AT;
+		x->u.tsk.state = ends;
+		x->u.tsk.finished_at = now;
+	}
 	say(out, "service %s: stopping %s: %s", svc->name, r->id, why);
 	event(out, "scheduler", svc->name, "task", r->id,
-	      r->state == HF_TS_STAGING ? hf_task_state_name(HF_TS_KILLED)
-					: hf_task_state_name(r->state),
-	      "stopping", why);
+	      hf_task_state_name(ends), "stopping", why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2347,7 +2363,9 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 			x->u.tsk.set = HF_TASK_KILL | HF_TASK_STATE |
 				       HF_TASK_FINISHED_AT | HF_TASK_MESSAGE;
 			x->u.tsk.kill = true;
-			x->u.tsk.state = HF_TS_LOST;
+			x->u.tsk.state =
+			    hf_task_step(r->state, HF_TEV_LOST, HF_TASK_RECORD)
+				.next;
 			x->u.tsk.finished_at = ctx->now;
 			x->u.tsk.message = hf_xstrdup("its node is gone; replaced");
 			continue;

@@ -346,11 +346,6 @@ static void apply_kill(struct hf_srv *s, struct hf_service *svc,
 		return;
 	r->kill = true;
 	r->restart = x->u.kill.restart;
-	if (r->state == HF_TS_STAGING) {
-		/* Never seen by an agent: nothing to stop. */
-		r->state = HF_TS_KILLED;
-		r->finished_at = x->u.kill.at;
-	}
 	hf_state_save_instance(s, svc, in);
 	hf_sched_changed(s, true);
 }

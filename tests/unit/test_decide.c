@@ -944,6 +944,30 @@ static void test_replace_during_drain(void **state)
 	world_free(w);
 }
 
+/* A launch no agent reported yet ends when it is stopped. */
+static void test_kill_staging(void **state)
+{
+	struct world *w = world_new(1, false);
+	struct hf_instance *in = instance(w, "app", 0, w->n1);
+	const struct hf_action *x;
+
+	(void)state;
+	launch_rec(in, "server", HF_TS_STAGING, false);
+	launch_rec(in, "sidecar", HF_TS_RUNNING, true);
+	hf_decide_pod_restart(&w->m, w->svc, in, "pod restart requested",
+			      &w->ctx, &w->a);
+	assert_int_equal(count(w, HF_ACT_KILL, "app-0", NULL), 2);
+	assert_true(pos(w, HF_ACT_KILL, "app-0", "server") <
+		    pos(w, HF_ACT_TASK, "app-0", "server"));
+	x = find(w, HF_ACT_TASK, "app-0", "server");
+	assert_int_equal(x->u.tsk.set, HF_TASK_STATE | HF_TASK_FINISHED_AT);
+	assert_int_equal(x->u.tsk.state, HF_TS_KILLED);
+	assert_int_equal(x->u.tsk.finished_at, T0);
+	/* A running one waits for its agent to say it stopped. */
+	assert_int_equal(count(w, HF_ACT_TASK, "app-0", "sidecar"), 0);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -959,6 +983,7 @@ int main(void)
 	    cmocka_unit_test(test_drain_failed_then_skipped),
 	    cmocka_unit_test(test_scale_in_cancelled),
 	    cmocka_unit_test(test_replace_during_drain),
+	    cmocka_unit_test(test_kill_staging),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

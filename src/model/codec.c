@@ -192,7 +192,70 @@ static struct hf_task_rec *task_rec_from_json(const json_t *o)
 	return r;
 }
 
-json_t *hf_instance_to_json(const struct hf_instance *in)
+/*
+ * The instance's stage as the API has always shown it (and as records
+ * before the lifecycle table stored it): a flag per stage, decom 1 while
+ * draining, 2 while its tasks stop. A drain that failed and was then
+ * force-completed shows both drain_failed and drain_skipped.
+ */
+static void stage_flags_json(json_t *o, const struct hf_instance *in)
+{
+	enum hf_instance_state st = in->state;
+	int decom = st == HF_IS_STOPPING				 ? 2
+		    : st == HF_IS_DRAINING || st == HF_IS_DRAIN_FAILED ? 1
+									 : 0;
+
+	json_object_set_new(o, "replacing",
+			    json_boolean(hf_instance_replacing(in)));
+	json_object_set_new(o, "replace_deleting",
+			    json_boolean(st == HF_IS_REPLACE_DELETING));
+	json_object_set_new(o, "decom", json_integer(decom));
+	json_object_set_new(o, "drain_done",
+			    json_boolean(in->drain == HF_DRAIN_DONE));
+	json_object_set_new(o, "drain_failed",
+			    json_boolean(in->drain == HF_DRAIN_FAILED));
+	json_object_set_new(o, "drain_skipped",
+			    json_boolean(in->drain == HF_DRAIN_SKIPPED ||
+					 (st == HF_IS_STOPPING &&
+					  in->drain == HF_DRAIN_FAILED)));
+}
+
+/* The stage of a record written with the flags stage_flags_json shows. */
+static void stage_from_flags(struct hf_instance *in, const json_t *o)
+{
+	int64_t decom = int_json(o, "decom", 0);
+	bool failed = bool_json(o, "drain_failed");
+	bool skipped = bool_json(o, "drain_skipped");
+
+	in->state = HF_IS_ACTIVE;
+	in->drain = HF_DRAIN_NONE;
+	if (bool_json(o, "replacing")) {
+		/* A replace wins over a scale-in under way (instance_life.h). */
+		in->state = bool_json(o, "replace_deleting")
+				? HF_IS_REPLACE_DELETING
+				: HF_IS_REPLACING;
+		return;
+	}
+	if (decom == 0)
+		return;
+	if (failed)
+		in->drain = HF_DRAIN_FAILED;
+	else if (bool_json(o, "drain_done"))
+		in->drain = HF_DRAIN_DONE;
+	else if (skipped)
+		in->drain = HF_DRAIN_SKIPPED;
+	/*
+	 * decom 1 with a skipped drain moved to 2 at the next tick; any
+	 * other non-zero stage read as "stopping its tasks".
+	 */
+	if (decom == 1 && !skipped)
+		in->state = failed ? HF_IS_DRAIN_FAILED : HF_IS_DRAINING;
+	else
+		in->state = HF_IS_STOPPING;
+}
+
+/* store: the record's form (its stage by name), else the API's. */
+static json_t *instance_json(const struct hf_instance *in, bool store)
 {
 	json_t *o = json_object();
 	json_t *slots = json_array();
@@ -204,13 +267,14 @@ json_t *hf_instance_to_json(const struct hf_instance *in)
 	json_object_set_new(o, "ports", kv_json(&in->ports));
 	json_object_set_new(o, "message", str_or_null(in->message));
 	json_object_set_new(o, "paused", json_boolean(in->paused));
-	json_object_set_new(o, "replacing", json_boolean(in->replacing));
-	json_object_set_new(o, "replace_deleting",
-			    json_boolean(in->replace_deleting));
-	json_object_set_new(o, "decom", json_integer(in->decom));
-	json_object_set_new(o, "drain_done", json_boolean(in->drain_done));
-	json_object_set_new(o, "drain_failed", json_boolean(in->drain_failed));
-	json_object_set_new(o, "drain_skipped", json_boolean(in->drain_skipped));
+	if (store) {
+		json_object_set_new(
+		    o, "state", json_string(hf_instance_state_name(in->state)));
+		json_object_set_new(o, "drain",
+				    json_string(hf_drain_name(in->drain)));
+	} else {
+		stage_flags_json(o, in);
+	}
 	json_object_set_new(o, "replaced_node", str_or_null(in->replaced_node));
 	json_object_set_new(o, "replaced_address",
 			    str_or_null(in->replaced_address));
@@ -240,6 +304,16 @@ json_t *hf_instance_to_json(const struct hf_instance *in)
 	return o;
 }
 
+json_t *hf_codec_instance(const struct hf_instance *in)
+{
+	return instance_json(in, true);
+}
+
+json_t *hf_instance_to_json(const struct hf_instance *in)
+{
+	return instance_json(in, false);
+}
+
 static struct hf_instance *instance_from_json(const json_t *o)
 {
 	struct hf_instance *in;
@@ -256,12 +330,17 @@ static struct hf_instance *instance_from_json(const json_t *o)
 	in->node = str_dup_json(o, "node");
 	in->message = str_dup_json(o, "message");
 	in->paused = bool_json(o, "paused");
-	in->replacing = bool_json(o, "replacing");
-	in->replace_deleting = bool_json(o, "replace_deleting");
-	in->decom = (int)int_json(o, "decom", 0);
-	in->drain_done = bool_json(o, "drain_done");
-	in->drain_failed = bool_json(o, "drain_failed");
-	in->drain_skipped = bool_json(o, "drain_skipped");
+	/* Checked by check_instance: a stage this holdfast knows. */
+	if (json_object_get(o, "state")) {
+		hf_instance_state_parse(
+		    json_string_value(json_object_get(o, "state")), &in->state);
+		if (json_object_get(o, "drain"))
+			hf_drain_parse(
+			    json_string_value(json_object_get(o, "drain")),
+			    &in->drain);
+	} else {
+		stage_from_flags(in, o);
+	}
 	in->replaced_node = str_dup_json(o, "replaced_node");
 	in->replaced_address = str_dup_json(o, "replaced_address");
 	in->replace_pending = bool_json(o, "replace_pending");
@@ -393,6 +472,9 @@ static const struct field instance_fields[] = {
     {"ports", F_STR_MAP, false},
     {"message", F_STR_NULL, false},
     {"paused", F_BOOL, false},
+    {"state", F_STR, false},
+    {"drain", F_STR, false},
+    /* A record written before the lifecycle table: its stage as flags. */
     {"replacing", F_BOOL, false},
     {"replace_deleting", F_BOOL, false},
     {"decom", F_INT, false},
@@ -548,11 +630,19 @@ static bool task_state_known(const char *name)
 static char *check_instance(const json_t *o)
 {
 	char *why = CHECK_FIELDS(o, instance_fields, "");
+	const char *st = json_string_value(json_object_get(o, "state"));
+	const char *dr = json_string_value(json_object_get(o, "drain"));
+	enum hf_instance_state state;
+	enum hf_drain drain;
 	size_t i;
 	json_t *j;
 
 	if (why)
 		return why;
+	if (st && !hf_instance_state_parse(st, &state))
+		return hf_xasprintf("state '%s' is not an instance state", st);
+	if (dr && !hf_drain_parse(dr, &drain))
+		return hf_xasprintf("drain '%s' is not a drain outcome", dr);
 	json_array_foreach(json_object_get(o, "tasks"), i, j)
 	{
 		char where[48];

@@ -44,8 +44,18 @@ json_t *hf_codec_config(const struct hf_config *cfg);
 json_t *hf_codec_run(const struct hf_plan_run *run);
 /* Node n's record, with its KEPT and DELETING volumes from m. */
 json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n);
-/* An instance and a task launch (also what the API shows of them). */
+/*
+ * An instance's record: its stage by name ("state", "drain"). A record
+ * written before the lifecycle table has its stage as flags ("replacing",
+ * "decom", "drain_failed" ...): it loads into the same stage.
+ */
+json_t *hf_codec_instance(const struct hf_instance *in);
+/*
+ * What the API shows of an instance (GET .../pod/{pod}/info): the record
+ * with its stage as those flags, as the API has always shown it.
+ */
 json_t *hf_instance_to_json(const struct hf_instance *in);
+/* A task launch, in the record and the API alike. */
 json_t *hf_task_rec_to_json(const struct hf_task_rec *r);
 
 /*

@@ -21,6 +21,7 @@
 
 #include "common/map.h"
 #include "common/util.h"
+#include "model/instance_life.h"
 #include "spec/spec.h"
 #include "task/lifecycle.h"
 
@@ -95,12 +96,13 @@ struct hf_instance {
 		size_t len, cap;
 	} slots;
 	char *message; /* why it cannot be placed, etc. */
+	/*
+	 * Its stage (active, being replaced, scaled in) and how a scale-in's
+	 * drain ended: changed only through model/instance_life.h's table.
+	 */
+	enum hf_instance_state state;
+	enum hf_drain drain;
 	bool paused;    /* debug mode: tasks run a sleep instead */
-	bool replacing; /* being replaced: fresh node, ports and volumes */
-	bool replace_deleting; /* ... its old volumes are being deleted */
-	/* Scale-in: 1 draining, 2 stopping tasks; drain outcome. */
-	int decom;
-	bool drain_done, drain_failed, drain_skipped;
 	/* The instance this one replaces (pod replace): for its tasks' env. */
 	char *replaced_node, *replaced_address;
 	bool replace_pending; /* its replace tasks have not finished yet */

@@ -66,11 +66,14 @@ struct hf_act_launch {
 	int64_t at;              /* launched_at */
 };
 
-/* HF_ACT_KILL: stops the slot's launch `id` (no-op if it changed). */
+/*
+ * HF_ACT_KILL: asks the slot's launch `id` to stop (no-op if it changed).
+ * Its state changes when its agent reports it stopped; a launch no agent
+ * reported yet (STAGING) ends at once, by an HF_ACT_TASK that follows.
+ */
 struct hf_act_kill {
 	char *id;
 	bool restart; /* recovery relaunches it once it stopped */
-	int64_t at;   /* finished_at when it was never seen (STAGING) */
 };
 
 /* HF_ACT_TASK: fields of launch `id` that change (set: HF_TASK_*). */
@@ -119,26 +122,24 @@ struct hf_act_slot {
 	bool want_running;
 };
 
-/* HF_ACT_INSTANCE: an instance's fields that change (HF_INST_*). */
+/*
+ * HF_ACT_INSTANCE: an instance's fields that change (HF_INST_*). Its stage
+ * moves by a lifecycle event (model/instance_life.h), applied through the
+ * table: a refused event changes nothing of the action.
+ */
 enum {
 	HF_INST_MESSAGE = 1 << 0,
 	HF_INST_PAUSED = 1 << 1,
-	HF_INST_REPLACING = 1 << 2,
-	HF_INST_REPLACE_DELETING = 1 << 3,
-	HF_INST_DECOM = 1 << 4,
-	HF_INST_DRAIN_DONE = 1 << 5,
-	HF_INST_DRAIN_FAILED = 1 << 6,
-	HF_INST_DRAIN_SKIPPED = 1 << 7,
-	HF_INST_REPLACED = 1 << 8,  /* replaced_node, replaced_address */
-	HF_INST_REPLACE_PENDING = 1 << 9,
-	HF_INST_UNREACHABLE = 1 << 10, /* memory only */
+	HF_INST_EVENT = 1 << 2,     /* event: state and drain outcome */
+	HF_INST_REPLACED = 1 << 3,  /* replaced_node, replaced_address */
+	HF_INST_REPLACE_PENDING = 1 << 4,
+	HF_INST_UNREACHABLE = 1 << 5, /* memory only */
 };
 struct hf_act_instance {
 	unsigned set;
 	char *message;
-	bool paused, replacing, replace_deleting;
-	int decom;
-	bool drain_done, drain_failed, drain_skipped;
+	bool paused;
+	enum hf_instance_event event;
 	char *replaced_node, *replaced_address;
 	bool replace_pending;
 	int64_t unreachable_since;

@@ -200,6 +200,41 @@ static struct hf_action *inst_act(struct hf_actions *out,
 	return hf_actions_push(out, HF_ACT_INSTANCE, svc->name, in->name, NULL);
 }
 
+/*
+ * An instance's stage as a unit's earlier actions leave it: its rules
+ * step it through the lifecycle table as they ask for transitions.
+ */
+struct life {
+	enum hf_instance_state state;
+	enum hf_drain drain;
+};
+
+static struct life life_of(const struct hf_instance *in)
+{
+	return (struct life){in->state, in->drain};
+}
+
+/*
+ * Asks for lifecycle event ev of instance in, whose stage is *l: appended
+ * and *l moved when the table allows it. Returns whether it did.
+ */
+static bool life_event(struct hf_actions *out, const struct hf_service *svc,
+		       const struct hf_instance *in, struct life *l,
+		       enum hf_instance_event ev)
+{
+	struct hf_instance_step st = hf_instance_step(l->state, ev);
+	struct hf_action *x;
+
+	if (!st.ok)
+		return false;
+	x = inst_act(out, svc, in);
+	x->u.inst.set = HF_INST_EVENT;
+	x->u.inst.event = ev;
+	l->state = st.next;
+	l->drain = st.drain;
+	return true;
+}
+
 static struct hf_action *slot_act(struct hf_actions *out,
 				  const struct hf_service *svc,
 				  const struct hf_instance *in, const char *task)
@@ -292,8 +327,8 @@ static bool config_current(const struct hf_service *svc, const char *id,
 
 /*
  * What one unit of work decided about launches so far: the kills it
- * ordered. A launch killed before any agent saw it (STAGING) is KILLED at
- * once, so the unit's later rules must not count it as live.
+ * ordered. A launch killed before any agent saw it (STAGING) ends at once
+ * (stop_unseen), so the unit's later rules must not count it as live.
  */
 struct unit {
 	struct {
@@ -311,6 +346,18 @@ static bool unit_killed(const struct unit *u, const struct hf_task_rec *r)
 	return false;
 }
 
+/*
+ * A stop ordered for a launch no agent reported yet (STAGING) is its end:
+ * there is nothing to wait for. Returns the state it ends in, by the
+ * lifecycle table, or its own state when the stop waits for its agent.
+ */
+static enum hf_task_state stop_unseen(const struct hf_task_rec *r)
+{
+	if (r->state != HF_TS_STAGING)
+		return r->state;
+	return hf_task_step(r->state, HF_TEV_STOPPED, HF_TASK_RECORD).next;
+}
+
 /* r as the unit's decisions left it, in *tmp when they changed it. */
 static const struct hf_task_rec *effective(const struct unit *u,
 					   const struct hf_task_rec *r,
@@ -320,10 +367,9 @@ static const struct hf_task_rec *effective(const struct unit *u,
 		return r;
 	*tmp = *r;
 	tmp->kill = true;
-	if (tmp->state == HF_TS_STAGING) {
-		tmp->state = HF_TS_KILLED;
+	tmp->state = stop_unseen(r);
+	if (tmp->state != r->state)
 		tmp->finished_at = u->now;
-	}
 	return tmp;
 }
 
@@ -949,7 +995,7 @@ static void launch(const struct hf_service *svc, const char *config_id,
  * Asks for a live launch to be stopped. restart: recovery relaunches it
  * once it stopped (its pod restarts, or a resource set was borrowed);
  * otherwise whoever stopped it decides what comes next. A launch no agent
- * saw yet (STAGING) is KILLED at once.
+ * saw yet (STAGING) ends at once (stop_unseen).
  */
 static void kill_task(const struct hf_service *svc,
 		      const struct hf_instance *in, const char *task,
@@ -957,6 +1003,7 @@ static void kill_task(const struct hf_service *svc,
 		      bool restart, struct unit *u, int64_t now,
 		      struct hf_actions *out)
 {
+	enum hf_task_state ends = stop_unseen(r);
 	struct hf_action *x;
 
 	if (r->kill || unit_killed(u, r) || !hf_task_state_live(r->state))
@@ -966,12 +1013,16 @@ static void kill_task(const struct hf_service *svc,
 	x = hf_actions_push(out, HF_ACT_KILL, svc->name, in->name, task);
 	x->u.kill.id = hf_xstrdup(r->id);
 	x->u.kill.restart = restart;
-	x->u.kill.at = now;
+	if (ends != r->state) {
+		x = hf_actions_push(out, HF_ACT_TASK, svc->name, in->name, task);
+		x->u.tsk.id = hf_xstrdup(r->id);
+		x->u.tsk.set = HF_TASK_STATE | HF_TASK_FINISHED_AT;
+		x->u.tsk.state = ends;
+		x->u.tsk.finished_at = now;
+	}
 	say(out, "service %s: stopping %s: %s", svc->name, r->id, why);
 	event(out, "scheduler", svc->name, "task", r->id,
-	      r->state == HF_TS_STAGING ? hf_task_state_name(HF_TS_KILLED)
-					: hf_task_state_name(r->state),
-	      "stopping", why);
+	      hf_task_state_name(ends), "stopping", why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1461,16 +1512,16 @@ static void decommission_view(const struct hf_service *svc,
 		const struct hf_instance *in = hf_model_instance(svc, iname);
 
 		free(iname);
-		if (in && in->drain_failed) {
+		if (in && in->drain == HF_DRAIN_FAILED) {
 			v->steps[i].status = HF_STATUS_ERROR;
 			v->messages[i] = hf_xstrdup(
 			    "the drain failed; volumes are kept (force-complete "
 			    "this step to remove the instance anyway)");
-		} else if (in && in->decom) {
+		} else if (in && hf_instance_decommissioning(in)) {
 			v->steps[i].status = HF_STATUS_STARTING;
-			v->messages[i] = hf_xstrdup(in->decom == 1 ? "draining"
-								   : "stopping "
-								     "tasks");
+			v->messages[i] = hf_xstrdup(
+			    in->state == HF_IS_STOPPING ? "stopping tasks"
+							: "draining");
 		} else {
 			v->steps[i].status = HF_STATUS_PENDING;
 		}
@@ -1628,10 +1679,12 @@ static bool claim_step(const struct hf_service *svc, struct claims *cl,
 	bool ok = false;
 
 	*why = NULL;
-	if (in && (in->replacing || in->decom)) {
+	if (in && (hf_instance_replacing(in) ||
+		   hf_instance_decommissioning(in))) {
 		*why = hf_xasprintf("waits: %s is being %s", name,
-				    in->replacing ? "replaced"
-						  : "decommissioned");
+				    hf_instance_replacing(in)
+					? "replaced"
+					: "decommissioned");
 	} else if (c && (c->run != r || c->step != i)) {
 		const struct hf_plan_run *o = &svc->runs.items[c->run];
 
@@ -2286,10 +2339,9 @@ void hf_decide_pod_restart(const struct hf_model *m, const struct hf_service *sv
 void hf_decide_skip_drain(const struct hf_service *svc,
 			  const struct hf_instance *in, struct hf_actions *out)
 {
-	struct hf_action *x = inst_act(out, svc, in);
+	struct life l = life_of(in);
 
-	x->u.inst.set = HF_INST_DRAIN_SKIPPED;
-	x->u.inst.drain_skipped = true;
+	life_event(out, svc, in, &l, HF_IEV_SKIP_DRAIN);
 }
 
 void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
@@ -2301,8 +2353,11 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 	bool reachable = hf_model_node_reachable(n, ctx->now, timeout);
 	bool node_gone = !n || !reachable || n->decommissioned;
 	bool live = false;
+	struct life l = life_of(in);
 	struct hf_action *x;
 
+	if (!hf_instance_replacing(in))
+		return;
 	for (size_t k = 0; k < in->slots.len; k++) {
 		const struct hf_task_slot *sl = &in->slots.items[k];
 		const struct hf_task_rec *r = sl->cur;
@@ -2321,7 +2376,9 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 			x->u.tsk.set = HF_TASK_KILL | HF_TASK_STATE |
 				       HF_TASK_FINISHED_AT | HF_TASK_MESSAGE;
 			x->u.tsk.kill = true;
-			x->u.tsk.state = HF_TS_LOST;
+			x->u.tsk.state =
+			    hf_task_step(r->state, HF_TEV_LOST, HF_TASK_RECORD)
+				.next;
 			x->u.tsk.finished_at = ctx->now;
 			x->u.tsk.message = hf_xstrdup("its node is gone; replaced");
 			continue;
@@ -2353,13 +2410,12 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 		bool pending =
 		    hf_model_volume_find(m, key, n->id, HF_VOL_DELETING) != NULL;
 
-		if (!in->replace_deleting) {
+		if (l.state == HF_IS_REPLACING) {
 			if (!pending)
 				volume_act(out, svc->name, HF_VOLOP_DELETE, key,
 					   n->id);
-			x = inst_act(out, svc, in);
-			x->u.inst.set = HF_INST_REPLACE_DELETING;
-			x->u.inst.replace_deleting = true;
+			life_event(out, svc, in, &l,
+				   HF_IEV_OLD_VOLUMES_DELETING);
 			free(key);
 			if (!node_gone)
 				return;
@@ -2382,10 +2438,7 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 				HF_SLOT_WANT_RUNNING | HF_SLOT_FAILURES |
 				HF_SLOT_BACKOFF;
 	}
-	x = inst_act(out, svc, in);
-	x->u.inst.set = HF_INST_REPLACE_DELETING | HF_INST_REPLACING;
-	x->u.inst.replace_deleting = false;
-	x->u.inst.replacing = false;
+	life_event(out, svc, in, &l, HF_IEV_REPLACED);
 	hf_decide_start_plan(m, svc, "deploy", NULL, ctx, out);
 }
 
@@ -2403,8 +2456,9 @@ void hf_decide_node_loss(const struct hf_model *m, const struct hf_service *svc,
 		int64_t since = in->unreachable_since;
 		const char *why = NULL;
 		struct hf_action *x;
+		struct life l;
 
-		if (!in->node || in->replacing || !n)
+		if (!in->node || hf_instance_replacing(in) || !n)
 			continue;
 		if (hf_model_node_reachable(n, now, node_timeout)) {
 			if (since) {
@@ -2433,9 +2487,9 @@ void hf_decide_node_loss(const struct hf_model *m, const struct hf_service *svc,
 			      "permanent-failure timeout";
 		if (!why)
 			continue;
-		x = inst_act(out, svc, in);
-		x->u.inst.set = HF_INST_REPLACING;
-		x->u.inst.replacing = true;
+		l = life_of(in);
+		if (!life_event(out, svc, in, &l, HF_IEV_REPLACE))
+			continue;
 		say(out, "service %s: replacing %s: %s", svc->name, in->name, why);
 		event(out, "scheduler", svc->name, "pod", in->name, NULL,
 		      "replacing", why);
@@ -2472,7 +2526,7 @@ static const struct hf_instance *next_decommission(const struct hf_service *svc,
 
 		if (!unwanted(cfg, in))
 			continue;
-		if (in->decom)
+		if (hf_instance_decommissioning(in))
 			return in; /* finish what was started */
 		if (!best || in->index > best->index)
 			best = in;
@@ -2488,17 +2542,16 @@ static void cancel_decommissions(const struct hf_service *svc,
 {
 	for (size_t i = 0; i < svc->instances.len; i++) {
 		const struct hf_instance *c = svc->instances.items[i];
+		struct life l = life_of(c);
 		struct hf_action *x;
 
-		if (!c->decom || unwanted(cfg, c))
+		if (unwanted(cfg, c) ||
+		    !life_event(out, svc, c, &l, HF_IEV_CANCEL))
 			continue;
 		say(out, "service %s: decommission of %s cancelled", svc->name,
 		    c->name);
 		event(out, "scheduler", svc->name, "pod", c->name,
 		      "decommissioning", "kept", "the count was raised again");
-		x = inst_act(out, svc, c);
-		x->u.inst.set = HF_INST_DECOM | HF_INST_DRAIN_DONE |
-				HF_INST_DRAIN_FAILED | HF_INST_DRAIN_SKIPPED;
 		/*
 		 * A drain still running is stopped: the instance stays in
 		 * service. A later scale-in drains it again.
@@ -2532,66 +2585,60 @@ void hf_decide_decommission(const struct hf_model *m,
 	const struct hf_spec_task *drain;
 	const struct hf_task_slot *dsl;
 	bool forgot = false, live = false;
-	bool drain_done, drain_failed, drain_skipped;
-	struct hf_action *x;
-	int decom;
+	struct life l;
 
 	cancel_decommissions(svc, cfg, ctx, out);
 	in = next_decommission(svc, cfg);
-	if (!in)
+	/* One being replaced is the replace's until it is ACTIVE again. */
+	if (!in || hf_instance_replacing(in))
 		return;
 	pod = last_pod_spec(svc, in, &pcfg);
 	drain = pod ? hf_spec_find_task(pod, HF_DECOMMISSION_TASK) : NULL;
 	dsl = hf_model_slot_find(in, HF_DECOMMISSION_TASK);
-	decom = in->decom;
-	drain_done = in->drain_done;
-	drain_failed = in->drain_failed;
-	drain_skipped = in->drain_skipped;
-	if (!decom) {
+	l = life_of(in);
+	if (l.state == HF_IS_ACTIVE) {
 		/* A drain from an earlier, cancelled removal does not count. */
 		if (dsl && dsl->cur && !hf_task_state_live(dsl->cur->state)) {
-			x = slot_act(out, svc, in, HF_DECOMMISSION_TASK);
+			struct hf_action *x =
+			    slot_act(out, svc, in, HF_DECOMMISSION_TASK);
+
 			x->u.slot.set =
 			    HF_SLOT_FORGET | HF_SLOT_FAILURES | HF_SLOT_BACKOFF;
 			forgot = true;
 		}
-		decom = 1;
-		drain_done = drain_failed = drain_skipped = false;
-		x = inst_act(out, svc, in);
-		x->u.inst.set = HF_INST_DECOM | HF_INST_DRAIN_DONE |
-				HF_INST_DRAIN_FAILED | HF_INST_DRAIN_SKIPPED;
-		x->u.inst.decom = 1;
+		life_event(out, svc, in, &l, HF_IEV_DECOMMISSION);
 		say(out, "service %s: decommissioning %s", svc->name, in->name);
 		event(out, "scheduler", svc->name, "pod", in->name, "running",
 		      "decommissioning", drain ? "drain first" : NULL);
 	}
 	/* 1. Drain, while the instance still runs. */
-	if (decom == 1) {
-		if (drain && in->node && !drain_skipped) {
+	if (l.state == HF_IS_DRAINING || l.state == HF_IS_DRAIN_FAILED) {
+		enum hf_instance_event ev = HF_IEV_NO_DRAIN;
+
+		if (drain && in->node) {
 			const struct hf_task_rec *r =
 			    dsl && !forgot ? dsl->cur : NULL;
 			unsigned failures = dsl && !forgot ? dsl->failures : 0;
 			int64_t backoff = dsl && !forgot ? dsl->backoff_until : 0;
 
-			if (r && r->state == HF_TS_FINISHED) {
-				drain_done = true;
+			if (l.state == HF_IS_DRAIN_FAILED) {
+				return; /* the operator decides */
+			} else if (r && r->state == HF_TS_FINISHED) {
+				ev = HF_IEV_DRAINED;
 			} else if (r && hf_task_state_live(r->state)) {
 				return;
 			} else if (r && failures >= DRAIN_MAX_FAILURES) {
-				if (!drain_failed) {
-					x = inst_act(out, svc, in);
-					x->u.inst.set = HF_INST_DRAIN_FAILED;
-					x->u.inst.drain_failed = true;
-					say(out,
-					    "service %s: the drain of %s failed "
-					    "%u times; its volumes are kept. "
-					    "force-complete the decommission "
-					    "step to remove it anyway",
-					    svc->name, in->name, failures);
-					event(out, "scheduler", svc->name, "pod",
-					      in->name, "draining",
-					      "drain failed", "volumes kept");
-				}
+				life_event(out, svc, in, &l,
+					   HF_IEV_DRAIN_FAILED);
+				say(out,
+				    "service %s: the drain of %s failed %u "
+				    "times; its volumes are kept. "
+				    "force-complete the decommission step to "
+				    "remove it anyway",
+				    svc->name, in->name, failures);
+				event(out, "scheduler", svc->name, "pod",
+				      in->name, "draining", "drain failed",
+				      "volumes kept");
 				return;
 			} else if (!r || backoff <= ctx->now) {
 				struct hf_strlist t = {0};
@@ -2605,12 +2652,10 @@ void hf_decide_decommission(const struct hf_model *m,
 				return;
 			}
 		}
-		decom = 2;
-		x = inst_act(out, svc, in);
-		x->u.inst.set = HF_INST_DECOM | HF_INST_DRAIN_DONE;
-		x->u.inst.decom = 2;
-		x->u.inst.drain_done = drain_done;
+		life_event(out, svc, in, &l, ev);
 	}
+	if (l.state != HF_IS_STOPPING)
+		return;
 	/* 2. Stop its tasks. */
 	for (size_t k = 0; k < in->slots.len; k++) {
 		const struct hf_task_slot *sl = &in->slots.items[k];
@@ -2628,8 +2673,9 @@ void hf_decide_decommission(const struct hf_model *m,
 	/* 3. Its volumes, and the record. */
 	{
 		const struct hf_node *n = hf_model_node(m, in->node);
-		bool keep = (pod && pod->retain_volumes) || drain_failed ||
-			    (drain && !drain_done);
+		bool keep = (pod && pod->retain_volumes) ||
+			    l.drain == HF_DRAIN_FAILED ||
+			    (drain && l.drain != HF_DRAIN_DONE);
 		char *key = hf_model_volume_key(svc->name, in->name);
 
 		if (n && !keep) {

@@ -112,8 +112,9 @@ void hf_decide_runs_end(struct hf_decide_runs *rt);
  * Scale-in: instances the target no longer wants (pod gone, index past its
  * count) are removed one at a time, highest index first: drained (the
  * pod's decommission task), stopped, then their volumes deleted (or kept)
- * and the record removed. Raising the count again cancels what has not
- * been removed.
+ * and the record removed, each stage a state of the instance's lifecycle
+ * (model/instance_life.h). Raising the count again cancels what has not
+ * been removed; an instance being replaced is left to its replace.
  */
 void hf_decide_decommission(const struct hf_model *m,
 			    const struct hf_service *svc,
@@ -148,7 +149,10 @@ void hf_decide_set_target(const struct hf_model *m, const struct hf_service *svc
 void hf_decide_pod_restart(const struct hf_model *m, const struct hf_service *svc,
 			   const struct hf_instance *in, const char *why,
 			   struct hf_decide_ctx *ctx, struct hf_actions *out);
-/* A decommission step force-completed: the instance goes without a drain. */
+/*
+ * A decommission step force-completed: the instance goes without waiting
+ * for its drain (nothing when it is not draining or its drain failed).
+ */
 void hf_decide_skip_drain(const struct hf_service *svc,
 			  const struct hf_instance *in, struct hf_actions *out);
 /*

@@ -965,7 +965,8 @@ static void pod_status(void *ctx, const struct hf_http_req *req,
 				      reach, "message",
 				      str_or_null(msg ? msg : in->message),
 				      "paused", in->paused, "replacing",
-				      in->replacing, "tasks", tasks));
+				      hf_instance_replacing(in), "tasks",
+				      tasks));
 			free(msg);
 		}
 	}

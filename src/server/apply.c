@@ -220,22 +220,20 @@ static void apply_instance(struct hf_srv *s, struct hf_service *svc,
 {
 	const unsigned quiet = HF_INST_MESSAGE | HF_INST_UNREACHABLE;
 
+	/*
+	 * The rules ask for transitions the table allows; one it refuses
+	 * means the model moved under them: the whole action is dropped.
+	 */
+	if ((o->set & HF_INST_EVENT) && !hf_instance_event(in, o->event)) {
+		hf_log("service %s: %s: lifecycle event %s refused in state %s",
+		       svc->name, in->name, hf_instance_event_name(o->event),
+		       hf_instance_state_name(in->state));
+		return;
+	}
 	if (o->set & HF_INST_MESSAGE)
 		set_str(&in->message, o->message);
 	if (o->set & HF_INST_PAUSED)
 		in->paused = o->paused;
-	if (o->set & HF_INST_REPLACING)
-		in->replacing = o->replacing;
-	if (o->set & HF_INST_REPLACE_DELETING)
-		in->replace_deleting = o->replace_deleting;
-	if (o->set & HF_INST_DECOM)
-		in->decom = o->decom;
-	if (o->set & HF_INST_DRAIN_DONE)
-		in->drain_done = o->drain_done;
-	if (o->set & HF_INST_DRAIN_FAILED)
-		in->drain_failed = o->drain_failed;
-	if (o->set & HF_INST_DRAIN_SKIPPED)
-		in->drain_skipped = o->drain_skipped;
 	if (o->set & HF_INST_REPLACED) {
 		set_str(&in->replaced_node, o->replaced_node);
 		set_str(&in->replaced_address, o->replaced_address);
@@ -384,11 +382,6 @@ static void apply_kill(struct hf_srv *s, struct hf_service *svc,
 		return;
 	r->kill = true;
 	r->restart = x->u.kill.restart;
-	if (r->state == HF_TS_STAGING) {
-		/* Never seen by an agent: nothing to stop. */
-		r->state = HF_TS_KILLED;
-		r->finished_at = x->u.kill.at;
-	}
 	hf_state_save_instance(s, svc, in);
 	hf_sched_changed(s, true);
 }

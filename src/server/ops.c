@@ -1191,7 +1191,7 @@ static int pod_op(struct hf_srv *s, const char *name, const char *pod,
 			  svc->name, pod ? pod : "");
 		goto out;
 	}
-	if (svc->removing || in->replacing) {
+	if (svc->removing || hf_instance_replacing(in)) {
 		rc = fail(err, HF_ECONFLICT, "%s is being %s", pod,
 			  svc->removing ? "removed" : "replaced");
 		goto out;
@@ -1213,8 +1213,8 @@ static int pod_op(struct hf_srv *s, const char *name, const char *pod,
 	case POD_REPLACE:
 		x = hf_actions_push(&a, HF_ACT_INSTANCE, svc->name, in->name,
 				    NULL);
-		x->u.inst.set = HF_INST_REPLACING;
-		x->u.inst.replacing = true;
+		x->u.inst.set = HF_INST_EVENT;
+		x->u.inst.event = HF_IEV_REPLACE;
 		break;
 	case POD_PAUSE:
 	case POD_RESUME:

@@ -399,7 +399,7 @@ void hf_state_save_instance(struct hf_srv *s, struct hf_service *svc,
 	char *key =
 	    hf_state_key("/services/%s/instances/%s", svc->name, in->name);
 
-	put_json(s, key, hf_instance_to_json(in));
+	put_json(s, key, hf_codec_instance(in));
 	free(key);
 }
 

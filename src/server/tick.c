@@ -36,7 +36,7 @@ static void tick_service(struct hf_srv *s, struct hf_service *svc,
 	hf_decide_node_loss(m, svc, cfg, ctx, a);
 	apply_unit(s, a);
 	for (size_t k = 0; k < svc->instances.len; k++) {
-		if (!svc->instances.items[k]->replacing)
+		if (!hf_instance_replacing(svc->instances.items[k]))
 			continue;
 		hf_decide_replace(m, svc, svc->instances.items[k], ctx, a);
 		apply_unit(s, a);

@@ -463,8 +463,8 @@ static void test_scale_in_with_drain(void **state)
 	/* 1. Drain first: the decommission task, the others still run. */
 	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
 	x = find(w, HF_ACT_INSTANCE, "app-1", NULL);
-	assert_true(x->u.inst.set & HF_INST_DECOM);
-	assert_int_equal(x->u.inst.decom, 1);
+	assert_true(x->u.inst.set & HF_INST_EVENT);
+	assert_int_equal(x->u.inst.event, HF_IEV_DECOMMISSION);
 	x = find(w, HF_ACT_LAUNCH, "app-1", "decommission");
 	assert_string_equal(x->u.launch.run, "decommission");
 	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
@@ -473,7 +473,7 @@ static void test_scale_in_with_drain(void **state)
 	hf_actions_reset(&w->a);
 
 	/* Draining: nothing else happens meanwhile. */
-	in->decom = 1;
+	in->state = HF_IS_DRAINING;
 	launch_rec(in, "decommission", HF_TS_RUNNING, false);
 	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
 	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
@@ -484,8 +484,7 @@ static void test_scale_in_with_drain(void **state)
 	launch_rec(in, "decommission", HF_TS_FINISHED, false);
 	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
 	x = find(w, HF_ACT_INSTANCE, "app-1", NULL);
-	assert_int_equal(x->u.inst.decom, 2);
-	assert_true(x->u.inst.drain_done);
+	assert_int_equal(x->u.inst.event, HF_IEV_DRAINED);
 	assert_int_equal(count(w, HF_ACT_KILL, "app-1", "server"), 1);
 	assert_int_equal(count(w, HF_ACT_KILL, "app-1", "sidecar"), 1);
 	assert_int_equal(count(w, HF_ACT_KILL, "app-0", NULL), 0);
@@ -493,8 +492,8 @@ static void test_scale_in_with_drain(void **state)
 	hf_actions_reset(&w->a);
 
 	/* 3. Stopped: its volume is deleted, then the record goes. */
-	in->decom = 2;
-	in->drain_done = true;
+	in->state = HF_IS_STOPPING;
+	in->drain = HF_DRAIN_DONE;
 	launch_rec(in, "server", HF_TS_KILLED, false)->kill = true;
 	launch_rec(in, "sidecar", HF_TS_KILLED, false)->kill = true;
 	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
@@ -515,7 +514,7 @@ static void test_replace(void **state)
 	struct hf_volume *v;
 
 	(void)state;
-	in->replacing = true;
+	in->state = HF_IS_REPLACING;
 	/* Its tasks are stopped first. */
 	hf_decide_replace(&w->m, w->svc, in, &w->ctx, &w->a);
 	assert_int_equal(count(w, HF_ACT_KILL, "app-0", NULL), 2);
@@ -540,7 +539,7 @@ static void test_replace(void **state)
 	hf_actions_reset(&w->a);
 
 	/* Until the agent says the volume is gone, nothing more. */
-	in->replace_deleting = true;
+	in->state = HF_IS_REPLACE_DELETING;
 	in->replace_pending = true;
 	v = hf_model_volume_find(&w->m, "s/app-0", "n1", HF_VOL_IN_USE);
 	assert_non_null(v);
@@ -563,7 +562,7 @@ static void test_replace(void **state)
 	/* Launched afresh: placed, and its replace tasks run first. */
 	free(in->node);
 	in->node = NULL;
-	in->replacing = in->replace_deleting = false;
+	in->state = HF_IS_ACTIVE;
 	for (size_t k = 0; k < in->slots.len; k++) {
 		hf_task_rec_free(in->slots.items[k].cur);
 		in->slots.items[k].cur = NULL;
@@ -614,11 +613,11 @@ static void test_node_loss(void **state)
 	in->unreachable_since = T0 - 60001;
 	hf_decide_node_loss(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
 	x = find(w, HF_ACT_INSTANCE, "app-0", NULL);
-	assert_true(x->u.inst.set & HF_INST_REPLACING);
-	assert_true(x->u.inst.replacing);
+	assert_true(x->u.inst.set & HF_INST_EVENT);
+	assert_int_equal(x->u.inst.event, HF_IEV_REPLACE);
 	hf_actions_reset(&w->a);
 	/* Nobody can stop its tasks there: they are LOST, not killed. */
-	in->replacing = true;
+	in->state = HF_IS_REPLACING;
 	hf_decide_replace(&w->m, w->svc, in, &w->ctx, &w->a);
 	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
 	x = find(w, HF_ACT_TASK, "app-0", "server");
@@ -754,6 +753,221 @@ static void test_service_removal(void **state)
 	world_free(w);
 }
 
+/* The INSTANCE action with lifecycle event ev on `name`, or NULL. */
+static const struct hf_action *life_act(const struct world *w,
+					const char *name,
+					enum hf_instance_event ev)
+{
+	for (size_t i = 0; i < w->a.len; i++) {
+		const struct hf_action *x = &w->a.items[i];
+
+		if (match(x, HF_ACT_INSTANCE, name, NULL) &&
+		    (x->u.inst.set & HF_INST_EVENT) && x->u.inst.event == ev)
+			return x;
+	}
+	return NULL;
+}
+
+/* Applies the INSTANCE events of the list to `in`, as apply.c does. */
+static void apply_life(struct world *w, struct hf_instance *in)
+{
+	for (size_t i = 0; i < w->a.len; i++) {
+		const struct hf_action *x = &w->a.items[i];
+
+		if (match(x, HF_ACT_INSTANCE, in->name, NULL) &&
+		    (x->u.inst.set & HF_INST_EVENT))
+			assert_true(hf_instance_event(in, x->u.inst.event));
+	}
+}
+
+/* The decommission plan's status of the step of `name`. */
+static enum hf_status decommission_step(struct world *w, const char *name,
+					char **msg)
+{
+	struct hf_plan_view v;
+	enum hf_status st = HF_STATUS_COMPLETE;
+
+	assert_int_equal(hf_decide_plan_view(w->svc, "decommission", T0, &v),
+			 0);
+	for (size_t i = 0; i < v.def->phases.items[0].steps.len; i++) {
+		const struct hf_plan_step_def *d =
+		    &v.def->phases.items[0].steps.items[i];
+
+		if (strncmp(d->name, name, strlen(name)) != 0)
+			continue;
+		st = v.steps[i].status;
+		*msg = v.messages[i] ? hf_xstrdup(v.messages[i]) : NULL;
+	}
+	hf_plan_view_release(&v);
+	return st;
+}
+
+static void test_drain_failed_then_skipped(void **state)
+{
+	struct world *w = world_new(1, false);
+	struct hf_instance *in;
+	struct hf_task_slot *dsl;
+	const struct hf_action *x;
+	char *msg = NULL;
+
+	(void)state;
+	running(w, "app", 0, w->n1);
+	in = running(w, "app", 1, w->n2);
+	in->state = HF_IS_DRAINING;
+	launch_rec(in, "decommission", HF_TS_FAILED, false);
+	dsl = hf_model_slot(in, "decommission");
+	dsl->failures = 3;
+	/* The drain failed too often: it waits for the operator. */
+	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_non_null(life_act(w, "app-1", HF_IEV_DRAIN_FAILED));
+	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
+	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
+	apply_life(w, in);
+	assert_int_equal(in->state, HF_IS_DRAIN_FAILED);
+	hf_actions_reset(&w->a);
+	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_int_equal(w->a.len, 0);
+	assert_int_equal(decommission_step(w, "app-1", &msg), HF_STATUS_ERROR);
+	assert_string_equal(msg, "the drain failed; volumes are kept "
+				 "(force-complete this step to remove the "
+				 "instance anyway)");
+	free(msg);
+	msg = NULL;
+
+	/* A skip asked of an instance not being scaled in does nothing. */
+	hf_decide_skip_drain(w->svc, hf_model_instance(w->svc, "app-0"),
+			     &w->a);
+	assert_int_equal(w->a.len, 0);
+	/* Force-completed: its tasks stop, its volume is kept. */
+	hf_decide_skip_drain(w->svc, in, &w->a);
+	assert_non_null(life_act(w, "app-1", HF_IEV_SKIP_DRAIN));
+	apply_life(w, in);
+	assert_int_equal(in->state, HF_IS_STOPPING);
+	assert_int_equal(in->drain, HF_DRAIN_FAILED);
+	hf_actions_reset(&w->a);
+	/* Its step still says the drain failed until it is gone. */
+	assert_int_equal(decommission_step(w, "app-1", &msg), HF_STATUS_ERROR);
+	free(msg);
+	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_int_equal(count(w, HF_ACT_KILL, "app-1", NULL), 2);
+	assert_int_equal(count(w, HF_ACT_REMOVE_INSTANCE, NULL, NULL), 0);
+	hf_actions_reset(&w->a);
+	launch_rec(in, "server", HF_TS_KILLED, false)->kill = true;
+	launch_rec(in, "sidecar", HF_TS_KILLED, false)->kill = true;
+	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_null(volume_op(w, HF_VOLOP_DELETE));
+	x = volume_op(w, HF_VOLOP_KEEP);
+	assert_non_null(x);
+	assert_string_equal(x->u.vol.why,
+			    "app-1 was decommissioned; its drain did not "
+			    "finish");
+	find(w, HF_ACT_REMOVE_INSTANCE, "app-1", NULL);
+	world_free(w);
+}
+
+static void test_scale_in_cancelled(void **state)
+{
+	/* The spec wants two apps again while app-1 drains. */
+	struct world *w = world_new(2, false);
+	struct hf_instance *in;
+	const struct hf_action *x;
+
+	(void)state;
+	running(w, "app", 0, w->n1);
+	in = running(w, "app", 1, w->n2);
+	in->state = HF_IS_DRAINING;
+	launch_rec(in, "decommission", HF_TS_RUNNING, false);
+	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_non_null(life_act(w, "app-1", HF_IEV_CANCEL));
+	x = find(w, HF_ACT_KILL, "app-1", "decommission");
+	assert_false(x->u.kill.restart);
+	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 1);
+	apply_life(w, in);
+	assert_int_equal(in->state, HF_IS_ACTIVE);
+	world_free(w);
+}
+
+static void test_replace_during_drain(void **state)
+{
+	struct world *w = world_new(1, true);
+	struct hf_instance *in;
+	const struct hf_action *x;
+
+	(void)state;
+	running(w, "app", 0, w->n1);
+	in = running(w, "app", 1, w->n2);
+	in->state = HF_IS_DRAINING;
+	launch_rec(in, "decommission", HF_TS_RUNNING, false);
+	/* Its node is lost past the permanent-failure timeout. */
+	w->n2->last_seen = T0 - 120000;
+	in->unreachable_since = T0 - 60001;
+	hf_decide_node_loss(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_non_null(life_act(w, "app-1", HF_IEV_REPLACE));
+	apply_life(w, in);
+	assert_int_equal(in->state, HF_IS_REPLACING);
+	hf_actions_reset(&w->a);
+	/* Scale-in leaves it to the replace. */
+	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_int_equal(w->a.len, 0);
+	/*
+	 * Its tasks, the drain too, are LOST with their node; its old
+	 * volume's deletion is ordered there, and it is launched afresh
+	 * without waiting for a node that is gone.
+	 */
+	hf_decide_replace(&w->m, w->svc, in, &w->ctx, &w->a);
+	x = find(w, HF_ACT_TASK, "app-1", "decommission");
+	assert_int_equal(x->u.tsk.state, HF_TS_LOST);
+	assert_int_equal(count(w, HF_ACT_TASK, "app-1", NULL), 3);
+	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
+	assert_non_null(volume_op(w, HF_VOLOP_DELETE));
+	assert_true(pos(w, HF_ACT_VOLUME, NULL, NULL) <
+		    (size_t)(life_act(w, "app-1", HF_IEV_REPLACED) - w->a.items));
+	assert_non_null(life_act(w, "app-1", HF_IEV_OLD_VOLUMES_DELETING));
+	find(w, HF_ACT_UNPLACE, "app-1", NULL);
+	apply_life(w, in);
+	assert_int_equal(in->state, HF_IS_ACTIVE);
+	hf_actions_reset(&w->a);
+	/* Unplaced and still not wanted: removed without a drain. */
+	free(in->node);
+	in->node = NULL;
+	for (size_t k = 0; k < in->slots.len; k++) {
+		hf_task_rec_free(in->slots.items[k].cur);
+		in->slots.items[k].cur = NULL;
+	}
+	hf_decide_decommission(&w->m, w->svc, cfg_of(w), &w->ctx, &w->a);
+	assert_true(pos(w, HF_ACT_INSTANCE, "app-1", NULL) <
+		    (size_t)(life_act(w, "app-1", HF_IEV_NO_DRAIN) - w->a.items));
+	assert_non_null(life_act(w, "app-1", HF_IEV_DECOMMISSION));
+	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
+	assert_int_equal(count(w, HF_ACT_VOLUME, NULL, NULL), 0);
+	find(w, HF_ACT_REMOVE_INSTANCE, "app-1", NULL);
+	world_free(w);
+}
+
+/* A launch no agent reported yet ends when it is stopped. */
+static void test_kill_staging(void **state)
+{
+	struct world *w = world_new(1, false);
+	struct hf_instance *in = instance(w, "app", 0, w->n1);
+	const struct hf_action *x;
+
+	(void)state;
+	launch_rec(in, "server", HF_TS_STAGING, false);
+	launch_rec(in, "sidecar", HF_TS_RUNNING, true);
+	hf_decide_pod_restart(&w->m, w->svc, in, "pod restart requested",
+			      &w->ctx, &w->a);
+	assert_int_equal(count(w, HF_ACT_KILL, "app-0", NULL), 2);
+	assert_true(pos(w, HF_ACT_KILL, "app-0", "server") <
+		    pos(w, HF_ACT_TASK, "app-0", "server"));
+	x = find(w, HF_ACT_TASK, "app-0", "server");
+	assert_int_equal(x->u.tsk.set, HF_TASK_STATE | HF_TASK_FINISHED_AT);
+	assert_int_equal(x->u.tsk.state, HF_TS_KILLED);
+	assert_int_equal(x->u.tsk.finished_at, T0);
+	/* A running one waits for its agent to say it stopped. */
+	assert_int_equal(count(w, HF_ACT_TASK, "app-0", "sidecar"), 0);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -766,6 +980,10 @@ int main(void)
 	    cmocka_unit_test(test_pod_restart),
 	    cmocka_unit_test(test_essential_task_failure),
 	    cmocka_unit_test(test_service_removal),
+	    cmocka_unit_test(test_drain_failed_then_skipped),
+	    cmocka_unit_test(test_scale_in_cancelled),
+	    cmocka_unit_test(test_replace_during_drain),
+	    cmocka_unit_test(test_kill_staging),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -456,7 +456,7 @@ static void test_pods_nodes_remove(void **state)
 	assert_false(in->paused);
 	hf_strlist_release(&tasks);
 	assert_op(hf_ops_pod_replace(f->s, "t", "p-0", &tasks, &err), 0, &err);
-	assert_true(in->replacing);
+	assert_int_equal(in->state, HF_IS_REPLACING);
 	hf_strlist_release(&tasks);
 	assert_op(hf_ops_pod_restart(f->s, "t", "p-0", &tasks, &err),
 		  HF_ECONFLICT, &err);

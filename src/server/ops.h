@@ -113,7 +113,7 @@ struct hf_ops_change {
 	char *from;               /* the target's id before */
 	char *to;                 /* the new target's id; NULL when unchanged */
 	bool changed;             /* a new target was made */
-	const char *plan;         /* ... and the plan it runs (update, deploy) */
+	const char *plan;         /* ... and the plan it runs ("update", "deploy") */
 	char *refused;            /* diff only: why an update would be refused */
 };
 void hf_ops_change_release(struct hf_ops_change *c);

@@ -1839,9 +1839,9 @@ static int cmd_pod_scale(int argc, char **argv)
 				     : "has that count already");
 	}
 	if (wait && json_is_true(json_object_get(out, "changed")))
-		rc = wait_change(svc,
-				 json_string_value(json_object_get(out, "plan")),
-				 timeout);
+		rc = wait_change(
+		    svc, json_string_value(json_object_get(out, "plan")),
+		    timeout);
 out:
 	json_decref(body);
 	json_decref(out);

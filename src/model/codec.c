@@ -1015,10 +1015,12 @@ json_t *hf_codec_config(const struct hf_config *cfg)
 	json_t *counts = json_object();
 
 	/* Counts are decimal in memory (the spec loader's), numbers here. */
-	for (size_t i = 0; i < cfg->counts.len; i++)
-		json_object_set_new(
-		    counts, cfg->counts.items[i].key,
-		    json_integer(strtoll(cfg->counts.items[i].value, NULL, 10)));
+	for (size_t i = 0; i < cfg->counts.len; i++) {
+		const struct hf_kv *kv = &cfg->counts.items[i];
+
+		json_object_set_new(counts, kv->key,
+				    json_integer(strtoll(kv->value, NULL, 10)));
+	}
 	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o}", "id", cfg->id,
 			 "text", cfg->text, "file", str_or_null(cfg->file),
 			 "options", kv_json(&cfg->options), "templates",

@@ -1256,7 +1256,8 @@ static int counts_carry(const struct hf_config *cur, struct hf_config **cfg,
 	for (size_t i = 0; i < cur->counts.len; i++) {
 		const char *pod = cur->counts.items[i].key;
 		const struct hf_spec_pod *op = hf_spec_find_pod(cur->spec, pod);
-		const struct hf_spec_pod *np = hf_spec_find_pod((*cfg)->spec, pod);
+		const struct hf_spec_pod *np =
+		    hf_spec_find_pod((*cfg)->spec, pod);
 
 		if (op && np && op->spec_count == np->spec_count)
 			hf_kvlist_set(&keep, pod, cur->counts.items[i].value);
@@ -1310,8 +1311,9 @@ static void counts_note(const struct hf_config *cur,
 		if (!np)
 			continue;
 		if (!was || strcmp(was, v) != 0)
-			say(&d->changes, "pod %s: count %s set over the spec's %lld",
-			    pod, v, (long long)np->spec_count);
+			say(&d->changes,
+			    "pod %s: count %s set over the spec's %lld", pod, v,
+			    (long long)np->spec_count);
 		else if (pd)
 			say(&pd->changes,
 			    "count %s kept: it was set over the spec's %lld, "
@@ -1337,8 +1339,8 @@ static void counts_note(const struct hf_config *cur,
 			    (long long)np->spec_count);
 		else
 			say(&d->changes,
-			    "pod %s: count %s set over the spec's %lld dropped: "
-			    "the spec's count changed to %lld",
+			    "pod %s: count %s set over the spec's %lld "
+			    "dropped: the spec's count changed to %lld",
 			    pod, was, (long long)op->spec_count,
 			    (long long)np->spec_count);
 	}
@@ -1383,8 +1385,9 @@ static int pod_count(struct hf_srv *s, const char *name, const char *pod,
 	}
 	sp = pod ? hf_spec_find_pod(cur->spec, pod) : NULL;
 	if (!sp) {
-		rc = fail(err, HF_ENOTFOUND, "service '%s' has no pod type '%s'",
-			  svc->name, pod ? pod : "");
+		rc = fail(err, HF_ENOTFOUND,
+			  "service '%s' has no pod type '%s'", svc->name,
+			  pod ? pod : "");
 		goto leave;
 	}
 	/* The same count, or none set to drop: no new configuration. */

@@ -3,9 +3,10 @@
  * diff, rollback and remove a service; start, stop, interrupt, continue,
  * force-complete and restart plans and their steps; restart, replace,
  * pause and resume pods; set a pod type's count; decommission, adopt and
- * reset nodes; delete kept volumes. The operator API (server/api.c) is one caller; an autoscaler,
- * a stack of services, a DR failover or a UI are others. They take plain
- * C arguments and know nothing of HTTP or JSON.
+ * reset nodes; delete kept volumes. The operator API (server/api.c) is
+ * one caller; an autoscaler, a stack of services, a DR failover or a UI
+ * are others. They take plain C arguments and know nothing of HTTP or
+ * JSON.
  *
  * The contract every hf_ops_* function keeps:
  *
@@ -113,7 +114,7 @@ struct hf_ops_change {
 	char *from;               /* the target's id before */
 	char *to;                 /* the new target's id; NULL when unchanged */
 	bool changed;             /* a new target was made */
-	const char *plan;         /* ... and the plan it runs ("update", "deploy") */
+	const char *plan;         /* its plan: "update" or "deploy" */
 	char *refused;            /* diff only: why an update would be refused */
 };
 void hf_ops_change_release(struct hf_ops_change *c);

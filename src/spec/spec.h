@@ -386,7 +386,7 @@ struct hf_spec_external_volume {
 	char *volume_mode;
 };
 
-/* The most instances of one pod type a spec (or a count set over it) asks for. */
+/* The most instances of a pod type a spec (or a count set over it) asks. */
 #define HF_SPEC_POD_COUNT_MAX 100000
 
 struct hf_spec_pod {

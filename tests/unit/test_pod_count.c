@@ -43,7 +43,8 @@
 	"  b:\n"                                                               \
 	"    count: 1\n"                                                       \
 	"    tasks:\n"                                                         \
-	"      server: {goal: RUNNING, cmd: exec sleep 9, cpus: 0.1, memory: 32}\n"
+	"      server: {goal: RUNNING, cmd: exec sleep 9, cpus: 0.1, "         \
+	"memory: 32}\n"
 
 static char *spec_text(int count, int sleep)
 {
@@ -109,9 +110,10 @@ static void test_codec_round_trip(void **state)
 	/* The loaded spec and its plans have the count. */
 	assert_int_equal(pod_of(back, "a")->count, 4);
 	assert_int_equal(pod_of(back, "a")->spec_count, 1);
-	assert_int_equal(
-	    hf_plan_defs_find(&back->plans, "deploy")->phases.items[0].steps.len,
-	    4);
+	assert_int_equal(hf_plan_defs_find(&back->plans, "deploy")
+			     ->phases.items[0]
+			     .steps.len,
+			 4);
 	hf_model_release(&m);
 	free(text);
 	hf_model_config_free(cfg);

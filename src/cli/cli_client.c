@@ -1742,6 +1742,116 @@ static int cmd_pod_resume(int argc, char **argv)
 	return pod_action(argc, argv, "resume");
 }
 
+/* The old and new count of pod type pod in a change's diff. */
+static void diff_counts(const json_t *d, const char *pod, long long *from,
+			long long *to)
+{
+	size_t i;
+	json_t *p;
+
+	*from = *to = -1;
+	json_array_foreach(json_object_get(d, "pods"), i, p)
+	{
+		if (strcmp(json_string_value(json_object_get(p, "pod")), pod))
+			continue;
+		*from = json_integer_value(json_object_get(p, "old-count"));
+		*to = json_integer_value(json_object_get(p, "new-count"));
+	}
+}
+
+/* pod scale POD-TYPE (COUNT | --reset): a count set over the spec's. */
+static int cmd_pod_scale(int argc, char **argv)
+{
+	const char *pod = NULL, *num = NULL;
+	bool reset = false, wait = false;
+	double timeout = 0;
+	char *svc = NULL, *esc, *rest, *path, *end;
+	long long count = 0, from, to;
+	json_t *body = NULL, *out = NULL;
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--reset") == 0)
+			reset = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!pod && argv[k][0] != '-')
+			pod = argv[k];
+		else if (!num && (argv[k][0] != '-' ||
+				  (argv[k][1] >= '0' && argv[k][1] <= '9')))
+			num = argv[k];
+		else
+			return hf_cli_usage("pod", "scale");
+	}
+	if (num) {
+		errno = 0;
+		count = strtoll(num, &end, 10);
+		if (errno || *end || end == num) {
+			fprintf(stderr, "holdfast: '%s' is not a count\n", num);
+			return HF_EXIT_USAGE;
+		}
+	}
+	if (!pod || !num == !reset)
+		return hf_cli_usage("pod", "scale");
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	esc = hf_url_escape(pod);
+	rest = hf_xasprintf("/pod-types/%s/count", esc);
+	path = svc_path(svc, rest);
+	if (!reset)
+		body = json_pack("{s:I}", "count", (json_int_t)count);
+	rc = api(reset ? "DELETE" : "PUT", path, body, &status, &out);
+	if (rc)
+		goto out;
+	if (status == 409 && json_object_get(out, "refusals") && !g.json) {
+		print_diff_body(out);
+		fprintf(stderr,
+			"holdfast: scaling %s of %s is refused; nothing "
+			"changed\n",
+			pod, svc);
+		rc = HF_EXIT_FAIL;
+		goto out;
+	}
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json && !wait) {
+		print_json(out);
+	} else if (!g.json) {
+		print_diff_body(out);
+		diff_counts(out, pod, &from, &to);
+		if (json_is_true(json_object_get(out, "changed")))
+			printf("scaled %s of %s: count %lld -> %lld (config %s "
+			       "-> %s)\n",
+			       pod, svc, from, to,
+			       json_string_value(json_object_get(out, "from")),
+			       json_string_value(json_object_get(out, "to")));
+		else
+			printf("no change: %s of %s %s\n", pod, svc,
+			       reset ? "has its spec's count already"
+				     : "has that count already");
+	}
+	if (wait && json_is_true(json_object_get(out, "changed")))
+		rc = wait_change(
+		    svc, json_string_value(json_object_get(out, "plan")),
+		    timeout);
+out:
+	json_decref(body);
+	json_decref(out);
+	free(esc);
+	free(rest);
+	free(path);
+	free(svc);
+	return rc;
+}
+
 /* GET a service path and print it (JSON, or lines for string arrays). */
 static int show_get(const char *rest, bool lines)
 {
@@ -2557,6 +2667,17 @@ const struct hf_cmd hf_client_cmds[] = {
      "relaunch a pod's tasks as sleeps, to repair its volumes", NULL, NULL},
     {"pod", "resume", cmd_pod_resume, "POD",
      "relaunch a paused pod's tasks normally", NULL, NULL},
+    {"pod", "scale", cmd_pod_scale,
+     "POD-TYPE (COUNT | --reset) [--wait] [--timeout S] [--json]",
+     "set how many instances of a pod type run, over the spec's count",
+     "Makes a new target configuration with that count, as an update with\n"
+     "it would: new instances are launched; with a lower count the highest\n"
+     "indexes are drained (their decommission task) and removed, which\n"
+     "needs allow-decommission: true. The count stays set across updates\n"
+     "that leave the spec's count of the pod type as it was; an update\n"
+     "that changes it wins (its diff says so). --reset hands the count\n"
+     "back to the spec. --wait follows the plan as 'service update --wait'\n"
+     "does.", NULL},
     {"endpoints", NULL, cmd_endpoints, "[NAME] [--json]",
      "list advertised endpoints, or show one's addresses",
      "Without NAME: the names of the ports the service advertises\n"

@@ -81,6 +81,24 @@ static void kv_from_json(struct hf_kvlist *l, const json_t *o)
 	    if (json_is_string(v)) hf_kvlist_set(l, k, json_string_value(v));
 }
 
+/* A checked object of counts (F_COUNT_MAP) into pod -> decimal. */
+static void counts_from_json(struct hf_kvlist *l, const json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return;
+	json_object_foreach((json_t *)o, k, v)
+	{
+		char num[32];
+
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)json_integer_value(v));
+		hf_kvlist_set(l, k, num);
+	}
+}
+
 static json_t *strs_json(const struct hf_strlist *l)
 {
 	json_t *a = json_array();
@@ -433,6 +451,7 @@ enum field_type {
 	F_STR_LIST,  /* an array of strings */
 	F_LIST,      /* an array; its items are checked by the caller */
 	F_OBJ_NULL,  /* an object (checked by the caller) or null */
+	F_COUNT_MAP, /* an object of pod counts (0 .. HF_SPEC_POD_COUNT_MAX) */
 };
 
 struct field {
@@ -462,6 +481,7 @@ static const struct field config_fields[] = {
     {"id", F_STR, true},           {"text", F_STR, true},
     {"file", F_STR_NULL, false},   {"options", F_STR_MAP, false},
     {"templates", F_STR_MAP, false}, {"created", F_INT, false},
+    {"counts", F_COUNT_MAP, false},
 };
 
 static const struct field instance_fields[] = {
@@ -571,6 +591,18 @@ static bool field_ok(const json_t *v, enum field_type t)
 		return json_is_array(v);
 	case F_OBJ_NULL:
 		return json_is_object(v) || json_is_null(v);
+	case F_COUNT_MAP: {
+		const char *k;
+		json_t *c;
+
+		if (!json_is_object(v))
+			return false;
+		json_object_foreach((json_t *)v, k, c)
+		    if (!json_is_integer(c) || json_integer_value(c) < 0 ||
+			json_integer_value(c) > HF_SPEC_POD_COUNT_MAX)
+			return false;
+		return true;
+	}
 	}
 	return false;
 }
@@ -587,6 +619,7 @@ static const char *const field_type_names[] = {
     [F_STR_LIST] = "an array of strings",
     [F_LIST] = "an array",
     [F_OBJ_NULL] = "an object or null",
+    [F_COUNT_MAP] = "an object of pod counts",
 };
 
 /*
@@ -891,6 +924,7 @@ static int load_service_part(struct hf_service *svc,
 		cfg->created = int_json(o, "created", 0);
 		kv_from_json(&cfg->options, json_object_get(o, "options"));
 		kv_from_json(&cfg->templates, json_object_get(o, "templates"));
+		counts_from_json(&cfg->counts, json_object_get(o, "counts"));
 		/*
 		 * An old config that no longer loads is kept, unused; the
 		 * target must load (load_services).
@@ -1068,11 +1102,20 @@ json_t *hf_codec_service(const struct hf_service *svc)
 
 json_t *hf_codec_config(const struct hf_config *cfg)
 {
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I}", "id", cfg->id,
+	json_t *counts = json_object();
+
+	/* Counts are decimal in memory (the spec loader's), numbers here. */
+	for (size_t i = 0; i < cfg->counts.len; i++) {
+		const struct hf_kv *kv = &cfg->counts.items[i];
+
+		json_object_set_new(counts, kv->key,
+				    json_integer(strtoll(kv->value, NULL, 10)));
+	}
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o}", "id", cfg->id,
 			 "text", cfg->text, "file", str_or_null(cfg->file),
 			 "options", kv_json(&cfg->options), "templates",
 			 kv_json(&cfg->templates), "created",
-			 (json_int_t)cfg->created);
+			 (json_int_t)cfg->created, "counts", counts);
 }
 
 json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n)

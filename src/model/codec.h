@@ -6,7 +6,8 @@
  *
  * Keys:
  *   /services/<svc>                     service record
- *   /services/<svc>/configs/<id>        spec text, options, templates
+ *   /services/<svc>/configs/<id>        spec text, options, templates,
+ *                                       counts set over the spec's
  *   /services/<svc>/instances/<pod-i>   pod instance with its task launches
  *   /services/<svc>/runs/<plan>         plan run and its overrides
  *   /nodes/<id>                         node record, with the volumes on

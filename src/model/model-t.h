@@ -115,6 +115,11 @@ struct hf_config {
 	char *file;                /* its file name, for messages */
 	struct hf_kvlist options;  /* -o / --options */
 	struct hf_kvlist templates; /* config templates: path -> content */
+	/*
+	 * pod -> a count set over the spec's (pod scale; decimal): spec's
+	 * pods, plans and fingerprints have it. Never the spec's own count.
+	 */
+	struct hf_kvlist counts;
 	int64_t created;
 	struct hf_spec *spec;      /* parsed; NULL when it no longer loads */
 	char *load_error;          /* ... and why (loaded from the store) */

@@ -439,6 +439,7 @@ void hf_model_config_free(struct hf_config *cfg)
 	free(cfg->load_error);
 	hf_kvlist_release(&cfg->options);
 	hf_kvlist_release(&cfg->templates);
+	hf_kvlist_release(&cfg->counts);
 	hf_kvlist_release(&cfg->fingerprints);
 	hf_spec_free(cfg->spec);
 	hf_plan_defs_release(&cfg->plans);
@@ -517,6 +518,7 @@ int hf_model_config_load(struct hf_config *cfg, bool stored,
 	    .options = &cfg->options,
 	    .template_files = &cfg->templates,
 	    .stored = stored,
+	    .counts = &cfg->counts,
 	};
 	int rc;
 

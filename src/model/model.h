@@ -123,11 +123,11 @@ void hf_plan_run_release(struct hf_plan_run *r);
 void hf_model_config_free(struct hf_config *cfg);
 
 /*
- * Parses a config (spec text, options, templates) into cfg->spec,
- * cfg->plans and cfg->fingerprints. stored: a config read back from the
- * store, which this or an older holdfast accepted, so checks added since
- * only warn (hf_spec_load_opts). Returns 0 or HF_ESPEC with reasons in
- * diags.
+ * Parses a config (spec text, options, templates, with its counts set
+ * over the spec's) into cfg->spec, cfg->plans and cfg->fingerprints.
+ * stored: a config read back from the store, which this or an older
+ * holdfast accepted, so checks added since only warn (hf_spec_load_opts).
+ * Returns 0 or HF_ESPEC with reasons in diags.
  */
 int hf_model_config_load(struct hf_config *cfg, bool stored,
 			 struct hf_diags *diags);

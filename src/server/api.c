@@ -140,6 +140,26 @@ static json_t *task_counts(const struct hf_service *svc)
 	return o;
 }
 
+/*
+ * Each pod type's count: the spec's, or one set over it (pod scale), and
+ * which the target has.
+ */
+static json_t *pod_types_json(const struct hf_config *cfg)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; cfg && cfg->spec && i < cfg->spec->pods.len; i++) {
+		const struct hf_spec_pod *p = &cfg->spec->pods.items[i];
+
+		json_array_append_new(
+		    a, json_pack("{s:s, s:I, s:I, s:b}", "name", p->name,
+				 "count", (json_int_t)p->count, "spec_count",
+				 (json_int_t)p->spec_count, "overridden",
+				 hf_kvlist_get(&cfg->counts, p->name) != NULL));
+	}
+	return a;
+}
+
 static json_t *service_summary(struct hf_srv *s, struct hf_service *svc)
 {
 	json_t *plans = json_object();
@@ -154,10 +174,11 @@ static json_t *service_summary(struct hf_srv *s, struct hf_service *svc)
 				    json_string(hf_status_name(v.status)));
 		hf_plan_view_release(&v);
 	}
-	return json_pack("{s:s, s:o, s:b, s:o, s:o, s:I}", "name", svc->name,
-			 "config_id", str_or_null(svc->target), "removing",
-			 svc->removing, "plans", plans, "tasks",
-			 task_counts(svc), "created", (json_int_t)svc->created);
+	return json_pack("{s:s, s:o, s:b, s:o, s:o, s:o, s:I}", "name",
+			 svc->name, "config_id", str_or_null(svc->target),
+			 "removing", svc->removing, "plans", plans, "tasks",
+			 task_counts(svc), "pod_types", pod_types_json(cfg),
+			 "created", (json_int_t)svc->created);
 }
 
 static void h_services_list(void *ctx, const struct hf_http_req *req,
@@ -323,6 +344,8 @@ static json_t *change_json(const struct hf_ops_change *c, const char *refused)
 	json_object_set_new(o, "changed", json_boolean(c->changed));
 	json_object_set_new(o, "from", str_or_null(c->from));
 	json_object_set_new(o, "to", str_or_null(c->to));
+	if (c->plan)
+		json_object_set_new(o, "plan", json_string(c->plan));
 	if (refused) {
 		json_object_set_new(o, "error",
 				    json_string(hf_err_name(HF_EREFUSED)));
@@ -392,6 +415,43 @@ static void h_service_rollback(void *ctx, const struct hf_http_req *req,
 				 hf_kvlist_get(&req->query, "to"), &out, &err);
 
 	answer_change(resp, rc, &out, &err);
+	hf_ops_change_release(&out);
+	hf_ops_err_release(&err);
+}
+
+/*
+ * PUT /v1/service/{svc}/pod-types/{pod}/count {"count": N} sets a pod
+ * type's count over its spec's; DELETE hands it back to the spec. Both
+ * answer as an update does.
+ */
+static void h_pod_count(void *ctx, const struct hf_http_req *req,
+			struct hf_http_resp *resp)
+{
+	const char *svc = hf_kvlist_get(&req->params, "svc");
+	const char *pod = hf_kvlist_get(&req->params, "pod");
+	struct hf_ops_change out = {0};
+	struct hf_ops_err err = {0};
+	json_t *body = NULL, *count;
+	int rc;
+
+	if (strcmp(req->method, "DELETE") == 0) {
+		rc = hf_ops_pod_count_reset(srv_of(ctx), svc, pod, &out, &err);
+	} else {
+		if (hf_http_body_json(req, resp, &body))
+			return;
+		count = json_object_get(body, "count");
+		if (!json_is_integer(count)) {
+			hf_http_error(resp, HF_EINVAL,
+				      "the body needs \"count\": the pod "
+				      "type's count, an integer");
+			goto out;
+		}
+		rc = hf_ops_pod_count(srv_of(ctx), svc, pod,
+				      json_integer_value(count), &out, &err);
+	}
+	answer_change(resp, rc, &out, &err);
+out:
+	json_decref(body);
 	hf_ops_change_release(&out);
 	hf_ops_err_release(&err);
 }
@@ -1511,6 +1571,10 @@ static const struct hf_http_route routes[] = {
     {"POST", "/v1/service/{svc}/pod/{pod}/pause", h_pod_pause,
      HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/service/{svc}/pod/{pod}/resume", h_pod_resume,
+     HF_ROUTE_WRITE, NULL},
+    {"PUT", "/v1/service/{svc}/pod-types/{pod}/count", h_pod_count,
+     HF_ROUTE_WRITE, NULL},
+    {"DELETE", "/v1/service/{svc}/pod-types/{pod}/count", h_pod_count,
      HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/service/{svc}/endpoints", h_endpoints, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/endpoints/{name}", h_endpoints, HF_ROUTE_READ,

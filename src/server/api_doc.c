@@ -37,6 +37,11 @@ struct route_doc {
 	"\"removing\": \"boolean\", "                                          \
 	"\"plans\": {\"<plan>\": \"string (the plan's status)\"}, "            \
 	"\"tasks\": {\"<state>\": \"integer (how many tasks are in it)\"}, "   \
+	"\"pod_types\": [{\"name\": \"string\", "                              \
+	"\"count\": \"integer (the instances the target runs)\", "             \
+	"\"spec_count\": \"integer (the spec's count)\", "                     \
+	"\"overridden\": \"boolean (count is set over the spec's: pod "        \
+	"scale)\"}], "                                                         \
 	"\"created\": \"integer (unix ms)\"}"
 
 #define CONFIG_BODY                                                            \
@@ -60,6 +65,7 @@ struct route_doc {
 	"\"changed\": \"boolean (a new target was made)\", "                   \
 	"\"from\": \"string|null (the configuration before)\", "               \
 	"\"to\": \"string|null (the new target)\", "                           \
+	"\"plan?\": \"string (the plan the new target runs)\", "               \
 	"\"error?\": \"string (refused)\", \"message?\": \"string\"}"
 
 #define STATUS_WORDS                                                           \
@@ -406,6 +412,36 @@ static const struct route_doc docs[] = {
 	 "\"once_done\": \"boolean\", \"want_running\": \"boolean\", "
 	 "\"launches\": \"integer\", \"restarts\": \"integer\"}]}",
      .errors = "not-found"},
+    {.method = "PUT",
+     .pattern = "/v1/service/{svc}/pod-types/{pod}/count",
+     .section = "Pods",
+     .summary =
+	 "Sets the count of a pod type over its spec's (`holdfast pod "
+	 "scale`), as an update with that count would: a new configuration "
+	 "becomes the target and runs the update plan (else deploy), which "
+	 "launches the new instances; the highest indexes beyond a lower "
+	 "count are drained (their `decommission` task) and removed. A count "
+	 "lower than now needs `allow-decommission: true` (else `409` with "
+	 "the diff). The count stays set across updates that leave the "
+	 "spec's count of that pod type as it was; an update that changes "
+	 "it drops the count set here (its diff says so). A count equal to "
+	 "the spec's sets none; the same count as now answers `changed: "
+	 "false`. `GET /v1/services/{svc}` shows each pod type's count.",
+     .request = "{\"count\": \"integer (0 to 100000)\"}",
+     .status = "200",
+     .response = DIFF_SHAPE,
+     .errors = "bad-json invalid invalid-spec not-found refused conflict "
+	       "internal"},
+    {.method = "DELETE",
+     .pattern = "/v1/service/{svc}/pod-types/{pod}/count",
+     .section = "Pods",
+     .summary =
+	 "Hands a pod type's count back to its spec (`holdfast pod scale "
+	 "--reset`): the count set over it is dropped, as a `PUT` of the "
+	 "spec's count would. With none set it answers `changed: false`.",
+     .status = "200",
+     .response = DIFF_SHAPE,
+     .errors = "invalid-spec not-found refused conflict internal"},
     {.method = "POST",
      .pattern = "/v1/service/{svc}/pod/{pod}/restart",
      .section = "Pods",

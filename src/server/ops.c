@@ -245,11 +245,12 @@ out:
 /* Services                                                             */
 
 /*
- * A new configuration (no id yet) from a spec: loaded, and checked for
- * what holdfast supports and for plans that name undeclared pods. Pure:
- * no lock needed.
+ * A new configuration (no id yet) from a spec, with counts set over its
+ * own (may be NULL): loaded, and checked for what holdfast supports and
+ * for plans that name undeclared pods. Pure: no lock needed.
  */
-static int config_new(const struct hf_ops_spec *in, struct hf_config **out,
+static int config_new(const struct hf_ops_spec *in,
+		      const struct hf_kvlist *counts, struct hf_config **out,
 		      struct hf_ops_err *err)
 {
 	struct hf_config *cfg;
@@ -266,6 +267,8 @@ static int config_new(const struct hf_ops_spec *in, struct hf_config **out,
 		hf_kvlist_copy(&cfg->options, in->options);
 	if (in->templates)
 		hf_kvlist_copy(&cfg->templates, in->templates);
+	if (counts)
+		hf_kvlist_copy(&cfg->counts, counts);
 	cfg->created = hf_now_ms();
 	if (hf_state_config_load(cfg, &err->diags)) {
 		rc = fail(err, HF_ESPEC, "the service spec is invalid");
@@ -320,7 +323,7 @@ int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
 	struct hf_decide_ctx ctx;
 	struct hf_actions a = {0};
 	struct hf_action *x;
-	int rc = config_new(spec, &cfg, err);
+	int rc = config_new(spec, NULL, &cfg, err);
 
 	if (rc)
 		return rc;
@@ -380,20 +383,35 @@ void hf_ops_change_release(struct hf_ops_change *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* A pod count's change (ci below): the new target's counts, made from base. */
+struct counts_in {
+	const char *base;               /* the target they were made from */
+	const struct hf_kvlist *counts; /* all the new target's */
+	const char *why;                /* its event's */
+};
+static int counts_carry(const struct hf_config *cur, struct hf_config **cfg,
+			const struct counts_in *ci, struct hf_ops_err *err);
+static void counts_note(const struct hf_config *cur,
+			const struct hf_config *cfg, const struct counts_in *ci,
+			struct hf_spec_diff *d);
+
 /*
  * Update (apply) or diff: the new spec is diffed against the target; a
- * refused change leaves everything as it was and says every reason.
+ * refused change leaves everything as it was and says every reason. ci:
+ * a pod count's (else counts set over the target's spec are carried over
+ * by counts_carry's rule).
  */
 static int change(struct hf_srv *s, const char *name,
 		  const struct hf_ops_spec *spec, bool apply,
-		  struct hf_ops_change *out, struct hf_ops_err *err)
+		  const struct counts_in *ci, struct hf_ops_change *out,
+		  struct hf_ops_err *err)
 {
 	struct hf_config *cfg, *cur, *added;
 	struct hf_service *svc;
 	struct hf_decide_ctx ctx;
 	struct hf_actions a = {0};
 	struct hf_action *x;
-	int rc = config_new(spec, &cfg, err);
+	int rc = config_new(spec, ci ? ci->counts : NULL, &cfg, err);
 
 	if (rc)
 		return rc;
@@ -424,7 +442,11 @@ static int change(struct hf_srv *s, const char *name,
 			  svc->name);
 		goto leave;
 	}
+	rc = counts_carry(cur, &cfg, ci, err);
+	if (rc)
+		goto leave;
 	hf_spec_diff(cur->spec, cfg->spec, &out->diff);
+	counts_note(cur, cfg, ci, &out->diff);
 	out->from = hf_xstrdup(cur->id);
 	if (out->diff.refusals.len) {
 		char *why = hf_xasprintf("the change is refused: %s%s",
@@ -448,7 +470,7 @@ static int change(struct hf_srv *s, const char *name,
 	x->u.config.next_config = svc->next_config + 1;
 	cfg = NULL; /* the list's, then the service's */
 	note_event(&a, svc->name, "service", svc->name, cur->id,
-		   x->u.config.id, "update");
+		   x->u.config.id, ci ? ci->why : "update");
 	/* The config first: the change is decided on it. */
 	hf_apply(s, &a);
 	added = hf_state_config(svc, a.items[0].u.config.id);
@@ -459,6 +481,7 @@ static int change(struct hf_srv *s, const char *name,
 	}
 	out->to = hf_xstrdup(added->id);
 	out->changed = true;
+	out->plan = hf_spec_update_plan_name(added->spec, false);
 	hf_apply_ctx(s, &ctx);
 	hf_decide_set_target(&s->model, svc, added, false, &ctx, &a);
 	carry_out(s, &a);
@@ -474,14 +497,14 @@ int hf_ops_update(struct hf_srv *s, const char *svc,
 		  const struct hf_ops_spec *spec, struct hf_ops_change *out,
 		  struct hf_ops_err *err)
 {
-	return change(s, svc, spec, true, out, err);
+	return change(s, svc, spec, true, NULL, out, err);
 }
 
 int hf_ops_diff(struct hf_srv *s, const char *svc,
 		const struct hf_ops_spec *spec, struct hf_ops_change *out,
 		struct hf_ops_err *err)
 {
-	return change(s, svc, spec, false, out, err);
+	return change(s, svc, spec, false, NULL, out, err);
 }
 
 int hf_ops_rollback(struct hf_srv *s, const char *name, const char *to,
@@ -1344,4 +1367,233 @@ int hf_ops_node_reset_identity(struct hf_srv *s, const char *node,
 		free(why);
 	}
 	return leave(s, rc, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pod types                                                            */
+
+/*
+ * The counts a change's new configuration *cfg gets. A pod count's (ci)
+ * were made from the target `base`: if the target changed meanwhile, the
+ * change is refused (HF_ECONFLICT) rather than made over the new one. An
+ * update keeps each count set over the target's spec for a pod type
+ * whose count the new spec does not change (an operator who changes it
+ * means it); *cfg is then loaded again, with them, since the spec is
+ * validated with its counts.
+ */
+static int counts_carry(const struct hf_config *cur, struct hf_config **cfg,
+			const struct counts_in *ci, struct hf_ops_err *err)
+{
+	struct hf_kvlist keep = {0};
+	struct hf_config *fresh;
+	int rc;
+
+	if (ci)
+		return strcmp(cur->id, ci->base) == 0
+			   ? 0
+			   : fail(err, HF_ECONFLICT,
+				  "the target of service '%s' became "
+				  "configuration %s meanwhile; try again",
+				  (*cfg)->spec->name, cur->id);
+	for (size_t i = 0; i < cur->counts.len; i++) {
+		const char *pod = cur->counts.items[i].key;
+		const struct hf_spec_pod *op = hf_spec_find_pod(cur->spec, pod);
+		const struct hf_spec_pod *np =
+		    hf_spec_find_pod((*cfg)->spec, pod);
+
+		if (op && np && op->spec_count == np->spec_count)
+			hf_kvlist_set(&keep, pod, cur->counts.items[i].value);
+	}
+	if (!keep.len)
+		return 0;
+	rc = config_new(&(struct hf_ops_spec){.text = (*cfg)->text,
+					      .file = (*cfg)->file,
+					      .options = &(*cfg)->options,
+					      .templates = &(*cfg)->templates},
+			&keep, &fresh, err);
+	if (rc) {
+		free(err->why);
+		err->why = NULL;
+		fail(err, rc,
+		     "the spec does not load with the counts set over it "
+		     "('holdfast pod scale POD-TYPE --reset' hands a count "
+		     "back to the spec)");
+	} else {
+		hf_state_config_free(*cfg);
+		*cfg = fresh;
+	}
+	hf_kvlist_release(&keep);
+	return rc;
+}
+
+static struct hf_pod_diff *pod_diff(struct hf_spec_diff *d, const char *pod)
+{
+	for (size_t i = 0; i < d->pods.len; i++)
+		if (strcmp(d->pods.items[i].pod, pod) == 0)
+			return &d->pods.items[i];
+	return NULL;
+}
+
+/*
+ * Says in d what became of the counts set over the specs' from the
+ * target cur to cfg. A count set or dropped is a change of the service
+ * (d->changes); one kept is said with its pod type only.
+ */
+static void counts_note(const struct hf_config *cur,
+			const struct hf_config *cfg, const struct counts_in *ci,
+			struct hf_spec_diff *d)
+{
+	for (size_t i = 0; i < cfg->counts.len; i++) {
+		const char *pod = cfg->counts.items[i].key;
+		const char *v = cfg->counts.items[i].value;
+		const char *was = hf_kvlist_get(&cur->counts, pod);
+		const struct hf_spec_pod *np = hf_spec_find_pod(cfg->spec, pod);
+		struct hf_pod_diff *pd = pod_diff(d, pod);
+
+		if (!np)
+			continue;
+		if (!was || strcmp(was, v) != 0)
+			say(&d->changes,
+			    "pod %s: count %s set over the spec's %lld", pod, v,
+			    (long long)np->spec_count);
+		else if (pd)
+			say(&pd->changes,
+			    "count %s kept: it was set over the spec's %lld, "
+			    "which this spec does not change",
+			    v, (long long)np->spec_count);
+	}
+	for (size_t i = 0; i < cur->counts.len; i++) {
+		const char *pod = cur->counts.items[i].key;
+		const char *was = cur->counts.items[i].value;
+		const struct hf_spec_pod *op = hf_spec_find_pod(cur->spec, pod);
+		const struct hf_spec_pod *np = hf_spec_find_pod(cfg->spec, pod);
+
+		if (!op || hf_kvlist_get(&cfg->counts, pod))
+			continue;
+		if (!np)
+			say(&d->changes,
+			    "pod %s: count %s set over the spec's is dropped "
+			    "with its pod type",
+			    pod, was);
+		else if (ci)
+			say(&d->changes,
+			    "pod %s: count handed back to the spec (%lld)", pod,
+			    (long long)np->spec_count);
+		else
+			say(&d->changes,
+			    "pod %s: count %s set over the spec's %lld "
+			    "dropped: the spec's count changed to %lld",
+			    pod, was, (long long)op->spec_count,
+			    (long long)np->spec_count);
+	}
+}
+
+/* hf_ops_pod_count (reset false) and hf_ops_pod_count_reset. */
+static int pod_count(struct hf_srv *s, const char *name, const char *pod,
+		     int64_t count, bool reset, struct hf_ops_change *out,
+		     struct hf_ops_err *err)
+{
+	struct hf_kvlist counts = {0}, options = {0}, templates = {0};
+	char *base = NULL, *text = NULL, *file = NULL, *why = NULL;
+	const struct hf_spec_pod *sp;
+	struct hf_service *svc;
+	struct hf_config *cur;
+	bool same = false;
+	int rc;
+
+	if (!reset && (count < 0 || count > HF_SPEC_POD_COUNT_MAX))
+		return fail(err, HF_EINVAL,
+			    "a pod type's count is 0 to %d; %lld is not",
+			    HF_SPEC_POD_COUNT_MAX, (long long)count);
+	rc = enter(s, err);
+	if (rc)
+		return rc;
+	svc = find_service(s, name, err);
+	if (!svc) {
+		rc = HF_ENOTFOUND;
+		goto leave;
+	}
+	if (svc->removing) {
+		rc = fail(err, HF_ECONFLICT, "service '%s' is being removed",
+			  svc->name);
+		goto leave;
+	}
+	cur = hf_state_target(svc);
+	if (!cur || !cur->spec) {
+		rc = fail(err, HF_EINTERNAL,
+			  "service '%s' has no usable target configuration",
+			  svc->name);
+		goto leave;
+	}
+	sp = pod ? hf_spec_find_pod(cur->spec, pod) : NULL;
+	if (!sp) {
+		rc = fail(err, HF_ENOTFOUND,
+			  "service '%s' has no pod type '%s'", svc->name,
+			  pod ? pod : "");
+		goto leave;
+	}
+	/* The same count, or none set to drop: no new configuration. */
+	same = reset ? !hf_kvlist_get(&cur->counts, pod) : count == sp->count;
+	if (same) {
+		out->from = hf_xstrdup(cur->id);
+		goto leave;
+	}
+	/* A count equal to the spec's is no count set over it. */
+	for (size_t i = 0; i < cur->counts.len; i++)
+		if (strcmp(cur->counts.items[i].key, pod) != 0)
+			hf_kvlist_set(&counts, cur->counts.items[i].key,
+				      cur->counts.items[i].value);
+	if (!reset && count != sp->spec_count) {
+		char num[32];
+
+		snprintf(num, sizeof(num), "%lld", (long long)count);
+		hf_kvlist_set(&counts, pod, num);
+	}
+	why = reset || count == sp->spec_count
+		  ? hf_xasprintf("count of pod %s handed back to the spec "
+				 "(%lld)",
+				 pod, (long long)sp->spec_count)
+		  : hf_xasprintf("count of pod %s set to %lld", pod,
+				 (long long)count);
+	/* Copies: the configuration is parsed without the lock held. */
+	base = hf_xstrdup(cur->id);
+	text = hf_xstrdup(cur->text);
+	file = cur->file ? hf_xstrdup(cur->file) : NULL;
+	hf_kvlist_copy(&options, &cur->options);
+	hf_kvlist_copy(&templates, &cur->templates);
+leave:
+	rc = leave(s, rc, err);
+	if (!rc && !same)
+		rc = change(s, name,
+			    &(struct hf_ops_spec){.text = text,
+						  .file = file,
+						  .options = &options,
+						  .templates = &templates},
+			    true,
+			    &(struct counts_in){.base = base,
+						.counts = &counts,
+						.why = why},
+			    out, err);
+	hf_kvlist_release(&counts);
+	hf_kvlist_release(&options);
+	hf_kvlist_release(&templates);
+	free(base);
+	free(text);
+	free(file);
+	free(why);
+	return rc;
+}
+
+int hf_ops_pod_count(struct hf_srv *s, const char *svc, const char *pod,
+		     int64_t count, struct hf_ops_change *out,
+		     struct hf_ops_err *err)
+{
+	return pod_count(s, svc, pod, count, false, out, err);
+}
+
+int hf_ops_pod_count_reset(struct hf_srv *s, const char *svc,
+			   const char *pod, struct hf_ops_change *out,
+			   struct hf_ops_err *err)
+{
+	return pod_count(s, svc, pod, 0, true, out, err);
 }

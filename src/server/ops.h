@@ -2,10 +2,11 @@
  * ops.h - the operations on a cluster, one function each: deploy, update,
  * diff, rollback and remove a service; start, stop, interrupt, continue,
  * force-complete and restart plans and their steps; restart, replace,
- * pause and resume pods; decommission, adopt and reset nodes; delete kept
- * volumes. The operator API (server/api.c) is one caller; an autoscaler,
- * a stack of services, a DR failover or a UI are others. They take plain
- * C arguments and know nothing of HTTP or JSON.
+ * pause and resume pods; set a pod type's count; decommission, adopt and
+ * reset nodes; delete kept volumes. The operator API (server/api.c) is
+ * one caller; an autoscaler, a stack of services, a DR failover or a UI
+ * are others. They take plain C arguments and know nothing of HTTP or
+ * JSON.
  *
  * The contract every hf_ops_* function keeps:
  *
@@ -115,6 +116,7 @@ struct hf_ops_change {
 	char *from;               /* the target's id before */
 	char *to;                 /* the new target's id; NULL when unchanged */
 	bool changed;             /* a new target was made */
+	const char *plan;         /* its plan: "update" or "deploy" */
 	char *refused;            /* diff only: why an update would be refused */
 };
 void hf_ops_change_release(struct hf_ops_change *c);
@@ -122,6 +124,10 @@ void hf_ops_change_release(struct hf_ops_change *c);
 /*
  * Updates service svc to spec: a new configuration becomes the target and
  * the plan a change runs starts (update if the spec has one, else deploy).
+ * A count set over the target's spec for a pod type (hf_ops_pod_count)
+ * stays set, unless spec's count for that pod type differs from the
+ * target spec's own (the operator changed it: the spec's count applies
+ * again); out->diff says which of the two happened.
  * A spec that changes nothing changes nothing (0, out->changed false).
  * HF_EREFUSED when the diff refuses the change (out->diff says every
  * reason), HF_ENOTFOUND, HF_ECONFLICT while the service is being removed,
@@ -280,6 +286,36 @@ int hf_ops_pod_pause(struct hf_srv *s, const char *svc, const char *pod,
 /* Relaunches a paused instance's tasks; HF_ECONFLICT if not paused. */
 int hf_ops_pod_resume(struct hf_srv *s, const char *svc, const char *pod,
 		      struct hf_strlist *tasks, struct hf_ops_err *err);
+
+/* ------------------------------------------------------------------ */
+/* Pod types                                                            */
+
+/*
+ * Sets the count of pod type `pod` of service svc, over its spec's: as
+ * hf_ops_update does, a new configuration with that count becomes the
+ * target and the plan a change runs starts (out->plan): new instances
+ * are launched, or the highest indexes beyond the count are drained and
+ * removed. The count stays set across updates that leave the spec's
+ * count of that pod type as it was, and with the configuration when it
+ * is rolled back to; a count equal to the spec's sets none (any set
+ * before is dropped). The same count as now changes nothing (0,
+ * out->changed false). HF_ENOTFOUND for an unknown service or pod type,
+ * HF_EINVAL for a count outside 0 .. HF_SPEC_POD_COUNT_MAX, HF_EREFUSED as
+ * an update's (a count that cannot decrease without allow-decommission;
+ * out->diff), HF_ECONFLICT while the service is being removed or when its
+ * target changed during the call; HF_ESPEC when the spec does not load
+ * with that count (a plan naming instances it would not have).
+ */
+int hf_ops_pod_count(struct hf_srv *s, const char *svc, const char *pod,
+		     int64_t count, struct hf_ops_change *out,
+		     struct hf_ops_err *err);
+/*
+ * Hands pod type pod's count back to the spec: the count set over it is
+ * dropped, as hf_ops_pod_count does. With none set: 0, out->changed false.
+ */
+int hf_ops_pod_count_reset(struct hf_srv *s, const char *svc,
+			   const char *pod, struct hf_ops_change *out,
+			   struct hf_ops_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Nodes                                                                */

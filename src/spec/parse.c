@@ -2036,7 +2036,8 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 	if (!hf_pctx_want_map(c, n))
 		return;
 	check_keys(c, n, key, pod_keys);
-	get_int(c, n, "count", 0, 100000, &p->count);
+	get_int(c, n, "count", 0, HF_SPEC_POD_COUNT_MAX, &p->count);
+	p->spec_count = p->count;
 	get_bool(c, n, "allow-decommission", &p->allow_decommission);
 	{
 		char *ret = NULL;
@@ -2607,6 +2608,24 @@ void hf_spec_parse_tree(struct hf_pctx *c, const struct hf_ynode *root)
 /* ------------------------------------------------------------------ */
 /* Loading                                                              */
 
+/* Puts counts set over the spec's in place, before it is validated. */
+static void set_counts(struct hf_spec *spec, const struct hf_kvlist *counts)
+{
+	for (size_t i = 0; counts && i < spec->pods.len; i++) {
+		struct hf_spec_pod *pod = &spec->pods.items[i];
+		const char *v = hf_kvlist_get(counts, pod->name);
+		char *end;
+		long long n;
+
+		if (!v || *v < '0' || *v > '9')
+			continue;
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (!errno && !*end && n <= HF_SPEC_POD_COUNT_MAX)
+			pod->count = n;
+	}
+}
+
 int hf_spec_load_string(const char *text, size_t len, const char *file,
 			const struct hf_spec_load_opts *opts,
 			struct hf_spec **out, struct hf_diags *diags)
@@ -2661,6 +2680,7 @@ int hf_spec_load_string(const char *text, size_t len, const char *file,
 		free(copy);
 	}
 	hf_spec_parse_tree(&c, root);
+	set_counts(c.spec, opts->counts);
 	hf_spec_validate(&c);
 	if (diags->errors == errors_before)
 		hf_spec_check_config_vars(&c);

@@ -386,9 +386,18 @@ struct hf_spec_external_volume {
 	char *volume_mode;
 };
 
+/* The most instances of a pod type a spec (or a count set over it) asks. */
+#define HF_SPEC_POD_COUNT_MAX 100000
+
 struct hf_spec_pod {
 	char *name;
+	/*
+	 * The instances to run: the spec's count, or the count set over it
+	 * (hf_spec_load_opts.counts) when there is one. spec_count is the
+	 * spec's own.
+	 */
 	int64_t count;
+	int64_t spec_count;
 	bool allow_decommission;
 	char *placement; /* as written; NULL when absent */
 	struct {
@@ -562,6 +571,14 @@ struct hf_spec_load_opts {
 	 * older holdfast accepted stays manageable.
 	 */
 	bool stored;
+	/*
+	 * Counts set over the spec's, pod name -> a count of 0 ..
+	 * HF_SPEC_POD_COUNT_MAX in decimal (the server's `pod scale`): the
+	 * spec is validated and its plans built with them. A pod the spec
+	 * does not declare, or a value that is no count, is ignored. May be
+	 * NULL.
+	 */
+	const struct hf_kvlist *counts;
 };
 
 /*

@@ -290,6 +290,10 @@ ROUTES = {
     ("POST", "/v1/service/{svc}/pod/{pod}/replace"): ("/v1/service/svc/pod/nosuch-0/replace", None, 404),
     ("POST", "/v1/service/{svc}/pod/{pod}/pause"): ("/v1/service/svc/pod/nosuch-0/pause", None, 404),
     ("POST", "/v1/service/{svc}/pod/{pod}/resume"): ("/v1/service/svc/pod/nosuch-0/resume", None, 404),
+    ("PUT", "/v1/service/{svc}/pod-types/{pod}/count"):
+        ("/v1/service/svc/pod-types/nosuch/count", {"count": 1}, 404),
+    ("DELETE", "/v1/service/{svc}/pod-types/{pod}/count"):
+        ("/v1/service/svc/pod-types/nosuch/count", None, 404),
     ("GET", "/v1/service/{svc}/endpoints"): ("/v1/service/svc/endpoints", None, 200),
     ("GET", "/v1/service/{svc}/endpoints/{name}"): ("/v1/service/svc/endpoints/http", None, 200),
     ("GET", "/v1/service/{svc}/configurations"): ("/v1/service/svc/configurations", None, 200),

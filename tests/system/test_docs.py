@@ -353,6 +353,18 @@ def test_every_route_answers_as_documented(cl):
     ck.call("POST", "/v1/service/{svc}/pod/{pod}/resume", pod + "web-1/resume",
             expect_error="conflict")
     ck.call("POST", "/v1/service/{svc}/pod/{pod}/replace", pod + "web-0/replace")
+    # A pod type's count: the same as now, then ones refused.
+    count = "/v1/service/docs/pod-types/web/count"
+    _, d = ck.call("PUT", "/v1/service/{svc}/pod-types/{pod}/count", count, {"count": 2})
+    assert d["changed"] is False, d
+    ck.call("PUT", "/v1/service/{svc}/pod-types/{pod}/count", count, {"count": -1},
+            expect_error="invalid")
+    ck.call("PUT", "/v1/service/{svc}/pod-types/{pod}/count", count, {"count": 1},
+            expect_error="refused")
+    ck.call("PUT", "/v1/service/{svc}/pod-types/{pod}/count",
+            "/v1/service/docs/pod-types/nosuch/count", {"count": 1}, expect_error="not-found")
+    _, d = ck.call("DELETE", "/v1/service/{svc}/pod-types/{pod}/count", count)
+    assert d["changed"] is False, d
 
     ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
     _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")

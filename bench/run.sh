@@ -71,13 +71,17 @@ fi
 
 work=$(mktemp -d /tmp/hfbench-run-XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# The agent runs the holdfast-shim next to its binary: copied along (a
+# binary from before holdfast-shim has none and needs none).
 if [ -n "${HOLDFAST_BIN:-}" ]; then
 	echo "== using HOLDFAST_BIN=$HOLDFAST_BIN (no build)"
 	cp "$HOLDFAST_BIN" "$work/holdfast"
+	shim_src=$(dirname "$HOLDFAST_BIN")/holdfast-shim
+	if [ -e "$shim_src" ]; then cp "$shim_src" "$work/holdfast-shim"; fi
 else
 	echo "== building the release binary (make build/holdfast)"
-	make -C "$repo" build/holdfast >/dev/null
-	cp "$repo/build/holdfast" "$work/holdfast"
+	make -C "$repo" build/holdfast build/holdfast-shim >/dev/null
+	cp "$repo/build/holdfast" "$repo/build/holdfast-shim" "$work/"
 fi
 make -C "$repo" build/hf-simagents >/dev/null
 cp "$repo/build/hf-simagents" "$work/hf-simagents"

@@ -1,5 +1,5 @@
 /*
- * shim.c - `holdfast shim --dir TASKDIR`: detach from the agent, start the
+ * shim.c - holdfast-shim --dir TASKDIR: detach from the agent, start the
  * task, then one poll() loop over a signalfd, the task's output pipes and
  * the control socket until the task has exited and its status is on disk.
  * The contract (files, socket protocol, exit codes) is in shim.h.
@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -34,7 +33,6 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/cmd.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/rlimit.h"
@@ -42,6 +40,7 @@
 #include "common/util.h"
 #include "shim/cgroup.h"
 #include "shim/confine.h"
+#include "shim/json.h"
 #include "shim/shim.h"
 #include "shim/shim_int.h"
 #include "shim/tasklog.h"
@@ -155,7 +154,7 @@ static void HF_PRINTF(2, 3) fail_start(struct shim *sh, const char *fmt, ...)
 	va_end(ap);
 	hf_log("%s: failed to start: %s", sh->dir, sh->st.message);
 	if (sh->agent_err >= 0)
-		dprintf(sh->agent_err, "holdfast shim: %s: failed to start: "
+		dprintf(sh->agent_err, "holdfast-shim: %s: failed to start: "
 			"%s\n", sh->dir, sh->st.message);
 	sh->st.state = HF_TS_FAILED_TO_START;
 	sh->st.finished_at = hf_now_ms();
@@ -224,15 +223,19 @@ static void client_send(struct client *c, const char *line)
 
 static void client_reply(struct client *c, bool ok, const char *error)
 {
-	json_t *o = json_pack("{s:b}", "ok", ok);
+	struct hf_jw w;
 	char *text;
 
-	if (error)
-		json_object_set_new(o, "error", json_string(error));
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!text)
-		abort(); /* only on allocation failure; see util.h */
+	hf_jw_init(&w);
+	hf_jw_open(&w, '{');
+	hf_jw_key(&w, "ok");
+	hf_jw_bool(&w, ok);
+	if (error) {
+		hf_jw_key(&w, "error");
+		hf_jw_str(&w, error);
+	}
+	hf_jw_close(&w, '}');
+	text = hf_jw_detach(&w);
 	client_send(c, text);
 	free(text);
 }
@@ -281,7 +284,7 @@ static void request_stop(struct shim *sh, double grace)
 
 /* ---- the socket protocol -------------------------------------------- */
 
-static void op_status(struct shim *sh, struct client *c, json_t *req)
+static void op_status(struct shim *sh, struct client *c, const struct hf_json *req)
 {
 	char *text = hf_shim_status_format(&sh->st);
 
@@ -289,41 +292,39 @@ static void op_status(struct shim *sh, struct client *c, json_t *req)
 	free(text);
 }
 
-static void op_watch(struct shim *sh, struct client *c, json_t *req)
+static void op_watch(struct shim *sh, struct client *c, const struct hf_json *req)
 {
 	c->watching = true;
 	op_status(sh, c, req);
 }
 
-static void op_stop(struct shim *sh, struct client *c, json_t *req)
+static void op_stop(struct shim *sh, struct client *c, const struct hf_json *req)
 {
-	json_t *g = json_object_get(req, "grace");
+	const struct hf_json *g = hf_json_get(req, "grace");
 	double grace = sh->launch.kill_grace_period;
 
-	if (g && !json_is_null(g)) {
-		if (!json_is_number(g) || !isfinite(json_number_value(g)) ||
-		    json_number_value(g) < 0 ||
-		    json_number_value(g) > 86400) {
+	if (!hf_json_is_null(g)) {
+		if (!hf_json_is_number(g) || !isfinite(g->d) || g->d < 0 ||
+		    g->d > 86400) {
 			client_reply(c, false, "\"grace\" must be a number of "
 					       "seconds from 0 to 86400");
 			return;
 		}
-		grace = json_number_value(g);
+		grace = g->d;
 	}
 	request_stop(sh, grace);
 	client_reply(c, true, NULL);
 }
 
-static void op_signal(struct shim *sh, struct client *c, json_t *req)
+static void op_signal(struct shim *sh, struct client *c, const struct hf_json *req)
 {
-	json_t *v = json_object_get(req, "signal");
+	const struct hf_json *v = hf_json_get(req, "signal");
 	int sig = 0;
 
-	if (json_is_string(v))
-		sig = signal_by_name(json_string_value(v));
-	else if (json_is_integer(v) && json_integer_value(v) > 0 &&
-		 json_integer_value(v) < NSIG)
-		sig = (int)json_integer_value(v);
+	if (hf_json_str(v))
+		sig = signal_by_name(v->s);
+	else if (v && v->type == HF_JSON_INT && v->i > 0 && v->i < NSIG)
+		sig = (int)v->i;
 	if (!sig) {
 		client_reply(c, false, "\"signal\" must be a signal name such "
 				       "as \"HUP\" or a number");
@@ -340,7 +341,7 @@ static void op_signal(struct shim *sh, struct client *c, json_t *req)
 
 static const struct {
 	const char *name;
-	void (*run)(struct shim *sh, struct client *c, json_t *req);
+	void (*run)(struct shim *sh, struct client *c, const struct hf_json *req);
 } ops[] = {
 	{"status", op_status},
 	{"watch", op_watch},
@@ -350,9 +351,14 @@ static const struct {
 
 static void handle_line(struct shim *sh, struct client *c, const char *line)
 {
-	json_t *req = json_loads(line, 0, NULL);
-	const char *op = json_string_value(json_object_get(req, "op"));
-	char *err;
+	struct hf_json *req = NULL;
+	const char *op;
+	char *err = NULL;
+
+	/* A request that is not JSON gets the same answer as one without op. */
+	if (hf_json_parse(line, strlen(line), &req, &err))
+		free(err);
+	op = hf_json_str(hf_json_get(req, "op"));
 
 	if (!op) {
 		client_reply(c, false, "a request is a JSON object with an "
@@ -370,7 +376,7 @@ static void handle_line(struct shim *sh, struct client *c, const char *line)
 	client_reply(c, false, err);
 	free(err);
 out:
-	json_decref(req);
+	hf_json_free(req);
 }
 
 static void client_read(struct shim *sh, struct client *c)
@@ -464,7 +470,7 @@ static int listen_socket(struct shim *sh)
 			   hf_err_msg(len));
 		goto out;
 	}
-	/* We hold shim.lock: a socket file left here is stale. */
+	/* We hold the lock: a socket file left here is stale. */
 	unlink(path);
 	sh->listenfd = socket(AF_UNIX,
 			      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1041,54 +1047,72 @@ static void sanitize_fds(void)
 
 /*
  * Refuses a TASKDIR that another shim owns or that has been launched
- * before. The lock is taken first, so two shims started at once cannot
- * both pass the status.json test.
+ * before. The shim's lock is launch.json's flock, taken before status.json
+ * is looked at, so two shims started at once cannot both pass that test;
+ * the file exists before any shim can start (the agent writes it first)
+ * and nobody replaces it, so the lock needs no file of its own.
  */
 static int claim_dir(struct shim *sh)
 {
-	char *lock = dir_path(sh, "shim.lock");
+	char *launch = dir_path(sh, "launch.json");
 	char *status = dir_path(sh, "status.json");
 	int rc = -1;
 
-	sh->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	sh->lockfd = open(launch, O_RDONLY | O_CLOEXEC);
 	if (sh->lockfd < 0) {
-		fprintf(stderr, "holdfast shim: cannot open %s: %s\n", lock,
+		fprintf(stderr, "holdfast-shim: cannot open %s: %s\n", launch,
 			strerror(errno));
 		goto out;
 	}
 	if (flock(sh->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "holdfast shim: another shim owns %s\n",
+		fprintf(stderr, "holdfast-shim: another shim owns %s\n",
 			sh->dir);
 		goto out;
 	}
 	if (access(status, F_OK) == 0) {
 		fprintf(stderr,
-			"holdfast shim: %s was launched before (status.json "
+			"holdfast-shim: %s was launched before (status.json "
 			"exists); each launch needs a fresh task directory\n",
 			sh->dir);
 		goto out;
 	}
 	rc = 0;
 out:
-	free(lock);
+	free(launch);
 	free(status);
 	return rc;
 }
 
+/* Reads launch.json through the locked descriptor. */
 static int load_launch(struct shim *sh)
 {
-	char *path = dir_path(sh, "launch.json"), *text = NULL, *msg = NULL;
-	size_t len = 0;
-	int rc = hf_read_file(path, LAUNCH_MAX_BYTES, &text, &len);
+	char *path = dir_path(sh, "launch.json"), *msg = NULL;
+	struct hf_buf text = HF_BUF_INIT;
+	char buf[16384];
+	ssize_t n;
+	int rc = 0;
 
-	if (rc == HF_ETOOBIG)
-		msg = hf_xasprintf("larger than %d bytes", LAUNCH_MAX_BYTES);
-	else if (rc)
-		msg = hf_xstrdup(strerror(errno));
-	else
-		rc = hf_shim_launch_parse(text, len, &sh->launch, &msg);
+	while ((n = read(sh->lockfd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			msg = hf_xstrdup(strerror(errno));
+			rc = HF_EIO;
+			break;
+		}
+		hf_buf_add(&text, buf, (size_t)n);
+		if (text.len > LAUNCH_MAX_BYTES) {
+			msg = hf_xasprintf("larger than %d bytes",
+					   LAUNCH_MAX_BYTES);
+			rc = HF_ETOOBIG;
+			break;
+		}
+	}
+	if (!rc)
+		rc = hf_shim_launch_parse(text.data ? text.data : "", text.len,
+					  &sh->launch, &msg);
 	if (rc) {
-		fprintf(stderr, "holdfast shim: %s: %s\n", path, msg);
+		fprintf(stderr, "holdfast-shim: %s: %s\n", path, msg);
 		/* No detached shim will run: shim_pid stays null. */
 		sh->st.state = HF_TS_FAILED_TO_START;
 		sh->st.finished_at = hf_now_ms();
@@ -1096,7 +1120,7 @@ static int load_launch(struct shim *sh)
 		publish(sh);
 	}
 	free(path);
-	free(text);
+	hf_buf_release(&text);
 	free(msg);
 	return rc ? -1 : 0;
 }
@@ -1114,13 +1138,13 @@ static int detach(struct shim *sh)
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
-		fprintf(stderr, "holdfast shim: pipe: %s\n", strerror(errno));
+		fprintf(stderr, "holdfast-shim: pipe: %s\n", strerror(errno));
 		return HF_EXIT_FAIL;
 	}
 	fflush(NULL);
 	pid = hf_spawn_fork();
 	if (pid < 0) {
-		fprintf(stderr, "holdfast shim: fork: %s\n", strerror(errno));
+		fprintf(stderr, "holdfast-shim: fork: %s\n", strerror(errno));
 		close(p[0]);
 		close(p[1]);
 		return HF_EXIT_FAIL;
@@ -1143,7 +1167,7 @@ static int detach(struct shim *sh)
 	close(p[0]);
 	if (n == 1)
 		return c == '0' ? HF_EXIT_OK : HF_EXIT_FAIL;
-	fprintf(stderr, "holdfast shim: the shim died while starting; see "
+	fprintf(stderr, "holdfast-shim: the shim died while starting; see "
 			"%s/shim.log\n", sh->dir);
 	return HF_EXIT_FAIL;
 }
@@ -1172,17 +1196,6 @@ static int setup_signals(struct shim *sh)
 		hf_log("cannot become a child subreaper: %s",
 			 strerror(errno));
 	return 0;
-}
-
-static void write_pidfile(struct shim *sh)
-{
-	char *path = dir_path(sh, "shim.pid");
-	char *text = hf_xasprintf("%d\n", (int)getpid());
-
-	if (hf_write_file_atomic(path, text, strlen(text), 0644))
-		hf_log("cannot write %s: %s", path, strerror(errno));
-	free(path);
-	free(text);
 }
 
 /*
@@ -1219,7 +1232,7 @@ static int shim_run(struct shim *sh, const char *dir)
 	sanitize_fds();
 	sh->dir = realpath(dir, NULL);
 	if (!sh->dir) {
-		fprintf(stderr, "holdfast shim: %s: %s\n", dir,
+		fprintf(stderr, "holdfast-shim: %s: %s\n", dir,
 			strerror(errno));
 		return HF_EXIT_FAIL;
 	}
@@ -1236,7 +1249,6 @@ static int shim_run(struct shim *sh, const char *dir)
 	sh->st.shim_pid = getpid();
 	if (!sh->foreground)
 		redirect_stdio(sh);
-	write_pidfile(sh);
 	if (chdir("/") < 0)
 		hf_log("chdir /: %s", strerror(errno));
 	sh->st.state = HF_TS_STARTING;
@@ -1268,13 +1280,6 @@ failed:
 	return HF_EXIT_FAIL;
 }
 
-const struct hf_cmd hf_shim_cmd = {
-    "shim", NULL, hf_shim_main, "--dir TASKDIR",
-    "own one task's process (started by the agent)",
-    "Runs the task described by TASKDIR/launch.json, owns its pipes and\n"
-    "exit status, and outlives agent restarts. Not for interactive use.",
-    NULL};
-
 int hf_shim_main(int argc, char **argv)
 {
 	struct shim sh;
@@ -1282,7 +1287,7 @@ int hf_shim_main(int argc, char **argv)
 	bool bad = false;
 	int rc;
 
-	hf_log_init("holdfast shim", true);
+	hf_log_init("holdfast-shim", true);
 	shim_init(&sh);
 	for (int i = 1; i < argc && !bad; i++) {
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
@@ -1296,7 +1301,10 @@ int hf_shim_main(int argc, char **argv)
 	}
 	if (bad || !dir || !*dir) {
 		shim_release(&sh);
-		return hf_cmd_usage(&hf_shim_cmd);
+		fprintf(stderr, "usage: holdfast-shim --dir TASKDIR "
+				"[--foreground]\n(started by the holdfast "
+				"agent; see shim.h)\n");
+		return HF_EXIT_USAGE;
 	}
 	rc = shim_run(&sh, dir);
 	shim_release(&sh);

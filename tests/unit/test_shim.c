@@ -678,7 +678,7 @@ int main(int argc, char **argv)
 	};
 
 	/* Started by hf_shim_spawn in the client tests: be the shim. */
-	if (argc > 1 && strcmp(argv[1], "shim") == 0)
-		return hf_shim_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "--dir") == 0)
+		return hf_shim_main(argc, argv);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

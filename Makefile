@@ -35,7 +35,7 @@ SRCS    := $(LIBSRCS) src/main.c
 SHIM_SRCS := src/shim/main.c src/shim/shim.c src/shim/launch.c \
              src/shim/status.c src/shim/json.c src/shim/cgroup.c \
              src/shim/confine.c src/shim/tasklog.c src/task/lifecycle.c \
-             $(patsubst %,src/common/%.c,caps clock err fs log rlimit spawn util)
+             $(patsubst %,src/common/%.c,caps clock err fs log rlimit rng spawn util)
 
 BUILD      := build
 ASAN_BUILD := build-asan

@@ -36,6 +36,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/rlimit.h"
+#include "common/rng.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
@@ -52,6 +53,8 @@
 #define MAX_CLIENTS 64
 #define CLIENT_OUT_MAX (1024 * 1024)
 #define PIPE_SIZE (1024 * 1024)
+
+struct exec_plan;
 
 struct client {
 	int fd;
@@ -75,11 +78,19 @@ struct shim {
 	int agent_err;              /* the agent's stderr until ready, or -1 */
 	bool sock_bound;
 	HF_VEC(struct client *) clients;
-	pid_t pid;                  /* the task's main process (= its pgid) */
-	bool main_exited;
+	pid_t pid;                  /* the task's main process (= its pgid);
+				       0 between two (restart backoff) */
+	bool main_exited;           /* the task has ended for good */
 	int wstatus;
 	int64_t kill_at;            /* monotonic ms of the SIGKILL; 0 none */
 	int64_t drain_until;        /* monotonic ms; set once main exited */
+	/* Restarts in place (launch.restart; RESTARTS in shim.h). */
+	struct exec_plan *plan;     /* kept for the next start */
+	unsigned failures;          /* exits in a row, reset by reset_after */
+	int64_t up_since;           /* monotonic ms the process started */
+	int64_t restart_at;         /* monotonic ms; 0: no restart pending */
+	struct hf_rng rng;          /* the backoff's jitter */
+	char *end_note;             /* why the task was not restarted */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -262,12 +273,21 @@ static void kill_task(struct shim *sh, int sig)
 		hf_cgroup_kill_all(&sh->cg);
 }
 
+static void end_for_good(struct shim *sh, const char *why);
+
 static void request_stop(struct shim *sh, double grace)
 {
 	int64_t at = hf_mono_ms() + (int64_t)(grace * 1000);
 
 	if (sh->main_exited)
 		return;
+	if (sh->restart_at) {
+		/* Waiting to restart: nothing runs, so it ends now. */
+		sh->st.stop_requested = true;
+		hf_log("stop requested during the restart backoff");
+		end_for_good(sh, NULL);
+		return;
+	}
 	if (!sh->st.stop_requested) {
 		sh->st.stop_requested = true;
 		/* No grace: nothing to warn, the loop kills at once. */
@@ -332,6 +352,10 @@ static void op_signal(struct shim *sh, struct client *c, const struct hf_json *r
 	}
 	if (sh->main_exited) {
 		client_reply(c, false, "the task has exited");
+		return;
+	}
+	if (!sh->pid) {
+		client_reply(c, false, "the task is waiting to be restarted");
 		return;
 	}
 	hf_log("sending SIG%s to the task", signal_name(sig));
@@ -652,20 +676,22 @@ static uint64_t mount_ns_of(pid_t pid)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-static int spawn_task(struct shim *sh)
+/*
+ * Starts the task's process from sh->plan: new pipes, the same sandbox,
+ * cgroup, limits, identity and namespace set-up every time (the first
+ * start and each restart in place). On success the status says "running"
+ * with the new pid (not yet published); on failure *err says why (the
+ * caller frees it).
+ */
+static int start_process(struct shim *sh, char **err)
 {
-	struct exec_plan plan;
 	struct hf_spawn sp;
 	int out[2] = {-1, -1}, errp[2] = {-1, -1};
-	char *err = NULL;
 	int rc = -1;
 
-	memset(&plan, 0, sizeof(plan));
-	plan.confine.join_fd = -1;
-	if (plan_build(sh, &plan) || open_logs(sh))
-		goto out;
+	*err = NULL;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		fail_start(sh, "cannot create pipes: %s", strerror(errno));
+		*err = hf_xasprintf("cannot create pipes: %s", strerror(errno));
 		goto out;
 	}
 	/* A bigger pipe lets a chatty task run ahead of a slow disk. */
@@ -674,35 +700,33 @@ static int spawn_task(struct shim *sh)
 
 	memset(&sp, 0, sizeof(sp));
 	sp.path = "/bin/sh";
-	sp.argv = plan.argv;
-	sp.envp = plan.envp;
+	sp.argv = sh->plan->argv;
+	sp.envp = sh->plan->envp;
 	sp.in = -1;
 	sp.out = out[1];
 	sp.err = errp[1];
 	sp.new_session = true;
 	sp.setup = task_setup;
-	sp.setup_arg = &plan;
-	if (hf_spawn_start(&sp, &sh->pid, &err)) {
+	sp.setup_arg = sh->plan;
+	if (hf_spawn_start(&sp, &sh->pid, err)) {
 		sh->pid = 0;
-		fail_start(sh, "%s", err);
-		free(err);
 		goto out;
 	}
+	sh->up_since = hf_mono_ms();
 	sh->pipes[0] = out[0];
 	sh->pipes[1] = errp[0];
 	out[0] = errp[0] = -1;
 	fcntl(sh->pipes[0], F_SETFL, O_NONBLOCK);
 	fcntl(sh->pipes[1], F_SETFL, O_NONBLOCK);
-	hf_cgroup_close_fds(&sh->cg);
+	/* A restart joins the cgroup again: keep cgroup.procs open. */
+	if (!sh->launch.restart.on)
+		hf_cgroup_close_fds(&sh->cg);
 	sh->st.pid = sh->pid;
 	sh->st.pgid = sh->pid;
 	if (sh->launch.isolate)
 		sh->st.mnt_ns = mount_ns_of(sh->pid);
 	sh->st.started_at = hf_now_ms();
 	sh->st.state = HF_TS_RUNNING;
-	hf_log("task %s started as pid %d", sh->launch.task_id,
-		 (int)sh->pid);
-	publish(sh);
 	rc = 0;
 out:
 	for (int i = 0; i < 2; i++) {
@@ -711,8 +735,26 @@ out:
 		if (errp[i] >= 0)
 			close(errp[i]);
 	}
-	plan_release(&plan);
 	return rc;
+}
+
+static int spawn_task(struct shim *sh)
+{
+	char *err = NULL;
+
+	sh->plan = hf_xcalloc(1, sizeof(*sh->plan));
+	sh->plan->confine.join_fd = -1;
+	if (plan_build(sh, sh->plan) || open_logs(sh))
+		return -1;
+	if (start_process(sh, &err)) {
+		fail_start(sh, "%s", err);
+		free(err);
+		return -1;
+	}
+	hf_log("task %s started as pid %d", sh->launch.task_id,
+		 (int)sh->pid);
+	publish(sh);
+	return 0;
 }
 
 /* ---- the exit ------------------------------------------------------- */
@@ -743,11 +785,152 @@ static void kill_leftovers(struct shim *sh)
 	}
 }
 
+static int start_process(struct shim *sh, char **err);
+
+/* Reads what the task's pipes hold now, then closes them. */
+static void drain_pipes(struct shim *sh)
+{
+	char buf[65536];
+
+	for (int i = 0; i < 2; i++) {
+		/* Bounded: a leftover that keeps writing cannot hold us. */
+		for (int round = 0; sh->pipes[i] >= 0 && round < 64; round++) {
+			ssize_t n = read(sh->pipes[i], buf, sizeof(buf));
+
+			if (n > 0)
+				hf_tasklog_write(&sh->logs[i], buf, (size_t)n);
+			else if (!(n < 0 && errno == EINTR))
+				break;
+		}
+		if (sh->pipes[i] >= 0)
+			close(sh->pipes[i]);
+		sh->pipes[i] = -1;
+	}
+}
+
+/*
+ * The task has ended and will not run again: its last exit becomes the
+ * exit of the launch (finish() writes it). why, when not NULL, is why a
+ * restart did not happen.
+ */
+static void end_for_good(struct shim *sh, const char *why)
+{
+	struct hf_shim_status *st = &sh->st;
+
+	if (sh->restart_at || why) {
+		/* The exit was recorded as "last": it is the final one. */
+		st->has_exit_code = st->has_last_exit_code;
+		st->exit_code = st->last_exit_code;
+		st->signal = st->last_signal;
+		st->finished_at = st->last_exit_at;
+	}
+	sh->restart_at = 0;
+	st->backoff = false;
+	st->restart_at = 0;
+	if (why) {
+		hf_log("not restarting the task: %s", why);
+		free(sh->end_note);
+		sh->end_note = hf_xstrdup(why);
+	}
+	sh->main_exited = true;
+	sh->kill_at = 0;
+	sh->drain_until = hf_mono_ms() + DRAIN_MS;
+}
+
+/* Starts the task again after an exit (its backoff is over). */
+static void restart_now(struct shim *sh)
+{
+	char *err = NULL;
+
+	sh->restart_at = 0;
+	if (start_process(sh, &err)) {
+		char *why = hf_xasprintf("the restart failed: %s", err);
+
+		end_for_good(sh, why);
+		free(why);
+		free(err);
+		return;
+	}
+	sh->st.restarts++;
+	sh->st.last_restart_at = sh->st.started_at;
+	sh->st.backoff = false;
+	sh->st.restart_at = 0;
+	free(sh->st.message);
+	sh->st.message = hf_xasprintf(
+	    "restarted in place (%u so far) after it %s %d", sh->st.restarts,
+	    sh->st.has_last_exit_code ? "exited with code"
+				      : "was killed by signal",
+	    sh->st.has_last_exit_code ? sh->st.last_exit_code
+				      : sh->st.last_signal);
+	hf_log("task %s restarted as pid %d (restart %u)",
+	       sh->launch.task_id, (int)sh->pid, sh->st.restarts);
+	publish(sh);
+}
+
+/*
+ * After an exit with a restart policy: restart at once (the first exit in
+ * a row), or after the backoff; or give up when the policy's max is
+ * reached. Returns false when the task ends for good instead.
+ */
+static bool schedule_restart(struct shim *sh)
+{
+	const struct hf_shim_restart *p = &sh->launch.restart;
+	struct hf_shim_status *st = &sh->st;
+	int64_t now = hf_mono_ms(), delay;
+
+	if (!p->on || st->stop_requested)
+		return false;
+	if (now - sh->up_since >= (int64_t)(p->reset_after * 1000))
+		sh->failures = 0;
+	sh->failures++;
+	st->has_last_exit_code = st->has_exit_code;
+	st->last_exit_code = st->exit_code;
+	st->last_signal = st->signal;
+	st->last_exit_at = st->finished_at;
+	st->has_exit_code = false;
+	st->exit_code = st->signal = 0;
+	st->finished_at = 0;
+	st->pid = st->pgid = 0;
+	sh->pid = 0;
+	drain_pipes(sh);
+	if (p->max > 0 && sh->failures > (uint64_t)p->max) {
+		char *why = hf_xasprintf("%u exits in a row, the policy's "
+					 "max is %lld",
+					 sh->failures, (long long)p->max);
+
+		sh->restart_at = 1; /* what end_for_good takes as "last" */
+		end_for_good(sh, why);
+		free(why);
+		return true;
+	}
+	delay = (int64_t)(1000 * hf_shim_backoff(
+				     sh->failures, p->backoff_base,
+				     p->backoff_max,
+				     (double)hf_rng_below(&sh->rng, 1000) /
+					 1000.0));
+	if (delay <= 0) {
+		restart_now(sh);
+		return true;
+	}
+	sh->restart_at = now + delay;
+	st->state = HF_TS_STARTING;
+	st->backoff = true;
+	st->restart_at = hf_now_ms() + delay;
+	free(st->message);
+	st->message = hf_xasprintf("restarting in %lld ms (exit %u in a row)",
+				   (long long)delay, sh->failures);
+	hf_log("task %s exited; restarting in %lld ms", sh->launch.task_id,
+	       (long long)delay);
+	publish(sh);
+	return true;
+}
+
 static void main_exited(struct shim *sh, int wstatus)
 {
-	sh->main_exited = true;
 	sh->wstatus = wstatus;
 	sh->st.finished_at = hf_now_ms();
+	sh->st.has_exit_code = false;
+	sh->st.exit_code = sh->st.signal = 0;
 	if (WIFEXITED(wstatus)) {
 		sh->st.has_exit_code = true;
 		sh->st.exit_code = WEXITSTATUS(wstatus);
@@ -756,6 +939,9 @@ static void main_exited(struct shim *sh, int wstatus)
 	}
 	kill_leftovers(sh);
 	sh->kill_at = 0;
+	if (schedule_restart(sh))
+		return;
+	sh->main_exited = true;
 	sh->drain_until = hf_mono_ms() + DRAIN_MS;
 }
 
@@ -789,22 +975,24 @@ static void reap(struct shim *sh)
 static void exit_message(struct shim *sh)
 {
 	struct hf_shim_status *st = &sh->st;
+	struct hf_buf b = HF_BUF_INIT;
 
-	free(st->message);
 	if (st->has_exit_code)
-		st->message = hf_xasprintf("exited with code %d%s%s",
-					   st->exit_code,
-					   st->oom_killed ? ": out of memory"
-							  : "",
-					   st->stop_requested
-						   ? " after a stop request"
-						   : "");
+		hf_buf_addf(&b, "exited with code %d", st->exit_code);
 	else
-		st->message = hf_xasprintf(
-			"killed by signal %d (SIG%s)%s%s", st->signal,
-			signal_name(st->signal),
-			st->oom_killed ? ": out of memory" : "",
-			st->stop_requested ? " after a stop request" : "");
+		hf_buf_addf(&b, "killed by signal %d (SIG%s)", st->signal,
+			    signal_name(st->signal));
+	if (st->oom_killed)
+		hf_buf_adds(&b, ": out of memory");
+	if (st->stop_requested)
+		hf_buf_adds(&b, " after a stop request");
+	if (st->restarts)
+		hf_buf_addf(&b, " (restarted in place %u time%s before)",
+			    st->restarts, st->restarts == 1 ? "" : "s");
+	if (sh->end_note)
+		hf_buf_addf(&b, "; not restarted: %s", sh->end_note);
+	free(st->message);
+	st->message = hf_buf_detach(&b);
 }
 
 static void flush_clients(struct shim *sh)
@@ -910,7 +1098,9 @@ static int poll_timeout(const struct shim *sh)
 		t = sh->kill_at - now;
 	if (sh->main_exited && (t < 0 || sh->drain_until - now < t))
 		t = sh->drain_until - now;
-	if (t < 0 && (sh->kill_at || sh->main_exited))
+	if (sh->restart_at && (t < 0 || sh->restart_at - now < t))
+		t = sh->restart_at - now;
+	if (t < 0 && (sh->kill_at || sh->main_exited || sh->restart_at))
 		t = 0;
 	return t > INT_MAX ? INT_MAX : (int)t;
 }
@@ -973,6 +1163,8 @@ static void run_loop(struct shim *sh)
 			sh->kill_at = 0;
 			kill_task(sh, SIGKILL);
 		}
+		if (sh->restart_at && hf_mono_ms() >= sh->restart_at)
+			restart_now(sh);
 		drop_dead_clients(sh);
 	}
 	HF_VEC_FREE(&pfds);
@@ -993,6 +1185,8 @@ static void shim_init(struct shim *sh)
 	}
 	sh->lockfd = sh->readyfd = sh->sigfd = sh->listenfd = -1;
 	sh->agent_err = -1;
+	hf_rng_seed(&sh->rng, (uint64_t)hf_now_ms() ^
+				  ((uint64_t)getpid() << 32));
 }
 
 /* Frees memory and closes descriptors; never touches TASKDIR. */
@@ -1016,6 +1210,11 @@ static void shim_release(struct shim *sh)
 		close(sh->lockfd);
 	if (sh->agent_err >= 0)
 		close(sh->agent_err);
+	if (sh->plan) {
+		plan_release(sh->plan);
+		free(sh->plan);
+	}
+	free(sh->end_note);
 	hf_cgroup_release(&sh->cg);
 	hf_shim_status_release(&sh->st);
 	hf_shim_launch_release(&sh->launch);

@@ -70,17 +70,33 @@
  *                  privileged     default false; true keeps every
  *                                 capability, no_new_privs off, and the
  *                                 node's own /dev, /sys and /proc/sys
+ *                  restart        null (the default: the shim ends with
+ *                                 its task), or the policy of restarts in
+ *                                 place (RESTARTS below):
+ *                                 {"backoff_base": s (default 1),
+ *                                  "backoff_max": s (60),
+ *                                  "reset_after": s (120),
+ *                                  "max": n (0 = no limit)}; the server's
+ *                                 --backoff-base, --backoff-max and
+ *                                 backoff reset, handed down as they are
  *                Unknown keys are errors, so typos fail loudly.
  *   status.json  written by the shim, atomically (x.new, fsync, rename,
  *                fsync of TASKDIR), at every state change:
- *                  {"state": "starting"|"running"|"exited"|"failed-to-start",
+ *                  {"state": "starting"|"running"|"backoff"|"exited"|
+ *                             "failed-to-start",
  *                   "task_id", "shim_pid", "pid", "pgid", "started_at",
  *                   "finished_at" (unix ms or null), "exit_code" (or null),
  *                   "signal" (number or null), "oom_killed": bool,
  *                   "stop_requested": bool, "cgroup": path or null,
  *                   "cgroup_note": sentence or null, "message": sentence
  *                   or null, "mnt_ns": the inode of the task's mount
- *                   namespace (with isolate) or null}
+ *                   namespace (with isolate) or null,
+ *                   "restarts": restarts in place so far (0 without a
+ *                   policy), "last_exit_code" and "last_signal" (of the
+ *                   latest exit that was restarted, or null),
+ *                   "last_exit_at", "last_restart_at" (unix ms or null),
+ *                   "restart_at": when the backoff ends (unix ms, or null
+ *                   unless "backoff")}
  *                "exited" and "failed-to-start" are final and are written
  *                before the shim exits, so an agent that was down while the
  *                task ended still finds the exit status here. The first
@@ -193,8 +209,31 @@
  * EXIT. When the task's main process exits, the shim SIGKILLs its process
  * group (before reaping it, so the pgid cannot have been reused), every
  * process left in its cgroup, and any re-parented descendant, so nothing
- * is orphaned; then drains the pipes (for at most two seconds), writes
- * "exited", tells the watchers, removes shim.sock and exits 0.
+ * is orphaned; then, unless it restarts the task (RESTARTS), drains the
+ * pipes (for at most two seconds), writes "exited", tells the watchers,
+ * removes shim.sock and exits 0.
+ *
+ * RESTARTS. With a "restart" policy, when the task's main process exits for
+ * any reason but a stop request (the socket's stop, or SIGTERM/SIGINT to
+ * the shim), the shim kills what the task left (as at EXIT), copies what
+ * its pipes hold to the logs, and starts the task again in place: the same
+ * prepared plan (sandbox, cgroup, rlimits, user, capabilities, mount
+ * namespace set-up), new pipes, the same log files. It counts exits in a
+ * row (the count starts again once a process stayed up reset_after
+ * seconds) and waits hf_shim_backoff(count) first: nothing for the first,
+ * then backoff_base doubling up to backoff_max, with jitter; that is the
+ * server's formula. While it waits the status is "backoff" (with
+ * "restart_at"; "pid" is null); once the new process runs it is "running"
+ * with the new pid and started_at, "restarts" one more, and the exit in
+ * "last_exit_code"/"last_signal"/"last_exit_at" (exit_code, signal and
+ * finished_at stay null until the launch ends). Each of these is written
+ * to status.json (fsync'd) before the watchers hear of it, so an agent that
+ * was down finds every restart. A stop request during the backoff ends the
+ * launch at once; so does an exit beyond "max" in a row, or a restart
+ * that fails (the message says why). The launch then ends as at EXIT:
+ * "exited", with the last exit's code or signal. The cgroup's OOM counter
+ * is read only then, and counts the whole launch. In hf_shim_status the
+ * "backoff" state reads as STARTING with backoff set: live, not running.
  *
  * SIGNALS TO THE SHIM. SIGTERM and SIGINT mean "stop" with the launch's
  * grace period. SIGHUP and SIGPIPE are ignored.
@@ -212,7 +251,8 @@
  *      (default kill_grace_period; 0 kills at once). A later stop can only
  *      shorten the deadline. The exit itself is seen by watching.
  *   {"op":"signal","signal":"HUP"}   -> {"ok":true}; the signal (name, with
- *      or without SIG, or number) goes to the task's process group.
+ *      or without SIG, or number) goes to the task's process group
+ *      (refused while no process runs: after the exit, in a backoff).
  *   {"op":"watch"}                   -> the status object now and again
  *      after every change, until the shim exits and closes the connection.
  * Requests are read with shim/json.h (strict: a duplicate key or trailing
@@ -306,6 +346,17 @@ void hf_shim_launch_release(struct hf_shim_launch *l);
 int hf_shim_launch_parse(const char *json, size_t len,
 			 struct hf_shim_launch *l, char **errmsg);
 
+/*
+ * The wait in seconds before restart number `failures` in a row (1 for
+ * the first exit): 0 for the first, then base doubling per exit up to max,
+ * times 0.8 + 0.2 * jitter (jitter in [0, 1)). The server's
+ * hf_plan_backoff (plan/plan.h), the same formula, so the policy the
+ * server uses can be handed down unchanged; tests/unit/test_shim.c checks
+ * that the two agree.
+ */
+double hf_shim_backoff(unsigned failures, double base, double max,
+		       double jitter);
+
 /* Formats *l as launch.json text; the caller frees it. */
 char *hf_shim_launch_format(const struct hf_shim_launch *l);
 
@@ -325,7 +376,8 @@ int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg);
 /*
  * A shim's status holds one of the task states of task/lifecycle.h:
  * HF_TS_STARTING, HF_TS_RUNNING, HF_TS_EXITED or HF_TS_FAILED_TO_START
- * (the last two final), written by their wire names.
+ * (the last two final), written by their wire names; STARTING with
+ * backoff set is written "backoff" (RESTARTS).
  */
 struct hf_shim_status {
 	enum hf_task_state state; /* one of the four above */

@@ -1,7 +1,8 @@
 # holdfast build.
 #
-#   make              release build: build/holdfast
-#   make asan         AddressSanitizer + UndefinedBehaviorSanitizer build: build-asan/holdfast
+#   make              release build: build/holdfast and build/holdfast-shim
+#   make asan         AddressSanitizer + UndefinedBehaviorSanitizer build:
+#                     build-asan/holdfast and build-asan/holdfast-shim
 #   make unit         the module layout check, then the cmocka unit tests
 #                     (sanitizer build)
 #   make layout       the module rules (tests/unit/test_layout.py)
@@ -26,8 +27,15 @@ INCS    := -Isrc
 LIBS    := -lyaml -ljansson -lmicrohttpd -lcurl -lsqlite3 -lcrypto -lm -lpthread
 OPT     ?= -O2 -g
 
-LIBSRCS := $(sort $(wildcard src/*/*.c))
+LIBSRCS := $(filter-out src/shim/main.c,$(sort $(wildcard src/*/*.c)))
 SRCS    := $(LIBSRCS) src/main.c
+
+# The shim, one process per task, is a program of its own that links libc
+# alone (src/shim/main.c): these sources must not reach another library.
+SHIM_SRCS := src/shim/main.c src/shim/shim.c src/shim/launch.c \
+             src/shim/status.c src/shim/json.c src/shim/cgroup.c \
+             src/shim/confine.c src/shim/tasklog.c src/task/lifecycle.c \
+             $(patsubst %,src/common/%.c,caps clock err fs log rlimit rng spawn util)
 
 BUILD      := build
 ASAN_BUILD := build-asan
@@ -38,7 +46,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all asan unit layout fuzz simagents test clean man docs install uninstall deb
-all: $(BUILD)/holdfast
+all: $(BUILD)/holdfast $(BUILD)/holdfast-shim
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
 	@mkdir -p $(dir $@)
@@ -48,13 +56,23 @@ $(ASAN_BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCS) -c $< -o $@
 
-$(BUILD)/holdfast: $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS))
+# The agent starts the holdfast-shim next to its own binary: building
+# holdfast builds that too (order-only: a new shim does not relink holdfast).
+$(BUILD)/holdfast: $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) | $(BUILD)/holdfast-shim
 	$(CC) $(OPT) $^ -o $@ $(LIBS)
 
-$(ASAN_BUILD)/holdfast: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SRCS))
+$(ASAN_BUILD)/holdfast: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SRCS)) | $(ASAN_BUILD)/holdfast-shim
 	$(CC) -g $(SANFLAGS) $^ -o $@ $(LIBS)
 
-asan: $(ASAN_BUILD)/holdfast
+# -Wl,--as-needed: a NEEDED entry only for a library a symbol comes from,
+# which is libc (tests/system/test_shim.py reads it back).
+$(BUILD)/holdfast-shim: $(patsubst src/%.c,$(BUILD)/%.o,$(SHIM_SRCS))
+	$(CC) $(OPT) -Wl,--as-needed $^ -o $@
+
+$(ASAN_BUILD)/holdfast-shim: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SHIM_SRCS))
+	$(CC) -g $(SANFLAGS) $^ -o $@
+
+asan: $(ASAN_BUILD)/holdfast $(ASAN_BUILD)/holdfast-shim
 
 # Unit tests link the library objects of the sanitizer build with cmocka.
 $(ASAN_BUILD)/tests/%: tests/unit/%.c $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(LIBSRCS)) $(wildcard tests/unit/*.h)
@@ -139,11 +157,12 @@ DOCS        := README.md $(wildcard docs/*.md)
 
 # Settings files in SYSCONFDIR/default are the operator's: installed when
 # missing, never overwritten, never uninstalled.
-install: $(BUILD)/holdfast man
+install: $(BUILD)/holdfast $(BUILD)/holdfast-shim man
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/default
 	$(INSTALL) -m 0755 $(BUILD)/holdfast $(DESTDIR)$(BINDIR)/holdfast
+	$(INSTALL) -m 0755 $(BUILD)/holdfast-shim $(DESTDIR)$(BINDIR)/holdfast-shim
 	$(INSTALL) -m 0644 $(GEN)/holdfast.1 $(DESTDIR)$(MANDIR)/man1/holdfast.1
 	$(INSTALL) -m 0644 $(GEN)/holdfast.bash $(DESTDIR)$(BASHCOMPDIR)/holdfast
 	set -e; for u in $(UNITS); do \
@@ -162,13 +181,14 @@ install: $(BUILD)/holdfast man
 	         "then see $(DOCDIR)/operations.md"; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/holdfast $(DESTDIR)$(MANDIR)/man1/holdfast.1 \
+	rm -f $(DESTDIR)$(BINDIR)/holdfast $(DESTDIR)$(BINDIR)/holdfast-shim \
+	    $(DESTDIR)$(MANDIR)/man1/holdfast.1 \
 	    $(DESTDIR)$(BASHCOMPDIR)/holdfast $(DESTDIR)$(SYSUSERSDIR)/holdfast.conf \
 	    $(patsubst %,$(DESTDIR)$(UNITDIR)/%.service,$(UNITS)) \
 	    $(patsubst %,$(DESTDIR)$(DOCDIR)/%,$(notdir $(DOCS)))
 	-rmdir $(DESTDIR)$(DOCDIR)
 
-deb: $(BUILD)/holdfast man
+deb: $(BUILD)/holdfast $(BUILD)/holdfast-shim man
 	./scripts/build-deb.sh $(BUILD)
 
 clean:

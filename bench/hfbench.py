@@ -343,11 +343,13 @@ class Bench:
             return None
 
     def shim_pids(self):
-        """Shims: processes whose argv[1] is 'shim' and that mention our tmp."""
+        """Shims: holdfast-shim processes (or `holdfast shim` ones, from
+        binaries before it) that mention our tmp."""
         out = []
         for pid in pids_matching(self.tmp):
             a = cmdline(pid)
-            if len(a) > 1 and a[1] == b"shim":
+            if a and (a[0].endswith(b"/holdfast-shim") or
+                      (len(a) > 1 and a[1] == b"shim")):
                 out.append(pid)
         return out
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|restart|memory|api|latency|cluster] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|restart|memory|api|latency|cluster|shim] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -27,6 +27,11 @@
 #            200-pod deploy, this tree against BENCH_BEFORE (a binary built
 #            from the tree before a change; required), rounds alternating
 #            (3 rounds, ~2 min)
+#   shim     the shim alone: RSS and PSS per shim (smaps_rollup) for 50
+#            running tasks, `holdfast shim` of BENCH_BEFORE (a binary from
+#            before holdfast-shim; required) against holdfast-shim; and the
+#            first restart in place after kill -9 (30 tasks, p50/p99) against
+#            a shell `while` loop                            (~1 min)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and
@@ -47,7 +52,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | restart | memory | api | latency | cluster) what=$1 ;;
+	all | deploy | restart | memory | api | latency | cluster | shim) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
@@ -71,13 +76,17 @@ fi
 
 work=$(mktemp -d /tmp/hfbench-run-XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# The agent runs the holdfast-shim next to its binary: copied along (a
+# binary from before holdfast-shim has none and needs none).
 if [ -n "${HOLDFAST_BIN:-}" ]; then
 	echo "== using HOLDFAST_BIN=$HOLDFAST_BIN (no build)"
 	cp "$HOLDFAST_BIN" "$work/holdfast"
+	shim_src=$(dirname "$HOLDFAST_BIN")/holdfast-shim
+	if [ -e "$shim_src" ]; then cp "$shim_src" "$work/holdfast-shim"; fi
 else
 	echo "== building the release binary (make build/holdfast)"
-	make -C "$repo" build/holdfast >/dev/null
-	cp "$repo/build/holdfast" "$work/holdfast"
+	make -C "$repo" build/holdfast build/holdfast-shim >/dev/null
+	cp "$repo/build/holdfast" "$repo/build/holdfast-shim" "$work/"
 fi
 make -C "$repo" build/hf-simagents >/dev/null
 cp "$repo/build/hf-simagents" "$work/hf-simagents"
@@ -132,6 +141,13 @@ case $what in latency)
 	cp "$BENCH_BEFORE" "$work/holdfast-before"
 	run latency 1800 "$py" "$here/latency.py" --before "$work/holdfast-before" -n "$n" \
 		--rounds "$repeat" --out "$out/latency.json" ;;
+esac
+case $what in shim)
+	[ -n "${BENCH_BEFORE:-}" ] || { echo "bench/run.sh shim: set BENCH_BEFORE to the baseline binary" >&2; exit 2; }
+	cp "$BENCH_BEFORE" "$work/holdfast-before"
+	run shim 900 "$py" "$here/shim.py" --before "$work/holdfast-before" \
+		-n "$( [ "$quick" = 1 ] && echo 10 || echo 50)" \
+		--tasks "$( [ "$quick" = 1 ] && echo 10 || echo 30)" --out "$out/shim.json" ;;
 esac
 case $what in all | cluster)
 	run cluster 3600 "$py" "$here/cluster.py" --agents "$agents" --instances "$instances" \

@@ -99,6 +99,21 @@ def main():
                          f"server CPU {rng([r['server_cpu_s'] for r in rr], lambda v: f'{v:.1f}')} s, "
                          f"agent CPU {rng([r['agent_cpu_s'] for r in rr], lambda v: f'{v:.1f}')} s"))
 
+    sh = load(d, "shim")
+    if sh:
+        mo, mn = sh["memory_old"], sh["memory_new"]
+        for what in ("rss", "pss"):
+            rows.append((f"shim N={sh['n']}", f"per shim {what.upper()} (median), "
+                         "holdfast-shim vs. `holdfast shim` before",
+                         f"{mn[what + '_kb']['median']} KB", f"{mo[what + '_kb']['median']} KB",
+                         f"{mn[what + '_kb']['median'] / mo[what + '_kb']['median']:.2f}x",
+                         f"{mn['shared_objects']} vs. {mo['shared_objects']} shared objects"))
+        r, b = sh["restart_shim_ms"], sh["restart_loop_ms"]
+        rows.append((f"shim restart, {sh['tasks']} tasks", "kill -9 → restarted in place "
+                     "(first restart, p50 / p99) vs. shell loop",
+                     f"{r['median']:.2f} / {r['p99']:.2f} ms", f"{b['median']:.2f} / {b['p99']:.2f} ms",
+                     f"{sh['ratio_median']:.1f}x / {sh['ratio_p99']:.1f}x", ""))
+
     cl = load(d, "cluster")
     if cl:
         by = {r["mode"]: r for r in cl["results"]}

@@ -26,7 +26,7 @@ for tool in dpkg-deb dpkg-shlibdeps strip gzip; do
 done
 arch=$(dpkg --print-architecture)
 
-nice make -j2 build/holdfast man >&2
+nice make -j2 build/holdfast build/holdfast-shim man >&2
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -38,7 +38,7 @@ make --no-print-directory install DESTDIR="$stage" PREFIX=/usr \
 # Debian's layout: a stripped binary, compressed man page and changelog,
 # the copyright file.
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-	"$stage/usr/bin/holdfast"
+	"$stage/usr/bin/holdfast" "$stage/usr/bin/holdfast-shim"
 gzip -9n "$stage/usr/share/man/man1/holdfast.1"
 install -m 0644 packaging/debian/copyright "$stage/usr/share/doc/holdfast/copyright"
 cat >"$work/changelog.Debian" <<EOF
@@ -56,7 +56,8 @@ chmod 0644 "$stage/usr/share/doc/holdfast/changelog.Debian.gz"
 install -d -m 0755 "$stage/DEBIAN"
 printf 'Source: holdfast\n\nPackage: holdfast\nArchitecture: any\n' \
 	>"$work/debian/control"
-depends=$(cd "$work" && dpkg-shlibdeps -O debian/holdfast/usr/bin/holdfast |
+depends=$(cd "$work" && dpkg-shlibdeps -O debian/holdfast/usr/bin/holdfast \
+	debian/holdfast/usr/bin/holdfast-shim |
 	sed -n 's/^shlibs:Depends=//p')
 if [ -z "$depends" ]; then
 	echo "build-deb: dpkg-shlibdeps found no dependencies" >&2

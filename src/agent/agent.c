@@ -419,7 +419,8 @@ static const struct {
       "endpoints it advertises (default 127.0.0.1)"},
      flag_address},
     {{"--holdfast-bin", "PATH", 0,
-      "the binary that runs shims (default: this one)"},
+      "the holdfast binary whose directory holds the holdfast-shim that "
+      "runs tasks (default: this one)"},
      flag_bin},
     {{"--ca-file", "PEM", 0,
       "CA certificates that verify an https server (default: the "
@@ -645,7 +646,7 @@ static void agent_release(struct hf_agent *ag)
 	if (ag->node_token)
 		explicit_bzero(ag->node_token, strlen(ag->node_token));
 	free(ag->node_token);
-	free(ag->bin);
+	free(ag->shim_bin);
 	if (ag->lock_fd >= 0)
 		close(ag->lock_fd);
 	hf_strlist_release(&ag->hide);
@@ -831,7 +832,7 @@ out:
 
 static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 {
-	char *note = NULL;
+	char *note = NULL, *bin;
 	int version, rc;
 
 	memset(ag, 0, sizeof(*ag));
@@ -888,14 +889,24 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		       strerror(errno));
 		return HF_EIO;
 	}
-	ag->bin = o->holdfast_bin ? realpath(o->holdfast_bin, NULL)
-				  : realpath("/proc/self/exe", NULL);
-	if (!ag->bin) {
+	bin = o->holdfast_bin ? realpath(o->holdfast_bin, NULL)
+			      : realpath("/proc/self/exe", NULL);
+	if (!bin) {
 		hf_log("cannot resolve the holdfast binary %s: %s",
 		       o->holdfast_bin ? o->holdfast_bin : "/proc/self/exe",
 		       strerror(errno));
 		return HF_EIO;
 	}
+	/* Checked now: a missing shim would fail every launch, later. */
+	ag->shim_bin = hf_shim_bin_next_to(bin);
+	free(bin);
+	rc = hf_shim_bin_check(ag->shim_bin, &note);
+	if (rc) {
+		hf_log("cannot start tasks: %s", note);
+		free(note);
+		return rc;
+	}
+	note = NULL;
 	ag->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ag->wakefd < 0) {
 		hf_log("eventfd: %s", strerror(errno));
@@ -1336,9 +1347,9 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	rc = agent_init(&ag, opts);
 	if (rc)
 		goto out;
-	hf_log("node %s, data %s, servers %zu (first %s), holdfast %s",
+	hf_log("node %s, data %s, servers %zu (first %s), shim %s",
 	       ag.node_id, ag.data, opts->servers.len,
-	       opts->servers.len ? opts->servers.items[0] : "-", ag.bin);
+	       opts->servers.len ? opts->servers.items[0] : "-", ag.shim_bin);
 	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sigfd < 0) {
 		hf_log("signalfd: %s", strerror(errno));

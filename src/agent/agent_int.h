@@ -152,7 +152,7 @@ struct hf_agent {
 	char *refused;             /* the server's last refusal, logged once */
 	int lock_fd;               /* holds <data>/agent.lock */
 	char *node_token;          /* this node's own credential (nodeauth.h) */
-	char *bin;                 /* the holdfast binary for shims */
+	char *shim_bin;            /* holdfast-shim, next to holdfast */
 	struct hf_proto_node_info info; /* immutable after start */
 	int64_t started_at;
 	int wakefd;                /* eventfd: wakes the supervisor */

@@ -733,7 +733,7 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 	 * directory: with a live shim (reattach), a final status, or
 	 * neither (lost) - never a second launch of this id.
 	 */
-	rc = hf_shim_spawn(t->dir, ag->bin, &shim_pid);
+	rc = hf_shim_spawn(t->dir, ag->shim_bin, &shim_pid);
 	hf_shim_status_init(&st);
 	pthread_mutex_lock(&ag->mu);
 	if (rc == 0 || rc == HF_EEXISTS) {

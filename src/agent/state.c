@@ -429,17 +429,22 @@ out:
 
 /* ---- reattach ------------------------------------------------------- */
 
+/* A holdfast-shim, or a shim of older holdfasts (`holdfast shim`). */
 static bool pid_is_shim(pid_t pid)
 {
 	char *path = hf_xasprintf("/proc/%d/cmdline", (int)pid), *text = NULL;
 	size_t len = 0;
 	bool yes = false;
 
-	if (pid > 0 && hf_read_file(path, 65536, &text, &len) == 0)
+	if (pid > 0 && hf_read_file(path, 65536, &text, &len) == 0) {
+		const char *slash = strrchr(text, '/');
+
+		yes = strcmp(slash ? slash + 1 : text, HF_SHIM_BIN) == 0;
 		/* argv is NUL-separated: look at each word. */
 		for (size_t off = 0; off < len && !yes;
 		     off += strlen(text + off) + 1)
 			yes = strcmp(text + off, "shim") == 0;
+	}
 	free(path);
 	free(text);
 	return yes;
@@ -447,26 +452,21 @@ static bool pid_is_shim(pid_t pid)
 
 bool ag_shim_alive(const char *taskdir)
 {
-	char *lock = hf_xasprintf("%s/shim.lock", taskdir);
-	char *pidfile = hf_xasprintf("%s/shim.pid", taskdir), *text = NULL;
-	bool alive = false;
-	int fd = open(lock, O_RDWR | O_CLOEXEC);
+	struct hf_shim_status st;
+	int rc = hf_shim_alive(taskdir);
+	bool alive;
 
-	if (fd >= 0) {
-		/*
-		 * The shim holds this lock for its whole life: the answer
-		 * cannot be fooled by a recycled pid.
-		 */
-		alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-		close(fd);
-	} else if (errno != ENOENT &&
-		   hf_read_file(pidfile, 64, &text, NULL) == 0) {
-		/* Cannot test the lock: fall back to the pid's command line. */
-		alive = pid_is_shim((pid_t)strtol(text, NULL, 10));
-	}
-	free(lock);
-	free(pidfile);
-	free(text);
+	/*
+	 * The shim holds its lock for its whole life: the answer cannot be
+	 * fooled by a recycled pid.
+	 */
+	if (rc >= 0)
+		return rc == 1;
+	/* Cannot test the lock: fall back to the pid's command line. */
+	hf_shim_status_init(&st);
+	alive = hf_shim_status_read(taskdir, &st) == 0 &&
+		pid_is_shim(st.shim_pid);
+	hf_shim_status_release(&st);
 	return alive;
 }
 
@@ -575,11 +575,10 @@ void ag_reattach(struct hf_agent *ag)
 			t->need_watch = true;
 			live++;
 		} else {
-			lock = hf_xasprintf("%s/shim.lock", t->dir);
 			/* A final status may have landed since the read. */
 			hf_shim_status_release(&st);
-			if (hf_shim_status_read(t->dir, &st) == 0 &&
-			    hf_task_state_final(st.state)) {
+			rc = hf_shim_status_read(t->dir, &st);
+			if (rc == 0 && hf_task_state_final(st.state)) {
 				ag_task_apply_status(ag, t, &st);
 				ended++;
 			} else {
@@ -587,19 +586,23 @@ void ag_reattach(struct hf_agent *ag)
 				 * No shim and no final status: the shim was
 				 * killed, or the agent died between recording
 				 * the launch and starting the shim (then
-				 * shim.lock does not exist). Either way the
-				 * task is not running and never will: lost.
+				 * there is no status.json, nor the shim.lock
+				 * of an older shim). Either way the task is
+				 * not running and never will: lost.
 				 */
+				lock = hf_xasprintf("%s/%s", t->dir,
+						    HF_SHIM_OLD_LOCK);
 				ag_task_end(ag, t, HF_TEV_LOST,
-					    access(lock, F_OK) == 0
+					    rc != HF_ENOTFOUND ||
+						    access(lock, F_OK) == 0
 						    ? "the shim is gone and "
 						      "left no final status"
 						    : "the agent stopped "
 						      "before the task's shim "
 						      "started");
 				lost++;
+				free(lock);
 			}
-			free(lock);
 		}
 		hf_shim_status_release(&st);
 		if (hf_task_state_final(t->state))

@@ -1,10 +1,9 @@
 /*
  * launch.c - launch.json, the agent's order to a shim: parsing with
- * validation (every message names the key at fault), and formatting.
- * Pure: no I/O but hf_shim_launch_write.
+ * validation (every message names the key at fault), in the shim's own
+ * JSON reader (json.h); the agent formats it (shim_client.c). Pure: no I/O.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "common/err.h"
 #include "common/rlimit.h"
 #include "common/util.h"
+#include "shim/json.h"
 #include "shim/shim.h"
 
 #define DEFAULT_LOG_MAX_BYTES (10 * 1024 * 1024)
@@ -24,6 +24,10 @@
 #define DEFAULT_GRACE 5.0
 #define MAX_LOG_KEEP 1000
 #define MAX_ID_LEN 200
+/* The server's defaults (holdfast server --backoff-*). */
+#define DEFAULT_BACKOFF_BASE 1.0
+#define DEFAULT_BACKOFF_MAX 60.0
+#define DEFAULT_RESET_AFTER 120.0
 
 void hf_shim_launch_init(struct hf_shim_launch *l)
 {
@@ -32,6 +36,9 @@ void hf_shim_launch_init(struct hf_shim_launch *l)
 	l->log_max_bytes = DEFAULT_LOG_MAX_BYTES;
 	l->log_keep = DEFAULT_LOG_KEEP;
 	l->kill_grace_period = DEFAULT_GRACE;
+	l->restart.backoff_base = DEFAULT_BACKOFF_BASE;
+	l->restart.backoff_max = DEFAULT_BACKOFF_MAX;
+	l->restart.reset_after = DEFAULT_RESET_AFTER;
 }
 
 void hf_shim_launch_release(struct hf_shim_launch *l)
@@ -89,134 +96,133 @@ static const char *const known_keys[] = {
 	"rlimits",	 "cpus",	 "memory_mb", "cgroup_parent",
 	"log_max_bytes", "log_keep",	 "kill_grace_period", "user",
 	"isolate",	 "mounts",	 "hide",      "visible",
-	"capabilities",	 "privileged",
+	"capabilities",	 "privileged",	 "restart",
+};
+
+static const char *const restart_keys[] = {
+	"backoff_base", "backoff_max", "reset_after", "max",
 };
 
 /*
  * The readers below set *err to a message and return false; a missing
- * optional key (or JSON null) leaves the default.
+ * optional key (or JSON null) leaves the default. The reader has refused
+ * NUL inside strings already (json.h), so every string is a C string.
  */
-static bool get_string(json_t *root, const char *key, bool required,
+static bool get_string(const struct hf_json *root, const char *key, bool required,
 		       char **dst, char **err)
 {
-	json_t *v = json_object_get(root, key);
+	const struct hf_json *v = hf_json_get(root, key);
 
-	if (!v || json_is_null(v)) {
+	if (hf_json_is_null(v)) {
 		if (required)
 			*err = hf_xasprintf("\"%s\" is required", key);
 		return !required;
 	}
-	if (!json_is_string(v)) {
+	if (!hf_json_str(v)) {
 		*err = hf_xasprintf("\"%s\" must be a string", key);
 		return false;
 	}
-	if (json_string_length(v) != strlen(json_string_value(v))) {
-		*err = hf_xasprintf("\"%s\" must not contain NUL bytes", key);
-		return false;
-	}
 	free(*dst);
-	*dst = hf_xstrdup(json_string_value(v));
+	*dst = hf_xstrdup(v->s);
 	return true;
 }
 
-static bool get_int(json_t *root, const char *key, int64_t min, int64_t max,
+static bool get_int(const struct hf_json *root, const char *key, int64_t min, int64_t max,
 		    int64_t *dst, char **err)
 {
-	json_t *v = json_object_get(root, key);
+	const struct hf_json *v = hf_json_get(root, key);
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_integer(v) || json_integer_value(v) < min ||
-	    json_integer_value(v) > max) {
+	if (v->type != HF_JSON_INT || v->i < min || v->i > max) {
 		*err = hf_xasprintf("\"%s\" must be an integer from %lld "
 				    "to %lld", key, (long long)min,
 				    (long long)max);
 		return false;
 	}
-	*dst = json_integer_value(v);
+	*dst = v->i;
 	return true;
 }
 
-static bool get_number(json_t *root, const char *key, double max,
+static bool get_number(const struct hf_json *root, const char *key, double max,
 		       double *dst, char **err)
 {
-	json_t *v = json_object_get(root, key);
+	const struct hf_json *v = hf_json_get(root, key);
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
-	    json_number_value(v) < 0 || json_number_value(v) > max) {
+	if (!hf_json_is_number(v) || !isfinite(v->d) || v->d < 0 ||
+	    v->d > max) {
 		*err = hf_xasprintf("\"%s\" must be a number from 0 to %g",
 				    key, max);
 		return false;
 	}
-	*dst = json_number_value(v);
+	*dst = v->d;
 	return true;
 }
 
-static bool get_env(json_t *root, struct hf_kvlist *env, char **err)
+static bool get_env(const struct hf_json *root, struct hf_kvlist *env, char **err)
 {
-	json_t *v = json_object_get(root, "env"), *val;
-	const char *key;
+	const struct hf_json *v = hf_json_get(root, "env");
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_object(v)) {
+	if (v->type != HF_JSON_OBJECT) {
 		*err = hf_xstrdup("\"env\" must be an object of strings");
 		return false;
 	}
-	json_object_foreach(v, key, val) {
+	for (size_t k = 0; k < v->n; k++) {
+		const char *key = v->keys[k];
+
 		/*
 		 * Names need not be shell identifiers (programs read
-		 * "JAVA.OPTS" fine), but "=" or NUL would corrupt envp.
+		 * "JAVA.OPTS" fine), but "=" would corrupt envp.
 		 */
 		if (!*key || strchr(key, '=')) {
 			*err = hf_xasprintf("env name \"%s\" must be non-empty "
 					    "and must not contain '='", key);
 			return false;
 		}
-		if (!json_is_string(val) ||
-		    json_string_length(val) != strlen(json_string_value(val))) {
+		if (!hf_json_str(&v->items[k])) {
 			*err = hf_xasprintf("env \"%s\" must be a string "
 					    "without NUL bytes", key);
 			return false;
 		}
-		hf_kvlist_set(env, key, json_string_value(val));
+		hf_kvlist_set(env, key, v->items[k].s);
 	}
 	return true;
 }
 
-static bool get_rlimit_value(json_t *o, const char *name, const char *key,
+static bool get_rlimit_value(const struct hf_json *o, const char *name, const char *key,
 			     int64_t *dst, char **err)
 {
-	json_t *v = json_object_get(o, key);
+	const struct hf_json *v = hf_json_get(o, key);
 
-	if (!json_is_integer(v) || json_integer_value(v) < -1) {
+	if (!v || v->type != HF_JSON_INT || v->i < -1) {
 		*err = hf_xasprintf("rlimit %s: \"%s\" must be an integer, "
 				    "-1 for unlimited", name, key);
 		return false;
 	}
-	*dst = json_integer_value(v);
+	*dst = v->i;
 	return true;
 }
 
-static bool get_rlimits(json_t *root, struct hf_shim_launch *l, char **err)
+static bool get_rlimits(const struct hf_json *root, struct hf_shim_launch *l, char **err)
 {
-	json_t *v = json_object_get(root, "rlimits"), *o;
-	size_t i;
+	const struct hf_json *v = hf_json_get(root, "rlimits");
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_array(v)) {
+	if (v->type != HF_JSON_ARRAY) {
 		*err = hf_xstrdup("\"rlimits\" must be an array");
 		return false;
 	}
-	json_array_foreach(v, i, o) {
-		json_t *n = json_object_get(o, "name");
-		const char *name = json_string_value(n);
+	for (size_t i = 0; i < v->n; i++) {
+		const struct hf_json *o = &v->items[i];
+		const char *name = hf_json_str(hf_json_get(o, "name"));
 		struct hf_shim_rlimit r;
 
-		if (!json_is_object(o) || !name) {
+		if (!name) {
 			*err = hf_xasprintf("rlimits[%zu] must be an object "
 					    "with a \"name\"", i);
 			return false;
@@ -249,27 +255,26 @@ static bool get_rlimits(json_t *root, struct hf_shim_launch *l, char **err)
 	return true;
 }
 
-static bool get_bool(json_t *root, const char *key, bool *dst, char **err)
+static bool get_bool(const struct hf_json *root, const char *key, bool *dst, char **err)
 {
-	json_t *v = json_object_get(root, key);
+	const struct hf_json *v = hf_json_get(root, key);
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_boolean(v)) {
+	if (v->type != HF_JSON_BOOL) {
 		*err = hf_xasprintf("\"%s\" must be true or false", key);
 		return false;
 	}
-	*dst = json_is_true(v);
+	*dst = v->b;
 	return true;
 }
 
-/* An absolute path without "." or ".." parts, without NUL. */
-static bool abs_path_ok(json_t *v)
+/* An absolute path without "." or ".." parts. */
+static bool abs_path_ok(const struct hf_json *v)
 {
-	const char *s = json_string_value(v);
+	const char *s = hf_json_str(v);
 
-	return s && json_string_length(v) == strlen(s) && s[0] == '/' &&
-	       !strstr(s, "/./") && !strstr(s, "/../") &&
+	return s && s[0] == '/' && !strstr(s, "/./") && !strstr(s, "/../") &&
 	       !hf_str_has_prefix(s, "/..") &&
 	       !(strlen(s) >= 2 && strcmp(s + strlen(s) - 2, "/.") == 0) &&
 	       !(strlen(s) >= 3 && strcmp(s + strlen(s) - 3, "/..") == 0);
@@ -280,7 +285,7 @@ static bool rel_path_ok(const char *s)
 {
 	const char *p = s;
 
-	if (!*s || *s == '/')
+	if (!s || !*s || *s == '/')
 		return false;
 	while (*p) {
 		size_t n = strcspn(p, "/");
@@ -295,51 +300,49 @@ static bool rel_path_ok(const char *s)
 	return true;
 }
 
-static bool get_paths(json_t *root, const char *key, struct hf_strlist *dst,
+static bool get_paths(const struct hf_json *root, const char *key, struct hf_strlist *dst,
 		      char **err)
 {
-	json_t *v = json_object_get(root, key), *e;
-	size_t i;
+	const struct hf_json *v = hf_json_get(root, key);
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_array(v)) {
+	if (v->type != HF_JSON_ARRAY) {
 		*err = hf_xasprintf("\"%s\" must be an array of absolute paths",
 				    key);
 		return false;
 	}
-	json_array_foreach(v, i, e) {
-		if (!abs_path_ok(e) || strcmp(json_string_value(e), "/") == 0) {
+	for (size_t i = 0; i < v->n; i++) {
+		const struct hf_json *e = &v->items[i];
+
+		if (!abs_path_ok(e) || strcmp(e->s, "/") == 0) {
 			*err = hf_xasprintf("%s[%zu] must be an absolute path "
 					    "other than / without . or .. parts",
 					    key, i);
 			return false;
 		}
-		hf_strlist_push(dst, json_string_value(e));
+		hf_strlist_push(dst, e->s);
 	}
 	return true;
 }
 
-static bool get_mounts(json_t *root, struct hf_shim_launch *l, char **err)
+static bool get_mounts(const struct hf_json *root, struct hf_shim_launch *l, char **err)
 {
-	json_t *v = json_object_get(root, "mounts"), *o;
-	size_t i;
+	const struct hf_json *v = hf_json_get(root, "mounts");
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_array(v)) {
+	if (v->type != HF_JSON_ARRAY) {
 		*err = hf_xstrdup("\"mounts\" must be an array");
 		return false;
 	}
-	json_array_foreach(v, i, o) {
-		json_t *src = json_object_get(o, "source");
-		const char *dst = json_string_value(json_object_get(o, "target"));
+	for (size_t i = 0; i < v->n; i++) {
+		const struct hf_json *src = hf_json_get(&v->items[i], "source");
+		const char *dst = hf_json_str(hf_json_get(&v->items[i],
+							  "target"));
 		struct hf_shim_mount *m;
 
-		if (!abs_path_ok(src) || !dst ||
-		    strlen(dst) != json_string_length(json_object_get(o,
-								    "target")) ||
-		    !rel_path_ok(dst)) {
+		if (!abs_path_ok(src) || !rel_path_ok(dst)) {
 			*err = hf_xasprintf("mounts[%zu] needs an absolute "
 					    "\"source\" and a relative "
 					    "\"target\" without . or .. parts",
@@ -347,26 +350,25 @@ static bool get_mounts(json_t *root, struct hf_shim_launch *l, char **err)
 			return false;
 		}
 		m = HF_VEC_PUSH(&l->mounts);
-		m->source = hf_xstrdup(json_string_value(src));
+		m->source = hf_xstrdup(src->s);
 		m->target = hf_xstrdup(dst);
 	}
 	return true;
 }
 
-static bool get_caps(json_t *root, struct hf_shim_launch *l, char **err)
+static bool get_caps(const struct hf_json *root, struct hf_shim_launch *l, char **err)
 {
-	json_t *v = json_object_get(root, "capabilities"), *e;
-	size_t i;
+	const struct hf_json *v = hf_json_get(root, "capabilities");
 
-	if (!v || json_is_null(v))
+	if (hf_json_is_null(v))
 		return true;
-	if (!json_is_array(v)) {
+	if (v->type != HF_JSON_ARRAY) {
 		*err = hf_xstrdup("\"capabilities\" must be an array of names");
 		return false;
 	}
-	json_array_foreach(v, i, e) {
-		int cap = json_is_string(e) ? hf_cap_by_name(json_string_value(e))
-					    : -1;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *name = hf_json_str(&v->items[i]);
+		int cap = name ? hf_cap_by_name(name) : -1;
 
 		if (cap < 0) {
 			*err = hf_xasprintf("capabilities[%zu]: unknown "
@@ -379,22 +381,50 @@ static bool get_caps(json_t *root, struct hf_shim_launch *l, char **err)
 	return true;
 }
 
-static bool check_keys(json_t *root, char **err)
+static bool check_keys(const struct hf_json *o, const char *where,
+		       const char *const *known, size_t n_known, char **err)
 {
-	const char *key;
-	json_t *v;
+	for (size_t k = 0; k < o->n; k++) {
+		bool ok = false;
 
-	json_object_foreach(root, key, v) {
-		bool known = false;
-
-		for (size_t i = 0; i < HF_ARRAY_LEN(known_keys); i++)
-			known = known || strcmp(known_keys[i], key) == 0;
-		if (!known) {
-			*err = hf_xasprintf("unknown key \"%s\"", key);
+		for (size_t i = 0; i < n_known; i++)
+			ok = ok || strcmp(known[i], o->keys[k]) == 0;
+		if (!ok) {
+			*err = hf_xasprintf("unknown key \"%s\"%s", o->keys[k],
+					    where);
 			return false;
 		}
 	}
 	return true;
+}
+
+/* "restart": absent or null, no policy: the shim ends with its task. */
+static bool get_restart(const struct hf_json *root, struct hf_shim_launch *l, char **err)
+{
+	const struct hf_json *v = hf_json_get(root, "restart");
+	struct hf_shim_restart *r = &l->restart;
+	char *sub = NULL;
+	bool ok;
+
+	if (hf_json_is_null(v))
+		return true;
+	if (v->type != HF_JSON_OBJECT) {
+		*err = hf_xstrdup("\"restart\" must be an object or null");
+		return false;
+	}
+	r->on = true;
+	ok = check_keys(v, " in \"restart\"", restart_keys,
+			HF_ARRAY_LEN(restart_keys), err) &&
+	     get_number(v, "backoff_base", 86400, &r->backoff_base, &sub) &&
+	     get_number(v, "backoff_max", 86400, &r->backoff_max, &sub) &&
+	     get_number(v, "reset_after", 86400 * 365.0, &r->reset_after,
+			&sub) &&
+	     get_int(v, "max", 0, INT32_MAX, &r->max, &sub);
+	if (sub) {
+		*err = hf_xasprintf("restart: %s", sub);
+		free(sub);
+	}
+	return ok;
 }
 
 static bool validate(struct hf_shim_launch *l, char **err)
@@ -435,8 +465,7 @@ static bool validate(struct hf_shim_launch *l, char **err)
 int hf_shim_launch_parse(const char *json, size_t len,
 			 struct hf_shim_launch *l, char **errmsg)
 {
-	json_error_t jerr;
-	json_t *root;
+	struct hf_json *root = NULL;
 	int64_t keep, mem;
 	char *err = NULL;
 	int rc = HF_EINVAL;
@@ -444,20 +473,19 @@ int hf_shim_launch_parse(const char *json, size_t len,
 	*errmsg = NULL;
 	hf_shim_launch_release(l);
 	hf_shim_launch_init(l);
-	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		*errmsg = hf_xasprintf("not valid JSON: %s (line %d, "
-				       "column %d)", jerr.text, jerr.line,
-				       jerr.column);
+	if (hf_json_parse(json, len, &root, &err)) {
+		*errmsg = hf_xasprintf("not valid JSON: %s", err);
+		free(err);
 		return HF_EPARSE;
 	}
-	if (!json_is_object(root)) {
+	if (root->type != HF_JSON_OBJECT) {
 		err = hf_xstrdup("must be a JSON object");
 		goto out;
 	}
 	keep = l->log_keep;
 	mem = l->memory_mb;
-	if (!check_keys(root, &err) ||
+	if (!check_keys(root, "", known_keys, HF_ARRAY_LEN(known_keys),
+			&err) ||
 	    !get_string(root, "task_id", true, &l->task_id, &err) ||
 	    !get_string(root, "cmd", true, &l->cmd, &err) ||
 	    !get_string(root, "sandbox", true, &l->sandbox, &err) ||
@@ -479,13 +507,13 @@ int hf_shim_launch_parse(const char *json, size_t len,
 	    !get_paths(root, "visible", &l->visible, &err) ||
 	    !get_caps(root, l, &err) ||
 	    !get_bool(root, "privileged", &l->privileged, &err) ||
-	    !validate(l, &err))
+	    !get_restart(root, l, &err) || !validate(l, &err))
 		goto out;
 	l->log_keep = (int)keep;
 	l->memory_mb = mem;
 	rc = 0;
 out:
-	json_decref(root);
+	hf_json_free(root);
 	if (rc) {
 		*errmsg = err;
 		hf_shim_launch_release(l);
@@ -494,85 +522,19 @@ out:
 	return rc;
 }
 
-char *hf_shim_launch_format(const struct hf_shim_launch *l)
+double hf_shim_backoff(unsigned failures, double base, double max,
+		       double jitter)
 {
-	json_t *root = json_object(), *env = json_object(), *rl = json_array();
-	char *text, *out;
+	double d;
 
-	for (size_t i = 0; i < l->env.len; i++)
-		json_object_set_new(env, l->env.items[i].key,
-				    json_string(l->env.items[i].value));
-	for (size_t i = 0; i < l->rlimits.len; i++) {
-		const struct hf_shim_rlimit *r = &l->rlimits.items[i];
-
-		json_array_append_new(
-			rl, json_pack("{s:s, s:I, s:I}", "name",
-				      hf_rlimit_name(r->resource), "soft",
-				      (json_int_t)r->soft, "hard",
-				      (json_int_t)r->hard));
-	}
-	json_object_set_new(root, "task_id", json_string(l->task_id));
-	json_object_set_new(root, "cmd", json_string(l->cmd));
-	json_object_set_new(root, "env", env);
-	json_object_set_new(root, "sandbox", json_string(l->sandbox));
-	json_object_set_new(root, "rlimits", rl);
-	json_object_set_new(root, "cpus", json_real(l->cpus));
-	json_object_set_new(root, "memory_mb", json_integer(l->memory_mb));
-	json_object_set_new(root, "cgroup_parent",
-			    json_string(l->cgroup_parent));
-	json_object_set_new(root, "log_max_bytes",
-			    json_integer(l->log_max_bytes));
-	json_object_set_new(root, "log_keep", json_integer(l->log_keep));
-	json_object_set_new(root, "kill_grace_period",
-			    json_real(l->kill_grace_period));
-	json_object_set_new(root, "user",
-			    l->user ? json_string(l->user) : json_null());
-	json_object_set_new(root, "isolate", json_boolean(l->isolate));
-	{
-		json_t *m = json_array(), *hide = json_array();
-		json_t *vis = json_array(), *caps = json_array();
-
-		for (size_t i = 0; i < l->mounts.len; i++)
-			json_array_append_new(
-				m, json_pack("{s:s, s:s}", "source",
-					     l->mounts.items[i].source, "target",
-					     l->mounts.items[i].target));
-		for (size_t i = 0; i < l->hide.len; i++)
-			json_array_append_new(hide,
-					      json_string(l->hide.items[i]));
-		for (size_t i = 0; i < l->visible.len; i++)
-			json_array_append_new(vis,
-					      json_string(l->visible.items[i]));
-		for (int c = 0; c <= hf_cap_last(); c++)
-			if (l->caps & HF_CAP_BIT(c))
-				json_array_append_new(
-					caps, json_string(hf_cap_name(c)));
-		json_object_set_new(root, "mounts", m);
-		json_object_set_new(root, "hide", hide);
-		json_object_set_new(root, "visible", vis);
-		json_object_set_new(root, "capabilities", caps);
-	}
-	json_object_set_new(root, "privileged", json_boolean(l->privileged));
-	text = json_dumps(root, JSON_INDENT(2));
-	json_decref(root);
-	if (!text)
-		abort(); /* only on allocation failure; see util.h */
-	out = hf_xasprintf("%s\n", text);
-	free(text);
-	return out;
-}
-
-int hf_shim_launch_write(const char *taskdir, const struct hf_shim_launch *l)
-{
-	char *path = hf_xasprintf("%s/launch.json", taskdir);
-	char *text = hf_shim_launch_format(l);
-	int rc = hf_write_file_atomic(path, text, strlen(text), 0600);
-	int saved = errno;
-
-	free(path);
-	free(text);
-	errno = saved;
-	return rc;
+	if (failures <= 1)
+		return 0;
+	d = base;
+	for (unsigned i = 2; i < failures && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	return d * (0.8 + 0.2 * jitter);
 }
 
 /* Whether this process may raise hard limits (CAP_SYS_RESOURCE). */

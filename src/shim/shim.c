@@ -1,5 +1,5 @@
 /*
- * shim.c - `holdfast shim --dir TASKDIR`: detach from the agent, start the
+ * shim.c - holdfast-shim --dir TASKDIR: detach from the agent, start the
  * task, then one poll() loop over a signalfd, the task's output pipes and
  * the control socket until the task has exited and its status is on disk.
  * The contract (files, socket protocol, exit codes) is in shim.h.
@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -34,14 +33,15 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/cmd.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/rlimit.h"
+#include "common/rng.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
 #include "shim/confine.h"
+#include "shim/json.h"
 #include "shim/shim.h"
 #include "shim/shim_int.h"
 #include "shim/tasklog.h"
@@ -53,6 +53,8 @@
 #define MAX_CLIENTS 64
 #define CLIENT_OUT_MAX (1024 * 1024)
 #define PIPE_SIZE (1024 * 1024)
+
+struct exec_plan;
 
 struct client {
 	int fd;
@@ -76,11 +78,19 @@ struct shim {
 	int agent_err;              /* the agent's stderr until ready, or -1 */
 	bool sock_bound;
 	HF_VEC(struct client *) clients;
-	pid_t pid;                  /* the task's main process (= its pgid) */
-	bool main_exited;
+	pid_t pid;                  /* the task's main process (= its pgid);
+				       0 between two (restart backoff) */
+	bool main_exited;           /* the task has ended for good */
 	int wstatus;
 	int64_t kill_at;            /* monotonic ms of the SIGKILL; 0 none */
 	int64_t drain_until;        /* monotonic ms; set once main exited */
+	/* Restarts in place (launch.restart; RESTARTS in shim.h). */
+	struct exec_plan *plan;     /* kept for the next start */
+	unsigned failures;          /* exits in a row, reset by reset_after */
+	int64_t up_since;           /* monotonic ms the process started */
+	int64_t restart_at;         /* monotonic ms; 0: no restart pending */
+	struct hf_rng rng;          /* the backoff's jitter */
+	char *end_note;             /* why the task was not restarted */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -155,7 +165,7 @@ static void HF_PRINTF(2, 3) fail_start(struct shim *sh, const char *fmt, ...)
 	va_end(ap);
 	hf_log("%s: failed to start: %s", sh->dir, sh->st.message);
 	if (sh->agent_err >= 0)
-		dprintf(sh->agent_err, "holdfast shim: %s: failed to start: "
+		dprintf(sh->agent_err, "holdfast-shim: %s: failed to start: "
 			"%s\n", sh->dir, sh->st.message);
 	sh->st.state = HF_TS_FAILED_TO_START;
 	sh->st.finished_at = hf_now_ms();
@@ -224,15 +234,19 @@ static void client_send(struct client *c, const char *line)
 
 static void client_reply(struct client *c, bool ok, const char *error)
 {
-	json_t *o = json_pack("{s:b}", "ok", ok);
+	struct hf_jw w;
 	char *text;
 
-	if (error)
-		json_object_set_new(o, "error", json_string(error));
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!text)
-		abort(); /* only on allocation failure; see util.h */
+	hf_jw_init(&w);
+	hf_jw_open(&w, '{');
+	hf_jw_key(&w, "ok");
+	hf_jw_bool(&w, ok);
+	if (error) {
+		hf_jw_key(&w, "error");
+		hf_jw_str(&w, error);
+	}
+	hf_jw_close(&w, '}');
+	text = hf_jw_detach(&w);
 	client_send(c, text);
 	free(text);
 }
@@ -259,12 +273,21 @@ static void kill_task(struct shim *sh, int sig)
 		hf_cgroup_kill_all(&sh->cg);
 }
 
+static void end_for_good(struct shim *sh, const char *why);
+
 static void request_stop(struct shim *sh, double grace)
 {
 	int64_t at = hf_mono_ms() + (int64_t)(grace * 1000);
 
 	if (sh->main_exited)
 		return;
+	if (sh->restart_at) {
+		/* Waiting to restart: nothing runs, so it ends now. */
+		sh->st.stop_requested = true;
+		hf_log("stop requested during the restart backoff");
+		end_for_good(sh, NULL);
+		return;
+	}
 	if (!sh->st.stop_requested) {
 		sh->st.stop_requested = true;
 		/* No grace: nothing to warn, the loop kills at once. */
@@ -281,7 +304,7 @@ static void request_stop(struct shim *sh, double grace)
 
 /* ---- the socket protocol -------------------------------------------- */
 
-static void op_status(struct shim *sh, struct client *c, json_t *req)
+static void op_status(struct shim *sh, struct client *c, const struct hf_json *req)
 {
 	char *text = hf_shim_status_format(&sh->st);
 
@@ -289,41 +312,39 @@ static void op_status(struct shim *sh, struct client *c, json_t *req)
 	free(text);
 }
 
-static void op_watch(struct shim *sh, struct client *c, json_t *req)
+static void op_watch(struct shim *sh, struct client *c, const struct hf_json *req)
 {
 	c->watching = true;
 	op_status(sh, c, req);
 }
 
-static void op_stop(struct shim *sh, struct client *c, json_t *req)
+static void op_stop(struct shim *sh, struct client *c, const struct hf_json *req)
 {
-	json_t *g = json_object_get(req, "grace");
+	const struct hf_json *g = hf_json_get(req, "grace");
 	double grace = sh->launch.kill_grace_period;
 
-	if (g && !json_is_null(g)) {
-		if (!json_is_number(g) || !isfinite(json_number_value(g)) ||
-		    json_number_value(g) < 0 ||
-		    json_number_value(g) > 86400) {
+	if (!hf_json_is_null(g)) {
+		if (!hf_json_is_number(g) || !isfinite(g->d) || g->d < 0 ||
+		    g->d > 86400) {
 			client_reply(c, false, "\"grace\" must be a number of "
 					       "seconds from 0 to 86400");
 			return;
 		}
-		grace = json_number_value(g);
+		grace = g->d;
 	}
 	request_stop(sh, grace);
 	client_reply(c, true, NULL);
 }
 
-static void op_signal(struct shim *sh, struct client *c, json_t *req)
+static void op_signal(struct shim *sh, struct client *c, const struct hf_json *req)
 {
-	json_t *v = json_object_get(req, "signal");
+	const struct hf_json *v = hf_json_get(req, "signal");
 	int sig = 0;
 
-	if (json_is_string(v))
-		sig = signal_by_name(json_string_value(v));
-	else if (json_is_integer(v) && json_integer_value(v) > 0 &&
-		 json_integer_value(v) < NSIG)
-		sig = (int)json_integer_value(v);
+	if (hf_json_str(v))
+		sig = signal_by_name(v->s);
+	else if (v && v->type == HF_JSON_INT && v->i > 0 && v->i < NSIG)
+		sig = (int)v->i;
 	if (!sig) {
 		client_reply(c, false, "\"signal\" must be a signal name such "
 				       "as \"HUP\" or a number");
@@ -333,6 +354,10 @@ static void op_signal(struct shim *sh, struct client *c, json_t *req)
 		client_reply(c, false, "the task has exited");
 		return;
 	}
+	if (!sh->pid) {
+		client_reply(c, false, "the task is waiting to be restarted");
+		return;
+	}
 	hf_log("sending SIG%s to the task", signal_name(sig));
 	kill_task(sh, sig);
 	client_reply(c, true, NULL);
@@ -340,7 +365,7 @@ static void op_signal(struct shim *sh, struct client *c, json_t *req)
 
 static const struct {
 	const char *name;
-	void (*run)(struct shim *sh, struct client *c, json_t *req);
+	void (*run)(struct shim *sh, struct client *c, const struct hf_json *req);
 } ops[] = {
 	{"status", op_status},
 	{"watch", op_watch},
@@ -350,9 +375,14 @@ static const struct {
 
 static void handle_line(struct shim *sh, struct client *c, const char *line)
 {
-	json_t *req = json_loads(line, 0, NULL);
-	const char *op = json_string_value(json_object_get(req, "op"));
-	char *err;
+	struct hf_json *req = NULL;
+	const char *op;
+	char *err = NULL;
+
+	/* A request that is not JSON gets the same answer as one without op. */
+	if (hf_json_parse(line, strlen(line), &req, &err))
+		free(err);
+	op = hf_json_str(hf_json_get(req, "op"));
 
 	if (!op) {
 		client_reply(c, false, "a request is a JSON object with an "
@@ -370,7 +400,7 @@ static void handle_line(struct shim *sh, struct client *c, const char *line)
 	client_reply(c, false, err);
 	free(err);
 out:
-	json_decref(req);
+	hf_json_free(req);
 }
 
 static void client_read(struct shim *sh, struct client *c)
@@ -464,7 +494,7 @@ static int listen_socket(struct shim *sh)
 			   hf_err_msg(len));
 		goto out;
 	}
-	/* We hold shim.lock: a socket file left here is stale. */
+	/* We hold the lock: a socket file left here is stale. */
 	unlink(path);
 	sh->listenfd = socket(AF_UNIX,
 			      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -646,20 +676,22 @@ static uint64_t mount_ns_of(pid_t pid)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-static int spawn_task(struct shim *sh)
+/*
+ * Starts the task's process from sh->plan: new pipes, the same sandbox,
+ * cgroup, limits, identity and namespace set-up every time (the first
+ * start and each restart in place). On success the status says "running"
+ * with the new pid (not yet published); on failure *err says why (the
+ * caller frees it).
+ */
+static int start_process(struct shim *sh, char **err)
 {
-	struct exec_plan plan;
 	struct hf_spawn sp;
 	int out[2] = {-1, -1}, errp[2] = {-1, -1};
-	char *err = NULL;
 	int rc = -1;
 
-	memset(&plan, 0, sizeof(plan));
-	plan.confine.join_fd = -1;
-	if (plan_build(sh, &plan) || open_logs(sh))
-		goto out;
+	*err = NULL;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		fail_start(sh, "cannot create pipes: %s", strerror(errno));
+		*err = hf_xasprintf("cannot create pipes: %s", strerror(errno));
 		goto out;
 	}
 	/* A bigger pipe lets a chatty task run ahead of a slow disk. */
@@ -668,35 +700,33 @@ static int spawn_task(struct shim *sh)
 
 	memset(&sp, 0, sizeof(sp));
 	sp.path = "/bin/sh";
-	sp.argv = plan.argv;
-	sp.envp = plan.envp;
+	sp.argv = sh->plan->argv;
+	sp.envp = sh->plan->envp;
 	sp.in = -1;
 	sp.out = out[1];
 	sp.err = errp[1];
 	sp.new_session = true;
 	sp.setup = task_setup;
-	sp.setup_arg = &plan;
-	if (hf_spawn_start(&sp, &sh->pid, &err)) {
+	sp.setup_arg = sh->plan;
+	if (hf_spawn_start(&sp, &sh->pid, err)) {
 		sh->pid = 0;
-		fail_start(sh, "%s", err);
-		free(err);
 		goto out;
 	}
+	sh->up_since = hf_mono_ms();
 	sh->pipes[0] = out[0];
 	sh->pipes[1] = errp[0];
 	out[0] = errp[0] = -1;
 	fcntl(sh->pipes[0], F_SETFL, O_NONBLOCK);
 	fcntl(sh->pipes[1], F_SETFL, O_NONBLOCK);
-	hf_cgroup_close_fds(&sh->cg);
+	/* A restart joins the cgroup again: keep cgroup.procs open. */
+	if (!sh->launch.restart.on)
+		hf_cgroup_close_fds(&sh->cg);
 	sh->st.pid = sh->pid;
 	sh->st.pgid = sh->pid;
 	if (sh->launch.isolate)
 		sh->st.mnt_ns = mount_ns_of(sh->pid);
 	sh->st.started_at = hf_now_ms();
 	sh->st.state = HF_TS_RUNNING;
-	hf_log("task %s started as pid %d", sh->launch.task_id,
-		 (int)sh->pid);
-	publish(sh);
 	rc = 0;
 out:
 	for (int i = 0; i < 2; i++) {
@@ -705,8 +735,26 @@ out:
 		if (errp[i] >= 0)
 			close(errp[i]);
 	}
-	plan_release(&plan);
 	return rc;
+}
+
+static int spawn_task(struct shim *sh)
+{
+	char *err = NULL;
+
+	sh->plan = hf_xcalloc(1, sizeof(*sh->plan));
+	sh->plan->confine.join_fd = -1;
+	if (plan_build(sh, sh->plan) || open_logs(sh))
+		return -1;
+	if (start_process(sh, &err)) {
+		fail_start(sh, "%s", err);
+		free(err);
+		return -1;
+	}
+	hf_log("task %s started as pid %d", sh->launch.task_id,
+		 (int)sh->pid);
+	publish(sh);
+	return 0;
 }
 
 /* ---- the exit ------------------------------------------------------- */
@@ -737,11 +785,152 @@ static void kill_leftovers(struct shim *sh)
 	}
 }
 
+static int start_process(struct shim *sh, char **err);
+
+/* Reads what the task's pipes hold now, then closes them. */
+static void drain_pipes(struct shim *sh)
+{
+	char buf[65536];
+
+	for (int i = 0; i < 2; i++) {
+		/* Bounded: a leftover that keeps writing cannot hold us. */
+		for (int round = 0; sh->pipes[i] >= 0 && round < 64; round++) {
+			ssize_t n = read(sh->pipes[i], buf, sizeof(buf));
+
+			if (n > 0)
+				hf_tasklog_write(&sh->logs[i], buf, (size_t)n);
+			else if (!(n < 0 && errno == EINTR))
+				break;
+		}
+		if (sh->pipes[i] >= 0)
+			close(sh->pipes[i]);
+		sh->pipes[i] = -1;
+	}
+}
+
+/*
+ * The task has ended and will not run again: its last exit becomes the
+ * exit of the launch (finish() writes it). why, when not NULL, is why a
+ * restart did not happen.
+ */
+static void end_for_good(struct shim *sh, const char *why)
+{
+	struct hf_shim_status *st = &sh->st;
+
+	if (sh->restart_at || why) {
+		/* The exit was recorded as "last": it is the final one. */
+		st->has_exit_code = st->has_last_exit_code;
+		st->exit_code = st->last_exit_code;
+		st->signal = st->last_signal;
+		st->finished_at = st->last_exit_at;
+	}
+	sh->restart_at = 0;
+	st->backoff = false;
+	st->restart_at = 0;
+	if (why) {
+		hf_log("not restarting the task: %s", why);
+		free(sh->end_note);
+		sh->end_note = hf_xstrdup(why);
+	}
+	sh->main_exited = true;
+	sh->kill_at = 0;
+	sh->drain_until = hf_mono_ms() + DRAIN_MS;
+}
+
+/* Starts the task again after an exit (its backoff is over). */
+static void restart_now(struct shim *sh)
+{
+	char *err = NULL;
+
+	sh->restart_at = 0;
+	if (start_process(sh, &err)) {
+		char *why = hf_xasprintf("the restart failed: %s", err);
+
+		end_for_good(sh, why);
+		free(why);
+		free(err);
+		return;
+	}
+	sh->st.restarts++;
+	sh->st.last_restart_at = sh->st.started_at;
+	sh->st.backoff = false;
+	sh->st.restart_at = 0;
+	free(sh->st.message);
+	sh->st.message = hf_xasprintf(
+	    "restarted in place (%u so far) after it %s %d", sh->st.restarts,
+	    sh->st.has_last_exit_code ? "exited with code"
+				      : "was killed by signal",
+	    sh->st.has_last_exit_code ? sh->st.last_exit_code
+				      : sh->st.last_signal);
+	hf_log("task %s restarted as pid %d (restart %u)",
+	       sh->launch.task_id, (int)sh->pid, sh->st.restarts);
+	publish(sh);
+}
+
+/*
+ * After an exit with a restart policy: restart at once (the first exit in
+ * a row), or after the backoff; or give up when the policy's max is
+ * reached. Returns false when the task ends for good instead.
+ */
+static bool schedule_restart(struct shim *sh)
+{
+	const struct hf_shim_restart *p = &sh->launch.restart;
+	struct hf_shim_status *st = &sh->st;
+	int64_t now = hf_mono_ms(), delay;
+
+	if (!p->on || st->stop_requested)
+		return false;
+	if (now - sh->up_since >= (int64_t)(p->reset_after * 1000))
+		sh->failures = 0;
+	sh->failures++;
+	st->has_last_exit_code = st->has_exit_code;
+	st->last_exit_code = st->exit_code;
+	st->last_signal = st->signal;
+	st->last_exit_at = st->finished_at;
+	st->has_exit_code = false;
+	st->exit_code = st->signal = 0;
+	st->finished_at = 0;
+	st->pid = st->pgid = 0;
+	sh->pid = 0;
+	drain_pipes(sh);
+	if (p->max > 0 && sh->failures > (uint64_t)p->max) {
+		char *why = hf_xasprintf("%u exits in a row, the policy's "
+					 "max is %lld",
+					 sh->failures, (long long)p->max);
+
+		sh->restart_at = 1; /* what end_for_good takes as "last" */
+		end_for_good(sh, why);
+		free(why);
+		return true;
+	}
+	delay = (int64_t)(1000 * hf_shim_backoff(
+				     sh->failures, p->backoff_base,
+				     p->backoff_max,
+				     (double)hf_rng_below(&sh->rng, 1000) /
+					 1000.0));
+	if (delay <= 0) {
+		restart_now(sh);
+		return true;
+	}
+	sh->restart_at = now + delay;
+	st->state = HF_TS_STARTING;
+	st->backoff = true;
+	st->restart_at = hf_now_ms() + delay;
+	free(st->message);
+	st->message = hf_xasprintf("restarting in %lld ms (exit %u in a row)",
+				   (long long)delay, sh->failures);
+	hf_log("task %s exited; restarting in %lld ms", sh->launch.task_id,
+	       (long long)delay);
+	publish(sh);
+	return true;
+}
+
 static void main_exited(struct shim *sh, int wstatus)
 {
-	sh->main_exited = true;
 	sh->wstatus = wstatus;
 	sh->st.finished_at = hf_now_ms();
+	sh->st.has_exit_code = false;
+	sh->st.exit_code = sh->st.signal = 0;
 	if (WIFEXITED(wstatus)) {
 		sh->st.has_exit_code = true;
 		sh->st.exit_code = WEXITSTATUS(wstatus);
@@ -750,6 +939,9 @@ static void main_exited(struct shim *sh, int wstatus)
 	}
 	kill_leftovers(sh);
 	sh->kill_at = 0;
+	if (schedule_restart(sh))
+		return;
+	sh->main_exited = true;
 	sh->drain_until = hf_mono_ms() + DRAIN_MS;
 }
 
@@ -783,22 +975,24 @@ static void reap(struct shim *sh)
 static void exit_message(struct shim *sh)
 {
 	struct hf_shim_status *st = &sh->st;
+	struct hf_buf b = HF_BUF_INIT;
 
-	free(st->message);
 	if (st->has_exit_code)
-		st->message = hf_xasprintf("exited with code %d%s%s",
-					   st->exit_code,
-					   st->oom_killed ? ": out of memory"
-							  : "",
-					   st->stop_requested
-						   ? " after a stop request"
-						   : "");
+		hf_buf_addf(&b, "exited with code %d", st->exit_code);
 	else
-		st->message = hf_xasprintf(
-			"killed by signal %d (SIG%s)%s%s", st->signal,
-			signal_name(st->signal),
-			st->oom_killed ? ": out of memory" : "",
-			st->stop_requested ? " after a stop request" : "");
+		hf_buf_addf(&b, "killed by signal %d (SIG%s)", st->signal,
+			    signal_name(st->signal));
+	if (st->oom_killed)
+		hf_buf_adds(&b, ": out of memory");
+	if (st->stop_requested)
+		hf_buf_adds(&b, " after a stop request");
+	if (st->restarts)
+		hf_buf_addf(&b, " (restarted in place %u time%s before)",
+			    st->restarts, st->restarts == 1 ? "" : "s");
+	if (sh->end_note)
+		hf_buf_addf(&b, "; not restarted: %s", sh->end_note);
+	free(st->message);
+	st->message = hf_buf_detach(&b);
 }
 
 static void flush_clients(struct shim *sh)
@@ -904,7 +1098,9 @@ static int poll_timeout(const struct shim *sh)
 		t = sh->kill_at - now;
 	if (sh->main_exited && (t < 0 || sh->drain_until - now < t))
 		t = sh->drain_until - now;
-	if (t < 0 && (sh->kill_at || sh->main_exited))
+	if (sh->restart_at && (t < 0 || sh->restart_at - now < t))
+		t = sh->restart_at - now;
+	if (t < 0 && (sh->kill_at || sh->main_exited || sh->restart_at))
 		t = 0;
 	return t > INT_MAX ? INT_MAX : (int)t;
 }
@@ -967,6 +1163,8 @@ static void run_loop(struct shim *sh)
 			sh->kill_at = 0;
 			kill_task(sh, SIGKILL);
 		}
+		if (sh->restart_at && hf_mono_ms() >= sh->restart_at)
+			restart_now(sh);
 		drop_dead_clients(sh);
 	}
 	HF_VEC_FREE(&pfds);
@@ -987,6 +1185,8 @@ static void shim_init(struct shim *sh)
 	}
 	sh->lockfd = sh->readyfd = sh->sigfd = sh->listenfd = -1;
 	sh->agent_err = -1;
+	hf_rng_seed(&sh->rng, (uint64_t)hf_now_ms() ^
+				  ((uint64_t)getpid() << 32));
 }
 
 /* Frees memory and closes descriptors; never touches TASKDIR. */
@@ -1010,6 +1210,11 @@ static void shim_release(struct shim *sh)
 		close(sh->lockfd);
 	if (sh->agent_err >= 0)
 		close(sh->agent_err);
+	if (sh->plan) {
+		plan_release(sh->plan);
+		free(sh->plan);
+	}
+	free(sh->end_note);
 	hf_cgroup_release(&sh->cg);
 	hf_shim_status_release(&sh->st);
 	hf_shim_launch_release(&sh->launch);
@@ -1041,54 +1246,72 @@ static void sanitize_fds(void)
 
 /*
  * Refuses a TASKDIR that another shim owns or that has been launched
- * before. The lock is taken first, so two shims started at once cannot
- * both pass the status.json test.
+ * before. The shim's lock is launch.json's flock, taken before status.json
+ * is looked at, so two shims started at once cannot both pass that test;
+ * the file exists before any shim can start (the agent writes it first)
+ * and nobody replaces it, so the lock needs no file of its own.
  */
 static int claim_dir(struct shim *sh)
 {
-	char *lock = dir_path(sh, "shim.lock");
+	char *launch = dir_path(sh, "launch.json");
 	char *status = dir_path(sh, "status.json");
 	int rc = -1;
 
-	sh->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	sh->lockfd = open(launch, O_RDONLY | O_CLOEXEC);
 	if (sh->lockfd < 0) {
-		fprintf(stderr, "holdfast shim: cannot open %s: %s\n", lock,
+		fprintf(stderr, "holdfast-shim: cannot open %s: %s\n", launch,
 			strerror(errno));
 		goto out;
 	}
 	if (flock(sh->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "holdfast shim: another shim owns %s\n",
+		fprintf(stderr, "holdfast-shim: another shim owns %s\n",
 			sh->dir);
 		goto out;
 	}
 	if (access(status, F_OK) == 0) {
 		fprintf(stderr,
-			"holdfast shim: %s was launched before (status.json "
+			"holdfast-shim: %s was launched before (status.json "
 			"exists); each launch needs a fresh task directory\n",
 			sh->dir);
 		goto out;
 	}
 	rc = 0;
 out:
-	free(lock);
+	free(launch);
 	free(status);
 	return rc;
 }
 
+/* Reads launch.json through the locked descriptor. */
 static int load_launch(struct shim *sh)
 {
-	char *path = dir_path(sh, "launch.json"), *text = NULL, *msg = NULL;
-	size_t len = 0;
-	int rc = hf_read_file(path, LAUNCH_MAX_BYTES, &text, &len);
+	char *path = dir_path(sh, "launch.json"), *msg = NULL;
+	struct hf_buf text = HF_BUF_INIT;
+	char buf[16384];
+	ssize_t n;
+	int rc = 0;
 
-	if (rc == HF_ETOOBIG)
-		msg = hf_xasprintf("larger than %d bytes", LAUNCH_MAX_BYTES);
-	else if (rc)
-		msg = hf_xstrdup(strerror(errno));
-	else
-		rc = hf_shim_launch_parse(text, len, &sh->launch, &msg);
+	while ((n = read(sh->lockfd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			msg = hf_xstrdup(strerror(errno));
+			rc = HF_EIO;
+			break;
+		}
+		hf_buf_add(&text, buf, (size_t)n);
+		if (text.len > LAUNCH_MAX_BYTES) {
+			msg = hf_xasprintf("larger than %d bytes",
+					   LAUNCH_MAX_BYTES);
+			rc = HF_ETOOBIG;
+			break;
+		}
+	}
+	if (!rc)
+		rc = hf_shim_launch_parse(text.data ? text.data : "", text.len,
+					  &sh->launch, &msg);
 	if (rc) {
-		fprintf(stderr, "holdfast shim: %s: %s\n", path, msg);
+		fprintf(stderr, "holdfast-shim: %s: %s\n", path, msg);
 		/* No detached shim will run: shim_pid stays null. */
 		sh->st.state = HF_TS_FAILED_TO_START;
 		sh->st.finished_at = hf_now_ms();
@@ -1096,7 +1319,7 @@ static int load_launch(struct shim *sh)
 		publish(sh);
 	}
 	free(path);
-	free(text);
+	hf_buf_release(&text);
 	free(msg);
 	return rc ? -1 : 0;
 }
@@ -1114,13 +1337,13 @@ static int detach(struct shim *sh)
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0) {
-		fprintf(stderr, "holdfast shim: pipe: %s\n", strerror(errno));
+		fprintf(stderr, "holdfast-shim: pipe: %s\n", strerror(errno));
 		return HF_EXIT_FAIL;
 	}
 	fflush(NULL);
 	pid = hf_spawn_fork();
 	if (pid < 0) {
-		fprintf(stderr, "holdfast shim: fork: %s\n", strerror(errno));
+		fprintf(stderr, "holdfast-shim: fork: %s\n", strerror(errno));
 		close(p[0]);
 		close(p[1]);
 		return HF_EXIT_FAIL;
@@ -1143,7 +1366,7 @@ static int detach(struct shim *sh)
 	close(p[0]);
 	if (n == 1)
 		return c == '0' ? HF_EXIT_OK : HF_EXIT_FAIL;
-	fprintf(stderr, "holdfast shim: the shim died while starting; see "
+	fprintf(stderr, "holdfast-shim: the shim died while starting; see "
 			"%s/shim.log\n", sh->dir);
 	return HF_EXIT_FAIL;
 }
@@ -1172,17 +1395,6 @@ static int setup_signals(struct shim *sh)
 		hf_log("cannot become a child subreaper: %s",
 			 strerror(errno));
 	return 0;
-}
-
-static void write_pidfile(struct shim *sh)
-{
-	char *path = dir_path(sh, "shim.pid");
-	char *text = hf_xasprintf("%d\n", (int)getpid());
-
-	if (hf_write_file_atomic(path, text, strlen(text), 0644))
-		hf_log("cannot write %s: %s", path, strerror(errno));
-	free(path);
-	free(text);
 }
 
 /*
@@ -1219,7 +1431,7 @@ static int shim_run(struct shim *sh, const char *dir)
 	sanitize_fds();
 	sh->dir = realpath(dir, NULL);
 	if (!sh->dir) {
-		fprintf(stderr, "holdfast shim: %s: %s\n", dir,
+		fprintf(stderr, "holdfast-shim: %s: %s\n", dir,
 			strerror(errno));
 		return HF_EXIT_FAIL;
 	}
@@ -1236,7 +1448,6 @@ static int shim_run(struct shim *sh, const char *dir)
 	sh->st.shim_pid = getpid();
 	if (!sh->foreground)
 		redirect_stdio(sh);
-	write_pidfile(sh);
 	if (chdir("/") < 0)
 		hf_log("chdir /: %s", strerror(errno));
 	sh->st.state = HF_TS_STARTING;
@@ -1268,13 +1479,6 @@ failed:
 	return HF_EXIT_FAIL;
 }
 
-const struct hf_cmd hf_shim_cmd = {
-    "shim", NULL, hf_shim_main, "--dir TASKDIR",
-    "own one task's process (started by the agent)",
-    "Runs the task described by TASKDIR/launch.json, owns its pipes and\n"
-    "exit status, and outlives agent restarts. Not for interactive use.",
-    NULL};
-
 int hf_shim_main(int argc, char **argv)
 {
 	struct shim sh;
@@ -1282,7 +1486,7 @@ int hf_shim_main(int argc, char **argv)
 	bool bad = false;
 	int rc;
 
-	hf_log_init("holdfast shim", true);
+	hf_log_init("holdfast-shim", true);
 	shim_init(&sh);
 	for (int i = 1; i < argc && !bad; i++) {
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
@@ -1296,7 +1500,10 @@ int hf_shim_main(int argc, char **argv)
 	}
 	if (bad || !dir || !*dir) {
 		shim_release(&sh);
-		return hf_cmd_usage(&hf_shim_cmd);
+		fprintf(stderr, "usage: holdfast-shim --dir TASKDIR "
+				"[--foreground]\n(started by the holdfast "
+				"agent; see shim.h)\n");
+		return HF_EXIT_USAGE;
 	}
 	rc = shim_run(&sh, dir);
 	shim_release(&sh);

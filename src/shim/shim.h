@@ -1,7 +1,14 @@
 /*
- * shim.h - `holdfast shim`: one process per task, started by the agent. It
+ * shim.h - holdfast-shim: one process per task, started by the agent. It
  * forks the task, owns its pipes, limits and exit status, and keeps running
  * when the agent dies, so a database never restarts with its agent.
+ *
+ * It is a program of its own (src/shim/main.c), linked with libc alone:
+ * a node pays for it once per task, so it loads no library it does not
+ * use, and reads and writes its JSON with shim/json.h. The files of this
+ * module that the agent alone uses (shim_client.c: formatting launch.json,
+ * parsing a status, the client functions below) keep jansson and are not
+ * linked into it; the Makefile's SHIM_SRCS lists what is.
  *
  * This header is the contract between the agent and the shim. The agent
  * should use the client functions at the bottom rather than speaking the
@@ -9,8 +16,16 @@
  *
  * THE TASK DIRECTORY (TASKDIR), one per launch, private to the agent:
  *
+ * Each file exists for crash safety or for the agent to reach the shim;
+ * nothing else is written per launch.
+ *
  *   launch.json  written by the agent (atomically) before it starts the
- *                shim; hf_shim_launch_write() does that. Keys:
+ *                shim; hf_shim_launch_write() does that. It is also the
+ *                shim's lock: the shim holds an exclusive flock on it for
+ *                its whole life (it exists before any shim can start and
+ *                is never replaced), so hf_shim_alive() tells a live shim
+ *                from a dead one without trusting a pid that may have
+ *                been reused. Keys:
  *                  task_id        required; [A-Za-z0-9._:@+-], also the
  *                                 cgroup's name
  *                  cmd            required; run as /bin/sh -c cmd
@@ -55,44 +70,67 @@
  *                  privileged     default false; true keeps every
  *                                 capability, no_new_privs off, and the
  *                                 node's own /dev, /sys and /proc/sys
+ *                  restart        null (the default: the shim ends with
+ *                                 its task), or the policy of restarts in
+ *                                 place (RESTARTS below):
+ *                                 {"backoff_base": s (default 1),
+ *                                  "backoff_max": s (60),
+ *                                  "reset_after": s (120),
+ *                                  "max": n (0 = no limit)}; the server's
+ *                                 --backoff-base, --backoff-max and
+ *                                 backoff reset, handed down as they are
  *                Unknown keys are errors, so typos fail loudly.
  *   status.json  written by the shim, atomically (x.new, fsync, rename,
  *                fsync of TASKDIR), at every state change:
- *                  {"state": "starting"|"running"|"exited"|"failed-to-start",
+ *                  {"state": "starting"|"running"|"backoff"|"exited"|
+ *                             "failed-to-start",
  *                   "task_id", "shim_pid", "pid", "pgid", "started_at",
  *                   "finished_at" (unix ms or null), "exit_code" (or null),
  *                   "signal" (number or null), "oom_killed": bool,
  *                   "stop_requested": bool, "cgroup": path or null,
  *                   "cgroup_note": sentence or null, "message": sentence
  *                   or null, "mnt_ns": the inode of the task's mount
- *                   namespace (with isolate) or null}
+ *                   namespace (with isolate) or null,
+ *                   "restarts": restarts in place so far (0 without a
+ *                   policy), "last_exit_code" and "last_signal" (of the
+ *                   latest exit that was restarted, or null),
+ *                   "last_exit_at", "last_restart_at" (unix ms or null),
+ *                   "restart_at": when the backoff ends (unix ms, or null
+ *                   unless "backoff")}
  *                "exited" and "failed-to-start" are final and are written
  *                before the shim exits, so an agent that was down while the
- *                task ended still finds the exit status here.
- *   shim.pid     the detached shim's pid and a newline (atomic).
- *   shim.lock    held (flock, exclusive) by the shim for its whole life;
- *                hf_shim_alive() tests it. A dead shim whose status.json
- *                still says "starting" or "running" died without finishing
+ *                task ended still finds the exit status here. The first
+ *                status ("starting") is written before the task is
+ *                started and carries shim_pid, which is how the agent
+ *                learns the detached shim's pid (there is no pid file). A
+ *                dead shim (its lock free) whose status.json still says
+ *                "starting", "running" or "backoff" died without finishing
  *                (kill -9, a crash); its task's main process died with it
  *                (see PDEATHSIG below). The agent calls
  *                hf_shim_cleanup_lost() to kill what the task left and make
  *                the status final, and reports the task lost.
- *   shim.sock    the control socket (below); present only while the shim
- *                runs.
- *   shim.log     the shim's own stderr once it has detached.
+ *   shim.sock    the control socket (below): how the agent watches, stops
+ *                and signals the task; present only while the shim runs.
+ *   shim.log     the shim's own stderr once it has detached: it outlives
+ *                the agent, so its messages have nowhere else to go.
+ * Shims before holdfast-shim (`holdfast shim`) also wrote shim.pid and
+ * locked shim.lock; hf_shim_alive() and hf_shim_cleanup_lost() honour
+ * shim.lock still, for an agent upgraded while such shims run.
  *
  * A TASKDIR is used for one launch only: the shim refuses to start when
- * status.json already exists, or when another shim holds shim.lock. The
+ * status.json already exists, or when another shim holds the lock. The
  * sandbox, however, may be reused by relaunches: the stdout/stderr files
  * there are appended to and keep rotating.
  *
- * STARTING A SHIM. The agent fork+execs `holdfast shim --dir TASKDIR`
- * (hf_shim_spawn() does it) and waitpid()s for that process, which returns
- * quickly. The shim validates launch.json, then forks: the child calls
- * setsid() (its own session and process group, so signals to the agent's
- * group and the agent's death do not reach it; it is reparented to init),
- * writes shim.pid, starts the task and writes status "running" or
- * "failed-to-start", and only then tells the first process, which exits:
+ * STARTING A SHIM. The agent runs `holdfast-shim --dir TASKDIR` with
+ * posix_spawn (hf_shim_spawn() does it; the program is the holdfast-shim
+ * next to the agent's own binary, hf_shim_bin_next_to()) and waitpid()s for
+ * that process, which returns quickly. The shim validates launch.json,
+ * then forks: the child calls setsid() (its own session and process group,
+ * so signals to the agent's group and the agent's death do not reach it;
+ * it is reparented to init), writes status "starting" with its pid, starts
+ * the task and writes status "running" or "failed-to-start", and only
+ * then tells the first process, which exits:
  *   0  the task is running;
  *   1  it failed to start, or launch.json is invalid: status.json says why
  *      (and the reason is also printed on stderr), or the TASKDIR is in use
@@ -101,7 +139,7 @@
  * The agent therefore never waits for the task, only for startup. The
  * detached shim's parent is init, or the nearest PR_SET_CHILD_SUBREAPER
  * ancestor: an agent that makes itself a subreaper must reap exited shims
- * (waitpid on shim.pid's pid, or SIGCHLD handling). With
+ * (waitpid on status.json's shim_pid, or SIGCHLD handling). With
  * --foreground the shim does not fork or detach (for debugging and for
  * supervisors that want the shim as their direct child) and exits 0 when
  * the task has exited.
@@ -171,8 +209,31 @@
  * EXIT. When the task's main process exits, the shim SIGKILLs its process
  * group (before reaping it, so the pgid cannot have been reused), every
  * process left in its cgroup, and any re-parented descendant, so nothing
- * is orphaned; then drains the pipes (for at most two seconds), writes
- * "exited", tells the watchers, removes shim.sock and exits 0.
+ * is orphaned; then, unless it restarts the task (RESTARTS), drains the
+ * pipes (for at most two seconds), writes "exited", tells the watchers,
+ * removes shim.sock and exits 0.
+ *
+ * RESTARTS. With a "restart" policy, when the task's main process exits for
+ * any reason but a stop request (the socket's stop, or SIGTERM/SIGINT to
+ * the shim), the shim kills what the task left (as at EXIT), copies what
+ * its pipes hold to the logs, and starts the task again in place: the same
+ * prepared plan (sandbox, cgroup, rlimits, user, capabilities, mount
+ * namespace set-up), new pipes, the same log files. It counts exits in a
+ * row (the count starts again once a process stayed up reset_after
+ * seconds) and waits hf_shim_backoff(count) first: nothing for the first,
+ * then backoff_base doubling up to backoff_max, with jitter; that is the
+ * server's formula. While it waits the status is "backoff" (with
+ * "restart_at"; "pid" is null); once the new process runs it is "running"
+ * with the new pid and started_at, "restarts" one more, and the exit in
+ * "last_exit_code"/"last_signal"/"last_exit_at" (exit_code, signal and
+ * finished_at stay null until the launch ends). Each of these is written
+ * to status.json (fsync'd) before the watchers hear of it, so an agent that
+ * was down finds every restart. A stop request during the backoff ends the
+ * launch at once; so does an exit beyond "max" in a row, or a restart
+ * that fails (the message says why). The launch then ends as at EXIT:
+ * "exited", with the last exit's code or signal. The cgroup's OOM counter
+ * is read only then, and counts the whole launch. In hf_shim_status the
+ * "backoff" state reads as STARTING with backoff set: live, not running.
  *
  * SIGNALS TO THE SHIM. SIGTERM and SIGINT mean "stop" with the launch's
  * grace period. SIGHUP and SIGPIPE are ignored.
@@ -190,11 +251,14 @@
  *      (default kill_grace_period; 0 kills at once). A later stop can only
  *      shorten the deadline. The exit itself is seen by watching.
  *   {"op":"signal","signal":"HUP"}   -> {"ok":true}; the signal (name, with
- *      or without SIG, or number) goes to the task's process group.
+ *      or without SIG, or number) goes to the task's process group
+ *      (refused while no process runs: after the exit, in a backoff).
  *   {"op":"watch"}                   -> the status object now and again
  *      after every change, until the shim exits and closes the connection.
- * Errors are answered with {"ok":false,"error":"sentence"}; a line longer
- * than 64 KiB closes the connection.
+ * Requests are read with shim/json.h (strict: a duplicate key or trailing
+ * garbage is refused like any other bad request). Errors are answered
+ * with {"ok":false,"error":"sentence"}; a line longer than 64 KiB closes
+ * the connection.
  */
 #ifndef HF_SHIM_SHIM_H
 #define HF_SHIM_SHIM_H
@@ -206,10 +270,25 @@
 #include "common/util.h"
 #include "task/lifecycle.h"
 
-/* The `holdfast shim --dir TASKDIR [--foreground]` verb. */
+/* The name of the shim's program, installed next to holdfast. */
+#define HF_SHIM_BIN "holdfast-shim"
+/*
+ * The lock file of shims before holdfast-shim (`holdfast shim`, which
+ * locked no launch.json): an agent upgraded while they run still honours
+ * it.
+ */
+#define HF_SHIM_OLD_LOCK "shim.lock"
+
+/*
+ * `holdfast-shim --dir TASKDIR [--foreground]`: the shim's main (its
+ * program is src/shim/main.c; the unit tests call it too).
+ */
 int hf_shim_main(int argc, char **argv);
 struct hf_cmd;
-/* `holdfast shim`'s row in the binary's command table (main.c). */
+/*
+ * `holdfast shim`: kept for operators' scripts; it execs the holdfast-shim
+ * next to the running binary with the same arguments (main.c's table).
+ */
 extern const struct hf_cmd hf_shim_cmd;
 
 /* ---- launch.json ---------------------------------------------------- */
@@ -222,6 +301,15 @@ struct hf_shim_rlimit {
 struct hf_shim_mount {
 	char *source;         /* absolute directory on the node */
 	char *target;         /* where in the sandbox (relative) */
+};
+
+/* launch.json's "restart": the policy of restarts in place (RESTARTS). */
+struct hf_shim_restart {
+	bool on;              /* false: the shim ends with its task */
+	double backoff_base;  /* seconds; the server's --backoff-base */
+	double backoff_max;   /* seconds; the cap */
+	double reset_after;   /* seconds up after which the count restarts */
+	int64_t max;          /* restarts in a row; 0 = no limit */
 };
 
 struct hf_shim_launch {
@@ -242,6 +330,7 @@ struct hf_shim_launch {
 	struct hf_strlist hide, visible;
 	uint64_t caps;        /* HF_CAP_BIT()s beyond the default */
 	bool privileged;
+	struct hf_shim_restart restart;
 };
 
 /* Sets the defaults listed above; every string but cgroup_parent NULL. */
@@ -256,6 +345,17 @@ void hf_shim_launch_release(struct hf_shim_launch *l);
  */
 int hf_shim_launch_parse(const char *json, size_t len,
 			 struct hf_shim_launch *l, char **errmsg);
+
+/*
+ * The wait in seconds before restart number `failures` in a row (1 for
+ * the first exit): 0 for the first, then base doubling per exit up to max,
+ * times 0.8 + 0.2 * jitter (jitter in [0, 1)). The server's
+ * hf_plan_backoff (plan/plan.h), the same formula, so the policy the
+ * server uses can be handed down unchanged; tests/unit/test_shim.c checks
+ * that the two agree.
+ */
+double hf_shim_backoff(unsigned failures, double base, double max,
+		       double jitter);
 
 /* Formats *l as launch.json text; the caller frees it. */
 char *hf_shim_launch_format(const struct hf_shim_launch *l);
@@ -276,7 +376,8 @@ int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg);
 /*
  * A shim's status holds one of the task states of task/lifecycle.h:
  * HF_TS_STARTING, HF_TS_RUNNING, HF_TS_EXITED or HF_TS_FAILED_TO_START
- * (the last two final), written by their wire names.
+ * (the last two final), written by their wire names; STARTING with
+ * backoff set is written "backoff" (RESTARTS).
  */
 struct hf_shim_status {
 	enum hf_task_state state; /* one of the four above */
@@ -294,6 +395,15 @@ struct hf_shim_status {
 	char *cgroup_note;
 	char *message;
 	uint64_t mnt_ns;        /* the task's mount namespace inode; 0 = null */
+	/* Restarts in place (RESTARTS in the header comment). */
+	bool backoff;           /* "backoff" on the wire; state is STARTING */
+	unsigned restarts;      /* how many so far */
+	bool has_last_exit_code;
+	int last_exit_code;     /* the latest exit that was restarted */
+	int last_signal;        /* 0 = null */
+	int64_t last_exit_at;   /* unix ms; 0 = null */
+	int64_t last_restart_at; /* unix ms; 0 = null */
+	int64_t restart_at;     /* unix ms the backoff ends; 0 = null */
 };
 
 /*
@@ -316,28 +426,44 @@ int hf_shim_status_parse(const char *json, size_t len,
 /* ---- client functions for the agent ------------------------------- */
 
 /*
- * Starts `holdfast_bin shim --dir taskdir` and waits (at most ten seconds)
- * for its first process to exit, which happens once the detached shim has
- * started the task or failed to. The child closes every descriptor above 2
- * before exec; it reaps its own child with waitpid(pid), so an agent that
- * reaps with waitpid(-1) from a SIGCHLD handler must not run concurrently.
+ * The holdfast-shim next to holdfast_bin (the running binary, resolved):
+ * "<dir of holdfast_bin>/holdfast-shim". The caller frees it.
+ */
+char *hf_shim_bin_next_to(const char *holdfast_bin);
+
+/*
+ * Whether shim_bin is an executable file: 0, or HF_ENOTFOUND / HF_EINVAL
+ * / HF_EIO with *msg set to a sentence naming the path (caller frees).
+ */
+int hf_shim_bin_check(const char *shim_bin, char **msg);
+
+/*
+ * Starts `shim_bin --dir taskdir` with posix_spawn and waits (at most ten
+ * seconds) for its first process to exit, which happens once the detached
+ * shim has started the task or failed to. The child gets default signal
+ * dispositions, an empty signal mask, /dev/null on stdin and no descriptor
+ * above 2; it is reaped here with waitpid(pid), so an agent that reaps
+ * with waitpid(-1) from a SIGCHLD handler must not run concurrently.
  * Returns:
  *   0             status.json exists: "running", or "failed-to-start" (read
- *                 it); *shim_pid is the detached shim's pid (0 if the shim
- *                 failed before detaching, e.g. invalid launch.json);
+ *                 it); *shim_pid is the detached shim's pid, from
+ *                 status.json (0 if the shim failed before detaching, e.g.
+ *                 invalid launch.json);
  *   HF_EEXISTS    TASKDIR already holds a status.json (use a fresh dir);
  *   HF_EUNAVAIL   the shim did not finish starting in time (it may still;
  *                 watch status.json);
- *   HF_EIO        the binary could not be run, or the shim refused the
- *                 TASKDIR without writing a status (its stderr says why).
+ *   HF_EIO        the binary could not be run (stderr says why, naming
+ *                 it), or the shim refused the TASKDIR without writing a
+ *                 status (its stderr says why).
  * shim_pid may be NULL.
  */
-int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
+int hf_shim_spawn(const char *taskdir, const char *shim_bin,
 		  pid_t *shim_pid);
 
 /*
- * Whether a shim holds TASKDIR/shim.lock: 1 yes, 0 no (never started, or
- * exited or died), or a negative HF_E* code. With status.json, this tells
+ * Whether a shim holds the lock on TASKDIR/launch.json (or shim.lock, for
+ * shims older than holdfast-shim): 1 yes, 0 no (never started, or exited
+ * or died), or a negative HF_E* code. With status.json, this tells
  * an agent after its restart what to do: alive -> watch it; dead and final
  * status -> report it; dead and not final -> the task was lost.
  */
@@ -349,9 +475,9 @@ int hf_shim_alive(const char *taskdir);
  * the processes the task started may live on: this SIGKILLs every live
  * process in the task's session and cgroup, removes the cgroup, and writes
  * a final status.json: "exited" with exit_code and signal both null and a
- * message starting with "lost:". Holds shim.lock meanwhile. Returns 0 (also
- * when the status was already final), HF_ECONFLICT when a shim is alive,
- * HF_ENOTFOUND when there is no status.json, HF_EIO.
+ * message starting with "lost:". Holds the shim's lock meanwhile. Returns
+ * 0 (also when the status was already final), HF_ECONFLICT when a shim is
+ * alive, HF_ENOTFOUND when there is no status.json, HF_EIO.
  */
 int hf_shim_cleanup_lost(const char *taskdir);
 

@@ -1,7 +1,9 @@
 /*
- * shim_client.c - the status codec shared by the shim and the agent, and
- * the functions the agent uses to start a shim and talk to it. Nothing
- * here keeps state between calls: every request is its own connection.
+ * shim_client.c - the agent's side of the shim: formatting launch.json,
+ * reading a status, starting a shim and talking to it. Nothing here keeps
+ * state between calls: every request is its own connection. Not linked
+ * into the shim (it uses jansson; the shim reads and writes its JSON with
+ * json.h), so the two sides' codecs check each other (tests/fuzz).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -10,20 +12,24 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/caps.h"
+#include "common/cmd.h"
 #include "common/err.h"
-#include "common/spawn.h"
+#include "common/rlimit.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
 #include "shim/shim.h"
@@ -37,66 +43,6 @@ static bool shim_state(enum hf_task_state s)
 {
 	return s == HF_TS_STARTING || s == HF_TS_RUNNING || s == HF_TS_EXITED ||
 	       s == HF_TS_FAILED_TO_START;
-}
-
-void hf_shim_status_init(struct hf_shim_status *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->state = HF_TS_STARTING;
-}
-
-void hf_shim_status_release(struct hf_shim_status *s)
-{
-	free(s->task_id);
-	free(s->cgroup);
-	free(s->cgroup_note);
-	free(s->message);
-	hf_shim_status_init(s);
-}
-
-static json_t *int_or_null(bool present, json_int_t v)
-{
-	return present ? json_integer(v) : json_null();
-}
-
-static json_t *str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-char *hf_shim_status_format(const struct hf_shim_status *s)
-{
-	json_t *o = json_object();
-	char *text;
-
-	json_object_set_new(o, "state",
-			    json_string(hf_task_state_wire(s->state)));
-	json_object_set_new(o, "task_id", str_or_null(s->task_id));
-	json_object_set_new(o, "shim_pid", int_or_null(s->shim_pid > 0,
-						       s->shim_pid));
-	json_object_set_new(o, "pid", int_or_null(s->pid > 0, s->pid));
-	json_object_set_new(o, "pgid", int_or_null(s->pgid > 0, s->pgid));
-	json_object_set_new(o, "started_at",
-			    int_or_null(s->started_at > 0, s->started_at));
-	json_object_set_new(o, "finished_at",
-			    int_or_null(s->finished_at > 0, s->finished_at));
-	json_object_set_new(o, "exit_code",
-			    int_or_null(s->has_exit_code, s->exit_code));
-	json_object_set_new(o, "signal", int_or_null(s->signal > 0,
-						     s->signal));
-	json_object_set_new(o, "oom_killed", json_boolean(s->oom_killed));
-	json_object_set_new(o, "stop_requested",
-			    json_boolean(s->stop_requested));
-	json_object_set_new(o, "cgroup", str_or_null(s->cgroup));
-	json_object_set_new(o, "cgroup_note", str_or_null(s->cgroup_note));
-	json_object_set_new(o, "message", str_or_null(s->message));
-	json_object_set_new(o, "mnt_ns", int_or_null(s->mnt_ns > 0,
-						     (json_int_t)s->mnt_ns));
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!text)
-		abort(); /* only on allocation failure; see util.h */
-	return text;
 }
 
 static int64_t get_int(json_t *o, const char *key)
@@ -124,9 +70,14 @@ int hf_shim_status_parse(const char *json, size_t len,
 	state = json_string_value(json_object_get(o, "state"));
 	if (!state)
 		goto out;
-	if (!hf_task_state_from_wire(state, &s->state) ||
-	    !shim_state(s->state))
+	if (strcmp(state, "backoff") == 0) {
+		/* Between two processes of a task restarted in place. */
+		s->state = HF_TS_STARTING;
+		s->backoff = true;
+	} else if (!hf_task_state_from_wire(state, &s->state) ||
+		   !shim_state(s->state)) {
 		goto out;
+	}
 	rc = 0;
 	s->task_id = get_str(o, "task_id");
 	s->shim_pid = (pid_t)get_int(o, "shim_pid");
@@ -145,8 +96,109 @@ int hf_shim_status_parse(const char *json, size_t len,
 	s->message = get_str(o, "message");
 	s->mnt_ns = get_int(o, "mnt_ns") > 0 ? (uint64_t)get_int(o, "mnt_ns")
 					      : 0;
+	/* Absent in the status of a shim without restarts, or an older one. */
+	s->restarts = get_int(o, "restarts") > 0 &&
+			      get_int(o, "restarts") <= UINT32_MAX
+			  ? (unsigned)get_int(o, "restarts")
+			  : 0;
+	s->has_last_exit_code =
+	    json_is_integer(json_object_get(o, "last_exit_code"));
+	s->last_exit_code = (int)get_int(o, "last_exit_code");
+	s->last_signal = (int)get_int(o, "last_signal");
+	s->last_exit_at = get_int(o, "last_exit_at");
+	s->last_restart_at = get_int(o, "last_restart_at");
+	s->restart_at = get_int(o, "restart_at");
 out:
 	json_decref(o);
+	return rc;
+}
+
+char *hf_shim_launch_format(const struct hf_shim_launch *l)
+{
+	json_t *root = json_object(), *env = json_object(), *rl = json_array();
+	char *text, *out;
+
+	for (size_t i = 0; i < l->env.len; i++)
+		json_object_set_new(env, l->env.items[i].key,
+				    json_string(l->env.items[i].value));
+	for (size_t i = 0; i < l->rlimits.len; i++) {
+		const struct hf_shim_rlimit *r = &l->rlimits.items[i];
+
+		json_array_append_new(
+			rl, json_pack("{s:s, s:I, s:I}", "name",
+				      hf_rlimit_name(r->resource), "soft",
+				      (json_int_t)r->soft, "hard",
+				      (json_int_t)r->hard));
+	}
+	json_object_set_new(root, "task_id", json_string(l->task_id));
+	json_object_set_new(root, "cmd", json_string(l->cmd));
+	json_object_set_new(root, "env", env);
+	json_object_set_new(root, "sandbox", json_string(l->sandbox));
+	json_object_set_new(root, "rlimits", rl);
+	json_object_set_new(root, "cpus", json_real(l->cpus));
+	json_object_set_new(root, "memory_mb", json_integer(l->memory_mb));
+	json_object_set_new(root, "cgroup_parent",
+			    json_string(l->cgroup_parent));
+	json_object_set_new(root, "log_max_bytes",
+			    json_integer(l->log_max_bytes));
+	json_object_set_new(root, "log_keep", json_integer(l->log_keep));
+	json_object_set_new(root, "kill_grace_period",
+			    json_real(l->kill_grace_period));
+	json_object_set_new(root, "user",
+			    l->user ? json_string(l->user) : json_null());
+	json_object_set_new(root, "isolate", json_boolean(l->isolate));
+	{
+		json_t *m = json_array(), *hide = json_array();
+		json_t *vis = json_array(), *caps = json_array();
+
+		for (size_t i = 0; i < l->mounts.len; i++)
+			json_array_append_new(
+				m, json_pack("{s:s, s:s}", "source",
+					     l->mounts.items[i].source, "target",
+					     l->mounts.items[i].target));
+		for (size_t i = 0; i < l->hide.len; i++)
+			json_array_append_new(hide,
+					      json_string(l->hide.items[i]));
+		for (size_t i = 0; i < l->visible.len; i++)
+			json_array_append_new(vis,
+					      json_string(l->visible.items[i]));
+		for (int c = 0; c <= hf_cap_last(); c++)
+			if (l->caps & HF_CAP_BIT(c))
+				json_array_append_new(
+					caps, json_string(hf_cap_name(c)));
+		json_object_set_new(root, "mounts", m);
+		json_object_set_new(root, "hide", hide);
+		json_object_set_new(root, "visible", vis);
+		json_object_set_new(root, "capabilities", caps);
+	}
+	json_object_set_new(root, "privileged", json_boolean(l->privileged));
+	if (l->restart.on)
+		json_object_set_new(
+		    root, "restart",
+		    json_pack("{s:f, s:f, s:f, s:I}", "backoff_base",
+			      l->restart.backoff_base, "backoff_max",
+			      l->restart.backoff_max, "reset_after",
+			      l->restart.reset_after, "max",
+			      (json_int_t)l->restart.max));
+	text = json_dumps(root, JSON_INDENT(2));
+	json_decref(root);
+	if (!text)
+		abort(); /* only on allocation failure; see util.h */
+	out = hf_xasprintf("%s\n", text);
+	free(text);
+	return out;
+}
+
+int hf_shim_launch_write(const char *taskdir, const struct hf_shim_launch *l)
+{
+	char *path = hf_xasprintf("%s/launch.json", taskdir);
+	char *text = hf_shim_launch_format(l);
+	int rc = hf_write_file_atomic(path, text, strlen(text), 0600);
+	int saved = errno;
+
+	free(path);
+	free(text);
+	errno = saved;
 	return rc;
 }
 
@@ -160,38 +212,6 @@ int hf_shim_status_read(const char *taskdir, struct hf_shim_status *s)
 		rc = hf_shim_status_parse(text, len, s);
 	free(path);
 	free(text);
-	return rc;
-}
-
-int hf_shim_sock_addr(const char *taskdir, struct sockaddr_un *sa,
-		      int *dirfd)
-{
-	char *path = hf_xasprintf("%s/%s", taskdir, HF_SHIM_SOCK);
-	int rc;
-
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	*dirfd = -1;
-	if (strlen(path) < sizeof(sa->sun_path)) {
-		memcpy(sa->sun_path, path, strlen(path) + 1);
-	} else {
-		/*
-		 * Too long for sun_path. The magic link /proc/self/fd/N
-		 * resolves to the directory itself, so bind() and connect()
-		 * reach TASKDIR/shim.sock without a process-wide chdir().
-		 */
-		*dirfd = open(taskdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (*dirfd < 0) {
-			rc = errno == ENOENT ? HF_ENOTFOUND : HF_EIO;
-			goto out;
-		}
-		snprintf(sa->sun_path, sizeof(sa->sun_path),
-			 "/proc/self/fd/%d/%s", *dirfd, HF_SHIM_SOCK);
-	}
-	rc = (int)(offsetof(struct sockaddr_un, sun_path) +
-		   strlen(sa->sun_path) + 1);
-out:
-	free(path);
 	return rc;
 }
 
@@ -425,97 +445,189 @@ out:
 	return rc;
 }
 
-int hf_shim_spawn(const char *taskdir, const char *holdfast_bin,
-		  pid_t *shim_pid)
+char *hf_shim_bin_next_to(const char *holdfast_bin)
+{
+	const char *slash = strrchr(holdfast_bin, '/');
+
+	if (!slash)
+		return hf_xstrdup(HF_SHIM_BIN);
+	return hf_xasprintf("%.*s/%s", (int)(slash - holdfast_bin),
+			    holdfast_bin, HF_SHIM_BIN);
+}
+
+int hf_shim_bin_check(const char *shim_bin, char **msg)
+{
+	struct stat st;
+
+	*msg = NULL;
+	if (stat(shim_bin, &st) < 0) {
+		*msg = hf_xasprintf("the shim binary %s: %s (it is built and "
+				    "installed next to holdfast: make, make "
+				    "install)", shim_bin, strerror(errno));
+		return errno == ENOENT ? HF_ENOTFOUND : HF_EIO;
+	}
+	if (!S_ISREG(st.st_mode) || access(shim_bin, X_OK) < 0) {
+		*msg = hf_xasprintf("the shim binary %s is not an executable "
+				    "file", shim_bin);
+		return HF_EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Waits at most timeout_ms for child pid to exit. A pidfd wakes us when
+ * it does; kernels without pidfd_open (before 5.3) poll waitpid instead.
+ * Returns 0 once it is reaped (or was, by an agent ignoring SIGCHLD),
+ * HF_EUNAVAIL on timeout, HF_EIO.
+ */
+static int wait_child(pid_t pid, int timeout_ms, int *wstatus)
+{
+	int64_t deadline = hf_mono_ms() + timeout_ms;
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	for (;;) {
+		pid_t w = waitpid(pid, wstatus, WNOHANG);
+		int64_t left;
+
+		if (w == pid || (w < 0 && errno == ECHILD))
+			break;
+		if (w < 0 && errno != EINTR)
+			goto fail;
+		left = deadline - hf_mono_ms();
+		if (left <= 0) {
+			if (pfd >= 0)
+				close(pfd);
+			return HF_EUNAVAIL;
+		}
+		if (pfd >= 0) {
+			struct pollfd p = {pfd, POLLIN, 0};
+
+			poll(&p, 1, (int)left);
+		} else {
+			hf_sleep_ms(1);
+		}
+	}
+	if (pfd >= 0)
+		close(pfd);
+	return 0;
+fail:
+	if (pfd >= 0)
+		close(pfd);
+	return HF_EIO;
+}
+
+int hf_shim_spawn(const char *taskdir, const char *shim_bin, pid_t *shim_pid)
 {
 	char *status = hf_xasprintf("%s/status.json", taskdir);
-	char *pidfile = hf_xasprintf("%s/shim.pid", taskdir), *text = NULL;
-	char *argv[] = {(char *)holdfast_bin, "shim", "--dir",
-			(char *)taskdir, NULL};
-	struct hf_spawn sp;
-	char *err = NULL;
-	int64_t deadline;
+	char *argv[] = {(char *)shim_bin, "--dir", (char *)taskdir, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	struct hf_shim_status st;
+	sigset_t all, none;
 	pid_t pid;
-	int rc = HF_EIO, wstatus;
+	int rc = HF_EIO, err, wstatus;
 
 	if (shim_pid)
 		*shim_pid = 0;
+	hf_shim_status_init(&st);
 	if (access(status, F_OK) == 0) {
 		rc = HF_EEXISTS;
 		goto out;
 	}
 	/*
-	 * common/spawn.h: the agent's signal handlers, blocked signals and
-	 * descriptors do not reach the shim, and a binary that cannot run is
-	 * said at once, in the agent's log.
+	 * posix_spawn, not fork: the agent is large and threaded, and
+	 * glibc's posix_spawn creates the child with CLONE_VM|CLONE_VFORK,
+	 * copying no page tables; it blocks every signal around the clone
+	 * and returns exec's errno, so a binary that cannot run is said at
+	 * once (common/spawn.h's rules, kept by other means). The child
+	 * gets default signal dispositions, an empty mask, /dev/null on
+	 * stdin and nothing above stderr.
 	 */
-	memset(&sp, 0, sizeof(sp));
-	sp.path = holdfast_bin;
-	sp.argv = argv;
-	sp.envp = environ;
-	sp.in = -1;
-	sp.out = STDOUT_FILENO;
-	sp.err = STDERR_FILENO;
-	if (hf_spawn_start(&sp, &pid, &err)) {
-		fprintf(stderr, "holdfast: cannot start the shim of %s: %s\n",
-			taskdir, err);
-		free(err);
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+					    POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+					 O_RDONLY, 0);
+	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+	err = posix_spawn(&pid, shim_bin, &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (err) {
+		fprintf(stderr, "holdfast: cannot start the shim of %s: %s: "
+				"%s\n", taskdir, shim_bin, strerror(err));
 		goto out;
 	}
 	/*
 	 * The first shim process exits as soon as the detached one has
 	 * started the task; a stuck start is abandoned, not waited for.
 	 */
-	deadline = hf_mono_ms() + SPAWN_TIMEOUT_MS;
-	for (;;) {
-		pid_t w = waitpid(pid, &wstatus, WNOHANG);
-
-		if (w == pid)
-			break;
-		/* An agent with SIGCHLD ignored has it reaped for it. */
-		if (w < 0 && errno == ECHILD)
-			break;
-		if (w < 0 && errno != EINTR)
-			goto out;
-		if (hf_mono_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &wstatus, 0);
-			rc = HF_EUNAVAIL;
-			goto out;
-		}
-		hf_sleep_ms(2);
+	rc = wait_child(pid, SPAWN_TIMEOUT_MS, &wstatus);
+	if (rc == HF_EUNAVAIL) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &wstatus, 0);
 	}
-	if (access(status, F_OK) != 0)
+	if (rc)
 		goto out;
-	if (shim_pid && hf_read_file(pidfile, 64, &text, NULL) == 0)
-		*shim_pid = (pid_t)strtol(text, NULL, 10);
+	rc = HF_EIO;
+	/* The detached shim's pid is in its first status ("starting"). */
+	if (hf_shim_status_read(taskdir, &st))
+		goto out;
+	if (shim_pid)
+		*shim_pid = st.shim_pid;
 	rc = 0;
 out:
+	hf_shim_status_release(&st);
 	free(status);
-	free(pidfile);
-	free(text);
+	return rc;
+}
+
+/*
+ * Opens TASKDIR/name and tries its flock without blocking: 0 with *fd set
+ * (the lock held until *fd is closed), 1 when a shim holds it (*fd -1),
+ * 0 with *fd -1 when there is no such file, or HF_EIO.
+ */
+static int try_lock(const char *taskdir, const char *name, int how, int *fd)
+{
+	char *path = hf_xasprintf("%s/%s", taskdir, name);
+	int rc = 0;
+
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (*fd < 0)
+		return errno == ENOENT ? 0 : HF_EIO;
+	if (flock(*fd, how | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? 1 : HF_EIO;
+		close(*fd);
+		*fd = -1;
+	}
 	return rc;
 }
 
 int hf_shim_alive(const char *taskdir)
 {
-	char *path = hf_xasprintf("%s/shim.lock", taskdir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
-
-	free(path);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : HF_EIO;
 	/*
 	 * A shared lock cannot be had while the shim holds its exclusive
 	 * one; it is dropped at once, so a shim starting right now (which
 	 * the agent would not do on a used TASKDIR) could only be refused.
+	 * shim.lock is what shims before holdfast-shim locked: an agent
+	 * upgraded under them must still see them alive.
 	 */
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-		rc = 0;
-	else
-		rc = errno == EWOULDBLOCK ? 1 : HF_EIO;
-	close(fd);
-	return rc;
+	static const char *const locks[] = {"launch.json", HF_SHIM_OLD_LOCK};
+
+	for (size_t i = 0; i < HF_ARRAY_LEN(locks); i++) {
+		int fd, rc = try_lock(taskdir, locks[i], LOCK_SH, &fd);
+
+		if (fd >= 0)
+			close(fd);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 /*
@@ -530,65 +642,23 @@ static int kill_session(pid_t sid)
 	return hf_shim_kill_procs(0, sid);
 }
 
-int hf_shim_kill_procs(pid_t ppid, pid_t sid)
-{
-	DIR *d = opendir("/proc");
-	pid_t self = getpid();
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		char path[64], buf[512], *p;
-		long pid = strtol(de->d_name, &p, 10), pp, pgrp, sess;
-		char state;
-		ssize_t len;
-		int fd;
-
-		if (*p || pid <= 0 || pid == self)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = '\0';
-		/* pid (comm) state ppid pgrp session ...; comm may hold ')'. */
-		p = strrchr(buf, ')');
-		if (!p || sscanf(p + 1, " %c %ld %ld %ld", &state, &pp, &pgrp,
-				 &sess) != 4)
-			continue;
-		if (ppid > 0 ? pp == ppid
-			     : sess == sid && state != 'Z' && state != 'X') {
-			kill((pid_t)pid, SIGKILL);
-			n++;
-		}
-	}
-	closedir(d);
-	return n;
-}
-
 int hf_shim_cleanup_lost(const char *taskdir)
 {
-	char *lock = hf_xasprintf("%s/shim.lock", taskdir);
 	char *path = hf_xasprintf("%s/status.json", taskdir);
 	char *sock = hf_xasprintf("%s/%s", taskdir, HF_SHIM_SOCK), *text;
 	struct hf_shim_status st;
-	int fd, rc;
+	int fd, old_fd = -1, rc;
 
 	hf_shim_status_init(&st);
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = HF_EIO;
-		goto out;
-	}
-	/* Held while we work, so no shim can start here meanwhile. */
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		rc = errno == EWOULDBLOCK ? HF_ECONFLICT : HF_EIO;
+	/*
+	 * Held while we work, so no shim can start here meanwhile (a shim
+	 * needs launch.json: without one, none can).
+	 */
+	rc = try_lock(taskdir, "launch.json", LOCK_EX, &fd);
+	if (rc == 0)
+		rc = try_lock(taskdir, HF_SHIM_OLD_LOCK, LOCK_EX, &old_fd);
+	if (rc) {
+		rc = rc == 1 ? HF_ECONFLICT : rc;
 		goto out;
 	}
 	rc = hf_shim_status_read(taskdir, &st);
@@ -601,6 +671,8 @@ int hf_shim_cleanup_lost(const char *taskdir)
 	if (st.cgroup)
 		hf_cgroup_destroy(st.cgroup);
 	st.state = HF_TS_EXITED;
+	st.backoff = false;
+	st.restart_at = 0;
 	st.finished_at = hf_now_ms();
 	st.has_exit_code = false;
 	st.signal = 0;
@@ -615,9 +687,34 @@ int hf_shim_cleanup_lost(const char *taskdir)
 out:
 	if (fd >= 0)
 		close(fd);
+	if (old_fd >= 0)
+		close(old_fd);
 	hf_shim_status_release(&st);
-	free(lock);
 	free(path);
 	free(sock);
 	return rc;
 }
+
+/* `holdfast shim ARGS` -> `<dir of this binary>/holdfast-shim ARGS`. */
+static int shim_alias(int argc, char **argv)
+{
+	char *self = realpath("/proc/self/exe", NULL);
+	char *bin = hf_shim_bin_next_to(self ? self : "holdfast");
+
+	free(self);
+	argv[0] = bin;
+	execv(bin, argv);
+	fprintf(stderr, "holdfast shim: cannot run %s: %s\n", bin,
+		strerror(errno));
+	free(bin);
+	return HF_EXIT_FAIL;
+}
+
+const struct hf_cmd hf_shim_cmd = {
+    "shim", NULL, shim_alias, "--dir TASKDIR [--foreground]",
+    "own one task's process (started by the agent)",
+    "Runs holdfast-shim, installed next to this binary, with the same\n"
+    "arguments: it runs the task described by TASKDIR/launch.json, owns its\n"
+    "pipes and exit status, and outlives agent restarts. Not for interactive\n"
+    "use.",
+    NULL};

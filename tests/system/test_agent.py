@@ -231,8 +231,8 @@ def shim_pids(data):
     if tasks.exists():
         for d in tasks.iterdir():
             try:
-                pid = int(read(d / "shim.pid"))
-            except (FileNotFoundError, ValueError):
+                pid = int(json.loads(read(d / "status.json"))["shim_pid"])
+            except (FileNotFoundError, ValueError, TypeError, KeyError):
                 continue
             try:
                 if b"shim" in open(f"/proc/{pid}/cmdline", "rb").read():

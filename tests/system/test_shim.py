@@ -1,9 +1,10 @@
-"""System tests for `holdfast shim`: drive the real binary the way the agent
-does (write launch.json, run `holdfast shim --dir TASKDIR`, read status.json,
+"""System tests for holdfast-shim: drive the real program the way the agent
+does (write launch.json, run `holdfast-shim --dir TASKDIR`, read status.json,
 talk JSON lines on shim.sock) and check what the agent and an operator see.
 
-HOLDFAST_BIN selects the binary (default: the sanitizer build). No timing is
-asserted beyond "at least the grace period"; waits are generous deadlines.
+HOLDFAST_BIN selects the binary (default: the sanitizer build); the shim is
+the holdfast-shim next to it, as the agent finds it. No timing is asserted
+beyond "at least the grace period"; waits are generous deadlines.
 """
 import json
 import os
@@ -17,6 +18,7 @@ import uuid
 import pytest
 
 BIN = os.environ.get("HOLDFAST_BIN", "/work/main/build-asan/holdfast")
+SHIM = os.path.join(os.path.dirname(BIN), "holdfast-shim")
 DEADLINE = 30.0
 
 
@@ -51,11 +53,11 @@ def make_task(tmp_path, cmd, name="task", **launch):
 
 
 def run_shim(taskdir, env=None, extra=()):
-    """Runs `holdfast shim --dir TASKDIR`; returns the CompletedProcess."""
+    """Runs `holdfast-shim --dir TASKDIR`; returns the CompletedProcess."""
     e = dict(os.environ)
     if env:
         e.update(env)
-    r = subprocess.run([BIN, "shim", "--dir", str(taskdir), *extra],
+    r = subprocess.run([SHIM, "--dir", str(taskdir), *extra],
                        capture_output=True, text=True, timeout=DEADLINE,
                        env=e)
     assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, \
@@ -185,7 +187,10 @@ def test_exit_code_and_status_recorded(tmp_path):
     assert st["oom_killed"] is False and st["stop_requested"] is False
     assert st["task_id"].startswith("test-0-server__")
     assert st["pid"] == st["pgid"] and st["pid"] > 0
-    assert int(read(taskdir / "shim.pid")) == st["shim_pid"]
+    # Per launch: the order, the status, the shim's own log; no pid or
+    # lock file (the pid is in status.json, the lock is launch.json's).
+    assert sorted(os.listdir(taskdir)) == \
+        ["launch.json", "shim.log", "status.json"]
     assert st["started_at"] <= st["finished_at"]
     assert st["message"] == "exited with code 7"
     assert not (taskdir / "shim.sock").exists()
@@ -214,7 +219,7 @@ def test_task_inherits_only_stdio_and_default_signals(tmp_path):
     taskdir, sandbox = make_task(
         tmp_path, "ls /proc/$$/fd; exec grep -E '^Sig(Blk|Ign)' /proc/self/status")
     try:
-        res = subprocess.run([BIN, "shim", "--dir", str(taskdir)],
+        res = subprocess.run([SHIM, "--dir", str(taskdir)],
                              pass_fds=(w,), capture_output=True, text=True,
                              timeout=DEADLINE)
     finally:
@@ -333,8 +338,41 @@ def test_taskdir_is_single_use(tmp_path):
 
 
 def test_usage_error():
+    r = subprocess.run([SHIM], capture_output=True, text=True)
+    assert r.returncode == 2 and "--dir" in r.stderr
+
+
+def test_holdfast_shim_alias_runs_the_shim(tmp_path):
+    # `holdfast shim` is kept for scripts: it execs the holdfast-shim next
+    # to it, so the task's shim is the small program, not holdfast.
+    taskdir, _ = make_task(tmp_path, "sleep 60")
+    r = subprocess.run([BIN, "shim", "--dir", str(taskdir)],
+                       capture_output=True, text=True, timeout=DEADLINE)
+    assert r.returncode == 0, r.stderr
+    st = status(taskdir)
+    assert st["state"] == "running"
+    assert os.path.realpath(f"/proc/{st['shim_pid']}/exe") == \
+        os.path.realpath(SHIM)
+    assert request(taskdir, {"op": "stop", "grace": 0}) == {"ok": True}
+    assert wait_exit(taskdir)["signal"] == 9
     r = subprocess.run([BIN, "shim"], capture_output=True, text=True)
     assert r.returncode == 2 and "--dir" in r.stderr
+
+
+def test_release_shim_links_only_libc():
+    # The release build is what nodes run: libc alone (no jansson, no
+    # curl, no OpenSSL loaded a thousand times). The sanitizer build may
+    # add its runtimes.
+    shim = os.path.join(os.path.dirname(BIN), "..", "build", "holdfast-shim")
+    if not os.path.exists(shim):
+        subprocess.run(["make", "-C", os.path.join(os.path.dirname(BIN), ".."),
+                        "build/holdfast-shim"], check=True,
+                       capture_output=True)
+    out = subprocess.run(["readelf", "-d", shim], check=True,
+                         capture_output=True, text=True).stdout
+    needed = [l.split("[", 1)[1].rstrip("]") for l in out.splitlines()
+              if "(NEEDED)" in l]
+    assert needed == ["libc.so.6"], needed
 
 
 def test_rlimits_applied(tmp_path):

@@ -24,6 +24,7 @@
 #include "common/util.h"
 #include "shim/cgroup.h"
 #include "shim/shim.h"
+#include "plan/plan.h"
 #include "shim/tasklog.h"
 
 #define assert_contains(hay, needle)                                           \
@@ -220,6 +221,116 @@ static void test_rlimit_names(void **state)
 	assert_int_equal(hf_rlimit_by_name("NOFILE"), -1);
 	assert_string_equal(hf_rlimit_name(RLIMIT_AS), "RLIMIT_AS");
 	assert_null(hf_rlimit_name(-5));
+}
+
+/* The restart policy, read and formatted (jansson) and read again. */
+static void test_launch_restart_policy(void **state)
+{
+	static const char doc[] =
+	    "{\"task_id\": \"t\", \"cmd\": \"x\", \"sandbox\": \"/s\", "
+	    "\"restart\": {\"backoff_base\": 0.5, \"backoff_max\": 30, "
+	    "\"reset_after\": 90, \"max\": 7}}";
+	struct hf_shim_launch a, b;
+	char *err = NULL, *text;
+
+	hf_shim_launch_init(&a);
+	hf_shim_launch_init(&b);
+	assert_false(a.restart.on);
+	assert_int_equal(hf_shim_launch_parse(doc, strlen(doc), &a, &err), 0);
+	assert_true(a.restart.on);
+	assert_true(a.restart.backoff_base == 0.5);
+	assert_true(a.restart.backoff_max == 30);
+	assert_true(a.restart.reset_after == 90);
+	assert_int_equal(a.restart.max, 7);
+	text = hf_shim_launch_format(&a);
+	assert_int_equal(hf_shim_launch_parse(text, strlen(text), &b, &err), 0);
+	assert_true(b.restart.on && b.restart.max == 7 &&
+		    b.restart.backoff_base == 0.5 &&
+		    b.restart.reset_after == 90);
+	free(text);
+	/* No policy: none formatted, none read back; defaults kept. */
+	hf_shim_launch_release(&a);
+	hf_shim_launch_init(&a);
+	a.task_id = hf_xstrdup("t");
+	a.cmd = hf_xstrdup("x");
+	a.sandbox = hf_xstrdup("/s");
+	text = hf_shim_launch_format(&a);
+	assert_null(strstr(text, "restart"));
+	assert_int_equal(hf_shim_launch_parse(text, strlen(text), &b, &err), 0);
+	assert_false(b.restart.on);
+	assert_true(b.restart.backoff_base == 1 && b.restart.backoff_max == 60 &&
+		    b.restart.reset_after == 120 && b.restart.max == 0);
+	free(text);
+	hf_shim_launch_release(&a);
+	hf_shim_launch_release(&b);
+}
+
+/* The shim's backoff is the server's, so the policy is handed down as is. */
+static void test_backoff_is_the_servers(void **state)
+{
+	static const double bases[] = {0, 0.01, 0.5, 1, 3};
+	static const double maxes[] = {0, 0.05, 1, 60, 300};
+
+	for (unsigned f = 0; f < 40; f++)
+		for (size_t i = 0; i < HF_ARRAY_LEN(bases); i++)
+			for (size_t j = 0; j < HF_ARRAY_LEN(maxes); j++)
+				for (double jit = 0; jit < 1; jit += 0.25)
+					assert_true(
+					    hf_shim_backoff(f, bases[i],
+							    maxes[j], jit) ==
+					    hf_plan_backoff(f, bases[i],
+							    maxes[j], jit));
+	assert_true(hf_shim_backoff(1, 1, 60, 0.5) == 0);
+	assert_true(hf_shim_backoff(2, 1, 60, 0) == 0.8);
+	assert_true(hf_shim_backoff(4, 1, 60, 1) == 4);
+	assert_true(hf_shim_backoff(30, 1, 60, 1) == 60);
+}
+
+/* The restart fields, written by the shim and read by the agent. */
+static void test_status_restart_fields(void **state)
+{
+	struct hf_shim_status a, b;
+	char *text, *again;
+
+	hf_shim_status_init(&a);
+	hf_shim_status_init(&b);
+	a.state = HF_TS_STARTING;
+	a.backoff = true;
+	a.task_id = hf_xstrdup("t");
+	a.shim_pid = 10;
+	a.restarts = 3;
+	a.has_last_exit_code = true;
+	a.last_exit_code = 2;
+	a.last_exit_at = 1700000000100;
+	a.last_restart_at = 1700000000050;
+	a.restart_at = 1700000000900;
+	text = hf_shim_status_format(&a);
+	assert_contains(text, "\"state\":\"backoff\"");
+	assert_contains(text, "\"restarts\":3");
+	assert_contains(text, "\"last_signal\":null");
+	assert_int_equal(hf_shim_status_parse(text, strlen(text), &b), 0);
+	assert_int_equal(b.state, HF_TS_STARTING);
+	assert_true(b.backoff);
+	assert_int_equal(b.restarts, 3);
+	assert_true(b.has_last_exit_code);
+	assert_int_equal(b.last_exit_code, 2);
+	assert_int_equal(b.last_signal, 0);
+	assert_int_equal(b.last_exit_at, 1700000000100);
+	assert_int_equal(b.last_restart_at, 1700000000050);
+	assert_int_equal(b.restart_at, 1700000000900);
+	again = hf_shim_status_format(&b);
+	assert_string_equal(text, again);
+	free(text);
+	free(again);
+	/* A status without them (a shim from before) reads as no restart. */
+	assert_int_equal(hf_shim_status_parse("{\"state\":\"running\"}", 19,
+					      &b),
+			 0);
+	assert_false(b.backoff);
+	assert_int_equal(b.restarts, 0);
+	assert_false(b.has_last_exit_code);
+	hf_shim_status_release(&a);
+	hf_shim_status_release(&b);
 }
 
 static void test_status_roundtrip(void **state)
@@ -669,6 +780,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_launch_format_roundtrip),
 		cmocka_unit_test(test_rlimit_names),
 		cmocka_unit_test(test_status_roundtrip),
+		cmocka_unit_test(test_launch_restart_policy),
+		cmocka_unit_test(test_backoff_is_the_servers),
+		cmocka_unit_test(test_status_restart_fields),
 		cmocka_unit_test(test_tasklog_rotation),
 		cmocka_unit_test(test_tasklog_write_errors_are_counted),
 		cmocka_unit_test(test_cgroup_probe_none),
@@ -678,7 +792,7 @@ int main(int argc, char **argv)
 	};
 
 	/* Started by hf_shim_spawn in the client tests: be the shim. */
-	if (argc > 1 && strcmp(argv[1], "shim") == 0)
-		return hf_shim_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "--dir") == 0)
+		return hf_shim_main(argc, argv);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,48 +247,50 @@ out:
 /*
  * A new configuration (no id yet) from a spec, with counts set over its
  * own (may be NULL): loaded, and checked for what holdfast supports and
- * for plans that name undeclared pods. Pure: no lock needed.
+ * for plans that name undeclared pods. Pure: no lock needed. It is a
+ * candidate, not a record: it joins the model only through an
+ * HF_ACT_ADD_SERVICE or HF_ACT_ADD_CONFIG action (apply.h).
  */
 static int config_new(const struct hf_ops_spec *in,
 		      const struct hf_kvlist *counts, struct hf_config **out,
 		      struct hf_ops_err *err)
 {
-	struct hf_config *cfg;
+	struct hf_config *cand;
 	int rc = 0;
 
 	*out = NULL;
 	if (!in->text)
 		return fail(err, HF_EINVAL, "a service needs its spec text");
-	cfg = hf_xcalloc(1, sizeof(*cfg));
-	cfg->text = hf_xstrdup(in->text);
+	cand = hf_xcalloc(1, sizeof(*cand));
+	cand->text = hf_xstrdup(in->text);
 	if (in->file)
-		cfg->file = hf_xstrdup(in->file);
+		cand->file = hf_xstrdup(in->file);
 	if (in->options)
-		hf_kvlist_copy(&cfg->options, in->options);
+		hf_kvlist_copy(&cand->options, in->options);
 	if (in->templates)
-		hf_kvlist_copy(&cfg->templates, in->templates);
+		hf_kvlist_copy(&cand->templates, in->templates);
 	if (counts)
-		hf_kvlist_copy(&cfg->counts, counts);
-	cfg->created = hf_now_ms();
-	if (hf_state_config_load(cfg, &err->diags)) {
+		hf_kvlist_copy(&cand->counts, counts);
+	cand->created = hf_now_ms();
+	if (hf_state_config_load(cand, &err->diags)) {
 		rc = fail(err, HF_ESPEC, "the service spec is invalid");
 		goto out;
 	}
 	/* Warnings of a spec that loads are not an answer's business. */
 	hf_diags_release(&err->diags);
-	if (hf_spec_check_supported(cfg->spec, &err->diags)) {
+	if (hf_spec_check_supported(cand->spec, &err->diags)) {
 		rc = fail(err, HF_EUNSUPPORTED,
 			  "the spec uses what holdfast does not support yet");
 		goto out;
 	}
 	hf_diags_release(&err->diags);
-	for (size_t p = 0; p < cfg->spec->plans.len; p++) {
-		const struct hf_spec_plan *pl = &cfg->spec->plans.items[p];
+	for (size_t p = 0; p < cand->spec->plans.len; p++) {
+		const struct hf_spec_plan *pl = &cand->spec->plans.items[p];
 
 		for (size_t k = 0; k < pl->phases.len; k++) {
 			const struct hf_spec_phase *ph = &pl->phases.items[k];
 
-			if (ph->pod && !hf_spec_find_pod(cfg->spec, ph->pod)) {
+			if (ph->pod && !hf_spec_find_pod(cand->spec, ph->pod)) {
 				rc = fail(err, HF_ESPEC,
 					  "plan '%s' phase '%s' refers to pod "
 					  "'%s', which the spec does not "
@@ -300,9 +302,9 @@ static int config_new(const struct hf_ops_spec *in,
 	}
 out:
 	if (rc)
-		hf_state_config_free(cfg);
+		hf_state_config_free(cand);
 	else
-		*out = cfg;
+		*out = cand;
 	return rc;
 }
 

@@ -48,28 +48,6 @@ static bool carry_out(struct hf_srv *s, struct hf_actions *a)
 	return any;
 }
 
-void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
-			 const char *plan, const struct hf_kvlist *params)
-{
-	struct hf_decide_ctx ctx;
-	struct hf_actions a = {0};
-
-	hf_apply_ctx(s, &ctx);
-	hf_decide_start_plan(&s->model, svc, plan, params, &ctx, &a);
-	carry_out(s, &a);
-}
-
-void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
-			 struct hf_config *cfg, bool rollback)
-{
-	struct hf_decide_ctx ctx;
-	struct hf_actions a = {0};
-
-	hf_apply_ctx(s, &ctx);
-	hf_decide_set_target(&s->model, svc, cfg, rollback, &ctx, &a);
-	carry_out(s, &a);
-}
-
 int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
 		       const char *name, struct hf_plan_view *v)
 {
@@ -121,49 +99,6 @@ void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
 				  (const char *const *)deleted->items,
 				  deleted->len, &a);
 	carry_out(s, &a);
-}
-
-void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
-			  struct hf_instance *in, const char *why)
-{
-	struct hf_decide_ctx ctx;
-	struct hf_actions a = {0};
-
-	hf_apply_ctx(s, &ctx);
-	hf_decide_pod_restart(&s->model, svc, in, why, &ctx, &a);
-	if (carry_out(s, &a))
-		hf_sched_changed(s, true);
-}
-
-bool hf_sched_skip_drain(struct hf_srv *s, struct hf_service *svc,
-			 const char *instance)
-{
-	struct hf_instance *in = hf_state_instance(svc, instance);
-	struct hf_actions a = {0};
-
-	if (!in)
-		return false;
-	hf_decide_skip_drain(svc, in, &a);
-	carry_out(s, &a);
-	hf_sched_changed(s, false);
-	return true;
-}
-
-size_t hf_sched_delete_kept(struct hf_srv *s, const char *svc,
-			    const char *instance, json_t *out,
-			    const char *who)
-{
-	struct hf_actions a = {0};
-	size_t count = hf_decide_delete_kept(&s->model, svc, instance, who, &a);
-
-	for (size_t i = 0; out && i < a.len; i++)
-		if (a.items[i].kind == HF_ACT_VOLUME)
-			json_array_append_new(
-			    out, json_pack("{s:s, s:s}", "key",
-					   a.items[i].u.vol.key, "node",
-					   a.items[i].u.vol.node));
-	carry_out(s, &a);
-	return count;
 }
 
 bool hf_sched_volume_of(const char *key, const char *svc,

@@ -15,21 +15,6 @@
 /* One pass over every service: plans, recovery, removal. */
 void hf_sched_tick(struct hf_srv *s);
 
-/*
- * Starts (or restarts) a plan run: clears its progress, sets parameters
- * (copied; may be NULL) and makes it active. Persists the run.
- */
-void hf_sched_start_plan(struct hf_srv *s, struct hf_service *svc,
-			 const char *plan, const struct hf_kvlist *params);
-
-/*
- * Makes cfg (already among svc's configs) the target and starts the plan a
- * configuration change runs (`update` if the spec has one, else `deploy`).
- * The old target becomes svc->previous, for rollback.
- */
-void hf_sched_set_target(struct hf_srv *s, struct hf_service *svc,
-			 struct hf_config *cfg, bool rollback);
-
 /* Fills v for plan `name` of svc (plan/decide.h's hf_decide_plan_view). */
 int hf_sched_plan_view(struct hf_srv *s, struct hf_service *svc,
 		       const char *name, struct hf_plan_view *v);
@@ -51,17 +36,6 @@ void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
 			      const struct hf_strlist *deleted);
 
 /*
- * Stops every live task of an instance so recovery relaunches it (same
- * node, same volumes, new task ids). Used by pod restart, pause, resume.
- */
-void hf_sched_pod_restart(struct hf_srv *s, struct hf_service *svc,
-			  struct hf_instance *in, const char *why);
-
-/* Force-completing a decommission step: remove without draining. */
-bool hf_sched_skip_drain(struct hf_srv *s, struct hf_service *svc,
-			 const char *instance);
-
-/*
  * Something changed: the scheduler runs a tick soon, and when `desired`
  * (some node's desired set may differ) it publishes the sets afterwards.
  * Also wakes clients waiting for news (events).
@@ -76,15 +50,6 @@ void hf_sched_publish(struct hf_srv *s);
 /* Placement's per-tick scratch no longer holds: an instance moved. */
 void hf_sched_placement_stale(struct hf_srv *s);
 
-/*
- * hf_sched_delete_kept turns the kept volumes of service `svc` (only
- * `instance`'s when not NULL), on every node, into deletion orders for
- * their agents, appends {"key", "node"} for each to `out` (may be NULL)
- * and returns how many; `who` is "operator" or "scheduler".
- */
-size_t hf_sched_delete_kept(struct hf_srv *s, const char *svc,
-			    const char *instance, json_t *out,
-			    const char *who);
 /* model.h's hf_model_volume_of and hf_model_volume_key. */
 bool hf_sched_volume_of(const char *key, const char *svc,
 			const char *instance);

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "plan/decide.h"
 #include "plan/placement.h"
+#include "task/lifecycle.h"
 
 /* Failures of a custom plan's FINISH/ONCE task before its step is ERROR. */
 #define CUSTOM_MAX_FAILURES 3
@@ -28,9 +29,9 @@ static char *dup_or_null(const char *s)
 	return s ? hf_xstrdup(s) : NULL;
 }
 
-struct hf_action *hf_actions_push(struct hf_actions *a, enum hf_action_kind kind,
-				  const char *service, const char *instance,
-				  const char *task)
+struct hf_action *hf_actions_push(struct hf_actions *a,
+				  enum hf_action_kind kind, const char *service,
+				  const char *instance, const char *task)
 {
 	struct hf_action *x = HF_VEC_PUSH(a);
 
@@ -177,10 +178,7 @@ static void event(struct hf_actions *out, const char *who, const char *svc,
 	x->u.event.why = dup_or_null(why);
 }
 
-static void say(struct hf_actions *out, const char *fmt, ...) HF_PRINTF(2, 3);
-
-/* A line for the server's log (written once the changes are stored). */
-static void say(struct hf_actions *out, const char *fmt, ...)
+void hf_actions_log(struct hf_actions *a, const char *fmt, ...)
 {
 	struct hf_buf b = HF_BUF_INIT;
 	struct hf_action *x;
@@ -189,7 +187,7 @@ static void say(struct hf_actions *out, const char *fmt, ...)
 	va_start(ap, fmt);
 	hf_buf_vaddf(&b, fmt, ap);
 	va_end(ap);
-	x = hf_actions_push(out, HF_ACT_LOG, NULL, NULL, NULL);
+	x = hf_actions_push(a, HF_ACT_LOG, NULL, NULL, NULL);
 	x->u.log = hf_buf_detach(&b);
 }
 
@@ -699,7 +697,8 @@ static void adopt_kept(const struct hf_model *m, const struct hf_service *svc,
 		why = hf_xasprintf("reuses the volumes kept on node %s since %s "
 				   "(%s)",
 				   n->id, since, v->why ? v->why : "kept");
-		say(out, "service %s: %s %s", svc->name, in->name, why);
+		hf_actions_log(out, "service %s: %s %s", svc->name, in->name,
+			       why);
 		event(out, "scheduler", svc->name, "pod", in->name, NULL,
 		      "reuses kept volumes", why);
 		free(why);
@@ -717,7 +716,7 @@ static void unplaced(const struct hf_model *m, const struct hf_service *svc,
 
 	if (in->message && strcmp(in->message, msg) == 0)
 		return;
-	say(out, "service %s: %s %s", svc->name, in->name, msg);
+	hf_actions_log(out, "service %s: %s %s", svc->name, in->name, msg);
 	if (evt)
 		event(out, "scheduler", svc->name, "pod", in->name, NULL,
 		      "unplaced", msg);
@@ -913,8 +912,8 @@ static const struct hf_node *place(const struct hf_model *m,
 		x->u.place.volume_kind = tmp.kind;
 		placement_add(c, pod, &x->u.place.ports, best->idx);
 	}
-	say(out, "service %s: placed %s on node %s", svc->name, in->name,
-	    best->id);
+	hf_actions_log(out, "service %s: placed %s on node %s", svc->name,
+		       in->name, best->id);
 	event(out, "scheduler", svc->name, "pod", in->name, NULL, "placed",
 	      best->id);
 out:
@@ -981,9 +980,9 @@ static void launch(const struct hf_service *svc, const char *config_id,
 		l->restart = restart;
 		l->want_running = t && t->goal == HF_GOAL_RUNNING;
 		l->at = ctx->now;
-		say(out, "service %s: %s %s on node %s (config %s)", svc->name,
-		    restart ? "relaunching" : "launching", id,
-		    node ? node : "(null)", config_id);
+		hf_actions_log(out, "service %s: %s %s on node %s (config %s)",
+			       svc->name, restart ? "relaunching" : "launching",
+			       id, node ? node : "(null)", config_id);
 		event(out, "scheduler", svc->name, "task", id, NULL, "STAGING",
 		      restart ? "relaunch after a failure"
 		      : run   ? run->plan
@@ -1020,7 +1019,8 @@ static void kill_task(const struct hf_service *svc,
 		x->u.tsk.state = ends;
 		x->u.tsk.finished_at = now;
 	}
-	say(out, "service %s: stopping %s: %s", svc->name, r->id, why);
+	hf_actions_log(out, "service %s: stopping %s: %s", svc->name, r->id,
+		       why);
 	event(out, "scheduler", svc->name, "task", r->id,
 	      hf_task_state_name(ends), "stopping", why);
 }
@@ -1065,8 +1065,8 @@ static bool replace_tasks_done(const struct hf_service *svc,
 
 		x->u.inst.set = HF_INST_REPLACE_PENDING;
 		x->u.inst.replace_pending = false;
-		say(out, "service %s: %s finished its replace tasks", svc->name,
-		    in->name);
+		hf_actions_log(out, "service %s: %s finished its replace tasks",
+			       svc->name, in->name);
 	}
 	return !waiting;
 }
@@ -1833,8 +1833,9 @@ static bool run_end(struct hf_decide_runs *rt, struct hf_decide_ctx *ctx,
 	struct hf_action *x = NULL;
 
 	if (v->status != run->status) {
-		say(out, "service %s: plan %s %s -> %s", svc->name, run->plan,
-		    hf_status_name(run->status), hf_status_name(v->status));
+		hf_actions_log(out, "service %s: plan %s %s -> %s", svc->name,
+			       run->plan, hf_status_name(run->status),
+			       hf_status_name(v->status));
 		event(out, "scheduler", svc->name, "plan", run->plan,
 		      hf_status_name(run->status), hf_status_name(v->status),
 		      NULL);
@@ -1854,7 +1855,8 @@ static bool run_end(struct hf_decide_runs *rt, struct hf_decide_ctx *ctx,
 		x = run_act(out, svc, run->plan);
 		x->u.run.set = HF_RUN_REVERTED;
 		x->u.run.reverted = true;
-		say(out, "service %s: plan %s failed; auto-revert to config %s",
+		hf_actions_log(
+		    out, "service %s: plan %s failed; auto-revert to config %s",
 		    svc->name, run->plan, svc->previous);
 		event(out, "scheduler", svc->name, "service", svc->name,
 		      svc->target, svc->previous,
@@ -2064,8 +2066,9 @@ static void recover(const struct hf_model *m, const struct hf_service *svc,
 /* ------------------------------------------------------------------ */
 /* Plan start and target                                                */
 
-void hf_decide_start_plan(const struct hf_model *m, const struct hf_service *svc,
-			  const char *plan, const struct hf_kvlist *params,
+void hf_decide_start_plan(const struct hf_model *m,
+			  const struct hf_service *svc, const char *plan,
+			  const struct hf_kvlist *params,
 			  struct hf_decide_ctx *ctx, struct hf_actions *out)
 {
 	const struct hf_plan_run *run = hf_model_run(svc, plan);
@@ -2105,13 +2108,14 @@ void hf_decide_start_plan(const struct hf_model *m, const struct hf_service *svc
 				}
 			}
 	}
-	say(out, "service %s: plan %s started (run %u)", svc->name, plan,
-	    (run ? run->number : 0) + 1);
+	hf_actions_log(out, "service %s: plan %s started (run %u)", svc->name,
+		       plan, (run ? run->number : 0) + 1);
 	event(out, "scheduler", svc->name, "plan", plan, NULL, "started",
 	      params && params->len ? "with parameters" : NULL);
 }
 
-void hf_decide_set_target(const struct hf_model *m, const struct hf_service *svc,
+void hf_decide_set_target(const struct hf_model *m,
+			  const struct hf_service *svc,
 			  const struct hf_config *cfg, bool rollback,
 			  struct hf_decide_ctx *ctx, struct hf_actions *out)
 {
@@ -2144,7 +2148,8 @@ void hf_decide_set_target(const struct hf_model *m, const struct hf_service *svc
 	x = hf_actions_push(out, HF_ACT_SET_TARGET, svc->name, NULL, NULL);
 	x->u.target.config_id = hf_xstrdup(cfg->id);
 	plan = hf_spec_update_plan_name(cfg->spec, false);
-	say(out, "service %s: target is now config %s (%s); plan %s runs",
+	hf_actions_log(
+	    out, "service %s: target is now config %s (%s); plan %s runs",
 	    svc->name, cfg->id, rollback ? "rollback" : "update", plan);
 	/* Other runs of the old config's plans stop where they are. */
 	for (size_t i = 0; i < svc->runs.len; i++) {
@@ -2182,7 +2187,7 @@ static void keep_volume(const struct hf_model *m, const struct hf_node *n,
 	x->u.vol.node = hf_xstrdup(n->id);
 	x->u.vol.why = hf_xstrdup(why);
 	x->u.vol.since = now;
-	say(out, "node %s: volume %s kept: %s", n->id, key, why);
+	hf_actions_log(out, "node %s: volume %s kept: %s", n->id, key, why);
 	event(out, "scheduler", svc, "volume", key, NULL, "kept", why);
 	free(svc);
 }
@@ -2209,8 +2214,9 @@ size_t hf_decide_delete_kept(const struct hf_model *m, const char *svc,
 			esvc = hf_xstrndup(v->key,
 					   slash ? (size_t)(slash - v->key) : 0);
 			volume_act(out, esvc, HF_VOLOP_DELETE_KEPT, v->key, n->id);
-			say(out, "node %s: kept volume %s is deleted", n->id,
-			    v->key);
+			hf_actions_log(out,
+				       "node %s: kept volume %s is deleted",
+				       n->id, v->key);
 			event(out, who, esvc, "volume", v->key, "kept",
 			      "deleting", n->id);
 			free(esvc);
@@ -2235,7 +2241,7 @@ void hf_decide_volumes_deleted(const struct hf_model *m, const char *node,
 		if (!done)
 			continue;
 		volume_act(out, v->service, HF_VOLOP_DELETED, v->key, node);
-		say(out, "node %s: volume %s deleted", node, v->key);
+		hf_actions_log(out, "node %s: volume %s deleted", node, v->key);
 	}
 }
 
@@ -2300,17 +2306,19 @@ void hf_decide_removal(const struct hf_model *m, const struct hf_service *svc,
 	if (svc->delete_volumes)
 		hf_decide_delete_kept(m, svc->name, NULL, "scheduler", out);
 	hf_actions_push(out, HF_ACT_REMOVE_SERVICE, svc->name, NULL, NULL);
-	say(out, "service %s: removed%s", svc->name,
-	    svc->delete_volumes ? " (volumes deleted)"
-				: " (volumes kept on their nodes)");
+	hf_actions_log(out, "service %s: removed%s", svc->name,
+		       svc->delete_volumes ? " (volumes deleted)"
+					   : " (volumes kept on their nodes)");
 	event(out, "scheduler", svc->name, "service", svc->name, "removing",
-	      "removed", svc->delete_volumes ? "volumes deleted" : "volumes kept");
+	      "removed",
+	      svc->delete_volumes ? "volumes deleted" : "volumes kept");
 }
 
 /* ------------------------------------------------------------------ */
 /* Pod operations, replace and node loss                                */
 
-void hf_decide_pod_restart(const struct hf_model *m, const struct hf_service *svc,
+void hf_decide_pod_restart(const struct hf_model *m,
+			   const struct hf_service *svc,
 			   const struct hf_instance *in, const char *why,
 			   struct hf_decide_ctx *ctx, struct hf_actions *out)
 {
@@ -2426,11 +2434,13 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 			free(key);
 		}
 	}
-	say(out, "service %s: %s replaced: its volumes on node %s are deleted "
-		 "and it starts afresh",
+	hf_actions_log(
+	    out,
+	    "service %s: %s replaced: its volumes on node %s are deleted "
+	    "and it starts afresh",
 	    svc->name, in->name, in->node ? in->node : "(none)");
-	event(out, "scheduler", svc->name, "pod", in->name, in->node, "replaced",
-	      "volumes deleted; launched afresh");
+	event(out, "scheduler", svc->name, "pod", in->name, in->node,
+	      "replaced", "volumes deleted; launched afresh");
 	hf_actions_push(out, HF_ACT_UNPLACE, svc->name, in->name, NULL);
 	for (size_t k = 0; k < in->slots.len; k++) {
 		x = slot_act(out, svc, in, in->slots.items[k].task);
@@ -2474,10 +2484,11 @@ void hf_decide_node_loss(const struct hf_model *m, const struct hf_service *svc,
 			x = inst_act(out, svc, in);
 			x->u.inst.set = HF_INST_UNREACHABLE;
 			x->u.inst.unreachable_since = now;
-			say(out, "service %s: %s waits: node %s is unreachable",
+			hf_actions_log(
+			    out, "service %s: %s waits: node %s is unreachable",
 			    svc->name, in->name, n->id);
-			event(out, "scheduler", svc->name, "pod", in->name, NULL,
-			      "node unreachable", n->id);
+			event(out, "scheduler", svc->name, "pod", in->name,
+			      NULL, "node unreachable", n->id);
 		}
 		if (n->decommissioned)
 			why = "its node is decommissioned";
@@ -2490,7 +2501,8 @@ void hf_decide_node_loss(const struct hf_model *m, const struct hf_service *svc,
 		l = life_of(in);
 		if (!life_event(out, svc, in, &l, HF_IEV_REPLACE))
 			continue;
-		say(out, "service %s: replacing %s: %s", svc->name, in->name, why);
+		hf_actions_log(out, "service %s: replacing %s: %s", svc->name,
+			       in->name, why);
 		event(out, "scheduler", svc->name, "pod", in->name, NULL,
 		      "replacing", why);
 	}
@@ -2548,8 +2560,8 @@ static void cancel_decommissions(const struct hf_service *svc,
 		if (unwanted(cfg, c) ||
 		    !life_event(out, svc, c, &l, HF_IEV_CANCEL))
 			continue;
-		say(out, "service %s: decommission of %s cancelled", svc->name,
-		    c->name);
+		hf_actions_log(out, "service %s: decommission of %s cancelled",
+			       svc->name, c->name);
 		event(out, "scheduler", svc->name, "pod", c->name,
 		      "decommissioning", "kept", "the count was raised again");
 		/*
@@ -2607,7 +2619,8 @@ void hf_decide_decommission(const struct hf_model *m,
 			forgot = true;
 		}
 		life_event(out, svc, in, &l, HF_IEV_DECOMMISSION);
-		say(out, "service %s: decommissioning %s", svc->name, in->name);
+		hf_actions_log(out, "service %s: decommissioning %s", svc->name,
+			       in->name);
 		event(out, "scheduler", svc->name, "pod", in->name, "running",
 		      "decommissioning", drain ? "drain first" : NULL);
 	}
@@ -2630,7 +2643,8 @@ void hf_decide_decommission(const struct hf_model *m,
 			} else if (r && failures >= DRAIN_MAX_FAILURES) {
 				life_event(out, svc, in, &l,
 					   HF_IEV_DRAIN_FAILED);
-				say(out,
+				hf_actions_log(
+				    out,
 				    "service %s: the drain of %s failed %u "
 				    "times; its volumes are kept. "
 				    "force-complete the decommission step to "
@@ -2690,8 +2704,8 @@ void hf_decide_decommission(const struct hf_model *m,
 			keep_volume(m, n, key, why, ctx->now, out);
 			free(why);
 		}
-		say(out, "service %s: %s decommissioned; volumes %s", svc->name,
-		    in->name, keep ? "kept" : "deleted");
+		hf_actions_log(out, "service %s: %s decommissioned; volumes %s",
+			       svc->name, in->name, keep ? "kept" : "deleted");
 		event(out, "scheduler", svc->name, "pod", in->name,
 		      "decommissioning", "removed",
 		      keep ? "volumes kept" : "volumes deleted");
@@ -2748,7 +2762,7 @@ static void on_terminal(const struct hf_service *svc,
 
 		x->u.slot.backoff_until =
 		    ctx->now +
-		    (int64_t)(1000 * hf_plan_backoff(failures, o->backoff_base,
+		    (int64_t)(1000 * hf_task_backoff(failures, o->backoff_base,
 						     o->backoff_max, jitter));
 	}
 	if (t && t->goal == HF_GOAL_RUNNING && t->essential) {
@@ -2857,10 +2871,12 @@ void hf_decide_report(const struct hf_model *m, const char *node,
 			x->u.tsk.started_at = ctx->now;
 		}
 		if (r->state != ns || r->ready != ready) {
-			say(out, "service %s: %s is %s%s", svc->name, r->id,
-			    hf_task_state_name(ns), eff_ready ? " and ready" : "");
+			hf_actions_log(out, "service %s: %s is %s%s", svc->name,
+				       r->id, hf_task_state_name(ns),
+				       eff_ready ? " and ready" : "");
 			event(out, "agent", svc->name, "task", r->id, NULL,
-			      hf_task_state_name(ns), eff_ready ? "ready" : NULL);
+			      hf_task_state_name(ns),
+			      eff_ready ? "ready" : NULL);
 		}
 	} else {
 		struct hf_task_rec now = *r;
@@ -2880,9 +2896,9 @@ void hf_decide_report(const struct hf_model *m, const char *node,
 		t->permanent = rep->state == HF_TS_FAILED_TO_START &&
 			       rep->permanent;
 		t->message = end_message(rep, ns, t->exit_code, t->signal);
-		say(out, "service %s: %s %s%s%s", svc->name, r->id,
-		    hf_task_state_name(ns), t->message ? ": " : "",
-		    t->message ? t->message : "");
+		hf_actions_log(out, "service %s: %s %s%s%s", svc->name, r->id,
+			       hf_task_state_name(ns), t->message ? ": " : "",
+			       t->message ? t->message : "");
 		event(out, "agent", svc->name, "task", r->id, NULL,
 		      hf_task_state_name(ns), t->message);
 		now.state = ns;
@@ -2927,8 +2943,10 @@ void hf_decide_reconcile(const struct hf_model *m,
 			x->u.tsk.state = lost;
 			x->u.tsk.message =
 			    hf_xstrdup("the agent no longer knows this task");
-			say(out, "service %s: %s LOST: its agent does not "
-				 "report it",
+			hf_actions_log(
+			    out,
+			    "service %s: %s LOST: its agent does not "
+			    "report it",
 			    svc->name, r->id);
 			event(out, "scheduler", svc->name, "task", r->id, NULL,
 			      "LOST", "its agent does not report it");

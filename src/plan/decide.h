@@ -37,6 +37,9 @@
 struct hf_action *hf_actions_push(struct hf_actions *a, enum hf_action_kind kind,
 				  const char *service, const char *instance,
 				  const char *task);
+/* Appends a line for the server's log (HF_ACT_LOG), printf-style. */
+void hf_actions_log(struct hf_actions *a, const char *fmt, ...)
+    HF_PRINTF(2, 3);
 /* Frees the actions' contents and empties the list (keeps its memory). */
 void hf_actions_reset(struct hf_actions *a);
 /* Frees everything. */

@@ -213,18 +213,3 @@ enum hf_status hf_plan_eval(const struct hf_plan_def *def,
 	free(tmp);
 	return plan;
 }
-
-double hf_plan_backoff(unsigned failures, double base, double max,
-		       double jitter)
-{
-	double d;
-
-	if (failures <= 1)
-		return 0;
-	d = base;
-	for (unsigned i = 2; i < failures && d < max; i++)
-		d *= 2;
-	if (d > max)
-		d = max;
-	return d * (0.8 + 0.2 * jitter);
-}

@@ -74,12 +74,4 @@ enum hf_status hf_plan_eval(const struct hf_plan_def *def,
 enum hf_status hf_plan_aggregate(const enum hf_status *children, size_t n,
 				 bool interrupted);
 
-/*
- * Restart backoff: the delay before relaunch number `failures` (1-based)
- * of a task: 0 for the first, then base * 2^(n-2) capped at max, with up
- * to 20% jitter from `jitter` (a value in [0, 1)).
- */
-double hf_plan_backoff(unsigned failures, double base, double max,
-		       double jitter);
-
 #endif

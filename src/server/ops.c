@@ -126,22 +126,6 @@ static void note_event(struct hf_actions *a, const char *svc,
 	x->u.event.why = dup_or_null(why);
 }
 
-/* A line for the server's log, written once the changes are stored. */
-static void note_log(struct hf_actions *a, const char *fmt, ...)
-    HF_PRINTF(2, 3);
-static void note_log(struct hf_actions *a, const char *fmt, ...)
-{
-	struct hf_buf b = HF_BUF_INIT;
-	struct hf_action *x;
-	va_list ap;
-
-	va_start(ap, fmt);
-	hf_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	x = hf_actions_push(a, HF_ACT_LOG, NULL, NULL, NULL);
-	x->u.log = hf_buf_detach(&b);
-}
-
 /* ------------------------------------------------------------------ */
 /* Volumes                                                              */
 
@@ -243,6 +227,28 @@ out:
 
 /* ------------------------------------------------------------------ */
 /* Services                                                             */
+
+/*
+ * The service `name` and its target configuration, when a change may be
+ * made to it: it exists, is not being removed and its target loads.
+ */
+static int changeable(struct hf_srv *s, const char *name,
+		      struct hf_service **svc, struct hf_config **cur,
+		      struct hf_ops_err *err)
+{
+	*svc = find_service(s, name, err);
+	if (!*svc)
+		return HF_ENOTFOUND;
+	if ((*svc)->removing)
+		return fail(err, HF_ECONFLICT, "service '%s' is being removed",
+			    (*svc)->name);
+	*cur = hf_state_target(*svc);
+	if (!*cur || !(*cur)->spec)
+		return fail(err, HF_EINTERNAL,
+			    "service '%s' has no usable target configuration",
+			    (*svc)->name);
+	return 0;
+}
 
 /*
  * A new configuration (no id yet) from a spec, with counts set over its
@@ -360,7 +366,7 @@ int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
 	}
 	hf_apply_ctx(s, &ctx);
 	hf_decide_start_plan(&s->model, svc, "deploy", NULL, &ctx, &a);
-	note_log(&a, "service %s: deployed config %s", svc->name, id);
+	hf_actions_log(&a, "service %s: deployed config %s", svc->name, id);
 	note_event(&a, svc->name, "service", svc->name, NULL, "deployed",
 		   spec->file);
 	carry_out(s, &a);
@@ -420,28 +426,14 @@ static int change(struct hf_srv *s, const char *name,
 	rc = enter(s, err);
 	if (rc)
 		goto out;
-	svc = find_service(s, name, err);
-	if (!svc) {
-		rc = HF_ENOTFOUND;
+	rc = changeable(s, name, &svc, &cur, err);
+	if (rc)
 		goto leave;
-	}
 	if (strcmp(cfg->spec->name, svc->name) != 0) {
 		rc = fail(err, HF_EREFUSED,
 			  "the spec is for service '%s', not '%s'; a service's "
 			  "name cannot change",
 			  cfg->spec->name, svc->name);
-		goto leave;
-	}
-	if (svc->removing) {
-		rc = fail(err, HF_ECONFLICT, "service '%s' is being removed",
-			  svc->name);
-		goto leave;
-	}
-	cur = hf_state_target(svc);
-	if (!cur || !cur->spec) {
-		rc = fail(err, HF_EINTERNAL,
-			  "service '%s' has no usable target configuration",
-			  svc->name);
 		goto leave;
 	}
 	rc = counts_carry(cur, &cfg, ci, err);
@@ -617,8 +609,8 @@ int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
 	x->u.svc.set = HF_SVC_REMOVING | HF_SVC_DELETE_VOLUMES;
 	x->u.svc.removing = true;
 	x->u.svc.delete_volumes = delete_volumes;
-	note_log(&a, "service %s: removal requested (%s volumes)", svc->name,
-		 delete_volumes ? "deleting" : "keeping");
+	hf_actions_log(&a, "service %s: removal requested (%s volumes)",
+		       svc->name, delete_volumes ? "deleting" : "keeping");
 	note_event(&a, svc->name, "service", svc->name, "active", "removing",
 		   delete_volumes ? "delete volumes" : "keep volumes");
 	carry_out(s, &a);
@@ -705,8 +697,9 @@ static int plan_find(struct hf_srv *s, const char *svc, const char *plan,
 }
 
 /* A change to the run of plan `plan` (the action's set and fields). */
-static struct hf_action *run_act(struct hf_actions *a, const struct plan_ctx *pc,
-				 const char *plan, unsigned set)
+static struct hf_action *run_act(struct hf_actions *a,
+				 const struct plan_ctx *pc, const char *plan,
+				 unsigned set)
 {
 	struct hf_action *x = hf_actions_push(a, HF_ACT_RUN, pc->svc->name,
 					      NULL, NULL);
@@ -1253,8 +1246,8 @@ static int pod_op(struct hf_srv *s, const char *name, const char *pod,
 				      &ctx, &a);
 		break;
 	}
-	note_log(&a, "service %s: pod %s %s requested", svc->name, pod,
-		 names[op]);
+	hf_actions_log(&a, "service %s: pod %s %s requested", svc->name, pod,
+		       names[op]);
 	note_event(&a, svc->name, "pod", pod, NULL, names[op], NULL);
 	carry_out(s, &a);
 	hf_sched_changed(s, true);
@@ -1309,7 +1302,7 @@ int hf_ops_node_decommission(struct hf_srv *s, const char *id,
 	x->u.node.node = hf_xstrdup(n->id);
 	x->u.node.set = HF_NODE_DECOMMISSIONED;
 	x->u.node.decommissioned = true;
-	note_log(&a, "node %s decommissioned by the operator", id);
+	hf_actions_log(&a, "node %s decommissioned by the operator", id);
 	note_event(&a, NULL, "node", id, NULL, "decommissioned",
 		   "its pods are replaced elsewhere");
 	carry_out(s, &a);
@@ -1510,23 +1503,9 @@ static int pod_count(struct hf_srv *s, const char *name, const char *pod,
 	rc = enter(s, err);
 	if (rc)
 		return rc;
-	svc = find_service(s, name, err);
-	if (!svc) {
-		rc = HF_ENOTFOUND;
+	rc = changeable(s, name, &svc, &cur, err);
+	if (rc)
 		goto leave;
-	}
-	if (svc->removing) {
-		rc = fail(err, HF_ECONFLICT, "service '%s' is being removed",
-			  svc->name);
-		goto leave;
-	}
-	cur = hf_state_target(svc);
-	if (!cur || !cur->spec) {
-		rc = fail(err, HF_EINTERNAL,
-			  "service '%s' has no usable target configuration",
-			  svc->name);
-		goto leave;
-	}
 	sp = pod ? hf_spec_find_pod(cur->spec, pod) : NULL;
 	if (!sp) {
 		rc = fail(err, HF_ENOTFOUND,

@@ -522,21 +522,6 @@ out:
 	return rc;
 }
 
-double hf_shim_backoff(unsigned failures, double base, double max,
-		       double jitter)
-{
-	double d;
-
-	if (failures <= 1)
-		return 0;
-	d = base;
-	for (unsigned i = 2; i < failures && d < max; i++)
-		d *= 2;
-	if (d > max)
-		d = max;
-	return d * (0.8 + 0.2 * jitter);
-}
-
 /* Whether this process may raise hard limits (CAP_SYS_RESOURCE). */
 static bool can_raise_limits(void)
 {

@@ -45,6 +45,7 @@
 #include "shim/shim.h"
 #include "shim/shim_int.h"
 #include "shim/tasklog.h"
+#include "task/lifecycle.h"
 
 #define LAUNCH_MAX_BYTES (1024 * 1024)
 #define DRAIN_MS 2000         /* wait for pipe EOF after the exit */
@@ -903,7 +904,7 @@ static bool schedule_restart(struct shim *sh)
 		free(why);
 		return true;
 	}
-	delay = (int64_t)(1000 * hf_shim_backoff(
+	delay = (int64_t)(1000 * hf_task_backoff(
 				     sh->failures, p->backoff_base,
 				     p->backoff_max,
 				     (double)hf_rng_below(&sh->rng, 1000) /

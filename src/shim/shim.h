@@ -220,7 +220,7 @@
  * prepared plan (sandbox, cgroup, rlimits, user, capabilities, mount
  * namespace set-up), new pipes, the same log files. It counts exits in a
  * row (the count starts again once a process stayed up reset_after
- * seconds) and waits hf_shim_backoff(count) first: nothing for the first,
+ * seconds) and waits hf_task_backoff(count) (task/lifecycle.h) first: nothing for the first,
  * then backoff_base doubling up to backoff_max, with jitter; that is the
  * server's formula. While it waits the status is "backoff" (with
  * "restart_at"; "pid" is null); once the new process runs it is "running"
@@ -345,17 +345,6 @@ void hf_shim_launch_release(struct hf_shim_launch *l);
  */
 int hf_shim_launch_parse(const char *json, size_t len,
 			 struct hf_shim_launch *l, char **errmsg);
-
-/*
- * The wait in seconds before restart number `failures` in a row (1 for
- * the first exit): 0 for the first, then base doubling per exit up to max,
- * times 0.8 + 0.2 * jitter (jitter in [0, 1)). The server's
- * hf_plan_backoff (plan/plan.h), the same formula, so the policy the
- * server uses can be handed down unchanged; tests/unit/test_shim.c checks
- * that the two agree.
- */
-double hf_shim_backoff(unsigned failures, double base, double max,
-		       double jitter);
 
 /* Formats *l as launch.json text; the caller frees it. */
 char *hf_shim_launch_format(const struct hf_shim_launch *l);

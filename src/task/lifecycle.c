@@ -137,3 +137,18 @@ bool hf_task_state_from_wire(const char *s, enum hf_task_state *out)
 		}
 	return false;
 }
+
+double hf_task_backoff(unsigned failures, double base, double max,
+		       double jitter)
+{
+	double d;
+
+	if (failures <= 1)
+		return 0;
+	d = base;
+	for (unsigned i = 2; i < failures && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	return d * (0.8 + 0.2 * jitter);
+}

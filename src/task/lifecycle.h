@@ -119,4 +119,15 @@ const char *hf_task_state_wire(enum hf_task_state s);
  */
 bool hf_task_state_from_wire(const char *s, enum hf_task_state *out);
 
+/*
+ * Restart backoff: the wait in seconds before restart number `failures`
+ * in a row of a task (1 for the first exit): 0 for the first, then base
+ * doubling per exit up to max, times 0.8 + 0.2 * jitter (jitter in
+ * [0, 1)). The server's recovery (plan/decide.c) and the shim's restarts
+ * in place (shim/shim.c) both wait this long, so the policy the server
+ * uses is handed down unchanged.
+ */
+double hf_task_backoff(unsigned failures, double base, double max,
+		       double jitter);
+
 #endif

@@ -21,6 +21,7 @@
 
 #include "model/model.h"
 #include "plan/decide.h"
+#include "task/lifecycle.h"
 
 #define T0 INT64_C(1700000000000) /* a fixed "now" (unix ms) */
 #define SEED 42
@@ -329,7 +330,7 @@ static void test_recovery_with_backoff(void **state)
 	report(w, r->id, HF_TS_EXITED, 1);
 	x = find(w, HF_ACT_SLOT, "web-0", "server");
 	assert_int_equal(x->u.slot.failures, 3);
-	delay = (int64_t)(1000 * hf_plan_backoff(
+	delay = (int64_t)(1000 * hf_task_backoff(
 				     3, 2, 60,
 				     (double)hf_rng_below(&twin, 1000) / 1000.0));
 	until = x->u.slot.backoff_until;

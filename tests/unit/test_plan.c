@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "plan/plan.h"
 #include "spec/spec.h"
+#include "task/lifecycle.h"
 
 static const char *spec_text =
     "name: t\n"
@@ -282,13 +283,16 @@ static void test_backoff(void **state)
 {
 	(void)state;
 	/* The first restart is immediate, then it doubles up to the cap. */
-	assert_true(hf_plan_backoff(1, 1, 60, 0.5) == 0);
-	assert_true(hf_plan_backoff(2, 1, 60, 1.0) <= 1.0);
-	assert_true(hf_plan_backoff(2, 1, 60, 0.0) >= 0.8);
-	assert_true(hf_plan_backoff(4, 1, 60, 1.0) <= 4.0);
-	assert_true(hf_plan_backoff(4, 1, 60, 0.0) >= 3.2);
-	assert_true(hf_plan_backoff(30, 1, 60, 1.0) <= 60.0);
-	assert_true(hf_plan_backoff(30, 1, 60, 0.0) >= 48.0);
+	assert_true(hf_task_backoff(1, 1, 60, 0.5) == 0);
+	assert_true(hf_task_backoff(2, 1, 60, 1.0) <= 1.0);
+	assert_true(hf_task_backoff(2, 1, 60, 0.0) >= 0.8);
+	assert_true(hf_task_backoff(4, 1, 60, 1.0) <= 4.0);
+	assert_true(hf_task_backoff(4, 1, 60, 0.0) >= 3.2);
+	assert_true(hf_task_backoff(30, 1, 60, 1.0) <= 60.0);
+	assert_true(hf_task_backoff(30, 1, 60, 0.0) >= 48.0);
+	assert_true(hf_task_backoff(2, 1, 60, 0) == 0.8);
+	assert_true(hf_task_backoff(4, 1, 60, 1) == 4);
+	assert_true(hf_task_backoff(30, 1, 60, 1) == 60);
 }
 
 static void test_status_names(void **state)

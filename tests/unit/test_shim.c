@@ -265,27 +265,6 @@ static void test_launch_restart_policy(void **state)
 	hf_shim_launch_release(&b);
 }
 
-/* The shim's backoff is the server's, so the policy is handed down as is. */
-static void test_backoff_is_the_servers(void **state)
-{
-	static const double bases[] = {0, 0.01, 0.5, 1, 3};
-	static const double maxes[] = {0, 0.05, 1, 60, 300};
-
-	for (unsigned f = 0; f < 40; f++)
-		for (size_t i = 0; i < HF_ARRAY_LEN(bases); i++)
-			for (size_t j = 0; j < HF_ARRAY_LEN(maxes); j++)
-				for (double jit = 0; jit < 1; jit += 0.25)
-					assert_true(
-					    hf_shim_backoff(f, bases[i],
-							    maxes[j], jit) ==
-					    hf_plan_backoff(f, bases[i],
-							    maxes[j], jit));
-	assert_true(hf_shim_backoff(1, 1, 60, 0.5) == 0);
-	assert_true(hf_shim_backoff(2, 1, 60, 0) == 0.8);
-	assert_true(hf_shim_backoff(4, 1, 60, 1) == 4);
-	assert_true(hf_shim_backoff(30, 1, 60, 1) == 60);
-}
-
 /* The restart fields, written by the shim and read by the agent. */
 static void test_status_restart_fields(void **state)
 {
@@ -781,7 +760,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_rlimit_names),
 		cmocka_unit_test(test_status_roundtrip),
 		cmocka_unit_test(test_launch_restart_policy),
-		cmocka_unit_test(test_backoff_is_the_servers),
 		cmocka_unit_test(test_status_restart_fields),
 		cmocka_unit_test(test_tasklog_rotation),
 		cmocka_unit_test(test_tasklog_write_errors_are_counted),

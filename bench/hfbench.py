@@ -194,6 +194,11 @@ class Bench:
         # fails (the shim would not start).
         self.bin = os.path.join(self.tmp, "holdfast")
         shutil.copy2(BIN, self.bin)
+        # The agent runs the holdfast-shim next to its own binary: copied
+        # along (a binary from before holdfast-shim has none and needs none).
+        shim = os.path.join(os.path.dirname(BIN), "holdfast-shim")
+        if os.path.exists(shim):
+            shutil.copy2(shim, os.path.join(self.tmp, "holdfast-shim"))
         self.server_data = os.path.join(self.tmp, "server")
         self.agent_data = os.path.join(self.tmp, "agent")
         os.makedirs(self.server_data)
@@ -361,6 +366,12 @@ class Bench:
                              stderr=subprocess.DEVNULL)
         self.groups.append(p)
         return p
+
+    def shell_loop(self, cmd):
+        """The shell baseline every restart benchmark uses: `while :; do
+        CMD; done` in a session of its own, so it respawns CMD at once
+        whenever it exits; remembered for cleanup."""
+        return self.spawn_group(f"while :; do {cmd}; done")
 
     def kill_group(self, p):
         try:

@@ -74,7 +74,7 @@ def children(pid):
 def baseline(kills, poll, timeout):
     lat = []
     with hb.Bench("restart-base") as b:
-        sh = b.spawn_group("while :; do sleep 3600; done")
+        sh = b.shell_loop("sleep 3600")
 
         def child():
             for c in children(sh.pid):
@@ -123,18 +123,19 @@ class Target:
             return t["id"], st["pid"]
         return hb.wait_for(ok, timeout, 0.005, "task RUNNING")
 
-    def new_task(self, old_id):
-        """(task id, pid) of a replacement task whose status.json says
-        running with a live pid, or None."""
+    def new_task(self, old_id, old_pid):
+        """(task id, pid) of a replacement whose status.json says running
+        with a live pid other than old_pid, or None: a new task directory,
+        or the old one when the task was restarted in place."""
         try:
             ids = os.listdir(self.tdir)
         except OSError:
             return None
         for tid in ids:
-            if tid == old_id or tid in self.seen:
+            if tid != old_id and tid in self.seen:
                 continue
             st = self.b.task_status(tid)
-            if st and st.get("pid") and st.get("state") == "running":
+            if st and st.get("pid") and st["pid"] != old_pid and st.get("state") == "running":
                 p = hb.proc_stat(st["pid"])
                 if p and p[1] != "Z":
                     return tid, st["pid"]
@@ -160,7 +161,7 @@ def holdfast(kills, poll, timeout, backoff, backoff_max, cpus, keep=False, label
             while respawn is None or execd is None or api is None:
                 now = time.monotonic() - t0
                 if new is None:
-                    new = tg.new_task(tid)
+                    new = tg.new_task(tid, pid)
                     if new:
                         respawn = now
                 if new is not None and execd is None and task_running(new[1]):

@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|restart|memory|api|latency|cluster|shim] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|restart|kill9|memory|api|latency|cluster|shim] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -17,7 +17,15 @@
 #   restart  100 x kill -9 of a RUNNING task -> replacement running, vs. a
 #            shell supervisor loop, with --backoff 0.01 --backoff-max 0.05
 #            (3 runs), with no backoff (3 runs) and with task cpus 0.01
-#            (1 run); plus 7 kills with the default backoff  (~5 min)
+#            (1 run); plus 7 kills with the default backoff  (~5 min);
+#            then kill9
+#   kill9    restart after kill -9, the same program under a shell `while`
+#            loop, supervisord (Debian's `supervisor`, installed with apt-get
+#            when missing; a private supervisord, autorestart=true,
+#            startsecs=0) and holdfast (server --backoff 0.01 --backoff-max
+#            0.05): the first restart of each of 30 tasks and 100
+#            consecutive kills of one task; p50/p90/p99/max and the ratios
+#            holdfast/shell and supervisord/holdfast     (3 runs, ~8 min)
 #   memory   VmRSS of server and agent idle, with 200 and with 1000 tasks;
 #            shims' RSS per task; deploy time at each N      (3 runs, ~8 min)
 #
@@ -40,7 +48,7 @@
 # --quick: fewer repetitions and N (a smoke test, not for BENCHMARKS.md).
 # Environment: BENCH_REPEAT (default 3), BENCH_N (200), BENCH_COUNTS
 # (200,1000), BENCH_KILLS (100), BENCH_AGENTS (1000), BENCH_INSTANCES
-# (10000); HOLDFAST_BIN=path benchmarks that binary
+# (10000), BENCH_TASKS (30, kill9); HOLDFAST_BIN=path benchmarks that binary
 # instead of building the working tree (e.g. one built from `git archive REV`).
 set -eu
 
@@ -52,10 +60,10 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | restart | memory | api | latency | cluster | shim) what=$1 ;;
+	all | deploy | restart | kill9 | memory | api | latency | cluster | shim) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
-	-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+	-h | --help) sed -n '/^set -eu/q;2,$p' "$0"; exit 0 ;;
 	*) echo "bench/run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
@@ -65,11 +73,12 @@ repeat=${BENCH_REPEAT:-3}
 n=${BENCH_N:-200}
 counts=${BENCH_COUNTS:-200,1000}
 kills=${BENCH_KILLS:-100}
+tasks=${BENCH_TASKS:-30}
 dkills=7
 agents=${BENCH_AGENTS:-1000}
 instances=${BENCH_INSTANCES:-10000}
 if [ "$quick" = 1 ]; then
-	repeat=1 n=50 counts=50 kills=10 dkills=0 agents=100 instances=1000
+	repeat=1 n=50 counts=50 kills=10 dkills=0 agents=100 instances=1000 tasks=10
 fi
 
 [ "$(id -u)" = 0 ] || echo "bench/run.sh: warning: not root; cgroups will be unavailable" >&2
@@ -128,6 +137,11 @@ case $what in all | restart)
 	run restart-cpus0.01 900 "$py" "$here/restart.py" --kills "$kills" --repeat 1 \
 		--backoff 0.01 --backoff-max 0.05 --cpus 0.01 --default-backoff-kills 0 \
 		--out "$out/restart-cpus0.01.json" ;;
+esac
+case $what in all | restart | kill9)
+	# kill9.py installs Debian's supervisor when it is missing.
+	run kill9 2400 "$py" "$here/kill9.py" --tasks "$tasks" --kills "$kills" --repeat "$repeat" \
+		--backoff 0.01 --backoff-max 0.05 --out "$out/kill9.json" ;;
 esac
 case $what in all | api)
 	# wrk is the load tool: a Debian package, installed when missing.

@@ -114,6 +114,32 @@ def main():
                      f"{r['median']:.2f} / {r['p99']:.2f} ms", f"{b['median']:.2f} / {b['p99']:.2f} ms",
                      f"{sh['ratio_median']:.1f}x / {sh['ratio_p99']:.1f}x", ""))
 
+    k9 = load(d, "kill9")
+    if k9:
+        def q(s):
+            return " / ".join(f"{s[k]:.1f}" for k in ("median", "p90", "p99", "max")) + " ms"
+
+        def x(r):
+            return " / ".join(f"{r[k]:.1f}" for k in ("median", "p90", "p99", "max")) + "×"
+        label = (f"restart after kill -9 ({k9['repeat']} run(s), holdfast --backoff "
+                 f"{k9['backoff']} --backoff-max {k9['backoff_max']})")
+        for case, what in (("first", f"first restart of each of {k9['tasks']} tasks"),
+                           ("repeated", f"{k9['kills']} consecutive kills of one task")):
+            r, per = k9[case], k9[case + "_per_run"]
+            hf, sh, sv = (r[sy]["restart_ms"] for sy in ("holdfast", "shell", "supervisord"))
+            runs = (", ".join(f"{p['holdfast']['restart_ms']['median']:.1f}" for p in per)
+                    + " ms; holdfast/shell p50 " + ", ".join(
+                        f"{p['holdfast_over_shell']['median']:.1f}" for p in per) + "×")
+            rows.append((label, f"{what}: p50 / p90 / p99 / max vs. shell `while` loop",
+                         q(hf), q(sh), x(r["holdfast_over_shell"]),
+                         f"per run: holdfast p50 {runs}"))
+            rows.append((label, f"{what}: p50 / p90 / p99 / max, supervisord "
+                         f"{k9['supervisord_version']} (ratio supervisord/holdfast)",
+                         q(hf), q(sv), x(r["supervisord_over_holdfast"]),
+                         "per run: supervisord p50 " + ", ".join(
+                             f"{p['supervisord']['restart_ms']['median']:.0f}" for p in per)
+                         + " ms"))
+
     cl = load(d, "cluster")
     if cl:
         by = {r["mode"]: r for r in cl["results"]}

@@ -27,6 +27,8 @@ kill the supervisor must agree the new process runs: supervisord's
 getProcessInfo says RUNNING with that pid; holdfast's API says the task is
 RUNNING and the agent's status.json of that task id names that pid (a
 restart in place that keeps the task id passes as well as a new task).
+Then --gap seconds pass before the kill, so that our question is not what
+wakes the supervisor after it.
 
 Two cases, each run (--repeat) measures all three supervisors, one after
 the other, each started fresh:
@@ -224,13 +226,18 @@ class Holdfast:
 
 
 # ---------------------------------------------------------------- one run
-def measure(sup, pidfile, name, kills, poll, timeout, label):
+def measure(sup, pidfile, name, kills, a, label):
     """kills consecutive kills of one task; per kill the restart time and
     the time until the supervisor says the new process runs."""
+    poll, timeout = a.poll, a.timeout
     pid = hb.wait_for(lambda: running(pidfile), timeout, 0.001, f"{label} {name} running")
     hb.wait_for(lambda: sup.settled(name, pid), timeout, 0.005, f"{label} {name} settled")
     out = []
     for _ in range(kills):
+        # Our own question (an RPC, a GET) must not be what wakes the
+        # supervisor after the kill: supervisord's loop sleeps in poll()
+        # for up to 1 s, and the close of our connection would wake it.
+        time.sleep(a.gap)
         t0 = time.monotonic()
         lat, pid = kill_once(pidfile, pid, poll, timeout)
         hb.wait_for(lambda: sup.settled(name, pid), timeout, 0.002,
@@ -255,9 +262,8 @@ def run_system(system, a):
             many, one = names(a.tasks)
             first = []
             for n in many:
-                first += measure(sup, os.path.join(pids, n), n, 1, a.poll, a.timeout, system)
-            repeated = measure(sup, os.path.join(pids, one), one, a.kills, a.poll, a.timeout,
-                               system)
+                first += measure(sup, os.path.join(pids, n), n, 1, a, system)
+            repeated = measure(sup, os.path.join(pids, one), one, a.kills, a, system)
         finally:
             sup.stop()
     for case, xs in (("first", first), ("repeated", repeated)):
@@ -291,6 +297,8 @@ def main():
     ap.add_argument("--backoff-max", default="0.05", help="holdfast server --backoff-max")
     ap.add_argument("--poll", type=float, default=0.0002, help="polling interval (s)")
     ap.add_argument("--timeout", type=float, default=30, help="per kill (s)")
+    ap.add_argument("--gap", type=float, default=0.1,
+                    help="pause between the supervisor's report and the next kill (s)")
     ap.add_argument("--out")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
@@ -303,7 +311,7 @@ def main():
         hb.log(f"kill9 run {r + 1}/{a.repeat}")
         runs.append({sy: run_system(sy, a) for sy in SYSTEMS})
     res = {"benchmark": "kill9", "tasks": a.tasks, "kills": a.kills, "repeat": a.repeat,
-           "backoff": a.backoff, "backoff_max": a.backoff_max, "poll_s": a.poll,
+           "backoff": a.backoff, "backoff_max": a.backoff_max, "poll_s": a.poll, "gap_s": a.gap,
            "supervisord_version": version, "machine": hb.machine(), "runs": runs}
     for case in ("first", "repeated"):
         res[case] = stats({sy: [x for run in runs for x in run[sy][case]] for sy in SYSTEMS})

@@ -367,6 +367,16 @@ static char *flag_wait(struct hf_agent_opts *o, const char *flag,
 	return err;
 }
 
+static char *flag_launch_workers(struct hf_agent_opts *o, const char *flag,
+				 const char *val)
+{
+	int64_t n = o->launch_workers;
+	char *err = flag_number(flag, val, 1, 256, &n);
+
+	o->launch_workers = (int)n;
+	return err;
+}
+
 static char *flag_tls_insecure(struct hf_agent_opts *o, const char *f,
 			       const char *v)
 {
@@ -448,6 +458,10 @@ static const struct {
       "where file:// URIs may point (repeatable; default none: file:// "
       "URIs are refused)"},
      flag_artifact_dir},
+    {{"--launch-workers", "N", 0,
+      "launches (and other slow jobs: artifact fetches, volume deletions) "
+      "in flight at once (default 8)"},
+     flag_launch_workers},
     /* Shorter waits make tests quick. */
     {{"--wait", "SECONDS", 0,
       "how long the server may hold a sync when nothing changes (default "
@@ -625,6 +639,11 @@ static void agent_release(struct hf_agent *ag)
 	for (size_t i = 0; i < ag->jobs.len; i++)
 		free(ag->jobs.items[i].key);
 	HF_VEC_FREE(&ag->jobs);
+	HF_VEC_FREE(&ag->running);
+	free(ag->workers);
+	hf_strlist_release(&ag->fetching);
+	pthread_mutex_destroy(&ag->cache_mu);
+	pthread_cond_destroy(&ag->cache_cv);
 	hf_strlist_release(&ag->launched);
 	hf_strlist_release(&ag->volumes_deleted);
 	hf_strlist_release(&ag->volumes_queued);
@@ -843,6 +862,8 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	pthread_mutex_init(&ag->mu, NULL);
 	pthread_cond_init(&ag->sync_cv, NULL);
 	pthread_cond_init(&ag->work_cv, NULL);
+	pthread_mutex_init(&ag->cache_mu, NULL);
+	pthread_cond_init(&ag->cache_cv, NULL);
 	ag->started_at = hf_now_ms();
 	if (hf_fs_mkdir_p(o->data_dir, 0750, 0750) < 0) {
 		hf_log("cannot create %s: %s", o->data_dir, strerror(errno));
@@ -1030,7 +1051,10 @@ static void add_poll(struct pollfd **pfds, struct ag_pollref **refs,
 	(*n)++;
 }
 
-/* Frees records whose directory the worker removed. */
+/*
+ * Frees records whose directory a worker removed, once no job names them
+ * (a worker may still be leaving the job that ended the task).
+ */
 static void reap_removed(struct hf_agent *ag)
 {
 	size_t j = 0;
@@ -1038,7 +1062,7 @@ static void reap_removed(struct hf_agent *ag)
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
-		if (t->removed && t->watch_fd < 0)
+		if (t->removed && t->watch_fd < 0 && !t->jobs)
 			ag_task_free(t);
 		else
 			ag->tasks.items[j++] = t;
@@ -1055,6 +1079,7 @@ static void collect_garbage(struct hf_agent *ag)
 		struct ag_task *t = ag->tasks.items[i];
 
 		if (!t->forgotten || t->removing || t->watch_fd >= 0 ||
+		    t->jobs ||
 		    t->terminal_at + keep > now)
 			continue;
 		t->removing = true;
@@ -1257,7 +1282,7 @@ static void supervise(struct hf_agent *ag, int sigfd)
 }
 
 /*
- * After the worker has stopped, launches still queued have created
+ * After the workers have stopped, launches still queued have created
  * nothing: taking their ids back out of agent.json lets the next agent
  * launch them instead of reporting them lost.
  */
@@ -1314,7 +1339,8 @@ static void join_watching(pthread_t th, int sigfd, int *signals,
 int hf_agent_run(const struct hf_agent_opts *opts)
 {
 	struct hf_agent ag;
-	pthread_t worker, longpoll, shortsync;
+	pthread_t longpoll, shortsync;
+	size_t nworkers;
 	sigset_t mask, old;
 	struct sigaction ign;
 	int sigfd = -1, rc, signals = 1;
@@ -1358,7 +1384,14 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	}
 
 	ag_reattach(&ag);
-	if (pthread_create(&worker, NULL, ag_worker_thread, &ag)) {
+	nworkers = opts->launch_workers > 0 ? (size_t)opts->launch_workers
+					    : AG_DEFAULT_WORKERS;
+	ag.workers = hf_xcalloc(nworkers, sizeof(*ag.workers));
+	for (; ag.nworkers < nworkers; ag.nworkers++)
+		if (pthread_create(&ag.workers[ag.nworkers], NULL,
+				   ag_worker_thread, &ag))
+			break;
+	if (!ag.nworkers) {
 		hf_log("cannot start a thread");
 		rc = HF_EIO;
 		goto out;
@@ -1373,7 +1406,9 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	}
 	supervise(&ag, sigfd);
 	join_watching(shortsync, sigfd, &signals, "the sync in flight");
-	join_watching(worker, sigfd, &signals, "the job in progress");
+	for (size_t i = 0; i < ag.nworkers; i++)
+		join_watching(ag.workers[i], sigfd, &signals,
+			      "the jobs in progress");
 	join_watching(longpoll, sigfd, &signals, "the long poll");
 	unrecord_unstarted(&ag);
 	hf_log("stopped");

@@ -9,9 +9,10 @@
  * exit that happened while it was down.
  *
  * Threads: hf_agent_run() owns the calling thread (the supervisor loop:
- * shim watches, checks, signals) and starts three more (the long poll,
- * the immediate sync after a state change, and a worker for slow jobs such
- * as sandbox preparation and volume deletion). It blocks SIGTERM, SIGINT
+ * shim watches, checks, signals) and starts more: the long poll, the
+ * immediate sync after a state change, and a bounded pool of workers for
+ * slow jobs such as sandbox preparation, artifact fetches, shim starts and
+ * volume deletion (several launches in flight at once). It blocks SIGTERM, SIGINT
  * and SIGHUP in the calling thread and reads them from a signalfd, so it
  * belongs in a process of its own (`holdfast dev` forks one).
  */
@@ -48,6 +49,7 @@ struct hf_agent_opts {
 	bool tls_insecure;           /* do not verify the server (labs) */
 	int64_t sandbox_keep_s;      /* keep exited sandboxes this long */
 	int wait_s;                  /* long poll wait */
+	int launch_workers;          /* jobs in flight at most; 0: default */
 	int64_t log_max_bytes;       /* task log rotation, for launch.json */
 	int log_keep;
 	bool print_info;             /* print the info JSON and exit */

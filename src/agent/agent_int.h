@@ -15,8 +15,16 @@
  *   long poll and immediate sync threads: build requests, apply responses
  *     (create task records, decide stops, forget acknowledged exits,
  *     queue jobs);
- *   worker: the jobs (launch, delete a volume, remove a task directory),
- *     one at a time.
+ *   workers (a pool of opts->launch_workers threads): the jobs (launch,
+ *     delete a volume, remove a task directory), several at once. A job
+ *     starts only when no job queued before it or running touches one of
+ *     its volumes (ag_job_conflict), so a volume is deleted after the
+ *     launches ordered before it and never under one; anything else runs
+ *     side by side, and a slow artifact fetch or shim start holds up its
+ *     own task only.
+ *
+ * cache_mu guards the artifact cache (fetch.c) and nothing else; it is
+ * never held with ag->mu, nor across a download.
  */
 #ifndef HF_AGENT_AGENT_INT_H
 #define HF_AGENT_AGENT_INT_H
@@ -126,6 +134,7 @@ struct ag_task {
 	bool listed;               /* in the last applied desired set */
 	bool forgotten;            /* acknowledged: no longer reported */
 	bool removing, removed;    /* task directory removal queued / done */
+	int jobs;                  /* queued or running jobs naming it */
 };
 
 enum ag_job_kind {
@@ -139,6 +148,9 @@ struct ag_job {
 	struct ag_task *task;
 	char *key;
 };
+
+/* The pool's bound when opts->launch_workers is 0. */
+#define AG_DEFAULT_WORKERS 8
 
 struct hf_agent {
 	const struct hf_agent_opts *opts;
@@ -165,7 +177,10 @@ struct hf_agent {
 	struct hf_strlist launched;        /* every id ever launched */
 	struct hf_strlist volumes_deleted; /* reported until not asked */
 	struct hf_strlist volumes_queued;  /* deletion queued or running */
-	HF_VEC(struct ag_job) jobs;
+	HF_VEC(struct ag_job) jobs;        /* queued, oldest first */
+	HF_VEC(struct ag_job) running;     /* taken by a worker */
+	pthread_t *workers;
+	size_t nworkers;                   /* started */
 	int64_t generation;        /* of the last applied response */
 	uint64_t seq;              /* of the last request built */
 	size_t server;             /* index into opts->servers */
@@ -181,6 +196,11 @@ struct hf_agent {
 	struct hf_strlist hide;    /* canonical dirs hidden from tasks */
 	struct hf_strlist artifact_dirs; /* canonical; file:// URIs only here */
 	bool join_logged;          /* logged why it cannot register */
+
+	/* The artifact cache (fetch.c), under cache_mu. */
+	pthread_mutex_t cache_mu;
+	pthread_cond_t cache_cv;       /* a download in flight ended */
+	struct hf_strlist fetching;    /* URLs being downloaded */
 };
 
 /* ---- agent.c ---- */
@@ -252,6 +272,11 @@ void *ag_short_sync_thread(void *arg);
 
 /* ---- sandbox.c ---- */
 
+/*
+ * A worker of the pool (ag->workers): takes the oldest job that conflicts
+ * with no older one (ag_job_conflict) until ag->stopping, finishing the
+ * job it has first; the jobs still queued then stay queued.
+ */
 void *ag_worker_thread(void *arg);
 /* Queues a job. Lock held. key is copied. */
 void ag_job_push(struct hf_agent *ag, enum ag_job_kind kind,
@@ -271,7 +296,7 @@ bool ag_volume_key_valid(const char *key);
 /* ---- fetch.c ---- */
 
 /*
- * Fetches the task's uris into its sandbox (worker thread), giving the
+ * Fetches the task's uris into its sandbox (a worker), giving the
  * files to uid:gid (unless uid is (uid_t)-1) and extracting archives as
  * that user. Returns 0, or -1 with *err set to a sentence (the caller
  * frees it).

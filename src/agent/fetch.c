@@ -5,7 +5,10 @@
  * with the same content share one file), then copied into the sandbox;
  * archives are extracted there with tar or unzip, run without a shell.
  *
- * Worker thread only: the cache and its index have no other user.
+ * Several workers fetch at once. The index is read and written under
+ * ag->cache_mu (held for the file's read or write only, never across a
+ * download); a URL being downloaded is in ag->fetching, and a second task
+ * that wants it waits for that download rather than starting its own.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -179,28 +182,85 @@ static void save_index(struct hf_agent *ag, json_t *index)
 	free(path);
 }
 
-/* Sets *cached to the cache file holding url's content. */
-static int fetch_cached(struct hf_agent *ag, const char *url, char **cached,
-			char **err)
+/* The cache file the index names for url, if it is there. cache_mu held. */
+static char *cache_lookup(struct hf_agent *ag, const char *url)
 {
 	json_t *index = load_index(ag);
 	const char *hash = json_string_value(json_object_get(index, url));
+	char *path = NULL;
+
+	if (hash && strlen(hash) == 64) {
+		path = hf_xasprintf("%s/%s", ag->cache_dir, hash);
+		if (access(path, R_OK) != 0) {
+			free(path);
+			path = NULL;
+		}
+	}
+	json_decref(index);
+	return path;
+}
+
+/*
+ * Claims url's download: returns the cache file when it is cached (maybe
+ * by a download another task waited for here), else NULL with url added
+ * to ag->fetching (the caller downloads it, then calls release_url).
+ */
+static char *claim_url(struct hf_agent *ag, const char *url)
+{
+	char *path;
+
+	pthread_mutex_lock(&ag->cache_mu);
+	while (!(path = cache_lookup(ag, url)) &&
+	       hf_strlist_has(&ag->fetching, url))
+		pthread_cond_wait(&ag->cache_cv, &ag->cache_mu);
+	if (!path)
+		hf_strlist_push(&ag->fetching, url);
+	pthread_mutex_unlock(&ag->cache_mu);
+	return path;
+}
+
+/* Ends a claim; with hex, records url's content in the index first. */
+static void release_url(struct hf_agent *ag, const char *url,
+			const char *hex)
+{
+	pthread_mutex_lock(&ag->cache_mu);
+	if (hex) {
+		json_t *index = load_index(ag);
+
+		json_object_set_new(index, url, json_string(hex));
+		save_index(ag, index);
+		json_decref(index);
+	}
+	for (size_t i = 0; i < ag->fetching.len; i++)
+		if (strcmp(ag->fetching.items[i], url) == 0) {
+			free(ag->fetching.items[i]);
+			ag->fetching.items[i] =
+			    ag->fetching.items[--ag->fetching.len];
+			break;
+		}
+	pthread_cond_broadcast(&ag->cache_cv);
+	pthread_mutex_unlock(&ag->cache_mu);
+}
+
+/*
+ * Sets *cached to the cache file holding url's content. A failed
+ * download lets a task waiting for the same URL try its own.
+ */
+static int fetch_cached(struct hf_agent *ag, const char *url, char **cached,
+			char **err)
+{
 	char *tmp = NULL, *human = url_for_humans(url), hex[65];
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct download d = {.fd = -1};
+	bool stored = false;
 	CURL *c = NULL;
 	CURLcode cc;
 	int rc = -1;
 
-	*cached = NULL;
-	if (hash && strlen(hash) == 64) {
-		*cached = hf_xasprintf("%s/%s", ag->cache_dir, hash);
-		if (access(*cached, R_OK) == 0) {
-			rc = 0;
-			goto out;
-		}
-		free(*cached);
-		*cached = NULL;
+	*cached = claim_url(ag, url);
+	if (*cached) {
+		free(human);
+		return 0;
 	}
 	tmp = hf_xasprintf("%s/.fetch-XXXXXX", ag->cache_dir);
 	d.fd = mkostemp(tmp, O_CLOEXEC);
@@ -255,12 +315,12 @@ static int fetch_cached(struct hf_agent *ag, const char *url, char **cached,
 	}
 	free(tmp);
 	tmp = NULL;
-	json_object_set_new(index, url, json_string(hex));
-	save_index(ag, index);
+	stored = true;
 	hf_log("fetched %s: %lld bytes, sha256 %.12s", human,
 	       (long long)d.bytes, hex);
 	rc = 0;
 out:
+	release_url(ag, url, stored ? hex : NULL);
 	if (c)
 		curl_easy_cleanup(c);
 	if (d.fd >= 0)
@@ -269,7 +329,6 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
-	json_decref(index);
 	free(human);
 	return rc;
 }

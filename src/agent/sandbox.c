@@ -1,5 +1,5 @@
 /*
- * sandbox.c - the worker thread and its jobs: preparing a task's sandbox
+ * sandbox.c - the pool of workers and their jobs: preparing a task's sandbox
  * (volumes, environment, config templates, bootstrap, artifacts),
  * writing launch.json and starting the shim; deleting volumes; removing
  * old task directories.
@@ -35,6 +35,8 @@ void ag_job_push(struct hf_agent *ag, enum ag_job_kind kind,
 	j->kind = kind;
 	j->task = t;
 	j->key = key ? hf_xstrdup(key) : NULL;
+	if (t)
+		t->jobs++;
 	pthread_cond_broadcast(&ag->work_cv);
 }
 
@@ -840,6 +842,68 @@ static void job_remove_dir(struct hf_agent *ag, struct ag_task *t)
 	ag_wake(ag);
 }
 
+/* Whether two volume keys name the same volume or one lies below the other. */
+static bool keys_overlap(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b), n = na < nb ? na : nb;
+
+	return strncmp(a, b, n) == 0 &&
+	       (na == nb || (na < nb ? b[n] : a[n]) == '/');
+}
+
+/* The volumes a job touches: a launch's, a deletion's key; none else. */
+static bool job_overlaps(const struct ag_job *j, const char *key)
+{
+	if (j->kind == AG_JOB_DELETE_VOLUME)
+		return keys_overlap(j->key, key);
+	if (j->kind != AG_JOB_LAUNCH)
+		return false;
+	/* Set with the order, before the job was queued; never changed. */
+	for (size_t i = 0; i < j->task->volume_keys.len; i++)
+		if (keys_overlap(j->task->volume_keys.items[i], key))
+			return true;
+	return false;
+}
+
+/*
+ * Two jobs that touch a common volume run in the order they were queued:
+ * a volume deleted after the launch that was to use it (the server only
+ * deletes volumes no task uses, and the agent checks, so this is a guard
+ * rather than a rule the server relies on), two launches sharing a volume
+ * one after the other (each may create it and give it to its user).
+ */
+static bool job_conflict(const struct ag_job *a, const struct ag_job *b)
+{
+	if (a->kind == AG_JOB_DELETE_VOLUME)
+		return job_overlaps(b, a->key);
+	if (a->kind != AG_JOB_LAUNCH)
+		return false;
+	for (size_t i = 0; i < a->task->volume_keys.len; i++)
+		if (job_overlaps(b, a->task->volume_keys.items[i]))
+			return true;
+	return false;
+}
+
+/*
+ * The index of the oldest queued job that conflicts with no job running
+ * and no job queued before it; -1 when none may start. Lock held.
+ */
+static ssize_t next_job(struct hf_agent *ag)
+{
+	for (size_t i = 0; i < ag->jobs.len; i++) {
+		const struct ag_job *j = &ag->jobs.items[i];
+		bool free_to_go = true;
+
+		for (size_t k = 0; free_to_go && k < ag->running.len; k++)
+			free_to_go = !job_conflict(j, &ag->running.items[k]);
+		for (size_t k = 0; free_to_go && k < i; k++)
+			free_to_go = !job_conflict(j, &ag->jobs.items[k]);
+		if (free_to_go)
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
 void *ag_worker_thread(void *arg)
 {
 	struct hf_agent *ag = arg;
@@ -847,15 +911,17 @@ void *ag_worker_thread(void *arg)
 	pthread_mutex_lock(&ag->mu);
 	for (;;) {
 		struct ag_job j;
+		ssize_t at = -1;
 
-		while (!ag->jobs.len && !ag->stopping)
+		while (!ag->stopping && (at = next_job(ag)) < 0)
 			pthread_cond_wait(&ag->work_cv, &ag->mu);
 		if (ag->stopping)
 			break;
-		j = ag->jobs.items[0];
-		memmove(&ag->jobs.items[0], &ag->jobs.items[1],
-			(ag->jobs.len - 1) * sizeof(j));
+		j = ag->jobs.items[at];
+		memmove(&ag->jobs.items[at], &ag->jobs.items[at + 1],
+			(ag->jobs.len - (size_t)at - 1) * sizeof(j));
 		ag->jobs.len--;
+		*HF_VEC_PUSH(&ag->running) = j;
 		pthread_mutex_unlock(&ag->mu);
 		switch (j.kind) {
 		case AG_JOB_LAUNCH:
@@ -868,8 +934,20 @@ void *ag_worker_thread(void *arg)
 			job_remove_dir(ag, j.task);
 			break;
 		}
-		free(j.key);
 		pthread_mutex_lock(&ag->mu);
+		for (size_t k = 0; k < ag->running.len; k++)
+			if (ag->running.items[k].kind == j.kind &&
+			    ag->running.items[k].task == j.task &&
+			    ag->running.items[k].key == j.key) {
+				ag->running.items[k] =
+				    ag->running.items[--ag->running.len];
+				break;
+			}
+		if (j.task)
+			j.task->jobs--;
+		free(j.key);
+		/* A job held back by this one may go now. */
+		pthread_cond_broadcast(&ag->work_cv);
 	}
 	pthread_mutex_unlock(&ag->mu);
 	return NULL;

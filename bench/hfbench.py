@@ -279,6 +279,8 @@ class Bench:
                 "--node-id", "node-1"]
         if self.agent_resources:
             args += ["--resources", self.agent_resources]
+        # Extra agent flags, e.g. HFBENCH_AGENT_ARGS="--launch-workers 4".
+        args += os.environ.get("HFBENCH_AGENT_ARGS", "").split()
         log_ = self._log("agent.log")
         self.agent = subprocess.Popen(args, stdout=log_, stderr=log_, env=self.env,
                                       stdin=subprocess.DEVNULL, start_new_session=True)

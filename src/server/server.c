@@ -771,13 +771,8 @@ static void step_down(struct run *r)
 	pthread_rwlock_wrlock(&s->term);
 	pthread_mutex_lock(&s->mu);
 	loaded_state_free(s);
-	for (size_t i = 0; i < s->batch.len; i++) {
-		free(s->batch.items[i].key);
-		free(s->batch.items[i].value);
-	}
-	s->batch.len = 0;
+	hf_state_batch_discard(s);
 	s->batching = 0;
-	hf_map_clear(&s->batch_index);
 	hf_events_release_held(s, false);
 	hf_strlist_release(&s->held_logs);
 	s->leading = false;
@@ -1121,10 +1116,7 @@ out:
 	if (r.wakefd >= 0)
 		close(r.wakefd);
 	loaded_state_free(s);
-	for (size_t i = 0; i < s->batch.len; i++) {
-		free(s->batch.items[i].key);
-		free(s->batch.items[i].value);
-	}
+	hf_state_batch_discard(s);
 	HF_VEC_FREE(&s->batch);
 	hf_map_release(&s->batch_index);
 	hf_events_release_held(s, false);

@@ -233,6 +233,63 @@ static void fence(struct hf_srv *s, struct hf_store_txn *txn)
  * outermost hf_state_batch_end does once the caller has finished
  * changing memory; a removal flushing what came before it keeps the lock.
  */
+void hf_state_batch_discard(struct hf_srv *s)
+{
+	for (size_t i = 0; i < s->batch.len; i++) {
+		free(s->batch.items[i].key);
+		free(s->batch.items[i].value);
+		free(s->batch.items[i].svc);
+		free(s->batch.items[i].plan);
+	}
+	s->batch.len = 0;
+	hf_map_clear(&s->batch_index);
+}
+
+static char *run_text(const struct hf_plan_run *run)
+{
+	json_t *j = hf_codec_run(run);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	json_decref(j);
+	if (!text)
+		abort(); /* only on allocation failure; see util.h */
+	return text;
+}
+
+/*
+ * Encodes the runs the batch holds by name, as they are now. A run whose
+ * service is gone is dropped: removing a service deletes its records.
+ */
+static void batch_encode_runs(struct hf_srv *s)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < s->batch.len; i++) {
+		struct hf_batch_put *p = &s->batch.items[i];
+
+		if (p->plan) {
+			const struct hf_service *svc =
+			    hf_model_service(&s->model, p->svc);
+			const struct hf_plan_run *run =
+			    svc ? hf_model_run(svc, p->plan) : NULL;
+
+			free(p->svc);
+			free(p->plan);
+			p->svc = p->plan = NULL;
+			if (!run) {
+				free(p->key);
+				continue;
+			}
+			p->value = run_text(run);
+			p->len = strlen(p->value);
+		}
+		s->batch.items[j++] = *p;
+	}
+	s->batch.len = j;
+	/* Positions moved; nothing is added to this batch from here on. */
+	hf_map_clear(&s->batch_index);
+}
+
 static void batch_flush(struct hf_srv *s, bool let_go)
 {
 	struct hf_store_txn *txns = NULL;
@@ -240,6 +297,7 @@ static void batch_flush(struct hf_srv *s, bool let_go)
 	const char *failed_key = NULL;
 	int err = 0;
 
+	batch_encode_runs(s);
 	if (s->batch.len && !s->store_failed) {
 		/* Built under the lock: the fence reads the leadership. */
 		ntxn = (s->batch.len + BATCH_TXN_OPS - 1) / BATCH_TXN_OPS;
@@ -283,12 +341,7 @@ static void batch_flush(struct hf_srv *s, bool let_go)
 	for (i = 0; !s->store_failed && i < s->held_logs.len; i++)
 		hf_log("%s", s->held_logs.items[i]);
 	hf_strlist_release(&s->held_logs);
-	for (i = 0; i < s->batch.len; i++) {
-		free(s->batch.items[i].key);
-		free(s->batch.items[i].value);
-	}
-	s->batch.len = 0;
-	hf_map_clear(&s->batch_index);
+	hf_state_batch_discard(s);
 }
 
 void hf_state_batch_begin(struct hf_srv *s)
@@ -331,8 +384,8 @@ void hf_state_unlock(struct hf_srv *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Queues key = text (owned) in the open batch. */
-static void batch_put(struct hf_srv *s, const char *key, char *text)
+/* The open batch's entry for key, new (all NULL but the key) or not. */
+static struct hf_batch_put *batch_entry(struct hf_srv *s, const char *key)
 {
 	uintptr_t at = (uintptr_t)hf_map_get(&s->batch_index, key);
 	struct hf_batch_put *p;
@@ -340,12 +393,24 @@ static void batch_put(struct hf_srv *s, const char *key, char *text)
 	if (at) {
 		p = &s->batch.items[at - 1];
 		free(p->value);
-	} else {
-		p = HF_VEC_PUSH(&s->batch);
-		p->key = hf_xstrdup(key);
-		hf_map_put(&s->batch_index, p->key,
-			   (void *)(uintptr_t)s->batch.len);
+		p->value = NULL;
+		return p;
 	}
+	p = HF_VEC_PUSH(&s->batch);
+	memset(p, 0, sizeof(*p));
+	p->key = hf_xstrdup(key);
+	hf_map_put(&s->batch_index, p->key, (void *)(uintptr_t)s->batch.len);
+	return p;
+}
+
+/* Queues key = text (owned) in the open batch. */
+static void batch_put(struct hf_srv *s, const char *key, char *text)
+{
+	struct hf_batch_put *p = batch_entry(s, key);
+
+	free(p->svc);
+	free(p->plan);
+	p->svc = p->plan = NULL;
 	p->value = text;
 	p->len = strlen(text);
 }
@@ -408,7 +473,16 @@ void hf_state_save_run(struct hf_srv *s, struct hf_service *svc,
 {
 	char *key = hf_state_key("/services/%s/runs/%s", svc->name, run->plan);
 
-	put_json(s, key, hf_codec_run(run));
+	if (s->batching) {
+		struct hf_batch_put *p = batch_entry(s, key);
+
+		if (!p->plan) {
+			p->svc = hf_xstrdup(svc->name);
+			p->plan = hf_xstrdup(run->plan);
+		}
+	} else {
+		put_json(s, key, hf_codec_run(run));
+	}
 	free(key);
 }
 

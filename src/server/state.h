@@ -66,11 +66,18 @@ struct hf_node_link {
 	struct hf_node_insts insts;
 };
 
-/* A write waiting in the open batch (hf_state_batch_begin). */
+/*
+ * A write waiting in the open batch (hf_state_batch_begin). A plan run's
+ * record is encoded once, when the batch is written (value NULL until
+ * then, svc and plan name it): a tick that starts a thousand steps changes
+ * the run a thousand times, and encoding all its steps each time would
+ * cost the square of the plan's size.
+ */
 struct hf_batch_put {
 	char *key;
 	char *value;
 	size_t len;
+	char *svc, *plan;
 };
 
 /* The key the leading server holds with its lease. */
@@ -210,6 +217,8 @@ bool hf_node_reachable(const struct hf_srv *s, const struct hf_node *n,
 
 /* Lookups. */
 struct hf_service *hf_state_service(struct hf_srv *s, const char *name);
+/* Drops the open batch unwritten (the server steps down or stops). */
+void hf_state_batch_discard(struct hf_srv *s);
 struct hf_config *hf_state_config(struct hf_service *svc, const char *id);
 struct hf_config *hf_state_target(struct hf_service *svc);
 struct hf_instance *hf_state_instance(struct hf_service *svc, const char *name);

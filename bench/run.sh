@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|restart|kill9|memory|api|latency|cluster|shim] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -14,6 +14,10 @@
 #
 #   deploy   N=200 `sleep 3600` tasks, parallel phase: POST -> plan COMPLETE,
 #            vs. a shell loop spawning 200 sleeps           (3 runs, ~1-2 min)
+#   deploys  deploys of 200 and 1000 pods (BENCH_COUNTS) against raw spawn
+#            of the same commands in the same repetition, and the server's
+#            CPU per launched task; with BENCH_BEFORE (optional) the same
+#            deploys with that binary, alternating      (3 runs, ~3-10 min)
 #   restart  100 x kill -9 of a RUNNING task -> replacement running, vs. a
 #            shell supervisor loop, with --backoff 0.01 --backoff-max 0.05
 #            (3 runs), with no backoff (3 runs) and with task cpus 0.01
@@ -60,7 +64,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | restart | kill9 | memory | api | latency | cluster | shim) what=$1 ;;
+	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '/^set -eu/q;2,$p' "$0"; exit 0 ;;
@@ -124,6 +128,20 @@ run() { # name timeout-seconds command...
 
 case $what in all | deploy)
 	run deploy 1200 "$py" "$here/deploy.py" -n "$n" --repeat "$repeat" --out "$out/deploy.json" ;;
+esac
+case $what in deploys)
+	if [ -n "${BENCH_BEFORE:-}" ]; then
+		# Its holdfast-shim (if it has one) goes along, as for HOLDFAST_BIN.
+		mkdir -p "$work/before"
+		cp "$BENCH_BEFORE" "$work/before/holdfast"
+		bshim=$(dirname "$BENCH_BEFORE")/holdfast-shim
+		if [ -e "$bshim" ]; then cp "$bshim" "$work/before/holdfast-shim"; fi
+		set -- --before "$work/before/holdfast"
+	else
+		set --
+	fi
+	run deploys 3600 "$py" "$here/deploys.py" --counts "$counts" --repeat "$repeat" \
+		"$@" --out "$out/deploys.json" ;;
 esac
 case $what in all | restart)
 	run restart 1800 "$py" "$here/restart.py" --kills "$kills" --repeat "$repeat" \

@@ -45,6 +45,22 @@ def main():
                      f"ratio {rng([r['ratio'] for r in runs], lambda v: f'{v:.0f}')}× "
                      f"({len(runs)} runs)"))
 
+    deps = load(d, "deploys")
+    for n, c in sorted((deps or {}).get("counts", {}).items(), key=lambda x: int(x[0])):
+        for label in ("after", "before"):
+            s = c["summary"].get(label)
+            if not s:
+                continue
+            rows.append((f"deploy N={n} ({label})", "POST → plan COMPLETE / raw spawn (median)",
+                         f"{s['complete_s']['median']:.2f} s",
+                         f"{c['summary']['baseline_s']['median']:.3f} s",
+                         f"{s['ratio']['median']:.1f}×",
+                         f"ratio {s['ratio']['min']:.1f}–{s['ratio']['max']:.1f}×; server CPU "
+                         f"{s['server_cpu_ms_per_task']['median']:.2f} ms/task "
+                         f"({s['server_cpu_ms_per_task']['min']:.2f}–"
+                         f"{s['server_cpu_ms_per_task']['max']:.2f}); "
+                         f"{s['ratio']['n']} runs"))
+
     for name in ("restart", "restart-nobackoff", "restart-cpus0.01"):
         rs = load(d, name)
         if not rs:

@@ -47,7 +47,12 @@
 #define AG_DEFAULT_GRACE 3.0
 #define AG_ORDER_FILE "order.json"   /* the launch order, as received */
 #define AG_STOP_FILE "agent-stop"    /* why the agent stopped the task */
-#define AG_READY_FILE "agent-ready"  /* the readiness check has passed */
+/*
+ * The readiness check has passed; it holds the count of restarts in place
+ * of the process that passed it (empty: 0), since a restarted process must
+ * pass it again.
+ */
+#define AG_READY_FILE "agent-ready"
 
 enum ag_stop {
 	AG_STOP_NONE,
@@ -118,6 +123,17 @@ struct ag_task {
 	char *not_ready;           /* the last failed readiness check's reason */
 	int healthy;               /* -1 = null, 0, 1 */
 	int health_failures;
+	/*
+	 * Restarts in place by its shim (RESTARTS in shim/shim.h), as its
+	 * statuses said: how many, whether it waits out a backoff (until
+	 * restart_at, unix ms), and the exit that caused the latest.
+	 */
+	unsigned restarts;
+	bool backoff;
+	int64_t restart_at;
+	bool has_last_exit_code;
+	int last_exit_code, last_signal;
+	int64_t last_exit_at;
 
 	/* Supervision. */
 	int watch_fd;              /* supervisor's; -1 when none */

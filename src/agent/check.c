@@ -201,15 +201,19 @@ static void finish(struct hf_agent *ag, struct ag_task *t, struct ag_check *c,
 		if (pass && !t->ready) {
 			char *path = hf_xasprintf("%s/%s", t->dir,
 						  AG_READY_FILE);
-			int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC,
+			int fd = open(path,
+				      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 				      0644);
 
 			/*
-			 * Readiness stays true for this task id, also for a
-			 * restarted agent: the marker says so.
+			 * Readiness stays true for this process, also for a
+			 * restarted agent: the marker says so, with the
+			 * restarts in place it came after.
 			 */
-			if (fd >= 0)
+			if (fd >= 0) {
+				dprintf(fd, "%u\n", t->restarts);
 				close(fd);
+			}
 			free(path);
 			t->ready = true;
 			hf_log("task %s is ready", t->id);

@@ -504,6 +504,11 @@ static int isolation(struct launch *l, struct hf_shim_launch *sl, char **err)
 	return 0;
 }
 
+static double at_most(double v, double max)
+{
+	return v > max ? max : v;
+}
+
 static int write_launch(struct launch *l, char **err)
 {
 	struct hf_agent *ag = l->ag;
@@ -554,6 +559,19 @@ static int write_launch(struct launch *l, char **err)
 	}
 	if (isolation(l, &sl, err))
 		goto out;
+	/*
+	 * The server's policy of restarts in place; a paused task sleeps and
+	 * is the operator's, so it gets none. The shim's limits bound it.
+	 */
+	if (o->restart.on && !l->t->paused) {
+		sl.restart.on = true;
+		sl.restart.backoff_base = at_most(o->restart.backoff_base, 86400);
+		sl.restart.backoff_max = at_most(o->restart.backoff_max, 86400);
+		sl.restart.reset_after =
+		    at_most(o->restart.reset_after, 86400 * 365.0);
+		sl.restart.max = o->restart.max > INT32_MAX ? INT32_MAX
+							    : o->restart.max;
+	}
 	if (hf_shim_launch_write(l->t->dir, &sl)) {
 		*err = hf_xasprintf("cannot write launch.json: %s",
 				    strerror(errno));

@@ -205,6 +205,53 @@ static void log_end(const struct ag_task *t)
 		       t->message ? ": " : "", t->message ? t->message : "");
 }
 
+/* The restarts in place a shim status tells of (RESTARTS in shim.h). */
+static void take_restarts(struct ag_task *t, const struct hf_shim_status *st)
+{
+	t->restarts = st->restarts;
+	t->backoff = st->backoff && hf_task_state_live(st->state);
+	t->restart_at = t->backoff ? st->restart_at : 0;
+	t->has_last_exit_code = st->has_last_exit_code;
+	t->last_exit_code = st->last_exit_code;
+	t->last_signal = st->last_signal;
+	t->last_exit_at = st->last_exit_at;
+}
+
+/*
+ * Its process exited and its shim restarts it in place: the new process
+ * must pass its checks again. Lock held.
+ */
+static void restarting(struct ag_task *t)
+{
+	char *path = hf_xasprintf("%s/%s", t->dir, AG_READY_FILE);
+
+	t->ready = false;
+	t->healthy = -1;
+	t->health_failures = 0;
+	free(t->not_ready);
+	t->not_ready = NULL;
+	/*
+	 * A check in flight was of the old process; the new one is checked
+	 * afresh once it runs (ag_checks_start).
+	 */
+	if (t->health)
+		ag_check_cancel(t->health);
+	if (t->readiness)
+		ag_check_cancel(t->readiness);
+	if (unlink(path) < 0 && errno != ENOENT)
+		hf_log("task %s: cannot remove %s: %s", t->id, path,
+		       strerror(errno));
+	free(path);
+	if (t->backoff)
+		hf_log("task %s %s %d; its shim restarts it in place (restart "
+		       "#%u)", t->id,
+		       t->has_last_exit_code ? "exited with code"
+					     : "was killed by signal",
+		       t->has_last_exit_code ? t->last_exit_code
+					     : t->last_signal,
+		       t->restarts + 1);
+}
+
 /* Common to every way a task ends. Lock held. */
 static void became_final(struct hf_agent *ag, struct ag_task *t)
 {
@@ -249,8 +296,17 @@ static void task_step(struct hf_agent *ag, struct ag_task *t,
 	if (st || message || step.act == HF_TACT_END)
 		set_str(&t->message, message);
 	switch (step.act) {
+	case HF_TACT_RESTART:
+		changed = true;
+		restarting(t);
+		break;
 	case HF_TACT_RUN:
-		hf_log("task %s running as pid %d", t->id, (int)t->pid);
+		if (t->restarts)
+			hf_log("task %s running as pid %d (restarted in place, "
+			       "#%u)", t->id, (int)t->pid, t->restarts);
+		else
+			hf_log("task %s running as pid %d", t->id,
+			       (int)t->pid);
 		/* Without a readiness check a running task is ready. */
 		if (!t->readiness && !t->paused)
 			t->ready = true;
@@ -283,6 +339,26 @@ void ag_task_apply_status(struct hf_agent *ag, struct ag_task *t,
 	    st->state, st->has_exit_code && st->exit_code == 0 && !st->signal,
 	    ordered);
 
+	/*
+	 * Restarts in place: a status further on than the last one means
+	 * the process exited and the launch goes on (however many lines
+	 * were missed); one that is not is an older line.
+	 */
+	if (hf_task_state_live(st->state) && hf_task_state_live(t->state)) {
+		unsigned long long had =
+		    hf_task_restart_pos(t->restarts, t->backoff);
+		unsigned long long now =
+		    hf_task_restart_pos(st->restarts, st->backoff);
+
+		if (now < had)
+			return;
+		if (now > had) {
+			take_restarts(t, st);
+			task_step(ag, t, HF_TEV_RESTARTING, st, st->message);
+		}
+	} else if (st->restarts >= t->restarts) {
+		take_restarts(t, st);
+	}
 	/* A task the agent stopped for its health check says why. */
 	task_step(ag, t, ev, st,
 		  health && st->state == HF_TS_EXITED ? t->stop_message
@@ -346,6 +422,13 @@ void ag_task_report(const struct ag_task *t, struct hf_proto_report *r)
 	r->message = t->message ? hf_xstrdup(t->message) : NULL;
 	r->not_ready = t->not_ready ? hf_xstrdup(t->not_ready) : NULL;
 	r->permanent = t->permanent;
+	r->restarts = t->restarts;
+	r->backoff = t->backoff && hf_task_state_live(t->state);
+	r->restart_at = r->backoff ? t->restart_at : 0;
+	r->has_last_exit_code = t->has_last_exit_code;
+	r->last_exit_code = t->last_exit_code;
+	r->last_signal = t->last_signal;
+	r->last_exit_at = t->last_exit_at;
 }
 
 /* ---- agent.json ------------------------------------------------------ */
@@ -480,8 +563,12 @@ static char *read_small(const char *dir, const char *name)
 	return text;
 }
 
-/* What the previous agent knew: the order, a stop it sent, readiness. */
-static void restore_task(struct hf_agent *ag, struct ag_task *t)
+/*
+ * What the previous agent knew: the order, a stop it sent, readiness (and
+ * after how many restarts in place it passed: *ready_restarts).
+ */
+static void restore_task(struct hf_agent *ag, struct ag_task *t,
+			 unsigned *ready_restarts)
 {
 	char *text = read_small(t->dir, AG_ORDER_FILE), *err = NULL;
 	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
@@ -510,6 +597,7 @@ static void restore_task(struct hf_agent *ag, struct ag_task *t)
 	free(text);
 	text = read_small(t->dir, AG_READY_FILE);
 	t->ready = text != NULL;
+	*ready_restarts = text ? (unsigned)strtoul(text, NULL, 10) : 0;
 	free(text);
 }
 
@@ -549,6 +637,7 @@ void ag_reattach(struct hf_agent *ag)
 	while ((de = readdir(d))) {
 		struct hf_shim_status st;
 		struct ag_task *t;
+		unsigned ready_restarts = 0;
 		char *lock;
 		int rc;
 
@@ -556,7 +645,7 @@ void ag_reattach(struct hf_agent *ag)
 			continue;
 		t = ag_task_new(ag, de->d_name);
 		*HF_VEC_PUSH(&ag->tasks) = t;
-		restore_task(ag, t);
+		restore_task(ag, t, &ready_restarts);
 		if (!hf_strlist_has(&ag->launched, t->id)) {
 			hf_strlist_push(&ag->launched, t->id);
 			save = true;
@@ -565,6 +654,17 @@ void ag_reattach(struct hf_agent *ag)
 		ag_task_shim_up(t);
 		hf_shim_status_init(&st);
 		rc = hf_shim_status_read(t->dir, &st);
+		if (rc == 0) {
+			/*
+			 * Restarts in place while no agent watched are not
+			 * news here: the report carries the count and the
+			 * server counts what it had not heard of. Readiness
+			 * holds only for the process that passed it.
+			 */
+			take_restarts(t, &st);
+			if (ready_restarts != st.restarts || st.backoff)
+				t->ready = false;
+		}
 		if (rc == 0 && hf_task_state_final(st.state)) {
 			/* It ended, maybe while no agent was watching. */
 			ag_task_apply_status(ag, t, &st);

@@ -171,6 +171,28 @@ json_t *hf_task_rec_to_json(const struct hf_task_rec *r)
 	json_object_set_new(o, "launched_at", json_integer(r->launched_at));
 	json_object_set_new(o, "started_at", json_integer(r->started_at));
 	json_object_set_new(o, "finished_at", json_integer(r->finished_at));
+	/* Only for a launch restarted in place: others read as before. */
+	if (r->in_place_restarts || r->backoff) {
+		json_object_set_new(o, "in_place_restarts",
+				    json_integer(r->in_place_restarts));
+		json_object_set_new(o, "backoff", json_boolean(r->backoff));
+		json_object_set_new(o, "restart_at",
+				    r->backoff && r->restart_at > 0
+					? json_integer(r->restart_at)
+					: json_null());
+		json_object_set_new(o, "last_exit_code",
+				    r->last_exit_code < 0
+					? json_null()
+					: json_integer(r->last_exit_code));
+		json_object_set_new(o, "last_signal",
+				    r->last_signal <= 0
+					? json_null()
+					: json_integer(r->last_signal));
+		json_object_set_new(o, "last_exit_at",
+				    r->last_exit_at <= 0
+					? json_null()
+					: json_integer(r->last_exit_at));
+	}
 	json_object_set_new(o, "message", str_or_null(r->message));
 	json_object_set_new(o, "params", kv_json(&r->params));
 	return o;
@@ -205,6 +227,17 @@ static struct hf_task_rec *task_rec_from_json(const json_t *o)
 	r->launched_at = int_json(o, "launched_at", 0);
 	r->started_at = int_json(o, "started_at", 0);
 	r->finished_at = int_json(o, "finished_at", 0);
+	{
+		int64_t n = int_json(o, "in_place_restarts", 0);
+
+		r->in_place_restarts =
+		    n > 0 && n <= UINT32_MAX ? (unsigned)n : 0;
+	}
+	r->backoff = bool_json(o, "backoff");
+	r->restart_at = int_json(o, "restart_at", 0);
+	r->last_exit_code = (int)int_json(o, "last_exit_code", -1);
+	r->last_signal = (int)int_json(o, "last_signal", 0);
+	r->last_exit_at = int_json(o, "last_exit_at", 0);
 	r->message = str_dup_json(o, "message");
 	kv_from_json(&r->params, json_object_get(o, "params"));
 	return r;
@@ -525,6 +558,9 @@ static const struct field task_fields[] = {
     {"launched_at", F_INT, false}, {"started_at", F_INT, false},
     {"finished_at", F_INT, false}, {"message", F_STR_NULL, false},
     {"params", F_STR_MAP, false},
+    {"in_place_restarts", F_INT, false}, {"backoff", F_BOOL, false},
+    {"restart_at", F_INT_NULL, false}, {"last_exit_code", F_INT_NULL, false},
+    {"last_signal", F_INT_NULL, false}, {"last_exit_at", F_INT_NULL, false},
 };
 
 static const struct field run_fields[] = {

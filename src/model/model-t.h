@@ -69,6 +69,18 @@ struct hf_task_rec {
 	 */
 	bool permanent;
 	int64_t launched_at, started_at, finished_at; /* unix ms */
+	/*
+	 * Restarts in place of this launch (its shim starts its process
+	 * again; RESTARTS in shim/shim.h), as its agent reported them: how
+	 * many, whether the shim waits out a backoff before the next one
+	 * (until restart_at), and the exit that caused the latest: its code
+	 * (-1 none) or signal (0 none) and when. The same task id throughout.
+	 */
+	unsigned in_place_restarts;
+	bool backoff;
+	int64_t restart_at;
+	int last_exit_code, last_signal;
+	int64_t last_exit_at;
 	char *message;
 	char *not_ready; /* its agent's last failed readiness check; memory only */
 	struct hf_kvlist params; /* plan parameters it was launched with */

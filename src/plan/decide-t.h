@@ -89,6 +89,9 @@ enum {
 	HF_TASK_NOT_READY = 1 << 8, /* memory only: not stored */
 	HF_TASK_KILL = 1 << 9,      /* kill (the server gave up on it) */
 	HF_TASK_RESTART = 1 << 10,  /* restart: relaunched once it stopped */
+	HF_TASK_IN_PLACE = 1 << 11, /* in_place_restarts, backoff, restart_at,
+				       last_exit_code, last_signal,
+				       last_exit_at */
 };
 struct hf_act_task {
 	char *id;
@@ -103,6 +106,11 @@ struct hf_act_task {
 	int64_t started_at, finished_at;
 	char *message;
 	char *not_ready;
+	unsigned in_place_restarts;
+	bool backoff;
+	int64_t restart_at;
+	int last_exit_code, last_signal;
+	int64_t last_exit_at;
 };
 
 /* HF_ACT_SLOT: a task slot's fields that change (set: HF_SLOT_*). */
@@ -112,10 +120,13 @@ enum {
 	HF_SLOT_ONCE_DONE = 1 << 2,
 	HF_SLOT_WANT_RUNNING = 1 << 3,
 	HF_SLOT_FORGET = 1 << 4, /* drops its launch record (cur) */
-	HF_SLOT_FAILED = 1 << 5, /* counts one failure (metrics) */
+	HF_SLOT_FAILED = 1 << 5, /* counts `failed` failures (metrics; 0: 1) */
+	HF_SLOT_RESTARTS = 1 << 6, /* counts `restarts` more restarts */
 };
 struct hf_act_slot {
 	unsigned set;
+	unsigned failed;
+	unsigned restarts;
 	unsigned failures;
 	int64_t backoff_until;
 	bool once_done;

@@ -406,6 +406,13 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 	case HF_TS_STAGING:
 		return HF_FACT_STAGED;
 	case HF_TS_STARTING:
+		/*
+		 * Its shim waits out a backoff before it restarts it in place:
+		 * the step reads as it does while the server waits to
+		 * relaunch.
+		 */
+		if (r->backoff && sl->backoff_until > now)
+			return HF_FACT_BACKOFF;
 		return HF_FACT_STARTING;
 	case HF_TS_RUNNING:
 		if (task->goal != HF_GOAL_RUNNING)
@@ -1212,7 +1219,8 @@ static char *step_message(const struct hf_service *svc,
 			hf_buf_addf(&b, "%s%s: not ready: readiness check: %s",
 				    b.len ? "; " : "", sl->task,
 				    sl->cur->not_ready);
-		if (!hf_task_state_live(sl->cur->state) &&
+		if ((!hf_task_state_live(sl->cur->state) ||
+		     sl->cur->backoff) &&
 		    sl->backoff_until > now) {
 			char when[40];
 
@@ -2810,6 +2818,177 @@ static char *end_message(const struct hf_proto_report *rep,
 	return NULL;
 }
 
+/*
+ * A launch's latest exit: "exited with code 3", "killed by signal 9"; or
+ * short, after "after": "exit code 3", "signal 9".
+ */
+static char *exit_text(const struct hf_proto_report *rep, bool shrt)
+{
+	if (rep->has_last_exit_code)
+		return hf_xasprintf("%s %lld",
+				    shrt ? "exit code" : "exited with code",
+				    (long long)rep->last_exit_code);
+	if (rep->last_signal > 0)
+		return hf_xasprintf("%s %lld",
+				    shrt ? "signal" : "killed by signal",
+				    (long long)rep->last_signal);
+	return hf_xstrdup(shrt ? "an exit" : "exited");
+}
+
+/* How many events a report of many missed restarts gets, at most. */
+#define IN_PLACE_EVENTS_MAX 10
+
+/*
+ * Restarts in place (RESTARTS in shim/shim.h): the launch's shim started
+ * its process again, or waits out a backoff to, within the same launch
+ * and task id. A report further on than the record (hf_task_restart_pos)
+ * is recorded here: the count and the latest exit on the launch, the
+ * restarts on the slot and in the metrics, an event per restart; for a
+ * live launch the exits also count as failures, with the shim's backoff
+ * as the slot's, so plan and pod status read as when the server
+ * relaunches. Nothing is launched. *now receives the record as these
+ * actions leave it. Returns false when the report is older than the
+ * record: it changes nothing at all.
+ */
+static bool in_place(const struct hf_service *svc, const struct hf_instance *in,
+		     const struct hf_task_slot *sl, const struct hf_task_rec *r,
+		     const struct hf_proto_report *rep, struct hf_task_rec *now,
+		     struct hf_actions *out)
+{
+	bool live = hf_task_state_live(rep->state);
+	bool backoff = live && rep->backoff;
+	unsigned long long have =
+	    hf_task_restart_pos(r->in_place_restarts, r->backoff);
+	unsigned long long want =
+	    hf_task_restart_pos((unsigned long long)rep->restarts, backoff);
+	unsigned long long seen, known, restarted = 0, exits = 0;
+	struct hf_action *x;
+	char *why;
+
+	*now = *r;
+	/* A final report may stand before a backoff it ended: not older. */
+	if (want < have)
+		return !live;
+	if (want == have || !hf_task_state_live(r->state))
+		return true;
+	if ((unsigned long long)rep->restarts > r->in_place_restarts)
+		restarted = (unsigned long long)rep->restarts -
+			    r->in_place_restarts;
+	/* Exits seen: one per restart, and the one a backoff waits after. */
+	seen = (unsigned long long)rep->restarts + (backoff ? 1 : 0);
+	known = r->in_place_restarts + (r->backoff ? 1 : 0);
+	if (live && seen > known)
+		exits = seen - known;
+
+	x = hf_actions_push(out, HF_ACT_TASK, svc->name, in->name, sl->task);
+	x->u.tsk.id = hf_xstrdup(r->id);
+	x->u.tsk.set = HF_TASK_IN_PLACE;
+	x->u.tsk.in_place_restarts = (unsigned)rep->restarts;
+	x->u.tsk.backoff = backoff;
+	x->u.tsk.restart_at = backoff ? rep->restart_at : 0;
+	x->u.tsk.last_exit_code =
+	    rep->has_last_exit_code ? (int)rep->last_exit_code : -1;
+	x->u.tsk.last_signal = (int)rep->last_signal;
+	x->u.tsk.last_exit_at = rep->last_exit_at;
+	now->in_place_restarts = x->u.tsk.in_place_restarts;
+	now->backoff = backoff;
+	now->restart_at = x->u.tsk.restart_at;
+	now->last_exit_code = x->u.tsk.last_exit_code;
+	now->last_signal = x->u.tsk.last_signal;
+	now->last_exit_at = x->u.tsk.last_exit_at;
+	if (live) {
+		/* Between two processes: live, not running, not ready. */
+		now->state = hf_task_step(r->state, HF_TEV_RESTARTING,
+					  HF_TASK_RECORD)
+				 .next;
+		now->ready = false;
+		now->healthy = -1;
+		x->u.tsk.set |= HF_TASK_STATE | HF_TASK_READY |
+				HF_TASK_HEALTHY | HF_TASK_MESSAGE;
+		x->u.tsk.state = now->state;
+		x->u.tsk.ready = false;
+		x->u.tsk.healthy = -1;
+		x->u.tsk.message = exit_text(rep, false);
+		if (!backoff) {
+			char *e = exit_text(rep, true);
+
+			free(x->u.tsk.message);
+			x->u.tsk.message =
+			    hf_xasprintf("restarted in place after %s "
+					 "(restart #%lld)",
+					 e, (long long)rep->restarts);
+			free(e);
+		}
+	}
+	if (restarted || exits) {
+		x = slot_act(out, svc, in, sl->task);
+		if (restarted) {
+			x->u.slot.set |= HF_SLOT_RESTARTS;
+			x->u.slot.restarts = (unsigned)restarted;
+		}
+		/*
+		 * A launch the server stops on purpose does not fail, as
+		 * its end would not (on_terminal).
+		 */
+		if (exits && !r->kill) {
+			x->u.slot.set |= HF_SLOT_FAILURES | HF_SLOT_FAILED;
+			x->u.slot.failures = sl->failures + (unsigned)exits;
+			x->u.slot.failed = (unsigned)exits;
+		}
+		if (backoff && !r->kill) {
+			x->u.slot.set |= HF_SLOT_BACKOFF;
+			x->u.slot.backoff_until = rep->restart_at;
+		}
+	}
+	if (backoff) {
+		char when[40];
+		char *e = exit_text(rep, false), *w;
+
+		iso_time(rep->restart_at, when, sizeof(when));
+		w = hf_xasprintf("%s; its shim restarts it in place at %s "
+				 "(restart #%lld)",
+				 e, when, (long long)rep->restarts + 1);
+		free(e);
+		hf_actions_log(out, "service %s: %s %s", svc->name, r->id, w);
+		event(out, "agent", svc->name, "task", r->id,
+		      hf_task_state_name(r->state), "STARTING", w);
+		free(w);
+	}
+	why = exit_text(rep, true);
+	if (restarted > IN_PLACE_EVENTS_MAX) {
+		char *w = hf_xasprintf(
+		    "restarted in place %llu times (restarts #%u to #%lld), "
+		    "the latest after %s",
+		    restarted, r->in_place_restarts + 1,
+		    (long long)rep->restarts, why);
+
+		hf_actions_log(out, "service %s: %s %s", svc->name, r->id, w);
+		event(out, "agent", svc->name, "task", r->id, NULL, "restarted",
+		      w);
+		free(w);
+	} else {
+		for (unsigned long long k = r->in_place_restarts + 1;
+		     k <= (unsigned long long)rep->restarts; k++) {
+			bool latest = k == (unsigned long long)rep->restarts;
+			char *w = latest
+				      ? hf_xasprintf("restarted in place after "
+						     "%s, restart #%llu",
+						     why, k)
+				      : hf_xasprintf("restarted in place, "
+						     "restart #%llu (its exit "
+						     "was not reported)",
+						     k);
+
+			hf_actions_log(out, "service %s: %s %s", svc->name, r->id, w);
+			event(out, "agent", svc->name, "task", r->id, NULL,
+			      "restarted", w);
+			free(w);
+		}
+	}
+	free(why);
+	return true;
+}
+
 void hf_decide_report(const struct hf_model *m, const char *node,
 		      const struct hf_proto_report *rep,
 		      struct hf_decide_ctx *ctx, struct hf_actions *out)
@@ -2818,6 +2997,7 @@ void hf_decide_report(const struct hf_model *m, const char *node,
 	struct hf_instance *in;
 	struct hf_task_slot *sl;
 	const struct hf_task_rec *r;
+	struct hf_task_rec cur;
 	struct hf_task_step step;
 	enum hf_task_state ns;
 	struct hf_action *x;
@@ -2827,6 +3007,10 @@ void hf_decide_report(const struct hf_model *m, const char *node,
 	r = hf_model_find_task(m, rep->task_id, &svc, &in, &sl);
 	if (!r || !in->node || strcmp(in->node, node) != 0)
 		return;
+	if (!in_place(svc, in, sl, r, rep, &cur, out))
+		return;
+	/* From here on, the record as the restarts left it. */
+	r = &cur;
 	/* A stop the server ordered makes its end KILLED, not a failure. */
 	step = hf_task_step(r->state,
 			    hf_task_event_of(rep->state,
@@ -2956,6 +3140,37 @@ void hf_decide_reconcile(const struct hf_model *m,
 		}
 	}
 	hf_map_release(&seen);
+}
+
+/* ------------------------------------------------------------------ */
+/* Restarts in place                                                    */
+
+void hf_decide_restart_policy(const struct hf_service *svc,
+			      const struct hf_instance *in,
+			      const struct hf_task_slot *sl,
+			      const struct hf_decide_opts *o,
+			      struct hf_proto_restart *p)
+{
+	const struct hf_task_rec *r = sl->cur;
+	const struct hf_config *cfg =
+	    r ? hf_model_config(svc, r->config_id) : NULL;
+	const struct hf_spec_pod *pod = cfg ? hf_model_pod(cfg, in->pod) : NULL;
+	const struct hf_spec_task *t = task_spec(pod, sl->task);
+
+	memset(p, 0, sizeof(*p));
+	if (!t || t->goal != HF_GOAL_RUNNING || r->paused || in->paused)
+		return;
+	for (size_t i = 0; t->essential && i < pod->tasks.len; i++) {
+		const struct hf_spec_task *o2 = &pod->tasks.items[i];
+
+		if (o2 != t && o2->goal == HF_GOAL_RUNNING)
+			return; /* its failure restarts its pod: ours */
+	}
+	p->on = true;
+	p->backoff_base = o->backoff_base;
+	p->backoff_max = o->backoff_max;
+	p->reset_after = o->backoff_reset;
+	p->max = 0; /* recovery never gives a RUNNING task up either */
 }
 
 /* ------------------------------------------------------------------ */

@@ -195,6 +195,28 @@ void hf_decide_reconcile(const struct hf_model *m,
 			 struct hf_decide_ctx *ctx, struct hf_actions *out);
 
 /* ------------------------------------------------------------------ */
+/* Restarts in place                                                    */
+
+/*
+ * The policy of restarts in place that the launch order of slot sl's
+ * current launch carries (proto.h's hf_proto_restart): the server's own
+ * backoff (o: base, max, reset), so that the node restarts the task the
+ * way recovery would relaunch it, only without the round trip. Only for
+ * a launch whose exit means nothing but "run it again": a goal RUNNING
+ * task that is not paused (debug mode), and either not essential or the
+ * only goal RUNNING task of its pod (an essential task's failure restarts
+ * its whole pod: the server's decision). FINISH and ONCE tasks, and every
+ * other case, get none (p->on false) and go through the server as
+ * before. Health-check failures are stops the agent orders, and a shim
+ * never restarts after a stop, so they reach the server too.
+ */
+void hf_decide_restart_policy(const struct hf_service *svc,
+			      const struct hf_instance *in,
+			      const struct hf_task_slot *sl,
+			      const struct hf_decide_opts *o,
+			      struct hf_proto_restart *p);
+
+/* ------------------------------------------------------------------ */
 /* Plan views                                                           */
 
 /* The statuses of a plan run's steps and phases, as the API shows them. */

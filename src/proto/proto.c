@@ -443,6 +443,15 @@ json_t *hf_proto_launch_encode(const struct hf_proto_launch *l)
 			    strlist_encode(&l->capabilities));
 	json_object_set_new(o, "privileged", json_boolean(l->privileged));
 	json_object_set_new(o, "paused", json_boolean(l->paused));
+	json_object_set_new(
+	    o, "restart",
+	    l->restart.on
+		? json_pack("{s:o, s:o, s:o, s:I}", "backoff_base",
+			    secs_encode(l->restart.backoff_base), "backoff_max",
+			    secs_encode(l->restart.backoff_max), "reset_after",
+			    secs_encode(l->restart.reset_after), "max",
+			    (json_int_t)l->restart.max)
+		: json_null());
 	return o;
 }
 
@@ -634,6 +643,31 @@ static bool uris_decode(const struct dec *d, const json_t *o,
 	return true;
 }
 
+/* "restart": null (none), or the policy with the shim's defaults. */
+static bool restart_decode(const struct dec *up, const json_t *o,
+			   struct hf_proto_restart *r)
+{
+	const json_t *v;
+	char *where;
+	struct dec d;
+	bool ok;
+
+	memset(r, 0, sizeof(*r));
+	if (!get_obj(up, o, "restart", &v) || !v)
+		return !*up->err;
+	where = sub_where(up, "restart");
+	d = (struct dec){where, up->err};
+	r->on = true;
+	ok = get_secs(&d, v, "backoff_base", 1, &r->backoff_base) &&
+	     get_secs(&d, v, "backoff_max", 60, &r->backoff_max) &&
+	     get_secs(&d, v, "reset_after", 120, &r->reset_after) &&
+	     get_int(&d, v, "max", &r->max, NULL);
+	if (ok && r->max < 0)
+		ok = fail(&d, "max", "must not be negative");
+	free(where);
+	return ok;
+}
+
 static bool launch_decode(const struct dec *d, const json_t *o,
 			  struct hf_proto_launch *l)
 {
@@ -672,7 +706,8 @@ static bool launch_decode(const struct dec *d, const json_t *o,
 	       get_str(d, o, "user", false, &l->user) &&
 	       get_strlist(d, o, "capabilities", &l->capabilities) &&
 	       get_bool(d, o, "privileged", &l->privileged) &&
-	       get_bool(d, o, "paused", &l->paused);
+	       get_bool(d, o, "paused", &l->paused) &&
+	       restart_decode(d, o, &l->restart);
 }
 
 int hf_proto_launch_decode(const json_t *j, struct hf_proto_launch *out,
@@ -733,6 +768,20 @@ json_t *hf_proto_report_encode(const struct hf_proto_report *r)
 	/* Only when true: what older servers do not know, they never see. */
 	if (r->state == HF_TS_FAILED_TO_START && r->permanent)
 		json_object_set_new(o, "permanent", json_true());
+	json_object_set_new(o, "restarts", json_integer(r->restarts));
+	json_object_set_new(o, "backoff",
+			    json_boolean(r->backoff && !final));
+	json_object_set_new(o, "restart_at",
+			    int_or_null(r->backoff && !final &&
+					    r->restart_at > 0,
+					r->restart_at));
+	json_object_set_new(o, "last_exit_code",
+			    int_or_null(r->has_last_exit_code,
+					r->last_exit_code));
+	json_object_set_new(o, "last_signal",
+			    int_or_null(r->last_signal > 0, r->last_signal));
+	json_object_set_new(o, "last_exit_at",
+			    int_or_null(r->last_exit_at > 0, r->last_exit_at));
 	return o;
 }
 
@@ -763,9 +812,21 @@ static bool report_decode(const struct dec *d, const json_t *o,
 	     get_int(d, o, "health_failures", &r->health_failures, NULL) &&
 	     get_str(d, o, "message", false, &r->message) &&
 	     get_str(d, o, "not_ready", false, &r->not_ready) &&
-	     get_bool(d, o, "permanent", &r->permanent);
+	     get_bool(d, o, "permanent", &r->permanent) &&
+	     get_int(d, o, "restarts", &r->restarts, NULL) &&
+	     get_bool(d, o, "backoff", &r->backoff) &&
+	     get_int(d, o, "restart_at", &r->restart_at, NULL) &&
+	     get_int(d, o, "last_exit_code", &r->last_exit_code,
+		     &r->has_last_exit_code) &&
+	     get_int(d, o, "last_signal", &r->last_signal, NULL) &&
+	     get_int(d, o, "last_exit_at", &r->last_exit_at, NULL);
 	if (!ok)
 		return false;
+	if (r->restarts < 0)
+		return fail(d, "restarts", "must not be negative");
+	/* Only a live launch waits for its next restart. */
+	if (hf_task_state_final(r->state))
+		r->backoff = false;
 	h = json_object_get(o, "healthy");
 	if (json_is_boolean(h))
 		r->healthy = json_is_true(h);

@@ -85,6 +85,21 @@ struct hf_proto_port {
 #define HF_PROTO_LIMIT_UNLIMITED -1.0 /* "unlimited" */
 
 /*
+ * A task's policy of restarts in place (shim/shim.h, RESTARTS): when its
+ * process exits, its shim starts it again within the same launch (the
+ * same task id, sandbox, volumes and reservation), after the server's
+ * backoff. on false ("restart": null): the launch ends with its process
+ * and the server decides what follows.
+ */
+struct hf_proto_restart {
+	bool on;
+	double backoff_base;  /* seconds */
+	double backoff_max;   /* seconds */
+	double reset_after;   /* seconds up that start the count afresh */
+	int64_t max;          /* restarts in a row; 0 = no limit */
+};
+
+/*
  * A launch order: everything an agent needs to run one task id. Strings
  * are NULL when absent or null.
  */
@@ -108,6 +123,7 @@ struct hf_proto_launch {
 	struct hf_strlist capabilities; /* CAP_* names beyond the default */
 	bool privileged;      /* every capability */
 	bool paused;          /* debug mode: the command replaced by a sleep */
+	struct hf_proto_restart restart; /* default: none */
 	/*
 	 * Set by hf_proto_sync_resp_decode only: why this order of the
 	 * desired set does not decode (the agent fails the task with it).
@@ -146,6 +162,20 @@ struct hf_proto_report {
 	int64_t health_failures;
 	char *message, *not_ready;
 	bool permanent;       /* written only when true */
+	/*
+	 * Restarts in place of this launch (its order's restart policy): how
+	 * many so far, whether its shim waits out a backoff before the next
+	 * one (then the state is STARTING, until restart_at, unix ms), and
+	 * the exit that caused the latest (exit code or signal, when).
+	 * All default to none; positions order reports (hf_task_restart_pos).
+	 */
+	int64_t restarts;
+	bool backoff;
+	int64_t restart_at;   /* 0 = null */
+	bool has_last_exit_code;
+	int64_t last_exit_code;
+	int64_t last_signal;  /* 0 = null */
+	int64_t last_exit_at; /* unix ms; 0 = null */
 };
 
 void hf_proto_report_release(struct hf_proto_report *r);

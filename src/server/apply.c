@@ -186,6 +186,14 @@ static void apply_task(struct hf_srv *s, struct hf_service *svc,
 		r->finished_at = t->finished_at;
 	if (t->set & HF_TASK_MESSAGE)
 		set_str(&r->message, t->message);
+	if (t->set & HF_TASK_IN_PLACE) {
+		r->in_place_restarts = t->in_place_restarts;
+		r->backoff = t->backoff;
+		r->restart_at = t->restart_at;
+		r->last_exit_code = t->last_exit_code;
+		r->last_signal = t->last_signal;
+		r->last_exit_at = t->last_exit_at;
+	}
 	if (t->set & ~(unsigned)HF_TASK_NOT_READY)
 		hf_state_save_instance(s, svc, in);
 	hf_sched_changed(s, (t->set & HF_TASK_STATE) &&
@@ -211,7 +219,12 @@ static void apply_slot(struct hf_srv *s, struct hf_service *svc,
 	if (o->set & HF_SLOT_WANT_RUNNING)
 		sl->want_running = o->want_running;
 	if (o->set & HF_SLOT_FAILED)
-		s->failures++;
+		s->failures += o->failed ? o->failed : 1;
+	/* Restarts in place its agent reported (no launch of the server's). */
+	if (o->set & HF_SLOT_RESTARTS) {
+		sl->restarts += o->restarts;
+		s->restarts += o->restarts;
+	}
 	hf_state_save_instance(s, svc, in);
 }
 
@@ -354,6 +367,7 @@ static void apply_launch(struct hf_srv *s, struct hf_service *svc,
 	r->run = hf_xstrdup(l->run);
 	r->state = HF_TS_STAGING;
 	r->exit_code = -1;
+	r->last_exit_code = -1;
 	r->healthy = -1;
 	r->launched_at = l->at;
 	r->paused = l->paused;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan/decide.h"
 #include "server/orders.h"
 
 /* ------------------------------------------------------------------ */
@@ -295,5 +296,7 @@ bool hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
 	for (size_t i = 0; !o->privileged && i < pod->capabilities.len; i++)
 		hf_strlist_push(&o->capabilities, pod->capabilities.items[i]);
 	o->paused = r->paused;
+	/* What the node may restart in place, by the server's backoff. */
+	hf_decide_restart_policy(svc, in, sl, &s->decide_opts, &o->restart);
 	return true;
 }

@@ -22,14 +22,18 @@ struct cell {
 #define ALL(a, s) {a, {s, s}}
 #define SIDES(a, node, record) {a, {node, record}}
 
-/* How a live launch ends, by event: the same from every live state. */
+/*
+ * How a live launch ends, by event, and how it restarts in place: the
+ * same from every live state.
+ */
 #define ENDINGS                                                             \
 	[HF_TEV_EXIT_OK] = SIDES(HF_TACT_END, HF_TS_EXITED, HF_TS_FINISHED), \
 	[HF_TEV_EXIT_FAIL] = SIDES(HF_TACT_END, HF_TS_EXITED, HF_TS_FAILED), \
 	[HF_TEV_STOPPED] = ALL(HF_TACT_END, HF_TS_KILLED),                   \
 	[HF_TEV_FAILED_TO_START] =                                           \
 	    SIDES(HF_TACT_END, HF_TS_FAILED_TO_START, HF_TS_FAILED),         \
-	[HF_TEV_LOST] = ALL(HF_TACT_END, HF_TS_LOST)
+	[HF_TEV_LOST] = ALL(HF_TACT_END, HF_TS_LOST),                        \
+	[HF_TEV_RESTARTING] = ALL(HF_TACT_RESTART, HF_TS_STARTING)
 
 static const struct cell table[HF_TS_COUNT][HF_TEV_COUNT] = {
     [HF_TS_STAGING] = {

@@ -52,6 +52,13 @@ enum hf_task_event {
 	HF_TEV_STOPPED,   /* it ended after the stop this side ordered */
 	HF_TEV_FAILED_TO_START,
 	HF_TEV_LOST,      /* it is gone and left no status */
+	/*
+	 * Its process exited and its shim starts it again in place, within
+	 * the same launch (RESTARTS in shim/shim.h): not an end. Seen when a
+	 * status or report is further on than the last one
+	 * (hf_task_restart_pos).
+	 */
+	HF_TEV_RESTARTING,
 	HF_TEV_COUNT
 };
 
@@ -66,6 +73,9 @@ enum hf_task_action {
 	HF_TACT_END,    /* ended: record how (exit, message); the agent
 			   detaches its volumes, the server counts a failure
 			   and backs off */
+	HF_TACT_RESTART, /* its process exited and the launch goes on: the
+			   agent stops its checks and forgets its readiness,
+			   the server records the exit and the restart */
 };
 
 enum hf_task_side {
@@ -94,6 +104,20 @@ struct hf_task_step hf_task_step(enum hf_task_state s, enum hf_task_event ev,
  */
 enum hf_task_event hf_task_event_of(enum hf_task_state seen, bool exit_ok,
 				    bool stop_ordered);
+
+/*
+ * Where a launch restarted in place stands: after `restarts` restarts,
+ * running (or starting), or waiting out the backoff before the next one.
+ * Positions only grow (2 * restarts, plus 1 in a backoff), so a status or
+ * report at a lower position than the last one applied is older and
+ * changes nothing, and one at a higher position means the process exited
+ * meanwhile (HF_TEV_RESTARTING) whatever was missed in between.
+ */
+static inline unsigned long long hf_task_restart_pos(unsigned long long restarts,
+						     bool backoff)
+{
+	return 2 * restarts + (backoff ? 1 : 0);
+}
 
 /* STAGING, STARTING and RUNNING: the launch may still run. */
 bool hf_task_state_live(enum hf_task_state s);

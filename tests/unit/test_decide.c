@@ -969,6 +969,189 @@ static void test_kill_staging(void **state)
 	world_free(w);
 }
 
+/*
+ * Which launches may be restarted in place by their node: a RUNNING task
+ * whose failure concerns it alone, not paused; with the server's backoff.
+ */
+static void test_restart_policy(void **state)
+{
+	struct world *w = world_new(1, false);
+	struct hf_instance *app = running(w, "app", 0, w->n1);
+	struct hf_instance *web = running(w, "web", 0, w->n2);
+	struct hf_proto_restart p;
+
+	(void)state;
+	/* The only RUNNING task of its pod: the server's backoff, no max. */
+	hf_decide_restart_policy(w->svc, web, hf_model_slot(web, "server"),
+				 &w->opts, &p);
+	assert_true(p.on);
+	assert_true(p.backoff_base == 2 && p.backoff_max == 60);
+	assert_true(p.reset_after == 300);
+	assert_int_equal(p.max, 0);
+	/* An essential task with a RUNNING sibling: its failure is the pod's. */
+	hf_decide_restart_policy(w->svc, app, hf_model_slot(app, "server"),
+				 &w->opts, &p);
+	assert_false(p.on);
+	/* A non-essential one restarts alone. */
+	hf_decide_restart_policy(w->svc, app, hf_model_slot(app, "sidecar"),
+				 &w->opts, &p);
+	assert_true(p.on);
+	/* FINISH tasks and paused launches are the server's. */
+	launch_rec(app, "bootstrap", HF_TS_RUNNING, false);
+	hf_decide_restart_policy(w->svc, app, hf_model_slot(app, "bootstrap"),
+				 &w->opts, &p);
+	assert_false(p.on);
+	hf_model_slot(web, "server")->cur->paused = true;
+	hf_decide_restart_policy(w->svc, web, hf_model_slot(web, "server"),
+				 &w->opts, &p);
+	assert_false(p.on);
+	world_free(w);
+}
+
+/* A report of a live launch further on than its record, as the agent sends. */
+static void report_in_place(struct world *w, const char *id,
+			    enum hf_task_state st, unsigned restarts,
+			    bool backoff, int exit_code, int sig)
+{
+	struct hf_proto_report rep = {
+	    .task_id = (char *)id,
+	    .state = st,
+	    .pid = backoff ? 0 : 4242,
+	    .healthy = -1,
+	    .ready = st == HF_TS_RUNNING,
+	    .restarts = restarts,
+	    .backoff = backoff,
+	    .restart_at = backoff ? T0 + 2000 : 0,
+	    .has_last_exit_code = exit_code >= 0,
+	    .last_exit_code = exit_code,
+	    .last_signal = sig,
+	    .last_exit_at = T0 - 10,
+	};
+
+	hf_decide_report(&w->m, "n1", &rep, &w->ctx, &w->a);
+}
+
+/* Restarts in place its agent reports: recorded, never relaunched. */
+static void test_restart_in_place_reported(void **state)
+{
+	struct world *w = world_new(1, false);
+	struct hf_instance *in = running(w, "web", 0, w->n1);
+	struct hf_task_slot *sl = hf_model_slot(in, "server");
+	struct hf_task_rec *r = sl->cur;
+	const struct hf_action *x;
+	size_t events = 0;
+
+	(void)state;
+	r->last_exit_code = -1;
+	/* Killed by SIGKILL and running again: the same launch, restart #1. */
+	report_in_place(w, r->id, HF_TS_RUNNING, 1, false, -1, 9);
+	x = find(w, HF_ACT_TASK, "web-0", "server");
+	assert_string_equal(x->u.tsk.id, r->id);
+	assert_true(x->u.tsk.set & HF_TASK_IN_PLACE);
+	assert_int_equal(x->u.tsk.in_place_restarts, 1);
+	assert_int_equal(x->u.tsk.last_signal, 9);
+	assert_int_equal(x->u.tsk.last_exit_code, -1);
+	assert_int_equal(x->u.tsk.last_exit_at, T0 - 10);
+	assert_string_equal(x->u.tsk.message,
+			    "restarted in place after signal 9 (restart #1)");
+	/* Through STARTING to RUNNING again, started now. */
+	assert_int_equal(x->u.tsk.state, HF_TS_STARTING);
+	assert_int_equal(count(w, HF_ACT_TASK, "web-0", "server"), 2);
+	x = &w->a.items[pos(w, HF_ACT_TASK, "web-0", "server") + 1];
+	for (; x < w->a.items + w->a.len && x->kind != HF_ACT_TASK; x++)
+		;
+	assert_int_equal(x->u.tsk.state, HF_TS_RUNNING);
+	assert_true(x->u.tsk.set & HF_TASK_STARTED_AT);
+	assert_int_equal(x->u.tsk.started_at, T0);
+	/* Counted on the slot: a restart and a failure, no relaunch. */
+	x = find(w, HF_ACT_SLOT, "web-0", "server");
+	assert_true(x->u.slot.set & HF_SLOT_RESTARTS);
+	assert_int_equal(x->u.slot.restarts, 1);
+	assert_true(x->u.slot.set & HF_SLOT_FAILED);
+	assert_int_equal(x->u.slot.failures, 1);
+	for (size_t i = 0; i < w->a.len; i++)
+		if (w->a.items[i].kind == HF_ACT_EVENT &&
+		    strcmp(w->a.items[i].u.event.why,
+			   "restarted in place after signal 9, restart #1") ==
+			0)
+			events++;
+	assert_int_equal(events, 1);
+	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
+	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
+	hf_actions_reset(&w->a);
+
+	/* Applied: the same report again, or an older one, changes nothing. */
+	r->in_place_restarts = 1;
+	r->last_signal = 9;
+	r->last_exit_at = T0 - 10;
+	r->started_at = T0;
+	sl->restarts = 1;
+	sl->failures = 1;
+	report_in_place(w, r->id, HF_TS_RUNNING, 1, false, -1, 9);
+	assert_int_equal(w->a.len, 0);
+	report(w, r->id, HF_TS_RUNNING, 0);
+	assert_int_equal(w->a.len, 0);
+
+	/* Exit code 3 and a backoff: STARTING, the step waits as DELAYED. */
+	report_in_place(w, r->id, HF_TS_STARTING, 1, true, 3, 0);
+	x = find(w, HF_ACT_TASK, "web-0", "server");
+	assert_int_equal(x->u.tsk.state, HF_TS_STARTING);
+	assert_true(x->u.tsk.backoff);
+	assert_int_equal(x->u.tsk.restart_at, T0 + 2000);
+	assert_string_equal(x->u.tsk.message, "exited with code 3");
+	x = find(w, HF_ACT_SLOT, "web-0", "server");
+	assert_int_equal(x->u.slot.set & HF_SLOT_RESTARTS, 0);
+	assert_int_equal(x->u.slot.failures, 2);
+	assert_int_equal(x->u.slot.backoff_until, T0 + 2000);
+	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
+	hf_actions_reset(&w->a);
+	r->state = HF_TS_STARTING;
+	r->ready = false;
+	r->backoff = true;
+	r->restart_at = T0 + 2000;
+	r->last_exit_code = 3;
+	r->last_signal = 0;
+	sl->failures = 2;
+	sl->backoff_until = T0 + 2000;
+	/* Live: neither recovery nor the plan relaunches it. */
+	decide_runs(w);
+	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
+	assert_int_equal(count(w, HF_ACT_KILL, NULL, NULL), 0);
+	hf_actions_reset(&w->a);
+	{
+		/* Its step reads as in a server's backoff: DELAYED. */
+		struct hf_plan_view v;
+		size_t k = 0;
+		bool seen = false;
+
+		run(w, "deploy");
+		assert_int_equal(hf_decide_plan_view(w->svc, "deploy", T0, &v),
+				 0);
+		for (size_t p = 0; p < v.def->phases.len; p++)
+			for (size_t i = 0; i < v.def->phases.items[p].steps.len;
+			     i++, k++) {
+				const struct hf_plan_step_def *st =
+				    &v.def->phases.items[p].steps.items[i];
+
+				if (strcmp(st->pod, "web") != 0 || st->index)
+					continue;
+				assert_int_equal(v.steps[k].status,
+						 HF_STATUS_DELAYED);
+				seen = true;
+			}
+		assert_true(seen);
+		hf_plan_view_release(&v);
+	}
+	/* Restarted after the backoff: counted once, the exit already was. */
+	report_in_place(w, r->id, HF_TS_RUNNING, 2, false, 3, 0);
+	x = find(w, HF_ACT_SLOT, "web-0", "server");
+	assert_int_equal(x->u.slot.restarts, 1);
+	assert_int_equal(x->u.slot.set & HF_SLOT_FAILED, 0);
+	assert_int_equal(count(w, HF_ACT_LAUNCH, NULL, NULL), 0);
+	hf_actions_reset(&w->a);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -985,6 +1168,8 @@ int main(void)
 	    cmocka_unit_test(test_scale_in_cancelled),
 	    cmocka_unit_test(test_replace_during_drain),
 	    cmocka_unit_test(test_kill_staging),
+	    cmocka_unit_test(test_restart_policy),
+	    cmocka_unit_test(test_restart_in_place_reported),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

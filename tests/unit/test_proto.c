@@ -58,7 +58,18 @@ static void test_lifecycle_table(void **state)
 			    HF_TS_KILLED);
 		expect_step(HF_TS_STAGING, HF_TEV_LOST, side, HF_TACT_END,
 			    HF_TS_LOST);
+		/* A restart in place goes on, live, from any live state. */
+		expect_step(HF_TS_RUNNING, HF_TEV_RESTARTING, side,
+			    HF_TACT_RESTART, HF_TS_STARTING);
+		expect_step(HF_TS_STARTING, HF_TEV_RESTARTING, side,
+			    HF_TACT_RESTART, HF_TS_STARTING);
+		expect_step(HF_TS_STAGING, HF_TEV_RESTARTING, side,
+			    HF_TACT_RESTART, HF_TS_STARTING);
 	}
+	/* Positions of a launch restarted in place only grow. */
+	assert_true(hf_task_restart_pos(0, false) < hf_task_restart_pos(0, true));
+	assert_true(hf_task_restart_pos(0, true) < hf_task_restart_pos(1, false));
+	assert_true(hf_task_restart_pos(1, false) < hf_task_restart_pos(1, true));
 	/* How an exit ends it depends on the side. */
 	expect_step(HF_TS_RUNNING, HF_TEV_EXIT_OK, HF_TASK_NODE, HF_TACT_END,
 		    HF_TS_EXITED);
@@ -292,6 +303,11 @@ static void test_launch_round_trip(void **state)
 	}
 	hf_strlist_push(&a.capabilities, "CAP_NET_RAW");
 	a.paused = true;
+	a.restart.on = true;
+	a.restart.backoff_base = 0.5;
+	a.restart.backoff_max = 30;
+	a.restart.reset_after = 120;
+	a.restart.max = 7;
 	ja = hf_proto_launch_encode(&a);
 	assert_string_equal(json_string_value(json_object_get(ja, "limit_cpus")),
 			    "unlimited");
@@ -302,6 +318,9 @@ static void test_launch_round_trip(void **state)
 	assert_memory_equal(b.configs.items[0].tmpl, "a\0b", 3);
 	assert_true(b.kill_grace_period == 2.5);
 	assert_string_equal(b.readiness.port, "http");
+	assert_true(b.restart.on && b.restart.backoff_base == 0.5 &&
+		    b.restart.backoff_max == 30 && b.restart.reset_after == 120);
+	assert_int_equal(b.restart.max, 7);
 	jb = hf_proto_launch_encode(&b);
 	ta = json_dumps(ja, JSON_SORT_KEYS | JSON_COMPACT);
 	tb = json_dumps(jb, JSON_SORT_KEYS | JSON_COMPACT);
@@ -425,6 +444,118 @@ static void test_sync_response(void **state)
 	json_decref(j);
 }
 
+/* Decodes text as a launch order and expects err as the sentence. */
+static void expect_launch_error(const char *text, const char *want)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	struct hf_proto_launch l;
+	char *err = NULL;
+
+	assert_non_null(j);
+	hf_proto_launch_init(&l);
+	assert_int_equal(hf_proto_launch_decode(j, &l, &err), HF_EINVAL);
+	assert_non_null(err);
+	assert_string_equal(err, want);
+	free(err);
+	hf_proto_launch_release(&l);
+	json_decref(j);
+}
+
+static void test_restart_policy(void **state)
+{
+	json_t *j = json_loads("{\"task_id\": \"a__1\", \"cmd\": \"true\", "
+			       "\"restart\": {\"backoff_max\": 5}}",
+			       0, NULL);
+	struct hf_proto_launch l;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_launch_init(&l);
+	if (hf_proto_launch_decode(j, &l, &err))
+		fail_msg("%s", err);
+	/* What is not said takes the shim's defaults. */
+	assert_true(l.restart.on);
+	assert_true(l.restart.backoff_base == 1 && l.restart.backoff_max == 5);
+	assert_true(l.restart.reset_after == 120 && l.restart.max == 0);
+	hf_proto_launch_release(&l);
+	json_decref(j);
+	/* null and absent: none. */
+	j = json_loads("{\"task_id\": \"a__1\", \"cmd\": \"true\", "
+		       "\"restart\": null}",
+		       0, NULL);
+	hf_proto_launch_init(&l);
+	assert_int_equal(hf_proto_launch_decode(j, &l, &err), 0);
+	assert_false(l.restart.on);
+	json_t *back = hf_proto_launch_encode(&l);
+	assert_true(json_is_null(json_object_get(back, "restart")));
+	json_decref(back);
+	hf_proto_launch_release(&l);
+	json_decref(j);
+	expect_launch_error("{\"task_id\": \"a\", \"cmd\": \"true\", "
+			    "\"restart\": 3}",
+			    "restart: must be an object");
+	expect_launch_error("{\"task_id\": \"a\", \"cmd\": \"true\", "
+			    "\"restart\": {\"backoff_base\": -1}}",
+			    "restart.backoff_base: must be a number of seconds");
+	expect_launch_error("{\"task_id\": \"a\", \"cmd\": \"true\", "
+			    "\"restart\": {\"max\": -2}}",
+			    "restart.max: must not be negative");
+}
+
+static void test_report_restarts(void **state)
+{
+	struct hf_proto_report r = {0}, b = {0};
+	char *err = NULL;
+	json_t *j;
+
+	(void)state;
+	r.task_id = hf_xstrdup("a__1");
+	r.state = HF_TS_STARTING;
+	r.healthy = -1;
+	r.restarts = 4;
+	r.backoff = true;
+	r.restart_at = 1700000002000;
+	r.last_signal = 9;
+	r.last_exit_at = 1700000001000;
+	j = hf_proto_report_encode(&r);
+	assert_int_equal(json_integer_value(json_object_get(j, "restarts")), 4);
+	assert_true(json_is_true(json_object_get(j, "backoff")));
+	assert_true(json_is_null(json_object_get(j, "last_exit_code")));
+	if (hf_proto_report_decode(j, &b, &err))
+		fail_msg("%s", err);
+	assert_int_equal(b.restarts, 4);
+	assert_true(b.backoff);
+	assert_int_equal(b.restart_at, 1700000002000);
+	assert_false(b.has_last_exit_code);
+	assert_int_equal(b.last_signal, 9);
+	assert_int_equal(b.last_exit_at, 1700000001000);
+	json_decref(j);
+	hf_proto_report_release(&b);
+	/* A launch that ended waits for no restart. */
+	r.state = HF_TS_EXITED;
+	j = hf_proto_report_encode(&r);
+	assert_true(json_is_false(json_object_get(j, "backoff")));
+	assert_true(json_is_null(json_object_get(j, "restart_at")));
+	json_decref(j);
+	/* An older agent says nothing of restarts: none. */
+	j = json_loads("{\"task_id\": \"a\", \"state\": \"running\"}", 0,
+		       NULL);
+	assert_int_equal(hf_proto_report_decode(j, &b, &err), 0);
+	assert_int_equal(b.restarts, 0);
+	assert_false(b.backoff);
+	json_decref(j);
+	hf_proto_report_release(&b);
+	j = json_loads("{\"task_id\": \"a\", \"state\": \"running\", "
+		       "\"restarts\": -1}",
+		       0, NULL);
+	assert_int_equal(hf_proto_report_decode(j, &b, &err), HF_EINVAL);
+	assert_string_equal(err, "restarts: must not be negative");
+	free(err);
+	json_decref(j);
+	hf_proto_report_release(&b);
+	hf_proto_report_release(&r);
+}
+
 static void test_report_encoding(void **state)
 {
 	struct hf_proto_report r = {0};
@@ -473,6 +604,8 @@ int main(void)
 		cmocka_unit_test(test_sync_request_lenient),
 		cmocka_unit_test(test_sync_response),
 		cmocka_unit_test(test_report_encoding),
+		cmocka_unit_test(test_restart_policy),
+		cmocka_unit_test(test_report_restarts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -597,11 +597,16 @@ int hf_cgroup_kill_all(const struct hf_cgroup *cg)
 
 bool hf_cgroup_oom_killed(const struct hf_cgroup *cg)
 {
+	return hf_cgroup_oom_kills(cg) > 0;
+}
+
+long long hf_cgroup_oom_kills(const struct hf_cgroup *cg)
+{
 	char *text;
 	long long kills = -1;
 
 	if (cg->version == 0)
-		return false;
+		return -1;
 	text = read_small(cg->path, cg->version == 2 ? "memory.events"
 						     : "memory.oom_control");
 	if (text)
@@ -617,7 +622,7 @@ bool hf_cgroup_oom_killed(const struct hf_cgroup *cg)
 		kills = text ? strtoll(text, NULL, 10) : -1;
 		free(text);
 	}
-	return kills > 0;
+	return kills;
 }
 
 int hf_cgroup_remove(struct hf_cgroup *cg)

@@ -55,6 +55,11 @@ int hf_cgroup_kill_all(const struct hf_cgroup *cg);
 
 /* True when the cgroup's OOM killer has killed something in it. */
 bool hf_cgroup_oom_killed(const struct hf_cgroup *cg);
+/*
+ * How many OOM kills the cgroup has seen (its oom_kill counter; where v1
+ * has none, how often it hit its limit), or -1 when it cannot tell.
+ */
+long long hf_cgroup_oom_kills(const struct hf_cgroup *cg);
 
 /*
  * Removes the task cgroup directories (retrying for up to a second while

@@ -92,6 +92,7 @@ struct shim {
 	int64_t restart_at;         /* monotonic ms; 0: no restart pending */
 	struct hf_rng rng;          /* the backoff's jitter */
 	char *end_note;             /* why the task was not restarted */
+	long long oom_kills;        /* the cgroup's OOM kills seen so far */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -888,6 +889,20 @@ static bool schedule_restart(struct shim *sh)
 	st->last_exit_code = st->exit_code;
 	st->last_signal = st->signal;
 	st->last_exit_at = st->finished_at;
+	/*
+	 * Whether the OOM killer ended this process: the cgroup outlives it,
+	 * so its counter must have grown since the last exit (see finish()
+	 * for the SIGKILL and 137 cases).
+	 */
+	st->last_oom_killed = false;
+	if (st->last_signal == SIGKILL ||
+	    (st->has_last_exit_code && st->last_exit_code == 128 + SIGKILL)) {
+		long long kills = hf_cgroup_oom_kills(&sh->cg);
+
+		st->last_oom_killed = kills > sh->oom_kills;
+		if (kills > sh->oom_kills)
+			sh->oom_kills = kills;
+	}
 	st->has_exit_code = false;
 	st->exit_code = st->signal = 0;
 	st->finished_at = 0;

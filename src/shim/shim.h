@@ -95,6 +95,7 @@
  *                   policy), "last_exit_code" and "last_signal" (of the
  *                   latest exit that was restarted, or null),
  *                   "last_exit_at", "last_restart_at" (unix ms or null),
+ *                   "last_oom_killed" (that exit was the OOM killer's),
  *                   "restart_at": when the backoff ends (unix ms, or null
  *                   unless "backoff")}
  *                "exited" and "failed-to-start" are final and are written
@@ -225,7 +226,8 @@
  * server's formula. While it waits the status is "backoff" (with
  * "restart_at"; "pid" is null); once the new process runs it is "running"
  * with the new pid and started_at, "restarts" one more, and the exit in
- * "last_exit_code"/"last_signal"/"last_exit_at" (exit_code, signal and
+ * "last_exit_code"/"last_signal"/"last_exit_at", "last_oom_killed" true
+ * when the cgroup's OOM killer ended it (exit_code, signal and
  * finished_at stay null until the launch ends). Each of these is written
  * to status.json (fsync'd) before the watchers hear of it, so an agent that
  * was down finds every restart. A stop request during the backoff ends the
@@ -391,6 +393,7 @@ struct hf_shim_status {
 	int last_exit_code;     /* the latest exit that was restarted */
 	int last_signal;        /* 0 = null */
 	int64_t last_exit_at;   /* unix ms; 0 = null */
+	bool last_oom_killed;   /* the OOM killer ended that process */
 	int64_t last_restart_at; /* unix ms; 0 = null */
 	int64_t restart_at;     /* unix ms the backoff ends; 0 = null */
 };

@@ -106,6 +106,8 @@ int hf_shim_status_parse(const char *json, size_t len,
 	s->last_exit_code = (int)get_int(o, "last_exit_code");
 	s->last_signal = (int)get_int(o, "last_signal");
 	s->last_exit_at = get_int(o, "last_exit_at");
+	s->last_oom_killed =
+	    json_is_true(json_object_get(o, "last_oom_killed"));
 	s->last_restart_at = get_int(o, "last_restart_at");
 	s->restart_at = get_int(o, "restart_at");
 out:

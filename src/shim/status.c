@@ -84,6 +84,8 @@ char *hf_shim_status_format(const struct hf_shim_status *s)
 		    s->last_exit_code);
 	int_or_null(&w, "last_signal", s->last_signal > 0, s->last_signal);
 	int_or_null(&w, "last_exit_at", s->last_exit_at > 0, s->last_exit_at);
+	hf_jw_key(&w, "last_oom_killed");
+	hf_jw_bool(&w, s->last_oom_killed);
 	int_or_null(&w, "last_restart_at", s->last_restart_at > 0,
 		    s->last_restart_at);
 	int_or_null(&w, "restart_at", s->restart_at > 0, s->restart_at);

@@ -281,10 +281,12 @@ static void test_status_restart_fields(void **state)
 	a.has_last_exit_code = true;
 	a.last_exit_code = 2;
 	a.last_exit_at = 1700000000100;
+	a.last_oom_killed = true;
 	a.last_restart_at = 1700000000050;
 	a.restart_at = 1700000000900;
 	text = hf_shim_status_format(&a);
 	assert_contains(text, "\"state\":\"backoff\"");
+	assert_contains(text, "\"last_oom_killed\":true");
 	assert_contains(text, "\"restarts\":3");
 	assert_contains(text, "\"last_signal\":null");
 	assert_int_equal(hf_shim_status_parse(text, strlen(text), &b), 0);
@@ -295,6 +297,7 @@ static void test_status_restart_fields(void **state)
 	assert_int_equal(b.last_exit_code, 2);
 	assert_int_equal(b.last_signal, 0);
 	assert_int_equal(b.last_exit_at, 1700000000100);
+	assert_true(b.last_oom_killed);
 	assert_int_equal(b.last_restart_at, 1700000000050);
 	assert_int_equal(b.restart_at, 1700000000900);
 	again = hf_shim_status_format(&b);

@@ -134,6 +134,7 @@ struct ag_task {
 	bool has_last_exit_code;
 	int last_exit_code, last_signal;
 	int64_t last_exit_at;
+	bool last_oom_killed;
 
 	/* Supervision. */
 	int watch_fd;              /* supervisor's; -1 when none */

@@ -215,6 +215,7 @@ static void take_restarts(struct ag_task *t, const struct hf_shim_status *st)
 	t->last_exit_code = st->last_exit_code;
 	t->last_signal = st->last_signal;
 	t->last_exit_at = st->last_exit_at;
+	t->last_oom_killed = st->last_oom_killed;
 }
 
 /*
@@ -429,6 +430,7 @@ void ag_task_report(const struct ag_task *t, struct hf_proto_report *r)
 	r->last_exit_code = t->last_exit_code;
 	r->last_signal = t->last_signal;
 	r->last_exit_at = t->last_exit_at;
+	r->last_oom_killed = t->last_oom_killed;
 }
 
 /* ---- agent.json ------------------------------------------------------ */

@@ -1597,12 +1597,28 @@ static void print_pod_info(const json_t *in)
 		printf("    restarts:  %lld (launches %lld)",
 		       (long long)jint(sl, "restarts"),
 		       (long long)jint(sl, "launches"));
+		/* Restarts in place by its node: the same launch, counted in. */
+		if (jint(c, "in_place_restarts")) {
+			printf(", %lld in place by its node, the latest after ",
+			       (long long)jint(c, "in_place_restarts"));
+			if (json_is_integer(json_object_get(c, "last_exit_code")))
+				printf("exit code %lld",
+				       (long long)jint(c, "last_exit_code"));
+			else
+				printf("signal %lld",
+				       (long long)jint(c, "last_signal"));
+			printf(" at %s", iso_time(jint(c, "last_exit_at"), t1,
+						  sizeof(t1)));
+		}
 		if (jint(sl, "failures"))
 			printf("; %lld failure%s in a row",
 			       (long long)jint(sl, "failures"),
 			       jint(sl, "failures") == 1 ? "" : "s");
 		if (jint(sl, "backoff_until") > (json_int_t)hf_now_ms())
-			printf("; next launch not before %s",
+			printf("; %s not before %s",
+			       json_is_true(json_object_get(c, "backoff"))
+				   ? "restarted in place"
+				   : "next launch",
 			       iso_time(jint(sl, "backoff_until"), t1,
 					sizeof(t1)));
 		printf("\n");

@@ -302,6 +302,7 @@ struct hf_decide_opts {
 	double backoff_base, backoff_max; /* restart backoff (s) */
 	double backoff_reset; /* a task up this long starts afresh (s) */
 	double node_timeout;  /* a node silent this long is unreachable (s) */
+	bool no_restart_in_place; /* every relaunch is the server's */
 };
 
 /*

@@ -2820,10 +2820,13 @@ static char *end_message(const struct hf_proto_report *rep,
 
 /*
  * A launch's latest exit: "exited with code 3", "killed by signal 9"; or
- * short, after "after": "exit code 3", "signal 9".
+ * short, after "after": "exit code 3", "signal 9", "out of memory".
  */
 static char *exit_text(const struct hf_proto_report *rep, bool shrt)
 {
+	if (rep->last_oom_killed)
+		return hf_xstrdup(shrt ? "out of memory"
+				       : "killed by the kernel: out of memory");
 	if (rep->has_last_exit_code)
 		return hf_xasprintf("%s %lld",
 				    shrt ? "exit code" : "exited with code",
@@ -3158,7 +3161,8 @@ void hf_decide_restart_policy(const struct hf_service *svc,
 	const struct hf_spec_task *t = task_spec(pod, sl->task);
 
 	memset(p, 0, sizeof(*p));
-	if (!t || t->goal != HF_GOAL_RUNNING || r->paused || in->paused)
+	if (o->no_restart_in_place || !t || t->goal != HF_GOAL_RUNNING ||
+	    r->paused || in->paused)
 		return;
 	for (size_t i = 0; t->essential && i < pod->tasks.len; i++) {
 		const struct hf_spec_task *o2 = &pod->tasks.items[i];

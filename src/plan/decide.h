@@ -208,7 +208,8 @@ void hf_decide_reconcile(const struct hf_model *m,
  * its whole pod: the server's decision). FINISH and ONCE tasks, and every
  * other case, get none (p->on false) and go through the server as
  * before. Health-check failures are stops the agent orders, and a shim
- * never restarts after a stop, so they reach the server too.
+ * never restarts after a stop, so they reach the server too. None at all
+ * with o->no_restart_in_place (the server's --no-restart-in-place).
  */
 void hf_decide_restart_policy(const struct hf_service *svc,
 			      const struct hf_instance *in,

@@ -782,6 +782,8 @@ json_t *hf_proto_report_encode(const struct hf_proto_report *r)
 			    int_or_null(r->last_signal > 0, r->last_signal));
 	json_object_set_new(o, "last_exit_at",
 			    int_or_null(r->last_exit_at > 0, r->last_exit_at));
+	json_object_set_new(o, "last_oom_killed",
+			    json_boolean(r->last_oom_killed));
 	return o;
 }
 
@@ -819,7 +821,8 @@ static bool report_decode(const struct dec *d, const json_t *o,
 	     get_int(d, o, "last_exit_code", &r->last_exit_code,
 		     &r->has_last_exit_code) &&
 	     get_int(d, o, "last_signal", &r->last_signal, NULL) &&
-	     get_int(d, o, "last_exit_at", &r->last_exit_at, NULL);
+	     get_int(d, o, "last_exit_at", &r->last_exit_at, NULL) &&
+	     get_bool(d, o, "last_oom_killed", &r->last_oom_killed);
 	if (!ok)
 		return false;
 	if (r->restarts < 0)

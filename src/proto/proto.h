@@ -176,6 +176,7 @@ struct hf_proto_report {
 	int64_t last_exit_code;
 	int64_t last_signal;  /* 0 = null */
 	int64_t last_exit_at; /* unix ms; 0 = null */
+	bool last_oom_killed; /* ... by the kernel's OOM killer */
 };
 
 void hf_proto_report_release(struct hf_proto_report *r);

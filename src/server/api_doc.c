@@ -96,7 +96,8 @@ struct route_doc {
 	"\"tasks\": [{\"name\": \"string\", "                                  \
 	"\"id\": \"string|null (the current launch)\", "                       \
 	"\"status\": \"string (a task state, or NOT_LAUNCHED)\", "             \
-	"\"ready\": \"boolean\", \"restarts\": \"integer\", "                  \
+	"\"ready\": \"boolean\", "                                         \
+	"\"restarts\": \"integer (relaunches and restarts in place)\", "     \
 	"\"message\": \"string|null\"}]}]}"
 
 static const struct route_doc docs[] = {
@@ -406,11 +407,14 @@ static const struct route_doc docs[] = {
 	 "\"replaced_address\": \"string|null\", "
 	 "\"replace_pending\": \"boolean\", "
 	 "\"tasks\": [{\"task\": \"string\", "
-	 "\"current\": \"object|null (the current launch)\", "
+	 "\"current\": \"object|null (the current launch; after a restart "
+	 "in place also in_place_restarts, backoff, restart_at, "
+	 "last_exit_code, last_signal, last_exit_at)\", "
 	 "\"failures\": \"integer\", "
 	 "\"backoff_until\": \"integer (unix ms)\", "
 	 "\"once_done\": \"boolean\", \"want_running\": \"boolean\", "
-	 "\"launches\": \"integer\", \"restarts\": \"integer\"}]}",
+	 "\"launches\": \"integer\", "
+	 "\"restarts\": \"integer (relaunches and restarts in place)\"}]}",
      .errors = "not-found"},
     {.method = "PUT",
      .pattern = "/v1/service/{svc}/pod-types/{pod}/count",

@@ -40,6 +40,7 @@ void hf_apply_ctx(struct hf_srv *s, struct hf_decide_ctx *ctx)
 	s->decide_opts.backoff_max = s->opts.backoff_max;
 	s->decide_opts.backoff_reset = s->opts.backoff_reset;
 	s->decide_opts.node_timeout = s->opts.node_timeout;
+	s->decide_opts.no_restart_in_place = s->opts.no_restart_in_place;
 	ctx->now = hf_now_ms();
 	ctx->rng = &s->rng;
 	ctx->opts = &s->decide_opts;

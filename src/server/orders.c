@@ -297,6 +297,15 @@ bool hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
 		hf_strlist_push(&o->capabilities, pod->capabilities.items[i]);
 	o->paused = r->paused;
 	/* What the node may restart in place, by the server's backoff. */
-	hf_decide_restart_policy(svc, in, sl, &s->decide_opts, &o->restart);
+	{
+		struct hf_decide_opts dopts = {
+		    .backoff_base = s->opts.backoff_base,
+		    .backoff_max = s->opts.backoff_max,
+		    .backoff_reset = s->opts.backoff_reset,
+		    .no_restart_in_place = s->opts.no_restart_in_place,
+		};
+
+		hf_decide_restart_policy(svc, in, sl, &dopts, &o->restart);
+	}
 	return true;
 }

@@ -1171,6 +1171,9 @@ static const struct hf_cmd_flag server_flags[] = {
      "restart backoff of a failed task (doubles up to --backoff-max; the "
      "first restart is immediate) (default 1)"},
     {"--backoff-max", "SECONDS", 'm', "the longest backoff (default 60)"},
+    {"--no-restart-in-place", NULL, 'N',
+     "a RUNNING task that exits is relaunched by the server under a new "
+     "task id, never restarted in place by its node"},
     {"--node-timeout", "SECONDS", 'n',
      "a node whose agent has not synced this long is unreachable (default "
      "15)"},
@@ -1246,6 +1249,9 @@ int hf_server_main(int argc, char **argv)
 			break;
 		case 'm':
 			o.backoff_max = atof(optarg);
+			break;
+		case 'N':
+			o.no_restart_in_place = true;
 			break;
 		case 'p':
 			o.port_file = optarg;

@@ -24,6 +24,11 @@ struct hf_server_opts {
 	double backoff_base, backoff_max;
 	/* A task healthy (running) this long resets its backoff (seconds). */
 	double backoff_reset;
+	/*
+	 * No restarts in place: every relaunch is the server's, with a new
+	 * task id (plan/decide.h, hf_decide_restart_policy).
+	 */
+	bool no_restart_in_place;
 	/* The URL other servers, agents and the CLI reach this server at. */
 	const char *advertise;
 	/* Leader lease time to live (s): a dead leader is replaced this fast. */

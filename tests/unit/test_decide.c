@@ -1001,6 +1001,12 @@ static void test_restart_policy(void **state)
 	hf_decide_restart_policy(w->svc, app, hf_model_slot(app, "bootstrap"),
 				 &w->opts, &p);
 	assert_false(p.on);
+	/* The server's --no-restart-in-place: none at all. */
+	w->opts.no_restart_in_place = true;
+	hf_decide_restart_policy(w->svc, app, hf_model_slot(app, "sidecar"),
+				 &w->opts, &p);
+	assert_false(p.on);
+	w->opts.no_restart_in_place = false;
 	hf_model_slot(web, "server")->cur->paused = true;
 	hf_decide_restart_policy(w->svc, web, hf_model_slot(web, "server"),
 				 &w->opts, &p);

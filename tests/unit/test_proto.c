@@ -517,6 +517,7 @@ static void test_report_restarts(void **state)
 	r.restart_at = 1700000002000;
 	r.last_signal = 9;
 	r.last_exit_at = 1700000001000;
+	r.last_oom_killed = true;
 	j = hf_proto_report_encode(&r);
 	assert_int_equal(json_integer_value(json_object_get(j, "restarts")), 4);
 	assert_true(json_is_true(json_object_get(j, "backoff")));
@@ -529,6 +530,7 @@ static void test_report_restarts(void **state)
 	assert_false(b.has_last_exit_code);
 	assert_int_equal(b.last_signal, 9);
 	assert_int_equal(b.last_exit_at, 1700000001000);
+	assert_true(b.last_oom_killed);
 	json_decref(j);
 	hf_proto_report_release(&b);
 	/* A launch that ended waits for no restart. */

@@ -321,6 +321,13 @@ class Cluster:
         """name -> task status dict"""
         return {t["name"]: t for p in self.pods(svc) for t in p["tasks"]}
 
+    def restarted(self, svc, name, before):
+        """Whether task `name` ran again since `before` (its tasks() entry
+        then): relaunched by the server (a new task id), or restarted in
+        place by its node (the same id, one more restart)."""
+        t = self.tasks(svc).get(name)
+        return bool(t) and (t["id"] != before["id"] or t["restarts"] > before["restarts"])
+
     def volume_dir(self, svc, instance):
         return os.path.join(self.agent_data, "volumes", escape_name(svc), escape_name(instance))
 

@@ -142,10 +142,12 @@ class Redis:
     def pids(self):
         return {i: self.pid(i) for i in self.instances()}
 
-    def wait_running(self, instance, not_id=None):
+    def wait_running(self, instance, not_id=None, before=None):
+        """before: the task as it was; it must have run again since."""
         def ok():
             t = self.task(instance)
             return (t["status"] == "RUNNING" and t["id"] != not_id and
+                    (before is None or self.c.restarted("redis", f"{instance}-server", before)) and
                     redis(self.port(instance), "ping", check=False) == "PONG")
         wait_for(ok, TIMEOUT, interval=0.2, what=f"{instance} running again")
 
@@ -163,7 +165,7 @@ class Redis:
         t = self.task(instance)
         pid = self.pid(instance)
         os.kill(pid, signal.SIGKILL)
-        self.wait_running(instance, not_id=t["id"])
+        self.wait_running(instance, before=t)
         assert self.pid(instance) != pid
         return t["id"]
 

@@ -241,7 +241,7 @@ pods:
     main_id, helper_id = t["p-0-main"]["id"], t["p-0-helper"]["id"]
     # A non-essential task failing restarts only itself.
     os.kill(cluster.task_pid(helper_id), signal.SIGKILL)
-    wait_for(lambda: cluster.tasks("ess")["p-0-helper"]["id"] != helper_id
+    wait_for(lambda: cluster.restarted("ess", "p-0-helper", t["p-0-helper"])
              and cluster.tasks("ess")["p-0-helper"]["status"] == "RUNNING", 30)
     assert cluster.tasks("ess")["p-0-main"]["id"] == main_id
     # An essential task failing restarts its whole pod.
@@ -372,9 +372,10 @@ pods:
     write(tmp_path / "p.yml", open(spec).read().replace("          fixed: {port: 18080}\n", ""))
     cluster.deploy(str(tmp_path / "p.yml"))
     before = {i: cluster.api("GET", f"/v1/service/ports/pod/p-{i}/info")[1]["ports"]["web"] for i in range(2)}
-    tid = cluster.tasks("ports")["p-0-server"]["id"]
+    t = cluster.tasks("ports")["p-0-server"]
+    tid = t["id"]
     os.kill(cluster.task_pid(tid), signal.SIGKILL)
-    wait_for(lambda: cluster.tasks("ports")["p-0-server"]["id"] != tid and
+    wait_for(lambda: cluster.restarted("ports", "p-0-server", t) and
              cluster.tasks("ports")["p-0-server"]["status"] == "RUNNING", 30)
     cluster.kill_server()
     cluster.start_server()
@@ -407,12 +408,13 @@ pods:
       server: {goal: RUNNING, cmd: sleep 1000, cpus: 0.1}
 """)
     cluster.deploy(spec)
-    tid = cluster.tasks("down")["p-0-server"]["id"]
+    t = cluster.tasks("down")["p-0-server"]
+    tid = t["id"]
     cluster.kill_agent()
     os.kill(cluster.task_pid(tid), signal.SIGKILL)
     time.sleep(1)
     cluster.start_agent()
-    wait_for(lambda: cluster.tasks("down")["p-0-server"]["id"] != tid, 30,
+    wait_for(lambda: cluster.restarted("down", "p-0-server", t), 30,
              what="relaunch after an exit the agent missed")
     info = cluster.api("GET", "/v1/service/down/pod/p-0/info")[1]
     assert info["tasks"][0]["restarts"] == 1

@@ -156,6 +156,8 @@ def test_failed_batch_is_never_acted_on(tmp_path, monkeypatch):
     fault = str(tmp_path / "disk-is-full")
     monkeypatch.setenv("HOLDFAST_STORE_FAULT", f"writes-while={fault},error=full")
     c = Cluster(tmp_path)
+    # The relaunch is the server's decision: no restart in place.
+    c.server_args = ["--no-restart-in-place"]
     c.start()
     try:
         c.deploy(spec(tmp_path, "batch", 1))

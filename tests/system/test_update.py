@@ -484,8 +484,9 @@ def test_crash_during_update_recovers_with_its_config(cluster, tmp_path):
     assert step_statuses(c, "gated")["a-2:[server]"][0] == "PENDING"
     # a-2, not reached by the update yet, crashes: recovery relaunches it
     # with the config it was running (v1).
+    before = c.tasks("gated")["a-2-server"]
     os.kill(c.task_pid(ids["a-2-server"]), 9)
-    wait_for(lambda: c.tasks("gated")["a-2-server"]["id"] != ids["a-2-server"]
+    wait_for(lambda: c.restarted("gated", "a-2-server", before)
              and c.tasks("gated")["a-2-server"]["status"] == "RUNNING", 30,
              what="a-2 recovered during the update (it stays down)")
     assert vol_lines(c, "gated", "a-2") == ["v1 a-2", "v1 a-2"]
@@ -505,8 +506,9 @@ def test_crash_while_an_update_is_stopped_in_error_is_recovered(cluster, tmp_pat
     assert plan_status(c, "brk") == "ERROR"
     # a-1 still runs the old config; it crashes: recovery relaunches it
     # with that config while the update stays stopped.
+    before = c.tasks("brk")["a-1-server"]
     os.kill(c.task_pid(ids["a-1-server"]), 9)
-    wait_for(lambda: c.tasks("brk")["a-1-server"]["id"] != ids["a-1-server"]
+    wait_for(lambda: c.restarted("brk", "a-1-server", before)
              and c.tasks("brk")["a-1-server"]["status"] == "RUNNING", 30,
              what="a-1 recovered (it stays down)")
     assert vol_lines(c, "brk", "a-1") == ["old a-1", "old a-1"]

@@ -409,10 +409,19 @@ static enum hf_task_fact task_fact(const struct hf_service *svc,
 		/*
 		 * Its shim waits out a backoff before it restarts it in place:
 		 * the step reads as it does while the server waits to
-		 * relaunch.
+		 * relaunch, and a launch of an older config is the step's to
+		 * stop and relaunch, as a running one is (it may never be
+		 * seen running long enough otherwise).
 		 */
-		if (r->backoff && sl->backoff_until > now)
-			return HF_FACT_BACKOFF;
+		if (r->backoff && task->goal == HF_GOAL_RUNNING) {
+			if (r->kill)
+				return HF_FACT_STAGED; /* being replaced */
+			if (!custom &&
+			    !config_current(svc, r->config_id, cfg, in->pod))
+				return HF_FACT_NONE;
+			if (sl->backoff_until > now)
+				return HF_FACT_BACKOFF;
+		}
 		return HF_FACT_STARTING;
 	case HF_TS_RUNNING:
 		if (task->goal != HF_GOAL_RUNNING)

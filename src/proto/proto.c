@@ -825,8 +825,9 @@ static bool report_decode(const struct dec *d, const json_t *o,
 	     get_bool(d, o, "last_oom_killed", &r->last_oom_killed);
 	if (!ok)
 		return false;
-	if (r->restarts < 0)
-		return fail(d, "restarts", "must not be negative");
+	if (r->restarts < 0 || r->restarts > UINT32_MAX)
+		return fail(d, "restarts", "must be 0 to %lu",
+			    (unsigned long)UINT32_MAX);
 	/* Only a live launch waits for its next restart. */
 	if (hf_task_state_final(r->state))
 		r->backoff = false;

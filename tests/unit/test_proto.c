@@ -551,7 +551,7 @@ static void test_report_restarts(void **state)
 		       "\"restarts\": -1}",
 		       0, NULL);
 	assert_int_equal(hf_proto_report_decode(j, &b, &err), HF_EINVAL);
-	assert_string_equal(err, "restarts: must not be negative");
+	assert_string_equal(err, "restarts: must be 0 to 4294967295");
 	free(err);
 	json_decref(j);
 	hf_proto_report_release(&b);

@@ -62,6 +62,15 @@ def read_status(pid):
         return None
 
 
+def children(pid):
+    """pid's child processes (its main thread's), [] once it is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
 def rss_kb(pid):
     st = read_status(pid)
     if not st or "VmRSS" not in st:

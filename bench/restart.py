@@ -59,15 +59,7 @@ def task_running(pid):
     st = hb.proc_stat(pid)
     if st is None or st[1] == "Z":
         return False
-    return st[0] == "sleep" or any(is_sleep(c) for c in children(pid))
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
+    return st[0] == "sleep" or any(is_sleep(c) for c in hb.children(pid))
 
 
 # ---------------------------------------------------------------- baseline
@@ -77,7 +69,7 @@ def baseline(kills, poll, timeout):
         sh = b.shell_loop("sleep 3600")
 
         def child():
-            for c in children(sh.pid):
+            for c in hb.children(sh.pid):
                 if is_sleep(c):
                     return c
             return None

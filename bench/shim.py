@@ -30,17 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hfbench as hb  # noqa: E402
 
 
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
 def sleep_child(pid):
     """A child of pid that has exec'd sleep (not a zombie), or None."""
-    for c in children(pid):
+    for c in hb.children(pid):
         st = hb.proc_stat(c)
         if st and st[0] == "sleep" and st[1] != "Z":
             return c

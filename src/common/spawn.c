@@ -108,6 +108,11 @@ child(const struct hf_spawn *sp, int ep, int devnull)
 				close(fd);
 	if (sp->cwd && chdir(sp->cwd) < 0)
 		child_fail(ep, "enter", sp->cwd, errno);
+	for (char *const *d = sp->direct; d && *d; d++) {
+		execve(*d, sp->direct_argv, sp->envp ? sp->envp : no_env);
+		if (errno == ENOEXEC)
+			break;
+	}
 	execve(sp->path, sp->argv, sp->envp ? sp->envp : no_env);
 	child_fail(ep, "run", sp->path, errno);
 }

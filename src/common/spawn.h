@@ -40,6 +40,16 @@ struct hf_spawn {
 	bool new_group;            /* setpgid(0, 0) (ignored with a session) */
 	hf_spawn_setup_fn setup;   /* NULL: none */
 	void *setup_arg;
+	/*
+	 * Optional programs tried before path, in order, each with
+	 * direct_argv (a shell command of plain words run without the
+	 * shell): the first that execs wins. When none does, path runs as
+	 * the fallback, so a shell given the same command says why, as it
+	 * always would. A program that is not an executable format (ENOEXEC)
+	 * goes straight to the fallback, which runs it as a script.
+	 */
+	char *const *direct;       /* NULL-terminated; NULL: none */
+	char *const *direct_argv;
 };
 
 /*

@@ -546,6 +546,12 @@ struct exec_plan {
 	pid_t shim_pid;
 	char *argv[4];
 	char **envp;
+	/*
+	 * A command of plain words, run without the shell (direct_plan):
+	 * its words and the paths tried, in the shell's order; empty (items
+	 * NULL) when the shell must run it.
+	 */
+	struct hf_strlist words, direct;
 	struct hf_confine confine;
 	/* Per rlimit: "set RLIMIT_NOFILE to 1024 (hard 4096)". */
 	char **rlimit_what;
@@ -600,8 +606,96 @@ static void plan_release(struct exec_plan *p)
 	for (size_t i = 0; p->rlimit_what && i < p->sh->launch.rlimits.len; i++)
 		free(p->rlimit_what[i]);
 	free(p->rlimit_what);
+	hf_strlist_release(&p->words);
+	hf_strlist_release(&p->direct);
 	hf_confine_release(&p->confine);
 	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * The shell's reserved words and builtins (dash's): a command starting with
+ * one of them means something only the shell can do.
+ */
+static const char *const shell_words[] = {
+	"!", ".", ":", "[", "{", "}", "alias", "bg", "break", "case", "cd",
+	"chdir", "command", "continue", "do", "done", "echo", "elif", "else",
+	"esac", "eval", "exec", "exit", "export", "false", "fc", "fg", "fi",
+	"for", "getopts", "hash", "if", "in", "jobs", "kill", "local",
+	"printf", "pwd", "read", "readonly", "return", "set", "shift", "test",
+	"then", "times", "trap", "true", "type", "ulimit", "umask", "unalias",
+	"unset", "until", "wait", "while",
+};
+
+/* The shell's search path when the environment has no PATH (dash's). */
+#define SHELL_DEFAULT_PATH \
+	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/*
+ * A command made only of plain words ("sleep 3600", "exec ./bin/server
+ * --port=8080") means to the shell: find the first word as it would and
+ * exec it with the words as arguments. Running it that way directly saves
+ * a process creation and an exec per start and restart, and the task's pid
+ * is its program's, not a waiting shell's. Anything else (quotes,
+ * expansions, redirections, operators, globs, comments, assignments,
+ * builtins, reserved words) keeps the shell. Sets p->words and p->direct,
+ * or leaves them NULL.
+ */
+static void direct_plan(struct exec_plan *p, const char *cmd, char **envp)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789_-./:,+@%^= \t";
+	const char *path = SHELL_DEFAULT_PATH, *w;
+	struct hf_strlist *words = &p->words, *direct = &p->direct;
+
+	if (cmd[strspn(cmd, plain)] != '\0')
+		return;
+	for (const char *c = cmd; *c;) {
+		size_t n;
+
+		c += strspn(c, " \t");
+		n = strcspn(c, " \t");
+		/* "exec PROG ...": what the shell would exec is PROG. */
+		if (n && !(words->len == 0 && n == 4 &&
+			   strncmp(c, "exec", 4) == 0 && c[n] != '\0'))
+			*HF_VEC_PUSH(words) = hf_xstrndup(c, n);
+		c += n;
+	}
+	if (words->len == 0)
+		goto shell;
+	w = words->items[0];
+	if (strchr(w, '=') || w[0] == '-')
+		goto shell;
+	for (size_t i = 0; i < HF_ARRAY_LEN(shell_words); i++)
+		if (strcmp(w, shell_words[i]) == 0)
+			goto shell;
+	for (char **e = envp; *e; e++)
+		if (hf_str_has_prefix(*e, "PATH="))
+			path = *e + 5;
+	if (strchr(w, '/')) {
+		hf_strlist_push(direct, w);
+	} else {
+		/* Each entry in order; an empty one is the working directory. */
+		for (const char *d = path;; d++) {
+			size_t n = strcspn(d, ":");
+
+			*HF_VEC_PUSH(direct) =
+				n ? hf_xasprintf("%.*s/%s", (int)n, d, w)
+				  : hf_xstrdup(w);
+			d += n;
+			if (*d == '\0')
+				break;
+		}
+	}
+	/* NULL-terminated for execve, the terminator outside len. */
+	*HF_VEC_PUSH(words) = NULL;
+	words->len--;
+	*HF_VEC_PUSH(direct) = NULL;
+	direct->len--;
+	return;
+shell:
+	hf_strlist_release(words);
+	hf_strlist_release(direct);
 }
 
 /* Resolves the user and the task's confinement, builds argv and envp. */
@@ -644,6 +738,7 @@ static int plan_build(struct shim *sh, struct exec_plan *p)
 	for (size_t i = 0; i < l->env.len; i++)
 		p->envp[i] = hf_xasprintf("%s=%s", l->env.items[i].key,
 					  l->env.items[i].value);
+	direct_plan(p, l->cmd, p->envp);
 	return 0;
 }
 
@@ -704,6 +799,8 @@ static int start_process(struct shim *sh, char **err)
 	sp.path = "/bin/sh";
 	sp.argv = sh->plan->argv;
 	sp.envp = sh->plan->envp;
+	sp.direct = sh->plan->direct.items;
+	sp.direct_argv = sh->plan->words.items;
 	sp.in = -1;
 	sp.out = out[1];
 	sp.err = errp[1];

@@ -28,7 +28,10 @@
  *                been reused. Keys:
  *                  task_id        required; [A-Za-z0-9._:@+-], also the
  *                                 cgroup's name
- *                  cmd            required; run as /bin/sh -c cmd
+ *                  cmd            required; run as /bin/sh -c cmd,
+ *                                 or exec'd directly when it is plain
+ *                                 words (the same outcome, one process
+ *                                 creation fewer)
  *                  sandbox        required; absolute path of an existing
  *                                 directory: the task's cwd, and where its
  *                                 stdout/stderr files go

@@ -659,3 +659,122 @@ def test_cgroup_v2_hierarchy(tmp_path):
     assert st["exit_code"] == 0
     assert not alive(child)
     assert not os.path.exists(cg)
+
+
+# ---- commands of plain words run without the shell ----------------------
+
+
+def exe_of(pid):
+    return os.path.realpath(f"/proc/{pid}/exe")
+
+
+def stop(taskdir):
+    if status(taskdir)["state"] == "running":
+        assert request(taskdir, {"op": "stop"}) == {"ok": True}
+    return wait_exit(taskdir)
+
+
+@pytest.mark.parametrize("cmd,argv", [
+    ("sleep 60", ["sleep", "60"]),
+    ("  exec   sleep 60 ", ["sleep", "60"]),
+    ("/bin/sleep 60 ", ["/bin/sleep", "60"]),
+    ("sleep\t60", ["sleep", "60"]),
+])
+def test_plain_words_run_without_a_shell(tmp_path, cmd, argv):
+    """The shell would only find the program and exec it: the task's own
+    process is that program, and no shell stays behind."""
+    taskdir, _ = make_task(tmp_path, cmd)
+    st = start(taskdir)
+    try:
+        assert exe_of(st["pid"]) == os.path.realpath("/bin/sleep")
+        with open(f"/proc/{st['pid']}/cmdline") as f:
+            assert f.read().split("\0")[:-1] == argv
+        assert not subprocess.run(["pgrep", "-P", str(st["pid"])],
+                                  capture_output=True).stdout
+    finally:
+        stop(taskdir)
+
+
+@pytest.mark.parametrize("cmd", [
+    "sleep 60; true", "sleep $((60))", "sleep 6'0'", "A=1 sleep 60",
+    "sleep 60 # c", "sleep 60 > out", "sleep 6?", "sleep 60 &&true",
+    "{ sleep 60; }", "if true; then sleep 60; fi", "sleep \\60",
+])
+def test_anything_but_plain_words_keeps_the_shell(tmp_path, cmd):
+    taskdir, sandbox = make_task(tmp_path, cmd)
+    (sandbox / "60").write_text("")  # the glob has something to match
+    r = run_shim(taskdir)
+    assert r.returncode == 0, r.stderr
+    st = status(taskdir)
+    try:
+        assert exe_of(st["pid"]) == os.path.realpath("/bin/dash")
+    finally:
+        stop(taskdir)
+
+
+def test_builtins_keep_the_shell(tmp_path):
+    taskdir, sandbox = make_task(tmp_path, "echo plain words")
+    (sandbox / "bin").mkdir()
+    fake = sandbox / "bin" / "echo"
+    fake.write_text("#!/bin/sh\necho not the builtin\n")
+    fake.chmod(0o755)
+    taskdir2, sandbox2 = make_task(tmp_path, "exit 3", name="t2")
+    for t in (taskdir, taskdir2):
+        r = run_shim(t)
+        assert r.returncode == 0, r.stderr
+    assert wait_exit(taskdir)["exit_code"] == 0
+    assert read(sandbox / "stdout") == "plain words\n"
+    assert wait_exit(taskdir2)["exit_code"] == 3
+
+
+def test_the_path_is_searched_as_the_shell_does(tmp_path):
+    """First entry where exec works wins; an entry whose file cannot be run
+    is passed over; an empty entry is the working directory."""
+    taskdir, sandbox = make_task(tmp_path, "prog one two")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "prog").write_text("#!/bin/sh\necho a\n")  # not executable
+    (b / "prog").write_text("#!/bin/sh\necho b \"$@\"\n")
+    (b / "prog").chmod(0o755)
+    (sandbox / "prog").write_text("#!/bin/sh\necho cwd\n")
+    (sandbox / "prog").chmod(0o755)
+    launch = json.loads((taskdir / "launch.json").read_text())
+    launch["env"]["PATH"] = f"{a}:{b}:"
+    (taskdir / "launch.json").write_text(json.dumps(launch))
+    start(taskdir)
+    assert wait_exit(taskdir)["exit_code"] == 0
+    assert read(sandbox / "stdout") == "b one two\n"
+
+    taskdir, sandbox = make_task(tmp_path, "prog", name="t2")
+    (sandbox / "prog").write_text("#!/bin/sh\necho cwd\n")
+    (sandbox / "prog").chmod(0o755)
+    launch = json.loads((taskdir / "launch.json").read_text())
+    launch["env"]["PATH"] = f"{a}::/bin"
+    (taskdir / "launch.json").write_text(json.dumps(launch))
+    start(taskdir)
+    assert wait_exit(taskdir)["exit_code"] == 0
+    assert read(sandbox / "stdout") == "cwd\n"
+
+
+def test_what_cannot_run_fails_as_the_shell_says(tmp_path):
+    """A missing program: the shell's message and 127, as before; a file
+    that is not executable: 126; a script without #!: run by the shell."""
+    taskdir, sandbox = make_task(tmp_path, "no-such-program-here x")
+    start(taskdir)
+    st = wait_exit(taskdir)
+    assert st["exit_code"] == 127, st
+    assert "not found" in read(sandbox / "stderr")
+
+    taskdir, sandbox = make_task(tmp_path, "./data.txt", name="t2")
+    (sandbox / "data.txt").write_text("hello\n")
+    start(taskdir)
+    assert wait_exit(taskdir)["exit_code"] == 126
+    assert "Permission denied" in read(sandbox / "stderr")
+
+    taskdir, sandbox = make_task(tmp_path, "./script arg", name="t3")
+    (sandbox / "script").write_text("echo script \"$1\"\n")
+    (sandbox / "script").chmod(0o755)
+    start(taskdir)
+    assert wait_exit(taskdir)["exit_code"] == 0
+    assert read(sandbox / "stdout") == "script arg\n"

@@ -44,6 +44,10 @@ struct hf_cli_spec_src {
 int hf_cli_spec_resolve(struct hf_cli_spec_src *s);
 void hf_cli_spec_src_release(struct hf_cli_spec_src *s);
 
+/* A diff's pod line: "pod web: changed (count 2)", "(count 2 -> 3)". */
+void hf_cli_print_pod_change(const char *pod, const char *change,
+			     long long old_count, long long new_count);
+
 /* Flags given before the command: holdfast [-s SVC] [--addr URL] ... */
 struct hf_cli_globals {
 	const char *service; /* -s, --service */

@@ -500,11 +500,11 @@ static void print_diff_body(const json_t *d)
 	    printf("service: %s\n", json_string_value(v));
 	json_array_foreach(json_object_get(d, "pods"), i, p)
 	{
-		printf("pod %s: %s (count %lld -> %lld)\n",
-		       json_string_value(json_object_get(p, "pod")),
-		       json_string_value(json_object_get(p, "change")),
-		       (long long)json_integer_value(json_object_get(p, "old-count")),
-		       (long long)json_integer_value(json_object_get(p, "new-count")));
+		hf_cli_print_pod_change(
+			json_string_value(json_object_get(p, "pod")),
+			json_string_value(json_object_get(p, "change")),
+			(long long)json_integer_value(json_object_get(p, "old-count")),
+			(long long)json_integer_value(json_object_get(p, "new-count")));
 		json_array_foreach(json_object_get(p, "changes"), k, v)
 		    printf("  change   %s\n", json_string_value(v));
 		json_array_foreach(json_object_get(p, "relaunch"), k, v)

@@ -117,6 +117,16 @@ void hf_cli_spec_src_release(struct hf_cli_spec_src *s)
 	hf_package_release(&s->pkg);
 }
 
+void hf_cli_print_pod_change(const char *pod, const char *change,
+			     long long old_count, long long new_count)
+{
+	if (old_count == new_count)
+		printf("pod %s: %s (count %lld)\n", pod, change, new_count);
+	else
+		printf("pod %s: %s (count %lld -> %lld)\n", pod, change,
+		       old_count, new_count);
+}
+
 /* ------------------------------------------------------------------ */
 /* spec validate | render | diff                                       */
 
@@ -488,9 +498,9 @@ static void print_diff_human(const struct hf_spec_diff *d)
 	for (size_t i = 0; i < d->pods.len; i++) {
 		const struct hf_pod_diff *p = &d->pods.items[i];
 
-		printf("pod %s: %s (count %lld -> %lld)\n", p->pod,
-		       change_names[p->change], (long long)p->old_count,
-		       (long long)p->new_count);
+		hf_cli_print_pod_change(p->pod, change_names[p->change],
+					(long long)p->old_count,
+					(long long)p->new_count);
 		for (size_t k = 0; k < p->changes.len; k++)
 			printf("  change   %s\n", p->changes.items[k]);
 		for (size_t k = 0; k < p->relaunch.len; k++)

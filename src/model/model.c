@@ -106,6 +106,25 @@ const struct hf_spec_pod *hf_model_pod(const struct hf_config *cfg,
 	return cfg && cfg->spec ? hf_spec_find_pod(cfg->spec, pod) : NULL;
 }
 
+bool hf_model_instance_has_volumes(const struct hf_service *svc,
+				   const struct hf_instance *in)
+{
+	const struct hf_spec_pod *pod = hf_model_pod(hf_model_target(svc),
+						     in->pod);
+
+	for (size_t i = svc->configs.len; !pod && i-- > 0;)
+		pod = hf_model_pod(svc->configs.items[i], in->pod);
+	/* A pod no config knows any more: keep what may be there. */
+	if (!pod)
+		return true;
+	if (pod->volumes.len)
+		return true;
+	for (size_t i = 0; i < pod->resource_sets.len; i++)
+		if (pod->resource_sets.items[i].volumes.len)
+			return true;
+	return false;
+}
+
 struct hf_task_rec *hf_model_find_task(const struct hf_model *m,
 				       const char *id,
 				       struct hf_service **svc_out,

@@ -40,6 +40,13 @@ struct hf_plan_run *hf_model_run(const struct hf_service *svc,
 const struct hf_spec_pod *hf_model_pod(const struct hf_config *cfg,
 				       const char *pod);
 /*
+ * Whether an instance has volumes on its node: its pod (in the target, or
+ * the newest config that still has it) declares pod-level volumes or a
+ * resource set with volumes. Without, nothing is kept or deleted for it.
+ */
+bool hf_model_instance_has_volumes(const struct hf_service *svc,
+				   const struct hf_instance *in);
+/*
  * Finds a task launch by id anywhere (the current launch of its slot
  * only); fills the out-parameters that are not NULL.
  */

@@ -744,6 +744,18 @@ static void unplaced(const struct hf_model *m, const struct hf_service *svc,
 }
 
 /*
+ * What is free of have once used is taken, to the millionth: sums like
+ * 0.1 + 0.2 are not exact, and a full node must read 0, not -4.4e-16.
+ */
+static double free_amount(double have, double used)
+{
+	double d = have - used;
+	double r = (double)(long long)(d * 1e6 + (d < 0 ? -0.5 : 0.5)) / 1e6;
+
+	return r == 0 ? 0 : r;
+}
+
+/*
  * Gives an instance a node and its ports, once, for its lifetime: ports
  * and volumes stay the same across task restarts. The node must satisfy
  * the pod's placement constraints (plan/placement.h), have the cpus and
@@ -799,9 +811,9 @@ static const struct hf_node *place(const struct hf_model *m,
 		     u->used_mem + need_m > n->memory_mb + 1e-9))
 			note = hf_xasprintf("it has %g cpus and %g MB free, the "
 					    "pod needs %g cpus and %g MB",
-					    n->cpus - u->used_cpus,
-					    n->memory_mb - u->used_mem, need_c,
-					    need_m);
+					    free_amount(n->cpus, u->used_cpus),
+					    free_amount(n->memory_mb, u->used_mem),
+					    need_c, need_m);
 		else if (u->clash_port)
 			note = hf_xasprintf("port %lld (%s) is already reserved "
 					    "there",
@@ -1236,7 +1248,7 @@ static char *step_message(const struct hf_service *svc,
 			iso_time(sl->backoff_until, when, sizeof(when));
 			hf_buf_addf(&b,
 				    "%s%s: in backoff after %u failure%s, "
-				    "relaunched at %s",
+				    "relaunches at %s",
 				    b.len ? "; " : "", sl->task, sl->failures,
 				    sl->failures == 1 ? "" : "s", when);
 		}
@@ -2304,7 +2316,9 @@ void hf_decide_removal(const struct hf_model *m, const struct hf_service *svc,
 		if (!n)
 			continue;
 		key = hf_model_volume_key(svc->name, in->name);
-		if (svc->delete_volumes) {
+		/* Nothing to keep: a delete finds nothing, as before. */
+		if (svc->delete_volumes ||
+		    !hf_model_instance_has_volumes(svc, in)) {
 			volume_act(out, svc->name, HF_VOLOP_DELETE, key, n->id);
 		} else {
 			char *why = hf_xasprintf("service %s was removed "
@@ -2704,9 +2718,10 @@ void hf_decide_decommission(const struct hf_model *m,
 	/* 3. Its volumes, and the record. */
 	{
 		const struct hf_node *n = hf_model_node(m, in->node);
-		bool keep = (pod && pod->retain_volumes) ||
-			    l.drain == HF_DRAIN_FAILED ||
-			    (drain && l.drain != HF_DRAIN_DONE);
+		bool keep = ((pod && pod->retain_volumes) ||
+			     l.drain == HF_DRAIN_FAILED ||
+			     (drain && l.drain != HF_DRAIN_DONE)) &&
+			    hf_model_instance_has_volumes(svc, in);
 		char *key = hf_model_volume_key(svc->name, in->name);
 
 		if (n && !keep) {

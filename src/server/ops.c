@@ -620,7 +620,7 @@ int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
 		struct hf_instance *in = svc->instances.items[i];
 		struct hf_ops_volume *e;
 
-		if (!in->node)
+		if (!in->node || !hf_model_instance_has_volumes(svc, in))
 			continue;
 		e = HF_VEC_PUSH(&out->volumes);
 		memset(e, 0, sizeof(*e));

@@ -511,6 +511,8 @@ def test_diff_cmd_change_relaunches_that_pod_only(tmp_path):
     p = run("spec", "diff", old, new)
     assert "relaunch web-0" in p.stdout and "relaunch db-0" not in p.stdout
     assert "the change is allowed" in p.stdout
+    # A count that does not change is said once.
+    assert "pod web: changed (count 2)\n" in p.stdout, p.stdout
 
 
 def test_diff_scale_out_adds_instances(tmp_path):

@@ -374,7 +374,7 @@ pods:
     p = cluster.cli("service", "deploy", "-f", spec, "--wait", "--timeout", "6", check=False)
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert re.search(r"deploy p p-0:\[server\] DELAYED: server: exited with code 3; "
-                     r"server: in backoff after \d+ failures, relaunched at "
+                     r"server: in backoff after \d+ failures, relaunches at "
                      r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n", p.stdout), p.stdout
     assert "holdfast: plan deploy is still DELAYED after 6 s" in p.stderr, p.stderr
     remove(cluster, "crashy")
@@ -607,6 +607,32 @@ def test_kept_volumes_are_listed_reused_and_deleted_after_the_remove(cluster, tm
     assert volume_list(cluster, "keep") == []
     p = cluster.cli("service", "remove", "keep", check=False)
     assert p.returncode == 1 and "no service named 'keep'" in p.stderr
+
+
+NO_VOLUME_SPEC = """
+name: {name}
+pods:
+  p:
+    count: 2
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: sleep 1000
+        cpus: 0.05
+        memory: 16
+"""
+
+
+def test_a_pod_without_volumes_keeps_none(cluster, tmp_path):
+    """Removed without --delete-volumes, a service whose pods declare no
+    volume says nothing is kept and leaves no kept-volume record behind."""
+    spec = write(tmp_path / "novol.yml", NO_VOLUME_SPEC.format(name="novol"))
+    cluster.deploy(spec)
+    p = cluster.cli("service", "remove", "novol", "--wait", "--timeout", "60")
+    assert "keeping volumes" not in p.stdout, p.stdout
+    assert volume_list(cluster, "novol") == []
+    p = cluster.cli("service", "remove", "novol", check=False)
+    assert p.returncode == 1 and "no service named 'novol'" in p.stderr, p.stderr
 
 
 def test_volume_delete(cluster, tmp_path):

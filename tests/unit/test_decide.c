@@ -416,6 +416,29 @@ static void test_serial_plan(void **state)
 	world_free(w);
 }
 
+/* A full node says it has 0 cpus free, whatever the sum's rounding. */
+static void test_unplaced_says_what_is_free(void **state)
+{
+	struct world *w = world_new(1, false);
+	const struct hf_action *x = NULL;
+
+	(void)state;
+	w->n1->cpus = 0.3; /* 0.1 + 0.1 + 0.1 is 0.30000000000000004 */
+	w->n2->decommissioned = true;
+	for (int i = 0; i < 3; i++)
+		running(w, "web", i, w->n1);
+	run(w, "deploy");
+	decide_runs(w);
+	for (size_t i = 0; i < w->a.len; i++)
+		if (match(&w->a.items[i], HF_ACT_INSTANCE, "app-0", NULL) &&
+		    (w->a.items[i].u.inst.set & HF_INST_MESSAGE))
+			x = &w->a.items[i];
+	assert_non_null(x);
+	assert_non_null(strstr(x->u.inst.message,
+			       "node n1: it has 0 cpus and 8192 MB free"));
+	world_free(w);
+}
+
 static void test_canary_plan(void **state)
 {
 	struct world *w = world_new(2, false);
@@ -711,6 +734,7 @@ static void test_service_removal(void **state)
 {
 	struct world *w = world_new(1, false);
 	struct hf_instance *in = running(w, "app", 0, w->n1);
+	struct hf_instance *web = running(w, "web", 0, w->n2);
 	struct hf_volume *old;
 	const struct hf_action *x;
 
@@ -725,6 +749,7 @@ static void test_service_removal(void **state)
 	/* Stopped: its volume is kept on its node, then the service goes. */
 	launch_rec(in, "server", HF_TS_KILLED, false)->kill = true;
 	launch_rec(in, "sidecar", HF_TS_KILLED, false)->kill = true;
+	launch_rec(web, "server", HF_TS_KILLED, false)->kill = true;
 	hf_decide_removal(&w->m, w->svc, &w->ctx, &w->a);
 	x = volume_op(w, HF_VOLOP_KEEP);
 	assert_non_null(x);
@@ -732,6 +757,11 @@ static void test_service_removal(void **state)
 	assert_string_equal(x->u.vol.node, "n1");
 	assert_string_equal(x->u.vol.why,
 			    "service s was removed with its volumes kept");
+	/* web declares no volume: nothing of it is recorded as kept. */
+	for (size_t i = 0; i < w->a.len; i++)
+		assert_false(w->a.items[i].kind == HF_ACT_VOLUME &&
+			     w->a.items[i].u.vol.op == HF_VOLOP_KEEP &&
+			     strcmp(w->a.items[i].u.vol.key, "s/web-0") == 0);
 	assert_true(x < find(w, HF_ACT_REMOVE_SERVICE, NULL, NULL));
 	hf_actions_reset(&w->a);
 	/*
@@ -1163,6 +1193,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_recovery_with_backoff),
 	    cmocka_unit_test(test_serial_plan),
+	    cmocka_unit_test(test_unplaced_says_what_is_free),
 	    cmocka_unit_test(test_canary_plan),
 	    cmocka_unit_test(test_scale_in_with_drain),
 	    cmocka_unit_test(test_replace),

@@ -89,7 +89,9 @@ static void print_overview(FILE *f)
 		fprintf(f, "  %-22s %s\n", name, c->summary);
 	}
 	fputc('\n', f);
-	hf_cli_flags_print(f, "Global flags:", hf_cli_global_flag);
+	hf_cli_flags_print(f, "Global flags (before the command; -s SERVICE "
+			      "may also follow it):",
+			   hf_cli_global_flag);
 	fprintf(f, "\nThe server is $HOLDFAST_ADDR (default "
 		   "http://127.0.0.1:7070); $HOLDFAST_TOKEN is its token (a\n"
 		   "server on this machine leaves one for the user running it);\n"
@@ -194,6 +196,9 @@ int main(int argc, char **argv)
 		return HF_EXIT_USAGE;
 	}
 	skip = c->verb ? 2 : 1;
+	argc = hf_cli_service_after(c, argc, argv, skip + 1);
+	if (argc < 0)
+		return HF_EXIT_USAGE;
 	for (int i = skip + 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;

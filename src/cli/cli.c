@@ -147,6 +147,42 @@ static int parse_globals(int argc, char **argv)
 	return i - 1;
 }
 
+int hf_cli_service_after(const struct hf_cmd *c, int argc, char **argv,
+			 int from)
+{
+	struct hf_cli_globals *g = hf_cli_globals();
+	bool client = false;
+	int i = from;
+
+	for (size_t k = 0; hf_client_cmds[k].noun; k++)
+		client = client || c == &hf_client_cmds[k];
+	if (!client)
+		return argc;
+	while (i < argc && strcmp(argv[i], "--") != 0) {
+		if (strcmp(argv[i], "-s") != 0 &&
+		    strcmp(argv[i], "--service") != 0) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= argc || strcmp(argv[i + 1], "--") == 0) {
+			fprintf(stderr, "holdfast: %s needs a service name\n",
+				argv[i]);
+			return -1;
+		}
+		if (g->service && strcmp(g->service, argv[i + 1]) != 0) {
+			fprintf(stderr, "holdfast: two services named: '%s' "
+					"and '%s'\n",
+				g->service, argv[i + 1]);
+			return -1;
+		}
+		g->service = argv[i + 1];
+		memmove(&argv[i], &argv[i + 2],
+			(size_t)(argc - i - 2 + 1) * sizeof(char *));
+		argc -= 2;
+	}
+	return argc;
+}
+
 int hf_cli_globals_parse(int argc, char **argv, int *shift)
 {
 	struct hf_cli_globals *g = hf_cli_globals();

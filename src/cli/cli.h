@@ -75,6 +75,14 @@ int hf_cli_usage(const char *noun, const char *verb);
  * HF_EXIT_OK, or the exit code when a global flag's value is unusable.
  */
 int hf_cli_globals_parse(int argc, char **argv, int *shift);
+/*
+ * For a command of hf_client_cmds: takes "-s SERVICE" / "--service SERVICE"
+ * given after the command too (before any "--"), as users of other
+ * orchestrators' CLIs write it, and removes them from argv[from..]. Returns
+ * the new argc, or -1 after saying why (no value, or two services named).
+ */
+int hf_cli_service_after(const struct hf_cmd *c, int argc, char **argv,
+			 int from);
 /* The global flags' table (given before the command). */
 const struct hf_cmd_flag *hf_cli_global_flag(size_t i);
 

@@ -2723,7 +2723,7 @@ const struct hf_cmd hf_client_cmds[] = {
      "Every pod instance's volume directory the server knows of, as\n"
      "SERVICE/INSTANCE on its node: in use by a deployed instance, kept\n"
      "(its service was removed without --delete-volumes, or a scale-in\n"
-     "kept it), or being deleted. -s SERVICE lists one service's. A\n"
+     "kept it), or being deleted. With -s SERVICE, that service's. A\n"
      "service deployed again under the same name reuses the kept volumes\n"
      "of its instances.", NULL},
     {"volume", "delete", cmd_volume_delete,

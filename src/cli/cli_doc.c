@@ -173,7 +173,8 @@ static int doc_man(FILE *f, hf_cmd_at_fn at)
 	      "Each command below also answers \\fB\\-\\-help\\fR, and "
 	      "\\fBholdfast help\\fR \\fICOMMAND\\fR prints the same text.\n"
 	      ".SH GLOBAL FLAGS\n"
-	      "They come before the command.\n",
+	      "They come before the command; \\fB\\-s\\fR \\fISERVICE\\fR may "
+	      "also follow a command that talks to the server.\n",
 	      f);
 	man_flags(f, hf_cli_global_flag);
 	fputs(".SH COMMANDS\n", f);

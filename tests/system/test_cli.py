@@ -209,6 +209,13 @@ def test_plan_list_and_show(cl):
         "   └─ web-1:[server] (COMPLETE)",
     ], out
     assert cl.ok("-s", "app", "plan", "show", "deploy").stdout == out
+    # -s may also follow the command, as in other orchestrators' CLIs.
+    assert cl.ok("plan", "show", "deploy", "-s", "app").stdout == out
+    assert cl.ok("plan", "show", "--service", "app", "deploy").stdout == out
+    p = cl.fails(2, "-s", "app", "plan", "show", "-s", "other")
+    assert "two services named: 'app' and 'other'" in p.stderr, p.stderr
+    p = cl.fails(2, "plan", "show", "-s")
+    assert "-s needs a service name" in p.stderr, p.stderr
     p = cl.json("plan", "show", "deploy", "--json")
     assert p["status"] == "COMPLETE" and [ph["name"] for ph in p["phases"]] == ["web"]
     out = cl.ok("plan", "show", "side").stdout

@@ -128,6 +128,7 @@ name: docs
 pods:
   web:
     count: 2
+    volume: {path: data, type: ROOT, size: 5}
     tasks:
       server:
         goal: RUNNING

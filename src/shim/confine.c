@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -278,6 +279,12 @@ int hf_confine_prepare(struct hf_confine *c, const struct hf_shim_launch *l,
 	}
 	c->cwd = hf_xstrdup(l->sandbox);
 	c->cwd_what = hf_xasprintf("enter the sandbox %s", l->sandbox);
+	if (!build && l->rlimits.len) {
+		c->nrlimits = l->rlimits.len;
+		c->rlimits = hf_xcalloc(c->nrlimits, sizeof(*c->rlimits));
+		memcpy(c->rlimits, l->rlimits.items,
+		       c->nrlimits * sizeof(*c->rlimits));
+	}
 	if (build && l->isolate) {
 		if (!root) {
 			*err = hf_xstrdup("a mount namespace of the task's own "
@@ -327,6 +334,7 @@ void hf_confine_release(struct hf_confine *c)
 	ns_free(c->build);
 	free(c->cwd);
 	free(c->cwd_what);
+	free(c->rlimits);
 	memset(c, 0, sizeof(*c));
 	c->join_fd = -1;
 }
@@ -585,6 +593,17 @@ int hf_confine_apply(const struct hf_confine *c, const char **what)
 
 		if (e)
 			return e;
+	}
+	/* Before the user switch: a root check may lower a hard limit. */
+	for (size_t i = 0; i < c->nrlimits; i++) {
+		const struct hf_shim_rlimit *r = &c->rlimits[i];
+		struct rlimit rl = {
+			r->soft < 0 ? RLIM_INFINITY : (rlim_t)r->soft,
+			r->hard < 0 ? RLIM_INFINITY : (rlim_t)r->hard,
+		};
+
+		if (setrlimit((__rlimit_resource_t)r->resource, &rl) < 0)
+			return fail(what, "set the task's resource limits");
 	}
 	if (c->limit_caps) {
 		if (drop_bounding(c->keep) < 0)

@@ -37,6 +37,12 @@ struct hf_confine {
 	struct hf_confine_ns *build; /* a namespace to build; NULL: none */
 	char *cwd;          /* where the child starts; NULL: unchanged */
 	char *cwd_what;     /* "enter the sandbox <path>" */
+	/*
+	 * The task's rlimits, for checks and exec (a copy; the shim sets
+	 * the task's own, with messages of its own); nrlimits 0: none.
+	 */
+	struct hf_shim_rlimit *rlimits;
+	size_t nrlimits;
 };
 
 /*
@@ -60,8 +66,8 @@ int hf_confine_join(struct hf_confine *c, pid_t pid, uint64_t mnt_ns,
 		    char **err);
 
 /*
- * In the forked child: enters or builds the namespace, drops capabilities,
- * switches user, sets no_new_privs and changes to cwd. Returns 0, or an
+ * In the forked child: enters or builds the namespace, sets the rlimits,
+ * drops capabilities, switches user, sets no_new_privs and changes to cwd. Returns 0, or an
  * errno value with *what set to the step that failed (for hf_spawn).
  * Only system calls: async-signal-safe.
  */

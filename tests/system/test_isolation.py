@@ -570,6 +570,35 @@ pods:
 # ---- file:// URIs --------------------------------------------------------------
 
 
+def test_checks_and_exec_run_with_the_tasks_rlimits(cluster, pubdir):
+    """What a check or `task exec` runs has the task's limits, not the
+    agent's: the readiness check passes only with them."""
+    spec = write(os.path.join(pubdir, "rl.yml"), """
+name: rl
+pods:
+  p:
+    count: 1
+    rlimits:
+      RLIMIT_NOFILE: {soft: 1000, hard: 2000}
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: sleep 1000
+        cpus: 0.1
+        memory: 32
+        readiness-check: {cmd: 'test "$(ulimit -n) $(ulimit -Hn)" = "1000 2000"', interval: 1, timeout: 5}
+""")
+    cluster.deploy(spec)
+    p = cluster.cli("-s", "rl", "task", "exec", "p-0-server", "--", "sh", "-c",
+                    "ulimit -n; ulimit -Hn")
+    assert p.stdout.split() == ["1000", "2000"], p.stdout
+    pid = cluster.task_pid(cluster.tasks("rl")["p-0-server"]["id"])
+    with open(f"/proc/{pid}/limits") as f:
+        line = [l for l in f if l.startswith("Max open files")][0]
+    assert line.split()[3:5] == ["1000", "2000"], line
+    cluster.cli("service", "remove", "rl", "--wait")
+
+
 def test_file_uris_only_from_served_directories(pubdir):
     art = os.path.join(pubdir, "art")
     os.mkdir(art)

@@ -380,6 +380,28 @@ static json_t *plan_shape(const struct hf_plan_def *def,
 	return j;
 }
 
+/*
+ * A pod's settings that relaunch nothing (its fingerprint leaves them out)
+ * but take effect from the next decision on: where new instances may go,
+ * whether a scale-in may happen and what it keeps.
+ */
+static json_t *pod_settings(const struct hf_spec_pod *pod)
+{
+	json_t *o = json_object();
+
+	/* As written: the constraints are what it says. */
+	json_object_set_new(o, "placement",
+			    pod->placement && *pod->placement
+				? json_string(pod->placement)
+				: json_null());
+	json_object_set_new(o, "allow-decommission",
+			    json_boolean(pod->allow_decommission));
+	json_object_set_new(o, "volume-retention",
+			    json_string(pod->retain_volumes ? "retain"
+							    : "delete"));
+	return o;
+}
+
 void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
 		  struct hf_spec_diff *out)
 {
@@ -457,6 +479,15 @@ void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
 			pd->change = HF_POD_CHANGED;
 			json_diff("", ja, jb, &pd->changes);
 			push_instances(&pd->relaunch, np->name, 0, common);
+		}
+		json_decref(ja);
+		json_decref(jb);
+		ja = pod_settings(op);
+		jb = pod_settings(np);
+		if (!json_equal(ja, jb)) {
+			/* Changed, with nothing to relaunch for it. */
+			pd->change = HF_POD_CHANGED;
+			json_diff("", ja, jb, &pd->changes);
 		}
 		json_decref(ja);
 		json_decref(jb);

@@ -515,6 +515,27 @@ def test_diff_cmd_change_relaunches_that_pod_only(tmp_path):
     assert "pod web: changed (count 2)\n" in p.stdout, p.stdout
 
 
+@pytest.mark.parametrize("old_extra,new_extra,line", [
+    ("    placement: 'hostname:IS:a'\n", "", 'placement: "hostname:IS:a" -> null'),
+    ("", "    allow-decommission: true\n", "allow-decommission: false -> true"),
+    ("", "    volume-retention: retain\n", 'volume-retention: "delete" -> "retain"'),
+])
+def test_diff_settings_change_without_a_relaunch(tmp_path, old_extra, new_extra, line):
+    """placement, allow-decommission and volume-retention alone: the pod is
+    changed (an update makes a new config) and nothing relaunches."""
+    old = two_pods(tmp_path, "old.yml", web_extra=old_extra)
+    new = two_pods(tmp_path, "new.yml", web_extra=new_extra)
+    rc, d, err = diff_json(old, new)
+    assert rc == 0, err
+    web = pod_diff(d, "web")
+    assert web["change"] == "changed" and web["relaunch"] == [], web
+    assert web["changes"] == [line], web["changes"]
+    assert pod_diff(d, "db")["change"] == "unchanged"
+    p = run("spec", "diff", old, new)
+    assert p.stdout == f"pod web: changed (count 2)\n  change   {line}\n" \
+        "pod db: unchanged (count 3)\nthe change is allowed\n", p.stdout
+
+
 def test_diff_scale_out_adds_instances(tmp_path):
     old = two_pods(tmp_path, "old.yml")
     new = two_pods(tmp_path, "new.yml", db_count=5)

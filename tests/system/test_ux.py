@@ -787,6 +787,29 @@ pods:
     remove(cluster, "usr")
 
 
+def test_an_update_of_the_placement_alone_places_the_waiting_instance(cluster, tmp_path):
+    """A pod that cannot be placed under its placement rule is placed once an
+    update changes the rule, though the update relaunches nothing."""
+    text = """
+name: plc
+pods:
+  p:
+    count: 1
+{placement}    tasks:
+      server: {{goal: RUNNING, cmd: sleep 1000, cpus: 0.05, memory: 16}}
+"""
+    bad = write(tmp_path / "plc1.yml", text.format(placement="    placement: 'hostname:IS:nosuch'\n"))
+    good = write(tmp_path / "plc2.yml", text.format(placement=""))
+    cluster.deploy(bad, wait=False)
+    wait_for(lambda: "cannot be placed" in json.dumps(cluster.plan("plc")), 30, what="unplaced")
+    p = cluster.cli("service", "update", "plc", "-f", good, "--wait", "--timeout", "60")
+    assert 'placement: "hostname:IS:nosuch" -> null' in p.stdout, p.stdout
+    assert "relaunch" not in p.stdout, p.stdout
+    assert cluster.plan("plc")["status"] == "COMPLETE"
+    assert cluster.tasks("plc")["p-0-server"]["status"] == "RUNNING"
+    cluster.cli("service", "remove", "plc", "--wait")
+
+
 def test_a_count_change_is_not_a_plan_change(tmp_path):
     spec = write(tmp_path / "cnt.yml", """
 name: cnt

@@ -158,6 +158,14 @@ static int sql_fail(struct store_sqlite *q, int rc, const char *what,
 	q->last_rc = rc;
 	hf_buf_addf(err, "%s in %s: %s", what, q->path,
 		    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+	/*
+	 * What SQLite's cache holds may be what failed (a page read before
+	 * the file was repaired or restored in place): the next call
+	 * reconnects and reads the file afresh.
+	 */
+	if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CORRUPT ||
+	    (rc & 0xff) == SQLITE_NOTADB)
+		q->broken = true;
 	return map_rc(rc);
 }
 
@@ -712,12 +720,14 @@ static int sqlite_get(void *be, const char *key, struct hf_store_kv *out,
 		      struct hf_buf *err)
 {
 	struct store_sqlite *q = be;
-	sqlite3_stmt *st = q->stmts[ST_GET];
+	sqlite3_stmt *st;
 	int rc;
 
+	/* A reconnect prepares the statements anew: take them after it. */
 	rc = check_broken(q, err);
 	if (rc)
 		return rc;
+	st = q->stmts[ST_GET];
 	bind_key(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -738,7 +748,7 @@ static int sqlite_list(void *be, const char *prefix, size_t limit,
 {
 	struct store_sqlite *q = be;
 	char *end = hf_store_prefix_end(prefix);
-	sqlite3_stmt *st = q->stmts[end ? ST_LIST_RANGE : ST_LIST_FROM];
+	sqlite3_stmt *st;
 	/* One row past the limit tells whether there are more. */
 	sqlite3_int64 max = -1;
 	int rc;
@@ -750,6 +760,8 @@ static int sqlite_list(void *be, const char *prefix, size_t limit,
 		rc = run_id(q, ST_BEGIN_READ, "could not start a read", err);
 	if (rc)
 		goto out;
+	/* After check_broken, which may have prepared them anew. */
+	st = q->stmts[end ? ST_LIST_RANGE : ST_LIST_FROM];
 	rc = get_rev(q, &out->rev, err);
 	if (rc)
 		goto rollback;
@@ -893,9 +905,6 @@ static int sqlite_txn(void *be, const struct hf_store_txn *txn,
 out:
 	if (rc)
 		rollback(q);
-	if ((q->last_rc & 0xff) == SQLITE_IOERR ||
-	    (q->last_rc & 0xff) == SQLITE_CORRUPT)
-		q->broken = true;
 	if (!rc)
 		*rev_out = rev;
 	return rc;

@@ -440,6 +440,8 @@ def test_garbage_page_is_unreadable_not_empty(cluster, tmp_path):
     assert not os.path.exists(db_path(cluster) + "-wal") or os.path.getsize(db_path(cluster) + "-wal") == 0
     with open(db_path(cluster), "r+b") as f:
         f.seek((root - 1) * size)
+        good = f.read(size)
+        f.seek((root - 1) * size)
         f.write(random.Random(4096).randbytes(size))
     cluster.start_server()
     wait_for(lambda: "cannot lead: cannot read the store" in cluster.server_log(), 30,
@@ -450,6 +452,14 @@ def test_garbage_page_is_unreadable_not_empty(cluster, tmp_path):
     st, body = cluster.api("GET", "/v1/nodes")
     assert st == 503, (st, body)
     assert all(alive(p) for p in pids.values()), pids
+    # Repaired in place while it runs: it reads the file afresh and leads.
+    with open(db_path(cluster), "r+b") as f:
+        f.seek((root - 1) * size)
+        f.write(good)
+    wait_for(lambda: cluster.api("GET", "/v1/services")[0] == 200, 30,
+             what="the server to read the repaired store")
+    assert [sv["name"] for sv in cluster.api("GET", "/v1/services")[1]] == ["page"]
+    assert task_pids(cluster, "page") == pids
 
 
 # ---------------------------------------------------------------------------

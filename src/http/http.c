@@ -225,7 +225,10 @@ static int token_role(const struct hf_http_conf *conf, const char *token,
 	}
 	if (role == HF_ROLE_NONE && conf->authenticate) {
 		role = conf->authenticate(conf->ctx, token, principal);
-		if (role != HF_ROLE_NODE || !*principal) {
+		if (role == HF_ROLE_UNCHECKED) {
+			free(*principal);
+			*principal = NULL;
+		} else if (role != HF_ROLE_NODE || !*principal) {
 			free(*principal);
 			*principal = NULL;
 			role = HF_ROLE_NONE;
@@ -1071,6 +1074,13 @@ bool http_call_begin(const struct hf_http_conf *conf, struct http_call *c,
 	if (c->token)
 		c->req.role = token_role(conf, c->token, &c->principal);
 	c->req.principal = c->principal;
+	if (c->req.role == HF_ROLE_UNCHECKED) {
+		hf_http_error(resp, HF_EUNAVAIL,
+			      "this credential cannot be checked now: the "
+			      "server cannot read its nodes' credentials yet "
+			      "(its log says why)");
+		goto out;
+	}
 
 	/* An absolute-form target (RFC 9112 3.2.2) names a path too. */
 	if (strncasecmp(target, "http://", 7) == 0 ||

@@ -204,7 +204,16 @@ enum {
  * may register a new node and nothing else. NODE is one node's own
  * credential, from the authenticate callback.
  */
-enum { HF_ROLE_NONE, HF_ROLE_READ, HF_ROLE_AGENT, HF_ROLE_ADMIN, HF_ROLE_NODE };
+enum {
+	HF_ROLE_NONE, HF_ROLE_READ, HF_ROLE_AGENT, HF_ROLE_ADMIN, HF_ROLE_NODE,
+	/*
+	 * From the authenticate callback only: the token is none of the
+	 * configured ones and the callback cannot tell whose it is yet (the
+	 * nodes' credentials could not be read). Answered 503, not 401, so
+	 * an agent retries instead of concluding its credential is wrong.
+	 */
+	HF_ROLE_UNCHECKED
+};
 
 struct hf_http_route {
 	const char *method;     /* "GET", "POST", "PUT", "DELETE" */
@@ -221,7 +230,8 @@ struct hf_http_route {
 
 /*
  * Dynamic credentials (a node's own): returns HF_ROLE_NODE with *principal
- * (malloc'd node id) when token belongs to a node, else HF_ROLE_NONE. Runs
+ * (malloc'd node id) when token belongs to a node, HF_ROLE_UNCHECKED when
+ * it cannot tell yet, else HF_ROLE_NONE. Runs
  * on a pool thread for every request whose token is not in the configured
  * list; it must be quick and must not take locks that handlers hold while
  * calling hf_http_defer or hf_http_wake.

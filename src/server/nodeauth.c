@@ -183,6 +183,7 @@ int hf_nodeauth_load(struct hf_srv *s, char **err)
 
 		s->node_creds = fresh;
 		fresh = old;
+		s->creds_loaded = true;
 	}
 	pthread_mutex_unlock(&s->cred_mu);
 	creds_free(&fresh);
@@ -194,6 +195,7 @@ int hf_nodeauth_authenticate(void *ctx, const char *token, char **principal)
 	struct hf_srv *s = ctx;
 	struct node_cred *c;
 	char digest[65];
+	bool loaded;
 
 	*principal = NULL;
 	if (!token_ok(token))
@@ -207,7 +209,10 @@ int hf_nodeauth_authenticate(void *ctx, const char *token, char **principal)
 	c = hf_map_get(&s->node_creds, digest);
 	if (c)
 		*principal = hf_xstrdup(c->node + 5);
+	loaded = s->creds_loaded;
 	pthread_mutex_unlock(&s->cred_mu);
+	if (!c && !loaded)
+		return HF_ROLE_UNCHECKED;
 	return c ? HF_ROLE_NODE : HF_ROLE_NONE;
 }
 

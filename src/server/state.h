@@ -206,6 +206,7 @@ struct hf_srv {
 	 */
 	pthread_mutex_t cred_mu;
 	struct hf_map node_creds;
+	bool creds_loaded; /* once: an unknown token is then unknown */
 	/* metrics */
 	uint64_t launches, restarts, failures;
 	struct hf_api_metrics *api_metrics;

@@ -443,6 +443,7 @@ def test_garbage_page_is_unreadable_not_empty(cluster, tmp_path):
         good = f.read(size)
         f.seek((root - 1) * size)
         f.write(random.Random(4096).randbytes(size))
+    log_from = len(cluster.agent_log())
     cluster.start_server()
     wait_for(lambda: "cannot lead: cannot read the store" in cluster.server_log(), 30,
              what="the server refusing to lead")
@@ -452,6 +453,11 @@ def test_garbage_page_is_unreadable_not_empty(cluster, tmp_path):
     st, body = cluster.api("GET", "/v1/nodes")
     assert st == 503, (st, body)
     assert all(alive(p) for p in pids.values()), pids
+    # Its agent is told why it cannot be served, not that its credential
+    # is wrong.
+    wait_for(lambda: "cannot be checked now" in cluster.agent_log()[log_from:], 30,
+             what="the agent told the server cannot check its credential")
+    assert "bearer token is not valid" not in cluster.agent_log()[log_from:]
     # Repaired in place while it runs: it reads the file afresh and leads.
     with open(db_path(cluster), "r+b") as f:
         f.seek((root - 1) * size)

@@ -1047,6 +1047,12 @@ bool http_call_begin(const struct hf_http_conf *conf, struct http_call *c,
 	if (raw->content_type)
 		c->content_type = hf_xstrdup(raw->content_type);
 
+	if (raw->repeated) {
+		hf_http_error_status(resp, 400, "bad-request",
+				     "the %s header is given more than once",
+				     raw->repeated);
+		goto out;
+	}
 	/*
 	 * Cross-site requests first, whatever else they carry: a page that
 	 * rebinds its name to this address, or posts from another origin.

@@ -374,6 +374,13 @@ struct hf_http_raw {
 	const char *host;          /* Host header or NULL */
 	const char *origin;        /* Origin header or NULL */
 	const char *content_type;  /* Content-Type header or NULL */
+	/*
+	 * A header that decides how the request is read or trusted (Host,
+	 * Origin, Authorization, Content-Type, Content-Length) given more
+	 * than once, or NULL: such a request is refused with 400, as two
+	 * readers could each believe a different one.
+	 */
+	const char *repeated;
 };
 
 /*

@@ -554,6 +554,39 @@ static const char *header(struct MHD_Connection *con, const char *name)
 	return MHD_lookup_connection_value(con, MHD_HEADER_KIND, name);
 }
 
+/* The headers that may be given once only (hf_http_raw's repeated). */
+static const char *const single_headers[] = {
+	MHD_HTTP_HEADER_HOST, "Origin", MHD_HTTP_HEADER_AUTHORIZATION,
+	MHD_HTTP_HEADER_CONTENT_TYPE, MHD_HTTP_HEADER_CONTENT_LENGTH,
+};
+
+struct header_count {
+	unsigned seen[HF_ARRAY_LEN(single_headers)];
+	const char *repeated;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind,
+				    const char *key, const char *value)
+{
+	struct header_count *hc = cls;
+
+	(void)kind;
+	(void)value;
+	for (size_t i = 0; i < HF_ARRAY_LEN(single_headers); i++)
+		if (strcasecmp(key, single_headers[i]) == 0 &&
+		    ++hc->seen[i] == 2 && !hc->repeated)
+			hc->repeated = single_headers[i];
+	return MHD_YES;
+}
+
+static const char *repeated_header(struct MHD_Connection *con)
+{
+	struct header_count hc = {{0}, NULL};
+
+	MHD_get_connection_values(con, MHD_HEADER_KIND, count_header, &hc);
+	return hc.repeated;
+}
+
 /* The request is in: its deadline no longer applies. */
 static void request_complete(struct srv_call *sc)
 {
@@ -607,6 +640,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con,
 		raw.host = header(con, MHD_HTTP_HEADER_HOST);
 		raw.origin = header(con, "Origin");
 		raw.content_type = header(con, MHD_HTTP_HEADER_CONTENT_TYPE);
+		raw.repeated = repeated_header(con);
 		if (!http_call_begin(&s->conf, c, &raw, &resp))
 			return answer(sc, &resp);
 		/*

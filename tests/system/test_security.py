@@ -543,6 +543,17 @@ def test_http_rough_edges(acl):
         head, _, body = out.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 400") or head.startswith(b"HTTP/1.1 413"), out
         assert json.loads(body)["error"] in ("bad-request", "too-large"), out
+    # Headers that decide how a request is trusted or read are given once:
+    # two readers could each believe a different one.
+    for extra in (b"Host: evil.example\r\n",
+                  b"Origin: http://127.0.0.1\r\nOrigin: http://evil.example\r\n",
+                  b"Authorization: Bearer " + ADMIN.encode() + b"\r\n"):
+        out = raw_request(port, b"GET /v1/services HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Authorization: Bearer " + ADMIN.encode() + b"\r\n" + extra +
+                          b"Connection: close\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), (extra, out)
+        assert b"is given more than once" in body, out
     # Booleans are booleans; single-valued keys are given once.
     for path in ("/v1/events?follow=maybe", "/v1/events?follow=false&since=1&since=2",
                  "/v1/tasks/app-0-server/logs?follow=yes", "/v1/events?follow=",

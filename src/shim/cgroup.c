@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "shim/shim.h"
 
@@ -73,18 +74,23 @@ static char *read_small(const char *dir, const char *name)
 }
 
 /* True when the space-separated list holds word. */
-static bool has_word(const char *list, const char *word)
+static bool has_word_in(const char *list, const char *word, const char *seps)
 {
 	size_t n = strlen(word);
 
 	for (const char *p = list; p && *p;) {
-		p += strspn(p, " \t\n");
+		p += strspn(p, seps);
 		if (strncmp(p, word, n) == 0 &&
-		    (p[n] == '\0' || strchr(" \t\n", p[n])))
+		    (p[n] == '\0' || strchr(seps, p[n])))
 			return true;
-		p += strcspn(p, " \t\n");
+		p += strcspn(p, seps);
 	}
 	return false;
+}
+
+static bool has_word(const char *list, const char *word)
+{
+	return has_word_in(list, word, " \t\n");
 }
 
 /* The number after "key " in a "key value" per line file, -1 if absent. */
@@ -228,8 +234,10 @@ int hf_cgroup_probe(char **description)
 void hf_cgroup_init(struct hf_cgroup *cg)
 {
 	memset(cg, 0, sizeof(*cg));
-	for (int i = 0; i < HF_CGROUP_MAX_FDS; i++)
+	for (int i = 0; i < HF_CGROUP_MAX_FDS; i++) {
 		cg->procs_fd[i] = -1;
+		cg->home_fd[i] = -1;
+	}
 }
 
 static int open_procs(struct hf_cgroup *cg, int slot, const char *dir)
@@ -532,6 +540,92 @@ void hf_cgroup_close_fds(struct hf_cgroup *cg)
 	}
 }
 
+static void close_home(struct hf_cgroup *cg)
+{
+	for (int i = 0; i < HF_CGROUP_MAX_FDS; i++) {
+		if (cg->home_fd[i] >= 0)
+			close(cg->home_fd[i]);
+		cg->home_fd[i] = -1;
+	}
+}
+
+/*
+ * The cgroup.procs of the caller's own cgroup in the hierarchy of
+ * controller ctl ("memory", "cpu"; NULL: the v2 one), as
+ * /proc/self/cgroup names it; -1 when it cannot be opened.
+ */
+static int open_home(const char *ctl)
+{
+	char *text = NULL, *line, *save = NULL, *path = NULL;
+	int fd = -1;
+
+	if (hf_read_file("/proc/self/cgroup", SMALL_FILE_MAX, &text, NULL))
+		return -1;
+	for (line = strtok_r(text, "\n", &save); line && !path;
+	     line = strtok_r(NULL, "\n", &save)) {
+		/* "N:controller,controller:/path"; v2's is "0::/path". */
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		char *list;
+
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		list = c1 + 1;
+		if (ctl ? !has_word_in(list, ctl, ",") : *list != '\0')
+			continue;
+		path = ctl ? hf_xasprintf("%s/%s%s/cgroup.procs", cgroup_root(),
+					  ctl, c2 + 1)
+			   : hf_xasprintf("%s%s/cgroup.procs", cgroup_root(),
+					  c2 + 1);
+	}
+	if (path)
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	free(path);
+	free(text);
+	return fd;
+}
+
+int hf_cgroup_enter(struct hf_cgroup *cg)
+{
+	static const char *const v1_ctls[HF_CGROUP_MAX_FDS] = {"memory", "cpu"};
+	int err;
+
+	if (cg->version == 0 || cg->self_in)
+		return 0;
+	for (int i = 0; i < HF_CGROUP_MAX_FDS; i++) {
+		if (cg->procs_fd[i] < 0)
+			continue;
+		cg->home_fd[i] = open_home(cg->version == 2 ? NULL
+							     : v1_ctls[i]);
+		/* Without a way back the cgroup could never be removed. */
+		if (cg->home_fd[i] < 0) {
+			err = errno ? errno : ENOENT;
+			close_home(cg);
+			return err;
+		}
+	}
+	err = hf_cgroup_join_self(cg);
+	if (err) {
+		cg->self_in = true;
+		hf_cgroup_leave(cg);
+		return err;
+	}
+	cg->self_in = true;
+	return 0;
+}
+
+void hf_cgroup_leave(struct hf_cgroup *cg)
+{
+	if (!cg->self_in)
+		return;
+	for (int i = 0; i < HF_CGROUP_MAX_FDS; i++)
+		if (cg->home_fd[i] >= 0 && write(cg->home_fd[i], "0", 1) < 0)
+			hf_log("cannot leave the task's cgroup: %s",
+			       strerror(errno));
+	close_home(cg);
+	cg->self_in = false;
+}
+
 /* True unless pid is gone or a zombie (which only its parent can reap). */
 static bool is_live(long pid)
 {
@@ -560,6 +654,7 @@ static bool is_live(long pid)
 static int kill_listed(const char *dir)
 {
 	char *text = read_small(dir, "cgroup.procs"), *p, *end;
+	long self = (long)getpid();
 	int n = 0;
 
 	for (p = text; p && *p; p = end) {
@@ -567,7 +662,7 @@ static int kill_listed(const char *dir)
 
 		if (end == p)
 			break;
-		if (pid > 0 && is_live(pid)) {
+		if (pid > 0 && pid != self && is_live(pid)) {
 			kill((pid_t)pid, SIGKILL);
 			n++;
 		}
@@ -587,7 +682,8 @@ int hf_cgroup_kill_all(const struct hf_cgroup *cg)
 	 * included; without it a forking process could add a member between
 	 * our read and our kill, which the caller's loop catches.
 	 */
-	if (cg->version == 2 && file_exists(cg->path, "cgroup.kill"))
+	if (cg->version == 2 && !cg->self_in &&
+	    file_exists(cg->path, "cgroup.kill"))
 		write_file(cg->path, "cgroup.kill", "1");
 	n += kill_listed(cg->path);
 	if (cg->cpu_path)
@@ -631,6 +727,7 @@ int hf_cgroup_remove(struct hf_cgroup *cg)
 
 	if (cg->version == 0)
 		return 0;
+	hf_cgroup_leave(cg);
 	hf_cgroup_close_fds(cg);
 	if (cg->path)
 		err = rmdir_retry(cg->path);
@@ -642,6 +739,7 @@ int hf_cgroup_remove(struct hf_cgroup *cg)
 void hf_cgroup_release(struct hf_cgroup *cg)
 {
 	hf_cgroup_close_fds(cg);
+	close_home(cg);
 	free(cg->path);
 	free(cg->cpu_path);
 	free(cg->note);

@@ -24,6 +24,13 @@ struct hf_cgroup {
 	 * joins with one write(2) (async-signal-safe); -1 when unused.
 	 */
 	int procs_fd[HF_CGROUP_MAX_FDS];
+	/*
+	 * The shim itself is in the cgroup (hf_cgroup_enter), so a restart's
+	 * process is born there; home_fd are the cgroup.procs of where the
+	 * shim was, to go back to before the cgroup is removed.
+	 */
+	bool self_in;
+	int home_fd[HF_CGROUP_MAX_FDS];
 };
 
 void hf_cgroup_init(struct hf_cgroup *cg);
@@ -47,9 +54,24 @@ int hf_cgroup_join_self(const struct hf_cgroup *cg);
 void hf_cgroup_close_fds(struct hf_cgroup *cg);
 
 /*
- * Sends SIGKILL to every process in the cgroup (cgroup.kill on v2 when the
- * kernel has it). Returns how many processes were still listed, so the
- * caller can repeat until 0.
+ * Moves the calling shim into the cgroup, so that the processes it forks
+ * from now on are born there. Moving a process into a cgroup waits for an
+ * RCU grace period in the kernel (10-20 ms on an idle machine) while a
+ * fork inherits its parent's cgroup for free: with the shim inside, a
+ * restart in place pays nothing. The shim's own few hundred KB then count
+ * in the task's memory, and hf_cgroup_kill_all spares the shim. Returns 0,
+ * or an errno value with the shim where it was.
+ */
+int hf_cgroup_enter(struct hf_cgroup *cg);
+
+/* Moves the shim back to where it was before hf_cgroup_enter (if it is in). */
+void hf_cgroup_leave(struct hf_cgroup *cg);
+
+/*
+ * Sends SIGKILL to every process in the cgroup but the calling shim
+ * (cgroup.kill on v2 when the kernel has it and the shim is not inside).
+ * Returns how many processes were still listed, so the caller can repeat
+ * until 0.
  */
 int hf_cgroup_kill_all(const struct hf_cgroup *cg);
 
@@ -63,7 +85,8 @@ long long hf_cgroup_oom_kills(const struct hf_cgroup *cg);
 
 /*
  * Removes the task cgroup directories (retrying for up to a second while
- * dying processes leave). Returns 0 or an errno value; leaves the parents.
+ * dying processes leave), after taking the shim out (hf_cgroup_leave).
+ * Returns 0 or an errno value; leaves the parents.
  */
 int hf_cgroup_remove(struct hf_cgroup *cg);
 

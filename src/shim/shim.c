@@ -191,6 +191,27 @@ static void notify_ready(struct shim *sh)
 	sh->readyfd = -1;
 }
 
+/*
+ * A task the shim restarts in place: the shim moves into its cgroup once,
+ * after the start was reported (the move waits for the kernel, 10-20 ms),
+ * so each restart's process is born there instead of moving in on the
+ * restart's path (cgroup.h, hf_cgroup_enter).
+ */
+static void enter_cgroup(struct shim *sh)
+{
+	int err;
+
+	if (!sh->launch.restart.on || !sh->cg.version)
+		return;
+	err = hf_cgroup_enter(&sh->cg);
+	if (err) {
+		hf_log("restarts join the task's cgroup themselves: the shim "
+		       "cannot move into it: %s", strerror(err));
+		return;
+	}
+	hf_cgroup_close_fds(&sh->cg);
+}
+
 /* ---- clients -------------------------------------------------------- */
 
 static void client_flush(struct client *c)
@@ -576,7 +597,8 @@ static int task_setup(void *arg, const char **what)
 		*what = "start the task: the shim has gone";
 		return ESRCH;
 	}
-	err = hf_cgroup_join_self(&p->sh->cg);
+	/* Born there already when the shim is inside (hf_cgroup_enter). */
+	err = p->sh->cg.self_in ? 0 : hf_cgroup_join_self(&p->sh->cg);
 	if (err) {
 		*what = "join the task cgroup";
 		return err;
@@ -817,8 +839,8 @@ static int start_process(struct shim *sh, char **err)
 	out[0] = errp[0] = -1;
 	fcntl(sh->pipes[0], F_SETFL, O_NONBLOCK);
 	fcntl(sh->pipes[1], F_SETFL, O_NONBLOCK);
-	/* A restart joins the cgroup again: keep cgroup.procs open. */
-	if (!sh->launch.restart.on)
+	/* A restart joins the cgroup again unless the shim is in it. */
+	if (!sh->launch.restart.on || sh->cg.self_in)
 		hf_cgroup_close_fds(&sh->cg);
 	sh->st.pid = sh->pid;
 	sh->st.pgid = sh->pid;
@@ -1581,6 +1603,7 @@ static int shim_run(struct shim *sh, const char *dir)
 	if (spawn_task(sh))
 		goto failed;
 	notify_ready(sh);
+	enter_cgroup(sh);
 	run_loop(sh);
 	finish(sh);
 	return HF_EXIT_OK;

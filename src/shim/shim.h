@@ -239,6 +239,12 @@
  * "exited", with the last exit's code or signal. The cgroup's OOM counter
  * is read only then, and counts the whole launch. In hf_shim_status the
  * "backoff" state reads as STARTING with backoff set: live, not running.
+ * Once the first start is reported, such a shim moves itself into the
+ * task's cgroup (cgroup.h, hf_cgroup_enter): moving a process into a cgroup
+ * waits for the kernel (an RCU grace period, 10-20 ms) while a fork is born
+ * in its parent's, so restarts pay nothing for it. The shim (a few hundred
+ * KB) then counts in the task's memory; killing the cgroup spares it; it
+ * moves back to where it was before it removes the cgroup.
  *
  * SIGNALS TO THE SHIM. SIGTERM and SIGINT mean "stop" with the launch's
  * grace period. SIGHUP and SIGPIPE are ignored.

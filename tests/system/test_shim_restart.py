@@ -138,3 +138,62 @@ def test_invalid_restart_policy_is_refused(tmp_path):
         r = run_shim(taskdir)
         assert r.returncode == 1 and msg in r.stderr, (bad, r.stderr)
         assert msg in status(taskdir)["message"]
+
+
+def cgroup_procs(path):
+    with open(os.path.join(path, "cgroup.procs")) as f:
+        return {int(x) for x in f.read().split()}
+
+
+def test_the_shim_lives_in_its_tasks_cgroup_so_restarts_are_born_there(tmp_path):
+    """Moving a process into a cgroup waits for the kernel (an RCU grace
+    period); a fork is born in its parent's. With a restart policy the shim
+    moves in once, after the start: each restart's process is born in the
+    cgroup, the shim survives the kill of everything else in it, and it goes
+    back to where it was before the cgroup is removed."""
+    from test_shim import cgroups_usable
+    assert cgroups_usable(), "this machine's cgroups are not writable"
+    taskdir, _ = make_task(tmp_path, "sleep 60",
+                           restart={"backoff_base": 0.05, "backoff_max": 1,
+                                    "reset_after": 600})
+    first = launch(taskdir)
+    cg = first["cgroup"]
+    assert cg and os.path.isdir(cg), first
+    shim = first["shim_pid"]
+    wait_for(lambda: shim in cgroup_procs(cg), "the shim to move into the cgroup")
+    assert first["pid"] in cgroup_procs(cg)
+    st = first
+    for _ in range(2):
+        st = kill_and_wait_restart(taskdir, st)
+        assert cgroup_procs(cg) == {shim, st["pid"]}, (cgroup_procs(cg), st)
+    assert alive(shim)
+    assert request(taskdir, {"op": "stop"}) == {"ok": True}
+    st = wait_exit(taskdir)
+    assert st["restarts"] == 2
+    # It left the cgroup and removed it; nothing of the task is left.
+    assert not os.path.exists(cg)
+
+
+def test_an_oom_kill_in_the_cgroup_takes_the_task_not_the_shim(tmp_path):
+    """The shim counts in its task's memory; the OOM killer still takes the
+    task that went over (the largest), and the shim restarts it."""
+    from test_shim import cgroups_usable
+    assert cgroups_usable(), "this machine's cgroups are not writable"
+    taskdir, sandbox = make_task(
+        tmp_path,
+        "echo $$ >> starts; [ $(wc -l < starts) -gt 1 ] && exec sleep 60; "
+        "exec /usr/bin/python3 -c \"b = b'x' * (512 << 20); print(len(b))\"",
+        memory_mb=48, cpus=1,
+        restart={"backoff_base": 0.05, "backoff_max": 1, "reset_after": 600})
+    first = launch(taskdir)
+    shim = first["shim_pid"]
+
+    def second():
+        s = status(taskdir)
+        return s if s["restarts"] == 1 and s["state"] == "running" else None
+    st = wait_for(second, "the restart after the OOM kill")
+    assert st["last_oom_killed"] is True and st["last_signal"] == 9, st
+    assert st["shim_pid"] == shim and alive(shim)
+    assert request(taskdir, {"op": "stop"}) == {"ok": True}
+    wait_exit(taskdir)
+    assert not os.path.exists(st["cgroup"])

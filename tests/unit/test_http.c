@@ -1865,7 +1865,7 @@ static long dispatch(struct fx *f, const char *method, const char *target,
 				    &f->t, t_auth, NULL};
 	struct hf_http_raw raw = {method, target, auth, NULL, NULL, body,
 				  body ? strlen(body) : 0, NULL, NULL,
-				  body ? "application/json" : NULL};
+				  body ? "application/json" : NULL, NULL};
 	struct hf_http_resp resp;
 	long status;
 	char *err = NULL;

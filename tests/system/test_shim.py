@@ -727,34 +727,26 @@ def test_builtins_keep_the_shell(tmp_path):
     assert wait_exit(taskdir2)["exit_code"] == 3
 
 
+def script(path, text, mode=0o755):
+    path.write_text(text)
+    path.chmod(mode)
+
+
 def test_the_path_is_searched_as_the_shell_does(tmp_path):
     """First entry where exec works wins; an entry whose file cannot be run
     is passed over; an empty entry is the working directory."""
-    taskdir, sandbox = make_task(tmp_path, "prog one two")
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    (a / "prog").write_text("#!/bin/sh\necho a\n")  # not executable
-    (b / "prog").write_text("#!/bin/sh\necho b \"$@\"\n")
-    (b / "prog").chmod(0o755)
-    (sandbox / "prog").write_text("#!/bin/sh\necho cwd\n")
-    (sandbox / "prog").chmod(0o755)
-    launch = json.loads((taskdir / "launch.json").read_text())
-    launch["env"]["PATH"] = f"{a}:{b}:"
-    (taskdir / "launch.json").write_text(json.dumps(launch))
-    start(taskdir)
-    assert wait_exit(taskdir)["exit_code"] == 0
-    assert read(sandbox / "stdout") == "b one two\n"
-
-    taskdir, sandbox = make_task(tmp_path, "prog", name="t2")
-    (sandbox / "prog").write_text("#!/bin/sh\necho cwd\n")
-    (sandbox / "prog").chmod(0o755)
-    launch = json.loads((taskdir / "launch.json").read_text())
-    launch["env"]["PATH"] = f"{a}::/bin"
-    (taskdir / "launch.json").write_text(json.dumps(launch))
-    start(taskdir)
-    assert wait_exit(taskdir)["exit_code"] == 0
-    assert read(sandbox / "stdout") == "cwd\n"
+    script(a / "prog", "#!/bin/sh\necho a\n", 0o644)  # not executable
+    script(b / "prog", "#!/bin/sh\necho b \"$@\"\n")
+    for name, cmd, path, out in (("t1", "prog one two", f"{a}:{b}:", "b one two\n"),
+                                 ("t2", "prog", f"{a}::/bin", "cwd\n")):
+        taskdir, sandbox = make_task(tmp_path, cmd, name=name, env={"PATH": path})
+        script(sandbox / "prog", "#!/bin/sh\necho cwd\n")
+        start(taskdir)
+        assert wait_exit(taskdir)["exit_code"] == 0
+        assert read(sandbox / "stdout") == out
 
 
 def test_what_cannot_run_fails_as_the_shell_says(tmp_path):

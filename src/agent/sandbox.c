@@ -593,8 +593,12 @@ static int write_order(struct launch *l, char **err)
 	json_decref(o);
 	if (!text)
 		abort(); /* only on allocation failure; see util.h */
-	/* 0600: the order's environment may hold secrets. */
-	if (hf_write_file_atomic(path, text, strlen(text), 0600)) {
+	/*
+	 * 0600: the order's environment may hold secrets. Not fsync'd: after
+	 * a power loss the task is gone anyway, and an order that did not
+	 * reach the disk reads as none (the task is reported lost).
+	 */
+	if (hf_write_file_replace(path, text, strlen(text), 0600, 0)) {
 		*err = hf_xasprintf("cannot write %s: %s", path,
 				    strerror(errno));
 		rc = -1;

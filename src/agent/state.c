@@ -452,7 +452,9 @@ int ag_state_save(struct hf_agent *ag)
 	json_decref(o);
 	if (!text)
 		abort(); /* only on allocation failure; see util.h */
-	rc = hf_write_file_atomic(ag->state_path, text, strlen(text), 0600);
+	/* Rewritten at every batch of launches: reuse the inodes. */
+	rc = hf_write_file_replace(ag->state_path, text, strlen(text), 0600,
+				   HF_WRITE_DURABLE | HF_WRITE_KEEP_OLD);
 	if (rc)
 		hf_log("cannot write %s: %s", ag->state_path, strerror(errno));
 	free(text);

@@ -30,6 +30,7 @@
 #include "http/cred.h"
 #include "http/http.h"
 #include "common/err.h"
+#include "common/map.h"
 #include "common/util.h"
 
 #define BACKOFF_FIRST_MS 100
@@ -68,6 +69,8 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 		ag_task_report(t, HF_VEC_PUSH(&req.tasks));
 	}
 	req.has_tasks = true;
+	/* Every listed task keeps its order here: answer with ids. */
+	req.brief = true;
 	for (size_t i = 0; i < ag->volumes_deleted.len; i++)
 		hf_strlist_push(&req.deleted_volumes,
 				ag->volumes_deleted.items[i]);
@@ -158,8 +161,11 @@ static void apply_volumes(struct hf_agent *ag, const struct hf_strlist *dv)
 static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 {
 	HF_VEC(struct ag_task *) fresh = {0};
+	struct hf_map by_id = {0}; /* the node's tasks: one lookup per order */
 	size_t i;
 
+	for (i = 0; i < ag->tasks.len; i++)
+		hf_map_put(&by_id, ag->tasks.items[i]->id, ag->tasks.items[i]);
 	for (i = 0; i < r->tasks.len; i++) {
 		struct hf_proto_launch *o = &r->tasks.items[i], *order;
 		const char *id = o->task_id;
@@ -170,7 +176,17 @@ static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 			       "valid task_id");
 			continue;
 		}
-		t = ag_task_find(ag, id);
+		t = hf_map_get(&by_id, id);
+		if (!t && o->known) {
+			/*
+			 * Named by id as one this agent listed, yet gone
+			 * since (an ended task dropped meanwhile): there is
+			 * no order to launch it with, and the next request
+			 * does not list it, so its answer carries the order
+			 * if the task is still wanted.
+			 */
+			continue;
+		}
 		if (t) {
 			t->listed = true;
 			if (t->forgotten) {
@@ -201,8 +217,10 @@ static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		hf_proto_launch_init(o);
 		ag_task_set_order(ag, t, order);
 		hf_strlist_push(&ag->launched, id);
+		hf_map_put(&by_id, t->id, t);
 		*HF_VEC_PUSH(&fresh) = t;
 	}
+	hf_map_release(&by_id);
 	if (fresh.len == 0)
 		goto out;
 	/*

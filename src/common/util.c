@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -286,35 +287,62 @@ static int fsync_dir_of(const char *path)
 int hf_write_file_atomic(const char *path, const void *data, size_t len,
 			 int mode)
 {
-	char *tmp = hf_xasprintf("%s.new", path);
-	const char *p = data;
-	int fd, rc = HF_EIO;
+	return hf_write_file_replace(path, data, len, mode, HF_WRITE_DURABLE);
+}
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		goto out;
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1) /* linux/fs.h */
+#endif
+
+static int write_all(int fd, const char *p, size_t len)
+{
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			close(fd);
-			unlink(tmp);
-			goto out;
-		}
+		if (n < 0)
+			return -1;
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		unlink(tmp);
+	return 0;
+}
+
+int hf_write_file_replace(const char *path, const void *data, size_t len,
+			  int mode, int flags)
+{
+	char *tmp = hf_xasprintf("%s.new", path);
+	bool durable = flags & HF_WRITE_DURABLE;
+	int fd, rc = HF_EIO;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
 		goto out;
+	/* A kept path.new was created with the mode of its first write. */
+	if ((flags & HF_WRITE_KEEP_OLD) && fchmod(fd, (mode_t)mode) < 0)
+		goto fail;
+	if (write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
+		close(fd);
+		goto fail;
 	}
-	if (rename(tmp, path) < 0) {
-		unlink(tmp);
-		goto out;
+	if (close(fd) < 0)
+		goto fail;
+	if (flags & HF_WRITE_KEEP_OLD) {
+		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, path,
+			    RENAME_EXCHANGE) == 0)
+			goto renamed;
+		/* ENOENT: no path yet; EINVAL: no exchange here. */
+		if (errno != ENOENT && errno != EINVAL)
+			goto fail;
 	}
-	rc = fsync_dir_of(path);
+	if (rename(tmp, path) < 0)
+		goto fail;
+renamed:
+	rc = durable ? fsync_dir_of(path) : 0;
+	goto out;
+fail:
+	unlink(tmp);
 out:
 	free(tmp);
 	return rc;

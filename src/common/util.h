@@ -114,6 +114,37 @@ int hf_read_file(const char *path, size_t max, char **out, size_t *len_out);
 int hf_write_file_atomic(const char *path, const void *data, size_t len,
 			 int mode);
 
+/* How hf_write_file_replace() writes. */
+enum {
+	/*
+	 * fsync the file and its directory: the new content survives a
+	 * power loss. Without it the replacement is still atomic for every
+	 * process (a kill -9 of the writer at any instant leaves the old or
+	 * the new content), but after a power loss the file may hold the
+	 * old content, the new one, or nothing: for files whose meaning
+	 * ends with the machine (a running task's status, its launch order)
+	 * that is enough, and it spares a disk round trip per write.
+	 */
+	HF_WRITE_DURABLE = 1 << 0,
+	/*
+	 * Keep path.new after the write, holding the previous content, and
+	 * swap it in again next time (renameat2 RENAME_EXCHANGE): a file
+	 * rewritten often then frees no inode per write. Ext4 without a
+	 * journal skips inodes freed in the last ~30 s when it allocates
+	 * one, so freeing one per write makes every later file creation on
+	 * the node slower (quadratic over a deploy). Falls back to a plain
+	 * rename where the file system has no RENAME_EXCHANGE.
+	 */
+	HF_WRITE_KEEP_OLD = 1 << 1,
+};
+
+/*
+ * Replaces path's content atomically with data, as flags say (0: atomic
+ * for processes, not durable). Returns 0 or HF_EIO with errno set.
+ */
+int hf_write_file_replace(const char *path, const void *data, size_t len,
+			  int mode, int flags);
+
 /*
  * Takes an exclusive lock (flock, not blocking) on the file path, created
  * 0600 if missing, and writes our pid into it. The lock lasts while *fd

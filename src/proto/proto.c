@@ -373,8 +373,17 @@ static json_t *secs_encode(double v)
 
 json_t *hf_proto_launch_encode(const struct hf_proto_launch *l)
 {
-	json_t *o = json_object(), *env = json_object(), *ports = json_object();
-	json_t *rl = json_array(), *vols = json_array(), *cfgs = json_array();
+	json_t *o, *env, *ports, *rl, *vols, *cfgs;
+
+	if (l->known)
+		return json_pack("{s:o, s:b}", "task_id",
+				 str_or_null(l->task_id), "known", 1);
+	o = json_object();
+	env = json_object();
+	ports = json_object();
+	rl = json_array();
+	vols = json_array();
+	cfgs = json_array();
 
 	for (size_t i = 0; i < l->env.len; i++)
 		json_object_set_new(env, l->env.items[i].key,
@@ -675,6 +684,16 @@ static bool launch_decode(const struct dec *d, const json_t *o,
 
 	if (!json_is_object(o))
 		return fail(d, NULL, "the launch order is not an object");
+	if (!get_bool(d, o, "known", &l->known))
+		return false;
+	if (l->known) {
+		/* An id alone: the agent has the order (sync_req.brief). */
+		if (!get_str(d, o, "task_id", true, &l->task_id))
+			return false;
+		if (!l->task_id || !*l->task_id)
+			return fail(d, "task_id", "must be a non-empty string");
+		return true;
+	}
 	if (!get_str(d, o, "task_id", true, &l->task_id) ||
 	    !get_str(d, o, "service", false, &l->service) ||
 	    !get_str(d, o, "pod", false, &l->pod) ||
@@ -1062,6 +1081,8 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 			    strlist_encode(&r->deleted_volumes));
 	if (r->cluster)
 		json_object_set_new(o, "cluster", json_string(r->cluster));
+	if (r->brief)
+		json_object_set_new(o, "brief", json_true());
 	return o;
 }
 
@@ -1087,7 +1108,8 @@ static bool sync_req_decode(const struct dec *d, const json_t *j,
 	    !get_int(d, j, "generation", &out->generation, NULL) ||
 	    !get_num(d, j, "wait", &out->wait) ||
 	    !get_obj(d, j, "info", &info) || !get_arr(d, j, "tasks", &tasks) ||
-	    !get_strlist(d, j, "deleted_volumes", &out->deleted_volumes))
+	    !get_strlist(d, j, "deleted_volumes", &out->deleted_volumes) ||
+	    !get_bool(d, j, "brief", &out->brief))
 		return false;
 	if (info) {
 		struct dec id = {"info", d->err};

@@ -125,6 +125,12 @@ struct hf_proto_launch {
 	bool paused;          /* debug mode: the command replaced by a sleep */
 	struct hf_proto_restart restart; /* default: none */
 	/*
+	 * {"task_id": ID, "known": true} and nothing else on the wire: a
+	 * task the agent listed in its request, whose order it already
+	 * holds (hf_proto_sync_req.brief). Only task_id is set.
+	 */
+	bool known;
+	/*
 	 * Set by hf_proto_sync_resp_decode only: why this order of the
 	 * desired set does not decode (the agent fails the task with it).
 	 */
@@ -236,6 +242,12 @@ struct hf_proto_sync_req {
 	bool has_tasks;
 	HF_VEC(struct hf_proto_report) tasks;
 	struct hf_strlist deleted_volumes;
+	/*
+	 * "brief": the agent keeps the order of every task it lists, so the
+	 * answer may name those by task_id alone (hf_proto_launch.known)
+	 * instead of repeating orders it has. Default false: full orders.
+	 */
+	bool brief;
 };
 
 void hf_proto_sync_req_init(struct hf_proto_sync_req *r);
@@ -249,7 +261,8 @@ struct hf_proto_sync_resp {
 	/*
 	 * The node's complete desired set (required). An order that does
 	 * not decode is kept with its task_id (when it has a usable one)
-	 * and ->invalid set, so the agent can fail that task alone.
+	 * and ->invalid set, so the agent can fail that task alone. To a
+	 * brief request, tasks it listed come as ids alone (->known).
 	 */
 	HF_VEC(struct hf_proto_launch) tasks;
 	struct hf_strlist delete_volumes; /* volume keys to delete */

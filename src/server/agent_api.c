@@ -139,6 +139,8 @@ struct sync_wait {
 	char *node;
 	uint64_t seen;
 	int64_t until; /* unix ms */
+	bool brief;
+	struct hf_strlist listed; /* with brief: the ids the request listed */
 };
 
 static void sync_wait_free(void *arg)
@@ -146,19 +148,29 @@ static void sync_wait_free(void *arg)
 	struct sync_wait *w = arg;
 
 	free(w->node);
+	hf_strlist_release(&w->listed);
 	free(w);
 }
 
-/* The node's desired set, as the answer to its sync. Lock held. */
+/*
+ * The node's desired set, as the answer to its sync. listed: the task ids
+ * of a brief request (hf_proto_sync_req.brief), which the answer names by
+ * id alone; NULL for full orders. Lock held.
+ */
 static void sync_answer(struct hf_srv *s, struct hf_node *n,
+			const char *const *listed, size_t nlisted,
 			struct hf_http_resp *resp)
 {
 	struct hf_proto_sync_resp out;
+	struct hf_map known = {0};
 
 	hf_proto_sync_resp_init(&out);
 	n->last_seen = hf_now_ms();
 	hf_orders_volume_deletions(s, n, &out.delete_volumes);
-	hf_sched_desired(s, n, &out);
+	for (size_t i = 0; listed && i < nlisted; i++)
+		hf_map_put(&known, listed[i], (void *)listed[i]);
+	hf_sched_desired(s, n, listed ? &known : NULL, &out);
+	hf_map_release(&known);
 	out.generation = (int64_t)n->link->gen;
 	out.heartbeat_interval = 2;
 	out.cluster = s->cluster_id ? hf_xstrdup(s->cluster_id) : NULL;
@@ -200,7 +212,10 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 		hf_http_defer(req, resp, &n->link->waitq, (long)(w->until - now),
 			      sync_resume, w, sync_wait_free);
 	} else if (n) {
-		sync_answer(s, n, resp);
+		sync_answer(s, n,
+			    w->brief ? (const char *const *)w->listed.items
+				     : NULL,
+			    w->listed.len, resp);
 	} else {
 		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", w->node);
 	}
@@ -290,10 +305,21 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		w->node = hf_xstrdup(n->id);
 		w->seen = seen;
 		w->until = hf_now_ms() + ms;
+		w->brief = rq.brief && rq.has_tasks;
+		for (size_t i = 0; w->brief && i < rq.tasks.len; i++)
+			hf_strlist_push(&w->listed, rq.tasks.items[i].task_id);
 		hf_http_defer(req, resp, &n->link->waitq, ms, sync_resume, w,
 			      sync_wait_free);
 	} else {
-		sync_answer(s, n, resp);
+		const char **ids = NULL;
+
+		if (rq.brief && rq.has_tasks) {
+			ids = hf_xcalloc(rq.tasks.len + 1, sizeof(*ids));
+			for (size_t i = 0; i < rq.tasks.len; i++)
+				ids[i] = rq.tasks.items[i].task_id;
+		}
+		sync_answer(s, n, ids, rq.tasks.len, resp);
+		free(ids);
 	}
 	hf_state_unlock(s);
 out:

@@ -67,7 +67,21 @@ void hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n,
 	}
 }
 
+/* Whether hf_orders_launch() makes an order of sl (a task of the spec). */
+static bool launchable(const struct hf_service *svc,
+		       const struct hf_instance *in,
+		       const struct hf_task_slot *sl)
+{
+	const struct hf_config *cfg = hf_model_config(svc, sl->cur->config_id);
+	const struct hf_spec_pod *pod = hf_model_pod(cfg, in->pod);
+	const struct hf_spec_task *t =
+	    pod ? hf_spec_find_task(pod, sl->task) : NULL;
+
+	return t && t->resource_set < pod->resource_sets.len;
+}
+
 void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
+		       const struct hf_map *known,
 		       struct hf_proto_sync_resp *out)
 {
 	uint64_t digest = volume_digest(s, n);
@@ -86,7 +100,11 @@ void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
 				continue;
 			o = HF_VEC_PUSH(&out->tasks);
 			hf_proto_launch_init(o);
-			if (!hf_orders_launch(s, svc, in, sl, o)) {
+			if (known && hf_map_get(known, sl->cur->id) &&
+			    launchable(svc, in, sl)) {
+				o->task_id = hf_xstrdup(sl->cur->id);
+				o->known = true;
+			} else if (!hf_orders_launch(s, svc, in, sl, o)) {
 				hf_proto_launch_release(o);
 				out->tasks.len--;
 				continue;

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "common/map.h"
 #include "plan/decide-t.h"
 #include "proto/proto.h"
 #include "server/state.h"
@@ -24,9 +25,14 @@ bool hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
 /*
  * A node's complete desired set, as launch orders appended to out->tasks.
  * Gives the node a new generation first when the set changed since it
- * last got one, so one generation always names one content.
+ * last got one, so one generation always names one content. A task whose
+ * id is a key of known (the ids a brief request listed; NULL: none) is
+ * appended as its id alone (hf_proto_launch.known): the agent has its
+ * order, and building and encoding a few thousand orders per sync of a
+ * busy node would make a deploy quadratic.
  */
 void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
+		       const struct hf_map *known,
 		       struct hf_proto_sync_resp *out);
 /* Appends the volume keys node n's agent is to delete to out. */
 void hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n,

@@ -23,9 +23,10 @@ void hf_sched_changed(struct hf_srv *s, bool desired)
 }
 
 void hf_sched_desired(struct hf_srv *s, struct hf_node *n,
+		      const struct hf_map *known,
 		      struct hf_proto_sync_resp *out)
 {
-	hf_orders_desired(s, n, out);
+	hf_orders_desired(s, n, known, out);
 }
 
 void hf_sched_publish(struct hf_srv *s)

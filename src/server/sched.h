@@ -44,6 +44,7 @@ void hf_sched_changed(struct hf_srv *s, bool desired);
 
 /* A node's desired set and the publication of every node's (orders.h). */
 void hf_sched_desired(struct hf_srv *s, struct hf_node *n,
+		      const struct hf_map *known,
 		      struct hf_proto_sync_resp *out);
 void hf_sched_publish(struct hf_srv *s);
 

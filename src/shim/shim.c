@@ -134,15 +134,23 @@ static void client_send(struct client *c, const char *line);
 /*
  * Writes status.json (atomically: a crash leaves the old or the new
  * status, never a torn one) and then tells the watchers, so a watcher
- * never sees a state that is not yet on disk.
+ * never sees a state that is not yet in the file. Only a final status is
+ * made durable (fsync): it says how the task ended, which the agent
+ * must still report after a power loss; a live status means nothing
+ * once the machine is down (the task is gone with it, and a status.json
+ * from before, or none, reads as lost). The previous status stays in
+ * status.json.new to be swapped back in: a launch frees no inode.
  */
 static void publish(struct shim *sh)
 {
 	char *text = hf_shim_status_format(&sh->st);
 	char *file = hf_xasprintf("%s\n", text);
 	char *path = dir_path(sh, "status.json");
+	int flags = HF_WRITE_KEEP_OLD;
 
-	if (hf_write_file_atomic(path, file, strlen(file), 0644))
+	if (hf_task_state_final(sh->st.state))
+		flags |= HF_WRITE_DURABLE;
+	if (hf_write_file_replace(path, file, strlen(file), 0644, flags))
 		hf_log("cannot write %s: %s", path, strerror(errno));
 	for (size_t i = 0; i < sh->clients.len; i++)
 		if (sh->clients.items[i]->watching)

@@ -19,7 +19,8 @@
  * Each file exists for crash safety or for the agent to reach the shim;
  * nothing else is written per launch.
  *
- *   launch.json  written by the agent (atomically) before it starts the
+ *   launch.json  written by the agent (atomically, not fsync'd: see
+ *                status.json) before it starts the
  *                shim; hf_shim_launch_write() does that. It is also the
  *                shim's lock: the shim holds an exclusive flock on it for
  *                its whole life (it exists before any shim can start and
@@ -83,8 +84,14 @@
  *                                 --backoff-base, --backoff-max and
  *                                 backoff reset, handed down as they are
  *                Unknown keys are errors, so typos fail loudly.
- *   status.json  written by the shim, atomically (x.new, fsync, rename,
- *                fsync of TASKDIR), at every state change:
+ *   status.json  written by the shim, atomically, at every state change
+ *                (hf_write_file_replace(): x.new, then exchanged with
+ *                status.json, so x.new keeps the previous status and no
+ *                write frees an inode). Only a final state ("exited",
+ *                "failed-to-start") is fsync'd with TASKDIR: after a
+ *                power loss a live state means nothing (the task died
+ *                with the machine) and a missing or older status reads
+ *                as lost, but how a task ended must still be reported:
  *                  {"state": "starting"|"running"|"backoff"|"exited"|
  *                             "failed-to-start",
  *                   "task_id", "shim_pid", "pid", "pgid", "started_at",

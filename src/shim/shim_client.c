@@ -195,7 +195,11 @@ int hf_shim_launch_write(const char *taskdir, const struct hf_shim_launch *l)
 {
 	char *path = hf_xasprintf("%s/launch.json", taskdir);
 	char *text = hf_shim_launch_format(l);
-	int rc = hf_write_file_atomic(path, text, strlen(text), 0600);
+	/*
+	 * Not fsync'd: the shim reads it through the page cache, and after a
+	 * power loss there is no shim to read it (the task is reported lost).
+	 */
+	int rc = hf_write_file_replace(path, text, strlen(text), 0600, 0);
 	int saved = errno;
 
 	free(path);

@@ -89,3 +89,31 @@ def test_a_sync_that_does_not_decode_changes_nothing(cl):
     time.sleep(1)
     now = cl.tasks("proto")["app-0-server"]
     assert now["id"] == task["id"] and now["status"] == "RUNNING", now
+
+
+def test_a_brief_sync_gets_the_tasks_it_listed_by_id_alone(cl):
+    """docs/protocol.md, `brief`: the orders of tasks the request listed are
+    not sent again (a deploy would otherwise cost N orders per sync); a task
+    the request did not list comes whole, and so does everything to a
+    request that is not brief."""
+    task = cl.tasks("proto")["app-0-server"]
+    report = {"task_id": task["id"], "state": "running", "ready": True}
+    if task.get("pid"):
+        report["pid"] = task["pid"]
+    # seq 1: older than the agent's reports, so it declares nothing lost.
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "brief": True,
+                         "tasks": [report]})
+    assert st == 200, body
+    assert body["tasks"] == [{"task_id": task["id"], "known": True}], body
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "brief": True,
+                         "tasks": []})
+    assert st == 200, body
+    assert body["tasks"][0]["task_id"] == task["id"] and "cmd" in body["tasks"][0], body
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "tasks": [report]})
+    assert st == 200, body
+    assert "cmd" in body["tasks"][0] and "known" not in body["tasks"][0], body
+    st, body = sync(cl, {"node_id": "node-1", "wait": 0, "brief": "yes"})
+    assert st == 400 and body["message"] == "brief: must be true or false", body
+    time.sleep(0.5)
+    now = cl.tasks("proto")["app-0-server"]
+    assert now["id"] == task["id"] and now["status"] == "RUNNING", now

@@ -189,8 +189,13 @@ def test_exit_code_and_status_recorded(tmp_path):
     assert st["pid"] == st["pgid"] and st["pid"] > 0
     # Per launch: the order, the status, the shim's own log; no pid or
     # lock file (the pid is in status.json, the lock is launch.json's).
+    # status.json.new keeps the status before the last one: the next write
+    # goes there and is swapped in, so no status write frees an inode.
     assert sorted(os.listdir(taskdir)) == \
-        ["launch.json", "shim.log", "status.json"]
+        ["launch.json", "shim.log", "status.json", "status.json.new"]
+    before = json.loads(read(taskdir / "status.json.new"))
+    assert before["state"] in ("starting", "running"), before
+    assert before["task_id"] == st["task_id"]
     assert st["started_at"] <= st["finished_at"]
     assert st["message"] == "exited with code 7"
     assert not (taskdir / "shim.sock").exists()

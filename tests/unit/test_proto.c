@@ -221,6 +221,7 @@ static void test_doc_sync_request(void **state)
 	assert_null(r->message);
 	assert_string_equal(rq.deleted_volumes.items[0],
 			    "hello-world/world-1");
+	assert_true(rq.brief);
 	hf_proto_sync_req_release(&rq);
 	json_decref(j);
 }
@@ -444,6 +445,63 @@ static void test_sync_response(void **state)
 	json_decref(j);
 }
 
+/*
+ * To a brief request, tasks it listed come as ids alone: they decode as
+ * known with nothing else set, and encode back to the id alone.
+ */
+static void test_sync_response_known(void **state)
+{
+	json_t *j = json_loads(
+	    "{\"generation\": 3, \"tasks\": [{\"task_id\": \"a__1\", "
+	    "\"known\": true}, {\"task_id\": \"b__1\", \"cmd\": \"x\"}, "
+	    "{\"known\": true}, {\"task_id\": \"c__1\", \"known\": 1}]}",
+	    0, NULL);
+	struct hf_proto_sync_resp r;
+	struct hf_proto_sync_req rq;
+	json_t *back;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_sync_resp_init(&r);
+	if (hf_proto_sync_resp_decode(j, &r, &err))
+		fail_msg("%s", err);
+	assert_int_equal(r.tasks.len, 4);
+	assert_true(r.tasks.items[0].known);
+	assert_null(r.tasks.items[0].invalid);
+	assert_null(r.tasks.items[0].cmd);
+	assert_string_equal(r.tasks.items[0].task_id, "a__1");
+	assert_false(r.tasks.items[1].known);
+	assert_string_equal(r.tasks.items[1].cmd, "x");
+	/* "known" without an id, or not a boolean, is an invalid order. */
+	assert_string_equal(r.tasks.items[2].invalid, "task_id: is missing");
+	assert_string_equal(r.tasks.items[3].invalid,
+			    "known: must be true or false");
+	back = hf_proto_launch_encode(&r.tasks.items[0]);
+	assert_int_equal(json_object_size(back), 2);
+	assert_true(json_is_true(json_object_get(back, "known")));
+	json_decref(back);
+	hf_proto_sync_resp_release(&r);
+	json_decref(j);
+	/* brief round-trips; absent means full orders. */
+	hf_proto_sync_req_init(&rq);
+	rq.node_id = hf_xstrdup("n1");
+	rq.brief = true;
+	back = hf_proto_sync_req_encode(&rq);
+	hf_proto_sync_req_release(&rq);
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(back, &rq, &err))
+		fail_msg("%s", err);
+	assert_true(rq.brief);
+	hf_proto_sync_req_release(&rq);
+	json_object_del(back, "brief");
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(back, &rq, &err))
+		fail_msg("%s", err);
+	assert_false(rq.brief);
+	hf_proto_sync_req_release(&rq);
+	json_decref(back);
+}
+
 /* Decodes text as a launch order and expects err as the sentence. */
 static void expect_launch_error(const char *text, const char *want)
 {
@@ -605,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_sync_request_errors),
 		cmocka_unit_test(test_sync_request_lenient),
 		cmocka_unit_test(test_sync_response),
+		cmocka_unit_test(test_sync_response_known),
 		cmocka_unit_test(test_report_encoding),
 		cmocka_unit_test(test_restart_policy),
 		cmocka_unit_test(test_report_restarts),

@@ -1,6 +1,7 @@
 # holdfast build.
 #
 #   make              release build: build/holdfast and build/holdfast-shim
+#                     (the shim static on musl: musl-gcc, from musl-tools)
 #   make asan         AddressSanitizer + UndefinedBehaviorSanitizer build:
 #                     build-asan/holdfast and build-asan/holdfast-shim
 #   make unit         the module layout check, then the cmocka unit tests
@@ -32,6 +33,8 @@ SRCS    := $(LIBSRCS) src/main.c
 
 # The shim, one process per task, is a program of its own that links libc
 # alone (src/shim/main.c): these sources must not reach another library.
+# Its release build is static, on musl (below); the sanitizer build, the
+# unit tests and the fuzz targets use them with glibc.
 SHIM_SRCS := src/shim/main.c src/shim/shim.c src/shim/launch.c \
              src/shim/status.c src/shim/json.c src/shim/cgroup.c \
              src/shim/confine.c src/shim/tasklog.c src/task/lifecycle.c \
@@ -64,10 +67,60 @@ $(BUILD)/holdfast: $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) | $(BUILD)/holdfast-
 $(ASAN_BUILD)/holdfast: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SRCS)) | $(ASAN_BUILD)/holdfast-shim
 	$(CC) -g $(SANFLAGS) $^ -o $@ $(LIBS)
 
-# -Wl,--as-needed: a NEEDED entry only for a library a symbol comes from,
-# which is libc (tests/system/test_shim.py reads it back).
-$(BUILD)/holdfast-shim: $(patsubst src/%.c,$(BUILD)/%.o,$(SHIM_SRCS))
-	$(CC) $(OPT) -Wl,--as-needed $^ -o $@
+# The release shim is linked statically against musl (Debian's musl-tools):
+# a node runs one per task, and glibc's shared libc alone would add about
+# 1 MB of RSS to each, and the dynamic loader's work to every start
+# (tests/system/test_shim.py checks the result is static). Its objects are
+# compiled for musl in their own directory. musl-gcc sees musl's headers
+# only: the kernel's that the sources include (<linux/...>, <asm/...>) come
+# from a directory of links to just those, never all of /usr/include,
+# whose glibc headers would not match musl's.
+MUSL_CC    ?= musl-gcc
+SHIM_BUILD := $(BUILD)/shim-musl
+KHDRS      := $(SHIM_BUILD)/kernel-headers
+# Recursive (=): gcc is asked only when the shim is built.
+MULTIARCH   = $(shell $(MUSL_CC) -print-multiarch 2>/dev/null)
+SHIM_OBJS  := $(patsubst src/%.c,$(SHIM_BUILD)/%.o,$(SHIM_SRCS))
+
+# No fallback to glibc: a shim that silently cost 1.5 MB per task again
+# would go unnoticed; scripts/setup.sh installs musl-tools.
+.PHONY: musl-cc
+musl-cc:
+	@command -v $(MUSL_CC) >/dev/null 2>&1 || { \
+	    echo "make: $(MUSL_CC) not found: the release holdfast-shim is built" \
+	         "static against musl; run scripts/setup.sh (or apt-get install" \
+	         "musl-tools)" >&2; exit 1; }
+
+$(KHDRS)/.done: | musl-cc
+	@test -n "$(MULTIARCH)" -a -d /usr/include/$(MULTIARCH)/asm || { \
+	    echo "make: no kernel headers in /usr/include/$(MULTIARCH)/asm;" \
+	         "run scripts/setup.sh (or apt-get install linux-libc-dev)" >&2; \
+	    exit 1; }
+	@mkdir -p $(dir $@)
+	ln -sfn /usr/include/linux $(KHDRS)/linux
+	ln -sfn /usr/include/asm-generic $(KHDRS)/asm-generic
+	ln -sfn /usr/include/$(MULTIARCH)/asm $(KHDRS)/asm
+	@touch $@
+
+$(SHIM_BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h) | musl-cc $(KHDRS)/.done
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(CSTD) $(WARN) $(OPT) -fPIE $(INCS) -isystem $(KHDRS) -c $< -o $@
+
+# Static, and position-independent like Debian's other programs, so the
+# kernel still places a root process's code at a random address: musl's
+# rcrt1.o relocates the program itself. musl-gcc's specs know neither
+# -static-pie nor that start file, so the link names its start files (from
+# musl's directory: -print-file-name would find glibc's) and asks ld for
+# a PIE without an interpreter; -z text refuses an object built without
+# -fPIE.
+MUSL_LIB    = /usr/lib/$(subst linux-gnu,linux-musl,$(MULTIARCH))
+$(BUILD)/holdfast-shim: $(SHIM_OBJS) | musl-cc
+	$(MUSL_CC) $(OPT) -static -nostartfiles \
+	    -Wl,-pie,--no-dynamic-linker,-z,text \
+	    $(MUSL_LIB)/rcrt1.o $(MUSL_LIB)/crti.o \
+	    $(shell $(MUSL_CC) -print-file-name=crtbeginS.o 2>/dev/null) $^ \
+	    $(shell $(MUSL_CC) -print-file-name=crtendS.o 2>/dev/null) \
+	    $(MUSL_LIB)/crtn.o -o $@
 
 $(ASAN_BUILD)/holdfast-shim: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SHIM_SRCS))
 	$(CC) -g $(SANFLAGS) $^ -o $@

@@ -40,10 +40,12 @@
 #            from the tree before a change; required), rounds alternating
 #            (3 rounds, ~2 min)
 #   shim     the shim alone: RSS and PSS per shim (smaps_rollup) for 50
-#            running tasks, `holdfast shim` of BENCH_BEFORE (a binary from
-#            before holdfast-shim; required) against holdfast-shim; and the
-#            first restart in place after kill -9 (30 tasks, p50/p99) against
-#            a shell `while` loop                            (~1 min)
+#            running tasks, the holdfast-shim next to BENCH_BEFORE (required;
+#            its `holdfast shim` if it has none) against holdfast-shim;
+#            and the first restart in place after kill -9 (30 tasks,
+#            p50/p99), of both when the old shim restarts in place, against
+#            a shell `while` loop; and the start-up of both programs
+#            (spawn to exit of a usage error, 300 each)       (~1 min)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and
@@ -176,8 +178,12 @@ case $what in latency)
 esac
 case $what in shim)
 	[ -n "${BENCH_BEFORE:-}" ] || { echo "bench/run.sh shim: set BENCH_BEFORE to the baseline binary" >&2; exit 2; }
-	cp "$BENCH_BEFORE" "$work/holdfast-before"
-	run shim 900 "$py" "$here/shim.py" --before "$work/holdfast-before" \
+	# The baseline's own holdfast-shim (if it has one) goes along.
+	mkdir -p "$work/before"
+	cp "$BENCH_BEFORE" "$work/before/holdfast"
+	bshim=$(dirname "$BENCH_BEFORE")/holdfast-shim
+	if [ -e "$bshim" ]; then cp "$bshim" "$work/before/holdfast-shim"; fi
+	run shim 900 "$py" "$here/shim.py" --before "$work/before/holdfast" \
 		-n "$( [ "$quick" = 1 ] && echo 10 || echo 50)" \
 		--tasks "$( [ "$quick" = 1 ] && echo 10 || echo 30)" --out "$out/shim.json" ;;
 esac

@@ -4,17 +4,26 @@
 memory   N tasks (`sleep 3600`) each under its own shim, started the way the
          agent starts them (launch.json, then `SHIM --dir TASKDIR`): the
          shims' Rss and Pss from /proc/PID/smaps_rollup, per shim. Old
-         (`holdfast shim` of BENCH_BEFORE's binary) against new (the
+         (the holdfast-shim next to BENCH_BEFORE's binary, or its `holdfast
+         shim` for a binary from before holdfast-shim) against new (the
          holdfast-shim next to HOLDFAST_BIN), one set after the other.
 restart  T tasks under shims with a restart policy; each task's process is
          SIGKILLed once and the time from the kill to its restarted
          process running (a new `sleep` child of the shim that has exec'd)
          is measured: the shim's first restart in place, which has no
-         backoff. Baseline, same run: T shell loops `while :; do sleep
-         3600; done`, each sleep killed once, kill -> a new sleep child of
-         the loop has exec'd. Same polling for both.
+         backoff. The new shim, then the old one if it restarts in place
+         (an old shim that refuses the policy is skipped). Baseline, same
+         run: T shell loops `while :; do sleep 3600; done`, each sleep
+         killed once, kill -> a new sleep child of the loop has exec'd.
+         Same polling for all.
+exec     the program's own start-up, which every launch and every
+         `holdfast shim` pays: posix_spawn of the shim without arguments
+         until it has exited (a usage error, before any work of its own),
+         R times each for old and new, alternating: the dynamic loader and
+         libc's initialisation, or a static program's.
 
-    bench/shim.py --before OLD_HOLDFAST [-n 50] [--tasks 30] [--out FILE]
+    bench/shim.py --before OLD_HOLDFAST [-n 50] [--tasks 30] [--exec-rounds 300]
+                  [--out FILE]
 """
 import argparse
 import json
@@ -177,26 +186,55 @@ def loop_restarts(tasks, poll, timeout):
     return lat
 
 
+def exec_times(argv, rounds):
+    """Seconds from posix_spawn of argv (no further arguments: a usage
+    error) to its exit, per round, for each program in argv alternately."""
+    out = [[] for _ in argv]
+    for _ in range(rounds):
+        for i, a in enumerate(argv):
+            t0 = time.monotonic()
+            pid = os.posix_spawn(a[0], a, {}, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
+            _, st = os.waitpid(pid, 0)
+            out[i].append(time.monotonic() - t0)
+            if os.waitstatus_to_exitcode(st) != 2:
+                raise hb.BenchError(f"{a}: not a usage error")
+    return out
+
+
 def ms(s):
     return {k: (v * 1000 if isinstance(v, float) else v) for k, v in s.items()}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--before", required=True, help="holdfast binary before holdfast-shim")
+    ap.add_argument("--before", required=True, help="baseline holdfast binary (the holdfast-shim next to it, else its `holdfast shim`)")
     ap.add_argument("-n", type=int, default=50, help="shims for the memory figures")
     ap.add_argument("--tasks", type=int, default=30, help="tasks killed once each")
     ap.add_argument("--poll", type=float, default=0.0002, help="polling interval (s)")
     ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("--exec-rounds", type=int, default=300, help="starts of each program")
     ap.add_argument("--out")
     a = ap.parse_args()
     new = [os.path.join(os.path.dirname(hb.BIN), "holdfast-shim")]
-    old = [a.before, "shim"]
+    # Shims copies the program it runs: `holdfast shim` of a copy would
+    # exec the holdfast-shim next to that copy (HOLDFAST_BIN's), so the
+    # baseline's own holdfast-shim is run directly when it has one.
+    old_shim = os.path.join(os.path.dirname(a.before), "holdfast-shim")
+    old = [old_shim] if os.path.exists(old_shim) else [a.before, "shim"]
     r = {"machine": hb.machine(), "n": a.n, "tasks": a.tasks}
-    r["memory_old"] = memory(a.n, old, "old (holdfast shim)")
+    r["memory_old"] = memory(a.n, old, "old (" + " ".join(os.path.basename(x) for x in old) + " of --before)")
     r["memory_new"] = memory(a.n, new, "new (holdfast-shim)")
     shim = shim_restarts(a.tasks, new, a.poll, a.timeout)
+    try:
+        r["restart_old_ms"] = ms(hb.summary(shim_restarts(a.tasks, old, a.poll, a.timeout)))
+    except subprocess.CalledProcessError:
+        hb.log("old: its shim refuses a restart policy; no restart figures")
+        r["restart_old_ms"] = None
     loop = loop_restarts(a.tasks, a.poll, a.timeout)
+    eo, en = exec_times([old, new], a.exec_rounds)
+    r["exec_old_ms"], r["exec_new_ms"] = ms(hb.summary(eo)), ms(hb.summary(en))
     r["restart_shim_ms"] = ms(hb.summary(shim))
     r["restart_loop_ms"] = ms(hb.summary(loop))
     r["ratio_median"] = r["restart_shim_ms"]["median"] / r["restart_loop_ms"]["median"]
@@ -212,6 +250,11 @@ def main():
     print(f"first restart after kill -9, {a.tasks} tasks: shim in place "
           f"{f(r['restart_shim_ms'])}; shell loop {f(r['restart_loop_ms'])}; "
           f"ratio p50 {r['ratio_median']:.2f}x, p99 {r['ratio_p99']:.2f}x")
+    print(f"start-up to exit (usage error), {a.exec_rounds} each: old {f(r['exec_old_ms'])}; "
+          f"new {f(r['exec_new_ms'])}")
+    if r["restart_old_ms"]:
+        print(f"first restart after kill -9, {a.tasks} tasks: old shim in place "
+              f"{f(r['restart_old_ms'])}")
 
 
 if __name__ == "__main__":

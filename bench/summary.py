@@ -120,7 +120,7 @@ def main():
         mo, mn = sh["memory_old"], sh["memory_new"]
         for what in ("rss", "pss"):
             rows.append((f"shim N={sh['n']}", f"per shim {what.upper()} (median), "
-                         "holdfast-shim vs. `holdfast shim` before",
+                         "holdfast-shim vs. the shim before",
                          f"{mn[what + '_kb']['median']} KB", f"{mo[what + '_kb']['median']} KB",
                          f"{mn[what + '_kb']['median'] / mo[what + '_kb']['median']:.2f}x",
                          f"{mn['shared_objects']} vs. {mo['shared_objects']} shared objects"))
@@ -129,6 +129,18 @@ def main():
                      "(first restart, p50 / p99) vs. shell loop",
                      f"{r['median']:.2f} / {r['p99']:.2f} ms", f"{b['median']:.2f} / {b['p99']:.2f} ms",
                      f"{sh['ratio_median']:.1f}x / {sh['ratio_p99']:.1f}x", ""))
+        eo, en = sh.get("exec_old_ms"), sh.get("exec_new_ms")
+        if eo and en:
+            rows.append((f"shim start-up, {en['n']} each", "spawn → exit of the program "
+                         "(usage error, p50 / p99), holdfast-shim vs. the shim before",
+                         f"{en['median']:.2f} / {en['p99']:.2f} ms", f"{eo['median']:.2f} / {eo['p99']:.2f} ms",
+                         f"{en['median'] / eo['median']:.2f}x / {en['p99'] / eo['p99']:.2f}x", ""))
+        o = sh.get("restart_old_ms")
+        if o:
+            rows.append((f"shim restart, {sh['tasks']} tasks", "kill -9 → restarted in place "
+                         "(first restart, p50 / p99), holdfast-shim vs. the shim before",
+                         f"{r['median']:.2f} / {r['p99']:.2f} ms", f"{o['median']:.2f} / {o['p99']:.2f} ms",
+                         f"{r['median'] / o['median']:.1f}x / {r['p99'] / o['p99']:.1f}x", ""))
 
     k9 = load(d, "kill9")
     if k9:

@@ -53,11 +53,11 @@ chmod 0644 "$stage/usr/share/doc/holdfast/changelog.Debian.gz"
 
 # The runtime libraries, from the binary's NEEDED entries and their
 # packages' shlibs/symbols files (DEBIAN marks the package's root for it).
+# holdfast-shim is static (musl, the Makefile): it needs none.
 install -d -m 0755 "$stage/DEBIAN"
 printf 'Source: holdfast\n\nPackage: holdfast\nArchitecture: any\n' \
 	>"$work/debian/control"
-depends=$(cd "$work" && dpkg-shlibdeps -O debian/holdfast/usr/bin/holdfast \
-	debian/holdfast/usr/bin/holdfast-shim |
+depends=$(cd "$work" && dpkg-shlibdeps -O debian/holdfast/usr/bin/holdfast |
 	sed -n 's/^shlibs:Depends=//p')
 if [ -z "$depends" ]; then
 	echo "build-deb: dpkg-shlibdeps found no dependencies" >&2
@@ -86,8 +86,8 @@ Description: orchestrator for stateful services from DC/OS SDK service specs
  object stores) from a declarative service spec compatible with the DC/OS
  Commons SDK's svc.yml: pods with persistent volumes, plans with phases
  and steps, health and readiness checks, rolling updates, replacement of
- lost nodes. One binary is the server, the agent, the per-task shim and
- the command line client.
+ lost nodes. One binary is the server, the agent and the command line
+ client; holdfast-shim, a small static program, runs each task.
  .
  The package installs systemd units for the server and the agent
  (holdfast-server.service, holdfast-agent.service) but enables and starts

@@ -8,6 +8,8 @@ PACKAGES=(
 	gcc make clang libclang-rt-14-dev pkg-config
 	libyaml-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
 	libsqlite3-dev libcmocka-dev libssl-dev
+	# the shim: a static program on musl (Makefile, $(BUILD)/holdfast-shim)
+	musl-tools linux-libc-dev
 	# tests and examples
 	python3 python3-pytest procps iproute2 curl redis-server redis-tools
 	etcd-server etcd-client openssl util-linux

@@ -2,7 +2,8 @@
 # test.sh - sets up a fresh Debian 12 machine and runs every holdfast test:
 # warnings-as-errors builds, cmocka unit tests and the spec corpus under
 # AddressSanitizer + UndefinedBehaviorSanitizer, bounded fuzzing of the
-# parsers, and the system tests (pytest) against the sanitizer binary.
+# parsers, and the system tests (pytest) against the sanitizer binary (the
+# shim's also against the release build, whose shim is static on musl).
 #
 # HF_FUZZ_SECONDS (default 30) bounds each fuzz target.
 set -uo pipefail
@@ -64,6 +65,14 @@ if [ -d tests/system ] && ls tests/system/test_*.py >/dev/null 2>&1; then
 		env HOLDFAST_BIN="$PWD/build-asan/holdfast" \
 		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
 fi
+
+# Nodes run the release shim, a static program on musl (the Makefile), not
+# the sanitizer build's glibc one: the tests that drive the shim directly,
+# and those of users, mount namespaces and volumes, run against it too.
+suite "shim system tests (pytest, release build: static musl shim)" \
+	env HOLDFAST_BIN="$PWD/build/holdfast" \
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system/test_shim.py \
+	tests/system/test_shim_restart.py tests/system/test_isolation.py
 
 if [ -d tests/cluster ] && ls tests/cluster/test_*.py >/dev/null 2>&1; then
 	suite "cluster tests (network namespaces, pytest)" \

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/spawn.h"
+#include "common/sys.h"
 #include "common/util.h"
 
 /* What the child writes to the pipe when a step fails: one atomic write. */
@@ -101,8 +102,8 @@ child(const struct hf_spawn *sp, int ep, int devnull)
 				   e);
 	}
 	/* ep is close-on-exec and above 2: keep it, close the rest. */
-	if ((ep > 3 && close_range(3, (unsigned)ep - 1, 0) < 0) ||
-	    close_range((unsigned)ep + 1, ~0U, 0) < 0)
+	if ((ep > 3 && hf_sys_close_range(3, (unsigned)ep - 1, 0) < 0) ||
+	    hf_sys_close_range((unsigned)ep + 1, ~0U, 0) < 0)
 		for (int fd = 3; fd < 65536; fd++)
 			if (fd != ep)
 				close(fd);

@@ -29,6 +29,7 @@
 #include "common/caps.h"
 #include "common/fs.h"
 #include "common/spawn.h"
+#include "common/sys.h"
 #include "common/util.h"
 #include "shim/confine.h"
 
@@ -355,8 +356,8 @@ static int set_attr(int fd, uint64_t set)
 
 	memset(&attr, 0, sizeof(attr));
 	attr.attr_set = set;
-	return mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
-			     sizeof(attr));
+	return hf_sys_mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE,
+				    &attr, sizeof(attr));
 }
 
 /* The parent directories of path, and path itself as an empty file or dir. */
@@ -389,9 +390,9 @@ static int placeholder(const char *path, bool dir)
 
 static int clone_tree(struct bind *b, uint64_t attrs)
 {
-	b->fd = open_tree(AT_FDCWD, b->source,
-			  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-				  AT_SYMLINK_NOFOLLOW | AT_RECURSIVE);
+	b->fd = hf_sys_open_tree(AT_FDCWD, b->source,
+				 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+					 AT_SYMLINK_NOFOLLOW | AT_RECURSIVE);
 	if (b->fd < 0)
 		return b->optional && errno == ENOENT ? 0 : -1;
 	if (attrs && set_attr(b->fd, attrs) < 0)
@@ -405,8 +406,8 @@ static int attach_at(struct bind *b)
 		return 0; /* an optional source that is not there */
 	if (placeholder(b->target, b->dir) < 0)
 		return -1;
-	return move_mount(b->fd, "", AT_FDCWD, b->target,
-			  MOVE_MOUNT_F_EMPTY_PATH);
+	return hf_sys_move_mount(b->fd, "", AT_FDCWD, b->target,
+				 MOVE_MOUNT_F_EMPTY_PATH);
 }
 
 static int private_dev(struct hf_confine_ns *ns, const char **what)
@@ -443,20 +444,20 @@ static int read_only_kernel(const char **what)
 
 	memset(&attr, 0, sizeof(attr));
 	attr.attr_set = MOUNT_ATTR_RDONLY;
-	if (mount_setattr(AT_FDCWD, "/sys", AT_RECURSIVE, &attr,
-			  sizeof(attr)) < 0 &&
+	if (hf_sys_mount_setattr(AT_FDCWD, "/sys", AT_RECURSIVE, &attr,
+				 sizeof(attr)) < 0 &&
 	    errno != ENOENT && errno != EINVAL)
 		return fail(what, "make /sys read-only for the task");
 	for (size_t i = 0; i < HF_ARRAY_LEN(procs); i++) {
-		int fd = open_tree(AT_FDCWD, procs[i],
-				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-					   AT_RECURSIVE);
+		int fd = hf_sys_open_tree(AT_FDCWD, procs[i],
+					  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+						  AT_RECURSIVE);
 
 		if (fd < 0 && errno == ENOENT)
 			continue;
 		if (fd < 0 || set_attr(fd, MOUNT_ATTR_RDONLY) < 0 ||
-		    move_mount(fd, "", AT_FDCWD, procs[i],
-			       MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		    hf_sys_move_mount(fd, "", AT_FDCWD, procs[i],
+				      MOVE_MOUNT_F_EMPTY_PATH) < 0)
 			return fail(what, "make /proc/sys read-only for the "
 					  "task");
 		close(fd);
@@ -533,9 +534,9 @@ static int build(struct hf_confine_ns *ns, const char **what)
 						 ns->uid, ns->gid);
 
 		if (tfd < 0 ||
-		    move_mount(b->fd, "", tfd, "",
-			       MOVE_MOUNT_F_EMPTY_PATH |
-				       MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+		    hf_sys_move_mount(b->fd, "", tfd, "",
+				      MOVE_MOUNT_F_EMPTY_PATH |
+					      MOVE_MOUNT_T_EMPTY_PATH) < 0) {
 			int e = fail(what, b->what);
 
 			if (tfd >= 0)
@@ -602,7 +603,7 @@ int hf_confine_apply(const struct hf_confine *c, const char **what)
 			r->hard < 0 ? RLIM_INFINITY : (rlim_t)r->hard,
 		};
 
-		if (setrlimit((__rlimit_resource_t)r->resource, &rl) < 0)
+		if (setrlimit(r->resource, &rl) < 0)
 			return fail(what, "set the task's resource limits");
 	}
 	if (c->limit_caps) {
@@ -671,8 +672,9 @@ bool hf_confine_probe(char **why)
 			r.step = 1;
 			if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0) {
 				r.step = 2;
-				fd = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE |
-								    OPEN_TREE_CLOEXEC);
+				fd = hf_sys_open_tree(AT_FDCWD, "/",
+						      OPEN_TREE_CLONE |
+							      OPEN_TREE_CLOEXEC);
 				if (fd >= 0)
 					_exit(0);
 			}

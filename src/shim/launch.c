@@ -554,7 +554,7 @@ int hf_shim_rlimits_check(const struct hf_shim_launch *l, char **msg)
 		struct rlimit cur;
 		struct hf_buf b = HF_BUF_INIT;
 
-		if (getrlimit((__rlimit_resource_t)r->resource, &cur) < 0 ||
+		if (getrlimit(r->resource, &cur) < 0 ||
 		    want <= cur.rlim_max)
 			continue;
 		if (may_raise == -1)

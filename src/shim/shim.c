@@ -38,6 +38,7 @@
 #include "common/rlimit.h"
 #include "common/rng.h"
 #include "common/spawn.h"
+#include "common/sys.h"
 #include "common/util.h"
 #include "shim/cgroup.h"
 #include "shim/confine.h"
@@ -102,6 +103,35 @@ static char *dir_path(const struct shim *sh, const char *name)
 	return hf_xasprintf("%s/%s", sh->dir, name);
 }
 
+/*
+ * The signals' names without "SIG", as glibc's sigabbrev_np() gives them
+ * (musl has no such function; its strsignal() gives descriptions): one
+ * name per number, so SIGIOT, SIGCLD and SIGIO are known as ABRT, CHLD
+ * and POLL, and real-time signals only by number.
+ */
+static const struct {
+	int sig;
+	const char *name;
+} signal_names[] = {
+	{SIGHUP, "HUP"},       {SIGINT, "INT"},       {SIGQUIT, "QUIT"},
+	{SIGILL, "ILL"},       {SIGTRAP, "TRAP"},     {SIGABRT, "ABRT"},
+	{SIGBUS, "BUS"},       {SIGFPE, "FPE"},       {SIGKILL, "KILL"},
+	{SIGUSR1, "USR1"},     {SIGSEGV, "SEGV"},     {SIGUSR2, "USR2"},
+	{SIGPIPE, "PIPE"},     {SIGALRM, "ALRM"},     {SIGTERM, "TERM"},
+#ifdef SIGSTKFLT
+	{SIGSTKFLT, "STKFLT"},
+#endif
+	{SIGCHLD, "CHLD"},     {SIGCONT, "CONT"},     {SIGSTOP, "STOP"},
+	{SIGTSTP, "TSTP"},     {SIGTTIN, "TTIN"},     {SIGTTOU, "TTOU"},
+	{SIGURG, "URG"},       {SIGXCPU, "XCPU"},     {SIGXFSZ, "XFSZ"},
+	{SIGVTALRM, "VTALRM"}, {SIGPROF, "PROF"},     {SIGWINCH, "WINCH"},
+	{SIGPOLL, "POLL"},
+#ifdef SIGPWR
+	{SIGPWR, "PWR"},
+#endif
+	{SIGSYS, "SYS"},
+};
+
 /* "HUP" or "SIGHUP" or "1" -> 1; 0 when unknown. */
 static int signal_by_name(const char *name)
 {
@@ -110,21 +140,19 @@ static int signal_by_name(const char *name)
 
 	if (hf_str_has_prefix(name, "SIG"))
 		name += 3;
-	for (int sig = 1; sig < NSIG; sig++) {
-		const char *abbrev = sigabbrev_np(sig);
-
-		if (abbrev && strcmp(abbrev, name) == 0)
-			return sig;
-	}
+	for (size_t i = 0; i < HF_ARRAY_LEN(signal_names); i++)
+		if (strcmp(signal_names[i].name, name) == 0)
+			return signal_names[i].sig;
 	n = strtol(name, &end, 10);
 	return *name && !*end && n > 0 && n < NSIG ? (int)n : 0;
 }
 
 static const char *signal_name(int sig)
 {
-	const char *abbrev = sigabbrev_np(sig);
-
-	return abbrev ? abbrev : "?";
+	for (size_t i = 0; i < HF_ARRAY_LEN(signal_names); i++)
+		if (signal_names[i].sig == sig)
+			return signal_names[i].name;
+	return "?";
 }
 
 /* ---- status --------------------------------------------------------- */
@@ -619,7 +647,7 @@ static int task_setup(void *arg, const char **what)
 			r->hard < 0 ? RLIM_INFINITY : (rlim_t)r->hard,
 		};
 
-		if (setrlimit((__rlimit_resource_t)r->resource, &rl) < 0) {
+		if (setrlimit(r->resource, &rl) < 0) {
 			*what = p->rlimit_what[i];
 			return errno;
 		}
@@ -1372,7 +1400,7 @@ static void shim_release(struct shim *sh)
  */
 static void sanitize_fds(void)
 {
-	if (close_range(3, ~0U, 0) < 0) {
+	if (hf_sys_close_range(3, ~0U, 0) < 0) {
 		struct rlimit rl;
 		int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
 					  rl.rlim_cur < 65536

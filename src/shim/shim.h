@@ -5,7 +5,13 @@
  *
  * It is a program of its own (src/shim/main.c), linked with libc alone:
  * a node pays for it once per task, so it loads no library it does not
- * use, and reads and writes its JSON with shim/json.h. The files of this
+ * use, and reads and writes its JSON with shim/json.h. The release build
+ * links it statically against musl (the Makefile): no dynamic loader at
+ * its start, and none of glibc's 2 MB mapped into each shim. So its
+ * sources keep to what musl 1.2.3 offers (common/sys.h for the system
+ * calls it does not wrap), and a task's `user` is looked up the way musl
+ * does: in /etc/passwd and /etc/group, or through nscd when it runs, not
+ * through NSS modules (LDAP, systemd's). The files of this
  * module that the agent alone uses (shim_client.c: formatting launch.json,
  * parsing a status, the client functions below) keep jansson and are not
  * linked into it; the Makefile's SHIM_SRCS lists what is.

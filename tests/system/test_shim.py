@@ -364,20 +364,32 @@ def test_holdfast_shim_alias_runs_the_shim(tmp_path):
     assert r.returncode == 2 and "--dir" in r.stderr
 
 
-def test_release_shim_links_only_libc():
-    # The release build is what nodes run: libc alone (no jansson, no
-    # curl, no OpenSSL loaded a thousand times). The sanitizer build may
-    # add its runtimes.
+def test_release_shim_is_static_on_musl():
+    # The release build is what nodes run, one per task: a static program
+    # on musl, so no dynamic loader runs at each start and no shared
+    # library is mapped a thousand times (no jansson, curl or OpenSSL, and
+    # not glibc's 2 MB libc either). The sanitizer build may add its
+    # runtimes and stays on glibc.
     shim = os.path.join(os.path.dirname(BIN), "..", "build", "holdfast-shim")
     if not os.path.exists(shim):
         subprocess.run(["make", "-C", os.path.join(os.path.dirname(BIN), ".."),
                         "build/holdfast-shim"], check=True,
                        capture_output=True)
-    out = subprocess.run(["readelf", "-d", shim], check=True,
-                         capture_output=True, text=True).stdout
-    needed = [l.split("[", 1)[1].rstrip("]") for l in out.splitlines()
-              if "(NEEDED)" in l]
-    assert needed == ["libc.so.6"], needed
+    def readelf(*args):
+        return subprocess.run(["readelf", "-W", *args, shim], check=True,
+                              capture_output=True, text=True).stdout
+    headers = readelf("-l")
+    assert " INTERP " not in headers, headers
+    needed = [l for l in readelf("-d").splitlines() if "(NEEDED)" in l]
+    assert needed == [], needed
+    # Position-independent (the kernel places it at a random address),
+    # like the glibc programs it sits next to.
+    assert "DYN (Position-Independent Executable file)" in headers, headers
+    # musl's start-up, linked in (glibc's is __libc_setup_tls).
+    symbols = {l.split()[-1] for l in readelf("-s").splitlines()
+               if len(l.split()) == 8 and l.split()[0].rstrip(":").isdigit()}
+    assert "__init_libc" in symbols, sorted(symbols)[:20]
+    assert "__libc_setup_tls" not in symbols
 
 
 def test_rlimits_applied(tmp_path):

@@ -44,6 +44,11 @@ def test_kill_9_three_times_restarts_in_place_with_growing_backoff(tmp_path):
     assert first["last_exit_at"] is None and first["last_signal"] is None
     st, gaps, seen_backoff = first, [], 0
     for i in range(3):
+        # "running" means its process started, not that the shell ran its
+        # first line yet: a kill before that would leave no line in starts.
+        wait_for(lambda: (sandbox / "starts").exists() and
+                 str(st["pid"]) in read(sandbox / "starts").split(),
+                 f"start {i} in starts")
         st = kill_and_wait_restart(taskdir, st)
         assert st["restarts"] == i + 1
         assert st["last_signal"] == 9 and st["last_exit_code"] is None

@@ -464,6 +464,38 @@ static size_t depth(const char *rel)
 	return n;
 }
 
+/*
+ * The task user's ids for launch.json: looked up here, through every
+ * source nsswitch.conf names, since the shim reads only the files
+ * (shim.h, ids).
+ */
+static int user_ids(struct launch *l, struct hf_shim_launch *sl, char **err)
+{
+	int n = 32;
+	gid_t *g = NULL;
+
+	for (;;) {
+		int want = n;
+
+		g = hf_xrealloc(g, (size_t)n * sizeof(*g));
+		if (getgrouplist(l->user, l->gid, g, &n) >= 0)
+			break;
+		if (n <= want || n > 65536) {
+			*err = hf_xasprintf("cannot list the groups of user %s",
+					    l->user);
+			free(g);
+			return -1;
+		}
+	}
+	sl->has_ids = true;
+	sl->uid = (uint32_t)l->uid;
+	sl->gid = (uint32_t)l->gid;
+	for (int i = 0; i < n; i++)
+		*HF_VEC_PUSH(&sl->groups) = (uint32_t)g[i];
+	free(g);
+	return 0;
+}
+
 /* What the task may see and do, for launch.json (shim.h, ISOLATION). */
 static int isolation(struct launch *l, struct hf_shim_launch *sl, char **err)
 {
@@ -535,6 +567,8 @@ static int write_launch(struct launch *l, char **err)
 	sl.log_max_bytes = ag->opts->log_max_bytes;
 	sl.log_keep = ag->opts->log_keep;
 	sl.user = l->user ? hf_xstrdup(l->user) : NULL;
+	if (l->user && l->have_ids && user_ids(l, &sl, err))
+		goto out;
 	for (size_t i = 0; i < o->rlimits.len; i++) {
 		const struct hf_proto_rlimit *pr = &o->rlimits.items[i];
 		int res = hf_rlimit_by_name(pr->name);

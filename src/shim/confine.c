@@ -231,7 +231,32 @@ int hf_confine_prepare(struct hf_confine *c, const struct hf_shim_launch *l,
 	memset(c, 0, sizeof(*c));
 	c->join_fd = -1;
 	*err = NULL;
-	if (l->user) {
+	if (l->user && l->has_ids) {
+		/* As the agent found them: no lookup here (shim.h, ids). */
+		if (!root && l->uid != geteuid()) {
+			*err = hf_xasprintf("cannot run the task as user "
+					    "\"%s\": holdfast does not run as "
+					    "root here", l->user);
+			return -1;
+		}
+		task_root = l->uid == 0;
+		if (root) {
+			c->switch_user = true;
+			c->uid = l->uid;
+			c->gid = l->gid;
+			bool has_gid = false;
+
+			/* The user's groups, its primary group among them. */
+			c->groups = hf_xcalloc(l->groups.len + 1,
+					       sizeof(gid_t));
+			for (size_t i = 0; i < l->groups.len; i++) {
+				c->groups[c->ngroups++] = l->groups.items[i];
+				has_gid |= l->groups.items[i] == l->gid;
+			}
+			if (!has_gid)
+				c->groups[c->ngroups++] = l->gid;
+		}
+	} else if (l->user) {
 		/* Reentrant: the agent's threads may look users up at once. */
 		struct passwd pwbuf, *pw = NULL;
 		char buf[4096];

@@ -50,6 +50,7 @@ void hf_shim_launch_release(struct hf_shim_launch *l)
 	HF_VEC_FREE(&l->rlimits);
 	free(l->cgroup_parent);
 	free(l->user);
+	HF_VEC_FREE(&l->groups);
 	for (size_t i = 0; i < l->mounts.len; i++) {
 		free(l->mounts.items[i].source);
 		free(l->mounts.items[i].target);
@@ -96,8 +97,10 @@ static const char *const known_keys[] = {
 	"rlimits",	 "cpus",	 "memory_mb", "cgroup_parent",
 	"log_max_bytes", "log_keep",	 "kill_grace_period", "user",
 	"isolate",	 "mounts",	 "hide",      "visible",
-	"capabilities",	 "privileged",	 "restart",
+	"capabilities",	 "privileged",	 "restart",   "ids",
 };
+
+static const char *const ids_keys[] = {"uid", "gid", "groups"};
 
 static const char *const restart_keys[] = {
 	"backoff_base", "backoff_max", "reset_after", "max",
@@ -398,6 +401,56 @@ static bool check_keys(const struct hf_json *o, const char *where,
 	return true;
 }
 
+/* "ids": absent or null, the shim looks the user up itself. */
+static bool get_ids(const struct hf_json *root, struct hf_shim_launch *l,
+		    char **err)
+{
+	const struct hf_json *v = hf_json_get(root, "ids"), *g;
+	int64_t uid = -1, gid = -1;
+	char *sub = NULL;
+
+	if (hf_json_is_null(v))
+		return true;
+	if (v->type != HF_JSON_OBJECT) {
+		*err = hf_xstrdup("\"ids\" must be an object or null");
+		return false;
+	}
+	if (!check_keys(v, " in \"ids\"", ids_keys, HF_ARRAY_LEN(ids_keys),
+			err))
+		return false;
+	if (!get_int(v, "uid", 0, UINT32_MAX - 1, &uid, &sub) ||
+	    !get_int(v, "gid", 0, UINT32_MAX - 1, &gid, &sub)) {
+		*err = hf_xasprintf("ids: %s", sub);
+		free(sub);
+		return false;
+	}
+	if (uid < 0 || gid < 0) {
+		*err = hf_xstrdup("ids: \"uid\" and \"gid\" are required");
+		return false;
+	}
+	g = hf_json_get(v, "groups");
+	if (!hf_json_is_null(g) && g->type != HF_JSON_ARRAY) {
+		*err = hf_xstrdup("ids: \"groups\" must be an array of group "
+				  "ids");
+		return false;
+	}
+	for (size_t i = 0; g && g->type == HF_JSON_ARRAY && i < g->n; i++) {
+		const struct hf_json *e = &g->items[i];
+
+		if (e->type != HF_JSON_INT || e->i < 0 ||
+		    e->i > (int64_t)UINT32_MAX - 1 || i >= 65536) {
+			*err = hf_xasprintf("ids: groups[%zu] must be a group "
+					    "id (at most 65536 of them)", i);
+			return false;
+		}
+		*HF_VEC_PUSH(&l->groups) = (uint32_t)e->i;
+	}
+	l->has_ids = true;
+	l->uid = (uint32_t)uid;
+	l->gid = (uint32_t)gid;
+	return true;
+}
+
 /* "restart": absent or null, no policy: the shim ends with its task. */
 static bool get_restart(const struct hf_json *root, struct hf_shim_launch *l, char **err)
 {
@@ -448,6 +501,10 @@ static bool validate(struct hf_shim_launch *l, char **err)
 		*err = hf_xasprintf("\"cgroup_parent\" \"%s\" must be a "
 				    "relative path of [A-Za-z0-9._:@+-] names",
 				    l->cgroup_parent);
+		return false;
+	}
+	if (l->has_ids && !l->user) {
+		*err = hf_xstrdup("\"ids\" needs \"user\"");
 		return false;
 	}
 	if (l->user && !*l->user) {
@@ -507,7 +564,8 @@ int hf_shim_launch_parse(const char *json, size_t len,
 	    !get_paths(root, "visible", &l->visible, &err) ||
 	    !get_caps(root, l, &err) ||
 	    !get_bool(root, "privileged", &l->privileged, &err) ||
-	    !get_restart(root, l, &err) || !validate(l, &err))
+	    !get_restart(root, l, &err) || !get_ids(root, l, &err) ||
+	    !validate(l, &err))
 		goto out;
 	l->log_keep = (int)keep;
 	l->memory_mb = mem;

@@ -9,9 +9,9 @@
  * links it statically against musl (the Makefile): no dynamic loader at
  * its start, and none of glibc's 2 MB mapped into each shim. So its
  * sources keep to what musl 1.2.3 offers (common/sys.h for the system
- * calls it does not wrap), and a task's `user` is looked up the way musl
- * does: in /etc/passwd and /etc/group, or through nscd when it runs, not
- * through NSS modules (LDAP, systemd's). The files of this
+ * calls it does not wrap). A task's `user` comes with its ids, which the
+ * agent looked up through NSS (launch.json's ids): musl alone would read
+ * only /etc/passwd and /etc/group, or nscd. The files of this
  * module that the agent alone uses (shim_client.c: formatting launch.json,
  * parsing a status, the client functions below) keep jansson and are not
  * linked into it; the Makefile's SHIM_SRCS lists what is.
@@ -60,6 +60,16 @@
  *                  user           null, or a user name to run the task as
  *                                 (needs a root shim; a non-root shim only
  *                                 accepts its own user)
+ *                  ids            null, or {"uid": n, "gid": n, "groups":
+ *                                 [n, ...]}: user's ids as the agent looked
+ *                                 them up (its libc asks every source the
+ *                                 node's nsswitch.conf names: LDAP, sssd,
+ *                                 systemd). With them the shim does not
+ *                                 look the user up; without them it reads
+ *                                 /etc/passwd and /etc/group (or nscd) as
+ *                                 musl does, so a user known only to
+ *                                 another source is unknown to it.
+ *                                 Only with user.
  *                  isolate        default false; true runs the task in a
  *                                 mount namespace of its own (ISOLATION
  *                                 below; needs a root shim)
@@ -349,6 +359,9 @@ struct hf_shim_launch {
 	int log_keep;
 	double kill_grace_period;
 	char *user;           /* NULL = the shim's own user */
+	bool has_ids;         /* "ids": user's uid, gid and groups */
+	uint32_t uid, gid;
+	HF_VEC(uint32_t) groups;
 	bool isolate;         /* a mount namespace of its own */
 	HF_VEC(struct hf_shim_mount) mounts;
 	struct hf_strlist hide, visible;

@@ -148,6 +148,17 @@ char *hf_shim_launch_format(const struct hf_shim_launch *l)
 			    json_real(l->kill_grace_period));
 	json_object_set_new(root, "user",
 			    l->user ? json_string(l->user) : json_null());
+	if (l->has_ids) {
+		json_t *g = json_array();
+
+		for (size_t i = 0; i < l->groups.len; i++)
+			json_array_append_new(g,
+					      json_integer(l->groups.items[i]));
+		json_object_set_new(root, "ids",
+				    json_pack("{s:I, s:I, s:o}", "uid",
+					      (json_int_t)l->uid, "gid",
+					      (json_int_t)l->gid, "groups", g));
+	}
 	json_object_set_new(root, "isolate", json_boolean(l->isolate));
 	{
 		json_t *m = json_array(), *hide = json_array();

@@ -696,6 +696,13 @@ def test_sdk_hello_world_runs_as_nobody(pubdir):
             assert p.stdout.split() == ["nobody", str(hard)], (task, p.stdout)
         out = vol_file(c, "hello-world", "hello-0", "output")
         assert os.stat(out).st_uid == NOBODY.pw_uid
+        # The agent hands the shim the user's ids (its libc asks every
+        # nsswitch source; the static shim reads only the files).
+        tid = c.tasks("hello-world")["hello-0-server"]["id"]
+        with open(os.path.join(c.agent_data, "tasks", tid, "launch.json")) as f:
+            ids = json.load(f)["ids"]
+        assert ids["uid"] == NOBODY.pw_uid and ids["gid"] == NOBODY.pw_gid, ids
+        assert sorted(ids["groups"]) == sorted(os.getgrouplist("nobody", NOBODY.pw_gid)), ids
     finally:
         c.stop()
 

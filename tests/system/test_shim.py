@@ -296,6 +296,40 @@ def test_unknown_user_fails_to_start(tmp_path):
     assert "no-such-user-hf" in r.stderr
 
 
+def test_user_ids_from_the_agent_need_no_lookup(tmp_path):
+    # A user no file here knows (as one only LDAP or sssd knows): with the
+    # ids the agent looked up, the shim runs the task as them.
+    # pytest's tmp_path is private to root: the sandbox must be elsewhere.
+    with tempfile.TemporaryDirectory(dir="/tmp") as pub:
+        os.chmod(pub, 0o777)
+        taskdir, _ = make_task(
+            tmp_path, "id -u; id -g; id -G", user="no-such-user-hf", sandbox=pub,
+            ids={"uid": 54321, "gid": 54322, "groups": [54323, 54322]})
+        r = run_shim(taskdir)
+        assert r.returncode == 0, r.stderr
+        st = wait_exit(taskdir)
+        assert st["exit_code"] == 0, st
+        out = read(os.path.join(pub, "stdout")).split()
+    assert out[:2] == ["54321", "54322"], out
+    assert sorted(out[2:]) == ["54322", "54323"], out
+
+
+@pytest.mark.parametrize("ids,why", [
+    ({"uid": 1}, 'ids: "uid" and "gid" are required'),
+    ({"uid": -1, "gid": 1}, 'ids: "uid" must be an integer from 0 to 4294967294'),
+    ({"uid": 1, "gid": 1, "groups": ["x"]},
+     "ids: groups[0] must be a group id (at most 65536 of them)"),
+    ({"uid": 1, "gid": 1, "home": "/"}, 'unknown key "home" in "ids"'),
+])
+def test_bad_user_ids_are_refused(tmp_path, ids, why):
+    taskdir, _ = make_task(tmp_path, "true", user="nobody", ids=ids)
+    r = run_shim(taskdir)
+    assert r.returncode == 1
+    st = wait_exit(taskdir)
+    assert st["state"] == "failed-to-start"
+    assert why in st["message"], st
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 def test_user_is_applied(tmp_path):
     # pytest's tmp_path is private to root: the sandbox must be elsewhere.

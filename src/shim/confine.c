@@ -223,43 +223,26 @@ static struct hf_confine_ns *ns_prepare(const struct hf_shim_launch *l,
 	return ns;
 }
 
-int hf_confine_prepare(struct hf_confine *c, const struct hf_shim_launch *l,
-		       bool build, char **err)
+/*
+ * Who the task runs as: the ids launch.json carries (the agent looked them
+ * up through every NSS source), else l->user looked up here, in the files
+ * musl reads. When root, sets c to switch to them.
+ */
+static int task_user(struct hf_confine *c, const struct hf_shim_launch *l,
+		     bool root, bool *task_root, char **err)
 {
-	bool root = geteuid() == 0, task_root = root;
+	/* Reentrant: the agent's threads may look users up at once. */
+	struct passwd pwbuf, *pw = NULL;
+	char buf[4096];
+	bool has_gid = false;
+	uid_t uid;
+	gid_t gid;
+	int n = 0;
 
-	memset(c, 0, sizeof(*c));
-	c->join_fd = -1;
-	*err = NULL;
-	if (l->user && l->has_ids) {
-		/* As the agent found them: no lookup here (shim.h, ids). */
-		if (!root && l->uid != geteuid()) {
-			*err = hf_xasprintf("cannot run the task as user "
-					    "\"%s\": holdfast does not run as "
-					    "root here", l->user);
-			return -1;
-		}
-		task_root = l->uid == 0;
-		if (root) {
-			c->switch_user = true;
-			c->uid = l->uid;
-			c->gid = l->gid;
-			bool has_gid = false;
-
-			/* The user's groups, its primary group among them. */
-			c->groups = hf_xcalloc(l->groups.len + 1,
-					       sizeof(gid_t));
-			for (size_t i = 0; i < l->groups.len; i++) {
-				c->groups[c->ngroups++] = l->groups.items[i];
-				has_gid |= l->groups.items[i] == l->gid;
-			}
-			if (!has_gid)
-				c->groups[c->ngroups++] = l->gid;
-		}
-	} else if (l->user) {
-		/* Reentrant: the agent's threads may look users up at once. */
-		struct passwd pwbuf, *pw = NULL;
-		char buf[4096];
+	if (l->has_ids) {
+		uid = l->uid;
+		gid = l->gid;
+	} else {
 		int e = getpwnam_r(l->user, &pwbuf, buf, sizeof(buf), &pw);
 
 		if (!pw) {
@@ -272,30 +255,53 @@ int hf_confine_prepare(struct hf_confine *c, const struct hf_shim_launch *l,
 						    l->user);
 			return -1;
 		}
-		if (!root && pw->pw_uid != geteuid()) {
-			*err = hf_xasprintf("cannot run the task as user "
-					    "\"%s\": holdfast does not run as "
-					    "root here", l->user);
-			return -1;
-		}
-		task_root = pw->pw_uid == 0;
-		if (root) {
-			int n = 0;
-
-			c->switch_user = true;
-			c->uid = pw->pw_uid;
-			c->gid = pw->pw_gid;
-			getgrouplist(l->user, pw->pw_gid, NULL, &n);
-			c->groups = hf_xcalloc((size_t)n + 1, sizeof(gid_t));
-			c->ngroups = n + 1;
-			if (getgrouplist(l->user, pw->pw_gid, c->groups,
-					 &c->ngroups) < 0) {
-				*err = hf_xasprintf("cannot list the groups "
-						    "of user \"%s\"", l->user);
-				return -1;
-			}
-		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
 	}
+	if (!root && uid != geteuid()) {
+		*err = hf_xasprintf("cannot run the task as user \"%s\": "
+				    "holdfast does not run as root here",
+				    l->user);
+		return -1;
+	}
+	*task_root = uid == 0;
+	if (!root)
+		return 0;
+	c->switch_user = true;
+	c->uid = uid;
+	c->gid = gid;
+	if (l->has_ids) {
+		/* The user's groups, its primary group among them. */
+		c->groups = hf_xcalloc(l->groups.len + 1, sizeof(gid_t));
+		for (size_t i = 0; i < l->groups.len; i++) {
+			c->groups[c->ngroups++] = l->groups.items[i];
+			has_gid |= l->groups.items[i] == gid;
+		}
+		if (!has_gid)
+			c->groups[c->ngroups++] = gid;
+		return 0;
+	}
+	getgrouplist(l->user, gid, NULL, &n);
+	c->groups = hf_xcalloc((size_t)n + 1, sizeof(gid_t));
+	c->ngroups = n + 1;
+	if (getgrouplist(l->user, gid, c->groups, &c->ngroups) < 0) {
+		*err = hf_xasprintf("cannot list the groups of user \"%s\"",
+				    l->user);
+		return -1;
+	}
+	return 0;
+}
+
+int hf_confine_prepare(struct hf_confine *c, const struct hf_shim_launch *l,
+		       bool build, char **err)
+{
+	bool root = geteuid() == 0, task_root = root;
+
+	memset(c, 0, sizeof(*c));
+	c->join_fd = -1;
+	*err = NULL;
+	if (l->user && task_user(c, l, root, &task_root, err))
+		return -1;
 	c->no_new_privs = !l->privileged;
 	/* Only a root process holds capabilities to give up. */
 	if (root && !l->privileged) {

@@ -222,9 +222,17 @@ static void stream_free(void *arg)
 static size_t collect(struct stream *st, struct hf_buf *out)
 {
 	struct hf_events *ev = st->srv->events;
-	size_t n = 0;
+	size_t n = 0, start = ev ? ev->len : 0;
 
-	for (size_t i = 0; ev && i < ev->len; i++) {
+	/*
+	 * Ids grow along the ring (emit() numbers them in order, and the
+	 * file is read back in order): the new ones are at its end, found
+	 * from there, so a follower woken at every event costs the events
+	 * it gets, not the whole ring.
+	 */
+	while (start > 0 && event_id(ring_at(ev, start - 1)) > st->since)
+		start--;
+	for (size_t i = start; ev && i < ev->len; i++) {
 		json_t *e = ring_at(ev, i);
 		uint64_t id = event_id(e);
 		const char *svc;

@@ -153,6 +153,9 @@ def holdfast(n, poll, timeout, keep=False, wait="poll"):
         time.sleep(1.0)  # let registration settle
         text = spec(n)
         ev = PlanEvents(b) if wait == "events" else None
+        # CPU from here on: the deploy's, not the start and registration.
+        server_cpu0 = hb.cpu_seconds(b.server.pid)
+        agent_cpu0 = hb.cpu_seconds(b.agent.pid)
         c0 = cpu_busy()
         t0 = time.monotonic()
         b.deploy(text)
@@ -182,8 +185,8 @@ def holdfast(n, poll, timeout, keep=False, wait="poll"):
                 time.sleep(poll)
         t_complete = t
         busy = busy_fraction(c0, cpu_busy())
-        server_cpu = hb.cpu_seconds(b.server.pid)
-        agent_cpu = hb.cpu_seconds(b.agent.pid)
+        server_cpu = hb.cpu_seconds(b.server.pid) - server_cpu0
+        agent_cpu = hb.cpu_seconds(b.agent.pid) - agent_cpu0
         if ev:
             ev.close()
         # Facts about the result, outside the timed part.

@@ -8,8 +8,9 @@ deploy with OLD_BIN, each on a fresh server and agent (deploy.py's spec:
 one parallel phase, no readiness check). Reported per deploy: POST -> plan
 COMPLETE, the ratio to the baseline of the same repetition, and the
 server's CPU time per launched task (utime + stime from /proc/PID/stat of
-the server when the plan is COMPLETE, over N; the server starts idle, so
-this is the deploy's cost). The end is seen on the event stream (the
+the server from just before the POST to the plan's COMPLETE, over N: the
+deploy's cost, without the server's start and the agent's registration,
+which at N=200 were a third of what the whole count showed). The end is seen on the event stream (the
 plan's COMPLETE event, then one GET of the plan to confirm), so the
 server's CPU is the deploy's and not the benchmark's polling; --wait poll
 polls the plan every --poll seconds instead, as earlier figures did.

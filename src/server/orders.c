@@ -67,17 +67,22 @@ void hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n,
 	}
 }
 
-/* Whether hf_orders_launch() makes an order of sl (a task of the spec). */
-static bool launchable(const struct hf_service *svc,
-		       const struct hf_instance *in,
-		       const struct hf_task_slot *sl)
+/*
+ * The spec's task of slot sl, when it can be launched (hf_orders_launch()
+ * makes an order of it); *pod_out its pod. NULL otherwise.
+ */
+static const struct hf_spec_task *order_task(const struct hf_service *svc,
+					     const struct hf_instance *in,
+					     const struct hf_task_slot *sl,
+					     const struct hf_spec_pod **pod_out)
 {
 	const struct hf_config *cfg = hf_model_config(svc, sl->cur->config_id);
 	const struct hf_spec_pod *pod = hf_model_pod(cfg, in->pod);
 	const struct hf_spec_task *t =
 	    pod ? hf_spec_find_task(pod, sl->task) : NULL;
 
-	return t && t->resource_set < pod->resource_sets.len;
+	*pod_out = pod;
+	return t && t->resource_set < pod->resource_sets.len ? t : NULL;
 }
 
 void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
@@ -94,6 +99,7 @@ void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
 
 		for (size_t t = 0; t < in->slots.len; t++) {
 			const struct hf_task_slot *sl = &in->slots.items[t];
+			const struct hf_spec_pod *pod;
 			struct hf_proto_launch *o;
 
 			if (!desired_task(sl))
@@ -101,7 +107,7 @@ void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
 			o = HF_VEC_PUSH(&out->tasks);
 			hf_proto_launch_init(o);
 			if (known && hf_map_get(known, sl->cur->id) &&
-			    launchable(svc, in, sl)) {
+			    order_task(svc, in, sl, &pod)) {
 				o->task_id = hf_xstrdup(sl->cur->id);
 				o->known = true;
 			} else if (!hf_orders_launch(s, svc, in, sl, o)) {
@@ -210,14 +216,13 @@ bool hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
 {
 	const struct hf_task_rec *r = sl->cur;
 	const struct hf_config *cfg = hf_model_config(svc, r->config_id);
-	const struct hf_spec_pod *pod = hf_model_pod(cfg, in->pod);
-	const struct hf_spec_task *t =
-	    pod ? hf_spec_find_task(pod, sl->task) : NULL;
+	const struct hf_spec_pod *pod;
+	const struct hf_spec_task *t = order_task(svc, in, sl, &pod);
 	const struct hf_spec_resource_set *rs;
 	struct hf_kvlist *env = &o->env;
 	char buf[32];
 
-	if (!t || t->resource_set >= pod->resource_sets.len)
+	if (!t)
 		return false;
 	rs = &pod->resource_sets.items[t->resource_set];
 	snprintf(buf, sizeof(buf), "%lld", (long long)in->index);

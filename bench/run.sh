@@ -116,6 +116,15 @@ echo "== machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%d MB", $2/1024}' /p
 	"commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 rc=0
+# Copies BENCH_BEFORE to $work/before/holdfast with its own holdfast-shim
+# (if it has one): a baseline binary must not find this tree's shim next
+# to it, or the benchmark would run the new shim for "before".
+copy_before() {
+	mkdir -p "$work/before"
+	cp "$BENCH_BEFORE" "$work/before/holdfast"
+	bshim=$(dirname "$BENCH_BEFORE")/holdfast-shim
+	if [ -e "$bshim" ]; then cp "$bshim" "$work/before/holdfast-shim"; fi
+}
 run() { # name timeout-seconds command...
 	name=$1 limit=$2
 	shift 2
@@ -133,11 +142,7 @@ case $what in all | deploy)
 esac
 case $what in deploys)
 	if [ -n "${BENCH_BEFORE:-}" ]; then
-		# Its holdfast-shim (if it has one) goes along, as for HOLDFAST_BIN.
-		mkdir -p "$work/before"
-		cp "$BENCH_BEFORE" "$work/before/holdfast"
-		bshim=$(dirname "$BENCH_BEFORE")/holdfast-shim
-		if [ -e "$bshim" ]; then cp "$bshim" "$work/before/holdfast-shim"; fi
+		copy_before
 		set -- --before "$work/before/holdfast"
 	else
 		set --
@@ -172,17 +177,13 @@ case $what in all | api)
 esac
 case $what in latency)
 	[ -n "${BENCH_BEFORE:-}" ] || { echo "bench/run.sh latency: set BENCH_BEFORE to the baseline binary" >&2; exit 2; }
-	cp "$BENCH_BEFORE" "$work/holdfast-before"
-	run latency 1800 "$py" "$here/latency.py" --before "$work/holdfast-before" -n "$n" \
+	copy_before
+	run latency 1800 "$py" "$here/latency.py" --before "$work/before/holdfast" -n "$n" \
 		--rounds "$repeat" --out "$out/latency.json" ;;
 esac
 case $what in shim)
 	[ -n "${BENCH_BEFORE:-}" ] || { echo "bench/run.sh shim: set BENCH_BEFORE to the baseline binary" >&2; exit 2; }
-	# The baseline's own holdfast-shim (if it has one) goes along.
-	mkdir -p "$work/before"
-	cp "$BENCH_BEFORE" "$work/before/holdfast"
-	bshim=$(dirname "$BENCH_BEFORE")/holdfast-shim
-	if [ -e "$bshim" ]; then cp "$bshim" "$work/before/holdfast-shim"; fi
+	copy_before
 	run shim 900 "$py" "$here/shim.py" --before "$work/before/holdfast" \
 		-n "$( [ "$quick" = 1 ] && echo 10 || echo 50)" \
 		--tasks "$( [ "$quick" = 1 ] && echo 10 || echo 30)" --out "$out/shim.json" ;;

@@ -382,6 +382,16 @@ char *ag_path_join_within(const char *root, const char *base,
  */
 int ag_run(char *const argv[], const char *cwd, uid_t uid, gid_t gid,
 	   char **err);
+/*
+ * Makes path, if it is not there, an ext4 image of size_mb MB (at least
+ * AG_IMAGE_MIN_MB, so it has a journal) whose root belongs to uid:gid: a
+ * sparse file formatted as path.new, made durable, then renamed, so a
+ * kill -9 at any instant leaves no image or a whole one. Returns 0 (*made
+ * says whether it was made now) or -1 with *err set (the caller frees it).
+ */
+#define AG_IMAGE_MIN_MB 8
+int ag_make_image(const char *path, int64_t size_mb, uid_t uid, gid_t gid,
+		  bool *made, char **err);
 /* Copies a file (mode given). Returns 0 or -1 (errno). */
 int ag_copy_file(const char *src, const char *dst, mode_t mode);
 

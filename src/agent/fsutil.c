@@ -258,6 +258,54 @@ static int run_as_user(void *arg, const char **what)
 	return 0;
 }
 
+int ag_make_image(const char *path, int64_t size_mb, uid_t uid, gid_t gid,
+		  bool *made, char **err)
+{
+	char *tmp = hf_xasprintf("%s.new", path);
+	char *owner = hf_xasprintf("nodiscard,root_owner=%u:%u", (unsigned)uid,
+				   (unsigned)gid);
+	const char *mkfs = access("/sbin/mkfs.ext4", X_OK) == 0
+				   ? "/sbin/mkfs.ext4"
+				   : "/usr/sbin/mkfs.ext4";
+	/* 4 KiB blocks whatever the size; no blocks kept for root. */
+	char *argv[] = {(char *)mkfs, "-q", "-F", "-b", "4096", "-m", "0",
+			"-E", owner, tmp, NULL};
+	int fd = -1, rc = -1;
+
+	*made = false;
+	*err = NULL;
+	if (access(path, F_OK) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (size_mb < AG_IMAGE_MIN_MB)
+		size_mb = AG_IMAGE_MIN_MB;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0 || ftruncate(fd, (off_t)size_mb * 1024 * 1024) < 0) {
+		*err = hf_xasprintf("cannot create %s: %s", tmp,
+				    strerror(errno));
+		goto out;
+	}
+	if (ag_run(argv, "/", (uid_t)-1, (gid_t)-1, err))
+		goto out;
+	if (fsync(fd) < 0 || rename(tmp, path) < 0 || hf_fsync_parent(path)) {
+		*err = hf_xasprintf("cannot keep %s: %s", path,
+				    strerror(errno));
+		goto out;
+	}
+	*made = true;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	free(tmp);
+	free(owner);
+	return rc;
+}
+
 int ag_run(char *const argv[], const char *cwd, uid_t uid, gid_t gid,
 	   char **err)
 {

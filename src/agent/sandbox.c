@@ -117,6 +117,32 @@ static char *volume_source(const struct launch *l, size_t i)
 			    l->volume_keys.items[i]);
 }
 
+/* Whether volume i is a MOUNT volume: an ext4 image of its own. */
+static const struct hf_proto_volume *order_volume(const struct launch *l,
+						  size_t i)
+{
+	const char *key = l->volume_keys.items[i];
+
+	for (size_t k = 0; k < l->order->volumes.len; k++)
+		if (strcmp(l->order->volumes.items[k].key, key) == 0)
+			return &l->order->volumes.items[k];
+	return NULL;
+}
+
+static bool is_image(const struct launch *l, size_t i)
+{
+	const struct hf_proto_volume *v = order_volume(l, i);
+
+	return v && v->type && strcmp(v->type, "MOUNT") == 0;
+}
+
+/* A MOUNT volume's image, inside its directory, which holds nothing else. */
+static char *image_path(const struct launch *l, size_t i)
+{
+	return hf_xasprintf("%s/%s/ext4.img", l->ag->volumes_dir,
+			    l->volume_keys.items[i]);
+}
+
 static int open_dir(const char *path)
 {
 	return open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -256,6 +282,51 @@ out:
 	return rc;
 }
 
+/*
+ * A MOUNT volume: a directory the task never sees, holding the ext4 image
+ * the shim mounts (shim.h, VOLUME IMAGES), made at the first launch with
+ * the task user's root directory. Only a task in a mount namespace can
+ * have one.
+ */
+static int prepare_image(struct launch *l, size_t i, const char *dir,
+			 char **err)
+{
+	const struct hf_proto_volume *v = order_volume(l, i);
+	const char *key = l->volume_keys.items[i];
+	char *img, *why = NULL;
+	bool made = false;
+	int rc;
+
+	if (!l->ag->isolate) {
+		*err = hf_xasprintf("volume %s is a MOUNT volume (a file "
+				    "system of its own): it needs an agent "
+				    "that runs tasks in mount namespaces (as "
+				    "root, with --isolation on)", key);
+		l->permanent = true;
+		return -1;
+	}
+	if (hf_fs_mkdir_p(dir, 0750, 0700) < 0) {
+		*err = hf_xasprintf("cannot create volume %s: %s", key,
+				    strerror(errno));
+		return -1;
+	}
+	img = image_path(l, i);
+	rc = ag_make_image(img, v->size_mb, l->have_ids ? l->uid : 0,
+			   l->have_ids ? l->gid : 0, &made, &why);
+	if (rc)
+		*err = hf_xasprintf("cannot create volume %s: %s", key, why);
+	else if (made)
+		hf_log("task %s: created volume %s (MOUNT: an ext4 file system "
+		       "of %lld MB)",
+		       l->t->id, key,
+		       (long long)(v->size_mb < AG_IMAGE_MIN_MB
+					   ? AG_IMAGE_MIN_MB
+					   : v->size_mb));
+	free(why);
+	free(img);
+	return rc;
+}
+
 static int prepare_volumes(struct launch *l, char **err)
 {
 	struct hf_agent *ag = l->ag;
@@ -268,6 +339,13 @@ static int prepare_volumes(struct launch *l, char **err)
 		bool fresh = access(src, F_OK) != 0;
 		int rc = 0;
 
+		if (is_image(l, i)) {
+			rc = prepare_image(l, i, src, err);
+			free(src);
+			if (rc)
+				return -1;
+			continue;
+		}
 		if (hf_fs_mkdir_p(src, mode, mode) < 0) {
 			*err = hf_xasprintf("cannot create volume %s: %s", key,
 					    strerror(errno));
@@ -317,6 +395,13 @@ static int config_root(struct launch *l, const char *dest, char **rel,
 		if (v >= 0 && !*rest) {
 			*err = hf_xasprintf("config %s: cannot be written: it "
 					    "is a volume's mount point", dest);
+			goto out;
+		}
+		if (v >= 0 && is_image(l, (size_t)v)) {
+			*err = hf_xasprintf("config %s: cannot be written into "
+					    "MOUNT volume %s, a file system "
+					    "only the task mounts", dest,
+					    l->volume_keys.items[v]);
 			goto out;
 		}
 		if (v >= 0) {
@@ -530,7 +615,12 @@ static int isolation(struct launch *l, struct hf_shim_launch *sl, char **err)
 			if (depth(l->volume_paths.items[i]) != d)
 				continue;
 			m = HF_VEC_PUSH(&sl->mounts);
-			m->source = volume_source(l, i);
+			if (is_image(l, i)) {
+				m->source = image_path(l, i);
+				m->fstype = hf_xstrdup("ext4");
+			} else {
+				m->source = volume_source(l, i);
+			}
 			m->target = hf_xstrdup(l->volume_paths.items[i]);
 		}
 	return 0;

@@ -57,4 +57,24 @@ static inline int hf_sys_mount_setattr(int dirfd, const char *path,
 			    attr, size);
 }
 
+/* fsopen(2): a file system context to configure (FSOPEN_CLOEXEC). */
+static inline int hf_sys_fsopen(const char *fstype, unsigned flags)
+{
+	return (int)syscall(SYS_fsopen, fstype, (long)flags);
+}
+
+/* fsconfig(2): sets a parameter of, or creates, a context's superblock. */
+static inline int hf_sys_fsconfig(int fd, unsigned cmd, const char *key,
+				  const void *value, int aux)
+{
+	return (int)syscall(SYS_fsconfig, (long)fd, (long)cmd, key, value,
+			    (long)aux);
+}
+
+/* fsmount(2): a detached mount of a created superblock, as a descriptor. */
+static inline int hf_sys_fsmount(int fd, unsigned flags, unsigned attrs)
+{
+	return (int)syscall(SYS_fsmount, (long)fd, (long)flags, (long)attrs);
+}
+
 #endif

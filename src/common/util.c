@@ -269,7 +269,7 @@ int hf_read_file(const char *path, size_t max, char **out, size_t *len_out)
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
+int hf_fsync_parent(const char *path)
 {
 	char *copy = hf_xstrdup(path);
 	int fd, rc = 0;
@@ -339,7 +339,7 @@ int hf_write_file_replace(const char *path, const void *data, size_t len,
 	if (rename(tmp, path) < 0)
 		goto fail;
 renamed:
-	rc = durable ? fsync_dir_of(path) : 0;
+	rc = durable ? hf_fsync_parent(path) : 0;
 	goto out;
 fail:
 	unlink(tmp);

@@ -114,6 +114,9 @@ int hf_read_file(const char *path, size_t max, char **out, size_t *len_out);
 int hf_write_file_atomic(const char *path, const void *data, size_t len,
 			 int mode);
 
+/* fsyncs the directory that holds path (a rename in it made durable). */
+int hf_fsync_parent(const char *path);
+
 /* How hf_write_file_replace() writes. */
 enum {
 	/*

@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -39,6 +42,7 @@ struct bind {
 	char *what;         /* the step, for a failure */
 	bool dir;
 	bool optional;      /* a source that does not exist is skipped */
+	char *loop_hint;    /* an image (source): its "<source>.loop" file */
 	int fd;             /* the detached clone, in the child */
 };
 
@@ -72,6 +76,7 @@ static void bind_release(struct bind *b)
 	free(b->source);
 	free(b->target);
 	free(b->what);
+	free(b->loop_hint);
 }
 
 static void ns_free(struct hf_confine_ns *ns)
@@ -210,6 +215,12 @@ static struct hf_confine_ns *ns_prepare(const struct hf_shim_launch *l,
 		b->target = hf_xstrdup(l->mounts.items[i].target);
 		b->what = hf_xasprintf("mount the volume at %s (a symbolic "
 				       "link there is refused)", b->target);
+		if (l->mounts.items[i].fstype) {
+			free(b->what);
+			b->what = hf_xasprintf("mount the volume image %s at "
+					       "%s", b->source, b->target);
+			b->loop_hint = hf_xasprintf("%s.loop", b->source);
+		}
 	}
 	for (size_t i = 0; ns->contain && i < HF_ARRAY_LEN(dev_nodes); i++) {
 		struct bind *b = HF_VEC_PUSH(&ns->devs);
@@ -431,6 +442,169 @@ static int clone_tree(struct bind *b, uint64_t attrs)
 	return 0;
 }
 
+/* "/dev/loop<n>" into buf (size 32), without the C library's stdio. */
+static void loop_path(char *buf, unsigned n)
+{
+	char digits[12];
+	size_t k = 0, at = 9;
+
+	memcpy(buf, "/dev/loop", 9);
+	do
+		digits[k++] = (char)('0' + n % 10);
+	while ((n /= 10) && k < sizeof(digits));
+	while (k)
+		buf[at++] = digits[--k];
+	buf[at] = '\0';
+}
+
+/*
+ * The loop device the image's hint names, open, if it still serves this
+ * very file (a hint outlives its device, and a device number is reused);
+ * else -1.
+ */
+static int known_loop(const struct bind *b, const struct stat *img,
+		      char *dev)
+{
+	struct loop_info64 info;
+	char text[16];
+	unsigned n = 0;
+	ssize_t len;
+	int fd = open(b->loop_hint, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	for (ssize_t i = 0; i < len && text[i] != '\n'; i++) {
+		if (text[i] < '0' || text[i] > '9' || n > 1000000)
+			return -1;
+		n = n * 10 + (unsigned)(text[i] - '0');
+	}
+	loop_path(dev, n);
+	fd = open(dev, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, LOOP_GET_STATUS64, &info) < 0 ||
+	    info.lo_inode != (uint64_t)img->st_ino ||
+	    info.lo_device != (uint64_t)img->st_dev) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A free loop device configured over the image, recorded in its hint. */
+static int new_loop(const struct bind *b, int img, char *dev)
+{
+	struct loop_config cfg;
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	int fd = -1, e = EBUSY;
+
+	if (ctl < 0)
+		return -1;
+	/* Another process may take the free device first: try the next. */
+	for (int tries = 0; tries < 16 && e == EBUSY; tries++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+
+		if (n < 0) {
+			e = errno;
+			break;
+		}
+		loop_path(dev, (unsigned)n);
+		fd = open(dev, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			e = errno;
+			break;
+		}
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.fd = (uint32_t)img;
+		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
+		memcpy(cfg.info.lo_file_name, "holdfast volume image", 22);
+		if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0) {
+			e = 0;
+			break;
+		}
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	close(ctl);
+	if (fd < 0) {
+		errno = e;
+		return -1;
+	}
+	{
+		/* Only a hint: a torn or stale one is checked and ignored. */
+		int h = open(b->loop_hint,
+			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+				     O_NOFOLLOW,
+			     0600);
+
+		if (h >= 0) {
+			ssize_t w = write(h, dev + 9, strlen(dev + 9));
+
+			(void)w;
+			close(h);
+		}
+	}
+	return fd;
+}
+
+/*
+ * An image volume (shim.h, VOLUME IMAGES) as a detached mount in b->fd:
+ * its file system from the loop device that serves the image, or from a
+ * new one. The image's flock makes looking up and configuring one step
+ * for every task of the pod.
+ */
+static int mount_image(struct bind *b, uint64_t attrs)
+{
+	char dev[32];
+	struct stat st;
+	int lock, img = -1, loop = -1, fs = -1, rc = -1, e;
+
+	/*
+	 * The lock is taken on a descriptor of its own: the loop device
+	 * keeps the open file it serves, and a lock on that one would be
+	 * held for as long as the device lives.
+	 */
+	lock = open(b->source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (lock < 0)
+		return -1;
+	if (flock(lock, LOCK_EX) < 0)
+		goto out;
+	img = open(b->source, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (img < 0 || fstat(img, &st) < 0)
+		goto out;
+	loop = known_loop(b, &st, dev);
+	if (loop < 0)
+		loop = new_loop(b, img, dev);
+	if (loop < 0)
+		goto out;
+	fs = hf_sys_fsopen("ext4", FSOPEN_CLOEXEC);
+	if (fs < 0 ||
+	    hf_sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", dev, 0) < 0 ||
+	    hf_sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto out;
+	/* The superblock holds the device from here: ours can close. */
+	b->fd = hf_sys_fsmount(fs, FSMOUNT_CLOEXEC,
+			       (unsigned)attrs | MOUNT_ATTR_NOATIME);
+	rc = b->fd < 0 ? -1 : 0;
+out:
+	e = errno;
+	if (fs >= 0)
+		close(fs);
+	if (loop >= 0)
+		close(loop);
+	if (img >= 0)
+		close(img);
+	close(lock);
+	errno = e;
+	return rc;
+}
+
 static int attach_at(struct bind *b)
 {
 	if (b->fd < 0)
@@ -520,9 +694,13 @@ static int build(struct hf_confine_ns *ns, const char **what)
 			       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
 				       MOUNT_ATTR_NODEV) < 0)
 			return fail(what, ns->visible.items[i].what);
-	for (size_t i = 0; i < ns->volumes.len; i++)
-		if (clone_tree(&ns->volumes.items[i], plain) < 0)
-			return fail(what, ns->volumes.items[i].what);
+	for (size_t i = 0; i < ns->volumes.len; i++) {
+		struct bind *b = &ns->volumes.items[i];
+
+		if (b->loop_hint ? mount_image(b, plain) < 0
+				 : clone_tree(b, plain) < 0)
+			return fail(what, b->what);
+	}
 	for (size_t i = 0; i < ns->devs.len; i++)
 		if (clone_tree(&ns->devs.items[i], 0) < 0)
 			return fail(what, ns->devs.items[i].what);

@@ -54,6 +54,7 @@ void hf_shim_launch_release(struct hf_shim_launch *l)
 	for (size_t i = 0; i < l->mounts.len; i++) {
 		free(l->mounts.items[i].source);
 		free(l->mounts.items[i].target);
+		free(l->mounts.items[i].fstype);
 	}
 	HF_VEC_FREE(&l->mounts);
 	hf_strlist_release(&l->hide);
@@ -343,6 +344,7 @@ static bool get_mounts(const struct hf_json *root, struct hf_shim_launch *l, cha
 		const struct hf_json *src = hf_json_get(&v->items[i], "source");
 		const char *dst = hf_json_str(hf_json_get(&v->items[i],
 							  "target"));
+		const struct hf_json *fs = hf_json_get(&v->items[i], "fstype");
 		struct hf_shim_mount *m;
 
 		if (!abs_path_ok(src) || !rel_path_ok(dst)) {
@@ -352,9 +354,17 @@ static bool get_mounts(const struct hf_json *root, struct hf_shim_launch *l, cha
 					    i);
 			return false;
 		}
+		if (!hf_json_is_null(fs) && !(hf_json_str(fs) &&
+					      strcmp(hf_json_str(fs),
+						     "ext4") == 0)) {
+			*err = hf_xasprintf("mounts[%zu]: \"fstype\" must be "
+					    "\"ext4\" or null", i);
+			return false;
+		}
 		m = HF_VEC_PUSH(&l->mounts);
 		m->source = hf_xstrdup(src->s);
 		m->target = hf_xstrdup(dst);
+		m->fstype = hf_json_is_null(fs) ? NULL : hf_xstrdup(fs->s);
 	}
 	return true;
 }

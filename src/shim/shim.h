@@ -76,7 +76,10 @@
  *                  mounts         [{"source": "/abs/dir", "target": "rel"}]
  *                                 directories bound at sandbox-relative
  *                                 targets inside that namespace (its
- *                                 volumes), in order; needs isolate
+ *                                 volumes), in order; needs isolate. With
+ *                                 "fstype": "ext4" the source is a file
+ *                                 system image, mounted there through a
+ *                                 loop device (VOLUME IMAGES)
  *                  hide           ["/abs/dir"]: covered by an empty,
  *                                 read-only tmpfs in that namespace (the
  *                                 sandbox itself stays visible); needs
@@ -207,6 +210,19 @@
  * file capability gives it more. The namespace's inode is in status.json
  * ("mnt_ns"), for checks and exec to join (hf_confine_join).
  *
+ * VOLUME IMAGES. A `mounts` entry with an fstype is a fixed-size volume:
+ * an image file the agent made and formatted. In the task's namespace
+ * the shim mounts it (nosuid, nodev, noatime) from the loop device that
+ * already serves that image (its number is kept in "<source>.loop" and
+ * checked against the device's backing inode), or else from a free loop
+ * device it configures over it with autoclear and direct I/O. Looking up
+ * and configuring happen under an exclusive flock of the image, so the
+ * tasks of one pod always share one device and one file system (two
+ * devices over one image would be two file systems writing one disk).
+ * The device lives exactly as long as a mount of it does: when the last
+ * task using it is gone, the kernel releases it; nothing is mounted in
+ * the node's namespace.
+ *
  * LOGS. The shim copies the task's stdout/stderr to <sandbox>/stdout and
  * <sandbox>/stderr; when a file would exceed log_max_bytes it is rotated
  * (stdout -> stdout.1 -> ... -> stdout.<log_keep>, the oldest dropped). A
@@ -333,8 +349,10 @@ struct hf_shim_rlimit {
 };
 
 struct hf_shim_mount {
-	char *source;         /* absolute directory on the node */
+	char *source;         /* absolute directory (or image) on the node */
 	char *target;         /* where in the sandbox (relative) */
+	char *fstype;         /* NULL: bind source; "ext4": source is an
+				 image of that file system (VOLUME IMAGES) */
 };
 
 /* launch.json's "restart": the policy of restarts in place (RESTARTS). */

@@ -164,11 +164,16 @@ char *hf_shim_launch_format(const struct hf_shim_launch *l)
 		json_t *m = json_array(), *hide = json_array();
 		json_t *vis = json_array(), *caps = json_array();
 
-		for (size_t i = 0; i < l->mounts.len; i++)
-			json_array_append_new(
-				m, json_pack("{s:s, s:s}", "source",
-					     l->mounts.items[i].source, "target",
-					     l->mounts.items[i].target));
+		for (size_t i = 0; i < l->mounts.len; i++) {
+			const struct hf_shim_mount *mt = &l->mounts.items[i];
+			json_t *e = json_pack("{s:s, s:s}", "source",
+					      mt->source, "target", mt->target);
+
+			if (mt->fstype)
+				json_object_set_new(e, "fstype",
+						    json_string(mt->fstype));
+			json_array_append_new(m, e);
+		}
 		for (size_t i = 0; i < l->hide.len; i++)
 			json_array_append_new(hide,
 					      json_string(l->hide.items[i]));

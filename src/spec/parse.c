@@ -723,12 +723,7 @@ static void parse_volume(struct hf_pctx *c, const struct hf_ynode *key,
 		if (strcmp(type, "ROOT") == 0) {
 			v->type = HF_VOLUME_ROOT;
 		} else if (strcmp(type, "MOUNT") == 0) {
-			size_t old = hf_pctx_push(c, "type");
-
 			v->type = HF_VOLUME_MOUNT;
-			unsupported(c, hf_ynode_get(n, "type"),
-				    "MOUNT volumes (fixed-size filesystems)");
-			hf_pctx_pop(c, old);
 		} else {
 			size_t old = hf_pctx_push(c, "type");
 

@@ -979,9 +979,6 @@ static const struct sdk_helloworld helloworld_table[] = {
 	 NULL, false, NULL},
 	{"share_pid_namespace.yml", 1, "pods.hello.share-pid-namespace", NULL,
 	 false, NULL},
-	/* MOUNT volumes: dedicated filesystems of a fixed size. */
-	{"pod-mount-volume.yml", 1,
-	 "pods.hello.volume;pods.hello.tasks.node.volume", NULL, false, NULL},
 	/* Discovery prefixes are Mesos-DNS names. */
 	{"discovery.yml", 1,
 	 "pods.hello.tasks.once.discovery;pods.hello.tasks.server.discovery",
@@ -1008,6 +1005,8 @@ static const struct sdk_helloworld helloworld_table[] = {
 	{"marathon_constraint.yml", 0, NULL, NULL, false, NULL},
 	/* seccomp-unconfined: false (the default) and no profile name. */
 	{"seccomp.yml", 0, NULL, NULL, false, NULL},
+	/* MOUNT volumes: an ext4 file system of their size each. */
+	{"pod-mount-volume.yml", 0, NULL, NULL, false, NULL},
 };
 
 static void add_options_string(struct fixture *f, const char *opts)

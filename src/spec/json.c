@@ -462,10 +462,13 @@ json_t *hf_spec_to_json(const struct hf_spec *spec)
 	json_object_set_new(o, "plans", plans);
 	for (size_t i = 0; i < spec->unsupported.len; i++) {
 		const struct hf_spec_feature_use *u = &spec->unsupported.items[i];
+		json_t *f = json_pack("{s:s, s:s, s:i}", "feature", u->feature,
+				      "path", u->path, "line", u->pos.line);
 
-		json_array_append_new(
-		    unsup, json_pack("{s:s, s:s, s:i}", "feature", u->feature,
-				     "path", u->path, "line", u->pos.line));
+		/* The whole sentence, where the feature's name is not enough. */
+		if (u->msg)
+			json_object_set_new(f, "message", json_string(u->msg));
+		json_array_append_new(unsup, f);
 	}
 	json_object_set_new(o, "not-supported-yet", unsup);
 	return o;

@@ -244,11 +244,13 @@ static json_t *external_volume_json(const struct hf_spec *spec,
 
 	json_object_set_new(o, "name", json_string(e->name));
 	json_object_set_new(o, "type", str_or_null(e->type));
-	json_object_set_new(o, "container-path", str_or_null(e->container_path));
+	json_object_set_new(o, "container-path",
+			    str_or_null(e->container_path));
 	json_object_set_new(o, "driver-name", str_or_null(e->driver_name));
 	json_object_set_new(o, "volume-name", str_or_null(e->volume_name));
 	json_object_set_new(o, "volume-mode",
-			    json_string(e->volume_mode ? e->volume_mode : "RW"));
+			    json_string(e->volume_mode ? e->volume_mode
+						       : "RW"));
 	if (!e->has_opts) {
 		json_object_set_new(o, "driver-options",
 				    str_or_null(e->driver_options));
@@ -375,8 +377,8 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		a = json_array();
 		for (size_t i = 0; i < pod->external_volumes.len; i++)
 			json_array_append_new(
-			    a, external_volume_json(spec, pod,
-						    &pod->external_volumes.items[i]));
+			    a, external_volume_json(
+				   spec, pod, &pod->external_volumes.items[i]));
 		json_object_set_new(o, "external-volumes", a);
 	}
 	if (pod->share_pid_namespace)
@@ -465,7 +467,7 @@ json_t *hf_spec_to_json(const struct hf_spec *spec)
 		json_t *f = json_pack("{s:s, s:s, s:i}", "feature", u->feature,
 				      "path", u->path, "line", u->pos.line);
 
-		/* The whole sentence, where the feature's name is not enough. */
+		/* The whole sentence, where the feature's name says little. */
 		if (u->msg)
 			json_object_set_new(f, "message", json_string(u->msg));
 		json_array_append_new(unsup, f);

@@ -2010,6 +2010,30 @@ static bool volume_name_ok(const char *s)
 	return true;
 }
 
+/*
+ * Where, in a driver-options string that parsed, option key is given: its
+ * byte offset, or len when it is not there.
+ */
+static size_t option_offset(const char *s, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+
+		while (j < len && (s[j] == ' ' || s[j] == '\t'))
+			j++;
+		if (len - j > klen && memcmp(s + j, key, klen) == 0 &&
+		    (s[j + klen] == '=' || s[j + klen] == ' ' ||
+		     s[j + klen] == '\t'))
+			return j;
+		while (i < len && s[i] != ';')
+			i++;
+		i++;
+	}
+	return len;
+}
+
 /* Reads driver-options for a driver holdfast serves (volopts.c). */
 static void external_volume_options(struct hf_pctx *c,
 				    const struct hf_ypair *pr,
@@ -2028,8 +2052,8 @@ static void external_volume_options(struct hf_pctx *c,
 
 	rc = hf_spec_volopts_parse(text, len, &e->opts, &probs);
 	for (size_t i = 0; i < probs.len; i++) {
-		struct hf_pos pos = n ? scalar_offset_pos(c, n, probs.items[i].offset)
-				      : e->pos;
+		struct hf_pos pos =
+		    n ? scalar_offset_pos(c, n, probs.items[i].offset) : e->pos;
 
 		if (probs.items[i].warning)
 			hf_pctx_warn_pos(c, pos, hf_buf_str(&c->path), "%s",
@@ -2042,11 +2066,11 @@ static void external_volume_options(struct hf_pctx *c,
 	if (rc == 0 && e->opts.shared) {
 		char *name = hf_spec_external_volume_name(
 		    c->spec->name ? c->spec->name : "", p->name, 0, e);
-		const char *at = n ? strstr(n->str, "shared") : NULL;
 
 		unsupported_msg(c,
-				at ? scalar_offset_pos(c, n, (size_t)(at - n->str))
-				   : e->options_pos,
+				scalar_offset_pos(c, n,
+						  option_offset(text, len,
+								"shared")),
 				"shared volumes",
 				"shared (multi-writer) volumes are not "
 				"supported: every instance would use one "
@@ -2055,11 +2079,10 @@ static void external_volume_options(struct hf_pctx *c,
 		free(name);
 	}
 	if (rc == 0 && e->opts.secure) {
-		const char *at = n ? strstr(n->str, "secure") : NULL;
-
 		unsupported_msg(c,
-				at ? scalar_offset_pos(c, n, (size_t)(at - n->str))
-				   : e->options_pos,
+				scalar_offset_pos(c, n,
+						  option_offset(text, len,
+								"secure")),
 				"encrypted volumes",
 				"encrypted volumes (secure=true) are not "
 				"supported yet");
@@ -2102,8 +2125,20 @@ static void each_external_volume(struct hf_pctx *c, const struct hf_ypair *pr,
 			    e->container_path);
 		hf_pctx_pop(c, old);
 	}
+	if (get_str(c, v, "volume-name", false, &e->volume_name) &&
+	    !volume_name_ok(e->volume_name)) {
+		old = hf_pctx_push(c, "volume-name");
+		hf_pctx_err_pos(c, e->name_pos, hf_buf_str(&c->path),
+				"volume-name '%s' must be 1-200 letters, "
+				"digits, '-', '_' or '.', in '/'-separated "
+				"parts that start with a letter or digit, "
+				"without '__'",
+				e->volume_name);
+		hf_pctx_pop(c, old);
+	}
 	/* Empty is fine: the SDK only passes options that are set. */
 	get_str(c, v, "driver-options", true, &e->driver_options);
+	/* After volume-name: a refusal of a shared volume names it. */
 	if (get_str(c, v, "driver-name", false, &e->driver_name)) {
 		/*
 		 * Another driver's options are its own business: a spec for
@@ -2124,17 +2159,6 @@ static void each_external_volume(struct hf_pctx *c, const struct hf_ypair *pr,
 				"external volume '%s' has no driver-name: "
 				"holdfast serves 'holdfast' and 'pxd'",
 				e->name);
-	}
-	if (get_str(c, v, "volume-name", false, &e->volume_name) &&
-	    !volume_name_ok(e->volume_name)) {
-		old = hf_pctx_push(c, "volume-name");
-		hf_pctx_err_pos(c, e->name_pos, hf_buf_str(&c->path),
-				"volume-name '%s' must be 1-200 letters, "
-				"digits, '-', '_' or '.', in '/'-separated "
-				"parts that start with a letter or digit, "
-				"without '__'",
-				e->volume_name);
-		hf_pctx_pop(c, old);
 	}
 	if (get_str(c, v, "volume-mode", false, &e->volume_mode))
 		check_mode(c, v, "volume-mode", e->volume_mode);

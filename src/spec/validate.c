@@ -858,12 +858,14 @@ static void check_external_volume_names(struct hf_pctx *c)
 			if (!hf_spec_volume_driver_ok(e->driver_name))
 				continue;
 			base = xvol_base(spec, pod, e);
+			/* A volume-name with "__" was reported at parse. */
 			if (!base)
-				continue; /* volume-name has "__": said at parse */
+				continue;
 			for (size_t k = 0; k < all.len; k++) {
 				const struct xv *o = &all.items[k];
 				const char *clash = NULL;
 				char *path, *ex = NULL;
+				struct hf_pos at, first;
 
 				if (strcmp(o->base, base) == 0 &&
 				    o->e->opts.shared == e->opts.shared)
@@ -878,22 +880,23 @@ static void check_external_volume_names(struct hf_pctx *c)
 					clash = o->base;
 				if (!clash)
 					continue;
+				at = e->volume_name ? e->name_pos : e->pos;
+				first = o->e->volume_name ? o->e->name_pos
+							  : o->e->pos;
 				path = hf_xasprintf(
 				    "pods.%s.external-volumes.%s%s", pod->name,
-				    e->name, e->volume_name ? ".volume-name" : "");
+				    e->name,
+				    e->volume_name ? ".volume-name" : "");
 				hf_pctx_err_pos(
-				    c, e->volume_name ? e->name_pos : e->pos, path,
+				    c, at, path,
 				    "external volume '%s' of pod '%s' and "
 				    "external volume '%s' of pod '%s' (line "
 				    "%d:%d) would both be named '%s'; volume "
 				    "names are cluster-wide: give %s its own "
 				    "volume-name",
-				    e->name, pod->name, o->e->name, o->pod->name,
-				    o->e->volume_name ? o->e->name_pos.line
-						      : o->e->pos.line,
-				    o->e->volume_name ? o->e->name_pos.col
-						      : o->e->pos.col,
-				    clash, pod == o->pod ? "one" : "each");
+				    e->name, pod->name, o->e->name,
+				    o->pod->name, first.line, first.col, clash,
+				    pod == o->pod ? "one" : "each");
 				free(ex);
 				free(path);
 				break;

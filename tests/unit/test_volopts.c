@@ -758,6 +758,25 @@ static void test_refusals(void **state)
 	    r, "10:32 " OPTS_PATH ": shared (multi-writer) volumes are not "
 	       "supported: every instance would use one volume, 'svc-db'\n"));
 	free(r);
+	/* With a volume-name, the name is that (no index when shared). */
+	{
+		struct hf_spec *spec = NULL;
+		struct hf_diags d = {0}, u = {0};
+
+		assert_int_equal(load_db("pxd", "size=1; shared=true",
+					 "        volume-name: team/logs\n",
+					 &spec, &d),
+				 0);
+		assert_int_equal(hf_spec_check_supported(spec, &u), 2);
+		assert_int_equal(u.items[0].col, 33);
+		assert_string_equal(u.items[0].msg,
+				    "shared (multi-writer) volumes are not "
+				    "supported: every instance would use one "
+				    "volume, 'team__logs'");
+		hf_diags_release(&u);
+		hf_diags_release(&d);
+		hf_spec_free(spec);
+	}
 	r = refusals("pxd", "secure=true");
 	assert_non_null(strstr(r, "10:25 " OPTS_PATH ": encrypted volumes "
 				  "(secure=true) are not supported yet\n"));

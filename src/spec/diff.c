@@ -338,6 +338,100 @@ static void compare_volumes(struct hf_spec_diff *d,
 	}
 }
 
+static char *size_text(int64_t bytes)
+{
+	if (bytes % ((int64_t)1 << 30) == 0)
+		return hf_xasprintf("%lldG", (long long)(bytes >> 30));
+	return hf_xasprintf("%lldM", (long long)(bytes >> 20));
+}
+
+/*
+ * An existing external volume keeps its data, so what would make it a
+ * different volume, or needs what holdfast cannot do to one yet (resize,
+ * re-replication), is refused. Adding one, dropping one (it is kept, not
+ * deleted) and its volume-mode are ordinary changes.
+ */
+static void compare_external_volumes(struct hf_spec_diff *d,
+				     const struct hf_spec_pod *op,
+				     const struct hf_spec_pod *np)
+{
+	for (size_t i = 0; i < op->external_volumes.len; i++) {
+		const struct hf_spec_external_volume *a =
+		    &op->external_volumes.items[i];
+		const struct hf_spec_external_volume *b = NULL;
+
+		for (size_t k = 0; k < np->external_volumes.len; k++)
+			if (strcmp(np->external_volumes.items[k].name,
+				   a->name) == 0)
+				b = &np->external_volumes.items[k];
+		if (!b)
+			continue;
+		/* holdfast and pxd are two names of one driver. */
+		if (!same_str(a->driver_name, b->driver_name) &&
+		    !(hf_spec_volume_driver_ok(a->driver_name) &&
+		      hf_spec_volume_driver_ok(b->driver_name)))
+			refuse(d,
+			       "pod '%s': external volume '%s' driver cannot "
+			       "change from '%s' to '%s' (its data stays with "
+			       "the old driver)",
+			       np->name, a->name, or_none(a->driver_name),
+			       or_none(b->driver_name));
+		if (!same_str(a->container_path, b->container_path))
+			refuse(d,
+			       "pod '%s': external volume '%s' container-path "
+			       "cannot change from '%s' to '%s'",
+			       np->name, a->name, or_none(a->container_path),
+			       or_none(b->container_path));
+		if (!same_str(a->volume_name, b->volume_name))
+			refuse(d,
+			       "pod '%s': external volume '%s' volume-name "
+			       "cannot change from '%s' to '%s' (the name is "
+			       "the volume: the new one would be empty)",
+			       np->name, a->name, or_none(a->volume_name),
+			       or_none(b->volume_name));
+		if (a->opts.size_bytes != b->opts.size_bytes) {
+			char *sa = size_text(a->opts.size_bytes);
+			char *sb = size_text(b->opts.size_bytes);
+
+			refuse(d,
+			       "pod '%s': external volume '%s' size cannot "
+			       "change from %s to %s (volumes cannot be "
+			       "resized yet)",
+			       np->name, a->name, sa, sb);
+			free(sa);
+			free(sb);
+		}
+		if (a->opts.shared != b->opts.shared)
+			refuse(d,
+			       "pod '%s': external volume '%s' shared cannot "
+			       "change from %s to %s (it changes the volumes' "
+			       "names)",
+			       np->name, a->name,
+			       a->opts.shared ? "true" : "false",
+			       b->opts.shared ? "true" : "false");
+		if (a->opts.secure != b->opts.secure)
+			refuse(d,
+			       "pod '%s': external volume '%s' secure cannot "
+			       "change from %s to %s",
+			       np->name, a->name,
+			       a->opts.secure ? "true" : "false",
+			       b->opts.secure ? "true" : "false");
+		if (a->opts.repl != b->opts.repl)
+			refuse(d,
+			       "pod '%s': external volume '%s' repl cannot "
+			       "change from %u to %u: that needs "
+			       "re-replication, which holdfast does not do "
+			       "yet",
+			       np->name, a->name, a->opts.repl, b->opts.repl);
+		if (a->opts.min_sync != b->opts.min_sync)
+			refuse(d,
+			       "pod '%s': external volume '%s' min_sync cannot "
+			       "change from %u to %u: not in place yet",
+			       np->name, a->name, a->opts.min_sync,
+			       b->opts.min_sync);
+	}
+}
+
 static void push_instances(struct hf_strlist *l, const char *pod, int64_t from,
 			   int64_t to)
 {
@@ -500,6 +594,7 @@ void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
 			       np->name, (long long)op->count,
 			       (long long)np->count);
 		compare_volumes(out, op, np);
+		compare_external_volumes(out, op, np);
 		if (!same_str(op->pre_reserved_role, np->pre_reserved_role))
 			refuse(out,
 			       "pod '%s': pre-reserved-role cannot change from "

@@ -16,6 +16,9 @@ struct hf_pctx {
 	struct hf_spec *spec;
 	const struct hf_spec_load_opts *opts;
 	char *spec_dir; /* for relative template paths; may be NULL */
+	/* The template as written (positions point into it); may be NULL. */
+	const char *src;
+	size_t src_len;
 };
 
 /* Path stack: push returns the old length to pop back to. */

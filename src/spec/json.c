@@ -228,6 +228,55 @@ static json_t *task_json(const struct hf_spec *spec,
 	return o;
 }
 
+/*
+ * An external volume. A driver holdfast serves has its options parsed
+ * ("options", with size in bytes) and no raw string, so that rewriting
+ * the string the same way ("repl=2;size=1") changes nothing; another
+ * driver's options are shown as written.
+ */
+static json_t *external_volume_json(const struct hf_spec *spec,
+				    const struct hf_spec_pod *pod,
+				    const struct hf_spec_external_volume *e)
+{
+	json_t *o = json_object();
+	struct hf_spec_external_volume pattern = *e;
+	char *name;
+
+	json_object_set_new(o, "name", json_string(e->name));
+	json_object_set_new(o, "type", str_or_null(e->type));
+	json_object_set_new(o, "container-path",
+			    str_or_null(e->container_path));
+	json_object_set_new(o, "driver-name", str_or_null(e->driver_name));
+	json_object_set_new(o, "volume-name", str_or_null(e->volume_name));
+	json_object_set_new(o, "volume-mode",
+			    json_string(e->volume_mode ? e->volume_mode
+						       : "RW"));
+	if (!e->has_opts) {
+		json_object_set_new(o, "driver-options",
+				    str_or_null(e->driver_options));
+		return o;
+	}
+	json_object_set_new(
+	    o, "options",
+	    json_pack("{s:I, s:i, s:i, s:b, s:b}", "size",
+		      (json_int_t)e->opts.size_bytes, "repl", (int)e->opts.repl,
+		      "min_sync", (int)e->opts.min_sync, "shared",
+		      e->opts.shared, "secure", e->opts.secure));
+	/* The names instances get: "<index>" stands for the index. */
+	pattern.opts.shared = true;
+	name = hf_spec_external_volume_name(spec->name ? spec->name : "",
+					    pod->name, 0, &pattern);
+	if (name && !e->opts.shared) {
+		char *n2 = hf_xasprintf("%s-<index>", name);
+
+		free(name);
+		name = n2;
+	}
+	json_object_set_new(o, "volume-names", str_or_null(name));
+	free(name);
+	return o;
+}
+
 json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 			    const struct hf_spec_pod *pod, bool for_diff)
 {
@@ -328,7 +377,8 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		a = json_array();
 		for (size_t i = 0; i < pod->external_volumes.len; i++)
 			json_array_append_new(
-			    a, json_string(pod->external_volumes.items[i].name));
+			    a, external_volume_json(
+				   spec, pod, &pod->external_volumes.items[i]));
 		json_object_set_new(o, "external-volumes", a);
 	}
 	if (pod->share_pid_namespace)
@@ -414,10 +464,13 @@ json_t *hf_spec_to_json(const struct hf_spec *spec)
 	json_object_set_new(o, "plans", plans);
 	for (size_t i = 0; i < spec->unsupported.len; i++) {
 		const struct hf_spec_feature_use *u = &spec->unsupported.items[i];
+		json_t *f = json_pack("{s:s, s:s, s:i}", "feature", u->feature,
+				      "path", u->path, "line", u->pos.line);
 
-		json_array_append_new(
-		    unsup, json_pack("{s:s, s:s, s:i}", "feature", u->feature,
-				     "path", u->path, "line", u->pos.line));
+		/* The whole sentence, where the feature's name says little. */
+		if (u->msg)
+			json_object_set_new(f, "message", json_string(u->msg));
+		json_array_append_new(unsup, f);
 	}
 	json_object_set_new(o, "not-supported-yet", unsup);
 	return o;

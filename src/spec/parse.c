@@ -124,6 +124,26 @@ static void unsupported(struct hf_pctx *c, const struct hf_ynode *at,
 	u->pos = pos_of(at);
 }
 
+/* The same, with the whole message (hf_spec_check_supported says it). */
+static void unsupported_msg(struct hf_pctx *c, struct hf_pos pos,
+			    const char *feature, const char *fmt, ...)
+    HF_PRINTF(4, 5);
+static void unsupported_msg(struct hf_pctx *c, struct hf_pos pos,
+			    const char *feature, const char *fmt, ...)
+{
+	struct hf_spec_feature_use *u = HF_VEC_PUSH(&c->spec->unsupported);
+	struct hf_buf b = HF_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	hf_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	u->feature = hf_xstrdup(feature);
+	u->msg = hf_buf_detach(&b);
+	u->path = hf_xstrdup(hf_buf_str(&c->path));
+	u->pos = pos;
+}
+
 /* An earlier key of map equal to key i (a duplicate), or NULL. */
 static const struct hf_ynode *earlier_key(const struct hf_ynode *map, size_t i)
 {
@@ -1843,7 +1863,7 @@ static void parse_named_maps(struct hf_pctx *c, const struct hf_ynode *pod,
 			}
 			hf_pctx_pop(c, o2);
 		}
-		if (n->npairs)
+		if (n->npairs && feature)
 			unsupported(c, n, feature);
 	}
 	hf_pctx_pop(c, old);
@@ -1901,20 +1921,242 @@ static void each_host_volume(struct hf_pctx *c, const struct hf_ypair *pr,
 		check_mode(c, pr->value, "mode", h->mode);
 }
 
+/* The position of map's value for key, or of fallback when it has none. */
+static struct hf_pos value_pos(const struct hf_ynode *map, const char *key,
+			       const struct hf_ynode *fallback)
+{
+	const struct hf_ynode *n = hf_ynode_get(map, key);
+
+	return pos_of(n ? n : fallback);
+}
+
+/*
+ * Whether the template, at line:col (col counting characters), holds the
+ * n bytes s: the rendered text there is the text as written.
+ */
+static bool source_has(const struct hf_pctx *c, struct hf_pos pos,
+		       const char *s, size_t n)
+{
+	const char *p = c->src, *end = c->src + c->src_len;
+
+	if (!p)
+		return false;
+	for (int l = 1; l < pos.line; l++) {
+		p = memchr(p, '\n', (size_t)(end - p));
+		if (!p)
+			return false;
+		p++;
+	}
+	for (int k = 1; k < pos.col; k++) {
+		if (p >= end || *p == '\n')
+			return false;
+		p++;
+		while (p < end && ((unsigned char)*p & 0xc0) == 0x80)
+			p++;
+	}
+	return (size_t)(end - p) >= n && memcmp(p, s, n) == 0;
+}
+
+/*
+ * Where byte offset off of a scalar's text is in the file: past the
+ * scalar's start when the scalar is plain, on one line and written there
+ * as it reads (not rendered from a {{variable}}), else the scalar's
+ * start. Columns count characters, as libyaml's do.
+ */
+static struct hf_pos scalar_offset_pos(const struct hf_pctx *c,
+				       const struct hf_ynode *n, size_t off)
+{
+	struct hf_pos pos = pos_of(n);
+
+	if (n->kind != HF_Y_SCALAR || !n->plain || !n->one_line ||
+	    off > n->len || !source_has(c, pos, n->str, off))
+		return pos;
+	for (size_t i = 0; i < off; i++)
+		if (((unsigned char)n->str[i] & 0xc0) != 0x80)
+			pos.col++;
+	return pos;
+}
+
+/*
+ * A volume-name becomes part of a cluster-wide volume name and of store
+ * keys: 1-200 letters, digits, '-', '_' and '.', in '/'-separated parts
+ * (a service folder, written "__" in the name as the SDK does) that start
+ * with a letter or digit, without "__" (the SDK refuses it).
+ */
+static bool volume_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	bool part_start = true;
+
+	if (n == 0 || n > 200 || strstr(s, "__") || s[n - 1] == '/')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') ||
+			     (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= '0' && ch <= '9');
+
+		if (part_start && !alnum)
+			return false;
+		if (!alnum && ch != '-' && ch != '_' && ch != '.' && ch != '/')
+			return false;
+		part_start = ch == '/';
+	}
+	return true;
+}
+
+/*
+ * Where, in a driver-options string that parsed, option key is given: its
+ * byte offset, or len when it is not there.
+ */
+static size_t option_offset(const char *s, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+
+		while (j < len && (s[j] == ' ' || s[j] == '\t'))
+			j++;
+		if (len - j > klen && memcmp(s + j, key, klen) == 0 &&
+		    (s[j + klen] == '=' || s[j + klen] == ' ' ||
+		     s[j + klen] == '\t'))
+			return j;
+		while (i < len && s[i] != ';')
+			i++;
+		i++;
+	}
+	return len;
+}
+
+/* Reads driver-options for a driver holdfast serves (volopts.c). */
+static void external_volume_options(struct hf_pctx *c,
+				    const struct hf_ypair *pr,
+				    const struct hf_spec_pod *p,
+				    struct hf_spec_external_volume *e)
+{
+	const struct hf_ynode *n = hf_ynode_get(pr->value, "driver-options");
+	struct hf_volopts_problems probs = {0};
+	/* The scalar itself: its text may hold NULs, which are errors. */
+	bool given = n && e->driver_options && n->kind == HF_Y_SCALAR &&
+		     !hf_ynode_is_null(n);
+	const char *text = given ? n->str : "";
+	size_t len = given ? n->len : 0;
+	size_t old = hf_pctx_push(c, "driver-options");
+	int rc;
+
+	rc = hf_spec_volopts_parse(text, len, &e->opts, &probs);
+	for (size_t i = 0; i < probs.len; i++) {
+		struct hf_pos pos =
+		    n ? scalar_offset_pos(c, n, probs.items[i].offset) : e->pos;
+
+		if (probs.items[i].warning)
+			hf_pctx_warn_pos(c, pos, hf_buf_str(&c->path), "%s",
+					 probs.items[i].msg);
+		else
+			hf_pctx_err_pos(c, pos, hf_buf_str(&c->path), "%s",
+					probs.items[i].msg);
+	}
+	e->has_opts = rc == 0;
+	if (rc == 0 && e->opts.shared) {
+		char *name = hf_spec_external_volume_name(
+		    c->spec->name ? c->spec->name : "", p->name, 0, e);
+
+		unsupported_msg(c,
+				scalar_offset_pos(c, n,
+						  option_offset(text, len,
+								"shared")),
+				"shared volumes",
+				"shared (multi-writer) volumes are not "
+				"supported: every instance would use one "
+				"volume, '%s'",
+				name ? name : e->volume_name);
+		free(name);
+	}
+	if (rc == 0 && e->opts.secure) {
+		unsupported_msg(c,
+				scalar_offset_pos(c, n,
+						  option_offset(text, len,
+								"secure")),
+				"encrypted volumes",
+				"encrypted volumes (secure=true) are not "
+				"supported yet");
+	}
+	hf_volopts_problems_release(&probs);
+	hf_pctx_pop(c, old);
+}
+
 static void each_external_volume(struct hf_pctx *c, const struct hf_ypair *pr,
 				 struct hf_spec_pod *p)
 {
 	struct hf_spec_external_volume *e = HF_VEC_PUSH(&p->external_volumes);
+	const struct hf_ynode *v = pr->value;
+	size_t old;
 
 	e->name = hf_xstrdup(pr->key->str);
-	get_str(c, pr->value, "type", false, &e->type);
-	get_str(c, pr->value, "container-path", false, &e->container_path);
-	get_str(c, pr->value, "driver-name", false, &e->driver_name);
+	e->pos = pos_of(pr->key);
+	e->type_pos = value_pos(v, "type", pr->key);
+	e->driver_pos = value_pos(v, "driver-name", pr->key);
+	e->options_pos = value_pos(v, "driver-options", pr->key);
+	e->name_pos = value_pos(v, "volume-name", pr->key);
+	e->opts.size_bytes = HF_VOLOPTS_DEFAULT_SIZE;
+	e->opts.repl = e->opts.min_sync = 1;
+	/* The SDK knows one type of external volume. */
+	if (get_str(c, v, "type", false, &e->type) &&
+	    strcmp(e->type, "DOCKER") != 0) {
+		old = hf_pctx_push(c, "type");
+		hf_pctx_err_pos(c, e->type_pos, hf_buf_str(&c->path),
+				"only DOCKER external volumes are supported, "
+				"not '%s'",
+				e->type);
+		hf_pctx_pop(c, old);
+	}
+	if (get_str(c, v, "container-path", false, &e->container_path) &&
+	    !hf_spec_path_inside(e->container_path)) {
+		old = hf_pctx_push(c, "container-path");
+		hf_pctx_err(c, hf_ynode_get(v, "container-path"),
+			    "container-path '%s' must be relative to the task "
+			    "sandbox and stay inside it",
+			    e->container_path);
+		hf_pctx_pop(c, old);
+	}
+	if (get_str(c, v, "volume-name", false, &e->volume_name) &&
+	    !volume_name_ok(e->volume_name)) {
+		old = hf_pctx_push(c, "volume-name");
+		hf_pctx_err_pos(c, e->name_pos, hf_buf_str(&c->path),
+				"volume-name '%s' must be 1-200 letters, "
+				"digits, '-', '_' or '.', in '/'-separated "
+				"parts that start with a letter or digit, "
+				"without '__'",
+				e->volume_name);
+		hf_pctx_pop(c, old);
+	}
 	/* Empty is fine: the SDK only passes options that are set. */
-	get_str(c, pr->value, "driver-options", true, &e->driver_options);
-	get_str(c, pr->value, "volume-name", false, &e->volume_name);
-	if (get_str(c, pr->value, "volume-mode", false, &e->volume_mode))
-		check_mode(c, pr->value, "volume-mode", e->volume_mode);
+	get_str(c, v, "driver-options", true, &e->driver_options);
+	/* After volume-name: a refusal of a shared volume names it. */
+	if (get_str(c, v, "driver-name", false, &e->driver_name)) {
+		/*
+		 * Another driver's options are its own business: a spec for
+		 * rexray is a valid SDK spec holdfast cannot deploy.
+		 */
+		if (hf_spec_volume_driver_ok(e->driver_name)) {
+			external_volume_options(c, pr, p, e);
+		} else {
+			old = hf_pctx_push(c, "driver-name");
+			unsupported_msg(c, e->driver_pos, "volume drivers",
+					"volume driver '%s' is not available: "
+					"holdfast serves 'holdfast' and 'pxd'",
+					e->driver_name);
+			hf_pctx_pop(c, old);
+		}
+	} else if (!hf_ynode_get(v, "driver-name")) {
+		hf_pctx_err_pos(c, e->pos, hf_buf_str(&c->path),
+				"external volume '%s' has no driver-name: "
+				"holdfast serves 'holdfast' and 'pxd'",
+				e->name);
+	}
+	if (get_str(c, v, "volume-mode", false, &e->volume_mode))
+		check_mode(c, v, "volume-mode", e->volume_mode);
 }
 
 static const struct keydef pod_keys[] = {
@@ -2148,8 +2390,22 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 			 p);
 	parse_named_maps(c, n, "host-volumes", host_volume_keys, "host volumes",
 			 each_host_volume, p);
-	parse_named_maps(c, n, "external-volumes", external_volume_keys,
-			 "external volumes", each_external_volume, p);
+	parse_named_maps(c, n, "external-volumes", external_volume_keys, NULL,
+			 each_external_volume, p);
+	if (p->external_volumes.len) {
+		/*
+		 * After the volumes' own checks, so that a bad option is an
+		 * error at its place before this says they cannot run.
+		 */
+		old = hf_pctx_push(c, "external-volumes");
+		unsupported_msg(c, pos_of(hf_ynode_get(n, "external-volumes")),
+				"external volumes",
+				"external volumes: not supported yet by "
+				"holdfast at deploy (the replicated volume "
+				"data path is not built yet), so this spec "
+				"cannot be deployed");
+		hf_pctx_pop(c, old);
+	}
 	if (get_bool(c, n, "share-pid-namespace", &p->share_pid_namespace) &&
 	    p->share_pid_namespace) {
 		old = hf_pctx_push(c, "share-pid-namespace");
@@ -2664,6 +2920,8 @@ int hf_spec_load_string(const char *text, size_t len, const char *file,
 	c.file = file;
 	c.diags = diags;
 	c.opts = opts;
+	c.src = text;
+	c.src_len = len;
 	c.spec = hf_xcalloc(1, sizeof(*c.spec));
 	c.spec->file = file ? hf_xstrdup(file) : NULL;
 	if (opts->options)

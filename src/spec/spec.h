@@ -376,6 +376,53 @@ struct hf_spec_host_volume {
 	char *mode; /* RW or RO */
 };
 
+/*
+ * The driver-options of an external volume served by holdfast (driver
+ * `holdfast` or `pxd`): the SDK's "key=value;key=value" scalar, read as
+ * Portworx reads it (docs/spec.md, "External volumes").
+ */
+struct hf_spec_volopts {
+	int64_t size_bytes; /* a whole number of MiB; default 1 GiB */
+	unsigned repl;      /* 1..3; default 1 */
+	unsigned min_sync;  /* 1..repl; default repl - 1, at least 1 */
+	bool shared;        /* one volume for all instances (refused) */
+	bool secure;        /* encrypted (refused) */
+};
+
+#define HF_VOLOPTS_MIN_SIZE ((int64_t)64 << 20) /* ext4 with a journal */
+#define HF_VOLOPTS_MAX_SIZE ((int64_t)64 << 40)
+#define HF_VOLOPTS_DEFAULT_SIZE ((int64_t)1 << 30)
+#define HF_VOLOPTS_MAX_REPL 3
+
+/* One thing wrong (or doubtful) in a driver-options string. */
+struct hf_volopts_problem {
+	bool warning;  /* accepted, but the user should know */
+	size_t offset; /* byte offset in the string of the key at fault */
+	char *msg;     /* one sentence naming the key and what it allows */
+};
+
+struct hf_volopts_problems {
+	struct hf_volopts_problem *items;
+	size_t len, cap;
+	size_t errors;
+};
+void hf_volopts_problems_release(struct hf_volopts_problems *p);
+
+/*
+ * Parses a driver-options string of len bytes (it may hold NULs; NULL with
+ * len 0 is the empty string, which means every default). Fills *out with
+ * the defaults and then the options given. Every problem found is
+ * appended to *problems, in string order, with the offset of its key.
+ * Returns 0 when there is no error (warnings may be there), HF_ESPEC when
+ * there is one; *out is then still filled with what could be read.
+ */
+int hf_spec_volopts_parse(const char *s, size_t len,
+			  struct hf_spec_volopts *out,
+			  struct hf_volopts_problems *problems);
+
+/* Whether a driver-name is one holdfast serves ("holdfast" or "pxd"). */
+bool hf_spec_volume_driver_ok(const char *driver);
+
 struct hf_spec_external_volume {
 	char *name;
 	char *type;
@@ -384,7 +431,31 @@ struct hf_spec_external_volume {
 	char *driver_options;
 	char *volume_name;
 	char *volume_mode;
+	/*
+	 * Parsed driver-options, when the driver is one holdfast serves
+	 * (has_opts); the defaults otherwise.
+	 */
+	struct hf_spec_volopts opts;
+	bool has_opts;
+	struct hf_pos pos;          /* the volume's key */
+	struct hf_pos type_pos;     /* its values; the key's when absent */
+	struct hf_pos driver_pos;
+	struct hf_pos options_pos;
+	struct hf_pos name_pos;     /* volume-name */
 };
+
+/*
+ * The cluster-wide name of instance <pod>-<index>'s external volume, as
+ * the SDK's Portworx provider makes it: base = volume-name when given,
+ * else "<service>-<pod>"; '/' in base (a service in a folder) written as
+ * "__"; then base itself for a shared volume, else "<base>-<index>". The
+ * one place such names are made. Returns a string the caller frees, or
+ * NULL when base already holds "__" (the SDK refuses it; validation
+ * reports it, so a valid spec never gets NULL).
+ */
+char *hf_spec_external_volume_name(const char *service, const char *pod,
+				   int64_t index,
+				   const struct hf_spec_external_volume *ev);
 
 /* The most instances of a pod type a spec (or a count set over it) asks. */
 #define HF_SPEC_POD_COUNT_MAX 100000
@@ -503,6 +574,8 @@ struct hf_spec_plan {
 /* A field the spec uses that holdfast cannot honour yet. */
 struct hf_spec_feature_use {
 	char *feature; /* "docker images", "overlay networks", ... */
+	/* The whole message, when the feature's name alone says too little. */
+	char *msg; /* may be NULL */
 	char *path;
 	struct hf_pos pos;
 };
@@ -764,7 +837,10 @@ struct hf_spec_diff {
  * spec (ignoring count, placement and allow-decommission) changed must
  * relaunch; instances past the old count are added, past the new count
  * removed. Refusals: count decrease without allow-decommission, any volume
- * change, user change, pre-reserved-role change, a pod type removed without
+ * change, an existing external volume's driver (other than between
+ * holdfast and pxd), container-path, volume-name or driver-options (size,
+ * shared, secure, repl, min_sync) changing, user change,
+ * pre-reserved-role change, a pod type removed without
  * allow-decommission on the old spec. Fills *out; release it with
  * hf_spec_diff_release(). Change lines hide secret values
  * (hf_spec_secret_name): "env.DB_PASSWORD: (hidden) -> (hidden)".

@@ -804,6 +804,111 @@ static void check_task_names(struct hf_pctx *c)
 	}
 }
 
+/* An external volume's name without its index ('/' already as "__"). */
+static char *xvol_base(const struct hf_spec *spec,
+		       const struct hf_spec_pod *pod,
+		       const struct hf_spec_external_volume *e)
+{
+	struct hf_spec_external_volume copy = *e;
+
+	copy.opts.shared = true;
+	return hf_spec_external_volume_name(spec->name ? spec->name : "",
+					    pod->name, 0, &copy);
+}
+
+/* Whether name is base "-" and a number: instance index's volume of base. */
+static bool is_indexed(const char *name, const char *base)
+{
+	size_t n = strlen(base);
+
+	if (strncmp(name, base, n) != 0 || name[n] != '-' || !name[n + 1])
+		return false;
+	for (const char *p = name + n + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+/*
+ * External volume names are cluster-wide (Portworx's are), so two volumes
+ * of one spec must never get one name: two pod types with one
+ * volume-name, two volumes of a pod without one, or a shared volume named
+ * like another's instance volume. Only volumes holdfast serves count.
+ */
+struct xv {
+	const struct hf_spec_pod *pod;
+	const struct hf_spec_external_volume *e;
+	char *base;
+};
+
+static void check_external_volume_names(struct hf_pctx *c)
+{
+	const struct hf_spec *spec = c->spec;
+	HF_VEC(struct xv) all = {0};
+
+	for (size_t p = 0; p < spec->pods.len; p++) {
+		const struct hf_spec_pod *pod = &spec->pods.items[p];
+
+		for (size_t i = 0; pod->name && i < pod->external_volumes.len;
+		     i++) {
+			const struct hf_spec_external_volume *e =
+			    &pod->external_volumes.items[i];
+			char *base;
+
+			if (!hf_spec_volume_driver_ok(e->driver_name))
+				continue;
+			base = xvol_base(spec, pod, e);
+			/* A volume-name with "__" was reported at parse. */
+			if (!base)
+				continue;
+			for (size_t k = 0; k < all.len; k++) {
+				const struct xv *o = &all.items[k];
+				const char *clash = NULL;
+				char *path, *ex = NULL;
+				struct hf_pos at, first;
+
+				if (strcmp(o->base, base) == 0 &&
+				    o->e->opts.shared == e->opts.shared)
+					clash = ex = e->opts.shared
+						? hf_xstrdup(base)
+						: hf_xasprintf("%s-0", base);
+				else if (e->opts.shared && !o->e->opts.shared &&
+					 is_indexed(base, o->base))
+					clash = base;
+				else if (!e->opts.shared && o->e->opts.shared &&
+					 is_indexed(o->base, base))
+					clash = o->base;
+				if (!clash)
+					continue;
+				at = e->volume_name ? e->name_pos : e->pos;
+				first = o->e->volume_name ? o->e->name_pos
+							  : o->e->pos;
+				path = hf_xasprintf(
+				    "pods.%s.external-volumes.%s%s", pod->name,
+				    e->name,
+				    e->volume_name ? ".volume-name" : "");
+				hf_pctx_err_pos(
+				    c, at, path,
+				    "external volume '%s' of pod '%s' and "
+				    "external volume '%s' of pod '%s' (line "
+				    "%d:%d) would both be named '%s'; volume "
+				    "names are cluster-wide: give %s its own "
+				    "volume-name",
+				    e->name, pod->name, o->e->name,
+				    o->pod->name, first.line, first.col, clash,
+				    pod == o->pod ? "one" : "each");
+				free(ex);
+				free(path);
+				break;
+			}
+			*HF_VEC_PUSH(&all) = (struct xv){pod, e, base};
+		}
+	}
+	for (size_t k = 0; k < all.len; k++)
+		free(all.items[k].base);
+	HF_VEC_FREE(&all);
+}
+
 /* Pod instances a spec may ask for in all. */
 #define HF_SPEC_MAX_INSTANCES 100000
 
@@ -880,6 +985,7 @@ void hf_spec_validate(struct hf_pctx *c)
 	check_ports(c);
 	check_discovery(c);
 	check_task_names(c);
+	check_external_volume_names(c);
 	for (size_t i = 0; i < spec->plans.len; i++) {
 		const struct hf_spec_plan *pl = &spec->plans.items[i];
 
@@ -1299,11 +1405,16 @@ size_t hf_spec_check_supported(const struct hf_spec *spec,
 	for (size_t i = 0; i < spec->unsupported.len; i++) {
 		const struct hf_spec_feature_use *u = &spec->unsupported.items[i];
 
-		hf_diags_add(diags, HF_DIAG_ERROR, spec->file, u->pos.line,
-			     u->pos.col, u->path,
-			     "%s: not supported yet by holdfast, so this spec "
-			     "cannot be deployed",
-			     u->feature);
+		if (u->msg)
+			hf_diags_add(diags, HF_DIAG_ERROR, spec->file,
+				     u->pos.line, u->pos.col, u->path, "%s",
+				     u->msg);
+		else
+			hf_diags_add(diags, HF_DIAG_ERROR, spec->file,
+				     u->pos.line, u->pos.col, u->path,
+				     "%s: not supported yet by holdfast, so "
+				     "this spec cannot be deployed",
+				     u->feature);
 	}
 	return spec->unsupported.len;
 }
@@ -1470,6 +1581,7 @@ void hf_spec_free(struct hf_spec *spec)
 	HF_VEC_FREE(&spec->plans);
 	for (size_t i = 0; i < spec->unsupported.len; i++) {
 		free(spec->unsupported.items[i].feature);
+		free(spec->unsupported.items[i].msg);
 		free(spec->unsupported.items[i].path);
 	}
 	HF_VEC_FREE(&spec->unsupported);

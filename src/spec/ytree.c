@@ -108,6 +108,7 @@ static struct hf_ynode *node_copy(struct builder *b, const struct hf_ynode *src,
 		n->len = src->len;
 	}
 	n->plain = src->plain;
+	n->one_line = src->one_line;
 	for (size_t i = 0; i < src->npairs; i++) {
 		struct hf_ynode *k = node_copy(b, src->pairs[i].key, m);
 		struct hf_ynode *v = k ? node_copy(b, src->pairs[i].value, m)
@@ -180,6 +181,7 @@ static struct hf_ynode *read_node(struct builder *b, yaml_event_t *ev,
 		memcpy(n->str, ev->data.scalar.value, n->len);
 		n->str[n->len] = '\0';
 		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		n->one_line = ev->start_mark.line == ev->end_mark.line;
 		remember_anchor(b, ev->data.scalar.anchor, n);
 		return n;
 	case YAML_ALIAS_EVENT:

@@ -32,6 +32,7 @@ struct hf_ynode {
 	char *str;      /* NUL-terminated; may contain NULs before len */
 	size_t len;
 	bool plain;     /* unquoted scalar (can be a number, bool or null) */
+	bool one_line;  /* a scalar that starts and ends on one line */
 	/* HF_Y_MAP: pairs in document order, duplicates kept */
 	struct hf_ypair *pairs;
 	size_t npairs, cap;

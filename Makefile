@@ -1,9 +1,10 @@
 # holdfast build.
 #
-#   make              release build: build/holdfast and build/holdfast-shim
+#   make              release build: build/holdfast, build/holdfast-shim
 #                     (the shim static on musl: musl-gcc, from musl-tools)
+#                     and build/holdfast-volume (libfuse3)
 #   make asan         AddressSanitizer + UndefinedBehaviorSanitizer build:
-#                     build-asan/holdfast and build-asan/holdfast-shim
+#                     build-asan/holdfast, -shim and -volume
 #   make unit         the module layout check, then the cmocka unit tests
 #                     (sanitizer build)
 #   make layout       the module rules (tests/unit/test_layout.py)
@@ -28,7 +29,9 @@ INCS    := -Isrc
 LIBS    := -lyaml -ljansson -lmicrohttpd -lcurl -lsqlite3 -lcrypto -lm -lpthread
 OPT     ?= -O2 -g
 
-LIBSRCS := $(filter-out src/shim/main.c,$(sort $(wildcard src/*/*.c)))
+# holdfast-volume's own sources link libfuse3, which holdfast does not.
+VOLUME_MAIN_SRCS := src/volume/main.c src/volume/attach.c
+LIBSRCS := $(filter-out src/shim/main.c $(VOLUME_MAIN_SRCS),$(sort $(wildcard src/*/*.c)))
 SRCS    := $(LIBSRCS) src/main.c
 
 # The shim, one process per task, is a program of its own that links libc
@@ -40,6 +43,12 @@ SHIM_SRCS := src/shim/main.c src/shim/shim.c src/shim/launch.c \
              src/shim/confine.c src/shim/tasklog.c src/task/lifecycle.c \
              $(patsubst %,src/common/%.c,caps clock err fs log rlimit rng spawn util)
 
+# holdfast-volume, one process per attached volume (src/volume/attach.h).
+VOLUME_SRCS := $(VOLUME_MAIN_SRCS) \
+               $(patsubst %,src/common/%.c,clock err fs log rng spawn util)
+VOLUME_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3) -ljansson -lpthread
+VOLUME_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
+
 BUILD      := build
 ASAN_BUILD := build-asan
 FUZZ_BUILD := build-fuzz
@@ -49,7 +58,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all asan unit layout fuzz simagents test clean man docs install uninstall deb
-all: $(BUILD)/holdfast $(BUILD)/holdfast-shim
+all: $(BUILD)/holdfast $(BUILD)/holdfast-shim $(BUILD)/holdfast-volume
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
 	@mkdir -p $(dir $@)
@@ -59,12 +68,13 @@ $(ASAN_BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCS) -c $< -o $@
 
-# The agent starts the holdfast-shim next to its own binary: building
-# holdfast builds that too (order-only: a new shim does not relink holdfast).
-$(BUILD)/holdfast: $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) | $(BUILD)/holdfast-shim
+# The agent starts the holdfast-shim and holdfast-volume next to its own
+# binary: building holdfast builds them too (order-only: a new shim does
+# not relink holdfast).
+$(BUILD)/holdfast: $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) | $(BUILD)/holdfast-shim $(BUILD)/holdfast-volume
 	$(CC) $(OPT) $^ -o $@ $(LIBS)
 
-$(ASAN_BUILD)/holdfast: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SRCS)) | $(ASAN_BUILD)/holdfast-shim
+$(ASAN_BUILD)/holdfast: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SRCS)) | $(ASAN_BUILD)/holdfast-shim $(ASAN_BUILD)/holdfast-volume
 	$(CC) -g $(SANFLAGS) $^ -o $@ $(LIBS)
 
 # The release shim is linked statically against musl (Debian's musl-tools):
@@ -125,7 +135,15 @@ $(BUILD)/holdfast-shim: $(SHIM_OBJS) | musl-cc
 $(ASAN_BUILD)/holdfast-shim: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(SHIM_SRCS))
 	$(CC) -g $(SANFLAGS) $^ -o $@
 
-asan: $(ASAN_BUILD)/holdfast $(ASAN_BUILD)/holdfast-shim
+$(BUILD)/volume/%.o $(ASAN_BUILD)/volume/%.o: CSTD += $(VOLUME_CFLAGS)
+
+$(BUILD)/holdfast-volume: $(patsubst src/%.c,$(BUILD)/%.o,$(VOLUME_SRCS))
+	$(CC) $(OPT) $^ -o $@ $(VOLUME_LIBS)
+
+$(ASAN_BUILD)/holdfast-volume: $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(VOLUME_SRCS))
+	$(CC) -g $(SANFLAGS) $^ -o $@ $(VOLUME_LIBS)
+
+asan: $(ASAN_BUILD)/holdfast $(ASAN_BUILD)/holdfast-shim $(ASAN_BUILD)/holdfast-volume
 
 # Unit tests link the library objects of the sanitizer build with cmocka.
 $(ASAN_BUILD)/tests/%: tests/unit/%.c $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(LIBSRCS)) $(wildcard tests/unit/*.h)
@@ -210,12 +228,13 @@ DOCS        := README.md $(wildcard docs/*.md)
 
 # Settings files in SYSCONFDIR/default are the operator's: installed when
 # missing, never overwritten, never uninstalled.
-install: $(BUILD)/holdfast $(BUILD)/holdfast-shim man
+install: $(BUILD)/holdfast $(BUILD)/holdfast-shim $(BUILD)/holdfast-volume man
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/default
 	$(INSTALL) -m 0755 $(BUILD)/holdfast $(DESTDIR)$(BINDIR)/holdfast
 	$(INSTALL) -m 0755 $(BUILD)/holdfast-shim $(DESTDIR)$(BINDIR)/holdfast-shim
+	$(INSTALL) -m 0755 $(BUILD)/holdfast-volume $(DESTDIR)$(BINDIR)/holdfast-volume
 	$(INSTALL) -m 0644 $(GEN)/holdfast.1 $(DESTDIR)$(MANDIR)/man1/holdfast.1
 	$(INSTALL) -m 0644 $(GEN)/holdfast.bash $(DESTDIR)$(BASHCOMPDIR)/holdfast
 	set -e; for u in $(UNITS); do \
@@ -235,13 +254,14 @@ install: $(BUILD)/holdfast $(BUILD)/holdfast-shim man
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/holdfast $(DESTDIR)$(BINDIR)/holdfast-shim \
+	    $(DESTDIR)$(BINDIR)/holdfast-volume \
 	    $(DESTDIR)$(MANDIR)/man1/holdfast.1 \
 	    $(DESTDIR)$(BASHCOMPDIR)/holdfast $(DESTDIR)$(SYSUSERSDIR)/holdfast.conf \
 	    $(patsubst %,$(DESTDIR)$(UNITDIR)/%.service,$(UNITS)) \
 	    $(patsubst %,$(DESTDIR)$(DOCDIR)/%,$(notdir $(DOCS)))
 	-rmdir $(DESTDIR)$(DOCDIR)
 
-deb: $(BUILD)/holdfast $(BUILD)/holdfast-shim man
+deb: $(BUILD)/holdfast $(BUILD)/holdfast-shim $(BUILD)/holdfast-volume man
 	./scripts/build-deb.sh $(BUILD)
 
 clean:

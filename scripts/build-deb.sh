@@ -26,7 +26,7 @@ for tool in dpkg-deb dpkg-shlibdeps strip gzip; do
 done
 arch=$(dpkg --print-architecture)
 
-nice make -j2 build/holdfast build/holdfast-shim man >&2
+nice make -j2 build/holdfast build/holdfast-shim build/holdfast-volume man >&2
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -38,7 +38,8 @@ make --no-print-directory install DESTDIR="$stage" PREFIX=/usr \
 # Debian's layout: a stripped binary, compressed man page and changelog,
 # the copyright file.
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-	"$stage/usr/bin/holdfast" "$stage/usr/bin/holdfast-shim"
+	"$stage/usr/bin/holdfast" "$stage/usr/bin/holdfast-shim" \
+	"$stage/usr/bin/holdfast-volume"
 gzip -9n "$stage/usr/share/man/man1/holdfast.1"
 install -m 0644 packaging/debian/copyright "$stage/usr/share/doc/holdfast/copyright"
 cat >"$work/changelog.Debian" <<EOF
@@ -57,7 +58,8 @@ chmod 0644 "$stage/usr/share/doc/holdfast/changelog.Debian.gz"
 install -d -m 0755 "$stage/DEBIAN"
 printf 'Source: holdfast\n\nPackage: holdfast\nArchitecture: any\n' \
 	>"$work/debian/control"
-depends=$(cd "$work" && dpkg-shlibdeps -O debian/holdfast/usr/bin/holdfast |
+depends=$(cd "$work" && dpkg-shlibdeps -O debian/holdfast/usr/bin/holdfast \
+	debian/holdfast/usr/bin/holdfast-volume |
 	sed -n 's/^shlibs:Depends=//p')
 if [ -z "$depends" ]; then
 	echo "build-deb: dpkg-shlibdeps found no dependencies" >&2
@@ -87,7 +89,8 @@ Description: orchestrator for stateful services from DC/OS SDK service specs
  Commons SDK's svc.yml: pods with persistent volumes, plans with phases
  and steps, health and readiness checks, rolling updates, replacement of
  lost nodes. One binary is the server, the agent and the command line
- client; holdfast-shim, a small static program, runs each task.
+ client; holdfast-shim, a small static program, runs each task;
+ holdfast-volume serves each attached volume.
  .
  The package installs systemd units for the server and the agent
  (holdfast-server.service, holdfast-agent.service) but enables and starts

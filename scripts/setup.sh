@@ -10,8 +10,8 @@ PACKAGES=(
 	libsqlite3-dev libcmocka-dev libssl-dev
 	# the shim: a static program on musl (Makefile, $(BUILD)/holdfast-shim)
 	musl-tools linux-libc-dev
-	# MOUNT volumes: the agent formats their images (mkfs.ext4)
-	e2fsprogs
+	# volumes: images formatted by the agent (mkfs.ext4), holdfast-volume
+	e2fsprogs libfuse3-dev fuse3
 	# tests and examples
 	python3 python3-pytest procps iproute2 curl redis-server redis-tools
 	etcd-server etcd-client openssl util-linux

@@ -119,7 +119,8 @@ def test_control_fields_and_depends(deb, installed):
     for soname in needed:
         pkg = package_of(resolved[soname])
         assert pkg in depends, (soname, pkg, f["Depends"])
-    for lib in ("libyaml", "libjansson", "libmicrohttpd", "libcurl", "libsqlite3", "libssl"):
+    for lib in ("libyaml", "libjansson", "libmicrohttpd", "libcurl", "libsqlite3", "libssl",
+                "libfuse3"):
         assert any(d.startswith(lib) for d in depends), (lib, f["Depends"])
 
 
@@ -131,6 +132,7 @@ def test_files_modes_and_conffiles(installed):
     root, _, _ = installed
     want = {
         "usr/bin/holdfast": 0o755,
+        "usr/bin/holdfast-volume": 0o755,
         "lib/systemd/system/holdfast-server.service": 0o644,
         "lib/systemd/system/holdfast-agent.service": 0o644,
         "etc/default/holdfast-server": 0o644,
@@ -445,6 +447,7 @@ def test_make_install_honours_prefix_and_destdir(tmp_path):
     mk = ["make", "--no-print-directory", "-C", REPO, f"DESTDIR={dest}", "PREFIX=/opt/hf"]
     sh(*mk, "install", timeout=1800)
     for path, m in {"opt/hf/bin/holdfast": 0o755,
+                    "opt/hf/bin/holdfast-volume": 0o755,
                     "opt/hf/share/man/man1/holdfast.1": 0o644,
                     "opt/hf/share/bash-completion/completions/holdfast": 0o644,
                     "opt/hf/lib/systemd/system/holdfast-server.service": 0o644,
@@ -465,6 +468,7 @@ def test_make_install_honours_prefix_and_destdir(tmp_path):
     assert (dest / "etc/default/holdfast-server").read_text() == "HOLDFAST_LISTEN=10.0.0.1:7070\n"
     sh(*mk, "uninstall", timeout=600)
     assert not os.path.exists(dest / "opt/hf/bin/holdfast")
+    assert not os.path.exists(dest / "opt/hf/bin/holdfast-volume")
     assert not os.path.exists(dest / "opt/hf/lib/systemd/system/holdfast-server.service")
     assert not os.path.exists(dest / "opt/hf/share/man/man1/holdfast.1")
     assert not os.path.exists(dest / "opt/hf/share/doc/holdfast")

@@ -1,0 +1,668 @@
+/*
+ * attach.c - holdfast-volume attach DIR: a volume's local replica served
+ * through FUSE as one file, with a loop device over it (attach.h).
+ */
+#define FUSE_USE_VERSION 312
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <jansson.h>
+#include <limits.h>
+#include <linux/loop.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/spawn.h"
+#include "common/util.h"
+#include "volume/attach.h"
+
+#define VOL_INO 2
+#define BLOCK 4096
+#define MIN_SIZE (64LL << 20)
+#define DETACH_WAIT_MS 5000
+
+struct vol {
+	char *dir;
+	char *volume, *id, *replica;
+	int64_t epoch, size;
+	bool format;
+	unsigned uid, gid;
+	int rfd;                 /* the replica's data file */
+	int loopfd;
+	char dev[32];
+	char identity[LO_NAME_SIZE];
+	char *mnt;               /* DIR/fuse, in our namespace only */
+	struct fuse_session *se;
+	pthread_t loop_thread;
+	bool loop_running;
+};
+
+/* ---- status.json ------------------------------------------------------ */
+
+static void publish(const struct vol *v, const char *state, const char *msg)
+{
+	json_t *o = json_pack("{s:s, s:i, s:s?, s:s?, s:I}", "state", state,
+			      "pid", (int)getpid(), "volume", v->volume, "id",
+			      v->id, "epoch", (json_int_t)v->epoch);
+	char *path = hf_xasprintf("%s/status.json", v->dir), *text;
+
+	json_object_set_new(o, "device",
+			    v->dev[0] ? json_string(v->dev) : json_null());
+	json_object_set_new(o, "identity", v->identity[0]
+						   ? json_string(v->identity)
+						   : json_null());
+	json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
+	text = json_dumps(o, JSON_INDENT(2));
+	if (!text ||
+	    hf_write_file_replace(path, text, strlen(text), 0644,
+				  HF_WRITE_DURABLE))
+		hf_log("cannot write %s: %s", path, strerror(errno));
+	free(text);
+	free(path);
+	json_decref(o);
+}
+
+static int failed(const struct vol *v, const char *fmt, ...) HF_PRINTF(2, 3);
+static int failed(const struct vol *v, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	hf_log("%s", msg ? msg : fmt);
+	publish(v, "failed", msg ? msg : fmt);
+	free(msg);
+	return -1;
+}
+
+/* ---- attach.json ------------------------------------------------------ */
+
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789-_") == n;
+}
+
+static int load(struct vol *v)
+{
+	static const char *const keys[] = {"volume",  "id",	"epoch",
+					   "size",    "replica", "format",
+					   "uid",     "gid"};
+	char *path = hf_xasprintf("%s/attach.json", v->dir);
+	json_error_t je;
+	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	const char *key;
+	json_t *val;
+	int rc = -1;
+
+	if (!o || !json_is_object(o)) {
+		failed(v, "%s: %s", path, o ? "not a JSON object" : je.text);
+		goto out;
+	}
+	json_object_foreach(o, key, val) {
+		bool known = false;
+
+		for (size_t i = 0; i < HF_ARRAY_LEN(keys); i++)
+			known = known || strcmp(key, keys[i]) == 0;
+		if (!known) {
+			failed(v, "%s: unknown key \"%s\"", path, key);
+			goto out;
+		}
+	}
+	if (!json_is_string(json_object_get(o, "volume")) ||
+	    !json_is_string(json_object_get(o, "id")) ||
+	    !id_ok(json_string_value(json_object_get(o, "id")))) {
+		failed(v, "%s: \"volume\" must be a string and \"id\" 1-64 "
+			  "letters, digits, '-' or '_'", path);
+		goto out;
+	}
+	v->volume = hf_xstrdup(json_string_value(json_object_get(o, "volume")));
+	v->id = hf_xstrdup(json_string_value(json_object_get(o, "id")));
+	v->epoch = json_integer_value(json_object_get(o, "epoch"));
+	v->size = json_integer_value(json_object_get(o, "size"));
+	if (!json_is_integer(json_object_get(o, "epoch")) || v->epoch < 1) {
+		failed(v, "%s: \"epoch\" must be an integer >= 1", path);
+		goto out;
+	}
+	if (!json_is_integer(json_object_get(o, "size")) ||
+	    v->size < MIN_SIZE || v->size % BLOCK) {
+		failed(v, "%s: \"size\" must be a multiple of 4096 bytes of "
+			  "at least 64 MiB", path);
+		goto out;
+	}
+	val = json_object_get(o, "replica");
+	if (!json_is_string(val) || json_string_value(val)[0] != '/') {
+		failed(v, "%s: \"replica\" must be an absolute path", path);
+		goto out;
+	}
+	v->replica = hf_xstrdup(json_string_value(val));
+	val = json_object_get(o, "format");
+	if (val && !json_is_boolean(val)) {
+		failed(v, "%s: \"format\" must be true or false", path);
+		goto out;
+	}
+	v->format = json_is_true(val);
+	for (int i = 0; i < 2; i++) {
+		const char *k = i ? "gid" : "uid";
+		json_t *n = json_object_get(o, k);
+
+		if (n && (!json_is_integer(n) || json_integer_value(n) < 0 ||
+			  json_integer_value(n) > 0x7fffffff)) {
+			failed(v, "%s: \"%s\" must be an id >= 0", path, k);
+			goto out;
+		}
+		*(i ? &v->gid : &v->uid) = n ? (unsigned)json_integer_value(n)
+					     : 0;
+	}
+	snprintf(v->identity, sizeof(v->identity), "hf:%s:%lld", v->id,
+		 (long long)v->epoch);
+	rc = 0;
+out:
+	json_decref(o);
+	free(path);
+	return rc;
+}
+
+static int open_replica(struct vol *v)
+{
+	struct stat st;
+
+	v->rfd = open(v->replica, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		      0600);
+	if (v->rfd < 0 || fstat(v->rfd, &st) < 0)
+		return failed(v, "replica %s: %s", v->replica,
+			      strerror(errno));
+	if (st.st_size == 0 && ftruncate(v->rfd, v->size) < 0)
+		return failed(v, "replica %s: cannot make it %lld bytes: %s",
+			      v->replica, (long long)v->size,
+			      strerror(errno));
+	if (st.st_size != 0 && st.st_size != v->size)
+		return failed(v, "replica %s is %lld bytes, not the volume's "
+				 "%lld", v->replica, (long long)st.st_size,
+			      (long long)v->size);
+	return 0;
+}
+
+/* ---- the FUSE file ---------------------------------------------------- */
+
+static void fill_attr(const struct vol *v, fuse_ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	if (ino == FUSE_ROOT_ID) {
+		st->st_mode = S_IFDIR | 0700;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | 0600;
+		st->st_nlink = 1;
+		st->st_size = v->size;
+		st->st_blksize = BLOCK;
+		st->st_blocks = v->size / 512;
+	}
+}
+
+static void op_init(void *data, struct fuse_conn_info *conn)
+{
+	/*
+	 * Never the writeback cache: it would acknowledge writes before
+	 * they reached the replica. A loop request of 1 MiB is one write.
+	 */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->max_write < (1u << 20))
+		conn->max_write = 1u << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vol *v = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+
+	if (parent != FUSE_ROOT_ID || strcmp(name, "vol") != 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = VOL_INO;
+	e.attr_timeout = e.entry_timeout = 3600;
+	fill_attr(v, VOL_INO, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct vol *v = fuse_req_userdata(req);
+	struct stat st;
+
+	if (ino != FUSE_ROOT_ID && ino != VOL_INO) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fill_attr(v, ino, &st);
+	fuse_reply_attr(req, &st, 3600);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (ino != VOL_INO) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	/* No page cache in FUSE: the loop device does direct I/O already. */
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	fuse_reply_open(req, fi);
+}
+
+static bool in_range(const struct vol *v, off_t off, size_t len)
+{
+	return off >= 0 && (int64_t)off <= v->size &&
+	       (int64_t)len <= v->size - (int64_t)off;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct vol *v = fuse_req_userdata(req);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	if (off >= v->size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if ((int64_t)size > v->size - off)
+		size = (size_t)(v->size - off);
+	buf.buf[0].size = size;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = v->rfd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct vol *v = fuse_req_userdata(req);
+	size_t len = fuse_buf_size(in);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+	ssize_t n;
+
+	if (!in_range(v, off, len)) {
+		fuse_reply_err(req, ENOSPC);
+		return;
+	}
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = v->rfd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct vol *v = fuse_req_userdata(req);
+
+	fuse_reply_err(req, fdatasync(v->rfd) < 0 ? errno : 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	struct vol *v = fuse_req_userdata(req);
+
+	if (len < 0 || !in_range(v, off, (size_t)len)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* Discards keep the replica thin; nothing may grow the file. */
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && !(mode & FALLOC_FL_ZERO_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	fuse_reply_err(req, fallocate(v->rfd, mode | FALLOC_FL_KEEP_SIZE, off,
+				      len) < 0
+				    ? errno
+				    : 0);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.open = op_open,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.fsync = op_fsync,
+	.flush = op_flush,
+	.fallocate = op_fallocate,
+};
+
+static void *serve_fuse(void *arg)
+{
+	struct vol *v = arg;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+
+	fuse_loop_cfg_set_max_threads(cfg, 8);
+	fuse_loop_cfg_set_idle_threads(cfg, 2);
+	fuse_session_loop_mt(v->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return NULL;
+}
+
+/*
+ * The FUSE mount, in a mount namespace of our own made before any thread
+ * exists (unshare refuses a thread that shares its file system info).
+ */
+static int mount_fuse(struct vol *v)
+{
+	char *fsname = hf_xasprintf("fsname=holdfast-volume:%s,subtype=holdfast",
+				    v->id);
+	char *argv[] = {"holdfast-volume", "-o", fsname, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	int rc = -1;
+
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		rc = failed(v, "cannot make a private mount namespace: %s",
+			    strerror(errno));
+		goto out;
+	}
+	v->mnt = hf_xasprintf("%s/fuse", v->dir);
+	if (mkdir(v->mnt, 0700) < 0 && errno != EEXIST) {
+		rc = failed(v, "%s: %s", v->mnt, strerror(errno));
+		goto out;
+	}
+	v->se = fuse_session_new(&args, &ops, sizeof(ops), v);
+	if (!v->se || fuse_session_mount(v->se, v->mnt) != 0) {
+		rc = failed(v, "cannot mount FUSE at %s (is /dev/fuse there, "
+			       "and the fuse module loaded?)", v->mnt);
+		goto out;
+	}
+	if (pthread_create(&v->loop_thread, NULL, serve_fuse, v) != 0) {
+		rc = failed(v, "cannot start the FUSE thread");
+		goto out;
+	}
+	v->loop_running = true;
+	rc = 0;
+out:
+	fuse_opt_free_args(&args);
+	free(fsname);
+	return rc;
+}
+
+/* ---- the loop device -------------------------------------------------- */
+
+static int configure_loop(struct vol *v)
+{
+	char *file = hf_xasprintf("%s/vol", v->mnt);
+	int ffd = open(file, O_RDWR | O_CLOEXEC);
+	int ctl = -1, e = EBUSY;
+
+	v->loopfd = -1;
+	if (ffd < 0) {
+		failed(v, "cannot open the FUSE file %s: %s", file,
+		       strerror(errno));
+		goto out;
+	}
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		failed(v, "/dev/loop-control: %s", strerror(errno));
+		goto out;
+	}
+	for (int tries = 0; tries < 16 && e == EBUSY; tries++) {
+		struct loop_config cfg;
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+
+		if (n < 0) {
+			e = errno;
+			break;
+		}
+		snprintf(v->dev, sizeof(v->dev), "/dev/loop%d", n);
+		v->loopfd = open(v->dev, O_RDWR | O_CLOEXEC);
+		if (v->loopfd < 0) {
+			e = errno;
+			break;
+		}
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.fd = (uint32_t)ffd;
+		cfg.block_size = BLOCK;
+		cfg.info.lo_flags = LO_FLAGS_DIRECT_IO;
+		memcpy(cfg.info.lo_file_name, v->identity,
+		       sizeof(cfg.info.lo_file_name));
+		if (ioctl(v->loopfd, LOOP_CONFIGURE, &cfg) == 0) {
+			e = 0;
+			break;
+		}
+		e = errno;
+		close(v->loopfd);
+		v->loopfd = -1;
+	}
+	if (v->loopfd < 0) {
+		v->dev[0] = '\0';
+		failed(v, "cannot configure a loop device: %s", strerror(e));
+	}
+out:
+	if (ctl >= 0)
+		close(ctl);
+	if (ffd >= 0)
+		close(ffd); /* the loop device keeps its own reference */
+	free(file);
+	return v->loopfd < 0 ? -1 : 0;
+}
+
+static int format(struct vol *v)
+{
+	char *owner = hf_xasprintf("nodiscard,lazy_itable_init=1,"
+				   "root_owner=%u:%u",
+				   v->uid, v->gid);
+	const char *mkfs = access("/sbin/mkfs.ext4", X_OK) == 0
+				   ? "/sbin/mkfs.ext4"
+				   : "/usr/sbin/mkfs.ext4";
+	char *argv[] = {(char *)mkfs, "-q", "-F", "-b", "4096", "-m", "0",
+			"-E", owner, v->dev, NULL};
+	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+				     "LC_ALL=C", NULL};
+	struct hf_spawn sp;
+	char *err = NULL;
+	pid_t pid;
+	int status = 0, rc;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.path = argv[0];
+	sp.argv = argv;
+	sp.envp = envp;
+	sp.in = -1;
+	sp.out = sp.err = STDERR_FILENO;
+	if (hf_spawn_start(&sp, &pid, &err)) {
+		rc = failed(v, "mkfs.ext4: %s", err);
+		goto out;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	rc = WIFEXITED(status) && WEXITSTATUS(status) == 0
+		     ? 0
+		     : failed(v, "mkfs.ext4 on %s failed (status %d; its "
+				 "messages are on stderr)",
+			      v->dev, status);
+out:
+	free(err);
+	free(owner);
+	return rc;
+}
+
+/* ---- detach ----------------------------------------------------------- */
+
+static bool device_in_use(const struct vol *v)
+{
+	/* A mounted file system holds the device exclusively. */
+	int fd = open(v->dev, O_RDONLY | O_EXCL | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == EBUSY;
+}
+
+static bool backing_gone(const struct vol *v)
+{
+	char *path = hf_xasprintf("/sys/block/%s/loop/backing_file",
+				  v->dev + 5);
+	bool gone = access(path, F_OK) != 0;
+
+	free(path);
+	return gone;
+}
+
+static void stop_fuse(struct vol *v)
+{
+	if (!v->se)
+		return;
+	fuse_session_exit(v->se);
+	/* The unmount makes the loop's read of /dev/fuse return. */
+	fuse_session_unmount(v->se);
+	if (v->loop_running)
+		pthread_join(v->loop_thread, NULL);
+	v->loop_running = false;
+	fuse_session_destroy(v->se);
+	v->se = NULL;
+}
+
+static int detach(struct vol *v, sigset_t *mask)
+{
+	bool said = false;
+
+	while (device_in_use(v)) {
+		struct timespec ts = {0, 200 * 1000 * 1000};
+
+		if (!said) {
+			publish(v, "ready", "detaching: waiting for the file "
+					    "system on the device to be "
+					    "unmounted");
+			hf_log("detach: %s is still mounted; waiting", v->dev);
+			said = true;
+		}
+		/* A second signal while waiting changes nothing. */
+		sigtimedwait(mask, NULL, &ts);
+	}
+	if (ioctl(v->loopfd, LOOP_CLR_FD, 0) < 0)
+		hf_log("detach: LOOP_CLR_FD on %s: %s", v->dev,
+		       strerror(errno));
+	close(v->loopfd);
+	v->loopfd = -1;
+	/* The device lets go of the file a little after the ioctl returns. */
+	for (int64_t end = hf_mono_ms() + DETACH_WAIT_MS;
+	     !backing_gone(v) && hf_mono_ms() < end;)
+		hf_sleep_ms(5);
+	if (!backing_gone(v))
+		hf_log("detach: %s still names its file after %d ms", v->dev,
+		       DETACH_WAIT_MS);
+	if (fdatasync(v->rfd) < 0)
+		return failed(v, "replica %s: fdatasync: %s", v->replica,
+			      strerror(errno));
+	stop_fuse(v);
+	v->dev[0] = '\0';
+	publish(v, "detached", NULL);
+	return 0;
+}
+
+int hf_volume_attach_main(const char *dir)
+{
+	struct vol v;
+	sigset_t mask;
+	int lockfd = -1, code = HF_VOLUME_EXIT_FAIL, sig;
+	char *lock;
+	long holder = 0;
+
+	memset(&v, 0, sizeof(v));
+	v.rfd = v.loopfd = -1;
+	hf_log_init("holdfast-volume", true);
+	v.dir = realpath(dir, NULL);
+	if (!v.dir) {
+		fprintf(stderr, "holdfast-volume: %s: %s\n", dir,
+			strerror(errno));
+		return HF_VOLUME_EXIT_USAGE;
+	}
+	lock = hf_xasprintf("%s/attach.lock", v.dir);
+	switch (hf_lock_file(lock, &lockfd, &holder)) {
+	case 0:
+		break;
+	case HF_EUNAVAIL:
+		fprintf(stderr, "holdfast-volume: %s is attached by process "
+				"%ld\n", v.dir, holder);
+		free(lock);
+		free(v.dir);
+		return HF_VOLUME_EXIT_LOCKED;
+	default:
+		fprintf(stderr, "holdfast-volume: %s: %s\n", lock,
+			strerror(errno));
+		free(lock);
+		free(v.dir);
+		return HF_VOLUME_EXIT_FAIL;
+	}
+	free(lock);
+	/* Every thread inherits this mask: the signals come to sigwait. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (load(&v) || open_replica(&v) || mount_fuse(&v) ||
+	    configure_loop(&v) || (v.format && format(&v)))
+		goto out;
+	publish(&v, "ready", NULL);
+	hf_log("volume %s (%s, epoch %lld) attached at %s", v.volume, v.id,
+	       (long long)v.epoch, v.dev);
+	do
+		sig = sigwaitinfo(&mask, NULL);
+	while (sig < 0 && errno == EINTR);
+	hf_log("detaching on signal %d", sig);
+	if (detach(&v, &mask) == 0)
+		code = HF_VOLUME_EXIT_OK;
+out:
+	if (v.loopfd >= 0) {
+		ioctl(v.loopfd, LOOP_CLR_FD, 0);
+		close(v.loopfd);
+	}
+	stop_fuse(&v);
+	if (v.rfd >= 0)
+		close(v.rfd);
+	if (lockfd >= 0)
+		close(lockfd);
+	free(v.volume);
+	free(v.id);
+	free(v.replica);
+	free(v.mnt);
+	free(v.dir);
+	return code;
+}

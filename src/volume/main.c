@@ -1,0 +1,29 @@
+/*
+ * main.c - holdfast-volume: the per-volume program of replicated volumes
+ * (docs/design/volumes.md §3.7). A program of its own, not a mode of
+ * holdfast, so that only it links libfuse3.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "volume/attach.h"
+
+static int usage(FILE *f)
+{
+	fprintf(f, "usage: holdfast-volume attach DIR\n"
+		   "  attach DIR   serve the volume DIR/attach.json describes "
+		   "through FUSE and a\n"
+		   "               loop device until SIGTERM (see "
+		   "src/volume/attach.h)\n");
+	return f == stdout ? HF_VOLUME_EXIT_OK : HF_VOLUME_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+			  strcmp(argv[1], "-h") == 0))
+		return usage(stdout);
+	if (argc == 3 && strcmp(argv[1], "attach") == 0)
+		return hf_volume_attach_main(argv[2]);
+	return usage(stderr);
+}

@@ -43,6 +43,8 @@ struct bind {
 	bool dir;
 	bool optional;      /* a source that does not exist is skipped */
 	char *loop_hint;    /* an image (source): its "<source>.loop" file */
+	char *expect;       /* a device (source): the identity it must have */
+	bool ro;
 	int fd;             /* the detached clone, in the child */
 };
 
@@ -77,6 +79,7 @@ static void bind_release(struct bind *b)
 	free(b->target);
 	free(b->what);
 	free(b->loop_hint);
+	free(b->expect);
 }
 
 static void ns_free(struct hf_confine_ns *ns)
@@ -211,11 +214,21 @@ static struct hf_confine_ns *ns_prepare(const struct hf_shim_launch *l,
 
 		b->fd = -1;
 		b->dir = true;
-		b->source = hf_xstrdup(l->mounts.items[i].source);
+		b->source = hf_xstrdup(l->mounts.items[i].device
+					       ? l->mounts.items[i].device
+					       : l->mounts.items[i].source);
 		b->target = hf_xstrdup(l->mounts.items[i].target);
 		b->what = hf_xasprintf("mount the volume at %s (a symbolic "
 				       "link there is refused)", b->target);
-		if (l->mounts.items[i].fstype) {
+		if (l->mounts.items[i].device) {
+			free(b->what);
+			b->what = hf_xasprintf("mount the volume device %s (%s) "
+					       "at %s", b->source,
+					       l->mounts.items[i].expect,
+					       b->target);
+			b->expect = hf_xstrdup(l->mounts.items[i].expect);
+			b->ro = l->mounts.items[i].ro;
+		} else if (l->mounts.items[i].fstype) {
 			free(b->what);
 			b->what = hf_xasprintf("mount the volume image %s at "
 					       "%s", b->source, b->target);
@@ -605,6 +618,51 @@ out:
 	return rc;
 }
 
+/*
+ * An attached volume's device (shim.h, VOLUME DEVICES) as a detached
+ * mount in b->fd, if it carries the identity expected; a device that
+ * serves something else fails with ESTALE.
+ */
+static int mount_device(struct bind *b, uint64_t attrs)
+{
+	struct loop_info64 info;
+	int dev, fs = -1, rc = -1, e;
+
+	dev = open(b->source, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (dev < 0)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	if (ioctl(dev, LOOP_GET_STATUS64, &info) < 0) {
+		if (errno == ENXIO)
+			errno = ESTALE; /* not configured: nothing attached */
+		goto out;
+	}
+	info.lo_file_name[LO_NAME_SIZE - 1] = 0;
+	if (strcmp((const char *)info.lo_file_name, b->expect) != 0) {
+		errno = ESTALE;
+		goto out;
+	}
+	fs = hf_sys_fsopen("ext4", FSOPEN_CLOEXEC);
+	if (fs < 0 ||
+	    hf_sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", b->source,
+			    0) < 0 ||
+	    (b->ro &&
+	     hf_sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0) ||
+	    hf_sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto out;
+	b->fd = hf_sys_fsmount(fs, FSMOUNT_CLOEXEC,
+			       (unsigned)attrs | MOUNT_ATTR_NOATIME |
+				       (b->ro ? MOUNT_ATTR_RDONLY : 0));
+	rc = b->fd < 0 ? -1 : 0;
+out:
+	e = errno;
+	if (fs >= 0)
+		close(fs);
+	close(dev);
+	errno = e;
+	return rc;
+}
+
 static int attach_at(struct bind *b)
 {
 	if (b->fd < 0)
@@ -697,8 +755,9 @@ static int build(struct hf_confine_ns *ns, const char **what)
 	for (size_t i = 0; i < ns->volumes.len; i++) {
 		struct bind *b = &ns->volumes.items[i];
 
-		if (b->loop_hint ? mount_image(b, plain) < 0
-				 : clone_tree(b, plain) < 0)
+		if (b->expect	       ? mount_device(b, plain) < 0
+		    : b->loop_hint ? mount_image(b, plain) < 0
+				   : clone_tree(b, plain) < 0)
 			return fail(what, b->what);
 	}
 	for (size_t i = 0; i < ns->devs.len; i++)

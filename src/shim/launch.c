@@ -55,6 +55,8 @@ void hf_shim_launch_release(struct hf_shim_launch *l)
 		free(l->mounts.items[i].source);
 		free(l->mounts.items[i].target);
 		free(l->mounts.items[i].fstype);
+		free(l->mounts.items[i].device);
+		free(l->mounts.items[i].expect);
 	}
 	HF_VEC_FREE(&l->mounts);
 	hf_strlist_release(&l->hide);
@@ -330,6 +332,39 @@ static bool get_paths(const struct hf_json *root, const char *key, struct hf_str
 	return true;
 }
 
+/* A device entry: /dev/loopN, an identity, ext4, a target, ro a boolean. */
+static bool device_mount_ok(const struct hf_json *e, const char *dev,
+			    char **err, size_t i)
+{
+	const char *expect = hf_json_str(hf_json_get(e, "expect"));
+	const char *fs = hf_json_str(hf_json_get(e, "fstype"));
+	const struct hf_json *ro = hf_json_get(e, "ro");
+	const char *digits = dev + strlen("/dev/loop");
+
+	if (!hf_str_has_prefix(dev, "/dev/loop") || !*digits ||
+	    strspn(digits, "0123456789") != strlen(digits) ||
+	    strlen(digits) > 7 || hf_json_get(e, "source")) {
+		*err = hf_xasprintf("mounts[%zu]: \"device\" must be a loop "
+				    "device (/dev/loopN), without "
+				    "\"source\"", i);
+		return false;
+	}
+	if (!expect || !*expect || strlen(expect) >= 64 || !fs ||
+	    strcmp(fs, "ext4") != 0 ||
+	    !rel_path_ok(hf_json_str(hf_json_get(e, "target")))) {
+		*err = hf_xasprintf("mounts[%zu]: a device needs \"expect\" "
+				    "(its identity, 1-63 bytes), \"fstype\": "
+				    "\"ext4\" and a relative \"target\"", i);
+		return false;
+	}
+	if (!hf_json_is_null(ro) && ro->type != HF_JSON_BOOL) {
+		*err = hf_xasprintf("mounts[%zu]: \"ro\" must be true or "
+				    "false", i);
+		return false;
+	}
+	return true;
+}
+
 static bool get_mounts(const struct hf_json *root, struct hf_shim_launch *l, char **err)
 {
 	const struct hf_json *v = hf_json_get(root, "mounts");
@@ -341,16 +376,22 @@ static bool get_mounts(const struct hf_json *root, struct hf_shim_launch *l, cha
 		return false;
 	}
 	for (size_t i = 0; i < v->n; i++) {
-		const struct hf_json *src = hf_json_get(&v->items[i], "source");
-		const char *dst = hf_json_str(hf_json_get(&v->items[i],
-							  "target"));
-		const struct hf_json *fs = hf_json_get(&v->items[i], "fstype");
+		const struct hf_json *e = &v->items[i];
+		const struct hf_json *src = hf_json_get(e, "source");
+		const char *dst = hf_json_str(hf_json_get(e, "target"));
+		const struct hf_json *fs = hf_json_get(e, "fstype");
+		const char *dev = hf_json_str(hf_json_get(e, "device"));
+		const struct hf_json *ro = hf_json_get(e, "ro");
 		struct hf_shim_mount *m;
 
-		if (!abs_path_ok(src) || !rel_path_ok(dst)) {
+		if (dev) {
+			if (!device_mount_ok(e, dev, err, i))
+				return false;
+		} else if (!abs_path_ok(src) || !rel_path_ok(dst)) {
 			*err = hf_xasprintf("mounts[%zu] needs an absolute "
-					    "\"source\" and a relative "
-					    "\"target\" without . or .. parts",
+					    "\"source\" (or a \"device\") and a "
+					    "relative \"target\" without . or .. "
+					    "parts",
 					    i);
 			return false;
 		}
@@ -362,9 +403,14 @@ static bool get_mounts(const struct hf_json *root, struct hf_shim_launch *l, cha
 			return false;
 		}
 		m = HF_VEC_PUSH(&l->mounts);
-		m->source = hf_xstrdup(src->s);
+		m->source = dev ? NULL : hf_xstrdup(src->s);
 		m->target = hf_xstrdup(dst);
 		m->fstype = hf_json_is_null(fs) ? NULL : hf_xstrdup(fs->s);
+		m->device = dev ? hf_xstrdup(dev) : NULL;
+		m->expect = dev ? hf_xstrdup(hf_json_str(hf_json_get(e,
+								    "expect")))
+				: NULL;
+		m->ro = !hf_json_is_null(ro) && ro->b;
 	}
 	return true;
 }

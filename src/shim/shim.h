@@ -223,6 +223,16 @@
  * task using it is gone, the kernel releases it; nothing is mounted in
  * the node's namespace.
  *
+ * VOLUME DEVICES. A `mounts` entry with a device is a volume that
+ * holdfast-volume attached on this node (src/volume/attach.h): the shim
+ * opens the loop device, checks that its lo_file_name is exactly
+ * `expect` (the volume's id and the attachment's epoch, so a device
+ * number reused by another volume, or an older attachment of this one,
+ * is never mounted: the start fails, saying so), and mounts ext4 from it
+ * (nosuid, nodev, noatime; read-only with ro) in the task's namespace.
+ * The tasks of a pod mount one device: one file system. Nothing is
+ * mounted in the node's namespace; the device stays holdfast-volume's.
+ *
  * LOGS. The shim copies the task's stdout/stderr to <sandbox>/stdout and
  * <sandbox>/stderr; when a file would exceed log_max_bytes it is rotated
  * (stdout -> stdout.1 -> ... -> stdout.<log_keep>, the oldest dropped). A
@@ -353,6 +363,10 @@ struct hf_shim_mount {
 	char *target;         /* where in the sandbox (relative) */
 	char *fstype;         /* NULL: bind source; "ext4": source is an
 				 image of that file system (VOLUME IMAGES) */
+	char *device;         /* instead of source: an attached volume's
+				 loop device, "/dev/loopN" (VOLUME DEVICES) */
+	char *expect;         /* the identity device must carry */
+	bool ro;              /* device mounted read-only */
 };
 
 /* launch.json's "restart": the policy of restarts in place (RESTARTS). */

@@ -166,8 +166,15 @@ char *hf_shim_launch_format(const struct hf_shim_launch *l)
 
 		for (size_t i = 0; i < l->mounts.len; i++) {
 			const struct hf_shim_mount *mt = &l->mounts.items[i];
-			json_t *e = json_pack("{s:s, s:s}", "source",
-					      mt->source, "target", mt->target);
+			json_t *e = mt->device
+					    ? json_pack("{s:s, s:s, s:s, s:b}",
+							"device", mt->device,
+							"expect", mt->expect,
+							"target", mt->target,
+							"ro", mt->ro)
+					    : json_pack("{s:s, s:s}", "source",
+							mt->source, "target",
+							mt->target);
 
 			if (mt->fstype)
 				json_object_set_new(e, "fstype",

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pytest
 
@@ -205,3 +206,56 @@ def test_bad_attach_files_fail_clearly_and_one_dir_has_one_process(tmp):
     assert second.returncode == 3 and str(p.pid) in second.stderr, second.stderr
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=20) == 0
+
+
+def run_task(d, name, cmd, mounts):
+    """A task under holdfast-shim, as the agent starts one, in a mount
+    namespace of its own with the given mounts; returns (taskdir, status)."""
+    shim = os.path.join(os.path.dirname(BIN), "holdfast-shim")
+    taskdir = os.path.join(d, name)
+    sandbox = os.path.join(d, name + "-sandbox")
+    os.makedirs(taskdir)
+    os.makedirs(sandbox)
+    doc = {"task_id": f"{name}-0-server__" + uuid.uuid4().hex, "cmd": cmd,
+           "env": {"PATH": "/usr/bin:/bin"}, "sandbox": sandbox, "rlimits": [],
+           "cpus": 0.5, "memory_mb": 256, "log_max_bytes": 1 << 20, "log_keep": 1,
+           "kill_grace_period": 5, "user": None, "isolate": True, "mounts": mounts}
+    with open(os.path.join(taskdir, "launch.json"), "w") as f:
+        json.dump(doc, f)
+    r = subprocess.run([shim, "--dir", taskdir], capture_output=True, text=True, timeout=30)
+    with open(os.path.join(taskdir, "status.json")) as f:
+        st = json.load(f)
+    return taskdir, sandbox, st, r
+
+
+def test_a_task_mounts_its_attached_volume_by_identity(tmp):
+    """The shim mounts the attached device in the task's namespace when
+    it carries the expected identity, and refuses one that does not (an
+    older epoch, another volume): the task never starts on the wrong
+    disk."""
+    d, procs = tmp
+    adir, cfg = attach_dir(d)
+    p, st = start(adir, procs)
+    dev, ident = st["device"], st["identity"]
+    taskdir, sandbox, tst, r = run_task(
+        d, "good", "echo written > data/x && sync && stat -f -c %T data && exec sleep 100",
+        [{"device": dev, "expect": ident, "fstype": "ext4", "target": "data"}])
+    assert tst["state"] == "running", (tst, r.stderr)
+    out = wait_for(lambda: (lambda t: t if "ext" in t else None)(
+        open(os.path.join(sandbox, "stdout")).read()), 10, what="the task's output")
+    assert out.split() == ["ext2/ext3"], out
+    # Not in the node's namespace: there the directory is empty.
+    assert os.listdir(os.path.join(sandbox, "data")) == []
+    for wrong in ("hf:va:2", "hf:other:1"):
+        _, _, bad, r = run_task(d, "bad" + wrong[3:].replace(":", "-"), "sleep 100",
+                                [{"device": dev, "expect": wrong, "fstype": "ext4",
+                                  "target": "data"}])
+        assert bad["state"] == "failed-to-start", bad
+        assert dev in bad["message"] and wrong in bad["message"], bad["message"]
+    os.kill(tst["shim_pid"], signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(f"/proc/{tst['shim_pid']}"), 20, what="task stopped")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 0
+    out = subprocess.run(["debugfs", "-R", "cat /x", cfg["replica"]], capture_output=True,
+                         text=True)
+    assert out.stdout == "written\n"

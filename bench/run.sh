@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim|volumes] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -46,6 +46,10 @@
 #            p50/p99), of both when the old shim restarts in place, against
 #            a shell `while` loop; and the start-up of both programs
 #            (spawn to exit of a usage error, 300 each)       (~1 min)
+#   volumes  commits (4 KiB append + fdatasync, one writer) on ext4 through
+#            holdfast-volume attach (FUSE, loop) against ext4 on a plain
+#            loop device over a local file; commits/s and the ratio
+#            (3 runs of 10 s each, ~1 min)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and
@@ -66,7 +70,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim) what=$1 ;;
+	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim | volumes) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '/^set -eu/q;2,$p' "$0"; exit 0 ;;
@@ -96,12 +100,14 @@ trap 'rm -rf "$work"' EXIT
 if [ -n "${HOLDFAST_BIN:-}" ]; then
 	echo "== using HOLDFAST_BIN=$HOLDFAST_BIN (no build)"
 	cp "$HOLDFAST_BIN" "$work/holdfast"
-	shim_src=$(dirname "$HOLDFAST_BIN")/holdfast-shim
-	if [ -e "$shim_src" ]; then cp "$shim_src" "$work/holdfast-shim"; fi
+	for prog in holdfast-shim holdfast-volume; do
+		src=$(dirname "$HOLDFAST_BIN")/$prog
+		if [ -e "$src" ]; then cp "$src" "$work/$prog"; fi
+	done
 else
 	echo "== building the release binary (make build/holdfast)"
-	make -C "$repo" build/holdfast build/holdfast-shim >/dev/null
-	cp "$repo/build/holdfast" "$repo/build/holdfast-shim" "$work/"
+	make -C "$repo" build/holdfast build/holdfast-shim build/holdfast-volume >/dev/null
+	cp "$repo/build/holdfast" "$repo/build/holdfast-shim" "$repo/build/holdfast-volume" "$work/"
 fi
 make -C "$repo" build/hf-simagents >/dev/null
 cp "$repo/build/hf-simagents" "$work/hf-simagents"
@@ -187,6 +193,10 @@ case $what in shim)
 	run shim 900 "$py" "$here/shim.py" --before "$work/before/holdfast" \
 		-n "$( [ "$quick" = 1 ] && echo 10 || echo 50)" \
 		--tasks "$( [ "$quick" = 1 ] && echo 10 || echo 30)" --out "$out/shim.json" ;;
+esac
+case $what in all | volumes)
+	run volumes 900 "$py" "$here/volumes.py" --repeat "$repeat" \
+		--seconds "$( [ "$quick" = 1 ] && echo 3 || echo 10)" --out "$out/volumes.json" ;;
 esac
 case $what in all | cluster)
 	run cluster 3600 "$py" "$here/cluster.py" --agents "$agents" --instances "$instances" \

@@ -168,6 +168,16 @@ def main():
                              f"{p['supervisord']['restart_ms']['median']:.0f}" for p in per)
                          + " ms"))
 
+    vo = load(d, "volumes")
+    if vo:
+        m = vo["median"]
+        rows.append((f"volumes ({len(vo['runs'])} runs of {vo['seconds']:.0f} s)",
+                     "commits/s (4 KiB append + fdatasync): holdfast-volume (FUSE, repl=1) "
+                     "vs. ext4 on a local loop device",
+                     f"{m['attach_commits_s']:.0f}/s", f"{m['loop_commits_s']:.0f}/s",
+                     f"{100 * m['ratio']:.0f}%",
+                     "per run: " + ", ".join(f"{100 * r['ratio']:.0f}%" for r in vo["runs"])))
+
     cl = load(d, "cluster")
     if cl:
         by = {r["mode"]: r for r in cl["results"]}

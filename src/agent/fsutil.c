@@ -262,7 +262,8 @@ int ag_make_image(const char *path, int64_t size_mb, uid_t uid, gid_t gid,
 		  bool *made, char **err)
 {
 	char *tmp = hf_xasprintf("%s.new", path);
-	char *owner = hf_xasprintf("nodiscard,root_owner=%u:%u", (unsigned)uid,
+	char *owner = hf_xasprintf("nodiscard,assume_storage_prezeroed=1,"
+				   "root_owner=%u:%u", (unsigned)uid,
 				   (unsigned)gid);
 	const char *mkfs = access("/sbin/mkfs.ext4", X_OK) == 0
 				   ? "/sbin/mkfs.ext4"

@@ -233,6 +233,31 @@ def test_a_second_agent_on_the_same_pool_is_refused(cl, tmp_path):
     assert node(cl, "node-1")["storage"]["capacity"] == GiB
 
 
+def test_a_pool_over_90_percent_used_raises_an_event(cl, tmp_path):
+    pool = tmp_path / "small"
+    agent = start_agent(cl, "node-5", str(tmp_path / "a5"), "--storage", f"{pool},size=64M")
+    try:
+        wait_for(lambda: (node(cl, "node-5") or {}).get("storage"), 30, what="node-5's pool")
+        rdir = pool / "replicas" / "v" / "r"
+        rdir.mkdir(parents=True)
+        with open(rdir / "data", "wb") as f:
+            for _ in range(60):
+                f.write(b"\1" * MiB)
+            os.fsync(f.fileno())
+        wait_for(lambda: node(cl, "node-5")["storage"]["used"] >= 60 * MiB, 30,
+                 what="node-5's pool to fill")
+
+        def full_event():
+            evs = [json.loads(l) for l in cl.cli("events", "--json").stdout.splitlines()]
+            return [e for e in evs if e.get("object") == "node-5"
+                    and e.get("after") == "storage pool over 90% used"]
+
+        ev = wait_for(full_event, 30, what="the full pool's event")
+        assert len(ev) == 1 and re.match(r"^6\d\.\d MiB of 64\.0 MiB used$", ev[0]["why"]), ev
+    finally:
+        stop(agent)
+
+
 BAD = [
     ("{pool},size=lots", "--storage: size=lots is not a size (a number of GiB, or with a "
                          "unit: 500M, 10G, 1.5T)"),

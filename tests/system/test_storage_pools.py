@@ -168,6 +168,8 @@ def test_the_pool_in_the_cli(cl):
 
     p = cl.cli("node", "show", "no-such-node", check=False)
     assert p.returncode == 1 and "no node no-such-node" in p.stderr, (p.stdout, p.stderr)
+    p = cl.cli("node", "show", check=False)
+    assert p.returncode == 2 and "node show NODE" in p.stderr, (p.stdout, p.stderr)
 
 
 def test_replica_files_count_in_provisioned_and_used(cl):

@@ -330,11 +330,11 @@ bool ag_volume_key_valid(const char *key);
 /* ---- pool.c ---- */
 
 /*
- * A size in bytes: a decimal number (a bare one is GiB, as volume sizes
- * are) or one with a binary unit, K, M, G, T or P, any case, optionally
- * followed by "i" and "B" ("500M", "1.5T", "10Gi", "2GB"). Fractions of a
- * byte are dropped. Returns 0, HF_EINVAL (not a size) or HF_ETOOBIG (over
- * 1 EiB).
+ * A size in bytes, as the volumes' size option reads one (spec/volopts.c,
+ * docs/spec.md): a decimal number (a bare one is GiB) or one with a
+ * binary unit, M, G or T, any case, optionally followed by "i" and "B"
+ * ("500M", "1.5T", "10Gi", "2GB"). Fractions of a byte are dropped.
+ * Returns 0, HF_EINVAL (not a size) or HF_ETOOBIG (over 1 EiB).
  */
 int ag_size_parse(const char *s, int64_t *out);
 /*

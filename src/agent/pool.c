@@ -43,7 +43,7 @@
 #define POOL_FORMAT 1
 /* The smallest volume is 64 MiB (ext4 with a journal): a pool holds one. */
 #define POOL_MIN_BYTES (64LL << 20)
-/* 8 EiB is past int64_t: sizes stop at 1 EiB. */
+/* Pools stop at 1 EiB (1048576T), well inside int64_t. */
 #define POOL_MAX_BYTES (1LL << 60)
 /* Syncs come in bursts during a deploy: the pool is read at most this often. */
 #define POOL_STAT_EVERY_MS 1000
@@ -52,46 +52,48 @@
 
 int ag_size_parse(const char *s, int64_t *out)
 {
-	static const struct {
-		char letter;
-		int shift;
-	} units[] = {{'k', 10}, {'m', 20}, {'g', 30}, {'t', 40}, {'p', 50}};
 	const char *p = s;
 	int shift = 30; /* a bare number is GiB, as volume sizes (§2.1) */
 	long double v;
-	char *num, *end;
-	size_t digits = 0, dots = 0;
+	size_t nint, nfrac = 0;
 
-	/* Digits with at most one '.', then the unit: no sign, no exponent. */
-	for (; *p == '.' || (*p >= '0' && *p <= '9'); p++) {
-		if (*p == '.')
-			dots++;
-		else
-			digits++;
+	/*
+	 * The grammar of the volumes' size option (spec/volopts.c): digits,
+	 * then a '.' with digits, then M, G or T with "i" and "B" optional.
+	 */
+	nint = strspn(p, "0123456789");
+	p += nint;
+	if (*p == '.') {
+		nfrac = strspn(p + 1, "0123456789");
+		if (!nfrac)
+			return HF_EINVAL;
+		p += 1 + nfrac;
 	}
-	if (!digits || dots > 1)
+	if (!nint)
 		return HF_EINVAL;
 	if (*p) {
-		char c = (char)(*p | 0x20); /* ASCII lower case */
-		size_t k;
-
-		for (k = 0; k < HF_ARRAY_LEN(units); k++)
-			if (units[k].letter == c)
-				break;
-		if (k == HF_ARRAY_LEN(units))
+		switch (*p | 0x20) {
+		case 'm':
+			shift = 20;
+			break;
+		case 'g':
+			shift = 30;
+			break;
+		case 't':
+			shift = 40;
+			break;
+		default:
 			return HF_EINVAL;
-		shift = units[k].shift;
+		}
 		p++;
-		if (*p == 'i')
+		if ((*p | 0x20) == 'i')
 			p++;
-		if (*p == 'B' || *p == 'b')
+		if ((*p | 0x20) == 'b')
 			p++;
 		if (*p)
 			return HF_EINVAL;
 	}
-	num = hf_xstrndup(s, strspn(s, "0123456789."));
-	v = strtold(num, &end);
-	free(num);
+	v = strtold(s, NULL);
 	v = floorl(v * (long double)(1ULL << shift));
 	if (!(v >= 0) || v > (long double)POOL_MAX_BYTES)
 		return HF_ETOOBIG;
@@ -141,7 +143,7 @@ char *ag_pool_flag_parse(const char *flag, const char *val, char **dir,
 					   "500M, 10G, 1.5T)", flag, eq + 1);
 		else if (rc || sz < POOL_MIN_BYTES)
 			err = hf_xasprintf("%s: size=%s is out of range (64M "
-					   "to 1024P)", flag, eq + 1);
+					   "to 1048576T)", flag, eq + 1);
 	}
 	free(opts);
 	if (err)

@@ -264,7 +264,7 @@ BAD = [
     ("{pool},size=lots", "--storage: size=lots is not a size (a number of GiB, or with a "
                          "unit: 500M, 10G, 1.5T)"),
     ("{pool},size=10Q", "--storage: size=10Q is not a size"),
-    ("{pool},size=1M", "--storage: size=1M is out of range (64M to 1024P)"),
+    ("{pool},size=1M", "--storage: size=1M is out of range (64M to 1048576T)"),
     ("{pool},size=", "--storage: size= is not a size"),
     ("{pool},sise=1G", "--storage: unknown option \"sise=1G\" (the only one is size=N)"),
     ("{pool},size=1G,size=2G", "--storage: size is given twice"),

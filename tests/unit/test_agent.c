@@ -256,25 +256,29 @@ static void test_sizes(void **state)
 	expect_size("10Gi", 10LL << 30);
 	expect_size("10GB", 10LL << 30);
 	expect_size("10GiB", 10LL << 30);
+	expect_size("10gib", 10LL << 30);
 	expect_size("1.5T", 3LL << 39);
 	expect_size("0.5", 1LL << 29);
-	expect_size("64K", 64LL << 10);
-	expect_size("2P", 2LL << 50);
-	expect_size("1024P", 1LL << 60);
+	expect_size("1048576T", 1LL << 60);
 	/* A fraction of a byte is dropped. */
-	expect_size("1.0000000001K", 1024);
+	expect_size("1.0000001M", 1LL << 20);
 	expect_no_size("", HF_EINVAL);
 	expect_no_size("G", HF_EINVAL);
 	expect_no_size(".", HF_EINVAL);
+	expect_no_size(".5", HF_EINVAL);
+	expect_no_size("1.", HF_EINVAL);
+	expect_no_size("1.G", HF_EINVAL);
 	expect_no_size("-1G", HF_EINVAL);
 	expect_no_size("+1G", HF_EINVAL);
 	expect_no_size("1..5G", HF_EINVAL);
 	expect_no_size("1e3M", HF_EINVAL);
+	expect_no_size("64K", HF_EINVAL);
+	expect_no_size("1P", HF_EINVAL);
 	expect_no_size("10X", HF_EINVAL);
 	expect_no_size("10GG", HF_EINVAL);
 	expect_no_size("10 G", HF_EINVAL);
 	expect_no_size("10Gx", HF_EINVAL);
-	expect_no_size("1025P", HF_ETOOBIG);
+	expect_no_size("1048577T", HF_ETOOBIG);
 	expect_no_size("99999999999999999999999", HF_ETOOBIG);
 }
 
@@ -337,10 +341,10 @@ static void test_storage_flag(void **state)
 			     "GiB, or with a unit: 500M, 10G, 1.5T)");
 	expect_storage_error("/srv/pool,size=1M",
 			     "--storage: size=1M is out of range (64M to "
-			     "1024P)");
-	expect_storage_error("/srv/pool,size=2000P",
-			     "--storage: size=2000P is out of range (64M to "
-			     "1024P)");
+			     "1048576T)");
+	expect_storage_error("/srv/pool,size=2000000T",
+			     "--storage: size=2000000T is out of range (64M to "
+			     "1048576T)");
 	expect_storage_error("/srv/pool,sise=1G",
 			     "--storage: unknown option \"sise=1G\" (the only "
 			     "one is size=N)");

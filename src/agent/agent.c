@@ -92,6 +92,7 @@ void hf_agent_opts_release(struct hf_agent_opts *o)
 	free(o->ca_file);
 	hf_strlist_release(&o->hide_from_tasks);
 	hf_strlist_release(&o->artifact_dirs);
+	free(o->storage_dir);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -377,6 +378,13 @@ static char *flag_launch_workers(struct hf_agent_opts *o, const char *flag,
 	return err;
 }
 
+static char *flag_storage(struct hf_agent_opts *o, const char *flag,
+			  const char *val)
+{
+	return ag_pool_flag_parse(flag, val, &o->storage_dir,
+				  &o->storage_size);
+}
+
 static char *flag_tls_insecure(struct hf_agent_opts *o, const char *f,
 			       const char *v)
 {
@@ -415,6 +423,12 @@ static const struct {
       "what the node offers; the server never reserves more (default: "
       "detected, ports 10000-20000)"},
      flag_resources},
+    {{"--storage", "DIR[,size=N]", 0,
+      "give the node a storage pool for replicated volumes' replicas "
+      "(thin: sparse files in DIR, created 0700 if missing); size= caps "
+      "it (500M, 10G, 1.5T; a bare number is GiB), else it may fill the "
+      "filesystem's free space. Without it the node is storage-less"},
+     flag_storage},
     {{"--token-file", "FILE", 0,
       "the join token (the tokens file's agent role), read from a private "
       "file; $HOLDFAST_TOKEN also works; not needed for a server on this "
@@ -617,6 +631,14 @@ static int print_info(const struct hf_agent_opts *o)
 
 	hf_proto_node_info_init(&info);
 	build_info(o, version, note ? note : "", hf_now_ms(), &info);
+	/* The pool as it is now, if it exists; nothing is created. */
+	if (o->storage_dir) {
+		info.storage.pool = realpath(o->storage_dir, NULL);
+		info.has_storage =
+		    info.storage.pool &&
+		    ag_pool_stat(info.storage.pool, o->storage_size,
+				 &info.storage) == 0;
+	}
 	j = hf_proto_node_info_encode(&info);
 	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	printf("%s\n", text);
@@ -648,6 +670,7 @@ static void agent_release(struct hf_agent *ag)
 	hf_strlist_release(&ag->volumes_deleted);
 	hf_strlist_release(&ag->volumes_queued);
 	hf_proto_node_info_release(&ag->info);
+	ag_pool_close(&ag->pool);
 	if (ag->wakefd >= 0)
 		close(ag->wakefd);
 	pthread_mutex_destroy(&ag->mu);
@@ -801,6 +824,23 @@ static void init_isolation(struct hf_agent *ag, const struct hf_agent_opts *o)
 }
 
 /*
+ * Replica files are no task's business: the pool is hidden like the data
+ * directory (unless it lies inside a hidden directory already).
+ */
+static void hide_pool(struct hf_agent *ag)
+{
+	for (size_t i = 0; i < ag->hide.len; i++) {
+		size_t n = strlen(ag->hide.items[i]);
+
+		if (strncmp(ag->pool.dir, ag->hide.items[i], n) == 0 &&
+		    (ag->pool.dir[n] == '/' || !ag->pool.dir[n]))
+			return;
+	}
+	hf_strlist_push(&ag->hide, ag->pool.dir);
+	hf_strlist_push(&ag->info.hidden, ag->pool.dir);
+}
+
+/*
  * This node's own credential (nodeauth.h): made once, kept private in the
  * data directory before the server ever hears of it, so a registration
  * whose answer was lost is simply repeated with the same token.
@@ -859,6 +899,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	ag->opts = o;
 	ag->wakefd = -1;
 	ag->lock_fd = -1;
+	ag->pool.lock_fd = -1;
 	pthread_mutex_init(&ag->mu, NULL);
 	pthread_cond_init(&ag->sync_cv, NULL);
 	pthread_cond_init(&ag->work_cv, NULL);
@@ -949,6 +990,11 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	/* After the state: a data directory of another node stays as it is. */
 	if (!rc && load_node_token(ag))
 		rc = HF_EIO;
+	/* After the state too: the pool belongs to the node id it holds. */
+	if (!rc)
+		rc = ag_pool_open(ag);
+	if (!rc && ag->pool.dir)
+		hide_pool(ag);
 	return rc;
 }
 

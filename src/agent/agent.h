@@ -61,6 +61,12 @@ struct hf_agent_opts {
 	struct hf_strlist hide_from_tasks;
 	/* Where file:// URIs may point; empty: file:// is refused. */
 	struct hf_strlist artifact_dirs;
+	/*
+	 * The node's storage pool (--storage DIR[,size=N]): NULL for a
+	 * storage-less node; storage_size in bytes, 0 without size=.
+	 */
+	char *storage_dir;
+	int64_t storage_size;
 };
 
 /* Sets the defaults above; every pointer NULL or an owned default. */

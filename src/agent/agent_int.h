@@ -166,6 +166,16 @@ struct ag_job {
 	char *key;
 };
 
+/*
+ * The node's storage pool (pool.c), set at start and unchanged after: dir
+ * NULL for a storage-less node.
+ */
+struct ag_pool {
+	char *dir;                 /* canonical */
+	int64_t size;              /* the size= cap in bytes; 0: none */
+	int lock_fd;               /* holds DIR/lock; -1 when none */
+};
+
 /* The pool's bound when opts->launch_workers is 0. */
 #define AG_DEFAULT_WORKERS 8
 
@@ -182,7 +192,14 @@ struct hf_agent {
 	int lock_fd;               /* holds <data>/agent.lock */
 	char *node_token;          /* this node's own credential (nodeauth.h) */
 	char *shim_bin;            /* holdfast-shim, next to holdfast */
-	struct hf_proto_node_info info; /* immutable after start */
+	/*
+	 * Immutable after start, but for info.storage's figures, which
+	 * ag_pool_refresh() updates under the lock.
+	 */
+	struct hf_proto_node_info info;
+	struct ag_pool pool;
+	int64_t pool_stat_at;      /* monotonic ms of the last pool read */
+	bool pool_stat_failed;     /* ... and it failed (logged once) */
 	int64_t started_at;
 	int wakefd;                /* eventfd: wakes the supervisor */
 	struct hf_agent_api *api;  /* task logs and exec; NULL if not up */
@@ -309,6 +326,45 @@ void ag_unbind_volumes(struct ag_task *t);
  * into parts (docs/protocol.md), so no service's keys lie inside another's.
  */
 bool ag_volume_key_valid(const char *key);
+
+/* ---- pool.c ---- */
+
+/*
+ * A size in bytes, as the volumes' size option reads one (spec/volopts.c,
+ * docs/spec.md): a decimal number (a bare one is GiB) or one with a
+ * binary unit, M, G or T, any case, optionally followed by "i" and "B"
+ * ("500M", "1.5T", "10Gi", "2GB"). Fractions of a byte are dropped.
+ * Returns 0, HF_EINVAL (not a size) or HF_ETOOBIG (over 1 EiB).
+ */
+int ag_size_parse(const char *s, int64_t *out);
+/*
+ * The --storage flag's value "DIR[,size=N]" (size at least 64 MiB): sets
+ * *dir (owned, the previous one freed) and *size (0: no size=). Returns
+ * NULL, or a sentence naming flag and the problem (the caller frees it);
+ * then nothing is set.
+ */
+char *ag_pool_flag_parse(const char *flag, const char *val, char **dir,
+			 int64_t *size);
+/*
+ * At start, after the agent's state is loaded (the pool belongs to its
+ * node id): creates the pool directory (0700) and DIR/replicas if
+ * missing, takes DIR/lock, checks or writes DIR/pool.json, and fills
+ * ag->info.storage. Nothing to do without --storage. Returns 0, or an
+ * HF_E* code after logging why the pool cannot be used.
+ */
+int ag_pool_open(struct hf_agent *ag);
+/* Releases the lock (the process's end does too) and frees *p. */
+void ag_pool_close(struct ag_pool *p);
+/*
+ * Reads a pool's figures into out (its pool member untouched). Returns 0
+ * or HF_EIO (errno set) when the directory cannot be read.
+ */
+int ag_pool_stat(const char *dir, int64_t size, struct hf_proto_storage *out);
+/*
+ * Refreshes ag->info.storage before a sync request is built (at most once
+ * a second). Lock held; released while the pool is read.
+ */
+void ag_pool_refresh(struct hf_agent *ag);
 
 /* ---- fetch.c ---- */
 

@@ -451,6 +451,7 @@ static int sync_once(struct hf_agent *ag, int wait)
 	int rc;
 
 again:
+	ag_pool_refresh(ag);
 	body = build_request(ag, wait, &seq, &sent_gen);
 	pthread_mutex_unlock(&ag->mu);
 	rc = hf_httpc_request(url, "POST", "/v1/agent/sync", ag->node_token,

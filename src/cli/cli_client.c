@@ -2543,6 +2543,33 @@ static int cmd_node_reset_identity(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * A node's pool in one line ("/pool: capacity 9.8 GiB, provisioned 0 B,
+ * used 0 B; 9.8 GiB free on its filesystem"), or NULL for a storage-less
+ * node. The caller frees it.
+ */
+static char *pool_line(const json_t *node)
+{
+	const json_t *st = json_object_get(node, "storage");
+	char *cap, *prov, *used, *fr, *line;
+
+	if (!json_is_object(st))
+		return NULL;
+	cap = hf_bytes_human(jint(st, "capacity"));
+	prov = hf_bytes_human(jint(st, "provisioned"));
+	used = hf_bytes_human(jint(st, "used"));
+	fr = hf_bytes_human(jint(st, "free"));
+	line = hf_xasprintf("%s: capacity %s, provisioned %s, used %s; %s "
+			    "free on its filesystem",
+			    jstr(st, "pool") ? jstr(st, "pool") : "-", cap,
+			    prov, used, fr);
+	free(cap);
+	free(prov);
+	free(used);
+	free(fr);
+	return line;
+}
+
 static int cmd_node_list(int argc, char **argv)
 {
 	long status;
@@ -2591,8 +2618,109 @@ static int cmd_node_list(int argc, char **argv)
 			       cg ? cg : "-");
 			if (refused)
 				printf("  refused: %s\n", refused);
+			{
+				char *pool = pool_line(n);
+
+				if (pool)
+					printf("  storage: %s\n", pool);
+				free(pool);
+			}
 		}
 	}
+	json_decref(out);
+	return rc;
+}
+
+/* node show NODE: one node of GET /v1/nodes, its pool included. */
+static int cmd_node_show(int argc, char **argv)
+{
+	const char *id = NULL;
+	const json_t *n = NULL, *r, *e;
+	json_t *out;
+	long status;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!id && argv[k][0] != '-')
+			id = argv[k];
+		else
+			return hf_cli_usage("node", "show");
+	}
+	if (!id)
+		return hf_cli_usage("node", "show");
+	rc = api("GET", "/v1/nodes", NULL, &status, &out);
+	if (rc)
+		return rc;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	json_array_foreach(out, i, e) if (jstr(e, "id") &&
+					  strcmp(jstr(e, "id"), id) == 0) n = e;
+	if (!n) {
+		fprintf(stderr, "holdfast: no node %s (holdfast node list "
+				"lists them)\n",
+			id);
+		rc = 1;
+		goto out;
+	}
+	if (g.json) {
+		print_json(n);
+		goto out;
+	}
+	r = json_object_get(n, "resources");
+	printf("%s\n", id);
+	printf("  hostname:   %s\n", jstr(n, "hostname") ? jstr(n, "hostname")
+							: "-");
+	printf("  address:    %s\n", jstr(n, "address") ? jstr(n, "address")
+						       : "-");
+	printf("  connected:  %s%s\n",
+	       jstr(n, "refused") ? "refused"
+	       : json_is_true(json_object_get(n, "connected")) ? "yes"
+								: "no",
+	       json_is_true(json_object_get(n, "decommissioned"))
+		   ? " (decommissioned)"
+		   : "");
+	if (jstr(n, "refused"))
+		printf("  refused:    %s\n", jstr(n, "refused"));
+	if (json_object_size(r))
+		printf("  resources:  cpus %g, memory %.0f MB, disk %.0f MB, "
+		       "ports %lld-%lld\n",
+		       json_number_value(json_object_get(r, "cpus")),
+		       json_number_value(json_object_get(r, "memory_mb")),
+		       json_number_value(json_object_get(r, "disk_mb")),
+		       (long long)jint(r, "port_begin"),
+		       (long long)jint(r, "port_end"));
+	if (json_object_size(json_object_get(n, "attributes"))) {
+		const char *k;
+		json_t *v;
+
+		printf("  attributes:");
+		json_object_foreach(json_object_get(n, "attributes"), k, v)
+		    printf(" %s=%s", k, json_string_value(v));
+		printf("\n");
+	}
+	printf("  limits:     %s\n", jstr(n, "cgroups") ? jstr(n, "cgroups")
+						       : "-");
+	{
+		char *pool = pool_line(n);
+
+		printf("  storage:    %s\n",
+		       pool ? pool
+			    : "none (storage-less: its agent runs without "
+			      "--storage)");
+		free(pool);
+	}
+	if (jint(n, "last_seen")) {
+		char t[40];
+
+		printf("  last seen:  %s\n",
+		       iso_time(jint(n, "last_seen"), t, sizeof(t)));
+	}
+out:
 	json_decref(out);
 	return rc;
 }
@@ -2708,7 +2836,11 @@ const struct hf_cmd hf_client_cmds[] = {
     {"config", "target", cmd_config_target, "[--id]",
      "show the target configuration", NULL, NULL},
     {"node", "list", cmd_node_list, "[--json]", "list nodes and their agents",
-     NULL, NULL},
+     "One line a node, and below a node with a storage pool (its agent's\n"
+     "--storage) what the pool holds.", NULL},
+    {"node", "show", cmd_node_show, "NODE [--json]",
+     "show one node: address, resources, limits and storage pool", NULL,
+     NULL},
     {"task", "logs", cmd_task_logs, "TASK [-f] [--stderr] [--tail N]",
      "show a task's stdout (or stderr); -f follows",
      "TASK is a task name such as hello-0-server (its current launch) or\n"

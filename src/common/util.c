@@ -385,6 +385,23 @@ int hf_lock_file(const char *path, int *fd_out, long *holder)
 	return 0;
 }
 
+char *hf_bytes_human(int64_t n)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB",
+					    "PiB", "EiB"};
+	double v = (double)n;
+	size_t u = 0;
+
+	if (n > -1024 && n < 1024)
+		return hf_xasprintf("%lld B", (long long)n);
+	v /= 1024;
+	while ((v >= 1024 || v <= -1024) && u + 1 < HF_ARRAY_LEN(units)) {
+		v /= 1024;
+		u++;
+	}
+	return hf_xasprintf("%.1f %s", v, units[u]);
+}
+
 int hf_edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);

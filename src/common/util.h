@@ -158,6 +158,12 @@ int hf_write_file_replace(const char *path, const void *data, size_t len,
  */
 int hf_lock_file(const char *path, int *fd, long *holder);
 
+/*
+ * A byte count for people: "512 B", "1.5 KiB", "10.0 GiB" (binary units,
+ * one decimal past bytes). The caller frees it.
+ */
+char *hf_bytes_human(int64_t n);
+
 /* Levenshtein distance, capped at 100; for "did you mean" suggestions. */
 int hf_edit_distance(const char *a, const char *b);
 

@@ -500,7 +500,14 @@ static const struct field node_fields[] = {
     {"disk_mb", F_NUM, false},    {"port_begin", F_INT, false},
     {"port_end", F_INT, false},   {"cgroups", F_STR_NULL, false},
     {"last_seen", F_INT, false},  {"delete_volumes", F_STR_LIST, false},
-    {"decommissioned", F_BOOL, false},
+    {"decommissioned", F_BOOL, false}, {"storage", F_OBJ_NULL, false},
+};
+
+/* A node's storage pool (hf_node_storage); figures are bytes, 0 or more. */
+static const struct field storage_fields[] = {
+    {"pool", F_STR_NULL, false}, {"capacity", F_INT, true},
+    {"provisioned", F_INT, true}, {"used", F_INT, true},
+    {"free", F_INT, true},
 };
 
 static const struct field service_fields[] = {
@@ -779,7 +786,19 @@ static json_t *load_record(const struct hf_codec_rec *kv,
 
 static char *check_node(const json_t *o)
 {
-	return CHECK_FIELDS(o, node_fields, "");
+	char *why = CHECK_FIELDS(o, node_fields, "");
+	const json_t *st = json_object_get(o, "storage");
+	static const char *const figures[] = {"capacity", "provisioned",
+					      "used", "free"};
+
+	if (why || !json_is_object(st))
+		return why;
+	why = CHECK_FIELDS(st, storage_fields, "storage");
+	for (size_t i = 0; !why && i < HF_ARRAY_LEN(figures); i++)
+		if (json_integer_value(json_object_get(st, figures[i])) < 0)
+			why = hf_xasprintf("storage.%s is negative",
+					   figures[i]);
+	return why;
 }
 
 static char *check_service(const json_t *o)
@@ -858,6 +877,15 @@ int hf_codec_load_nodes(struct hf_model *m, const struct hf_codec_rec *recs,
 		n->cgroups = str_dup_json(o, "cgroups");
 		n->last_seen = int_json(o, "last_seen", 0);
 		n->decommissioned = bool_json(o, "decommissioned");
+		v = json_object_get(o, "storage");
+		if (json_is_object(v)) {
+			n->storage = hf_xcalloc(1, sizeof(*n->storage));
+			n->storage->pool = str_dup_json(v, "pool");
+			n->storage->capacity = int_json(v, "capacity", 0);
+			n->storage->provisioned = int_json(v, "provisioned", 0);
+			n->storage->used = int_json(v, "used", 0);
+			n->storage->free = int_json(v, "free", 0);
+		}
 		hf_model_node_add(m, n);
 		/* The volumes its agent is told to delete, then those kept. */
 		json_array_foreach(json_object_get(o, "delete_volumes"), k, v)
@@ -1154,9 +1182,18 @@ json_t *hf_codec_config(const struct hf_config *cfg)
 			 (json_int_t)cfg->created, "counts", counts);
 }
 
+json_t *hf_codec_node_storage(const struct hf_node_storage *st)
+{
+	return json_pack("{s:o, s:I, s:I, s:I, s:I}", "pool",
+			 str_or_null(st->pool), "capacity",
+			 (json_int_t)st->capacity, "provisioned",
+			 (json_int_t)st->provisioned, "used",
+			 (json_int_t)st->used, "free", (json_int_t)st->free);
+}
+
 json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n)
 {
-	json_t *kept = json_array(), *deleting = json_array();
+	json_t *kept = json_array(), *deleting = json_array(), *o;
 
 	/* The volumes on the node that no instance owns travel with it. */
 	for (size_t i = 0; i < m->volumes.len; i++) {
@@ -1181,16 +1218,21 @@ json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n)
 			json_array_append_new(kept, k);
 		}
 	}
-	return json_pack("{s:s, s:o, s:o, s:o, s:f, s:f, s:f, s:I, s:I, "
-			 "s:o, s:I, s:o, s:b, s:o}",
-			 "id", n->id, "hostname", str_or_null(n->hostname),
-			 "address", str_or_null(n->address), "attributes",
-			 kv_json(&n->attributes), "cpus", n->cpus, "memory_mb",
-			 n->memory_mb, "disk_mb", n->disk_mb, "port_begin",
-			 (json_int_t)n->port_begin, "port_end",
-			 (json_int_t)n->port_end, "cgroups",
-			 str_or_null(n->cgroups), "last_seen",
-			 (json_int_t)n->last_seen, "delete_volumes", deleting,
-			 "decommissioned", n->decommissioned, "kept_volumes",
-			 kept);
+	o = json_pack("{s:s, s:o, s:o, s:o, s:f, s:f, s:f, s:I, s:I, "
+		      "s:o, s:I, s:o, s:b, s:o}",
+		      "id", n->id, "hostname", str_or_null(n->hostname),
+		      "address", str_or_null(n->address), "attributes",
+		      kv_json(&n->attributes), "cpus", n->cpus, "memory_mb",
+		      n->memory_mb, "disk_mb", n->disk_mb, "port_begin",
+		      (json_int_t)n->port_begin, "port_end",
+		      (json_int_t)n->port_end, "cgroups",
+		      str_or_null(n->cgroups), "last_seen",
+		      (json_int_t)n->last_seen, "delete_volumes", deleting,
+		      "decommissioned", n->decommissioned, "kept_volumes",
+		      kept);
+	/* Only for a node with a pool: other records stay as they were. */
+	if (n->storage)
+		json_object_set_new(o, "storage",
+				    hf_codec_node_storage(n->storage));
+	return o;
 }

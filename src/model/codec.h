@@ -45,6 +45,8 @@ json_t *hf_codec_config(const struct hf_config *cfg);
 json_t *hf_codec_run(const struct hf_plan_run *run);
 /* Node n's record, with its KEPT and DELETING volumes from m. */
 json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n);
+/* A node's pool as its record holds it (also /v1/nodes' "storage"). */
+json_t *hf_codec_node_storage(const struct hf_node_storage *st);
 /*
  * An instance's record: its stage by name ("state", "drain"). A record
  * written before the lifecycle table has its stage as flags ("replacing",

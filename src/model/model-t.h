@@ -223,6 +223,16 @@ struct hf_volume {
 /* The server's connection state with a node's agent (server/state.h). */
 struct hf_node_link;
 
+/*
+ * A node's storage pool, as its agent last reported it (docs/protocol.md,
+ * "storage"; agent --storage): the pool's directory on the node and its
+ * figures in bytes.
+ */
+struct hf_node_storage {
+	char *pool;             /* NULL when the agent did not say */
+	int64_t capacity, provisioned, used, free;
+};
+
 struct hf_node {
 	char *id;
 	char *hostname;
@@ -233,6 +243,7 @@ struct hf_node {
 	char *cgroups;
 	int64_t last_seen;      /* its agent's last sync (unix ms) */
 	bool decommissioned;    /* no new placements; its pods are replaced */
+	struct hf_node_storage *storage; /* owned; NULL: storage-less */
 	size_t idx;             /* its position in the model's nodes (never removed) */
 	/* Owned by the server, which frees it; opaque here. */
 	struct hf_node_link *link;

@@ -499,6 +499,14 @@ void hf_model_service_remove(struct hf_model *m, struct hf_service *svc)
 	hf_model_service_free(svc);
 }
 
+void hf_model_node_storage_free(struct hf_node_storage *st)
+{
+	if (!st)
+		return;
+	free(st->pool);
+	free(st);
+}
+
 void hf_model_node_free(struct hf_node *n)
 {
 	if (!n)
@@ -508,6 +516,7 @@ void hf_model_node_free(struct hf_node *n)
 	free(n->address);
 	free(n->cgroups);
 	hf_kvlist_release(&n->attributes);
+	hf_model_node_storage_free(n->storage);
 	free(n);
 }
 

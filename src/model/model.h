@@ -124,6 +124,8 @@ void hf_model_service_remove(struct hf_model *m, struct hf_service *svc);
 void hf_model_release(struct hf_model *m);
 void hf_model_service_free(struct hf_service *svc);
 void hf_model_node_free(struct hf_node *n);
+/* Frees a pool record (NULL is fine). */
+void hf_model_node_storage_free(struct hf_node_storage *st);
 void hf_model_instance_free(struct hf_instance *in);
 void hf_task_rec_free(struct hf_task_rec *r);
 void hf_plan_run_release(struct hf_plan_run *r);

@@ -890,6 +890,7 @@ void hf_proto_node_info_release(struct hf_proto_node_info *n)
 	free(n->agent_version);
 	free(n->api);
 	free(n->api_key);
+	free(n->storage.pool);
 	hf_proto_node_info_init(n);
 }
 
@@ -947,13 +948,48 @@ json_t *hf_proto_node_info_encode(const struct hf_proto_node_info *n)
 		json_object_set_new(o, "api", json_string(n->api));
 	if (n->api_key)
 		json_object_set_new(o, "api_key", json_string(n->api_key));
+	if (n->has_storage)
+		json_object_set_new(
+		    o, "storage",
+		    json_pack("{s:s?, s:I, s:I, s:I, s:I}", "pool",
+			      n->storage.pool, "capacity",
+			      (json_int_t)n->storage.capacity, "provisioned",
+			      (json_int_t)n->storage.provisioned, "used",
+			      (json_int_t)n->storage.used, "free",
+			      (json_int_t)n->storage.free));
 	return o;
+}
+
+/* A byte count: a whole number, 0 or more; absent or null is 0. */
+static bool get_bytes(const struct dec *d, const json_t *o, const char *key,
+		      int64_t *out)
+{
+	if (!get_int(d, o, key, out, NULL))
+		return false;
+	if (*out < 0)
+		return fail(d, key, "must not be negative");
+	return true;
+}
+
+static bool storage_decode(const struct dec *up, const json_t *o,
+			   struct hf_proto_storage *st)
+{
+	char *where = sub_where(up, "storage");
+	struct dec d = {where, up->err};
+	bool ok = get_str(&d, o, "pool", false, &st->pool) &&
+		  get_bytes(&d, o, "capacity", &st->capacity) &&
+		  get_bytes(&d, o, "provisioned", &st->provisioned) &&
+		  get_bytes(&d, o, "used", &st->used) &&
+		  get_bytes(&d, o, "free", &st->free);
+
+	free(where);
+	return ok;
 }
 
 static bool node_info_decode(const struct dec *up, const json_t *o,
 			     struct hf_proto_node_info *n)
 {
-	const json_t *attrs, *res, *ports, *cg, *iso, *v;
+	const json_t *attrs, *res, *ports, *cg, *iso, *st, *v;
 	const char *key;
 	size_t i;
 
@@ -968,8 +1004,14 @@ static bool node_info_decode(const struct dec *up, const json_t *o,
 	    !get_str(up, o, "agent_version", false, &n->agent_version) ||
 	    !get_int(up, o, "started_at", &n->started_at, NULL) ||
 	    !get_str(up, o, "api", false, &n->api) ||
-	    !get_str(up, o, "api_key", false, &n->api_key))
+	    !get_str(up, o, "api_key", false, &n->api_key) ||
+	    !get_obj(up, o, "storage", &st))
 		return false;
+	if (st) {
+		n->has_storage = true;
+		if (!storage_decode(up, st, &n->storage))
+			return false;
+	}
 	json_object_foreach((json_t *)attrs, key, v) {
 		if (!json_is_string(v))
 			return fail(up, "attributes", "\"%s\" must be a string",

@@ -199,6 +199,19 @@ struct hf_proto_port_range {
 };
 
 /*
+ * The node's storage pool ("storage"; agent --storage, docs/protocol.md):
+ * where replica files live, in bytes. capacity is what the pool may hold
+ * (the filesystem's free space plus what the pool already uses, capped by
+ * the pool's size=); provisioned the sum of its replica files' sizes (thin:
+ * what it promised); used the blocks they take; free the filesystem's free
+ * space. Numbers default to 0; pool to NULL.
+ */
+struct hf_proto_storage {
+	char *pool;
+	int64_t capacity, provisioned, used, free;
+};
+
+/*
  * What an agent says of its node with every sync. Numbers are -1 and
  * strings NULL when absent (the server keeps what it knew).
  */
@@ -217,6 +230,9 @@ struct hf_proto_node_info {
 	char *agent_version;
 	int64_t started_at;
 	char *api, *api_key;  /* the agent's own API and its bearer key */
+	/* Absent or null: a storage-less node (no pool). */
+	bool has_storage;
+	struct hf_proto_storage storage;
 };
 
 void hf_proto_node_info_init(struct hf_proto_node_info *n);

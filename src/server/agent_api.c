@@ -67,6 +67,80 @@ static bool str_update(char **kept, const char *sent)
 	return true;
 }
 
+/* A pool above this share of its capacity in use gets an event. */
+#define POOL_FULL_PERCENT 90
+
+static bool pool_full(const struct hf_node_storage *st)
+{
+	return st && st->capacity > 0 &&
+	       st->used > st->capacity / 100 * POOL_FULL_PERCENT;
+}
+
+/*
+ * The node's pool as its agent reports it now: none when the info has
+ * none (its agent runs without --storage). The figures are kept in
+ * memory at every sync; the record is written (true) only when the pool
+ * appears, goes or moves, so the figures in the store are those of the
+ * last write, until the node's next sync after a server restart.
+ */
+static bool storage_update(struct hf_srv *s, struct hf_node *n,
+			   const struct hf_proto_node_info *info)
+{
+	const struct hf_proto_storage *in = &info->storage;
+	struct hf_node_storage *st = n->storage;
+	bool was_full = pool_full(st), moved = !st;
+	char *cap, *why;
+
+	if (!info->has_storage) {
+		if (!st)
+			return false;
+		hf_log("node %s: storage-less now (its pool was %s)", n->id,
+		       st->pool ? st->pool : "-");
+		hf_event(s, "agent", NULL, "node", n->id, NULL,
+			 "storage-less",
+			 "its agent reports no storage pool (no --storage)");
+		hf_model_node_storage_free(st);
+		n->storage = NULL;
+		return true;
+	}
+	if (!st)
+		st = n->storage = hf_xcalloc(1, sizeof(*st));
+	if (!st->pool != !in->pool ||
+	    (st->pool && strcmp(st->pool, in->pool) != 0))
+		moved = true;
+	if (moved) {
+		free(st->pool);
+		st->pool = in->pool ? hf_xstrdup(in->pool) : NULL;
+	}
+	st->capacity = in->capacity;
+	st->provisioned = in->provisioned;
+	st->used = in->used;
+	st->free = in->free;
+	cap = hf_bytes_human(st->capacity);
+	if (moved) {
+		char *after = hf_xasprintf("storage pool %s (capacity %s)",
+					   st->pool ? st->pool : "-", cap);
+
+		hf_log("node %s: %s", n->id, after);
+		hf_event(s, "agent", NULL, "node", n->id, NULL, after, NULL);
+		free(after);
+	}
+	if (pool_full(st) && !was_full) {
+		char *used = hf_bytes_human(st->used);
+		char *after = hf_xasprintf("storage pool over %d%% used",
+					   POOL_FULL_PERCENT);
+
+		why = hf_xasprintf("%s of %s used", used, cap);
+		hf_log("node %s: %s: %s", n->id, after, why);
+		hf_event(s, "agent", NULL, "node", n->id, NULL, after, why);
+		free(after);
+		free(why);
+		free(used);
+	}
+	free(cap);
+	return moved;
+}
+
 static struct hf_node *node_update(struct hf_srv *s, const char *id,
 				   const struct hf_proto_sync_req *rq)
 {
@@ -108,6 +182,7 @@ static struct hf_node *node_update(struct hf_srv *s, const char *id,
 			if (info->ports.items[0].end >= 0)
 				n->port_end = info->ports.items[0].end;
 		}
+		fresh |= storage_update(s, n, info);
 		if (started && started != n->link->agent_started_at) {
 			if (n->link->agent_started_at) {
 				hf_log("node %s: its agent restarted", id);

@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/version.h"
 #include "http/http.h"
+#include "model/codec.h"
 #include "server/agent_api.h"
 #include "server/api.h"
 #include "server/cluster.h"
@@ -1387,6 +1388,11 @@ static void h_nodes(void *ctx, const struct hf_http_req *req,
 		json_object_set_new(json_array_get(a, json_array_size(a) - 1),
 				    "decommissioned",
 				    json_boolean(n->decommissioned));
+		/* Storage-less nodes have none. */
+		if (n->storage)
+			json_object_set_new(
+			    json_array_get(a, json_array_size(a) - 1),
+			    "storage", hf_codec_node_storage(n->storage));
 	}
 	hf_cluster_list_refused(s, a);
 	hf_state_unlock(s);

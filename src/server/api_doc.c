@@ -514,7 +514,9 @@ static const struct route_doc docs[] = {
     {.method = "GET",
      .pattern = "/v1/nodes",
      .section = "Nodes",
-     .summary = "Every node an agent registered, with its resources.",
+     .summary = "Every node an agent registered, with its resources and its "
+		"storage pool (`storage`, as its agent last reported it; absent "
+		"for a storage-less node: an agent without `--storage`).",
      .status = "200",
      .response =
 	 "[{\"id\": \"string\", \"hostname\": \"string|null\", "
@@ -526,6 +528,11 @@ static const struct route_doc docs[] = {
 	 "\"cgroups\": \"string|null (whether task limits are enforced)\", "
 	 "\"last_seen\": \"integer (unix ms)\", "
 	 "\"connected\": \"boolean\", \"decommissioned\": \"boolean\", "
+	 "\"storage?\": {\"pool\": \"string|null (the pool's directory on "
+	 "the node)\", \"capacity\": \"integer (bytes the pool may hold)\", "
+	 "\"provisioned\": \"integer (bytes its replicas were given)\", "
+	 "\"used\": \"integer (bytes its replicas take on disk)\", "
+	 "\"free\": \"integer (bytes free on its filesystem)\"}, "
 	 "\"refused?\": \"string (why its agent's syncs are refused)\", "
 	 "\"agent_cluster?\": \"string|null (the cluster the agent says it "
 	 "belongs to)\", "

@@ -114,7 +114,8 @@ static char *self_exe(void)
 static const struct hf_cmd_flag dev_flags[] = {
     {"--data", "DIR", 'd',
      "the server's store under DIR/server, the agent's sandboxes and "
-     "volumes under DIR/agent (default /var/lib/holdfast/dev)"},
+     "volumes under DIR/agent and its storage pool under DIR/agent/pool "
+     "(default /var/lib/holdfast/dev)"},
     {"--listen", "ADDR", 'l',
      "the API's address and port (default 127.0.0.1:7070)"},
 };
@@ -129,8 +130,9 @@ const struct hf_cmd hf_dev_cmd = {
     "run a server and one agent on this machine",
     "Starts `holdfast server` and `holdfast agent` as two processes on\n"
     "this machine (embedded SQLite store under DIR/server, the agent's\n"
-    "sandboxes and volumes under DIR/agent) and restarts either if it\n"
-    "dies. Tasks keep running when dev stops.",
+    "sandboxes and volumes under DIR/agent, its storage pool in\n"
+    "DIR/agent/pool) and restarts either if it dies. Tasks keep running\n"
+    "when dev stops.",
     hf_dev_flag};
 
 /*
@@ -179,8 +181,9 @@ int hf_dev_main(int argc, char **argv)
 	struct option longopts[HF_ARRAY_LEN(dev_flags) + 1];
 	const char *data = "/var/lib/holdfast/dev";
 	const char *listen = "127.0.0.1:7070";
-	char *exe, *sdata, *adata, *url, *port, *port_file, *lock, *err = NULL;
-	char *server_argv[10], *agent_argv[10];
+	char *exe, *sdata, *adata, *pool, *url, *port, *port_file, *lock;
+	char *err = NULL;
+	char *server_argv[10], *agent_argv[12];
 	struct child kids[2];
 	sigset_t mask, oldmask;
 	int sfd, c, lock_fd = -1, rc = HF_EXIT_OK;
@@ -214,6 +217,7 @@ int hf_dev_main(int argc, char **argv)
 	}
 	sdata = hf_xasprintf("%s/server", data);
 	adata = hf_xasprintf("%s/agent", data);
+	pool = hf_xasprintf("%s/pool", adata);
 	lock = hf_xasprintf("%s/dev.lock", data);
 	port_file = hf_xasprintf("%s/port", sdata);
 	if (hf_fs_mkdir_p(data, 0750, 0750) ||
@@ -266,7 +270,13 @@ int hf_dev_main(int argc, char **argv)
 	/* The server's store is next to the agent's data: no task sees it. */
 	agent_argv[6] = (char *)"--hide-from-tasks";
 	agent_argv[7] = (char *)data;
-	agent_argv[8] = NULL;
+	/*
+	 * A storage pool (docs/design/volumes.md §8.3) without size=: the
+	 * filesystem's free space, as the only node's.
+	 */
+	agent_argv[8] = (char *)"--storage";
+	agent_argv[9] = pool;
+	agent_argv[10] = NULL;
 	kids[0] = (struct child){"server", server_argv, "HOLDFAST_ADMIN_TOKEN",
 				 0, 0, 0, 0};
 	kids[1] = (struct child){"agent", agent_argv, "HOLDFAST_TOKEN",
@@ -381,6 +391,7 @@ out:
 	free(exe);
 	free(sdata);
 	free(adata);
+	free(pool);
 	free(lock);
 	free(port_file);
 	if (dev_token)

@@ -264,6 +264,29 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 		hf_buf_addf(b, "\"} %d\n",
 			    now - s->model.nodes.items[i]->last_seen < 30000);
 	}
+	hf_buf_adds(b, "# HELP holdfast_pool_bytes A node's storage pool as "
+		       "its agent last reported it (kind: capacity, "
+		       "provisioned, used, free); none for a storage-less "
+		       "node.\n"
+		       "# TYPE holdfast_pool_bytes gauge\n");
+	for (size_t i = 0; i < s->model.nodes.len; i++) {
+		const struct hf_node *n = s->model.nodes.items[i];
+		const struct hf_node_storage *pool = n->storage;
+		const struct {
+			const char *kind;
+			int64_t v;
+		} figs[] = {{"capacity", pool ? pool->capacity : 0},
+			    {"provisioned", pool ? pool->provisioned : 0},
+			    {"used", pool ? pool->used : 0},
+			    {"free", pool ? pool->free : 0}};
+
+		for (size_t k = 0; pool && k < HF_ARRAY_LEN(figs); k++) {
+			hf_buf_adds(b, "holdfast_pool_bytes{node=\"");
+			label(b, n->id);
+			hf_buf_addf(b, "\",kind=\"%s\"} %lld\n", figs[k].kind,
+				    (long long)figs[k].v);
+		}
+	}
 }
 
 void hf_metrics_handler(void *ctx, const struct hf_http_req *req,

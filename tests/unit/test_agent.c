@@ -224,6 +224,290 @@ static void test_flags(void **state)
 	hf_agent_opts_release(&o);
 }
 
+static void expect_size(const char *text, int64_t want)
+{
+	int64_t got = -1;
+	int rc = ag_size_parse(text, &got);
+
+	if (rc || got != want)
+		fail_msg("size \"%s\": rc %d, %lld bytes; want %lld", text, rc,
+			 (long long)got, (long long)want);
+}
+
+static void expect_no_size(const char *text, int want_rc)
+{
+	int64_t got = -1;
+	int rc = ag_size_parse(text, &got);
+
+	if (rc != want_rc || got != -1)
+		fail_msg("size \"%s\": rc %d (%lld bytes), want rc %d",
+			 text, rc, (long long)got, want_rc);
+}
+
+static void test_sizes(void **state)
+{
+	(void)state;
+	/* A bare number is GiB, as the volumes' size option reads it. */
+	expect_size("1", 1LL << 30);
+	expect_size("10", 10LL << 30);
+	expect_size("500M", 500LL << 20);
+	expect_size("500m", 500LL << 20);
+	expect_size("10G", 10LL << 30);
+	expect_size("10Gi", 10LL << 30);
+	expect_size("10GB", 10LL << 30);
+	expect_size("10GiB", 10LL << 30);
+	expect_size("10gib", 10LL << 30);
+	expect_size("1.5T", 3LL << 39);
+	expect_size("0.5", 1LL << 29);
+	expect_size("1048576T", 1LL << 60);
+	/* A fraction of a byte is dropped. */
+	expect_size("1.0000001M", 1LL << 20);
+	expect_no_size("", HF_EINVAL);
+	expect_no_size("G", HF_EINVAL);
+	expect_no_size(".", HF_EINVAL);
+	expect_no_size(".5", HF_EINVAL);
+	expect_no_size("1.", HF_EINVAL);
+	expect_no_size("1.G", HF_EINVAL);
+	expect_no_size("-1G", HF_EINVAL);
+	expect_no_size("+1G", HF_EINVAL);
+	expect_no_size("1..5G", HF_EINVAL);
+	expect_no_size("1e3M", HF_EINVAL);
+	expect_no_size("64K", HF_EINVAL);
+	expect_no_size("1P", HF_EINVAL);
+	expect_no_size("10X", HF_EINVAL);
+	expect_no_size("10GG", HF_EINVAL);
+	expect_no_size("10 G", HF_EINVAL);
+	expect_no_size("10Gx", HF_EINVAL);
+	expect_no_size("1048577T", HF_ETOOBIG);
+	expect_no_size("99999999999999999999999", HF_ETOOBIG);
+}
+
+static void expect_storage_flag(const char *val, const char *dir,
+				int64_t size)
+{
+	char *argv[] = {"agent", "--server", "http://a:1", "--storage",
+			(char *)val, NULL};
+	struct hf_agent_opts o;
+	char *err = NULL;
+
+	hf_agent_opts_init(&o);
+	if (hf_agent_opts_parse(&o, 5, argv, &err))
+		fail_msg("--storage %s: %s", val, err);
+	assert_string_equal(o.storage_dir, dir);
+	assert_int_equal(o.storage_size, size);
+	hf_agent_opts_release(&o);
+}
+
+static void expect_storage_error(const char *val, const char *want)
+{
+	char *argv[] = {"agent", "--server", "http://a:1", "--storage",
+			(char *)val, NULL};
+	struct hf_agent_opts o;
+	char *err = NULL;
+
+	hf_agent_opts_init(&o);
+	assert_int_equal(hf_agent_opts_parse(&o, 5, argv, &err), HF_EINVAL);
+	assert_non_null(err);
+	if (strcmp(err, want) != 0)
+		fail_msg("--storage %s: got \"%s\", want \"%s\"", val, err,
+			 want);
+	assert_null(o.storage_dir);
+	free(err);
+	hf_agent_opts_release(&o);
+}
+
+static void test_storage_flag(void **state)
+{
+	struct hf_agent_opts o;
+
+	(void)state;
+	hf_agent_opts_init(&o);
+	assert_null(o.storage_dir); /* storage-less unless asked */
+	hf_agent_opts_release(&o);
+	expect_storage_flag("/srv/pool", "/srv/pool", 0);
+	expect_storage_flag("/srv/pool,size=10G", "/srv/pool", 10LL << 30);
+	expect_storage_flag("rel/pool,size=64M", "rel/pool", 64LL << 20);
+	expect_storage_flag("/srv/pool,size=2", "/srv/pool", 2LL << 30);
+	expect_storage_error("", "--storage: \"\" names no directory (DIR "
+				 "or DIR,size=N)");
+	expect_storage_error(",size=1G", "--storage: \",size=1G\" names no "
+					 "directory (DIR or DIR,size=N)");
+	expect_storage_error("/", "--storage: the pool cannot be /: give it "
+				  "a directory of its own");
+	expect_storage_error("/srv/pool,", "--storage: \"/srv/pool,\" ends "
+					   "with a comma (DIR or DIR,size=N)");
+	expect_storage_error("/srv/pool,size=lots",
+			     "--storage: size=lots is not a size (a number of "
+			     "GiB, or with a unit: 500M, 10G, 1.5T)");
+	expect_storage_error("/srv/pool,size=1M",
+			     "--storage: size=1M is out of range (64M to "
+			     "1048576T)");
+	expect_storage_error("/srv/pool,size=2000000T",
+			     "--storage: size=2000000T is out of range (64M to "
+			     "1048576T)");
+	expect_storage_error("/srv/pool,sise=1G",
+			     "--storage: unknown option \"sise=1G\" (the only "
+			     "one is size=N)");
+	expect_storage_error("/srv/pool,sizes=1G",
+			     "--storage: unknown option \"sizes=1G\" (the only "
+			     "one is size=N)");
+	expect_storage_error("/srv/pool,size=1G,size=2G",
+			     "--storage: size is given twice");
+}
+
+/* A minimal agent for ag_pool_open: data dir, node id, options. */
+static void pool_agent(struct hf_agent *ag, struct hf_agent_opts *o,
+		       const char *data, const char *node, const char *pool,
+		       int64_t size)
+{
+	memset(ag, 0, sizeof(*ag));
+	hf_agent_opts_init(o);
+	o->storage_dir = pool ? hf_xstrdup(pool) : NULL;
+	o->storage_size = size;
+	ag->opts = o;
+	ag->data = hf_xstrdup(data);
+	ag->node_id = hf_xstrdup(node);
+	ag->pool.lock_fd = -1;
+	hf_proto_node_info_init(&ag->info);
+}
+
+static void pool_agent_release(struct hf_agent *ag, struct hf_agent_opts *o)
+{
+	ag_pool_close(&ag->pool);
+	hf_proto_node_info_release(&ag->info);
+	free(ag->data);
+	free(ag->node_id);
+	hf_agent_opts_release(o);
+}
+
+static void test_pool_open(void **state)
+{
+	char dir[] = "/tmp/hf-test-pool-XXXXXX";
+	struct hf_agent a, b;
+	struct hf_agent_opts oa, ob;
+	char *data, *pool, *path, *text = NULL, *sub;
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	data = hf_xasprintf("%s/data", dir);
+	pool = hf_xasprintf("%s/p/pool", dir);
+	assert_int_equal(hf_fs_mkdir_p(data, 0755, 0755), 0);
+
+	/* Without --storage: storage-less, nothing made. */
+	pool_agent(&a, &oa, data, "n1", NULL, 0);
+	assert_int_equal(ag_pool_open(&a), 0);
+	assert_false(a.info.has_storage);
+	assert_null(a.pool.dir);
+	pool_agent_release(&a, &oa);
+
+	/* Made on first use, 0700, with its marker and replicas/. */
+	pool_agent(&a, &oa, data, "n1", pool, 100LL << 20);
+	assert_int_equal(ag_pool_open(&a), 0);
+	assert_true(a.info.has_storage);
+	assert_string_equal(a.info.storage.pool, pool);
+	assert_int_equal(stat(pool, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	path = hf_xasprintf("%s/replicas", pool);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	free(path);
+	path = hf_xasprintf("%s/pool.json", pool);
+	assert_int_equal(hf_read_file(path, 4096, &text, NULL), 0);
+	assert_non_null(strstr(text, "\"node\": \"n1\""));
+	free(text);
+	text = NULL;
+	free(path);
+	/* size= caps the capacity; an empty pool provisions and uses 0. */
+	assert_int_equal(a.info.storage.capacity, 100LL << 20);
+	assert_int_equal(a.info.storage.provisioned, 0);
+	assert_int_equal(a.info.storage.used, 0);
+	assert_true(a.info.storage.free > 0);
+
+	/* A second agent (its own data dir) is refused while a holds it. */
+	sub = hf_xasprintf("%s/data2", dir);
+	assert_int_equal(hf_fs_mkdir_p(sub, 0755, 0755), 0);
+	pool_agent(&b, &ob, sub, "n1", pool, 0);
+	assert_int_equal(ag_pool_open(&b), HF_EUNAVAIL);
+	assert_false(b.info.has_storage);
+	pool_agent_release(&b, &ob);
+	pool_agent_release(&a, &oa);
+
+	/* Free again, but the pool belongs to n1: n2 is refused. */
+	pool_agent(&b, &ob, sub, "n2", pool, 0);
+	assert_int_equal(ag_pool_open(&b), HF_EINVAL);
+	pool_agent_release(&b, &ob);
+	/* n1 again (a restarted agent): fine, capacity from the fs. */
+	pool_agent(&a, &oa, data, "n1", pool, 0);
+	assert_int_equal(ag_pool_open(&a), 0);
+	assert_true(a.info.storage.capacity >= a.info.storage.free);
+
+	/* Replica files count: provisioned by size, used by blocks. */
+	path = hf_xasprintf("%s/replicas/vol1/rep1", pool);
+	assert_int_equal(hf_fs_mkdir_p(path, 0700, 0700), 0);
+	free(path);
+	path = hf_xasprintf("%s/replicas/vol1/rep1/data", pool);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), 1LL << 30), 0); /* sparse */
+	assert_int_equal(fputs("written", f) >= 0, 1);
+	fclose(f);
+	free(path);
+	path = hf_xasprintf("%s/replicas/vol1/rep1/meta", pool);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("meta", f);
+	fclose(f);
+	free(path);
+	{
+		struct hf_proto_storage s2 = {0};
+
+		assert_int_equal(ag_pool_stat(a.pool.dir, 0, &s2), 0);
+		assert_int_equal(s2.provisioned, 1LL << 30);
+		assert_true(s2.used > 0 && s2.used < (1LL << 20));
+		assert_true(s2.capacity == s2.free + s2.used);
+		assert_int_equal(ag_pool_stat(a.pool.dir, 64LL << 20, &s2), 0);
+		assert_int_equal(s2.capacity, 64LL << 20);
+	}
+	pool_agent_release(&a, &oa);
+
+	/* A pool inside the agent's own volumes, or holding its data dir. */
+	path = hf_xasprintf("%s/volumes/x/y/", data);
+	pool_agent(&a, &oa, data, "n1", path, 0);
+	assert_int_equal(ag_pool_open(&a), HF_EINVAL);
+	pool_agent_release(&a, &oa);
+	free(path);
+	/* ... refused before anything was made. */
+	path = hf_xasprintf("%s/volumes", data);
+	assert_int_not_equal(access(path, F_OK), 0);
+	free(path);
+	pool_agent(&a, &oa, data, "n1", dir, 0);
+	assert_int_equal(ag_pool_open(&a), HF_EINVAL);
+	pool_agent_release(&a, &oa);
+
+	/* A directory with a foreign pool.json is not taken over. */
+	path = hf_xasprintf("%s/other", dir);
+	assert_int_equal(hf_fs_mkdir_p(path, 0700, 0700), 0);
+	free(path);
+	path = hf_xasprintf("%s/other/pool.json", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"something\": 1}", f);
+	fclose(f);
+	free(path);
+	path = hf_xasprintf("%s/other", dir);
+	pool_agent(&a, &oa, data, "n1", path, 0);
+	assert_int_equal(ag_pool_open(&a), HF_EINVAL);
+	pool_agent_release(&a, &oa);
+	free(path);
+
+	assert_int_equal(ag_rm_rf(dir), 0);
+	free(sub);
+	free(data);
+	free(pool);
+}
+
 static void test_rm_rf_does_not_follow_links(void **state)
 {
 	char dir[] = "/tmp/hf-test-agent-XXXXXX";
@@ -264,6 +548,9 @@ int main(void)
 		cmocka_unit_test(test_volume_keys_and_task_ids),
 		cmocka_unit_test(test_check_parsing),
 		cmocka_unit_test(test_flags),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_storage_flag),
+		cmocka_unit_test(test_pool_open),
 		cmocka_unit_test(test_rm_rf_does_not_follow_links),
 	};
 

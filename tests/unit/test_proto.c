@@ -211,6 +211,11 @@ static void test_doc_sync_request(void **state)
 	assert_int_equal(rq.info.cgroups_version, 2);
 	assert_true(rq.info.has_isolation && rq.info.mount_namespaces);
 	assert_string_equal(rq.info.hidden.items[0], "/var/lib/holdfast");
+	assert_true(rq.info.has_storage);
+	assert_string_equal(rq.info.storage.pool, "/var/lib/holdfast/pool");
+	assert_int_equal(rq.info.storage.capacity, 107374182400LL);
+	assert_int_equal(rq.info.storage.provisioned, 0);
+	assert_int_equal(rq.info.storage.free, 107374182400LL);
 	assert_int_equal(rq.tasks.len, 1);
 	r = &rq.tasks.items[0];
 	assert_int_equal(r->state, HF_TS_RUNNING);
@@ -370,6 +375,78 @@ static void test_sync_request_errors(void **state)
 			 "info.resources.ports[0].begin: must be an integer");
 	expect_req_error("{\"node_id\": \"n\", \"deleted_volumes\": [1]}",
 			 "deleted_volumes[0]: must be a string");
+	expect_req_error("{\"node_id\": \"n\", \"info\": {\"storage\": 5}}",
+			 "info.storage: must be an object");
+	expect_req_error("{\"node_id\": \"n\", \"info\": {\"storage\": "
+			 "{\"pool\": \"/p\", \"used\": -1}}}",
+			 "info.storage.used: must not be negative");
+	expect_req_error("{\"node_id\": \"n\", \"info\": {\"storage\": "
+			 "{\"capacity\": 1.5}}}",
+			 "info.storage.capacity: must be an integer");
+	expect_req_error("{\"node_id\": \"n\", \"info\": {\"storage\": "
+			 "{\"pool\": 7}}}",
+			 "info.storage.pool: must be a string");
+}
+
+/* A node's pool: encoded when it has one, decoded back to the same. */
+static void test_node_storage(void **state)
+{
+	struct hf_proto_node_info in, out;
+	json_t *j, *again;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_node_info_init(&in);
+	j = hf_proto_node_info_encode(&in);
+	/* Storage-less: no key at all, and none decoded. */
+	assert_null(json_object_get(j, "storage"));
+	hf_proto_node_info_init(&out);
+	assert_int_equal(hf_proto_node_info_decode(j, &out, &err), 0);
+	assert_false(out.has_storage);
+	hf_proto_node_info_release(&out);
+	json_decref(j);
+
+	in.has_storage = true;
+	in.storage.pool = hf_xstrdup("/srv/pool");
+	in.storage.capacity = 10LL << 30;
+	in.storage.provisioned = 3LL << 30;
+	in.storage.used = 4096;
+	in.storage.free = 9LL << 30;
+	j = hf_proto_node_info_encode(&in);
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_object_get(j, "storage"), "capacity")),
+			 10LL << 30);
+	hf_proto_node_info_init(&out);
+	if (hf_proto_node_info_decode(j, &out, &err))
+		fail_msg("%s", err);
+	assert_true(out.has_storage);
+	assert_string_equal(out.storage.pool, "/srv/pool");
+	assert_int_equal(out.storage.capacity, 10LL << 30);
+	assert_int_equal(out.storage.provisioned, 3LL << 30);
+	assert_int_equal(out.storage.used, 4096);
+	assert_int_equal(out.storage.free, 9LL << 30);
+	again = hf_proto_node_info_encode(&out);
+	assert_true(json_equal(j, again));
+	json_decref(again);
+	hf_proto_node_info_release(&out);
+	json_decref(j);
+	hf_proto_node_info_release(&in);
+
+	/* null is storage-less; missing figures are 0. */
+	j = json_loads("{\"storage\": null}", 0, NULL);
+	hf_proto_node_info_init(&out);
+	assert_int_equal(hf_proto_node_info_decode(j, &out, &err), 0);
+	assert_false(out.has_storage);
+	hf_proto_node_info_release(&out);
+	json_decref(j);
+	j = json_loads("{\"storage\": {\"pool\": \"/p\"}}", 0, NULL);
+	hf_proto_node_info_init(&out);
+	assert_int_equal(hf_proto_node_info_decode(j, &out, &err), 0);
+	assert_true(out.has_storage);
+	assert_int_equal(out.storage.capacity, 0);
+	assert_int_equal(out.storage.used, 0);
+	hf_proto_node_info_release(&out);
+	json_decref(j);
 }
 
 static void test_sync_request_lenient(void **state)
@@ -662,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_launch_round_trip),
 		cmocka_unit_test(test_sync_request_errors),
 		cmocka_unit_test(test_sync_request_lenient),
+		cmocka_unit_test(test_node_storage),
 		cmocka_unit_test(test_sync_response),
 		cmocka_unit_test(test_sync_response_known),
 		cmocka_unit_test(test_report_encoding),

@@ -407,6 +407,10 @@ json_t *hf_proto_launch_encode(const struct hf_proto_launch *l)
 		if (v->type)
 			json_object_set_new(e, "type", json_string(v->type));
 		json_object_set_new(e, "size_mb", json_integer(v->size_mb));
+		if (v->type && strcmp(v->type, "EXTERNAL") == 0) {
+			json_object_set_new(e, "epoch", json_integer(v->epoch));
+			json_object_set_new(e, "ro", json_boolean(v->ro));
+		}
 		json_array_append_new(vols, e);
 	}
 	for (size_t i = 0; i < l->configs.len; i++) {
@@ -581,8 +585,13 @@ static bool volumes_decode(const struct dec *up, const json_t *o,
 			fail(&d, NULL, "must be an object");
 		else if (get_str(&d, v, "key", true, &e->key) &&
 			 get_str(&d, v, "path", true, &e->path) &&
-			 get_str(&d, v, "type", false, &e->type))
-			get_int(&d, v, "size_mb", &e->size_mb, NULL);
+			 get_str(&d, v, "type", false, &e->type) &&
+			 get_int(&d, v, "size_mb", &e->size_mb, NULL) &&
+			 get_int(&d, v, "epoch", &e->epoch, NULL) &&
+			 get_bool(&d, v, "ro", &e->ro) && e->type &&
+			 strcmp(e->type, "EXTERNAL") == 0 && e->epoch < 1)
+			fail(&d, "epoch", "an EXTERNAL volume needs an epoch "
+					  ">= 1");
 		free(where);
 		if (*up->err)
 			return false;
@@ -1083,6 +1092,142 @@ int hf_proto_node_info_decode(const json_t *j, struct hf_proto_node_info *out,
 
 /* ---- sync ------------------------------------------------------------- */
 
+/* ---- volumes ---------------------------------------------------------- */
+
+/* An id of a volume or replica: 1-64 of letters, digits, '-', '_'. */
+static bool vol_id_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return n >= 1 && n <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789-_") == n;
+}
+
+static void attachment_release(struct hf_proto_attachment *a)
+{
+	free(a->volume);
+	free(a->id);
+	free(a->replica);
+}
+
+static json_t *attachment_encode(const struct hf_proto_attachment *a)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:I}", "volume",
+			 a->volume, "id", a->id, "replica", a->replica, "epoch",
+			 (json_int_t)a->epoch, "size", (json_int_t)a->size,
+			 "format", a->format, "uid", (json_int_t)a->uid, "gid",
+			 (json_int_t)a->gid);
+}
+
+static bool attachment_decode(const struct dec *d, const json_t *v,
+			      struct hf_proto_attachment *a)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "volume", true, &a->volume) ||
+	    !get_str(d, v, "id", true, &a->id) ||
+	    !get_str(d, v, "replica", true, &a->replica) ||
+	    !get_int(d, v, "epoch", &a->epoch, NULL) ||
+	    !get_int(d, v, "size", &a->size, NULL) ||
+	    !get_bool(d, v, "format", &a->format) ||
+	    !get_int(d, v, "uid", &a->uid, NULL) ||
+	    !get_int(d, v, "gid", &a->gid, NULL))
+		return false;
+	if (!*a->volume)
+		return fail(d, "volume", "must not be empty");
+	if (!vol_id_ok(a->id))
+		return fail(d, "id", "must be 1-64 letters, digits, '-' or '_'");
+	if (!vol_id_ok(a->replica))
+		return fail(d, "replica",
+			    "must be 1-64 letters, digits, '-' or '_'");
+	if (a->epoch < 1)
+		return fail(d, "epoch", "must be >= 1");
+	if (a->size <= 0 || a->size % 4096)
+		return fail(d, "size", "must be a positive multiple of 4096");
+	if (a->uid < 0 || a->uid > 0x7fffffff || a->gid < 0 ||
+	    a->gid > 0x7fffffff)
+		return fail(d, "uid", "uid and gid must be ids >= 0");
+	return true;
+}
+
+static void volume_report_release(struct hf_proto_volume_report *r)
+{
+	free(r->volume);
+	free(r->id);
+	free(r->state);
+	free(r->device);
+	free(r->message);
+}
+
+static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "volume", r->volume, "id",
+			      r->id, "epoch", (json_int_t)r->epoch, "state",
+			      r->state ? r->state : "attaching");
+
+	json_object_set_new(o, "device", str_or_null(r->device));
+	json_object_set_new(o, "message", str_or_null(r->message));
+	return o;
+}
+
+static bool volume_report_decode(const struct dec *d, const json_t *v,
+				 struct hf_proto_volume_report *r)
+{
+	static const char *const states[] = {"attaching", "ready", "detaching",
+					     "failed"};
+	bool known = false;
+
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "volume", true, &r->volume) ||
+	    !get_str(d, v, "id", true, &r->id) ||
+	    !get_int(d, v, "epoch", &r->epoch, NULL) ||
+	    !get_str(d, v, "state", true, &r->state) ||
+	    !get_str(d, v, "device", false, &r->device) ||
+	    !get_str(d, v, "message", false, &r->message))
+		return false;
+	for (size_t i = 0; i < HF_ARRAY_LEN(states); i++)
+		known = known || strcmp(r->state, states[i]) == 0;
+	if (!known)
+		return fail(d, "state", "must be attaching, ready, detaching or "
+					"failed");
+	return true;
+}
+
+static bool replica_ref_decode(const struct dec *d, const json_t *v,
+			       struct hf_proto_replica_ref *r)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "id", true, &r->id) ||
+	    !get_str(d, v, "replica", true, &r->replica))
+		return false;
+	if (!vol_id_ok(r->id) || !vol_id_ok(r->replica))
+		return fail(d, NULL, "id and replica must be 1-64 letters, "
+				     "digits, '-' or '_'");
+	return true;
+}
+
+/* Decodes array key of o with one element decoder; NULL array: none. */
+#define DECODE_ARRAY(d, o, key, vec, decoder)                                \
+	({                                                                  \
+		const json_t *arr_, *el_;                                   \
+		size_t i_;                                                  \
+		bool ok_ = get_arr(d, o, key, &arr_);                       \
+		json_array_foreach(arr_, i_, el_) {                         \
+			char *w_ = elem_where(d, key, i_);                  \
+			struct dec ed_ = {w_, (d)->err};                    \
+			__typeof__((vec)->items) e_ = HF_VEC_PUSH(vec);     \
+			memset(e_, 0, sizeof(*e_));                         \
+			ok_ = decoder(&ed_, el_, e_);                       \
+			free(w_);                                           \
+			if (!ok_)                                           \
+				break;                                      \
+		}                                                           \
+		ok_;                                                        \
+	})
+
 void hf_proto_sync_req_init(struct hf_proto_sync_req *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -1098,6 +1243,10 @@ void hf_proto_sync_req_release(struct hf_proto_sync_req *r)
 		hf_proto_report_release(&r->tasks.items[i]);
 	HF_VEC_FREE(&r->tasks);
 	hf_strlist_release(&r->deleted_volumes);
+	for (size_t i = 0; i < r->volumes.len; i++)
+		volume_report_release(&r->volumes.items[i]);
+	HF_VEC_FREE(&r->volumes);
+	hf_strlist_release(&r->deleted_replicas);
 	hf_proto_sync_req_init(r);
 }
 
@@ -1121,6 +1270,17 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 		json_decref(tasks);
 	json_object_set_new(o, "deleted_volumes",
 			    strlist_encode(&r->deleted_volumes));
+	if (r->volumes.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->volumes.len; i++)
+			json_array_append_new(
+			    a, volume_report_encode(&r->volumes.items[i]));
+		json_object_set_new(o, "volumes", a);
+	}
+	if (r->deleted_replicas.len)
+		json_object_set_new(o, "deleted_replicas",
+				    strlist_encode(&r->deleted_replicas));
 	if (r->cluster)
 		json_object_set_new(o, "cluster", json_string(r->cluster));
 	if (r->brief)
@@ -1151,7 +1311,10 @@ static bool sync_req_decode(const struct dec *d, const json_t *j,
 	    !get_num(d, j, "wait", &out->wait) ||
 	    !get_obj(d, j, "info", &info) || !get_arr(d, j, "tasks", &tasks) ||
 	    !get_strlist(d, j, "deleted_volumes", &out->deleted_volumes) ||
-	    !get_bool(d, j, "brief", &out->brief))
+	    !get_bool(d, j, "brief", &out->brief) ||
+	    !DECODE_ARRAY(d, j, "volumes", &out->volumes,
+			  volume_report_decode) ||
+	    !get_strlist(d, j, "deleted_replicas", &out->deleted_replicas))
 		return false;
 	if (info) {
 		struct dec id = {"info", d->err};
@@ -1194,6 +1357,14 @@ void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
 		hf_proto_launch_release(&r->tasks.items[i]);
 	HF_VEC_FREE(&r->tasks);
 	hf_strlist_release(&r->delete_volumes);
+	for (size_t i = 0; i < r->attachments.len; i++)
+		attachment_release(&r->attachments.items[i]);
+	HF_VEC_FREE(&r->attachments);
+	for (size_t i = 0; i < r->delete_replicas.len; i++) {
+		free(r->delete_replicas.items[i].id);
+		free(r->delete_replicas.items[i].replica);
+	}
+	HF_VEC_FREE(&r->delete_replicas);
 	free(r->cluster);
 	hf_proto_sync_resp_init(r);
 }
@@ -1209,6 +1380,25 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 	json_object_set_new(o, "tasks", tasks);
 	json_object_set_new(o, "delete_volumes",
 			    strlist_encode(&r->delete_volumes));
+	if (r->attachments.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->attachments.len; i++)
+			json_array_append_new(
+			    a, attachment_encode(&r->attachments.items[i]));
+		json_object_set_new(o, "attachments", a);
+	}
+	if (r->delete_replicas.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->delete_replicas.len; i++)
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s}", "id",
+					 r->delete_replicas.items[i].id,
+					 "replica",
+					 r->delete_replicas.items[i].replica));
+		json_object_set_new(o, "delete_replicas", a);
+	}
 	json_object_set_new(o, "heartbeat_interval",
 			    json_integer(r->heartbeat_interval));
 	if (r->cluster)
@@ -1228,6 +1418,10 @@ static bool sync_resp_decode(const struct dec *d, const json_t *j,
 	if (!get_int(d, j, "generation", &out->generation, &has_gen) ||
 	    !get_arr(d, j, "tasks", &tasks) ||
 	    !get_strlist(d, j, "delete_volumes", &out->delete_volumes) ||
+	    !DECODE_ARRAY(d, j, "attachments", &out->attachments,
+			  attachment_decode) ||
+	    !DECODE_ARRAY(d, j, "delete_replicas", &out->delete_replicas,
+			  replica_ref_decode) ||
 	    !get_int(d, j, "heartbeat_interval", &out->heartbeat_interval,
 		     NULL) ||
 	    !get_str(d, j, "cluster", false, &out->cluster))

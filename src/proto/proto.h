@@ -56,11 +56,17 @@ struct hf_proto_check {
 	int64_t max_consecutive_failures; /* default 3 */
 };
 
-/* A volume the task uses: <data>/volumes/<key> at <sandbox>/<path>. */
+/*
+ * A volume the task uses: <data>/volumes/<key> at <sandbox>/<path>; or,
+ * with type "EXTERNAL", the attached volume named key (an attachment of
+ * the node's desired set) at <sandbox>/<path>, once it is ready at epoch.
+ */
 struct hf_proto_volume {
 	char *key, *path;
-	char *type;           /* "ROOT", ... NULL when absent */
+	char *type;           /* "ROOT", "MOUNT", "EXTERNAL"; NULL when absent */
 	int64_t size_mb;
+	int64_t epoch;        /* EXTERNAL: the attachment's epoch */
+	bool ro;              /* EXTERNAL: mounted read-only */
 };
 
 struct hf_proto_config {
@@ -241,6 +247,33 @@ json_t *hf_proto_node_info_encode(const struct hf_proto_node_info *n);
 int hf_proto_node_info_decode(const json_t *j, struct hf_proto_node_info *out,
 			      char **err);
 
+/* ---- volumes (docs/protocol.md, "Volumes") ---------------------------- */
+
+/* An attachment of the desired set: a volume this node is to serve. */
+struct hf_proto_attachment {
+	char *volume;         /* its name (required) */
+	char *id;             /* its id: 1-64 of [A-Za-z0-9_-] (required) */
+	char *replica;        /* the local replica's id, same rule (required) */
+	int64_t epoch;        /* >= 1 (required) */
+	int64_t size;         /* bytes, a multiple of 4096 (required) */
+	bool format;          /* make the file system at this attach */
+	int64_t uid, gid;     /* owner of a new file system's root */
+};
+
+/* What the agent says of an attachment it serves. */
+struct hf_proto_volume_report {
+	char *volume, *id;    /* required */
+	int64_t epoch;
+	char *state;          /* "attaching", "ready", "detaching", "failed" */
+	char *device;         /* ready: "/dev/loopN"; else NULL */
+	char *message;        /* NULL or why (failed) */
+};
+
+/* A replica to delete from the node's pool. */
+struct hf_proto_replica_ref {
+	char *id, *replica;   /* volume id, replica id (both required) */
+};
+
 /* ---- sync ------------------------------------------------------------- */
 
 struct hf_proto_sync_req {
@@ -258,6 +291,8 @@ struct hf_proto_sync_req {
 	bool has_tasks;
 	HF_VEC(struct hf_proto_report) tasks;
 	struct hf_strlist deleted_volumes;
+	HF_VEC(struct hf_proto_volume_report) volumes; /* attachments served */
+	struct hf_strlist deleted_replicas;            /* replica ids */
 	/*
 	 * "brief": the agent keeps the order of every task it lists, so the
 	 * answer may name those by task_id alone (hf_proto_launch.known)
@@ -282,6 +317,8 @@ struct hf_proto_sync_resp {
 	 */
 	HF_VEC(struct hf_proto_launch) tasks;
 	struct hf_strlist delete_volumes; /* volume keys to delete */
+	HF_VEC(struct hf_proto_attachment) attachments;
+	HF_VEC(struct hf_proto_replica_ref) delete_replicas;
 	int64_t heartbeat_interval;       /* seconds; default 2 */
 	char *cluster;        /* the server's cluster id; NULL if absent */
 };

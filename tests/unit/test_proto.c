@@ -728,6 +728,124 @@ static void test_report_encoding(void **state)
 	hf_proto_report_release(&r);
 }
 
+/* Attachments, volume reports and replica deletions round-trip. */
+static void test_volumes(void **state)
+{
+	const char *ans =
+	    "{\"generation\": 3, \"tasks\": [], \"attachments\": [{\"volume\": "
+	    "\"hello-world-hello-0\", \"id\": \"v1\", \"replica\": \"r1\", "
+	    "\"epoch\": 2, \"size\": 1073741824, \"format\": true, \"uid\": 65534,"
+	    " \"gid\": 65534}], \"delete_replicas\": [{\"id\": \"v0\", "
+	    "\"replica\": \"r0\"}]}";
+	const char *req =
+	    "{\"node_id\": \"n1\", \"volumes\": [{\"volume\": \"hello-world-"
+	    "hello-0\", \"id\": \"v1\", \"epoch\": 2, \"state\": \"ready\", "
+	    "\"device\": \"/dev/loop3\", \"message\": null}], "
+	    "\"deleted_replicas\": [\"r0\"]}";
+	struct hf_proto_sync_resp rs, rs2;
+	struct hf_proto_sync_req rq;
+	json_t *j = json_loads(ans, 0, NULL), *k;
+	char *err = NULL;
+
+	hf_proto_sync_resp_init(&rs);
+	assert_int_equal(hf_proto_sync_resp_decode(j, &rs, &err), 0);
+	assert_int_equal(rs.attachments.len, 1);
+	assert_string_equal(rs.attachments.items[0].replica, "r1");
+	assert_int_equal(rs.attachments.items[0].epoch, 2);
+	assert_true(rs.attachments.items[0].format);
+	assert_int_equal(rs.attachments.items[0].uid, 65534);
+	assert_int_equal(rs.delete_replicas.len, 1);
+	k = hf_proto_sync_resp_encode(&rs);
+	hf_proto_sync_resp_init(&rs2);
+	assert_int_equal(hf_proto_sync_resp_decode(k, &rs2, &err), 0);
+	assert_int_equal(rs2.attachments.items[0].size, 1073741824);
+	assert_string_equal(rs2.delete_replicas.items[0].id, "v0");
+	hf_proto_sync_resp_release(&rs2);
+	hf_proto_sync_resp_release(&rs);
+	json_decref(k);
+	json_decref(j);
+
+	j = json_loads(req, 0, NULL);
+	hf_proto_sync_req_init(&rq);
+	assert_int_equal(hf_proto_sync_req_decode(j, &rq, &err), 0);
+	assert_int_equal(rq.volumes.len, 1);
+	assert_string_equal(rq.volumes.items[0].state, "ready");
+	assert_string_equal(rq.volumes.items[0].device, "/dev/loop3");
+	assert_null(rq.volumes.items[0].message);
+	assert_string_equal(rq.deleted_replicas.items[0], "r0");
+	hf_proto_sync_req_release(&rq);
+	json_decref(j);
+
+	expect_req_error("{\"node_id\": \"n\", \"volumes\": [{\"volume\": \"v\","
+			 " \"id\": \"x\", \"epoch\": 1, \"state\": \"up\"}]}",
+			 "volumes[0].state: must be attaching, ready, detaching "
+			 "or failed");
+	j = json_loads("{\"generation\": 1, \"tasks\": [], \"attachments\": "
+		       "[{\"volume\": \"v\", \"id\": \"../x\", \"replica\": \"r\","
+		       " \"epoch\": 1, \"size\": 4096}]}", 0, NULL);
+	hf_proto_sync_resp_init(&rs);
+	assert_int_equal(hf_proto_sync_resp_decode(j, &rs, &err), HF_EINVAL);
+	assert_string_equal(err, "attachments[0].id: must be 1-64 letters, "
+				 "digits, '-' or '_'");
+	free(err);
+	err = NULL;
+	hf_proto_sync_resp_release(&rs);
+	json_decref(j);
+	j = json_loads("{\"generation\": 1, \"tasks\": [], \"attachments\": "
+		       "[{\"volume\": \"v\", \"id\": \"x\", \"replica\": \"r\","
+		       " \"epoch\": 0, \"size\": 4096}]}", 0, NULL);
+	hf_proto_sync_resp_init(&rs);
+	assert_int_equal(hf_proto_sync_resp_decode(j, &rs, &err), HF_EINVAL);
+	assert_string_equal(err, "attachments[0].epoch: must be >= 1");
+	free(err);
+	hf_proto_sync_resp_release(&rs);
+	json_decref(j);
+}
+
+/* An EXTERNAL volume of a launch order carries its attachment's epoch. */
+static void test_external_launch_volume(void **state)
+{
+	struct hf_proto_launch l, m;
+	json_t *j;
+	char *err = NULL;
+
+	hf_proto_launch_init(&l);
+	l.task_id = hf_xstrdup("a-0-s__1");
+	l.service = hf_xstrdup("a");
+	l.pod = hf_xstrdup("a");
+	l.pod_instance = hf_xstrdup("a-0");
+	l.task = hf_xstrdup("s");
+	l.cmd = hf_xstrdup("true");
+	l.config_id = hf_xstrdup("1");
+	{
+		struct hf_proto_volume *v = HF_VEC_PUSH(&l.volumes);
+
+		memset(v, 0, sizeof(*v));
+		v->key = hf_xstrdup("a-a-0");
+		v->path = hf_xstrdup("data");
+		v->type = hf_xstrdup("EXTERNAL");
+		v->size_mb = 1024;
+		v->epoch = 4;
+		v->ro = true;
+	}
+	j = hf_proto_launch_encode(&l);
+	hf_proto_launch_init(&m);
+	assert_int_equal(hf_proto_launch_decode(j, &m, &err), 0);
+	assert_int_equal(m.volumes.items[0].epoch, 4);
+	assert_true(m.volumes.items[0].ro);
+	hf_proto_launch_release(&m);
+	json_object_set_new(json_array_get(json_object_get(j, "volumes"), 0),
+			    "epoch", json_integer(0));
+	hf_proto_launch_init(&m);
+	assert_int_equal(hf_proto_launch_decode(j, &m, &err), HF_EINVAL);
+	assert_string_equal(err, "volumes[0].epoch: an EXTERNAL volume needs "
+				 "an epoch >= 1");
+	free(err);
+	hf_proto_launch_release(&m);
+	hf_proto_launch_release(&l);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -745,6 +863,8 @@ int main(void)
 		cmocka_unit_test(test_report_encoding),
 		cmocka_unit_test(test_restart_policy),
 		cmocka_unit_test(test_report_restarts),
+		cmocka_unit_test(test_volumes),
+		cmocka_unit_test(test_external_launch_volume),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

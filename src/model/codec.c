@@ -1290,7 +1290,8 @@ json_t *hf_codec_xvol(const struct hf_xvol *v)
 {
 	json_t *o = xvol_public_json(v);
 
-	json_object_set_new(o, "secret", json_string(v->secret ? v->secret : ""));
+	json_object_set_new(o, "secret",
+			    json_string(v->secret ? v->secret : ""));
 	return o;
 }
 
@@ -1316,7 +1317,8 @@ json_t *hf_xvol_to_json(const struct hf_xvol *v)
 			    (json_int_t)((double)done * 100.0 /
 					 (double)r->resync_total));
 		}
-		json_object_set_new(json_array_get(reps, i), "percent", percent);
+		json_object_set_new(json_array_get(reps, i), "percent",
+				    percent);
 	}
 	return o;
 }
@@ -1338,6 +1340,12 @@ static const struct field xrep_fields[] = {
     {"resync_done", F_INT, false}, {"resync_total", F_INT, false},
     {"why", F_STR_NULL, false},
 };
+
+/* A string field of a checked record (NULL when absent or null). */
+static const char *field_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
 
 /* Whether s is min..max lowercase hex digits. */
 static bool hex_ok(const char *s, size_t min, size_t max)
@@ -1463,25 +1471,20 @@ static char *check_xvol(const json_t *o)
 	/* Each pair once: a volume has a handful of replicas. */
 	json_array_foreach(reps, i, r)
 	{
-		const char *rid = json_string_value(json_object_get(r, "id"));
-		const char *rnode = json_string_value(json_object_get(r, "node"));
-		bool live = strcmp(json_string_value(json_object_get(r, "state")),
-				   "deleting") != 0;
+		const char *rid = field_str(r, "id");
+		const char *rnode = field_str(r, "node");
+		bool live = strcmp(field_str(r, "state"), "deleting") != 0;
 
 		for (k = i + 1; k < json_array_size(reps); k++) {
 			q = json_array_get(reps, k);
-			if (strcmp(rid, json_string_value(
-					    json_object_get(q, "id"))) == 0)
+			if (strcmp(rid, field_str(q, "id")) == 0)
 				return hf_xasprintf("replicas[%zu] and [%zu] "
 						    "have one id '%s'",
 						    i, k, rid);
-			if (live &&
-			    strcmp(json_string_value(json_object_get(q, "state")),
-				   "deleting") != 0 &&
-			    strcmp(rnode, json_string_value(
-					      json_object_get(q, "node"))) == 0)
-				return hf_xasprintf("replicas[%zu] and [%zu] are "
-						    "both on node '%s'",
+			if (live && strcmp(field_str(q, "state"), "deleting") &&
+			    strcmp(rnode, field_str(q, "node")) == 0)
+				return hf_xasprintf("replicas[%zu] and [%zu] "
+						    "are both on node '%s'",
 						    i, k, rnode);
 		}
 	}
@@ -1516,8 +1519,7 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 		    json_string_value(json_object_get(r, "id")),
 		    int_json(r, "since", 0));
 
-		hf_xrep_state_parse(json_string_value(json_object_get(r, "state")),
-				    &rep->state);
+		hf_xrep_state_parse(field_str(r, "state"), &rep->state);
 		rep->resync_done = int_json(r, "resync_done", 0);
 		rep->resync_total = int_json(r, "resync_total", 0);
 		rep->why = str_dup_json(r, "why");
@@ -1539,7 +1541,7 @@ static const char *unknown_node(const struct hf_model *m, const json_t *o,
 	*field = "a replica";
 	json_array_foreach(json_object_get(o, "replicas"), i, r)
 	{
-		const char *node = json_string_value(json_object_get(r, "node"));
+		const char *node = field_str(r, "node");
 
 		if (!hf_model_node(m, node))
 			return node;
@@ -1561,8 +1563,8 @@ int hf_codec_load_xvols(struct hf_model *m, const struct hf_codec_rec *recs,
 		/* One segment: "/volumes/a/b" would pass as volume "b". */
 		if (strncmp(kv->key, HF_CODEC_XVOL_PREFIX, plen) != 0 ||
 		    !kv->key[plen] || strchr(kv->key + plen, '/')) {
-			*err = hf_xasprintf("the store's key %s is not a volume "
-					    "record (%s<name>)",
+			*err = hf_xasprintf("the store's key %s is not a "
+					    "volume record (%s<name>)",
 					    kv->key, HF_CODEC_XVOL_PREFIX);
 			return HF_EINVAL;
 		}

@@ -236,9 +236,9 @@ struct hf_volume {
  */
 enum hf_xrep_state {
 	HF_XREP_NEW,       /* placed; its node has not created it yet */
-	HF_XREP_IN_SYNC,   /* in the in-sync set: every acknowledged write is on it */
+	HF_XREP_IN_SYNC,   /* in the in-sync set: holds every acked write */
 	HF_XREP_RESYNCING, /* receiving new writes and a bitmap or full copy */
-	HF_XREP_DOWN,      /* out of the in-sync set; the others keep its bitmap */
+	HF_XREP_DOWN,      /* out of the in-sync set; others keep its bitmap */
 	HF_XREP_STALE,     /* cannot be proven consistent: a full resync next */
 	HF_XREP_DELETING,  /* re-replicated away or its volume deleted */
 };
@@ -271,10 +271,10 @@ enum hf_xvol_state {
 
 struct hf_xvol {
 	char *name;      /* cluster-global; store key /volumes/<name> */
-	char *id;        /* this incarnation (a volume deleted and made again
-			    under its name gets a new one) */
+	/* This incarnation: one deleted and made again gets a new id. */
+	char *id;
 	char *service;   /* the owner; kept when KEPT, so that service alone */
-	char *instance;  /* may reuse it; instance NULL unless ACTIVE */
+	char *instance;  /* may reuse it; instance NULL when KEPT */
 	enum hf_xvol_state state;
 	int64_t size;    /* bytes */
 	unsigned repl;   /* replicas wanted (1..3) */

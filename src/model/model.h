@@ -124,9 +124,10 @@ bool hf_xvol_name_ok(const char *name);
 /* The volume of that name, or NULL. */
 struct hf_xvol *hf_model_xvol(const struct hf_model *m, const char *name);
 /*
- * The volumes of instance `instance` of service `svc` (ACTIVE ones: a
- * KEPT volume has no instance), appended to out in the model's order (a
- * scan of every volume; the caller releases out with HF_VEC_FREE).
+ * The volumes that name instance `instance` of service `svc` (ACTIVE
+ * ones, and DELETING ones that still name it; a KEPT volume names none),
+ * appended to out in the model's order (a scan of every volume; the
+ * caller releases out with HF_VEC_FREE).
  */
 void hf_model_xvols_of_instance(const struct hf_model *m, const char *svc,
 				const char *instance, struct hf_xvols *out);

@@ -25,7 +25,8 @@
 #include "store/store.h"
 
 /* A key no other text in a record looks like. */
-#define SECRET "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e70001"
+#define SECRET                                                                 \
+	"5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e70001"
 #define VOL_ID "3f2a9c0e1b7d4e55a0c1d2e3f4a5b6c7"
 #define REP_A "9ac0000000000000000000000000000a"
 #define REP_B "71d0000000000000000000000000000b"
@@ -118,9 +119,12 @@ static void test_state_names(void **state)
 		enum hf_xrep_state st;
 		const char *name;
 	} reps[] = {
-	    {HF_XREP_NEW, "new"},	      {HF_XREP_IN_SYNC, "in_sync"},
-	    {HF_XREP_RESYNCING, "resyncing"}, {HF_XREP_DOWN, "down"},
-	    {HF_XREP_STALE, "stale"},	      {HF_XREP_DELETING, "deleting"},
+	    {HF_XREP_NEW, "new"},
+	    {HF_XREP_IN_SYNC, "in_sync"},
+	    {HF_XREP_RESYNCING, "resyncing"},
+	    {HF_XREP_DOWN, "down"},
+	    {HF_XREP_STALE, "stale"},
+	    {HF_XREP_DELETING, "deleting"},
 	};
 	static const char *const bad[] = {"", "ACTIVE", "in sync", "in_sync ",
 					  "gone", "unknown"};
@@ -129,13 +133,15 @@ static void test_state_names(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < HF_ARRAY_LEN(vols); i++) {
-		assert_string_equal(hf_xvol_state_name(vols[i].st), vols[i].name);
+		assert_string_equal(hf_xvol_state_name(vols[i].st),
+				    vols[i].name);
 		vs = (enum hf_xvol_state)99;
 		assert_true(hf_xvol_state_parse(vols[i].name, &vs));
 		assert_int_equal(vs, vols[i].st);
 	}
 	for (size_t i = 0; i < HF_ARRAY_LEN(reps); i++) {
-		assert_string_equal(hf_xrep_state_name(reps[i].st), reps[i].name);
+		assert_string_equal(hf_xrep_state_name(reps[i].st),
+				    reps[i].name);
 		rs = (enum hf_xrep_state)99;
 		assert_true(hf_xrep_state_parse(reps[i].name, &rs));
 		assert_int_equal(rs, reps[i].st);
@@ -385,6 +391,11 @@ static void test_escaped_name(void **state)
 /* ------------------------------------------------------------------ */
 /* The API's form                                                       */
 
+static json_t *rep_get(json_t *reps, size_t i, const char *key)
+{
+	return json_object_get(json_array_get(reps, i), key);
+}
+
 static void test_api_json_has_no_secret(void **state)
 {
 	struct hf_model m;
@@ -420,17 +431,12 @@ static void test_api_json_has_no_secret(void **state)
 	assert_true(json_is_true(json_object_get(o, "degraded")));
 	reps = json_object_get(o, "replicas");
 	assert_int_equal(json_array_size(reps), 3);
-	assert_string_equal(
-	    json_string_value(json_object_get(json_array_get(reps, 0), "state")),
-	    "in_sync");
-	assert_true(json_is_null(
-	    json_object_get(json_array_get(reps, 0), "percent")));
-	assert_int_equal(json_integer_value(json_object_get(
-			     json_array_get(reps, 1), "percent")),
-			 25);
-	assert_string_equal(
-	    json_string_value(json_object_get(json_array_get(reps, 2), "why")),
-	    "no answer in 3 s");
+	assert_string_equal(json_string_value(rep_get(reps, 0, "state")),
+			    "in_sync");
+	assert_true(json_is_null(rep_get(reps, 0, "percent")));
+	assert_int_equal(json_integer_value(rep_get(reps, 1, "percent")), 25);
+	assert_string_equal(json_string_value(rep_get(reps, 2, "why")),
+			    "no answer in 3 s");
 	json_decref(o);
 	free(text);
 
@@ -511,7 +517,8 @@ static void d_unknown_node(json_t *o) { set_str(rep(o, 1), "node", "n9"); }
 static void d_unknown_attached(json_t *o) { set_str(o, "attached", "n7"); }
 static void d_rep_not_obj(json_t *o)
 {
-	json_array_append_new(json_object_get(o, "replicas"), json_string("n2"));
+	json_array_append_new(json_object_get(o, "replicas"),
+			      json_string("n2"));
 }
 static void d_rep_no_node(json_t *o) { json_object_del(rep(o, 0), "node"); }
 static void d_negative_resync(json_t *o)
@@ -590,8 +597,9 @@ static void test_damaged(void **state)
 	for (size_t i = 0; i < HF_ARRAY_LEN(damaged); i++) {
 		struct hf_model m;
 		json_t *o;
-		const char *key = damaged[i].key ? damaged[i].key
-						 : "/volumes/hello-world-hello-0";
+		const char *key = damaged[i].key
+				      ? damaged[i].key
+				      : "/volumes/hello-world-hello-0";
 		char *text, *err = NULL, *want;
 		int rc;
 
@@ -607,8 +615,10 @@ static void test_damaged(void **state)
 		want = hf_xasprintf("the store's record %s is damaged: %s", key,
 				    damaged[i].want);
 		if (rc != HF_EINVAL || !err || !strstr(err, want))
-			fail_msg("%s: want HF_EINVAL with \"%s\", got %d \"%s\"",
-				 damaged[i].what, want, rc, err ? err : "(none)");
+			fail_msg("%s: want HF_EINVAL with \"%s\", got %d "
+				 "\"%s\"",
+				 damaged[i].what, want, rc,
+				 err ? err : "(none)");
 		/* A message never quotes the volume's key. */
 		if (strstr(err, "5ec7e7"))
 			fail_msg("%s: the message shows the secret: %s",
@@ -680,8 +690,8 @@ static void test_not_json(void **state)
 	for (size_t i = 0; i < HF_ARRAY_LEN(texts); i++) {
 		assert_int_equal(load_one(&m, "/volumes/v-0", texts[i], &err),
 				 HF_EINVAL);
-		assert_non_null(strstr(err, "the store's record /volumes/v-0 is "
-					    "damaged: not valid JSON"));
+		assert_non_null(strstr(err, "the store's record /volumes/v-0 "
+					    "is damaged: not valid JSON"));
 		if (strstr(err, "5ec7") || strstr(err, "5e'"))
 			fail_msg("the message shows the secret: %s", err);
 		free(err);
@@ -771,7 +781,8 @@ static void test_server_load(void **state)
 	assert_int_equal(hf_store_open("mem:", &store), 0);
 	model_with_nodes(&m);
 	for (size_t i = 0; i < m.nodes.len; i++) {
-		char *key = hf_codec_key("/nodes/%s", m.nodes.items[i]->id, NULL);
+		char *key =
+		    hf_codec_key("/nodes/%s", m.nodes.items[i]->id, NULL);
 
 		put_json(store, key, hf_codec_node(&m, m.nodes.items[i]));
 		free(key);

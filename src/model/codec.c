@@ -758,10 +758,13 @@ static char *check_run(const json_t *o)
 /*
  * Parses a record's value as JSON (a damaged record is an error that names
  * its key, never an absence) and checks it with check, which returns NULL
- * or a problem. Returns the object, or NULL with *err set.
+ * or a problem. Returns the object, or NULL with *err set. secret: the
+ * record holds a secret, so a parse error says where but not what
+ * jansson saw there (its "near '...'" may quote the secret's text).
  */
-static json_t *load_record(const struct hf_codec_rec *kv,
-			   char *(*check)(const json_t *o), char **err)
+static json_t *load_record_as(const struct hf_codec_rec *kv,
+			      char *(*check)(const json_t *o), bool secret,
+			      char **err)
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(kv->value, kv->len, JSON_REJECT_DUPLICATES, &jerr);
@@ -770,7 +773,9 @@ static json_t *load_record(const struct hf_codec_rec *kv,
 	if (!o) {
 		*err = hf_xasprintf("the store's record %s is damaged: not "
 				    "valid JSON (%s at byte %d)",
-				    kv->key, jerr.text, jerr.position);
+				    kv->key,
+				    secret ? "a syntax error" : jerr.text,
+				    jerr.position);
 		return NULL;
 	}
 	why = check(o);
@@ -782,6 +787,12 @@ static json_t *load_record(const struct hf_codec_rec *kv,
 		return NULL;
 	}
 	return o;
+}
+
+static json_t *load_record(const struct hf_codec_rec *kv,
+			   char *(*check)(const json_t *o), char **err)
+{
+	return load_record_as(kv, check, false, err);
 }
 
 static char *check_node(const json_t *o)
@@ -1235,4 +1246,357 @@ json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n)
 		json_object_set_new(o, "storage",
 				    hf_codec_node_storage(n->storage));
 	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* Replicated volumes                                                   */
+
+/*
+ * Everything of a volume's record but its secret, which this never
+ * reads: the API's form is built on it, so no change here can leak the
+ * key into API output.
+ */
+static json_t *xvol_public_json(const struct hf_xvol *v)
+{
+	json_t *reps = json_array();
+
+	for (size_t i = 0; i < v->replicas.len; i++) {
+		const struct hf_xrep *r = &v->replicas.items[i];
+
+		json_array_append_new(
+		    reps,
+		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "node",
+			      r->node, "id", r->id, "state",
+			      hf_xrep_state_name(r->state), "since",
+			      (json_int_t)r->since, "resync_done",
+			      (json_int_t)r->resync_done, "resync_total",
+			      (json_int_t)r->resync_total, "why",
+			      str_or_null(r->why)));
+	}
+	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:i, s:i, s:b, s:I, "
+			 "s:o, s:b, s:I, s:o}",
+			 "name", v->name, "id", v->id ? v->id : "", "service",
+			 v->service ? v->service : "", "instance",
+			 str_or_null(v->instance), "state",
+			 hf_xvol_state_name(v->state), "size",
+			 (json_int_t)v->size, "repl", (int)v->repl,
+			 "min_sync", (int)v->min_sync, "ro", v->ro, "epoch",
+			 (json_int_t)v->epoch, "attached",
+			 str_or_null(v->attached), "formatted", v->formatted,
+			 "created", (json_int_t)v->created, "replicas", reps);
+}
+
+json_t *hf_codec_xvol(const struct hf_xvol *v)
+{
+	json_t *o = xvol_public_json(v);
+
+	json_object_set_new(o, "secret",
+			    json_string(v->secret ? v->secret : ""));
+	return o;
+}
+
+json_t *hf_xvol_to_json(const struct hf_xvol *v)
+{
+	json_t *o = xvol_public_json(v);
+	json_t *reps = json_object_get(o, "replicas");
+	unsigned in_sync = hf_xvol_in_sync(v);
+
+	json_object_set_new(o, "in_sync", json_integer(in_sync));
+	json_object_set_new(o, "degraded", json_boolean(in_sync < v->repl));
+	for (size_t i = 0; i < v->replicas.len; i++) {
+		const struct hf_xrep *r = &v->replicas.items[i];
+		json_t *percent = json_null();
+
+		if (r->state == HF_XREP_RESYNCING && r->resync_total > 0) {
+			int64_t done = r->resync_done < 0 ? 0 : r->resync_done;
+
+			if (done > r->resync_total)
+				done = r->resync_total;
+			/* Floor: 100 only once everything is copied. */
+			percent = json_integer(
+			    (json_int_t)((double)done * 100.0 /
+					 (double)r->resync_total));
+		}
+		json_object_set_new(json_array_get(reps, i), "percent",
+				    percent);
+	}
+	return o;
+}
+
+static const struct field xvol_fields[] = {
+    {"name", F_STR, true},	  {"id", F_STR, true},
+    {"service", F_STR, true},	  {"instance", F_STR_NULL, false},
+    {"state", F_STR, true},	  {"size", F_INT, true},
+    {"repl", F_INT, true},	  {"min_sync", F_INT, true},
+    {"ro", F_BOOL, false},	  {"epoch", F_INT, true},
+    {"attached", F_STR_NULL, false}, {"formatted", F_BOOL, false},
+    {"secret", F_STR, true},	  {"created", F_INT, false},
+    {"replicas", F_LIST, true},
+};
+
+static const struct field xrep_fields[] = {
+    {"node", F_STR, true},	    {"id", F_STR, true},
+    {"state", F_STR, true},	    {"since", F_INT, false},
+    {"resync_done", F_INT, false}, {"resync_total", F_INT, false},
+    {"why", F_STR_NULL, false},
+};
+
+/* A string field of a checked record (NULL when absent or null). */
+static const char *field_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* Whether s is min..max lowercase hex digits. */
+static bool hex_ok(const char *s, size_t min, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n >= min && n <= max && strspn(s, "0123456789abcdef") == n;
+}
+
+/* Volume and replica ids: 16 to 64 lowercase hex digits (hf_random_hex). */
+#define XVOL_ID_MIN 16
+#define XVOL_ID_MAX 64
+/* The volume's key: 16 to 64 bytes, in hex. */
+#define XVOL_SECRET_MIN 32
+#define XVOL_SECRET_MAX 128
+
+static char *check_xrep(const json_t *r, size_t i)
+{
+	char where[32];
+	const char *id, *node, *st;
+	enum hf_xrep_state state;
+	char *why;
+
+	snprintf(where, sizeof(where), "replicas[%zu]", i);
+	why = CHECK_FIELDS(r, xrep_fields, where);
+	if (why)
+		return why;
+	id = json_string_value(json_object_get(r, "id"));
+	node = json_string_value(json_object_get(r, "node"));
+	st = json_string_value(json_object_get(r, "state"));
+	if (!*node)
+		return hf_xasprintf("%s.node is empty", where);
+	if (!hex_ok(id, XVOL_ID_MIN, XVOL_ID_MAX))
+		return hf_xasprintf("%s.id '%s' is not a replica id (16 to 64 "
+				    "lowercase hex digits)",
+				    where, id);
+	if (!hf_xrep_state_parse(st, &state))
+		return hf_xasprintf("%s.state '%s' is not a replica state",
+				    where, st);
+	if (int_json(r, "resync_done", 0) < 0 ||
+	    int_json(r, "resync_total", 0) < 0)
+		return hf_xasprintf("%s: resync byte counts are negative",
+				    where);
+	return NULL;
+}
+
+/*
+ * A volume record: its fields, then what they say together (the rules
+ * that every writer keeps: an attachment bumps the epoch first, an
+ * ACTIVE volume has an owner instance and a KEPT one none, never two
+ * live replicas on one node).
+ */
+static char *check_xvol(const json_t *o)
+{
+	char *why = CHECK_FIELDS(o, xvol_fields, "");
+	const char *name, *id, *st, *svc, *inst, *att, *secret;
+	enum hf_xvol_state state;
+	int64_t repl, min_sync, epoch;
+	const json_t *reps, *r, *q;
+	size_t i, k;
+
+	if (why)
+		return why;
+	name = json_string_value(json_object_get(o, "name"));
+	id = json_string_value(json_object_get(o, "id"));
+	st = json_string_value(json_object_get(o, "state"));
+	svc = json_string_value(json_object_get(o, "service"));
+	inst = json_string_value(json_object_get(o, "instance"));
+	att = json_string_value(json_object_get(o, "attached"));
+	secret = json_string_value(json_object_get(o, "secret"));
+	repl = int_json(o, "repl", 0);
+	min_sync = int_json(o, "min_sync", 0);
+	epoch = int_json(o, "epoch", 0);
+	if (!hf_xvol_name_ok(name))
+		return hf_xasprintf("name '%s' cannot name a volume (1 to %d "
+				    "bytes, no '/', no control character, "
+				    "not '.' or '..')",
+				    name, HF_XVOL_NAME_MAX);
+	if (!hex_ok(id, XVOL_ID_MIN, XVOL_ID_MAX))
+		return hf_xasprintf("id '%s' is not a volume id (16 to 64 "
+				    "lowercase hex digits)",
+				    id);
+	if (!hf_xvol_state_parse(st, &state))
+		return hf_xasprintf("state '%s' is not a volume state", st);
+	if (!*svc)
+		return hf_xstrdup("service is empty");
+	if (state == HF_XVOL_ACTIVE && (!inst || !*inst))
+		return hf_xstrdup("an active volume has no instance");
+	if (state == HF_XVOL_KEPT && inst)
+		return hf_xasprintf("a kept volume names instance '%s'", inst);
+	if (int_json(o, "size", 0) <= 0)
+		return hf_xasprintf("size %lld is not a number of bytes",
+				    (long long)int_json(o, "size", 0));
+	if (repl < 1 || repl > HF_VOLOPTS_MAX_REPL)
+		return hf_xasprintf("repl %lld is not 1 to %d", (long long)repl,
+				    HF_VOLOPTS_MAX_REPL);
+	if (min_sync < 1 || min_sync > repl)
+		return hf_xasprintf("min_sync %lld is not 1 to repl (%lld)",
+				    (long long)min_sync, (long long)repl);
+	if (epoch < 0)
+		return hf_xasprintf("epoch %lld is negative", (long long)epoch);
+	if (att && !*att)
+		return hf_xstrdup("attached is empty");
+	if (att && epoch == 0)
+		return hf_xasprintf("it is attached on '%s' at epoch 0 (an "
+				    "attachment bumps the epoch first)",
+				    att);
+	if (bool_json(o, "formatted") && epoch == 0)
+		return hf_xstrdup("it is formatted at epoch 0 (formatting "
+				  "needs an attachment)");
+	/* The secret's own text never goes into a message. */
+	if (!hex_ok(secret, XVOL_SECRET_MIN, XVOL_SECRET_MAX) ||
+	    strlen(secret) % 2)
+		return hf_xstrdup("secret is not a volume key (32 to 128 "
+				  "lowercase hex digits, whole bytes)");
+	reps = json_object_get(o, "replicas");
+	json_array_foreach(reps, i, r)
+	{
+		why = check_xrep(r, i);
+		if (why)
+			return why;
+	}
+	/* Each pair once: a volume has a handful of replicas. */
+	json_array_foreach(reps, i, r)
+	{
+		const char *rid = field_str(r, "id");
+		const char *rnode = field_str(r, "node");
+		bool live = strcmp(field_str(r, "state"), "deleting") != 0;
+
+		for (k = i + 1; k < json_array_size(reps); k++) {
+			q = json_array_get(reps, k);
+			if (strcmp(rid, field_str(q, "id")) == 0)
+				return hf_xasprintf("replicas[%zu] and [%zu] "
+						    "have one id '%s'",
+						    i, k, rid);
+			if (live && strcmp(field_str(q, "state"), "deleting") &&
+			    strcmp(rnode, field_str(q, "node")) == 0)
+				return hf_xasprintf("replicas[%zu] and [%zu] "
+						    "are both on node '%s'",
+						    i, k, rnode);
+		}
+	}
+	return NULL;
+}
+
+static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
+{
+	struct hf_xvol *v =
+	    hf_model_xvol_add(m, json_string_value(json_object_get(o, "name")));
+	size_t i;
+	json_t *r;
+
+	v->id = str_dup_json(o, "id");
+	v->service = str_dup_json(o, "service");
+	v->instance = str_dup_json(o, "instance");
+	hf_xvol_state_parse(json_string_value(json_object_get(o, "state")),
+			    &v->state);
+	v->size = int_json(o, "size", 0);
+	v->repl = (unsigned)int_json(o, "repl", 1);
+	v->min_sync = (unsigned)int_json(o, "min_sync", 1);
+	v->ro = bool_json(o, "ro");
+	v->epoch = (uint64_t)int_json(o, "epoch", 0);
+	v->attached = str_dup_json(o, "attached");
+	v->formatted = bool_json(o, "formatted");
+	v->secret = str_dup_json(o, "secret");
+	v->created = int_json(o, "created", 0);
+	json_array_foreach(json_object_get(o, "replicas"), i, r)
+	{
+		struct hf_xrep *rep = hf_xvol_replica_add(
+		    v, json_string_value(json_object_get(r, "node")),
+		    json_string_value(json_object_get(r, "id")),
+		    int_json(r, "since", 0));
+
+		hf_xrep_state_parse(field_str(r, "state"), &rep->state);
+		rep->resync_done = int_json(r, "resync_done", 0);
+		rep->resync_total = int_json(r, "resync_total", 0);
+		rep->why = str_dup_json(r, "why");
+	}
+	return v;
+}
+
+/* A node a loaded volume names that the model does not hold, or NULL. */
+static const char *unknown_node(const struct hf_model *m, const json_t *o,
+				const char **field)
+{
+	const char *att = json_string_value(json_object_get(o, "attached"));
+	size_t i;
+	json_t *r;
+
+	*field = "its attachment";
+	if (att && !hf_model_node(m, att))
+		return att;
+	*field = "a replica";
+	json_array_foreach(json_object_get(o, "replicas"), i, r)
+	{
+		const char *node = field_str(r, "node");
+
+		if (!hf_model_node(m, node))
+			return node;
+	}
+	return NULL;
+}
+
+int hf_codec_load_xvols(struct hf_model *m, const struct hf_codec_rec *recs,
+			size_t n, char **err)
+{
+	const size_t plen = strlen(HF_CODEC_XVOL_PREFIX);
+
+	*err = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct hf_codec_rec *kv = &recs[i];
+		const char *name, *node, *field;
+		json_t *o;
+
+		/* One segment: "/volumes/a/b" would pass as volume "b". */
+		if (strncmp(kv->key, HF_CODEC_XVOL_PREFIX, plen) != 0 ||
+		    !kv->key[plen] || strchr(kv->key + plen, '/')) {
+			*err = hf_xasprintf("the store's key %s is not a "
+					    "volume record (%s<name>)",
+					    kv->key, HF_CODEC_XVOL_PREFIX);
+			return HF_EINVAL;
+		}
+		o = load_record_as(kv, check_xvol, true, err);
+		if (!o)
+			return HF_EINVAL;
+		*err = check_name(kv, o, "name");
+		if (*err) {
+			json_decref(o);
+			return HF_EINVAL;
+		}
+		name = json_string_value(json_object_get(o, "name"));
+		/* "%25" and "%" unescape alike: two keys, one name. */
+		if (hf_model_xvol(m, name)) {
+			*err = hf_xasprintf("the store's record %s is damaged: "
+					    "another record names volume '%s' "
+					    "too",
+					    kv->key, name);
+			json_decref(o);
+			return HF_EINVAL;
+		}
+		node = unknown_node(m, o, &field);
+		if (node) {
+			*err = hf_xasprintf("the store's record %s is damaged: "
+					    "%s is on node '%s', which the "
+					    "store does not hold",
+					    kv->key, field, node);
+			json_decref(o);
+			return HF_EINVAL;
+		}
+		xvol_from_json(m, o);
+		json_decref(o);
+	}
+	return 0;
 }

@@ -1,8 +1,8 @@
 /*
  * codec.h - the records' encoding in the store: keys and JSON documents,
- * one per service, config, pod instance, plan run and node. Pure (JSON in
- * memory only): the server reads and writes the store; this says what
- * the bytes mean.
+ * one per service, config, pod instance, plan run, node and replicated
+ * volume. Pure (JSON in memory only): the server reads and writes the
+ * store; this says what the bytes mean.
  *
  * Keys:
  *   /services/<svc>                     service record
@@ -13,6 +13,14 @@
  *   /nodes/<id>                         node record, with the volumes on
  *                                       the node no instance owns (kept,
  *                                       being deleted)
+ *   /volumes/<name>                     a replicated volume (struct
+ *                                       hf_xvol) with its replicas: one
+ *                                       key per volume, so an epoch bump
+ *                                       or an in-sync change is one small
+ *                                       write
+ * The node-local (ROOT, MOUNT) volumes have no key of their own (they
+ * travel in node records or derive from instances), so "/volumes/" holds
+ * replicated volumes only.
  * Names are escaped ('/' and '%' as %2F, %25) so a service "a/b" stays one
  * path segment.
  *
@@ -61,6 +69,21 @@ json_t *hf_instance_to_json(const struct hf_instance *in);
 /* A task launch, in the record and the API alike. */
 json_t *hf_task_rec_to_json(const struct hf_task_rec *r);
 
+/* The store's prefix of replicated volumes' keys ("/volumes/<name>"). */
+#define HF_CODEC_XVOL_PREFIX "/volumes/"
+/*
+ * A replicated volume's record, with its secret: for the store only,
+ * never for the API, events or logs.
+ */
+json_t *hf_codec_xvol(const struct hf_xvol *v);
+/*
+ * What the API shows of a replicated volume: the record without its
+ * secret (this function never reads it), plus how many replicas are in
+ * sync, whether it runs degraded (fewer in sync than repl) and each
+ * resyncing replica's percent done.
+ */
+json_t *hf_xvol_to_json(const struct hf_xvol *v);
+
 /*
  * Decoding into an empty model: the node records ("/nodes/..."), then
  * every record under "/services/". Returns 0, or HF_EINVAL with *err (the
@@ -74,6 +97,17 @@ int hf_codec_load_nodes(struct hf_model *m, const struct hf_codec_rec *recs,
 int hf_codec_load_services(struct hf_model *m,
 			   const struct hf_codec_rec *recs, size_t n,
 			   struct hf_strlist *warnings, char **err);
+/*
+ * The replicated volumes (every record under HF_CODEC_XVOL_PREFIX), after
+ * the nodes: a volume whose replica or attachment names a node the model
+ * does not hold is damaged (nodes are never removed), as is one whose
+ * fields contradict each other (an attachment at epoch 0, an ACTIVE
+ * volume without an instance, two live replicas on one node, ...).
+ * Returns 0, or HF_EINVAL with *err (the caller frees it) naming the
+ * record; the model then holds what was read so far.
+ */
+int hf_codec_load_xvols(struct hf_model *m, const struct hf_codec_rec *recs,
+			size_t n, char **err);
 /*
  * After both: the IN_USE volume record of every placed instance (they are
  * derived from the instances, not stored).

@@ -1,7 +1,8 @@
 /*
  * model-t.h - the cluster's records, types only: services with their
  * configs and plan runs, pod instances with their task slots and task
- * launches, nodes, and the volumes on them. model.h has the functions.
+ * launches, nodes, the volumes on them, and replicated volumes. model.h
+ * has the functions.
  *
  * The model is data: it does no I/O, reads no clock, takes no lock and
  * knows nothing of the store, HTTP or agents. The server owns one model
@@ -220,6 +221,101 @@ struct hf_volume {
 	struct hf_volume *next_same_key; /* the model's key index */
 };
 
+/*
+ * A replicated (external) volume: a pod's disk that outlives its node
+ * (docs/design/volumes.md). Its data lies in replicas on several nodes'
+ * storage pools; the server holds this record, which says where the
+ * replicas are, which of them are in sync, and which node writes it at
+ * which epoch. Unlike struct hf_volume (a ROOT or MOUNT directory on one
+ * node), it belongs to no node, and its name is cluster-global: the SDK's
+ * Portworx provider's (hf_spec_external_volume_name).
+ *
+ * One replica, as the server knows it. Only a server commit at the
+ * volume's current epoch moves a replica into or out of IN_SYNC (the
+ * in-sync set); a failover picks an IN_SYNC replica's node.
+ */
+enum hf_xrep_state {
+	HF_XREP_NEW,       /* placed; its node has not created it yet */
+	HF_XREP_IN_SYNC,   /* in the in-sync set: holds every acked write */
+	HF_XREP_RESYNCING, /* receiving new writes and a bitmap or full copy */
+	HF_XREP_DOWN,      /* out of the in-sync set; others keep its bitmap */
+	HF_XREP_STALE,     /* cannot be proven consistent: a full resync next */
+	HF_XREP_DELETING,  /* re-replicated away or its volume deleted */
+};
+
+struct hf_xrep {
+	char *node;
+	char *id;    /* a new replica gets a new id, never reused */
+	enum hf_xrep_state state;
+	int64_t since; /* unix ms of the last state change */
+	/* Bytes copied and to copy, from the primary's last report. */
+	int64_t resync_done, resync_total;
+	char *why;   /* the last change's reason (status, events), or NULL */
+};
+
+/*
+ * A volume's life:
+ *   ACTIVE    owned by instance `instance` of service `service`; attached
+ *             on its node while the instance runs there
+ *   KEPT      its instance is gone (service removed, scaled in): its data
+ *             stays until deleted, or until the same service comes back
+ *             with an instance of that volume's name, which reuses it
+ *   DELETING  its replicas' nodes are told to delete them; the record
+ *             goes when every replica is gone
+ */
+enum hf_xvol_state {
+	HF_XVOL_ACTIVE,
+	HF_XVOL_KEPT,
+	HF_XVOL_DELETING,
+};
+
+struct hf_xvol {
+	char *name;      /* cluster-global; store key /volumes/<name> */
+	/* This incarnation: one deleted and made again gets a new id. */
+	char *id;
+	char *service;   /* the owner; kept when KEPT, so that service alone */
+	char *instance;  /* may reuse it; instance NULL when KEPT */
+	enum hf_xvol_state state;
+	int64_t size;    /* bytes */
+	unsigned repl;   /* replicas wanted (1..3) */
+	unsigned min_sync; /* in-sync replicas a write needs (1..repl) */
+	bool ro;
+	/*
+	 * Bumped by every attach and never lowered: replicas refuse writes
+	 * of an older epoch, so two nodes never both write the volume. 0:
+	 * never attached.
+	 */
+	uint64_t epoch;
+	char *attached;  /* node of the current attachment, or NULL */
+	bool formatted;  /* mkfs done (at epoch 1) */
+	/*
+	 * The volume's key (hex), that replicas and attachments prove
+	 * themselves with. Never in API output, events or logs: only in the
+	 * store and in the orders of the volume's own nodes.
+	 * hf_xvol_to_json does not read it.
+	 */
+	char *secret;
+	HF_VEC(struct hf_xrep) replicas;
+	int64_t created; /* unix ms */
+};
+
+/* Volumes, as a lookup returns several (the model owns each). */
+struct hf_xvols {
+	struct hf_xvol **items;
+	size_t len, cap;
+};
+
+/* A replica with its volume, as a per-node list holds it. */
+struct hf_xrep_ref {
+	struct hf_xvol *vol;
+	struct hf_xrep *rep;
+};
+
+struct hf_xrep_refs {
+	struct hf_xrep_ref *items;
+	size_t len, cap;
+};
+
 /* The server's connection state with a node's agent (server/state.h). */
 struct hf_node_link;
 
@@ -276,6 +372,9 @@ struct hf_model {
 		size_t len, cap;
 	} volumes;
 	struct hf_map volume_index; /* key -> the first volume of that key */
+	/* Replicated volumes, and their index by name. */
+	struct hf_xvols xvols;
+	struct hf_map xvol_index; /* name -> volume */
 };
 
 #endif

@@ -336,6 +336,221 @@ void hf_model_volume_remove(struct hf_model *m, struct hf_volume *v)
 }
 
 /* ------------------------------------------------------------------ */
+/* Replicated volumes                                                   */
+
+static const char *const xvol_state_names[] = {
+    [HF_XVOL_ACTIVE] = "active",
+    [HF_XVOL_KEPT] = "kept",
+    [HF_XVOL_DELETING] = "deleting",
+};
+
+static const char *const xrep_state_names[] = {
+    [HF_XREP_NEW] = "new",		 [HF_XREP_IN_SYNC] = "in_sync",
+    [HF_XREP_RESYNCING] = "resyncing", [HF_XREP_DOWN] = "down",
+    [HF_XREP_STALE] = "stale",		 [HF_XREP_DELETING] = "deleting",
+};
+
+/* The index of s in names, or -1 (s may be NULL). */
+static int name_index(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *hf_xvol_state_name(enum hf_xvol_state s)
+{
+	if ((size_t)s < HF_ARRAY_LEN(xvol_state_names))
+		return xvol_state_names[s];
+	return "unknown";
+}
+
+bool hf_xvol_state_parse(const char *s, enum hf_xvol_state *out)
+{
+	int i = name_index(xvol_state_names, HF_ARRAY_LEN(xvol_state_names), s);
+
+	if (i < 0)
+		return false;
+	*out = (enum hf_xvol_state)i;
+	return true;
+}
+
+const char *hf_xrep_state_name(enum hf_xrep_state s)
+{
+	if ((size_t)s < HF_ARRAY_LEN(xrep_state_names))
+		return xrep_state_names[s];
+	return "unknown";
+}
+
+bool hf_xrep_state_parse(const char *s, enum hf_xrep_state *out)
+{
+	int i = name_index(xrep_state_names, HF_ARRAY_LEN(xrep_state_names), s);
+
+	if (i < 0)
+		return false;
+	*out = (enum hf_xrep_state)i;
+	return true;
+}
+
+bool hf_xvol_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > HF_XVOL_NAME_MAX || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p == '/' || *p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+struct hf_xvol *hf_model_xvol(const struct hf_model *m, const char *name)
+{
+	return name ? hf_map_get(&m->xvol_index, name) : NULL;
+}
+
+void hf_model_xvols_of_instance(const struct hf_model *m, const char *svc,
+				const char *instance, struct hf_xvols *out)
+{
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		struct hf_xvol *v = m->xvols.items[i];
+
+		if (v->service && v->instance && strcmp(v->service, svc) == 0 &&
+		    strcmp(v->instance, instance) == 0)
+			*HF_VEC_PUSH(out) = v;
+	}
+}
+
+void hf_model_node_replicas(const struct hf_model *m, const char *node,
+			    struct hf_xrep_refs *out)
+{
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		struct hf_xvol *v = m->xvols.items[i];
+
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			struct hf_xrep *r = &v->replicas.items[k];
+			struct hf_xrep_ref *ref;
+
+			if (strcmp(r->node, node) != 0)
+				continue;
+			ref = HF_VEC_PUSH(out);
+			ref->vol = v;
+			ref->rep = r;
+		}
+	}
+}
+
+struct hf_xrep *hf_xvol_replica(const struct hf_xvol *v, const char *id)
+{
+	for (size_t i = 0; id && i < v->replicas.len; i++)
+		if (strcmp(v->replicas.items[i].id, id) == 0)
+			return &v->replicas.items[i];
+	return NULL;
+}
+
+struct hf_xrep *hf_xvol_replica_on(const struct hf_xvol *v, const char *node)
+{
+	for (size_t i = 0; node && i < v->replicas.len; i++) {
+		struct hf_xrep *r = &v->replicas.items[i];
+
+		if (r->state != HF_XREP_DELETING && strcmp(r->node, node) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+unsigned hf_xvol_in_sync(const struct hf_xvol *v)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < v->replicas.len; i++)
+		n += v->replicas.items[i].state == HF_XREP_IN_SYNC;
+	return n;
+}
+
+struct hf_xrep *hf_xvol_replica_add(struct hf_xvol *v, const char *node,
+				    const char *id, int64_t since)
+{
+	struct hf_xrep *r = HF_VEC_PUSH(&v->replicas);
+
+	r->node = hf_xstrdup(node);
+	r->id = hf_xstrdup(id);
+	r->state = HF_XREP_NEW;
+	r->since = since;
+	return r;
+}
+
+static void xrep_release(struct hf_xrep *r)
+{
+	free(r->node);
+	r->node = NULL;
+	free(r->id);
+	r->id = NULL;
+	free(r->why);
+	r->why = NULL;
+}
+
+void hf_xvol_replica_remove(struct hf_xvol *v, struct hf_xrep *r)
+{
+	size_t i = (size_t)(r - v->replicas.items);
+
+	if (i >= v->replicas.len)
+		return;
+	xrep_release(r);
+	memmove(&v->replicas.items[i], &v->replicas.items[i + 1],
+		(v->replicas.len - i - 1) * sizeof(v->replicas.items[0]));
+	v->replicas.len--;
+}
+
+struct hf_xvol *hf_model_xvol_add(struct hf_model *m, const char *name)
+{
+	struct hf_xvol *v = hf_xcalloc(1, sizeof(*v));
+
+	v->name = hf_xstrdup(name);
+	v->state = HF_XVOL_ACTIVE;
+	*HF_VEC_PUSH(&m->xvols) = v;
+	hf_map_put(&m->xvol_index, v->name, v);
+	return v;
+}
+
+void hf_xvol_free(struct hf_xvol *v)
+{
+	if (!v)
+		return;
+	free(v->name);
+	free(v->id);
+	free(v->service);
+	free(v->instance);
+	free(v->attached);
+	/* The key is not left behind in freed memory for a heap dump. */
+	if (v->secret)
+		explicit_bzero(v->secret, strlen(v->secret));
+	free(v->secret);
+	for (size_t i = 0; i < v->replicas.len; i++)
+		xrep_release(&v->replicas.items[i]);
+	HF_VEC_FREE(&v->replicas);
+	free(v);
+}
+
+void hf_model_xvol_remove(struct hf_model *m, struct hf_xvol *v)
+{
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		if (m->xvols.items[i] == v) {
+			memmove(&m->xvols.items[i], &m->xvols.items[i + 1],
+				(m->xvols.len - i - 1) *
+				    sizeof(m->xvols.items[0]));
+			m->xvols.len--;
+			break;
+		}
+	}
+	if (hf_map_get(&m->xvol_index, v->name) == v)
+		hf_map_del(&m->xvol_index, v->name);
+	hf_xvol_free(v);
+}
+
+/* ------------------------------------------------------------------ */
 /* Creation                                                             */
 
 struct hf_service *hf_model_service_add(struct hf_model *m, const char *name)
@@ -534,6 +749,10 @@ void hf_model_release(struct hf_model *m)
 		volume_free(m->volumes.items[i]);
 	HF_VEC_FREE(&m->volumes);
 	hf_map_release(&m->volume_index);
+	for (size_t i = 0; i < m->xvols.len; i++)
+		hf_xvol_free(m->xvols.items[i]);
+	HF_VEC_FREE(&m->xvols);
+	hf_map_release(&m->xvol_index);
 }
 
 /* ------------------------------------------------------------------ */

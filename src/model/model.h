@@ -1,9 +1,10 @@
 /*
  * model.h - the cluster's records (model-t.h): names, lookups, creation,
  * freeing and the model's indexes (services by name, nodes by id,
- * instances by name, volumes by key). Pure: no I/O, no clock, no locks,
- * no prints; allocation failure aborts (common/util.h). Who may change a
- * record is the caller's rule: in the server, server/apply.c only.
+ * instances by name, volumes by key, replicated volumes by name). Pure:
+ * no I/O, no clock, no locks, no prints; allocation failure aborts
+ * (common/util.h). Who may change a record is the caller's rule: in the
+ * server, server/apply.c only.
  */
 #ifndef HF_MODEL_MODEL_H
 #define HF_MODEL_MODEL_H
@@ -101,6 +102,70 @@ void hf_model_volume_describe(struct hf_volume *v,
 			      const struct hf_spec_pod *pod);
 /* Removes a volume record and frees it. */
 void hf_model_volume_remove(struct hf_model *m, struct hf_volume *v);
+
+/*
+ * Replicated volumes (model-t.h's struct hf_xvol). State names as records
+ * and the API spell them: "active", "kept", "deleting"; a replica's
+ * "new", "in_sync", "resyncing", "down", "stale", "deleting". A parse
+ * returns false for any other text and leaves *out alone.
+ */
+const char *hf_xvol_state_name(enum hf_xvol_state s);
+bool hf_xvol_state_parse(const char *s, enum hf_xvol_state *out);
+const char *hf_xrep_state_name(enum hf_xrep_state s);
+bool hf_xrep_state_parse(const char *s, enum hf_xrep_state *out);
+/*
+ * Whether a name can name a replicated volume: not empty, at most
+ * HF_XVOL_NAME_MAX bytes, not "." or "..", no '/' and no control
+ * character, since it names a directory on the nodes that serve it
+ * (the SDK's names write '/' as "__": hf_spec_external_volume_name).
+ */
+#define HF_XVOL_NAME_MAX 255
+bool hf_xvol_name_ok(const char *name);
+/* The volume of that name, or NULL. */
+struct hf_xvol *hf_model_xvol(const struct hf_model *m, const char *name);
+/*
+ * The volumes that name instance `instance` of service `svc` (ACTIVE
+ * ones, and DELETING ones that still name it; a KEPT volume names none),
+ * appended to out in the model's order (a scan of every volume; the
+ * caller releases out with HF_VEC_FREE).
+ */
+void hf_model_xvols_of_instance(const struct hf_model *m, const char *svc,
+				const char *instance, struct hf_xvols *out);
+/*
+ * The replicas on node `node`, whatever their state, each with its
+ * volume, appended to out (the caller releases it with HF_VEC_FREE).
+ */
+void hf_model_node_replicas(const struct hf_model *m, const char *node,
+			    struct hf_xrep_refs *out);
+/* A volume's replica with that id, or NULL. */
+struct hf_xrep *hf_xvol_replica(const struct hf_xvol *v, const char *id);
+/*
+ * The volume's replica on that node that is not DELETING (there is at
+ * most one: never two live replicas of a volume on one node), or NULL.
+ */
+struct hf_xrep *hf_xvol_replica_on(const struct hf_xvol *v,
+				   const char *node);
+/* How many of the volume's replicas are IN_SYNC. */
+unsigned hf_xvol_in_sync(const struct hf_xvol *v);
+/*
+ * Adds a replica (node and id copied), NEW since `since`, and returns it
+ * for the caller to fill in. The pointer is valid until the next replica
+ * is added or removed.
+ */
+struct hf_xrep *hf_xvol_replica_add(struct hf_xvol *v, const char *node,
+				    const char *id, int64_t since);
+/* Removes a replica of the volume and frees its fields. */
+void hf_xvol_replica_remove(struct hf_xvol *v, struct hf_xrep *r);
+/*
+ * Adds a volume record named `name` (copied), ACTIVE, with nothing else
+ * set, and returns it for the caller to fill in. The model must hold no
+ * volume of that name (hf_model_xvol): names are cluster-global.
+ */
+struct hf_xvol *hf_model_xvol_add(struct hf_model *m, const char *name);
+/* Removes a volume record from the model and frees it. */
+void hf_model_xvol_remove(struct hf_model *m, struct hf_xvol *v);
+/* Frees a volume record that is in no model (NULL: nothing). */
+void hf_xvol_free(struct hf_xvol *v);
 
 /* Creation. */
 struct hf_service *hf_model_service_add(struct hf_model *m, const char *name);

@@ -616,6 +616,17 @@ int hf_state_load(struct hf_srv *s, char **err)
 	for (size_t i = 0; i < warnings.len; i++)
 		hf_log("%s", warnings.items[i]);
 	hf_strlist_release(&warnings);
+	hf_store_kvs_release(&kvs);
+	if (rc)
+		goto out;
+	/* Replicated volumes, after the nodes their replicas name. */
+	rc = hf_store_list(s->store, HF_CODEC_XVOL_PREFIX, 0, &kvs);
+	if (rc)
+		goto fail;
+	as_recs(&kvs, &recs);
+	rc = hf_codec_load_xvols(&s->model, recs, kvs.len, err);
+	free(recs);
+	recs = NULL;
 	if (!rc)
 		hf_codec_derive_volumes(&s->model);
 	goto out;

@@ -26,7 +26,8 @@ static void load(struct hf_store *store)
 	pthread_mutex_init(&srv.mu, NULL);
 	rc = hf_state_load(&srv, &err);
 	/* A failed load explains itself and leaves nothing loaded. */
-	if (rc && (!err || !*err || srv.model.services.len || srv.model.nodes.len))
+	if (rc && (!err || !*err || srv.model.services.len ||
+		   srv.model.nodes.len || srv.model.xvols.len))
 		abort();
 	if (!rc && err)
 		abort();

@@ -480,6 +480,20 @@ out:
 	return v->loopfd < 0 ? -1 : 0;
 }
 
+/*
+ * Whether the replica already holds an ext4 (its superblock's magic at
+ * byte 1080): "format" then means nothing, so a retried first attach
+ * (the server had not yet stored that the volume was formatted) never
+ * wipes what a task already wrote.
+ */
+static bool has_file_system(const struct vol *v)
+{
+	unsigned char magic[2];
+
+	return pread(v->rfd, magic, sizeof(magic), 1080) == 2 &&
+	       magic[0] == 0x53 && magic[1] == 0xEF;
+}
+
 static int format(struct vol *v)
 {
 	/*
@@ -643,7 +657,12 @@ int hf_volume_attach_main(const char *dir)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (load(&v) || open_replica(&v) || mount_fuse(&v) ||
-	    configure_loop(&v) || (v.format && format(&v)))
+	    configure_loop(&v))
+		goto out;
+	if (v.format && has_file_system(&v))
+		hf_log("the replica already holds a file system: not "
+		       "formatting it again");
+	else if (v.format && format(&v))
 		goto out;
 	publish(&v, "ready", NULL);
 	hf_log("volume %s (%s, epoch %lld) attached at %s", v.volume, v.id,

@@ -11,7 +11,9 @@
  *   size      bytes, a multiple of 4096, at least 64 MiB
  *   replica   absolute path of the local replica's data file; created
  *             sparse at size when missing, refused when its size differs
- *   format    true: make an ext4 on the device once it is configured
+ *   format    true: make an ext4 on the device once it is configured,
+ *             unless the replica already holds one (a retried first
+ *             attach never wipes data)
  *   uid, gid  owner of the file system's root when formatting (default 0)
  *
  * What it does, in order: locks DIR/attach.lock (one attach process per

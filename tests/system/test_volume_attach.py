@@ -259,3 +259,26 @@ def test_a_task_mounts_its_attached_volume_by_identity(tmp):
     out = subprocess.run(["debugfs", "-R", "cat /x", cfg["replica"]], capture_output=True,
                          text=True)
     assert out.stdout == "written\n"
+
+
+def test_format_never_wipes_a_file_system(tmp):
+    """A first attach retried (format still asked) keeps what is there."""
+    d, procs = tmp
+    adir, cfg = attach_dir(d)
+    p, st = start(adir, procs)
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", st["device"], mnt], check=True)
+    with open(os.path.join(mnt, "precious"), "w") as f:
+        f.write("data\n")
+    subprocess.run(["umount", mnt], check=True)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 0
+    adir, cfg = attach_dir(d, format=True, epoch=2)
+    p, st = start(adir, procs)
+    subprocess.run(["mount", st["device"], mnt], check=True)
+    with open(os.path.join(mnt, "precious")) as f:
+        assert f.read() == "data\n"
+    subprocess.run(["umount", mnt], check=True)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 0

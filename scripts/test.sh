@@ -73,7 +73,8 @@ suite "shim system tests (pytest, release build: static musl shim)" \
 	env HOLDFAST_BIN="$PWD/build/holdfast" \
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system/test_shim.py \
 	tests/system/test_shim_restart.py tests/system/test_isolation.py \
-	tests/system/test_mount_volumes.py tests/system/test_volume_attach.py
+	tests/system/test_mount_volumes.py tests/system/test_volume_attach.py \
+	tests/system/test_agent_attach.py
 
 if [ -d tests/cluster ] && ls tests/cluster/test_*.py >/dev/null 2>&1; then
 	suite "cluster tests (network namespaces, pytest)" \

@@ -689,6 +689,17 @@ static void agent_release(struct hf_agent *ag)
 		explicit_bzero(ag->node_token, strlen(ag->node_token));
 	free(ag->node_token);
 	free(ag->shim_bin);
+	free(ag->volume_bin);
+	for (size_t i = 0; i < ag->attach_want.len; i++) {
+		free(ag->attach_want.items[i].volume);
+		free(ag->attach_want.items[i].id);
+		free(ag->attach_want.items[i].replica);
+	}
+	HF_VEC_FREE(&ag->attach_want);
+	for (size_t i = 0; i < ag->attaches.len; i++)
+		free(ag->attaches.items[i].volume);
+	HF_VEC_FREE(&ag->attaches);
+	hf_strlist_release(&ag->replicas_deleted);
 	if (ag->lock_fd >= 0)
 		close(ag->lock_fd);
 	hf_strlist_release(&ag->hide);
@@ -961,6 +972,13 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	}
 	/* Checked now: a missing shim would fail every launch, later. */
 	ag->shim_bin = hf_shim_bin_next_to(bin);
+	{
+		/* holdfast-volume serves attached volumes: checked at use. */
+		char *slash = strrchr(bin, '/');
+
+		ag->volume_bin = hf_xasprintf("%.*s/holdfast-volume",
+					      (int)(slash - bin), bin);
+	}
 	free(bin);
 	rc = hf_shim_bin_check(ag->shim_bin, &note);
 	if (rc) {
@@ -1272,6 +1290,10 @@ static void supervise(struct hf_agent *ag, int sigfd)
 		next = prepare_poll(ag, &pfds, &refs, &n, &cap, &stops);
 		if (next > next_gc)
 			next = next_gc;
+		if (now >= ag->attach_next)
+			ag->attach_next = ag_attach_reconcile(ag);
+		if (ag->attach_next < next)
+			next = ag->attach_next;
 		pthread_mutex_unlock(&ag->mu);
 
 		send_stops(ag, stops.items, stops.len);

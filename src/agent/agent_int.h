@@ -176,6 +176,14 @@ struct ag_pool {
 	int lock_fd;               /* holds DIR/lock; -1 when none */
 };
 
+/* An attach directory the agent knows (attach.c). */
+struct ag_attach {
+	char *volume;
+	pid_t pid;                 /* a process this agent started; 0: none */
+	int64_t term_at;           /* monotonic ms SIGTERM was last sent */
+	int64_t failed_at;         /* monotonic ms of the last failed start */
+};
+
 /* The pool's bound when opts->launch_workers is 0. */
 #define AG_DEFAULT_WORKERS 8
 
@@ -192,6 +200,7 @@ struct hf_agent {
 	int lock_fd;               /* holds <data>/agent.lock */
 	char *node_token;          /* this node's own credential (nodeauth.h) */
 	char *shim_bin;            /* holdfast-shim, next to holdfast */
+	char *volume_bin;          /* holdfast-volume, next to holdfast */
 	/*
 	 * Immutable after start, but for info.storage's figures, which
 	 * ag_pool_refresh() updates under the lock.
@@ -211,6 +220,11 @@ struct hf_agent {
 	struct hf_strlist launched;        /* every id ever launched */
 	struct hf_strlist volumes_deleted; /* reported until not asked */
 	struct hf_strlist volumes_queued;  /* deletion queued or running */
+	/* The desired set's attachments, and what serves them (attach.c). */
+	HF_VEC(struct hf_proto_attachment) attach_want;
+	HF_VEC(struct ag_attach) attaches;
+	struct hf_strlist replicas_deleted; /* reported until not asked */
+	int64_t attach_next;       /* monotonic ms to reconcile them again */
 	HF_VEC(struct ag_job) jobs;        /* queued, oldest first */
 	HF_VEC(struct ag_job) running;     /* taken by a worker */
 	pthread_t *workers;
@@ -326,6 +340,31 @@ void ag_unbind_volumes(struct ag_task *t);
  * into parts (docs/protocol.md), so no service's keys lie inside another's.
  */
 bool ag_volume_key_valid(const char *key);
+
+/* ---- attach.c: attached volumes (docs/protocol.md, "Volumes") ---- */
+
+/*
+ * Brings the attach processes in line with the desired attachments:
+ * starts what is missing (detached), stops what is not wanted or serves
+ * an older epoch, reaps its children, removes the directories of
+ * detached volumes. Returns when to run again (monotonic ms). Lock held.
+ */
+int64_t ag_attach_reconcile(struct hf_agent *ag);
+/* Adds the node's volume reports and deleted replicas. Lock held. */
+void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req);
+/*
+ * Takes the answer's attachments (moved out of r) and deletes the replicas
+ * it names. Returns whether the supervisor has work: ag->attach_next is
+ * then now. Lock held.
+ */
+bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r);
+/*
+ * Whether volume is ready at epoch: 0 with *device and *identity (the
+ * shim's "expect") set, 1 while it is not yet (*why says why), -1 when it
+ * never will be. The caller frees the strings. Lock held.
+ */
+int ag_attach_ready(struct hf_agent *ag, const char *volume, int64_t epoch,
+		    char **device, char **identity, char **why);
 
 /* ---- pool.c ---- */
 

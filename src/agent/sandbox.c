@@ -136,6 +136,55 @@ static bool is_image(const struct launch *l, size_t i)
 	return v && v->type && strcmp(v->type, "MOUNT") == 0;
 }
 
+/* An attached volume (docs/protocol.md, "Volumes"): no directory here. */
+static bool is_external(const struct launch *l, size_t i)
+{
+	const struct hf_proto_volume *v = order_volume(l, i);
+
+	return v && v->type && strcmp(v->type, "EXTERNAL") == 0;
+}
+
+#define ATTACH_WAIT_MS 60000
+
+/*
+ * Waits until the attached volume i is ready at the order's epoch; sets
+ * the shim's mount. Lock not held.
+ */
+static int external_mount(struct launch *l, size_t i, struct hf_shim_mount *m,
+			  char **err)
+{
+	const struct hf_proto_volume *v = order_volume(l, i);
+	int64_t end = hf_mono_ms() + ATTACH_WAIT_MS;
+	char *device = NULL, *identity = NULL, *why = NULL;
+	int rc;
+
+	for (;;) {
+		pthread_mutex_lock(&l->ag->mu);
+		rc = ag_attach_ready(l->ag, v->key, v->epoch, &device,
+				     &identity, &why);
+		if (rc == 1 && (l->t->stop != AG_STOP_NONE ||
+				l->ag->stopping))
+			rc = -1;
+		pthread_mutex_unlock(&l->ag->mu);
+		if (rc != 1 || hf_mono_ms() >= end)
+			break;
+		free(why);
+		why = NULL;
+		hf_sleep_ms(50);
+	}
+	if (rc) {
+		*err = hf_xasprintf("%s", why ? why : "volume not attached");
+		free(why);
+		return -1;
+	}
+	free(why);
+	m->device = device;
+	m->expect = identity;
+	m->fstype = hf_xstrdup("ext4");
+	m->ro = v->ro;
+	return 0;
+}
+
 /* A MOUNT volume's image, inside its directory, which holds nothing else. */
 static char *image_path(const struct launch *l, size_t i)
 {
@@ -346,6 +395,19 @@ static int prepare_volumes(struct launch *l, char **err)
 				return -1;
 			continue;
 		}
+		if (is_external(l, i)) {
+			free(src);
+			if (!ag->isolate) {
+				*err = hf_xasprintf(
+				    "volume %s is an external volume: it needs "
+				    "an agent that runs tasks in mount "
+				    "namespaces (as root)",
+				    key);
+				l->permanent = true;
+				return -1;
+			}
+			continue;
+		}
 		if (hf_fs_mkdir_p(src, mode, mode) < 0) {
 			*err = hf_xasprintf("cannot create volume %s: %s", key,
 					    strerror(errno));
@@ -397,7 +459,8 @@ static int config_root(struct launch *l, const char *dest, char **rel,
 					    "is a volume's mount point", dest);
 			goto out;
 		}
-		if (v >= 0 && is_image(l, (size_t)v)) {
+		if (v >= 0 && (is_image(l, (size_t)v) ||
+			       is_external(l, (size_t)v))) {
 			*err = hf_xasprintf("config %s: cannot be written into "
 					    "MOUNT volume %s, a file system "
 					    "only the task mounts", dest,
@@ -615,6 +678,13 @@ static int isolation(struct launch *l, struct hf_shim_launch *sl, char **err)
 			if (depth(l->volume_paths.items[i]) != d)
 				continue;
 			m = HF_VEC_PUSH(&sl->mounts);
+			memset(m, 0, sizeof(*m));
+			if (is_external(l, i)) {
+				m->target = hf_xstrdup(l->volume_paths.items[i]);
+				if (external_mount(l, i, m, err))
+					return -1;
+				continue;
+			}
 			if (is_image(l, i)) {
 				m->source = image_path(l, i);
 				m->fstype = hf_xstrdup("ext4");

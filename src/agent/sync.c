@@ -74,6 +74,7 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 	for (size_t i = 0; i < ag->volumes_deleted.len; i++)
 		hf_strlist_push(&req.deleted_volumes,
 				ag->volumes_deleted.items[i]);
+	ag_attach_reports(ag, &req);
 	req.node_id = hf_xstrdup(ag->node_id);
 	/*
 	 * seq orders this agent's reports for the server (protocol.md):
@@ -338,6 +339,9 @@ static void apply_response(struct hf_agent *ag, struct hf_proto_sync_resp *r,
 		}
 	}
 	apply_volumes(ag, &r->delete_volumes);
+	/* Changed attachments: the supervisor reconciles them at once. */
+	if (ag_attach_apply(ag, r))
+		wake = true;
 	if (wake)
 		ag_wake(ag);
 }

@@ -1,0 +1,503 @@
+/*
+ * attach.c - the node's attached volumes: one holdfast-volume attach
+ * process per attachment of the desired set (docs/protocol.md, "Volumes";
+ * src/volume/attach.h), started detached so it outlives the agent, found
+ * again by its lock after an agent restart, stopped when its attachment
+ * leaves the desired set or changes epoch; and the replicas the server
+ * asks the node to delete.
+ *
+ * Everything here runs under ag->mu: the supervisor reconciles at every
+ * turn (ag_attach_reconcile), the sync reports and applies, a launch
+ * worker asks whether a volume is ready (ag_attach_ready).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/spawn.h"
+#include "common/util.h"
+
+/* A failed attach is tried again after this long, not in a hot loop. */
+#define RETRY_MS 10000
+/* SIGTERM is sent again this often to a process that has not detached. */
+#define TERM_AGAIN_MS 5000
+
+/* What one attach directory says. */
+struct seen {
+	bool alive;          /* its process holds attach.lock */
+	long pid;            /* that process, from the lock file */
+	int64_t epoch;       /* attach.json's; 0 when none */
+	char *id;            /* attach.json's */
+	char *state;         /* status.json's, or NULL */
+	int64_t st_epoch;
+	char *device, *message;
+};
+
+static void seen_release(struct seen *s)
+{
+	free(s->id);
+	free(s->state);
+	free(s->device);
+	free(s->message);
+	memset(s, 0, sizeof(*s));
+}
+
+/* A volume name usable as one directory entry. */
+static bool name_ok(const char *n)
+{
+	return n && *n && strcmp(n, ".") != 0 && strcmp(n, "..") != 0 &&
+	       !strchr(n, '/') && strlen(n) <= 255;
+}
+
+static char *attach_dir(const struct hf_agent *ag, const char *volume)
+{
+	return hf_xasprintf("%s/attach/%s", ag->data, volume);
+}
+
+static json_t *load_json(const char *dir, const char *name)
+{
+	char *path = hf_xasprintf("%s/%s", dir, name);
+	json_t *j = json_load_file(path, 0, NULL);
+
+	free(path);
+	return j;
+}
+
+static char *jdup(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? hf_xstrdup(s) : NULL;
+}
+
+static void look(const char *dir, struct seen *s)
+{
+	char *lock = hf_xasprintf("%s/attach.lock", dir);
+	int fd = open(lock, O_RDONLY | O_CLOEXEC);
+	json_t *a, *st;
+
+	memset(s, 0, sizeof(*s));
+	if (fd >= 0) {
+		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+			char buf[32];
+			ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+			buf[n > 0 ? n : 0] = '\0';
+			s->alive = true;
+			s->pid = strtol(buf, NULL, 10);
+		}
+		close(fd);
+	}
+	free(lock);
+	a = load_json(dir, "attach.json");
+	if (a) {
+		s->epoch = json_integer_value(json_object_get(a, "epoch"));
+		s->id = jdup(a, "id");
+		json_decref(a);
+	}
+	st = load_json(dir, "status.json");
+	if (st) {
+		s->state = jdup(st, "state");
+		s->st_epoch = json_integer_value(json_object_get(st, "epoch"));
+		s->device = jdup(st, "device");
+		s->message = jdup(st, "message");
+		json_decref(st);
+	}
+}
+
+static const struct hf_proto_attachment *wanted(const struct hf_agent *ag,
+						const char *volume)
+{
+	for (size_t i = 0; i < ag->attach_want.len; i++)
+		if (strcmp(ag->attach_want.items[i].volume, volume) == 0)
+			return &ag->attach_want.items[i];
+	return NULL;
+}
+
+static struct ag_attach *runtime(struct hf_agent *ag, const char *volume,
+				 bool add)
+{
+	struct ag_attach *r;
+
+	for (size_t i = 0; i < ag->attaches.len; i++)
+		if (strcmp(ag->attaches.items[i].volume, volume) == 0)
+			return &ag->attaches.items[i];
+	if (!add)
+		return NULL;
+	r = HF_VEC_PUSH(&ag->attaches);
+	memset(r, 0, sizeof(*r));
+	r->volume = hf_xstrdup(volume);
+	return r;
+}
+
+static char *replica_path(const struct hf_agent *ag,
+			  const struct hf_proto_attachment *w)
+{
+	return hf_xasprintf("%s/replicas/%s/%s/data", ag->pool.dir, w->id,
+			    w->replica);
+}
+
+/* Writes attach.json and starts the process. Returns 0 or -1 (logged). */
+static int start(struct hf_agent *ag, struct ag_attach *r,
+		 const struct hf_proto_attachment *w, const char *dir)
+{
+	char *replica = replica_path(ag, w), *rdir = hf_xstrdup(replica);
+	char *path = hf_xasprintf("%s/attach.json", dir);
+	char *status = hf_xasprintf("%s/status.json", dir);
+	char *logp = hf_xasprintf("%s/volume.log", dir), *err = NULL, *text;
+	char *argv[] = {ag->volume_bin, "attach", (char *)dir, NULL};
+	json_t *o;
+	struct hf_spawn sp;
+	pid_t pid;
+	int logfd = -1, rc = -1;
+
+	*strrchr(rdir, '/') = '\0';
+	if (hf_fs_mkdir_p(dir, 0700, 0700) < 0 ||
+	    hf_fs_mkdir_p(rdir, 0700, 0700) < 0) {
+		hf_log("volume %s: cannot make its directories: %s", w->volume,
+		       strerror(errno));
+		goto out;
+	}
+	o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:b, s:I, s:I}", "volume",
+		      w->volume, "id", w->id, "epoch", (json_int_t)w->epoch,
+		      "size", (json_int_t)w->size, "replica", replica, "format",
+		      w->format, "uid", (json_int_t)w->uid, "gid",
+		      (json_int_t)w->gid);
+	text = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	unlink(status);
+	if (!text || hf_write_file_atomic(path, text, strlen(text), 0600)) {
+		hf_log("volume %s: cannot write %s: %s", w->volume, path,
+		       strerror(errno));
+		free(text);
+		goto out;
+	}
+	free(text);
+	logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	memset(&sp, 0, sizeof(sp));
+	sp.path = ag->volume_bin;
+	sp.argv = argv;
+	sp.envp = NULL;
+	sp.in = -1;
+	sp.out = sp.err = logfd;
+	sp.new_session = true; /* it outlives the agent, as shims do */
+	if (hf_spawn_start(&sp, &pid, &err)) {
+		hf_log("volume %s: cannot start %s: %s", w->volume,
+		       ag->volume_bin, err);
+		free(err);
+		goto out;
+	}
+	hf_log("volume %s: attaching at epoch %lld (process %d)", w->volume,
+	       (long long)w->epoch, (int)pid);
+	r->pid = pid;
+	r->term_at = 0;
+	rc = 0;
+out:
+	if (logfd >= 0)
+		close(logfd);
+	free(replica);
+	free(rdir);
+	free(path);
+	free(status);
+	free(logp);
+	return rc;
+}
+
+static void terminate(struct ag_attach *r, const struct seen *s,
+		      const char *why)
+{
+	int64_t now = hf_mono_ms();
+
+	if (s->pid <= 0 || (r->term_at && now - r->term_at < TERM_AGAIN_MS))
+		return;
+	if (!r->term_at)
+		hf_log("volume %s: detaching (%s)", r->volume, why);
+	kill((pid_t)s->pid, SIGTERM);
+	r->term_at = now;
+}
+
+/* Reaps a process this agent started, once it exited. */
+static void reap(struct ag_attach *r)
+{
+	int st;
+
+	if (r->pid > 0 && waitpid(r->pid, &st, WNOHANG) == r->pid)
+		r->pid = 0;
+}
+
+/* The attach directories on disk, wanted or not. */
+static void scan(struct hf_agent *ag, struct hf_strlist *out)
+{
+	char *root = hf_xasprintf("%s/attach", ag->data);
+	DIR *d = opendir(root);
+	struct dirent *e;
+
+	for (size_t i = 0; i < ag->attach_want.len; i++)
+		if (name_ok(ag->attach_want.items[i].volume))
+			hf_strlist_push(out, ag->attach_want.items[i].volume);
+	while (d && (e = readdir(d)))
+		if (name_ok(e->d_name) && !hf_strlist_has(out, e->d_name))
+			hf_strlist_push(out, e->d_name);
+	if (d)
+		closedir(d);
+	free(root);
+}
+
+int64_t ag_attach_reconcile(struct hf_agent *ag)
+{
+	struct hf_strlist names = {0};
+	int64_t now = hf_mono_ms(), next = now + 2000;
+
+	scan(ag, &names);
+	for (size_t i = 0; i < names.len; i++) {
+		const char *vol = names.items[i];
+		const struct hf_proto_attachment *w = wanted(ag, vol);
+		struct ag_attach *r = runtime(ag, vol, true);
+		char *dir = attach_dir(ag, vol);
+		struct seen s;
+
+		reap(r);
+		look(dir, &s);
+		if (w && s.alive && s.epoch != w->epoch) {
+			terminate(r, &s, "a new epoch");
+			next = now + 200;
+		} else if (!w && s.alive) {
+			terminate(r, &s, "no longer in the desired set");
+			next = now + 200;
+		} else if (w && !s.alive && ag->pool.dir) {
+			bool failed = s.state && strcmp(s.state, "failed") == 0 &&
+				      s.epoch == w->epoch;
+
+			if (!failed || now - r->failed_at >= RETRY_MS) {
+				if (failed)
+					hf_log("volume %s: attaching again after "
+					       "a failure: %s",
+					       vol, s.message ? s.message : "?");
+				if (start(ag, r, w, dir) < 0)
+					r->failed_at = now;
+				next = now + 100;
+			}
+			if (failed && !r->failed_at)
+				r->failed_at = now;
+		} else if (!w && !s.alive && r->pid == 0) {
+			/* Detached and not wanted: nothing left to report. */
+			if (ag_rm_rf(dir) < 0)
+				hf_log("volume %s: cannot remove %s: %s", vol,
+				       dir, strerror(errno));
+		}
+		if (w && s.alive && s.epoch == w->epoch)
+			r->failed_at = 0;
+		if (w && s.alive && s.epoch == w->epoch &&
+		    !(s.state && strcmp(s.state, "ready") == 0 &&
+		      s.st_epoch == w->epoch))
+			next = now + 100; /* attaching: report it soon */
+		seen_release(&s);
+		free(dir);
+	}
+	/* Forget what has no directory and no process any more. */
+	for (size_t i = 0; i < ag->attaches.len;) {
+		struct ag_attach *r = &ag->attaches.items[i];
+
+		if (r->pid == 0 && !hf_strlist_has(&names, r->volume)) {
+			free(r->volume);
+			ag->attaches.items[i] =
+			    ag->attaches.items[--ag->attaches.len];
+		} else {
+			i++;
+		}
+	}
+	hf_strlist_release(&names);
+	return next;
+}
+
+void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
+{
+	struct hf_strlist names = {0};
+
+	scan(ag, &names);
+	for (size_t i = 0; i < names.len; i++) {
+		const struct hf_proto_attachment *w = wanted(ag,
+							     names.items[i]);
+		char *dir = attach_dir(ag, names.items[i]);
+		struct hf_proto_volume_report *v;
+		struct seen s;
+		const char *state;
+
+		look(dir, &s);
+		free(dir);
+		if (!w && !s.alive) {
+			seen_release(&s);
+			continue;
+		}
+		if (!w || (s.alive && s.epoch != w->epoch))
+			state = "detaching";
+		else if (w && !ag->pool.dir)
+			state = "failed";
+		else if (s.alive && s.state && strcmp(s.state, "ready") == 0 &&
+			 s.st_epoch == w->epoch)
+			state = "ready";
+		else if (s.state && strcmp(s.state, "failed") == 0 &&
+			 s.epoch == w->epoch)
+			state = "failed";
+		else
+			state = "attaching";
+		v = HF_VEC_PUSH(&req->volumes);
+		memset(v, 0, sizeof(*v));
+		v->volume = hf_xstrdup(names.items[i]);
+		v->id = hf_xstrdup(w ? w->id : s.id ? s.id : "unknown");
+		v->epoch = w ? w->epoch : s.epoch;
+		v->state = hf_xstrdup(state);
+		if (strcmp(state, "ready") == 0 && s.device)
+			v->device = hf_xstrdup(s.device);
+		if (strcmp(state, "failed") == 0)
+			v->message = hf_xstrdup(
+			    !ag->pool.dir ? "this node has no storage pool "
+					    "(--storage)"
+			    : s.message ? s.message
+					: "the attach process failed");
+		seen_release(&s);
+	}
+	hf_strlist_release(&names);
+	for (size_t i = 0; i < ag->replicas_deleted.len; i++)
+		hf_strlist_push(&req->deleted_replicas,
+				ag->replicas_deleted.items[i]);
+}
+
+/* Whether an attach process serves this volume id and replica now. */
+static bool replica_served(struct hf_agent *ag, const char *id)
+{
+	struct hf_strlist names = {0};
+	bool served = false;
+
+	scan(ag, &names);
+	for (size_t i = 0; i < names.len && !served; i++) {
+		char *dir = attach_dir(ag, names.items[i]);
+		struct seen s;
+
+		look(dir, &s);
+		served = s.alive && s.id && strcmp(s.id, id) == 0;
+		seen_release(&s);
+		free(dir);
+	}
+	hf_strlist_release(&names);
+	return served;
+}
+
+bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
+{
+	struct hf_strlist still = {0};
+	bool changed = r->attachments.len != ag->attach_want.len;
+
+	for (size_t i = 0; !changed && i < r->attachments.len; i++) {
+		const struct hf_proto_attachment *a = &r->attachments.items[i];
+		const struct hf_proto_attachment *w = wanted(ag, a->volume);
+
+		changed = !w || w->epoch != a->epoch;
+	}
+	for (size_t i = 0; i < ag->attach_want.len; i++) {
+		free(ag->attach_want.items[i].volume);
+		free(ag->attach_want.items[i].id);
+		free(ag->attach_want.items[i].replica);
+	}
+	ag->attach_want.len = 0;
+	/* Moved: the answer is released after this. */
+	for (size_t i = 0; i < r->attachments.len; i++) {
+		*HF_VEC_PUSH(&ag->attach_want) = r->attachments.items[i];
+		memset(&r->attachments.items[i], 0,
+		       sizeof(r->attachments.items[i]));
+	}
+	for (size_t i = 0; i < r->delete_replicas.len; i++) {
+		const struct hf_proto_replica_ref *d =
+		    &r->delete_replicas.items[i];
+		char *path;
+
+		hf_strlist_push(&still, d->replica);
+		if (hf_strlist_has(&ag->replicas_deleted, d->replica))
+			continue;
+		if (!ag->pool.dir || replica_served(ag, d->id))
+			continue;
+		path = hf_xasprintf("%s/replicas/%s/%s", ag->pool.dir, d->id,
+				    d->replica);
+		if (ag_rm_rf(path) == 0) {
+			char *parent = hf_xasprintf("%s/replicas/%s",
+						    ag->pool.dir, d->id);
+
+			rmdir(parent); /* the volume's last replica here */
+			free(parent);
+			hf_log("replica %s of volume %s deleted", d->replica,
+			       d->id);
+			hf_strlist_push(&ag->replicas_deleted, d->replica);
+		} else {
+			hf_log("cannot delete replica %s: %s", path,
+			       strerror(errno));
+		}
+		free(path);
+	}
+	/* Reported until the server stops asking. */
+	for (size_t i = 0; i < ag->replicas_deleted.len;) {
+		if (!hf_strlist_has(&still, ag->replicas_deleted.items[i])) {
+			free(ag->replicas_deleted.items[i]);
+			ag->replicas_deleted.items[i] =
+			    ag->replicas_deleted
+				.items[--ag->replicas_deleted.len];
+		} else {
+			i++;
+		}
+	}
+	hf_strlist_release(&still);
+	if (changed)
+		ag->attach_next = 0;
+	return changed;
+}
+
+int ag_attach_ready(struct hf_agent *ag, const char *volume, int64_t epoch,
+		    char **device, char **identity, char **why)
+{
+	const struct hf_proto_attachment *w = wanted(ag, volume);
+	char *dir;
+	struct seen s;
+	int rc = 1;
+
+	*device = *identity = *why = NULL;
+	if (!name_ok(volume)) {
+		*why = hf_xasprintf("volume name '%s' cannot be attached",
+				    volume);
+		return -1;
+	}
+	if (!w || w->epoch != epoch) {
+		*why = hf_xasprintf("volume %s is not attached to this node at "
+				    "epoch %lld yet",
+				    volume, (long long)epoch);
+		return 1;
+	}
+	dir = attach_dir(ag, volume);
+	look(dir, &s);
+	free(dir);
+	if (s.alive && s.epoch == epoch && s.state &&
+	    strcmp(s.state, "ready") == 0 && s.st_epoch == epoch && s.device) {
+		*device = hf_xstrdup(s.device);
+		*identity = hf_xasprintf("hf:%s:%lld", w->id, (long long)epoch);
+		rc = 0;
+	} else if (s.state && strcmp(s.state, "failed") == 0 &&
+		   s.epoch == epoch) {
+		*why = hf_xasprintf("volume %s failed to attach: %s", volume,
+				    s.message ? s.message : "?");
+	} else {
+		*why = hf_xasprintf("volume %s is still attaching", volume);
+	}
+	seen_release(&s);
+	return rc;
+}

@@ -216,6 +216,7 @@ class Cluster:
                     p.wait(5)
         # Shims and tasks outlive the agent by design: end them here.
         self.kill_tasks()
+        self.stop_volumes()
         self.remove_task_cgroups()
         subprocess.run(["sh", "-c", f"grep ' {self.tmp}' /proc/mounts | cut -d' ' -f2 | sort -r | "
                         f"xargs -r -n1 umount -l"], check=False)
@@ -258,11 +259,44 @@ class Cluster:
                 time.sleep(0.05)
 
     def kill_tasks(self):
+        """SIGKILL to every process of this cluster but its volume
+        processes (stop_volumes ends those)."""
         for pid in self.pids_matching(self.tmp):
+            try:
+                if b"holdfast-volume" in open(f"/proc/{pid}/cmdline", "rb").read():
+                    continue
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, FileNotFoundError):
+                pass
+
+    def stop_volumes(self):
+        """Attach processes outlive the agent too. Once the tasks are
+        gone, SIGTERM detaches each cleanly (its loop device cleared); one
+        that does not exit in time is killed and its loop device cleared
+        here, so no test leaves a device behind."""
+        pids = [p for p in self.pids_matching(self.tmp)
+                if b"holdfast-volume" in open(f"/proc/{p}/cmdline", "rb").read()]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 15
+        while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+            time.sleep(0.05)
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        for name in os.listdir("/sys/block"):
+            try:
+                with open(f"/sys/block/{name}/loop/backing_file") as f:
+                    backing = f.read().strip()
+            except OSError:
+                continue
+            if backing.startswith(self.tmp):
+                subprocess.run(["losetup", "-d", "/dev/" + name], check=False)
 
     @staticmethod
     def pids_matching(text):

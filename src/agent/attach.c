@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -216,6 +218,64 @@ out:
 	return rc;
 }
 
+/*
+ * The attach process of a volume died without detaching (kill -9, a
+ * crash): its device fails every I/O from now on. The tasks that mounted
+ * it are stopped as failed, so the server launches them again on the
+ * volume served anew; the dead device is cleared (deferred by the kernel
+ * until their mounts are gone).
+ */
+static void lost_process(struct hf_agent *ag, const char *vol,
+			 const char *dir, const struct seen *s)
+{
+	char *fuse = hf_xasprintf("%s/fuse/vol", dir);
+
+	hf_log("volume %s: its attach process died without detaching",
+	       vol);
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+		bool uses = false;
+
+		if (hf_task_state_final(t->state) || t->stop != AG_STOP_NONE ||
+		    !t->order)
+			continue;
+		for (size_t k = 0; k < t->order->volumes.len && !uses; k++) {
+			const struct hf_proto_volume *v =
+			    &t->order->volumes.items[k];
+
+			uses = v->type && strcmp(v->type, "EXTERNAL") == 0 &&
+			       strcmp(v->key, vol) == 0;
+		}
+		if (!uses)
+			continue;
+		free(t->stop_message);
+		t->stop_message = hf_xasprintf(
+		    "volume %s stopped being served (its attach process "
+		    "died): the task is stopped to mount it again",
+		    vol);
+		t->stop = AG_STOP_HEALTH;
+		ag_wake(ag);
+	}
+	if (s->device && strncmp(s->device, "/dev/loop", 9) == 0) {
+		char *sys = hf_xasprintf("/sys/block/%s/loop/backing_file",
+					 s->device + 5);
+		char *backing = NULL;
+
+		if (hf_read_file(sys, 4096, &backing, NULL) == 0 &&
+		    strncmp(backing, fuse, strlen(fuse)) == 0) {
+			int fd = open(s->device, O_RDWR | O_CLOEXEC);
+
+			if (fd >= 0) {
+				ioctl(fd, LOOP_CLR_FD, 0);
+				close(fd);
+			}
+		}
+		free(backing);
+		free(sys);
+	}
+	free(fuse);
+}
+
 static void terminate(struct ag_attach *r, const struct seen *s,
 		      const char *why)
 {
@@ -280,6 +340,9 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 		} else if (w && !s.alive && ag->pool.dir) {
 			bool failed = s.state && strcmp(s.state, "failed") == 0 &&
 				      s.epoch == w->epoch;
+
+			if (s.state && strcmp(s.state, "ready") == 0)
+				lost_process(ag, vol, dir, &s);
 
 			if (!failed || now - r->failed_at >= RETRY_MS) {
 				if (failed)

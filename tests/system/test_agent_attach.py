@@ -163,3 +163,33 @@ def test_a_task_waits_for_its_volume_and_a_node_without_pool_reports_failed(tmp_
         assert last is None or last["state"] in ("staging", "starting"), last
     finally:
         finish(a, vserver, tmp_path)
+
+
+def test_a_dead_attach_process_stops_its_tasks_and_is_replaced(tmp_path, vserver):
+    """kill -9 of the attach process under a running task: its device is
+    dead, so the task is stopped as failed (the server relaunches it), a
+    new process serves the volume, and the dead device is cleared."""
+    pool = tmp_path / "pool"
+    a = Agent(tmp_path, vserver, [*FAST, "--storage", str(pool)]).start()
+    try:
+        t1 = "pod-0-server__dead1"
+        vserver.set_volumes([attachment(1)], [ext_order(t1, 1, "exec sleep 1000")])
+        vserver.wait_state(t1, "running", timeout=60)
+        old = wait_volume(vserver, lambda v: v["state"] == "ready", "ready")["device"]
+        pid = attach_pid(a.data)
+        os.kill(pid, signal.SIGKILL)
+        rep = vserver.wait_report(t1, lambda r: r["state"] not in ("running", "starting"),
+                                  "to be stopped", timeout=60)
+        assert "stopped being served" in (rep.get("message") or ""), rep
+        wait_for(lambda: attach_pid(a.data) not in (0, pid), "a new attach process", 60)
+        wait_volume(vserver, lambda v: v["state"] == "ready", "ready again")
+        name = os.path.basename(old)
+        wait_for(lambda: not os.path.exists(f"/sys/block/{name}/loop/backing_file") or
+                 not read(f"/sys/block/{name}/loop/backing_file").startswith(str(a.data)),
+                 "the dead device cleared", 30)
+    finally:
+        pid = attach_pid(a.data)
+        try:
+            finish(a, vserver, tmp_path)
+        finally:
+            stop_attach(pid)

@@ -349,12 +349,13 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 					hf_log("volume %s: attaching again after "
 					       "a failure: %s",
 					       vol, s.message ? s.message : "?");
-				if (start(ag, r, w, dir) < 0)
-					r->failed_at = now;
-				next = now + 100;
-			}
-			if (failed && !r->failed_at)
+				/* The next try waits RETRY_MS if this fails. */
 				r->failed_at = now;
+				start(ag, r, w, dir);
+				next = now + 100;
+			} else if (r->failed_at + RETRY_MS < next) {
+				next = r->failed_at + RETRY_MS;
+			}
 		} else if (!w && !s.alive && r->pid == 0) {
 			/* Detached and not wanted: nothing left to report. */
 			if (ag_rm_rf(dir) < 0)

@@ -13,6 +13,11 @@ Rules:
              and a random source are passed in. (hf_xmalloc's out-of-memory
              abort lives in common/.)
   pure-exists model/ exists.
+  pure (files)
+             the volume program's codecs (PURE_FILES: frames, replica
+             metadata, bitmaps) are pure in a module that is not: the pure
+             rules hold for them, and of their own module they include
+             only each other (docs/design/volumes.md section 3).
   handler-fields
              server/api.c and server/ops.c assign no record field: HTTP
              handlers call operations (server/ops.c), which hand action
@@ -55,6 +60,9 @@ PURE_FORBIDDEN_CALLS = {
                "lrand48", "mrand48", "arc4random", "getrandom",
                "hf_random_hex", "hf_new_uuid", "RAND_bytes"),
 }
+PURE_FILES = tuple(f"src/volume/{name}" for name in (
+    "volume.h", "volume.c", "wire.h", "wire.c", "meta.h", "meta.c",
+    "bitmap.h", "bitmap.c"))
 HANDLER_FILES = ("src/server/api.c", "src/server/ops.c")
 FIELD_ASSIGN = re.compile(r"\b(svc|in|run|r|n|sl|cfg)->[a-z_]+ *=[^=]")
 SPAWN_FILE = "src/common/spawn.c"
@@ -142,11 +150,15 @@ def check(root):
                 if dep != mod:
                     graph[mod].add(dep)
                     edge_at.setdefault((mod, dep), where)
-            if mod in PURE:
+            if mod in PURE or path in PURE_FILES:
                 if inc.split("/")[0] in PURE_FORBIDDEN_MODULES or \
                         inc in PURE_FORBIDDEN_HEADERS:
                     report("pure", path, f"{where}: {mod}/ includes {inc}")
-        if mod in PURE:
+            if path in PURE_FILES and inc.split("/")[0] == mod and \
+                    f"src/{inc}" not in PURE_FILES:
+                report("pure", path, f"{where}: a pure file of {mod}/ "
+                       f"includes {inc}, which is not one")
+        if mod in PURE or path in PURE_FILES:
             for kind, names in PURE_FORBIDDEN_CALLS.items():
                 for name, off in calls(code, names):
                     report("pure", path, f"{path}:{line_of(code, off)}: "
@@ -221,6 +233,10 @@ def self_test():
                          'puts("fork()"); }\n',
         "src/common/spawn.c": "void s(void) { fork(); }\n",
         "src/common/clock.c": "void c(void) { clock_gettime(0, 0); }\n",
+        "src/volume/wire.c": '#include "volume/fuse.h"\n'
+                             '#include "volume/meta.h"\n'
+                             'void w(void) { abort(); }\n',
+        "src/volume/fuse.c": 'void u(void) { abort(); }\n',
     }
     with tempfile.TemporaryDirectory() as root:
         for rel, text in files.items():
@@ -232,7 +248,7 @@ def self_test():
         ("cycles", "src/a"), ("cycles", "src/b"), ("pure", "src/plan/p.c"),
         ("pure-exists", "src/model"), ("handler-fields", "src/server/api.c"),
         ("fork", "src/agent/x.c"), ("clock", "src/agent/x.c"),
-        ("clock", "src/plan/p.c"),
+        ("clock", "src/plan/p.c"), ("pure", "src/volume/wire.c"),
     }
     problems = []
     if set(found) != expect:
@@ -242,6 +258,10 @@ def self_test():
                  "time()", "random()"):
         if word not in pure:
             problems.append(f"the pure rule missed {word}: {pure}")
+    vpure = " ".join(found.get(("pure", "src/volume/wire.c"), []))
+    if "volume/fuse.h" not in vpure or "abort()" not in vpure or \
+            "volume/meta.h" in vpure:
+        problems.append(f"the pure rule for files is wrong: {vpure}")
     if pure.count("printf()") != 1 or pure.count("time()") != 1:
         problems.append(f"the pure rule counted a comment or a member: {pure}")
     if len(found.get(("handler-fields", "src/server/api.c"), [])) != 1:

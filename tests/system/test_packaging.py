@@ -398,7 +398,12 @@ def test_server_sandbox_allows_what_the_server_does(installed, nobody_dir):
                 "        goal: RUNNING\n        cmd: sleep 100\n        cpus: 0.1\n"
                 "        memory: 32\n        env: {V: '{{V}}'}\n")
         assert req("GET", "/v1/version")[0] == 200
-        assert req("POST", "/v1/services", {"spec": spec, "options": {"V": "1"}})[0] == 201
+        # The port file says "listening"; the lead (the store's lease)
+        # follows within moments, later under strace on a loaded machine.
+        st = wait_for(lambda: (lambda r: r if r[0] != 503 else None)(
+            req("POST", "/v1/services", {"spec": spec, "options": {"V": "1"}})), 30,
+            what="the server to lead")
+        assert st[0] == 201, st
         assert req("PUT", "/v1/services/sbx", {"spec": spec, "options": {"V": "2"}})[0] == 200
         assert req("GET", "/v1/services")[0] == 200
         assert req("GET", "/v1/service/sbx/plans/deploy")[0] in (200, 202)

@@ -38,25 +38,32 @@ suite "build (ASan+UBSan, -Werror)" make -j"$JOBS" build-asan/holdfast
 suite "module layout (tests/unit/test_layout.py)" make layout
 suite "unit tests (ASan+UBSan)" make -j"$JOBS" unit
 
+# One target for its bounded time; its log printed when it fails.
+fuzz_one() {
+	local t=$1 secs=$2 name corpus work
+	name=$(basename "$t")
+	corpus=tests/fuzz/corpus/${name#fuzz_}
+	work=$(mktemp -d)
+	[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+	if ! "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 "$work" >"$work.log" 2>&1; then
+		echo "-- $name FAILED"
+		tail -n 60 "$work.log"
+		rm -rf "$work" "$work.log"
+		return 1
+	fi
+	echo "-- $name for ${secs}s: $(grep -E '^stat::number_of_executed_units' "$work.log" || echo done)"
+	rm -rf "$work" "$work.log"
+}
+
+# The targets run $JOBS at a time (each is one process on one core), every
+# one for its full time.
 run_fuzz() {
 	local secs=${HF_FUZZ_SECONDS:-30}
 	make -j"$JOBS" fuzz || return 1
-	local t name corpus work
-	for t in build-fuzz/fuzz_*; do
-		name=$(basename "$t")
-		corpus=tests/fuzz/corpus/${name#fuzz_}
-		work=$(mktemp -d)
-		[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
-		echo "-- $name for ${secs}s"
-		if ! "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-			-print_final_stats=1 "$work" >"$work.log" 2>&1; then
-			tail -n 60 "$work.log"
-			rm -rf "$work" "$work.log"
-			return 1
-		fi
-		grep -E '^(stat::number_of_executed_units|Done)' "$work.log" || true
-		rm -rf "$work" "$work.log"
-	done
+	export -f fuzz_one
+	printf '%s\n' build-fuzz/fuzz_* |
+		xargs -P "$JOBS" -I{} bash -c 'fuzz_one "$1" "$2"' _ {} "$secs"
 }
 suite "fuzz (libFuzzer, ASan+UBSan)" run_fuzz
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +119,10 @@ static const struct hf_cmd_flag dev_flags[] = {
      "(default /var/lib/holdfast/dev)"},
     {"--listen", "ADDR", 'l',
      "the API's address and port (default 127.0.0.1:7070)"},
+    {"--nodes", "N", 'n',
+     "run N agents (1-9, default 1) as nodes dev-1 ... dev-N: data in "
+     "DIR/agent-<i>, a pool in DIR/agent-<i>/pool with an N-th of the free "
+     "space, attribute zone=dev-<i>, a share of the ports 10000-20000"},
 };
 
 const struct hf_cmd_flag *hf_dev_flag(size_t i)
@@ -127,12 +132,14 @@ const struct hf_cmd_flag *hf_dev_flag(size_t i)
 
 const struct hf_cmd hf_dev_cmd = {
     "dev", NULL, hf_dev_main, "[FLAG...]",
-    "run a server and one agent on this machine",
+    "run a server and one agent (or N) on this machine",
     "Starts `holdfast server` and `holdfast agent` as two processes on\n"
     "this machine (embedded SQLite store under DIR/server, the agent's\n"
     "sandboxes and volumes under DIR/agent, its storage pool in\n"
     "DIR/agent/pool) and restarts either if it dies. Tasks keep running\n"
-    "when dev stops.",
+    "when dev stops. With --nodes N it runs N agents, nodes dev-1 ...\n"
+    "dev-N, each with its own data, pool, zone and ports, so placement,\n"
+    "spreading and node loss can be tried on one machine.",
     hf_dev_flag};
 
 /*
@@ -176,15 +183,118 @@ static void start_or_wait(struct child *c)
 	free(err);
 }
 
+#define MAX_NODES 9
+
+/* One agent's command line and the strings it points to. */
+struct agent_args {
+	char *name, *data, *pool, *node, *zone, *ports, *storage;
+	char *argv[20];
+};
+
+static void agent_args_release(struct agent_args *a)
+{
+	free(a->name);
+	free(a->data);
+	free(a->pool);
+	free(a->node);
+	free(a->zone);
+	free(a->ports);
+	free(a->storage);
+	memset(a, 0, sizeof(*a));
+}
+
+/*
+ * Agent i of n. One agent keeps what dev always gave it (DIR/agent, the
+ * host's name, a pool of the free space); several are nodes dev-<i> with
+ * their own data, pool (an n-th of the free space: they share one disk),
+ * zone and share of the ports 10000-20000 (tasks of two "nodes" never
+ * bind the same port on this one machine). Returns 0 or -1 (errno).
+ */
+static int agent_args_build(struct agent_args *a, char *exe, char *url,
+			    const char *data, int i, int n)
+{
+	size_t k = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (n == 1) {
+		a->name = hf_xstrdup("agent");
+		a->data = hf_xasprintf("%s/agent", data);
+		a->pool = hf_xasprintf("%s/pool", a->data);
+		a->storage = hf_xstrdup(a->pool);
+	} else {
+		struct statvfs sv;
+		int64_t share_mb = 0;
+		int width = 10000 / n;
+
+		a->name = hf_xasprintf("agent dev-%d", i + 1);
+		a->data = hf_xasprintf("%s/agent-%d", data, i + 1);
+		a->pool = hf_xasprintf("%s/pool", a->data);
+		a->node = hf_xasprintf("dev-%d", i + 1);
+		a->zone = hf_xasprintf("zone=dev-%d", i + 1);
+		a->ports = hf_xasprintf("ports=%d-%d", 10000 + i * width,
+					10000 + (i + 1) * width - 1);
+		if (statvfs(data, &sv) == 0)
+			share_mb = (int64_t)((double)sv.f_bavail *
+					     (double)sv.f_frsize / n /
+					     (1024 * 1024));
+		if (share_mb < 64)
+			share_mb = 64;
+		a->storage = hf_xasprintf("%s,size=%lldM", a->pool,
+					  (long long)share_mb);
+	}
+	if (hf_fs_mkdir_p(a->data, 0750, 0750))
+		return -1;
+	a->argv[k++] = exe;
+	a->argv[k++] = (char *)"agent";
+	a->argv[k++] = (char *)"--server";
+	a->argv[k++] = url;
+	a->argv[k++] = (char *)"--data";
+	a->argv[k++] = a->data;
+	/* The server's store is next to the agent's data: no task sees it. */
+	a->argv[k++] = (char *)"--hide-from-tasks";
+	a->argv[k++] = (char *)data;
+	/* A storage pool (docs/design/volumes.md §8.3). */
+	a->argv[k++] = (char *)"--storage";
+	a->argv[k++] = a->storage;
+	if (a->node) {
+		a->argv[k++] = (char *)"--node-id";
+		a->argv[k++] = a->node;
+		a->argv[k++] = (char *)"--attributes";
+		a->argv[k++] = a->zone;
+		a->argv[k++] = (char *)"--resources";
+		a->argv[k++] = a->ports;
+	}
+	a->argv[k] = NULL;
+	return 0;
+}
+
+static bool any_running(const struct child *kids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (kids[i].pid > 0)
+			return true;
+	return false;
+}
+
+static bool any_waiting(const struct child *kids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (kids[i].restart_at)
+			return true;
+	return false;
+}
+
 int hf_dev_main(int argc, char **argv)
 {
 	struct option longopts[HF_ARRAY_LEN(dev_flags) + 1];
 	const char *data = "/var/lib/holdfast/dev";
 	const char *listen = "127.0.0.1:7070";
-	char *exe, *sdata, *adata, *pool, *url, *port, *port_file, *lock;
+	char *exe, *sdata, *url, *port, *port_file, *lock;
 	char *err = NULL;
-	char *server_argv[10], *agent_argv[12];
-	struct child kids[2];
+	char *server_argv[10];
+	struct agent_args agents[MAX_NODES];
+	struct child kids[1 + MAX_NODES];
+	int nodes = 1, nkids, built = 0;
 	sigset_t mask, oldmask;
 	int sfd, c, lock_fd = -1, rc = HF_EXIT_OK;
 	bool stopping = false, server_up = false;
@@ -198,6 +308,17 @@ int hf_dev_main(int argc, char **argv)
 			data = optarg;
 		} else if (c == 'l') {
 			listen = optarg;
+		} else if (c == 'n') {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end || n < 1 || n > MAX_NODES) {
+				fprintf(stderr, "holdfast dev: --nodes %s: a "
+						"number of nodes from 1 to %d\n",
+					optarg, MAX_NODES);
+				return hf_cmd_usage(&hf_dev_cmd);
+			}
+			nodes = (int)n;
 		} else {
 			fprintf(stderr, "holdfast dev: unknown or incomplete "
 					"flag %s\n",
@@ -216,13 +337,10 @@ int hf_dev_main(int argc, char **argv)
 		return HF_EXIT_FAIL;
 	}
 	sdata = hf_xasprintf("%s/server", data);
-	adata = hf_xasprintf("%s/agent", data);
-	pool = hf_xasprintf("%s/pool", adata);
 	lock = hf_xasprintf("%s/dev.lock", data);
 	port_file = hf_xasprintf("%s/port", sdata);
 	if (hf_fs_mkdir_p(data, 0750, 0750) ||
-	    hf_fs_mkdir_p(sdata, 0750, 0700) ||
-	    hf_fs_mkdir_p(adata, 0750, 0750)) {
+	    hf_fs_mkdir_p(sdata, 0750, 0700)) {
 		fprintf(stderr, "holdfast dev: cannot create %s: %s%s\n", data,
 			strerror(errno),
 			errno == EACCES || errno == EPERM
@@ -261,26 +379,21 @@ int hf_dev_main(int argc, char **argv)
 	server_argv[6] = (char *)"--port-file";
 	server_argv[7] = port_file;
 	server_argv[8] = NULL;
-	agent_argv[0] = exe;
-	agent_argv[1] = (char *)"agent";
-	agent_argv[2] = (char *)"--server";
-	agent_argv[3] = url;
-	agent_argv[4] = (char *)"--data";
-	agent_argv[5] = adata;
-	/* The server's store is next to the agent's data: no task sees it. */
-	agent_argv[6] = (char *)"--hide-from-tasks";
-	agent_argv[7] = (char *)data;
-	/*
-	 * A storage pool (docs/design/volumes.md §8.3) without size=: the
-	 * filesystem's free space, as the only node's.
-	 */
-	agent_argv[8] = (char *)"--storage";
-	agent_argv[9] = pool;
-	agent_argv[10] = NULL;
 	kids[0] = (struct child){"server", server_argv, "HOLDFAST_ADMIN_TOKEN",
 				 0, 0, 0, 0};
-	kids[1] = (struct child){"agent", agent_argv, "HOLDFAST_TOKEN",
-				 0, 0, 0, 0};
+	for (int i = 0; i < nodes; i++) {
+		built = i + 1;
+		if (agent_args_build(&agents[i], exe, url, data, i, nodes)) {
+			fprintf(stderr, "holdfast dev: cannot create %s: %s\n",
+				agents[i].data, strerror(errno));
+			free(url);
+			rc = HF_EXIT_FAIL;
+			goto out;
+		}
+		kids[1 + i] = (struct child){agents[i].name, agents[i].argv,
+					     "HOLDFAST_TOKEN", 0, 0, 0, 0};
+	}
+	nkids = 1 + nodes;
 	dev_token = hf_cred_new_token();
 
 	sigemptyset(&mask);
@@ -300,9 +413,8 @@ int hf_dev_main(int argc, char **argv)
 		stopping = true;
 		rc = HF_EXIT_FAIL;
 	}
-	while (kids[0].pid > 0 || kids[1].pid > 0 ||
-	       (!stopping && (kids[0].restart_at || kids[1].restart_at ||
-			      !server_up))) {
+	while (any_running(kids, nkids) ||
+	       (!stopping && (any_waiting(kids, nkids) || !server_up))) {
 		struct signalfd_siginfo si;
 		struct pollfd pfd = {sfd, POLLIN, 0};
 		int64_t now = hf_now_ms(), next = -1;
@@ -313,12 +425,13 @@ int hf_dev_main(int argc, char **argv)
 		if (!server_up && !stopping) {
 			if (access(port_file, F_OK) == 0) {
 				server_up = true;
-				start_or_wait(&kids[1]);
+				for (int i = 1; i < nkids; i++)
+					start_or_wait(&kids[i]);
 			} else {
 				next = 100;
 			}
 		}
-		for (int i = 0; i < 2 && !stopping; i++) {
+		for (int i = 0; i < nkids && !stopping; i++) {
 			if (!kids[i].restart_at)
 				continue;
 			if (kids[i].restart_at <= now)
@@ -336,7 +449,7 @@ int hf_dev_main(int argc, char **argv)
 		}
 		if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
 			stopping = true;
-			for (int i = 0; i < 2; i++)
+			for (int i = 0; i < nkids; i++)
 				if (kids[i].pid > 0)
 					kill(kids[i].pid, SIGTERM);
 			continue;
@@ -344,7 +457,7 @@ int hf_dev_main(int argc, char **argv)
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			char *how;
 
-			for (int i = 0; i < 2; i++) {
+			for (int i = 0; i < nkids; i++) {
 				if (kids[i].pid != pid)
 					continue;
 				kids[i].pid = 0;
@@ -367,8 +480,10 @@ int hf_dev_main(int argc, char **argv)
 						   : WTERMSIG(status));
 					stopping = true;
 					rc = HF_EXIT_FAIL;
-					if (kids[1].pid > 0)
-						kill(kids[1].pid, SIGTERM);
+					for (int k = 1; k < nkids; k++)
+						if (kids[k].pid > 0)
+							kill(kids[k].pid,
+							     SIGTERM);
 					continue;
 				}
 				how = hf_xasprintf(
@@ -390,8 +505,8 @@ out:
 		close(lock_fd);
 	free(exe);
 	free(sdata);
-	free(adata);
-	free(pool);
+	for (int k = 0; k < built; k++)
+		agent_args_release(&agents[k]);
 	free(lock);
 	free(port_file);
 	if (dev_token)

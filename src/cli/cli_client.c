@@ -2260,6 +2260,32 @@ static int cmd_task_exec(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* volume                                                               */
 
+/*
+ * The STATUS of an external volume's row (GET /v1/volumes: type
+ * EXTERNAL): its status with size, repl, epoch and each replica's node
+ * and state, e.g. "external, in use (attached), 1024 MiB, repl 1, epoch
+ * 2, replica n1 in_sync". NULL for other rows.
+ */
+static char *external_status(const json_t *v)
+{
+	const char *type = jstr(v, "type");
+	struct hf_buf b = HF_BUF_INIT;
+	const json_t *r;
+	size_t i;
+
+	if (!type || strcmp(type, "EXTERNAL") != 0)
+		return NULL;
+	hf_buf_addf(&b, "external, %s, %lld MiB, repl %lld, epoch %lld",
+		    jstr(v, "status") ? jstr(v, "status") : "?",
+		    (long long)(jint(v, "size") >> 20), (long long)jint(v, "repl"),
+		    (long long)jint(v, "epoch"));
+	json_array_foreach(json_object_get(v, "replicas"), i, r)
+		hf_buf_addf(&b, ", replica %s %s",
+			    jstr(r, "node") ? jstr(r, "node") : "?",
+			    jstr(r, "state") ? jstr(r, "state") : "?");
+	return hf_buf_detach(&b);
+}
+
 static int cmd_volume_list(int argc, char **argv)
 {
 	char *path;
@@ -2304,12 +2330,16 @@ static int cmd_volume_list(int argc, char **argv)
 		{
 			char when[40];
 			json_int_t since = jint(v, "since");
+			char *ext = external_status(v);
+			const char *node = jstr(v, "node");
 
 			const char *row[] = {
-			    jstr(v, "key"), jstr(v, "node"), jstr(v, "status"),
+			    jstr(v, "key"), node ? node : "-",
+			    ext ? ext : jstr(v, "status"),
 			    since ? iso_time(since, when, sizeof(when)) : "-"};
 
 			table_row(&t, row, HF_ARRAY_LEN(row), jstr(v, "why"));
+			free(ext);
 		}
 		table_print(&t);
 		table_release(&t);

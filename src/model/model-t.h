@@ -329,6 +329,17 @@ struct hf_node_storage {
 	int64_t capacity, provisioned, used, free;
 };
 
+/*
+ * What a node's agent last said of one volume it serves (docs/protocol.md,
+ * "volumes"): the server launches tasks that use a volume only once the
+ * node reported it ready at the epoch their orders name.
+ */
+struct hf_node_volrep {
+	char *volume;
+	uint64_t epoch;
+	bool ready;
+};
+
 struct hf_node {
 	char *id;
 	char *hostname;
@@ -340,6 +351,8 @@ struct hf_node {
 	int64_t last_seen;      /* its agent's last sync (unix ms) */
 	bool decommissioned;    /* no new placements; its pods are replaced */
 	struct hf_node_storage *storage; /* owned; NULL: storage-less */
+	/* Its agent's latest volume reports; memory only (the next sync). */
+	HF_VEC(struct hf_node_volrep) volreps;
 	size_t idx;             /* its position in the model's nodes (never removed) */
 	/* Owned by the server, which frees it; opaque here. */
 	struct hf_node_link *link;

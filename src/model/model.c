@@ -722,6 +722,22 @@ void hf_model_node_storage_free(struct hf_node_storage *st)
 	free(st);
 }
 
+void hf_model_node_volreps_clear(struct hf_node *n)
+{
+	for (size_t i = 0; i < n->volreps.len; i++)
+		free(n->volreps.items[i].volume);
+	n->volreps.len = 0;
+}
+
+const struct hf_node_volrep *hf_model_node_volrep(const struct hf_node *n,
+						  const char *volume)
+{
+	for (size_t i = 0; n && i < n->volreps.len; i++)
+		if (strcmp(n->volreps.items[i].volume, volume) == 0)
+			return &n->volreps.items[i];
+	return NULL;
+}
+
 void hf_model_node_free(struct hf_node *n)
 {
 	if (!n)
@@ -732,6 +748,8 @@ void hf_model_node_free(struct hf_node *n)
 	free(n->cgroups);
 	hf_kvlist_release(&n->attributes);
 	hf_model_node_storage_free(n->storage);
+	hf_model_node_volreps_clear(n);
+	HF_VEC_FREE(&n->volreps);
 	free(n);
 }
 

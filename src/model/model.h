@@ -189,6 +189,11 @@ void hf_model_service_remove(struct hf_model *m, struct hf_service *svc);
 void hf_model_release(struct hf_model *m);
 void hf_model_service_free(struct hf_service *svc);
 void hf_model_node_free(struct hf_node *n);
+/* Forgets a node's volume reports (model-t.h's hf_node_volrep). */
+void hf_model_node_volreps_clear(struct hf_node *n);
+/* The node's latest report of that volume, or NULL (n may be NULL). */
+const struct hf_node_volrep *hf_model_node_volrep(const struct hf_node *n,
+						  const char *volume);
 /* Frees a pool record (NULL is fine). */
 void hf_model_node_storage_free(struct hf_node_storage *st);
 void hf_model_instance_free(struct hf_instance *in);

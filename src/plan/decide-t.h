@@ -35,6 +35,7 @@ enum hf_action_kind {
 	HF_ACT_START_PLAN, /* starts (or restarts) a plan run */
 	HF_ACT_SET_TARGET, /* a config becomes the target; the old, previous */
 	HF_ACT_VOLUME,     /* a volume is kept, deleted, reused or gone */
+	HF_ACT_XVOL,       /* a replicated volume is made, attached, ... */
 	HF_ACT_REMOVE_INSTANCE,
 	HF_ACT_REMOVE_SERVICE,
 	HF_ACT_ADD_SERVICE, /* a new service with its first config, its target */
@@ -226,6 +227,51 @@ struct hf_act_volume {
 };
 
 /*
+ * HF_ACT_XVOL: what happens to replicated volume `name` (model-t.h's
+ * struct hf_xvol; the action's service and instance are its owner's).
+ * Each is written to /volumes/<name> before any agent can see it.
+ */
+enum hf_xvol_op {
+	/*
+	 * A new volume, ACTIVE, owned by the action's instance: id, size,
+	 * repl, min_sync, ro, created (at), and one replica (replica, on
+	 * node) NEW. The applier gives it its secret. Nothing if the name
+	 * is taken.
+	 */
+	HF_XVOLOP_CREATE,
+	/* A KEPT volume of the action's service is the instance's again. */
+	HF_XVOLOP_ADOPT,
+	/* Attached on node at epoch (higher than the volume's). */
+	HF_XVOLOP_ATTACH,
+	/*
+	 * Node reported it ready at epoch (the volume's): its file system
+	 * exists (formatted) and the node's replica is IN_SYNC.
+	 */
+	HF_XVOLOP_READY,
+	/* No longer attached anywhere. */
+	HF_XVOLOP_DETACH,
+	/* Its instance is gone: KEPT, detached, no instance. */
+	HF_XVOLOP_KEEP,
+	/* To be deleted: DELETING, detached, every replica DELETING. */
+	HF_XVOLOP_DELETE,
+	/*
+	 * Node deleted replica `replica`: it goes, and a DELETING volume
+	 * without replicas goes with it.
+	 */
+	HF_XVOLOP_REPLICA_GONE,
+};
+struct hf_act_xvol {
+	enum hf_xvol_op op;
+	char *name;
+	char *id, *replica, *node;
+	int64_t size;
+	unsigned repl, min_sync;
+	bool ro;
+	uint64_t epoch;
+	int64_t at;
+};
+
+/*
  * HF_ACT_ADD_SERVICE (the service is the action's), HF_ACT_ADD_CONFIG: a
  * loaded config without an id (model.h's hf_model_config_load), which the
  * applier takes (the pointer becomes NULL) and gives id `id`. If it cannot
@@ -283,6 +329,7 @@ struct hf_action {
 		struct hf_act_start_plan start;
 		struct hf_act_set_target target;
 		struct hf_act_volume vol;
+		struct hf_act_xvol xvol;
 		struct hf_act_config config;
 		struct hf_act_service svc;
 		struct hf_act_node node;

@@ -91,6 +91,12 @@ static void action_release(struct hf_action *x)
 		free(x->u.vol.node);
 		free(x->u.vol.why);
 		break;
+	case HF_ACT_XVOL:
+		free(x->u.xvol.name);
+		free(x->u.xvol.id);
+		free(x->u.xvol.replica);
+		free(x->u.xvol.node);
+		break;
 	case HF_ACT_ADD_SERVICE:
 	case HF_ACT_ADD_CONFIG:
 		free(x->u.config.id);
@@ -148,6 +154,7 @@ const char *hf_action_kind_name(enum hf_action_kind kind)
 	    [HF_ACT_START_PLAN] = "START_PLAN",
 	    [HF_ACT_SET_TARGET] = "SET_TARGET",
 	    [HF_ACT_VOLUME] = "VOLUME",
+	    [HF_ACT_XVOL] = "XVOL",
 	    [HF_ACT_REMOVE_INSTANCE] = "REMOVE_INSTANCE",
 	    [HF_ACT_REMOVE_SERVICE] = "REMOVE_SERVICE",
 	    [HF_ACT_ADD_SERVICE] = "ADD_SERVICE",
@@ -826,6 +833,18 @@ static const struct hf_node *place(const struct hf_model *m,
 			cd->unusable_why = notes.items[notes.len - 1];
 		}
 	}
+	if (pod->external_volumes.len) {
+		char *refuse = hf_decide_xvol_candidates(m, svc, pod, in, cands,
+							 nn, &notes);
+
+		if (refuse) {
+			unplaced(m, svc, in, refuse, true, out);
+			free(refuse);
+			free(cands);
+			hf_strlist_release(&notes);
+			goto out;
+		}
+	}
 	pick = -1;
 	{
 		/*
@@ -1137,6 +1156,10 @@ static void act_step(const struct hf_model *m, const struct hf_service *svc,
 			goto out;
 		node = n->id;
 	}
+	/* Its external volumes are attached there before anything runs. */
+	if (pod->external_volumes.len &&
+	    !hf_decide_xvols_attached(m, svc, pod, in, node, ctx, out))
+		goto out;
 	if (in->replace_pending &&
 	    !replace_tasks_done(svc, cfg, pod, in, node, ctx, out))
 		goto out;
@@ -2050,7 +2073,6 @@ static void recover(const struct hf_model *m, const struct hf_service *svc,
 		    const struct hf_config *cfg, const struct claims *cl,
 		    struct hf_decide_ctx *ctx, struct hf_actions *out)
 {
-	(void)m;
 	for (size_t i = 0; i < svc->instances.len; i++) {
 		const struct hf_instance *in = svc->instances.items[i];
 		const struct hf_spec_pod *pod = hf_model_pod(cfg, in->pod);
@@ -2085,9 +2107,16 @@ static void recover(const struct hf_model *m, const struct hf_service *svc,
 						? r->config_id
 						: cfg->id;
 		}
-		if (todo.len)
-			launch(svc, config_id, NULL, "recovery", in, in->node,
-			       &todo, true, ctx, out);
+		if (todo.len) {
+			const struct hf_spec_pod *lpod =
+			    hf_model_pod(hf_model_config(svc, config_id), in->pod);
+
+			if (!lpod || !lpod->external_volumes.len ||
+			    hf_decide_xvols_attached(m, svc, lpod, in, in->node,
+						     ctx, out))
+				launch(svc, config_id, NULL, "recovery", in,
+				       in->node, &todo, true, ctx, out);
+		}
 		hf_strlist_release(&todo);
 	}
 }
@@ -2313,6 +2342,11 @@ void hf_decide_removal(const struct hf_model *m, const struct hf_service *svc,
 		const struct hf_node *n = hf_model_node(m, in->node);
 		char *key;
 
+		/* External volumes: detached, then kept or deleted. */
+		hf_decide_xvols_release(m, svc, in,
+					svc->delete_volumes ? HF_XVOLOP_DELETE
+							    : HF_XVOLOP_KEEP,
+					"the service was removed", out);
 		if (!n)
 			continue;
 		key = hf_model_volume_key(svc->name, in->name);
@@ -2334,8 +2368,10 @@ void hf_decide_removal(const struct hf_model *m, const struct hf_service *svc,
 	 * Volumes kept from an earlier life of the service go too: those of
 	 * instances this one had not placed yet would be orphans otherwise.
 	 */
-	if (svc->delete_volumes)
+	if (svc->delete_volumes) {
 		hf_decide_delete_kept(m, svc->name, NULL, "scheduler", out);
+		hf_decide_xvols_delete_kept(m, svc->name, "scheduler", out);
+	}
 	hf_actions_push(out, HF_ACT_REMOVE_SERVICE, svc->name, NULL, NULL);
 	hf_actions_log(out, "service %s: removed%s", svc->name,
 		       svc->delete_volumes ? " (volumes deleted)"
@@ -2472,6 +2508,13 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 	    svc->name, in->name, in->node ? in->node : "(none)");
 	event(out, "scheduler", svc->name, "pod", in->name, in->node,
 	      "replaced", "volumes deleted; launched afresh");
+	/*
+	 * External volumes stay the instance's, data and all (the SDK with
+	 * Portworx does the same): only detached, to be attached again
+	 * where it is placed (their replica's node).
+	 */
+	hf_decide_xvols_release(m, svc, in, HF_XVOLOP_DETACH,
+				"the pod is being replaced", out);
 	hf_actions_push(out, HF_ACT_UNPLACE, svc->name, in->name, NULL);
 	for (size_t k = 0; k < in->slots.len; k++) {
 		x = slot_act(out, svc, in, in->slots.items[k].task);
@@ -2743,6 +2786,9 @@ void hf_decide_decommission(const struct hf_model *m,
 		      keep ? "volumes kept" : "volumes deleted");
 		free(key);
 	}
+	/* External volumes outlive a scale-in, as Portworx's do. */
+	hf_decide_xvols_release(m, svc, in, HF_XVOLOP_KEEP,
+				"the pod was decommissioned", out);
 	hf_actions_push(out, HF_ACT_REMOVE_INSTANCE, svc->name, in->name, NULL);
 }
 

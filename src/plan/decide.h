@@ -172,6 +172,56 @@ void hf_decide_volumes_deleted(const struct hf_model *m, const char *node,
 			       struct hf_actions *out);
 
 /* ------------------------------------------------------------------ */
+/* Replicated volumes (plan/xvol.c)                                     */
+
+/*
+ * An instance of pod with external volumes is about to be placed: a
+ * name held by another service's volume, or by a volume being deleted,
+ * makes it unplaceable (the message returned, the caller frees it).
+ * Otherwise candidates are narrowed in cands[0..n) (by node id; reasons
+ * kept in notes): a volume that exists already has its replica on one
+ * node, which alone may take the instance (one replica: repl=1); new
+ * volumes need a node with a storage pool whose capacity, less what the
+ * server placed there, holds them. Returns NULL then.
+ */
+struct hf_place_node;
+char *hf_decide_xvol_candidates(const struct hf_model *m,
+				const struct hf_service *svc,
+				const struct hf_spec_pod *pod,
+				const struct hf_instance *in,
+				struct hf_place_node *cands, size_t n,
+				struct hf_strlist *notes);
+/*
+ * Before tasks of instance `in` (of pod) launch on node: each of its
+ * external volumes exists (made, with its replica on node, or a KEPT one
+ * of the service taken back), is attached on node (a new epoch, stored
+ * before any agent sees it) and node reported it ready at that epoch.
+ * Returns true when all are; else appends what moves them on, sets the
+ * instance's message to what it waits for, and returns false.
+ */
+bool hf_decide_xvols_attached(const struct hf_model *m,
+			      const struct hf_service *svc,
+			      const struct hf_spec_pod *pod,
+			      const struct hf_instance *in, const char *node,
+			      struct hf_decide_ctx *ctx, struct hf_actions *out);
+/*
+ * The external volumes of instance `in` are detached (HF_XVOLOP_DETACH,
+ * those attached), kept (HF_XVOLOP_KEEP) or deleted (HF_XVOLOP_DELETE),
+ * with why for the log and events.
+ */
+void hf_decide_xvols_release(const struct hf_model *m,
+			     const struct hf_service *svc,
+			     const struct hf_instance *in, enum hf_xvol_op op,
+			     const char *why, struct hf_actions *out);
+/* The KEPT volumes of service svc are deleted. Returns how many. */
+size_t hf_decide_xvols_delete_kept(const struct hf_model *m, const char *svc,
+				   const char *who, struct hf_actions *out);
+/* Node `node` deleted the replicas ids[0..n) (it may list others too). */
+void hf_decide_replicas_deleted(const struct hf_model *m, const char *node,
+				const char *const *ids, size_t n,
+				struct hf_actions *out);
+
+/* ------------------------------------------------------------------ */
 /* Reports                                                              */
 
 /*

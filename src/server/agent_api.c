@@ -228,6 +228,40 @@ static void sync_wait_free(void *arg)
 }
 
 /*
+ * Keeps what the node's agent says of the volumes it serves (every sync
+ * lists them all); true when a volume became ready or changed epoch, so
+ * the launches waiting for it are looked at.
+ */
+static bool volreps_update(struct hf_node *n,
+			   const struct hf_proto_sync_req *rq)
+{
+	bool news = false;
+
+	for (size_t i = 0; i < rq->volumes.len; i++) {
+		const struct hf_proto_volume_report *r = &rq->volumes.items[i];
+		const struct hf_node_volrep *old =
+		    hf_model_node_volrep(n, r->volume);
+		bool ready = r->state && strcmp(r->state, "ready") == 0;
+
+		if (!old || old->ready != ready ||
+		    old->epoch != (uint64_t)r->epoch)
+			news = true;
+	}
+	if (!news && rq->volumes.len == n->volreps.len)
+		return false;
+	hf_model_node_volreps_clear(n);
+	for (size_t i = 0; i < rq->volumes.len; i++) {
+		const struct hf_proto_volume_report *r = &rq->volumes.items[i];
+		struct hf_node_volrep *nr = HF_VEC_PUSH(&n->volreps);
+
+		nr->volume = hf_xstrdup(r->volume);
+		nr->epoch = r->epoch > 0 ? (uint64_t)r->epoch : 0;
+		nr->ready = r->state && strcmp(r->state, "ready") == 0;
+	}
+	return news;
+}
+
+/*
  * The node's desired set, as the answer to its sync. listed: the task ids
  * of a brief request (hf_proto_sync_req.brief), which the answer names by
  * id alone; NULL for full orders. Lock held.
@@ -365,6 +399,10 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	}
 	if (rq.deleted_volumes.len)
 		hf_sched_volumes_deleted(s, n->id, &rq.deleted_volumes);
+	if (rq.deleted_replicas.len)
+		hf_sched_replicas_deleted(s, n->id, &rq.deleted_replicas);
+	if (volreps_update(n, &rq))
+		hf_sched_changed(s, false);
 	/*
 	 * A report that changed something is acted on by the scheduler's
 	 * next tick (hf_sched_changed woke it); it batches the reports of

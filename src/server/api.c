@@ -496,9 +496,44 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 /* Volumes                                                              */
 
 /*
+ * A replicated volume as a row of GET /v1/volumes: its record as the API
+ * shows it (hf_xvol_to_json: never its secret) with the rows' own fields:
+ * key (its name), type EXTERNAL, node (where it is attached, else where
+ * its replica is) and a status.
+ */
+static json_t *xvol_row(const struct hf_xvol *v)
+{
+	json_t *o = hf_xvol_to_json(v);
+	const char *node = v->attached;
+	const char *status;
+
+	for (size_t i = 0; !node && i < v->replicas.len; i++)
+		if (v->replicas.items[i].state != HF_XREP_DELETING)
+			node = v->replicas.items[i].node;
+	if (!node && v->replicas.len)
+		node = v->replicas.items[0].node;
+	switch (v->state) {
+	case HF_XVOL_ACTIVE:
+		status = v->attached ? "in use (attached)" : "in use";
+		break;
+	case HF_XVOL_KEPT:
+		status = "kept";
+		break;
+	default:
+		status = "deleting";
+		break;
+	}
+	json_object_set_new(o, "key", json_string(v->name));
+	json_object_set_new(o, "type", json_string("EXTERNAL"));
+	json_object_set_new(o, "node", node ? json_string(node) : json_null());
+	json_object_set_new(o, "status", json_string(status));
+	return o;
+}
+
+/*
  * GET /v1/volumes[?service=S]: every pod instance volume directory the
  * server knows of: in use by an instance, kept (no instance owns it), or
- * being deleted. The home of replicated volumes to come.
+ * being deleted; then the replicated (external) volumes (xvol_row).
  */
 static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 			   struct hf_http_resp *resp)
@@ -553,8 +588,51 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 		json_decref(del);
 		hf_ops_volumes_release(&dels);
 	}
+	for (size_t k = 0; k < s->model.xvols.len; k++) {
+		const struct hf_xvol *v = s->model.xvols.items[k];
+
+		if (!only || strcmp(only, v->service) == 0)
+			json_array_append_new(a, xvol_row(v));
+	}
 	hf_state_unlock(s);
 	hf_http_json(resp, 200, a);
+}
+
+/* GET /v1/external-volumes: the replicated volumes, as records show them. */
+static void h_xvols_list(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *only = hf_kvlist_get(&req->query, "service");
+	json_t *a = json_array();
+
+	hf_state_lock(s);
+	for (size_t k = 0; k < s->model.xvols.len; k++) {
+		const struct hf_xvol *v = s->model.xvols.items[k];
+
+		if (!only || strcmp(only, v->service) == 0)
+			json_array_append_new(a, hf_xvol_to_json(v));
+	}
+	hf_state_unlock(s);
+	hf_http_json(resp, 200, a);
+}
+
+/* GET /v1/external-volumes/{name}: one replicated volume. */
+static void h_xvol_get(void *ctx, const struct hf_http_req *req,
+		       struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *name = hf_kvlist_get(&req->params, "name");
+	const struct hf_xvol *v;
+
+	hf_state_lock(s);
+	v = name ? hf_model_xvol(&s->model, name) : NULL;
+	if (v)
+		hf_http_json(resp, 200, hf_xvol_to_json(v));
+	else
+		hf_http_error(resp, HF_ENOTFOUND, "no external volume '%s'",
+			      name ? name : "");
+	hf_state_unlock(s);
 }
 
 /*
@@ -1533,6 +1611,8 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, "to"},
     {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
     {"GET", "/v1/volumes", h_volumes_list, HF_ROUTE_READ, "service"},
+    {"GET", "/v1/external-volumes", h_xvols_list, HF_ROUTE_READ, "service"},
+    {"GET", "/v1/external-volumes/{name}", h_xvol_get, HF_ROUTE_READ, NULL},
     {"DELETE", "/v1/volumes/{svc}", h_volume_delete, HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}/{pod}", h_volume_delete, HF_ROUTE_WRITE,
      NULL},

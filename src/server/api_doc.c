@@ -586,7 +586,11 @@ static const struct route_doc docs[] = {
 	 "`in use` by a deployed instance, `kept` (its service was removed "
 	 "without `delete_volumes`, or a scale-in kept it; a service deployed "
 	 "again under its name reuses it) or `deleting` (until the agent "
-	 "confirms).",
+	 "confirms). External (replicated) volumes follow, as rows with "
+	 "`type` `EXTERNAL`: `key` is the volume's name, `node` where it is "
+	 "attached (else its replica's node), `status` `in use (attached)`, "
+	 "`in use`, `kept` or `deleting`, and the fields of `GET "
+	 "/v1/external-volumes/{name}`.",
      .query = "service=NAME: only this service's volumes",
      .status = "200",
      .response = "[{\"key\": \"string (service/instance)\", "
@@ -594,7 +598,41 @@ static const struct route_doc docs[] = {
 		 "\"node\": \"string\", "
 		 "\"status\": \"string (in use, kept, deleting)\", "
 		 "\"why?\": \"string (kept: how)\", "
-		 "\"since?\": \"integer (kept: since when, unix ms)\"}]"},
+		 "\"since?\": \"integer (kept: since when, unix ms)\", "
+		 "\"type?\": \"string (EXTERNAL)\"}]"},
+    {.method = "GET",
+     .pattern = "/v1/external-volumes",
+     .section = "Volumes",
+     .summary =
+	 "The external (replicated) volumes of pods' `external-volumes` "
+	 "(docs/design/volumes.md): one object each, as `GET "
+	 "/v1/external-volumes/{name}` shows it.",
+     .query = "service=NAME: only this service's volumes",
+     .status = "200",
+     .response = "[{\"name\": \"string\", \"...\": \"...\"}]"},
+    {.method = "GET",
+     .pattern = "/v1/external-volumes/{name}",
+     .section = "Volumes",
+     .summary =
+	 "One external volume: its owner (`service`, `instance`, null once "
+	 "`kept`), `state` (`active`, `kept`, `deleting`), `size` in bytes, "
+	 "`repl` and `min_sync`, `epoch` (bumped by every attach), the node "
+	 "it is `attached` on (or null), whether its file system is "
+	 "`formatted`, and each replica's node, id and state (`new`, "
+	 "`in_sync`, ...). Its key never appears.",
+     .status = "200",
+     .response = "{\"name\": \"string\", \"id\": \"string\", "
+		 "\"service\": \"string\", \"instance\": \"string|null\", "
+		 "\"state\": \"string\", \"size\": \"integer (bytes)\", "
+		 "\"repl\": \"integer\", \"min_sync\": \"integer\", "
+		 "\"ro\": \"boolean\", \"epoch\": \"integer\", "
+		 "\"attached\": \"string|null\", "
+		 "\"formatted\": \"boolean\", \"created\": \"integer\", "
+		 "\"in_sync\": \"integer\", \"degraded\": \"boolean\", "
+		 "\"replicas\": [{\"node\": \"string\", \"id\": \"string\", "
+		 "\"state\": \"string\", \"since\": \"integer\", "
+		 "\"percent\": \"integer|null\"}]}",
+     .errors = "not-found"},
     {.method = "DELETE",
      .pattern = "/v1/volumes/{svc}",
      .section = "Volumes",

@@ -153,6 +153,98 @@ static void apply_volume(struct hf_srv *s, const struct hf_act_volume *o)
 	hf_sched_changed(s, true);
 }
 
+static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
+{
+	const struct hf_act_xvol *o = &x->u.xvol;
+	struct hf_model *m = &s->model;
+	struct hf_xvol *v = hf_model_xvol(m, o->name);
+	struct hf_xrep *r;
+	int64_t now = hf_now_ms();
+
+	if (o->op == HF_XVOLOP_CREATE) {
+		if (v || !x->service || !x->instance)
+			return;
+		v = hf_model_xvol_add(m, o->name);
+		v->id = hf_xstrdup(o->id);
+		v->service = hf_xstrdup(x->service);
+		v->instance = hf_xstrdup(x->instance);
+		v->state = HF_XVOL_ACTIVE;
+		v->size = o->size;
+		v->repl = o->repl;
+		v->min_sync = o->min_sync;
+		v->ro = o->ro;
+		/* From the system's source, not the scheduler's generator. */
+		v->secret = hf_random_hex(32);
+		v->created = o->at;
+		hf_xvol_replica_add(v, o->node, o->replica, o->at);
+		hf_state_save_xvol(s, v);
+		hf_sched_changed(s, true);
+		return;
+	}
+	if (!v)
+		return;
+	switch (o->op) {
+	case HF_XVOLOP_CREATE:
+		return;
+	case HF_XVOLOP_ADOPT:
+		if (v->state != HF_XVOL_KEPT || !x->instance ||
+		    !x->service || strcmp(v->service, x->service) != 0)
+			return;
+		v->state = HF_XVOL_ACTIVE;
+		set_str(&v->instance, x->instance);
+		break;
+	case HF_XVOLOP_ATTACH:
+		if (v->state != HF_XVOL_ACTIVE || o->epoch <= v->epoch)
+			return;
+		v->epoch = o->epoch;
+		set_str(&v->attached, o->node);
+		break;
+	case HF_XVOLOP_READY:
+		if (o->epoch != v->epoch)
+			return;
+		v->formatted = true;
+		r = hf_xvol_replica_on(v, o->node);
+		if (r && r->state == HF_XREP_NEW) {
+			r->state = HF_XREP_IN_SYNC;
+			r->since = now;
+		}
+		break;
+	case HF_XVOLOP_DETACH:
+		set_str(&v->attached, NULL);
+		break;
+	case HF_XVOLOP_KEEP:
+		if (v->state != HF_XVOL_ACTIVE)
+			return;
+		v->state = HF_XVOL_KEPT;
+		set_str(&v->instance, NULL);
+		set_str(&v->attached, NULL);
+		break;
+	case HF_XVOLOP_DELETE:
+		v->state = HF_XVOL_DELETING;
+		set_str(&v->attached, NULL);
+		for (size_t i = 0; i < v->replicas.len; i++) {
+			if (v->replicas.items[i].state == HF_XREP_DELETING)
+				continue;
+			v->replicas.items[i].state = HF_XREP_DELETING;
+			v->replicas.items[i].since = now;
+		}
+		break;
+	case HF_XVOLOP_REPLICA_GONE:
+		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
+		if (!r || r->state != HF_XREP_DELETING)
+			return;
+		hf_xvol_replica_remove(v, r);
+		if (v->state == HF_XVOL_DELETING && !v->replicas.len) {
+			hf_state_remove_xvol(s, v);
+			hf_sched_changed(s, true);
+			return;
+		}
+		break;
+	}
+	hf_state_save_xvol(s, v);
+	hf_sched_changed(s, true);
+}
+
 static void apply_task(struct hf_srv *s, struct hf_service *svc,
 		       struct hf_instance *in, const struct hf_action *x)
 {
@@ -524,6 +616,9 @@ static void apply_one(struct hf_srv *s, struct hf_action *x)
 		return;
 	case HF_ACT_VOLUME:
 		apply_volume(s, &x->u.vol);
+		return;
+	case HF_ACT_XVOL:
+		apply_xvol(s, x);
 		return;
 	case HF_ACT_NODE:
 		apply_node(s, &x->u.node);

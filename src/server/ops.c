@@ -197,7 +197,11 @@ int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 		rc = fail(err, HF_ENOTFOUND, "no kept volume of no service");
 		goto out;
 	}
-	if (hf_decide_delete_kept(&s->model, name, inst, "operator", &a)) {
+	/* A service's kept external volumes go with its kept directories. */
+	if (hf_decide_delete_kept(&s->model, name, inst, "operator", &a) +
+	    (inst ? 0
+		  : hf_decide_xvols_delete_kept(&s->model, name, "operator",
+						&a))) {
 		volumes_of(&a, out);
 		carry_out(s, &a);
 		goto out;

@@ -36,6 +36,70 @@ static uint64_t volume_digest(const struct hf_srv *s, const struct hf_node *n)
 	return d;
 }
 
+/* Whether the owner of volume v is placed on node. */
+static bool owner_on(const struct hf_model *m, const struct hf_xvol *v,
+		     const char *node)
+{
+	const struct hf_service *svc =
+	    v->service ? hf_model_service(m, v->service) : NULL;
+	const struct hf_instance *in =
+	    svc && v->instance ? hf_model_instance(svc, v->instance) : NULL;
+
+	return in && in->node && strcmp(in->node, node) == 0;
+}
+
+uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
+			 struct hf_proto_sync_resp *out)
+{
+	const struct hf_model *m = &s->model;
+	uint64_t d = 0;
+	char buf[24];
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+		const struct hf_xrep *r = hf_xvol_replica_on(v, n->id);
+
+		if (v->state == HF_XVOL_ACTIVE && r && v->attached &&
+		    strcmp(v->attached, n->id) == 0 && owner_on(m, v, n->id)) {
+			/* A new epoch, or a format done, is a new set. */
+			snprintf(buf, sizeof(buf), "%llu/%d",
+				 (unsigned long long)v->epoch, v->formatted);
+			d += (hf_hash_str(v->name) ^ hf_hash_str(buf)) * 5;
+			if (out) {
+				struct hf_proto_attachment *a =
+				    HF_VEC_PUSH(&out->attachments);
+
+				memset(a, 0, sizeof(*a));
+				a->volume = hf_xstrdup(v->name);
+				a->id = hf_xstrdup(v->id);
+				a->replica = hf_xstrdup(r->id);
+				a->epoch = (int64_t)v->epoch;
+				a->size = v->size;
+				a->format = !v->formatted;
+				/* The agent gives a new file system to the
+				 * task's user; the server knows names only. */
+				a->uid = a->gid = 0;
+			}
+		}
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *dr = &v->replicas.items[k];
+
+			if (dr->state != HF_XREP_DELETING ||
+			    strcmp(dr->node, n->id) != 0)
+				continue;
+			d += hf_hash_str(dr->id) * 7;
+			if (out) {
+				struct hf_proto_replica_ref *ref =
+				    HF_VEC_PUSH(&out->delete_replicas);
+
+				ref->id = hf_xstrdup(v->id);
+				ref->replica = hf_xstrdup(dr->id);
+			}
+		}
+	}
+	return d;
+}
+
 /* Gives n a new generation when its set's digest changed. */
 static bool node_settle(struct hf_srv *s, struct hf_node *n, uint64_t digest)
 {
@@ -89,7 +153,7 @@ void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
 		       const struct hf_map *known,
 		       struct hf_proto_sync_resp *out)
 {
-	uint64_t digest = volume_digest(s, n);
+	uint64_t digest = volume_digest(s, n) + hf_orders_xvols(s, n, out);
 	struct hf_node_insts scratch = {0};
 	const struct hf_node_insts *l = hf_orders_node_insts(s, n, &scratch);
 
@@ -165,6 +229,8 @@ void hf_orders_publish(struct hf_srv *s)
 	for (size_t i = 0; i < m->nodes.len; i++) {
 		struct hf_node *n = m->nodes.items[i];
 
+		if (m->xvols.len)
+			n->link->digest_scratch += hf_orders_xvols(s, n, NULL);
 		if (node_settle(s, n, n->link->digest_scratch))
 			hf_http_wake(s->http, &n->link->waitq);
 	}
@@ -271,6 +337,23 @@ bool hf_orders_launch(struct hf_srv *s, const struct hf_service *svc,
 
 	add_volumes(o, svc, in, "pod", pod->volumes.items, pod->volumes.len);
 	add_volumes(o, svc, in, rs->name, rs->volumes.items, rs->volumes.len);
+	for (size_t i = 0; i < pod->external_volumes.len; i++) {
+		const struct hf_spec_external_volume *ev =
+		    &pod->external_volumes.items[i];
+		char *name = hf_spec_external_volume_name(svc->name, pod->name,
+							  in->index, ev);
+		const struct hf_xvol *v = name ? hf_model_xvol(&s->model, name)
+					       : NULL;
+		struct hf_proto_volume *pv = HF_VEC_PUSH(&o->volumes);
+
+		/* The epoch it was attached at (decide waited for it). */
+		pv->key = name;
+		pv->path = hf_xstrdup(ev->container_path);
+		pv->type = hf_xstrdup("EXTERNAL");
+		pv->size_mb = ev->opts.size_bytes >> 20;
+		pv->epoch = v ? (int64_t)v->epoch : 0;
+		pv->ro = ev->volume_mode && strcmp(ev->volume_mode, "RO") == 0;
+	}
 	for (size_t i = 0; i < t->configs.len; i++) {
 		const struct hf_spec_config *sc = &t->configs.items[i];
 		struct hf_proto_config *pc = HF_VEC_PUSH(&o->configs);

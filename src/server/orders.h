@@ -39,6 +39,16 @@ void hf_orders_volume_deletions(struct hf_srv *s, const struct hf_node *n,
 				struct hf_strlist *out);
 
 /*
+ * Replicated volumes (docs/protocol.md, "Volumes"): the attachments node
+ * n is to serve (volumes attached there that an instance placed there
+ * owns) and the replicas it is to delete (those of volumes being
+ * deleted), appended to out; either may be NULL. Returns their digest,
+ * a part of the desired set's.
+ */
+uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
+			 struct hf_proto_sync_resp *out);
+
+/*
  * Recomputes every node's desired-set digest in one pass; each node whose
  * set changed gets a new generation and its waiting long poll is woken.
  */

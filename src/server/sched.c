@@ -102,6 +102,17 @@ void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
 	carry_out(s, &a);
 }
 
+void hf_sched_replicas_deleted(struct hf_srv *s, const char *node_id,
+			       const struct hf_strlist *deleted)
+{
+	struct hf_actions a = {0};
+
+	hf_decide_replicas_deleted(&s->model, node_id,
+				   (const char *const *)deleted->items,
+				   deleted->len, &a);
+	carry_out(s, &a);
+}
+
 bool hf_sched_volume_of(const char *key, const char *svc,
 			const char *instance)
 {

@@ -35,6 +35,10 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
 			      const struct hf_strlist *deleted);
 
+/* Node node_id's agent deleted the replicas (ids) in `deleted`. */
+void hf_sched_replicas_deleted(struct hf_srv *s, const char *node_id,
+			       const struct hf_strlist *deleted);
+
 /*
  * Something changed: the scheduler runs a tick soon, and when `desired`
  * (some node's desired set may differ) it publishes the sets afterwards.

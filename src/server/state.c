@@ -494,6 +494,31 @@ void hf_state_save_node(struct hf_srv *s, struct hf_node *n)
 	free(key);
 }
 
+void hf_state_save_xvol(struct hf_srv *s, struct hf_xvol *v)
+{
+	char *key = hf_state_key(HF_CODEC_XVOL_PREFIX "%s", v->name, NULL);
+
+	put_json(s, key, hf_codec_xvol(v));
+	free(key);
+}
+
+void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v)
+{
+	char *key = hf_state_key(HF_CODEC_XVOL_PREFIX "%s", v->name, NULL);
+	struct hf_store_txn txn = HF_STORE_TXN_INIT;
+	int err;
+
+	batch_flush(s, false); /* what was saved before goes first */
+	fence(s, &txn);
+	hf_store_txn_delete(&txn, key);
+	err = s->store_failed ? 0 : hf_store_txn(s->store, &txn, NULL);
+	hf_store_txn_release(&txn);
+	if (err && err != HF_ENOTFOUND)
+		store_failed(s, key, err);
+	free(key);
+	hf_model_xvol_remove(&s->model, v);
+}
+
 void hf_state_save_cluster(struct hf_srv *s, int64_t created)
 {
 	put_json(s, HF_CLUSTER_KEY,

@@ -298,6 +298,10 @@ void hf_state_save_instance(struct hf_srv *s, struct hf_service *svc,
 void hf_state_save_run(struct hf_srv *s, struct hf_service *svc,
 		       struct hf_plan_run *run);
 void hf_state_save_node(struct hf_srv *s, struct hf_node *n);
+/* Writes a replicated volume's record, /volumes/<name>. */
+void hf_state_save_xvol(struct hf_srv *s, struct hf_xvol *v);
+/* Deletes a replicated volume's record and frees it (it must be in s). */
+void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v);
 /* Writes the cluster's record: s->cluster_id, created at created (ms). */
 void hf_state_save_cluster(struct hf_srv *s, int64_t created);
 /*

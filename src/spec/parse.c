@@ -2073,6 +2073,18 @@ static void external_volume_options(struct hf_pctx *c,
 				name ? name : e->volume_name);
 		free(name);
 	}
+	if (rc == 0 && e->opts.repl >= 2) {
+		/* Replication is not built yet: one local replica is. */
+		unsupported_msg(c,
+				scalar_offset_pos(c, n,
+						  option_offset(text, len,
+								"repl")),
+				"replicated volumes",
+				"replicated volumes (repl=%u) are not "
+				"available yet: only repl=1 (one replica, on "
+				"the pod's node) is",
+				e->opts.repl);
+	}
 	if (rc == 0 && e->opts.secure) {
 		unsupported_msg(c,
 				scalar_offset_pos(c, n,
@@ -2392,20 +2404,6 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 			 each_host_volume, p);
 	parse_named_maps(c, n, "external-volumes", external_volume_keys, NULL,
 			 each_external_volume, p);
-	if (p->external_volumes.len) {
-		/*
-		 * After the volumes' own checks, so that a bad option is an
-		 * error at its place before this says they cannot run.
-		 */
-		old = hf_pctx_push(c, "external-volumes");
-		unsupported_msg(c, pos_of(hf_ynode_get(n, "external-volumes")),
-				"external volumes",
-				"external volumes: not supported yet by "
-				"holdfast at deploy (the replicated volume "
-				"data path is not built yet), so this spec "
-				"cannot be deployed");
-		hf_pctx_pop(c, old);
-	}
 	if (get_bool(c, n, "share-pid-namespace", &p->share_pid_namespace) &&
 	    p->share_pid_namespace) {
 		old = hf_pctx_push(c, "share-pid-namespace");

@@ -407,16 +407,21 @@ static void test_sdk_external_volumes(void **state)
 	}
 	assert_int_equal(k, HF_ARRAY_LEN(want));
 	/*
-	 * Valid; a deploy refuses it only because external volumes cannot
-	 * run yet: one refusal per pod, saying so, nothing else.
+	 * Valid; a deploy refuses it only because replication cannot run
+	 * yet: one refusal per pod, at its options, nothing else.
 	 */
 	assert_int_equal(hf_spec_check_supported(spec, &u), 2);
-	for (size_t i = 0; i < u.len; i++) {
-		assert_non_null(strstr(u.items[i].msg,
-				       "external volumes: not supported yet"));
-		assert_string_equal(u.items[i].path + strlen("pods.hello"),
-				    ".external-volumes");
-	}
+	assert_string_equal(u.items[0].path,
+			    "pods.hello.external-volumes.hello-volume."
+			    "driver-options");
+	assert_string_equal(u.items[1].path,
+			    "pods.world.external-volumes.world-volume."
+			    "driver-options");
+	for (size_t i = 0; i < u.len; i++)
+		assert_string_equal(u.items[i].msg,
+				    "replicated volumes (repl=2) are not "
+				    "available yet: only repl=1 (one replica, "
+				    "on the pod's node) is");
 	hf_diags_release(&u);
 	hf_diags_release(&d);
 	hf_spec_free(spec);
@@ -747,11 +752,18 @@ static void test_refusals(void **state)
 	char *r;
 
 	(void)state;
+	/* One local replica deploys; replication is not built yet. */
+	r = refusals("holdfast", "size=2G;repl=1");
+	assert_string_equal(r, "");
+	free(r);
+	r = refusals("pxd", "");
+	assert_string_equal(r, "");
+	free(r);
 	r = refusals("holdfast", "size=2G;repl=3");
 	assert_string_equal(
-	    r, "6:7 pods.db.external-volumes: external volumes: not supported "
-	       "yet by holdfast at deploy (the replicated volume data path is "
-	       "not built yet), so this spec cannot be deployed\n");
+	    r, "10:33 " OPTS_PATH ": replicated volumes (repl=3) are not "
+	       "available yet: only repl=1 (one replica, on the pod's node) "
+	       "is\n");
 	free(r);
 	r = refusals("pxd", "size=1;shared=true");
 	assert_non_null(strstr(
@@ -767,7 +779,7 @@ static void test_refusals(void **state)
 					 "        volume-name: team/logs\n",
 					 &spec, &d),
 				 0);
-		assert_int_equal(hf_spec_check_supported(spec, &u), 2);
+		assert_int_equal(hf_spec_check_supported(spec, &u), 1);
 		assert_int_equal(u.items[0].col, 33);
 		assert_string_equal(u.items[0].msg,
 				    "shared (multi-writer) volumes are not "

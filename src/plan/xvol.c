@@ -1,0 +1,399 @@
+/*
+ * xvol.c - the scheduler's rules for replicated (external) volumes
+ * (decide.h, "Replicated volumes"; docs/design/volumes.md §3.2, §7.2,
+ * §8.1). This stage serves one local replica per volume (repl=1): a
+ * volume is made on the node its instance is placed on, which it then
+ * never leaves.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "plan/decide.h"
+#include "plan/placement.h"
+
+static void xevent(struct hf_actions *out, const char *svc, const char *name,
+		   const char *before, const char *after, const char *why)
+{
+	struct hf_action *x = hf_actions_push(out, HF_ACT_EVENT, svc, NULL, NULL);
+
+	x->u.event.who = hf_xstrdup("scheduler");
+	x->u.event.kind = hf_xstrdup("volume");
+	x->u.event.object = hf_xstrdup(name);
+	x->u.event.before = before ? hf_xstrdup(before) : NULL;
+	x->u.event.after = hf_xstrdup(after);
+	x->u.event.why = why ? hf_xstrdup(why) : NULL;
+}
+
+static struct hf_action *xvol_act(struct hf_actions *out, const char *svc,
+				  const char *instance, enum hf_xvol_op op,
+				  const char *name)
+{
+	struct hf_action *x =
+	    hf_actions_push(out, HF_ACT_XVOL, svc, instance, NULL);
+
+	x->u.xvol.op = op;
+	x->u.xvol.name = hf_xstrdup(name);
+	return x;
+}
+
+/* Bytes the server placed on node's pool (its live replicas' sizes). */
+static int64_t provisioned(const struct hf_model *m, const char *node)
+{
+	int64_t sum = 0;
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		if (hf_xvol_replica_on(v, node))
+			sum += v->size;
+	}
+	return sum;
+}
+
+/* The node of the volume's live replica (repl=1: its only one), or NULL. */
+static const char *replica_node(const struct hf_xvol *v)
+{
+	for (size_t i = 0; i < v->replicas.len; i++)
+		if (v->replicas.items[i].state != HF_XREP_DELETING)
+			return v->replicas.items[i].node;
+	return NULL;
+}
+
+char *hf_decide_xvol_candidates(const struct hf_model *m,
+				const struct hf_service *svc,
+				const struct hf_spec_pod *pod,
+				const struct hf_instance *in,
+				struct hf_place_node *cands, size_t n,
+				struct hf_strlist *notes)
+{
+	int64_t need = 0;
+	const char *pin = NULL, *pin_vol = NULL;
+	char *refuse = NULL;
+
+	for (size_t i = 0; i < pod->external_volumes.len && !refuse; i++) {
+		const struct hf_spec_external_volume *ev =
+		    &pod->external_volumes.items[i];
+		char *name = hf_spec_external_volume_name(svc->name, pod->name,
+							  in->index, ev);
+		const struct hf_xvol *v = name ? hf_model_xvol(m, name) : NULL;
+
+		if (!name) {
+			refuse = hf_xstrdup("cannot be placed: an external "
+					    "volume has no valid name");
+		} else if (!v) {
+			need += ev->opts.size_bytes;
+		} else if (strcmp(v->service, svc->name) != 0) {
+			refuse = hf_xasprintf("cannot be placed: volume '%s' "
+					      "belongs to service '%s'",
+					      name, v->service);
+		} else if (v->state == HF_XVOL_DELETING) {
+			refuse = hf_xasprintf("cannot be placed: volume '%s' "
+					      "is being deleted",
+					      name);
+		} else if (v->state == HF_XVOL_ACTIVE && v->instance &&
+			   strcmp(v->instance, in->name) != 0) {
+			refuse = hf_xasprintf("cannot be placed: volume '%s' "
+					      "is used by %s",
+					      name, v->instance);
+		} else if (replica_node(v)) {
+			const char *at = replica_node(v);
+
+			if (pin && strcmp(pin, at) != 0)
+				refuse = hf_xasprintf(
+				    "cannot be placed: its volumes '%s' and "
+				    "'%s' have their replicas on nodes %s and "
+				    "%s",
+				    pin_vol, v->name, pin, at);
+			pin = at;
+			pin_vol = v->name;
+		}
+		free(name);
+	}
+	if (refuse)
+		return refuse;
+	for (size_t k = 0; k < n; k++) {
+		struct hf_place_node *cd = &cands[k];
+		const struct hf_node *nd = hf_model_node(m, cd->id);
+		char *note = NULL;
+
+		if (!cd->usable || !nd)
+			continue;
+		if (pin && strcmp(pin, cd->id) != 0) {
+			note = hf_xasprintf("volume '%s' has its replica on "
+					    "node %s",
+					    pin_vol, pin);
+		} else if (need > 0 && !nd->storage) {
+			note = hf_xstrdup("it has no storage pool (agent "
+					  "--storage) for the pod's volumes");
+		} else if (need > 0) {
+			int64_t left = nd->storage->capacity -
+				       provisioned(m, nd->id);
+
+			if (left < need)
+				note = hf_xasprintf(
+				    "its storage pool has %" PRId64 " MiB "
+				    "free, the pod's new volumes need %" PRId64
+				    " MiB",
+				    left > 0 ? left >> 20 : 0, need >> 20);
+		}
+		if (note) {
+			hf_strlist_push(notes, note);
+			free(note);
+			cd->usable = false;
+			cd->unusable_why = notes->items[notes->len - 1];
+		}
+	}
+	return NULL;
+}
+
+/* Sets the instance's message when it changed (NULL clears it). */
+static void say(const struct hf_service *svc, const struct hf_instance *in,
+		const char *msg, struct hf_actions *out)
+{
+	struct hf_action *x;
+
+	if ((!msg && !in->message) ||
+	    (msg && in->message && strcmp(msg, in->message) == 0))
+		return;
+	x = hf_actions_push(out, HF_ACT_INSTANCE, svc->name, in->name, NULL);
+	x->u.inst.set = HF_INST_MESSAGE;
+	x->u.inst.message = msg ? hf_xstrdup(msg) : NULL;
+}
+
+#define WAIT_PREFIX "waiting for volume "
+
+bool hf_decide_xvols_attached(const struct hf_model *m,
+			      const struct hf_service *svc,
+			      const struct hf_spec_pod *pod,
+			      const struct hf_instance *in, const char *node,
+			      struct hf_decide_ctx *ctx, struct hf_actions *out)
+{
+	const struct hf_node *nd = hf_model_node(m, node);
+	char *wait = NULL;
+
+	for (size_t i = 0; i < pod->external_volumes.len; i++) {
+		const struct hf_spec_external_volume *ev =
+		    &pod->external_volumes.items[i];
+		char *name = hf_spec_external_volume_name(svc->name, pod->name,
+							  in->index, ev);
+		const struct hf_xvol *v = name ? hf_model_xvol(m, name) : NULL;
+		const struct hf_node_volrep *rep;
+		struct hf_action *x;
+		char *why;
+
+		if (!name) {
+			free(wait);
+			wait = hf_xstrdup("an external volume has no valid "
+					  "name");
+			break;
+		}
+		if (!v) {
+			/* Made on the instance's node (Portworx's LocalNode). */
+			char *vid = hf_rng_hex(ctx->rng, 16);
+
+			x = xvol_act(out, svc->name, in->name, HF_XVOLOP_CREATE,
+				     name);
+			x->u.xvol.id = vid;
+			x->u.xvol.replica = hf_rng_hex(ctx->rng, 16);
+			x->u.xvol.node = hf_xstrdup(node);
+			x->u.xvol.size = ev->opts.size_bytes;
+			x->u.xvol.repl = ev->opts.repl;
+			x->u.xvol.min_sync = ev->opts.min_sync;
+			x->u.xvol.ro = ev->volume_mode &&
+				       strcmp(ev->volume_mode, "RO") == 0;
+			x->u.xvol.at = ctx->now;
+			why = hf_xasprintf("for %s, %" PRId64 " MiB, 1 replica "
+					   "on node %s",
+					   in->name, ev->opts.size_bytes >> 20,
+					   node);
+			hf_actions_log(out, "service %s: volume %s created %s",
+				       svc->name, name, why);
+			xevent(out, svc->name, name, NULL, "created", why);
+			free(why);
+			if (!wait)
+				wait = hf_xasprintf(WAIT_PREFIX "'%s' to be "
+						    "created",
+						    name);
+			free(name);
+			continue;
+		}
+		if (strcmp(v->service, svc->name) != 0 ||
+		    v->state == HF_XVOL_DELETING ||
+		    (v->state == HF_XVOL_ACTIVE && v->instance &&
+		     strcmp(v->instance, in->name) != 0)) {
+			free(wait);
+			wait = hf_xasprintf(
+			    WAIT_PREFIX "'%s': %s", name,
+			    strcmp(v->service, svc->name) != 0
+				? "it belongs to another service"
+			    : v->state == HF_XVOL_DELETING
+				? "it is being deleted"
+				: "another instance uses it");
+			free(name);
+			break;
+		}
+		if (v->state == HF_XVOL_KEPT) {
+			why = hf_xasprintf("kept volume taken back by %s",
+					   in->name);
+			xvol_act(out, svc->name, in->name, HF_XVOLOP_ADOPT,
+				 name);
+			hf_actions_log(out, "service %s: volume %s: %s",
+				       svc->name, name, why);
+			xevent(out, svc->name, name, "kept", "active", why);
+			free(why);
+		}
+		if (!hf_xvol_replica_on(v, node)) {
+			free(wait);
+			wait = hf_xasprintf(WAIT_PREFIX "'%s': its replica is "
+						       "on node %s, not %s",
+					    name,
+					    replica_node(v) ? replica_node(v)
+							    : "(none)",
+					    node);
+			free(name);
+			break;
+		}
+		if (!v->attached || strcmp(v->attached, node) != 0) {
+			/* Intent first: the epoch is stored before any agent
+			 * is told of the attachment. */
+			x = xvol_act(out, svc->name, in->name, HF_XVOLOP_ATTACH,
+				     name);
+			x->u.xvol.node = hf_xstrdup(node);
+			x->u.xvol.epoch = v->epoch + 1;
+			why = hf_xasprintf("on node %s at epoch %" PRIu64 "%s",
+					   node, v->epoch + 1,
+					   v->formatted ? "" : " (new file system)");
+			hf_actions_log(out, "service %s: volume %s attached %s",
+				       svc->name, name, why);
+			xevent(out, svc->name, name, v->attached, "attached",
+			       why);
+			free(why);
+			if (!wait)
+				wait = hf_xasprintf(WAIT_PREFIX "'%s' to be "
+						    "attached on node %s",
+						    name, node);
+			free(name);
+			continue;
+		}
+		rep = hf_model_node_volrep(nd, name);
+		if (!rep || !rep->ready || rep->epoch != v->epoch) {
+			if (!wait)
+				wait = hf_xasprintf(WAIT_PREFIX "'%s' to be "
+						    "ready on node %s (epoch "
+						    "%" PRIu64 ")",
+						    name, node, v->epoch);
+			free(name);
+			continue;
+		}
+		{
+			const struct hf_xrep *r = hf_xvol_replica_on(v, node);
+
+			if (!v->formatted || r->state == HF_XREP_NEW) {
+				x = xvol_act(out, svc->name, in->name,
+					     HF_XVOLOP_READY, name);
+				x->u.xvol.node = hf_xstrdup(node);
+				x->u.xvol.epoch = v->epoch;
+				xevent(out, svc->name, name, "attached",
+				       "ready", node);
+			}
+		}
+		free(name);
+	}
+	if (wait) {
+		say(svc, in, wait, out);
+		free(wait);
+		return false;
+	}
+	if (in->message && strncmp(in->message, WAIT_PREFIX,
+				   strlen(WAIT_PREFIX)) == 0)
+		say(svc, in, NULL, out);
+	return true;
+}
+
+void hf_decide_xvols_release(const struct hf_model *m,
+			     const struct hf_service *svc,
+			     const struct hf_instance *in, enum hf_xvol_op op,
+			     const char *why, struct hf_actions *out)
+{
+	struct hf_xvols vols = {0};
+
+	hf_model_xvols_of_instance(m, svc->name, in->name, &vols);
+	for (size_t i = 0; i < vols.len; i++) {
+		const struct hf_xvol *v = vols.items[i];
+		const char *after;
+
+		if (v->state == HF_XVOL_DELETING)
+			continue;
+		if (op == HF_XVOLOP_DETACH && !v->attached)
+			continue;
+		xvol_act(out, svc->name, in->name, op, v->name);
+		after = op == HF_XVOLOP_DETACH ? "detached"
+			: op == HF_XVOLOP_KEEP ? "kept"
+					       : "deleting";
+		hf_actions_log(out, "service %s: volume %s %s: %s", svc->name,
+			       v->name, after, why);
+		xevent(out, svc->name, v->name, v->attached ? "attached" : NULL,
+		       after, why);
+	}
+	HF_VEC_FREE(&vols);
+}
+
+size_t hf_decide_xvols_delete_kept(const struct hf_model *m, const char *svc,
+				   const char *who, struct hf_actions *out)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+		struct hf_action *x;
+
+		if (v->state != HF_XVOL_KEPT || strcmp(v->service, svc) != 0)
+			continue;
+		xvol_act(out, svc, NULL, HF_XVOLOP_DELETE, v->name);
+		hf_actions_log(out, "volume %s: kept volume is deleted",
+			       v->name);
+		x = hf_actions_push(out, HF_ACT_EVENT, svc, NULL, NULL);
+		x->u.event.who = hf_xstrdup(who);
+		x->u.event.kind = hf_xstrdup("volume");
+		x->u.event.object = hf_xstrdup(v->name);
+		x->u.event.before = hf_xstrdup("kept");
+		x->u.event.after = hf_xstrdup("deleting");
+		count++;
+	}
+	return count;
+}
+
+void hf_decide_replicas_deleted(const struct hf_model *m, const char *node,
+				const char *const *ids, size_t n,
+				struct hf_actions *out)
+{
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+			struct hf_action *x;
+			bool done = false;
+
+			if (r->state != HF_XREP_DELETING ||
+			    strcmp(r->node, node) != 0)
+				continue;
+			for (size_t j = 0; j < n && !done; j++)
+				done = strcmp(ids[j], r->id) == 0;
+			if (!done)
+				continue;
+			x = xvol_act(out, v->service, NULL,
+				     HF_XVOLOP_REPLICA_GONE, v->name);
+			x->u.xvol.replica = hf_xstrdup(r->id);
+			x->u.xvol.node = hf_xstrdup(node);
+			hf_actions_log(out, "volume %s: replica %s deleted on "
+					    "node %s",
+				       v->name, r->id, node);
+			if (v->state == HF_XVOL_DELETING && v->replicas.len == 1)
+				xevent(out, v->service, v->name, "deleting",
+				       "deleted", node);
+		}
+	}
+}

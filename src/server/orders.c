@@ -5,6 +5,7 @@
  * messages themselves are proto/'s: one encoder and decoder for both
  * sides.
  */
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,16 +37,51 @@ static uint64_t volume_digest(const struct hf_srv *s, const struct hf_node *n)
 	return d;
 }
 
-/* Whether the owner of volume v is placed on node. */
+/*
+ * Whether the owner of volume v is placed on node; then *user is the
+ * user its tasks run as (the pod's, else the service's), or NULL.
+ */
 static bool owner_on(const struct hf_model *m, const struct hf_xvol *v,
-		     const char *node)
+		     const char *node, const char **user)
 {
 	const struct hf_service *svc =
 	    v->service ? hf_model_service(m, v->service) : NULL;
 	const struct hf_instance *in =
 	    svc && v->instance ? hf_model_instance(svc, v->instance) : NULL;
+	const struct hf_config *cfg = svc ? hf_model_target(svc) : NULL;
+	const struct hf_spec_pod *pod =
+	    in && cfg ? hf_model_pod(cfg, in->pod) : NULL;
 
+	*user = pod && pod->user ? pod->user
+		: cfg && cfg->spec   ? cfg->spec->scheduler_user
+				     : NULL;
 	return in && in->node && strcmp(in->node, node) == 0;
+}
+
+/*
+ * The ids of user name (a number is taken as is), as this machine knows
+ * them: the nodes of one cluster share their users, as Mesos assumes.
+ * 0:0 when unknown (the volume's root is then root's).
+ */
+static void user_ids(const char *user, int64_t *uid, int64_t *gid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	char *end;
+	long n;
+
+	*uid = *gid = 0;
+	if (!user || !*user)
+		return;
+	n = strtol(user, &end, 10);
+	if (!*end && n >= 0) {
+		*uid = *gid = n;
+		return;
+	}
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res) {
+		*uid = res->pw_uid;
+		*gid = res->pw_gid;
+	}
 }
 
 uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
@@ -59,8 +95,11 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 		const struct hf_xvol *v = m->xvols.items[i];
 		const struct hf_xrep *r = hf_xvol_replica_on(v, n->id);
 
+		const char *user = NULL;
+
 		if (v->state == HF_XVOL_ACTIVE && r && v->attached &&
-		    strcmp(v->attached, n->id) == 0 && owner_on(m, v, n->id)) {
+		    strcmp(v->attached, n->id) == 0 &&
+		    owner_on(m, v, n->id, &user)) {
 			/* A new epoch, or a format done, is a new set. */
 			snprintf(buf, sizeof(buf), "%llu/%d",
 				 (unsigned long long)v->epoch, v->formatted);
@@ -76,9 +115,8 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 				a->epoch = (int64_t)v->epoch;
 				a->size = v->size;
 				a->format = !v->formatted;
-				/* The agent gives a new file system to the
-				 * task's user; the server knows names only. */
-				a->uid = a->gid = 0;
+				/* A new file system is its tasks' user's. */
+				user_ids(user, &a->uid, &a->gid);
 			}
 		}
 		for (size_t k = 0; k < v->replicas.len; k++) {

@@ -248,3 +248,65 @@ def test_a_volume_goes_only_where_a_pool_holds_it(cl):
     wait_for(refused, 30, interval=0.3, what="both nodes refused")
     assert xvol(cl, "xc-app-0") is None
     cl.cli("service", "remove", "xc")
+
+
+# ---------------------------------------------------------------------------
+# With the real agent: the SDK's spec, end to end on one node with a pool.
+
+SDK = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), os.pardir, "shared", "sdk-specs")
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("xvol-real")
+    c = Cluster(tmp)
+    c.start_server()
+    c.start_agent(extra=("--storage", os.path.join(str(tmp), "pool") + ",size=8G"))
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_the_sdk_external_volumes_spec_deploys_and_keeps_its_data(real):
+    """docs/design/volumes.md §12 stage 4: the SDK's external-volumes.yml,
+    unchanged, with driver holdfast and one local replica: each instance's
+    volume is made, attached and mounted where its task writes; `pod
+    replace` keeps the data; `--delete-volumes` deletes the replicas."""
+    cl = real
+    cl.deploy(os.path.join(SDK, "helloworld", "external-volumes.yml"),
+              "--options", os.path.join(SDK, "helloworld-options.json"),
+              "--options", os.path.join(SDK, "helloworld-single-node.json"),
+              "-o", "EXTERNAL_VOLUME_DRIVER_NAME=holdfast",
+              "-o", "EXTERNAL_VOLUME_DRIVER_OPTIONS=size=1;repl=1", timeout=240)
+    names = ["hello-world-hello-0", "hello-world-world-0", "hello-world-world-1"]
+    vols = {n: xvol(cl, n) for n in names}
+    for n, v in vols.items():
+        assert v and v["state"] == "active" and v["attached"] == "node-1", (n, v)
+        assert v["epoch"] == 1 and v["formatted"] and v["size"] == GIB, (n, v)
+        assert [(r["node"], r["state"]) for r in v["replicas"]] == [("node-1", "in_sync")]
+        data = os.path.join(cl.tmp, "pool", "replicas", v["id"], v["replicas"][0]["id"], "data")
+        assert os.path.getsize(data) == GIB, data
+    # The task wrote into its volume, which only its namespace sees.
+    out = cl.cli("--service", "hello-world", "task", "exec", "hello-0-server", "--",
+                 "cat", "hello-container-path/output").stdout
+    assert out == "hello\n", out
+    before = cl.tasks("hello-world")["hello-0-server"]
+    # pod replace: the same volume (same data), attached again at epoch 2.
+    cl.cli("--service", "hello-world", "pod", "replace", "hello-0", "--yes")
+    wait_for(lambda: (lambda t: t and t["id"] != before["id"] and t["status"] == "RUNNING")(
+        cl.tasks("hello-world").get("hello-0-server")), 120, what="hello-0 replaced")
+    v = xvol(cl, "hello-world-hello-0")
+    assert v["id"] == vols["hello-world-hello-0"]["id"] and v["epoch"] == 2, v
+    out = wait_for(lambda: (lambda p: p.returncode == 0 and p.stdout == "hello\nhello\n" and p)(
+        cl.cli("--service", "hello-world", "task", "exec", "hello-0-server", "--", "cat",
+               "hello-container-path/output", check=False)), 30, what="the kept data")
+    # Removed with its volumes: the replicas leave the pool, the records go.
+    cl.cli("service", "remove", "hello-world", "--delete-volumes", "--wait", "--timeout", "120",
+           timeout=180)
+    for n in names:
+        assert xvol(cl, n) is None, n
+        rdir = os.path.join(cl.tmp, "pool", "replicas", vols[n]["id"],
+                            vols[n]["replicas"][0]["id"])
+        assert not os.path.exists(rdir), rdir

@@ -376,6 +376,9 @@ def test_every_route_answers_as_documented(cl):
         return p["placed"] and not p["replacing"] and p["tasks"][0]["status"] == "RUNNING"
     wait_for(replaced, 60, what="web-0 replaced")
     ck.call("GET", "/v1/volumes", "/v1/volumes?service=docs")
+    ck.call("GET", "/v1/external-volumes", "/v1/external-volumes?service=docs")
+    ck.call("GET", "/v1/external-volumes/{name}", "/v1/external-volumes/docs-web-0",
+            expect_error="not-found")
     ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="conflict")
     st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs")
     assert st == 202

@@ -157,7 +157,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_BUILD)/tests/%,$(UNIT_SRCS))
 # spec/, task/, proto/, model/, plan/) and their libraries: a rule that
 # reaches the store, HTTP, the server or the agent does not link, so these
 # tests prove it.
-PURE_UNITS := test_decide test_instance_life
+PURE_UNITS := test_decide test_instance_life test_xvol_decide
 PURE_OBJS  := $(patsubst src/%.c,$(ASAN_BUILD)/%.o,$(sort $(wildcard \
               src/common/*.c src/spec/*.c src/task/*.c src/proto/*.c \
               src/model/*.c src/plan/*.c)))

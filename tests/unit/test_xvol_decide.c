@@ -1,0 +1,379 @@
+/*
+ * test_xvol_decide.c - the scheduler's rules for external volumes with one
+ * local replica (plan/xvol.c, decide.h "Replicated volumes"), on
+ * hand-built models: placement narrowed by pools and by where a volume's
+ * replica is, a volume made, attached at a new epoch, launched only once
+ * its node reported it ready at that epoch, and kept, deleted or detached
+ * when its instance goes. Each test sets the model up as applied
+ * decisions would have left it and checks the actions answered.
+ *
+ * Pure: links spec/, plan/, model/ and common/ only (Makefile PURE_UNITS).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model/model.h"
+#include "plan/decide.h"
+#include "plan/placement.h"
+
+#define T0 INT64_C(1700000000000)
+#define GIB (INT64_C(1) << 30)
+
+static const char *spec_text = "name: s\n"
+			       "pods:\n"
+			       "  app:\n"
+			       "    count: 1\n"
+			       "    external-volumes:\n"
+			       "      data:\n"
+			       "        type: DOCKER\n"
+			       "        container-path: data\n"
+			       "        driver-name: holdfast\n"
+			       "        driver-options: size=2;repl=1\n"
+			       "    tasks:\n"
+			       "      server: {goal: RUNNING, cmd: 'sleep 1', "
+			       "cpus: 0.1}\n";
+
+struct world {
+	struct hf_model m;
+	struct hf_rng rng;
+	struct hf_decide_opts opts;
+	struct hf_decide_ctx ctx;
+	struct hf_actions a;
+	struct hf_service *svc;
+	struct hf_instance *in;
+	const struct hf_spec_pod *pod;
+	struct hf_node *n[3];
+};
+
+/* Service s, instance app-0 (unplaced); n1, n2 with 10 GiB pools, n3 none. */
+static struct world *world_new(void)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct hf_config *cfg = calloc(1, sizeof(*cfg));
+	struct hf_diags d = {0};
+
+	assert_non_null(w);
+	assert_non_null(cfg);
+	hf_rng_seed(&w->rng, 7);
+	w->opts.node_timeout = 10;
+	w->ctx.now = T0;
+	w->ctx.rng = &w->rng;
+	w->ctx.opts = &w->opts;
+	cfg->id = hf_xstrdup("1");
+	cfg->text = hf_xstrdup(spec_text);
+	cfg->file = hf_xstrdup("s.yml");
+	if (hf_model_config_load(cfg, false, &d) != 0)
+		fail_msg("the test's spec does not load");
+	hf_diags_release(&d);
+	w->svc = hf_model_service_add(&w->m, "s");
+	*HF_VEC_PUSH(&w->svc->configs) = cfg;
+	w->svc->target = hf_xstrdup("1");
+	w->pod = hf_model_pod(cfg, "app");
+	assert_non_null(w->pod);
+	w->in = hf_model_instance_add(w->svc, "app", 0);
+	for (int i = 0; i < 3; i++) {
+		struct hf_node *n = calloc(1, sizeof(*n));
+		char id[16];
+
+		snprintf(id, sizeof(id), "n%d", i + 1);
+		n->id = hf_xstrdup(id);
+		n->cpus = 8;
+		n->memory_mb = 8192;
+		n->last_seen = T0;
+		if (i < 2) {
+			n->storage = calloc(1, sizeof(*n->storage));
+			n->storage->capacity = 10 * GIB;
+		}
+		hf_model_node_add(&w->m, n);
+		w->n[i] = n;
+	}
+	return w;
+}
+
+static void world_free(struct world *w)
+{
+	hf_actions_release(&w->a);
+	hf_model_release(&w->m);
+	free(w);
+}
+
+/* The volume "s-app-0" as a CREATE on node would leave it. */
+static struct hf_xvol *add_volume(struct world *w, const char *node,
+				  enum hf_xvol_state st)
+{
+	struct hf_xvol *v = hf_model_xvol_add(&w->m, "s-app-0");
+
+	v->id = hf_xstrdup("00112233445566778899aabbccddeeff");
+	v->service = hf_xstrdup("s");
+	v->instance = st == HF_XVOL_KEPT ? NULL : hf_xstrdup("app-0");
+	v->state = st;
+	v->size = 2 * GIB;
+	v->repl = v->min_sync = 1;
+	v->secret = hf_xstrdup("00");
+	hf_xvol_replica_add(v, node, "ffeeddccbbaa99887766554433221100", T0);
+	return v;
+}
+
+static size_t count(const struct hf_actions *a, enum hf_action_kind k)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->len; i++)
+		n += a->items[i].kind == k;
+	return n;
+}
+
+static const struct hf_act_xvol *xvol_action(const struct hf_actions *a,
+					     enum hf_xvol_op op)
+{
+	for (size_t i = 0; i < a->len; i++)
+		if (a->items[i].kind == HF_ACT_XVOL &&
+		    a->items[i].u.xvol.op == op)
+			return &a->items[i].u.xvol;
+	return NULL;
+}
+
+/* The candidates as place() builds them: every node usable. */
+static void candidates(struct world *w, struct hf_place_node *c)
+{
+	for (int i = 0; i < 3; i++) {
+		c[i].id = w->n[i]->id;
+		c[i].usable = true;
+	}
+}
+
+static void test_new_volumes_need_a_pool_that_holds_them(void **state)
+{
+	struct world *w = world_new();
+	struct hf_place_node c[3] = {0};
+	struct hf_strlist notes = {0};
+	char *refuse;
+
+	(void)state;
+	/* n2's pool already holds 9 GiB of another volume: 1 GiB is left. */
+	{
+		struct hf_xvol *o = hf_model_xvol_add(&w->m, "other-0");
+
+		o->service = hf_xstrdup("other");
+		o->state = HF_XVOL_ACTIVE;
+		o->size = 9 * GIB;
+		hf_xvol_replica_add(o, "n2", "0123456789abcdef", T0);
+	}
+	candidates(w, c);
+	refuse = hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c, 3,
+					   &notes);
+	assert_null(refuse);
+	assert_true(c[0].usable);
+	assert_false(c[1].usable);
+	assert_string_equal(c[1].unusable_why,
+			    "its storage pool has 1024 MiB free, the pod's new "
+			    "volumes need 2048 MiB");
+	assert_false(c[2].usable);
+	assert_string_equal(c[2].unusable_why,
+			    "it has no storage pool (agent --storage) for the "
+			    "pod's volumes");
+	hf_strlist_release(&notes);
+	world_free(w);
+}
+
+static void test_a_volume_pins_its_instance_to_its_replica(void **state)
+{
+	struct world *w = world_new();
+	struct hf_place_node c[3] = {0};
+	struct hf_strlist notes = {0};
+
+	(void)state;
+	add_volume(w, "n2", HF_XVOL_KEPT);
+	candidates(w, c);
+	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
+					      3, &notes));
+	assert_false(c[0].usable);
+	assert_string_equal(c[0].unusable_why,
+			    "volume 's-app-0' has its replica on node n2");
+	assert_true(c[1].usable);
+	/* Its pool need not hold it again: it is there already. */
+	w->n[1]->storage->capacity = GIB;
+	c[1].usable = true;
+	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
+					      3, &notes));
+	assert_true(c[1].usable);
+	hf_strlist_release(&notes);
+	world_free(w);
+}
+
+static void test_another_services_name_is_refused(void **state)
+{
+	struct world *w = world_new();
+	struct hf_place_node c[3] = {0};
+	struct hf_strlist notes = {0};
+	struct hf_xvol *v;
+	char *refuse;
+
+	(void)state;
+	v = add_volume(w, "n1", HF_XVOL_KEPT);
+	free(v->service);
+	v->service = hf_xstrdup("other");
+	candidates(w, c);
+	refuse = hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c, 3,
+					   &notes);
+	assert_string_equal(refuse, "cannot be placed: volume 's-app-0' "
+				    "belongs to service 'other'");
+	free(refuse);
+	hf_strlist_release(&notes);
+	world_free(w);
+}
+
+static void test_made_attached_then_ready_at_its_epoch(void **state)
+{
+	struct world *w = world_new();
+	const struct hf_act_xvol *x;
+	struct hf_xvol *v;
+	struct hf_node_volrep *r;
+
+	(void)state;
+	w->in->node = hf_xstrdup("n1");
+	/* 1. No volume: made on the instance's node; nothing launches. */
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_CREATE);
+	assert_non_null(x);
+	assert_string_equal(x->name, "s-app-0");
+	assert_string_equal(x->node, "n1");
+	assert_int_equal(x->size, 2 * GIB);
+	assert_int_equal(x->repl, 1);
+	assert_int_equal(strlen(x->id), 32);
+	assert_int_equal(strspn(x->id, "0123456789abcdef"), 32);
+	assert_int_equal(count(&w->a, HF_ACT_LAUNCH), 0);
+	hf_actions_reset(&w->a);
+	/* 2. Made (as applied): attached at epoch 1. */
+	v = add_volume(w, "n1", HF_XVOL_ACTIVE);
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_ATTACH);
+	assert_non_null(x);
+	assert_int_equal(x->epoch, 1);
+	assert_string_equal(x->node, "n1");
+	hf_actions_reset(&w->a);
+	/* 3. Attached, not reported ready: wait, and say so. */
+	v->epoch = 1;
+	v->attached = hf_xstrdup("n1");
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	assert_int_equal(count(&w->a, HF_ACT_INSTANCE), 1);
+	assert_string_equal(w->a.items[0].u.inst.message,
+			    "waiting for volume 's-app-0' to be ready on node "
+			    "n1 (epoch 1)");
+	hf_actions_reset(&w->a);
+	/* Ready at another epoch is not ready at this one. */
+	r = HF_VEC_PUSH(&w->n[0]->volreps);
+	r->volume = hf_xstrdup("s-app-0");
+	r->epoch = 2;
+	r->ready = true;
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	hf_actions_reset(&w->a);
+	/* 4. Ready at epoch 1: go, with the file system recorded. */
+	r->epoch = 1;
+	assert_true(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					     "n1", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_READY);
+	assert_non_null(x);
+	assert_int_equal(x->epoch, 1);
+	hf_actions_reset(&w->a);
+	/* 5. Formatted and in sync: nothing more to do. */
+	v->formatted = true;
+	v->replicas.items[0].state = HF_XREP_IN_SYNC;
+	assert_true(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					     "n1", &w->ctx, &w->a));
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	/* 6. Detached (a replace): attached again at the next epoch. */
+	free(v->attached);
+	v->attached = NULL;
+	hf_actions_reset(&w->a);
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_ATTACH);
+	assert_non_null(x);
+	assert_int_equal(x->epoch, 2);
+	world_free(w);
+}
+
+static void test_a_kept_volume_is_taken_back(void **state)
+{
+	struct world *w = world_new();
+
+	(void)state;
+	w->in->node = hf_xstrdup("n2");
+	add_volume(w, "n2", HF_XVOL_KEPT);
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n2", &w->ctx, &w->a));
+	assert_non_null(xvol_action(&w->a, HF_XVOLOP_ADOPT));
+	assert_non_null(xvol_action(&w->a, HF_XVOLOP_ATTACH));
+	assert_null(xvol_action(&w->a, HF_XVOLOP_CREATE));
+	world_free(w);
+}
+
+static void test_release_keeps_deletes_or_detaches(void **state)
+{
+	struct world *w = world_new();
+	struct hf_xvol *v;
+	const char *ids[] = {"nope", "ffeeddccbbaa99887766554433221100"};
+
+	(void)state;
+	v = add_volume(w, "n1", HF_XVOL_ACTIVE);
+	/* Not attached: nothing to detach. */
+	hf_decide_xvols_release(&w->m, w->svc, w->in, HF_XVOLOP_DETACH, "x",
+				&w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	v->attached = hf_xstrdup("n1");
+	hf_decide_xvols_release(&w->m, w->svc, w->in, HF_XVOLOP_DETACH, "x",
+				&w->a);
+	assert_non_null(xvol_action(&w->a, HF_XVOLOP_DETACH));
+	hf_actions_reset(&w->a);
+	hf_decide_xvols_release(&w->m, w->svc, w->in, HF_XVOLOP_KEEP, "x",
+				&w->a);
+	assert_non_null(xvol_action(&w->a, HF_XVOLOP_KEEP));
+	hf_actions_reset(&w->a);
+	/* A kept volume is deleted with its service's kept ones. */
+	v->state = HF_XVOL_KEPT;
+	assert_int_equal(hf_decide_xvols_delete_kept(&w->m, "s", "operator",
+						     &w->a),
+			 1);
+	assert_non_null(xvol_action(&w->a, HF_XVOLOP_DELETE));
+	assert_int_equal(hf_decide_xvols_delete_kept(&w->m, "other",
+						     "operator", &w->a),
+			 0);
+	hf_actions_reset(&w->a);
+	/* Its replica's deletion is taken only once it is DELETING there. */
+	hf_decide_replicas_deleted(&w->m, "n1", ids, 2, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	v->state = HF_XVOL_DELETING;
+	v->replicas.items[0].state = HF_XREP_DELETING;
+	hf_decide_replicas_deleted(&w->m, "n2", ids, 2, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	hf_decide_replicas_deleted(&w->m, "n1", ids, 2, &w->a);
+	assert_string_equal(xvol_action(&w->a, HF_XVOLOP_REPLICA_GONE)->replica,
+			    ids[1]);
+	world_free(w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_new_volumes_need_a_pool_that_holds_them),
+	    cmocka_unit_test(test_a_volume_pins_its_instance_to_its_replica),
+	    cmocka_unit_test(test_another_services_name_is_refused),
+	    cmocka_unit_test(test_made_attached_then_ready_at_its_epoch),
+	    cmocka_unit_test(test_a_kept_volume_is_taken_back),
+	    cmocka_unit_test(test_release_keeps_deletes_or_detaches),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -338,6 +338,7 @@ struct hf_node_volrep {
 	char *volume;
 	uint64_t epoch;
 	bool ready;
+	char *failed; /* state "failed": its message (or ""); else NULL */
 };
 
 struct hf_node {

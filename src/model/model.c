@@ -724,8 +724,10 @@ void hf_model_node_storage_free(struct hf_node_storage *st)
 
 void hf_model_node_volreps_clear(struct hf_node *n)
 {
-	for (size_t i = 0; i < n->volreps.len; i++)
+	for (size_t i = 0; i < n->volreps.len; i++) {
 		free(n->volreps.items[i].volume);
+		free(n->volreps.items[i].failed);
+	}
 	n->volreps.len = 0;
 }
 

@@ -279,7 +279,16 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 		}
 		rep = hf_model_node_volrep(nd, name);
 		if (!rep || !rep->ready || rep->epoch != v->epoch) {
-			if (!wait)
+			if (!wait && rep && rep->failed &&
+			    rep->epoch == v->epoch)
+				wait = hf_xasprintf(
+				    WAIT_PREFIX "'%s' to be ready on node %s "
+						"(epoch %" PRIu64 "): its attach "
+						"failed: %s",
+				    name, node, v->epoch,
+				    *rep->failed ? rep->failed : "no reason "
+								 "given");
+			else if (!wait)
 				wait = hf_xasprintf(WAIT_PREFIX "'%s' to be "
 						    "ready on node %s (epoch "
 						    "%" PRIu64 ")",

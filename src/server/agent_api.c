@@ -242,9 +242,13 @@ static bool volreps_update(struct hf_node *n,
 		const struct hf_node_volrep *old =
 		    hf_model_node_volrep(n, r->volume);
 		bool ready = r->state && strcmp(r->state, "ready") == 0;
+		bool failed = r->state && strcmp(r->state, "failed") == 0;
 
 		if (!old || old->ready != ready ||
-		    old->epoch != (uint64_t)r->epoch)
+		    old->epoch != (uint64_t)r->epoch ||
+		    failed != (old->failed != NULL) ||
+		    (failed && strcmp(old->failed,
+				      r->message ? r->message : "") != 0))
 			news = true;
 	}
 	if (!news && rq->volumes.len == n->volreps.len)
@@ -257,6 +261,8 @@ static bool volreps_update(struct hf_node *n,
 		nr->volume = hf_xstrdup(r->volume);
 		nr->epoch = r->epoch > 0 ? (uint64_t)r->epoch : 0;
 		nr->ready = r->state && strcmp(r->state, "ready") == 0;
+		if (r->state && strcmp(r->state, "failed") == 0)
+			nr->failed = hf_xstrdup(r->message ? r->message : "");
 	}
 	return news;
 }

@@ -84,12 +84,50 @@ static void user_ids(const char *user, int64_t *uid, int64_t *gid)
 	}
 }
 
+/* An attachment's part of its node's digest: a new epoch is a new set. */
+static uint64_t attach_hash(const struct hf_xvol *v)
+{
+	char buf[48];
+
+	snprintf(buf, sizeof(buf), "%llu/%d", (unsigned long long)v->epoch,
+		 v->formatted);
+	return (hf_hash_str(v->name) ^ hf_hash_str(buf)) * 5;
+}
+
+/* Adds every volume's part to its nodes' digest_scratch (publish). */
+static void xvols_digest(struct hf_srv *s)
+{
+	struct hf_model *m = &s->model;
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+		const char *user;
+		struct hf_node *n;
+
+		if (v->state == HF_XVOL_ACTIVE && v->attached &&
+		    hf_xvol_replica_on(v, v->attached) &&
+		    owner_on(m, v, v->attached, &user)) {
+			n = hf_model_node(m, v->attached);
+			if (n)
+				n->link->digest_scratch += attach_hash(v);
+		}
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+
+			if (r->state != HF_XREP_DELETING)
+				continue;
+			n = hf_model_node(m, r->node);
+			if (n)
+				n->link->digest_scratch += hf_hash_str(r->id) * 7;
+		}
+	}
+}
+
 uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 			 struct hf_proto_sync_resp *out)
 {
 	const struct hf_model *m = &s->model;
 	uint64_t d = 0;
-	char buf[24];
 
 	for (size_t i = 0; i < m->xvols.len; i++) {
 		const struct hf_xvol *v = m->xvols.items[i];
@@ -100,10 +138,7 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 		if (v->state == HF_XVOL_ACTIVE && r && v->attached &&
 		    strcmp(v->attached, n->id) == 0 &&
 		    owner_on(m, v, n->id, &user)) {
-			/* A new epoch, or a format done, is a new set. */
-			snprintf(buf, sizeof(buf), "%llu/%d",
-				 (unsigned long long)v->epoch, v->formatted);
-			d += (hf_hash_str(v->name) ^ hf_hash_str(buf)) * 5;
+			d += attach_hash(v);
 			if (out) {
 				struct hf_proto_attachment *a =
 				    HF_VEC_PUSH(&out->attachments);
@@ -263,12 +298,11 @@ void hf_orders_publish(struct hf_srv *s)
 					    in->slots.items[t].cur->id);
 		}
 	}
+	xvols_digest(s);
 	s->node_lists_valid = true;
 	for (size_t i = 0; i < m->nodes.len; i++) {
 		struct hf_node *n = m->nodes.items[i];
 
-		if (m->xvols.len)
-			n->link->digest_scratch += hf_orders_xvols(s, n, NULL);
 		if (node_settle(s, n, n->link->digest_scratch))
 			hf_http_wake(s->http, &n->link->waitq);
 	}

@@ -279,14 +279,37 @@ static void test_made_attached_then_ready_at_its_epoch(void **state)
 	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
 					      "n1", &w->ctx, &w->a));
 	hf_actions_reset(&w->a);
-	/* 4. Ready at epoch 1: go, with the file system recorded. */
+	/* A failed attach is what the instance says it waits for. */
 	r->epoch = 1;
+	r->ready = false;
+	r->failed = hf_xstrdup("mkfs.ext4 exited 1");
+	w->in->message = hf_xstrdup("waiting for volume 's-app-0' to be "
+				    "ready on node n1 (epoch 1)");
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	assert_int_equal(count(&w->a, HF_ACT_INSTANCE), 1);
+	assert_string_equal(w->a.items[0].u.inst.message,
+			    "waiting for volume 's-app-0' to be ready on node "
+			    "n1 (epoch 1): its attach failed: mkfs.ext4 "
+			    "exited 1");
+	hf_actions_reset(&w->a);
+	free(r->failed);
+	r->failed = NULL;
+	r->ready = true;
+	/* 4. Ready at epoch 1: go, with the file system recorded; the
+	 * instance's waiting message is cleared. */
 	assert_true(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
 					     "n1", &w->ctx, &w->a));
 	x = xvol_action(&w->a, HF_XVOLOP_READY);
 	assert_non_null(x);
 	assert_int_equal(x->epoch, 1);
+	assert_int_equal(count(&w->a, HF_ACT_INSTANCE), 1);
+	for (size_t i = 0; i < w->a.len; i++)
+		if (w->a.items[i].kind == HF_ACT_INSTANCE)
+			assert_null(w->a.items[i].u.inst.message);
 	hf_actions_reset(&w->a);
+	free(w->in->message);
+	w->in->message = NULL;
 	/* 5. Formatted and in sync: nothing more to do. */
 	v->formatted = true;
 	v->replicas.items[0].state = HF_XREP_IN_SYNC;

@@ -23,7 +23,7 @@ name: {name}
 pods:
   app:
     count: 1
-    external-volumes:
+{placement}    external-volumes:
       data:
         type: DOCKER
         volume-mode: RW
@@ -39,10 +39,11 @@ pods:
 """
 
 
-def spec(tmp, name, volume_name=None, size=1):
+def spec(tmp, name, volume_name=None, size=1, node=None):
     extra = f"        volume-name: {volume_name}\n" if volume_name else ""
+    placement = f"    placement: '[[\"hostname\", \"IS\", \"{node}\"]]'\n" if node else ""
     return write(os.path.join(tmp, f"{name}.yml"),
-                 SPEC.format(name=name, volume_name=extra, size=size))
+                 SPEC.format(name=name, volume_name=extra, size=size, placement=placement))
 
 
 class FakeNode:
@@ -248,6 +249,20 @@ def test_a_volume_goes_only_where_a_pool_holds_it(cl):
     wait_for(refused, 30, interval=0.3, what="both nodes refused")
     assert xvol(cl, "xc-app-0") is None
     cl.cli("service", "remove", "xc")
+
+    # A volume that fits is made on pool-2; kept by a plain removal, then
+    # deleted by `volume delete SERVICE` like the service's kept directories.
+    cl.deploy(spec(cl.tmp, "xd", node="pool-2"), wait=False)
+    att = small.until(lambda a: a.get("attachments"), "xd's attachment")["attachments"][0]
+    cl.cli("service", "remove", "xd")
+    wait_for(lambda: (xvol(cl, "xd-app-0") or {}).get("state") == "kept", 30, what="xd kept")
+    assert not small.sync().get("attachments")
+    cl.cli("volume", "delete", "xd", "--yes")
+    ans = small.until(lambda a: a.get("delete_replicas"), "the replica deletion")
+    assert ans["delete_replicas"] == [{"id": att["id"], "replica": att["replica"]}]
+    small.deleted = [att["replica"]]
+    wait_for(lambda: small.sync() is not None and xvol(cl, "xd-app-0") is None, 30,
+             what="xd's volume gone")
 
 
 # ---------------------------------------------------------------------------

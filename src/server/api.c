@@ -553,7 +553,8 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 			struct hf_instance *in = svc->instances.items[k];
 			char *key;
 
-			if (!in->node)
+			/* Instances with a ROOT or MOUNT volume: a key each. */
+			if (!in->node || !hf_model_instance_has_volumes(svc, in))
 				continue;
 			key = hf_sched_instance_volume_key(svc, in);
 			json_array_append_new(

@@ -578,6 +578,29 @@ def volume_list(c, svc=None):
     return sorted((v["key"], v["status"]) for v in json.loads(c.cli(*args).stdout))
 
 
+def test_volume_list_shows_only_instances_with_volumes(cluster, tmp_path):
+    """A pod without ROOT or MOUNT volumes has nothing to list."""
+    spec = write(tmp_path / "novol.yml", """
+name: novol
+pods:
+  bare:
+    count: 1
+    tasks:
+      server: {goal: RUNNING, cmd: "sleep 1000", cpus: 0.1, memory: 32}
+  disk:
+    count: 1
+    volume: {path: data, type: ROOT, size: 10}
+    tasks:
+      server: {goal: RUNNING, cmd: "sleep 1000", cpus: 0.1, memory: 32}
+""")
+    cluster.deploy(spec)
+    try:
+        assert volume_list(cluster, "novol") == [("novol/disk-0", "in use")]
+    finally:
+        cluster.cli("service", "remove", "novol", "--delete-volumes", "--wait",
+                    "--timeout", "60")
+
+
 def test_kept_volumes_are_listed_reused_and_deleted_after_the_remove(cluster, tmp_path):
     spec = write(tmp_path / "keep.yml", KEEP_SPEC.format(name="keep"))
     cluster.deploy(spec, "-o", "LIFE=one", "-o", "READY=true")

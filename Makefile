@@ -30,7 +30,7 @@ LIBS    := -lyaml -ljansson -lmicrohttpd -lcurl -lsqlite3 -lcrypto -lm -lpthread
 OPT     ?= -O2 -g
 
 # holdfast-volume's own sources link libfuse3, which holdfast does not.
-VOLUME_MAIN_SRCS := src/volume/main.c src/volume/attach.c
+VOLUME_MAIN_SRCS := src/volume/main.c src/volume/attach.c src/volume/serve.c
 LIBSRCS := $(filter-out src/shim/main.c $(VOLUME_MAIN_SRCS),$(sort $(wildcard src/*/*.c)))
 SRCS    := $(LIBSRCS) src/main.c
 
@@ -44,9 +44,12 @@ SHIM_SRCS := src/shim/main.c src/shim/shim.c src/shim/launch.c \
              $(patsubst %,src/common/%.c,caps clock err fs log rlimit rng spawn util)
 
 # holdfast-volume, one process per attached volume (src/volume/attach.h).
+# The codecs, replica files and tickets are also in LIBSRCS (unit tests,
+# fuzz targets; the server will make tickets): each binary links one copy.
 VOLUME_SRCS := $(VOLUME_MAIN_SRCS) \
-               $(patsubst %,src/common/%.c,clock err fs log rng spawn util)
-VOLUME_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3) -ljansson -lpthread
+               $(patsubst %,src/volume/%.c,volume wire meta bitmap conn replica ticket) \
+               $(patsubst %,src/common/%.c,clock crc32c err fs log rng spawn util)
+VOLUME_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3) -ljansson -lcrypto -lpthread
 VOLUME_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
 
 BUILD      := build

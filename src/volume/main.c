@@ -7,14 +7,19 @@
 #include <string.h>
 
 #include "volume/attach.h"
+#include "volume/serve.h"
 
 static int usage(FILE *f)
 {
-	fprintf(f, "usage: holdfast-volume attach DIR\n"
+	fprintf(f, "usage: holdfast-volume attach DIR | serve DIR\n"
 		   "  attach DIR   serve the volume DIR/attach.json describes "
 		   "through FUSE and a\n"
 		   "               loop device until SIGTERM (see "
-		   "src/volume/attach.h)\n");
+		   "src/volume/attach.h)\n"
+		   "  serve DIR    serve the node's replicas DIR/serve.json "
+		   "lists to their\n"
+		   "               volumes' primaries until SIGTERM (see "
+		   "src/volume/serve.h)\n");
 	return f == stdout ? HF_VOLUME_EXIT_OK : HF_VOLUME_EXIT_USAGE;
 }
 
@@ -25,5 +30,7 @@ int main(int argc, char **argv)
 		return usage(stdout);
 	if (argc == 3 && strcmp(argv[1], "attach") == 0)
 		return hf_volume_attach_main(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "serve") == 0)
+		return hf_volume_serve_main(argv[2]);
 	return usage(stderr);
 }

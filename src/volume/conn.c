@@ -1,0 +1,119 @@
+/*
+ * conn.c - frames over a stream socket (conn.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "volume/conn.h"
+
+int hf_volc_send(int fd, const struct hf_volw_frame *f)
+{
+	uint8_t head[HF_VOLW_HEAD_MAX];
+	char err[HF_VOL_ERR_MAX];
+	struct iovec iov[2];
+	size_t n;
+	int cnt = 1;
+
+	if (hf_volw_encode(f, head, sizeof(head), &n, err)) {
+		hf_log("cannot encode a frame: %s", err);
+		return -EINVAL;
+	}
+	iov[0] = (struct iovec){head, n};
+	if (f->data_len)
+		iov[cnt++] = (struct iovec){(void *)f->data, f->data_len};
+	while (cnt > 0) {
+		ssize_t w = writev(fd, iov, cnt);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (cnt > 0 && (size_t)w >= iov[0].iov_len) {
+			w -= (ssize_t)iov[0].iov_len;
+			iov[0] = iov[1];
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov[0].iov_base = (uint8_t *)iov[0].iov_base + w;
+			iov[0].iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+void hf_volc_rx_init(struct hf_volc_rx *rx)
+{
+	rx->buf = hf_xmalloc(HF_VOLW_FRAME_MAX);
+	rx->len = rx->used = 0;
+}
+
+void hf_volc_rx_release(struct hf_volc_rx *rx)
+{
+	free(rx->buf);
+	rx->buf = NULL;
+}
+
+int hf_volc_recv(int fd, struct hf_volc_rx *rx, struct hf_volw_frame *f,
+		 char err[HF_VOL_ERR_MAX])
+{
+	size_t need;
+	int rc;
+
+	if (rx->used) {
+		memmove(rx->buf, rx->buf + rx->used, rx->len - rx->used);
+		rx->len -= rx->used;
+		rx->used = 0;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (rx->len) {
+			rc = hf_volw_decode(rx->buf, rx->len, f, &need, err);
+			if (rc)
+				return rc;
+			if (!need) {
+				rx->used = f->size;
+				return 0;
+			}
+		}
+		/* Read what is there, up to the buffer's end. */
+		r = read(fd, rx->buf + rx->len, HF_VOLW_FRAME_MAX - rx->len);
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		rx->len += (size_t)r;
+	}
+}
+
+void hf_volc_error(struct hf_volw_frame *f, uint64_t id, uint64_t epoch,
+		   int errnum, const char *text)
+{
+	size_t n = 0;
+
+	memset(f, 0, sizeof(*f));
+	f->type = HF_VOLW_ERROR;
+	f->id = id;
+	f->epoch = epoch;
+	f->u.error.errnum = errnum > 0 && errnum <= 4095 ? (uint32_t)errnum
+							  : EIO;
+	for (; text[n] && n < HF_VOLW_TEXT_MAX; n++) {
+		unsigned char c = (unsigned char)text[n];
+
+		f->u.error.text[n] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
+	}
+	if (!n)
+		f->u.error.text[n++] = '?';
+	f->u.error.text[n] = 0;
+}

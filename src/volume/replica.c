@@ -1,0 +1,166 @@
+/*
+ * replica.c - a replica's data and metadata files (replica.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/util.h"
+#include "volume/replica.h"
+
+HF_PRINTF(3, 4)
+static int fail(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int write_meta(struct hf_replica *r, const struct hf_vol_meta *m)
+{
+	uint8_t block[HF_VOL_META_SIZE];
+	char why[HF_VOL_ERR_MAX];
+	char *path = hf_xasprintf("%s/meta", r->dir);
+	int rc = 0;
+
+	if (hf_vol_meta_encode(m, block, why))
+		rc = -EINVAL;
+	else if (hf_write_file_atomic(path, block, sizeof(block), 0600))
+		rc = errno ? -errno : -EIO;
+	free(path);
+	return rc;
+}
+
+static int load_meta(struct hf_replica *r, char *err, size_t n)
+{
+	char *path = hf_xasprintf("%s/meta", r->dir), *text = NULL;
+	char why[HF_VOL_ERR_MAX];
+	size_t len = 0;
+	int rc = hf_read_file(path, HF_VOL_META_SIZE + 1, &text, &len);
+	struct hf_vol_meta *m = &r->meta;
+
+	if (rc == HF_ENOTFOUND) {
+		memset(m, 0, sizeof(*m));
+		m->flags = HF_VOL_F_CONSISTENT;
+		m->size = (uint64_t)r->size;
+		snprintf(m->volume_id, sizeof(m->volume_id), "%s",
+			 r->volume_id);
+		snprintf(m->replica_id, sizeof(m->replica_id), "%s",
+			 r->replica_id);
+		snprintf(m->name, sizeof(m->name), "%s", r->name);
+		if ((rc = write_meta(r, m)))
+			rc = fail(err, n, "%s: cannot write it: %s", path,
+				  strerror(-rc));
+		goto out;
+	}
+	if (rc) {
+		rc = fail(err, n, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (hf_vol_meta_decode((const uint8_t *)text, len, m, why)) {
+		rc = fail(err, n, "%s: %s", path, why);
+		goto out;
+	}
+	if (strcmp(m->volume_id, r->volume_id) ||
+	    strcmp(m->replica_id, r->replica_id) ||
+	    m->size != (uint64_t)r->size) {
+		rc = fail(err, n,
+			  "%s belongs to volume %s replica %s of %llu bytes, "
+			  "not to volume %s replica %s of %lld bytes",
+			  path, m->volume_id, m->replica_id,
+			  (unsigned long long)m->size, r->volume_id,
+			  r->replica_id, (long long)r->size);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	free(path);
+	return rc;
+}
+
+int hf_replica_open(struct hf_replica *r, const char *pool, char *err,
+		    size_t n)
+{
+	struct stat st;
+	char *data;
+	int rc = -1;
+
+	r->fd = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	r->dir = hf_xasprintf("%s/replicas/%s/%s", pool, r->volume_id,
+			      r->replica_id);
+	if (hf_fs_mkdir_p(r->dir, 0700, 0700))
+		return fail(err, n, "%s: cannot make it: %s", r->dir,
+			    strerror(errno));
+	data = hf_xasprintf("%s/data", r->dir);
+	r->fd = open(data, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
+		fail(err, n, "%s: %s", data, strerror(errno));
+		goto out;
+	}
+	if (st.st_size == 0 && ftruncate(r->fd, r->size) < 0) {
+		fail(err, n, "%s: cannot make it %lld bytes: %s", data,
+		     (long long)r->size, strerror(errno));
+		goto out;
+	}
+	if (st.st_size != 0 && st.st_size != r->size) {
+		fail(err, n, "%s is %lld bytes, not the volume's %lld", data,
+		     (long long)st.st_size, (long long)r->size);
+		goto out;
+	}
+	if (load_meta(r, err, n))
+		goto out;
+	__atomic_store_n(&r->epoch, r->meta.epoch, __ATOMIC_RELEASE);
+	rc = 0;
+out:
+	free(data);
+	return rc;
+}
+
+int hf_replica_raise_epoch(struct hf_replica *r, uint64_t epoch)
+{
+	struct hf_vol_meta m;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (epoch > r->meta.epoch) {
+		m = r->meta;
+		m.epoch = epoch;
+		if (!(rc = write_meta(r, &m))) {
+			r->meta = m;
+			__atomic_store_n(&r->epoch, epoch, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+uint64_t hf_replica_epoch(struct hf_replica *r)
+{
+	return __atomic_load_n(&r->epoch, __ATOMIC_ACQUIRE);
+}
+
+void hf_replica_release(struct hf_replica *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	if (r->dir)
+		pthread_mutex_destroy(&r->mu);
+	free(r->volume_id);
+	free(r->replica_id);
+	free(r->name);
+	free(r->dir);
+	explicit_bzero(r->key, sizeof(r->key));
+}

@@ -1,0 +1,754 @@
+/*
+ * serve.c - holdfast-volume serve DIR: a node's replicas served to the
+ * primaries of their volumes over TCP (serve.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "volume/attach.h"
+#include "volume/conn.h"
+#include "volume/replica.h"
+#include "volume/serve.h"
+#include "volume/ticket.h"
+
+#define MIN_SIZE (64LL << 20)
+#define MAX_CONNS 256
+#define STOP_WAIT_MS 3000
+
+struct server {
+	char *dir;
+	char *pool;
+	char *host, *port;
+	struct hf_replica *reps;
+	size_t nreps;
+	int lfd;
+	char address[64];
+	int bound_port;
+	pthread_mutex_t mu; /* conns, nconns, stopping */
+	int conns[MAX_CONNS];
+	int nconns;
+	bool stopping;
+};
+
+struct conn {
+	struct server *s;
+	int fd;
+	int slot;
+};
+
+/* ---- status.json ------------------------------------------------------ */
+
+static void publish(const struct server *s, const char *state,
+		    const char *msg)
+{
+	json_t *o = json_pack("{s:s, s:i, s:i}", "state", state, "pid",
+			      (int)getpid(), "replicas", (int)s->nreps);
+	char *path = hf_xasprintf("%s/status.json", s->dir), *text;
+
+	json_object_set_new(o, "address", s->address[0]
+						  ? json_string(s->address)
+						  : json_null());
+	json_object_set_new(o, "port", s->bound_port
+					       ? json_integer(s->bound_port)
+					       : json_null());
+	json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
+	text = json_dumps(o, JSON_INDENT(2));
+	if (!text ||
+	    hf_write_file_replace(path, text, strlen(text), 0644,
+				  HF_WRITE_DURABLE))
+		hf_log("cannot write %s: %s", path, strerror(errno));
+	free(text);
+	free(path);
+	json_decref(o);
+}
+
+static int failed(const struct server *s, const char *fmt, ...) HF_PRINTF(2, 3);
+static int failed(const struct server *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	hf_log("%s", msg ? msg : fmt);
+	publish(s, "failed", msg ? msg : fmt);
+	free(msg);
+	return -1;
+}
+
+/* ---- serve.json ------------------------------------------------------- */
+
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789-_") == n;
+}
+
+static bool keys_known(json_t *o, const char *const *keys, size_t n,
+		       const char **bad)
+{
+	const char *key;
+	json_t *val;
+
+	json_object_foreach(o, key, val) {
+		bool known = false;
+
+		for (size_t i = 0; i < n; i++)
+			known = known || strcmp(key, keys[i]) == 0;
+		if (!known) {
+			*bad = key;
+			return false;
+		}
+	}
+	return true;
+}
+
+/* "HOST:PORT", "HOST", "[V6]:PORT", "[V6]" into s->host and s->port. */
+static int parse_listen(struct server *s, const char *v, const char *path)
+{
+	const char *colon;
+	char *end;
+	long port = HF_VOLUME_DEFAULT_PORT;
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (!close || (close[1] && close[1] != ':'))
+			return failed(s, "%s: \"listen\" \"%s\": a bracketed "
+					 "address must be \"[ADDR]\" or "
+					 "\"[ADDR]:PORT\"", path, v);
+		s->host = hf_xstrndup(v + 1, (size_t)(close - v - 1));
+		colon = close[1] ? close + 1 : NULL;
+	} else {
+		colon = strrchr(v, ':');
+		if (colon && strchr(v, ':') != colon)
+			return failed(s, "%s: \"listen\" \"%s\": put an IPv6 "
+					 "address in brackets", path, v);
+		s->host = colon ? hf_xstrndup(v, (size_t)(colon - v))
+				: hf_xstrdup(v);
+	}
+	if (colon) {
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (!colon[1] || *end || errno || port < 0 || port > 65535)
+			return failed(s, "%s: \"listen\" \"%s\": the port must "
+					 "be 0-65535", path, v);
+	}
+	if (!s->host[0]) {
+		free(s->host);
+		s->host = hf_xstrdup("0.0.0.0");
+	}
+	s->port = hf_xasprintf("%ld", port);
+	return 0;
+}
+
+static int load_volume(struct server *s, json_t *o, size_t i,
+		       const char *path)
+{
+	static const char *const keys[] = {"id", "replica", "size", "key",
+					   "name"};
+	struct hf_replica *r = &s->reps[i];
+	json_t *id = json_object_get(o, "id"), *rid, *size, *key, *name;
+	const char *bad;
+
+	if (!json_is_object(o))
+		return failed(s, "%s: volumes[%zu] is not an object", path, i);
+	if (!keys_known(o, keys, HF_ARRAY_LEN(keys), &bad))
+		return failed(s, "%s: volumes[%zu]: unknown key \"%s\"", path,
+			      i, bad);
+	rid = json_object_get(o, "replica");
+	size = json_object_get(o, "size");
+	key = json_object_get(o, "key");
+	name = json_object_get(o, "name");
+	if (!json_is_string(id) || !id_ok(json_string_value(id)) ||
+	    !json_is_string(rid) || !id_ok(json_string_value(rid)))
+		return failed(s, "%s: volumes[%zu]: \"id\" and \"replica\" "
+				 "must be 1-64 letters, digits, '-' or '_'",
+			      path, i);
+	if (!json_is_integer(size) || json_integer_value(size) < MIN_SIZE ||
+	    json_integer_value(size) % 4096 ||
+	    (uint64_t)json_integer_value(size) > HF_VOL_SIZE_MAX)
+		return failed(s, "%s: volumes[%zu]: \"size\" must be a multiple "
+				 "of 4096 bytes of at least 64 MiB", path, i);
+	if (name && (!json_is_string(name) ||
+		     !hf_vol_id_ok(json_string_value(name),
+				   strlen(json_string_value(name)),
+				   HF_VOL_NAME_MAX)))
+		return failed(s, "%s: volumes[%zu]: \"name\" must be 1-128 "
+				 "printable characters without spaces",
+			      path, i);
+	if (!json_is_string(key) ||
+	    hf_vol_hex_decode(json_string_value(key), r->key, HF_VOL_KEY_LEN))
+		return failed(s, "%s: volumes[%zu]: \"key\" must be %d hex "
+				 "digits", path, i, 2 * HF_VOL_KEY_LEN);
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(s->reps[j].volume_id, json_string_value(id)))
+			return failed(s, "%s: volumes[%zu]: volume %s is listed "
+					 "twice (a node holds one replica of a "
+					 "volume)", path, i,
+				      json_string_value(id));
+	r->volume_id = hf_xstrdup(json_string_value(id));
+	r->replica_id = hf_xstrdup(json_string_value(rid));
+	r->name = hf_xstrdup(name ? json_string_value(name)
+				  : json_string_value(id));
+	r->size = json_integer_value(size);
+	return 0;
+}
+
+static int load(struct server *s)
+{
+	static const char *const keys[] = {"pool", "listen", "volumes"};
+	char *path = hf_xasprintf("%s/serve.json", s->dir);
+	json_error_t je;
+	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *v;
+	const char *bad;
+	int rc = -1;
+
+	if (!o || !json_is_object(o)) {
+		failed(s, "%s: %s", path, o ? "not a JSON object" : je.text);
+		goto out;
+	}
+	if (!keys_known(o, keys, HF_ARRAY_LEN(keys), &bad)) {
+		failed(s, "%s: unknown key \"%s\"", path, bad);
+		goto out;
+	}
+	v = json_object_get(o, "pool");
+	if (!json_is_string(v) || json_string_value(v)[0] != '/') {
+		failed(s, "%s: \"pool\" must be an absolute path", path);
+		goto out;
+	}
+	s->pool = hf_xstrdup(json_string_value(v));
+	v = json_object_get(o, "listen");
+	if (v && !json_is_string(v)) {
+		failed(s, "%s: \"listen\" must be a string", path);
+		goto out;
+	}
+	if (parse_listen(s, v ? json_string_value(v) : "0.0.0.0", path))
+		goto out;
+	v = json_object_get(o, "volumes");
+	if (v && !json_is_array(v)) {
+		failed(s, "%s: \"volumes\" must be an array", path);
+		goto out;
+	}
+	s->nreps = v ? json_array_size(v) : 0;
+	s->reps = hf_xcalloc(s->nreps ? s->nreps : 1, sizeof(*s->reps));
+	for (size_t i = 0; i < s->nreps; i++) {
+		s->reps[i].fd = -1;
+		if (load_volume(s, json_array_get(v, i), i, path)) {
+			s->nreps = i + 1; /* release what was filled */
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	free(path);
+	return rc;
+}
+
+static int open_replicas(struct server *s)
+{
+	char err[512];
+
+	for (size_t i = 0; i < s->nreps; i++)
+		if (hf_replica_open(&s->reps[i], s->pool, err, sizeof(err)))
+			return failed(s, "replica %s of volume %s: %s",
+				      s->reps[i].replica_id,
+				      s->reps[i].volume_id, err);
+	return 0;
+}
+
+static int listen_on(struct server *s)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int one = 1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(s->host, s->port, &hints, &ai)))
+		return failed(s, "listen address %s: %s", s->host,
+			      gai_strerror(rc));
+	s->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0 ||
+	    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(s->lfd, ai->ai_addr, ai->ai_addrlen) ||
+	    listen(s->lfd, 64) ||
+	    getsockname(s->lfd, (struct sockaddr *)&ss, &sl)) {
+		rc = failed(s, "cannot listen on %s port %s: %s", s->host,
+			    s->port, strerror(errno));
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	s->bound_port = ntohs(ss.ss_family == AF_INET6
+				      ? ((struct sockaddr_in6 *)&ss)->sin6_port
+				      : ((struct sockaddr_in *)&ss)->sin_port);
+	snprintf(s->address, sizeof(s->address), "%s", s->host);
+	return 0;
+}
+
+/* ---- a connection ----------------------------------------------------- */
+
+static struct hf_replica *find(struct server *s, const char *vid,
+			       const char *rid)
+{
+	for (size_t i = 0; i < s->nreps; i++)
+		if (!strcmp(s->reps[i].volume_id, vid) &&
+		    !strcmp(s->reps[i].replica_id, rid))
+			return &s->reps[i];
+	return NULL;
+}
+
+static int send_error(int fd, const struct hf_volw_frame *req, int errnum,
+		      const char *fmt, ...) HF_PRINTF(4, 5);
+static int send_error(int fd, const struct hf_volw_frame *req, int errnum,
+		      const char *fmt, ...)
+{
+	struct hf_volw_frame a;
+	char text[HF_VOLW_TEXT_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	hf_volc_error(&a, req ? req->id : 0, req ? req->epoch : 0, errnum,
+		      text);
+	return hf_volc_send(fd, &a);
+}
+
+static int send_fenced(int fd, const struct hf_volw_frame *req, uint64_t e)
+{
+	struct hf_volw_frame a;
+
+	memset(&a, 0, sizeof(a));
+	a.type = HF_VOLW_FENCED;
+	a.id = req->id;
+	a.epoch = e;
+	a.u.fenced_epoch = e;
+	return hf_volc_send(fd, &a);
+}
+
+/*
+ * HELLO: the replica, the ticket, the epoch. Returns the replica, or
+ * NULL once the refusal was sent (the connection then closes).
+ */
+static struct hf_replica *hello(struct server *s, int fd,
+				const struct hf_volw_frame *f)
+{
+	const struct hf_volw_hello *h = &f->u.hello;
+	struct hf_replica *r = find(s, h->volume_id, h->replica_id);
+	uint8_t t[HF_VOL_TICKET_LEN];
+	struct hf_volw_frame a;
+	uint64_t cur;
+	int rc;
+
+	if (!r) {
+		send_error(fd, f, ENOENT, "no replica %s of volume %s here",
+			   h->replica_id, h->volume_id);
+		return NULL;
+	}
+	if (h->role != HF_VOLW_ROLE_PRIMARY) {
+		send_error(fd, f, EOPNOTSUPP,
+			   "only primaries connect yet (no resync)");
+		return NULL;
+	}
+	hf_vol_ticket(r->key, h->volume_id, f->epoch, h->node_id, t);
+	if (!hf_vol_ticket_equal(t, h->proof)) {
+		hf_log("volume %s replica %s: HELLO from node %s at epoch "
+		       "%llu with a ticket that does not match: refused",
+		       r->volume_id, r->replica_id, h->node_id,
+		       (unsigned long long)f->epoch);
+		send_error(fd, f, EACCES,
+			   "the ticket for node %s at epoch %llu does not "
+			   "match volume %s's key",
+			   h->node_id, (unsigned long long)f->epoch,
+			   h->volume_id);
+		return NULL;
+	}
+	cur = hf_replica_epoch(r);
+	if (f->epoch < cur) {
+		hf_log("volume %s replica %s: HELLO from node %s at epoch "
+		       "%llu, older than %llu: fenced",
+		       r->volume_id, r->replica_id, h->node_id,
+		       (unsigned long long)f->epoch, (unsigned long long)cur);
+		send_fenced(fd, f, cur);
+		return NULL;
+	}
+	if ((rc = hf_replica_raise_epoch(r, f->epoch))) {
+		send_error(fd, f, -rc, "cannot record epoch %llu: %s",
+			   (unsigned long long)f->epoch, strerror(-rc));
+		return NULL;
+	}
+	memset(&a, 0, sizeof(a));
+	a.type = HF_VOLW_HELLO_OK;
+	a.id = f->id;
+	a.epoch = f->epoch;
+	pthread_mutex_lock(&r->mu);
+	a.u.hello_ok.size = r->meta.size;
+	a.u.hello_ok.epoch = r->meta.epoch;
+	a.u.hello_ok.replica.flags = r->meta.flags;
+	a.u.hello_ok.replica.gens = r->meta.gens;
+	pthread_mutex_unlock(&r->mu);
+	if (hf_volc_send(fd, &a))
+		return NULL;
+	hf_log("volume %s replica %s: primary on node %s at epoch %llu",
+	       r->volume_id, r->replica_id, h->node_id,
+	       (unsigned long long)f->epoch);
+	return r;
+}
+
+static bool in_volume(const struct hf_replica *r, uint64_t off, uint64_t len)
+{
+	return off <= (uint64_t)r->size && len <= (uint64_t)r->size - off;
+}
+
+static int full_pwrite(int fd, const uint8_t *p, size_t n, off_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static int full_pread(int fd, uint8_t *p, size_t n, off_t off)
+{
+	while (n) {
+		ssize_t got = pread(fd, p, n, off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return errno;
+		if (got == 0) { /* sparse tail: zeros */
+			memset(p, 0, n);
+			return 0;
+		}
+		p += got;
+		n -= (size_t)got;
+		off += got;
+	}
+	return 0;
+}
+
+/* One request after HELLO; returns false when the connection must close. */
+static bool request(int fd, struct hf_replica *r, const struct hf_volw_frame *f,
+		    uint8_t *rbuf)
+{
+	struct hf_volw_frame a;
+	uint64_t cur = hf_replica_epoch(r);
+	int e = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.id = f->id;
+	a.epoch = f->epoch;
+	switch (f->type) {
+	case HF_VOLW_PING:
+		a.type = HF_VOLW_PONG;
+		return hf_volc_send(fd, &a) == 0;
+	case HF_VOLW_BYE:
+		return false;
+	case HF_VOLW_WRITE:
+	case HF_VOLW_FLUSH:
+	case HF_VOLW_TRIM:
+	case HF_VOLW_READ:
+		break;
+	default:
+		send_error(fd, f, EOPNOTSUPP, "%s is not served yet",
+			   hf_volw_type_name(f->type));
+		return false;
+	}
+	if (f->epoch != cur) {
+		hf_log("volume %s replica %s: %s at epoch %llu, not %llu: "
+		       "fenced", r->volume_id, r->replica_id,
+		       hf_volw_type_name(f->type),
+		       (unsigned long long)f->epoch, (unsigned long long)cur);
+		send_fenced(fd, f, cur);
+		return false;
+	}
+	switch (f->type) {
+	case HF_VOLW_WRITE:
+		if (!in_volume(r, f->off, f->data_len))
+			e = ENOSPC;
+		else
+			e = full_pwrite(r->fd, f->data, f->data_len,
+					(off_t)f->off);
+		a.type = HF_VOLW_WRITE_OK;
+		break;
+	case HF_VOLW_FLUSH:
+		e = fdatasync(r->fd) < 0 ? errno : 0;
+		a.type = HF_VOLW_FLUSH_OK;
+		break;
+	case HF_VOLW_TRIM:
+		if (!in_volume(r, f->off, f->u.range.len))
+			e = EINVAL;
+		else if (fallocate(r->fd,
+				   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				   (off_t)f->off, (off_t)f->u.range.len) < 0)
+			e = errno;
+		a.type = HF_VOLW_TRIM_OK;
+		break;
+	default: /* READ */
+		if (!in_volume(r, f->off, f->u.range.len))
+			e = EINVAL;
+		else
+			e = full_pread(r->fd, rbuf, f->u.range.len,
+				       (off_t)f->off);
+		a.type = HF_VOLW_READ_DATA;
+		a.off = f->off;
+		a.data = rbuf;
+		a.data_len = (uint32_t)f->u.range.len;
+		break;
+	}
+	if (e) {
+		hf_log("volume %s replica %s: %s at %llu: %s", r->volume_id,
+		       r->replica_id, hf_volw_type_name(f->type),
+		       (unsigned long long)f->off, strerror(e));
+		send_error(fd, f, e, "%s at %llu: %s",
+			   hf_volw_type_name(f->type),
+			   (unsigned long long)f->off, strerror(e));
+		return false;
+	}
+	return hf_volc_send(fd, &a) == 0;
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct server *s = c->s;
+	struct hf_volc_rx rx;
+	struct hf_volw_frame f;
+	struct hf_replica *r = NULL;
+	char err[HF_VOL_ERR_MAX];
+	uint8_t *rbuf = NULL;
+	int rc;
+
+	hf_volc_rx_init(&rx);
+	for (;;) {
+		rc = hf_volc_recv(c->fd, &rx, &f, err);
+		if (rc == HF_EPARSE || rc == HF_ETOOBIG) {
+			hf_log("a connection sent a bad frame: %s", err);
+			send_error(c->fd, NULL, EPROTO, "%s", err);
+			break;
+		}
+		if (rc)
+			break;
+		if (!r) {
+			if (f.type != HF_VOLW_HELLO) {
+				send_error(c->fd, &f, EPROTO,
+					   "HELLO must come first, not %s",
+					   hf_volw_type_name(f.type));
+				break;
+			}
+			if (!(r = hello(s, c->fd, &f)))
+				break;
+			rbuf = hf_xmalloc(HF_VOL_DATA_MAX);
+			continue;
+		}
+		if (!request(c->fd, r, &f, rbuf))
+			break;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->conns[c->slot] = -1;
+	s->nconns--;
+	pthread_mutex_unlock(&s->mu);
+	close(c->fd);
+	hf_volc_rx_release(&rx);
+	free(rbuf);
+	free(c);
+	return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+	struct server *s = arg;
+
+	for (;;) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+		struct conn *c;
+		pthread_attr_t at;
+		pthread_t t;
+		int slot = -1;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED ||
+			    errno == EMFILE || errno == ENFILE) {
+				if (errno == EMFILE || errno == ENFILE)
+					hf_sleep_ms(100);
+				continue;
+			}
+			break; /* shut down */
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pthread_mutex_lock(&s->mu);
+		for (int i = 0; i < MAX_CONNS && slot < 0 && !s->stopping; i++)
+			if (s->conns[i] < 0)
+				slot = i;
+		if (slot >= 0) {
+			s->conns[slot] = fd;
+			s->nconns++;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (slot < 0) {
+			close(fd);
+			continue;
+		}
+		c = hf_xcalloc(1, sizeof(*c));
+		*c = (struct conn){s, fd, slot};
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &at, conn_main, c)) {
+			pthread_mutex_lock(&s->mu);
+			s->conns[slot] = -1;
+			s->nconns--;
+			pthread_mutex_unlock(&s->mu);
+			close(fd);
+			free(c);
+		}
+		pthread_attr_destroy(&at);
+	}
+	return NULL;
+}
+
+/* Stops accepting, closes every connection and waits (bounded) for them. */
+static int stop(struct server *s, pthread_t acceptor)
+{
+	int left;
+
+	shutdown(s->lfd, SHUT_RDWR);
+	pthread_join(acceptor, NULL);
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (s->conns[i] >= 0)
+			shutdown(s->conns[i], SHUT_RDWR);
+	pthread_mutex_unlock(&s->mu);
+	for (int64_t end = hf_mono_ms() + STOP_WAIT_MS;;) {
+		pthread_mutex_lock(&s->mu);
+		left = s->nconns;
+		pthread_mutex_unlock(&s->mu);
+		if (!left || hf_mono_ms() >= end)
+			break;
+		hf_sleep_ms(10);
+	}
+	if (left)
+		hf_log("%d connections still closing", left);
+	return left;
+}
+
+int hf_volume_serve_main(const char *dir)
+{
+	struct server s;
+	sigset_t mask;
+	pthread_t acceptor;
+	int lockfd = -1, code = HF_VOLUME_EXIT_FAIL, sig, bad = 0, left = 0;
+	char *lock;
+	long holder = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.lfd = -1;
+	for (int i = 0; i < MAX_CONNS; i++)
+		s.conns[i] = -1;
+	pthread_mutex_init(&s.mu, NULL);
+	hf_log_init("holdfast-volume", true);
+	s.dir = realpath(dir, NULL);
+	if (!s.dir) {
+		fprintf(stderr, "holdfast-volume: %s: %s\n", dir,
+			strerror(errno));
+		return HF_VOLUME_EXIT_USAGE;
+	}
+	lock = hf_xasprintf("%s/serve.lock", s.dir);
+	switch (hf_lock_file(lock, &lockfd, &holder)) {
+	case 0:
+		break;
+	case HF_EUNAVAIL:
+		fprintf(stderr, "holdfast-volume: %s is served by process "
+				"%ld\n", s.dir, holder);
+		code = HF_VOLUME_EXIT_LOCKED;
+		goto out;
+	default:
+		fprintf(stderr, "holdfast-volume: %s: %s\n", lock,
+			strerror(errno));
+		goto out;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (load(&s) || open_replicas(&s) || listen_on(&s))
+		goto out;
+	if (pthread_create(&acceptor, NULL, accept_main, &s)) {
+		failed(&s, "cannot start the accepting thread");
+		goto out;
+	}
+	publish(&s, "ready", NULL);
+	hf_log("serving %zu replicas of pool %s on %s port %d", s.nreps,
+	       s.pool, s.address, s.bound_port);
+	do
+		sig = sigwaitinfo(&mask, NULL);
+	while (sig < 0 && errno == EINTR);
+	hf_log("stopping on signal %d", sig);
+	left = stop(&s, acceptor);
+	for (size_t i = 0; i < s.nreps; i++)
+		if (fdatasync(s.reps[i].fd) < 0) {
+			hf_log("volume %s replica %s: fdatasync: %s",
+			       s.reps[i].volume_id, s.reps[i].replica_id,
+			       strerror(errno));
+			bad++;
+		}
+	if (bad)
+		failed(&s, "%d replicas could not be synced", bad);
+	else {
+		publish(&s, "stopped", NULL);
+		code = HF_VOLUME_EXIT_OK;
+	}
+out:
+	free(lock);
+	if (left) /* a connection still uses them: the exit frees them */
+		goto out_exit;
+	for (size_t i = 0; i < s.nreps; i++)
+		hf_replica_release(&s.reps[i]);
+	free(s.reps);
+	if (s.lfd >= 0)
+		close(s.lfd);
+	if (lockfd >= 0)
+		close(lockfd);
+	free(s.pool);
+	free(s.host);
+	free(s.port);
+	free(s.dir);
+out_exit:
+	return code;
+}

@@ -1,0 +1,50 @@
+/*
+ * serve.h - `holdfast-volume serve DIR`: a node's replica server
+ * (docs/design/volumes.md §3.7, §6), one per node with a storage pool.
+ * Standalone for now: the agent does not start it yet.
+ *
+ * DIR/serve.json (written atomically by its owner; unknown keys refused):
+ *   pool      absolute path of the node's pool directory
+ *   listen    "HOST:PORT", "HOST" (port 7446) or "[V6]:PORT": the
+ *             numeric address to listen on (default "0.0.0.0:7446");
+ *             port 0 picks a free one, reported in status.json
+ *   volumes   the replicas this node serves: [{"id": volume id,
+ *             "replica": replica id (both 1-64 letters, digits, '-' or
+ *             '_'), "size": bytes (a multiple of 4096, >= 64 MiB),
+ *             "key": K_vol as 64 hex digits, "name": the volume's name
+ *             (optional, default the id)}]
+ *
+ * At start it locks DIR/serve.lock (one serve per DIR: a second exits 3),
+ * opens every replica at <pool>/replicas/<id>/<replica>/{data,meta}
+ * (replica.h: created sparse with a fresh meta when missing), listens
+ * (TCP, TCP_NODELAY, one thread per connection) and writes DIR/status.json
+ * atomically: {"state": "ready", "pid", "address", "port", "replicas": n,
+ * "message": null}, or "failed" with a message (exit 1).
+ *
+ * A connection starts with HELLO (wire.h) for one replica; serve checks
+ * its proof against ticket.h's T (from the replica's K_vol and the
+ * HELLO's volume id, header epoch and node id): a mismatch is an ERROR
+ * (EACCES) and the connection closes. Epochs fence (§6.2): a HELLO at an
+ * epoch below the replica's gets FENCED; one above raises the replica's
+ * epoch in its meta (durably) before HELLO_OK. Then, in order, one answer
+ * per request: WRITE (pwrite; WRITE_OK once pwritten, not durable), FLUSH
+ * (fdatasync; FLUSH_OK), READ (READ_DATA), TRIM (a punched hole; TRIM_OK),
+ * PING (PONG), BYE (closes). Every WRITE, FLUSH, TRIM and READ whose epoch
+ * is not the replica's current one gets FENCED and the connection closes:
+ * an attachment superseded by a newer HELLO is refused frame by frame.
+ * Other types (resync, bitmaps, activity log) get ERROR (EOPNOTSUPP) for
+ * now. The transport is plain TCP: TLS-PSK (§6.2) is a later step, noted
+ * in docs/design/volumes.md §12.
+ *
+ * SIGTERM or SIGINT: stop accepting, close the connections, fdatasync
+ * every replica, write "stopped" and exit 0.
+ */
+#ifndef HF_VOLUME_SERVE_H
+#define HF_VOLUME_SERVE_H
+
+#define HF_VOLUME_DEFAULT_PORT 7446
+
+/* Runs serve mode on dir; returns the process's exit code (attach.h's). */
+int hf_volume_serve_main(const char *dir);
+
+#endif

@@ -28,19 +28,33 @@
 #include "common/spawn.h"
 #include "common/util.h"
 #include "volume/attach.h"
+#include "volume/remote.h"
+#include "volume/ticket.h"
 
 #define VOL_INO 2
 #define BLOCK 4096
 #define MIN_SIZE (64LL << 20)
 #define DETACH_WAIT_MS 5000
 
+/* Buffers of HF_VOL_DATA_MAX bytes for the FUSE threads' remote I/O. */
+struct bufpool {
+	pthread_mutex_t mu;
+	uint8_t *free[16];
+	int nfree;
+};
+
 struct vol {
 	char *dir;
-	char *volume, *id, *replica;
+	char *volume, *id, *replica; /* replica NULL: storage-less */
+	char *node;              /* this node's id (the ticket names it) */
 	int64_t epoch, size;
 	bool format;
 	unsigned uid, gid;
-	int rfd;                 /* the replica's data file */
+	uint8_t ticket[HF_VOL_TICKET_LEN];
+	struct hf_remote *remotes;
+	size_t nremotes;
+	struct bufpool pool;
+	int rfd;                 /* the local replica's data file, or -1 */
 	int loopfd;
 	char dev[32];
 	char identity[LO_NAME_SIZE];
@@ -51,6 +65,9 @@ struct vol {
 };
 
 /* ---- status.json ------------------------------------------------------ */
+
+/* The FUSE threads and the remotes' readers publish too. */
+static pthread_mutex_t publish_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void publish(const struct vol *v, const char *state, const char *msg)
 {
@@ -66,10 +83,12 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 						   : json_null());
 	json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
 	text = json_dumps(o, JSON_INDENT(2));
+	pthread_mutex_lock(&publish_mu);
 	if (!text ||
 	    hf_write_file_replace(path, text, strlen(text), 0644,
 				  HF_WRITE_DURABLE))
 		hf_log("cannot write %s: %s", path, strerror(errno));
+	pthread_mutex_unlock(&publish_mu);
 	free(text);
 	free(path);
 	json_decref(o);
@@ -93,6 +112,108 @@ static int failed(const struct vol *v, const char *fmt, ...)
 
 /* ---- attach.json ------------------------------------------------------ */
 
+static bool id_ok(const char *s);
+
+static int load_remote(struct vol *v, json_t *o, size_t i, const char *path)
+{
+	static const char *const keys[] = {"address", "port", "replica",
+					   "node"};
+	struct hf_remote *r = &v->remotes[i];
+	json_t *addr = json_object_get(o, "address"),
+	       *port = json_object_get(o, "port"),
+	       *rep = json_object_get(o, "replica"),
+	       *node = json_object_get(o, "node");
+	const char *key;
+	json_t *val;
+
+	if (!json_is_object(o))
+		return failed(v, "%s: remotes[%zu] is not an object", path, i);
+	json_object_foreach(o, key, val) {
+		bool known = false;
+
+		for (size_t k = 0; k < HF_ARRAY_LEN(keys); k++)
+			known = known || strcmp(key, keys[k]) == 0;
+		if (!known)
+			return failed(v, "%s: remotes[%zu]: unknown key \"%s\"",
+				      path, i, key);
+	}
+	if (!json_is_string(addr) || !json_string_value(addr)[0])
+		return failed(v, "%s: remotes[%zu]: \"address\" must be a "
+				 "numeric IP address", path, i);
+	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+	    json_integer_value(port) > 65535)
+		return failed(v, "%s: remotes[%zu]: \"port\" must be 1-65535",
+			      path, i);
+	if (!json_is_string(rep) || !id_ok(json_string_value(rep)))
+		return failed(v, "%s: remotes[%zu]: \"replica\" must be 1-64 "
+				 "letters, digits, '-' or '_'", path, i);
+	if (!json_is_string(node) ||
+	    !hf_vol_id_ok(json_string_value(node),
+			  strlen(json_string_value(node)), HF_VOL_NODE_MAX))
+		return failed(v, "%s: remotes[%zu]: \"node\" must be a node id",
+			      path, i);
+	r->address = hf_xstrdup(json_string_value(addr));
+	r->port = (int)json_integer_value(port);
+	r->replica = hf_xstrdup(json_string_value(rep));
+	r->node = hf_xstrdup(json_string_value(node));
+	return 0;
+}
+
+/* "remotes", "node", and the ticket ("ticket", or derived from "key"). */
+static int load_remotes(struct vol *v, json_t *o, const char *path)
+{
+	json_t *rs = json_object_get(o, "remotes"),
+	       *node = json_object_get(o, "node"),
+	       *key = json_object_get(o, "key"),
+	       *ticket = json_object_get(o, "ticket");
+	uint8_t k[HF_VOL_KEY_LEN];
+	size_t n;
+
+	if (rs && !json_is_array(rs))
+		return failed(v, "%s: \"remotes\" must be an array", path);
+	n = rs ? json_array_size(rs) : 0;
+	if (!n && !v->replica)
+		return failed(v, "%s: a volume needs a local \"replica\" or "
+				 "\"remotes\"", path);
+	if (n > HF_VOL_MAX_PEERS)
+		return failed(v, "%s: %zu remotes, over the limit of %d", path,
+			      n, HF_VOL_MAX_PEERS);
+	if (!n)
+		return 0;
+	if (!json_is_string(node) ||
+	    !hf_vol_id_ok(json_string_value(node),
+			  strlen(json_string_value(node)), HF_VOL_NODE_MAX))
+		return failed(v, "%s: \"node\" (this node's id) is needed with "
+				 "remotes", path);
+	v->node = hf_xstrdup(json_string_value(node));
+	if (!key == !ticket)
+		return failed(v, "%s: remotes need exactly one of \"ticket\" "
+				 "and \"key\"", path);
+	if (ticket && (!json_is_string(ticket) ||
+		       hf_vol_hex_decode(json_string_value(ticket), v->ticket,
+					 HF_VOL_TICKET_LEN)))
+		return failed(v, "%s: \"ticket\" must be %d hex digits", path,
+			      2 * HF_VOL_TICKET_LEN);
+	if (key) {
+		if (!json_is_string(key) ||
+		    hf_vol_hex_decode(json_string_value(key), k,
+				      HF_VOL_KEY_LEN))
+			return failed(v, "%s: \"key\" must be %d hex digits",
+				      path, 2 * HF_VOL_KEY_LEN);
+		hf_vol_ticket(k, v->id, (uint64_t)v->epoch, v->node,
+			      v->ticket);
+		explicit_bzero(k, sizeof(k));
+	}
+	v->remotes = hf_xcalloc(n, sizeof(*v->remotes));
+	v->nremotes = n;
+	for (size_t i = 0; i < n; i++)
+		hf_remote_init(&v->remotes[i]);
+	for (size_t i = 0; i < v->nremotes; i++)
+		if (load_remote(v, json_array_get(rs, i), i, path))
+			return -1;
+	return 0;
+}
+
 static bool id_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -104,9 +225,9 @@ static bool id_ok(const char *s)
 
 static int load(struct vol *v)
 {
-	static const char *const keys[] = {"volume",  "id",	"epoch",
-					   "size",    "replica", "format",
-					   "uid",     "gid"};
+	static const char *const keys[] = {
+	    "volume", "id",  "epoch", "size", "replica", "format",
+	    "uid",    "gid", "node",  "key",  "ticket",  "remotes"};
 	char *path = hf_xasprintf("%s/attach.json", v->dir);
 	json_error_t je;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -150,11 +271,16 @@ static int load(struct vol *v)
 		goto out;
 	}
 	val = json_object_get(o, "replica");
-	if (!json_is_string(val) || json_string_value(val)[0] != '/') {
-		failed(v, "%s: \"replica\" must be an absolute path", path);
+	if (!json_is_null(val) &&
+	    (!json_is_string(val) || json_string_value(val)[0] != '/')) {
+		failed(v, "%s: \"replica\" must be an absolute path, or null "
+			  "on a node without one", path);
 		goto out;
 	}
-	v->replica = hf_xstrdup(json_string_value(val));
+	v->replica = json_is_string(val) ? hf_xstrdup(json_string_value(val))
+					 : NULL;
+	if (load_remotes(v, o, path))
+		goto out;
 	val = json_object_get(o, "format");
 	if (val && !json_is_boolean(val)) {
 		failed(v, "%s: \"format\" must be true or false", path);
@@ -186,6 +312,8 @@ static int open_replica(struct vol *v)
 {
 	struct stat st;
 
+	if (!v->replica)
+		return 0;
 	v->rfd = open(v->replica, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		      0600);
 	if (v->rfd < 0 || fstat(v->rfd, &st) < 0)
@@ -200,6 +328,134 @@ static int open_replica(struct vol *v)
 				 "%lld", v->replica, (long long)st.st_size,
 			      (long long)v->size);
 	return 0;
+}
+
+/* ---- the remote replicas --------------------------------------------- */
+
+static void remote_died(struct hf_remote *r, void *arg)
+{
+	struct vol *v = arg;
+	char why[256], *msg;
+
+	hf_remote_dead(r, why, sizeof(why));
+	msg = hf_xasprintf("replica %s on node %s: %s; every write and flush "
+			   "fails with EIO from now on",
+			   r->replica, r->node, why);
+	publish(v, "ready", msg);
+	free(msg);
+}
+
+/* HELLO to every remote; no thread may exist yet (see mount_fuse). */
+static int connect_remotes(struct vol *v)
+{
+	char err[512];
+
+	for (size_t i = 0; i < v->nremotes; i++) {
+		struct hf_remote *r = &v->remotes[i];
+
+		if (hf_remote_connect(r, v->id, (uint64_t)v->epoch, v->node,
+				      v->ticket, (uint64_t)v->size, err,
+				      sizeof(err)))
+			return failed(v, "replica %s on node %s (%s port %d): "
+					 "%s", r->replica, r->node, r->address,
+				      r->port, err);
+	}
+	return 0;
+}
+
+/* Ends the connections (BYE first when bye); safe to call twice. */
+static void close_remotes(struct vol *v, bool bye)
+{
+	for (size_t i = 0; i < v->nremotes; i++)
+		hf_remote_close(&v->remotes[i], bye);
+	free(v->remotes);
+	v->remotes = NULL;
+	v->nremotes = 0;
+}
+
+static int start_remotes(struct vol *v)
+{
+	for (size_t i = 0; i < v->nremotes; i++) {
+		v->remotes[i].on_dead = remote_died;
+		v->remotes[i].on_dead_arg = v;
+		if (hf_remote_start(&v->remotes[i]))
+			return failed(v, "cannot start a replica's reader: %s",
+				      strerror(errno));
+	}
+	return 0;
+}
+
+static uint8_t *buf_take(struct vol *v)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&v->pool.mu);
+	if (v->pool.nfree)
+		b = v->pool.free[--v->pool.nfree];
+	pthread_mutex_unlock(&v->pool.mu);
+	return b ? b : hf_xmalloc(HF_VOL_DATA_MAX);
+}
+
+static void buf_put(struct vol *v, uint8_t *b)
+{
+	pthread_mutex_lock(&v->pool.mu);
+	if (v->pool.nfree < (int)HF_ARRAY_LEN(v->pool.free)) {
+		v->pool.free[v->pool.nfree++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&v->pool.mu);
+	free(b);
+}
+
+/*
+ * Sends one request to every remote (pipelined: all are sent before any
+ * answer is awaited), runs local (the local replica's share, done while
+ * the frames travel) and waits for every answer. Returns 0 or an errno:
+ * a remote that fails fails the request (EIO).
+ */
+static int fan_out(struct vol *v, struct hf_volw_frame *f,
+		   int (*local)(struct vol *v, void *arg), void *arg)
+{
+	struct hf_remote_req q[HF_VOL_MAX_PEERS];
+	int e = 0, le = 0;
+
+	for (size_t i = 0; i < v->nremotes; i++) {
+		struct hf_volw_frame g = *f;
+
+		memset(&q[i], 0, sizeof(q[i]));
+		hf_remote_submit(&v->remotes[i], &g, &q[i]);
+	}
+	if (local)
+		le = local(v, arg);
+	for (size_t i = 0; i < v->nremotes; i++)
+		if (hf_remote_wait(&v->remotes[i], &q[i]))
+			e = EIO;
+	return le ? le : e;
+}
+
+/* Reads [off, off + len) (aligned, len <= HF_VOL_DATA_MAX) from a remote. */
+static int remote_read(struct vol *v, uint8_t *dst, uint64_t off,
+		       uint32_t len)
+{
+	for (size_t i = 0; i < v->nremotes; i++) {
+		struct hf_remote *r = &v->remotes[i];
+		struct hf_remote_req q;
+		struct hf_volw_frame f;
+
+		if (hf_remote_dead(r, NULL, 0))
+			continue;
+		memset(&f, 0, sizeof(f));
+		memset(&q, 0, sizeof(q));
+		f.type = HF_VOLW_READ;
+		f.off = off;
+		f.u.range.len = len;
+		q.dst = dst;
+		q.dst_len = len;
+		if (hf_remote_submit(r, &f, &q) == 0 &&
+		    hf_remote_wait(r, &q) == 0)
+			return 0;
+	}
+	return EIO;
 }
 
 /* ---- the FUSE file ---------------------------------------------------- */
@@ -226,7 +482,12 @@ static void op_init(void *data, struct fuse_conn_info *conn)
 	 * Never the writeback cache: it would acknowledge writes before
 	 * they reached the replica. A loop request of 1 MiB is one write.
 	 */
+	struct vol *v = data;
+
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Remote writes need the bytes in memory, not in a pipe. */
+	if (v->nremotes)
+		conn->want &= ~FUSE_CAP_SPLICE_READ;
 	if (conn->max_write < (1u << 20))
 		conn->max_write = 1u << 20;
 }
@@ -279,6 +540,35 @@ static bool in_range(const struct vol *v, off_t off, size_t len)
 	       (int64_t)len <= v->size - (int64_t)off;
 }
 
+/*
+ * A read served by a remote replica (a node without one): the aligned
+ * range around [off, off + size), a frame of up to HF_VOL_DATA_MAX at a
+ * time.
+ */
+static void op_read_remote(fuse_req_t req, struct vol *v, size_t size,
+			   off_t off)
+{
+	uint64_t start = (uint64_t)off & ~(uint64_t)(BLOCK - 1);
+	uint64_t end = ((uint64_t)off + size + BLOCK - 1) & ~(uint64_t)(BLOCK - 1);
+	uint8_t *out, *tmp = buf_take(v);
+	int e = 0;
+
+	if (end - start > (uint64_t)HF_VOL_DATA_MAX) {
+		/* Larger than max_read would allow: the kernel never asks. */
+		buf_put(v, tmp);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	out = tmp;
+	e = remote_read(v, out, start, (uint32_t)(end - start));
+	if (e)
+		fuse_reply_err(req, e);
+	else
+		fuse_reply_buf(req, (const char *)out + ((uint64_t)off - start),
+			       size);
+	buf_put(v, tmp);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -291,11 +581,95 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if ((int64_t)size > v->size - off)
 		size = (size_t)(v->size - off);
+	if (v->rfd < 0) {
+		op_read_remote(req, v, size, off);
+		return;
+	}
 	buf.buf[0].size = size;
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = v->rfd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+struct local_write {
+	const uint8_t *p;
+	size_t len;
+	off_t off;
+};
+
+static int local_write(struct vol *v, void *arg)
+{
+	struct local_write *w = arg;
+	const uint8_t *p = w->p;
+	size_t n = w->len;
+	off_t off = w->off;
+
+	if (v->rfd < 0)
+		return 0;
+	while (n) {
+		ssize_t k = pwrite(v->rfd, p, n, off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? errno : EIO;
+		p += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
+/*
+ * A write with remote replicas: WRITE to each (pipelined), pwrite of the
+ * local replica meanwhile, then every acknowledgement, then the reply.
+ */
+static void op_write_remote(fuse_req_t req, struct vol *v,
+			    struct fuse_bufvec *in, off_t off, size_t len)
+{
+	uint8_t *tmp = NULL;
+	const uint8_t *data;
+	int e = 0;
+
+	if (off % BLOCK || len % BLOCK || len == 0 || len > HF_VOL_DATA_MAX) {
+		/* The loop device's 4096-byte blocks never do this. */
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		data = (const uint8_t *)in->buf[0].mem + in->off;
+	} else {
+		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+		ssize_t n;
+
+		tmp = buf_take(v);
+		mem.buf[0].mem = tmp;
+		n = fuse_buf_copy(&mem, in, 0);
+		if (n != (ssize_t)len) {
+			buf_put(v, tmp);
+			fuse_reply_err(req, n < 0 ? (int)-n : EIO);
+			return;
+		}
+		data = tmp;
+	}
+	{
+		struct hf_volw_frame f;
+		struct local_write w = {data, len, off};
+
+		memset(&f, 0, sizeof(f));
+		f.type = HF_VOLW_WRITE;
+		f.off = (uint64_t)off;
+		f.data = data;
+		f.data_len = (uint32_t)len;
+		e = fan_out(v, &f, local_write, &w);
+	}
+	if (tmp)
+		buf_put(v, tmp);
+	if (e)
+		fuse_reply_err(req, e);
+	else
+		fuse_reply_write(req, len);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
@@ -311,6 +685,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOSPC);
 		return;
 	}
+	if (v->nremotes) {
+		op_write_remote(req, v, in, off, len);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = v->rfd;
 	out.buf[0].pos = off;
@@ -321,18 +699,53 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_write(req, (size_t)n);
 }
 
+static int local_flush(struct vol *v, void *arg)
+{
+	return v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
+}
+
+/*
+ * FLUSH to every remote, fdatasync of the local replica meanwhile: 0 only
+ * when every replica has made every acknowledged write durable.
+ */
+static int flush_all(struct vol *v)
+{
+	struct hf_volw_frame f;
+
+	memset(&f, 0, sizeof(f));
+	f.type = HF_VOLW_FLUSH;
+	return fan_out(v, &f, local_flush, NULL);
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct vol *v = fuse_req_userdata(req);
 
-	fuse_reply_err(req, fdatasync(v->rfd) < 0 ? errno : 0);
+	fuse_reply_err(req, flush_all(v));
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, 0);
+}
+
+struct local_trim {
+	int mode;
+	off_t off, len;
+};
+
+static int local_trim(struct vol *v, void *arg)
+{
+	struct local_trim *t = arg;
+
+	if (v->rfd < 0)
+		return 0;
+	return fallocate(v->rfd, t->mode | FALLOC_FL_KEEP_SIZE, t->off,
+			 t->len) < 0
+		       ? errno
+		       : 0;
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
@@ -347,6 +760,26 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	/* Discards keep the replica thin; nothing may grow the file. */
 	if (!(mode & FALLOC_FL_KEEP_SIZE) && !(mode & FALLOC_FL_ZERO_RANGE)) {
 		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (v->nremotes) {
+		struct hf_volw_frame f;
+		struct local_trim t = {mode, off, len};
+
+		/*
+		 * A replica punches a hole for TRIM: the same zeros as
+		 * ZERO_RANGE, never a partial block (which would differ).
+		 */
+		if (off % BLOCK || len % BLOCK || len == 0 ||
+		    !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+			fuse_reply_err(req, EOPNOTSUPP);
+			return;
+		}
+		memset(&f, 0, sizeof(f));
+		f.type = HF_VOLW_TRIM;
+		f.off = (uint64_t)off;
+		f.u.range.len = (uint64_t)len;
+		fuse_reply_err(req, fan_out(v, &f, local_trim, &t));
 		return;
 	}
 	fuse_reply_err(req, fallocate(v->rfd, mode | FALLOC_FL_KEEP_SIZE, off,
@@ -380,9 +813,18 @@ static void *serve_fuse(void *arg)
 }
 
 /*
- * The FUSE mount, in a mount namespace of our own made before any thread
+ * A mount namespace of our own for the FUSE mount, made before any thread
  * exists (unshare refuses a thread that shares its file system info).
  */
+static int private_namespace(struct vol *v)
+{
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return failed(v, "cannot make a private mount namespace: %s",
+			      strerror(errno));
+	return 0;
+}
+
 static int mount_fuse(struct vol *v)
 {
 	char *fsname = hf_xasprintf("fsname=holdfast-volume:%s,subtype=holdfast",
@@ -391,12 +833,6 @@ static int mount_fuse(struct vol *v)
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	int rc = -1;
 
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		rc = failed(v, "cannot make a private mount namespace: %s",
-			    strerror(errno));
-		goto out;
-	}
 	v->mnt = hf_xasprintf("%s/fuse", v->dir);
 	if (mkdir(v->mnt, 0700) < 0 && errno != EEXIST) {
 		rc = failed(v, "%s: %s", v->mnt, strerror(errno));
@@ -486,12 +922,20 @@ out:
  * (the server had not yet stored that the volume was formatted) never
  * wipes what a task already wrote.
  */
-static bool has_file_system(const struct vol *v)
+static bool has_file_system(struct vol *v)
 {
 	unsigned char magic[2];
+	uint8_t *block;
+	bool has;
 
-	return pread(v->rfd, magic, sizeof(magic), 1080) == 2 &&
-	       magic[0] == 0x53 && magic[1] == 0xEF;
+	if (v->rfd >= 0)
+		return pread(v->rfd, magic, sizeof(magic), 1080) == 2 &&
+		       magic[0] == 0x53 && magic[1] == 0xEF;
+	block = buf_take(v);
+	has = remote_read(v, block, 0, BLOCK) == 0 && block[1080] == 0x53 &&
+	      block[1081] == 0xEF;
+	buf_put(v, block);
+	return has;
 }
 
 static int format(struct vol *v)
@@ -580,6 +1024,7 @@ static void stop_fuse(struct vol *v)
 static int detach(struct vol *v, sigset_t *mask)
 {
 	bool said = false;
+	int e;
 
 	while (device_in_use(v)) {
 		struct timespec ts = {0, 200 * 1000 * 1000};
@@ -606,10 +1051,13 @@ static int detach(struct vol *v, sigset_t *mask)
 	if (!backing_gone(v))
 		hf_log("detach: %s still names its file after %d ms", v->dev,
 		       DETACH_WAIT_MS);
-	if (fdatasync(v->rfd) < 0)
-		return failed(v, "replica %s: fdatasync: %s", v->replica,
-			      strerror(errno));
+	if ((e = flush_all(v))) {
+		failed(v, "the last flush failed: %s", strerror(e));
+		stop_fuse(v);
+		return -1;
+	}
 	stop_fuse(v);
+	close_remotes(v, true);
 	v->dev[0] = '\0';
 	publish(v, "detached", NULL);
 	return 0;
@@ -656,7 +1104,9 @@ int hf_volume_attach_main(const char *dir)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (load(&v) || open_replica(&v) || mount_fuse(&v) ||
+	pthread_mutex_init(&v.pool.mu, NULL);
+	if (load(&v) || private_namespace(&v) || open_replica(&v) ||
+	    connect_remotes(&v) || start_remotes(&v) || mount_fuse(&v) ||
 	    configure_loop(&v))
 		goto out;
 	if (v.format && has_file_system(&v))
@@ -665,8 +1115,9 @@ int hf_volume_attach_main(const char *dir)
 	else if (v.format && format(&v))
 		goto out;
 	publish(&v, "ready", NULL);
-	hf_log("volume %s (%s, epoch %lld) attached at %s", v.volume, v.id,
-	       (long long)v.epoch, v.dev);
+	hf_log("volume %s (%s, epoch %lld) attached at %s, %s local replica "
+	       "and %zu remote", v.volume, v.id, (long long)v.epoch, v.dev,
+	       v.rfd >= 0 ? "a" : "no", v.nremotes);
 	do
 		sig = sigwaitinfo(&mask, NULL);
 	while (sig < 0 && errno == EINTR);
@@ -679,6 +1130,10 @@ out:
 		close(v.loopfd);
 	}
 	stop_fuse(&v);
+	close_remotes(&v, false);
+	while (v.pool.nfree)
+		free(v.pool.free[--v.pool.nfree]);
+	pthread_mutex_destroy(&v.pool.mu);
 	if (v.rfd >= 0)
 		close(v.rfd);
 	if (lockfd >= 0)
@@ -686,6 +1141,7 @@ out:
 	free(v.volume);
 	free(v.id);
 	free(v.replica);
+	free(v.node);
 	free(v.mnt);
 	free(v.dir);
 	return code;

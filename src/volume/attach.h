@@ -1,8 +1,9 @@
 /*
  * attach.h - `holdfast-volume attach DIR`: one process per attached volume
- * (docs/design/volumes.md §3.7, §4). This first stage serves a volume
- * from its local replica only (repl=1): the network replicas, resync and
- * fencing of the design come with the wire protocol.
+ * (docs/design/volumes.md §3.7, §4): the volume served from its local
+ * replica and/or remote ones (node servers, serve.h). Not yet here: the
+ * in-sync set (a failed remote fails the volume's writes, below), resync,
+ * generation ids, bitmaps, the activity log, TLS.
  *
  * DIR/attach.json (written atomically by the agent; unknown keys refused):
  *   volume    the volume's name ("hello-world-hello-0")
@@ -10,16 +11,31 @@
  *   epoch     the attachment's epoch, >= 1
  *   size      bytes, a multiple of 4096, at least 64 MiB
  *   replica   absolute path of the local replica's data file; created
- *             sparse at size when missing, refused when its size differs
+ *             sparse at size when missing, refused when its size differs;
+ *             null on a node without a replica (storage-less: remotes only)
+ *   remotes   optional: the remote replicas, [{"address": numeric IP,
+ *             "port": the node server's, "replica": replica id, "node":
+ *             its node's id}] (at most 8)
+ *   node      this node's id; needed with remotes (the ticket names it)
+ *   ticket    with remotes, the attach ticket as 64 hex digits (ticket.h:
+ *             HMAC-SHA256(K_vol, "attach" | id | epoch | node)); this is
+ *             what the agent will pass: the server hands the attaching
+ *             node a ticket, never the volume's key (design §6.2)
+ *   key       instead of ticket (tests, the benchmark): K_vol as 64 hex
+ *             digits, from which the ticket is derived here
  *   format    true: make an ext4 on the device once it is configured,
  *             unless the replica already holds one (a retried first
  *             attach never wipes data)
  *   uid, gid  owner of the file system's root when formatting (default 0)
  *
  * What it does, in order: locks DIR/attach.lock (one attach process per
- * DIR: a second exits 3), opens the replica, enters a private mount
- * namespace (before any thread: the FUSE mount is never seen by the node
- * or its tasks, and goes with the process), serves the replica as the one
+ * DIR: a second exits 3), enters a private mount namespace (before any
+ * thread: the FUSE mount is never seen by the node or its tasks, and goes
+ * with the process), opens the local replica, says HELLO to every remote
+ * at the epoch with the ticket (a replica that refuses the ticket or has
+ * seen a newer epoch, FENCED, fails the attach with its reason in
+ * status.json; one at an older epoch records ours first), serves the
+ * volume as the one
  * file DIR/fuse/vol through FUSE (libfuse3 low-level API, direct I/O, no
  * writeback cache: a write is acknowledged only once it is in the
  * replica, a flush only once the replica is fdatasync'ed), configures a
@@ -32,11 +48,31 @@
  *    "message": null}
  *
  * (atomically; "failed" with a message when any step failed, and then the
- * process exits 1). On SIGTERM or SIGINT it detaches: clears the loop
+ * process exits 1).
+ *
+ * With remotes, each FUSE write is sent as WRITE to every remote
+ * (pipelined on one TCP connection per remote), pwritten to the local
+ * replica meanwhile, and answered once every remote acknowledged it; a
+ * flush (FUSE fsync) sends FLUSH to every remote, fdatasyncs the local
+ * replica meanwhile, and returns 0 only when every remote answered
+ * FLUSH_OK. Reads come from the local replica, else from a remote;
+ * discards go to every replica as TRIM. Writes and discards must be
+ * 4096-aligned (the loop device's blocks are). The kernel serialises
+ * direct writes to the one file, so overlapping writes never race.
+ *
+ * A remote that fails - its connection breaks, it answers ERROR or
+ * FENCED (a newer attachment exists), or it does not answer within 3 s -
+ * fails that request and every later write and flush with EIO, and
+ * status.json (still "ready") gets a message naming the replica and why.
+ * For now that is all: dropping it from the in-sync set through the
+ * server so that writes go on (design §7.3) comes with the agent's part.
+ *
+ * On SIGTERM or SIGINT it detaches: clears the loop
  * device once nothing holds it open (a mounted file system does: it waits,
  * saying so in status.json's message), waits until the device has let go
- * of the file, fdatasyncs the replica, unmounts FUSE, writes "detached"
- * and exits 0. Killed with -9 it leaves no mount (its namespace dies with
+ * of the file, flushes every replica (as a FUSE fsync does; a failure is
+ * "failed" and exit 1), unmounts FUSE, says BYE to the remotes, writes
+ * "detached" and exits 0. Killed with -9 it leaves no mount (its namespace dies with
  * it); the loop device then fails every I/O until it is cleared, and the
  * replica holds every write that was acknowledged.
  */

@@ -156,6 +156,159 @@ def write_files(mnt, n=8):
     return data
 
 
+def test_three_replicas_end_byte_identical(env):
+    """repl=3: a local replica and two node servers. What a mounted ext4
+    writes with fsync reaches all three; after the detach the three data
+    files are byte for byte the same and each is a clean ext4 holding the
+    files; the servers recorded the attachment's epoch durably."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves, epoch=3)
+    assert st["state"] == "ready", (st, p.stdout.read() if p.poll() is not None else "")
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", "-o", "noatime", st["device"], mnt], check=True)
+    data = write_files(mnt)
+    # Discards reach the replicas too (TRIM): they stay thin and equal.
+    os.unlink(os.path.join(mnt, "f7"))
+    del data["f7"]
+    subprocess.run(["fstrim", mnt], check=False)
+    detach(p, mnt)
+    assert read_json(os.path.join(d, "a", "status.json"))["state"] == "detached"
+    # The node servers stop cleanly (the sanitizer build's leak check too).
+    for i, (sp, _, _) in enumerate(serves):
+        sp.send_signal(signal.SIGTERM)
+        out, _ = sp.communicate(timeout=30)
+        assert sp.returncode == 0, out
+        assert read_json(os.path.join(d, f"n{i + 1}", "status.json"))["state"] == "stopped"
+    files = [cfg["replica"]] + [replica_files(c, f"r{i + 1}")[0]
+                                for i, (_, _, c) in enumerate(serves)]
+    for f in files[1:]:
+        assert os.path.getsize(f) == SIZE
+        assert filecmp.cmp(files[0], f, shallow=False), f"{f} differs from {files[0]}"
+    for f in files:
+        fsck = subprocess.run(["e2fsck", "-fn", f], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    for name, b in data.items():
+        out = subprocess.run(["debugfs", "-R", f"cat /{name}", files[2]], capture_output=True)
+        assert out.stdout == b, name
+    for i, (_, _, c) in enumerate(serves):
+        assert meta_epoch(replica_files(c, f"r{i + 1}")[1]) == 3
+
+
+def test_storage_less_attach_reads_and_writes_remotely(env):
+    """"replica": null: every write and read goes to the node servers; a
+    second attach (a later epoch, another storage-less node) reads the
+    files back from them."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves, local=False)
+    assert st["state"] == "ready", (st, p.stdout.read() if p.poll() is not None else "")
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", st["device"], mnt], check=True)
+    data = write_files(mnt, 3)
+    detach(p, mnt)
+    r1 = replica_files(serves[0][2], "r1")[0]
+    r2 = replica_files(serves[1][2], "r2")[0]
+    assert filecmp.cmp(r1, r2, shallow=False)
+    p, st, _ = start_attach(d, procs, "b", serves, local=False, epoch=2, fmt=True,
+                            node="n9")
+    assert st["state"] == "ready", st
+    subprocess.run(["mount", st["device"], mnt], check=True)
+    for name, b in data.items():
+        with open(os.path.join(mnt, name), "rb") as f:
+            assert f.read() == b
+    detach(p, mnt)
+
+
+def test_wrong_ticket_and_old_epoch_are_refused(env):
+    """A HELLO whose ticket does not match the volume's key is refused; so
+    is one at an epoch older than the replica has seen (fencing), also
+    after the node server restarts (the epoch is in meta)."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, _ = start_attach(d, procs, "bad", serves, key=..., ticket="00" * 32)
+    assert st["state"] == "failed", st
+    assert "ticket" in st["message"] and "r1" in st["message"], st
+    assert p.wait(timeout=10) == 1
+    # A ticket made for another node is no better.
+    p, st, _ = start_attach(d, procs, "bad2", serves, key=...,
+                            ticket=ticket(KEY, VID, 1, "elsewhere"))
+    assert st["state"] == "failed" and "ticket" in st["message"], st
+    # The right ticket, given as such, works; epoch 5 is recorded.
+    p, st, _ = start_attach(d, procs, "good", serves, key=..., epoch=5,
+                            ticket=ticket(KEY, VID, 5, "n0"))
+    assert st["state"] == "ready", st
+    detach(p)
+    # Restart the first server: the epoch survives in its meta.
+    serves[0][0].send_signal(signal.SIGTERM)
+    assert serves[0][0].wait(timeout=20) == 0
+    assert read_json(os.path.join(d, "n1", "status.json"))["state"] == "stopped"
+    p1, st1, c1 = start_serve(d, procs, "n1", serves[0][2]["volumes"])
+    assert st1["state"] == "ready", st1
+    serves[0] = (p1, st1, c1)
+    p, st, _ = start_attach(d, procs, "old", serves, epoch=4)
+    assert st["state"] == "failed", st
+    assert "fenced" in st["message"] and "epoch 5" in st["message"], st
+    assert meta_epoch(replica_files(c1, "r1")[1]) == 5
+
+
+def test_killed_node_server_gives_the_writer_eio(env):
+    """kill -9 of a node server under a writer that commits (write +
+    fsync): the writer gets an I/O error, it does not hang; what was
+    committed before is on the surviving replicas."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves)
+    assert st["state"] == "ready", st
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", st["device"], mnt], check=True)
+    log = os.path.join(d, "acked")
+    writer = subprocess.Popen(
+        ["python3", "-c", """
+import os, sys
+fd = os.open(sys.argv[1] + "/log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+out = open(sys.argv[2], "w")
+i = 0
+try:
+    while True:
+        os.write(fd, b"%08d\\n" % i)
+        os.fsync(fd)
+        out.write("%d\\n" % i); out.flush()
+        i += 1
+except OSError as e:
+    print("error", e.errno, flush=True)
+    sys.exit(3)
+""", mnt, log], stdout=subprocess.PIPE, text=True)
+    procs.append(writer)
+    wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 200, 30,
+             what="the writer's first commits")
+    serves[1][0].kill()
+    serves[1][0].wait()
+    out, _ = writer.communicate(timeout=30)
+    assert writer.returncode == 3 and out.startswith("error"), out
+    st = wait_for(lambda: "r2" in (read_json(os.path.join(d, "a", "status.json"))
+                                   .get("message") or "") and
+                  read_json(os.path.join(d, "a", "status.json")), 10, what="status names r2")
+    assert "EIO" in st["message"], st
+    subprocess.run(["umount", "-l", mnt], check=False)
+    p.kill()
+    p.wait()
+    with open(log) as f:
+        acked = [int(x) for x in f.read().split()]
+    assert acked, "the writer committed nothing before the kill"
+    # The surviving remote holds every committed record (after a journal
+    # replay on a copy: the file system was not unmounted cleanly).
+    copy = os.path.join(d, "r1-copy")
+    shutil.copyfile(replica_files(serves[0][2], "r1")[0], copy)
+    subprocess.run(["e2fsck", "-fy", copy], capture_output=True)
+    got = subprocess.run(["debugfs", "-R", "cat /log", copy], capture_output=True,
+                         text=True).stdout.split()
+    assert [int(x) for x in got[:len(acked)]] == acked
+
+
 def test_bad_serve_files_fail_clearly_and_one_dir_has_one_process(env):
     d, procs = env
     p, st, _ = start_serve(d, procs, "s1", [{"id": VID, "replica": "r1", "size": SIZE,
@@ -178,3 +331,47 @@ def test_bad_serve_files_fail_clearly_and_one_dir_has_one_process(env):
     p, st, _ = start_serve(d, procs, "s4", [{"id": VID, "replica": "r1", "size": SIZE * 2,
                                             "key": KEY}], pool=cfg["pool"])
     assert st["state"] == "failed" and "not the volume's" in st["message"], st
+
+
+def test_a_newer_attachment_fences_the_older_one(env):
+    """Two attachments of one volume (the failover case: the old node was
+    cut off, not dead): once the new one's HELLO raised the replicas'
+    epoch, every write of the old one is refused (FENCED), so it can never
+    get an acknowledgement again; the new one writes on."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    old, st_old, _ = start_attach(d, procs, "old", serves, local=False, fmt=False)
+    assert st_old["state"] == "ready", st_old
+
+    def dd(dev):
+        return subprocess.run(["dd", "if=/dev/urandom", f"of={dev}", "bs=4096", "count=4",
+                               "oflag=direct,sync"], capture_output=True, text=True)
+    assert dd(st_old["device"]).returncode == 0
+    new, st_new, _ = start_attach(d, procs, "new", serves, local=False, fmt=False, epoch=2,
+                                  node="n7")
+    assert st_new["state"] == "ready", st_new
+    r = dd(st_old["device"])
+    assert r.returncode != 0, r
+    st = read_json(os.path.join(d, "old", "status.json"))
+    assert "fenced" in st["message"] and "epoch 2" in st["message"], st
+    assert dd(st_new["device"]).returncode == 0
+    detach(new)
+    old.kill()
+    old.wait()
+
+
+def test_bad_remote_settings_fail_clearly(env):
+    d, procs = env
+    serves = two_serves(d, procs)
+    cases = [({"node": ...}, '"node"'),
+             ({"ticket": "00" * 32}, 'exactly one of "ticket" and "key"'),
+             ({"key": "abc"}, '"key" must be 64 hex digits'),
+             ({"replica": None, "remotes": []}, 'a local "replica" or "remotes"'),
+             ({"remotes": [{"address": "127.0.0.1", "port": 0, "replica": "r1",
+                            "node": "n1"}]}, '"port"'),
+             ({"remotes": [{"address": "127.0.0.1", "port": serves[0][1]["port"],
+                            "replica": "r9", "node": "n1"}]}, "no replica r9")]
+    for i, (over, want) in enumerate(cases):
+        p, st, _ = start_attach(d, procs, f"b{i}", serves, **over)
+        assert st["state"] == "failed" and want in st["message"], (over, st)
+        assert p.wait(timeout=10) == 1

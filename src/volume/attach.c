@@ -66,7 +66,7 @@ struct vol {
 
 /* ---- status.json ------------------------------------------------------ */
 
-/* The FUSE threads and the remotes' readers publish too. */
+/* The FUSE threads publish too (a remote's death). */
 static pthread_mutex_t publish_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void publish(const struct vol *v, const char *state, const char *msg)
@@ -378,9 +378,6 @@ static int start_remotes(struct vol *v)
 	for (size_t i = 0; i < v->nremotes; i++) {
 		v->remotes[i].on_dead = remote_died;
 		v->remotes[i].on_dead_arg = v;
-		if (hf_remote_start(&v->remotes[i]))
-			return failed(v, "cannot start a replica's reader: %s",
-				      strerror(errno));
 	}
 	return 0;
 }

@@ -2,6 +2,7 @@
  * conn.c - frames over a stream socket (conn.h).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ void hf_volc_rx_release(struct hf_volc_rx *rx)
 }
 
 int hf_volc_recv(int fd, struct hf_volc_rx *rx, struct hf_volw_frame *f,
-		 char err[HF_VOL_ERR_MAX])
+		 int timeout_ms, char err[HF_VOL_ERR_MAX])
 {
 	size_t need;
 	int rc;
@@ -83,6 +84,17 @@ int hf_volc_recv(int fd, struct hf_volc_rx *rx, struct hf_volw_frame *f,
 				rx->used = f->size;
 				return 0;
 			}
+		}
+		if (timeout_ms >= 0) {
+			struct pollfd pfd = {fd, POLLIN, 0};
+			int n = poll(&pfd, 1, timeout_ms);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				return -ETIMEDOUT;
 		}
 		/* Read what is there, up to the buffer's end. */
 		r = read(fd, rx->buf + rx->len, HF_VOLW_FRAME_MAX - rx->len);

@@ -34,13 +34,14 @@ void hf_volc_rx_release(struct hf_volc_rx *rx);
 
 /*
  * Reads from fd until a whole frame is in, and decodes it into *f (its
- * bulk points into rx's buffer until the next call). Returns 0; -ECONNRESET
- * when the peer closed the stream; -errno of a failed read (EAGAIN when
- * the socket's receive timeout expired); or HF_EPARSE/HF_ETOOBIG with the
- * decoder's sentence in err (the stream is then unusable).
+ * bulk points into rx's buffer until the next call). With timeout_ms >= 0,
+ * waits at most that long for each read's bytes. Returns 0; -ECONNRESET
+ * when the peer closed the stream; -ETIMEDOUT; -errno of a failed read;
+ * or HF_EPARSE/HF_ETOOBIG with the decoder's sentence in err (the stream
+ * is then unusable).
  */
 int hf_volc_recv(int fd, struct hf_volc_rx *rx, struct hf_volw_frame *f,
-		 char err[HF_VOL_ERR_MAX]);
+		 int timeout_ms, char err[HF_VOL_ERR_MAX]);
 
 /*
  * An ERROR frame answering request id: errnum and a printable text

@@ -2,7 +2,7 @@
  * remote.h - the attach process's side of one connection to a remote
  * replica (a node server, serve.h): HELLO at the attachment's epoch with
  * its ticket, then requests pipelined from any thread, answered in order
- * by a reader thread that wakes their waiters.
+ * (a waiting thread reads the answers: hf_remote_wait).
  *
  * A remote that fails (its connection breaks, it refuses a request, it is
  * FENCED, or an answer takes longer than HF_REMOTE_TIMEOUT_MS) is dead for
@@ -47,8 +47,7 @@ struct hf_remote {
 	struct hf_remote_req *head, *tail;
 	bool dead;
 	char why[256];
-	pthread_t reader;
-	bool reader_running;
+	bool reading;            /* a waiter is reading fd (it owns rx) */
 	struct hf_volc_rx rx;
 	/* Called (from any thread, once) when the remote dies. */
 	void (*on_dead)(struct hf_remote *r, void *arg);
@@ -61,8 +60,8 @@ void hf_remote_init(struct hf_remote *r);
 /*
  * Connects (HF_REMOTE_TIMEOUT_MS for the connection and for the answer),
  * sends HELLO as the primary of volume_id at epoch from node with
- * ticket, and checks HELLO_OK (the replica's size must be size). Does not
- * start the reader (see hf_remote_start): no thread exists after it.
+ * ticket, and checks HELLO_OK (the replica's size must be size). Starts
+ * no thread (the attach process calls it before unshare).
  * Returns 0, or -1 with a sentence in err (err_len bytes): the server's
  * ERROR text, FENCED with the replica's epoch, a size that differs, or
  * why the connection failed.
@@ -71,9 +70,6 @@ int hf_remote_connect(struct hf_remote *r, const char *volume_id,
 		      uint64_t epoch, const char *node,
 		      const uint8_t ticket[HF_VOL_TICKET_LEN], uint64_t size,
 		      char *err, size_t err_len);
-
-/* Starts the reader thread. Returns 0 or -1 (errno). */
-int hf_remote_start(struct hf_remote *r);
 
 /*
  * Sends request f (its id and epoch are set here) and registers q for its
@@ -84,7 +80,9 @@ int hf_remote_submit(struct hf_remote *r, struct hf_volw_frame *f,
 
 /*
  * Waits for q's answer, at most HF_REMOTE_TIMEOUT_MS from now (after
- * which r is dead). Returns 0 or EIO.
+ * which r is dead), reading the stream itself while no other waiter
+ * does. Returns 0 or EIO. A remote whose connection breaks while nothing
+ * waits is found dead at the next request.
  */
 int hf_remote_wait(struct hf_remote *r, struct hf_remote_req *q);
 
@@ -92,8 +90,8 @@ int hf_remote_wait(struct hf_remote *r, struct hf_remote_req *q);
 bool hf_remote_dead(struct hf_remote *r, char *why, size_t n);
 
 /*
- * Ends r: BYE when it is alive and bye is set, then the connection and
- * the reader thread; frees everything.
+ * Ends r: BYE when it is alive and bye is set, then the connection;
+ * frees everything. No thread may be using r.
  */
 void hf_remote_close(struct hf_remote *r, bool bye);
 

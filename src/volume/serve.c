@@ -556,7 +556,7 @@ static void *conn_main(void *arg)
 
 	hf_volc_rx_init(&rx);
 	for (;;) {
-		rc = hf_volc_recv(c->fd, &rx, &f, err);
+		rc = hf_volc_recv(c->fd, &rx, &f, -1, err);
 		if (rc == HF_EPARSE || rc == HF_ETOOBIG) {
 			hf_log("a connection sent a bad frame: %s", err);
 			send_error(c->fd, NULL, EPROTO, "%s", err);

@@ -47,9 +47,10 @@
 #            a shell `while` loop; and the start-up of both programs
 #            (spawn to exit of a usage error, 300 each)       (~1 min)
 #   volumes  commits (4 KiB append + fdatasync, one writer) on ext4 through
-#            holdfast-volume attach (FUSE, loop) against ext4 on a plain
-#            loop device over a local file; commits/s and the ratio
-#            (3 runs of 10 s each, ~1 min)
+#            holdfast-volume attach (FUSE, loop; one local replica, then
+#            repl=2 with a holdfast-volume serve on loopback) against ext4
+#            on a plain loop device over a local file; commits/s and the
+#            ratios (3 runs of 3 x 10 s each, ~2 min)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and

@@ -11,12 +11,18 @@ then fdatasync. For each repetition, SECONDS of commits by one writer on:
            replica served through FUSE, repl=1): every write goes through
            the FUSE process to the replica file, every flush waits for its
            fdatasync.
+  repl2    the same with a second replica behind `holdfast-volume serve` on
+           loopback (its own pool directory on the same file system): every
+           write is sent to it and pwritten locally before the reply, every
+           flush waits for both fdatasyncs (the local one and the remote's
+           FLUSH_OK). Both replicas share the machine's one disk, as every
+           "node" does here.
 
 Both file systems are made with the same mkfs options (those of
 holdfast-volume's format: nothing zeroed, the files being sparse) and mounted in this
-process's namespace (noatime). Reported: commits/s of each, and attach as
-a fraction of loop (the issue's target for replicated volumes is 60 % of
-local ext4-on-loop with two replicas; this measures the FUSE path alone).
+process's namespace (noatime). Reported: commits/s of each, and attach and
+repl2 as fractions of loop (the issue's target for replicated volumes is
+60 % of local ext4-on-loop with two replicas: repl2's ratio).
 
     /usr/bin/python3 bench/volumes.py [--seconds 10] [--repeat 3] [--out FILE]
 """
@@ -76,40 +82,76 @@ def run_loop(work, seconds):
         os.unlink(img)
 
 
-def run_attach(vbin, work, seconds):
+KEY = "42" * 32
+
+
+def read_status(path, what):
+    try:
+        with open(path) as f:
+            st = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if st.get("state") == "failed":
+        raise hb.BenchError(f"{what} failed: {st.get('message')}")
+    return st if st.get("state") == "ready" else None
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def start_serve(vbin, work):
+    """A node server on loopback with one replica of the volume."""
+    sdir = os.path.join(work, "serve")
+    os.makedirs(sdir, exist_ok=True)
+    with open(os.path.join(sdir, "serve.json"), "w") as f:
+        json.dump({"pool": os.path.join(work, "pool"), "listen": "127.0.0.1:0",
+                   "volumes": [{"id": "bench", "replica": "r2", "size": SIZE,
+                                "key": KEY}]}, f)
+    p = subprocess.Popen([vbin, "serve", sdir], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        st = hb.wait_for(lambda: read_status(os.path.join(sdir, "status.json"),
+                                             "holdfast-volume serve"),
+                         60, what="holdfast-volume serve ready")
+    except BaseException:
+        stop(p)
+        raise
+    return p, st["port"]
+
+
+def run_attach(vbin, work, seconds, remote_port=None):
     adir = os.path.join(work, "attach")
     os.makedirs(adir, exist_ok=True)
     replica = os.path.join(work, "replica.data")
+    cfg = {"volume": "bench-0", "id": "bench", "epoch": 1, "size": SIZE,
+           "replica": replica, "format": True}
+    if remote_port:
+        cfg.update(node="n1", key=KEY, remotes=[{"address": "127.0.0.1",
+                                                  "port": remote_port,
+                                                  "replica": "r2", "node": "n2"}])
     with open(os.path.join(adir, "attach.json"), "w") as f:
-        json.dump({"volume": "bench-0", "id": "bench", "epoch": 1, "size": SIZE,
-                   "replica": replica, "format": True}, f)
+        json.dump(cfg, f)
     p = subprocess.Popen([vbin, "attach", adir], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     mnt = os.path.join(work, "attach.mnt")
     os.makedirs(mnt, exist_ok=True)
     try:
-        def ready():
-            try:
-                with open(os.path.join(adir, "status.json")) as f:
-                    st = json.load(f)
-            except (OSError, ValueError):
-                return None
-            if st.get("state") == "failed":
-                raise hb.BenchError(f"holdfast-volume attach failed: {st.get('message')}")
-            return st if st.get("state") == "ready" else None
-        st = hb.wait_for(ready, 60, what="holdfast-volume ready")
+        st = hb.wait_for(lambda: read_status(os.path.join(adir, "status.json"),
+                                             "holdfast-volume attach"),
+                         60, what="holdfast-volume ready")
         subprocess.run(["mount", "-o", "noatime", st["device"], mnt], check=True)
         try:
             return commits(mnt, seconds)
         finally:
             subprocess.run(["umount", mnt], check=True)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
         shutil.rmtree(adir, ignore_errors=True)
         if os.path.exists(replica):
             os.unlink(replica)
@@ -130,21 +172,30 @@ def main():
         try:
             base = run_loop(work, a.seconds)
             att = run_attach(vbin, work, a.seconds)
+            serve, port = start_serve(vbin, work)
+            try:
+                repl2 = run_attach(vbin, work, a.seconds, remote_port=port)
+            finally:
+                stop(serve)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         runs.append({"loop_commits_s": base, "attach_commits_s": att,
-                     "ratio": att / base})
+                     "ratio": att / base, "repl2_commits_s": repl2,
+                     "repl2_ratio": repl2 / base})
         hb.log(f"volumes run {i + 1}/{a.repeat}: loop {base:.0f} commits/s, "
-               f"attach (FUSE, repl=1) {att:.0f} commits/s = {100 * att / base:.0f}%")
+               f"attach (FUSE, repl=1) {att:.0f} commits/s = {100 * att / base:.0f}%, "
+               f"repl=2 {repl2:.0f} commits/s = {100 * repl2 / base:.0f}%")
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     hb.log(f"volumes: median loop {med['loop_commits_s']:.0f} commits/s, attach "
-           f"{med['attach_commits_s']:.0f} commits/s, {100 * med['ratio']:.0f}% of loop "
-           f"over {a.repeat} runs")
+           f"{med['attach_commits_s']:.0f} commits/s, {100 * med['ratio']:.0f}% of loop, "
+           f"repl=2 {med['repl2_commits_s']:.0f} commits/s, "
+           f"{100 * med['repl2_ratio']:.0f}% of loop over {a.repeat} runs")
     result = {"runs": runs, "median": med, "machine": hb.machine(),
               "seconds": a.seconds}
     if a.out:
         hb.write_result(a.out, result)
-    print(json.dumps({"ratio_median": med["ratio"]}))
+    print(json.dumps({"ratio_median": med["ratio"],
+                      "repl2_ratio_median": med["repl2_ratio"]}))
 
 
 if __name__ == "__main__":

@@ -177,6 +177,14 @@ def main():
                      f"{m['attach_commits_s']:.0f}/s", f"{m['loop_commits_s']:.0f}/s",
                      f"{100 * m['ratio']:.0f}%",
                      "per run: " + ", ".join(f"{100 * r['ratio']:.0f}%" for r in vo["runs"])))
+        if "repl2_commits_s" in m:
+            rows.append((f"volumes ({len(vo['runs'])} runs of {vo['seconds']:.0f} s)",
+                         "commits/s: holdfast-volume repl=2 (local replica + holdfast-volume "
+                         "serve on loopback) vs. ext4 on a local loop device (target 60%)",
+                         f"{m['repl2_commits_s']:.0f}/s", f"{m['loop_commits_s']:.0f}/s",
+                         f"{100 * m['repl2_ratio']:.0f}%",
+                         "per run: " + ", ".join(f"{100 * r['repl2_ratio']:.0f}%"
+                                                 for r in vo["runs"])))
 
     cl = load(d, "cluster")
     if cl:

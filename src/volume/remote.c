@@ -225,6 +225,7 @@ int hf_remote_submit(struct hf_remote *r, struct hf_volw_frame *f,
 	int rc;
 
 	q->answer = hf_volw_answer(f->type);
+	q->due = hf_mono_ms() + HF_REMOTE_TIMEOUT_MS;
 	q->done = false;
 	q->err = 0;
 	q->next = NULL;
@@ -270,11 +271,13 @@ int hf_remote_submit(struct hf_remote *r, struct hf_volw_frame *f,
  */
 int hf_remote_wait(struct hf_remote *r, struct hf_remote_req *q)
 {
-	int64_t end = hf_mono_ms() + HF_REMOTE_TIMEOUT_MS;
+	int64_t end = q->due;
 	struct timespec deadline;
 	int err;
 
-	hf_deadline_after_ms(&deadline, HF_REMOTE_TIMEOUT_MS);
+	/* The condition variable's clock is the wall clock. */
+	hf_deadline_after_ms(&deadline, end > hf_mono_ms() ? end - hf_mono_ms()
+							 : 0);
 	pthread_mutex_lock(&r->mu);
 	while (!q->done) {
 		if (!r->reading && !r->dead) {

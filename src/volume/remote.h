@@ -27,6 +27,7 @@
 /* One request in flight; lives on its waiter's stack. */
 struct hf_remote_req {
 	uint64_t id;
+	int64_t due;              /* monotonic ms: sent + the timeout */
 	enum hf_volw_type answer; /* the answer wanted */
 	uint8_t *dst;             /* READ: where READ_DATA's bytes go */
 	size_t dst_len;
@@ -79,8 +80,8 @@ int hf_remote_submit(struct hf_remote *r, struct hf_volw_frame *f,
 		     struct hf_remote_req *q);
 
 /*
- * Waits for q's answer, at most HF_REMOTE_TIMEOUT_MS from now (after
- * which r is dead), reading the stream itself while no other waiter
+ * Waits for q's answer, until HF_REMOTE_TIMEOUT_MS after it was sent
+ * (then r is dead), reading the stream itself while no other waiter
  * does. Returns 0 or EIO. A remote whose connection breaks while nothing
  * waits is found dead at the next request.
  */

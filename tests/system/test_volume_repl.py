@@ -254,20 +254,7 @@ def test_wrong_ticket_and_old_epoch_are_refused(env):
     assert meta_epoch(replica_files(c1, "r1")[1]) == 5
 
 
-def test_killed_node_server_gives_the_writer_eio(env):
-    """kill -9 of a node server under a writer that commits (write +
-    fsync): the writer gets an I/O error, it does not hang; what was
-    committed before is on the surviving replicas."""
-    d, procs = env
-    serves = two_serves(d, procs)
-    p, st, cfg = start_attach(d, procs, "a", serves)
-    assert st["state"] == "ready", st
-    mnt = os.path.join(d, "mnt")
-    os.mkdir(mnt)
-    subprocess.run(["mount", st["device"], mnt], check=True)
-    log = os.path.join(d, "acked")
-    writer = subprocess.Popen(
-        ["python3", "-c", """
+WRITER = """
 import os, sys
 fd = os.open(sys.argv[1] + "/log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 out = open(sys.argv[2], "w")
@@ -281,18 +268,47 @@ try:
 except OSError as e:
     print("error", e.errno, flush=True)
     sys.exit(3)
-""", mnt, log], stdout=subprocess.PIPE, text=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_a_failed_node_server_gives_the_writer_eio(env, how):
+    """kill -9 of a node server under a writer that commits (write +
+    fsync), or a node server that stops answering (SIGSTOP: the replica
+    timeout): the writer gets an I/O error, it does not hang; what was
+    committed before is on the surviving replica."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves)
+    assert st["state"] == "ready", st
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", st["device"], mnt], check=True)
+    log = os.path.join(d, "acked")
+    writer = subprocess.Popen(
+        ["python3", "-c", WRITER, mnt, log], stdout=subprocess.PIPE, text=True)
     procs.append(writer)
     wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 200, 30,
              what="the writer's first commits")
-    serves[1][0].kill()
-    serves[1][0].wait()
-    out, _ = writer.communicate(timeout=30)
+    if how == "kill":
+        serves[1][0].kill()
+        serves[1][0].wait()
+    else:
+        serves[1][0].send_signal(signal.SIGSTOP)
+    try:
+        out, _ = writer.communicate(timeout=30)
+    finally:
+        if how == "stop":
+            serves[1][0].send_signal(signal.SIGCONT)
     assert writer.returncode == 3 and out.startswith("error"), out
     st = wait_for(lambda: "r2" in (read_json(os.path.join(d, "a", "status.json"))
                                    .get("message") or "") and
                   read_json(os.path.join(d, "a", "status.json")), 10, what="status names r2")
     assert "EIO" in st["message"], st
+    if how == "stop":
+        assert "no answer in 3000 ms" in st["message"], st
+    else:
+        assert any(w in st["message"] for w in ("closed", "broke", "cannot send")), st
     subprocess.run(["umount", "-l", mnt], check=False)
     p.kill()
     p.wait()

@@ -25,9 +25,9 @@
 #include "volume/conn.h"
 #include "volume/replica.h"
 #include "volume/serve.h"
+#include "volume/serveconf.h"
 #include "volume/ticket.h"
 
-#define MIN_SIZE (64LL << 20)
 #define MAX_CONNS 256
 #define STOP_WAIT_MS 3000
 
@@ -96,173 +96,44 @@ static int failed(const struct server *s, const char *fmt, ...)
 
 /* ---- serve.json ------------------------------------------------------- */
 
-static bool id_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= 64 &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			 "0123456789-_") == n;
-}
-
-static bool keys_known(json_t *o, const char *const *keys, size_t n,
-		       const char **bad)
-{
-	const char *key;
-	json_t *val;
-
-	json_object_foreach(o, key, val) {
-		bool known = false;
-
-		for (size_t i = 0; i < n; i++)
-			known = known || strcmp(key, keys[i]) == 0;
-		if (!known) {
-			*bad = key;
-			return false;
-		}
-	}
-	return true;
-}
-
-/* "HOST:PORT", "HOST", "[V6]:PORT", "[V6]" into s->host and s->port. */
-static int parse_listen(struct server *s, const char *v, const char *path)
-{
-	const char *colon;
-	char *end;
-	long port = HF_VOLUME_DEFAULT_PORT;
-
-	if (v[0] == '[') {
-		const char *close = strchr(v, ']');
-
-		if (!close || (close[1] && close[1] != ':'))
-			return failed(s, "%s: \"listen\" \"%s\": a bracketed "
-					 "address must be \"[ADDR]\" or "
-					 "\"[ADDR]:PORT\"", path, v);
-		s->host = hf_xstrndup(v + 1, (size_t)(close - v - 1));
-		colon = close[1] ? close + 1 : NULL;
-	} else {
-		colon = strrchr(v, ':');
-		if (colon && strchr(v, ':') != colon)
-			return failed(s, "%s: \"listen\" \"%s\": put an IPv6 "
-					 "address in brackets", path, v);
-		s->host = colon ? hf_xstrndup(v, (size_t)(colon - v))
-				: hf_xstrdup(v);
-	}
-	if (colon) {
-		errno = 0;
-		port = strtol(colon + 1, &end, 10);
-		if (!colon[1] || *end || errno || port < 0 || port > 65535)
-			return failed(s, "%s: \"listen\" \"%s\": the port must "
-					 "be 0-65535", path, v);
-	}
-	if (!s->host[0]) {
-		free(s->host);
-		s->host = hf_xstrdup("0.0.0.0");
-	}
-	s->port = hf_xasprintf("%ld", port);
-	return 0;
-}
-
-static int load_volume(struct server *s, json_t *o, size_t i,
-		       const char *path)
-{
-	static const char *const keys[] = {"id", "replica", "size", "key",
-					   "name"};
-	struct hf_replica *r = &s->reps[i];
-	json_t *id = json_object_get(o, "id"), *rid, *size, *key, *name;
-	const char *bad;
-
-	if (!json_is_object(o))
-		return failed(s, "%s: volumes[%zu] is not an object", path, i);
-	if (!keys_known(o, keys, HF_ARRAY_LEN(keys), &bad))
-		return failed(s, "%s: volumes[%zu]: unknown key \"%s\"", path,
-			      i, bad);
-	rid = json_object_get(o, "replica");
-	size = json_object_get(o, "size");
-	key = json_object_get(o, "key");
-	name = json_object_get(o, "name");
-	if (!json_is_string(id) || !id_ok(json_string_value(id)) ||
-	    !json_is_string(rid) || !id_ok(json_string_value(rid)))
-		return failed(s, "%s: volumes[%zu]: \"id\" and \"replica\" "
-				 "must be 1-64 letters, digits, '-' or '_'",
-			      path, i);
-	if (!json_is_integer(size) || json_integer_value(size) < MIN_SIZE ||
-	    json_integer_value(size) % 4096 ||
-	    (uint64_t)json_integer_value(size) > HF_VOL_SIZE_MAX)
-		return failed(s, "%s: volumes[%zu]: \"size\" must be a multiple "
-				 "of 4096 bytes of at least 64 MiB", path, i);
-	if (name && (!json_is_string(name) ||
-		     !hf_vol_id_ok(json_string_value(name),
-				   strlen(json_string_value(name)),
-				   HF_VOL_NAME_MAX)))
-		return failed(s, "%s: volumes[%zu]: \"name\" must be 1-128 "
-				 "printable characters without spaces",
-			      path, i);
-	if (!json_is_string(key) ||
-	    hf_vol_hex_decode(json_string_value(key), r->key, HF_VOL_KEY_LEN))
-		return failed(s, "%s: volumes[%zu]: \"key\" must be %d hex "
-				 "digits", path, i, 2 * HF_VOL_KEY_LEN);
-	for (size_t j = 0; j < i; j++)
-		if (!strcmp(s->reps[j].volume_id, json_string_value(id)))
-			return failed(s, "%s: volumes[%zu]: volume %s is listed "
-					 "twice (a node holds one replica of a "
-					 "volume)", path, i,
-				      json_string_value(id));
-	r->volume_id = hf_xstrdup(json_string_value(id));
-	r->replica_id = hf_xstrdup(json_string_value(rid));
-	r->name = hf_xstrdup(name ? json_string_value(name)
-				  : json_string_value(id));
-	r->size = json_integer_value(size);
-	return 0;
-}
-
 static int load(struct server *s)
 {
-	static const char *const keys[] = {"pool", "listen", "volumes"};
-	char *path = hf_xasprintf("%s/serve.json", s->dir);
-	json_error_t je;
-	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *v;
-	const char *bad;
+	char *path = hf_xasprintf("%s/serve.json", s->dir), *text = NULL;
+	char err[512];
+	struct hf_serve_config c;
+	size_t len = 0;
 	int rc = -1;
 
-	if (!o || !json_is_object(o)) {
-		failed(s, "%s: %s", path, o ? "not a JSON object" : je.text);
+	memset(&c, 0, sizeof(c));
+	if (hf_read_file(path, 1 << 20, &text, &len)) {
+		failed(s, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (!keys_known(o, keys, HF_ARRAY_LEN(keys), &bad)) {
-		failed(s, "%s: unknown key \"%s\"", path, bad);
+	if (hf_serve_config_parse(text, len, path, &c, err, sizeof(err))) {
+		failed(s, "%s", err);
 		goto out;
 	}
-	v = json_object_get(o, "pool");
-	if (!json_is_string(v) || json_string_value(v)[0] != '/') {
-		failed(s, "%s: \"pool\" must be an absolute path", path);
-		goto out;
-	}
-	s->pool = hf_xstrdup(json_string_value(v));
-	v = json_object_get(o, "listen");
-	if (v && !json_is_string(v)) {
-		failed(s, "%s: \"listen\" must be a string", path);
-		goto out;
-	}
-	if (parse_listen(s, v ? json_string_value(v) : "0.0.0.0", path))
-		goto out;
-	v = json_object_get(o, "volumes");
-	if (v && !json_is_array(v)) {
-		failed(s, "%s: \"volumes\" must be an array", path);
-		goto out;
-	}
-	s->nreps = v ? json_array_size(v) : 0;
-	s->reps = hf_xcalloc(s->nreps ? s->nreps : 1, sizeof(*s->reps));
-	for (size_t i = 0; i < s->nreps; i++) {
-		s->reps[i].fd = -1;
-		if (load_volume(s, json_array_get(v, i), i, path)) {
-			s->nreps = i + 1; /* release what was filled */
-			goto out;
-		}
+	s->pool = c.pool;
+	s->host = c.host;
+	c.pool = c.host = NULL;
+	s->port = hf_xasprintf("%d", c.port);
+	s->nreps = c.nvols;
+	s->reps = hf_xcalloc(c.nvols ? c.nvols : 1, sizeof(*s->reps));
+	for (size_t i = 0; i < c.nvols; i++) {
+		struct hf_replica *r = &s->reps[i];
+
+		r->fd = -1;
+		r->volume_id = c.vols[i].id;
+		r->replica_id = c.vols[i].replica;
+		r->name = c.vols[i].name;
+		c.vols[i].id = c.vols[i].replica = c.vols[i].name = NULL;
+		r->size = c.vols[i].size;
+		memcpy(r->key, c.vols[i].key, sizeof(r->key));
 	}
 	rc = 0;
 out:
-	json_decref(o);
+	hf_serve_config_release(&c);
+	free(text);
 	free(path);
 	return rc;
 }

@@ -3,7 +3,8 @@
  * (docs/design/volumes.md §3.7, §6), one per node with a storage pool.
  * Standalone for now: the agent does not start it yet.
  *
- * DIR/serve.json (written atomically by its owner; unknown keys refused):
+ * DIR/serve.json (written atomically by its owner; unknown keys refused;
+ * parsed by serveconf.h):
  *   pool      absolute path of the node's pool directory
  *   listen    "HOST:PORT", "HOST" (port 7446) or "[V6]:PORT": the
  *             numeric address to listen on (default "0.0.0.0:7446");
@@ -41,8 +42,6 @@
  */
 #ifndef HF_VOLUME_SERVE_H
 #define HF_VOLUME_SERVE_H
-
-#define HF_VOLUME_DEFAULT_PORT 7446
 
 /* Runs serve mode on dir; returns the process's exit code (attach.h's). */
 int hf_volume_serve_main(const char *dir);

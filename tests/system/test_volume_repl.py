@@ -335,6 +335,16 @@ def test_bad_serve_files_fail_clearly_and_one_dir_has_one_process(env):
     assert st["state"] == "failed" and 'unknown key "speed"' in st["message"], st
     p, st, _ = start_serve(d, procs, "s3", [], listen="127.0.0.1:99999")
     assert st["state"] == "failed" and "port" in st["message"], st
+    # A broken file: where, and never the text of a key near the break
+    # (jansson quotes a token of up to 20 bytes: a key cut short).
+    sdir = os.path.join(d, "s5")
+    os.makedirs(sdir)
+    with open(os.path.join(sdir, "serve.json"), "w") as f:
+        f.write('{"pool": "/p",\n "volumes": [{"key": "c0ffee12\x01"}]}')
+    r = subprocess.run([VOLUME_BIN, "serve", sdir], capture_output=True, text=True, timeout=10)
+    st = read_json(os.path.join(sdir, "status.json"))
+    assert r.returncode == 1 and st["state"] == "failed", (r, st)
+    assert "serve.json:2:" in st["message"] and "c0ffee" not in st["message"] + r.stderr, st
     # A replica of another size is never served as this volume.
     p, st, cfg = start_serve(d, procs, "s4", [{"id": VID, "replica": "r1", "size": SIZE,
                                               "key": KEY}])

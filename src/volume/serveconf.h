@@ -1,0 +1,42 @@
+/*
+ * serveconf.h - serve.json, the node server's settings (serve.h has the
+ * format), parsed and checked apart from the server so that the check is
+ * fuzzed (tests/fuzz/fuzz_volserve.c).
+ */
+#ifndef HF_VOLUME_SERVECONF_H
+#define HF_VOLUME_SERVECONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "volume/ticket.h"
+
+#define HF_VOLUME_DEFAULT_PORT 7446
+
+struct hf_serve_volume {
+	char *id, *replica; /* 1-64 letters, digits, '-' or '_' */
+	char *name;         /* the volume's name (default: the id) */
+	int64_t size;       /* a multiple of 4096, >= 64 MiB */
+	uint8_t key[HF_VOL_KEY_LEN];
+};
+
+struct hf_serve_config {
+	char *pool;       /* absolute */
+	char *host;       /* numeric address, without brackets */
+	int port;         /* 0-65535 (0: pick one) */
+	struct hf_serve_volume *vols;
+	size_t nvols;     /* distinct volume ids */
+};
+
+/*
+ * Parses len bytes of serve.json text into *c (zeroed first). Returns 0,
+ * or -1 with a sentence naming path and the key in err (err_len bytes);
+ * *c then holds what was filled, for hf_serve_config_release. Secrets
+ * (the keys) never appear in err.
+ */
+int hf_serve_config_parse(const char *text, size_t len, const char *path,
+			  struct hf_serve_config *c, char *err, size_t err_len);
+
+void hf_serve_config_release(struct hf_serve_config *c);
+
+#endif

@@ -236,6 +236,11 @@ static int load(struct vol *v)
 	int rc = -1;
 
 	if (!o || !json_is_object(o)) {
+		/* jansson quotes a short token: maybe a piece of the key. */
+		char *near = strstr(je.text, " near ");
+
+		if (!o && near)
+			*near = 0;
 		failed(v, "%s: %s", path, o ? "not a JSON object" : je.text);
 		goto out;
 	}

@@ -386,6 +386,19 @@ def test_a_newer_attachment_fences_the_older_one(env):
     old.wait()
 
 
+def test_a_broken_attach_file_does_not_quote_its_key(env):
+    d, procs = env
+    adir = os.path.join(d, "a")
+    os.makedirs(adir)
+    with open(os.path.join(adir, "attach.json"), "w") as f:
+        f.write('{"volume": "v", "id": "v", "key": "c0ffee12\x01"}')
+    r = subprocess.run([VOLUME_BIN, "attach", adir], capture_output=True, text=True,
+                       timeout=10)
+    st = read_json(os.path.join(adir, "status.json"))
+    assert r.returncode == 1 and st["state"] == "failed", (r, st)
+    assert "attach.json" in st["message"] and "c0ffee" not in st["message"] + r.stderr, st
+
+
 def test_bad_remote_settings_fail_clearly(env):
     d, procs = env
     serves = two_serves(d, procs)

@@ -31,7 +31,7 @@ OPT     ?= -O2 -g
 
 # holdfast-volume's own sources link libfuse3, which holdfast does not.
 VOLUME_MAIN_SRCS := src/volume/main.c src/volume/attach.c src/volume/serve.c \
-                    src/volume/remote.c
+                    src/volume/remote.c src/volume/status.c
 LIBSRCS := $(filter-out src/shim/main.c $(VOLUME_MAIN_SRCS),$(sort $(wildcard src/*/*.c)))
 SRCS    := $(LIBSRCS) src/main.c
 

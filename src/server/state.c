@@ -502,9 +502,12 @@ void hf_state_save_xvol(struct hf_srv *s, struct hf_xvol *v)
 	free(key);
 }
 
-void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v)
+/*
+ * Deletes one record's key (taken) at once, after what was saved before;
+ * a key already gone is fine.
+ */
+static void delete_key(struct hf_srv *s, char *key)
 {
-	char *key = hf_state_key(HF_CODEC_XVOL_PREFIX "%s", v->name, NULL);
 	struct hf_store_txn txn = HF_STORE_TXN_INIT;
 	int err;
 
@@ -516,6 +519,11 @@ void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v)
 	if (err && err != HF_ENOTFOUND)
 		store_failed(s, key, err);
 	free(key);
+}
+
+void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v)
+{
+	delete_key(s, hf_state_key(HF_CODEC_XVOL_PREFIX "%s", v->name, NULL));
 	hf_model_xvol_remove(&s->model, v);
 }
 
@@ -529,19 +537,8 @@ void hf_state_save_cluster(struct hf_srv *s, int64_t created)
 void hf_state_remove_instance(struct hf_srv *s, struct hf_service *svc,
 			      struct hf_instance *in)
 {
-	char *key =
-	    hf_state_key("/services/%s/instances/%s", svc->name, in->name);
-	struct hf_store_txn txn = HF_STORE_TXN_INIT;
-	int err;
-
-	batch_flush(s, false); /* what was saved before goes first */
-	fence(s, &txn);
-	hf_store_txn_delete(&txn, key);
-	err = s->store_failed ? 0 : hf_store_txn(s->store, &txn, NULL);
-	hf_store_txn_release(&txn);
-	if (err && err != HF_ENOTFOUND)
-		store_failed(s, key, err);
-	free(key);
+	delete_key(s, hf_state_key("/services/%s/instances/%s", svc->name,
+				   in->name));
 	hf_model_instance_remove(svc, in);
 	hf_state_moved(s);
 }

@@ -28,6 +28,7 @@
 #include "common/spawn.h"
 #include "common/util.h"
 #include "volume/attach.h"
+#include "volume/status.h"
 #include "volume/remote.h"
 #include "volume/ticket.h"
 
@@ -66,32 +67,19 @@ struct vol {
 
 /* ---- status.json ------------------------------------------------------ */
 
-/* The FUSE threads publish too (a remote's death). */
-static pthread_mutex_t publish_mu = PTHREAD_MUTEX_INITIALIZER;
-
+/* The FUSE threads publish too (a remote's death): status.h serialises. */
 static void publish(const struct vol *v, const char *state, const char *msg)
 {
 	json_t *o = json_pack("{s:s, s:i, s:s?, s:s?, s:I}", "state", state,
 			      "pid", (int)getpid(), "volume", v->volume, "id",
 			      v->id, "epoch", (json_int_t)v->epoch);
-	char *path = hf_xasprintf("%s/status.json", v->dir), *text;
 
 	json_object_set_new(o, "device",
 			    v->dev[0] ? json_string(v->dev) : json_null());
 	json_object_set_new(o, "identity", v->identity[0]
 						   ? json_string(v->identity)
 						   : json_null());
-	json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
-	text = json_dumps(o, JSON_INDENT(2));
-	pthread_mutex_lock(&publish_mu);
-	if (!text ||
-	    hf_write_file_replace(path, text, strlen(text), 0644,
-				  HF_WRITE_DURABLE))
-		hf_log("cannot write %s: %s", path, strerror(errno));
-	pthread_mutex_unlock(&publish_mu);
-	free(text);
-	free(path);
-	json_decref(o);
+	hf_vol_status_write(v->dir, o, msg);
 }
 
 static int failed(const struct vol *v, const char *fmt, ...) HF_PRINTF(2, 3);

@@ -26,6 +26,7 @@
 #include "volume/replica.h"
 #include "volume/serve.h"
 #include "volume/serveconf.h"
+#include "volume/status.h"
 #include "volume/ticket.h"
 
 #define MAX_CONNS 256
@@ -59,7 +60,6 @@ static void publish(const struct server *s, const char *state,
 {
 	json_t *o = json_pack("{s:s, s:i, s:i}", "state", state, "pid",
 			      (int)getpid(), "replicas", (int)s->nreps);
-	char *path = hf_xasprintf("%s/status.json", s->dir), *text;
 
 	json_object_set_new(o, "address", s->address[0]
 						  ? json_string(s->address)
@@ -67,15 +67,7 @@ static void publish(const struct server *s, const char *state,
 	json_object_set_new(o, "port", s->bound_port
 					       ? json_integer(s->bound_port)
 					       : json_null());
-	json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
-	text = json_dumps(o, JSON_INDENT(2));
-	if (!text ||
-	    hf_write_file_replace(path, text, strlen(text), 0644,
-				  HF_WRITE_DURABLE))
-		hf_log("cannot write %s: %s", path, strerror(errno));
-	free(text);
-	free(path);
-	json_decref(o);
+	hf_vol_status_write(s->dir, o, msg);
 }
 
 static int failed(const struct server *s, const char *fmt, ...) HF_PRINTF(2, 3);

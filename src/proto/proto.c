@@ -960,12 +960,13 @@ json_t *hf_proto_node_info_encode(const struct hf_proto_node_info *n)
 	if (n->has_storage)
 		json_object_set_new(
 		    o, "storage",
-		    json_pack("{s:s?, s:I, s:I, s:I, s:I}", "pool",
+		    json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I}", "pool",
 			      n->storage.pool, "capacity",
 			      (json_int_t)n->storage.capacity, "provisioned",
 			      (json_int_t)n->storage.provisioned, "used",
 			      (json_int_t)n->storage.used, "free",
-			      (json_int_t)n->storage.free));
+			      (json_int_t)n->storage.free, "port",
+			      (json_int_t)n->storage.port));
 	return o;
 }
 
@@ -989,8 +990,11 @@ static bool storage_decode(const struct dec *up, const json_t *o,
 		  get_bytes(&d, o, "capacity", &st->capacity) &&
 		  get_bytes(&d, o, "provisioned", &st->provisioned) &&
 		  get_bytes(&d, o, "used", &st->used) &&
-		  get_bytes(&d, o, "free", &st->free);
+		  get_bytes(&d, o, "free", &st->free) &&
+		  get_int(&d, o, "port", &st->port, NULL);
 
+	if (ok && (st->port < 0 || st->port > 65535))
+		ok = fail(&d, "port", "must be 0-65535");
 	free(where);
 	return ok;
 }
@@ -1104,20 +1108,91 @@ static bool vol_id_ok(const char *s)
 			 "0123456789-_") == n;
 }
 
+/* Decodes array key of o with one element decoder; NULL array: none. */
+#define DECODE_ARRAY(d, o, key, vec, decoder)                                \
+	({                                                                  \
+		const json_t *arr_, *el_;                                   \
+		size_t i_;                                                  \
+		bool ok_ = get_arr(d, o, key, &arr_);                       \
+		json_array_foreach(arr_, i_, el_) {                         \
+			char *w_ = elem_where(d, key, i_);                  \
+			struct dec ed_ = {w_, (d)->err};                    \
+			__typeof__((vec)->items) e_ = HF_VEC_PUSH(vec);     \
+			memset(e_, 0, sizeof(*e_));                         \
+			ok_ = decoder(&ed_, el_, e_);                       \
+			free(w_);                                           \
+			if (!ok_)                                           \
+				break;                                      \
+		}                                                           \
+		ok_;                                                        \
+	})
+
 static void attachment_release(struct hf_proto_attachment *a)
 {
 	free(a->volume);
 	free(a->id);
 	free(a->replica);
+	for (size_t i = 0; i < a->remotes.len; i++) {
+		free(a->remotes.items[i].replica);
+		free(a->remotes.items[i].node);
+		free(a->remotes.items[i].address);
+	}
+	HF_VEC_FREE(&a->remotes);
+	free(a->ticket);
 }
 
 static json_t *attachment_encode(const struct hf_proto_attachment *a)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:I}", "volume",
-			 a->volume, "id", a->id, "replica", a->replica, "epoch",
-			 (json_int_t)a->epoch, "size", (json_int_t)a->size,
-			 "format", a->format, "uid", (json_int_t)a->uid, "gid",
-			 (json_int_t)a->gid);
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:b, s:I, s:I}", "volume",
+			      a->volume, "id", a->id, "epoch",
+			      (json_int_t)a->epoch, "size", (json_int_t)a->size,
+			      "format", a->format, "uid", (json_int_t)a->uid,
+			      "gid", (json_int_t)a->gid);
+
+	json_object_set_new(o, "replica", str_or_null(a->replica));
+	if (a->remotes.len) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < a->remotes.len; i++) {
+			const struct hf_proto_remote *r = &a->remotes.items[i];
+
+			json_array_append_new(
+			    arr, json_pack("{s:s, s:s, s:s, s:I}", "replica",
+					   r->replica, "node", r->node,
+					   "address", r->address, "port",
+					   (json_int_t)r->port));
+		}
+		json_object_set_new(o, "remotes", arr);
+	}
+	if (a->ticket)
+		json_object_set_new(o, "ticket", json_string(a->ticket));
+	return o;
+}
+
+static bool remote_decode(const struct dec *d, const json_t *v,
+			  struct hf_proto_remote *r)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "replica", true, &r->replica) ||
+	    !get_str(d, v, "node", true, &r->node) ||
+	    !get_str(d, v, "address", true, &r->address) ||
+	    !get_int(d, v, "port", &r->port, NULL))
+		return false;
+	if (!vol_id_ok(r->replica))
+		return fail(d, "replica",
+			    "must be 1-64 letters, digits, '-' or '_'");
+	if (!*r->node || !*r->address)
+		return fail(d, NULL, "node and address must not be empty");
+	if (r->port < 1 || r->port > 65535)
+		return fail(d, "port", "must be 1-65535");
+	return true;
+}
+
+static bool hex64_ok(const char *s)
+{
+	return s && strlen(s) == 64 &&
+	       strspn(s, "0123456789abcdefABCDEF") == 64;
 }
 
 static bool attachment_decode(const struct dec *d, const json_t *v,
@@ -1127,20 +1202,28 @@ static bool attachment_decode(const struct dec *d, const json_t *v,
 		return fail(d, NULL, "must be an object");
 	if (!get_str(d, v, "volume", true, &a->volume) ||
 	    !get_str(d, v, "id", true, &a->id) ||
-	    !get_str(d, v, "replica", true, &a->replica) ||
+	    !get_str(d, v, "replica", false, &a->replica) ||
 	    !get_int(d, v, "epoch", &a->epoch, NULL) ||
 	    !get_int(d, v, "size", &a->size, NULL) ||
 	    !get_bool(d, v, "format", &a->format) ||
 	    !get_int(d, v, "uid", &a->uid, NULL) ||
-	    !get_int(d, v, "gid", &a->gid, NULL))
+	    !get_int(d, v, "gid", &a->gid, NULL) ||
+	    !DECODE_ARRAY(d, v, "remotes", &a->remotes, remote_decode) ||
+	    !get_str(d, v, "ticket", false, &a->ticket))
 		return false;
 	if (!*a->volume)
 		return fail(d, "volume", "must not be empty");
 	if (!vol_id_ok(a->id))
 		return fail(d, "id", "must be 1-64 letters, digits, '-' or '_'");
-	if (!vol_id_ok(a->replica))
+	if (a->replica && !vol_id_ok(a->replica))
 		return fail(d, "replica",
 			    "must be 1-64 letters, digits, '-' or '_'");
+	if (!a->replica && !a->remotes.len)
+		return fail(d, NULL, "has neither a replica nor remotes");
+	if (a->remotes.len > 8)
+		return fail(d, "remotes", "must list at most 8 replicas");
+	if (a->remotes.len && !hex64_ok(a->ticket))
+		return fail(d, "ticket", "must be 64 hex digits with remotes");
 	if (a->epoch < 1)
 		return fail(d, "epoch", "must be >= 1");
 	if (a->size <= 0 || a->size % 4096)
@@ -1195,6 +1278,29 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	return true;
 }
 
+static bool held_replica_decode(const struct dec *d, const json_t *v,
+				struct hf_proto_held_replica *r)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "volume", true, &r->volume) ||
+	    !get_str(d, v, "id", true, &r->id) ||
+	    !get_str(d, v, "replica", true, &r->replica) ||
+	    !get_str(d, v, "key", true, &r->key) ||
+	    !get_int(d, v, "size", &r->size, NULL))
+		return false;
+	if (!*r->volume)
+		return fail(d, "volume", "must not be empty");
+	if (!vol_id_ok(r->id) || !vol_id_ok(r->replica))
+		return fail(d, NULL, "id and replica must be 1-64 letters, "
+				     "digits, '-' or '_'");
+	if (!hex64_ok(r->key))
+		return fail(d, "key", "must be 64 hex digits");
+	if (r->size <= 0 || r->size % 4096)
+		return fail(d, "size", "must be a positive multiple of 4096");
+	return true;
+}
+
 static bool replica_ref_decode(const struct dec *d, const json_t *v,
 			       struct hf_proto_replica_ref *r)
 {
@@ -1209,24 +1315,6 @@ static bool replica_ref_decode(const struct dec *d, const json_t *v,
 	return true;
 }
 
-/* Decodes array key of o with one element decoder; NULL array: none. */
-#define DECODE_ARRAY(d, o, key, vec, decoder)                                \
-	({                                                                  \
-		const json_t *arr_, *el_;                                   \
-		size_t i_;                                                  \
-		bool ok_ = get_arr(d, o, key, &arr_);                       \
-		json_array_foreach(arr_, i_, el_) {                         \
-			char *w_ = elem_where(d, key, i_);                  \
-			struct dec ed_ = {w_, (d)->err};                    \
-			__typeof__((vec)->items) e_ = HF_VEC_PUSH(vec);     \
-			memset(e_, 0, sizeof(*e_));                         \
-			ok_ = decoder(&ed_, el_, e_);                       \
-			free(w_);                                           \
-			if (!ok_)                                           \
-				break;                                      \
-		}                                                           \
-		ok_;                                                        \
-	})
 
 void hf_proto_sync_req_init(struct hf_proto_sync_req *r)
 {
@@ -1365,6 +1453,15 @@ void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
 		free(r->delete_replicas.items[i].replica);
 	}
 	HF_VEC_FREE(&r->delete_replicas);
+	for (size_t i = 0; i < r->replicas.len; i++) {
+		struct hf_proto_held_replica *h = &r->replicas.items[i];
+
+		free(h->volume);
+		free(h->id);
+		free(h->replica);
+		free(h->key);
+	}
+	HF_VEC_FREE(&r->replicas);
 	free(r->cluster);
 	hf_proto_sync_resp_init(r);
 }
@@ -1399,6 +1496,21 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 					 r->delete_replicas.items[i].replica));
 		json_object_set_new(o, "delete_replicas", a);
 	}
+	if (r->replicas.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->replicas.len; i++) {
+			const struct hf_proto_held_replica *h =
+			    &r->replicas.items[i];
+
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s, s:s, s:s, s:I}", "volume",
+					 h->volume, "id", h->id, "replica",
+					 h->replica, "key", h->key, "size",
+					 (json_int_t)h->size));
+		}
+		json_object_set_new(o, "replicas", a);
+	}
 	json_object_set_new(o, "heartbeat_interval",
 			    json_integer(r->heartbeat_interval));
 	if (r->cluster)
@@ -1422,6 +1534,8 @@ static bool sync_resp_decode(const struct dec *d, const json_t *j,
 			  attachment_decode) ||
 	    !DECODE_ARRAY(d, j, "delete_replicas", &out->delete_replicas,
 			  replica_ref_decode) ||
+	    !DECODE_ARRAY(d, j, "replicas", &out->replicas,
+			  held_replica_decode) ||
 	    !get_int(d, j, "heartbeat_interval", &out->heartbeat_interval,
 		     NULL) ||
 	    !get_str(d, j, "cluster", false, &out->cluster))

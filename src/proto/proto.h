@@ -215,6 +215,11 @@ struct hf_proto_port_range {
 struct hf_proto_storage {
 	char *pool;
 	int64_t capacity, provisioned, used, free;
+	/*
+	 * The port of the node's replica server (holdfast-volume serve) on
+	 * the node's address, once it listens; 0: not (yet) serving.
+	 */
+	int64_t port;
 };
 
 /*
@@ -249,15 +254,44 @@ int hf_proto_node_info_decode(const json_t *j, struct hf_proto_node_info *out,
 
 /* ---- volumes (docs/protocol.md, "Volumes") ---------------------------- */
 
+/* A replica of an attachment held by another node's replica server. */
+struct hf_proto_remote {
+	char *replica;        /* its id (required) */
+	char *node;           /* the node holding it (required) */
+	char *address;        /* that node's numeric address (required) */
+	int64_t port;         /* its replica server's port, 1-65535 */
+};
+
 /* An attachment of the desired set: a volume this node is to serve. */
 struct hf_proto_attachment {
 	char *volume;         /* its name (required) */
 	char *id;             /* its id: 1-64 of [A-Za-z0-9_-] (required) */
-	char *replica;        /* the local replica's id, same rule (required) */
+	/*
+	 * The local replica's id, same rule; NULL (absent or null) when this
+	 * node holds none of the volume's in-sync replicas (remotes only).
+	 */
+	char *replica;
 	int64_t epoch;        /* >= 1 (required) */
 	int64_t size;         /* bytes, a multiple of 4096 (required) */
 	bool format;          /* make the file system at this attach */
 	int64_t uid, gid;     /* owner of a new file system's root */
+	/* The in-sync replicas on other nodes, at most 8. */
+	HF_VEC(struct hf_proto_remote) remotes;
+	/*
+	 * With remotes (required then): the attach ticket, 64 hex digits
+	 * (volume/ticket.h: HMAC-SHA256(K_vol, "attach"|id|epoch|node)).
+	 */
+	char *ticket;
+};
+
+/*
+ * A replica the node's pool holds and its replica server serves: created
+ * sparse at size when missing. key is the volume's K_vol (64 hex digits),
+ * a secret: never logged, never in the API.
+ */
+struct hf_proto_held_replica {
+	char *volume, *id, *replica, *key; /* all required */
+	int64_t size;         /* bytes, a multiple of 4096 */
 };
 
 /* What the agent says of an attachment it serves. */
@@ -319,6 +353,7 @@ struct hf_proto_sync_resp {
 	struct hf_strlist delete_volumes; /* volume keys to delete */
 	HF_VEC(struct hf_proto_attachment) attachments;
 	HF_VEC(struct hf_proto_replica_ref) delete_replicas;
+	HF_VEC(struct hf_proto_held_replica) replicas; /* the pool's replicas */
 	int64_t heartbeat_interval;       /* seconds; default 2 */
 	char *cluster;        /* the server's cluster id; NULL if absent */
 };

@@ -327,6 +327,7 @@ struct hf_node_link;
 struct hf_node_storage {
 	char *pool;             /* NULL when the agent did not say */
 	int64_t capacity, provisioned, used, free;
+	int64_t port;           /* its replica server's; 0: not serving */
 };
 
 /*

@@ -259,11 +259,19 @@ enum hf_xvol_op {
 	 * without replicas goes with it.
 	 */
 	HF_XVOLOP_REPLICA_GONE,
+	/*
+	 * The replica on node is out of the in-sync set (DOWN, with why):
+	 * its node was lost. Attaches no longer use it.
+	 */
+	HF_XVOLOP_REPLICA_DOWN,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;
 	char *name;
 	char *id, *replica, *node;
+	/* CREATE: the other replicas (repl - 1 of them), NULL past those. */
+	char *more_node[HF_VOLOPTS_MAX_REPL - 1], *more_replica[HF_VOLOPTS_MAX_REPL - 1];
+	char *why;       /* REPLICA_DOWN: the reason */
 	int64_t size;
 	unsigned repl, min_sync;
 	bool ro;

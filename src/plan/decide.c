@@ -96,6 +96,11 @@ static void action_release(struct hf_action *x)
 		free(x->u.xvol.id);
 		free(x->u.xvol.replica);
 		free(x->u.xvol.node);
+		free(x->u.xvol.why);
+		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL - 1; i++) {
+			free(x->u.xvol.more_node[i]);
+			free(x->u.xvol.more_replica[i]);
+		}
 		break;
 	case HF_ACT_ADD_SERVICE:
 	case HF_ACT_ADD_CONFIG:
@@ -835,7 +840,7 @@ static const struct hf_node *place(const struct hf_model *m,
 	}
 	if (pod->external_volumes.len) {
 		char *refuse = hf_decide_xvol_candidates(m, svc, pod, in, cands,
-							 nn, &notes);
+							 nn, ctx, &notes);
 
 		if (refuse) {
 			unplaced(m, svc, in, refuse, true, out);
@@ -2526,6 +2531,125 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 	hf_decide_start_plan(m, svc, "deploy", NULL, ctx, out);
 }
 
+/*
+ * Whether instance in (of pod) can move off its lost node at once: its
+ * data lives only in external volumes (no ROOT or MOUNT volume of its
+ * own, which would be on that node alone), each with enough in-sync
+ * replicas on connected nodes for its min_sync. Sets *why when it cannot
+ * only because of its volumes.
+ */
+static bool failover_ready(const struct hf_model *m,
+			   const struct hf_service *svc,
+			   const struct hf_spec_pod *pod,
+			   const struct hf_instance *in, int64_t now,
+			   int64_t timeout, char **why)
+{
+	struct hf_xvols vols = {0};
+	bool ok = true;
+
+	*why = NULL;
+	if (!pod || !pod->external_volumes.len || pod->volumes.len)
+		return false;
+	for (size_t i = 0; i < pod->resource_sets.len; i++)
+		if (pod->resource_sets.items[i].volumes.len)
+			return false;
+	hf_model_xvols_of_instance(m, svc->name, in->name, &vols);
+	if (vols.len < pod->external_volumes.len)
+		ok = false; /* not all made yet: nothing to keep */
+	for (size_t i = 0; i < vols.len && ok; i++) {
+		const struct hf_xvol *v = vols.items[i];
+		unsigned live = 0;
+
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+			const struct hf_node *rn = hf_model_node(m, r->node);
+
+			if (r->state == HF_XREP_IN_SYNC &&
+			    strcmp(r->node, in->node) != 0 && rn &&
+			    !rn->decommissioned &&
+			    hf_model_node_reachable(rn, now, timeout))
+				live++;
+		}
+		if (live < (v->min_sync ? v->min_sync : 1)) {
+			*why = hf_xasprintf(
+			    "volume %s has %u in-sync replica%s on connected "
+			    "nodes, its policy needs %u (min_sync)",
+			    v->name, live, live == 1 ? "" : "s",
+			    v->min_sync ? v->min_sync : 1);
+			ok = false;
+		}
+	}
+	HF_VEC_FREE(&vols);
+	return ok;
+}
+
+/*
+ * Moves instance in off its lost node (failover_ready): its tasks there
+ * are LOST (if the node comes back, they are no longer in its desired
+ * set and its agent stops them, and detaches the volumes, before
+ * anything else), the node's replicas leave the in-sync set, the volumes
+ * are detached, and the instance, same name, is placed again by its
+ * deploy plan on a node holding in-sync replicas; the attach there bumps
+ * each volume's epoch, fencing the old node's writes.
+ */
+static void failover(const struct hf_model *m, const struct hf_service *svc,
+		     const struct hf_instance *in, struct hf_decide_ctx *ctx,
+		     struct hf_actions *out)
+{
+	struct hf_xvols vols = {0};
+	char *why = hf_xasprintf("its node %s is lost", in->node);
+	struct hf_action *x;
+
+	for (size_t k = 0; k < in->slots.len; k++) {
+		const struct hf_task_slot *sl = &in->slots.items[k];
+		const struct hf_task_rec *r = sl->cur;
+
+		if (!r || !hf_task_state_live(r->state))
+			continue;
+		x = hf_actions_push(out, HF_ACT_TASK, svc->name, in->name,
+				    sl->task);
+		x->u.tsk.id = hf_xstrdup(r->id);
+		x->u.tsk.set = HF_TASK_KILL | HF_TASK_STATE |
+			       HF_TASK_FINISHED_AT | HF_TASK_MESSAGE;
+		x->u.tsk.kill = true;
+		x->u.tsk.state =
+		    hf_task_step(r->state, HF_TEV_LOST, HF_TASK_RECORD).next;
+		x->u.tsk.finished_at = ctx->now;
+		x->u.tsk.message =
+		    hf_xasprintf("its node %s is lost; the pod moves with its "
+				 "replicated volumes",
+				 in->node);
+	}
+	hf_model_xvols_of_instance(m, svc->name, in->name, &vols);
+	for (size_t i = 0; i < vols.len; i++) {
+		const struct hf_xvol *v = vols.items[i];
+		const struct hf_xrep *r = hf_xvol_replica_on(v, in->node);
+
+		if (!r || r->state == HF_XREP_DOWN)
+			continue;
+		x = hf_actions_push(out, HF_ACT_XVOL, svc->name, in->name, NULL);
+		x->u.xvol.op = HF_XVOLOP_REPLICA_DOWN;
+		x->u.xvol.name = hf_xstrdup(v->name);
+		x->u.xvol.node = hf_xstrdup(in->node);
+		x->u.xvol.why = hf_xstrdup(why);
+		event(out, "scheduler", svc->name, "volume", v->name, "in sync",
+		      "down", why);
+	}
+	HF_VEC_FREE(&vols);
+	hf_decide_xvols_release(m, svc, in, HF_XVOLOP_DETACH, why, out);
+	hf_actions_log(out, "service %s: %s fails over: %s", svc->name,
+		       in->name, why);
+	event(out, "scheduler", svc->name, "pod", in->name, in->node,
+	      "failing over", why);
+	hf_actions_push(out, HF_ACT_UNPLACE, svc->name, in->name, NULL);
+	for (size_t k = 0; k < in->slots.len; k++) {
+		x = slot_act(out, svc, in, in->slots.items[k].task);
+		x->u.slot.set = HF_SLOT_FORGET | HF_SLOT_BACKOFF;
+	}
+	free(why);
+	hf_decide_start_plan(m, svc, "deploy", NULL, ctx, out);
+}
+
 void hf_decide_node_loss(const struct hf_model *m, const struct hf_service *svc,
 			 const struct hf_config *cfg, struct hf_decide_ctx *ctx,
 			 struct hf_actions *out)
@@ -2563,6 +2687,24 @@ void hf_decide_node_loss(const struct hf_model *m, const struct hf_service *svc,
 			    svc->name, in->name, n->id);
 			event(out, "scheduler", svc->name, "pod", in->name,
 			      NULL, "node unreachable", n->id);
+		}
+		if (since && !n->decommissioned) {
+			const struct hf_spec_pod *pod = hf_model_pod(cfg, in->pod);
+			char *held = NULL;
+
+			if (failover_ready(m, svc, pod, in, now, node_timeout,
+					   &held)) {
+				failover(m, svc, in, ctx, out);
+				continue;
+			}
+			if (held && (!in->message ||
+				     strcmp(in->message, held) != 0)) {
+				x = inst_act(out, svc, in);
+				x->u.inst.set = HF_INST_MESSAGE;
+				x->u.inst.message = held;
+				held = NULL;
+			}
+			free(held);
 		}
 		if (n->decommissioned)
 			why = "its node is decommissioned";

@@ -190,6 +190,7 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 				const struct hf_spec_pod *pod,
 				const struct hf_instance *in,
 				struct hf_place_node *cands, size_t n,
+				struct hf_decide_ctx *ctx,
 				struct hf_strlist *notes);
 /*
  * Before tasks of instance `in` (of pod) launch on node: each of its

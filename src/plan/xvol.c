@@ -52,13 +52,109 @@ static int64_t provisioned(const struct hf_model *m, const char *node)
 	return sum;
 }
 
-/* The node of the volume's live replica (repl=1: its only one), or NULL. */
-static const char *replica_node(const struct hf_xvol *v)
+/*
+ * Whether replica r of v holds every acknowledged write, so an attach may
+ * use it: in the in-sync set, or new on a volume never written (every
+ * replica of a new volume starts empty and is a remote of its first
+ * attach).
+ */
+static bool rep_usable(const struct hf_xvol *v, const struct hf_xrep *r)
 {
-	for (size_t i = 0; i < v->replicas.len; i++)
-		if (v->replicas.items[i].state != HF_XREP_DELETING)
-			return v->replicas.items[i].node;
-	return NULL;
+	return r->state == HF_XREP_IN_SYNC ||
+	       (r->state == HF_XREP_NEW && !v->formatted);
+}
+
+/* v's usable replica on node, or NULL. */
+static const struct hf_xrep *usable_on(const struct hf_xvol *v,
+				       const char *node)
+{
+	const struct hf_xrep *r = hf_xvol_replica_on(v, node);
+
+	return r && rep_usable(v, r) ? r : NULL;
+}
+
+/* The nodes of v's usable replicas, "n1, n2" (caller frees), or NULL. */
+static char *usable_nodes(const struct hf_xvol *v)
+{
+	struct hf_buf b = {0};
+
+	for (size_t i = 0; i < v->replicas.len; i++) {
+		const struct hf_xrep *r = &v->replicas.items[i];
+
+		if (!rep_usable(v, r))
+			continue;
+		hf_buf_addf(&b, "%s%s", b.len ? ", " : "", r->node);
+	}
+	return b.len ? hf_buf_detach(&b) : NULL;
+}
+
+/* Whether node n can take a new replica of size bytes now. */
+static bool pool_takes(const struct hf_model *m, const struct hf_node *n,
+		       int64_t size, int64_t now, int64_t timeout)
+{
+	return n->storage && !n->decommissioned &&
+	       hf_model_node_reachable(n, now, timeout) &&
+	       n->storage->capacity - provisioned(m, n->id) >= size;
+}
+
+static bool same_host(const struct hf_node *a, const struct hf_node *b)
+{
+	return a == b || (a->hostname && b->hostname &&
+			  strcmp(a->hostname, b->hostname) == 0);
+}
+
+static const char *zone_of(const struct hf_node *n)
+{
+	return hf_kvlist_get(&n->attributes, "zone");
+}
+
+/*
+ * Picks want nodes for a new volume's other replicas, besides the one on
+ * first (§8.1): pools with room, never a node or hostname already
+ * holding one, a zone not yet used before one that is, then the most
+ * room. Fills out[0..want) and returns how many it found.
+ */
+static size_t pick_replicas(const struct hf_model *m, const struct hf_node *first,
+			    int64_t size, size_t want, int64_t now,
+			    int64_t timeout, const struct hf_node **out)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		const struct hf_node *best = NULL;
+		bool best_new_zone = false;
+		int64_t best_room = 0;
+
+		for (size_t i = 0; i < m->nodes.len; i++) {
+			const struct hf_node *n = m->nodes.items[i];
+			bool taken = same_host(n, first), new_zone;
+			int64_t room;
+
+			for (size_t k = 0; k < got && !taken; k++)
+				taken = same_host(n, out[k]);
+			if (taken || !pool_takes(m, n, size, now, timeout))
+				continue;
+			new_zone = zone_of(n) != NULL;
+			if (new_zone && zone_of(first) &&
+			    strcmp(zone_of(first), zone_of(n)) == 0)
+				new_zone = false;
+			for (size_t k = 0; k < got && new_zone; k++)
+				if (zone_of(out[k]) &&
+				    strcmp(zone_of(out[k]), zone_of(n)) == 0)
+					new_zone = false;
+			room = n->storage->capacity - provisioned(m, n->id);
+			if (!best || (new_zone && !best_new_zone) ||
+			    (new_zone == best_new_zone && room > best_room)) {
+				best = n;
+				best_new_zone = new_zone;
+				best_room = room;
+			}
+		}
+		if (!best)
+			break;
+		out[got++] = best;
+	}
+	return got;
 }
 
 char *hf_decide_xvol_candidates(const struct hf_model *m,
@@ -66,10 +162,13 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 				const struct hf_spec_pod *pod,
 				const struct hf_instance *in,
 				struct hf_place_node *cands, size_t n,
+				struct hf_decide_ctx *ctx,
 				struct hf_strlist *notes)
 {
-	int64_t need = 0;
-	const char *pin = NULL, *pin_vol = NULL;
+	int64_t need = 0, timeout = (int64_t)(ctx->opts->node_timeout * 1000);
+	int64_t biggest = 0;
+	unsigned others = 0; /* most other replicas a new volume needs */
+	struct hf_xvols held = {0};
 	char *refuse = NULL;
 
 	for (size_t i = 0; i < pod->external_volumes.len && !refuse; i++) {
@@ -78,12 +177,17 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 		char *name = hf_spec_external_volume_name(svc->name, pod->name,
 							  in->index, ev);
 		const struct hf_xvol *v = name ? hf_model_xvol(m, name) : NULL;
+		char *where;
 
 		if (!name) {
 			refuse = hf_xstrdup("cannot be placed: an external "
 					    "volume has no valid name");
 		} else if (!v) {
 			need += ev->opts.size_bytes;
+			if (ev->opts.repl > 1 + others)
+				others = ev->opts.repl - 1;
+			if (ev->opts.size_bytes > biggest)
+				biggest = ev->opts.size_bytes;
 		} else if (strcmp(v->service, svc->name) != 0) {
 			refuse = hf_xasprintf("cannot be placed: volume '%s' "
 					      "belongs to service '%s'",
@@ -97,22 +201,20 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 			refuse = hf_xasprintf("cannot be placed: volume '%s' "
 					      "is used by %s",
 					      name, v->instance);
-		} else if (replica_node(v)) {
-			const char *at = replica_node(v);
-
-			if (pin && strcmp(pin, at) != 0)
-				refuse = hf_xasprintf(
-				    "cannot be placed: its volumes '%s' and "
-				    "'%s' have their replicas on nodes %s and "
-				    "%s",
-				    pin_vol, v->name, pin, at);
-			pin = at;
-			pin_vol = v->name;
+		} else if (!(where = usable_nodes(v))) {
+			refuse = hf_xasprintf("cannot be placed: volume '%s' "
+					      "has no in-sync replica",
+					      name);
+		} else {
+			free(where);
+			*HF_VEC_PUSH(&held) = (struct hf_xvol *)v;
 		}
 		free(name);
 	}
-	if (refuse)
+	if (refuse) {
+		HF_VEC_FREE(&held);
 		return refuse;
+	}
 	for (size_t k = 0; k < n; k++) {
 		struct hf_place_node *cd = &cands[k];
 		const struct hf_node *nd = hf_model_node(m, cd->id);
@@ -120,16 +222,25 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 
 		if (!cd->usable || !nd)
 			continue;
-		if (pin && strcmp(pin, cd->id) != 0) {
-			note = hf_xasprintf("volume '%s' has its replica on "
-					    "node %s",
-					    pin_vol, pin);
+		for (size_t i = 0; i < held.len && !note; i++) {
+			char *where;
+
+			if (usable_on(held.items[i], cd->id))
+				continue;
+			where = usable_nodes(held.items[i]);
+			note = hf_xasprintf("volume '%s' has its in-sync "
+					    "replicas on %s",
+					    held.items[i]->name, where);
+			free(where);
+		}
+		if (note) {
 		} else if (need > 0 && !nd->storage) {
 			note = hf_xstrdup("it has no storage pool (agent "
 					  "--storage) for the pod's volumes");
 		} else if (need > 0) {
 			int64_t left = nd->storage->capacity -
 				       provisioned(m, nd->id);
+			const struct hf_node *pick[HF_VOLOPTS_MAX_REPL];
 
 			if (left < need)
 				note = hf_xasprintf(
@@ -137,6 +248,16 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 				    "free, the pod's new volumes need %" PRId64
 				    " MiB",
 				    left > 0 ? left >> 20 : 0, need >> 20);
+			else if (others &&
+				 pick_replicas(m, nd, biggest, others, ctx->now,
+					       timeout, pick) < others)
+				note = hf_xasprintf(
+				    "the pod's new volumes need %u more "
+				    "replica%s on other hostnames, and fewer "
+				    "nodes with a storage pool and %" PRId64
+				    " MiB free are connected",
+				    others, others == 1 ? "" : "s",
+				    biggest >> 20);
 		}
 		if (note) {
 			hf_strlist_push(notes, note);
@@ -145,6 +266,7 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 			cd->unusable_why = notes->items[notes->len - 1];
 		}
 	}
+	HF_VEC_FREE(&held);
 	return NULL;
 }
 
@@ -190,24 +312,54 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 			break;
 		}
 		if (!v) {
-			/* Made on the instance's node (Portworx's LocalNode). */
-			char *vid = hf_rng_hex(ctx->rng, 16);
+			/*
+			 * One replica on the instance's node (Portworx's
+			 * LocalNode), the others where pick_replicas says.
+			 */
+			const struct hf_node *more[HF_VOLOPTS_MAX_REPL];
+			size_t nmore = ev->opts.repl - 1;
+			struct hf_buf on = {0};
 
+			if (!nd || pick_replicas(m, nd, ev->opts.size_bytes,
+						 nmore, ctx->now,
+						 (int64_t)(ctx->opts->node_timeout *
+							   1000),
+						 more) < nmore) {
+				free(wait);
+				wait = hf_xasprintf(
+				    WAIT_PREFIX "'%s': %u replicas need as "
+						"many connected nodes with "
+						"room on distinct hostnames",
+				    name, ev->opts.repl);
+				free(name);
+				break;
+			}
 			x = xvol_act(out, svc->name, in->name, HF_XVOLOP_CREATE,
 				     name);
-			x->u.xvol.id = vid;
+			x->u.xvol.id = hf_rng_hex(ctx->rng, 16);
 			x->u.xvol.replica = hf_rng_hex(ctx->rng, 16);
 			x->u.xvol.node = hf_xstrdup(node);
+			hf_buf_addf(&on, "%s", node);
+			for (size_t k = 0; k < nmore; k++) {
+				x->u.xvol.more_node[k] = hf_xstrdup(more[k]->id);
+				x->u.xvol.more_replica[k] =
+				    hf_rng_hex(ctx->rng, 16);
+				hf_buf_addf(&on, ", %s", more[k]->id);
+			}
 			x->u.xvol.size = ev->opts.size_bytes;
 			x->u.xvol.repl = ev->opts.repl;
 			x->u.xvol.min_sync = ev->opts.min_sync;
 			x->u.xvol.ro = ev->volume_mode &&
 				       strcmp(ev->volume_mode, "RO") == 0;
 			x->u.xvol.at = ctx->now;
-			why = hf_xasprintf("for %s, %" PRId64 " MiB, 1 replica "
-					   "on node %s",
+			why = hf_xasprintf("for %s, %" PRId64 " MiB, %u "
+					   "replica%s on node%s %s",
 					   in->name, ev->opts.size_bytes >> 20,
-					   node);
+					   ev->opts.repl,
+					   ev->opts.repl == 1 ? "" : "s",
+					   ev->opts.repl == 1 ? "" : "s",
+					   hf_buf_str(&on));
+			hf_buf_release(&on);
 			hf_actions_log(out, "service %s: volume %s created %s",
 				       svc->name, name, why);
 			xevent(out, svc->name, name, NULL, "created", why);
@@ -244,14 +396,16 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 			xevent(out, svc->name, name, "kept", "active", why);
 			free(why);
 		}
-		if (!hf_xvol_replica_on(v, node)) {
+		if (!usable_on(v, node)) {
+			char *where = usable_nodes(v);
+
 			free(wait);
-			wait = hf_xasprintf(WAIT_PREFIX "'%s': its replica is "
-						       "on node %s, not %s",
-					    name,
-					    replica_node(v) ? replica_node(v)
-							    : "(none)",
+			wait = hf_xasprintf(WAIT_PREFIX "'%s': its in-sync "
+						       "replicas are on %s, "
+						       "not %s",
+					    name, where ? where : "no node",
 					    node);
+			free(where);
 			free(name);
 			break;
 		}

@@ -116,6 +116,7 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 	st->provisioned = in->provisioned;
 	st->used = in->used;
 	st->free = in->free;
+	st->port = in->port;
 	cap = hf_bytes_human(st->capacity);
 	if (moved) {
 		char *after = hf_xasprintf("storage pool %s (capacity %s)",

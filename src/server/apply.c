@@ -177,6 +177,10 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		v->secret = hf_random_hex(32);
 		v->created = o->at;
 		hf_xvol_replica_add(v, o->node, o->replica, o->at);
+		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL - 1; i++)
+			if (o->more_node[i] && o->more_replica[i])
+				hf_xvol_replica_add(v, o->more_node[i],
+						    o->more_replica[i], o->at);
 		hf_state_save_xvol(s, v);
 		hf_sched_changed(s, true);
 		return;
@@ -202,12 +206,27 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 	case HF_XVOLOP_READY:
 		if (o->epoch != v->epoch)
 			return;
+		/*
+		 * Every new replica was a replica of this first attach (the
+		 * local one, the others its remotes): all hold what it wrote.
+		 */
+		if (!v->formatted)
+			for (size_t i = 0; i < v->replicas.len; i++) {
+				r = &v->replicas.items[i];
+				if (r->state != HF_XREP_NEW)
+					continue;
+				r->state = HF_XREP_IN_SYNC;
+				r->since = now;
+			}
 		v->formatted = true;
+		break;
+	case HF_XVOLOP_REPLICA_DOWN:
 		r = hf_xvol_replica_on(v, o->node);
-		if (r && r->state == HF_XREP_NEW) {
-			r->state = HF_XREP_IN_SYNC;
-			r->since = now;
-		}
+		if (!r || r->state == HF_XREP_DOWN)
+			return;
+		r->state = HF_XREP_DOWN;
+		r->since = now;
+		set_str(&r->why, o->why);
 		break;
 	case HF_XVOLOP_DETACH:
 		set_str(&v->attached, NULL);

@@ -11,6 +11,7 @@
 
 #include "plan/decide.h"
 #include "server/orders.h"
+#include "volume/ticket.h"
 
 /* ------------------------------------------------------------------ */
 /* Desired sets                                                         */
@@ -84,14 +85,107 @@ static void user_ids(const char *user, int64_t *uid, int64_t *gid)
 	}
 }
 
-/* An attachment's part of its node's digest: a new epoch is a new set. */
-static uint64_t attach_hash(const struct hf_xvol *v)
+/*
+ * The replicas on other nodes an attachment of v on node uses: v's usable
+ * ones (hf_decide's rule: in sync, or new on a volume never written).
+ * Fills out (up to max) and returns how many; -1 when one of them cannot
+ * be reached yet (its node has no address or replica server port): the
+ * attachment waits rather than start without it.
+ */
+static int remotes_of(const struct hf_model *m, const struct hf_xvol *v,
+		      const char *node, const struct hf_xrep **out,
+		      const struct hf_node **nodes, int max)
 {
+	int n = 0;
+
+	for (size_t i = 0; i < v->replicas.len; i++) {
+		const struct hf_xrep *r = &v->replicas.items[i];
+		const struct hf_node *rn;
+
+		if (strcmp(r->node, node) == 0 ||
+		    !(r->state == HF_XREP_IN_SYNC ||
+		      (r->state == HF_XREP_NEW && !v->formatted)))
+			continue;
+		rn = hf_model_node(m, r->node);
+		if (!rn || !rn->address || !rn->storage || rn->storage->port <= 0)
+			return -1;
+		if (n < max) {
+			out[n] = r;
+			nodes[n] = rn;
+			n++;
+		}
+	}
+	return n;
+}
+
+#define MAX_REMOTES 8
+
+/*
+ * An attachment's part of its node's digest: a new epoch, or a remote
+ * replica's server moving, is a new set.
+ */
+static uint64_t attach_hash(const struct hf_model *m, const struct hf_xvol *v)
+{
+	const struct hf_xrep *rs[MAX_REMOTES];
+	const struct hf_node *ns[MAX_REMOTES];
+	int nr = remotes_of(m, v, v->attached, rs, ns, MAX_REMOTES);
+	uint64_t h;
 	char buf[48];
 
 	snprintf(buf, sizeof(buf), "%llu/%d", (unsigned long long)v->epoch,
 		 v->formatted);
-	return (hf_hash_str(v->name) ^ hf_hash_str(buf)) * 5;
+	h = hf_hash_str(v->name) ^ hf_hash_str(buf);
+	for (int i = 0; i < nr; i++) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)ns[i]->storage->port);
+		h += hf_hash_str(ns[i]->address) * 3 + hf_hash_str(buf) * 5;
+	}
+	return nr < 0 ? 0 : h * 5;
+}
+
+/* A held replica's part of its node's digest. */
+static uint64_t held_hash(const struct hf_xrep *r)
+{
+	return hf_hash_str(r->id) * 11;
+}
+
+/* Whether v is attached on node for its owner, which runs there. */
+static bool attached_here(const struct hf_model *m, const struct hf_xvol *v,
+			  const char *node, const char **user)
+{
+	return v->state == HF_XVOL_ACTIVE && v->attached &&
+	       strcmp(v->attached, node) == 0 && owner_on(m, v, node, user);
+}
+
+/* v's replica on node that is up to date, or NULL. */
+static const struct hf_xrep *local_of(const struct hf_xvol *v, const char *node)
+{
+	const struct hf_xrep *r = hf_xvol_replica_on(v, node);
+
+	return r && (r->state == HF_XREP_IN_SYNC ||
+		     (r->state == HF_XREP_NEW && !v->formatted))
+		   ? r
+		   : NULL;
+}
+
+/*
+ * Whether v's attachment on node can be listed: every remote it uses can
+ * be reached, and it has at least one replica. Returns the number of
+ * remotes (filling rs, ns up to MAX_REMOTES when not NULL) and sets
+ * *local, or -1 when it waits.
+ */
+static int listed(const struct hf_model *m, const struct hf_xvol *v,
+		  const char *node, const struct hf_xrep **local,
+		  const struct hf_xrep **rs, const struct hf_node **ns)
+{
+	const struct hf_xrep *scratch_r[MAX_REMOTES];
+	const struct hf_node *scratch_n[MAX_REMOTES];
+	const struct hf_xrep *lr = local_of(v, node);
+	int nr = remotes_of(m, v, node, rs ? rs : scratch_r,
+			    ns ? ns : scratch_n, MAX_REMOTES);
+
+	if (local)
+		*local = lr;
+	return nr < 0 || (!lr && nr == 0) ? -1 : nr;
 }
 
 /* Adds every volume's part to its nodes' digest_scratch (publish). */
@@ -104,23 +198,39 @@ static void xvols_digest(struct hf_srv *s)
 		const char *user;
 		struct hf_node *n;
 
-		if (v->state == HF_XVOL_ACTIVE && v->attached &&
-		    hf_xvol_replica_on(v, v->attached) &&
-		    owner_on(m, v, v->attached, &user)) {
+		if (v->attached && attached_here(m, v, v->attached, &user) &&
+		    listed(m, v, v->attached, NULL, NULL, NULL) >= 0) {
 			n = hf_model_node(m, v->attached);
 			if (n)
-				n->link->digest_scratch += attach_hash(v);
+				n->link->digest_scratch += attach_hash(m, v);
 		}
 		for (size_t k = 0; k < v->replicas.len; k++) {
 			const struct hf_xrep *r = &v->replicas.items[k];
 
-			if (r->state != HF_XREP_DELETING)
-				continue;
 			n = hf_model_node(m, r->node);
-			if (n)
-				n->link->digest_scratch += hf_hash_str(r->id) * 7;
+			if (!n)
+				continue;
+			n->link->digest_scratch += r->state == HF_XREP_DELETING
+						       ? hf_hash_str(r->id) * 7
+						       : held_hash(r);
 		}
 	}
+}
+
+/* The hex text of the attach ticket for v at its epoch on node. */
+static char *ticket_hex(const struct hf_xvol *v, const char *node)
+{
+	uint8_t key[HF_VOL_KEY_LEN], t[HF_VOL_TICKET_LEN];
+	char *hex = hf_xmalloc(2 * HF_VOL_TICKET_LEN + 1);
+
+	if (!v->secret ||
+	    hf_vol_hex_decode(v->secret, key, sizeof(key)) != 0)
+		memset(key, 0, sizeof(key)); /* a ticket no replica takes */
+	hf_vol_ticket(key, v->id, v->epoch, node, t);
+	for (size_t i = 0; i < sizeof(t); i++)
+		snprintf(hex + 2 * i, 3, "%02x", t[i]);
+	explicit_bzero(key, sizeof(key));
+	return hex;
 }
 
 uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
@@ -131,14 +241,15 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 
 	for (size_t i = 0; i < m->xvols.len; i++) {
 		const struct hf_xvol *v = m->xvols.items[i];
-		const struct hf_xrep *r = hf_xvol_replica_on(v, n->id);
-
+		const struct hf_xrep *r = NULL;
+		const struct hf_xrep *rs[MAX_REMOTES];
+		const struct hf_node *ns[MAX_REMOTES];
 		const char *user = NULL;
+		int nr;
 
-		if (v->state == HF_XVOL_ACTIVE && r && v->attached &&
-		    strcmp(v->attached, n->id) == 0 &&
-		    owner_on(m, v, n->id, &user)) {
-			d += attach_hash(v);
+		if (attached_here(m, v, n->id, &user) &&
+		    (nr = listed(m, v, n->id, &r, rs, ns)) >= 0) {
+			d += attach_hash(m, v);
 			if (out) {
 				struct hf_proto_attachment *a =
 				    HF_VEC_PUSH(&out->attachments);
@@ -146,27 +257,53 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 				memset(a, 0, sizeof(*a));
 				a->volume = hf_xstrdup(v->name);
 				a->id = hf_xstrdup(v->id);
-				a->replica = hf_xstrdup(r->id);
+				/* Only an up-to-date local replica serves. */
+				a->replica = r ? hf_xstrdup(r->id) : NULL;
 				a->epoch = (int64_t)v->epoch;
 				a->size = v->size;
 				a->format = !v->formatted;
 				/* A new file system is its tasks' user's. */
 				user_ids(user, &a->uid, &a->gid);
+				for (int k = 0; k < nr; k++) {
+					struct hf_proto_remote *rm =
+					    HF_VEC_PUSH(&a->remotes);
+
+					rm->replica = hf_xstrdup(rs[k]->id);
+					rm->node = hf_xstrdup(ns[k]->id);
+					rm->address = hf_xstrdup(ns[k]->address);
+					rm->port = ns[k]->storage->port;
+				}
+				if (nr > 0)
+					a->ticket = ticket_hex(v, n->id);
 			}
 		}
 		for (size_t k = 0; k < v->replicas.len; k++) {
-			const struct hf_xrep *dr = &v->replicas.items[k];
+			const struct hf_xrep *hr = &v->replicas.items[k];
 
-			if (dr->state != HF_XREP_DELETING ||
-			    strcmp(dr->node, n->id) != 0)
+			if (strcmp(hr->node, n->id) != 0)
 				continue;
-			d += hf_hash_str(dr->id) * 7;
+			if (hr->state != HF_XREP_DELETING) {
+				/* Its node's replica server keeps it. */
+				d += held_hash(hr);
+				if (out && v->secret) {
+					struct hf_proto_held_replica *h =
+					    HF_VEC_PUSH(&out->replicas);
+
+					h->volume = hf_xstrdup(v->name);
+					h->id = hf_xstrdup(v->id);
+					h->replica = hf_xstrdup(hr->id);
+					h->key = hf_xstrdup(v->secret);
+					h->size = v->size;
+				}
+				continue;
+			}
+			d += hf_hash_str(hr->id) * 7;
 			if (out) {
 				struct hf_proto_replica_ref *ref =
 				    HF_VEC_PUSH(&out->delete_replicas);
 
 				ref->id = hf_xstrdup(v->id);
-				ref->replica = hf_xstrdup(dr->id);
+				ref->replica = hf_xstrdup(hr->id);
 			}
 		}
 	}

@@ -2073,18 +2073,6 @@ static void external_volume_options(struct hf_pctx *c,
 				name ? name : e->volume_name);
 		free(name);
 	}
-	if (rc == 0 && e->opts.repl >= 2) {
-		/* Replication is not built yet: one local replica is. */
-		unsupported_msg(c,
-				scalar_offset_pos(c, n,
-						  option_offset(text, len,
-								"repl")),
-				"replicated volumes",
-				"replicated volumes (repl=%u) are not "
-				"available yet: only repl=1 (one replica, on "
-				"the pod's node) is",
-				e->opts.repl);
-	}
 	if (rc == 0 && e->opts.secure) {
 		unsupported_msg(c,
 				scalar_offset_pos(c, n,

@@ -965,15 +965,13 @@ static const struct sdk_helloworld helloworld_table[] = {
 	 false, NULL},
 	{"pre-reserved-sidecar.yml", 1, "pods.hello.pre-reserved-role", NULL,
 	 false, NULL},
-	/* One local replica deploys; replication is not there yet. */
+	/* Portworx's driver name and holdfast's, replicated, deploy. */
 	{"external-volumes.yml", 0, NULL,
 	 "EXTERNAL_VOLUME_DRIVER_NAME=pxd;"
 	 "EXTERNAL_VOLUME_DRIVER_OPTIONS=size=10", false, NULL},
-	{"external-volumes.yml", 1,
-	 "pods.hello.external-volumes.hello-volume.driver-options;"
-	 "pods.world.external-volumes.world-volume.driver-options",
+	{"external-volumes.yml", 0, NULL,
 	 "EXTERNAL_VOLUME_DRIVER_NAME=holdfast;"
-	 "EXTERNAL_VOLUME_DRIVER_OPTIONS=repl=2", false, NULL},
+	 "EXTERNAL_VOLUME_DRIVER_OPTIONS=size=1;repl=2", false, NULL},
 	{"profile-mount-volume.yml", 1, "pods.hello.tasks.profile.volume",
 	 "HELLO_VOLUME_PROFILE=fast", false, NULL},
 	{"pod-profile-mount-volume.yml", 1,

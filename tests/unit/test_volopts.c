@@ -406,22 +406,8 @@ static void test_sdk_external_volumes(void **state)
 		}
 	}
 	assert_int_equal(k, HF_ARRAY_LEN(want));
-	/*
-	 * Valid; a deploy refuses it only because replication cannot run
-	 * yet: one refusal per pod, at its options, nothing else.
-	 */
-	assert_int_equal(hf_spec_check_supported(spec, &u), 2);
-	assert_string_equal(u.items[0].path,
-			    "pods.hello.external-volumes.hello-volume."
-			    "driver-options");
-	assert_string_equal(u.items[1].path,
-			    "pods.world.external-volumes.world-volume."
-			    "driver-options");
-	for (size_t i = 0; i < u.len; i++)
-		assert_string_equal(u.items[i].msg,
-				    "replicated volumes (repl=2) are not "
-				    "available yet: only repl=1 (one replica, "
-				    "on the pod's node) is");
+	/* Valid and deployable as it is: nothing refused. */
+	assert_int_equal(hf_spec_check_supported(spec, &u), 0);
 	hf_diags_release(&u);
 	hf_diags_release(&d);
 	hf_spec_free(spec);
@@ -752,7 +738,7 @@ static void test_refusals(void **state)
 	char *r;
 
 	(void)state;
-	/* One local replica deploys; replication is not built yet. */
+	/* One replica or three deploy. */
 	r = refusals("holdfast", "size=2G;repl=1");
 	assert_string_equal(r, "");
 	free(r);
@@ -760,10 +746,7 @@ static void test_refusals(void **state)
 	assert_string_equal(r, "");
 	free(r);
 	r = refusals("holdfast", "size=2G;repl=3");
-	assert_string_equal(
-	    r, "10:33 " OPTS_PATH ": replicated volumes (repl=3) are not "
-	       "available yet: only repl=1 (one replica, on the pod's node) "
-	       "is\n");
+	assert_string_equal(r, "");
 	free(r);
 	r = refusals("pxd", "size=1;shared=true");
 	assert_non_null(strstr(

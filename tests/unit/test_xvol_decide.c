@@ -51,8 +51,29 @@ struct world {
 	struct hf_node *n[3];
 };
 
+static const char *spec_repl2 = "name: s\n"
+				"pods:\n"
+				"  app:\n"
+				"    count: 1\n"
+				"    external-volumes:\n"
+				"      data:\n"
+				"        type: DOCKER\n"
+				"        container-path: data\n"
+				"        driver-name: holdfast\n"
+				"        driver-options: size=2;repl=2\n"
+				"    tasks:\n"
+				"      server: {goal: RUNNING, cmd: 'sleep 1', "
+				"cpus: 0.1}\n";
+
+static struct world *world_with(const char *text);
+
 /* Service s, instance app-0 (unplaced); n1, n2 with 10 GiB pools, n3 none. */
 static struct world *world_new(void)
+{
+	return world_with(spec_text);
+}
+
+static struct world *world_with(const char *text)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	struct hf_config *cfg = calloc(1, sizeof(*cfg));
@@ -66,7 +87,7 @@ static struct world *world_new(void)
 	w->ctx.rng = &w->rng;
 	w->ctx.opts = &w->opts;
 	cfg->id = hf_xstrdup("1");
-	cfg->text = hf_xstrdup(spec_text);
+	cfg->text = hf_xstrdup(text);
 	cfg->file = hf_xstrdup("s.yml");
 	if (hf_model_config_load(cfg, false, &d) != 0)
 		fail_msg("the test's spec does not load");
@@ -166,7 +187,7 @@ static void test_new_volumes_need_a_pool_that_holds_them(void **state)
 		hf_xvol_replica_add(o, "n2", "0123456789abcdef", T0);
 	}
 	candidates(w, c);
-	refuse = hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c, 3,
+	refuse = hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c, 3, &w->ctx,
 					   &notes);
 	assert_null(refuse);
 	assert_true(c[0].usable);
@@ -192,16 +213,16 @@ static void test_a_volume_pins_its_instance_to_its_replica(void **state)
 	add_volume(w, "n2", HF_XVOL_KEPT);
 	candidates(w, c);
 	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
-					      3, &notes));
+					      3, &w->ctx, &notes));
 	assert_false(c[0].usable);
 	assert_string_equal(c[0].unusable_why,
-			    "volume 's-app-0' has its replica on node n2");
+			    "volume 's-app-0' has its in-sync replicas on n2");
 	assert_true(c[1].usable);
 	/* Its pool need not hold it again: it is there already. */
 	w->n[1]->storage->capacity = GIB;
 	c[1].usable = true;
 	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
-					      3, &notes));
+					      3, &w->ctx, &notes));
 	assert_true(c[1].usable);
 	hf_strlist_release(&notes);
 	world_free(w);
@@ -220,7 +241,7 @@ static void test_another_services_name_is_refused(void **state)
 	free(v->service);
 	v->service = hf_xstrdup("other");
 	candidates(w, c);
-	refuse = hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c, 3,
+	refuse = hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c, 3, &w->ctx,
 					   &notes);
 	assert_string_equal(refuse, "cannot be placed: volume 's-app-0' "
 				    "belongs to service 'other'");
@@ -387,6 +408,98 @@ static void test_release_keeps_deletes_or_detaches(void **state)
 	world_free(w);
 }
 
+/* repl=2: a replica on the instance's node and one on another pool. */
+static void test_repl2_needs_two_pools(void **state)
+{
+	struct world *w = world_with(spec_repl2);
+	struct hf_place_node c[3] = {0};
+	struct hf_strlist notes = {0};
+	const struct hf_act_xvol *x;
+
+	(void)state;
+	candidates(w, c);
+	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
+					      3, &w->ctx, &notes));
+	assert_true(c[0].usable);
+	assert_true(c[1].usable);
+	assert_false(c[2].usable);
+	/* n2 cannot hold a second replica: n1 alone is no longer enough. */
+	w->n[1]->storage->capacity = GIB;
+	candidates(w, c);
+	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
+					      3, &w->ctx, &notes));
+	assert_false(c[0].usable);
+	assert_non_null(strstr(c[0].unusable_why, "need 1 more replica"));
+	/* Two nodes of one hostname never hold one volume twice. */
+	w->n[1]->storage->capacity = 10 * GIB;
+	w->n[0]->hostname = hf_xstrdup("h");
+	w->n[1]->hostname = hf_xstrdup("h");
+	candidates(w, c);
+	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
+					      3, &w->ctx, &notes));
+	assert_false(c[0].usable);
+	free(w->n[1]->hostname);
+	w->n[1]->hostname = hf_xstrdup("h2");
+	/* Made: one replica on n1, the other on n2. */
+	w->in->node = hf_xstrdup("n1");
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_CREATE);
+	assert_non_null(x);
+	assert_int_equal(x->repl, 2);
+	assert_string_equal(x->node, "n1");
+	assert_non_null(x->more_node[0]);
+	assert_string_equal(x->more_node[0], "n2");
+	assert_non_null(x->more_replica[0]);
+	assert_string_not_equal(x->more_replica[0], x->replica);
+	assert_null(x->more_node[1]);
+	hf_strlist_release(&notes);
+	world_free(w);
+}
+
+/*
+ * The node of an instance whose data is all in replicated volumes is
+ * lost: the instance moves at once (its replica there goes DOWN, the
+ * volume is detached, the instance unplaced), unless too few in-sync
+ * replicas are left on connected nodes for the volume's min_sync.
+ */
+static void test_failover_when_the_node_is_lost(void **state)
+{
+	struct world *w = world_with(spec_repl2);
+	const struct hf_config *cfg = hf_model_target(w->svc);
+	const struct hf_act_xvol *x;
+	struct hf_xvol *v;
+
+	(void)state;
+	v = add_volume(w, "n1", HF_XVOL_ACTIVE);
+	hf_xvol_replica_add(v, "n2", "aa", T0);
+	v->repl = 2;
+	v->formatted = true;
+	v->epoch = 3;
+	v->attached = hf_xstrdup("n1");
+	v->replicas.items[0].state = HF_XREP_IN_SYNC;
+	v->replicas.items[1].state = HF_XREP_IN_SYNC;
+	w->in->node = hf_xstrdup("n1");
+	/* Reachable: nothing moves. */
+	hf_decide_node_loss(&w->m, w->svc, cfg, &w->ctx, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_UNPLACE), 0);
+	/* n1 and n2 silent past the node timeout: no in-sync replica left. */
+	w->ctx.now = T0 + 60000;
+	w->n[2]->last_seen = w->ctx.now;
+	hf_decide_node_loss(&w->m, w->svc, cfg, &w->ctx, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_UNPLACE), 0);
+	hf_actions_reset(&w->a);
+	/* n2 connected: the instance fails over. */
+	w->n[1]->last_seen = w->ctx.now;
+	hf_decide_node_loss(&w->m, w->svc, cfg, &w->ctx, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_UNPLACE), 1);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_DOWN);
+	assert_non_null(x);
+	assert_string_equal(x->node, "n1");
+	assert_non_null(xvol_action(&w->a, HF_XVOLOP_DETACH));
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +509,8 @@ int main(void)
 	    cmocka_unit_test(test_made_attached_then_ready_at_its_epoch),
 	    cmocka_unit_test(test_a_kept_volume_is_taken_back),
 	    cmocka_unit_test(test_release_keeps_deletes_or_detaches),
+	    cmocka_unit_test(test_repl2_needs_two_pools),
+	    cmocka_unit_test(test_failover_when_the_node_is_lost),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -507,7 +507,7 @@ static const struct field node_fields[] = {
 static const struct field storage_fields[] = {
     {"pool", F_STR_NULL, false}, {"capacity", F_INT, true},
     {"provisioned", F_INT, true}, {"used", F_INT, true},
-    {"free", F_INT, true},
+    {"free", F_INT, true}, {"port", F_INT, false},
 };
 
 static const struct field service_fields[] = {
@@ -896,6 +896,7 @@ int hf_codec_load_nodes(struct hf_model *m, const struct hf_codec_rec *recs,
 			n->storage->provisioned = int_json(v, "provisioned", 0);
 			n->storage->used = int_json(v, "used", 0);
 			n->storage->free = int_json(v, "free", 0);
+			n->storage->port = int_json(v, "port", 0);
 		}
 		hf_model_node_add(m, n);
 		/* The volumes its agent is told to delete, then those kept. */
@@ -1195,11 +1196,12 @@ json_t *hf_codec_config(const struct hf_config *cfg)
 
 json_t *hf_codec_node_storage(const struct hf_node_storage *st)
 {
-	return json_pack("{s:o, s:I, s:I, s:I, s:I}", "pool",
+	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I}", "pool",
 			 str_or_null(st->pool), "capacity",
 			 (json_int_t)st->capacity, "provisioned",
 			 (json_int_t)st->provisioned, "used",
-			 (json_int_t)st->used, "free", (json_int_t)st->free);
+			 (json_int_t)st->used, "free", (json_int_t)st->free,
+			 "port", (json_int_t)st->port);
 }
 
 json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n)

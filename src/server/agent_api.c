@@ -88,7 +88,7 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 {
 	const struct hf_proto_storage *in = &info->storage;
 	struct hf_node_storage *st = n->storage;
-	bool was_full = pool_full(st), moved = !st;
+	bool was_full = pool_full(st), moved = !st, port_moved = false;
 	char *cap, *why;
 
 	if (!info->has_storage) {
@@ -116,7 +116,14 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 	st->provisioned = in->provisioned;
 	st->used = in->used;
 	st->free = in->free;
-	st->port = in->port;
+	if (st->port != in->port) {
+		/* Attachments using its replicas name the port: republish. */
+		hf_log("node %s: replica server %s", n->id,
+		       in->port ? "listening" : "not serving");
+		st->port = in->port;
+		port_moved = true;
+		hf_sched_changed(s, true);
+	}
 	cap = hf_bytes_human(st->capacity);
 	if (moved) {
 		char *after = hf_xasprintf("storage pool %s (capacity %s)",
@@ -139,7 +146,7 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 		free(used);
 	}
 	free(cap);
-	return moved;
+	return moved || port_moved;
 }
 
 static struct hf_node *node_update(struct hf_srv *s, const char *id,

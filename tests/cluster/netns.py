@@ -155,6 +155,21 @@ def _umount_under(prefix):
             subprocess.run(["umount", "-l", mp], capture_output=True)
 
 
+def _clear_loops_under(prefix):
+    """Clears the loop devices whose backing file is under prefix: those of
+    volumes whose attach process died with its host (a killed attach
+    process leaves its device configured, failing every I/O)."""
+    prefix = prefix.rstrip("/") + "/"
+    for name in os.listdir("/sys/block"):
+        try:
+            with open(f"/sys/block/{name}/loop/backing_file") as f:
+                backing = f.read().strip()
+        except OSError:
+            continue
+        if backing.startswith(prefix):
+            subprocess.run(["losetup", "-d", "/dev/" + name], capture_output=True)
+
+
 def sweep_stale_runs():
     """Removes what runs whose pytest process died without cleaning up left
     behind (namespaces, processes, bind mounts)."""
@@ -184,6 +199,7 @@ def sweep_stale_runs():
                     pass
                 sh("ip", "netns", "del", name, check=False)
         if owner and owner.get("tmp"):
+            _clear_loops_under(owner["tmp"])
             _umount_under(owner["tmp"])
         _umount_under(d)
         shutil.rmtree(d, ignore_errors=True)
@@ -463,6 +479,7 @@ class Net:
             except Exception as e:  # noqa: BLE001 - go on with the others
                 errors.append(f"{h.name}: {e}")
         sh("ip", "netns", "del", self.switch, check=False)
+        _clear_loops_under(self.tmp)
         _umount_under(self.tmp)
         _umount_under(self.state)
         shutil.rmtree(self.state, ignore_errors=True)

@@ -217,6 +217,20 @@ void hf_decide_xvols_release(const struct hf_model *m,
 /* The KEPT volumes of service svc are deleted. Returns how many. */
 size_t hf_decide_xvols_delete_kept(const struct hf_model *m, const char *svc,
 				   const char *who, struct hf_actions *out);
+/*
+ * Node `node`, serving volume `volume` at `epoch`, asks that its remote
+ * replicas drop[0..n) leave the in-sync set (they failed a write; why
+ * says how). Taken only from the volume's attached node at its current
+ * epoch, for replicas in sync on other nodes, and only while at least
+ * min_sync in-sync replicas remain (else writes keep waiting, as the
+ * policy says, and an event says why once): each becomes DOWN with an
+ * event naming the volume, the replica's node, why, and how many
+ * replicas writes now go to.
+ */
+void hf_decide_isr_drop(const struct hf_model *m, const char *node,
+			const char *volume, uint64_t epoch,
+			const char *const *drop, size_t n, const char *why,
+			struct hf_actions *out);
 /* Node `node` deleted the replicas ids[0..n) (it may list others too). */
 void hf_decide_replicas_deleted(const struct hf_model *m, const char *node,
 				const char *const *ids, size_t n,

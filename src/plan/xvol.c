@@ -560,3 +560,60 @@ void hf_decide_replicas_deleted(const struct hf_model *m, const char *node,
 		}
 	}
 }
+
+void hf_decide_isr_drop(const struct hf_model *m, const char *node,
+			const char *volume, uint64_t epoch,
+			const char *const *drop, size_t n, const char *why,
+			struct hf_actions *out)
+{
+	const struct hf_xvol *v = hf_model_xvol(m, volume);
+	unsigned left, need;
+	size_t dropping = 0;
+
+	if (!v || v->state != HF_XVOL_ACTIVE || !v->attached ||
+	    strcmp(v->attached, node) != 0 || v->epoch != epoch)
+		return; /* an old attachment's word counts for nothing */
+	left = hf_xvol_in_sync(v);
+	need = v->min_sync ? v->min_sync : 1;
+	for (size_t i = 0; i < n; i++) {
+		const struct hf_xrep *r = hf_xvol_replica(v, drop[i]);
+
+		if (r && r->state == HF_XREP_IN_SYNC &&
+		    strcmp(r->node, node) != 0)
+			dropping++;
+	}
+	if (!dropping)
+		return;
+	if (left - dropping < need) {
+		char *msg = hf_xasprintf(
+		    "writes wait: %zu of its %u in-sync replicas failed (%s), "
+		    "and its policy needs %u (min_sync)",
+		    dropping, left, why ? why : "no reason given", need);
+
+		hf_actions_log(out, "volume %s: %s", v->name, msg);
+		free(msg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct hf_xrep *r = hf_xvol_replica(v, drop[i]);
+		struct hf_action *x;
+		char *msg;
+
+		if (!r || r->state != HF_XREP_IN_SYNC ||
+		    strcmp(r->node, node) == 0)
+			continue;
+		x = xvol_act(out, v->service, v->instance, HF_XVOLOP_REPLICA_DOWN,
+			     v->name);
+		x->u.xvol.node = hf_xstrdup(r->node);
+		x->u.xvol.why = hf_xstrdup(why ? why : "it failed a write");
+		left--;
+		msg = hf_xasprintf("replica on node %s out of sync (%s); writes "
+				   "continue on %u of %u replicas, policy "
+				   "min_sync=%u",
+				   r->node, why ? why : "it failed a write", left,
+				   v->repl, need);
+		hf_actions_log(out, "volume %s: %s", v->name, msg);
+		xevent(out, v->service, v->name, "in sync", "down", msg);
+		free(msg);
+	}
+}

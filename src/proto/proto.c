@@ -1241,6 +1241,8 @@ static void volume_report_release(struct hf_proto_volume_report *r)
 	free(r->state);
 	free(r->device);
 	free(r->message);
+	hf_strlist_release(&r->isr_drop);
+	free(r->isr_why);
 }
 
 static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
@@ -1251,6 +1253,10 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 
 	json_object_set_new(o, "device", str_or_null(r->device));
 	json_object_set_new(o, "message", str_or_null(r->message));
+	if (r->isr_drop.len) {
+		json_object_set_new(o, "isr_drop", strlist_encode(&r->isr_drop));
+		json_object_set_new(o, "isr_why", str_or_null(r->isr_why));
+	}
 	return o;
 }
 
@@ -1268,8 +1274,13 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "epoch", &r->epoch, NULL) ||
 	    !get_str(d, v, "state", true, &r->state) ||
 	    !get_str(d, v, "device", false, &r->device) ||
-	    !get_str(d, v, "message", false, &r->message))
+	    !get_str(d, v, "message", false, &r->message) ||
+	    !get_strlist(d, v, "isr_drop", &r->isr_drop) ||
+	    !get_str(d, v, "isr_why", false, &r->isr_why))
 		return false;
+	for (size_t i = 0; i < r->isr_drop.len; i++)
+		if (!vol_id_ok(r->isr_drop.items[i]))
+			return fail(d, "isr_drop", "must list replica ids");
 	for (size_t i = 0; i < HF_ARRAY_LEN(states); i++)
 		known = known || strcmp(r->state, states[i]) == 0;
 	if (!known)

@@ -301,6 +301,13 @@ struct hf_proto_volume_report {
 	char *state;          /* "attaching", "ready", "detaching", "failed" */
 	char *device;         /* ready: "/dev/loopN"; else NULL */
 	char *message;        /* NULL or why (failed) */
+	/*
+	 * Remote replicas the attach process asks to leave the in-sync set
+	 * (they failed a write or flush: writes wait until the server
+	 * agrees), and why; empty when none.
+	 */
+	struct hf_strlist isr_drop;
+	char *isr_why;
 };
 
 /* A replica to delete from the node's pool. */

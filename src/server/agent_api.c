@@ -418,6 +418,11 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	if (volreps_update(n, &rq))
 		hf_sched_changed(s, false);
 	/*
+	 * In-sync changes are decided here, not at the next tick: writes of
+	 * the volume wait for them (the agent syncs at once to ask).
+	 */
+	hf_sched_isr_requests(s, n->id, &rq);
+	/*
 	 * A report that changed something is acted on by the scheduler's
 	 * next tick (hf_sched_changed woke it); it batches the reports of
 	 * every agent that arrive meanwhile. The poll is held, costing no

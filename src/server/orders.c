@@ -273,8 +273,12 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 					rm->address = hf_xstrdup(ns[k]->address);
 					rm->port = ns[k]->storage->port;
 				}
-				if (nr > 0)
-					a->ticket = ticket_hex(v, n->id);
+				/*
+				 * Also without remotes: the attach proves its
+				 * epoch to its own node's replica server, which
+				 * then fences older attachments' writes.
+				 */
+				a->ticket = ticket_hex(v, n->id);
 			}
 		}
 		for (size_t k = 0; k < v->replicas.len; k++) {

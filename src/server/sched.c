@@ -102,6 +102,24 @@ void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
 	carry_out(s, &a);
 }
 
+void hf_sched_isr_requests(struct hf_srv *s, const char *node_id,
+			   const struct hf_proto_sync_req *req)
+{
+	struct hf_actions a = {0};
+
+	for (size_t i = 0; i < req->volumes.len; i++) {
+		const struct hf_proto_volume_report *r = &req->volumes.items[i];
+
+		if (!r->isr_drop.len || r->epoch < 1)
+			continue;
+		hf_decide_isr_drop(&s->model, node_id, r->volume,
+				   (uint64_t)r->epoch,
+				   (const char *const *)r->isr_drop.items,
+				   r->isr_drop.len, r->isr_why, &a);
+	}
+	carry_out(s, &a);
+}
+
 void hf_sched_replicas_deleted(struct hf_srv *s, const char *node_id,
 			       const struct hf_strlist *deleted)
 {

@@ -35,6 +35,10 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 void hf_sched_volumes_deleted(struct hf_srv *s, const char *node_id,
 			      const struct hf_strlist *deleted);
 
+/* Node node_id's agent relays its attach processes' in-sync requests. */
+void hf_sched_isr_requests(struct hf_srv *s, const char *node_id,
+			   const struct hf_proto_sync_req *req);
+
 /* Node node_id's agent deleted the replicas (ids) in `deleted`. */
 void hf_sched_replicas_deleted(struct hf_srv *s, const char *node_id,
 			       const struct hf_strlist *deleted);

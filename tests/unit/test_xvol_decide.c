@@ -500,6 +500,46 @@ static void test_failover_when_the_node_is_lost(void **state)
 	world_free(w);
 }
 
+/*
+ * The attached node asks that a failed remote leave the in-sync set: taken
+ * at the current epoch from that node while min_sync replicas remain.
+ */
+static void test_isr_drop_follows_the_policy(void **state)
+{
+	struct world *w = world_with(spec_repl2);
+	const char *drop[] = {"aa"};
+	const struct hf_act_xvol *x;
+	struct hf_xvol *v;
+
+	(void)state;
+	v = add_volume(w, "n1", HF_XVOL_ACTIVE);
+	hf_xvol_replica_add(v, "n2", "aa", T0);
+	v->repl = 2;
+	v->min_sync = 1;
+	v->formatted = true;
+	v->epoch = 3;
+	v->attached = hf_xstrdup("n1");
+	v->replicas.items[0].state = HF_XREP_IN_SYNC;
+	v->replicas.items[1].state = HF_XREP_IN_SYNC;
+	/* Another node, or an older epoch: ignored. */
+	hf_decide_isr_drop(&w->m, "n2", "s-app-0", 3, drop, 1, "x", &w->a);
+	hf_decide_isr_drop(&w->m, "n1", "s-app-0", 2, drop, 1, "x", &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	/* The attached node at its epoch: n2's replica goes DOWN. */
+	hf_decide_isr_drop(&w->m, "n1", "s-app-0", 3, drop, 1,
+			   "no answer in 3 s", &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_DOWN);
+	assert_non_null(x);
+	assert_string_equal(x->node, "n2");
+	assert_string_equal(x->why, "no answer in 3 s");
+	hf_actions_reset(&w->a);
+	/* min_sync=2: dropping it would leave too few; writes wait. */
+	v->min_sync = 2;
+	hf_decide_isr_drop(&w->m, "n1", "s-app-0", 3, drop, 1, "x", &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +551,7 @@ int main(void)
 	    cmocka_unit_test(test_release_keeps_deletes_or_detaches),
 	    cmocka_unit_test(test_repl2_needs_two_pools),
 	    cmocka_unit_test(test_failover_when_the_node_is_lost),
+	    cmocka_unit_test(test_isr_drop_follows_the_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

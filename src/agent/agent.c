@@ -691,9 +691,7 @@ static void agent_release(struct hf_agent *ag)
 	free(ag->shim_bin);
 	free(ag->volume_bin);
 	for (size_t i = 0; i < ag->attach_want.len; i++) {
-		free(ag->attach_want.items[i].volume);
-		free(ag->attach_want.items[i].id);
-		free(ag->attach_want.items[i].replica);
+		hf_proto_attachment_release(&ag->attach_want.items[i]);
 	}
 	HF_VEC_FREE(&ag->attach_want);
 	for (size_t i = 0; i < ag->attaches.len; i++)

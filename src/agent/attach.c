@@ -472,9 +472,7 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		changed = !w || w->epoch != a->epoch;
 	}
 	for (size_t i = 0; i < ag->attach_want.len; i++) {
-		free(ag->attach_want.items[i].volume);
-		free(ag->attach_want.items[i].id);
-		free(ag->attach_want.items[i].replica);
+		hf_proto_attachment_release(&ag->attach_want.items[i]);
 	}
 	ag->attach_want.len = 0;
 	/* Moved: the answer is released after this. */

@@ -1127,7 +1127,7 @@ static bool vol_id_ok(const char *s)
 		ok_;                                                        \
 	})
 
-static void attachment_release(struct hf_proto_attachment *a)
+void hf_proto_attachment_release(struct hf_proto_attachment *a)
 {
 	free(a->volume);
 	free(a->id);
@@ -1457,7 +1457,7 @@ void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
 	HF_VEC_FREE(&r->tasks);
 	hf_strlist_release(&r->delete_volumes);
 	for (size_t i = 0; i < r->attachments.len; i++)
-		attachment_release(&r->attachments.items[i]);
+		hf_proto_attachment_release(&r->attachments.items[i]);
 	HF_VEC_FREE(&r->attachments);
 	for (size_t i = 0; i < r->delete_replicas.len; i++) {
 		free(r->delete_replicas.items[i].id);

@@ -284,6 +284,9 @@ struct hf_proto_attachment {
 	char *ticket;
 };
 
+/* Frees what a (decoded) attachment holds. */
+void hf_proto_attachment_release(struct hf_proto_attachment *a);
+
 /*
  * A replica the node's pool holds and its replica server serves: created
  * sparse at size when missing. key is the volume's K_vol (64 hex digits),

@@ -7,6 +7,8 @@ new file system), `service remove` keeps it and a deploy takes it back, a
 name another service holds is refused, and `--delete-volumes` deletes its
 replica before the record goes. No real agent runs, so nothing is mounted:
 what is checked is what the server decides and says."""
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -141,8 +143,19 @@ def test_a_volume_is_made_attached_and_launched_at_its_epoch(cl):
     assert v["attached"] == "pool-1" and not v["formatted"]
     assert [(r["node"], r["state"]) for r in v["replicas"]] == [("pool-1", "new")]
     assert "secret" not in v
+    # The node holds the replica (with the volume's key, which only the
+    # orders of its nodes carry), and the attachment's ticket proves the
+    # epoch with that key (src/volume/ticket.h).
+    [held] = ans["replicas"]
+    assert held == {"volume": "xa-app-0", "id": v["id"], "replica": v["replicas"][0]["id"],
+                    "size": GIB, "key": held["key"]}, held
+    assert len(held["key"]) == 64
+    ticket = hmac.new(bytes.fromhex(held["key"]),
+                      b"attach\0" + v["id"].encode() + b"\0" + b"1" + b"\0" + b"pool-1",
+                      hashlib.sha256).hexdigest()
     assert att == {"volume": "xa-app-0", "id": v["id"], "replica": v["replicas"][0]["id"],
-                   "epoch": 1, "size": GIB, "format": True, "uid": 0, "gid": 0}, att
+                   "epoch": 1, "size": GIB, "format": True, "uid": 0, "gid": 0,
+                   "ticket": ticket}, att
     # Nothing launches before the node says the volume is ready.
     time.sleep(0.5)
     assert not node.sync().get("tasks"), "launched before the volume was ready"

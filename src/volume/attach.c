@@ -54,6 +54,24 @@ struct vol {
 	uint8_t ticket[HF_VOL_TICKET_LEN];
 	struct hf_remote *remotes;
 	size_t nremotes;
+	/*
+	 * dropped[i]: remote i is out of the in-sync set (the server said
+	 * so): no longer written or read. Guarded by isr_mu; isr_cv is
+	 * broadcast when one is dropped.
+	 */
+	bool *dropped;
+	/*
+	 * How long a write whose remote failed waits for the server to take
+	 * that replica out of the in-sync set (the agent relays the request
+	 * and hands back attach.json without it, with SIGHUP) before it
+	 * fails with EIO; 0: at once.
+	 */
+	int64_t isr_wait_ms;
+	pthread_mutex_t isr_mu;
+	pthread_cond_t isr_cv;
+	/* "fence": this node's replica server, told our epoch first. */
+	char *fence_address, *fence_replica;
+	int fence_port;
 	struct bufpool pool;
 	int rfd;                 /* the local replica's data file, or -1 */
 	int loopfd;
@@ -79,6 +97,36 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 	json_object_set_new(o, "identity", v->identity[0]
 						   ? json_string(v->identity)
 						   : json_null());
+	if (v->dropped) {
+		/* Failed remotes the server has not dropped yet: ask it to. */
+		json_t *drop = json_array();
+		char why[256] = "";
+
+		pthread_mutex_lock((pthread_mutex_t *)&v->isr_mu);
+		for (size_t i = 0; i < v->nremotes; i++) {
+			struct hf_remote *r = &v->remotes[i];
+
+			/* A fenced one is no failure to drop: we are old. */
+			if (v->dropped[i] || !hf_remote_dead(r, NULL, 0) ||
+			    r->fenced)
+				continue;
+			json_array_append_new(drop, json_string(r->replica));
+			if (!why[0]) {
+				char w[200];
+
+				hf_remote_dead(r, w, sizeof(w));
+				snprintf(why, sizeof(why), "replica on node %s: %s",
+					 r->node, w);
+			}
+		}
+		pthread_mutex_unlock((pthread_mutex_t *)&v->isr_mu);
+		if (json_array_size(drop)) {
+			json_object_set_new(o, "isr_drop", drop);
+			json_object_set_new(o, "isr_why", json_string(why));
+		} else {
+			json_decref(drop);
+		}
+	}
 	hf_vol_status_write(v->dir, o, msg);
 }
 
@@ -147,16 +195,46 @@ static int load_remote(struct vol *v, json_t *o, size_t i, const char *path)
 	return 0;
 }
 
-/* "remotes", "node", and the ticket ("ticket", or derived from "key"). */
+/* "fence": {"address", "port", "replica"}: this node's replica server. */
+static int load_fence(struct vol *v, json_t *f, const char *path)
+{
+	json_t *addr = json_object_get(f, "address"),
+	       *port = json_object_get(f, "port"),
+	       *rep = json_object_get(f, "replica");
+
+	if (!json_is_object(f) || json_object_size(f) != 3 ||
+	    !json_is_string(addr) || !json_string_value(addr)[0] ||
+	    !json_is_integer(port) || json_integer_value(port) < 1 ||
+	    json_integer_value(port) > 65535 || !json_is_string(rep) ||
+	    !id_ok(json_string_value(rep)))
+		return failed(v, "%s: \"fence\" must be {\"address\": numeric "
+				 "IP, \"port\": 1-65535, \"replica\": the local "
+				 "replica's id}", path);
+	if (!v->replica)
+		return failed(v, "%s: \"fence\" needs a local \"replica\"",
+			      path);
+	v->fence_address = hf_xstrdup(json_string_value(addr));
+	v->fence_port = (int)json_integer_value(port);
+	v->fence_replica = hf_xstrdup(json_string_value(rep));
+	return 0;
+}
+
+/*
+ * "remotes", "fence", "node", and the ticket ("ticket", or derived from
+ * "key").
+ */
 static int load_remotes(struct vol *v, json_t *o, const char *path)
 {
 	json_t *rs = json_object_get(o, "remotes"),
 	       *node = json_object_get(o, "node"),
 	       *key = json_object_get(o, "key"),
-	       *ticket = json_object_get(o, "ticket");
+	       *ticket = json_object_get(o, "ticket"),
+	       *fence = json_object_get(o, "fence");
 	uint8_t k[HF_VOL_KEY_LEN];
 	size_t n;
 
+	if (fence && !json_is_null(fence) && load_fence(v, fence, path))
+		return -1;
 	if (rs && !json_is_array(rs))
 		return failed(v, "%s: \"remotes\" must be an array", path);
 	n = rs ? json_array_size(rs) : 0;
@@ -166,17 +244,17 @@ static int load_remotes(struct vol *v, json_t *o, const char *path)
 	if (n > HF_VOL_MAX_PEERS)
 		return failed(v, "%s: %zu remotes, over the limit of %d", path,
 			      n, HF_VOL_MAX_PEERS);
-	if (!n)
+	if (!n && !v->fence_address)
 		return 0;
 	if (!json_is_string(node) ||
 	    !hf_vol_id_ok(json_string_value(node),
 			  strlen(json_string_value(node)), HF_VOL_NODE_MAX))
 		return failed(v, "%s: \"node\" (this node's id) is needed with "
-				 "remotes", path);
+				 "remotes or a fence", path);
 	v->node = hf_xstrdup(json_string_value(node));
 	if (!key == !ticket)
-		return failed(v, "%s: remotes need exactly one of \"ticket\" "
-				 "and \"key\"", path);
+		return failed(v, "%s: remotes and a fence need exactly one of "
+				 "\"ticket\" and \"key\"", path);
 	if (ticket && (!json_is_string(ticket) ||
 		       hf_vol_hex_decode(json_string_value(ticket), v->ticket,
 					 HF_VOL_TICKET_LEN)))
@@ -192,7 +270,10 @@ static int load_remotes(struct vol *v, json_t *o, const char *path)
 			      v->ticket);
 		explicit_bzero(k, sizeof(k));
 	}
+	if (!n)
+		return 0;
 	v->remotes = hf_xcalloc(n, sizeof(*v->remotes));
+	v->dropped = hf_xcalloc(n, sizeof(*v->dropped));
 	v->nremotes = n;
 	for (size_t i = 0; i < n; i++)
 		hf_remote_init(&v->remotes[i]);
@@ -214,8 +295,9 @@ static bool id_ok(const char *s)
 static int load(struct vol *v)
 {
 	static const char *const keys[] = {
-	    "volume", "id",  "epoch", "size", "replica", "format",
-	    "uid",    "gid", "node",  "key",  "ticket",  "remotes"};
+	    "volume", "id",  "epoch", "size",    "replica", "format", "uid",
+	    "gid",    "node", "key",  "ticket", "remotes", "fence",
+	    "isr_wait_ms"};
 	char *path = hf_xasprintf("%s/attach.json", v->dir);
 	json_error_t je;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -274,6 +356,13 @@ static int load(struct vol *v)
 					 : NULL;
 	if (load_remotes(v, o, path))
 		goto out;
+	val = json_object_get(o, "isr_wait_ms");
+	if (val && (!json_is_integer(val) || json_integer_value(val) < 0 ||
+		    json_integer_value(val) > 3600000)) {
+		failed(v, "%s: \"isr_wait_ms\" must be 0-3600000", path);
+		goto out;
+	}
+	v->isr_wait_ms = val ? json_integer_value(val) : 0;
 	val = json_object_get(o, "format");
 	if (val && !json_is_boolean(val)) {
 		failed(v, "%s: \"format\" must be true or false", path);
@@ -331,11 +420,47 @@ static void remote_died(struct hf_remote *r, void *arg)
 	char why[256], *msg;
 
 	hf_remote_dead(r, why, sizeof(why));
-	msg = hf_xasprintf("replica %s on node %s: %s; every write and flush "
-			   "fails with EIO from now on",
-			   r->replica, r->node, why);
+	if (r->fenced || !v->isr_wait_ms)
+		msg = hf_xasprintf("replica %s on node %s: %s; every write and "
+				   "flush fails with EIO from now on",
+				   r->replica, r->node, why);
+	else
+		msg = hf_xasprintf("replica %s on node %s: %s; writes wait "
+				   "until the server takes it out of the "
+				   "in-sync set (at most %lld ms, then they "
+				   "fail with EIO)",
+				   r->replica, r->node, why,
+				   (long long)v->isr_wait_ms);
 	publish(v, "ready", msg);
 	free(msg);
+}
+
+/*
+ * Tells this node's replica server our epoch for the local replica (a
+ * HELLO, then BYE): from then on it refuses an older attachment's writes
+ * to it (FENCED), as the remote replicas do. One that knows a newer
+ * epoch already fails the attach.
+ */
+static int fence_local(struct vol *v)
+{
+	struct hf_remote r;
+	char err[512];
+	int rc = 0;
+
+	if (!v->fence_address)
+		return 0;
+	hf_remote_init(&r);
+	r.address = hf_xstrdup(v->fence_address);
+	r.port = v->fence_port;
+	r.replica = hf_xstrdup(v->fence_replica);
+	r.node = hf_xstrdup(v->node);
+	if (hf_remote_connect(&r, v->id, (uint64_t)v->epoch, v->node,
+			      v->ticket, (uint64_t)v->size, err, sizeof(err)))
+		rc = failed(v, "local replica %s (this node's replica server, "
+			       "%s port %d): %s", v->fence_replica,
+			    v->fence_address, v->fence_port, err);
+	hf_remote_close(&r, rc == 0);
+	return rc;
 }
 
 /* HELLO to every remote; no thread may exist yet (see mount_fuse). */
@@ -407,20 +532,106 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 		   int (*local)(struct vol *v, void *arg), void *arg)
 {
 	struct hf_remote_req q[HF_VOL_MAX_PEERS];
+	bool sent[HF_VOL_MAX_PEERS], bad[HF_VOL_MAX_PEERS];
 	int e = 0, le = 0;
+	bool waits = false;
 
+	pthread_mutex_lock(&v->isr_mu);
+	for (size_t i = 0; i < v->nremotes; i++)
+		sent[i] = !v->dropped[i];
+	pthread_mutex_unlock(&v->isr_mu);
 	for (size_t i = 0; i < v->nremotes; i++) {
 		struct hf_volw_frame g = *f;
 
 		memset(&q[i], 0, sizeof(q[i]));
-		hf_remote_submit(&v->remotes[i], &g, &q[i]);
+		bad[i] = false;
+		if (sent[i])
+			hf_remote_submit(&v->remotes[i], &g, &q[i]);
 	}
 	if (local)
 		le = local(v, arg);
 	for (size_t i = 0; i < v->nremotes; i++)
-		if (hf_remote_wait(&v->remotes[i], &q[i]))
+		if (sent[i] && hf_remote_wait(&v->remotes[i], &q[i]))
+			waits = bad[i] = true;
+	for (size_t i = 0; i < v->nremotes && waits; i++)
+		if (bad[i] && v->remotes[i].fenced)
+			return EIO; /* superseded: never acknowledged again */
+	if (waits) {
+		/*
+		 * A replica that failed may lack this write: it is not
+		 * acknowledged until that replica left the in-sync set.
+		 */
+		struct timespec until;
+		bool pending = true;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += v->isr_wait_ms / 1000;
+		until.tv_nsec += (v->isr_wait_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&v->isr_mu);
+		while (pending) {
+			pending = false;
+			for (size_t i = 0; i < v->nremotes; i++)
+				pending = pending || (bad[i] && !v->dropped[i]);
+			if (pending && pthread_cond_timedwait(&v->isr_cv,
+							      &v->isr_mu,
+							      &until) != 0)
+				break;
+		}
+		pthread_mutex_unlock(&v->isr_mu);
+		if (pending)
 			e = EIO;
+	}
 	return le ? le : e;
+}
+
+/*
+ * attach.json again (SIGHUP from the agent): the remotes it no longer
+ * lists, at the same epoch, left the in-sync set; writes waiting for them
+ * go on. Anything else that changed is ignored (a new epoch is a new
+ * process).
+ */
+static void reload_isr(struct vol *v)
+{
+	char *path = hf_xasprintf("%s/attach.json", v->dir);
+	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	json_t *rs = o ? json_object_get(o, "remotes") : NULL;
+	json_t *ep = o ? json_object_get(o, "epoch") : NULL;
+
+	if (!o || !json_is_integer(ep) || json_integer_value(ep) != v->epoch ||
+	    (rs && !json_is_array(rs))) {
+		hf_log("reload: %s is unreadable or of another epoch: nothing "
+		       "changes", path);
+		goto out;
+	}
+	pthread_mutex_lock(&v->isr_mu);
+	for (size_t i = 0; i < v->nremotes; i++) {
+		struct hf_remote *r = &v->remotes[i];
+		bool listed = false;
+		size_t k;
+		json_t *e;
+
+		json_array_foreach(rs, k, e) {
+			const char *id = json_string_value(
+			    json_object_get(e, "replica"));
+
+			listed = listed || (id && strcmp(id, r->replica) == 0);
+		}
+		if (!listed && !v->dropped[i]) {
+			v->dropped[i] = true;
+			hf_log("replica %s on node %s left the in-sync set",
+			       r->replica, r->node);
+		}
+	}
+	pthread_cond_broadcast(&v->isr_cv);
+	pthread_mutex_unlock(&v->isr_mu);
+	publish(v, "ready", NULL);
+out:
+	json_decref(o);
+	free(path);
 }
 
 /* Reads [off, off + len) (aligned, len <= HF_VOL_DATA_MAX) from a remote. */
@@ -432,7 +643,12 @@ static int remote_read(struct vol *v, uint8_t *dst, uint64_t off,
 		struct hf_remote_req q;
 		struct hf_volw_frame f;
 
-		if (hf_remote_dead(r, NULL, 0))
+		bool dropped;
+
+		pthread_mutex_lock(&v->isr_mu);
+		dropped = v->dropped[i];
+		pthread_mutex_unlock(&v->isr_mu);
+		if (dropped || hf_remote_dead(r, NULL, 0))
 			continue;
 		memset(&f, 0, sizeof(f));
 		memset(&q, 0, sizeof(q));
@@ -1027,7 +1243,8 @@ static int detach(struct vol *v, sigset_t *mask)
 			said = true;
 		}
 		/* A second signal while waiting changes nothing. */
-		sigtimedwait(mask, NULL, &ts);
+		if (sigtimedwait(mask, NULL, &ts) == SIGHUP)
+			reload_isr(v);
 	}
 	if (ioctl(v->loopfd, LOOP_CLR_FD, 0) < 0)
 		hf_log("detach: LOOP_CLR_FD on %s: %s", v->dev,
@@ -1092,12 +1309,22 @@ int hf_volume_attach_main(const char *dir)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&v.pool.mu, NULL);
+	pthread_mutex_init(&v.isr_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&v.isr_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	if (load(&v) || private_namespace(&v) || open_replica(&v) ||
-	    connect_remotes(&v) || start_remotes(&v) || mount_fuse(&v) ||
-	    configure_loop(&v))
+	    fence_local(&v) || connect_remotes(&v) || start_remotes(&v) ||
+	    mount_fuse(&v) || configure_loop(&v))
 		goto out;
 	if (v.format && has_file_system(&v))
 		hf_log("the replica already holds a file system: not "
@@ -1108,9 +1335,11 @@ int hf_volume_attach_main(const char *dir)
 	hf_log("volume %s (%s, epoch %lld) attached at %s, %s local replica "
 	       "and %zu remote", v.volume, v.id, (long long)v.epoch, v.dev,
 	       v.rfd >= 0 ? "a" : "no", v.nremotes);
-	do
+	do {
 		sig = sigwaitinfo(&mask, NULL);
-	while (sig < 0 && errno == EINTR);
+		if (sig == SIGHUP)
+			reload_isr(&v);
+	} while ((sig < 0 && errno == EINTR) || sig == SIGHUP);
 	hf_log("detaching on signal %d", sig);
 	if (detach(&v, &mask) == 0)
 		code = HF_VOLUME_EXIT_OK;
@@ -1132,6 +1361,11 @@ out:
 	free(v.id);
 	free(v.replica);
 	free(v.node);
+	free(v.dropped);
+	free(v.fence_address);
+	free(v.fence_replica);
+	pthread_cond_destroy(&v.isr_cv);
+	pthread_mutex_destroy(&v.isr_mu);
 	free(v.mnt);
 	free(v.dir);
 	return code;

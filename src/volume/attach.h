@@ -1,9 +1,8 @@
 /*
  * attach.h - `holdfast-volume attach DIR`: one process per attached volume
  * (docs/design/volumes.md §3.7, §4): the volume served from its local
- * replica and/or remote ones (node servers, serve.h). Not yet here: the
- * in-sync set (a failed remote fails the volume's writes, below), resync,
- * generation ids, bitmaps, the activity log, TLS.
+ * replica and/or remote ones (node servers, serve.h). Not yet here:
+ * resync, generation ids, bitmaps, the activity log, TLS.
  *
  * DIR/attach.json (written atomically by the agent; unknown keys refused):
  *   volume    the volume's name ("hello-world-hello-0")
@@ -23,6 +22,16 @@
  *             node a ticket, never the volume's key (design §6.2)
  *   key       instead of ticket (tests, the benchmark): K_vol as 64 hex
  *             digits, from which the ticket is derived here
+ *   fence     optional, with a local replica: {"address", "port",
+ *             "replica": the local replica's id}, this node's replica
+ *             server, told the attachment's epoch (HELLO with the
+ *             ticket, then BYE) before anything is served, so that it
+ *             refuses an older attachment's writes to this replica
+ *             (FENCED); a server that knows a newer epoch fails the
+ *             attach. Needs "node" and the ticket like remotes.
+ *   isr_wait_ms  optional, 0-3600000 (default 0): how long a write whose
+ *             remote failed waits for that remote to leave the in-sync
+ *             set (below) before it fails with EIO
  *   format    true: make an ext4 on the device once it is configured,
  *             unless the replica already holds one (a retried first
  *             attach never wipes data)
@@ -60,12 +69,22 @@
  * 4096-aligned (the loop device's blocks are). The kernel serialises
  * direct writes to the one file, so overlapping writes never race.
  *
- * A remote that fails - its connection breaks, it answers ERROR or
- * FENCED (a newer attachment exists), or it does not answer within 3 s -
- * fails that request and every later write and flush with EIO, and
- * status.json (still "ready") gets a message naming the replica and why.
- * For now that is all: dropping it from the in-sync set through the
- * server so that writes go on (design §7.3) comes with the agent's part.
+ * A remote that fails - its connection breaks, it answers ERROR, or it
+ * does not answer within 3 s - is not written again; the requests it
+ * failed, and every later write and flush, wait (up to isr_wait_ms, then
+ * EIO) until it left the in-sync set: status.json (still "ready") says
+ * why in its message and asks for that with "isr_drop": [its replica
+ * id] and "isr_why"; the agent relays the request to the server, which
+ * takes the replica out (as its min_sync policy allows: docs/design/
+ * volumes.md §7.3) and lists the attachment without it; the agent
+ * rewrites attach.json (same epoch, fewer remotes) and sends SIGHUP,
+ * and the waiting writes are acknowledged (they are on every replica
+ * still in sync). A remote that answers FENCED (a newer attachment
+ * exists) fails that request and every later write and flush with EIO
+ * at once: this attachment is superseded.
+ *
+ * SIGHUP re-reads attach.json for the in-sync set (above); anything else
+ * in it that changed is ignored (a new epoch is a new process).
  *
  * On SIGTERM or SIGINT it detaches: clears the loop
  * device once nothing holds it open (a mounted file system does: it waits,

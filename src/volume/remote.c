@@ -199,6 +199,7 @@ static void dispatch(struct hf_remote *r, const struct hf_volw_frame *f)
 			   hf_volw_type_name(f->type),
 			   (unsigned long long)f->id);
 	} else if (f->type == HF_VOLW_FENCED) {
+		r->fenced = true;
 		die_locked(r, "fenced: the replica has seen epoch %llu",
 			   (unsigned long long)f->u.fenced_epoch);
 	} else if (f->type == HF_VOLW_ERROR) {

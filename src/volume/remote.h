@@ -47,6 +47,7 @@ struct hf_remote {
 	uint64_t next_id;
 	struct hf_remote_req *head, *tail;
 	bool dead;
+	bool fenced;             /* it died of FENCED: a newer attachment */
 	char why[256];
 	bool reading;            /* a waiter is reading fd (it owns rx) */
 	struct hf_volc_rx rx;

@@ -215,9 +215,22 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 		HF_VEC_FREE(&held);
 		return refuse;
 	}
+	/*
+	 * Each candidate's rank: 2 when the pod's data is there (an in-sync
+	 * replica of each volume it has, a pool with room for the local
+	 * replica of each new one, and the others placeable), 1 when it can
+	 * only reach its data over the network (remote access: its new
+	 * volumes' replicas all on other nodes), 0 when not even that. Only
+	 * the best rank found stays usable; the others say why.
+	 */
+	int *rank = hf_xcalloc(n + 1, sizeof(*rank));
+	char **why = hf_xcalloc(n + 1, sizeof(*why));
+	int best = 0;
+
 	for (size_t k = 0; k < n; k++) {
 		struct hf_place_node *cd = &cands[k];
 		const struct hf_node *nd = hf_model_node(m, cd->id);
+		const struct hf_node *pick[HF_VOLOPTS_MAX_REPL];
 		char *note = NULL;
 
 		if (!cd->usable || !nd)
@@ -240,7 +253,6 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 		} else if (need > 0) {
 			int64_t left = nd->storage->capacity -
 				       provisioned(m, nd->id);
-			const struct hf_node *pick[HF_VOLOPTS_MAX_REPL];
 
 			if (left < need)
 				note = hf_xasprintf(
@@ -259,13 +271,29 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 				    others, others == 1 ? "" : "s",
 				    biggest >> 20);
 		}
-		if (note) {
-			hf_strlist_push(notes, note);
-			free(note);
+		if (!note) {
+			rank[k] = 2;
+		} else if (!need ||
+			   pick_replicas(m, nd, biggest, others + 1, ctx->now,
+					 timeout, pick) == others + 1) {
+			rank[k] = 1; /* its data elsewhere, over the network */
+		}
+		why[k] = note;
+		if (rank[k] > best)
+			best = rank[k];
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct hf_place_node *cd = &cands[k];
+
+		if (cd->usable && (rank[k] == 0 || rank[k] < best) && why[k]) {
+			hf_strlist_push(notes, why[k]);
 			cd->usable = false;
 			cd->unusable_why = notes->items[notes->len - 1];
 		}
+		free(why[k]);
 	}
+	free(why);
+	free(rank);
 	HF_VEC_FREE(&held);
 	return NULL;
 }
@@ -317,13 +345,17 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 			 * LocalNode), the others where pick_replicas says.
 			 */
 			const struct hf_node *more[HF_VOLOPTS_MAX_REPL];
-			size_t nmore = ev->opts.repl - 1;
+			int64_t timeout =
+			    (int64_t)(ctx->opts->node_timeout * 1000);
+			/* Storage-less (or full) here: all of them elsewhere. */
+			bool local = nd && pool_takes(m, nd, ev->opts.size_bytes,
+						      ctx->now, timeout);
+			size_t nmore = ev->opts.repl - (local ? 1 : 0);
+			const char *first;
 			struct hf_buf on = {0};
 
 			if (!nd || pick_replicas(m, nd, ev->opts.size_bytes,
-						 nmore, ctx->now,
-						 (int64_t)(ctx->opts->node_timeout *
-							   1000),
+						 nmore, ctx->now, timeout,
 						 more) < nmore) {
 				free(wait);
 				wait = hf_xasprintf(
@@ -338,11 +370,14 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 				     name);
 			x->u.xvol.id = hf_rng_hex(ctx->rng, 16);
 			x->u.xvol.replica = hf_rng_hex(ctx->rng, 16);
-			x->u.xvol.node = hf_xstrdup(node);
-			hf_buf_addf(&on, "%s", node);
-			for (size_t k = 0; k < nmore; k++) {
-				x->u.xvol.more_node[k] = hf_xstrdup(more[k]->id);
-				x->u.xvol.more_replica[k] =
+			first = local ? node : more[0]->id;
+			x->u.xvol.node = hf_xstrdup(first);
+			hf_buf_addf(&on, "%s", first);
+			for (size_t k = local ? 0 : 1; k < nmore; k++) {
+				size_t j = local ? k : k - 1;
+
+				x->u.xvol.more_node[j] = hf_xstrdup(more[k]->id);
+				x->u.xvol.more_replica[j] =
 				    hf_rng_hex(ctx->rng, 16);
 				hf_buf_addf(&on, ", %s", more[k]->id);
 			}
@@ -396,16 +431,13 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 			xevent(out, svc->name, name, "kept", "active", why);
 			free(why);
 		}
-		if (!usable_on(v, node)) {
-			char *where = usable_nodes(v);
-
+		if (!usable_on(v, node) && !hf_xvol_in_sync(v) &&
+		    v->formatted) {
+			/* Remote access needs an in-sync replica somewhere. */
 			free(wait);
-			wait = hf_xasprintf(WAIT_PREFIX "'%s': its in-sync "
-						       "replicas are on %s, "
-						       "not %s",
-					    name, where ? where : "no node",
-					    node);
-			free(where);
+			wait = hf_xasprintf(WAIT_PREFIX "'%s': it has no "
+						       "in-sync replica",
+					    name);
 			free(name);
 			break;
 		}
@@ -453,7 +485,7 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 		{
 			const struct hf_xrep *r = hf_xvol_replica_on(v, node);
 
-			if (!v->formatted || r->state == HF_XREP_NEW) {
+			if (!v->formatted || (r && r->state == HF_XREP_NEW)) {
 				x = xvol_act(out, svc->name, in->name,
 					     HF_XVOLOP_READY, name);
 				x->u.xvol.node = hf_xstrdup(node);

@@ -564,13 +564,7 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 		struct timespec until;
 		bool pending = true;
 
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += v->isr_wait_ms / 1000;
-		until.tv_nsec += (v->isr_wait_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		hf_deadline_after_ms(&until, v->isr_wait_ms);
 		pthread_mutex_lock(&v->isr_mu);
 		while (pending) {
 			pending = false;
@@ -1314,14 +1308,7 @@ int hf_volume_attach_main(const char *dir)
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&v.pool.mu, NULL);
 	pthread_mutex_init(&v.isr_mu, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&v.isr_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	pthread_cond_init(&v.isr_cv, NULL);
 	if (load(&v) || private_namespace(&v) || open_replica(&v) ||
 	    fence_local(&v) || connect_remotes(&v) || start_remotes(&v) ||
 	    mount_fuse(&v) || configure_loop(&v))

@@ -540,6 +540,40 @@ static void test_isr_drop_follows_the_policy(void **state)
 	world_free(w);
 }
 
+/*
+ * Remote access: a storage-less node is a candidate only when no node
+ * with the data (or a pool for it) is; its new volume's replica is then
+ * made on a pool elsewhere, and it reaches it over the network.
+ */
+static void test_a_storage_less_node_reaches_its_volume_remotely(void **state)
+{
+	struct world *w = world_new();
+	struct hf_place_node c[3] = {0};
+	struct hf_strlist notes = {0};
+	const struct hf_act_xvol *x;
+
+	(void)state;
+	candidates(w, c);
+	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
+					      3, &w->ctx, &notes));
+	assert_false(c[2].usable); /* pools first */
+	/* n1 and n2 cannot take the pod (say, no cpus left): n3 may. */
+	candidates(w, c);
+	c[0].usable = c[1].usable = false;
+	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
+					      3, &w->ctx, &notes));
+	assert_true(c[2].usable);
+	w->in->node = hf_xstrdup("n3");
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n3", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_CREATE);
+	assert_non_null(x);
+	assert_true(strcmp(x->node, "n1") == 0 || strcmp(x->node, "n2") == 0);
+	assert_null(x->more_node[0]);
+	hf_strlist_release(&notes);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +586,7 @@ int main(void)
 	    cmocka_unit_test(test_repl2_needs_two_pools),
 	    cmocka_unit_test(test_failover_when_the_node_is_lost),
 	    cmocka_unit_test(test_isr_drop_follows_the_policy),
+	    cmocka_unit_test(test_a_storage_less_node_reaches_its_volume_remotely),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

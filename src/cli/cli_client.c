@@ -2348,6 +2348,91 @@ static int cmd_volume_list(int argc, char **argv)
 	return rc;
 }
 
+/* `volume show NAME`: one replicated volume and its replicas. */
+static int cmd_volume_show(int argc, char **argv)
+{
+	const char *name = NULL;
+	char *path, *e;
+	long status;
+	json_t *out, *r;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("volume", "show");
+	}
+	if (!name || !*name)
+		return hf_cli_usage("volume", "show");
+	e = hf_url_escape(name);
+	path = hf_xasprintf("/v1/external-volumes/%s", e);
+	free(e);
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	if (rc)
+		return rc;
+	if (status != 200) {
+		rc = api_error(status, out);
+	} else if (g.json) {
+		print_json(out);
+	} else {
+		struct table t = {0};
+		static const char *const head[] = {"REPLICA", "NODE", "STATE",
+						   "SINCE"};
+		const char *att = jstr(out, "attached");
+		char when[40];
+
+		printf("volume %s (id %s)\n", jstr(out, "name"), jstr(out, "id"));
+		printf("  owner     %s%s%s (%s)\n", jstr(out, "service"),
+		       jstr(out, "instance") ? "/" : "",
+		       jstr(out, "instance") ? jstr(out, "instance") : "",
+		       jstr(out, "state"));
+		printf("  size      %lld MiB, %s\n",
+		       (long long)(jint(out, "size") >> 20),
+		       json_is_true(json_object_get(out, "formatted"))
+			   ? "formatted"
+			   : "not formatted yet");
+		printf("  replicas  %lld wanted, %lld in sync, writes need "
+		       "%lld%s\n",
+		       (long long)jint(out, "repl"), (long long)jint(out, "in_sync"),
+		       (long long)jint(out, "min_sync"),
+		       json_is_true(json_object_get(out, "degraded"))
+			   ? " (degraded)"
+			   : "");
+		printf("  attached  %s, epoch %lld\n", att ? att : "nowhere",
+		       (long long)jint(out, "epoch"));
+		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
+		json_array_foreach(json_object_get(out, "replicas"), i, r)
+		{
+			json_int_t since = jint(r, "since");
+			char *st = NULL;
+
+			if (json_is_integer(json_object_get(r, "percent")))
+				st = hf_xasprintf("%s %lld%%", jstr(r, "state"),
+						  (long long)jint(r, "percent"));
+			{
+				const char *row[] = {
+				    jstr(r, "id"), jstr(r, "node"),
+				    st ? st : jstr(r, "state"),
+				    since ? iso_time(since, when, sizeof(when))
+					  : "-"};
+
+				table_row(&t, row, HF_ARRAY_LEN(row),
+					  jstr(r, "why"));
+			}
+			free(st);
+		}
+		table_print(&t);
+		table_release(&t);
+	}
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_volume_delete(int argc, char **argv)
 {
 	const char *what = NULL;
@@ -2888,6 +2973,14 @@ const struct hf_cmd hf_client_cmds[] = {
      "kept it), or being deleted. With -s SERVICE, that service's. A\n"
      "service deployed again under the same name reuses the kept volumes\n"
      "of its instances.", NULL},
+    {"volume", "show", cmd_volume_show, "NAME [--json]",
+     "show a replicated volume: size, epoch, where it is attached, replicas",
+     "NAME is an external volume's name (holdfast volume list shows them):\n"
+     "its owner, size, how many replicas it wants and has in sync, the\n"
+     "min_sync policy, the node it is attached on at which epoch, and\n"
+     "each replica's node and state (new, in_sync, resyncing with percent\n"
+     "done, down, stale, deleting) with the reason of its last change.",
+     NULL},
     {"volume", "delete", cmd_volume_delete,
      "SERVICE[/INSTANCE] [--yes] [--wait] [--timeout S] [--json]",
      "delete kept volumes (of a removed service, or one instance)",

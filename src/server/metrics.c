@@ -287,6 +287,47 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 				    (long long)figs[k].v);
 		}
 	}
+	hf_buf_adds(b, "# HELP holdfast_volume_replica_state A replicated "
+		       "volume's replica in a state (1) as the server records "
+		       "it: new, in_sync, resyncing, down, stale, deleting.\n"
+		       "# TYPE holdfast_volume_replica_state gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+
+			hf_buf_adds(b, "holdfast_volume_replica_state{volume=\"");
+			label(b, v->name);
+			hf_buf_adds(b, "\",replica=\"");
+			label(b, r->id);
+			hf_buf_adds(b, "\",node=\"");
+			label(b, r->node);
+			hf_buf_addf(b, "\",state=\"%s\"} 1\n",
+				    hf_xrep_state_name(r->state));
+		}
+	}
+	hf_buf_adds(b, "# HELP holdfast_volume_in_sync_replicas A replicated "
+		       "volume's replicas in sync, and how many it wants.\n"
+		       "# TYPE holdfast_volume_in_sync_replicas gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+
+		hf_buf_adds(b, "holdfast_volume_in_sync_replicas{volume=\"");
+		label(b, v->name);
+		hf_buf_addf(b, "\",repl=\"%u\"} %u\n", v->repl,
+			    hf_xvol_in_sync(v));
+	}
+	hf_buf_adds(b, "# HELP holdfast_volume_epoch A replicated volume's "
+		       "epoch (bumped by every attach).\n"
+		       "# TYPE holdfast_volume_epoch gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+
+		hf_buf_adds(b, "holdfast_volume_epoch{volume=\"");
+		label(b, v->name);
+		hf_buf_addf(b, "\"} %llu\n", (unsigned long long)v->epoch);
+	}
 }
 
 void hf_metrics_handler(void *ctx, const struct hf_http_req *req,

@@ -67,6 +67,11 @@ struct hf_agent_opts {
 	 */
 	char *storage_dir;
 	int64_t storage_size;
+	/*
+	 * The TCP port of the node's replica server (--volume-port), on
+	 * address when it is numeric; 0: one the kernel picks.
+	 */
+	int volume_port;
 };
 
 /* Sets the defaults above; every pointer NULL or an owned default. */

@@ -489,8 +489,9 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		hf_strlist_push(&still, d->replica);
 		if (hf_strlist_has(&ag->replicas_deleted, d->replica))
 			continue;
-		if (!ag->pool.dir || replica_served(ag, d->id))
-			continue;
+		if (!ag->pool.dir || replica_served(ag, d->id) ||
+		    ag_vserve_holds(ag, d->id, d->replica))
+			continue; /* asked again at the next sync */
 		path = hf_xasprintf("%s/replicas/%s/%s", ag->pool.dir, d->id,
 				    d->replica);
 		if (ag_rm_rf(path) == 0) {

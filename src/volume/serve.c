@@ -84,6 +84,8 @@ static void publish(const struct server *s, const char *state,
 		    served, json_pack("{s:s, s:s}", "id", s->set[i]->r.volume_id,
 				      "replica", s->set[i]->r.replica_id));
 	json_object_set_new(o, "served", served);
+	json_object_set_new(o, "pool", s->pool ? json_string(s->pool)
+					       : json_null());
 	json_object_set_new(o, "address", s->address[0]
 						  ? json_string(s->address)
 						  : json_null());

@@ -19,8 +19,9 @@
  * opens every replica at <pool>/replicas/<id>/<replica>/{data,meta}
  * (replica.h: created sparse with a fresh meta when missing), listens
  * (TCP, TCP_NODELAY, one thread per connection) and writes DIR/status.json
- * atomically: {"state": "ready", "pid", "address", "port", "replicas": n,
- * "served": [{"id", "replica"}], "generation": g, "message": null}, or
+ * atomically: {"state": "ready", "pid", "pool", "address", "port",
+ * "replicas": n, "served": [{"id", "replica"}], "generation": g,
+ * "message": null}, or
  * "failed" with a message (exit 1). served lists the replicas of the set
  * in use (never a key); generation counts the serve.json loads applied
  * (1 at start), so whoever rewrote serve.json sees its reload taken.

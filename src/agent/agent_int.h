@@ -388,7 +388,8 @@ int ag_attach_ready(struct hf_agent *ag, const char *volume, int64_t epoch,
  * when --address, --volume-port or the pool changed), its serve.json the
  * held replicas (rewritten atomically when they change, then SIGHUP), and
  * ag->info.storage.port its port while it is ready (0 otherwise; a change
- * marks the agent dirty). Returns when to run again. Lock held.
+ * marks the agent dirty). Without a pool, stops one an earlier run left.
+ * Returns when to run again. Lock held.
  */
 int64_t ag_vserve_reconcile(struct hf_agent *ag);
 /*

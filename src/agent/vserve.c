@@ -308,9 +308,20 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 	struct seen s;
 	int st;
 
-	if (!ag->pool.dir)
-		return INT64_MAX;
 	dir = serve_dir(ag);
+	if (!ag->pool.dir) {
+		/* One an earlier run with a pool left has nothing to serve. */
+		look(dir, &s);
+		if (s.alive && (!v->term_at || now - v->term_at >= TERM_AGAIN_MS)) {
+			hf_log("replica server: stopping it (no storage pool)");
+			kill((pid_t)s.pid, SIGTERM);
+			v->term_at = now;
+		}
+		next = s.alive ? now + 1000 : INT64_MAX;
+		json_decref(s.st);
+		free(dir);
+		return next;
+	}
 	if (hf_fs_mkdir_p(dir, 0700, 0700) < 0) {
 		hf_log("cannot make %s: %s", dir, strerror(errno));
 		free(dir);

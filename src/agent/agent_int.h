@@ -359,9 +359,12 @@ bool ag_volume_key_valid(const char *key);
 
 /*
  * Brings the attach processes in line with the desired attachments:
- * starts what is missing (detached), stops what is not wanted or serves
- * an older epoch, reaps its children, removes the directories of
- * detached volumes. Returns when to run again (monotonic ms). Lock held.
+ * starts what is missing (detached; attach.json with the local replica's
+ * path, or null without one, the remotes, this node's id and the ticket),
+ * stops what is not wanted or serves an older epoch, reaps its children,
+ * removes the directories of detached volumes. An attachment with a
+ * local replica needs the pool; one with remotes only does not. Returns
+ * when to run again (monotonic ms). Lock held.
  */
 int64_t ag_attach_reconcile(struct hf_agent *ag);
 /* Adds the node's volume reports and deleted replicas. Lock held. */

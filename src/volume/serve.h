@@ -1,7 +1,8 @@
 /*
  * serve.h - `holdfast-volume serve DIR`: a node's replica server
- * (docs/design/volumes.md §3.7, §6), one per node with a storage pool.
- * Standalone for now: the agent does not start it yet.
+ * (docs/design/volumes.md §3.7, §6), one per node with a storage pool:
+ * the agent keeps it running on <data>/vserve (src/agent/vserve.c) and
+ * writes its serve.json from the sync's replicas.
  *
  * DIR/serve.json (written atomically by its owner; unknown keys refused;
  * parsed by serveconf.h):

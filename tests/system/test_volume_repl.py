@@ -2,8 +2,9 @@
 attach.h's remotes): node servers (`holdfast-volume serve`) with pools of
 their own on loopback, an attach process that writes every block to its
 local replica and to the remote ones, and the fencing and failure rules
-of docs/design/volumes.md §6.2 and §4.4. The agent does not drive these
-processes yet; the tests drive them as it will."""
+of docs/design/volumes.md §6.2 and §4.4, and serve's reload. The tests
+drive these processes as the agent does (test_agent_serve.py has the
+agents drive them)."""
 import filecmp
 import hashlib
 import hmac

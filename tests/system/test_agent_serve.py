@@ -173,3 +173,41 @@ def test_two_agents_replicate_a_volume(tmp_path, servers):
             finish(a, sa, tmp_path / "a")
         finally:
             finish(b, sb, tmp_path / "b")
+
+
+def test_a_node_without_pool_attaches_from_remotes_alone(tmp_path, servers):
+    """"replica": null: a storage-less node serves the volume from the
+    other node's replica (no pool needed, no replica server of its own),
+    and what its task writes is on that replica."""
+    sa, sb = servers
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    pool_b = tmp_path / "b" / "pool"
+    b = Agent(tmp_path / "b", sb, [*FAST, "--node-id", "node-b", "--storage", str(pool_b)])
+    a = Agent(tmp_path / "a", sa, [*FAST, "--node-id", "node-a"])
+    try:
+        sb.set_replicas([held()])
+        b.start()
+        port = wait_for(sb.storage_port, "node-b's storage.port", 60)
+        a.start()
+        att = dict(remote_attachment(1, port, ticket(KEY, VID, 1, "node-a")), replica=None)
+        t1 = "pod-0-server__less1"
+        sa.set_volumes([att], [ext_order(t1, 1, "echo remote-only > data/x && sync data/x && "
+                                                "touch done && exec sleep 1000")])
+        rep = wait_volume(sa, lambda v: v["state"] in ("ready", "failed"), "A's volume")
+        assert rep["state"] == "ready", rep
+        assert json.loads(read(a.data / "attach" / VOLUME / "attach.json"))["replica"] is None
+        wait_for(lambda: (a.sandbox(t1) / "done").exists(), "the task's write", 60)
+        assert not (a.data / "vserve").exists() and sa.storage_port() == 0
+        pid = attach_pid(a.data)
+        sa.set_volumes([], [])
+        wait_for(lambda: not alive(pid), "A's attach process to detach", 60)
+        out = subprocess.run(["debugfs", "-R", "cat /x", str(pool_b / "replicas" / VID / "rb" /
+                                                              "data")],
+                             capture_output=True, text=True)
+        assert out.stdout == "remote-only\n", out
+    finally:
+        try:
+            finish(a, sa, tmp_path / "a")
+        finally:
+            finish(b, sb, tmp_path / "b")

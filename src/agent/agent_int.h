@@ -190,6 +190,12 @@ struct ag_vserve {
 	int64_t start_at;          /* monotonic ms of the last start */
 	int64_t hup_at, term_at;   /* ... of the last SIGHUP, SIGTERM */
 	bool written;              /* serve.json changed since the last HUP */
+	/*
+	 * A sync answer said which replicas to hold: until then serve.json
+	 * stays as a previous run left it (a restarted agent must not empty
+	 * the set of a server that outlived it).
+	 */
+	bool known;
 	char *failure;             /* its last failure, as logged */
 	struct hf_strlist skipped; /* replica ids serve.json cannot list */
 };

@@ -226,6 +226,15 @@ out:
 	return rc;
 }
 
+static bool has_config(const char *dir)
+{
+	char *path = hf_xasprintf("%s/serve.json", dir);
+	bool has = access(path, F_OK) == 0;
+
+	free(path);
+	return has;
+}
+
 /* Whether the live server serves exactly the replicas serve.json lists. */
 static bool same_set(struct hf_agent *ag, const struct seen *s)
 {
@@ -329,7 +338,8 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 	}
 	if (v->pid > 0 && waitpid(v->pid, &st, WNOHANG) == v->pid)
 		v->pid = 0;
-	write_config(ag, dir);
+	if (v->known || !has_config(dir))
+		write_config(ag, dir);
 	look(dir, &s);
 	if (s.alive && ready(&s) && outdated(ag, &s)) {
 		/* Only a restart applies a new pool or listen address. */
@@ -347,7 +357,7 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 			set_port(ag, json_integer_value(
 					 json_object_get(s.st, "port")));
 			if (v->written ||
-			    (!same_set(ag, &s) &&
+			    (v->known && !same_set(ag, &s) &&
 			     now - v->hup_at >= HUP_AGAIN_MS)) {
 				kill((pid_t)s.pid, SIGHUP);
 				v->written = false;
@@ -420,8 +430,9 @@ static bool deleting(const struct hf_proto_sync_resp *r,
 bool ag_vserve_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 {
 	size_t n = 0;
-	bool changed = false;
+	bool changed = !ag->vserve.known;
 
+	ag->vserve.known = true;
 	for (size_t i = 0; i < r->replicas.len && !changed; i++) {
 		if (deleting(r, &r->replicas.items[i]))
 			continue; /* dropped first, then deleted */
@@ -462,7 +473,7 @@ bool ag_vserve_holds(struct hf_agent *ag, const char *id, const char *replica)
 		return false;
 	dir = serve_dir(ag);
 	/* A server started from now on reads the set without it. */
-	if (hf_fs_mkdir_p(dir, 0700, 0700) == 0)
+	if (ag->vserve.known && hf_fs_mkdir_p(dir, 0700, 0700) == 0)
 		write_config(ag, dir);
 	look(dir, &s);
 	free(dir);

@@ -117,6 +117,16 @@ def test_two_agents_replicate_a_volume(tmp_path, servers):
         conf = b.data / "vserve" / "serve.json"
         assert conf.stat().st_mode & 0o777 == 0o600
         assert json.loads(read(conf))["listen"] == "127.0.0.1:0"
+        # kill -9 of agent B: its replica server serves on, and the new
+        # agent takes it over as it is (no reload: the set never empties).
+        b.kill9()
+        n = sb.count()
+        b.start()
+        wait_for(lambda: sb.count() > n + 2, "syncs of the new agent B")
+        wait_for(lambda: sb.storage_port() == port, "the port reported again")
+        st2 = read_json(b.data / "vserve" / "status.json")
+        assert (st2["pid"], st2["generation"], st2["served"]) == \
+            (st["pid"], st["generation"], st["served"]), (st, st2)
 
         # A attaches the volume with its own replica and B's as a remote;
         # its task writes and fsyncs a file on it.

@@ -10,10 +10,12 @@
  * replica's path in the pool (null without a local replica: a node
  * without a pool serves such an attachment from its remotes alone), the
  * remotes, this node's id and the ticket. A process is started again only
- * at a new epoch: the server bumps the epoch whenever it changes an
- * attachment's replicas (remotes, ticket), so an attachment listed again
- * at the same epoch with other remotes cannot happen, and is not looked
- * at.
+ * at a new epoch, which is what a new set of replicas comes with.
+ * TODO(issue 14, in-sync set): an attachment listed again at the same
+ * epoch with fewer remotes (the server dropped a failed one) is not
+ * applied to its running process yet; src/volume/attach.h wants
+ * attach.json rewritten and a SIGHUP, and its status.json's "isr_drop"
+ * relayed in the volume's report. Nor is "fence" written yet.
  *
  * Everything here runs under ag->mu: the supervisor reconciles at every
  * turn (ag_attach_reconcile), the sync reports and applies, a launch

@@ -385,6 +385,16 @@ static char *flag_storage(struct hf_agent_opts *o, const char *flag,
 				  &o->storage_size);
 }
 
+static char *flag_volume_port(struct hf_agent_opts *o, const char *flag,
+			      const char *val)
+{
+	int64_t n = o->volume_port;
+	char *err = flag_number(flag, val, 0, 65535, &n);
+
+	o->volume_port = (int)n;
+	return err;
+}
+
 static char *flag_tls_insecure(struct hf_agent_opts *o, const char *f,
 			       const char *v)
 {
@@ -429,6 +439,12 @@ static const struct {
       "it (500M, 10G, 1.5T; a bare number is GiB), else it may fill the "
       "filesystem's free space. Without it the node is storage-less"},
      flag_storage},
+    {{"--volume-port", "N", 0,
+      "the TCP port the node's replica server listens on, on --address "
+      "when it is a numeric address (else on every address), with a "
+      "storage pool; 0, the default, picks a free one, which the node "
+      "reports"},
+     flag_volume_port},
     {{"--token-file", "FILE", 0,
       "the join token (the tokens file's agent role), read from a private "
       "file; $HOLDFAST_TOKEN also works; not needed for a server on this "
@@ -698,6 +714,10 @@ static void agent_release(struct hf_agent *ag)
 		free(ag->attaches.items[i].volume);
 	HF_VEC_FREE(&ag->attaches);
 	hf_strlist_release(&ag->replicas_deleted);
+	ag_vserve_clear(ag);
+	HF_VEC_FREE(&ag->held);
+	free(ag->vserve.failure);
+	hf_strlist_release(&ag->vserve.skipped);
 	if (ag->lock_fd >= 0)
 		close(ag->lock_fd);
 	hf_strlist_release(&ag->hide);
@@ -1292,6 +1312,10 @@ static void supervise(struct hf_agent *ag, int sigfd)
 			ag->attach_next = ag_attach_reconcile(ag);
 		if (ag->attach_next < next)
 			next = ag->attach_next;
+		if (now >= ag->vserve_next)
+			ag->vserve_next = ag_vserve_reconcile(ag);
+		if (ag->vserve_next < next)
+			next = ag->vserve_next;
 		pthread_mutex_unlock(&ag->mu);
 
 		send_stops(ag, stops.items, stops.len);

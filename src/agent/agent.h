@@ -3,7 +3,10 @@
  * to the server, converges the node to the desired set of tasks the server
  * hands out (docs/protocol.md: POST /v1/agent/sync), prepares each task's
  * sandbox and volumes, starts a shim per task (shim/shim.h), runs health
- * and readiness checks, and reports task status. Its local state
+ * and readiness checks, and reports task status. For replicated volumes
+ * it keeps an attach process per attached volume and, with a storage
+ * pool, the node's replica server (src/volume/attach.h, serve.h): both
+ * started detached, so they outlive it like shims. Its local state
  * (<data>/agent.json and <data>/tasks/<id>/) lets a restarted agent
  * reattach to its shims without restarting any task and without losing an
  * exit that happened while it was down.
@@ -67,6 +70,11 @@ struct hf_agent_opts {
 	 */
 	char *storage_dir;
 	int64_t storage_size;
+	/*
+	 * The TCP port of the node's replica server (--volume-port), on
+	 * address when it is numeric; 0: one the kernel picks.
+	 */
+	int volume_port;
 };
 
 /* Sets the defaults above; every pointer NULL or an owned default. */

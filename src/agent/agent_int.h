@@ -184,6 +184,22 @@ struct ag_attach {
 	int64_t failed_at;         /* monotonic ms of the last failed start */
 };
 
+/* The node's replica server (vserve.c). */
+struct ag_vserve {
+	pid_t pid;                 /* a process this agent started; 0: none */
+	int64_t start_at;          /* monotonic ms of the last start */
+	int64_t hup_at, term_at;   /* ... of the last SIGHUP, SIGTERM */
+	bool written;              /* serve.json changed since the last HUP */
+	/*
+	 * A sync answer said which replicas to hold: until then serve.json
+	 * stays as a previous run left it (a restarted agent must not empty
+	 * the set of a server that outlived it).
+	 */
+	bool known;
+	char *failure;             /* its last failure, as logged */
+	struct hf_strlist skipped; /* replica ids serve.json cannot list */
+};
+
 /* The pool's bound when opts->launch_workers is 0. */
 #define AG_DEFAULT_WORKERS 8
 
@@ -225,6 +241,10 @@ struct hf_agent {
 	HF_VEC(struct ag_attach) attaches;
 	struct hf_strlist replicas_deleted; /* reported until not asked */
 	int64_t attach_next;       /* monotonic ms to reconcile them again */
+	/* The replicas the pool holds and serves (vserve.c), keys included. */
+	HF_VEC(struct hf_proto_held_replica) held;
+	struct ag_vserve vserve;
+	int64_t vserve_next;       /* monotonic ms to reconcile it again */
 	HF_VEC(struct ag_job) jobs;        /* queued, oldest first */
 	HF_VEC(struct ag_job) running;     /* taken by a worker */
 	pthread_t *workers;
@@ -345,9 +365,12 @@ bool ag_volume_key_valid(const char *key);
 
 /*
  * Brings the attach processes in line with the desired attachments:
- * starts what is missing (detached), stops what is not wanted or serves
- * an older epoch, reaps its children, removes the directories of
- * detached volumes. Returns when to run again (monotonic ms). Lock held.
+ * starts what is missing (detached; attach.json with the local replica's
+ * path, or null without one, the remotes, this node's id and the ticket),
+ * stops what is not wanted or serves an older epoch, reaps its children,
+ * removes the directories of detached volumes. An attachment with a
+ * local replica needs the pool; one with remotes only does not. Returns
+ * when to run again (monotonic ms). Lock held.
  */
 int64_t ag_attach_reconcile(struct hf_agent *ag);
 /* Adds the node's volume reports and deleted replicas. Lock held. */
@@ -365,6 +388,33 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r);
  */
 int ag_attach_ready(struct hf_agent *ag, const char *volume, int64_t epoch,
 		    char **device, char **identity, char **why);
+
+/* ---- vserve.c: the node's replica server (src/volume/serve.h) ---- */
+
+/*
+ * With a pool: keeps one holdfast-volume serve running on <data>/vserve
+ * (started detached, found by its lock, started again when gone, restarted
+ * when --address, --volume-port or the pool changed), its serve.json the
+ * held replicas (rewritten atomically when they change, then SIGHUP), and
+ * ag->info.storage.port its port while it is ready (0 otherwise; a change
+ * marks the agent dirty). Without a pool, stops one an earlier run left.
+ * Returns when to run again. Lock held.
+ */
+int64_t ag_vserve_reconcile(struct hf_agent *ag);
+/*
+ * Takes the answer's replicas (moved out of r), but those its
+ * delete_replicas names. Returns whether they changed: ag->vserve_next is
+ * then now. Lock held.
+ */
+bool ag_vserve_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r);
+/*
+ * Whether the replica server may still have this replica open (it lists
+ * it, or is starting or loading): its files are deleted only once not.
+ * Lock held.
+ */
+bool ag_vserve_holds(struct hf_agent *ag, const char *id, const char *replica);
+/* Empties ag->held (the keys wiped). */
+void ag_vserve_clear(struct hf_agent *ag);
 
 /* ---- pool.c ---- */
 

@@ -6,6 +6,17 @@
  * leaves the desired set or changes epoch; and the replicas the server
  * asks the node to delete.
  *
+ * attach.json carries the attachment as the server gave it: the local
+ * replica's path in the pool (null without a local replica: a node
+ * without a pool serves such an attachment from its remotes alone), the
+ * remotes, this node's id and the ticket. A process is started again only
+ * at a new epoch, which is what a new set of replicas comes with.
+ * TODO(issue 14, in-sync set): an attachment listed again at the same
+ * epoch with fewer remotes (the server dropped a failed one) is not
+ * applied to its running process yet; src/volume/attach.h wants
+ * attach.json rewritten and a SIGHUP, and its status.json's "isr_drop"
+ * relayed in the volume's report. Nor is "fence" written yet.
+ *
  * Everything here runs under ag->mu: the supervisor reconciles at every
  * turn (ag_attach_reconcile), the sync reports and applies, a launch
  * worker asks whether a volume is ready (ag_attach_ready).
@@ -152,11 +163,54 @@ static char *replica_path(const struct hf_agent *ag,
 			    w->replica);
 }
 
-/* Writes attach.json and starts the process. Returns 0 or -1 (logged). */
+/* A local replica needs the pool; remotes alone do not. */
+static bool servable(const struct hf_agent *ag,
+		     const struct hf_proto_attachment *w)
+{
+	return !w->replica || ag->pool.dir;
+}
+
+/* attach.json's content for w (src/volume/attach.h). */
+static json_t *attach_config(const struct hf_agent *ag,
+			     const struct hf_proto_attachment *w,
+			     const char *replica)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:b, s:I, s:I, s:s}",
+			      "volume", w->volume, "id", w->id, "epoch",
+			      (json_int_t)w->epoch, "size",
+			      (json_int_t)w->size, "format", w->format, "uid",
+			      (json_int_t)w->uid, "gid", (json_int_t)w->gid,
+			      "node", ag->node_id);
+
+	json_object_set_new(o, "replica",
+			    replica ? json_string(replica) : json_null());
+	if (w->remotes.len) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < w->remotes.len; i++) {
+			const struct hf_proto_remote *r = &w->remotes.items[i];
+
+			json_array_append_new(
+			    arr, json_pack("{s:s, s:I, s:s, s:s}", "address",
+					   r->address, "port",
+					   (json_int_t)r->port, "replica",
+					   r->replica, "node", r->node));
+		}
+		json_object_set_new(o, "remotes", arr);
+		json_object_set_new(o, "ticket", json_string(w->ticket));
+	}
+	return o;
+}
+
+/*
+ * Writes attach.json (0600: it holds the ticket) and starts the process.
+ * Returns 0 or -1 (logged).
+ */
 static int start(struct hf_agent *ag, struct ag_attach *r,
 		 const struct hf_proto_attachment *w, const char *dir)
 {
-	char *replica = replica_path(ag, w), *rdir = hf_xstrdup(replica);
+	char *replica = w->replica ? replica_path(ag, w) : NULL;
+	char *rdir = replica ? hf_xstrdup(replica) : NULL;
 	char *path = hf_xasprintf("%s/attach.json", dir);
 	char *status = hf_xasprintf("%s/status.json", dir);
 	char *logp = hf_xasprintf("%s/volume.log", dir), *err = NULL, *text;
@@ -166,18 +220,15 @@ static int start(struct hf_agent *ag, struct ag_attach *r,
 	pid_t pid;
 	int logfd = -1, rc = -1;
 
-	*strrchr(rdir, '/') = '\0';
+	if (rdir)
+		*strrchr(rdir, '/') = '\0';
 	if (hf_fs_mkdir_p(dir, 0700, 0700) < 0 ||
-	    hf_fs_mkdir_p(rdir, 0700, 0700) < 0) {
+	    (rdir && hf_fs_mkdir_p(rdir, 0700, 0700) < 0)) {
 		hf_log("volume %s: cannot make its directories: %s", w->volume,
 		       strerror(errno));
 		goto out;
 	}
-	o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:b, s:I, s:I}", "volume",
-		      w->volume, "id", w->id, "epoch", (json_int_t)w->epoch,
-		      "size", (json_int_t)w->size, "replica", replica, "format",
-		      w->format, "uid", (json_int_t)w->uid, "gid",
-		      (json_int_t)w->gid);
+	o = attach_config(ag, w, replica);
 	text = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	unlink(status);
@@ -187,6 +238,7 @@ static int start(struct hf_agent *ag, struct ag_attach *r,
 		free(text);
 		goto out;
 	}
+	explicit_bzero(text, strlen(text));
 	free(text);
 	logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	memset(&sp, 0, sizeof(sp));
@@ -202,8 +254,9 @@ static int start(struct hf_agent *ag, struct ag_attach *r,
 		free(err);
 		goto out;
 	}
-	hf_log("volume %s: attaching at epoch %lld (process %d)", w->volume,
-	       (long long)w->epoch, (int)pid);
+	hf_log("volume %s: attaching at epoch %lld (process %d; %s replica, "
+	       "%zu remotes)", w->volume, (long long)w->epoch, (int)pid,
+	       replica ? "a local" : "no local", w->remotes.len);
 	r->pid = pid;
 	r->term_at = 0;
 	rc = 0;
@@ -337,7 +390,7 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 		} else if (!w && s.alive) {
 			terminate(r, &s, "no longer in the desired set");
 			next = now + 200;
-		} else if (w && !s.alive && ag->pool.dir) {
+		} else if (w && !s.alive && servable(ag, w)) {
 			bool failed = s.state && strcmp(s.state, "failed") == 0 &&
 				      s.epoch == w->epoch;
 
@@ -408,7 +461,7 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 		}
 		if (!w || (s.alive && s.epoch != w->epoch))
 			state = "detaching";
-		else if (w && !ag->pool.dir)
+		else if (w && !servable(ag, w))
 			state = "failed";
 		else if (s.alive && s.state && strcmp(s.state, "ready") == 0 &&
 			 s.st_epoch == w->epoch)
@@ -428,8 +481,9 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 			v->device = hf_xstrdup(s.device);
 		if (strcmp(state, "failed") == 0)
 			v->message = hf_xstrdup(
-			    !ag->pool.dir ? "this node has no storage pool "
-					    "(--storage)"
+			    w && !servable(ag, w)
+				? "this node has no storage pool (--storage) "
+				  "for the volume's local replica"
 			    : s.message ? s.message
 					: "the attach process failed");
 		seen_release(&s);
@@ -489,8 +543,9 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		hf_strlist_push(&still, d->replica);
 		if (hf_strlist_has(&ag->replicas_deleted, d->replica))
 			continue;
-		if (!ag->pool.dir || replica_served(ag, d->id))
-			continue;
+		if (!ag->pool.dir || replica_served(ag, d->id) ||
+		    ag_vserve_holds(ag, d->id, d->replica))
+			continue; /* asked again at the next sync */
 		path = hf_xasprintf("%s/replicas/%s/%s", ag->pool.dir, d->id,
 				    d->replica);
 		if (ag_rm_rf(path) == 0) {

@@ -339,6 +339,12 @@ static void apply_response(struct hf_agent *ag, struct hf_proto_sync_resp *r,
 		}
 	}
 	apply_volumes(ag, &r->delete_volumes);
+	/*
+	 * The held replicas before the deletions: a replica is dropped from
+	 * the replica server before its files go.
+	 */
+	if (ag_vserve_apply(ag, r))
+		wake = true;
 	/* Changed attachments: the supervisor reconciles them at once. */
 	if (ag_attach_apply(ag, r))
 		wake = true;

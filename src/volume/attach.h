@@ -18,7 +18,7 @@
  *   node      this node's id; needed with remotes (the ticket names it)
  *   ticket    with remotes, the attach ticket as 64 hex digits (ticket.h:
  *             HMAC-SHA256(K_vol, "attach" | id | epoch | node)); this is
- *             what the agent will pass: the server hands the attaching
+ *             what the agent passes: the server hands the attaching
  *             node a ticket, never the volume's key (design §6.2)
  *   key       instead of ticket (tests, the benchmark): K_vol as 64 hex
  *             digits, from which the ticket is derived here

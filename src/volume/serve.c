@@ -32,17 +32,32 @@
 #define MAX_CONNS 256
 #define STOP_WAIT_MS 3000
 
+/* A replica of the served set. */
+struct held {
+	struct hf_replica r;
+	int users;    /* connections bound to it (under server.mu) */
+};
+
 struct server {
 	char *dir;
 	char *pool;
 	char *host, *port;
-	struct hf_replica *reps;
-	size_t nreps;
+	/*
+	 * The served set: replaced whole by a reload, on the main thread,
+	 * under mu (connections look replicas up under mu; the main thread
+	 * reads it without).
+	 */
+	struct held **set;
+	size_t nset;
+	uint64_t generation; /* serve.json loads applied, from 1 */
+	/* Replicas dropped whose connections would not close: never freed. */
+	HF_VEC(struct held *) stuck;
 	int lfd;
 	char address[64];
 	int bound_port;
-	pthread_mutex_t mu; /* conns, nconns, stopping */
+	pthread_mutex_t mu; /* conns, conn_held, nconns, stopping, set */
 	int conns[MAX_CONNS];
+	struct held *conn_held[MAX_CONNS]; /* the replica each one serves */
 	int nconns;
 	bool stopping;
 };
@@ -55,12 +70,22 @@ struct conn {
 
 /* ---- status.json ------------------------------------------------------ */
 
+/* Main thread only: it alone changes the set. */
 static void publish(const struct server *s, const char *state,
 		    const char *msg)
 {
-	json_t *o = json_pack("{s:s, s:i, s:i}", "state", state, "pid",
-			      (int)getpid(), "replicas", (int)s->nreps);
+	json_t *o = json_pack("{s:s, s:i, s:i, s:I}", "state", state, "pid",
+			      (int)getpid(), "replicas", (int)s->nset,
+			      "generation", (json_int_t)s->generation);
+	json_t *served = json_array();
 
+	for (size_t i = 0; i < s->nset; i++)
+		json_array_append_new(
+		    served, json_pack("{s:s, s:s}", "id", s->set[i]->r.volume_id,
+				      "replica", s->set[i]->r.replica_id));
+	json_object_set_new(o, "served", served);
+	json_object_set_new(o, "pool", s->pool ? json_string(s->pool)
+					       : json_null());
 	json_object_set_new(o, "address", s->address[0]
 						  ? json_string(s->address)
 						  : json_null());
@@ -88,20 +113,122 @@ static int failed(const struct server *s, const char *fmt, ...)
 
 /* ---- serve.json ------------------------------------------------------- */
 
-static int load(struct server *s)
+/* Reads and checks serve.json into *c. Returns 0, or -1 with err set. */
+static int read_config(const struct server *s, struct hf_serve_config *c,
+		       char *err, size_t n)
 {
 	char *path = hf_xasprintf("%s/serve.json", s->dir), *text = NULL;
-	char err[512];
-	struct hf_serve_config c;
 	size_t len = 0;
 	int rc = -1;
 
-	memset(&c, 0, sizeof(c));
-	if (hf_read_file(path, 1 << 20, &text, &len)) {
-		failed(s, "%s: %s", path, strerror(errno));
-		goto out;
+	memset(c, 0, sizeof(*c));
+	if (hf_read_file(path, 1 << 20, &text, &len))
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+	else if (!hf_serve_config_parse(text, len, path, c, err, n))
+		rc = 0;
+	free(text);
+	free(path);
+	return rc;
+}
+
+static struct held *held_new(struct hf_serve_volume *v)
+{
+	struct held *h = hf_xcalloc(1, sizeof(*h));
+	struct hf_replica *r = &h->r;
+
+	r->fd = -1;
+	r->volume_id = v->id;
+	r->replica_id = v->replica;
+	r->name = v->name;
+	v->id = v->replica = v->name = NULL;
+	r->size = v->size;
+	memcpy(r->key, v->key, sizeof(r->key));
+	return h;
+}
+
+static void held_free(struct held *h)
+{
+	hf_replica_release(&h->r);
+	free(h);
+}
+
+/* The replica of the served set with these ids, or NULL. Under mu. */
+static struct held *find(struct server *s, const char *vid, const char *rid)
+{
+	for (size_t i = 0; i < s->nset; i++)
+		if (!strcmp(s->set[i]->r.volume_id, vid) &&
+		    !strcmp(s->set[i]->r.replica_id, rid))
+			return s->set[i];
+	return NULL;
+}
+
+/*
+ * The set c lists: the replicas served now are kept (their key taken
+ * from c), the others opened (replica.h: created when missing). With
+ * strict, the first that cannot be opened fails the whole (-1, reported
+ * in status.json); without, it is left out and named in *msg (the caller
+ * frees it). *out gets the new set (the caller owns the array; its
+ * members are the kept ones or new ones).
+ */
+static int build_set(struct server *s, struct hf_serve_config *c, bool strict,
+		     struct held ***out, size_t *nout, char **msg)
+{
+	struct held **set = hf_xcalloc(c->nvols ? c->nvols : 1, sizeof(*set));
+	char err[512];
+	size_t n = 0, bad = 0;
+
+	*msg = NULL;
+	for (size_t i = 0; i < c->nvols; i++) {
+		struct hf_serve_volume *v = &c->vols[i];
+		struct held *h = find(s, v->id, v->replica);
+
+		if (h && h->r.size == v->size) {
+			set[n++] = h;
+			continue;
+		}
+		h = held_new(v);
+		if (hf_replica_open(&h->r, s->pool, err, sizeof(err))) {
+			if (strict) {
+				failed(s, "replica %s of volume %s: %s",
+				       h->r.replica_id, h->r.volume_id, err);
+				held_free(h);
+				for (size_t k = 0; k < n; k++)
+					held_free(set[k]);
+				free(set);
+				return -1;
+			}
+			hf_log("replica %s of volume %s not served: %s",
+			       h->r.replica_id, h->r.volume_id, err);
+			if (!bad++)
+				*msg = hf_xasprintf("replica %s of volume %s "
+						    "is not served: %s",
+						    h->r.replica_id,
+						    h->r.volume_id, err);
+			held_free(h);
+			continue;
+		}
+		set[n++] = h;
 	}
-	if (hf_serve_config_parse(text, len, path, &c, err, sizeof(err))) {
+	if (bad > 1) {
+		char *m = hf_xasprintf("%s (and %zu more replicas)", *msg,
+				       bad - 1);
+
+		free(*msg);
+		*msg = m;
+	}
+	*out = set;
+	*nout = n;
+	return 0;
+}
+
+/* At start: serve.json read, every replica opened, or a failed status. */
+static int load(struct server *s)
+{
+	struct hf_serve_config c;
+	char err[512], *msg = NULL;
+	int rc = -1;
+
+	if (read_config(s, &c, err, sizeof(err))) {
 		failed(s, "%s", err);
 		goto out;
 	}
@@ -109,37 +236,116 @@ static int load(struct server *s)
 	s->host = c.host;
 	c.pool = c.host = NULL;
 	s->port = hf_xasprintf("%d", c.port);
-	s->nreps = c.nvols;
-	s->reps = hf_xcalloc(c.nvols ? c.nvols : 1, sizeof(*s->reps));
-	for (size_t i = 0; i < c.nvols; i++) {
-		struct hf_replica *r = &s->reps[i];
-
-		r->fd = -1;
-		r->volume_id = c.vols[i].id;
-		r->replica_id = c.vols[i].replica;
-		r->name = c.vols[i].name;
-		c.vols[i].id = c.vols[i].replica = c.vols[i].name = NULL;
-		r->size = c.vols[i].size;
-		memcpy(r->key, c.vols[i].key, sizeof(r->key));
-	}
+	if (build_set(s, &c, true, &s->set, &s->nset, &msg))
+		goto out;
+	s->generation = 1;
 	rc = 0;
 out:
+	free(msg);
 	hf_serve_config_release(&c);
-	free(text);
-	free(path);
 	return rc;
 }
 
-static int open_replicas(struct server *s)
+static bool in_set(struct held **set, size_t n, const struct held *h)
 {
-	char err[512];
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == h)
+			return true;
+	return false;
+}
 
-	for (size_t i = 0; i < s->nreps; i++)
-		if (hf_replica_open(&s->reps[i], s->pool, err, sizeof(err)))
-			return failed(s, "replica %s of volume %s: %s",
-				      s->reps[i].replica_id,
-				      s->reps[i].volume_id, err);
-	return 0;
+/*
+ * SIGHUP: serve.json read again. New replicas are opened; the ones no
+ * longer listed are dropped from the set (no new HELLO finds them), their
+ * connections shut down and waited for, then they are synced and closed.
+ * A file that does not parse, or changes the pool or the listen address
+ * (which only a restart applies), changes nothing: the status says why.
+ */
+static void reload(struct server *s)
+{
+	struct hf_serve_config c;
+	struct held **set = NULL, **old = s->set;
+	size_t n = 0, nold = s->nset, gone = 0, added = 0;
+	char err[512], *msg = NULL;
+
+	if (read_config(s, &c, err, sizeof(err))) {
+		msg = hf_xasprintf("%s: not applied, the %zu replicas before "
+				   "it are still served",
+				   err, s->nset);
+		goto out;
+	}
+	if (strcmp(c.pool, s->pool) || strcmp(c.host, s->host) ||
+	    c.port != atoi(s->port)) {
+		msg = hf_xasprintf("%s/serve.json: a new \"pool\" or \"listen\" "
+				   "takes a restart: not applied, the %zu "
+				   "replicas before it are still served",
+				   s->dir, s->nset);
+		goto out;
+	}
+	build_set(s, &c, false, &set, &n, &msg);
+	for (size_t i = 0; i < n; i++)
+		added += !in_set(old, nold, set[i]);
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		/* A kept replica takes the key listed now. */
+		for (size_t k = 0; k < c.nvols; k++)
+			if (c.vols[k].id && c.vols[k].replica &&
+			    !strcmp(c.vols[k].id, set[i]->r.volume_id) &&
+			    !strcmp(c.vols[k].replica, set[i]->r.replica_id))
+				memcpy(set[i]->r.key, c.vols[k].key,
+				       sizeof(set[i]->r.key));
+	}
+	for (size_t i = 0; i < nold; i++) {
+		if (in_set(set, n, old[i]))
+			continue;
+		gone++;
+		for (int k = 0; k < MAX_CONNS; k++)
+			if (s->conn_held[k] == old[i] && s->conns[k] >= 0)
+				shutdown(s->conns[k], SHUT_RDWR);
+	}
+	s->set = set;
+	s->nset = n;
+	s->generation++;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < nold; i++) {
+		struct held *h = old[i];
+		int users = 0;
+
+		if (in_set(set, n, h))
+			continue;
+		for (int64_t end = hf_mono_ms() + STOP_WAIT_MS;;) {
+			pthread_mutex_lock(&s->mu);
+			users = h->users;
+			pthread_mutex_unlock(&s->mu);
+			if (!users || hf_mono_ms() >= end)
+				break;
+			hf_sleep_ms(10);
+		}
+		if (users) {
+			hf_log("volume %s replica %s: no longer listed, but %d "
+			       "connections are still closing: its files stay "
+			       "open", h->r.volume_id, h->r.replica_id, users);
+			*HF_VEC_PUSH(&s->stuck) = h;
+			continue;
+		}
+		if (fdatasync(h->r.fd) < 0)
+			hf_log("volume %s replica %s: fdatasync: %s",
+			       h->r.volume_id, h->r.replica_id,
+			       strerror(errno));
+		hf_log("volume %s replica %s: no longer served",
+		       h->r.volume_id, h->r.replica_id);
+		held_free(h);
+	}
+	free(old);
+	hf_log("serve.json applied (generation %llu): %zu replicas, %zu new, "
+	       "%zu dropped", (unsigned long long)s->generation, s->nset,
+	       added, gone);
+out:
+	if (msg && !set)
+		hf_log("%s", msg);
+	publish(s, "ready", msg);
+	free(msg);
+	hf_serve_config_release(&c);
 }
 
 static int listen_on(struct server *s)
@@ -176,16 +382,6 @@ static int listen_on(struct server *s)
 
 /* ---- a connection ----------------------------------------------------- */
 
-static struct hf_replica *find(struct server *s, const char *vid,
-			       const char *rid)
-{
-	for (size_t i = 0; i < s->nreps; i++)
-		if (!strcmp(s->reps[i].volume_id, vid) &&
-		    !strcmp(s->reps[i].replica_id, rid))
-			return &s->reps[i];
-	return NULL;
-}
-
 static int send_error(int fd, const struct hf_volw_frame *req, int errnum,
 		      const char *fmt, ...) HF_PRINTF(4, 5);
 static int send_error(int fd, const struct hf_volw_frame *req, int errnum,
@@ -216,19 +412,31 @@ static int send_fenced(int fd, const struct hf_volw_frame *req, uint64_t e)
 }
 
 /*
- * HELLO: the replica, the ticket, the epoch. Returns the replica, or
- * NULL once the refusal was sent (the connection then closes).
+ * HELLO: the replica, the ticket, the epoch. Returns the replica, bound
+ * to c until it closes, or NULL once the refusal was sent (the connection
+ * then closes).
  */
-static struct hf_replica *hello(struct server *s, int fd,
+static struct hf_replica *hello(struct server *s, struct conn *c,
 				const struct hf_volw_frame *f)
 {
 	const struct hf_volw_hello *h = &f->u.hello;
-	struct hf_replica *r = find(s, h->volume_id, h->replica_id);
-	uint8_t t[HF_VOL_TICKET_LEN];
+	struct hf_replica *r = NULL;
+	uint8_t t[HF_VOL_TICKET_LEN], key[HF_VOL_KEY_LEN];
 	struct hf_volw_frame a;
+	struct held *held;
 	uint64_t cur;
-	int rc;
+	int fd = c->fd, rc;
 
+	pthread_mutex_lock(&s->mu);
+	held = find(s, h->volume_id, h->replica_id);
+	if (held) {
+		/* Bound before the lock goes: a reload sees it. */
+		held->users++;
+		s->conn_held[c->slot] = held;
+		r = &held->r;
+		memcpy(key, r->key, sizeof(key));
+	}
+	pthread_mutex_unlock(&s->mu);
 	if (!r) {
 		send_error(fd, f, ENOENT, "no replica %s of volume %s here",
 			   h->replica_id, h->volume_id);
@@ -239,7 +447,8 @@ static struct hf_replica *hello(struct server *s, int fd,
 			   "only primaries connect yet (no resync)");
 		return NULL;
 	}
-	hf_vol_ticket(r->key, h->volume_id, f->epoch, h->node_id, t);
+	hf_vol_ticket(key, h->volume_id, f->epoch, h->node_id, t);
+	explicit_bzero(key, sizeof(key));
 	if (!hf_vol_ticket_equal(t, h->proof)) {
 		hf_log("volume %s replica %s: HELLO from node %s at epoch "
 		       "%llu with a ticket that does not match: refused",
@@ -434,7 +643,7 @@ static void *conn_main(void *arg)
 					   hf_volw_type_name(f.type));
 				break;
 			}
-			if (!(r = hello(s, c->fd, &f)))
+			if (!(r = hello(s, c, &f)))
 				break;
 			rbuf = hf_xmalloc(HF_VOL_DATA_MAX);
 			continue;
@@ -443,6 +652,9 @@ static void *conn_main(void *arg)
 			break;
 	}
 	pthread_mutex_lock(&s->mu);
+	if (s->conn_held[c->slot])
+		s->conn_held[c->slot]->users--;
+	s->conn_held[c->slot] = NULL;
 	s->conns[c->slot] = -1;
 	s->nconns--;
 	pthread_mutex_unlock(&s->mu);
@@ -536,9 +748,19 @@ int hf_volume_serve_main(const char *dir)
 	sigset_t mask;
 	pthread_t acceptor;
 	int lockfd = -1, code = HF_VOLUME_EXIT_FAIL, sig, bad = 0, left = 0;
-	char *lock;
+	char *lock = NULL;
 	long holder = 0;
 
+	/*
+	 * Blocked before the lock is taken: whoever sees the lock held may
+	 * send SIGHUP, whose default action would end the process.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	memset(&s, 0, sizeof(s));
 	s.lfd = -1;
 	for (int i = 0; i < MAX_CONNS; i++)
@@ -565,29 +787,28 @@ int hf_volume_serve_main(const char *dir)
 			strerror(errno));
 		goto out;
 	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (load(&s) || open_replicas(&s) || listen_on(&s))
+	if (load(&s) || listen_on(&s))
 		goto out;
 	if (pthread_create(&acceptor, NULL, accept_main, &s)) {
 		failed(&s, "cannot start the accepting thread");
 		goto out;
 	}
 	publish(&s, "ready", NULL);
-	hf_log("serving %zu replicas of pool %s on %s port %d", s.nreps,
+	hf_log("serving %zu replicas of pool %s on %s port %d", s.nset,
 	       s.pool, s.address, s.bound_port);
-	do
+	for (;;) {
 		sig = sigwaitinfo(&mask, NULL);
-	while (sig < 0 && errno == EINTR);
+		if (sig == SIGHUP)
+			reload(&s);
+		else if (sig >= 0 || errno != EINTR)
+			break;
+	}
 	hf_log("stopping on signal %d", sig);
 	left = stop(&s, acceptor);
-	for (size_t i = 0; i < s.nreps; i++)
-		if (fdatasync(s.reps[i].fd) < 0) {
+	for (size_t i = 0; i < s.nset; i++)
+		if (fdatasync(s.set[i]->r.fd) < 0) {
 			hf_log("volume %s replica %s: fdatasync: %s",
-			       s.reps[i].volume_id, s.reps[i].replica_id,
+			       s.set[i]->r.volume_id, s.set[i]->r.replica_id,
 			       strerror(errno));
 			bad++;
 		}
@@ -601,9 +822,12 @@ out:
 	free(lock);
 	if (left) /* a connection still uses them: the exit frees them */
 		goto out_exit;
-	for (size_t i = 0; i < s.nreps; i++)
-		hf_replica_release(&s.reps[i]);
-	free(s.reps);
+	for (size_t i = 0; i < s.nset; i++)
+		held_free(s.set[i]);
+	free(s.set);
+	for (size_t i = 0; i < s.stuck.len; i++)
+		held_free(s.stuck.items[i]);
+	HF_VEC_FREE(&s.stuck);
 	if (s.lfd >= 0)
 		close(s.lfd);
 	if (lockfd >= 0)

@@ -1,7 +1,8 @@
 /*
  * serve.h - `holdfast-volume serve DIR`: a node's replica server
- * (docs/design/volumes.md §3.7, §6), one per node with a storage pool.
- * Standalone for now: the agent does not start it yet.
+ * (docs/design/volumes.md §3.7, §6), one per node with a storage pool:
+ * the agent keeps it running on <data>/vserve (src/agent/vserve.c) and
+ * writes its serve.json from the sync's replicas.
  *
  * DIR/serve.json (written atomically by its owner; unknown keys refused;
  * parsed by serveconf.h):
@@ -19,8 +20,24 @@
  * opens every replica at <pool>/replicas/<id>/<replica>/{data,meta}
  * (replica.h: created sparse with a fresh meta when missing), listens
  * (TCP, TCP_NODELAY, one thread per connection) and writes DIR/status.json
- * atomically: {"state": "ready", "pid", "address", "port", "replicas": n,
- * "message": null}, or "failed" with a message (exit 1).
+ * atomically: {"state": "ready", "pid", "pool", "address", "port",
+ * "replicas": n, "served": [{"id", "replica"}], "generation": g,
+ * "message": null}, or
+ * "failed" with a message (exit 1). served lists the replicas of the set
+ * in use (never a key); generation counts the serve.json loads applied
+ * (1 at start), so whoever rewrote serve.json sees its reload taken.
+ *
+ * SIGHUP reads serve.json again (its writer replaces it atomically, then
+ * signals): replicas newly listed are opened (created as at start), a
+ * replica listed before keeps its files and takes the key listed now, and
+ * a replica no longer listed leaves the set at once (no HELLO finds it),
+ * its connections are shut down and waited for (3 s at most: one still
+ * closing keeps its files open until exit), then it is synced and closed.
+ * Then status.json is written again with generation + 1; a replica that
+ * cannot be opened is left out and named in its message. A file that
+ * does not parse, or that changes "pool" or "listen" (only a restart
+ * applies those), is not applied at all: the set stays, the generation
+ * too, and the message says why. Neither ends the process.
  *
  * A connection starts with HELLO (wire.h) for one replica; serve checks
  * its proof against ticket.h's T (from the replica's K_vol and the

@@ -83,6 +83,55 @@ def local_credential(url, config_dir=None):
         return None
 
 
+
+def stop_volume_processes(root):
+    """Stops the holdfast-volume processes working on a directory below
+    root (attach processes and agents' replica servers outlive their
+    agent by design): SIGTERM to the attach processes first, so that their
+    last flush still reaches the replica servers, then to the servers;
+    SIGKILL for one that does not exit within 15 s."""
+    root = os.path.realpath(root) + "/"
+
+    def pids(mode):
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if (argv[0].endswith(b"holdfast-volume") and argv[1:2] == [mode] and len(argv) > 2
+                    and os.path.realpath(argv[2].decode(errors="replace")).startswith(root)):
+                out.append(int(d))
+        return out
+
+    for mode in (b"attach", b"serve"):
+        found = pids(mode)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 15
+        while time.time() < deadline and any(_running(p) for p in found):
+            time.sleep(0.05)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _running(pid):
+    """pid exists and is not a zombie (a detached process's parent may be
+    slow to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
 class Cluster:
     def __init__(self, tmp, name="c", backoff="0.5", tokens=None):
         """tokens: {"admin": ..., "read": ..., "agent": ...} runs the server
@@ -270,25 +319,13 @@ class Cluster:
                 pass
 
     def stop_volumes(self):
-        """Attach processes outlive the agent too. Once the tasks are
-        gone, SIGTERM detaches each cleanly (its loop device cleared); one
+        """Attach processes and the agents' replica servers outlive the
+        agent too. Once the tasks are gone, SIGTERM detaches each attach
+        process cleanly (its loop device cleared; its last flush still
+        reaches the replica servers), then stops the replica servers; one
         that does not exit in time is killed and its loop device cleared
-        here, so no test leaves a device behind."""
-        pids = [p for p in self.pids_matching(self.tmp)
-                if b"holdfast-volume" in open(f"/proc/{p}/cmdline", "rb").read()]
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 15
-        while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
-            time.sleep(0.05)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        here, so no test leaves a process or a device behind."""
+        stop_volume_processes(self.tmp)
         for name in os.listdir("/sys/block"):
             try:
                 with open(f"/sys/block/{name}/loop/backing_file") as f:

@@ -260,6 +260,43 @@ def stop_shims(data):
             os.kill(pid, signal.SIGKILL)
 
 
+def volume_pids(data, mode):
+    """The holdfast-volume processes (attach or serve) of an agent's data
+    directory: they outlive the agent by design."""
+    root = os.path.realpath(data) + "/"
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{d}/cmdline", "rb").read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (argv[0].endswith("holdfast-volume") and argv[1:2] == [mode] and len(argv) > 2
+                and os.path.realpath(argv[2]).startswith(root)):
+            found.append(int(d))
+    return found
+
+
+def stop_volume_processes(data):
+    """SIGTERM to the attach processes (they detach once no task mounts
+    their device), then to the replica server; SIGKILL for one that does
+    not exit in time."""
+    for mode in ("attach", "serve"):
+        pids = volume_pids(data, mode)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + 20
+        while time.monotonic() < end and any(alive(p) for p in pids):
+            time.sleep(0.05)
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def strays(data):
     """Processes still working in one of the agent's sandboxes."""
     root = os.path.realpath(data) + "/"
@@ -312,6 +349,7 @@ def finish(a, server, tmp_path):
                     "runtime error" not in log, log
     finally:
         stop_shims(a.data)
+        stop_volume_processes(a.data)
         left = strays(a.data)
         for pid in left:
             os.kill(pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from holdfast_harness import BIN, Cluster, wait_for
+from holdfast_harness import BIN, Cluster, stop_volume_processes, wait_for
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -258,6 +258,7 @@ def test_a_pool_over_90_percent_used_raises_an_event(cl, tmp_path):
         assert len(ev) == 1 and re.match(r"^6\d\.\d MiB of 64\.0 MiB used$", ev[0]["why"]), ev
     finally:
         stop(agent)
+        stop_volume_processes(str(tmp_path / "a5"))
 
 
 BAD = [

@@ -2,8 +2,9 @@
 attach.h's remotes): node servers (`holdfast-volume serve`) with pools of
 their own on loopback, an attach process that writes every block to its
 local replica and to the remote ones, and the fencing and failure rules
-of docs/design/volumes.md §6.2 and §4.4. The agent does not drive these
-processes yet; the tests drive them as it will."""
+of docs/design/volumes.md §6.2 and §4.4, and serve's reload. The tests
+drive these processes as the agent does (test_agent_serve.py has the
+agents drive them)."""
 import filecmp
 import hashlib
 import hmac
@@ -414,3 +415,87 @@ def test_bad_remote_settings_fail_clearly(env):
         p, st, _ = start_attach(d, procs, f"b{i}", serves, **over)
         assert st["state"] == "failed" and want in st["message"], (over, st)
         assert p.wait(timeout=10) == 1
+
+
+def rewrite_serve(sdir, cfg):
+    """As the agent does: the new file atomically, then SIGHUP."""
+    tmp = os.path.join(sdir, "serve.json.new")
+    with open(tmp, "w") as f:
+        json.dump(cfg, f)
+    os.rename(tmp, os.path.join(sdir, "serve.json"))
+
+
+def test_sighup_reloads_the_served_set(env):
+    """SIGHUP applies a new serve.json: a replica newly listed is created
+    and served, one no longer listed is dropped (its connection closed,
+    new HELLOs refused, its files left alone); a broken file, or one that
+    moves the listen address, changes nothing and says so, and the server
+    goes on."""
+    d, procs = env
+    vol = {"id": VID, "replica": "r1", "size": SIZE, "key": KEY}
+    p, st, cfg = start_serve(d, procs, "n1", [vol])
+    assert st["state"] == "ready" and st["generation"] == 1, st
+    assert st["served"] == [{"id": VID, "replica": "r1"}], st
+    sdir = os.path.join(d, "n1")
+    serves = [(p, st, cfg)]
+    a, ast, _ = start_attach(d, procs, "a", serves, local=False, fmt=False)
+    assert ast["state"] == "ready", ast
+
+    def dd(dev):
+        return subprocess.run(["dd", "if=/dev/urandom", f"of={dev}", "bs=4096", "count=4",
+                               "oflag=direct,sync"], capture_output=True, text=True)
+    assert dd(ast["device"]).returncode == 0
+    # vol-1 replaced by vol-2 in one reload.
+    key2 = "6b" * 32
+    cfg2 = dict(cfg, volumes=[{"id": "vol-2", "replica": "r5", "size": SIZE, "key": key2}])
+    rewrite_serve(sdir, cfg2)
+    p.send_signal(signal.SIGHUP)
+    st = wait_for(lambda: (lambda s: s if s.get("generation") == 2 else None)(
+        read_json(os.path.join(sdir, "status.json"))), 30, what="the reload applied")
+    assert st["state"] == "ready" and st["message"] is None, st
+    assert st["served"] == [{"id": "vol-2", "replica": "r5"}] and st["replicas"] == 1, st
+    assert st["port"] == serves[0][1]["port"], st
+    data2 = os.path.join(cfg["pool"], "replicas", "vol-2", "r5", "data")
+    assert os.path.getsize(data2) == SIZE and os.path.exists(data2[:-4] + "meta")
+    # The dropped replica's files stay (deleting them is its owner's job),
+    # and its connection is gone: the attachment's writes fail.
+    assert os.path.exists(replica_files(cfg, "r1")[0])
+    assert dd(ast["device"]).returncode != 0
+    a.kill()
+    a.wait()
+    # A HELLO for it is refused now; the new one is served.
+    b, bst, _ = start_attach(d, procs, "b", serves, local=False, fmt=False, epoch=2)
+    assert bst["state"] == "failed" and "no replica r1" in bst["message"], bst
+    c, cst, _ = start_attach(d, procs, "c", serves, local=False, fmt=False, id="vol-2",
+                             key=key2, remotes=[{"address": "127.0.0.1",
+                                                 "port": serves[0][1]["port"],
+                                                 "replica": "r5", "node": "n1"}])
+    assert cst["state"] == "ready", cst
+    assert dd(cst["device"]).returncode == 0
+    detach(c)
+    # A broken file: not applied, the server goes on with its set.
+    with open(os.path.join(sdir, "serve.json"), "w") as f:
+        f.write('{"pool": ')
+    p.send_signal(signal.SIGHUP)
+    st = wait_for(lambda: (lambda s: s if s.get("message") else None)(
+        read_json(os.path.join(sdir, "status.json"))), 30, what="the refusal")
+    assert st["state"] == "ready" and st["generation"] == 2, st
+    assert "serve.json:1:" in st["message"] and "not applied" in st["message"], st
+    assert st["served"] == [{"id": "vol-2", "replica": "r5"}], st
+    # A new listen address takes a restart: refused the same way.
+    rewrite_serve(sdir, dict(cfg2, listen="127.0.0.1:1"))
+    p.send_signal(signal.SIGHUP)
+    st = wait_for(lambda: (lambda s: s if "listen" in (s.get("message") or "") else None)(
+        read_json(os.path.join(sdir, "status.json"))), 30, what="the listen refusal")
+    assert st["generation"] == 2 and "restart" in st["message"], st
+    # Back to a good file: applied, the message cleared.
+    rewrite_serve(sdir, dict(cfg2, volumes=cfg2["volumes"] + [vol]))
+    p.send_signal(signal.SIGHUP)
+    st = wait_for(lambda: (lambda s: s if s.get("generation") == 3 else None)(
+        read_json(os.path.join(sdir, "status.json"))), 30, what="the third load")
+    assert st["message"] is None and len(st["served"]) == 2, st
+    assert p.poll() is None
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    assert KEY not in out and key2 not in out

@@ -216,6 +216,7 @@ static void test_doc_sync_request(void **state)
 	assert_int_equal(rq.info.storage.capacity, 107374182400LL);
 	assert_int_equal(rq.info.storage.provisioned, 0);
 	assert_int_equal(rq.info.storage.free, 107374182400LL);
+	assert_int_equal(rq.info.storage.port, 7446);
 	assert_int_equal(rq.tasks.len, 1);
 	r = &rq.tasks.items[0];
 	assert_int_equal(r->state, HF_TS_RUNNING);
@@ -802,6 +803,147 @@ static void test_volumes(void **state)
 	json_decref(j);
 }
 
+static void expect_resp_error(const char *text, const char *want)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	struct hf_proto_sync_resp rs;
+	char *err = NULL;
+
+	assert_non_null(j);
+	hf_proto_sync_resp_init(&rs);
+	assert_int_equal(hf_proto_sync_resp_decode(j, &rs, &err), HF_EINVAL);
+	assert_non_null(err);
+	assert_string_equal(err, want);
+	free(err);
+	hf_proto_sync_resp_release(&rs);
+	json_decref(j);
+}
+
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/*
+ * Replication's fields: attachments with remotes and a ticket (and none
+ * with a local replica), the pool's held replicas with their keys, the
+ * replica server's port; and what is refused.
+ */
+static void test_replication_fields(void **state)
+{
+	const char *ans =
+	    "{\"generation\": 4, \"tasks\": [], \"attachments\": ["
+	    "{\"volume\": \"svc-0\", \"id\": \"v1\", \"replica\": \"r1\", "
+	    "\"epoch\": 3, \"size\": 67108864, \"remotes\": [{\"replica\": "
+	    "\"r2\", \"node\": \"n2\", \"address\": \"10.0.0.2\", \"port\": "
+	    "7446}], \"ticket\": \"" HEX64 "\"}, "
+	    "{\"volume\": \"svc-1\", \"id\": \"v2\", \"replica\": null, "
+	    "\"epoch\": 1, \"size\": 67108864, \"remotes\": [{\"replica\": "
+	    "\"r3\", \"node\": \"n3\", \"address\": \"10.0.0.3\", \"port\": "
+	    "7447}, {\"replica\": \"r4\", \"node\": \"n4\", \"address\": "
+	    "\"10.0.0.4\", \"port\": 7448}], \"ticket\": \"" HEX64 "\"}], "
+	    "\"replicas\": [{\"volume\": \"svc-2\", \"id\": \"v3\", "
+	    "\"replica\": \"r5\", \"key\": \"" HEX64 "\", \"size\": 67108864}]}";
+	struct hf_proto_sync_resp rs, rs2;
+	struct hf_proto_node_info in, out;
+	const struct hf_proto_attachment *a;
+	json_t *j = json_loads(ans, 0, NULL), *k;
+	char *err = NULL;
+
+	(void)state;
+	assert_non_null(j);
+	hf_proto_sync_resp_init(&rs);
+	if (hf_proto_sync_resp_decode(j, &rs, &err))
+		fail_msg("%s", err);
+	assert_int_equal(rs.attachments.len, 2);
+	a = &rs.attachments.items[0];
+	assert_string_equal(a->replica, "r1");
+	assert_int_equal(a->remotes.len, 1);
+	assert_string_equal(a->remotes.items[0].replica, "r2");
+	assert_string_equal(a->remotes.items[0].node, "n2");
+	assert_string_equal(a->remotes.items[0].address, "10.0.0.2");
+	assert_int_equal(a->remotes.items[0].port, 7446);
+	assert_string_equal(a->ticket, HEX64);
+	a = &rs.attachments.items[1];
+	assert_null(a->replica);
+	assert_int_equal(a->remotes.len, 2);
+	assert_int_equal(a->remotes.items[1].port, 7448);
+	assert_int_equal(rs.replicas.len, 1);
+	assert_string_equal(rs.replicas.items[0].volume, "svc-2");
+	assert_string_equal(rs.replicas.items[0].replica, "r5");
+	assert_string_equal(rs.replicas.items[0].key, HEX64);
+	assert_int_equal(rs.replicas.items[0].size, 67108864);
+	/* Encoded and decoded back: the same, "replica": null kept. */
+	k = hf_proto_sync_resp_encode(&rs);
+	assert_true(json_is_null(json_object_get(
+	    json_array_get(json_object_get(k, "attachments"), 1), "replica")));
+	hf_proto_sync_resp_init(&rs2);
+	if (hf_proto_sync_resp_decode(k, &rs2, &err))
+		fail_msg("%s", err);
+	assert_null(rs2.attachments.items[1].replica);
+	assert_string_equal(rs2.attachments.items[1].remotes.items[0].address,
+			    "10.0.0.3");
+	assert_string_equal(rs2.attachments.items[0].ticket, HEX64);
+	assert_string_equal(rs2.replicas.items[0].key, HEX64);
+	assert_string_equal(rs2.replicas.items[0].id, "v3");
+	hf_proto_sync_resp_release(&rs2);
+	hf_proto_sync_resp_release(&rs);
+	json_decref(k);
+	json_decref(j);
+
+	expect_resp_error(
+	    "{\"generation\": 1, \"tasks\": [], \"attachments\": [{\"volume\": "
+	    "\"v\", \"id\": \"x\", \"replica\": \"r\", \"epoch\": 1, \"size\": "
+	    "4096, \"remotes\": [{\"replica\": \"r2\", \"node\": \"n2\", "
+	    "\"address\": \"10.0.0.2\", \"port\": 7446}]}]}",
+	    "attachments[0].ticket: must be 64 hex digits with remotes");
+	expect_resp_error(
+	    "{\"generation\": 1, \"tasks\": [], \"attachments\": [{\"volume\": "
+	    "\"v\", \"id\": \"x\", \"replica\": \"r\", \"epoch\": 1, \"size\": "
+	    "4096, \"remotes\": [{\"replica\": \"r2\", \"node\": \"n2\", "
+	    "\"address\": \"10.0.0.2\", \"port\": 7446}], \"ticket\": \"abc\"}]}",
+	    "attachments[0].ticket: must be 64 hex digits with remotes");
+	expect_resp_error(
+	    "{\"generation\": 1, \"tasks\": [], \"attachments\": [{\"volume\": "
+	    "\"v\", \"id\": \"x\", \"replica\": null, \"epoch\": 1, \"size\": "
+	    "4096}]}",
+	    "attachments[0]: has neither a replica nor remotes");
+	expect_resp_error(
+	    "{\"generation\": 1, \"tasks\": [], \"attachments\": [{\"volume\": "
+	    "\"v\", \"id\": \"x\", \"epoch\": 1, \"size\": 4096, \"remotes\": "
+	    "[{\"replica\": \"r2\", \"node\": \"n2\", \"address\": "
+	    "\"10.0.0.2\", \"port\": 0}], \"ticket\": \"" HEX64 "\"}]}",
+	    "attachments[0].remotes[0].port: must be 1-65535");
+	expect_resp_error(
+	    "{\"generation\": 1, \"tasks\": [], \"replicas\": [{\"volume\": "
+	    "\"v\", \"id\": \"x\", \"replica\": \"r\", \"key\": \"" HEX64
+	    "0\", \"size\": 67108864}]}",
+	    "replicas[0].key: must be 64 hex digits");
+	expect_resp_error(
+	    "{\"generation\": 1, \"tasks\": [], \"replicas\": [{\"volume\": "
+	    "\"v\", \"id\": \"x\", \"replica\": \"r\", \"key\": \"zz"
+	    "23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "\", \"size\": 67108864}]}",
+	    "replicas[0].key: must be 64 hex digits");
+	expect_resp_error(
+	    "{\"generation\": 1, \"tasks\": [], \"replicas\": [{\"volume\": "
+	    "\"v\", \"id\": \"x\", \"replica\": \"r\", \"size\": 67108864}]}",
+	    "replicas[0].key: is missing");
+
+	/* storage.port: round trip, and only 0-65535. */
+	hf_proto_node_info_init(&in);
+	in.has_storage = true;
+	in.storage.pool = hf_xstrdup("/srv/pool");
+	in.storage.port = 7446;
+	k = hf_proto_node_info_encode(&in);
+	hf_proto_node_info_init(&out);
+	assert_int_equal(hf_proto_node_info_decode(k, &out, &err), 0);
+	assert_int_equal(out.storage.port, 7446);
+	hf_proto_node_info_release(&out);
+	hf_proto_node_info_release(&in);
+	json_decref(k);
+	expect_req_error("{\"node_id\": \"n\", \"info\": {\"storage\": "
+			 "{\"pool\": \"/p\", \"port\": 70000}}}",
+			 "info.storage.port: must be 0-65535");
+}
+
 /* An EXTERNAL volume of a launch order carries its attachment's epoch. */
 static void test_external_launch_volume(void **state)
 {
@@ -864,6 +1006,7 @@ int main(void)
 		cmocka_unit_test(test_restart_policy),
 		cmocka_unit_test(test_report_restarts),
 		cmocka_unit_test(test_volumes),
+		cmocka_unit_test(test_replication_fields),
 		cmocka_unit_test(test_external_launch_volume),
 	};
 

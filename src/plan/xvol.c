@@ -110,9 +110,9 @@ static const char *zone_of(const struct hf_node *n)
 
 /*
  * Picks want nodes for a new volume's other replicas, besides the one on
- * first (§8.1): pools with room, never a node or hostname already
- * holding one, a zone not yet used before one that is, then the most
- * room. Fills out[0..want) and returns how many it found.
+ * first (§8.1): pools with room, never a node already holding one; among
+ * those a hostname not yet holding one first, then a zone not yet used,
+ * then the most room. Fills out[0..want) and returns how many it found.
  */
 static size_t pick_replicas(const struct hf_model *m, const struct hf_node *first,
 			    int64_t size, size_t want, int64_t now,
@@ -122,19 +122,22 @@ static size_t pick_replicas(const struct hf_model *m, const struct hf_node *firs
 
 	while (got < want) {
 		const struct hf_node *best = NULL;
-		bool best_new_zone = false;
+		int best_score = 0;
 		int64_t best_room = 0;
 
 		for (size_t i = 0; i < m->nodes.len; i++) {
 			const struct hf_node *n = m->nodes.items[i];
-			bool taken = same_host(n, first), new_zone;
+			bool taken = n == first, new_host = !same_host(n, first);
+			bool new_zone = zone_of(n) != NULL;
+			int score;
 			int64_t room;
 
-			for (size_t k = 0; k < got && !taken; k++)
-				taken = same_host(n, out[k]);
+			for (size_t k = 0; k < got && !taken; k++) {
+				taken = n == out[k];
+				new_host = new_host && !same_host(n, out[k]);
+			}
 			if (taken || !pool_takes(m, n, size, now, timeout))
 				continue;
-			new_zone = zone_of(n) != NULL;
 			if (new_zone && zone_of(first) &&
 			    strcmp(zone_of(first), zone_of(n)) == 0)
 				new_zone = false;
@@ -142,11 +145,12 @@ static size_t pick_replicas(const struct hf_model *m, const struct hf_node *firs
 				if (zone_of(out[k]) &&
 				    strcmp(zone_of(out[k]), zone_of(n)) == 0)
 					new_zone = false;
+			score = (new_host ? 2 : 0) + (new_zone ? 1 : 0);
 			room = n->storage->capacity - provisioned(m, n->id);
-			if (!best || (new_zone && !best_new_zone) ||
-			    (new_zone == best_new_zone && room > best_room)) {
+			if (!best || score > best_score ||
+			    (score == best_score && room > best_room)) {
 				best = n;
-				best_new_zone = new_zone;
+				best_score = score;
 				best_room = room;
 			}
 		}
@@ -265,7 +269,7 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 					       timeout, pick) < others)
 				note = hf_xasprintf(
 				    "the pod's new volumes need %u more "
-				    "replica%s on other hostnames, and fewer "
+				    "replica%s on other nodes, and fewer "
 				    "nodes with a storage pool and %" PRId64
 				    " MiB free are connected",
 				    others, others == 1 ? "" : "s",
@@ -361,7 +365,7 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 				wait = hf_xasprintf(
 				    WAIT_PREFIX "'%s': %u replicas need as "
 						"many connected nodes with "
-						"room on distinct hostnames",
+						"room in their pools",
 				    name, ev->opts.repl);
 				free(name);
 				break;

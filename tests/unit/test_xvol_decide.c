@@ -430,14 +430,33 @@ static void test_repl2_needs_two_pools(void **state)
 					      3, &w->ctx, &notes));
 	assert_false(c[0].usable);
 	assert_non_null(strstr(c[0].unusable_why, "need 1 more replica"));
-	/* Two nodes of one hostname never hold one volume twice. */
+	/*
+	 * Other hostnames come first: with n1 and n2 on one host and n3 (a
+	 * pool now) on another, n1's second replica goes to n3; with n3
+	 * gone, to n2 (one host holding two replicas beats none).
+	 */
 	w->n[1]->storage->capacity = 10 * GIB;
 	w->n[0]->hostname = hf_xstrdup("h");
 	w->n[1]->hostname = hf_xstrdup("h");
-	candidates(w, c);
-	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
-					      3, &w->ctx, &notes));
-	assert_false(c[0].usable);
+	w->n[2]->hostname = hf_xstrdup("h3");
+	w->n[2]->storage = calloc(1, sizeof(*w->n[2]->storage));
+	w->n[2]->storage->capacity = 5 * GIB;
+	w->in->node = hf_xstrdup("n1");
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_CREATE);
+	assert_non_null(x);
+	assert_string_equal(x->more_node[0], "n3");
+	hf_actions_reset(&w->a);
+	w->n[2]->last_seen = 0;
+	assert_false(hf_decide_xvols_attached(&w->m, w->svc, w->pod, w->in,
+					      "n1", &w->ctx, &w->a));
+	x = xvol_action(&w->a, HF_XVOLOP_CREATE);
+	assert_non_null(x);
+	assert_string_equal(x->more_node[0], "n2");
+	hf_actions_reset(&w->a);
+	free(w->in->node);
+	w->in->node = NULL;
 	free(w->n[1]->hostname);
 	w->n[1]->hostname = hf_xstrdup("h2");
 	/* Made: one replica on n1, the other on n2. */

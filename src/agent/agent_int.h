@@ -182,6 +182,10 @@ struct ag_attach {
 	pid_t pid;                 /* a process this agent started; 0: none */
 	int64_t term_at;           /* monotonic ms SIGTERM was last sent */
 	int64_t failed_at;         /* monotonic ms of the last failed start */
+	/* Its attachment lost remotes at the same epoch: SIGHUP it. */
+	bool hup;
+	size_t isr_asked;          /* remotes its status asked to drop */
+	int64_t fence_wait;        /* monotonic ms it began to wait for one */
 };
 
 /* The node's replica server (vserve.c). */
@@ -413,6 +417,9 @@ bool ag_vserve_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r);
  * Lock held.
  */
 bool ag_vserve_holds(struct hf_agent *ag, const char *id, const char *replica);
+/* Whether the node's replica server is ready and serves that replica now. */
+bool ag_vserve_serving(struct hf_agent *ag, const char *id,
+		       const char *replica);
 /* Empties ag->held (the keys wiped). */
 void ag_vserve_clear(struct hf_agent *ag);
 

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "agent/agent_int.h"
 #include "common/clock.h"
@@ -57,6 +58,9 @@ struct seen {
 	char *state;         /* status.json's, or NULL */
 	int64_t st_epoch;
 	char *device, *message;
+	/* Failed remotes it asks to drop from the in-sync set, and why. */
+	struct hf_strlist isr_drop;
+	char *isr_why;
 };
 
 static void seen_release(struct seen *s)
@@ -64,6 +68,8 @@ static void seen_release(struct seen *s)
 	free(s->id);
 	free(s->state);
 	free(s->device);
+	hf_strlist_release(&s->isr_drop);
+	free(s->isr_why);
 	free(s->message);
 	memset(s, 0, sizeof(*s));
 }
@@ -127,6 +133,16 @@ static void look(const char *dir, struct seen *s)
 		s->st_epoch = json_integer_value(json_object_get(st, "epoch"));
 		s->device = jdup(st, "device");
 		s->message = jdup(st, "message");
+		{
+			json_t *d = json_object_get(st, "isr_drop"), *e;
+			size_t k;
+
+			json_array_foreach(d, k, e)
+				if (json_is_string(e))
+					hf_strlist_push(&s->isr_drop,
+							json_string_value(e));
+		}
+		s->isr_why = jdup(st, "isr_why");
 		json_decref(st);
 	}
 }
@@ -170,6 +186,32 @@ static bool servable(const struct hf_agent *ag,
 	return !w->replica || ag->pool.dir;
 }
 
+/* Whether the node's orders list w's local replica as held here. */
+static bool held_here(const struct hf_agent *ag,
+		      const struct hf_proto_attachment *w)
+{
+	for (size_t i = 0; w->replica && i < ag->held.len; i++)
+		if (strcmp(ag->held.items[i].id, w->id) == 0 &&
+		    strcmp(ag->held.items[i].replica, w->replica) == 0)
+			return true;
+	return false;
+}
+
+/* How long an attach waits for its fence (the replica server). */
+#define AG_FENCE_WAIT_MS 10000
+
+/*
+ * How long the attach process holds writes after a remote failed, for
+ * the server to drop it from the in-sync set (two syncs' round trips and
+ * a store commit fit many times).
+ */
+#define AG_ISR_WAIT_MS 30000
+
+/* Writes attach.json for w atomically (0600: it holds the ticket). */
+static int write_config(const struct hf_agent *ag,
+			const struct hf_proto_attachment *w, const char *dir,
+			const char *replica);
+
 /* attach.json's content for w (src/volume/attach.h). */
 static json_t *attach_config(const struct hf_agent *ag,
 			     const struct hf_proto_attachment *w,
@@ -184,6 +226,28 @@ static json_t *attach_config(const struct hf_agent *ag,
 
 	json_object_set_new(o, "replica",
 			    replica ? json_string(replica) : json_null());
+	if (w->ticket)
+		json_object_set_new(o, "ticket", json_string(w->ticket));
+	if (replica && w->ticket && ag->info.storage.port > 0 &&
+	    held_here(ag, w) &&
+	    ag_vserve_serving((struct hf_agent *)ag, w->id, w->replica)) {
+		/*
+		 * This node's replica server learns our epoch first, so an
+		 * older attachment elsewhere can no longer write the replica
+		 * through it (attach.h, "fence").
+		 */
+		struct in6_addr a6;
+		const char *addr = ag->info.address;
+
+		if (!addr || (inet_pton(AF_INET, addr, &a6) != 1 &&
+			      inet_pton(AF_INET6, addr, &a6) != 1))
+			addr = "127.0.0.1"; /* it listens on every address */
+		json_object_set_new(
+		    o, "fence",
+		    json_pack("{s:s, s:I, s:s}", "address", addr, "port",
+			      (json_int_t)ag->info.storage.port, "replica",
+			      w->replica));
+	}
 	if (w->remotes.len) {
 		json_t *arr = json_array();
 
@@ -197,9 +261,34 @@ static json_t *attach_config(const struct hf_agent *ag,
 					   r->replica, "node", r->node));
 		}
 		json_object_set_new(o, "remotes", arr);
-		json_object_set_new(o, "ticket", json_string(w->ticket));
+		/* A failed remote holds writes this long for the server. */
+		json_object_set_new(o, "isr_wait_ms",
+				    json_integer(AG_ISR_WAIT_MS));
 	}
 	return o;
+}
+
+static int write_config(const struct hf_agent *ag,
+			const struct hf_proto_attachment *w, const char *dir,
+			const char *replica)
+{
+	char *path = hf_xasprintf("%s/attach.json", dir);
+	json_t *o = attach_config(ag, w, replica);
+	char *text = json_dumps(o, JSON_INDENT(2));
+	int rc = 0;
+
+	json_decref(o);
+	if (!text || hf_write_file_atomic(path, text, strlen(text), 0600)) {
+		hf_log("volume %s: cannot write %s: %s", w->volume, path,
+		       strerror(errno));
+		rc = -1;
+	}
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	free(path);
+	return rc;
 }
 
 /*
@@ -211,11 +300,9 @@ static int start(struct hf_agent *ag, struct ag_attach *r,
 {
 	char *replica = w->replica ? replica_path(ag, w) : NULL;
 	char *rdir = replica ? hf_xstrdup(replica) : NULL;
-	char *path = hf_xasprintf("%s/attach.json", dir);
 	char *status = hf_xasprintf("%s/status.json", dir);
-	char *logp = hf_xasprintf("%s/volume.log", dir), *err = NULL, *text;
+	char *logp = hf_xasprintf("%s/volume.log", dir), *err = NULL;
 	char *argv[] = {ag->volume_bin, "attach", (char *)dir, NULL};
-	json_t *o;
 	struct hf_spawn sp;
 	pid_t pid;
 	int logfd = -1, rc = -1;
@@ -228,18 +315,9 @@ static int start(struct hf_agent *ag, struct ag_attach *r,
 		       strerror(errno));
 		goto out;
 	}
-	o = attach_config(ag, w, replica);
-	text = json_dumps(o, JSON_INDENT(2));
-	json_decref(o);
 	unlink(status);
-	if (!text || hf_write_file_atomic(path, text, strlen(text), 0600)) {
-		hf_log("volume %s: cannot write %s: %s", w->volume, path,
-		       strerror(errno));
-		free(text);
+	if (write_config(ag, w, dir, replica))
 		goto out;
-	}
-	explicit_bzero(text, strlen(text));
-	free(text);
 	logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	memset(&sp, 0, sizeof(sp));
 	sp.path = ag->volume_bin;
@@ -265,7 +343,6 @@ out:
 		close(logfd);
 	free(replica);
 	free(rdir);
-	free(path);
 	free(status);
 	free(logp);
 	return rc;
@@ -390,6 +467,18 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 		} else if (!w && s.alive) {
 			terminate(r, &s, "no longer in the desired set");
 			next = now + 200;
+		} else if (w && !s.alive && servable(ag, w) && held_here(ag, w) &&
+			   !(ag->info.storage.port > 0 &&
+			     ag_vserve_serving(ag, w->id, w->replica)) &&
+			   (!r->fence_wait ||
+			    now - r->fence_wait < AG_FENCE_WAIT_MS)) {
+			/*
+			 * Its fence needs this node's replica server serving
+			 * the replica: soon (else it goes without, in time).
+			 */
+			if (!r->fence_wait)
+				r->fence_wait = now;
+			next = now + 200;
 		} else if (w && !s.alive && servable(ag, w)) {
 			bool failed = s.state && strcmp(s.state, "failed") == 0 &&
 				      s.epoch == w->epoch;
@@ -397,6 +486,7 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 			if (s.state && strcmp(s.state, "ready") == 0)
 				lost_process(ag, vol, dir, &s);
 
+			r->fence_wait = 0;
 			if (!failed || now - r->failed_at >= RETRY_MS) {
 				if (failed)
 					hf_log("volume %s: attaching again after "
@@ -417,6 +507,31 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 		}
 		if (w && s.alive && s.epoch == w->epoch)
 			r->failed_at = 0;
+		if (w && s.alive && s.epoch == w->epoch && r->hup) {
+			/* The in-sync set shrank: the new set, then SIGHUP. */
+			char *rp = w->replica ? replica_path(ag, w) : NULL;
+
+			if (write_config(ag, w, dir, rp) == 0 && s.pid > 0 &&
+			    kill((pid_t)s.pid, SIGHUP) == 0) {
+				hf_log("volume %s: %zu remote replica(s) in sync "
+				       "now", vol, w->remotes.len);
+				r->hup = false;
+			}
+			free(rp);
+		}
+		if (s.alive && s.isr_drop.len != r->isr_asked) {
+			/* Its writes wait for the server: ask at once. */
+			r->isr_asked = s.isr_drop.len;
+			if (s.isr_drop.len) {
+				hf_log("volume %s: asks to drop %zu failed remote "
+				       "replica(s): %s",
+				       vol, s.isr_drop.len,
+				       s.isr_why ? s.isr_why : "?");
+				ag_mark_dirty(ag);
+			}
+		}
+		if (w && s.alive && w->remotes.len && next > now + 500)
+			next = now + 500; /* a failed remote is noticed soon */
 		if (w && s.alive && s.epoch == w->epoch &&
 		    !(s.state && strcmp(s.state, "ready") == 0 &&
 		      s.st_epoch == w->epoch))
@@ -479,6 +594,11 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 		v->state = hf_xstrdup(state);
 		if (strcmp(state, "ready") == 0 && s.device)
 			v->device = hf_xstrdup(s.device);
+		if (strcmp(state, "ready") == 0 && s.isr_drop.len) {
+			for (size_t k = 0; k < s.isr_drop.len; k++)
+				hf_strlist_push(&v->isr_drop, s.isr_drop.items[k]);
+			v->isr_why = s.isr_why ? hf_xstrdup(s.isr_why) : NULL;
+		}
 		if (strcmp(state, "failed") == 0)
 			v->message = hf_xstrdup(
 			    w && !servable(ag, w)
@@ -519,11 +639,26 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 	struct hf_strlist still = {0};
 	bool changed = r->attachments.len != ag->attach_want.len;
 
-	for (size_t i = 0; !changed && i < r->attachments.len; i++) {
+	for (size_t i = 0; i < r->attachments.len; i++) {
 		const struct hf_proto_attachment *a = &r->attachments.items[i];
 		const struct hf_proto_attachment *w = wanted(ag, a->volume);
 
-		changed = !w || w->epoch != a->epoch;
+		if (!w || w->epoch != a->epoch) {
+			changed = true;
+			continue;
+		}
+		/* Same epoch, a remote gone: the server shrank the set. */
+		for (size_t k = 0; k < w->remotes.len; k++) {
+			bool kept = false;
+
+			for (size_t j = 0; j < a->remotes.len && !kept; j++)
+				kept = strcmp(w->remotes.items[k].replica,
+					      a->remotes.items[j].replica) == 0;
+			if (!kept) {
+				runtime(ag, a->volume, true)->hup = true;
+				changed = true;
+			}
+		}
 	}
 	for (size_t i = 0; i < ag->attach_want.len; i++) {
 		hf_proto_attachment_release(&ag->attach_want.items[i]);

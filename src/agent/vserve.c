@@ -483,3 +483,20 @@ bool ag_vserve_holds(struct hf_agent *ag, const char *id, const char *replica)
 	json_decref(s.st);
 	return holds;
 }
+
+bool ag_vserve_serving(struct hf_agent *ag, const char *id,
+		       const char *replica)
+{
+	char *dir;
+	struct seen s;
+	bool serving;
+
+	if (!ag->pool.dir)
+		return false;
+	dir = serve_dir(ag);
+	look(dir, &s);
+	free(dir);
+	serving = ready(&s) && st_serves(&s, id, replica);
+	json_decref(s.st);
+	return serving;
+}

@@ -14,6 +14,7 @@ PACKAGES=(
 	e2fsprogs libfuse3-dev fuse3
 	# tests and examples
 	python3 python3-pytest procps iproute2 curl redis-server redis-tools
+	postgresql
 	etcd-server etcd-client openssl util-linux
 	# packaging: the .deb, its units, man page, completion (make deb)
 	dpkg-dev binutils systemd man-db groff-base bash-completion strace

@@ -67,6 +67,13 @@ struct vol {
 	 * fails with EIO; 0: at once.
 	 */
 	int64_t isr_wait_ms;
+	/*
+	 * The one deadline of every wait for a drop: isr_wait_ms after the
+	 * first failure (isr_until_set), brought to now by a detach, whose
+	 * writes need not wait for a server that moved on.
+	 */
+	struct timespec isr_until;
+	bool isr_until_set;
 	pthread_mutex_t isr_mu;
 	pthread_cond_t isr_cv;
 	/* "fence": this node's replica server, told our epoch first. */
@@ -561,18 +568,20 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 		 * A replica that failed may lack this write: it is not
 		 * acknowledged until that replica left the in-sync set.
 		 */
-		struct timespec until;
 		bool pending = true;
 
-		hf_deadline_after_ms(&until, v->isr_wait_ms);
 		pthread_mutex_lock(&v->isr_mu);
+		if (!v->isr_until_set) {
+			hf_deadline_after_ms(&v->isr_until, v->isr_wait_ms);
+			v->isr_until_set = true;
+		}
 		while (pending) {
 			pending = false;
 			for (size_t i = 0; i < v->nremotes; i++)
 				pending = pending || (bad[i] && !v->dropped[i]);
 			if (pending && pthread_cond_timedwait(&v->isr_cv,
 							      &v->isr_mu,
-							      &until) != 0)
+							      &v->isr_until) != 0)
 				break;
 		}
 		pthread_mutex_unlock(&v->isr_mu);
@@ -1328,6 +1337,12 @@ int hf_volume_attach_main(const char *dir)
 			reload_isr(&v);
 	} while ((sig < 0 && errno == EINTR) || sig == SIGHUP);
 	hf_log("detaching on signal %d", sig);
+	/* Writes waiting for a failed remote's drop fail now. */
+	pthread_mutex_lock(&v.isr_mu);
+	hf_deadline_after_ms(&v.isr_until, 0);
+	v.isr_until_set = true;
+	pthread_cond_broadcast(&v.isr_cv);
+	pthread_mutex_unlock(&v.isr_mu);
 	if (detach(&v, &mask) == 0)
 		code = HF_VOLUME_EXIT_OK;
 out:

@@ -29,9 +29,10 @@
  *             refuses an older attachment's writes to this replica
  *             (FENCED); a server that knows a newer epoch fails the
  *             attach. Needs "node" and the ticket like remotes.
- *   isr_wait_ms  optional, 0-3600000 (default 0): how long a write whose
- *             remote failed waits for that remote to leave the in-sync
- *             set (below) before it fails with EIO
+ *   isr_wait_ms  optional, 0-3600000 (default 0): how long writes wait,
+ *             after a remote first failed, for it to leave the in-sync
+ *             set (below); then they fail with EIO, as they do at once
+ *             once the process is detaching
  *   format    true: make an ext4 on the device once it is configured,
  *             unless the replica already holds one (a retried first
  *             attach never wipes data)

@@ -1,0 +1,288 @@
+"""Replicated volumes on several hosts (issue 14's acceptance, on network
+namespace hosts): the SDK's external-volumes.yml with repl=2 on three
+storage nodes; a writer whose host is killed, its pod running again on a
+node holding a replica with every acknowledged record; PostgreSQL the
+same; a writer's node cut off (fenced, its copy stopped once back).
+
+Each agent has a storage pool (`--storage`) and runs a replica server on
+its host's address; every write of an attached volume goes to its in-sync
+replicas before it is acknowledged. Run as root:
+
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_volumes.py
+"""
+import os
+
+from netns import holds_for, wait_for, write
+
+NODE_TIMEOUT = 3  # the harness's server --node-timeout
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SDK = os.path.join(REPO, os.pardir, "shared", "sdk-specs")
+GIB = 1 << 30
+
+
+def storage_cluster(hf, net, n=3):
+    """A server on "srv" and n agents a1..an, each with a storage pool in
+    its host's directory and a zone of its own."""
+    hf.start_server(net.add_host("srv"))
+    agents = []
+    for i in range(1, n + 1):
+        h = net.add_host(f"a{i}")
+        pool = os.path.join(h.dir, "pool")
+        agents.append(hf.start_agent(h, attributes={"zone": f"z{i}"},
+                                     extra=("--storage", pool + ",size=8G")))
+    # Every pool's replica server listens before anything is placed.
+    wait_for(lambda: all((hf.node(a.node_id).get("storage") or {}).get("port")
+                         for a in agents), 60, what="every node's replica server")
+    return agents
+
+
+def xvols(hf):
+    return {v["name"]: v for v in hf.get("/v1/external-volumes")}
+
+
+def replica_file(hf, v, r):
+    return os.path.join(hf.net[r["node"]].dir, "pool", "replicas", v["id"], r["id"], "data")
+
+
+def test_sdk_external_volumes_repl2_on_three_storage_nodes(hf, net, tmp_path):
+    """Acceptance 1: the SDK's spec, unchanged, with repl=2: each instance's
+    volume has two replicas on two nodes, in sync, and its task's data is
+    on both."""
+    storage_cluster(hf, net)
+    hf.deploy(os.path.join(SDK, "helloworld", "external-volumes.yml"),
+              "--options", os.path.join(SDK, "helloworld-options.json"),
+              "-o", "EXTERNAL_VOLUME_DRIVER_NAME=holdfast",
+              "-o", "EXTERNAL_VOLUME_DRIVER_OPTIONS=size=1;repl=2", timeout=240)
+    vols = xvols(hf)
+    pods = {p["name"]: p["node"] for p in hf.pods("hello-world")}
+    assert sorted(vols) == sorted(f"hello-world-{p}" for p in pods), (vols, pods)
+    for name, v in vols.items():
+        inst = name[len("hello-world-"):]
+        nodes = [r["node"] for r in v["replicas"]]
+        assert len(nodes) == 2 and len(set(nodes)) == 2, v
+        assert all(r["state"] == "in_sync" for r in v["replicas"]), v
+        assert v["attached"] == pods[inst] and pods[inst] in nodes, (v, pods)
+        assert v["repl"] == 2 and v["size"] == GIB and v["formatted"], v
+    # The task wrote into its volume; both replicas hold the same bytes
+    # (read once the volume is detached, so nothing is in flight).
+    out = hf.cli("--service", "hello-world", "task", "exec", "hello-0-server", "--",
+                 "cat", "hello-container-path/output").stdout
+    assert out == "hello\n", out
+    hf.cli("service", "remove", "hello-world", "--wait", "--timeout", "120", timeout=180)
+    for name, v in vols.items():
+        a, b = (replica_file(hf, v, r) for r in v["replicas"])
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                assert x == y, f"{name}: replicas {a} and {b} differ"
+                if not x:
+                    break
+
+
+WRITER = """
+name: {name}
+pods:
+  app:
+    count: 1
+    external-volumes:
+      data:
+        type: DOCKER
+        container-path: data
+        driver-name: holdfast
+        driver-options: size=64M;repl=2
+    tasks:
+      server:
+        goal: RUNNING
+        cpus: 0.1
+        memory: 64
+        cmd: |
+          set -e
+          touch data/log
+          cp data/log {out}/log-at-start.$(hostname).$(date +%s%N)
+          i=$(wc -l < data/log)
+          while :; do
+            i=$((i+1))
+            echo "record $i" >> data/log
+            sync data/log
+            echo "$i" >> {out}/acked.$(hostname)
+            sleep 0.02
+          done
+"""
+
+
+def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
+    """Acceptance 2: a writer appends records with fsync and logs each
+    acknowledged one outside the volume. Its host is killed (all its
+    processes, its link down): the pod runs again, same instance name, on
+    a node holding a replica; every acknowledged record is there; the old
+    host, back, does not run the task."""
+    storage_cluster(hf, net)
+    out = os.path.join(str(tmp_path), "writer-out")
+    os.makedirs(out)
+    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
+    hf.deploy(path)
+    v = xvols(hf)["w-app-0"]
+    victim = hf.pod("w", "app-0")["node"]
+    holders = [r["node"] for r in v["replicas"]]
+    assert victim in holders and len(set(holders)) == 2, v
+    survivor = next(n for n in holders if n != victim)
+    acked = os.path.join(out, f"acked.{victim}")  # what the writer there saw committed
+    wait_for(lambda: os.path.exists(acked) and len(open(acked).read().split()) >= 50, 60,
+             what="50 acknowledged records")
+
+    net[victim].kill()  # agent, shims, tasks, attach and replica server
+    net[victim].cut()
+    last_acked = int(open(acked).read().split()[-1])
+
+    wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
+             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
+             what=f"app-0 running again on {survivor}")
+    wait_for(lambda: [f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}.")],
+             30, what="the new copy's view of the log")
+    starts = sorted(f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}."))
+    records = open(os.path.join(out, starts[0])).read().splitlines()
+    have = {int(r.split()[1]) for r in records if r.startswith("record ")}
+    missing = [i for i in range(1, last_acked + 1) if i not in have]
+    assert not missing, f"acknowledged records lost: {missing[:20]} (last acked {last_acked})"
+    v = xvols(hf)["w-app-0"]
+    states = {r["node"]: r["state"] for r in v["replicas"]}
+    assert states[victim] == "down" and states[survivor] == "in_sync", v
+    assert v["attached"] == survivor and v["epoch"] >= 2, v
+
+    # The old host comes back: it runs no copy of the task.
+    net[victim].heal()
+    hf.agents[victim].start()
+    holds_for(lambda: [h for h, _ in hf.task_copies("w", "app-0-server")] == [survivor],
+              2 * NODE_TIMEOUT, what="one copy of app-0-server, on the survivor")
+    hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+
+
+PG = """
+name: pg
+pods:
+  db:
+    count: 1
+    user: postgres
+    external-volumes:
+      data:
+        type: DOCKER
+        container-path: pgdata
+        driver-name: holdfast
+        driver-options: size=256M;repl=2
+    tasks:
+      server:
+        goal: RUNNING
+        cpus: 0.5
+        memory: 512
+        ports:
+          pg: {port: 5432}
+        readiness-check:
+          cmd: "$(ls -d /usr/lib/postgresql/*/bin | tail -1)/pg_isready -h $MESOS_CONTAINER_IP -p 5432"
+          interval: 1
+          delay: 0
+          timeout: 5
+        cmd: |
+          set -e
+          B=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
+          if [ ! -f pgdata/db/PG_VERSION ]; then
+            $B/initdb -D pgdata/db -U postgres --auth=trust >/dev/null
+            echo "host all all 0.0.0.0/0 trust" >> pgdata/db/pg_hba.conf
+            sync pgdata/db/pg_hba.conf  # a crash keeps only what is synced
+          fi
+          exec $B/postgres -D pgdata/db -c listen_addresses='*' -c port=5432 \\
+            -c unix_socket_directories='' -c fsync=on -c synchronous_commit=on
+"""
+
+
+def test_postgresql_commits_survive_the_loss_of_its_host(hf, net, tmp_path):
+    """Acceptance 3: PostgreSQL (Debian's) on a repl=2 volume; a client
+    commits transactions; its host is killed: PostgreSQL comes back on the
+    other replica's node (crash recovery from the replicated volume) and
+    every committed transaction is there."""
+    storage_cluster(hf, net)
+    path = write(os.path.join(str(tmp_path), "pg.yml"), PG)
+    hf.deploy(path, timeout=180)
+    victim = hf.pod("pg", "db-0")["node"]
+    v = xvols(hf)["pg-db-0"]
+    survivor = next(r["node"] for r in v["replicas"] if r["node"] != victim)
+
+    def psql(ip, sql, timeout=10):
+        return hf.client.run(["psql", "-h", ip, "-p", "5432", "-U", "postgres", "-d", "postgres",
+                              "-v", "ON_ERROR_STOP=1", "-At", "-c", sql], timeout=timeout)
+    r = psql(net[victim].ip, "create table t (id int primary key, at timestamptz default now())")
+    assert r.returncode == 0, r.stderr
+    committed = []
+    for i in range(1, 301):
+        r = psql(net[victim].ip, f"insert into t (id) values ({i})")
+        assert r.returncode == 0, r.stderr
+        committed.append(i)
+
+    net[victim].kill()
+    net[victim].cut()
+    wait_for(lambda: hf.pod("pg", "db-0")["node"] == survivor and
+             hf.tasks("pg")["db-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 120,
+             what=f"db-0 running again on {survivor}")
+    try:
+        r = wait_for(lambda: (lambda p: p.returncode == 0 and p)(
+            psql(net[survivor].ip, "select count(*), max(id) from t")), 60,
+            what="PostgreSQL answering on the survivor")
+    except AssertionError:
+        print(hf.cli("--service", "pg", "task", "logs", "db-0-server", "--stderr",
+                     check=False).stdout[-3000:])
+        print(psql(net[survivor].ip, "select 1").stderr)
+        raise
+    count, top = map(int, r.stdout.strip().split("|"))
+    assert (count, top) == (len(committed), committed[-1]), r.stdout
+    # It writes on, on one replica (the other is down).
+    assert psql(net[survivor].ip, "insert into t (id) values (1000)").returncode == 0
+    v = xvols(hf)["pg-db-0"]
+    assert {r["node"]: r["state"] for r in v["replicas"]} == {victim: "down", survivor: "in_sync"}, v
+
+
+def test_partitioned_node_is_fenced_and_stops_its_copy(hf, net, tmp_path):
+    """Acceptance 7: the node running the writer is cut off (not killed:
+    its task and attach process run on). The pod fails over; the old copy
+    gets no acknowledgement from then on (its replica peer is gone, and
+    the survivor's replica server knows the newer epoch); every record
+    acknowledged anywhere is in the volume the new copy sees; once the
+    link is back, the old node stops its copy and detaches."""
+    storage_cluster(hf, net)
+    out = os.path.join(str(tmp_path), "writer-out")
+    os.makedirs(out)
+    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
+    hf.deploy(path)
+    v = xvols(hf)["w-app-0"]
+    victim = hf.pod("w", "app-0")["node"]
+    survivor = next(r["node"] for r in v["replicas"] if r["node"] != victim)
+    acked = os.path.join(out, f"acked.{victim}")  # what the writer there saw committed
+    wait_for(lambda: os.path.exists(acked) and len(open(acked).read().split()) >= 50, 60,
+             what="50 acknowledged records")
+
+    net[victim].cut()
+    wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
+             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
+             what=f"app-0 running again on {survivor}")
+    wait_for(lambda: [f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}.")],
+             30, what="the new copy's view of the log")
+    starts = sorted(f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}."))
+    records = open(os.path.join(out, starts[0])).read().splitlines()
+    have = {int(r.split()[1]) for r in records if r.startswith("record ")}
+    # The old copy still runs, cut off: whatever it was acknowledged is
+    # in the new copy's volume (nothing after the cut was acknowledged),
+    # now and after it gave up.
+    assert [h for h, _ in hf.task_copies("w", "app-0-server")].count(victim) == 1
+    missing = sorted(i for i in {int(x) for x in open(acked).read().split()} if i not in have)
+    assert not missing, f"acknowledged records lost: {missing[:20]}"
+    v = xvols(hf)["w-app-0"]
+    assert v["attached"] == survivor and v["epoch"] >= 2, v
+    assert {r["node"]: r["state"] for r in v["replicas"]}[victim] == "down", v
+
+    net[victim].heal()
+    wait_for(lambda: [h for h, _ in hf.task_copies("w", "app-0-server")] == [survivor],
+             90, what=f"the old copy on {victim} stopped")
+    # Its attach process let go of the volume.
+    wait_for(lambda: not os.path.exists(os.path.join(hf.agents[victim].data, "attach", "w-app-0")),
+             90, what=f"{victim} detached")
+    missing = sorted(i for i in {int(x) for x in open(acked).read().split()} if i not in have)
+    assert not missing, f"the old copy was acknowledged records the volume lacks: {missing[:20]}"
+    hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)

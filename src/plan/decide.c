@@ -882,6 +882,32 @@ static const struct hf_node *place(const struct hf_model *m,
 		pick = hf_place_choose(pod->constraints.items,
 				       pod->constraints.len, cands, nn,
 				       c->placed.items, c->placed.len, &why);
+	if (pick < 0) {
+		/*
+		 * No node with the pod's data fits (its constraints): one
+		 * that reaches the data over the network will do.
+		 */
+		bool any = false;
+
+		for (size_t i = 0; i < nn; i++)
+			if (cands[i].fallback) {
+				cands[i].usable = any = true;
+				cands[i].unusable_why = NULL;
+			}
+		if (any) {
+			char *again = NULL;
+
+			pick = hf_place_choose(pod->constraints.items,
+					       pod->constraints.len, cands, nn,
+					       c->placed.items, c->placed.len,
+					       &again);
+			if (pick >= 0) {
+				free(why);
+				why = NULL;
+			}
+			free(again);
+		}
+	}
 	free(cands);
 	hf_strlist_release(&notes);
 	if (pick < 0) {

@@ -20,6 +20,11 @@ struct hf_place_node {
 	size_t load;                       /* instances already on it (any pod) */
 	bool usable;                       /* connected, not draining */
 	const char *unusable_why;          /* when !usable */
+	/*
+	 * Unusable only because better nodes exist (a pod's data is on
+	 * others: hf_decide_xvol_candidates); tried when none of those fits.
+	 */
+	bool fallback;
 };
 
 /*

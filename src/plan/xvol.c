@@ -293,6 +293,7 @@ char *hf_decide_xvol_candidates(const struct hf_model *m,
 			hf_strlist_push(notes, why[k]);
 			cd->usable = false;
 			cd->unusable_why = notes->items[notes->len - 1];
+			cd->fallback = rank[k] > 0;
 		}
 		free(why[k]);
 	}

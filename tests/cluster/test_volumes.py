@@ -20,6 +20,13 @@ SDK = os.path.join(REPO, os.pardir, "shared", "sdk-specs")
 GIB = 1 << 30
 
 
+def acked_file(out, host):
+    """The acknowledged-records file of the one writer that ran on host."""
+    files = [f for f in os.listdir(out) if f.startswith(f"acked.{host}.")]
+    assert len(files) <= 1, files
+    return os.path.join(out, files[0]) if files else None
+
+
 def storage_cluster(hf, net, n=3):
     """A server on "srv" and n agents a1..an, each with a storage pool in
     its host's directory and a zone of its own."""
@@ -104,7 +111,7 @@ pods:
             i=$((i+1))
             echo "record $i" >> data/log
             sync data/log
-            echo "$i" >> {out}/acked.$(hostname)
+            echo "$i" >> {out}/acked.$(hostname).$$
             sleep 0.02
           done
 """
@@ -126,9 +133,9 @@ def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     holders = [r["node"] for r in v["replicas"]]
     assert victim in holders and len(set(holders)) == 2, v
     survivor = next(n for n in holders if n != victim)
-    acked = os.path.join(out, f"acked.{victim}")  # what the writer there saw committed
-    wait_for(lambda: os.path.exists(acked) and len(open(acked).read().split()) >= 50, 60,
-             what="50 acknowledged records")
+    # What the writer there saw committed (one file per writer process).
+    acked = wait_for(lambda: acked_file(out, victim), 60, what="the writer's first commit")
+    wait_for(lambda: len(open(acked).read().split()) >= 50, 60, what="50 acknowledged records")
 
     net[victim].kill()  # agent, shims, tasks, attach and replica server
     net[victim].cut()
@@ -254,9 +261,9 @@ def test_partitioned_node_is_fenced_and_stops_its_copy(hf, net, tmp_path):
     v = xvols(hf)["w-app-0"]
     victim = hf.pod("w", "app-0")["node"]
     survivor = next(r["node"] for r in v["replicas"] if r["node"] != victim)
-    acked = os.path.join(out, f"acked.{victim}")  # what the writer there saw committed
-    wait_for(lambda: os.path.exists(acked) and len(open(acked).read().split()) >= 50, 60,
-             what="50 acknowledged records")
+    # What the writer there saw committed (one file per writer process).
+    acked = wait_for(lambda: acked_file(out, victim), 60, what="the writer's first commit")
+    wait_for(lambda: len(open(acked).read().split()) >= 50, 60, what="50 acknowledged records")
 
     net[victim].cut()
     wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
@@ -286,3 +293,106 @@ def test_partitioned_node_is_fenced_and_stops_its_copy(hf, net, tmp_path):
     missing = sorted(i for i in {int(x) for x in open(acked).read().split()} if i not in have)
     assert not missing, f"the old copy was acknowledged records the volume lacks: {missing[:20]}"
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+
+
+REMOTE = """
+name: {name}
+pods:
+  app:
+    count: 1
+    placement: '[["hostname", "LIKE", "{host}"]]'
+    external-volumes:
+      data:
+        type: DOCKER
+        container-path: data
+        driver-name: holdfast
+        driver-options: size=64M;repl=2
+    tasks:
+      server:
+        goal: RUNNING
+        cpus: 0.1
+        memory: 64
+        cmd: |
+          set -e
+          head -c 3000000 /dev/urandom > data/blob
+          sync data/blob
+          sha256sum < data/blob | cut -d' ' -f1 > {out}/written
+          echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+          sha256sum < data/blob | cut -d' ' -f1 > {out}/read.new
+          mv {out}/read.new {out}/read
+          exec sleep 100000
+"""
+
+
+def test_a_pod_on_a_storage_less_node_uses_its_volume_remotely(hf, net, tmp_path):
+    """Acceptance 6: a pod placed on a node without a pool (a constraint
+    puts it there) gets its volume's two replicas on the pool nodes and
+    reads and writes it over the network."""
+    hf.start_server(net.add_host("srv"))
+    pools = []
+    for i in (1, 2):
+        h = net.add_host(f"a{i}")
+        pools.append(hf.start_agent(h, extra=("--storage", os.path.join(h.dir, "pool") + ",size=8G")))
+    hf.start_agent(net.add_host("bare"))
+    wait_for(lambda: all((hf.node(a.node_id).get("storage") or {}).get("port") for a in pools),
+             60, what="the pools' replica servers")
+    out = os.path.join(str(tmp_path), "remote-out")
+    os.makedirs(out)
+    path = write(os.path.join(str(tmp_path), "r.yml"), REMOTE.format(name="r", host="bare", out=out))
+    hf.deploy(path)
+    assert hf.pod("r", "app-0")["node"] == "bare"
+    v = xvols(hf)["r-app-0"]
+    assert v["attached"] == "bare", v
+    assert sorted(r["node"] for r in v["replicas"]) == ["a1", "a2"], v
+    assert all(r["state"] == "in_sync" for r in v["replicas"]), v
+    wait_for(lambda: os.path.exists(os.path.join(out, "read")), 60, what="the task's read back")
+    written = open(os.path.join(out, "written")).read().strip()
+    assert written and open(os.path.join(out, "read")).read().strip() == written
+    # The bytes are in both pools' replicas (once detached, nothing in flight).
+    hf.cli("service", "remove", "r", "--wait", "--timeout", "120", timeout=180)
+    a, b = (replica_file(hf, v, r) for r in v["replicas"])
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        assert fa.read() == fb.read()
+
+
+def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(hf, net, tmp_path):
+    """Acceptance 8: kill -9 of the agent under a writer changes nothing
+    (the attach process outlives it); kill -9 of the attach process gives
+    the task I/O errors, the agent attaches again and the task restarts,
+    and every acknowledged record is in the volume."""
+    storage_cluster(hf, net)
+    out = os.path.join(str(tmp_path), "writer-out")
+    os.makedirs(out)
+    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
+    hf.deploy(path)
+    node = hf.pod("w", "app-0")["node"]
+    acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
+    count = lambda: len(open(acked).read().split())  # noqa: E731
+    wait_for(lambda: count() >= 30, 60, what="30 acknowledged records")
+    task_id = hf.tasks("w")["app-0-server"]["id"]
+
+    # The agent dies and comes back: the writer never notices.
+    hf.agents[node].kill()
+    n = count()
+    wait_for(lambda: count() >= n + 30, 30, what="writes going on without the agent")
+    hf.agents[node].start()
+    wait_for(lambda: count() >= n + 60, 30, what="writes going on with the agent back")
+    assert hf.tasks("w")["app-0-server"]["id"] == task_id
+
+    # The attach process dies: the task fails and runs again on a new one.
+    adir = os.path.join(hf.agents[node].data, "attach", "w-app-0")
+    pid = int(open(os.path.join(adir, "attach.lock")).read().strip() or 0)
+    assert pid > 0
+    os.kill(pid, 9)
+    wait_for(lambda: hf.tasks("w")["app-0-server"]["id"] != task_id and
+             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", 120,
+             what="the task running again on a new attachment")
+    wait_for(lambda: len([f for f in os.listdir(out) if f.startswith("log-at-start.")]) >= 2,
+             30, what="the restarted copy's view of the log")
+    starts = sorted(f for f in os.listdir(out) if f.startswith("log-at-start."))
+    records = open(os.path.join(out, starts[-1])).read().splitlines()
+    have = {int(r.split()[1]) for r in records if r.startswith("record ")}
+    # The first writer's file: it acknowledged nothing after its volume
+    # went away (its fsync failed and it exited).
+    missing = sorted(i for i in map(int, open(acked).read().split()) if i not in have)
+    assert not missing, f"acknowledged records lost: {missing[:20]}"

@@ -576,6 +576,7 @@ static void test_a_storage_less_node_reaches_its_volume_remotely(void **state)
 	assert_null(hf_decide_xvol_candidates(&w->m, w->svc, w->pod, w->in, c,
 					      3, &w->ctx, &notes));
 	assert_false(c[2].usable); /* pools first */
+	assert_true(c[2].fallback); /* unless none of them fits */
 	/* n1 and n2 cannot take the pod (say, no cpus left): n3 may. */
 	candidates(w, c);
 	c[0].usable = c[1].usable = false;

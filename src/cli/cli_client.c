@@ -929,6 +929,42 @@ out:
  * Waits until the agents confirmed the deletion of a service's volumes
  * (one instance's when instance is set): none is listed any more.
  */
+/* Waits until the replicated volume `name` is gone (every replica). */
+static int wait_xvol_gone(const char *name, double timeout, int64_t start)
+{
+	char *esc = hf_url_escape(name);
+	char *path = hf_xasprintf("/v1/external-volumes/%s", esc);
+	long status;
+	json_t *out;
+	int rc;
+
+	free(esc);
+	for (;;) {
+		rc = api("GET", path, NULL, &status, &out);
+		if (rc)
+			break;
+		json_decref(out);
+		if (status == 404)
+			break;
+		if (status != 200) {
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr,
+				"holdfast: volume %s not deleted yet after %.0f "
+				"s (are its replicas' agents running? see "
+				"'holdfast volume show %s')\n",
+				name, timeout, name);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(300 * 1000);
+	}
+	free(path);
+	return rc;
+}
+
 static int wait_volumes_gone(const char *svc, const char *instance,
 			     double timeout, int64_t start)
 {
@@ -2513,9 +2549,13 @@ static int cmd_volume_delete(int argc, char **argv)
 	if (wait) {
 		char *s = inst ? hf_xstrndup(what, (size_t)(inst - what))
 			       : hf_xstrdup(what);
+		bool xvol = false;
 
-		rc = wait_volumes_gone(s, inst ? inst + 1 : NULL, timeout,
-				       start);
+		json_array_foreach(json_object_get(out, "deleting"), i, v)
+		    xvol = xvol || (!inst && strcmp(jstr(v, "key"), what) == 0);
+		rc = xvol ? wait_xvol_gone(what, timeout, start)
+			  : wait_volumes_gone(s, inst ? inst + 1 : NULL,
+					      timeout, start);
 		free(s);
 		if (!rc && !g.json)
 			printf("deleted\n");
@@ -2982,9 +3022,11 @@ const struct hf_cmd hf_client_cmds[] = {
      "done, down, stale, deleting) with the reason of its last change.",
      NULL},
     {"volume", "delete", cmd_volume_delete,
-     "SERVICE[/INSTANCE] [--yes] [--wait] [--timeout S] [--json]",
+     "SERVICE[/INSTANCE]|NAME [--yes] [--wait] [--timeout S] [--json]",
      "delete kept volumes (of a removed service, or one instance)",
-     "Deletes volumes that no deployed instance uses. Asks on a terminal\n"
+     "Deletes volumes that no deployed instance uses: a removed service's,\n"
+     "one instance's, or one replicated volume by its NAME (every replica\n"
+     "of it, on every node). Asks on a terminal\n"
      "unless --yes is given. --wait returns once the agents deleted them.\n"
      "Volumes in use go with 'service remove --delete-volumes' or 'pod\n"
      "replace'.", NULL},

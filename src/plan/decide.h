@@ -214,6 +214,13 @@ void hf_decide_xvols_release(const struct hf_model *m,
 			     const struct hf_service *svc,
 			     const struct hf_instance *in, enum hf_xvol_op op,
 			     const char *why, struct hf_actions *out);
+/*
+ * The external volume `name` is deleted if KEPT (DELETING already: as
+ * good). Returns 1 then, 0 when there is no such volume, -1 when an
+ * instance uses it (ACTIVE).
+ */
+int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
+			  const char *who, struct hf_actions *out);
 /* The KEPT volumes of service svc are deleted. Returns how many. */
 size_t hf_decide_xvols_delete_kept(const struct hf_model *m, const char *svc,
 				   const char *who, struct hf_actions *out);

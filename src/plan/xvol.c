@@ -654,3 +654,26 @@ void hf_decide_isr_drop(const struct hf_model *m, const char *node,
 		free(msg);
 	}
 }
+
+int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
+			  const char *who, struct hf_actions *out)
+{
+	const struct hf_xvol *v = hf_model_xvol(m, name);
+	struct hf_action *x;
+
+	if (!v)
+		return 0;
+	if (v->state == HF_XVOL_ACTIVE)
+		return -1;
+	if (v->state == HF_XVOL_DELETING)
+		return 1;
+	xvol_act(out, v->service, NULL, HF_XVOLOP_DELETE, v->name);
+	hf_actions_log(out, "volume %s: kept volume is deleted", v->name);
+	x = hf_actions_push(out, HF_ACT_EVENT, v->service, NULL, NULL);
+	x->u.event.who = hf_xstrdup(who);
+	x->u.event.kind = hf_xstrdup("volume");
+	x->u.event.object = hf_xstrdup(v->name);
+	x->u.event.before = hf_xstrdup("kept");
+	x->u.event.after = hf_xstrdup("deleting");
+	return 1;
+}

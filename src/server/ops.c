@@ -175,12 +175,24 @@ void hf_ops_kept_volumes(struct hf_srv *s, const char *svc,
 }
 
 /* The volumes a list's actions act on (the kept volumes it deletes). */
-static void volumes_of(const struct hf_actions *a, struct hf_ops_volumes *out)
+static void volumes_of(const struct hf_model *m, const struct hf_actions *a,
+		       struct hf_ops_volumes *out)
 {
-	for (size_t i = 0; i < a->len; i++)
+	for (size_t i = 0; i < a->len; i++) {
+		const struct hf_xvol *v;
+
 		if (a->items[i].kind == HF_ACT_VOLUME)
 			hf_ops_volumes_add(out, a->items[i].u.vol.key,
 					   a->items[i].u.vol.node);
+		if (a->items[i].kind != HF_ACT_XVOL ||
+		    a->items[i].u.xvol.op != HF_XVOLOP_DELETE ||
+		    !(v = hf_model_xvol(m, a->items[i].u.xvol.name)))
+			continue;
+		/* A replicated volume: one row per replica's node. */
+		for (size_t k = 0; k < v->replicas.len; k++)
+			hf_ops_volumes_add(out, v->name,
+					   v->replicas.items[k].node);
+	}
 }
 
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
@@ -197,12 +209,33 @@ int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 		rc = fail(err, HF_ENOTFOUND, "no kept volume of no service");
 		goto out;
 	}
+	/* An external volume by its own name (holdfast volume show NAME). */
+	if (!inst && !hf_state_service(s, name)) {
+		const struct hf_xvol *v = hf_model_xvol(&s->model, name);
+
+		switch (hf_decide_xvol_delete(&s->model, name, "operator", &a)) {
+		case 1:
+			volumes_of(&s->model, &a, out);
+			carry_out(s, &a);
+			goto out;
+		case -1:
+			rc = fail(err, HF_ECONFLICT,
+				  "volume %s is in use by %s/%s; 'holdfast "
+				  "service remove %s --delete-volumes' deletes "
+				  "it with its service",
+				  name, v->service,
+				  v->instance ? v->instance : "?", v->service);
+			goto out;
+		default:
+			break;
+		}
+	}
 	/* A service's kept external volumes go with its kept directories. */
 	if (hf_decide_delete_kept(&s->model, name, inst, "operator", &a) +
 	    (inst ? 0
 		  : hf_decide_xvols_delete_kept(&s->model, name, "operator",
 						&a))) {
-		volumes_of(&a, out);
+		volumes_of(&s->model, &a, out);
 		carry_out(s, &a);
 		goto out;
 	}
@@ -587,7 +620,7 @@ int hf_ops_remove(struct hf_srv *s, const char *name, bool delete_volumes,
 		if (name && delete_volumes &&
 		    hf_decide_delete_kept(&s->model, name, NULL, "operator",
 					  &a)) {
-			volumes_of(&a, &out->volumes);
+			volumes_of(&s->model, &a, &out->volumes);
 			carry_out(s, &a);
 			out->service = hf_xstrdup(name);
 			out->delete_volumes = true;

@@ -278,6 +278,35 @@ def test_a_volume_goes_only_where_a_pool_holds_it(cl):
              what="xd's volume gone")
 
 
+def test_volume_show_and_delete_by_name(cl):
+    """`holdfast volume show NAME` shows one replicated volume; `volume
+    delete NAME` deletes it once kept, and refuses while it is in use."""
+    node = FakeNode(cl, "pool-3")
+    node.sync()
+    cl.deploy(spec(cl.tmp, "xe", node="pool-3"), wait=False)
+    att = node.until(lambda a: a.get("attachments"), "xe's attachment")["attachments"][0]
+    out = cl.cli("volume", "show", "xe-app-0").stdout
+    assert "owner     xe/app-0 (active)" in out, out
+    assert "attached  pool-3, epoch 1" in out, out
+    assert "1 wanted, 0 in sync, writes need 1" in out, out
+    assert att["replica"] in out and "new" in out, out
+    shown = json.loads(cl.cli("volume", "show", "xe-app-0", "--json").stdout)
+    assert shown["name"] == "xe-app-0" and "secret" not in shown, shown
+    p = cl.cli("volume", "delete", "xe-app-0", "--yes", check=False)
+    assert p.returncode != 0 and "in use by xe/app-0" in p.stderr, p.stderr
+    p = cl.cli("volume", "show", "nope-0", check=False)
+    assert p.returncode != 0, p.stdout
+    cl.cli("service", "remove", "xe")
+    wait_for(lambda: (xvol(cl, "xe-app-0") or {}).get("state") == "kept", 30, what="xe kept")
+    out = cl.cli("volume", "delete", "xe-app-0", "--yes").stdout
+    assert out == "deleting xe-app-0 on node pool-3\n", out
+    ans = node.until(lambda a: a.get("delete_replicas"), "the replica deletion")
+    assert ans["delete_replicas"] == [{"id": att["id"], "replica": att["replica"]}]
+    node.deleted = [att["replica"]]
+    wait_for(lambda: node.sync() is not None and xvol(cl, "xe-app-0") is None, 30,
+             what="xe's volume gone")
+
+
 # ---------------------------------------------------------------------------
 # With the real agent: the SDK's spec, end to end on one node with a pool.
 

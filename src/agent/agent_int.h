@@ -185,6 +185,7 @@ struct ag_attach {
 	/* Its attachment lost remotes at the same epoch: SIGHUP it. */
 	bool hup;
 	size_t isr_asked;          /* remotes its status asked to drop */
+	size_t resynced_seen;      /* remotes its status says resynced */
 	int64_t fence_wait;        /* monotonic ms it began to wait for one */
 };
 

@@ -61,6 +61,7 @@ struct seen {
 	/* Failed remotes it asks to drop from the in-sync set, and why. */
 	struct hf_strlist isr_drop;
 	char *isr_why;
+	struct hf_strlist resynced; /* resyncing remotes now up to date */
 };
 
 static void seen_release(struct seen *s)
@@ -70,6 +71,7 @@ static void seen_release(struct seen *s)
 	free(s->device);
 	hf_strlist_release(&s->isr_drop);
 	free(s->isr_why);
+	hf_strlist_release(&s->resynced);
 	free(s->message);
 	memset(s, 0, sizeof(*s));
 }
@@ -143,6 +145,15 @@ static void look(const char *dir, struct seen *s)
 							json_string_value(e));
 		}
 		s->isr_why = jdup(st, "isr_why");
+		{
+			json_t *d = json_object_get(st, "resynced"), *e;
+			size_t k;
+
+			json_array_foreach(d, k, e)
+				if (json_is_string(e))
+					hf_strlist_push(&s->resynced,
+							json_string_value(e));
+		}
 		json_decref(st);
 	}
 }
@@ -254,11 +265,14 @@ static json_t *attach_config(const struct hf_agent *ag,
 		for (size_t i = 0; i < w->remotes.len; i++) {
 			const struct hf_proto_remote *r = &w->remotes.items[i];
 
-			json_array_append_new(
-			    arr, json_pack("{s:s, s:I, s:s, s:s}", "address",
-					   r->address, "port",
-					   (json_int_t)r->port, "replica",
-					   r->replica, "node", r->node));
+			json_t *e = json_pack("{s:s, s:I, s:s, s:s}", "address",
+					      r->address, "port",
+					      (json_int_t)r->port, "replica",
+					      r->replica, "node", r->node);
+
+			if (r->resync)
+				json_object_set_new(e, "resync", json_true());
+			json_array_append_new(arr, e);
 		}
 		json_object_set_new(o, "remotes", arr);
 		/* A failed remote holds writes this long for the server. */
@@ -519,6 +533,12 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 			}
 			free(rp);
 		}
+		if (s.alive && s.resynced.len != r->resynced_seen) {
+			/* The server marks them in sync: tell it at once. */
+			r->resynced_seen = s.resynced.len;
+			if (s.resynced.len)
+				ag_mark_dirty(ag);
+		}
 		if (s.alive && s.isr_drop.len != r->isr_asked) {
 			/* Its writes wait for the server: ask at once. */
 			r->isr_asked = s.isr_drop.len;
@@ -594,6 +614,9 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 		v->state = hf_xstrdup(state);
 		if (strcmp(state, "ready") == 0 && s.device)
 			v->device = hf_xstrdup(s.device);
+		for (size_t k = 0; strcmp(state, "ready") == 0 &&
+				   k < s.resynced.len; k++)
+			hf_strlist_push(&v->resynced, s.resynced.items[k]);
 		if (strcmp(state, "ready") == 0 && s.isr_drop.len) {
 			for (size_t k = 0; k < s.isr_drop.len; k++)
 				hf_strlist_push(&v->isr_drop, s.isr_drop.items[k]);
@@ -647,7 +670,23 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 			changed = true;
 			continue;
 		}
-		/* Same epoch, a remote gone: the server shrank the set. */
+		/*
+		 * Same epoch, a remote gone (the server shrank the set) or
+		 * come (one to resync), or in sync now: the process is told.
+		 */
+		for (size_t k = 0; k < a->remotes.len; k++) {
+			bool same = false;
+
+			for (size_t j = 0; j < w->remotes.len && !same; j++)
+				same = strcmp(w->remotes.items[j].replica,
+					      a->remotes.items[k].replica) == 0 &&
+				       w->remotes.items[j].resync ==
+					   a->remotes.items[k].resync;
+			if (!same) {
+				runtime(ag, a->volume, true)->hup = true;
+				changed = true;
+			}
+		}
 		for (size_t k = 0; k < w->remotes.len; k++) {
 			bool kept = false;
 

@@ -264,6 +264,13 @@ enum hf_xvol_op {
 	 * its node was lost. Attaches no longer use it.
 	 */
 	HF_XVOLOP_REPLICA_DOWN,
+	/* The DOWN replica on node is being copied to (RESYNCING). */
+	HF_XVOLOP_REPLICA_RESYNC,
+	/*
+	 * The RESYNCING replica `replica` holds every write at epoch (the
+	 * volume's): IN_SYNC.
+	 */
+	HF_XVOLOP_REPLICA_SYNCED,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;

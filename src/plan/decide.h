@@ -238,6 +238,22 @@ void hf_decide_isr_drop(const struct hf_model *m, const char *node,
 			const char *volume, uint64_t epoch,
 			const char *const *drop, size_t n, const char *why,
 			struct hf_actions *out);
+/*
+ * DOWN replicas of svc's attached volumes whose nodes are connected again
+ * (with their replica server) become RESYNCING: the attachment lists them
+ * as remotes to copy the volume to.
+ */
+void hf_decide_xvols_heal(const struct hf_model *m, const char *svc,
+			  struct hf_decide_ctx *ctx, struct hf_actions *out);
+/*
+ * Node `node`, serving `volume` at `epoch`, says its resyncing remotes
+ * ids[0..n) hold every write: IN_SYNC (only from the attached node at
+ * the volume's epoch).
+ */
+void hf_decide_resynced(const struct hf_model *m, const char *node,
+			const char *volume, uint64_t epoch,
+			const char *const *ids, size_t n,
+			struct hf_actions *out);
 /* Node `node` deleted the replicas ids[0..n) (it may list others too). */
 void hf_decide_replicas_deleted(const struct hf_model *m, const char *node,
 				const char *const *ids, size_t n,

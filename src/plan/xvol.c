@@ -618,6 +618,18 @@ void hf_decide_isr_drop(const struct hf_model *m, const char *node,
 		if (r && r->state == HF_XREP_IN_SYNC &&
 		    strcmp(r->node, node) != 0)
 			dropping++;
+		if (r && r->state == HF_XREP_RESYNCING &&
+		    strcmp(r->node, node) != 0) {
+			/* A failed copy: down again, tried again later. */
+			struct hf_action *x = xvol_act(
+			    out, v->service, v->instance, HF_XVOLOP_REPLICA_DOWN,
+			    v->name);
+
+			x->u.xvol.node = hf_xstrdup(r->node);
+			x->u.xvol.why = hf_xstrdup(why ? why : "its resync failed");
+			xevent(out, v->service, v->name, "resyncing", "down",
+			       why ? why : "its resync failed");
+		}
 	}
 	if (!dropping)
 		return;
@@ -676,4 +688,71 @@ int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
 	x->u.event.before = hf_xstrdup("kept");
 	x->u.event.after = hf_xstrdup("deleting");
 	return 1;
+}
+
+void hf_decide_xvols_heal(const struct hf_model *m, const char *svc,
+			  struct hf_decide_ctx *ctx, struct hf_actions *out)
+{
+	int64_t timeout = (int64_t)(ctx->opts->node_timeout * 1000);
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		if (strcmp(v->service, svc) != 0 || v->state != HF_XVOL_ACTIVE ||
+		    !v->attached || !v->formatted)
+			continue;
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+			const struct hf_node *n = hf_model_node(m, r->node);
+			struct hf_action *x;
+			char *why;
+
+			if (r->state != HF_XREP_DOWN || !n || n->decommissioned ||
+			    !n->storage || n->storage->port <= 0 ||
+			    !hf_model_node_reachable(n, ctx->now, timeout) ||
+			    strcmp(r->node, v->attached) == 0)
+				continue;
+			why = hf_xasprintf("node %s is back: the volume is "
+					   "copied to its replica",
+					   r->node);
+			x = xvol_act(out, v->service, v->instance,
+				     HF_XVOLOP_REPLICA_RESYNC, v->name);
+			x->u.xvol.node = hf_xstrdup(r->node);
+			x->u.xvol.why = hf_xstrdup(why);
+			hf_actions_log(out, "volume %s: %s", v->name, why);
+			xevent(out, v->service, v->name, "down", "resyncing", why);
+			free(why);
+		}
+	}
+}
+
+void hf_decide_resynced(const struct hf_model *m, const char *node,
+			const char *volume, uint64_t epoch,
+			const char *const *ids, size_t n,
+			struct hf_actions *out)
+{
+	const struct hf_xvol *v = hf_model_xvol(m, volume);
+
+	if (!v || v->state != HF_XVOL_ACTIVE || !v->attached ||
+	    strcmp(v->attached, node) != 0 || v->epoch != epoch)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct hf_xrep *r = hf_xvol_replica(v, ids[i]);
+		struct hf_action *x;
+		char *why;
+
+		if (!r || r->state != HF_XREP_RESYNCING)
+			continue;
+		why = hf_xasprintf("replica on node %s holds every write "
+				   "again (resynced)",
+				   r->node);
+		x = xvol_act(out, v->service, v->instance,
+			     HF_XVOLOP_REPLICA_SYNCED, v->name);
+		x->u.xvol.replica = hf_xstrdup(r->id);
+		x->u.xvol.epoch = epoch;
+		x->u.xvol.why = hf_xstrdup("resynced");
+		hf_actions_log(out, "volume %s: %s", v->name, why);
+		xevent(out, v->service, v->name, "resyncing", "in sync", why);
+		free(why);
+	}
 }

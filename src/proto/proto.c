@@ -1156,11 +1156,14 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 		for (size_t i = 0; i < a->remotes.len; i++) {
 			const struct hf_proto_remote *r = &a->remotes.items[i];
 
-			json_array_append_new(
-			    arr, json_pack("{s:s, s:s, s:s, s:I}", "replica",
-					   r->replica, "node", r->node,
-					   "address", r->address, "port",
-					   (json_int_t)r->port));
+			json_t *e = json_pack("{s:s, s:s, s:s, s:I}", "replica",
+					      r->replica, "node", r->node,
+					      "address", r->address, "port",
+					      (json_int_t)r->port);
+
+			if (r->resync)
+				json_object_set_new(e, "resync", json_true());
+			json_array_append_new(arr, e);
 		}
 		json_object_set_new(o, "remotes", arr);
 	}
@@ -1177,7 +1180,8 @@ static bool remote_decode(const struct dec *d, const json_t *v,
 	if (!get_str(d, v, "replica", true, &r->replica) ||
 	    !get_str(d, v, "node", true, &r->node) ||
 	    !get_str(d, v, "address", true, &r->address) ||
-	    !get_int(d, v, "port", &r->port, NULL))
+	    !get_int(d, v, "port", &r->port, NULL) ||
+	    !get_bool(d, v, "resync", &r->resync))
 		return false;
 	if (!vol_id_ok(r->replica))
 		return fail(d, "replica",
@@ -1243,6 +1247,7 @@ static void volume_report_release(struct hf_proto_volume_report *r)
 	free(r->message);
 	hf_strlist_release(&r->isr_drop);
 	free(r->isr_why);
+	hf_strlist_release(&r->resynced);
 }
 
 static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
@@ -1257,6 +1262,8 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 		json_object_set_new(o, "isr_drop", strlist_encode(&r->isr_drop));
 		json_object_set_new(o, "isr_why", str_or_null(r->isr_why));
 	}
+	if (r->resynced.len)
+		json_object_set_new(o, "resynced", strlist_encode(&r->resynced));
 	return o;
 }
 
@@ -1276,8 +1283,12 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !get_str(d, v, "device", false, &r->device) ||
 	    !get_str(d, v, "message", false, &r->message) ||
 	    !get_strlist(d, v, "isr_drop", &r->isr_drop) ||
-	    !get_str(d, v, "isr_why", false, &r->isr_why))
+	    !get_str(d, v, "isr_why", false, &r->isr_why) ||
+	    !get_strlist(d, v, "resynced", &r->resynced))
 		return false;
+	for (size_t i = 0; i < r->resynced.len; i++)
+		if (!vol_id_ok(r->resynced.items[i]))
+			return fail(d, "resynced", "must list replica ids");
 	for (size_t i = 0; i < r->isr_drop.len; i++)
 		if (!vol_id_ok(r->isr_drop.items[i]))
 			return fail(d, "isr_drop", "must list replica ids");

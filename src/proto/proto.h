@@ -260,6 +260,12 @@ struct hf_proto_remote {
 	char *node;           /* the node holding it (required) */
 	char *address;        /* that node's numeric address (required) */
 	int64_t port;         /* its replica server's port, 1-65535 */
+	/*
+	 * Out of date (it was down): the attach process copies the volume
+	 * to it while writing it too, and reports it in "resynced" once it
+	 * holds everything; its failure does not hold writes.
+	 */
+	bool resync;
 };
 
 /* An attachment of the desired set: a volume this node is to serve. */
@@ -311,6 +317,8 @@ struct hf_proto_volume_report {
 	 */
 	struct hf_strlist isr_drop;
 	char *isr_why;
+	/* Resyncing remotes that now hold every write (at this epoch). */
+	struct hf_strlist resynced;
 };
 
 /* A replica to delete from the node's pool. */

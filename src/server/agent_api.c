@@ -116,7 +116,8 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 	st->provisioned = in->provisioned;
 	st->used = in->used;
 	st->free = in->free;
-	if (st->port != in->port) {
+	/* 0 (not serving yet, restarting): the last port known stays. */
+	if (in->port && st->port != in->port) {
 		/* Attachments using its replicas name the port: republish. */
 		hf_log("node %s: replica server %s", n->id,
 		       in->port ? "listening" : "not serving");

@@ -220,6 +220,23 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 			}
 		v->formatted = true;
 		break;
+	case HF_XVOLOP_REPLICA_RESYNC:
+		r = hf_xvol_replica_on(v, o->node);
+		if (!r || r->state != HF_XREP_DOWN)
+			return;
+		r->state = HF_XREP_RESYNCING;
+		r->since = now;
+		r->resync_done = r->resync_total = 0;
+		set_str(&r->why, o->why);
+		break;
+	case HF_XVOLOP_REPLICA_SYNCED:
+		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
+		if (!r || r->state != HF_XREP_RESYNCING || o->epoch != v->epoch)
+			return;
+		r->state = HF_XREP_IN_SYNC;
+		r->since = now;
+		set_str(&r->why, o->why);
+		break;
 	case HF_XVOLOP_REPLICA_DOWN:
 		r = hf_xvol_replica_on(v, o->node);
 		if (!r || r->state == HF_XREP_DOWN)

@@ -104,11 +104,15 @@ static int remotes_of(const struct hf_model *m, const struct hf_xvol *v,
 
 		if (strcmp(r->node, node) == 0 ||
 		    !(r->state == HF_XREP_IN_SYNC ||
+		      r->state == HF_XREP_RESYNCING ||
 		      (r->state == HF_XREP_NEW && !v->formatted)))
 			continue;
 		rn = hf_model_node(m, r->node);
-		if (!rn || !rn->address || !rn->storage || rn->storage->port <= 0)
+		if (!rn || !rn->address || !rn->storage || rn->storage->port <= 0) {
+			if (r->state == HF_XREP_RESYNCING)
+				continue; /* none of its writes are needed yet */
 			return -1;
+		}
 		if (n < max) {
 			out[n] = r;
 			nodes[n] = rn;
@@ -136,8 +140,11 @@ static uint64_t attach_hash(const struct hf_model *m, const struct hf_xvol *v)
 		 v->formatted);
 	h = hf_hash_str(v->name) ^ hf_hash_str(buf);
 	for (int i = 0; i < nr; i++) {
-		snprintf(buf, sizeof(buf), "%lld", (long long)ns[i]->storage->port);
-		h += hf_hash_str(ns[i]->address) * 3 + hf_hash_str(buf) * 5;
+		snprintf(buf, sizeof(buf), "%lld/%d",
+			 (long long)ns[i]->storage->port,
+			 rs[i]->state == HF_XREP_RESYNCING);
+		h += hf_hash_str(ns[i]->address) * 3 + hf_hash_str(buf) * 5 +
+		     hf_hash_str(rs[i]->id) * 13;
 	}
 	return nr < 0 ? 0 : h * 5;
 }
@@ -272,6 +279,8 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 					rm->node = hf_xstrdup(ns[k]->id);
 					rm->address = hf_xstrdup(ns[k]->address);
 					rm->port = ns[k]->storage->port;
+					rm->resync =
+					    rs[k]->state == HF_XREP_RESYNCING;
 				}
 				/*
 				 * Also without remotes: the attach proves its

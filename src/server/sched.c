@@ -110,12 +110,18 @@ void hf_sched_isr_requests(struct hf_srv *s, const char *node_id,
 	for (size_t i = 0; i < req->volumes.len; i++) {
 		const struct hf_proto_volume_report *r = &req->volumes.items[i];
 
-		if (!r->isr_drop.len || r->epoch < 1)
+		if (r->epoch < 1)
 			continue;
-		hf_decide_isr_drop(&s->model, node_id, r->volume,
-				   (uint64_t)r->epoch,
-				   (const char *const *)r->isr_drop.items,
-				   r->isr_drop.len, r->isr_why, &a);
+		if (r->isr_drop.len)
+			hf_decide_isr_drop(&s->model, node_id, r->volume,
+					   (uint64_t)r->epoch,
+					   (const char *const *)r->isr_drop.items,
+					   r->isr_drop.len, r->isr_why, &a);
+		if (r->resynced.len)
+			hf_decide_resynced(&s->model, node_id, r->volume,
+					   (uint64_t)r->epoch,
+					   (const char *const *)r->resynced.items,
+					   r->resynced.len, &a);
 	}
 	carry_out(s, &a);
 }

@@ -35,6 +35,8 @@ static void tick_service(struct hf_srv *s, struct hf_service *svc,
 	apply_unit(s, a);
 	hf_decide_node_loss(m, svc, cfg, ctx, a);
 	apply_unit(s, a);
+	hf_decide_xvols_heal(m, svc->name, ctx, a);
+	apply_unit(s, a);
 	for (size_t k = 0; k < svc->instances.len; k++) {
 		if (!hf_instance_replacing(svc->instances.items[k]))
 			continue;

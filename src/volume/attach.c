@@ -52,6 +52,7 @@ struct vol {
 	bool format;
 	unsigned uid, gid;
 	uint8_t ticket[HF_VOL_TICKET_LEN];
+	bool have_ticket;        /* node and ticket known: remotes may come */
 	struct hf_remote *remotes;
 	size_t nremotes;
 	/*
@@ -60,6 +61,28 @@ struct vol {
 	 * broadcast when one is dropped.
 	 */
 	bool *dropped;
+	/*
+	 * resyncing[i]: remote i is being copied to (it was out of date):
+	 * written like the others, but its failure holds no write, and it
+	 * is in sync only once its copy is done (resynced[i]). failed_rs[i]:
+	 * its copy failed (reported in isr_drop until the server agrees).
+	 * All guarded by isr_mu; the arrays hold HF_VOL_MAX_PEERS.
+	 */
+	bool *resyncing, *resynced, *failed_rs;
+	int64_t *rs_done;        /* bytes of the volume copied so far */
+	int64_t rs_sent;         /* bytes sent by every copy (WRITE frames) */
+	/*
+	 * Writes hold it shared; adding a remote holds it exclusively, so
+	 * no write is half-way when a copy starts (each either reached the
+	 * new remote or finished before the copy reads its region).
+	 */
+	pthread_rwlock_t add_lock;
+	/* A copy and a write of one region never interleave. */
+	pthread_mutex_t stripes[64]; /* RS_STRIPES */
+	int resyncs;             /* copies running (atomic) */
+	pthread_t rs_threads[HF_VOL_MAX_PEERS];
+	bool rs_thread_on[HF_VOL_MAX_PEERS];
+	bool stopping;           /* detaching: copies end */
 	/*
 	 * How long a write whose remote failed waits for the server to take
 	 * that replica out of the in-sync set (the agent relays the request
@@ -109,13 +132,34 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 		json_t *drop = json_array();
 		char why[256] = "";
 
+		json_t *synced = json_array(), *prog = json_array();
+		size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
+
 		pthread_mutex_lock((pthread_mutex_t *)&v->isr_mu);
-		for (size_t i = 0; i < v->nremotes; i++) {
+		for (size_t i = 0; i < nr; i++) {
 			struct hf_remote *r = &v->remotes[i];
 
+			if (v->resynced[i])
+				json_array_append_new(synced,
+						      json_string(r->replica));
+			if (v->resyncing[i] && !v->dropped[i])
+				json_array_append_new(
+				    prog, json_pack("{s:s, s:I, s:I}", "replica",
+						    r->replica, "done",
+						    (json_int_t)v->rs_done[i],
+						    "total", (json_int_t)v->size));
+			if (v->failed_rs[i]) {
+				json_array_append_new(drop,
+						      json_string(r->replica));
+				if (!why[0])
+					snprintf(why, sizeof(why),
+						 "replica on node %s: its "
+						 "resync failed", r->node);
+				continue;
+			}
 			/* A fenced one is no failure to drop: we are old. */
 			if (v->dropped[i] || !hf_remote_dead(r, NULL, 0) ||
-			    r->fenced)
+			    r->fenced || v->resyncing[i])
 				continue;
 			json_array_append_new(drop, json_string(r->replica));
 			if (!why[0]) {
@@ -126,7 +170,17 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 					 r->node, w);
 			}
 		}
+		json_object_set_new(o, "resync_sent",
+				    json_integer((json_int_t)v->rs_sent));
 		pthread_mutex_unlock((pthread_mutex_t *)&v->isr_mu);
+		if (json_array_size(synced))
+			json_object_set_new(o, "resynced", synced);
+		else
+			json_decref(synced);
+		if (json_array_size(prog))
+			json_object_set_new(o, "resync", prog);
+		else
+			json_decref(prog);
 		if (json_array_size(drop)) {
 			json_object_set_new(o, "isr_drop", drop);
 			json_object_set_new(o, "isr_why", json_string(why));
@@ -160,7 +214,7 @@ static bool id_ok(const char *s);
 static int load_remote(struct vol *v, json_t *o, size_t i, const char *path)
 {
 	static const char *const keys[] = {"address", "port", "replica",
-					   "node"};
+					   "node", "resync"};
 	struct hf_remote *r = &v->remotes[i];
 	json_t *addr = json_object_get(o, "address"),
 	       *port = json_object_get(o, "port"),
@@ -195,6 +249,11 @@ static int load_remote(struct vol *v, json_t *o, size_t i, const char *path)
 			  strlen(json_string_value(node)), HF_VOL_NODE_MAX))
 		return failed(v, "%s: remotes[%zu]: \"node\" must be a node id",
 			      path, i);
+	if (json_object_get(o, "resync") &&
+	    !json_is_boolean(json_object_get(o, "resync")))
+		return failed(v, "%s: remotes[%zu]: \"resync\" must be true or "
+				 "false", path, i);
+	v->resyncing[i] = json_is_true(json_object_get(o, "resync"));
 	r->address = hf_xstrdup(json_string_value(addr));
 	r->port = (int)json_integer_value(port);
 	r->replica = hf_xstrdup(json_string_value(rep));
@@ -251,7 +310,16 @@ static int load_remotes(struct vol *v, json_t *o, const char *path)
 	if (n > HF_VOL_MAX_PEERS)
 		return failed(v, "%s: %zu remotes, over the limit of %d", path,
 			      n, HF_VOL_MAX_PEERS);
-	if (!n && !v->fence_address)
+	v->remotes = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->remotes));
+	v->dropped = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->dropped));
+	v->resyncing = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->resyncing));
+	v->resynced = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->resynced));
+	v->failed_rs = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->failed_rs));
+	v->rs_done = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->rs_done));
+	for (size_t i = 0; i < HF_VOL_MAX_PEERS; i++)
+		hf_remote_init(&v->remotes[i]);
+	/* Without remotes now, one may come to be resynced: keep these. */
+	if (!n && !v->fence_address && (!node || !(key || ticket)))
 		return 0;
 	if (!json_is_string(node) ||
 	    !hf_vol_id_ok(json_string_value(node),
@@ -277,13 +345,8 @@ static int load_remotes(struct vol *v, json_t *o, const char *path)
 			      v->ticket);
 		explicit_bzero(k, sizeof(k));
 	}
-	if (!n)
-		return 0;
-	v->remotes = hf_xcalloc(n, sizeof(*v->remotes));
-	v->dropped = hf_xcalloc(n, sizeof(*v->dropped));
+	v->have_ticket = true;
 	v->nremotes = n;
-	for (size_t i = 0; i < n; i++)
-		hf_remote_init(&v->remotes[i]);
 	for (size_t i = 0; i < v->nremotes; i++)
 		if (load_remote(v, json_array_get(rs, i), i, path))
 			return -1;
@@ -507,6 +570,49 @@ static int start_remotes(struct vol *v)
 	return 0;
 }
 
+static void *resync_thread(void *arg);
+
+struct rs_arg {
+	struct vol *v;
+	size_t i;
+};
+
+/* Starts the copies of the remotes attach.json marks "resync". */
+static void start_resyncs(struct vol *v)
+{
+	for (size_t i = 0; i < v->nremotes; i++) {
+		struct rs_arg *a;
+
+		if (!v->resyncing[i] || v->rs_thread_on[i])
+			continue;
+		a = hf_xmalloc(sizeof(*a));
+		a->v = v;
+		a->i = i;
+		__atomic_add_fetch(&v->resyncs, 1, __ATOMIC_RELEASE);
+		if (pthread_create(&v->rs_threads[i], NULL, resync_thread, a)) {
+			free(a);
+			__atomic_sub_fetch(&v->resyncs, 1, __ATOMIC_RELEASE);
+			v->dropped[i] = v->failed_rs[i] = true;
+			v->resyncing[i] = false;
+			continue;
+		}
+		v->rs_thread_on[i] = true;
+	}
+}
+
+/* Ends the copies (detach) and waits for their threads. */
+static void stop_resyncs(struct vol *v)
+{
+	pthread_mutex_lock(&v->isr_mu);
+	v->stopping = true;
+	pthread_mutex_unlock(&v->isr_mu);
+	for (size_t i = 0; i < HF_VOL_MAX_PEERS; i++)
+		if (v->rs_thread_on[i]) {
+			pthread_join(v->rs_threads[i], NULL);
+			v->rs_thread_on[i] = false;
+		}
+}
+
 static uint8_t *buf_take(struct vol *v)
 {
 	uint8_t *b = NULL;
@@ -540,14 +646,18 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 {
 	struct hf_remote_req q[HF_VOL_MAX_PEERS];
 	bool sent[HF_VOL_MAX_PEERS], bad[HF_VOL_MAX_PEERS];
+	bool copying[HF_VOL_MAX_PEERS];
+	size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
 	int e = 0, le = 0;
 	bool waits = false;
 
 	pthread_mutex_lock(&v->isr_mu);
-	for (size_t i = 0; i < v->nremotes; i++)
+	for (size_t i = 0; i < nr; i++) {
 		sent[i] = !v->dropped[i];
+		copying[i] = v->resyncing[i];
+	}
 	pthread_mutex_unlock(&v->isr_mu);
-	for (size_t i = 0; i < v->nremotes; i++) {
+	for (size_t i = 0; i < nr; i++) {
 		struct hf_volw_frame g = *f;
 
 		memset(&q[i], 0, sizeof(q[i]));
@@ -557,10 +667,21 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 	}
 	if (local)
 		le = local(v, arg);
-	for (size_t i = 0; i < v->nremotes; i++)
-		if (sent[i] && hf_remote_wait(&v->remotes[i], &q[i]))
+	for (size_t i = 0; i < nr; i++)
+		if (sent[i] && hf_remote_wait(&v->remotes[i], &q[i])) {
+			if (copying[i]) {
+				/* Not in sync yet: it holds no write back. */
+				pthread_mutex_lock(&v->isr_mu);
+				if (v->resyncing[i] && !v->dropped[i]) {
+					v->dropped[i] = v->failed_rs[i] = true;
+					v->resyncing[i] = false;
+				}
+				pthread_mutex_unlock(&v->isr_mu);
+				continue;
+			}
 			waits = bad[i] = true;
-	for (size_t i = 0; i < v->nremotes && waits; i++)
+		}
+	for (size_t i = 0; i < nr && waits; i++)
 		if (bad[i] && v->remotes[i].fenced)
 			return EIO; /* superseded: never acknowledged again */
 	if (waits) {
@@ -577,7 +698,7 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 		}
 		while (pending) {
 			pending = false;
-			for (size_t i = 0; i < v->nremotes; i++)
+			for (size_t i = 0; i < nr; i++)
 				pending = pending || (bad[i] && !v->dropped[i]);
 			if (pending && pthread_cond_timedwait(&v->isr_cv,
 							      &v->isr_mu,
@@ -589,6 +710,215 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 			e = EIO;
 	}
 	return le ? le : e;
+}
+
+static int remote_read(struct vol *v, uint8_t *dst, uint64_t off,
+		       uint32_t len);
+
+#define RS_REGION (1u << 20)   /* a copy's unit: one WRITE or TRIM */
+#define RS_STRIPES 64
+
+/* The stripe locks of [off, off + len): at most two, in order. */
+static void stripes_lock(struct vol *v, uint64_t off, uint64_t len, bool on)
+{
+	size_t a = (size_t)(off / RS_REGION) % RS_STRIPES;
+	size_t b = (size_t)((off + len - 1) / RS_REGION) % RS_STRIPES;
+
+	if (a > b) {
+		size_t t = a;
+
+		a = b;
+		b = t;
+	}
+	if (on) {
+		pthread_mutex_lock(&v->stripes[a]);
+		if (b != a)
+			pthread_mutex_lock(&v->stripes[b]);
+	} else {
+		if (b != a)
+			pthread_mutex_unlock(&v->stripes[b]);
+		pthread_mutex_unlock(&v->stripes[a]);
+	}
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/*
+ * Copies the whole volume to remote i (resyncing): region by region,
+ * each under its stripe lock (a write to it waits, so the copy never
+ * carries older bytes over newer ones), zeros as TRIM (a hole there),
+ * the rest as WRITE; then FLUSH. Done: resynced[i], reported in
+ * status.json for the server. A failure or a detach ends it.
+ */
+static void *resync_thread(void *arg)
+{
+	struct rs_arg *a = arg;
+	struct vol *v = a->v;
+	size_t i = a->i;
+	struct hf_remote *r = &v->remotes[i];
+	uint8_t *buf = hf_xmalloc(RS_REGION);
+	int64_t last = hf_mono_ms();
+	int err = 0;
+
+	free(a);
+	hf_log("replica %s on node %s: copying the volume to it", r->replica,
+	       r->node);
+	for (uint64_t off = 0; off < (uint64_t)v->size && !err; off += RS_REGION) {
+		uint64_t len = (uint64_t)v->size - off < RS_REGION
+				   ? (uint64_t)v->size - off
+				   : RS_REGION;
+		struct hf_volw_frame f;
+		struct hf_remote_req q;
+		bool stop;
+
+		pthread_mutex_lock(&v->isr_mu);
+		stop = v->stopping || v->dropped[i] || !v->resyncing[i];
+		pthread_mutex_unlock(&v->isr_mu);
+		if (stop) {
+			err = ECANCELED;
+			break;
+		}
+		stripes_lock(v, off, len, true);
+		if (v->rfd >= 0) {
+			ssize_t n = pread(v->rfd, buf, len, (off_t)off);
+
+			err = n == (ssize_t)len ? 0 : n < 0 ? errno : EIO;
+		} else {
+			err = remote_read(v, buf, off, (uint32_t)len);
+		}
+		memset(&f, 0, sizeof(f));
+		memset(&q, 0, sizeof(q));
+		f.off = off;
+		if (all_zero(buf, len)) {
+			f.type = HF_VOLW_TRIM;
+			f.u.range.len = len;
+		} else {
+			f.type = HF_VOLW_WRITE;
+			f.data = buf;
+			f.data_len = (uint32_t)len;
+		}
+		if (!err && (hf_remote_submit(r, &f, &q) ||
+			     hf_remote_wait(r, &q)))
+			err = EIO;
+		stripes_lock(v, off, len, false);
+		pthread_mutex_lock(&v->isr_mu);
+		v->rs_done[i] = (int64_t)(off + len);
+		if (f.type == HF_VOLW_WRITE && !err)
+			v->rs_sent += (int64_t)len;
+		pthread_mutex_unlock(&v->isr_mu);
+		if (hf_mono_ms() - last > 1000) {
+			last = hf_mono_ms();
+			publish(v, "ready", NULL);
+		}
+	}
+	if (!err) {
+		struct hf_volw_frame f;
+		struct hf_remote_req q;
+
+		memset(&f, 0, sizeof(f));
+		memset(&q, 0, sizeof(q));
+		f.type = HF_VOLW_FLUSH;
+		if (hf_remote_submit(r, &f, &q) || hf_remote_wait(r, &q))
+			err = EIO;
+	}
+	pthread_mutex_lock(&v->isr_mu);
+	if (!err && v->resyncing[i] && !v->dropped[i]) {
+		/* From now on an ordinary in-sync remote. */
+		v->resyncing[i] = false;
+		v->resynced[i] = true;
+	} else if (err != ECANCELED && !v->dropped[i]) {
+		v->dropped[i] = v->failed_rs[i] = true;
+		v->resyncing[i] = false;
+	}
+	pthread_cond_broadcast(&v->isr_cv);
+	pthread_mutex_unlock(&v->isr_mu);
+	__atomic_sub_fetch(&v->resyncs, 1, __ATOMIC_RELEASE);
+	hf_log("replica %s on node %s: %s", r->replica, r->node,
+	       !err ? "resynced: it holds every write"
+	       : err == ECANCELED ? "copy stopped"
+				  : "copy failed");
+	free(buf);
+	publish(v, "ready", NULL);
+	return NULL;
+}
+
+/*
+ * A remote attach.json lists that no live slot has: one to resync. It is
+ * connected (HELLO at our epoch), then, with no write half-way
+ * (add_lock), made visible to writes and its copy started. One that
+ * cannot be reached is reported as a failed copy.
+ */
+static void add_remote(struct vol *v, json_t *e)
+{
+	const char *id = json_string_value(json_object_get(e, "replica"));
+	const char *addr = json_string_value(json_object_get(e, "address"));
+	const char *node = json_string_value(json_object_get(e, "node"));
+	json_int_t port = json_integer_value(json_object_get(e, "port"));
+	size_t n = v->nremotes;
+	struct hf_remote *r;
+	struct rs_arg *a;
+	char err[512];
+
+	if (!id || !addr || !node || port < 1 || port > 65535 || !id_ok(id) ||
+	    !v->have_ticket)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!v->dropped[i] && strcmp(v->remotes[i].replica, id) == 0)
+			return; /* known and live */
+	/* Earlier slots of it are history: neither failed nor resynced. */
+	pthread_mutex_lock(&v->isr_mu);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v->remotes[i].replica, id) == 0)
+			v->failed_rs[i] = v->resynced[i] = false;
+	pthread_mutex_unlock(&v->isr_mu);
+	if (n >= HF_VOL_MAX_PEERS) {
+		hf_log("replica %s: no room for one more remote (%d)", id,
+		       HF_VOL_MAX_PEERS);
+		return;
+	}
+	r = &v->remotes[n];
+	r->address = hf_xstrdup(addr);
+	r->port = (int)port;
+	r->replica = hf_xstrdup(id);
+	r->node = hf_xstrdup(node);
+	if (hf_remote_connect(r, v->id, (uint64_t)v->epoch, v->node, v->ticket,
+			      (uint64_t)v->size, err, sizeof(err))) {
+		hf_log("replica %s on node %s: cannot resync it: %s", id, node,
+		       err);
+		pthread_mutex_lock(&v->isr_mu);
+		v->dropped[n] = v->failed_rs[n] = true;
+		pthread_mutex_unlock(&v->isr_mu);
+		__atomic_store_n(&v->nremotes, n + 1, __ATOMIC_RELEASE);
+		return;
+	}
+	r->on_dead = remote_died;
+	r->on_dead_arg = v;
+	pthread_rwlock_wrlock(&v->add_lock);
+	pthread_mutex_lock(&v->isr_mu);
+	v->resyncing[n] = true;
+	pthread_mutex_unlock(&v->isr_mu);
+	__atomic_add_fetch(&v->resyncs, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&v->nremotes, n + 1, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&v->add_lock);
+	a = hf_xmalloc(sizeof(*a));
+	a->v = v;
+	a->i = n;
+	if (pthread_create(&v->rs_threads[n], NULL, resync_thread, a) == 0) {
+		v->rs_thread_on[n] = true;
+	} else {
+		free(a);
+		pthread_mutex_lock(&v->isr_mu);
+		v->dropped[n] = v->failed_rs[n] = true;
+		v->resyncing[n] = false;
+		pthread_mutex_unlock(&v->isr_mu);
+		__atomic_sub_fetch(&v->resyncs, 1, __ATOMIC_RELEASE);
+	}
 }
 
 /*
@@ -623,6 +953,8 @@ static void reload_isr(struct vol *v)
 
 			listed = listed || (id && strcmp(id, r->replica) == 0);
 		}
+		if (!listed)
+			v->resynced[i] = false; /* its word is old now */
 		if (!listed && !v->dropped[i]) {
 			v->dropped[i] = true;
 			hf_log("replica %s on node %s left the in-sync set",
@@ -631,6 +963,13 @@ static void reload_isr(struct vol *v)
 	}
 	pthread_cond_broadcast(&v->isr_cv);
 	pthread_mutex_unlock(&v->isr_mu);
+	{
+		size_t k;
+		json_t *e;
+
+		json_array_foreach(rs, k, e)
+			add_remote(v, e);
+	}
 	publish(v, "ready", NULL);
 out:
 	json_decref(o);
@@ -641,7 +980,9 @@ out:
 static int remote_read(struct vol *v, uint8_t *dst, uint64_t off,
 		       uint32_t len)
 {
-	for (size_t i = 0; i < v->nremotes; i++) {
+	size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
+
+	for (size_t i = 0; i < nr; i++) {
 		struct hf_remote *r = &v->remotes[i];
 		struct hf_remote_req q;
 		struct hf_volw_frame f;
@@ -649,7 +990,7 @@ static int remote_read(struct vol *v, uint8_t *dst, uint64_t off,
 		bool dropped;
 
 		pthread_mutex_lock(&v->isr_mu);
-		dropped = v->dropped[i];
+		dropped = v->dropped[i] || v->resyncing[i];
 		pthread_mutex_unlock(&v->isr_mu);
 		if (dropped || hf_remote_dead(r, NULL, 0))
 			continue;
@@ -894,14 +1235,23 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOSPC);
 		return;
 	}
-	if (v->nremotes) {
+	pthread_rwlock_rdlock(&v->add_lock);
+	if (__atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE)) {
+		bool copying = __atomic_load_n(&v->resyncs, __ATOMIC_ACQUIRE) > 0;
+
+		if (copying && len)
+			stripes_lock(v, (uint64_t)off, len, true);
 		op_write_remote(req, v, in, off, len);
+		if (copying && len)
+			stripes_lock(v, (uint64_t)off, len, false);
+		pthread_rwlock_unlock(&v->add_lock);
 		return;
 	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = v->rfd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in, 0);
+	pthread_rwlock_unlock(&v->add_lock);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -971,9 +1321,12 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	if (v->nremotes) {
+	pthread_rwlock_rdlock(&v->add_lock);
+	if (__atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE)) {
 		struct hf_volw_frame f;
 		struct local_trim t = {mode, off, len};
+		bool copying = __atomic_load_n(&v->resyncs, __ATOMIC_ACQUIRE) > 0;
+		int e;
 
 		/*
 		 * A replica punches a hole for TRIM: the same zeros as
@@ -981,6 +1334,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		 */
 		if (off % BLOCK || len % BLOCK || len == 0 ||
 		    !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+			pthread_rwlock_unlock(&v->add_lock);
 			fuse_reply_err(req, EOPNOTSUPP);
 			return;
 		}
@@ -988,9 +1342,32 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		f.type = HF_VOLW_TRIM;
 		f.off = (uint64_t)off;
 		f.u.range.len = (uint64_t)len;
-		fuse_reply_err(req, fan_out(v, &f, local_trim, &t));
+		if (copying) {
+			/* A long discard: region by region, as the copy goes. */
+			e = 0;
+			for (uint64_t o = (uint64_t)off;
+			     o < (uint64_t)(off + len) && !e;) {
+				uint64_t end = (o / RS_REGION + 1) * RS_REGION;
+				struct local_trim pt = {mode, (off_t)o, 0};
+
+				if (end > (uint64_t)(off + len))
+					end = (uint64_t)(off + len);
+				pt.len = (off_t)(end - o);
+				f.off = o;
+				f.u.range.len = end - o;
+				stripes_lock(v, o, end - o, true);
+				e = fan_out(v, &f, local_trim, &pt);
+				stripes_lock(v, o, end - o, false);
+				o = end;
+			}
+		} else {
+			e = fan_out(v, &f, local_trim, &t);
+		}
+		pthread_rwlock_unlock(&v->add_lock);
+		fuse_reply_err(req, e);
 		return;
 	}
+	pthread_rwlock_unlock(&v->add_lock);
 	fuse_reply_err(req, fallocate(v->rfd, mode | FALLOC_FL_KEEP_SIZE, off,
 				      len) < 0
 				    ? errno
@@ -1267,6 +1644,7 @@ static int detach(struct vol *v, sigset_t *mask)
 		return -1;
 	}
 	stop_fuse(v);
+	stop_resyncs(v);
 	close_remotes(v, true);
 	v->dev[0] = '\0';
 	publish(v, "detached", NULL);
@@ -1318,6 +1696,9 @@ int hf_volume_attach_main(const char *dir)
 	pthread_mutex_init(&v.pool.mu, NULL);
 	pthread_mutex_init(&v.isr_mu, NULL);
 	pthread_cond_init(&v.isr_cv, NULL);
+	pthread_rwlock_init(&v.add_lock, NULL);
+	for (size_t i = 0; i < RS_STRIPES; i++)
+		pthread_mutex_init(&v.stripes[i], NULL);
 	if (load(&v) || private_namespace(&v) || open_replica(&v) ||
 	    fence_local(&v) || connect_remotes(&v) || start_remotes(&v) ||
 	    mount_fuse(&v) || configure_loop(&v))
@@ -1327,6 +1708,7 @@ int hf_volume_attach_main(const char *dir)
 		       "formatting it again");
 	else if (v.format && format(&v))
 		goto out;
+	start_resyncs(&v);
 	publish(&v, "ready", NULL);
 	hf_log("volume %s (%s, epoch %lld) attached at %s, %s local replica "
 	       "and %zu remote", v.volume, v.id, (long long)v.epoch, v.dev,
@@ -1351,6 +1733,7 @@ out:
 		close(v.loopfd);
 	}
 	stop_fuse(&v);
+	stop_resyncs(&v);
 	close_remotes(&v, false);
 	while (v.pool.nfree)
 		free(v.pool.free[--v.pool.nfree]);
@@ -1364,6 +1747,13 @@ out:
 	free(v.replica);
 	free(v.node);
 	free(v.dropped);
+	free(v.resyncing);
+	free(v.resynced);
+	free(v.failed_rs);
+	free(v.rs_done);
+	pthread_rwlock_destroy(&v.add_lock);
+	for (size_t i = 0; i < RS_STRIPES; i++)
+		pthread_mutex_destroy(&v.stripes[i]);
 	free(v.fence_address);
 	free(v.fence_replica);
 	pthread_cond_destroy(&v.isr_cv);

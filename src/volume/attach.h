@@ -2,7 +2,8 @@
  * attach.h - `holdfast-volume attach DIR`: one process per attached volume
  * (docs/design/volumes.md §3.7, §4): the volume served from its local
  * replica and/or remote ones (node servers, serve.h). Not yet here:
- * resync, generation ids, bitmaps, the activity log, TLS.
+ * bitmap resync (a copy sends every region), generation ids, the
+ * activity log, TLS.
  *
  * DIR/attach.json (written atomically by the agent; unknown keys refused):
  *   volume    the volume's name ("hello-world-hello-0")
@@ -14,7 +15,8 @@
  *             null on a node without a replica (storage-less: remotes only)
  *   remotes   optional: the remote replicas, [{"address": numeric IP,
  *             "port": the node server's, "replica": replica id, "node":
- *             its node's id}] (at most 8)
+ *             its node's id, "resync": true for one out of date, below}]
+ *             (at most 8)
  *   node      this node's id; needed with remotes (the ticket names it)
  *   ticket    with remotes, the attach ticket as 64 hex digits (ticket.h:
  *             HMAC-SHA256(K_vol, "attach" | id | epoch | node)); this is
@@ -84,8 +86,20 @@
  * exists) fails that request and every later write and flush with EIO
  * at once: this attachment is superseded.
  *
- * SIGHUP re-reads attach.json for the in-sync set (above); anything else
- * in it that changed is ignored (a new epoch is a new process).
+ * RESYNC. A remote marked "resync" (in attach.json at start, or one a
+ * SIGHUP's attach.json adds) is out of date: it gets every new write like
+ * the others, and a thread copies the whole volume to it meanwhile, 1 MiB
+ * region by region (zeros as TRIM, so a returning replica's extra bytes
+ * go too), each region under a lock a write to it waits for, so the copy
+ * never carries older bytes over newer ones; then a FLUSH. Its failure
+ * holds no write (it is not in sync): it is reported in "isr_drop". Done,
+ * status.json lists it in "resynced" (and "resync": [{"replica", "done",
+ * "total"}] while copying, "resync_sent": bytes written by copies), the
+ * server marks it in sync, and from then on it is an ordinary remote.
+ *
+ * SIGHUP re-reads attach.json for the in-sync set (above) and remotes to
+ * resync; anything else in it that changed is ignored (a new epoch is a
+ * new process).
  *
  * On SIGTERM or SIGINT it detaches: clears the loop
  * device once nothing holds it open (a mounted file system does: it waits,

@@ -396,3 +396,45 @@ def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(
     # went away (its fsync failed and it exited).
     missing = sorted(i for i in map(int, open(acked).read().split()) if i not in have)
     assert not missing, f"acknowledged records lost: {missing[:20]}"
+
+
+def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path):
+    """Acceptance 4 (without the bitmap yet): the host of the volume's
+    other replica is cut off; the writer's writes go on once the server
+    took that replica out of the in-sync set (down); healed, the replica
+    is copied to (resyncing) while the writer writes on, and is in sync
+    again; after a detach both replicas are byte-identical."""
+    storage_cluster(hf, net)
+    out = os.path.join(str(tmp_path), "writer-out")
+    os.makedirs(out)
+    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
+    hf.deploy(path)
+    v = xvols(hf)["w-app-0"]
+    node = hf.pod("w", "app-0")["node"]
+    peer = next(r["node"] for r in v["replicas"] if r["node"] != node)
+    acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
+    count = lambda: len(open(acked).read().split())  # noqa: E731
+    wait_for(lambda: count() >= 30, 60, what="30 acknowledged records")
+
+    net[peer].cut()
+    wait_for(lambda: {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}[peer]
+             == "down", NODE_TIMEOUT + 60, what=f"{peer}'s replica down")
+    n = count()
+    wait_for(lambda: count() >= n + 30, 60, what="writes going on without the peer")
+    states = {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}
+    assert states == {node: "in_sync", peer: "down"}, states
+    assert hf.tasks("w")["app-0-server"]["status"] == "RUNNING"
+
+    net[peer].heal()
+    wait_for(lambda: {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}[peer]
+             == "in_sync", 120, what=f"{peer}'s replica resynced")
+    n = count()
+    wait_for(lambda: count() >= n + 30, 60, what="writes going on with both replicas")
+    hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+    a, b = (replica_file(hf, v, r) for r in v["replicas"])
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            assert x == y, f"replicas {a} and {b} differ"
+            if not x:
+                break

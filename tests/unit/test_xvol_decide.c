@@ -594,6 +594,56 @@ static void test_a_storage_less_node_reaches_its_volume_remotely(void **state)
 	world_free(w);
 }
 
+/*
+ * A down replica whose node is connected again (with its replica server)
+ * is resynced; the attached node's word at the current epoch makes it
+ * in sync again.
+ */
+static void test_a_returning_replica_is_resynced(void **state)
+{
+	struct world *w = world_with(spec_repl2);
+	const char *ids[] = {"aa"};
+	const struct hf_act_xvol *x;
+	struct hf_xvol *v;
+
+	(void)state;
+	v = add_volume(w, "n1", HF_XVOL_ACTIVE);
+	hf_xvol_replica_add(v, "n2", "aa", T0);
+	v->repl = 2;
+	v->formatted = true;
+	v->epoch = 3;
+	v->attached = hf_xstrdup("n1");
+	v->replicas.items[0].state = HF_XREP_IN_SYNC;
+	v->replicas.items[1].state = HF_XREP_DOWN;
+	/* No replica server yet: nothing. */
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	w->n[1]->storage->port = 7446;
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_RESYNC);
+	assert_non_null(x);
+	assert_string_equal(x->node, "n2");
+	hf_actions_reset(&w->a);
+	/* Resynced: only from n1 at epoch 3, only while resyncing. */
+	v->replicas.items[1].state = HF_XREP_RESYNCING;
+	hf_decide_resynced(&w->m, "n2", "s-app-0", 3, ids, 1, &w->a);
+	hf_decide_resynced(&w->m, "n1", "s-app-0", 2, ids, 1, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	hf_decide_resynced(&w->m, "n1", "s-app-0", 3, ids, 1, &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_SYNCED);
+	assert_non_null(x);
+	assert_string_equal(x->replica, "aa");
+	assert_int_equal(x->epoch, 3);
+	hf_actions_reset(&w->a);
+	/* A failed copy: down again. */
+	hf_decide_isr_drop(&w->m, "n1", "s-app-0", 3, ids, 1, "copy failed",
+			   &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_DOWN);
+	assert_non_null(x);
+	assert_string_equal(x->node, "n2");
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +657,7 @@ int main(void)
 	    cmocka_unit_test(test_failover_when_the_node_is_lost),
 	    cmocka_unit_test(test_isr_drop_follows_the_policy),
 	    cmocka_unit_test(test_a_storage_less_node_reaches_its_volume_remotely),
+	    cmocka_unit_test(test_a_returning_replica_is_resynced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

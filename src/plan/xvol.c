@@ -690,6 +690,9 @@ int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
 	return 1;
 }
 
+/* How long a replica stays down before a copy to it is tried (again). */
+#define HF_XVOL_RESYNC_RETRY_MS 5000
+
 void hf_decide_xvols_heal(const struct hf_model *m, const char *svc,
 			  struct hf_decide_ctx *ctx, struct hf_actions *out)
 {
@@ -707,6 +710,9 @@ void hf_decide_xvols_heal(const struct hf_model *m, const char *svc,
 			struct hf_action *x;
 			char *why;
 
+			/* A copy that failed is tried again, not in a loop. */
+			if (ctx->now - r->since < HF_XVOL_RESYNC_RETRY_MS)
+				continue;
 			if (r->state != HF_XREP_DOWN || !n || n->decommissioned ||
 			    !n->storage || n->storage->port <= 0 ||
 			    !hf_model_node_reachable(n, ctx->now, timeout) ||

@@ -616,9 +616,17 @@ static void test_a_returning_replica_is_resynced(void **state)
 	v->replicas.items[0].state = HF_XREP_IN_SYNC;
 	v->replicas.items[1].state = HF_XREP_DOWN;
 	/* No replica server yet: nothing. */
+	w->n[1]->storage->port = 0;
+	w->ctx.now = T0 + 6000;
+	w->n[0]->last_seen = w->n[1]->last_seen = w->ctx.now;
 	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
 	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
 	w->n[1]->storage->port = 7446;
+	/* Down only a moment ago: not yet. */
+	v->replicas.items[1].since = w->ctx.now - 1000;
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	assert_int_equal(count(&w->a, HF_ACT_XVOL), 0);
+	v->replicas.items[1].since = T0;
 	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
 	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_RESYNC);
 	assert_non_null(x);

@@ -267,6 +267,13 @@ enum hf_xvol_op {
 	/* The DOWN replica on node is being copied to (RESYNCING). */
 	HF_XVOLOP_REPLICA_RESYNC,
 	/*
+	 * A new replica `replica` on node, RESYNCING from the start: it
+	 * replaces a lost one (re-replication).
+	 */
+	HF_XVOLOP_REPLICA_ADD,
+	/* The replica `replica` is given up: DELETING (its node deletes it). */
+	HF_XVOLOP_REPLICA_RETIRE,
+	/*
 	 * The RESYNCING replica `replica` holds every write at epoch (the
 	 * volume's): IN_SYNC.
 	 */
@@ -364,6 +371,7 @@ struct hf_decide_opts {
 	double backoff_base, backoff_max; /* restart backoff (s) */
 	double backoff_reset; /* a task up this long starts afresh (s) */
 	double node_timeout;  /* a node silent this long is unreachable (s) */
+	double rereplicate_after; /* a replica down this long is rebuilt (s) */
 	bool no_restart_in_place; /* every relaunch is the server's */
 };
 

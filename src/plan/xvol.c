@@ -690,6 +690,138 @@ int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
 	return 1;
 }
 
+/*
+ * Whether replica r of v is lost for good: on a decommissioned node (in
+ * any state), or down longer than the re-replication delay.
+ */
+static bool rep_lost(const struct hf_model *m, const struct hf_xrep *r,
+		     const struct hf_decide_ctx *ctx)
+{
+	const struct hf_node *n = hf_model_node(m, r->node);
+
+	if (r->state == HF_XREP_DELETING)
+		return false;
+	if (!n || n->decommissioned)
+		return true;
+	return r->state == HF_XREP_DOWN && ctx->opts->rereplicate_after > 0 &&
+	       ctx->now - r->since >=
+		   (int64_t)(ctx->opts->rereplicate_after * 1000);
+}
+
+/*
+ * A node for a new replica of v: a connected pool with room, holding no
+ * replica of v; another hostname than theirs first, then the most room.
+ * NULL when none.
+ */
+static const struct hf_node *new_home(const struct hf_model *m,
+				      const struct hf_xvol *v, int64_t now,
+				      int64_t timeout)
+{
+	const struct hf_node *best = NULL;
+	bool best_new_host = false;
+	int64_t best_room = 0;
+
+	for (size_t i = 0; i < m->nodes.len; i++) {
+		const struct hf_node *n = m->nodes.items[i];
+		bool new_host = true, holds = false;
+		int64_t room;
+
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+			const struct hf_node *rn = hf_model_node(m, r->node);
+
+			holds = holds || strcmp(r->node, n->id) == 0;
+			if (rn && r->state != HF_XREP_DELETING &&
+			    same_host(n, rn))
+				new_host = false;
+		}
+		if (holds || !pool_takes(m, n, v->size, now, timeout))
+			continue;
+		room = n->storage->capacity - provisioned(m, n->id);
+		if (!best || (new_host && !best_new_host) ||
+		    (new_host == best_new_host && room > best_room)) {
+			best = n;
+			best_new_host = new_host;
+			best_room = room;
+		}
+	}
+	return best;
+}
+
+/*
+ * Re-replication (§7.6): while v has fewer than repl replicas that are
+ * not lost, one more is made on another node (resyncing from the start:
+ * the attach process copies the volume to it); once repl replicas are in
+ * sync, the lost ones are given up (deleted where their nodes return).
+ */
+static void rereplicate(const struct hf_model *m, const struct hf_xvol *v,
+			struct hf_decide_ctx *ctx, int64_t timeout,
+			struct hf_actions *out)
+{
+	unsigned kept = 0, in_sync = 0, lost = 0;
+	const struct hf_node *home;
+	struct hf_action *x;
+	char *why;
+
+	for (size_t k = 0; k < v->replicas.len; k++) {
+		const struct hf_xrep *r = &v->replicas.items[k];
+
+		if (r->state == HF_XREP_DELETING)
+			continue;
+		if (rep_lost(m, r, ctx)) {
+			lost++;
+			continue;
+		}
+		kept++;
+		in_sync += r->state == HF_XREP_IN_SYNC;
+	}
+	if (!lost)
+		return;
+	if (in_sync >= v->repl) {
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+
+			if (!rep_lost(m, r, ctx))
+				continue;
+			why = hf_xasprintf("replaced by a replica in sync on "
+					   "another node (node %s %s)",
+					   r->node,
+					   hf_model_node(m, r->node) &&
+						   !hf_model_node(m, r->node)
+							->decommissioned
+					       ? "stayed down"
+					       : "is decommissioned");
+			x = xvol_act(out, v->service, v->instance,
+				     HF_XVOLOP_REPLICA_RETIRE, v->name);
+			x->u.xvol.replica = hf_xstrdup(r->id);
+			x->u.xvol.why = hf_xstrdup(why);
+			hf_actions_log(out, "volume %s: replica on node %s "
+					    "given up: %s",
+				       v->name, r->node, why);
+			xevent(out, v->service, v->name,
+			       hf_xrep_state_name(r->state), "deleting", why);
+			free(why);
+		}
+		return;
+	}
+	if (kept >= v->repl)
+		return; /* a new one is being copied to already */
+	home = new_home(m, v, ctx->now, timeout);
+	if (!home)
+		return;
+	why = hf_xasprintf("re-replication: a replica on node %s replaces "
+			   "a lost one",
+			   home->id);
+	x = xvol_act(out, v->service, v->instance, HF_XVOLOP_REPLICA_ADD,
+		     v->name);
+	x->u.xvol.node = hf_xstrdup(home->id);
+	x->u.xvol.replica = hf_rng_hex(ctx->rng, 16);
+	x->u.xvol.why = hf_xstrdup(why);
+	hf_actions_log(out, "volume %s: %s", v->name, why);
+	xevent(out, v->service, v->name, NULL, "resyncing", why);
+	free(why);
+}
+
 /* How long a replica stays down before a copy to it is tried (again). */
 #define HF_XVOL_RESYNC_RETRY_MS 5000
 
@@ -704,6 +836,7 @@ void hf_decide_xvols_heal(const struct hf_model *m, const char *svc,
 		if (strcmp(v->service, svc) != 0 || v->state != HF_XVOL_ACTIVE ||
 		    !v->attached || !v->formatted)
 			continue;
+		rereplicate(m, v, ctx, timeout, out);
 		for (size_t k = 0; k < v->replicas.len; k++) {
 			const struct hf_xrep *r = &v->replicas.items[k];
 			const struct hf_node *n = hf_model_node(m, r->node);
@@ -714,6 +847,7 @@ void hf_decide_xvols_heal(const struct hf_model *m, const char *svc,
 			if (ctx->now - r->since < HF_XVOL_RESYNC_RETRY_MS)
 				continue;
 			if (r->state != HF_XREP_DOWN || !n || n->decommissioned ||
+			    rep_lost(m, r, ctx) ||
 			    !n->storage || n->storage->port <= 0 ||
 			    !hf_model_node_reachable(n, ctx->now, timeout) ||
 			    strcmp(r->node, v->attached) == 0)

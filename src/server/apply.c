@@ -40,6 +40,7 @@ void hf_apply_ctx(struct hf_srv *s, struct hf_decide_ctx *ctx)
 	s->decide_opts.backoff_max = s->opts.backoff_max;
 	s->decide_opts.backoff_reset = s->opts.backoff_reset;
 	s->decide_opts.node_timeout = s->opts.node_timeout;
+	s->decide_opts.rereplicate_after = s->opts.rereplicate_after;
 	s->decide_opts.no_restart_in_place = s->opts.no_restart_in_place;
 	ctx->now = hf_now_ms();
 	ctx->rng = &s->rng;
@@ -227,6 +228,22 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		r->state = HF_XREP_RESYNCING;
 		r->since = now;
 		r->resync_done = r->resync_total = 0;
+		set_str(&r->why, o->why);
+		break;
+	case HF_XVOLOP_REPLICA_ADD:
+		if (!o->node || !o->replica || hf_xvol_replica_on(v, o->node) ||
+		    hf_xvol_replica(v, o->replica))
+			return;
+		r = hf_xvol_replica_add(v, o->node, o->replica, now);
+		r->state = HF_XREP_RESYNCING;
+		set_str(&r->why, o->why);
+		break;
+	case HF_XVOLOP_REPLICA_RETIRE:
+		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
+		if (!r || r->state == HF_XREP_DELETING)
+			return;
+		r->state = HF_XREP_DELETING;
+		r->since = now;
 		set_str(&r->why, o->why);
 		break;
 	case HF_XVOLOP_REPLICA_SYNCED:

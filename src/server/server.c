@@ -940,6 +940,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 		opts.backoff_reset = 120;
 	if (opts.node_timeout <= 0)
 		opts.node_timeout = 15;
+	if (opts.rereplicate_after <= 0)
+		opts.rereplicate_after = 600;
 	if (opts.lease_ttl <= 0)
 		opts.lease_ttl = 5;
 	if (!opts.max_connections)
@@ -1177,6 +1179,9 @@ static const struct hf_cmd_flag server_flags[] = {
     {"--node-timeout", "SECONDS", 'n',
      "a node whose agent has not synced this long is unreachable (default "
      "15)"},
+    {"--volume-rereplicate-after", "SECONDS", 'r',
+     "a replicated volume's replica down this long is rebuilt on another "
+     "node, as one on a decommissioned node is at once (default 600)"},
     {"--advertise", "URL", 'a',
      "the URL other servers, agents and the CLI reach this server at "
      "(default from --listen)"},
@@ -1258,6 +1263,9 @@ int hf_server_main(int argc, char **argv)
 			break;
 		case 'n':
 			o.node_timeout = atof(optarg);
+			break;
+		case 'r':
+			o.rereplicate_after = atof(optarg);
 			break;
 		case 'a':
 			o.advertise = optarg;

@@ -36,6 +36,11 @@ struct hf_server_opts {
 	/* A node whose agent has not synced this long is unreachable (s). */
 	double node_timeout;
 	/*
+	 * A replica down this long (s), or on a decommissioned node, is
+	 * rebuilt on another node (re-replication). 0: the default, 600.
+	 */
+	double rereplicate_after;
+	/*
 	 * Most HTTP connections served at once; every agent holds one long
 	 * poll (which costs no thread). 0: 2048.
 	 */

@@ -438,3 +438,46 @@ def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path)
             assert x == y, f"replicas {a} and {b} differ"
             if not x:
                 break
+
+
+def test_decommissioned_node_has_its_replica_rebuilt_elsewhere(hf, net, tmp_path):
+    """Acceptance 5: decommission a node holding a replica (not the pod's):
+    a new replica is made on the third node and copied to while the writer
+    writes on; once it is in sync the old one is given up and deleted from
+    its pool; repl=2 is restored and the replicas are identical."""
+    storage_cluster(hf, net)
+    out = os.path.join(str(tmp_path), "writer-out")
+    os.makedirs(out)
+    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
+    hf.deploy(path)
+    v = xvols(hf)["w-app-0"]
+    node = hf.pod("w", "app-0")["node"]
+    peer = next(r["node"] for r in v["replicas"] if r["node"] != node)
+    third = ({"a1", "a2", "a3"} - {node, peer}).pop()
+    old = next(r for r in v["replicas"] if r["node"] == peer)
+    acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
+    count = lambda: len(open(acked).read().split())  # noqa: E731
+    wait_for(lambda: count() >= 30, 60, what="30 acknowledged records")
+
+    hf.cli("node", "decommission", peer)
+
+    def restored():
+        reps = {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}
+        return reps.get(node) == "in_sync" and reps.get(third) == "in_sync" and \
+            peer not in reps and reps
+    wait_for(restored, 120, what=f"repl=2 restored on {node} and {third}")
+    # The given-up replica's files leave the decommissioned node's pool.
+    wait_for(lambda: not os.path.exists(replica_file(hf, v, old)), 60,
+             what=f"{peer}'s old replica deleted")
+    n = count()
+    wait_for(lambda: count() >= n + 30, 60, what="writes going on")
+    assert hf.pod("w", "app-0")["node"] == node
+    v = xvols(hf)["w-app-0"]
+    hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+    a, b = (replica_file(hf, v, r) for r in v["replicas"])
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            assert x == y, f"replicas {a} and {b} differ"
+            if not x:
+                break

@@ -652,6 +652,66 @@ static void test_a_returning_replica_is_resynced(void **state)
 	world_free(w);
 }
 
+/*
+ * Re-replication: a replica on a decommissioned node (or down too long)
+ * gets a replacement on another pool; once repl replicas are in sync,
+ * the lost one is given up.
+ */
+static void test_a_lost_replica_is_rebuilt_elsewhere(void **state)
+{
+	struct world *w = world_with(spec_repl2);
+	const struct hf_act_xvol *x;
+	struct hf_xvol *v;
+
+	(void)state;
+	w->opts.rereplicate_after = 600;
+	w->n[2]->storage = calloc(1, sizeof(*w->n[2]->storage));
+	w->n[2]->storage->capacity = 10 * GIB;
+	v = add_volume(w, "n1", HF_XVOL_ACTIVE);
+	hf_xvol_replica_add(v, "n2", "aa", T0);
+	v->repl = 2;
+	v->formatted = true;
+	v->epoch = 3;
+	v->attached = hf_xstrdup("n1");
+	v->replicas.items[0].state = HF_XREP_IN_SYNC;
+	v->replicas.items[1].state = HF_XREP_IN_SYNC;
+	w->ctx.now = T0 + 1000;
+	for (int i = 0; i < 3; i++)
+		w->n[i]->last_seen = w->ctx.now;
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	assert_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_ADD));
+	/* n2 decommissioned: a new replica on n3, resyncing. */
+	w->n[1]->decommissioned = true;
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_ADD);
+	assert_non_null(x);
+	assert_string_equal(x->node, "n3");
+	assert_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_RETIRE));
+	hf_actions_reset(&w->a);
+	/* Made, being copied to: nothing more yet. */
+	hf_xvol_replica_add(v, "n3", "bb", T0)->state = HF_XREP_RESYNCING;
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	assert_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_ADD));
+	assert_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_RETIRE));
+	/* In sync: n2's is given up. */
+	v->replicas.items[2].state = HF_XREP_IN_SYNC;
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_RETIRE);
+	assert_non_null(x);
+	assert_string_equal(x->replica, "aa");
+	hf_actions_reset(&w->a);
+	/* Down past the delay (not decommissioned) counts as lost too. */
+	w->n[1]->decommissioned = false;
+	v->replicas.items[2].state = HF_XREP_DOWN;
+	v->replicas.items[2].since = T0;
+	w->ctx.now = T0 + 601 * 1000;
+	for (int i = 0; i < 3; i++)
+		w->n[i]->last_seen = w->ctx.now;
+	hf_decide_xvols_heal(&w->m, "s", &w->ctx, &w->a);
+	assert_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_RESYNC));
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -666,6 +726,7 @@ int main(void)
 	    cmocka_unit_test(test_isr_drop_follows_the_policy),
 	    cmocka_unit_test(test_a_storage_less_node_reaches_its_volume_remotely),
 	    cmocka_unit_test(test_a_returning_replica_is_resynced),
+	    cmocka_unit_test(test_a_lost_replica_is_rebuilt_elsewhere),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -62,6 +62,7 @@ struct seen {
 	struct hf_strlist isr_drop;
 	char *isr_why;
 	struct hf_strlist resynced; /* resyncing remotes now up to date */
+	json_t *resync;             /* copies under way, as status.json says */
 };
 
 static void seen_release(struct seen *s)
@@ -72,6 +73,7 @@ static void seen_release(struct seen *s)
 	hf_strlist_release(&s->isr_drop);
 	free(s->isr_why);
 	hf_strlist_release(&s->resynced);
+	json_decref(s->resync);
 	free(s->message);
 	memset(s, 0, sizeof(*s));
 }
@@ -107,21 +109,10 @@ static char *jdup(const json_t *o, const char *key)
 static void look(const char *dir, struct seen *s)
 {
 	char *lock = hf_xasprintf("%s/attach.lock", dir);
-	int fd = open(lock, O_RDONLY | O_CLOEXEC);
 	json_t *a, *st;
 
 	memset(s, 0, sizeof(*s));
-	if (fd >= 0) {
-		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-			char buf[32];
-			ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-			buf[n > 0 ? n : 0] = '\0';
-			s->alive = true;
-			s->pid = strtol(buf, NULL, 10);
-		}
-		close(fd);
-	}
+	s->alive = hf_lock_held(lock, &s->pid);
 	free(lock);
 	a = load_json(dir, "attach.json");
 	if (a) {
@@ -145,6 +136,7 @@ static void look(const char *dir, struct seen *s)
 							json_string_value(e));
 		}
 		s->isr_why = jdup(st, "isr_why");
+		s->resync = json_incref(json_object_get(st, "resync"));
 		{
 			json_t *d = json_object_get(st, "resynced"), *e;
 			size_t k;
@@ -617,6 +609,25 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 		for (size_t k = 0; strcmp(state, "ready") == 0 &&
 				   k < s.resynced.len; k++)
 			hf_strlist_push(&v->resynced, s.resynced.items[k]);
+		if (strcmp(state, "ready") == 0 && json_is_array(s.resync)) {
+			size_t k;
+			json_t *e;
+
+			json_array_foreach(s.resync, k, e) {
+				const char *id = json_string_value(
+				    json_object_get(e, "replica"));
+				struct hf_proto_resync *p;
+
+				if (!id)
+					continue;
+				p = HF_VEC_PUSH(&v->resync);
+				p->replica = hf_xstrdup(id);
+				p->done = json_integer_value(
+				    json_object_get(e, "done"));
+				p->total = json_integer_value(
+				    json_object_get(e, "total"));
+			}
+		}
 		if (strcmp(state, "ready") == 0 && s.isr_drop.len) {
 			for (size_t k = 0; k < s.isr_drop.len; k++)
 				hf_strlist_push(&v->isr_drop, s.isr_drop.items[k]);

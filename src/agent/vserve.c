@@ -57,20 +57,9 @@ static void look(const char *dir, struct seen *s)
 {
 	char *lock = hf_xasprintf("%s/serve.lock", dir);
 	char *status = hf_xasprintf("%s/status.json", dir);
-	int fd = open(lock, O_RDONLY | O_CLOEXEC);
 
 	memset(s, 0, sizeof(*s));
-	if (fd >= 0) {
-		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-			char buf[32];
-			ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-			buf[n > 0 ? n : 0] = '\0';
-			s->alive = true;
-			s->pid = strtol(buf, NULL, 10);
-		}
-		close(fd);
-	}
+	s->alive = hf_lock_held(lock, &s->pid);
 	s->st = json_load_file(status, 0, NULL);
 	if (s->st && !json_is_object(s->st)) {
 		json_decref(s->st);

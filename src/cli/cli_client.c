@@ -2384,10 +2384,84 @@ static int cmd_volume_list(int argc, char **argv)
 	return rc;
 }
 
+/* Whether every replica of the volume (out) that is not going is in sync. */
+static bool xvol_settled(const json_t *out)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(out, "replicas"), i, r) {
+		const char *st = jstr(r, "state");
+
+		if (st && strcmp(st, "in_sync") != 0 && strcmp(st, "deleting") != 0)
+			return false;
+	}
+	return jint(out, "in_sync") >= jint(out, "repl");
+}
+
+/*
+ * --wait: draws the replicas' progress (one line per change) until every
+ * one is in sync, or the timeout. Returns 0 or an exit code.
+ */
+static int xvol_wait(const char *path, double timeout, int64_t start)
+{
+	char *last = NULL;
+	long status;
+	json_t *out;
+	int rc;
+
+	for (;;) {
+		struct hf_buf b = HF_BUF_INIT;
+		const json_t *r;
+		size_t i;
+		bool done;
+
+		rc = api("GET", path, NULL, &status, &out);
+		if (rc)
+			break;
+		if (status != 200) {
+			rc = api_error(status, out);
+			json_decref(out);
+			break;
+		}
+		json_array_foreach(json_object_get(out, "replicas"), i, r) {
+			hf_buf_addf(&b, "%s%s %s", i ? ", " : "", jstr(r, "node"),
+				    jstr(r, "state"));
+			if (json_is_integer(json_object_get(r, "percent")))
+				hf_buf_addf(&b, " %lld%%",
+					    (long long)jint(r, "percent"));
+		}
+		if (!last || strcmp(last, hf_buf_str(&b)) != 0) {
+			fprintf(stderr, "%s: %s\n", jstr(out, "name"),
+				hf_buf_str(&b));
+			free(last);
+			last = hf_buf_detach(&b);
+		}
+		hf_buf_release(&b);
+		done = xvol_settled(out);
+		json_decref(out);
+		if (done)
+			break;
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr, "holdfast: replicas not all in sync after "
+					"%.0f s\n",
+				timeout);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(500 * 1000);
+	}
+	free(last);
+	return rc;
+}
+
 /* `volume show NAME`: one replicated volume and its replicas. */
 static int cmd_volume_show(int argc, char **argv)
 {
 	const char *name = NULL;
+	bool wait = false;
+	double timeout = 0;
+	int64_t start = hf_mono_ms();
 	char *path, *e;
 	long status;
 	json_t *out, *r;
@@ -2397,6 +2471,10 @@ static int cmd_volume_show(int argc, char **argv)
 	for (int k = 1; k < argc; k++) {
 		if (strcmp(argv[k], "--json") == 0)
 			g.json = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
 		else if (!name && argv[k][0] != '-')
 			name = argv[k];
 		else
@@ -2407,7 +2485,9 @@ static int cmd_volume_show(int argc, char **argv)
 	e = hf_url_escape(name);
 	path = hf_xasprintf("/v1/external-volumes/%s", e);
 	free(e);
-	rc = api("GET", path, NULL, &status, &out);
+	rc = wait ? xvol_wait(path, timeout, start) : 0;
+	if (!rc)
+		rc = api("GET", path, NULL, &status, &out);
 	free(path);
 	if (rc)
 		return rc;
@@ -3013,13 +3093,16 @@ const struct hf_cmd hf_client_cmds[] = {
      "kept it), or being deleted. With -s SERVICE, that service's. A\n"
      "service deployed again under the same name reuses the kept volumes\n"
      "of its instances.", NULL},
-    {"volume", "show", cmd_volume_show, "NAME [--json]",
+    {"volume", "show", cmd_volume_show,
+     "NAME [--wait] [--timeout S] [--json]",
      "show a replicated volume: size, epoch, where it is attached, replicas",
      "NAME is an external volume's name (holdfast volume list shows them):\n"
      "its owner, size, how many replicas it wants and has in sync, the\n"
      "min_sync policy, the node it is attached on at which epoch, and\n"
      "each replica's node and state (new, in_sync, resyncing with percent\n"
-     "done, down, stale, deleting) with the reason of its last change.",
+     "done, down, stale, deleting) with the reason of its last change.\n"
+     "--wait first draws the replicas' progress (a line on stderr at each\n"
+     "change) until every one is in sync.",
      NULL},
     {"volume", "delete", cmd_volume_delete,
      "SERVICE[/INSTANCE]|NAME [--yes] [--wait] [--timeout S] [--json]",

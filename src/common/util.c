@@ -385,6 +385,26 @@ int hf_lock_file(const char *path, int *fd_out, long *holder)
 	return 0;
 }
 
+bool hf_lock_held(const char *path, long *pid)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool held = false;
+
+	*pid = 0;
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		char buf[32];
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
+		held = true;
+		*pid = strtol(buf, NULL, 10);
+	}
+	close(fd); /* a shared lock we got goes with it */
+	return held;
+}
+
 char *hf_bytes_human(int64_t n)
 {
 	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB",

@@ -159,6 +159,13 @@ int hf_write_file_replace(const char *path, const void *data, size_t len,
 int hf_lock_file(const char *path, int *fd, long *holder);
 
 /*
+ * Whether a process holds hf_lock_file's lock on path now (probed with a
+ * shared lock that is let go at once; a missing file is no holder). Sets
+ * *pid to the holder's pid as written in the file (0 when unknown).
+ */
+bool hf_lock_held(const char *path, long *pid);
+
+/*
  * A byte count for people: "512 B", "1.5 KiB", "10.0 GiB" (binary units,
  * one decimal past bytes). The caller frees it.
  */

@@ -273,6 +273,8 @@ enum hf_xvol_op {
 	HF_XVOLOP_REPLICA_ADD,
 	/* The replica `replica` is given up: DELETING (its node deletes it). */
 	HF_XVOLOP_REPLICA_RETIRE,
+	/* The copy to RESYNCING replica `replica`: done of size bytes. */
+	HF_XVOLOP_REPLICA_PROGRESS,
 	/*
 	 * The RESYNCING replica `replica` holds every write at epoch (the
 	 * volume's): IN_SYNC.
@@ -287,6 +289,7 @@ struct hf_act_xvol {
 	char *more_node[HF_VOLOPTS_MAX_REPL - 1], *more_replica[HF_VOLOPTS_MAX_REPL - 1];
 	char *why;       /* REPLICA_DOWN: the reason */
 	int64_t size;
+	int64_t done;    /* REPLICA_PROGRESS: bytes copied */
 	unsigned repl, min_sync;
 	bool ro;
 	uint64_t epoch;

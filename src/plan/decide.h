@@ -254,6 +254,14 @@ void hf_decide_resynced(const struct hf_model *m, const char *node,
 			const char *volume, uint64_t epoch,
 			const char *const *ids, size_t n,
 			struct hf_actions *out);
+/*
+ * Node `node`, serving `volume` at `epoch`, reports the copy to its
+ * RESYNCING replica: done of total bytes (kept when the percent moved).
+ */
+void hf_decide_resync_progress(const struct hf_model *m, const char *node,
+			       const char *volume, uint64_t epoch,
+			       const char *replica, int64_t done,
+			       int64_t total, struct hf_actions *out);
 /* Node `node` deleted the replicas ids[0..n) (it may list others too). */
 void hf_decide_replicas_deleted(const struct hf_model *m, const char *node,
 				const char *const *ids, size_t n,

@@ -896,3 +896,27 @@ void hf_decide_resynced(const struct hf_model *m, const char *node,
 		free(why);
 	}
 }
+
+void hf_decide_resync_progress(const struct hf_model *m, const char *node,
+			       const char *volume, uint64_t epoch,
+			       const char *replica, int64_t done,
+			       int64_t total, struct hf_actions *out)
+{
+	const struct hf_xvol *v = hf_model_xvol(m, volume);
+	const struct hf_xrep *r = v ? hf_xvol_replica(v, replica) : NULL;
+	struct hf_action *x;
+
+	if (!r || r->state != HF_XREP_RESYNCING || !v->attached ||
+	    strcmp(v->attached, node) != 0 || v->epoch != epoch ||
+	    total <= 0 || done < 0 || done > total)
+		return;
+	/* A new percent is news; bytes within one are not worth a write. */
+	if (r->resync_total == total &&
+	    done * 100 / total == (r->resync_done * 100) / total)
+		return;
+	x = xvol_act(out, v->service, v->instance, HF_XVOLOP_REPLICA_PROGRESS,
+		     v->name);
+	x->u.xvol.replica = hf_xstrdup(r->id);
+	x->u.xvol.done = done;
+	x->u.xvol.size = total;
+}

@@ -1248,6 +1248,9 @@ static void volume_report_release(struct hf_proto_volume_report *r)
 	hf_strlist_release(&r->isr_drop);
 	free(r->isr_why);
 	hf_strlist_release(&r->resynced);
+	for (size_t i = 0; i < r->resync.len; i++)
+		free(r->resync.items[i].replica);
+	HF_VEC_FREE(&r->resync);
 }
 
 static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
@@ -1264,7 +1267,35 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 	}
 	if (r->resynced.len)
 		json_object_set_new(o, "resynced", strlist_encode(&r->resynced));
+	if (r->resync.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->resync.len; i++)
+			json_array_append_new(
+			    a, json_pack("{s:s, s:I, s:I}", "replica",
+					 r->resync.items[i].replica, "done",
+					 (json_int_t)r->resync.items[i].done,
+					 "total",
+					 (json_int_t)r->resync.items[i].total));
+		json_object_set_new(o, "resync", a);
+	}
 	return o;
+}
+
+static bool resync_decode(const struct dec *d, const json_t *v,
+			  struct hf_proto_resync *r)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "replica", true, &r->replica) ||
+	    !get_int(d, v, "done", &r->done, NULL) ||
+	    !get_int(d, v, "total", &r->total, NULL))
+		return false;
+	if (!vol_id_ok(r->replica))
+		return fail(d, "replica", "must be a replica id");
+	if (r->done < 0 || r->total < 0 || r->done > r->total)
+		return fail(d, "done", "must be 0 to total");
+	return true;
 }
 
 static bool volume_report_decode(const struct dec *d, const json_t *v,
@@ -1284,7 +1315,8 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !get_str(d, v, "message", false, &r->message) ||
 	    !get_strlist(d, v, "isr_drop", &r->isr_drop) ||
 	    !get_str(d, v, "isr_why", false, &r->isr_why) ||
-	    !get_strlist(d, v, "resynced", &r->resynced))
+	    !get_strlist(d, v, "resynced", &r->resynced) ||
+	    !DECODE_ARRAY(d, v, "resync", &r->resync, resync_decode))
 		return false;
 	for (size_t i = 0; i < r->resynced.len; i++)
 		if (!vol_id_ok(r->resynced.items[i]))

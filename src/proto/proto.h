@@ -303,6 +303,12 @@ struct hf_proto_held_replica {
 	int64_t size;         /* bytes, a multiple of 4096 */
 };
 
+/* A copy to a resyncing replica, as its attach process reports it. */
+struct hf_proto_resync {
+	char *replica;        /* required */
+	int64_t done, total;  /* bytes, 0 <= done <= total */
+};
+
 /* What the agent says of an attachment it serves. */
 struct hf_proto_volume_report {
 	char *volume, *id;    /* required */
@@ -319,6 +325,8 @@ struct hf_proto_volume_report {
 	char *isr_why;
 	/* Resyncing remotes that now hold every write (at this epoch). */
 	struct hf_strlist resynced;
+	/* Copies under way: bytes of the volume done of total, per replica. */
+	HF_VEC(struct hf_proto_resync) resync;
 };
 
 /* A replica to delete from the node's pool. */

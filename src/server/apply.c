@@ -238,6 +238,13 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		r->state = HF_XREP_RESYNCING;
 		set_str(&r->why, o->why);
 		break;
+	case HF_XVOLOP_REPLICA_PROGRESS:
+		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
+		if (!r || r->state != HF_XREP_RESYNCING)
+			return;
+		r->resync_done = o->done;
+		r->resync_total = o->size;
+		break;
 	case HF_XVOLOP_REPLICA_RETIRE:
 		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
 		if (!r || r->state == HF_XREP_DELETING)

@@ -117,6 +117,11 @@ void hf_sched_isr_requests(struct hf_srv *s, const char *node_id,
 					   (uint64_t)r->epoch,
 					   (const char *const *)r->isr_drop.items,
 					   r->isr_drop.len, r->isr_why, &a);
+		for (size_t k = 0; k < r->resync.len; k++)
+			hf_decide_resync_progress(
+			    &s->model, node_id, r->volume, (uint64_t)r->epoch,
+			    r->resync.items[k].replica, r->resync.items[k].done,
+			    r->resync.items[k].total, &a);
 		if (r->resynced.len)
 			hf_decide_resynced(&s->model, node_id, r->volume,
 					   (uint64_t)r->epoch,

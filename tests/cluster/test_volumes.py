@@ -77,13 +77,7 @@ def test_sdk_external_volumes_repl2_on_three_storage_nodes(hf, net, tmp_path):
     assert out == "hello\n", out
     hf.cli("service", "remove", "hello-world", "--wait", "--timeout", "120", timeout=180)
     for name, v in vols.items():
-        a, b = (replica_file(hf, v, r) for r in v["replicas"])
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            while True:
-                x, y = fa.read(1 << 20), fb.read(1 << 20)
-                assert x == y, f"{name}: replicas {a} and {b} differ"
-                if not x:
-                    break
+        assert_identical(*(replica_file(hf, v, r) for r in v["replicas"]))
 
 
 WRITER = """
@@ -117,25 +111,50 @@ pods:
 """
 
 
+def start_writer(hf, net, tmp_path, records=50):
+    """Three storage nodes and the writer (service w, repl=2) with at least
+    `records` acknowledged. Returns (out dir, its volume, the writer's
+    node, the other replica's node, its acknowledged-records file)."""
+    storage_cluster(hf, net)
+    out = os.path.join(str(tmp_path), "writer-out")
+    os.makedirs(out)
+    hf.deploy(write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out)))
+    v = xvols(hf)["w-app-0"]
+    node = hf.pod("w", "app-0")["node"]
+    holders = [r["node"] for r in v["replicas"]]
+    assert node in holders and len(set(holders)) == 2, v
+    peer = next(n for n in holders if n != node)
+    acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
+    wait_for(lambda: len(open(acked).read().split()) >= records, 60,
+             what=f"{records} acknowledged records")
+    return out, v, node, peer, acked
+
+
+def records_seen_by(out, host):
+    """The record numbers in the log as the copy started on host saw it."""
+    wait_for(lambda: [f for f in os.listdir(out) if f.startswith(f"log-at-start.{host}.")],
+             30, what=f"the copy on {host}'s view of the log")
+    starts = sorted(f for f in os.listdir(out) if f.startswith(f"log-at-start.{host}."))
+    lines = open(os.path.join(out, starts[-1])).read().splitlines()
+    return {int(r.split()[1]) for r in lines if r.startswith("record ")}
+
+
+def assert_identical(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            assert x == y, f"replicas {a} and {b} differ"
+            if not x:
+                break
+
+
 def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     """Acceptance 2: a writer appends records with fsync and logs each
     acknowledged one outside the volume. Its host is killed (all its
     processes, its link down): the pod runs again, same instance name, on
     a node holding a replica; every acknowledged record is there; the old
     host, back, does not run the task."""
-    storage_cluster(hf, net)
-    out = os.path.join(str(tmp_path), "writer-out")
-    os.makedirs(out)
-    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
-    hf.deploy(path)
-    v = xvols(hf)["w-app-0"]
-    victim = hf.pod("w", "app-0")["node"]
-    holders = [r["node"] for r in v["replicas"]]
-    assert victim in holders and len(set(holders)) == 2, v
-    survivor = next(n for n in holders if n != victim)
-    # What the writer there saw committed (one file per writer process).
-    acked = wait_for(lambda: acked_file(out, victim), 60, what="the writer's first commit")
-    wait_for(lambda: len(open(acked).read().split()) >= 50, 60, what="50 acknowledged records")
+    out, v, victim, survivor, acked = start_writer(hf, net, tmp_path)
 
     net[victim].kill()  # agent, shims, tasks, attach and replica server
     net[victim].cut()
@@ -144,11 +163,7 @@ def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
              hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
              what=f"app-0 running again on {survivor}")
-    wait_for(lambda: [f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}.")],
-             30, what="the new copy's view of the log")
-    starts = sorted(f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}."))
-    records = open(os.path.join(out, starts[0])).read().splitlines()
-    have = {int(r.split()[1]) for r in records if r.startswith("record ")}
+    have = records_seen_by(out, survivor)
     missing = [i for i in range(1, last_acked + 1) if i not in have]
     assert not missing, f"acknowledged records lost: {missing[:20]} (last acked {last_acked})"
     v = xvols(hf)["w-app-0"]
@@ -253,27 +268,13 @@ def test_partitioned_node_is_fenced_and_stops_its_copy(hf, net, tmp_path):
     the survivor's replica server knows the newer epoch); every record
     acknowledged anywhere is in the volume the new copy sees; once the
     link is back, the old node stops its copy and detaches."""
-    storage_cluster(hf, net)
-    out = os.path.join(str(tmp_path), "writer-out")
-    os.makedirs(out)
-    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
-    hf.deploy(path)
-    v = xvols(hf)["w-app-0"]
-    victim = hf.pod("w", "app-0")["node"]
-    survivor = next(r["node"] for r in v["replicas"] if r["node"] != victim)
-    # What the writer there saw committed (one file per writer process).
-    acked = wait_for(lambda: acked_file(out, victim), 60, what="the writer's first commit")
-    wait_for(lambda: len(open(acked).read().split()) >= 50, 60, what="50 acknowledged records")
+    out, v, victim, survivor, acked = start_writer(hf, net, tmp_path)
 
     net[victim].cut()
     wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
              hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
              what=f"app-0 running again on {survivor}")
-    wait_for(lambda: [f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}.")],
-             30, what="the new copy's view of the log")
-    starts = sorted(f for f in os.listdir(out) if f.startswith(f"log-at-start.{survivor}."))
-    records = open(os.path.join(out, starts[0])).read().splitlines()
-    have = {int(r.split()[1]) for r in records if r.startswith("record ")}
+    have = records_seen_by(out, survivor)
     # The old copy still runs, cut off: whatever it was acknowledged is
     # in the new copy's volume (nothing after the cut was acknowledged),
     # now and after it gave up.
@@ -350,9 +351,7 @@ def test_a_pod_on_a_storage_less_node_uses_its_volume_remotely(hf, net, tmp_path
     assert written and open(os.path.join(out, "read")).read().strip() == written
     # The bytes are in both pools' replicas (once detached, nothing in flight).
     hf.cli("service", "remove", "r", "--wait", "--timeout", "120", timeout=180)
-    a, b = (replica_file(hf, v, r) for r in v["replicas"])
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        assert fa.read() == fb.read()
+    assert_identical(*(replica_file(hf, v, r) for r in v["replicas"]))
 
 
 def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(hf, net, tmp_path):
@@ -360,15 +359,8 @@ def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(
     (the attach process outlives it); kill -9 of the attach process gives
     the task I/O errors, the agent attaches again and the task restarts,
     and every acknowledged record is in the volume."""
-    storage_cluster(hf, net)
-    out = os.path.join(str(tmp_path), "writer-out")
-    os.makedirs(out)
-    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
-    hf.deploy(path)
-    node = hf.pod("w", "app-0")["node"]
-    acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
+    out, _, node, _, acked = start_writer(hf, net, tmp_path, records=30)
     count = lambda: len(open(acked).read().split())  # noqa: E731
-    wait_for(lambda: count() >= 30, 60, what="30 acknowledged records")
     task_id = hf.tasks("w")["app-0-server"]["id"]
 
     # The agent dies and comes back: the writer never notices.
@@ -389,9 +381,7 @@ def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(
              what="the task running again on a new attachment")
     wait_for(lambda: len([f for f in os.listdir(out) if f.startswith("log-at-start.")]) >= 2,
              30, what="the restarted copy's view of the log")
-    starts = sorted(f for f in os.listdir(out) if f.startswith("log-at-start."))
-    records = open(os.path.join(out, starts[-1])).read().splitlines()
-    have = {int(r.split()[1]) for r in records if r.startswith("record ")}
+    have = records_seen_by(out, node)
     # The first writer's file: it acknowledged nothing after its volume
     # went away (its fsync failed and it exited).
     missing = sorted(i for i in map(int, open(acked).read().split()) if i not in have)
@@ -404,17 +394,8 @@ def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path)
     took that replica out of the in-sync set (down); healed, the replica
     is copied to (resyncing) while the writer writes on, and is in sync
     again; after a detach both replicas are byte-identical."""
-    storage_cluster(hf, net)
-    out = os.path.join(str(tmp_path), "writer-out")
-    os.makedirs(out)
-    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
-    hf.deploy(path)
-    v = xvols(hf)["w-app-0"]
-    node = hf.pod("w", "app-0")["node"]
-    peer = next(r["node"] for r in v["replicas"] if r["node"] != node)
-    acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
+    out, v, node, peer, acked = start_writer(hf, net, tmp_path, records=30)
     count = lambda: len(open(acked).read().split())  # noqa: E731
-    wait_for(lambda: count() >= 30, 60, what="30 acknowledged records")
 
     net[peer].cut()
     wait_for(lambda: {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}[peer]
@@ -426,18 +407,15 @@ def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path)
     assert hf.tasks("w")["app-0-server"]["status"] == "RUNNING"
 
     net[peer].heal()
-    wait_for(lambda: {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}[peer]
-             == "in_sync", 120, what=f"{peer}'s replica resynced")
+    # volume show --wait draws the replicas' states until all are in sync.
+    p = hf.cli("volume", "show", "w-app-0", "--wait", "--timeout", "120", timeout=180)
+    assert "2 wanted, 2 in sync" in p.stdout, p.stdout
+    assert f"{peer} down" in p.stderr or f"{peer} resyncing" in p.stderr, p.stderr
+    assert {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}[peer] == "in_sync"
     n = count()
     wait_for(lambda: count() >= n + 30, 60, what="writes going on with both replicas")
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
-    a, b = (replica_file(hf, v, r) for r in v["replicas"])
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            assert x == y, f"replicas {a} and {b} differ"
-            if not x:
-                break
+    assert_identical(*(replica_file(hf, v, r) for r in v["replicas"]))
 
 
 def test_decommissioned_node_has_its_replica_rebuilt_elsewhere(hf, net, tmp_path):
@@ -445,19 +423,10 @@ def test_decommissioned_node_has_its_replica_rebuilt_elsewhere(hf, net, tmp_path
     a new replica is made on the third node and copied to while the writer
     writes on; once it is in sync the old one is given up and deleted from
     its pool; repl=2 is restored and the replicas are identical."""
-    storage_cluster(hf, net)
-    out = os.path.join(str(tmp_path), "writer-out")
-    os.makedirs(out)
-    path = write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out))
-    hf.deploy(path)
-    v = xvols(hf)["w-app-0"]
-    node = hf.pod("w", "app-0")["node"]
-    peer = next(r["node"] for r in v["replicas"] if r["node"] != node)
+    out, v, node, peer, acked = start_writer(hf, net, tmp_path, records=30)
+    count = lambda: len(open(acked).read().split())  # noqa: E731
     third = ({"a1", "a2", "a3"} - {node, peer}).pop()
     old = next(r for r in v["replicas"] if r["node"] == peer)
-    acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
-    count = lambda: len(open(acked).read().split())  # noqa: E731
-    wait_for(lambda: count() >= 30, 60, what="30 acknowledged records")
 
     hf.cli("node", "decommission", peer)
 
@@ -474,10 +443,4 @@ def test_decommissioned_node_has_its_replica_rebuilt_elsewhere(hf, net, tmp_path
     assert hf.pod("w", "app-0")["node"] == node
     v = xvols(hf)["w-app-0"]
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
-    a, b = (replica_file(hf, v, r) for r in v["replicas"])
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            assert x == y, f"replicas {a} and {b} differ"
-            if not x:
-                break
+    assert_identical(*(replica_file(hf, v, r) for r in v["replicas"]))

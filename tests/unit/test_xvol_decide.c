@@ -643,6 +643,25 @@ static void test_a_returning_replica_is_resynced(void **state)
 	assert_string_equal(x->replica, "aa");
 	assert_int_equal(x->epoch, 3);
 	hf_actions_reset(&w->a);
+	/* Progress of the copy: kept when the percent moves. */
+	hf_decide_resync_progress(&w->m, "n1", "s-app-0", 3, "aa", 0, 100,
+				  &w->a);
+	assert_non_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_PROGRESS));
+	hf_actions_reset(&w->a);
+	v->replicas.items[1].resync_total = 100; /* as applied */
+	hf_decide_resync_progress(&w->m, "n1", "s-app-0", 3, "aa", 0, 100,
+				  &w->a);
+	assert_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_PROGRESS));
+	hf_decide_resync_progress(&w->m, "n1", "s-app-0", 3, "aa", 42, 100,
+				  &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_REPLICA_PROGRESS);
+	assert_non_null(x);
+	assert_int_equal(x->done, 42);
+	assert_int_equal(x->size, 100);
+	hf_actions_reset(&w->a);
+	hf_decide_resync_progress(&w->m, "n2", "s-app-0", 3, "aa", 50, 100,
+				  &w->a);
+	assert_null(xvol_action(&w->a, HF_XVOLOP_REPLICA_PROGRESS));
 	/* A failed copy: down again. */
 	hf_decide_isr_drop(&w->m, "n1", "s-app-0", 3, ids, 1, "copy failed",
 			   &w->a);

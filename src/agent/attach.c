@@ -106,6 +106,17 @@ static char *jdup(const json_t *o, const char *key)
 	return s ? hf_xstrdup(s) : NULL;
 }
 
+/* The strings of o's array `key` (others skipped) onto out. */
+static void strings(const json_t *o, const char *key, struct hf_strlist *out)
+{
+	json_t *e;
+	size_t k;
+
+	json_array_foreach(json_object_get(o, key), k, e)
+		if (json_is_string(e))
+			hf_strlist_push(out, json_string_value(e));
+}
+
 static void look(const char *dir, struct seen *s)
 {
 	char *lock = hf_xasprintf("%s/attach.lock", dir);
@@ -126,26 +137,10 @@ static void look(const char *dir, struct seen *s)
 		s->st_epoch = json_integer_value(json_object_get(st, "epoch"));
 		s->device = jdup(st, "device");
 		s->message = jdup(st, "message");
-		{
-			json_t *d = json_object_get(st, "isr_drop"), *e;
-			size_t k;
-
-			json_array_foreach(d, k, e)
-				if (json_is_string(e))
-					hf_strlist_push(&s->isr_drop,
-							json_string_value(e));
-		}
+		strings(st, "isr_drop", &s->isr_drop);
 		s->isr_why = jdup(st, "isr_why");
 		s->resync = json_incref(json_object_get(st, "resync"));
-		{
-			json_t *d = json_object_get(st, "resynced"), *e;
-			size_t k;
-
-			json_array_foreach(d, k, e)
-				if (json_is_string(e))
-					hf_strlist_push(&s->resynced,
-							json_string_value(e));
-		}
+		strings(st, "resynced", &s->resynced);
 		json_decref(st);
 	}
 }

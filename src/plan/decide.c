@@ -2450,6 +2450,28 @@ void hf_decide_skip_drain(const struct hf_service *svc,
 	life_event(out, svc, in, &l, HF_IEV_SKIP_DRAIN);
 }
 
+/*
+ * Task r (of slot task) ran on a node that is gone: nobody can stop it
+ * there; it is LOST, with message (taken). If the node comes back, the
+ * task is no longer in its desired set and its agent stops it.
+ */
+static void task_lost(const struct hf_service *svc,
+		      const struct hf_instance *in, const char *task,
+		      const struct hf_task_rec *r, int64_t now, char *message,
+		      struct hf_actions *out)
+{
+	struct hf_action *x =
+	    hf_actions_push(out, HF_ACT_TASK, svc->name, in->name, task);
+
+	x->u.tsk.id = hf_xstrdup(r->id);
+	x->u.tsk.set = HF_TASK_KILL | HF_TASK_STATE | HF_TASK_FINISHED_AT |
+		       HF_TASK_MESSAGE;
+	x->u.tsk.kill = true;
+	x->u.tsk.state = hf_task_step(r->state, HF_TEV_LOST, HF_TASK_RECORD).next;
+	x->u.tsk.finished_at = now;
+	x->u.tsk.message = message;
+}
+
 void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 		       const struct hf_instance *in, struct hf_decide_ctx *ctx,
 		       struct hf_actions *out)
@@ -2476,17 +2498,8 @@ void hf_decide_replace(const struct hf_model *m, const struct hf_service *svc,
 			 * If the node comes back, the task is no longer in
 			 * its desired set and its agent stops it.
 			 */
-			x = hf_actions_push(out, HF_ACT_TASK, svc->name, in->name,
-					    sl->task);
-			x->u.tsk.id = hf_xstrdup(r->id);
-			x->u.tsk.set = HF_TASK_KILL | HF_TASK_STATE |
-				       HF_TASK_FINISHED_AT | HF_TASK_MESSAGE;
-			x->u.tsk.kill = true;
-			x->u.tsk.state =
-			    hf_task_step(r->state, HF_TEV_LOST, HF_TASK_RECORD)
-				.next;
-			x->u.tsk.finished_at = ctx->now;
-			x->u.tsk.message = hf_xstrdup("its node is gone; replaced");
+			task_lost(svc, in, sl->task, r, ctx->now,
+				  hf_xstrdup("its node is gone; replaced"), out);
 			continue;
 		}
 		kill_task(svc, in, sl->task, r, "the pod is being replaced",
@@ -2632,19 +2645,11 @@ static void failover(const struct hf_model *m, const struct hf_service *svc,
 
 		if (!r || !hf_task_state_live(r->state))
 			continue;
-		x = hf_actions_push(out, HF_ACT_TASK, svc->name, in->name,
-				    sl->task);
-		x->u.tsk.id = hf_xstrdup(r->id);
-		x->u.tsk.set = HF_TASK_KILL | HF_TASK_STATE |
-			       HF_TASK_FINISHED_AT | HF_TASK_MESSAGE;
-		x->u.tsk.kill = true;
-		x->u.tsk.state =
-		    hf_task_step(r->state, HF_TEV_LOST, HF_TASK_RECORD).next;
-		x->u.tsk.finished_at = ctx->now;
-		x->u.tsk.message =
-		    hf_xasprintf("its node %s is lost; the pod moves with its "
-				 "replicated volumes",
-				 in->node);
+		task_lost(svc, in, sl->task, r, ctx->now,
+			  hf_xasprintf("its node %s is lost; the pod moves with "
+				       "its replicated volumes",
+				       in->node),
+			  out);
 	}
 	hf_model_xvols_of_instance(m, svc->name, in->name, &vols);
 	for (size_t i = 0; i < vols.len; i++) {

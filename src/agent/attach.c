@@ -63,7 +63,12 @@ struct seen {
 	char *isr_why;
 	struct hf_strlist resynced; /* resyncing remotes now up to date */
 	json_t *resync;             /* copies under way, as status.json says */
+	json_t *missed;             /* [{"replica", "bytes"}], or NULL */
+	int64_t io[4];              /* written, replicated, resync_sent, _planned */
 };
+
+static const char *const io_keys[] = {"written", "replicated", "resync_sent",
+				       "resync_planned"};
 
 static void seen_release(struct seen *s)
 {
@@ -74,6 +79,7 @@ static void seen_release(struct seen *s)
 	free(s->isr_why);
 	hf_strlist_release(&s->resynced);
 	json_decref(s->resync);
+	json_decref(s->missed);
 	free(s->message);
 	memset(s, 0, sizeof(*s));
 }
@@ -140,6 +146,13 @@ static void look(const char *dir, struct seen *s)
 		strings(st, "isr_drop", &s->isr_drop);
 		s->isr_why = jdup(st, "isr_why");
 		s->resync = json_incref(json_object_get(st, "resync"));
+		s->missed = json_incref(json_object_get(st, "missed"));
+		for (size_t i = 0; i < HF_ARRAY_LEN(io_keys); i++) {
+			json_int_t n = json_integer_value(
+			    json_object_get(st, io_keys[i]));
+
+			s->io[i] = n > 0 ? n : 0;
+		}
 		strings(st, "resynced", &s->resynced);
 		json_decref(st);
 	}
@@ -621,6 +634,28 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 				    json_object_get(e, "done"));
 				p->total = json_integer_value(
 				    json_object_get(e, "total"));
+			}
+		}
+		if (strcmp(state, "ready") == 0) {
+			size_t k;
+			json_t *e;
+
+			v->written = s.io[0];
+			v->replicated = s.io[1];
+			v->resync_sent = s.io[2];
+			v->resync_planned = s.io[3];
+			json_array_foreach(s.missed, k, e) {
+				const char *id = json_string_value(
+				    json_object_get(e, "replica"));
+				json_int_t b = json_integer_value(
+				    json_object_get(e, "bytes"));
+				struct hf_proto_missed *m;
+
+				if (!id || b < 0)
+					continue;
+				m = HF_VEC_PUSH(&v->missed);
+				m->replica = hf_xstrdup(id);
+				m->bytes = b;
 			}
 		}
 		if (strcmp(state, "ready") == 0 && s.isr_drop.len) {

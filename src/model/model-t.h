@@ -335,11 +335,24 @@ struct hf_node_storage {
  * "volumes"): the server launches tasks that use a volume only once the
  * node reported it ready at the epoch their orders name.
  */
+/* A replica out of the in-sync set, and the bytes it misses. */
+struct hf_node_missed {
+	char *replica;
+	int64_t bytes;
+};
+
 struct hf_node_volrep {
 	char *volume;
 	uint64_t epoch;
 	bool ready;
 	char *failed; /* state "failed": its message (or ""); else NULL */
+	/*
+	 * The attach process's counters and what replicas miss, as its
+	 * latest report says (hf_proto_volume_report): the metrics read
+	 * them; never stored.
+	 */
+	int64_t written, replicated, resync_sent, resync_planned;
+	HF_VEC(struct hf_node_missed) missed;
 };
 
 struct hf_node {

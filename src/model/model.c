@@ -725,8 +725,13 @@ void hf_model_node_storage_free(struct hf_node_storage *st)
 void hf_model_node_volreps_clear(struct hf_node *n)
 {
 	for (size_t i = 0; i < n->volreps.len; i++) {
-		free(n->volreps.items[i].volume);
-		free(n->volreps.items[i].failed);
+		struct hf_node_volrep *r = &n->volreps.items[i];
+
+		free(r->volume);
+		free(r->failed);
+		for (size_t k = 0; k < r->missed.len; k++)
+			free(r->missed.items[k].replica);
+		HF_VEC_FREE(&r->missed);
 	}
 	n->volreps.len = 0;
 }

@@ -1251,6 +1251,9 @@ static void volume_report_release(struct hf_proto_volume_report *r)
 	for (size_t i = 0; i < r->resync.len; i++)
 		free(r->resync.items[i].replica);
 	HF_VEC_FREE(&r->resync);
+	for (size_t i = 0; i < r->missed.len; i++)
+		free(r->missed.items[i].replica);
+	HF_VEC_FREE(&r->missed);
 }
 
 static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
@@ -1279,7 +1282,46 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 					 (json_int_t)r->resync.items[i].total));
 		json_object_set_new(o, "resync", a);
 	}
+	{
+		const struct {
+			const char *key;
+			int64_t v;
+		} io[] = {{"written", r->written},
+			  {"replicated", r->replicated},
+			  {"resync_sent", r->resync_sent},
+			  {"resync_planned", r->resync_planned}};
+
+		for (size_t i = 0; i < HF_ARRAY_LEN(io); i++)
+			if (io[i].v)
+				json_object_set_new(o, io[i].key,
+						    json_integer(io[i].v));
+	}
+	if (r->missed.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->missed.len; i++)
+			json_array_append_new(
+			    a, json_pack("{s:s, s:I}", "replica",
+					 r->missed.items[i].replica, "bytes",
+					 (json_int_t)r->missed.items[i].bytes));
+		json_object_set_new(o, "missed", a);
+	}
 	return o;
+}
+
+static bool missed_decode(const struct dec *d, const json_t *v,
+			  struct hf_proto_missed *m)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "replica", true, &m->replica) ||
+	    !get_int(d, v, "bytes", &m->bytes, NULL))
+		return false;
+	if (!vol_id_ok(m->replica))
+		return fail(d, "replica", "must be a replica id");
+	if (m->bytes < 0)
+		return fail(d, "bytes", "must be 0 or more");
+	return true;
 }
 
 static bool resync_decode(const struct dec *d, const json_t *v,
@@ -1316,8 +1358,20 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !get_strlist(d, v, "isr_drop", &r->isr_drop) ||
 	    !get_str(d, v, "isr_why", false, &r->isr_why) ||
 	    !get_strlist(d, v, "resynced", &r->resynced) ||
-	    !DECODE_ARRAY(d, v, "resync", &r->resync, resync_decode))
+	    !DECODE_ARRAY(d, v, "resync", &r->resync, resync_decode) ||
+	    !get_int(d, v, "written", &r->written, NULL) ||
+	    !get_int(d, v, "replicated", &r->replicated, NULL) ||
+	    !get_int(d, v, "resync_sent", &r->resync_sent, NULL) ||
+	    !get_int(d, v, "resync_planned", &r->resync_planned, NULL) ||
+	    !DECODE_ARRAY(d, v, "missed", &r->missed, missed_decode))
 		return false;
+	if (r->written < 0 || r->replicated < 0)
+		return fail(d, r->written < 0 ? "written" : "replicated",
+			    "must be 0 or more");
+	if (r->resync_sent < 0 || r->resync_planned < 0)
+		return fail(d, r->resync_sent < 0 ? "resync_sent"
+						  : "resync_planned",
+			    "must be 0 or more");
 	for (size_t i = 0; i < r->resynced.len; i++)
 		if (!vol_id_ok(r->resynced.items[i]))
 			return fail(d, "resynced", "must list replica ids");

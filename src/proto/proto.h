@@ -309,6 +309,15 @@ struct hf_proto_resync {
 	int64_t done, total;  /* bytes, 0 <= done <= total */
 };
 
+/*
+ * What a replica out of the in-sync set misses, as the attach process
+ * keeps it: the bytes of the regions written without it (0: none).
+ */
+struct hf_proto_missed {
+	char *replica;        /* required */
+	int64_t bytes;        /* >= 0 */
+};
+
 /* What the agent says of an attachment it serves. */
 struct hf_proto_volume_report {
 	char *volume, *id;    /* required */
@@ -327,6 +336,15 @@ struct hf_proto_volume_report {
 	struct hf_strlist resynced;
 	/* Copies under way: bytes of the volume done of total, per replica. */
 	HF_VEC(struct hf_proto_resync) resync;
+	/*
+	 * The attach process's counters since it started (bytes, >= 0):
+	 * written to the volume, sent to remote replicas with live writes,
+	 * sent by copies (resync_sent), and what the copies set out to
+	 * send (resync_planned: the regions a returning replica missed, or
+	 * the whole volume for a full copy).
+	 */
+	int64_t written, replicated, resync_sent, resync_planned;
+	HF_VEC(struct hf_proto_missed) missed;
 };
 
 /* A replica to delete from the node's pool. */

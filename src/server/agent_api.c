@@ -260,18 +260,46 @@ static bool volreps_update(struct hf_node *n,
 				      r->message ? r->message : "") != 0))
 			news = true;
 	}
-	if (!news && rq->volumes.len == n->volreps.len)
-		return false;
-	hf_model_node_volreps_clear(n);
+	if (news || rq->volumes.len != n->volreps.len) {
+		hf_model_node_volreps_clear(n);
+		for (size_t i = 0; i < rq->volumes.len; i++) {
+			const struct hf_proto_volume_report *r =
+			    &rq->volumes.items[i];
+			struct hf_node_volrep *nr = HF_VEC_PUSH(&n->volreps);
+
+			memset(nr, 0, sizeof(*nr));
+			nr->volume = hf_xstrdup(r->volume);
+			nr->epoch = r->epoch > 0 ? (uint64_t)r->epoch : 0;
+			nr->ready = r->state && strcmp(r->state, "ready") == 0;
+			if (r->state && strcmp(r->state, "failed") == 0)
+				nr->failed = hf_xstrdup(r->message ? r->message
+								   : "");
+		}
+		news = true;
+	}
+	/* The counters change with every report: no news, just kept. */
 	for (size_t i = 0; i < rq->volumes.len; i++) {
 		const struct hf_proto_volume_report *r = &rq->volumes.items[i];
-		struct hf_node_volrep *nr = HF_VEC_PUSH(&n->volreps);
+		struct hf_node_volrep *nr = NULL;
 
-		nr->volume = hf_xstrdup(r->volume);
-		nr->epoch = r->epoch > 0 ? (uint64_t)r->epoch : 0;
-		nr->ready = r->state && strcmp(r->state, "ready") == 0;
-		if (r->state && strcmp(r->state, "failed") == 0)
-			nr->failed = hf_xstrdup(r->message ? r->message : "");
+		for (size_t k = 0; !nr && k < n->volreps.len; k++)
+			if (strcmp(n->volreps.items[k].volume, r->volume) == 0)
+				nr = &n->volreps.items[k];
+		if (!nr)
+			continue;
+		nr->written = r->written;
+		nr->replicated = r->replicated;
+		nr->resync_sent = r->resync_sent;
+		nr->resync_planned = r->resync_planned;
+		for (size_t k = 0; k < nr->missed.len; k++)
+			free(nr->missed.items[k].replica);
+		nr->missed.len = 0;
+		for (size_t k = 0; k < r->missed.len; k++) {
+			struct hf_node_missed *m = HF_VEC_PUSH(&nr->missed);
+
+			m->replica = hf_xstrdup(r->missed.items[k].replica);
+			m->bytes = r->missed.items[k].bytes;
+		}
 	}
 	return news;
 }

@@ -599,6 +599,42 @@ static void h_volumes_list(void *ctx, const struct hf_http_req *req,
 	hf_http_json(resp, 200, a);
 }
 
+/*
+ * A replicated volume as GET /v1/external-volumes shows it: its record
+ * (never its secret) and, while attached, what its attach process last
+ * reported: "io" (bytes written, replicated, sent by copies and planned
+ * for them) and each replica's "missed" bytes where it keeps them.
+ */
+static json_t *xvol_json(const struct hf_srv *s, const struct hf_xvol *v)
+{
+	json_t *o = hf_xvol_to_json(v), *reps = json_object_get(o, "replicas");
+	const struct hf_node *n =
+	    v->attached ? hf_model_node(&s->model, v->attached) : NULL;
+	const struct hf_node_volrep *r = hf_model_node_volrep(n, v->name);
+	size_t k;
+	json_t *e;
+
+	if (!r || r->epoch != v->epoch)
+		return o;
+	json_object_set_new(
+	    o, "io",
+	    json_pack("{s:I, s:I, s:I, s:I}", "written",
+		      (json_int_t)r->written, "replicated",
+		      (json_int_t)r->replicated, "resync_sent",
+		      (json_int_t)r->resync_sent, "resync_planned",
+		      (json_int_t)r->resync_planned));
+	json_array_foreach(reps, k, e) {
+		const char *id = json_string_value(json_object_get(e, "id"));
+
+		for (size_t i = 0; id && i < r->missed.len; i++)
+			if (strcmp(r->missed.items[i].replica, id) == 0)
+				json_object_set_new(
+				    e, "missed",
+				    json_integer(r->missed.items[i].bytes));
+	}
+	return o;
+}
+
 /* GET /v1/external-volumes: the replicated volumes, as records show them. */
 static void h_xvols_list(void *ctx, const struct hf_http_req *req,
 			 struct hf_http_resp *resp)
@@ -612,7 +648,7 @@ static void h_xvols_list(void *ctx, const struct hf_http_req *req,
 		const struct hf_xvol *v = s->model.xvols.items[k];
 
 		if (!only || strcmp(only, v->service) == 0)
-			json_array_append_new(a, hf_xvol_to_json(v));
+			json_array_append_new(a, xvol_json(s, v));
 	}
 	hf_state_unlock(s);
 	hf_http_json(resp, 200, a);
@@ -629,7 +665,7 @@ static void h_xvol_get(void *ctx, const struct hf_http_req *req,
 	hf_state_lock(s);
 	v = name ? hf_model_xvol(&s->model, name) : NULL;
 	if (v)
-		hf_http_json(resp, 200, hf_xvol_to_json(v));
+		hf_http_json(resp, 200, xvol_json(s, v));
 	else
 		hf_http_error(resp, HF_ENOTFOUND, "no external volume '%s'",
 			      name ? name : "");

@@ -619,7 +619,10 @@ static const struct route_doc docs[] = {
 	 "`repl` and `min_sync`, `epoch` (bumped by every attach), the node "
 	 "it is `attached` on (or null), whether its file system is "
 	 "`formatted`, and each replica's node, id and state (`new`, "
-	 "`in_sync`, ...). Its key never appears.",
+	 "`in_sync`, ...). While attached, `io` has its attach process's "
+	 "byte counters (since that process started) and each replica it "
+	 "knew in sync its `missed` bytes (the regions written without it, "
+	 "which a resync sends). Its key never appears.",
      .status = "200",
      .response = "{\"name\": \"string\", \"id\": \"string\", "
 		 "\"service\": \"string\", \"instance\": \"string|null\", "
@@ -631,7 +634,11 @@ static const struct route_doc docs[] = {
 		 "\"in_sync\": \"integer\", \"degraded\": \"boolean\", "
 		 "\"replicas\": [{\"node\": \"string\", \"id\": \"string\", "
 		 "\"state\": \"string\", \"since\": \"integer\", "
-		 "\"percent\": \"integer|null\"}]}",
+		 "\"percent\": \"integer|null\", "
+		 "\"missed\": \"integer (bytes; absent when unknown)\"}], "
+		 "\"io\": {\"written\": \"integer\", \"replicated\": "
+		 "\"integer\", \"resync_sent\": \"integer\", "
+		 "\"resync_planned\": \"integer (absent while detached)\"}}",
      .errors = "not-found"},
     {.method = "DELETE",
      .pattern = "/v1/volumes/{svc}",

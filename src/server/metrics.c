@@ -151,6 +151,103 @@ static void render_api(struct hf_api_metrics *m, struct hf_buf *b)
 	pthread_mutex_unlock(&m->mu);
 }
 
+/* The report of v's current attachment, or NULL. */
+static const struct hf_node_volrep *attached_report(const struct hf_srv *s,
+						    const struct hf_xvol *v)
+{
+	const struct hf_node *n = v->attached
+					  ? hf_model_node(&s->model, v->attached)
+					  : NULL;
+	const struct hf_node_volrep *r = hf_model_node_volrep(n, v->name);
+
+	return r && r->epoch == v->epoch ? r : NULL;
+}
+
+/*
+ * The data path's counters, as each volume's attach process reports them
+ * (reset when it starts again, at each attach: counters, as Prometheus
+ * reads them), and what replicas out of the in-sync set miss.
+ */
+static void volume_io(const struct hf_srv *s, struct hf_buf *b)
+{
+	static const struct {
+		const char *name, *help;
+	} counters[] = {
+	    {"holdfast_volume_written_bytes_total",
+	     "Bytes written to a replicated volume by its task."},
+	    {"holdfast_volume_replicated_bytes_total",
+	     "Bytes of live writes a replicated volume sent to remote "
+	     "replicas (each remote counted)."},
+	    {"holdfast_volume_resync_sent_bytes_total",
+	     "Bytes copies sent to resyncing replicas."},
+	    {"holdfast_volume_resync_planned_bytes_total",
+	     "Bytes copies set out to send: the regions a returning replica "
+	     "missed, or the whole volume for a full copy."},
+	};
+
+	for (size_t c = 0; c < HF_ARRAY_LEN(counters); c++) {
+		hf_buf_addf(b, "# HELP %s %s\n# TYPE %s counter\n",
+			    counters[c].name, counters[c].help,
+			    counters[c].name);
+		for (size_t i = 0; i < s->model.xvols.len; i++) {
+			const struct hf_xvol *v = s->model.xvols.items[i];
+			const struct hf_node_volrep *r = attached_report(s, v);
+			int64_t n;
+
+			if (!r)
+				continue;
+			n = c == 0   ? r->written
+			    : c == 1 ? r->replicated
+			    : c == 2 ? r->resync_sent
+				     : r->resync_planned;
+			hf_buf_addf(b, "%s{volume=\"", counters[c].name);
+			label(b, v->name);
+			hf_buf_addf(b, "\"} %lld\n", (long long)n);
+		}
+	}
+	hf_buf_adds(b, "# HELP holdfast_volume_missed_bytes What a replica out "
+		       "of the in-sync set misses (the regions written "
+		       "without it), as its volume's attach process keeps "
+		       "it.\n"
+		       "# TYPE holdfast_volume_missed_bytes gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+		const struct hf_node_volrep *r = attached_report(s, v);
+
+		for (size_t k = 0; r && k < r->missed.len; k++) {
+			hf_buf_adds(b, "holdfast_volume_missed_bytes{volume=\"");
+			label(b, v->name);
+			hf_buf_adds(b, "\",replica=\"");
+			label(b, r->missed.items[k].replica);
+			hf_buf_addf(b, "\"} %lld\n",
+				    (long long)r->missed.items[k].bytes);
+		}
+	}
+	hf_buf_adds(b, "# HELP holdfast_volume_resync_left_bytes Bytes a "
+		       "resyncing replica's copy has still to send.\n"
+		       "# TYPE holdfast_volume_resync_left_bytes gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+
+			if (r->state != HF_XREP_RESYNCING)
+				continue;
+			hf_buf_adds(b, "holdfast_volume_resync_left_bytes{"
+				       "volume=\"");
+			label(b, v->name);
+			hf_buf_adds(b, "\",replica=\"");
+			label(b, r->id);
+			hf_buf_addf(b, "\"} %lld\n",
+				    (long long)(r->resync_total > r->resync_done
+						    ? r->resync_total -
+							  r->resync_done
+						    : 0));
+		}
+	}
+}
+
 static void render_state(struct hf_srv *s, struct hf_buf *b)
 {
 	struct hf_store_stats st;
@@ -318,6 +415,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 		hf_buf_addf(b, "\",repl=\"%u\"} %u\n", v->repl,
 			    hf_xvol_in_sync(v));
 	}
+	volume_io(s, b);
 	hf_buf_adds(b, "# HELP holdfast_volume_epoch A replicated volume's "
 		       "epoch (bumped by every attach).\n"
 		       "# TYPE holdfast_volume_epoch gauge\n");

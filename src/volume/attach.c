@@ -28,6 +28,7 @@
 #include "common/spawn.h"
 #include "common/util.h"
 #include "volume/attach.h"
+#include "volume/bitmap.h"
 #include "volume/status.h"
 #include "volume/remote.h"
 #include "volume/ticket.h"
@@ -42,6 +43,22 @@ struct bufpool {
 	pthread_mutex_t mu;
 	uint8_t *free[16];
 	int nfree;
+};
+
+/*
+ * What a replica missed while out of the in-sync set (docs/design/
+ * volumes.md §5.3): the regions written while no slot of it took the
+ * write. Kept for each replica this process knew in sync (connected at
+ * start without "resync", or resynced since), with that replica's data
+ * generation (its HELLO_OK's gen.current): a returning replica of the
+ * same generation is sent the regions set, nothing else; one without an
+ * entry, or of another generation (made again empty), is copied whole.
+ */
+struct missed {
+	char *replica;
+	struct hf_vol_gen gen;
+	struct hf_vol_bitmap bm;
+	bool broken;             /* a range could not be set: copy it all */
 };
 
 struct vol {
@@ -69,8 +86,16 @@ struct vol {
 	 * All guarded by isr_mu; the arrays hold HF_VOL_MAX_PEERS.
 	 */
 	bool *resyncing, *resynced, *failed_rs;
-	int64_t *rs_done;        /* bytes of the volume copied so far */
+	int64_t *rs_done;        /* bytes copied so far, of rs_total */
+	int64_t *rs_total;       /* bytes a copy sets out to send */
 	int64_t rs_sent;         /* bytes sent by every copy (WRITE frames) */
+	int64_t rs_planned;      /* sum of every copy's rs_total */
+	/* Replicas' missed regions; guarded by miss_mu (after isr_mu). */
+	struct missed missed[HF_VOL_MAX_PEERS];
+	size_t nmissed;
+	pthread_mutex_t miss_mu;
+	/* Bytes written to the volume, and to remotes (atomic). */
+	int64_t written, replicated;
 	/*
 	 * Writes hold it shared; adding a remote holds it exclusively, so
 	 * no write is half-way when a copy starts (each either reached the
@@ -115,6 +140,28 @@ struct vol {
 
 /* ---- status.json ------------------------------------------------------ */
 
+/*
+ * "missed": [{"replica", "bytes"}]: what each replica this process keeps
+ * an entry for lacks now (0 for one in sync), as the bytes of its regions.
+ */
+static json_t *missed_json(const struct vol *v)
+{
+	pthread_mutex_t *mu = (pthread_mutex_t *)&v->miss_mu;
+	json_t *a = json_array();
+
+	pthread_mutex_lock(mu);
+	for (size_t i = 0; i < v->nmissed; i++)
+		json_array_append_new(
+		    a, json_pack("{s:s, s:I}", "replica", v->missed[i].replica,
+				 "bytes",
+				 (json_int_t)(v->missed[i].broken
+						  ? (uint64_t)v->size
+						  : hf_vol_bitmap_dirty_bytes(
+							&v->missed[i].bm))));
+	pthread_mutex_unlock(mu);
+	return a;
+}
+
 /* The FUSE threads publish too (a remote's death): status.h serialises. */
 static void publish(const struct vol *v, const char *state, const char *msg)
 {
@@ -127,6 +174,12 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 	json_object_set_new(o, "identity", v->identity[0]
 						   ? json_string(v->identity)
 						   : json_null());
+	json_object_set_new(o, "written",
+			    json_integer(__atomic_load_n(&v->written,
+							 __ATOMIC_RELAXED)));
+	json_object_set_new(o, "replicated",
+			    json_integer(__atomic_load_n(&v->replicated,
+							 __ATOMIC_RELAXED)));
 	if (v->dropped) {
 		/* Failed remotes the server has not dropped yet: ask it to. */
 		json_t *drop = json_array();
@@ -147,7 +200,7 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 				    prog, json_pack("{s:s, s:I, s:I}", "replica",
 						    r->replica, "done",
 						    (json_int_t)v->rs_done[i],
-						    "total", (json_int_t)v->size));
+						    "total", (json_int_t)v->rs_total[i]));
 			if (v->failed_rs[i]) {
 				json_array_append_new(drop,
 						      json_string(r->replica));
@@ -172,7 +225,10 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 		}
 		json_object_set_new(o, "resync_sent",
 				    json_integer((json_int_t)v->rs_sent));
+		json_object_set_new(o, "resync_planned",
+				    json_integer((json_int_t)v->rs_planned));
 		pthread_mutex_unlock((pthread_mutex_t *)&v->isr_mu);
+		json_object_set_new(o, "missed", missed_json(v));
 		if (json_array_size(synced))
 			json_object_set_new(o, "resynced", synced);
 		else
@@ -316,6 +372,7 @@ static int load_remotes(struct vol *v, json_t *o, const char *path)
 	v->resynced = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->resynced));
 	v->failed_rs = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->failed_rs));
 	v->rs_done = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->rs_done));
+	v->rs_total = hf_xcalloc(HF_VOL_MAX_PEERS, sizeof(*v->rs_total));
 	for (size_t i = 0; i < HF_VOL_MAX_PEERS; i++)
 		hf_remote_init(&v->remotes[i]);
 	/* Without remotes now, one may come to be resynced: keep these. */
@@ -533,6 +590,65 @@ static int fence_local(struct vol *v)
 	return rc;
 }
 
+/* ---- what replicas out of the in-sync set missed ---------------------- */
+
+/* The entry of replica id, or NULL. miss_mu held. */
+static struct missed *missed_of(struct vol *v, const char *id)
+{
+	for (size_t i = 0; i < v->nmissed; i++)
+		if (strcmp(v->missed[i].replica, id) == 0)
+			return &v->missed[i];
+	return NULL;
+}
+
+/*
+ * Replica id, of data generation gen, holds every write from now on: its
+ * entry starts (or starts again) clean. A zero generation is unknown: no
+ * entry (a later copy to it is whole). One that cannot be kept (no room,
+ * no memory) is simply absent, with the same effect.
+ */
+static void track(struct vol *v, const char *id, const struct hf_vol_gen *gen)
+{
+	struct missed *m;
+
+	pthread_mutex_lock(&v->miss_mu);
+	m = missed_of(v, id);
+	if (m && hf_vol_gen_is_zero(gen)) {
+		hf_vol_bitmap_release(&m->bm);
+		free(m->replica);
+		*m = v->missed[--v->nmissed];
+		memset(&v->missed[v->nmissed], 0, sizeof(*m));
+	} else if (m) {
+		hf_vol_bitmap_reset(&m->bm);
+		m->gen = *gen;
+		m->broken = false;
+	} else if (!hf_vol_gen_is_zero(gen) && v->nmissed < HF_VOL_MAX_PEERS) {
+		m = &v->missed[v->nmissed];
+		if (hf_vol_bitmap_init(&m->bm, (uint64_t)v->size) == 0) {
+			m->replica = hf_xstrdup(id);
+			m->gen = *gen;
+			m->broken = false;
+			v->nmissed++;
+		}
+	}
+	pthread_mutex_unlock(&v->miss_mu);
+}
+
+/*
+ * [off, off + len) was written, and no live slot of remote i's replica
+ * took it: that replica misses it. Called before the write is answered.
+ */
+static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
+{
+	struct missed *m;
+
+	pthread_mutex_lock(&v->miss_mu);
+	m = missed_of(v, v->remotes[i].replica);
+	if (m && hf_vol_bitmap_set(&m->bm, off, len))
+		m->broken = true;
+	pthread_mutex_unlock(&v->miss_mu);
+}
+
 /* HELLO to every remote; no thread may exist yet (see mount_fuse). */
 static int connect_remotes(struct vol *v)
 {
@@ -547,6 +663,8 @@ static int connect_remotes(struct vol *v)
 			return failed(v, "replica %s on node %s (%s port %d): "
 					 "%s", r->replica, r->node, r->address,
 				      r->port, err);
+		if (!v->resyncing[i])
+			track(v, r->replica, &r->gen);
 	}
 	return 0;
 }
@@ -646,7 +764,7 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 {
 	struct hf_remote_req q[HF_VOL_MAX_PEERS];
 	bool sent[HF_VOL_MAX_PEERS], bad[HF_VOL_MAX_PEERS];
-	bool copying[HF_VOL_MAX_PEERS];
+	bool copying[HF_VOL_MAX_PEERS], got[HF_VOL_MAX_PEERS];
 	size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
 	int e = 0, le = 0;
 	bool waits = false;
@@ -662,6 +780,7 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 
 		memset(&q[i], 0, sizeof(q[i]));
 		bad[i] = false;
+		got[i] = sent[i];
 		if (sent[i])
 			hf_remote_submit(&v->remotes[i], &g, &q[i]);
 	}
@@ -669,18 +788,45 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 		le = local(v, arg);
 	for (size_t i = 0; i < nr; i++)
 		if (sent[i] && hf_remote_wait(&v->remotes[i], &q[i])) {
+			bool still = false;
+
+			got[i] = false;
 			if (copying[i]) {
-				/* Not in sync yet: it holds no write back. */
+				/*
+				 * Not in sync yet: it holds no write back,
+				 * unless its copy ended meanwhile (then it
+				 * is in sync and fails as such).
+				 */
 				pthread_mutex_lock(&v->isr_mu);
 				if (v->resyncing[i] && !v->dropped[i]) {
 					v->dropped[i] = v->failed_rs[i] = true;
 					v->resyncing[i] = false;
 				}
+				still = !v->dropped[i];
 				pthread_mutex_unlock(&v->isr_mu);
-				continue;
+				if (!still)
+					continue;
 			}
 			waits = bad[i] = true;
 		}
+	if (f->type == HF_VOLW_WRITE || f->type == HF_VOLW_TRIM) {
+		uint64_t len = f->type == HF_VOLW_WRITE ? f->data_len
+							: f->u.range.len;
+
+		for (size_t i = 0; i < nr; i++) {
+			bool has = got[i];
+
+			for (size_t j = 0; j < nr && !has; j++)
+				has = got[j] && strcmp(v->remotes[j].replica,
+						       v->remotes[i].replica) == 0;
+			if (!has)
+				miss(v, i, f->off, len);
+			else if (got[i] && f->type == HF_VOLW_WRITE)
+				__atomic_add_fetch(&v->replicated,
+						   (int64_t)len,
+						   __ATOMIC_RELAXED);
+		}
+	}
 	for (size_t i = 0; i < nr && waits; i++)
 		if (bad[i] && v->remotes[i].fenced)
 			return EIO; /* superseded: never acknowledged again */
@@ -750,11 +896,53 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 /*
- * Copies the whole volume to remote i (resyncing): region by region,
- * each under its stripe lock (a write to it waits, so the copy never
- * carries older bytes over newer ones), zeros as TRIM (a hole there),
- * the rest as WRITE; then FLUSH. Done: resynced[i], reported in
- * status.json for the server. A failure or a detach ends it.
+ * Copies [off, off + len) (len <= RS_REGION) to remote r under its stripe
+ * locks (a write to it waits, so the copy never carries older bytes over
+ * newer ones): zeros as TRIM (a hole there), the rest as WRITE. Returns
+ * 0 or an errno; *sent gets the WRITE's bytes.
+ */
+static int copy_range(struct vol *v, struct hf_remote *r, uint8_t *buf,
+		      uint64_t off, uint64_t len, int64_t *sent)
+{
+	struct hf_volw_frame f;
+	struct hf_remote_req q;
+	int err;
+
+	*sent = 0;
+	stripes_lock(v, off, len, true);
+	if (v->rfd >= 0) {
+		ssize_t n = pread(v->rfd, buf, len, (off_t)off);
+
+		err = n == (ssize_t)len ? 0 : n < 0 ? errno : EIO;
+	} else {
+		err = remote_read(v, buf, off, (uint32_t)len);
+	}
+	memset(&f, 0, sizeof(f));
+	memset(&q, 0, sizeof(q));
+	f.off = off;
+	if (all_zero(buf, len)) {
+		f.type = HF_VOLW_TRIM;
+		f.u.range.len = len;
+	} else {
+		f.type = HF_VOLW_WRITE;
+		f.data = buf;
+		f.data_len = (uint32_t)len;
+	}
+	if (!err && (hf_remote_submit(r, &f, &q) || hf_remote_wait(r, &q)))
+		err = EIO;
+	stripes_lock(v, off, len, false);
+	if (!err && f.type == HF_VOLW_WRITE)
+		*sent = (int64_t)len;
+	return err;
+}
+
+/*
+ * The copy of remote i (resyncing). When this process kept what the
+ * replica missed (an entry of its generation, §5.3), only those regions
+ * are sent; else the whole volume, 1 MiB region by region. Then a FLUSH.
+ * Done: the entry starts clean again, resynced[i], reported in
+ * status.json for the server. A failure or a detach ends it, the entry
+ * kept as it was (the next copy sends its regions again).
  */
 static void *resync_thread(void *arg)
 {
@@ -763,20 +951,55 @@ static void *resync_thread(void *arg)
 	size_t i = a->i;
 	struct hf_remote *r = &v->remotes[i];
 	uint8_t *buf = hf_xmalloc(RS_REGION);
-	int64_t last = hf_mono_ms();
+	int64_t last = hf_mono_ms(), total, done = 0;
+	struct hf_vol_bitmap plan = {0};
+	bool partial = false;
+	uint64_t from = 0;
 	int err = 0;
 
 	free(a);
-	hf_log("replica %s on node %s: copying the volume to it", r->replica,
-	       r->node);
-	for (uint64_t off = 0; off < (uint64_t)v->size && !err; off += RS_REGION) {
-		uint64_t len = (uint64_t)v->size - off < RS_REGION
-				   ? (uint64_t)v->size - off
-				   : RS_REGION;
-		struct hf_volw_frame f;
-		struct hf_remote_req q;
+	pthread_mutex_lock(&v->miss_mu);
+	{
+		struct missed *m = missed_of(v, r->replica);
+
+		/* The regions to send: a copy of the entry as it is now. */
+		partial = m && !m->broken && !hf_vol_gen_is_zero(&r->gen) &&
+			  hf_vol_gen_equal(&m->gen, &r->gen) &&
+			  hf_vol_bitmap_init(&plan, (uint64_t)v->size) == 0;
+		if (partial)
+			hf_vol_bitmap_union(&plan, &m->bm);
+	}
+	pthread_mutex_unlock(&v->miss_mu);
+	total = partial ? (int64_t)hf_vol_bitmap_dirty_bytes(&plan) : v->size;
+	pthread_mutex_lock(&v->isr_mu);
+	v->rs_total[i] = total;
+	v->rs_done[i] = 0;
+	v->rs_planned += total;
+	pthread_mutex_unlock(&v->isr_mu);
+	if (partial)
+		hf_log("replica %s on node %s: sending it the %lld bytes it "
+		       "missed", r->replica, r->node, (long long)total);
+	else
+		hf_log("replica %s on node %s: copying the whole volume to it",
+		       r->replica, r->node);
+	for (;;) {
+		uint64_t off, len;
+		int64_t sent = 0;
 		bool stop;
 
+		if (partial) {
+			if (!hf_vol_bitmap_next(&plan, from, RS_REGION, &off,
+						&len))
+				break;
+		} else {
+			if (from >= (uint64_t)v->size)
+				break;
+			off = from;
+			len = (uint64_t)v->size - off < RS_REGION
+				  ? (uint64_t)v->size - off
+				  : RS_REGION;
+		}
+		from = off + len;
 		pthread_mutex_lock(&v->isr_mu);
 		stop = v->stopping || v->dropped[i] || !v->resyncing[i];
 		pthread_mutex_unlock(&v->isr_mu);
@@ -784,34 +1007,14 @@ static void *resync_thread(void *arg)
 			err = ECANCELED;
 			break;
 		}
-		stripes_lock(v, off, len, true);
-		if (v->rfd >= 0) {
-			ssize_t n = pread(v->rfd, buf, len, (off_t)off);
-
-			err = n == (ssize_t)len ? 0 : n < 0 ? errno : EIO;
-		} else {
-			err = remote_read(v, buf, off, (uint32_t)len);
-		}
-		memset(&f, 0, sizeof(f));
-		memset(&q, 0, sizeof(q));
-		f.off = off;
-		if (all_zero(buf, len)) {
-			f.type = HF_VOLW_TRIM;
-			f.u.range.len = len;
-		} else {
-			f.type = HF_VOLW_WRITE;
-			f.data = buf;
-			f.data_len = (uint32_t)len;
-		}
-		if (!err && (hf_remote_submit(r, &f, &q) ||
-			     hf_remote_wait(r, &q)))
-			err = EIO;
-		stripes_lock(v, off, len, false);
+		err = copy_range(v, r, buf, off, len, &sent);
+		done += (int64_t)len;
 		pthread_mutex_lock(&v->isr_mu);
-		v->rs_done[i] = (int64_t)(off + len);
-		if (f.type == HF_VOLW_WRITE && !err)
-			v->rs_sent += (int64_t)len;
+		v->rs_done[i] = done < total ? done : total;
+		v->rs_sent += sent;
 		pthread_mutex_unlock(&v->isr_mu);
+		if (err)
+			break;
 		if (hf_mono_ms() - last > 1000) {
 			last = hf_mono_ms();
 			publish(v, "ready", NULL);
@@ -829,9 +1032,14 @@ static void *resync_thread(void *arg)
 	}
 	pthread_mutex_lock(&v->isr_mu);
 	if (!err && v->resyncing[i] && !v->dropped[i]) {
-		/* From now on an ordinary in-sync remote. */
+		/*
+		 * From now on an ordinary in-sync remote: it misses nothing.
+		 * Under isr_mu, so a write that failed on it after this
+		 * marks its entry after this reset, not before.
+		 */
 		v->resyncing[i] = false;
 		v->resynced[i] = true;
+		track(v, r->replica, &r->gen);
 	} else if (err != ECANCELED && !v->dropped[i]) {
 		v->dropped[i] = v->failed_rs[i] = true;
 		v->resyncing[i] = false;
@@ -843,6 +1051,7 @@ static void *resync_thread(void *arg)
 	       !err ? "resynced: it holds every write"
 	       : err == ECANCELED ? "copy stopped"
 				  : "copy failed");
+	hf_vol_bitmap_release(&plan);
 	free(buf);
 	publish(v, "ready", NULL);
 	return NULL;
@@ -1216,10 +1425,13 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 	}
 	if (tmp)
 		buf_put(v, tmp);
-	if (e)
+	if (e) {
 		fuse_reply_err(req, e);
-	else
+	} else {
+		__atomic_add_fetch(&v->written, (int64_t)len,
+				   __ATOMIC_RELAXED);
 		fuse_reply_write(req, len);
+	}
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
@@ -1252,10 +1464,12 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in, 0);
 	pthread_rwlock_unlock(&v->add_lock);
-	if (n < 0)
+	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
-	else
+	} else {
+		__atomic_add_fetch(&v->written, (int64_t)n, __ATOMIC_RELAXED);
 		fuse_reply_write(req, (size_t)n);
+	}
 }
 
 static int local_flush(struct vol *v, void *arg)
@@ -1651,6 +1865,26 @@ static int detach(struct vol *v, sigset_t *mask)
 	return 0;
 }
 
+/* Whether the counters or the missed regions moved since the last call. */
+static bool io_changed(struct vol *v)
+{
+	static int64_t last[3];
+	int64_t now[3] = {__atomic_load_n(&v->written, __ATOMIC_RELAXED), 0,
+			  0};
+
+	pthread_mutex_lock(&v->miss_mu);
+	for (size_t i = 0; i < v->nmissed; i++)
+		now[1] += (int64_t)hf_vol_bitmap_count(&v->missed[i].bm);
+	pthread_mutex_unlock(&v->miss_mu);
+	pthread_mutex_lock(&v->isr_mu);
+	now[2] = v->rs_sent;
+	pthread_mutex_unlock(&v->isr_mu);
+	if (memcmp(now, last, sizeof(now)) == 0)
+		return false;
+	memcpy(last, now, sizeof(now));
+	return true;
+}
+
 int hf_volume_attach_main(const char *dir)
 {
 	struct vol v;
@@ -1695,6 +1929,7 @@ int hf_volume_attach_main(const char *dir)
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&v.pool.mu, NULL);
 	pthread_mutex_init(&v.isr_mu, NULL);
+	pthread_mutex_init(&v.miss_mu, NULL);
 	pthread_cond_init(&v.isr_cv, NULL);
 	pthread_rwlock_init(&v.add_lock, NULL);
 	for (size_t i = 0; i < RS_STRIPES; i++)
@@ -1714,10 +1949,19 @@ int hf_volume_attach_main(const char *dir)
 	       "and %zu remote", v.volume, v.id, (long long)v.epoch, v.dev,
 	       v.rfd >= 0 ? "a" : "no", v.nremotes);
 	do {
-		sig = sigwaitinfo(&mask, NULL);
+		/*
+		 * Once a second, status.json's counters and missed regions
+		 * follow the writes (the agent reports them at its syncs).
+		 */
+		static const struct timespec second = {1, 0};
+
+		sig = sigtimedwait(&mask, NULL, &second);
 		if (sig == SIGHUP)
 			reload_isr(&v);
-	} while ((sig < 0 && errno == EINTR) || sig == SIGHUP);
+		else if (sig < 0 && errno == EAGAIN && io_changed(&v))
+			publish(&v, "ready", NULL);
+	} while ((sig < 0 && (errno == EINTR || errno == EAGAIN)) ||
+		 sig == SIGHUP);
 	hf_log("detaching on signal %d", sig);
 	/* Writes waiting for a failed remote's drop fail now. */
 	pthread_mutex_lock(&v.isr_mu);
@@ -1751,6 +1995,12 @@ out:
 	free(v.resynced);
 	free(v.failed_rs);
 	free(v.rs_done);
+	free(v.rs_total);
+	for (size_t i = 0; i < v.nmissed; i++) {
+		hf_vol_bitmap_release(&v.missed[i].bm);
+		free(v.missed[i].replica);
+	}
+	pthread_mutex_destroy(&v.miss_mu);
 	pthread_rwlock_destroy(&v.add_lock);
 	for (size_t i = 0; i < RS_STRIPES; i++)
 		pthread_mutex_destroy(&v.stripes[i]);

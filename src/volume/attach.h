@@ -88,13 +88,20 @@
  *
  * RESYNC. A remote marked "resync" (in attach.json at start, or one a
  * SIGHUP's attach.json adds) is out of date: it gets every new write like
- * the others, and a thread copies the whole volume to it meanwhile, 1 MiB
- * region by region (zeros as TRIM, so a returning replica's extra bytes
- * go too), each region under a lock a write to it waits for, so the copy
- * never carries older bytes over newer ones; then a FLUSH. Its failure
+ * the others, and a thread copies to it meanwhile, in runs of at most
+ * 1 MiB (zeros as TRIM, so a returning replica's extra bytes go too),
+ * each under a lock a write to it waits for, so the copy never carries
+ * older bytes over newer ones; then a FLUSH. What it copies: for a
+ * replica this process knew in sync, of the same data generation
+ * (HELLO_OK), the 4 KiB regions written while no slot of it took the
+ * write (status.json's "missed": [{"replica", "bytes"}]); else the whole
+ * volume. Its failure
  * holds no write (it is not in sync): it is reported in "isr_drop". Done,
  * status.json lists it in "resynced" (and "resync": [{"replica", "done",
- * "total"}] while copying, "resync_sent": bytes written by copies), the
+ * "total"}] while copying; "resync_sent" and "resync_planned": bytes
+ * written by copies and what they set out to send; "written" and
+ * "replicated": bytes the task wrote, and live writes sent to remotes;
+ * refreshed once a second while they move), the
  * server marks it in sync, and from then on it is an ordinary remote.
  *
  * SIGHUP re-reads attach.json for the in-sync set (above) and remotes to

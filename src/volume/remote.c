@@ -153,6 +153,7 @@ int hf_remote_connect(struct hf_remote *r, const char *volume_id,
 			    "the replica is %llu bytes, not the volume's %llu",
 			    (unsigned long long)f.u.hello_ok.size,
 			    (unsigned long long)size);
+	r->gen = f.u.hello_ok.replica.gens.current;
 	return 0;
 }
 

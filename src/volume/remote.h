@@ -48,6 +48,8 @@ struct hf_remote {
 	struct hf_remote_req *head, *tail;
 	bool dead;
 	bool fenced;             /* it died of FENCED: a newer attachment */
+	/* The replica's data generation (HELLO_OK's gen.current; 0: none). */
+	struct hf_vol_gen gen;
 	char why[256];
 	bool reading;            /* a waiter is reading fd (it owns rx) */
 	struct hf_volc_rx rx;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,7 +42,33 @@ static int write_meta(struct hf_replica *r, const struct hf_vol_meta *m)
 	return rc;
 }
 
-static int load_meta(struct hf_replica *r, char *err, size_t n)
+/*
+ * A new data generation for m: random, so that a primary that kept what
+ * this replica missed (docs/design/volumes.md §5.3) can tell it from a
+ * replica made again empty under the same id. The old one goes to the
+ * history (its data is not this one's). Left as it was when the system
+ * gives no random bytes.
+ */
+static void new_generation(struct hf_vol_meta *m)
+{
+	struct hf_vol_gen g;
+
+	if (getrandom(g.b, sizeof(g.b), 0) != (ssize_t)sizeof(g.b) ||
+	    hf_vol_gen_is_zero(&g))
+		return;
+	if (!hf_vol_gen_is_zero(&m->gens.current)) {
+		memmove(&m->gens.history[1], &m->gens.history[0],
+			(HF_VOL_GEN_HISTORY - 1) * sizeof(m->gens.history[0]));
+		m->gens.history[0] = m->gens.current;
+	}
+	m->gens.current = g;
+}
+
+/*
+ * The replica's meta: made when missing; a data file made just now
+ * (fresh) or a meta without a data generation gets a new one.
+ */
+static int load_meta(struct hf_replica *r, bool fresh, char *err, size_t n)
 {
 	char *path = hf_xasprintf("%s/meta", r->dir), *text = NULL;
 	char why[HF_VOL_ERR_MAX];
@@ -58,6 +85,7 @@ static int load_meta(struct hf_replica *r, char *err, size_t n)
 		snprintf(m->replica_id, sizeof(m->replica_id), "%s",
 			 r->replica_id);
 		snprintf(m->name, sizeof(m->name), "%s", r->name);
+		new_generation(m);
 		if ((rc = write_meta(r, m)))
 			rc = fail(err, n, "%s: cannot write it: %s", path,
 				  strerror(-rc));
@@ -81,6 +109,17 @@ static int load_meta(struct hf_replica *r, char *err, size_t n)
 			  (unsigned long long)m->size, r->volume_id,
 			  r->replica_id, (long long)r->size);
 		goto out;
+	}
+	if (fresh || hf_vol_gen_is_zero(&m->gens.current)) {
+		struct hf_vol_meta g = *m;
+
+		new_generation(&g);
+		if ((rc = write_meta(r, &g))) {
+			rc = fail(err, n, "%s: cannot write it: %s", path,
+				  strerror(-rc));
+			goto out;
+		}
+		*m = g;
 	}
 	rc = 0;
 out:
@@ -119,7 +158,7 @@ int hf_replica_open(struct hf_replica *r, const char *pool, char *err,
 		     (long long)st.st_size, (long long)r->size);
 		goto out;
 	}
-	if (load_meta(r, err, n))
+	if (load_meta(r, st.st_size == 0, err, n))
 		goto out;
 	__atomic_store_n(&r->epoch, r->meta.epoch, __ATOMIC_RELEASE);
 	rc = 0;

@@ -11,6 +11,8 @@ replicas before it is acknowledged. Run as root:
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_volumes.py
 """
 import os
+import re
+import urllib.request
 
 from netns import holds_for, wait_for, write
 
@@ -388,30 +390,76 @@ def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(
     assert not missing, f"acknowledged records lost: {missing[:20]}"
 
 
+def prom(hf):
+    """The server's /metrics as {(name, ((label, value), ...)): value}."""
+    def do():
+        req = urllib.request.Request(hf.server.url + "/metrics", headers={
+            "Authorization": f"Bearer {hf.admin_token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+    out = {}
+    for line in hf.client.call(do, timeout=20).splitlines():
+        m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
+        if m:
+            labels = tuple(sorted(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")))
+            out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(hf, name, **labels):
+    return prom(hf).get((name, tuple(sorted(labels.items()))))
+
+
 def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path):
-    """Acceptance 4 (without the bitmap yet): the host of the volume's
-    other replica is cut off; the writer's writes go on once the server
-    took that replica out of the in-sync set (down); healed, the replica
-    is copied to (resyncing) while the writer writes on, and is in sync
-    again; after a detach both replicas are byte-identical."""
+    """Acceptance 4: the host of the volume's other replica is cut off; the
+    writer's writes go on once the server took that replica out of the
+    in-sync set (down), the regions they write kept as what it misses
+    (holdfast_volume_missed_bytes); healed, the replica is sent those
+    regions (resyncing) while the writer writes on, and is in sync again:
+    the bytes sent (holdfast_volume_resync_sent_bytes_total) are at most
+    1.1 x the regions dirtied (holdfast_volume_resync_planned_bytes_total,
+    itself between what was missed at the heal and that plus what was
+    written since); after a detach both replicas are byte-identical."""
     out, v, node, peer, acked = start_writer(hf, net, tmp_path, records=30)
     count = lambda: len(open(acked).read().split())  # noqa: E731
+    rep = next(r["id"] for r in v["replicas"] if r["node"] == peer)
+    vol = "w-app-0"
 
     net[peer].cut()
-    wait_for(lambda: {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}[peer]
+    wait_for(lambda: {r["node"]: r["state"] for r in xvols(hf)[vol]["replicas"]}[peer]
              == "down", NODE_TIMEOUT + 60, what=f"{peer}'s replica down")
     n = count()
     wait_for(lambda: count() >= n + 30, 60, what="writes going on without the peer")
-    states = {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}
+    states = {r["node"]: r["state"] for r in xvols(hf)[vol]["replicas"]}
     assert states == {node: "in_sync", peer: "down"}, states
     assert hf.tasks("w")["app-0-server"]["status"] == "RUNNING"
+    missed = wait_for(lambda: metric(hf, "holdfast_volume_missed_bytes", volume=vol,
+                                     replica=rep), 30, what="the regions the peer missed")
+    before = prom(hf)
+    p0, s0, w0 = (before.get((f"holdfast_volume_{k}_total", (("volume", vol),)), 0)
+                  for k in ("resync_planned_bytes", "resync_sent_bytes", "written_bytes"))
+    # The API shows it too: the replica's missed bytes, the volume's io.
+    shown = hf.get(f"/v1/external-volumes/{vol}")
+    assert next(r for r in shown["replicas"] if r["id"] == rep)["missed"] >= missed, shown
+    assert shown["io"]["written"] > 0, shown
 
     net[peer].heal()
     # volume show --wait draws the replicas' states until all are in sync.
-    p = hf.cli("volume", "show", "w-app-0", "--wait", "--timeout", "120", timeout=180)
+    p = hf.cli("volume", "show", vol, "--wait", "--timeout", "120", timeout=180)
     assert "2 wanted, 2 in sync" in p.stdout, p.stdout
     assert f"{peer} down" in p.stderr or f"{peer} resyncing" in p.stderr, p.stderr
-    assert {r["node"]: r["state"] for r in xvols(hf)["w-app-0"]["replicas"]}[peer] == "in_sync"
+    assert {r["node"]: r["state"] for r in xvols(hf)[vol]["replicas"]}[peer] == "in_sync"
+    after = wait_for(lambda: (lambda m: m if m.get((
+        "holdfast_volume_missed_bytes", (("replica", rep), ("volume", vol)))) == 0 else None)(
+            prom(hf)), 30, what="the report after the resync")
+    planned = after[("holdfast_volume_resync_planned_bytes_total", (("volume", vol),))] - p0
+    sent = after[("holdfast_volume_resync_sent_bytes_total", (("volume", vol),))] - s0
+    written = after[("holdfast_volume_written_bytes_total", (("volume", vol),))] - w0
+    print(f"resync: missed {missed:.0f} at the heal, planned {planned:.0f}, sent {sent:.0f}, "
+          f"written meanwhile {written:.0f} bytes")
+    assert missed <= planned <= missed + written, (missed, planned, written)
+    assert 0 < sent <= 1.1 * planned, (sent, planned)
+    assert planned < v["size"] / 4, f"a whole copy ({planned} bytes), not the regions missed"
     n = count()
     wait_for(lambda: count() >= n + 30, 60, what="writes going on with both replicas")
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)

@@ -5,11 +5,15 @@ until attach.json comes back without it (SIGHUP), then they go on; a
 volume attached where one of its replicas is local first tells that
 node's replica server its epoch, so an older attachment's writes to that
 replica are refused."""
+import filecmp
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
+
+import pytest
 
 from holdfast_harness import wait_for
 from test_volume_repl import (KEY, SIZE, VID, WRITER, detach, env, read_json,  # noqa: F401
@@ -105,3 +109,81 @@ def test_a_local_attach_fences_an_older_attachment_through_its_server(env):  # n
     detach(new)
     old.kill()
     old.wait()
+
+
+def put_attach_json(d, name, cfg):
+    tmp = os.path.join(d, name, "attach.json.new")
+    with open(tmp, "w") as f:
+        json.dump(cfg, f)
+    os.rename(tmp, os.path.join(d, name, "attach.json"))
+
+
+def dd_blocks(dev, seek, count):
+    """count 4 KiB blocks of random bytes at block seek, direct and synced."""
+    return subprocess.Popen(["dd", "if=/dev/urandom", f"of={dev}", "bs=4096",
+                             f"count={count}", f"seek={seek}", "oflag=direct,sync"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("wiped", [False, True], ids=["kept", "wiped"])
+def test_a_returning_replica_is_sent_only_what_it_missed(env, wiped):  # noqa: F811
+    """docs/design/volumes.md §5.3, §7.5: r2's server dies; the write in
+    flight then, and every write after the drop, are kept as regions r2
+    missed (status.json's "missed"); when r2 comes back ("resync") exactly
+    those regions are sent to it ("resync_planned", "resync_sent"), and the
+    three replicas end byte-identical. A replica made again empty (its
+    pool's copy wiped: a new data generation) gets the whole volume."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves, isr_wait_ms=60000, fmt=False)
+    assert st["state"] == "ready", st
+    dev = st["device"]
+    status = os.path.join(d, "a", "status.json")
+    assert dd_blocks(dev, 0, 512).wait() == 0  # 2 MiB everyone holds
+    assert {m["replica"]: m["bytes"] for m in read_json(status)["missed"]} == {"r1": 0, "r2": 0}
+
+    serves[1][0].kill()
+    serves[1][0].wait()
+    # The write in flight: it fails on r2 and waits for r2's drop.
+    w = dd_blocks(dev, 1000, 3)
+    wait_for(lambda: read_json(status).get("isr_drop") == ["r2"], 15, what="the drop request")
+    cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] != "r2"]
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+    assert w.wait(timeout=30) == 0, w.stderr.read()
+    # Writes r2 is not sent: 1 MiB, one block twice, and a block already
+    # missed (counted once).
+    for seek, count in ((4096, 256), (9000, 1), (9000, 1), (1001, 1)):
+        assert dd_blocks(dev, seek, count).wait() == 0
+    missed = (3 + 256 + 1) * 4096
+    wait_for(lambda: {m["replica"]: m["bytes"] for m in read_json(status)["missed"]}
+             == {"r1": 0, "r2": missed}, 10, what="r2's missed regions in status.json")
+
+    rdir = os.path.join(serves[1][2]["pool"], "replicas", VID, "r2")
+    if wiped:
+        shutil.rmtree(rdir)
+    os.unlink(os.path.join(d, "n2", "status.json"))  # the dead server's
+    p2, st2, c2 = start_serve(d, procs, "n2", [
+        {"id": VID, "replica": "r2", "size": SIZE, "key": KEY, "name": "svc-data-0"}])
+    assert st2["state"] == "ready", st2
+    cfg["remotes"].append({"address": "127.0.0.1", "port": st2["port"], "replica": "r2",
+                           "node": "n2", "resync": True})
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+    st = wait_for(lambda: "r2" in read_json(status).get("resynced", []) and read_json(status),
+                  60, what="r2 resynced")
+    planned = SIZE if wiped else missed
+    assert st["resync_planned"] == planned, st
+    # Random bytes: every region planned is sent as data, unless the
+    # whole volume goes (its never-written regions go as holes).
+    if wiped:
+        assert 0 < st["resync_sent"] <= planned, st
+    else:
+        assert st["resync_sent"] == planned, st
+    assert {m["replica"]: m["bytes"] for m in st["missed"]} == {"r1": 0, "r2": 0}, st
+    # In sync again: it gets the next write like the others.
+    assert dd_blocks(dev, 20000, 2).wait() == 0
+    detach(p)
+    files = [cfg["replica"], replica_files(serves[0][2], "r1")[0], os.path.join(rdir, "data")]
+    for f in files[1:]:
+        assert filecmp.cmp(files[0], f, shallow=False), f"{f} differs from the local replica"

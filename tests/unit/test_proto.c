@@ -944,6 +944,68 @@ static void test_replication_fields(void **state)
 			 "info.storage.port: must be 0-65535");
 }
 
+/* A volume report's counters and missed regions: round trip, checks. */
+static void test_volume_report_io(void **state)
+{
+	const char *req =
+	    "{\"node_id\": \"n1\", \"volumes\": [{\"volume\": \"svc-0\", "
+	    "\"id\": \"v1\", \"epoch\": 3, \"state\": \"ready\", "
+	    "\"written\": 8192, \"replicated\": 4096, \"resync_sent\": "
+	    "1048576, \"resync_planned\": 2097152, \"missed\": "
+	    "[{\"replica\": \"r2\", \"bytes\": 12288}, {\"replica\": "
+	    "\"r3\", \"bytes\": 0}]}]}";
+	struct hf_proto_sync_req rq, rq2;
+	const struct hf_proto_volume_report *r;
+	json_t *j = json_loads(req, 0, NULL), *k;
+	char *err = NULL;
+
+	(void)state;
+	assert_non_null(j);
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(j, &rq, &err))
+		fail_msg("%s", err);
+	r = &rq.volumes.items[0];
+	assert_int_equal(r->written, 8192);
+	assert_int_equal(r->replicated, 4096);
+	assert_int_equal(r->resync_sent, 1048576);
+	assert_int_equal(r->resync_planned, 2097152);
+	assert_int_equal(r->missed.len, 2);
+	assert_string_equal(r->missed.items[0].replica, "r2");
+	assert_int_equal(r->missed.items[0].bytes, 12288);
+	assert_int_equal(r->missed.items[1].bytes, 0);
+	k = hf_proto_sync_req_encode(&rq);
+	hf_proto_sync_req_init(&rq2);
+	if (hf_proto_sync_req_decode(k, &rq2, &err))
+		fail_msg("%s", err);
+	r = &rq2.volumes.items[0];
+	assert_int_equal(r->resync_planned, 2097152);
+	assert_int_equal(r->missed.len, 2);
+	assert_string_equal(r->missed.items[1].replica, "r3");
+	hf_proto_sync_req_release(&rq2);
+	hf_proto_sync_req_release(&rq);
+	json_decref(k);
+	json_decref(j);
+
+	expect_req_error("{\"node_id\": \"n\", \"volumes\": [{\"volume\": "
+			 "\"v\", \"id\": \"x\", \"epoch\": 1, \"state\": "
+			 "\"ready\", \"written\": -1}]}",
+			 "volumes[0].written: must be 0 or more");
+	expect_req_error("{\"node_id\": \"n\", \"volumes\": [{\"volume\": "
+			 "\"v\", \"id\": \"x\", \"epoch\": 1, \"state\": "
+			 "\"ready\", \"resync_planned\": \"a lot\"}]}",
+			 "volumes[0].resync_planned: must be an integer");
+	expect_req_error("{\"node_id\": \"n\", \"volumes\": [{\"volume\": "
+			 "\"v\", \"id\": \"x\", \"epoch\": 1, \"state\": "
+			 "\"ready\", \"missed\": [{\"replica\": \"../r\", "
+			 "\"bytes\": 1}]}]}",
+			 "volumes[0].missed[0].replica: must be a replica id");
+	expect_req_error("{\"node_id\": \"n\", \"volumes\": [{\"volume\": "
+			 "\"v\", \"id\": \"x\", \"epoch\": 1, \"state\": "
+			 "\"ready\", \"missed\": [{\"replica\": \"r\", "
+			 "\"bytes\": -4096}]}]}",
+			 "volumes[0].missed[0].bytes: must be 0 or more");
+}
+
 /* An EXTERNAL volume of a launch order carries its attachment's epoch. */
 static void test_external_launch_volume(void **state)
 {
@@ -1006,6 +1068,7 @@ int main(void)
 		cmocka_unit_test(test_restart_policy),
 		cmocka_unit_test(test_report_restarts),
 		cmocka_unit_test(test_volumes),
+		cmocka_unit_test(test_volume_report_io),
 		cmocka_unit_test(test_replication_fields),
 		cmocka_unit_test(test_external_launch_volume),
 	};

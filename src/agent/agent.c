@@ -75,6 +75,7 @@ void hf_agent_opts_init(struct hf_agent_opts *o)
 	o->wait_s = 10;
 	o->log_max_bytes = 10 * 1024 * 1024;
 	o->log_keep = 3;
+	o->resync_rate = 100LL << 20;
 }
 
 void hf_agent_opts_release(struct hf_agent_opts *o)
@@ -395,6 +396,23 @@ static char *flag_volume_port(struct hf_agent_opts *o, const char *flag,
 	return err;
 }
 
+static char *flag_resync_rate(struct hf_agent_opts *o, const char *flag,
+			      const char *val)
+{
+	int64_t n;
+
+	if (strcmp(val, "0") == 0) {
+		o->resync_rate = 0;
+		return NULL;
+	}
+	if (ag_size_parse(val, &n) || n < (1LL << 20))
+		return hf_xasprintf("%s: %s is not a rate of at least 1M (a "
+				    "size per second: 50M, 1G; 0 for no limit)",
+				    flag, val);
+	o->resync_rate = n;
+	return NULL;
+}
+
 static char *flag_tls_insecure(struct hf_agent_opts *o, const char *f,
 			       const char *v)
 {
@@ -445,6 +463,11 @@ static const struct {
       "storage pool; 0, the default, picks a free one, which the node "
       "reports"},
      flag_volume_port},
+    {{"--volume-resync-rate", "RATE", 0,
+      "how fast each copy to a replica that was away (resync, "
+      "re-replication) may go, as a size per second (50M, 1G; default "
+      "100M; 0 for no limit), so the volume's own writes keep the disk"},
+     flag_resync_rate},
     {{"--token-file", "FILE", 0,
       "the join token (the tokens file's agent role), read from a private "
       "file; $HOLDFAST_TOKEN also works; not needed for a server on this "

@@ -75,6 +75,11 @@ struct hf_agent_opts {
 	 * address when it is numeric; 0: one the kernel picks.
 	 */
 	int volume_port;
+	/*
+	 * Bytes per second each copy to a resyncing replica may read and
+	 * send (--volume-resync-rate); 0: as fast as it goes.
+	 */
+	int64_t resync_rate;
 };
 
 /* Sets the defaults above; every pointer NULL or an owned default. */

@@ -278,6 +278,10 @@ static json_t *attach_config(const struct hf_agent *ag,
 		/* A failed remote holds writes this long for the server. */
 		json_object_set_new(o, "isr_wait_ms",
 				    json_integer(AG_ISR_WAIT_MS));
+		if (ag->opts->resync_rate)
+			json_object_set_new(
+			    o, "resync_rate",
+			    json_integer((json_int_t)ag->opts->resync_rate));
 	}
 	return o;
 }

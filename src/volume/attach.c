@@ -115,6 +115,8 @@ struct vol {
 	 * fails with EIO; 0: at once.
 	 */
 	int64_t isr_wait_ms;
+	/* Bytes per second a copy reads and sends at most; 0: no limit. */
+	int64_t resync_rate;
 	/*
 	 * The one deadline of every wait for a drop: isr_wait_ms after the
 	 * first failure (isr_until_set), brought to now by a detach, whose
@@ -424,7 +426,7 @@ static int load(struct vol *v)
 	static const char *const keys[] = {
 	    "volume", "id",  "epoch", "size",    "replica", "format", "uid",
 	    "gid",    "node", "key",  "ticket", "remotes", "fence",
-	    "isr_wait_ms"};
+	    "isr_wait_ms", "resync_rate"};
 	char *path = hf_xasprintf("%s/attach.json", v->dir);
 	json_error_t je;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -490,6 +492,13 @@ static int load(struct vol *v)
 		goto out;
 	}
 	v->isr_wait_ms = val ? json_integer_value(val) : 0;
+	val = json_object_get(o, "resync_rate");
+	if (val && (!json_is_integer(val) || json_integer_value(val) < 0)) {
+		failed(v, "%s: \"resync_rate\" must be bytes per second, 0 "
+			  "or more", path);
+		goto out;
+	}
+	v->resync_rate = val ? json_integer_value(val) : 0;
 	val = json_object_get(o, "format");
 	if (val && !json_is_boolean(val)) {
 		failed(v, "%s: \"format\" must be true or false", path);
@@ -937,6 +946,32 @@ static int copy_range(struct vol *v, struct hf_remote *r, uint8_t *buf,
 }
 
 /*
+ * Holds copy i back to the rate (resync_rate): done bytes since t0 are
+ * due no earlier than done / rate seconds after it. Sleeps in slices of
+ * at most 100 ms so that a detach or a drop is not kept waiting.
+ */
+static void pace(struct vol *v, size_t i, int64_t t0, int64_t done)
+{
+	int64_t due;
+
+	if (v->resync_rate <= 0)
+		return;
+	due = t0 + (int64_t)((long double)done * 1000 / v->resync_rate);
+	for (int64_t now = hf_mono_ms(); now < due; now = hf_mono_ms()) {
+		int64_t ms = due - now < 100 ? due - now : 100;
+		struct timespec ts = {0, (long)ms * 1000000L};
+		bool stop;
+
+		pthread_mutex_lock(&v->isr_mu);
+		stop = v->stopping || v->dropped[i] || !v->resyncing[i];
+		pthread_mutex_unlock(&v->isr_mu);
+		if (stop)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
  * The copy of remote i (resyncing). When this process kept what the
  * replica missed (an entry of its generation, §5.3), only those regions
  * are sent; else the whole volume, 1 MiB region by region. Then a FLUSH.
@@ -951,7 +986,7 @@ static void *resync_thread(void *arg)
 	size_t i = a->i;
 	struct hf_remote *r = &v->remotes[i];
 	uint8_t *buf = hf_xmalloc(RS_REGION);
-	int64_t last = hf_mono_ms(), total, done = 0;
+	int64_t last = hf_mono_ms(), t0 = last, total, done = 0;
 	struct hf_vol_bitmap plan = {0};
 	bool partial = false;
 	uint64_t from = 0;
@@ -1009,6 +1044,8 @@ static void *resync_thread(void *arg)
 		}
 		err = copy_range(v, r, buf, off, len, &sent);
 		done += (int64_t)len;
+		if (!err)
+			pace(v, i, t0, done);
 		pthread_mutex_lock(&v->isr_mu);
 		v->rs_done[i] = done < total ? done : total;
 		v->rs_sent += sent;

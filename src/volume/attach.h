@@ -35,6 +35,8 @@
  *             after a remote first failed, for it to leave the in-sync
  *             set (below); then they fail with EIO, as they do at once
  *             once the process is detaching
+ *   resync_rate  optional, bytes per second >= 0 (default 0: no limit):
+ *             how fast each copy to a resyncing remote reads and sends
  *   format    true: make an ext4 on the device once it is configured,
  *             unless the replica already holds one (a retried first
  *             attach never wipes data)
@@ -95,7 +97,7 @@
  * replica this process knew in sync, of the same data generation
  * (HELLO_OK), the 4 KiB regions written while no slot of it took the
  * write (status.json's "missed": [{"replica", "bytes"}]); else the whole
- * volume. Its failure
+ * volume, at most "resync_rate" bytes a second. Its failure
  * holds no write (it is not in sync): it is reported in "isr_drop". Done,
  * status.json lists it in "resynced" (and "resync": [{"replica", "done",
  * "total"}] while copying; "resync_sent" and "resync_planned": bytes

@@ -187,3 +187,37 @@ def test_a_returning_replica_is_sent_only_what_it_missed(env, wiped):  # noqa: F
     files = [cfg["replica"], replica_files(serves[0][2], "r1")[0], os.path.join(rdir, "data")]
     for f in files[1:]:
         assert filecmp.cmp(files[0], f, shallow=False), f"{f} differs from the local replica"
+
+
+def test_a_copy_keeps_to_its_rate(env):  # noqa: F811
+    """attach.json's resync_rate paces a copy: 8 MiB missed at 2 MiB/s
+    cannot be sent in much under 4 s (a lower bound only: a slower
+    machine makes it longer, never shorter); the replicas still end
+    identical."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves, isr_wait_ms=60000, fmt=False,
+                              resync_rate=2 << 20)
+    assert st["state"] == "ready", st
+    dev = st["device"]
+    status = os.path.join(d, "a", "status.json")
+    # r2 leaves the in-sync set (as the server would say), then 8 MiB.
+    cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] != "r2"]
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: [r for r in read_json(status)["missed"] if r["replica"] == "r2"], 10,
+             what="r2 out of the in-sync set")
+    assert dd_blocks(dev, 0, 2048).wait() == 0
+    cfg["remotes"].append({"address": "127.0.0.1", "port": serves[1][1]["port"],
+                           "replica": "r2", "node": "n2", "resync": True})
+    put_attach_json(d, "a", cfg)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGHUP)
+    st = wait_for(lambda: "r2" in read_json(status).get("resynced", []) and read_json(status),
+                  60, what="r2 resynced")
+    took = time.monotonic() - t0
+    assert st["resync_planned"] == 8 << 20, st
+    assert took >= 3.0, f"8 MiB at 2 MiB/s took {took:.2f} s"
+    detach(p)
+    a, b = cfg["replica"], os.path.join(serves[1][2]["pool"], "replicas", VID, "r2", "data")
+    assert filecmp.cmp(a, b, shallow=False)

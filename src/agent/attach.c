@@ -65,6 +65,8 @@ struct seen {
 	json_t *resync;             /* copies under way, as status.json says */
 	json_t *missed;             /* [{"replica", "bytes"}], or NULL */
 	int64_t io[4];              /* written, replicated, resync_sent, _planned */
+	bool has_write_us;          /* the write latency histogram */
+	int64_t write_us[HF_VOL_LAT_BUCKETS + 1], write_us_sum;
 };
 
 static const char *const io_keys[] = {"written", "replicated", "resync_sent",
@@ -126,7 +128,7 @@ static void strings(const json_t *o, const char *key, struct hf_strlist *out)
 static void look(const char *dir, struct seen *s)
 {
 	char *lock = hf_xasprintf("%s/attach.lock", dir);
-	json_t *a, *st;
+	json_t *a, *st, *h;
 
 	memset(s, 0, sizeof(*s));
 	s->alive = hf_lock_held(lock, &s->pid);
@@ -152,6 +154,20 @@ static void look(const char *dir, struct seen *s)
 			    json_object_get(st, io_keys[i]));
 
 			s->io[i] = n > 0 ? n : 0;
+		}
+		h = json_object_get(st, "write_us");
+		if (json_array_size(h) == HF_VOL_LAT_BUCKETS + 1) {
+			for (size_t i = 0; i <= HF_VOL_LAT_BUCKETS; i++) {
+				json_int_t n = json_integer_value(
+				    json_array_get(h, i));
+
+				s->write_us[i] = n > 0 ? n : 0;
+			}
+			s->write_us_sum = json_integer_value(
+			    json_object_get(st, "write_us_sum"));
+			if (s->write_us_sum < 0)
+				s->write_us_sum = 0;
+			s->has_write_us = true;
 		}
 		strings(st, "resynced", &s->resynced);
 		json_decref(st);
@@ -648,6 +664,9 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 			v->replicated = s.io[1];
 			v->resync_sent = s.io[2];
 			v->resync_planned = s.io[3];
+			v->has_write_us = s.has_write_us;
+			memcpy(v->write_us, s.write_us, sizeof(v->write_us));
+			v->write_us_sum = s.write_us_sum;
 			json_array_foreach(s.missed, k, e) {
 				const char *id = json_string_value(
 				    json_object_get(e, "replica"));

@@ -25,6 +25,7 @@
 #include "model/instance_life.h"
 #include "spec/spec.h"
 #include "task/lifecycle.h"
+#include "volume/volume.h"
 
 /*
  * Step, phase and plan statuses (the DC/OS SDK's): PENDING -> PREPARED ->
@@ -353,6 +354,9 @@ struct hf_node_volrep {
 	 */
 	int64_t written, replicated, resync_sent, resync_planned;
 	HF_VEC(struct hf_node_missed) missed;
+	/* Writes per latency bucket (volume.h's bounds), their sum in us. */
+	bool has_write_us;
+	int64_t write_us[HF_VOL_LAT_BUCKETS + 1], write_us_sum;
 };
 
 struct hf_node {

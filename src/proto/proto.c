@@ -1306,7 +1306,44 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 					 (json_int_t)r->missed.items[i].bytes));
 		json_object_set_new(o, "missed", a);
 	}
+	if (r->has_write_us) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i <= HF_VOL_LAT_BUCKETS; i++)
+			json_array_append_new(a, json_integer(r->write_us[i]));
+		json_object_set_new(o, "write_us", a);
+		json_object_set_new(o, "write_us_sum",
+				    json_integer(r->write_us_sum));
+	}
 	return o;
+}
+
+/* "write_us": HF_VOL_LAT_BUCKETS + 1 counts >= 0, with write_us_sum. */
+static bool write_us_decode(const struct dec *d, const json_t *v,
+			    struct hf_proto_volume_report *r)
+{
+	const json_t *a = json_object_get(v, "write_us");
+	size_t i;
+	json_t *e;
+
+	if (absent(a))
+		return true;
+	if (!json_is_array(a) || json_array_size(a) != HF_VOL_LAT_BUCKETS + 1)
+		return fail(d, "write_us", "must be an array of %d counts",
+			    HF_VOL_LAT_BUCKETS + 1);
+	json_array_foreach(a, i, e) {
+		if (!json_is_integer(e) || json_integer_value(e) < 0)
+			return fail(d, "write_us", "must be an array of %d "
+						   "counts",
+				    HF_VOL_LAT_BUCKETS + 1);
+		r->write_us[i] = json_integer_value(e);
+	}
+	if (!get_int(d, v, "write_us_sum", &r->write_us_sum, NULL))
+		return false;
+	if (r->write_us_sum < 0)
+		return fail(d, "write_us_sum", "must be 0 or more");
+	r->has_write_us = true;
+	return true;
 }
 
 static bool missed_decode(const struct dec *d, const json_t *v,
@@ -1363,7 +1400,8 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "replicated", &r->replicated, NULL) ||
 	    !get_int(d, v, "resync_sent", &r->resync_sent, NULL) ||
 	    !get_int(d, v, "resync_planned", &r->resync_planned, NULL) ||
-	    !DECODE_ARRAY(d, v, "missed", &r->missed, missed_decode))
+	    !DECODE_ARRAY(d, v, "missed", &r->missed, missed_decode) ||
+	    !write_us_decode(d, v, r))
 		return false;
 	if (r->written < 0 || r->replicated < 0)
 		return fail(d, r->written < 0 ? "written" : "replicated",

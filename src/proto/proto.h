@@ -40,6 +40,7 @@
 #include "common/util.h"
 #include "spec/spec.h"
 #include "task/lifecycle.h"
+#include "volume/volume.h"
 
 /* ---- launch orders ---------------------------------------------------- */
 
@@ -345,6 +346,16 @@ struct hf_proto_volume_report {
 	 */
 	int64_t written, replicated, resync_sent, resync_planned;
 	HF_VEC(struct hf_proto_missed) missed;
+	/*
+	 * Writes answered, by latency (receipt to answer, every replica
+	 * included): write_us[i] counts those of at most
+	 * hf_vol_lat_bounds_us[i] (volume/volume.h; not cumulative), the
+	 * last one the rest; write_us_sum their total, in microseconds.
+	 * has_write_us: reported.
+	 */
+	bool has_write_us;
+	int64_t write_us[HF_VOL_LAT_BUCKETS + 1];
+	int64_t write_us_sum;
 };
 
 /* A replica to delete from the node's pool. */

@@ -291,6 +291,9 @@ static bool volreps_update(struct hf_node *n,
 		nr->replicated = r->replicated;
 		nr->resync_sent = r->resync_sent;
 		nr->resync_planned = r->resync_planned;
+		nr->has_write_us = r->has_write_us;
+		memcpy(nr->write_us, r->write_us, sizeof(nr->write_us));
+		nr->write_us_sum = r->write_us_sum;
 		for (size_t k = 0; k < nr->missed.len; k++)
 			free(nr->missed.items[k].replica);
 		nr->missed.len = 0;

@@ -205,6 +205,38 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 			hf_buf_addf(b, "\"} %lld\n", (long long)n);
 		}
 	}
+	hf_buf_adds(b, "# HELP holdfast_volume_write_seconds How long a "
+		       "replicated volume's writes took, from the attach "
+		       "process's receipt to its answer (every in-sync "
+		       "replica has them).\n"
+		       "# TYPE holdfast_volume_write_seconds histogram\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+		const struct hf_node_volrep *r = attached_report(s, v);
+		int64_t cum = 0;
+
+		if (!r || !r->has_write_us)
+			continue;
+		for (size_t k = 0; k <= HF_VOL_LAT_BUCKETS; k++) {
+			cum += r->write_us[k];
+			hf_buf_adds(b, "holdfast_volume_write_seconds_bucket{"
+				       "volume=\"");
+			label(b, v->name);
+			if (k < HF_VOL_LAT_BUCKETS)
+				hf_buf_addf(b, "\",le=\"%g\"} %lld\n",
+					    (double)hf_vol_lat_bounds_us[k] / 1e6,
+					    (long long)cum);
+			else
+				hf_buf_addf(b, "\",le=\"+Inf\"} %lld\n",
+					    (long long)cum);
+		}
+		hf_buf_adds(b, "holdfast_volume_write_seconds_sum{volume=\"");
+		label(b, v->name);
+		hf_buf_addf(b, "\"} %.6f\n", (double)r->write_us_sum / 1e6);
+		hf_buf_adds(b, "holdfast_volume_write_seconds_count{volume=\"");
+		label(b, v->name);
+		hf_buf_addf(b, "\"} %lld\n", (long long)cum);
+	}
 	hf_buf_adds(b, "# HELP holdfast_volume_missed_bytes What a replica out "
 		       "of the in-sync set misses (the regions written "
 		       "without it), as its volume's attach process keeps "

@@ -96,6 +96,9 @@ struct vol {
 	pthread_mutex_t miss_mu;
 	/* Bytes written to the volume, and to remotes (atomic). */
 	int64_t written, replicated;
+	/* Writes answered per latency bucket, and their sum in us (atomic). */
+	int64_t write_us[HF_VOL_LAT_BUCKETS + 1];
+	int64_t write_us_sum;
 	/*
 	 * Writes hold it shared; adding a remote holds it exclusively, so
 	 * no write is half-way when a copy starts (each either reached the
@@ -182,6 +185,19 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 	json_object_set_new(o, "replicated",
 			    json_integer(__atomic_load_n(&v->replicated,
 							 __ATOMIC_RELAXED)));
+	{
+		json_t *h = json_array();
+
+		for (size_t i = 0; i <= HF_VOL_LAT_BUCKETS; i++)
+			json_array_append_new(
+			    h, json_integer(__atomic_load_n(&v->write_us[i],
+							    __ATOMIC_RELAXED)));
+		json_object_set_new(o, "write_us", h);
+		json_object_set_new(
+		    o, "write_us_sum",
+		    json_integer(__atomic_load_n(&v->write_us_sum,
+						 __ATOMIC_RELAXED)));
+	}
 	if (v->dropped) {
 		/* Failed remotes the server has not dropped yet: ask it to. */
 		json_t *drop = json_array();
@@ -959,7 +975,6 @@ static void pace(struct vol *v, size_t i, int64_t t0, int64_t done)
 	due = t0 + (int64_t)((long double)done * 1000 / v->resync_rate);
 	for (int64_t now = hf_mono_ms(); now < due; now = hf_mono_ms()) {
 		int64_t ms = due - now < 100 ? due - now : 100;
-		struct timespec ts = {0, (long)ms * 1000000L};
 		bool stop;
 
 		pthread_mutex_lock(&v->isr_mu);
@@ -967,7 +982,7 @@ static void pace(struct vol *v, size_t i, int64_t t0, int64_t done)
 		pthread_mutex_unlock(&v->isr_mu);
 		if (stop)
 			return;
-		nanosleep(&ts, NULL);
+		hf_sleep_ms(ms);
 	}
 }
 
@@ -1471,9 +1486,24 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 	}
 }
 
+static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off);
+
+/* A write, timed from its receipt to its answer (write_us). */
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
+{
+	struct vol *v = fuse_req_userdata(req);
+	int64_t t0 = hf_mono_ns(), us;
+
+	write_buf(req, in, off);
+	us = (hf_mono_ns() - t0) / 1000;
+	__atomic_add_fetch(&v->write_us[hf_vol_lat_bucket(us)], 1,
+			   __ATOMIC_RELAXED);
+	__atomic_add_fetch(&v->write_us_sum, us, __ATOMIC_RELAXED);
+}
+
+static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 {
 	struct vol *v = fuse_req_userdata(req);
 	size_t len = fuse_buf_size(in);

@@ -103,6 +103,8 @@
  * "total"}] while copying; "resync_sent" and "resync_planned": bytes
  * written by copies and what they set out to send; "written" and
  * "replicated": bytes the task wrote, and live writes sent to remotes;
+ * "write_us": writes per latency bucket (volume.h's bounds), with
+ * "write_us_sum";
  * refreshed once a second while they move), the
  * server marks it in sync, and from then on it is an ordinary remote.
  *

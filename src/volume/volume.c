@@ -27,3 +27,16 @@ bool hf_vol_gen_equal(const struct hf_vol_gen *a, const struct hf_vol_gen *b)
 {
 	return memcmp(a->b, b->b, sizeof(a->b)) == 0;
 }
+
+const int64_t hf_vol_lat_bounds_us[HF_VOL_LAT_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+    1000000};
+
+size_t hf_vol_lat_bucket(int64_t us)
+{
+	size_t i = 0;
+
+	while (i < HF_VOL_LAT_BUCKETS && us > hf_vol_lat_bounds_us[i])
+		i++;
+	return i;
+}

@@ -73,6 +73,14 @@ struct hf_vol_gen {
 	uint8_t b[HF_VOL_GEN_LEN];
 };
 bool hf_vol_gen_is_zero(const struct hf_vol_gen *g);
+/*
+ * The write latency histogram's upper bounds, in microseconds (status.json
+ * and the agent's volume report count writes per bucket; one bucket more
+ * holds the rest), and the bucket of a latency.
+ */
+#define HF_VOL_LAT_BUCKETS 12
+extern const int64_t hf_vol_lat_bounds_us[HF_VOL_LAT_BUCKETS];
+size_t hf_vol_lat_bucket(int64_t us);
 bool hf_vol_gen_equal(const struct hf_vol_gen *a, const struct hf_vol_gen *b);
 
 /* The generation ids a replica holds (meta.h), and HELLO carries. */

@@ -460,6 +460,10 @@ def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path)
     assert missed <= planned <= missed + written, (missed, planned, written)
     assert 0 < sent <= 1.1 * planned, (sent, planned)
     assert planned < v["size"] / 4, f"a whole copy ({planned} bytes), not the regions missed"
+    # The writes' latency histogram: cumulative buckets ending in +Inf.
+    inf = after[("holdfast_volume_write_seconds_bucket", (("le", "+Inf"), ("volume", vol)))]
+    assert inf == after[("holdfast_volume_write_seconds_count", (("volume", vol),))] > 0
+    assert after[("holdfast_volume_write_seconds_bucket", (("le", "0.001"), ("volume", vol)))] <= inf
     n = count()
     wait_for(lambda: count() >= n + 30, 60, what="writes going on with both replicas")
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)

@@ -181,6 +181,9 @@ def test_a_returning_replica_is_sent_only_what_it_missed(env, wiped):  # noqa: F
     else:
         assert st["resync_sent"] == planned, st
     assert {m["replica"]: m["bytes"] for m in st["missed"]} == {"r1": 0, "r2": 0}, st
+    # Every write is in the latency histogram (13 buckets, a sum in us).
+    assert len(st["write_us"]) == 13 and sum(st["write_us"]) >= 5, st
+    assert st["write_us_sum"] > 0 and st["written"] >= missed + (2 << 20), st
     # In sync again: it gets the next write like the others.
     assert dd_blocks(dev, 20000, 2).wait() == 0
     detach(p)

@@ -953,7 +953,8 @@ static void test_volume_report_io(void **state)
 	    "\"written\": 8192, \"replicated\": 4096, \"resync_sent\": "
 	    "1048576, \"resync_planned\": 2097152, \"missed\": "
 	    "[{\"replica\": \"r2\", \"bytes\": 12288}, {\"replica\": "
-	    "\"r3\", \"bytes\": 0}]}]}";
+	    "\"r3\", \"bytes\": 0}], \"write_us\": [0, 5, 7, 0, 0, 0, 0, "
+	    "0, 0, 0, 0, 0, 1], \"write_us_sum\": 2000900}]}";
 	struct hf_proto_sync_req rq, rq2;
 	const struct hf_proto_volume_report *r;
 	json_t *j = json_loads(req, 0, NULL), *k;
@@ -973,6 +974,10 @@ static void test_volume_report_io(void **state)
 	assert_string_equal(r->missed.items[0].replica, "r2");
 	assert_int_equal(r->missed.items[0].bytes, 12288);
 	assert_int_equal(r->missed.items[1].bytes, 0);
+	assert_true(r->has_write_us);
+	assert_int_equal(r->write_us[1], 5);
+	assert_int_equal(r->write_us[HF_VOL_LAT_BUCKETS], 1);
+	assert_int_equal(r->write_us_sum, 2000900);
 	k = hf_proto_sync_req_encode(&rq);
 	hf_proto_sync_req_init(&rq2);
 	if (hf_proto_sync_req_decode(k, &rq2, &err))
@@ -981,6 +986,9 @@ static void test_volume_report_io(void **state)
 	assert_int_equal(r->resync_planned, 2097152);
 	assert_int_equal(r->missed.len, 2);
 	assert_string_equal(r->missed.items[1].replica, "r3");
+	assert_true(r->has_write_us);
+	assert_int_equal(r->write_us[2], 7);
+	assert_int_equal(r->write_us_sum, 2000900);
 	hf_proto_sync_req_release(&rq2);
 	hf_proto_sync_req_release(&rq);
 	json_decref(k);
@@ -1004,6 +1012,15 @@ static void test_volume_report_io(void **state)
 			 "\"ready\", \"missed\": [{\"replica\": \"r\", "
 			 "\"bytes\": -4096}]}]}",
 			 "volumes[0].missed[0].bytes: must be 0 or more");
+	expect_req_error("{\"node_id\": \"n\", \"volumes\": [{\"volume\": "
+			 "\"v\", \"id\": \"x\", \"epoch\": 1, \"state\": "
+			 "\"ready\", \"write_us\": [1, 2]}]}",
+			 "volumes[0].write_us: must be an array of 13 counts");
+	expect_req_error("{\"node_id\": \"n\", \"volumes\": [{\"volume\": "
+			 "\"v\", \"id\": \"x\", \"epoch\": 1, \"state\": "
+			 "\"ready\", \"write_us\": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "
+			 "0, 0, 0], \"write_us_sum\": -1}]}",
+			 "volumes[0].write_us_sum: must be 0 or more");
 }
 
 /* An EXTERNAL volume of a launch order carries its attachment's epoch. */

@@ -64,13 +64,13 @@ struct seen {
 	struct hf_strlist resynced; /* resyncing remotes now up to date */
 	json_t *resync;             /* copies under way, as status.json says */
 	json_t *missed;             /* [{"replica", "bytes"}], or NULL */
-	int64_t io[4];              /* written, replicated, resync_sent, _planned */
+	int64_t io[5];              /* io_keys' counters */
 	bool has_write_us;          /* the write latency histogram */
 	int64_t write_us[HF_VOL_LAT_BUCKETS + 1], write_us_sum;
 };
 
 static const char *const io_keys[] = {"written", "replicated", "resync_sent",
-				       "resync_planned"};
+				       "resync_planned", "nospace"};
 
 static void seen_release(struct seen *s)
 {
@@ -664,6 +664,7 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 			v->replicated = s.io[1];
 			v->resync_sent = s.io[2];
 			v->resync_planned = s.io[3];
+			v->nospace = s.io[4];
 			v->has_write_us = s.has_write_us;
 			memcpy(v->write_us, s.write_us, sizeof(v->write_us));
 			v->write_us_sum = s.write_us_sum;

@@ -352,7 +352,7 @@ struct hf_node_volrep {
 	 * latest report says (hf_proto_volume_report): the metrics read
 	 * them; never stored.
 	 */
-	int64_t written, replicated, resync_sent, resync_planned;
+	int64_t written, replicated, resync_sent, resync_planned, nospace;
 	HF_VEC(struct hf_node_missed) missed;
 	/* Writes per latency bucket (volume.h's bounds), their sum in us. */
 	bool has_write_us;

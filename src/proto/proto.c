@@ -1289,7 +1289,8 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 		} io[] = {{"written", r->written},
 			  {"replicated", r->replicated},
 			  {"resync_sent", r->resync_sent},
-			  {"resync_planned", r->resync_planned}};
+			  {"resync_planned", r->resync_planned},
+			  {"nospace", r->nospace}};
 
 		for (size_t i = 0; i < HF_ARRAY_LEN(io); i++)
 			if (io[i].v)
@@ -1400,12 +1401,15 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "replicated", &r->replicated, NULL) ||
 	    !get_int(d, v, "resync_sent", &r->resync_sent, NULL) ||
 	    !get_int(d, v, "resync_planned", &r->resync_planned, NULL) ||
+	    !get_int(d, v, "nospace", &r->nospace, NULL) ||
 	    !DECODE_ARRAY(d, v, "missed", &r->missed, missed_decode) ||
 	    !write_us_decode(d, v, r))
 		return false;
 	if (r->written < 0 || r->replicated < 0)
 		return fail(d, r->written < 0 ? "written" : "replicated",
 			    "must be 0 or more");
+	if (r->nospace < 0)
+		return fail(d, "nospace", "must be 0 or more");
 	if (r->resync_sent < 0 || r->resync_planned < 0)
 		return fail(d, r->resync_sent < 0 ? "resync_sent"
 						  : "resync_planned",

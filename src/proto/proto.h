@@ -345,6 +345,8 @@ struct hf_proto_volume_report {
 	 * the whole volume for a full copy).
 	 */
 	int64_t written, replicated, resync_sent, resync_planned;
+	/* Writes refused (ENOSPC): the local replica's file system is full. */
+	int64_t nospace;
 	HF_VEC(struct hf_proto_missed) missed;
 	/*
 	 * Writes answered, by latency (receipt to answer, every replica

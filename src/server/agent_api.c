@@ -241,10 +241,40 @@ static void sync_wait_free(void *arg)
  * lists them all); true when a volume became ready or changed epoch, so
  * the launches waiting for it are looked at.
  */
-static bool volreps_update(struct hf_node *n,
+/*
+ * A volume whose writes on node n started failing for a full pool: an
+ * event once per attachment (the count going up from 0).
+ */
+static void nospace_event(struct hf_srv *s, const struct hf_node *n,
+			  const struct hf_proto_volume_report *r)
+{
+	const struct hf_xvol *v = hf_model_xvol(&s->model, r->volume);
+	char *why = hf_xasprintf(
+	    "%lld write(s) refused with ENOSPC on node %s: the file system of "
+	    "its storage pool is full (free space there, or move the volume's "
+	    "pod)",
+	    (long long)r->nospace, n->id);
+
+	hf_log("volume %s: %s", r->volume, why);
+	hf_event(s, "agent", v ? v->service : NULL, "volume", r->volume, NULL,
+		 "writes failing: no space left in the pool", why);
+	free(why);
+}
+
+static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 			   const struct hf_proto_sync_req *rq)
 {
 	bool news = false;
+
+	for (size_t i = 0; i < rq->volumes.len; i++) {
+		const struct hf_proto_volume_report *r = &rq->volumes.items[i];
+		const struct hf_node_volrep *old =
+		    hf_model_node_volrep(n, r->volume);
+
+		if (r->nospace > 0 &&
+		    (!old || old->epoch != (uint64_t)r->epoch || !old->nospace))
+			nospace_event(s, n, r);
+	}
 
 	for (size_t i = 0; i < rq->volumes.len; i++) {
 		const struct hf_proto_volume_report *r = &rq->volumes.items[i];
@@ -291,6 +321,7 @@ static bool volreps_update(struct hf_node *n,
 		nr->replicated = r->replicated;
 		nr->resync_sent = r->resync_sent;
 		nr->resync_planned = r->resync_planned;
+		nr->nospace = r->nospace;
 		nr->has_write_us = r->has_write_us;
 		memcpy(nr->write_us, r->write_us, sizeof(nr->write_us));
 		nr->write_us_sum = r->write_us_sum;
@@ -447,7 +478,7 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		hf_sched_volumes_deleted(s, n->id, &rq.deleted_volumes);
 	if (rq.deleted_replicas.len)
 		hf_sched_replicas_deleted(s, n->id, &rq.deleted_replicas);
-	if (volreps_update(n, &rq))
+	if (volreps_update(s, n, &rq))
 		hf_sched_changed(s, false);
 	/*
 	 * In-sync changes are decided here, not at the next tick: writes of

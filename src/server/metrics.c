@@ -183,6 +183,9 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 	    {"holdfast_volume_resync_planned_bytes_total",
 	     "Bytes copies set out to send: the regions a returning replica "
 	     "missed, or the whole volume for a full copy."},
+	    {"holdfast_volume_nospace_writes_total",
+	     "Writes refused with ENOSPC: the file system of the attached "
+	     "node's pool is full."},
 	};
 
 	for (size_t c = 0; c < HF_ARRAY_LEN(counters); c++) {
@@ -199,7 +202,8 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 			n = c == 0   ? r->written
 			    : c == 1 ? r->replicated
 			    : c == 2 ? r->resync_sent
-				     : r->resync_planned;
+			    : c == 3 ? r->resync_planned
+				     : r->nospace;
 			hf_buf_addf(b, "%s{volume=\"", counters[c].name);
 			label(b, v->name);
 			hf_buf_addf(b, "\"} %lld\n", (long long)n);

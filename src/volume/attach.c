@@ -96,6 +96,8 @@ struct vol {
 	pthread_mutex_t miss_mu;
 	/* Bytes written to the volume, and to remotes (atomic). */
 	int64_t written, replicated;
+	/* Writes refused because the local replica's file system is full. */
+	int64_t nospace;
 	/* Writes answered per latency bucket, and their sum in us (atomic). */
 	int64_t write_us[HF_VOL_LAT_BUCKETS + 1];
 	int64_t write_us_sum;
@@ -179,6 +181,10 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 	json_object_set_new(o, "identity", v->identity[0]
 						   ? json_string(v->identity)
 						   : json_null());
+	if (__atomic_load_n(&v->nospace, __ATOMIC_RELAXED))
+		json_object_set_new(o, "nospace",
+				    json_integer(__atomic_load_n(
+					&v->nospace, __ATOMIC_RELAXED)));
 	json_object_set_new(o, "written",
 			    json_integer(__atomic_load_n(&v->written,
 							 __ATOMIC_RELAXED)));
@@ -1403,6 +1409,28 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/*
+ * The local replica's file system is full: the write fails with ENOSPC
+ * (the task sees it through ext4), counted in status.json's "nospace",
+ * which the server turns into an event. Logged at the first and then at
+ * most once a minute.
+ */
+static void no_space(struct vol *v)
+{
+	static int64_t logged;
+	int64_t n = __atomic_add_fetch(&v->nospace, 1, __ATOMIC_RELAXED);
+	int64_t now = hf_mono_ms(), last = __atomic_load_n(&logged,
+							    __ATOMIC_RELAXED);
+
+	if (n > 1 && now - last < 60000)
+		return;
+	__atomic_store_n(&logged, now, __ATOMIC_RELAXED);
+	hf_log("the local replica %s: no space left on its file system; "
+	       "writes fail with ENOSPC (%lld so far)",
+	       v->replica ? v->replica : "-", (long long)n);
+	publish(v, "ready", NULL);
+}
+
 struct local_write {
 	const uint8_t *p;
 	size_t len;
@@ -1423,8 +1451,13 @@ static int local_write(struct vol *v, void *arg)
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k <= 0)
-			return k < 0 ? errno : EIO;
+		if (k <= 0) {
+			int e = k < 0 ? errno : EIO;
+
+			if (e == ENOSPC)
+				no_space(v);
+			return e;
+		}
 		p += k;
 		n -= (size_t)k;
 		off += k;
@@ -1531,6 +1564,8 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in, 0);
 	pthread_rwlock_unlock(&v->add_lock);
+	if (n == -ENOSPC)
+		no_space(v);
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 	} else {
@@ -1541,7 +1576,11 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 
 static int local_flush(struct vol *v, void *arg)
 {
-	return v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
+	int e = v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
+
+	if (e == ENOSPC)
+		no_space(v);
+	return e;
 }
 
 /*

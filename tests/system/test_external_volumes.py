@@ -307,6 +307,60 @@ def test_volume_show_and_delete_by_name(cl):
              what="xe's volume gone")
 
 
+def metrics(cl):
+    import urllib.request
+    req = urllib.request.Request(cl.url + "/metrics", headers=cl._auth())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read().decode()
+
+
+def test_the_attach_process_counters_reach_metrics_api_and_events(cl):
+    """A ready report's counters (docs/protocol.md, "Volumes") become the
+    volume's io and replicas' missed bytes in the API and counters and a
+    latency histogram in /metrics; writes refused for a full pool
+    ("nospace") are one event per attachment, however many follow."""
+    node = FakeNode(cl, "pool-4")
+    node.sync()
+    cl.deploy(spec(cl.tmp, "xf", node="pool-4"), wait=False)
+    att = node.until(lambda a: a.get("attachments"), "xf's attachment")["attachments"][0]
+    hist = [0] * 13
+    hist[3], hist[12] = 40, 2
+    rep = {"volume": "xf-app-0", "id": att["id"], "epoch": 1, "state": "ready",
+           "device": "/dev/loop9", "written": 1 << 20, "replicated": 0,
+           "missed": [{"replica": att["replica"], "bytes": 0}],
+           "write_us": hist, "write_us_sum": 2_040_000}
+    node.volumes = [rep]
+    node.until(lambda a: (xvol(cl, "xf-app-0") or {}).get("io"), "the counters in the API")
+    v = xvol(cl, "xf-app-0")
+    assert v["io"] == {"written": 1 << 20, "replicated": 0, "resync_sent": 0,
+                       "resync_planned": 0}, v
+    assert v["replicas"][0]["missed"] == 0, v
+    text = metrics(cl)
+    assert 'holdfast_volume_written_bytes_total{volume="xf-app-0"} 1048576' in text
+    assert 'holdfast_volume_write_seconds_bucket{volume="xf-app-0",le="0.001"} 40' in text
+    assert 'holdfast_volume_write_seconds_bucket{volume="xf-app-0",le="+Inf"} 42' in text
+    assert 'holdfast_volume_write_seconds_count{volume="xf-app-0"} 42' in text
+    assert 'holdfast_volume_write_seconds_sum{volume="xf-app-0"} 2.040000' in text
+    assert "# TYPE holdfast_volume_write_seconds histogram" in text
+
+    def full_events():
+        return [e for e in map(json.loads, cl.cli("events", "--json").stdout.splitlines())
+                if e.get("object") == "xf-app-0"
+                and e.get("after") == "writes failing: no space left in the pool"]
+    assert not full_events()
+    for n in (3, 7, 9):
+        rep["nospace"] = n
+        node.sync()
+    ev = wait_for(full_events, 10, what="the full pool's event")
+    time.sleep(0.5)
+    ev = full_events()
+    assert len(ev) == 1, ev
+    assert ev[0]["why"].startswith("3 write(s) refused with ENOSPC on node pool-4: the file "
+                                   "system of its storage pool is full"), ev
+    assert 'holdfast_volume_nospace_writes_total{volume="xf-app-0"} 9' in metrics(cl)
+    cl.cli("service", "remove", "xf")
+
+
 # ---------------------------------------------------------------------------
 # With the real agent: the SDK's spec, end to end on one node with a pool.
 

@@ -224,3 +224,44 @@ def test_a_copy_keeps_to_its_rate(env):  # noqa: F811
     detach(p)
     a, b = cfg["replica"], os.path.join(serves[1][2]["pool"], "replicas", VID, "r2", "data")
     assert filecmp.cmp(a, b, shallow=False)
+
+
+def test_a_full_pool_fails_writes_with_enospc_and_says_so(env):  # noqa: F811
+    """docs/design/volumes.md §10.3: the local replica's file system fills
+    up (a 40 MiB tmpfs under a 128 MiB volume): the task's writes fail with
+    ENOSPC, status.json counts them ("nospace", which the server turns
+    into an event), and the file system is whole: e2fsck on a copy finds
+    nothing it cannot preen."""
+    d, procs = env
+    fs = os.path.join(d, "small")
+    os.mkdir(fs)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40M", "tmpfs", fs], check=True)
+    try:
+        p, st, cfg = start_attach(d, procs, "a", [], replica=os.path.join(fs, "data"),
+                                  remotes=[])
+        assert st["state"] == "ready", st
+        mnt = os.path.join(d, "mnt")
+        os.mkdir(mnt)
+        subprocess.run(["mount", st["device"], mnt], check=True)
+        r = subprocess.run(["dd", "if=/dev/urandom", f"of={mnt}/big", "bs=1M", "count=60",
+                            "conv=fsync"], capture_output=True, text=True)
+        assert r.returncode != 0 and "No space left on device" in r.stderr, r.stderr
+        fd = os.open(os.path.join(mnt, "small"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, b"x" * 4096)
+            with pytest.raises(OSError) as e:
+                os.fsync(fd)
+            assert e.value.errno == 28, e.value
+        finally:
+            os.close(fd)
+        status = os.path.join(d, "a", "status.json")
+        st = wait_for(lambda: read_json(status).get("nospace") and read_json(status), 10,
+                      what="nospace in status.json")
+        assert st["nospace"] > 0 and st["state"] == "ready", st
+        detach(p, mnt)
+        copy = os.path.join(d, "copy")
+        shutil.copyfile(os.path.join(fs, "data"), copy)
+        r = subprocess.run(["e2fsck", "-fp", copy], capture_output=True, text=True)
+        assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
+    finally:
+        subprocess.run(["umount", "-l", fs], check=False)

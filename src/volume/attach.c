@@ -4,6 +4,7 @@
  */
 #define FUSE_USE_VERSION 312
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/spawn.h"
@@ -59,6 +61,8 @@ struct missed {
 	struct hf_vol_gen gen;
 	struct hf_vol_bitmap bm;
 	bool broken;             /* a range could not be set: copy it all */
+	int fd;                  /* DIR/missed-<replica> (below), or -1 */
+	bool unsynced;           /* pages written since its last fdatasync */
 };
 
 struct vol {
@@ -230,8 +234,10 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 						      json_string(r->replica));
 				if (!why[0])
 					snprintf(why, sizeof(why),
-						 "replica on node %s: its "
-						 "resync failed", r->node);
+						 "replica on node %s misses "
+						 "writes (its copy failed, or "
+						 "it missed them before a "
+						 "restart)", r->node);
 				continue;
 			}
 			/* A fenced one is no failure to drop: we are old. */
@@ -623,6 +629,183 @@ static int fence_local(struct vol *v)
 
 /* ---- what replicas out of the in-sync set missed ---------------------- */
 
+/*
+ * Each entry is kept in DIR/missed-<replica> too, for an attach process
+ * that starts again at the same epoch (killed, or its node's agent
+ * restarted it): at one epoch only this directory's processes write the
+ * volume, so what the file says the replica missed is all it missed from
+ * them. Page 0 is a header, then the bitmap's pages (bitmap.h; one that
+ * does not decode counts as all dirty):
+ *
+ *   off   size  field
+ *   0     8     magic "HFMISS01"
+ *   8     8     epoch
+ *   16    8     the volume's size
+ *   24    16    the replica's data generation
+ *   40    65    the volume id, NUL-padded
+ *   105   65    the replica id, NUL-padded
+ *   170   3922  zero
+ *   4092  4     CRC-32C of bytes 0..4091
+ *
+ * A bit's page is written (pwrite) before the write that set it is
+ * answered and made durable at the next flush, as the data is. Files of
+ * another epoch or volume are removed at start.
+ */
+#define MISS_MAGIC "HFMISS01"
+#define MISS_ID 65
+
+static char *miss_path(const struct vol *v, const char *id)
+{
+	return hf_xasprintf("%s/missed-%s", v->dir, id);
+}
+
+static void miss_header(const struct vol *v, const struct missed *m,
+			uint8_t page[HF_VOL_BITMAP_PAGE])
+{
+	memset(page, 0, HF_VOL_BITMAP_PAGE);
+	memcpy(page, MISS_MAGIC, 8);
+	hf_vol_put64(page + 8, (uint64_t)v->epoch);
+	hf_vol_put64(page + 16, (uint64_t)v->size);
+	memcpy(page + 24, m->gen.b, HF_VOL_GEN_LEN);
+	snprintf((char *)page + 40, MISS_ID, "%s", v->id);
+	snprintf((char *)page + 40 + MISS_ID, MISS_ID, "%s", m->replica);
+	hf_vol_put32(page + HF_VOL_BITMAP_PAGE - 4,
+		     hf_crc32c(0, page, HF_VOL_BITMAP_PAGE - 4));
+}
+
+/* Writes pages [first, last] of m's bitmap to its file. */
+static void miss_pages(struct missed *m, uint64_t first, uint64_t last)
+{
+	uint8_t page[HF_VOL_BITMAP_PAGE];
+
+	for (uint64_t i = first; m->fd >= 0 && i <= last; i++) {
+		if (hf_vol_bitmap_page_encode(&m->bm, i, page) ||
+		    pwrite(m->fd, page, sizeof(page),
+			   (off_t)((i + 1) * HF_VOL_BITMAP_PAGE)) !=
+			(ssize_t)sizeof(page)) {
+			/* Without its file the entry is this process's only. */
+			hf_log("missed-%s: cannot write it: %s; a copy after a "
+			       "restart will be whole", m->replica,
+			       strerror(errno ? errno : EIO));
+			close(m->fd);
+			m->fd = -1;
+		}
+		m->unsynced = true;
+	}
+}
+
+/* m's whole file: header and every page. miss_mu held (or no thread). */
+static void miss_save(const struct vol *v, struct missed *m)
+{
+	uint8_t page[HF_VOL_BITMAP_PAGE];
+	char *path = miss_path(v, m->replica);
+
+	if (m->fd < 0)
+		m->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+			     0600);
+	free(path);
+	if (m->fd < 0)
+		return;
+	miss_header(v, m, page);
+	if (pwrite(m->fd, page, sizeof(page), 0) != (ssize_t)sizeof(page) ||
+	    ftruncate(m->fd, (off_t)((hf_vol_bitmap_pages(&m->bm) + 1) *
+				     HF_VOL_BITMAP_PAGE)) < 0) {
+		close(m->fd);
+		m->fd = -1;
+		return;
+	}
+	miss_pages(m, 0, hf_vol_bitmap_pages(&m->bm) - 1);
+}
+
+/*
+ * The files DIR/missed-* of this volume at this epoch become entries;
+ * others are removed. Before any thread exists. Never fails: a file it
+ * cannot use is no entry (a later copy is whole).
+ */
+static int miss_load(struct vol *v)
+{
+	DIR *d = opendir(v->dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		const char *id = e->d_name + strlen("missed-");
+		char *path, why[HF_VOL_ERR_MAX];
+		uint8_t page[HF_VOL_BITMAP_PAGE];
+		struct missed *m = NULL;
+		bool ok = false;
+		int fd;
+
+		if (strncmp(e->d_name, "missed-", 7) != 0)
+			continue;
+		path = miss_path(v, id);
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && id_ok(id) && v->nmissed < HF_VOL_MAX_PEERS &&
+		    pread(fd, page, sizeof(page), 0) == (ssize_t)sizeof(page) &&
+		    memcmp(page, MISS_MAGIC, 8) == 0 &&
+		    hf_vol_get32(page + HF_VOL_BITMAP_PAGE - 4) ==
+			hf_crc32c(0, page, HF_VOL_BITMAP_PAGE - 4) &&
+		    hf_vol_get64(page + 8) == (uint64_t)v->epoch &&
+		    hf_vol_get64(page + 16) == (uint64_t)v->size &&
+		    strncmp((char *)page + 40, v->id, MISS_ID) == 0 &&
+		    strncmp((char *)page + 40 + MISS_ID, id, MISS_ID) == 0) {
+			m = &v->missed[v->nmissed];
+			ok = hf_vol_bitmap_init(&m->bm, (uint64_t)v->size) == 0;
+		}
+		for (uint64_t i = 0; ok && i < hf_vol_bitmap_pages(&m->bm); i++) {
+			uint8_t b[HF_VOL_BITMAP_PAGE];
+			ssize_t n = pread(fd, b, sizeof(b),
+					  (off_t)((i + 1) * HF_VOL_BITMAP_PAGE));
+
+			if (hf_vol_bitmap_page_decode(&m->bm, i, b,
+						      n > 0 ? (size_t)n : 0,
+						      why)) {
+				uint64_t off, len;
+
+				/* Torn or never written: all of it. */
+				hf_vol_bitmap_page_range(&m->bm, i, &off, &len);
+				hf_vol_bitmap_set(&m->bm, off, len);
+			}
+		}
+		if (ok) {
+			m->replica = hf_xstrdup(id);
+			memcpy(m->gen.b, page + 24, HF_VOL_GEN_LEN);
+			m->fd = fd;
+			v->nmissed++;
+			hf_log("replica %s: it misses %llu bytes of this epoch's "
+			       "writes (kept from the process before)",
+			       id, (unsigned long long)
+					   hf_vol_bitmap_dirty_bytes(&m->bm));
+		} else {
+			if (m)
+				hf_vol_bitmap_release(&m->bm);
+			if (fd >= 0)
+				close(fd);
+			unlink(path);
+		}
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	return 0;
+}
+
+/* Makes every file written since the last call durable. */
+static int miss_sync(struct vol *v)
+{
+	int e = 0;
+
+	pthread_mutex_lock(&v->miss_mu);
+	for (size_t i = 0; i < v->nmissed; i++) {
+		struct missed *m = &v->missed[i];
+
+		if (m->unsynced && m->fd >= 0 && fdatasync(m->fd) < 0)
+			e = errno;
+		m->unsynced = false;
+	}
+	pthread_mutex_unlock(&v->miss_mu);
+	return e;
+}
+
 /* The entry of replica id, or NULL. miss_mu held. */
 static struct missed *missed_of(struct vol *v, const char *id)
 {
@@ -634,9 +817,10 @@ static struct missed *missed_of(struct vol *v, const char *id)
 
 /*
  * Replica id, of data generation gen, holds every write from now on: its
- * entry starts (or starts again) clean. A zero generation is unknown: no
- * entry (a later copy to it is whole). One that cannot be kept (no room,
- * no memory) is simply absent, with the same effect.
+ * entry starts (or starts again) clean, in memory and in its file. A
+ * zero generation is unknown: no entry (a later copy to it is whole).
+ * One that cannot be kept (no room, no memory) is simply absent, with the
+ * same effect.
  */
 static void track(struct vol *v, const char *id, const struct hf_vol_gen *gen)
 {
@@ -645,6 +829,12 @@ static void track(struct vol *v, const char *id, const struct hf_vol_gen *gen)
 	pthread_mutex_lock(&v->miss_mu);
 	m = missed_of(v, id);
 	if (m && hf_vol_gen_is_zero(gen)) {
+		char *path = miss_path(v, id);
+
+		unlink(path);
+		free(path);
+		if (m->fd >= 0)
+			close(m->fd);
 		hf_vol_bitmap_release(&m->bm);
 		free(m->replica);
 		*m = v->missed[--v->nmissed];
@@ -653,13 +843,16 @@ static void track(struct vol *v, const char *id, const struct hf_vol_gen *gen)
 		hf_vol_bitmap_reset(&m->bm);
 		m->gen = *gen;
 		m->broken = false;
+		miss_save(v, m);
 	} else if (!hf_vol_gen_is_zero(gen) && v->nmissed < HF_VOL_MAX_PEERS) {
 		m = &v->missed[v->nmissed];
 		if (hf_vol_bitmap_init(&m->bm, (uint64_t)v->size) == 0) {
 			m->replica = hf_xstrdup(id);
 			m->gen = *gen;
 			m->broken = false;
+			m->fd = -1;
 			v->nmissed++;
+			miss_save(v, m);
 		}
 	}
 	pthread_mutex_unlock(&v->miss_mu);
@@ -667,7 +860,8 @@ static void track(struct vol *v, const char *id, const struct hf_vol_gen *gen)
 
 /*
  * [off, off + len) was written, and no live slot of remote i's replica
- * took it: that replica misses it. Called before the write is answered.
+ * took it: that replica misses it. Called before the write is answered;
+ * the pages whose bits changed go to the entry's file.
  */
 static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
 {
@@ -675,9 +869,46 @@ static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
 
 	pthread_mutex_lock(&v->miss_mu);
 	m = missed_of(v, v->remotes[i].replica);
-	if (m && hf_vol_bitmap_set(&m->bm, off, len))
-		m->broken = true;
+	if (m) {
+		uint64_t before = hf_vol_bitmap_count(&m->bm);
+
+		if (hf_vol_bitmap_set(&m->bm, off, len)) {
+			m->broken = true;
+		} else if (hf_vol_bitmap_count(&m->bm) != before && len) {
+			uint64_t per = HF_VOL_BITMAP_PAGE_REGIONS *
+				       HF_VOL_REGION_SIZE;
+
+			miss_pages(m, off / per, (off + len - 1) / per);
+		}
+	}
 	pthread_mutex_unlock(&v->miss_mu);
+}
+
+/*
+ * Remote i is in sync, attach.json says: its entry starts clean. Unless
+ * the process before this one (same epoch) kept that it missed writes,
+ * or it is another copy than the one kept: then it is taken out of the
+ * in-sync set (asked of the server, isr_drop) and will be resynced.
+ */
+static void keep_in_sync(struct vol *v, size_t i)
+{
+	struct hf_remote *r = &v->remotes[i];
+	struct missed *m;
+	bool behind;
+
+	pthread_mutex_lock(&v->miss_mu);
+	m = missed_of(v, r->replica);
+	behind = m && (m->broken || hf_vol_bitmap_count(&m->bm) ||
+		       !hf_vol_gen_equal(&m->gen, &r->gen));
+	pthread_mutex_unlock(&v->miss_mu);
+	if (!behind) {
+		track(v, r->replica, &r->gen);
+		return;
+	}
+	hf_log("replica %s on node %s misses writes of the process before "
+	       "this one: asking to take it out of the in-sync set",
+	       r->replica, r->node);
+	v->dropped[i] = v->failed_rs[i] = true;
 }
 
 /* HELLO to every remote; no thread may exist yet (see mount_fuse). */
@@ -695,7 +926,7 @@ static int connect_remotes(struct vol *v)
 					 "%s", r->replica, r->node, r->address,
 				      r->port, err);
 		if (!v->resyncing[i])
-			track(v, r->replica, &r->gen);
+			keep_in_sync(v, i);
 	}
 	return 0;
 }
@@ -1577,10 +1808,11 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 static int local_flush(struct vol *v, void *arg)
 {
 	int e = v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
+	int me = miss_sync(v);
 
-	if (e == ENOSPC)
+	if (e == ENOSPC || me == ENOSPC)
 		no_space(v);
-	return e;
+	return e ? e : me;
 }
 
 /*
@@ -2041,7 +2273,8 @@ int hf_volume_attach_main(const char *dir)
 	for (size_t i = 0; i < RS_STRIPES; i++)
 		pthread_mutex_init(&v.stripes[i], NULL);
 	if (load(&v) || private_namespace(&v) || open_replica(&v) ||
-	    fence_local(&v) || connect_remotes(&v) || start_remotes(&v) ||
+	    miss_load(&v) || fence_local(&v) || connect_remotes(&v) ||
+	    start_remotes(&v) ||
 	    mount_fuse(&v) || configure_loop(&v))
 		goto out;
 	if (v.format && has_file_system(&v))
@@ -2105,6 +2338,8 @@ out:
 	for (size_t i = 0; i < v.nmissed; i++) {
 		hf_vol_bitmap_release(&v.missed[i].bm);
 		free(v.missed[i].replica);
+		if (v.missed[i].fd >= 0)
+			close(v.missed[i].fd);
 	}
 	pthread_mutex_destroy(&v.miss_mu);
 	pthread_rwlock_destroy(&v.add_lock);

@@ -96,8 +96,10 @@
  * older bytes over newer ones; then a FLUSH. What it copies: for a
  * replica this process knew in sync, of the same data generation
  * (HELLO_OK), the 4 KiB regions written while no slot of it took the
- * write (status.json's "missed": [{"replica", "bytes"}]); else the whole
- * volume, at most "resync_rate" bytes a second. Its failure
+ * write (status.json's "missed": [{"replica", "bytes"}], kept in
+ * DIR/missed-<replica> for a process started again at the same epoch,
+ * which asks to drop a replica attach.json lists in sync if it kept that
+ * it missed writes); else the whole volume, at most "resync_rate" bytes a second. Its failure
  * holds no write (it is not in sync): it is reported in "isr_drop". Done,
  * status.json lists it in "resynced" (and "resync": [{"replica", "done",
  * "total"}] while copying; "resync_sent" and "resync_planned": bytes

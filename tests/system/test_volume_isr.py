@@ -125,14 +125,17 @@ def dd_blocks(dev, seek, count):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("wiped", [False, True], ids=["kept", "wiped"])
-def test_a_returning_replica_is_sent_only_what_it_missed(env, wiped):  # noqa: F811
+@pytest.mark.parametrize("how", ["kept", "wiped", "restarted"])
+def test_a_returning_replica_is_sent_only_what_it_missed(env, how):  # noqa: F811
     """docs/design/volumes.md §5.3, §7.5: r2's server dies; the write in
     flight then, and every write after the drop, are kept as regions r2
     missed (status.json's "missed"); when r2 comes back ("resync") exactly
     those regions are sent to it ("resync_planned", "resync_sent"), and the
     three replicas end byte-identical. A replica made again empty (its
-    pool's copy wiped: a new data generation) gets the whole volume."""
+    pool's copy wiped: a new data generation) gets the whole volume. An
+    attach process killed -9 meanwhile and started again at the same epoch
+    finds what r2 missed in its directory (missed-r2)."""
+    wiped = how == "wiped"
     d, procs = env
     serves = two_serves(d, procs)
     p, st, cfg = start_attach(d, procs, "a", serves, isr_wait_ms=60000, fmt=False)
@@ -158,6 +161,15 @@ def test_a_returning_replica_is_sent_only_what_it_missed(env, wiped):  # noqa: F
     missed = (3 + 256 + 1) * 4096
     wait_for(lambda: {m["replica"]: m["bytes"] for m in read_json(status)["missed"]}
              == {"r1": 0, "r2": missed}, 10, what="r2's missed regions in status.json")
+    if how == "restarted":
+        p.kill()
+        p.wait()
+        os.unlink(status)
+        p, st, cfg = start_attach(d, procs, "a", [], isr_wait_ms=60000, fmt=False,
+                                  remotes=cfg["remotes"])
+        assert st["state"] == "ready", st
+        dev = st["device"]
+        assert {m["replica"]: m["bytes"] for m in st["missed"]} == {"r1": 0, "r2": missed}, st
 
     rdir = os.path.join(serves[1][2]["pool"], "replicas", VID, "r2")
     if wiped:
@@ -181,9 +193,11 @@ def test_a_returning_replica_is_sent_only_what_it_missed(env, wiped):  # noqa: F
     else:
         assert st["resync_sent"] == planned, st
     assert {m["replica"]: m["bytes"] for m in st["missed"]} == {"r1": 0, "r2": 0}, st
-    # Every write is in the latency histogram (13 buckets, a sum in us).
-    assert len(st["write_us"]) == 13 and sum(st["write_us"]) >= 5, st
-    assert st["write_us_sum"] > 0 and st["written"] >= missed + (2 << 20), st
+    # Every write is in the latency histogram (13 buckets, a sum in us);
+    # the counters start again with the process.
+    if how != "restarted":
+        assert len(st["write_us"]) == 13 and sum(st["write_us"]) >= 5, st
+        assert st["write_us_sum"] > 0 and st["written"] >= missed + (2 << 20), st
     # In sync again: it gets the next write like the others.
     assert dd_blocks(dev, 20000, 2).wait() == 0
     detach(p)
@@ -265,3 +279,45 @@ def test_a_full_pool_fails_writes_with_enospc_and_says_so(env):  # noqa: F811
         assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
     finally:
         subprocess.run(["umount", "-l", fs], check=False)
+
+
+def test_a_restart_asks_to_drop_a_replica_it_knows_is_behind(env):  # noqa: F811
+    """An attach process killed -9 after r2 left the in-sync set, started
+    again at the same epoch with r2 listed in sync (the server had not
+    taken it out yet): what missed-r2 keeps makes it ask for r2's drop
+    (isr_drop) at once instead of trusting it; then r2 is sent just those
+    regions."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves, isr_wait_ms=60000, fmt=False)
+    assert st["state"] == "ready", st
+    status = os.path.join(d, "a", "status.json")
+    assert dd_blocks(st["device"], 0, 512).wait() == 0
+    every = list(cfg["remotes"])
+    cfg["remotes"] = [r for r in every if r["replica"] != "r2"]
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+    assert dd_blocks(st["device"], 8192, 256).wait() == 0
+    wait_for(lambda: {m["replica"]: m["bytes"] for m in read_json(status)["missed"]}
+             .get("r2") == 1 << 20, 10, what="r2's missed MiB")
+    p.kill()
+    p.wait()
+    os.unlink(status)
+    p, st, cfg = start_attach(d, procs, "a", [], isr_wait_ms=60000, fmt=False, remotes=every)
+    assert st["state"] == "ready", st
+    st = wait_for(lambda: read_json(status).get("isr_drop") and read_json(status), 10,
+                  what="the drop request")
+    assert st["isr_drop"] == ["r2"] and "misses writes" in st["isr_why"], st
+    # The server agrees, then lists it to resync.
+    cfg["remotes"] = [r for r in every if r["replica"] != "r2"]
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+    cfg["remotes"] = [dict(r, resync=True) if r["replica"] == "r2" else r for r in every]
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+    st = wait_for(lambda: "r2" in read_json(status).get("resynced", []) and read_json(status),
+                  60, what="r2 resynced")
+    assert st["resync_planned"] == 1 << 20 and st["resync_sent"] == 1 << 20, st
+    detach(p)
+    a, b = cfg["replica"], os.path.join(serves[1][2]["pool"], "replicas", VID, "r2", "data")
+    assert filecmp.cmp(a, b, shallow=False)

@@ -183,10 +183,20 @@ unit: layout $(UNIT_BINS)
 
 # Fuzz targets: clang's libFuzzer with ASan + UBSan over the library sources.
 FUZZ_CC := clang
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(LIBSRCS) $(wildcard src/*/*.h src/*.h)
+# The library is compiled once for every target (coverage instrumented,
+# fuzzer-no-link); each target links its own file with those objects.
+FUZZ_SAN := address,undefined -fno-sanitize-recover=all
+FUZZ_OBJS := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(LIBSRCS))
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all $(INCS) $< $(LIBSRCS) -o $@ $(LIBS)
+	$(FUZZ_CC) $(CSTD) $(WARN) -O1 -g -fsanitize=fuzzer-no-link,$(FUZZ_SAN) $(INCS) -c $< -o $@
+
+.SECONDARY: $(FUZZ_OBJS)
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,$(FUZZ_SAN) \
+	    $(INCS) $< $(FUZZ_OBJS) -o $@ $(LIBS)
 
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 fuzz: $(FUZZ_BINS)

@@ -2521,15 +2521,36 @@ static int cmd_volume_show(int argc, char **argv)
 			   : "");
 		printf("  attached  %s, epoch %lld\n", att ? att : "nowhere",
 		       (long long)jint(out, "epoch"));
+		if (json_is_object(json_object_get(out, "io"))) {
+			const json_t *io = json_object_get(out, "io");
+			char *w = hf_bytes_human(jint(io, "written")),
+			     *rp = hf_bytes_human(jint(io, "replicated")),
+			     *rs = hf_bytes_human(jint(io, "resync_sent"));
+
+			printf("  io        %s written, %s sent to remote "
+			       "replicas, %s copied to resyncing ones\n",
+			       w, rp, rs);
+			free(w);
+			free(rp);
+			free(rs);
+		}
 		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
 		json_array_foreach(json_object_get(out, "replicas"), i, r)
 		{
 			json_int_t since = jint(r, "since");
 			char *st = NULL;
 
-			if (json_is_integer(json_object_get(r, "percent")))
+			if (json_is_integer(json_object_get(r, "percent"))) {
 				st = hf_xasprintf("%s %lld%%", jstr(r, "state"),
 						  (long long)jint(r, "percent"));
+			} else if (jint(r, "missed") > 0) {
+				/* What a resync will send it. */
+				char *m = hf_bytes_human(jint(r, "missed"));
+
+				st = hf_xasprintf("%s, missed %s",
+						  jstr(r, "state"), m);
+				free(m);
+			}
 			{
 				const char *row[] = {
 				    jstr(r, "id"), jstr(r, "node"),

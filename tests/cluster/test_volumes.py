@@ -442,6 +442,8 @@ def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path)
     shown = hf.get(f"/v1/external-volumes/{vol}")
     assert next(r for r in shown["replicas"] if r["id"] == rep)["missed"] >= missed, shown
     assert shown["io"]["written"] > 0, shown
+    out = hf.cli("volume", "show", vol).stdout
+    assert "down, missed " in out and " written, " in out, out
 
     net[peer].heal()
     # volume show --wait draws the replicas' states until all are in sync.

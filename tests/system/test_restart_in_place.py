@@ -94,7 +94,11 @@ pods:
     assert gaps == sorted(gaps) and len(set(gaps)) == len(gaps), gaps
     # Every process ran in the same sandbox on the same volume.
     logf = [os.path.join(r, "pids") for r, _, fs in os.walk(c.volume_dir("kill5", "p-0")) if "pids" in fs]
-    assert len(logf) == 1 and len(open(logf[0]).read().split()) == 6
+    assert len(logf) == 1
+    # (The shim says "running" once the process exists; its shell writes
+    # its pid a moment later.)
+    wait_for(lambda: len(open(logf[0]).read().split()) == 6, 10,
+             what="six processes' pids in the volume")
     # pod status (CLI, --json) shows the count on the same task id.
     ps = pod_status(c, "kill5")["p-0-server"]
     assert ps["id"] == tid and ps["restarts"] == 5 and ps["status"] == "RUNNING", ps

@@ -151,6 +151,19 @@ static void render_api(struct hf_api_metrics *m, struct hf_buf *b)
 	pthread_mutex_unlock(&m->mu);
 }
 
+/* name{volume="V"[,replica="R"]} N: one sample of a volume's series. */
+static void vol_sample(struct hf_buf *b, const char *name, const char *volume,
+		       const char *replica, int64_t n)
+{
+	hf_buf_addf(b, "%s{volume=\"", name);
+	label(b, volume);
+	if (replica) {
+		hf_buf_adds(b, "\",replica=\"");
+		label(b, replica);
+	}
+	hf_buf_addf(b, "\"} %lld\n", (long long)n);
+}
+
 /* The report of v's current attachment, or NULL. */
 static const struct hf_node_volrep *attached_report(const struct hf_srv *s,
 						    const struct hf_xvol *v)
@@ -204,9 +217,7 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 			    : c == 2 ? r->resync_sent
 			    : c == 3 ? r->resync_planned
 				     : r->nospace;
-			hf_buf_addf(b, "%s{volume=\"", counters[c].name);
-			label(b, v->name);
-			hf_buf_addf(b, "\"} %lld\n", (long long)n);
+			vol_sample(b, counters[c].name, v->name, NULL, n);
 		}
 	}
 	hf_buf_adds(b, "# HELP holdfast_volume_write_seconds How long a "
@@ -250,14 +261,10 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 		const struct hf_xvol *v = s->model.xvols.items[i];
 		const struct hf_node_volrep *r = attached_report(s, v);
 
-		for (size_t k = 0; r && k < r->missed.len; k++) {
-			hf_buf_adds(b, "holdfast_volume_missed_bytes{volume=\"");
-			label(b, v->name);
-			hf_buf_adds(b, "\",replica=\"");
-			label(b, r->missed.items[k].replica);
-			hf_buf_addf(b, "\"} %lld\n",
-				    (long long)r->missed.items[k].bytes);
-		}
+		for (size_t k = 0; r && k < r->missed.len; k++)
+			vol_sample(b, "holdfast_volume_missed_bytes", v->name,
+				   r->missed.items[k].replica,
+				   r->missed.items[k].bytes);
 	}
 	hf_buf_adds(b, "# HELP holdfast_volume_resync_left_bytes Bytes a "
 		       "resyncing replica's copy has still to send.\n"
@@ -268,18 +275,12 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 		for (size_t k = 0; k < v->replicas.len; k++) {
 			const struct hf_xrep *r = &v->replicas.items[k];
 
-			if (r->state != HF_XREP_RESYNCING)
-				continue;
-			hf_buf_adds(b, "holdfast_volume_resync_left_bytes{"
-				       "volume=\"");
-			label(b, v->name);
-			hf_buf_adds(b, "\",replica=\"");
-			label(b, r->id);
-			hf_buf_addf(b, "\"} %lld\n",
-				    (long long)(r->resync_total > r->resync_done
-						    ? r->resync_total -
-							  r->resync_done
-						    : 0));
+			if (r->state == HF_XREP_RESYNCING)
+				vol_sample(b, "holdfast_volume_resync_left_bytes",
+					   v->name, r->id,
+					   r->resync_total > r->resync_done
+					       ? r->resync_total - r->resync_done
+					       : 0);
 		}
 	}
 }

@@ -70,7 +70,8 @@ suite "fuzz (libFuzzer, ASan+UBSan)" run_fuzz
 if [ -d tests/system ] && ls tests/system/test_*.py >/dev/null 2>&1; then
 	suite "system tests (pytest, ASan+UBSan binary)" \
 		env HOLDFAST_BIN="$PWD/build-asan/holdfast" \
-		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=20 \
+		tests/system
 fi
 
 # Nodes run the release shim, a static program on musl (the Makefile), not
@@ -86,7 +87,8 @@ suite "shim system tests (pytest, release build: static musl shim)" \
 if [ -d tests/cluster ] && ls tests/cluster/test_*.py >/dev/null 2>&1; then
 	suite "cluster tests (network namespaces, pytest)" \
 		env HOLDFAST_BIN="$PWD/build-asan/holdfast" \
-		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=10 \
+		tests/cluster
 fi
 
 echo

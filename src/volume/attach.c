@@ -1016,6 +1016,26 @@ static void buf_put(struct vol *v, uint8_t *b)
 }
 
 /*
+ * The ranged request f (WRITE or TRIM) is missed by each replica no slot
+ * of which has[]: its regions are set in that replica's entry.
+ */
+static void mark_missing(struct vol *v, const struct hf_volw_frame *f,
+			 const bool *has, size_t nr)
+{
+	uint64_t len = f->type == HF_VOLW_WRITE ? f->data_len : f->u.range.len;
+
+	for (size_t i = 0; i < nr; i++) {
+		bool any = has[i];
+
+		for (size_t j = 0; j < nr && !any; j++)
+			any = has[j] && strcmp(v->remotes[j].replica,
+					       v->remotes[i].replica) == 0;
+		if (!any)
+			miss(v, i, f->off, len);
+	}
+}
+
+/*
  * Sends one request to every remote (pipelined: all are sent before any
  * answer is awaited), runs local (the local replica's share, done while
  * the frames travel) and waits for every answer. Returns 0 or an errno:
@@ -1027,6 +1047,7 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 	struct hf_remote_req q[HF_VOL_MAX_PEERS];
 	bool sent[HF_VOL_MAX_PEERS], bad[HF_VOL_MAX_PEERS];
 	bool copying[HF_VOL_MAX_PEERS], got[HF_VOL_MAX_PEERS];
+	bool ranged = f->type == HF_VOLW_WRITE || f->type == HF_VOLW_TRIM;
 	size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
 	int e = 0, le = 0;
 	bool waits = false;
@@ -1037,6 +1058,14 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 		copying[i] = v->resyncing[i];
 	}
 	pthread_mutex_unlock(&v->isr_mu);
+	/*
+	 * A replica no live slot of which gets this write misses it: said
+	 * before any replica has it, so that the process dying half-way
+	 * leaves no region written here and not marked for it. (One that
+	 * fails below is marked once it has.)
+	 */
+	if (ranged)
+		mark_missing(v, f, sent, nr);
 	for (size_t i = 0; i < nr; i++) {
 		struct hf_volw_frame g = *f;
 
@@ -1071,23 +1100,13 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 			}
 			waits = bad[i] = true;
 		}
-	if (f->type == HF_VOLW_WRITE || f->type == HF_VOLW_TRIM) {
-		uint64_t len = f->type == HF_VOLW_WRITE ? f->data_len
-							: f->u.range.len;
-
-		for (size_t i = 0; i < nr; i++) {
-			bool has = got[i];
-
-			for (size_t j = 0; j < nr && !has; j++)
-				has = got[j] && strcmp(v->remotes[j].replica,
-						       v->remotes[i].replica) == 0;
-			if (!has)
-				miss(v, i, f->off, len);
-			else if (got[i] && f->type == HF_VOLW_WRITE)
+	if (ranged) {
+		mark_missing(v, f, got, nr);
+		for (size_t i = 0; i < nr; i++)
+			if (got[i] && f->type == HF_VOLW_WRITE)
 				__atomic_add_fetch(&v->replicated,
-						   (int64_t)len,
+						   (int64_t)f->data_len,
 						   __ATOMIC_RELAXED);
-		}
 	}
 	for (size_t i = 0; i < nr && waits; i++)
 		if (bad[i] && v->remotes[i].fenced)

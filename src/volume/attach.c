@@ -62,6 +62,7 @@ struct missed {
 	struct hf_vol_bitmap bm;
 	bool broken;             /* a range could not be set: copy it all */
 	int fd;                  /* DIR/missed-<replica> (below), or -1 */
+	bool paged;              /* the file has every page (else a header) */
 	bool unsynced;           /* pages written since its last fdatasync */
 };
 
@@ -635,7 +636,9 @@ static int fence_local(struct vol *v)
  * restarted it): at one epoch only this directory's processes write the
  * volume, so what the file says the replica missed is all it missed from
  * them. Page 0 is a header, then the bitmap's pages (bitmap.h; one that
- * does not decode counts as all dirty):
+ * does not decode counts as all dirty); a file of the header alone is a
+ * replica that missed nothing (an entry starts so: a big volume's pages
+ * are written only once it misses something):
  *
  *   off   size  field
  *   0     8     magic "HFMISS01"
@@ -694,7 +697,10 @@ static void miss_pages(struct missed *m, uint64_t first, uint64_t last)
 	}
 }
 
-/* m's whole file: header and every page. miss_mu held (or no thread). */
+/*
+ * m's file anew: the header, then every page when m's bitmap has a bit
+ * set, else nothing more. miss_mu held (or no thread yet).
+ */
 static void miss_save(const struct vol *v, struct missed *m)
 {
 	uint8_t page[HF_VOL_BITMAP_PAGE];
@@ -707,14 +713,18 @@ static void miss_save(const struct vol *v, struct missed *m)
 	if (m->fd < 0)
 		return;
 	miss_header(v, m, page);
+	m->paged = hf_vol_bitmap_count(&m->bm) > 0 || m->broken;
 	if (pwrite(m->fd, page, sizeof(page), 0) != (ssize_t)sizeof(page) ||
-	    ftruncate(m->fd, (off_t)((hf_vol_bitmap_pages(&m->bm) + 1) *
-				     HF_VOL_BITMAP_PAGE)) < 0) {
+	    ftruncate(m->fd, (off_t)((m->paged ? hf_vol_bitmap_pages(&m->bm)
+					       : 0) +
+				     1) * HF_VOL_BITMAP_PAGE) < 0) {
 		close(m->fd);
 		m->fd = -1;
 		return;
 	}
-	miss_pages(m, 0, hf_vol_bitmap_pages(&m->bm) - 1);
+	m->unsynced = true;
+	if (m->paged)
+		miss_pages(m, 0, hf_vol_bitmap_pages(&m->bm) - 1);
 }
 
 /*
@@ -751,7 +761,11 @@ static int miss_load(struct vol *v)
 			m = &v->missed[v->nmissed];
 			ok = hf_vol_bitmap_init(&m->bm, (uint64_t)v->size) == 0;
 		}
-		for (uint64_t i = 0; ok && i < hf_vol_bitmap_pages(&m->bm); i++) {
+		/* The header alone: it missed nothing. */
+		if (ok)
+			m->paged = lseek(fd, 0, SEEK_END) != HF_VOL_BITMAP_PAGE;
+		for (uint64_t i = 0; ok && m->paged &&
+				     i < hf_vol_bitmap_pages(&m->bm); i++) {
 			uint8_t b[HF_VOL_BITMAP_PAGE];
 			ssize_t n = pread(fd, b, sizeof(b),
 					  (off_t)((i + 1) * HF_VOL_BITMAP_PAGE));
@@ -874,6 +888,9 @@ static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
 
 		if (hf_vol_bitmap_set(&m->bm, off, len)) {
 			m->broken = true;
+		} else if (hf_vol_bitmap_count(&m->bm) != before && !m->paged) {
+			/* Its first miss: every page (absent ones are dirty). */
+			miss_save(v, m);
 		} else if (hf_vol_bitmap_count(&m->bm) != before && len) {
 			uint64_t per = HF_VOL_BITMAP_PAGE_REGIONS *
 				       HF_VOL_REGION_SIZE;

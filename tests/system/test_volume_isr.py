@@ -170,6 +170,10 @@ def test_a_returning_replica_is_sent_only_what_it_missed(env, how):  # noqa: F81
         assert st["state"] == "ready", st
         dev = st["device"]
         assert {m["replica"]: m["bytes"] for m in st["missed"]} == {"r1": 0, "r2": missed}, st
+        # r1 missed nothing (its file is a header alone): still in sync.
+        assert os.path.getsize(os.path.join(d, "a", "missed-r1")) == 4096
+        time.sleep(0.5)
+        assert "isr_drop" not in read_json(status), read_json(status)
 
     rdir = os.path.join(serves[1][2]["pool"], "replicas", VID, "r2")
     if wiped:

@@ -248,9 +248,8 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 		hf_buf_adds(b, "holdfast_volume_write_seconds_sum{volume=\"");
 		label(b, v->name);
 		hf_buf_addf(b, "\"} %.6f\n", (double)r->write_us_sum / 1e6);
-		hf_buf_adds(b, "holdfast_volume_write_seconds_count{volume=\"");
-		label(b, v->name);
-		hf_buf_addf(b, "\"} %lld\n", (long long)cum);
+		vol_sample(b, "holdfast_volume_write_seconds_count", v->name,
+			   NULL, cum);
 	}
 	hf_buf_adds(b, "# HELP holdfast_volume_missed_bytes What a replica out "
 		       "of the in-sync set misses (the regions written "

@@ -237,11 +237,6 @@ static void sync_wait_free(void *arg)
 }
 
 /*
- * Keeps what the node's agent says of the volumes it serves (every sync
- * lists them all); true when a volume became ready or changed epoch, so
- * the launches waiting for it are looked at.
- */
-/*
  * A volume whose writes on node n started failing for a full pool: an
  * event once per attachment (the count going up from 0).
  */
@@ -261,6 +256,12 @@ static void nospace_event(struct hf_srv *s, const struct hf_node *n,
 	free(why);
 }
 
+/*
+ * Keeps what the node's agent says of the volumes it serves (every sync
+ * lists them all) and raises the full-pool event; true when a volume
+ * became ready or changed epoch, so the launches waiting for it are
+ * looked at.
+ */
 static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 			   const struct hf_proto_sync_req *rq)
 {
@@ -305,7 +306,6 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 				nr->failed = hf_xstrdup(r->message ? r->message
 								   : "");
 		}
-		news = true;
 	}
 	/* The counters change with every report: no news, just kept. */
 	for (size_t i = 0; i < rq->volumes.len; i++) {

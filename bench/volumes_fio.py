@@ -48,9 +48,11 @@ network and UTS namespace per host, loopback only):
             task is killed (SIGKILL to every process in its namespace:
             agent, shims, task, attach and replica server) and its link
             pulled; measured from the kill until the API shows the task
-            RUNNING on another node, and until the volume is attached
-            there; the task's own start time (it writes `date +%s%N` when
-            it starts) is recorded too. Then the host is brought back (link
+            RUNNING on another node, and until the API shows the volume
+            attached elsewhere (the server's decision, stored before the
+            agent is told); the task's own start time (the name of a file
+            it creates when it starts: `date +%s%N`) is recorded too, and
+            the new copy must see the whole data file. Then the host is brought back (link
             up, agent restarted) and the bench waits until both replicas
             are in sync again (a resync of the killed node's replica;
             its duration is reported) before the next trial.
@@ -550,10 +552,10 @@ def mode_failover(args):
             if seen != str(args.gb * GIB):
                 raise RuntimeError(f"trial {trial}: data/fill on {new} is {seen!r} bytes")
             rec = {"trial": trial, "victim": victim, "new_node": new, "replicas_before": others,
-                   "kill_s": t_kill - t0, "running_s": t_run - t0, "attached_s": t_att - t0,
+                   "kill_s": t_kill - t0, "running_s": t_run - t0, "attach_decided_s": t_att - t0,
                    "task_started_s": (t_task - t0) if t_task else None, "load": la}
             log(f"trial {trial}: {victim} killed -> RUNNING on {new} after {rec['running_s']:.2f} s"
-                f" (attached {rec['attached_s']:.2f} s, task started "
+                f" (attach decided {rec['attach_decided_s']:.2f} s, task started "
                 f"{rec['task_started_s'] and round(rec['task_started_s'], 2)} s; load {' '.join(la)})")
             # The host back: its link, then its agent; its replica resyncs.
             clear_loops(net[victim].dir)
@@ -576,10 +578,10 @@ def mode_failover(args):
             # stopped): let the cluster settle before the next kill.
             time.sleep(2)
         run = [t["running_s"] for t in result["trials"]]
-        att = [t["attached_s"] for t in result["trials"]]
+        att = [t["attach_decided_s"] for t in result["trials"]]
         rs = [t["resync_s"] for t in result["trials"]]
         result["summary"] = {k: {"p50": pct(x, 50), "p90": pct(x, 90), "max": max(x)}
-                             for k, x in (("running_s", run), ("attached_s", att),
+                             for k, x in (("running_s", run), ("attach_decided_s", att),
                                           ("resync_s", rs))}
         result["load_end"] = load()
         hf.stop()
@@ -625,7 +627,7 @@ def main():
     else:
         for t in res["trials"]:
             print(f"trial {t['trial']:2d} {t['victim']}->{t['new_node']}: running {t['running_s']:.2f} s,"
-                  f" attached {t['attached_s']:.2f} s, resync {t['resync_s']:.1f} s, load {' '.join(t['load'])}")
+                  f" attach decided {t['attach_decided_s']:.2f} s, resync {t['resync_s']:.1f} s, load {' '.join(t['load'])}")
         for k, s in res["summary"].items():
             print(f"{k}: p50 {s['p50']:.2f}  p90 {s['p90']:.2f}  max {s['max']:.2f}")
 

@@ -541,10 +541,18 @@ def mode_failover(args):
                 time.sleep(0.1)
             if t_run is None:
                 raise RuntimeError(f"trial {trial}: the task did not run elsewhere in 300 s")
-            starts = sorted(f for f in os.listdir(out) if f.startswith(f"start.{new}."))
-            # The task's start, by its own clock (the file's name: the
-            # content may not be written yet).
-            t_task = int(starts[-1].rsplit(".", 1)[1]) / 1e9 if starts else None
+            # The task's start, by its own clock (the name of the file it
+            # made): the first one after the kill (RUNNING may be shown
+            # before the task made it; an older file on that node is a
+            # copy from before).
+            def started():
+                ts = [int(f.rsplit(".", 1)[1]) / 1e9 for f in os.listdir(out)
+                      if f.startswith(f"start.{new}.")]
+                return min((t for t in ts if t > t0), default=None)
+            try:
+                t_task = wait_for(started, 10, what=f"the task's start file on {new}")
+            except AssertionError:
+                t_task = None
             # The data is there: the file's size, seen by the new task.
             seen = subprocess.run(["nsenter", "-t", str(task_pid(hf, new)), "-m", "-w", "--",
                                    "stat", "-c", "%s", "data/fill"], capture_output=True,

@@ -635,7 +635,7 @@ def main():
     else:
         for t in res["trials"]:
             print(f"trial {t['trial']:2d} {t['victim']}->{t['new_node']}: running {t['running_s']:.2f} s,"
-                  f" attach decided {t['attach_decided_s']:.2f} s, resync {t['resync_s']:.1f} s, load {' '.join(t['load'])}")
+                  f" attach decided {t['attach_decided_s']:.2f} s, task started {t['task_started_s'] and round(t['task_started_s'], 2)} s, resync {t['resync_s']:.1f} s, load {' '.join(t['load'])}")
         for k, s in res["summary"].items():
             print(f"{k}: p50 {s['p50']:.2f}  p90 {s['p90']:.2f}  max {s['max']:.2f}")
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim|volumes] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim|volumes|replicated] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -51,6 +51,15 @@
 #            repl=2 with a holdfast-volume serve on loopback) against ext4
 #            on a plain loop device over a local file; commits/s and the
 #            ratios (3 runs of 3 x 10 s each, ~2 min)
+#   replicated  (not in all: installs fio and GlusterFS with apt-get, and
+#            writes tens of GB) bench/volumes_fio.py on network-namespace
+#            hosts: fio inside a task's repl=2 holdfast volume against
+#            ext4-on-loop and a GlusterFS replica 3 volume, interleaved
+#            (4 KiB write+fsync commits/s, 4 KiB QD1 random write IOPS
+#            with and without O_DSYNC, 1 MiB sequential MiB/s; 3 rounds);
+#            then failover with --node-timeout 5 after a node kill, 10
+#            trials with 1 GiB and BENCH_TRIALS_10G (10) with 10 GiB in
+#            the volume                                     (~40-60 min)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and
@@ -71,7 +80,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim | volumes) what=$1 ;;
+	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim | volumes | replicated) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '/^set -eu/q;2,$p' "$0"; exit 0 ;;
@@ -198,6 +207,15 @@ esac
 case $what in all | volumes)
 	run volumes 900 "$py" "$here/volumes.py" --repeat "$repeat" \
 		--seconds "$( [ "$quick" = 1 ] && echo 3 || echo 10)" --out "$out/volumes.json" ;;
+esac
+case $what in replicated)
+	run replicated-fio 1800 "$py" "$here/volumes_fio.py" fio --rounds "$repeat" \
+		--seconds "$( [ "$quick" = 1 ] && echo 3 || echo 10)" --out "$out/replicated-fio.json"
+	run failover-1g 3600 "$py" "$here/volumes_fio.py" failover --gb 1 \
+		--trials "$( [ "$quick" = 1 ] && echo 2 || echo 10)" --out "$out/failover-1g.json"
+	[ "$quick" = 1 ] ||
+		run failover-10g 7200 "$py" "$here/volumes_fio.py" failover --gb 10 \
+			--trials "${BENCH_TRIALS_10G:-10}" --out "$out/failover-10g.json" ;;
 esac
 case $what in all | cluster)
 	run cluster 3600 "$py" "$here/cluster.py" --agents "$agents" --instances "$instances" \

@@ -33,7 +33,8 @@ suite() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-suite "build (release, -Werror)" make -j"$JOBS" build/holdfast
+suite "build (release, -Werror)" make -j"$JOBS" build/holdfast \
+	build/holdfast-shim build/holdfast-volume
 suite "build (ASan+UBSan, -Werror)" make -j"$JOBS" build-asan/holdfast
 suite "module layout (tests/unit/test_layout.py)" make layout
 suite "unit tests (ASan+UBSan)" make -j"$JOBS" unit

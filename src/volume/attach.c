@@ -1062,8 +1062,8 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 		   int (*local)(struct vol *v, void *arg), void *arg)
 {
 	struct hf_remote_req q[HF_VOL_MAX_PEERS];
-	bool sent[HF_VOL_MAX_PEERS], bad[HF_VOL_MAX_PEERS];
-	bool copying[HF_VOL_MAX_PEERS], got[HF_VOL_MAX_PEERS];
+	bool sent[HF_VOL_MAX_PEERS] = {0}, bad[HF_VOL_MAX_PEERS];
+	bool copying[HF_VOL_MAX_PEERS], got[HF_VOL_MAX_PEERS] = {0};
 	bool ranged = f->type == HF_VOLW_WRITE || f->type == HF_VOLW_TRIM;
 	size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
 	int e = 0, le = 0;

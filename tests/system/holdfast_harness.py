@@ -206,6 +206,20 @@ class Cluster:
         assert self.server.poll() is None, "server exited: " + self.server_log()[-2000:]
         self.port = int(open(self.port_file).read().strip())
         wait_for(lambda: self._ping(), 30, what="server API")
+        # Reads are answered at once, writes once it leads (503 no-leader
+        # until then): a server that can lead does within a moment. One
+        # that cannot (a store it cannot write) is what its test looks at.
+        deadline = time.time() + 5
+        while time.time() < deadline and not self._leading():
+            time.sleep(0.05)
+
+    def _leading(self):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(
+                    self.url + "/v1/leader", headers=self._auth()), timeout=2) as r:
+                return json.loads(r.read()).get("leading") is True
+        except Exception:
+            return False
 
     def _ping(self):
         try:

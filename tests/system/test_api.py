@@ -785,7 +785,9 @@ def test_pod_replace(cl):
     st, body = cl.api("POST", "/v1/service/pods/pod/db-0/replace")
     assert st == 200 and body == {"pod": "db-0", "tasks": ["db-0-server"]}, body
     running_task(cl, "pods", "db-0-server", old=t0["id"])
-    wait_for(lambda: read_file(vol, "born") not in (None, born), 60, what="fresh volume")
+    # (The task writes born, then starts: both are waited for.)
+    wait_for(lambda: read_file(vol, "born") not in (None, born) and read_file(vol, "starts"),
+             60, what="fresh volume")
     assert read_file(vol, "starts") == "start\n", "the volume was not emptied"
     info = cl.api("GET", "/v1/service/pods/pod/db-0/info")[1]
     assert info["replacing"] is False and info["node"] == "node-1"

@@ -72,6 +72,10 @@ pods:
     shim_pid, sandbox = first["shim_pid"], os.path.join(c.agent_data, "tasks", tid, "sandbox")
     pids, gaps = [first["pid"]], []
     for k in range(1, 6):
+        # Kill it only once its shell wrote its pid and became sleep: a kill
+        # before the echo would leave one pid short in the volume.
+        wait_for(lambda: open(f"/proc/{pids[-1]}/comm").read().strip() == "sleep", 10,
+                 what=f"process {pids[-1]} to exec sleep")
         os.kill(pids[-1], signal.SIGKILL)
         wait_for(lambda: status(c, tid).get("restarts") == k and status(c, tid)["state"] == "running",
                  60, what=f"restart #{k} in place")

@@ -101,7 +101,9 @@ pods:
         cmd: |
           set -e
           touch data/log
-          cp data/log {out}/log-at-start.$(hostname).$(date +%s%N)
+          # Whole or not at all: the test reads it as soon as it exists.
+          cp data/log {out}/.copying.$$
+          mv {out}/.copying.$$ {out}/log-at-start.$(hostname).$(date +%s%N)
           i=$(wc -l < data/log)
           while :; do
             i=$((i+1))

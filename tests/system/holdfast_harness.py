@@ -151,6 +151,7 @@ class Cluster:
         self.port = None
         self.backoff = backoff
         self.server_args = []  # extra `holdfast server` flags
+        self.server_env = {}   # extra environment of the next server started
         self.logs = []
         self.tokens = tokens
         self.tokens_file = None
@@ -200,7 +201,8 @@ class Cluster:
             [BIN, "server", "--data", self.server_data, "--listen", listen,
              "--port-file", self.port_file, "--backoff", self.backoff,
              *(("--tokens", self.tokens_file) if self.tokens else ()), *self.server_args],
-            stdout=log, stderr=log, env=self._env(), start_new_session=True)
+            stdout=log, stderr=log, env={**self._env(), **self.server_env},
+            start_new_session=True)
         wait_for(lambda: os.path.exists(self.port_file) or self.server.poll() is not None,
                  30, what="server port file")
         assert self.server.poll() is None, "server exited: " + self.server_log()[-2000:]

@@ -2066,7 +2066,12 @@ static int configure_loop(struct vol *v)
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.fd = (uint32_t)ffd;
 		cfg.block_size = BLOCK;
-		cfg.info.lo_flags = LO_FLAGS_DIRECT_IO;
+		/*
+		 * AUTOCLEAR: the device lets go of the file once nothing
+		 * holds it, so an attach process killed outright leaves no
+		 * loop device behind once the task's mount is gone.
+		 */
+		cfg.info.lo_flags = LO_FLAGS_DIRECT_IO | LO_FLAGS_AUTOCLEAR;
 		memcpy(cfg.info.lo_file_name, v->identity,
 		       sizeof(cfg.info.lo_file_name));
 		if (ioctl(v->loopfd, LOOP_CONFIGURE, &cfg) == 0) {

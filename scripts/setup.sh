@@ -13,7 +13,7 @@ PACKAGES=(
 	# volumes: images formatted by the agent (mkfs.ext4), holdfast-volume
 	e2fsprogs libfuse3-dev fuse3
 	# tests and examples
-	python3 python3-pytest procps iproute2 curl redis-server redis-tools
+	python3 python3-pytest python3-pytest-xdist procps iproute2 curl redis-server redis-tools
 	postgresql
 	etcd-server etcd-client openssl util-linux
 	# packaging: the .deb, its units, man page, completion (make deb)

@@ -69,10 +69,13 @@ run_fuzz() {
 suite "fuzz (libFuzzer, ASan+UBSan)" run_fuzz
 
 if [ -d tests/system ] && ls tests/system/test_*.py >/dev/null 2>&1; then
+	# Every test has its own cluster (directories, ports, cgroups named
+	# by task id), so two run at once: most of a test's time is spent
+	# waiting on processes.
 	suite "system tests (pytest, ASan+UBSan binary)" \
 		env HOLDFAST_BIN="$PWD/build-asan/holdfast" \
 		/usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=20 \
-		tests/system
+		-n "$JOBS" tests/system
 fi
 
 # Nodes run the release shim, a static program on musl (the Makefile), not
@@ -80,7 +83,7 @@ fi
 # and those of users, mount namespaces and volumes, run against it too.
 suite "shim system tests (pytest, release build: static musl shim)" \
 	env HOLDFAST_BIN="$PWD/build/holdfast" \
-	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system/test_shim.py \
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider -n "$JOBS" tests/system/test_shim.py \
 	tests/system/test_shim_restart.py tests/system/test_isolation.py \
 	tests/system/test_mount_volumes.py tests/system/test_volume_attach.py \
 	tests/system/test_agent_attach.py

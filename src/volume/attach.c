@@ -128,12 +128,15 @@ struct vol {
 	/* Bytes per second a copy reads and sends at most; 0: no limit. */
 	int64_t resync_rate;
 	/*
-	 * The one deadline of every wait for a drop: isr_wait_ms after the
-	 * first failure (isr_until_set), brought to now by a detach, whose
-	 * writes need not wait for a server that moved on.
+	 * The one deadline of the waits for a drop of one failure: set
+	 * isr_wait_ms ahead by the first write that waits (isr_until_set),
+	 * cleared when the last waiter is done (isr_waiters), so a failure
+	 * later gets a wait of its own; brought to now for good by a detach
+	 * (isr_final), whose writes need not wait for a server that moved on.
 	 */
 	struct timespec isr_until;
-	bool isr_until_set;
+	bool isr_until_set, isr_final;
+	size_t isr_waiters;
 	pthread_mutex_t isr_mu;
 	pthread_cond_t isr_cv;
 	/* "fence": this node's replica server, told our epoch first. */
@@ -1140,6 +1143,7 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 			hf_deadline_after_ms(&v->isr_until, v->isr_wait_ms);
 			v->isr_until_set = true;
 		}
+		v->isr_waiters++;
 		while (pending) {
 			pending = false;
 			for (size_t i = 0; i < nr; i++)
@@ -1149,6 +1153,8 @@ static int fan_out(struct vol *v, struct hf_volw_frame *f,
 							      &v->isr_until) != 0)
 				break;
 		}
+		if (--v->isr_waiters == 0 && !v->isr_final)
+			v->isr_until_set = false;
 		pthread_mutex_unlock(&v->isr_mu);
 		if (pending)
 			e = EIO;
@@ -2346,7 +2352,7 @@ int hf_volume_attach_main(const char *dir)
 	/* Writes waiting for a failed remote's drop fail now. */
 	pthread_mutex_lock(&v.isr_mu);
 	hf_deadline_after_ms(&v.isr_until, 0);
-	v.isr_until_set = true;
+	v.isr_until_set = v.isr_final = true;
 	pthread_cond_broadcast(&v.isr_cv);
 	pthread_mutex_unlock(&v.isr_mu);
 	if (detach(&v, &mask) == 0)

@@ -72,6 +72,33 @@ def test_a_failed_remote_holds_writes_until_it_leaves_the_in_sync_set(env):  # n
         assert a.read() == b.read()
 
 
+def test_each_failure_gets_its_own_wait_for_the_drop(env):  # noqa: F811
+    """The wait for a drop (isr_wait_ms) starts at each failure: a remote
+    that fails long after another one's drop still holds the write until
+    the server takes it out, instead of failing it with EIO at once."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves, isr_wait_ms=3000, fmt=False)
+    assert st["state"] == "ready", st
+    dev = st["device"]
+    status = os.path.join(d, "a", "status.json")
+    for k, (victim, rest) in enumerate((("r2", ["r1"]), ("r1", []))):
+        serves[1 - k][0].kill()
+        serves[1 - k][0].wait()
+        w = dd_blocks(dev, 100 * (k + 1), 2)
+        wait_for(lambda: read_json(status).get("isr_drop") == [victim], 15,
+                 what=f"the drop request for {victim}")
+        time.sleep(0.5)
+        assert w.poll() is None, f"the write failed before {victim}'s drop: {w.stderr.read()}"
+        cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] in rest]
+        put_attach_json(d, "a", cfg)
+        p.send_signal(signal.SIGHUP)
+        assert w.wait(timeout=30) == 0, w.stderr.read()
+        # Past the first failure's deadline before the next one.
+        time.sleep(3.5)
+    detach(p)
+
+
 def test_a_local_attach_fences_an_older_attachment_through_its_server(env):  # noqa: F811
     """Failover onto a node holding a replica: the new attachment uses the
     replica's file directly, and first says HELLO at its epoch to that

@@ -213,6 +213,8 @@ case $what in replicated)
 		--seconds "$( [ "$quick" = 1 ] && echo 3 || echo 10)" --out "$out/replicated-fio.json"
 	run failover-1g 3600 "$py" "$here/volumes_fio.py" failover --gb 1 \
 		--trials "$( [ "$quick" = 1 ] && echo 2 || echo 10)" --out "$out/failover-1g.json"
+	run resync-1g 1800 "$py" "$here/volumes_fio.py" resync --gb 1 --missed-mb 64 \
+		--trials "$( [ "$quick" = 1 ] && echo 1 || echo 3)" --out "$out/resync-1g.json"
 	[ "$quick" = 1 ] ||
 		run failover-10g 7200 "$py" "$here/volumes_fio.py" failover --gb 10 \
 			--trials "${BENCH_TRIALS_10G:-10}" --out "$out/failover-10g.json" ;;

@@ -41,6 +41,10 @@ network and UTS namespace per host, loopback only):
                          including the final fsync
             Reported per round and as medians; holdfast and gluster as
             ratios of local, and holdfast's commits/s over gluster's.
+            --tmpfs SIZE puts everything (pools, the local image, bricks)
+            on a tmpfs of SIZE: no flush costs anything, so the figures
+            are the software paths alone (on one disk, two replicas'
+            fdatasyncs queue on the same device).
 
   failover  the same cluster with --node-timeout 5; the pod's volume
             (repl=2) is filled with GB of incompressible data (fio, 1 MiB
@@ -57,8 +61,19 @@ network and UTS namespace per host, loopback only):
             are in sync again (a resync of the killed node's replica;
             its duration is reported) before the next trial.
 
-    bench/volumes_fio.py fio [--rounds 3] [--seconds 10] [--out FILE]
+  resync    the same cluster; the volume is filled with GB; then, TRIALS
+            times each, the other replica's host is cut off (bitmap: its
+            link down, its processes live) or killed and its pool's copy
+            removed (whole: it comes back empty, a new data generation),
+            the task overwrites MISSED MiB (dd, fsync), the host comes back,
+            and the bench waits until both replicas are in sync: the time
+            from the heal, and the copy's bytes planned and sent (the
+            holdfast_volume_resync_*_bytes_total counters), against what
+            /metrics said the replica missed before the heal.
+
+    bench/volumes_fio.py fio [--rounds 3] [--seconds 10] [--tmpfs 12G] [--out FILE]
     bench/volumes_fio.py failover --gb 1 [--trials 10] [--out FILE]
+    bench/volumes_fio.py resync --gb 1 [--missed-mb 64] [--trials 3] [--out FILE]
 
 Needs root, HOLDFAST_BIN (a release build; holdfast-shim and
 holdfast-volume next to it), and fio / glusterfs-server / glusterfs-client
@@ -382,9 +397,13 @@ def mode_fio(args):
     ensure_packages({"fio": "fio", "glusterd": "glusterfs-server",
                      "mount.glusterfs": "glusterfs-client"})
     work = tempfile.mkdtemp(prefix="hfbench-vfio-", dir="/var/tmp")
+    if args.tmpfs:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.tmpfs},mode=0700", "tmpfs",
+                        work], check=True)
     net = Net(work)
     parts = []
     result = {"mode": "fio", "seconds": args.seconds, "rounds": args.rounds,
+              "tmpfs": args.tmpfs or None,
               "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_start": load(),
               "runs": []}
     try:
@@ -430,6 +449,8 @@ def mode_fio(args):
             except Exception as e:  # noqa: BLE001
                 log("cleanup:", e)
         net.cleanup()
+        if args.tmpfs:
+            subprocess.run(["umount", "-l", work], check=False)
         shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -599,6 +620,116 @@ def mode_failover(args):
     return result
 
 
+def prom(hf):
+    """/metrics as {(name, ((label, value), ...)): value}."""
+    import re
+    import urllib.request
+
+    def do():
+        req = urllib.request.Request(hf.server.url + "/metrics", headers={
+            "Authorization": f"Bearer {hf.admin_token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+    out = {}
+    for line in hf.client.call(do, timeout=20).splitlines():
+        m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
+        if m:
+            labels = tuple(sorted(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")))
+            out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def overwrite(hf, node, mb, seek_mb):
+    """Overwrites mb MiB of data/fill from seek_mb on, in the task, fsynced."""
+    pid = task_pid(hf, node)
+    subprocess.run(["nsenter", "-t", str(pid), "-m", "-w", "--", "dd", "if=/dev/urandom",
+                    "of=data/fill", "bs=1M", f"count={mb}", f"seek={seek_mb}",
+                    "conv=notrunc,fsync", "status=none"], check=True, timeout=600)
+
+
+def mode_resync(args):
+    """A replica cut off while the task overwrites --missed-mb MiB, then
+    healed: the bytes copied to it and the time until it is in sync,
+    against the same with a replica that comes back empty (its pool's
+    copy removed: a whole copy), in one run."""
+    ensure_packages({"fio": "fio"})
+    work = tempfile.mkdtemp(prefix="hfbench-vresync-", dir="/var/tmp")
+    net = Net(work)
+    size = f"{args.gb + max(1, args.gb // 5)}G"
+    vol = "vb-app-0"
+    result = {"mode": "resync", "gb": args.gb, "volume_size": size, "missed_mb": args.missed_mb,
+              "trials": [], "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "load_start": load()}
+    try:
+        hf = holdfast_cluster(net, work, NODE_TIMEOUT, f"{3 * args.gb + 10}G")
+        out = os.path.join(work, "task-out")
+        os.makedirs(out)
+        deploy(hf, work, size, out)
+        node = hf.pod("vb", "app-0")["node"]
+        secs, _ = fill(hf, node, args.gb)
+        log(f"resync: {args.gb} GiB written in {secs:.1f} s on {node}")
+        for trial, kind in enumerate(["bitmap", "whole"] * args.trials, 1):
+            states, v = replica_states(hf)
+            assert all(s == "in_sync" for s in states.values()), states
+            peer = next(n for n in states if n != node)
+            rep_id = next(r["id"] for r in v["replicas"] if r["node"] == peer)
+            if kind == "whole":
+                net[peer].kill()
+            net[peer].cut()
+            wait_for(lambda: replica_states(hf)[0][peer] == "down", 120, what=f"{peer} down")
+            try:
+                overwrite(hf, node, args.missed_mb, (trial * args.missed_mb)
+                          % (args.gb * 1024 - args.missed_mb))
+            except subprocess.CalledProcessError:
+                vlog = os.path.join(hf.agents[node].data, "attach", vol, "volume.log")
+                log("the overwrite failed; the attach process's log:\n"
+                    + open(vlog, errors="replace").read()[-6000:])
+                raise
+
+            def val(m, name):
+                return m.get((name, (("volume", vol),)), 0)
+
+            def missed_of(m):
+                return m.get(("holdfast_volume_missed_bytes", (("replica", rep_id),
+                                                               ("volume", vol))), 0)
+            # The counters reach /metrics at the agent's next report.
+            wait_for(lambda: missed_of(prom(hf)) >= args.missed_mb << 20, 30,
+                     what="the missed regions in /metrics")
+            m0 = prom(hf)
+            missed = missed_of(m0)
+            if kind == "whole":
+                shutil.rmtree(os.path.join(net[peer].dir, "pool", "replicas", v["id"], rep_id))
+                clear_loops(net[peer].dir)
+            la = load()
+            net[peer].heal()
+            t0 = time.time()
+            if kind == "whole":
+                hf.agents[peer].start()
+            wait_for(lambda: all(s == "in_sync" for s in replica_states(hf)[0].values()),
+                     args.resync_timeout, interval=0.2, what="both replicas in sync")
+            took = time.time() - t0
+            m1 = wait_for(lambda: (lambda m: m if val(m, "holdfast_volume_resync_planned_bytes_total")
+                                   > val(m0, "holdfast_volume_resync_planned_bytes_total")
+                                   else None)(prom(hf)), 30, what="the copy's counters")
+            rec = {"trial": trial, "kind": kind, "peer": peer, "missed_bytes": missed,
+                   "planned_bytes": val(m1, "holdfast_volume_resync_planned_bytes_total")
+                   - val(m0, "holdfast_volume_resync_planned_bytes_total"),
+                   "sent_bytes": val(m1, "holdfast_volume_resync_sent_bytes_total")
+                   - val(m0, "holdfast_volume_resync_sent_bytes_total"),
+                   "in_sync_s": took, "load": la}
+            result["trials"].append(rec)
+            log(f"trial {trial} ({kind}): {peer} missed {missed}, planned {rec['planned_bytes']:.0f},"
+                f" sent {rec['sent_bytes']:.0f} bytes, in sync {took:.2f} s after the heal"
+                f" (load {' '.join(la)})")
+            time.sleep(2)
+        result["load_end"] = load()
+        hf.stop()
+    finally:
+        net.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def pct(values, p):
     """Nearest-rank percentile, as bench/hfbench.py's."""
     v = sorted(values)
@@ -613,17 +744,24 @@ def main():
     f.add_argument("--rounds", type=int, default=3)
     f.add_argument("--seconds", type=int, default=10)
     f.add_argument("--jobs", default="", help="comma-separated subset of the jobs")
+    f.add_argument("--tmpfs", default="", help="run everything on a tmpfs of this size")
     f.add_argument("--out")
     g = sub.add_parser("failover")
     g.add_argument("--gb", type=int, default=1)
     g.add_argument("--trials", type=int, default=10)
     g.add_argument("--resync-timeout", type=float, default=1800)
     g.add_argument("--out")
+    r = sub.add_parser("resync")
+    r.add_argument("--gb", type=int, default=1)
+    r.add_argument("--missed-mb", type=int, default=64)
+    r.add_argument("--trials", type=int, default=3, help="pairs of (bitmap, whole) trials")
+    r.add_argument("--resync-timeout", type=float, default=1800)
+    r.add_argument("--out")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/volumes_fio.py: needs root")
     signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
-    res = mode_fio(args) if args.mode == "fio" else mode_failover(args)
+    res = {"fio": mode_fio, "failover": mode_failover, "resync": mode_resync}[args.mode](args)
     res["machine"] = {"nproc": os.cpu_count(), "kernel": os.uname().release,
                       "commit": subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                                                capture_output=True, text=True).stdout.strip()}
@@ -632,6 +770,11 @@ def main():
             json.dump(res, fh, indent=1)
     if args.mode == "fio":
         print("\n".join(res["table"]))
+    elif args.mode == "resync":
+        for t in res["trials"]:
+            print(f"trial {t['trial']:2d} {t['kind']:6s}: missed {t['missed_bytes']}, planned "
+                  f"{t['planned_bytes']:.0f}, sent {t['sent_bytes']:.0f} bytes, in sync "
+                  f"{t['in_sync_s']:.2f} s, load {' '.join(t['load'])}")
     else:
         for t in res["trials"]:
             print(f"trial {t['trial']:2d} {t['victim']}->{t['new_node']}: running {t['running_s']:.2f} s,"

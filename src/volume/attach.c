@@ -117,7 +117,9 @@ struct vol {
 	int resyncs;             /* copies running (atomic) */
 	pthread_t rs_threads[HF_VOL_MAX_PEERS];
 	bool rs_thread_on[HF_VOL_MAX_PEERS];
-	bool stopping;           /* detaching: copies end */
+	bool stopping;           /* detaching: copies and keepalives end */
+	pthread_t ka_thread;     /* keepalive(): PINGs idle in-sync remotes */
+	bool ka_on;
 	/*
 	 * How long a write whose remote failed waits for the server to take
 	 * that replica out of the in-sync set (the agent relays the request
@@ -1000,12 +1002,63 @@ static void start_resyncs(struct vol *v)
 	}
 }
 
-/* Ends the copies (detach) and waits for their threads. */
+#define KEEPALIVE_MS 1000
+
+/*
+ * Every KEEPALIVE_MS, a PING to each in-sync remote that answered nothing
+ * for that long: one that died or went silent while the volume was idle
+ * is found now (status.json then asks for its drop, as a failed write
+ * would), not by the next write, which would wait for the answer's
+ * timeout and then for the drop.
+ */
+static void *keepalive(void *arg)
+{
+	struct vol *v = arg;
+
+	for (;;) {
+		for (int t = 0; t < KEEPALIVE_MS / 100; t++) {
+			bool stop;
+
+			hf_sleep_ms(100);
+			pthread_mutex_lock(&v->isr_mu);
+			stop = v->stopping;
+			pthread_mutex_unlock(&v->isr_mu);
+			if (stop)
+				return NULL;
+		}
+		size_t nr;
+
+		pthread_rwlock_rdlock(&v->add_lock);
+		nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
+		for (size_t i = 0; i < nr; i++) {
+			bool live;
+
+			pthread_mutex_lock(&v->isr_mu);
+			live = !v->dropped[i] && !v->resyncing[i];
+			pthread_mutex_unlock(&v->isr_mu);
+			if (live)
+				hf_remote_ping(&v->remotes[i], KEEPALIVE_MS);
+		}
+		pthread_rwlock_unlock(&v->add_lock);
+	}
+}
+
+static void start_keepalive(struct vol *v)
+{
+	/* Always: remotes may come later (a replica back, resynced). */
+	v->ka_on = pthread_create(&v->ka_thread, NULL, keepalive, v) == 0;
+}
+
+/* Ends the copies and the keepalive (detach) and waits for their threads. */
 static void stop_resyncs(struct vol *v)
 {
 	pthread_mutex_lock(&v->isr_mu);
 	v->stopping = true;
 	pthread_mutex_unlock(&v->isr_mu);
+	if (v->ka_on) {
+		pthread_join(v->ka_thread, NULL);
+		v->ka_on = false;
+	}
 	for (size_t i = 0; i < HF_VOL_MAX_PEERS; i++)
 		if (v->rs_thread_on[i]) {
 			pthread_join(v->rs_threads[i], NULL);
@@ -2330,6 +2383,7 @@ int hf_volume_attach_main(const char *dir)
 	else if (v.format && format(&v))
 		goto out;
 	start_resyncs(&v);
+	start_keepalive(&v);
 	publish(&v, "ready", NULL);
 	hf_log("volume %s (%s, epoch %lld) attached at %s, %s local replica "
 	       "and %zu remote", v.volume, v.id, (long long)v.epoch, v.dev,

@@ -154,6 +154,7 @@ int hf_remote_connect(struct hf_remote *r, const char *volume_id,
 			    (unsigned long long)f.u.hello_ok.size,
 			    (unsigned long long)size);
 	r->gen = f.u.hello_ok.replica.gens.current;
+	r->last_answer_ms = hf_mono_ms();
 	return 0;
 }
 
@@ -215,6 +216,7 @@ static void dispatch(struct hf_remote *r, const struct hf_volw_frame *f)
 			memcpy(q->dst, f->data, q->dst_len);
 		q->done = true;
 		q->err = 0;
+		r->last_answer_ms = hf_mono_ms();
 		r->head = q->next;
 		if (!r->head)
 			r->tail = NULL;
@@ -320,6 +322,29 @@ int hf_remote_wait(struct hf_remote *r, struct hf_remote_req *q)
 	err = q->err;
 	pthread_mutex_unlock(&r->mu);
 	return err;
+}
+
+int hf_remote_ping(struct hf_remote *r, int64_t idle_ms)
+{
+	struct hf_volw_frame f;
+	struct hf_remote_req q;
+	bool idle;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->dead) {
+		pthread_mutex_unlock(&r->mu);
+		return EIO;
+	}
+	idle = !r->head && hf_mono_ms() - r->last_answer_ms >= idle_ms;
+	pthread_mutex_unlock(&r->mu);
+	if (!idle)
+		return 0;
+	memset(&f, 0, sizeof(f));
+	memset(&q, 0, sizeof(q));
+	f.type = HF_VOLW_PING;
+	if (hf_remote_submit(r, &f, &q))
+		return EIO;
+	return hf_remote_wait(r, &q);
 }
 
 bool hf_remote_dead(struct hf_remote *r, char *why, size_t n)

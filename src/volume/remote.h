@@ -52,6 +52,7 @@ struct hf_remote {
 	struct hf_vol_gen gen;
 	char why[256];
 	bool reading;            /* a waiter is reading fd (it owns rx) */
+	int64_t last_answer_ms;  /* monotonic: connected, or last answer */
 	struct hf_volc_rx rx;
 	/* Called (from any thread, once) when the remote dies. */
 	void (*on_dead)(struct hf_remote *r, void *arg);
@@ -86,9 +87,18 @@ int hf_remote_submit(struct hf_remote *r, struct hf_volw_frame *f,
  * Waits for q's answer, until HF_REMOTE_TIMEOUT_MS after it was sent
  * (then r is dead), reading the stream itself while no other waiter
  * does. Returns 0 or EIO. A remote whose connection breaks while nothing
- * waits is found dead at the next request.
+ * waits is found dead at the next request (hf_remote_ping's keepalive).
  */
 int hf_remote_wait(struct hf_remote *r, struct hf_remote_req *q);
+
+/*
+ * A keepalive: when nothing is waiting on r and nothing came back from it
+ * for idle_ms, sends PING and waits for PONG (HF_REMOTE_TIMEOUT_MS), so a
+ * peer that died or went silent while the volume was idle is found dead
+ * now rather than by the next write. Returns 0 (alive, or not idle) or
+ * EIO (dead).
+ */
+int hf_remote_ping(struct hf_remote *r, int64_t idle_ms);
 
 /* Whether r died (and why, copied into why when not NULL). */
 bool hf_remote_dead(struct hf_remote *r, char *why, size_t n);

@@ -99,6 +99,38 @@ def test_each_failure_gets_its_own_wait_for_the_drop(env):  # noqa: F811
     detach(p)
 
 
+def test_a_silent_remote_is_found_while_the_volume_is_idle(env):  # noqa: F811
+    """Keepalives: a remote that stops answering (its server stopped, its
+    connection open) while nothing writes is found dead within the answer
+    timeout of a PING, and status.json asks for its drop, before any write
+    needs it."""
+    d, procs = env
+    serves = two_serves(d, procs)
+    p, st, cfg = start_attach(d, procs, "a", serves, isr_wait_ms=60000, fmt=False)
+    assert st["state"] == "ready", st
+    status = os.path.join(d, "a", "status.json")
+    time.sleep(2.5)  # idle, every remote answering its PINGs
+    assert "isr_drop" not in read_json(status), read_json(status)
+    serves[1][0].send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        st = wait_for(lambda: read_json(status).get("isr_drop") and read_json(status), 15,
+                      what="the drop request for the silent r2")
+        assert st["isr_drop"] == ["r2"] and "no answer" in st["isr_why"], st
+        assert time.monotonic() - t0 < 8, "found later than a PING's timeout allows"
+    finally:
+        serves[1][0].send_signal(signal.SIGCONT)
+    # The server takes it out; r1, alive, is still pinged and kept.
+    cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] != "r2"]
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: "isr_drop" not in read_json(status), 10, what="r2 dropped")
+    time.sleep(2.5)
+    assert "isr_drop" not in read_json(status), read_json(status)
+    assert dd_blocks(st["device"], 10, 2).wait() == 0
+    detach(p)
+
+
 def test_a_local_attach_fences_an_older_attachment_through_its_server(env):  # noqa: F811
     """Failover onto a node holding a replica: the new attachment uses the
     replica's file directly, and first says HELLO at its epoch to that

@@ -483,6 +483,18 @@ def summarize_fio(result):
 
 # ------------------------------------------------------------- failover
 
+def filled_volume(net, work, gb, size):
+    """The cluster and the service, its volume of size on a pool with room
+    for gb GiB three times: (hf, the task's output directory, its node)."""
+    hf = holdfast_cluster(net, work, NODE_TIMEOUT, f"{3 * gb + 10}G")
+    out = os.path.join(work, "task-out")
+    os.makedirs(out)
+    deploy(hf, work, size, out)
+    node = hf.pod("vb", "app-0")["node"]
+    log(f"{gb} GiB into a volume of {size} on {node}")
+    return hf, out, node
+
+
 def fill(hf, node, gb):
     """Writes gb GiB of fio's random buffers into the volume, fsynced."""
     pid = task_pid(hf, node)
@@ -522,12 +534,7 @@ def mode_failover(args):
               "node_timeout": NODE_TIMEOUT,
               "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_start": load()}
     try:
-        hf = holdfast_cluster(net, work, NODE_TIMEOUT, f"{3 * args.gb + 10}G")
-        out = os.path.join(work, "task-out")
-        os.makedirs(out)
-        deploy(hf, work, size, out)
-        node = hf.pod("vb", "app-0")["node"]
-        log(f"failover {args.gb} GiB: volume {size} on {node}; filling")
+        hf, out, node = filled_volume(net, work, args.gb, size)
         secs, df = fill(hf, node, args.gb)
         result["fill_seconds"] = secs
         result["df_after_fill"] = df
@@ -620,25 +627,6 @@ def mode_failover(args):
     return result
 
 
-def prom(hf):
-    """/metrics as {(name, ((label, value), ...)): value}."""
-    import re
-    import urllib.request
-
-    def do():
-        req = urllib.request.Request(hf.server.url + "/metrics", headers={
-            "Authorization": f"Bearer {hf.admin_token}"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.read().decode()
-    out = {}
-    for line in hf.client.call(do, timeout=20).splitlines():
-        m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
-        if m:
-            labels = tuple(sorted(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")))
-            out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
 def overwrite(hf, node, mb, seek_mb):
     """Overwrites mb MiB of data/fill from seek_mb on, in the task, fsynced."""
     pid = task_pid(hf, node)
@@ -661,11 +649,7 @@ def mode_resync(args):
               "trials": [], "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "load_start": load()}
     try:
-        hf = holdfast_cluster(net, work, NODE_TIMEOUT, f"{3 * args.gb + 10}G")
-        out = os.path.join(work, "task-out")
-        os.makedirs(out)
-        deploy(hf, work, size, out)
-        node = hf.pod("vb", "app-0")["node"]
+        hf, out, node = filled_volume(net, work, args.gb, size)
         secs, _ = fill(hf, node, args.gb)
         log(f"resync: {args.gb} GiB written in {secs:.1f} s on {node}")
         for trial, kind in enumerate(["bitmap", "whole"] * args.trials, 1):
@@ -693,9 +677,9 @@ def mode_resync(args):
                 return m.get(("holdfast_volume_missed_bytes", (("replica", rep_id),
                                                                ("volume", vol))), 0)
             # The counters reach /metrics at the agent's next report.
-            wait_for(lambda: missed_of(prom(hf)) >= args.missed_mb << 20, 30,
+            wait_for(lambda: missed_of(hf.metrics()) >= args.missed_mb << 20, 30,
                      what="the missed regions in /metrics")
-            m0 = prom(hf)
+            m0 = hf.metrics()
             missed = missed_of(m0)
             if kind == "whole":
                 shutil.rmtree(os.path.join(net[peer].dir, "pool", "replicas", v["id"], rep_id))
@@ -710,7 +694,7 @@ def mode_resync(args):
             took = time.time() - t0
             m1 = wait_for(lambda: (lambda m: m if val(m, "holdfast_volume_resync_planned_bytes_total")
                                    > val(m0, "holdfast_volume_resync_planned_bytes_total")
-                                   else None)(prom(hf)), 30, what="the copy's counters")
+                                   else None)(hf.metrics()), 30, what="the copy's counters")
             rec = {"trial": trial, "kind": kind, "peer": peer, "missed_bytes": missed,
                    "planned_bytes": val(m1, "holdfast_volume_resync_planned_bytes_total")
                    - val(m0, "holdfast_volume_resync_planned_bytes_total"),

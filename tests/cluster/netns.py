@@ -35,6 +35,7 @@ import atexit
 import concurrent.futures
 import ctypes
 import json
+import re
 import os
 import secrets
 import shutil
@@ -808,6 +809,22 @@ class Holdfast:
         status, body = self.api("GET", path, **kw)
         assert status == 200, f"GET {path}: {status} {body}"
         return body
+
+    def metrics(self):
+        """The server's /metrics, read from the ops host, as
+        {(name, ((label, value), ...)): value}."""
+        def do():
+            req = urllib.request.Request(self.server.url + "/metrics", headers={
+                "Authorization": f"Bearer {self.admin_token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.read().decode()
+        out = {}
+        for line in self.client.call(do, timeout=20).splitlines():
+            m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
+            if m:
+                labels = tuple(sorted(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")))
+                out[(m.group(1), labels)] = float(m.group(3))
+        return out
 
     def cli(self, *args, check=True, timeout=180, server=None):
         """Runs `holdfast ARGS` on the ops host against the server."""

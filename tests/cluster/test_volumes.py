@@ -11,8 +11,6 @@ replicas before it is acknowledged. Run as root:
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_volumes.py
 """
 import os
-import re
-import urllib.request
 
 from netns import holds_for, wait_for, write
 
@@ -392,24 +390,8 @@ def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(
     assert not missing, f"acknowledged records lost: {missing[:20]}"
 
 
-def prom(hf):
-    """The server's /metrics as {(name, ((label, value), ...)): value}."""
-    def do():
-        req = urllib.request.Request(hf.server.url + "/metrics", headers={
-            "Authorization": f"Bearer {hf.admin_token}"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.read().decode()
-    out = {}
-    for line in hf.client.call(do, timeout=20).splitlines():
-        m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
-        if m:
-            labels = tuple(sorted(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2) or "")))
-            out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
 def metric(hf, name, **labels):
-    return prom(hf).get((name, tuple(sorted(labels.items()))))
+    return hf.metrics().get((name, tuple(sorted(labels.items()))))
 
 
 def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path):
@@ -437,7 +419,7 @@ def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path)
     assert hf.tasks("w")["app-0-server"]["status"] == "RUNNING"
     missed = wait_for(lambda: metric(hf, "holdfast_volume_missed_bytes", volume=vol,
                                      replica=rep), 30, what="the regions the peer missed")
-    before = prom(hf)
+    before = hf.metrics()
     p0, s0, w0 = (before.get((f"holdfast_volume_{k}_total", (("volume", vol),)), 0)
                   for k in ("resync_planned_bytes", "resync_sent_bytes", "written_bytes"))
     # The API shows it too: the replica's missed bytes, the volume's io.
@@ -455,7 +437,7 @@ def test_a_replica_cut_off_is_dropped_then_resynced_when_back(hf, net, tmp_path)
     assert {r["node"]: r["state"] for r in xvols(hf)[vol]["replicas"]}[peer] == "in_sync"
     after = wait_for(lambda: (lambda m: m if m.get((
         "holdfast_volume_missed_bytes", (("replica", rep), ("volume", vol)))) == 0 else None)(
-            prom(hf)), 30, what="the report after the resync")
+            hf.metrics()), 30, what="the report after the resync")
     planned = after[("holdfast_volume_resync_planned_bytes_total", (("volume", vol),))] - p0
     sent = after[("holdfast_volume_resync_sent_bytes_total", (("volume", vol),))] - s0
     written = after[("holdfast_volume_written_bytes_total", (("volume", vol),))] - w0

@@ -1016,6 +1016,8 @@ static void *keepalive(void *arg)
 	struct vol *v = arg;
 
 	for (;;) {
+		size_t nr;
+
 		for (int t = 0; t < KEEPALIVE_MS / 100; t++) {
 			bool stop;
 
@@ -1026,8 +1028,6 @@ static void *keepalive(void *arg)
 			if (stop)
 				return NULL;
 		}
-		size_t nr;
-
 		pthread_rwlock_rdlock(&v->add_lock);
 		nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
 		for (size_t i = 0; i < nr; i++) {

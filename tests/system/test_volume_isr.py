@@ -54,12 +54,7 @@ def test_a_failed_remote_holds_writes_until_it_leaves_the_in_sync_set(env):  # n
     assert acked_count(log) <= n + 1, "a write was acknowledged without r2 or its drop"
     assert writer.poll() is None, writer.stdout.read()
     # The server took r2 out: attach.json without it, then SIGHUP.
-    cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] != "r2"]
-    tmp = os.path.join(d, "a", "attach.json.new")
-    with open(tmp, "w") as f:
-        json.dump(cfg, f)
-    os.rename(tmp, os.path.join(d, "a", "attach.json"))
-    p.send_signal(signal.SIGHUP)
+    server_drops(d, p, cfg, "r2")
     wait_for(lambda: acked_count(log) > n + 50, 30, what="writes going on without r2")
     assert "isr_drop" not in read_json(status), read_json(status)
     writer.kill()
@@ -82,7 +77,7 @@ def test_each_failure_gets_its_own_wait_for_the_drop(env):  # noqa: F811
     assert st["state"] == "ready", st
     dev = st["device"]
     status = os.path.join(d, "a", "status.json")
-    for k, (victim, rest) in enumerate((("r2", ["r1"]), ("r1", []))):
+    for k, victim in enumerate(("r2", "r1")):
         serves[1 - k][0].kill()
         serves[1 - k][0].wait()
         w = dd_blocks(dev, 100 * (k + 1), 2)
@@ -90,9 +85,7 @@ def test_each_failure_gets_its_own_wait_for_the_drop(env):  # noqa: F811
                  what=f"the drop request for {victim}")
         time.sleep(0.5)
         assert w.poll() is None, f"the write failed before {victim}'s drop: {w.stderr.read()}"
-        cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] in rest]
-        put_attach_json(d, "a", cfg)
-        p.send_signal(signal.SIGHUP)
+        server_drops(d, p, cfg, victim)
         assert w.wait(timeout=30) == 0, w.stderr.read()
         # Past the first failure's deadline before the next one.
         time.sleep(3.5)
@@ -121,9 +114,7 @@ def test_a_silent_remote_is_found_while_the_volume_is_idle(env):  # noqa: F811
     finally:
         serves[1][0].send_signal(signal.SIGCONT)
     # The server takes it out; r1, alive, is still pinged and kept.
-    cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] != "r2"]
-    put_attach_json(d, "a", cfg)
-    p.send_signal(signal.SIGHUP)
+    server_drops(d, p, cfg, "r2")
     wait_for(lambda: "isr_drop" not in read_json(status), 10, what="r2 dropped")
     time.sleep(2.5)
     assert "isr_drop" not in read_json(status), read_json(status)
@@ -177,6 +168,16 @@ def put_attach_json(d, name, cfg):
     os.rename(tmp, os.path.join(d, name, "attach.json"))
 
 
+def server_drops(d, p, cfg, *replicas, remotes=None):
+    """What the agent does once the server took replicas out of the
+    in-sync set: attach.json without them (of remotes, by default the
+    current ones), then SIGHUP."""
+    cfg["remotes"] = [r for r in (remotes if remotes is not None else cfg["remotes"])
+                      if r["replica"] not in replicas]
+    put_attach_json(d, "a", cfg)
+    p.send_signal(signal.SIGHUP)
+
+
 def dd_blocks(dev, seek, count):
     """count 4 KiB blocks of random bytes at block seek, direct and synced."""
     return subprocess.Popen(["dd", "if=/dev/urandom", f"of={dev}", "bs=4096",
@@ -209,9 +210,7 @@ def test_a_returning_replica_is_sent_only_what_it_missed(env, how):  # noqa: F81
     # The write in flight: it fails on r2 and waits for r2's drop.
     w = dd_blocks(dev, 1000, 3)
     wait_for(lambda: read_json(status).get("isr_drop") == ["r2"], 15, what="the drop request")
-    cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] != "r2"]
-    put_attach_json(d, "a", cfg)
-    p.send_signal(signal.SIGHUP)
+    server_drops(d, p, cfg, "r2")
     assert w.wait(timeout=30) == 0, w.stderr.read()
     # Writes r2 is not sent: 1 MiB, one block twice, and a block already
     # missed (counted once).
@@ -282,9 +281,7 @@ def test_a_copy_keeps_to_its_rate(env):  # noqa: F811
     dev = st["device"]
     status = os.path.join(d, "a", "status.json")
     # r2 leaves the in-sync set (as the server would say), then 8 MiB.
-    cfg["remotes"] = [r for r in cfg["remotes"] if r["replica"] != "r2"]
-    put_attach_json(d, "a", cfg)
-    p.send_signal(signal.SIGHUP)
+    server_drops(d, p, cfg, "r2")
     wait_for(lambda: [r for r in read_json(status)["missed"] if r["replica"] == "r2"], 10,
              what="r2 out of the in-sync set")
     assert dd_blocks(dev, 0, 2048).wait() == 0
@@ -357,9 +354,7 @@ def test_a_restart_asks_to_drop_a_replica_it_knows_is_behind(env):  # noqa: F811
     status = os.path.join(d, "a", "status.json")
     assert dd_blocks(st["device"], 0, 512).wait() == 0
     every = list(cfg["remotes"])
-    cfg["remotes"] = [r for r in every if r["replica"] != "r2"]
-    put_attach_json(d, "a", cfg)
-    p.send_signal(signal.SIGHUP)
+    server_drops(d, p, cfg, "r2", remotes=every)
     assert dd_blocks(st["device"], 8192, 256).wait() == 0
     wait_for(lambda: {m["replica"]: m["bytes"] for m in read_json(status)["missed"]}
              .get("r2") == 1 << 20, 10, what="r2's missed MiB")
@@ -372,9 +367,7 @@ def test_a_restart_asks_to_drop_a_replica_it_knows_is_behind(env):  # noqa: F811
                   what="the drop request")
     assert st["isr_drop"] == ["r2"] and "misses writes" in st["isr_why"], st
     # The server agrees, then lists it to resync.
-    cfg["remotes"] = [r for r in every if r["replica"] != "r2"]
-    put_attach_json(d, "a", cfg)
-    p.send_signal(signal.SIGHUP)
+    server_drops(d, p, cfg, "r2", remotes=every)
     cfg["remotes"] = [dict(r, resync=True) if r["replica"] == "r2" else r for r in every]
     put_attach_json(d, "a", cfg)
     p.send_signal(signal.SIGHUP)

@@ -33,6 +33,7 @@
 #include "volume/bitmap.h"
 #include "volume/status.h"
 #include "volume/remote.h"
+#include "volume/crypt.h"
 #include "volume/ticket.h"
 
 #define VOL_INO 2
@@ -75,6 +76,13 @@ struct vol {
 	unsigned uid, gid;
 	uint8_t ticket[HF_VOL_TICKET_LEN];
 	bool have_ticket;        /* node and ticket known: remotes may come */
+	/*
+	 * secure: every block is encrypted on its way to the replicas and
+	 * decrypted on its way back (crypt.h); replicas and copies between
+	 * them only ever see ciphertext.
+	 */
+	bool secure;
+	struct hf_vol_crypt crypt;
 	struct hf_remote *remotes;
 	size_t nremotes;
 	/*
@@ -455,12 +463,40 @@ static bool id_ok(const char *s)
 			 "0123456789-_") == n;
 }
 
+/*
+ * "encryption_key": the data key as 128 hex digits (crypt.h); never
+ * repeated in a message.
+ */
+static int load_key(struct vol *v, json_t *val, const char *path)
+{
+	uint8_t k[HF_VOL_DATA_KEY_LEN];
+	int rc;
+
+	if (!val)
+		return 0;
+	if (!json_is_string(val) ||
+	    hf_vol_hex_decode(json_string_value(val), k, sizeof(k)) != 0) {
+		failed(v, "%s: \"encryption_key\" must be %d hex digits", path,
+		       2 * HF_VOL_DATA_KEY_LEN);
+		return -1;
+	}
+	rc = hf_vol_crypt_init(&v->crypt, k);
+	explicit_bzero(k, sizeof(k));
+	if (rc) {
+		failed(v, "%s: \"encryption_key\" is no AES-XTS key (its two "
+			  "halves are equal)", path);
+		return -1;
+	}
+	v->secure = true;
+	return 0;
+}
+
 static int load(struct vol *v)
 {
 	static const char *const keys[] = {
 	    "volume", "id",  "epoch", "size",    "replica", "format", "uid",
 	    "gid",    "node", "key",  "ticket", "remotes", "fence",
-	    "isr_wait_ms", "resync_rate"};
+	    "isr_wait_ms", "resync_rate", "encryption_key"};
 	char *path = hf_xasprintf("%s/attach.json", v->dir);
 	json_error_t je;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -539,6 +575,8 @@ static int load(struct vol *v)
 		goto out;
 	}
 	v->format = json_is_true(val);
+	if (load_key(v, json_object_get(o, "encryption_key"), path))
+		goto out;
 	for (int i = 0; i < 2; i++) {
 		const char *k = i ? "gid" : "uid";
 		json_t *n = json_object_get(o, k);
@@ -1683,12 +1721,34 @@ static bool in_range(const struct vol *v, off_t off, size_t len)
 	       (int64_t)len <= v->size - (int64_t)off;
 }
 
+/* Reads [off, off + len) of the local replica; holes read as zeros. */
+static int local_read(struct vol *v, uint8_t *dst, uint64_t off, size_t len)
+{
+	while (len) {
+		ssize_t k = pread(v->rfd, dst, len, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return errno;
+		if (k == 0) {
+			/* Past a short file's end: never written. */
+			memset(dst, 0, len);
+			return 0;
+		}
+		dst += k;
+		off += (uint64_t)k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
 /*
- * A read served by a remote replica (a node without one): the aligned
- * range around [off, off + size), a frame of up to HF_VOL_DATA_MAX at a
- * time.
+ * A read through a buffer: the aligned range around [off, off + size), a
+ * frame of up to HF_VOL_DATA_MAX at a time, from a remote replica (a node
+ * without one) or the local one, decrypted when the volume is secure.
  */
-static void op_read_remote(fuse_req_t req, struct vol *v, size_t size,
+static void op_read_blocks(fuse_req_t req, struct vol *v, size_t size,
 			   off_t off)
 {
 	uint64_t start = (uint64_t)off & ~(uint64_t)(BLOCK - 1);
@@ -1703,7 +1763,13 @@ static void op_read_remote(fuse_req_t req, struct vol *v, size_t size,
 		return;
 	}
 	out = tmp;
-	e = remote_read(v, out, start, (uint32_t)(end - start));
+	if (v->rfd >= 0)
+		e = local_read(v, out, start, (size_t)(end - start));
+	else
+		e = remote_read(v, out, start, (uint32_t)(end - start));
+	if (!e && v->secure &&
+	    hf_vol_decrypt(&v->crypt, start, out, out, (size_t)(end - start)))
+		e = EIO;
 	if (e)
 		fuse_reply_err(req, e);
 	else
@@ -1724,8 +1790,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if ((int64_t)size > v->size - off)
 		size = (size_t)(v->size - off);
-	if (v->rfd < 0) {
-		op_read_remote(req, v, size, off);
+	if (v->rfd < 0 || v->secure) {
+		op_read_blocks(req, v, size, off);
 		return;
 	}
 	buf.buf[0].size = size;
@@ -1807,7 +1873,8 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD) &&
+	    !v->secure) {
 		data = (const uint8_t *)in->buf[0].mem + in->off;
 	} else {
 		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
@@ -1819,6 +1886,12 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 		if (n != (ssize_t)len) {
 			buf_put(v, tmp);
 			fuse_reply_err(req, n < 0 ? (int)-n : EIO);
+			return;
+		}
+		if (v->secure &&
+		    hf_vol_encrypt(&v->crypt, (uint64_t)off, tmp, tmp, len)) {
+			buf_put(v, tmp);
+			fuse_reply_err(req, EIO);
 			return;
 		}
 		data = tmp;
@@ -1846,6 +1919,38 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 }
 
 static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off);
+
+/*
+ * A write of a secure volume to its local replica alone: encrypted in a
+ * buffer, then pwritten. Returns the bytes written or -errno.
+ */
+static ssize_t write_secure(struct vol *v, struct fuse_bufvec *in, off_t off,
+			    size_t len)
+{
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(len);
+	struct local_write w;
+	uint8_t *tmp;
+	ssize_t n;
+	int e;
+
+	if (off % BLOCK || len % BLOCK || len > HF_VOL_DATA_MAX)
+		return -EINVAL; /* the loop device's blocks never do this */
+	tmp = buf_take(v);
+	mem.buf[0].mem = tmp;
+	n = fuse_buf_copy(&mem, in, 0);
+	if (n == (ssize_t)len &&
+	    hf_vol_encrypt(&v->crypt, (uint64_t)off, tmp, tmp, len))
+		n = -EIO;
+	else if (n == (ssize_t)len) {
+		w = (struct local_write){tmp, len, off};
+		e = local_write(v, &w);
+		n = e ? -e : (ssize_t)len;
+	} else if (n >= 0) {
+		n = -EIO;
+	}
+	buf_put(v, tmp);
+	return n;
+}
 
 /* A write, timed from its receipt to its answer (write_us). */
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
@@ -1885,10 +1990,14 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 		pthread_rwlock_unlock(&v->add_lock);
 		return;
 	}
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = v->rfd;
-	out.buf[0].pos = off;
-	n = fuse_buf_copy(&out, in, 0);
+	if (v->secure) {
+		n = write_secure(v, in, off, len);
+	} else {
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = v->rfd;
+		out.buf[0].pos = off;
+		n = fuse_buf_copy(&out, in, 0);
+	}
 	pthread_rwlock_unlock(&v->add_lock);
 	if (n == -ENOSPC)
 		no_space(v);
@@ -2015,6 +2124,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		return;
 	}
 	pthread_rwlock_unlock(&v->add_lock);
+	if (v->secure && (off % BLOCK || len % BLOCK)) {
+		/* A part of a block zeroed would decrypt to noise. */
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	fuse_reply_err(req, fallocate(v->rfd, mode | FALLOC_FL_KEEP_SIZE, off,
 				      len) < 0
 				    ? errno
@@ -2155,25 +2269,36 @@ out:
 }
 
 /*
- * Whether the replica already holds an ext4 (its superblock's magic at
- * byte 1080): "format" then means nothing, so a retried first attach
- * (the server had not yet stored that the volume was formatted) never
- * wipes what a task already wrote.
+ * What the volume holds (its first block): FS_EXT4 an ext4 (its
+ * superblock's magic at byte 1080): "format" then means nothing, so a
+ * retried first attach (the server had not yet stored that the volume
+ * was formatted) never wipes what a task already wrote; FS_NONE nothing
+ * recognised (a new volume reads as zeros); FS_UNREADABLE, on a secure
+ * volume only, a first block that was written but does not decrypt to
+ * an ext4 with this key.
  */
-static bool has_file_system(struct vol *v)
-{
-	unsigned char magic[2];
-	uint8_t *block;
-	bool has;
+enum fs_kind { FS_NONE, FS_EXT4, FS_UNREADABLE };
 
-	if (v->rfd >= 0)
-		return pread(v->rfd, magic, sizeof(magic), 1080) == 2 &&
-		       magic[0] == 0x53 && magic[1] == 0xEF;
-	block = buf_take(v);
-	has = remote_read(v, block, 0, BLOCK) == 0 && block[1080] == 0x53 &&
-	      block[1081] == 0xEF;
+static enum fs_kind file_system(struct vol *v)
+{
+	uint8_t *block = buf_take(v);
+	enum fs_kind k = FS_NONE;
+	bool written;
+
+	if ((v->rfd >= 0 ? local_read(v, block, 0, BLOCK)
+			 : remote_read(v, block, 0, BLOCK)) != 0)
+		goto out;
+	written = !all_zero(block, BLOCK);
+	if (v->secure &&
+	    hf_vol_decrypt(&v->crypt, 0, block, block, BLOCK) != 0)
+		goto out;
+	if (block[1080] == 0x53 && block[1081] == 0xEF)
+		k = FS_EXT4;
+	else if (v->secure && written)
+		k = FS_UNREADABLE;
+out:
 	buf_put(v, block);
-	return has;
+	return k;
 }
 
 static int format(struct vol *v)
@@ -2328,6 +2453,7 @@ int hf_volume_attach_main(const char *dir)
 	struct vol v;
 	sigset_t mask;
 	int lockfd = -1, code = HF_VOLUME_EXIT_FAIL, sig;
+	enum fs_kind fs;
 	char *lock;
 	long holder = 0;
 
@@ -2377,7 +2503,15 @@ int hf_volume_attach_main(const char *dir)
 	    start_remotes(&v) ||
 	    mount_fuse(&v) || configure_loop(&v))
 		goto out;
-	if (v.format && has_file_system(&v))
+	fs = v.format || v.secure ? file_system(&v) : FS_NONE;
+	if (fs == FS_UNREADABLE) {
+		/* Formatting would wipe it; mounting would see noise. */
+		failed(&v, "the volume holds data that does not decrypt to a "
+			   "file system with the key this attach was given: "
+			   "a wrong encryption key (nothing was written)");
+		goto out;
+	}
+	if (v.format && fs == FS_EXT4)
 		hf_log("the replica already holds a file system: not "
 		       "formatting it again");
 	else if (v.format && format(&v))
@@ -2448,6 +2582,7 @@ out:
 		pthread_mutex_destroy(&v.stripes[i]);
 	free(v.fence_address);
 	free(v.fence_replica);
+	hf_vol_crypt_release(&v.crypt);
 	pthread_cond_destroy(&v.isr_cv);
 	pthread_mutex_destroy(&v.isr_mu);
 	free(v.mnt);

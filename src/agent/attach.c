@@ -234,7 +234,10 @@ static bool held_here(const struct hf_agent *ag,
  */
 #define AG_ISR_WAIT_MS 30000
 
-/* Writes attach.json for w atomically (0600: it holds the ticket). */
+/*
+ * Writes attach.json for w atomically (0600: it holds the ticket and an
+ * encrypted volume's key).
+ */
 static int write_config(const struct hf_agent *ag,
 			const struct hf_proto_attachment *w, const char *dir,
 			const char *replica);
@@ -255,6 +258,9 @@ static json_t *attach_config(const struct hf_agent *ag,
 			    replica ? json_string(replica) : json_null());
 	if (w->ticket)
 		json_object_set_new(o, "ticket", json_string(w->ticket));
+	if (w->encryption_key)
+		json_object_set_new(o, "encryption_key",
+				    json_string(w->encryption_key));
 	if (replica && w->ticket && ag->info.storage.port > 0 &&
 	    held_here(ag, w) &&
 	    ag_vserve_serving((struct hf_agent *)ag, w->id, w->replica)) {

@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "model/codec.h"
+#include "volume/crypt.h"
 
 static void escape_into(struct hf_buf *b, const char *s)
 {
@@ -1276,7 +1277,7 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			      str_or_null(r->why)));
 	}
 	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:i, s:i, s:b, s:I, "
-			 "s:o, s:b, s:I, s:o}",
+			 "s:o, s:b, s:I, s:o, s:b}",
 			 "name", v->name, "id", v->id ? v->id : "", "service",
 			 v->service ? v->service : "", "instance",
 			 str_or_null(v->instance), "state",
@@ -1285,7 +1286,8 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			 "min_sync", (int)v->min_sync, "ro", v->ro, "epoch",
 			 (json_int_t)v->epoch, "attached",
 			 str_or_null(v->attached), "formatted", v->formatted,
-			 "created", (json_int_t)v->created, "replicas", reps);
+			 "created", (json_int_t)v->created, "replicas", reps,
+			 "secure", v->secure);
 }
 
 json_t *hf_codec_xvol(const struct hf_xvol *v)
@@ -1294,6 +1296,8 @@ json_t *hf_codec_xvol(const struct hf_xvol *v)
 
 	json_object_set_new(o, "secret",
 			    json_string(v->secret ? v->secret : ""));
+	if (v->data_key)
+		json_object_set_new(o, "data_key", json_string(v->data_key));
 	return o;
 }
 
@@ -1333,7 +1337,8 @@ static const struct field xvol_fields[] = {
     {"ro", F_BOOL, false},	  {"epoch", F_INT, true},
     {"attached", F_STR_NULL, false}, {"formatted", F_BOOL, false},
     {"secret", F_STR, true},	  {"created", F_INT, false},
-    {"replicas", F_LIST, true},
+    {"replicas", F_LIST, true},  {"secure", F_BOOL, false},
+    {"data_key", F_STR, false},
 };
 
 static const struct field xrep_fields[] = {
@@ -1463,6 +1468,17 @@ static char *check_xvol(const json_t *o)
 	    strlen(secret) % 2)
 		return hf_xstrdup("secret is not a volume key (32 to 128 "
 				  "lowercase hex digits, whole bytes)");
+	/* Nor the sealed data key's. */
+	if (bool_json(o, "secure") &&
+	    (!field_str(o, "data_key") ||
+	     !hex_ok(field_str(o, "data_key"), HF_VOL_SEALED_HEX,
+		     HF_VOL_SEALED_HEX)))
+		return hf_xasprintf("an encrypted volume's data_key is not a "
+				    "sealed key (%d lowercase hex digits)",
+				    HF_VOL_SEALED_HEX);
+	if (!bool_json(o, "secure") && json_object_get(o, "data_key"))
+		return hf_xstrdup("a volume that is not encrypted has a "
+				  "data_key");
 	reps = json_object_get(o, "replicas");
 	json_array_foreach(reps, i, r)
 	{
@@ -1513,6 +1529,8 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 	v->attached = str_dup_json(o, "attached");
 	v->formatted = bool_json(o, "formatted");
 	v->secret = str_dup_json(o, "secret");
+	v->secure = bool_json(o, "secure");
+	v->data_key = v->secure ? str_dup_json(o, "data_key") : NULL;
 	v->created = int_json(o, "created", 0);
 	json_array_foreach(json_object_get(o, "replicas"), i, r)
 	{

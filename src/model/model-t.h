@@ -296,6 +296,14 @@ struct hf_xvol {
 	 * hf_xvol_to_json does not read it.
 	 */
 	char *secret;
+	/*
+	 * Encrypted (the spec's secure=true): data_key is the volume's data
+	 * key sealed by the cluster key (volume/crypt.h, hex). Like the
+	 * secret, never in API output, events or logs; only the attached
+	 * node's order carries the key, opened.
+	 */
+	bool secure;
+	char *data_key;
 	HF_VEC(struct hf_xrep) replicas;
 	int64_t created; /* unix ms */
 };

@@ -528,6 +528,7 @@ void hf_xvol_free(struct hf_xvol *v)
 	if (v->secret)
 		explicit_bzero(v->secret, strlen(v->secret));
 	free(v->secret);
+	free(v->data_key);
 	for (size_t i = 0; i < v->replicas.len; i++)
 		xrep_release(&v->replicas.items[i]);
 	HF_VEC_FREE(&v->replicas);

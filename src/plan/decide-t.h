@@ -292,6 +292,7 @@ struct hf_act_xvol {
 	int64_t done;    /* REPLICA_PROGRESS: bytes copied */
 	unsigned repl, min_sync;
 	bool ro;
+	bool secure;     /* CREATE: encrypted (the server makes its key) */
 	uint64_t epoch;
 	int64_t at;
 };

@@ -389,6 +389,7 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 			x->u.xvol.size = ev->opts.size_bytes;
 			x->u.xvol.repl = ev->opts.repl;
 			x->u.xvol.min_sync = ev->opts.min_sync;
+			x->u.xvol.secure = ev->opts.secure;
 			x->u.xvol.ro = ev->volume_mode &&
 				       strcmp(ev->volume_mode, "RO") == 0;
 			x->u.xvol.at = ctx->now;

@@ -1139,6 +1139,10 @@ void hf_proto_attachment_release(struct hf_proto_attachment *a)
 	}
 	HF_VEC_FREE(&a->remotes);
 	free(a->ticket);
+	if (a->encryption_key) {
+		explicit_bzero(a->encryption_key, strlen(a->encryption_key));
+		free(a->encryption_key);
+	}
 }
 
 static json_t *attachment_encode(const struct hf_proto_attachment *a)
@@ -1169,6 +1173,9 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 	}
 	if (a->ticket)
 		json_object_set_new(o, "ticket", json_string(a->ticket));
+	if (a->encryption_key)
+		json_object_set_new(o, "encryption_key",
+				    json_string(a->encryption_key));
 	return o;
 }
 
@@ -1213,8 +1220,13 @@ static bool attachment_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "uid", &a->uid, NULL) ||
 	    !get_int(d, v, "gid", &a->gid, NULL) ||
 	    !DECODE_ARRAY(d, v, "remotes", &a->remotes, remote_decode) ||
-	    !get_str(d, v, "ticket", false, &a->ticket))
+	    !get_str(d, v, "ticket", false, &a->ticket) ||
+	    !get_str(d, v, "encryption_key", false, &a->encryption_key))
 		return false;
+	if (a->encryption_key && (strlen(a->encryption_key) != 128 ||
+				  strspn(a->encryption_key,
+					 "0123456789abcdefABCDEF") != 128))
+		return fail(d, "encryption_key", "must be 128 hex digits");
 	if (!*a->volume)
 		return fail(d, "volume", "must not be empty");
 	if (!vol_id_ok(a->id))

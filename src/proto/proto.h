@@ -289,6 +289,12 @@ struct hf_proto_attachment {
 	 * (volume/ticket.h: HMAC-SHA256(K_vol, "attach"|id|epoch|node)).
 	 */
 	char *ticket;
+	/*
+	 * An encrypted volume's data key, 128 hex digits (volume/crypt.h),
+	 * or NULL. Only the attached node is told it; it goes into the
+	 * attach process's attach.json (0600) and nowhere else.
+	 */
+	char *encryption_key;
 };
 
 /* Frees what a (decoded) attachment holds. */

@@ -1,6 +1,8 @@
 /*
  * apply.c - the one writer of the server's records (apply.h).
  */
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,7 @@
 #include "server/apply.h"
 #include "server/events.h"
 #include "server/sched.h"
+#include "volume/crypt.h"
 
 /*
  * The server's random source, seeded once from the system's: task ids
@@ -154,6 +157,33 @@ static void apply_volume(struct hf_srv *s, const struct hf_act_volume *o)
 	hf_sched_changed(s, true);
 }
 
+/*
+ * A new encrypted volume's data key, from the system's random source,
+ * sealed by the cluster key for volume id (volume/crypt.h); NULL when
+ * there is no cluster key (deploys are refused then) or no key could be
+ * made: the volume is not created, and decide asks again.
+ */
+static char *new_data_key(struct hf_srv *s, const char *id)
+{
+	const size_t half = HF_VOL_DATA_KEY_LEN / 2;
+	uint8_t dk[HF_VOL_DATA_KEY_LEN];
+	char *sealed = NULL;
+
+	if (!s->opts.have_cluster_key) {
+		hf_log("an encrypted volume waits: this server has no cluster "
+		       "key (--cluster-key-file)");
+		return NULL;
+	}
+	if (RAND_bytes(dk, sizeof(dk)) == 1 &&
+	    CRYPTO_memcmp(dk, dk + half, half) != 0)
+		sealed = hf_vol_key_seal(s->opts.cluster_key, id, dk);
+	OPENSSL_cleanse(dk, sizeof(dk));
+	if (!sealed)
+		hf_log("cannot make an encrypted volume's key: the random "
+		       "source or OpenSSL failed");
+	return sealed;
+}
+
 static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 {
 	const struct hf_act_xvol *o = &x->u.xvol;
@@ -163,9 +193,18 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 	int64_t now = hf_now_ms();
 
 	if (o->op == HF_XVOLOP_CREATE) {
+		char *sealed = NULL;
+
 		if (v || !x->service || !x->instance)
 			return;
+		if (o->secure) {
+			sealed = new_data_key(s, o->id);
+			if (!sealed)
+				return;
+		}
 		v = hf_model_xvol_add(m, o->name);
+		v->secure = o->secure;
+		v->data_key = sealed;
 		v->id = hf_xstrdup(o->id);
 		v->service = hf_xstrdup(x->service);
 		v->instance = hf_xstrdup(x->instance);

@@ -289,9 +289,9 @@ int hf_dev_main(int argc, char **argv)
 	struct option longopts[HF_ARRAY_LEN(dev_flags) + 1];
 	const char *data = "/var/lib/holdfast/dev";
 	const char *listen = "127.0.0.1:7070";
-	char *exe, *sdata, *url, *port, *port_file, *lock;
+	char *exe, *sdata, *url, *port, *port_file, *lock, *key_file = NULL;
 	char *err = NULL;
-	char *server_argv[10];
+	char *server_argv[12];
 	struct agent_args agents[MAX_NODES];
 	struct child kids[1 + MAX_NODES];
 	int nodes = 1, nkids, built = 0;
@@ -379,6 +379,27 @@ int hf_dev_main(int argc, char **argv)
 	server_argv[6] = (char *)"--port-file";
 	server_argv[7] = port_file;
 	server_argv[8] = NULL;
+	/* Encrypted volumes work out of the box: a cluster key of its own. */
+	key_file = hf_xasprintf("%s/cluster.key", sdata);
+	if (access(key_file, F_OK) != 0) {
+		char *hex = hf_random_hex(32), *line = hf_xasprintf("%s\n", hex);
+
+		c = hf_write_file_atomic(key_file, line, strlen(line), 0600);
+		explicit_bzero(hex, strlen(hex));
+		explicit_bzero(line, strlen(line));
+		free(hex);
+		free(line);
+		if (c) {
+			fprintf(stderr, "holdfast dev: cannot write %s: %s\n",
+				key_file, strerror(errno));
+			free(url);
+			rc = HF_EXIT_FAIL;
+			goto out;
+		}
+	}
+	server_argv[8] = (char *)"--cluster-key-file";
+	server_argv[9] = key_file;
+	server_argv[10] = NULL;
 	kids[0] = (struct child){"server", server_argv, "HOLDFAST_ADMIN_TOKEN",
 				 0, 0, 0, 0};
 	for (int i = 0; i < nodes; i++) {
@@ -509,6 +530,7 @@ out:
 		agent_args_release(&agents[k]);
 	free(lock);
 	free(port_file);
+	free(key_file);
 	if (dev_token)
 		explicit_bzero(dev_token, strlen(dev_token));
 	free(dev_token);

@@ -351,6 +351,28 @@ out:
 	return rc;
 }
 
+/*
+ * Encrypted volumes need the server's cluster key to seal their keys: a
+ * spec declaring one is refused by a server without it, before anything
+ * changes.
+ */
+static int keys_available(const struct hf_srv *s, const struct hf_config *cfg,
+			  struct hf_ops_err *err)
+{
+	const char *pod, *vol;
+
+	if (s->opts.have_cluster_key ||
+	    !hf_spec_secure_volume(cfg->spec, &pod, &vol))
+		return 0;
+	return fail(err, HF_EREFUSED,
+		    "pod '%s': external volume '%s' is encrypted "
+		    "(secure=true) and this server has no cluster key to seal "
+		    "its key with: start the server with --cluster-key-file "
+		    "FILE (64 hex digits: openssl rand -hex 32) or "
+		    "HOLDFAST_CLUSTER_KEY",
+		    pod, vol);
+}
+
 void hf_ops_deployed_release(struct hf_ops_deployed *d)
 {
 	free(d->service);
@@ -372,6 +394,9 @@ int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
 
 	if (rc)
 		return rc;
+	rc = keys_available(s, cfg, err);
+	if (rc)
+		goto out;
 	rc = enter(s, err);
 	if (rc)
 		goto out;
@@ -460,6 +485,9 @@ static int change(struct hf_srv *s, const char *name,
 
 	if (rc)
 		return rc;
+	rc = keys_available(s, cfg, err);
+	if (rc)
+		goto out;
 	rc = enter(s, err);
 	if (rc)
 		goto out;

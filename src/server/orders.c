@@ -11,6 +11,7 @@
 
 #include "plan/decide.h"
 #include "server/orders.h"
+#include "volume/crypt.h"
 #include "volume/ticket.h"
 
 /* ------------------------------------------------------------------ */
@@ -240,6 +241,26 @@ static char *ticket_hex(const struct hf_xvol *v, const char *node)
 	return hex;
 }
 
+/*
+ * The opened data key of encrypted volume v as hex, for its attached
+ * node's order alone; NULL when the cluster key does not open it (the
+ * server then does not lead: state.c's check).
+ */
+static char *data_key_hex(const struct hf_srv *s, const struct hf_xvol *v)
+{
+	uint8_t dk[HF_VOL_DATA_KEY_LEN];
+	char *hex;
+
+	if (!s->opts.have_cluster_key ||
+	    hf_vol_key_open(s->opts.cluster_key, v->id, v->data_key, dk))
+		return NULL;
+	hex = hf_xmalloc(2 * sizeof(dk) + 1);
+	for (size_t i = 0; i < sizeof(dk); i++)
+		snprintf(hex + 2 * i, 3, "%02x", dk[i]);
+	explicit_bzero(dk, sizeof(dk));
+	return hex;
+}
+
 uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 			 struct hf_proto_sync_resp *out)
 {
@@ -254,7 +275,14 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 		const char *user = NULL;
 		int nr;
 
-		if (attached_here(m, v, n->id, &user) &&
+		/*
+		 * An encrypted volume is never attached without its key
+		 * (the attach would see noise, or write plaintext); the
+		 * server has the key that opens it (state.c checks at load).
+		 */
+		bool keyed = !v->secure || s->opts.have_cluster_key;
+
+		if (attached_here(m, v, n->id, &user) && keyed &&
 		    (nr = listed(m, v, n->id, &r, rs, ns)) >= 0) {
 			d += attach_hash(m, v);
 			if (out) {
@@ -288,6 +316,13 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 				 * then fences older attachments' writes.
 				 */
 				a->ticket = ticket_hex(v, n->id);
+				if (v->secure) {
+					a->encryption_key = data_key_hex(s, v);
+					if (!a->encryption_key) {
+						hf_proto_attachment_release(a);
+						out->attachments.len--;
+					}
+				}
 			}
 		}
 		for (size_t k = 0; k < v->replicas.len; k++) {

@@ -31,6 +31,7 @@
 #include "server/sched.h"
 #include "server/server.h"
 #include "server/state.h"
+#include "volume/crypt.h"
 
 #define TICK_MS 200
 /*
@@ -910,6 +911,50 @@ out:
 	return rc;
 }
 
+/*
+ * Reads the cluster key into o (--cluster-key-file, else the environment's
+ * HOLDFAST_CLUSTER_KEY). Returns 0 (none given is fine), or -1 after
+ * saying why; the key's text never goes into a message.
+ */
+static int load_cluster_key(struct hf_server_opts *o)
+{
+	const char *env = getenv("HOLDFAST_CLUSTER_KEY");
+	char *text = NULL;
+	const char *from;
+	int rc;
+
+	if (o->cluster_key_file) {
+		struct stat st;
+
+		from = o->cluster_key_file;
+		if (hf_read_file(from, 4096, &text, NULL)) {
+			hf_log("cannot read the cluster key file %s: %s", from,
+			       strerror(errno));
+			return -1;
+		}
+		if (stat(from, &st) == 0 && (st.st_mode & 077))
+			hf_log("warning: the cluster key file %s can be read "
+			       "by others than its owner (chmod 600 it)",
+			       from);
+	} else if (env && *env) {
+		from = "HOLDFAST_CLUSTER_KEY";
+		text = hf_xstrdup(env);
+	} else {
+		return 0;
+	}
+	rc = hf_vol_cluster_key_parse(text, o->cluster_key);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	if (rc) {
+		hf_log("%s is no cluster key: it must hold 64 hex digits (32 "
+		       "bytes; `openssl rand -hex 32` makes one)",
+		       from);
+		return -1;
+	}
+	o->have_cluster_key = true;
+	return 0;
+}
+
 int hf_server_run(const struct hf_server_opts *in_opts)
 {
 	struct hf_server_opts opts = *in_opts;
@@ -971,6 +1016,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	 * server's set for one it already has.
 	 */
 	s->generation = (uint64_t)hf_now_ms() * 1000;
+	if (load_cluster_key(&s->opts))
+		goto out;
 	if (prepare_data_dir(opts.data, &lock_fd))
 		goto out;
 	store_url = opts.store ? hf_xstrdup(opts.store)
@@ -1202,6 +1249,11 @@ static const struct hf_cmd_flag server_flags[] = {
      "addresses, localhost, this machine's name and --advertise's)"},
     {"--port-file", "FILE", 'p',
      "write the API's port here once it listens (for --listen ADDR:0)"},
+    {"--cluster-key-file", "FILE", 'K',
+     "the cluster key, 64 hex digits (openssl rand -hex 32), that seals "
+     "encrypted volumes' keys (secure=true); every server of a cluster "
+     "needs the same one (default: $HOLDFAST_CLUSTER_KEY, else none: "
+     "encrypted volumes are refused)"},
 };
 
 const struct hf_cmd_flag *hf_server_flag(size_t i)
@@ -1260,6 +1312,9 @@ int hf_server_main(int argc, char **argv)
 			break;
 		case 'p':
 			o.port_file = optarg;
+			break;
+		case 'K':
+			o.cluster_key_file = optarg;
 			break;
 		case 'n':
 			o.node_timeout = atof(optarg);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/util.h"
 
@@ -53,6 +54,14 @@ struct hf_server_opts {
 	const struct hf_strlist *allow_hosts;
 	/* Written once the API listens: "<port>\n" (for dev and tests). */
 	const char *port_file;
+	/*
+	 * The cluster key that seals encrypted volumes' data keys
+	 * (volume/crypt.h): from --cluster-key-file, else the environment's
+	 * HOLDFAST_CLUSTER_KEY (64 hex digits); read by hf_server_run.
+	 */
+	const char *cluster_key_file;
+	bool have_cluster_key;
+	uint8_t cluster_key[32];
 };
 
 int hf_server_main(int argc, char **argv);

@@ -17,6 +17,7 @@
 #include "plan/decide.h"
 #include "server/events.h"
 #include "server/state.h"
+#include "volume/crypt.h"
 
 char *hf_new_uuid(void)
 {
@@ -595,6 +596,65 @@ static int load_cluster(struct hf_srv *s, char **err)
 	return rc;
 }
 
+/*
+ * Encrypted volumes need the cluster key their data keys were sealed
+ * with, and services that will make them need one: a server without it,
+ * or with another, does not lead (and changes nothing) rather than fail
+ * their attaches one by one. The message names the volume, never a key.
+ */
+static int check_volume_keys(struct hf_srv *s, char **err)
+{
+	const struct hf_model *m = &s->model;
+	uint8_t dk[HF_VOL_DATA_KEY_LEN];
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		if (!v->secure)
+			continue;
+		if (!s->opts.have_cluster_key) {
+			*err = hf_xasprintf(
+			    "volume '%s' is encrypted and this server has no "
+			    "cluster key: start it with --cluster-key-file "
+			    "(or HOLDFAST_CLUSTER_KEY) giving the key its "
+			    "data key was sealed with",
+			    v->name);
+			return HF_EINVAL;
+		}
+		if (hf_vol_key_open(s->opts.cluster_key, v->id, v->data_key,
+				    dk)) {
+			*err = hf_xasprintf(
+			    "the cluster key given does not open the data key "
+			    "of encrypted volume '%s': it was sealed with "
+			    "another cluster key (every server of a cluster "
+			    "needs the same --cluster-key-file)",
+			    v->name);
+			return HF_EINVAL;
+		}
+		explicit_bzero(dk, sizeof(dk));
+	}
+	for (size_t i = 0; i < m->services.len && !s->opts.have_cluster_key;
+	     i++) {
+		const struct hf_service *svc = m->services.items[i];
+
+		for (size_t k = 0; k < svc->configs.len; k++) {
+			const char *pod, *vol;
+
+			if (!hf_spec_secure_volume(svc->configs.items[k]->spec,
+						   &pod, &vol))
+				continue;
+			*err = hf_xasprintf(
+			    "service '%s' declares an encrypted volume (pod "
+			    "'%s', external volume '%s', secure=true) and this "
+			    "server has no cluster key: start it with "
+			    "--cluster-key-file (or HOLDFAST_CLUSTER_KEY)",
+			    svc->name, pod, vol);
+			return HF_EINVAL;
+		}
+	}
+	return 0;
+}
+
 int hf_state_load(struct hf_srv *s, char **err)
 {
 	struct hf_store_kvs kvs = {0};
@@ -651,6 +711,8 @@ int hf_state_load(struct hf_srv *s, char **err)
 	recs = NULL;
 	if (!rc)
 		hf_codec_derive_volumes(&s->model);
+	if (!rc)
+		rc = check_volume_keys(s, err);
 	goto out;
 fail:
 	*err = hf_xasprintf("cannot read the store: %s (%s)", hf_err_msg(rc),

@@ -2073,15 +2073,6 @@ static void external_volume_options(struct hf_pctx *c,
 				name ? name : e->volume_name);
 		free(name);
 	}
-	if (rc == 0 && e->opts.secure) {
-		unsupported_msg(c,
-				scalar_offset_pos(c, n,
-						  option_offset(text, len,
-								"secure")),
-				"encrypted volumes",
-				"encrypted volumes (secure=true) are not "
-				"supported yet");
-	}
 	hf_volopts_problems_release(&probs);
 	hf_pctx_pop(c, old);
 }

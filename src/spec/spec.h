@@ -386,7 +386,7 @@ struct hf_spec_volopts {
 	unsigned repl;      /* 1..3; default 1 */
 	unsigned min_sync;  /* 1..repl; default repl - 1, at least 1 */
 	bool shared;        /* one volume for all instances (refused) */
-	bool secure;        /* encrypted (refused) */
+	bool secure;        /* encrypted (volume/crypt.h) */
 };
 
 #define HF_VOLOPTS_MIN_SIZE ((int64_t)64 << 20) /* ext4 with a journal */
@@ -713,6 +713,13 @@ struct hf_spec_task *hf_spec_find_task(const struct hf_spec_pod *pod,
 				       const char *name);
 struct hf_spec_plan *hf_spec_find_plan(const struct hf_spec *spec,
 				       const char *name);
+/*
+ * Whether spec declares an encrypted external volume (secure=true); the
+ * first one's pod and volume (its key under external-volumes) in *pod
+ * and *vol.
+ */
+bool hf_spec_secure_volume(const struct hf_spec *spec, const char **pod,
+			   const char **vol);
 
 /*
  * Lists the fields the spec uses that holdfast cannot honour yet, as

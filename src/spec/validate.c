@@ -1007,6 +1007,26 @@ struct hf_spec_pod *hf_spec_find_pod(const struct hf_spec *spec,
 	return NULL;
 }
 
+bool hf_spec_secure_volume(const struct hf_spec *spec, const char **pod,
+			   const char **vol)
+{
+	for (size_t i = 0; spec && i < spec->pods.len; i++) {
+		const struct hf_spec_pod *p = &spec->pods.items[i];
+
+		for (size_t k = 0; k < p->external_volumes.len; k++) {
+			const struct hf_spec_external_volume *e =
+			    &p->external_volumes.items[k];
+
+			if (!e->has_opts || !e->opts.secure)
+				continue;
+			*pod = p->name ? p->name : "";
+			*vol = e->name ? e->name : "";
+			return true;
+		}
+	}
+	return false;
+}
+
 struct hf_spec_task *hf_spec_find_task(const struct hf_spec_pod *pod,
 				       const char *name)
 {

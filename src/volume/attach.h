@@ -2,8 +2,8 @@
  * attach.h - `holdfast-volume attach DIR`: one process per attached volume
  * (docs/design/volumes.md §3.7, §4): the volume served from its local
  * replica and/or remote ones (node servers, serve.h). Not yet here:
- * bitmap resync (a copy sends every region), generation ids, the
- * activity log, TLS.
+ * DIRTY frames (a bitmap that survives a failover), generation rotation,
+ * the activity log, TLS.
  *
  * DIR/attach.json (written atomically by the agent; unknown keys refused):
  *   volume    the volume's name ("hello-world-hello-0")
@@ -41,6 +41,13 @@
  *             unless the replica already holds one (a retried first
  *             attach never wipes data)
  *   uid, gid  owner of the file system's root when formatting (default 0)
+ *   encryption_key  optional: an encrypted volume's data key, 128 hex
+ *             digits (crypt.h). Every block is then AES-XTS encrypted
+ *             before it reaches any replica and decrypted on its way
+ *             back; an all-zero block of a replica reads as zeros. A
+ *             volume whose written first block does not decrypt to an
+ *             ext4 with it fails the attach (a wrong key), and is never
+ *             formatted over. The key is never repeated in a message.
  *
  * What it does, in order: locks DIR/attach.lock (one attach process per
  * DIR: a second exits 3), enters a private mount namespace (before any

@@ -2507,11 +2507,14 @@ static int cmd_volume_show(int argc, char **argv)
 		       jstr(out, "instance") ? "/" : "",
 		       jstr(out, "instance") ? jstr(out, "instance") : "",
 		       jstr(out, "state"));
-		printf("  size      %lld MiB, %s\n",
+		printf("  size      %lld MiB, %s%s\n",
 		       (long long)(jint(out, "size") >> 20),
 		       json_is_true(json_object_get(out, "formatted"))
 			   ? "formatted"
-			   : "not formatted yet");
+			   : "not formatted yet",
+		       json_is_true(json_object_get(out, "secure"))
+			   ? ", encrypted (AES-256-XTS)"
+			   : "");
 		printf("  replicas  %lld wanted, %lld in sync, writes need "
 		       "%lld%s\n",
 		       (long long)jint(out, "repl"), (long long)jint(out, "in_sync"),

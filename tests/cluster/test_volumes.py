@@ -27,10 +27,10 @@ def acked_file(out, host):
     return os.path.join(out, files[0]) if files else None
 
 
-def storage_cluster(hf, net, n=3):
+def storage_cluster(hf, net, n=3, server_extra=()):
     """A server on "srv" and n agents a1..an, each with a storage pool in
     its host's directory and a zone of its own."""
-    hf.start_server(net.add_host("srv"))
+    hf.start_server(net.add_host("srv"), extra=server_extra)
     agents = []
     for i in range(1, n + 1):
         h = net.add_host(f"a{i}")
@@ -90,7 +90,7 @@ pods:
         type: DOCKER
         container-path: data
         driver-name: holdfast
-        driver-options: size=64M;repl=2
+        driver-options: size=64M;repl=2{opts}
     tasks:
       server:
         goal: RUNNING
@@ -113,14 +113,15 @@ pods:
 """
 
 
-def start_writer(hf, net, tmp_path, records=50):
+def start_writer(hf, net, tmp_path, records=50, opts="", server_extra=()):
     """Three storage nodes and the writer (service w, repl=2) with at least
     `records` acknowledged. Returns (out dir, its volume, the writer's
     node, the other replica's node, its acknowledged-records file)."""
-    storage_cluster(hf, net)
+    storage_cluster(hf, net, server_extra=server_extra)
     out = os.path.join(str(tmp_path), "writer-out")
     os.makedirs(out)
-    hf.deploy(write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out)))
+    hf.deploy(write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out,
+                                                                        opts=opts)))
     v = xvols(hf)["w-app-0"]
     node = hf.pod("w", "app-0")["node"]
     holders = [r["node"] for r in v["replicas"]]
@@ -178,6 +179,50 @@ def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     hf.agents[victim].start()
     holds_for(lambda: [h for h, _ in hf.task_copies("w", "app-0-server")] == [survivor],
               2 * NODE_TIMEOUT, what="one copy of app-0-server, on the survivor")
+    hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+
+
+def holds_text(path, needle):
+    """Whether the file holds needle (read in pieces that overlap)."""
+    with open(path, "rb") as f:
+        tail = b""
+        while True:
+            chunk = f.read(8 << 20)
+            if not chunk:
+                return False
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+
+
+def test_an_encrypted_volume_fails_over_with_its_key(hf, net, tmp_path):
+    """secure=true with repl=2 (issue 15's encryption): the writer's log is
+    plaintext in its task and in neither replica file; its host killed,
+    the survivor's attach gets the key from the server, and every
+    acknowledged record reads back there; the survivor's replica still
+    holds no plaintext."""
+    key = write(os.path.join(str(tmp_path), "cluster.key"), os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    out, v, victim, survivor, acked = start_writer(
+        hf, net, tmp_path, records=20, opts=";secure=true",
+        server_extra=("--cluster-key-file", key))
+    assert v["secure"] is True, v
+    files = {r["node"]: replica_file(hf, v, r) for r in v["replicas"]}
+    for node, f in files.items():
+        assert not holds_text(f, b"record 1\n"), (node, f)
+    net[victim].kill()
+    net[victim].cut()
+    last_acked = int(open(acked).read().split()[-1])
+    wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
+             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
+             what=f"app-0 running again on {survivor}")
+    have = records_seen_by(out, survivor)
+    missing = [i for i in range(1, last_acked + 1) if i not in have]
+    assert not missing, f"acknowledged records lost: {missing[:20]} (last acked {last_acked})"
+    wait_for(lambda: len(open(acked_file(out, survivor)).read().split()) >= 5, 30,
+             what="the writer writing on the survivor")
+    assert not holds_text(files[survivor], b"record 1\n")
+    assert not holds_text(files[survivor], b"record %d\n" % last_acked)
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
 
 

@@ -20,6 +20,8 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +85,15 @@ struct vol {
 	 */
 	bool secure;
 	struct hf_vol_crypt crypt;
+	/*
+	 * Growing (volume resize): attach.json's size grew to grow_to; the
+	 * main thread grows every replica, the FUSE file and the loop
+	 * device, then the mounted ext4 (fs_grow: waiting for a mount).
+	 * size itself is read by the FUSE threads: changed atomically.
+	 */
+	int64_t grow_to;
+	bool fs_grow;
+	char *grow_msg;          /* why growing waits, for status.json */
 	struct hf_remote *remotes;
 	size_t nremotes;
 	/*
@@ -190,9 +201,12 @@ static json_t *missed_json(const struct vol *v)
 /* The FUSE threads publish too (a remote's death): status.h serialises. */
 static void publish(const struct vol *v, const char *state, const char *msg)
 {
-	json_t *o = json_pack("{s:s, s:i, s:s?, s:s?, s:I}", "state", state,
-			      "pid", (int)getpid(), "volume", v->volume, "id",
-			      v->id, "epoch", (json_int_t)v->epoch);
+	json_t *o = json_pack("{s:s, s:i, s:s?, s:s?, s:I, s:I}", "state",
+			      state, "pid", (int)getpid(), "volume", v->volume,
+			      "id", v->id, "epoch", (json_int_t)v->epoch,
+			      "size",
+			      (json_int_t)__atomic_load_n(&v->size,
+							  __ATOMIC_ACQUIRE));
 
 	json_object_set_new(o, "device",
 			    v->dev[0] ? json_string(v->dev) : json_null());
@@ -609,13 +623,15 @@ static int open_replica(struct vol *v)
 	if (v->rfd < 0 || fstat(v->rfd, &st) < 0)
 		return failed(v, "replica %s: %s", v->replica,
 			      strerror(errno));
-	if (st.st_size == 0 && ftruncate(v->rfd, v->size) < 0)
+	/* Made sparse, or grown: the volume grew while it was closed. */
+	if (st.st_size < v->size && ftruncate(v->rfd, v->size) < 0)
 		return failed(v, "replica %s: cannot make it %lld bytes: %s",
 			      v->replica, (long long)v->size,
 			      strerror(errno));
-	if (st.st_size != 0 && st.st_size != v->size)
-		return failed(v, "replica %s is %lld bytes, not the volume's "
-				 "%lld", v->replica, (long long)st.st_size,
+	if (st.st_size > v->size)
+		return failed(v, "replica %s is %lld bytes, more than the "
+				 "volume's %lld (volumes never shrink)",
+			      v->replica, (long long)st.st_size,
 			      (long long)v->size);
 	return 0;
 }
@@ -1564,6 +1580,7 @@ static void reload_isr(struct vol *v)
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
 	json_t *rs = o ? json_object_get(o, "remotes") : NULL;
 	json_t *ep = o ? json_object_get(o, "epoch") : NULL;
+	json_t *sz;
 
 	if (!o || !json_is_integer(ep) || json_integer_value(ep) != v->epoch ||
 	    (rs && !json_is_array(rs))) {
@@ -1600,6 +1617,16 @@ static void reload_isr(struct vol *v)
 
 		json_array_foreach(rs, k, e)
 			add_remote(v, e);
+	}
+	sz = json_object_get(o, "size");
+	if (json_is_integer(sz) && json_integer_value(sz) > v->grow_to &&
+	    json_integer_value(sz) > v->size) {
+		if (json_integer_value(sz) % BLOCK)
+			hf_log("reload: a size of %lld bytes is no multiple of "
+			       "4096: not grown",
+			       (long long)json_integer_value(sz));
+		else
+			v->grow_to = json_integer_value(sz);
 	}
 	publish(v, "ready", NULL);
 out:
@@ -1651,9 +1678,9 @@ static void fill_attr(const struct vol *v, fuse_ino_t ino, struct stat *st)
 	} else {
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
-		st->st_size = v->size;
+		st->st_size = __atomic_load_n(&v->size, __ATOMIC_ACQUIRE);
 		st->st_blksize = BLOCK;
-		st->st_blocks = v->size / 512;
+		st->st_blocks = st->st_size / 512;
 	}
 }
 
@@ -1717,8 +1744,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static bool in_range(const struct vol *v, off_t off, size_t len)
 {
-	return off >= 0 && (int64_t)off <= v->size &&
-	       (int64_t)len <= v->size - (int64_t)off;
+	int64_t size = __atomic_load_n(&v->size, __ATOMIC_ACQUIRE);
+
+	return off >= 0 && (int64_t)off <= size &&
+	       (int64_t)len <= size - (int64_t)off;
 }
 
 /* Reads [off, off + len) of the local replica; holes read as zeros. */
@@ -1784,12 +1813,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct vol *v = fuse_req_userdata(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	if (off >= v->size) {
+	int64_t vsize = __atomic_load_n(&v->size, __ATOMIC_ACQUIRE);
+
+	if (off >= vsize) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if ((int64_t)size > v->size - off)
-		size = (size_t)(v->size - off);
+	if ((int64_t)size > vsize - off)
+		size = (size_t)(vsize - off);
 	if (v->rfd < 0 || v->secure) {
 		op_read_blocks(req, v, size, off);
 		return;
@@ -2301,6 +2332,98 @@ out:
 	return k;
 }
 
+/* Runs argv (a program of e2fsprogs) to its end; its exit status or -1. */
+static int run_tool(char **argv)
+{
+	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+				     "LC_ALL=C", NULL};
+	struct hf_spawn sp;
+	char *err = NULL;
+	pid_t pid;
+	int status = 0;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.path = argv[0];
+	sp.argv = argv;
+	sp.envp = envp;
+	sp.in = -1;
+	sp.out = sp.err = STDERR_FILENO;
+	if (hf_spawn_start(&sp, &pid, &err)) {
+		hf_log("%s: %s", argv[0], err);
+		free(err);
+		return -1;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *sbin(const char *name, char *buf, size_t n)
+{
+	snprintf(buf, n, "/sbin/%s", name);
+	if (access(buf, X_OK) != 0)
+		snprintf(buf, n, "/usr/sbin/%s", name);
+	return buf;
+}
+
+/*
+ * The ext4 on the device is smaller than the device (the volume grew
+ * while its file system could not: detached, or a node without
+ * CAP_SYS_RESOURCE for the online resize): grown offline before anything
+ * mounts it (no task can yet: the process is not "ready"), after the
+ * check resize2fs asks for. A failure is logged and leaves the file
+ * system as it was: it still mounts, at its old size.
+ */
+static void grow_fs_offline(struct vol *v)
+{
+	uint8_t *block = buf_take(v);
+	uint64_t blocks, bsize;
+	char fsck[64], resize[64];
+
+	if ((v->rfd >= 0 ? local_read(v, block, 0, BLOCK)
+			 : remote_read(v, block, 0, BLOCK)) != 0 ||
+	    (v->secure &&
+	     hf_vol_decrypt(&v->crypt, 0, block, block, BLOCK) != 0) ||
+	    block[1080] != 0x53 || block[1081] != 0xEF) {
+		buf_put(v, block);
+		return;
+	}
+	/* The superblock at 1024: blocks (lo at +4, hi at +0x150), log size. */
+	blocks = hf_vol_get32(block + 1024 + 4) |
+		 ((hf_vol_get32(block + 1024 + 0x60) & 0x80) /* 64bit */
+		      ? (uint64_t)hf_vol_get32(block + 1024 + 0x150) << 32
+		      : 0);
+	bsize = 1024ULL << hf_vol_get32(block + 1024 + 24);
+	buf_put(v, block);
+	if (bsize < 1024 || bsize > 65536 ||
+	    blocks * bsize + bsize > (uint64_t)v->size)
+		return;
+	hf_log("the file system (%llu bytes) is smaller than the volume "
+	       "(%lld): growing it", (unsigned long long)(blocks * bsize),
+	       (long long)v->size);
+	{
+		char *fa[] = {(char *)sbin("e2fsck", fsck, sizeof(fsck)),
+			      "-f", "-p", v->dev, NULL};
+		char *ra[] = {(char *)sbin("resize2fs", resize, sizeof(resize)),
+			      v->dev, NULL};
+		int rc = run_tool(fa);
+
+		/* 0: clean, 1: errors corrected. */
+		if (rc != 0 && rc != 1) {
+			hf_log("e2fsck -f -p %s exited %d: the file system is "
+			       "not grown", v->dev, rc);
+			return;
+		}
+		rc = run_tool(ra);
+		if (rc != 0)
+			hf_log("resize2fs %s exited %d: the file system is not "
+			       "grown", v->dev, rc);
+		else
+			hf_log("the file system grew to the volume's %lld "
+			       "bytes", (long long)v->size);
+	}
+}
+
 static int format(struct vol *v)
 {
 	/*
@@ -2428,6 +2551,255 @@ static int detach(struct vol *v, sigset_t *mask)
 	return 0;
 }
 
+/* ---- growing (volume resize) ------------------------------------------ */
+
+/*
+ * Whether remote i's replica holds size bytes yet (its node's replica
+ * server grows it when the server lists the new size): asked with a HELLO
+ * on a connection of its own at this epoch, whose HELLO_OK gives the
+ * replica's size; the remote's own connection is not touched.
+ */
+static bool remote_grown(struct vol *v, size_t i, int64_t size, char *why,
+			 size_t n)
+{
+	const struct hf_remote *r = &v->remotes[i];
+	struct hf_remote probe;
+	int rc;
+
+	hf_remote_init(&probe);
+	probe.address = hf_xstrdup(r->address);
+	probe.port = r->port;
+	probe.replica = hf_xstrdup(r->replica);
+	probe.node = hf_xstrdup(r->node);
+	rc = hf_remote_connect(&probe, v->id, (uint64_t)v->epoch, v->node,
+			       v->ticket, (uint64_t)size, why, n);
+	hf_remote_close(&probe, rc == 0);
+	return rc == 0;
+}
+
+static void grow_wait(struct vol *v, char *msg)
+{
+	if (!v->grow_msg || strcmp(v->grow_msg, msg) != 0) {
+		hf_log("%s", msg);
+		free(v->grow_msg);
+		v->grow_msg = msg;
+		publish(v, "ready", msg);
+	} else {
+		free(msg);
+	}
+}
+
+/*
+ * A mount of our device in some process's namespace that this process
+ * can open (the directory, in *fd), and its path; NULL when none.
+ */
+static char *find_mount(const struct vol *v, int *fd)
+{
+	struct stat st;
+	char want[32], *found = NULL;
+	DIR *d;
+	struct dirent *e;
+
+	if (stat(v->dev, &st) < 0)
+		return NULL;
+	snprintf(want, sizeof(want), "%u:%u", major(st.st_rdev),
+		 minor(st.st_rdev));
+	d = opendir("/proc");
+	while (d && !found && (e = readdir(d))) {
+		char *path, *text = NULL, *line, *save = NULL;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		path = hf_xasprintf("/proc/%s/mountinfo", e->d_name);
+		if (hf_read_file(path, 1 << 22, &text, NULL) != 0) {
+			free(path);
+			continue;
+		}
+		for (line = strtok_r(text, "\n", &save); line && !found;
+		     line = strtok_r(NULL, "\n", &save)) {
+			char id[32], mnt[4096], dec[4096];
+			size_t k = 0;
+
+			/* "36 35 7:3 / /mnt/x rw ..." */
+			if (sscanf(line, "%*s %*s %31s %*s %4095s", id, mnt) != 2 ||
+			    strcmp(id, want) != 0)
+				continue;
+			/* Octal escapes (\040 for a space). */
+			for (size_t j = 0; mnt[j] && k + 1 < sizeof(dec); j++) {
+				if (mnt[j] == '\\' && mnt[j + 1] && mnt[j + 2] &&
+				    mnt[j + 3]) {
+					dec[k++] = (char)(((mnt[j + 1] - '0') << 6) |
+							  ((mnt[j + 2] - '0') << 3) |
+							  (mnt[j + 3] - '0'));
+					j += 3;
+				} else {
+					dec[k++] = mnt[j];
+				}
+			}
+			dec[k] = 0;
+			found = hf_xasprintf("/proc/%s/root%s", e->d_name, dec);
+			*fd = open(found, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (*fd < 0) {
+				/* Not ours to enter: another namespace may do. */
+				free(found);
+				found = NULL;
+				break;
+			}
+		}
+		free(text);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* ext4's online resize (what resize2fs does on a mounted file system). */
+#define HF_EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+
+/*
+ * The mounted file system grows to the device: ext4's online resize on
+ * a mount of the device in whichever namespace has one (a task's); none
+ * yet: later. Returns whether it is done.
+ */
+static bool grow_fs(struct vol *v)
+{
+	int fd = -1, rc;
+	char *mnt = find_mount(v, &fd);
+	struct statfs sf;
+	uint64_t blocks;
+
+	if (!mnt) {
+		grow_wait(v, hf_xasprintf("the device grew to %lld bytes; its "
+					  "file system grows once a task "
+					  "mounts it",
+					  (long long)v->size));
+		return false;
+	}
+	if (fstatfs(fd, &sf) < 0 || sf.f_type != 0xEF53 || sf.f_bsize <= 0) {
+		grow_wait(v, hf_xasprintf("the file system at %s cannot be "
+					  "grown: not an ext4", mnt));
+		close(fd);
+		free(mnt);
+		return false;
+	}
+	blocks = (uint64_t)v->size / (uint64_t)sf.f_bsize;
+	rc = ioctl(fd, HF_EXT4_IOC_RESIZE_FS, &blocks);
+	if (rc < 0 && errno == EPERM) {
+		/* The kernel asks for CAP_SYS_RESOURCE; offline needs none. */
+		grow_wait(v, hf_xasprintf(
+				 "the device grew to %lld bytes; its file "
+				 "system grows when the volume is next "
+				 "attached (ext4's online resize needs "
+				 "CAP_SYS_RESOURCE, which this node does not "
+				 "give)",
+				 (long long)v->size));
+		close(fd);
+		free(mnt);
+		v->fs_grow = false;
+		return false;
+	}
+	if (rc < 0) {
+		grow_wait(v, hf_xasprintf("growing the file system to %llu "
+					  "blocks failed: %s",
+					  (unsigned long long)blocks,
+					  strerror(errno)));
+		close(fd);
+		free(mnt);
+		return false;
+	}
+	close(fd);
+	hf_log("the file system grew to %llu blocks of %ld bytes (%s)",
+	       (unsigned long long)blocks, (long)sf.f_bsize, mnt);
+	free(mnt);
+	return true;
+}
+
+/*
+ * One step of growing to grow_to: every remote still written must hold
+ * the new size first (a write past a replica's end is refused, which
+ * would drop it), then the local replica, then the volume's size, the
+ * FUSE file's (the kernel asked again), the loop device's capacity; the
+ * file system last (grow_fs). Called by the main thread each second
+ * while anything is left; status.json's message says what it waits for.
+ */
+static void grow(struct vol *v)
+{
+	int64_t to = v->grow_to;
+	char why[512], *fuse_file;
+	struct stat st;
+
+	if (to > v->size) {
+		size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
+
+		for (size_t i = 0; i < nr; i++) {
+			bool dropped;
+
+			pthread_mutex_lock(&v->isr_mu);
+			dropped = v->dropped[i];
+			pthread_mutex_unlock(&v->isr_mu);
+			if (dropped || hf_remote_dead(&v->remotes[i], NULL, 0) ||
+			    remote_grown(v, i, to, why, sizeof(why)))
+				continue;
+			grow_wait(v, hf_xasprintf(
+					 "growing to %lld bytes: waiting for "
+					 "replica %s on node %s (%s)",
+					 (long long)to, v->remotes[i].replica,
+					 v->remotes[i].node, why));
+			return;
+		}
+		if (v->rfd >= 0 &&
+		    (ftruncate(v->rfd, to) < 0 || fdatasync(v->rfd) < 0)) {
+			grow_wait(v, hf_xasprintf("growing to %lld bytes: the "
+						  "local replica: %s",
+						  (long long)to,
+						  strerror(errno)));
+			return;
+		}
+		__atomic_store_n(&v->size, to, __ATOMIC_RELEASE);
+		/*
+		 * The missed-region bitmaps cover the new size (nothing past
+		 * the old end is written until the device grows, below); one
+		 * that had missed anything is copied whole, as a resync
+		 * planned on the old size could not say what it lacks.
+		 */
+		pthread_mutex_lock(&v->miss_mu);
+		for (size_t i = 0; i < v->nmissed; i++) {
+			struct missed *m = &v->missed[i];
+			bool dirty = m->broken ||
+				     hf_vol_bitmap_count(&m->bm) > 0;
+
+			hf_vol_bitmap_release(&m->bm);
+			if (hf_vol_bitmap_init(&m->bm, (uint64_t)to) != 0)
+				m->broken = true;
+			else if (dirty)
+				hf_vol_bitmap_set(&m->bm, 0, (uint64_t)to);
+			miss_save(v, m);
+		}
+		pthread_mutex_unlock(&v->miss_mu);
+		/* The kernel's idea of the file's size, then the device's. */
+		fuse_lowlevel_notify_inval_inode(v->se, VOL_INO, 0, 0);
+		fuse_file = hf_xasprintf("%s/vol", v->mnt);
+		if (stat(fuse_file, &st) < 0 || st.st_size != to)
+			hf_log("growing: %s shows %lld bytes, not %lld",
+			       fuse_file, (long long)st.st_size,
+			       (long long)to);
+		free(fuse_file);
+		if (ioctl(v->loopfd, LOOP_SET_CAPACITY, 0) < 0)
+			hf_log("growing: %s: LOOP_SET_CAPACITY: %s", v->dev,
+			       strerror(errno));
+		hf_log("volume %s grew to %lld bytes", v->volume,
+		       (long long)to);
+		v->fs_grow = true;
+	}
+	if (v->fs_grow && grow_fs(v)) {
+		v->fs_grow = false;
+		free(v->grow_msg);
+		v->grow_msg = NULL;
+		publish(v, "ready", NULL);
+	}
+}
+
 /* Whether the counters or the missed regions moved since the last call. */
 static bool io_changed(struct vol *v)
 {
@@ -2452,7 +2824,7 @@ int hf_volume_attach_main(const char *dir)
 {
 	struct vol v;
 	sigset_t mask;
-	int lockfd = -1, code = HF_VOLUME_EXIT_FAIL, sig;
+	int lockfd = -1, code = HF_VOLUME_EXIT_FAIL, sig, werr;
 	enum fs_kind fs;
 	char *lock;
 	long holder = 0;
@@ -2516,6 +2888,8 @@ int hf_volume_attach_main(const char *dir)
 		       "formatting it again");
 	else if (v.format && format(&v))
 		goto out;
+	if (!v.format || fs == FS_EXT4)
+		grow_fs_offline(&v);
 	start_resyncs(&v);
 	start_keepalive(&v);
 	publish(&v, "ready", NULL);
@@ -2530,11 +2904,14 @@ int hf_volume_attach_main(const char *dir)
 		static const struct timespec second = {1, 0};
 
 		sig = sigtimedwait(&mask, NULL, &second);
+		werr = sig < 0 ? errno : 0;
 		if (sig == SIGHUP)
 			reload_isr(&v);
-		else if (sig < 0 && errno == EAGAIN && io_changed(&v))
-			publish(&v, "ready", NULL);
-	} while ((sig < 0 && (errno == EINTR || errno == EAGAIN)) ||
+		else if (sig < 0 && werr == EAGAIN && io_changed(&v))
+			publish(&v, "ready", v.grow_msg);
+		if (v.grow_to > v.size || v.fs_grow)
+			grow(&v);
+	} while ((sig < 0 && (werr == EINTR || werr == EAGAIN)) ||
 		 sig == SIGHUP);
 	hf_log("detaching on signal %d", sig);
 	/* Writes waiting for a failed remote's drop fail now. */
@@ -2583,6 +2960,7 @@ out:
 	free(v.fence_address);
 	free(v.fence_replica);
 	hf_vol_crypt_release(&v.crypt);
+	free(v.grow_msg);
 	pthread_cond_destroy(&v.isr_cv);
 	pthread_mutex_destroy(&v.isr_mu);
 	free(v.mnt);

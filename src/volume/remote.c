@@ -148,9 +148,10 @@ int hf_remote_connect(struct hf_remote *r, const char *volume_id,
 		return fail(err, n, "answered HELLO with %s",
 			    hf_volw_type_name(f.type));
 	}
-	if (f.u.hello_ok.size != size)
+	if (f.u.hello_ok.size < size)
 		return fail(err, n,
-			    "the replica is %llu bytes, not the volume's %llu",
+			    "the replica is %llu bytes, less than the volume's "
+			    "%llu",
 			    (unsigned long long)f.u.hello_ok.size,
 			    (unsigned long long)size);
 	r->gen = f.u.hello_ok.replica.gens.current;

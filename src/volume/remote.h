@@ -65,7 +65,8 @@ void hf_remote_init(struct hf_remote *r);
 /*
  * Connects (HF_REMOTE_TIMEOUT_MS for the connection and for the answer),
  * sends HELLO as the primary of volume_id at epoch from node with
- * ticket, and checks HELLO_OK (the replica's size must be size). Starts
+ * ticket, and checks HELLO_OK (the replica must hold at least size bytes: it
+ * may have grown ahead of this attachment). Starts
  * no thread (the attach process calls it before unshare).
  * Returns 0, or -1 with a sentence in err (err_len bytes): the server's
  * ERROR text, FENCED with the replica's epoch, a size that differs, or

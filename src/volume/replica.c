@@ -101,7 +101,7 @@ static int load_meta(struct hf_replica *r, bool fresh, char *err, size_t n)
 	}
 	if (strcmp(m->volume_id, r->volume_id) ||
 	    strcmp(m->replica_id, r->replica_id) ||
-	    m->size != (uint64_t)r->size) {
+	    m->size > (uint64_t)r->size) {
 		rc = fail(err, n,
 			  "%s belongs to volume %s replica %s of %llu bytes, "
 			  "not to volume %s replica %s of %lld bytes",
@@ -110,10 +110,14 @@ static int load_meta(struct hf_replica *r, bool fresh, char *err, size_t n)
 			  r->replica_id, (long long)r->size);
 		goto out;
 	}
-	if (fresh || hf_vol_gen_is_zero(&m->gens.current)) {
+	if (fresh || hf_vol_gen_is_zero(&m->gens.current) ||
+	    m->size < (uint64_t)r->size) {
+		/* A grown volume: the data file is already its new size. */
 		struct hf_vol_meta g = *m;
 
-		new_generation(&g);
+		g.size = (uint64_t)r->size;
+		if (fresh || hf_vol_gen_is_zero(&m->gens.current))
+			new_generation(&g);
 		if ((rc = write_meta(r, &g))) {
 			rc = fail(err, n, "%s: cannot write it: %s", path,
 				  strerror(-rc));
@@ -153,9 +157,22 @@ int hf_replica_open(struct hf_replica *r, const char *pool, char *err,
 		     (long long)r->size, strerror(errno));
 		goto out;
 	}
-	if (st.st_size != 0 && st.st_size != r->size) {
-		fail(err, n, "%s is %lld bytes, not the volume's %lld", data,
-		     (long long)st.st_size, (long long)r->size);
+	if (st.st_size > r->size) {
+		fail(err, n, "%s is %lld bytes, more than the volume's %lld "
+			     "(volumes never shrink)",
+		     data, (long long)st.st_size, (long long)r->size);
+		goto out;
+	}
+	/*
+	 * The volume grew while this replica was closed: the data file
+	 * first (sparse), then meta says so (load_meta), so a crash between
+	 * leaves a larger file under a meta of the old size, which the next
+	 * open finishes the same way.
+	 */
+	if (st.st_size != 0 && st.st_size < r->size &&
+	    (ftruncate(r->fd, r->size) < 0 || fdatasync(r->fd) < 0)) {
+		fail(err, n, "%s: cannot grow it to %lld bytes: %s", data,
+		     (long long)r->size, strerror(errno));
 		goto out;
 	}
 	if (load_meta(r, st.st_size == 0, err, n))
@@ -179,6 +196,29 @@ int hf_replica_raise_epoch(struct hf_replica *r, uint64_t epoch)
 		if (!(rc = write_meta(r, &m))) {
 			r->meta = m;
 			__atomic_store_n(&r->epoch, epoch, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+int hf_replica_grow(struct hf_replica *r, int64_t size)
+{
+	struct hf_vol_meta m;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (size > __atomic_load_n(&r->size, __ATOMIC_ACQUIRE)) {
+		if (ftruncate(r->fd, size) < 0 || fdatasync(r->fd) < 0) {
+			rc = -errno;
+		} else {
+			m = r->meta;
+			m.size = (uint64_t)size;
+			if (!(rc = write_meta(r, &m))) {
+				r->meta = m;
+				__atomic_store_n(&r->size, size,
+						 __ATOMIC_RELEASE);
+			}
 		}
 	}
 	pthread_mutex_unlock(&r->mu);

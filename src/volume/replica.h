@@ -16,7 +16,7 @@
 struct hf_replica {
 	char *volume_id, *replica_id; /* letters, digits, '-', '_' */
 	char *name;                   /* the volume's name, for meta */
-	int64_t size;
+	int64_t size;                /* grows (hf_replica_grow): atomic */
 	uint8_t key[HF_VOL_KEY_LEN]; /* K_vol: never logged */
 	char *dir;                   /* <pool>/replicas/<id>/<replica> */
 	int fd;                      /* data, O_RDWR */
@@ -29,9 +29,10 @@ struct hf_replica {
  * Opens r's replica under pool (r's ids, name, size and key set by the
  * caller): makes the directories (0700), creates `data` sparse at size
  * and a `meta` (CONSISTENT, epoch 0, no generation yet) when missing.
- * Refuses a data file of another size, and a meta that does not decode
- * or names another volume, replica or size. Returns 0, or -1 with a
- * sentence in err (err_len bytes).
+ * A smaller data file (and meta) is grown to size: the volume grew while
+ * the replica was closed. Refuses a larger data file, and a meta that
+ * does not decode or names another volume or replica, or a larger size.
+ * Returns 0, or -1 with a sentence in err (err_len bytes).
  */
 int hf_replica_open(struct hf_replica *r, const char *pool, char *err,
 		    size_t err_len);
@@ -43,6 +44,14 @@ int hf_replica_open(struct hf_replica *r, const char *pool, char *err,
  * or -errno of the write (the epoch is then unchanged).
  */
 int hf_replica_raise_epoch(struct hf_replica *r, uint64_t epoch);
+
+/*
+ * Grows r's data file (sparse) and then its meta to size bytes, made
+ * durable before this returns; nothing when size is not larger. r->size
+ * (read with __atomic_load_n by whoever checks a request's range) is set
+ * last. Returns 0 or -errno.
+ */
+int hf_replica_grow(struct hf_replica *r, int64_t size);
 
 /* The epoch r accepts now. */
 uint64_t hf_replica_epoch(struct hf_replica *r);

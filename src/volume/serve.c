@@ -182,7 +182,29 @@ static int build_set(struct server *s, struct hf_serve_config *c, bool strict,
 		struct hf_serve_volume *v = &c->vols[i];
 		struct held *h = find(s, v->id, v->replica);
 
-		if (h && h->r.size == v->size) {
+		if (h && h->r.size >= v->size) {
+			if (h->r.size > v->size)
+				hf_log("replica %s of volume %s: listed at %lld "
+				       "bytes, it is %lld: kept (volumes never "
+				       "shrink)", h->r.replica_id,
+				       h->r.volume_id, (long long)v->size,
+				       (long long)h->r.size);
+			set[n++] = h;
+			continue;
+		}
+		if (h) {
+			/* The volume grew (volume resize). */
+			int e = hf_replica_grow(&h->r, v->size);
+
+			if (e)
+				hf_log("replica %s of volume %s: cannot grow "
+				       "it to %lld bytes: %s", h->r.replica_id,
+				       h->r.volume_id, (long long)v->size,
+				       strerror(-e));
+			else
+				hf_log("replica %s of volume %s: grown to %lld "
+				       "bytes", h->r.replica_id,
+				       h->r.volume_id, (long long)v->size);
 			set[n++] = h;
 			continue;
 		}
@@ -495,7 +517,9 @@ static struct hf_replica *hello(struct server *s, struct conn *c,
 
 static bool in_volume(const struct hf_replica *r, uint64_t off, uint64_t len)
 {
-	return off <= (uint64_t)r->size && len <= (uint64_t)r->size - off;
+	uint64_t size = (uint64_t)__atomic_load_n(&r->size, __ATOMIC_ACQUIRE);
+
+	return off <= size && len <= size - off;
 }
 
 static int full_pwrite(int fd, const uint8_t *p, size_t n, off_t off)

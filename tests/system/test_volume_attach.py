@@ -195,12 +195,13 @@ def test_bad_attach_files_fail_clearly_and_one_dir_has_one_process(tmp):
     adir, _ = attach_dir(d, name="c", speed=3)
     p, st = start(adir, procs)
     assert st["state"] == "failed" and 'unknown key "speed"' in st["message"], st
-    # A replica of another size is never taken as this volume.
+    # A larger replica is never taken as this volume (volumes never
+    # shrink); a smaller one is grown (the volume grew while detached).
     with open(os.path.join(d, "e.replica"), "wb") as f:
-        f.truncate(SIZE // 2)
+        f.truncate(SIZE * 2)
     adir, _ = attach_dir(d, name="e")
     p, st = start(adir, procs)
-    assert st["state"] == "failed" and "not the volume's" in st["message"], st
+    assert st["state"] == "failed" and "never shrink" in st["message"], st
     # One attach process per directory.
     adir, _ = attach_dir(d, name="f")
     p, st = start(adir, procs)

@@ -355,9 +355,17 @@ def test_bad_serve_files_fail_clearly_and_one_dir_has_one_process(env):
     assert second.returncode == 3 and str(p.pid) in second.stderr, second.stderr
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=20) == 0
+    # Listed larger, it grew while closed (volume resize): grown at open.
     p, st, _ = start_serve(d, procs, "s4", [{"id": VID, "replica": "r1", "size": SIZE * 2,
                                             "key": KEY}], pool=cfg["pool"])
-    assert st["state"] == "failed" and "not the volume's" in st["message"], st
+    assert st["state"] == "ready", st
+    assert os.path.getsize(replica_files(cfg, "r1")[0]) == SIZE * 2
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 0
+    # Listed smaller: never shrunk, and not served as that volume.
+    p, st, _ = start_serve(d, procs, "s4", [{"id": VID, "replica": "r1", "size": SIZE,
+                                            "key": KEY}], pool=cfg["pool"])
+    assert st["state"] == "failed" and "never shrink" in st["message"], st
 
 
 def test_a_newer_attachment_fences_the_older_one(env):

@@ -10,7 +10,9 @@
  * replica's path in the pool (null without a local replica: a node
  * without a pool serves such an attachment from its remotes alone), the
  * remotes, this node's id and the ticket. A process is started again only
- * at a new epoch, which is what a new set of replicas comes with.
+ * at a new epoch, which is what a new set of replicas comes with; a
+ * changed in-sync set or a larger size (volume resize) at the same epoch
+ * is written to attach.json and signalled (SIGHUP).
  * TODO(issue 14, in-sync set): an attachment listed again at the same
  * epoch with fewer remotes (the server dropped a failed one) is not
  * applied to its running process yet; src/volume/attach.h wants
@@ -554,7 +556,8 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 			if (write_config(ag, w, dir, rp) == 0 && s.pid > 0 &&
 			    kill((pid_t)s.pid, SIGHUP) == 0) {
 				hf_log("volume %s: %zu remote replica(s) in sync "
-				       "now", vol, w->remotes.len);
+				       "now, %lld bytes", vol, w->remotes.len,
+				       (long long)w->size);
 				r->hup = false;
 			}
 			free(rp);
@@ -740,6 +743,11 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		if (!w || w->epoch != a->epoch) {
 			changed = true;
 			continue;
+		}
+		if (a->size != w->size) {
+			/* The volume grew (volume resize): the process grows it. */
+			runtime(ag, a->volume, true)->hup = true;
+			changed = true;
 		}
 		/*
 		 * Same epoch, a remote gone (the server shrank the set) or

@@ -2669,6 +2669,53 @@ out:
 	return rc;
 }
 
+static int cmd_volume_resize(int argc, char **argv)
+{
+	const char *name = NULL, *size = NULL;
+	char *esc, *path;
+	long status;
+	json_t *out = NULL, *body;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else if (!size && argv[k][0] != '-')
+			size = argv[k];
+		else
+			return hf_cli_usage("volume", "resize");
+	}
+	if (!name || !size || !*name || !*size)
+		return hf_cli_usage("volume", "resize");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/external-volumes/%s/resize", esc);
+	body = json_pack("{s:s}", "size", size);
+	rc = api("POST", path, body, &status, &out);
+	json_decref(body);
+	free(path);
+	free(esc);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json)
+		print_json(out);
+	else if (json_is_true(json_object_get(out, "changed")))
+		printf("volume %s grows to %lld MiB (see 'holdfast volume show "
+		       "%s')\n",
+		       name, (long long)(jint(out, "size") >> 20), name);
+	else
+		printf("volume %s is %lld MiB already\n", name,
+		       (long long)(jint(out, "size") >> 20));
+out:
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_node_decommission(int argc, char **argv)
 {
 	char *esc, *path;
@@ -3127,6 +3174,15 @@ const struct hf_cmd hf_client_cmds[] = {
      "done, down, stale, deleting) with the reason of its last change.\n"
      "--wait first draws the replicas' progress (a line on stderr at each\n"
      "change) until every one is in sync.",
+     NULL},
+    {"volume", "resize", cmd_volume_resize, "NAME SIZE [--json]",
+     "grow a replicated volume while it is in use",
+     "Grows external volume NAME to SIZE (as driver-options' size: 3 is\n"
+     "3 GiB; 512M, 1.5T): every replica, then the attached volume and its\n"
+     "file system, without restarting its task (where the node does not\n"
+     "give ext4's online resize CAP_SYS_RESOURCE, the file system grows\n"
+     "at the volume's next attach). Volumes never shrink. A spec update\n"
+     "that raises size in driver-options does the same.",
      NULL},
     {"volume", "delete", cmd_volume_delete,
      "SERVICE[/INSTANCE]|NAME [--yes] [--wait] [--timeout S] [--json]",

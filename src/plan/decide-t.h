@@ -280,6 +280,8 @@ enum hf_xvol_op {
 	 * volume's): IN_SYNC.
 	 */
 	HF_XVOLOP_REPLICA_SYNCED,
+	/* The volume grows to size bytes (never shrinks). */
+	HF_XVOLOP_RESIZE,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;

@@ -221,6 +221,17 @@ void hf_decide_xvols_release(const struct hf_model *m,
  */
 int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
 			  const char *who, struct hf_actions *out);
+/*
+ * The external volume `name` grows to size bytes: its record first (the
+ * nodes holding its replicas grow them, the attached node grows the
+ * volume and its file system: docs/design/volumes.md §14). Returns 1,
+ * 0 when it is that size already, or -1 with *why (malloc'ed) saying
+ * why not: no such volume, a smaller size (volumes never shrink), one
+ * past the limit, or a replica's pool without room for the growth.
+ */
+int hf_decide_xvol_resize(const struct hf_model *m, const char *name,
+			  int64_t size, const char *who,
+			  struct hf_actions *out, char **why);
 /* The KEPT volumes of service svc are deleted. Returns how many. */
 size_t hf_decide_xvols_delete_kept(const struct hf_model *m, const char *svc,
 				   const char *who, struct hf_actions *out);

@@ -691,6 +691,67 @@ int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
 	return 1;
 }
 
+int hf_decide_xvol_resize(const struct hf_model *m, const char *name,
+			  int64_t size, const char *who,
+			  struct hf_actions *out, char **why)
+{
+	const struct hf_xvol *v = hf_model_xvol(m, name);
+	struct hf_action *x;
+	char before[32], after[32];
+
+	*why = NULL;
+	if (!v || v->state == HF_XVOL_DELETING) {
+		*why = hf_xasprintf("no volume %s", name);
+		return -1;
+	}
+	if (size == v->size)
+		return 0;
+	if (size < v->size) {
+		*why = hf_xasprintf("volume %s is %" PRId64 " MiB: volumes grow "
+				    "but never shrink (asked for %" PRId64
+				    " MiB)",
+				    name, v->size >> 20, size >> 20);
+		return -1;
+	}
+	if (size > HF_VOLOPTS_MAX_SIZE || size % (1 << 20)) {
+		*why = hf_xasprintf("a volume's size is a whole number of MiB "
+				    "up to 64 TiB");
+		return -1;
+	}
+	for (size_t i = 0; i < v->replicas.len; i++) {
+		const struct hf_xrep *r = &v->replicas.items[i];
+		const struct hf_node *n = hf_model_node(m, r->node);
+
+		if (r->state == HF_XREP_DELETING || !n || !n->storage)
+			continue;
+		if (n->storage->capacity - provisioned(m, n->id) <
+		    size - v->size) {
+			*why = hf_xasprintf(
+			    "the pool of node %s, which holds replica %s, has "
+			    "room for %" PRId64 " MiB more, not %" PRId64,
+			    n->id, r->id,
+			    (n->storage->capacity - provisioned(m, n->id)) >>
+				20,
+			    (size - v->size) >> 20);
+			return -1;
+		}
+	}
+	x = xvol_act(out, v->service, v->instance, HF_XVOLOP_RESIZE, v->name);
+	x->u.xvol.size = size;
+	hf_actions_log(out, "volume %s grows from %" PRId64 " to %" PRId64
+			    " MiB",
+		       v->name, v->size >> 20, size >> 20);
+	x = hf_actions_push(out, HF_ACT_EVENT, v->service, v->instance, NULL);
+	snprintf(before, sizeof(before), "%" PRId64 " MiB", v->size >> 20);
+	snprintf(after, sizeof(after), "%" PRId64 " MiB", size >> 20);
+	x->u.event.who = hf_xstrdup(who);
+	x->u.event.kind = hf_xstrdup("volume");
+	x->u.event.object = hf_xstrdup(v->name);
+	x->u.event.before = hf_xstrdup(before);
+	x->u.event.after = hf_xstrdup(after);
+	return 1;
+}
+
 /*
  * Whether replica r of v is lost for good: on a decommissioned node (in
  * any state), or down longer than the re-replication delay.

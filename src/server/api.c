@@ -673,6 +673,55 @@ static void h_xvol_get(void *ctx, const struct hf_http_req *req,
 }
 
 /*
+ * POST /v1/external-volumes/{name}/resize {"size": "3G" | bytes}: grows
+ * the volume (hf_ops_xvol_resize). A string size reads as driver-options'
+ * size does (a bare number is GiB).
+ */
+static void h_xvol_resize(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp)
+{
+	const char *name = hf_kvlist_get(&req->params, "name");
+	struct hf_ops_err err = {0};
+	json_t *body = NULL, *sz;
+	int64_t size = -1;
+	bool changed = false;
+	int rc;
+
+	if (hf_http_body_json(req, resp, &body))
+		return;
+	sz = json_is_object(body) ? json_object_get(body, "size") : NULL;
+	if (json_is_integer(sz)) {
+		size = json_integer_value(sz);
+	} else if (json_is_string(sz)) {
+		struct hf_spec_volopts o;
+		struct hf_volopts_problems pr = {0};
+		char *text = hf_xasprintf("size=%s", json_string_value(sz));
+
+		if (hf_spec_volopts_parse(text, strlen(text), &o, &pr) == 0)
+			size = o.size_bytes;
+		hf_volopts_problems_release(&pr);
+		free(text);
+	}
+	if (size <= 0) {
+		hf_http_error(resp, HF_EINVAL,
+			      "the body is {\"size\": SIZE}: a number of bytes, "
+			      "or a size as driver-options takes it (\"3\" is "
+			      "3 GiB, \"512M\", \"1.5T\")");
+		goto out;
+	}
+	rc = hf_ops_xvol_resize(srv_of(ctx), name, size, &changed, &err);
+	if (rc)
+		answer_err(resp, rc, &err);
+	else
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:I, s:b}", "volume", name, "size",
+				       (json_int_t)size, "changed", changed));
+out:
+	hf_ops_err_release(&err);
+	json_decref(body);
+}
+
+/*
  * DELETE /v1/volumes/{svc}[/{pod}]: deletes kept volumes (of one instance,
  * or all of a service); hf_ops_volume_delete.
  */
@@ -1650,6 +1699,8 @@ static const struct hf_http_route routes[] = {
     {"GET", "/v1/volumes", h_volumes_list, HF_ROUTE_READ, "service"},
     {"GET", "/v1/external-volumes", h_xvols_list, HF_ROUTE_READ, "service"},
     {"GET", "/v1/external-volumes/{name}", h_xvol_get, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/external-volumes/{name}/resize", h_xvol_resize,
+     HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}", h_volume_delete, HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}/{pod}", h_volume_delete, HF_ROUTE_WRITE,
      NULL},

@@ -640,6 +640,23 @@ static const struct route_doc docs[] = {
 		 "\"integer\", \"resync_sent\": \"integer\", "
 		 "\"resync_planned\": \"integer (absent while detached)\"}}",
      .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/external-volumes/{name}/resize",
+     .section = "Volumes",
+     .summary =
+	 "Grows an external volume while it is in use: every replica grows, "
+	 "then the attached volume and its file system (online; where the "
+	 "node does not give ext4's online resize the CAP_SYS_RESOURCE it "
+	 "needs, at the next attach). `size` is bytes, or a string read as "
+	 "`driver-options`' size (`\"3\"` is 3 GiB, `\"512M\"`). A smaller "
+	 "size is refused (`409`: volumes never shrink), as is one no pool "
+	 "holding a replica has room for; the same size changes nothing "
+	 "(`changed: false`).",
+     .request = "{\"size\": \"integer (bytes) | string\"}",
+     .status = "200",
+     .response = "{\"volume\": \"string\", \"size\": \"integer\", "
+		 "\"changed\": \"boolean\"}",
+     .errors = "bad-json invalid not-found conflict"},
     {.method = "DELETE",
      .pattern = "/v1/volumes/{svc}",
      .section = "Volumes",

@@ -318,6 +318,11 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		set_str(&v->instance, NULL);
 		set_str(&v->attached, NULL);
 		break;
+	case HF_XVOLOP_RESIZE:
+		if (o->size <= v->size)
+			return;
+		v->size = o->size;
+		break;
 	case HF_XVOLOP_DELETE:
 		v->state = HF_XVOL_DELETING;
 		set_str(&v->attached, NULL);

@@ -15,6 +15,7 @@
 #include "server/apply.h"
 #include "server/cluster.h"
 #include "server/nodeauth.h"
+#include "common/log.h"
 #include "server/ops.h"
 #include "server/sched.h"
 #include "server/state.h"
@@ -193,6 +194,72 @@ static void volumes_of(const struct hf_model *m, const struct hf_actions *a,
 			hf_ops_volumes_add(out, v->name,
 					   v->replicas.items[k].node);
 	}
+}
+
+/*
+ * A spec update that raised an external volume's size in driver-options
+ * grows the instances' volumes now, while their tasks run (the diff
+ * allows growth only). A growth a pool has no room for is an event and
+ * a log line; the volume stays as it is.
+ */
+static void grow_volumes(struct hf_srv *s, const struct hf_service *svc,
+			 const struct hf_config *cfg, struct hf_actions *a)
+{
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		const struct hf_instance *in = svc->instances.items[i];
+		const struct hf_spec_pod *pod =
+		    hf_spec_find_pod(cfg->spec, in->pod);
+
+		for (size_t k = 0; pod && k < pod->external_volumes.len; k++) {
+			const struct hf_spec_external_volume *ev =
+			    &pod->external_volumes.items[k];
+			char *name = hf_spec_external_volume_name(
+			    svc->name, pod->name, in->index, ev);
+			const struct hf_xvol *v =
+			    name ? hf_model_xvol(&s->model, name) : NULL;
+			char *why = NULL;
+
+			if (v && ev->has_opts && ev->opts.size_bytes > v->size &&
+			    hf_decide_xvol_resize(&s->model, name,
+						  ev->opts.size_bytes, "update",
+						  a, &why) < 0)
+				hf_log("service %s: volume %s not grown: %s",
+				       svc->name, name, why);
+			free(why);
+			free(name);
+		}
+	}
+	carry_out(s, a);
+}
+
+int hf_ops_xvol_resize(struct hf_srv *s, const char *name, int64_t size,
+		       bool *changed, struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	char *why = NULL;
+	int rc = enter(s, err);
+
+	*changed = false;
+	if (rc)
+		return rc;
+	switch (hf_decide_xvol_resize(&s->model, name, size, "operator", &a,
+				      &why)) {
+	case 1:
+		carry_out(s, &a);
+		*changed = true;
+		break;
+	case 0:
+		break;
+	default:
+		rc = fail(err,
+			  hf_model_xvol(&s->model, name) ? HF_ECONFLICT
+							 : HF_ENOTFOUND,
+			  "%s", why ? why : "cannot resize");
+		break;
+	}
+	free(why);
+	hf_actions_release(&a);
+	return leave(s, rc, err);
 }
 
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
@@ -544,6 +611,8 @@ static int change(struct hf_srv *s, const char *name,
 	hf_apply_ctx(s, &ctx);
 	hf_decide_set_target(&s->model, svc, added, false, &ctx, &a);
 	carry_out(s, &a);
+	hf_actions_reset(&a);
+	grow_volumes(s, svc, added, &a);
 leave:
 	rc = leave(s, rc, err);
 out:

@@ -186,6 +186,15 @@ int hf_ops_volume_delete(struct hf_srv *s, const char *svc,
 			 const char *instance, struct hf_ops_volumes *out,
 			 struct hf_ops_err *err);
 
+/*
+ * Grows external volume `name` to size bytes (hf_decide_xvol_resize):
+ * HF_ENOTFOUND without such a volume, HF_ECONFLICT when it cannot (a
+ * smaller size, a pool without room), with why in err. *changed: false
+ * when it is that size already.
+ */
+int hf_ops_xvol_resize(struct hf_srv *s, const char *name, int64_t size,
+		       bool *changed, struct hf_ops_err *err);
+
 /* ------------------------------------------------------------------ */
 /* Plans                                                                */
 

@@ -137,8 +137,8 @@ static uint64_t attach_hash(const struct hf_model *m, const struct hf_xvol *v)
 	uint64_t h;
 	char buf[48];
 
-	snprintf(buf, sizeof(buf), "%llu/%d", (unsigned long long)v->epoch,
-		 v->formatted);
+	snprintf(buf, sizeof(buf), "%llu/%d/%lld", (unsigned long long)v->epoch,
+		 v->formatted, (long long)v->size);
 	h = hf_hash_str(v->name) ^ hf_hash_str(buf);
 	for (int i = 0; i < nr; i++) {
 		snprintf(buf, sizeof(buf), "%lld/%d",
@@ -151,9 +151,10 @@ static uint64_t attach_hash(const struct hf_model *m, const struct hf_xvol *v)
 }
 
 /* A held replica's part of its node's digest. */
-static uint64_t held_hash(const struct hf_xrep *r)
+static uint64_t held_hash(const struct hf_xvol *v, const struct hf_xrep *r)
 {
-	return hf_hash_str(r->id) * 11;
+	/* The size too: a grown volume's replicas are listed again. */
+	return hf_hash_str(r->id) * 11 + (uint64_t)v->size * 7;
 }
 
 /* Whether v is attached on node for its owner, which runs there. */
@@ -220,7 +221,7 @@ static void xvols_digest(struct hf_srv *s)
 				continue;
 			n->link->digest_scratch += r->state == HF_XREP_DELETING
 						       ? hf_hash_str(r->id) * 7
-						       : held_hash(r);
+						       : held_hash(v, r);
 		}
 	}
 }
@@ -332,7 +333,7 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 				continue;
 			if (hr->state != HF_XREP_DELETING) {
 				/* Its node's replica server keeps it. */
-				d += held_hash(hr);
+				d += held_hash(v, hr);
 				if (out && v->secret) {
 					struct hf_proto_held_replica *h =
 					    HF_VEC_PUSH(&out->replicas);

@@ -389,14 +389,15 @@ static void compare_external_volumes(struct hf_spec_diff *d,
 			       "the volume: the new one would be empty)",
 			       np->name, a->name, or_none(a->volume_name),
 			       or_none(b->volume_name));
-		if (a->opts.size_bytes != b->opts.size_bytes) {
+		if (a->opts.size_bytes > b->opts.size_bytes) {
+			/* Growing is a resize of each instance's volume. */
 			char *sa = size_text(a->opts.size_bytes);
 			char *sb = size_text(b->opts.size_bytes);
 
 			refuse(d,
 			       "pod '%s': external volume '%s' size cannot "
-			       "change from %s to %s (volumes cannot be "
-			       "resized yet)",
+			       "shrink from %s to %s (volumes grow, never "
+			       "shrink)",
 			       np->name, a->name, sa, sb);
 			free(sa);
 			free(sb);
@@ -493,6 +494,18 @@ static json_t *pod_settings(const struct hf_spec_pod *pod)
 	json_object_set_new(o, "volume-retention",
 			    json_string(pod->retain_volumes ? "retain"
 							    : "delete"));
+	/* Grown in place (compare_external_volumes refuses shrinking). */
+	for (size_t i = 0; i < pod->external_volumes.len; i++) {
+		const struct hf_spec_external_volume *e =
+		    &pod->external_volumes.items[i];
+		char *k;
+
+		if (!e->has_opts || !e->name)
+			continue;
+		k = hf_xasprintf("external-volumes.%s.size", e->name);
+		json_object_set_new(o, k, json_integer(e->opts.size_bytes));
+		free(k);
+	}
 	return o;
 }
 

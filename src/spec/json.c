@@ -236,7 +236,8 @@ static json_t *task_json(const struct hf_spec *spec,
  */
 static json_t *external_volume_json(const struct hf_spec *spec,
 				    const struct hf_spec_pod *pod,
-				    const struct hf_spec_external_volume *e)
+				    const struct hf_spec_external_volume *e,
+				    bool for_diff)
 {
 	json_t *o = json_object();
 	struct hf_spec_external_volume pattern = *e;
@@ -262,6 +263,9 @@ static json_t *external_volume_json(const struct hf_spec *spec,
 		      (json_int_t)e->opts.size_bytes, "repl", (int)e->opts.repl,
 		      "min_sync", (int)e->opts.min_sync, "shared",
 		      e->opts.shared, "secure", e->opts.secure));
+	/* A larger size grows the volume under its running tasks. */
+	if (for_diff)
+		json_object_del(json_object_get(o, "options"), "size");
 	/* The names instances get: "<index>" stands for the index. */
 	pattern.opts.shared = true;
 	name = hf_spec_external_volume_name(spec->name ? spec->name : "",
@@ -378,7 +382,8 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		for (size_t i = 0; i < pod->external_volumes.len; i++)
 			json_array_append_new(
 			    a, external_volume_json(
-				   spec, pod, &pod->external_volumes.items[i]));
+				   spec, pod, &pod->external_volumes.items[i],
+				   for_diff));
 		json_object_set_new(o, "external-volumes", a);
 	}
 	if (pod->share_pid_namespace)

@@ -845,8 +845,9 @@ struct hf_spec_diff {
  * relaunch; instances past the old count are added, past the new count
  * removed. Refusals: count decrease without allow-decommission, any volume
  * change, an existing external volume's driver (other than between
- * holdfast and pxd), container-path, volume-name or driver-options (size,
- * shared, secure, repl, min_sync) changing, user change,
+ * holdfast and pxd), container-path, volume-name or driver-options
+ * (shared, secure, repl, min_sync) changing or its size shrinking (a
+ * larger size relaunches nothing: the volumes grow), user change,
  * pre-reserved-role change, a pod type removed without
  * allow-decommission on the old spec. Fills *out; release it with
  * hf_spec_diff_release(). Change lines hide secret values

@@ -269,6 +269,8 @@ ROUTES = {
     ("GET", "/v1/volumes"): ("/v1/volumes?service=svc", None, 200),
     ("GET", "/v1/external-volumes"): ("/v1/external-volumes", None, 200),
     ("GET", "/v1/external-volumes/{name}"): ("/v1/external-volumes/nosuch", None, 404),
+    ("POST", "/v1/external-volumes/{name}/resize"): ("/v1/external-volumes/nosuch/resize",
+                                                     {"size": "2G"}, 404),
     ("DELETE", "/v1/volumes/{svc}"): ("/v1/volumes/nosuch", None, 404),
     ("DELETE", "/v1/volumes/{svc}/{pod}"): ("/v1/volumes/nosuch/nosuch-0", None, 404),
     ("GET", "/v1/events"): ("/v1/events?follow=false", None, 200),

@@ -379,6 +379,10 @@ def test_every_route_answers_as_documented(cl):
     ck.call("GET", "/v1/external-volumes", "/v1/external-volumes?service=docs")
     ck.call("GET", "/v1/external-volumes/{name}", "/v1/external-volumes/docs-web-0",
             expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/resize", "/v1/external-volumes/docs-web-0/resize",
+            body={"size": "2G"}, expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/resize", "/v1/external-volumes/docs-web-0/resize",
+            body={"size": []}, expect_error="invalid")
     ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="conflict")
     st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs")
     assert st == 202

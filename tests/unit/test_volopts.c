@@ -837,12 +837,12 @@ static void test_diff(void **state)
 	char *r;
 
 	(void)state;
-	refused(db("pxd", "size=1", ""), db("pxd", "size=2", ""),
-		"pod 'db': external volume 'data' size cannot change from 1G "
-		"to 2G (volumes cannot be resized yet)\n");
-	refused(db("pxd", "size=100M", ""), db("pxd", "", ""),
-		"pod 'db': external volume 'data' size cannot change from "
-		"100M to 1G (volumes cannot be resized yet)\n");
+	/* Growing is allowed (each volume grows in place); shrinking not. */
+	refused(db("pxd", "size=1", ""), db("pxd", "size=2", ""), "");
+	refused(db("pxd", "size=100M", ""), db("pxd", "", ""), "");
+	refused(db("pxd", "size=2", ""), db("pxd", "size=1", ""),
+		"pod 'db': external volume 'data' size cannot shrink from 2G "
+		"to 1G (volumes grow, never shrink)\n");
 	refused(db("pxd", "", ""), db("pxd", "shared=true", ""),
 		"pod 'db': external volume 'data' shared cannot change from "
 		"false to true (it changes the volumes' names)\n");

@@ -10,6 +10,7 @@ replicas before it is acknowledged. Run as root:
 
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_volumes.py
 """
+import json
 import os
 
 from netns import holds_for, wait_for, write
@@ -226,6 +227,34 @@ def test_an_encrypted_volume_fails_over_with_its_key(hf, net, tmp_path):
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
 
 
+def test_a_replicated_volume_grows_under_its_writer(hf, net, tmp_path):
+    """`holdfast volume resize` on repl=2: both replicas (one on another
+    node) grow, then the attached device, while the writer appends; no
+    acknowledged record is lost and the task is not restarted."""
+    out, v, node, peer, acked = start_writer(hf, net, tmp_path, records=20)
+    task = hf.tasks("w")["app-0-server"]["id"]
+    hf.cli("volume", "resize", "w-app-0", "192M")
+    assert xvols(hf)["w-app-0"]["size"] == 192 << 20
+    for r in v["replicas"]:
+        f = replica_file(hf, v, r)
+        wait_for(lambda: os.path.getsize(f) == 192 << 20, 60, what=f"replica on {r['node']} grown")
+    status = os.path.join(hf.agents[node].data, "attach", "w-app-0", "status.json")
+
+    def attach_size():
+        try:
+            with open(status) as fh:
+                return json.load(fh).get("size")
+        except (OSError, ValueError):
+            return None
+    wait_for(lambda: attach_size() == 192 << 20, 60, what="the attached volume grown")
+    n = len(open(acked).read().split())
+    wait_for(lambda: len(open(acked).read().split()) > n + 20, 60, what="the writer writing on")
+    assert hf.tasks("w")["app-0-server"]["id"] == task
+    v = xvols(hf)["w-app-0"]
+    assert all(r["state"] == "in_sync" for r in v["replicas"]), v
+    hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+
+
 PG = """
 name: pg
 pods:
@@ -413,7 +442,10 @@ def test_kill_9_of_the_attach_process_and_the_agent_loses_no_acknowledged_write(
     # The agent dies and comes back: the writer never notices.
     hf.agents[node].kill()
     n = count()
-    wait_for(lambda: count() >= n + 30, 30, what="writes going on without the agent")
+    # A few records, not many: the agent must be back well within the
+    # server's node timeout (3 s here), or its node is lost and the pod
+    # fails over, which is another test.
+    wait_for(lambda: count() >= n + 5, 30, what="writes going on without the agent")
     hf.agents[node].start()
     wait_for(lambda: count() >= n + 60, 30, what="writes going on with the agent back")
     assert hf.tasks("w")["app-0-server"]["id"] == task_id

@@ -643,6 +643,8 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 		v->state = hf_xstrdup(state);
 		if (strcmp(state, "ready") == 0 && s.device)
 			v->device = hf_xstrdup(s.device);
+		if (strcmp(state, "ready") == 0 && s.message)
+			v->message = hf_xstrdup(s.message);
 		for (size_t k = 0; strcmp(state, "ready") == 0 &&
 				   k < s.resynced.len; k++)
 			hf_strlist_push(&v->resynced, s.resynced.items[k]);

@@ -2533,6 +2533,8 @@ static int cmd_volume_show(int argc, char **argv)
 			printf("  io        %s written, %s sent to remote "
 			       "replicas, %s copied to resyncing ones\n",
 			       w, rp, rs);
+			if (jstr(io, "note"))
+				printf("  note      %s\n", jstr(io, "note"));
 			free(w);
 			free(rp);
 			free(rs);

@@ -355,6 +355,7 @@ struct hf_node_volrep {
 	uint64_t epoch;
 	bool ready;
 	char *failed; /* state "failed": its message (or ""); else NULL */
+	char *note;   /* state "ready": what it says it waits for, or NULL */
 	/*
 	 * The attach process's counters and what replicas miss, as its
 	 * latest report says (hf_proto_volume_report): the metrics read

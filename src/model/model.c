@@ -730,6 +730,7 @@ void hf_model_node_volreps_clear(struct hf_node *n)
 
 		free(r->volume);
 		free(r->failed);
+		free(r->note);
 		for (size_t k = 0; k < r->missed.len; k++)
 			free(r->missed.items[k].replica);
 		HF_VEC_FREE(&r->missed);

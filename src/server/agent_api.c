@@ -317,6 +317,9 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 				nr = &n->volreps.items[k];
 		if (!nr)
 			continue;
+		free(nr->note);
+		nr->note = nr->ready && r->message ? hf_xstrdup(r->message)
+						   : NULL;
 		nr->written = r->written;
 		nr->replicated = r->replicated;
 		nr->resync_sent = r->resync_sent;

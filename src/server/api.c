@@ -623,6 +623,10 @@ static json_t *xvol_json(const struct hf_srv *s, const struct hf_xvol *v)
 		      (json_int_t)r->replicated, "resync_sent",
 		      (json_int_t)r->resync_sent, "resync_planned",
 		      (json_int_t)r->resync_planned));
+	/* What it waits for (a resize's file system, a replica to grow). */
+	if (r->note)
+		json_object_set_new(json_object_get(o, "io"), "note",
+				    json_string(r->note));
 	json_array_foreach(reps, k, e) {
 		const char *id = json_string_value(json_object_get(e, "id"));
 

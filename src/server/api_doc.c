@@ -638,7 +638,9 @@ static const struct route_doc docs[] = {
 		 "\"missed\": \"integer (bytes; absent when unknown)\"}], "
 		 "\"io\": {\"written\": \"integer\", \"replicated\": "
 		 "\"integer\", \"resync_sent\": \"integer\", "
-		 "\"resync_planned\": \"integer (absent while detached)\"}}",
+		 "\"resync_planned\": \"integer (absent while detached)\", "
+		 "\"note?\": \"string (what the attach waits for: a resize's "
+		 "replicas or file system)\"}}",
      .errors = "not-found"},
     {.method = "POST",
      .pattern = "/v1/external-volumes/{name}/resize",

@@ -98,6 +98,10 @@ def grown(cl, size):
     else:
         wait_for(lambda: "CAP_SYS_RESOURCE" in (attach_status(cl).get("message") or ""), 30,
                  what="the attach saying when the file system grows")
+        # The operator sees it too.
+        wait_for(lambda: "next attached" in cl.cli("volume", "show", "grow-db-0").stdout, 30,
+                 what="volume show's note")
+        assert "next attached" in volume(cl)["io"]["note"]
 
 
 def test_volume_resize_grows_it_under_a_running_task(cl):

@@ -2434,37 +2434,16 @@ static int format(struct vol *v)
 	char *owner = hf_xasprintf("nodiscard,assume_storage_prezeroed=1,"
 				   "root_owner=%u:%u",
 				   v->uid, v->gid);
-	const char *mkfs = access("/sbin/mkfs.ext4", X_OK) == 0
-				   ? "/sbin/mkfs.ext4"
-				   : "/usr/sbin/mkfs.ext4";
-	char *argv[] = {(char *)mkfs, "-q", "-F", "-b", "4096", "-m", "0",
-			"-E", owner, v->dev, NULL};
-	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-				     "LC_ALL=C", NULL};
-	struct hf_spawn sp;
-	char *err = NULL;
-	pid_t pid;
-	int status = 0, rc;
+	char mkfs[64];
+	char *argv[] = {(char *)sbin("mkfs.ext4", mkfs, sizeof(mkfs)),
+			"-q", "-F", "-b", "4096", "-m", "0", "-E", owner, v->dev,
+			NULL};
+	int status = run_tool(argv), rc;
 
-	memset(&sp, 0, sizeof(sp));
-	sp.path = argv[0];
-	sp.argv = argv;
-	sp.envp = envp;
-	sp.in = -1;
-	sp.out = sp.err = STDERR_FILENO;
-	if (hf_spawn_start(&sp, &pid, &err)) {
-		rc = failed(v, "mkfs.ext4: %s", err);
-		goto out;
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	rc = WIFEXITED(status) && WEXITSTATUS(status) == 0
-		     ? 0
-		     : failed(v, "mkfs.ext4 on %s failed (status %d; its "
-				 "messages are on stderr)",
-			      v->dev, status);
-out:
-	free(err);
+	rc = status == 0 ? 0
+			 : failed(v, "mkfs.ext4 on %s failed (exit status %d; "
+				     "its messages are on stderr)",
+				  v->dev, status);
 	free(owner);
 	return rc;
 }

@@ -152,6 +152,23 @@ def assert_identical(a, b):
                 break
 
 
+def kill_writer_host(hf, net, out, victim, survivor, acked):
+    """Kills the writer's host (every process in it: agent, shims, task,
+    attach process, replica server; then its link down) and waits for
+    the pod on the survivor, which must see every acknowledged record.
+    Returns the last record acknowledged before the kill."""
+    net[victim].kill()
+    net[victim].cut()
+    last_acked = int(open(acked).read().split()[-1])
+    wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
+             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
+             what=f"app-0 running again on {survivor}")
+    have = records_seen_by(out, survivor)
+    missing = [i for i in range(1, last_acked + 1) if i not in have]
+    assert not missing, f"acknowledged records lost: {missing[:20]} (last acked {last_acked})"
+    return last_acked
+
+
 def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     """Acceptance 2: a writer appends records with fsync and logs each
     acknowledged one outside the volume. Its host is killed (all its
@@ -159,17 +176,7 @@ def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     a node holding a replica; every acknowledged record is there; the old
     host, back, does not run the task."""
     out, v, victim, survivor, acked = start_writer(hf, net, tmp_path)
-
-    net[victim].kill()  # agent, shims, tasks, attach and replica server
-    net[victim].cut()
-    last_acked = int(open(acked).read().split()[-1])
-
-    wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
-             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
-             what=f"app-0 running again on {survivor}")
-    have = records_seen_by(out, survivor)
-    missing = [i for i in range(1, last_acked + 1) if i not in have]
-    assert not missing, f"acknowledged records lost: {missing[:20]} (last acked {last_acked})"
+    kill_writer_host(hf, net, out, victim, survivor, acked)
     v = xvols(hf)["w-app-0"]
     states = {r["node"]: r["state"] for r in v["replicas"]}
     assert states[victim] == "down" and states[survivor] == "in_sync", v
@@ -211,15 +218,7 @@ def test_an_encrypted_volume_fails_over_with_its_key(hf, net, tmp_path):
     files = {r["node"]: replica_file(hf, v, r) for r in v["replicas"]}
     for node, f in files.items():
         assert not holds_text(f, b"record 1\n"), (node, f)
-    net[victim].kill()
-    net[victim].cut()
-    last_acked = int(open(acked).read().split()[-1])
-    wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and
-             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
-             what=f"app-0 running again on {survivor}")
-    have = records_seen_by(out, survivor)
-    missing = [i for i in range(1, last_acked + 1) if i not in have]
-    assert not missing, f"acknowledged records lost: {missing[:20]} (last acked {last_acked})"
+    last_acked = kill_writer_host(hf, net, out, victim, survivor, acked)
     wait_for(lambda: len(open(acked_file(out, survivor)).read().split()) >= 5, 30,
              what="the writer writing on the survivor")
     assert not holds_text(files[survivor], b"record 1\n")

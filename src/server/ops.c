@@ -199,8 +199,8 @@ static void volumes_of(const struct hf_model *m, const struct hf_actions *a,
 /*
  * A spec update that raised an external volume's size in driver-options
  * grows the instances' volumes now, while their tasks run (the diff
- * allows growth only). A growth a pool has no room for is an event and
- * a log line; the volume stays as it is.
+ * allows growth only). A growth a pool has no room for is a log line
+ * only, and the volume stays as it is (`volume resize` says why).
  */
 static void grow_volumes(struct hf_srv *s, const struct hf_service *svc,
 			 const struct hf_config *cfg, struct hf_actions *a)

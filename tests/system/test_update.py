@@ -489,6 +489,10 @@ def test_crash_during_update_recovers_with_its_config(cluster, tmp_path):
     wait_for(lambda: c.restarted("gated", "a-2-server", before)
              and c.tasks("gated")["a-2-server"]["status"] == "RUNNING", 30,
              what="a-2 recovered during the update (it stays down)")
+    # RUNNING is reported when the shim has started the shell, which may
+    # not have written its line yet.
+    wait_for(lambda: len(vol_lines(c, "gated", "a-2")) >= 2, 10,
+             what="a-2's second start line")
     assert vol_lines(c, "gated", "a-2") == ["v1 a-2", "v1 a-2"]
     # Then the update takes it over.
     (tmp_path / "gate").write_text("open")
@@ -511,6 +515,8 @@ def test_crash_while_an_update_is_stopped_in_error_is_recovered(cluster, tmp_pat
     wait_for(lambda: c.restarted("brk", "a-1-server", before)
              and c.tasks("brk")["a-1-server"]["status"] == "RUNNING", 30,
              what="a-1 recovered (it stays down)")
+    wait_for(lambda: len(vol_lines(c, "brk", "a-1")) >= 2, 10,
+             what="a-1's second start line")
     assert vol_lines(c, "brk", "a-1") == ["old a-1", "old a-1"]
     assert plan_status(c, "brk") == "ERROR"
     assert c.tasks("brk")["a-2-server"]["id"] == ids["a-2-server"]

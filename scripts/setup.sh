@@ -16,9 +16,19 @@ PACKAGES=(
 	python3 python3-pytest python3-pytest-xdist procps iproute2 curl redis-server redis-tools
 	postgresql
 	etcd-server etcd-client openssl util-linux
+	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py)
+	s3cmd
 	# packaging: the .deb, its units, man page, completion (make deb)
 	dpkg-dev binutils systemd man-db groff-base bash-completion strace
 )
+
+# The S3 client's tests install s3rver with npm (tests/s3_harness.py):
+# Debian's nodejs and npm, unless npm is there already. dpkg-query cannot
+# tell: NodeSource's nodejs package carries its own npm (it "Provides" npm,
+# which dpkg-query reports as not installed) and conflicts with Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+	PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

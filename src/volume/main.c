@@ -7,11 +7,12 @@
 #include <string.h>
 
 #include "volume/attach.h"
+#include "volume/s3cmd.h"
 #include "volume/serve.h"
 
 static int usage(FILE *f)
 {
-	fprintf(f, "usage: holdfast-volume attach DIR | serve DIR\n"
+	fprintf(f, "usage: holdfast-volume attach DIR | serve DIR | s3 ...\n"
 		   "  attach DIR   serve the volume DIR/attach.json describes "
 		   "through FUSE and a\n"
 		   "               loop device until SIGTERM (see "
@@ -19,7 +20,9 @@ static int usage(FILE *f)
 		   "  serve DIR    serve the node's replicas DIR/serve.json "
 		   "lists to their\n"
 		   "               volumes' primaries until SIGTERM (see "
-		   "src/volume/serve.h)\n");
+		   "src/volume/serve.h)\n"
+		   "  s3 ...       one request to an S3 store (`s3 --help`; "
+		   "see src/volume/s3.h)\n");
 	return f == stdout ? HF_VOLUME_EXIT_OK : HF_VOLUME_EXIT_USAGE;
 }
 
@@ -32,5 +35,7 @@ int main(int argc, char **argv)
 		return hf_volume_attach_main(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "serve") == 0)
 		return hf_volume_serve_main(argv[2]);
+	if (argc >= 2 && strcmp(argv[1], "s3") == 0)
+		return hf_volume_s3_main(argc - 1, argv + 1);
 	return usage(stderr);
 }

@@ -36,6 +36,7 @@
 #include "volume/status.h"
 #include "volume/remote.h"
 #include "volume/crypt.h"
+#include "volume/snap.h"
 #include "volume/ticket.h"
 
 #define VOL_INO 2
@@ -165,6 +166,16 @@ struct vol {
 	int fence_port;
 	struct bufpool pool;
 	int rfd;                 /* the local replica's data file, or -1 */
+	/* The local replica's snapshots (snap.h), or NULL without one. */
+	struct hf_snaps *snaps;
+	/*
+	 * attach.json's "snapshots" (the agent's requests, main thread), and
+	 * what became of each: {id: {"op", "ok", "replicas", "error"}},
+	 * published in status.json. A request is carried out once per
+	 * process.
+	 */
+	json_t *snap_want, *snap_done;
+	pthread_mutex_t snap_mu; /* snap_done: publish reads it anywhere */
 	int loopfd;
 	char dev[32];
 	char identity[LO_NAME_SIZE];
@@ -220,6 +231,11 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 	json_object_set_new(o, "written",
 			    json_integer(__atomic_load_n(&v->written,
 							 __ATOMIC_RELAXED)));
+	pthread_mutex_lock((pthread_mutex_t *)&v->snap_mu);
+	if (v->snap_done && json_object_size(v->snap_done))
+		json_object_set_new(o, "snapshots",
+				    json_deep_copy(v->snap_done));
+	pthread_mutex_unlock((pthread_mutex_t *)&v->snap_mu);
 	json_object_set_new(o, "replicated",
 			    json_integer(__atomic_load_n(&v->replicated,
 							 __ATOMIC_RELAXED)));
@@ -505,12 +521,54 @@ static int load_key(struct vol *v, json_t *val, const char *path)
 	return 0;
 }
 
+/*
+ * "snapshots": [{"id": snapshot id (snap.h), "op": "take" | "delete" |
+ * "restore"}] (at most HF_SNAP_MAX * 2): kept in v->snap_want for
+ * snap_work. Returns 0, or -1 having failed (at start) or logged (when
+ * path is NULL: a reload, which then keeps the old list).
+ */
+static int snap_requests(struct vol *v, json_t *a, const char *path)
+{
+	size_t i;
+	json_t *e;
+
+	if (!a) {
+		json_decref(v->snap_want);
+		v->snap_want = json_array();
+		return 0;
+	}
+	if (!json_is_array(a) || json_array_size(a) > 2 * HF_SNAP_MAX)
+		goto bad;
+	json_array_foreach(a, i, e) {
+		const char *id = json_string_value(json_object_get(e, "id"));
+		const char *op = json_string_value(json_object_get(e, "op"));
+
+		if (!json_is_object(e) || json_object_size(e) != 2 ||
+		    !hf_snap_id_ok(id) || !op ||
+		    (strcmp(op, "take") && strcmp(op, "delete") &&
+		     strcmp(op, "restore")))
+			goto bad;
+	}
+	json_decref(v->snap_want);
+	v->snap_want = json_deep_copy(a);
+	return 0;
+bad:
+	if (!path) {
+		hf_log("reload: \"snapshots\" is malformed: the requests stay "
+		       "as they were");
+		return -1;
+	}
+	return failed(v, "%s: \"snapshots\" must be a list of {\"id\": a "
+			 "snapshot id, \"op\": \"take\", \"delete\" or "
+			 "\"restore\"}", path);
+}
+
 static int load(struct vol *v)
 {
 	static const char *const keys[] = {
 	    "volume", "id",  "epoch", "size",    "replica", "format", "uid",
 	    "gid",    "node", "key",  "ticket", "remotes", "fence",
-	    "isr_wait_ms", "resync_rate", "encryption_key"};
+	    "isr_wait_ms", "resync_rate", "encryption_key", "snapshots"};
 	char *path = hf_xasprintf("%s/attach.json", v->dir);
 	json_error_t je;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -591,6 +649,8 @@ static int load(struct vol *v)
 	v->format = json_is_true(val);
 	if (load_key(v, json_object_get(o, "encryption_key"), path))
 		goto out;
+	if (snap_requests(v, json_object_get(o, "snapshots"), path))
+		goto out;
 	for (int i = 0; i < 2; i++) {
 		const char *k = i ? "gid" : "uid";
 		json_t *n = json_object_get(o, k);
@@ -633,6 +693,18 @@ static int open_replica(struct vol *v)
 				 "volume's %lld (volumes never shrink)",
 			      v->replica, (long long)st.st_size,
 			      (long long)v->size);
+	{
+		char *dir = hf_xstrdup(v->replica), *slash = strrchr(dir, '/');
+		char err[HF_VOL_ERR_MAX];
+
+		if (slash && slash != dir)
+			*slash = '\0';
+		v->snaps = hf_snaps_open(dir, v->rfd, err, sizeof(err));
+		free(dir);
+		if (!v->snaps)
+			return failed(v, "replica %s: snapshots: %s", v->replica,
+				      err);
+	}
 	return 0;
 }
 
@@ -1618,6 +1690,7 @@ static void reload_isr(struct vol *v)
 		json_array_foreach(rs, k, e)
 			add_remote(v, e);
 	}
+	snap_requests(v, json_object_get(o, "snapshots"), NULL);
 	sz = json_object_get(o, "size");
 	if (json_is_integer(sz) && json_integer_value(sz) > v->grow_to &&
 	    json_integer_value(sz) > v->size) {
@@ -1866,9 +1939,12 @@ static int local_write(struct vol *v, void *arg)
 	const uint8_t *p = w->p;
 	size_t n = w->len;
 	off_t off = w->off;
+	int ce;
 
 	if (v->rfd < 0)
 		return 0;
+	if ((ce = hf_snaps_before_write(v->snaps, (uint64_t)off, n)))
+		return ce;
 	while (n) {
 		ssize_t k = pwrite(v->rfd, p, n, off);
 
@@ -2023,6 +2099,8 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 	}
 	if (v->secure) {
 		n = write_secure(v, in, off, len);
+	} else if ((n = hf_snaps_before_write(v->snaps, (uint64_t)off, len))) {
+		n = -n;
 	} else {
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		out.buf[0].fd = v->rfd;
@@ -2085,9 +2163,13 @@ struct local_trim {
 static int local_trim(struct vol *v, void *arg)
 {
 	struct local_trim *t = arg;
+	int e;
 
 	if (v->rfd < 0)
 		return 0;
+	if ((e = hf_snaps_before_write(v->snaps, (uint64_t)t->off,
+				       (uint64_t)t->len)))
+		return e;
 	return fallocate(v->rfd, t->mode | FALLOC_FL_KEEP_SIZE, t->off,
 			 t->len) < 0
 		       ? errno
@@ -2160,10 +2242,170 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
+	{
+		int e = hf_snaps_before_write(v->snaps, (uint64_t)off,
+					      (uint64_t)len);
+
+		if (e) {
+			fuse_reply_err(req, e);
+			return;
+		}
+	}
 	fuse_reply_err(req, fallocate(v->rfd, mode | FALLOC_FL_KEEP_SIZE, off,
 				      len) < 0
 				    ? errno
 				    : 0);
+}
+
+/* ---- snapshots ------------------------------------------------------- */
+
+/*
+ * One snapshot request to the local replica and every in-sync remote
+ * (not one being copied to: its bytes are not the volume's yet). Taking
+ * one holds every write (add_lock) and flushes first, so each replica
+ * keeps the same point of the volume: crash-consistent. Returns the
+ * record of what happened ({"op", "ok", "replicas", "error"}).
+ */
+static json_t *snap_one(struct vol *v, const char *id, const char *op)
+{
+	struct hf_remote_req q[HF_VOL_MAX_PEERS];
+	bool sent[HF_VOL_MAX_PEERS] = {0};
+	struct hf_volw_frame f;
+	json_t *reps = json_array(), *r;
+	char err[512] = "";
+	size_t nr;
+	int e = 0;
+
+	memset(&f, 0, sizeof(f));
+	f.type = HF_VOLW_SNAP;
+	f.u.snap.op = !strcmp(op, "take")     ? HF_VOLW_SNAP_TAKE
+		      : !strcmp(op, "delete") ? HF_VOLW_SNAP_DELETE
+					      : HF_VOLW_SNAP_RESTORE;
+	snprintf(f.u.snap.id, sizeof(f.u.snap.id), "%s", id);
+	pthread_rwlock_wrlock(&v->add_lock);
+	nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
+	if (f.u.snap.op == HF_VOLW_SNAP_RESTORE) {
+		/*
+		 * Every replica rewrites itself from its own copy: one that
+		 * is being copied to, or out of the set, would keep the old
+		 * bytes in regions no resync knows of.
+		 */
+		pthread_mutex_lock(&v->isr_mu);
+		for (size_t i = 0; i < nr && !e; i++)
+			if (v->dropped[i] || v->resyncing[i]) {
+				e = EBUSY;
+				snprintf(err, sizeof(err),
+					 "replica %s is not in sync: a restore "
+					 "needs every replica in sync",
+					 v->remotes[i].replica);
+			}
+		pthread_mutex_unlock(&v->isr_mu);
+	}
+	if (f.u.snap.op == HF_VOLW_SNAP_TAKE) {
+		f.u.snap.size = (uint64_t)v->size;
+		if ((e = flush_all(v)))
+			snprintf(err, sizeof(err),
+				 "the flush before it failed: %s",
+				 strerror(e));
+	}
+	pthread_mutex_lock(&v->isr_mu);
+	for (size_t i = 0; i < nr && !e; i++)
+		sent[i] = !v->dropped[i] && !v->resyncing[i];
+	pthread_mutex_unlock(&v->isr_mu);
+	for (size_t i = 0; i < nr; i++) {
+		struct hf_volw_frame g = f;
+
+		memset(&q[i], 0, sizeof(q[i]));
+		if (sent[i] && hf_remote_submit(&v->remotes[i], &g, &q[i]))
+			sent[i] = false;
+	}
+	if (!e && v->snaps) {
+		int le;
+		int64_t bytes = 0;
+
+		switch (f.u.snap.op) {
+		case HF_VOLW_SNAP_TAKE:
+			le = hf_snaps_create(v->snaps, id, v->size);
+			break;
+		case HF_VOLW_SNAP_DELETE:
+			le = hf_snaps_delete(v->snaps, id);
+			break;
+		default:
+			le = hf_snaps_restore(v->snaps, id, &bytes);
+			break;
+		}
+		if (le)
+			snprintf(err, sizeof(err), "the local replica %s: %s",
+				 v->replica, strerror(le));
+		else
+			json_array_append_new(
+			    reps, json_string(v->fence_replica
+						  ? v->fence_replica
+						  : "local"));
+	}
+	for (size_t i = 0; i < nr; i++) {
+		if (!sent[i])
+			continue;
+		if (hf_remote_wait(&v->remotes[i], &q[i]) == 0) {
+			json_array_append_new(
+			    reps, json_string(v->remotes[i].replica));
+		} else if (!err[0]) {
+			char why[256];
+
+			hf_remote_dead(&v->remotes[i], why, sizeof(why));
+			snprintf(err, sizeof(err), "replica %s on node %s: %s",
+				 v->remotes[i].replica, v->remotes[i].node,
+				 why[0] ? why : "refused");
+		}
+	}
+	pthread_rwlock_unlock(&v->add_lock);
+	r = json_pack("{s:s, s:b, s:o}", "op", op,
+		      "ok", json_array_size(reps) > 0 && !err[0], "replicas",
+		      reps);
+	if (err[0])
+		json_object_set_new(r, "error", json_string(err));
+	hf_log("snapshot %s: %s on %zu replica(s)%s%s", id, op,
+	       json_array_size(reps), err[0] ? ": " : "", err);
+	return r;
+}
+
+/*
+ * Carries out the requests not done yet by this process, in order;
+ * restore only before the volume is served (start: nothing has it
+ * mounted), else it is refused. Returns whether anything was done.
+ */
+static bool snap_work(struct vol *v, bool starting)
+{
+	bool any = false;
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(v->snap_want, i, e) {
+		const char *id = json_string_value(json_object_get(e, "id"));
+		const char *op = json_string_value(json_object_get(e, "op"));
+		json_t *done, *r;
+		char key[HF_VOL_ID_MAX + 16];
+
+		snprintf(key, sizeof(key), "%s:%s", op, id);
+		pthread_mutex_lock(&v->snap_mu);
+		done = json_object_get(v->snap_done, key);
+		pthread_mutex_unlock(&v->snap_mu);
+		if (done)
+			continue;
+		if (!strcmp(op, "restore") && !starting)
+			r = json_pack("{s:s, s:b, s:[], s:s}", "op", op, "ok", 0,
+				      "replicas", "error",
+				      "a restore is done by a new attach, "
+				      "before anything mounts the volume");
+		else
+			r = snap_one(v, id, op);
+		json_object_set_new(r, "id", json_string(id));
+		pthread_mutex_lock(&v->snap_mu);
+		json_object_set_new(v->snap_done, key, r);
+		pthread_mutex_unlock(&v->snap_mu);
+		any = true;
+	}
+	return any;
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -2847,12 +3089,17 @@ int hf_volume_attach_main(const char *dir)
 	pthread_mutex_init(&v.miss_mu, NULL);
 	pthread_cond_init(&v.isr_cv, NULL);
 	pthread_rwlock_init(&v.add_lock, NULL);
+	pthread_mutex_init(&v.snap_mu, NULL);
+	v.snap_done = json_object();
 	for (size_t i = 0; i < RS_STRIPES; i++)
 		pthread_mutex_init(&v.stripes[i], NULL);
 	if (load(&v) || private_namespace(&v) || open_replica(&v) ||
 	    miss_load(&v) || fence_local(&v) || connect_remotes(&v) ||
-	    start_remotes(&v) ||
-	    mount_fuse(&v) || configure_loop(&v))
+	    start_remotes(&v))
+		goto out;
+	/* A restore before anything can mount the volume. */
+	snap_work(&v, true);
+	if (mount_fuse(&v) || configure_loop(&v))
 		goto out;
 	fs = v.format || v.secure ? file_system(&v) : FS_NONE;
 	if (fs == FS_UNREADABLE) {
@@ -2884,9 +3131,11 @@ int hf_volume_attach_main(const char *dir)
 
 		sig = sigtimedwait(&mask, NULL, &second);
 		werr = sig < 0 ? errno : 0;
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
 			reload_isr(&v);
-		else if (sig < 0 && werr == EAGAIN && io_changed(&v))
+			if (snap_work(&v, false))
+				publish(&v, "ready", v.grow_msg);
+		} else if (sig < 0 && werr == EAGAIN && io_changed(&v))
 			publish(&v, "ready", v.grow_msg);
 		if (v.grow_to > v.size || v.fs_grow)
 			grow(&v);
@@ -2938,6 +3187,10 @@ out:
 		pthread_mutex_destroy(&v.stripes[i]);
 	free(v.fence_address);
 	free(v.fence_replica);
+	hf_snaps_close(v.snaps);
+	json_decref(v.snap_want);
+	json_decref(v.snap_done);
+	pthread_mutex_destroy(&v.snap_mu);
 	hf_vol_crypt_release(&v.crypt);
 	free(v.grow_msg);
 	pthread_cond_destroy(&v.isr_cv);

@@ -9,10 +9,11 @@
 #include "volume/attach.h"
 #include "volume/s3cmd.h"
 #include "volume/serve.h"
+#include "volume/snap.h"
 
 static int usage(FILE *f)
 {
-	fprintf(f, "usage: holdfast-volume attach DIR | serve DIR | s3 ...\n"
+	fprintf(f, "usage: holdfast-volume attach DIR | serve DIR | snap ... | s3 ...\n"
 		   "  attach DIR   serve the volume DIR/attach.json describes "
 		   "through FUSE and a\n"
 		   "               loop device until SIGTERM (see "
@@ -21,6 +22,8 @@ static int usage(FILE *f)
 		   "lists to their\n"
 		   "               volumes' primaries until SIGTERM (see "
 		   "src/volume/serve.h)\n"
+		   "  snap ...     a replica's snapshots, offline (`snap "
+		   "--help`; src/volume/snap.h)\n"
 		   "  s3 ...       one request to an S3 store (`s3 --help`; "
 		   "see src/volume/s3.h)\n");
 	return f == stdout ? HF_VOLUME_EXIT_OK : HF_VOLUME_EXIT_USAGE;
@@ -35,6 +38,8 @@ int main(int argc, char **argv)
 		return hf_volume_attach_main(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "serve") == 0)
 		return hf_volume_serve_main(argv[2]);
+	if (argc >= 2 && strcmp(argv[1], "snap") == 0)
+		return hf_volume_snap_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "s3") == 0)
 		return hf_volume_s3_main(argc - 1, argv + 1);
 	return usage(stderr);

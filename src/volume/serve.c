@@ -26,6 +26,7 @@
 #include "volume/replica.h"
 #include "volume/serve.h"
 #include "volume/serveconf.h"
+#include "volume/snap.h"
 #include "volume/status.h"
 #include "volume/ticket.h"
 
@@ -558,10 +559,51 @@ static int full_pread(int fd, uint8_t *p, size_t n, off_t off)
 	return 0;
 }
 
-/* One request after HELLO; returns false when the connection must close. */
-static bool request(int fd, struct hf_replica *r, const struct hf_volw_frame *f,
-		    uint8_t *rbuf)
+/*
+ * SNAP: a snapshot taken (after every earlier write of the connection:
+ * the primary sends it once they were acknowledged and flushed), deleted
+ * or restored. Returns 0 or an errno.
+ */
+static int snap_request(struct hf_replica *r, struct hf_snaps *snaps,
+			const struct hf_volw_snap *q)
 {
+	int64_t bytes = 0;
+	int e;
+
+	if (!snaps)
+		return EIO;
+	switch (q->op) {
+	case HF_VOLW_SNAP_TAKE:
+		if (q->size > (uint64_t)__atomic_load_n(&r->size,
+							 __ATOMIC_ACQUIRE))
+			return EINVAL;
+		if ((e = fdatasync(r->fd) < 0 ? errno : 0) ||
+		    (e = hf_snaps_create(snaps, q->id, (int64_t)q->size)))
+			break;
+		hf_log("volume %s replica %s: snapshot %s taken",
+		       r->volume_id, r->replica_id, q->id);
+		break;
+	case HF_VOLW_SNAP_DELETE:
+		if (!(e = hf_snaps_delete(snaps, q->id)))
+			hf_log("volume %s replica %s: snapshot %s deleted",
+			       r->volume_id, r->replica_id, q->id);
+		break;
+	default:
+		if (!(e = hf_snaps_restore(snaps, q->id, &bytes)))
+			hf_log("volume %s replica %s: restored to snapshot "
+			       "%s (%lld bytes written)",
+			       r->volume_id, r->replica_id, q->id,
+			       (long long)bytes);
+		break;
+	}
+	return e;
+}
+
+/* One request after HELLO; returns false when the connection must close. */
+static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
+		    const struct hf_volw_frame *f, uint8_t *rbuf)
+{
+	struct hf_snaps *snaps;
 	struct hf_volw_frame a;
 	uint64_t cur = hf_replica_epoch(r);
 	int e = 0;
@@ -579,6 +621,7 @@ static bool request(int fd, struct hf_replica *r, const struct hf_volw_frame *f,
 	case HF_VOLW_FLUSH:
 	case HF_VOLW_TRIM:
 	case HF_VOLW_READ:
+	case HF_VOLW_SNAP:
 		break;
 	default:
 		send_error(fd, f, EOPNOTSUPP, "%s is not served yet",
@@ -593,11 +636,29 @@ static bool request(int fd, struct hf_replica *r, const struct hf_volw_frame *f,
 		send_fenced(fd, f, cur);
 		return false;
 	}
+	/*
+	 * The snapshots as their files say when this connection first
+	 * writes (not at HELLO: a local attach's fencing HELLO must not
+	 * touch the files it is about to use).
+	 */
+	if (!*snapsp && f->type != HF_VOLW_FLUSH && f->type != HF_VOLW_READ) {
+		char err[HF_VOL_ERR_MAX];
+
+		if (!(*snapsp = hf_snaps_open(r->dir, r->fd, err,
+					      sizeof(err)))) {
+			hf_log("volume %s replica %s: %s", r->volume_id,
+			       r->replica_id, err);
+			send_error(fd, f, EIO, "%s", err);
+			return false;
+		}
+	}
+	snaps = *snapsp;
 	switch (f->type) {
 	case HF_VOLW_WRITE:
 		if (!in_volume(r, f->off, f->data_len))
 			e = ENOSPC;
-		else
+		else if (!(e = hf_snaps_before_write(snaps, f->off,
+						     f->data_len)))
 			e = full_pwrite(r->fd, f->data, f->data_len,
 					(off_t)f->off);
 		a.type = HF_VOLW_WRITE_OK;
@@ -609,11 +670,18 @@ static bool request(int fd, struct hf_replica *r, const struct hf_volw_frame *f,
 	case HF_VOLW_TRIM:
 		if (!in_volume(r, f->off, f->u.range.len))
 			e = EINVAL;
+		else if ((e = hf_snaps_before_write(snaps, f->off,
+						    f->u.range.len)))
+			;
 		else if (fallocate(r->fd,
 				   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				   (off_t)f->off, (off_t)f->u.range.len) < 0)
 			e = errno;
 		a.type = HF_VOLW_TRIM_OK;
+		break;
+	case HF_VOLW_SNAP:
+		e = snap_request(r, snaps, &f->u.snap);
+		a.type = HF_VOLW_SNAP_OK;
 		break;
 	default: /* READ */
 		if (!in_volume(r, f->off, f->u.range.len))
@@ -646,6 +714,7 @@ static void *conn_main(void *arg)
 	struct hf_volc_rx rx;
 	struct hf_volw_frame f;
 	struct hf_replica *r = NULL;
+	struct hf_snaps *snaps = NULL;
 	char err[HF_VOL_ERR_MAX];
 	uint8_t *rbuf = NULL;
 	int rc;
@@ -672,7 +741,7 @@ static void *conn_main(void *arg)
 			rbuf = hf_xmalloc(HF_VOL_DATA_MAX);
 			continue;
 		}
-		if (!request(c->fd, r, &f, rbuf))
+		if (!request(c->fd, r, &snaps, &f, rbuf))
 			break;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -683,6 +752,7 @@ static void *conn_main(void *arg)
 	s->nconns--;
 	pthread_mutex_unlock(&s->mu);
 	close(c->fd);
+	hf_snaps_close(snaps);
 	hf_volc_rx_release(&rx);
 	free(rbuf);
 	free(c);

@@ -242,6 +242,7 @@ enum kind {
 	K_AL,
 	K_FENCED,
 	K_ERROR,
+	K_SNAP,
 };
 
 static void put_none(const struct hf_volw_frame *f, struct wr *w)
@@ -544,6 +545,35 @@ static void get_fenced(struct hf_volw_frame *f, struct rd *r)
 	f->u.fenced_epoch = get64(r, "the epoch");
 }
 
+static void put_snap(const struct hf_volw_frame *f, struct wr *w)
+{
+	put8(w, f->u.snap.op);
+	put64(w, f->u.snap.size);
+	put_id(w, f->u.snap.id);
+}
+
+static void get_snap(struct hf_volw_frame *f, struct rd *r)
+{
+	f->u.snap.op = get8(r, "the snapshot op");
+	f->u.snap.size = get64(r, "the snapshot's size");
+	get_id(r, f->u.snap.id, HF_VOL_ID_MAX, "snapshot id");
+}
+
+static int check_snap(const struct hf_volw_frame *f, const char *t, char *err)
+{
+	if (f->u.snap.op == HF_VOLW_SNAP_TAKE
+		    ? f->u.snap.size == 0 || f->u.snap.size % HF_VOL_REGION_SIZE ||
+			      f->u.snap.size > HF_VOL_SIZE_MAX
+		    : (f->u.snap.op != HF_VOLW_SNAP_DELETE &&
+		       f->u.snap.op != HF_VOLW_SNAP_RESTORE) ||
+			      f->u.snap.size)
+		return fail(err, HF_EINVAL,
+			    "%s: op %u with size %llu is not a snapshot "
+			    "request", t, f->u.snap.op,
+			    (unsigned long long)f->u.snap.size);
+	return check_id(t, "snapshot id", f->u.snap.id, HF_VOL_ID_MAX, err);
+}
+
 static void put_error(const struct hf_volw_frame *f, struct wr *w)
 {
 	size_t n = strlen(f->u.error.text);
@@ -628,6 +658,8 @@ static const struct kind_ops {
     [K_FENCED] = {false, 8, 8, put_fenced, get_fenced, check_none},
     [K_ERROR] = {false, 4 + 2 + 1, 4 + 2 + HF_VOLW_TEXT_MAX, put_error,
 		 get_error, check_error},
+    [K_SNAP] = {false, 1 + 8 + 2, 1 + 8 + 1 + HF_VOL_ID_MAX, put_snap,
+		get_snap, check_snap},
 };
 
 _Static_assert(HF_VOLW_HDR + 8 + 8 + 4 + GENS_LEN + 1 +
@@ -668,6 +700,8 @@ static const struct type_info {
     [HF_VOLW_BYE] = {"BYE", K_EMPTY, 0},
     [HF_VOLW_FENCED] = {"FENCED", K_FENCED, 0},
     [HF_VOLW_ERROR] = {"ERROR", K_ERROR, 0},
+    [HF_VOLW_SNAP] = {"SNAP", K_SNAP, HF_VOLW_SNAP_OK},
+    [HF_VOLW_SNAP_OK] = {"SNAP_OK", K_EMPTY, 0},
 };
 
 static const struct type_info *type_info(int type)

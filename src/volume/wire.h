@@ -54,10 +54,14 @@
  *                then the removed ones, each list strictly increasing,
  *                at least one in all
  *   FENCED       u64 the replica's epoch
+ *   SNAP         u8 op (1 take, 2 delete, 3 restore), u64 size (the
+ *                volume's bytes the snapshot holds: > 0 for take, else 0), the
+ *                snapshot's id (snap.h): the replica takes, deletes or restores it
+ *                after every earlier request on the connection
  *   ERROR        u32 errno (1..4095), u16 length, text (printable ASCII,
  *                up to HF_VOLW_TEXT_MAX)
  *   WRITE_OK, TRIM_OK, FLUSH, FLUSH_OK, GEN_OK, RESYNC_OK, AL_OK, PING,
- *   PONG, BYE    empty
+ *   PONG, BYE, SNAP_OK    empty
  *
  * Every field has one encoding (reserved bytes zero, exact lengths,
  * sorted lists), so whatever decodes encodes back to the same bytes.
@@ -108,6 +112,8 @@ enum hf_volw_type {
 	HF_VOLW_BYE,
 	HF_VOLW_FENCED,
 	HF_VOLW_ERROR,
+	HF_VOLW_SNAP,
+	HF_VOLW_SNAP_OK,
 	HF_VOLW_TYPE_END_ /* one past the last */
 };
 
@@ -115,6 +121,12 @@ enum hf_volw_type {
 enum hf_volw_role {
 	HF_VOLW_ROLE_PRIMARY = 1, /* the attachment at its epoch */
 	HF_VOLW_ROLE_RESYNC = 2,  /* a resync or re-replication source */
+};
+
+enum hf_volw_snap_op {
+	HF_VOLW_SNAP_TAKE = 1,
+	HF_VOLW_SNAP_DELETE = 2,
+	HF_VOLW_SNAP_RESTORE = 3, /* the replica's data becomes the snapshot */
 };
 
 struct hf_volw_hello {
@@ -165,6 +177,11 @@ struct hf_volw_frame {
 			uint32_t added, removed;
 		} al;
 		uint64_t fenced_epoch; /* FENCED */
+		struct hf_volw_snap {  /* SNAP */
+			uint8_t op;    /* enum hf_volw_snap_op */
+			uint64_t size;
+			char id[HF_VOL_ID_MAX + 1];
+		} snap;
 		struct {               /* ERROR */
 			uint32_t errnum;
 			char text[HF_VOLW_TEXT_MAX + 1];

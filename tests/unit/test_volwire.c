@@ -89,6 +89,11 @@ static void sample(enum hf_volw_type t, struct hf_volw_frame *f)
 		f->u.gen.bitmap = gen(1);
 		f->u.gen.history[0] = gen(2);
 		break;
+	case HF_VOLW_SNAP:
+		f->u.snap.op = HF_VOLW_SNAP_TAKE;
+		f->u.snap.size = 64 * 1024 * 1024;
+		strcpy(f->u.snap.id, "snap-1");
+		break;
 	case HF_VOLW_BITMAP_GET:
 		strcpy(f->u.bitmap.peer, "r-3");
 		break;
@@ -395,7 +400,7 @@ static void test_decode_refusals(void **state)
 	b[4] = 0;
 	expect_refused(b, n, 5, HF_EPARSE, "frame byte 4: unknown type 0");
 	b[4] = HF_VOLW_TYPE_END_;
-	expect_refused(b, n, 5, HF_EPARSE, "unknown type 25");
+	expect_refused(b, n, 5, HF_EPARSE, "unknown type 27");
 	memcpy(b, good, n);
 	b[5] = 0x80;
 	expect_refused(b, n, 6, HF_EPARSE, "WRITE with unknown flags 0x80");

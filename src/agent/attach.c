@@ -69,6 +69,7 @@ struct seen {
 	int64_t io[5];              /* io_keys' counters */
 	bool has_write_us;          /* the write latency histogram */
 	int64_t write_us[HF_VOL_LAT_BUCKETS + 1], write_us_sum;
+	json_t *snapshots;          /* {"op:id": result}, or NULL */
 };
 
 static const char *const io_keys[] = {"written", "replicated", "resync_sent",
@@ -84,6 +85,7 @@ static void seen_release(struct seen *s)
 	hf_strlist_release(&s->resynced);
 	json_decref(s->resync);
 	json_decref(s->missed);
+	json_decref(s->snapshots);
 	free(s->message);
 	memset(s, 0, sizeof(*s));
 }
@@ -151,6 +153,7 @@ static void look(const char *dir, struct seen *s)
 		s->isr_why = jdup(st, "isr_why");
 		s->resync = json_incref(json_object_get(st, "resync"));
 		s->missed = json_incref(json_object_get(st, "missed"));
+		s->snapshots = json_incref(json_object_get(st, "snapshots"));
 		for (size_t i = 0; i < HF_ARRAY_LEN(io_keys); i++) {
 			json_int_t n = json_integer_value(
 			    json_object_get(st, io_keys[i]));
@@ -263,6 +266,16 @@ static json_t *attach_config(const struct hf_agent *ag,
 	if (w->encryption_key)
 		json_object_set_new(o, "encryption_key",
 				    json_string(w->encryption_key));
+	if (w->snapshots.len) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < w->snapshots.len; i++)
+			json_array_append_new(
+			    arr, json_pack("{s:s, s:s}", "id",
+					   w->snapshots.items[i].id, "op",
+					   w->snapshots.items[i].op));
+		json_object_set_new(o, "snapshots", arr);
+	}
 	if (replica && w->ticket && ag->info.storage.port > 0 &&
 	    held_here(ag, w) &&
 	    ag_vserve_serving((struct hf_agent *)ag, w->id, w->replica)) {
@@ -693,6 +706,37 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 				m->bytes = b;
 			}
 		}
+		if (json_is_object(s.snapshots)) {
+			const char *key;
+			json_t *e;
+
+			json_object_foreach(s.snapshots, key, e) {
+				const char *id = json_string_value(
+				    json_object_get(e, "id"));
+				const char *op = json_string_value(
+				    json_object_get(e, "op"));
+				const char *why = json_string_value(
+				    json_object_get(e, "error"));
+				struct hf_proto_snap_result *q;
+				size_t k;
+				json_t *x;
+
+				if (!id || !op)
+					continue;
+				q = HF_VEC_PUSH(&v->snapshots);
+				memset(q, 0, sizeof(*q));
+				q->id = hf_xstrdup(id);
+				q->op = hf_xstrdup(op);
+				q->ok = json_is_true(json_object_get(e, "ok"));
+				q->error = why ? hf_xstrdup(why) : NULL;
+				json_array_foreach(json_object_get(e, "replicas"),
+						   k, x)
+					if (json_is_string(x))
+						hf_strlist_push(
+						    &q->replicas,
+						    json_string_value(x));
+			}
+		}
 		if (strcmp(state, "ready") == 0 && s.isr_drop.len) {
 			for (size_t k = 0; k < s.isr_drop.len; k++)
 				hf_strlist_push(&v->isr_drop, s.isr_drop.items[k]);
@@ -750,6 +794,20 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 			/* The volume grew (volume resize): the process grows it. */
 			runtime(ag, a->volume, true)->hup = true;
 			changed = true;
+		}
+		/* New snapshot requests: the process carries them out. */
+		for (size_t k = 0; k < a->snapshots.len; k++) {
+			bool same = false;
+
+			for (size_t j = 0; j < w->snapshots.len && !same; j++)
+				same = !strcmp(w->snapshots.items[j].id,
+					       a->snapshots.items[k].id) &&
+				       !strcmp(w->snapshots.items[j].op,
+					       a->snapshots.items[k].op);
+			if (!same) {
+				runtime(ag, a->volume, true)->hup = true;
+				changed = true;
+			}
 		}
 		/*
 		 * Same epoch, a remote gone (the server shrank the set) or

@@ -2718,6 +2718,339 @@ out:
 	return rc;
 }
 
+/* The snapshot named snap of volume name (a new reference), or NULL. */
+static json_t *get_snapshot(const char *name, const char *snap, long *status)
+{
+	char *esc = hf_url_escape(name);
+	char *path = hf_xasprintf("/v1/external-volumes/%s/snapshots", esc);
+	json_t *out = NULL, *found = NULL, *e;
+	size_t i;
+
+	free(esc);
+	if (api("GET", path, NULL, status, &out) == 0 && *status == 200)
+		json_array_foreach(json_object_get(out, "snapshots"), i, e)
+			if (strcmp(jstr(e, "name"), snap) == 0)
+				found = json_incref(e);
+	free(path);
+	json_decref(out);
+	return found;
+}
+
+/*
+ * Waits until snapshot snap of volume name is no longer in state `from`
+ * (NULL: until it is gone). Returns 0 when it ended well (ready, or
+ * gone), else HF_EXIT_FAIL with a line on stderr.
+ */
+static int wait_snapshot(const char *name, const char *snap, const char *from,
+			 double timeout, int64_t start)
+{
+	for (;;) {
+		long status = 0;
+		json_t *s = get_snapshot(name, snap, &status);
+		const char *st = s ? jstr(s, "state") : NULL;
+		int rc = -1;
+
+		if (status != 200)
+			rc = HF_EXIT_FAIL;
+		else if (!s)
+			rc = from ? HF_EXIT_FAIL : 0;
+		else if (from && strcmp(st, from) != 0)
+			rc = strcmp(st, "ready") == 0 ? 0 : HF_EXIT_FAIL;
+		if (rc > 0)
+			fprintf(stderr, "holdfast: snapshot %s of %s is %s%s%s\n",
+				snap, name, st ? st : "gone",
+				s && json_is_string(json_object_get(s, "why"))
+				    ? ": "
+				    : "",
+				s && json_is_string(json_object_get(s, "why"))
+				    ? jstr(s, "why")
+				    : "");
+		json_decref(s);
+		if (rc >= 0)
+			return rc;
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr,
+				"holdfast: snapshot %s of %s still %s after "
+				"%.0f s (see 'holdfast volume snapshots %s')\n",
+				snap, name, from ? from : "there", timeout,
+				name);
+			return HF_EXIT_FAIL;
+		}
+		usleep(200 * 1000);
+	}
+}
+
+static int cmd_volume_snapshot(int argc, char **argv)
+{
+	const char *name = NULL, *snap = NULL;
+	bool wait = false;
+	double timeout = 0;
+	int64_t start = hf_mono_ms();
+	char *esc, *path;
+	long status;
+	json_t *out = NULL, *body;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (strcmp(argv[k], "--name") == 0 && k + 1 < argc)
+			snap = argv[++k];
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("volume", "snapshot");
+	}
+	if (!name || !*name)
+		return hf_cli_usage("volume", "snapshot");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/external-volumes/%s/snapshots", esc);
+	body = snap ? json_pack("{s:s}", "name", snap) : json_object();
+	rc = api("POST", path, body, &status, &out);
+	json_decref(body);
+	free(path);
+	free(esc);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	snap = jstr(json_object_get(out, "snapshot"), "name");
+	if (!g.json)
+		printf("snapshot %s of volume %s: taking\n", snap, name);
+	if (wait) {
+		char *keep = hf_xstrdup(snap);
+
+		rc = wait_snapshot(name, keep, "taking", timeout, start);
+		if (!rc && !g.json)
+			printf("snapshot %s of volume %s: ready\n", keep, name);
+		if (g.json) {
+			long st;
+			json_t *s = get_snapshot(name, keep, &st);
+
+			json_object_set_new(out, "snapshot",
+					    s ? s : json_null());
+		}
+		free(keep);
+	}
+	if (g.json)
+		print_json(out);
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_volume_snapshots(int argc, char **argv)
+{
+	const char *name = NULL;
+	char *esc, *path;
+	long status;
+	json_t *out = NULL, *e;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("volume", "snapshots");
+	}
+	if (!name || !*name)
+		return hf_cli_usage("volume", "snapshots");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/external-volumes/%s/snapshots", esc);
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	free(esc);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json) {
+		print_json(out);
+	} else {
+		struct table t = {0};
+		const char *head[] = {"NAME", "STATE", "TAKEN", "SIZE",
+				      "REPLICAS"};
+
+		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
+		json_array_foreach(json_object_get(out, "snapshots"), i, e) {
+			char when[32], size[32], reps[16];
+			const char *row[5];
+
+			snprintf(size, sizeof(size), "%lld MiB",
+				 (long long)(jint(e, "size") >> 20));
+			snprintf(reps, sizeof(reps), "%zu",
+				 json_array_size(json_object_get(e, "replicas")));
+			row[0] = jstr(e, "name");
+			row[1] = jstr(e, "state");
+			row[2] = jint(e, "taken")
+				     ? iso_time(jint(e, "taken"), when,
+						sizeof(when))
+				     : "-";
+			row[3] = size;
+			row[4] = reps;
+			table_row(&t, row, HF_ARRAY_LEN(row),
+				  json_is_string(json_object_get(e, "why"))
+				      ? jstr(e, "why")
+				      : NULL);
+		}
+		if (json_array_size(json_object_get(out, "snapshots")))
+			table_print(&t);
+		else
+			printf("volume %s has no snapshots\n", name);
+		table_release(&t);
+	}
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_volume_snapshot_delete(int argc, char **argv)
+{
+	const char *name = NULL, *snap = NULL;
+	bool wait = false;
+	double timeout = 0;
+	int64_t start = hf_mono_ms();
+	char *e1, *e2, *path;
+	long status;
+	json_t *out = NULL;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else if (!snap && argv[k][0] != '-')
+			snap = argv[k];
+		else
+			return hf_cli_usage("volume", "snapshot-delete");
+	}
+	if (!name || !snap || !*name || !*snap)
+		return hf_cli_usage("volume", "snapshot-delete");
+	e1 = hf_url_escape(name);
+	e2 = hf_url_escape(snap);
+	path = hf_xasprintf("/v1/external-volumes/%s/snapshots/%s", e1, e2);
+	rc = api("DELETE", path, NULL, &status, &out);
+	free(path);
+	free(e1);
+	free(e2);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json)
+		print_json(out);
+	else
+		printf("snapshot %s of volume %s: deleting\n", snap, name);
+	if (wait) {
+		rc = wait_snapshot(name, snap, NULL, timeout, start);
+		if (!rc && !g.json)
+			printf("snapshot %s of volume %s: deleted\n", snap,
+			       name);
+	}
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_volume_restore(int argc, char **argv)
+{
+	const char *name = NULL, *snap = NULL;
+	bool wait = false;
+	double timeout = 0;
+	int64_t start = hf_mono_ms();
+	char *esc, *path;
+	long status;
+	json_t *out = NULL, *body;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (strcmp(argv[k], "--snapshot") == 0 && k + 1 < argc)
+			snap = argv[++k];
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("volume", "restore");
+	}
+	if (!name || !snap || !*name || !*snap)
+		return hf_cli_usage("volume", "restore");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/external-volumes/%s/restore", esc);
+	body = json_pack("{s:s}", "snapshot", snap);
+	rc = api("POST", path, body, &status, &out);
+	json_decref(body);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json)
+		print_json(out);
+	else
+		printf("volume %s: restoring to snapshot %s (its pod restarts "
+		       "on it)\n",
+		       name, snap);
+	free(path);
+	path = hf_xasprintf("/v1/external-volumes/%s", esc);
+	while (wait) {
+		json_t *v = NULL;
+
+		rc = api("GET", path, NULL, &status, &v);
+		if (!rc && status == 200 &&
+		    !json_is_string(json_object_get(v, "restore"))) {
+			json_decref(v);
+			if (!g.json)
+				printf("volume %s: restored to %s\n", name,
+				       snap);
+			break;
+		}
+		json_decref(v);
+		if (rc || status != 200) {
+			rc = rc ? rc : HF_EXIT_FAIL;
+			break;
+		}
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr,
+				"holdfast: volume %s not restored yet after "
+				"%.0f s (is its pod's node up? see 'holdfast "
+				"volume show %s' and the events)\n",
+				name, timeout, name);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(300 * 1000);
+	}
+out:
+	free(path);
+	free(esc);
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_node_decommission(int argc, char **argv)
 {
 	char *esc, *path;
@@ -3185,6 +3518,40 @@ const struct hf_cmd hf_client_cmds[] = {
      "give ext4's online resize CAP_SYS_RESOURCE, the file system grows\n"
      "at the volume's next attach). Volumes never shrink. A spec update\n"
      "that raises size in driver-options does the same.",
+     NULL},
+    {"volume", "snapshot", cmd_volume_snapshot,
+     "NAME [--name S] [--wait] [--timeout S] [--json]",
+     "take a crash-consistent snapshot of a replicated volume",
+     "Takes snapshot S (default: named from the UTC time) of external\n"
+     "volume NAME while its pod runs: the volume's attach process holds\n"
+     "writes for a moment, flushes every replica, and each in-sync\n"
+     "replica keeps that point by copy-on-write (the first write to a\n"
+     "64 KiB chunk afterwards copies the old chunk aside). The volume must\n"
+     "be attached. --wait returns once it is ready (or failed: exit 1).\n"
+     "See also: volume snapshots, volume snapshot-delete, volume restore.",
+     NULL},
+    {"volume", "snapshots", cmd_volume_snapshots, "NAME [--json]",
+     "list a replicated volume's snapshots",
+     "Each snapshot of external volume NAME, oldest first: its state\n"
+     "(taking, ready, failed, deleting), when it was taken, the volume's\n"
+     "size then, and how many replicas hold it; a failed one says why.",
+     NULL},
+    {"volume", "snapshot-delete", cmd_volume_snapshot_delete,
+     "NAME SNAPSHOT [--wait] [--timeout S] [--json]",
+     "delete a snapshot of a replicated volume",
+     "Deletes SNAPSHOT of external volume NAME from its replicas (at once\n"
+     "when the volume is attached, else at its next attach); the other\n"
+     "snapshots keep their bytes. --wait returns once it is gone.",
+     NULL},
+    {"volume", "restore", cmd_volume_restore,
+     "NAME --snapshot S [--wait] [--timeout S] [--json]",
+     "restore a replicated volume to a snapshot (its pod restarts)",
+     "Brings external volume NAME back to snapshot S: the pod that uses it\n"
+     "is restarted, and the volume is attached again and rewritten from\n"
+     "the snapshot on every replica (only the chunks that changed since)\n"
+     "before the pod's tasks mount it. Snapshots taken after S stay.\n"
+     "Every replica must be in sync and hold S. --wait returns once it\n"
+     "is done.",
      NULL},
     {"volume", "delete", cmd_volume_delete,
      "SERVICE[/INSTANCE]|NAME [--yes] [--wait] [--timeout S] [--json]",

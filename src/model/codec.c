@@ -1276,8 +1276,26 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			      (json_int_t)r->resync_total, "why",
 			      str_or_null(r->why)));
 	}
+	json_t *snaps = json_array();
+
+	for (size_t i = 0; i < v->snaps.len; i++) {
+		const struct hf_xsnap *s = &v->snaps.items[i];
+		json_t *reps_of = json_array();
+
+		for (size_t k = 0; k < s->replicas.len; k++)
+			json_array_append_new(reps_of,
+					      json_string(s->replicas.items[k]));
+		json_array_append_new(
+		    snaps,
+		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "id",
+			      s->id, "name", s->name, "state",
+			      hf_xsnap_state_name(s->state), "created",
+			      (json_int_t)s->created, "taken",
+			      (json_int_t)s->taken, "size", (json_int_t)s->size,
+			      "replicas", reps_of, "why", str_or_null(s->why)));
+	}
 	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:i, s:i, s:b, s:I, "
-			 "s:o, s:b, s:I, s:o, s:b}",
+			 "s:o, s:b, s:I, s:o, s:b, s:o, s:o, s:I}",
 			 "name", v->name, "id", v->id ? v->id : "", "service",
 			 v->service ? v->service : "", "instance",
 			 str_or_null(v->instance), "state",
@@ -1287,7 +1305,9 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			 (json_int_t)v->epoch, "attached",
 			 str_or_null(v->attached), "formatted", v->formatted,
 			 "created", (json_int_t)v->created, "replicas", reps,
-			 "secure", v->secure);
+			 "secure", v->secure, "snapshots", snaps, "restore",
+			 str_or_null(v->restore), "restore_after",
+			 (json_int_t)v->restore_after);
 }
 
 json_t *hf_codec_xvol(const struct hf_xvol *v)
@@ -1338,7 +1358,15 @@ static const struct field xvol_fields[] = {
     {"attached", F_STR_NULL, false}, {"formatted", F_BOOL, false},
     {"secret", F_STR, true},	  {"created", F_INT, false},
     {"replicas", F_LIST, true},  {"secure", F_BOOL, false},
-    {"data_key", F_STR, false},
+    {"data_key", F_STR, false},  {"snapshots", F_LIST, false},
+    {"restore", F_STR_NULL, false}, {"restore_after", F_INT, false},
+};
+
+static const struct field xsnap_fields[] = {
+    {"id", F_STR, true},      {"name", F_STR, true},
+    {"state", F_STR, true},   {"created", F_INT, false},
+    {"taken", F_INT, false},  {"size", F_INT, false},
+    {"replicas", F_LIST, false}, {"why", F_STR_NULL, false},
 };
 
 static const struct field xrep_fields[] = {
@@ -1486,6 +1514,45 @@ static char *check_xvol(const json_t *o)
 		if (why)
 			return why;
 	}
+	json_array_foreach(json_object_get(o, "snapshots"), i, r)
+	{
+		char where[32];
+		enum hf_xsnap_state sst;
+		const char *sid, *sname;
+		size_t j;
+		json_t *e;
+
+		snprintf(where, sizeof(where), "snapshots[%zu]", i);
+		if ((why = CHECK_FIELDS(r, xsnap_fields, where)))
+			return why;
+		sid = field_str(r, "id");
+		sname = field_str(r, "name");
+		if (!hex_ok(sid, XVOL_ID_MIN, XVOL_ID_MAX))
+			return hf_xasprintf("%s.id '%s' is not a snapshot id "
+					    "(16 to 64 lowercase hex digits)",
+					    where, sid);
+		if (!hf_xsnap_name_ok(sname))
+			return hf_xasprintf("%s.name '%s' cannot name a "
+					    "snapshot",
+					    where, sname);
+		if (!hf_xsnap_state_parse(field_str(r, "state"), &sst))
+			return hf_xasprintf("%s.state '%s' is not a snapshot "
+					    "state",
+					    where, field_str(r, "state"));
+		json_array_foreach(json_object_get(r, "replicas"), j, e)
+			if (!json_is_string(e))
+				return hf_xasprintf("%s.replicas lists a "
+						    "non-string",
+						    where);
+		for (k = 0; k < i; k++) {
+			q = json_array_get(json_object_get(o, "snapshots"), k);
+			if (!strcmp(field_str(q, "id"), sid) ||
+			    !strcmp(field_str(q, "name"), sname))
+				return hf_xasprintf("snapshots[%zu] and [%zu] "
+						    "share an id or a name",
+						    k, i);
+		}
+	}
 	/* Each pair once: a volume has a handful of replicas. */
 	json_array_foreach(reps, i, r)
 	{
@@ -1532,6 +1599,23 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 	v->secure = bool_json(o, "secure");
 	v->data_key = v->secure ? str_dup_json(o, "data_key") : NULL;
 	v->created = int_json(o, "created", 0);
+	v->restore = str_dup_json(o, "restore");
+	v->restore_after = (uint64_t)int_json(o, "restore_after", 0);
+	json_array_foreach(json_object_get(o, "snapshots"), i, r)
+	{
+		struct hf_xsnap *s = hf_xvol_snap_add(
+		    v, field_str(r, "id"), field_str(r, "name"),
+		    int_json(r, "created", 0));
+		size_t k;
+		json_t *e;
+
+		hf_xsnap_state_parse(field_str(r, "state"), &s->state);
+		s->taken = int_json(r, "taken", 0);
+		s->size = int_json(r, "size", 0);
+		s->why = str_dup_json(r, "why");
+		json_array_foreach(json_object_get(r, "replicas"), k, e)
+			hf_strlist_push(&s->replicas, json_string_value(e));
+	}
 	json_array_foreach(json_object_get(o, "replicas"), i, r)
 	{
 		struct hf_xrep *rep = hf_xvol_replica_add(

@@ -255,6 +255,32 @@ struct hf_xrep {
 };
 
 /*
+ * A snapshot of a volume (docs/design/volumes.md §15), kept on the
+ * replicas that were in sync when it was taken:
+ *   TAKING    asked of the attached volume's attach process
+ *   READY     taken: `replicas` hold it
+ *   FAILED    not taken (why says why); deleted by the operator
+ *   DELETING  asked to go; the record goes once the attachment did it
+ */
+enum hf_xsnap_state {
+	HF_XSNAP_TAKING,
+	HF_XSNAP_READY,
+	HF_XSNAP_FAILED,
+	HF_XSNAP_DELETING,
+};
+
+struct hf_xsnap {
+	char *id;      /* on the replicas: 16 lowercase hex digits */
+	char *name;    /* the operator's, unique in its volume */
+	enum hf_xsnap_state state;
+	int64_t created; /* unix ms it was asked for */
+	int64_t taken;   /* unix ms it was taken; 0 before */
+	int64_t size;    /* the volume's bytes when it was asked for */
+	struct hf_strlist replicas; /* replica ids holding it */
+	char *why;       /* FAILED: why; else NULL */
+};
+
+/*
  * A volume's life:
  *   ACTIVE    owned by instance `instance` of service `service`; attached
  *             on its node while the instance runs there
@@ -306,6 +332,15 @@ struct hf_xvol {
 	char *data_key;
 	HF_VEC(struct hf_xrep) replicas;
 	int64_t created; /* unix ms */
+	HF_VEC(struct hf_xsnap) snaps; /* oldest first */
+	/*
+	 * A snapshot id the next attachment restores before anything
+	 * mounts the volume (volume restore), or NULL; only an attachment
+	 * at an epoch above restore_after (the one when it was asked) is
+	 * asked to: a running one has the volume mounted.
+	 */
+	char *restore;
+	uint64_t restore_after;
 };
 
 /* Volumes, as a lookup returns several (the model owns each). */

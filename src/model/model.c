@@ -393,6 +393,81 @@ bool hf_xrep_state_parse(const char *s, enum hf_xrep_state *out)
 	return true;
 }
 
+static const char *const xsnap_state_names[] = {"taking", "ready", "failed",
+						"deleting"};
+
+const char *hf_xsnap_state_name(enum hf_xsnap_state s)
+{
+	if ((size_t)s < HF_ARRAY_LEN(xsnap_state_names))
+		return xsnap_state_names[s];
+	return "unknown";
+}
+
+bool hf_xsnap_state_parse(const char *s, enum hf_xsnap_state *out)
+{
+	int i = name_index(xsnap_state_names, HF_ARRAY_LEN(xsnap_state_names),
+			   s);
+
+	if (i < 0)
+		return false;
+	*out = (enum hf_xsnap_state)i;
+	return true;
+}
+
+struct hf_xsnap *hf_xvol_snap(const struct hf_xvol *v, const char *key,
+			      bool by_id)
+{
+	for (size_t i = 0; key && i < v->snaps.len; i++) {
+		struct hf_xsnap *s = &v->snaps.items[i];
+
+		if (strcmp(by_id ? s->id : s->name, key) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+struct hf_xsnap *hf_xvol_snap_add(struct hf_xvol *v, const char *id,
+				  const char *name, int64_t created)
+{
+	struct hf_xsnap *s = HF_VEC_PUSH(&v->snaps);
+
+	memset(s, 0, sizeof(*s));
+	s->id = hf_xstrdup(id);
+	s->name = hf_xstrdup(name);
+	s->created = created;
+	return s;
+}
+
+static void xsnap_release(struct hf_xsnap *s)
+{
+	free(s->id);
+	free(s->name);
+	free(s->why);
+	hf_strlist_release(&s->replicas);
+}
+
+void hf_xvol_snap_remove(struct hf_xvol *v, struct hf_xsnap *s)
+{
+	size_t i = (size_t)(s - v->snaps.items);
+
+	if (i >= v->snaps.len)
+		return;
+	xsnap_release(s);
+	memmove(&v->snaps.items[i], &v->snaps.items[i + 1],
+		(v->snaps.len - i - 1) * sizeof(v->snaps.items[0]));
+	v->snaps.len--;
+}
+
+bool hf_xsnap_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > 64 || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789-_.") == n;
+}
+
 bool hf_xvol_name_ok(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
@@ -532,6 +607,10 @@ void hf_xvol_free(struct hf_xvol *v)
 	for (size_t i = 0; i < v->replicas.len; i++)
 		xrep_release(&v->replicas.items[i]);
 	HF_VEC_FREE(&v->replicas);
+	for (size_t i = 0; i < v->snaps.len; i++)
+		xsnap_release(&v->snaps.items[i]);
+	HF_VEC_FREE(&v->snaps);
+	free(v->restore);
 	free(v);
 }
 

@@ -113,6 +113,17 @@ const char *hf_xvol_state_name(enum hf_xvol_state s);
 bool hf_xvol_state_parse(const char *s, enum hf_xvol_state *out);
 const char *hf_xrep_state_name(enum hf_xrep_state s);
 bool hf_xrep_state_parse(const char *s, enum hf_xrep_state *out);
+/* Snapshots: "taking", "ready", "failed", "deleting". */
+const char *hf_xsnap_state_name(enum hf_xsnap_state s);
+bool hf_xsnap_state_parse(const char *s, enum hf_xsnap_state *out);
+/* v's snapshot of that name (or, by_id, that id), or NULL. */
+struct hf_xsnap *hf_xvol_snap(const struct hf_xvol *v, const char *key,
+			      bool by_id);
+/* A new snapshot record at v's end (strings copied). */
+struct hf_xsnap *hf_xvol_snap_add(struct hf_xvol *v, const char *id,
+				  const char *name, int64_t created);
+/* Removes v's snapshot s (a pointer into v->snaps). */
+void hf_xvol_snap_remove(struct hf_xvol *v, struct hf_xsnap *s);
 /*
  * Whether a name can name a replicated volume: not empty, at most
  * HF_XVOL_NAME_MAX bytes, not "." or "..", no '/' and no control
@@ -121,6 +132,8 @@ bool hf_xrep_state_parse(const char *s, enum hf_xrep_state *out);
  */
 #define HF_XVOL_NAME_MAX 255
 bool hf_xvol_name_ok(const char *name);
+/* A snapshot's name: 1-64 letters, digits, '-', '_' or '.', not "." or "..". */
+bool hf_xsnap_name_ok(const char *name);
 /* The volume of that name, or NULL. */
 struct hf_xvol *hf_model_xvol(const struct hf_model *m, const char *name);
 /*

@@ -282,6 +282,22 @@ enum hf_xvol_op {
 	HF_XVOLOP_REPLICA_SYNCED,
 	/* The volume grows to size bytes (never shrinks). */
 	HF_XVOLOP_RESIZE,
+	/*
+	 * Snapshots (docs/design/volumes.md §15). SNAP_ADD: snapshot `snap`
+	 * named snap_name, TAKING, of size bytes, asked for at `at`.
+	 * SNAP_TAKEN: READY at `at`, held by `holders`. SNAP_FAILED: FAILED
+	 * with why. SNAP_DELETE: DELETING. SNAP_GONE: the record goes.
+	 */
+	HF_XVOLOP_SNAP_ADD,
+	HF_XVOLOP_SNAP_TAKEN,
+	HF_XVOLOP_SNAP_FAILED,
+	HF_XVOLOP_SNAP_DELETE,
+	HF_XVOLOP_SNAP_GONE,
+	/*
+	 * The next attachment restores snapshot `snap` (NULL: none, the
+	 * last restore is done) before anything mounts the volume.
+	 */
+	HF_XVOLOP_RESTORE,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;
@@ -295,6 +311,8 @@ struct hf_act_xvol {
 	unsigned repl, min_sync;
 	bool ro;
 	bool secure;     /* CREATE: encrypted (the server makes its key) */
+	char *snap, *snap_name; /* SNAP_*, RESTORE */
+	struct hf_strlist holders; /* SNAP_TAKEN: replica ids */
 	uint64_t epoch;
 	int64_t at;
 };

@@ -97,6 +97,9 @@ static void action_release(struct hf_action *x)
 		free(x->u.xvol.replica);
 		free(x->u.xvol.node);
 		free(x->u.xvol.why);
+		free(x->u.xvol.snap);
+		free(x->u.xvol.snap_name);
+		hf_strlist_release(&x->u.xvol.holders);
 		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL - 1; i++) {
 			free(x->u.xvol.more_node[i]);
 			free(x->u.xvol.more_replica[i]);

@@ -232,6 +232,47 @@ int hf_decide_xvol_delete(const struct hf_model *m, const char *name,
 int hf_decide_xvol_resize(const struct hf_model *m, const char *name,
 			  int64_t size, const char *who,
 			  struct hf_actions *out, char **why);
+/*
+ * Snapshots of external volumes (docs/design/volumes.md §15; xsnap.c).
+ * Each returns 1 (actions pushed), or -1 with *why (malloc'ed; *conflict
+ * true when the volume exists but refuses: 409, else 404).
+ *
+ * snap_take: snapshot `name` (NULL: one is made from now) with id `id`
+ * of volume `volume`, taken by its attachment (it must be attached).
+ * snap_delete: the snapshot (by name) goes; a FAILED one at once, else
+ * its attachment deletes it from the replicas (now, or at the next
+ * attach). restore: volume goes back to snapshot `name`; the caller
+ * detaches it and restarts its pod, so that the next attachment restores
+ * it before anything mounts it (every replica must hold the snapshot and
+ * be in sync).
+ */
+int hf_decide_snap_take(const struct hf_model *m, const char *volume,
+			const char *name, const char *id, int64_t now,
+			const char *who, struct hf_actions *out, char **why,
+			bool *conflict);
+int hf_decide_snap_delete(const struct hf_model *m, const char *volume,
+			  const char *name, const char *who,
+			  struct hf_actions *out, char **why, bool *conflict);
+int hf_decide_snap_restore(const struct hf_model *m, const char *volume,
+			   const char *name, const char *who,
+			   struct hf_actions *out, char **why, bool *conflict);
+/*
+ * What node's attach process of volume (at epoch) says of its snapshot
+ * requests: takes done or failed, deletes done, a restore done.
+ * `results` are proto's hf_proto_snap_result (ids, ops, ok, replicas,
+ * error), passed field by field.
+ */
+struct hf_snap_outcome {
+	const char *id, *op, *error;
+	bool ok;
+	const char *const *replicas;
+	size_t nreplicas;
+};
+void hf_decide_snap_results(const struct hf_model *m, const char *node,
+			    const char *volume, uint64_t epoch,
+			    const struct hf_snap_outcome *res, size_t n,
+			    int64_t now, struct hf_actions *out);
+
 /* The KEPT volumes of service svc are deleted. Returns how many. */
 size_t hf_decide_xvols_delete_kept(const struct hf_model *m, const char *svc,
 				   const char *who, struct hf_actions *out);

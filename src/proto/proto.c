@@ -1143,6 +1143,53 @@ void hf_proto_attachment_release(struct hf_proto_attachment *a)
 		explicit_bzero(a->encryption_key, strlen(a->encryption_key));
 		free(a->encryption_key);
 	}
+	for (size_t i = 0; i < a->snapshots.len; i++) {
+		free(a->snapshots.items[i].id);
+		free(a->snapshots.items[i].op);
+	}
+	HF_VEC_FREE(&a->snapshots);
+}
+
+static bool snap_op_ok(const char *op)
+{
+	return op && (!strcmp(op, "take") || !strcmp(op, "delete") ||
+		      !strcmp(op, "restore"));
+}
+
+static bool snap_req_decode(const struct dec *d, const json_t *v,
+			    struct hf_proto_snap_req *q)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "id", true, &q->id) ||
+	    !get_str(d, v, "op", true, &q->op))
+		return false;
+	if (!vol_id_ok(q->id))
+		return fail(d, "id", "must be 1-64 letters, digits, '-' or '_'");
+	if (!snap_op_ok(q->op))
+		return fail(d, "op", "must be take, delete or restore");
+	return true;
+}
+
+static bool snap_result_decode(const struct dec *d, const json_t *v,
+			       struct hf_proto_snap_result *r)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "id", true, &r->id) ||
+	    !get_str(d, v, "op", true, &r->op) ||
+	    !get_bool(d, v, "ok", &r->ok) ||
+	    !get_strlist(d, v, "replicas", &r->replicas) ||
+	    !get_str(d, v, "error", false, &r->error))
+		return false;
+	if (!vol_id_ok(r->id))
+		return fail(d, "id", "must be 1-64 letters, digits, '-' or '_'");
+	if (!snap_op_ok(r->op))
+		return fail(d, "op", "must be take, delete or restore");
+	for (size_t i = 0; i < r->replicas.len; i++)
+		if (!vol_id_ok(r->replicas.items[i]))
+			return fail(d, "replicas", "must list replica ids");
+	return true;
 }
 
 static json_t *attachment_encode(const struct hf_proto_attachment *a)
@@ -1176,6 +1223,16 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 	if (a->encryption_key)
 		json_object_set_new(o, "encryption_key",
 				    json_string(a->encryption_key));
+	if (a->snapshots.len) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < a->snapshots.len; i++)
+			json_array_append_new(
+			    arr, json_pack("{s:s, s:s}", "id",
+					   a->snapshots.items[i].id, "op",
+					   a->snapshots.items[i].op));
+		json_object_set_new(o, "snapshots", arr);
+	}
 	return o;
 }
 
@@ -1221,8 +1278,11 @@ static bool attachment_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "gid", &a->gid, NULL) ||
 	    !DECODE_ARRAY(d, v, "remotes", &a->remotes, remote_decode) ||
 	    !get_str(d, v, "ticket", false, &a->ticket) ||
-	    !get_str(d, v, "encryption_key", false, &a->encryption_key))
+	    !get_str(d, v, "encryption_key", false, &a->encryption_key) ||
+	    !DECODE_ARRAY(d, v, "snapshots", &a->snapshots, snap_req_decode))
 		return false;
+	if (a->snapshots.len > 128)
+		return fail(d, "snapshots", "must list at most 128 requests");
 	if (a->encryption_key && (strlen(a->encryption_key) != 128 ||
 				  strspn(a->encryption_key,
 					 "0123456789abcdefABCDEF") != 128))
@@ -1266,6 +1326,13 @@ static void volume_report_release(struct hf_proto_volume_report *r)
 	for (size_t i = 0; i < r->missed.len; i++)
 		free(r->missed.items[i].replica);
 	HF_VEC_FREE(&r->missed);
+	for (size_t i = 0; i < r->snapshots.len; i++) {
+		free(r->snapshots.items[i].id);
+		free(r->snapshots.items[i].op);
+		free(r->snapshots.items[i].error);
+		hf_strlist_release(&r->snapshots.items[i].replicas);
+	}
+	HF_VEC_FREE(&r->snapshots);
 }
 
 static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
@@ -1327,6 +1394,24 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 		json_object_set_new(o, "write_us", a);
 		json_object_set_new(o, "write_us_sum",
 				    json_integer(r->write_us_sum));
+	}
+	if (r->snapshots.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->snapshots.len; i++) {
+			const struct hf_proto_snap_result *q =
+			    &r->snapshots.items[i];
+			json_t *e = json_pack("{s:s, s:s, s:b, s:o}", "id",
+					      q->id, "op", q->op, "ok", q->ok,
+					      "replicas",
+					      strlist_encode(&q->replicas));
+
+			if (q->error)
+				json_object_set_new(e, "error",
+						    json_string(q->error));
+			json_array_append_new(a, e);
+		}
+		json_object_set_new(o, "snapshots", a);
 	}
 	return o;
 }
@@ -1415,7 +1500,9 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "resync_planned", &r->resync_planned, NULL) ||
 	    !get_int(d, v, "nospace", &r->nospace, NULL) ||
 	    !DECODE_ARRAY(d, v, "missed", &r->missed, missed_decode) ||
-	    !write_us_decode(d, v, r))
+	    !write_us_decode(d, v, r) ||
+	    !DECODE_ARRAY(d, v, "snapshots", &r->snapshots,
+			  snap_result_decode))
 		return false;
 	if (r->written < 0 || r->replicated < 0)
 		return fail(d, r->written < 0 ? "written" : "replicated",

@@ -270,6 +270,23 @@ struct hf_proto_remote {
 };
 
 /* An attachment of the desired set: a volume this node is to serve. */
+/*
+ * A snapshot request carried by an attachment (docs/design/volumes.md
+ * §15): op is "take", "delete" or "restore"; id a snapshot id (1-64 of
+ * [A-Za-z0-9_-]). The attach process carries each out once.
+ */
+struct hf_proto_snap_req {
+	char *id, *op;        /* both required */
+};
+
+/* What the attach process says of one request. */
+struct hf_proto_snap_result {
+	char *id, *op;        /* required */
+	bool ok;
+	struct hf_strlist replicas; /* those that did it ("local": its own) */
+	char *error;          /* NULL or why not */
+};
+
 struct hf_proto_attachment {
 	char *volume;         /* its name (required) */
 	char *id;             /* its id: 1-64 of [A-Za-z0-9_-] (required) */
@@ -295,6 +312,8 @@ struct hf_proto_attachment {
 	 * attach process's attach.json (0600) and nowhere else.
 	 */
 	char *encryption_key;
+	/* Snapshots to take, delete or restore (at most 128). */
+	HF_VEC(struct hf_proto_snap_req) snapshots;
 };
 
 /* Frees what a (decoded) attachment holds. */
@@ -364,6 +383,8 @@ struct hf_proto_volume_report {
 	bool has_write_us;
 	int64_t write_us[HF_VOL_LAT_BUCKETS + 1];
 	int64_t write_us_sum;
+	/* What became of the attachment's snapshot requests so far. */
+	HF_VEC(struct hf_proto_snap_result) snapshots;
 };
 
 /* A replica to delete from the node's pool. */

@@ -676,6 +676,147 @@ static void h_xvol_get(void *ctx, const struct hf_http_req *req,
 	hf_state_unlock(s);
 }
 
+/* GET /v1/external-volumes/{name}/snapshots: the volume's snapshots. */
+static void h_xsnaps_list(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *name = hf_kvlist_get(&req->params, "name");
+	const struct hf_xvol *v;
+
+	hf_state_lock(s);
+	v = name ? hf_model_xvol(&s->model, name) : NULL;
+	if (v) {
+		json_t *o = xvol_json(s, v);
+
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:O}", "volume", v->name,
+				       "snapshots",
+				       json_object_get(o, "snapshots")));
+		json_decref(o);
+	} else {
+		hf_http_error(resp, HF_ENOTFOUND, "no external volume '%s'",
+			      name ? name : "");
+	}
+	hf_state_unlock(s);
+}
+
+/* The snapshot's record as the API shows it, or null. */
+static json_t *xsnap_json(struct hf_srv *s, const char *volume,
+			  const char *snap)
+{
+	const struct hf_xvol *v;
+	json_t *o, *found = json_null();
+	size_t i;
+	json_t *e;
+
+	hf_state_lock(s);
+	v = hf_model_xvol(&s->model, volume);
+	o = v ? xvol_json(s, v) : NULL;
+	hf_state_unlock(s);
+	json_array_foreach(json_object_get(o, "snapshots"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "name")),
+			    snap)) {
+			json_decref(found);
+			found = json_incref(e);
+		}
+	json_decref(o);
+	return found;
+}
+
+/*
+ * POST /v1/external-volumes/{name}/snapshots {"name": optional}: takes a
+ * snapshot (hf_ops_xvol_snapshot); 202 with its record (taking).
+ */
+static void h_xsnap_take(void *ctx, const struct hf_http_req *req,
+			 struct hf_http_resp *resp)
+{
+	const char *name = hf_kvlist_get(&req->params, "name");
+	struct hf_ops_err err = {0};
+	json_t *body = NULL, *sn;
+	char *made = NULL;
+	int rc;
+
+	if (req->body_len && hf_http_body_json(req, resp, &body))
+		return;
+	sn = json_is_object(body) ? json_object_get(body, "name") : NULL;
+	if ((body && !json_is_object(body)) || (sn && !json_is_string(sn))) {
+		hf_http_error(resp, HF_EINVAL,
+			      "the body is {\"name\": \"a snapshot name\"} "
+			      "(or nothing: a name is made from the time)");
+		goto out;
+	}
+	rc = hf_ops_xvol_snapshot(srv_of(ctx), name,
+				  sn ? json_string_value(sn) : NULL, &made,
+				  &err);
+	if (rc)
+		answer_err(resp, rc, &err);
+	else
+		hf_http_json(resp, 202,
+			     json_pack("{s:s, s:o}", "volume", name, "snapshot",
+				       xsnap_json(srv_of(ctx), name, made)));
+out:
+	free(made);
+	hf_ops_err_release(&err);
+	json_decref(body);
+}
+
+/* DELETE /v1/external-volumes/{name}/snapshots/{snap}. */
+static void h_xsnap_delete(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	const char *name = hf_kvlist_get(&req->params, "name");
+	const char *snap = hf_kvlist_get(&req->params, "snap");
+	struct hf_ops_err err = {0};
+	bool changed = false;
+	int rc = hf_ops_xvol_snapshot_delete(srv_of(ctx), name, snap, &changed,
+					     &err);
+
+	if (rc)
+		answer_err(resp, rc, &err);
+	else
+		hf_http_json(resp, 202,
+			     json_pack("{s:s, s:s, s:b, s:o}", "volume", name,
+				       "snapshot_name", snap, "changed",
+				       changed, "snapshot",
+				       xsnap_json(srv_of(ctx), name, snap)));
+	hf_ops_err_release(&err);
+}
+
+/*
+ * POST /v1/external-volumes/{name}/restore {"snapshot": name}: the
+ * volume goes back to the snapshot (hf_ops_xvol_restore).
+ */
+static void h_xvol_restore(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	const char *name = hf_kvlist_get(&req->params, "name");
+	struct hf_ops_err err = {0};
+	json_t *body = NULL, *sn;
+	int rc;
+
+	if (hf_http_body_json(req, resp, &body))
+		return;
+	sn = json_is_object(body) ? json_object_get(body, "snapshot") : NULL;
+	if (!json_is_string(sn)) {
+		hf_http_error(resp, HF_EINVAL,
+			      "the body is {\"snapshot\": \"its name\"}");
+		goto out;
+	}
+	rc = hf_ops_xvol_restore(srv_of(ctx), name, json_string_value(sn),
+				 &err);
+	if (rc)
+		answer_err(resp, rc, &err);
+	else
+		hf_http_json(resp, 202,
+			     json_pack("{s:s, s:s, s:s}", "volume", name,
+				       "snapshot", json_string_value(sn),
+				       "state", "restoring"));
+out:
+	hf_ops_err_release(&err);
+	json_decref(body);
+}
+
 /*
  * POST /v1/external-volumes/{name}/resize {"size": "3G" | bytes}: grows
  * the volume (hf_ops_xvol_resize). A string size reads as driver-options'
@@ -1704,6 +1845,14 @@ static const struct hf_http_route routes[] = {
     {"GET", "/v1/external-volumes", h_xvols_list, HF_ROUTE_READ, "service"},
     {"GET", "/v1/external-volumes/{name}", h_xvol_get, HF_ROUTE_READ, NULL},
     {"POST", "/v1/external-volumes/{name}/resize", h_xvol_resize,
+     HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/external-volumes/{name}/snapshots", h_xsnaps_list,
+     HF_ROUTE_READ, NULL},
+    {"POST", "/v1/external-volumes/{name}/snapshots", h_xsnap_take,
+     HF_ROUTE_WRITE, NULL},
+    {"DELETE", "/v1/external-volumes/{name}/snapshots/{snap}",
+     h_xsnap_delete, HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/external-volumes/{name}/restore", h_xvol_restore,
      HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}", h_volume_delete, HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}/{pod}", h_volume_delete, HF_ROUTE_WRITE,

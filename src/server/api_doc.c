@@ -659,6 +659,69 @@ static const struct route_doc docs[] = {
      .response = "{\"volume\": \"string\", \"size\": \"integer\", "
 		 "\"changed\": \"boolean\"}",
      .errors = "bad-json invalid not-found conflict"},
+    {.method = "GET",
+     .pattern = "/v1/external-volumes/{name}/snapshots",
+     .section = "Volumes",
+     .summary =
+	 "The volume's snapshots, oldest first: each with its `state` "
+	 "(`taking`, `ready`, `failed`, `deleting`), the volume's `size` "
+	 "when it was asked for, when it was asked for (`created`) and "
+	 "taken (`taken`, unix ms; 0 before), the replicas that hold it, "
+	 "and `why` a failed one failed.",
+     .status = "200",
+     .response = "{\"volume\": \"string\", \"snapshots\": [{\"id\": "
+		 "\"string\", \"name\": \"string\", \"state\": \"string\", "
+		 "\"created\": \"integer\", \"taken\": \"integer\", "
+		 "\"size\": \"integer\", \"replicas\": [\"string\"], "
+		 "\"why\": \"string|null\"}]}",
+     .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/external-volumes/{name}/snapshots",
+     .section = "Volumes",
+     .summary =
+	 "Takes a crash-consistent snapshot of an attached volume: its "
+	 "attach process holds writes, flushes every replica and has each "
+	 "in-sync replica keep that point by copy-on-write. `name` is "
+	 "optional (default: the UTC time, `20261206-093000`). Answers at "
+	 "once with the snapshot `taking`; it is `ready` when every "
+	 "replica took it (`GET .../snapshots`). A volume that is not "
+	 "attached, a name in use, or a 65th snapshot is refused (`409`).",
+     .request = "{\"name?\": \"string\"}",
+     .status = "202",
+     .response = "{\"volume\": \"string\", \"snapshot\": {\"id\": "
+		 "\"string\", \"name\": \"string\", \"state\": \"string\", "
+		 "\"created\": \"integer\", \"taken\": \"integer\", "
+		 "\"size\": \"integer\", \"replicas\": [\"string\"], "
+		 "\"why\": \"string|null\"}}",
+     .errors = "bad-json invalid not-found conflict"},
+    {.method = "DELETE",
+     .pattern = "/v1/external-volumes/{name}/snapshots/{snap}",
+     .section = "Volumes",
+     .summary =
+	 "Deletes a snapshot: its replicas let it go (at once when the "
+	 "volume is attached, else at its next attach); the other "
+	 "snapshots keep their bytes. A failed one's record goes at once.",
+     .status = "202",
+     .response = "{\"volume\": \"string\", \"snapshot_name\": "
+		 "\"string\", \"changed\": \"boolean\", \"snapshot\": "
+		 "\"object|null\"}",
+     .errors = "not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/external-volumes/{name}/restore",
+     .section = "Volumes",
+     .summary =
+	 "Restores a volume to a ready snapshot: the pod using it is "
+	 "restarted, the volume attached again and rewritten from the "
+	 "snapshot on every replica before the pod's tasks mount it "
+	 "(only what changed since is written; later snapshots stay). "
+	 "Every replica must be in sync and hold the snapshot (`409` "
+	 "otherwise). `GET /v1/external-volumes/{name}` shows `restore` "
+	 "until it is done; events say when.",
+     .request = "{\"snapshot\": \"string\"}",
+     .status = "202",
+     .response = "{\"volume\": \"string\", \"snapshot\": \"string\", "
+		 "\"state\": \"restoring\"}",
+     .errors = "bad-json invalid not-found conflict"},
     {.method = "DELETE",
      .pattern = "/v1/volumes/{svc}",
      .section = "Volumes",

@@ -190,6 +190,7 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 	struct hf_model *m = &s->model;
 	struct hf_xvol *v = hf_model_xvol(m, o->name);
 	struct hf_xrep *r;
+	struct hf_xsnap *sn;
 	int64_t now = hf_now_ms();
 
 	if (o->op == HF_XVOLOP_CREATE) {
@@ -333,10 +334,71 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 			v->replicas.items[i].since = now;
 		}
 		break;
+	case HF_XVOLOP_SNAP_ADD:
+		if (!o->snap || !o->snap_name ||
+		    hf_xvol_snap(v, o->snap, true) ||
+		    hf_xvol_snap(v, o->snap_name, false))
+			return;
+		sn = hf_xvol_snap_add(v, o->snap, o->snap_name, o->at);
+		sn->size = o->size;
+		sn->state = HF_XSNAP_TAKING;
+		break;
+	case HF_XVOLOP_SNAP_TAKEN:
+		sn = hf_xvol_snap(v, o->snap, true);
+		if (!sn || sn->state != HF_XSNAP_TAKING)
+			return;
+		sn->state = HF_XSNAP_READY;
+		sn->taken = o->at;
+		hf_strlist_release(&sn->replicas);
+		for (size_t i = 0; i < o->holders.len; i++)
+			hf_strlist_push(&sn->replicas, o->holders.items[i]);
+		break;
+	case HF_XVOLOP_SNAP_FAILED:
+		sn = hf_xvol_snap(v, o->snap, true);
+		if (!sn)
+			return;
+		if (sn->state == HF_XSNAP_TAKING)
+			sn->state = HF_XSNAP_FAILED;
+		set_str(&sn->why, o->why);
+		break;
+	case HF_XVOLOP_SNAP_DELETE:
+		sn = hf_xvol_snap(v, o->snap, true);
+		if (!sn || sn->state == HF_XSNAP_DELETING)
+			return;
+		sn->state = HF_XSNAP_DELETING;
+		set_str(&sn->why, NULL);
+		break;
+	case HF_XVOLOP_SNAP_GONE:
+		sn = hf_xvol_snap(v, o->snap, true);
+		if (!sn)
+			return;
+		hf_xvol_snap_remove(v, sn);
+		break;
+	case HF_XVOLOP_RESTORE:
+		set_str(&v->restore, o->snap);
+		v->restore_after = v->epoch;
+		break;
 	case HF_XVOLOP_REPLICA_GONE:
 		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
 		if (!r || r->state != HF_XREP_DELETING)
 			return;
+		/* Its snapshots went with it. */
+		for (size_t i = 0; i < v->snaps.len; i++) {
+			struct hf_strlist *h = &v->snaps.items[i].replicas;
+
+			for (size_t k = 0; k < h->len; k++)
+				if (strcmp(h->items[k], r->id) == 0) {
+					free(h->items[k]);
+					h->items[k] = h->items[--h->len];
+					break;
+				}
+			if (!h->len &&
+			    v->snaps.items[i].state == HF_XSNAP_READY) {
+				v->snaps.items[i].state = HF_XSNAP_FAILED;
+				set_str(&v->snaps.items[i].why,
+					"every replica that held it is gone");
+			}
+		}
 		hf_xvol_replica_remove(v, r);
 		if (v->state == HF_XVOL_DELETING && !v->replicas.len) {
 			hf_state_remove_xvol(s, v);

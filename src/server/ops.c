@@ -262,6 +262,121 @@ int hf_ops_xvol_resize(struct hf_srv *s, const char *name, int64_t size,
 	return leave(s, rc, err);
 }
 
+/* The answer of a snapshot rule: 1, 0 or -1 with why into err. */
+static int snap_rule(int r, char *why, bool conflict, struct hf_ops_err *err)
+{
+	int rc = 0;
+
+	if (r < 0)
+		rc = fail(err, conflict ? HF_ECONFLICT : HF_ENOTFOUND, "%s",
+			  why ? why : "refused");
+	free(why);
+	return rc;
+}
+
+int hf_ops_xvol_snapshot(struct hf_srv *s, const char *volume,
+			 const char *snap, char **made, struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	char *why = NULL, *id = hf_random_hex(8);
+	bool conflict = false;
+	int rc = enter(s, err), r;
+
+	*made = NULL;
+	if (rc) {
+		free(id);
+		return rc;
+	}
+	r = hf_decide_snap_take(&s->model, volume, snap, id, hf_now_ms(),
+				"operator", &a, &why, &conflict);
+	if (!(rc = snap_rule(r, why, conflict, err))) {
+		const struct hf_xvol *v;
+		const struct hf_xsnap *sn;
+
+		carry_out(s, &a);
+		v = hf_model_xvol(&s->model, volume);
+		sn = v ? hf_xvol_snap(v, id, true) : NULL;
+		if (sn)
+			*made = hf_xstrdup(sn->name);
+		else
+			rc = fail(err, HF_EIO, "the snapshot's record was not "
+					       "stored");
+	}
+	free(id);
+	hf_actions_release(&a);
+	return leave(s, rc, err);
+}
+
+int hf_ops_xvol_snapshot_delete(struct hf_srv *s, const char *volume,
+				const char *snap, bool *changed,
+				struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	char *why = NULL;
+	bool conflict = false;
+	int rc = enter(s, err), r;
+
+	*changed = false;
+	if (rc)
+		return rc;
+	r = hf_decide_snap_delete(&s->model, volume, snap, "operator", &a,
+				  &why, &conflict);
+	if (!(rc = snap_rule(r, why, conflict, err)) && r > 0) {
+		carry_out(s, &a);
+		*changed = true;
+	}
+	hf_actions_release(&a);
+	return leave(s, rc, err);
+}
+
+int hf_ops_xvol_restore(struct hf_srv *s, const char *volume,
+			const char *snap, struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	char *why = NULL;
+	bool conflict = false;
+	int rc = enter(s, err), r;
+	const struct hf_xvol *v;
+
+	if (rc)
+		return rc;
+	r = hf_decide_snap_restore(&s->model, volume, snap, "operator", &a,
+				   &why, &conflict);
+	if ((rc = snap_rule(r, why, conflict, err)))
+		goto out;
+	v = hf_model_xvol(&s->model, volume);
+	if (v && v->attached) {
+		/*
+		 * Its pod stops, the volume is attached again (a new epoch,
+		 * a new attach process), restored before it is served, and
+		 * the pod's tasks start on it.
+		 */
+		struct hf_service *svc = v->instance
+					     ? hf_state_service(s, v->service)
+					     : NULL;
+		struct hf_instance *in =
+		    svc ? hf_state_instance(svc, v->instance) : NULL;
+		struct hf_action *x = hf_actions_push(
+		    &a, HF_ACT_XVOL, v->service, v->instance, NULL);
+
+		x->u.xvol.op = HF_XVOLOP_DETACH;
+		x->u.xvol.name = hf_xstrdup(v->name);
+		if (svc && in) {
+			struct hf_decide_ctx ctx;
+
+			hf_apply_ctx(s, &ctx);
+			hf_decide_pod_restart(&s->model, svc, in,
+					      "volume restore requested", &ctx,
+					      &a);
+		}
+	}
+	carry_out(s, &a);
+	hf_sched_changed(s, true);
+out:
+	hf_actions_release(&a);
+	return leave(s, rc, err);
+}
+
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 			 const char *inst, struct hf_ops_volumes *out,
 			 struct hf_ops_err *err)

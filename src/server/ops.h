@@ -195,6 +195,23 @@ int hf_ops_volume_delete(struct hf_srv *s, const char *svc,
 int hf_ops_xvol_resize(struct hf_srv *s, const char *name, int64_t size,
 		       bool *changed, struct hf_ops_err *err);
 
+/*
+ * Snapshots of external volume `volume` (docs/design/volumes.md §15):
+ * take one named snap (NULL: named from the time; its name in *made,
+ * malloc'ed), delete one, restore the volume to one (its pod, if it
+ * runs, is restarted: the volume is attached again and restored before
+ * the pod's tasks mount it). HF_ENOTFOUND without such a volume or
+ * snapshot, HF_ECONFLICT when it cannot now (why in err). *changed:
+ * false when nothing was to do (a delete already under way).
+ */
+int hf_ops_xvol_snapshot(struct hf_srv *s, const char *volume,
+			 const char *snap, char **made, struct hf_ops_err *err);
+int hf_ops_xvol_snapshot_delete(struct hf_srv *s, const char *volume,
+				const char *snap, bool *changed,
+				struct hf_ops_err *err);
+int hf_ops_xvol_restore(struct hf_srv *s, const char *volume,
+			const char *snap, struct hf_ops_err *err);
+
 /* ------------------------------------------------------------------ */
 /* Plans                                                                */
 

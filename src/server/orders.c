@@ -140,6 +140,15 @@ static uint64_t attach_hash(const struct hf_model *m, const struct hf_xvol *v)
 	snprintf(buf, sizeof(buf), "%llu/%d/%lld", (unsigned long long)v->epoch,
 		 v->formatted, (long long)v->size);
 	h = hf_hash_str(v->name) ^ hf_hash_str(buf);
+	/* Snapshot requests: each one asked is news to the node. */
+	if (v->restore && v->epoch > v->restore_after)
+		h += hf_hash_str(v->restore) * 17;
+	for (size_t i = 0; i < v->snaps.len; i++)
+		if (v->snaps.items[i].state == HF_XSNAP_TAKING ||
+		    v->snaps.items[i].state == HF_XSNAP_DELETING)
+			h += hf_hash_str(v->snaps.items[i].id) *
+			     (v->snaps.items[i].state == HF_XSNAP_TAKING ? 19
+									 : 23);
 	for (int i = 0; i < nr; i++) {
 		snprintf(buf, sizeof(buf), "%lld/%d",
 			 (long long)ns[i]->storage->port,
@@ -148,6 +157,33 @@ static uint64_t attach_hash(const struct hf_model *m, const struct hf_xvol *v)
 		     hf_hash_str(rs[i]->id) * 13;
 	}
 	return nr < 0 ? 0 : h * 5;
+}
+
+/*
+ * The attachment's snapshot requests: a restore first (it runs before
+ * the volume is served), then takes and deletes, oldest first.
+ */
+static void snap_requests(const struct hf_xvol *v,
+			  struct hf_proto_attachment *a)
+{
+	if (v->restore && v->epoch > v->restore_after) {
+		struct hf_proto_snap_req *q = HF_VEC_PUSH(&a->snapshots);
+
+		q->id = hf_xstrdup(v->restore);
+		q->op = hf_xstrdup("restore");
+	}
+	for (size_t i = 0; i < v->snaps.len && a->snapshots.len < 128; i++) {
+		const struct hf_xsnap *sn = &v->snaps.items[i];
+		struct hf_proto_snap_req *q;
+
+		if (sn->state != HF_XSNAP_TAKING &&
+		    sn->state != HF_XSNAP_DELETING)
+			continue;
+		q = HF_VEC_PUSH(&a->snapshots);
+		q->id = hf_xstrdup(sn->id);
+		q->op = hf_xstrdup(sn->state == HF_XSNAP_TAKING ? "take"
+								 : "delete");
+	}
 }
 
 /* A held replica's part of its node's digest. */
@@ -317,6 +353,7 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 				 * then fences older attachments' writes.
 				 */
 				a->ticket = ticket_hex(v, n->id);
+				snap_requests(v, a);
 				if (v->secure) {
 					a->encryption_key = data_key_hex(s, v);
 					if (!a->encryption_key) {

@@ -127,6 +127,28 @@ void hf_sched_isr_requests(struct hf_srv *s, const char *node_id,
 					   (uint64_t)r->epoch,
 					   (const char *const *)r->resynced.items,
 					   r->resynced.len, &a);
+		if (r->snapshots.len) {
+			struct hf_snap_outcome *o =
+			    hf_xcalloc(r->snapshots.len, sizeof(*o));
+
+			for (size_t k = 0; k < r->snapshots.len; k++) {
+				const struct hf_proto_snap_result *q =
+				    &r->snapshots.items[k];
+
+				o[k].id = q->id;
+				o[k].op = q->op;
+				o[k].ok = q->ok;
+				o[k].error = q->error;
+				o[k].replicas =
+				    (const char *const *)q->replicas.items;
+				o[k].nreplicas = q->replicas.len;
+			}
+			hf_decide_snap_results(&s->model, node_id, r->volume,
+					       (uint64_t)r->epoch, o,
+					       r->snapshots.len, hf_now_ms(),
+					       &a);
+			free(o);
+		}
 	}
 	carry_out(s, &a);
 }

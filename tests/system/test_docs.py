@@ -383,6 +383,21 @@ def test_every_route_answers_as_documented(cl):
             body={"size": "2G"}, expect_error="not-found")
     ck.call("POST", "/v1/external-volumes/{name}/resize", "/v1/external-volumes/docs-web-0/resize",
             body={"size": []}, expect_error="invalid")
+    ck.call("GET", "/v1/external-volumes/{name}/snapshots",
+            "/v1/external-volumes/docs-web-0/snapshots", expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/snapshots",
+            "/v1/external-volumes/docs-web-0/snapshots", body={"name": "s1"},
+            expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/snapshots",
+            "/v1/external-volumes/docs-web-0/snapshots", body={"name": []},
+            expect_error="invalid")
+    ck.call("DELETE", "/v1/external-volumes/{name}/snapshots/{snap}",
+            "/v1/external-volumes/docs-web-0/snapshots/s1", expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/restore",
+            "/v1/external-volumes/docs-web-0/restore", body={"snapshot": "s1"},
+            expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/restore",
+            "/v1/external-volumes/docs-web-0/restore", body={}, expect_error="invalid")
     ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="conflict")
     st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs")
     assert st == 202

@@ -731,6 +731,123 @@ static void test_a_lost_replica_is_rebuilt_elsewhere(void **state)
 	world_free(w);
 }
 
+/*
+ * Snapshots (plan/xsnap.c): taken only by an attachment; a name once;
+ * the attach process's answers change the record once, from its
+ * attachment at its epoch only ("local" is its node's replica); a restore
+ * needs every replica to hold the snapshot, and only a later attachment's
+ * answer ends it.
+ */
+static void test_snapshot_rules(void **state)
+{
+	struct world *w = world_new();
+	struct hf_xvol *v = add_volume(w, "n1", HF_XVOL_ACTIVE);
+	const struct hf_act_xvol *x;
+	struct hf_xsnap *sn;
+	char *why = NULL;
+	bool conflict = false;
+	const char *local[] = {"local"};
+	struct hf_snap_outcome o = {"00000000000000a1", "take", NULL, true,
+				    local, 1};
+
+	(void)state;
+	/* Not attached: refused, nothing asked. */
+	assert_int_equal(hf_decide_snap_take(&w->m, "s-app-0", "first",
+					     "00000000000000a1", T0, "operator",
+					     &w->a, &why, &conflict),
+			 -1);
+	assert_true(conflict);
+	assert_non_null(strstr(why, "not attached"));
+	assert_int_equal(w->a.len, 0);
+	free(why);
+	assert_int_equal(hf_decide_snap_take(&w->m, "nope", "first", "00000000000000a1",
+					     T0, "operator", &w->a, &why, &conflict),
+			 -1);
+	assert_false(conflict);
+	free(why);
+	v->attached = hf_xstrdup("n1");
+	v->epoch = 3;
+	v->formatted = true;
+	assert_int_equal(hf_decide_snap_take(&w->m, "s-app-0", "first",
+					     "00000000000000a1", T0, "operator",
+					     &w->a, &why, &conflict),
+			 1);
+	x = xvol_action(&w->a, HF_XVOLOP_SNAP_ADD);
+	assert_non_null(x);
+	assert_string_equal(x->snap, "00000000000000a1");
+	assert_string_equal(x->snap_name, "first");
+	assert_int_equal(x->size, 2 * GIB);
+	assert_int_equal(count(&w->a, HF_ACT_EVENT), 1);
+	/* As applied: the record, taking. */
+	sn = hf_xvol_snap_add(v, "00000000000000a1", "first", T0);
+	sn->state = HF_XSNAP_TAKING;
+	hf_actions_reset(&w->a);
+	assert_int_equal(hf_decide_snap_take(&w->m, "s-app-0", "first",
+					     "00000000000000b2", T0, "operator",
+					     &w->a, &why, &conflict),
+			 -1);
+	assert_non_null(strstr(why, "already"));
+	free(why);
+	assert_int_equal(hf_decide_snap_take(&w->m, "s-app-0", "a/b",
+					     "00000000000000b2", T0, "operator",
+					     &w->a, &why, &conflict),
+			 -1);
+	free(why);
+	/* An answer from another epoch or node changes nothing. */
+	hf_decide_snap_results(&w->m, "n1", "s-app-0", 2, &o, 1, T0 + 5, &w->a);
+	hf_decide_snap_results(&w->m, "n2", "s-app-0", 3, &o, 1, T0 + 5, &w->a);
+	assert_int_equal(w->a.len, 0);
+	hf_decide_snap_results(&w->m, "n1", "s-app-0", 3, &o, 1, T0 + 5, &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_SNAP_TAKEN);
+	assert_non_null(x);
+	assert_int_equal(x->holders.len, 1);
+	assert_string_equal(x->holders.items[0],
+			    "ffeeddccbbaa99887766554433221100");
+	assert_int_equal(x->at, T0 + 5);
+	/* Ready (as applied), the same answer again is no news. */
+	sn->state = HF_XSNAP_READY;
+	hf_strlist_push(&sn->replicas, "ffeeddccbbaa99887766554433221100");
+	hf_actions_reset(&w->a);
+	hf_decide_snap_results(&w->m, "n1", "s-app-0", 3, &o, 1, T0 + 6, &w->a);
+	assert_int_equal(w->a.len, 0);
+	/* A restore needs every replica to hold it. */
+	hf_xvol_replica_add(v, "n2", "0a0a0a0a0a0a0a0a", T0)->state =
+	    HF_XREP_IN_SYNC;
+	assert_int_equal(hf_decide_snap_restore(&w->m, "s-app-0", "first",
+						"operator", &w->a, &why,
+						&conflict),
+			 -1);
+	assert_non_null(strstr(why, "does not hold"));
+	free(why);
+	hf_strlist_push(&sn->replicas, "0a0a0a0a0a0a0a0a");
+	assert_int_equal(hf_decide_snap_restore(&w->m, "s-app-0", "first",
+						"operator", &w->a, &why,
+						&conflict),
+			 1);
+	x = xvol_action(&w->a, HF_XVOLOP_RESTORE);
+	assert_non_null(x);
+	assert_string_equal(x->snap, "00000000000000a1");
+	/* As applied: pending after epoch 3; epoch 3's answer is ignored. */
+	v->restore = hf_xstrdup("00000000000000a1");
+	v->restore_after = 3;
+	hf_actions_reset(&w->a);
+	o.op = "restore";
+	hf_decide_snap_results(&w->m, "n1", "s-app-0", 3, &o, 1, T0 + 7, &w->a);
+	assert_int_equal(w->a.len, 0);
+	v->epoch = 4;
+	hf_decide_snap_results(&w->m, "n1", "s-app-0", 4, &o, 1, T0 + 8, &w->a);
+	x = xvol_action(&w->a, HF_XVOLOP_RESTORE);
+	assert_non_null(x);
+	assert_null(x->snap);
+	/* The snapshot being restored is not deleted meanwhile. */
+	assert_int_equal(hf_decide_snap_delete(&w->m, "s-app-0", "first",
+					       "operator", &w->a, &why,
+					       &conflict),
+			 -1);
+	free(why);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -746,6 +863,7 @@ int main(void)
 	    cmocka_unit_test(test_a_storage_less_node_reaches_its_volume_remotely),
 	    cmocka_unit_test(test_a_returning_replica_is_resynced),
 	    cmocka_unit_test(test_a_lost_replica_is_rebuilt_elsewhere),
+	    cmocka_unit_test(test_snapshot_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

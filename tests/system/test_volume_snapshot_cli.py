@@ -1,0 +1,138 @@
+"""Snapshots of external volumes end to end (`holdfast volume snapshot`,
+`snapshots`, `snapshot-delete`, `restore`; the API routes under
+/v1/external-volumes/{name}/snapshots): a running task's volume is
+snapshotted while it writes, the snapshot is listed ready with the
+replica that holds it, later writes leave it alone, a restore restarts the
+pod on the volume as the snapshot had it (and keeps the later snapshot),
+deletes go, and refusals change nothing and say why."""
+import json
+import os
+
+import pytest
+
+from holdfast_harness import Cluster, wait_for, write
+
+SPEC = """
+name: snap
+pods:
+  db:
+    count: 1
+    external-volumes:
+      data:
+        type: DOCKER
+        volume-mode: RW
+        container-path: data
+        driver-name: holdfast
+        driver-options: size=128M
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: "echo start >> data/starts; sync data/starts; exec sleep 100000"
+        cpus: 0.1
+        memory: 32
+"""
+
+VOL = "snap-db-0"
+
+
+@pytest.fixture(scope="module")
+def cl(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("xvol-snap")
+    c = Cluster(tmp)
+    c.start_server()
+    c.start_agent(extra=("--storage", os.path.join(str(tmp), "pool") + ",size=2G"))
+    c.deploy(write(os.path.join(str(tmp), "snap.yml"), SPEC), timeout=180)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def sh(cl, script):
+    return cl.cli("--service", "snap", "task", "exec", "db-0-server", "--", "sh", "-c",
+                  script, check=False)
+
+
+def file_in_task(cl, name):
+    p = sh(cl, f"cat data/{name} 2>/dev/null || echo MISSING")
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def snaps(cl):
+    st, body = cl.api("GET", f"/v1/external-volumes/{VOL}/snapshots")
+    assert st == 200, body
+    return {s["name"]: s for s in body["snapshots"]}
+
+
+def events_of(cl, kind="snapshot"):
+    with open(os.path.join(cl.server_data, "events.jsonl")) as f:
+        items = [json.loads(line) for line in f if line.strip()]
+    return [e for e in items if e.get("kind") == kind]
+
+
+def test_snapshot_list_restore_delete(cl):
+    assert sh(cl, "echo one > data/f && sync").returncode == 0
+    p = cl.cli("volume", "snapshot", VOL, "--name", "first", "--wait", "--timeout", "60")
+    assert "snapshot first of volume snap-db-0: ready" in p.stdout, p.stdout + p.stderr
+    s = snaps(cl)["first"]
+    assert s["state"] == "ready" and len(s["replicas"]) == 1 and s["taken"] > 0, s
+    assert s["size"] == 128 << 20 and s["why"] is None, s
+    # The volume goes on; a second snapshot, by the API, named from the time.
+    assert sh(cl, "echo two > data/f && echo new > data/g && sync").returncode == 0
+    st, body = cl.api("POST", f"/v1/external-volumes/{VOL}/snapshots", {})
+    assert st == 202 and body["snapshot"]["state"] in ("taking", "ready"), body
+    second = body["snapshot"]["name"]
+    wait_for(lambda: snaps(cl)[second]["state"] == "ready", 60, what="second ready")
+    assert sh(cl, "echo three > data/f && sync").returncode == 0
+    # The list, for people and for programs.
+    out = cl.cli("volume", "snapshots", VOL).stdout
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "STATE", "TAKEN"], out
+    assert [ln.split()[0] for ln in lines[1:]] == ["first", second], out
+    assert all(ln.split()[1] == "ready" for ln in lines[1:]), out
+    js = json.loads(cl.cli("volume", "snapshots", VOL, "--json").stdout)
+    assert [x["name"] for x in js["snapshots"]] == ["first", second]
+    # Refusals say why and change nothing.
+    for path, body, status, words in (
+            (f"/v1/external-volumes/{VOL}/snapshots", {"name": "first"}, 409, "already"),
+            (f"/v1/external-volumes/{VOL}/snapshots", {"name": "bad/name"}, 409, "cannot name"),
+            (f"/v1/external-volumes/{VOL}/snapshots", {"name": 7}, 400, "snapshot name"),
+            ("/v1/external-volumes/nope/snapshots", {}, 404, "no volume"),
+            (f"/v1/external-volumes/{VOL}/restore", {"snapshot": "nope"}, 404, "no snapshot"),
+            (f"/v1/external-volumes/{VOL}/restore", {}, 400, "snapshot")):
+        st, resp = cl.api("POST", path, body)
+        assert st == status, (path, body, st, resp)
+        assert words in json.dumps(resp), (path, resp)
+    assert list(snaps(cl)) == ["first", second]
+    p = cl.cli("volume", "snapshot-delete", VOL, "nope", check=False)
+    assert p.returncode != 0 and "no snapshot nope" in p.stderr, p.stderr
+    # Restore to the first: the pod restarts on the volume as it was.
+    before = cl.tasks("snap")["db-0-server"]
+    p = cl.cli("volume", "restore", VOL, "--snapshot", "first", "--wait", "--timeout", "120")
+    assert "restored to first" in p.stdout, p.stdout + p.stderr
+    wait_for(lambda: cl.restarted("snap", "db-0-server", before)
+             and cl.tasks("snap")["db-0-server"]["status"] == "RUNNING", 60,
+             what="the pod running again after the restore")
+    assert file_in_task(cl, "f") == "one\n"
+    assert file_in_task(cl, "g") == "MISSING\n"
+    st, v = cl.api("GET", f"/v1/external-volumes/{VOL}")
+    assert v["restore"] is None, v
+    # The later snapshot stays, still ready; restoring to it brings its bytes.
+    assert snaps(cl)[second]["state"] == "ready"
+    p = cl.cli("volume", "restore", VOL, "--snapshot", second, "--wait", "--timeout", "120")
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: cl.tasks("snap")["db-0-server"]["status"] == "RUNNING", 60,
+             what="running after the second restore")
+    wait_for(lambda: file_in_task(cl, "g") == "new\n", 30, what="the second snapshot's g")
+    assert file_in_task(cl, "f") == "two\n"
+    ev = events_of(cl)
+    afters = [(e.get("object"), e.get("after")) for e in ev]
+    for word in ("taking", "ready", "restoring", "restored"):
+        assert (f"{VOL}@first", word) in afters, afters
+    # Delete both; the list ends empty.
+    assert cl.cli("volume", "snapshot-delete", VOL, "first", "--wait", "--timeout", "60").returncode == 0
+    p = cl.cli("volume", "snapshot-delete", VOL, second, "--wait", "--timeout", "60", "--json")
+    assert p.returncode == 0, p.stderr
+    assert snaps(cl) == {}
+    assert "no snapshots" in cl.cli("volume", "snapshots", VOL).stdout

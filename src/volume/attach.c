@@ -2259,6 +2259,48 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 
 /* ---- snapshots ------------------------------------------------------- */
 
+static char *find_mount(const struct vol *v, int *fd);
+
+/* The kernel's freeze and thaw of a mounted file system (linux/fs.h). */
+#define HF_FIFREEZE _IOWR('X', 119, int)
+#define HF_FITHAW _IOWR('X', 120, int)
+
+/*
+ * Freezes the file system a task mounted from our device, if any: it
+ * writes out everything it holds (through us) and its journal, and
+ * holds new writes at its level, so a snapshot taken meanwhile is a
+ * clean file system, not only a crash-consistent one. Returns the
+ * mount's descriptor to thaw, or -1 (none, or the kernel refused: the
+ * snapshot is then crash-consistent, which ext4's journal recovers).
+ */
+static int freeze_fs(struct vol *v)
+{
+	int fd = -1;
+	char *mnt = v->dev[0] ? find_mount(v, &fd) : NULL;
+
+	if (!mnt)
+		return -1;
+	if (ioctl(fd, HF_FIFREEZE, 0) < 0) {
+		hf_log("snapshot: the file system at %s was not frozen (%s): "
+		       "the snapshot is crash-consistent",
+		       mnt, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	free(mnt);
+	return fd;
+}
+
+static void thaw_fs(int fd)
+{
+	if (fd < 0)
+		return;
+	if (ioctl(fd, HF_FITHAW, 0) < 0)
+		hf_log("snapshot: thawing the file system failed: %s",
+		       strerror(errno));
+	close(fd);
+}
+
 /*
  * One snapshot request to the local replica and every in-sync remote
  * (not one being copied to: its bytes are not the volume's yet). Taking
@@ -2274,7 +2316,7 @@ static json_t *snap_one(struct vol *v, const char *id, const char *op)
 	json_t *reps = json_array(), *r;
 	char err[512] = "";
 	size_t nr;
-	int e = 0;
+	int e = 0, frozen = -1;
 
 	memset(&f, 0, sizeof(f));
 	f.type = HF_VOLW_SNAP;
@@ -2282,6 +2324,9 @@ static json_t *snap_one(struct vol *v, const char *id, const char *op)
 		      : !strcmp(op, "delete") ? HF_VOLW_SNAP_DELETE
 					      : HF_VOLW_SNAP_RESTORE;
 	snprintf(f.u.snap.id, sizeof(f.u.snap.id), "%s", id);
+	/* Before the write lock: freezing writes through us. */
+	if (f.u.snap.op == HF_VOLW_SNAP_TAKE)
+		frozen = freeze_fs(v);
 	pthread_rwlock_wrlock(&v->add_lock);
 	nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
 	if (f.u.snap.op == HF_VOLW_SNAP_RESTORE) {
@@ -2359,11 +2404,14 @@ static json_t *snap_one(struct vol *v, const char *id, const char *op)
 		}
 	}
 	pthread_rwlock_unlock(&v->add_lock);
+	thaw_fs(frozen);
 	r = json_pack("{s:s, s:b, s:o}", "op", op,
 		      "ok", json_array_size(reps) > 0 && !err[0], "replicas",
 		      reps);
 	if (err[0])
 		json_object_set_new(r, "error", json_string(err));
+	if (f.u.snap.op == HF_VOLW_SNAP_TAKE)
+		json_object_set_new(r, "frozen", json_boolean(frozen >= 0));
 	hf_log("snapshot %s: %s on %zu replica(s)%s%s", id, op,
 	       json_array_size(reps), err[0] ? ": " : "", err);
 	return r;

@@ -76,6 +76,8 @@ def test_snapshots_keep_their_point_on_every_replica_and_restore(env):
     p.send_signal(signal.SIGHUP)
     r = wait_for(lambda: done(d, "a", "take:s1"), 30, what="s1 taken")
     assert r["ok"] and r["id"] == "s1" and sorted(r["replicas"]) == ["local", "r1", "r2"], r
+    # The mounted file system was frozen for it: a clean file system.
+    assert r["frozen"] is True, r
     v2 = os.urandom(900_000)
     write(mnt, "a", v2)
     write(mnt, "b", b"only after s1")
@@ -98,6 +100,9 @@ def test_snapshots_keep_their_point_on_every_replica_and_restore(env):
                 for i, f in enumerate(files)]
         for img in imgs[1:]:
             assert filecmp.cmp(imgs[0], img, shallow=False), (snap, img)
+        # Frozen when taken: clean as it is, no journal to replay.
+        fsck = subprocess.run(["e2fsck", "-fn", imgs[1]], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
         assert cat(imgs[0], "a") == want_a, snap
         assert (cat(imgs[0], "b") == b"only after s1") == has_b, snap
         assert cat(imgs[0], "c") == b"", snap

@@ -8,9 +8,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/version.h"
 #include "http/http.h"
 #include "model/codec.h"
@@ -724,21 +726,103 @@ static json_t *xsnap_json(struct hf_srv *s, const char *volume,
 	return found;
 }
 
+/* A pod's snapshot hooks, copied out of the state (hooks_of). */
+struct hooks {
+	char *svc, *task, *before, *after;
+	long timeout_ms;
+};
+
+static void hooks_release(struct hooks *h)
+{
+	free(h->svc);
+	free(h->task);
+	free(h->before);
+	free(h->after);
+	memset(h, 0, sizeof(*h));
+}
+
+/* The hooks of the pod that owns volume `name`, if it declares any. */
+static void hooks_of(struct hf_srv *s, const char *name, struct hooks *h)
+{
+	const struct hf_xvol *v;
+	struct hf_service *svc;
+	struct hf_instance *in;
+	struct hf_config *cfg;
+	const struct hf_spec_pod *pod;
+
+	memset(h, 0, sizeof(*h));
+	hf_state_lock(s);
+	v = hf_model_xvol(&s->model, name);
+	svc = v && v->instance ? hf_state_service(s, v->service) : NULL;
+	in = svc ? hf_state_instance(svc, v->instance) : NULL;
+	cfg = in ? hf_state_target(svc) : NULL;
+	pod = cfg && cfg->spec ? hf_spec_find_pod(cfg->spec, in->pod) : NULL;
+	if (pod && pod->has_hooks && pod->hook_task) {
+		h->svc = hf_xstrdup(svc->name);
+		h->task = hf_xasprintf("%s-%s", in->name, pod->hook_task);
+		h->before = pod->hook_before ? hf_xstrdup(pod->hook_before)
+					     : NULL;
+		h->after = pod->hook_after ? hf_xstrdup(pod->hook_after) : NULL;
+		h->timeout_ms = (long)(pod->hook_timeout * 1000);
+	}
+	hf_state_unlock(s);
+}
+
+/*
+ * Runs one hook; returns its record ({"cmd", "exit_code", "output"}, or
+ * "error") and whether it succeeded.
+ */
+static json_t *run_hook(struct hf_srv *s, const struct hooks *h,
+			const char *cmd, bool *ok)
+{
+	char *out = NULL, *why = NULL;
+	int code = -1;
+	int rc = hf_task_exec_sync(s, h->svc, h->task, cmd, h->timeout_ms,
+				   &code, &out, &why);
+	json_t *o = json_pack("{s:s, s:s}", "task", h->task, "cmd", cmd);
+
+	if (rc) {
+		json_object_set_new(o, "error", json_string(why));
+		*ok = false;
+	} else {
+		size_t n = out ? strlen(out) : 0;
+
+		/* The tail says why a command failed. */
+		json_object_set_new(o, "exit_code", json_integer(code));
+		json_object_set_new(o, "output",
+				    json_string(n > 4096 ? out + n - 4096
+							 : out ? out : ""));
+		*ok = code == 0;
+	}
+	free(out);
+	free(why);
+	return o;
+}
+
 /*
  * POST /v1/external-volumes/{name}/snapshots {"name": optional}: takes a
- * snapshot (hf_ops_xvol_snapshot); 202 with its record (taking).
+ * snapshot (hf_ops_xvol_snapshot); 202 with its record. When the pod
+ * that owns the volume declares snapshot-hooks, its before command runs
+ * in the task first (a failure refuses the snapshot: 409), the answer
+ * waits until the snapshot is taken (or failed, or the hooks' timeout),
+ * and the after command runs (always, once before ran); the answer says
+ * what each did ("hooks").
  */
 static void h_xsnap_take(void *ctx, const struct hf_http_req *req,
 			 struct hf_http_resp *resp)
 {
+	struct hf_srv *s = srv_of(ctx);
 	const char *name = hf_kvlist_get(&req->params, "name");
 	struct hf_ops_err err = {0};
-	json_t *body = NULL, *sn;
+	struct hooks hk;
+	json_t *body = NULL, *sn, *hooks = json_object(), *snap;
 	char *made = NULL;
+	bool ok = true;
 	int rc;
 
+	memset(&hk, 0, sizeof(hk));
 	if (req->body_len && hf_http_body_json(req, resp, &body))
-		return;
+		goto out;
 	sn = json_is_object(body) ? json_object_get(body, "name") : NULL;
 	if ((body && !json_is_object(body)) || (sn && !json_is_string(sn))) {
 		hf_http_error(resp, HF_EINVAL,
@@ -746,16 +830,82 @@ static void h_xsnap_take(void *ctx, const struct hf_http_req *req,
 			      "(or nothing: a name is made from the time)");
 		goto out;
 	}
-	rc = hf_ops_xvol_snapshot(srv_of(ctx), name,
-				  sn ? json_string_value(sn) : NULL, &made,
-				  &err);
-	if (rc)
+	hooks_of(s, name, &hk);
+	if (hk.before) {
+		json_t *r = run_hook(s, &hk, hk.before, &ok);
+
+		json_object_set_new(hooks, "before", r);
+		if (!ok) {
+			const char *why = json_string_value(
+			    json_object_get(r, "error"));
+			const char *o = json_string_value(
+			    json_object_get(r, "output"));
+			size_t n = o ? strlen(o) : 0;
+			bool aok = true;
+
+			/* It ran, perhaps half-way: after undoes it. */
+			if (hk.after)
+				json_decref(run_hook(s, &hk, hk.after, &aok));
+			if (why)
+				hf_http_error(resp, HF_ECONFLICT,
+					      "the snapshot's before hook in "
+					      "task %s could not run: %s; no "
+					      "snapshot was taken",
+					      hk.task, why);
+			else
+				hf_http_error(
+				    resp, HF_ECONFLICT,
+				    "the snapshot's before hook in task %s "
+				    "exited %lld%s%s; no snapshot was taken",
+				    hk.task,
+				    (long long)json_integer_value(
+					json_object_get(r, "exit_code")),
+				    n ? ": " : "", n > 300 ? o + n - 300 : o ? o : "");
+			goto out;
+		}
+	}
+	rc = hf_ops_xvol_snapshot(s, name, sn ? json_string_value(sn) : NULL,
+				  &made, &err);
+	if (!rc && (hk.before || hk.after)) {
+		/* The after hook waits for the snapshot (or its timeout). */
+		int64_t until = hf_mono_ms() + hk.timeout_ms;
+
+		for (;;) {
+			json_t *cur = xsnap_json(s, name, made);
+			const char *st =
+			    json_string_value(json_object_get(cur, "state"));
+			bool taking = st && !strcmp(st, "taking");
+
+			json_decref(cur);
+			if (!taking || hf_mono_ms() > until)
+				break;
+			usleep(50 * 1000);
+		}
+	}
+	if (hk.after) {
+		bool aok = true;
+
+		json_object_set_new(hooks, "after",
+				    run_hook(s, &hk, hk.after, &aok));
+		if (!aok)
+			hf_log("volume %s: the snapshot's after hook in task %s "
+			       "failed",
+			       name, hk.task);
+	}
+	if (rc) {
 		answer_err(resp, rc, &err);
-	else
-		hf_http_json(resp, 202,
-			     json_pack("{s:s, s:o}", "volume", name, "snapshot",
-				       xsnap_json(srv_of(ctx), name, made)));
+		goto out;
+	}
+	snap = xsnap_json(s, name, made);
+	json_decref(body);
+	body = json_pack("{s:s, s:o}", "volume", name, "snapshot", snap);
+	if (json_object_size(hooks))
+		json_object_set(body, "hooks", hooks);
+	hf_http_json(resp, 202, body);
+	body = NULL;
 out:
+	hooks_release(&hk);
+	json_decref(hooks);
 	free(made);
 	hf_ops_err_release(&err);
 	json_decref(body);
@@ -1848,8 +1998,9 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/external-volumes/{name}/snapshots", h_xsnaps_list,
      HF_ROUTE_READ, NULL},
+    /* Hooks run in the task and the answer may wait: on a worker. */
     {"POST", "/v1/external-volumes/{name}/snapshots", h_xsnap_take,
-     HF_ROUTE_WRITE, NULL},
+     HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"DELETE", "/v1/external-volumes/{name}/snapshots/{snap}",
      h_xsnap_delete, HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/external-volumes/{name}/restore", h_xvol_restore,

@@ -685,14 +685,21 @@ static const struct route_doc docs[] = {
 	 "optional (default: the UTC time, `20261206-093000`). Answers at "
 	 "once with the snapshot `taking`; it is `ready` when every "
 	 "replica took it (`GET .../snapshots`). A volume that is not "
-	 "attached, a name in use, or a 65th snapshot is refused (`409`).",
+	 "attached, a name in use, or a 65th snapshot is refused (`409`). "
+	 "When the pod declares `snapshot-hooks`, its `before` command runs "
+	 "in the task first (a non-zero exit: `409`, no snapshot), the "
+	 "answer waits until the snapshot is taken, and `after` runs; "
+	 "`hooks` says what each did.",
      .request = "{\"name?\": \"string\"}",
      .status = "202",
      .response = "{\"volume\": \"string\", \"snapshot\": {\"id\": "
 		 "\"string\", \"name\": \"string\", \"state\": \"string\", "
 		 "\"created\": \"integer\", \"taken\": \"integer\", "
 		 "\"size\": \"integer\", \"replicas\": [\"string\"], "
-		 "\"why\": \"string|null\"}}",
+		 "\"why\": \"string|null\"}, \"hooks?\": {\"before?\": "
+		 "{\"task\": \"string\", \"cmd\": \"string\", "
+		 "\"exit_code\": \"integer\", \"output\": \"string\"}, "
+		 "\"after?\": \"object\"}}",
      .errors = "bad-json invalid not-found conflict"},
     {.method = "DELETE",
      .pattern = "/v1/external-volumes/{name}/snapshots/{snap}",

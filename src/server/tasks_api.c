@@ -219,6 +219,60 @@ out:
 	free(key);
 }
 
+int hf_task_exec_sync(struct hf_srv *s, const char *svc, const char *name,
+		      const char *cmd, long timeout_ms, int *exit_code,
+		      char **output, char **why)
+{
+	char *id = NULL, *api = NULL, *key = NULL, *path, *err = NULL;
+	json_t *body = json_pack("{s:s}", "cmd", cmd), *out = NULL;
+	long status = 0;
+	int rc;
+
+	*output = NULL;
+	*why = NULL;
+	*exit_code = -1;
+	hf_state_lock(s);
+	rc = resolve(s, svc, name, &id, &api, &key, why);
+	hf_state_unlock(s);
+	if (rc)
+		goto out;
+	path = hf_xasprintf("/v1/agent/tasks/%s/exec", id);
+	rc = hf_httpc_json(api, "POST", path, key, body, timeout_ms, &status,
+			   &out, &err);
+	free(path);
+	if (rc) {
+		*why = hf_xasprintf("the agent did not answer: %s",
+				    err ? err : "unreachable");
+		rc = HF_EUNAVAIL;
+	} else if (status != 200) {
+		const char *m =
+		    json_string_value(json_object_get(out, "message"));
+
+		*why = hf_xasprintf("the agent answered %ld: %s", status,
+				    m ? m : "an error");
+		rc = status == 409 ? HF_ECONFLICT : HF_EUNAVAIL;
+	} else {
+		*exit_code = (int)json_integer_value(
+		    json_object_get(out, "exit_code"));
+		*output = hf_xasprintf(
+		    "%s%s",
+		    json_string_value(json_object_get(out, "stdout"))
+			? json_string_value(json_object_get(out, "stdout"))
+			: "",
+		    json_string_value(json_object_get(out, "stderr"))
+			? json_string_value(json_object_get(out, "stderr"))
+			: "");
+	}
+out:
+	json_decref(body);
+	json_decref(out);
+	free(err);
+	free(id);
+	free(api);
+	free(key);
+	return rc;
+}
+
 void hf_task_exec_handler(void *ctx, const struct hf_http_req *req,
 			  struct hf_http_resp *resp)
 {

@@ -12,4 +12,18 @@ void hf_task_logs_handler(void *ctx, const struct hf_http_req *req,
 void hf_task_exec_handler(void *ctx, const struct hf_http_req *req,
 			  struct hf_http_resp *resp);
 
+struct hf_srv;
+
+/*
+ * Runs cmd with /bin/sh -c inside task `name` of service svc (its current
+ * launch, through its agent, as POST /v1/tasks/{task}/exec does), waiting
+ * at most timeout_ms. Returns 0 with *exit_code and the output (stdout
+ * then stderr, malloc'ed, may be NULL), or an HF_E* code with *why
+ * (malloc'ed): no such task, no agent, no answer. The state lock must
+ * not be held.
+ */
+int hf_task_exec_sync(struct hf_srv *s, const char *svc, const char *name,
+		      const char *cmd, long timeout_ms, int *exit_code,
+		      char **output, char **why);
+
 #endif

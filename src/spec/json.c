@@ -313,6 +313,13 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		json_object_set_new(o, "replace",
 				    json_pack("{s:o}", "tasks",
 					      strlist_array(&pod->replace_tasks)));
+	/* Hooks run around snapshots: changing them relaunches nothing. */
+	if (pod->has_hooks && !for_diff)
+		json_object_set_new(
+		    o, "snapshot-hooks",
+		    json_pack("{s:s?, s:s?, s:s?, s:f}", "task", pod->hook_task,
+			      "before", pod->hook_before, "after",
+			      pod->hook_after, "timeout", pod->hook_timeout));
 	json_object_set_new(o, "volumes",
 			    volumes_json(pod->volumes.items, pod->volumes.len));
 	a = json_array();

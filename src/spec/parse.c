@@ -2175,6 +2175,7 @@ static const struct keydef pod_keys[] = {
     {"capabilities", 0},
     {"volume-retention", 0},
     {"replace", 0},
+    {"snapshot-hooks", 0},
     {"tasks", K_REQUIRED},
     {NULL, 0},
 };
@@ -2320,6 +2321,39 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 							    tl->items[i]->str);
 				hf_pctx_pop(c, o2);
 			}
+		}
+		hf_pctx_pop(c, old);
+	}
+	v = enter(c, n, "snapshot-hooks", &old);
+	if (v) {
+		static const struct keydef hook_keys[] = {
+		    {"task", 0}, {"before", 0}, {"after", 0},
+		    {"timeout", 0}, {NULL, 0},
+		};
+
+		if (hf_pctx_want_map(c, v)) {
+			check_keys(c, v, hf_ynode_pair(n, "snapshot-hooks")->key,
+				   hook_keys);
+			p->has_hooks = true;
+			p->hooks_pos = pos_of(v);
+			get_str(c, v, "task", false, &p->hook_task);
+			get_str(c, v, "before", false, &p->hook_before);
+			get_str(c, v, "after", false, &p->hook_after);
+			if (get_seconds(c, v, "timeout", true,
+					&p->hook_timeout) &&
+			    p->hook_timeout > 3600) {
+				size_t o2 = hf_pctx_push(c, "timeout");
+
+				hf_pctx_err(c, hf_ynode_get(v, "timeout"),
+					    "a snapshot hook's timeout is at "
+					    "most 3600 seconds");
+				hf_pctx_pop(c, o2);
+			}
+			if (!p->hook_before && !p->hook_after)
+				hf_pctx_err(c, v,
+					    "snapshot-hooks needs 'before', "
+					    "'after' or both: the commands run "
+					    "in the task around a snapshot");
 		}
 		hf_pctx_pop(c, old);
 	}

@@ -527,6 +527,18 @@ struct hf_spec_pod {
 	 * and all its tasks see REPLACED_NODE / REPLACED_ADDRESS.
 	 */
 	struct hf_strlist replace_tasks;
+	/*
+	 * holdfast `snapshot-hooks: {task, before, after, timeout}`:
+	 * commands a snapshot of the pod's external volumes runs in task
+	 * `task` (a RUNNING one; default: the pod's first) before it is
+	 * taken (a non-zero exit refuses the snapshot) and after (always,
+	 * once the before one ran), each within timeout seconds (default
+	 * 60). hooks_pos: where it is written; has_hooks: it is.
+	 */
+	bool has_hooks;
+	char *hook_task, *hook_before, *hook_after;
+	double hook_timeout;
+	struct hf_pos hooks_pos;
 	struct {
 		struct hf_spec_task *items;
 		size_t len, cap;

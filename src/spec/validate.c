@@ -964,6 +964,39 @@ void hf_spec_validate(struct hf_pctx *c)
 		check_volumes(c, pod);
 		check_volume_dirs(c, pod);
 		check_task_refs(c, pod);
+		if (pod->has_hooks) {
+			const struct hf_spec_task *t =
+			    pod->hook_task
+				? hf_spec_find_task(pod, pod->hook_task)
+				: NULL;
+
+			for (size_t k = 0; !pod->hook_task && !t &&
+					   k < pod->tasks.len;
+			     k++)
+				if (pod->tasks.items[k].goal == HF_GOAL_RUNNING)
+					t = &pod->tasks.items[k];
+			if (!t || t->goal != HF_GOAL_RUNNING) {
+				char *path = hf_xasprintf(
+				    "pods.%s.snapshot-hooks.task", pod->name);
+
+				hf_pctx_err_pos(
+				    c, pod->hooks_pos, path,
+				    "snapshot hooks run in a task with goal "
+				    "RUNNING: %s%s%s",
+				    pod->hook_task ? "'" : "",
+				    pod->hook_task ? pod->hook_task
+						   : "the pod has none",
+				    pod->hook_task
+					? (t ? "' is not one"
+					     : "' is not a task of this pod")
+					: "");
+				free(path);
+			} else if (!pod->hook_task) {
+				pod->hook_task = hf_xstrdup(t->name);
+			}
+			if (pod->hook_timeout <= 0)
+				pod->hook_timeout = 60;
+		}
 		for (size_t r = 0; r < pod->replace_tasks.len; r++) {
 			const struct hf_spec_task *t =
 			    hf_spec_find_task(pod, pod->replace_tasks.items[r]);
@@ -1514,6 +1547,9 @@ static void pod_release(struct hf_spec_pod *p)
 	HF_VEC_FREE(&p->constraints);
 	hf_strlist_release(&p->uris);
 	hf_strlist_release(&p->replace_tasks);
+	free(p->hook_task);
+	free(p->hook_before);
+	free(p->hook_after);
 	volumes_free(p->volumes.items, p->volumes.len);
 	for (size_t i = 0; i < p->resource_sets.len; i++)
 		rs_release(&p->resource_sets.items[i]);

@@ -24,6 +24,10 @@ pods:
         container-path: data
         driver-name: holdfast
         driver-options: size=128M
+    snapshot-hooks:
+      before: "test ! -e data/nohook && echo before >> data/hooks && sync"
+      after: "echo after >> data/hooks && sync"
+      timeout: 30
     tasks:
       server:
         goal: RUNNING
@@ -75,14 +79,26 @@ def test_snapshot_list_restore_delete(cl):
     assert sh(cl, "echo one > data/f && sync").returncode == 0
     p = cl.cli("volume", "snapshot", VOL, "--name", "first", "--wait", "--timeout", "60")
     assert "snapshot first of volume snap-db-0: ready" in p.stdout, p.stdout + p.stderr
+    # The pod's hooks ran in the task around it.
+    assert file_in_task(cl, "hooks") == "before\nafter\n"
     s = snaps(cl)["first"]
     assert s["state"] == "ready" and len(s["replicas"]) == 1 and s["taken"] > 0, s
     assert s["size"] == 128 << 20 and s["why"] is None, s
     # The volume goes on; a second snapshot, by the API, named from the time.
     assert sh(cl, "echo two > data/f && echo new > data/g && sync").returncode == 0
     st, body = cl.api("POST", f"/v1/external-volumes/{VOL}/snapshots", {})
-    assert st == 202 and body["snapshot"]["state"] in ("taking", "ready"), body
+    assert st == 202 and body["snapshot"]["state"] == "ready", body
+    assert body["hooks"]["before"]["exit_code"] == 0, body
+    assert body["hooks"]["after"]["exit_code"] == 0, body
     second = body["snapshot"]["name"]
+    # A before hook that fails refuses the snapshot; after still runs.
+    assert sh(cl, "touch data/nohook").returncode == 0
+    st, body = cl.api("POST", f"/v1/external-volumes/{VOL}/snapshots", {"name": "nope"})
+    assert st == 409 and "before hook in task db-0-server exited 1" in body["message"], body
+    assert "no snapshot was taken" in body["message"], body
+    assert "nope" not in snaps(cl)
+    assert file_in_task(cl, "hooks").endswith("after\nafter\n")
+    assert sh(cl, "rm data/nohook").returncode == 0
     wait_for(lambda: snaps(cl)[second]["state"] == "ready", 60, what="second ready")
     assert sh(cl, "echo three > data/f && sync").returncode == 0
     # The list, for people and for programs.
@@ -116,6 +132,8 @@ def test_snapshot_list_restore_delete(cl):
              what="the pod running again after the restore")
     assert file_in_task(cl, "f") == "one\n"
     assert file_in_task(cl, "g") == "MISSING\n"
+    # Taken between the hooks: before is in it, after is not.
+    assert file_in_task(cl, "hooks") == "before\n"
     st, v = cl.api("GET", f"/v1/external-volumes/{VOL}")
     assert v["restore"] is None, v
     # The later snapshot stays, still ready; restoring to it brings its bytes.
@@ -136,3 +154,19 @@ def test_snapshot_list_restore_delete(cl):
     assert p.returncode == 0, p.stderr
     assert snaps(cl) == {}
     assert "no snapshots" in cl.cli("volume", "snapshots", VOL).stdout
+
+
+def test_snapshot_hooks_are_checked_in_the_spec(cl, tmp_path):
+    """A hook task that is not a RUNNING task of the pod, or hooks with no
+    command, are spec errors with file:line:col."""
+    bad = SPEC.replace("      timeout: 30\n", "      timeout: 30\n      task: nosuch\n")
+    p = cl.cli("spec", "validate", write(str(tmp_path / "bad.yml"), bad), check=False)
+    assert p.returncode != 0 and "not a task of this pod" in p.stderr + p.stdout, p.stderr
+    assert "bad.yml:" in p.stderr + p.stdout
+    empty = SPEC.replace('      before: "test ! -e data/nohook && echo before >> data/hooks && sync"\n',
+                         "").replace('      after: "echo after >> data/hooks && sync"\n', "")
+    p = cl.cli("spec", "validate", write(str(tmp_path / "empty.yml"), empty), check=False)
+    assert p.returncode != 0 and "needs 'before', 'after' or both" in p.stderr + p.stdout, p.stderr
+    long = SPEC.replace("timeout: 30", "timeout: 2h")
+    p = cl.cli("spec", "validate", write(str(tmp_path / "long.yml"), long), check=False)
+    assert p.returncode != 0 and "at most 3600 seconds" in p.stderr + p.stdout, p.stderr

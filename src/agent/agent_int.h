@@ -186,6 +186,8 @@ struct ag_attach {
 	bool hup;
 	size_t isr_asked;          /* remotes its status asked to drop */
 	size_t resynced_seen;      /* remotes its status says resynced */
+	int64_t ready_seen;        /* the epoch it was last seen ready at */
+	size_t snaps_seen;         /* snapshot answers its status holds */
 	int64_t fence_wait;        /* monotonic ms it began to wait for one */
 };
 

@@ -575,6 +575,21 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 			}
 			free(rp);
 		}
+		if (s.alive && s.state && strcmp(s.state, "ready") == 0 &&
+		    s.st_epoch != r->ready_seen) {
+			/*
+			 * Ready at a new epoch: its tasks launch once the
+			 * server hears it, so it hears it now, not at the end
+			 * of the long poll.
+			 */
+			r->ready_seen = s.st_epoch;
+			ag_mark_dirty(ag);
+		}
+		if (s.alive && json_object_size(s.snapshots) != r->snaps_seen) {
+			/* A snapshot taken, deleted or restored: say so. */
+			r->snaps_seen = json_object_size(s.snapshots);
+			ag_mark_dirty(ag);
+		}
 		if (s.alive && s.resynced.len != r->resynced_seen) {
 			/* The server marks them in sync: tell it at once. */
 			r->resynced_seen = s.resynced.len;

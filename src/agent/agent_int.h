@@ -204,6 +204,7 @@ struct ag_vserve {
 	 */
 	bool known;
 	char *failure;             /* its last failure, as logged */
+	size_t filled_seen;        /* clone replicas it serves (made) */
 	struct hf_strlist skipped; /* replica ids serve.json cannot list */
 };
 
@@ -382,6 +383,8 @@ bool ag_volume_key_valid(const char *key);
 int64_t ag_attach_reconcile(struct hf_agent *ag);
 /* Adds the node's volume reports and deleted replicas. Lock held. */
 void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req);
+/* The clone replicas the node's replica server made and serves. */
+void ag_vserve_reports(struct hf_agent *ag, struct hf_proto_sync_req *req);
 /*
  * Takes the answer's attachments (moved out of r) and deletes the replicas
  * it names. Returns whether the supervisor has work: ag->attach_next is

@@ -75,6 +75,7 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 		hf_strlist_push(&req.deleted_volumes,
 				ag->volumes_deleted.items[i]);
 	ag_attach_reports(ag, &req);
+	ag_vserve_reports(ag, &req);
 	req.node_id = hf_xstrdup(ag->node_id);
 	/*
 	 * seq orders this agent's reports for the server (protocol.md):

@@ -171,6 +171,12 @@ static char *config_text(struct hf_agent *ag)
 				 HF_VOL_NAME_MAX))
 			json_object_set_new(v, "name",
 					    json_string(r->volume));
+		if (r->clone_id)
+			json_object_set_new(
+			    v, "clone_from",
+			    json_pack("{s:s, s:s, s:s}", "id", r->clone_id,
+				      "replica", r->clone_replica, "snapshot",
+				      r->clone_snap));
 		json_array_append_new(vols, v);
 	}
 	o = json_pack("{s:s, s:s, s:o}", "pool", ag->pool.dir, "listen",
@@ -382,6 +388,20 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 		free(v->failure);
 		v->failure = NULL;
 	}
+	if (ready(&s)) {
+		/* A clone's replica made: the server hears it at once. */
+		size_t filled = 0;
+
+		for (size_t i = 0; i < ag->held.len; i++)
+			filled += ag->held.items[i].clone_id &&
+				  st_serves(&s, ag->held.items[i].id,
+					    ag->held.items[i].replica);
+		if (filled != v->filled_seen) {
+			v->filled_seen = filled;
+			if (filled)
+				ag_mark_dirty(ag);
+		}
+	}
 	json_decref(s.st);
 	free(dir);
 	return next;
@@ -392,7 +412,11 @@ static bool held_equal(const struct hf_proto_held_replica *a,
 {
 	return strcmp(a->volume, b->volume) == 0 && strcmp(a->id, b->id) == 0 &&
 	       strcmp(a->replica, b->replica) == 0 &&
-	       strcmp(a->key, b->key) == 0 && a->size == b->size;
+	       strcmp(a->key, b->key) == 0 && a->size == b->size &&
+	       !a->clone_id == !b->clone_id &&
+	       (!a->clone_id || (!strcmp(a->clone_id, b->clone_id) &&
+				 !strcmp(a->clone_replica, b->clone_replica) &&
+				 !strcmp(a->clone_snap, b->clone_snap)));
 }
 
 static void held_release(struct hf_proto_held_replica *r)
@@ -403,6 +427,9 @@ static void held_release(struct hf_proto_held_replica *r)
 	if (r->key)
 		explicit_bzero(r->key, strlen(r->key));
 	free(r->key);
+	free(r->clone_id);
+	free(r->clone_replica);
+	free(r->clone_snap);
 }
 
 static bool deleting(const struct hf_proto_sync_resp *r,
@@ -471,6 +498,25 @@ bool ag_vserve_holds(struct hf_agent *ag, const char *id, const char *replica)
 		(!s.alive && ag->vserve.pid > 0);
 	json_decref(s.st);
 	return holds;
+}
+
+void ag_vserve_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
+{
+	char *dir;
+	struct seen s;
+
+	if (!ag->pool.dir)
+		return;
+	dir = serve_dir(ag);
+	look(dir, &s);
+	free(dir);
+	for (size_t i = 0; ready(&s) && i < ag->held.len; i++)
+		if (ag->held.items[i].clone_id &&
+		    st_serves(&s, ag->held.items[i].id,
+			      ag->held.items[i].replica))
+			hf_strlist_push(&req->filled_replicas,
+					ag->held.items[i].replica);
+	json_decref(s.st);
 }
 
 bool ag_vserve_serving(struct hf_agent *ag, const char *id,

@@ -2970,6 +2970,99 @@ out:
 	return rc;
 }
 
+static int cmd_volume_clone(int argc, char **argv)
+{
+	const char *name = NULL, *snap = NULL, *new_name = NULL, *svc = NULL;
+	bool wait = false;
+	double timeout = 0;
+	int64_t start = hf_mono_ms();
+	char *e1, *e2, *path;
+	long status;
+	json_t *out = NULL, *body;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (strcmp(argv[k], "--for-service") == 0 && k + 1 < argc)
+			svc = argv[++k];
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else if (!snap && argv[k][0] != '-')
+			snap = argv[k];
+		else if (!new_name && argv[k][0] != '-')
+			new_name = argv[k];
+		else
+			return hf_cli_usage("volume", "clone");
+	}
+	if (!name || !snap || !new_name)
+		return hf_cli_usage("volume", "clone");
+	e1 = hf_url_escape(name);
+	e2 = hf_url_escape(snap);
+	path = hf_xasprintf("/v1/external-volumes/%s/snapshots/%s/clone", e1,
+			    e2);
+	body = json_pack("{s:s}", "name", new_name);
+	if (svc)
+		json_object_set_new(body, "service", json_string(svc));
+	rc = api("POST", path, body, &status, &out);
+	json_decref(body);
+	free(path);
+	free(e1);
+	free(e2);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (!g.json)
+		printf("volume %s: cloned from snapshot %s of %s, for service "
+		       "%s (its replicas are being made)\n",
+		       new_name, snap, name, jstr(out, "service"));
+	e1 = hf_url_escape(new_name);
+	path = hf_xasprintf("/v1/external-volumes/%s", e1);
+	free(e1);
+	while (wait) {
+		json_t *v = NULL, *r;
+		size_t i, pending = 0;
+
+		rc = api("GET", path, NULL, &status, &v);
+		if (rc || status != 200) {
+			json_decref(v);
+			rc = rc ? rc : HF_EXIT_FAIL;
+			break;
+		}
+		json_array_foreach(json_object_get(v, "replicas"), i, r)
+			pending += json_is_string(json_object_get(r, "clone"));
+		if (!pending) {
+			json_decref(out);
+			out = v;
+			if (!g.json)
+				printf("volume %s: ready\n", new_name);
+			break;
+		}
+		json_decref(v);
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr, "holdfast: volume %s not made yet after "
+					"%.0f s (see 'holdfast volume show %s')\n",
+				new_name, timeout, new_name);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(300 * 1000);
+	}
+	free(path);
+	if (g.json)
+		print_json(out);
+out:
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_volume_restore(int argc, char **argv)
 {
 	const char *name = NULL, *snap = NULL;
@@ -3542,6 +3635,17 @@ const struct hf_cmd hf_client_cmds[] = {
      "Deletes SNAPSHOT of external volume NAME from its replicas (at once\n"
      "when the volume is attached, else at its next attach); the other\n"
      "snapshots keep their bytes. --wait returns once it is gone.",
+     NULL},
+    {"volume", "clone", cmd_volume_clone,
+     "NAME SNAPSHOT NEWNAME [--for-service SVC] [--wait] [--timeout S] "
+     "[--json]",
+     "make a new volume from a snapshot, for another service",
+     "Makes external volume NEWNAME from SNAPSHOT of volume NAME, kept for\n"
+     "service SVC (default: NAME's service) until an instance of it whose\n"
+     "external volume has that name takes it: for a pod db with external\n"
+     "volume data in service test, NEWNAME is test-db-0 (or, with a\n"
+     "volume-name V, V-db-0). Each node holding the snapshot makes a\n"
+     "replica from its own copy. --wait returns once they are made.",
      NULL},
     {"volume", "restore", cmd_volume_restore,
      "NAME --snapshot S [--wait] [--timeout S] [--json]",

@@ -1266,15 +1266,16 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 	for (size_t i = 0; i < v->replicas.len; i++) {
 		const struct hf_xrep *r = &v->replicas.items[i];
 
-		json_array_append_new(
-		    reps,
-		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "node",
-			      r->node, "id", r->id, "state",
-			      hf_xrep_state_name(r->state), "since",
-			      (json_int_t)r->since, "resync_done",
-			      (json_int_t)r->resync_done, "resync_total",
-			      (json_int_t)r->resync_total, "why",
-			      str_or_null(r->why)));
+		json_t *e = json_pack(
+		    "{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "node", r->node,
+		    "id", r->id, "state", hf_xrep_state_name(r->state),
+		    "since", (json_int_t)r->since, "resync_done",
+		    (json_int_t)r->resync_done, "resync_total",
+		    (json_int_t)r->resync_total, "why", str_or_null(r->why));
+
+		if (r->clone)
+			json_object_set_new(e, "clone", json_string(r->clone));
+		json_array_append_new(reps, e);
 	}
 	json_t *snaps = json_array();
 
@@ -1373,6 +1374,7 @@ static const struct field xrep_fields[] = {
     {"node", F_STR, true},	    {"id", F_STR, true},
     {"state", F_STR, true},	    {"since", F_INT, false},
     {"resync_done", F_INT, false}, {"resync_total", F_INT, false},
+    {"clone", F_STR_NULL, false},
     {"why", F_STR_NULL, false},
 };
 
@@ -1627,6 +1629,7 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 		rep->resync_done = int_json(r, "resync_done", 0);
 		rep->resync_total = int_json(r, "resync_total", 0);
 		rep->why = str_dup_json(r, "why");
+		rep->clone = str_dup_json(r, "clone");
 	}
 	return v;
 }

@@ -252,6 +252,12 @@ struct hf_xrep {
 	/* Bytes copied and to copy, from the primary's last report. */
 	int64_t resync_done, resync_total;
 	char *why;   /* the last change's reason (status, events), or NULL */
+	/*
+	 * A clone's replica still to be made by its node from a snapshot:
+	 * "<volume id>/<replica id>/<snapshot id>" of the source replica on
+	 * the same node; NULL once its node served it (IN_SYNC then).
+	 */
+	char *clone;
 };
 
 /*

@@ -565,6 +565,8 @@ static void xrep_release(struct hf_xrep *r)
 	r->id = NULL;
 	free(r->why);
 	r->why = NULL;
+	free(r->clone);
+	r->clone = NULL;
 }
 
 void hf_xvol_replica_remove(struct hf_xvol *v, struct hf_xrep *r)

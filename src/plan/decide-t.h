@@ -298,6 +298,16 @@ enum hf_xvol_op {
 	 * last restore is done) before anything mounts the volume.
 	 */
 	HF_XVOLOP_RESTORE,
+	/*
+	 * A new volume `name` (id, size, repl, min_sync, secure, created at
+	 * `at`), KEPT for the action's service, formatted, made from
+	 * snapshot `snap` of volume snap_name: its replicas (replica on
+	 * node, then more_*) are made by their nodes from the source's
+	 * replica there; NEW until each node says it is made.
+	 */
+	HF_XVOLOP_CLONE,
+	/* Clone replica `replica` was made by its node: IN_SYNC. */
+	HF_XVOLOP_REPLICA_FILLED,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;

@@ -257,6 +257,24 @@ int hf_decide_snap_restore(const struct hf_model *m, const char *volume,
 			   const char *name, const char *who,
 			   struct hf_actions *out, char **why, bool *conflict);
 /*
+ * clone: a new volume new_name (id new_id; replica ids rids, one per
+ * replica holding the snapshot, at most 3) for service new_service, made
+ * from snapshot `snap` of `volume` on the nodes that hold it; KEPT until
+ * an instance of new_service of that volume name takes it. Refused when
+ * the snapshot is not ready, the name is taken or invalid, or a pool has
+ * no room.
+ */
+int hf_decide_snap_clone(const struct hf_model *m, const char *volume,
+			 const char *snap, const char *new_name,
+			 const char *new_service, const char *new_id,
+			 const char *const *rids, int64_t now,
+			 const char *who, struct hf_actions *out, char **why,
+			 bool *conflict);
+/* Node made and serves the clone replicas `ids`. */
+void hf_decide_replicas_filled(const struct hf_model *m, const char *node,
+			       const char *const *ids, size_t n,
+			       struct hf_actions *out);
+/*
  * What node's attach process of volume (at epoch) says of its snapshot
  * requests: takes done or failed, deletes done, a restore done.
  * `results` are proto's hf_proto_snap_result (ids, ops, ok, replicas,

@@ -151,6 +151,23 @@ int hf_decide_snap_delete(const struct hf_model *m, const char *volume,
 					   s->name));
 	if (s->state == HF_XSNAP_DELETING)
 		return 0;
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *c = m->xvols.items[i];
+
+		for (size_t k = 0; k < c->replicas.len; k++) {
+			const char *cl = c->replicas.items[k].clone;
+			size_t n = cl ? strlen(cl) : 0, l = strlen(s->id);
+
+			if (n > l && cl[n - l - 1] == '/' &&
+			    strcmp(cl + n - l, s->id) == 0)
+				return refuse(
+				    why, conflict,
+				    hf_xasprintf("volume %s is being made from "
+						 "snapshot %s: delete it once "
+						 "that is done",
+						 c->name, s->name));
+		}
+	}
 	if (s->state == HF_XSNAP_FAILED) {
 		/* Never on a replica (or no longer): the record goes. */
 		act(out, v, HF_XVOLOP_SNAP_GONE, s->id);
@@ -227,6 +244,133 @@ int hf_decide_snap_restore(const struct hf_model *m, const char *volume,
 				 "restored before it mounts it again"
 			       : "at the volume's next attach");
 	return 1;
+}
+
+/* Bytes of live replicas on node (the pools' provisioned). */
+static int64_t provisioned_on(const struct hf_model *m, const char *node)
+{
+	int64_t sum = 0;
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		for (size_t k = 0; k < v->replicas.len; k++)
+			if (v->replicas.items[k].state != HF_XREP_DELETING &&
+			    strcmp(v->replicas.items[k].node, node) == 0)
+				sum += v->size;
+	}
+	return sum;
+}
+
+int hf_decide_snap_clone(const struct hf_model *m, const char *volume,
+			 const char *snap, const char *new_name,
+			 const char *new_service, const char *new_id,
+			 const char *const *rids, int64_t now,
+			 const char *who, struct hf_actions *out, char **why,
+			 bool *conflict)
+{
+	const struct hf_xvol *v = volume_of(m, volume, why, conflict);
+	const struct hf_xsnap *s = v ? hf_xvol_snap(v, snap, false) : NULL;
+	const struct hf_xrep *src[3];
+	size_t n = 0;
+	struct hf_action *x;
+
+	if (!v)
+		return -1;
+	if (!s) {
+		*why = hf_xasprintf("volume %s has no snapshot %s", v->name,
+				    snap ? snap : "");
+		return -1;
+	}
+	if (s->state != HF_XSNAP_READY)
+		return refuse(why, conflict,
+			      hf_xasprintf("snapshot %s is %s, not ready",
+					   s->name,
+					   hf_xsnap_state_name(s->state)));
+	if (!hf_xvol_name_ok(new_name))
+		return refuse(why, conflict,
+			      hf_xasprintf("'%s' cannot name a volume",
+					   new_name ? new_name : ""));
+	if (hf_model_xvol(m, new_name))
+		return refuse(why, conflict,
+			      hf_xasprintf("a volume named %s exists", new_name));
+	if (!new_service || !*new_service)
+		return refuse(why, conflict,
+			      hf_xstrdup("a clone needs the service that will "
+					 "use it"));
+	for (size_t i = 0; i < s->replicas.len && n < 3; i++) {
+		const struct hf_xrep *r = hf_xvol_replica(v, s->replicas.items[i]);
+		const struct hf_node *node = r ? hf_model_node(m, r->node) : NULL;
+
+		if (!r || r->state == HF_XREP_DELETING || !node ||
+		    !node->storage)
+			continue;
+		if (node->storage->capacity - provisioned_on(m, r->node) <
+		    s->size)
+			return refuse(
+			    why, conflict,
+			    hf_xasprintf("the pool of node %s, which holds the "
+					 "snapshot, has room for %" PRId64
+					 " MiB, the clone needs %" PRId64,
+					 r->node,
+					 (node->storage->capacity -
+					  provisioned_on(m, r->node)) >> 20,
+					 s->size >> 20));
+		src[n++] = r;
+	}
+	if (!n)
+		return refuse(why, conflict,
+			      hf_xasprintf("no replica that holds snapshot %s "
+					   "is left",
+					   s->name));
+	x = hf_actions_push(out, HF_ACT_XVOL, new_service, NULL, NULL);
+	x->u.xvol.op = HF_XVOLOP_CLONE;
+	x->u.xvol.name = hf_xstrdup(new_name);
+	x->u.xvol.id = hf_xstrdup(new_id);
+	x->u.xvol.size = s->size;
+	x->u.xvol.repl = (unsigned)n;
+	x->u.xvol.min_sync = v->min_sync < n ? v->min_sync : (unsigned)n;
+	x->u.xvol.secure = v->secure;
+	x->u.xvol.at = now;
+	x->u.xvol.snap = hf_xstrdup(s->id);
+	x->u.xvol.snap_name = hf_xstrdup(v->name);
+	x->u.xvol.node = hf_xstrdup(src[0]->node);
+	x->u.xvol.replica = hf_xstrdup(rids[0]);
+	for (size_t i = 1; i < n; i++) {
+		x->u.xvol.more_node[i - 1] = hf_xstrdup(src[i]->node);
+		x->u.xvol.more_replica[i - 1] = hf_xstrdup(rids[i]);
+	}
+	hf_actions_log(out, "volume %s: cloned from snapshot %s of %s on %zu "
+			    "node(s), for service %s",
+		       new_name, s->name, v->name, n, new_service);
+	snap_event(out, v, who, s->name, NULL, "cloned", new_name);
+	return 1;
+}
+
+void hf_decide_replicas_filled(const struct hf_model *m, const char *node,
+			       const char *const *ids, size_t n,
+			       struct hf_actions *out)
+{
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+			struct hf_action *x;
+			bool listed = false;
+
+			for (size_t j = 0; j < n && !listed; j++)
+				listed = strcmp(ids[j], r->id) == 0;
+			if (!listed || !r->clone || r->state != HF_XREP_NEW ||
+			    strcmp(r->node, node) != 0)
+				continue;
+			x = act(out, v, HF_XVOLOP_REPLICA_FILLED, NULL);
+			x->u.xvol.replica = hf_xstrdup(r->id);
+			hf_actions_log(out, "volume %s: replica %s on node %s "
+					    "made from its snapshot",
+				       v->name, r->id, node);
+		}
+	}
 }
 
 /*

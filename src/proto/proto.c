@@ -1547,6 +1547,24 @@ static bool held_replica_decode(const struct dec *d, const json_t *v,
 		return fail(d, "key", "must be 64 hex digits");
 	if (r->size <= 0 || r->size % 4096)
 		return fail(d, "size", "must be a positive multiple of 4096");
+	{
+		const json_t *c = json_object_get(v, "clone_from");
+		struct dec cd = {"clone_from", d->err};
+
+		if (absent(c))
+			return true;
+		if (!json_is_object(c))
+			return fail(d, "clone_from", "must be an object");
+		if (!get_str(&cd, c, "id", true, &r->clone_id) ||
+		    !get_str(&cd, c, "replica", true, &r->clone_replica) ||
+		    !get_str(&cd, c, "snapshot", true, &r->clone_snap))
+			return false;
+		if (!vol_id_ok(r->clone_id) || !vol_id_ok(r->clone_replica) ||
+		    !vol_id_ok(r->clone_snap))
+			return fail(d, "clone_from", "must name a volume id, a "
+						     "replica id and a snapshot "
+						     "id");
+	}
 	return true;
 }
 
@@ -1584,6 +1602,7 @@ void hf_proto_sync_req_release(struct hf_proto_sync_req *r)
 		volume_report_release(&r->volumes.items[i]);
 	HF_VEC_FREE(&r->volumes);
 	hf_strlist_release(&r->deleted_replicas);
+	hf_strlist_release(&r->filled_replicas);
 	hf_proto_sync_req_init(r);
 }
 
@@ -1618,6 +1637,9 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 	if (r->deleted_replicas.len)
 		json_object_set_new(o, "deleted_replicas",
 				    strlist_encode(&r->deleted_replicas));
+	if (r->filled_replicas.len)
+		json_object_set_new(o, "filled_replicas",
+				    strlist_encode(&r->filled_replicas));
 	if (r->cluster)
 		json_object_set_new(o, "cluster", json_string(r->cluster));
 	if (r->brief)
@@ -1651,7 +1673,8 @@ static bool sync_req_decode(const struct dec *d, const json_t *j,
 	    !get_bool(d, j, "brief", &out->brief) ||
 	    !DECODE_ARRAY(d, j, "volumes", &out->volumes,
 			  volume_report_decode) ||
-	    !get_strlist(d, j, "deleted_replicas", &out->deleted_replicas))
+	    !get_strlist(d, j, "deleted_replicas", &out->deleted_replicas) ||
+	    !get_strlist(d, j, "filled_replicas", &out->filled_replicas))
 		return false;
 	if (info) {
 		struct dec id = {"info", d->err};
@@ -1709,6 +1732,9 @@ void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
 		free(h->id);
 		free(h->replica);
 		free(h->key);
+		free(h->clone_id);
+		free(h->clone_replica);
+		free(h->clone_snap);
 	}
 	HF_VEC_FREE(&r->replicas);
 	free(r->cluster);
@@ -1752,11 +1778,19 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 			const struct hf_proto_held_replica *h =
 			    &r->replicas.items[i];
 
-			json_array_append_new(
-			    a, json_pack("{s:s, s:s, s:s, s:s, s:I}", "volume",
-					 h->volume, "id", h->id, "replica",
-					 h->replica, "key", h->key, "size",
-					 (json_int_t)h->size));
+			json_t *e = json_pack(
+			    "{s:s, s:s, s:s, s:s, s:I}", "volume", h->volume,
+			    "id", h->id, "replica", h->replica, "key", h->key,
+			    "size", (json_int_t)h->size);
+
+			if (h->clone_id)
+				json_object_set_new(
+				    e, "clone_from",
+				    json_pack("{s:s, s:s, s:s}", "id",
+					      h->clone_id, "replica",
+					      h->clone_replica, "snapshot",
+					      h->clone_snap));
+			json_array_append_new(a, e);
 		}
 		json_object_set_new(o, "replicas", a);
 	}

@@ -327,6 +327,12 @@ void hf_proto_attachment_release(struct hf_proto_attachment *a);
 struct hf_proto_held_replica {
 	char *volume, *id, *replica, *key; /* all required */
 	int64_t size;         /* bytes, a multiple of 4096 */
+	/*
+	 * A clone's replica (volume clone): made, when missing, from
+	 * snapshot clone_snap of replica clone_replica of volume clone_id,
+	 * which this node holds; NULL (all three) for any other.
+	 */
+	char *clone_id, *clone_replica, *clone_snap;
 };
 
 /* A copy to a resyncing replica, as its attach process reports it. */
@@ -411,6 +417,8 @@ struct hf_proto_sync_req {
 	struct hf_strlist deleted_volumes;
 	HF_VEC(struct hf_proto_volume_report) volumes; /* attachments served */
 	struct hf_strlist deleted_replicas;            /* replica ids */
+	/* Clones' replicas made from their snapshot and served (ids). */
+	struct hf_strlist filled_replicas;
 	/*
 	 * "brief": the agent keeps the order of every task it lists, so the
 	 * answer may name those by task_id alone (hf_proto_launch.known)

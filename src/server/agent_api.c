@@ -481,6 +481,8 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		hf_sched_volumes_deleted(s, n->id, &rq.deleted_volumes);
 	if (rq.deleted_replicas.len)
 		hf_sched_replicas_deleted(s, n->id, &rq.deleted_replicas);
+	if (rq.filled_replicas.len)
+		hf_sched_replicas_filled(s, n->id, &rq.filled_replicas);
 	if (volreps_update(s, n, &rq))
 		hf_sched_changed(s, false);
 	/*

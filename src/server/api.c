@@ -911,6 +911,51 @@ out:
 	json_decref(body);
 }
 
+/*
+ * POST /v1/external-volumes/{name}/snapshots/{snap}/clone {"name": new
+ * volume, "service": optional}: a new volume from the snapshot.
+ */
+static void h_xsnap_clone(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp)
+{
+	struct hf_srv *s = srv_of(ctx);
+	const char *name = hf_kvlist_get(&req->params, "name");
+	const char *snap = hf_kvlist_get(&req->params, "snap");
+	struct hf_ops_err err = {0};
+	json_t *body = NULL, *nn, *svc;
+	int rc;
+
+	if (hf_http_body_json(req, resp, &body))
+		return;
+	nn = json_is_object(body) ? json_object_get(body, "name") : NULL;
+	svc = json_is_object(body) ? json_object_get(body, "service") : NULL;
+	if (!json_is_string(nn) || (svc && !json_is_string(svc))) {
+		hf_http_error(resp, HF_EINVAL,
+			      "the body is {\"name\": \"the new volume\", "
+			      "\"service\": \"the service that will use it "
+			      "(default: the source's)\"}");
+		goto out;
+	}
+	rc = hf_ops_xvol_clone(s, name, snap, json_string_value(nn),
+			       svc ? json_string_value(svc) : NULL, &err);
+	if (rc) {
+		answer_err(resp, rc, &err);
+	} else {
+		const struct hf_xvol *v;
+
+		hf_state_lock(s);
+		v = hf_model_xvol(&s->model, json_string_value(nn));
+		hf_http_json(resp, 202,
+			     v ? xvol_json(s, v)
+			       : json_pack("{s:s}", "name",
+					   json_string_value(nn)));
+		hf_state_unlock(s);
+	}
+out:
+	hf_ops_err_release(&err);
+	json_decref(body);
+}
+
 /* DELETE /v1/external-volumes/{name}/snapshots/{snap}. */
 static void h_xsnap_delete(void *ctx, const struct hf_http_req *req,
 			   struct hf_http_resp *resp)
@@ -2003,6 +2048,8 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"DELETE", "/v1/external-volumes/{name}/snapshots/{snap}",
      h_xsnap_delete, HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/external-volumes/{name}/snapshots/{snap}/clone",
+     h_xsnap_clone, HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/external-volumes/{name}/restore", h_xvol_restore,
      HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}", h_volume_delete, HF_ROUTE_WRITE, NULL},

@@ -714,6 +714,24 @@ static const struct route_doc docs[] = {
 		 "\"object|null\"}",
      .errors = "not-found conflict"},
     {.method = "POST",
+     .pattern = "/v1/external-volumes/{name}/snapshots/{snap}/clone",
+     .section = "Volumes",
+     .summary =
+	 "A new volume `name` from a ready snapshot, for `service` "
+	 "(default: the source's): kept until an instance of that service "
+	 "whose volume has that name takes it (for a spec's external volume "
+	 "`data` of pod `db`: `<service>-db-0`, or `<volume-name>-db-0`). "
+	 "Each node that holds the snapshot makes a replica of it from its "
+	 "own copy (sparse; an encrypted volume's ciphertext, with the same "
+	 "key); the volume is usable once they did (its replicas `in_sync`). "
+	 "The snapshot cannot be deleted meanwhile.",
+     .request = "{\"name\": \"string\", \"service?\": \"string\"}",
+     .status = "202",
+     .response = "{\"name\": \"string\", \"state\": \"kept\", "
+		 "\"replicas\": [{\"node\": \"string\", \"state\": \"new\", "
+		 "\"clone\": \"string\"}]}",
+     .errors = "bad-json invalid not-found conflict"},
+    {.method = "POST",
      .pattern = "/v1/external-volumes/{name}/restore",
      .section = "Volumes",
      .summary =

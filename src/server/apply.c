@@ -226,11 +226,70 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		hf_sched_changed(s, true);
 		return;
 	}
+	if (o->op == HF_XVOLOP_CLONE) {
+		const struct hf_xvol *src = hf_model_xvol(m, o->snap_name);
+		char *sealed = NULL;
+
+		if (v || !x->service || !src || !o->snap)
+			return;
+		if (src->secure) {
+			/* The same data key (the bytes are its ciphertext),
+			 * sealed for the clone's id. */
+			uint8_t dk[HF_VOL_DATA_KEY_LEN];
+
+			if (!s->opts.have_cluster_key ||
+			    hf_vol_key_open(s->opts.cluster_key, src->id,
+					    src->data_key, dk))
+				return;
+			sealed = hf_vol_key_seal(s->opts.cluster_key, o->id, dk);
+			OPENSSL_cleanse(dk, sizeof(dk));
+			if (!sealed)
+				return;
+		}
+		v = hf_model_xvol_add(m, o->name);
+		v->secure = src->secure;
+		v->data_key = sealed;
+		v->id = hf_xstrdup(o->id);
+		v->service = hf_xstrdup(x->service);
+		v->state = HF_XVOL_KEPT;
+		v->size = o->size;
+		v->repl = o->repl;
+		v->min_sync = o->min_sync;
+		v->formatted = true; /* the snapshot's file system */
+		v->secret = hf_random_hex(32);
+		v->created = o->at;
+		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL; i++) {
+			const char *node = i ? o->more_node[i - 1] : o->node;
+			const char *rid = i ? o->more_replica[i - 1] : o->replica;
+			const struct hf_xrep *sr =
+			    node ? hf_xvol_replica_on(src, node) : NULL;
+			struct hf_xrep *nr;
+
+			if (!node || !rid || !sr)
+				continue;
+			nr = hf_xvol_replica_add(v, node, rid, o->at);
+			nr->clone = hf_xasprintf("%s/%s/%s", src->id, sr->id,
+						 o->snap);
+		}
+		hf_state_save_xvol(s, v);
+		hf_sched_changed(s, true);
+		return;
+	}
 	if (!v)
 		return;
 	switch (o->op) {
 	case HF_XVOLOP_CREATE:
+	case HF_XVOLOP_CLONE:
 		return;
+	case HF_XVOLOP_REPLICA_FILLED:
+		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
+		if (!r || r->state != HF_XREP_NEW || !r->clone)
+			return;
+		r->state = HF_XREP_IN_SYNC;
+		r->since = now;
+		set_str(&r->clone, NULL);
+		set_str(&r->why, "made from its snapshot");
+		break;
 	case HF_XVOLOP_ADOPT:
 		if (v->state != HF_XVOL_KEPT || !x->instance ||
 		    !x->service || strcmp(v->service, x->service) != 0)

@@ -377,6 +377,42 @@ out:
 	return leave(s, rc, err);
 }
 
+int hf_ops_xvol_clone(struct hf_srv *s, const char *volume, const char *snap,
+		      const char *new_name, const char *new_service,
+		      struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	char *why = NULL, *id = hf_random_hex(16), *rids[3];
+	bool conflict = false;
+	int rc = enter(s, err), r;
+	const struct hf_xvol *v;
+
+	for (size_t i = 0; i < 3; i++)
+		rids[i] = hf_random_hex(16);
+	if (rc)
+		goto done;
+	v = hf_model_xvol(&s->model, volume);
+	r = hf_decide_snap_clone(&s->model, volume, snap, new_name,
+				 new_service ? new_service
+				 : v	     ? v->service
+					     : NULL,
+				 id, (const char *const *)rids, hf_now_ms(),
+				 "operator", &a, &why, &conflict);
+	if (!(rc = snap_rule(r, why, conflict, err))) {
+		carry_out(s, &a);
+		if (!hf_model_xvol(&s->model, new_name))
+			rc = fail(err, HF_EIO, "the clone's record was not "
+					       "stored");
+	}
+	hf_actions_release(&a);
+	rc = leave(s, rc, err);
+done:
+	free(id);
+	for (size_t i = 0; i < 3; i++)
+		free(rids[i]);
+	return rc;
+}
+
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 			 const char *inst, struct hf_ops_volumes *out,
 			 struct hf_ops_err *err)

@@ -211,6 +211,13 @@ int hf_ops_xvol_snapshot_delete(struct hf_srv *s, const char *volume,
 				struct hf_ops_err *err);
 int hf_ops_xvol_restore(struct hf_srv *s, const char *volume,
 			const char *snap, struct hf_ops_err *err);
+/*
+ * A new volume new_name for service new_service (NULL: the source's),
+ * cloned from snapshot snap of volume (hf_decide_snap_clone).
+ */
+int hf_ops_xvol_clone(struct hf_srv *s, const char *volume, const char *snap,
+		      const char *new_name, const char *new_service,
+		      struct hf_ops_err *err);
 
 /* ------------------------------------------------------------------ */
 /* Plans                                                                */

@@ -190,7 +190,8 @@ static void snap_requests(const struct hf_xvol *v,
 static uint64_t held_hash(const struct hf_xvol *v, const struct hf_xrep *r)
 {
 	/* The size too: a grown volume's replicas are listed again. */
-	return hf_hash_str(r->id) * 11 + (uint64_t)v->size * 7;
+	return hf_hash_str(r->id) * 11 + (uint64_t)v->size * 7 +
+	       (r->clone ? hf_hash_str(r->clone) * 29 : 0);
 }
 
 /* Whether v is attached on node for its owner, which runs there. */
@@ -380,6 +381,21 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 					h->replica = hf_xstrdup(hr->id);
 					h->key = hf_xstrdup(v->secret);
 					h->size = v->size;
+					if (hr->clone) {
+						char *c = hf_xstrdup(hr->clone);
+						char *a = strtok(c, "/");
+						char *b = strtok(NULL, "/");
+						char *sn = strtok(NULL, "/");
+
+						if (a && b && sn) {
+							h->clone_id = hf_xstrdup(a);
+							h->clone_replica =
+							    hf_xstrdup(b);
+							h->clone_snap =
+							    hf_xstrdup(sn);
+						}
+						free(c);
+					}
 				}
 				continue;
 			}

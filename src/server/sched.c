@@ -164,6 +164,17 @@ void hf_sched_replicas_deleted(struct hf_srv *s, const char *node_id,
 	carry_out(s, &a);
 }
 
+void hf_sched_replicas_filled(struct hf_srv *s, const char *node_id,
+			      const struct hf_strlist *filled)
+{
+	struct hf_actions a = {0};
+
+	hf_decide_replicas_filled(&s->model, node_id,
+				  (const char *const *)filled->items,
+				  filled->len, &a);
+	carry_out(s, &a);
+}
+
 bool hf_sched_volume_of(const char *key, const char *svc,
 			const char *instance)
 {

@@ -42,6 +42,9 @@ void hf_sched_isr_requests(struct hf_srv *s, const char *node_id,
 /* Node node_id's agent deleted the replicas (ids) in `deleted`. */
 void hf_sched_replicas_deleted(struct hf_srv *s, const char *node_id,
 			       const struct hf_strlist *deleted);
+/* The node made (and serves) the clone replicas listed: in sync now. */
+void hf_sched_replicas_filled(struct hf_srv *s, const char *node_id,
+			      const struct hf_strlist *filled);
 
 /*
  * Something changed: the scheduler runs a tick soon, and when `desired`

@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "volume/attach.h"
@@ -147,6 +148,115 @@ static struct held *held_new(struct hf_serve_volume *v)
 	return h;
 }
 
+/*
+ * A clone's replica, made once from snapshot v->clone_snap of replica
+ * v->clone_replica of volume v->clone_id in this pool: read as the
+ * snapshot was (even while an attach process writes the source: a
+ * reader's store), written sparse to data.clone, made durable, renamed
+ * to data. Nothing when data exists (made before). Returns 0, or -1
+ * with a sentence in err.
+ */
+static int fill_clone(const char *pool, const struct hf_serve_volume *v,
+		      char *err, size_t err_len)
+{
+	char *dir = hf_xasprintf("%s/replicas/%s/%s", pool, v->id, v->replica);
+	char *data = hf_xasprintf("%s/data", dir);
+	char *tmp = hf_xasprintf("%s/data.clone", dir);
+	char *sdir = hf_xasprintf("%s/replicas/%s/%s", pool, v->clone_id,
+				  v->clone_replica);
+	char *sdata = hf_xasprintf("%s/data", sdir);
+	struct hf_snap_info info[HF_SNAP_MAX];
+	struct hf_snaps *sn = NULL;
+	uint8_t *buf = NULL;
+	int64_t size = -1, kept = 0;
+	int sfd = -1, out = -1, rc = -1, e = 0;
+	size_t n;
+
+	if (access(data, F_OK) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (hf_fs_mkdir_p(dir, 0700, 0700) < 0) {
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	if ((sfd = open(sdata, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(err, err_len, "the source replica %s of volume %s is "
+				       "not in this pool: %s",
+			 v->clone_replica, v->clone_id, strerror(errno));
+		goto out;
+	}
+	if (!(sn = hf_snaps_open_reader(sdir, sfd, err, err_len)))
+		goto out;
+	n = hf_snaps_list(sn, info, HF_SNAP_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(info[i].id, v->clone_snap) == 0)
+			size = info[i].size;
+	if (size < 0) {
+		snprintf(err, err_len, "the source replica %s holds no snapshot "
+				       "%s",
+			 v->clone_replica, v->clone_snap);
+		goto out;
+	}
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0 || ftruncate(out, v->size > size ? v->size : size) < 0) {
+		snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	buf = hf_xmalloc(HF_SNAP_CHUNK);
+	for (int64_t off = 0; off < size && !e; off += HF_SNAP_CHUNK) {
+		size_t len = size - off < HF_SNAP_CHUNK ? (size_t)(size - off)
+							: HF_SNAP_CHUNK;
+		bool zero = true;
+
+		if ((e = hf_snaps_read(sn, v->clone_snap, (uint64_t)off, buf,
+				       len)))
+			break;
+		for (size_t k = 0; k < len && zero; k++)
+			zero = buf[k] == 0;
+		if (zero)
+			continue; /* thin, as the source */
+		if (pwrite(out, buf, len, off) != (ssize_t)len)
+			e = errno ? errno : EIO;
+		kept += (int64_t)len;
+	}
+	if (!e && fdatasync(out) < 0)
+		e = errno;
+	if (!e && rename(tmp, data) < 0)
+		e = errno;
+	if (e) {
+		snprintf(err, err_len, "making it from snapshot %s: %s",
+			 v->clone_snap, strerror(e));
+		goto out;
+	}
+	{
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	hf_log("replica %s of volume %s: made from snapshot %s of replica %s "
+	       "(%lld bytes of data)",
+	       v->replica, v->id, v->clone_snap, v->clone_replica,
+	       (long long)kept);
+	rc = 0;
+out:
+	if (out >= 0)
+		close(out);
+	hf_snaps_close(sn);
+	if (sfd >= 0)
+		close(sfd);
+	free(buf);
+	free(sdata);
+	free(sdir);
+	free(tmp);
+	free(data);
+	free(dir);
+	return rc;
+}
+
 static void held_free(struct held *h)
 {
 	hf_replica_release(&h->r);
@@ -207,6 +317,15 @@ static int build_set(struct server *s, struct hf_serve_config *c, bool strict,
 				       "bytes", h->r.replica_id,
 				       h->r.volume_id, (long long)v->size);
 			set[n++] = h;
+			continue;
+		}
+		if (v->clone_id && fill_clone(s->pool, v, err, sizeof(err))) {
+			hf_log("replica %s of volume %s not served: %s",
+			       v->replica, v->id, err);
+			if (!bad++)
+				*msg = hf_xasprintf("replica %s of volume %s "
+						    "is not served: %s",
+						    v->replica, v->id, err);
 			continue;
 		}
 		h = held_new(v);

@@ -97,9 +97,9 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 			const char *path, char *err, size_t n)
 {
 	static const char *const keys[] = {"id", "replica", "size", "key",
-					   "name"};
+					   "name", "clone_from"};
 	struct hf_serve_volume *v = &c->vols[i];
-	json_t *id, *rid, *size, *key, *name;
+	json_t *id, *rid, *size, *key, *name, *cf;
 	uint8_t k[HF_VOL_KEY_LEN];
 	const char *bad;
 
@@ -149,6 +149,28 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 	v->size = json_integer_value(size);
 	memcpy(v->key, k, sizeof(k));
 	explicit_bzero(k, sizeof(k));
+	if ((cf = json_object_get(o, "clone_from"))) {
+		static const char *const ckeys[] = {"id", "replica",
+						    "snapshot"};
+		const char *ci = json_string_value(json_object_get(cf, "id"));
+		const char *cr =
+		    json_string_value(json_object_get(cf, "replica"));
+		const char *cs =
+		    json_string_value(json_object_get(cf, "snapshot"));
+
+		if (!json_is_object(cf) ||
+		    !keys_known(cf, ckeys, HF_ARRAY_LEN(ckeys), &bad) ||
+		    !ci || !id_ok(ci) || !cr || !id_ok(cr) || !cs ||
+		    !id_ok(cs))
+			return fail(err, n, "%s: volumes[%zu]: \"clone_from\" "
+					    "must be {\"id\", \"replica\", "
+					    "\"snapshot\"}, each 1-64 letters, "
+					    "digits, '-' or '_'",
+				    path, i);
+		v->clone_id = hf_xstrdup(ci);
+		v->clone_replica = hf_xstrdup(cr);
+		v->clone_snap = hf_xstrdup(cs);
+	}
 	return 0;
 }
 
@@ -222,6 +244,9 @@ void hf_serve_config_release(struct hf_serve_config *c)
 		free(c->vols[i].id);
 		free(c->vols[i].replica);
 		free(c->vols[i].name);
+		free(c->vols[i].clone_id);
+		free(c->vols[i].clone_replica);
+		free(c->vols[i].clone_snap);
 		explicit_bzero(c->vols[i].key, sizeof(c->vols[i].key));
 	}
 	free(c->vols);

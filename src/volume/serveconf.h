@@ -18,6 +18,12 @@ struct hf_serve_volume {
 	char *name;         /* the volume's name (default: the id) */
 	int64_t size;       /* a multiple of 4096, >= 64 MiB */
 	uint8_t key[HF_VOL_KEY_LEN];
+	/*
+	 * "clone_from": {"id", "replica", "snapshot"}: a clone's replica,
+	 * made (when its data file is missing) from that snapshot of that
+	 * replica in the same pool; NULL (all three) otherwise.
+	 */
+	char *clone_id, *clone_replica, *clone_snap;
 };
 
 struct hf_serve_config {

@@ -47,6 +47,12 @@ struct snap {
 struct hf_snaps {
 	char *dir; /* <replica dir>/snaps */
 	int data_fd;
+	/*
+	 * Opened by a reader beside the replica's writer (hf_snaps_open_
+	 * reader): never repairs, never writes; refreshed before it trusts
+	 * the data file.
+	 */
+	bool reader;
 	pthread_rwlock_t lk;  /* write: the list changes */
 	pthread_mutex_t cow;  /* copies, reads, merges */
 	struct snap *v[HF_SNAP_MAX];
@@ -322,10 +328,10 @@ static int read_record(const struct snap *p, uint64_t c, uint8_t *buf,
  * Scans p's records from the header on: fills the map, stops at the
  * first record that does not check and cuts the file there.
  */
-static int load_records(struct snap *p, uint8_t *buf)
+static int load_records(struct snap *p, uint8_t *buf, bool repair)
 {
 	struct stat st;
-	off_t at = HDR_SIZE;
+	off_t at = p->end;
 
 	if (fstat(p->fd, &st) < 0)
 		return errno;
@@ -365,19 +371,21 @@ static int load_records(struct snap *p, uint8_t *buf)
 		p->bytes += REC_HEAD + (int64_t)len;
 	}
 	p->end = at;
-	if (at != st.st_size &&
+	/* A reader stops where a record is still being written. */
+	if (repair && at != st.st_size &&
 	    (ftruncate(p->fd, at) < 0 || fdatasync(p->fd) < 0))
 		return errno;
 	return 0;
 }
 
-static struct snap *load_one(const char *path, uint8_t *buf, char *err,
-			     size_t err_len)
+static struct snap *load_one(const char *path, uint8_t *buf, bool repair,
+			     char *err, size_t err_len)
 {
 	uint8_t h[HDR_SIZE];
 	struct snap *p;
 	char id[HF_VOL_ID_MAX + 1];
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW), e;
+	int fd = open(path, (repair ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW),
+	    e;
 
 	if (fd < 0) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
@@ -408,7 +416,7 @@ static struct snap *load_one(const char *path, uint8_t *buf, char *err,
 		     (int64_t)get_u64(h + 32));
 	p->fd = fd;
 	p->bytes = HDR_SIZE;
-	if ((e = load_records(p, buf))) {
+	if ((e = load_records(p, buf, repair))) {
 		snprintf(err, err_len, "%s: %s", path, strerror(e));
 		snap_free(p);
 		return NULL;
@@ -422,6 +430,101 @@ static int by_seq(const void *a, const void *b)
 	const struct snap *y = *(struct snap *const *)b;
 
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Loads the snapshot files of s->dir that s does not hold yet (all, at
+ * open); a writer also drops unfinished takes. Returns 0 or -1 with err.
+ */
+static int scan_dir(struct hf_snaps *s, char *err, size_t err_len)
+{
+	struct dirent *d;
+	DIR *dp = opendir(s->dir);
+
+	if (!dp) {
+		snprintf(err, err_len, "%s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	while ((d = readdir(dp))) {
+		size_t n = strlen(d->d_name);
+		char *path;
+
+		if (d->d_name[0] == '.')
+			continue;
+		path = hf_xasprintf("%s/%s", s->dir, d->d_name);
+		if (n > 4 && strcmp(d->d_name + n - 4, ".new") == 0) {
+			if (!s->reader)
+				unlink(path); /* a take that did not finish */
+		} else if (n > 4 && strcmp(d->d_name + n - 4, ".cow") == 0) {
+			struct snap *p;
+			char id[HF_VOL_ID_MAX + 1];
+			bool known = false;
+
+			snprintf(id, sizeof(id), "%.*s", (int)(n - 4),
+				 d->d_name);
+			for (size_t i = 0; i < s->n && !known; i++)
+				known = strcmp(s->v[i]->id, id) == 0;
+			if (known) {
+				free(path);
+				continue;
+			}
+			if (s->n == HF_SNAP_MAX) {
+				snprintf(err, err_len,
+					 "%s: more than %d snapshots", s->dir,
+					 HF_SNAP_MAX);
+				free(path);
+				closedir(dp);
+				return -1;
+			}
+			if (!(p = load_one(path, s->buf, !s->reader, err,
+					   err_len))) {
+				/* Deleted between readdir and open: gone. */
+				bool gone = s->reader && access(path, F_OK) < 0;
+
+				free(path);
+				if (gone)
+					continue;
+				closedir(dp);
+				return -1;
+			}
+			s->v[s->n++] = p;
+		}
+		free(path);
+	}
+	closedir(dp);
+	qsort(s->v, s->n, sizeof(s->v[0]), by_seq);
+	return 0;
+}
+
+struct hf_snaps *hf_snaps_open_reader(const char *dir, int data_fd, char *err,
+				      size_t err_len)
+{
+	struct hf_snaps *s = hf_xcalloc(1, sizeof(*s));
+
+	s->dir = hf_xasprintf("%s/snaps", dir);
+	s->data_fd = data_fd;
+	s->reader = true;
+	s->buf = hf_xmalloc(HF_SNAP_CHUNK);
+	pthread_rwlock_init(&s->lk, NULL);
+	pthread_mutex_init(&s->cow, NULL);
+	if (scan_dir(s, err, err_len)) {
+		hf_snaps_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* A reader's view made current: new records, new snapshots. */
+static int refresh(struct hf_snaps *s)
+{
+	char err[HF_VOL_ERR_MAX];
+	int e = 0;
+
+	for (size_t i = 0; i < s->n && !e; i++)
+		e = load_records(s->v[i], s->buf, false);
+	if (!e && scan_dir(s, err, sizeof(err)))
+		e = EIO;
+	return e;
 }
 
 struct hf_snaps *hf_snaps_open(const char *dir, int data_fd, char *err,
@@ -467,7 +570,7 @@ struct hf_snaps *hf_snaps_open(const char *dir, int data_fd, char *err,
 				hf_snaps_close(s);
 				return NULL;
 			}
-			if (!(p = load_one(path, s->buf, err, err_len))) {
+			if (!(p = load_one(path, s->buf, true, err, err_len))) {
 				free(path);
 				closedir(dp);
 				hf_snaps_close(s);
@@ -737,7 +840,9 @@ int hf_snaps_read(struct hf_snaps *s, const char *id, uint64_t off,
 
 	pthread_rwlock_rdlock(&s->lk);
 	pthread_mutex_lock(&s->cow);
-	if (!(p = find(s, id, &i)))
+	if (!(p = find(s, id, &i)) && s->reader && !(e = refresh(s)))
+		p = find(s, id, &i); /* taken since */
+	if (!p && !e)
 		e = ENOENT;
 	else if (off + len > (uint64_t)p->size || off + len < off)
 		e = EINVAL;
@@ -758,8 +863,22 @@ int hf_snaps_read(struct hf_snaps *s, const char *id, uint64_t off,
 				else
 					e = EIO; /* a newer snapshot is smaller */
 			}
-		} else {
-			e = full_pread(s->data_fd, buf, n, (off_t)off);
+		} else if (!(e = full_pread(s->data_fd, buf, n, (off_t)off)) &&
+			   s->reader && !(e = refresh(s))) {
+			/*
+			 * The writer keeps a chunk's old bytes before it
+			 * changes it: a record there now may mean the bytes
+			 * just read are newer than the snapshot.
+			 */
+			for (j = i; j < s->n && !has(s->v[j], c); j++)
+				;
+			if (j < s->n &&
+			    !(e = read_record(s->v[j], c, s->buf, &clen))) {
+				if (in + n <= clen)
+					memcpy(buf, s->buf + in, n);
+				else
+					e = EIO;
+			}
 		}
 		buf += n;
 		off += n;

@@ -66,6 +66,18 @@ struct hf_snap_info {
 struct hf_snaps *hf_snaps_open(const char *dir, int data_fd, char *err,
 			       size_t err_len);
 
+/*
+ * Opens them to read only, beside the process that writes the replica
+ * (a clone's fill in the node server while an attach process writes
+ * the source): nothing is repaired or written; hf_snaps_read reads the
+ * data file and then looks again for a record of the chunk (the writer
+ * appends the chunk's old bytes before it changes them), so what it
+ * returns is the snapshot's even while the volume is written. One
+ * thread only.
+ */
+struct hf_snaps *hf_snaps_open_reader(const char *dir, int data_fd, char *err,
+				      size_t err_len);
+
 void hf_snaps_close(struct hf_snaps *s);
 
 /*

@@ -240,8 +240,13 @@ class Cluster:
              "--node-id", "node-1",
              *(("--token-file", self.agent_token_file) if self.tokens else ()), *extra],
             stdout=log, stderr=log, env=self._env(), start_new_session=True)
-        wait_for(lambda: any(n.get("connected") for n in self.api("GET", "/v1/nodes")[1]),
-                 30, what="agent registration")
+        def registered():
+            # A server whose store refuses writes (the fault tests)
+            # answers with an error object: not registered yet.
+            st, nodes = self.api("GET", "/v1/nodes")
+            return st == 200 and isinstance(nodes, list) and \
+                any(n.get("connected") for n in nodes)
+        wait_for(registered, 30, what="agent registration")
 
     def start(self):
         self.start_server()

@@ -277,6 +277,8 @@ ROUTES = {
                                                         {"name": "s1"}, 404),
     ("DELETE", "/v1/external-volumes/{name}/snapshots/{snap}"): (
         "/v1/external-volumes/nosuch/snapshots/s1", None, 404),
+    ("POST", "/v1/external-volumes/{name}/snapshots/{snap}/clone"): (
+        "/v1/external-volumes/nosuch/snapshots/s1/clone", {"name": "n-db-0"}, 404),
     ("POST", "/v1/external-volumes/{name}/restore"): ("/v1/external-volumes/nosuch/restore",
                                                       {"snapshot": "s1"}, 404),
     ("DELETE", "/v1/volumes/{svc}"): ("/v1/volumes/nosuch", None, 404),

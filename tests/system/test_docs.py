@@ -396,6 +396,11 @@ def test_every_route_answers_as_documented(cl):
     ck.call("POST", "/v1/external-volumes/{name}/restore",
             "/v1/external-volumes/docs-web-0/restore", body={"snapshot": "s1"},
             expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/snapshots/{snap}/clone",
+            "/v1/external-volumes/docs-web-0/snapshots/s1/clone", body={"name": "c-web-0"},
+            expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/snapshots/{snap}/clone",
+            "/v1/external-volumes/docs-web-0/snapshots/s1/clone", body={}, expect_error="invalid")
     ck.call("POST", "/v1/external-volumes/{name}/restore",
             "/v1/external-volumes/docs-web-0/restore", body={}, expect_error="invalid")
     ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="conflict")

@@ -170,3 +170,35 @@ def test_snapshot_hooks_are_checked_in_the_spec(cl, tmp_path):
     long = SPEC.replace("timeout: 30", "timeout: 2h")
     p = cl.cli("spec", "validate", write(str(tmp_path / "long.yml"), long), check=False)
     assert p.returncode != 0 and "at most 3600 seconds" in p.stderr + p.stdout, p.stderr
+
+
+def test_a_clone_of_a_snapshot_serves_another_service(cl, tmp_path):
+    """`volume clone` makes a new volume from a snapshot for another
+    service, which deploys on it and sees the snapshot's files; the
+    source goes on unchanged."""
+    assert sh(cl, "echo for-the-copy > data/c && sync").returncode == 0
+    cl.cli("volume", "snapshot", VOL, "--name", "forclone", "--wait", "--timeout", "60")
+    assert sh(cl, "echo later > data/c && sync").returncode == 0
+    p = cl.cli("volume", "clone", VOL, "forclone", "copy-db-0", "--for-service", "copy",
+               "--wait", "--timeout", "60")
+    assert "volume copy-db-0: ready" in p.stdout, p.stdout + p.stderr
+    st, v = cl.api("GET", "/v1/external-volumes/copy-db-0")
+    assert st == 200 and v["service"] == "copy" and v["state"] == "kept", v
+    assert v["formatted"] and all(r["state"] == "in_sync" for r in v["replicas"]), v
+    # Refusals: the name is taken; an unknown snapshot; the snapshot is
+    # needed by no clone any more, so it may go.
+    st, body = cl.api("POST", f"/v1/external-volumes/{VOL}/snapshots/forclone/clone",
+                      {"name": "copy-db-0", "service": "copy"})
+    assert st == 409 and "exists" in body["message"], body
+    st, body = cl.api("POST", f"/v1/external-volumes/{VOL}/snapshots/nope/clone",
+                      {"name": "x-db-0"})
+    assert st == 404, body
+    copy = SPEC.replace("name: snap", "name: copy")
+    cl.deploy(write(str(tmp_path / "copy.yml"), copy), timeout=120)
+    p = cl.cli("--service", "copy", "task", "exec", "db-0-server", "--", "cat", "data/c")
+    assert p.stdout == "for-the-copy\n", p.stdout + p.stderr
+    st, v = cl.api("GET", "/v1/external-volumes/copy-db-0")
+    assert v["state"] == "active" and v["instance"] == "db-0", v
+    assert file_in_task(cl, "c") == "later\n"
+    assert cl.cli("volume", "snapshot-delete", VOL, "forclone", "--wait",
+                  "--timeout", "60").returncode == 0

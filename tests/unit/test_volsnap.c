@@ -98,7 +98,21 @@ static void do_write(struct model *m, struct hf_snaps *s)
 	}
 }
 
+/*
+ * Every snapshot reads back as it was taken, through s; and through
+ * reader (a read-only store opened once, long ago, beside the writer:
+ * snapshots taken and deleted since, records appended since), if given.
+ */
+static void check_all_with(struct model *m, struct hf_snaps *s,
+			   struct hf_snaps *reader);
+
 static void check_all(struct model *m, struct hf_snaps *s)
+{
+	check_all_with(m, s, NULL);
+}
+
+static void check_all_with(struct model *m, struct hf_snaps *s,
+			   struct hf_snaps *reader)
 {
 	struct hf_snap_info info[HF_SNAP_MAX];
 	uint8_t *buf = malloc((size_t)m->size);
@@ -107,6 +121,14 @@ static void check_all(struct model *m, struct hf_snaps *s)
 	for (int i = 0; i < m->n; i++) {
 		assert_string_equal(info[i].id, m->ids[i]);
 		assert_int_equal(info[i].size, m->isize[i]);
+		if (reader) {
+			memset(buf, 0xee, (size_t)m->size);
+			assert_int_equal(hf_snaps_read(reader, m->ids[i], 0, buf,
+						       (size_t)m->isize[i]),
+					 0);
+			if (memcmp(buf, m->img[i], (size_t)m->isize[i]) != 0)
+				fail_msg("the reader's %s differs", m->ids[i]);
+		}
 		memset(buf, 0xee, (size_t)m->size);
 		/* in pieces that cross chunks */
 		for (int64_t off = 0; off < m->isize[i];) {
@@ -166,14 +188,20 @@ static struct hf_snaps *reopen(struct model *m, struct hf_snaps *s)
 static void test_model(void **state)
 {
 	struct model m;
-	struct hf_snaps *s;
-	char err[256];
-	int k = 0;
+	struct hf_snaps *s, *reader;
+	char err[256], *path;
+	int k = 0, rfd;
 
 	/* not a multiple of the chunk: the last chunk is short */
 	setup_model(&m, 4 * 1024 * 1024 + 3 * BLK);
 	s = hf_snaps_open(m.dir, m.fd, err, sizeof(err));
 	assert_non_null(s);
+	path = hf_xasprintf("%s/data", m.dir);
+	rfd = open(path, O_RDONLY);
+	free(path);
+	assert_true(rfd >= 0);
+	reader = hf_snaps_open_reader(m.dir, rfd, err, sizeof(err));
+	assert_non_null(reader);
 	for (int round = 0; round < 400; round++) {
 		unsigned op = rnd(&m) % 100;
 
@@ -194,10 +222,12 @@ static void test_model(void **state)
 			memset(m.now + m.size, 0, (size_t)(nsize - m.size));
 			m.size = nsize;
 		} else {
-			check_all(&m, s);
+			check_all_with(&m, s, reader);
 		}
 	}
-	check_all(&m, s);
+	check_all_with(&m, s, reader);
+	hf_snaps_close(reader);
+	close(rfd);
 	s = reopen(&m, s);
 	check_all(&m, s);
 	while (m.n)

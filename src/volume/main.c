@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "volume/attach.h"
+#include "volume/backup.h"
 #include "volume/s3cmd.h"
 #include "volume/serve.h"
 #include "volume/snap.h"
@@ -24,6 +25,9 @@ static int usage(FILE *f)
 		   "src/volume/serve.h)\n"
 		   "  snap ...     a replica's snapshots, offline (`snap "
 		   "--help`; src/volume/snap.h)\n"
+		   "  backup ...   a snapshot to an S3 store; restore ..., "
+		   "backups ...\n"
+		   "               (src/volume/backup.h)\n"
 		   "  s3 ...       one request to an S3 store (`s3 --help`; "
 		   "see src/volume/s3.h)\n");
 	return f == stdout ? HF_VOLUME_EXIT_OK : HF_VOLUME_EXIT_USAGE;
@@ -38,6 +42,10 @@ int main(int argc, char **argv)
 		return hf_volume_attach_main(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "serve") == 0)
 		return hf_volume_serve_main(argv[2]);
+	if (argc >= 2 && (strcmp(argv[1], "backup") == 0 ||
+			  strcmp(argv[1], "restore") == 0 ||
+			  strcmp(argv[1], "backups") == 0))
+		return hf_volume_backup_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "snap") == 0)
 		return hf_volume_snap_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "s3") == 0)

@@ -953,3 +953,27 @@ int hf_snaps_restore(struct hf_snaps *s, const char *id, int64_t *bytes)
 		*bytes = n;
 	return e;
 }
+
+int hf_snaps_changed_since(struct hf_snaps *s, const char *base,
+			   const char *id, uint64_t c)
+{
+	size_t a = 0, b = 0;
+	int r = 0;
+
+	pthread_rwlock_rdlock(&s->lk);
+	pthread_mutex_lock(&s->cow);
+	if ((!find(s, base, &a) || !find(s, id, &b)) && s->reader &&
+	    !refresh(s)) {
+		find(s, base, &a);
+		find(s, id, &b);
+	}
+	if (!find(s, base, &a) || !find(s, id, &b) || a >= b)
+		r = -1;
+	/* A record in a snapshot from base up to id: written in between. */
+	for (size_t j = a; r == 0 && j < b; j++)
+		if (has(s->v[j], c))
+			r = 1;
+	pthread_mutex_unlock(&s->cow);
+	pthread_rwlock_unlock(&s->lk);
+	return r;
+}

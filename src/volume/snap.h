@@ -128,6 +128,15 @@ int hf_snaps_changed(struct hf_snaps *s, const char *id, uint64_t c);
  */
 int hf_snaps_restore(struct hf_snaps *s, const char *id, int64_t *bytes);
 
+/*
+ * Whether chunk c may differ between snapshot base and the newer
+ * snapshot id (a snapshot from base up to, not including, id kept it):
+ * 1, 0, or -1 when either is missing or base is not older. What an
+ * incremental backup reads.
+ */
+int hf_snaps_changed_since(struct hf_snaps *s, const char *base,
+			   const char *id, uint64_t c);
+
 /* `holdfast-volume snap ...` (snaptool.c): argv[0] is "snap". */
 int hf_volume_snap_main(int argc, char **argv);
 

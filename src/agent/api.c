@@ -3,7 +3,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include "common/clock.h"
 #include "http/http.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/spawn.h"
 #include "shim/confine.h"
 #include "shim/shim.h"
@@ -346,7 +350,152 @@ out:
 	free(dir);
 }
 
+/* ---- volume backups ------------------------------------------------- */
+
+static void *reap_main(void *arg)
+{
+	pid_t pid = (pid_t)(intptr_t)arg;
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/*
+ * POST /v1/agent/backups {"id", "replica": its data file, "snapshot",
+ * "volume", "volume_id", "to": "s3://...", "endpoint", "region", "ca"?,
+ * "access_key", "secret_key", "base"?, "base_snapshot"?, "encrypted"}:
+ * starts `holdfast-volume backup` (next to this program) in
+ * <data>/backups/<id>/, the keys in its environment alone, its progress
+ * in status.json there. 202 at once.
+ */
+static void h_backup_start(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	struct hf_agent_api *a = ctx;
+	json_t *b = NULL;
+	const char *id, *k;
+	char *dir = NULL, *self = NULL, *bin = NULL, *status = NULL, *logp = NULL;
+	char *env[3] = {NULL, NULL, NULL}, *err = NULL;
+	HF_VEC(char *) argv = {0};
+	struct hf_spawn sp;
+	pthread_t t;
+	pid_t pid;
+	int logfd = -1;
+	static const char *const pass[][2] = {
+	    {"endpoint", "--endpoint"}, {"region", "--region"},
+	    {"ca", "--ca"},		{"to", "--to"},
+	    {"volume", "--volume"},	{"volume_id", "--volume-id"},
+	    {"replica", "--replica"},	{"snapshot", "--snapshot"},
+	    {"base", "--base"},		{"base_snapshot", "--base-snapshot"},
+	};
+
+	if (hf_http_body_json(req, resp, &b))
+		return;
+	id = json_string_value(json_object_get(b, "id"));
+	if (!id_ok(id) || !json_is_string(json_object_get(b, "access_key")) ||
+	    !json_is_string(json_object_get(b, "secret_key"))) {
+		hf_http_error(resp, HF_EINVAL, "needs an id and the keys");
+		goto out;
+	}
+	dir = hf_xasprintf("%s/backups/%s", a->data_dir, id);
+	if (hf_fs_mkdir_p(dir, 0700, 0700) < 0) {
+		hf_http_error(resp, HF_EIO, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	self = realpath("/proc/self/exe", NULL);
+	if (!self || !strrchr(self, '/')) {
+		hf_http_error(resp, HF_EIO, "cannot find this program");
+		goto out;
+	}
+	bin = hf_xasprintf("%.*s/holdfast-volume",
+			   (int)(strrchr(self, '/') - self), self);
+	status = hf_xasprintf("%s/status.json", dir);
+	logp = hf_xasprintf("%s/backup.log", dir);
+	unlink(status);
+	*HF_VEC_PUSH(&argv) = bin;
+	*HF_VEC_PUSH(&argv) = (char *)"backup";
+	*HF_VEC_PUSH(&argv) = (char *)"--id";
+	*HF_VEC_PUSH(&argv) = (char *)id;
+	*HF_VEC_PUSH(&argv) = (char *)"--status";
+	*HF_VEC_PUSH(&argv) = status;
+	for (size_t i = 0; i < HF_ARRAY_LEN(pass); i++)
+		if ((k = json_string_value(json_object_get(b, pass[i][0])))) {
+			*HF_VEC_PUSH(&argv) = (char *)pass[i][1];
+			*HF_VEC_PUSH(&argv) = (char *)k;
+		}
+	if (json_is_true(json_object_get(b, "encrypted")))
+		*HF_VEC_PUSH(&argv) = (char *)"--encrypted";
+	*HF_VEC_PUSH(&argv) = NULL;
+	env[0] = hf_xasprintf("HOLDFAST_S3_ACCESS_KEY=%s",
+			      json_string_value(json_object_get(b, "access_key")));
+	env[1] = hf_xasprintf("HOLDFAST_S3_SECRET_KEY=%s",
+			      json_string_value(json_object_get(b, "secret_key")));
+	logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	memset(&sp, 0, sizeof(sp));
+	sp.path = bin;
+	sp.argv = argv.items;
+	sp.envp = env;
+	sp.in = -1;
+	sp.out = sp.err = logfd;
+	sp.new_session = true;
+	if (hf_spawn_start(&sp, &pid, &err)) {
+		hf_http_error(resp, HF_EIO, "cannot start %s: %s", bin, err);
+		goto out;
+	}
+	if (pthread_create(&t, NULL, reap_main, (void *)(intptr_t)pid) == 0)
+		pthread_detach(t);
+	hf_http_json(resp, 202, json_pack("{s:s, s:i}", "id", id, "pid",
+					  (int)pid));
+out:
+	for (int i = 0; i < 2; i++)
+		if (env[i]) {
+			explicit_bzero(env[i], strlen(env[i]));
+			free(env[i]);
+		}
+	if (logfd >= 0)
+		close(logfd);
+	HF_VEC_FREE(&argv);
+	free(err);
+	free(logp);
+	free(status);
+	free(bin);
+	free(self);
+	free(dir);
+	json_decref(b); /* the secret goes with it */
+}
+
+/* GET /v1/agent/backups/{id}: its status.json, or {"state": "starting"}. */
+static void h_backup_status(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	struct hf_agent_api *a = ctx;
+	const char *id = hf_kvlist_get(&req->params, "id");
+	char *dir, *path;
+	json_t *st;
+	struct stat sb;
+
+	if (!id_ok(id)) {
+		hf_http_error(resp, HF_EINVAL, "bad backup id");
+		return;
+	}
+	dir = hf_xasprintf("%s/backups/%s", a->data_dir, id);
+	path = hf_xasprintf("%s/status.json", dir);
+	if (stat(dir, &sb) < 0) {
+		hf_http_error(resp, HF_ENOTFOUND, "no backup %s on this node", id);
+	} else if ((st = json_load_file(path, 0, NULL))) {
+		hf_http_json(resp, 200, st);
+	} else {
+		hf_http_json(resp, 200, json_pack("{s:s}", "state", "starting"));
+	}
+	free(path);
+	free(dir);
+}
+
 static const struct hf_http_route routes[] = {
+    {"POST", "/v1/agent/backups", h_backup_start, HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/agent/backups/{id}", h_backup_status, HF_ROUTE_READ, NULL},
     {"GET", "/v1/agent/tasks/{id}/logs", h_logs, HF_ROUTE_READ,
      "stream offset tail"},
     /* A command runs to its end: on a worker thread of the layer. */

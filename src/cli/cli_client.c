@@ -3144,6 +3144,361 @@ out:
 	return rc;
 }
 
+static int cmd_volume_backup(int argc, char **argv)
+{
+	const char *name = NULL, *to = NULL, *cred = NULL;
+	bool wait = false;
+	double timeout = 0;
+	int64_t start = hf_mono_ms();
+	char *esc, *path, *id = NULL;
+	long status;
+	json_t *out = NULL, *body;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (strcmp(argv[k], "--to") == 0 && k + 1 < argc)
+			to = argv[++k];
+		else if (strcmp(argv[k], "--credential") == 0 && k + 1 < argc)
+			cred = argv[++k];
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("volume", "backup");
+	}
+	if (!name || !to || !cred)
+		return hf_cli_usage("volume", "backup");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/external-volumes/%s/backups", esc);
+	body = json_pack("{s:s, s:s}", "to", to, "credential", cred);
+	rc = api("POST", path, body, &status, &out);
+	json_decref(body);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	id = hf_xstrdup(jstr(out, "backup"));
+	if (!g.json)
+		printf("backup %s of volume %s to %s: %s on node %s\n", id,
+		       name, to,
+		       json_is_string(json_object_get(out, "base"))
+			   ? "incremental"
+			   : "full",
+		       jstr(out, "node"));
+	while (wait) {
+		json_t *v = NULL, *j, *found = NULL;
+		size_t i;
+		const char *st;
+
+		rc = api("GET", path, NULL, &status, &v);
+		if (rc || status != 200) {
+			json_decref(v);
+			rc = rc ? rc : HF_EXIT_FAIL;
+			break;
+		}
+		json_array_foreach(json_object_get(v, "jobs"), i, j)
+			if (!strcmp(jstr(j, "backup"), id))
+				found = j;
+		st = found ? jstr(found, "state") : "gone";
+		if (!g.json && found && jint(found, "total") > 0)
+			fprintf(stderr, "\r%s: %lld of %lld MiB, %lld MiB sent",
+				id, (long long)(jint(found, "done") >> 20),
+				(long long)(jint(found, "total") >> 20),
+				(long long)(jint(found, "uploaded") >> 20));
+		if (strcmp(st, "done") == 0 || strcmp(st, "failed") == 0 ||
+		    strcmp(st, "gone") == 0) {
+			if (!g.json)
+				fprintf(stderr, "\n");
+			if (strcmp(st, "done") != 0) {
+				fprintf(stderr, "holdfast: backup %s %s%s%s\n",
+					id, st,
+					found && json_is_string(json_object_get(
+						     found, "message"))
+					    ? ": "
+					    : "",
+					found && json_is_string(json_object_get(
+						     found, "message"))
+					    ? jstr(found, "message")
+					    : "");
+				rc = HF_EXIT_FAIL;
+			} else if (!g.json) {
+				printf("backup %s of volume %s: done\n", id,
+				       name);
+			}
+			if (found) {
+				json_object_set(out, "result", found);
+			}
+			json_decref(v);
+			break;
+		}
+		json_decref(v);
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr, "\nholdfast: backup %s not done after "
+					"%.0f s (see 'holdfast volume backups "
+					"%s')\n",
+				id, timeout, name);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(500 * 1000);
+	}
+	if (g.json)
+		print_json(out);
+out:
+	free(id);
+	free(path);
+	free(esc);
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_volume_backups(int argc, char **argv)
+{
+	const char *name = NULL, *from = NULL, *cred = NULL;
+	char *esc, *path, *e1 = NULL, *e2 = NULL;
+	long status;
+	json_t *out = NULL, *e;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--from") == 0 && k + 1 < argc)
+			from = argv[++k];
+		else if (strcmp(argv[k], "--credential") == 0 && k + 1 < argc)
+			cred = argv[++k];
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("volume", "backups");
+	}
+	if (!name || !from != !cred)
+		return hf_cli_usage("volume", "backups");
+	esc = hf_url_escape(name);
+	if (from) {
+		e1 = hf_url_escape(cred);
+		e2 = hf_url_escape(from);
+		path = hf_xasprintf("/v1/external-volumes/%s/backups?"
+				    "credential=%s&from=%s",
+				    esc, e1, e2);
+	} else {
+		path = hf_xasprintf("/v1/external-volumes/%s/backups", esc);
+	}
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	free(esc);
+	free(e1);
+	free(e2);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json) {
+		print_json(out);
+		goto out;
+	}
+	if (json_is_string(json_object_get(json_object_get(out, "last_backup"),
+					   "id")))
+		printf("last backup: %s to %s\n",
+		       jstr(json_object_get(out, "last_backup"), "id"),
+		       jstr(json_object_get(out, "last_backup"), "to"));
+	json_array_foreach(json_object_get(out, "jobs"), i, e)
+		printf("backup %s: %s, %lld of %lld MiB\n", jstr(e, "backup"),
+		       jstr(e, "state"), (long long)(jint(e, "done") >> 20),
+		       (long long)(jint(e, "total") >> 20));
+	if (json_is_array(json_object_get(out, "backups"))) {
+		struct table t = {0};
+		const char *head[] = {"BACKUP", "PARENT", "CREATED", "SIZE",
+				      "SENT"};
+
+		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
+		json_array_foreach(json_object_get(out, "backups"), i, e) {
+			char when[32], size[32], sent[32];
+			const char *row[5];
+
+			snprintf(size, sizeof(size), "%lld MiB",
+				 (long long)(jint(e, "size") >> 20));
+			snprintf(sent, sizeof(sent), "%lld KiB",
+				 (long long)(jint(json_object_get(e, "stats"),
+						  "stored") >>
+					     10));
+			row[0] = jstr(e, "backup");
+			row[1] = json_is_string(json_object_get(e, "parent"))
+				     ? jstr(e, "parent")
+				     : "-";
+			row[2] = iso_time(jint(e, "created"), when, sizeof(when));
+			row[3] = size;
+			row[4] = sent;
+			table_row(&t, row, HF_ARRAY_LEN(row), NULL);
+		}
+		table_print(&t);
+		table_release(&t);
+	}
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_credential_create(int argc, char **argv)
+{
+	const char *kind = NULL, *name = NULL, *endpoint = NULL, *region = NULL;
+	const char *ak = NULL, *sk = NULL, *skfile = NULL, *ca = NULL;
+	char *sktext = NULL;
+	long status;
+	json_t *out = NULL, *body;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		const char **opt = NULL;
+
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--endpoint") == 0)
+			opt = &endpoint;
+		else if (strcmp(argv[k], "--region") == 0)
+			opt = &region;
+		else if (strcmp(argv[k], "--access-key") == 0)
+			opt = &ak;
+		else if (strcmp(argv[k], "--secret-key") == 0)
+			opt = &sk;
+		else if (strcmp(argv[k], "--secret-key-file") == 0)
+			opt = &skfile;
+		else if (strcmp(argv[k], "--ca") == 0)
+			opt = &ca;
+		else if (!kind && argv[k][0] != '-')
+			kind = argv[k];
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("credential", "create");
+		if (opt) {
+			if (k + 1 >= argc)
+				return hf_cli_usage("credential", "create");
+			*opt = argv[++k];
+		}
+	}
+	if (!sk && !skfile)
+		sk = getenv("HOLDFAST_S3_SECRET_KEY");
+	if (skfile) {
+		size_t n = 0;
+
+		if (hf_read_file(skfile, 4096, &sktext, &n) != 0) {
+			fprintf(stderr, "holdfast: %s: %s\n", skfile,
+				strerror(errno));
+			return HF_EXIT_FAIL;
+		}
+		while (n && (sktext[n - 1] == '\n' || sktext[n - 1] == ' '))
+			sktext[--n] = '\0';
+		sk = sktext;
+	}
+	if (!kind || strcmp(kind, "s3") != 0 || !name || !endpoint || !ak ||
+	    !sk) {
+		free(sktext);
+		return hf_cli_usage("credential", "create");
+	}
+	body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", kind, "name", name,
+			 "endpoint", endpoint, "access_key", ak, "secret_key", sk);
+	if (region)
+		json_object_set_new(body, "region", json_string(region));
+	if (ca)
+		json_object_set_new(body, "ca", json_string(ca));
+	rc = api("POST", "/v1/credentials", body, &status, &out);
+	json_decref(body);
+	if (sktext) {
+		explicit_bzero(sktext, strlen(sktext));
+		free(sktext);
+	}
+	if (rc)
+		goto out;
+	if (status != 201) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json)
+		print_json(out);
+	else
+		printf("credential %s (s3, %s) created\n", name, endpoint);
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_credential_list(int argc, char **argv)
+{
+	long status;
+	json_t *out = NULL, *e;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("credential", "list");
+	}
+	rc = api("GET", "/v1/credentials", NULL, &status, &out);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json) {
+		print_json(out);
+	} else {
+		struct table t = {0};
+		const char *head[] = {"NAME", "TYPE", "ENDPOINT", "REGION",
+				      "ACCESS KEY"};
+
+		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
+		json_array_foreach(json_object_get(out, "credentials"), i, e) {
+			const char *row[] = {jstr(e, "name"), jstr(e, "type"),
+					     jstr(e, "endpoint"),
+					     jstr(e, "region"),
+					     jstr(e, "access_key")};
+
+			table_row(&t, row, HF_ARRAY_LEN(row), NULL);
+		}
+		table_print(&t);
+		table_release(&t);
+	}
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_credential_delete(int argc, char **argv)
+{
+	char *esc, *path;
+	long status;
+	json_t *out = NULL;
+	int rc;
+
+	if (argc != 2)
+		return hf_cli_usage("credential", "delete");
+	esc = hf_url_escape(argv[1]);
+	path = hf_xasprintf("/v1/credentials/%s", esc);
+	rc = api("DELETE", path, NULL, &status, &out);
+	free(path);
+	free(esc);
+	if (!rc && status != 200)
+		rc = api_error(status, out);
+	else if (!rc)
+		printf("credential %s deleted\n", argv[1]);
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_node_decommission(int argc, char **argv)
 {
 	char *esc, *path;
@@ -3666,6 +4021,36 @@ const struct hf_cmd hf_client_cmds[] = {
      "unless --yes is given. --wait returns once the agents deleted them.\n"
      "Volumes in use go with 'service remove --delete-volumes' or 'pod\n"
      "replace'.", NULL},
+    {"volume", "backup", cmd_volume_backup,
+     "NAME --to s3://BUCKET[/PREFIX] --credential C [--wait] [--timeout S]\n"
+     "       [--json]",
+     "back a replicated volume up to an S3 store",
+     "Takes a snapshot of external volume NAME and has a node that holds\n"
+     "it store it under s3://BUCKET/PREFIX/NAME/ with credential C: 1 MiB\n"
+     "chunks, compressed, each stored once under its SHA-256, and a\n"
+     "manifest per backup. The first backup to a place is full, later\n"
+     "ones incremental (only what was written since the last one). An\n"
+     "encrypted volume's backup holds its ciphertext. --wait draws the\n"
+     "progress and returns once it is done.",
+     NULL},
+    {"volume", "backups", cmd_volume_backups,
+     "NAME [--from s3://BUCKET[/PREFIX] --credential C] [--json]",
+     "list a volume's backups (its last one, those under way, the store's)",
+     NULL, NULL},
+    {"credential", "create", cmd_credential_create,
+     "s3 NAME --endpoint URL [--region R] --access-key KEY\n"
+     "       (--secret-key KEY | --secret-key-file FILE) [--ca FILE] [--json]",
+     "store a named S3 credential for volume backups",
+     "Stores credential NAME for an S3-compatible store at URL (http:// or\n"
+     "https://, path-style requests; REGION defaults to us-east-1; --ca: a\n"
+     "PEM file on the nodes to trust). The secret comes from --secret-key,\n"
+     "--secret-key-file, or $HOLDFAST_S3_SECRET_KEY; the server keeps it in\n"
+     "its store and never shows it back. Used by 'volume backup'.",
+     NULL},
+    {"credential", "list", cmd_credential_list, "[--json]",
+     "list the named credentials (without their secrets)", NULL, NULL},
+    {"credential", "delete", cmd_credential_delete, "NAME",
+     "delete a named credential", NULL, NULL},
     {"node", "decommission", cmd_node_decommission, "NODE",
      "take a node out: its pods are replaced elsewhere with fresh volumes",
      NULL, NULL},

@@ -1296,7 +1296,8 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			      "replicas", reps_of, "why", str_or_null(s->why)));
 	}
 	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:i, s:i, s:b, s:I, "
-			 "s:o, s:b, s:I, s:o, s:b, s:o, s:o, s:I}",
+			 "s:o, s:b, s:I, s:o, s:b, s:o, s:o, s:I, s:{s:o, s:o, "
+			 "s:o}}",
 			 "name", v->name, "id", v->id ? v->id : "", "service",
 			 v->service ? v->service : "", "instance",
 			 str_or_null(v->instance), "state",
@@ -1308,7 +1309,9 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			 "created", (json_int_t)v->created, "replicas", reps,
 			 "secure", v->secure, "snapshots", snaps, "restore",
 			 str_or_null(v->restore), "restore_after",
-			 (json_int_t)v->restore_after);
+			 (json_int_t)v->restore_after, "last_backup", "id",
+			 str_or_null(v->bk_last), "to", str_or_null(v->bk_to),
+			 "snapshot", str_or_null(v->bk_snap));
 }
 
 json_t *hf_codec_xvol(const struct hf_xvol *v)
@@ -1361,6 +1364,7 @@ static const struct field xvol_fields[] = {
     {"replicas", F_LIST, true},  {"secure", F_BOOL, false},
     {"data_key", F_STR, false},  {"snapshots", F_LIST, false},
     {"restore", F_STR_NULL, false}, {"restore_after", F_INT, false},
+    {"last_backup", F_OBJ_NULL, false},
 };
 
 static const struct field xsnap_fields[] = {
@@ -1603,6 +1607,13 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 	v->created = int_json(o, "created", 0);
 	v->restore = str_dup_json(o, "restore");
 	v->restore_after = (uint64_t)int_json(o, "restore_after", 0);
+	{
+		const json_t *lb = json_object_get(o, "last_backup");
+
+		v->bk_last = str_dup_json(lb, "id");
+		v->bk_to = str_dup_json(lb, "to");
+		v->bk_snap = str_dup_json(lb, "snapshot");
+	}
 	json_array_foreach(json_object_get(o, "snapshots"), i, r)
 	{
 		struct hf_xsnap *s = hf_xvol_snap_add(

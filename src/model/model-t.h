@@ -347,6 +347,12 @@ struct hf_xvol {
 	 */
 	char *restore;
 	uint64_t restore_after;
+	/*
+	 * The last backup that completed (volume backup): its id, where it
+	 * went ("s3://bucket/prefix") and the snapshot (id) it was made
+	 * from, which is kept as the next backup's base; NULL before.
+	 */
+	char *bk_last, *bk_to, *bk_snap;
 };
 
 /* Volumes, as a lookup returns several (the model owns each). */

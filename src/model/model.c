@@ -613,6 +613,9 @@ void hf_xvol_free(struct hf_xvol *v)
 		xsnap_release(&v->snaps.items[i]);
 	HF_VEC_FREE(&v->snaps);
 	free(v->restore);
+	free(v->bk_last);
+	free(v->bk_to);
+	free(v->bk_snap);
 	free(v);
 }
 

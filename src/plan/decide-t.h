@@ -308,6 +308,11 @@ enum hf_xvol_op {
 	HF_XVOLOP_CLONE,
 	/* Clone replica `replica` was made by its node: IN_SYNC. */
 	HF_XVOLOP_REPLICA_FILLED,
+	/*
+	 * Backup snap_name (to `why`) of snapshot `snap` completed: the
+	 * volume's last backup, the next one's base.
+	 */
+	HF_XVOLOP_BACKUP_DONE,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;

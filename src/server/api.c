@@ -24,6 +24,8 @@
 #include "server/ops.h"
 #include "server/sched.h"
 #include "server/tasks_api.h"
+#include "server/creds.h"
+#include "server/backups.h"
 
 static struct hf_srv *srv_of(void *ctx)
 {
@@ -2037,6 +2039,11 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, "to"},
     {"GET", "/v1/nodes", h_nodes, HF_ROUTE_READ, NULL},
     {"GET", "/v1/volumes", h_volumes_list, HF_ROUTE_READ, "service"},
+    {"GET", "/v1/credentials", hf_creds_list_handler, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/credentials", hf_creds_create_handler, HF_ROUTE_WRITE,
+     NULL},
+    {"DELETE", "/v1/credentials/{name}", hf_creds_delete_handler,
+     HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/external-volumes", h_xvols_list, HF_ROUTE_READ, "service"},
     {"GET", "/v1/external-volumes/{name}", h_xvol_get, HF_ROUTE_READ, NULL},
     {"POST", "/v1/external-volumes/{name}/resize", h_xvol_resize,
@@ -2050,6 +2057,11 @@ static const struct hf_http_route routes[] = {
      h_xsnap_delete, HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/external-volumes/{name}/snapshots/{snap}/clone",
      h_xsnap_clone, HF_ROUTE_WRITE, NULL},
+    /* A backup takes a snapshot and waits for it: on a worker. */
+    {"POST", "/v1/external-volumes/{name}/backups", hf_backup_start_handler,
+     HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
+    {"GET", "/v1/external-volumes/{name}/backups", hf_backup_list_handler,
+     HF_ROUTE_READ | HF_ROUTE_BLOCKING, "credential from"},
     {"POST", "/v1/external-volumes/{name}/restore", h_xvol_restore,
      HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}", h_volume_delete, HF_ROUTE_WRITE, NULL},

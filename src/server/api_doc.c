@@ -660,6 +660,41 @@ static const struct route_doc docs[] = {
 		 "\"changed\": \"boolean\"}",
      .errors = "bad-json invalid not-found conflict"},
     {.method = "GET",
+     .pattern = "/v1/credentials",
+     .section = "Volumes",
+     .summary =
+	 "The named credentials volume backups use, without their secrets "
+	 "(`secret_key` reads `(hidden)`).",
+     .status = "200",
+     .response = "{\"credentials\": [{\"name\": \"string\", \"type\": "
+		 "\"s3\", \"endpoint\": \"string\", \"region\": \"string\", "
+		 "\"access_key\": \"string\", \"secret_key\": \"(hidden)\", "
+		 "\"created\": \"integer\"}]}"},
+    {.method = "POST",
+     .pattern = "/v1/credentials",
+     .section = "Volumes",
+     .summary =
+	 "Stores a named S3 credential for volume backups: the store's "
+	 "`endpoint` (http:// or https://, path-style), `region` (default "
+	 "`us-east-1`), the keys, and optionally `ca`, a PEM file on the "
+	 "nodes to trust. The secret is kept in the cluster's store and "
+	 "never shown back, logged or put in an event. A name in use is "
+	 "refused (`409`).",
+     .request = "{\"type\": \"s3\", \"name\": \"string\", \"endpoint\": "
+		"\"string\", \"region?\": \"string\", \"access_key\": "
+		"\"string\", \"secret_key\": \"string\", \"ca?\": \"string\"}",
+     .status = "201",
+     .response = "{\"name\": \"string\", \"type\": \"s3\", \"endpoint\": "
+		 "\"string\", \"secret_key\": \"(hidden)\"}",
+     .errors = "bad-json invalid conflict"},
+    {.method = "DELETE",
+     .pattern = "/v1/credentials/{name}",
+     .section = "Volumes",
+     .summary = "Deletes a named credential.",
+     .status = "200",
+     .response = "{\"name\": \"string\", \"deleted\": true}",
+     .errors = "not-found"},
+    {.method = "GET",
      .pattern = "/v1/external-volumes/{name}/snapshots",
      .section = "Volumes",
      .summary =
@@ -731,6 +766,50 @@ static const struct route_doc docs[] = {
 		 "\"replicas\": [{\"node\": \"string\", \"state\": \"new\", "
 		 "\"clone\": \"string\"}]}",
      .errors = "bad-json invalid not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/external-volumes/{name}/backups",
+     .section = "Volumes",
+     .summary =
+	 "Backs an attached volume up to an S3 store with a named "
+	 "credential: a snapshot (`backup-<id>`), then a node that holds it "
+	 "(the attached one first) stores it in 1 MiB chunks, compressed and "
+	 "kept once under their SHA-256, and a manifest. The first backup to "
+	 "a place is full; the next ones are incremental on the last one "
+	 "(whose snapshot is kept for that): only chunks written since are "
+	 "read and sent. Answers once it started (`202`); `GET` says how it "
+	 "goes. One at a time per volume (`409`).",
+     .request = "{\"to\": \"s3://bucket[/prefix]\", \"credential\": "
+		"\"string\"}",
+     .status = "202",
+     .response = "{\"volume\": \"string\", \"backup\": \"string\", "
+		 "\"snapshot\": \"string\", \"node\": \"string\", \"to\": "
+		 "\"string\", \"base\": \"string|null\", \"state\": "
+		 "\"running\"}",
+     .errors = "bad-json invalid not-found conflict unavailable"},
+    {.method = "GET",
+     .pattern = "/v1/external-volumes/{name}/backups",
+     .section = "Volumes",
+     .summary =
+	 "The volume's last completed backup, this server's backup jobs of "
+	 "it of the last day (`state` `starting`, `running`, `done`, "
+	 "`failed`; bytes "
+	 "`done` of `total`, `uploaded`, `stored`, `reused` from the base, "
+	 "`present` in the store already), and, with `?credential=NAME&"
+	 "from=s3://bucket[/prefix]`, the backups the store holds for a "
+	 "volume of that name (also one this cluster does not have).",
+     .query = "credential=NAME: the credential to read the store with "
+	      "(with from)\n"
+	      "from=s3://bucket[/prefix]: list the store's backups of this "
+	      "volume there too (with credential)",
+     .status = "200",
+     .response = "{\"volume\": \"string\", \"last_backup\": {\"id\": "
+		 "\"string|null\", \"to\": \"string|null\"}, \"jobs\": "
+		 "[{\"backup\": \"string\", \"state\": \"string\", "
+		 "\"done\": \"integer|null\", \"total\": \"integer|null\"}], "
+		 "\"backups?\": [{\"backup\": \"string\", \"parent\": "
+		 "\"string|null\", \"created\": \"integer\", \"size\": "
+		 "\"integer\"}]}",
+     .errors = "invalid not-found conflict unavailable"},
     {.method = "POST",
      .pattern = "/v1/external-volumes/{name}/restore",
      .section = "Volumes",

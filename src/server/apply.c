@@ -281,6 +281,11 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 	case HF_XVOLOP_CREATE:
 	case HF_XVOLOP_CLONE:
 		return;
+	case HF_XVOLOP_BACKUP_DONE:
+		set_str(&v->bk_last, o->snap_name);
+		set_str(&v->bk_to, o->why);
+		set_str(&v->bk_snap, o->snap);
+		break;
 	case HF_XVOLOP_REPLICA_FILLED:
 		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;
 		if (!r || r->state != HF_XREP_NEW || !r->clone)

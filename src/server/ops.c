@@ -413,6 +413,96 @@ done:
 	return rc;
 }
 
+int hf_ops_xvol_backup_done(struct hf_srv *s, const char *volume,
+			    const char *backup, const char *snap_id,
+			    const char *to, struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	const struct hf_xvol *v;
+	const struct hf_xsnap *old = NULL;
+	struct hf_action *x;
+	char *old_name = NULL, *why = NULL;
+	bool conflict = false;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	v = hf_model_xvol(&s->model, volume);
+	if (!v) {
+		rc = fail(err, HF_ENOTFOUND, "no volume %s", volume);
+		goto out;
+	}
+	if (v->bk_snap && strcmp(v->bk_snap, snap_id) != 0)
+		old = hf_xvol_snap(v, v->bk_snap, true);
+	old_name = old ? hf_xstrdup(old->name) : NULL;
+	x = hf_actions_push(&a, HF_ACT_XVOL, v->service, v->instance, NULL);
+	x->u.xvol.op = HF_XVOLOP_BACKUP_DONE;
+	x->u.xvol.name = hf_xstrdup(v->name);
+	x->u.xvol.snap = hf_xstrdup(snap_id);
+	x->u.xvol.snap_name = hf_xstrdup(backup);
+	x->u.xvol.why = hf_xstrdup(to);
+	/* The old base is no longer needed: this one is the base now. */
+	if (old_name && hf_decide_snap_delete(&s->model, volume, old_name,
+					      "scheduler", &a, &why,
+					      &conflict) < 0)
+		hf_log("volume %s: the previous backup's snapshot %s stays: %s",
+		       volume, old_name, why ? why : "?");
+	carry_out(s, &a);
+out:
+	free(why);
+	free(old_name);
+	hf_actions_release(&a);
+	return leave(s, rc, err);
+}
+
+int hf_ops_credential_create(struct hf_srv *s, const char *name, json_t *rec,
+			     struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/credentials/%s", name, NULL);
+	json_t *old = NULL;
+	int rc = enter(s, err);
+
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	rc = hf_state_get_record(s, key, &old);
+	if (rc == 0)
+		rc = fail(err, HF_ECONFLICT, "a credential named %s exists "
+					     "(delete it first)",
+			  name);
+	else if (rc != HF_ENOTFOUND)
+		rc = fail(err, rc, "the store cannot be read");
+	else if ((rc = hf_state_put_record(s, key, rec)))
+		rc = fail(err, rc, "the store cannot be written");
+	json_decref(old);
+	free(key);
+	return leave(s, rc, err);
+}
+
+int hf_ops_credential_delete(struct hf_srv *s, const char *name,
+			     struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/credentials/%s", name, NULL);
+	json_t *old = NULL;
+	int rc = enter(s, err);
+
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	rc = hf_state_get_record(s, key, &old);
+	if (rc == HF_ENOTFOUND)
+		rc = fail(err, rc, "no credential %s", name);
+	else if (rc)
+		rc = fail(err, rc, "the store cannot be read");
+	else if ((rc = hf_state_delete_record(s, key)))
+		rc = fail(err, rc, "the store cannot be written");
+	json_decref(old);
+	free(key);
+	return leave(s, rc, err);
+}
+
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 			 const char *inst, struct hf_ops_volumes *out,
 			 struct hf_ops_err *err)

@@ -219,6 +219,26 @@ int hf_ops_xvol_clone(struct hf_srv *s, const char *volume, const char *snap,
 		      const char *new_name, const char *new_service,
 		      struct hf_ops_err *err);
 
+/*
+ * Named credentials (`holdfast credential`), records of their own under
+ * /credentials/<name>: create stores rec ({"name", "type", ...}; the
+ * caller checked it) unless the name is taken (HF_ECONFLICT); delete
+ * removes one (HF_ENOTFOUND when there is none).
+ */
+/*
+ * Backup `backup` of volume (to `to`, from snapshot id snap_id) is done:
+ * it becomes the volume's last backup, and the snapshot the previous one
+ * was made from (the old base) is deleted.
+ */
+int hf_ops_xvol_backup_done(struct hf_srv *s, const char *volume,
+			    const char *backup, const char *snap_id,
+			    const char *to, struct hf_ops_err *err);
+
+int hf_ops_credential_create(struct hf_srv *s, const char *name, json_t *rec,
+			     struct hf_ops_err *err);
+int hf_ops_credential_delete(struct hf_srv *s, const char *name,
+			     struct hf_ops_err *err);
+
 /* ------------------------------------------------------------------ */
 /* Plans                                                                */
 

@@ -522,6 +522,83 @@ static void delete_key(struct hf_srv *s, char *key)
 	free(key);
 }
 
+int hf_state_put_record(struct hf_srv *s, const char *key, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	struct hf_store_txn txn = HF_STORE_TXN_INIT;
+	int err;
+
+	if (!text)
+		abort(); /* only on allocation failure; see util.h */
+	batch_flush(s, false);
+	if (s->store_failed) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+		return HF_EUNAVAIL;
+	}
+	fence(s, &txn);
+	hf_store_txn_put(&txn, key, text, strlen(text));
+	err = hf_store_txn(s->store, &txn, NULL);
+	hf_store_txn_release(&txn);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	if (err)
+		store_failed(s, key, err);
+	return err ? HF_EUNAVAIL : 0;
+}
+
+int hf_state_delete_record(struct hf_srv *s, const char *key)
+{
+	struct hf_store_txn txn = HF_STORE_TXN_INIT;
+	int err;
+
+	batch_flush(s, false);
+	if (s->store_failed)
+		return HF_EUNAVAIL;
+	fence(s, &txn);
+	hf_store_txn_delete(&txn, key);
+	err = hf_store_txn(s->store, &txn, NULL);
+	hf_store_txn_release(&txn);
+	if (err && err != HF_ENOTFOUND) {
+		store_failed(s, key, err);
+		return HF_EUNAVAIL;
+	}
+	return err ? HF_ENOTFOUND : 0;
+}
+
+int hf_state_get_record(struct hf_srv *s, const char *key, json_t **out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = hf_store_get(s->store, key, &text, &len, NULL);
+
+	*out = NULL;
+	if (rc)
+		return rc == HF_ENOTFOUND ? rc : HF_EUNAVAIL;
+	*out = json_loadb(text, len, 0, NULL);
+	explicit_bzero(text, len);
+	free(text);
+	return *out ? 0 : HF_EIO;
+}
+
+int hf_state_list_records(struct hf_srv *s, const char *prefix, json_t **out)
+{
+	struct hf_store_kvs kvs = {0};
+	int rc = hf_store_list(s->store, prefix, 0, &kvs);
+
+	*out = json_array();
+	for (size_t i = 0; !rc && i < kvs.len; i++) {
+		json_t *j = json_loadb(kvs.items[i].value, kvs.items[i].len, 0,
+				       NULL);
+
+		if (j)
+			json_array_append_new(*out, j);
+		explicit_bzero(kvs.items[i].value, kvs.items[i].len);
+	}
+	hf_store_kvs_release(&kvs);
+	return rc ? HF_EUNAVAIL : 0;
+}
+
 void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v)
 {
 	delete_key(s, hf_state_key(HF_CODEC_XVOL_PREFIX "%s", v->name, NULL));

@@ -302,6 +302,20 @@ void hf_state_save_node(struct hf_srv *s, struct hf_node *n);
 void hf_state_save_xvol(struct hf_srv *s, struct hf_xvol *v);
 /* Deletes a replicated volume's record and frees it (it must be in s). */
 void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v);
+
+/*
+ * Records the model does not hold (credentials): written at once, after
+ * what was saved before, under the leader's fence; read from the store.
+ * put and delete return 0 or an HF_E* code (HF_EUNAVAIL while the store
+ * refuses writes); get returns HF_ENOTFOUND for none, and *out (a new
+ * reference) otherwise; list fills *out with a JSON array of the values
+ * under prefix. Lock held for put and delete.
+ */
+int hf_state_put_record(struct hf_srv *s, const char *key, json_t *j);
+int hf_state_delete_record(struct hf_srv *s, const char *key);
+int hf_state_get_record(struct hf_srv *s, const char *key, json_t **out);
+int hf_state_list_records(struct hf_srv *s, const char *prefix,
+			  json_t **out);
 /* Writes the cluster's record: s->cluster_id, created at created (ms). */
 void hf_state_save_cluster(struct hf_srv *s, int64_t created);
 /*

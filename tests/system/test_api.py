@@ -279,6 +279,13 @@ ROUTES = {
         "/v1/external-volumes/nosuch/snapshots/s1", None, 404),
     ("POST", "/v1/external-volumes/{name}/snapshots/{snap}/clone"): (
         "/v1/external-volumes/nosuch/snapshots/s1/clone", {"name": "n-db-0"}, 404),
+    ("GET", "/v1/credentials"): ("/v1/credentials", None, 200),
+    ("POST", "/v1/credentials"): ("/v1/credentials", {"type": "s3"}, 400),
+    ("DELETE", "/v1/credentials/{name}"): ("/v1/credentials/nosuch", None, 404),
+    ("POST", "/v1/external-volumes/{name}/backups"): (
+        "/v1/external-volumes/nosuch/backups", {"to": "bad"}, 400),
+    ("GET", "/v1/external-volumes/{name}/backups"): (
+        "/v1/external-volumes/nosuch/backups", None, 404),
     ("POST", "/v1/external-volumes/{name}/restore"): ("/v1/external-volumes/nosuch/restore",
                                                       {"snapshot": "s1"}, 404),
     ("DELETE", "/v1/volumes/{svc}"): ("/v1/volumes/nosuch", None, 404),

@@ -247,6 +247,9 @@ def test_plan_start_with_parameters_and_wait(cl):
 
 
 def test_plan_pause_resume_force_and_stop(cl):
+    # Started here too: pytest-xdist may run this test on a worker where
+    # the test that starts it did not run.
+    cl.ok("plan", "start", "side", "--wait", "--timeout", "60")
     assert cl.ok("plan", "pause", "side", "--phase", "s").stdout == "plan side: pause s\n"
     assert cl.ok("plan", "resume", "side", "--phase", "s").stdout.startswith(
         "plan side: phase s is no longer interrupted\nplan side is ")

@@ -403,6 +403,14 @@ def test_every_route_answers_as_documented(cl):
             "/v1/external-volumes/docs-web-0/snapshots/s1/clone", body={}, expect_error="invalid")
     ck.call("POST", "/v1/external-volumes/{name}/restore",
             "/v1/external-volumes/docs-web-0/restore", body={}, expect_error="invalid")
+    ck.call("GET", "/v1/credentials", "/v1/credentials")
+    ck.call("POST", "/v1/credentials", "/v1/credentials", body={"type": "s3", "name": "c1"},
+            expect_error="invalid")
+    ck.call("DELETE", "/v1/credentials/{name}", "/v1/credentials/c1", expect_error="not-found")
+    ck.call("POST", "/v1/external-volumes/{name}/backups",
+            "/v1/external-volumes/docs-web-0/backups", body={"to": "x"}, expect_error="invalid")
+    ck.call("GET", "/v1/external-volumes/{name}/backups",
+            "/v1/external-volumes/docs-web-0/backups", expect_error="not-found")
     ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="conflict")
     st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs")
     assert st == 202

@@ -1,0 +1,202 @@
+/*
+ * creds.c - named credentials (`holdfast credential`, /v1/credentials):
+ * what the server needs to reach an S3 store on an operator's behalf.
+ * The secret key is kept in the store (as volume keys are) and never
+ * shown back, logged or put in an event.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/creds.h"
+#include "server/ops.h"
+#include "server/state.h"
+
+bool hf_cred_name_ok(const char *n)
+{
+	size_t len = n ? strlen(n) : 0;
+
+	return len > 0 && len <= 64 && n[0] != '.' &&
+	       strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789-_.") == len;
+}
+
+/* A credential as the API shows it: everything but the secret. */
+static json_t *public_form(const json_t *rec)
+{
+	json_t *o = json_deep_copy(rec);
+
+	json_object_del(o, "secret_key");
+	json_object_set_new(o, "secret_key", json_string("(hidden)"));
+	return o;
+}
+
+int hf_cred_s3(struct hf_srv *s, const char *name, struct hf_cred *out,
+	       char **why)
+{
+	char *key;
+	json_t *rec = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	*why = NULL;
+	if (!hf_cred_name_ok(name)) {
+		*why = hf_xasprintf("'%s' cannot name a credential",
+				    name ? name : "");
+		return HF_EINVAL;
+	}
+	key = hf_state_key("/credentials/%s", name, NULL);
+	rc = hf_state_get_record(s, key, &rec);
+	free(key);
+	if (rc) {
+		*why = rc == HF_ENOTFOUND
+			   ? hf_xasprintf("no credential %s (holdfast "
+					  "credential create s3 %s ...)",
+					  name, name)
+			   : hf_xstrdup("the store cannot be read");
+		return rc;
+	}
+	if (!json_is_string(json_object_get(rec, "endpoint")) ||
+	    !json_is_string(json_object_get(rec, "access_key")) ||
+	    !json_is_string(json_object_get(rec, "secret_key"))) {
+		*why = hf_xasprintf("credential %s is not an S3 credential",
+				    name);
+		json_decref(rec);
+		return HF_EINVAL;
+	}
+	out->endpoint = hf_xstrdup(json_string_value(json_object_get(rec,
+								   "endpoint")));
+	out->region = hf_xstrdup(
+	    json_string_value(json_object_get(rec, "region"))
+		? json_string_value(json_object_get(rec, "region"))
+		: "us-east-1");
+	out->access_key = hf_xstrdup(
+	    json_string_value(json_object_get(rec, "access_key")));
+	out->secret_key = hf_xstrdup(
+	    json_string_value(json_object_get(rec, "secret_key")));
+	if (json_is_string(json_object_get(rec, "ca")))
+		out->ca = hf_xstrdup(json_string_value(json_object_get(rec, "ca")));
+	json_decref(rec);
+	return 0;
+}
+
+void hf_cred_release(struct hf_cred *c)
+{
+	free(c->endpoint);
+	free(c->region);
+	free(c->access_key);
+	if (c->secret_key)
+		explicit_bzero(c->secret_key, strlen(c->secret_key));
+	free(c->secret_key);
+	free(c->ca);
+	memset(c, 0, sizeof(*c));
+}
+
+void hf_creds_list_handler(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	json_t *all = NULL, *out = json_array(), *e;
+	size_t i;
+	int rc;
+
+	hf_state_lock(s);
+	rc = hf_state_list_records(s, "/credentials/", &all);
+	hf_state_unlock(s);
+	if (rc) {
+		json_decref(all);
+		json_decref(out);
+		hf_http_error(resp, rc, "the store cannot be read");
+		return;
+	}
+	json_array_foreach(all, i, e)
+		json_array_append_new(out, public_form(e));
+	json_decref(all);
+	hf_http_json(resp, 200, json_pack("{s:o}", "credentials", out));
+}
+
+void hf_creds_create_handler(void *ctx, const struct hf_http_req *req,
+			     struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	struct hf_ops_err err = {0};
+	json_t *body = NULL, *rec;
+	const char *type, *name, *endpoint, *region, *ak, *sk, *ca;
+	int rc;
+
+	if (hf_http_body_json(req, resp, &body))
+		return;
+	type = json_string_value(json_object_get(body, "type"));
+	name = json_string_value(json_object_get(body, "name"));
+	endpoint = json_string_value(json_object_get(body, "endpoint"));
+	region = json_string_value(json_object_get(body, "region"));
+	ak = json_string_value(json_object_get(body, "access_key"));
+	sk = json_string_value(json_object_get(body, "secret_key"));
+	ca = json_string_value(json_object_get(body, "ca"));
+	if (!type || strcmp(type, "s3") != 0) {
+		hf_http_error(resp, HF_EINVAL,
+			      "\"type\" must be \"s3\" (the only kind yet)");
+	} else if (!hf_cred_name_ok(name)) {
+		hf_http_error(resp, HF_EINVAL,
+			      "\"name\" must be 1-64 letters, digits, '-', '_' "
+			      "or '.', not starting with '.'");
+	} else if (!endpoint || (strncmp(endpoint, "http://", 7) != 0 &&
+				 strncmp(endpoint, "https://", 8) != 0) ||
+		   strchr(endpoint, '@') || strchr(endpoint, '?')) {
+		hf_http_error(resp, HF_EINVAL,
+			      "\"endpoint\" must be an http:// or https:// URL "
+			      "without credentials or a query");
+	} else if (!ak || !*ak || !sk || !*sk || strlen(ak) > 256 ||
+		   strlen(sk) > 256) {
+		hf_http_error(resp, HF_EINVAL,
+			      "\"access_key\" and \"secret_key\" are required "
+			      "(at most 256 characters)");
+	} else if ((region && (!*region || strlen(region) > 64)) ||
+		   (ca && ca[0] != '/')) {
+		hf_http_error(resp, HF_EINVAL,
+			      "\"region\" is a region name; \"ca\" an absolute "
+			      "path of a PEM file on the nodes");
+	} else {
+		rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "name",
+				name, "type", "s3", "endpoint", endpoint,
+				"region", region ? region : "us-east-1",
+				"access_key", ak, "secret_key", sk, "created",
+				(json_int_t)hf_now_ms());
+		if (ca)
+			json_object_set_new(rec, "ca", json_string(ca));
+		rc = hf_ops_credential_create(s, name, rec, &err);
+		if (rc) {
+			hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		} else {
+			hf_log("credential %s (s3, %s) created", name, endpoint);
+			hf_http_json(resp, 201, public_form(rec));
+		}
+		json_decref(rec);
+	}
+	hf_ops_err_release(&err);
+	json_decref(body);
+}
+
+void hf_creds_delete_handler(void *ctx, const struct hf_http_req *req,
+			     struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "name");
+	struct hf_ops_err err = {0};
+	int rc = hf_cred_name_ok(name)
+		     ? hf_ops_credential_delete(s, name, &err)
+		     : HF_ENOTFOUND;
+
+	if (rc)
+		hf_http_error(resp, rc, "%s",
+			      err.why ? err.why : "no such credential");
+	else
+		hf_http_json(resp, 200,
+			     json_pack("{s:s, s:b}", "name", name, "deleted",
+				       1));
+	if (!rc)
+		hf_log("credential %s deleted", name);
+	hf_ops_err_release(&err);
+}

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,7 @@ struct opts {
 	bool encrypted;
 	char *bucket, *prefix; /* of url */
 	struct hf_s3 *s3;
+	struct hf_s3_config cfg; /* workers make clients of their own */
 };
 
 /* Progress, written to --status (atomically) at most once a second. */
@@ -74,12 +77,16 @@ static void status(struct progress *p, const char *state, const char *msg,
 	if (!p->path || (!force && now - p->last_ms < 1000))
 		return;
 	p->last_ms = now;
+	/* The workers add to these as they go. */
 	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "state", state,
 		      "total", (json_int_t)p->total, "done",
-		      (json_int_t)p->done, "uploaded", (json_int_t)p->uploaded,
-		      "stored", (json_int_t)p->stored, "reused",
-		      (json_int_t)p->reused, "present",
-		      (json_int_t)p->skipped);
+		      (json_int_t)__atomic_load_n(&p->done, __ATOMIC_RELAXED),
+		      "uploaded",
+		      (json_int_t)__atomic_load_n(&p->uploaded, __ATOMIC_RELAXED),
+		      "stored",
+		      (json_int_t)__atomic_load_n(&p->stored, __ATOMIC_RELAXED),
+		      "reused", (json_int_t)p->reused, "present",
+		      (json_int_t)__atomic_load_n(&p->skipped, __ATOMIC_RELAXED));
 	json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -121,6 +128,11 @@ static int parse_url(struct opts *o)
 		n--;
 	o->prefix = n ? hf_xasprintf("%.*s/", (int)n, u) : hf_xstrdup("");
 	return *o->bucket ? 0 : -1;
+}
+
+static int by_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void sha256_hex(const uint8_t *p, size_t n, char hex[65])
@@ -181,22 +193,34 @@ static json_t *get_manifest(struct opts *o, const char *id, char *err)
  * Stores one chunk (unless the store has it): compressed when that is
  * smaller. Returns 0 or an HF_E* code with err.
  */
-static int put_chunk(struct opts *o, const char *hex, const uint8_t *data,
-		     size_t len, struct progress *p, char *err)
+/* Whether hex is among the store's chunks (sorted), listed at the start. */
+static bool present(char *const *have, size_t n, const char *hex)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(have[mid], hex);
+
+		if (!c)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int put_chunk(struct opts *o, struct hf_s3 *s3, const char *hex,
+		     const uint8_t *data, size_t len, struct progress *p,
+		     char *err)
 {
 	char *key = chunk_key(o, hex);
 	uLongf zlen = compressBound((uLong)len);
 	uint8_t *obj = hf_xmalloc(HDR + zlen);
-	uint64_t size;
-	int rc = hf_s3_head(o->s3, o->bucket, key, &size, err);
+	int rc = 0;
 
-	if (rc == 0) {
-		/* There already: an earlier backup, or a run cut short. */
-		p->skipped += (int64_t)len;
-		goto out;
-	}
-	if (rc != HF_ENOTFOUND)
-		goto out;
 	memcpy(obj, "HFB1", 4);
 	obj[5] = obj[6] = obj[7] = 0;
 	for (int i = 0; i < 4; i++)
@@ -209,29 +233,157 @@ static int put_chunk(struct opts *o, const char *hex, const uint8_t *data,
 		memcpy(obj + HDR, data, len);
 		zlen = len;
 	}
-	rc = hf_s3_put(o->s3, o->bucket, key, obj, HDR + zlen, err);
+	rc = hf_s3_put(s3, o->bucket, key, obj, HDR + zlen, err);
 	if (rc == 0) {
-		p->uploaded += (int64_t)len;
-		p->stored += (int64_t)(HDR + zlen);
+		__atomic_add_fetch(&p->uploaded, (int64_t)len, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&p->stored, (int64_t)(HDR + zlen),
+				   __ATOMIC_RELAXED);
 	}
-out:
 	free(obj);
 	free(key);
 	return rc;
 }
 
+#define WORKERS 4
+
+/* What the workers share: each takes the chunks c with c % WORKERS == w. */
+struct work {
+	struct opts *o;
+	struct progress *p;
+	const char *dir;
+	int64_t size, nchunks;
+	const unsigned char *todo; /* per chunk: 1 read it */
+	char (*hex)[65];           /* per chunk: its hash, "" for zeros */
+	char *const *have;         /* the store's chunks, sorted */
+	size_t nhave;
+	pthread_mutex_t mu;
+	char err[512];             /* the first failure */
+	bool failed;               /* atomic */
+	int finished;              /* workers done (atomic) */
+};
+
+struct worker {
+	struct work *w;
+	int index;
+};
+
+static void work_fail(struct work *w, const char *fmt, ...) HF_PRINTF(2, 3);
+
+static void work_fail(struct work *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&w->mu);
+	if (!w->failed) {
+		va_start(ap, fmt);
+		vsnprintf(w->err, sizeof(w->err), fmt, ap);
+		va_end(ap);
+		__atomic_store_n(&w->failed, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *me = arg;
+	struct work *w = me->w;
+	struct opts *o = w->o;
+	char err[HF_S3_ERRLEN], serr[HF_VOL_ERR_MAX];
+	uint8_t *buf = hf_xmalloc(HF_BACKUP_CHUNK);
+	struct hf_snaps *sn = NULL;
+	struct hf_s3 *s3 = NULL;
+	int fd = open(o->replica, O_RDONLY | O_CLOEXEC), e;
+
+	if (fd < 0) {
+		work_fail(w, "%s: %s", o->replica, strerror(errno));
+		goto out;
+	}
+	/* A reader store of its own: one is for one thread. */
+	if (!(sn = hf_snaps_open_reader(w->dir, fd, serr, sizeof(serr)))) {
+		work_fail(w, "%s", serr);
+		goto out;
+	}
+	if (hf_s3_new(&o->cfg, &s3, err)) {
+		work_fail(w, "%s", err);
+		goto out;
+	}
+	for (int64_t c = me->index; c < w->nchunks; c += WORKERS) {
+		size_t len = w->size - c * HF_BACKUP_CHUNK < HF_BACKUP_CHUNK
+				     ? (size_t)(w->size - c * HF_BACKUP_CHUNK)
+				     : HF_BACKUP_CHUNK;
+
+		if (__atomic_load_n(&w->failed, __ATOMIC_ACQUIRE))
+			break;
+		if (!w->todo[c])
+			continue;
+		if ((e = hf_snaps_read(sn, o->snapshot,
+				       (uint64_t)(c * HF_BACKUP_CHUNK), buf,
+				       len))) {
+			work_fail(w, "reading snapshot %s at %lld: %s",
+				  o->snapshot, (long long)(c * HF_BACKUP_CHUNK),
+				  strerror(e));
+			break;
+		}
+		if (!all_zero(buf, len)) {
+			sha256_hex(buf, len, w->hex[c]);
+			if (present(w->have, w->nhave, w->hex[c])) {
+				/* There already: an earlier backup, or a run
+				 * cut short. */
+				__atomic_add_fetch(&w->p->skipped, (int64_t)len,
+						   __ATOMIC_RELAXED);
+			} else if (put_chunk(o, s3, w->hex[c], buf, len, w->p,
+					     err)) {
+				work_fail(w, "%s", err);
+				break;
+			}
+		}
+		__atomic_add_fetch(&w->p->done, (int64_t)len, __ATOMIC_RELAXED);
+	}
+out:
+	hf_s3_free(s3);
+	hf_snaps_close(sn);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	__atomic_add_fetch(&w->finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* The store's chunk objects of the volume, as sorted hashes. */
+static int list_chunks(struct opts *o, char ***have, size_t *n, char *err)
+{
+	struct hf_s3_list l = HF_S3_LIST_INIT;
+	char *prefix = hf_xasprintf("%s%s/chunks/", o->prefix, o->volume);
+	int rc = hf_s3_list(o->s3, o->bucket, prefix, 0, &l, err);
+
+	*have = NULL;
+	*n = 0;
+	if (!rc) {
+		*have = hf_xcalloc(l.len + 1, sizeof(**have));
+		for (size_t i = 0; i < l.len; i++)
+			if (strlen(l.items[i].key) == strlen(prefix) + 64)
+				(*have)[(*n)++] =
+				    hf_xstrdup(l.items[i].key + strlen(prefix));
+		qsort(*have, *n, sizeof(**have), by_str);
+	}
+	hf_s3_list_release(&l);
+	free(prefix);
+	return rc;
+}
+
 static int do_backup(struct opts *o, struct progress *p)
 {
-	char err[HF_S3_ERRLEN], serr[HF_VOL_ERR_MAX], hex[65];
+	char err[HF_S3_ERRLEN], serr[HF_VOL_ERR_MAX];
 	struct hf_snap_info info[HF_SNAP_MAX];
 	struct hf_snaps *sn = NULL;
 	json_t *base = NULL, *chunks = json_array(), *man;
 	const char **base_of = NULL; /* base manifest: index -> hash */
-	uint8_t *buf = hf_xmalloc(HF_BACKUP_CHUNK);
+	unsigned char *todo = NULL;
+	char(*hexes)[65] = NULL, **have = NULL;
 	int64_t size = -1, nchunks, base_n = 0;
 	char *dir = hf_xstrdup(o->replica), *slash, *id, *key = NULL, *text;
-	int fd = -1, rc = EXIT_FAIL, e;
-	size_t n;
+	int fd = -1, rc = EXIT_FAIL;
+	size_t n, nhave = 0;
 
 	id = o->id ? hf_xstrdup(o->id) : hf_random_hex(8);
 	slash = strrchr(dir, '/');
@@ -286,6 +438,9 @@ static int do_backup(struct opts *o, struct progress *p)
 	}
 	p->total = size;
 	status(p, "running", NULL, true);
+	/* What to read: all, or what some snapshot kept since the base's. */
+	todo = hf_xcalloc((size_t)nchunks + 1, 1);
+	hexes = hf_xcalloc((size_t)nchunks + 1, sizeof(*hexes));
 	for (int64_t c = 0; c < nchunks; c++) {
 		size_t len = size - c * HF_BACKUP_CHUNK < HF_BACKUP_CHUNK
 				     ? (size_t)(size - c * HF_BACKUP_CHUNK)
@@ -296,37 +451,61 @@ static int do_backup(struct opts *o, struct progress *p)
 			changed = hf_snaps_changed_since(
 				      sn, o->base_snapshot, o->snapshot,
 				      (uint64_t)(c * SNAPS_PER_CHUNK + k)) != 0;
+		todo[c] = changed;
 		if (!changed) {
 			/* The base has it as it is now (or it is zeros). */
 			if (base_of[c])
-				json_array_append_new(
-				    chunks, json_pack("[I, s]", (json_int_t)c,
-						      base_of[c]));
+				snprintf(hexes[c], sizeof(hexes[c]), "%s",
+					 base_of[c]);
 			p->reused += (int64_t)len;
 			p->done += (int64_t)len;
-			status(p, "running", NULL, false);
-			continue;
 		}
-		if ((e = hf_snaps_read(sn, o->snapshot,
-				       (uint64_t)(c * HF_BACKUP_CHUNK), buf,
-				       len))) {
-			rc = fail(p, "reading snapshot %s at %lld: %s",
-				  o->snapshot, (long long)(c * HF_BACKUP_CHUNK),
-				  strerror(e));
+	}
+	if (list_chunks(o, &have, &nhave, err)) {
+		rc = fail(p, "%s", err);
+		goto out;
+	}
+	{
+		struct work w;
+		struct worker ws[WORKERS];
+		pthread_t t[WORKERS];
+		int started = 0;
+
+		memset(&w, 0, sizeof(w));
+		w.o = o;
+		w.p = p;
+		w.dir = slash ? dir : ".";
+		w.size = size;
+		w.nchunks = nchunks;
+		w.todo = todo;
+		w.hex = hexes;
+		w.have = have;
+		w.nhave = nhave;
+		pthread_mutex_init(&w.mu, NULL);
+		for (int i = 0; i < WORKERS; i++) {
+			ws[i].w = &w;
+			ws[i].index = i;
+			if (pthread_create(&t[i], NULL, worker_main, &ws[i]) == 0)
+				started++;
+			else
+				work_fail(&w, "cannot start a thread");
+		}
+		while (__atomic_load_n(&w.finished, __ATOMIC_ACQUIRE) < started) {
+			status(p, "running", NULL, false);
+			usleep(100 * 1000);
+		}
+		for (int i = 0; i < started; i++)
+			pthread_join(t[i], NULL);
+		pthread_mutex_destroy(&w.mu);
+		if (w.failed || started < WORKERS) {
+			rc = fail(p, "%s", w.err);
 			goto out;
 		}
-		if (!all_zero(buf, len)) {
-			sha256_hex(buf, len, hex);
-			if (put_chunk(o, hex, buf, len, p, err)) {
-				rc = fail(p, "%s", err);
-				goto out;
-			}
-			json_array_append_new(
-			    chunks, json_pack("[I, s]", (json_int_t)c, hex));
-		}
-		p->done += (int64_t)len;
-		status(p, "running", NULL, false);
 	}
+	for (int64_t c = 0; c < nchunks; c++)
+		if (hexes[c][0])
+			json_array_append_new(
+			    chunks, json_pack("[I, s]", (json_int_t)c, hexes[c]));
 	man = json_pack("{s:i, s:s, s:s?, s:s, s:s?, s:s, s:I, s:i, s:I, s:b, "
 			"s:o, s:{s:I, s:I, s:I, s:I}}",
 			"format", 1, "volume", o->volume, "volume_id",
@@ -362,10 +541,14 @@ out:
 	json_decref(chunks);
 	json_decref(base);
 	free(base_of);
+	free(todo);
+	free(hexes);
+	for (size_t i = 0; i < nhave; i++)
+		free(have[i]);
+	free(have);
 	hf_snaps_close(sn);
 	if (fd >= 0)
 		close(fd);
-	free(buf);
 	free(key);
 	free(id);
 	free(dir);
@@ -623,6 +806,11 @@ int hf_volume_backup_main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	memset(&cfg, 0, sizeof(cfg));
+	o.cfg.endpoint = o.endpoint;
+	o.cfg.region = o.region;
+	o.cfg.ca_file = o.ca;
+	o.cfg.access_key = getenv("HOLDFAST_S3_ACCESS_KEY");
+	o.cfg.secret_key = getenv("HOLDFAST_S3_SECRET_KEY");
 	cfg.endpoint = o.endpoint;
 	cfg.region = o.region;
 	cfg.ca_file = o.ca;

@@ -2515,6 +2515,26 @@ static int cmd_volume_show(int argc, char **argv)
 		       json_is_true(json_object_get(out, "secure"))
 			   ? ", encrypted (AES-256-XTS)"
 			   : "");
+		{
+			json_t *sn = json_object_get(out, "snapshots");
+			json_t *lb = json_object_get(out, "last_backup");
+			size_t nready = 0, k;
+			json_t *x;
+
+			json_array_foreach(sn, k, x)
+				nready += !strcmp(jstr(x, "state"), "ready");
+			if (json_array_size(sn))
+				printf("  snapshots %zu (%zu ready; holdfast "
+				       "volume snapshots %s)\n",
+				       json_array_size(sn), nready,
+				       jstr(out, "name"));
+			if (json_is_string(json_object_get(out, "restore")))
+				printf("  restore   to a snapshot, at its next "
+				       "attach\n");
+			if (json_is_string(json_object_get(lb, "id")))
+				printf("  backup    %s, to %s\n", jstr(lb, "id"),
+				       jstr(lb, "to"));
+		}
 		printf("  replicas  %lld wanted, %lld in sync, writes need "
 		       "%lld%s\n",
 		       (long long)jint(out, "repl"), (long long)jint(out, "in_sync"),

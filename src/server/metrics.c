@@ -265,6 +265,43 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 				   r->missed.items[k].replica,
 				   r->missed.items[k].bytes);
 	}
+	hf_buf_adds(b, "# HELP holdfast_volume_snapshots A replicated volume's "
+		       "snapshots, by state (taking, ready, failed, "
+		       "deleting).\n"
+		       "# TYPE holdfast_volume_snapshots gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+		int64_t by[4] = {0};
+
+		for (size_t k = 0; k < v->snaps.len; k++)
+			if ((size_t)v->snaps.items[k].state < 4)
+				by[v->snaps.items[k].state]++;
+		for (int st = 0; st < 4; st++) {
+			hf_buf_adds(b, "holdfast_volume_snapshots{volume=\"");
+			label(b, v->name);
+			hf_buf_addf(b, "\",state=\"%s\"} %lld\n",
+				    hf_xsnap_state_name((enum hf_xsnap_state)st),
+				    (long long)by[st]);
+		}
+	}
+	hf_buf_adds(b, "# HELP holdfast_volume_last_snapshot_timestamp_seconds "
+		       "When a replicated volume's newest ready snapshot was "
+		       "taken (unix seconds).\n"
+		       "# TYPE holdfast_volume_last_snapshot_timestamp_seconds "
+		       "gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+		int64_t last = 0;
+
+		for (size_t k = 0; k < v->snaps.len; k++)
+			if (v->snaps.items[k].state == HF_XSNAP_READY &&
+			    v->snaps.items[k].taken > last)
+				last = v->snaps.items[k].taken;
+		if (last)
+			vol_sample(b,
+				   "holdfast_volume_last_snapshot_timestamp_seconds",
+				   v->name, NULL, last / 1000);
+	}
 	hf_buf_adds(b, "# HELP holdfast_volume_resync_left_bytes Bytes a "
 		       "resyncing replica's copy has still to send.\n"
 		       "# TYPE holdfast_volume_resync_left_bytes gauge\n");

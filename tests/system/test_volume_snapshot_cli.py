@@ -69,6 +69,13 @@ def snaps(cl):
     return {s["name"]: s for s in body["snapshots"]}
 
 
+def metrics(cl):
+    import urllib.request
+    req = urllib.request.Request(cl.url + "/metrics", headers=cl._auth())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read().decode()
+
+
 def events_of(cl, kind="snapshot"):
     with open(os.path.join(cl.server_data, "events.jsonl")) as f:
         items = [json.loads(line) for line in f if line.strip()]
@@ -109,6 +116,10 @@ def test_snapshot_list_restore_delete(cl):
     assert all(ln.split()[1] == "ready" for ln in lines[1:]), out
     js = json.loads(cl.cli("volume", "snapshots", VOL, "--json").stdout)
     assert [x["name"] for x in js["snapshots"]] == ["first", second]
+    # In /metrics: by state, and when the newest was taken.
+    text = metrics(cl)
+    assert f'holdfast_volume_snapshots{{volume="{VOL}",state="ready"}} 2' in text, text[-2000:]
+    assert f'holdfast_volume_last_snapshot_timestamp_seconds{{volume="{VOL}"}}' in text
     # Refusals say why and change nothing.
     for path, body, status, words in (
             (f"/v1/external-volumes/{VOL}/snapshots", {"name": "first"}, 409, "already"),

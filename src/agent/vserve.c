@@ -171,6 +171,8 @@ static char *config_text(struct hf_agent *ag)
 				 HF_VOL_NAME_MAX))
 			json_object_set_new(v, "name",
 					    json_string(r->volume));
+		if (r->restore_from)
+			json_object_set(v, "restore_from", r->restore_from);
 		if (r->clone_id)
 			json_object_set_new(
 			    v, "clone_from",
@@ -393,7 +395,8 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 		size_t filled = 0;
 
 		for (size_t i = 0; i < ag->held.len; i++)
-			filled += ag->held.items[i].clone_id &&
+			filled += (ag->held.items[i].clone_id ||
+				   ag->held.items[i].restore_from) &&
 				  st_serves(&s, ag->held.items[i].id,
 					    ag->held.items[i].replica);
 		if (filled != v->filled_seen) {
@@ -414,6 +417,9 @@ static bool held_equal(const struct hf_proto_held_replica *a,
 	       strcmp(a->replica, b->replica) == 0 &&
 	       strcmp(a->key, b->key) == 0 && a->size == b->size &&
 	       !a->clone_id == !b->clone_id &&
+	       !a->restore_from == !b->restore_from &&
+	       (!a->restore_from ||
+		json_equal(a->restore_from, b->restore_from)) &&
 	       (!a->clone_id || (!strcmp(a->clone_id, b->clone_id) &&
 				 !strcmp(a->clone_replica, b->clone_replica) &&
 				 !strcmp(a->clone_snap, b->clone_snap)));
@@ -430,6 +436,7 @@ static void held_release(struct hf_proto_held_replica *r)
 	free(r->clone_id);
 	free(r->clone_replica);
 	free(r->clone_snap);
+	json_decref(r->restore_from);
 }
 
 static bool deleting(const struct hf_proto_sync_resp *r,
@@ -511,7 +518,8 @@ void ag_vserve_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 	look(dir, &s);
 	free(dir);
 	for (size_t i = 0; ready(&s) && i < ag->held.len; i++)
-		if (ag->held.items[i].clone_id &&
+		if ((ag->held.items[i].clone_id ||
+		     ag->held.items[i].restore_from) &&
 		    st_serves(&s, ag->held.items[i].id,
 			      ag->held.items[i].replica))
 			hf_strlist_push(&req->filled_replicas,

@@ -3083,9 +3083,79 @@ out:
 	return rc;
 }
 
+/* volume restore NEWNAME --from ... --backup ... --credential ... */
+static int restore_from_backup(const char *name, const char *from,
+			       const char *backup, const char *cred,
+			       const char *src, const char *svc, int repl,
+			       bool wait, double timeout, int64_t start)
+{
+	char *esc = hf_url_escape(name), *path;
+	long status;
+	json_t *out = NULL, *body;
+	int rc;
+
+	path = hf_xasprintf("/v1/external-volumes/%s/from-backup", esc);
+	body = json_pack("{s:s, s:s, s:s, s:s, s:i}", "from", from, "backup",
+			 backup, "credential", cred, "service", svc, "repl",
+			 repl);
+	if (src)
+		json_object_set_new(body, "volume", json_string(src));
+	rc = api("POST", path, body, &status, &out);
+	json_decref(body);
+	free(path);
+	if (rc)
+		goto out;
+	if (status != 202) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (!g.json)
+		printf("volume %s: being made from backup %s (%lld MiB), for "
+		       "service %s\n",
+		       name, backup, (long long)(jint(out, "size") >> 20), svc);
+	path = hf_xasprintf("/v1/external-volumes/%s", esc);
+	while (wait) {
+		json_t *v = NULL, *r;
+		size_t i, pending = 0;
+
+		rc = api("GET", path, NULL, &status, &v);
+		if (rc || status != 200) {
+			json_decref(v);
+			rc = rc ? rc : HF_EXIT_FAIL;
+			break;
+		}
+		json_array_foreach(json_object_get(v, "replicas"), i, r)
+			pending += json_is_string(json_object_get(r, "clone"));
+		json_decref(v);
+		if (!pending) {
+			if (!g.json)
+				printf("volume %s: ready\n", name);
+			break;
+		}
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr, "holdfast: volume %s not made yet after "
+					"%.0f s (see 'holdfast volume show %s')\n",
+				name, timeout, name);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(300 * 1000);
+	}
+	free(path);
+	if (g.json)
+		print_json(out);
+out:
+	free(esc);
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_volume_restore(int argc, char **argv)
 {
 	const char *name = NULL, *snap = NULL;
+	const char *from = NULL, *backup = NULL, *cred = NULL, *src = NULL;
+	const char *svc = NULL;
+	int repl = 1;
 	bool wait = false;
 	double timeout = 0;
 	int64_t start = hf_mono_ms();
@@ -3103,12 +3173,27 @@ static int cmd_volume_restore(int argc, char **argv)
 			timeout = atof(argv[++k]);
 		else if (strcmp(argv[k], "--snapshot") == 0 && k + 1 < argc)
 			snap = argv[++k];
+		else if (strcmp(argv[k], "--from") == 0 && k + 1 < argc)
+			from = argv[++k];
+		else if (strcmp(argv[k], "--backup") == 0 && k + 1 < argc)
+			backup = argv[++k];
+		else if (strcmp(argv[k], "--credential") == 0 && k + 1 < argc)
+			cred = argv[++k];
+		else if (strcmp(argv[k], "--volume") == 0 && k + 1 < argc)
+			src = argv[++k];
+		else if (strcmp(argv[k], "--for-service") == 0 && k + 1 < argc)
+			svc = argv[++k];
+		else if (strcmp(argv[k], "--repl") == 0 && k + 1 < argc)
+			repl = atoi(argv[++k]);
 		else if (!name && argv[k][0] != '-')
 			name = argv[k];
 		else
 			return hf_cli_usage("volume", "restore");
 	}
-	if (!name || !snap || !*name || !*snap)
+	if (name && from && backup && cred && svc && !snap)
+		return restore_from_backup(name, from, backup, cred, src, svc,
+					   repl, wait, timeout, start);
+	if (!name || !snap || !*name || !*snap || from)
 		return hf_cli_usage("volume", "restore");
 	esc = hf_url_escape(name);
 	path = hf_xasprintf("/v1/external-volumes/%s/restore", esc);
@@ -4023,14 +4108,21 @@ const struct hf_cmd hf_client_cmds[] = {
      "replica from its own copy. --wait returns once they are made.",
      NULL},
     {"volume", "restore", cmd_volume_restore,
-     "NAME --snapshot S [--wait] [--timeout S] [--json]",
-     "restore a replicated volume to a snapshot (its pod restarts)",
+     "NAME --snapshot S [--wait] [--timeout S] [--json]\n"
+     "       NEWNAME --from s3://BUCKET[/PREFIX] --backup ID --credential C\n"
+     "       --for-service SVC [--volume NAME] [--repl N] [--wait] [--json]",
+     "restore a volume to a snapshot, or make one from a backup",
      "Brings external volume NAME back to snapshot S: the pod that uses it\n"
      "is restarted, and the volume is attached again and rewritten from\n"
      "the snapshot on every replica (only the chunks that changed since)\n"
      "before the pod's tasks mount it. Snapshots taken after S stay.\n"
      "Every replica must be in sync and hold S. --wait returns once it\n"
-     "is done.",
+     "is done.\n"
+     "With --from, makes new external volume NEWNAME from backup ID\n"
+     "(holdfast volume backups lists them) of volume NAME (--volume;\n"
+     "default NEWNAME) in that store, read with credential C, kept for\n"
+     "service SVC until an instance of it whose volume has that name\n"
+     "takes it; --repl replicas (default 1), each made by its node.",
      NULL},
     {"volume", "delete", cmd_volume_delete,
      "SERVICE[/INSTANCE]|NAME [--yes] [--wait] [--timeout S] [--json]",

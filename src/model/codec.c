@@ -1297,7 +1297,7 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 	}
 	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:i, s:i, s:b, s:I, "
 			 "s:o, s:b, s:I, s:o, s:b, s:o, s:o, s:I, s:{s:o, s:o, "
-			 "s:o}}",
+			 "s:o}, s:{s:o, s:o, s:o, s:o}}",
 			 "name", v->name, "id", v->id ? v->id : "", "service",
 			 v->service ? v->service : "", "instance",
 			 str_or_null(v->instance), "state",
@@ -1311,7 +1311,11 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			 str_or_null(v->restore), "restore_after",
 			 (json_int_t)v->restore_after, "last_backup", "id",
 			 str_or_null(v->bk_last), "to", str_or_null(v->bk_to),
-			 "snapshot", str_or_null(v->bk_snap));
+			 "snapshot", str_or_null(v->bk_snap), "from_backup",
+			 "credential", str_or_null(v->rs_cred), "url",
+			 str_or_null(v->rs_url), "volume",
+			 str_or_null(v->rs_volume), "backup",
+			 str_or_null(v->rs_backup));
 }
 
 json_t *hf_codec_xvol(const struct hf_xvol *v)
@@ -1364,7 +1368,7 @@ static const struct field xvol_fields[] = {
     {"replicas", F_LIST, true},  {"secure", F_BOOL, false},
     {"data_key", F_STR, false},  {"snapshots", F_LIST, false},
     {"restore", F_STR_NULL, false}, {"restore_after", F_INT, false},
-    {"last_backup", F_OBJ_NULL, false},
+    {"last_backup", F_OBJ_NULL, false}, {"from_backup", F_OBJ_NULL, false},
 };
 
 static const struct field xsnap_fields[] = {
@@ -1613,6 +1617,11 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 		v->bk_last = str_dup_json(lb, "id");
 		v->bk_to = str_dup_json(lb, "to");
 		v->bk_snap = str_dup_json(lb, "snapshot");
+		lb = json_object_get(o, "from_backup");
+		v->rs_cred = str_dup_json(lb, "credential");
+		v->rs_url = str_dup_json(lb, "url");
+		v->rs_volume = str_dup_json(lb, "volume");
+		v->rs_backup = str_dup_json(lb, "backup");
 	}
 	json_array_foreach(json_object_get(o, "snapshots"), i, r)
 	{

@@ -353,6 +353,12 @@ struct hf_xvol {
 	 * from, which is kept as the next backup's base; NULL before.
 	 */
 	char *bk_last, *bk_to, *bk_snap;
+	/*
+	 * Made from a backup (volume restore --from): the credential's name,
+	 * the place, the backed-up volume's name and the backup's id; its
+	 * replicas (clone "backup") are made by their nodes from it.
+	 */
+	char *rs_cred, *rs_url, *rs_volume, *rs_backup;
 };
 
 /* Volumes, as a lookup returns several (the model owns each). */

@@ -616,6 +616,10 @@ void hf_xvol_free(struct hf_xvol *v)
 	free(v->bk_last);
 	free(v->bk_to);
 	free(v->bk_snap);
+	free(v->rs_cred);
+	free(v->rs_url);
+	free(v->rs_volume);
+	free(v->rs_backup);
 	free(v);
 }
 

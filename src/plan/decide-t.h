@@ -313,6 +313,13 @@ enum hf_xvol_op {
 	 * volume's last backup, the next one's base.
 	 */
 	HF_XVOLOP_BACKUP_DONE,
+	/*
+	 * A new volume `name` (id, size, repl, secure, created at `at`),
+	 * KEPT for the action's service, formatted, made from backup `snap`
+	 * of volume snap_name at `why` (a place) with credential `cred`: its
+	 * replicas (replica on node, then more_*) NEW until made.
+	 */
+	HF_XVOLOP_FROM_BACKUP,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;
@@ -327,6 +334,7 @@ struct hf_act_xvol {
 	bool ro;
 	bool secure;     /* CREATE: encrypted (the server makes its key) */
 	char *snap, *snap_name; /* SNAP_*, RESTORE */
+	char *cred;             /* FROM_BACKUP */
 	struct hf_strlist holders; /* SNAP_TAKEN: replica ids */
 	uint64_t epoch;
 	int64_t at;

@@ -347,6 +347,95 @@ int hf_decide_snap_clone(const struct hf_model *m, const char *volume,
 	return 1;
 }
 
+static int by_free(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b; /* free, index pairs */
+
+	return x[0] < y[0] ? 1 : x[0] > y[0] ? -1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+int hf_decide_from_backup(const struct hf_model *m, const char *new_name,
+			  const char *new_service, const char *new_id,
+			  const char *const *rids, unsigned repl, int64_t size,
+			  bool secure, const char *cred, const char *url,
+			  const char *volume, const char *backup, int64_t now,
+			  struct hf_actions *out, char **why, bool *conflict)
+{
+	int64_t (*cand)[2] = hf_xcalloc(m->nodes.len + 1, sizeof(*cand));
+	size_t n = 0;
+	struct hf_action *x;
+	const struct hf_xvol *src = hf_model_xvol(m, volume);
+
+	*why = NULL;
+	*conflict = true;
+	if (!hf_xvol_name_ok(new_name) || hf_model_xvol(m, new_name)) {
+		free(cand);
+		return refuse(why, conflict,
+			      hf_xasprintf(hf_xvol_name_ok(new_name)
+					       ? "a volume named %s exists"
+					       : "'%s' cannot name a volume",
+					   new_name ? new_name : ""));
+	}
+	if (secure && (!src || !src->secure || !src->data_key)) {
+		free(cand);
+		return refuse(why, conflict,
+			      hf_xasprintf("backup %s is encrypted: only a "
+					   "cluster that holds volume %s (its "
+					   "key) can restore it",
+					   backup, volume));
+	}
+	if (repl < 1 || repl > 3 || size <= 0) {
+		free(cand);
+		return refuse(why, conflict, hf_xstrdup("repl is 1 to 3"));
+	}
+	for (size_t i = 0; i < m->nodes.len; i++) {
+		const struct hf_node *nd = m->nodes.items[i];
+		int64_t free_b;
+
+		if (!nd->storage || nd->decommissioned)
+			continue;
+		free_b = nd->storage->capacity - provisioned_on(m, nd->id);
+		if (free_b < size)
+			continue;
+		cand[n][0] = free_b;
+		cand[n][1] = (int64_t)i;
+		n++;
+	}
+	if (n < repl) {
+		free(cand);
+		return refuse(why, conflict,
+			      hf_xasprintf("%zu pool(s) have room for %" PRId64
+					   " MiB, %u replica(s) are wanted",
+					   n, size >> 20, repl));
+	}
+	qsort(cand, n, sizeof(*cand), by_free);
+	x = hf_actions_push(out, HF_ACT_XVOL, new_service, NULL, NULL);
+	x->u.xvol.op = HF_XVOLOP_FROM_BACKUP;
+	x->u.xvol.name = hf_xstrdup(new_name);
+	x->u.xvol.id = hf_xstrdup(new_id);
+	x->u.xvol.size = size;
+	x->u.xvol.repl = repl;
+	x->u.xvol.min_sync = 1;
+	x->u.xvol.secure = secure;
+	x->u.xvol.at = now;
+	x->u.xvol.snap = hf_xstrdup(backup);
+	x->u.xvol.snap_name = hf_xstrdup(volume);
+	x->u.xvol.why = hf_xstrdup(url);
+	x->u.xvol.cred = hf_xstrdup(cred);
+	x->u.xvol.node = hf_xstrdup(m->nodes.items[cand[0][1]]->id);
+	x->u.xvol.replica = hf_xstrdup(rids[0]);
+	for (unsigned i = 1; i < repl; i++) {
+		x->u.xvol.more_node[i - 1] =
+		    hf_xstrdup(m->nodes.items[cand[i][1]]->id);
+		x->u.xvol.more_replica[i - 1] = hf_xstrdup(rids[i]);
+	}
+	hf_actions_log(out, "volume %s: made from backup %s of %s (%s), %u "
+			    "replica(s), for service %s",
+		       new_name, backup, volume, url, repl, new_service);
+	free(cand);
+	return 1;
+}
+
 void hf_decide_replicas_filled(const struct hf_model *m, const char *node,
 			       const char *const *ids, size_t n,
 			       struct hf_actions *out)

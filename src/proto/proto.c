@@ -1551,6 +1551,25 @@ static bool held_replica_decode(const struct dec *d, const json_t *v,
 		const json_t *c = json_object_get(v, "clone_from");
 		struct dec cd = {"clone_from", d->err};
 
+		const json_t *rf = json_object_get(v, "restore_from");
+
+		if (!absent(rf)) {
+			static const char *const rk[] = {
+			    "endpoint", "region",     "url",
+			    "volume",	"backup",     "access_key",
+			    "secret_key"};
+
+			if (!json_is_object(rf))
+				return fail(d, "restore_from",
+					    "must be an object");
+			for (size_t i = 0; i < HF_ARRAY_LEN(rk); i++)
+				if (!json_is_string(json_object_get(rf, rk[i])))
+					return fail(d, "restore_from",
+						    "needs endpoint, region, "
+						    "url, volume, backup and "
+						    "the keys");
+			r->restore_from = json_deep_copy(rf);
+		}
 		if (absent(c))
 			return true;
 		if (!json_is_object(c))
@@ -1735,6 +1754,7 @@ void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
 		free(h->clone_id);
 		free(h->clone_replica);
 		free(h->clone_snap);
+		json_decref(h->restore_from);
 	}
 	HF_VEC_FREE(&r->replicas);
 	free(r->cluster);
@@ -1783,6 +1803,9 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 			    "id", h->id, "replica", h->replica, "key", h->key,
 			    "size", (json_int_t)h->size);
 
+			if (h->restore_from)
+				json_object_set(e, "restore_from",
+						h->restore_from);
 			if (h->clone_id)
 				json_object_set_new(
 				    e, "clone_from",

@@ -333,6 +333,12 @@ struct hf_proto_held_replica {
 	 * which this node holds; NULL (all three) for any other.
 	 */
 	char *clone_id, *clone_replica, *clone_snap;
+	/*
+	 * A replica made from a backup (volume restore --from): the
+	 * serve.json "restore_from" object as it is (volume/serveconf.h),
+	 * the credential's keys in it; NULL otherwise.
+	 */
+	json_t *restore_from;
 };
 
 /* A copy to a resyncing replica, as its attach process reports it. */

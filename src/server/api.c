@@ -2062,6 +2062,8 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"GET", "/v1/external-volumes/{name}/backups", hf_backup_list_handler,
      HF_ROUTE_READ | HF_ROUTE_BLOCKING, "credential from"},
+    {"POST", "/v1/external-volumes/{name}/from-backup",
+     hf_backup_restore_handler, HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"POST", "/v1/external-volumes/{name}/restore", h_xvol_restore,
      HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/volumes/{svc}", h_volume_delete, HF_ROUTE_WRITE, NULL},

@@ -811,6 +811,27 @@ static const struct route_doc docs[] = {
 		 "\"integer\"}]}",
      .errors = "invalid not-found conflict unavailable"},
     {.method = "POST",
+     .pattern = "/v1/external-volumes/{name}/from-backup",
+     .section = "Volumes",
+     .summary =
+	 "A new volume `name` from a backup in an S3 store (this cluster's "
+	 "or another's, with a credential for it): kept for `service` until "
+	 "an instance of it whose external volume has that name takes it, "
+	 "`repl` replicas (default 1) on the pools with the most room, each "
+	 "made by its node from the backup (every chunk's hash checked); "
+	 "usable once they are (`in_sync`). `volume` is the backed-up "
+	 "volume's name (default: `name`). An encrypted backup needs that "
+	 "volume in this cluster (its key).",
+     .request = "{\"from\": \"s3://bucket[/prefix]\", \"backup\": "
+		"\"string\", \"credential\": \"string\", \"service\": "
+		"\"string\", \"volume?\": \"string\", \"repl?\": "
+		"\"integer\"}",
+     .status = "202",
+     .response = "{\"volume\": \"string\", \"service\": \"string\", "
+		 "\"backup\": \"string\", \"state\": \"restoring\", "
+		 "\"size\": \"integer\"}",
+     .errors = "bad-json invalid conflict unavailable"},
+    {.method = "POST",
      .pattern = "/v1/external-volumes/{name}/restore",
      .section = "Volumes",
      .summary =

@@ -275,11 +275,58 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		hf_sched_changed(s, true);
 		return;
 	}
+	if (o->op == HF_XVOLOP_FROM_BACKUP) {
+		const struct hf_xvol *src = hf_model_xvol(m, o->snap_name);
+		char *sealed = NULL;
+
+		if (v || !x->service || !o->snap || !o->cred || !o->why)
+			return;
+		if (o->secure) {
+			uint8_t dk[HF_VOL_DATA_KEY_LEN];
+
+			if (!src || !src->secure || !s->opts.have_cluster_key ||
+			    hf_vol_key_open(s->opts.cluster_key, src->id,
+					    src->data_key, dk))
+				return;
+			sealed = hf_vol_key_seal(s->opts.cluster_key, o->id, dk);
+			OPENSSL_cleanse(dk, sizeof(dk));
+			if (!sealed)
+				return;
+		}
+		v = hf_model_xvol_add(m, o->name);
+		v->secure = o->secure;
+		v->data_key = sealed;
+		v->id = hf_xstrdup(o->id);
+		v->service = hf_xstrdup(x->service);
+		v->state = HF_XVOL_KEPT;
+		v->size = o->size;
+		v->repl = o->repl;
+		v->min_sync = o->min_sync;
+		v->formatted = true; /* the backup's file system */
+		v->secret = hf_random_hex(32);
+		v->created = o->at;
+		v->rs_cred = hf_xstrdup(o->cred);
+		v->rs_url = hf_xstrdup(o->why);
+		v->rs_volume = hf_xstrdup(o->snap_name);
+		v->rs_backup = hf_xstrdup(o->snap);
+		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL; i++) {
+			const char *node = i ? o->more_node[i - 1] : o->node;
+			const char *rid = i ? o->more_replica[i - 1] : o->replica;
+
+			if (node && rid)
+				hf_xvol_replica_add(v, node, rid, o->at)->clone =
+				    hf_xstrdup("backup");
+		}
+		hf_state_save_xvol(s, v);
+		hf_sched_changed(s, true);
+		return;
+	}
 	if (!v)
 		return;
 	switch (o->op) {
 	case HF_XVOLOP_CREATE:
 	case HF_XVOLOP_CLONE:
+	case HF_XVOLOP_FROM_BACKUP:
 		return;
 	case HF_XVOLOP_BACKUP_DONE:
 		set_str(&v->bk_last, o->snap_name);

@@ -460,6 +460,108 @@ out:
 	return out;
 }
 
+/*
+ * POST /v1/external-volumes/{name}/from-backup {"from": "s3://...",
+ * "volume": the backed-up volume's name (default: name), "backup",
+ * "credential", "service" (required: the one that will use it), "repl"
+ * (default 1)}: a new volume `name` made by its nodes from the backup.
+ */
+void hf_backup_restore_handler(void *ctx, const struct hf_http_req *req,
+			       struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "name");
+	struct hf_ops_err err = {0};
+	struct hf_cred cred = {0};
+	struct hf_s3_config cfg = {0};
+	struct hf_s3 *s3 = NULL;
+	struct hf_buf mb = HF_BUF_INIT;
+	json_t *body = NULL, *m = NULL;
+	const char *from, *vol, *backup, *cname, *svc;
+	char *why = NULL, e[HF_S3_ERRLEN], *bucket = NULL, *key = NULL;
+	json_int_t repl;
+	int rc;
+
+	if (hf_http_body_json(req, resp, &body))
+		return;
+	from = json_string_value(json_object_get(body, "from"));
+	vol = json_string_value(json_object_get(body, "volume"));
+	backup = json_string_value(json_object_get(body, "backup"));
+	cname = json_string_value(json_object_get(body, "credential"));
+	svc = json_string_value(json_object_get(body, "service"));
+	repl = json_object_get(body, "repl")
+		   ? json_integer_value(json_object_get(body, "repl"))
+		   : 1;
+	if (!vol)
+		vol = name;
+	if (!target_ok(from) || !backup || !cname || !svc || !*svc ||
+	    repl < 1 || repl > 3 || strchr(backup, '/') ||
+	    strchr(vol, '/')) {
+		hf_http_error(resp, HF_EINVAL,
+			      "the body is {\"from\": \"s3://bucket[/prefix]\", "
+			      "\"backup\": ID, \"credential\": NAME, "
+			      "\"service\": the service that will use it, "
+			      "\"volume\"?: the backed-up volume's name, "
+			      "\"repl\"?: 1-3}");
+		goto out;
+	}
+	if ((rc = hf_cred_s3(s, cname, &cred, &why))) {
+		hf_http_error(resp, rc == HF_ENOTFOUND ? HF_ECONFLICT : rc, "%s",
+			      why);
+		goto out;
+	}
+	/* The manifest says how large, and whether encrypted. */
+	{
+		const char *b = from + 5, *slash = strchr(b, '/');
+
+		bucket = slash ? hf_xstrndup(b, (size_t)(slash - b))
+			       : hf_xstrdup(b);
+		key = hf_xasprintf("%s%s%s/backups/%s.json",
+				   slash ? slash + 1 : "", slash ? "/" : "",
+				   vol, backup);
+	}
+	cfg.endpoint = cred.endpoint;
+	cfg.region = cred.region;
+	cfg.access_key = cred.access_key;
+	cfg.secret_key = cred.secret_key;
+	cfg.ca_file = cred.ca;
+	if (hf_s3_new(&cfg, &s3, e) ||
+	    hf_s3_get(s3, bucket, key, (size_t)256 << 20, &mb, e) ||
+	    !(m = json_loadb(mb.data ? mb.data : "", mb.len, 0, NULL)) ||
+	    json_integer_value(json_object_get(m, "size")) <= 0) {
+		hf_http_error(resp, HF_ECONFLICT,
+			      "backup %s of volume %s at %s: %s", backup, vol,
+			      from, m || !mb.len ? e : "not a backup manifest");
+		goto out;
+	}
+	rc = hf_ops_xvol_from_backup(
+	    s, name, svc, (unsigned)repl,
+	    json_integer_value(json_object_get(m, "size")),
+	    json_is_true(json_object_get(m, "encrypted")), cname, from, vol,
+	    backup, &err);
+	if (rc) {
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		goto out;
+	}
+	hf_log("volume %s: to be made from backup %s of %s (%s)", name, backup,
+	       vol, from);
+	hf_http_json(resp, 202,
+		     json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "volume", name,
+			       "service", svc, "from", from, "backup", backup,
+			       "state", "restoring", "size",
+			       json_integer_value(json_object_get(m, "size"))));
+out:
+	json_decref(m);
+	hf_buf_release(&mb);
+	hf_s3_free(s3);
+	hf_cred_release(&cred);
+	hf_ops_err_release(&err);
+	json_decref(body);
+	free(why);
+	free(bucket);
+	free(key);
+}
+
 void hf_backup_list_handler(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp)
 {

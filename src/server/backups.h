@@ -13,5 +13,7 @@ void hf_backup_start_handler(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp);
 void hf_backup_list_handler(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp);
+void hf_backup_restore_handler(void *ctx, const struct hf_http_req *req,
+			       struct hf_http_resp *resp);
 
 #endif

@@ -455,6 +455,40 @@ out:
 	return leave(s, rc, err);
 }
 
+int hf_ops_xvol_from_backup(struct hf_srv *s, const char *new_name,
+			    const char *new_service, unsigned repl,
+			    int64_t size, bool secure, const char *cred,
+			    const char *url, const char *volume,
+			    const char *backup, struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	char *why = NULL, *id = hf_random_hex(16), *rids[3];
+	bool conflict = false;
+	int rc, r;
+
+	for (size_t i = 0; i < 3; i++)
+		rids[i] = hf_random_hex(16);
+	if ((rc = enter(s, err)))
+		goto done;
+	r = hf_decide_from_backup(&s->model, new_name, new_service, id,
+				  (const char *const *)rids, repl, size, secure,
+				  cred, url, volume, backup, hf_now_ms(), &a,
+				  &why, &conflict);
+	if (!(rc = snap_rule(r, why, conflict, err))) {
+		carry_out(s, &a);
+		if (!hf_model_xvol(&s->model, new_name))
+			rc = fail(err, HF_EIO, "the volume's record was not "
+					       "stored");
+	}
+	hf_actions_release(&a);
+	rc = leave(s, rc, err);
+done:
+	free(id);
+	for (size_t i = 0; i < 3; i++)
+		free(rids[i]);
+	return rc;
+}
+
 int hf_ops_credential_create(struct hf_srv *s, const char *name, json_t *rec,
 			     struct hf_ops_err *err)
 {

@@ -234,6 +234,13 @@ int hf_ops_xvol_backup_done(struct hf_srv *s, const char *volume,
 			    const char *backup, const char *snap_id,
 			    const char *to, struct hf_ops_err *err);
 
+/* A new volume from a backup (hf_decide_from_backup). */
+int hf_ops_xvol_from_backup(struct hf_srv *s, const char *new_name,
+			    const char *new_service, unsigned repl,
+			    int64_t size, bool secure, const char *cred,
+			    const char *url, const char *volume,
+			    const char *backup, struct hf_ops_err *err);
+
 int hf_ops_credential_create(struct hf_srv *s, const char *name, json_t *rec,
 			     struct hf_ops_err *err);
 int hf_ops_credential_delete(struct hf_srv *s, const char *name,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "plan/decide.h"
+#include "server/creds.h"
 #include "server/orders.h"
 #include "volume/crypt.h"
 #include "volume/ticket.h"
@@ -184,6 +185,33 @@ static void snap_requests(const struct hf_xvol *v,
 		q->op = hf_xstrdup(sn->state == HF_XSNAP_TAKING ? "take"
 								 : "delete");
 	}
+}
+
+/*
+ * A replica made from a backup: where from, with the credential's keys
+ * (read from the store). Returns whether it could be said.
+ */
+static bool restore_from(struct hf_srv *s, const struct hf_xvol *v,
+			 struct hf_proto_held_replica *h)
+{
+	struct hf_cred c;
+	char *why = NULL;
+
+	if (!v->rs_cred || !v->rs_url || !v->rs_volume || !v->rs_backup ||
+	    hf_cred_s3(s, v->rs_cred, &c, &why)) {
+		/* The credential was deleted: `volume show` has it. */
+		free(why);
+		return false;
+	}
+	h->restore_from = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "endpoint", c.endpoint,
+	    "region", c.region, "url", v->rs_url, "volume", v->rs_volume,
+	    "backup", v->rs_backup, "access_key", c.access_key, "secret_key",
+	    c.secret_key);
+	if (c.ca)
+		json_object_set_new(h->restore_from, "ca", json_string(c.ca));
+	hf_cred_release(&c);
+	return true;
 }
 
 /* A held replica's part of its node's digest. */
@@ -381,7 +409,21 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 					h->replica = hf_xstrdup(hr->id);
 					h->key = hf_xstrdup(v->secret);
 					h->size = v->size;
-					if (hr->clone) {
+					if (hr->clone &&
+					    !strcmp(hr->clone, "backup") &&
+					    !restore_from(s, v, h)) {
+						/* Not listed until it can be
+						 * made: an empty one would be
+						 * served as made. */
+						free(h->volume);
+						free(h->id);
+						free(h->replica);
+						free(h->key);
+						out->replicas.len--;
+						continue;
+					}
+					if (hr->clone &&
+					    strcmp(hr->clone, "backup") != 0) {
 						char *c = hf_xstrdup(hr->clone);
 						char *a = strtok(c, "/");
 						char *b = strtok(NULL, "/");

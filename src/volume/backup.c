@@ -65,6 +65,7 @@ struct progress {
 	const char *path;
 	int64_t total, done, uploaded, stored, reused, skipped;
 	int64_t last_ms;
+	char msg[768]; /* the last failure */
 };
 
 static void status(struct progress *p, const char *state, const char *msg,
@@ -106,6 +107,7 @@ static int fail(struct progress *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	snprintf(p->msg, sizeof(p->msg), "%s", msg);
 	fprintf(stderr, "holdfast-volume: %s\n", msg);
 	status(p, "failed", msg, true);
 	return EXIT_FAIL;
@@ -678,6 +680,39 @@ out:
 	hf_buf_release(&b);
 	json_decref(m);
 	free(buf);
+	return rc;
+}
+
+int hf_backup_restore_file(const struct hf_s3_config *cfg, const char *url,
+			   const char *volume, const char *backup,
+			   const char *path, char *err, size_t err_len)
+{
+	struct opts o;
+	struct progress p;
+	char e[HF_S3_ERRLEN];
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	memset(&p, 0, sizeof(p));
+	o.url = url;
+	o.volume = volume;
+	o.backup = backup;
+	o.out = path;
+	o.cfg = *cfg;
+	if (parse_url(&o)) {
+		snprintf(err, err_len, "%s is not s3://bucket[/prefix]", url);
+		rc = -1;
+	} else if (hf_s3_new(cfg, &o.s3, e)) {
+		snprintf(err, err_len, "%s", e);
+		rc = -1;
+	} else {
+		rc = do_restore(&o, &p) == EXIT_OK ? 0 : -1;
+		if (rc)
+			snprintf(err, err_len, "%s", p.msg);
+	}
+	hf_s3_free(o.s3);
+	free(o.bucket);
+	free(o.prefix);
 	return rc;
 }
 

@@ -32,6 +32,18 @@
 
 #define HF_BACKUP_CHUNK (1024 * 1024)
 
+struct hf_s3_config;
+
+/*
+ * Writes backup `backup` of volume (under url, "s3://bucket[/prefix]")
+ * to path, which must not exist (sparse; every chunk's hash checked;
+ * nothing left behind on failure). Returns 0, or -1 with a sentence in
+ * err. What a node server does to make a replica from a backup.
+ */
+int hf_backup_restore_file(const struct hf_s3_config *cfg, const char *url,
+			   const char *volume, const char *backup,
+			   const char *path, char *err, size_t err_len);
+
 /* argv[0] is "backup", "restore" or "backups". */
 int hf_volume_backup_main(int argc, char **argv);
 

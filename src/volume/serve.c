@@ -28,6 +28,8 @@
 #include "volume/serve.h"
 #include "volume/serveconf.h"
 #include "volume/snap.h"
+#include "volume/backup.h"
+#include "volume/s3.h"
 #include "volume/status.h"
 #include "volume/ticket.h"
 
@@ -257,6 +259,51 @@ out:
 	return rc;
 }
 
+/*
+ * A replica made once from a backup in an S3 store (v->rf): written to
+ * data.clone, then renamed to data. Nothing when data exists.
+ */
+static int fill_backup(const char *pool, const struct hf_serve_volume *v,
+		       char *err, size_t err_len)
+{
+	char *dir = hf_xasprintf("%s/replicas/%s/%s", pool, v->id, v->replica);
+	char *data = hf_xasprintf("%s/data", dir);
+	char *tmp = hf_xasprintf("%s/data.clone", dir);
+	struct hf_s3_config cfg;
+	int rc = -1;
+
+	if (access(data, F_OK) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (hf_fs_mkdir_p(dir, 0700, 0700) < 0) {
+		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	unlink(tmp); /* a run cut short */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.endpoint = v->rf[HF_RF_ENDPOINT];
+	cfg.region = v->rf[HF_RF_REGION];
+	cfg.ca_file = v->rf[HF_RF_CA];
+	cfg.access_key = v->rf[HF_RF_ACCESS];
+	cfg.secret_key = v->rf[HF_RF_SECRET];
+	if (hf_backup_restore_file(&cfg, v->rf[HF_RF_URL], v->rf[HF_RF_VOLUME],
+				   v->rf[HF_RF_BACKUP], tmp, err, err_len))
+		goto out;
+	if (truncate(tmp, v->size) < 0 || rename(tmp, data) < 0) {
+		snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	hf_log("replica %s of volume %s: made from backup %s of %s",
+	       v->replica, v->id, v->rf[HF_RF_BACKUP], v->rf[HF_RF_VOLUME]);
+	rc = 0;
+out:
+	free(tmp);
+	free(data);
+	free(dir);
+	return rc;
+}
+
 static void held_free(struct held *h)
 {
 	hf_replica_release(&h->r);
@@ -319,7 +366,9 @@ static int build_set(struct server *s, struct hf_serve_config *c, bool strict,
 			set[n++] = h;
 			continue;
 		}
-		if (v->clone_id && fill_clone(s->pool, v, err, sizeof(err))) {
+		if ((v->clone_id && fill_clone(s->pool, v, err, sizeof(err))) ||
+		    (v->rf[HF_RF_URL] &&
+		     fill_backup(s->pool, v, err, sizeof(err)))) {
 			hf_log("replica %s of volume %s not served: %s",
 			       v->replica, v->id, err);
 			if (!bad++)

@@ -97,7 +97,7 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 			const char *path, char *err, size_t n)
 {
 	static const char *const keys[] = {"id", "replica", "size", "key",
-					   "name", "clone_from"};
+					   "name", "clone_from", "restore_from"};
 	struct hf_serve_volume *v = &c->vols[i];
 	json_t *id, *rid, *size, *key, *name, *cf;
 	uint8_t k[HF_VOL_KEY_LEN];
@@ -170,6 +170,31 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 		v->clone_id = hf_xstrdup(ci);
 		v->clone_replica = hf_xstrdup(cr);
 		v->clone_snap = hf_xstrdup(cs);
+	}
+	if ((cf = json_object_get(o, "restore_from"))) {
+		static const char *const rkeys[] = {
+		    "endpoint", "region",     "ca",	    "url",
+		    "volume",	"backup",     "access_key", "secret_key"};
+
+		if (!json_is_object(cf) ||
+		    !keys_known(cf, rkeys, HF_ARRAY_LEN(rkeys), &bad))
+			return fail(err, n, "%s: volumes[%zu]: \"restore_from\" "
+					    "must be an object of %s",
+				    path, i,
+				    "endpoint, region, ca, url, volume, backup, "
+				    "access_key and secret_key");
+		for (size_t r = 0; r < HF_ARRAY_LEN(rkeys); r++) {
+			const char *sv =
+			    json_string_value(json_object_get(cf, rkeys[r]));
+
+			if ((!sv && r != HF_RF_CA) || (sv && !*sv) ||
+			    (sv && strlen(sv) > 1024))
+				return fail(err, n, "%s: volumes[%zu]: "
+						    "restore_from.%s must be "
+						    "a string of 1-1024 bytes",
+					    path, i, rkeys[r]);
+			v->rf[r] = sv ? hf_xstrdup(sv) : NULL;
+		}
 	}
 	return 0;
 }
@@ -247,6 +272,12 @@ void hf_serve_config_release(struct hf_serve_config *c)
 		free(c->vols[i].clone_id);
 		free(c->vols[i].clone_replica);
 		free(c->vols[i].clone_snap);
+		for (size_t k = 0; k < HF_ARRAY_LEN(c->vols[i].rf); k++) {
+			if (c->vols[i].rf[k])
+				explicit_bzero(c->vols[i].rf[k],
+					       strlen(c->vols[i].rf[k]));
+			free(c->vols[i].rf[k]);
+		}
 		explicit_bzero(c->vols[i].key, sizeof(c->vols[i].key));
 	}
 	free(c->vols);

@@ -24,6 +24,18 @@ struct hf_serve_volume {
 	 * replica in the same pool; NULL (all three) otherwise.
 	 */
 	char *clone_id, *clone_replica, *clone_snap;
+	/*
+	 * "restore_from": {"endpoint", "region", "ca"?, "url": "s3://...",
+	 * "volume", "backup", "access_key", "secret_key"}: a replica made,
+	 * when its data file is missing, from that backup in that store
+	 * (backup.h). The keys are secrets: never in a message.
+	 */
+	char *rf[8];
+};
+
+enum { /* hf_serve_volume.rf */
+	HF_RF_ENDPOINT, HF_RF_REGION, HF_RF_CA, HF_RF_URL, HF_RF_VOLUME,
+	HF_RF_BACKUP, HF_RF_ACCESS, HF_RF_SECRET,
 };
 
 struct hf_serve_config {

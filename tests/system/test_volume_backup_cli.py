@@ -138,11 +138,39 @@ def test_credentials_backups_and_restores(cl, s3, tmp_path):
         h = subprocess.run(["sh", "-c", f"debugfs -R 'cat /big' {img} 2>/dev/null | sha256sum"],
                            capture_output=True, text=True).stdout.split()[0]
         assert h == big
+    # Into a new volume for another service, which deploys on it.
+    p = cl.cli("volume", "restore", "rst-db-0", "--from", "s3://vault/prod", "--backup", second,
+               "--volume", VOL, "--credential", "site", "--for-service", "rst", "--wait",
+               "--timeout", "120")
+    assert "volume rst-db-0: ready" in p.stdout, p.stdout + p.stderr
+    st, v = cl.api("GET", "/v1/external-volumes/rst-db-0")
+    assert v["state"] == "kept" and v["formatted"] and v["size"] == 64 * MiB, v
+    assert v["from_backup"]["backup"] == second, v
+    cl.deploy(write(str(tmp_path / "rst.yml"), SPEC.replace("name: bk", "name: rst")),
+              timeout=120)
+    p = cl.cli("--service", "rst", "task", "exec", "db-0-server", "--", "cat", "data/small")
+    assert p.stdout == "two\n", p.stdout + p.stderr
+    p = cl.cli("--service", "rst", "task", "exec", "db-0-server", "--", "sha256sum", "data/big")
+    assert p.stdout.split()[0] == big
+    # A backup that is not there, a name in use.
+    st, body = cl.api("POST", "/v1/external-volumes/x-db-0/from-backup", {
+        "from": "s3://vault/prod", "backup": "nope", "volume": VOL, "credential": "site",
+        "service": "x"})
+    assert st == 409 and "backup nope" in body["message"], body
+    st, body = cl.api("POST", "/v1/external-volumes/rst-db-0/from-backup", {
+        "from": "s3://vault/prod", "backup": second, "volume": VOL, "credential": "site",
+        "service": "x"})
+    assert st == 409 and "exists" in body["message"], body
     # The secret is in no log or event.
     with open(os.path.join(cl.tmp, "server.log")) as f:
         assert s3.secret_key not in f.read()
     with open(os.path.join(cl.server_data, "events.jsonl")) as f:
         assert s3.secret_key not in f.read()
+    for root, _, files in os.walk(cl.tmp):
+        for name in files:
+            if name.endswith(".log"):
+                with open(os.path.join(root, name), errors="replace") as f:
+                    assert s3.secret_key not in f.read(), os.path.join(root, name)
     # Refusals: an unknown credential; a bad place; delete then use.
     st, body = cl.api("POST", f"/v1/external-volumes/{VOL}/backups",
                       {"to": "s3://vault/prod", "credential": "nope"})

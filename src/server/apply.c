@@ -184,6 +184,48 @@ static char *new_data_key(struct hf_srv *s, const char *id)
 	return sealed;
 }
 
+/*
+ * A new KEPT, formatted volume record for service holding another's bytes
+ * (a clone, a backup): o's name, id, size, repl and min_sync. When key_of
+ * is given and encrypted, its data key, sealed again for the new id (the
+ * bytes are its ciphertext). NULL when that key cannot be opened.
+ */
+static struct hf_xvol *copy_volume(struct hf_srv *s, const struct hf_act_xvol *o,
+				   const char *service,
+				   const struct hf_xvol *key_of)
+{
+	struct hf_xvol *v;
+	char *sealed = NULL;
+
+	if (key_of && key_of->secure) {
+		uint8_t dk[HF_VOL_DATA_KEY_LEN];
+
+		if (!s->opts.have_cluster_key ||
+		    hf_vol_key_open(s->opts.cluster_key, key_of->id,
+				    key_of->data_key, dk))
+			return NULL;
+		sealed = hf_vol_key_seal(s->opts.cluster_key, o->id, dk);
+		OPENSSL_cleanse(dk, sizeof(dk));
+		if (!sealed)
+			return NULL;
+	} else if (o->secure) {
+		return NULL; /* an encrypted backup without its volume's key */
+	}
+	v = hf_model_xvol_add(&s->model, o->name);
+	v->secure = sealed != NULL;
+	v->data_key = sealed;
+	v->id = hf_xstrdup(o->id);
+	v->service = hf_xstrdup(service);
+	v->state = HF_XVOL_KEPT;
+	v->size = o->size;
+	v->repl = o->repl;
+	v->min_sync = o->min_sync;
+	v->formatted = true; /* the source's file system */
+	v->secret = hf_random_hex(32);
+	v->created = o->at;
+	return v;
+}
+
 static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 {
 	const struct hf_act_xvol *o = &x->u.xvol;
@@ -226,96 +268,35 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		hf_sched_changed(s, true);
 		return;
 	}
-	if (o->op == HF_XVOLOP_CLONE) {
+	if (o->op == HF_XVOLOP_CLONE || o->op == HF_XVOLOP_FROM_BACKUP) {
 		const struct hf_xvol *src = hf_model_xvol(m, o->snap_name);
-		char *sealed = NULL;
+		bool clone = o->op == HF_XVOLOP_CLONE;
 
-		if (v || !x->service || !src || !o->snap)
+		if (v || !x->service || !o->snap || (clone && !src) ||
+		    (!clone && (!o->cred || !o->why)) ||
+		    !(v = copy_volume(s, o, x->service,
+				      clone || o->secure ? src : NULL)))
 			return;
-		if (src->secure) {
-			/* The same data key (the bytes are its ciphertext),
-			 * sealed for the clone's id. */
-			uint8_t dk[HF_VOL_DATA_KEY_LEN];
-
-			if (!s->opts.have_cluster_key ||
-			    hf_vol_key_open(s->opts.cluster_key, src->id,
-					    src->data_key, dk))
-				return;
-			sealed = hf_vol_key_seal(s->opts.cluster_key, o->id, dk);
-			OPENSSL_cleanse(dk, sizeof(dk));
-			if (!sealed)
-				return;
+		if (!clone) {
+			v->rs_cred = hf_xstrdup(o->cred);
+			v->rs_url = hf_xstrdup(o->why);
+			v->rs_volume = hf_xstrdup(o->snap_name);
+			v->rs_backup = hf_xstrdup(o->snap);
 		}
-		v = hf_model_xvol_add(m, o->name);
-		v->secure = src->secure;
-		v->data_key = sealed;
-		v->id = hf_xstrdup(o->id);
-		v->service = hf_xstrdup(x->service);
-		v->state = HF_XVOL_KEPT;
-		v->size = o->size;
-		v->repl = o->repl;
-		v->min_sync = o->min_sync;
-		v->formatted = true; /* the snapshot's file system */
-		v->secret = hf_random_hex(32);
-		v->created = o->at;
 		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL; i++) {
 			const char *node = i ? o->more_node[i - 1] : o->node;
 			const char *rid = i ? o->more_replica[i - 1] : o->replica;
 			const struct hf_xrep *sr =
-			    node ? hf_xvol_replica_on(src, node) : NULL;
-			struct hf_xrep *nr;
+			    clone && node ? hf_xvol_replica_on(src, node) : NULL;
 
-			if (!node || !rid || !sr)
+			if (!node || !rid || (clone && !sr))
 				continue;
-			nr = hf_xvol_replica_add(v, node, rid, o->at);
-			nr->clone = hf_xasprintf("%s/%s/%s", src->id, sr->id,
-						 o->snap);
-		}
-		hf_state_save_xvol(s, v);
-		hf_sched_changed(s, true);
-		return;
-	}
-	if (o->op == HF_XVOLOP_FROM_BACKUP) {
-		const struct hf_xvol *src = hf_model_xvol(m, o->snap_name);
-		char *sealed = NULL;
-
-		if (v || !x->service || !o->snap || !o->cred || !o->why)
-			return;
-		if (o->secure) {
-			uint8_t dk[HF_VOL_DATA_KEY_LEN];
-
-			if (!src || !src->secure || !s->opts.have_cluster_key ||
-			    hf_vol_key_open(s->opts.cluster_key, src->id,
-					    src->data_key, dk))
-				return;
-			sealed = hf_vol_key_seal(s->opts.cluster_key, o->id, dk);
-			OPENSSL_cleanse(dk, sizeof(dk));
-			if (!sealed)
-				return;
-		}
-		v = hf_model_xvol_add(m, o->name);
-		v->secure = o->secure;
-		v->data_key = sealed;
-		v->id = hf_xstrdup(o->id);
-		v->service = hf_xstrdup(x->service);
-		v->state = HF_XVOL_KEPT;
-		v->size = o->size;
-		v->repl = o->repl;
-		v->min_sync = o->min_sync;
-		v->formatted = true; /* the backup's file system */
-		v->secret = hf_random_hex(32);
-		v->created = o->at;
-		v->rs_cred = hf_xstrdup(o->cred);
-		v->rs_url = hf_xstrdup(o->why);
-		v->rs_volume = hf_xstrdup(o->snap_name);
-		v->rs_backup = hf_xstrdup(o->snap);
-		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL; i++) {
-			const char *node = i ? o->more_node[i - 1] : o->node;
-			const char *rid = i ? o->more_replica[i - 1] : o->replica;
-
-			if (node && rid)
-				hf_xvol_replica_add(v, node, rid, o->at)->clone =
-				    hf_xstrdup("backup");
+			/* Made by its node: from the source's replica there,
+			 * or from the backup. */
+			hf_xvol_replica_add(v, node, rid, o->at)->clone =
+			    clone ? hf_xasprintf("%s/%s/%s", src->id, sr->id,
+						 o->snap)
+				  : hf_xstrdup("backup");
 		}
 		hf_state_save_xvol(s, v);
 		hf_sched_changed(s, true);

@@ -155,3 +155,63 @@ def test_refusals_say_why(env, s3, tmp_path):
     r = run(s3, "backup", *common, "--to", "http://x")
     assert r.returncode == 2 and "usage" in r.stderr
     detach(p)
+
+
+def test_an_encrypted_volume_leaves_no_plaintext_in_snapshots_or_the_store(env, s3, tmp_path):
+    """With encryption_key (secure=true), a marker written in the file
+    system is in no replica file, snapshot file or stored object; the
+    restored image opens with the volume's key and holds the marker, and
+    with another key the attach fails saying so, writing nothing."""
+    from test_volume_encryption import DATA_KEY, MARKER, OTHER_KEY, write_marker
+    d, procs = env
+    assert run(s3, "s3", "--endpoint", s3.endpoint, "mb", "sealed").returncode == 0
+    p, st, cfg = start_attach(d, procs, "a", [], epoch=1, encryption_key=DATA_KEY)
+    assert st["state"] == "ready", st
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", "-o", "noatime", st["device"], mnt], check=True)
+    payload = write_marker(mnt)
+    take(d, p, "s1", ["s1"])
+    # Overwritten after s1: the snapshot keeps the old (marker) blocks.
+    write(mnt, "secret.txt", b"\0" * len(payload))
+    take(d, p, "s2", ["s1", "s2"])
+    common = ["--endpoint", s3.endpoint, "--volume", "vol-e"]
+    r = run(s3, "backup", *common, "--to", "s3://sealed", "--replica", cfg["replica"],
+            "--snapshot", "s1", "--id", "e1", "--encrypted")
+    assert r.returncode == 0, r.stderr
+    detach(p, mnt)
+    scanned = 0
+    for root in (d, s3.tmp):
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+                scanned += 1
+                assert MARKER not in data, path
+    assert scanned > 10
+    assert any(n.endswith(".cow") for _, _, fs in os.walk(d) for n in fs)
+    man = json.loads(run(s3, "s3", "--endpoint", s3.endpoint, "get",
+                         "sealed/vol-e/backups/e1.json", "-").stdout)
+    assert man["encrypted"] is True, man
+    # The restored image: the volume's key reads it, another key does not.
+    img = str(tmp_path / "e1.img")
+    r = run(s3, "restore", *common, "--from", "s3://sealed", "--backup", "e1", "--to", img)
+    assert r.returncode == 0, r.stderr
+    before = open(img, "rb").read()
+    p, st, _ = start_attach(d, procs, "b", [], epoch=2, fmt=True, replica=img,
+                            encryption_key=OTHER_KEY)
+    assert st["state"] == "failed" and "does not decrypt" in st["message"], st
+    p.wait(timeout=30)
+    assert open(img, "rb").read() == before
+    p, st, _ = start_attach(d, procs, "c", [], epoch=3, fmt=False, replica=img,
+                            encryption_key=DATA_KEY)
+    assert st["state"] == "ready", st
+    mnt2 = os.path.join(d, "mnt2")
+    os.mkdir(mnt2)
+    subprocess.run(["mount", "-o", "noatime", st["device"], mnt2], check=True)
+    with open(os.path.join(mnt2, "secret.txt"), "rb") as f:
+        assert f.read() == payload
+    detach(p, mnt2)

@@ -197,6 +197,7 @@ struct ag_vserve {
 	int64_t start_at;          /* monotonic ms of the last start */
 	int64_t hup_at, term_at;   /* ... of the last SIGHUP, SIGTERM */
 	bool written;              /* serve.json changed since the last HUP */
+	uint32_t config_crc;       /* CRC-32C of serve.json as last written */
 	/*
 	 * A sync answer said which replicas to hold: until then serve.json
 	 * stays as a previous run left it (a restarted agent must not empty

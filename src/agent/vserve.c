@@ -31,6 +31,7 @@
 
 #include "agent/agent_int.h"
 #include "common/clock.h"
+#include "common/crc32c.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/spawn.h"
@@ -203,6 +204,7 @@ static int write_config(struct hf_agent *ag, const char *dir)
 	size_t len = strlen(text);
 	int rc = 0;
 
+	ag->vserve.config_crc = hf_crc32c(0, text, len);
 	if (hf_read_file(path, 16 << 20, &old, NULL) == 0 &&
 	    strcmp(old, text) == 0)
 		goto out;
@@ -230,6 +232,15 @@ static bool has_config(const char *dir)
 
 	free(path);
 	return has;
+}
+
+/* Whether the live server applied serve.json as it was last written. */
+static bool applied(const struct ag_vserve *v, const struct seen *s)
+{
+	char want[9];
+
+	snprintf(want, sizeof(want), "%08x", (unsigned)v->config_crc);
+	return st_str(s, "config") && strcmp(st_str(s, "config"), want) == 0;
 }
 
 /* Whether the live server serves exactly the replicas serve.json lists. */
@@ -353,6 +364,12 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 		if (ready(&s)) {
 			set_port(ag, json_integer_value(
 					 json_object_get(s.st, "port")));
+			/*
+			 * A server that read the file as written (it started
+			 * after the write) needs no signal.
+			 */
+			if (v->written && applied(v, &s))
+				v->written = false;
 			if (v->written ||
 			    (v->known && !same_set(ag, &s) &&
 			     now - v->hup_at >= HUP_AGAIN_MS)) {

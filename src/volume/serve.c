@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -54,6 +55,7 @@ struct server {
 	struct held **set;
 	size_t nset;
 	uint64_t generation; /* serve.json loads applied, from 1 */
+	uint32_t config_crc; /* CRC-32C of the serve.json text applied last */
 	/* Replicas dropped whose connections would not close: never freed. */
 	HF_VEC(struct held *) stuck;
 	int lfd;
@@ -88,6 +90,9 @@ static void publish(const struct server *s, const char *state,
 		    served, json_pack("{s:s, s:s}", "id", s->set[i]->r.volume_id,
 				      "replica", s->set[i]->r.replica_id));
 	json_object_set_new(o, "served", served);
+	/* The agent signals only when the file differs from this. */
+	json_object_set_new(o, "config",
+			    json_sprintf("%08x", (unsigned)s->config_crc));
 	json_object_set_new(o, "pool", s->pool ? json_string(s->pool)
 					       : json_null());
 	json_object_set_new(o, "address", s->address[0]
@@ -117,9 +122,12 @@ static int failed(const struct server *s, const char *fmt, ...)
 
 /* ---- serve.json ------------------------------------------------------- */
 
-/* Reads and checks serve.json into *c. Returns 0, or -1 with err set. */
+/*
+ * Reads and checks serve.json into *c, and its text's CRC-32C into *crc.
+ * Returns 0, or -1 with err set.
+ */
 static int read_config(const struct server *s, struct hf_serve_config *c,
-		       char *err, size_t n)
+		       uint32_t *crc, char *err, size_t n)
 {
 	char *path = hf_xasprintf("%s/serve.json", s->dir), *text = NULL;
 	size_t len = 0;
@@ -130,6 +138,10 @@ static int read_config(const struct server *s, struct hf_serve_config *c,
 		snprintf(err, n, "%s: %s", path, strerror(errno));
 	else if (!hf_serve_config_parse(text, len, path, c, err, n))
 		rc = 0;
+	if (text) {
+		*crc = hf_crc32c(0, text, len);
+		explicit_bzero(text, len); /* it holds keys */
+	}
 	free(text);
 	free(path);
 	return rc;
@@ -417,12 +429,14 @@ static int load(struct server *s)
 {
 	struct hf_serve_config c;
 	char err[512], *msg = NULL;
+	uint32_t crc = 0;
 	int rc = -1;
 
-	if (read_config(s, &c, err, sizeof(err))) {
+	if (read_config(s, &c, &crc, err, sizeof(err))) {
 		failed(s, "%s", err);
 		goto out;
 	}
+	s->config_crc = crc;
 	s->pool = c.pool;
 	s->host = c.host;
 	c.pool = c.host = NULL;
@@ -458,8 +472,9 @@ static void reload(struct server *s)
 	struct held **set = NULL, **old = s->set;
 	size_t n = 0, nold = s->nset, gone = 0, added = 0;
 	char err[512], *msg = NULL;
+	uint32_t crc = 0;
 
-	if (read_config(s, &c, err, sizeof(err))) {
+	if (read_config(s, &c, &crc, err, sizeof(err))) {
 		msg = hf_xasprintf("%s: not applied, the %zu replicas before "
 				   "it are still served",
 				   err, s->nset);
@@ -497,6 +512,7 @@ static void reload(struct server *s)
 	s->set = set;
 	s->nset = n;
 	s->generation++;
+	s->config_crc = crc;
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; i < nold; i++) {
 		struct held *h = old[i];

@@ -9,15 +9,23 @@ loopback (tests/s3_harness.py, behind its SigV4-checking proxy, as the
 tests use it), each repetition times:
 
   s3cmd      `s3cmd put` of the volume's DATA MiB of data (a file of the
-             same bytes): the baseline, what an operator would do by hand;
+             same bytes): the baseline for backups, what an operator would
+             do by hand;
   full       `holdfast-volume backup` of the snapshot to a new prefix:
              every chunk read, hashed, compressed and uploaded;
   incr       an incremental backup after 1 MiB more was written and a
              second snapshot taken: reads and sends only that;
-  restore    `holdfast-volume restore` of the full backup to a file.
+  restore    `holdfast-volume restore` of the full backup to a file
+             (it fdatasyncs the file before it exits);
+  s3cmd_get  `s3cmd get` of the object that repetition's `s3cmd put`
+             uploaded, to a new file in the same directory: the baseline
+             for restores. s3cmd does not sync what it wrote, so the
+             fdatasync of its file afterwards is timed apart, as
+             s3cmd_get_sync (not in the ratio).
 
-Reported: seconds and MiB/s of data for each, and full / s3cmd as a ratio
-(the same run, the same store).
+Reported: seconds and MiB/s of data for each, full / s3cmd (put) and
+restore / s3cmd_get as ratios of rates (the same run, the same store),
+and restore / (s3cmd_get + its sync).
 
     /usr/bin/python3 bench/backup.py [--size 256] [--data 128] [--repeat 3] [--out FILE]
 """
@@ -103,7 +111,8 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="hf-bench-backup-", dir="/var/tmp")
-    res = {k: [] for k in ("s3cmd", "full", "incr", "restore")}
+    res = {k: [] for k in ("s3cmd", "full", "incr", "restore", "s3cmd_get",
+                           "s3cmd_get_sync")}
     with s3_harness.S3Server() as s3:
         env = dict(os.environ, HOLDFAST_S3_ACCESS_KEY=s3.access_key,
                    HOLDFAST_S3_SECRET_KEY=s3.secret_key)
@@ -144,16 +153,34 @@ def main():
                                              "bench-vol", "--backup", "full", "--to", out],
                                             env))
                 os.unlink(out)
+                got = os.path.join(d, f"get-{i}.bin")
+                res["s3cmd_get"].append(timed(["s3cmd", "-c", cfgf, "get",
+                                               f"s3://bench/s3cmd-{i}/data.bin", got], env))
+                if os.path.getsize(got) != a.data * MiB:
+                    raise RuntimeError(f"s3cmd get: {os.path.getsize(got)} bytes")
+                t = time.monotonic()
+                fd = os.open(got, os.O_RDONLY)
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+                res["s3cmd_get_sync"].append(time.monotonic() - t)
+                os.unlink(got)
         finally:
             p.send_signal(signal.SIGTERM)
             p.wait(30)
             shutil.rmtree(d, ignore_errors=True)
     summary = {k: {"median_s": round(statistics.median(v), 3),
                    "data_mib_per_s": round(a.data / statistics.median(v), 1)}
-               for k, v in res.items() if k != "incr"}
-    summary["incr"] = {"median_s": round(statistics.median(res["incr"]), 3)}
-    summary["full_vs_s3cmd"] = round(statistics.median(res["s3cmd"]) /
-                                      statistics.median(res["full"]), 2)
+               for k, v in res.items() if k not in ("incr", "s3cmd_get_sync")}
+    for k in ("incr", "s3cmd_get_sync"):
+        summary[k] = {"median_s": round(statistics.median(res[k]), 3)}
+    med = {k: statistics.median(v) for k, v in res.items()}
+    summary["full_vs_s3cmd"] = round(med["s3cmd"] / med["full"], 2)
+    summary["restore_vs_s3cmd_get"] = round(med["s3cmd_get"] / med["restore"], 2)
+    summary["restore_vs_s3cmd_get_and_sync"] = round(
+        statistics.median([g + s for g, s in zip(res["s3cmd_get"], res["s3cmd_get_sync"])])
+        / med["restore"], 2)
     summary["runs"] = res
     print(json.dumps(summary, indent=2))
     if a.out:

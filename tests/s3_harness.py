@@ -270,6 +270,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             proxy.record(entry)
             self._refuse(r.status, r.code, r.message)
             return
+        if self.command == "PUT":
+            proxy.gate_put()
         fault = proxy.take_fault()
         if fault is not None:
             entry["fault"] = fault
@@ -325,6 +327,9 @@ class SigV4Proxy:
         self.log = []
         self._faults = []
         self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
+        self.held = 0  # PUTs waiting at the gate
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         if certfile:
@@ -344,6 +349,22 @@ class SigV4Proxy:
     def take_fault(self):
         with self._lock:
             return self._faults.pop(0) if self._faults else None
+
+    def gate_put(self):
+        with self._lock:
+            self.held += 1
+        self._open.wait(120)
+        with self._lock:
+            self.held -= 1
+
+    def hold_puts(self):
+        """PUTs wait (signature checked, nothing stored) until
+        release_puts(): a transfer stays in the middle for as long as a
+        test needs."""
+        self._open.clear()
+
+    def release_puts(self):
+        self._open.set()
 
     def fail_next(self, n, status=503, code="SlowDown"):
         """The next n signed requests get status/code (status "drop": the

@@ -21,6 +21,7 @@
 #include "http/http.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "common/spawn.h"
 #include "shim/confine.h"
 #include "shim/shim.h"
@@ -363,6 +364,30 @@ static void *reap_main(void *arg)
 }
 
 /*
+ * Whether the backup process whose pid <dir>/pid holds still runs (the
+ * pid is one of holdfast-volume's).
+ */
+static bool backup_alive(const char *dir)
+{
+	char *path = hf_xasprintf("%s/pid", dir), *text = NULL, *cmd = NULL;
+	long pid = 0;
+	bool alive = false;
+
+	if (hf_read_file(path, 64, &text, NULL) == 0)
+		pid = strtol(text, NULL, 10);
+	free(path);
+	if (pid > 1 && kill((pid_t)pid, 0) == 0) {
+		path = hf_xasprintf("/proc/%ld/cmdline", pid);
+		alive = hf_read_file(path, 4096, &cmd, NULL) == 0 &&
+			strstr(cmd, "holdfast-volume") != NULL;
+		free(path);
+	}
+	free(text);
+	free(cmd);
+	return alive;
+}
+
+/*
  * POST /v1/agent/backups {"id", "replica": its data file, "snapshot",
  * "volume", "volume_id", "to": "s3://...", "endpoint", "region", "ca"?,
  * "access_key", "secret_key", "base"?, "base_snapshot"?, "encrypted"}:
@@ -404,6 +429,12 @@ static void h_backup_start(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, HF_EIO, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
+	if (backup_alive(dir)) {
+		/* Asked again (a server that took over): it runs already. */
+		hf_http_json(resp, 202, json_pack("{s:s, s:b}", "id", id,
+						  "running", 1));
+		goto out;
+	}
 	self = realpath("/proc/self/exe", NULL);
 	if (!self || !strrchr(self, '/')) {
 		hf_http_error(resp, HF_EIO, "cannot find this program");
@@ -414,6 +445,12 @@ static void h_backup_start(void *ctx, const struct hf_http_req *req,
 	status = hf_xasprintf("%s/status.json", dir);
 	logp = hf_xasprintf("%s/backup.log", dir);
 	unlink(status);
+	{
+		char *pidp = hf_xasprintf("%s/pid", dir);
+
+		unlink(pidp); /* a lost run's */
+		free(pidp);
+	}
 	*HF_VEC_PUSH(&argv) = bin;
 	*HF_VEC_PUSH(&argv) = (char *)"backup";
 	*HF_VEC_PUSH(&argv) = (char *)"--id";
@@ -444,6 +481,16 @@ static void h_backup_start(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, HF_EIO, "cannot start %s: %s", bin, err);
 		goto out;
 	}
+	{
+		char *pidp = hf_xasprintf("%s/pid", dir);
+		char *txt = hf_xasprintf("%d\n", (int)pid);
+
+		if (hf_write_file_atomic(pidp, txt, strlen(txt), 0600))
+			hf_log("backup %s: cannot write %s: %s", id, pidp,
+			       strerror(errno));
+		free(pidp);
+		free(txt);
+	}
 	if (pthread_create(&t, NULL, reap_main, (void *)(intptr_t)pid) == 0)
 		pthread_detach(t);
 	hf_http_json(resp, 202, json_pack("{s:s, s:i}", "id", id, "pid",
@@ -466,7 +513,11 @@ out:
 	json_decref(b); /* the secret goes with it */
 }
 
-/* GET /v1/agent/backups/{id}: its status.json, or {"state": "starting"}. */
+/*
+ * GET /v1/agent/backups/{id}: its status.json, or {"state": "starting"};
+ * "state": "lost" when it neither ended nor runs (its process was killed,
+ * or the node restarted): the server starts it again.
+ */
 static void h_backup_status(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp)
 {
@@ -484,10 +535,36 @@ static void h_backup_status(void *ctx, const struct hf_http_req *req,
 	path = hf_xasprintf("%s/status.json", dir);
 	if (stat(dir, &sb) < 0) {
 		hf_http_error(resp, HF_ENOTFOUND, "no backup %s on this node", id);
-	} else if ((st = json_load_file(path, 0, NULL))) {
-		hf_http_json(resp, 200, st);
 	} else {
-		hf_http_json(resp, 200, json_pack("{s:s}", "state", "starting"));
+		const char *state;
+		char *pidp = hf_xasprintf("%s/pid", dir);
+		bool has_pid = access(pidp, F_OK) == 0;
+
+		free(pidp);
+		/* Read before the liveness check: an end it wrote counts. */
+		st = json_load_file(path, 0, NULL);
+		if (!st)
+			st = json_pack("{s:s}", "state", "starting");
+		state = json_string_value(json_object_get(st, "state"));
+		if (has_pid && !(state && (!strcmp(state, "done") ||
+					   !strcmp(state, "failed"))) &&
+		    !backup_alive(dir)) {
+			/* It may have ended between the two reads. */
+			json_t *again = json_load_file(path, 0, NULL);
+			const char *s2 = json_string_value(
+			    json_object_get(again, "state"));
+
+			if (again && s2 && (!strcmp(s2, "done") ||
+					    !strcmp(s2, "failed"))) {
+				json_decref(st);
+				st = again;
+			} else {
+				json_decref(again);
+				json_object_set_new(st, "state",
+						    json_string("lost"));
+			}
+		}
+		hf_http_json(resp, 200, st);
 	}
 	free(path);
 	free(dir);

@@ -3313,10 +3313,11 @@ static int cmd_volume_backup(int argc, char **argv)
 				found = j;
 		st = found ? jstr(found, "state") : "gone";
 		if (!g.json && found && jint(found, "total") > 0)
-			fprintf(stderr, "\r%s: %lld of %lld MiB, %lld MiB sent",
+			fprintf(stderr, "\r%s: %lld of %lld MiB read, %.1f MiB "
+					"sent",
 				id, (long long)(jint(found, "done") >> 20),
 				(long long)(jint(found, "total") >> 20),
-				(long long)(jint(found, "uploaded") >> 20));
+				(double)jint(found, "stored") / (1 << 20));
 		if (strcmp(st, "done") == 0 || strcmp(st, "failed") == 0 ||
 		    strcmp(st, "gone") == 0) {
 			if (!g.json)
@@ -3417,6 +3418,22 @@ static int cmd_volume_backups(int argc, char **argv)
 		printf("last backup: %s to %s\n",
 		       jstr(json_object_get(out, "last_backup"), "id"),
 		       jstr(json_object_get(out, "last_backup"), "to"));
+	if (json_is_object(json_object_get(out, "schedule"))) {
+		json_t *sc = json_object_get(out, "schedule");
+		char when[32];
+
+		char keep[32] = "all";
+
+		if (jint(sc, "keep"))
+			snprintf(keep, sizeof(keep), "%lld",
+				 (long long)jint(sc, "keep"));
+		printf("schedule: every %.0f s to %s, keep %s (%s); next %s\n",
+		       json_number_value(json_object_get(sc, "every")),
+		       jstr(sc, "to"), keep, jstr(sc, "source"),
+		       jint(sc, "next") ? iso_time(jint(sc, "next"), when,
+						    sizeof(when))
+					: "when attached");
+	}
 	json_array_foreach(json_object_get(out, "jobs"), i, e)
 		printf("backup %s: %s, %lld of %lld MiB\n", jstr(e, "backup"),
 		       jstr(e, "state"), (long long)(jint(e, "done") >> 20),
@@ -3448,6 +3465,110 @@ static int cmd_volume_backups(int argc, char **argv)
 		}
 		table_print(&t);
 		table_release(&t);
+	}
+out:
+	json_decref(out);
+	return rc;
+}
+
+/* "90", "90s", "15m", "6h", "1d": seconds, or -1. */
+static double duration_arg(const char *text)
+{
+	char *end;
+	double v = strtod(text, &end);
+
+	if (end == text || v <= 0)
+		return -1;
+	if (!*end || !strcmp(end, "s"))
+		return v;
+	if (!strcmp(end, "m"))
+		return v * 60;
+	if (!strcmp(end, "h"))
+		return v * 3600;
+	if (!strcmp(end, "d"))
+		return v * 86400;
+	return -1;
+}
+
+static int cmd_volume_backup_schedule(int argc, char **argv)
+{
+	const char *name = NULL, *to = NULL, *cred = NULL;
+	double every = 0;
+	long keep = 0;
+	bool off = false;
+	char *esc, *path, *end;
+	long status;
+	json_t *out = NULL, *body = NULL, *sc;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (strcmp(argv[k], "--off") == 0)
+			off = true;
+		else if (strcmp(argv[k], "--to") == 0 && k + 1 < argc)
+			to = argv[++k];
+		else if (strcmp(argv[k], "--credential") == 0 && k + 1 < argc)
+			cred = argv[++k];
+		else if (strcmp(argv[k], "--every") == 0 && k + 1 < argc) {
+			if ((every = duration_arg(argv[++k])) < 1) {
+				fprintf(stderr, "holdfast: --every takes a "
+						"duration of at least 1s (90, "
+						"90s, 15m, 6h, 1d), not '%s'\n",
+					argv[k]);
+				return HF_EXIT_USAGE;
+			}
+		} else if (strcmp(argv[k], "--keep") == 0 && k + 1 < argc) {
+			keep = strtol(argv[++k], &end, 10);
+			if (*end || end == argv[k] || keep < 0 || keep > 10000) {
+				fprintf(stderr, "holdfast: --keep takes 0 (all) "
+						"to 10000, not '%s'\n",
+					argv[k]);
+				return HF_EXIT_USAGE;
+			}
+		} else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("volume", "backup-schedule");
+	}
+	if (!name || off == !!(to || cred || every > 0) ||
+	    (!off && (!to || !cred || every <= 0)))
+		return hf_cli_usage("volume", "backup-schedule");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/external-volumes/%s/backup-schedule", esc);
+	if (!off)
+		body = json_pack("{s:s, s:s, s:f, s:i}", "to", to, "credential",
+				 cred, "every", every, "keep", (int)keep);
+	rc = api(off ? "DELETE" : "PUT", path, body, &status, &out);
+	json_decref(body);
+	free(path);
+	free(esc);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	if (g.json) {
+		print_json(out);
+		goto out;
+	}
+	sc = json_object_get(out, "schedule");
+	if (json_is_object(sc)) {
+		char kept[48] = "all its backups";
+
+		if (jint(sc, "keep"))
+			snprintf(kept, sizeof(kept), "the newest %lld",
+				 (long long)jint(sc, "keep"));
+		printf("volume %s: backed up every %.0f s to %s with "
+		       "credential %s, keeping %s (%s)\n",
+		       name, json_number_value(json_object_get(sc, "every")),
+		       jstr(sc, "to"), jstr(sc, "credential"), kept,
+		       !strcmp(jstr(sc, "source"), "spec")
+			   ? "the pod's schedule in the spec"
+			   : "its own schedule");
+	} else {
+		printf("volume %s: no backup schedule\n", name);
 	}
 out:
 	json_decref(out);
@@ -4144,6 +4265,18 @@ const struct hf_cmd hf_client_cmds[] = {
      "ones incremental (only what was written since the last one). An\n"
      "encrypted volume's backup holds its ciphertext. --wait draws the\n"
      "progress and returns once it is done.",
+     NULL},
+    {"volume", "backup-schedule", cmd_volume_backup_schedule,
+     "NAME (--to s3://BUCKET[/PREFIX] --credential C --every DURATION\n"
+     "       [--keep N] | --off) [--json]",
+     "back a volume up on a schedule, keeping the newest N backups",
+     "Backs external volume NAME up every DURATION (90, 90s, 15m, 6h, 1d)\n"
+     "after its last backup to the place, as 'volume backup' does, while it\n"
+     "is attached. After each backup the store keeps the newest N backups\n"
+     "(0, the default: all) and the chunks they use; the others are\n"
+     "deleted. It goes before a pod's backup-schedule in the spec; --off\n"
+     "ends it (the spec's applies again). 'volume backups NAME' shows the\n"
+     "schedule that applies and when the next backup is due.",
      NULL},
     {"volume", "backups", cmd_volume_backups,
      "NAME [--from s3://BUCKET[/PREFIX] --credential C] [--json]",

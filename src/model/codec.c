@@ -1261,7 +1261,7 @@ json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n)
  */
 static json_t *xvol_public_json(const struct hf_xvol *v)
 {
-	json_t *reps = json_array();
+	json_t *reps = json_array(), *o;
 
 	for (size_t i = 0; i < v->replicas.len; i++) {
 		const struct hf_xrep *r = &v->replicas.items[i];
@@ -1295,9 +1295,9 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			      (json_int_t)s->taken, "size", (json_int_t)s->size,
 			      "replicas", reps_of, "why", str_or_null(s->why)));
 	}
-	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:i, s:i, s:b, s:I, "
+	o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:i, s:i, s:b, s:I, "
 			 "s:o, s:b, s:I, s:o, s:b, s:o, s:o, s:I, s:{s:o, s:o, "
-			 "s:o}, s:{s:o, s:o, s:o, s:o}}",
+			 "s:o, s:I}, s:{s:o, s:o, s:o, s:o}}",
 			 "name", v->name, "id", v->id ? v->id : "", "service",
 			 v->service ? v->service : "", "instance",
 			 str_or_null(v->instance), "state",
@@ -1311,11 +1311,30 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			 str_or_null(v->restore), "restore_after",
 			 (json_int_t)v->restore_after, "last_backup", "id",
 			 str_or_null(v->bk_last), "to", str_or_null(v->bk_to),
-			 "snapshot", str_or_null(v->bk_snap), "from_backup",
+			 "snapshot", str_or_null(v->bk_snap), "at",
+			 (json_int_t)v->bk_at, "from_backup",
 			 "credential", str_or_null(v->rs_cred), "url",
 			 str_or_null(v->rs_url), "volume",
 			 str_or_null(v->rs_volume), "backup",
 			 str_or_null(v->rs_backup));
+	json_object_set_new(
+	    o, "backup_job",
+	    v->bk_run.id
+		? json_pack("{s:s, s:s, s:s, s:s, s:o, s:I}", "id",
+			    v->bk_run.id, "snapshot", v->bk_run.snap, "to",
+			    v->bk_run.to, "credential", v->bk_run.cred, "node",
+			    str_or_null(v->bk_run.node), "started",
+			    (json_int_t)v->bk_run.started)
+		: json_null());
+	json_object_set_new(
+	    o, "backup_schedule",
+	    v->bk_sched.to
+		? json_pack("{s:s, s:s, s:I, s:i}", "to", v->bk_sched.to,
+			    "credential", v->bk_sched.cred, "every_ms",
+			    (json_int_t)v->bk_sched.every_ms, "keep",
+			    (int)v->bk_sched.keep)
+		: json_null());
+	return o;
 }
 
 json_t *hf_codec_xvol(const struct hf_xvol *v)
@@ -1369,6 +1388,7 @@ static const struct field xvol_fields[] = {
     {"data_key", F_STR, false},  {"snapshots", F_LIST, false},
     {"restore", F_STR_NULL, false}, {"restore_after", F_INT, false},
     {"last_backup", F_OBJ_NULL, false}, {"from_backup", F_OBJ_NULL, false},
+    {"backup_job", F_OBJ_NULL, false}, {"backup_schedule", F_OBJ_NULL, false},
 };
 
 static const struct field xsnap_fields[] = {
@@ -1617,6 +1637,28 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 		v->bk_last = str_dup_json(lb, "id");
 		v->bk_to = str_dup_json(lb, "to");
 		v->bk_snap = str_dup_json(lb, "snapshot");
+		v->bk_at = int_json(lb, "at", 0);
+		lb = json_object_get(o, "backup_job");
+		if (json_string_value(json_object_get(lb, "id")) &&
+		    json_string_value(json_object_get(lb, "snapshot")) &&
+		    json_string_value(json_object_get(lb, "to")) &&
+		    json_string_value(json_object_get(lb, "credential"))) {
+			v->bk_run.id = str_dup_json(lb, "id");
+			v->bk_run.snap = str_dup_json(lb, "snapshot");
+			v->bk_run.to = str_dup_json(lb, "to");
+			v->bk_run.cred = str_dup_json(lb, "credential");
+			v->bk_run.node = str_dup_json(lb, "node");
+			v->bk_run.started = int_json(lb, "started", 0);
+		}
+		lb = json_object_get(o, "backup_schedule");
+		if (json_string_value(json_object_get(lb, "to")) &&
+		    json_string_value(json_object_get(lb, "credential")) &&
+		    int_json(lb, "every_ms", 0) > 0) {
+			v->bk_sched.to = str_dup_json(lb, "to");
+			v->bk_sched.cred = str_dup_json(lb, "credential");
+			v->bk_sched.every_ms = int_json(lb, "every_ms", 0);
+			v->bk_sched.keep = (unsigned)int_json(lb, "keep", 0);
+		}
 		lb = json_object_get(o, "from_backup");
 		v->rs_cred = str_dup_json(lb, "credential");
 		v->rs_url = str_dup_json(lb, "url");

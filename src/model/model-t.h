@@ -353,6 +353,29 @@ struct hf_xvol {
 	 * from, which is kept as the next backup's base; NULL before.
 	 */
 	char *bk_last, *bk_to, *bk_snap;
+	int64_t bk_at; /* unix ms it completed; 0 before */
+	/*
+	 * The backup under way, kept so that a server that takes over (or
+	 * restarts) follows it to its end, starting it again on a node
+	 * where it was lost (it resumes: what the store holds is not sent
+	 * again): its id, the snapshot's name, the place, the credential's
+	 * name, the node running it and when it began. id NULL: none.
+	 */
+	struct hf_xbk_run {
+		char *id, *snap, *to, *cred, *node;
+		int64_t started;
+	} bk_run;
+	/*
+	 * Backups on a schedule (volume backup-schedule): every every_ms
+	 * after the last one, to `to` with credential cred, the newest keep
+	 * kept in the store (0: all). to NULL: no schedule of its own (the
+	 * pod's backup-schedule in the spec may give one).
+	 */
+	struct hf_xbk_sched {
+		char *to, *cred;
+		int64_t every_ms;
+		unsigned keep;
+	} bk_sched;
 	/*
 	 * Made from a backup (volume restore --from): the credential's name,
 	 * the place, the backed-up volume's name and the backup's id; its

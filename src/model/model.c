@@ -616,11 +616,30 @@ void hf_xvol_free(struct hf_xvol *v)
 	free(v->bk_last);
 	free(v->bk_to);
 	free(v->bk_snap);
+	hf_xbk_run_release(&v->bk_run);
+	hf_xbk_sched_release(&v->bk_sched);
 	free(v->rs_cred);
 	free(v->rs_url);
 	free(v->rs_volume);
 	free(v->rs_backup);
 	free(v);
+}
+
+void hf_xbk_run_release(struct hf_xbk_run *r)
+{
+	free(r->id);
+	free(r->snap);
+	free(r->to);
+	free(r->cred);
+	free(r->node);
+	memset(r, 0, sizeof(*r));
+}
+
+void hf_xbk_sched_release(struct hf_xbk_sched *sc)
+{
+	free(sc->to);
+	free(sc->cred);
+	memset(sc, 0, sizeof(*sc));
 }
 
 void hf_model_xvol_remove(struct hf_model *m, struct hf_xvol *v)

@@ -177,6 +177,9 @@ void hf_xvol_replica_remove(struct hf_xvol *v, struct hf_xrep *r);
 struct hf_xvol *hf_model_xvol_add(struct hf_model *m, const char *name);
 /* Removes a volume record from the model and frees it. */
 void hf_model_xvol_remove(struct hf_model *m, struct hf_xvol *v);
+/* Frees a volume's backup under way, or schedule, and zeroes it. */
+void hf_xbk_run_release(struct hf_xbk_run *r);
+void hf_xbk_sched_release(struct hf_xbk_sched *sc);
 /* Frees a volume record that is in no model (NULL: nothing). */
 void hf_xvol_free(struct hf_xvol *v);
 

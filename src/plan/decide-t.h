@@ -314,6 +314,19 @@ enum hf_xvol_op {
 	 */
 	HF_XVOLOP_BACKUP_DONE,
 	/*
+	 * Backup `id` of snapshot snap_name to `why` with credential `cred`
+	 * runs on `node` since `at` (again on another node: the same id).
+	 */
+	HF_XVOLOP_BACKUP_RUN,
+	/* Backup `id` ended without completing: no backup under way. */
+	HF_XVOLOP_BACKUP_END,
+	/*
+	 * The volume's backup schedule: every `size` ms to `why` with
+	 * credential `cred`, keeping the newest `repl` (0: all); why NULL:
+	 * none.
+	 */
+	HF_XVOLOP_BACKUP_SCHEDULE,
+	/*
 	 * A new volume `name` (id, size, repl, secure, created at `at`),
 	 * KEPT for the action's service, formatted, made from backup `snap`
 	 * of volume snap_name at `why` (a place) with credential `cred`: its

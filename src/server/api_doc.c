@@ -792,24 +792,56 @@ static const struct route_doc docs[] = {
      .summary =
 	 "The volume's last completed backup, this server's backup jobs of "
 	 "it of the last day (`state` `starting`, `running`, `done`, "
-	 "`failed`; bytes "
+	 "`failed`, `lost` until it is started again; bytes "
 	 "`done` of `total`, `uploaded`, `stored`, `reused` from the base, "
 	 "`present` in the store already), and, with `?credential=NAME&"
 	 "from=s3://bucket[/prefix]`, the backups the store holds for a "
-	 "volume of that name (also one this cluster does not have).",
+	 "volume of that name (also one this cluster does not have). "
+	 "`schedule`: the backup schedule that applies (`PUT "
+	 ".../backup-schedule`, or the pod's in the spec), or null.",
      .query = "credential=NAME: the credential to read the store with "
 	      "(with from)\n"
 	      "from=s3://bucket[/prefix]: list the store's backups of this "
 	      "volume there too (with credential)",
      .status = "200",
      .response = "{\"volume\": \"string\", \"last_backup\": {\"id\": "
-		 "\"string|null\", \"to\": \"string|null\"}, \"jobs\": "
+		 "\"string|null\", \"to\": \"string|null\"}, \"schedule\": "
+		 "\"object|null\", \"jobs\": "
 		 "[{\"backup\": \"string\", \"state\": \"string\", "
-		 "\"done\": \"integer|null\", \"total\": \"integer|null\"}], "
+		 "\"done\": \"integer|null\", \"total\": \"integer|null\", "
+		 "\"restarts?\": \"integer\"}], "
 		 "\"backups?\": [{\"backup\": \"string\", \"parent\": "
 		 "\"string|null\", \"created\": \"integer\", \"size\": "
 		 "\"integer\"}]}",
      .errors = "invalid not-found conflict unavailable"},
+    {.method = "PUT",
+     .pattern = "/v1/external-volumes/{name}/backup-schedule",
+     .section = "Volumes",
+     .summary =
+	 "Backs the volume up on a schedule: `every` seconds after its last "
+	 "backup to the place (at once when it has none there), while it is "
+	 "attached, by the leader's backups thread; after each one the store "
+	 "keeps the newest `keep` backups (0: all) and the chunks they name, "
+	 "the others are deleted. It goes before the pod's `backup-schedule` "
+	 "in the spec. The answer is the schedule that applies now.",
+     .request = "{\"to\": \"s3://bucket[/prefix]\", \"credential\": "
+		"\"string\", \"every\": \"number\", \"keep?\": "
+		"\"integer\"}",
+     .status = "200",
+     .response = "{\"volume\": \"string\", \"schedule\": {\"to\": "
+		 "\"string\", \"credential\": \"string\", \"every\": "
+		 "\"number\", \"keep\": \"integer\", \"source\": "
+		 "\"volume|spec\", \"next\": \"integer\"}}",
+     .errors = "bad-json invalid not-found conflict"},
+    {.method = "DELETE",
+     .pattern = "/v1/external-volumes/{name}/backup-schedule",
+     .section = "Volumes",
+     .summary =
+	 "Ends the volume's own backup schedule (the pod's `backup-schedule` "
+	 "in the spec, if any, applies again). The backups made stay.",
+     .status = "200",
+     .response = "{\"volume\": \"string\", \"schedule\": \"object|null\"}",
+     .errors = "not-found"},
     {.method = "POST",
      .pattern = "/v1/external-volumes/{name}/from-backup",
      .section = "Volumes",

@@ -313,6 +313,34 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		set_str(&v->bk_last, o->snap_name);
 		set_str(&v->bk_to, o->why);
 		set_str(&v->bk_snap, o->snap);
+		v->bk_at = o->at;
+		if (v->bk_run.id && !strcmp(v->bk_run.id, o->snap_name))
+			hf_xbk_run_release(&v->bk_run);
+		break;
+	case HF_XVOLOP_BACKUP_RUN:
+		if (!o->id || !o->snap_name || !o->why || !o->cred)
+			return;
+		hf_xbk_run_release(&v->bk_run);
+		v->bk_run.id = hf_xstrdup(o->id);
+		v->bk_run.snap = hf_xstrdup(o->snap_name);
+		v->bk_run.to = hf_xstrdup(o->why);
+		v->bk_run.cred = hf_xstrdup(o->cred);
+		v->bk_run.node = o->node ? hf_xstrdup(o->node) : NULL;
+		v->bk_run.started = o->at;
+		break;
+	case HF_XVOLOP_BACKUP_END:
+		if (!v->bk_run.id || !o->id || strcmp(v->bk_run.id, o->id))
+			return;
+		hf_xbk_run_release(&v->bk_run);
+		break;
+	case HF_XVOLOP_BACKUP_SCHEDULE:
+		hf_xbk_sched_release(&v->bk_sched);
+		if (o->why && o->cred && o->size > 0) {
+			v->bk_sched.to = hf_xstrdup(o->why);
+			v->bk_sched.cred = hf_xstrdup(o->cred);
+			v->bk_sched.every_ms = o->size;
+			v->bk_sched.keep = o->repl;
+		}
 		break;
 	case HF_XVOLOP_REPLICA_FILLED:
 		r = o->replica ? hf_xvol_replica(v, o->replica) : NULL;

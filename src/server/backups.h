@@ -13,7 +13,21 @@ void hf_backup_start_handler(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp);
 void hf_backup_list_handler(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp);
+/* PUT and DELETE /v1/external-volumes/{name}/backup-schedule. */
+void hf_backup_schedule_handler(void *ctx, const struct hf_http_req *req,
+				struct hf_http_resp *resp);
 void hf_backup_restore_handler(void *ctx, const struct hf_http_req *req,
 			       struct hf_http_resp *resp);
+
+/*
+ * The leader's backups thread: it follows the backups under way (a
+ * server that takes over adopts them from the volumes' records and starts
+ * again those their node lost), starts the scheduled ones and prunes the
+ * store to their retention. Started when leading, stopped before the
+ * state goes.
+ */
+struct hf_srv;
+void hf_backups_start(struct hf_srv *s);
+void hf_backups_stop(void);
 
 #endif

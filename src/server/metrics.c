@@ -302,6 +302,28 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 				   "holdfast_volume_last_snapshot_timestamp_seconds",
 				   v->name, NULL, last / 1000);
 	}
+	hf_buf_adds(b, "# HELP holdfast_volume_last_backup_timestamp_seconds "
+		       "When a replicated volume's last backup to an S3 store "
+		       "completed (unix seconds).\n"
+		       "# TYPE holdfast_volume_last_backup_timestamp_seconds "
+		       "gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+
+		if (v->bk_at)
+			vol_sample(b,
+				   "holdfast_volume_last_backup_timestamp_seconds",
+				   v->name, NULL, v->bk_at / 1000);
+	}
+	hf_buf_adds(b, "# HELP holdfast_volume_backup_running Whether a backup "
+		       "of the replicated volume is under way (1) or not (0).\n"
+		       "# TYPE holdfast_volume_backup_running gauge\n");
+	for (size_t i = 0; i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+
+		vol_sample(b, "holdfast_volume_backup_running", v->name, NULL,
+			   v->bk_run.id ? 1 : 0);
+	}
 	hf_buf_adds(b, "# HELP holdfast_volume_resync_left_bytes Bytes a "
 		       "resyncing replica's copy has still to send.\n"
 		       "# TYPE holdfast_volume_resync_left_bytes gauge\n");

@@ -234,6 +234,24 @@ int hf_ops_xvol_backup_done(struct hf_srv *s, const char *volume,
 			    const char *backup, const char *snap_id,
 			    const char *to, struct hf_ops_err *err);
 
+/*
+ * Backup run->id of volume is under way (first: it starts; else it runs
+ * again, on run->node): kept in the volume's record until it ends.
+ */
+int hf_ops_xvol_backup_run(struct hf_srv *s, const char *volume,
+			   const struct hf_xbk_run *run, bool first,
+			   struct hf_ops_err *err);
+
+/* Backup `backup` of volume ended without completing (why: the reason). */
+int hf_ops_xvol_backup_end(struct hf_srv *s, const char *volume,
+			   const char *backup, const char *why,
+			   struct hf_ops_err *err);
+
+/* Sets (sc) or clears (NULL) volume's own backup schedule. */
+int hf_ops_xvol_backup_schedule(struct hf_srv *s, const char *volume,
+				const struct hf_xbk_sched *sc,
+				struct hf_ops_err *err);
+
 /* A new volume from a backup (hf_decide_from_backup). */
 int hf_ops_xvol_from_backup(struct hf_srv *s, const char *new_name,
 			    const char *new_service, unsigned repl,

@@ -27,6 +27,7 @@
 #include "server/cluster.h"
 #include "server/events.h"
 #include "server/metrics.h"
+#include "server/backups.h"
 #include "server/nodeauth.h"
 #include "server/sched.h"
 #include "server/server.h"
@@ -764,6 +765,7 @@ static void step_down(struct run *r)
 	for (size_t i = 0; i < s->model.nodes.len; i++)
 		hf_http_wake(s->http, &s->model.nodes.items[i]->link->waitq);
 	pthread_mutex_unlock(&s->mu);
+	hf_backups_stop();
 	if (r->sched_started)
 		pthread_join(s->sched, NULL);
 	r->sched_started = false;
@@ -828,6 +830,7 @@ static int lead(struct run *r)
 		return -1;
 	}
 	r->sched_started = true;
+	hf_backups_start(s);
 	/*
 	 * Keep the lease. A leader that cannot renew it in time stops acting
 	 * before it could have expired: another server may lead by then.
@@ -1150,6 +1153,7 @@ out:
 	for (size_t i = 0; i < s->model.nodes.len; i++)
 		hf_http_wake(s->http, &s->model.nodes.items[i]->link->waitq);
 	pthread_mutex_unlock(&s->mu);
+	hf_backups_stop();
 	if (r.sched_started)
 		pthread_join(s->sched, NULL);
 	/* Held long polls are answered as the layer stops. */

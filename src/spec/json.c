@@ -320,6 +320,13 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		    json_pack("{s:s?, s:s?, s:s?, s:f}", "task", pod->hook_task,
 			      "before", pod->hook_before, "after",
 			      pod->hook_after, "timeout", pod->hook_timeout));
+	/* Nor does a backup schedule. */
+	if (pod->bk_to && !for_diff)
+		json_object_set_new(
+		    o, "backup-schedule",
+		    json_pack("{s:s, s:s?, s:f, s:I}", "to", pod->bk_to,
+			      "credential", pod->bk_cred, "every",
+			      pod->bk_every, "keep", (json_int_t)pod->bk_keep));
 	json_object_set_new(o, "volumes",
 			    volumes_json(pod->volumes.items, pod->volumes.len));
 	a = json_array();

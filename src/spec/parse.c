@@ -2176,6 +2176,7 @@ static const struct keydef pod_keys[] = {
     {"volume-retention", 0},
     {"replace", 0},
     {"snapshot-hooks", 0},
+    {"backup-schedule", 0},
     {"tasks", K_REQUIRED},
     {NULL, 0},
 };
@@ -2354,6 +2355,42 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 					    "snapshot-hooks needs 'before', "
 					    "'after' or both: the commands run "
 					    "in the task around a snapshot");
+		}
+		hf_pctx_pop(c, old);
+	}
+	v = enter(c, n, "backup-schedule", &old);
+	if (v) {
+		static const struct keydef bk_keys[] = {
+		    {"to", K_REQUIRED}, {"credential", K_REQUIRED},
+		    {"every", K_REQUIRED}, {"keep", 0}, {NULL, 0},
+		};
+
+		if (hf_pctx_want_map(c, v)) {
+			check_keys(c, v, hf_ynode_pair(n, "backup-schedule")->key,
+				   bk_keys);
+			p->bk_pos = pos_of(v);
+			get_str(c, v, "to", false, &p->bk_to);
+			get_str(c, v, "credential", false, &p->bk_cred);
+			get_seconds(c, v, "every", true, &p->bk_every);
+			get_int(c, v, "keep", 0, 10000, &p->bk_keep);
+			if (p->bk_to && !hf_spec_s3_place_ok(p->bk_to)) {
+				size_t o2 = hf_pctx_push(c, "to");
+
+				hf_pctx_err(c, hf_ynode_get(v, "to"),
+					    "'to' is a place in an S3 store, "
+					    "s3://BUCKET or s3://BUCKET/PREFIX "
+					    "(no trailing '/'), not '%s'",
+					    p->bk_to);
+				hf_pctx_pop(c, o2);
+			}
+			if (p->bk_every > 0 && p->bk_every < 1) {
+				size_t o2 = hf_pctx_push(c, "every");
+
+				hf_pctx_err(c, hf_ynode_get(v, "every"),
+					    "backups run at most once a "
+					    "second: 'every' is at least 1s");
+				hf_pctx_pop(c, o2);
+			}
 		}
 		hf_pctx_pop(c, old);
 	}

@@ -420,6 +420,13 @@ int hf_spec_volopts_parse(const char *s, size_t len,
 			  struct hf_spec_volopts *out,
 			  struct hf_volopts_problems *problems);
 
+/*
+ * Whether to is a place in an S3 store as backups take it:
+ * "s3://BUCKET" or "s3://BUCKET/PREFIX", without a trailing '/', a '?'
+ * or a space.
+ */
+bool hf_spec_s3_place_ok(const char *to);
+
 /* Whether a driver-name is one holdfast serves ("holdfast" or "pxd"). */
 bool hf_spec_volume_driver_ok(const char *driver);
 
@@ -539,6 +546,18 @@ struct hf_spec_pod {
 	char *hook_task, *hook_before, *hook_after;
 	double hook_timeout;
 	struct hf_pos hooks_pos;
+	/*
+	 * holdfast `backup-schedule: {to, credential, every, keep}`: each
+	 * instance's external volumes are backed up to `to`
+	 * ("s3://bucket[/prefix]") with the named credential every `every`
+	 * seconds, the newest `keep` backups kept in the store (0: all). A
+	 * volume's own schedule (volume backup-schedule) goes before it.
+	 * bk_to NULL: none.
+	 */
+	char *bk_to, *bk_cred;
+	double bk_every;
+	int64_t bk_keep;
+	struct hf_pos bk_pos;
 	struct {
 		struct hf_spec_task *items;
 		size_t len, cap;

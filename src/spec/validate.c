@@ -997,6 +997,26 @@ void hf_spec_validate(struct hf_pctx *c)
 			if (pod->hook_timeout <= 0)
 				pod->hook_timeout = 60;
 		}
+		if (pod->bk_to) {
+			bool served = false;
+
+			for (size_t k = 0; k < pod->external_volumes.len; k++)
+				served = served ||
+					 pod->external_volumes.items[k].has_opts;
+			if (!served) {
+				char *path = hf_xasprintf(
+				    "pods.%s.backup-schedule", pod->name);
+
+				hf_pctx_err_pos(
+				    c, pod->bk_pos, path,
+				    "a backup schedule backs up the pod's "
+				    "external volumes served by holdfast "
+				    "(driver-name holdfast or pxd): pod '%s' "
+				    "has none",
+				    pod->name);
+				free(path);
+			}
+		}
 		for (size_t r = 0; r < pod->replace_tasks.len; r++) {
 			const struct hf_spec_task *t =
 			    hf_spec_find_task(pod, pod->replace_tasks.items[r]);
@@ -1550,6 +1570,8 @@ static void pod_release(struct hf_spec_pod *p)
 	free(p->hook_task);
 	free(p->hook_before);
 	free(p->hook_after);
+	free(p->bk_to);
+	free(p->bk_cred);
 	volumes_free(p->volumes.items, p->volumes.len);
 	for (size_t i = 0; i < p->resource_sets.len; i++)
 		rs_release(&p->resource_sets.items[i]);

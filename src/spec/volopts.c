@@ -388,3 +388,12 @@ char *hf_spec_external_volume_name(const char *service, const char *pod,
 	name = hf_buf_detach(&b);
 	return name;
 }
+
+bool hf_spec_s3_place_ok(const char *to)
+{
+	size_t n = to ? strlen(to) : 0;
+
+	return n > 5 && n < 1024 && strncmp(to, "s3://", 5) == 0 &&
+	       to[5] != '/' && to[n - 1] != '/' && !strchr(to, '?') &&
+	       !strchr(to, ' ');
+}

@@ -286,6 +286,10 @@ ROUTES = {
         "/v1/external-volumes/nosuch/backups", {"to": "bad"}, 400),
     ("GET", "/v1/external-volumes/{name}/backups"): (
         "/v1/external-volumes/nosuch/backups", None, 404),
+    ("PUT", "/v1/external-volumes/{name}/backup-schedule"): (
+        "/v1/external-volumes/nosuch/backup-schedule", {"to": "bad"}, 400),
+    ("DELETE", "/v1/external-volumes/{name}/backup-schedule"): (
+        "/v1/external-volumes/nosuch/backup-schedule", None, 404),
     ("POST", "/v1/external-volumes/{name}/from-backup"): (
         "/v1/external-volumes/nosuch/from-backup", {"from": "bad"}, 400),
     ("POST", "/v1/external-volumes/{name}/restore"): ("/v1/external-volumes/nosuch/restore",

@@ -414,6 +414,11 @@ def test_every_route_answers_as_documented(cl):
     ck.call("POST", "/v1/external-volumes/{name}/from-backup",
             "/v1/external-volumes/new-web-0/from-backup", body={"from": "x"},
             expect_error="invalid")
+    ck.call("PUT", "/v1/external-volumes/{name}/backup-schedule",
+            "/v1/external-volumes/docs-web-0/backup-schedule", body={"to": "x"},
+            expect_error="invalid")
+    ck.call("DELETE", "/v1/external-volumes/{name}/backup-schedule",
+            "/v1/external-volumes/nosuch-web-0/backup-schedule", expect_error="not-found")
     ck.call("DELETE", "/v1/volumes/{svc}", "/v1/volumes/docs", expect_error="conflict")
     st, _ = ck.call("DELETE", "/v1/services/{svc}", "/v1/services/docs")
     assert st == 202

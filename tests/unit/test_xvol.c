@@ -284,6 +284,21 @@ static void test_round_trip(void **state)
 	(void)state;
 	model_with_nodes(&m);
 	v = full_volume(&m, "hello-world-hello-0");
+	/* A backup under way and a schedule: a new leader follows them. */
+	v->bk_last = hf_xstrdup("b0");
+	v->bk_to = hf_xstrdup("s3://vault/p");
+	v->bk_snap = hf_xstrdup("0123456789abcdef");
+	v->bk_at = 1796419700000;
+	v->bk_run.id = hf_xstrdup("b1");
+	v->bk_run.snap = hf_xstrdup("backup-b1");
+	v->bk_run.to = hf_xstrdup("s3://vault/p");
+	v->bk_run.cred = hf_xstrdup("site");
+	v->bk_run.node = hf_xstrdup("n2");
+	v->bk_run.started = 1796419707000;
+	v->bk_sched.to = hf_xstrdup("s3://vault/p");
+	v->bk_sched.cred = hf_xstrdup("site");
+	v->bk_sched.every_ms = 3600000;
+	v->bk_sched.keep = 7;
 	o = hf_codec_xvol(v);
 	text = dump(o);
 	/* The store holds the secret: the agents of its nodes need it. */
@@ -322,6 +337,16 @@ static void test_round_trip(void **state)
 	assert_int_equal(w->replicas.items[1].resync_total, 4 << 20);
 	assert_string_equal(w->replicas.items[1].why, "back after 12 s away");
 	assert_int_equal(w->replicas.items[2].state, HF_XREP_DOWN);
+	assert_string_equal(w->bk_last, "b0");
+	assert_int_equal(w->bk_at, 1796419700000);
+	assert_string_equal(w->bk_run.id, "b1");
+	assert_string_equal(w->bk_run.snap, "backup-b1");
+	assert_string_equal(w->bk_run.cred, "site");
+	assert_string_equal(w->bk_run.node, "n2");
+	assert_int_equal(w->bk_run.started, 1796419707000);
+	assert_string_equal(w->bk_sched.to, "s3://vault/p");
+	assert_int_equal(w->bk_sched.every_ms, 3600000);
+	assert_int_equal(w->bk_sched.keep, 7);
 	/* Written again, it is the same record. */
 	again = hf_codec_xvol(w);
 	if (!json_equal(o, again)) {

@@ -1,0 +1,297 @@
+"""Backups that outlive their server and run on a schedule, end to end with
+a real server, agent and s3rver behind the harness's SigV4-checking proxy
+(whose PUTs a test can hold, so a backup stays in the middle):
+
+- the server is killed with SIGKILL in the middle of a backup, and the
+  backup's process is killed too: the server that starts again finds the
+  backup in the volume's record, sees its node lost it, starts it again
+  with the same id (it resumes: what the store holds is not sent again)
+  and records it done; it restores to the same bytes;
+- `volume backup-schedule` backs a volume up every few seconds and keeps
+  the newest N backups in the store, deleting the others' manifests and
+  every chunk no kept backup names; `--off` ends it;
+- a pod's `backup-schedule` in the spec does the same for its volumes,
+  and a wrong one is a spec error with file:line:col."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from holdfast_harness import Cluster, wait_for, write
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import s3_harness  # noqa: E402
+
+from test_volume_repl import VOLUME_BIN  # noqa: E402
+
+SPEC = """
+name: {name}
+pods:
+  db:
+    count: 1
+    external-volumes:
+      data:
+        type: DOCKER
+        volume-mode: RW
+        container-path: data
+        driver-name: holdfast
+        driver-options: size=64M
+{extra}    tasks:
+      server:
+        goal: RUNNING
+        cmd: "exec sleep 100000"
+        cpus: 0.1
+        memory: 32
+"""
+
+MiB = 1 << 20
+
+
+def spec(name, extra=""):
+    return SPEC.format(name=name, extra=extra)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_harness.S3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cl(tmp_path_factory, s3):
+    tmp = tmp_path_factory.mktemp("xvol-backup-jobs")
+    c = Cluster(tmp)
+    c.start_server()
+    c.start_agent(extra=("--storage", os.path.join(str(tmp), "pool") + ",size=2G"))
+    assert s3run(s3, "s3", "--endpoint", s3.endpoint, "mb", "vault").returncode == 0
+    c.cli("credential", "create", "s3", "site", "--endpoint", s3.endpoint,
+          "--region", s3.region, "--access-key", s3.access_key,
+          "--secret-key", s3.secret_key)
+    try:
+        yield c
+    finally:
+        s3.proxy.release_puts()
+        c.stop()
+
+
+def s3run(s3, *args):
+    e = dict(os.environ, HOLDFAST_S3_ACCESS_KEY=s3.access_key,
+             HOLDFAST_S3_SECRET_KEY=s3.secret_key)
+    return subprocess.run([VOLUME_BIN, *args], env=e, capture_output=True, text=True,
+                          timeout=300)
+
+
+def sh(cl, svc, script):
+    p = cl.cli("--service", svc, "task", "exec", "db-0-server", "--", "sh", "-c", script,
+               check=False)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def store_keys(s3, prefix):
+    """The store's keys under vault/prefix, read with s3cmd's listing."""
+    r = s3run(s3, "s3", "--endpoint", s3.endpoint, "ls", f"vault/{prefix}")
+    assert r.returncode == 0, r.stderr
+    return sorted(ln.split()[-1] for ln in r.stdout.splitlines() if ln.strip())
+
+
+def manifests(s3, prefix, vol):
+    return [k for k in store_keys(s3, f"{prefix}/{vol}/backups/") if k.endswith(".json")]
+
+
+def manifest(s3, key):
+    r = s3run(s3, "s3", "--endpoint", s3.endpoint, "get", key, "-")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def events(cl, kind):
+    out = []
+    with open(os.path.join(cl.server_data, "events.jsonl")) as f:
+        for line in f:
+            e = json.loads(line)
+            if e.get("kind") == kind:
+                out.append(e)
+    return out
+
+
+def image_file(img, path):
+    return subprocess.run(["sh", "-c", f"debugfs -R 'cat /{path}' {img} 2>/dev/null | sha256sum"],
+                          capture_output=True, text=True).stdout.split()[0]
+
+
+def test_a_backup_outlives_a_killed_server_and_a_killed_process(cl, s3, tmp_path):
+    vol = "kb-db-0"
+    cl.deploy(write(str(tmp_path / "kb.yml"), spec("kb")), timeout=180)
+    sh(cl, "kb", "head -c 6000000 /dev/urandom > data/big; echo one > data/small; sync")
+    big = sh(cl, "kb", "sha256sum < data/big").split()[0]
+    s3.proxy.hold_puts()
+    try:
+        st, r = cl.api("POST", f"/v1/external-volumes/{vol}/backups",
+                       {"to": "s3://vault/kill", "credential": "site"})
+        assert st == 202, r
+        bid = r["backup"]
+        wait_for(lambda: s3.proxy.held > 0, 60, what="the backup's first PUT")
+        # The backup under way is in the volume's record, in the store.
+        st, v = cl.api("GET", f"/v1/external-volumes/{vol}")
+        assert v["backup_job"]["id"] == bid and v["backup_job"]["credential"] == "site", v
+        assert s3.secret_key not in json.dumps(v)
+        cl.kill_server()
+        # Its process is killed too: the node has lost it.
+        pids = cl.pids_matching(f"--id {bid}")
+        assert pids, "the backup's process"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        cl.start_server()
+    finally:
+        s3.proxy.release_puts()
+    st, v = cl.api("GET", f"/v1/external-volumes/{vol}")
+    assert v["backup_job"]["id"] == bid, v
+
+    def done():
+        st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+        return b if b["last_backup"]["id"] == bid else None
+    b = wait_for(done, 120, interval=0.5, what="the backup finished by the new server")
+    job = [j for j in b["jobs"] if j["backup"] == bid][0]
+    assert job["state"] == "done" and job["restarts"] >= 1, job
+    # Started again, it sent only what the store lacked.
+    assert job["present"] > 0, job
+    st, v = cl.api("GET", f"/v1/external-volumes/{vol}")
+    assert v["backup_job"] is None and v["last_backup"]["at"] > 0, v
+    assert f"backup-{bid}" in [s["name"] for s in v["snapshots"]], v
+    # Its events: started, started again, done.
+    mine = [(e["before"], e["after"]) for e in events(cl, "backup") if e["object"] == bid]
+    assert mine[0] == (None, "running") and ("running", "running") in mine and \
+        mine[-1] == ("running", "done"), mine
+    # It restores to the same bytes.
+    img = str(tmp_path / "kill.img")
+    r = s3run(s3, "restore", "--endpoint", s3.endpoint, "--from", "s3://vault/kill",
+              "--volume", vol, "--backup", bid, "--to", img)
+    assert r.returncode == 0, r.stderr
+    assert image_file(img, "big") == big
+    # The secret reached no log or event.
+    for root, _, files in os.walk(cl.tmp):
+        for name in files:
+            if name.endswith(".log") or name == "events.jsonl":
+                with open(os.path.join(root, name), errors="replace") as f:
+                    assert s3.secret_key not in f.read(), os.path.join(root, name)
+
+
+def test_a_schedule_backs_up_and_keeps_the_newest(cl, s3, tmp_path):
+    vol = "sc-db-0"
+    cl.deploy(write(str(tmp_path / "sc.yml"), spec("sc")), timeout=180)
+    # Refusals: an unknown credential, a bad place, a bad duration.
+    p = cl.cli("volume", "backup-schedule", vol, "--to", "s3://vault/sched", "--credential",
+               "nope", "--every", "2s", check=False)
+    assert p.returncode != 0 and "nope" in p.stderr, p.stderr
+    st, body = cl.api("PUT", f"/v1/external-volumes/{vol}/backup-schedule",
+                      {"to": "vault/sched", "credential": "site", "every": 2})
+    assert st == 400 and "s3://" in body["message"], body
+    p = cl.cli("volume", "backup-schedule", vol, "--to", "s3://vault/sched", "--credential",
+               "site", "--every", "soon", check=False)
+    assert p.returncode != 0 and "--every" in p.stderr, p.stderr
+    p = cl.cli("volume", "backup-schedule", vol, "--to", "s3://vault/sched", "--credential",
+               "site", "--every", "2s", "--keep", "2")
+    assert "keeping the newest 2 (its own schedule)" in p.stdout, p.stdout
+
+    def made():
+        return [e for e in events(cl, "backup")
+                if e["service"] == "sc" and e["after"] == "done"]
+    seen = set()
+    # A new file between backups: each backup's new chunks differ.
+    for i in range(4):
+        sh(cl, "sc", f"head -c 1500000 /dev/urandom > data/f{i % 2}; sync")
+        n = len(made())
+        wait_for(lambda: len(made()) > n, 60, interval=0.5, what=f"scheduled backup {i}")
+        seen.update(e["object"] for e in made())
+    assert len(seen) >= 4, seen
+    # The store keeps the newest two, and the chunks they name only.
+    wait_for(lambda: len(manifests(s3, "sched", vol)) == 2, 30, interval=0.5,
+             what="retention")
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert b["schedule"]["source"] == "volume" and b["schedule"]["keep"] == 2, b
+    assert b["schedule"]["every"] == 2 and b["schedule"]["next"] > 0, b
+    # Off: no more backups, and the two kept stay whole.
+    p = cl.cli("volume", "backup-schedule", vol, "--off")
+    assert "no backup schedule" in p.stdout, p.stdout
+    time.sleep(1)  # one under way may still end
+    n = len(made())
+    kept = manifests(s3, "sched", vol)
+    names = set()
+    for k in kept:
+        names.update(h for _, h in manifest(s3, "vault/" + k)["chunks"])
+    chunks = {k.rsplit("/", 1)[1] for k in store_keys(s3, f"sched/{vol}/chunks/")}
+    assert chunks == names, (sorted(chunks - names), sorted(names - chunks))
+    assert len(seen) > len(kept)
+    pruned = [e for e in events(cl, "backup") if e["object"] == vol and e["after"] == "pruned"]
+    assert pruned and "deleted from s3://vault/sched (keep 2)" in pruned[-1]["why"], pruned
+    newest = sorted(kept, key=lambda k: manifest(s3, "vault/" + k)["created"])[-1]
+    bid = newest.rsplit("/", 1)[1][:-5]
+    img = str(tmp_path / "sched.img")
+    r = s3run(s3, "restore", "--endpoint", s3.endpoint, "--from", "s3://vault/sched",
+              "--volume", vol, "--backup", bid, "--to", img)
+    assert r.returncode == 0, r.stderr
+    time.sleep(4)
+    assert len(made()) == n, "a backup after --off"
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert b["schedule"] is None, b
+
+
+BK_SCHED = """    backup-schedule:
+      to: s3://vault/spec
+      credential: site
+      every: 2s
+      keep: 1
+"""
+
+
+def test_a_pods_schedule_in_the_spec(cl, s3, tmp_path):
+    vol = "sp-db-0"
+    cl.deploy(write(str(tmp_path / "sp.yml"), spec("sp", BK_SCHED)), timeout=180)
+    sh(cl, "sp", "echo hello > data/hello; sync")
+
+    def manifests_now():
+        return manifests(s3, "spec", vol)
+    wait_for(lambda: manifests_now(), 60, interval=0.5, what="a backup from the spec's schedule")
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert b["schedule"]["source"] == "spec" and b["schedule"]["keep"] == 1, b
+    out = cl.cli("volume", "backups", vol).stdout
+    assert "schedule: every 2 s to s3://vault/spec, keep 1 (spec)" in out, out
+    # Keep 1: after the next ones, one manifest is left.
+    n = len([e for e in events(cl, "backup") if e["service"] == "sp" and e["after"] == "done"])
+    wait_for(lambda: len([e for e in events(cl, "backup")
+                          if e["service"] == "sp" and e["after"] == "done"]) >= n + 2,
+             60, interval=0.5, what="two more scheduled backups")
+    wait_for(lambda: len(manifests_now()) == 1, 30, interval=0.5, what="keep 1")
+    # The volume's own schedule goes before the spec's.
+    cl.cli("volume", "backup-schedule", vol, "--to", "s3://vault/own", "--credential", "site",
+           "--every", "1h")
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert b["schedule"]["source"] == "volume" and b["schedule"]["to"] == "s3://vault/own", b
+    cl.cli("volume", "backup-schedule", vol, "--off")
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert b["schedule"]["source"] == "spec", b
+    # Wrong ones are spec errors that say where.
+    for bad, want in (
+            (BK_SCHED.replace("s3://vault/spec", "vault/spec"), ":14:11: "),
+            (BK_SCHED.replace("      credential: site\n", ""), "credential"),
+            (BK_SCHED.replace("every: 2s", "every: 0.5s"), "at least 1s"),
+            (BK_SCHED.replace("keep: 1", "keep: lots"), "keep")):
+        f = write(str(tmp_path / "bad.yml"), spec("sp", bad))
+        p = cl.cli("spec", "validate", f, check=False)
+        assert p.returncode != 0 and want in p.stdout + p.stderr, p.stdout + p.stderr
+        assert "bad.yml:" in p.stdout + p.stderr
+    nov = spec("nv", BK_SCHED).replace("""    external-volumes:
+      data:
+        type: DOCKER
+        volume-mode: RW
+        container-path: data
+        driver-name: holdfast
+        driver-options: size=64M
+""", "")
+    p = cl.cli("spec", "validate", write(str(tmp_path / "nov.yml"), nov), check=False)
+    assert p.returncode != 0 and "has none" in p.stdout + p.stderr, p.stdout + p.stderr

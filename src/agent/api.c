@@ -414,6 +414,7 @@ static void h_backup_start(void *ctx, const struct hf_http_req *req,
 	    {"volume", "--volume"},	{"volume_id", "--volume-id"},
 	    {"replica", "--replica"},	{"snapshot", "--snapshot"},
 	    {"base", "--base"},		{"base_snapshot", "--base-snapshot"},
+	    {"key_name", "--key-name"},	{"sealed_key", "--sealed-key"},
 	};
 
 	if (hf_http_body_json(req, resp, &b))

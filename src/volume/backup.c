@@ -35,7 +35,8 @@ static const char USAGE[] =
     "usage: holdfast-volume backup --endpoint URL [--region R] [--ca FILE]\n"
     "           --to s3://BUCKET[/PREFIX] --volume NAME [--volume-id ID]\n"
     "           --replica DATAFILE --snapshot ID [--id BACKUP]\n"
-    "           [--base BACKUP --base-snapshot ID] [--encrypted]\n"
+    "           [--base BACKUP --base-snapshot ID] [--encrypted\n"
+    "           [--key-name NAME --sealed-key HEX]]\n"
     "           [--status FILE]\n"
     "       holdfast-volume restore --endpoint URL [--region R] [--ca FILE]\n"
     "           --from s3://BUCKET[/PREFIX] --volume NAME --backup BACKUP\n"
@@ -54,6 +55,7 @@ struct opts {
 	const char *endpoint, *region, *ca, *url, *volume, *volume_id;
 	const char *replica, *snapshot, *id, *base, *base_snapshot, *out;
 	const char *backup, *status;
+	const char *key_name, *sealed_key; /* the data key, sealed by a named key */
 	bool encrypted;
 	char *bucket, *prefix; /* of url */
 	struct hf_s3 *s3;
@@ -521,6 +523,11 @@ static int do_backup(struct opts *o, struct progress *p)
 			(json_int_t)p->uploaded, "stored",
 			(json_int_t)p->stored);
 	chunks = NULL;
+	/* Another cluster with the named key can open the data key. */
+	if (o->encrypted && o->key_name && o->sealed_key)
+		json_object_set_new(man, "key",
+				    json_pack("{s:s, s:s}", "name", o->key_name,
+					      "sealed", o->sealed_key));
 	text = json_dumps(man, JSON_COMPACT);
 	json_decref(man);
 	key = manifest_key(o, id);
@@ -800,6 +807,8 @@ int hf_volume_backup_main(int argc, char **argv)
 		    {"--base-snapshot", offsetof(struct opts, base_snapshot)},
 		    {"--backup", offsetof(struct opts, backup)},
 		    {"--status", offsetof(struct opts, status)},
+		    {"--key-name", offsetof(struct opts, key_name)},
+		    {"--sealed-key", offsetof(struct opts, sealed_key)},
 		};
 		bool known = false;
 

@@ -3601,6 +3601,8 @@ static int cmd_credential_create(int argc, char **argv)
 			opt = &skfile;
 		else if (strcmp(argv[k], "--ca") == 0)
 			opt = &ca;
+		else if (strcmp(argv[k], "--value-file") == 0)
+			opt = &skfile;
 		else if (!kind && argv[k][0] != '-')
 			kind = argv[k];
 		else if (!name && argv[k][0] != '-')
@@ -3614,7 +3616,8 @@ static int cmd_credential_create(int argc, char **argv)
 		}
 	}
 	if (!sk && !skfile)
-		sk = getenv("HOLDFAST_S3_SECRET_KEY");
+		sk = getenv(kind && !strcmp(kind, "key") ? "HOLDFAST_KEY_VALUE"
+							 : "HOLDFAST_S3_SECRET_KEY");
 	if (skfile) {
 		size_t n = 0;
 
@@ -3627,13 +3630,19 @@ static int cmd_credential_create(int argc, char **argv)
 			sktext[--n] = '\0';
 		sk = sktext;
 	}
-	if (!kind || strcmp(kind, "s3") != 0 || !name || !endpoint || !ak ||
-	    !sk) {
+	if (kind && !strcmp(kind, "key") && name && sk && !endpoint && !ak) {
+		/* A key that seals encrypted volumes' keys (secret_key=). */
+		body = json_pack("{s:s, s:s, s:s}", "type", kind, "name", name,
+				 "value", sk);
+	} else if (!kind || strcmp(kind, "s3") != 0 || !name || !endpoint ||
+		   !ak || !sk) {
 		free(sktext);
 		return hf_cli_usage("credential", "create");
+	} else {
+		body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", kind,
+				 "name", name, "endpoint", endpoint,
+				 "access_key", ak, "secret_key", sk);
 	}
-	body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", kind, "name", name,
-			 "endpoint", endpoint, "access_key", ak, "secret_key", sk);
 	if (region)
 		json_object_set_new(body, "region", json_string(region));
 	if (ca)
@@ -3652,6 +3661,8 @@ static int cmd_credential_create(int argc, char **argv)
 	}
 	if (g.json)
 		print_json(out);
+	else if (!strcmp(kind, "key"))
+		printf("credential %s (key) created\n", name);
 	else
 		printf("credential %s (s3, %s) created\n", name, endpoint);
 out:
@@ -4284,13 +4295,21 @@ const struct hf_cmd hf_client_cmds[] = {
      NULL, NULL},
     {"credential", "create", cmd_credential_create,
      "s3 NAME --endpoint URL [--region R] --access-key KEY\n"
-     "       (--secret-key KEY | --secret-key-file FILE) [--ca FILE] [--json]",
-     "store a named S3 credential for volume backups",
-     "Stores credential NAME for an S3-compatible store at URL (http:// or\n"
-     "https://, path-style requests; REGION defaults to us-east-1; --ca: a\n"
-     "PEM file on the nodes to trust). The secret comes from --secret-key,\n"
-     "--secret-key-file, or $HOLDFAST_S3_SECRET_KEY; the server keeps it in\n"
-     "its store and never shows it back. Used by 'volume backup'.",
+     "       (--secret-key KEY | --secret-key-file FILE) [--ca FILE] [--json]\n"
+     "       key NAME --value-file FILE [--json]",
+     "store a named S3 credential, or a key for encrypted volumes",
+     "s3: stores credential NAME for an S3-compatible store at URL (http://\n"
+     "or https://, path-style requests; REGION defaults to us-east-1; --ca:\n"
+     "a PEM file on the nodes to trust). The secret comes from --secret-key,\n"
+     "--secret-key-file, or $HOLDFAST_S3_SECRET_KEY. Used by 'volume\n"
+     "backup'.\n"
+     "key: stores key NAME (64 hex digits: openssl rand -hex 32 > FILE;\n"
+     "or $HOLDFAST_KEY_VALUE). An external volume with\n"
+     "'secure=true;secret_key=NAME' in its driver-options has its data key\n"
+     "sealed by it instead of the cluster key; its backups carry that\n"
+     "sealed key, so another cluster given the same key can restore them.\n"
+     "It cannot be deleted while a volume uses it.\n"
+     "The server keeps secrets in its store and never shows them back.",
      NULL},
     {"credential", "list", cmd_credential_list, "[--json]",
      "list the named credentials (without their secrets)", NULL, NULL},

@@ -336,6 +336,11 @@ struct hf_xvol {
 	 */
 	bool secure;
 	char *data_key;
+	/*
+	 * The named key (a credential of type "key") that seals data_key
+	 * (driver-options secret_key=NAME), or NULL: the cluster key does.
+	 */
+	char *key_name;
 	HF_VEC(struct hf_xrep) replicas;
 	int64_t created; /* unix ms */
 	HF_VEC(struct hf_xsnap) snaps; /* oldest first */

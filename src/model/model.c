@@ -606,6 +606,7 @@ void hf_xvol_free(struct hf_xvol *v)
 		explicit_bzero(v->secret, strlen(v->secret));
 	free(v->secret);
 	free(v->data_key);
+	free(v->key_name);
 	for (size_t i = 0; i < v->replicas.len; i++)
 		xrep_release(&v->replicas.items[i]);
 	HF_VEC_FREE(&v->replicas);

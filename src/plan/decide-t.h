@@ -348,6 +348,12 @@ struct hf_act_xvol {
 	bool secure;     /* CREATE: encrypted (the server makes its key) */
 	char *snap, *snap_name; /* SNAP_*, RESTORE */
 	char *cred;             /* FROM_BACKUP */
+	/*
+	 * CREATE, FROM_BACKUP: the named key that seals the data key (NULL:
+	 * the cluster key); FROM_BACKUP: the backup's data key as sealed by
+	 * it for volume id key_id (NULL: the backed-up volume's own).
+	 */
+	char *key_name, *sealed_key, *key_id;
 	struct hf_strlist holders; /* SNAP_TAKEN: replica ids */
 	uint64_t epoch;
 	int64_t at;

@@ -100,6 +100,9 @@ static void action_release(struct hf_action *x)
 		free(x->u.xvol.snap);
 		free(x->u.xvol.snap_name);
 		free(x->u.xvol.cred);
+		free(x->u.xvol.key_name);
+		free(x->u.xvol.sealed_key);
+		free(x->u.xvol.key_id);
 		hf_strlist_release(&x->u.xvol.holders);
 		for (size_t i = 0; i < HF_VOLOPTS_MAX_REPL - 1; i++) {
 			free(x->u.xvol.more_node[i]);

@@ -274,14 +274,17 @@ int hf_decide_snap_clone(const struct hf_model *m, const char *volume,
  * A new volume new_name (id new_id, replica ids rids) for new_service
  * from backup `backup` of volume `volume` at url with credential cred:
  * size bytes, repl replicas (1-3) on nodes with pools that hold it
- * (most free first); encrypted when the backup is, which needs the
- * backed-up volume here (its key). Refused when the name is taken, or
+ * (most free first); encrypted when the backup is, which needs its data
+ * key: key = {named key, the data key sealed by it, the backed-up
+ * volume's id} from the backup's manifest, or NULL for the backed-up
+ * volume's own (it must be here). Refused when the name is taken, or
  * too few pools have room.
  */
 int hf_decide_from_backup(const struct hf_model *m, const char *new_name,
 			  const char *new_service, const char *new_id,
 			  const char *const *rids, unsigned repl, int64_t size,
-			  bool secure, const char *cred, const char *url,
+			  bool secure, const char *const *key,
+			  const char *cred, const char *url,
 			  const char *volume, const char *backup, int64_t now,
 			  struct hf_actions *out, char **why, bool *conflict);
 /* Node made and serves the clone replicas `ids`. */

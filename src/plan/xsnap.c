@@ -357,7 +357,8 @@ static int by_free(const void *a, const void *b)
 int hf_decide_from_backup(const struct hf_model *m, const char *new_name,
 			  const char *new_service, const char *new_id,
 			  const char *const *rids, unsigned repl, int64_t size,
-			  bool secure, const char *cred, const char *url,
+			  bool secure, const char *const *key,
+			  const char *cred, const char *url,
 			  const char *volume, const char *backup, int64_t now,
 			  struct hf_actions *out, char **why, bool *conflict)
 {
@@ -376,12 +377,14 @@ int hf_decide_from_backup(const struct hf_model *m, const char *new_name,
 					       : "'%s' cannot name a volume",
 					   new_name ? new_name : ""));
 	}
-	if (secure && (!src || !src->secure || !src->data_key)) {
+	if (secure && !key && (!src || !src->secure || !src->data_key)) {
 		free(cand);
 		return refuse(why, conflict,
-			      hf_xasprintf("backup %s is encrypted: only a "
-					   "cluster that holds volume %s (its "
-					   "key) can restore it",
+			      hf_xasprintf("backup %s is encrypted with a key "
+					   "only the cluster that holds volume "
+					   "%s has: only it can restore it (a "
+					   "volume with secret_key=NAME can be "
+					   "restored where key NAME is)",
 					   backup, volume));
 	}
 	if (repl < 1 || repl > 3 || size <= 0) {
@@ -417,6 +420,11 @@ int hf_decide_from_backup(const struct hf_model *m, const char *new_name,
 	x->u.xvol.repl = repl;
 	x->u.xvol.min_sync = 1;
 	x->u.xvol.secure = secure;
+	if (secure && key) {
+		x->u.xvol.key_name = hf_xstrdup(key[0]);
+		x->u.xvol.sealed_key = hf_xstrdup(key[1]);
+		x->u.xvol.key_id = hf_xstrdup(key[2]);
+	}
 	x->u.xvol.at = now;
 	x->u.xvol.snap = hf_xstrdup(backup);
 	x->u.xvol.snap_name = hf_xstrdup(volume);

@@ -390,6 +390,10 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 			x->u.xvol.repl = ev->opts.repl;
 			x->u.xvol.min_sync = ev->opts.min_sync;
 			x->u.xvol.secure = ev->opts.secure;
+			x->u.xvol.key_name =
+			    ev->opts.secure && ev->opts.secret_key[0]
+				? hf_xstrdup(ev->opts.secret_key)
+				: NULL;
 			x->u.xvol.ro = ev->volume_mode &&
 				       strcmp(ev->volume_mode, "RO") == 0;
 			x->u.xvol.at = ctx->now;

@@ -677,9 +677,11 @@ static const struct route_doc docs[] = {
 	 "Stores a named S3 credential for volume backups: the store's "
 	 "`endpoint` (http:// or https://, path-style), `region` (default "
 	 "`us-east-1`), the keys, and optionally `ca`, a PEM file on the "
-	 "nodes to trust. The secret is kept in the cluster's store and "
-	 "never shown back, logged or put in an event. A name in use is "
-	 "refused (`409`).",
+	 "nodes to trust. Or, with `\"type\": \"key\"` and `value` (64 hex "
+	 "digits), a key that seals the data keys of encrypted volumes whose "
+	 "driver-options say `secret_key=NAME`. The secret is kept in the "
+	 "cluster's store and never shown back (`(hidden)`), logged or put "
+	 "in an event. A name in use is refused (`409`).",
      .request = "{\"type\": \"s3\", \"name\": \"string\", \"endpoint\": "
 		"\"string\", \"region?\": \"string\", \"access_key\": "
 		"\"string\", \"secret_key\": \"string\", \"ca?\": \"string\"}",
@@ -690,10 +692,11 @@ static const struct route_doc docs[] = {
     {.method = "DELETE",
      .pattern = "/v1/credentials/{name}",
      .section = "Volumes",
-     .summary = "Deletes a named credential.",
+     .summary = "Deletes a named credential; a key that seals a volume's "
+		"data key is refused (`409`) while the volume exists.",
      .status = "200",
      .response = "{\"name\": \"string\", \"deleted\": true}",
-     .errors = "not-found"},
+     .errors = "not-found conflict"},
     {.method = "GET",
      .pattern = "/v1/external-volumes/{name}/snapshots",
      .section = "Volumes",

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "server/apply.h"
+#include "server/creds.h"
 #include "server/events.h"
 #include "server/sched.h"
 #include "volume/crypt.h"
@@ -159,61 +160,71 @@ static void apply_volume(struct hf_srv *s, const struct hf_act_volume *o)
 
 /*
  * A new encrypted volume's data key, from the system's random source,
- * sealed by the cluster key for volume id (volume/crypt.h); NULL when
- * there is no cluster key (deploys are refused then) or no key could be
- * made: the volume is not created, and decide asks again.
+ * sealed for volume id by named key key_name, or by the cluster key when
+ * it is NULL (volume/crypt.h); NULL when that key is missing (deploys are
+ * refused then) or no key could be made: the volume is not created, and
+ * decide asks again.
  */
-static char *new_data_key(struct hf_srv *s, const char *id)
+static char *new_data_key(struct hf_srv *s, const char *id,
+			  const char *key_name)
 {
 	const size_t half = HF_VOL_DATA_KEY_LEN / 2;
 	uint8_t dk[HF_VOL_DATA_KEY_LEN];
-	char *sealed = NULL;
+	char *sealed = NULL, *why = NULL;
 
-	if (!s->opts.have_cluster_key) {
-		hf_log("an encrypted volume waits: this server has no cluster "
-		       "key (--cluster-key-file)");
-		return NULL;
-	}
 	if (RAND_bytes(dk, sizeof(dk)) == 1 &&
 	    CRYPTO_memcmp(dk, dk + half, half) != 0)
-		sealed = hf_vol_key_seal(s->opts.cluster_key, id, dk);
+		sealed = hf_cred_seal_data_key(s, key_name, id, dk, &why);
+	else
+		why = hf_xstrdup("the random source failed");
 	OPENSSL_cleanse(dk, sizeof(dk));
 	if (!sealed)
-		hf_log("cannot make an encrypted volume's key: the random "
-		       "source or OpenSSL failed");
+		hf_log("an encrypted volume waits: %s", why ? why : "?");
+	free(why);
 	return sealed;
 }
 
 /*
  * A new KEPT, formatted volume record for service holding another's bytes
- * (a clone, a backup): o's name, id, size, repl and min_sync. When key_of
- * is given and encrypted, its data key, sealed again for the new id (the
- * bytes are its ciphertext). NULL when that key cannot be opened.
+ * (a clone, a backup): o's name, id, size, repl and min_sync. Encrypted
+ * (the bytes are ciphertext), its data key is the source's sealed again
+ * for the new id by the same key: key_of's (a clone, or a backup of a
+ * volume this cluster holds), or o->sealed_key opened with named key
+ * o->key_name for volume o->key_id (a backup's manifest). NULL when that
+ * key cannot be opened.
  */
 static struct hf_xvol *copy_volume(struct hf_srv *s, const struct hf_act_xvol *o,
 				   const char *service,
 				   const struct hf_xvol *key_of)
 {
 	struct hf_xvol *v;
-	char *sealed = NULL;
+	char *sealed = NULL, *why = NULL;
+	const char *key_name = NULL;
 
-	if (key_of && key_of->secure) {
+	if ((key_of && key_of->secure) || (o->key_name && o->sealed_key)) {
 		uint8_t dk[HF_VOL_DATA_KEY_LEN];
+		bool own = key_of && key_of->secure;
 
-		if (!s->opts.have_cluster_key ||
-		    hf_vol_key_open(s->opts.cluster_key, key_of->id,
-				    key_of->data_key, dk))
-			return NULL;
-		sealed = hf_vol_key_seal(s->opts.cluster_key, o->id, dk);
+		key_name = own ? key_of->key_name : o->key_name;
+		if (hf_cred_open_data_key(s, key_name,
+					  own ? key_of->id : o->key_id,
+					  own ? key_of->data_key : o->sealed_key,
+					  dk, &why) == 0)
+			sealed = hf_cred_seal_data_key(s, key_name, o->id, dk,
+						       &why);
 		OPENSSL_cleanse(dk, sizeof(dk));
-		if (!sealed)
+		if (!sealed) {
+			hf_log("volume %s not made: %s", o->name, why);
+			free(why);
 			return NULL;
+		}
 	} else if (o->secure) {
 		return NULL; /* an encrypted backup without its volume's key */
 	}
 	v = hf_model_xvol_add(&s->model, o->name);
 	v->secure = sealed != NULL;
 	v->data_key = sealed;
+	v->key_name = sealed && key_name ? hf_xstrdup(key_name) : NULL;
 	v->id = hf_xstrdup(o->id);
 	v->service = hf_xstrdup(service);
 	v->state = HF_XVOL_KEPT;
@@ -241,13 +252,15 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		if (v || !x->service || !x->instance)
 			return;
 		if (o->secure) {
-			sealed = new_data_key(s, o->id);
+			sealed = new_data_key(s, o->id, o->key_name);
 			if (!sealed)
 				return;
 		}
 		v = hf_model_xvol_add(m, o->name);
 		v->secure = o->secure;
 		v->data_key = sealed;
+		v->key_name = o->secure && o->key_name ? hf_xstrdup(o->key_name)
+						       : NULL;
 		v->id = hf_xstrdup(o->id);
 		v->service = hf_xstrdup(x->service);
 		v->instance = hf_xstrdup(x->instance);
@@ -275,7 +288,9 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		if (v || !x->service || !o->snap || (clone && !src) ||
 		    (!clone && (!o->cred || !o->why)) ||
 		    !(v = copy_volume(s, o, x->service,
-				      clone || o->secure ? src : NULL)))
+				      clone || (o->secure && !o->sealed_key)
+					  ? src
+					  : NULL)))
 			return;
 		if (!clone) {
 			v->rs_cred = hf_xstrdup(o->cred);

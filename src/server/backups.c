@@ -105,6 +105,8 @@ struct placed {
 	char *replica;		/* the replica's data file there */
 	char *snap_id;
 	char *base, *base_snap; /* incremental on backup base */
+	char *volume_id;
+	char *key_name, *sealed_key; /* a named key's volume: its data key */
 	bool secure;
 };
 
@@ -117,6 +119,9 @@ static void placed_release(struct placed *p)
 	free(p->snap_id);
 	free(p->base);
 	free(p->base_snap);
+	free(p->volume_id);
+	free(p->key_name);
+	free(p->sealed_key);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -181,6 +186,12 @@ static int place(struct hf_srv *s, const char *volume, const char *snap,
 			}
 		}
 	p->secure = v->secure;
+	p->volume_id = hf_xstrdup(v->id);
+	/* Sealed, it can go to the store: only the named key opens it. */
+	if (v->secure && v->key_name && v->data_key) {
+		p->key_name = hf_xstrdup(v->key_name);
+		p->sealed_key = hf_xstrdup(v->data_key);
+	}
 	if (!p->node) {
 		*why = hf_xstrdup("no node that holds the snapshot is "
 				  "connected");
@@ -210,6 +221,12 @@ static int post(const struct placed *p, const char *volume, const char *id,
 		       "secret_key", cred->secret_key, "encrypted", p->secure);
 	if (cred->ca)
 		json_object_set_new(ab, "ca", json_string(cred->ca));
+	json_object_set_new(ab, "volume_id", json_string(p->volume_id));
+	if (p->key_name) {
+		json_object_set_new(ab, "key_name", json_string(p->key_name));
+		json_object_set_new(ab, "sealed_key",
+				    json_string(p->sealed_key));
+	}
 	if (p->base) {
 		json_object_set_new(ab, "base", json_string(p->base));
 		json_object_set_new(ab, "base_snapshot",
@@ -779,11 +796,21 @@ void hf_backup_restore_handler(void *ctx, const struct hf_http_req *req,
 			      from, m || !mb.len ? e : "not a backup manifest");
 		goto out;
 	}
-	rc = hf_ops_xvol_from_backup(
-	    s, name, svc, (unsigned)repl,
-	    json_integer_value(json_object_get(m, "size")),
-	    json_is_true(json_object_get(m, "encrypted")), cname, from, vol,
-	    backup, &err);
+	{
+		/* A named key's volume: its sealed data key is in there. */
+		const json_t *mk = json_object_get(m, "key");
+		const char *kt[3] = {
+		    json_string_value(json_object_get(mk, "name")),
+		    json_string_value(json_object_get(mk, "sealed")),
+		    json_string_value(json_object_get(m, "volume_id"))};
+		bool keyed = kt[0] && kt[1] && kt[2];
+
+		rc = hf_ops_xvol_from_backup(
+		    s, name, svc, (unsigned)repl,
+		    json_integer_value(json_object_get(m, "size")),
+		    json_is_true(json_object_get(m, "encrypted")),
+		    keyed ? kt : NULL, cname, from, vol, backup, &err);
+	}
 	if (rc) {
 		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
 		goto out;

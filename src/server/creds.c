@@ -13,6 +13,7 @@
 #include "server/creds.h"
 #include "server/ops.h"
 #include "server/state.h"
+#include "volume/crypt.h"
 
 bool hf_cred_name_ok(const char *n)
 {
@@ -27,10 +28,94 @@ bool hf_cred_name_ok(const char *n)
 static json_t *public_form(const json_t *rec)
 {
 	json_t *o = json_deep_copy(rec);
+	const char *secret = json_object_get(o, "value") ? "value"
+							 : "secret_key";
 
-	json_object_del(o, "secret_key");
-	json_object_set_new(o, "secret_key", json_string("(hidden)"));
+	json_object_del(o, secret);
+	json_object_set_new(o, secret, json_string("(hidden)"));
 	return o;
+}
+
+int hf_cred_sealing_key(struct hf_srv *s, const char *name, uint8_t *out,
+			char **why)
+{
+	char *key;
+	json_t *rec = NULL;
+	int rc;
+
+	*why = NULL;
+	if (!name) {
+		if (!s->opts.have_cluster_key) {
+			*why = hf_xstrdup("this server has no cluster key "
+					  "(--cluster-key-file)");
+			return HF_EREFUSED;
+		}
+		memcpy(out, s->opts.cluster_key, HF_VOL_CLUSTER_KEY_LEN);
+		return 0;
+	}
+	if (!hf_cred_name_ok(name)) {
+		*why = hf_xasprintf("'%s' cannot name a key", name);
+		return HF_EINVAL;
+	}
+	key = hf_state_key("/credentials/%s", name, NULL);
+	rc = hf_state_get_record(s, key, &rec);
+	free(key);
+	if (rc == HF_ENOTFOUND) {
+		*why = hf_xasprintf("no key %s (holdfast credential create key "
+				    "%s --value-file FILE)",
+				    name, name);
+		return HF_ENOTFOUND;
+	}
+	if (rc) {
+		*why = hf_xstrdup("the store cannot be read");
+		return rc;
+	}
+	rc = 0;
+	if (!json_is_string(json_object_get(rec, "type")) ||
+	    strcmp(json_string_value(json_object_get(rec, "type")), "key") ||
+	    hf_vol_cluster_key_parse(
+		json_string_value(json_object_get(rec, "value"))
+		    ? json_string_value(json_object_get(rec, "value"))
+		    : "",
+		out)) {
+		*why = hf_xasprintf("credential %s is not a key", name);
+		rc = HF_EINVAL;
+	}
+	json_decref(rec); /* jansson frees the text; the store's copy was zeroed */
+	return rc;
+}
+
+int hf_cred_open_data_key(struct hf_srv *s, const char *key_name,
+			  const char *id, const char *sealed, uint8_t *dk,
+			  char **why)
+{
+	uint8_t k[HF_VOL_CLUSTER_KEY_LEN];
+	int rc = hf_cred_sealing_key(s, key_name, k, why);
+
+	if (rc)
+		return rc;
+	rc = sealed ? hf_vol_key_open(k, id, sealed, dk) : HF_EINVAL;
+	explicit_bzero(k, sizeof(k));
+	if (rc)
+		*why = hf_xasprintf("the %s%s does not open the data key",
+				    key_name ? "key " : "cluster key",
+				    key_name ? key_name : "");
+	return rc;
+}
+
+char *hf_cred_seal_data_key(struct hf_srv *s, const char *key_name,
+			    const char *id, const uint8_t *dk, char **why)
+{
+	uint8_t k[HF_VOL_CLUSTER_KEY_LEN];
+	char *sealed;
+
+	if (hf_cred_sealing_key(s, key_name, k, why))
+		return NULL;
+	sealed = hf_vol_key_seal(k, id, dk);
+	explicit_bzero(k, sizeof(k));
+	if (!sealed)
+		*why = hf_xstrdup("OpenSSL or the random source failed");
+	return sealed;
 }
 
 int hf_cred_s3(struct hf_srv *s, const char *name, struct hf_cred *out,
@@ -135,9 +220,34 @@ void hf_creds_create_handler(void *ctx, const struct hf_http_req *req,
 	ak = json_string_value(json_object_get(body, "access_key"));
 	sk = json_string_value(json_object_get(body, "secret_key"));
 	ca = json_string_value(json_object_get(body, "ca"));
-	if (!type || strcmp(type, "s3") != 0) {
+	if (type && strcmp(type, "key") == 0 && hf_cred_name_ok(name)) {
+		const char *value =
+		    json_string_value(json_object_get(body, "value"));
+		uint8_t k[HF_VOL_CLUSTER_KEY_LEN];
+
+		if (!value || hf_vol_cluster_key_parse(value, k)) {
+			hf_http_error(resp, HF_EINVAL,
+				      "\"value\" is the key: 64 hex digits "
+				      "(openssl rand -hex 32)");
+			goto out;
+		}
+		explicit_bzero(k, sizeof(k));
+		rec = json_pack("{s:s, s:s, s:s, s:I}", "name", name, "type",
+				"key", "value", value, "created",
+				(json_int_t)hf_now_ms());
+		rc = hf_ops_credential_create(s, name, rec, &err);
+		if (rc) {
+			hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		} else {
+			hf_log("credential %s (key) created", name);
+			hf_http_json(resp, 201, public_form(rec));
+		}
+		json_decref(rec);
+	} else if (!type || strcmp(type, "s3") != 0) {
 		hf_http_error(resp, HF_EINVAL,
-			      "\"type\" must be \"s3\" (the only kind yet)");
+			      "\"type\" must be \"s3\" (an S3 store's keys) "
+			      "or \"key\" (a key that seals encrypted "
+			      "volumes' keys)");
 	} else if (!hf_cred_name_ok(name)) {
 		hf_http_error(resp, HF_EINVAL,
 			      "\"name\" must be 1-64 letters, digits, '-', '_' "
@@ -175,8 +285,9 @@ void hf_creds_create_handler(void *ctx, const struct hf_http_req *req,
 		}
 		json_decref(rec);
 	}
+out:
 	hf_ops_err_release(&err);
-	json_decref(body);
+	json_decref(body); /* the secret goes with it */
 }
 
 void hf_creds_delete_handler(void *ctx, const struct hf_http_req *req,

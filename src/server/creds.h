@@ -7,6 +7,7 @@
 #define HF_SERVER_CREDS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "http/http.h"
 
@@ -34,5 +35,22 @@ void hf_creds_create_handler(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp);
 void hf_creds_delete_handler(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp);
+
+/*
+ * The key that seals encrypted volumes' data keys: named key `name` (a
+ * credential of type "key": 32 bytes) into out, or the cluster key when
+ * name is NULL. Returns 0, or an HF_E* code with *why (malloc'ed).
+ */
+int hf_cred_sealing_key(struct hf_srv *s, const char *name, uint8_t *out,
+			char **why);
+
+/* Opens data key `sealed` of volume id with it (crypt.h); 0 or HF_E*. */
+int hf_cred_open_data_key(struct hf_srv *s, const char *key_name,
+			  const char *id, const char *sealed, uint8_t *dk,
+			  char **why);
+
+/* Seals data key dk for volume id with it; NULL with *why. */
+char *hf_cred_seal_data_key(struct hf_srv *s, const char *key_name,
+			    const char *id, const uint8_t *dk, char **why);
 
 #endif

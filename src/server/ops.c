@@ -16,9 +16,11 @@
 #include "server/cluster.h"
 #include "server/nodeauth.h"
 #include "common/log.h"
+#include "server/creds.h"
 #include "server/ops.h"
 #include "server/sched.h"
 #include "server/state.h"
+#include "volume/crypt.h"
 
 void hf_ops_err_release(struct hf_ops_err *err)
 {
@@ -564,7 +566,8 @@ out:
 
 int hf_ops_xvol_from_backup(struct hf_srv *s, const char *new_name,
 			    const char *new_service, unsigned repl,
-			    int64_t size, bool secure, const char *cred,
+			    int64_t size, bool secure,
+			    const char *const *key, const char *cred,
 			    const char *url, const char *volume,
 			    const char *backup, struct hf_ops_err *err)
 {
@@ -579,8 +582,27 @@ int hf_ops_xvol_from_backup(struct hf_srv *s, const char *new_name,
 		goto done;
 	r = hf_decide_from_backup(&s->model, new_name, new_service, id,
 				  (const char *const *)rids, repl, size, secure,
-				  cred, url, volume, backup, hf_now_ms(), &a,
-				  &why, &conflict);
+				  key, cred, url, volume, backup, hf_now_ms(),
+				  &a, &why, &conflict);
+	/* The named key opens the backup's data key, or nothing is made. */
+	if (r >= 0 && secure && key) {
+		uint8_t dk[HF_VOL_DATA_KEY_LEN];
+		char *kwhy = NULL;
+		int krc = hf_cred_open_data_key(s, key[0], key[2], key[1], dk,
+						&kwhy);
+
+		explicit_bzero(dk, sizeof(dk));
+		if (krc) {
+			free(why);
+			why = hf_xasprintf("backup %s of volume %s is "
+					   "encrypted and sealed by key %s: %s",
+					   backup, volume, key[0], kwhy);
+			conflict = true;
+			r = -1;
+			hf_actions_reset(&a);
+		}
+		free(kwhy);
+	}
 	if (!(rc = snap_rule(r, why, conflict, err))) {
 		carry_out(s, &a);
 		if (!hf_model_xvol(&s->model, new_name))
@@ -633,8 +655,20 @@ int hf_ops_credential_delete(struct hf_srv *s, const char *name,
 		return rc;
 	}
 	rc = hf_state_get_record(s, key, &old);
+	for (size_t i = 0; !rc && i < s->model.xvols.len; i++) {
+		const struct hf_xvol *v = s->model.xvols.items[i];
+
+		/* Without it, the volume's data could never be read again. */
+		if (v->key_name && !strcmp(v->key_name, name))
+			rc = fail(err, HF_ECONFLICT,
+				  "key %s seals the data key of volume %s: "
+				  "delete the volume first",
+				  name, v->name);
+	}
 	if (rc == HF_ENOTFOUND)
 		rc = fail(err, rc, "no credential %s", name);
+	else if (rc == HF_ECONFLICT)
+		;
 	else if (rc)
 		rc = fail(err, rc, "the store cannot be read");
 	else if ((rc = hf_state_delete_record(s, key)))
@@ -805,14 +839,34 @@ out:
  * spec declaring one is refused by a server without it, before anything
  * changes.
  */
-static int keys_available(const struct hf_srv *s, const struct hf_config *cfg,
+static int keys_available(struct hf_srv *s, const struct hf_config *cfg,
 			  struct hf_ops_err *err)
 {
-	const char *pod, *vol;
+	const char *pod, *vol, *key;
+	size_t at = 0;
 
-	if (s->opts.have_cluster_key ||
-	    !hf_spec_secure_volume(cfg->spec, &pod, &vol))
-		return 0;
+	while (hf_spec_next_secure(cfg->spec, &at, &pod, &vol, &key)) {
+		uint8_t k[HF_VOL_CLUSTER_KEY_LEN];
+		char *why = NULL;
+		int rc;
+
+		if (!key[0] && s->opts.have_cluster_key)
+			continue;
+		if (!key[0])
+			goto no_cluster_key;
+		rc = hf_cred_sealing_key(s, key, k, &why);
+		explicit_bzero(k, sizeof(k));
+		if (rc) {
+			rc = fail(err, rc == HF_EUNAVAIL ? rc : HF_EREFUSED,
+				  "pod '%s': external volume '%s' is sealed by "
+				  "secret_key=%s: %s",
+				  pod, vol, key, why);
+			free(why);
+			return rc;
+		}
+	}
+	return 0;
+no_cluster_key:
 	return fail(err, HF_EREFUSED,
 		    "pod '%s': external volume '%s' is encrypted "
 		    "(secure=true) and this server has no cluster key to seal "

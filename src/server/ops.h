@@ -255,7 +255,8 @@ int hf_ops_xvol_backup_schedule(struct hf_srv *s, const char *volume,
 /* A new volume from a backup (hf_decide_from_backup). */
 int hf_ops_xvol_from_backup(struct hf_srv *s, const char *new_name,
 			    const char *new_service, unsigned repl,
-			    int64_t size, bool secure, const char *cred,
+			    int64_t size, bool secure,
+			    const char *const *key, const char *cred,
 			    const char *url, const char *volume,
 			    const char *backup, struct hf_ops_err *err);
 

@@ -315,11 +315,14 @@ static char *ticket_hex(const struct hf_xvol *v, const char *node)
 static char *data_key_hex(const struct hf_srv *s, const struct hf_xvol *v)
 {
 	uint8_t dk[HF_VOL_DATA_KEY_LEN];
-	char *hex;
+	char *hex, *why = NULL;
 
-	if (!s->opts.have_cluster_key ||
-	    hf_vol_key_open(s->opts.cluster_key, v->id, v->data_key, dk))
+	/* A named key is read from the store (hf_state_get_record). */
+	if (hf_cred_open_data_key((struct hf_srv *)s, v->key_name, v->id,
+				  v->data_key, dk, &why)) {
+		free(why);
 		return NULL;
+	}
 	hex = hf_xmalloc(2 * sizeof(dk) + 1);
 	for (size_t i = 0; i < sizeof(dk); i++)
 		snprintf(hex + 2 * i, 3, "%02x", dk[i]);
@@ -346,7 +349,8 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 		 * (the attach would see noise, or write plaintext); the
 		 * server has the key that opens it (state.c checks at load).
 		 */
-		bool keyed = !v->secure || s->opts.have_cluster_key;
+		bool keyed = !v->secure || v->key_name ||
+			     s->opts.have_cluster_key;
 
 		if (attached_here(m, v, n->id, &user) && keyed &&
 		    (nr = listed(m, v, n->id, &r, rs, ns)) >= 0) {

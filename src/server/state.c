@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "plan/decide.h"
 #include "server/events.h"
+#include "server/creds.h"
 #include "server/state.h"
 #include "volume/crypt.h"
 
@@ -689,6 +690,21 @@ static int check_volume_keys(struct hf_srv *s, char **err)
 
 		if (!v->secure)
 			continue;
+		if (v->key_name) {
+			char *why = NULL;
+			int rc = hf_cred_open_data_key(s, v->key_name, v->id,
+						       v->data_key, dk, &why);
+
+			explicit_bzero(dk, sizeof(dk));
+			if (rc) {
+				/* Its attaches wait; the others go on. */
+				hf_log("encrypted volume '%s' cannot be "
+				       "attached: %s",
+				       v->name, why);
+			}
+			free(why);
+			continue;
+		}
 		if (!s->opts.have_cluster_key) {
 			*err = hf_xasprintf(
 			    "volume '%s' is encrypted and this server has no "
@@ -715,10 +731,14 @@ static int check_volume_keys(struct hf_srv *s, char **err)
 		const struct hf_service *svc = m->services.items[i];
 
 		for (size_t k = 0; k < svc->configs.len; k++) {
-			const char *pod, *vol;
+			const char *pod, *vol, *key = NULL;
+			size_t at = 0;
 
-			if (!hf_spec_secure_volume(svc->configs.items[k]->spec,
-						   &pod, &vol))
+			while (hf_spec_next_secure(svc->configs.items[k]->spec,
+						   &at, &pod, &vol, &key) &&
+			       key[0])
+				key = NULL;
+			if (!key)
 				continue;
 			*err = hf_xasprintf(
 			    "service '%s' declares an encrypted volume (pod "

@@ -417,6 +417,14 @@ static void compare_external_volumes(struct hf_spec_diff *d,
 			       np->name, a->name,
 			       a->opts.secure ? "true" : "false",
 			       b->opts.secure ? "true" : "false");
+		if (strcmp(a->opts.secret_key, b->opts.secret_key) != 0)
+			refuse(d,
+			       "pod '%s': external volume '%s' secret_key "
+			       "cannot change (its volumes' keys are sealed by "
+			       "%s%s)",
+			       np->name, a->name,
+			       a->opts.secret_key[0] ? "key " : "the cluster key",
+			       a->opts.secret_key);
 		if (a->opts.repl != b->opts.repl)
 			refuse(d,
 			       "pod '%s': external volume '%s' repl cannot "

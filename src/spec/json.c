@@ -263,6 +263,9 @@ static json_t *external_volume_json(const struct hf_spec *spec,
 		      (json_int_t)e->opts.size_bytes, "repl", (int)e->opts.repl,
 		      "min_sync", (int)e->opts.min_sync, "shared",
 		      e->opts.shared, "secure", e->opts.secure));
+	if (e->opts.secret_key[0])
+		json_object_set_new(json_object_get(o, "options"), "secret_key",
+				    json_string(e->opts.secret_key));
 	/* A larger size grows the volume under its running tasks. */
 	if (for_diff)
 		json_object_del(json_object_get(o, "options"), "size");

@@ -387,6 +387,12 @@ struct hf_spec_volopts {
 	unsigned min_sync;  /* 1..repl; default repl - 1, at least 1 */
 	bool shared;        /* one volume for all instances (refused) */
 	bool secure;        /* encrypted (volume/crypt.h) */
+	/*
+	 * secret_key=NAME: the data key is sealed by named key NAME
+	 * (`holdfast credential create key`) rather than the cluster key;
+	 * "" for the cluster key. Only with secure=true.
+	 */
+	char secret_key[65];
 };
 
 #define HF_VOLOPTS_MIN_SIZE ((int64_t)64 << 20) /* ext4 with a journal */
@@ -751,6 +757,14 @@ struct hf_spec_plan *hf_spec_find_plan(const struct hf_spec *spec,
  */
 bool hf_spec_secure_volume(const struct hf_spec *spec, const char **pod,
 			   const char **vol);
+
+/*
+ * Walks spec's encrypted external volumes: *at is 0 at first and moves
+ * on at each call; returns false after the last. Each one's pod, volume
+ * and secret_key ("" when the cluster key seals its key).
+ */
+bool hf_spec_next_secure(const struct hf_spec *spec, size_t *at,
+			 const char **pod, const char **vol, const char **key);
 
 /*
  * Lists the fields the spec uses that holdfast cannot honour yet, as

@@ -1080,6 +1080,30 @@ bool hf_spec_secure_volume(const struct hf_spec *spec, const char **pod,
 	return false;
 }
 
+bool hf_spec_next_secure(const struct hf_spec *spec, size_t *at,
+			 const char **pod, const char **vol, const char **key)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; spec && i < spec->pods.len; i++) {
+		const struct hf_spec_pod *p = &spec->pods.items[i];
+
+		for (size_t k = 0; k < p->external_volumes.len; k++) {
+			const struct hf_spec_external_volume *e =
+			    &p->external_volumes.items[k];
+
+			if (!e->has_opts || !e->opts.secure || n++ < *at)
+				continue;
+			*at = n;
+			*pod = p->name ? p->name : "";
+			*vol = e->name ? e->name : "";
+			*key = e->opts.secret_key;
+			return true;
+		}
+	}
+	return false;
+}
+
 struct hf_spec_task *hf_spec_find_task(const struct hf_spec_pod *pod,
 				       const char *name)
 {

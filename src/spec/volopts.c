@@ -179,13 +179,22 @@ static bool parse_small(struct piece v, unsigned *out)
 	return true;
 }
 
-enum opt_key { K_SIZE, K_REPL, K_SHARED, K_SECURE, K_MIN_SYNC, K_NODES, K_N };
-
-static const char *const key_names[K_N] = {
-    "size", "repl", "shared", "secure", "min_sync", "nodes",
+enum opt_key {
+	K_SIZE,
+	K_REPL,
+	K_SHARED,
+	K_SECURE,
+	K_MIN_SYNC,
+	K_NODES,
+	K_SECRET_KEY,
+	K_N
 };
 
-#define KEYS_ALLOWED "size, repl, shared, secure and min_sync"
+static const char *const key_names[K_N] = {
+    "size", "repl", "shared", "secure", "min_sync", "nodes", "secret_key",
+};
+
+#define KEYS_ALLOWED "size, repl, shared, secure, secret_key and min_sync"
 
 int hf_spec_volopts_parse(const char *s, size_t len,
 			  struct hf_spec_volopts *out,
@@ -315,6 +324,21 @@ int hf_spec_volopts_parse(const char *s, size_t len,
 					vs);
 			}
 			break;
+		case K_SECRET_KEY:
+			if (val.len == 0 || val.len >= sizeof(out->secret_key) ||
+			    val.s[0] == '.' ||
+			    strspn(val.s, "abcdefghijklmnopqrstuvwxyz"
+					  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789-_.") < val.len)
+				problem(problems, false, key.off,
+					"secret_key names a key made with "
+					"'holdfast credential create key NAME' "
+					"(1-64 letters, digits, '-', '_' or "
+					"'.'), not '%s'",
+					vs);
+			else
+				memcpy(out->secret_key, val.s, val.len);
+			break;
 		case K_NODES:
 			/*
 			 * The SDK's Portworx provider sets nodes=LocalNode
@@ -333,6 +357,10 @@ next:
 		free(ks);
 		free(vs);
 	}
+	if (seen[K_SECRET_KEY] && !out->secure)
+		problem(problems, false, seen_at[K_SECRET_KEY],
+			"secret_key seals an encrypted volume's key: it needs "
+			"secure=true");
 	if (out->min_sync == 0)
 		out->min_sync = out->repl > 1 ? out->repl - 1 : 1;
 	else if (out->min_sync > out->repl)

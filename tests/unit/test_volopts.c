@@ -235,7 +235,13 @@ static void test_syntax(void **state)
 	one_error("size=1; =2", 8, "an option has no key before '='");
 	one_error("size=1;io_priority=high", 7,
 		  "unknown option 'io_priority': holdfast volumes take size, "
-		  "repl, shared, secure and min_sync");
+		  "repl, shared, secure, secret_key and min_sync");
+	one_error("secret_key=k1", 0,
+		  "secret_key seals an encrypted volume's key: it needs "
+		  "secure=true");
+	one_error("secure=true;secret_key=a b", 12,
+		  "secret_key names a key made with 'holdfast credential "
+		  "create key NAME'");
 	one_error("size=1;SIZE=1", 7, "unknown option 'SIZE'");
 	one_error("size=1;repl=2;size=1", 14, "option 'size' is given twice");
 	one_error("repl=2=3", 0, "repl must be 1, 2 or 3, not '2=3'");

@@ -250,6 +250,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _any(self):
         proxy = self.server.proxy
+        proxy._busy(1)
+        try:
+            self._serve()
+        finally:
+            proxy._busy(-1)
+
+    def _serve(self):
+        proxy = self.server.proxy
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self._refuse(411, "MissingContentLength", "chunked bodies are not supported here")
             self.close_connection = True
@@ -272,6 +280,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if self.command == "PUT":
             proxy.gate_put()
+        if self.command == "GET":
+            proxy.gate_get(self.path)
         fault = proxy.take_fault()
         if fault is not None:
             entry["fault"] = fault
@@ -330,6 +340,12 @@ class SigV4Proxy:
         self._open = threading.Event()
         self._open.set()
         self.held = 0  # PUTs waiting at the gate
+        self._get_open = threading.Event()
+        self._get_open.set()
+        self._get_pass = None  # while GETs are held: how many more pass
+        self._get_match = None
+        self.held_gets = 0  # GETs waiting at their gate
+        self.in_flight = 0  # requests read and not yet answered
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         if certfile:
@@ -365,6 +381,39 @@ class SigV4Proxy:
 
     def release_puts(self):
         self._open.set()
+
+    def _busy(self, d):
+        with self._lock:
+            self.in_flight += d
+
+    def gate_get(self, target):
+        with self._lock:
+            if self._get_pass is None or (self._get_match and
+                                          self._get_match not in target):
+                return
+            if self._get_pass > 0:
+                self._get_pass -= 1
+                return
+            self.held_gets += 1
+        self._get_open.wait(120)
+        with self._lock:
+            self.held_gets -= 1
+
+    def hold_gets(self, after=0, match=None):
+        """GETs (those whose path and query contain match, when given)
+        wait, signature checked, after the next `after` of them have
+        passed, until release_gets(): a download stays in the middle, at
+        a known point, for as long as a test needs."""
+        with self._lock:
+            self._get_pass = after
+            self._get_match = match
+            self._get_open.clear()
+
+    def release_gets(self):
+        with self._lock:
+            self._get_pass = None
+            self._get_match = None
+        self._get_open.set()
 
     def fail_next(self, n, status=503, code="SlowDown"):
         """The next n signed requests get status/code (status "drop": the

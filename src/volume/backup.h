@@ -23,6 +23,10 @@
  * holds only its ciphertext (and says "encrypted": true); restoring it
  * gives a replica that only the volume's key reads.
  *
+ * A restore fetches four chunks at a time and keeps a journal next to
+ * its output (FILE.progress, backup.c says how) so that one cut short
+ * and run again goes on where it was.
+ *
  * `holdfast-volume backup ...`, `restore ...`, `backups ...`: the access
  * and secret keys come from the environment (HOLDFAST_S3_ACCESS_KEY,
  * HOLDFAST_S3_SECRET_KEY), never from the command line.
@@ -36,9 +40,16 @@ struct hf_s3_config;
 
 /*
  * Writes backup `backup` of volume (under url, "s3://bucket[/prefix]")
- * to path, which must not exist (sparse; every chunk's hash checked;
- * nothing left behind on failure). Returns 0, or -1 with a sentence in
- * err. What a node server does to make a replica from a backup.
+ * to path: sparse, every chunk's hash checked, four chunks fetched at a
+ * time, path fdatasync'ed before it returns. path must not exist, unless
+ * path.progress does: the journal of a restore of the same backup to it
+ * that was cut short (killed, or failed), which this one goes on from,
+ * fetching only the chunks not yet written (a journal whose path is gone
+ * is of nothing, and is started afresh). On failure before anything is
+ * written nothing is left behind; after, path and path.progress are left
+ * for the next call to resume (remove both to give up). The journal is
+ * removed on success. Returns 0, or -1 with a sentence in err. What a
+ * node server does to make a replica from a backup.
  */
 int hf_backup_restore_file(const struct hf_s3_config *cfg, const char *url,
 			   const char *volume, const char *backup,

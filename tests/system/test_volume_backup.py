@@ -4,7 +4,9 @@ harness's SigV4-checking proxy: a full backup of a snapshot taken while
 the file system is mounted and written on, an incremental one that reads
 and uploads only what changed, a run cut short that uploads only what is
 missing when run again, restores that give back each snapshot's files,
-and refusals that say why."""
+a restore killed in the middle that goes on where it was, and refusals
+that say why."""
+import hashlib
 import json
 import os
 import random
@@ -119,6 +121,131 @@ def test_full_incremental_resume_restore(env, s3, tmp_path):
     assert run(s3, "restore", *common, "--from", "s3://backups/site1", "--backup", "b1",
                "--to", out).returncode == 0
     assert cat(out, "big") == big
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(MiB), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def chunk_gets(s3):
+    return [e for e in s3.proxy.entries()
+            if e["method"] == "GET" and "/chunks/" in e["target"] and e.get("status") == 200]
+
+
+def start_held_restore(s3, args, status, after):
+    """A restore whose first `after` chunk GETs pass and whose four
+    workers then wait at the proxy's gate; returns once those chunks are
+    written and synced (the status says so: done counts only that)."""
+    e = dict(os.environ, HOLDFAST_S3_ACCESS_KEY=s3.access_key,
+             HOLDFAST_S3_SECRET_KEY=s3.secret_key)
+    s3.proxy.hold_gets(after=after, match="/chunks/")
+    proc = subprocess.Popen([VOLUME_BIN, *args, "--status", status], env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        st = wait_for(lambda: s3.proxy.held_gets == 4 and read_json(status).get("done") == after * MiB
+                      and read_json(status), 60, what=f"{after} chunks restored, the rest held")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        s3.proxy.release_gets()
+        raise
+    return proc, st
+
+
+def kill_held_restore(s3, proc):
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    s3.proxy.release_gets()
+    # The held GETs go on to s3rver and answer a dead client: wait for them.
+    wait_for(lambda: s3.proxy.in_flight == 0, 30, what="the proxy idle")
+
+
+def test_a_restore_cut_short_goes_on_where_it_was(env, s3, tmp_path):
+    """A restore killed (SIGKILL) in the middle and run again with the
+    same arguments fetches only the chunks it had not yet written and
+    gives an image byte-identical to one restored in one go; its status
+    says how far it is and how much it found written; a record torn at
+    the journal's end is ignored; a second restore to the same file while
+    one runs, and a restore of another backup onto the journal of the
+    first, are refused and change nothing."""
+    d, procs = env
+    assert run(s3, "s3", "--endpoint", s3.endpoint, "mb", "resume").returncode == 0
+    p, st, cfg = start_attach(d, procs, "a", [], epoch=1)
+    assert st["state"] == "ready", st
+    mnt = os.path.join(d, "mnt")
+    os.mkdir(mnt)
+    subprocess.run(["mount", "-o", "noatime", st["device"], mnt], check=True)
+    big = random.Random(7).randbytes(20 * MiB)
+    write(mnt, "big", big)
+    take(d, p, "s1", ["s1"])
+    common = ["--endpoint", s3.endpoint, "--volume", "vol-r"]
+    for b in ("r1", "r2"):  # the same snapshot: the same chunks, two manifests
+        r = run(s3, "backup", *common, "--to", "s3://resume", "--replica", cfg["replica"],
+                "--snapshot", "s1", "--id", b)
+        assert r.returncode == 0, r.stderr
+    detach(p, mnt)
+    man = json.loads(run(s3, "s3", "--endpoint", s3.endpoint, "get",
+                         "resume/vol-r/backups/r1.json", "-").stdout)
+    data = len(man["chunks"])
+    assert data >= 20 and man["size"] % MiB == 0, man  # whole chunks: 1 MiB each
+    restore = ["restore", *common, "--from", "s3://resume", "--backup", "r1"]
+    whole = str(tmp_path / "whole.img")
+    r = run(s3, *restore, "--to", whole)
+    assert r.returncode == 0, r.stderr
+    want = sha256_of(whole)  # before cat: its e2fsck writes to the image
+    assert cat(whole, "big") == big
+
+    out = str(tmp_path / "cut.img")
+    journal = out + ".progress"
+    status = str(tmp_path / "restore-status.json")
+    s3.proxy.clear()
+    proc, st1 = start_held_restore(s3, [*restore, "--to", out], status, 6)
+    assert st1["state"] == "running" and st1["present"] == 0, st1
+    assert st1["total"] == data * MiB and st1["size"] == man["size"], st1
+    assert os.path.exists(out) and os.path.exists(journal)
+    # While it runs, a second restore to the same file is refused.
+    try:
+        r = run(s3, *restore, "--to", out)
+    finally:
+        kill_held_restore(s3, proc)
+    assert r.returncode == 1 and "another restore to this file is running" in r.stderr, r.stderr
+    first = len(chunk_gets(s3))
+    assert first >= 6, first
+    # A record cut short by the crash: the next run ignores it.
+    with open(journal, "ab") as f:
+        f.write(b"HFRJC\0\0\0\x40\0\0\0" + b"\x01" * 9)
+    s3.proxy.clear()
+    r = run(s3, *restore, "--to", out, "--status", status)
+    assert r.returncode == 0, r.stderr
+    assert "6 of them written by a run before" in r.stdout, r.stdout
+    st2 = read_json(status)
+    assert st2["state"] == "done" and st2["present"] == 6 * MiB, st2
+    assert st2["done"] == st2["total"] == data * MiB, st2
+    assert len(chunk_gets(s3)) == data - 6, (data, len(chunk_gets(s3)))
+    assert not os.path.exists(journal)
+    assert sha256_of(out) == want
+    assert os.stat(out).st_blocks * 512 < man["size"] // 2  # still sparse
+
+    # A journal of r1's restore does not let a restore of r2 (another
+    # manifest) go on from it: refused, nothing changed; r1 goes on.
+    out2 = str(tmp_path / "other.img")
+    s3.proxy.clear()
+    proc, _ = start_held_restore(s3, [*restore, "--to", out2], status, 3)
+    kill_held_restore(s3, proc)
+    before = (sha256_of(out2), sha256_of(out2 + ".progress"))
+    r = run(s3, "restore", *common, "--from", "s3://resume", "--backup", "r2", "--to", out2)
+    assert r.returncode == 1 and "journal of another restore (backup r1 of volume vol-r" in r.stderr, \
+        r.stderr
+    assert (sha256_of(out2), sha256_of(out2 + ".progress")) == before
+    r = run(s3, *restore, "--to", out2)
+    assert r.returncode == 0 and "3 of them written by a run before" in r.stdout, r.stdout + r.stderr
+    assert sha256_of(out2) == want
+    assert cat(out2, "big") == big
 
 
 def test_refusals_say_why(env, s3, tmp_path):

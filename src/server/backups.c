@@ -45,6 +45,7 @@ struct job {
 	bool busy;        /* a thread asks its node now */
 	int64_t next_post; /* monotonic ms: post it again (lost) from then */
 	unsigned posts;   /* times it was started again */
+	unsigned fails;   /* attempts to start it again since the last one */
 };
 
 static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -337,10 +338,10 @@ static void poll_job(struct hf_srv *s, const struct job *copy, json_t **last,
 		struct hf_ops_err e = {0};
 		char *snap_id = NULL;
 
+		/* Its snapshot deleted meanwhile: the next one is full. */
 		snap_state(s, copy->volume, copy->snap_name, &snap_id, NULL);
-		if (snap_id && hf_ops_xvol_backup_done(s, copy->volume, copy->id,
-						       snap_id, copy->to,
-						       &e) == 0)
+		if (hf_ops_xvol_backup_done(s, copy->volume, copy->id, snap_id,
+					    copy->to, &e) == 0)
 			*over = true;
 		hf_log("volume %s: backup %s done (%s)", copy->volume,
 		       copy->id, copy->to);
@@ -495,8 +496,13 @@ static void refresh_jobs(struct hf_srv *s, const char *volume, json_t **out)
 				json_decref(j->last);
 				j->last = last;
 			}
-			if (lost) {
-				j->next_post = now + RESTART_MS;
+			if (lost && may_post) {
+				/* 5 s, then longer while it cannot (60 s). */
+				int64_t wait = RESTART_MS << (j->fails < 4 ? j->fails
+									  : 4);
+
+				j->next_post = now + (wait < 60000 ? wait : 60000);
+				j->fails = node ? 0 : j->fails + 1;
 				if (node) {
 					free(j->node);
 					j->node = node;

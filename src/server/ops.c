@@ -434,13 +434,13 @@ int hf_ops_xvol_backup_done(struct hf_srv *s, const char *volume,
 		rc = fail(err, HF_ENOTFOUND, "no volume %s", volume);
 		goto out;
 	}
-	if (v->bk_snap && strcmp(v->bk_snap, snap_id) != 0)
+	if (v->bk_snap && (!snap_id || strcmp(v->bk_snap, snap_id) != 0))
 		old = hf_xvol_snap(v, v->bk_snap, true);
 	old_name = old ? hf_xstrdup(old->name) : NULL;
 	x = hf_actions_push(&a, HF_ACT_XVOL, v->service, v->instance, NULL);
 	x->u.xvol.op = HF_XVOLOP_BACKUP_DONE;
 	x->u.xvol.name = hf_xstrdup(v->name);
-	x->u.xvol.snap = hf_xstrdup(snap_id);
+	x->u.xvol.snap = snap_id ? hf_xstrdup(snap_id) : NULL;
 	x->u.xvol.snap_name = hf_xstrdup(backup);
 	x->u.xvol.why = hf_xstrdup(to);
 	x->u.xvol.at = hf_now_ms();

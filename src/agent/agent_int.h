@@ -206,6 +206,7 @@ struct ag_vserve {
 	bool known;
 	char *failure;             /* its last failure, as logged */
 	size_t filled_seen;        /* clone replicas it serves (made) */
+	int64_t fill_seen;         /* bytes made of the one being made; -1 */
 	struct hf_strlist skipped; /* replica ids serve.json cannot list */
 };
 

@@ -422,6 +422,19 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 				ag_mark_dirty(ag);
 		}
 	}
+	{
+		/* A replica being made: the server hears how far. */
+		const json_t *f = json_array_get(json_object_get(s.st, "filling"), 0);
+		int64_t done = f ? json_integer_value(json_object_get(f, "done"))
+				 : -1;
+
+		if (done != v->fill_seen) {
+			v->fill_seen = done;
+			ag_mark_dirty(ag);
+		}
+		if (f && next > now + 1000)
+			next = now + 1000;
+	}
 	json_decref(s.st);
 	free(dir);
 	return next;
@@ -541,6 +554,28 @@ void ag_vserve_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 			      ag->held.items[i].replica))
 			hf_strlist_push(&req->filled_replicas,
 					ag->held.items[i].replica);
+	/* The one being made, and how far. */
+	{
+		const json_t *f;
+		size_t i;
+
+		json_array_foreach(json_object_get(s.st, "filling"), i, f) {
+			const char *rid =
+			    json_string_value(json_object_get(f, "replica"));
+			int64_t done = json_integer_value(json_object_get(f, "done"));
+			int64_t total =
+			    json_integer_value(json_object_get(f, "total"));
+			struct hf_proto_resync *e;
+
+			if (!rid || !hf_vol_id_ok(rid, strlen(rid), 64) ||
+			    total < 0)
+				continue;
+			e = HF_VEC_PUSH(&req->filling);
+			e->replica = hf_xstrdup(rid);
+			e->total = total;
+			e->done = done < 0 ? 0 : done > total ? total : done;
+		}
+	}
 	json_decref(s.st);
 }
 

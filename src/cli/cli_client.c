@@ -2990,6 +2990,61 @@ out:
 	return rc;
 }
 
+/*
+ * Waits until every replica of the volume at path (GET) is made (none
+ * is marked "clone"), drawing how far the one being made is. Returns 0
+ * with the volume's last state in *last, or an exit code.
+ */
+static int wait_made(const char *path, const char *name, double timeout,
+		     int64_t start, json_t **last)
+{
+	long status;
+	bool drawn = false;
+	int rc = 0;
+
+	*last = NULL;
+	for (;;) {
+		json_t *v = NULL, *r, *made = NULL;
+		size_t i, pending = 0;
+
+		rc = api("GET", path, NULL, &status, &v);
+		if (rc || status != 200) {
+			json_decref(v);
+			rc = rc ? rc : HF_EXIT_FAIL;
+			break;
+		}
+		json_array_foreach(json_object_get(v, "replicas"), i, r) {
+			pending += json_is_string(json_object_get(r, "clone"));
+			if (json_is_object(json_object_get(r, "made")))
+				made = json_object_get(r, "made");
+		}
+		if (!g.json && made && jint(made, "total") > 0) {
+			fprintf(stderr, "\rvolume %s: %lld of %lld MiB made", name,
+				(long long)(jint(made, "done") >> 20),
+				(long long)(jint(made, "total") >> 20));
+			drawn = true;
+		}
+		if (!pending) {
+			if (drawn)
+				fprintf(stderr, "\n");
+			if (!g.json)
+				printf("volume %s: ready\n", name);
+			*last = v;
+			break;
+		}
+		json_decref(v);
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr, "%sholdfast: volume %s not made yet after "
+					"%.0f s (see 'holdfast volume show %s')\n",
+				drawn ? "\n" : "", name, timeout, name);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(300 * 1000);
+	}
+	return rc;
+}
+
 static int cmd_volume_clone(int argc, char **argv)
 {
 	const char *name = NULL, *snap = NULL, *new_name = NULL, *svc = NULL;
@@ -3046,34 +3101,14 @@ static int cmd_volume_clone(int argc, char **argv)
 	e1 = hf_url_escape(new_name);
 	path = hf_xasprintf("/v1/external-volumes/%s", e1);
 	free(e1);
-	while (wait) {
-		json_t *v = NULL, *r;
-		size_t i, pending = 0;
+	if (wait) {
+		json_t *v = NULL;
 
-		rc = api("GET", path, NULL, &status, &v);
-		if (rc || status != 200) {
-			json_decref(v);
-			rc = rc ? rc : HF_EXIT_FAIL;
-			break;
-		}
-		json_array_foreach(json_object_get(v, "replicas"), i, r)
-			pending += json_is_string(json_object_get(r, "clone"));
-		if (!pending) {
+		rc = wait_made(path, new_name, timeout, start, &v);
+		if (v) {
 			json_decref(out);
 			out = v;
-			if (!g.json)
-				printf("volume %s: ready\n", new_name);
-			break;
 		}
-		json_decref(v);
-		if (timeout > 0 && elapsed_s(start) > timeout) {
-			fprintf(stderr, "holdfast: volume %s not made yet after "
-					"%.0f s (see 'holdfast volume show %s')\n",
-				new_name, timeout, new_name);
-			rc = HF_EXIT_FAIL;
-			break;
-		}
-		usleep(300 * 1000);
 	}
 	free(path);
 	if (g.json)
@@ -3114,32 +3149,11 @@ static int restore_from_backup(const char *name, const char *from,
 		       "service %s\n",
 		       name, backup, (long long)(jint(out, "size") >> 20), svc);
 	path = hf_xasprintf("/v1/external-volumes/%s", esc);
-	while (wait) {
-		json_t *v = NULL, *r;
-		size_t i, pending = 0;
+	if (wait) {
+		json_t *v = NULL;
 
-		rc = api("GET", path, NULL, &status, &v);
-		if (rc || status != 200) {
-			json_decref(v);
-			rc = rc ? rc : HF_EXIT_FAIL;
-			break;
-		}
-		json_array_foreach(json_object_get(v, "replicas"), i, r)
-			pending += json_is_string(json_object_get(r, "clone"));
+		rc = wait_made(path, name, timeout, start, &v);
 		json_decref(v);
-		if (!pending) {
-			if (!g.json)
-				printf("volume %s: ready\n", name);
-			break;
-		}
-		if (timeout > 0 && elapsed_s(start) > timeout) {
-			fprintf(stderr, "holdfast: volume %s not made yet after "
-					"%.0f s (see 'holdfast volume show %s')\n",
-				name, timeout, name);
-			rc = HF_EXIT_FAIL;
-			break;
-		}
-		usleep(300 * 1000);
 	}
 	free(path);
 	if (g.json)

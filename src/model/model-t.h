@@ -449,6 +449,12 @@ struct hf_node_volrep {
 	int64_t write_us[HF_VOL_LAT_BUCKETS + 1], write_us_sum;
 };
 
+/* A replica a node's replica server is making, as its last sync says. */
+struct hf_node_fill {
+	char *replica;
+	int64_t done, total; /* bytes */
+};
+
 struct hf_node {
 	char *id;
 	char *hostname;
@@ -462,6 +468,7 @@ struct hf_node {
 	struct hf_node_storage *storage; /* owned; NULL: storage-less */
 	/* Its agent's latest volume reports; memory only (the next sync). */
 	HF_VEC(struct hf_node_volrep) volreps;
+	HF_VEC(struct hf_node_fill) fills; /* memory only, as volreps */
 	size_t idx;             /* its position in the model's nodes (never removed) */
 	/* Owned by the server, which frees it; opaque here. */
 	struct hf_node_link *link;

@@ -867,6 +867,9 @@ void hf_model_node_free(struct hf_node *n)
 	hf_model_node_storage_free(n->storage);
 	hf_model_node_volreps_clear(n);
 	HF_VEC_FREE(&n->volreps);
+	for (size_t i = 0; i < n->fills.len; i++)
+		free(n->fills.items[i].replica);
+	HF_VEC_FREE(&n->fills);
 	free(n);
 }
 

@@ -1622,6 +1622,9 @@ void hf_proto_sync_req_release(struct hf_proto_sync_req *r)
 	HF_VEC_FREE(&r->volumes);
 	hf_strlist_release(&r->deleted_replicas);
 	hf_strlist_release(&r->filled_replicas);
+	for (size_t i = 0; i < r->filling.len; i++)
+		free(r->filling.items[i].replica);
+	HF_VEC_FREE(&r->filling);
 	hf_proto_sync_req_init(r);
 }
 
@@ -1659,6 +1662,18 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 	if (r->filled_replicas.len)
 		json_object_set_new(o, "filled_replicas",
 				    strlist_encode(&r->filled_replicas));
+	if (r->filling.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->filling.len; i++)
+			json_array_append_new(
+			    a, json_pack("{s:s, s:I, s:I}", "replica",
+					 r->filling.items[i].replica, "done",
+					 (json_int_t)r->filling.items[i].done,
+					 "total",
+					 (json_int_t)r->filling.items[i].total));
+		json_object_set_new(o, "filling_replicas", a);
+	}
 	if (r->cluster)
 		json_object_set_new(o, "cluster", json_string(r->cluster));
 	if (r->brief)
@@ -1693,7 +1708,9 @@ static bool sync_req_decode(const struct dec *d, const json_t *j,
 	    !DECODE_ARRAY(d, j, "volumes", &out->volumes,
 			  volume_report_decode) ||
 	    !get_strlist(d, j, "deleted_replicas", &out->deleted_replicas) ||
-	    !get_strlist(d, j, "filled_replicas", &out->filled_replicas))
+	    !get_strlist(d, j, "filled_replicas", &out->filled_replicas) ||
+	    !DECODE_ARRAY(d, j, "filling_replicas", &out->filling,
+			  resync_decode))
 		return false;
 	if (info) {
 		struct dec id = {"info", d->err};

@@ -426,6 +426,11 @@ struct hf_proto_sync_req {
 	/* Clones' replicas made from their snapshot and served (ids). */
 	struct hf_strlist filled_replicas;
 	/*
+	 * "filling_replicas": the replica its replica server is making now
+	 * (a clone's, or from a backup): bytes written of those to write.
+	 */
+	HF_VEC(struct hf_proto_resync) filling;
+	/*
 	 * "brief": the agent keeps the order of every task it lists, so the
 	 * answer may name those by task_id alone (hf_proto_launch.known)
 	 * instead of repeating orders it has. Default false: full orders.

@@ -483,6 +483,17 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		hf_sched_replicas_deleted(s, n->id, &rq.deleted_replicas);
 	if (rq.filled_replicas.len)
 		hf_sched_replicas_filled(s, n->id, &rq.filled_replicas);
+	/* How far the replica being made is (memory only). */
+	for (size_t i = 0; i < n->fills.len; i++)
+		free(n->fills.items[i].replica);
+	n->fills.len = 0;
+	for (size_t i = 0; i < rq.filling.len; i++) {
+		struct hf_node_fill *f = HF_VEC_PUSH(&n->fills);
+
+		f->replica = hf_xstrdup(rq.filling.items[i].replica);
+		f->done = rq.filling.items[i].done;
+		f->total = rq.filling.items[i].total;
+	}
 	if (volreps_update(s, n, &rq))
 		hf_sched_changed(s, false);
 	/*

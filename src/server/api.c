@@ -618,6 +618,23 @@ static json_t *xvol_json(const struct hf_srv *s, const struct hf_xvol *v)
 	size_t k;
 	json_t *e;
 
+	/* A replica being made (a clone's, or from a backup): how far. */
+	json_array_foreach(reps, k, e) {
+		const char *id = json_string_value(json_object_get(e, "id"));
+		const char *on = json_string_value(json_object_get(e, "node"));
+		const struct hf_node *rn =
+		    on ? hf_model_node(&s->model, on) : NULL;
+
+		for (size_t i = 0; id && rn && i < rn->fills.len; i++)
+			if (!strcmp(rn->fills.items[i].replica, id))
+				json_object_set_new(
+				    e, "made",
+				    json_pack("{s:I, s:I}", "done",
+					      (json_int_t)rn->fills.items[i].done,
+					      "total",
+					      (json_int_t)rn->fills.items[i]
+						  .total));
+	}
 	if (!r || r->epoch != v->epoch)
 		return o;
 	json_object_set_new(

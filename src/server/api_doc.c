@@ -622,7 +622,11 @@ static const struct route_doc docs[] = {
 	 "`in_sync`, ...). While attached, `io` has its attach process's "
 	 "byte counters (since that process started) and each replica it "
 	 "knew in sync its `missed` bytes (the regions written without it, "
-	 "which a resync sends). Its key never appears.",
+	 "which a resync sends). A replica being made (a clone's, or from a "
+	 "backup) has `made`: bytes `done` of `total`, as its node last said. "
+	 "A backup under way is `backup_job`, a schedule `backup_schedule`; "
+	 "an encrypted volume sealed by a named key says which "
+	 "(`secret_key`). Its keys never appear.",
      .status = "200",
      .response = "{\"name\": \"string\", \"id\": \"string\", "
 		 "\"service\": \"string\", \"instance\": \"string|null\", "

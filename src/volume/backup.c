@@ -80,6 +80,7 @@ struct progress {
 	int64_t skipped; /* "present": in the store, or (restore) in the file */
 	int64_t size, fetched; /* restore: the volume's bytes, objects' bytes */
 	int64_t last_ms;
+	int64_t *ext; /* [done, total] for hf_backup_restore_file's caller */
 	char msg[768]; /* the last failure */
 };
 
@@ -92,6 +93,10 @@ static void status(struct progress *p, const char *state, const char *msg,
 	json_t *o;
 	char *text;
 
+	if (p->ext) {
+		__atomic_store_n(&p->ext[1], p->total, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->ext[0], LOAD(p->done), __ATOMIC_RELAXED);
+	}
 	if (!p->path || (!force && now - p->last_ms < 1000))
 		return;
 	p->last_ms = now;
@@ -1290,7 +1295,8 @@ out:
 
 int hf_backup_restore_file(const struct hf_s3_config *cfg, const char *url,
 			   const char *volume, const char *backup,
-			   const char *path, char *err, size_t err_len)
+			   const char *path, int64_t *progress, char *err,
+			   size_t err_len)
 {
 	struct opts o;
 	struct progress p;
@@ -1299,6 +1305,7 @@ int hf_backup_restore_file(const struct hf_s3_config *cfg, const char *url,
 
 	memset(&o, 0, sizeof(o));
 	memset(&p, 0, sizeof(p));
+	p.ext = progress;
 	o.url = url;
 	o.volume = volume;
 	o.backup = backup;

@@ -34,6 +34,9 @@
 #ifndef HF_VOLUME_BACKUP_H
 #define HF_VOLUME_BACKUP_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #define HF_BACKUP_CHUNK (1024 * 1024)
 
 struct hf_s3_config;
@@ -49,11 +52,13 @@ struct hf_s3_config;
  * written nothing is left behind; after, path and path.progress are left
  * for the next call to resume (remove both to give up). The journal is
  * removed on success. Returns 0, or -1 with a sentence in err. What a
- * node server does to make a replica from a backup.
+ * node server does to make a replica from a backup. progress (may be
+ * NULL): [bytes written, bytes to write], stored atomically as it goes.
  */
 int hf_backup_restore_file(const struct hf_s3_config *cfg, const char *url,
 			   const char *volume, const char *backup,
-			   const char *path, char *err, size_t err_len);
+			   const char *path, int64_t *progress, char *err,
+			   size_t err_len);
 
 /* argv[0] is "backup", "restore" or "backups". */
 int hf_volume_backup_main(int argc, char **argv);

@@ -36,6 +36,7 @@
 
 #define MAX_CONNS 256
 #define STOP_WAIT_MS 3000
+#define FILL_RETRY_MS 10000 /* a replica that could not be made: again after */
 
 /* A replica of the served set. */
 struct held {
@@ -66,6 +67,21 @@ struct server {
 	struct held *conn_held[MAX_CONNS]; /* the replica each one serves */
 	int nconns;
 	bool stopping;
+	/*
+	 * The replica being made (a clone's, or one from a backup) by the
+	 * filler thread, one at a time, so reloads and the served set go
+	 * on meanwhile: when it is made the thread signals a reload, which
+	 * serves it. Under fill_mu.
+	 */
+	pthread_mutex_t fill_mu;
+	pthread_t filler;
+	bool filling, fill_joinable;
+	struct hf_serve_volume fill_v; /* a copy: the thread's own */
+	int64_t fill_progress[2];      /* bytes written, to write */
+	/* The last failure, by "id/replica": not tried again too soon. */
+	char *fail_what, *fail_msg;
+	int64_t fail_at;
+	char *last_msg; /* main thread: the message of the last publish */
 };
 
 struct conn {
@@ -90,6 +106,18 @@ static void publish(const struct server *s, const char *state,
 		    served, json_pack("{s:s, s:s}", "id", s->set[i]->r.volume_id,
 				      "replica", s->set[i]->r.replica_id));
 	json_object_set_new(o, "served", served);
+	pthread_mutex_lock((pthread_mutex_t *)&s->fill_mu);
+	if (s->filling)
+		json_object_set_new(
+		    o, "filling",
+		    json_pack("[{s:s, s:s, s:I, s:I}]", "id", s->fill_v.id,
+			      "replica", s->fill_v.replica, "done",
+			      (json_int_t)__atomic_load_n(&s->fill_progress[0],
+							  __ATOMIC_RELAXED),
+			      "total",
+			      (json_int_t)__atomic_load_n(&s->fill_progress[1],
+							  __ATOMIC_RELAXED)));
+	pthread_mutex_unlock((pthread_mutex_t *)&s->fill_mu);
 	/* The agent signals only when the file differs from this. */
 	json_object_set_new(o, "config",
 			    json_sprintf("%08x", (unsigned)s->config_crc));
@@ -171,7 +199,7 @@ static struct held *held_new(struct hf_serve_volume *v)
  * with a sentence in err.
  */
 static int fill_clone(const char *pool, const struct hf_serve_volume *v,
-		      char *err, size_t err_len)
+		      int64_t *progress, char *err, size_t err_len)
 {
 	char *dir = hf_xasprintf("%s/replicas/%s/%s", pool, v->id, v->replica);
 	char *data = hf_xasprintf("%s/data", dir);
@@ -218,11 +246,13 @@ static int fill_clone(const char *pool, const struct hf_serve_volume *v,
 		goto out;
 	}
 	buf = hf_xmalloc(HF_SNAP_CHUNK);
+	__atomic_store_n(&progress[1], size, __ATOMIC_RELAXED);
 	for (int64_t off = 0; off < size && !e; off += HF_SNAP_CHUNK) {
 		size_t len = size - off < HF_SNAP_CHUNK ? (size_t)(size - off)
 							: HF_SNAP_CHUNK;
 		bool zero = true;
 
+		__atomic_store_n(&progress[0], off, __ATOMIC_RELAXED);
 		if ((e = hf_snaps_read(sn, v->clone_snap, (uint64_t)off, buf,
 				       len)))
 			break;
@@ -276,11 +306,12 @@ out:
  * data.clone, then renamed to data. Nothing when data exists.
  */
 static int fill_backup(const char *pool, const struct hf_serve_volume *v,
-		       char *err, size_t err_len)
+		       int64_t *progress, char *err, size_t err_len)
 {
 	char *dir = hf_xasprintf("%s/replicas/%s/%s", pool, v->id, v->replica);
 	char *data = hf_xasprintf("%s/data", dir);
 	char *tmp = hf_xasprintf("%s/data.clone", dir);
+	char *journal = hf_xasprintf("%s/data.clone.progress", dir);
 	struct hf_s3_config cfg;
 	int rc = -1;
 
@@ -292,7 +323,9 @@ static int fill_backup(const char *pool, const struct hf_serve_volume *v,
 		snprintf(err, err_len, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
-	unlink(tmp); /* a run cut short */
+	/* A run cut short goes on from its journal; without one, afresh. */
+	if (access(journal, F_OK) != 0)
+		unlink(tmp);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.endpoint = v->rf[HF_RF_ENDPOINT];
 	cfg.region = v->rf[HF_RF_REGION];
@@ -300,7 +333,8 @@ static int fill_backup(const char *pool, const struct hf_serve_volume *v,
 	cfg.access_key = v->rf[HF_RF_ACCESS];
 	cfg.secret_key = v->rf[HF_RF_SECRET];
 	if (hf_backup_restore_file(&cfg, v->rf[HF_RF_URL], v->rf[HF_RF_VOLUME],
-				   v->rf[HF_RF_BACKUP], tmp, err, err_len))
+				   v->rf[HF_RF_BACKUP], tmp, progress, err,
+				   err_len))
 		goto out;
 	if (truncate(tmp, v->size) < 0 || rename(tmp, data) < 0) {
 		snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
@@ -310,10 +344,132 @@ static int fill_backup(const char *pool, const struct hf_serve_volume *v,
 	       v->replica, v->id, v->rf[HF_RF_BACKUP], v->rf[HF_RF_VOLUME]);
 	rc = 0;
 out:
+	free(journal);
 	free(tmp);
 	free(data);
 	free(dir);
 	return rc;
+}
+
+/* Whether v's replica is still to be made (a clone's, or from a backup). */
+static bool to_fill(const char *pool, const struct hf_serve_volume *v)
+{
+	char *data;
+	bool missing;
+
+	if (!v->clone_id && !v->rf[HF_RF_URL])
+		return false;
+	data = hf_xasprintf("%s/replicas/%s/%s/data", pool, v->id, v->replica);
+	missing = access(data, F_OK) != 0;
+	free(data);
+	return missing;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? hf_xstrdup(s) : NULL;
+}
+
+static void volume_copy(struct hf_serve_volume *to,
+			const struct hf_serve_volume *v)
+{
+	memset(to, 0, sizeof(*to));
+	to->id = hf_xstrdup(v->id);
+	to->replica = hf_xstrdup(v->replica);
+	to->name = dup_or_null(v->name);
+	to->size = v->size;
+	memcpy(to->key, v->key, sizeof(to->key));
+	to->clone_id = dup_or_null(v->clone_id);
+	to->clone_replica = dup_or_null(v->clone_replica);
+	to->clone_snap = dup_or_null(v->clone_snap);
+	for (size_t i = 0; i < HF_ARRAY_LEN(to->rf); i++)
+		to->rf[i] = dup_or_null(v->rf[i]);
+}
+
+static void volume_free(struct hf_serve_volume *v)
+{
+	free(v->id);
+	free(v->replica);
+	free(v->name);
+	free(v->clone_id);
+	free(v->clone_replica);
+	free(v->clone_snap);
+	for (size_t i = 0; i < HF_ARRAY_LEN(v->rf); i++) {
+		if (v->rf[i])
+			explicit_bzero(v->rf[i], strlen(v->rf[i]));
+		free(v->rf[i]);
+	}
+	explicit_bzero(v->key, sizeof(v->key));
+	memset(v, 0, sizeof(*v));
+}
+
+/* The filler thread: makes s->fill_v's replica, then asks for a reload. */
+static void *fill_main(void *arg)
+{
+	struct server *s = arg;
+	struct hf_serve_volume *v = &s->fill_v;
+	char err[768] = "";
+	int rc;
+
+	rc = v->clone_id ? fill_clone(s->pool, v, s->fill_progress, err,
+				      sizeof(err))
+			 : fill_backup(s->pool, v, s->fill_progress, err,
+				       sizeof(err));
+	pthread_mutex_lock(&s->fill_mu);
+	if (rc) {
+		hf_log("replica %s of volume %s not made: %s", v->replica,
+		       v->id, err);
+		free(s->fail_what);
+		free(s->fail_msg);
+		s->fail_what = hf_xasprintf("%s/%s", v->id, v->replica);
+		s->fail_msg = hf_xstrdup(err);
+		s->fail_at = hf_mono_ms();
+	}
+	s->filling = false;
+	pthread_mutex_unlock(&s->fill_mu);
+	/* The main thread reloads: the made replica is served (a failed
+	 * one is not tried again for FILL_RETRY_MS). */
+	kill(getpid(), SIGHUP);
+	return NULL;
+}
+
+/*
+ * Starts making v's replica in the background unless one is being made
+ * (it comes next) or it failed a moment ago. *why: why it is not served
+ * yet (malloc'ed).
+ */
+static void fill_start(struct server *s, const struct hf_serve_volume *v,
+		       char **why)
+{
+	char *what = hf_xasprintf("%s/%s", v->id, v->replica);
+
+	pthread_mutex_lock(&s->fill_mu);
+	if (s->filling) {
+		*why = hf_xstrdup(!strcmp(s->fill_v.id, v->id) &&
+					  !strcmp(s->fill_v.replica, v->replica)
+				      ? "being made"
+				      : "waiting to be made");
+	} else if (s->fail_what && !strcmp(s->fail_what, what) &&
+		   hf_mono_ms() - s->fail_at < FILL_RETRY_MS) {
+		*why = hf_xasprintf("not made: %s", s->fail_msg);
+	} else {
+		if (s->fill_joinable)
+			pthread_join(s->filler, NULL);
+		s->fill_joinable = false;
+		volume_free(&s->fill_v);
+		volume_copy(&s->fill_v, v);
+		s->fill_progress[0] = s->fill_progress[1] = 0;
+		s->filling = true;
+		if (pthread_create(&s->filler, NULL, fill_main, s)) {
+			s->filling = false;
+			*why = hf_xstrdup("not made: cannot start a thread");
+		} else {
+			s->fill_joinable = true;
+			*why = hf_xstrdup("being made");
+		}
+	}
+	pthread_mutex_unlock(&s->fill_mu);
+	free(what);
 }
 
 static void held_free(struct held *h)
@@ -378,15 +534,15 @@ static int build_set(struct server *s, struct hf_serve_config *c, bool strict,
 			set[n++] = h;
 			continue;
 		}
-		if ((v->clone_id && fill_clone(s->pool, v, err, sizeof(err))) ||
-		    (v->rf[HF_RF_URL] &&
-		     fill_backup(s->pool, v, err, sizeof(err)))) {
-			hf_log("replica %s of volume %s not served: %s",
-			       v->replica, v->id, err);
+		if (to_fill(s->pool, v)) {
+			char *why = NULL;
+
+			fill_start(s, v, &why);
 			if (!bad++)
 				*msg = hf_xasprintf("replica %s of volume %s "
-						    "is not served: %s",
-						    v->replica, v->id, err);
+						    "is not served yet: %s",
+						    v->replica, v->id, why);
+			free(why);
 			continue;
 		}
 		h = held_new(v);
@@ -444,6 +600,8 @@ static int load(struct server *s)
 	if (build_set(s, &c, true, &s->set, &s->nset, &msg))
 		goto out;
 	s->generation = 1;
+	s->last_msg = msg;
+	msg = NULL;
 	rc = 0;
 out:
 	free(msg);
@@ -551,7 +709,8 @@ out:
 	if (msg && !set)
 		hf_log("%s", msg);
 	publish(s, "ready", msg);
-	free(msg);
+	free(s->last_msg);
+	s->last_msg = msg;
 	hf_serve_config_release(&c);
 }
 
@@ -1044,6 +1203,7 @@ int hf_volume_serve_main(const char *dir)
 	for (int i = 0; i < MAX_CONNS; i++)
 		s.conns[i] = -1;
 	pthread_mutex_init(&s.mu, NULL);
+	pthread_mutex_init(&s.fill_mu, NULL);
 	hf_log_init("holdfast-volume", true);
 	s.dir = realpath(dir, NULL);
 	if (!s.dir) {
@@ -1071,12 +1231,22 @@ int hf_volume_serve_main(const char *dir)
 		failed(&s, "cannot start the accepting thread");
 		goto out;
 	}
-	publish(&s, "ready", NULL);
+	publish(&s, "ready", s.last_msg);
 	hf_log("serving %zu replicas of pool %s on %s port %d", s.nset,
 	       s.pool, s.address, s.bound_port);
 	for (;;) {
-		sig = sigwaitinfo(&mask, NULL);
-		if (sig == SIGHUP)
+		/* While a replica is being made, its progress each second. */
+		struct timespec tick = {1, 0};
+		bool filling;
+
+		pthread_mutex_lock(&s.fill_mu);
+		filling = s.filling;
+		pthread_mutex_unlock(&s.fill_mu);
+		sig = filling ? sigtimedwait(&mask, NULL, &tick)
+			      : sigwaitinfo(&mask, NULL);
+		if (sig < 0 && errno == EAGAIN)
+			publish(&s, "ready", s.last_msg);
+		else if (sig == SIGHUP)
 			reload(&s);
 		else if (sig >= 0 || errno != EINTR)
 			break;
@@ -1100,6 +1270,17 @@ out:
 	free(lock);
 	if (left) /* a connection still uses them: the exit frees them */
 		goto out_exit;
+	pthread_mutex_lock(&s.fill_mu);
+	left = s.filling; /* a replica is being made: its journal resumes it */
+	pthread_mutex_unlock(&s.fill_mu);
+	if (left)
+		goto out_exit;
+	if (s.fill_joinable)
+		pthread_join(s.filler, NULL);
+	volume_free(&s.fill_v);
+	free(s.fail_what);
+	free(s.fail_msg);
+	free(s.last_msg);
 	for (size_t i = 0; i < s.nset; i++)
 		held_free(s.set[i]);
 	free(s.set);

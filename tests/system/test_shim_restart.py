@@ -127,8 +127,10 @@ def test_max_restarts_then_the_last_exit_is_final(tmp_path):
 def test_without_a_policy_the_shim_exits_with_its_task(tmp_path):
     taskdir, sandbox = make_task(tmp_path, "echo x >> starts; exec sleep 60")
     st = start(taskdir)
-    # "running" is before the shell's first line: let it write, then kill.
-    wait_for(lambda: (sandbox / "starts").exists(), "the start's line")
+    # "running" is before the shell's first line: let it write, then kill
+    # (the file exists once the shell opened it, before the line is in).
+    wait_for(lambda: (sandbox / "starts").exists() and read(sandbox / "starts").strip(),
+             "the start's line")
     os.kill(st["pid"], signal.SIGKILL)
     st = wait_exit(taskdir)
     assert st["signal"] == 9 and st["restarts"] == 0

@@ -295,3 +295,62 @@ def test_a_pods_schedule_in_the_spec(cl, s3, tmp_path):
 """, "")
     p = cl.cli("spec", "validate", write(str(tmp_path / "nov.yml"), nov), check=False)
     assert p.returncode != 0 and "has none" in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_a_restore_shows_progress_and_resumes_after_its_server_dies(cl, s3, tmp_path):
+    """A volume made from a backup: its node's replica server makes the
+    replica in the background (the other replicas stay served), `volume
+    show` says how far, and when the replica server is killed in the
+    middle, the one started again goes on from its journal."""
+    vol = "rs-db-0"
+    cl.deploy(write(str(tmp_path / "rs.yml"), spec("rs")), timeout=180)
+    sh(cl, "rs", "head -c 12000000 /dev/urandom > data/big; sync")
+    big = sh(cl, "rs", "sha256sum < data/big").split()[0]
+    r = json.loads(cl.cli("volume", "backup", vol, "--to", "s3://vault/rs", "--credential",
+                          "site", "--wait", "--json").stdout)
+    bid = r["backup"]
+    s3.proxy.clear()
+    s3.proxy.hold_gets(after=4, match="/chunks/")
+    try:
+        st, body = cl.api("POST", "/v1/external-volumes/rs2-db-0/from-backup", {
+            "from": "s3://vault/rs", "backup": bid, "volume": vol, "credential": "site",
+            "service": "rs2"})
+        assert st == 202, body
+        wait_for(lambda: s3.proxy.held_gets > 0, 60, what="the restore's held GETs")
+
+        def made():
+            st, v = cl.api("GET", "/v1/external-volumes/rs2-db-0")
+            m = [x.get("made") for x in v["replicas"] if x.get("made")]
+            return m[0] if m and m[0]["done"] > 0 else None
+        m = wait_for(made, 30, what="progress in volume show")
+        assert 0 < m["done"] < m["total"], m
+        # The node's other replicas are served meanwhile: the running
+        # service's volume takes writes.
+        sh(cl, "rs", "echo more > data/more; sync")
+        # Its replica server dies; the agent starts another.
+        pids = cl.pids_matching(os.path.join(cl.agent_data, "vserve"))
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGKILL)
+        # Answered before the kill, and held then (answered to no one).
+        gets_before = len([e for e in s3.proxy.entries()
+                           if e["method"] == "GET" and "/chunks/" in e["target"]])
+        gets_before += s3.proxy.held_gets
+    finally:
+        s3.proxy.release_gets()
+    p = cl.cli("volume", "restore", "rs2-db-0", "--from", "s3://vault/rs", "--backup", bid,
+               "--volume", vol, "--credential", "site", "--for-service", "rs2", check=False)
+    assert p.returncode != 0 and "exists" in p.stderr, p.stderr  # made once only
+
+    def ready():
+        st, v = cl.api("GET", "/v1/external-volumes/rs2-db-0")
+        return v if all(not x.get("clone") for x in v["replicas"]) else None
+    wait_for(ready, 120, interval=0.5, what="the restored replica made")
+    chunk_gets = len([e for e in s3.proxy.entries()
+                      if e["method"] == "GET" and "/chunks/" in e["target"]])
+    man = manifest(s3, f"vault/rs/{vol}/backups/{bid}.json")
+    # Resumed: the chunks written (and synced: "done" > 0) before the
+    # kill were not fetched again.
+    assert chunk_gets - gets_before < len(man["chunks"]), (chunk_gets, gets_before,
+                                                           len(man["chunks"]))
+    cl.deploy(write(str(tmp_path / "rs2.yml"), spec("rs2")), timeout=180)
+    assert sh(cl, "rs2", "sha256sum < data/big").split()[0] == big

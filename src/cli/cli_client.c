@@ -3130,7 +3130,7 @@ static int restore_from_backup(const char *name, const char *from,
 	int rc;
 
 	path = hf_xasprintf("/v1/external-volumes/%s/from-backup", esc);
-	body = json_pack("{s:s, s:s, s:s, s:s, s:i}", "from", from, "backup",
+	body = json_pack("{s:s, s:s?, s:s, s:s, s:i}", "from", from, "backup",
 			 backup, "credential", cred, "service", svc, "repl",
 			 repl);
 	if (src)
@@ -3147,7 +3147,8 @@ static int restore_from_backup(const char *name, const char *from,
 	if (!g.json)
 		printf("volume %s: being made from backup %s (%lld MiB), for "
 		       "service %s\n",
-		       name, backup, (long long)(jint(out, "size") >> 20), svc);
+		       name, jstr(out, "backup"),
+		       (long long)(jint(out, "size") >> 20), svc);
 	path = hf_xasprintf("/v1/external-volumes/%s", esc);
 	if (wait) {
 		json_t *v = NULL;
@@ -3204,7 +3205,7 @@ static int cmd_volume_restore(int argc, char **argv)
 		else
 			return hf_cli_usage("volume", "restore");
 	}
-	if (name && from && backup && cred && svc && !snap)
+	if (name && from && cred && svc && !snap)
 		return restore_from_backup(name, from, backup, cred, src, svc,
 					   repl, wait, timeout, start);
 	if (!name || !snap || !*name || !*snap || from)
@@ -4255,7 +4256,7 @@ const struct hf_cmd hf_client_cmds[] = {
      NULL},
     {"volume", "restore", cmd_volume_restore,
      "NAME --snapshot S [--wait] [--timeout S] [--json]\n"
-     "       NEWNAME --from s3://BUCKET[/PREFIX] --backup ID --credential C\n"
+     "       NEWNAME --from s3://BUCKET[/PREFIX] [--backup ID] --credential C\n"
      "       --for-service SVC [--volume NAME] [--repl N] [--wait] [--json]",
      "restore a volume to a snapshot, or make one from a backup",
      "Brings external volume NAME back to snapshot S: the pod that uses it\n"
@@ -4265,7 +4266,8 @@ const struct hf_cmd hf_client_cmds[] = {
      "Every replica must be in sync and hold S. --wait returns once it\n"
      "is done.\n"
      "With --from, makes new external volume NEWNAME from backup ID\n"
-     "(holdfast volume backups lists them) of volume NAME (--volume;\n"
+     "(holdfast volume backups lists them; default: the newest) of volume\n"
+     "NAME (--volume;\n"
      "default NEWNAME) in that store, read with credential C, kept for\n"
      "service SVC until an instance of it whose volume has that name\n"
      "takes it; --repl replicas (default 1), each made by its node.",

@@ -859,9 +859,11 @@ static const struct route_doc docs[] = {
 	 "`repl` replicas (default 1) on the pools with the most room, each "
 	 "made by its node from the backup (every chunk's hash checked); "
 	 "usable once they are (`in_sync`). `volume` is the backed-up "
-	 "volume's name (default: `name`). An encrypted backup needs that "
-	 "volume in this cluster (its key).",
-     .request = "{\"from\": \"s3://bucket[/prefix]\", \"backup\": "
+	 "volume's name (default: `name`); `backup` the backup's id "
+	 "(default: the newest the store holds). An encrypted backup needs "
+	 "its key: the backed-up volume in this cluster (a cluster key's "
+	 "volume), or the named key its manifest names (`secret_key`).",
+     .request = "{\"from\": \"s3://bucket[/prefix]\", \"backup?\": "
 		"\"string\", \"credential\": \"string\", \"service\": "
 		"\"string\", \"volume?\": \"string\", \"repl?\": "
 		"\"integer\"}",

@@ -747,6 +747,7 @@ void hf_backup_restore_handler(void *ctx, const struct hf_http_req *req,
 	json_t *body = NULL, *m = NULL;
 	const char *from, *vol, *backup, *cname, *svc;
 	char *why = NULL, e[HF_S3_ERRLEN], *bucket = NULL, *key = NULL;
+	char *newest = NULL;
 	json_int_t repl;
 	int rc;
 
@@ -762,12 +763,13 @@ void hf_backup_restore_handler(void *ctx, const struct hf_http_req *req,
 		   : 1;
 	if (!vol)
 		vol = name;
-	if (!hf_spec_s3_place_ok(from) || !backup || !cname || !svc || !*svc ||
-	    repl < 1 || repl > 3 || strchr(backup, '/') ||
+	if (!hf_spec_s3_place_ok(from) || !cname || !svc || !*svc ||
+	    repl < 1 || repl > 3 || (backup && strchr(backup, '/')) ||
 	    strchr(vol, '/')) {
 		hf_http_error(resp, HF_EINVAL,
 			      "the body is {\"from\": \"s3://bucket[/prefix]\", "
-			      "\"backup\": ID, \"credential\": NAME, "
+			      "\"backup\"?: ID (default: the newest), "
+			      "\"credential\": NAME, "
 			      "\"service\": the service that will use it, "
 			      "\"volume\"?: the backed-up volume's name, "
 			      "\"repl\"?: 1-3}");
@@ -777,6 +779,35 @@ void hf_backup_restore_handler(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, rc == HF_ENOTFOUND ? HF_ECONFLICT : rc, "%s",
 			      why);
 		goto out;
+	}
+	if (!backup) {
+		/* The newest the store's catalogue holds. */
+		json_t *cat = catalogue(&cred, from, vol, e), *c;
+		json_int_t best = -1;
+		size_t i;
+
+		json_array_foreach(cat, i, c) {
+			json_int_t at = json_integer_value(
+			    json_object_get(c, "created"));
+
+			if (json_is_string(json_object_get(c, "backup")) &&
+			    at > best) {
+				best = at;
+				free(newest);
+				newest = hf_xstrdup(json_string_value(
+				    json_object_get(c, "backup")));
+			}
+		}
+		if (!newest) {
+			hf_http_error(resp, cat ? HF_ECONFLICT : HF_EUNAVAIL,
+				      "%s: %s", from,
+				      cat ? "it holds no backup of that volume"
+					  : e);
+			json_decref(cat);
+			goto out;
+		}
+		json_decref(cat);
+		backup = newest;
 	}
 	/* The manifest says how large, and whether encrypted. */
 	{
@@ -838,6 +869,7 @@ out:
 	free(why);
 	free(bucket);
 	free(key);
+	free(newest);
 }
 
 static const struct hf_spec_pod *spec_schedule(struct hf_srv *s,

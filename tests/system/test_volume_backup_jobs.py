@@ -235,6 +235,10 @@ def test_a_schedule_backs_up_and_keeps_the_newest(cl, s3, tmp_path):
     r = s3run(s3, "restore", "--endpoint", s3.endpoint, "--from", "s3://vault/sched",
               "--volume", vol, "--backup", bid, "--to", img)
     assert r.returncode == 0, r.stderr
+    # Without --backup, a restore takes the newest.
+    p = cl.cli("volume", "restore", "sc2-db-0", "--from", "s3://vault/sched", "--volume", vol,
+               "--credential", "site", "--for-service", "sc2", "--json")
+    assert json.loads(p.stdout)["backup"] == bid, p.stdout
     time.sleep(4)
     assert len(made()) == n, "a backup after --off"
     st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")

@@ -459,39 +459,54 @@ out:
 	return leave(s, rc, err);
 }
 
+/*
+ * The action of op on volume's record (the caller fills the rest), or
+ * NULL with *rc and err set: no such volume (or one being deleted, with
+ * live). Under enter().
+ */
+static struct hf_action *xvol_action(struct hf_srv *s, struct hf_actions *a,
+				     const char *volume, enum hf_xvol_op op,
+				     bool live, struct hf_ops_err *err,
+				     int *rc)
+{
+	const struct hf_xvol *v = hf_model_xvol(&s->model, volume);
+	struct hf_action *x;
+
+	if (!v || (live && v->state == HF_XVOL_DELETING)) {
+		*rc = fail(err, HF_ENOTFOUND, "no external volume '%s'", volume);
+		return NULL;
+	}
+	x = hf_actions_push(a, HF_ACT_XVOL, v->service, v->instance, NULL);
+	x->u.xvol.op = op;
+	x->u.xvol.name = hf_xstrdup(v->name);
+	return x;
+}
+
 int hf_ops_xvol_backup_run(struct hf_srv *s, const char *volume,
 			   const struct hf_xbk_run *run, bool first,
 			   struct hf_ops_err *err)
 {
 	struct hf_actions a = {0};
-	const struct hf_xvol *v;
 	struct hf_action *x;
+	char *why;
 	int rc = enter(s, err);
 
 	if (rc)
 		return rc;
-	v = hf_model_xvol(&s->model, volume);
-	if (!v) {
-		rc = fail(err, HF_ENOTFOUND, "no volume %s", volume);
+	if (!(x = xvol_action(s, &a, volume, HF_XVOLOP_BACKUP_RUN, false, err,
+			      &rc)))
 		goto out;
-	}
-	x = hf_actions_push(&a, HF_ACT_XVOL, v->service, v->instance, NULL);
-	x->u.xvol.op = HF_XVOLOP_BACKUP_RUN;
-	x->u.xvol.name = hf_xstrdup(v->name);
 	x->u.xvol.id = hf_xstrdup(run->id);
 	x->u.xvol.snap_name = hf_xstrdup(run->snap);
 	x->u.xvol.why = hf_xstrdup(run->to);
 	x->u.xvol.cred = hf_xstrdup(run->cred);
 	x->u.xvol.node = dup_or_null(run->node);
 	x->u.xvol.at = run->started;
-	{
-		char *why = hf_xasprintf("to %s on node %s", run->to,
-					 run->node ? run->node : "?");
-
-		note_event(&a, v->service, "backup", run->id,
-			   first ? NULL : "running", "running", why);
-		free(why);
-	}
+	why = hf_xasprintf("to %s on node %s", run->to,
+			   run->node ? run->node : "?");
+	note_event(&a, x->service, "backup", run->id, first ? NULL : "running",
+		   "running", why);
+	free(why);
 	carry_out(s, &a);
 out:
 	hf_actions_release(&a);
@@ -503,22 +518,16 @@ int hf_ops_xvol_backup_end(struct hf_srv *s, const char *volume,
 			   struct hf_ops_err *err)
 {
 	struct hf_actions a = {0};
-	const struct hf_xvol *v;
 	struct hf_action *x;
 	int rc = enter(s, err);
 
 	if (rc)
 		return rc;
-	v = hf_model_xvol(&s->model, volume);
-	if (!v) {
-		rc = fail(err, HF_ENOTFOUND, "no volume %s", volume);
+	if (!(x = xvol_action(s, &a, volume, HF_XVOLOP_BACKUP_END, false, err,
+			      &rc)))
 		goto out;
-	}
-	x = hf_actions_push(&a, HF_ACT_XVOL, v->service, v->instance, NULL);
-	x->u.xvol.op = HF_XVOLOP_BACKUP_END;
-	x->u.xvol.name = hf_xstrdup(v->name);
 	x->u.xvol.id = hf_xstrdup(backup);
-	note_event(&a, v->service, "backup", backup, "running", "failed", why);
+	note_event(&a, x->service, "backup", backup, "running", "failed", why);
 	carry_out(s, &a);
 out:
 	hf_actions_release(&a);
@@ -530,34 +539,26 @@ int hf_ops_xvol_backup_schedule(struct hf_srv *s, const char *volume,
 				struct hf_ops_err *err)
 {
 	struct hf_actions a = {0};
-	const struct hf_xvol *v;
 	struct hf_action *x;
+	char *after = NULL;
 	int rc = enter(s, err);
 
 	if (rc)
 		return rc;
-	v = hf_model_xvol(&s->model, volume);
-	if (!v || v->state == HF_XVOL_DELETING) {
-		rc = fail(err, HF_ENOTFOUND, "no external volume '%s'", volume);
+	if (!(x = xvol_action(s, &a, volume, HF_XVOLOP_BACKUP_SCHEDULE, true,
+			      err, &rc)))
 		goto out;
-	}
-	x = hf_actions_push(&a, HF_ACT_XVOL, v->service, v->instance, NULL);
-	x->u.xvol.op = HF_XVOLOP_BACKUP_SCHEDULE;
-	x->u.xvol.name = hf_xstrdup(v->name);
 	x->u.xvol.why = sc ? hf_xstrdup(sc->to) : NULL;
 	x->u.xvol.cred = sc ? hf_xstrdup(sc->cred) : NULL;
 	x->u.xvol.size = sc ? sc->every_ms : 0;
 	x->u.xvol.repl = sc ? sc->keep : 0;
-	{
-		char *after = sc ? hf_xasprintf("every %llds to %s, keep %u",
-						(long long)(sc->every_ms / 1000),
-						sc->to, sc->keep)
-				 : NULL;
-
-		note_event(&a, v->service, "backup-schedule", v->name, NULL,
-			   after ? after : "none", NULL);
-		free(after);
-	}
+	if (sc)
+		after = hf_xasprintf("every %llds to %s, keep %u",
+				     (long long)(sc->every_ms / 1000), sc->to,
+				     sc->keep);
+	note_event(&a, x->service, "backup-schedule", volume, NULL,
+		   after ? after : "none", NULL);
+	free(after);
 	carry_out(s, &a);
 out:
 	hf_actions_release(&a);

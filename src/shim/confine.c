@@ -626,7 +626,6 @@ out:
 static int mount_device(struct bind *b, uint64_t attrs)
 {
 	struct loop_info64 info;
-	char magic[4];
 	int dev, fs = -1, rc = -1, e;
 
 	dev = open(b->source, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -643,13 +642,7 @@ static int mount_device(struct bind *b, uint64_t attrs)
 		errno = ESTALE;
 		goto out;
 	}
-	/* An XFS (fs=xfs) says so in its first bytes; else an ext4. */
-	fs = hf_sys_fsopen(pread(dev, magic, sizeof(magic), 0) ==
-					   (ssize_t)sizeof(magic) &&
-				   memcmp(magic, "XFSB", 4) == 0
-			       ? "xfs"
-			       : "ext4",
-			   FSOPEN_CLOEXEC);
+	fs = hf_sys_fsopen("ext4", FSOPEN_CLOEXEC);
 	if (fs < 0 ||
 	    hf_sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", b->source,
 			    0) < 0 ||

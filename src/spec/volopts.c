@@ -8,6 +8,7 @@
  * holdfast reads the few options it honours and refuses the rest, so a
  * spec never asks for something it silently does not get.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,18 @@ static struct piece trim(const char *base, const char *s, size_t len)
 	p.len = len;
 	p.off = (size_t)(s - base);
 	return p;
+}
+
+/* Whether every byte of p is a letter, a digit, '-', '_' or '.'. */
+static bool name_chars(struct piece p)
+{
+	for (size_t i = 0; i < p.len; i++) {
+		unsigned char c = (unsigned char)p.s[i];
+
+		if (!isalnum(c) && c != '-' && c != '_' && c != '.')
+			return false;
+	}
+	return true;
 }
 
 static bool piece_is(struct piece p, const char *word)
@@ -326,10 +339,7 @@ int hf_spec_volopts_parse(const char *s, size_t len,
 			break;
 		case K_SECRET_KEY:
 			if (val.len == 0 || val.len >= sizeof(out->secret_key) ||
-			    val.s[0] == '.' ||
-			    strspn(val.s, "abcdefghijklmnopqrstuvwxyz"
-					  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					  "0123456789-_.") < val.len)
+			    val.s[0] == '.' || !name_chars(val))
 				problem(problems, false, key.off,
 					"secret_key names a key made with "
 					"'holdfast credential create key NAME' "
@@ -367,18 +377,23 @@ next:
 		problem(problems, false, seen_at[K_MIN_SYNC],
 			"min_sync must be from 1 to repl (%u), not '%u'",
 			out->repl, out->min_sync);
-	/* Problems in string order: the min_sync check came last. */
-	for (size_t i = problems->len; i > len0 + 1; i--) {
-		struct hf_volopts_problem *a = &problems->items[i - 2],
-					  *b = &problems->items[i - 1];
-		struct hf_volopts_problem t;
+	/*
+	 * Problems in string order: the checks across options (secret_key,
+	 * min_sync) came last. An insertion sort, stable: the ones at one
+	 * offset keep their order.
+	 */
+	for (size_t k = len0 + 1; k < problems->len; k++)
+		for (size_t i = k; i > len0; i--) {
+			struct hf_volopts_problem *a = &problems->items[i - 1],
+						  *b = &problems->items[i];
+			struct hf_volopts_problem t;
 
-		if (a->offset <= b->offset)
-			break;
-		t = *a;
-		*a = *b;
-		*b = t;
-	}
+			if (a->offset <= b->offset)
+				break;
+			t = *a;
+			*a = *b;
+			*b = t;
+		}
 	return problems->errors > errors0 ? HF_ESPEC : 0;
 }
 

@@ -11,13 +11,14 @@ PACKAGES=(
 	# the shim: a static program on musl (Makefile, $(BUILD)/holdfast-shim)
 	musl-tools linux-libc-dev
 	# volumes: images formatted by the agent (mkfs.ext4), holdfast-volume
-	e2fsprogs libfuse3-dev fuse3
+	e2fsprogs xfsprogs libfuse3-dev fuse3
 	# tests and examples
 	python3 python3-pytest python3-pytest-xdist procps iproute2 curl redis-server redis-tools
 	postgresql
 	etcd-server etcd-client openssl util-linux
-	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py)
-	s3cmd
+	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
+	# a volume grows under fio's writes (tests/system/test_volume_grow.py)
+	s3cmd fio
 	# packaging: the .deb, its units, man page, completion (make deb)
 	dpkg-dev binutils systemd man-db groff-base bash-completion strace
 )

@@ -259,6 +259,8 @@ static json_t *attach_config(const struct hf_agent *ag,
 			      (json_int_t)w->uid, "gid", (json_int_t)w->gid,
 			      "node", ag->node_id);
 
+	if (w->xfs)
+		json_object_set_new(o, "fs", json_string("xfs"));
 	json_object_set_new(o, "replica",
 			    replica ? json_string(replica) : json_null());
 	if (w->ticket)

@@ -1319,6 +1319,7 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			 str_or_null(v->rs_backup));
 	if (v->key_name)
 		json_object_set_new(o, "secret_key", json_string(v->key_name));
+	json_object_set_new(o, "fs", json_string(v->xfs ? "xfs" : "ext4"));
 	json_object_set_new(
 	    o, "backup_job",
 	    v->bk_run.id
@@ -1391,7 +1392,7 @@ static const struct field xvol_fields[] = {
     {"restore", F_STR_NULL, false}, {"restore_after", F_INT, false},
     {"last_backup", F_OBJ_NULL, false}, {"from_backup", F_OBJ_NULL, false},
     {"backup_job", F_OBJ_NULL, false}, {"backup_schedule", F_OBJ_NULL, false},
-    {"secret_key", F_STR, false},
+    {"secret_key", F_STR, false}, {"fs", F_STR, false},
 };
 
 static const struct field xsnap_fields[] = {
@@ -1632,6 +1633,8 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 	v->secure = bool_json(o, "secure");
 	v->data_key = v->secure ? str_dup_json(o, "data_key") : NULL;
 	v->key_name = v->secure ? str_dup_json(o, "secret_key") : NULL;
+	v->xfs = json_is_string(json_object_get(o, "fs")) &&
+		 !strcmp(json_string_value(json_object_get(o, "fs")), "xfs");
 	v->created = int_json(o, "created", 0);
 	v->restore = str_dup_json(o, "restore");
 	v->restore_after = (uint64_t)int_json(o, "restore_after", 0);

@@ -346,6 +346,7 @@ struct hf_act_xvol {
 	unsigned repl, min_sync;
 	bool ro;
 	bool secure;     /* CREATE: encrypted (the server makes its key) */
+	bool xfs;        /* CREATE: its file system is XFS (else ext4) */
 	char *snap, *snap_name; /* SNAP_*, RESTORE */
 	char *cred;             /* FROM_BACKUP */
 	/*

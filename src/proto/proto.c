@@ -1201,6 +1201,8 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 			      "gid", (json_int_t)a->gid);
 
 	json_object_set_new(o, "replica", str_or_null(a->replica));
+	if (a->xfs)
+		json_object_set_new(o, "fs", json_string("xfs"));
 	if (a->remotes.len) {
 		json_t *arr = json_array();
 
@@ -1234,6 +1236,22 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 		json_object_set_new(o, "snapshots", arr);
 	}
 	return o;
+}
+
+/* "fs": absent or "ext4" (false), or "xfs" (true). */
+static bool get_fs(const struct dec *d, const json_t *o, bool *xfs)
+{
+	const json_t *f = json_object_get(o, "fs");
+
+	*xfs = false;
+	if (absent(f) || (json_is_string(f) && !strcmp(json_string_value(f),
+							"ext4")))
+		return true;
+	if (json_is_string(f) && !strcmp(json_string_value(f), "xfs")) {
+		*xfs = true;
+		return true;
+	}
+	return fail(d, "fs", "must be \"ext4\" or \"xfs\"");
 }
 
 static bool remote_decode(const struct dec *d, const json_t *v,
@@ -1274,6 +1292,7 @@ static bool attachment_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "epoch", &a->epoch, NULL) ||
 	    !get_int(d, v, "size", &a->size, NULL) ||
 	    !get_bool(d, v, "format", &a->format) ||
+	    !get_fs(d, v, &a->xfs) ||
 	    !get_int(d, v, "uid", &a->uid, NULL) ||
 	    !get_int(d, v, "gid", &a->gid, NULL) ||
 	    !DECODE_ARRAY(d, v, "remotes", &a->remotes, remote_decode) ||

@@ -298,6 +298,7 @@ struct hf_proto_attachment {
 	int64_t epoch;        /* >= 1 (required) */
 	int64_t size;         /* bytes, a multiple of 4096 (required) */
 	bool format;          /* make the file system at this attach */
+	bool xfs;             /* ... an XFS ("fs": "xfs"), else an ext4 */
 	int64_t uid, gid;     /* owner of a new file system's root */
 	/* The in-sync replicas on other nodes, at most 8. */
 	HF_VEC(struct hf_proto_remote) remotes;

@@ -626,6 +626,7 @@ out:
 static int mount_device(struct bind *b, uint64_t attrs)
 {
 	struct loop_info64 info;
+	char magic[4];
 	int dev, fs = -1, rc = -1, e;
 
 	dev = open(b->source, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -642,7 +643,13 @@ static int mount_device(struct bind *b, uint64_t attrs)
 		errno = ESTALE;
 		goto out;
 	}
-	fs = hf_sys_fsopen("ext4", FSOPEN_CLOEXEC);
+	/* An XFS (fs=xfs) says so in its first bytes; else an ext4. */
+	fs = hf_sys_fsopen(pread(dev, magic, sizeof(magic), 0) ==
+					   (ssize_t)sizeof(magic) &&
+				   memcmp(magic, "XFSB", 4) == 0
+			       ? "xfs"
+			       : "ext4",
+			   FSOPEN_CLOEXEC);
 	if (fs < 0 ||
 	    hf_sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", b->source,
 			    0) < 0 ||

@@ -417,6 +417,12 @@ static void compare_external_volumes(struct hf_spec_diff *d,
 			       np->name, a->name,
 			       a->opts.secure ? "true" : "false",
 			       b->opts.secure ? "true" : "false");
+		if (a->opts.xfs != b->opts.xfs)
+			refuse(d,
+			       "pod '%s': external volume '%s' fs cannot change "
+			       "from %s to %s",
+			       np->name, a->name, a->opts.xfs ? "xfs" : "ext4",
+			       b->opts.xfs ? "xfs" : "ext4");
 		if (strcmp(a->opts.secret_key, b->opts.secret_key) != 0)
 			refuse(d,
 			       "pod '%s': external volume '%s' secret_key "

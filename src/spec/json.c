@@ -266,6 +266,9 @@ static json_t *external_volume_json(const struct hf_spec *spec,
 	if (e->opts.secret_key[0])
 		json_object_set_new(json_object_get(o, "options"), "secret_key",
 				    json_string(e->opts.secret_key));
+	if (e->opts.xfs)
+		json_object_set_new(json_object_get(o, "options"), "fs",
+				    json_string("xfs"));
 	/* A larger size grows the volume under its running tasks. */
 	if (for_diff)
 		json_object_del(json_object_get(o, "options"), "size");

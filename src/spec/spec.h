@@ -393,9 +393,16 @@ struct hf_spec_volopts {
 	 * "" for the cluster key. Only with secure=true.
 	 */
 	char secret_key[65];
+	/*
+	 * fs=ext4|xfs (Portworx's option): the file system made on it.
+	 * XFS grows online with CAP_SYS_ADMIN alone (ext4's online resize
+	 * wants CAP_SYS_RESOURCE too); it needs size >= 320M.
+	 */
+	bool xfs;
 };
 
 #define HF_VOLOPTS_MIN_SIZE ((int64_t)64 << 20) /* ext4 with a journal */
+#define HF_VOLOPTS_MIN_XFS_SIZE ((int64_t)320 << 20)
 #define HF_VOLOPTS_MAX_SIZE ((int64_t)64 << 40)
 #define HF_VOLOPTS_DEFAULT_SIZE ((int64_t)1 << 30)
 #define HF_VOLOPTS_MAX_REPL 3

@@ -200,14 +200,16 @@ enum opt_key {
 	K_MIN_SYNC,
 	K_NODES,
 	K_SECRET_KEY,
+	K_FS,
 	K_N
 };
 
 static const char *const key_names[K_N] = {
     "size", "repl", "shared", "secure", "min_sync", "nodes", "secret_key",
+    "fs",
 };
 
-#define KEYS_ALLOWED "size, repl, shared, secure, secret_key and min_sync"
+#define KEYS_ALLOWED "size, repl, shared, secure, secret_key, fs and min_sync"
 
 int hf_spec_volopts_parse(const char *s, size_t len,
 			  struct hf_spec_volopts *out,
@@ -349,6 +351,13 @@ int hf_spec_volopts_parse(const char *s, size_t len,
 			else
 				memcpy(out->secret_key, val.s, val.len);
 			break;
+		case K_FS:
+			if (piece_is(val, "xfs"))
+				out->xfs = true;
+			else if (!piece_is(val, "ext4"))
+				problem(problems, false, key.off,
+					"fs must be ext4 or xfs, not '%s'", vs);
+			break;
 		case K_NODES:
 			/*
 			 * The SDK's Portworx provider sets nodes=LocalNode
@@ -367,6 +376,10 @@ next:
 		free(ks);
 		free(vs);
 	}
+	if (out->xfs && out->size_bytes < HF_VOLOPTS_MIN_XFS_SIZE)
+		problem(problems, false, seen_at[K_FS],
+			"fs=xfs needs size of at least 320M (mkfs.xfs makes "
+			"none under 300 MB)");
 	if (seen[K_SECRET_KEY] && !out->secure)
 		problem(problems, false, seen_at[K_SECRET_KEY],
 			"secret_key seals an encrypted volume's key: it needs "

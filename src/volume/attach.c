@@ -76,6 +76,7 @@ struct vol {
 	char *node;              /* this node's id (the ticket names it) */
 	int64_t epoch, size;
 	bool format;
+	bool xfs; /* "fs": "xfs": format makes an XFS */
 	unsigned uid, gid;
 	uint8_t ticket[HF_VOL_TICKET_LEN];
 	bool have_ticket;        /* node and ticket known: remotes may come */
@@ -568,7 +569,7 @@ static int load(struct vol *v)
 	static const char *const keys[] = {
 	    "volume", "id",  "epoch", "size",    "replica", "format", "uid",
 	    "gid",    "node", "key",  "ticket", "remotes", "fence",
-	    "isr_wait_ms", "resync_rate", "encryption_key", "snapshots"};
+	    "isr_wait_ms", "resync_rate", "encryption_key", "snapshots", "fs"};
 	char *path = hf_xasprintf("%s/attach.json", v->dir);
 	json_error_t je;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -647,6 +648,14 @@ static int load(struct vol *v)
 		goto out;
 	}
 	v->format = json_is_true(val);
+	val = json_object_get(o, "fs");
+	if (val && !(json_is_string(val) &&
+		     (!strcmp(json_string_value(val), "ext4") ||
+		      !strcmp(json_string_value(val), "xfs")))) {
+		failed(v, "%s: \"fs\" must be \"ext4\" or \"xfs\"", path);
+		goto out;
+	}
+	v->xfs = val && !strcmp(json_string_value(val), "xfs");
 	if (load_key(v, json_object_get(o, "encryption_key"), path))
 		goto out;
 	if (snap_requests(v, json_object_get(o, "snapshots"), path))
@@ -2596,9 +2605,10 @@ out:
  * was formatted) never wipes what a task already wrote; FS_NONE nothing
  * recognised (a new volume reads as zeros); FS_UNREADABLE, on a secure
  * volume only, a first block that was written but does not decrypt to
- * an ext4 with this key.
+ * an ext4 with this key. FS_XFS: an XFS (its magic "XFSB" at byte 0),
+ * which counts as a file system as an ext4 does.
  */
-enum fs_kind { FS_NONE, FS_EXT4, FS_UNREADABLE };
+enum fs_kind { FS_NONE, FS_EXT4, FS_UNREADABLE, FS_XFS };
 
 static enum fs_kind file_system(struct vol *v)
 {
@@ -2615,6 +2625,8 @@ static enum fs_kind file_system(struct vol *v)
 		goto out;
 	if (block[1080] == 0x53 && block[1081] == 0xEF)
 		k = FS_EXT4;
+	else if (memcmp(block, "XFSB", 4) == 0)
+		k = FS_XFS;
 	else if (v->secure && written)
 		k = FS_UNREADABLE;
 out:
@@ -2714,8 +2726,37 @@ static void grow_fs_offline(struct vol *v)
 	}
 }
 
+/*
+ * An XFS made on the device: -K keeps mkfs from discarding (a new
+ * replica is sparse), and a protofile gives the root directory to the
+ * tasks' user, as ext4's root_owner does.
+ */
+static int format_xfs(struct vol *v)
+{
+	char proto[] = "/tmp/hf-xfs-proto-XXXXXX", mkfs[64];
+	char *text = hf_xasprintf("/dev/null\n0 0\nd--755 %u %u\n$\n", v->uid,
+				  v->gid);
+	char *argv[] = {(char *)sbin("mkfs.xfs", mkfs, sizeof(mkfs)), "-q",
+			"-f", "-K", "-p", proto, v->dev, NULL};
+	int fd = mkstemp(proto), status = -1;
+
+	if (fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text))
+		status = run_tool(argv);
+	if (fd >= 0) {
+		close(fd);
+		unlink(proto);
+	}
+	free(text);
+	return status == 0 ? 0
+			   : failed(v, "mkfs.xfs on %s failed (exit status %d; "
+				       "its messages are on stderr)",
+				    v->dev, status);
+}
+
 static int format(struct vol *v)
 {
+	if (v->xfs)
+		return format_xfs(v);
 	/*
 	 * A new replica is sparse, so it reads as zeros: nothing to zero
 	 * at mkfs, nor later in the background (which would cost every
@@ -2926,6 +2967,48 @@ static char *find_mount(const struct vol *v, int *fd)
 /* ext4's online resize (what resize2fs does on a mounted file system). */
 #define HF_EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
 
+/* XFS's (what xfs_growfs does): its geometry, then the new data size. */
+struct hf_xfs_geom_v1 {
+	uint32_t blocksize, rtextsize, agblocks, agcount, logblocks, sectsize;
+	uint32_t inodesize, imaxpct;
+	uint64_t datablocks, rtblocks, rtextents, logstart;
+	unsigned char uuid[16];
+	uint32_t sunit, swidth;
+	int32_t version;
+	uint32_t flags, logsectsize, rtsectsize, dirblocksize;
+};
+struct hf_xfs_growfs_data {
+	uint64_t newblocks;
+	uint32_t imaxpct;
+};
+#define HF_XFS_IOC_FSGEOMETRY_V1 _IOR('X', 100, struct hf_xfs_geom_v1)
+#define HF_XFS_IOC_FSGROWFSDATA _IOW('X', 110, struct hf_xfs_growfs_data)
+#define HF_XFS_MAGIC 0x58465342
+
+/* Grows the XFS open at fd to the device's size: 0 or -1 with errno. */
+static int grow_xfs(const struct vol *v, int fd, uint64_t *blocks,
+		    long *bsize)
+{
+	struct hf_xfs_geom_v1 g;
+	struct hf_xfs_growfs_data in;
+
+	memset(&g, 0, sizeof(g));
+	if (ioctl(fd, HF_XFS_IOC_FSGEOMETRY_V1, &g) < 0)
+		return -1;
+	if (g.blocksize == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&in, 0, sizeof(in));
+	in.newblocks = (uint64_t)v->size / g.blocksize;
+	in.imaxpct = g.imaxpct;
+	*blocks = in.newblocks;
+	*bsize = (long)g.blocksize;
+	if (in.newblocks <= g.datablocks)
+		return 0; /* grown already */
+	return ioctl(fd, HF_XFS_IOC_FSGROWFSDATA, &in);
+}
+
 /*
  * The mounted file system grows to the device: ext4's online resize on
  * a mount of the device in whichever namespace has one (a task's); none
@@ -2945,15 +3028,27 @@ static bool grow_fs(struct vol *v)
 					  (long long)v->size));
 		return false;
 	}
-	if (fstatfs(fd, &sf) < 0 || sf.f_type != 0xEF53 || sf.f_bsize <= 0) {
+	if (fstatfs(fd, &sf) < 0 ||
+	    (sf.f_type != 0xEF53 && sf.f_type != HF_XFS_MAGIC) ||
+	    sf.f_bsize <= 0) {
 		grow_wait(v, hf_xasprintf("the file system at %s cannot be "
-					  "grown: not an ext4", mnt));
+					  "grown: neither an ext4 nor an XFS",
+					  mnt));
 		close(fd);
 		free(mnt);
 		return false;
 	}
-	blocks = (uint64_t)v->size / (uint64_t)sf.f_bsize;
-	rc = ioctl(fd, HF_EXT4_IOC_RESIZE_FS, &blocks);
+	if (sf.f_type == HF_XFS_MAGIC) {
+		long bsize = 0;
+
+		rc = grow_xfs(v, fd, &blocks, &bsize);
+		sf.f_bsize = bsize;
+		if (rc < 0 && errno == EPERM)
+			errno = EACCES; /* not ext4's EPERM: no later try */
+	} else {
+		blocks = (uint64_t)v->size / (uint64_t)sf.f_bsize;
+		rc = ioctl(fd, HF_EXT4_IOC_RESIZE_FS, &blocks);
+	}
 	if (rc < 0 && errno == EPERM) {
 		/* The kernel asks for CAP_SYS_RESOURCE; offline needs none. */
 		grow_wait(v, hf_xasprintf(
@@ -3157,13 +3252,13 @@ int hf_volume_attach_main(const char *dir)
 			   "a wrong encryption key (nothing was written)");
 		goto out;
 	}
-	if (v.format && fs == FS_EXT4)
+	if (v.format && (fs == FS_EXT4 || fs == FS_XFS))
 		hf_log("the replica already holds a file system: not "
 		       "formatting it again");
 	else if (v.format && format(&v))
 		goto out;
 	if (!v.format || fs == FS_EXT4)
-		grow_fs_offline(&v);
+		grow_fs_offline(&v); /* an XFS grows online only */
 	start_resyncs(&v);
 	start_keepalive(&v);
 	publish(&v, "ready", NULL);

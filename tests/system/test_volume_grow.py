@@ -7,6 +7,7 @@ else at the volume's next attach (here: `pod replace`). Shrinking is
 refused and changes nothing."""
 import json
 import os
+import time
 
 import pytest
 
@@ -163,3 +164,68 @@ def test_the_file_system_is_grown_by_the_next_attach_when_not_online(cl):
     # ext4's own overhead (journal, inode tables) aside: the whole 1 GiB.
     assert size > 900 * MIB, size
     assert records(cl) >= n
+
+
+XFS_SPEC = """
+name: gx
+pods:
+  db:
+    count: 1
+    external-volumes:
+      data:
+        type: DOCKER
+        volume-mode: RW
+        container-path: data
+        driver-name: holdfast
+        driver-options: size={size};fs=xfs
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: >-
+          fio --name=w --directory=data --rw=randwrite --bs=64k --size=256m
+          --ioengine=psync --fsync=16 --time_based --runtime=600
+          --output=fio.out > fio.log 2>&1; echo "fio exit $?" >> fio.log; exec sleep 100000
+        cpus: 0.5
+        memory: 256
+"""
+
+
+def test_an_xfs_volume_grows_from_1_to_3_gb_under_fio_with_no_restart(cl, tmp_path):
+    """fs=xfs: XFS grows online with CAP_SYS_ADMIN alone, so the task
+    sees the new size at once wherever holdfast runs (ext4's online
+    resize also wants CAP_SYS_RESOURCE)."""
+    cl.deploy(write(str(tmp_path / "gx.yml"), XFS_SPEC.format(size="1G")), timeout=180)
+
+    def sh(script):
+        p = cl.cli("--service", "gx", "task", "exec", "db-0-server", "--", "sh", "-c", script,
+                   check=False)
+        return p.stdout if p.returncode == 0 else ""
+
+    def df():
+        out = sh("df -B1 --output=size,fstype data | tail -1").split()
+        return (int(out[0]), out[1]) if len(out) == 2 else (0, "")
+    size, fstype = df()
+    assert fstype == "xfs" and 0.8 * (1 << 30) < size <= 1 << 30, (size, fstype)
+    # fio is writing (its file grows).
+    wait_for(lambda: sh("ls -s data/w.0.0 2>/dev/null").split()[:1] not in ([], ["0"]), 60,
+             what="fio writing")
+    task = cl.tasks("gx")["db-0-server"]
+    p = cl.cli("volume", "resize", "gx-db-0", "3G")
+    assert "grows to 3072 MiB" in p.stdout, p.stdout
+    wait_for(lambda: df()[0] > 2.9 * (1 << 30), 60, what="df in the task at 3 GiB")
+    # Still the same task, and fio still running without an error.
+    assert cl.tasks("gx")["db-0-server"]["id"] == task["id"]
+    time.sleep(2)
+    log = sh("cat fio.log")
+    assert "fio exit" not in log and "error" not in log.lower(), log
+    v = cl.api("GET", "/v1/external-volumes/gx-db-0")[1]
+    assert v["size"] == 3 << 30 and v["fs"] == "xfs", v
+    # A file system the option does not know is a spec error.
+    p = cl.cli("spec", "validate", write(str(tmp_path / "bad.yml"),
+                                         XFS_SPEC.format(size="1G").replace("fs=xfs", "fs=btrfs")),
+               check=False)
+    assert p.returncode != 0 and "fs must be ext4 or xfs" in p.stdout + p.stderr
+    p = cl.cli("spec", "validate", write(str(tmp_path / "small.yml"),
+                                         XFS_SPEC.format(size="256M")), check=False)
+    assert p.returncode != 0 and "at least 320M" in p.stdout + p.stderr
+    cl.cli("service", "remove", "gx", "--wait", check=False)

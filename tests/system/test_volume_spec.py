@@ -83,7 +83,7 @@ pods:
         ("error", "10", "32", path, "repl must be 1, 2 or 3, not '4'"),
         ("error", "10", "39", path,
          "unknown option 'io_priority': holdfast volumes take size, repl, "
-         "shared, secure, secret_key and min_sync"),
+         "shared, secure, secret_key, fs and min_sync"),
         ("error", "10", "56", path, "option 'size' is given twice"),
     ], p.stderr
     # Errors first: nothing says external volumes cannot run.

@@ -235,7 +235,7 @@ static void test_syntax(void **state)
 	one_error("size=1; =2", 8, "an option has no key before '='");
 	one_error("size=1;io_priority=high", 7,
 		  "unknown option 'io_priority': holdfast volumes take size, "
-		  "repl, shared, secure, secret_key and min_sync");
+		  "repl, shared, secure, secret_key, fs and min_sync");
 	one_error("secret_key=k1", 0,
 		  "secret_key seals an encrypted volume's key: it needs "
 		  "secure=true");
@@ -247,12 +247,12 @@ static void test_syntax(void **state)
 	one_error("repl=2=3", 0, "repl must be 1, 2 or 3, not '2=3'");
 
 	/* Every problem, in string order, each at its key. */
-	parse("repl=9;fs=xfs;min_sync=2;size=1;size=2", &r);
+	parse("repl=9;io=xfs;min_sync=2;size=1;size=2", &r);
 	assert_int_equal(r.rc, HF_ESPEC);
 	assert_int_equal(r.p.len, 4);
 	assert_int_equal(r.p.errors, 4);
 	assert_int_equal(r.p.items[0].offset, 0);  /* repl */
-	assert_int_equal(r.p.items[1].offset, 7);  /* fs */
+	assert_int_equal(r.p.items[1].offset, 7);  /* io: unknown */
 	assert_int_equal(r.p.items[2].offset, 14); /* min_sync > repl (1) */
 	assert_int_equal(r.p.items[3].offset, 32); /* size again */
 	assert_non_null(strstr(r.p.items[2].msg, "min_sync"));
@@ -511,8 +511,12 @@ static void test_positions(void **state)
 	/* Written as it reads: the column of the key at fault. */
 	db_error("holdfast", "size=1;repl=4", "", 10, 32, OPTS_PATH,
 		 "repl must be 1, 2 or 3, not '4'");
-	db_error("holdfast", "size=1;repl=2;fs=xfs", "", 10, 39, OPTS_PATH,
-		 "unknown option 'fs'");
+	db_error("holdfast", "size=1;repl=2;io=xfs", "", 10, 39, OPTS_PATH,
+		 "unknown option 'io'");
+	db_error("holdfast", "size=256M;fs=xfs", "", 10, 35, OPTS_PATH,
+		 "fs=xfs needs size of at least 320M");
+	db_error("holdfast", "size=1;fs=zfs", "", 10, 32, OPTS_PATH,
+		 "fs must be ext4 or xfs, not 'zfs'");
 	db_error("pxd", "size=1;size=2", "", 10, 32, OPTS_PATH,
 		 "option 'size' is given twice");
 	db_error("pxd", "size=1;repl", "", 10, 32, OPTS_PATH,

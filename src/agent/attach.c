@@ -259,8 +259,9 @@ static json_t *attach_config(const struct hf_agent *ag,
 			      (json_int_t)w->uid, "gid", (json_int_t)w->gid,
 			      "node", ag->node_id);
 
-	if (w->xfs)
-		json_object_set_new(o, "fs", json_string("xfs"));
+	if (w->fs == 1 || w->fs == 2)
+		json_object_set_new(o, "fs",
+				    json_string(w->fs == 2 ? "xfs" : "ext4"));
 	json_object_set_new(o, "replica",
 			    replica ? json_string(replica) : json_null());
 	if (w->ticket)

@@ -1319,7 +1319,10 @@ static json_t *xvol_public_json(const struct hf_xvol *v)
 			 str_or_null(v->rs_backup));
 	if (v->key_name)
 		json_object_set_new(o, "secret_key", json_string(v->key_name));
-	json_object_set_new(o, "fs", json_string(v->xfs ? "xfs" : "ext4"));
+	json_object_set_new(o, "fs",
+			    json_string(v->fs == HF_FS_XFS    ? "xfs"
+					: v->fs == HF_FS_AUTO ? "auto"
+							      : "ext4"));
 	json_object_set_new(
 	    o, "backup_job",
 	    v->bk_run.id
@@ -1633,8 +1636,14 @@ static struct hf_xvol *xvol_from_json(struct hf_model *m, const json_t *o)
 	v->secure = bool_json(o, "secure");
 	v->data_key = v->secure ? str_dup_json(o, "data_key") : NULL;
 	v->key_name = v->secure ? str_dup_json(o, "secret_key") : NULL;
-	v->xfs = json_is_string(json_object_get(o, "fs")) &&
-		 !strcmp(json_string_value(json_object_get(o, "fs")), "xfs");
+	{
+		/* Records from before the option: ext4. */
+		const char *fs = json_string_value(json_object_get(o, "fs"));
+
+		v->fs = fs && !strcmp(fs, "xfs")    ? HF_FS_XFS
+			: fs && !strcmp(fs, "auto") ? HF_FS_AUTO
+						    : HF_FS_EXT4;
+	}
 	v->created = int_json(o, "created", 0);
 	v->restore = str_dup_json(o, "restore");
 	v->restore_after = (uint64_t)int_json(o, "restore_after", 0);

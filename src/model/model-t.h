@@ -321,7 +321,7 @@ struct hf_xvol {
 	uint64_t epoch;
 	char *attached;  /* node of the current attachment, or NULL */
 	bool formatted;  /* mkfs done (at epoch 1) */
-	bool xfs;        /* made as XFS (fs=xfs), else ext4 */
+	int fs;          /* asked for (HF_FS_*: auto, ext4, xfs) */
 	/*
 	 * The volume's key (hex), that replicas and attachments prove
 	 * themselves with. Never in API output, events or logs: only in the

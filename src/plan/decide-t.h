@@ -346,7 +346,7 @@ struct hf_act_xvol {
 	unsigned repl, min_sync;
 	bool ro;
 	bool secure;     /* CREATE: encrypted (the server makes its key) */
-	bool xfs;        /* CREATE: its file system is XFS (else ext4) */
+	int fs;          /* CREATE: its file system (HF_FS_*, spec.h) */
 	char *snap, *snap_name; /* SNAP_*, RESTORE */
 	char *cred;             /* FROM_BACKUP */
 	/*

@@ -390,7 +390,7 @@ bool hf_decide_xvols_attached(const struct hf_model *m,
 			x->u.xvol.repl = ev->opts.repl;
 			x->u.xvol.min_sync = ev->opts.min_sync;
 			x->u.xvol.secure = ev->opts.secure;
-			x->u.xvol.xfs = ev->opts.xfs;
+			x->u.xvol.fs = ev->opts.fs;
 			x->u.xvol.key_name =
 			    ev->opts.secure && ev->opts.secret_key[0]
 				? hf_xstrdup(ev->opts.secret_key)

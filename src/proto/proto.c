@@ -1201,8 +1201,9 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 			      "gid", (json_int_t)a->gid);
 
 	json_object_set_new(o, "replica", str_or_null(a->replica));
-	if (a->xfs)
-		json_object_set_new(o, "fs", json_string("xfs"));
+	if (a->fs == 1 || a->fs == 2)
+		json_object_set_new(o, "fs", json_string(a->fs == 2 ? "xfs"
+								    : "ext4"));
 	if (a->remotes.len) {
 		json_t *arr = json_array();
 
@@ -1238,20 +1239,22 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 	return o;
 }
 
-/* "fs": absent or "ext4" (false), or "xfs" (true). */
-static bool get_fs(const struct dec *d, const json_t *o, bool *xfs)
+/* "fs": absent (0), "ext4" (1) or "xfs" (2). */
+static bool get_fs(const struct dec *d, const json_t *o, int *fs)
 {
 	const json_t *f = json_object_get(o, "fs");
+	const char *s = json_string_value(f);
 
-	*xfs = false;
-	if (absent(f) || (json_is_string(f) && !strcmp(json_string_value(f),
-							"ext4")))
+	*fs = 0;
+	if (absent(f))
 		return true;
-	if (json_is_string(f) && !strcmp(json_string_value(f), "xfs")) {
-		*xfs = true;
-		return true;
-	}
-	return fail(d, "fs", "must be \"ext4\" or \"xfs\"");
+	if (s && !strcmp(s, "ext4"))
+		*fs = 1;
+	else if (s && !strcmp(s, "xfs"))
+		*fs = 2;
+	else
+		return fail(d, "fs", "must be \"ext4\" or \"xfs\"");
+	return true;
 }
 
 static bool remote_decode(const struct dec *d, const json_t *v,
@@ -1292,7 +1295,7 @@ static bool attachment_decode(const struct dec *d, const json_t *v,
 	    !get_int(d, v, "epoch", &a->epoch, NULL) ||
 	    !get_int(d, v, "size", &a->size, NULL) ||
 	    !get_bool(d, v, "format", &a->format) ||
-	    !get_fs(d, v, &a->xfs) ||
+	    !get_fs(d, v, &a->fs) ||
 	    !get_int(d, v, "uid", &a->uid, NULL) ||
 	    !get_int(d, v, "gid", &a->gid, NULL) ||
 	    !DECODE_ARRAY(d, v, "remotes", &a->remotes, remote_decode) ||

@@ -298,7 +298,11 @@ struct hf_proto_attachment {
 	int64_t epoch;        /* >= 1 (required) */
 	int64_t size;         /* bytes, a multiple of 4096 (required) */
 	bool format;          /* make the file system at this attach */
-	bool xfs;             /* ... an XFS ("fs": "xfs"), else an ext4 */
+	/*
+	 * ... which one: "fs": "ext4" (1) or "xfs" (2); absent (0): the
+	 * attach process picks (volume/attach.h).
+	 */
+	int fs;
 	int64_t uid, gid;     /* owner of a new file system's root */
 	/* The in-sync replicas on other nodes, at most 8. */
 	HF_VEC(struct hf_proto_remote) remotes;

@@ -258,7 +258,7 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		}
 		v = hf_model_xvol_add(m, o->name);
 		v->secure = o->secure;
-		v->xfs = o->xfs;
+		v->fs = o->fs;
 		v->data_key = sealed;
 		v->key_name = o->secure && o->key_name ? hf_xstrdup(o->key_name)
 						       : NULL;
@@ -294,7 +294,7 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 					  : NULL)))
 			return;
 		/* The bytes are the source's: its file system (a mount probes). */
-		v->xfs = src && src->xfs;
+		v->fs = src ? src->fs : HF_FS_AUTO;
 		if (!clone) {
 			v->rs_cred = hf_xstrdup(o->cred);
 			v->rs_url = hf_xstrdup(o->why);

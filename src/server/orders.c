@@ -367,7 +367,7 @@ uint64_t hf_orders_xvols(struct hf_srv *s, const struct hf_node *n,
 				a->epoch = (int64_t)v->epoch;
 				a->size = v->size;
 				a->format = !v->formatted;
-				a->xfs = v->xfs;
+				a->fs = v->fs;
 				/* A new file system is its tasks' user's. */
 				user_ids(user, &a->uid, &a->gid);
 				for (int k = 0; k < nr; k++) {

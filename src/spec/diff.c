@@ -13,6 +13,11 @@
 
 #define MAX_CHANGE_LINES 40
 
+
+static const char *fs_name(int fs)
+{
+	return fs == HF_FS_XFS ? "xfs" : fs == HF_FS_EXT4 ? "ext4" : "auto";
+}
 static char *json_text(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS |
@@ -417,12 +422,12 @@ static void compare_external_volumes(struct hf_spec_diff *d,
 			       np->name, a->name,
 			       a->opts.secure ? "true" : "false",
 			       b->opts.secure ? "true" : "false");
-		if (a->opts.xfs != b->opts.xfs)
+		if (a->opts.fs != b->opts.fs)
 			refuse(d,
 			       "pod '%s': external volume '%s' fs cannot change "
 			       "from %s to %s",
-			       np->name, a->name, a->opts.xfs ? "xfs" : "ext4",
-			       b->opts.xfs ? "xfs" : "ext4");
+			       np->name, a->name, fs_name(a->opts.fs),
+			       fs_name(b->opts.fs));
 		if (strcmp(a->opts.secret_key, b->opts.secret_key) != 0)
 			refuse(d,
 			       "pod '%s': external volume '%s' secret_key "

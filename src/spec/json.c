@@ -266,9 +266,10 @@ static json_t *external_volume_json(const struct hf_spec *spec,
 	if (e->opts.secret_key[0])
 		json_object_set_new(json_object_get(o, "options"), "secret_key",
 				    json_string(e->opts.secret_key));
-	if (e->opts.xfs)
+	if (e->opts.fs != HF_FS_AUTO)
 		json_object_set_new(json_object_get(o, "options"), "fs",
-				    json_string("xfs"));
+				    json_string(e->opts.fs == HF_FS_XFS ? "xfs"
+									: "ext4"));
 	/* A larger size grows the volume under its running tasks. */
 	if (for_diff)
 		json_object_del(json_object_get(o, "options"), "size");

@@ -394,12 +394,17 @@ struct hf_spec_volopts {
 	 */
 	char secret_key[65];
 	/*
-	 * fs=ext4|xfs (Portworx's option): the file system made on it.
-	 * XFS grows online with CAP_SYS_ADMIN alone (ext4's online resize
-	 * wants CAP_SYS_RESOURCE too); it needs size >= 320M.
+	 * fs=ext4|xfs|auto (Portworx's option): the file system made on
+	 * it (HF_FS_*). XFS grows online with CAP_SYS_ADMIN alone (ext4's
+	 * online resize wants CAP_SYS_RESOURCE too); it needs size >= 320M.
+	 * auto, the default: the attach process that formats it makes an
+	 * XFS where it lacks CAP_SYS_RESOURCE and the volume is that large,
+	 * else an ext4, so that a volume grows online wherever it can.
 	 */
-	bool xfs;
+	int fs;
 };
+
+enum { HF_FS_AUTO, HF_FS_EXT4, HF_FS_XFS };
 
 #define HF_VOLOPTS_MIN_SIZE ((int64_t)64 << 20) /* ext4 with a journal */
 #define HF_VOLOPTS_MIN_XFS_SIZE ((int64_t)320 << 20)

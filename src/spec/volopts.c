@@ -353,10 +353,13 @@ int hf_spec_volopts_parse(const char *s, size_t len,
 			break;
 		case K_FS:
 			if (piece_is(val, "xfs"))
-				out->xfs = true;
-			else if (!piece_is(val, "ext4"))
+				out->fs = HF_FS_XFS;
+			else if (piece_is(val, "ext4"))
+				out->fs = HF_FS_EXT4;
+			else if (!piece_is(val, "auto"))
 				problem(problems, false, key.off,
-					"fs must be ext4 or xfs, not '%s'", vs);
+					"fs must be ext4, xfs or auto, not '%s'",
+					vs);
 			break;
 		case K_NODES:
 			/*
@@ -376,7 +379,7 @@ next:
 		free(ks);
 		free(vs);
 	}
-	if (out->xfs && out->size_bytes < HF_VOLOPTS_MIN_XFS_SIZE)
+	if (out->fs == HF_FS_XFS && out->size_bytes < HF_VOLOPTS_MIN_XFS_SIZE)
 		problem(problems, false, seen_at[K_FS],
 			"fs=xfs needs size of at least 320M (mkfs.xfs makes "
 			"none under 300 MB)");

@@ -76,7 +76,13 @@ struct vol {
 	char *node;              /* this node's id (the ticket names it) */
 	int64_t epoch, size;
 	bool format;
-	bool xfs; /* "fs": "xfs": format makes an XFS */
+	/*
+	 * What format makes: "fs": "xfs" an XFS, "ext4" an ext4; absent,
+	 * an XFS when this process lacks CAP_SYS_RESOURCE (ext4's online
+	 * resize needs it, XFS's does not) and the volume is 320 MiB or
+	 * more (mkfs.xfs's least), else an ext4.
+	 */
+	int fs_asked; /* 0 absent, 1 ext4, 2 xfs */
 	unsigned uid, gid;
 	uint8_t ticket[HF_VOL_TICKET_LEN];
 	bool have_ticket;        /* node and ticket known: remotes may come */
@@ -655,7 +661,7 @@ static int load(struct vol *v)
 		failed(v, "%s: \"fs\" must be \"ext4\" or \"xfs\"", path);
 		goto out;
 	}
-	v->xfs = val && !strcmp(json_string_value(val), "xfs");
+	v->fs_asked = !val ? 0 : !strcmp(json_string_value(val), "xfs") ? 2 : 1;
 	if (load_key(v, json_object_get(o, "encryption_key"), path))
 		goto out;
 	if (snap_requests(v, json_object_get(o, "snapshots"), path))
@@ -2753,9 +2759,32 @@ static int format_xfs(struct vol *v)
 				    v->dev, status);
 }
 
+/* Whether this process has CAP_SYS_RESOURCE (effective). */
+static bool has_sys_resource(void)
+{
+	char *text = NULL, *line;
+	bool has = true; /* unknown: as root usually is */
+
+	if (hf_read_file("/proc/self/status", 1 << 16, &text, NULL) == 0 &&
+	    (line = strstr(text, "\nCapEff:")))
+		has = (strtoull(line + 8, NULL, 16) >> 24) & 1;
+	free(text);
+	return has;
+}
+
 static int format(struct vol *v)
 {
-	if (v->xfs)
+	char xmkfs[64];
+	bool xfs = v->fs_asked == 2;
+
+	if (v->fs_asked == 0 && v->size >= ((int64_t)320 << 20) &&
+	    !has_sys_resource() &&
+	    access(sbin("mkfs.xfs", xmkfs, sizeof(xmkfs)), X_OK) == 0) {
+		hf_log("making an XFS: this node lacks CAP_SYS_RESOURCE, which "
+		       "an ext4 would need to grow online");
+		xfs = true;
+	}
+	if (xfs)
 		return format_xfs(v);
 	/*
 	 * A new replica is sparse, so it reads as zeros: nothing to zero

@@ -516,7 +516,7 @@ static void test_positions(void **state)
 	db_error("holdfast", "size=256M;fs=xfs", "", 10, 35, OPTS_PATH,
 		 "fs=xfs needs size of at least 320M");
 	db_error("holdfast", "size=1;fs=zfs", "", 10, 32, OPTS_PATH,
-		 "fs must be ext4 or xfs, not 'zfs'");
+		 "fs must be ext4, xfs or auto, not 'zfs'");
 	db_error("pxd", "size=1;size=2", "", 10, 32, OPTS_PATH,
 		 "option 'size' is given twice");
 	db_error("pxd", "size=1;repl", "", 10, 32, OPTS_PATH,

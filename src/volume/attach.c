@@ -3185,6 +3185,24 @@ static void grow(struct vol *v)
 		       (long long)to);
 		v->fs_grow = true;
 	}
+	if (v->fs_grow && to <= v->size) {
+		/*
+		 * Before each try: the kernel's size of the FUSE file (a
+		 * getattr answered before the growth and applied after it
+		 * puts the old one back; a read past it gets 0 bytes, which
+		 * the loop device ends with EIO) and the device's again.
+		 */
+		char *ff = hf_xasprintf("%s/vol", v->mnt);
+
+		fuse_lowlevel_notify_inval_inode(v->se, VOL_INO, 0, 0);
+		if (stat(ff, &st) < 0 || st.st_size != v->size)
+			hf_log("growing: %s shows %lld bytes, not %lld", ff,
+			       (long long)st.st_size, (long long)v->size);
+		free(ff);
+		if (ioctl(v->loopfd, LOOP_SET_CAPACITY, 0) < 0)
+			hf_log("growing: %s: LOOP_SET_CAPACITY: %s", v->dev,
+			       strerror(errno));
+	}
 	if (v->fs_grow && grow_fs(v)) {
 		v->fs_grow = false;
 		free(v->grow_msg);

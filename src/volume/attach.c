@@ -35,6 +35,7 @@
 #include "volume/bitmap.h"
 #include "volume/status.h"
 #include "volume/remote.h"
+#include "volume/replica.h"
 #include "volume/crypt.h"
 #include "volume/snap.h"
 #include "volume/ticket.h"
@@ -68,6 +69,15 @@ struct missed {
 	int fd;                  /* DIR/missed-<replica> (below), or -1 */
 	bool paged;              /* the file has every page (else a header) */
 	bool unsynced;           /* pages written since its last fdatasync */
+};
+
+/* One extent of the activity log. */
+struct al_ext {
+	uint64_t ext;     /* offset / HF_VOL_EXTENT_SIZE */
+	int busy;         /* writes to it under way */
+	uint64_t wseq;    /* v->fstart when its last write ended */
+	int64_t last_ms;  /* when that was */
+	bool stored;      /* a record holding it is on every replica */
 };
 
 struct vol {
@@ -122,6 +132,23 @@ struct vol {
 	int64_t *rs_total;       /* bytes a copy sets out to send */
 	int64_t rs_sent;         /* bytes sent by every copy (WRITE frames) */
 	int64_t rs_planned;      /* sum of every copy's rs_total */
+	/*
+	 * The activity log (meta.h; al_*() below): the extents this
+	 * process may have written and not yet flushed on every in-sync
+	 * replica, each stored in a record on all of them before its first
+	 * write. al_mu guards the set (after isr_mu and miss_mu, before
+	 * nothing); al_wmu orders the records' writes (taken before
+	 * al_mu, never while a write holds a stripe lock it waits on).
+	 */
+	pthread_mutex_t al_mu, al_wmu;
+	struct al_ext *al;       /* sorted by extent, nal of HF_VOL_AL_MAX */
+	size_t nal;
+	bool al_changed;         /* extents left since the last record */
+	int al_fd;               /* the local replica's `al` file, or -1 */
+	uint64_t al_seq;         /* its last record's seq (al_wmu) */
+	struct hf_vol_gen local_gen; /* the local replica's (fence_local) */
+	/* Flushes started, and the highest one done everywhere (al_mu). */
+	uint64_t fstart, fdone;
 	/* Replicas' missed regions; guarded by miss_mu (after isr_mu). */
 	struct missed missed[HF_VOL_MAX_PEERS];
 	size_t nmissed;
@@ -770,6 +797,8 @@ static int fence_local(struct vol *v)
 		rc = failed(v, "local replica %s (this node's replica server, "
 			       "%s port %d): %s", v->fence_replica,
 			    v->fence_address, v->fence_port, err);
+	else
+		v->local_gen = r.gen;
 	hf_remote_close(&r, rc == 0);
 	return rc;
 }
@@ -1023,12 +1052,12 @@ static void track(struct vol *v, const char *id, const struct hf_vol_gen *gen)
  * took it: that replica misses it. Called before the write is answered;
  * the pages whose bits changed go to the entry's file.
  */
-static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
+static void miss_id(struct vol *v, const char *id, uint64_t off, uint64_t len)
 {
 	struct missed *m;
 
 	pthread_mutex_lock(&v->miss_mu);
-	m = missed_of(v, v->remotes[i].replica);
+	m = missed_of(v, id);
 	if (m) {
 		uint64_t before = hf_vol_bitmap_count(&m->bm);
 
@@ -1045,6 +1074,11 @@ static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
 		}
 	}
 	pthread_mutex_unlock(&v->miss_mu);
+}
+
+static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
+{
+	miss_id(v, v->remotes[i].replica, off, len);
 }
 
 /*
@@ -1152,6 +1186,8 @@ static void start_resyncs(struct vol *v)
  * would), not by the next write, which would wait for the answer's
  * timeout and then for the drop.
  */
+static void al_trim(struct vol *v);
+
 static void *keepalive(void *arg)
 {
 	struct vol *v = arg;
@@ -1181,6 +1217,7 @@ static void *keepalive(void *arg)
 				hf_remote_ping(&v->remotes[i], KEEPALIVE_MS);
 		}
 		pthread_rwlock_unlock(&v->add_lock);
+		al_trim(v);
 	}
 }
 
@@ -1467,6 +1504,472 @@ static void pace(struct vol *v, size_t i, int64_t t0, int64_t done)
  * status.json for the server. A failure or a detach ends it, the entry
  * kept as it was (the next copy sends its regions again).
  */
+/* ---- the activity log (docs/design/volumes.md §5.4) ------------------- */
+
+/*
+ * An extent leaves the log once a flush everywhere followed its last
+ * write and it has been idle this long (a hot extent stays: entering
+ * costs a record on every replica).
+ */
+#define AL_IDLE_MS 5000
+/* Extents after one written in sequence that enter the log with it. */
+#define AL_AHEAD 8
+/* A TRIM enters the log this many extents at a time. */
+#define AL_CHUNK 16
+
+/* The index of extent e in the set, or where it would go. al_mu held. */
+static size_t al_find(const struct vol *v, uint64_t e, bool *found)
+{
+	size_t lo = 0, hi = v->nal;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->al[mid].ext < e)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < v->nal && v->al[lo].ext == e;
+	return lo;
+}
+
+static bool al_clean(const struct vol *v, const struct al_ext *x)
+{
+	return x->busy == 0 && x->wseq < v->fdone;
+}
+
+/*
+ * Room for n more extents: clean ones leave, the longest idle first.
+ * al_mu held. False when too few are clean (a flush makes them so).
+ */
+static bool al_room(struct vol *v, size_t n)
+{
+	while (v->nal + n > HF_VOL_AL_MAX) {
+		size_t best = v->nal;
+
+		for (size_t i = 0; i < v->nal; i++)
+			if (al_clean(v, &v->al[i]) &&
+			    (best == v->nal ||
+			     v->al[i].last_ms < v->al[best].last_ms))
+				best = i;
+		if (best == v->nal)
+			return false;
+		memmove(&v->al[best], &v->al[best + 1],
+			(v->nal - best - 1) * sizeof(v->al[0]));
+		v->nal--;
+		v->al_changed = true;
+	}
+	return true;
+}
+
+/* Adds extent e (not busy) unless present; al_mu held, room made. */
+static struct al_ext *al_add(struct vol *v, uint64_t e, int64_t now)
+{
+	bool found;
+	size_t at = al_find(v, e, &found);
+
+	if (!found) {
+		memmove(&v->al[at + 1], &v->al[at],
+			(v->nal - at) * sizeof(v->al[0]));
+		v->al[at] = (struct al_ext){e, 0, 0, now, false};
+		v->nal++;
+	}
+	return &v->al[at];
+}
+
+/*
+ * The record of the log as it is: this epoch, the in-sync replicas with
+ * their generations (the local one first; one of unknown generation is
+ * left out: it would be copied whole anyway), and every extent. extra,
+ * a remote whose copy just ended, counts as in sync. al_mu held; isr_mu
+ * is taken (isr_mu comes first in the order only where al_mu is not
+ * held: here the set is read, never waited on).
+ */
+static void al_record(struct vol *v, const struct hf_remote *extra,
+		      struct hf_vol_al *a)
+{
+	size_t nr = __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE);
+
+	memset(a, 0, sizeof(*a));
+	a->epoch = (uint64_t)v->epoch;
+	if (v->rfd >= 0 && v->fence_replica &&
+	    !hf_vol_gen_is_zero(&v->local_gen)) {
+		snprintf(a->members[0].id, sizeof(a->members[0].id), "%s",
+			 v->fence_replica);
+		a->members[0].gen = v->local_gen;
+		a->nmembers = 1;
+	}
+	pthread_mutex_lock(&v->isr_mu);
+	for (size_t i = 0; i < nr && a->nmembers < HF_VOL_AL_MEMBERS; i++) {
+		const struct hf_remote *r = &v->remotes[i];
+		bool dup = false;
+
+		if ((v->dropped[i] || v->resyncing[i]) && r != extra)
+			continue;
+		if (hf_vol_gen_is_zero(&r->gen))
+			continue;
+		for (unsigned k = 0; k < a->nmembers; k++)
+			dup = dup || strcmp(a->members[k].id, r->replica) == 0;
+		if (dup)
+			continue;
+		snprintf(a->members[a->nmembers].id,
+			 sizeof(a->members[0].id), "%s", r->replica);
+		a->members[a->nmembers++].gen = r->gen;
+	}
+	pthread_mutex_unlock(&v->isr_mu);
+	for (size_t i = 0; i < v->nal; i++)
+		a->extents[a->count++] = v->al[i].ext;
+}
+
+static int al_store_local(struct vol *v, void *arg)
+{
+	struct hf_vol_al *a = arg;
+	int rc;
+
+	if (v->al_fd < 0)
+		return 0;
+	a->seq = ++v->al_seq;
+	rc = hf_vol_al_store(v->al_fd, a);
+	return rc < 0 ? -rc : 0;
+}
+
+/*
+ * Writes the log's record to every replica (AL frames to the remotes,
+ * the local `al` file meanwhile) unless every extent is in one already
+ * and none left (force: always). Returns 0 or an errno (fan_out's: a
+ * remote that fails holds it until the server took that one out of the
+ * in-sync set). The caller holds add_lock shared.
+ */
+static int al_commit(struct vol *v, const struct hf_remote *extra, bool force)
+{
+	struct hf_vol_al *a = hf_xmalloc(sizeof(*a));
+	struct hf_volw_frame f;
+	uint8_t *bulk;
+	bool need = force;
+	int e = 0;
+
+	pthread_mutex_lock(&v->al_wmu);
+	pthread_mutex_lock(&v->al_mu);
+	need = need || v->al_changed;
+	for (size_t i = 0; i < v->nal && !need; i++)
+		need = !v->al[i].stored;
+	if (need) {
+		al_record(v, extra, a);
+		v->al_changed = false;
+	}
+	pthread_mutex_unlock(&v->al_mu);
+	if (!need || a->nmembers == 0)
+		goto done;
+	bulk = hf_xmalloc((size_t)a->count * 8 + 1);
+	for (uint32_t i = 0; i < a->count; i++)
+		hf_vol_put64(bulk + 8 * i, a->extents[i]);
+	memset(&f, 0, sizeof(f));
+	f.type = HF_VOLW_AL;
+	f.u.al.nmembers = a->nmembers;
+	memcpy(f.u.al.members, a->members,
+	       sizeof(a->members[0]) * a->nmembers);
+	f.u.al.count = a->count;
+	f.data = bulk;
+	f.data_len = a->count * 8;
+	e = fan_out(v, &f, al_store_local, a);
+	free(bulk);
+	if (e) {
+		pthread_mutex_lock(&v->al_mu);
+		v->al_changed = true; /* the next write tries again */
+		pthread_mutex_unlock(&v->al_mu);
+		goto done;
+	}
+done:
+	if (!e && need) {
+		pthread_mutex_lock(&v->al_mu);
+		for (uint32_t i = 0; i < a->count; i++) {
+			bool found;
+			size_t at = al_find(v, a->extents[i], &found);
+
+			if (found)
+				v->al[at].stored = true;
+		}
+		pthread_mutex_unlock(&v->al_mu);
+	}
+	pthread_mutex_unlock(&v->al_wmu);
+	free(a);
+	return e;
+}
+
+static int flush_all(struct vol *v);
+
+/*
+ * Before a write or TRIM of [off, off + len) (at most AL_CHUNK extents)
+ * goes to any replica: its extents in the log, and the log on every
+ * replica. An extent following one in the log enters with AL_AHEAD
+ * more (a sequential writer pays one record per AL_AHEAD extents).
+ * Returns 0 (al_leave must follow) or an errno (nothing to undo).
+ */
+static int al_enter(struct vol *v, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / HF_VOL_EXTENT_SIZE;
+	uint64_t last = (off + len - 1) / HF_VOL_EXTENT_SIZE;
+	uint64_t end = ((uint64_t)v->size + HF_VOL_EXTENT_SIZE - 1) /
+		       HF_VOL_EXTENT_SIZE;
+	int64_t now = hf_mono_ms();
+	bool need = false;
+	int e;
+
+	for (int tries = 0;; tries++) {
+		bool found, ahead = false;
+		size_t want = (size_t)(last - first + 1);
+
+		pthread_mutex_lock(&v->al_mu);
+		if (first > 0) {
+			al_find(v, first - 1, &found);
+			ahead = found;
+		}
+		if (al_room(v, want + (ahead ? AL_AHEAD : 0))) {
+			for (uint64_t x = first; x <= last; x++)
+				al_add(v, x, now)->busy++;
+			for (uint64_t x = last + 1;
+			     ahead && x <= last + AL_AHEAD && x < end; x++)
+				al_add(v, x, now);
+			for (uint64_t x = first; x <= last && !need; x++)
+				need = !v->al[al_find(v, x, &found)].stored;
+			pthread_mutex_unlock(&v->al_mu);
+			break;
+		}
+		pthread_mutex_unlock(&v->al_mu);
+		/* Every extent has writes not yet flushed: flush them. */
+		if (tries || (e = flush_all(v)))
+			return tries ? EIO : e;
+	}
+	if (need && (e = al_commit(v, NULL, false))) {
+		pthread_mutex_lock(&v->al_mu);
+		for (uint64_t x = first; x <= last; x++) {
+			bool found;
+			size_t at = al_find(v, x, &found);
+
+			if (found)
+				v->al[at].busy--;
+		}
+		pthread_mutex_unlock(&v->al_mu);
+		return e;
+	}
+	return 0;
+}
+
+/* After the write al_enter let through ended (well or not). */
+static void al_leave(struct vol *v, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / HF_VOL_EXTENT_SIZE;
+	uint64_t last = (off + len - 1) / HF_VOL_EXTENT_SIZE;
+	uint64_t seq = __atomic_load_n(&v->fstart, __ATOMIC_ACQUIRE);
+	int64_t now = hf_mono_ms();
+
+	pthread_mutex_lock(&v->al_mu);
+	for (uint64_t x = first; x <= last; x++) {
+		bool found;
+		size_t at = al_find(v, x, &found);
+
+		if (!found)
+			continue;
+		v->al[at].busy--;
+		v->al[at].wseq = seq;
+		v->al[at].last_ms = now;
+	}
+	pthread_mutex_unlock(&v->al_mu);
+}
+
+/*
+ * Extents flushed everywhere and idle for AL_IDLE_MS leave the log (a
+ * record without them). The keepalive thread's, once a second.
+ */
+static void al_trim(struct vol *v)
+{
+	int64_t now = hf_mono_ms();
+	bool changed;
+	size_t k = 0;
+
+	pthread_mutex_lock(&v->al_mu);
+	for (size_t i = 0; i < v->nal; i++) {
+		if (al_clean(v, &v->al[i]) &&
+		    now - v->al[i].last_ms >= AL_IDLE_MS)
+			continue;
+		v->al[k++] = v->al[i];
+	}
+	if (k != v->nal)
+		v->al_changed = true;
+	v->nal = k;
+	changed = v->al_changed;
+	pthread_mutex_unlock(&v->al_mu);
+	if (changed) {
+		pthread_rwlock_rdlock(&v->add_lock);
+		al_commit(v, NULL, false);
+		pthread_rwlock_unlock(&v->add_lock);
+	}
+}
+
+/*
+ * At start, before anything is mounted and with no other thread: the
+ * local replica's last record says which extents the primary before
+ * (or this epoch's process before this one) may have written without a
+ * flush everywhere. If the record lists the local replica at its
+ * present generation, those extents go at once to every remote in sync
+ * (so that no two in-sync replicas differ there), and each replica the
+ * record lists that is not in sync now gets an entry of what it misses:
+ * those extents, then whatever this process writes while it is away. It
+ * is sent them, not the whole volume, when it comes back at that
+ * generation. Then this epoch's first record, with no extent, goes to
+ * every replica in sync; a remote that takes neither is left out of the
+ * in-sync set (asked of the server).
+ */
+static void al_start(struct vol *v)
+{
+	struct hf_vol_al *r = hf_xcalloc(1, sizeof(*r));
+	const struct hf_vol_al_member *me;
+	uint8_t *buf = NULL;
+	bool use = false;
+
+	v->al = hf_xcalloc(HF_VOL_AL_MAX, sizeof(v->al[0]));
+	if (v->rfd >= 0 && v->replica) {
+		char *dir = hf_xstrdup(v->replica), *slash = strrchr(dir, '/');
+		char *path;
+
+		if (slash && slash != dir)
+			*slash = '\0';
+		path = hf_xasprintf("%s/al", dir);
+		v->al_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+				0600);
+		if (v->al_fd < 0)
+			hf_log("%s: %s; the next primary copies more after a "
+			       "failover", path, strerror(errno));
+		free(path);
+		free(dir);
+	}
+	if (v->al_fd >= 0 && hf_vol_al_load(v->al_fd, r) == 0) {
+		v->al_seq = r->seq;
+		me = v->fence_replica ? hf_vol_al_member(r, v->fence_replica)
+				      : NULL;
+		use = me && !hf_vol_gen_is_zero(&v->local_gen) &&
+		      hf_vol_gen_equal(&me->gen, &v->local_gen) &&
+		      r->epoch <= (uint64_t)v->epoch;
+	}
+	if (use) {
+		uint64_t bytes = 0;
+
+		buf = hf_xmalloc(RS_REGION);
+		for (uint32_t k = 0; k < r->count; k++)
+			if (r->extents[k] * HF_VOL_EXTENT_SIZE <
+			    (uint64_t)v->size)
+				bytes += HF_VOL_EXTENT_SIZE;
+		hf_log("activity log of epoch %llu: %u extents (%llu bytes) "
+		       "may differ between the replicas it lists",
+		       (unsigned long long)r->epoch, r->count,
+		       (unsigned long long)bytes);
+		for (size_t i = 0; i < v->nremotes && r->count; i++) {
+			struct hf_remote *rm = &v->remotes[i];
+			int err = 0;
+
+			if (v->dropped[i] || v->resyncing[i])
+				continue;
+			for (uint32_t k = 0; k < r->count && !err; k++) {
+				uint64_t o = r->extents[k] * HF_VOL_EXTENT_SIZE;
+
+				for (uint64_t at = o;
+				     !err && at < o + HF_VOL_EXTENT_SIZE &&
+				     at < (uint64_t)v->size;
+				     at += RS_REGION) {
+					uint64_t n = (uint64_t)v->size - at;
+					int64_t sent;
+
+					err = copy_range(v, rm, buf, at,
+							 n < RS_REGION
+							     ? n
+							     : RS_REGION,
+							 &sent);
+					v->rs_sent += sent;
+				}
+			}
+			if (err) {
+				hf_log("replica %s on node %s: cannot send it "
+				       "the activity log's extents: asking to "
+				       "take it out of the in-sync set",
+				       rm->replica, rm->node);
+				v->dropped[i] = v->failed_rs[i] = true;
+			}
+		}
+		for (unsigned m = 0; r->epoch < (uint64_t)v->epoch &&
+				     m < r->nmembers; m++) {
+			const char *id = r->members[m].id;
+			bool live = strcmp(id, v->fence_replica) == 0;
+			struct missed *had;
+
+			for (size_t i = 0; i < v->nremotes && !live; i++)
+				live = strcmp(v->remotes[i].replica, id) == 0 &&
+				       !v->dropped[i] && !v->resyncing[i];
+			pthread_mutex_lock(&v->miss_mu);
+			had = missed_of(v, id);
+			pthread_mutex_unlock(&v->miss_mu);
+			if (live || had)
+				continue;
+			track(v, id, &r->members[m].gen);
+			for (uint32_t k = 0; k < r->count; k++) {
+				uint64_t o = r->extents[k] * HF_VOL_EXTENT_SIZE;
+
+				if (o < (uint64_t)v->size)
+					miss_id(v, id, o,
+						(uint64_t)v->size - o <
+							HF_VOL_EXTENT_SIZE
+						    ? (uint64_t)v->size - o
+						    : HF_VOL_EXTENT_SIZE);
+			}
+			hf_log("replica %s is out of sync: it misses the "
+			       "activity log's extents and what is written "
+			       "from now on, no more (a resync sends it "
+			       "those)", id);
+		}
+		miss_sync(v);
+	}
+	free(buf);
+	/* This epoch's first record. */
+	{
+		struct hf_vol_al *a = r;
+		struct hf_volw_frame f;
+
+		memset(&f, 0, sizeof(f));
+		al_record(v, NULL, a);
+		if (a->nmembers) {
+			int le = al_store_local(v, a);
+
+			if (le)
+				hf_log("the local activity log: %s",
+				       strerror(le));
+			f.type = HF_VOLW_AL;
+			f.u.al.nmembers = a->nmembers;
+			memcpy(f.u.al.members, a->members,
+			       sizeof(a->members[0]) * a->nmembers);
+			for (size_t i = 0; i < v->nremotes; i++) {
+				struct hf_remote_req q;
+				struct hf_volw_frame g = f;
+
+				if (v->dropped[i])
+					continue;
+				memset(&q, 0, sizeof(q));
+				if (hf_remote_submit(&v->remotes[i], &g, &q) ||
+				    hf_remote_wait(&v->remotes[i], &q)) {
+					hf_log("replica %s on node %s: it "
+					       "takes no activity log: asking "
+					       "to take it out of the in-sync "
+					       "set",
+					       v->remotes[i].replica,
+					       v->remotes[i].node);
+					v->dropped[i] = v->failed_rs[i] = true;
+					v->resyncing[i] = false;
+				}
+			}
+		}
+	}
+	free(r);
+}
+
 static void *resync_thread(void *arg)
 {
 	struct rs_arg *a = arg;
@@ -1554,6 +2057,17 @@ static void *resync_thread(void *arg)
 		f.type = HF_VOLW_FLUSH;
 		if (hf_remote_submit(r, &f, &q) || hf_remote_wait(r, &q))
 			err = EIO;
+	}
+	/*
+	 * Before it counts as in sync, every replica (it too) holds a
+	 * record that lists it: an older one it kept would otherwise tell
+	 * it, as a later primary, that replicas missed less than they did.
+	 */
+	if (!err) {
+		pthread_rwlock_rdlock(&v->add_lock);
+		if (al_commit(v, r, true))
+			err = EIO;
+		pthread_rwlock_unlock(&v->add_lock);
 	}
 	pthread_mutex_lock(&v->isr_mu);
 	if (!err && v->resyncing[i] && !v->dropped[i]) {
@@ -2027,7 +2541,10 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 		f.off = (uint64_t)off;
 		f.data = data;
 		f.data_len = (uint32_t)len;
-		e = fan_out(v, &f, local_write, &w);
+		if (!(e = al_enter(v, (uint64_t)off, len))) {
+			e = fan_out(v, &f, local_write, &w);
+			al_leave(v, (uint64_t)off, len);
+		}
 	}
 	if (tmp)
 		buf_put(v, tmp);
@@ -2150,10 +2667,20 @@ static int local_flush(struct vol *v, void *arg)
 static int flush_all(struct vol *v)
 {
 	struct hf_volw_frame f;
+	uint64_t my = __atomic_add_fetch(&v->fstart, 1, __ATOMIC_ACQ_REL);
+	int e;
 
 	memset(&f, 0, sizeof(f));
 	f.type = HF_VOLW_FLUSH;
-	return fan_out(v, &f, local_flush, NULL);
+	e = fan_out(v, &f, local_flush, NULL);
+	if (!e) {
+		/* Writes that ended before it started are durable everywhere. */
+		pthread_mutex_lock(&v->al_mu);
+		if (my > v->fdone)
+			v->fdone = my;
+		pthread_mutex_unlock(&v->al_mu);
+	}
+	return e;
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -2191,6 +2718,46 @@ static int local_trim(struct vol *v, void *arg)
 		       : 0;
 }
 
+/*
+ * TRIM of [off, off + len) (at most AL_CHUNK extents) on every replica,
+ * in the activity log first; region by region while a copy runs (so the
+ * copy and the discard never interleave within one).
+ */
+static int trim_part(struct vol *v, int mode, uint64_t off, uint64_t len,
+		     bool copying)
+{
+	struct hf_volw_frame f;
+	struct local_trim t = {mode, (off_t)off, (off_t)len};
+	int e;
+
+	if ((e = al_enter(v, off, len)))
+		return e;
+	memset(&f, 0, sizeof(f));
+	f.type = HF_VOLW_TRIM;
+	f.off = off;
+	f.u.range.len = len;
+	if (copying) {
+		for (uint64_t o = off; o < off + len && !e;) {
+			uint64_t end = (o / RS_REGION + 1) * RS_REGION;
+			struct local_trim pt = {mode, (off_t)o, 0};
+
+			if (end > off + len)
+				end = off + len;
+			pt.len = (off_t)(end - o);
+			f.off = o;
+			f.u.range.len = end - o;
+			stripes_lock(v, o, end - o, true);
+			e = fan_out(v, &f, local_trim, &pt);
+			stripes_lock(v, o, end - o, false);
+			o = end;
+		}
+	} else {
+		e = fan_out(v, &f, local_trim, &t);
+	}
+	al_leave(v, off, len);
+	return e;
+}
+
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			 off_t len, struct fuse_file_info *fi)
 {
@@ -2207,10 +2774,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	}
 	pthread_rwlock_rdlock(&v->add_lock);
 	if (__atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE)) {
-		struct hf_volw_frame f;
-		struct local_trim t = {mode, off, len};
 		bool copying = __atomic_load_n(&v->resyncs, __ATOMIC_ACQUIRE) > 0;
-		int e;
+		int e = 0;
 
 		/*
 		 * A replica punches a hole for TRIM: the same zeros as
@@ -2222,30 +2787,18 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			fuse_reply_err(req, EOPNOTSUPP);
 			return;
 		}
-		memset(&f, 0, sizeof(f));
-		f.type = HF_VOLW_TRIM;
-		f.off = (uint64_t)off;
-		f.u.range.len = (uint64_t)len;
-		if (copying) {
-			/* A long discard: region by region, as the copy goes. */
-			e = 0;
-			for (uint64_t o = (uint64_t)off;
-			     o < (uint64_t)(off + len) && !e;) {
-				uint64_t end = (o / RS_REGION + 1) * RS_REGION;
-				struct local_trim pt = {mode, (off_t)o, 0};
+		/*
+		 * The activity log takes AL_CHUNK extents at a time: a long
+		 * discard goes as that many TRIMs.
+		 */
+		for (uint64_t o = (uint64_t)off; o < (uint64_t)(off + len) && !e;) {
+			uint64_t step = (uint64_t)AL_CHUNK * HF_VOL_EXTENT_SIZE;
+			uint64_t end = (o / step + 1) * step;
 
-				if (end > (uint64_t)(off + len))
-					end = (uint64_t)(off + len);
-				pt.len = (off_t)(end - o);
-				f.off = o;
-				f.u.range.len = end - o;
-				stripes_lock(v, o, end - o, true);
-				e = fan_out(v, &f, local_trim, &pt);
-				stripes_lock(v, o, end - o, false);
-				o = end;
-			}
-		} else {
-			e = fan_out(v, &f, local_trim, &t);
+			if (end > (uint64_t)(off + len))
+				end = (uint64_t)(off + len);
+			e = trim_part(v, mode, o, end - o, copying);
+			o = end;
 		}
 		pthread_rwlock_unlock(&v->add_lock);
 		fuse_reply_err(req, e);
@@ -3277,6 +3830,9 @@ int hf_volume_attach_main(const char *dir)
 	pthread_mutex_init(&v.pool.mu, NULL);
 	pthread_mutex_init(&v.isr_mu, NULL);
 	pthread_mutex_init(&v.miss_mu, NULL);
+	pthread_mutex_init(&v.al_mu, NULL);
+	pthread_mutex_init(&v.al_wmu, NULL);
+	v.al_fd = -1;
 	pthread_cond_init(&v.isr_cv, NULL);
 	pthread_rwlock_init(&v.add_lock, NULL);
 	pthread_mutex_init(&v.snap_mu, NULL);
@@ -3287,6 +3843,7 @@ int hf_volume_attach_main(const char *dir)
 	    miss_load(&v) || fence_local(&v) || connect_remotes(&v) ||
 	    start_remotes(&v))
 		goto out;
+	al_start(&v);
 	/* A restore before anything can mount the volume. */
 	snap_work(&v, true);
 	if (mount_fuse(&v) || configure_loop(&v))
@@ -3372,6 +3929,11 @@ out:
 			close(v.missed[i].fd);
 	}
 	pthread_mutex_destroy(&v.miss_mu);
+	if (v.al_fd >= 0)
+		close(v.al_fd);
+	free(v.al);
+	pthread_mutex_destroy(&v.al_mu);
+	pthread_mutex_destroy(&v.al_wmu);
 	pthread_rwlock_destroy(&v.add_lock);
 	for (size_t i = 0; i < RS_STRIPES; i++)
 		pthread_mutex_destroy(&v.stripes[i]);

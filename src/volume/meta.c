@@ -518,3 +518,137 @@ const char *hf_vol_sync_name(enum hf_vol_sync a)
 		return "?";
 	return names[a];
 }
+
+/* ---- the activity log's record ---------------------------------------- */
+
+#define AL_MAGIC "HFVOLAL1"
+#define AL_OFF_MEMBERS 29
+#define AL_MEMBER (ID_SLOT + HF_VOL_GEN_LEN)
+#define AL_OFF_EXTENTS (AL_OFF_MEMBERS + HF_VOL_AL_MEMBERS * AL_MEMBER)
+#define AL_OFF_CRC (HF_VOL_AL_SLOT - 4)
+
+_Static_assert(AL_OFF_EXTENTS + 8 * HF_VOL_AL_MAX <= AL_OFF_CRC,
+	       "the activity log overflows its slot");
+
+int hf_vol_al_check(const struct hf_vol_al *a, char err[HF_VOL_ERR_MAX])
+{
+	int rc;
+
+	if (a->nmembers < 1 || a->nmembers > HF_VOL_AL_MEMBERS)
+		return fail(err, HF_EINVAL,
+			    "activity log: %u members, not 1 to %d",
+			    a->nmembers, HF_VOL_AL_MEMBERS);
+	if (a->count > HF_VOL_AL_MAX)
+		return fail(err, HF_EINVAL,
+			    "activity log: %u extents, over %d", a->count,
+			    HF_VOL_AL_MAX);
+	for (unsigned i = 0; i < a->nmembers; i++) {
+		if ((rc = check_id("a member's replica id", a->members[i].id,
+				   HF_VOL_ID_MAX, false, err)))
+			return rc;
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(a->members[i].id, a->members[j].id) == 0)
+				return fail(err, HF_EINVAL,
+					    "activity log: member %s twice",
+					    a->members[i].id);
+	}
+	for (uint32_t i = 0; i < a->count; i++) {
+		if (a->extents[i] >= HF_VOL_SIZE_MAX / HF_VOL_EXTENT_SIZE)
+			return fail(err, HF_EINVAL,
+				    "activity log: extent %llu is past the "
+				    "largest volume",
+				    (unsigned long long)a->extents[i]);
+		if (i && a->extents[i] <= a->extents[i - 1])
+			return fail(err, HF_EINVAL,
+				    "activity log: extents not strictly "
+				    "increasing at %llu",
+				    (unsigned long long)a->extents[i]);
+	}
+	return 0;
+}
+
+int hf_vol_al_encode(const struct hf_vol_al *a, uint8_t out[HF_VOL_AL_SLOT],
+		     char err[HF_VOL_ERR_MAX])
+{
+	int rc = hf_vol_al_check(a, err);
+
+	if (rc)
+		return rc;
+	memset(out, 0, HF_VOL_AL_SLOT);
+	memcpy(out, AL_MAGIC, 8);
+	hf_vol_put64(out + 8, a->epoch);
+	hf_vol_put64(out + 16, a->seq);
+	out[24] = (uint8_t)a->nmembers;
+	hf_vol_put32(out + 25, a->count);
+	for (unsigned i = 0; i < a->nmembers; i++) {
+		uint8_t *p = out + AL_OFF_MEMBERS + i * AL_MEMBER;
+
+		put_str(p, a->members[i].id);
+		memcpy(p + ID_SLOT, a->members[i].gen.b, HF_VOL_GEN_LEN);
+	}
+	for (uint32_t i = 0; i < a->count; i++)
+		hf_vol_put64(out + AL_OFF_EXTENTS + 8 * i, a->extents[i]);
+	hf_vol_put32(out + AL_OFF_CRC, hf_crc32c(0, out, AL_OFF_CRC));
+	return 0;
+}
+
+int hf_vol_al_decode(const uint8_t *buf, size_t len, struct hf_vol_al *a,
+		     char err[HF_VOL_ERR_MAX])
+{
+	char why[HF_VOL_ERR_MAX];
+	int rc;
+
+	if (len < HF_VOL_AL_SLOT)
+		return fail(err, HF_EPARSE,
+			    "activity log: %zu bytes, not a slot of %d", len,
+			    HF_VOL_AL_SLOT);
+	if (memcmp(buf, AL_MAGIC, 8) != 0)
+		return fail(err, HF_EPARSE, "activity log byte 0: no magic");
+	if (hf_vol_get32(buf + AL_OFF_CRC) != hf_crc32c(0, buf, AL_OFF_CRC))
+		return fail(err, HF_EPARSE,
+			    "activity log byte %d: CRC mismatch", AL_OFF_CRC);
+	memset(a, 0, sizeof(*a));
+	a->epoch = hf_vol_get64(buf + 8);
+	a->seq = hf_vol_get64(buf + 16);
+	a->nmembers = buf[24];
+	a->count = hf_vol_get32(buf + 25);
+	if (a->nmembers < 1 || a->nmembers > HF_VOL_AL_MEMBERS ||
+	    a->count > HF_VOL_AL_MAX)
+		return fail(err, HF_EPARSE,
+			    "activity log byte 24: %u members and %u extents "
+			    "are out of range",
+			    a->nmembers, a->count);
+	for (unsigned i = 0; i < a->nmembers; i++) {
+		size_t off = AL_OFF_MEMBERS + i * AL_MEMBER;
+
+		if ((rc = get_str(buf, off, ID_SLOT, HF_VOL_ID_MAX,
+				  "a member's replica id", a->members[i].id,
+				  err)))
+			return rc;
+		memcpy(a->members[i].gen.b, buf + off + ID_SLOT,
+		       HF_VOL_GEN_LEN);
+	}
+	for (uint32_t i = 0; i < a->count; i++)
+		a->extents[i] = hf_vol_get64(buf + AL_OFF_EXTENTS + 8 * i);
+	/* One encoding: what no field holds is zero. */
+	if (!all_zero(buf + AL_OFF_MEMBERS + a->nmembers * AL_MEMBER,
+		      (HF_VOL_AL_MEMBERS - a->nmembers) * AL_MEMBER) ||
+	    !all_zero(buf + AL_OFF_EXTENTS + 8 * a->count,
+		      AL_OFF_CRC - AL_OFF_EXTENTS - 8 * a->count))
+		return fail(err, HF_EPARSE,
+			    "activity log: bytes after its %u members or "
+			    "%u extents are not zero",
+			    a->nmembers, a->count);
+	if (hf_vol_al_check(a, why))
+		return fail(err, HF_EPARSE, "%s", why);
+	return 0;
+}
+
+const struct hf_vol_al_member *hf_vol_al_member(const struct hf_vol_al *a,
+						const char *id)
+{
+	for (unsigned i = 0; i < a->nmembers; i++)
+		if (strcmp(a->members[i].id, id) == 0)
+			return &a->members[i];
+	return NULL;
+}

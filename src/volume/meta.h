@@ -159,4 +159,58 @@ struct hf_vol_verdict hf_vol_gen_compare(const struct hf_vol_side *me,
 /* "none", "al", "bitmap", "full", "refuse", "stale". */
 const char *hf_vol_sync_name(enum hf_vol_sync a);
 
+/*
+ * The activity log's record (docs/design/volumes.md §5.4): the extents
+ * of the volume a primary may have written and not yet flushed on every
+ * in-sync replica, and the in-sync set (each member with its data
+ * generation) it was written for. A primary writes it to every in-sync
+ * replica (AL frames; its local replica's `al` file) before its first
+ * write to an extent not in it, and again when it drops extents that
+ * were flushed long enough ago. The next primary reads its local copy:
+ * the members it lists that are out of sync from then on miss the
+ * extents (plus what the new primary writes), not the whole volume; the
+ * members in sync are sent the extents at once. Extents hold
+ * HF_VOL_EXTENT_SIZE bytes each, strictly increasing.
+ *
+ * On disk it is one of two slots of HF_VOL_AL_SLOT bytes (written in
+ * turn; the valid one of the higher epoch, then seq, counts):
+ *
+ *   off   size  field
+ *   0     8     magic "HFVOLAL1"
+ *   8     8     epoch: the primary's that wrote it
+ *   16    8     seq: counts the records of the file
+ *   24    1     members (1..HF_VOL_AL_MEMBERS)
+ *   25    4     extents (0..HF_VOL_AL_MAX)
+ *   29    88 x HF_VOL_AL_MEMBERS: each a replica id (a length byte, the
+ *               bytes, zeroes to 72) then its 16-byte generation
+ *   821   8 x count: the extents
+ *   ...   zeroes
+ *   8188  4     CRC-32C of bytes 0..8187
+ */
+#define HF_VOL_AL_SLOT 8192
+
+struct hf_vol_al {
+	uint64_t epoch, seq;
+	unsigned nmembers;
+	struct hf_vol_al_member members[HF_VOL_AL_MEMBERS];
+	uint32_t count;
+	uint64_t extents[HF_VOL_AL_MAX];
+};
+
+/* Checks a's ids, counts and order: 0 or HF_EINVAL with a sentence. */
+int hf_vol_al_check(const struct hf_vol_al *a, char err[HF_VOL_ERR_MAX]);
+/* a as a slot; refuses what hf_vol_al_check refuses, writing nothing. */
+int hf_vol_al_encode(const struct hf_vol_al *a, uint8_t out[HF_VOL_AL_SLOT],
+		     char err[HF_VOL_ERR_MAX]);
+/*
+ * The slot at buf (len bytes) into *a: 0, or HF_EPARSE with the byte and
+ * the reason (short, bad magic or CRC, a field out of range). A slot of
+ * zeroes (never written) is HF_EPARSE too.
+ */
+int hf_vol_al_decode(const uint8_t *buf, size_t len, struct hf_vol_al *a,
+		     char err[HF_VOL_ERR_MAX]);
+/* The member of id in a, or NULL. */
+const struct hf_vol_al_member *hf_vol_al_member(const struct hf_vol_al *a,
+						const char *id);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,7 +140,7 @@ int hf_replica_open(struct hf_replica *r, const char *pool, char *err,
 	char *data;
 	int rc = -1;
 
-	r->fd = -1;
+	r->fd = r->al_fd = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	r->dir = hf_xasprintf("%s/replicas/%s/%s", pool, r->volume_id,
 			      r->replica_id);
@@ -151,6 +152,13 @@ int hf_replica_open(struct hf_replica *r, const char *pool, char *err,
 	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
 		fail(err, n, "%s: %s", data, strerror(errno));
 		goto out;
+	}
+	if (st.st_size == 0) {
+		/* A data file made anew: an activity log before it is void. */
+		char *al = hf_xasprintf("%s/al", r->dir);
+
+		unlink(al);
+		free(al);
 	}
 	if (st.st_size == 0 && ftruncate(r->fd, r->size) < 0) {
 		fail(err, n, "%s: cannot make it %lld bytes: %s", data,
@@ -234,7 +242,9 @@ void hf_replica_release(struct hf_replica *r)
 {
 	if (r->fd >= 0)
 		close(r->fd);
-	r->fd = -1;
+	if (r->al_fd >= 0)
+		close(r->al_fd);
+	r->fd = r->al_fd = -1;
 	if (r->dir)
 		pthread_mutex_destroy(&r->mu);
 	free(r->volume_id);
@@ -242,4 +252,76 @@ void hf_replica_release(struct hf_replica *r)
 	free(r->name);
 	free(r->dir);
 	explicit_bzero(r->key, sizeof(r->key));
+}
+
+int hf_vol_al_load(int fd, struct hf_vol_al *a)
+{
+	uint8_t *buf = hf_xmalloc(HF_VOL_AL_SLOT);
+	struct hf_vol_al *b = hf_xmalloc(sizeof(*b));
+	char err[HF_VOL_ERR_MAX];
+	bool have = false;
+
+	for (int slot = 0; slot < 2; slot++) {
+		if (pread(fd, buf, HF_VOL_AL_SLOT,
+			  (off_t)slot * HF_VOL_AL_SLOT) != HF_VOL_AL_SLOT ||
+		    hf_vol_al_decode(buf, HF_VOL_AL_SLOT, b, err))
+			continue;
+		if (!have || b->epoch > a->epoch ||
+		    (b->epoch == a->epoch && b->seq > a->seq))
+			*a = *b;
+		have = true;
+	}
+	free(b);
+	free(buf);
+	return have ? 0 : -1;
+}
+
+int hf_vol_al_store(int fd, const struct hf_vol_al *a)
+{
+	uint8_t *buf = hf_xmalloc(HF_VOL_AL_SLOT);
+	char err[HF_VOL_ERR_MAX];
+	int rc = 0;
+
+	if (hf_vol_al_encode(a, buf, err))
+		rc = -EINVAL;
+	else if (pwrite(fd, buf, HF_VOL_AL_SLOT,
+			(off_t)(a->seq & 1) * HF_VOL_AL_SLOT) != HF_VOL_AL_SLOT)
+		rc = errno ? -errno : -EIO;
+	else if (fdatasync(fd) < 0)
+		rc = -errno;
+	free(buf);
+	return rc;
+}
+
+int hf_replica_store_al(struct hf_replica *r, struct hf_vol_al *a)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->mu);
+	if (a->epoch != r->meta.epoch) {
+		rc = -ESTALE;
+	} else {
+		if (r->al_fd < 0) {
+			char *path = hf_xasprintf("%s/al", r->dir);
+			struct hf_vol_al *old = hf_xmalloc(sizeof(*old));
+
+			r->al_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC |
+						      O_NOFOLLOW,
+					0600);
+			free(path);
+			r->al_seq = r->al_fd >= 0 &&
+					    hf_vol_al_load(r->al_fd, old) == 0
+					? old->seq
+					: 0;
+			free(old);
+		}
+		if (r->al_fd < 0) {
+			rc = -errno;
+		} else {
+			a->seq = ++r->al_seq;
+			rc = hf_vol_al_store(r->al_fd, a);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
 }

@@ -23,6 +23,8 @@ struct hf_replica {
 	pthread_mutex_t mu;          /* meta and its file */
 	struct hf_vol_meta meta;
 	uint64_t epoch; /* meta.epoch, read without mu (__atomic) */
+	int al_fd;      /* DIR/al once a primary sent one (mu), or -1 */
+	uint64_t al_seq; /* its last record's seq (mu) */
 };
 
 /*
@@ -58,5 +60,26 @@ uint64_t hf_replica_epoch(struct hf_replica *r);
 
 /* Closes the files, frees the strings. */
 void hf_replica_release(struct hf_replica *r);
+
+/*
+ * The activity log's file, DIR/al (meta.h's record, two slots): reads
+ * the newest valid record (higher epoch, then seq) of the file open at
+ * fd into *a; 0, or -1 when neither slot holds one (never written, or
+ * both torn).
+ */
+int hf_vol_al_load(int fd, struct hf_vol_al *a);
+/*
+ * Writes a into the slot a->seq does not share with the record before
+ * it (a->seq & 1), then fdatasync: 0 or -errno. The caller numbers the
+ * records (one more than hf_vol_al_load's, or than its last).
+ */
+int hf_vol_al_store(int fd, const struct hf_vol_al *a);
+/*
+ * r's activity log as a primary at epoch sent it (serve.c's AL frame):
+ * stored under r's lock, and only while epoch is r's (an older
+ * primary's record, late, never overwrites a newer one). 0, -ESTALE for
+ * another epoch, or -errno.
+ */
+int hf_replica_store_al(struct hf_replica *r, struct hf_vol_al *a);
 
 #endif

@@ -180,7 +180,7 @@ static struct held *held_new(struct hf_serve_volume *v)
 	struct held *h = hf_xcalloc(1, sizeof(*h));
 	struct hf_replica *r = &h->r;
 
-	r->fd = -1;
+	r->fd = r->al_fd = -1;
 	r->volume_id = v->id;
 	r->replica_id = v->replica;
 	r->name = v->name;
@@ -943,6 +943,30 @@ static int snap_request(struct hf_replica *r, struct hf_snaps *snaps,
 }
 
 /* One request after HELLO; returns false when the connection must close. */
+/*
+ * An AL frame (the primary's activity log, meta.h) into the replica's
+ * `al` file, durable before AL_OK. ESTALE: the epoch moved meanwhile.
+ */
+static int store_al(struct hf_replica *r, const struct hf_volw_frame *f)
+{
+	struct hf_vol_al *a = hf_xcalloc(1, sizeof(*a));
+	int rc;
+
+	a->epoch = f->epoch;
+	a->nmembers = f->u.al.nmembers;
+	memcpy(a->members, f->u.al.members,
+	       sizeof(a->members[0]) * a->nmembers);
+	a->count = f->u.al.count;
+	for (uint32_t i = 0; i < a->count; i++)
+		a->extents[i] = hf_volw_al_extent(f, i);
+	rc = hf_replica_store_al(r, a);
+	free(a);
+	if (rc && rc != -ESTALE)
+		hf_log("volume %s replica %s: activity log: %s", r->volume_id,
+		       r->replica_id, strerror(-rc));
+	return -rc;
+}
+
 static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 		    const struct hf_volw_frame *f, uint8_t *rbuf)
 {
@@ -965,6 +989,7 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	case HF_VOLW_TRIM:
 	case HF_VOLW_READ:
 	case HF_VOLW_SNAP:
+	case HF_VOLW_AL:
 		break;
 	default:
 		send_error(fd, f, EOPNOTSUPP, "%s is not served yet",
@@ -984,7 +1009,8 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	 * writes (not at HELLO: a local attach's fencing HELLO must not
 	 * touch the files it is about to use).
 	 */
-	if (!*snapsp && f->type != HF_VOLW_FLUSH && f->type != HF_VOLW_READ) {
+	if (!*snapsp && f->type != HF_VOLW_FLUSH && f->type != HF_VOLW_READ &&
+	    f->type != HF_VOLW_AL) {
 		char err[HF_VOL_ERR_MAX];
 
 		if (!(*snapsp = hf_snaps_open(r->dir, r->fd, err,
@@ -1025,6 +1051,14 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	case HF_VOLW_SNAP:
 		e = snap_request(r, snaps, &f->u.snap);
 		a.type = HF_VOLW_SNAP_OK;
+		break;
+	case HF_VOLW_AL:
+		e = store_al(r, f);
+		a.type = HF_VOLW_AL_OK;
+		if (e == ESTALE) {
+			send_fenced(fd, f, hf_replica_epoch(r));
+			return false;
+		}
 		break;
 	default: /* READ */
 		if (!in_volume(r, f->off, f->u.range.len))

@@ -74,6 +74,18 @@ struct hf_vol_gen {
 };
 bool hf_vol_gen_is_zero(const struct hf_vol_gen *g);
 /*
+ * The activity log (meta.h's record, wire.h's AL frame): at most this
+ * many extents, and a member per replica of the in-sync set, each with
+ * its data generation.
+ */
+#define HF_VOL_AL_MAX 512
+#define HF_VOL_AL_MEMBERS (HF_VOL_MAX_PEERS + 1)
+struct hf_vol_al_member {
+	char id[HF_VOL_ID_MAX + 1];
+	struct hf_vol_gen gen;
+};
+
+/*
  * The write latency histogram's upper bounds, in microseconds (status.json
  * and the agent's volume report count writes per bucket; one bucket more
  * holds the rest), and the bucket of a latency.

@@ -489,14 +489,25 @@ static int check_bitmap(const struct hf_volw_frame *f, const char *t,
 
 static void put_al(const struct hf_volw_frame *f, struct wr *w)
 {
-	put32(w, f->u.al.added);
-	put32(w, f->u.al.removed);
+	put8(w, (uint8_t)f->u.al.nmembers);
+	for (unsigned i = 0; i < f->u.al.nmembers; i++) {
+		put_id(w, f->u.al.members[i].id);
+		put_bytes(w, f->u.al.members[i].gen.b, HF_VOL_GEN_LEN);
+	}
+	put32(w, f->u.al.count);
 }
 
 static void get_al(struct hf_volw_frame *f, struct rd *r)
 {
-	f->u.al.added = get32(r, "the added count");
-	f->u.al.removed = get32(r, "the removed count");
+	f->u.al.nmembers = get8(r, "the member count");
+	for (unsigned i = 0; i < f->u.al.nmembers && i < HF_VOL_AL_MEMBERS;
+	     i++) {
+		get_id(r, f->u.al.members[i].id, HF_VOL_ID_MAX, "member id");
+		get_bytes(r, f->u.al.members[i].gen.b, HF_VOL_GEN_LEN,
+			  "a member's generation");
+	}
+	if (f->u.al.nmembers <= HF_VOL_AL_MEMBERS)
+		f->u.al.count = get32(r, "the extent count");
 	get_bulk(r, f);
 }
 
@@ -507,11 +518,21 @@ uint64_t hf_volw_al_extent(const struct hf_volw_frame *f, uint32_t i)
 
 static int check_al(const struct hf_volw_frame *f, const char *t, char *err)
 {
-	uint64_t n = (uint64_t)f->u.al.added + f->u.al.removed;
+	uint64_t n = f->u.al.count;
 
-	if (n == 0)
-		return fail(err, HF_EINVAL, "%s: no extent added or removed",
-			    t);
+	if (f->u.al.nmembers < 1 || f->u.al.nmembers > HF_VOL_AL_MEMBERS)
+		return fail(err, HF_EINVAL, "%s: %u members, not 1 to %d", t,
+			    f->u.al.nmembers, HF_VOL_AL_MEMBERS);
+	for (unsigned i = 0; i < f->u.al.nmembers; i++) {
+		int rc = check_id(t, "member id", f->u.al.members[i].id,
+				  HF_VOL_ID_MAX, err);
+
+		if (rc)
+			return rc;
+	}
+	if (n > HF_VOL_AL_MAX)
+		return fail(err, HF_EINVAL, "%s: %llu extents, over %d", t,
+			    (unsigned long long)n, HF_VOL_AL_MAX);
 	if (n * 8 != f->data_len || (f->data_len && !f->data))
 		return fail(err, HF_EINVAL,
 			    "%s: %llu extents take %llu bytes, not %u", t,
@@ -519,18 +540,16 @@ static int check_al(const struct hf_volw_frame *f, const char *t, char *err)
 			    f->data_len);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t e = hf_volw_al_extent(f, i);
-		bool first = i == 0 || i == f->u.al.added;
 
 		if (e >= HF_VOL_SIZE_MAX / HF_VOL_EXTENT_SIZE)
 			return fail(err, HF_EINVAL,
 				    "%s: extent %llu is past the largest volume",
 				    t, (unsigned long long)e);
-		if (!first && e <= hf_volw_al_extent(f, i - 1))
+		if (i && e <= hf_volw_al_extent(f, i - 1))
 			return fail(err, HF_EINVAL,
-				    "%s: the %s extents are not strictly "
+				    "%s: the extents are not strictly "
 				    "increasing at %llu",
-				    t, i < f->u.al.added ? "added" : "removed",
-				    (unsigned long long)e);
+				    t, (unsigned long long)e);
 	}
 	return 0;
 }
@@ -654,7 +673,8 @@ static const struct kind_ops {
 		check_peer},
     [K_BITMAP] = {false, 2 + 24, HF_VOLW_PAYLOAD_MAX, put_bitmap, get_bitmap,
 		  check_bitmap},
-    [K_AL] = {false, 8 + 8, HF_VOLW_PAYLOAD_MAX, put_al, get_al, check_al},
+    [K_AL] = {false, 1 + 2 + HF_VOL_GEN_LEN + 4, HF_VOLW_PAYLOAD_MAX, put_al,
+	      get_al, check_al},
     [K_FENCED] = {false, 8, 8, put_fenced, get_fenced, check_none},
     [K_ERROR] = {false, 4 + 2 + 1, 4 + 2 + HF_VOLW_TEXT_MAX, put_error,
 		 get_error, check_error},

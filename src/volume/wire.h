@@ -49,10 +49,12 @@
  *                of a volume of nbits regions. A bitmap longer than a
  *                frame takes several, in order, each starting where the
  *                last ended; the one ending at nbits is the last.
- *   AL           u32 added, u32 removed; bulk: that many u64 extent
- *                numbers (offset / HF_VOL_EXTENT_SIZE), the added ones
- *                then the removed ones, each list strictly increasing,
- *                at least one in all
+ *   AL           the primary's activity log (meta.h): u8 members (1 to
+ *                HF_VOL_AL_MEMBERS), per member its replica id then its
+ *                16-byte data generation, u32 count (up to
+ *                HF_VOL_AL_MAX); bulk: count u64 extent numbers (offset /
+ *                HF_VOL_EXTENT_SIZE), strictly increasing. The whole set
+ *                each time: the replica stores it in place of the last.
  *   FENCED       u64 the replica's epoch
  *   SNAP         u8 op (1 take, 2 delete, 3 restore), u64 size (the
  *                volume's bytes the snapshot holds: > 0 for take, else 0), the
@@ -173,8 +175,10 @@ struct hf_volw_frame {
 			char peer[HF_VOL_ID_MAX + 1];
 			uint64_t nbits, first, count;
 		} bitmap;
-		struct { /* AL: data holds added + removed u64s */
-			uint32_t added, removed;
+		struct { /* AL: data holds count u64s */
+			unsigned nmembers;
+			struct hf_vol_al_member members[HF_VOL_AL_MEMBERS];
+			uint32_t count;
 		} al;
 		uint64_t fenced_epoch; /* FENCED */
 		struct hf_volw_snap {  /* SNAP */
@@ -229,7 +233,7 @@ const char *hf_volw_type_name(int type);
  * (DIRTY, BYE, answers). FENCED and ERROR may answer any request.
  */
 enum hf_volw_type hf_volw_answer(enum hf_volw_type type);
-/* Extent i of an AL frame's bulk (added ones first): i < added + removed. */
+/* Extent i of an AL frame's bulk: i < count. */
 uint64_t hf_volw_al_extent(const struct hf_volw_frame *f, uint32_t i);
 
 #endif

@@ -91,7 +91,7 @@ pods:
         type: DOCKER
         container-path: data
         driver-name: holdfast
-        driver-options: size=64M;repl=2{opts}
+        driver-options: size={size};repl=2{opts}
     tasks:
       server:
         goal: RUNNING
@@ -114,7 +114,7 @@ pods:
 """
 
 
-def start_writer(hf, net, tmp_path, records=50, opts="", server_extra=()):
+def start_writer(hf, net, tmp_path, records=50, opts="", server_extra=(), size="64M"):
     """Three storage nodes and the writer (service w, repl=2) with at least
     `records` acknowledged. Returns (out dir, its volume, the writer's
     node, the other replica's node, its acknowledged-records file)."""
@@ -122,7 +122,7 @@ def start_writer(hf, net, tmp_path, records=50, opts="", server_extra=()):
     out = os.path.join(str(tmp_path), "writer-out")
     os.makedirs(out)
     hf.deploy(write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out,
-                                                                        opts=opts)))
+                                                                        opts=opts, size=size)))
     v = xvols(hf)["w-app-0"]
     node = hf.pod("w", "app-0")["node"]
     holders = [r["node"] for r in v["replicas"]]
@@ -188,6 +188,33 @@ def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     holds_for(lambda: [h for h, _ in hf.task_copies("w", "app-0-server")] == [survivor],
               2 * NODE_TIMEOUT, what="one copy of app-0-server, on the survivor")
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+
+
+def test_the_old_host_back_is_sent_only_what_it_may_lack(hf, net, tmp_path):
+    """Acceptance 4 after a failover: the writer's host is killed and its
+    pod fails over; when the host comes back, its replica is not copied
+    whole but sent the extents of the old primary's activity log (the
+    writes it may not have flushed everywhere) and what the new primary
+    wrote since, then both replicas are byte-identical."""
+    out, v, victim, survivor, acked = start_writer(hf, net, tmp_path, size="1G")
+    vol = "w-app-0"
+    kill_writer_host(hf, net, out, victim, survivor, acked)
+    count = lambda: len(open(acked_file(out, survivor)).read().split())  # noqa: E731
+    wait_for(lambda: acked_file(out, survivor) and count() >= 30, 60,
+             what="writes on the survivor while the old host is away")
+    before = hf.metrics()
+    p0 = before.get(("holdfast_volume_resync_planned_bytes_total", (("volume", vol),)), 0)
+    net[victim].heal()
+    hf.agents[victim].start()
+    p = hf.cli("volume", "show", vol, "--wait", "--timeout", "120", timeout=180)
+    assert "2 wanted, 2 in sync" in p.stdout, p.stdout
+    planned = wait_for(lambda: hf.metrics().get(
+        ("holdfast_volume_resync_planned_bytes_total", (("volume", vol),)), 0) - p0 or None,
+        30, what="the resync's planned bytes")
+    print(f"resync after the failover: {planned:.0f} bytes planned of {v['size']}")
+    assert 0 < planned < v["size"] / 8, f"{planned} bytes planned: a whole copy, not the log's"
+    hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
+    assert_identical(*(replica_file(hf, v, r) for r in v["replicas"]))
 
 
 def holds_text(path, needle):

@@ -12,6 +12,8 @@
  * its own activity log, and a rotation keeps the ids valid, makes the
  * rotated copy the source of a bitmap resync to the old one (its bitmap
  * starts at the old generation) and the old copy refuse to be its source.
+ * A first byte with bit 1 set reads the rest as an activity log's slot
+ * instead (the same CRC choice), held to the same rules.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,6 +85,35 @@ static void check_gens(const struct hf_vol_meta *m)
 		abort();
 }
 
+static int al_slot(uint8_t how, const uint8_t *in, size_t len)
+{
+	static uint8_t slot[HF_VOL_AL_SLOT], again[HF_VOL_AL_SLOT];
+	static struct hf_vol_al a;
+	char err[HF_VOL_ERR_MAX] = "";
+	int rc;
+
+	if (how & 1) {
+		memset(slot, 0, sizeof(slot));
+		memcpy(slot, in, len < sizeof(slot) ? len : sizeof(slot));
+		hf_vol_put32(slot + HF_VOL_AL_SLOT - 4,
+			     hf_crc32c(0, slot, HF_VOL_AL_SLOT - 4));
+		in = slot;
+		len = sizeof(slot);
+	}
+	rc = hf_vol_al_decode(in, len, &a, err);
+	if (rc) {
+		if (rc != HF_EPARSE)
+			abort();
+		check_sentence(err);
+		return 0;
+	}
+	if (hf_vol_al_encode(&a, again, err) ||
+	    memcmp(again, in, sizeof(again)) ||
+	    !hf_vol_al_member(&a, a.members[a.nmembers - 1].id))
+		abort();
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t blk[HF_VOL_META_SIZE], again[HF_VOL_META_SIZE];
@@ -94,6 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
+	if (data[0] & 2)
+		return al_slot(data[0], in, len);
 	if (data[0] & 1) {
 		memset(blk, 0, sizeof(blk));
 		memcpy(blk, in, len < sizeof(blk) ? len : sizeof(blk));

@@ -450,6 +450,88 @@ static void test_compare_after_rotation(void **state)
 			 HF_VOL_SYNC_FULL);
 }
 
+/* The activity log's slot: its layout, a round trip, and each refusal. */
+static void test_activity_log(void **state)
+{
+	static struct hf_vol_al a, b;
+	static uint8_t slot[HF_VOL_AL_SLOT], again[HF_VOL_AL_SLOT];
+	char err[HF_VOL_ERR_MAX];
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.epoch = 7;
+	a.seq = 12;
+	a.nmembers = 2;
+	strcpy(a.members[0].id, "replica-a");
+	a.members[0].gen = gen(0xa1);
+	strcpy(a.members[1].id, "replica-b");
+	a.members[1].gen = gen(0xb2);
+	a.count = 3;
+	a.extents[0] = 0;
+	a.extents[1] = 5;
+	a.extents[2] = 1u << 20;
+	assert_int_equal(hf_vol_al_encode(&a, slot, err), 0);
+	assert_memory_equal(slot, "HFVOLAL1", 8);
+	assert_int_equal(hf_vol_get64(slot + 8), 7);
+	assert_int_equal(hf_vol_get64(slot + 16), 12);
+	assert_int_equal(slot[24], 2);
+	assert_int_equal(hf_vol_get32(slot + 25), 3);
+	assert_int_equal(slot[29], strlen("replica-a"));
+	assert_memory_equal(slot + 30, "replica-a", 9);
+	assert_int_equal(slot[29 + 72], 0xa1);
+	assert_int_equal(slot[29 + 88], strlen("replica-b"));
+	assert_int_equal(hf_vol_get64(slot + 821 + 8), 5);
+	assert_int_equal(hf_vol_get32(slot + HF_VOL_AL_SLOT - 4),
+			 hf_crc32c(0, slot, HF_VOL_AL_SLOT - 4));
+	assert_int_equal(hf_vol_al_decode(slot, sizeof(slot), &b, err), 0);
+	assert_int_equal(b.epoch, 7);
+	assert_int_equal(b.seq, 12);
+	assert_int_equal(b.count, 3);
+	assert_int_equal(b.extents[2], 1u << 20);
+	assert_non_null(hf_vol_al_member(&b, "replica-b"));
+	assert_null(hf_vol_al_member(&b, "replica-c"));
+	assert_true(hf_vol_gen_equal(&hf_vol_al_member(&b, "replica-b")->gen,
+				     &a.members[1].gen));
+	assert_int_equal(hf_vol_al_encode(&b, again, err), 0);
+	assert_memory_equal(slot, again, sizeof(slot));
+	/* No extent is a record too (every write flushed). */
+	b.count = 0;
+	assert_int_equal(hf_vol_al_encode(&b, again, err), 0);
+	assert_int_equal(hf_vol_al_decode(again, sizeof(again), &b, err), 0);
+	assert_int_equal(b.count, 0);
+
+	/* Refused: out of order, a member twice, none, too many extents. */
+	b = a;
+	b.extents[1] = 0;
+	assert_int_equal(hf_vol_al_encode(&b, again, err), HF_EINVAL);
+	assert_non_null(strstr(err, "not strictly increasing"));
+	b = a;
+	strcpy(b.members[1].id, "replica-a");
+	assert_int_equal(hf_vol_al_encode(&b, again, err), HF_EINVAL);
+	assert_non_null(strstr(err, "member replica-a twice"));
+	b = a;
+	b.nmembers = 0;
+	assert_int_equal(hf_vol_al_encode(&b, again, err), HF_EINVAL);
+	b = a;
+	b.count = HF_VOL_AL_MAX + 1;
+	assert_int_equal(hf_vol_al_encode(&b, again, err), HF_EINVAL);
+	/* Damaged: a short slot, a CRC, bytes after the extents, zeroes. */
+	assert_int_equal(hf_vol_al_decode(slot, 100, &b, err), HF_EPARSE);
+	memcpy(again, slot, sizeof(slot));
+	again[821 + 3 * 8] = 1;
+	assert_int_equal(hf_vol_al_decode(again, sizeof(again), &b, err),
+			 HF_EPARSE);
+	assert_non_null(strstr(err, "CRC"));
+	hf_vol_put32(again + HF_VOL_AL_SLOT - 4,
+		     hf_crc32c(0, again, HF_VOL_AL_SLOT - 4));
+	assert_int_equal(hf_vol_al_decode(again, sizeof(again), &b, err),
+			 HF_EPARSE);
+	assert_non_null(strstr(err, "not zero"));
+	memset(again, 0, sizeof(again));
+	assert_int_equal(hf_vol_al_decode(again, sizeof(again), &b, err),
+			 HF_EPARSE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +542,7 @@ int main(void)
 	    cmocka_unit_test(test_rotate),
 	    cmocka_unit_test(test_compare_table),
 	    cmocka_unit_test(test_compare_after_rotation),
+	    cmocka_unit_test(test_activity_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -116,12 +116,16 @@ static void sample(enum hf_volw_type t, struct hf_volw_frame *f)
 		break;
 	}
 	case HF_VOLW_AL: {
-		const uint64_t e[] = {1, 7, 9000, 3, 4};
+		const uint64_t e[] = {1, 7, 9000, 9001, 12000};
 
 		for (size_t i = 0; i < HF_ARRAY_LEN(e); i++)
 			hf_vol_put64(extents + 8 * i, e[i]);
-		f->u.al.added = 3;
-		f->u.al.removed = 2;
+		f->u.al.nmembers = 2;
+		strcpy(f->u.al.members[0].id, "r-1");
+		memset(f->u.al.members[0].gen.b, 0x11, HF_VOL_GEN_LEN);
+		strcpy(f->u.al.members[1].id, "r-2");
+		memset(f->u.al.members[1].gen.b, 0x22, HF_VOL_GEN_LEN);
+		f->u.al.count = HF_ARRAY_LEN(e);
 		f->data = extents;
 		f->data_len = sizeof(extents);
 		break;
@@ -258,10 +262,12 @@ static void test_fields(void **state)
 	sample(HF_VOLW_AL, &f);
 	n = encode_whole(&f, buf);
 	assert_int_equal(hf_volw_decode(buf, n, &b, &need, err), 0);
-	assert_int_equal(b.u.al.added, 3);
-	assert_int_equal(b.u.al.removed, 2);
+	assert_int_equal(b.u.al.nmembers, 2);
+	assert_string_equal(b.u.al.members[1].id, "r-2");
+	assert_int_equal(b.u.al.members[1].gen.b[15], 0x22);
+	assert_int_equal(b.u.al.count, 5);
 	assert_int_equal(hf_volw_al_extent(&b, 2), 9000);
-	assert_int_equal(hf_volw_al_extent(&b, 3), 3);
+	assert_int_equal(hf_volw_al_extent(&b, 4), 12000);
 
 	sample(HF_VOLW_BITMAP, &f);
 	n = encode_whole(&f, buf);
@@ -516,15 +522,16 @@ static void test_payload_refusals(void **state)
 	/* AL: unsorted, counts that do not match the bytes. */
 	sample(HF_VOLW_AL, &f);
 	n = encode_whole(&f, b);
-	hf_vol_put64(b + 48 + 8, 1); /* added: 1, 1, 9000 */
+	/* 1 + 2 members of 20 bytes + the u32 count: extents at 85. */
+	hf_vol_put64(b + 85 + 8, 1); /* 1, 1, 9000 */
 	refix_crc(b, n);
 	expect_refused(b, n, n, HF_EPARSE,
-		       "the added extents are not strictly increasing at 1");
+		       "the extents are not strictly increasing at 1");
 	sample(HF_VOLW_AL, &f);
 	n = encode_whole(&f, b);
-	hf_vol_put32(b + 40, 4);
+	hf_vol_put32(b + 81, 4);
 	refix_crc(b, n);
-	expect_refused(b, n, n, HF_EPARSE, "6 extents take 48 bytes, not 40");
+	expect_refused(b, n, n, HF_EPARSE, "4 extents take 32 bytes, not 40");
 	/* BITMAP: runs that do not cover count. */
 	sample(HF_VOLW_BITMAP, &f);
 	n = encode_whole(&f, b);
@@ -603,16 +610,20 @@ static void test_encode_refusals(void **state)
 	memset(f.u.error.text, 'x', sizeof(f.u.error.text));
 	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL,
 			    "the text must be 1 to 256 bytes");
-	/* An AL too large for one frame: the caller splits it. */
+	/* An AL of more extents than a log holds. */
 	sample(HF_VOLW_AL, &f);
-	for (uint32_t i = 0; i < sizeof(big) / 8; i++)
+	for (uint32_t i = 0; i < HF_VOL_AL_MAX + 1; i++)
 		hf_vol_put64(big + 8 * i, i);
-	f.u.al.added = sizeof(big) / 8;
-	f.u.al.removed = 0;
+	f.u.al.count = HF_VOL_AL_MAX + 1;
+	f.data = big;
+	f.data_len = 8 * (HF_VOL_AL_MAX + 1);
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL,
+			    "513 extents, over 512");
+	/* A WRITE too large for one frame. */
+	sample(HF_VOLW_WRITE, &f);
 	f.data = big;
 	f.data_len = sizeof(big);
-	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_ETOOBIG,
-			    "over the cap of 1048640");
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL, "WRITE");
 }
 
 static void test_types_table(void **state)

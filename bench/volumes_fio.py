@@ -525,6 +525,14 @@ def clear_loops(host_dir):
     netns._clear_loops_under(host_dir)
 
 
+def planned_bytes(hf):
+    """The bytes the volume's present attachment set out to copy to
+    returning replicas (the API's io, shown once that attachment has
+    reported; None before)."""
+    io = xvol(hf).get("io")
+    return io["resync_planned"] if io else None
+
+
 def mode_failover(args):
     ensure_packages({"fio": "fio"})
     work = tempfile.mkdtemp(prefix="hfbench-vfail-", dir="/var/tmp")
@@ -595,6 +603,9 @@ def mode_failover(args):
                 f"{rec['task_started_s'] and round(rec['task_started_s'], 2)} s; load {' '.join(la)})")
             # The host back: its link, then its agent; its replica resyncs.
             clear_loops(net[victim].dir)
+            wait_for(lambda: planned_bytes(hf) is not None, 30, interval=0.2,
+                     what="the new attachment's counters")
+            planned0 = planned_bytes(hf)
             net[victim].heal()
             t_back = time.time()
             hf.agents[victim].start()
@@ -607,8 +618,18 @@ def mode_failover(args):
             wait_for(synced, args.resync_timeout, interval=0.5, what="both replicas in sync")
             rec["resync_s"] = time.time() - t_back
             rec["states_seen"] = sorted(saw)
+            # What the new primary set out to send the returning replica
+            # (its attach process's counter, reported at the next sync).
+            # (0 is a fair answer: an idle volume's log may be empty.)
+            t_end = time.monotonic() + 5
+            while True:
+                rec["resync_planned_bytes"] = (planned_bytes(hf) or 0) - planned0
+                if rec["resync_planned_bytes"] or time.monotonic() > t_end:
+                    break
+                time.sleep(0.5)
             log(f"trial {trial}: {victim} back, replicas in sync after {rec['resync_s']:.1f} s"
-                f" (states seen {rec['states_seen']})")
+                f" (states seen {rec['states_seen']}; {rec['resync_planned_bytes']:.0f} bytes"
+                f" planned)")
             result["trials"].append(rec)
             # A copy of the task is running on new again (the old one
             # stopped): let the cluster settle before the next kill.

@@ -1052,33 +1052,33 @@ static void track(struct vol *v, const char *id, const struct hf_vol_gen *gen)
  * took it: that replica misses it. Called before the write is answered;
  * the pages whose bits changed go to the entry's file.
  */
+/* miss_id's work on entry m; miss_mu held. */
+static void miss_entry(struct vol *v, struct missed *m, uint64_t off,
+		       uint64_t len)
+{
+	uint64_t before = hf_vol_bitmap_count(&m->bm);
+
+	if (hf_vol_bitmap_set(&m->bm, off, len)) {
+		m->broken = true;
+	} else if (hf_vol_bitmap_count(&m->bm) != before && !m->paged) {
+		/* Its first miss: every page (absent ones are dirty). */
+		miss_save(v, m);
+	} else if (hf_vol_bitmap_count(&m->bm) != before && len) {
+		uint64_t per = HF_VOL_BITMAP_PAGE_REGIONS * HF_VOL_REGION_SIZE;
+
+		miss_pages(m, off / per, (off + len - 1) / per);
+	}
+}
+
 static void miss_id(struct vol *v, const char *id, uint64_t off, uint64_t len)
 {
 	struct missed *m;
 
 	pthread_mutex_lock(&v->miss_mu);
 	m = missed_of(v, id);
-	if (m) {
-		uint64_t before = hf_vol_bitmap_count(&m->bm);
-
-		if (hf_vol_bitmap_set(&m->bm, off, len)) {
-			m->broken = true;
-		} else if (hf_vol_bitmap_count(&m->bm) != before && !m->paged) {
-			/* Its first miss: every page (absent ones are dirty). */
-			miss_save(v, m);
-		} else if (hf_vol_bitmap_count(&m->bm) != before && len) {
-			uint64_t per = HF_VOL_BITMAP_PAGE_REGIONS *
-				       HF_VOL_REGION_SIZE;
-
-			miss_pages(m, off / per, (off + len - 1) / per);
-		}
-	}
+	if (m)
+		miss_entry(v, m, off, len);
 	pthread_mutex_unlock(&v->miss_mu);
-}
-
-static void miss(struct vol *v, size_t i, uint64_t off, uint64_t len)
-{
-	miss_id(v, v->remotes[i].replica, off, len);
 }
 
 /*
@@ -1267,23 +1267,28 @@ static void buf_put(struct vol *v, uint8_t *b)
 }
 
 /*
- * The ranged request f (WRITE or TRIM) is missed by each replica no slot
- * of which has[]: its regions are set in that replica's entry.
+ * The ranged request f (WRITE or TRIM) is missed by each replica with an
+ * entry no slot of which has[] (none at all, for a replica this process
+ * has no connection to: one away since an attach at this epoch, §5.4):
+ * its regions are set in that entry.
  */
 static void mark_missing(struct vol *v, const struct hf_volw_frame *f,
 			 const bool *has, size_t nr)
 {
 	uint64_t len = f->type == HF_VOLW_WRITE ? f->data_len : f->u.range.len;
 
-	for (size_t i = 0; i < nr; i++) {
-		bool any = has[i];
+	pthread_mutex_lock(&v->miss_mu);
+	for (size_t k = 0; k < v->nmissed; k++) {
+		struct missed *m = &v->missed[k];
+		bool any = false;
 
 		for (size_t j = 0; j < nr && !any; j++)
-			any = has[j] && strcmp(v->remotes[j].replica,
-					       v->remotes[i].replica) == 0;
+			any = has[j] &&
+			      strcmp(v->remotes[j].replica, m->replica) == 0;
 		if (!any)
-			miss(v, i, f->off, len);
+			miss_entry(v, m, f->off, len);
 	}
+	pthread_mutex_unlock(&v->miss_mu);
 }
 
 /*
@@ -2560,6 +2565,17 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off);
 
 /*
+ * Whether writes take the replicated path (fan_out): with remotes, and
+ * also without any while a replica away has an entry (what it misses is
+ * marked there; the activity log is kept).
+ */
+static bool replicated(struct vol *v)
+{
+	return __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&v->nmissed, __ATOMIC_ACQUIRE);
+}
+
+/*
  * A write of a secure volume to its local replica alone: encrypted in a
  * buffer, then pwritten. Returns the bytes written or -errno.
  */
@@ -2618,7 +2634,7 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 		return;
 	}
 	pthread_rwlock_rdlock(&v->add_lock);
-	if (__atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE)) {
+	if (replicated(v)) {
 		bool copying = __atomic_load_n(&v->resyncs, __ATOMIC_ACQUIRE) > 0;
 
 		if (copying && len)
@@ -2773,7 +2789,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		return;
 	}
 	pthread_rwlock_rdlock(&v->add_lock);
-	if (__atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE)) {
+	if (replicated(v)) {
 		bool copying = __atomic_load_n(&v->resyncs, __ATOMIC_ACQUIRE) > 0;
 		int e = 0;
 

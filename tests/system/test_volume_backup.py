@@ -12,24 +12,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
-
-import pytest
 
 from holdfast_harness import wait_for
 from test_volume_repl import VOLUME_BIN, detach, env, read_json, start_attach  # noqa: F401
 from test_volume_snapshots import cat, done, request, write
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import s3_harness  # noqa: E402
+from xvol_s3 import s3  # noqa: F401
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def s3():
-    with s3_harness.S3Server() as server:
-        yield server
 
 
 def run(s3, *args, secret=None):

@@ -9,17 +9,13 @@ snapshot go, the store's catalogue, a restore of each backup (with
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from holdfast_harness import Cluster, wait_for, write
+from holdfast_harness import wait_for, write
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import s3_harness  # noqa: E402
-
-from test_volume_repl import VOLUME_BIN  # noqa: E402
 from test_volume_snapshots import cat  # noqa: E402
+from xvol_s3 import pool_cluster, s3, s3run, task_sh  # noqa: F401
 
 SPEC = """
 name: bk
@@ -46,17 +42,9 @@ MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def s3():
-    with s3_harness.S3Server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def cl(tmp_path_factory, s3):
     tmp = tmp_path_factory.mktemp("xvol-backup")
-    c = Cluster(tmp)
-    c.start_server()
-    c.start_agent(extra=("--storage", os.path.join(str(tmp), "pool") + ",size=1G"))
+    c = pool_cluster(tmp)
     c.deploy(write(os.path.join(str(tmp), "bk.yml"), SPEC), timeout=180)
     try:
         yield c
@@ -65,17 +53,7 @@ def cl(tmp_path_factory, s3):
 
 
 def sh(cl, script):
-    p = cl.cli("--service", "bk", "task", "exec", "db-0-server", "--", "sh", "-c", script,
-               check=False)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
-def s3run(s3, *args):
-    e = dict(os.environ, HOLDFAST_S3_ACCESS_KEY=s3.access_key,
-             HOLDFAST_S3_SECRET_KEY=s3.secret_key)
-    return subprocess.run([VOLUME_BIN, *args], env=e, capture_output=True, text=True,
-                          timeout=300)
+    return task_sh(cl, "bk", script)
 
 
 def test_credentials_backups_and_restores(cl, s3, tmp_path):

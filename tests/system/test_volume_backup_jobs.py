@@ -16,17 +16,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from holdfast_harness import Cluster, wait_for, write
+from holdfast_harness import wait_for, write
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import s3_harness  # noqa: E402
-
-from test_volume_repl import VOLUME_BIN  # noqa: E402
+from xvol_s3 import pool_cluster, s3, s3run  # noqa: F401
+from xvol_s3 import task_sh as sh
 
 SPEC = """
 name: {name}
@@ -56,40 +53,15 @@ def spec(name, extra=""):
 
 
 @pytest.fixture(scope="module")
-def s3():
-    with s3_harness.S3Server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def cl(tmp_path_factory, s3):
     tmp = tmp_path_factory.mktemp("xvol-backup-jobs")
-    c = Cluster(tmp)
-    c.start_server()
-    c.start_agent(extra=("--storage", os.path.join(str(tmp), "pool") + ",size=2G"))
+    c = pool_cluster(tmp, "2G", s3)
     assert s3run(s3, "s3", "--endpoint", s3.endpoint, "mb", "vault").returncode == 0
-    c.cli("credential", "create", "s3", "site", "--endpoint", s3.endpoint,
-          "--region", s3.region, "--access-key", s3.access_key,
-          "--secret-key", s3.secret_key)
     try:
         yield c
     finally:
         s3.proxy.release_puts()
         c.stop()
-
-
-def s3run(s3, *args):
-    e = dict(os.environ, HOLDFAST_S3_ACCESS_KEY=s3.access_key,
-             HOLDFAST_S3_SECRET_KEY=s3.secret_key)
-    return subprocess.run([VOLUME_BIN, *args], env=e, capture_output=True, text=True,
-                          timeout=300)
-
-
-def sh(cl, svc, script):
-    p = cl.cli("--service", svc, "task", "exec", "db-0-server", "--", "sh", "-c", script,
-               check=False)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
 
 
 def store_keys(s3, prefix):

@@ -26,12 +26,10 @@ import sys
 
 import pytest
 
-from holdfast_harness import Cluster, wait_for, write
+from holdfast_harness import wait_for, write
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import s3_harness  # noqa: E402
-
-from test_volume_repl import VOLUME_BIN  # noqa: E402
+from xvol_s3 import VOLUME_BIN, pool_cluster, s3  # noqa: F401
+from xvol_s3 import task_sh as sh
 
 SPEC = """
 name: bk
@@ -68,30 +66,14 @@ SETUP = ("set -e; mkdir -p data/tree/a/b;"
 
 
 @pytest.fixture(scope="module")
-def s3():
-    with s3_harness.S3Server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def cl(tmp_path_factory, s3):
     tmp = tmp_path_factory.mktemp("xvol-bkrestore")
-    c = Cluster(tmp)
-    c.pool = os.path.join(str(tmp), "pool")
-    c.start_server()
-    c.start_agent(extra=("--storage", c.pool + ",size=1G"))
+    c = pool_cluster(tmp)
     c.deploy(write(os.path.join(str(tmp), "bk.yml"), SPEC), timeout=180)
     try:
         yield c
     finally:
         c.stop()
-
-
-def sh(cl, svc, script):
-    p = cl.cli("--service", svc, "task", "exec", "db-0-server", "--", "sh", "-c", script,
-               check=False)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout
 
 
 def sums(cl, svc):

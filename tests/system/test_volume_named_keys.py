@@ -9,17 +9,11 @@ shown back or logged, cannot be deleted while a volume uses it, and a
 wrong secret_key is a spec error with file:line:col."""
 import json
 import os
-import subprocess
-import sys
 
-import pytest
+from holdfast_harness import write
 
-from holdfast_harness import Cluster, wait_for, write
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import s3_harness  # noqa: E402
-
-from test_volume_repl import VOLUME_BIN  # noqa: E402
+from xvol_s3 import pool_cluster, s3, s3run  # noqa: F401
+from xvol_s3 import task_sh as sh
 
 SPEC = """
 name: {name}
@@ -50,34 +44,8 @@ def spec(name, options="size=64M;secure=true;secret_key=k1"):
     return SPEC.format(name=name, options=options)
 
 
-@pytest.fixture(scope="module")
-def s3():
-    with s3_harness.S3Server() as server:
-        yield server
-
-
 def cluster(tmp, s3, name):
-    c = Cluster(tmp / name)
-    c.start_server()
-    c.start_agent(extra=("--storage", str(tmp / name / "pool") + ",size=1G"))
-    c.cli("credential", "create", "s3", "site", "--endpoint", s3.endpoint,
-          "--region", s3.region, "--access-key", s3.access_key,
-          "--secret-key", s3.secret_key)
-    return c
-
-
-def sh(c, svc, script):
-    p = c.cli("--service", svc, "task", "exec", "db-0-server", "--", "sh", "-c", script,
-              check=False)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
-def s3run(s3, *args):
-    e = dict(os.environ, HOLDFAST_S3_ACCESS_KEY=s3.access_key,
-             HOLDFAST_S3_SECRET_KEY=s3.secret_key)
-    return subprocess.run([VOLUME_BIN, *args], env=e, capture_output=True, text=True,
-                          timeout=300)
+    return pool_cluster(tmp / name, s3=s3)
 
 
 def files_under(root):

@@ -242,6 +242,17 @@ static int api_error(long status, const json_t *body)
 	return HF_EXIT_FAIL;
 }
 
+/*
+ * After api(): 0 when it answered want; else rc when the call itself
+ * failed, or the exit code of the error body it printed (api_error).
+ */
+static int answered(int rc, long status, long want, const json_t *out)
+{
+	if (rc)
+		return rc;
+	return status == want ? 0 : api_error(status, out);
+}
+
 /* The service to act on: -s, or the only one there is. */
 static int pick_service(char **out)
 {
@@ -1328,12 +1339,8 @@ static int plan_action(int argc, char **argv, const char *verb,
 					    json_string(params.items[i].value));
 	}
 	rc = api("POST", path, body, &status, &out);
-	if (rc)
+	if ((rc = answered(rc, status, 200, out)))
 		goto out;
-	if (status != 200) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json && !wait)
 		print_json(out);
 	else if (!g.json && json_object_get(out, "continued"))
@@ -2659,12 +2666,8 @@ static int cmd_volume_delete(int argc, char **argv)
 	free(svc);
 	rc = api("DELETE", path, NULL, &status, &out);
 	free(path);
-	if (rc)
+	if ((rc = answered(rc, status, 202, out)))
 		goto out;
-	if (status != 202) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json) {
 		print_json(out);
 	} else {
@@ -2718,12 +2721,8 @@ static int cmd_volume_resize(int argc, char **argv)
 	json_decref(body);
 	free(path);
 	free(esc);
-	if (rc)
+	if ((rc = answered(rc, status, 200, out)))
 		goto out;
-	if (status != 200) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json)
 		print_json(out);
 	else if (json_is_true(json_object_get(out, "changed")))
@@ -2834,12 +2833,8 @@ static int cmd_volume_snapshot(int argc, char **argv)
 	json_decref(body);
 	free(path);
 	free(esc);
-	if (rc)
+	if ((rc = answered(rc, status, 202, out)))
 		goto out;
-	if (status != 202) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	snap = jstr(json_object_get(out, "snapshot"), "name");
 	if (!g.json)
 		printf("snapshot %s of volume %s: taking\n", snap, name);
@@ -2889,12 +2884,8 @@ static int cmd_volume_snapshots(int argc, char **argv)
 	rc = api("GET", path, NULL, &status, &out);
 	free(path);
 	free(esc);
-	if (rc)
+	if ((rc = answered(rc, status, 200, out)))
 		goto out;
-	if (status != 200) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json) {
 		print_json(out);
 	} else {
@@ -2969,12 +2960,8 @@ static int cmd_volume_snapshot_delete(int argc, char **argv)
 	free(path);
 	free(e1);
 	free(e2);
-	if (rc)
+	if ((rc = answered(rc, status, 202, out)))
 		goto out;
-	if (status != 202) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json)
 		print_json(out);
 	else
@@ -3088,12 +3075,8 @@ static int cmd_volume_clone(int argc, char **argv)
 	free(path);
 	free(e1);
 	free(e2);
-	if (rc)
+	if ((rc = answered(rc, status, 202, out)))
 		goto out;
-	if (status != 202) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (!g.json)
 		printf("volume %s: cloned from snapshot %s of %s, for service "
 		       "%s (its replicas are being made)\n",
@@ -3138,12 +3121,8 @@ static int restore_from_backup(const char *name, const char *from,
 	rc = api("POST", path, body, &status, &out);
 	json_decref(body);
 	free(path);
-	if (rc)
+	if ((rc = answered(rc, status, 202, out)))
 		goto out;
-	if (status != 202) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (!g.json)
 		printf("volume %s: being made from backup %s (%lld MiB), for "
 		       "service %s\n",
@@ -3215,12 +3194,8 @@ static int cmd_volume_restore(int argc, char **argv)
 	body = json_pack("{s:s}", "snapshot", snap);
 	rc = api("POST", path, body, &status, &out);
 	json_decref(body);
-	if (rc)
+	if ((rc = answered(rc, status, 202, out)))
 		goto out;
-	if (status != 202) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json)
 		print_json(out);
 	else
@@ -3298,12 +3273,8 @@ static int cmd_volume_backup(int argc, char **argv)
 	body = json_pack("{s:s, s:s}", "to", to, "credential", cred);
 	rc = api("POST", path, body, &status, &out);
 	json_decref(body);
-	if (rc)
+	if ((rc = answered(rc, status, 202, out)))
 		goto out;
-	if (status != 202) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	id = hf_xstrdup(jstr(out, "backup"));
 	if (!g.json)
 		printf("backup %s of volume %s to %s: %s on node %s\n", id,
@@ -3418,12 +3389,8 @@ static int cmd_volume_backups(int argc, char **argv)
 	free(esc);
 	free(e1);
 	free(e2);
-	if (rc)
+	if ((rc = answered(rc, status, 200, out)))
 		goto out;
-	if (status != 200) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json) {
 		print_json(out);
 		goto out;
@@ -3558,12 +3525,8 @@ static int cmd_volume_backup_schedule(int argc, char **argv)
 	json_decref(body);
 	free(path);
 	free(esc);
-	if (rc)
+	if ((rc = answered(rc, status, 200, out)))
 		goto out;
-	if (status != 200) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json) {
 		print_json(out);
 		goto out;
@@ -3668,12 +3631,8 @@ static int cmd_credential_create(int argc, char **argv)
 		explicit_bzero(sktext, strlen(sktext));
 		free(sktext);
 	}
-	if (rc)
+	if ((rc = answered(rc, status, 201, out)))
 		goto out;
-	if (status != 201) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json)
 		print_json(out);
 	else if (!strcmp(kind, "key"))
@@ -3699,12 +3658,8 @@ static int cmd_credential_list(int argc, char **argv)
 			return hf_cli_usage("credential", "list");
 	}
 	rc = api("GET", "/v1/credentials", NULL, &status, &out);
-	if (rc)
+	if ((rc = answered(rc, status, 200, out)))
 		goto out;
-	if (status != 200) {
-		rc = api_error(status, out);
-		goto out;
-	}
 	if (g.json) {
 		print_json(out);
 	} else {

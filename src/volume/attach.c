@@ -3451,6 +3451,19 @@ static int detach(struct vol *v, sigset_t *mask)
 		stop_fuse(v);
 		return -1;
 	}
+	/*
+	 * Nothing unflushed anywhere now: a record without extents, so the
+	 * next attach has none to copy (it is no error when one fails).
+	 */
+	pthread_mutex_lock(&v->al_mu);
+	v->nal = 0;
+	v->al_changed = true;
+	pthread_mutex_unlock(&v->al_mu);
+	if (replicated(v)) {
+		pthread_rwlock_rdlock(&v->add_lock);
+		al_commit(v, NULL, false);
+		pthread_rwlock_unlock(&v->add_lock);
+	}
 	stop_fuse(v);
 	stop_resyncs(v);
 	close_remotes(v, true);

@@ -244,8 +244,32 @@ static json_t *missed_json(const struct vol *v)
 }
 
 /* The FUSE threads publish too (a remote's death): status.h serialises. */
+/* What a dead remote r means for writes: status.json's message. */
+static char *dead_msg(const struct vol *v, struct hf_remote *r)
+{
+	char why[256];
+
+	hf_remote_dead(r, why, sizeof(why));
+	if (r->fenced || !v->isr_wait_ms)
+		return hf_xasprintf("replica %s on node %s: %s; every write and "
+				    "flush fails with EIO from now on",
+				    r->replica, r->node, why);
+	return hf_xasprintf("replica %s on node %s: %s; writes wait until "
+			    "the server takes it out of the in-sync set (at "
+			    "most %lld ms, then they fail with EIO)",
+			    r->replica, r->node, why,
+			    (long long)v->isr_wait_ms);
+}
+
+/*
+ * status.json anew. Without msg, a remote that died and is still in the
+ * in-sync set keeps its message there (the counters' once-a-second
+ * update does not hide it).
+ */
 static void publish(const struct vol *v, const char *state, const char *msg)
 {
+	char *sticky = NULL;
+
 	json_t *o = json_pack("{s:s, s:i, s:s?, s:s?, s:I, s:I}", "state",
 			      state, "pid", (int)getpid(), "volume", v->volume,
 			      "id", v->id, "epoch", (json_int_t)v->epoch,
@@ -329,6 +353,8 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 				hf_remote_dead(r, w, sizeof(w));
 				snprintf(why, sizeof(why), "replica on node %s: %s",
 					 r->node, w);
+				if (!msg)
+					sticky = dead_msg(v, r);
 			}
 		}
 		json_object_set_new(o, "resync_sent",
@@ -352,7 +378,8 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 			json_decref(drop);
 		}
 	}
-	hf_vol_status_write(v->dir, o, msg);
+	hf_vol_status_write(v->dir, o, msg ? msg : sticky);
+	free(sticky);
 }
 
 static int failed(const struct vol *v, const char *fmt, ...) HF_PRINTF(2, 3);
@@ -755,20 +782,8 @@ static int open_replica(struct vol *v)
 static void remote_died(struct hf_remote *r, void *arg)
 {
 	struct vol *v = arg;
-	char why[256], *msg;
+	char *msg = dead_msg(v, r);
 
-	hf_remote_dead(r, why, sizeof(why));
-	if (r->fenced || !v->isr_wait_ms)
-		msg = hf_xasprintf("replica %s on node %s: %s; every write and "
-				   "flush fails with EIO from now on",
-				   r->replica, r->node, why);
-	else
-		msg = hf_xasprintf("replica %s on node %s: %s; writes wait "
-				   "until the server takes it out of the "
-				   "in-sync set (at most %lld ms, then they "
-				   "fail with EIO)",
-				   r->replica, r->node, why,
-				   (long long)v->isr_wait_ms);
 	publish(v, "ready", msg);
 	free(msg);
 }

@@ -1914,6 +1914,10 @@ static void al_start(struct vol *v)
 				       "take it out of the in-sync set",
 				       rm->replica, rm->node);
 				v->dropped[i] = v->failed_rs[i] = true;
+			} else {
+				hf_log("replica %s on node %s: sent it the "
+				       "activity log's extents",
+				       rm->replica, rm->node);
 			}
 		}
 		for (unsigned m = 0; r->epoch < (uint64_t)v->epoch &&

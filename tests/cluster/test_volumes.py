@@ -13,6 +13,8 @@ replicas before it is acknowledged. Run as root:
 import json
 import os
 
+import pytest
+
 from netns import holds_for, wait_for, write
 
 NODE_TIMEOUT = 3  # the harness's server --node-timeout
@@ -91,7 +93,7 @@ pods:
         type: DOCKER
         container-path: data
         driver-name: holdfast
-        driver-options: size={size};repl=2{opts}
+        driver-options: size={size};repl={repl}{opts}
     tasks:
       server:
         goal: RUNNING
@@ -114,19 +116,20 @@ pods:
 """
 
 
-def start_writer(hf, net, tmp_path, records=50, opts="", server_extra=(), size="64M"):
+def start_writer(hf, net, tmp_path, records=50, opts="", server_extra=(), size="64M", repl=2):
     """Three storage nodes and the writer (service w, repl=2) with at least
     `records` acknowledged. Returns (out dir, its volume, the writer's
-    node, the other replica's node, its acknowledged-records file)."""
+    node, another replica's node, its acknowledged-records file)."""
     storage_cluster(hf, net, server_extra=server_extra)
     out = os.path.join(str(tmp_path), "writer-out")
     os.makedirs(out)
     hf.deploy(write(os.path.join(str(tmp_path), "w.yml"), WRITER.format(name="w", out=out,
-                                                                        opts=opts, size=size)))
+                                                                        opts=opts, size=size,
+                                                                        repl=repl)))
     v = xvols(hf)["w-app-0"]
     node = hf.pod("w", "app-0")["node"]
     holders = [r["node"] for r in v["replicas"]]
-    assert node in holders and len(set(holders)) == 2, v
+    assert node in holders and len(set(holders)) == repl, v
     peer = next(n for n in holders if n != node)
     acked = wait_for(lambda: acked_file(out, node), 60, what="the writer's first commit")
     wait_for(lambda: len(open(acked).read().split()) >= records, 60,
@@ -143,13 +146,14 @@ def records_seen_by(out, host):
     return {int(r.split()[1]) for r in lines if r.startswith("record ")}
 
 
-def assert_identical(a, b):
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            assert x == y, f"replicas {a} and {b} differ"
-            if not x:
-                break
+def assert_identical(a, *others):
+    for b in others:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                assert x == y, f"replicas {a} and {b} differ"
+                if not x:
+                    break
 
 
 def kill_writer_host(hf, net, out, victim, survivor, acked):
@@ -190,15 +194,23 @@ def test_writer_survives_the_loss_of_its_host(hf, net, tmp_path):
     hf.cli("service", "remove", "w", "--wait", "--timeout", "120", timeout=180)
 
 
-def test_the_old_host_back_is_sent_only_what_it_may_lack(hf, net, tmp_path):
+@pytest.mark.parametrize("repl", [2, 3])
+def test_the_old_host_back_is_sent_only_what_it_may_lack(hf, net, tmp_path, repl):
     """Acceptance 4 after a failover: the writer's host is killed and its
     pod fails over; when the host comes back, its replica is not copied
     whole but sent the extents of the old primary's activity log (the
     writes it may not have flushed everywhere) and what the new primary
-    wrote since, then both replicas are byte-identical."""
-    out, v, victim, survivor, acked = start_writer(hf, net, tmp_path, size="1G")
+    wrote since, then every replica is byte-identical. With repl=3 the
+    new primary first sends those extents to the third replica, in sync
+    all along."""
+    out, v, victim, _, acked = start_writer(hf, net, tmp_path, size="1G", repl=repl)
     vol = "w-app-0"
-    kill_writer_host(hf, net, out, victim, survivor, acked)
+    net[victim].kill()
+    net[victim].cut()
+    wait_for(lambda: hf.pod("w", "app-0")["node"] != victim and
+             hf.tasks("w")["app-0-server"]["status"] == "RUNNING", NODE_TIMEOUT + 90,
+             what="app-0 running again on another node")
+    survivor = hf.pod("w", "app-0")["node"]
     count = lambda: len(open(acked_file(out, survivor)).read().split())  # noqa: E731
     wait_for(lambda: acked_file(out, survivor) and count() >= 30, 60,
              what="writes on the survivor while the old host is away")
@@ -210,7 +222,7 @@ def test_the_old_host_back_is_sent_only_what_it_may_lack(hf, net, tmp_path):
     net[victim].heal()
     hf.agents[victim].start()
     p = hf.cli("volume", "show", vol, "--wait", "--timeout", "120", timeout=180)
-    assert "2 wanted, 2 in sync" in p.stdout, p.stdout
+    assert f"{repl} wanted, {repl} in sync" in p.stdout, p.stdout
     planned = wait_for(lambda: hf.metrics().get(
         ("holdfast_volume_resync_planned_bytes_total", (("volume", vol),)), 0) - p0 or None,
         30, what="the resync's planned bytes")

@@ -413,7 +413,7 @@ static void restart_job(struct hf_srv *s, const struct job *copy,
 	run.cred = cname;
 	run.node = p.node;
 	run.started = copy->started;
-	hf_ops_xvol_backup_run(s, copy->volume, &run, false, &e);
+	hf_ops_xvol_backup_run(s, copy->volume, &run, false, "scheduler", &e);
 	hf_log("volume %s: backup %s started again on node %s (it resumes)",
 	       copy->volume, copy->id, p.node);
 	*node_out = hf_xstrdup(p.node);
@@ -535,11 +535,11 @@ static bool running(struct hf_srv *s, const char *volume, char **id)
 /*
  * Starts a backup of volume to `to` with credential cname: a snapshot
  * ("backup-<id>"), the job in the volume's record, then a node that holds
- * the snapshot runs it. Returns 0 with the answer in *out, or an HF_E*
- * code with *why.
+ * the snapshot runs it; who ("operator", "scheduler") asked, for the
+ * event. Returns 0 with the answer in *out, or an HF_E* code with *why.
  */
 static int begin(struct hf_srv *s, const char *name, const char *to,
-		 const char *cname, json_t **out, char **why)
+		 const char *cname, const char *who, json_t **out, char **why)
 {
 	struct hf_ops_err err = {0};
 	struct hf_cred cred = {0};
@@ -605,7 +605,7 @@ static int begin(struct hf_srv *s, const char *name, const char *to,
 	run.cred = (char *)cname;
 	run.node = p.node;
 	run.started = hf_now_ms();
-	if ((rc = hf_ops_xvol_backup_run(s, name, &run, true, &err))) {
+	if ((rc = hf_ops_xvol_backup_run(s, name, &run, true, who, &err))) {
 		*why = hf_xstrdup(err.why ? err.why : "");
 		hf_ops_xvol_snapshot_delete(s, name, snap, &changed, &err);
 		goto out;
@@ -666,7 +666,7 @@ void hf_backup_start_handler(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, HF_EINVAL,
 			      "the body is {\"to\": \"s3://bucket[/prefix]\", "
 			      "\"credential\": \"a credential's name\"}");
-	} else if ((rc = begin(s, name, to, cname, &out, &why))) {
+	} else if ((rc = begin(s, name, to, cname, "operator", &out, &why))) {
 		hf_http_error(resp, rc, "%s", why ? why : "?");
 	} else {
 		hf_http_json(resp, 202, out);
@@ -1287,7 +1287,8 @@ static void drive(struct hf_srv *s)
 		}
 		if (now < sc->at + sc->every_ms || now < m->retry_at)
 			continue;
-		if (begin(s, sc->volume, sc->to, sc->cred, &out, &why)) {
+		if (begin(s, sc->volume, sc->to, sc->cred, "scheduler", &out,
+			  &why)) {
 			/* Again after a while, not at every pass. */
 			m->retry_at = now + (sc->every_ms < 30000 ? sc->every_ms
 								  : 30000);

@@ -115,18 +115,27 @@ static char *dup_or_null(const char *str)
 }
 
 /* The operator's event, as hf_event() takes it; every string may be NULL. */
-static void note_event(struct hf_actions *a, const char *svc,
-		       const char *kind, const char *object,
-		       const char *before, const char *after, const char *why)
+/* An event of who ("operator" for note_event) carried out with a. */
+static void note_event_by(struct hf_actions *a, const char *who,
+			  const char *svc, const char *kind,
+			  const char *object, const char *before,
+			  const char *after, const char *why)
 {
 	struct hf_action *x = hf_actions_push(a, HF_ACT_EVENT, svc, NULL, NULL);
 
-	x->u.event.who = hf_xstrdup("operator");
+	x->u.event.who = hf_xstrdup(who);
 	x->u.event.kind = dup_or_null(kind);
 	x->u.event.object = dup_or_null(object);
 	x->u.event.before = dup_or_null(before);
 	x->u.event.after = dup_or_null(after);
 	x->u.event.why = dup_or_null(why);
+}
+
+static void note_event(struct hf_actions *a, const char *svc,
+		       const char *kind, const char *object,
+		       const char *before, const char *after, const char *why)
+{
+	note_event_by(a, "operator", svc, kind, object, before, after, why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -444,7 +453,8 @@ int hf_ops_xvol_backup_done(struct hf_srv *s, const char *volume,
 	x->u.xvol.snap_name = hf_xstrdup(backup);
 	x->u.xvol.why = hf_xstrdup(to);
 	x->u.xvol.at = hf_now_ms();
-	note_event(&a, v->service, "backup", backup, "running", "done", to);
+	note_event_by(&a, "scheduler", v->service, "backup", backup, "running",
+		      "done", to);
 	/* The old base is no longer needed: this one is the base now. */
 	if (old_name && hf_decide_snap_delete(&s->model, volume, old_name,
 					      "scheduler", &a, &why,
@@ -484,7 +494,7 @@ static struct hf_action *xvol_action(struct hf_srv *s, struct hf_actions *a,
 
 int hf_ops_xvol_backup_run(struct hf_srv *s, const char *volume,
 			   const struct hf_xbk_run *run, bool first,
-			   struct hf_ops_err *err)
+			   const char *who, struct hf_ops_err *err)
 {
 	struct hf_actions a = {0};
 	struct hf_action *x;
@@ -504,8 +514,8 @@ int hf_ops_xvol_backup_run(struct hf_srv *s, const char *volume,
 	x->u.xvol.at = run->started;
 	why = hf_xasprintf("to %s on node %s", run->to,
 			   run->node ? run->node : "?");
-	note_event(&a, x->service, "backup", run->id, first ? NULL : "running",
-		   "running", why);
+	note_event_by(&a, who, x->service, "backup", run->id,
+		      first ? NULL : "running", "running", why);
 	free(why);
 	carry_out(s, &a);
 out:
@@ -527,7 +537,8 @@ int hf_ops_xvol_backup_end(struct hf_srv *s, const char *volume,
 			      &rc)))
 		goto out;
 	x->u.xvol.id = hf_xstrdup(backup);
-	note_event(&a, x->service, "backup", backup, "running", "failed", why);
+	note_event_by(&a, "scheduler", x->service, "backup", backup, "running",
+		      "failed", why);
 	carry_out(s, &a);
 out:
 	hf_actions_release(&a);

@@ -236,11 +236,12 @@ int hf_ops_xvol_backup_done(struct hf_srv *s, const char *volume,
 
 /*
  * Backup run->id of volume is under way (first: it starts; else it runs
- * again, on run->node): kept in the volume's record until it ends.
+ * again, on run->node): kept in the volume's record until it ends. who
+ * ("operator", "scheduler") is the event's.
  */
 int hf_ops_xvol_backup_run(struct hf_srv *s, const char *volume,
 			   const struct hf_xbk_run *run, bool first,
-			   struct hf_ops_err *err);
+			   const char *who, struct hf_ops_err *err);
 
 /* Backup `backup` of volume ended without completing (why: the reason). */
 int hf_ops_xvol_backup_end(struct hf_srv *s, const char *volume,

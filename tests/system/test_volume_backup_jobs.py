@@ -136,9 +136,12 @@ def test_a_backup_outlives_a_killed_server_and_a_killed_process(cl, s3, tmp_path
     assert v["backup_job"] is None and v["last_backup"]["at"] > 0, v
     assert f"backup-{bid}" in [s["name"] for s in v["snapshots"]], v
     # Its events: started, started again, done.
-    mine = [(e["before"], e["after"]) for e in events(cl, "backup") if e["object"] == bid]
-    assert mine[0] == (None, "running") and ("running", "running") in mine and \
-        mine[-1] == ("running", "done"), mine
+    mine = [(e["before"], e["after"], e["who"]) for e in events(cl, "backup")
+            if e["object"] == bid]
+    # Asked by the operator; started again and ended by the server.
+    assert mine[0] == (None, "running", "operator") and \
+        ("running", "running", "scheduler") in mine and \
+        mine[-1] == ("running", "done", "scheduler"), mine
     # It restores to the same bytes.
     img = str(tmp_path / "kill.img")
     r = s3run(s3, "restore", "--endpoint", s3.endpoint, "--from", "s3://vault/kill",
@@ -181,6 +184,10 @@ def test_a_schedule_backs_up_and_keeps_the_newest(cl, s3, tmp_path):
         wait_for(lambda: len(made()) > n, 60, interval=0.5, what=f"scheduled backup {i}")
         seen.update(e["object"] for e in made())
     assert len(seen) >= 4, seen
+    # Started by the schedule, not by anyone.
+    started = [e for e in events(cl, "backup") if e["service"] == "sc" and
+               e["before"] is None and e["after"] == "running"]
+    assert started and all(e["who"] == "scheduler" for e in started), started
     # The store keeps the newest two, and the chunks they name only.
     wait_for(lambda: len(manifests(s3, "sched", vol)) == 2, 30, interval=0.5,
              what="retention")

@@ -136,9 +136,9 @@ struct vol {
 	 * The activity log (meta.h; al_*() below): the extents this
 	 * process may have written and not yet flushed on every in-sync
 	 * replica, each stored in a record on all of them before its first
-	 * write. al_mu guards the set (after isr_mu and miss_mu, before
-	 * nothing); al_wmu orders the records' writes (taken before
-	 * al_mu, never while a write holds a stripe lock it waits on).
+	 * write. al_mu guards the set; isr_mu may be taken under it
+	 * (al_record), never the other way round, and no other lock is.
+	 * al_wmu orders the records' writes (taken before al_mu).
 	 */
 	pthread_mutex_t al_mu, al_wmu;
 	struct al_ext *al;       /* sorted by extent, nal of HF_VOL_AL_MAX */
@@ -1603,8 +1603,7 @@ static struct al_ext *al_add(struct vol *v, uint64_t e, int64_t now)
  * their generations (the local one first; one of unknown generation is
  * left out: it would be copied whole anyway), and every extent. extra,
  * a remote whose copy just ended, counts as in sync. al_mu held; isr_mu
- * is taken (isr_mu comes first in the order only where al_mu is not
- * held: here the set is read, never waited on).
+ * is taken under it.
  */
 static void al_record(struct vol *v, const struct hf_remote *extra,
 		      struct hf_vol_al *a)

@@ -571,8 +571,68 @@ static void h_backup_status(void *ctx, const struct hf_http_req *req,
 	free(dir);
 }
 
+/*
+ * DELETE /v1/agent/backups/{id}: the backup's process (and its group) is
+ * sent SIGTERM, then SIGKILL if it has not gone within 5 s; its
+ * status.json then says "failed", "cancelled". {"stopped": true} when a
+ * process ran; 404 for an id this node never ran.
+ */
+static void h_backup_stop(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp)
+{
+	struct hf_agent_api *a = ctx;
+	const char *id = hf_kvlist_get(&req->params, "id");
+	char *dir, *pidp, *text = NULL, *status;
+	bool ran = false;
+	struct stat sb;
+	long pid = 0;
+
+	if (!id_ok(id)) {
+		hf_http_error(resp, HF_EINVAL, "bad backup id");
+		return;
+	}
+	dir = hf_xasprintf("%s/backups/%s", a->data_dir, id);
+	pidp = hf_xasprintf("%s/pid", dir);
+	status = hf_xasprintf("%s/status.json", dir);
+	if (stat(dir, &sb) < 0) {
+		hf_http_error(resp, HF_ENOTFOUND, "no backup %s on this node", id);
+		goto out;
+	}
+	if (backup_alive(dir) && hf_read_file(pidp, 64, &text, NULL) == 0)
+		pid = strtol(text, NULL, 10);
+	if (pid > 1) {
+		ran = true;
+		kill(-(pid_t)pid, SIGTERM);
+		kill((pid_t)pid, SIGTERM);
+		for (int i = 0; i < 50 && backup_alive(dir); i++)
+			usleep(100 * 1000);
+		if (backup_alive(dir)) {
+			kill(-(pid_t)pid, SIGKILL);
+			kill((pid_t)pid, SIGKILL);
+		}
+	}
+	{
+		const char *st = "{\"state\": \"failed\", \"message\": "
+				 "\"cancelled\"}\n";
+
+		if (hf_write_file_atomic(status, st, strlen(st), 0600))
+			hf_log("backup %s: cannot write %s: %s", id, status,
+			       strerror(errno));
+	}
+	unlink(pidp);
+	hf_log("backup %s: cancelled%s", id, ran ? ", its process stopped" : "");
+	hf_http_json(resp, 200, json_pack("{s:s, s:b}", "id", id, "stopped",
+					  ran));
+out:
+	free(text);
+	free(status);
+	free(pidp);
+	free(dir);
+}
+
 static const struct hf_http_route routes[] = {
     {"POST", "/v1/agent/backups", h_backup_start, HF_ROUTE_WRITE, NULL},
+    {"DELETE", "/v1/agent/backups/{id}", h_backup_stop, HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/agent/backups/{id}", h_backup_status, HF_ROUTE_READ, NULL},
     {"GET", "/v1/agent/tasks/{id}/logs", h_logs, HF_ROUTE_READ,
      "stream offset tail"},

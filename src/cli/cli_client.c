@@ -3239,10 +3239,63 @@ out:
 	return rc;
 }
 
+/*
+ * volume backup NAME --cancel [ID]: the backup under way (ID, or the one
+ * the volume's record names) stops.
+ */
+static int cancel_backup(const char *name, const char *id)
+{
+	char *esc = hf_url_escape(name), *path, *eid;
+	json_t *out = NULL;
+	long status;
+	int rc;
+
+	if (!id) {
+		path = hf_xasprintf("/v1/external-volumes/%s", esc);
+		rc = api("GET", path, NULL, &status, &out);
+		free(path);
+		if ((rc = answered(rc, status, 200, out)))
+			goto out;
+		id = jstr(json_object_get(out, "backup_job"), "id");
+		if (!id) {
+			fprintf(stderr, "holdfast: volume %s has no backup under "
+					"way\n",
+				name);
+			rc = HF_EXIT_FAIL;
+			goto out;
+		}
+	}
+	eid = hf_url_escape(id);
+	path = hf_xasprintf("/v1/external-volumes/%s/backups/%s", esc, eid);
+	free(eid);
+	{
+		json_t *got = NULL;
+
+		rc = api("DELETE", path, NULL, &status, &got);
+		free(path);
+		json_decref(out);
+		out = got;
+	}
+	if ((rc = answered(rc, status, 200, out)))
+		goto out;
+	if (g.json)
+		print_json(out);
+	else
+		printf("backup %s of volume %s: cancelled (%s)\n",
+		       jstr(out, "backup"), name,
+		       json_is_true(json_object_get(out, "stopped"))
+			   ? "its process stopped"
+			   : "no process ran on its node");
+out:
+	json_decref(out);
+	free(esc);
+	return rc;
+}
+
 static int cmd_volume_backup(int argc, char **argv)
 {
-	const char *name = NULL, *to = NULL, *cred = NULL;
-	bool wait = false;
+	const char *name = NULL, *to = NULL, *cred = NULL, *cancel_id = NULL;
+	bool wait = false, cancel = false;
 	double timeout = 0;
 	int64_t start = hf_mono_ms();
 	char *esc, *path, *id = NULL;
@@ -3261,12 +3314,18 @@ static int cmd_volume_backup(int argc, char **argv)
 			to = argv[++k];
 		else if (strcmp(argv[k], "--credential") == 0 && k + 1 < argc)
 			cred = argv[++k];
+		else if (strcmp(argv[k], "--cancel") == 0)
+			cancel = true;
 		else if (!name && argv[k][0] != '-')
 			name = argv[k];
+		else if (cancel && !cancel_id && argv[k][0] != '-')
+			cancel_id = argv[k];
 		else
 			return hf_cli_usage("volume", "backup");
 	}
-	if (!name || !to || !cred)
+	if (cancel && name && !to && !cred && !wait)
+		return cancel_backup(name, cancel_id);
+	if (!name || !to || !cred || cancel)
 		return hf_cli_usage("volume", "backup");
 	esc = hf_url_escape(name);
 	path = hf_xasprintf("/v1/external-volumes/%s/backups", esc);
@@ -3305,7 +3364,7 @@ static int cmd_volume_backup(int argc, char **argv)
 				(long long)(jint(found, "total") >> 20),
 				(double)jint(found, "stored") / (1 << 20));
 		if (strcmp(st, "done") == 0 || strcmp(st, "failed") == 0 ||
-		    strcmp(st, "gone") == 0) {
+		    strcmp(st, "cancelled") == 0 || strcmp(st, "gone") == 0) {
 			if (!g.json)
 				fprintf(stderr, "\n");
 			if (strcmp(st, "done") != 0) {
@@ -4238,7 +4297,7 @@ const struct hf_cmd hf_client_cmds[] = {
      "replace'.", NULL},
     {"volume", "backup", cmd_volume_backup,
      "NAME --to s3://BUCKET[/PREFIX] --credential C [--wait] [--timeout S]\n"
-     "       [--json]",
+     "       [--json] | NAME --cancel [ID] [--json]",
      "back a replicated volume up to an S3 store",
      "Takes a snapshot of external volume NAME and has a node that holds\n"
      "it store it under s3://BUCKET/PREFIX/NAME/ with credential C: 1 MiB\n"
@@ -4246,7 +4305,9 @@ const struct hf_cmd hf_client_cmds[] = {
      "manifest per backup. The first backup to a place is full, later\n"
      "ones incremental (only what was written since the last one). An\n"
      "encrypted volume's backup holds its ciphertext. --wait draws the\n"
-     "progress and returns once it is done.",
+     "progress and returns once it is done. --cancel stops the backup\n"
+     "under way (ID, or the volume's one): its node ends the process, its\n"
+     "snapshot is deleted, and no server starts it again.",
      NULL},
     {"volume", "backup-schedule", cmd_volume_backup_schedule,
      "NAME (--to s3://BUCKET[/PREFIX] --credential C --every DURATION\n"

@@ -2079,6 +2079,9 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"GET", "/v1/external-volumes/{name}/backups", hf_backup_list_handler,
      HF_ROUTE_READ | HF_ROUTE_BLOCKING, "credential from"},
+    /* Asks the node to stop the process: on a worker. */
+    {"DELETE", "/v1/external-volumes/{name}/backups/{id}",
+     hf_backup_cancel_handler, HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"PUT", "/v1/external-volumes/{name}/backup-schedule",
      hf_backup_schedule_handler, HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/external-volumes/{name}/backup-schedule",

@@ -799,7 +799,7 @@ static const struct route_doc docs[] = {
      .summary =
 	 "The volume's last completed backup, this server's backup jobs of "
 	 "it of the last day (`state` `starting`, `running`, `done`, "
-	 "`failed`, `lost` until it is started again; bytes "
+	 "`failed`, `cancelled`, `lost` until it is started again; bytes "
 	 "`done` of `total`, `uploaded`, `stored`, `reused` from the base, "
 	 "`present` in the store already), and, with `?credential=NAME&"
 	 "from=s3://bucket[/prefix]`, the backups the store holds for a "
@@ -821,6 +821,22 @@ static const struct route_doc docs[] = {
 		 "\"string|null\", \"created\": \"integer\", \"size\": "
 		 "\"integer\"}]}",
      .errors = "invalid not-found conflict unavailable"},
+    {.method = "DELETE",
+     .pattern = "/v1/external-volumes/{name}/backups/{id}",
+     .section = "Volumes",
+     .summary =
+	 "Cancels backup `id`, the one under way: its node ends the process "
+	 "(`stopped` says whether one ran; a node that is away cannot be "
+	 "asked, and a process that outlives this only adds a manifest to "
+	 "the store), the volume's record lets it go so that no server starts "
+	 "it again, and its snapshot is deleted. An event `backup` "
+	 "`running` → `cancelled`. `404` when it is not the backup under "
+	 "way, `409` when it completed first.",
+     .status = "200",
+     .response = "{\"volume\": \"string\", \"backup\": \"string\", "
+		 "\"state\": \"cancelled\", \"stopped\": \"boolean\", "
+		 "\"node\": \"string|null\"}",
+     .errors = "not-found conflict unavailable"},
     {.method = "PUT",
      .pattern = "/v1/external-volumes/{name}/backup-schedule",
      .section = "Volumes",

@@ -280,7 +280,7 @@ static int end_job(struct hf_srv *s, const char *volume, const char *id,
 {
 	struct hf_ops_err e = {0};
 	bool changed;
-	int rc = hf_ops_xvol_backup_end(s, volume, id, why, &e);
+	int rc = hf_ops_xvol_backup_end(s, volume, id, why, false, &e);
 
 	hf_ops_err_release(&e);
 	if (rc == 0 || rc == HF_ENOTFOUND) {
@@ -673,6 +673,110 @@ void hf_backup_start_handler(void *ctx, const struct hf_http_req *req,
 	}
 	json_decref(body);
 	free(why);
+}
+
+/*
+ * DELETE /v1/external-volumes/{name}/backups/{id}: the backup under way
+ * stops. Its node is asked to end the process (best effort: a node that
+ * is away cannot be, and a process that outlives this only adds a
+ * manifest to the store), the volume's record lets it go so that no
+ * server starts it again, and its snapshot is deleted. 404 when it is
+ * not the one under way, 409 when it completed meanwhile.
+ */
+void hf_backup_cancel_handler(void *ctx, const struct hf_http_req *req,
+			      struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "name");
+	const char *id = hf_kvlist_get(&req->params, "id");
+	char *snap = NULL, *api = NULL, *key = NULL, *node = NULL, *aerr = NULL;
+	const struct hf_xvol *v;
+	struct hf_ops_err e = {0};
+	struct hf_node *n;
+	json_t *aout = NULL;
+	bool stopped = false, completed, changed;
+	long status = 0;
+	int rc;
+
+	hf_state_lock(s);
+	v = name ? hf_model_xvol(&s->model, name) : NULL;
+	if (v && v->bk_run.id && id && strcmp(v->bk_run.id, id) == 0) {
+		snap = hf_xstrdup(v->bk_run.snap);
+		node = v->bk_run.node ? hf_xstrdup(v->bk_run.node) : NULL;
+		n = node ? hf_state_node(s, node) : NULL;
+		if (n && n->link->api) {
+			api = hf_xstrdup(n->link->api);
+			key = n->link->api_key ? hf_xstrdup(n->link->api_key)
+					       : NULL;
+		}
+	}
+	hf_state_unlock(s);
+	if (!v) {
+		hf_http_error(resp, HF_ENOTFOUND, "no volume %s",
+			      name ? name : "");
+		goto out;
+	}
+	if (!snap) {
+		hf_http_error(resp, HF_ENOTFOUND,
+			      "no backup %s of volume %s is under way", id, name);
+		goto out;
+	}
+	/* The backups thread leaves it alone from now on. */
+	pthread_mutex_lock(&jobs_mu);
+	{
+		struct job *j = job_find(name, id);
+
+		if (j) {
+			j->over = true;
+			json_decref(j->last);
+			j->last = json_pack("{s:s, s:s}", "state", "cancelled",
+					    "message",
+					    "cancelled by the operator");
+		}
+	}
+	pthread_mutex_unlock(&jobs_mu);
+	if (api) {
+		char *path = hf_xasprintf("/v1/agent/backups/%s", id);
+
+		if (hf_httpc_json(api, "DELETE", path, key, NULL,
+				  AGENT_TIMEOUT_MS, &status, &aout, &aerr) == 0 &&
+		    status == 200)
+			stopped = json_is_true(json_object_get(aout, "stopped"));
+		free(path);
+	}
+	rc = hf_ops_xvol_backup_end(s, name, id, "cancelled by the operator",
+				    true, &e);
+	hf_state_lock(s);
+	v = hf_model_xvol(&s->model, name);
+	completed = v && v->bk_last && strcmp(v->bk_last, id) == 0;
+	hf_state_unlock(s);
+	if (rc) {
+		hf_http_error(resp, rc, "%s", e.why ? e.why : "?");
+		goto out;
+	}
+	if (completed) {
+		hf_http_error(resp, HF_ECONFLICT,
+			      "backup %s of volume %s completed before it could "
+			      "be cancelled",
+			      id, name);
+		goto out;
+	}
+	hf_ops_err_release(&e);
+	hf_ops_xvol_snapshot_delete(s, name, snap, &changed, &e);
+	hf_log("volume %s: backup %s cancelled (%s)", name, id,
+	       stopped ? "its process stopped" : "its node not reached");
+	hf_http_json(resp, 200,
+		     json_pack("{s:s, s:s, s:s, s:b, s:s?}", "volume", name,
+			       "backup", id, "state", "cancelled", "stopped",
+			       stopped, "node", node));
+out:
+	hf_ops_err_release(&e);
+	json_decref(aout);
+	free(aerr);
+	free(snap);
+	free(node);
+	free(api);
+	free(key);
 }
 
 /* The manifests in the store under from (s3://bucket[/prefix])/volume. */

@@ -9,6 +9,8 @@
 
 #include "http/http.h"
 
+void hf_backup_cancel_handler(void *ctx, const struct hf_http_req *req,
+			      struct hf_http_resp *resp);
 void hf_backup_start_handler(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp);
 void hf_backup_list_handler(void *ctx, const struct hf_http_req *req,

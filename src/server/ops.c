@@ -524,7 +524,7 @@ out:
 }
 
 int hf_ops_xvol_backup_end(struct hf_srv *s, const char *volume,
-			   const char *backup, const char *why,
+			   const char *backup, const char *why, bool cancelled,
 			   struct hf_ops_err *err)
 {
 	struct hf_actions a = {0};
@@ -537,8 +537,9 @@ int hf_ops_xvol_backup_end(struct hf_srv *s, const char *volume,
 			      &rc)))
 		goto out;
 	x->u.xvol.id = hf_xstrdup(backup);
-	note_event_by(&a, "scheduler", x->service, "backup", backup, "running",
-		      "failed", why);
+	note_event_by(&a, cancelled ? "operator" : "scheduler", x->service,
+		      "backup", backup, "running",
+		      cancelled ? "cancelled" : "failed", why);
 	carry_out(s, &a);
 out:
 	hf_actions_release(&a);

@@ -243,9 +243,12 @@ int hf_ops_xvol_backup_run(struct hf_srv *s, const char *volume,
 			   const struct hf_xbk_run *run, bool first,
 			   const char *who, struct hf_ops_err *err);
 
-/* Backup `backup` of volume ended without completing (why: the reason). */
+/*
+ * Backup `backup` of volume ended without completing (why: the reason):
+ * failed, or (cancelled) stopped by the operator.
+ */
 int hf_ops_xvol_backup_end(struct hf_srv *s, const char *volume,
-			   const char *backup, const char *why,
+			   const char *backup, const char *why, bool cancelled,
 			   struct hf_ops_err *err);
 
 /* Sets (sc) or clears (NULL) volume's own backup schedule. */

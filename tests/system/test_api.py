@@ -286,6 +286,8 @@ ROUTES = {
         "/v1/external-volumes/nosuch/backups", {"to": "bad"}, 400),
     ("GET", "/v1/external-volumes/{name}/backups"): (
         "/v1/external-volumes/nosuch/backups", None, 404),
+    ("DELETE", "/v1/external-volumes/{name}/backups/{id}"): (
+        "/v1/external-volumes/nosuch/backups/b1", None, 404),
     ("PUT", "/v1/external-volumes/{name}/backup-schedule"): (
         "/v1/external-volumes/nosuch/backup-schedule", {"to": "bad"}, 400),
     ("DELETE", "/v1/external-volumes/{name}/backup-schedule"): (

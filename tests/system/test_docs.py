@@ -411,6 +411,8 @@ def test_every_route_answers_as_documented(cl):
             "/v1/external-volumes/docs-web-0/backups", body={"to": "x"}, expect_error="invalid")
     ck.call("GET", "/v1/external-volumes/{name}/backups",
             "/v1/external-volumes/docs-web-0/backups", expect_error="not-found")
+    ck.call("DELETE", "/v1/external-volumes/{name}/backups/{id}",
+            "/v1/external-volumes/docs-web-0/backups/b1", expect_error="not-found")
     ck.call("POST", "/v1/external-volumes/{name}/from-backup",
             "/v1/external-volumes/new-web-0/from-backup", body={"from": "x"},
             expect_error="invalid")

@@ -156,6 +156,54 @@ def test_a_backup_outlives_a_killed_server_and_a_killed_process(cl, s3, tmp_path
                     assert s3.secret_key not in f.read(), os.path.join(root, name)
 
 
+def test_a_backup_under_way_is_cancelled(cl, s3, tmp_path):
+    """volume backup NAME --cancel: the node ends the process, the record
+    lets the backup go (no server starts it again), its snapshot goes, an
+    event says so; the next backup runs as usual."""
+    vol = "cx-db-0"
+    cl.deploy(write(str(tmp_path / "cx.yml"), spec("cx")), timeout=180)
+    sh(cl, "cx", "head -c 4000000 /dev/urandom > data/big; sync")
+    s3.proxy.hold_puts()
+    try:
+        st, r = cl.api("POST", f"/v1/external-volumes/{vol}/backups",
+                       {"to": "s3://vault/cancel", "credential": "site"})
+        assert st == 202, r
+        bid = r["backup"]
+        wait_for(lambda: s3.proxy.held > 0, 60, what="the backup's first PUT")
+        assert cl.pids_matching(f"--id {bid}"), "the backup's process"
+        # Not the one under way: nothing happens.
+        st, body = cl.api("DELETE", f"/v1/external-volumes/{vol}/backups/nosuch")
+        assert st == 404 and "no backup nosuch" in body["message"], body
+        p = cl.cli("volume", "backup", vol, "--cancel")
+        assert f"backup {bid} of volume {vol}: cancelled (its process stopped)" in p.stdout, \
+            p.stdout
+    finally:
+        s3.proxy.release_puts()
+    assert not cl.pids_matching(f"--id {bid}"), "the backup's process still runs"
+    st, v = cl.api("GET", f"/v1/external-volumes/{vol}")
+    assert v["backup_job"] is None and v["last_backup"]["id"] is None, v
+    wait_for(lambda: f"backup-{bid}" not in [
+        x["name"] for x in cl.api("GET", f"/v1/external-volumes/{vol}")[1]["snapshots"]],
+        30, interval=0.5, what="the cancelled backup's snapshot deleted")
+    mine = [(e["before"], e["after"], e["who"]) for e in events(cl, "backup")
+            if e["object"] == bid]
+    assert mine[-1] == ("running", "cancelled", "operator"), mine
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert [j["state"] for j in b["jobs"] if j["backup"] == bid] == ["cancelled"], b
+    # Nobody starts it again (the leader's thread would within seconds).
+    time.sleep(8)
+    assert not cl.pids_matching(f"--id {bid}")
+    st, v = cl.api("GET", f"/v1/external-volumes/{vol}")
+    assert v["backup_job"] is None, v
+    # Cancelling again: it is no longer under way.
+    p = cl.cli("volume", "backup", vol, "--cancel", bid, check=False)
+    assert p.returncode != 0 and "no backup" in p.stderr, p.stderr
+    # The next backup runs and completes.
+    p = cl.cli("volume", "backup", vol, "--to", "s3://vault/cancel", "--credential", "site",
+               "--wait", "--timeout", "120", timeout=180)
+    assert "done" in p.stdout, p.stdout + p.stderr
+
+
 def test_a_schedule_backs_up_and_keeps_the_newest(cl, s3, tmp_path):
     vol = "sc-db-0"
     cl.deploy(write(str(tmp_path / "sc.yml"), spec("sc")), timeout=180)

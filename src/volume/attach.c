@@ -1693,15 +1693,11 @@ static int al_commit(struct vol *v, const struct hf_remote *extra, bool force)
 	f.data_len = a->count * 8;
 	e = fan_out(v, &f, al_store_local, a);
 	free(bulk);
-	if (e) {
-		pthread_mutex_lock(&v->al_mu);
-		v->al_changed = true; /* the next write tries again */
-		pthread_mutex_unlock(&v->al_mu);
-		goto done;
-	}
 done:
-	if (!e && need) {
-		pthread_mutex_lock(&v->al_mu);
+	pthread_mutex_lock(&v->al_mu);
+	if (e) {
+		v->al_changed = true; /* the next write tries again */
+	} else if (need) {
 		for (uint32_t i = 0; i < a->count; i++) {
 			bool found;
 			size_t at = al_find(v, a->extents[i], &found);
@@ -1709,8 +1705,8 @@ done:
 			if (found)
 				v->al[at].stored = true;
 		}
-		pthread_mutex_unlock(&v->al_mu);
 	}
+	pthread_mutex_unlock(&v->al_mu);
 	pthread_mutex_unlock(&v->al_wmu);
 	free(a);
 	return e;

@@ -1201,7 +1201,7 @@ static void start_resyncs(struct vol *v)
  * would), not by the next write, which would wait for the answer's
  * timeout and then for the drop.
  */
-static void al_trim(struct vol *v);
+static void al_trim(struct vol *v, bool all);
 
 static void *keepalive(void *arg)
 {
@@ -1232,7 +1232,7 @@ static void *keepalive(void *arg)
 				hf_remote_ping(&v->remotes[i], KEEPALIVE_MS);
 		}
 		pthread_rwlock_unlock(&v->add_lock);
-		al_trim(v);
+		al_trim(v, false);
 	}
 }
 
@@ -1794,10 +1794,11 @@ static void al_leave(struct vol *v, uint64_t off, uint64_t len)
 }
 
 /*
- * Extents flushed everywhere and idle for AL_IDLE_MS leave the log (a
- * record without them). The keepalive thread's, once a second.
+ * Extents flushed everywhere and idle for AL_IDLE_MS (all: idle or not)
+ * leave the log (a record without them). The keepalive thread's, once a
+ * second; and once the new file system is made and flushed.
  */
-static void al_trim(struct vol *v)
+static void al_trim(struct vol *v, bool all)
 {
 	int64_t now = hf_mono_ms();
 	bool changed;
@@ -1806,7 +1807,7 @@ static void al_trim(struct vol *v)
 	pthread_mutex_lock(&v->al_mu);
 	for (size_t i = 0; i < v->nal; i++) {
 		if (al_clean(v, &v->al[i]) &&
-		    now - v->al[i].last_ms >= AL_IDLE_MS)
+		    (all || now - v->al[i].last_ms >= AL_IDLE_MS))
 			continue;
 		v->al[k++] = v->al[i];
 	}
@@ -3904,6 +3905,12 @@ int hf_volume_attach_main(const char *dir)
 		       "formatting it again");
 	else if (v.format && format(&v))
 		goto out;
+	else if (v.format && flush_all(&v) == 0)
+		/*
+		 * mkfs's writes (an XFS's log is 64 MiB of them) are on every
+		 * replica: a failover soon after need not send them again.
+		 */
+		al_trim(&v, true);
 	if (!v.format || fs == FS_EXT4)
 		grow_fs_offline(&v); /* an XFS grows online only */
 	start_resyncs(&v);

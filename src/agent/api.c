@@ -184,13 +184,14 @@ static int confine_setup(void *arg, const char **what)
  * (it could not be started; the caller frees *err).
  */
 static int run_capture(char *const argv[], char *const envp[],
-		       struct hf_confine *conf, struct hf_buf *out,
-		       struct hf_buf *err, int *status, char **why)
+		       struct hf_confine *conf, int64_t limit_ms,
+		       struct hf_buf *out, struct hf_buf *err, int *status,
+		       char **why)
 {
 	int po[2] = {-1, -1}, pe[2] = {-1, -1};
 	struct hf_spawn sp;
 	pid_t pid;
-	int64_t deadline = hf_mono_ms() + EXEC_TIMEOUT_S * 1000;
+	int64_t deadline = hf_mono_ms() + limit_ms;
 	bool timed_out = false;
 	int rc = -1;
 
@@ -245,7 +246,8 @@ static int run_capture(char *const argv[], char *const envp[],
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
 	if (timed_out)
-		hf_buf_addf(err, "holdfast: stopped after %d s\n", EXEC_TIMEOUT_S);
+		hf_buf_addf(err, "holdfast: stopped after %.1f s\n",
+			    (double)limit_ms / 1000);
 	rc = 0;
 out:
 	for (int i = 0; i < 2; i++) {
@@ -274,6 +276,7 @@ static void h_exec(void *ctx, const struct hf_http_req *req,
 	json_t *body = NULL;
 	const char *cmd;
 	HF_VEC(char *) env = {0};
+	int64_t limit_ms = (int64_t)EXEC_TIMEOUT_S * 1000;
 	size_t llen = 0;
 	int status = 0;
 
@@ -287,6 +290,13 @@ static void h_exec(void *ctx, const struct hf_http_req *req,
 	if (!id_ok(id) || !cmd) {
 		hf_http_error(resp, HF_EINVAL, "needs a task id and \"cmd\"");
 		goto out;
+	}
+	/* "timeout": seconds, at most the default (the autoscaler's). */
+	if (json_is_number(json_object_get(body, "timeout"))) {
+		double t = json_number_value(json_object_get(body, "timeout"));
+
+		if (t > 0 && t * 1000 < (double)limit_ms)
+			limit_ms = (int64_t)(t * 1000);
 	}
 	dir = task_dir(a, id);
 	lpath = hf_xasprintf("%s/launch.json", dir);
@@ -320,8 +330,8 @@ static void h_exec(void *ctx, const struct hf_http_req *req,
 		free(why);
 		why = NULL;
 		/* It could not start inside the task: not a server fault. */
-		if (run_capture(argv, env.items, &conf, &out, &err, &status,
-				&why)) {
+		if (run_capture(argv, env.items, &conf, limit_ms, &out, &err,
+				&status, &why)) {
 			hf_http_error(resp, HF_ECONFLICT, "task %s: %s", id, why);
 			goto out;
 		}

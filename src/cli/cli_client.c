@@ -1911,6 +1911,156 @@ out:
 	return rc;
 }
 
+static void print_ms_ago(const char *label, const json_t *ms)
+{
+	if (!json_is_integer(ms))
+		return;
+	printf("  %-13s %.1f s ago\n", label,
+	       (double)(hf_now_ms() - json_integer_value(ms)) / 1000);
+}
+
+/* autoscale status [POD-TYPE] [--json]: each policy, its values, what next. */
+static int cmd_autoscale_status(int argc, char **argv)
+{
+	const char *only = NULL;
+	char *svc = NULL, *path;
+	json_t *out = NULL, *pods;
+	long status;
+	size_t shown = 0;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!only && argv[k][0] != '-')
+			only = argv[k];
+		else
+			return hf_cli_usage("autoscale", "status");
+	}
+	rc = pick_service(&svc);
+	if (rc)
+		return rc;
+	path = svc_path(svc, "/autoscale");
+	rc = api("GET", path, NULL, &status, &out);
+	if (rc)
+		goto out;
+	if (status != 200) {
+		rc = api_error(status, out);
+		goto out;
+	}
+	pods = json_object_get(out, "pods");
+	if (g.json) {
+		print_json(out);
+		goto out;
+	}
+	for (size_t i = 0; i < json_array_size(pods); i++) {
+		const json_t *p = json_array_get(pods, i);
+		const json_t *pol = json_object_get(p, "policy");
+		const json_t *m = json_object_get(pol, "metric");
+		const json_t *up = json_object_get(pol, "up");
+		const json_t *down = json_object_get(pol, "down");
+		const json_t *h = json_object_get(p, "history");
+		const char *name = json_string_value(json_object_get(p, "pod"));
+		const char *src;
+		char *msrc;
+
+		if (only && strcmp(only, name) != 0)
+			continue;
+		shown++;
+		src = json_object_get(m, "command")	  ? "command"
+		      : json_object_get(m, "http")	  ? "http"
+		      : json_object_get(m, "prometheus") ? "prometheus"
+							  : "task-metrics";
+		msrc = json_dumps(json_object_get(m, src), JSON_COMPACT |
+							       JSON_ENCODE_ANY);
+		printf("%s: count %lld, min %lld, max %lld, every %gs%s\n",
+		       name,
+		       (long long)json_integer_value(json_object_get(p, "count")),
+		       (long long)json_integer_value(json_object_get(pol, "min")),
+		       (long long)json_integer_value(json_object_get(pol, "max")),
+		       json_number_value(json_object_get(pol, "interval")),
+		       json_is_true(json_object_get(p, "dry_run")) ? " (dry run)"
+								    : "");
+		printf("  metric        %s %s\n", src, msrc ? msrc : "");
+		free(msrc);
+		if (json_object_get(pol, "target"))
+			printf("  rule          target %g per instance "
+			       "(tolerance %g)\n",
+			       json_number_value(json_object_get(pol, "target")),
+			       json_number_value(
+				   json_object_get(pol, "tolerance")));
+		else {
+			char ab[32] = "-", be[32] = "-";
+
+			if (json_is_number(json_object_get(up, "above")))
+				snprintf(ab, sizeof(ab), "%g",
+					 json_number_value(
+					     json_object_get(up, "above")));
+			if (json_is_number(json_object_get(down, "below")))
+				snprintf(be, sizeof(be), "%g",
+					 json_number_value(
+					     json_object_get(down, "below")));
+			printf("  rule          up above %s by %lld, down below "
+			       "%s by %lld\n",
+			       ab,
+			       (long long)json_integer_value(
+				   json_object_get(up, "step")),
+			       be,
+			       (long long)json_integer_value(
+				   json_object_get(down, "step")));
+		}
+		printf("  cooldowns     up %gs, down %gs; %lld sample(s) in a "
+		       "row\n",
+		       json_number_value(json_object_get(up, "cooldown")),
+		       json_number_value(json_object_get(down, "cooldown")),
+		       (long long)json_integer_value(
+			   json_object_get(pol, "samples")));
+		if (json_is_number(json_object_get(p, "value")))
+			printf("  value         %g (wants %lld)\n",
+			       json_number_value(json_object_get(p, "value")),
+			       (long long)json_integer_value(
+				   json_object_get(p, "desired")));
+		if (json_is_string(json_object_get(p, "error")))
+			printf("  metric error  %s\n",
+			       json_string_value(json_object_get(p, "error")));
+		if (json_array_size(h)) {
+			printf("  last values  ");
+			for (size_t k = 0; k < json_array_size(h); k++) {
+				const json_t *v = json_object_get(
+				    json_array_get(h, k), "value");
+
+				if (json_is_number(v))
+					printf(" %g", json_number_value(v));
+				else
+					printf(" error");
+			}
+			printf("\n");
+		}
+		if (json_is_string(json_object_get(p, "decision")))
+			printf("  decision      %s\n",
+			       json_string_value(json_object_get(p, "decision")));
+		print_ms_ago("last change", json_object_get(p, "last_action_at"));
+		if (json_is_string(json_object_get(p, "next")))
+			printf("  next          %s\n",
+			       json_string_value(json_object_get(p, "next")));
+	}
+	if (!shown) {
+		if (only)
+			fprintf(stderr, "holdfast: pod type '%s' of %s has no "
+					"autoscale policy\n",
+				only, svc);
+		else
+			printf("no pod type of %s has an autoscale policy\n",
+			       svc);
+		rc = only ? HF_EXIT_FAIL : 0;
+	}
+out:
+	json_decref(out);
+	free(path);
+	free(svc);
+	return rc;
+}
+
 /* GET a service path and print it (JSON, or lines for string arrays). */
 static int show_get(const char *rest, bool lines)
 {
@@ -4177,6 +4327,14 @@ const struct hf_cmd hf_client_cmds[] = {
      "that changes it wins (its diff says so). --reset hands the count\n"
      "back to the spec. --wait follows the plan as 'service update --wait'\n"
      "does.", NULL},
+    {"autoscale", "status", cmd_autoscale_status, "[POD-TYPE] [--json]",
+     "show each autoscale policy, its last values and its next action",
+     "For every pod type with an `autoscale:` policy in the service's\n"
+     "target spec: the policy, the count, the metric's last values (or\n"
+     "its error), the last decision and when the next scale up or down\n"
+     "may happen (docs/autoscaling.md). While a policy is active it owns\n"
+     "the count: 'pod scale' and updates that change `count` are\n"
+     "refused; change the policy's min and max instead.", NULL},
     {"endpoints", NULL, cmd_endpoints, "[NAME] [--json]",
      "list advertised endpoints, or show one's addresses",
      "Without NAME: the names of the ports the service advertises\n"

@@ -25,6 +25,7 @@
 #include "server/sched.h"
 #include "server/tasks_api.h"
 #include "server/creds.h"
+#include "server/autoscale.h"
 #include "server/backups.h"
 
 static struct hf_srv *srv_of(void *ctx)
@@ -2082,6 +2083,8 @@ static const struct hf_http_route routes[] = {
     /* Asks the node to stop the process: on a worker. */
     {"DELETE", "/v1/external-volumes/{name}/backups/{id}",
      hf_backup_cancel_handler, HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
+    {"GET", "/v1/service/{svc}/autoscale", hf_autoscale_status_handler,
+     HF_ROUTE_READ, NULL},
     {"PUT", "/v1/external-volumes/{name}/backup-schedule",
      hf_backup_schedule_handler, HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/external-volumes/{name}/backup-schedule",

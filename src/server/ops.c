@@ -974,6 +974,7 @@ struct counts_in {
 	const char *base;               /* the target they were made from */
 	const struct hf_kvlist *counts; /* all the new target's */
 	const char *why;                /* its event's */
+	const char *who;                /* its event's; NULL: operator */
 };
 static int counts_carry(const struct hf_config *cur, struct hf_config **cfg,
 			const struct counts_in *ci, struct hf_ops_err *err);
@@ -1044,8 +1045,9 @@ static int change(struct hf_srv *s, const char *name,
 	x->u.config.config = cfg;
 	x->u.config.next_config = svc->next_config + 1;
 	cfg = NULL; /* the list's, then the service's */
-	note_event(&a, svc->name, "service", svc->name, cur->id,
-		   x->u.config.id, ci ? ci->why : "update");
+	note_event_by(&a, ci && ci->who ? ci->who : "operator", svc->name,
+		      "service", svc->name, cur->id, x->u.config.id,
+		      ci ? ci->why : "update");
 	/* The config first: the change is decided on it. */
 	hf_apply(s, &a);
 	added = hf_state_config(svc, a.items[0].u.config.id);
@@ -2068,7 +2070,8 @@ static void counts_note(const struct hf_config *cur,
 
 /* hf_ops_pod_count (reset false) and hf_ops_pod_count_reset. */
 static int pod_count(struct hf_srv *s, const char *name, const char *pod,
-		     int64_t count, bool reset, struct hf_ops_change *out,
+		     int64_t count, bool reset, const char *who,
+		     const char *as_why, struct hf_ops_change *out,
 		     struct hf_ops_err *err)
 {
 	struct hf_kvlist counts = {0}, options = {0}, templates = {0};
@@ -2096,6 +2099,18 @@ static int pod_count(struct hf_srv *s, const char *name, const char *pod,
 			  pod ? pod : "");
 		goto leave;
 	}
+	/* One owner of the count: an active autoscale policy. */
+	if (!who && sp->autoscale && !sp->autoscale->dry_run) {
+		rc = fail(err, HF_EREFUSED,
+			  "pod %s's count is its autoscale policy's to set "
+			  "(now %lld, within %lld to %lld): change "
+			  "autoscale.min and autoscale.max in the spec, or set "
+			  "the policy's dry-run",
+			  pod, (long long)sp->count,
+			  (long long)sp->autoscale->min,
+			  (long long)sp->autoscale->max);
+		goto leave;
+	}
 	/* The same count, or none set to drop: no new configuration. */
 	same = reset ? !hf_kvlist_get(&cur->counts, pod) : count == sp->count;
 	if (same) {
@@ -2113,7 +2128,8 @@ static int pod_count(struct hf_srv *s, const char *name, const char *pod,
 		snprintf(num, sizeof(num), "%lld", (long long)count);
 		hf_kvlist_set(&counts, pod, num);
 	}
-	why = reset || count == sp->spec_count
+	why = as_why ? hf_xstrdup(as_why)
+	      : reset || count == sp->spec_count
 		  ? hf_xasprintf("count of pod %s handed back to the spec "
 				 "(%lld)",
 				 pod, (long long)sp->spec_count)
@@ -2136,7 +2152,8 @@ leave:
 			    true,
 			    &(struct counts_in){.base = base,
 						.counts = &counts,
-						.why = why},
+						.why = why,
+						.who = who},
 			    out, err);
 	hf_kvlist_release(&counts);
 	hf_kvlist_release(&options);
@@ -2152,12 +2169,20 @@ int hf_ops_pod_count(struct hf_srv *s, const char *svc, const char *pod,
 		     int64_t count, struct hf_ops_change *out,
 		     struct hf_ops_err *err)
 {
-	return pod_count(s, svc, pod, count, false, out, err);
+	return pod_count(s, svc, pod, count, false, NULL, NULL, out, err);
+}
+
+int hf_ops_pod_autoscale(struct hf_srv *s, const char *svc, const char *pod,
+			 int64_t count, const char *why,
+			 struct hf_ops_change *out, struct hf_ops_err *err)
+{
+	return pod_count(s, svc, pod, count, false, "autoscaler", why, out,
+			 err);
 }
 
 int hf_ops_pod_count_reset(struct hf_srv *s, const char *svc,
 			   const char *pod, struct hf_ops_change *out,
 			   struct hf_ops_err *err)
 {
-	return pod_count(s, svc, pod, 0, true, out, err);
+	return pod_count(s, svc, pod, 0, true, NULL, NULL, out, err);
 }

@@ -393,6 +393,15 @@ int hf_ops_pod_count(struct hf_srv *s, const char *svc, const char *pod,
 		     int64_t count, struct hf_ops_change *out,
 		     struct hf_ops_err *err);
 /*
+ * The autoscaler's hf_ops_pod_count (server/autoscale.c): the same
+ * change, by "autoscaler" with why as its event's reason. An operator's
+ * hf_ops_pod_count / _reset is refused (HF_EREFUSED) while the pod type
+ * has an autoscale policy that is not a dry run.
+ */
+int hf_ops_pod_autoscale(struct hf_srv *s, const char *svc, const char *pod,
+			 int64_t count, const char *why,
+			 struct hf_ops_change *out, struct hf_ops_err *err);
+/*
  * Hands pod type pod's count back to the spec: the count set over it is
  * dropped, as hf_ops_pod_count does. With none set: 0, out->changed false.
  */

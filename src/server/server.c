@@ -27,6 +27,7 @@
 #include "server/cluster.h"
 #include "server/events.h"
 #include "server/metrics.h"
+#include "server/autoscale.h"
 #include "server/backups.h"
 #include "server/nodeauth.h"
 #include "server/sched.h"
@@ -766,6 +767,7 @@ static void step_down(struct run *r)
 		hf_http_wake(s->http, &s->model.nodes.items[i]->link->waitq);
 	pthread_mutex_unlock(&s->mu);
 	hf_backups_stop();
+	hf_autoscale_stop();
 	if (r->sched_started)
 		pthread_join(s->sched, NULL);
 	r->sched_started = false;
@@ -831,6 +833,7 @@ static int lead(struct run *r)
 	}
 	r->sched_started = true;
 	hf_backups_start(s);
+	hf_autoscale_start(s);
 	/*
 	 * Keep the lease. A leader that cannot renew it in time stops acting
 	 * before it could have expired: another server may lead by then.
@@ -1154,6 +1157,7 @@ out:
 		hf_http_wake(s->http, &s->model.nodes.items[i]->link->waitq);
 	pthread_mutex_unlock(&s->mu);
 	hf_backups_stop();
+	hf_autoscale_stop();
 	if (r.sched_started)
 		pthread_join(s->sched, NULL);
 	/* Held long polls are answered as the layer stops. */

@@ -513,6 +513,11 @@ static json_t *pod_settings(const struct hf_spec_pod *pod)
 	json_object_set_new(o, "volume-retention",
 			    json_string(pod->retain_volumes ? "retain"
 							    : "delete"));
+	/* The autoscaler reads its policy at each evaluation. */
+	json_object_set_new(o, "autoscale",
+			    pod->autoscale
+				? hf_spec_autoscale_json(pod->autoscale)
+				: json_null());
 	/* Grown in place (compare_external_volumes refuses shrinking). */
 	for (size_t i = 0; i < pod->external_volumes.len; i++) {
 		const struct hf_spec_external_volume *e =
@@ -619,6 +624,15 @@ void hf_spec_diff(const struct hf_spec *old, const struct hf_spec *new_spec,
 		json_decref(jb);
 		push_instances(&pd->added, np->name, op->count, np->count);
 		push_instances(&pd->removed, np->name, np->count, op->count);
+		if (op->autoscale && np->autoscale && !op->autoscale->dry_run &&
+		    !np->autoscale->dry_run && op->spec_count != np->spec_count)
+			refuse(out,
+			       "pod '%s': its count is its autoscale policy's to "
+			       "set (now %lld, within %lld to %lld): change "
+			       "autoscale.min and autoscale.max, not count",
+			       np->name, (long long)op->count,
+			       (long long)np->autoscale->min,
+			       (long long)np->autoscale->max);
 		if (np->count < op->count && !np->allow_decommission)
 			refuse(out,
 			       "pod '%s': count cannot decrease from %lld to "

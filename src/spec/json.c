@@ -228,6 +228,64 @@ static json_t *task_json(const struct hf_spec *spec,
 	return o;
 }
 
+
+json_t *hf_spec_autoscale_json(const struct hf_spec_autoscale *a)
+{
+	json_t *o = json_object(), *m = json_object();
+
+	json_object_set_new(o, "min", json_integer(a->min));
+	json_object_set_new(o, "max", json_integer(a->max));
+	json_object_set_new(o, "interval", json_real(a->interval));
+	json_object_set_new(o, "timeout", json_real(a->timeout));
+	json_object_set_new(o, "samples", json_integer(a->samples));
+	json_object_set_new(o, "dry-run", json_boolean(a->dry_run));
+	json_object_set_new(o, "on-error",
+			    a->error_count < 0 ? json_string("hold")
+					       : json_integer(a->error_count));
+	switch (a->source) {
+	case HF_AS_COMMAND:
+		json_object_set_new(m, "command", json_string(a->command));
+		json_object_set_new(m, "task", str_or_null(a->task));
+		break;
+	case HF_AS_HTTP:
+		json_object_set_new(m, "http",
+				    json_pack("{s:s, s:o}", "url", a->url,
+					      "path", str_or_null(a->json_path)));
+		break;
+	case HF_AS_PROMETHEUS:
+		json_object_set_new(m, "prometheus",
+				    json_pack("{s:s, s:s}", "url", a->url,
+					      "query", a->query));
+		break;
+	case HF_AS_METRICS:
+		json_object_set_new(
+		    m, "task-metrics",
+		    json_pack("{s:s, s:s, s:s, s:s}", "port", a->port, "name",
+			      a->sample, "path", a->path ? a->path : "/metrics",
+			      "aggregate",
+			      a->aggregate ? a->aggregate : "sum"));
+		break;
+	}
+	json_object_set_new(o, "metric", m);
+	if (a->has_target) {
+		json_object_set_new(o, "target", json_real(a->target));
+		json_object_set_new(o, "tolerance", json_real(a->tolerance));
+	}
+	json_object_set_new(
+	    o, "up",
+	    json_pack("{s:o, s:o, s:f}", "above",
+		      a->has_up ? json_real(a->above) : json_null(), "step",
+		      a->up_step ? json_integer(a->up_step) : json_null(),
+		      "cooldown", a->up_cooldown));
+	json_object_set_new(
+	    o, "down",
+	    json_pack("{s:o, s:o, s:f}", "below",
+		      a->has_down ? json_real(a->below) : json_null(), "step",
+		      a->down_step ? json_integer(a->down_step) : json_null(),
+		      "cooldown", a->down_cooldown));
+	return o;
+}
+
 /*
  * An external volume. A driver holdfast serves has its options parsed
  * ("options", with size in bytes) and no raw string, so that rewriting
@@ -334,6 +392,10 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		    json_pack("{s:s, s:s?, s:f, s:I}", "to", pod->bk_to,
 			      "credential", pod->bk_cred, "every",
 			      pod->bk_every, "keep", (json_int_t)pod->bk_keep));
+	/* Nor does an autoscale policy (diff.c's pod settings have it). */
+	if (pod->autoscale && !for_diff)
+		json_object_set_new(o, "autoscale",
+				    hf_spec_autoscale_json(pod->autoscale));
 	json_object_set_new(o, "volumes",
 			    volumes_json(pod->volumes.items, pod->volumes.len));
 	a = json_array();

@@ -2177,9 +2177,288 @@ static const struct keydef pod_keys[] = {
     {"replace", 0},
     {"snapshot-hooks", 0},
     {"backup-schedule", 0},
+    {"autoscale", 0},
     {"tasks", K_REQUIRED},
     {NULL, 0},
 };
+
+/* ------------------------------------------------------------------ */
+/* autoscale (holdfast)                                                 */
+
+/* Any finite number. */
+static bool get_number(struct hf_pctx *c, const struct hf_ynode *map,
+		       const char *key, double *out)
+{
+	size_t old;
+	const struct hf_ynode *n = enter(c, map, key, &old);
+	bool ok = false;
+
+	if (!n)
+		return false;
+	if (want_scalar(c, n)) {
+		if (!parse_double(n->str, out))
+			hf_pctx_err(c, n, "'%s' must be a number, not '%s'", key,
+				    n->str);
+		else
+			ok = true;
+	}
+	hf_pctx_pop(c, old);
+	return ok;
+}
+
+static void as_metric(struct hf_pctx *c, const struct hf_ynode *owner,
+		      const struct hf_ynode *m, struct hf_spec_autoscale *a)
+{
+	static const struct keydef keys[] = {
+	    {"command", 0}, {"task", 0},       {"http", 0},
+	    {"prometheus", 0}, {"task-metrics", 0}, {NULL, 0},
+	};
+	static const struct keydef http_keys[] = {
+	    {"url", K_REQUIRED}, {"path", 0}, {NULL, 0},
+	};
+	static const struct keydef prom_keys[] = {
+	    {"url", K_REQUIRED}, {"query", K_REQUIRED}, {NULL, 0},
+	};
+	static const struct keydef tm_keys[] = {
+	    {"port", K_REQUIRED}, {"name", K_REQUIRED}, {"path", 0},
+	    {"aggregate", 0},     {NULL, 0},
+	};
+	const char *names[] = {"command", "http", "prometheus", "task-metrics"};
+	const struct hf_ynode *v;
+	unsigned given = 0;
+	size_t old;
+
+	if (!hf_pctx_want_map(c, m))
+		return;
+	check_keys(c, m, owner, keys);
+	for (size_t i = 0; i < HF_ARRAY_LEN(names); i++)
+		given += hf_ynode_get(m, names[i]) != NULL;
+	if (given != 1) {
+		hf_pctx_err(c, m,
+			    "a metric has one source: 'command', 'http', "
+			    "'prometheus' or 'task-metrics' (%u given)",
+			    given);
+		return;
+	}
+	if (get_str(c, m, "command", false, &a->command))
+		a->source = HF_AS_COMMAND;
+	get_str(c, m, "task", false, &a->task);
+	if (a->task && !a->command) {
+		old = hf_pctx_push(c, "task");
+		hf_pctx_err(c, hf_ynode_get(m, "task"),
+			    "'task' says where a 'command' metric runs; this "
+			    "metric has no command");
+		hf_pctx_pop(c, old);
+	}
+	if ((v = enter(c, m, "http", &old))) {
+		a->source = HF_AS_HTTP;
+		if (v->kind == HF_Y_SCALAR) {
+			get_str(c, m, "http", false, &a->url);
+		} else if (hf_pctx_want_map(c, v)) {
+			check_keys(c, v, hf_ynode_pair(m, "http")->key,
+				   http_keys);
+			get_str(c, v, "url", false, &a->url);
+			get_str(c, v, "path", false, &a->json_path);
+		}
+		hf_pctx_pop(c, old);
+	}
+	if ((v = enter(c, m, "prometheus", &old))) {
+		a->source = HF_AS_PROMETHEUS;
+		if (hf_pctx_want_map(c, v)) {
+			check_keys(c, v, hf_ynode_pair(m, "prometheus")->key,
+				   prom_keys);
+			get_str(c, v, "url", false, &a->url);
+			get_str(c, v, "query", false, &a->query);
+		}
+		hf_pctx_pop(c, old);
+	}
+	if ((v = enter(c, m, "task-metrics", &old))) {
+		a->source = HF_AS_METRICS;
+		if (hf_pctx_want_map(c, v)) {
+			check_keys(c, v, hf_ynode_pair(m, "task-metrics")->key,
+				   tm_keys);
+			get_str(c, v, "port", false, &a->port);
+			get_str(c, v, "name", false, &a->sample);
+			get_str(c, v, "path", false, &a->path);
+			if (get_str(c, v, "aggregate", false, &a->aggregate) &&
+			    strcmp(a->aggregate, "sum") != 0 &&
+			    strcmp(a->aggregate, "avg") != 0 &&
+			    strcmp(a->aggregate, "max") != 0 &&
+			    strcmp(a->aggregate, "min") != 0) {
+				size_t o2 = hf_pctx_push(c, "aggregate");
+
+				hf_pctx_err(c, hf_ynode_get(v, "aggregate"),
+					    "'aggregate' is sum, avg, max or "
+					    "min, not '%s'",
+					    a->aggregate);
+				hf_pctx_pop(c, o2);
+			}
+		}
+		hf_pctx_pop(c, old);
+	}
+	if (a->url && (a->source == HF_AS_HTTP ||
+		       a->source == HF_AS_PROMETHEUS) &&
+	    !hf_str_has_prefix(a->url, "http://") &&
+	    !hf_str_has_prefix(a->url, "https://")) {
+		v = hf_ynode_get(m, a->source == HF_AS_HTTP ? "http"
+							    : "prometheus");
+		old = hf_pctx_push(c, a->source == HF_AS_HTTP ? "http"
+							      : "prometheus");
+		hf_pctx_err(c, v->kind == HF_Y_MAP ? hf_ynode_get(v, "url") : v,
+			    "the metric's url is http:// or https://, not '%s'",
+			    a->url);
+		hf_pctx_pop(c, old);
+	}
+}
+
+/* up: {above, step, cooldown} or down: {below, step, cooldown}. */
+static void as_rule(struct hf_pctx *c, const struct hf_ynode *map,
+		    const char *key, struct hf_spec_autoscale *a)
+{
+	bool up = strcmp(key, "up") == 0;
+	const char *bound = up ? "above" : "below";
+	const struct keydef keys[] = {
+	    {bound, 0}, {"step", 0}, {"cooldown", 0}, {NULL, 0},
+	};
+	const struct hf_ynode *v;
+	size_t old;
+
+	if (!(v = enter(c, map, key, &old)))
+		return;
+	if (hf_pctx_want_map(c, v)) {
+		check_keys(c, v, hf_ynode_pair(map, key)->key, keys);
+		if (up) {
+			a->has_up = get_number(c, v, "above", &a->above);
+			get_int(c, v, "step", 1, HF_SPEC_POD_COUNT_MAX,
+				&a->up_step);
+			get_seconds(c, v, "cooldown", false, &a->up_cooldown);
+		} else {
+			a->has_down = get_number(c, v, "below", &a->below);
+			get_int(c, v, "step", 1, HF_SPEC_POD_COUNT_MAX,
+				&a->down_step);
+			get_seconds(c, v, "cooldown", false, &a->down_cooldown);
+		}
+	}
+	hf_pctx_pop(c, old);
+}
+
+static void parse_autoscale(struct hf_pctx *c, const struct hf_ynode *pod,
+			    struct hf_spec_pod *p)
+{
+	static const struct keydef keys[] = {
+	    {"min", 0},     {"max", K_REQUIRED}, {"interval", 0},
+	    {"timeout", 0}, {"samples", 0},      {"dry-run", 0},
+	    {"on-error", 0}, {"metric", K_REQUIRED}, {"up", 0},
+	    {"down", 0},    {"target", 0},       {"tolerance", 0},
+	    {NULL, 0},
+	};
+	struct hf_spec_autoscale *a;
+	const struct hf_ynode *n, *v;
+	size_t old, o2;
+
+	if (!(n = enter(c, pod, "autoscale", &old)))
+		return;
+	if (!hf_pctx_want_map(c, n)) {
+		hf_pctx_pop(c, old);
+		return;
+	}
+	a = p->autoscale = hf_xcalloc(1, sizeof(*a));
+	a->min = 1;
+	a->max = -1;
+	a->interval = 15;
+	a->samples = 1;
+	a->up_cooldown = -1;
+	a->down_cooldown = -1;
+	a->tolerance = 0.1;
+	a->error_count = -1;
+	a->pos = pos_of(n);
+	check_keys(c, n, hf_ynode_pair(pod, "autoscale")->key, keys);
+	get_int(c, n, "min", 0, HF_SPEC_POD_COUNT_MAX, &a->min);
+	get_int(c, n, "max", 0, HF_SPEC_POD_COUNT_MAX, &a->max);
+	if (a->max >= 0 && a->min > a->max) {
+		o2 = hf_pctx_push(c, "max");
+		hf_pctx_err(c, hf_ynode_get(n, "max"),
+			    "'max' (%lld) is less than 'min' (%lld)",
+			    (long long)a->max, (long long)a->min);
+		hf_pctx_pop(c, o2);
+	}
+	if (get_seconds(c, n, "interval", true, &a->interval) &&
+	    a->interval < 0.1) {
+		o2 = hf_pctx_push(c, "interval");
+		hf_pctx_err(c, hf_ynode_get(n, "interval"),
+			    "the autoscaler evaluates at most ten times a "
+			    "second: 'interval' is at least 100ms");
+		hf_pctx_pop(c, o2);
+	}
+	if (!get_seconds(c, n, "timeout", true, &a->timeout))
+		a->timeout = a->interval < 10 ? (a->interval < 1 ? 1
+								: a->interval)
+					      : 10;
+	get_int(c, n, "samples", 1, 1000, &a->samples);
+	get_bool(c, n, "dry-run", &a->dry_run);
+	if ((v = enter(c, n, "on-error", &o2))) {
+		if (want_scalar(c, v) && strcmp(v->str, "hold") != 0 &&
+		    (!parse_int(v->str, &a->error_count) ||
+		     a->error_count < 0 ||
+		     a->error_count > HF_SPEC_POD_COUNT_MAX)) {
+			a->error_count = -1;
+			hf_pctx_err(c, v,
+				    "'on-error' is 'hold' or a count to go "
+				    "to, not '%s'",
+				    v->str);
+		}
+		hf_pctx_pop(c, o2);
+	}
+	if ((v = enter(c, n, "metric", &o2))) {
+		as_metric(c, hf_ynode_pair(n, "metric")->key, v, a);
+		hf_pctx_pop(c, o2);
+	}
+	as_rule(c, n, "up", a);
+	as_rule(c, n, "down", a);
+	if ((a->has_target = get_number(c, n, "target", &a->target)) &&
+	    a->target <= 0) {
+		o2 = hf_pctx_push(c, "target");
+		hf_pctx_err(c, hf_ynode_get(n, "target"),
+			    "'target' is the value per instance: greater "
+			    "than 0, not %g",
+			    a->target);
+		hf_pctx_pop(c, o2);
+	}
+	if (get_number(c, n, "tolerance", &a->tolerance) &&
+	    (a->tolerance < 0 || a->tolerance >= 1)) {
+		o2 = hf_pctx_push(c, "tolerance");
+		hf_pctx_err(c, hf_ynode_get(n, "tolerance"),
+			    "'tolerance' is a fraction from 0 to below 1, "
+			    "not %g",
+			    a->tolerance);
+		hf_pctx_pop(c, o2);
+	}
+	if (a->has_target && (a->has_up || a->has_down))
+		hf_pctx_err(c, n,
+			    "a policy scales either to a 'target' per "
+			    "instance or on thresholds (up.above, "
+			    "down.below), not both");
+	else if (!a->has_target && !a->has_up && !a->has_down)
+		hf_pctx_err(c, n,
+			    "a policy needs a rule: 'target' (a value per "
+			    "instance), or up.above and/or down.below");
+	if (a->has_up && a->has_down && a->below >= a->above)
+		hf_pctx_err(c, n,
+			    "down.below (%g) must be less than up.above (%g): "
+			    "the band between them is where the count holds",
+			    a->below, a->above);
+	/* Thresholds move one at a time; a target goes straight to it. */
+	if (!a->has_target) {
+		a->up_step = a->up_step ? a->up_step : 1;
+		a->down_step = a->down_step ? a->down_step : 1;
+	}
+	/* Defaults: up as soon as the interval allows, down after a minute. */
+	if (a->up_cooldown < 0)
+		a->up_cooldown = 0;
+	if (a->down_cooldown < 0)
+		a->down_cooldown = 60;
+	hf_pctx_pop(c, old);
+}
 
 static void parse_uris(struct hf_pctx *c, const struct hf_ynode *pod,
 		       struct hf_spec_pod *p)
@@ -2394,6 +2673,7 @@ static void parse_pod(struct hf_pctx *c, const struct hf_ynode *key,
 		}
 		hf_pctx_pop(c, old);
 	}
+	parse_autoscale(c, n, p);
 	parse_volumes(c, n, &p->volumes);
 	parse_resource_sets(c, n, p);
 	parse_rlimits(c, n, p);

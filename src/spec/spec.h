@@ -485,6 +485,50 @@ char *hf_spec_external_volume_name(const char *service, const char *pod,
 /* The most instances of a pod type a spec (or a count set over it) asks. */
 #define HF_SPEC_POD_COUNT_MAX 100000
 
+/* Where an autoscale policy's metric comes from (docs/autoscaling.md). */
+enum hf_as_source {
+	HF_AS_COMMAND = 1, /* a command run in a task of the pod (its stdout) */
+	HF_AS_HTTP,        /* an HTTP endpoint: a number, or JSON and a path */
+	HF_AS_PROMETHEUS,  /* a Prometheus server's instant query */
+	HF_AS_METRICS,     /* the pod's tasks' own Prometheus endpoints */
+};
+
+/*
+ * holdfast `autoscale:` of a pod type: the autoscaler owns its count
+ * within [min, max], evaluating the metric every `interval` seconds.
+ * Thresholds (has_up / has_down: above, below, step) or a target value
+ * per instance (has_target: desired = ceil(value / target), held within
+ * the tolerance); cooldowns apart for each direction; `samples`
+ * evaluations in a row agreeing before it acts; on a metric error it
+ * holds, or goes to error_count (>= 0) after `samples` errors in a row.
+ * dry_run: decisions are events only, the count stays the operator's.
+ */
+struct hf_spec_autoscale {
+	int64_t min, max;
+	double interval, timeout;
+	int64_t samples;
+	bool dry_run;
+	enum hf_as_source source;
+	char *command;   /* COMMAND */
+	char *task;      /* COMMAND: the task of the pod it runs in (NULL: the
+			    first task whose goal is RUNNING) */
+	char *url;       /* HTTP, PROMETHEUS */
+	char *json_path; /* HTTP: "a.b.0" into the JSON answer; NULL: a number */
+	char *query;     /* PROMETHEUS */
+	char *port;      /* METRICS: the port's name (or a number) */
+	char *path;      /* METRICS: default /metrics */
+	char *sample;    /* METRICS: the sample's name (its series summed) */
+	char *aggregate; /* METRICS: sum (default), avg, max or min */
+	bool has_up, has_down, has_target;
+	double above, below, target, tolerance;
+	int64_t up_step, down_step;
+	double up_cooldown, down_cooldown;
+	int64_t error_count; /* -1: hold */
+	struct hf_pos pos;
+};
+/* The policy as JSON (the spec's key names; the API shows it). */
+struct json_t *hf_spec_autoscale_json(const struct hf_spec_autoscale *a);
+
 struct hf_spec_pod {
 	char *name;
 	/*
@@ -576,6 +620,8 @@ struct hf_spec_pod {
 	double bk_every;
 	int64_t bk_keep;
 	struct hf_pos bk_pos;
+	/* holdfast `autoscale:`; NULL: none (struct hf_spec_autoscale). */
+	struct hf_spec_autoscale *autoscale;
 	struct {
 		struct hf_spec_task *items;
 		size_t len, cap;

@@ -228,6 +228,69 @@ int hf_spec_parse_placement(const char *s, void *constraints, char **why)
 /* ------------------------------------------------------------------ */
 /* Cross-checks                                                         */
 
+
+/*
+ * An autoscale policy's references: the task its command runs in (one
+ * with goal RUNNING; default the pod's first such) and a task-metrics
+ * port (a port of the pod by name, or a number). The autoscaler owns the
+ * count, scale-in included: the policy implies allow-decommission.
+ */
+static void check_autoscale(struct hf_pctx *c, struct hf_spec_pod *pod)
+{
+	struct hf_spec_autoscale *a = pod->autoscale;
+
+	pod->allow_decommission = true;
+	if (a->source == HF_AS_COMMAND) {
+		const struct hf_spec_task *t =
+		    a->task ? hf_spec_find_task(pod, a->task) : NULL;
+
+		for (size_t k = 0; !a->task && !t && k < pod->tasks.len; k++)
+			if (pod->tasks.items[k].goal == HF_GOAL_RUNNING)
+				t = &pod->tasks.items[k];
+		if (!t || t->goal != HF_GOAL_RUNNING) {
+			char *path = hf_xasprintf("pods.%s.autoscale.metric",
+						  pod->name);
+
+			hf_pctx_err_pos(
+			    c, a->pos, path,
+			    "a command metric runs in a task of the pod with "
+			    "goal RUNNING: %s%s%s",
+			    a->task ? "'" : "", a->task ? a->task : "it has none",
+			    a->task ? (t ? "' is not one"
+					 : "' is not a task of this pod")
+				    : "");
+			free(path);
+		} else if (!a->task) {
+			a->task = hf_xstrdup(t->name);
+		}
+	}
+	if (a->source == HF_AS_METRICS && a->port) {
+		char *end;
+		long n = strtol(a->port, &end, 10);
+		bool found = !*end && n > 0 && n < 65536;
+
+		for (size_t r = 0; !found && r < pod->resource_sets.len; r++)
+			for (size_t k = 0;
+			     k < pod->resource_sets.items[r].ports.len; k++)
+				found = found ||
+					strcmp(pod->resource_sets.items[r]
+						   .ports.items[k]
+						   .name,
+					       a->port) == 0;
+		if (!found) {
+			char *path = hf_xasprintf(
+			    "pods.%s.autoscale.metric.task-metrics.port",
+			    pod->name);
+
+			hf_pctx_err_pos(c, a->pos, path,
+					"'%s' is neither a port of pod '%s' nor "
+					"a port number",
+					a->port, pod->name);
+			free(path);
+		}
+	}
+}
+
 /* The spec path of a resource set: explicit ones, or the owning task's. */
 static char *rs_path(const struct hf_spec_pod *pod, size_t rs_idx)
 {
@@ -997,6 +1060,8 @@ void hf_spec_validate(struct hf_pctx *c)
 			if (pod->hook_timeout <= 0)
 				pod->hook_timeout = 60;
 		}
+		if (pod->autoscale)
+			check_autoscale(c, pod);
 		if (pod->bk_to) {
 			bool served = false;
 
@@ -1596,6 +1661,20 @@ static void pod_release(struct hf_spec_pod *p)
 	free(p->hook_after);
 	free(p->bk_to);
 	free(p->bk_cred);
+	if (p->autoscale) {
+		struct hf_spec_autoscale *a = p->autoscale;
+
+		free(a->command);
+		free(a->task);
+		free(a->url);
+		free(a->json_path);
+		free(a->query);
+		free(a->port);
+		free(a->path);
+		free(a->sample);
+		free(a->aggregate);
+		free(a);
+	}
 	volumes_free(p->volumes.items, p->volumes.len);
 	for (size_t i = 0; i < p->resource_sets.len; i++)
 		rs_release(&p->resource_sets.items[i]);

@@ -15,6 +15,8 @@ PACKAGES=(
 	# tests and examples
 	python3 python3-pytest python3-pytest-xdist procps iproute2 curl redis-server redis-tools
 	postgresql
+	# the pipeline example's producer, consumers and drain (examples/pipeline)
+	python3-redis python3-psycopg2
 	etcd-server etcd-client openssl util-linux
 	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
 	# a volume grows under fio's writes (tests/system/test_volume_grow.py)

@@ -1106,10 +1106,11 @@ void hf_autoscale_status_handler(void *ctx, const struct hf_http_req *req,
 	for (size_t k = 0; k < cfg->spec->pods.len; k++) {
 		const struct hf_spec_pod *sp = &cfg->spec->pods.items[k];
 		const struct pol *p = NULL;
-		json_t *o, *h = json_array();
+		json_t *o, *h;
 
 		if (!sp->autoscale)
 			continue;
+		h = json_array();
 		for (size_t i = 0; i < pols.len; i++)
 			if (!strcmp(pols.items[i].svc, svc->name) &&
 			    !strcmp(pols.items[i].pod, sp->name))

@@ -2083,8 +2083,6 @@ static const struct hf_http_route routes[] = {
     /* Asks the node to stop the process: on a worker. */
     {"DELETE", "/v1/external-volumes/{name}/backups/{id}",
      hf_backup_cancel_handler, HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
-    {"GET", "/v1/service/{svc}/autoscale", hf_autoscale_status_handler,
-     HF_ROUTE_READ, NULL},
     {"PUT", "/v1/external-volumes/{name}/backup-schedule",
      hf_backup_schedule_handler, HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/external-volumes/{name}/backup-schedule",
@@ -2138,6 +2136,8 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/service/{svc}/pod/{pod}/resume", h_pod_resume,
      HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/service/{svc}/autoscale", hf_autoscale_status_handler,
+     HF_ROUTE_READ, NULL},
     {"PUT", "/v1/service/{svc}/pod-types/{pod}/count", h_pod_count,
      HF_ROUTE_WRITE, NULL},
     {"DELETE", "/v1/service/{svc}/pod-types/{pod}/count", h_pod_count,

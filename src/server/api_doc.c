@@ -430,12 +430,43 @@ static const struct route_doc docs[] = {
 	 "spec's count of that pod type as it was; an update that changes "
 	 "it drops the count set here (its diff says so). A count equal to "
 	 "the spec's sets none; the same count as now answers `changed: "
-	 "false`. `GET /v1/services/{svc}` shows each pod type's count.",
+	 "false`. `GET /v1/services/{svc}` shows each pod type's count. "
+	 "While the pod type has an `autoscale` policy that is not a dry "
+	 "run, the autoscaler owns its count: `409` (refused).",
      .request = "{\"count\": \"integer (0 to 100000)\"}",
      .status = "200",
      .response = DIFF_SHAPE,
      .errors = "bad-json invalid invalid-spec not-found refused conflict "
 	       "internal"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/autoscale",
+     .section = "Pods",
+     .summary =
+	 "The autoscale policy of each pod type that has one "
+	 "(`holdfast autoscale status`; docs/autoscaling.md): the policy as "
+	 "the spec's keys, the count, the value the last evaluation read "
+	 "(null with `error` when it failed), the count the policy wanted, "
+	 "the last decision, when the count last changed, the samples in a "
+	 "row, the next possible action in words, the actions taken and the "
+	 "last 10 values. Only the leader evaluates: another server answers "
+	 "with the policies and `decision` \"evaluated by the leader\".",
+     .status = "200",
+     .response =
+	 "{\"service\": \"string\", \"pods\": [{\"pod\": \"string\", "
+	 "\"policy\": \"object (min, max, interval, timeout, samples, "
+	 "dry-run, on-error, metric, up, down, target?, tolerance?)\", "
+	 "\"count\": \"integer\", \"dry_run\": \"boolean\", "
+	 "\"value\": \"number|null\", \"error\": \"string|null\", "
+	 "\"desired\": \"integer\", \"decision\": \"string|null\", "
+	 "\"decided_at\": \"integer|null (unix ms)\", "
+	 "\"last_action_at\": \"integer|null (unix ms)\", "
+	 "\"next\": \"string|null\", "
+	 "\"samples_in_a_row\": {\"up\": \"integer\", \"down\": "
+	 "\"integer\", \"errors\": \"integer\"}, "
+	 "\"actions\": {\"up\": \"integer\", \"down\": \"integer\"}, "
+	 "\"history\": [{\"at\": \"integer (unix ms)\", \"value\": "
+	 "\"number|null\"}]}]}",
+     .errors = "not-found"},
     {.method = "DELETE",
      .pattern = "/v1/service/{svc}/pod-types/{pod}/count",
      .section = "Pods",

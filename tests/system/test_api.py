@@ -323,6 +323,7 @@ ROUTES = {
         ("/v1/service/svc/pod-types/nosuch/count", {"count": 1}, 404),
     ("DELETE", "/v1/service/{svc}/pod-types/{pod}/count"):
         ("/v1/service/svc/pod-types/nosuch/count", None, 404),
+    ("GET", "/v1/service/{svc}/autoscale"): ("/v1/service/svc/autoscale", None, 200),
     ("GET", "/v1/service/{svc}/endpoints"): ("/v1/service/svc/endpoints", None, 200),
     ("GET", "/v1/service/{svc}/endpoints/{name}"): ("/v1/service/svc/endpoints/http", None, 200),
     ("GET", "/v1/service/{svc}/configurations"): ("/v1/service/svc/configurations", None, 200),

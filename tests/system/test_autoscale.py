@@ -335,3 +335,44 @@ pods:
     assert re.search(r":9:\d+: error: pods\.worker\.autoscale\.metric: a metric has one source", err), err
     assert re.search(r":10:\d+: error: pods\.worker\.autoscale\.up\.stepp: unknown key 'stepp' \(did you mean 'step'\?\)", err), err
     assert re.search(r":6:\d+: error: pods\.worker\.autoscale: down\.below \(20\) must be less than up\.above \(10\)", err), err
+
+
+def test_a_server_killed_during_a_scale_in_leaves_no_duplicate_and_no_half_drain(tmp_path):
+    """kill -9 of the server while the autoscaler's scale-in drains an
+    instance: after the restart the drain is not run twice, the instance
+    is removed once drained, and the count goes on to min; no instance is
+    left twice or half-drained."""
+    c = Cluster(tmp_path / "cl")
+    c.start()
+    try:
+        vf = value_file(tmp_path, "kill", 300)
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        drain = f"echo start >> {marks}/$POD_NAME; sleep 3; echo done >> {marks}/$POD_NAME"
+        policy = f"""
+      min: 1
+      max: 3
+      interval: 200ms
+      metric: {{command: cat {vf}}}
+      up: {{above: 500}}
+      down: {{below: 100, cooldown: 1s}}"""
+        c.deploy(spec(tmp_path, "kill", policy=policy, count=3, drain=f'"{drain}"'))
+        assert instances(c, "kill") == ["worker-0", "worker-1", "worker-2"]
+        set_value(vf, 10)
+        wait_for(lambda: os.path.exists(marks / "worker-2"), 30, what="worker-2's drain started")
+        c.kill_server()
+        c.start_server()
+        wait_for(lambda: count(c, "kill") == 1 and instances(c, "kill") == ["worker-0"], 90,
+                 what="scaled in to min after the restart")
+        for inst in ("worker-2", "worker-1"):
+            assert open(marks / inst).read().split() == ["start", "done"], inst
+        assert not os.path.exists(marks / "worker-0")
+        # Nothing left of the removed instances on the node.
+        pods = c.pods("kill")
+        assert [p["name"] for p in pods] == ["worker-0"]
+        assert all(t["status"] == "RUNNING" for t in pods[0]["tasks"] if t["name"].endswith("server"))
+        time.sleep(1.5)
+        assert count(c, "kill") == 1
+        c.cli("service", "remove", "kill", "--wait", "--timeout", "60", timeout=90)
+    finally:
+        c.stop()

@@ -366,6 +366,10 @@ def test_every_route_answers_as_documented(cl):
             "/v1/service/docs/pod-types/nosuch/count", {"count": 1}, expect_error="not-found")
     _, d = ck.call("DELETE", "/v1/service/{svc}/pod-types/{pod}/count", count)
     assert d["changed"] is False, d
+    _, d = ck.call("GET", "/v1/service/{svc}/autoscale", "/v1/service/docs/autoscale")
+    assert d == {"service": "docs", "pods": []}, d
+    ck.call("GET", "/v1/service/{svc}/autoscale", "/v1/service/nosuch/autoscale",
+            expect_error="not-found")
 
     ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
     _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")

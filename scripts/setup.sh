@@ -15,8 +15,9 @@ PACKAGES=(
 	# tests and examples
 	python3 python3-pytest python3-pytest-xdist procps iproute2 curl redis-server redis-tools
 	postgresql
-	# the pipeline example's producer, consumers and drain (examples/pipeline)
-	python3-redis python3-psycopg2
+	# the pipeline example's producer, consumers and drain (examples/pipeline);
+	# a Prometheus server an autoscale policy queries (tests/system/test_autoscale.py)
+	python3-redis python3-psycopg2 prometheus
 	etcd-server etcd-client openssl util-linux
 	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
 	# a volume grows under fio's writes (tests/system/test_volume_grow.py)

@@ -376,3 +376,121 @@ def test_a_server_killed_during_a_scale_in_leaves_no_duplicate_and_no_half_drain
         c.cli("service", "remove", "kill", "--wait", "--timeout", "60", timeout=90)
     finally:
         c.stop()
+
+
+class _Exposition(http.server.BaseHTTPRequestHandler):
+    value = 0
+
+    def do_GET(self):
+        body = (f"# TYPE jobs_waiting gauge\njobs_waiting{{queue=\"a\"}} {_Exposition.value}\n"
+                "jobs_waiting{queue=\"b\"} 0\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_a_prometheus_query(cluster, tmp_path):
+    """A Prometheus server (Debian's) scrapes an exposition the test
+    controls; the policy's query sums it. A query with no series is an
+    error that changes nothing."""
+    import socket
+    import subprocess
+    c = cluster
+    exp = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Exposition)
+    threading.Thread(target=exp.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        pport = s.getsockname()[1]
+    cfg = write(tmp_path / "prometheus.yml", f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: jobs
+    static_configs: [{{targets: ["127.0.0.1:{exp.server_port}"]}}]
+""")
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path}/tsdb",
+         f"--web.listen-address=127.0.0.1:{pport}"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
+    url = f"http://127.0.0.1:{pport}"
+
+    def answers():
+        try:
+            q = urllib.request.urlopen(url + "/api/v1/query?query=sum(jobs_waiting)", timeout=2)
+            return json.loads(q.read())["data"]["result"]
+        except Exception:
+            return None
+    try:
+        _Exposition.value = 5
+        wait_for(answers, 60, what="Prometheus scraping the exposition")
+        policy = f"""
+      min: 1
+      max: 3
+      interval: 300ms
+      metric:
+        prometheus: {{url: "{url}", query: "sum(jobs_waiting)"}}
+      up: {{above: 100}}
+      down: {{below: 10, cooldown: 0s}}"""
+        c.deploy(spec(tmp_path, "prom", policy=policy))
+        _Exposition.value = 500
+        wait_for(lambda: count(c, "prom") == 3, 60, what="scaled out on the query")
+        whys = [e["why"] for e in events(c, "prom") if e["kind"] == "autoscale" and e["after"]]
+        assert any("500 above 100" in w for w in whys), whys
+        _Exposition.value = 2
+        wait_for(lambda: count(c, "prom") == 1, 60, what="scaled in on the query")
+        # A query with no series: an error, nothing moves.
+        write(tmp_path / "prom2.yml", open(tmp_path / "prom.yml").read().replace(
+            "sum(jobs_waiting)", "jobs_nowhere"))
+        c.cli("service", "update", "prom", "-f", str(tmp_path / "prom2.yml"))
+        _Exposition.value = 500
+        wait_for(lambda: any("no series" in (e["why"] or "") for e in events(c, "prom")), 30,
+                 what="the empty query's event")
+        time.sleep(2.5)  # a few Prometheus scrapes of 500
+        assert count(c, "prom") == 1
+        c.cli("service", "remove", "prom", "--wait", "--timeout", "60", timeout=90)
+    finally:
+        prom.terminate()
+        prom.wait(30)
+        exp.shutdown()
+
+
+def test_the_tasks_own_metrics(cluster, tmp_path):
+    """task-metrics: each running instance's exposition on its port; the
+    series of the sample are summed, then the instances'; a target per
+    instance sets the count."""
+    c = cluster
+    vf = value_file(tmp_path, "tm", 25)
+    extra = f"""      web:
+        goal: RUNNING
+        cpus: 0.05
+        memory: 64
+        ports: {{metrics: {{port: 0, env-key: METRICS_PORT}}}}
+        cmd: |
+          mkdir -p srv
+          while :; do
+            v=0; [ "$POD_INSTANCE_INDEX" = 0 ] && v=$(cat {vf})
+            printf 'queue_depth{{q="a"}} %s\\nqueue_depth{{q="b"}} 0\\n' "$v" > srv/m.tmp && mv srv/m.tmp srv/metrics
+            sleep 0.2
+          done &
+          exec /usr/bin/python3 -m http.server "$METRICS_PORT" --bind 0.0.0.0 --directory srv
+"""
+    policy = """
+      min: 1
+      max: 4
+      interval: 300ms
+      metric:
+        task-metrics: {port: metrics, name: queue_depth, path: /metrics, aggregate: sum}
+      target: 10
+      up: {cooldown: 0s}
+      down: {cooldown: 0s}"""
+    c.deploy(spec(tmp_path, "tm", policy=policy, extra_task=extra))
+    wait_for(lambda: count(c, "tm") == 3, 60, what="3 instances for 25 at 10 each")
+    set_value(vf, 5)
+    wait_for(lambda: count(c, "tm") == 1, 60, what="1 instance for 5")
+    st = c.api("GET", "/v1/service/tm/autoscale")[1]["pods"][0]
+    assert st["value"] == 5, st
+    c.cli("service", "remove", "tm", "--wait", "--timeout", "60", timeout=90)

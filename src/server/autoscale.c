@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "server/autoscale.h"
 #include "server/events.h"
+#include "server/metrics.h"
 #include "server/ops.h"
 #include "server/state.h"
 #include "spec/spec.h"
@@ -335,29 +336,13 @@ static struct hf_spec_autoscale *policy_copy(const struct hf_spec_autoscale *a)
 	return c;
 }
 
-static void policy_free(struct hf_spec_autoscale *a)
-{
-	if (!a)
-		return;
-	free(a->command);
-	free(a->task);
-	free(a->url);
-	free(a->json_path);
-	free(a->query);
-	free(a->port);
-	free(a->path);
-	free(a->sample);
-	free(a->aggregate);
-	free(a);
-}
-
 static void job_release(struct job *j)
 {
 	free(j->svc);
 	free(j->pod);
 	free(j->fp);
 	free(j->cfg);
-	policy_free(j->a);
+	hf_spec_autoscale_free(j->a);
 	free(j->unsettled);
 	free(j->exec_api);
 	free(j->exec_key);
@@ -1177,26 +1162,13 @@ void hf_autoscale_status_handler(void *ctx, const struct hf_http_req *req,
 	hf_http_json(resp, 200, out);
 }
 
-static void label(struct hf_buf *b, const char *v)
-{
-	for (; v && *v; v++) {
-		if (*v == '\\' || *v == '"')
-			hf_buf_addc(b, '\\');
-		if (*v == '\n') {
-			hf_buf_adds(b, "\\n");
-			continue;
-		}
-		hf_buf_addc(b, *v);
-	}
-}
-
 static void labels(struct hf_buf *b, const char *name, const struct pol *p)
 {
 	hf_buf_adds(b, name);
 	hf_buf_adds(b, "{service=\"");
-	label(b, p->svc);
+	hf_metrics_label(b, p->svc);
 	hf_buf_adds(b, "\",pod=\"");
-	label(b, p->pod);
+	hf_metrics_label(b, p->pod);
 	hf_buf_adds(b, "\"}");
 }
 
@@ -1226,9 +1198,9 @@ void hf_autoscale_metrics(struct hf_buf *b)
 				for (int d = 0; d < 2; d++) {
 					hf_buf_adds(b, help[k][0]);
 					hf_buf_adds(b, "{service=\"");
-					label(b, p->svc);
+					hf_metrics_label(b, p->svc);
 					hf_buf_adds(b, "\",pod=\"");
-					label(b, p->pod);
+					hf_metrics_label(b, p->pod);
 					hf_buf_addf(b,
 						    "\",direction=\"%s\"} %llu\n",
 						    d ? "down" : "up",

@@ -84,8 +84,7 @@ void hf_api_metrics_record(struct hf_api_metrics *m, const char *method,
 	pthread_mutex_unlock(&m->mu);
 }
 
-/* Label values escape backslash, quote and newline. */
-static void label(struct hf_buf *b, const char *v)
+void hf_metrics_label(struct hf_buf *b, const char *v)
 {
 	for (; v && *v; v++) {
 		if (*v == '\\' || *v == '"')
@@ -111,7 +110,7 @@ static void render_api(struct hf_api_metrics *m, struct hf_buf *b)
 
 		hf_buf_addf(b, "holdfast_api_requests_total{method=\"%s\",route=\"",
 			    se->method);
-		label(b, se->route);
+		hf_metrics_label(b, se->route);
 		hf_buf_addf(b, "\",code=\"%d\"} %llu\n", se->status,
 			    (unsigned long long)se->count);
 	}
@@ -126,7 +125,7 @@ static void render_api(struct hf_api_metrics *m, struct hf_buf *b)
 				    "holdfast_api_request_seconds_bucket{method="
 				    "\"%s\",route=\"",
 				    se->method);
-			label(b, se->route);
+			hf_metrics_label(b, se->route);
 			hf_buf_addf(b, "\",code=\"%d\",le=\"%g\"} %llu\n",
 				    se->status, buckets[k],
 				    (unsigned long long)se->le[k]);
@@ -134,18 +133,18 @@ static void render_api(struct hf_api_metrics *m, struct hf_buf *b)
 		hf_buf_addf(b, "holdfast_api_request_seconds_bucket{method=\"%s\","
 			       "route=\"",
 			    se->method);
-		label(b, se->route);
+		hf_metrics_label(b, se->route);
 		hf_buf_addf(b, "\",code=\"%d\",le=\"+Inf\"} %llu\n", se->status,
 			    (unsigned long long)se->count);
 		hf_buf_addf(b, "holdfast_api_request_seconds_sum{method=\"%s\","
 			       "route=\"",
 			    se->method);
-		label(b, se->route);
+		hf_metrics_label(b, se->route);
 		hf_buf_addf(b, "\",code=\"%d\"} %g\n", se->status, se->sum);
 		hf_buf_addf(b, "holdfast_api_request_seconds_count{method=\"%s\","
 			       "route=\"",
 			    se->method);
-		label(b, se->route);
+		hf_metrics_label(b, se->route);
 		hf_buf_addf(b, "\",code=\"%d\"} %llu\n", se->status,
 			    (unsigned long long)se->count);
 	}
@@ -157,10 +156,10 @@ static void vol_sample(struct hf_buf *b, const char *name, const char *volume,
 		       const char *replica, int64_t n)
 {
 	hf_buf_addf(b, "%s{volume=\"", name);
-	label(b, volume);
+	hf_metrics_label(b, volume);
 	if (replica) {
 		hf_buf_adds(b, "\",replica=\"");
-		label(b, replica);
+		hf_metrics_label(b, replica);
 	}
 	hf_buf_addf(b, "\"} %lld\n", (long long)n);
 }
@@ -237,7 +236,7 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 			cum += r->write_us[k];
 			hf_buf_adds(b, "holdfast_volume_write_seconds_bucket{"
 				       "volume=\"");
-			label(b, v->name);
+			hf_metrics_label(b, v->name);
 			if (k < HF_VOL_LAT_BUCKETS)
 				hf_buf_addf(b, "\",le=\"%g\"} %lld\n",
 					    (double)hf_vol_lat_bounds_us[k] / 1e6,
@@ -247,7 +246,7 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 					    (long long)cum);
 		}
 		hf_buf_adds(b, "holdfast_volume_write_seconds_sum{volume=\"");
-		label(b, v->name);
+		hf_metrics_label(b, v->name);
 		hf_buf_addf(b, "\"} %.6f\n", (double)r->write_us_sum / 1e6);
 		vol_sample(b, "holdfast_volume_write_seconds_count", v->name,
 			   NULL, cum);
@@ -279,7 +278,7 @@ static void volume_io(const struct hf_srv *s, struct hf_buf *b)
 				by[v->snaps.items[k].state]++;
 		for (int st = 0; st < 4; st++) {
 			hf_buf_adds(b, "holdfast_volume_snapshots{volume=\"");
-			label(b, v->name);
+			hf_metrics_label(b, v->name);
 			hf_buf_addf(b, "\",state=\"%s\"} %lld\n",
 				    hf_xsnap_state_name((enum hf_xsnap_state)st),
 				    (long long)by[st]);
@@ -366,7 +365,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 			}
 		for (int k = 0; k <= HF_TS_LOST; k++) {
 			hf_buf_adds(b, "holdfast_tasks{service=\"");
-			label(b, svc->name);
+			hf_metrics_label(b, svc->name);
 			hf_buf_addf(b, "\",state=\"%s\"} %llu\n",
 				    hf_task_state_name((enum hf_task_state)k),
 				    (unsigned long long)counts[k]);
@@ -396,7 +395,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 				if (hf_sched_plan_view(s, svc, name, &v))
 					continue;
 				hf_buf_adds(b, "holdfast_plan_status{service=\"");
-				label(b, svc->name);
+				hf_metrics_label(b, svc->name);
 				hf_buf_addf(b,
 					    "\",plan=\"%s\",status=\"%s\"} 1\n",
 					    name, hf_status_name(v.status));
@@ -407,7 +406,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 				for (int k = 0; k < HF_STATUS_IN_PROGRESS; k++) {
 					hf_buf_adds(&steps,
 						    "holdfast_plan_steps{service=\"");
-					label(&steps, svc->name);
+					hf_metrics_label(&steps, svc->name);
 					hf_buf_addf(&steps,
 						    "\",plan=\"%s\",status=\"%s\"} "
 						    "%llu\n",
@@ -453,7 +452,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 		       "# TYPE holdfast_node_connected gauge\n");
 	for (size_t i = 0; i < s->model.nodes.len; i++) {
 		hf_buf_adds(b, "holdfast_node_connected{node=\"");
-		label(b, s->model.nodes.items[i]->id);
+		hf_metrics_label(b, s->model.nodes.items[i]->id);
 		hf_buf_addf(b, "\"} %d\n",
 			    now - s->model.nodes.items[i]->last_seen < 30000);
 	}
@@ -475,7 +474,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 
 		for (size_t k = 0; pool && k < HF_ARRAY_LEN(figs); k++) {
 			hf_buf_adds(b, "holdfast_pool_bytes{node=\"");
-			label(b, n->id);
+			hf_metrics_label(b, n->id);
 			hf_buf_addf(b, "\",kind=\"%s\"} %lld\n", figs[k].kind,
 				    (long long)figs[k].v);
 		}
@@ -491,11 +490,11 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 			const struct hf_xrep *r = &v->replicas.items[k];
 
 			hf_buf_adds(b, "holdfast_volume_replica_state{volume=\"");
-			label(b, v->name);
+			hf_metrics_label(b, v->name);
 			hf_buf_adds(b, "\",replica=\"");
-			label(b, r->id);
+			hf_metrics_label(b, r->id);
 			hf_buf_adds(b, "\",node=\"");
-			label(b, r->node);
+			hf_metrics_label(b, r->node);
 			hf_buf_addf(b, "\",state=\"%s\"} 1\n",
 				    hf_xrep_state_name(r->state));
 		}
@@ -507,7 +506,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 		const struct hf_xvol *v = s->model.xvols.items[i];
 
 		hf_buf_adds(b, "holdfast_volume_in_sync_replicas{volume=\"");
-		label(b, v->name);
+		hf_metrics_label(b, v->name);
 		hf_buf_addf(b, "\",repl=\"%u\"} %u\n", v->repl,
 			    hf_xvol_in_sync(v));
 	}
@@ -519,7 +518,7 @@ static void render_state(struct hf_srv *s, struct hf_buf *b)
 		const struct hf_xvol *v = s->model.xvols.items[i];
 
 		hf_buf_adds(b, "holdfast_volume_epoch{volume=\"");
-		label(b, v->name);
+		hf_metrics_label(b, v->name);
 		hf_buf_addf(b, "\"} %llu\n", (unsigned long long)v->epoch);
 	}
 }

@@ -16,6 +16,10 @@ void hf_api_metrics_free(struct hf_api_metrics *m);
 void hf_api_metrics_record(struct hf_api_metrics *m, const char *method,
 			   const char *route, int status, double seconds);
 
+/* Appends a label value, escaped (backslash, quote, newline). */
+struct hf_buf;
+void hf_metrics_label(struct hf_buf *b, const char *v);
+
 void hf_metrics_handler(void *ctx, const struct hf_http_req *req,
 			struct hf_http_resp *resp);
 

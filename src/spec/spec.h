@@ -526,6 +526,8 @@ struct hf_spec_autoscale {
 	int64_t error_count; /* -1: hold */
 	struct hf_pos pos;
 };
+/* Frees a policy and its strings (NULL: nothing). */
+void hf_spec_autoscale_free(struct hf_spec_autoscale *a);
 /* The policy as JSON (the spec's key names; the API shows it). */
 struct json_t *hf_spec_autoscale_json(const struct hf_spec_autoscale *a);
 

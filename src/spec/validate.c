@@ -1661,20 +1661,7 @@ static void pod_release(struct hf_spec_pod *p)
 	free(p->hook_after);
 	free(p->bk_to);
 	free(p->bk_cred);
-	if (p->autoscale) {
-		struct hf_spec_autoscale *a = p->autoscale;
-
-		free(a->command);
-		free(a->task);
-		free(a->url);
-		free(a->json_path);
-		free(a->query);
-		free(a->port);
-		free(a->path);
-		free(a->sample);
-		free(a->aggregate);
-		free(a);
-	}
+	hf_spec_autoscale_free(p->autoscale);
 	volumes_free(p->volumes.items, p->volumes.len);
 	for (size_t i = 0; i < p->resource_sets.len; i++)
 		rs_release(&p->resource_sets.items[i]);
@@ -1724,6 +1711,22 @@ static void pod_release(struct hf_spec_pod *p)
 	for (size_t i = 0; i < p->tasks.len; i++)
 		task_release(&p->tasks.items[i]);
 	HF_VEC_FREE(&p->tasks);
+}
+
+void hf_spec_autoscale_free(struct hf_spec_autoscale *a)
+{
+	if (!a)
+		return;
+	free(a->command);
+	free(a->task);
+	free(a->url);
+	free(a->json_path);
+	free(a->query);
+	free(a->port);
+	free(a->path);
+	free(a->sample);
+	free(a->aggregate);
+	free(a);
 }
 
 void hf_spec_free(struct hf_spec *spec)

@@ -26,7 +26,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter -Wformat=2 -Wvla -Wpointer-arith
 INCS    := -Isrc
-LIBS    := -lyaml -ljansson -lmicrohttpd -lcurl -lsqlite3 -lcrypto -lm -lpthread
+LIBS    := -lyaml -ljansson -lmicrohttpd -lgnutls -lcurl -lsqlite3 -lcrypto -lm -lpthread
 OPT     ?= -O2 -g
 
 # holdfast-volume's own sources link libfuse3, which holdfast does not.

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	gcc make clang libclang-rt-14-dev pkg-config
-	libyaml-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev
+	libyaml-dev libjansson-dev libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev zlib1g-dev
 	libsqlite3-dev libcmocka-dev libssl-dev
 	# the shim: a static program on musl (Makefile, $(BUILD)/holdfast-shim)
 	musl-tools linux-libc-dev

@@ -3915,6 +3915,212 @@ static int cmd_credential_delete(int argc, char **argv)
 	return rc;
 }
 
+/* ---- remote clusters (disaster recovery) ------------------------------ */
+
+static int read_pem_arg(const char *flag, const char *path, bool private_key,
+			char **out)
+{
+	size_t n = 0;
+	char *err = NULL;
+	int rc;
+
+	if (private_key) {
+		rc = hf_cred_read_private(path, "key", 256 * 1024, out, &n,
+					  &err);
+		if (rc) {
+			fprintf(stderr, "holdfast: %s %s: %s\n", flag, path,
+				err ? err : "cannot read it");
+			free(err);
+			return HF_EXIT_USAGE;
+		}
+		return 0;
+	}
+	if (hf_read_file(path, 256 * 1024, out, &n) != 0) {
+		fprintf(stderr, "holdfast: %s %s: %s\n", flag, path,
+			strerror(errno));
+		return HF_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* remote add NAME --url URL --ca FILE --cert FILE --key FILE */
+static int cmd_remote_add(int argc, char **argv)
+{
+	const char *name = NULL, *url = NULL, *ca = NULL, *cert = NULL,
+		   *key = NULL;
+	char *cat = NULL, *certt = NULL, *keyt = NULL;
+	json_t *body = NULL, *out = NULL;
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		const char **opt = NULL;
+
+		if (strcmp(argv[k], "--url") == 0)
+			opt = &url;
+		else if (strcmp(argv[k], "--ca") == 0)
+			opt = &ca;
+		else if (strcmp(argv[k], "--cert") == 0)
+			opt = &cert;
+		else if (strcmp(argv[k], "--key") == 0)
+			opt = &key;
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("remote", "add");
+		if (opt) {
+			if (k + 1 >= argc)
+				return hf_cli_usage("remote", "add");
+			*opt = argv[++k];
+		}
+	}
+	if (!name || !url || !ca || !cert || !key)
+		return hf_cli_usage("remote", "add");
+	if ((rc = read_pem_arg("--ca", ca, false, &cat)) ||
+	    (rc = read_pem_arg("--cert", cert, false, &certt)) ||
+	    (rc = read_pem_arg("--key", key, true, &keyt)))
+		goto out;
+	body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name, "url", url,
+			 "ca", cat, "cert", certt, "key", keyt);
+	rc = api("POST", "/v1/remotes", body, &status, &out);
+	if ((rc = answered(rc, status, 201, out)))
+		goto out;
+	if (g.json)
+		print_json(out);
+	else
+		printf("remote cluster %s added: %s, which knows this cluster "
+		       "as %s (its --client-ca must have signed the "
+		       "certificate); `holdfast remote show %s` says whether "
+		       "the link is up\n",
+		       name, url, jstr(out, "as"), name);
+out:
+	if (keyt)
+		explicit_bzero(keyt, strlen(keyt));
+	if (body) {
+		json_object_del(body, "key");
+		json_decref(body);
+	}
+	json_decref(out);
+	free(cat);
+	free(certt);
+	free(keyt);
+	return rc;
+}
+
+static void remote_link_words(const json_t *r, char *buf, size_t n)
+{
+	const json_t *l = json_object_get(r, "link");
+	const char *st = jstr(l, "state");
+
+	if (!strcmp(st, "up"))
+		snprintf(buf, n, "up (%.1f ms, cluster %s)",
+			 json_number_value(json_object_get(l, "rtt_ms")),
+			 jstr(l, "cluster"));
+	else if (!strcmp(st, "down"))
+		snprintf(buf, n, "down: %s", jstr(l, "error"));
+	else
+		snprintf(buf, n, "%s (not checked yet)", st);
+}
+
+static int cmd_remote_list(int argc, char **argv)
+{
+	json_t *out = NULL, *e;
+	long status;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("remote", "list");
+	}
+	rc = api("GET", "/v1/remotes", NULL, &status, &out);
+	if ((rc = answered(rc, status, 200, out)))
+		goto out;
+	if (g.json) {
+		print_json(out);
+	} else {
+		struct table t = {0};
+		const char *head[] = {"NAME", "URL", "KNOWN THERE AS", "LINK"};
+
+		table_row(&t, head, HF_ARRAY_LEN(head), NULL);
+		json_array_foreach(json_object_get(out, "remotes"), i, e) {
+			char link[512];
+			const char *row[] = {jstr(e, "name"), jstr(e, "url"),
+					     jstr(e, "as"), link};
+
+			remote_link_words(e, link, sizeof(link));
+			table_row(&t, row, HF_ARRAY_LEN(row), NULL);
+		}
+		table_print(&t);
+		table_release(&t);
+	}
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_remote_show(int argc, char **argv)
+{
+	const char *name = NULL;
+	json_t *out = NULL;
+	char *esc, *path, link[512];
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else if (!name && argv[k][0] != '-')
+			name = argv[k];
+		else
+			return hf_cli_usage("remote", "show");
+	}
+	if (!name)
+		return hf_cli_usage("remote", "show");
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/remotes/%s", esc);
+	rc = api("GET", path, NULL, &status, &out);
+	free(path);
+	free(esc);
+	if ((rc = answered(rc, status, 200, out)))
+		goto out;
+	if (g.json) {
+		print_json(out);
+		goto out;
+	}
+	remote_link_words(out, link, sizeof(link));
+	printf("name            %s\nurl             %s\nknown there as  %s\n"
+	       "link            %s\n",
+	       jstr(out, "name"), jstr(out, "url"), jstr(out, "as"), link);
+out:
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_remote_remove(int argc, char **argv)
+{
+	char *esc, *path;
+	long status;
+	json_t *out = NULL;
+	int rc;
+
+	if (argc != 2 || argv[1][0] == '-')
+		return hf_cli_usage("remote", "remove");
+	esc = hf_url_escape(argv[1]);
+	path = hf_xasprintf("/v1/remotes/%s", esc);
+	rc = api("DELETE", path, NULL, &status, &out);
+	free(path);
+	free(esc);
+	if ((rc = answered(rc, status, 200, out)) == 0)
+		printf("remote cluster %s removed\n", argv[1]);
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_node_decommission(int argc, char **argv)
 {
 	char *esc, *path;
@@ -4505,6 +4711,24 @@ const struct hf_cmd hf_client_cmds[] = {
      "list the named credentials (without their secrets)", NULL, NULL},
     {"credential", "delete", cmd_credential_delete, "NAME",
      "delete a named credential", NULL, NULL},
+    {"remote", "add", cmd_remote_add,
+     "NAME --url https://HOST:PORT --ca FILE --cert FILE --key FILE [--json]",
+     "register a remote cluster (disaster recovery)",
+     "NAME is the remote cluster as this one calls it; --url its servers'\n"
+     "API (https: every link between sites is TLS); --ca the PEM of the CA\n"
+     "its server certificate chains to; --cert and --key this cluster's\n"
+     "client certificate and key (private to the user), which the remote's\n"
+     "`server --client-ca` must have signed: the remote knows this cluster\n"
+     "by the certificate's common name, and lets it do nothing but what\n"
+     "replication needs. The key is kept in the store and never shown\n"
+     "back. The leader checks the link every 5 s.", NULL},
+    {"remote", "list", cmd_remote_list, "[--json]",
+     "list remote clusters and the state of each link", NULL, NULL},
+    {"remote", "show", cmd_remote_show, "NAME [--json]",
+     "show a remote cluster and its link (state, round trip, its cluster id)",
+     NULL, NULL},
+    {"remote", "remove", cmd_remote_remove, "NAME",
+     "forget a remote cluster (and its key)", NULL, NULL},
     {"node", "decommission", cmd_node_decommission, "NODE",
      "take a node out: its pods are replaced elsewhere with fresh volumes",
      NULL, NULL},

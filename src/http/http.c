@@ -519,9 +519,11 @@ int hf_http_conf_check(const struct hf_http_conf *conf, char **err)
 {
 	const unsigned known = HF_ROUTE_WRITE | HF_ROUTE_AGENT |
 			       HF_ROUTE_PUBLIC | HF_ROUTE_STREAM |
-			       HF_ROUTE_JOIN | HF_ROUTE_BLOCKING;
+			       HF_ROUTE_JOIN | HF_ROUTE_BLOCKING |
+			       HF_ROUTE_REMOTE;
 	const unsigned roles = HF_ROUTE_WRITE | HF_ROUTE_AGENT |
-			       HF_ROUTE_PUBLIC | HF_ROUTE_JOIN;
+			       HF_ROUTE_PUBLIC | HF_ROUTE_JOIN |
+			       HF_ROUTE_REMOTE;
 
 	*err = NULL;
 	if (conf->nroutes && !conf->routes) {
@@ -904,7 +906,11 @@ static int authorize(unsigned flags, int role, const char **needs)
 		return 0;
 	if (role == HF_ROLE_NONE)
 		return 401;
-	if (flags & HF_ROUTE_AGENT) {
+	if (flags & HF_ROUTE_REMOTE) {
+		*needs = "a remote cluster's client certificate (signed by "
+			 "this server's --client-ca)";
+		ok = role == HF_ROLE_REMOTE;
+	} else if (flags & HF_ROUTE_AGENT) {
 		*needs = "a node's own credential (the agent registers for one)";
 		ok = role == HF_ROLE_NODE;
 	} else if (flags & HF_ROUTE_JOIN) {
@@ -1079,6 +1085,17 @@ bool http_call_begin(const struct hf_http_conf *conf, struct http_call *c,
 	c->req.token = c->token;
 	if (c->token)
 		c->req.role = token_role(conf, c->token, &c->principal);
+	else if (raw->peer_cn && *raw->peer_cn) {
+		/* A token goes before a certificate: one credential a request. */
+		c->req.role = HF_ROLE_REMOTE;
+		c->principal = hf_xstrdup(raw->peer_cn);
+	}
+	if (raw->peer_error && !c->token) {
+		hf_http_error_status(resp, 401, "unauthorized",
+				     "the client certificate was refused: %s",
+				     raw->peer_error);
+		goto out;
+	}
 	c->req.principal = c->principal;
 	if (c->req.role == HF_ROLE_UNCHECKED) {
 		hf_http_error(resp, HF_EUNAVAIL,

@@ -197,6 +197,13 @@ enum {
 	HF_ROUTE_STREAM = 1 << 3, /* documents a streamed response; no behaviour of its own */
 	HF_ROUTE_JOIN = 1 << 4,   /* a node registering: agent (join) or admin token */
 	HF_ROUTE_BLOCKING = 1 << 5, /* handler and stream run on a worker thread */
+	/*
+	 * A remote cluster's (disaster recovery): only a client certificate
+	 * that opts.client_ca signed may call it (role REMOTE, the
+	 * certificate's common name in req->principal), and that role may
+	 * call nothing else.
+	 */
+	HF_ROUTE_REMOTE = 1 << 6,
 };
 
 /*
@@ -206,6 +213,8 @@ enum {
  */
 enum {
 	HF_ROLE_NONE, HF_ROLE_READ, HF_ROLE_AGENT, HF_ROLE_ADMIN, HF_ROLE_NODE,
+	/* A remote cluster: a client certificate opts.client_ca signed. */
+	HF_ROLE_REMOTE,
 	/*
 	 * From the authenticate callback only: the token is none of the
 	 * configured ones and the callback cannot tell whose it is yet (the
@@ -241,6 +250,12 @@ typedef int (*hf_http_auth_fn)(void *ctx, const char *token, char **principal);
 struct hf_http_opts {
 	const char *listen;        /* "127.0.0.1:7070", "[::1]:7070", ":7070" (all, dual stack), "0.0.0.0:0" */
 	const char *tls_cert, *tls_key;  /* PEM files; both or neither (the key must be private, see cred.h) */
+	/*
+	 * PEM file of the CA (or CAs) whose client certificates are remote
+	 * clusters (HF_ROUTE_REMOTE); needs TLS. NULL: no client certificate
+	 * is asked for.
+	 */
+	const char *client_ca;
 	const struct hf_kvlist *tokens;  /* token -> "admin" | "read" | "agent"; NULL = none */
 	hf_http_auth_fn authenticate;    /* may be NULL */
 	const struct hf_strlist *hosts;  /* Host names besides IP literals and "localhost"; may be NULL */
@@ -381,6 +396,12 @@ struct hf_http_raw {
 	 * readers could each believe a different one.
 	 */
 	const char *repeated;
+	/*
+	 * A client certificate that the client CA signed: its common name;
+	 * NULL when none was presented or it did not verify (peer_error then
+	 * says why, NULL when none was presented).
+	 */
+	const char *peer_cn, *peer_error;
 };
 
 /*

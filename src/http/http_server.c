@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 
 #include "common/clock.h"
@@ -177,6 +179,7 @@ struct hf_http_server {
 	void (*log)(void *ctx, const char *msg);
 	char *tls_cert, *tls_key;
 	size_t tls_key_len;
+	char *client_ca; /* PEM: client certificates it signed are remotes */
 	unsigned max_conn, max_per_ip;
 	int64_t request_ms;
 
@@ -605,6 +608,53 @@ static void request_complete(struct srv_call *sc)
 	pthread_mutex_unlock(&s->conn_lock);
 }
 
+/*
+ * The client certificate of a TLS connection, checked against the client
+ * CA (libmicrohttpd gave GnuTLS that trust list): raw->peer_cn is its
+ * common name when it verifies, raw->peer_error why not when it does not;
+ * both stay NULL when the client sent none.
+ */
+static void peer_certificate(struct MHD_Connection *con, char *cn,
+			     size_t cn_size, struct hf_http_raw *raw)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(con, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t sess = ci ? (gnutls_session_t)ci->tls_session : NULL;
+	const gnutls_datum_t *peers;
+	gnutls_x509_crt_t crt;
+	unsigned int n = 0, status = 0;
+	size_t len = cn_size - 1;
+
+	if (!sess ||
+	    gnutls_certificate_type_get(sess) != GNUTLS_CRT_X509 ||
+	    !(peers = gnutls_certificate_get_peers(sess, &n)) || !n)
+		return;
+	if (gnutls_certificate_verify_peers2(sess, &status) < 0 || status) {
+		raw->peer_error =
+		    status & GNUTLS_CERT_EXPIRED
+			? "it has expired"
+		    : status & GNUTLS_CERT_NOT_ACTIVATED
+			? "it is not valid yet"
+		    : status & GNUTLS_CERT_REVOKED
+			? "it is revoked"
+			: "it is not signed by this server's --client-ca";
+		return;
+	}
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) < 0 ||
+	    gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
+					  0, cn, &len) < 0 ||
+	    !len) {
+		raw->peer_error = "it has no common name (CN): the name of the "
+				  "remote cluster";
+	} else {
+		cn[len < cn_size ? len : cn_size - 1] = '\0';
+		raw->peer_cn = cn;
+	}
+	gnutls_x509_crt_deinit(crt);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *con,
 				 const char *url, const char *method,
 				 const char *version, const char *upload_data,
@@ -626,7 +676,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con,
 	if (!c->begun) {
 		const union MHD_ConnectionInfo *ci;
 		struct hf_http_raw raw = {0};
-		char addr[INET6_ADDRSTRLEN];
+		char addr[INET6_ADDRSTRLEN], peer_cn[256];
 
 		c->begun = true;
 		ci = MHD_get_connection_info(con,
@@ -641,6 +691,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con,
 		raw.origin = header(con, "Origin");
 		raw.content_type = header(con, MHD_HTTP_HEADER_CONTENT_TYPE);
 		raw.repeated = repeated_header(con);
+		if (s->client_ca)
+			peer_certificate(con, peer_cn, sizeof(peer_cn), &raw);
 		if (!http_call_begin(&s->conf, c, &raw, &resp))
 			return answer(sc, &resp);
 		/*
@@ -1475,7 +1527,9 @@ static struct MHD_Daemon *start_daemon(struct hf_http_server *s,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 		s->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END,
 		s->tls_key, MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert,
-		MHD_OPTION_END);
+		/* A trust list makes the server ask for a client certificate. */
+		s->client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+		s->client_ca, MHD_OPTION_END);
 }
 
 static void ip_free(void *v)
@@ -1505,6 +1559,7 @@ static void server_free(struct hf_http_server *s)
 		explicit_bzero(s->tls_key, s->tls_key_len);
 	free(s->tls_key);
 	free(s->tls_cert);
+	free(s->client_ca);
 	free(s->workers);
 	hf_buf_release(&s->start_log);
 	pthread_mutex_destroy(&s->log_lock);
@@ -1605,6 +1660,20 @@ int hf_http_start(const struct hf_http_opts *opts,
 		if (rc)
 			goto fail;
 		s->tls = true;
+	}
+	if (opts->client_ca) {
+		size_t n;
+
+		if (!s->tls) {
+			*err = hf_xstrdup("a client CA needs TLS (--tls-cert and "
+					  "--tls-key)");
+			rc = HF_EINVAL;
+			goto fail;
+		}
+		rc = read_pem("client CA", opts->client_ca, &s->client_ca, &n,
+			      err);
+		if (rc)
+			goto fail;
 	}
 	rc = bind_listen(s, &la, opts->listen, err);
 	if (rc)

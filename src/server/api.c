@@ -27,6 +27,7 @@
 #include "server/creds.h"
 #include "server/autoscale.h"
 #include "server/backups.h"
+#include "server/remotes.h"
 
 static struct hf_srv *srv_of(void *ctx)
 {
@@ -2152,6 +2153,13 @@ static const struct hf_http_route routes[] = {
     {"GET", "/v1/service/{svc}/health", h_health, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/pod/{pod}/info", h_pod_info, HF_ROUTE_READ,
      NULL},
+    {"GET", "/v1/remotes", hf_remotes_list_handler, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/remotes", hf_remotes_add_handler, HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/remotes/{name}", hf_remotes_get_handler, HF_ROUTE_READ,
+     NULL},
+    {"DELETE", "/v1/remotes/{name}", hf_remotes_delete_handler,
+     HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/dr/hello", hf_dr_hello_handler, HF_ROUTE_REMOTE, NULL},
 };
 
 const struct hf_http_route *hf_server_routes(size_t *n)

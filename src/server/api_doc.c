@@ -100,6 +100,15 @@ struct route_doc {
 	"\"restarts\": \"integer (relaunches and restarts in place)\", "     \
 	"\"message\": \"string|null\"}]}]}"
 
+#define REMOTE_SHAPE                                                           \
+	"{\"name\": \"string\", \"url\": \"string\", \"as\": \"string (the "   \
+	"name the remote knows this cluster by)\", \"added\": \"integer (unix "   \
+	"ms)\", \"link\": {\"state\": \"up|down|unknown\", \"since?\": "        \
+	"\"integer (unix ms)\", \"checked_at?\": \"integer (unix ms)\", "       \
+	"\"cluster?\": \"string\", \"rtt_ms?\": \"number\", \"error?\": "       \
+	"\"string\"}}"
+#define REMOTES_SHAPE "{\"remotes\": [" REMOTE_SHAPE "]}"
+
 static const struct route_doc docs[] = {
     /* ---- Agents ---- */
     {.method = "POST",
@@ -1042,6 +1051,63 @@ static const struct route_doc docs[] = {
 		 "\"object\": \"string|null\", \"before\": \"string|null\", "
 		 "\"after\": \"string|null\", \"why\": \"string|null\"}",
      .errors = "invalid"},
+    {.method = "GET",
+     .pattern = "/v1/remotes",
+     .section = "Remote clusters",
+     .summary =
+	 "The remote clusters this one knows (`holdfast remote list`; "
+	 "disaster recovery), without their keys, each with its link as the "
+	 "leader last checked it (every 5 s, `GET /v1/dr/hello` over mutual "
+	 "TLS): `up` with the round trip and the remote's cluster id, `down` "
+	 "with why, or `unknown` before the first check.",
+     .status = "200",
+     .response = REMOTES_SHAPE},
+    {.method = "POST",
+     .pattern = "/v1/remotes",
+     .section = "Remote clusters",
+     .summary =
+	 "Registers a remote cluster (`holdfast remote add`): `url` its "
+	 "servers' API (https only), `ca` the PEM of the CA its server "
+	 "certificate chains to, `cert` and `key` the PEM of this cluster's "
+	 "client certificate and its key, which the remote's `server "
+	 "--client-ca` must have signed. The remote knows this cluster by "
+	 "the certificate's common name (`as`). The key is kept in the "
+	 "store and never shown back, logged or put in an event. A name in "
+	 "use is refused (`409`); a certificate and key that are no pair, "
+	 "or a certificate without a common name, `400`.",
+     .request = "{\"name\": \"string\", \"url\": \"string "
+		"(https://HOST:PORT)\", \"ca\": \"string (PEM)\", \"cert\": "
+		"\"string (PEM)\", \"key\": \"string (PEM)\"}",
+     .status = "201",
+     .response = REMOTE_SHAPE,
+     .errors = "bad-json invalid exists"},
+    {.method = "GET",
+     .pattern = "/v1/remotes/{name}",
+     .section = "Remote clusters",
+     .summary = "One remote cluster and its link (`holdfast remote show`).",
+     .status = "200",
+     .response = REMOTE_SHAPE,
+     .errors = "not-found"},
+    {.method = "DELETE",
+     .pattern = "/v1/remotes/{name}",
+     .section = "Remote clusters",
+     .summary = "Forgets a remote cluster and its key (`holdfast remote "
+		"remove`).",
+     .status = "200",
+     .response = "{\"name\": \"string\", \"removed\": true}",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/dr/hello",
+     .section = "Remote clusters",
+     .summary =
+	 "A remote cluster's link check. Only a client whose TLS "
+	 "certificate this server's `--client-ca` signed may call it (and "
+	 "such a client may call nothing else): it answers this cluster's "
+	 "id and the name it knows the caller by (the certificate's common "
+	 "name). Without such a certificate: `401`; with a token: `403`.",
+     .status = "200",
+     .response = "{\"cluster\": \"string\", \"remote\": \"string\", "
+		 "\"version\": \"string\", \"time\": \"integer (unix ms)\"}"},
 };
 
 /* Error codes the HTTP layer answers besides err.h's. */
@@ -1100,6 +1166,8 @@ static const char *role_of(unsigned flags)
 		return "agent (join) or admin";
 	if (auth == HF_ROUTE_PUBLIC)
 		return "none";
+	if (auth == HF_ROUTE_REMOTE)
+		return "a remote cluster's client certificate (--client-ca)";
 	return NULL;
 }
 

@@ -17,6 +17,7 @@
 #include "server/nodeauth.h"
 #include "common/log.h"
 #include "server/creds.h"
+#include "server/events.h"
 #include "server/ops.h"
 #include "server/sched.h"
 #include "server/state.h"
@@ -686,6 +687,60 @@ int hf_ops_credential_delete(struct hf_srv *s, const char *name,
 		rc = fail(err, rc, "the store cannot be read");
 	else if ((rc = hf_state_delete_record(s, key)))
 		rc = fail(err, rc, "the store cannot be written");
+	json_decref(old);
+	free(key);
+	return leave(s, rc, err);
+}
+
+int hf_ops_remote_add(struct hf_srv *s, const char *name, json_t *rec,
+		      struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/remotes/%s", name, NULL);
+	json_t *old = NULL;
+	int rc = enter(s, err);
+
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	rc = hf_state_get_record(s, key, &old);
+	if (rc == 0)
+		rc = fail(err, HF_EEXISTS,
+			  "a remote cluster named %s exists (remove it first)",
+			  name);
+	else if (rc != HF_ENOTFOUND)
+		rc = fail(err, rc, "the store cannot be read");
+	else if ((rc = hf_state_put_record(s, key, rec)))
+		rc = fail(err, rc, "the store cannot be written");
+	else
+		hf_event(s, "operator", NULL, "remote", name, NULL, "added",
+			 json_string_value(json_object_get(rec, "url")));
+	json_decref(old);
+	free(key);
+	return leave(s, rc, err);
+}
+
+int hf_ops_remote_remove(struct hf_srv *s, const char *name,
+			 struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/remotes/%s", name, NULL);
+	json_t *old = NULL;
+	int rc = enter(s, err);
+
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	rc = hf_state_get_record(s, key, &old);
+	if (rc == HF_ENOTFOUND)
+		rc = fail(err, rc, "no remote cluster %s", name);
+	else if (rc)
+		rc = fail(err, rc, "the store cannot be read");
+	else if ((rc = hf_state_delete_record(s, key)))
+		rc = fail(err, rc, "the store cannot be written");
+	else
+		hf_event(s, "operator", NULL, "remote", name, NULL, "removed",
+			 NULL);
 	json_decref(old);
 	free(key);
 	return leave(s, rc, err);

@@ -266,6 +266,15 @@ int hf_ops_xvol_from_backup(struct hf_srv *s, const char *new_name,
 
 int hf_ops_credential_create(struct hf_srv *s, const char *name, json_t *rec,
 			     struct hf_ops_err *err);
+/*
+ * A remote cluster's record (remotes.h: name, url, ca, cert, key, added)
+ * stored as "/remotes/<name>"; HF_EEXISTS when one has that name. Remove:
+ * HF_ENOTFOUND when none has. Each an event (kind "remote").
+ */
+int hf_ops_remote_add(struct hf_srv *s, const char *name, json_t *rec,
+		      struct hf_ops_err *err);
+int hf_ops_remote_remove(struct hf_srv *s, const char *name,
+			 struct hf_ops_err *err);
 int hf_ops_credential_delete(struct hf_srv *s, const char *name,
 			     struct hf_ops_err *err);
 

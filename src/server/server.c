@@ -29,6 +29,7 @@
 #include "server/metrics.h"
 #include "server/autoscale.h"
 #include "server/backups.h"
+#include "server/remotes.h"
 #include "server/nodeauth.h"
 #include "server/sched.h"
 #include "server/server.h"
@@ -768,6 +769,7 @@ static void step_down(struct run *r)
 	pthread_mutex_unlock(&s->mu);
 	hf_backups_stop();
 	hf_autoscale_stop();
+	hf_remotes_stop();
 	if (r->sched_started)
 		pthread_join(s->sched, NULL);
 	r->sched_started = false;
@@ -834,6 +836,7 @@ static int lead(struct run *r)
 	r->sched_started = true;
 	hf_backups_start(s);
 	hf_autoscale_start(s);
+	hf_remotes_start(s);
 	/*
 	 * Keep the lease. A leader that cannot renew it in time stops acting
 	 * before it could have expired: another server may lead by then.
@@ -1078,6 +1081,7 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	ho.listen = opts.listen;
 	ho.tls_cert = opts.tls_cert;
 	ho.tls_key = opts.tls_key;
+	ho.client_ca = opts.client_ca;
 	ho.tokens = &tokens;
 	ho.on_request = on_request;
 	ho.max_connections = opts.max_connections;
@@ -1158,6 +1162,7 @@ out:
 	pthread_mutex_unlock(&s->mu);
 	hf_backups_stop();
 	hf_autoscale_stop();
+	hf_remotes_stop();
 	if (r.sched_started)
 		pthread_join(s->sched, NULL);
 	/* Held long polls are answered as the layer stops. */
@@ -1224,6 +1229,9 @@ static const struct hf_cmd_flag server_flags[] = {
      "only listens on loopback"},
     {"--tls-cert", "PEM", 'c', "serve HTTPS with this certificate"},
     {"--tls-key", "PEM", 'k', "the certificate's private key"},
+    {"--client-ca", "PEM", 'A',
+     "remote clusters (disaster recovery) are clients whose certificates "
+     "this CA signed, named by their common name; needs --tls-cert"},
     {"--backoff", "SECONDS", 'b',
      "restart backoff of a failed task (doubles up to --backoff-max; the "
      "first restart is immediate) (default 1)"},
@@ -1309,6 +1317,9 @@ int hf_server_main(int argc, char **argv)
 		case 'k':
 			o.tls_key = optarg;
 			break;
+		case 'A':
+			o.client_ca = optarg;
+			break;
 		case 'b':
 			o.backoff_base = atof(optarg);
 			break;
@@ -1388,6 +1399,13 @@ int hf_server_main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "holdfast server: unexpected argument '%s'\n",
 			argv[optind]);
+		hf_strlist_release(&allow);
+		return HF_EXIT_USAGE;
+	}
+	if (o.client_ca && !o.tls_cert) {
+		fprintf(stderr, "holdfast server: --client-ca needs --tls-cert "
+				"and --tls-key: remote clusters connect with "
+				"TLS\n");
 		hf_strlist_release(&allow);
 		return HF_EXIT_USAGE;
 	}

@@ -21,6 +21,7 @@ struct hf_server_opts {
 	const char *store;    /* store URL; default sqlite:<data>/holdfast.db */
 	const char *tokens;   /* tokens file, or NULL */
 	const char *tls_cert, *tls_key;
+	const char *client_ca; /* remote clusters' CA (--client-ca) */
 	/* Restart backoff for failed tasks (seconds). */
 	double backoff_base, backoff_max;
 	/* A task healthy (running) this long resets its backoff (seconds). */

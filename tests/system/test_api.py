@@ -330,6 +330,12 @@ ROUTES = {
     ("GET", "/v1/service/{svc}/configurations/{id}"): ("/v1/service/svc/configurations/target", None, 200),
     ("GET", "/v1/service/{svc}/health"): ("/v1/service/svc/health", None, 200),
     ("GET", "/v1/service/{svc}/pod/{pod}/info"): ("/v1/service/svc/pod/app-0/info", None, 200),
+    ("GET", "/v1/remotes"): ("/v1/remotes", None, 200),
+    ("POST", "/v1/remotes"): ("/v1/remotes", {}, 400),
+    ("GET", "/v1/remotes/{name}"): ("/v1/remotes/nosuch", None, 404),
+    ("DELETE", "/v1/remotes/{name}"): ("/v1/remotes/nosuch", None, 404),
+    # Only a remote cluster's client certificate (test_remotes.py): no token.
+    ("GET", "/v1/dr/hello"): ("/v1/dr/hello", None, 403),
 }
 
 
@@ -352,7 +358,7 @@ def test_auth_matrix(cl):
     node = node_token(cl)
     for (method, pattern), (path, body, admin_status) in ROUTES.items():
         flags = [f for m, p, f in route_table() if (m, p) == (method, pattern)][0]
-        write_route = "HF_ROUTE_WRITE" in flags
+        write_route = "HF_ROUTE_WRITE" in flags or "HF_ROUTE_REMOTE" in flags
         agent_route = "HF_ROUTE_AGENT" in flags
         join_route = "HF_ROUTE_JOIN" in flags
         public = "HF_ROUTE_PUBLIC" in flags

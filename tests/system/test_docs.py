@@ -371,6 +371,15 @@ def test_every_route_answers_as_documented(cl):
     ck.call("GET", "/v1/service/{svc}/autoscale", "/v1/service/nosuch/autoscale",
             expect_error="not-found")
 
+    # Remote clusters: none yet; bad ones refused. The remote route is a
+    # remote cluster's only (test_remotes.py): a token is forbidden.
+    _, d = ck.call("GET", "/v1/remotes", "/v1/remotes")
+    assert d == {"remotes": []}, d
+    ck.call("POST", "/v1/remotes", "/v1/remotes", {"name": "b", "url": "http://x"},
+            expect_error="invalid")
+    ck.call("GET", "/v1/remotes/{name}", "/v1/remotes/nosuch", expect_error="not-found")
+    ck.call("DELETE", "/v1/remotes/{name}", "/v1/remotes/nosuch", expect_error="not-found")
+    ck.call("GET", "/v1/dr/hello", "/v1/dr/hello", expect_error="forbidden")
     ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
     _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")
     assert data.startswith("SQLite format 3"), data[:20]

@@ -285,6 +285,7 @@ static const struct hf_http_route routes[] = {
 	{"GET", "/v1/slow", blocking, HF_ROUTE_READ | HF_ROUTE_BLOCKING, NULL},
 	{"GET", "/v1/events", events, HF_ROUTE_READ | HF_ROUTE_STREAM, "n idle"},
 	{"GET", "/v1/noanswer", no_answer, HF_ROUTE_READ, NULL},
+	{"GET", "/v1/dr/hello", echo, HF_ROUTE_REMOTE, NULL},
 	{"GET", "/metrics", metrics, HF_ROUTE_PUBLIC, NULL},
 	{"GET", "/", echo, HF_ROUTE_READ, NULL},
 };
@@ -1863,9 +1864,13 @@ static long dispatch(struct fx *f, const char *method, const char *target,
 {
 	struct hf_http_conf conf = {routes, HF_ARRAY_LEN(routes), &f->tokens, 64,
 				    &f->t, t_auth, NULL};
-	struct hf_http_raw raw = {method, target, auth, NULL, NULL, body,
-				  body ? strlen(body) : 0, NULL, NULL,
-				  body ? "application/json" : NULL, NULL};
+	struct hf_http_raw raw = {.method = method,
+				  .target = target,
+				  .authorization = auth,
+				  .body = body,
+				  .body_len = body ? strlen(body) : 0,
+				  .content_type =
+				      body ? "application/json" : NULL};
 	struct hf_http_resp resp;
 	long status;
 	char *err = NULL;
@@ -1877,6 +1882,86 @@ static long dispatch(struct fx *f, const char *method, const char *target,
 	assert_non_null(*out);
 	hf_http_resp_release(&resp);
 	return status;
+}
+
+static void expect_error_with(json_t *o, const char *code, const char *part)
+{
+	assert_string_equal(jstr(o, "error"), code);
+	if (!strstr(jstr(o, "message"), part))
+		fail_msg("'%s' does not say '%s'", jstr(o, "message"), part);
+}
+
+/* A request over TLS with a client certificate (cn, or refused: why). */
+static long dispatch_peer(struct fx *f, const char *method, const char *target,
+			  const char *auth, const char *cn, const char *why,
+			  json_t **out)
+{
+	struct hf_http_conf conf = {routes, HF_ARRAY_LEN(routes), &f->tokens, 64,
+				    &f->t, t_auth, NULL};
+	struct hf_http_raw raw = {.method = method,
+				  .target = target,
+				  .authorization = auth,
+				  .peer_cn = cn,
+				  .peer_error = why};
+	struct hf_http_resp resp;
+	long status;
+
+	hf_http_dispatch(&conf, &raw, &resp);
+	status = resp.status;
+	*out = json_loadb(resp.body, resp.body_len, 0, NULL);
+	assert_non_null(*out);
+	hf_http_resp_release(&resp);
+	return status;
+}
+
+/*
+ * A remote cluster: a verified client certificate is role REMOTE, named
+ * by its CN, for REMOTE routes only; those take nothing else; a refused
+ * certificate is 401 with why; a token goes before a certificate.
+ */
+static void test_remote_role(void **state)
+{
+	struct fx *f = *state;
+	const char *adm = "Bearer " ADMIN_TOK;
+	json_t *o;
+
+	hf_kvlist_set(&f->tokens, ADMIN_TOK, "admin");
+	assert_int_equal(dispatch_peer(f, "GET", "/v1/dr/hello", NULL, "site-a",
+				       NULL, &o),
+			 200);
+	assert_string_equal(jstr(o, "principal"), "site-a");
+	json_decref(o);
+	assert_int_equal(dispatch_peer(f, "GET", "/v1/services/x", NULL, "site-a",
+				       NULL, &o),
+			 403);
+	expect_error_with(o, "forbidden", "needs a read or admin token");
+	json_decref(o);
+	assert_int_equal(dispatch_peer(f, "POST", "/v1/agent/sync", NULL,
+				       "site-a", NULL, &o),
+			 403);
+	json_decref(o);
+	assert_int_equal(dispatch_peer(f, "GET", "/v1/dr/hello", NULL, NULL,
+				       "it is not signed by this server's "
+				       "--client-ca",
+				       &o),
+			 401);
+	expect_error_with(o, "unauthorized", "the client certificate was "
+					     "refused: it is not signed");
+	json_decref(o);
+	assert_int_equal(dispatch_peer(f, "GET", "/v1/dr/hello", NULL, NULL,
+				       NULL, &o),
+			 401);
+	json_decref(o);
+	/* A token, with or without a certificate, is the token's role. */
+	assert_int_equal(dispatch_peer(f, "GET", "/v1/dr/hello", adm, "site-a",
+				       NULL, &o),
+			 403);
+	expect_error_with(o, "forbidden", "--client-ca");
+	json_decref(o);
+	assert_int_equal(dispatch_peer(f, "GET", "/v1/services/x", adm,
+				       "site-a", NULL, &o),
+			 200);
+	json_decref(o);
 }
 
 static void test_dispatch(void **state)
@@ -1954,6 +2039,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_role, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cross_site, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_per_address_limit, setup, teardown),

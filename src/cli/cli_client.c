@@ -4121,6 +4121,168 @@ static int cmd_remote_remove(int argc, char **argv)
 	return rc;
 }
 
+/* ---- disaster recovery -------------------------------------------------- */
+
+static int cmd_dr_enable(int argc, char **argv)
+{
+	const char *to = NULL;
+	char *svc = NULL, *path;
+	json_t *body, *out = NULL;
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--to") == 0 && k + 1 < argc)
+			to = argv[++k];
+		else if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("dr", "enable");
+	}
+	if (!to)
+		return hf_cli_usage("dr", "enable");
+	if ((rc = pick_service(&svc)))
+		return rc;
+	path = svc_path(svc, "/dr");
+	body = json_pack("{s:s}", "to", to);
+	rc = api("POST", path, body, &status, &out);
+	if ((rc = answered(rc, status, 201, out)) == 0) {
+		if (g.json)
+			print_json(out);
+		else
+			printf("service %s is replicated to remote cluster %s: "
+			       "its configuration goes there as a standby "
+			       "service (`holdfast -s %s dr status`)\n",
+			       svc, to, svc);
+	}
+	json_decref(body);
+	json_decref(out);
+	free(path);
+	free(svc);
+	return rc;
+}
+
+static int cmd_dr_disable(int argc, char **argv)
+{
+	char *svc = NULL, *path;
+	json_t *out = NULL;
+	long status;
+	int rc;
+
+	if (argc != 1)
+		return hf_cli_usage("dr", "disable");
+	if ((rc = pick_service(&svc)))
+		return rc;
+	path = svc_path(svc, "/dr");
+	rc = api("DELETE", path, NULL, &status, &out);
+	if ((rc = answered(rc, status, 200, out)) == 0)
+		printf("service %s is no longer replicated to %s%s\n", svc,
+		       jstr(out, "to"),
+		       json_is_true(json_object_get(out, "standby_told"))
+			   ? " (its standby there is gone)"
+			   : " (it could not be told now: its standby stays "
+			     "there until removed)");
+	json_decref(out);
+	free(path);
+	free(svc);
+	return rc;
+}
+
+static void dr_print(const json_t *d)
+{
+	const json_t *c = json_object_get(d, "config");
+
+	if (!strcmp(jstr(d, "role"), "primary")) {
+		printf("%s: primary, replicated to %s\n", jstr(d, "service"),
+		       jstr(d, "to"));
+		printf("  configuration  %s here, %s on %s%s%s\n",
+		       jstr(c, "target"),
+		       json_is_string(json_object_get(c, "replicated"))
+			   ? jstr(c, "replicated")
+			   : "none yet",
+		       jstr(d, "to"),
+		       json_is_true(json_object_get(c, "in_sync"))
+			   ? " (in sync)"
+			   : " (behind)",
+		       "");
+		if (json_is_integer(json_object_get(c, "replicated_at")))
+			printf("  sent           %.1f s ago\n",
+			       (double)(hf_now_ms() -
+					json_integer_value(json_object_get(
+					    c, "replicated_at"))) /
+				   1000);
+		if (json_is_string(json_object_get(c, "error")))
+			printf("  last error     %s\n", jstr(c, "error"));
+	} else {
+		printf("%s: standby of %s (cluster %s)\n", jstr(d, "service"),
+		       jstr(d, "from"), jstr(d, "cluster"));
+		printf("  configuration  %s, received %.1f s ago; its pods do "
+		       "not run here\n",
+		       jstr(c, "id"),
+		       (double)(hf_now_ms() - json_integer_value(json_object_get(
+						  c, "received_at"))) /
+			   1000);
+	}
+}
+
+static int cmd_dr_status(int argc, char **argv)
+{
+	char *svc = NULL, *path;
+	json_t *out = NULL;
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("dr", "status");
+	}
+	if (g.service)
+		svc = hf_xstrdup(g.service);
+	else if ((rc = pick_service(&svc)))
+		return rc;
+	path = svc_path(svc, "/dr");
+	rc = api("GET", path, NULL, &status, &out);
+	if ((rc = answered(rc, status, 200, out)) == 0) {
+		if (g.json)
+			print_json(out);
+		else
+			dr_print(out);
+	}
+	json_decref(out);
+	free(path);
+	free(svc);
+	return rc;
+}
+
+static int cmd_dr_list(int argc, char **argv)
+{
+	json_t *out = NULL, *e;
+	long status;
+	size_t i;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--json") == 0)
+			g.json = true;
+		else
+			return hf_cli_usage("dr", "list");
+	}
+	rc = api("GET", "/v1/dr", NULL, &status, &out);
+	if ((rc = answered(rc, status, 200, out)) == 0) {
+		if (g.json)
+			print_json(out);
+		else if (!json_array_size(json_object_get(out, "services")))
+			printf("no service has disaster recovery here\n");
+		else
+			json_array_foreach(json_object_get(out, "services"), i, e)
+				dr_print(e);
+	}
+	json_decref(out);
+	return rc;
+}
+
 static int cmd_node_decommission(int argc, char **argv)
 {
 	char *esc, *path;
@@ -4711,6 +4873,21 @@ const struct hf_cmd hf_client_cmds[] = {
      "list the named credentials (without their secrets)", NULL, NULL},
     {"credential", "delete", cmd_credential_delete, "NAME",
      "delete a named credential", NULL, NULL},
+    {"dr", "enable", cmd_dr_enable, "--to REMOTE [--json]",
+     "replicate a service to a remote cluster (its configuration, so far)",
+     "The service's target configuration (spec, options, templates, counts\n"
+     "set over the spec, plan parameters) is sent to REMOTE whenever it\n"
+     "changes, and at least every minute, over mutual TLS; there it is a\n"
+     "standby service that runs no pod and cannot be deployed meanwhile.\n"
+     "Its volumes' data is not replicated yet.", NULL},
+    {"dr", "disable", cmd_dr_disable, "",
+     "stop replicating a service; its standby is told to go", NULL, NULL},
+    {"dr", "status", cmd_dr_status, "[--json]",
+     "a service's disaster recovery: primary (where to, what is there) or "
+     "standby (from where, how fresh)",
+     NULL, NULL},
+    {"dr", "list", cmd_dr_list, "[--json]",
+     "every service with disaster recovery on this cluster", NULL, NULL},
     {"remote", "add", cmd_remote_add,
      "NAME --url https://HOST:PORT --ca FILE --cert FILE --key FILE [--json]",
      "register a remote cluster (disaster recovery)",

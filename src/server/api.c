@@ -27,6 +27,7 @@
 #include "server/creds.h"
 #include "server/autoscale.h"
 #include "server/backups.h"
+#include "server/dr.h"
 #include "server/remotes.h"
 
 static struct hf_srv *srv_of(void *ctx)
@@ -2160,6 +2161,17 @@ static const struct hf_http_route routes[] = {
     {"DELETE", "/v1/remotes/{name}", hf_remotes_delete_handler,
      HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/dr/hello", hf_dr_hello_handler, HF_ROUTE_REMOTE, NULL},
+    {"PUT", "/v1/dr/standby/{svc}", hf_dr_standby_put_handler,
+     HF_ROUTE_REMOTE, NULL},
+    {"DELETE", "/v1/dr/standby/{svc}", hf_dr_standby_delete_handler,
+     HF_ROUTE_REMOTE, NULL},
+    {"GET", "/v1/dr", hf_dr_list_handler, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/service/{svc}/dr", hf_dr_enable_handler, HF_ROUTE_WRITE,
+     NULL},
+    {"DELETE", "/v1/service/{svc}/dr", hf_dr_disable_handler,
+     HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/service/{svc}/dr", hf_dr_status_handler, HF_ROUTE_READ,
+     NULL},
 };
 
 const struct hf_http_route *hf_server_routes(size_t *n)

@@ -1108,6 +1108,82 @@ static const struct route_doc docs[] = {
      .status = "200",
      .response = "{\"cluster\": \"string\", \"remote\": \"string\", "
 		 "\"version\": \"string\", \"time\": \"integer (unix ms)\"}"},
+    {.method = "PUT",
+     .pattern = "/v1/dr/standby/{svc}",
+     .section = "Remote clusters",
+     .summary =
+	 "A remote cluster keeps service `svc` here as its standby (the "
+	 "primary's DR thread sends it; role REMOTE only): its target "
+	 "configuration, which must load on this cluster, and its plans' "
+	 "parameters. A standby runs no pod, and a service of that name "
+	 "cannot be deployed here meanwhile. Refused (`409`) when `svc` "
+	 "runs here or is another remote's standby.",
+     .request = "{\"cluster\": \"string\", \"config\": {\"id\": "
+		"\"string\", \"text\": \"string\", \"file?\": \"string\", "
+		"\"options\": \"object\", \"templates\": \"object\", "
+		"\"counts\": \"object\"}, \"plans\": \"object (plan -> "
+		"parameters)\"}",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"role\": \"standby\", "
+		 "\"config\": \"string\"}",
+     .errors = "bad-json invalid invalid-spec conflict"},
+    {.method = "DELETE",
+     .pattern = "/v1/dr/standby/{svc}",
+     .section = "Remote clusters",
+     .summary = "The remote cluster's standby of `svc` goes (`dr disable` "
+		"on the primary; role REMOTE, its own standbys only).",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"removed\": true}",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/dr",
+     .section = "Remote clusters",
+     .summary = "Every service with disaster recovery on this cluster "
+		"(`holdfast dr list`): primaries, then standbys, each as "
+		"`GET /v1/service/{svc}/dr` shows it.",
+     .status = "200",
+     .response = "{\"services\": [\"object\"]}"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/dr",
+     .section = "Remote clusters",
+     .summary =
+	 "Replicates the service to a remote cluster (`holdfast -s SVC dr "
+	 "enable --to REMOTE`): its target configuration is sent there "
+	 "whenever it changes, and at least every minute, as a standby "
+	 "service. Its volumes' data is not replicated yet.",
+     .request = "{\"to\": \"string (a remote cluster)\"}",
+     .status = "201",
+     .response = "{\"service\": \"string\", \"role\": \"primary\", "
+		 "\"to\": \"string\"}",
+     .errors = "bad-json invalid not-found conflict"},
+    {.method = "DELETE",
+     .pattern = "/v1/service/{svc}/dr",
+     .section = "Remote clusters",
+     .summary = "Stops replicating the service (`dr disable`); the "
+		"remote is told to drop its standby (`standby_told`).",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"to\": \"string\", "
+		 "\"disabled\": true, \"standby_told\": \"boolean\"}",
+     .errors = "not-found"},
+    {.method = "GET",
+     .pattern = "/v1/service/{svc}/dr",
+     .section = "Remote clusters",
+     .summary =
+	 "The service's disaster recovery (`holdfast -s SVC dr status`). "
+	 "On the primary: where to, the target configuration and the one "
+	 "the standby acknowledged, when, whether they are the same, the "
+	 "last error. On the standby: from which remote cluster, the "
+	 "configuration it holds and when it came.",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"role\": "
+		 "\"primary|standby\", \"to?\": \"string\", \"since?\": "
+		 "\"integer\", \"from?\": \"string\", \"cluster?\": "
+		 "\"string\", \"config\": {\"target?\": \"string|null\", "
+		 "\"replicated?\": \"string|null\", \"replicated_at?\": "
+		 "\"integer|null\", \"in_sync?\": \"boolean\", \"error?\": "
+		 "\"string|null\", \"id?\": \"string\", \"received_at?\": "
+		 "\"integer\"}}",
+     .errors = "not-found"},
 };
 
 /* Error codes the HTTP layer answers besides err.h's. */

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "server/autoscale.h"
 #include "server/metrics.h"
+#include "server/dr.h"
 #include "server/remotes.h"
 #include "server/sched.h"
 #include "server/state.h"
@@ -537,6 +538,7 @@ void hf_metrics_handler(void *ctx, const struct hf_http_req *req,
 	render_api(s->api_metrics, &b);
 	hf_autoscale_metrics(&b);
 	hf_remotes_metrics(&b);
+	hf_dr_metrics(&b);
 	hf_http_text(resp, 200, "text/plain; version=0.0.4", hf_buf_str(&b),
 		     b.len);
 	hf_buf_release(&b);

@@ -746,6 +746,173 @@ int hf_ops_remote_remove(struct hf_srv *s, const char *name,
 	return leave(s, rc, err);
 }
 
+int hf_ops_dr_enable(struct hf_srv *s, const char *name, const char *remote,
+		     struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/dr/%s", name, NULL);
+	char *rkey = hf_state_key("/remotes/%s", remote, NULL);
+	json_t *old = NULL, *r = NULL, *rec;
+	struct hf_service *svc;
+	int rc = enter(s, err);
+
+	if (rc)
+		goto out;
+	svc = hf_state_service(s, name);
+	if (!svc || svc->removing) {
+		rc = fail(err, HF_ENOTFOUND, "no service '%s'", name);
+	} else if ((rc = hf_state_get_record(s, rkey, &r))) {
+		rc = rc == HF_ENOTFOUND
+			 ? fail(err, HF_ENOTFOUND,
+				"no remote cluster %s (holdfast remote add)",
+				remote)
+			 : fail(err, rc, "the store cannot be read");
+	} else if ((rc = hf_state_get_record(s, key, &old)) == 0) {
+		rc = fail(err, HF_ECONFLICT,
+			  "service '%s' is replicated to %s already (dr "
+			  "disable first)",
+			  name,
+			  json_string_value(json_object_get(old, "to"))
+			      ? json_string_value(json_object_get(old, "to"))
+			      : "?");
+	} else if (rc != HF_ENOTFOUND) {
+		rc = fail(err, rc, "the store cannot be read");
+	} else {
+		rec = json_pack("{s:s, s:s, s:I}", "service", name, "to",
+				remote, "since", (json_int_t)hf_now_ms());
+		rc = hf_state_put_record(s, key, rec);
+		json_decref(rec);
+		if (rc)
+			rc = fail(err, rc, "the store cannot be written");
+		else
+			hf_event(s, "operator", name, "dr", name, NULL,
+				 "primary", remote);
+	}
+	rc = leave(s, rc, err);
+out:
+	json_decref(old);
+	json_decref(r);
+	free(key);
+	free(rkey);
+	return rc;
+}
+
+int hf_ops_dr_disable(struct hf_srv *s, const char *name, char **remote,
+		      struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/dr/%s", name, NULL);
+	json_t *old = NULL;
+	int rc = enter(s, err);
+
+	*remote = NULL;
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	rc = hf_state_get_record(s, key, &old);
+	if (rc == HF_ENOTFOUND)
+		rc = fail(err, rc, "service '%s' is not replicated to a remote "
+				   "cluster",
+			  name);
+	else if (rc)
+		rc = fail(err, rc, "the store cannot be read");
+	else if ((rc = hf_state_delete_record(s, key)))
+		rc = fail(err, rc, "the store cannot be written");
+	else {
+		const char *to = json_string_value(json_object_get(old, "to"));
+
+		*remote = to ? hf_xstrdup(to) : NULL;
+		hf_event(s, "operator", name, "dr", name, "primary", "none",
+			 to);
+	}
+	json_decref(old);
+	free(key);
+	return leave(s, rc, err);
+}
+
+int hf_ops_standby_put(struct hf_srv *s, const char *name, json_t *rec,
+		       const char *from, struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/standby/%s", name, NULL);
+	json_t *old = NULL;
+	const char *was_from, *was_id, *id;
+	struct hf_service *svc;
+	int rc = enter(s, err);
+
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	svc = hf_state_service(s, name);
+	rc = hf_state_get_record(s, key, &old);
+	was_from = json_string_value(json_object_get(old, "from"));
+	was_id = json_string_value(
+	    json_object_get(json_object_get(old, "config"), "id"));
+	id = json_string_value(json_object_get(json_object_get(rec, "config"),
+					       "id"));
+	if (svc) {
+		/* Two sites never both run it. */
+		rc = fail(err, HF_ECONFLICT,
+			  "service '%s' runs on this cluster: it cannot be a "
+			  "standby here",
+			  name);
+	} else if (rc && rc != HF_ENOTFOUND) {
+		rc = fail(err, rc, "the store cannot be read");
+	} else if (!rc && was_from && strcmp(was_from, from) != 0) {
+		rc = fail(err, HF_ECONFLICT,
+			  "service '%s' is the standby of remote cluster %s "
+			  "here",
+			  name, was_from);
+	} else if ((rc = hf_state_put_record(s, key, rec))) {
+		rc = fail(err, rc, "the store cannot be written");
+	} else if (!was_id || !id || strcmp(was_id, id) != 0) {
+		char *who = hf_xasprintf("remote:%s", from);
+
+		hf_event(s, who, name, "dr", name, was_id ? "standby" : NULL,
+			 "standby",
+			 id ? id : "?");
+		free(who);
+	}
+	json_decref(old);
+	free(key);
+	return leave(s, rc, err);
+}
+
+int hf_ops_standby_delete(struct hf_srv *s, const char *name,
+			  const char *from, struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/standby/%s", name, NULL);
+	json_t *old = NULL;
+	const char *was_from;
+	int rc = enter(s, err);
+
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	rc = hf_state_get_record(s, key, &old);
+	was_from = json_string_value(json_object_get(old, "from"));
+	if (rc == HF_ENOTFOUND)
+		rc = fail(err, rc, "service '%s' is no standby here", name);
+	else if (rc)
+		rc = fail(err, rc, "the store cannot be read");
+	else if (from && (!was_from || strcmp(was_from, from) != 0))
+		rc = fail(err, HF_ENOTFOUND, "service '%s' is no standby of %s "
+					     "here",
+			  name, from);
+	else if ((rc = hf_state_delete_record(s, key)))
+		rc = fail(err, rc, "the store cannot be written");
+	else {
+		char *who = hf_xasprintf("remote:%s", from ? from : "?");
+
+		hf_event(s, from ? who : "operator", name, "dr", name,
+			 "standby", "none", NULL);
+		free(who);
+	}
+	json_decref(old);
+	free(key);
+	return leave(s, rc, err);
+}
+
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 			 const char *inst, struct hf_ops_volumes *out,
 			 struct hf_ops_err *err)
@@ -972,6 +1139,25 @@ int hf_ops_deploy(struct hf_srv *s, const struct hf_ops_spec *spec,
 	if (rc)
 		goto out;
 	svc = hf_state_service(s, cfg->spec->name);
+	if (!svc) {
+		char *skey = hf_state_key("/standby/%s", cfg->spec->name, NULL);
+		json_t *sb = NULL;
+
+		if (hf_state_get_record(s, skey, &sb) == 0)
+			rc = fail(err, HF_ECONFLICT,
+				  "service '%s' is the standby of remote "
+				  "cluster %s here (disaster recovery): it does "
+				  "not run while that cluster is its primary",
+				  cfg->spec->name,
+				  json_string_value(json_object_get(sb, "from"))
+				      ? json_string_value(
+					    json_object_get(sb, "from"))
+				      : "?");
+		json_decref(sb);
+		free(skey);
+		if (rc)
+			goto leave;
+	}
 	if (svc) {
 		rc = fail(err, HF_EEXISTS,
 			  svc->removing

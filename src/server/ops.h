@@ -275,6 +275,24 @@ int hf_ops_remote_add(struct hf_srv *s, const char *name, json_t *rec,
 		      struct hf_ops_err *err);
 int hf_ops_remote_remove(struct hf_srv *s, const char *name,
 			 struct hf_ops_err *err);
+/*
+ * Disaster recovery (dr.h). enable: service svc is replicated to remote
+ * (HF_ENOTFOUND for either unknown, HF_ECONFLICT when it is already);
+ * disable: no more (*remote gets the remote it was replicated to).
+ * standby_put: a remote cluster `from` (its certificate's name) keeps
+ * rec ({service, from, cluster, config, plans, received_at}) as the
+ * standby of svc here; HF_ECONFLICT when svc runs here or is another
+ * remote's standby. standby_delete: from NULL is the operator. Each an
+ * event (kind "dr").
+ */
+int hf_ops_dr_enable(struct hf_srv *s, const char *svc, const char *remote,
+		     struct hf_ops_err *err);
+int hf_ops_dr_disable(struct hf_srv *s, const char *svc, char **remote,
+		      struct hf_ops_err *err);
+int hf_ops_standby_put(struct hf_srv *s, const char *svc, json_t *rec,
+		       const char *from, struct hf_ops_err *err);
+int hf_ops_standby_delete(struct hf_srv *s, const char *svc,
+			  const char *from, struct hf_ops_err *err);
 int hf_ops_credential_delete(struct hf_srv *s, const char *name,
 			     struct hf_ops_err *err);
 

@@ -319,27 +319,35 @@ static size_t collect_body(char *ptr, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/* GET <url>/v1/dr/hello with this cluster's certificate. */
-static int hello(const struct probe *p, json_t **out, double *rtt, char **why)
+/*
+ * method <url><path> with this cluster's certificate, body (may be NULL)
+ * as JSON. 0 with *status and *out (the answer as JSON, or NULL), or -1
+ * with *why when no HTTP answer came.
+ */
+static int call(const struct probe *p, const char *method, const char *path,
+		const json_t *body, long *status, json_t **out, double *rtt,
+		char **why)
 {
 	CURL *h = curl_easy_init();
 	struct curl_blob ca = {(void *)p->ca, strlen(p->ca), CURL_BLOB_COPY};
 	struct curl_blob cert = {(void *)p->cert, strlen(p->cert),
 				 CURL_BLOB_COPY};
 	struct curl_blob key = {(void *)p->key, strlen(p->key), CURL_BLOB_COPY};
-	struct hf_buf body = HF_BUF_INIT;
-	char errbuf[CURL_ERROR_SIZE] = "", *url;
-	long status = 0;
+	struct hf_buf got = HF_BUF_INIT;
+	struct curl_slist *hdrs = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "", *url, *text = NULL;
 	CURLcode cc;
 	int rc = -1;
 
 	*out = NULL;
+	*status = 0;
 	if (!h) {
 		*why = hf_xstrdup("cannot create a libcurl handle");
 		return -1;
 	}
-	url = hf_xasprintf("%s%sv1/dr/hello", p->url,
-			   p->url[strlen(p->url) - 1] == '/' ? "" : "/");
+	url = hf_xasprintf("%.*s%s", (int)(strlen(p->url) -
+					   (p->url[strlen(p->url) - 1] == '/')),
+			   p->url, path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
@@ -351,38 +359,56 @@ static int hello(const struct probe *p, json_t **out, double *rtt, char **why)
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &got);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+	}
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
 		*why = hf_xasprintf("%s: %s", curl_easy_strerror(cc),
 				    errbuf[0] ? errbuf : "no detail");
 	} else {
-		json_t *j;
-
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, rtt);
-		j = json_loadb(hf_buf_str(&body), body.len, 0, NULL);
-		if (status != 200) {
-			const char *m =
-			    json_string_value(json_object_get(j, "message"));
-
-			*why = hf_xasprintf("the remote answered %ld: %s",
-					    status,
-					    m ? m : "not a holdfast server");
-			json_decref(j);
-		} else if (!json_is_string(json_object_get(j, "cluster"))) {
-			*why = hf_xstrdup("the remote's answer is not a "
-					  "holdfast server's");
-			json_decref(j);
-		} else {
-			*out = j;
-			rc = 0;
-		}
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+		if (rtt)
+			curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, rtt);
+		*out = json_loadb(hf_buf_str(&got), got.len, 0, NULL);
+		rc = 0;
 	}
 	free(url);
-	hf_buf_release(&body);
+	free(text);
+	curl_slist_free_all(hdrs);
+	hf_buf_release(&got);
 	curl_easy_cleanup(h);
 	return rc;
+}
+
+/* GET <url>/v1/dr/hello with this cluster's certificate. */
+static int hello(const struct probe *p, json_t **out, double *rtt, char **why)
+{
+	long status = 0;
+	json_t *j = NULL;
+
+	if (call(p, "GET", "/v1/dr/hello", NULL, &status, &j, rtt, why))
+		return -1;
+	if (status != 200) {
+		const char *m = json_string_value(json_object_get(j, "message"));
+
+		*why = hf_xasprintf("the remote answered %ld: %s", status,
+				    m ? m : "not a holdfast server");
+	} else if (!json_is_string(json_object_get(j, "cluster"))) {
+		*why = hf_xstrdup("the remote's answer is not a holdfast "
+				  "server's");
+	} else {
+		*out = j;
+		return 0;
+	}
+	json_decref(j);
+	return -1;
 }
 
 static void probe_release(struct probe *p)
@@ -401,6 +427,42 @@ static char *dup_str(const json_t *o, const char *k)
 	const char *v = json_string_value(json_object_get(o, k));
 
 	return v ? hf_xstrdup(v) : NULL;
+}
+
+int hf_remotes_call(struct hf_srv *s, const char *remote, const char *method,
+		    const char *path, const json_t *body, long *status,
+		    json_t **out, char **why)
+{
+	char *key = hf_state_key("/remotes/%s", remote, NULL);
+	struct probe p = {0};
+	json_t *rec = NULL;
+	int rc;
+
+	*out = NULL;
+	*status = 0;
+	hf_state_lock(s);
+	rc = hf_state_get_record(s, key, &rec);
+	hf_state_unlock(s);
+	free(key);
+	if (rc) {
+		*why = rc == HF_ENOTFOUND
+			   ? hf_xasprintf("no remote cluster %s", remote)
+			   : hf_xstrdup("the store cannot be read");
+		json_decref(rec);
+		return -1;
+	}
+	p.url = dup_str(rec, "url");
+	p.ca = dup_str(rec, "ca");
+	p.cert = dup_str(rec, "cert");
+	p.key = dup_str(rec, "key");
+	json_decref(rec);
+	rc = p.url && p.ca && p.cert && p.key
+		 ? call(&p, method, path, body, status, out, NULL, why)
+		 : (*why = hf_xasprintf("remote cluster %s's record is "
+					"incomplete", remote),
+		    -1);
+	probe_release(&p);
+	return rc;
 }
 
 static volatile bool links_stop;

@@ -37,6 +37,16 @@ void hf_remotes_delete_handler(void *ctx, const struct hf_http_req *req,
 void hf_dr_hello_handler(void *ctx, const struct hf_http_req *req,
 			 struct hf_http_resp *resp);
 
+/*
+ * method <remote's url><path> over mutual TLS with this cluster's
+ * certificate, body (NULL: none) as JSON: 0 with the HTTP *status and
+ * *out (its JSON, or NULL), or -1 with *why (no such remote, no answer).
+ * Blocks up to 5 s; no lock held.
+ */
+int hf_remotes_call(struct hf_srv *s, const char *remote, const char *method,
+		    const char *path, const json_t *body, long *status,
+		    json_t **out, char **why);
+
 /* holdfast_remote_up and holdfast_remote_rtt_seconds per remote. */
 void hf_remotes_metrics(struct hf_buf *b);
 

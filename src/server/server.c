@@ -29,6 +29,7 @@
 #include "server/metrics.h"
 #include "server/autoscale.h"
 #include "server/backups.h"
+#include "server/dr.h"
 #include "server/remotes.h"
 #include "server/nodeauth.h"
 #include "server/sched.h"
@@ -770,6 +771,7 @@ static void step_down(struct run *r)
 	hf_backups_stop();
 	hf_autoscale_stop();
 	hf_remotes_stop();
+	hf_dr_stop();
 	if (r->sched_started)
 		pthread_join(s->sched, NULL);
 	r->sched_started = false;
@@ -837,6 +839,7 @@ static int lead(struct run *r)
 	hf_backups_start(s);
 	hf_autoscale_start(s);
 	hf_remotes_start(s);
+	hf_dr_start(s);
 	/*
 	 * Keep the lease. A leader that cannot renew it in time stops acting
 	 * before it could have expired: another server may lead by then.
@@ -1163,6 +1166,7 @@ out:
 	hf_backups_stop();
 	hf_autoscale_stop();
 	hf_remotes_stop();
+	hf_dr_stop();
 	if (r.sched_started)
 		pthread_join(s->sched, NULL);
 	/* Held long polls are answered as the layer stops. */

@@ -336,6 +336,12 @@ ROUTES = {
     ("DELETE", "/v1/remotes/{name}"): ("/v1/remotes/nosuch", None, 404),
     # Only a remote cluster's client certificate (test_remotes.py): no token.
     ("GET", "/v1/dr/hello"): ("/v1/dr/hello", None, 403),
+    ("PUT", "/v1/dr/standby/{svc}"): ("/v1/dr/standby/svc", {}, 403),
+    ("DELETE", "/v1/dr/standby/{svc}"): ("/v1/dr/standby/svc", None, 403),
+    ("GET", "/v1/dr"): ("/v1/dr", None, 200),
+    ("POST", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", {"to": "b"}, 404),
+    ("DELETE", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", None, 404),
+    ("GET", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", None, 404),
 }
 
 

@@ -380,6 +380,15 @@ def test_every_route_answers_as_documented(cl):
     ck.call("GET", "/v1/remotes/{name}", "/v1/remotes/nosuch", expect_error="not-found")
     ck.call("DELETE", "/v1/remotes/{name}", "/v1/remotes/nosuch", expect_error="not-found")
     ck.call("GET", "/v1/dr/hello", "/v1/dr/hello", expect_error="forbidden")
+    ck.call("PUT", "/v1/dr/standby/{svc}", "/v1/dr/standby/docs", {}, expect_error="forbidden")
+    ck.call("DELETE", "/v1/dr/standby/{svc}", "/v1/dr/standby/docs", expect_error="forbidden")
+    _, d = ck.call("GET", "/v1/dr", "/v1/dr")
+    assert d == {"services": []}, d
+    ck.call("POST", "/v1/service/{svc}/dr", "/v1/service/docs/dr", {"to": "nowhere"},
+            expect_error="not-found")
+    ck.call("POST", "/v1/service/{svc}/dr", "/v1/service/docs/dr", {}, expect_error="invalid")
+    ck.call("DELETE", "/v1/service/{svc}/dr", "/v1/service/docs/dr", expect_error="not-found")
+    ck.call("GET", "/v1/service/{svc}/dr", "/v1/service/docs/dr", expect_error="not-found")
     ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
     _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")
     assert data.startswith("SQLite format 3"), data[:20]

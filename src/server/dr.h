@@ -1,0 +1,47 @@
+/*
+ * dr.h - disaster recovery of a service to a remote cluster (issue 16;
+ * docs/operations.md "Disaster recovery"). So far: the service's
+ * configuration.
+ *
+ * On the primary, `holdfast -s SVC dr enable --to REMOTE` records
+ * "/dr/<svc>"; the leader's DR thread sends the service's target
+ * configuration (spec text, file name, options, templates, counts set
+ * over the spec, plan parameters) to the remote whenever it changes, and
+ * at least every minute, over mutual TLS (PUT /v1/dr/standby/{svc}).
+ *
+ * On the standby, that route (role REMOTE) keeps it as "/standby/<svc>":
+ * a standby service that runs no pod, shown by `dr status` and `dr list`;
+ * a service of that name cannot be deployed there meanwhile.
+ */
+#ifndef HF_SERVER_DR_H
+#define HF_SERVER_DR_H
+
+#include "common/util.h"
+#include "http/http.h"
+
+struct hf_srv;
+
+void hf_dr_start(struct hf_srv *s);
+void hf_dr_stop(void);
+
+/* POST, DELETE, GET /v1/service/{svc}/dr. */
+void hf_dr_enable_handler(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp);
+void hf_dr_disable_handler(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp);
+void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
+			  struct hf_http_resp *resp);
+/* GET /v1/dr: the services with DR here, primaries and standbys. */
+void hf_dr_list_handler(void *ctx, const struct hf_http_req *req,
+			struct hf_http_resp *resp);
+
+/* PUT, DELETE /v1/dr/standby/{svc}: a remote cluster's (role REMOTE). */
+void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
+			       struct hf_http_resp *resp);
+void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
+				  struct hf_http_resp *resp);
+
+/* holdfast_dr_config_behind, holdfast_dr_config_sent_timestamp_seconds. */
+void hf_dr_metrics(struct hf_buf *b);
+
+#endif

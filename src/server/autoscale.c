@@ -73,6 +73,7 @@ struct job {
 	struct hf_spec_autoscale *a; /* the target spec's (a copy) */
 	int64_t count;
 	char *unsettled; /* why the last change is not done; NULL: done */
+	bool unplaceable; /* ... only because no node has room for more */
 	char *exec_api, *exec_key, *exec_task; /* COMMAND */
 	char *no_source;                      /* ... why there is none */
 	struct hf_strlist urls;               /* METRICS: one per instance */
@@ -356,34 +357,56 @@ static bool slot_up(const struct hf_task_slot *sl)
 	return sl->cur && sl->cur->state == HF_TS_RUNNING && !sl->cur->kill;
 }
 
-/* Whether the pod type's instances are exactly its count, all ready. */
-static char *unsettled(struct hf_service *svc, const char *pod, int64_t count)
+/*
+ * Whether the pod type's instances are exactly its count, all ready: NULL,
+ * or why not. *unplaceable: the only trouble is instances that cannot be
+ * placed (no node has room), and those behind them in the plan.
+ */
+static char *unsettled(struct hf_service *svc, const char *pod, int64_t count,
+		       bool *unplaceable)
 {
+	char *why = NULL, *stuck = NULL;
 	int64_t have = 0;
 
-	for (size_t i = 0; i < svc->instances.len; i++) {
+	*unplaceable = false;
+	for (size_t i = 0; i < svc->instances.len && !why; i++) {
 		struct hf_instance *in = svc->instances.items[i];
 
 		if (strcmp(in->pod, pod) != 0)
 			continue;
-		if (in->index >= count || in->state != HF_IS_ACTIVE)
-			return hf_xasprintf("%s is being %s", in->name,
-					    in->index >= count ? "removed"
-							       : "replaced");
+		if (in->index >= count || in->state != HF_IS_ACTIVE) {
+			why = hf_xasprintf("%s is being %s", in->name,
+					   in->index >= count ? "removed"
+							      : "replaced");
+			break;
+		}
 		have++;
-		for (size_t t = 0; t < in->slots.len; t++) {
+		if (!in->node && in->message &&
+		    strstr(in->message, "cannot be placed")) {
+			if (!stuck)
+				stuck = hf_xasprintf("%s %s", in->name,
+						     in->message);
+			continue;
+		}
+		for (size_t t = 0; t < in->slots.len && !why; t++) {
 			const struct hf_task_slot *sl = &in->slots.items[t];
 
 			if (sl->want_running && (!slot_up(sl) || !sl->cur->ready))
-				return hf_xasprintf("%s-%s is not running and "
-						    "ready yet",
-						    in->name, sl->task);
+				why = hf_xasprintf("%s-%s is not running and "
+						   "ready yet",
+						   in->name, sl->task);
 		}
 	}
-	if (have < count)
-		return hf_xasprintf("%lld of %lld instances exist",
-				    (long long)have, (long long)count);
-	return NULL;
+	if (!why && stuck) {
+		*unplaceable = true;
+		why = stuck;
+		stuck = NULL;
+	} else if (!why && have < count) {
+		why = hf_xasprintf("%lld of %lld instances exist",
+				   (long long)have, (long long)count);
+	}
+	free(stuck);
+	return why;
 }
 
 /* Where a COMMAND metric runs, or METRICS are read. Lock held. */
@@ -503,7 +526,8 @@ static void collect(struct hf_srv *s, struct jobs *jobs)
 			j->cfg = hf_xstrdup(cfg->id);
 			j->a = policy_copy(sp->autoscale);
 			j->count = sp->count;
-			j->unsettled = unsettled(svc, sp->name, sp->count);
+			j->unsettled = unsettled(svc, sp->name, sp->count,
+						 &j->unplaceable);
 			sources(s, svc, j);
 		}
 	}
@@ -931,7 +955,7 @@ static void evaluate(struct hf_srv *s, const struct job *j)
 				   (long long)j->count, (long long)a->min,
 				   (long long)a->max);
 		p->desired = to;
-		if (j->unsettled)
+		if (j->unsettled && !(j->unplaceable && to < j->count))
 			hold(s, p, j, "unsettled", j->unsettled, false);
 		else
 			act(s, p, j, to, msg);
@@ -976,11 +1000,18 @@ static void evaluate(struct hf_srv *s, const struct job *j)
 					   (double)(ready_at - now) / 1000);
 			hold(s, p, j, w.dir == HF_AS_UP ? "cool up" : "cool down",
 			     msg, true);
-		} else if (j->unsettled) {
+		} else if (j->unsettled && j->unplaceable &&
+			   w.dir == HF_AS_UP) {
+			/* More would not be placed either. */
+			msg = hf_xasprintf("%s: no room for more: %s", w.rule,
+					   j->unsettled);
+			hold(s, p, j, "no room", msg, true);
+		} else if (j->unsettled && !j->unplaceable) {
 			msg = hf_xasprintf("%s: the last change is not done (%s)",
 					   w.rule, j->unsettled);
 			hold(s, p, j, "unsettled", msg, true);
 		} else {
+			/* A scale-in also removes what could not be placed. */
 			act(s, p, j, w.to, w.rule);
 		}
 	}

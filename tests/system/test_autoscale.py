@@ -494,3 +494,42 @@ def test_the_tasks_own_metrics(cluster, tmp_path):
     st = c.api("GET", "/v1/service/tm/autoscale")[1]["pods"][0]
     assert st["value"] == 5, st
     c.cli("service", "remove", "tm", "--wait", "--timeout", "60", timeout=90)
+
+
+def test_no_room_for_more_holds_and_does_not_block_scale_in(cluster, tmp_path):
+    """Instances of 0.9 cpus on the harness node (2 cpus): the third one
+    cannot be placed. The autoscaler says so and adds no more; once the
+    value falls, scale-in goes ahead (the unplaced one first)."""
+    c = cluster
+    vf = value_file(tmp_path, "room", 300)
+    f = write(tmp_path / "room.yml", f"""
+name: room
+pods:
+  worker:
+    count: 1
+    autoscale:
+      min: 1
+      max: 4
+      interval: 200ms
+      metric: {{command: cat {vf}}}
+      up: {{above: 500}}
+      down: {{below: 100, cooldown: 0s}}
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 100000
+        cpus: 0.9
+        memory: 32
+""")
+    c.deploy(str(f))
+    set_value(vf, 1000)
+    wait_for(lambda: count(c, "room") == 3, 60, what="a third instance asked for")
+    wait_for(lambda: any("no room for more" in (e["why"] or "") for e in events(c, "room")), 30,
+             what="the no-room hold")
+    time.sleep(1.5)
+    assert count(c, "room") == 3
+    assert ready_count(c, "room") == 2
+    set_value(vf, 10)
+    wait_for(lambda: count(c, "room") == 1 and instances(c, "room") == ["worker-0"], 60,
+             what="scaled in past the unplaced instance")
+    c.cli("service", "remove", "room", "--wait", "--timeout", "60", timeout=90)

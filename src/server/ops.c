@@ -632,29 +632,59 @@ done:
 	return rc;
 }
 
+/*
+ * A new record at key (lock held): exists_code with exists_why when one is
+ * there, else rec written.
+ */
+static int new_record(struct hf_srv *s, const char *key, json_t *rec,
+		      int exists_code, const char *exists_why,
+		      struct hf_ops_err *err)
+{
+	json_t *old = NULL;
+	int rc = hf_state_get_record(s, key, &old);
+
+	json_decref(old);
+	if (rc == 0)
+		return fail(err, exists_code, "%s", exists_why);
+	if (rc != HF_ENOTFOUND)
+		return fail(err, rc, "the store cannot be read");
+	if ((rc = hf_state_put_record(s, key, rec)))
+		return fail(err, rc, "the store cannot be written");
+	return 0;
+}
+
+/* The record at key deleted (lock held); HF_ENOTFOUND with missing_why. */
+static int drop_record(struct hf_srv *s, const char *key,
+		       const char *missing_why, struct hf_ops_err *err)
+{
+	json_t *old = NULL;
+	int rc = hf_state_get_record(s, key, &old);
+
+	json_decref(old);
+	if (rc == HF_ENOTFOUND)
+		return fail(err, rc, "%s", missing_why);
+	if (rc)
+		return fail(err, rc, "the store cannot be read");
+	if ((rc = hf_state_delete_record(s, key)))
+		return fail(err, rc, "the store cannot be written");
+	return 0;
+}
+
 int hf_ops_credential_create(struct hf_srv *s, const char *name, json_t *rec,
 			     struct hf_ops_err *err)
 {
 	char *key = hf_state_key("/credentials/%s", name, NULL);
-	json_t *old = NULL;
+	char *why = hf_xasprintf("a credential named %s exists (delete it "
+				 "first)",
+				 name);
 	int rc = enter(s, err);
 
-	if (rc) {
-		free(key);
-		return rc;
-	}
-	rc = hf_state_get_record(s, key, &old);
-	if (rc == 0)
-		rc = fail(err, HF_ECONFLICT, "a credential named %s exists "
-					     "(delete it first)",
-			  name);
-	else if (rc != HF_ENOTFOUND)
-		rc = fail(err, rc, "the store cannot be read");
-	else if ((rc = hf_state_put_record(s, key, rec)))
-		rc = fail(err, rc, "the store cannot be written");
-	json_decref(old);
+	if (!rc)
+		rc = leave(s, new_record(s, key, rec, HF_ECONFLICT, why, err),
+			   err);
+	free(why);
 	free(key);
-	return leave(s, rc, err);
+	return rc;
 }
 
 int hf_ops_credential_delete(struct hf_srv *s, const char *name,
@@ -696,54 +726,41 @@ int hf_ops_remote_add(struct hf_srv *s, const char *name, json_t *rec,
 		      struct hf_ops_err *err)
 {
 	char *key = hf_state_key("/remotes/%s", name, NULL);
-	json_t *old = NULL;
+	char *why = hf_xasprintf("a remote cluster named %s exists (remove it "
+				 "first)",
+				 name);
 	int rc = enter(s, err);
 
-	if (rc) {
-		free(key);
-		return rc;
+	if (!rc) {
+		rc = new_record(s, key, rec, HF_EEXISTS, why, err);
+		if (!rc)
+			hf_event(s, "operator", NULL, "remote", name, NULL,
+				 "added",
+				 json_string_value(json_object_get(rec, "url")));
+		rc = leave(s, rc, err);
 	}
-	rc = hf_state_get_record(s, key, &old);
-	if (rc == 0)
-		rc = fail(err, HF_EEXISTS,
-			  "a remote cluster named %s exists (remove it first)",
-			  name);
-	else if (rc != HF_ENOTFOUND)
-		rc = fail(err, rc, "the store cannot be read");
-	else if ((rc = hf_state_put_record(s, key, rec)))
-		rc = fail(err, rc, "the store cannot be written");
-	else
-		hf_event(s, "operator", NULL, "remote", name, NULL, "added",
-			 json_string_value(json_object_get(rec, "url")));
-	json_decref(old);
+	free(why);
 	free(key);
-	return leave(s, rc, err);
+	return rc;
 }
 
 int hf_ops_remote_remove(struct hf_srv *s, const char *name,
 			 struct hf_ops_err *err)
 {
 	char *key = hf_state_key("/remotes/%s", name, NULL);
-	json_t *old = NULL;
+	char *why = hf_xasprintf("no remote cluster %s", name);
 	int rc = enter(s, err);
 
-	if (rc) {
-		free(key);
-		return rc;
+	if (!rc) {
+		rc = drop_record(s, key, why, err);
+		if (!rc)
+			hf_event(s, "operator", NULL, "remote", name, NULL,
+				 "removed", NULL);
+		rc = leave(s, rc, err);
 	}
-	rc = hf_state_get_record(s, key, &old);
-	if (rc == HF_ENOTFOUND)
-		rc = fail(err, rc, "no remote cluster %s", name);
-	else if (rc)
-		rc = fail(err, rc, "the store cannot be read");
-	else if ((rc = hf_state_delete_record(s, key)))
-		rc = fail(err, rc, "the store cannot be written");
-	else
-		hf_event(s, "operator", NULL, "remote", name, NULL, "removed",
-			 NULL);
-	json_decref(old);
+	free(why);
 	free(key);
-	return leave(s, rc, err);
+	return rc;
 }
 
 int hf_ops_dr_enable(struct hf_srv *s, const char *name, const char *remote,

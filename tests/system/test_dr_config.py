@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from holdfast_harness import BIN, Cluster, wait_for, write
-from test_remotes import curl, make_pki
+from holdfast_harness import Cluster, wait_for, write
+from test_remotes import make_pki, start_site_b, stop_site_b
 
 B_TOKEN = "b-admin-77aa"
 
@@ -37,33 +37,16 @@ def sites(tmp_path_factory):
     d = str(tmp / "pki")
     os.makedirs(d)
     make_pki(d)
-    tokens = write(tmp / "b-tokens", f"admin {B_TOKEN}\n")
-    os.chmod(tokens, 0o600)
-    os.makedirs(tmp / "b")
-    port_file = str(tmp / "b-port")
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
-    b = subprocess.Popen(
-        [BIN, "server", "--data", str(tmp / "b"), "--listen", "127.0.0.1:0",
-         "--port-file", port_file, "--tokens", tokens,
-         "--tls-cert", f"{d}/b-server.pem", "--tls-key", f"{d}/b-server.key",
-         "--client-ca", f"{d}/caA.pem"],
-        stdout=open(tmp / "b.log", "w"), stderr=subprocess.STDOUT, env=env,
-        start_new_session=True)
+    b, b_url = start_site_b(tmp, d, B_TOKEN)
     a = Cluster(tmp / "a")
     try:
-        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
-                 what="B's port")
-        b_url = f"https://127.0.0.1:{open(port_file).read().strip()}"
         a.start()
         a.cli("remote", "add", "b", "--url", b_url, "--ca", f"{d}/caB.pem",
               "--cert", f"{d}/a-client.pem", "--key", f"{d}/a-client.key")
         yield a, b_url, d, tmp
     finally:
         a.stop()
-        if b.poll() is None:
-            b.terminate()
-            b.wait(30)
-        assert b.returncode in (0, -15), open(tmp / "b.log").read()[-3000:]
+        stop_site_b(b, tmp)
 
 
 def b_api(b_url, d, method, path, body=None, cert=None):

@@ -43,13 +43,10 @@ def make_pki(d):
         os.chmod(os.path.join(d, f"{name}.key"), 0o600)
 
 
-@pytest.fixture(scope="module")
-def sites(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("remotes")
-    d = str(tmp / "pki")
-    os.makedirs(d)
-    make_pki(d)
-    tokens = write(tmp / "b-tokens", "admin b-admin-4d1e\n")
+def start_site_b(tmp, d, token):
+    """Cluster B's server: HTTPS with caB's certificate, remote clusters
+    the clients caA signed; its admin token. Returns (process, url)."""
+    tokens = write(tmp / "b-tokens", f"admin {token}\n")
     os.chmod(tokens, 0o600)
     os.makedirs(tmp / "b")
     port_file = str(tmp / "b-port")
@@ -61,19 +58,32 @@ def sites(tmp_path_factory):
          "--client-ca", f"{d}/caA.pem"],
         stdout=open(tmp / "b.log", "w"), stderr=subprocess.STDOUT, env=env,
         start_new_session=True)
+    wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
+             what="B's port")
+    return b, f"https://127.0.0.1:{open(port_file).read().strip()}"
+
+
+def stop_site_b(b, tmp):
+    if b.poll() is None:
+        b.terminate()
+        b.wait(30)
+    assert b.returncode in (0, -15), open(tmp / "b.log").read()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("remotes")
+    d = str(tmp / "pki")
+    os.makedirs(d)
+    make_pki(d)
+    b, b_url = start_site_b(tmp, d, "b-admin-4d1e")
     a = Cluster(tmp / "a")
     try:
-        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
-                 what="B's port")
-        b_url = f"https://127.0.0.1:{open(port_file).read().strip()}"
         a.start_server()
         yield a, b, b_url, d, tmp
     finally:
         a.stop()
-        if b.poll() is None:
-            b.terminate()
-            b.wait(30)
-        assert b.returncode in (0, -15), open(tmp / "b.log").read()[-3000:]
+        stop_site_b(b, tmp)
 
 
 def curl(url, d, cert=None, token=None):

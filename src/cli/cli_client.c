@@ -2222,6 +2222,7 @@ static void print_event(const char *data)
 	after = json_string_value(json_object_get(e, "after"));
 	why = json_string_value(json_object_get(e, "why"));
 	svc = json_string_value(json_object_get(e, "service"));
+	/* Without a change of state, the reason is the whole line. */
 	printf("%s %-6lld %-10s %-12s %-6s %s: %s%s%s%s%s%s\n",
 	       json_string_value(json_object_get(e, "time")),
 	       (long long)json_integer_value(json_object_get(e, "id")),
@@ -2229,7 +2230,8 @@ static void print_event(const char *data)
 	       json_string_value(json_object_get(e, "kind")),
 	       json_string_value(json_object_get(e, "object")),
 	       before ? before : "", before ? " -> " : "", after ? after : "",
-	       why ? " (" : "", why ? why : "", why ? ")" : "");
+	       why && (before || after) ? " (" : "", why ? why : "",
+	       why && (before || after) ? ")" : "");
 	json_decref(e);
 }
 

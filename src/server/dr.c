@@ -334,6 +334,9 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 	}
 	/* The standby must be able to start it: it loads here. */
 	cand->text = hf_xstrdup(text);
+	if (json_is_string(json_object_get(cfg, "file")))
+		cand->file = hf_xstrdup(
+		    json_string_value(json_object_get(cfg, "file")));
 	json_to_kv(json_object_get(cfg, "options"), &cand->options);
 	json_to_kv(json_object_get(cfg, "templates"), &cand->templates);
 	json_to_kv(json_object_get(cfg, "counts"), &cand->counts);

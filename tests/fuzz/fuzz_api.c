@@ -3,7 +3,8 @@
  * requests (paths, query strings, JSON bodies), without sockets: requests
  * go through hf_http_dispatch() into a server state backed by an in-memory
  * store. Input: "<METHOD> <target>\n<body>", sent as JSON with the admin
- * token (the agents' sync with the credential of the node its body names).
+ * token (the agents' sync with the credential of the node its body names,
+ * /v1/dr/... as a remote cluster's client certificate).
  * Every answer must be a status the API documents, with a JSON body for
  * errors; nothing may crash or leak.
  */
@@ -84,10 +85,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	raw.body = nl ? nl + 1 : NULL;
 	raw.body_len = nl ? size - (size_t)(nl + 1 - text) : 0;
 	raw.content_type = "application/json";
-	/* The agents' sync goes as the node its body names, the rest as admin. */
-	raw.authorization = strncmp(raw.target, "/v1/agent/sync", 14) == 0
-				    ? "Bearer " NODE
-				    : "Bearer " ADMIN;
+	/*
+	 * The agents' sync goes as the node its body names, a remote
+	 * cluster's routes with a client certificate, the rest as admin.
+	 */
+	if (strncmp(raw.target, "/v1/dr/", 7) == 0)
+		raw.peer_cn = "fuzz-remote";
+	else
+		raw.authorization =
+		    strncmp(raw.target, "/v1/agent/sync", 14) == 0
+			? "Bearer " NODE
+			: "Bearer " ADMIN;
 	free(body_node);
 	body_node = NULL;
 	if (raw.body_len) {

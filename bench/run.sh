@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim|volumes|replicated] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim|volumes|replicated|autoscale] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -60,6 +60,20 @@
 #            then failover with --node-timeout 5 after a node kill, 10
 #            trials with 1 GiB and BENCH_TRIALS_10G (10) with 10 GiB in
 #            the volume                                     (~40-60 min)
+#   autoscale  (not in all: ~7-9 min) bench/autoscale.py: react, the time
+#            from a command metric (`cat FILE`) crossing up.above to the
+#            new instance RUNNING and ready, with interval 1s (10 trials)
+#            and 15s (5), each against `holdfast pod scale POD 2` of the
+#            same pod type without a policy (interleaved; p50/p90/max and
+#            the ratios); then pipeline, examples/pipeline.yml with the
+#            talk's rule (every 15 s, +1 above a lag of 500, -1 below 100,
+#            1 to 10; down cooldown 15 s), WORK_MS=20, producer 300/s for
+#            45000 messages (BENCH_AGENT_CPUS=N: the node offers N cpus):
+#            lag and consumer count each second until the count is back
+#            at 1, every message stored exactly once, as
+#            JSON, CSV and a PNG (gnuplot; Debian's gnuplot-nox, installed
+#            with apt-get when missing): $out/autoscale-pipeline.png
+#            (docs/img/autoscale-pipeline.png is a copy of one)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and
@@ -80,7 +94,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim | volumes | replicated) what=$1 ;;
+	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim | volumes | replicated | autoscale) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '/^set -eu/q;2,$p' "$0"; exit 0 ;;
@@ -218,6 +232,24 @@ case $what in replicated)
 	[ "$quick" = 1 ] ||
 		run failover-10g 7200 "$py" "$here/volumes_fio.py" failover --gb 10 \
 			--trials "${BENCH_TRIALS_10G:-10}" --out "$out/failover-10g.json" ;;
+esac
+case $what in autoscale)
+	if [ "$quick" = 1 ]; then
+		set -- --trials-1s 3 --trials-15s 1
+	else
+		set -- --trials-1s 10 --trials-15s 5
+	fi
+	run autoscale-react 900 "$py" "$here/autoscale.py" react "$@" --out "$out/autoscale-react.json"
+	if [ "$quick" = 1 ]; then
+		set -- --rate 150 --total 3000 --interval 2s --up-cooldown 2s --down-cooldown 3s --max 4
+	else
+		set -- --rate 300 --total 45000 --interval 15s --up-cooldown 15s --down-cooldown 15s --max 10
+	fi
+	# BENCH_AGENT_CPUS=N: the cpus the node offers (default: detected).
+	[ -z "${BENCH_AGENT_CPUS:-}" ] || set -- "$@" --agent-cpus "$BENCH_AGENT_CPUS"
+	run autoscale-pipeline 1200 "$py" "$here/autoscale.py" pipeline "$@" --work-ms 20 \
+		--out "$out/autoscale-pipeline.json" --csv "$out/autoscale-pipeline.csv" \
+		--plot "$out/autoscale-pipeline.png" ;;
 esac
 case $what in all | cluster)
 	run cluster 3600 "$py" "$here/cluster.py" --agents "$agents" --instances "$instances" \

@@ -202,6 +202,27 @@ def main():
                          f"{on['server_hwm_kb'] // 1024} MB", f"{off['server_hwm_kb'] // 1024} MB",
                          f"{on['server_hwm_kb'] / off['server_hwm_kb']:.2f}x",
                          f"{on['server_rss_before_kb'] // 1024} MB with the agents only"))
+    ar = load(d, "autoscale-react")
+    for interval, r in sorted((ar or {}).get("intervals", {}).items(), key=lambda x: float(x[0][:-1])):
+        def q(s):
+            return " / ".join(f"{s[k]:.2f}" for k in ("p50", "p90", "max")) + " s"
+        label = f"autoscale, interval {interval} ({r['trials']} trials)"
+        rows.append((label, "metric over up.above → new instance RUNNING and ready, p50 / p90 / max, "
+                     "vs. `pod scale` → ready", q(r["total_s"]), q(r["manual_ready_s"]),
+                     " / ".join(f"{r['ratio_total'][k]:.1f}" for k in ("p50", "p90", "max")) + "×",
+                     f"evaluation wait {q(r['eval_wait_s'])}; scale event → ready "
+                     f"{q(r['act_to_ready_s'])}"))
+    ap = load(d, "autoscale-pipeline")
+    if ap:
+        ck = ap["check"]
+        rows.append((f"autoscale pipeline ({ap['rate']:g}/s × {ap['total']}, every "
+                     f"{ap['options']['INTERVAL']})",
+                     "peak lag; max consumers; back to 1 consumer and lag 0",
+                     f"{ap['peak_lag']['lag']} at {ap['peak_lag']['t']:.0f} s; {ap['max_count']}; "
+                     f"{ap['end_s']:.0f} s", "", "",
+                     f"producer done at {ap['produced_at_s']:.0f} s; {ap['ups']} up, "
+                     f"{ap['downs']} down; {ck['rows']} rows, {ck['distinct_seq']} distinct, "
+                     f"pending {ck['group_pending']}: {'OK' if ck['ok'] else 'FAILED'}"))
     if md:
         print("| benchmark | metric | holdfast | baseline | ratio | spread / notes |")
         print("|---|---|---|---|---|---|")

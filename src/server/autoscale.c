@@ -72,6 +72,7 @@ struct job {
 	char *svc, *pod, *fp, *cfg;
 	struct hf_spec_autoscale *a; /* the target spec's (a copy) */
 	int64_t count;
+	int64_t started;  /* unix ms: when the evaluation was due and began */
 	char *unsettled; /* why the last change is not done; NULL: done */
 	bool unplaceable; /* ... only because no node has room for more */
 	char *exec_api, *exec_key, *exec_task; /* COMMAND */
@@ -526,6 +527,7 @@ static void collect(struct hf_srv *s, struct jobs *jobs)
 			j->cfg = hf_xstrdup(cfg->id);
 			j->a = policy_copy(sp->autoscale);
 			j->count = sp->count;
+			j->started = hf_now_ms();
 			j->unsettled = unsettled(svc, sp->name, sp->count,
 						 &j->unplaceable);
 			sources(s, svc, j);
@@ -840,7 +842,8 @@ static void act(struct hf_srv *s, struct pol *p, const struct job *j,
 				       (long long)to, rule);
 
 		set_str(&p->decision, hf_xstrdup(w));
-		p->decided_at = p->last_action = hf_now_ms();
+		p->decided_at = hf_now_ms();
+		p->last_action = j->started;
 		p->up_run = p->down_run = p->err_run = 0;
 		free(p->held);
 		p->held = NULL;
@@ -875,7 +878,12 @@ static void act(struct hf_srv *s, struct pol *p, const struct job *j,
 						   (long long)j->count,
 						   (long long)to, rule));
 		hf_log("service %s: %s", j->svc, why);
-		p->last_action = p->decided_at;
+		/*
+		 * A change counts from the evaluation that decided it, as
+		 * the cooldowns are checked at evaluations: a cooldown equal
+		 * to the interval then lets the very next one act.
+		 */
+		p->last_action = j->started;
 		p->up_run = p->down_run = p->err_run = 0;
 		if (to > j->count)
 			p->ups++;
@@ -901,7 +909,7 @@ static void evaluate(struct hf_srv *s, const struct job *j)
 	double v = 0;
 	char *why = NULL, *msg = NULL, key[64];
 	int rc = sample(j, &v, &why);
-	int64_t now = hf_now_ms();
+	int64_t now = j->started;
 	struct hf_as_want w;
 	struct pol *p;
 

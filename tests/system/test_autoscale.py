@@ -130,9 +130,11 @@ def test_count_rises_to_max_holds_in_band_and_falls_to_min(cluster, tmp_path):
              what="the count at max")
     ups = scalings(c, "rise")
     assert [(b, a) for _, b, a in ups] == [(1, 2), (2, 3)], ups
-    # The up cooldown (1 s) between the two steps, and the second waited
-    # for worker-1 to be ready.
-    assert ups[1][0] - ups[0][0] >= 0.95, ups
+    # The up cooldown (1 s) between the two steps (counted between the
+    # evaluations that decided them: the events come once each change is
+    # stored, a few tens of ms later), and the second waited for worker-1
+    # to be ready. Without the cooldown they would be 0.2 s apart.
+    assert ups[1][0] - ups[0][0] >= 0.8, ups
     # At max with the value high: it holds, and says so once.
     time.sleep(1.5)
     assert count(c, "rise") == 3
@@ -150,7 +152,7 @@ def test_count_rises_to_max_holds_in_band_and_falls_to_min(cluster, tmp_path):
              what="the count back at min")
     downs = scalings(c, "rise")[2:]
     assert [(b, a) for _, b, a in downs] == [(3, 2), (2, 1)], downs
-    assert downs[1][0] - downs[0][0] >= 1.95, downs
+    assert downs[1][0] - downs[0][0] >= 1.8, downs
     assert downs[0][0] >= t_low - 0.5
     # The changes went through the service's configuration, as pod scale's do.
     whys = [e["why"] for e in events(c, "rise") if e["kind"] == "service" and e["who"] == "autoscaler"]

@@ -183,23 +183,14 @@ void hf_creds_list_handler(void *ctx, const struct hf_http_req *req,
 			   struct hf_http_resp *resp)
 {
 	struct hf_srv *s = ctx;
-	json_t *all = NULL, *out = json_array(), *e;
-	size_t i;
-	int rc;
+	json_t *out = NULL;
+	int rc = hf_state_list_shown(s, "/credentials/", public_form, &out);
 
-	hf_state_lock(s);
-	rc = hf_state_list_records(s, "/credentials/", &all);
-	hf_state_unlock(s);
-	if (rc) {
-		json_decref(all);
-		json_decref(out);
+	(void)req;
+	if (rc)
 		hf_http_error(resp, rc, "the store cannot be read");
-		return;
-	}
-	json_array_foreach(all, i, e)
-		json_array_append_new(out, public_form(e));
-	json_decref(all);
-	hf_http_json(resp, 200, json_pack("{s:o}", "credentials", out));
+	else
+		hf_http_json(resp, 200, json_pack("{s:o}", "credentials", out));
 }
 
 void hf_creds_create_handler(void *ctx, const struct hf_http_req *req,

@@ -653,21 +653,28 @@ static int new_record(struct hf_srv *s, const char *key, json_t *rec,
 	return 0;
 }
 
-/* The record at key deleted (lock held); HF_ENOTFOUND with missing_why. */
+/*
+ * The record at key deleted (lock held); HF_ENOTFOUND with missing_why.
+ * *was (may be NULL) gets what it held.
+ */
 static int drop_record(struct hf_srv *s, const char *key,
-		       const char *missing_why, struct hf_ops_err *err)
+		       const char *missing_why, json_t **was,
+		       struct hf_ops_err *err)
 {
 	json_t *old = NULL;
 	int rc = hf_state_get_record(s, key, &old);
 
-	json_decref(old);
 	if (rc == HF_ENOTFOUND)
-		return fail(err, rc, "%s", missing_why);
-	if (rc)
-		return fail(err, rc, "the store cannot be read");
-	if ((rc = hf_state_delete_record(s, key)))
-		return fail(err, rc, "the store cannot be written");
-	return 0;
+		rc = fail(err, rc, "%s", missing_why);
+	else if (rc)
+		rc = fail(err, rc, "the store cannot be read");
+	else if ((rc = hf_state_delete_record(s, key)))
+		rc = fail(err, rc, "the store cannot be written");
+	if (!rc && was)
+		*was = old;
+	else
+		json_decref(old);
+	return rc;
 }
 
 int hf_ops_credential_create(struct hf_srv *s, const char *name, json_t *rec,
@@ -752,7 +759,7 @@ int hf_ops_remote_remove(struct hf_srv *s, const char *name,
 	int rc = enter(s, err);
 
 	if (!rc) {
-		rc = drop_record(s, key, why, err);
+		rc = drop_record(s, key, why, NULL, err);
 		if (!rc)
 			hf_event(s, "operator", NULL, "remote", name, NULL,
 				 "removed", NULL);
@@ -817,33 +824,29 @@ int hf_ops_dr_disable(struct hf_srv *s, const char *name, char **remote,
 		      struct hf_ops_err *err)
 {
 	char *key = hf_state_key("/dr/%s", name, NULL);
+	char *why = hf_xasprintf("service '%s' is not replicated to a remote "
+				 "cluster",
+				 name);
 	json_t *old = NULL;
 	int rc = enter(s, err);
 
 	*remote = NULL;
-	if (rc) {
-		free(key);
-		return rc;
-	}
-	rc = hf_state_get_record(s, key, &old);
-	if (rc == HF_ENOTFOUND)
-		rc = fail(err, rc, "service '%s' is not replicated to a remote "
-				   "cluster",
-			  name);
-	else if (rc)
-		rc = fail(err, rc, "the store cannot be read");
-	else if ((rc = hf_state_delete_record(s, key)))
-		rc = fail(err, rc, "the store cannot be written");
-	else {
-		const char *to = json_string_value(json_object_get(old, "to"));
+	if (!rc) {
+		rc = drop_record(s, key, why, &old, err);
+		if (!rc) {
+			const char *to =
+			    json_string_value(json_object_get(old, "to"));
 
-		*remote = to ? hf_xstrdup(to) : NULL;
-		hf_event(s, "operator", name, "dr", name, "primary", "none",
-			 to);
+			*remote = to ? hf_xstrdup(to) : NULL;
+			hf_event(s, "operator", name, "dr", name, "primary",
+				 "none", to);
+		}
+		rc = leave(s, rc, err);
 	}
 	json_decref(old);
+	free(why);
 	free(key);
-	return leave(s, rc, err);
+	return rc;
 }
 
 int hf_ops_standby_put(struct hf_srv *s, const char *name, json_t *rec,

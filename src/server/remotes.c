@@ -155,24 +155,14 @@ void hf_remotes_list_handler(void *ctx, const struct hf_http_req *req,
 			     struct hf_http_resp *resp)
 {
 	struct hf_srv *s = ctx;
-	json_t *all = NULL, *out = json_array(), *e;
-	size_t i;
-	int rc;
+	json_t *out = NULL;
+	int rc = hf_state_list_shown(s, "/remotes/", public_form, &out);
 
 	(void)req;
-	hf_state_lock(s);
-	rc = hf_state_list_records(s, "/remotes/", &all);
-	hf_state_unlock(s);
-	if (rc) {
-		json_decref(all);
-		json_decref(out);
+	if (rc)
 		hf_http_error(resp, rc, "the store cannot be read");
-		return;
-	}
-	json_array_foreach(all, i, e)
-		json_array_append_new(out, public_form(e));
-	json_decref(all);
-	hf_http_json(resp, 200, json_pack("{s:o}", "remotes", out));
+	else
+		hf_http_json(resp, 200, json_pack("{s:o}", "remotes", out));
 }
 
 void hf_remotes_get_handler(void *ctx, const struct hf_http_req *req,

@@ -600,6 +600,26 @@ int hf_state_list_records(struct hf_srv *s, const char *prefix, json_t **out)
 	return rc ? HF_EUNAVAIL : 0;
 }
 
+int hf_state_list_shown(struct hf_srv *s, const char *prefix,
+			json_t *(*show)(const json_t *rec), json_t **out)
+{
+	json_t *all = NULL, *e;
+	size_t i;
+	int rc;
+
+	hf_state_lock(s);
+	rc = hf_state_list_records(s, prefix, &all);
+	hf_state_unlock(s);
+	*out = NULL;
+	if (!rc) {
+		*out = json_array();
+		json_array_foreach(all, i, e)
+			json_array_append_new(*out, show(e));
+	}
+	json_decref(all);
+	return rc;
+}
+
 void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v)
 {
 	delete_key(s, hf_state_key(HF_CODEC_XVOL_PREFIX "%s", v->name, NULL));

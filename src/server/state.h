@@ -316,6 +316,13 @@ int hf_state_delete_record(struct hf_srv *s, const char *key);
 int hf_state_get_record(struct hf_srv *s, const char *key, json_t **out);
 int hf_state_list_records(struct hf_srv *s, const char *prefix,
 			  json_t **out);
+/*
+ * The records under prefix as show() makes each (a new reference: what
+ * an API answer may hold), in *out. Takes the lock itself. 0 or
+ * HF_EUNAVAIL (*out NULL).
+ */
+int hf_state_list_shown(struct hf_srv *s, const char *prefix,
+			json_t *(*show)(const json_t *rec), json_t **out);
 /* Writes the cluster's record: s->cluster_id, created at created (ms). */
 void hf_state_save_cluster(struct hf_srv *s, int64_t created);
 /*

@@ -32,7 +32,7 @@ OPT     ?= -O2 -g
 # holdfast-volume's own sources link libfuse3, which holdfast does not.
 VOLUME_MAIN_SRCS := src/volume/main.c src/volume/attach.c src/volume/serve.c \
                     src/volume/remote.c src/volume/status.c src/volume/snaptool.c src/volume/s3cmd.c \
-                    src/volume/backup.c
+                    src/volume/backup.c src/volume/ship.c src/volume/tls.c
 LIBSRCS := $(filter-out src/shim/main.c $(VOLUME_MAIN_SRCS),$(sort $(wildcard src/*/*.c)))
 SRCS    := $(LIBSRCS) src/main.c
 
@@ -51,7 +51,7 @@ SHIM_SRCS := src/shim/main.c src/shim/shim.c src/shim/launch.c \
 VOLUME_SRCS := $(VOLUME_MAIN_SRCS) \
                $(patsubst %,src/volume/%.c,volume wire meta bitmap conn replica serveconf ticket crypt snap s3 s3codec) \
                $(patsubst %,src/common/%.c,clock crc32c err fs log rng spawn util)
-VOLUME_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3) -ljansson -lcurl -lcrypto -lz -lpthread
+VOLUME_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3) -ljansson -lcurl -lssl -lcrypto -lz -lpthread
 VOLUME_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)
 
 BUILD      := build

@@ -16,6 +16,8 @@ struct timespec;
 
 /* Wall clock: milliseconds since the Unix epoch. */
 int64_t hf_now_ms(void);
+/* Wall clock in nanoseconds, for times another site compares. */
+int64_t hf_now_ns(void);
 /* Monotonic clock in milliseconds (an arbitrary origin). */
 int64_t hf_mono_ms(void);
 /* Monotonic clock in nanoseconds, for durations finer than a millisecond. */

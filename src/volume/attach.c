@@ -37,6 +37,7 @@
 #include "volume/remote.h"
 #include "volume/replica.h"
 #include "volume/crypt.h"
+#include "volume/ship.h"
 #include "volume/snap.h"
 #include "volume/ticket.h"
 
@@ -210,6 +211,10 @@ struct vol {
 	 */
 	json_t *snap_want, *snap_done;
 	pthread_mutex_t snap_mu; /* snap_done: publish reads it anywhere */
+	/* "dr": the disaster-recovery stream (ship.h), or NULL. */
+	struct hf_ship *ship;
+	int dr_drain_ms;
+	json_t *dr_last;         /* its last status, once it ended */
 	int loopfd;
 	char dev[32];
 	char identity[LO_NAME_SIZE];
@@ -378,6 +383,10 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 			json_decref(drop);
 		}
 	}
+	if (v->ship)
+		json_object_set_new(o, "dr", hf_ship_status(v->ship));
+	else if (v->dr_last)
+		json_object_set(o, "dr", v->dr_last);
 	hf_vol_status_write(v->dir, o, msg ? msg : sticky);
 	free(sticky);
 }
@@ -624,12 +633,107 @@ bad:
 			 "\"restore\"}", path);
 }
 
+static int local_read(struct vol *v, uint8_t *dst, uint64_t off, size_t len);
+static int remote_read(struct vol *v, uint8_t *dst, uint64_t off,
+		       uint32_t len);
+
+/* The DR copy's reads: the bytes as the replicas hold them. */
+static int ship_read(void *arg, uint8_t *dst, uint64_t off, size_t len)
+{
+	struct vol *v = arg;
+
+	return v->rfd >= 0 ? local_read(v, dst, off, len)
+			   : remote_read(v, dst, off, (uint32_t)len);
+}
+
+/*
+ * "dr": {"address", "port", "replica", "tls_ca", "tls_cert", "tls_key",
+ * "journal", "journal_size", "when_full", "drain_ms"}: the stream to a
+ * standby replica on another site (ship.h). The standby holds the same
+ * volume (id and key): the attachment's ticket opens it too.
+ */
+static int load_dr(struct vol *v, json_t *d, const char *path, int64_t size)
+{
+	static const char *const keys[] = {
+	    "address", "port", "replica", "tls_ca", "tls_cert", "tls_key",
+	    "journal", "journal_size", "when_full", "drain_ms"};
+	static const char *const strs[] = {"address", "replica", "tls_ca",
+					   "tls_cert", "tls_key", "journal"};
+	struct hf_ship_config c;
+	const char *k, *wf;
+	json_t *val;
+	char err[512];
+
+	if (!json_is_object(d))
+		return failed(v, "%s: \"dr\" must be an object", path);
+	json_object_foreach(d, k, val) {
+		bool known = false;
+
+		for (size_t i = 0; i < HF_ARRAY_LEN(keys); i++)
+			known = known || strcmp(k, keys[i]) == 0;
+		if (!known)
+			return failed(v, "%s: \"dr\": unknown key \"%s\"",
+				      path, k);
+	}
+	for (size_t i = 0; i < HF_ARRAY_LEN(strs); i++)
+		if (!json_is_string(json_object_get(d, strs[i])) ||
+		    !*json_string_value(json_object_get(d, strs[i])))
+			return failed(v, "%s: \"dr\": \"%s\" is needed (a "
+					 "string)", path, strs[i]);
+	if (!v->have_ticket)
+		return failed(v, "%s: \"dr\" needs \"node\" and the "
+				 "attachment's ticket (or key)", path);
+	memset(&c, 0, sizeof(c));
+	c.address = (char *)json_string_value(json_object_get(d, "address"));
+	c.replica = (char *)json_string_value(json_object_get(d, "replica"));
+	c.ca = (char *)json_string_value(json_object_get(d, "tls_ca"));
+	c.cert = (char *)json_string_value(json_object_get(d, "tls_cert"));
+	c.key = (char *)json_string_value(json_object_get(d, "tls_key"));
+	c.journal = (char *)json_string_value(json_object_get(d, "journal"));
+	c.node = v->node;
+	memcpy(c.ticket, v->ticket, sizeof(c.ticket));
+	val = json_object_get(d, "port");
+	if (!json_is_integer(val) || json_integer_value(val) < 1 ||
+	    json_integer_value(val) > 65535)
+		return failed(v, "%s: \"dr\": \"port\" must be 1-65535",
+			      path);
+	c.port = (int)json_integer_value(val);
+	if (!id_ok(c.replica))
+		return failed(v, "%s: \"dr\": \"replica\" must be 1-64 "
+				 "letters, digits, '-' or '_'", path);
+	val = json_object_get(d, "journal_size");
+	c.journal_size = val ? json_integer_value(val) : 256LL << 20;
+	if ((val && !json_is_integer(val)) ||
+	    c.journal_size < HF_SHIP_JOURNAL_MIN || c.journal_size % 4096)
+		return failed(v, "%s: \"dr\": \"journal_size\" must be a "
+				 "multiple of 4096 of at least %lld bytes",
+			      path, HF_SHIP_JOURNAL_MIN);
+	val = json_object_get(d, "when_full");
+	wf = val ? json_string_value(val) : "block";
+	if (!wf || (strcmp(wf, "block") && strcmp(wf, "resync")))
+		return failed(v, "%s: \"dr\": \"when_full\" must be "
+				 "\"block\" or \"resync\"", path);
+	c.block = !strcmp(wf, "block");
+	val = json_object_get(d, "drain_ms");
+	v->dr_drain_ms = val ? (int)json_integer_value(val) : 5000;
+	if ((val && !json_is_integer(val)) || json_integer_value(val) < 0 ||
+	    json_integer_value(val) > 3600000)
+		return failed(v, "%s: \"dr\": \"drain_ms\" must be "
+				 "0-3600000", path);
+	v->ship = hf_ship_open(&c, v->id, (uint64_t)v->epoch, (uint64_t)size,
+			       ship_read, v, err, sizeof(err));
+	if (!v->ship)
+		return failed(v, "%s: \"dr\": %s", path, err);
+	return 0;
+}
+
 static int load(struct vol *v)
 {
 	static const char *const keys[] = {
 	    "volume", "id",  "epoch", "size",    "replica", "format", "uid",
 	    "gid",    "node", "key",  "ticket", "remotes", "fence",
-	    "isr_wait_ms", "resync_rate", "encryption_key", "snapshots", "fs"};
+	    "isr_wait_ms", "resync_rate", "encryption_key", "snapshots", "fs",
+	    "dr"};
 	char *path = hf_xasprintf("%s/attach.json", v->dir);
 	json_error_t je;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -687,6 +791,9 @@ static int load(struct vol *v)
 	v->replica = json_is_string(val) ? hf_xstrdup(json_string_value(val))
 					 : NULL;
 	if (load_remotes(v, o, path))
+		goto out;
+	if ((val = json_object_get(o, "dr")) && !json_is_null(val) &&
+	    load_dr(v, val, path, v->size))
 		goto out;
 	val = json_object_get(o, "isr_wait_ms");
 	if (val && (!json_is_integer(val) || json_integer_value(val) < 0 ||
@@ -2563,6 +2670,9 @@ static void op_write_remote(fuse_req_t req, struct vol *v,
 		f.data_len = (uint32_t)len;
 		if (!(e = al_enter(v, (uint64_t)off, len))) {
 			e = fan_out(v, &f, local_write, &w);
+			/* In the stream before the answer: in causal order. */
+			if (!e && v->ship)
+				hf_ship_write(v->ship, (uint64_t)off, data, len);
 			al_leave(v, (uint64_t)off, len);
 		}
 	}
@@ -2587,7 +2697,7 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off);
 static bool replicated(struct vol *v)
 {
 	return __atomic_load_n(&v->nremotes, __ATOMIC_ACQUIRE) ||
-	       __atomic_load_n(&v->nmissed, __ATOMIC_ACQUIRE);
+	       __atomic_load_n(&v->nmissed, __ATOMIC_ACQUIRE) || v->ship;
 }
 
 /*
@@ -2685,6 +2795,10 @@ static int local_flush(struct vol *v, void *arg)
 {
 	int e = v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
 	int me = miss_sync(v);
+
+	/* The DR journal's records too (a failure there holds no flush). */
+	if (v->ship)
+		hf_ship_flush(v->ship);
 
 	if (e == ENOSPC || me == ENOSPC)
 		no_space(v);
@@ -2785,6 +2899,8 @@ static int trim_part(struct vol *v, int mode, uint64_t off, uint64_t len,
 	} else {
 		e = fan_out(v, &f, local_trim, &t);
 	}
+	if (!e && v->ship)
+		hf_ship_trim(v->ship, off, len);
 	al_leave(v, off, len);
 	return e;
 }
@@ -3466,6 +3582,20 @@ static int detach(struct vol *v, sigset_t *mask)
 		stop_fuse(v);
 		return -1;
 	}
+	if (v->ship) {
+		bool all;
+
+		publish(v, "ready", "detaching: sending what the DR journal "
+				    "holds to the standby");
+		all = hf_ship_drain(v->ship, v->dr_drain_ms);
+		v->dr_last = hf_ship_status(v->ship);
+		hf_ship_close(v->ship);
+		v->ship = NULL;
+		hf_log("detach: the DR standby %s", all ? "has every write"
+							: "still lacks writes "
+							  "(the journal keeps "
+							  "them)");
+	}
 	/*
 	 * Nothing unflushed anywhere now: a record without extents, so the
 	 * next attach has none to copy (it is no error when one fails).
@@ -3747,6 +3877,8 @@ static void grow(struct vol *v)
 			return;
 		}
 		__atomic_store_n(&v->size, to, __ATOMIC_RELEASE);
+		if (v->ship)
+			hf_ship_grow(v->ship, (uint64_t)to);
 		/*
 		 * The missed-region bitmaps cover the new size (nothing past
 		 * the old end is written until the device grows, below); one
@@ -3915,6 +4047,8 @@ int hf_volume_attach_main(const char *dir)
 		grow_fs_offline(&v); /* an XFS grows online only */
 	start_resyncs(&v);
 	start_keepalive(&v);
+	if (v.ship)
+		hf_ship_start(v.ship);
 	publish(&v, "ready", NULL);
 	hf_log("volume %s (%s, epoch %lld) attached at %s, %s local replica "
 	       "and %zu remote", v.volume, v.id, (long long)v.epoch, v.dev,
@@ -3932,7 +4066,8 @@ int hf_volume_attach_main(const char *dir)
 			reload_isr(&v);
 			if (snap_work(&v, false))
 				publish(&v, "ready", v.grow_msg);
-		} else if (sig < 0 && werr == EAGAIN && io_changed(&v))
+		} else if (sig < 0 && werr == EAGAIN &&
+			   (io_changed(&v) || v.ship))
 			publish(&v, "ready", v.grow_msg);
 		if (v.grow_to > v.size || v.fs_grow)
 			grow(&v);
@@ -3954,6 +4089,8 @@ out:
 	}
 	stop_fuse(&v);
 	stop_resyncs(&v);
+	hf_ship_close(v.ship);
+	json_decref(v.dr_last);
 	close_remotes(&v, false);
 	while (v.pool.nfree)
 		free(v.pool.free[--v.pool.nfree]);

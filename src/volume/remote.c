@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "volume/remote.h"
+#include "volume/tls.h"
 
 HF_PRINTF(3, 4)
 static int fail(char *err, size_t n, const char *fmt, ...)
@@ -93,6 +94,15 @@ out:
 	freeaddrinfo(ai);
 	if (rc && fd >= 0)
 		close(fd);
+	if (!rc && r->tls) {
+		char why[HF_VOL_ERR_MAX];
+
+		fd = hf_vtls_wrap(r->tls, false, fd, HF_REMOTE_TIMEOUT_MS,
+				  NULL, 0, why, sizeof(why));
+		if (fd < 0)
+			return fail(err, n, "%s port %d: %s", r->address,
+				    r->port, why);
+	}
 	return rc ? -1 : fd;
 }
 
@@ -215,6 +225,10 @@ static void dispatch(struct hf_remote *r, const struct hf_volw_frame *f)
 	} else {
 		if (q->dst)
 			memcpy(q->dst, f->data, q->dst_len);
+		if (f->type == HF_VOLW_MARK_OK) {
+			q->mark[0] = f->u.mark.seq;
+			q->mark[1] = f->u.mark.time_ns;
+		}
 		q->done = true;
 		q->err = 0;
 		r->last_answer_ms = hf_mono_ms();

@@ -31,6 +31,7 @@ struct hf_remote_req {
 	enum hf_volw_type answer; /* the answer wanted */
 	uint8_t *dst;             /* READ: where READ_DATA's bytes go */
 	size_t dst_len;
+	uint64_t mark[2];         /* MARK_OK's seq and time */
 	bool done;
 	int err;                  /* 0, or an errno */
 	struct hf_remote_req *next;
@@ -39,6 +40,11 @@ struct hf_remote_req {
 struct hf_remote {
 	char *address, *replica, *node;
 	int port;
+	/*
+	 * Set before hf_remote_connect for a link to another site: the
+	 * connection is TLS with this context (tls.h; not owned).
+	 */
+	struct ssl_ctx_st *tls;
 	int fd;
 	uint64_t epoch;
 	pthread_mutex_t send_mu; /* one frame at a time on fd */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/util.h"
@@ -323,5 +324,55 @@ int hf_replica_store_al(struct hf_replica *r, struct hf_vol_al *a)
 		}
 	}
 	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+int hf_replica_mark_get(struct hf_replica *r, uint64_t *seq,
+			uint64_t *time_ns)
+{
+	char *path = hf_xasprintf("%s/mark", r->dir);
+	uint8_t b[20];
+	uint32_t crc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+
+	free(path);
+	*seq = *time_ns = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (pread(fd, b, sizeof(b), 0) == (ssize_t)sizeof(b)) {
+		memcpy(&crc, b + 16, 4);
+		if (crc == hf_crc32c(0, b, 16)) {
+			memcpy(seq, b, 8);
+			memcpy(time_ns, b + 8, 8);
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+int hf_replica_mark_put(struct hf_replica *r, uint64_t seq,
+			uint64_t time_ns)
+{
+	char *path;
+	uint8_t b[20];
+	uint32_t crc;
+	int fd, rc = 0;
+
+	if (fdatasync(r->fd) < 0)
+		return -errno;
+	memcpy(b, &seq, 8);
+	memcpy(b + 8, &time_ns, 8);
+	crc = hf_crc32c(0, b, 16);
+	memcpy(b + 16, &crc, 4);
+	path = hf_xasprintf("%s/mark", r->dir);
+	pthread_mutex_lock(&r->mu);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || pwrite(fd, b, sizeof(b), 0) != (ssize_t)sizeof(b) ||
+	    fdatasync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&r->mu);
+	free(path);
 	return rc;
 }

@@ -82,4 +82,17 @@ int hf_vol_al_store(int fd, const struct hf_vol_al *a);
  */
 int hf_replica_store_al(struct hf_replica *r, struct hf_vol_al *a);
 
+/*
+ * A disaster-recovery standby's mark (wire.h's MARK, ship.h): the last
+ * consistency point of the stream it applied, in DIR/mark (u64 seq, u64
+ * time in ns, u32 CRC-32C of the 16 bytes; little-endian on the hosts
+ * holdfast runs on). hf_replica_mark_put makes the data durable first,
+ * then the mark (written whole, then fdatasync'ed). get gives 0, 0 when
+ * there is none (or it does not check). Return 0 or -errno.
+ */
+int hf_replica_mark_get(struct hf_replica *r, uint64_t *seq,
+			uint64_t *time_ns);
+int hf_replica_mark_put(struct hf_replica *r, uint64_t seq,
+			uint64_t time_ns);
+
 #endif

@@ -33,6 +33,7 @@
 #include "volume/s3.h"
 #include "volume/status.h"
 #include "volume/ticket.h"
+#include "volume/tls.h"
 
 #define MAX_CONNS 256
 #define STOP_WAIT_MS 3000
@@ -42,6 +43,7 @@
 struct held {
 	struct hf_replica r;
 	int users;    /* connections bound to it (under server.mu) */
+	bool standby; /* another site's stream may write it (under mu) */
 };
 
 struct server {
@@ -62,6 +64,10 @@ struct server {
 	int lfd;
 	char address[64];
 	int bound_port;
+	/* The "dr" listener (serveconf.h): -1 and NULL without one. */
+	char *dr_host, *dr_port;
+	int dr_lfd, dr_bound_port;
+	SSL_CTX *dr_ctx;
 	pthread_mutex_t mu; /* conns, conn_held, nconns, stopping, set */
 	int conns[MAX_CONNS];
 	struct held *conn_held[MAX_CONNS]; /* the replica each one serves */
@@ -88,6 +94,8 @@ struct conn {
 	struct server *s;
 	int fd;
 	int slot;
+	bool remote;     /* from the "dr" listener: TLS, standbys only */
+	char peer[128];  /* then: its certificate's CN */
 };
 
 /* ---- status.json ------------------------------------------------------ */
@@ -129,6 +137,9 @@ static void publish(const struct server *s, const char *state,
 	json_object_set_new(o, "port", s->bound_port
 					       ? json_integer(s->bound_port)
 					       : json_null());
+	if (s->dr_bound_port)
+		json_object_set_new(o, "dr_port",
+				    json_integer(s->dr_bound_port));
 	hf_vol_status_write(s->dir, o, msg);
 }
 
@@ -187,6 +198,7 @@ static struct held *held_new(struct hf_serve_volume *v)
 	v->id = v->replica = v->name = NULL;
 	r->size = v->size;
 	memcpy(r->key, v->key, sizeof(r->key));
+	h->standby = v->standby;
 	return h;
 }
 
@@ -597,6 +609,17 @@ static int load(struct server *s)
 	s->host = c.host;
 	c.pool = c.host = NULL;
 	s->port = hf_xasprintf("%d", c.port);
+	if (c.dr_host) {
+		s->dr_host = c.dr_host;
+		c.dr_host = NULL;
+		s->dr_port = hf_xasprintf("%d", c.dr_port);
+		s->dr_ctx = hf_vtls_ctx(true, c.dr_ca, c.dr_cert, c.dr_key, err,
+					sizeof(err));
+		if (!s->dr_ctx) {
+			failed(s, "%s/serve.json: \"dr\": %s", s->dir, err);
+			goto out;
+		}
+	}
 	if (build_set(s, &c, true, &s->set, &s->nset, &msg))
 		goto out;
 	s->generation = 1;
@@ -639,10 +662,13 @@ static void reload(struct server *s)
 		goto out;
 	}
 	if (strcmp(c.pool, s->pool) || strcmp(c.host, s->host) ||
-	    c.port != atoi(s->port)) {
-		msg = hf_xasprintf("%s/serve.json: a new \"pool\" or \"listen\" "
-				   "takes a restart: not applied, the %zu "
-				   "replicas before it are still served",
+	    c.port != atoi(s->port) || !c.dr_host != !s->dr_host ||
+	    (c.dr_host && (strcmp(c.dr_host, s->dr_host) ||
+			   c.dr_port != atoi(s->dr_port)))) {
+		msg = hf_xasprintf("%s/serve.json: a new \"pool\", \"listen\" "
+				   "or \"dr\" takes a restart: not applied, "
+				   "the %zu replicas before it are still "
+				   "served",
 				   s->dir, s->nset);
 		goto out;
 	}
@@ -656,8 +682,11 @@ static void reload(struct server *s)
 			if (c.vols[k].id && c.vols[k].replica &&
 			    !strcmp(c.vols[k].id, set[i]->r.volume_id) &&
 			    !strcmp(c.vols[k].replica, set[i]->r.replica_id))
+			{
 				memcpy(set[i]->r.key, c.vols[k].key,
 				       sizeof(set[i]->r.key));
+				set[i]->standby = c.vols[k].standby;
+			}
 	}
 	for (size_t i = 0; i < nold; i++) {
 		if (in_set(set, n, old[i]))
@@ -714,7 +743,8 @@ out:
 	hf_serve_config_release(&c);
 }
 
-static int listen_on(struct server *s)
+static int listen_at(struct server *s, const char *host, const char *port,
+		     int *lfd, int *bound)
 {
 	struct addrinfo hints, *ai = NULL;
 	struct sockaddr_storage ss;
@@ -724,26 +754,34 @@ static int listen_on(struct server *s)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
 	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(s->host, s->port, &hints, &ai)))
-		return failed(s, "listen address %s: %s", s->host,
+	if ((rc = getaddrinfo(host, port, &hints, &ai)))
+		return failed(s, "listen address %s: %s", host,
 			      gai_strerror(rc));
-	s->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->lfd < 0 ||
-	    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(s->lfd, ai->ai_addr, ai->ai_addrlen) ||
-	    listen(s->lfd, 64) ||
-	    getsockname(s->lfd, (struct sockaddr *)&ss, &sl)) {
-		rc = failed(s, "cannot listen on %s port %s: %s", s->host,
-			    s->port, strerror(errno));
+	*lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*lfd < 0 ||
+	    setsockopt(*lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(*lfd, ai->ai_addr, ai->ai_addrlen) || listen(*lfd, 64) ||
+	    getsockname(*lfd, (struct sockaddr *)&ss, &sl)) {
+		rc = failed(s, "cannot listen on %s port %s: %s", host, port,
+			    strerror(errno));
 		freeaddrinfo(ai);
 		return rc;
 	}
 	freeaddrinfo(ai);
-	s->bound_port = ntohs(ss.ss_family == AF_INET6
-				      ? ((struct sockaddr_in6 *)&ss)->sin6_port
-				      : ((struct sockaddr_in *)&ss)->sin_port);
-	snprintf(s->address, sizeof(s->address), "%s", s->host);
+	*bound = ntohs(ss.ss_family == AF_INET6
+			       ? ((struct sockaddr_in6 *)&ss)->sin6_port
+			       : ((struct sockaddr_in *)&ss)->sin_port);
 	return 0;
+}
+
+static int listen_on(struct server *s)
+{
+	if (listen_at(s, s->host, s->port, &s->lfd, &s->bound_port))
+		return -1;
+	snprintf(s->address, sizeof(s->address), "%s", s->host);
+	return s->dr_host ? listen_at(s, s->dr_host, s->dr_port, &s->dr_lfd,
+				      &s->dr_bound_port)
+			  : 0;
 }
 
 /* ---- a connection ----------------------------------------------------- */
@@ -792,6 +830,7 @@ static struct hf_replica *hello(struct server *s, struct conn *c,
 	struct held *held;
 	uint64_t cur;
 	int fd = c->fd, rc;
+	bool standby = false;
 
 	pthread_mutex_lock(&s->mu);
 	held = find(s, h->volume_id, h->replica_id);
@@ -801,10 +840,21 @@ static struct hf_replica *hello(struct server *s, struct conn *c,
 		s->conn_held[c->slot] = held;
 		r = &held->r;
 		memcpy(key, r->key, sizeof(key));
+		standby = held->standby;
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (!r) {
 		send_error(fd, f, ENOENT, "no replica %s of volume %s here",
+			   h->replica_id, h->volume_id);
+		return NULL;
+	}
+	if (c->remote && !standby) {
+		hf_log("volume %s replica %s: HELLO over the DR listener from "
+		       "%s (node %s): refused, it is no standby",
+		       r->volume_id, r->replica_id, c->peer, h->node_id);
+		send_error(fd, f, EACCES,
+			   "replica %s of volume %s is no standby: another "
+			   "site may write standbys only",
 			   h->replica_id, h->volume_id);
 		return NULL;
 	}
@@ -990,6 +1040,7 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	case HF_VOLW_READ:
 	case HF_VOLW_SNAP:
 	case HF_VOLW_AL:
+	case HF_VOLW_MARK:
 		break;
 	default:
 		send_error(fd, f, EOPNOTSUPP, "%s is not served yet",
@@ -1010,7 +1061,7 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	 * touch the files it is about to use).
 	 */
 	if (!*snapsp && f->type != HF_VOLW_FLUSH && f->type != HF_VOLW_READ &&
-	    f->type != HF_VOLW_AL) {
+	    f->type != HF_VOLW_AL && f->type != HF_VOLW_MARK) {
 		char err[HF_VOL_ERR_MAX];
 
 		if (!(*snapsp = hf_snaps_open(r->dir, r->fd, err,
@@ -1051,6 +1102,15 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	case HF_VOLW_SNAP:
 		e = snap_request(r, snaps, &f->u.snap);
 		a.type = HF_VOLW_SNAP_OK;
+		break;
+	case HF_VOLW_MARK:
+		e = f->u.mark.seq ? -hf_replica_mark_put(r, f->u.mark.seq,
+							 f->u.mark.time_ns)
+				  : 0;
+		if (!e)
+			e = -hf_replica_mark_get(r, &a.u.mark.seq,
+						 &a.u.mark.time_ns);
+		a.type = HF_VOLW_MARK_OK;
 		break;
 	case HF_VOLW_AL:
 		e = store_al(r, f);
@@ -1096,6 +1156,19 @@ static void *conn_main(void *arg)
 	uint8_t *rbuf = NULL;
 	int rc;
 
+	if (c->remote) {
+		int pfd = hf_vtls_wrap(s->dr_ctx, true, c->fd, 5000, c->peer,
+				       sizeof(c->peer), err, sizeof(err));
+
+		pthread_mutex_lock(&s->mu);
+		c->fd = s->conns[c->slot] = pfd;
+		pthread_mutex_unlock(&s->mu);
+		if (pfd < 0) {
+			hf_log("a connection to the DR listener: %s", err);
+			goto end;
+		}
+		hf_log("a DR connection from %s", c->peer[0] ? c->peer : "?");
+	}
 	hf_volc_rx_init(&rx);
 	for (;;) {
 		rc = hf_volc_recv(c->fd, &rx, &f, -1, err);
@@ -1121,6 +1194,8 @@ static void *conn_main(void *arg)
 		if (!request(c->fd, r, &snaps, &f, rbuf))
 			break;
 	}
+	hf_volc_rx_release(&rx);
+end:
 	pthread_mutex_lock(&s->mu);
 	if (s->conn_held[c->slot])
 		s->conn_held[c->slot]->users--;
@@ -1128,20 +1203,29 @@ static void *conn_main(void *arg)
 	s->conns[c->slot] = -1;
 	s->nconns--;
 	pthread_mutex_unlock(&s->mu);
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
 	hf_snaps_close(snaps);
-	hf_volc_rx_release(&rx);
 	free(rbuf);
 	free(c);
 	return NULL;
 }
 
+struct acceptor {
+	struct server *s;
+	int lfd;
+	bool remote;
+	pthread_t thread;
+	bool on;
+};
+
 static void *accept_main(void *arg)
 {
-	struct server *s = arg;
+	struct acceptor *ac = arg;
+	struct server *s = ac->s;
 
 	for (;;) {
-		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+		int fd = accept4(ac->lfd, NULL, NULL, SOCK_CLOEXEC), one = 1;
 		struct conn *c;
 		pthread_attr_t at;
 		pthread_t t;
@@ -1171,7 +1255,7 @@ static void *accept_main(void *arg)
 			continue;
 		}
 		c = hf_xcalloc(1, sizeof(*c));
-		*c = (struct conn){s, fd, slot};
+		*c = (struct conn){s, fd, slot, ac->remote, ""};
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&t, &at, conn_main, c)) {
@@ -1188,12 +1272,15 @@ static void *accept_main(void *arg)
 }
 
 /* Stops accepting, closes every connection and waits (bounded) for them. */
-static int stop(struct server *s, pthread_t acceptor)
+static int stop(struct server *s, struct acceptor *ac)
 {
 	int left;
 
-	shutdown(s->lfd, SHUT_RDWR);
-	pthread_join(acceptor, NULL);
+	for (int i = 0; i < 2; i++)
+		if (ac[i].on) {
+			shutdown(ac[i].lfd, SHUT_RDWR);
+			pthread_join(ac[i].thread, NULL);
+		}
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	for (int i = 0; i < MAX_CONNS; i++)
@@ -1217,7 +1304,7 @@ int hf_volume_serve_main(const char *dir)
 {
 	struct server s;
 	sigset_t mask;
-	pthread_t acceptor;
+	struct acceptor ac[2];
 	int lockfd = -1, code = HF_VOLUME_EXIT_FAIL, sig, bad = 0, left = 0;
 	char *lock = NULL;
 	long holder = 0;
@@ -1233,7 +1320,7 @@ int hf_volume_serve_main(const char *dir)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	memset(&s, 0, sizeof(s));
-	s.lfd = -1;
+	s.lfd = s.dr_lfd = -1;
 	for (int i = 0; i < MAX_CONNS; i++)
 		s.conns[i] = -1;
 	pthread_mutex_init(&s.mu, NULL);
@@ -1261,9 +1348,20 @@ int hf_volume_serve_main(const char *dir)
 	}
 	if (load(&s) || listen_on(&s))
 		goto out;
-	if (pthread_create(&acceptor, NULL, accept_main, &s)) {
-		failed(&s, "cannot start the accepting thread");
-		goto out;
+	memset(ac, 0, sizeof(ac));
+	ac[0].s = ac[1].s = &s;
+	ac[0].lfd = s.lfd;
+	ac[1].lfd = s.dr_lfd;
+	ac[1].remote = true;
+	for (int i = 0; i < 2; i++) {
+		if (ac[i].lfd < 0)
+			continue;
+		if (pthread_create(&ac[i].thread, NULL, accept_main, &ac[i])) {
+			failed(&s, "cannot start the accepting thread");
+			stop(&s, ac);
+			goto out;
+		}
+		ac[i].on = true;
 	}
 	publish(&s, "ready", s.last_msg);
 	hf_log("serving %zu replicas of pool %s on %s port %d", s.nset,
@@ -1286,7 +1384,7 @@ int hf_volume_serve_main(const char *dir)
 			break;
 	}
 	hf_log("stopping on signal %d", sig);
-	left = stop(&s, acceptor);
+	left = stop(&s, ac);
 	for (size_t i = 0; i < s.nset; i++)
 		if (fdatasync(s.set[i]->r.fd) < 0) {
 			hf_log("volume %s replica %s: fdatasync: %s",
@@ -1323,6 +1421,12 @@ out:
 	HF_VEC_FREE(&s.stuck);
 	if (s.lfd >= 0)
 		close(s.lfd);
+	if (s.dr_lfd >= 0)
+		close(s.dr_lfd);
+	if (s.dr_ctx)
+		SSL_CTX_free(s.dr_ctx);
+	free(s.dr_host);
+	free(s.dr_port);
 	if (lockfd >= 0)
 		close(lockfd);
 	free(s.pool);

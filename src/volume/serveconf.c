@@ -54,7 +54,7 @@ static bool keys_known(json_t *o, const char *const *keys, size_t n,
 }
 
 /* "HOST:PORT", "HOST", "[V6]:PORT", "[V6]". */
-static int parse_listen(struct hf_serve_config *c, const char *v,
+static int parse_listen(char **hostp, int *portp, const char *v,
 			const char *path, char *err, size_t n)
 {
 	const char *colon;
@@ -68,14 +68,14 @@ static int parse_listen(struct hf_serve_config *c, const char *v,
 			return fail(err, n, "%s: \"listen\": a bracketed "
 					    "address must be \"[ADDR]\" or "
 					    "\"[ADDR]:PORT\"", path);
-		c->host = hf_xstrndup(v + 1, (size_t)(close - v - 1));
+		*hostp = hf_xstrndup(v + 1, (size_t)(close - v - 1));
 		colon = close[1] ? close + 1 : NULL;
 	} else {
 		colon = strrchr(v, ':');
 		if (colon && strchr(v, ':') != colon)
 			return fail(err, n, "%s: \"listen\": put an IPv6 "
 					    "address in brackets", path);
-		c->host = colon ? hf_xstrndup(v, (size_t)(colon - v))
+		*hostp = colon ? hf_xstrndup(v, (size_t)(colon - v))
 				: hf_xstrdup(v);
 	}
 	if (colon) {
@@ -85,11 +85,11 @@ static int parse_listen(struct hf_serve_config *c, const char *v,
 			return fail(err, n, "%s: \"listen\": the port must be "
 					    "0-65535", path);
 	}
-	if (!c->host[0]) {
-		free(c->host);
-		c->host = hf_xstrdup("0.0.0.0");
+	if (!*hostp[0]) {
+		free(*hostp);
+		*hostp = hf_xstrdup("0.0.0.0");
 	}
-	c->port = (int)port;
+	*portp = (int)port;
 	return 0;
 }
 
@@ -97,7 +97,8 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 			const char *path, char *err, size_t n)
 {
 	static const char *const keys[] = {"id", "replica", "size", "key",
-					   "name", "clone_from", "restore_from"};
+					   "name", "clone_from", "restore_from",
+					   "standby"};
 	struct hf_serve_volume *v = &c->vols[i];
 	json_t *id, *rid, *size, *key, *name, *cf;
 	uint8_t k[HF_VOL_KEY_LEN];
@@ -114,6 +115,11 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 	size = json_object_get(o, "size");
 	key = json_object_get(o, "key");
 	name = json_object_get(o, "name");
+	if (json_object_get(o, "standby") &&
+	    !json_is_boolean(json_object_get(o, "standby")))
+		return fail(err, n, "%s: volumes[%zu]: \"standby\" must be "
+				    "true or false", path, i);
+	v->standby = json_is_true(json_object_get(o, "standby"));
 	if (!json_is_string(id) || !id_ok(json_string_value(id)) ||
 	    !json_is_string(rid) || !id_ok(json_string_value(rid)))
 		return fail(err, n, "%s: volumes[%zu]: \"id\" and \"replica\" "
@@ -199,10 +205,40 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 	return 0;
 }
 
+static int parse_dr(struct hf_serve_config *c, json_t *o, const char *path,
+		    char *err, size_t n)
+{
+	static const char *const keys[] = {"listen", "tls_cert", "tls_key",
+					   "tls_ca"};
+	char **dst[] = {&c->dr_cert, &c->dr_key, &c->dr_ca};
+	const char *bad;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return fail(err, n, "%s: \"dr\" must be an object", path);
+	if (!keys_known(o, keys, HF_ARRAY_LEN(keys), &bad))
+		return fail(err, n, "%s: \"dr\": unknown key \"%s\"", path,
+			    bad);
+	for (size_t i = 0; i < HF_ARRAY_LEN(keys); i++) {
+		v = json_object_get(o, keys[i]);
+		if (!json_is_string(v) || !json_string_value(v)[0])
+			return fail(err, n, "%s: \"dr\": \"%s\" is needed (a "
+					    "string)", path, keys[i]);
+		if (i && json_string_value(v)[0] != '/')
+			return fail(err, n, "%s: \"dr\": \"%s\" must be an "
+					    "absolute path", path, keys[i]);
+		if (i)
+			*dst[i - 1] = hf_xstrdup(json_string_value(v));
+	}
+	return parse_listen(&c->dr_host, &c->dr_port,
+			    json_string_value(json_object_get(o, "listen")), path,
+			    err, n);
+}
+
 int hf_serve_config_parse(const char *text, size_t len, const char *path,
 			  struct hf_serve_config *c, char *err, size_t n)
 {
-	static const char *const keys[] = {"pool", "listen", "volumes"};
+	static const char *const keys[] = {"pool", "listen", "volumes", "dr"};
 	json_error_t je;
 	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *v;
 	const char *bad;
@@ -242,8 +278,10 @@ int hf_serve_config_parse(const char *text, size_t len, const char *path,
 		fail(err, n, "%s: \"listen\" must be a string", path);
 		goto out;
 	}
-	if (parse_listen(c, v ? json_string_value(v) : "0.0.0.0", path, err,
-			 n))
+	if (parse_listen(&c->host, &c->port, v ? json_string_value(v) : "0.0.0.0",
+			 path, err, n))
+		goto out;
+	if ((v = json_object_get(o, "dr")) && parse_dr(c, v, path, err, n))
 		goto out;
 	v = json_object_get(o, "volumes");
 	if (v && !json_is_array(v)) {
@@ -283,5 +321,9 @@ void hf_serve_config_release(struct hf_serve_config *c)
 	free(c->vols);
 	free(c->pool);
 	free(c->host);
+	free(c->dr_host);
+	free(c->dr_cert);
+	free(c->dr_key);
+	free(c->dr_ca);
 	memset(c, 0, sizeof(*c));
 }

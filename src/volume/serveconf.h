@@ -6,6 +6,7 @@
 #ifndef HF_VOLUME_SERVECONF_H
 #define HF_VOLUME_SERVECONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,12 @@ struct hf_serve_volume {
 	 * (backup.h). The keys are secrets: never in a message.
 	 */
 	char *rf[8];
+	/*
+	 * "standby": true: a disaster-recovery standby's replica, which the
+	 * "dr" listener's connections (another site's stream) may write;
+	 * they may write no other.
+	 */
+	bool standby;
 };
 
 enum { /* hf_serve_volume.rf */
@@ -44,6 +51,15 @@ struct hf_serve_config {
 	int port;         /* 0-65535 (0: pick one) */
 	struct hf_serve_volume *vols;
 	size_t nvols;     /* distinct volume ids */
+	/*
+	 * "dr": {"listen": "HOST:PORT", "tls_cert", "tls_key", "tls_ca"}:
+	 * a TLS listener (tls.h) for other sites' disaster-recovery
+	 * streams, whose client certificates tls_ca must have signed;
+	 * dr_host is NULL without one.
+	 */
+	char *dr_host;
+	int dr_port;
+	char *dr_cert, *dr_key, *dr_ca;
 };
 
 /*

@@ -243,6 +243,7 @@ enum kind {
 	K_FENCED,
 	K_ERROR,
 	K_SNAP,
+	K_MARK,
 };
 
 static void put_none(const struct hf_volw_frame *f, struct wr *w)
@@ -564,6 +565,18 @@ static void get_fenced(struct hf_volw_frame *f, struct rd *r)
 	f->u.fenced_epoch = get64(r, "the epoch");
 }
 
+static void put_mark(const struct hf_volw_frame *f, struct wr *w)
+{
+	put64(w, f->u.mark.seq);
+	put64(w, f->u.mark.time_ns);
+}
+
+static void get_mark(struct hf_volw_frame *f, struct rd *r)
+{
+	f->u.mark.seq = get64(r, "the seq");
+	f->u.mark.time_ns = get64(r, "the time");
+}
+
 static void put_snap(const struct hf_volw_frame *f, struct wr *w)
 {
 	put8(w, f->u.snap.op);
@@ -680,6 +693,7 @@ static const struct kind_ops {
 		 get_error, check_error},
     [K_SNAP] = {false, 1 + 8 + 2, 1 + 8 + 1 + HF_VOL_ID_MAX, put_snap,
 		get_snap, check_snap},
+    [K_MARK] = {false, 16, 16, put_mark, get_mark, check_none},
 };
 
 _Static_assert(HF_VOLW_HDR + 8 + 8 + 4 + GENS_LEN + 1 +
@@ -722,6 +736,8 @@ static const struct type_info {
     [HF_VOLW_ERROR] = {"ERROR", K_ERROR, 0},
     [HF_VOLW_SNAP] = {"SNAP", K_SNAP, HF_VOLW_SNAP_OK},
     [HF_VOLW_SNAP_OK] = {"SNAP_OK", K_EMPTY, 0},
+    [HF_VOLW_MARK] = {"MARK", K_MARK, HF_VOLW_MARK_OK},
+    [HF_VOLW_MARK_OK] = {"MARK_OK", K_MARK, 0},
 };
 
 static const struct type_info *type_info(int type)

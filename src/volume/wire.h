@@ -60,6 +60,11 @@
  *                volume's bytes the snapshot holds: > 0 for take, else 0), the
  *                snapshot's id (snap.h): the replica takes, deletes or restores it
  *                after every earlier request on the connection
+ *   MARK         u64 seq, u64 time (ns since the epoch, at the primary):
+ *                a disaster-recovery stream's consistency point (ship.h).
+ *                The standby replica makes every earlier write durable,
+ *                then stores the pair; seq 0 only asks for the stored pair
+ *   MARK_OK      u64 seq, u64 time: the pair the replica holds now
  *   ERROR        u32 errno (1..4095), u16 length, text (printable ASCII,
  *                up to HF_VOLW_TEXT_MAX)
  *   WRITE_OK, TRIM_OK, FLUSH, FLUSH_OK, GEN_OK, RESYNC_OK, AL_OK, PING,
@@ -116,6 +121,8 @@ enum hf_volw_type {
 	HF_VOLW_ERROR,
 	HF_VOLW_SNAP,
 	HF_VOLW_SNAP_OK,
+	HF_VOLW_MARK,
+	HF_VOLW_MARK_OK,
 	HF_VOLW_TYPE_END_ /* one past the last */
 };
 
@@ -181,6 +188,9 @@ struct hf_volw_frame {
 			uint32_t count;
 		} al;
 		uint64_t fenced_epoch; /* FENCED */
+		struct {               /* MARK, MARK_OK */
+			uint64_t seq, time_ns;
+		} mark;
 		struct hf_volw_snap {  /* SNAP */
 			uint8_t op;    /* enum hf_volw_snap_op */
 			uint64_t size;

@@ -133,6 +133,11 @@ static void sample(enum hf_volw_type t, struct hf_volw_frame *f)
 	case HF_VOLW_FENCED:
 		f->u.fenced_epoch = 43;
 		break;
+	case HF_VOLW_MARK:
+	case HF_VOLW_MARK_OK:
+		f->u.mark.seq = 0x1122334455667788ull;
+		f->u.mark.time_ns = 1796581461268291294ull;
+		break;
 	case HF_VOLW_ERROR:
 		f->u.error.errnum = 28;
 		strcpy(f->u.error.text, "no space left in pool /srv/pool");
@@ -406,7 +411,7 @@ static void test_decode_refusals(void **state)
 	b[4] = 0;
 	expect_refused(b, n, 5, HF_EPARSE, "frame byte 4: unknown type 0");
 	b[4] = HF_VOLW_TYPE_END_;
-	expect_refused(b, n, 5, HF_EPARSE, "unknown type 27");
+	expect_refused(b, n, 5, HF_EPARSE, "unknown type 29");
 	memcpy(b, good, n);
 	b[5] = 0x80;
 	expect_refused(b, n, 6, HF_EPARSE, "WRITE with unknown flags 0x80");

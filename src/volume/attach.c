@@ -213,6 +213,8 @@ struct vol {
 	pthread_mutex_t snap_mu; /* snap_done: publish reads it anywhere */
 	/* "dr": the disaster-recovery stream (ship.h), or NULL. */
 	struct hf_ship *ship;
+	pthread_mutex_t ship_mu; /* ship, for flushes and status.json */
+	char *dr_text;           /* its attach.json object, compact */
 	int dr_drain_ms;
 	json_t *dr_last;         /* its last status, once it ended */
 	int loopfd;
@@ -383,10 +385,12 @@ static void publish(const struct vol *v, const char *state, const char *msg)
 			json_decref(drop);
 		}
 	}
+	pthread_mutex_lock((pthread_mutex_t *)&v->ship_mu);
 	if (v->ship)
 		json_object_set_new(o, "dr", hf_ship_status(v->ship));
 	else if (v->dr_last)
 		json_object_set(o, "dr", v->dr_last);
+	pthread_mutex_unlock((pthread_mutex_t *)&v->ship_mu);
 	hf_vol_status_write(v->dir, o, msg ? msg : sticky);
 	free(sticky);
 }
@@ -652,7 +656,19 @@ static int ship_read(void *arg, uint8_t *dst, uint64_t off, size_t len)
  * standby replica on another site (ship.h). The standby holds the same
  * volume (id and key): the attachment's ticket opens it too.
  */
-static int load_dr(struct vol *v, json_t *d, const char *path, int64_t size)
+HF_PRINTF(3, 4)
+static struct hf_ship *dr_fail(char *msg, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, n, fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+static struct hf_ship *open_dr(struct vol *v, json_t *d, const char *path,
+			      int64_t size, char *msg, size_t msg_n)
 {
 	static const char *const keys[] = {
 	    "address", "port", "replica", "tls_ca", "tls_cert", "tls_key",
@@ -660,28 +676,29 @@ static int load_dr(struct vol *v, json_t *d, const char *path, int64_t size)
 	static const char *const strs[] = {"address", "replica", "tls_ca",
 					   "tls_cert", "tls_key", "journal"};
 	struct hf_ship_config c;
+	struct hf_ship *ship;
 	const char *k, *wf;
 	json_t *val;
 	char err[512];
 
 	if (!json_is_object(d))
-		return failed(v, "%s: \"dr\" must be an object", path);
+		return dr_fail(msg, msg_n, "%s: \"dr\" must be an object", path);
 	json_object_foreach(d, k, val) {
 		bool known = false;
 
 		for (size_t i = 0; i < HF_ARRAY_LEN(keys); i++)
 			known = known || strcmp(k, keys[i]) == 0;
 		if (!known)
-			return failed(v, "%s: \"dr\": unknown key \"%s\"",
+			return dr_fail(msg, msg_n, "%s: \"dr\": unknown key \"%s\"",
 				      path, k);
 	}
 	for (size_t i = 0; i < HF_ARRAY_LEN(strs); i++)
 		if (!json_is_string(json_object_get(d, strs[i])) ||
 		    !*json_string_value(json_object_get(d, strs[i])))
-			return failed(v, "%s: \"dr\": \"%s\" is needed (a "
+			return dr_fail(msg, msg_n, "%s: \"dr\": \"%s\" is needed (a "
 					 "string)", path, strs[i]);
 	if (!v->have_ticket)
-		return failed(v, "%s: \"dr\" needs \"node\" and the "
+		return dr_fail(msg, msg_n, "%s: \"dr\" needs \"node\" and the "
 				 "attachment's ticket (or key)", path);
 	memset(&c, 0, sizeof(c));
 	c.address = (char *)json_string_value(json_object_get(d, "address"));
@@ -695,37 +712,94 @@ static int load_dr(struct vol *v, json_t *d, const char *path, int64_t size)
 	val = json_object_get(d, "port");
 	if (!json_is_integer(val) || json_integer_value(val) < 1 ||
 	    json_integer_value(val) > 65535)
-		return failed(v, "%s: \"dr\": \"port\" must be 1-65535",
+		return dr_fail(msg, msg_n, "%s: \"dr\": \"port\" must be 1-65535",
 			      path);
 	c.port = (int)json_integer_value(val);
 	if (!id_ok(c.replica))
-		return failed(v, "%s: \"dr\": \"replica\" must be 1-64 "
+		return dr_fail(msg, msg_n, "%s: \"dr\": \"replica\" must be 1-64 "
 				 "letters, digits, '-' or '_'", path);
 	val = json_object_get(d, "journal_size");
 	c.journal_size = val ? json_integer_value(val) : 256LL << 20;
 	if ((val && !json_is_integer(val)) ||
 	    c.journal_size < HF_SHIP_JOURNAL_MIN || c.journal_size % 4096)
-		return failed(v, "%s: \"dr\": \"journal_size\" must be a "
+		return dr_fail(msg, msg_n, "%s: \"dr\": \"journal_size\" must be a "
 				 "multiple of 4096 of at least %lld bytes",
 			      path, HF_SHIP_JOURNAL_MIN);
 	val = json_object_get(d, "when_full");
 	wf = val ? json_string_value(val) : "block";
 	if (!wf || (strcmp(wf, "block") && strcmp(wf, "resync")))
-		return failed(v, "%s: \"dr\": \"when_full\" must be "
+		return dr_fail(msg, msg_n, "%s: \"dr\": \"when_full\" must be "
 				 "\"block\" or \"resync\"", path);
 	c.block = !strcmp(wf, "block");
 	val = json_object_get(d, "drain_ms");
-	v->dr_drain_ms = val ? (int)json_integer_value(val) : 5000;
 	if ((val && !json_is_integer(val)) || json_integer_value(val) < 0 ||
 	    json_integer_value(val) > 3600000)
-		return failed(v, "%s: \"dr\": \"drain_ms\" must be "
+		return dr_fail(msg, msg_n, "%s: \"dr\": \"drain_ms\" must be "
 				 "0-3600000", path);
-	v->ship = hf_ship_open(&c, v->id, (uint64_t)v->epoch, (uint64_t)size,
-			       ship_read, v, err, sizeof(err));
-	if (!v->ship)
-		return failed(v, "%s: \"dr\": %s", path, err);
+	v->dr_drain_ms = val ? (int)json_integer_value(val) : 5000;
+	ship = hf_ship_open(&c, v->id, (uint64_t)v->epoch, (uint64_t)size,
+			    ship_read, v, err, sizeof(err));
+	if (!ship)
+		return dr_fail(msg, msg_n, "%s: \"dr\": %s", path, err);
+	return ship;
+}
+
+/* attach.json's "dr" at start: the stream opened, or the attach fails. */
+static int load_dr(struct vol *v, json_t *d, const char *path)
+{
+	char msg[768];
+
+	if (!(v->ship = open_dr(v, d, path, v->size, msg, sizeof(msg))))
+		return failed(v, "%s", msg);
+	v->dr_text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
 	return 0;
 }
+
+/*
+ * A SIGHUP's "dr" (NULL: none): a stream begun, changed or ended on the
+ * running attachment. Writes wait meanwhile (add_lock), so none is
+ * missed between the old stream and the new one; a new journal starts
+ * with a copy of the whole volume.
+ */
+static void reload_dr(struct vol *v, json_t *d)
+{
+	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	struct hf_ship *old, *ship = NULL;
+	char msg[768];
+	bool had;
+
+	if ((!text && !v->dr_text) ||
+	    (text && v->dr_text && !strcmp(text, v->dr_text))) {
+		free(text);
+		return;
+	}
+	pthread_rwlock_wrlock(&v->add_lock);
+	pthread_mutex_lock(&v->ship_mu);
+	old = v->ship;
+	had = old != NULL;
+	v->ship = NULL;
+	pthread_mutex_unlock(&v->ship_mu);
+	/* The old one's journal header is durable before the new one reads it. */
+	hf_ship_close(old);
+	if (text && !(ship = open_dr(v, d, "attach.json",
+				     __atomic_load_n(&v->size,
+						     __ATOMIC_ACQUIRE),
+				     msg, sizeof(msg))))
+		hf_log("reload: %s: no DR stream now", msg);
+	pthread_mutex_lock(&v->ship_mu);
+	v->ship = ship;
+	pthread_mutex_unlock(&v->ship_mu);
+	pthread_rwlock_unlock(&v->add_lock);
+	if (ship)
+		hf_ship_start(ship);
+	hf_log("reload: the DR stream %s", !ship ? "ended" : had ? "changed"
+							     : "began");
+	free(v->dr_text);
+	v->dr_text = ship ? text : NULL;
+	if (!ship)
+		free(text);
+}
+
 
 static int load(struct vol *v)
 {
@@ -793,7 +867,7 @@ static int load(struct vol *v)
 	if (load_remotes(v, o, path))
 		goto out;
 	if ((val = json_object_get(o, "dr")) && !json_is_null(val) &&
-	    load_dr(v, val, path, v->size))
+	    load_dr(v, val, path))
 		goto out;
 	val = json_object_get(o, "isr_wait_ms");
 	if (val && (!json_is_integer(val) || json_integer_value(val) < 0 ||
@@ -2347,6 +2421,9 @@ static void reload_isr(struct vol *v)
 			add_remote(v, e);
 	}
 	snap_requests(v, json_object_get(o, "snapshots"), NULL);
+	reload_dr(v, json_is_object(json_object_get(o, "dr"))
+			 ? json_object_get(o, "dr")
+			 : NULL);
 	sz = json_object_get(o, "size");
 	if (json_is_integer(sz) && json_integer_value(sz) > v->grow_to &&
 	    json_integer_value(sz) > v->size) {
@@ -2797,8 +2874,10 @@ static int local_flush(struct vol *v, void *arg)
 	int me = miss_sync(v);
 
 	/* The DR journal's records too (a failure there holds no flush). */
+	pthread_mutex_lock(&v->ship_mu);
 	if (v->ship)
 		hf_ship_flush(v->ship);
+	pthread_mutex_unlock(&v->ship_mu);
 
 	if (e == ENOSPC || me == ENOSPC)
 		no_space(v);
@@ -3588,9 +3667,11 @@ static int detach(struct vol *v, sigset_t *mask)
 		publish(v, "ready", "detaching: sending what the DR journal "
 				    "holds to the standby");
 		all = hf_ship_drain(v->ship, v->dr_drain_ms);
+		pthread_mutex_lock(&v->ship_mu);
 		v->dr_last = hf_ship_status(v->ship);
 		hf_ship_close(v->ship);
 		v->ship = NULL;
+		pthread_mutex_unlock(&v->ship_mu);
 		hf_log("detach: the DR standby %s", all ? "has every write"
 							: "still lacks writes "
 							  "(the journal keeps "
@@ -4012,6 +4093,7 @@ int hf_volume_attach_main(const char *dir)
 	pthread_cond_init(&v.isr_cv, NULL);
 	pthread_rwlock_init(&v.add_lock, NULL);
 	pthread_mutex_init(&v.snap_mu, NULL);
+	pthread_mutex_init(&v.ship_mu, NULL);
 	v.snap_done = json_object();
 	for (size_t i = 0; i < RS_STRIPES; i++)
 		pthread_mutex_init(&v.stripes[i], NULL);
@@ -4091,6 +4173,8 @@ out:
 	stop_resyncs(&v);
 	hf_ship_close(v.ship);
 	json_decref(v.dr_last);
+	free(v.dr_text);
+	pthread_mutex_destroy(&v.ship_mu);
 	close_remotes(&v, false);
 	while (v.pool.nfree)
 		free(v.pool.free[--v.pool.nfree]);

@@ -290,3 +290,45 @@ def test_the_wrong_certificate_and_a_replica_no_standby_are_refused(env, pki):
     assert not s["link_up"], s
     rc, out = stop(p)
     assert rc == 0, out
+
+
+def test_a_sighup_begins_and_ends_the_stream_on_a_running_attachment(env, pki):
+    """DR enabled on a volume already attached and written (attach.json
+    rewritten, SIGHUP, as the agent does): the stream begins with a copy of
+    the whole volume and B ends equal; taken out again, the stream ends and
+    the volume goes on."""
+    d, procs = env
+    pb, st_b, cfg_b = serve_b(d, procs, pki)
+    p, st, cfg = attach_a(d, procs, pki, st_b, fmt=False)
+    wait_for(lambda: caught_up(d), 60, what="the initial sync")
+    # Start again without a stream, write, then ask for one.
+    rc, out = stop(p)
+    assert rc == 0, out
+    os.unlink(os.path.join(d, "a-journal"))
+    adir = os.path.join(d, "a")
+    drc = cfg.pop("dr")
+    os.unlink(os.path.join(adir, "status.json"))
+    with open(os.path.join(adir, "attach.json"), "w") as f:
+        json.dump(dict(cfg, epoch=2), f)
+    p = subprocess.Popen([VOLUME_BIN, "attach", adir], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    procs.append(p)
+    st = wait_for(lambda: read_json(os.path.join(adir, "status.json")).get("state") == "ready"
+                  and read_json(os.path.join(adir, "status.json")), 30, what="attach")
+    assert "dr" not in st, st
+    write_dev(st["device"], 50, 8, 11)
+    with open(os.path.join(adir, "attach.json"), "w") as f:
+        json.dump(dict(cfg, epoch=2, dr=drc), f)
+    p.send_signal(signal.SIGHUP)
+    s = wait_for(lambda: caught_up(d), 60, what="the stream begun by SIGHUP")
+    assert s["shipped"] > 0, s
+    write_dev(st["device"], 60, 4, 12)
+    wait_for(lambda: caught_up(d), 30, what="the new writes")
+    with open(os.path.join(adir, "attach.json"), "w") as f:
+        json.dump(dict(cfg, epoch=2), f)
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: "dr" not in read_json(os.path.join(adir, "status.json")), 15,
+             what="the stream ended")
+    rc, out = stop(p)
+    assert rc == 0, out
+    assert same(cfg, cfg_b)

@@ -94,6 +94,10 @@ void hf_agent_opts_release(struct hf_agent_opts *o)
 	hf_strlist_release(&o->hide_from_tasks);
 	hf_strlist_release(&o->artifact_dirs);
 	free(o->storage_dir);
+	free(o->dr_listen);
+	free(o->dr_cert);
+	free(o->dr_key);
+	free(o->dr_ca);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -413,6 +417,54 @@ static char *flag_resync_rate(struct hf_agent_opts *o, const char *flag,
 	return NULL;
 }
 
+static char *flag_dr_listen(struct hf_agent_opts *o, const char *flag,
+			    const char *val)
+{
+	const char *colon = strrchr(val, ':');
+	int64_t port;
+
+	if (!colon || colon == val || !parse_i64(colon + 1, 0, 65535, &port))
+		return hf_xasprintf("%s: %s is not HOST:PORT (a numeric address; "
+				    "port 0 picks one)", flag, val);
+	free(o->dr_listen);
+	o->dr_listen = hf_xstrdup(val);
+	return NULL;
+}
+
+/* --dr-cert, --dr-key, --dr-ca: a readable file, kept as an absolute path. */
+static char *dr_file(char **dst, const char *flag, const char *val)
+{
+	char *abs = realpath(val, NULL);
+
+	if (!abs || access(abs, R_OK) != 0) {
+		char *e = hf_xasprintf("%s: %s: %s", flag, val, strerror(errno));
+
+		free(abs);
+		return e;
+	}
+	free(*dst);
+	*dst = abs;
+	return NULL;
+}
+
+static char *flag_dr_cert(struct hf_agent_opts *o, const char *flag,
+			  const char *val)
+{
+	return dr_file(&o->dr_cert, flag, val);
+}
+
+static char *flag_dr_key(struct hf_agent_opts *o, const char *flag,
+			 const char *val)
+{
+	return dr_file(&o->dr_key, flag, val);
+}
+
+static char *flag_dr_ca(struct hf_agent_opts *o, const char *flag,
+			const char *val)
+{
+	return dr_file(&o->dr_ca, flag, val);
+}
+
 static char *flag_tls_insecure(struct hf_agent_opts *o, const char *f,
 			       const char *v)
 {
@@ -468,6 +520,22 @@ static const struct {
       "re-replication) may go, as a size per second (50M, 1G; default "
       "100M; 0 for no limit), so the volume's own writes keep the disk"},
      flag_resync_rate},
+    {{"--dr-listen", "HOST:PORT", 0,
+      "with a storage pool: a TLS listener of the replica server for "
+      "other sites' disaster-recovery streams to the standby replicas "
+      "this node holds (docs/operations.md, \"Disaster recovery\"); "
+      "needs --dr-cert, --dr-key and --dr-ca"},
+     flag_dr_listen},
+    {{"--dr-cert", "FILE", 0,
+      "the DR listener's certificate (PEM), which the other site's CA "
+      "file must verify"},
+     flag_dr_cert},
+    {{"--dr-key", "FILE", 0, "the DR listener's private key (PEM)"},
+     flag_dr_key},
+    {{"--dr-ca", "FILE", 0,
+      "the CA (PEM) that signs the other sites' client certificates: "
+      "only their streams are taken"},
+     flag_dr_ca},
     {{"--token-file", "FILE", 0,
       "the join token (the tokens file's agent role), read from a private "
       "file; $HOLDFAST_TOKEN also works; not needed for a server on this "
@@ -588,6 +656,13 @@ int hf_agent_opts_parse(struct hf_agent_opts *o, int argc, char **argv,
 	free(env_token);
 	if (!err && !o->print_info && o->servers.len == 0)
 		err = hf_xstrdup("--server is required");
+	if (!err && (o->dr_listen || o->dr_cert || o->dr_key || o->dr_ca) &&
+	    !(o->dr_listen && o->dr_cert && o->dr_key && o->dr_ca))
+		err = hf_xstrdup("--dr-listen, --dr-cert, --dr-key and --dr-ca "
+				 "go together");
+	if (!err && o->dr_listen && !o->storage_dir)
+		err = hf_xstrdup("--dr-listen needs a storage pool (--storage): "
+				 "standby replicas live there");
 	if (err) {
 		*errmsg = err;
 		return HF_EINVAL;

@@ -80,6 +80,12 @@ struct hf_agent_opts {
 	 * send (--volume-resync-rate); 0: as fast as it goes.
 	 */
 	int64_t resync_rate;
+	/*
+	 * The replica server's TLS listener for other sites' disaster-
+	 * recovery streams (--dr-listen HOST:PORT, --dr-cert, --dr-key,
+	 * --dr-ca: absolute paths); NULL without one.
+	 */
+	char *dr_listen, *dr_cert, *dr_key, *dr_ca;
 };
 
 /* Sets the defaults above; every pointer NULL or an owned default. */

@@ -70,6 +70,7 @@ struct seen {
 	bool has_write_us;          /* the write latency histogram */
 	int64_t write_us[HF_VOL_LAT_BUCKETS + 1], write_us_sum;
 	json_t *snapshots;          /* {"op:id": result}, or NULL */
+	json_t *dr;                 /* the DR stream's state, or NULL */
 };
 
 static const char *const io_keys[] = {"written", "replicated", "resync_sent",
@@ -86,6 +87,7 @@ static void seen_release(struct seen *s)
 	json_decref(s->resync);
 	json_decref(s->missed);
 	json_decref(s->snapshots);
+	json_decref(s->dr);
 	free(s->message);
 	memset(s, 0, sizeof(*s));
 }
@@ -154,6 +156,9 @@ static void look(const char *dir, struct seen *s)
 		s->resync = json_incref(json_object_get(st, "resync"));
 		s->missed = json_incref(json_object_get(st, "missed"));
 		s->snapshots = json_incref(json_object_get(st, "snapshots"));
+		s->dr = json_is_object(json_object_get(st, "dr"))
+				? json_incref(json_object_get(st, "dr"))
+				: NULL;
 		for (size_t i = 0; i < HF_ARRAY_LEN(io_keys); i++) {
 			json_int_t n = json_integer_value(
 			    json_object_get(st, io_keys[i]));
@@ -247,10 +252,35 @@ static int write_config(const struct hf_agent *ag,
 			const struct hf_proto_attachment *w, const char *dir,
 			const char *replica);
 
-/* attach.json's content for w (src/volume/attach.h). */
+/* The DR stream's files in the attach directory (0600). */
+static const char *const dr_files[] = {"dr-ca.pem", "dr-cert.pem",
+				       "dr-key.pem", "dr-journal"};
+
+/* Writes w's DR PEM texts (the key a secret). Returns 0 or -1 (logged). */
+static int write_dr_files(const struct hf_proto_attachment *w,
+			  const char *dir)
+{
+	const char *texts[] = {w->dr->ca, w->dr->cert, w->dr->key};
+
+	for (size_t i = 0; i < HF_ARRAY_LEN(texts); i++) {
+		char *path = hf_xasprintf("%s/%s", dir, dr_files[i]);
+		int rc = hf_write_file_atomic(path, texts[i], strlen(texts[i]),
+					      0600);
+
+		if (rc)
+			hf_log("volume %s: cannot write %s: %s", w->volume,
+			       path, strerror(errno));
+		free(path);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* attach.json's content for w (src/volume/attach.h); dir: its directory. */
 static json_t *attach_config(const struct hf_agent *ag,
 			     const struct hf_proto_attachment *w,
-			     const char *replica)
+			     const char *replica, const char *dir)
 {
 	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:b, s:I, s:I, s:s}",
 			      "volume", w->volume, "id", w->id, "epoch",
@@ -299,6 +329,25 @@ static json_t *attach_config(const struct hf_agent *ag,
 			      (json_int_t)ag->info.storage.port, "replica",
 			      w->replica));
 	}
+	if (w->dr && dir) {
+		/* The PEM files are beside attach.json (write_dr_files). */
+		static const char *const k[] = {"tls_ca", "tls_cert", "tls_key",
+						"journal"};
+		json_t *d = json_pack("{s:s, s:I, s:s, s:I, s:s}", "address",
+				      w->dr->address, "port",
+				      (json_int_t)w->dr->port, "replica",
+				      w->dr->replica, "journal_size",
+				      (json_int_t)w->dr->journal_size,
+				      "when_full", w->dr->when_full);
+
+		for (size_t i = 0; i < HF_ARRAY_LEN(k); i++) {
+			char *pth = hf_xasprintf("%s/%s", dir, dr_files[i]);
+
+			json_object_set_new(d, k[i], json_string(pth));
+			free(pth);
+		}
+		json_object_set_new(o, "dr", d);
+	}
 	if (w->remotes.len) {
 		json_t *arr = json_array();
 
@@ -331,11 +380,19 @@ static int write_config(const struct hf_agent *ag,
 			const char *replica)
 {
 	char *path = hf_xasprintf("%s/attach.json", dir);
-	json_t *o = attach_config(ag, w, replica);
+	json_t *o = attach_config(ag, w, replica, dir);
 	char *text = json_dumps(o, JSON_INDENT(2));
 	int rc = 0;
 
 	json_decref(o);
+	if (w->dr && write_dr_files(w, dir)) {
+		if (text) {
+			explicit_bzero(text, strlen(text));
+			free(text);
+		}
+		free(path);
+		return -1;
+	}
 	if (!text || hf_write_file_atomic(path, text, strlen(text), 0600)) {
 		hf_log("volume %s: cannot write %s: %s", w->volume, path,
 		       strerror(errno));
@@ -710,6 +767,7 @@ void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 			v->has_write_us = s.has_write_us;
 			memcpy(v->write_us, s.write_us, sizeof(v->write_us));
 			v->write_us_sum = s.write_us_sum;
+			v->dr = json_incref(s.dr);
 			json_array_foreach(s.missed, k, e) {
 				const char *id = json_string_value(
 				    json_object_get(e, "replica"));
@@ -826,6 +884,19 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 				runtime(ag, a->volume, true)->hup = true;
 				changed = true;
 			}
+		}
+		/* A DR stream begun, changed or ended: the process is told. */
+		if (!a->dr != !w->dr ||
+		    (a->dr && (strcmp(a->dr->address, w->dr->address) ||
+			       a->dr->port != w->dr->port ||
+			       strcmp(a->dr->replica, w->dr->replica) ||
+			       strcmp(a->dr->ca, w->dr->ca) ||
+			       strcmp(a->dr->cert, w->dr->cert) ||
+			       strcmp(a->dr->key, w->dr->key) ||
+			       a->dr->journal_size != w->dr->journal_size ||
+			       strcmp(a->dr->when_full, w->dr->when_full)))) {
+			runtime(ag, a->volume, true)->hup = true;
+			changed = true;
 		}
 		/*
 		 * Same epoch, a remote gone (the server shrank the set) or

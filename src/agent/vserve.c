@@ -174,6 +174,8 @@ static char *config_text(struct hf_agent *ag)
 					    json_string(r->volume));
 		if (r->restore_from)
 			json_object_set(v, "restore_from", r->restore_from);
+		if (r->standby)
+			json_object_set_new(v, "standby", json_true());
 		if (r->clone_id)
 			json_object_set_new(
 			    v, "clone_from",
@@ -184,6 +186,13 @@ static char *config_text(struct hf_agent *ag)
 	}
 	o = json_pack("{s:s, s:s, s:o}", "pool", ag->pool.dir, "listen",
 		      listen, "volumes", vols);
+	if (ag->opts->dr_listen)
+		json_object_set_new(
+		    o, "dr",
+		    json_pack("{s:s, s:s, s:s, s:s}", "listen",
+			      ag->opts->dr_listen, "tls_cert", ag->opts->dr_cert,
+			      "tls_key", ag->opts->dr_key, "tls_ca",
+			      ag->opts->dr_ca));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(o);
 	free(listen);
@@ -261,6 +270,17 @@ static bool same_set(struct hf_agent *ag, const struct seen *s)
 	return json_array_size(served) == n;
 }
 
+static void set_dr_port(struct hf_agent *ag, int64_t port)
+{
+	if (ag->info.storage.dr_port == port)
+		return;
+	if (port)
+		hf_log("replica server's DR listener on port %lld",
+		       (long long)port);
+	ag->info.storage.dr_port = port;
+	ag_mark_dirty(ag);
+}
+
 static void set_port(struct hf_agent *ag, int64_t port)
 {
 	if (ag->info.storage.port == port)
@@ -310,7 +330,9 @@ static bool outdated(struct hf_agent *ag, const struct seen *s)
 		   (addr && strcmp(addr, host) != 0) ||
 		   (ag->opts->volume_port &&
 		    json_integer_value(json_object_get(s->st, "port")) !=
-			ag->opts->volume_port);
+			ag->opts->volume_port) ||
+		   !ag->opts->dr_listen !=
+			   !json_integer_value(json_object_get(s->st, "dr_port"));
 
 	free(listen);
 	free(host);
@@ -358,12 +380,15 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 			v->term_at = now;
 		}
 		set_port(ag, 0);
+		set_dr_port(ag, 0);
 		next = now + 200;
 	} else if (s.alive) {
 		v->term_at = 0;
 		if (ready(&s)) {
 			set_port(ag, json_integer_value(
 					 json_object_get(s.st, "port")));
+			set_dr_port(ag, json_integer_value(json_object_get(
+					    s.st, "dr_port")));
 			/*
 			 * A server that read the file as written (it started
 			 * after the write) needs no signal.
@@ -389,6 +414,7 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 		bool failed = state && strcmp(state, "failed") == 0;
 
 		set_port(ag, 0);
+		set_dr_port(ag, 0);
 		if (failed && msg &&
 		    !(v->failure && strcmp(v->failure, msg) == 0)) {
 			hf_log("replica server failed: %s", msg);

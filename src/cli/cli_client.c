@@ -4190,6 +4190,59 @@ static int cmd_dr_disable(int argc, char **argv)
 	return rc;
 }
 
+/* Each volume's stream: state, lag, journal, the standby's newest write. */
+static void dr_volumes_print(const json_t *vols)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(vols, i, v) {
+		const json_t *st = json_object_get(v, "stream");
+		const json_t *sb = json_object_get(v, "standby");
+		char *lag, *jb, *js;
+
+		if (!json_is_object(st)) {
+			printf("  volume %-20s no stream yet (%s)\n",
+			       jstr(v, "volume"),
+			       !json_is_object(sb) ? "the standby has not placed "
+						     "its replica"
+			       : !json_integer_value(json_object_get(sb, "port"))
+				   ? "the standby's node has no DR listener"
+				   : "not attached, or not reported yet");
+			continue;
+		}
+		lag = hf_bytes_human(
+		    json_integer_value(json_object_get(st, "lag_bytes")));
+		jb = hf_bytes_human(
+		    json_integer_value(json_object_get(st, "journal_bytes")));
+		js = hf_bytes_human(
+		    json_integer_value(json_object_get(st, "journal_size")));
+		printf("  volume %-20s %s%s, lag %.1f s (%s), journal %s of "
+		       "%s%s\n",
+		       jstr(v, "volume"), jstr(st, "state"),
+		       json_is_true(json_object_get(st, "link_up")) ? ""
+								    : " (link down)",
+		       json_number_value(json_object_get(st, "lag_seconds")),
+		       lag, jb, js,
+		       json_is_true(json_object_get(st, "consistent"))
+			   ? ""
+			   : "; the standby is being copied (not consistent)");
+		free(lag);
+		free(jb);
+		free(js);
+		if (json_integer_value(json_object_get(st, "applied_time")) > 0)
+			printf("    the standby holds every write made until "
+			       "%.1f s ago\n",
+			       (double)(hf_now_ms() -
+					json_integer_value(json_object_get(
+					    st, "applied_time")) /
+					    1000000) /
+				   1000);
+		if (json_is_string(json_object_get(st, "message")))
+			printf("    %s\n", jstr(st, "message"));
+	}
+}
+
 static void dr_print(const json_t *d)
 {
 	const json_t *c = json_object_get(d, "config");
@@ -4215,6 +4268,7 @@ static void dr_print(const json_t *d)
 				   1000);
 		if (json_is_string(json_object_get(c, "error")))
 			printf("  last error     %s\n", jstr(c, "error"));
+		dr_volumes_print(json_object_get(d, "volumes"));
 	} else {
 		printf("%s: standby of %s (cluster %s)\n", jstr(d, "service"),
 		       jstr(d, "from"), jstr(d, "cluster"));

@@ -419,6 +419,7 @@ struct hf_node_storage {
 	char *pool;             /* NULL when the agent did not say */
 	int64_t capacity, provisioned, used, free;
 	int64_t port;           /* its replica server's; 0: not serving */
+	int64_t dr_port;        /* its DR listener's (agent --dr-listen); 0 */
 };
 
 /*
@@ -448,6 +449,14 @@ struct hf_node_volrep {
 	/* Writes per latency bucket (volume.h's bounds), their sum in us. */
 	bool has_write_us;
 	int64_t write_us[HF_VOL_LAT_BUCKETS + 1], write_us_sum;
+	/* Its disaster-recovery stream (volume/ship.h), when it has one. */
+	struct hf_node_dr {
+		bool has, link_up, consistent;
+		char *state, *message;
+		double lag_seconds;
+		int64_t lag_bytes, journal_bytes, journal_size, applied_time;
+		int64_t shipped, blocked, overflows;
+	} dr;
 };
 
 /* A replica a node's replica server is making, as its last sync says. */

@@ -842,6 +842,8 @@ void hf_model_node_volreps_clear(struct hf_node *n)
 		for (size_t k = 0; k < r->missed.len; k++)
 			free(r->missed.items[k].replica);
 		HF_VEC_FREE(&r->missed);
+		free(r->dr.state);
+		free(r->dr.message);
 	}
 	n->volreps.len = 0;
 }

@@ -960,13 +960,14 @@ json_t *hf_proto_node_info_encode(const struct hf_proto_node_info *n)
 	if (n->has_storage)
 		json_object_set_new(
 		    o, "storage",
-		    json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I}", "pool",
+		    json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I, s:I}", "pool",
 			      n->storage.pool, "capacity",
 			      (json_int_t)n->storage.capacity, "provisioned",
 			      (json_int_t)n->storage.provisioned, "used",
 			      (json_int_t)n->storage.used, "free",
 			      (json_int_t)n->storage.free, "port",
-			      (json_int_t)n->storage.port));
+			      (json_int_t)n->storage.port, "dr_port",
+			      (json_int_t)n->storage.dr_port));
 	return o;
 }
 
@@ -991,10 +992,13 @@ static bool storage_decode(const struct dec *up, const json_t *o,
 		  get_bytes(&d, o, "provisioned", &st->provisioned) &&
 		  get_bytes(&d, o, "used", &st->used) &&
 		  get_bytes(&d, o, "free", &st->free) &&
-		  get_int(&d, o, "port", &st->port, NULL);
+		  get_int(&d, o, "port", &st->port, NULL) &&
+		  get_int(&d, o, "dr_port", &st->dr_port, NULL);
 
 	if (ok && (st->port < 0 || st->port > 65535))
 		ok = fail(&d, "port", "must be 0-65535");
+	if (ok && (st->dr_port < 0 || st->dr_port > 65535))
+		ok = fail(&d, "dr_port", "must be 0-65535");
 	free(where);
 	return ok;
 }
@@ -1148,6 +1152,19 @@ void hf_proto_attachment_release(struct hf_proto_attachment *a)
 		free(a->snapshots.items[i].op);
 	}
 	HF_VEC_FREE(&a->snapshots);
+	if (a->dr) {
+		free(a->dr->address);
+		free(a->dr->replica);
+		free(a->dr->ca);
+		free(a->dr->cert);
+		if (a->dr->key) {
+			explicit_bzero(a->dr->key, strlen(a->dr->key));
+			free(a->dr->key);
+		}
+		free(a->dr->when_full);
+		free(a->dr);
+		a->dr = NULL;
+	}
 }
 
 static bool snap_op_ok(const char *op)
@@ -1236,7 +1253,48 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 					   a->snapshots.items[i].op));
 		json_object_set_new(o, "snapshots", arr);
 	}
+	if (a->dr)
+		json_object_set_new(
+		    o, "dr",
+		    json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:s}",
+			      "address", a->dr->address, "port",
+			      (json_int_t)a->dr->port, "replica",
+			      a->dr->replica, "ca", a->dr->ca, "cert",
+			      a->dr->cert, "key", a->dr->key, "journal_size",
+			      (json_int_t)a->dr->journal_size, "when_full",
+			      a->dr->when_full));
 	return o;
+}
+
+static bool dr_decode(const struct dec *up, const json_t *o,
+		      struct hf_proto_dr *r)
+{
+	struct dec d = {"dr", up->err};
+
+	if (!json_is_object(o))
+		return fail(up, "dr", "must be an object");
+	if (!get_str(&d, o, "address", true, &r->address) ||
+	    !get_int(&d, o, "port", &r->port, NULL) ||
+	    !get_str(&d, o, "replica", true, &r->replica) ||
+	    !get_str(&d, o, "ca", true, &r->ca) ||
+	    !get_str(&d, o, "cert", true, &r->cert) ||
+	    !get_str(&d, o, "key", true, &r->key) ||
+	    !get_int(&d, o, "journal_size", &r->journal_size, NULL) ||
+	    !get_str(&d, o, "when_full", true, &r->when_full))
+		return false;
+	if (!*r->address)
+		return fail(&d, "address", "must not be empty");
+	if (r->port < 1 || r->port > 65535)
+		return fail(&d, "port", "must be 1-65535");
+	if (!vol_id_ok(r->replica))
+		return fail(&d, "replica",
+			    "must be 1-64 letters, digits, '-' or '_'");
+	if (r->journal_size < (16LL << 20) || r->journal_size % 4096)
+		return fail(&d, "journal_size",
+			    "must be a multiple of 4096 of at least 16 MiB");
+	if (strcmp(r->when_full, "block") && strcmp(r->when_full, "resync"))
+		return fail(&d, "when_full", "must be \"block\" or \"resync\"");
+	return true;
 }
 
 /* "fs": absent (0), "ext4" (1) or "xfs" (2). */
@@ -1303,6 +1361,13 @@ static bool attachment_decode(const struct dec *d, const json_t *v,
 	    !get_str(d, v, "encryption_key", false, &a->encryption_key) ||
 	    !DECODE_ARRAY(d, v, "snapshots", &a->snapshots, snap_req_decode))
 		return false;
+	if (!absent(json_object_get(v, "dr"))) {
+		a->dr = hf_xcalloc(1, sizeof(*a->dr));
+		if (!dr_decode(d, json_object_get(v, "dr"), a->dr))
+			return false;
+	}
+	if (a->dr && !hex64_ok(a->ticket))
+		return fail(d, "ticket", "must be 64 hex digits with dr");
 	if (a->snapshots.len > 128)
 		return fail(d, "snapshots", "must list at most 128 requests");
 	if (a->encryption_key && (strlen(a->encryption_key) != 128 ||
@@ -1355,6 +1420,8 @@ static void volume_report_release(struct hf_proto_volume_report *r)
 		hf_strlist_release(&r->snapshots.items[i].replicas);
 	}
 	HF_VEC_FREE(&r->snapshots);
+	json_decref(r->dr);
+	r->dr = NULL;
 }
 
 static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
@@ -1408,6 +1475,8 @@ static json_t *volume_report_encode(const struct hf_proto_volume_report *r)
 					 (json_int_t)r->missed.items[i].bytes));
 		json_object_set_new(o, "missed", a);
 	}
+	if (r->dr)
+		json_object_set(o, "dr", r->dr);
 	if (r->has_write_us) {
 		json_t *a = json_array();
 
@@ -1526,6 +1595,11 @@ static bool volume_report_decode(const struct dec *d, const json_t *v,
 	    !DECODE_ARRAY(d, v, "snapshots", &r->snapshots,
 			  snap_result_decode))
 		return false;
+	if (!absent(json_object_get(v, "dr"))) {
+		if (!json_is_object(json_object_get(v, "dr")))
+			return fail(d, "dr", "must be an object");
+		r->dr = json_deep_copy(json_object_get(v, "dr"));
+	}
 	if (r->written < 0 || r->replicated < 0)
 		return fail(d, r->written < 0 ? "written" : "replicated",
 			    "must be 0 or more");
@@ -1558,7 +1632,8 @@ static bool held_replica_decode(const struct dec *d, const json_t *v,
 	    !get_str(d, v, "id", true, &r->id) ||
 	    !get_str(d, v, "replica", true, &r->replica) ||
 	    !get_str(d, v, "key", true, &r->key) ||
-	    !get_int(d, v, "size", &r->size, NULL))
+	    !get_int(d, v, "size", &r->size, NULL) ||
+	    !get_bool(d, v, "standby", &r->standby))
 		return false;
 	if (!*r->volume)
 		return fail(d, "volume", "must not be empty");
@@ -1845,6 +1920,8 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 			if (h->restore_from)
 				json_object_set(e, "restore_from",
 						h->restore_from);
+			if (h->standby)
+				json_object_set_new(e, "standby", json_true());
 			if (h->clone_id)
 				json_object_set_new(
 				    e, "clone_from",

@@ -221,6 +221,11 @@ struct hf_proto_storage {
 	 * the node's address, once it listens; 0: not (yet) serving.
 	 */
 	int64_t port;
+	/*
+	 * Its TLS listener for other sites' disaster-recovery streams
+	 * (agent --dr-listen), once it listens; 0: none.
+	 */
+	int64_t dr_port;
 };
 
 /*
@@ -319,6 +324,18 @@ struct hf_proto_attachment {
 	char *encryption_key;
 	/* Snapshots to take, delete or restore (at most 128). */
 	HF_VEC(struct hf_proto_snap_req) snapshots;
+	/*
+	 * The volume's disaster-recovery stream (volume/ship.h), or NULL:
+	 * the standby replica on the other site (address, port: its node's
+	 * DR listener, replica id), this site's certificate and key and the
+	 * other site's CA (PEM texts: the key is a secret, written into the
+	 * attach directory 0600 and nowhere else), the journal's size and
+	 * what a full one does ("block" or "resync").
+	 */
+	struct hf_proto_dr {
+		char *address, *replica, *ca, *cert, *key, *when_full;
+		int64_t port, journal_size;
+	} *dr;
 };
 
 /* Frees what a (decoded) attachment holds. */
@@ -344,6 +361,8 @@ struct hf_proto_held_replica {
 	 * the credential's keys in it; NULL otherwise.
 	 */
 	json_t *restore_from;
+	/* A disaster-recovery standby's: another site's stream writes it. */
+	bool standby;
 };
 
 /* A copy to a resyncing replica, as its attach process reports it. */
@@ -402,6 +421,8 @@ struct hf_proto_volume_report {
 	int64_t write_us_sum;
 	/* What became of the attachment's snapshot requests so far. */
 	HF_VEC(struct hf_proto_snap_result) snapshots;
+	/* Its DR stream's state, status.json's "dr" object (ship.h), or NULL. */
+	json_t *dr;
 };
 
 /* A replica to delete from the node's pool. */

@@ -117,6 +117,12 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 	st->used = in->used;
 	st->free = in->free;
 	/* 0 (not serving yet, restarting): the last port known stays. */
+	if (in->dr_port && st->dr_port != in->dr_port) {
+		/* Standbys' endpoints name it: the other site learns it. */
+		hf_log("node %s: DR listener on port %lld", n->id,
+		       (long long)in->dr_port);
+		st->dr_port = in->dr_port;
+	}
 	if (in->port && st->port != in->port) {
 		/* Attachments using its replicas name the port: republish. */
 		hf_log("node %s: replica server %s", n->id,
@@ -256,6 +262,33 @@ static void nospace_event(struct hf_srv *s, const struct hf_node *n,
 	free(why);
 }
 
+/* A volume's DR stream as its attach process reported it (ship.h). */
+static void dr_report(struct hf_node_dr *d, const json_t *o)
+{
+	const char *st = json_string_value(json_object_get(o, "state"));
+	const char *msg = json_string_value(json_object_get(o, "message"));
+
+	free(d->state);
+	free(d->message);
+	memset(d, 0, sizeof(*d));
+	if (!o || !st)
+		return;
+	d->has = true;
+	d->state = hf_xstrdup(st);
+	d->message = msg ? hf_xstrdup(msg) : NULL;
+	d->link_up = json_is_true(json_object_get(o, "link_up"));
+	d->consistent = json_is_true(json_object_get(o, "consistent"));
+	d->lag_seconds = json_number_value(json_object_get(o, "lag_seconds"));
+	d->lag_bytes = json_integer_value(json_object_get(o, "lag_bytes"));
+	d->journal_bytes =
+	    json_integer_value(json_object_get(o, "journal_bytes"));
+	d->journal_size = json_integer_value(json_object_get(o, "journal_size"));
+	d->applied_time = json_integer_value(json_object_get(o, "applied_time"));
+	d->shipped = json_integer_value(json_object_get(o, "shipped"));
+	d->blocked = json_integer_value(json_object_get(o, "blocked"));
+	d->overflows = json_integer_value(json_object_get(o, "overflows"));
+}
+
 /*
  * Keeps what the node's agent says of the volumes it serves (every sync
  * lists them all) and raises the full-pool event; true when a volume
@@ -337,6 +370,7 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 			m->replica = hf_xstrdup(r->missed.items[k].replica);
 			m->bytes = r->missed.items[k].bytes;
 		}
+		dr_report(&nr->dr, r->dr);
 	}
 	return news;
 }

@@ -11,18 +11,27 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/map.h"
+#include "common/rng.h"
 #include "model/model.h"
 #include "server/dr.h"
 #include "server/events.h"
 #include "server/metrics.h"
 #include "server/ops.h"
 #include "server/remotes.h"
+#include "server/sched.h"
 #include "server/state.h"
 
 /* Configurations are looked at this often, and sent again at least every
  * RESEND_MS even when unchanged (the standby shows how fresh it is). */
 #define SHIP_EVERY_MS 1000
 #define RESEND_MS 60000
+
+/* Where the standby keeps one of the service's volumes. */
+struct endpoint {
+	char *volume, *replica, *address;
+	int64_t port; /* its node's DR listener; 0: not known yet */
+};
 
 /* What the leader sent of one service (memory only). */
 struct sent {
@@ -33,7 +42,52 @@ struct sent {
 	char *error;  /* the last attempt's failure, NULL when it went */
 	int64_t tried;
 	bool seen;
+	/*
+	 * The standby's answer: its replica of each volume, and the TLS
+	 * files the streams use (the remote's CA, this cluster's
+	 * certificate and key: the key a secret). vols: the volume ids sent.
+	 */
+	HF_VEC(struct endpoint) eps;
+	char *ca, *cert, *key;
+	char *vols;
+	bool complete; /* every volume has an endpoint with a port */
 };
+
+/*
+ * The standby replicas this cluster holds for other sites (from the
+ * "/standby/" records; the leader's orders list them on their nodes).
+ */
+struct standby {
+	char *svc, *name, *id, *key, *node, *replica;
+	int64_t size;
+};
+
+static HF_VEC(struct standby) standbys;
+static uint64_t standbys_sig;
+
+static bool standbys_load(struct hf_srv *s);
+
+static void standby_release(struct standby *x)
+{
+	free(x->svc);
+	free(x->name);
+	free(x->id);
+	if (x->key)
+		explicit_bzero(x->key, strlen(x->key));
+	free(x->key);
+	free(x->node);
+	free(x->replica);
+}
+
+static void eps_release(struct sent *x)
+{
+	for (size_t i = 0; i < x->eps.len; i++) {
+		free(x->eps.items[i].volume);
+		free(x->eps.items[i].replica);
+		free(x->eps.items[i].address);
+	}
+	x->eps.len = 0;
+}
 
 static HF_VEC(struct sent) sents;
 static pthread_mutex_t sents_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -45,6 +99,14 @@ static void sent_release(struct sent *x)
 	free(x->config);
 	free(x->target);
 	free(x->error);
+	eps_release(x);
+	HF_VEC_FREE(&x->eps);
+	free(x->ca);
+	free(x->cert);
+	if (x->key)
+		explicit_bzero(x->key, strlen(x->key));
+	free(x->key);
+	free(x->vols);
 }
 
 static struct sent *sent_of(const char *svc)
@@ -74,6 +136,35 @@ static json_t *kv_json(const struct hf_kvlist *l)
 		json_object_set_new(o, l->items[i].key,
 				    json_string(l->items[i].value));
 	return o;
+}
+
+/*
+ * The service's volumes a standby keeps a replica of: name, id, key (a
+ * secret, only ever sent to the standby over mutual TLS), size, epoch.
+ * Their ids, in order, into *ids. Lock held.
+ */
+static json_t *volumes_json(const struct hf_model *m, const char *svc,
+			    char **ids)
+{
+	json_t *a = json_array();
+	struct hf_buf b = {0};
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		if (!v->service || strcmp(v->service, svc) != 0 ||
+		    v->state != HF_XVOL_ACTIVE || !v->secret)
+			continue;
+		json_array_append_new(
+		    a, json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", v->name,
+				 "id", v->id, "key", v->secret, "size",
+				 (json_int_t)v->size, "epoch",
+				 (json_int_t)v->epoch));
+		hf_buf_addf(&b, "%s,", v->id);
+	}
+	*ids = b.len ? hf_xstrndup(b.data, b.len) : hf_xstrdup("");
+	hf_buf_release(&b);
+	return a;
 }
 
 /* The configuration a standby keeps. Lock held. */
@@ -179,6 +270,76 @@ out:
 	free(why);
 }
 
+/*
+ * The service's volumes and their streams (lock held): each volume's
+ * node, its standby replica as the standby said, and the stream's state
+ * as the attached node's agent last reported it.
+ */
+static json_t *streams_json(struct hf_srv *s, const char *svc)
+{
+	const struct hf_model *m = &s->model;
+	json_t *a = json_array();
+
+	for (size_t i = 0; svc && i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+		const struct hf_node *n = v->attached
+					      ? hf_model_node(m, v->attached)
+					      : NULL;
+		const struct hf_node_volrep *r =
+		    n ? hf_model_node_volrep(n, v->name) : NULL;
+		json_t *o;
+
+		if (!v->service || strcmp(v->service, svc) != 0 ||
+		    v->state != HF_XVOL_ACTIVE)
+			continue;
+		o = json_pack("{s:s, s:s?}", "volume", v->name, "node",
+			      v->attached);
+		pthread_mutex_lock(&sents_mu);
+		for (size_t k = 0; k < sents.len; k++) {
+			const struct sent *x = &sents.items[k];
+
+			for (size_t j = 0; !strcmp(x->svc, svc) && j < x->eps.len;
+			     j++) {
+				const struct endpoint *e = &x->eps.items[j];
+
+				if (strcmp(e->volume, v->name) != 0)
+					continue;
+				json_object_set_new(
+				    o, "standby",
+				    json_pack("{s:s, s:s?, s:I}", "replica",
+					      e->replica, "address", e->address,
+					      "port", (json_int_t)e->port));
+			}
+		}
+		pthread_mutex_unlock(&sents_mu);
+		if (r && r->dr.has) {
+			const struct hf_node_dr *d = &r->dr;
+
+			json_object_set_new(
+			    o, "stream",
+			    json_pack("{s:s, s:s?, s:b, s:b, s:f, s:I, s:I, "
+				      "s:I, s:I, s:I, s:I, s:I}",
+				      "state", d->state, "message", d->message,
+				      "link_up", d->link_up, "consistent",
+				      d->consistent, "lag_seconds",
+				      d->lag_seconds, "lag_bytes",
+				      (json_int_t)d->lag_bytes, "journal_bytes",
+				      (json_int_t)d->journal_bytes,
+				      "journal_size",
+				      (json_int_t)d->journal_size,
+				      "applied_time",
+				      (json_int_t)d->applied_time, "shipped",
+				      (json_int_t)d->shipped, "blocked",
+				      (json_int_t)d->blocked, "overflows",
+				      (json_int_t)d->overflows));
+		} else {
+			json_object_set_new(o, "stream", json_null());
+		}
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static json_t *primary_json(const json_t *rec, const char *target)
 {
 	const char *svc = json_string_value(json_object_get(rec, "service"));
@@ -222,14 +383,24 @@ static json_t *primary_json(const json_t *rec, const char *target)
 
 static json_t *standby_json(const json_t *rec)
 {
-	const json_t *cfg = json_object_get(rec, "config");
+	const json_t *cfg = json_object_get(rec, "config"), *v;
+	json_t *vols = json_array();
+	size_t i;
 
-	return json_pack("{s:O?, s:s, s:O?, s:O?, s:{s:O?, s:O?}}", "service",
-			 json_object_get(rec, "service"), "role", "standby",
-			 "from", json_object_get(rec, "from"), "cluster",
-			 json_object_get(rec, "cluster"), "config", "id",
-			 json_object_get(cfg, "id"), "received_at",
-			 json_object_get(rec, "received_at"));
+	/* Where each volume's standby replica is; never its key. */
+	json_array_foreach(json_object_get(rec, "volumes"), i, v)
+		json_array_append_new(
+		    vols, json_pack("{s:O?, s:O?, s:O?, s:O?}", "volume",
+				    json_object_get(v, "name"), "node",
+				    json_object_get(v, "node"), "replica",
+				    json_object_get(v, "replica"), "size",
+				    json_object_get(v, "size")));
+	return json_pack("{s:O?, s:s, s:O?, s:O?, s:{s:O?, s:O?}, s:o}",
+			 "service", json_object_get(rec, "service"), "role",
+			 "standby", "from", json_object_get(rec, "from"),
+			 "cluster", json_object_get(rec, "cluster"), "config",
+			 "id", json_object_get(cfg, "id"), "received_at",
+			 json_object_get(rec, "received_at"), "volumes", vols);
 }
 
 void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
@@ -240,7 +411,7 @@ void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
 	char *key = hf_state_key("/dr/%s", name, NULL);
 	char *skey = hf_state_key("/standby/%s", name, NULL);
 	char *target = NULL;
-	json_t *rec = NULL;
+	json_t *rec = NULL, *streams = NULL;
 	struct hf_service *svc;
 	int rc;
 
@@ -251,9 +422,15 @@ void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
 	rc = hf_state_get_record(s, key, &rec);
 	if (rc == HF_ENOTFOUND)
 		rc = hf_state_get_record(s, skey, &rec) ? HF_ENOTFOUND : 1;
+	streams = rc == 0 ? streams_json(s, name) : NULL;
 	hf_state_unlock(s);
-	if (rc == 0)
-		hf_http_json(resp, 200, primary_json(rec, target));
+	if (rc == 0) {
+		json_t *o = primary_json(rec, target);
+
+		json_object_set_new(o, "volumes", streams);
+		streams = NULL;
+		hf_http_json(resp, 200, o);
+	}
 	else if (rc == 1)
 		hf_http_json(resp, 200, standby_json(rec));
 	else
@@ -262,6 +439,7 @@ void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
 			      "enable --to REMOTE)",
 			      name ? name : "");
 	json_decref(rec);
+	json_decref(streams);
 	free(target);
 	free(key);
 	free(skey);
@@ -309,6 +487,89 @@ void hf_dr_list_handler(void *ctx, const struct hf_http_req *req,
 
 /* ---- the standby ------------------------------------------------------- */
 
+/*
+ * Where this cluster keeps each volume the primary sent (lock held):
+ * where it was kept before when the node is still there, else the node
+ * with a storage pool (a DR listener first) and the most free space that
+ * holds room for it. Fills "node" and "replica" in each of vols' entries
+ * (those without a node are kept nowhere yet: no node has room).
+ */
+static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old)
+{
+	const struct hf_model *m = &s->model;
+	json_t *v, *o;
+	size_t i, k;
+
+	json_array_foreach(vols, i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		int64_t size = json_integer_value(json_object_get(v, "size"));
+		const struct hf_node *best = NULL;
+
+		json_array_foreach(json_object_get(old, "volumes"), k, o) {
+			const char *oid = json_string_value(json_object_get(o, "id"));
+			const char *node =
+			    json_string_value(json_object_get(o, "node"));
+
+			if (id && oid && node && !strcmp(id, oid) &&
+			    hf_model_node(m, node) &&
+			    json_is_string(json_object_get(o, "replica"))) {
+				json_object_set(v, "node", json_object_get(o, "node"));
+				json_object_set(v, "replica",
+						json_object_get(o, "replica"));
+				break;
+			}
+		}
+		if (json_object_get(v, "node"))
+			continue;
+		for (k = 0; k < m->nodes.len; k++) {
+			const struct hf_node *n = m->nodes.items[k];
+			const struct hf_node_storage *st = n->storage;
+
+			if (!st || !st->pool || n->decommissioned ||
+			    st->free < size)
+				continue;
+			if (!best ||
+			    (!!st->dr_port > !!best->storage->dr_port) ||
+			    (!!st->dr_port == !!best->storage->dr_port &&
+			     st->free > best->storage->free))
+				best = n;
+		}
+		if (best) {
+			char *rid = hf_rng_hex(&s->rng, 8);
+
+			json_object_set_new(v, "node", json_string(best->id));
+			json_object_set_new(v, "replica", json_string(rid));
+			free(rid);
+		}
+	}
+}
+
+/* The standby's answer: where each volume's replica is (lock held). */
+static json_t *endpoints_json(struct hf_srv *s, const json_t *vols)
+{
+	json_t *a = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(vols, i, v) {
+		const char *node = json_string_value(json_object_get(v, "node"));
+		const struct hf_node *n = node ? hf_model_node(&s->model, node)
+					       : NULL;
+		json_t *e = json_pack("{s:O?, s:O?, s:s?}", "name",
+				      json_object_get(v, "name"), "replica",
+				      json_object_get(v, "replica"), "node", node);
+
+		json_object_set_new(e, "address",
+				    n && n->address ? json_string(n->address)
+						    : json_null());
+		json_object_set_new(e, "port",
+				    n && n->storage && n->storage->dr_port
+					? json_integer(n->storage->dr_port)
+					: json_null());
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
 void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 			       struct hf_http_resp *resp)
 {
@@ -316,7 +577,7 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 	const char *name = hf_kvlist_get(&req->params, "svc");
 	struct hf_ops_err err = {0};
 	struct hf_config *cand = hf_xcalloc(1, sizeof(*cand));
-	json_t *body = NULL, *cfg, *rec = NULL;
+	json_t *body = NULL, *cfg, *rec = NULL, *vols = NULL;
 	const char *id, *text;
 	int rc;
 
@@ -358,16 +619,67 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 			"cluster", json_object_get(body, "cluster"), "config",
 			cfg, "plans", json_object_get(body, "plans"),
 			"received_at", (json_int_t)hf_now_ms());
+	vols = json_array();
+	{
+		json_t *v;
+		size_t i;
+
+		json_array_foreach(json_object_get(body, "volumes"), i, v) {
+			const char *vn = json_string_value(json_object_get(v, "name"));
+			const char *vid = json_string_value(json_object_get(v, "id"));
+			const char *vk = json_string_value(json_object_get(v, "key"));
+			json_int_t size = json_integer_value(json_object_get(v, "size"));
+
+			if (!vn || !vid || !vk || !hf_xvol_name_ok(vn) ||
+			    strlen(vk) != 64 || size < (64LL << 20) ||
+			    size % 4096) {
+				hf_http_error(resp, HF_EINVAL,
+					      "volumes[%zu]: needs a name, an id, "
+					      "a key of 64 hex digits and a size "
+					      "(a multiple of 4096 of at least "
+					      "64 MiB)",
+					      i);
+				goto out;
+			}
+			json_array_append_new(
+			    vols, json_pack("{s:s, s:s, s:s, s:I, s:O?}", "name",
+					    vn, "id", vid, "key", vk, "size",
+					    size, "epoch",
+					    json_object_get(v, "epoch")));
+		}
+	}
+	{
+		char *skey = hf_state_key("/standby/%s", name, NULL);
+		json_t *old = NULL;
+
+		hf_state_lock(s);
+		hf_state_get_record(s, skey, &old);
+		place_standbys(s, vols, old);
+		hf_state_unlock(s);
+		json_decref(old);
+		free(skey);
+	}
+	json_object_set(rec, "volumes", vols);
 	rc = hf_ops_standby_put(s, name, rec, req->principal ? req->principal
 							     : "?",
 				&err);
-	if (rc)
+	if (rc) {
 		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
-	else
+	} else {
+		json_t *eps;
+
+		hf_state_lock(s);
+		if (standbys_load(s))
+			hf_sched_changed(s, true);
+		eps = endpoints_json(s, vols);
+		hf_state_unlock(s);
 		hf_http_json(resp, 200,
-			     json_pack("{s:s, s:s, s:s}", "service", name,
-				       "role", "standby", "config", id));
+			     json_pack("{s:s, s:s, s:s, s:o}", "service", name,
+				       "role", "standby", "config", id,
+				       "volumes", eps));
+	}
 out:
+	json_decref(vols);
 	hf_model_config_free(cand);
 	hf_ops_err_release(&err);
 	json_decref(body);
@@ -382,6 +694,12 @@ void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
 	struct hf_ops_err err = {0};
 	int rc = hf_ops_standby_delete(s, name, req->principal, &err);
 
+	if (!rc) {
+		hf_state_lock(s);
+		if (standbys_load(s))
+			hf_sched_changed(s, true);
+		hf_state_unlock(s);
+	}
 	if (rc)
 		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
 	else
@@ -391,14 +709,201 @@ void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
 	hf_ops_err_release(&err);
 }
 
+/* ---- the nodes' orders ------------------------------------------------- */
+
+#define DR_JOURNAL_SIZE (256LL << 20)
+
+uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
+		      struct hf_proto_sync_resp *out)
+{
+	const struct hf_model *m = &s->model;
+	uint64_t d = 0;
+
+	pthread_mutex_lock(&sents_mu);
+	/* The primary's side: streams of the volumes attached on n. */
+	for (size_t i = 0; sents.len && i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+		const struct endpoint *ep = NULL;
+		struct sent *x = NULL;
+
+		if (!v->attached || strcmp(v->attached, n->id) || !v->service)
+			continue;
+		for (size_t k = 0; k < sents.len && !x; k++)
+			if (!strcmp(sents.items[k].svc, v->service))
+				x = &sents.items[k];
+		for (size_t k = 0; x && k < x->eps.len && !ep; k++)
+			if (!strcmp(x->eps.items[k].volume, v->name) &&
+			    x->eps.items[k].port)
+				ep = &x->eps.items[k];
+		if (!ep || !x->cert)
+			continue;
+		d += hf_hash_str(v->name) * 5 + hf_hash_str(ep->address) +
+		     hf_hash_str(ep->replica) * 11 + (uint64_t)ep->port * 17 +
+		     hf_hash_str(x->cert);
+		for (size_t k = 0; out && k < out->attachments.len; k++) {
+			struct hf_proto_attachment *a = &out->attachments.items[k];
+
+			if (strcmp(a->volume, v->name) != 0 || a->dr ||
+			    !a->ticket)
+				continue;
+			a->dr = hf_xcalloc(1, sizeof(*a->dr));
+			a->dr->address = hf_xstrdup(ep->address);
+			a->dr->port = ep->port;
+			a->dr->replica = hf_xstrdup(ep->replica);
+			a->dr->ca = hf_xstrdup(x->ca);
+			a->dr->cert = hf_xstrdup(x->cert);
+			a->dr->key = hf_xstrdup(x->key);
+			a->dr->journal_size = DR_JOURNAL_SIZE;
+			a->dr->when_full = hf_xstrdup("resync");
+		}
+	}
+	/* The standby's side: the replicas n keeps for other sites. */
+	for (size_t i = 0; i < standbys.len; i++) {
+		const struct standby *x = &standbys.items[i];
+		struct hf_proto_held_replica *h;
+
+		if (strcmp(x->node, n->id) != 0)
+			continue;
+		d += hf_hash_str(x->replica) * 13 + hf_hash_str(x->id) * 19 +
+		     (uint64_t)x->size;
+		if (!out)
+			continue;
+		h = HF_VEC_PUSH(&out->replicas);
+		memset(h, 0, sizeof(*h));
+		h->volume = hf_xstrdup(x->name);
+		h->id = hf_xstrdup(x->id);
+		h->replica = hf_xstrdup(x->replica);
+		h->key = hf_xstrdup(x->key);
+		h->size = x->size;
+		h->standby = true;
+	}
+	pthread_mutex_unlock(&sents_mu);
+	return d;
+}
+
 /* ---- shipping ---------------------------------------------------------- */
 
 static volatile bool dr_stop_flag;
 
 struct ship {
-	char *svc, *to, *target;
+	char *svc, *to, *target, *vols;
 	json_t *payload; /* NULL: nothing to send now */
 };
+
+/* The standby's answer's "volumes" into x->eps; true when they changed. */
+static bool take_endpoints(struct sent *x, const json_t *out)
+{
+	const json_t *a = json_object_get(out, "volumes"), *e;
+	HF_VEC(struct endpoint) old = {0};
+	bool changed, complete = true;
+	size_t i;
+
+	old.items = x->eps.items;
+	old.len = x->eps.len;
+	old.cap = x->eps.cap;
+	memset(&x->eps, 0, sizeof(x->eps));
+	json_array_foreach(a, i, e) {
+		const char *v = json_string_value(json_object_get(e, "name"));
+		const char *r = json_string_value(json_object_get(e, "replica"));
+		const char *ad = json_string_value(json_object_get(e, "address"));
+		json_int_t port = json_integer_value(json_object_get(e, "port"));
+		struct endpoint *p;
+
+		if (!v || !r)
+			continue;
+		p = HF_VEC_PUSH(&x->eps);
+		p->volume = hf_xstrdup(v);
+		p->replica = hf_xstrdup(r);
+		p->address = ad ? hf_xstrdup(ad) : NULL;
+		p->port = ad && port > 0 && port <= 65535 ? port : 0;
+		complete = complete && p->port;
+	}
+	changed = old.len != x->eps.len;
+	for (i = 0; !changed && i < old.len; i++) {
+		const struct endpoint *o = &old.items[i], *n = &x->eps.items[i];
+
+		changed = strcmp(o->volume, n->volume) ||
+			  strcmp(o->replica, n->replica) || o->port != n->port ||
+			  !o->address != !n->address ||
+			  (o->address && strcmp(o->address, n->address));
+	}
+	for (i = 0; i < old.len; i++) {
+		free(old.items[i].volume);
+		free(old.items[i].replica);
+		free(old.items[i].address);
+	}
+	HF_VEC_FREE(&old);
+	x->complete = complete;
+	return changed;
+}
+
+/* ---- the standby's replicas -------------------------------------------- */
+
+/*
+ * The standby replicas held here, from the "/standby/" records (lock
+ * held): true when the set changed (the nodes' orders change).
+ */
+static bool standbys_load(struct hf_srv *s)
+{
+	json_t *all = NULL, *e, *v;
+	uint64_t sig = 0;
+	size_t i, k;
+
+	if (hf_state_list_records(s, "/standby/", &all)) {
+		json_decref(all);
+		return false;
+	}
+	json_array_foreach(all, i, e)
+		json_array_foreach(json_object_get(e, "volumes"), k, v) {
+			const char *node =
+			    json_string_value(json_object_get(v, "node"));
+			const char *rep =
+			    json_string_value(json_object_get(v, "replica"));
+
+			if (node && rep)
+				sig += hf_hash_str(node) * 3 + hf_hash_str(rep) +
+				       (uint64_t)json_integer_value(
+					   json_object_get(v, "size"));
+		}
+	pthread_mutex_lock(&sents_mu);
+	if (sig == standbys_sig && (sig || !standbys.len)) {
+		pthread_mutex_unlock(&sents_mu);
+		json_decref(all);
+		return false;
+	}
+	for (i = 0; i < standbys.len; i++)
+		standby_release(&standbys.items[i]);
+	standbys.len = 0;
+	json_array_foreach(all, i, e)
+		json_array_foreach(json_object_get(e, "volumes"), k, v) {
+			const char *f[6] = {
+			    json_string_value(json_object_get(e, "service")),
+			    json_string_value(json_object_get(v, "name")),
+			    json_string_value(json_object_get(v, "id")),
+			    json_string_value(json_object_get(v, "key")),
+			    json_string_value(json_object_get(v, "node")),
+			    json_string_value(json_object_get(v, "replica"))};
+			struct standby *x;
+			bool ok = true;
+
+			for (size_t j = 0; j < 6; j++)
+				ok = ok && f[j];
+			if (!ok)
+				continue;
+			x = HF_VEC_PUSH(&standbys);
+			x->svc = hf_xstrdup(f[0]);
+			x->name = hf_xstrdup(f[1]);
+			x->id = hf_xstrdup(f[2]);
+			x->key = hf_xstrdup(f[3]);
+			x->node = hf_xstrdup(f[4]);
+			x->replica = hf_xstrdup(f[5]);
+			x->size = json_integer_value(json_object_get(v, "size"));
+		}
+	standbys_sig = sig;
+	pthread_mutex_unlock(&sents_mu);
+	json_decref(all);
+	return true;
+}
 
 static void ship_pass(struct hf_srv *s)
 {
@@ -408,6 +913,8 @@ static void ship_pass(struct hf_srv *s)
 	size_t i;
 
 	hf_state_lock(s);
+	if (s->leading && standbys_load(s))
+		hf_sched_changed(s, true);
 	if (!s->leading || hf_state_list_records(s, "/dr/", &all)) {
 		hf_state_unlock(s);
 		json_decref(all);
@@ -423,6 +930,8 @@ static void ship_pass(struct hf_srv *s)
 		struct hf_config *cfg = svc ? hf_state_target(svc) : NULL;
 		struct sent *x;
 		struct ship *j;
+		json_t *vols;
+		char *ids;
 
 		if (!name || !to || !cfg)
 			continue;
@@ -430,17 +939,30 @@ static void ship_pass(struct hf_srv *s)
 		x->seen = true;
 		set_str(&x->to, to);
 		set_str(&x->target, cfg->id);
-		if (x->config && !strcmp(x->config, cfg->id) &&
-		    now - x->at < RESEND_MS)
+		vols = volumes_json(&s->model, name, &ids);
+		/*
+		 * Again when the target, the volumes or the remote changed,
+		 * while a volume's standby has no endpoint yet (every few
+		 * seconds), and at least every RESEND_MS.
+		 */
+		if ((x->config && !strcmp(x->config, cfg->id) &&
+		     now - x->at < RESEND_MS && x->vols &&
+		     !strcmp(x->vols, ids) && x->complete) ||
+		    (x->config && !x->complete && x->vols &&
+		     !strcmp(x->vols, ids) && now - x->tried < 3000) ||
+		    /* A failing remote is tried again after a while. */
+		    (x->error && now - x->tried < 5000)) {
+			json_decref(vols);
+			free(ids);
 			continue;
-		/* A failing remote is tried again after a while, not at once. */
-		if (x->error && now - x->tried < 5000)
-			continue;
+		}
 		j = HF_VEC_PUSH(&jobs);
 		j->svc = hf_xstrdup(name);
 		j->to = hf_xstrdup(to);
 		j->target = hf_xstrdup(cfg->id);
+		j->vols = ids;
 		j->payload = config_json(svc, cfg);
+		json_object_set_new(j->payload, "volumes", vols);
 		json_object_set_new(j->payload, "cluster",
 				    json_string(s->cluster_id ? s->cluster_id
 							      : ""));
@@ -461,8 +983,10 @@ static void ship_pass(struct hf_srv *s)
 		char *esc = hf_url_escape(j->svc);
 		char *path = hf_xasprintf("/v1/dr/standby/%s", esc);
 		char *why = NULL, *said = NULL;
+		char *ca = NULL, *cert = NULL, *key = NULL;
 		json_t *out = NULL;
 		long status = 0;
+		bool moved = false;
 		struct sent *x;
 
 		if (!dr_stop_flag &&
@@ -475,6 +999,8 @@ static void ship_pass(struct hf_srv *s)
 			why = hf_xasprintf("%s answered %ld: %s", j->to, status,
 					   m ? m : "?");
 		}
+		if (!why && hf_remotes_tls(s, j->to, &ca, &cert, &key))
+			why = hf_xasprintf("remote cluster %s is gone", j->to);
 		pthread_mutex_lock(&sents_mu);
 		x = sent_of(j->svc);
 		x->seen = true;
@@ -484,8 +1010,21 @@ static void ship_pass(struct hf_srv *s)
 				said = hf_xasprintf("configuration %s is on %s",
 						    j->target, j->to);
 			set_str(&x->config, j->target);
+			set_str(&x->vols, j->vols);
 			x->at = x->tried;
 			set_str(&x->error, NULL);
+			moved = take_endpoints(x, out);
+			moved = moved || !x->cert || strcmp(x->cert, cert) ||
+				strcmp(x->ca, ca) || strcmp(x->key, key);
+			free(x->ca);
+			free(x->cert);
+			if (x->key)
+				explicit_bzero(x->key, strlen(x->key));
+			free(x->key);
+			x->ca = ca;
+			x->cert = cert;
+			x->key = key;
+			ca = cert = key = NULL;
 		} else if (!x->error || strcmp(x->error, why)) {
 			said = hf_xasprintf("configuration %s not sent to %s: "
 					    "%s",
@@ -493,6 +1032,18 @@ static void ship_pass(struct hf_srv *s)
 			set_str(&x->error, why);
 		}
 		pthread_mutex_unlock(&sents_mu);
+		free(ca);
+		free(cert);
+		if (key)
+			explicit_bzero(key, strlen(key));
+		free(key);
+		if (moved) {
+			/* The volumes' streams go to these standbys now. */
+			hf_state_lock(s);
+			if (s->leading)
+				hf_sched_changed(s, true);
+			hf_state_unlock(s);
+		}
 		if (said) {
 			hf_log("service %s: %s", j->svc, said);
 			hf_state_lock(s);
@@ -510,6 +1061,7 @@ static void ship_pass(struct hf_srv *s)
 		free(j->svc);
 		free(j->to);
 		free(j->target);
+		free(j->vols);
 		json_decref(j->payload);
 	}
 	HF_VEC_FREE(&jobs);
@@ -573,6 +1125,56 @@ void hf_dr_stop(void)
 		sent_release(&sents.items[i]);
 	sents.len = 0;
 	pthread_mutex_unlock(&sents_mu);
+}
+
+void hf_dr_stream_metrics(struct hf_srv *s, struct hf_buf *b)
+{
+	static const char *const names[] = {
+	    "holdfast_dr_lag_seconds", "holdfast_dr_lag_bytes",
+	    "holdfast_dr_journal_bytes", "holdfast_dr_link_up",
+	    "holdfast_dr_applied_timestamp_seconds"};
+	static const char *const helps[] = {
+	    "How old the oldest write the standby may lack is (the current "
+	    "RPO).",
+	    "Bytes written here that the standby may lack.",
+	    "Bytes the volume's DR journal holds.",
+	    "Whether the volume's stream to its standby is connected.",
+	    "When the newest write the standby holds at its last mark was "
+	    "made."};
+	const struct hf_model *m = &s->model;
+
+	for (size_t k = 0; k < HF_ARRAY_LEN(names); k++) {
+		hf_buf_addf(b, "# HELP %s %s\n# TYPE %s gauge\n", names[k],
+			    helps[k], names[k]);
+		for (size_t i = 0; i < m->xvols.len; i++) {
+			const struct hf_xvol *v = m->xvols.items[i];
+			const struct hf_node *n =
+			    v->attached ? hf_model_node(m, v->attached) : NULL;
+			const struct hf_node_volrep *r =
+			    n ? hf_model_node_volrep(n, v->name) : NULL;
+			const struct hf_node_dr *d = r ? &r->dr : NULL;
+
+			if (!d || !d->has || !v->service)
+				continue;
+			hf_buf_addf(b, "%s{service=\"", names[k]);
+			hf_metrics_label(b, v->service);
+			hf_buf_adds(b, "\",volume=\"");
+			hf_metrics_label(b, v->name);
+			if (k == 0)
+				hf_buf_addf(b, "\"} %.3f\n", d->lag_seconds);
+			else if (k == 1)
+				hf_buf_addf(b, "\"} %lld\n",
+					    (long long)d->lag_bytes);
+			else if (k == 2)
+				hf_buf_addf(b, "\"} %lld\n",
+					    (long long)d->journal_bytes);
+			else if (k == 3)
+				hf_buf_addf(b, "\"} %d\n", d->link_up);
+			else
+				hf_buf_addf(b, "\"} %.3f\n",
+					    (double)d->applied_time / 1e9);
+		}
+	}
 }
 
 void hf_dr_metrics(struct hf_buf *b)

@@ -43,5 +43,19 @@ void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
 
 /* holdfast_dr_config_behind, holdfast_dr_config_sent_timestamp_seconds. */
 void hf_dr_metrics(struct hf_buf *b);
+/* The volumes' streams (lag, journal, link), the state lock held. */
+void hf_dr_stream_metrics(struct hf_srv *s, struct hf_buf *b);
+
+/*
+ * Node n's part of the disaster-recovery orders (state lock held): on a
+ * primary, the "dr" stream of each attachment already in out whose
+ * service is replicated and whose standby replica is known; on a
+ * standby, the standby replicas n keeps. Returns their part of n's
+ * digest; out NULL: the digest alone.
+ */
+struct hf_node;
+struct hf_proto_sync_resp;
+uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
+		      struct hf_proto_sync_resp *out);
 
 #endif

@@ -534,6 +534,7 @@ void hf_metrics_handler(void *ctx, const struct hf_http_req *req,
 	(void)req;
 	pthread_mutex_lock(&s->mu);
 	render_state(s, &b);
+	hf_dr_stream_metrics(s, &b);
 	pthread_mutex_unlock(&s->mu);
 	render_api(s->api_metrics, &b);
 	hf_autoscale_metrics(&b);

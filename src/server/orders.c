@@ -11,6 +11,7 @@
 
 #include "plan/decide.h"
 #include "server/creds.h"
+#include "server/dr.h"
 #include "server/orders.h"
 #include "volume/crypt.h"
 #include "volume/ticket.h"
@@ -516,6 +517,9 @@ void hf_orders_desired(struct hf_srv *s, struct hf_node *n,
 	struct hf_node_insts scratch = {0};
 	const struct hf_node_insts *l = hf_orders_node_insts(s, n, &scratch);
 
+	/* After the attachments: it gives them their streams. */
+	digest += hf_dr_orders(s, n, out);
+
 	for (size_t i = 0; i < l->len; i++) {
 		const struct hf_service *svc = l->items[i].svc;
 		const struct hf_instance *in = l->items[i].in;
@@ -585,6 +589,9 @@ void hf_orders_publish(struct hf_srv *s)
 		}
 	}
 	xvols_digest(s);
+	for (size_t i = 0; i < m->nodes.len; i++)
+		m->nodes.items[i]->link->digest_scratch +=
+		    hf_dr_orders(s, m->nodes.items[i], NULL);
 	s->node_lists_valid = true;
 	for (size_t i = 0; i < m->nodes.len; i++) {
 		struct hf_node *n = m->nodes.items[i];

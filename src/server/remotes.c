@@ -455,6 +455,29 @@ int hf_remotes_call(struct hf_srv *s, const char *remote, const char *method,
 	return rc;
 }
 
+int hf_remotes_tls(struct hf_srv *s, const char *remote, char **ca,
+		   char **cert, char **key)
+{
+	char *k = hf_state_key("/remotes/%s", remote, NULL);
+	json_t *rec = NULL;
+	int rc;
+
+	*ca = *cert = *key = NULL;
+	hf_state_lock(s);
+	rc = hf_state_get_record(s, k, &rec);
+	hf_state_unlock(s);
+	free(k);
+	if (!rc) {
+		*ca = dup_str(rec, "ca");
+		*cert = dup_str(rec, "cert");
+		*key = dup_str(rec, "key");
+		if (!*ca || !*cert || !*key)
+			rc = HF_ENOTFOUND;
+	}
+	json_decref(rec);
+	return rc;
+}
+
 static volatile bool links_stop;
 
 static void check_links(struct hf_srv *s)

@@ -47,6 +47,14 @@ int hf_remotes_call(struct hf_srv *s, const char *remote, const char *method,
 		    const char *path, const json_t *body, long *status,
 		    json_t **out, char **why);
 
+/*
+ * The remote's CA and this cluster's certificate and key for it (PEM
+ * texts; the key a secret): 0, or an error (no such remote). Takes the
+ * state lock itself.
+ */
+int hf_remotes_tls(struct hf_srv *s, const char *remote, char **ca,
+		   char **cert, char **key);
+
 /* holdfast_remote_up and holdfast_remote_rtt_seconds per remote. */
 void hf_remotes_metrics(struct hf_buf *b);
 

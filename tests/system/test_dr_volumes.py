@@ -1,0 +1,196 @@
+"""Disaster recovery of a service's data (issue 16, third part): with `dr
+enable`, each replicated volume of the service gets a standby replica on
+cluster B (placed on a node whose agent runs a DR listener, --dr-listen),
+and the attach process on cluster A streams every write to it over mutual
+TLS; `dr status` on A shows each volume's stream (state, lag, journal);
+B's standby replica holds what A's task wrote, byte for byte, once the
+lag is 0. B here is a server and an agent of its own (its own data, pool,
+token and TLS), as a second site is."""
+import filecmp
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from holdfast_harness import BIN, Cluster, wait_for, write
+from test_remotes import make_pki
+
+B_ADMIN = "b-admin-5c1e"
+B_AGENT = "b-agent-93f0"
+
+SPEC = """
+name: notes
+pods:
+  notes:
+    count: 1
+    external-volumes:
+      data:
+        type: DOCKER
+        volume-mode: RW
+        container-path: data
+        driver-name: holdfast
+        driver-options: size=1;repl=1
+    tasks:
+      writer:
+        goal: RUNNING
+        cmd: >-
+          i=0; while true; do i=$((i+1)); echo "note $i" >> data/notes;
+          sync data/notes; sleep 0.2; done
+        cpus: 0.05
+        memory: 32
+"""
+
+
+class SiteB:
+    """Cluster B: an HTTPS server that takes remote clusters caA signed,
+    and one agent with a storage pool and a DR listener."""
+
+    def __init__(self, tmp, d):
+        self.tmp, self.d = tmp, d
+        os.makedirs(tmp / "b-server")
+        os.makedirs(tmp / "b-agent")
+        tokens = write(tmp / "b-tokens", f"admin {B_ADMIN}\nagent {B_AGENT}\n")
+        os.chmod(tokens, 0o600)
+        self.agent_token = write(tmp / "b-agent-token", B_AGENT + "\n")
+        os.chmod(self.agent_token, 0o600)
+        port_file = str(tmp / "b-port")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
+        env.pop("HOLDFAST_TOKEN", None)
+        self.env = env
+        self.server = subprocess.Popen(
+            [BIN, "server", "--data", str(tmp / "b-server"), "--listen", "127.0.0.1:0",
+             "--port-file", port_file, "--tokens", tokens,
+             "--tls-cert", f"{d}/b-server.pem", "--tls-key", f"{d}/b-server.key",
+             "--client-ca", f"{d}/caA.pem"],
+            stdout=open(tmp / "b-server.log", "w"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True)
+        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
+                 what="B's port")
+        self.url = f"https://127.0.0.1:{open(port_file).read().strip()}"
+        self.agent = subprocess.Popen(
+            [BIN, "agent", "--server", self.url, "--ca-file", f"{d}/caB.pem",
+             "--token-file", str(self.agent_token), "--data", str(tmp / "b-agent"),
+             "--node-id", "b-node-1", "--address", "127.0.0.1",
+             "--storage", str(tmp / "b-pool") + ",size=4G",
+             "--dr-listen", "127.0.0.1:0", "--dr-cert", f"{d}/b-server.pem",
+             "--dr-key", f"{d}/b-server.key", "--dr-ca", f"{d}/caA.pem"],
+            stdout=open(tmp / "b-agent.log", "w"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True)
+
+        def dr_port():
+            code, nodes = self.api("GET", "/v1/nodes")
+            return code == 200 and nodes and nodes[0].get("connected") and nodes
+        wait_for(dr_port, 30, what="B's agent")
+
+    def api(self, method, path, body=None):
+        args = ["curl", "-sS", "--cacert", f"{self.d}/caB.pem", "-X", method, "-o", "-",
+                "-w", "\n%{http_code}", "-H", f"Authorization: Bearer {B_ADMIN}",
+                self.url + path]
+        if body is not None:
+            args += ["-H", "Content-Type: application/json", "--data-binary",
+                     json.dumps(body)]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        text, _, code = p.stdout.rpartition("\n")
+        return int(code or 0), (json.loads(text) if text.strip() else None)
+
+    def stop(self):
+        for p in (self.agent, self.server):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        # The replica server and its DR listener outlive the agent.
+        subprocess.run(["pkill", "-f", f"holdfast-volume serve {self.tmp}/b-agent"],
+                       check=False)
+        assert self.server.returncode in (0, -15), \
+            open(self.tmp / "b-server.log").read()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("drvol")
+    d = str(tmp / "pki")
+    os.makedirs(d)
+    make_pki(d)
+    b = SiteB(tmp, d)
+    a = Cluster(tmp / "a")
+    try:
+        a.start_server()
+        a.start_agent(extra=("--storage", str(tmp / "a-pool") + ",size=4G"))
+        a.cli("remote", "add", "b", "--url", b.url, "--ca", f"{d}/caB.pem",
+              "--cert", f"{d}/a-client.pem", "--key", f"{d}/a-client.key")
+        yield a, b, d, tmp
+    finally:
+        a.stop()
+        b.stop()
+
+
+def dr_status(a):
+    return json.loads(a.cli("-s", "notes", "dr", "status", "--json").stdout)
+
+
+def test_a_volume_streams_to_its_standby_replica_on_the_other_site(sites):
+    a, b, d, tmp = sites
+    a.deploy(str(write(tmp / "notes.yml", SPEC)), timeout=240)
+    a.cli("-s", "notes", "dr", "enable", "--to", "b")
+    # B placed a standby replica of the volume on its node with the listener.
+    code, st = wait_for(lambda: (lambda r: r[0] == 200 and r[1].get("volumes") and
+                                 r[1]["volumes"][0].get("node") and r)(
+        b.api("GET", "/v1/service/notes/dr")), 60, what="B's standby volume")
+    vol = st["volumes"][0]
+    assert vol["volume"] == "notes-notes-0" and vol["node"] == "b-node-1", st
+    assert "key" not in json.dumps(st), st
+
+    def caught_up():
+        s = dr_status(a)
+        v = s.get("volumes") or []
+        stream = v and v[0].get("stream")
+        return (stream and stream["state"] == "streaming" and stream["consistent"] and
+                stream["link_up"] and stream["lag_seconds"] < 3 and s)
+    s = wait_for(caught_up, 120, what="the stream up and consistent")
+    stream = s["volumes"][0]["stream"]
+    assert s["volumes"][0]["standby"]["replica"] == vol["replica"], s
+    assert stream["shipped"] > 0 and stream["journal_size"] == 256 << 20, stream
+    # While the task writes, B's reported lag stays low.
+    lags = []
+    for _ in range(6):
+        time.sleep(1)
+        lags.append(dr_status(a)["volumes"][0]["stream"]["lag_seconds"])
+    assert max(lags) < 5, lags
+    text = a.cli("-s", "notes", "dr", "status").stdout
+    assert "volume notes-notes-0" in text and "streaming" in text, text
+    import urllib.request
+    req = urllib.request.Request(a.url + "/metrics",
+                                 headers={"Authorization": f"Bearer {a.token()}"})
+    metrics = urllib.request.urlopen(req, timeout=10).read().decode()
+    assert 'holdfast_dr_lag_seconds{service="notes",volume="notes-notes-0"}' in metrics
+    assert 'holdfast_dr_link_up{service="notes",volume="notes-notes-0"} 1' in metrics
+    # The standby's copy holds the notes A's task wrote (after a stop that
+    # drains the journal, byte for byte what A's replica holds).
+    xv = json.loads(a.cli("volume", "show", "notes-notes-0", "--json").stdout)
+    a_data = os.path.join(str(tmp / "a-pool"), "replicas", xv["id"],
+                          xv["replicas"][0]["id"], "data")
+    b_data = os.path.join(str(tmp / "b-pool"), "replicas", xv["id"], vol["replica"], "data")
+    a.cli("-s", "notes", "pod", "pause", "notes-0", check=False)
+    a.cli("service", "remove", "notes", "--wait", "--timeout", "120", timeout=180)
+    wait_for(lambda: not os.path.exists(os.path.join(a.agent_data, "attach",
+                                                     "notes-notes-0", "attach.lock")) or
+             subprocess.run(["fuser", "-s", os.path.join(a.agent_data, "attach",
+                                                         "notes-notes-0", "attach.lock")]
+                            ).returncode != 0, 60, what="A's attach process ended")
+    assert filecmp.cmp(a_data, b_data, shallow=False), "B's standby differs from A's replica"
+    # B's copy mounts (read-only) and holds every note in order.
+    mnt = tmp / "b-mnt"
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-o", "loop,ro", b_data, str(mnt)], check=True)
+    try:
+        lines = open(mnt / "notes").read().splitlines()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    assert len(lines) >= 10 and lines == [f"note {i + 1}" for i in range(len(lines))], lines[:20]

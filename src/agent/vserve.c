@@ -270,6 +270,20 @@ static bool same_set(struct hf_agent *ag, const struct seen *s)
 	return json_array_size(served) == n;
 }
 
+/* The standbys' marks, reported with the node's info when they move. */
+static void set_marks(struct hf_agent *ag, json_t *marks)
+{
+	json_t *old = ag->info.storage.marks;
+
+	if (!json_is_array(marks))
+		marks = NULL;
+	if ((!old && !marks) || (old && marks && json_equal(old, marks)))
+		return;
+	json_decref(old);
+	ag->info.storage.marks = marks ? json_deep_copy(marks) : NULL;
+	ag_mark_dirty(ag);
+}
+
 static void set_dr_port(struct hf_agent *ag, int64_t port)
 {
 	if (ag->info.storage.dr_port == port)
@@ -389,6 +403,7 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 					 json_object_get(s.st, "port")));
 			set_dr_port(ag, json_integer_value(json_object_get(
 					    s.st, "dr_port")));
+			set_marks(ag, json_object_get(s.st, "marks"));
 			/*
 			 * A server that read the file as written (it started
 			 * after the write) needs no signal.

@@ -4243,6 +4243,68 @@ static void dr_volumes_print(const json_t *vols)
 	}
 }
 
+static int cmd_dr_failover(int argc, char **argv)
+{
+	char *svc = NULL, *path;
+	json_t *out = NULL, *body = json_object();
+	bool yes = false;
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--yes") || !strcmp(argv[k], "-y"))
+			yes = true;
+		else if (!strcmp(argv[k], "--force"))
+			json_object_set_new(body, "force", json_true());
+		else if (!strcmp(argv[k], "--json"))
+			g.json = true;
+		else {
+			json_decref(body);
+			return hf_cli_usage("dr", "failover");
+		}
+	}
+	if (!yes) {
+		fprintf(stderr, "holdfast: dr failover starts the service here "
+				"from its standby copy; the primary site must be "
+				"down (two sites must never both run it): "
+				"confirm with --yes\n");
+		json_decref(body);
+		return HF_EXIT_USAGE;
+	}
+	if ((rc = pick_service(&svc))) {
+		json_decref(body);
+		return rc;
+	}
+	path = svc_path(svc, "/dr/failover");
+	rc = api("POST", path, body, &status, &out);
+	if ((rc = answered(rc, status, 200, out)) == 0) {
+		if (g.json) {
+			print_json(out);
+		} else {
+			json_int_t t = json_integer_value(
+			    json_object_get(out, "last_write_applied"));
+
+			printf("service %s is the primary here now%s\n", svc,
+			       json_is_true(json_object_get(out, "deployed"))
+				   ? ", deploying from its standby volumes"
+				   : "");
+			if (t > 0)
+				printf("loss window: writes made on the old "
+				       "primary after %.3f s ago may be lost\n",
+				       (double)(hf_now_ms() * 1000000 - t) /
+					   1e9);
+			if (json_is_string(json_object_get(out, "deploy_error")))
+				printf("the deploy failed: %s\n",
+				       jstr(out, "deploy_error"));
+		}
+	}
+	json_decref(out);
+	json_decref(body);
+	free(path);
+	free(svc);
+	return rc;
+}
+
 static void dr_print(const json_t *d)
 {
 	const json_t *c = json_object_get(d, "config");
@@ -4930,14 +4992,25 @@ const struct hf_cmd hf_client_cmds[] = {
     {"credential", "delete", cmd_credential_delete, "NAME",
      "delete a named credential", NULL, NULL},
     {"dr", "enable", cmd_dr_enable, "--to REMOTE [--json]",
-     "replicate a service to a remote cluster (its configuration, so far)",
+     "replicate a service to a remote cluster: its configuration and its volumes' data",
      "The service's target configuration (spec, options, templates, counts\n"
      "set over the spec, plan parameters) is sent to REMOTE whenever it\n"
      "changes, and at least every minute, over mutual TLS; there it is a\n"
      "standby service that runs no pod and cannot be deployed meanwhile.\n"
-     "Its volumes' data is not replicated yet.", NULL},
+     "Each replicated volume streams every write to a standby replica\n"
+     "there (dr status shows the lag).", NULL},
     {"dr", "disable", cmd_dr_disable, "",
      "stop replicating a service; its standby is told to go", NULL, NULL},
+    {"dr", "failover", cmd_dr_failover, "--yes [--force] [--json]",
+     "on a standby: start the service here from its standby volumes",
+     "For when the primary site is lost. Each volume becomes the service's\n"
+     "kept volume here, its standby replica in sync, at an epoch above the\n"
+     "primary's (the old primary's stream is refused from then on), and the\n"
+     "configuration the primary sent is deployed. It says the loss window:\n"
+     "writes made on the primary after the standby's last applied one may\n"
+     "be lost. Refused while a volume's standby copy is not known to be\n"
+     "consistent, unless --force. The primary site must be down: two sites\n"
+     "must never both run the service.", NULL},
     {"dr", "status", cmd_dr_status, "[--json]",
      "a service's disaster recovery: primary (where to, what is there) or "
      "standby (from where, how fresh)",

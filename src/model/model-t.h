@@ -415,11 +415,21 @@ struct hf_node_link;
  * "storage"; agent --storage): the pool's directory on the node and its
  * figures in bytes.
  */
+struct hf_node_mark {
+	char *replica;
+	int64_t time;
+};
+
 struct hf_node_storage {
 	char *pool;             /* NULL when the agent did not say */
 	int64_t capacity, provisioned, used, free;
 	int64_t port;           /* its replica server's; 0: not serving */
 	int64_t dr_port;        /* its DR listener's (agent --dr-listen); 0 */
+	/*
+	 * Its standby replicas' marks (memory only): when the newest write
+	 * each holds was made on the other site (ns; 0: not consistent).
+	 */
+	HF_VEC(struct hf_node_mark) marks;
 };
 
 /*

@@ -828,6 +828,9 @@ void hf_model_node_storage_free(struct hf_node_storage *st)
 	if (!st)
 		return;
 	free(st->pool);
+	for (size_t i = 0; i < st->marks.len; i++)
+		free(st->marks.items[i].replica);
+	HF_VEC_FREE(&st->marks);
 	free(st);
 }
 

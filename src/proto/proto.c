@@ -900,6 +900,7 @@ void hf_proto_node_info_release(struct hf_proto_node_info *n)
 	free(n->api);
 	free(n->api_key);
 	free(n->storage.pool);
+	json_decref(n->storage.marks);
 	hf_proto_node_info_init(n);
 }
 
@@ -968,6 +969,9 @@ json_t *hf_proto_node_info_encode(const struct hf_proto_node_info *n)
 			      (json_int_t)n->storage.free, "port",
 			      (json_int_t)n->storage.port, "dr_port",
 			      (json_int_t)n->storage.dr_port));
+	if (n->has_storage && n->storage.marks)
+		json_object_set(json_object_get(o, "storage"), "marks",
+				n->storage.marks);
 	return o;
 }
 
@@ -999,6 +1003,20 @@ static bool storage_decode(const struct dec *up, const json_t *o,
 		ok = fail(&d, "port", "must be 0-65535");
 	if (ok && (st->dr_port < 0 || st->dr_port > 65535))
 		ok = fail(&d, "dr_port", "must be 0-65535");
+	if (ok && !absent(json_object_get(o, "marks"))) {
+		const json_t *m = json_object_get(o, "marks"), *e;
+		size_t i;
+
+		if (!json_is_array(m))
+			ok = fail(&d, "marks", "must be an array");
+		json_array_foreach(m, i, e)
+			if (ok && (!json_is_string(json_object_get(e, "replica")) ||
+				   !json_is_integer(json_object_get(e, "time"))))
+				ok = fail(&d, "marks",
+					  "must list {\"replica\", \"time\"}");
+		if (ok)
+			st->marks = json_deep_copy(m);
+	}
 	free(where);
 	return ok;
 }

@@ -226,6 +226,12 @@ struct hf_proto_storage {
 	 * (agent --dr-listen), once it listens; 0: none.
 	 */
 	int64_t dr_port;
+	/*
+	 * The standby replicas' marks, as the replica server's status.json
+	 * has them: [{"id", "replica", "consistent": bool, "time": ns}]
+	 * (how far the other site's stream got); NULL when none.
+	 */
+	json_t *marks;
 };
 
 /*

@@ -117,6 +117,24 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 	st->used = in->used;
 	st->free = in->free;
 	/* 0 (not serving yet, restarting): the last port known stays. */
+	for (size_t i = 0; i < st->marks.len; i++)
+		free(st->marks.items[i].replica);
+	st->marks.len = 0;
+	{
+		const json_t *e;
+		size_t i;
+
+		json_array_foreach(in->marks, i, e) {
+			struct hf_node_mark *mk = HF_VEC_PUSH(&st->marks);
+
+			mk->replica = hf_xstrdup(
+			    json_string_value(json_object_get(e, "replica")));
+			mk->time = json_is_true(json_object_get(e, "consistent"))
+					   ? json_integer_value(
+						 json_object_get(e, "time"))
+					   : 0;
+		}
+	}
 	if (in->dr_port && st->dr_port != in->dr_port) {
 		/* Standbys' endpoints name it: the other site learns it. */
 		hf_log("node %s: DR listener on port %lld", n->id,

@@ -2172,6 +2172,8 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/service/{svc}/dr", hf_dr_status_handler, HF_ROUTE_READ,
      NULL},
+    {"POST", "/v1/service/{svc}/dr/failover", hf_dr_failover_handler,
+     HF_ROUTE_WRITE, NULL},
 };
 
 const struct hf_http_route *hf_server_routes(size_t *n)

@@ -1150,7 +1150,9 @@ static const struct route_doc docs[] = {
 	 "Replicates the service to a remote cluster (`holdfast -s SVC dr "
 	 "enable --to REMOTE`): its target configuration is sent there "
 	 "whenever it changes, and at least every minute, as a standby "
-	 "service. Its volumes' data is not replicated yet.",
+	 "service; each of its replicated volumes streams every write to "
+	 "a standby replica there (docs/operations.md, \"Disaster "
+	 "recovery\").",
      .request = "{\"to\": \"string (a remote cluster)\"}",
      .status = "201",
      .response = "{\"service\": \"string\", \"role\": \"primary\", "
@@ -1182,8 +1184,31 @@ static const struct route_doc docs[] = {
 		 "\"replicated?\": \"string|null\", \"replicated_at?\": "
 		 "\"integer|null\", \"in_sync?\": \"boolean\", \"error?\": "
 		 "\"string|null\", \"id?\": \"string\", \"received_at?\": "
-		 "\"integer\"}}",
+		 "\"integer\"}, \"volumes?\": [{\"volume\": \"string\", "
+		 "\"node?\": \"string\", \"standby?\": \"object\", "
+		 "\"stream?\": \"object|null\", \"replica?\": \"string\", "
+		 "\"size?\": \"integer\"}]}",
      .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/dr/failover",
+     .section = "Remote clusters",
+     .summary =
+	 "On a standby (`holdfast -s SVC dr failover`): the service starts "
+	 "here from its standby replicas, the primary being lost. Each "
+	 "volume becomes the service's kept volume with its standby "
+	 "replica in sync, at an epoch above the primary's (whose stream "
+	 "is then refused), and the configuration the primary sent is "
+	 "deployed. `last_write_applied`: when the oldest of the volumes' "
+	 "newest applied writes was made on the primary (ns since the "
+	 "epoch): writes made after it may be lost. Refused (409) when a "
+	 "volume has no standby replica here, or one not known to be "
+	 "consistent, unless `force`.",
+     .request = "{\"force?\": \"boolean\"}",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"role\": \"primary\", "
+		 "\"deployed\": \"boolean\", \"last_write_applied\": "
+		 "\"integer|null\", \"deploy_error?\": \"string\"}",
+     .errors = "bad-json not-found conflict"},
 };
 
 /* Error codes the HTTP layer answers besides err.h's. */

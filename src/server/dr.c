@@ -709,6 +709,63 @@ void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
 	hf_ops_err_release(&err);
 }
 
+/* ---- failover ---------------------------------------------------------- */
+
+void hf_dr_failover_handler(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	struct hf_ops_err err = {0}, derr = {0};
+	struct hf_ops_deployed dep = {0};
+	struct hf_kvlist options = {0}, templates = {0};
+	json_t *body = NULL, *cfg = NULL, *o;
+	int64_t loss = 0;
+	int rc;
+
+	if (req->body_len && hf_http_body_json(req, resp, &body))
+		return;
+	rc = hf_ops_dr_failover(s, name,
+				req->principal ? req->principal : "operator",
+				json_is_true(json_object_get(body, "force")),
+				&cfg, &loss, &err);
+	if (rc) {
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		goto out;
+	}
+	hf_state_lock(s);
+	if (standbys_load(s))
+		hf_sched_changed(s, true);
+	hf_state_unlock(s);
+	/* Its stored configuration, deployed on the kept volumes. */
+	json_to_kv(json_object_get(cfg, "options"), &options);
+	json_to_kv(json_object_get(cfg, "templates"), &templates);
+	{
+		struct hf_ops_spec spec = {
+		    json_string_value(json_object_get(cfg, "text")),
+		    json_string_value(json_object_get(cfg, "file")), &options,
+		    &templates};
+
+		rc = hf_ops_deploy(s, &spec, &dep, &derr);
+	}
+	o = json_pack("{s:s, s:s, s:b}", "service", name, "role", "primary",
+		      "deployed", rc == 0);
+	json_object_set_new(o, "last_write_applied",
+			    loss ? json_integer(loss) : json_null());
+	if (rc)
+		json_object_set_new(o, "deploy_error",
+				    json_string(derr.why ? derr.why : "?"));
+	hf_http_json(resp, 200, o);
+out:
+	hf_ops_deployed_release(&dep);
+	hf_kvlist_release(&options);
+	hf_kvlist_release(&templates);
+	hf_ops_err_release(&err);
+	hf_ops_err_release(&derr);
+	json_decref(cfg);
+	json_decref(body);
+}
+
 /* ---- the nodes' orders ------------------------------------------------- */
 
 #define DR_JOURNAL_SIZE (256LL << 20)

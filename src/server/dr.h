@@ -42,6 +42,10 @@ void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
 				  struct hf_http_resp *resp);
 
 /* holdfast_dr_config_behind, holdfast_dr_config_sent_timestamp_seconds. */
+/* POST /v1/service/{svc}/dr/failover: the standby becomes the primary. */
+void hf_dr_failover_handler(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp);
+
 void hf_dr_metrics(struct hf_buf *b);
 /* The volumes' streams (lag, journal, link), the state lock held. */
 void hf_dr_stream_metrics(struct hf_srv *s, struct hf_buf *b);

@@ -933,6 +933,136 @@ int hf_ops_standby_delete(struct hf_srv *s, const char *name,
 	return leave(s, rc, err);
 }
 
+/* The mark of the standby replica `replica` on node `node` (ns; 0: none). */
+static int64_t mark_of(const struct hf_model *m, const char *node,
+		       const char *replica)
+{
+	const struct hf_node *n = hf_model_node(m, node);
+
+	for (size_t i = 0; n && n->storage && i < n->storage->marks.len; i++)
+		if (!strcmp(n->storage->marks.items[i].replica, replica))
+			return n->storage->marks.items[i].time;
+	return 0;
+}
+
+int hf_ops_dr_failover(struct hf_srv *s, const char *name, const char *who,
+		       bool force, json_t **config, int64_t *loss_ns,
+		       struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/standby/%s", name, NULL);
+	json_t *rec = NULL, *v;
+	int64_t now = hf_now_ms(), loss = 0;
+	size_t i;
+	int rc = enter(s, err);
+
+	*config = NULL;
+	*loss_ns = 0;
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	rc = hf_state_get_record(s, key, &rec);
+	if (rc == HF_ENOTFOUND) {
+		rc = fail(err, rc, "service '%s' is no standby here (dr list)",
+			  name);
+		goto out;
+	}
+	if (rc) {
+		rc = fail(err, rc, "the store cannot be read");
+		goto out;
+	}
+	/* Every volume has its copy here, consistent, and a free name. */
+	json_array_foreach(json_object_get(rec, "volumes"), i, v) {
+		const char *vn = json_string_value(json_object_get(v, "name"));
+		const char *node = json_string_value(json_object_get(v, "node"));
+		const char *rep = json_string_value(json_object_get(v, "replica"));
+		int64_t t;
+
+		if (!node || !rep) {
+			rc = fail(err, HF_ECONFLICT,
+				  "volume %s has no standby replica here yet "
+				  "(no node with a storage pool had room)",
+				  vn ? vn : "?");
+			goto out;
+		}
+		if (hf_model_xvol(&s->model, vn)) {
+			rc = fail(err, HF_ECONFLICT,
+				  "a volume named %s exists here already", vn);
+			goto out;
+		}
+		t = mark_of(&s->model, node, rep);
+		if (!t && !force) {
+			rc = fail(err, HF_ECONFLICT,
+				  "the standby copy of volume %s on node %s is "
+				  "not known to be consistent (its first copy "
+				  "was not done, or its node has not reported "
+				  "it): --force starts the service on it anyway",
+				  vn, node);
+			goto out;
+		}
+		if (!loss || (t && t < loss))
+			loss = t;
+	}
+	/* The volumes become the service's kept volumes, in sync here. */
+	json_array_foreach(json_object_get(rec, "volumes"), i, v) {
+		struct hf_xvol *x = hf_model_xvol_add(
+		    &s->model, json_string_value(json_object_get(v, "name")));
+		struct hf_xrep *r;
+
+		x->id = hf_xstrdup(json_string_value(json_object_get(v, "id")));
+		x->service = hf_xstrdup(name);
+		x->state = HF_XVOL_KEPT;
+		x->size = json_integer_value(json_object_get(v, "size"));
+		x->repl = 1;
+		x->min_sync = 1;
+		/*
+		 * Above every attachment the primary made (its last one may
+		 * postdate the configuration it sent): the standby replica
+		 * then refuses the old primary's stream (fencing).
+		 */
+		x->epoch = (uint64_t)json_integer_value(
+			       json_object_get(v, "epoch")) + 1000;
+		x->formatted = true;
+		x->secret = hf_xstrdup(json_string_value(json_object_get(v, "key")));
+		x->created = now;
+		r = hf_xvol_replica_add(
+		    x, json_string_value(json_object_get(v, "node")),
+		    json_string_value(json_object_get(v, "replica")), now);
+		r->state = HF_XREP_IN_SYNC;
+		hf_state_save_xvol(s, x);
+	}
+	if ((rc = hf_state_delete_record(s, key))) {
+		rc = fail(err, rc, "the store cannot be written");
+		goto out;
+	}
+	{
+		char *why = loss ? hf_xasprintf("failover from %s: its volumes' "
+						"data is as of %.3f s ago; "
+						"writes made there since are "
+						"lost",
+						json_string_value(json_object_get(
+						    rec, "from")),
+						(double)(hf_now_ms() * 1000000 -
+							 loss) /
+						    1e9)
+				 : hf_xasprintf("failover from %s (forced: a "
+						"volume's copy may not be "
+						"consistent)",
+						json_string_value(json_object_get(
+						    rec, "from")));
+
+		hf_event(s, who, name, "dr", name, "standby", "primary", why);
+		hf_log("service %s: %s", name, why);
+		free(why);
+	}
+	*config = json_incref(json_object_get(rec, "config"));
+	*loss_ns = loss;
+out:
+	json_decref(rec);
+	free(key);
+	return leave(s, rc, err);
+}
+
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 			 const char *inst, struct hf_ops_volumes *out,
 			 struct hf_ops_err *err)

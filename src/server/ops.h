@@ -469,4 +469,18 @@ int hf_ops_node_adopt(struct hf_srv *s, const char *node,
 int hf_ops_node_reset_identity(struct hf_srv *s, const char *node,
 			       struct hf_ops_err *err);
 
+/*
+ * dr failover on a standby: the standby record's volumes become the
+ * service's kept volumes (their standby replica in sync here, at an epoch
+ * above the old primary's, which fences its stream), the record goes, an
+ * event says the loss window. Refused when a volume has no standby
+ * replica, or one not known to be consistent (unless force), or its name
+ * is taken. *config: the stored configuration ({"text", "file",
+ * "options", "templates", ...}) to deploy; *loss_ns: when the oldest of
+ * the volumes' last applied writes was made (ns; 0 when unknown).
+ */
+int hf_ops_dr_failover(struct hf_srv *s, const char *name, const char *who,
+		       bool force, json_t **config, int64_t *loss_ns,
+		       struct hf_ops_err *err);
+
 #endif

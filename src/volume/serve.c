@@ -114,6 +114,29 @@ static void publish(const struct server *s, const char *state,
 		    served, json_pack("{s:s, s:s}", "id", s->set[i]->r.volume_id,
 				      "replica", s->set[i]->r.replica_id));
 	json_object_set_new(o, "served", served);
+	{
+		/* Standbys' marks: how far each other site's stream got. */
+		json_t *marks = json_array();
+
+		for (size_t i = 0; i < s->nset; i++) {
+			uint64_t seq, t;
+
+			if (!s->set[i]->standby ||
+			    hf_replica_mark_get(&s->set[i]->r, &seq, &t))
+				continue;
+			json_array_append_new(
+			    marks,
+			    json_pack("{s:s, s:s, s:b, s:I}", "id",
+				      s->set[i]->r.volume_id, "replica",
+				      s->set[i]->r.replica_id, "consistent",
+				      seq != 0 && seq != UINT64_MAX, "time",
+				      (json_int_t)(seq == UINT64_MAX ? 0 : t)));
+		}
+		if (json_array_size(marks))
+			json_object_set_new(o, "marks", marks);
+		else
+			json_decref(marks);
+	}
 	pthread_mutex_lock((pthread_mutex_t *)&s->fill_mu);
 	if (s->filling)
 		json_object_set_new(
@@ -1374,8 +1397,9 @@ int hf_volume_serve_main(const char *dir)
 		pthread_mutex_lock(&s.fill_mu);
 		filling = s.filling;
 		pthread_mutex_unlock(&s.fill_mu);
-		sig = filling ? sigtimedwait(&mask, NULL, &tick)
-			      : sigwaitinfo(&mask, NULL);
+		/* With a DR listener, the standbys' marks each second too. */
+		sig = filling || s.dr_lfd >= 0 ? sigtimedwait(&mask, NULL, &tick)
+					       : sigwaitinfo(&mask, NULL);
 		if (sig < 0 && errno == EAGAIN)
 			publish(&s, "ready", s.last_msg);
 		else if (sig == SIGHUP)

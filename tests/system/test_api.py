@@ -342,6 +342,7 @@ ROUTES = {
     ("POST", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", {"to": "b"}, 404),
     ("DELETE", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", None, 404),
     ("GET", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", None, 404),
+    ("POST", "/v1/service/{svc}/dr/failover"): ("/v1/service/nosuch/dr/failover", {}, 404),
 }
 
 

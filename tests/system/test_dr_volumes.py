@@ -96,6 +96,16 @@ class SiteB:
         text, _, code = p.stdout.rpartition("\n")
         return int(code or 0), (json.loads(text) if text.strip() else None)
 
+    def cli(self, *args, check=True, timeout=60):
+        env = dict(self.env, HOLDFAST_ADDR=self.url, HOLDFAST_TOKEN=B_ADMIN,
+                   HOLDFAST_CA_FILE=f"{self.d}/caB.pem",
+                   HOLDFAST_CONFIG_DIR=str(self.tmp / "b-config"))
+        p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env,
+                           timeout=timeout)
+        if check:
+            assert p.returncode == 0, (args, p.stdout, p.stderr)
+        return p
+
     def stop(self):
         for p in (self.agent, self.server):
             if p.poll() is None:
@@ -194,3 +204,39 @@ def test_a_volume_streams_to_its_standby_replica_on_the_other_site(sites):
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
     assert len(lines) >= 10 and lines == [f"note {i + 1}" for i in range(len(lines))], lines[:20]
+
+
+def test_failover_starts_the_service_on_the_standby_with_its_data(sites):
+    """After the first test the primary's service is gone (its journal
+    drained): `dr failover` on B refuses without --yes, then makes the
+    standby volume the service's, deploys it from the configuration A sent,
+    reports the loss window, and B's task sees every note A wrote; B's
+    replica's epoch is now above A's, so A's old attachment could never
+    write it again."""
+    a, b, d, tmp = sites
+    p = b.cli("-s", "notes", "dr", "failover", check=False)
+    assert p.returncode != 0 and "--yes" in p.stderr, (p.stdout, p.stderr)
+    p = b.cli("-s", "notes", "dr", "failover", "--yes", "--json")
+    out = json.loads(p.stdout)
+    assert out["role"] == "primary" and out["deployed"], out
+    assert out["last_write_applied"] and out["last_write_applied"] <= time.time_ns(), out
+    # The standby is gone; the service runs on B's node with the data.
+    code, _ = b.api("GET", "/v1/service/notes/dr")
+    assert code == 404
+    code, v = b.api("GET", "/v1/external-volumes/notes-notes-0")
+    assert code == 200 and v["replicas"][0]["node"] == "b-node-1", v
+
+    def notes_on_b():
+        p = b.cli("-s", "notes", "task", "exec", "notes-0-writer", "--", "cat", "data/notes",
+                  check=False)
+        return p.returncode == 0 and p.stdout
+    text = wait_for(notes_on_b, 120, what="the service on B with its data")
+    lines = text.splitlines()
+    # A's notes first (1..N, as the first test saw them), then B's writer's.
+    n = next((i for i in range(1, len(lines)) if lines[i] == "note 1"), len(lines))
+    assert n >= 10 and lines[:n] == [f"note {i + 1}" for i in range(n)], lines[:20]
+    code, v = b.api("GET", "/v1/external-volumes/notes-notes-0")
+    assert v["epoch"] > 1000, v
+    ev = [json.loads(x) for x in b.cli("events", "--json").stdout.splitlines()]
+    assert any(e.get("kind") == "dr" and e.get("after") == "primary" and
+               "failover" in json.dumps(e) for e in ev), ev

@@ -259,6 +259,11 @@ void hf_dr_disable_handler(void *ctx, const struct hf_http_req *req,
 			break;
 		}
 	pthread_mutex_unlock(&sents_mu);
+	/* Its volumes' streams end: the attachments lose their "dr". */
+	hf_state_lock(s);
+	if (s->leading)
+		hf_sched_changed(s, true);
+	hf_state_unlock(s);
 	hf_http_json(resp, 200,
 		     json_pack("{s:s, s:s?, s:b, s:b}", "service", svc, "to", to,
 			       "disabled", 1, "standby_told",

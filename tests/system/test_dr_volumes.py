@@ -17,6 +17,7 @@ import pytest
 
 from holdfast_harness import BIN, Cluster, stop_volume_processes, wait_for, write
 from test_remotes import make_pki
+from test_volume_snapshot_pg import SPEC as PG_SPEC_OF, psql
 
 B_ADMIN = "b-admin-5c1e"
 B_AGENT = "b-agent-93f0"
@@ -257,46 +258,8 @@ def test_failover_starts_the_service_on_the_standby_with_its_data(sites):
                "failover" in json.dumps(e) for e in ev), ev
 
 
-PG_SPEC = """
-name: pg
-pods:
-  db:
-    count: 1
-    user: postgres
-    external-volumes:
-      data:
-        type: DOCKER
-        container-path: pgdata
-        driver-name: holdfast
-        driver-options: size=256M
-    tasks:
-      server:
-        goal: RUNNING
-        cpus: 0.5
-        memory: 512
-        ports:
-          pg: {port: 0, env-key: PG_PORT}
-        readiness-check:
-          cmd: "$(ls -d /usr/lib/postgresql/*/bin | tail -1)/pg_isready -h 127.0.0.1 -p $PG_PORT"
-          interval: 0.5
-          timeout: 5
-        cmd: |
-          set -e
-          B=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
-          if [ ! -f pgdata/db/PG_VERSION ]; then
-            $B/initdb -D pgdata/db -U postgres --auth=trust >/dev/null
-            sync pgdata/db/PG_VERSION
-          fi
-          rm -f pgdata/db/postmaster.pid
-          exec $B/postgres -D pgdata/db -c listen_addresses=127.0.0.1 -c port=$PG_PORT \\
-            -c unix_socket_directories='' -c fsync=on -c synchronous_commit=on
-"""
-
-
-def psql(port, sql, timeout=20):
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                           "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
-                          capture_output=True, text=True, timeout=timeout)
+# Debian's PostgreSQL on a holdfast volume, as the snapshot test runs it.
+PG_SPEC = PG_SPEC_OF.format(name="pg")
 
 
 def test_postgresql_survives_the_loss_of_site_a(sites):

@@ -27,6 +27,12 @@
 #define WINDOW_BYTES (4u << 20) /* well within a 3 s answer at 2 MB/s */
 #define MARK_BYTES (4u << 20)
 #define MARK_MS 100
+/*
+ * An idle stream marks this often too: the standby's mark then says it
+ * was current a moment ago, so a failover's loss window is not the time
+ * since the last write.
+ */
+#define HEARTBEAT_MS 1000
 #define HDR_EVERY_MS 1000
 #define MAGIC "HFDRJNL1"
 #define REC_MAGIC 0x524a4648u /* "HFJR" */
@@ -766,9 +772,11 @@ static bool fill_one(struct sender *w)
 	 * time or bytes passed.
 	 */
 	if (!s->ndirty && !s->inflight_chunks && !w->mark_inflight &&
-	    (w->sent_seq > w->marked_seq || s->full) &&
-	    (w->send == s->head || w->since_mark >= MARK_BYTES ||
-	     hf_mono_ms() - w->mark_ms >= MARK_MS)) {
+	    (((w->sent_seq > w->marked_seq || s->full) &&
+	      (w->send == s->head || w->since_mark >= MARK_BYTES ||
+	       hf_mono_ms() - w->mark_ms >= MARK_MS)) ||
+	     (w->send == s->head &&
+	      hf_mono_ms() - w->mark_ms >= HEARTBEAT_MS))) {
 		t->kind = S_MARK;
 		t->seq = w->sent_seq;
 		t->end = w->send;

@@ -161,7 +161,7 @@ def dr_status(a):
     return json.loads(a.cli("-s", "notes", "dr", "status", "--json").stdout)
 
 
-def test_a_volume_streams_to_its_standby_replica_on_the_other_site(sites):
+def test_a_volume_streams_to_its_standby_replica_and_fails_over_there(sites):
     a, b, d, tmp = sites
     a.deploy(str(write(tmp / "notes.yml", SPEC)), timeout=240)
     a.cli("-s", "notes", "dr", "enable", "--to", "b")
@@ -220,16 +220,15 @@ def test_a_volume_streams_to_its_standby_replica_on_the_other_site(sites):
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
     assert len(lines) >= 10 and lines == [f"note {i + 1}" for i in range(len(lines))], lines[:20]
+    failover_and_check(a, b)
 
 
-def test_failover_starts_the_service_on_the_standby_with_its_data(sites):
-    """After the first test the primary's service is gone (its journal
-    drained): `dr failover` on B refuses without --yes, then makes the
-    standby volume the service's, deploys it from the configuration A sent,
-    reports the loss window, and B's task sees every note A wrote; B's
-    replica's epoch is now above A's, so A's old attachment could never
-    write it again."""
-    a, b, d, tmp = sites
+def failover_and_check(a, b):
+    """The primary's service is gone (its journal drained): `dr failover`
+    on B refuses without --yes, then makes the standby volume the
+    service's, deploys it from the configuration A sent, reports the loss
+    window, and B's task sees every note A wrote; B's replica's epoch is
+    now above A's, so A's old attachment could never write it again."""
     p = b.cli("-s", "notes", "dr", "failover", check=False)
     assert p.returncode != 0 and "--yes" in p.stderr, (p.stdout, p.stderr)
     p = b.cli("-s", "notes", "dr", "failover", "--yes", "--json")

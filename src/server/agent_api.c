@@ -280,17 +280,28 @@ static void nospace_event(struct hf_srv *s, const struct hf_node *n,
 	free(why);
 }
 
-/* A volume's DR stream as its attach process reported it (ship.h). */
-static void dr_report(struct hf_node_dr *d, const json_t *o)
+/*
+ * A volume's DR stream as its attach process reported it (ship.h); an
+ * event when its state or link changed (connecting, syncing, streaming,
+ * fenced; up or down).
+ */
+static void dr_report(struct hf_srv *s, const char *volume,
+		      struct hf_node_dr *d, const json_t *o)
 {
 	const char *st = json_string_value(json_object_get(o, "state"));
 	const char *msg = json_string_value(json_object_get(o, "message"));
+	char *was = d->state ? hf_xasprintf("%s%s", d->state,
+					     d->link_up ? "" : " (link down)")
+			     : NULL;
+	char *now;
 
 	free(d->state);
 	free(d->message);
 	memset(d, 0, sizeof(*d));
-	if (!o || !st)
+	if (!o || !st) {
+		free(was);
 		return;
+	}
 	d->has = true;
 	d->state = hf_xstrdup(st);
 	d->message = msg ? hf_xstrdup(msg) : NULL;
@@ -305,6 +316,15 @@ static void dr_report(struct hf_node_dr *d, const json_t *o)
 	d->shipped = json_integer_value(json_object_get(o, "shipped"));
 	d->blocked = json_integer_value(json_object_get(o, "blocked"));
 	d->overflows = json_integer_value(json_object_get(o, "overflows"));
+	now = hf_xasprintf("%s%s", st, d->link_up ? "" : " (link down)");
+	if (!was || strcmp(was, now) != 0) {
+		const struct hf_xvol *v = hf_model_xvol(&s->model, volume);
+
+		hf_event(s, "agent", v ? v->service : NULL, "dr", volume,
+			 was ? was : "none", now, d->message);
+	}
+	free(was);
+	free(now);
 }
 
 /*
@@ -343,6 +363,18 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 			news = true;
 	}
 	if (news || rq->volumes.len != n->volreps.len) {
+		/* The streams' states carry over (their events say changes). */
+		struct hf_strlist dr_vol = {0}, dr_was = {0}, dr_up = {0};
+
+		for (size_t i = 0; i < n->volreps.len; i++)
+			if (n->volreps.items[i].dr.state) {
+				hf_strlist_push(&dr_vol, n->volreps.items[i].volume);
+				hf_strlist_push(&dr_was,
+						n->volreps.items[i].dr.state);
+				hf_strlist_push(&dr_up, n->volreps.items[i].dr.link_up
+							    ? "1"
+							    : "");
+			}
 		hf_model_node_volreps_clear(n);
 		for (size_t i = 0; i < rq->volumes.len; i++) {
 			const struct hf_proto_volume_report *r =
@@ -350,6 +382,11 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 			struct hf_node_volrep *nr = HF_VEC_PUSH(&n->volreps);
 
 			memset(nr, 0, sizeof(*nr));
+			for (size_t k = 0; k < dr_vol.len; k++)
+				if (!strcmp(dr_vol.items[k], r->volume)) {
+					nr->dr.link_up = *dr_up.items[k];
+					nr->dr.state = hf_xstrdup(dr_was.items[k]);
+				}
 			nr->volume = hf_xstrdup(r->volume);
 			nr->epoch = r->epoch > 0 ? (uint64_t)r->epoch : 0;
 			nr->ready = r->state && strcmp(r->state, "ready") == 0;
@@ -357,6 +394,9 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 				nr->failed = hf_xstrdup(r->message ? r->message
 								   : "");
 		}
+		hf_strlist_release(&dr_vol);
+		hf_strlist_release(&dr_was);
+		hf_strlist_release(&dr_up);
 	}
 	/* The counters change with every report: no news, just kept. */
 	for (size_t i = 0; i < rq->volumes.len; i++) {
@@ -388,7 +428,7 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
 			m->replica = hf_xstrdup(r->missed.items[k].replica);
 			m->bytes = r->missed.items[k].bytes;
 		}
-		dr_report(&nr->dr, r->dr);
+		dr_report(s, r->volume, &nr->dr, r->dr);
 	}
 	return news;
 }

@@ -189,6 +189,11 @@ def test_a_volume_streams_to_its_standby_replica_and_fails_over_there(sites):
         time.sleep(1)
         lags.append(dr_status(a)["volumes"][0]["stream"]["lag_seconds"])
     assert max(lags) < 5, lags
+    ev = [json.loads(x) for x in a.cli("events", "--json").stdout.splitlines()]
+    dr_ev = [(e.get("before"), e.get("after")) for e in ev
+             if e.get("kind") == "dr" and e.get("object") == "notes-notes-0"]
+    assert dr_ev and dr_ev[-1][1] == "streaming", dr_ev
+    assert len(dr_ev) <= 4, dr_ev  # changes only, not every report
     text = a.cli("-s", "notes", "dr", "status").stdout
     assert "volume notes-notes-0" in text and "streaming" in text, text
     import urllib.request

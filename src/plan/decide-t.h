@@ -333,6 +333,14 @@ enum hf_xvol_op {
 	 * replicas (replica on node, then more_*) NEW until made.
 	 */
 	HF_XVOLOP_FROM_BACKUP,
+	/*
+	 * dr failover: a new volume `name` (id, size, created at `at`), KEPT
+	 * for the action's service, formatted, at `epoch`, with the key
+	 * sealed_key (its hex K_vol, as the primary sent it) and one replica
+	 * (replica on node) IN_SYNC: the standby replica the other site's
+	 * stream wrote. Nothing if the name is taken.
+	 */
+	HF_XVOLOP_STANDBY,
 };
 struct hf_act_xvol {
 	enum hf_xvol_op op;

@@ -282,6 +282,28 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 		hf_sched_changed(s, true);
 		return;
 	}
+	if (o->op == HF_XVOLOP_STANDBY) {
+		if (v || !x->service || !o->id || !o->sealed_key || !o->node ||
+		    !o->replica)
+			return;
+		v = hf_model_xvol_add(m, o->name);
+		v->id = hf_xstrdup(o->id);
+		v->service = hf_xstrdup(x->service);
+		v->state = HF_XVOL_KEPT;
+		v->size = o->size;
+		v->repl = 1;
+		v->min_sync = 1;
+		v->epoch = o->epoch;
+		v->formatted = true;
+		v->secret = hf_xstrdup(o->sealed_key);
+		v->created = o->at;
+		r = hf_xvol_replica_add(v, o->node, o->replica, o->at);
+		r->state = HF_XREP_IN_SYNC;
+		r->why = hf_xstrdup("the disaster-recovery standby's copy");
+		hf_state_save_xvol(s, v);
+		hf_sched_changed(s, true);
+		return;
+	}
 	if (o->op == HF_XVOLOP_CLONE || o->op == HF_XVOLOP_FROM_BACKUP) {
 		const struct hf_xvol *src = hf_model_xvol(m, o->snap_name);
 		bool clone = o->op == HF_XVOLOP_CLONE;
@@ -326,6 +348,7 @@ static void apply_xvol(struct hf_srv *s, const struct hf_action *x)
 	case HF_XVOLOP_CREATE:
 	case HF_XVOLOP_CLONE:
 	case HF_XVOLOP_FROM_BACKUP:
+	case HF_XVOLOP_STANDBY:
 		return;
 	case HF_XVOLOP_BACKUP_DONE:
 		set_str(&v->bk_last, o->snap_name);

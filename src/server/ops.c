@@ -952,6 +952,7 @@ int hf_ops_dr_failover(struct hf_srv *s, const char *name, const char *who,
 	char *key = hf_state_key("/standby/%s", name, NULL);
 	json_t *rec = NULL, *v;
 	int64_t now = hf_now_ms(), loss = 0;
+	struct hf_actions acts = {0};
 	size_t i;
 	int rc = enter(s, err);
 
@@ -1005,32 +1006,29 @@ int hf_ops_dr_failover(struct hf_srv *s, const char *name, const char *who,
 	}
 	/* The volumes become the service's kept volumes, in sync here. */
 	json_array_foreach(json_object_get(rec, "volumes"), i, v) {
-		struct hf_xvol *x = hf_model_xvol_add(
-		    &s->model, json_string_value(json_object_get(v, "name")));
-		struct hf_xrep *r;
+		struct hf_action *x = hf_actions_push(&acts, HF_ACT_XVOL, name,
+						      NULL, NULL);
+		struct hf_act_xvol *o = &x->u.xvol;
 
-		x->id = hf_xstrdup(json_string_value(json_object_get(v, "id")));
-		x->service = hf_xstrdup(name);
-		x->state = HF_XVOL_KEPT;
-		x->size = json_integer_value(json_object_get(v, "size"));
-		x->repl = 1;
-		x->min_sync = 1;
+		o->op = HF_XVOLOP_STANDBY;
+		o->name = dup_or_null(json_string_value(json_object_get(v, "name")));
+		o->id = dup_or_null(json_string_value(json_object_get(v, "id")));
+		o->sealed_key =
+		    dup_or_null(json_string_value(json_object_get(v, "key")));
+		o->node = dup_or_null(json_string_value(json_object_get(v, "node")));
+		o->replica =
+		    dup_or_null(json_string_value(json_object_get(v, "replica")));
+		o->size = json_integer_value(json_object_get(v, "size"));
 		/*
 		 * Above every attachment the primary made (its last one may
 		 * postdate the configuration it sent): the standby replica
 		 * then refuses the old primary's stream (fencing).
 		 */
-		x->epoch = (uint64_t)json_integer_value(
+		o->epoch = (uint64_t)json_integer_value(
 			       json_object_get(v, "epoch")) + 1000;
-		x->formatted = true;
-		x->secret = hf_xstrdup(json_string_value(json_object_get(v, "key")));
-		x->created = now;
-		r = hf_xvol_replica_add(
-		    x, json_string_value(json_object_get(v, "node")),
-		    json_string_value(json_object_get(v, "replica")), now);
-		r->state = HF_XREP_IN_SYNC;
-		hf_state_save_xvol(s, x);
+		o->at = now;
 	}
+	carry_out(s, &acts);
 	if ((rc = hf_state_delete_record(s, key))) {
 		rc = fail(err, rc, "the store cannot be written");
 		goto out;
@@ -1058,6 +1056,7 @@ int hf_ops_dr_failover(struct hf_srv *s, const char *name, const char *who,
 	*config = json_incref(json_object_get(rec, "config"));
 	*loss_ns = loss;
 out:
+	hf_actions_release(&acts);
 	json_decref(rec);
 	free(key);
 	return leave(s, rc, err);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # holdfast benchmarks: the one entry point.
 #
-#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim|volumes|replicated|autoscale] [--quick] [--out DIR]
+#   bench/run.sh [all|deploy|deploys|restart|kill9|memory|api|latency|cluster|shim|volumes|replicated|autoscale|dr] [--quick] [--out DIR]
 #
 # Builds the release binary (make build/holdfast), runs the benchmarks
 # against a private copy of it (so a concurrent rebuild cannot break a
@@ -74,6 +74,18 @@
 #            JSON, CSV and a PNG (gnuplot; Debian's gnuplot-nox, installed
 #            with apt-get when missing): $out/autoscale-pipeline.png
 #            (docs/img/autoscale-pipeline.png is a copy of one)
+#   dr       (not in all: ~5 min; needs ip and tc from iproute2, openssl)
+#            bench/dr.py, a volume's disaster-recovery stream: RPO (the
+#            standby's mark against the writer's log every 50 ms, and
+#            status.json's dr.lag_seconds) while one writer keeps 10, 50
+#            and 100 MiB/s on the device of an attach streaming to a
+#            standby on loopback, against the same writer without DR; a
+#            10 s spike at 3x a link shaped with tc tbf (20 MiB/s, site B
+#            in a network namespace behind a veth) absorbed by a 1 GiB
+#            journal: its peak, blocked writes, the drain; commits/s
+#            (4 KiB append + fdatasync on ext4) with DR against without,
+#            alternating (3 runs of 10 s each); BENCH_DR_VARIANTS=LIST adds
+#            diagnostic variants of the commit runs (bench/dr.py --help)
 #   cluster  1000 simulated agents (build/hf-simagents, one process) and
 #            10000 pod instances: UNIQUE hostname and MAX_PER hostname, each
 #            against the same pods without constraints; placements/s and
@@ -94,7 +106,7 @@ quick=0
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim | volumes | replicated | autoscale) what=$1 ;;
+	all | deploy | deploys | restart | kill9 | memory | api | latency | cluster | shim | volumes | replicated | autoscale | dr) what=$1 ;;
 	--quick) quick=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) sed -n '/^set -eu/q;2,$p' "$0"; exit 0 ;;
@@ -250,6 +262,16 @@ case $what in autoscale)
 	run autoscale-pipeline 1200 "$py" "$here/autoscale.py" pipeline "$@" --work-ms 20 \
 		--out "$out/autoscale-pipeline.json" --csv "$out/autoscale-pipeline.csv" \
 		--plot "$out/autoscale-pipeline.png" ;;
+esac
+case $what in dr)
+	if [ "$quick" = 1 ]; then
+		set -- --seconds 5 --spike 4 --commit-seconds 3 --repeat 1
+	else
+		set -- --seconds 20 --spike 10 --commit-seconds 10 --repeat "$repeat"
+	fi
+	[ -z "${BENCH_DR_VARIANTS:-}" ] || set -- "$@" --commit-variants "$BENCH_DR_VARIANTS"
+	run dr 900 "$py" "$here/dr.py" --rates 10,50,100 --link 20 --journal 1024 "$@" \
+		--out "$out/dr.json" ;;
 esac
 case $what in all | cluster)
 	run cluster 3600 "$py" "$here/cluster.py" --agents "$agents" --instances "$instances" \

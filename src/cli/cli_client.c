@@ -4125,17 +4125,115 @@ static int cmd_remote_remove(int argc, char **argv)
 
 /* ---- disaster recovery -------------------------------------------------- */
 
+/* "512MiB", "2G", "1.5GiB", "4096" (bytes): -1 when it is none of those. */
+static int64_t parse_bytes(const char *t)
+{
+	static const char units[] = "KMGT";
+	char *end;
+	double v = strtod(t, &end);
+	const char *u;
+
+	if (end == t || v < 0)
+		return -1;
+	if (!*end)
+		return (int64_t)v;
+	if (!(u = strchr(units, *end)))
+		return -1;
+	for (int k = 0; k <= u - units; k++)
+		v *= 1024;
+	end++;
+	if (*end && strcmp(end, "i") != 0 && strcmp(end, "iB") != 0 &&
+	    strcmp(end, "B") != 0)
+		return -1;
+	return v > 9e18 ? -1 : (int64_t)v;
+}
+
+/*
+ * Whether every volume of the service streams to a consistent standby
+ * (dr status, out), printing each volume's copy progress when it moved.
+ */
+static bool dr_synced(const json_t *out, char **last)
+{
+	const json_t *vols = json_object_get(out, "volumes"), *v;
+	json_int_t size = json_integer_value(
+	    json_object_get(json_object_get(out, "journal"), "size"));
+	bool all = json_array_size(vols) > 0;
+	struct hf_buf b = HF_BUF_INIT;
+	size_t i;
+
+	json_array_foreach(vols, i, v) {
+		const json_t *st = json_object_get(v, "stream");
+		const json_t *sy = json_object_get(st, "sync");
+		int64_t total = json_integer_value(json_object_get(sy, "total"));
+		int64_t done = json_integer_value(json_object_get(sy, "done"));
+
+		if (!json_is_object(st) ||
+		    (size && json_integer_value(json_object_get(
+				 st, "journal_size")) != size)) {
+			/* None, or one from before the settings changed. */
+			hf_buf_addf(&b, "volume %s: no stream yet\n",
+				      jstr(v, "volume"));
+			all = false;
+		} else if (!json_is_true(json_object_get(st, "consistent")) ||
+			   strcmp(jstr(st, "state"), "streaming") != 0) {
+			char *d = hf_bytes_human(done), *t = hf_bytes_human(total);
+
+			if (total > 0)
+				hf_buf_addf(&b, "volume %s: %s, %s of %s "
+						  "copied (%.0f%%)\n",
+					      jstr(v, "volume"), jstr(st, "state"),
+					      d, t, 100.0 * (double)done /
+							(double)total);
+			else
+				hf_buf_addf(&b, "volume %s: %s%s\n",
+					      jstr(v, "volume"), jstr(st, "state"),
+					      json_is_true(json_object_get(
+						  st, "link_up"))
+						  ? ""
+						  : " (link down)");
+			free(d);
+			free(t);
+			all = false;
+		}
+	}
+	if (b.len && (!*last || strcmp(*last, b.data) != 0)) {
+		if (!g.json)
+			fputs(b.data, stdout);
+		fflush(stdout);
+		free(*last);
+		*last = hf_xstrdup(b.data);
+	}
+	hf_buf_release(&b);
+	return all;
+}
+
 static int cmd_dr_enable(int argc, char **argv)
 {
-	const char *to = NULL;
+	const char *to = NULL, *when_full = NULL;
 	char *svc = NULL, *path;
 	json_t *body, *out = NULL;
+	int64_t start = hf_mono_ms(), jsize = 0;
+	double timeout = 0;
+	bool wait = false;
 	long status;
 	int rc;
 
 	for (int k = 1; k < argc; k++) {
 		if (strcmp(argv[k], "--to") == 0 && k + 1 < argc)
 			to = argv[++k];
+		else if (strcmp(argv[k], "--journal-size") == 0 && k + 1 < argc) {
+			if ((jsize = parse_bytes(argv[++k])) <= 0) {
+				fprintf(stderr, "holdfast: --journal-size %s: a "
+						"size such as 512MiB or 4GiB\n",
+					argv[k]);
+				return HF_EXIT_USAGE;
+			}
+		} else if (strcmp(argv[k], "--when-full") == 0 && k + 1 < argc)
+			when_full = argv[++k];
+		else if (strcmp(argv[k], "--wait") == 0)
+			wait = true;
+		else if (strcmp(argv[k], "--timeout") == 0 && k + 1 < argc)
+			timeout = atof(argv[++k]);
 		else if (strcmp(argv[k], "--json") == 0)
 			g.json = true;
 		else
@@ -4147,16 +4245,69 @@ static int cmd_dr_enable(int argc, char **argv)
 		return rc;
 	path = svc_path(svc, "/dr");
 	body = json_pack("{s:s}", "to", to);
+	if (jsize)
+		json_object_set_new(body, "journal_size", json_integer(jsize));
+	if (when_full)
+		json_object_set_new(body, "when_full", json_string(when_full));
 	rc = api("POST", path, body, &status, &out);
-	if ((rc = answered(rc, status, 201, out)) == 0) {
-		if (g.json)
-			print_json(out);
-		else
-			printf("service %s is replicated to remote cluster %s: "
-			       "its configuration goes there as a standby "
-			       "service (`holdfast -s %s dr status`)\n",
-			       svc, to, svc);
+	if (status == 200 && rc == 0 && json_is_object(out))
+		status = 201; /* the journal settings of a stream changed */
+	if ((rc = answered(rc, status, 201, out)) != 0)
+		goto out;
+	if (!g.json)
+		printf(json_is_true(json_object_get(out, "updated"))
+			   ? "service %s: its streams to remote cluster %s take "
+			     "the new journal settings (`holdfast -s %s dr "
+			     "status`)\n"
+			   : "service %s is replicated to remote cluster %s: "
+			     "its configuration goes there as a standby "
+			     "service, its volumes' writes to standby replicas "
+			     "(`holdfast -s %s dr status`)\n",
+		       svc, to, svc);
+	if (wait) {
+		char *last = NULL;
+
+		/* Until every volume's standby holds a consistent copy. */
+		for (;;) {
+			json_t *st = NULL;
+			long code = 0;
+			bool done;
+
+			rc = api("GET", path, NULL, &code, &st);
+			if ((rc = answered(rc, code, 200, st))) {
+				json_decref(st);
+				break;
+			}
+			done = dr_synced(st, &last);
+			if (done && g.json) {
+				json_object_set(out, "status", st);
+			}
+			json_decref(st);
+			if (done) {
+				if (!g.json)
+					printf("service %s: every volume's "
+					       "standby on %s holds a "
+					       "consistent copy\n",
+					       svc, to);
+				break;
+			}
+			if (timeout > 0 &&
+			    (double)(hf_mono_ms() - start) / 1000 > timeout) {
+				fprintf(stderr,
+					"holdfast: service %s: the standby "
+					"copies are not complete after %.0f s "
+					"(`holdfast -s %s dr status`)\n",
+					svc, timeout, svc);
+				rc = HF_EXIT_FAIL;
+				break;
+			}
+			usleep(500 * 1000);
+		}
+		free(last);
 	}
+	if (g.json && !rc)
+		print_json(out);
+out:
 	json_decref(body);
 	json_decref(out);
 	free(path);
@@ -4330,6 +4481,15 @@ static void dr_print(const json_t *d)
 				   1000);
 		if (json_is_string(json_object_get(c, "error")))
 			printf("  last error     %s\n", jstr(c, "error"));
+		if (json_is_object(json_object_get(d, "journal"))) {
+			const json_t *j = json_object_get(d, "journal");
+			char *size = hf_bytes_human(
+			    json_integer_value(json_object_get(j, "size")));
+
+			printf("  journal        %s per volume, when full: %s\n",
+			       size, jstr(j, "when_full"));
+			free(size);
+		}
 		dr_volumes_print(json_object_get(d, "volumes"));
 	} else {
 		printf("%s: standby of %s (cluster %s)\n", jstr(d, "service"),
@@ -4991,14 +5151,23 @@ const struct hf_cmd hf_client_cmds[] = {
      "list the named credentials (without their secrets)", NULL, NULL},
     {"credential", "delete", cmd_credential_delete, "NAME",
      "delete a named credential", NULL, NULL},
-    {"dr", "enable", cmd_dr_enable, "--to REMOTE [--json]",
+    {"dr", "enable", cmd_dr_enable,
+     "--to REMOTE [--journal-size SIZE] [--when-full block|resync] [--wait "
+     "[--timeout SECS]] [--json]",
      "replicate a service to a remote cluster: its configuration and its volumes' data",
      "The service's target configuration (spec, options, templates, counts\n"
      "set over the spec, plan parameters) is sent to REMOTE whenever it\n"
      "changes, and at least every minute, over mutual TLS; there it is a\n"
      "standby service that runs no pod and cannot be deployed meanwhile.\n"
      "Each replicated volume streams every write to a standby replica\n"
-     "there (dr status shows the lag).", NULL},
+     "there (dr status shows the lag), through a journal on the primary's\n"
+     "node: --journal-size (default 256MiB, from 16MiB) absorbs spikes and\n"
+     "link outages; --when-full says what a full journal does: resync (the\n"
+     "default: writes go on, the regions they write are copied once it\n"
+     "drained; the standby is not consistent meanwhile) or block (writers\n"
+     "wait for room). Enabling again to the same remote changes these.\n"
+     "--wait returns once every volume's standby holds a consistent copy,\n"
+     "showing the initial copy's progress.", NULL},
     {"dr", "disable", cmd_dr_disable, "",
      "stop replicating a service; its standby is told to go", NULL, NULL},
     {"dr", "failover", cmd_dr_failover, "--yes [--force] [--json]",

@@ -466,6 +466,7 @@ struct hf_node_volrep {
 		double lag_seconds;
 		int64_t lag_bytes, journal_bytes, journal_size, applied_time;
 		int64_t shipped, blocked, overflows;
+		int64_t sync_done, sync_total; /* a copy's bytes */
 	} dr;
 };
 

@@ -316,6 +316,10 @@ static void dr_report(struct hf_srv *s, const char *volume,
 	d->shipped = json_integer_value(json_object_get(o, "shipped"));
 	d->blocked = json_integer_value(json_object_get(o, "blocked"));
 	d->overflows = json_integer_value(json_object_get(o, "overflows"));
+	d->sync_done = json_integer_value(
+	    json_object_get(json_object_get(o, "sync"), "done"));
+	d->sync_total = json_integer_value(
+	    json_object_get(json_object_get(o, "sync"), "total"));
 	now = hf_xasprintf("%s%s", st, d->link_up ? "" : " (link down)");
 	if (!was || strcmp(was, now) != 0) {
 		const struct hf_xvol *v = hf_model_xvol(&s->model, volume);

@@ -1151,12 +1151,18 @@ static const struct route_doc docs[] = {
 	 "enable --to REMOTE`): its target configuration is sent there "
 	 "whenever it changes, and at least every minute, as a standby "
 	 "service; each of its replicated volumes streams every write to "
-	 "a standby replica there (docs/operations.md, \"Disaster "
+	 "a standby replica there through a journal on its node "
+	 "(`journal_size` bytes, default 256 MiB, a multiple of 4096 from "
+	 "16 MiB; `when_full`: \"resync\", the default, or \"block\"). "
+	 "Again to the same remote: the journal settings change (200, "
+	 "`updated`); to another: 409 (docs/operations.md, \"Disaster "
 	 "recovery\").",
-     .request = "{\"to\": \"string (a remote cluster)\"}",
+     .request = "{\"to\": \"string (a remote cluster)\", "
+		"\"journal_size\": \"integer?\", \"when_full\": "
+		"\"string?\"}",
      .status = "201",
      .response = "{\"service\": \"string\", \"role\": \"primary\", "
-		 "\"to\": \"string\"}",
+		 "\"to\": \"string\", \"updated\": \"boolean\"}",
      .errors = "bad-json invalid not-found conflict"},
     {.method = "DELETE",
      .pattern = "/v1/service/{svc}/dr",
@@ -1179,7 +1185,9 @@ static const struct route_doc docs[] = {
      .status = "200",
      .response = "{\"service\": \"string\", \"role\": "
 		 "\"primary|standby\", \"to?\": \"string\", \"since?\": "
-		 "\"integer\", \"from?\": \"string\", \"cluster?\": "
+		 "\"integer\", \"journal?\": {\"size\": \"integer\", "
+		 "\"when_full\": \"string\"}, \"from?\": \"string\", "
+		 "\"cluster?\": "
 		 "\"string\", \"config\": {\"target?\": \"string|null\", "
 		 "\"replicated?\": \"string|null\", \"replicated_at?\": "
 		 "\"integer|null\", \"in_sync?\": \"boolean\", \"error?\": "

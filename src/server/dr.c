@@ -51,6 +51,8 @@ struct sent {
 	char *ca, *cert, *key;
 	char *vols;
 	bool complete; /* every volume has an endpoint with a port */
+	int64_t journal_size; /* the record's, or the default */
+	bool block;           /* when full: block writers, else resync */
 };
 
 /*
@@ -202,24 +204,53 @@ void hf_dr_enable_handler(void *ctx, const struct hf_http_req *req,
 	struct hf_srv *s = ctx;
 	const char *svc = hf_kvlist_get(&req->params, "svc");
 	struct hf_ops_err err = {0};
-	json_t *body = NULL;
+	struct hf_ops_dr_journal j = {0};
+	json_t *body = NULL, *js;
+	bool updated = false;
 	const char *to;
 	int rc;
 
 	if (hf_http_body_json(req, resp, &body))
 		return;
 	to = json_string_value(json_object_get(body, "to"));
+	js = json_object_get(body, "journal_size");
+	j.when_full = json_string_value(json_object_get(body, "when_full"));
+	if (json_is_integer(js))
+		j.size = json_integer_value(js);
 	if (!to || !*to) {
 		hf_http_error(resp, HF_EINVAL,
-			      "the body is {\"to\": REMOTE}: a remote cluster "
-			      "(holdfast remote list)");
-	} else if ((rc = hf_ops_dr_enable(s, svc, to, &err))) {
+			      "the body is {\"to\": REMOTE, \"journal_size\"?: "
+			      "BYTES, \"when_full\"?: \"block\" or "
+			      "\"resync\"}: a remote cluster (holdfast remote "
+			      "list)");
+	} else if ((js && !json_is_integer(js)) ||
+		   (js && (j.size < HF_DR_JOURNAL_MIN ||
+			   j.size > HF_DR_JOURNAL_MAX || j.size % 4096))) {
+		hf_http_error(resp, HF_EINVAL,
+			      "journal_size: a number of bytes, a multiple of "
+			      "4096 from %lld (16 MiB) to %lld (1 TiB)",
+			      (long long)HF_DR_JOURNAL_MIN,
+			      (long long)HF_DR_JOURNAL_MAX);
+	} else if ((json_object_get(body, "when_full") && !j.when_full) ||
+		   (j.when_full && strcmp(j.when_full, "block") != 0 &&
+		    strcmp(j.when_full, "resync") != 0)) {
+		hf_http_error(resp, HF_EINVAL,
+			      "when_full: \"block\" (writers wait for room) "
+			      "or \"resync\" (writes go on, the regions they "
+			      "write are copied once the journal drained)");
+	} else if ((rc = hf_ops_dr_enable(s, svc, to, &j, &updated, &err))) {
 		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
 	} else {
-		hf_log("service %s: replicated to remote cluster %s", svc, to);
-		hf_http_json(resp, 201,
-			     json_pack("{s:s, s:s, s:s}", "service", svc,
-				       "role", "primary", "to", to));
+		hf_log("service %s: replicated to remote cluster %s%s", svc, to,
+		       updated ? " (its journal settings changed)" : "");
+		hf_http_json(resp, updated ? 200 : 201,
+			     json_pack("{s:s, s:s, s:s, s:b}", "service", svc,
+				       "role", "primary", "to", to, "updated",
+				       updated));
+		hf_state_lock(s);
+		if (s->leading)
+			hf_sched_changed(s, true);
+		hf_state_unlock(s);
 	}
 	hf_ops_err_release(&err);
 	json_decref(body);
@@ -337,6 +368,13 @@ static json_t *streams_json(struct hf_srv *s, const char *svc)
 				      (json_int_t)d->shipped, "blocked",
 				      (json_int_t)d->blocked, "overflows",
 				      (json_int_t)d->overflows));
+			json_object_set_new(
+			    json_object_get(o, "stream"), "sync",
+			    d->sync_total
+				? json_pack("{s:I, s:I}", "done",
+					    (json_int_t)d->sync_done, "total",
+					    (json_int_t)d->sync_total)
+				: json_null());
 		} else {
 			json_object_set_new(o, "stream", json_null());
 		}
@@ -353,6 +391,13 @@ static json_t *primary_json(const json_t *rec, const char *target)
 			      json_string_value(json_object_get(rec, "to")),
 			      "since", json_object_get(rec, "since"));
 	json_t *c = json_object();
+	json_int_t js = json_integer_value(json_object_get(rec, "journal_size"));
+	const char *wf = json_string_value(json_object_get(rec, "when_full"));
+
+	json_object_set_new(o, "journal",
+			    json_pack("{s:I, s:s}", "size",
+				      js ? js : (json_int_t)HF_DR_JOURNAL_SIZE,
+				      "when_full", wf ? wf : "resync"));
 
 	json_object_set_new(c, "target", target ? json_string(target)
 						: json_null());
@@ -773,8 +818,6 @@ out:
 
 /* ---- the nodes' orders ------------------------------------------------- */
 
-#define DR_JOURNAL_SIZE (256LL << 20)
-
 uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 		      struct hf_proto_sync_resp *out)
 {
@@ -801,7 +844,8 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 			continue;
 		d += hf_hash_str(v->name) * 5 + hf_hash_str(ep->address) +
 		     hf_hash_str(ep->replica) * 11 + (uint64_t)ep->port * 17 +
-		     hf_hash_str(x->cert);
+		     hf_hash_str(x->cert) + (uint64_t)x->journal_size * 23 +
+		     x->block;
 		for (size_t k = 0; out && k < out->attachments.len; k++) {
 			struct hf_proto_attachment *a = &out->attachments.items[k];
 
@@ -815,8 +859,11 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 			a->dr->ca = hf_xstrdup(x->ca);
 			a->dr->cert = hf_xstrdup(x->cert);
 			a->dr->key = hf_xstrdup(x->key);
-			a->dr->journal_size = DR_JOURNAL_SIZE;
-			a->dr->when_full = hf_xstrdup("resync");
+			a->dr->journal_size = x->journal_size
+						  ? x->journal_size
+						  : HF_DR_JOURNAL_SIZE;
+			a->dr->when_full =
+			    hf_xstrdup(x->block ? "block" : "resync");
 		}
 	}
 	/* The standby's side: the replicas n keeps for other sites. */
@@ -1000,6 +1047,22 @@ static void ship_pass(struct hf_srv *s)
 		x = sent_of(name);
 		x->seen = true;
 		set_str(&x->to, to);
+		{
+			json_int_t js = json_integer_value(
+			    json_object_get(e, "journal_size"));
+			const char *wf = json_string_value(
+			    json_object_get(e, "when_full"));
+			int64_t size = js ? js : HF_DR_JOURNAL_SIZE;
+			bool block = wf && !strcmp(wf, "block");
+
+			/* Its streams' attachments change with them. */
+			if (x->journal_size != size || x->block != block) {
+				if (x->journal_size)
+					hf_sched_changed(s, true);
+				x->journal_size = size;
+				x->block = block;
+			}
+		}
 		set_str(&x->target, cfg->id);
 		vols = volumes_json(&s->model, name, &ids);
 		/*

@@ -21,6 +21,14 @@
 
 struct hf_srv;
 
+/*
+ * A stream's journal on the primary's node: the default size, and the
+ * bounds `dr enable --journal-size` takes (bytes, a multiple of 4096).
+ */
+#define HF_DR_JOURNAL_SIZE (256LL << 20)
+#define HF_DR_JOURNAL_MIN (16LL << 20)
+#define HF_DR_JOURNAL_MAX (1LL << 40)
+
 void hf_dr_start(struct hf_srv *s);
 void hf_dr_stop(void);
 

@@ -771,14 +771,17 @@ int hf_ops_remote_remove(struct hf_srv *s, const char *name,
 }
 
 int hf_ops_dr_enable(struct hf_srv *s, const char *name, const char *remote,
+		     const struct hf_ops_dr_journal *j, bool *updated,
 		     struct hf_ops_err *err)
 {
 	char *key = hf_state_key("/dr/%s", name, NULL);
 	char *rkey = hf_state_key("/remotes/%s", remote, NULL);
-	json_t *old = NULL, *r = NULL, *rec;
+	json_t *old = NULL, *r = NULL, *rec = NULL;
 	struct hf_service *svc;
+	const char *was;
 	int rc = enter(s, err);
 
+	*updated = false;
 	if (rc)
 		goto out;
 	svc = hf_state_service(s, name);
@@ -790,29 +793,52 @@ int hf_ops_dr_enable(struct hf_srv *s, const char *name, const char *remote,
 				"no remote cluster %s (holdfast remote add)",
 				remote)
 			 : fail(err, rc, "the store cannot be read");
-	} else if ((rc = hf_state_get_record(s, key, &old)) == 0) {
+	} else if ((rc = hf_state_get_record(s, key, &old)) == 0 &&
+		   (!(was = json_string_value(json_object_get(old, "to"))) ||
+		    strcmp(was, remote) != 0)) {
 		rc = fail(err, HF_ECONFLICT,
 			  "service '%s' is replicated to %s already (dr "
 			  "disable first)",
-			  name,
-			  json_string_value(json_object_get(old, "to"))
-			      ? json_string_value(json_object_get(old, "to"))
-			      : "?");
-	} else if (rc != HF_ENOTFOUND) {
+			  name, was ? was : "?");
+	} else if (rc && rc != HF_ENOTFOUND) {
 		rc = fail(err, rc, "the store cannot be read");
 	} else {
-		rec = json_pack("{s:s, s:s, s:I}", "service", name, "to",
-				remote, "since", (json_int_t)hf_now_ms());
+		/* Again to the same remote: its journal settings change. */
+		*updated = rc == 0;
+		rec = *updated ? json_deep_copy(old)
+			       : json_pack("{s:s, s:s, s:I}", "service", name,
+					   "to", remote, "since",
+					   (json_int_t)hf_now_ms());
+		if (j->size)
+			json_object_set_new(rec, "journal_size",
+					    json_integer(j->size));
+		if (j->when_full)
+			json_object_set_new(rec, "when_full",
+					    json_string(j->when_full));
 		rc = hf_state_put_record(s, key, rec);
-		json_decref(rec);
-		if (rc)
+		if (rc) {
 			rc = fail(err, rc, "the store cannot be written");
-		else
+		} else if (*updated) {
+			char *what = hf_xasprintf(
+			    "journal %lld bytes, when full: %s",
+			    (long long)json_integer_value(
+				json_object_get(rec, "journal_size")),
+			    json_string_value(json_object_get(rec, "when_full"))
+				? json_string_value(
+				      json_object_get(rec, "when_full"))
+				: "resync");
+
+			hf_event(s, "operator", name, "dr", name, "primary",
+				 "primary", what);
+			free(what);
+		} else {
 			hf_event(s, "operator", name, "dr", name, NULL,
 				 "primary", remote);
+		}
 	}
 	rc = leave(s, rc, err);
 out:
+	json_decref(rec);
 	json_decref(old);
 	json_decref(r);
 	free(key);

@@ -277,7 +277,9 @@ int hf_ops_remote_remove(struct hf_srv *s, const char *name,
 			 struct hf_ops_err *err);
 /*
  * Disaster recovery (dr.h). enable: service svc is replicated to remote
- * (HF_ENOTFOUND for either unknown, HF_ECONFLICT when it is already);
+ * (HF_ENOTFOUND for either unknown, HF_ECONFLICT when it is already to
+ * another remote; to the same one, j's settings replace the record's and
+ * *updated is set);
  * disable: no more (*remote gets the remote it was replicated to).
  * standby_put: a remote cluster `from` (its certificate's name) keeps
  * rec ({service, from, cluster, config, plans, received_at}) as the
@@ -285,7 +287,15 @@ int hf_ops_remote_remove(struct hf_srv *s, const char *name,
  * remote's standby. standby_delete: from NULL is the operator. Each an
  * event (kind "dr").
  */
+/* A stream's journal: size in bytes (0: as before, or the default) and
+ * what happens when it is full ("block", "resync"; NULL: as before). */
+struct hf_ops_dr_journal {
+	int64_t size;
+	const char *when_full;
+};
+
 int hf_ops_dr_enable(struct hf_srv *s, const char *svc, const char *remote,
+		     const struct hf_ops_dr_journal *j, bool *updated,
 		     struct hf_ops_err *err);
 int hf_ops_dr_disable(struct hf_srv *s, const char *svc, char **remote,
 		      struct hf_ops_err *err);

@@ -2870,14 +2870,23 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 
 static int local_flush(struct vol *v, void *arg)
 {
-	int e = v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
-	int me = miss_sync(v);
+	struct hf_ship *ship;
+	uint64_t ticket = 0;
+	int e, me;
 
-	/* The DR journal's records too (a failure there holds no flush). */
+	/*
+	 * The DR journal's records too, synced at the same time as the
+	 * replica (a failure there holds no flush). A stream that ends
+	 * meanwhile waits for this flush in hf_ship_close.
+	 */
 	pthread_mutex_lock(&v->ship_mu);
-	if (v->ship)
-		hf_ship_flush(v->ship);
+	if ((ship = v->ship))
+		ticket = hf_ship_flush_begin(ship);
 	pthread_mutex_unlock(&v->ship_mu);
+	e = v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
+	me = miss_sync(v);
+	if (ship)
+		hf_ship_flush_wait(ship, ticket);
 
 	if (e == ENOSPC || me == ENOSPC)
 		no_space(v);
@@ -3276,12 +3285,15 @@ static void *serve_fuse(void *arg)
 
 /*
  * A mount namespace of our own for the FUSE mount, made before any thread
- * exists (unshare refuses a thread that shares its file system info).
+ * exists (unshare refuses a thread that shares its file system info). A
+ * slave of the one it came from: mounts and unmounts made there still
+ * reach it (so it never holds another volume's file system after that
+ * one's detach), and its own FUSE mount stays in it.
  */
 static int private_namespace(struct vol *v)
 {
 	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	    mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return failed(v, "cannot make a private mount namespace: %s",
 			      strerror(errno));
 	return 0;

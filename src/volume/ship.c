@@ -25,8 +25,18 @@
 #define CHUNK ((uint64_t)HF_VOL_DATA_MAX)
 #define WINDOW 64
 #define WINDOW_BYTES (4u << 20) /* well within a 3 s answer at 2 MB/s */
-#define MARK_BYTES (4u << 20)
-#define MARK_MS 100
+/*
+ * While a backlog drains, a mark every MARK_MS or MARK_BYTES: each stalls
+ * the standby's applying for an fdatasync, so they are seldom there; they
+ * free journal space and move the standby's mark on during a long one.
+ */
+#define MARK_BYTES (64u << 20)
+#define MARK_MS 1000
+/*
+ * Once the journal is drained a mark goes out sooner, but not after every
+ * write: each costs the standby an fdatasync.
+ */
+#define MARK_DRAINED_MS 50
 /*
  * An idle stream marks this often too: the standby's mark then says it
  * was current a moment ago, so a failover's loss window is not the time
@@ -64,11 +74,17 @@ struct hf_ship {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* something to send, or stop */
 	pthread_cond_t room_cv; /* room freed, or stop */
+	pthread_cond_t sync_cv; /* a flush wanted, or one done */
+	pthread_t syncer;
+	bool syncing;
 	/* Under mu: */
 	uint64_t head, head_seq;  /* the next record's position and seq */
 	uint64_t tail, tail_seq;  /* the first one no acked mark covers */
 	int64_t tail_time;        /* its time (head > tail) */
-	bool unsynced;            /* appended since the last fdatasync */
+	uint64_t appended, synced; /* records appended, and made durable */
+	uint64_t sync_want;       /* what a flush waits for */
+	int flushers;             /* flushes between begin and wait */
+	bool sync_stop;
 	uint8_t *dirty;           /* chunks to copy */
 	uint64_t nchunks, ndirty, inflight_chunks;
 	bool full;                /* F_FULL: a copy owed since... */
@@ -83,6 +99,8 @@ struct hf_ship {
 	pthread_t thread;
 	bool started;
 };
+
+static void *syncer_main(void *arg);
 
 /* ---- the journal's file ----------------------------------------------- */
 
@@ -267,6 +285,17 @@ static int open_journal(struct hf_ship *s, char *err, size_t n)
 			 strerror(errno));
 		return -1;
 	}
+	/*
+	 * Its blocks reserved now: appends then allocate nothing, and a full
+	 * disk shows here rather than as a journal that cannot grow.
+	 */
+	if (fallocate(s->jfd, 0, 0, s->c.journal_size) < 0 &&
+	    errno != EOPNOTSUPP) {
+		snprintf(err, n, "DR journal %s: cannot reserve %lld bytes: %s",
+			 s->c.journal, (long long)s->c.journal_size,
+			 strerror(errno));
+		return -1;
+	}
 	if (pread(s->jfd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
 	    !memcmp(h, MAGIC, 8)) {
 		uint32_t crc;
@@ -339,6 +368,7 @@ struct hf_ship *hf_ship_open(const struct hf_ship_config *c,
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->room_cv, NULL);
+	pthread_cond_init(&s->sync_cv, NULL);
 	snprintf(s->state, sizeof(s->state), "connecting");
 	if (!(s->tls = hf_vtls_ctx(false, c->ca, c->cert, c->key, why,
 				   sizeof(why)))) {
@@ -350,6 +380,8 @@ struct hf_ship *hf_ship_open(const struct hf_ship_config *c,
 		hf_ship_close(s);
 		return NULL;
 	}
+	if (!pthread_create(&s->syncer, NULL, syncer_main, s))
+		s->syncing = true;
 	return s;
 }
 
@@ -413,7 +445,7 @@ static int append(struct hf_ship *s, uint32_t type, uint64_t off,
 		s->tail_time = r.time;
 	s->head += need;
 	s->head_seq++;
-	s->unsynced = true;
+	s->appended++;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -430,15 +462,75 @@ int hf_ship_trim(struct hf_ship *s, uint64_t off, uint64_t len)
 	return append(s, R_TRIM, off, len, NULL);
 }
 
-int hf_ship_flush(struct hf_ship *s)
+/*
+ * The journal's own thread of fdatasyncs, so that a flush of the volume
+ * syncs the journal and the replica at once; each sync covers every
+ * record appended before it began (flushes that overlap share one).
+ */
+static void *syncer_main(void *arg)
 {
-	bool need;
+	struct hf_ship *s = arg;
 
 	pthread_mutex_lock(&s->mu);
-	need = s->unsynced;
-	s->unsynced = false;
+	for (;;) {
+		uint64_t upto;
+
+		while (!s->sync_stop && s->sync_want <= s->synced)
+			pthread_cond_wait(&s->sync_cv, &s->mu);
+		if (s->sync_stop)
+			break;
+		upto = s->appended;
+		pthread_mutex_unlock(&s->mu);
+		if (fdatasync(s->jfd) < 0)
+			/* A failure holds no flush: the replicas have it. */
+			hf_log("volume %s: DR journal fdatasync: %s",
+			       s->volume_id, strerror(errno));
+		pthread_mutex_lock(&s->mu);
+		if (upto > s->synced)
+			s->synced = upto;
+		pthread_cond_broadcast(&s->sync_cv);
+	}
 	pthread_mutex_unlock(&s->mu);
-	return need && fdatasync(s->jfd) < 0 ? errno : 0;
+	return NULL;
+}
+
+uint64_t hf_ship_flush_begin(struct hf_ship *s)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&s->mu);
+	t = s->appended;
+	s->flushers++;
+	if (t > s->synced && t > s->sync_want) {
+		s->sync_want = t;
+		pthread_cond_broadcast(&s->sync_cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return t;
+}
+
+void hf_ship_flush_wait(struct hf_ship *s, uint64_t t)
+{
+	pthread_mutex_lock(&s->mu);
+	if (!s->syncing && t > s->synced) {
+		/* No thread: the flush syncs itself. */
+		pthread_mutex_unlock(&s->mu);
+		fdatasync(s->jfd);
+		pthread_mutex_lock(&s->mu);
+		if (t > s->synced)
+			s->synced = t;
+	}
+	while (t > s->synced)
+		pthread_cond_wait(&s->sync_cv, &s->mu);
+	s->flushers--;
+	pthread_cond_broadcast(&s->sync_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+int hf_ship_flush(struct hf_ship *s)
+{
+	hf_ship_flush_wait(s, hf_ship_flush_begin(s));
+	return 0;
 }
 
 void hf_ship_grow(struct hf_ship *s, uint64_t size)
@@ -478,6 +570,7 @@ struct sender {
 	uint64_t sent_seq;        /* the last record sent (or seq - 1) */
 	uint64_t marked_seq;      /* the last record a mark covers */
 	uint64_t since_mark;      /* bytes sent since the last mark */
+	int64_t heard_ms;         /* the standby's last answer */
 	int64_t mark_ms;          /* when the last mark went */
 	bool mark_inflight;       /* one mark at a time */
 	bool invalidated;         /* the standby knows a copy is owed */
@@ -637,7 +730,7 @@ static bool connect_standby(struct sender *w)
 	pthread_mutex_unlock(&s->mu);
 	w->connected = true;
 	w->since_mark = 0;
-	w->mark_ms = hf_mono_ms();
+	w->mark_ms = w->heard_ms = hf_mono_ms();
 	hf_log("volume %s: DR stream to %s port %d (replica %s) is up; the "
 	       "standby's mark is %llu",
 	       s->volume_id, s->c.address, s->c.port, s->c.replica,
@@ -685,6 +778,52 @@ static bool submit(struct sender *w, struct slot *t, uint64_t off,
 	return true;
 }
 
+/*
+ * Whether a mark is due (mu held): once no copy is owed and none is in
+ * flight, when writes went out since the last one (or a copy ended) and
+ * enough bytes or time passed, sooner once the journal is drained; and
+ * every HEARTBEAT_MS while idle. Also in the middle of a backlog, so that
+ * a long one frees journal space and moves the standby's mark as it goes.
+ */
+static bool mark_due(const struct sender *w, const struct hf_ship *s,
+		     int64_t now)
+{
+	bool drained = w->send == s->head;
+
+	if (s->ndirty || s->inflight_chunks || w->mark_inflight)
+		return false;
+	if (w->sent_seq > w->marked_seq || s->full)
+		return w->since_mark >= MARK_BYTES ||
+		       now - w->mark_ms >= MARK_MS ||
+		       (drained && now - w->mark_ms >= MARK_DRAINED_MS);
+	return drained && now - w->mark_ms >= HEARTBEAT_MS;
+}
+
+/* Sends a mark into slot t; called with mu held, returns with it free. */
+static bool send_mark(struct sender *w, struct slot *t)
+{
+	struct hf_ship *s = w->s;
+	struct rec r;
+	uint32_t crc;
+
+	t->kind = S_MARK;
+	t->seq = w->sent_seq;
+	t->end = w->send;
+	/* The standby then holds every write made before this. */
+	if (w->send == s->head)
+		t->time_ns = hf_now_ns();
+	else if (rec_head(s, w->send, &r, &crc))
+		t->time_ns = r.time - 1;
+	else
+		t->time_ns = s->tail_time;
+	pthread_mutex_unlock(&s->mu);
+	w->marked_seq = t->seq;
+	w->since_mark = 0;
+	w->mark_ms = hf_mono_ms();
+	w->mark_inflight = true;
+	return submit(w, t, 0, HF_VOLW_MARK, 0);
+}
+
 /* The next record, or chunk, or mark into the window: false when none. */
 static bool fill_one(struct sender *w)
 {
@@ -704,6 +843,8 @@ static bool fill_one(struct sender *w)
 		t->seq = UINT64_MAX;
 		return submit(w, t, 0, HF_VOLW_MARK, 0);
 	}
+	if (mark_due(w, s, hf_mono_ms()))
+		return send_mark(w, t); /* unlocks mu */
 	if (w->send < s->head) {
 		bool ok = rec_head(s, w->send, &r, &crc) &&
 			  r.seq == w->send_seq;
@@ -765,34 +906,6 @@ static bool fill_one(struct sender *w)
 			return submit(w, t, c * CHUNK, HF_VOLW_TRIM, len);
 		}
 		return submit(w, t, c * CHUNK, HF_VOLW_WRITE, len);
-	}
-	/*
-	 * A mark: once no copy is owed, when writes went out since the last
-	 * one (or a copy ended) and either the journal is drained or enough
-	 * time or bytes passed.
-	 */
-	if (!s->ndirty && !s->inflight_chunks && !w->mark_inflight &&
-	    (((w->sent_seq > w->marked_seq || s->full) &&
-	      (w->send == s->head || w->since_mark >= MARK_BYTES ||
-	       hf_mono_ms() - w->mark_ms >= MARK_MS)) ||
-	     (w->send == s->head &&
-	      hf_mono_ms() - w->mark_ms >= HEARTBEAT_MS))) {
-		t->kind = S_MARK;
-		t->seq = w->sent_seq;
-		t->end = w->send;
-		/* The standby then holds every write made before this. */
-		if (w->send == s->head)
-			t->time_ns = hf_now_ns();
-		else if (rec_head(s, w->send, &r, &crc))
-			t->time_ns = r.time - 1;
-		else
-			t->time_ns = s->tail_time;
-		pthread_mutex_unlock(&s->mu);
-		w->marked_seq = t->seq;
-		w->since_mark = 0;
-		w->mark_ms = hf_mono_ms();
-		w->mark_inflight = true;
-		return submit(w, t, 0, HF_VOLW_MARK, 0);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return false;
@@ -881,20 +994,33 @@ static void *sender_main(void *arg)
 			continue;
 		if (w->nin) {
 			reap(w);
+			w->heard_ms = hf_mono_ms();
 			continue;
 		}
-		if (hf_remote_ping(&w->r, 2000)) {
-			char why[HF_VOL_ERR_MAX];
+		/* Quiet for a while: is the standby still there? */
+		if (hf_mono_ms() - w->heard_ms >= HEARTBEAT_MS) {
+			if (hf_remote_ping(&w->r, 2000)) {
+				char why[HF_VOL_ERR_MAX];
 
-			hf_remote_dead(&w->r, why, sizeof(why));
-			disconnect(w, why);
-			continue;
+				hf_remote_dead(&w->r, why, sizeof(why));
+				disconnect(w, why);
+				continue;
+			}
+			w->heard_ms = hf_mono_ms();
 		}
 		pthread_mutex_lock(&s->mu);
 		if (!s->stopping && w->send == s->head && !s->ndirty) {
+			/* Until something to send, or the next mark is due. */
+			int64_t wait = MARK_MS;
 			struct timespec dl;
 
-			hf_deadline_after_ms(&dl, MARK_MS);
+			if (w->sent_seq > w->marked_seq || s->full) {
+				wait = MARK_DRAINED_MS -
+				       (hf_mono_ms() - w->mark_ms);
+				if (wait < 1)
+					wait = 1;
+			}
+			hf_deadline_after_ms(&dl, (int)wait);
 			pthread_cond_timedwait(&s->cv, &s->mu, &dl);
 		}
 		pthread_mutex_unlock(&s->mu);
@@ -984,12 +1110,19 @@ void hf_ship_close(struct hf_ship *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->mu);
+	/* Flushes begun before the volume let go of it end first. */
+	while (s->flushers)
+		pthread_cond_wait(&s->sync_cv, &s->mu);
+	s->sync_stop = true;
+	pthread_cond_broadcast(&s->sync_cv);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->cv);
 	pthread_cond_broadcast(&s->room_cv);
 	pthread_mutex_unlock(&s->mu);
 	if (s->started)
 		pthread_join(s->thread, NULL);
+	if (s->syncing)
+		pthread_join(s->syncer, NULL);
 	if (s->jfd >= 0) {
 		write_header(s, true);
 		close(s->jfd);
@@ -1008,5 +1141,6 @@ void hf_ship_close(struct hf_ship *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->room_cv);
+	pthread_cond_destroy(&s->sync_cv);
 	free(s);
 }

@@ -83,7 +83,15 @@ int hf_ship_write(struct hf_ship *s, uint64_t off, const uint8_t *data,
 		  size_t len);
 int hf_ship_trim(struct hf_ship *s, uint64_t off, uint64_t len);
 
-/* Makes the journal's records durable (the volume's flush). 0 or errno. */
+/*
+ * Makes the journal's records durable (the volume's flush): begin before
+ * the replica's own fdatasync, wait after it, and the two run at once.
+ * Every begin is followed by one wait (hf_ship_close waits for them).
+ * A failed fdatasync is logged and holds no flush: the replicas have the
+ * writes.
+ */
+uint64_t hf_ship_flush_begin(struct hf_ship *s);
+void hf_ship_flush_wait(struct hf_ship *s, uint64_t ticket);
 int hf_ship_flush(struct hf_ship *s);
 
 /* The volume grew (hf_ship_open's size, from now on). */

@@ -164,7 +164,23 @@ def dr_status(a):
 def test_a_volume_streams_to_its_standby_replica_and_fails_over_there(sites):
     a, b, d, tmp = sites
     a.deploy(str(write(tmp / "notes.yml", SPEC)), timeout=240)
+    # Bad journal settings are refused, and change nothing.
+    p = a.cli("-s", "notes", "dr", "enable", "--to", "b", "--journal-size", "1MiB",
+              check=False)
+    assert p.returncode != 0 and "journal_size" in p.stderr, p.stderr
+    p = a.cli("-s", "notes", "dr", "enable", "--to", "b", "--when-full", "drop", check=False)
+    assert p.returncode != 0 and "when_full" in p.stderr, p.stderr
+    assert a.api("GET", "/v1/service/notes/dr")[0] == 404
     a.cli("-s", "notes", "dr", "enable", "--to", "b")
+    # Enabled again to the same remote: the journal settings change, and
+    # --wait returns once the standby's copy is whole and consistent.
+    p = a.cli("-s", "notes", "dr", "enable", "--to", "b", "--journal-size", "64MiB",
+              "--when-full", "block", "--wait", "--timeout", "150", timeout=180)
+    assert "new journal settings" in p.stdout and "consistent copy" in p.stdout, p.stdout
+    st = dr_status(a)
+    assert st["journal"] == {"size": 64 << 20, "when_full": "block"}, st
+    p = a.cli("-s", "notes", "dr", "enable", "--to", "c", check=False)
+    assert p.returncode != 0, p.stdout
     # B placed a standby replica of the volume on its node with the listener.
     code, st = wait_for(lambda: (lambda r: r[0] == 200 and r[1].get("volumes") and
                                  r[1]["volumes"][0].get("node") and r)(
@@ -178,11 +194,12 @@ def test_a_volume_streams_to_its_standby_replica_and_fails_over_there(sites):
         v = s.get("volumes") or []
         stream = v and v[0].get("stream")
         return (stream and stream["state"] == "streaming" and stream["consistent"] and
-                stream["link_up"] and stream["lag_seconds"] < 3 and s)
+                stream["link_up"] and stream["lag_seconds"] < 3 and
+                stream["journal_size"] == 64 << 20 and s)
     s = wait_for(caught_up, 120, what="the stream up and consistent")
     stream = s["volumes"][0]["stream"]
     assert s["volumes"][0]["standby"]["replica"] == vol["replica"], s
-    assert stream["shipped"] > 0 and stream["journal_size"] == 256 << 20, stream
+    assert stream["shipped"] > 0 and stream["journal_size"] == 64 << 20, stream
     # While the task writes, B's reported lag stays low.
     lags = []
     for _ in range(6):

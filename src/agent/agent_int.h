@@ -189,6 +189,14 @@ struct ag_attach {
 	int64_t ready_seen;        /* the epoch it was last seen ready at */
 	size_t snaps_seen;         /* snapshot answers its status holds */
 	int64_t fence_wait;        /* monotonic ms it began to wait for one */
+	/*
+	 * Its DR stream's end, once its process detached (reported as
+	 * "dr_final" for a while): the epoch, whether the standby had every
+	 * write, when (monotonic ms); kept: the directory stays, its journal
+	 * holding writes the standby lacks.
+	 */
+	int64_t final_epoch, final_at;
+	bool final_drained, final_kept;
 };
 
 /* The node's replica server (vserve.c). */

@@ -340,6 +340,9 @@ static json_t *attach_config(const struct hf_agent *ag,
 				      (json_int_t)w->dr->journal_size,
 				      "when_full", w->dr->when_full);
 
+		if (w->dr->drain_ms)
+			json_object_set_new(d, "drain_ms",
+					    json_integer(w->dr->drain_ms));
 		for (size_t i = 0; i < HF_ARRAY_LEN(k); i++) {
 			char *pth = hf_xasprintf("%s/%s", dir, dr_files[i]);
 
@@ -615,11 +618,42 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 				next = r->failed_at + RETRY_MS;
 			}
 		} else if (!w && !s.alive && r->pid == 0) {
-			/* Detached and not wanted: nothing left to report. */
-			if (ag_rm_rf(dir) < 0)
+			/*
+			 * Detached and not wanted: nothing left to report but
+			 * how its DR stream ended. A journal the standby has
+			 * not acknowledged all of stays (the server hears of
+			 * it; a new attach here sends it on).
+			 */
+			bool drained = !s.dr ||
+				       (s.state && !strcmp(s.state, "detached") &&
+					json_is_true(json_object_get(s.dr,
+								     "drained")));
+
+			if (s.dr && (!r->final_at || r->final_epoch != s.epoch)) {
+				r->final_epoch = s.epoch;
+				r->final_drained = drained;
+				r->final_at = now;
+				if (drained)
+					hf_log("volume %s: detached at epoch "
+					       "%lld; its DR standby has every "
+					       "write",
+					       vol, (long long)s.epoch);
+				ag_mark_dirty(ag); /* the server hears of it */
+			}
+			if (!drained) {
+				if (!r->final_kept)
+					hf_log("volume %s: detached, but its DR "
+					       "standby lacks writes: %s keeps "
+					       "its journal",
+					       vol, dir);
+				r->final_kept = true;
+			} else if (ag_rm_rf(dir) < 0) {
 				hf_log("volume %s: cannot remove %s: %s", vol,
 				       dir, strerror(errno));
+			}
 		}
+		if (w)
+			r->final_kept = false;
 		if (w && s.alive && s.epoch == w->epoch)
 			r->failed_at = 0;
 		if (w && s.alive && s.epoch == w->epoch && r->hup) {
@@ -676,11 +710,15 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 		seen_release(&s);
 		free(dir);
 	}
-	/* Forget what has no directory and no process any more. */
+	/*
+	 * Forget what has no directory and no process any more (once how
+	 * its DR stream ended was reported for a while).
+	 */
 	for (size_t i = 0; i < ag->attaches.len;) {
 		struct ag_attach *r = &ag->attaches.items[i];
 
-		if (r->pid == 0 && !hf_strlist_has(&names, r->volume)) {
+		if (r->pid == 0 && !hf_strlist_has(&names, r->volume) &&
+		    (!r->final_at || now - r->final_at > 120000)) {
 			free(r->volume);
 			ag->attaches.items[i] =
 			    ag->attaches.items[--ag->attaches.len];
@@ -695,6 +733,22 @@ int64_t ag_attach_reconcile(struct hf_agent *ag)
 void ag_attach_reports(struct hf_agent *ag, struct hf_proto_sync_req *req)
 {
 	struct hf_strlist names = {0};
+	int64_t now = hf_mono_ms();
+
+	/* How detached volumes' DR streams ended: for two minutes, or while
+	 * the journal is kept. */
+	for (size_t i = 0; i < ag->attaches.len; i++) {
+		const struct ag_attach *r = &ag->attaches.items[i];
+		struct hf_proto_dr_final *f;
+
+		if (!r->final_at ||
+		    (!r->final_kept && now - r->final_at > 120000))
+			continue;
+		f = HF_VEC_PUSH(&req->dr_final);
+		f->volume = hf_xstrdup(r->volume);
+		f->epoch = r->final_epoch;
+		f->drained = r->final_drained;
+	}
 
 	scan(ag, &names);
 	for (size_t i = 0; i < names.len; i++) {
@@ -894,6 +948,7 @@ bool ag_attach_apply(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 			       strcmp(a->dr->cert, w->dr->cert) ||
 			       strcmp(a->dr->key, w->dr->key) ||
 			       a->dr->journal_size != w->dr->journal_size ||
+			       a->dr->drain_ms != w->dr->drain_ms ||
 			       strcmp(a->dr->when_full, w->dr->when_full)))) {
 			runtime(ag, a->volume, true)->hup = true;
 			changed = true;

@@ -4394,6 +4394,135 @@ static void dr_volumes_print(const json_t *vols)
 	}
 }
 
+static int cmd_dr_switchover(int argc, char **argv)
+{
+	char *svc = NULL, *path;
+	json_t *out = NULL, *body = json_object();
+	int64_t start = hf_mono_ms();
+	double timeout = 0;
+	bool yes = false, wait = false;
+	char *last = NULL;
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--yes") || !strcmp(argv[k], "-y"))
+			yes = true;
+		else if (!strcmp(argv[k], "--back") && k + 1 < argc)
+			json_object_set_new(body, "back", json_string(argv[++k]));
+		else if (!strcmp(argv[k], "--wait"))
+			wait = true;
+		else if (!strcmp(argv[k], "--timeout") && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (!strcmp(argv[k], "--json"))
+			g.json = true;
+		else {
+			json_decref(body);
+			return hf_cli_usage("dr", "switchover");
+		}
+	}
+	if (!yes) {
+		fprintf(stderr, "holdfast: dr switchover stops the service here "
+				"and starts it on its standby cluster (nothing "
+				"written is lost; the service is down meanwhile): "
+				"confirm with --yes\n");
+		json_decref(body);
+		return HF_EXIT_USAGE;
+	}
+	if ((rc = pick_service(&svc))) {
+		json_decref(body);
+		return rc;
+	}
+	path = svc_path(svc, "/dr/switchover");
+	rc = api("POST", path, body, &status, &out);
+	free(path);
+	if ((rc = answered(rc, status, 202, out)) != 0)
+		goto out;
+	if (!g.json)
+		printf("service %s: switching over: %s\n", svc,
+		       jstr(json_object_get(out, "switchover"), "message"));
+	path = svc_path(svc, "/dr");
+	while (wait) {
+		json_t *st = NULL;
+		const json_t *sw;
+		long code = 0;
+
+		rc = api("GET", path, NULL, &code, &st);
+		if (rc == 0 && code == 404) {
+			/* Done here; the new primary's standby not yet. */
+			if (!last || strcmp(last, "handed over") != 0) {
+				if (!g.json)
+					printf("service %s: handed over; "
+					       "waiting for its standby to "
+					       "come here\n",
+					       svc);
+				free(last);
+				last = hf_xstrdup("handed over");
+			}
+			json_decref(st);
+			st = NULL;
+			goto next;
+		}
+		if ((rc = answered(rc, code, 200, st))) {
+			json_decref(st);
+			break;
+		}
+		sw = json_object_get(st, "switchover");
+		if (!strcmp(jstr(st, "role"), "standby")) {
+			if (!g.json)
+				printf("service %s: switchover done: it runs on "
+				       "%s, this cluster holds its standby\n",
+				       svc, jstr(st, "from"));
+			json_object_set(out, "status", st);
+			json_decref(st);
+			break;
+		}
+		if (json_is_object(sw)) {
+			char *line = hf_xasprintf("%s: %s", jstr(sw, "phase"),
+						  jstr(sw, "message"));
+
+			if (!last || strcmp(last, line) != 0) {
+				if (!g.json)
+					printf("service %s: %s\n", svc, line);
+				fflush(stdout);
+				free(last);
+				last = line;
+			} else {
+				free(line);
+			}
+			if (!strcmp(jstr(sw, "phase"), "failed")) {
+				fprintf(stderr, "holdfast: service %s: the "
+						"switchover failed: %s\n",
+					svc, jstr(sw, "message"));
+				json_object_set(out, "status", st);
+				json_decref(st);
+				rc = HF_EXIT_FAIL;
+				break;
+			}
+		}
+		json_decref(st);
+next:
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr, "holdfast: service %s: the switchover is "
+					"not done after %.0f s (`holdfast -s %s dr "
+					"status`)\n",
+				svc, timeout, svc);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(500 * 1000);
+	}
+	free(path);
+	if (g.json)
+		print_json(out);
+out:
+	free(last);
+	json_decref(body);
+	json_decref(out);
+	free(svc);
+	return rc;
+}
+
 static int cmd_dr_failover(int argc, char **argv)
 {
 	char *svc = NULL, *path;
@@ -5180,6 +5309,18 @@ const struct hf_cmd hf_client_cmds[] = {
      "be lost. Refused while a volume's standby copy is not known to be\n"
      "consistent, unless --force. The primary site must be down: two sites\n"
      "must never both run the service.", NULL},
+    {"dr", "switchover", cmd_dr_switchover,
+     "--yes [--back NAME] [--wait [--timeout SECS]] [--json]",
+     "on a primary: move the service to its standby cluster, losing nothing",
+     "A planned move, both sites up. Refused unless the standby holds the\n"
+     "service's configuration and every volume streams to a consistent\n"
+     "standby copy over a live link. The service stops here; each volume\n"
+     "detaches only once its standby has every write; then the standby\n"
+     "starts the service from its copies and replicates it back to this\n"
+     "cluster (--back: this cluster's name there, a remote it registered;\n"
+     "default its only one), and this cluster's copies go: it holds the\n"
+     "standby. The service is down meanwhile. --wait follows the phases\n"
+     "(stopping, promoting) until this cluster is the standby.", NULL},
     {"dr", "status", cmd_dr_status, "[--json]",
      "a service's disaster recovery: primary (where to, what is there) or "
      "standby (from where, how fresh)",

@@ -1281,6 +1281,9 @@ static json_t *attachment_encode(const struct hf_proto_attachment *a)
 			      a->dr->cert, "key", a->dr->key, "journal_size",
 			      (json_int_t)a->dr->journal_size, "when_full",
 			      a->dr->when_full));
+	if (a->dr && a->dr->drain_ms)
+		json_object_set_new(json_object_get(o, "dr"), "drain_ms",
+				    json_integer(a->dr->drain_ms));
 	return o;
 }
 
@@ -1298,6 +1301,7 @@ static bool dr_decode(const struct dec *up, const json_t *o,
 	    !get_str(&d, o, "cert", true, &r->cert) ||
 	    !get_str(&d, o, "key", true, &r->key) ||
 	    !get_int(&d, o, "journal_size", &r->journal_size, NULL) ||
+	    !get_int(&d, o, "drain_ms", &r->drain_ms, NULL) ||
 	    !get_str(&d, o, "when_full", true, &r->when_full))
 		return false;
 	if (!*r->address)
@@ -1312,6 +1316,8 @@ static bool dr_decode(const struct dec *up, const json_t *o,
 			    "must be a multiple of 4096 of at least 16 MiB");
 	if (strcmp(r->when_full, "block") && strcmp(r->when_full, "resync"))
 		return fail(&d, "when_full", "must be \"block\" or \"resync\"");
+	if (r->drain_ms < 0 || r->drain_ms > 3600000)
+		return fail(&d, "drain_ms", "must be 0 to 3600000");
 	return true;
 }
 
@@ -1584,6 +1590,20 @@ static bool resync_decode(const struct dec *d, const json_t *v,
 	return true;
 }
 
+static bool dr_final_decode(const struct dec *d, const json_t *v,
+			    struct hf_proto_dr_final *r)
+{
+	if (!json_is_object(v))
+		return fail(d, NULL, "must be an object");
+	if (!get_str(d, v, "volume", true, &r->volume) ||
+	    !get_int(d, v, "epoch", &r->epoch, NULL) ||
+	    !get_bool(d, v, "drained", &r->drained))
+		return false;
+	if (r->epoch < 0)
+		return fail(d, "epoch", "must be 0 or more");
+	return true;
+}
+
 static bool volume_report_decode(const struct dec *d, const json_t *v,
 				 struct hf_proto_volume_report *r)
 {
@@ -1740,6 +1760,9 @@ void hf_proto_sync_req_release(struct hf_proto_sync_req *r)
 	for (size_t i = 0; i < r->filling.len; i++)
 		free(r->filling.items[i].replica);
 	HF_VEC_FREE(&r->filling);
+	for (size_t i = 0; i < r->dr_final.len; i++)
+		free(r->dr_final.items[i].volume);
+	HF_VEC_FREE(&r->dr_final);
 	hf_proto_sync_req_init(r);
 }
 
@@ -1789,6 +1812,18 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 					 (json_int_t)r->filling.items[i].total));
 		json_object_set_new(o, "filling_replicas", a);
 	}
+	if (r->dr_final.len) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < r->dr_final.len; i++)
+			json_array_append_new(
+			    a, json_pack("{s:s, s:I, s:b}", "volume",
+					 r->dr_final.items[i].volume, "epoch",
+					 (json_int_t)r->dr_final.items[i].epoch,
+					 "drained",
+					 r->dr_final.items[i].drained));
+		json_object_set_new(o, "dr_final", a);
+	}
 	if (r->cluster)
 		json_object_set_new(o, "cluster", json_string(r->cluster));
 	if (r->brief)
@@ -1825,7 +1860,8 @@ static bool sync_req_decode(const struct dec *d, const json_t *j,
 	    !get_strlist(d, j, "deleted_replicas", &out->deleted_replicas) ||
 	    !get_strlist(d, j, "filled_replicas", &out->filled_replicas) ||
 	    !DECODE_ARRAY(d, j, "filling_replicas", &out->filling,
-			  resync_decode))
+			  resync_decode) ||
+	    !DECODE_ARRAY(d, j, "dr_final", &out->dr_final, dr_final_decode))
 		return false;
 	if (info) {
 		struct dec id = {"info", d->err};

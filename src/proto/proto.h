@@ -336,11 +336,13 @@ struct hf_proto_attachment {
 	 * DR listener, replica id), this site's certificate and key and the
 	 * other site's CA (PEM texts: the key is a secret, written into the
 	 * attach directory 0600 and nowhere else), the journal's size and
-	 * what a full one does ("block" or "resync").
+	 * what a full one does ("block" or "resync"), and how long a detach
+	 * waits for the standby to have every write (ms; 0: the attach
+	 * process's default).
 	 */
 	struct hf_proto_dr {
 		char *address, *replica, *ca, *cert, *key, *when_full;
-		int64_t port, journal_size;
+		int64_t port, journal_size, drain_ms;
 	} *dr;
 };
 
@@ -438,6 +440,16 @@ struct hf_proto_replica_ref {
 
 /* ---- sync ------------------------------------------------------------- */
 
+/*
+ * "dr_final": how a detached volume's DR stream ended (its attach process
+ * gone): drained when the standby acknowledged every write it took.
+ */
+struct hf_proto_dr_final {
+	char *volume; /* required */
+	int64_t epoch;
+	bool drained;
+};
+
 struct hf_proto_sync_req {
 	char *node_id;        /* required, not empty */
 	char *cluster;        /* NULL: no server accepted the agent yet */
@@ -462,6 +474,7 @@ struct hf_proto_sync_req {
 	 * (a clone's, or from a backup): bytes written of those to write.
 	 */
 	HF_VEC(struct hf_proto_resync) filling;
+	HF_VEC(struct hf_proto_dr_final) dr_final;
 	/*
 	 * "brief": the agent keeps the order of every task it lists, so the
 	 * answer may name those by task_id alone (hf_proto_launch.known)

@@ -15,6 +15,7 @@
 #include "proto/proto.h"
 #include "server/agent_api.h"
 #include "server/cluster.h"
+#include "server/dr.h"
 #include "server/events.h"
 #include "server/nodeauth.h"
 #include "server/orders.h"
@@ -590,6 +591,8 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		f->done = rq.filling.items[i].done;
 		f->total = rq.filling.items[i].total;
 	}
+	for (size_t i = 0; i < rq.dr_final.len; i++)
+		hf_dr_final_note(s, n->id, &rq.dr_final.items[i]);
 	if (volreps_update(s, n, &rq))
 		hf_sched_changed(s, false);
 	/*

@@ -2174,6 +2174,10 @@ static const struct hf_http_route routes[] = {
      NULL},
     {"POST", "/v1/service/{svc}/dr/failover", hf_dr_failover_handler,
      HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/service/{svc}/dr/switchover", hf_dr_switchover_handler,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/dr/standby/{svc}/promote", hf_dr_promote_handler,
+     HF_ROUTE_REMOTE, NULL},
 };
 
 const struct hf_http_route *hf_server_routes(size_t *n)

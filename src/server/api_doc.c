@@ -1217,6 +1217,47 @@ static const struct route_doc docs[] = {
 		 "\"deployed\": \"boolean\", \"last_write_applied\": "
 		 "\"integer|null\", \"deploy_error?\": \"string\"}",
      .errors = "bad-json not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/dr/switchover",
+     .section = "Remote clusters",
+     .summary =
+	 "On a primary (`holdfast -s SVC dr switchover`): a planned move "
+	 "to the standby that loses nothing. Refused (409) unless the "
+	 "standby acknowledged the target configuration and every volume "
+	 "streams to a consistent standby replica over a live link. The "
+	 "service stops here (its volumes kept); each volume's detach "
+	 "waits until its standby acknowledged every write; the standby "
+	 "is then asked to take over (`POST /v1/dr/standby/{svc}/promote`) "
+	 "and to replicate the service back to the remote named `back` "
+	 "there (default: its only remote); then this cluster's volumes go "
+	 "and it holds the standby the new primary sends. Progress is in "
+	 "`GET /v1/service/{svc}/dr`'s `switchover` (phase stopping, "
+	 "promoting or failed, and a message); when done that route shows "
+	 "the standby.",
+     .request = "{\"back?\": \"string\"}",
+     .status = "202",
+     .response = "{\"service\": \"string\", \"role\": \"primary\", "
+		 "\"switchover\": {\"phase\": \"string\", \"since\": "
+		 "\"integer\", \"back?\": \"string\", \"volumes\": "
+		 "[\"string\"], \"by\": \"string\", \"message\": "
+		 "\"string\"}}",
+     .errors = "bad-json invalid not-found conflict"},
+    {.method = "POST",
+     .pattern = "/v1/dr/standby/{svc}/promote",
+     .section = "Remote clusters",
+     .summary =
+	 "A switchover's last step (role REMOTE; only the cluster that "
+	 "sent the standby may): the standby takes over as `dr failover` "
+	 "does (refused unless every volume's copy is consistent), and "
+	 "the service is replicated back to remote `back` (default: the "
+	 "only remote here; 409 when there is none or several).",
+     .request = "{\"back?\": \"string\"}",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"role\": \"primary\", "
+		 "\"deployed\": \"boolean\", \"last_write_applied\": "
+		 "\"integer|null\", \"replicated_to\": \"string|null\", "
+		 "\"replicate_error?\": \"string\"}",
+     .errors = "bad-json not-found conflict forbidden"},
 };
 
 /* Error codes the HTTP layer answers besides err.h's. */

@@ -14,6 +14,7 @@
 #include "common/map.h"
 #include "common/rng.h"
 #include "model/model.h"
+#include "proto/proto.h"
 #include "server/dr.h"
 #include "server/events.h"
 #include "server/metrics.h"
@@ -26,6 +27,10 @@
  * RESEND_MS even when unchanged (the standby shows how fresh it is). */
 #define SHIP_EVERY_MS 1000
 #define RESEND_MS 60000
+/* A switchover's detaches wait this long for the standby to have all. */
+#define SWITCH_DRAIN_MS 600000
+/* ... and the switchover gives up after this. */
+#define SWITCH_GIVE_UP_MS (15 * 60000)
 
 /* Where the standby keeps one of the service's volumes. */
 struct endpoint {
@@ -53,7 +58,17 @@ struct sent {
 	bool complete; /* every volume has an endpoint with a port */
 	int64_t journal_size; /* the record's, or the default */
 	bool block;           /* when full: block writers, else resync */
+	bool switching;       /* a switchover stops it: detaches drain long */
 };
+
+/* How a detached volume's stream ended, as its node said (memory only). */
+struct final {
+	char *volume, *node;
+	int64_t epoch;
+	bool drained;
+};
+
+static HF_VEC(struct final) finals;
 
 /*
  * The standby replicas this cluster holds for other sites (from the
@@ -394,6 +409,9 @@ static json_t *primary_json(const json_t *rec, const char *target)
 	json_int_t js = json_integer_value(json_object_get(rec, "journal_size"));
 	const char *wf = json_string_value(json_object_get(rec, "when_full"));
 
+	if (json_is_object(json_object_get(rec, "switchover")))
+		json_object_set(o, "switchover",
+				json_object_get(rec, "switchover"));
 	json_object_set_new(o, "journal",
 			    json_pack("{s:I, s:s}", "size",
 				      js ? js : (json_int_t)HF_DR_JOURNAL_SIZE,
@@ -761,28 +779,24 @@ void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
 
 /* ---- failover ---------------------------------------------------------- */
 
-void hf_dr_failover_handler(void *ctx, const struct hf_http_req *req,
-			    struct hf_http_resp *resp)
+/*
+ * The standby starts the service from its standby volumes (failover's
+ * and a switchover's last step): *answer gets what the API says.
+ */
+static int take_over(struct hf_srv *s, const char *name, const char *who,
+		     bool force, json_t **answer, struct hf_ops_err *err)
 {
-	struct hf_srv *s = ctx;
-	const char *name = hf_kvlist_get(&req->params, "svc");
-	struct hf_ops_err err = {0}, derr = {0};
+	struct hf_ops_err derr = {0};
 	struct hf_ops_deployed dep = {0};
 	struct hf_kvlist options = {0}, templates = {0};
-	json_t *body = NULL, *cfg = NULL, *o;
+	json_t *cfg = NULL;
 	int64_t loss = 0;
 	int rc;
 
-	if (req->body_len && hf_http_body_json(req, resp, &body))
-		return;
-	rc = hf_ops_dr_failover(s, name,
-				req->principal ? req->principal : "operator",
-				json_is_true(json_object_get(body, "force")),
-				&cfg, &loss, &err);
-	if (rc) {
-		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
-		goto out;
-	}
+	*answer = NULL;
+	rc = hf_ops_dr_failover(s, name, who, force, &cfg, &loss, err);
+	if (rc)
+		return rc;
 	hf_state_lock(s);
 	if (standbys_load(s))
 		hf_sched_changed(s, true);
@@ -798,22 +812,544 @@ void hf_dr_failover_handler(void *ctx, const struct hf_http_req *req,
 
 		rc = hf_ops_deploy(s, &spec, &dep, &derr);
 	}
-	o = json_pack("{s:s, s:s, s:b}", "service", name, "role", "primary",
-		      "deployed", rc == 0);
-	json_object_set_new(o, "last_write_applied",
+	*answer = json_pack("{s:s, s:s, s:b}", "service", name, "role",
+			    "primary", "deployed", rc == 0);
+	json_object_set_new(*answer, "last_write_applied",
 			    loss ? json_integer(loss) : json_null());
 	if (rc)
-		json_object_set_new(o, "deploy_error",
+		json_object_set_new(*answer, "deploy_error",
 				    json_string(derr.why ? derr.why : "?"));
-	hf_http_json(resp, 200, o);
-out:
 	hf_ops_deployed_release(&dep);
 	hf_kvlist_release(&options);
 	hf_kvlist_release(&templates);
-	hf_ops_err_release(&err);
 	hf_ops_err_release(&derr);
 	json_decref(cfg);
+	return 0;
+}
+
+void hf_dr_failover_handler(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	struct hf_ops_err err = {0};
+	json_t *body = NULL, *o = NULL;
+	int rc;
+
+	if (req->body_len && hf_http_body_json(req, resp, &body))
+		return;
+	rc = take_over(s, name, req->principal ? req->principal : "operator",
+		       json_is_true(json_object_get(body, "force")), &o, &err);
+	if (rc)
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+	else
+		hf_http_json(resp, 200, o);
+	hf_ops_err_release(&err);
 	json_decref(body);
+}
+
+/* ---- switchover -------------------------------------------------------- */
+
+void hf_dr_final_note(struct hf_srv *s, const char *node,
+		      const struct hf_proto_dr_final *f)
+{
+	struct final *x = NULL;
+	bool news;
+
+	pthread_mutex_lock(&sents_mu);
+	for (size_t i = 0; i < finals.len && !x; i++)
+		if (!strcmp(finals.items[i].volume, f->volume))
+			x = &finals.items[i];
+	news = !x || x->epoch != f->epoch || x->drained != f->drained ||
+	       strcmp(x->node, node) != 0;
+	if (!x) {
+		x = HF_VEC_PUSH(&finals);
+		memset(x, 0, sizeof(*x));
+		x->volume = hf_xstrdup(f->volume);
+	}
+	set_str(&x->node, node);
+	x->epoch = f->epoch;
+	x->drained = f->drained;
+	pthread_mutex_unlock(&sents_mu);
+	if (news && f->drained)
+		hf_log("volume %s: detached from node %s at epoch %lld, its DR "
+		       "standby holding every write",
+		       f->volume, node, (long long)f->epoch);
+	if (news && !f->drained) {
+		const struct hf_xvol *v = hf_model_xvol(&s->model, f->volume);
+		char *why = hf_xasprintf("detached from node %s while its DR "
+					 "standby lacked writes: the node keeps "
+					 "the journal (an attach there sends "
+					 "it on)",
+					 node);
+
+		hf_event(s, "agent", v ? v->service : NULL, "dr", f->volume,
+			 "detaching", "undrained", why);
+		hf_log("volume %s: %s", f->volume, why);
+		free(why);
+	}
+}
+
+/* How volume name's stream ended at epoch (sents_mu held): 1 drained,
+ * 0 not, -1 not reported. */
+static int final_of(const char *name, uint64_t epoch)
+{
+	for (size_t i = 0; i < finals.len; i++)
+		if (!strcmp(finals.items[i].volume, name))
+			return (uint64_t)finals.items[i].epoch != epoch
+				   ? -1
+				   : finals.items[i].drained;
+	return -1;
+}
+
+/*
+ * Whether service svc can switch over now (lock held): the standby has
+ * its configuration, and every volume streams to a consistent standby
+ * replica over a live link. Names the volumes into vols; else says why.
+ */
+static char *switch_ready(struct hf_srv *s, const char *svc,
+			  const struct hf_config *cfg, json_t *vols)
+{
+	const struct hf_model *m = &s->model;
+	char *why = NULL;
+
+	pthread_mutex_lock(&sents_mu);
+	for (size_t k = 0; k < sents.len; k++) {
+		const struct sent *x = &sents.items[k];
+
+		if (strcmp(x->svc, svc) != 0)
+			continue;
+		if (!x->config || strcmp(x->config, cfg->id) != 0)
+			why = hf_xasprintf("the standby has not acknowledged "
+					   "configuration %s yet%s%s",
+					   cfg->id, x->error ? ": " : "",
+					   x->error ? x->error : "");
+		else if (!x->complete)
+			why = hf_xstrdup("the standby has not placed a replica "
+					 "of every volume yet");
+	}
+	pthread_mutex_unlock(&sents_mu);
+	for (size_t i = 0; !why && i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+		const struct hf_node *n =
+		    v->attached ? hf_model_node(m, v->attached) : NULL;
+		const struct hf_node_volrep *r =
+		    n ? hf_model_node_volrep(n, v->name) : NULL;
+
+		if (!v->service || strcmp(v->service, svc) != 0 ||
+		    v->state != HF_XVOL_ACTIVE)
+			continue;
+		json_array_append_new(vols, json_string(v->name));
+		if (!r || !r->dr.has)
+			why = hf_xasprintf("volume %s has no stream to the "
+					   "standby (not attached, or not "
+					   "reported yet)",
+					   v->name);
+		else if (strcmp(r->dr.state, "streaming") != 0 ||
+			 !r->dr.consistent || !r->dr.link_up)
+			why = hf_xasprintf("volume %s's stream is %s%s%s: the "
+					   "standby's copy must be consistent "
+					   "and the link up",
+					   v->name, r->dr.state,
+					   r->dr.link_up ? "" : ", link down",
+					   r->dr.consistent
+					       ? ""
+					       : ", the standby not consistent");
+	}
+	return why;
+}
+
+void hf_dr_switchover_handler(void *ctx, const struct hf_http_req *req,
+			      struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	const char *who = req->principal ? req->principal : "operator";
+	struct hf_ops_err err = {0};
+	struct hf_ops_removed removed = {0};
+	json_t *body = NULL, *rec = NULL, *sw = NULL, *vols = json_array();
+	const char *back = NULL;
+	char *key = hf_state_key("/dr/%s", name, NULL), *why = NULL;
+	struct hf_service *svc;
+	int rc;
+
+	if (req->body_len && hf_http_body_json(req, resp, &body))
+		goto out;
+	back = json_string_value(json_object_get(body, "back"));
+	if (json_object_get(body, "back") && (!back || !*back)) {
+		hf_http_error(resp, HF_EINVAL,
+			      "back: the name the remote cluster knows this "
+			      "one by (its `remote add`)");
+		goto out;
+	}
+	hf_state_lock(s);
+	svc = hf_state_service(s, name);
+	rc = hf_state_get_record(s, key, &rec);
+	if (rc == HF_ENOTFOUND)
+		why = hf_xasprintf("service '%s' is not replicated to a remote "
+				   "cluster (dr enable)",
+				   name);
+	else if (rc)
+		why = hf_xstrdup("the store cannot be read");
+	else if (!svc || svc->removing || !hf_state_target(svc))
+		why = hf_xasprintf("service '%s' does not run here", name);
+	else
+		why = switch_ready(s, name, hf_state_target(svc), vols);
+	hf_state_unlock(s);
+	if (why) {
+		hf_http_error(resp, rc == HF_ENOTFOUND ? HF_ENOTFOUND
+			      : rc			? HF_EUNAVAIL
+						: HF_ECONFLICT,
+			      "%s", why);
+		goto out;
+	}
+	sw = json_pack("{s:s, s:I, s:s?, s:O, s:s, s:s}", "phase", "stopping",
+		       "since", (json_int_t)hf_now_ms(), "back", back,
+		       "volumes", vols, "by", who, "message",
+		       "stopping the service here: its volumes detach once "
+		       "the standby has every write");
+	if ((rc = hf_ops_dr_switchover(s, name, sw, true, false, who,
+				       "switchover: the service stops here, "
+				       "then starts on the standby",
+				       &err))) {
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		goto out;
+	}
+	/* Its detaches wait for the standby from now on. */
+	pthread_mutex_lock(&sents_mu);
+	for (size_t k = 0; k < sents.len; k++)
+		if (!strcmp(sents.items[k].svc, name))
+			sents.items[k].switching = true;
+	pthread_mutex_unlock(&sents_mu);
+	hf_state_lock(s);
+	if (s->leading)
+		hf_sched_changed(s, true);
+	hf_state_unlock(s);
+	/* Its tasks stop and its volumes detach; the volumes stay. */
+	if ((rc = hf_ops_remove(s, name, false, &removed, &err))) {
+		struct hf_ops_err e2 = {0};
+
+		hf_ops_dr_switchover(s, name, NULL, false, false, who,
+				     "switchover abandoned: the service could "
+				     "not be stopped",
+				     &e2);
+		hf_ops_err_release(&e2);
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		goto out;
+	}
+	hf_http_json(resp, 202,
+		     json_pack("{s:s, s:s, s:O}", "service", name, "role",
+			       "primary", "switchover", sw));
+out:
+	hf_ops_removed_release(&removed);
+	hf_ops_err_release(&err);
+	json_decref(body);
+	json_decref(rec);
+	json_decref(sw);
+	json_decref(vols);
+	free(key);
+	free(why);
+}
+
+/* The name of the only remote cluster here, or NULL (lock held). */
+static char *only_remote(struct hf_srv *s)
+{
+	json_t *all = NULL;
+	char *name = NULL;
+
+	if (!hf_state_list_records(s, "/remotes/", &all) &&
+	    json_array_size(all) == 1)
+		name = hf_xstrdup(json_string_value(
+		    json_object_get(json_array_get(all, 0), "name")));
+	json_decref(all);
+	return name;
+}
+
+void hf_dr_promote_handler(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	struct hf_ops_err err = {0};
+	struct hf_ops_dr_journal j = {0};
+	json_t *body = NULL, *rec = NULL, *r = NULL, *o = NULL;
+	char *skey = hf_state_key("/standby/%s", name, NULL);
+	char *back = NULL, *rkey = NULL, *why = NULL;
+	const char *from;
+	bool updated;
+	int rc, code = 0;
+
+	if (req->body_len && hf_http_body_json(req, resp, &body))
+		goto out;
+	hf_state_lock(s);
+	rc = hf_state_get_record(s, skey, &rec);
+	from = json_string_value(json_object_get(rec, "from"));
+	if (json_is_string(json_object_get(body, "back")))
+		back = hf_xstrdup(
+		    json_string_value(json_object_get(body, "back")));
+	else if (!rc)
+		back = only_remote(s);
+	if (back) {
+		rkey = hf_state_key("/remotes/%s", back, NULL);
+		if (hf_state_get_record(s, rkey, &r)) {
+			why = hf_xasprintf("no remote cluster %s here to "
+					   "replicate back to",
+					   back);
+			code = HF_ECONFLICT;
+		}
+	}
+	hf_state_unlock(s);
+	if (rc) {
+		why = hf_xasprintf("service '%s' is no standby here", name);
+		code = rc == HF_ENOTFOUND ? HF_ENOTFOUND : HF_EUNAVAIL;
+	} else if (!from || !req->principal || strcmp(from, req->principal)) {
+		why = hf_xasprintf("only the cluster that replicates service "
+				   "'%s' here may hand it over",
+				   name);
+		code = HF_EFORBIDDEN;
+	} else if (!back && !why) {
+		why = hf_xstrdup("name the remote cluster that is the primary "
+				 "here (this cluster has none, or several: "
+				 "back)");
+		code = HF_ECONFLICT;
+	}
+	if (why) {
+		hf_http_error(resp, code, "%s", why);
+		goto out;
+	}
+	if ((rc = take_over(s, name, req->principal, false, &o, &err))) {
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		goto out;
+	}
+	/* Replication reverses: the old primary becomes the standby. */
+	hf_ops_err_release(&err);
+	rc = hf_ops_dr_enable(s, name, back, &j, &updated, &err);
+	json_object_set_new(o, "replicated_to", rc ? json_null()
+						   : json_string(back));
+	if (rc)
+		json_object_set_new(o, "replicate_error",
+				    json_string(err.why ? err.why : "?"));
+	hf_log("service %s: switched over from %s; %s", name, from,
+	       rc ? "not replicated back" : "replicated back");
+	hf_http_json(resp, 200, o);
+	o = NULL;
+out:
+	hf_ops_err_release(&err);
+	json_decref(body);
+	json_decref(rec);
+	json_decref(r);
+	json_decref(o);
+	free(skey);
+	free(rkey);
+	free(back);
+	free(why);
+}
+
+/* Sets the phase of service name's switchover (a fresh object). */
+static void switch_phase(struct hf_srv *s, const char *name,
+			 const json_t *cur, const char *phase,
+			 const char *message, bool event)
+{
+	struct hf_ops_err err = {0};
+	json_t *sw = json_deep_copy(cur);
+	const char *was = json_string_value(json_object_get(cur, "message"));
+
+	if (!strcmp(json_string_value(json_object_get(cur, "phase")), phase) &&
+	    was && !strcmp(was, message)) {
+		json_decref(sw);
+		return;
+	}
+	json_object_set_new(sw, "phase", json_string(phase));
+	json_object_set_new(sw, "message", json_string(message));
+	/* An event when the phase changes; progress alone has none. */
+	if (hf_ops_dr_switchover(s, name, sw, false, false, "scheduler",
+				 event || strcmp(json_string_value(json_object_get(
+						     cur, "phase")),
+						 phase) != 0
+				     ? message
+				     : NULL,
+				 &err))
+		hf_log("service %s: switchover: %s", name,
+		       err.why ? err.why : "?");
+	hf_ops_err_release(&err);
+	json_decref(sw);
+}
+
+/*
+ * Drives each switchover on: once the service is stopped and every
+ * volume detached with its standby holding every write, the standby is
+ * asked to take over (and to replicate back); then this cluster's copy
+ * goes (the standby's replicas hold the data; the new primary's stream
+ * makes new standby replicas here).
+ */
+static void switch_pass(struct hf_srv *s)
+{
+	json_t *all = NULL, *e;
+	size_t i;
+
+	hf_state_lock(s);
+	if (!s->leading || hf_state_list_records(s, "/dr/", &all)) {
+		hf_state_unlock(s);
+		json_decref(all);
+		return;
+	}
+	hf_state_unlock(s);
+	json_array_foreach(all, i, e) {
+		const char *name = json_string_value(json_object_get(e, "service"));
+		const char *to = json_string_value(json_object_get(e, "to"));
+		const json_t *sw = json_object_get(e, "switchover"), *vn;
+		const char *phase = json_string_value(json_object_get(sw, "phase"));
+		int64_t since = json_integer_value(json_object_get(sw, "since"));
+		char *wait = NULL, *bad = NULL;
+		size_t k;
+
+		if (!name || !to || !phase || !strcmp(phase, "failed")) {
+			/* A failed one ends when the service runs here again. */
+			if (phase && !strcmp(phase, "failed")) {
+				struct hf_ops_err err = {0};
+				bool back;
+
+				hf_state_lock(s);
+				back = hf_state_service(s, name) != NULL;
+				hf_state_unlock(s);
+				if (back)
+					hf_ops_dr_switchover(
+					    s, name, NULL, false, false,
+					    "scheduler",
+					    "the service runs here again: the "
+					    "failed switchover is over",
+					    &err);
+				hf_ops_err_release(&err);
+			}
+			continue;
+		}
+		hf_state_lock(s);
+		if (hf_state_service(s, name))
+			wait = hf_xstrdup("stopping the service here");
+		json_array_foreach(json_object_get(sw, "volumes"), k, vn) {
+			const struct hf_xvol *v =
+			    hf_model_xvol(&s->model, json_string_value(vn));
+			int f;
+
+			if (wait || bad || !v)
+				continue;
+			if (v->attached) {
+				wait = hf_xasprintf("volume %s detaching from "
+						    "node %s: the standby "
+						    "receives what its journal "
+						    "holds",
+						    v->name, v->attached);
+				continue;
+			}
+			pthread_mutex_lock(&sents_mu);
+			f = final_of(v->name, v->epoch);
+			pthread_mutex_unlock(&sents_mu);
+			if (f < 0)
+				wait = hf_xasprintf("volume %s detached: waiting "
+						    "for its node to say how its "
+						    "stream ended",
+						    v->name);
+			else if (!f)
+				bad = hf_xasprintf(
+				    "volume %s detached before its standby had "
+				    "every write (its node keeps the journal): "
+				    "deploy the service here again to send it "
+				    "on, then switch over again",
+				    v->name);
+		}
+		hf_state_unlock(s);
+		if (!bad && wait && hf_now_ms() - since > SWITCH_GIVE_UP_MS)
+			bad = hf_xasprintf("gave up after %d minutes: %s",
+					   SWITCH_GIVE_UP_MS / 60000, wait);
+		if (bad) {
+			switch_phase(s, name, sw, "failed", bad, true);
+		} else if (wait) {
+			switch_phase(s, name, sw, "stopping", wait, false);
+		} else {
+			/* Everything is there: the standby takes over. */
+			char *esc = hf_url_escape(name);
+			char *path = hf_xasprintf("/v1/dr/standby/%s/promote", esc);
+			json_t *b = json_object(), *out = NULL;
+			const char *bk = json_string_value(json_object_get(sw, "back"));
+			char *why = NULL;
+			long status = 0;
+
+			if (bk)
+				json_object_set_new(b, "back", json_string(bk));
+			if (hf_remotes_call(s, to, "POST", path, b, &status,
+					    &out, &why) == 0 &&
+			    status != 200) {
+				const char *m = json_string_value(
+				    json_object_get(out, "message"));
+
+				why = hf_xasprintf("%s answered %ld: %s", to,
+						   status, m ? m : "?");
+			}
+			if (why) {
+				char *msg = hf_xasprintf("the standby did not "
+							 "take over yet: %s",
+							 why);
+
+				/* Refusals end it; an unreachable one is
+				 * asked again. */
+				switch_phase(s, name, sw,
+					     status == 409 || status == 403 ||
+						     status == 404
+						 ? "failed"
+						 : "promoting",
+					     msg, status != 0);
+				free(msg);
+			} else {
+				struct hf_ops_err err = {0};
+				struct hf_ops_volumes gone = {0};
+				char *msg = hf_xasprintf(
+				    "switchover done: service %s runs on %s%s%s",
+				    name, to,
+				    json_is_string(json_object_get(
+					out, "replicated_to"))
+					? ", replicated back here"
+					: "",
+				    json_is_true(json_object_get(out, "deployed"))
+					? ""
+					: " (its deploy there failed: see "
+					  "there)");
+
+				/* The data is the standby's now. */
+				if (hf_ops_volume_delete(s, name, NULL, &gone,
+							 &err) &&
+				    err.why)
+					hf_log("service %s: its volumes here: %s",
+					       name, err.why);
+				hf_ops_err_release(&err);
+				hf_ops_volumes_release(&gone);
+				if (hf_ops_dr_switchover(s, name, NULL, false,
+							 true, "scheduler", msg,
+							 &err))
+					hf_log("service %s: %s", name,
+					       err.why ? err.why : "?");
+				hf_ops_err_release(&err);
+				hf_log("service %s: %s", name, msg);
+				pthread_mutex_lock(&sents_mu);
+				for (size_t q = 0; q < sents.len; q++)
+					if (!strcmp(sents.items[q].svc, name)) {
+						sent_release(&sents.items[q]);
+						sents.items[q] =
+						    sents.items[--sents.len];
+						break;
+					}
+				pthread_mutex_unlock(&sents_mu);
+				free(msg);
+			}
+			free(why);
+			free(esc);
+			free(path);
+			json_decref(b);
+			json_decref(out);
+		}
+		free(wait);
+		free(bad);
+	}
+	json_decref(all);
 }
 
 /* ---- the nodes' orders ------------------------------------------------- */
@@ -845,7 +1381,7 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 		d += hf_hash_str(v->name) * 5 + hf_hash_str(ep->address) +
 		     hf_hash_str(ep->replica) * 11 + (uint64_t)ep->port * 17 +
 		     hf_hash_str(x->cert) + (uint64_t)x->journal_size * 23 +
-		     x->block;
+		     x->block + (uint64_t)x->switching * 29;
 		for (size_t k = 0; out && k < out->attachments.len; k++) {
 			struct hf_proto_attachment *a = &out->attachments.items[k];
 
@@ -864,6 +1400,8 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 						  : HF_DR_JOURNAL_SIZE;
 			a->dr->when_full =
 			    hf_xstrdup(x->block ? "block" : "resync");
+			/* A switchover's detach waits for the standby. */
+			a->dr->drain_ms = x->switching ? SWITCH_DRAIN_MS : 0;
 		}
 	}
 	/* The standby's side: the replicas n keeps for other sites. */
@@ -1014,6 +1552,16 @@ static bool standbys_load(struct hf_srv *s)
 	return true;
 }
 
+/* Whether a volume of service svc is attached somewhere. */
+static bool attached_volumes(const struct hf_model *m, const char *svc)
+{
+	for (size_t i = 0; i < m->xvols.len; i++)
+		if (m->xvols.items[i]->service && m->xvols.items[i]->attached &&
+		    !strcmp(m->xvols.items[i]->service, svc))
+			return true;
+	return false;
+}
+
 static void ship_pass(struct hf_srv *s)
 {
 	HF_VEC(struct ship) jobs = {0};
@@ -1042,8 +1590,22 @@ static void ship_pass(struct hf_srv *s)
 		json_t *vols;
 		char *ids;
 
-		if (!name || !to || !cfg)
+		if (!name || !to)
 			continue;
+		if (!cfg) {
+			/*
+			 * Removed (or switching over): its streams go on while
+			 * its volumes are attached, so that each detach sends
+			 * the standby what the journal holds.
+			 */
+			for (size_t k = 0; k < sents.len; k++)
+				if (!strcmp(sents.items[k].svc, name) &&
+				    (json_is_object(json_object_get(
+					 e, "switchover")) ||
+				     attached_volumes(&s->model, name)))
+					sents.items[k].seen = true;
+			continue;
+		}
 		x = sent_of(name);
 		x->seen = true;
 		set_str(&x->to, to);
@@ -1055,6 +1617,12 @@ static void ship_pass(struct hf_srv *s)
 			int64_t size = js ? js : HF_DR_JOURNAL_SIZE;
 			bool block = wf && !strcmp(wf, "block");
 
+			bool sw = json_is_object(json_object_get(e, "switchover"));
+
+			if (x->switching != sw) {
+				x->switching = sw;
+				hf_sched_changed(s, true);
+			}
 			/* Its streams' attachments change with them. */
 			if (x->journal_size != size || x->block != block) {
 				if (x->journal_size)
@@ -1216,6 +1784,7 @@ static void *dr_main(void *arg)
 			break;
 		pthread_mutex_unlock(&stop_mu);
 		ship_pass(s);
+		switch_pass(s);
 		pthread_mutex_lock(&stop_mu);
 	}
 	pthread_mutex_unlock(&stop_mu);

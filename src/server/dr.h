@@ -54,6 +54,25 @@ void hf_dr_standby_delete_handler(void *ctx, const struct hf_http_req *req,
 void hf_dr_failover_handler(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp);
 
+/*
+ * POST /v1/service/{svc}/dr/switchover (the primary: a planned move to
+ * the standby) and POST /v1/dr/standby/{svc}/promote (the standby's
+ * side, role REMOTE: only the cluster that sent the standby may).
+ */
+void hf_dr_switchover_handler(void *ctx, const struct hf_http_req *req,
+			      struct hf_http_resp *resp);
+void hf_dr_promote_handler(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp);
+
+/*
+ * A node's report of how a detached volume's DR stream ended (state lock
+ * held): whether the standby had every write (a switchover waits for
+ * that), else the node keeps its journal (an event says so).
+ */
+struct hf_proto_dr_final;
+void hf_dr_final_note(struct hf_srv *s, const char *node,
+		      const struct hf_proto_dr_final *f);
+
 void hf_dr_metrics(struct hf_buf *b);
 /* The volumes' streams (lag, journal, link), the state lock held. */
 void hf_dr_stream_metrics(struct hf_srv *s, struct hf_buf *b);

@@ -846,6 +846,61 @@ out:
 	return rc;
 }
 
+int hf_ops_dr_switchover(struct hf_srv *s, const char *name, json_t *sw,
+			 bool begin, bool done, const char *who,
+			 const char *why, struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/dr/%s", name, NULL);
+	json_t *rec = NULL, *cur;
+	const char *phase, *was = NULL;
+	int rc = enter(s, err);
+
+	if (rc)
+		goto out;
+	rc = hf_state_get_record(s, key, &rec);
+	if (rc) {
+		rc = rc == HF_ENOTFOUND
+			 ? fail(err, rc, "service '%s' is not replicated to a "
+					 "remote cluster (dr enable)",
+				name)
+			 : fail(err, rc, "the store cannot be read");
+		goto done;
+	}
+	cur = json_object_get(rec, "switchover");
+	if (cur)
+		was = json_string_value(json_object_get(cur, "phase"));
+	phase = sw ? json_string_value(json_object_get(sw, "phase")) : NULL;
+	/* One at a time: a new one only where none is, or one failed. */
+	if (begin && was && strcmp(was, "failed") != 0) {
+		rc = fail(err, HF_ECONFLICT,
+			  "a switchover of service '%s' is under way (%s)",
+			  name, was);
+		goto done;
+	}
+	if (done)
+		rc = hf_state_delete_record(s, key);
+	else {
+		if (sw)
+			json_object_set(rec, "switchover", sw);
+		else
+			json_object_del(rec, "switchover");
+		rc = hf_state_put_record(s, key, rec);
+	}
+	if (rc) {
+		rc = fail(err, rc, "the store cannot be written");
+		goto done;
+	}
+	if (why)
+		hf_event(s, who, name, "dr", name, was ? was : "primary",
+			 done ? "standby" : phase ? phase : "primary", why);
+done:
+	rc = leave(s, rc, err);
+out:
+	json_decref(rec);
+	free(key);
+	return rc;
+}
+
 int hf_ops_dr_disable(struct hf_srv *s, const char *name, char **remote,
 		      struct hf_ops_err *err)
 {

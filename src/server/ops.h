@@ -297,6 +297,16 @@ struct hf_ops_dr_journal {
 int hf_ops_dr_enable(struct hf_srv *s, const char *svc, const char *remote,
 		     const struct hf_ops_dr_journal *j, bool *updated,
 		     struct hf_ops_err *err);
+/*
+ * A switchover's state in the "/dr/<svc>" record: sw replaces its
+ * "switchover" object (NULL: it goes; begin: a new one, HF_ECONFLICT
+ * when one not "failed" is there), or, done, the record goes
+ * (the service is the remote's now). An event (kind "dr") says why
+ * (none when why is NULL: progress only).
+ */
+int hf_ops_dr_switchover(struct hf_srv *s, const char *svc, json_t *sw,
+			 bool begin, bool done, const char *who,
+			 const char *why, struct hf_ops_err *err);
 int hf_ops_dr_disable(struct hf_srv *s, const char *svc, char **remote,
 		      struct hf_ops_err *err);
 int hf_ops_standby_put(struct hf_srv *s, const char *svc, json_t *rec,

@@ -650,6 +650,18 @@ static int ship_read(void *arg, uint8_t *dst, uint64_t off, size_t len)
 			   : remote_read(v, dst, off, (uint32_t)len);
 }
 
+/* A dr object as text, drain_ms left out (it changes no stream). */
+static char *dr_text_of(const json_t *d)
+{
+	json_t *c = json_deep_copy(d);
+	char *text;
+
+	json_object_del(c, "drain_ms");
+	text = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(c);
+	return text;
+}
+
 /*
  * "dr": {"address", "port", "replica", "tls_ca", "tls_cert", "tls_key",
  * "journal", "journal_size", "when_full", "drain_ms"}: the stream to a
@@ -751,7 +763,7 @@ static int load_dr(struct vol *v, json_t *d, const char *path)
 
 	if (!(v->ship = open_dr(v, d, path, v->size, msg, sizeof(msg))))
 		return failed(v, "%s", msg);
-	v->dr_text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	v->dr_text = dr_text_of(d);
 	return 0;
 }
 
@@ -763,13 +775,26 @@ static int load_dr(struct vol *v, json_t *d, const char *path)
  */
 static void reload_dr(struct vol *v, json_t *d)
 {
-	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *text = d ? dr_text_of(d) : NULL;
 	struct hf_ship *old, *ship = NULL;
 	char msg[768];
 	bool had;
 
 	if ((!text && !v->dr_text) ||
 	    (text && v->dr_text && !strcmp(text, v->dr_text))) {
+		/* The same stream; only how long a detach drains may change. */
+		json_t *val = d ? json_object_get(d, "drain_ms") : NULL;
+		int ms = json_is_integer(val) && json_integer_value(val) >= 0 &&
+				 json_integer_value(val) <= 3600000
+			     ? (int)json_integer_value(val)
+			     : 5000;
+
+		if (text && ms != v->dr_drain_ms) {
+			hf_log("reload: a detach waits up to %d ms for the DR "
+			       "standby",
+			       ms);
+			__atomic_store_n(&v->dr_drain_ms, ms, __ATOMIC_RELEASE);
+		}
 		free(text);
 		return;
 	}
@@ -3678,9 +3703,12 @@ static int detach(struct vol *v, sigset_t *mask)
 
 		publish(v, "ready", "detaching: sending what the DR journal "
 				    "holds to the standby");
-		all = hf_ship_drain(v->ship, v->dr_drain_ms);
+		all = hf_ship_drain(v->ship, __atomic_load_n(&v->dr_drain_ms,
+							      __ATOMIC_ACQUIRE));
 		pthread_mutex_lock(&v->ship_mu);
 		v->dr_last = hf_ship_status(v->ship);
+		/* What the agent tells the server (a switchover waits on it). */
+		json_object_set_new(v->dr_last, "drained", json_boolean(all));
 		hf_ship_close(v->ship);
 		v->ship = NULL;
 		pthread_mutex_unlock(&v->ship_mu);

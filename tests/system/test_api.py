@@ -343,6 +343,8 @@ ROUTES = {
     ("DELETE", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", None, 404),
     ("GET", "/v1/service/{svc}/dr"): ("/v1/service/nosuch/dr", None, 404),
     ("POST", "/v1/service/{svc}/dr/failover"): ("/v1/service/nosuch/dr/failover", {}, 404),
+    ("POST", "/v1/service/{svc}/dr/switchover"): ("/v1/service/nosuch/dr/switchover", {}, 404),
+    ("POST", "/v1/dr/standby/{svc}/promote"): ("/v1/dr/standby/svc/promote", {}, 403),
 }
 
 

@@ -391,6 +391,12 @@ def test_every_route_answers_as_documented(cl):
     ck.call("GET", "/v1/service/{svc}/dr", "/v1/service/docs/dr", expect_error="not-found")
     ck.call("POST", "/v1/service/{svc}/dr/failover", "/v1/service/docs/dr/failover", {},
             expect_error="not-found")
+    ck.call("POST", "/v1/service/{svc}/dr/switchover", "/v1/service/docs/dr/switchover", {},
+            expect_error="not-found")
+    ck.call("POST", "/v1/service/{svc}/dr/switchover", "/v1/service/docs/dr/switchover",
+            {"back": ""}, expect_error="invalid")
+    ck.call("POST", "/v1/dr/standby/{svc}/promote", "/v1/dr/standby/docs/promote", {},
+            expect_error="forbidden")
     ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
     _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")
     assert data.startswith("SQLite format 3"), data[:20]

@@ -357,6 +357,50 @@ static void expect_req_error(const char *text, const char *want)
 	json_decref(j);
 }
 
+/* A detached volume's DR stream's end goes through the codec as sent. */
+static void test_sync_dr_final(void **state)
+{
+	struct hf_proto_sync_req rq, back;
+	struct hf_proto_dr_final *f;
+	json_t *j;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_sync_req_init(&rq);
+	rq.node_id = hf_xstrdup("n1");
+	f = HF_VEC_PUSH(&rq.dr_final);
+	f->volume = hf_xstrdup("pg-db-0");
+	f->epoch = 7;
+	f->drained = true;
+	j = hf_proto_sync_req_encode(&rq);
+	hf_proto_sync_req_init(&back);
+	assert_int_equal(hf_proto_sync_req_decode(j, &back, &err), 0);
+	assert_int_equal(back.dr_final.len, 1);
+	assert_string_equal(back.dr_final.items[0].volume, "pg-db-0");
+	assert_int_equal(back.dr_final.items[0].epoch, 7);
+	assert_true(back.dr_final.items[0].drained);
+	hf_proto_sync_req_release(&back);
+	json_decref(j);
+	/* A volume is required; an epoch is never negative. */
+	j = json_pack("{s:s, s:[{s:I}]}", "node_id", "n1", "dr_final", "epoch",
+		      (json_int_t)1);
+	hf_proto_sync_req_init(&back);
+	assert_int_equal(hf_proto_sync_req_decode(j, &back, &err), HF_EINVAL);
+	assert_non_null(strstr(err, "dr_final"));
+	free(err);
+	err = NULL;
+	hf_proto_sync_req_release(&back);
+	json_decref(j);
+	j = json_pack("{s:s, s:[{s:s, s:I}]}", "node_id", "n1", "dr_final",
+		      "volume", "v", "epoch", (json_int_t)-1);
+	hf_proto_sync_req_init(&back);
+	assert_int_equal(hf_proto_sync_req_decode(j, &back, &err), HF_EINVAL);
+	free(err);
+	hf_proto_sync_req_release(&back);
+	json_decref(j);
+	hf_proto_sync_req_release(&rq);
+}
+
 static void test_sync_request_errors(void **state)
 {
 	(void)state;
@@ -1086,6 +1130,7 @@ int main(void)
 		cmocka_unit_test(test_report_restarts),
 		cmocka_unit_test(test_volumes),
 		cmocka_unit_test(test_volume_report_io),
+		cmocka_unit_test(test_sync_dr_final),
 		cmocka_unit_test(test_replication_fields),
 		cmocka_unit_test(test_external_launch_volume),
 	};

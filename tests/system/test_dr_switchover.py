@@ -1,0 +1,232 @@
+"""A planned switchover between two sites (issue 16): PostgreSQL runs on
+cluster A with DR to cluster B and takes commits until `dr switchover`
+stops it; each volume detaches only once B's standby acknowledged every
+write; B takes over and starts PostgreSQL with every committed row; and
+replication reverses: A holds the standby, fed by B's stream. Each site is
+a server (HTTPS, taking the other site's client certificates) and an agent
+with a storage pool and a DR listener of its own."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from holdfast_harness import BIN, Cluster, stop_volume_processes, wait_for, write
+from test_remotes import openssl
+from test_volume_snapshot_pg import SPEC as PG_SPEC_OF, psql
+
+PG_SPEC = PG_SPEC_OF.format(name="pg")
+
+
+def make_pki(d):
+    """caA and caB; each site's server certificate (127.0.0.1) and client
+    certificate (CN site-a, site-b), signed by its own CA."""
+    for ca in ("caA", "caB"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                f"/CN=test {ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", cwd=d)
+    write(os.path.join(d, "server.ext"), "subjectAltName=IP:127.0.0.1\n")
+    write(os.path.join(d, "client.ext"), "extendedKeyUsage=clientAuth\n")
+    for name, cn, ca, ext in (("a-server", "127.0.0.1", "caA", "server.ext"),
+                              ("b-server", "127.0.0.1", "caB", "server.ext"),
+                              ("a-client", "site-a", "caA", "client.ext"),
+                              ("b-client", "site-b", "caB", "client.ext")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+                "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", f"{name}.pem", cwd=d)
+        os.chmod(os.path.join(d, f"{name}.key"), 0o600)
+
+
+class Site:
+    """One cluster: an HTTPS server that takes the clients `peer`'s CA
+    signed, one agent with a pool and a DR listener."""
+
+    def __init__(self, tmp, d, me, peer):
+        self.tmp, self.d, self.me = tmp / me, d, me
+        os.makedirs(self.tmp / "server")
+        os.makedirs(self.tmp / "agent")
+        self.admin = f"{me}-admin-7d21"
+        agent_tok = f"{me}-agent-41c9"
+        tokens = write(self.tmp / "tokens", f"admin {self.admin}\nagent {agent_tok}\n")
+        os.chmod(tokens, 0o600)
+        tok_file = write(self.tmp / "agent-token", agent_tok + "\n")
+        os.chmod(tok_file, 0o600)
+        port_file = str(self.tmp / "port")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
+        env.pop("HOLDFAST_TOKEN", None)
+        self.env = env
+        self.agent_data = str(self.tmp / "agent")
+        self.server = subprocess.Popen(
+            [BIN, "server", "--data", str(self.tmp / "server"), "--listen", "127.0.0.1:0",
+             "--port-file", port_file, "--tokens", tokens,
+             "--tls-cert", f"{d}/{me}-server.pem", "--tls-key", f"{d}/{me}-server.key",
+             "--client-ca", f"{d}/ca{peer.upper()}.pem"],
+            stdout=open(self.tmp / "server.log", "w"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True)
+        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
+                 what=f"{me}'s port")
+        self.url = f"https://127.0.0.1:{open(port_file).read().strip()}"
+        self.agent = subprocess.Popen(
+            [BIN, "agent", "--server", self.url, "--ca-file", f"{d}/ca{me.upper()}.pem",
+             "--token-file", str(tok_file), "--data", self.agent_data,
+             "--node-id", f"{me}-node-1", "--address", "127.0.0.1",
+             "--storage", str(self.tmp / "pool") + ",size=4G",
+             "--dr-listen", "127.0.0.1:0", "--dr-cert", f"{d}/{me}-server.pem",
+             "--dr-key", f"{d}/{me}-server.key", "--dr-ca", f"{d}/ca{peer.upper()}.pem"],
+            stdout=open(self.tmp / "agent.log", "w"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True)
+        wait_for(lambda: (lambda r: r[0] == 200 and r[1] and r[1][0].get("connected"))(
+            self.api("GET", "/v1/nodes")), 30, what=f"{me}'s agent")
+
+    def api(self, method, path, body=None):
+        args = ["curl", "-sS", "--cacert", f"{self.d}/ca{self.me.upper()}.pem", "-X", method,
+                "-o", "-", "-w", "\n%{http_code}", "-H", f"Authorization: Bearer {self.admin}",
+                self.url + path]
+        if body is not None:
+            args += ["-H", "Content-Type: application/json", "--data-binary",
+                     json.dumps(body)]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        text, _, code = p.stdout.rpartition("\n")
+        return int(code or 0), (json.loads(text) if text.strip() else None)
+
+    def cli(self, *args, check=True, timeout=60):
+        env = dict(self.env, HOLDFAST_ADDR=self.url, HOLDFAST_TOKEN=self.admin,
+                   HOLDFAST_CA_FILE=f"{self.d}/ca{self.me.upper()}.pem",
+                   HOLDFAST_CONFIG_DIR=str(self.tmp / "config"))
+        p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env,
+                           timeout=timeout)
+        if check:
+            assert p.returncode == 0, (args, p.stdout, p.stderr)
+        return p
+
+    def dr(self, svc):
+        code, st = self.api("GET", f"/v1/service/{svc}/dr")
+        return st if code == 200 else {}
+
+    def pg_port(self):
+        p = self.cli("-s", "pg", "task", "exec", "db-0-server", "--", "sh", "-c",
+                     "echo $PG_PORT", check=False)
+        return p.returncode == 0 and p.stdout.strip() and int(p.stdout.strip())
+
+    def stop(self):
+        for p in (self.agent, self.server):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        root = str(self.tmp / "agent")
+        for pid in Cluster.pids_matching(root):
+            try:
+                if b"holdfast-volume" not in open(f"/proc/{pid}/cmdline", "rb").read():
+                    os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, FileNotFoundError):
+                pass
+        stop_volume_processes(root)
+        for name in os.listdir("/sys/block"):
+            try:
+                backing = open(f"/sys/block/{name}/loop/backing_file").read().strip()
+            except OSError:
+                continue
+            if backing.startswith(root):
+                subprocess.run(["losetup", "-d", "/dev/" + name], check=False)
+        subprocess.run(["sh", "-c", f"grep ' {root}' /proc/mounts | cut -d' ' -f2 | sort -r | "
+                        f"xargs -r -n1 umount -l"], check=False)
+        assert self.server.returncode in (0, -15), \
+            open(self.tmp / "server.log").read()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("drswitch")
+    d = str(tmp / "pki")
+    os.makedirs(d)
+    make_pki(d)
+    a = b = None
+    try:
+        a = Site(tmp, d, "a", "b")
+        b = Site(tmp, d, "b", "a")
+        a.cli("remote", "add", "b", "--url", b.url, "--ca", f"{d}/caB.pem",
+              "--cert", f"{d}/a-client.pem", "--key", f"{d}/a-client.key")
+        b.cli("remote", "add", "a", "--url", a.url, "--ca", f"{d}/caA.pem",
+              "--cert", f"{d}/b-client.pem", "--key", f"{d}/b-client.key")
+        yield a, b, tmp
+    finally:
+        for s in (a, b):
+            if s:
+                s.stop()
+
+
+def test_switchover_under_load_loses_nothing_and_reverses(sites):
+    a, b, tmp = sites
+    a.cli("service", "deploy", "-f", str(write(tmp / "pg.yml", PG_SPEC)), "--wait",
+          "--timeout", "240", timeout=270)
+    port = a.pg_port()
+    assert psql(port, "create table t (id int primary key, at bigint)").returncode == 0
+    # Refused while B holds no consistent copy yet (nothing changes).
+    p = a.cli("-s", "pg", "dr", "switchover", "--yes", check=False)
+    assert p.returncode != 0 and "not replicated" in p.stderr, p.stderr
+    p = a.cli("-s", "pg", "dr", "enable", "--to", "b", "--wait", "--timeout", "180",
+              timeout=200)
+    assert "consistent copy" in p.stdout, p.stdout
+    p = a.cli("-s", "pg", "dr", "switchover", check=False)
+    assert p.returncode != 0 and "--yes" in p.stderr, p.stderr
+    committed = {}
+    stop = threading.Event()
+
+    def load():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            r = psql(port, f"insert into t values ({i}, {time.time_ns()})", timeout=10)
+            if r.returncode != 0:
+                time.sleep(0.05)
+                continue
+            committed[i] = time.time_ns()  # after COMMIT returned
+    th = threading.Thread(target=load, daemon=True)
+    th.start()
+    wait_for(lambda: len(committed) > 50, 60, what="commits on A")
+    # Under that load, the planned move.
+    t0 = time.time()
+    p = a.cli("-s", "pg", "dr", "switchover", "--yes", "--wait", "--timeout", "300",
+              timeout=330)
+    took = time.time() - t0
+    stop.set()
+    th.join(15)
+    assert "switchover done" in p.stdout, (p.stdout, p.stderr)
+    assert "stopping" in p.stdout, p.stdout
+    # A is the standby now, B the primary replicating to A.
+    st_a = a.dr("pg")
+    assert st_a.get("role") == "standby" and st_a.get("from"), st_a
+    st_b = b.dr("pg")
+    assert st_b.get("role") == "primary" and st_b.get("to") == "a", st_b
+    assert a.api("GET", "/v1/service/pg")[0] == 404
+    # Every committed transaction is on B.
+    bport = wait_for(b.pg_port, 180, what="PostgreSQL on B")
+    r = wait_for(lambda: (lambda r: r.returncode == 0 and r)(psql(bport, "select id from t")),
+                 120, what="B's PostgreSQL answering")
+    have = {int(x) for x in r.stdout.split()}
+    print(f"\nDR-SWITCHOVER: {len(committed)} commits on A, {len(have)} rows on B, "
+          f"switchover {took:.1f} s")
+    assert set(committed) <= have, sorted(set(committed) - have)[:20]
+    assert have <= set(committed) | {max(committed) + 1}, sorted(have - set(committed))[:5]
+    # B writes on and streams to A's new standby replica.
+    assert psql(bport, "insert into t values (1000000, 0)").returncode == 0
+
+    def reversed_stream():
+        v = (b.dr("pg").get("volumes") or [{}])[0].get("stream")
+        return v and v["state"] == "streaming" and v["consistent"] and v["link_up"] and v
+    wait_for(reversed_stream, 240, what="B's stream to A consistent")
+    ev = [json.loads(x) for x in a.cli("events", "--json").stdout.splitlines()]
+    said = [e.get("why") or "" for e in ev if e.get("kind") == "dr"]
+    assert any("switchover done" in m for m in said), said
+    ev = [json.loads(x) for x in b.cli("events", "--json").stdout.splitlines()]
+    assert any(e.get("kind") == "dr" and e.get("after") == "primary" for e in ev), ev
+    # A refuses to run the service while it is B's standby.
+    p = a.cli("service", "deploy", "-f", str(tmp / "pg.yml"), check=False)
+    assert p.returncode != 0, p.stdout

@@ -4523,6 +4523,94 @@ out:
 	return rc;
 }
 
+static int cmd_dr_failback(int argc, char **argv)
+{
+	char *svc = NULL, *path;
+	json_t *out = NULL, *body = json_object();
+	int64_t start = hf_mono_ms();
+	double timeout = 0;
+	bool yes = false, wait = false;
+	long status;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--yes") || !strcmp(argv[k], "-y"))
+			yes = true;
+		else if (!strcmp(argv[k], "--back") && k + 1 < argc)
+			json_object_set_new(body, "back", json_string(argv[++k]));
+		else if (!strcmp(argv[k], "--wait"))
+			wait = true;
+		else if (!strcmp(argv[k], "--timeout") && k + 1 < argc)
+			timeout = atof(argv[++k]);
+		else if (!strcmp(argv[k], "--json"))
+			g.json = true;
+		else {
+			json_decref(body);
+			return hf_cli_usage("dr", "failback");
+		}
+	}
+	if (!yes) {
+		fprintf(stderr, "holdfast: dr failback makes this cluster the "
+				"standby of the service that runs on the remote "
+				"now: its copies here are replaced by the "
+				"remote's: confirm with --yes\n");
+		json_decref(body);
+		return HF_EXIT_USAGE;
+	}
+	if ((rc = pick_service(&svc))) {
+		json_decref(body);
+		return rc;
+	}
+	path = svc_path(svc, "/dr/failback");
+	rc = api("POST", path, body, &status, &out);
+	free(path);
+	if ((rc = answered(rc, status, 200, out)) != 0)
+		goto out;
+	if (!g.json)
+		printf("service %s: this cluster is its standby now; %s "
+		       "replicates it here\n",
+		       svc, jstr(out, "from"));
+	path = svc_path(svc, "/dr");
+	while (wait) {
+		json_t *st = NULL;
+		long code = 0;
+
+		rc = api("GET", path, NULL, &code, &st);
+		if (rc == 0 && code == 200 &&
+		    !strcmp(jstr(st, "role"), "standby")) {
+			if (!g.json)
+				printf("service %s: its configuration is here; "
+				       "`holdfast -s %s dr status` on %s shows "
+				       "the copy\n",
+				       svc, svc, jstr(out, "from"));
+			json_object_set(out, "status", st);
+			json_decref(st);
+			break;
+		}
+		json_decref(st);
+		if (rc || (code != 200 && code != 404)) {
+			rc = answered(rc, code, 200, NULL);
+			break;
+		}
+		if (timeout > 0 && elapsed_s(start) > timeout) {
+			fprintf(stderr, "holdfast: service %s: its standby "
+					"configuration is not here after %.0f s\n",
+				svc, timeout);
+			rc = HF_EXIT_FAIL;
+			break;
+		}
+		usleep(500 * 1000);
+	}
+	free(path);
+	if (g.json && !rc)
+		print_json(out);
+out:
+	json_decref(body);
+	json_decref(out);
+	free(svc);
+	return rc;
+}
+
 static int cmd_dr_failover(int argc, char **argv)
 {
 	char *svc = NULL, *path;
@@ -4610,6 +4698,13 @@ static void dr_print(const json_t *d)
 				   1000);
 		if (json_is_string(json_object_get(c, "error")))
 			printf("  last error     %s\n", jstr(c, "error"));
+		if (json_is_object(json_object_get(d, "switchover")))
+			printf("  switchover     %s: %s\n",
+			       jstr(json_object_get(d, "switchover"), "phase"),
+			       jstr(json_object_get(d, "switchover"), "message"));
+		if (json_is_object(json_object_get(d, "fenced")))
+			printf("  fenced         %s\n",
+			       jstr(json_object_get(d, "fenced"), "message"));
 		if (json_is_object(json_object_get(d, "journal"))) {
 			const json_t *j = json_object_get(d, "journal");
 			char *size = hf_bytes_human(
@@ -5321,6 +5416,16 @@ const struct hf_cmd hf_client_cmds[] = {
      "default its only one), and this cluster's copies go: it holds the\n"
      "standby. The service is down meanwhile. --wait follows the phases\n"
      "(stopping, promoting) until this cluster is the standby.", NULL},
+    {"dr", "failback", cmd_dr_failback,
+     "--yes [--back NAME] [--wait [--timeout SECS]] [--json]",
+     "on an old primary: become the standby of the service that failed over",
+     "After a failover to the remote, this cluster's copy of the service is\n"
+     "stopped (it stops by itself once it hears from the remote that the\n"
+     "service runs there: the fencing rule). failback asks the remote to\n"
+     "replicate the service here (--back: this cluster's name there;\n"
+     "default its only remote), deletes this cluster's old copies of its\n"
+     "volumes and holds the standby the remote sends (a whole copy for\n"
+     "now). Then `dr switchover` on the remote brings the service home.", NULL},
     {"dr", "status", cmd_dr_status, "[--json]",
      "a service's disaster recovery: primary (where to, what is there) or "
      "standby (from where, how fresh)",

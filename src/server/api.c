@@ -2178,6 +2178,10 @@ static const struct hf_http_route routes[] = {
      HF_ROUTE_WRITE, NULL},
     {"POST", "/v1/dr/standby/{svc}/promote", hf_dr_promote_handler,
      HF_ROUTE_REMOTE, NULL},
+    {"POST", "/v1/service/{svc}/dr/failback", hf_dr_failback_handler,
+     HF_ROUTE_WRITE, NULL},
+    {"POST", "/v1/dr/failback/{svc}", hf_dr_reverse_handler,
+     HF_ROUTE_REMOTE, NULL},
 };
 
 const struct hf_http_route *hf_server_routes(size_t *n)

@@ -1258,6 +1258,35 @@ static const struct route_doc docs[] = {
 		 "\"integer|null\", \"replicated_to\": \"string|null\", "
 		 "\"replicate_error?\": \"string\"}",
      .errors = "bad-json not-found conflict forbidden"},
+    {.method = "POST",
+     .pattern = "/v1/service/{svc}/dr/failback",
+     .section = "Remote clusters",
+     .summary =
+	 "On an old primary whose service failed over to its standby "
+	 "(`holdfast -s SVC dr failback`): the remote is asked to "
+	 "replicate the service here (`POST /v1/dr/failback/{svc}`, to its "
+	 "remote `back`, default its only one), this cluster's copies of "
+	 "the volumes go and the `/dr` record too; the remote's "
+	 "configuration then comes as a standby. Refused (409) while the "
+	 "service runs here.",
+     .request = "{\"back?\": \"string\"}",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"role\": \"standby\", "
+		 "\"from\": \"string\", \"replicated_to\": \"string\"}",
+     .errors = "bad-json invalid not-found conflict unavailable"},
+    {.method = "POST",
+     .pattern = "/v1/dr/failback/{svc}",
+     .section = "Remote clusters",
+     .summary =
+	 "A failback's request to the new primary (role REMOTE): "
+	 "replicate service `svc`, which runs here, to remote `back` "
+	 "(default: the only remote here; 409 when there is none or "
+	 "several), as `dr enable` does.",
+     .request = "{\"back?\": \"string\"}",
+     .status = "200",
+     .response = "{\"service\": \"string\", \"role\": \"primary\", "
+		 "\"replicated_to\": \"string\"}",
+     .errors = "bad-json not-found conflict forbidden"},
 };
 
 /* Error codes the HTTP layer answers besides err.h's. */

@@ -412,6 +412,8 @@ static json_t *primary_json(const json_t *rec, const char *target)
 	if (json_is_object(json_object_get(rec, "switchover")))
 		json_object_set(o, "switchover",
 				json_object_get(rec, "switchover"));
+	if (json_is_object(json_object_get(rec, "fenced")))
+		json_object_set(o, "fenced", json_object_get(rec, "fenced"));
 	json_object_set_new(o, "journal",
 			    json_pack("{s:I, s:s}", "size",
 				      js ? js : (json_int_t)HF_DR_JOURNAL_SIZE,
@@ -647,6 +649,7 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 	struct hf_config *cand = hf_xcalloc(1, sizeof(*cand));
 	json_t *body = NULL, *cfg, *rec = NULL, *vols = NULL;
 	const char *id, *text;
+	bool running;
 	int rc;
 
 	if (hf_http_body_json(req, resp, &body))
@@ -731,7 +734,20 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 	rc = hf_ops_standby_put(s, name, rec, req->principal ? req->principal
 							     : "?",
 				&err);
-	if (rc) {
+	hf_state_lock(s);
+	running = rc == HF_ECONFLICT && hf_state_service(s, name) != NULL;
+	hf_state_unlock(s);
+	if (running) {
+		/*
+		 * It runs here: the sender is an old primary (a failover or a
+		 * switchover moved it here), and "role" tells it to stop its
+		 * copy (the fencing rule, docs/design/dr.md).
+		 */
+		hf_http_json(resp, 409,
+			     json_pack("{s:s, s:s, s:s}", "error", "conflict",
+				       "message", err.why ? err.why : "",
+				       "role", "primary"));
+	} else if (rc) {
 		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
 	} else {
 		json_t *eps;
@@ -1552,6 +1568,197 @@ static bool standbys_load(struct hf_srv *s)
 	return true;
 }
 
+/*
+ * The fencing rule's other half: the standby answered that the service
+ * runs there (it failed over, or a switchover moved it). This cluster is
+ * the old primary: its copy stops at once, its volumes kept, and the
+ * record says so until `dr failback` makes this cluster the standby.
+ */
+static void fence(struct hf_srv *s, const char *svc, const char *to)
+{
+	struct hf_ops_err err = {0};
+	struct hf_ops_removed removed = {0};
+	char *why = hf_xasprintf("service %s runs on remote cluster %s now (a "
+				 "failover there): stopped here, its volumes "
+				 "kept; `dr failback` makes this cluster its "
+				 "standby",
+				 svc, to);
+	json_t *f = json_pack("{s:s, s:I, s:s}", "by", to, "at",
+			      (json_int_t)hf_now_ms(), "message", why);
+
+	hf_log("service %s: %s", svc, why);
+	if (hf_ops_dr_set(s, svc, "fenced", f, "scheduler", why, &err))
+		hf_log("service %s: %s", svc, err.why ? err.why : "?");
+	hf_ops_err_release(&err);
+	if (hf_ops_remove(s, svc, false, &removed, &err) &&
+	    err.why)
+		hf_log("service %s: cannot stop it here: %s", svc, err.why);
+	hf_ops_removed_release(&removed);
+	hf_ops_err_release(&err);
+	json_decref(f);
+	free(why);
+}
+
+void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	const char *who = req->principal ? req->principal : "operator";
+	struct hf_ops_err err = {0};
+	struct hf_ops_volumes gone = {0};
+	char *key = hf_state_key("/dr/%s", name, NULL), *why = NULL;
+	char *to = NULL, *esc, *path;
+	json_t *body = NULL, *rec = NULL, *out = NULL, *b;
+	long status = 0;
+	bool running;
+	int rc;
+
+	if (req->body_len && hf_http_body_json(req, resp, &body))
+		goto out;
+	if (json_object_get(body, "back") &&
+	    !json_is_string(json_object_get(body, "back"))) {
+		hf_http_error(resp, HF_EINVAL,
+			      "back: the name the remote cluster knows this "
+			      "one by (its `remote add`)");
+		goto out;
+	}
+	hf_state_lock(s);
+	rc = hf_state_get_record(s, key, &rec);
+	running = hf_state_service(s, name) != NULL;
+	hf_state_unlock(s);
+	if (rc) {
+		hf_http_error(resp, rc == HF_ENOTFOUND ? rc : HF_EUNAVAIL,
+			      "service '%s' was not replicated from here to a "
+			      "remote cluster (dr status)",
+			      name);
+		goto out;
+	}
+	if (running) {
+		hf_http_error(resp, HF_ECONFLICT,
+			      "service '%s' runs here: failback is for the old "
+			      "primary the standby took over from (`dr "
+			      "switchover` moves a running service)",
+			      name);
+		goto out;
+	}
+	to = hf_xstrdup(json_string_value(json_object_get(rec, "to")));
+	/* The new primary replicates the service here. */
+	b = json_object();
+	if (json_is_string(json_object_get(body, "back")))
+		json_object_set(b, "back", json_object_get(body, "back"));
+	esc = hf_url_escape(name);
+	path = hf_xasprintf("/v1/dr/failback/%s", esc);
+	if (hf_remotes_call(s, to, "POST", path, b, &status, &out, &why) == 0 &&
+	    status != 200) {
+		const char *m = json_string_value(json_object_get(out, "message"));
+
+		why = hf_xasprintf("%s answered %ld: %s", to, status,
+				   m ? m : "?");
+	}
+	free(esc);
+	free(path);
+	json_decref(b);
+	if (why) {
+		hf_http_error(resp, status == 409 || status == 404
+					? HF_ECONFLICT
+					: HF_EUNAVAIL,
+			      "%s", why);
+		goto out;
+	}
+	/* Its copies here go: the new primary's stream makes new ones. */
+	if (hf_ops_volume_delete(s, name, NULL, &gone, &err) &&
+	    err.why)
+		hf_log("service %s: its volumes here: %s", name, err.why);
+	hf_ops_err_release(&err);
+	{
+		char *msg = hf_xasprintf("failback: this cluster is the "
+					 "standby of service %s on %s now",
+					 name, to);
+
+		rc = hf_ops_dr_switchover(s, name, NULL, false, true, who, msg,
+					  &err);
+		free(msg);
+	}
+	if (rc) {
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		goto out;
+	}
+	hf_http_json(resp, 200,
+		     json_pack("{s:s, s:s, s:s, s:O?}", "service", name,
+			       "role", "standby", "from", to, "replicated_to",
+			       json_object_get(out, "replicated_to")));
+out:
+	hf_ops_volumes_release(&gone);
+	hf_ops_err_release(&err);
+	json_decref(body);
+	json_decref(rec);
+	json_decref(out);
+	free(key);
+	free(to);
+	free(why);
+}
+
+void hf_dr_reverse_handler(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp)
+{
+	struct hf_srv *s = ctx;
+	const char *name = hf_kvlist_get(&req->params, "svc");
+	struct hf_ops_err err = {0};
+	struct hf_ops_dr_journal j = {0};
+	json_t *body = NULL, *r = NULL;
+	char *back = NULL, *rkey = NULL;
+	bool running, updated;
+	int rc;
+
+	if (req->body_len && hf_http_body_json(req, resp, &body))
+		goto out;
+	hf_state_lock(s);
+	running = hf_state_service(s, name) != NULL;
+	if (json_is_string(json_object_get(body, "back")))
+		back = hf_xstrdup(
+		    json_string_value(json_object_get(body, "back")));
+	else
+		back = only_remote(s);
+	if (back) {
+		rkey = hf_state_key("/remotes/%s", back, NULL);
+		if (hf_state_get_record(s, rkey, &r)) {
+			free(back);
+			back = NULL;
+		}
+	}
+	hf_state_unlock(s);
+	if (!running) {
+		hf_http_error(resp, HF_ENOTFOUND,
+			      "service '%s' does not run here", name);
+		goto out;
+	}
+	if (!back) {
+		hf_http_error(resp, HF_ECONFLICT,
+			      "name the remote cluster to replicate service "
+			      "'%s' to (this cluster has none by that name, "
+			      "or several: back)",
+			      name);
+		goto out;
+	}
+	if ((rc = hf_ops_dr_enable(s, name, back, &j, &updated, &err))) {
+		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
+		goto out;
+	}
+	hf_log("service %s: replicated to remote cluster %s, at %s's request "
+	       "(failback)",
+	       name, back, req->principal ? req->principal : "?");
+	hf_http_json(resp, 200,
+		     json_pack("{s:s, s:s, s:s}", "service", name, "role",
+			       "primary", "replicated_to", back));
+out:
+	hf_ops_err_release(&err);
+	json_decref(body);
+	json_decref(r);
+	free(back);
+	free(rkey);
+}
+
 /* Whether a volume of service svc is attached somewhere. */
 static bool attached_volumes(const struct hf_model *m, const char *svc)
 {
@@ -1592,7 +1799,7 @@ static void ship_pass(struct hf_srv *s)
 
 		if (!name || !to)
 			continue;
-		if (!cfg) {
+		if (!cfg || svc->removing) {
 			/*
 			 * Removed (or switching over): its streams go on while
 			 * its volumes are attached, so that each detach sends
@@ -1694,6 +1901,11 @@ static void ship_pass(struct hf_srv *s)
 		}
 		if (!why && hf_remotes_tls(s, j->to, &ca, &cert, &key))
 			why = hf_xasprintf("remote cluster %s is gone", j->to);
+		if (status == 409 &&
+		    json_is_string(json_object_get(out, "role")) &&
+		    !strcmp(json_string_value(json_object_get(out, "role")),
+			    "primary"))
+			fence(s, j->svc, j->to);
 		pthread_mutex_lock(&sents_mu);
 		x = sent_of(j->svc);
 		x->seen = true;

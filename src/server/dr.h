@@ -65,6 +65,16 @@ void hf_dr_promote_handler(void *ctx, const struct hf_http_req *req,
 			   struct hf_http_resp *resp);
 
 /*
+ * POST /v1/service/{svc}/dr/failback (the old primary, its copy stopped:
+ * it becomes the standby) and POST /v1/dr/failback/{svc} (the new
+ * primary's side, role REMOTE: it replicates the service to `back`).
+ */
+void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
+			    struct hf_http_resp *resp);
+void hf_dr_reverse_handler(void *ctx, const struct hf_http_req *req,
+			   struct hf_http_resp *resp);
+
+/*
  * A node's report of how a detached volume's DR stream ended (state lock
  * held): whether the standby had every write (a switchover waits for
  * that), else the node keeps its journal (an event says so).

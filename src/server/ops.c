@@ -846,6 +846,40 @@ out:
 	return rc;
 }
 
+int hf_ops_dr_set(struct hf_srv *s, const char *name, const char *field,
+		  json_t *val, const char *who, const char *why,
+		  struct hf_ops_err *err)
+{
+	char *key = hf_state_key("/dr/%s", name, NULL);
+	json_t *rec = NULL;
+	int rc = enter(s, err);
+
+	if (rc)
+		goto out;
+	rc = hf_state_get_record(s, key, &rec);
+	if (rc) {
+		rc = fail(err, rc, rc == HF_ENOTFOUND
+				       ? "service is not replicated"
+				       : "the store cannot be read");
+		goto done;
+	}
+	if (val)
+		json_object_set(rec, field, val);
+	else
+		json_object_del(rec, field);
+	if ((rc = hf_state_put_record(s, key, rec)))
+		rc = fail(err, rc, "the store cannot be written");
+	else if (why)
+		hf_event(s, who, name, "dr", name, "primary",
+			 val ? field : "primary", why);
+done:
+	rc = leave(s, rc, err);
+out:
+	json_decref(rec);
+	free(key);
+	return rc;
+}
+
 int hf_ops_dr_switchover(struct hf_srv *s, const char *name, json_t *sw,
 			 bool begin, bool done, const char *who,
 			 const char *why, struct hf_ops_err *err)

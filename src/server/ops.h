@@ -297,6 +297,11 @@ struct hf_ops_dr_journal {
 int hf_ops_dr_enable(struct hf_srv *s, const char *svc, const char *remote,
 		     const struct hf_ops_dr_journal *j, bool *updated,
 		     struct hf_ops_err *err);
+/* Sets (val NULL: removes) field of the "/dr/<svc>" record; an event
+ * (kind "dr") says why unless NULL. */
+int hf_ops_dr_set(struct hf_srv *s, const char *svc, const char *field,
+		  json_t *val, const char *who, const char *why,
+		  struct hf_ops_err *err);
 /*
  * A switchover's state in the "/dr/<svc>" record: sw replaces its
  * "switchover" object (NULL: it goes; begin: a new one, HF_ECONFLICT

@@ -345,6 +345,8 @@ ROUTES = {
     ("POST", "/v1/service/{svc}/dr/failover"): ("/v1/service/nosuch/dr/failover", {}, 404),
     ("POST", "/v1/service/{svc}/dr/switchover"): ("/v1/service/nosuch/dr/switchover", {}, 404),
     ("POST", "/v1/dr/standby/{svc}/promote"): ("/v1/dr/standby/svc/promote", {}, 403),
+    ("POST", "/v1/service/{svc}/dr/failback"): ("/v1/service/nosuch/dr/failback", {}, 404),
+    ("POST", "/v1/dr/failback/{svc}"): ("/v1/dr/failback/svc", {}, 403),
 }
 
 

@@ -397,6 +397,10 @@ def test_every_route_answers_as_documented(cl):
             {"back": ""}, expect_error="invalid")
     ck.call("POST", "/v1/dr/standby/{svc}/promote", "/v1/dr/standby/docs/promote", {},
             expect_error="forbidden")
+    ck.call("POST", "/v1/service/{svc}/dr/failback", "/v1/service/docs/dr/failback", {},
+            expect_error="not-found")
+    ck.call("POST", "/v1/dr/failback/{svc}", "/v1/dr/failback/docs", {},
+            expect_error="forbidden")
     ck.call("POST", "/v1/nodes/{node}/adopt", "/v1/nodes/nosuch/adopt", expect_error="not-found")
     _, data = ck.call("GET", "/v1/store/backup", "/v1/store/backup")
     assert data.startswith("SQLite format 3"), data[:20]

@@ -45,41 +45,80 @@ class Site:
     signed, one agent with a pool and a DR listener."""
 
     def __init__(self, tmp, d, me, peer):
-        self.tmp, self.d, self.me = tmp / me, d, me
+        self.tmp, self.d, self.me, self.peer = tmp / me, d, me, peer
         os.makedirs(self.tmp / "server")
         os.makedirs(self.tmp / "agent")
         self.admin = f"{me}-admin-7d21"
         agent_tok = f"{me}-agent-41c9"
-        tokens = write(self.tmp / "tokens", f"admin {self.admin}\nagent {agent_tok}\n")
-        os.chmod(tokens, 0o600)
-        tok_file = write(self.tmp / "agent-token", agent_tok + "\n")
-        os.chmod(tok_file, 0o600)
-        port_file = str(self.tmp / "port")
+        self.tokens = write(self.tmp / "tokens", f"admin {self.admin}\nagent {agent_tok}\n")
+        os.chmod(self.tokens, 0o600)
+        self.tok_file = write(self.tmp / "agent-token", agent_tok + "\n")
+        os.chmod(self.tok_file, 0o600)
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
         env.pop("HOLDFAST_TOKEN", None)
         self.env = env
         self.agent_data = str(self.tmp / "agent")
+        self.port = 0
+        self.start()
+
+    def start(self):
+        """The server (on its first port again after a restart), then the
+        agent."""
+        me, peer, d = self.me, self.peer, self.d
+        port_file = str(self.tmp / "port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
         self.server = subprocess.Popen(
-            [BIN, "server", "--data", str(self.tmp / "server"), "--listen", "127.0.0.1:0",
-             "--port-file", port_file, "--tokens", tokens,
+            [BIN, "server", "--data", str(self.tmp / "server"),
+             "--listen", f"127.0.0.1:{self.port}",
+             "--port-file", port_file, "--tokens", self.tokens,
              "--tls-cert", f"{d}/{me}-server.pem", "--tls-key", f"{d}/{me}-server.key",
              "--client-ca", f"{d}/ca{peer.upper()}.pem"],
-            stdout=open(self.tmp / "server.log", "w"), stderr=subprocess.STDOUT, env=env,
+            stdout=open(self.tmp / "server.log", "a"), stderr=subprocess.STDOUT, env=self.env,
             start_new_session=True)
         wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
                  what=f"{me}'s port")
-        self.url = f"https://127.0.0.1:{open(port_file).read().strip()}"
+        self.port = int(open(port_file).read().strip())
+        self.url = f"https://127.0.0.1:{self.port}"
         self.agent = subprocess.Popen(
             [BIN, "agent", "--server", self.url, "--ca-file", f"{d}/ca{me.upper()}.pem",
-             "--token-file", str(tok_file), "--data", self.agent_data,
+             "--token-file", str(self.tok_file), "--data", self.agent_data,
              "--node-id", f"{me}-node-1", "--address", "127.0.0.1",
              "--storage", str(self.tmp / "pool") + ",size=4G",
              "--dr-listen", "127.0.0.1:0", "--dr-cert", f"{d}/{me}-server.pem",
              "--dr-key", f"{d}/{me}-server.key", "--dr-ca", f"{d}/ca{peer.upper()}.pem"],
-            stdout=open(self.tmp / "agent.log", "w"), stderr=subprocess.STDOUT, env=env,
+            stdout=open(self.tmp / "agent.log", "a"), stderr=subprocess.STDOUT, env=self.env,
             start_new_session=True)
         wait_for(lambda: (lambda r: r[0] == 200 and r[1] and r[1][0].get("connected"))(
             self.api("GET", "/v1/nodes")), 30, what=f"{me}'s agent")
+
+    def crash(self):
+        """The whole site lost at once: everything it runs killed -9."""
+        for p in (self.server, self.agent):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        root = str(self.tmp / "agent")
+        for _ in range(3):
+            for pid in Cluster.pids_matching(root):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.3)
+        self.unmount()
+
+    def unmount(self):
+        root = str(self.tmp / "agent")
+        subprocess.run(["sh", "-c", f"grep ' {root}' /proc/mounts | cut -d' ' -f2 | sort -r | "
+                        f"xargs -r -n1 umount -l"], check=False)
+        for name in os.listdir("/sys/block"):
+            try:
+                backing = open(f"/sys/block/{name}/loop/backing_file").read().strip()
+            except OSError:
+                continue
+            if backing.startswith(str(self.tmp)):
+                subprocess.run(["losetup", "-d", "/dev/" + name], check=False)
 
     def api(self, method, path, body=None):
         args = ["curl", "-sS", "--cacert", f"{self.d}/ca{self.me.upper()}.pem", "-X", method,
@@ -128,16 +167,8 @@ class Site:
             except (ProcessLookupError, FileNotFoundError):
                 pass
         stop_volume_processes(root)
-        for name in os.listdir("/sys/block"):
-            try:
-                backing = open(f"/sys/block/{name}/loop/backing_file").read().strip()
-            except OSError:
-                continue
-            if backing.startswith(root):
-                subprocess.run(["losetup", "-d", "/dev/" + name], check=False)
-        subprocess.run(["sh", "-c", f"grep ' {root}' /proc/mounts | cut -d' ' -f2 | sort -r | "
-                        f"xargs -r -n1 umount -l"], check=False)
-        assert self.server.returncode in (0, -15), \
+        self.unmount()
+        assert self.server.returncode in (0, -15, -9), \
             open(self.tmp / "server.log").read()[-3000:]
 
 
@@ -230,3 +261,75 @@ def test_switchover_under_load_loses_nothing_and_reverses(sites):
     # A refuses to run the service while it is B's standby.
     p = a.cli("service", "deploy", "-f", str(tmp / "pg.yml"), check=False)
     assert p.returncode != 0, p.stdout
+
+
+def rows(port):
+    r = wait_for(lambda: (lambda r: r.returncode == 0 and r)(psql(port, "select id from t")),
+                 120, what="PostgreSQL answering")
+    return {int(x) for x in r.stdout.split()}
+
+
+def test_failover_fencing_failback_and_home_again(sites):
+    """After the switchover B runs PostgreSQL and A holds its standby.
+    All of B is lost (-9): `dr failover` on A starts PostgreSQL with every
+    row B committed before the loss window. B comes back, starts its old
+    copy, hears from A that the service runs there and stops it (the
+    fencing rule); `dr failback` on B makes B the standby; a switchover on
+    A brings the service home to B with every row."""
+    a, b, tmp = sites
+    bport = wait_for(b.pg_port, 60, what="PostgreSQL on B")
+    committed = {}
+    stop = threading.Event()
+
+    def load(port, base):
+        i = base
+        while not stop.is_set():
+            i += 1
+            r = psql(port, f"insert into t values ({i}, {time.time_ns()})", timeout=10)
+            if r.returncode != 0:
+                time.sleep(0.05)
+                continue
+            committed[i] = time.time_ns()
+    th = threading.Thread(target=load, args=(bport, 2000000), daemon=True)
+    th.start()
+    wait_for(lambda: len(committed) > 30, 60, what="commits on B")
+    b.crash()
+    stop.set()
+    th.join(15)
+    p = a.cli("-s", "pg", "dr", "failover", "--yes", "--json", timeout=120)
+    out = json.loads(p.stdout)
+    assert out["deployed"] and out["last_write_applied"], out
+    loss = out["last_write_applied"]
+    aport = wait_for(a.pg_port, 180, what="PostgreSQL on A")
+    have = rows(aport)
+    must = {i for i, at in committed.items() if at < loss}
+    assert must and must <= have, sorted(must - have)[:20]
+    assert psql(aport, "insert into t values (3000000, 0)").returncode == 0
+    # B comes back and starts its old copy; A's answer stops it.
+    b.start()
+
+    def fenced():
+        st = b.dr("pg")
+        return st.get("fenced") and b.api("GET", "/v1/service/pg")[0] == 404 and st
+    st = wait_for(fenced, 120, what="B's copy fenced")
+    assert "failback" in st["fenced"]["message"], st
+    p = b.cli("-s", "pg", "dr", "failback", check=False)
+    assert p.returncode != 0 and "--yes" in p.stderr, p.stderr
+    p = b.cli("-s", "pg", "dr", "failback", "--yes", "--wait", "--timeout", "120", timeout=150)
+    assert "standby" in p.stdout, p.stdout
+    assert b.dr("pg").get("role") == "standby"
+    st = a.dr("pg")
+    assert st.get("role") == "primary" and st.get("to") == "b", st
+
+    def streaming():
+        v = (a.dr("pg").get("volumes") or [{}])[0].get("stream")
+        return v and v["state"] == "streaming" and v["consistent"] and v["link_up"] and v
+    wait_for(streaming, 240, what="A's stream to B consistent")
+    # Home again: every row, A's too, is on B.
+    p = a.cli("-s", "pg", "dr", "switchover", "--yes", "--wait", "--timeout", "300",
+              timeout=330)
+    assert "switchover done" in p.stdout, (p.stdout, p.stderr)
+    bport = wait_for(b.pg_port, 180, what="PostgreSQL on B again")
+    have_b = rows(bport)
+    assert have <= have_b and 3000000 in have_b, sorted(have - have_b)[:20]
+    assert a.dr("pg").get("role") == "standby"

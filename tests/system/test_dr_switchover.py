@@ -333,3 +333,53 @@ def test_failover_fencing_failback_and_home_again(sites):
     have_b = rows(bport)
     assert have <= have_b and 3000000 in have_b, sorted(have - have_b)[:20]
     assert a.dr("pg").get("role") == "standby"
+
+
+def test_a_cut_link_grows_the_journal_and_the_standby_catches_up(sites):
+    """B runs PostgreSQL with A as its standby (after the tests above).
+    The link between the sites is cut for 30 s (A's replica server, which
+    holds the standby, frozen: connections hang, nothing answers) while B
+    commits: no commit waits for the link, B's journal and lag grow and
+    the link shows down; once it heals, A catches up."""
+    a, b, tmp = sites
+    bport = wait_for(b.pg_port, 60, what="PostgreSQL on B")
+
+    def stream():
+        return (b.dr("pg").get("volumes") or [{}])[0].get("stream") or {}
+    wait_for(lambda: stream().get("consistent") and stream().get("link_up"), 240,
+             what="B's stream to A consistent")
+    serve = [pid for pid in Cluster.pids_matching(a.agent_data)
+             if b"holdfast-volume" in open(f"/proc/{pid}/cmdline", "rb").read() and
+             b"serve" in open(f"/proc/{pid}/cmdline", "rb").read()]
+    assert serve, "A's replica server"
+    slowest, commits, peak = 0.0, 0, {}
+    for pid in serve:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        t_end = time.time() + 30
+        i = 4000000
+        while time.time() < t_end:
+            i += 1
+            t0 = time.time()
+            r = psql(bport, f"insert into t values ({i}, {time.time_ns()}); "
+                            f"insert into t select g, 0 from generate_series({i * 100}, "
+                            f"{i * 100 + 99}) g", timeout=10)
+            slowest = max(slowest, time.time() - t0)
+            assert r.returncode == 0, r.stderr
+            commits += 1
+            s = stream()
+            if s.get("journal_bytes", 0) > peak.get("journal_bytes", 0):
+                peak = s
+        down = stream()
+    finally:
+        for pid in serve:
+            os.kill(pid, signal.SIGCONT)
+    print(f"\nDR-CUT: {commits} commits in 30 s, slowest {slowest:.2f} s, journal peak "
+          f"{peak.get('journal_bytes')} B, lag then {down.get('lag_seconds')} s")
+    assert commits > 30 and slowest < 5, (commits, slowest)
+    assert not down.get("link_up") and down["lag_seconds"] > 5, down
+    assert peak["journal_bytes"] > 0 and peak["blocked"] == 0, peak
+    s = wait_for(lambda: (lambda s: s.get("link_up") and s.get("consistent") and
+                          s.get("lag_seconds", 99) < 3 and s)(stream()),
+                 120, what="A caught up")
+    assert s["state"] == "streaming", s

@@ -830,6 +830,36 @@ static int take_over(struct hf_srv *s, const char *name, const char *who,
 	}
 	*answer = json_pack("{s:s, s:s, s:b}", "service", name, "role",
 			    "primary", "deployed", rc == 0);
+	/* Pod counts set over the spec on the primary (pod count). */
+	if (!rc) {
+		const char *pod;
+		json_t *n;
+
+		json_object_foreach(json_object_get(cfg, "counts"), pod, n) {
+			struct hf_ops_change chg = {0};
+			struct hf_ops_err cerr = {0};
+			long long want = json_is_integer(n)
+					     ? (long long)json_integer_value(n)
+					     : json_is_string(n)
+						   ? atoll(json_string_value(n))
+						   : -1;
+
+			if (want < 0 ||
+			    hf_ops_pod_count(s, name, pod, want, &chg, &cerr)) {
+				char *msg = hf_xasprintf(
+				    "pod %s's count %lld: %s", pod, want,
+				    cerr.why ? cerr.why : "not a count");
+
+				hf_log("service %s: after the failover: %s",
+				       name, msg);
+				json_object_set_new(*answer, "counts_error",
+						    json_string(msg));
+				free(msg);
+			}
+			hf_ops_change_release(&chg);
+			hf_ops_err_release(&cerr);
+		}
+	}
 	json_object_set_new(*answer, "last_write_applied",
 			    loss ? json_integer(loss) : json_null());
 	if (rc)

@@ -26,12 +26,14 @@
 #define WINDOW 64
 #define WINDOW_BYTES (4u << 20) /* well within a 3 s answer at 2 MB/s */
 /*
- * While a backlog drains, a mark every MARK_MS or MARK_BYTES: each stalls
- * the standby's applying for an fdatasync, so they are seldom there; they
- * free journal space and move the standby's mark on during a long one.
+ * While a backlog drains, a mark every MARK_BACKLOG_MS, or after
+ * MARK_BYTES once the journal is half full: each makes the standby's
+ * data durable (an fdatasync that also holds its applying up), so a
+ * short backlog, which the sender soon drains, has none in its middle;
+ * a long one frees journal space and moves the standby's mark on.
  */
 #define MARK_BYTES (64u << 20)
-#define MARK_MS 1000
+#define MARK_BACKLOG_MS 5000
 /*
  * Once the journal is drained a mark goes out sooner, but not after every
  * write: each costs the standby an fdatasync.
@@ -780,10 +782,10 @@ static bool submit(struct sender *w, struct slot *t, uint64_t off,
 
 /*
  * Whether a mark is due (mu held): once no copy is owed and none is in
- * flight, when writes went out since the last one (or a copy ended) and
- * enough bytes or time passed, sooner once the journal is drained; and
- * every HEARTBEAT_MS while idle. Also in the middle of a backlog, so that
- * a long one frees journal space and moves the standby's mark as it goes.
+ * flight, when writes went out since the last one (or a copy ended):
+ * MARK_DRAINED_MS after the last once the journal is drained, and in the
+ * middle of a backlog as MARK_BACKLOG_MS and MARK_BYTES say; and every
+ * HEARTBEAT_MS while idle.
  */
 static bool mark_due(const struct sender *w, const struct hf_ship *s,
 		     int64_t now)
@@ -792,10 +794,13 @@ static bool mark_due(const struct sender *w, const struct hf_ship *s,
 
 	if (s->ndirty || s->inflight_chunks || w->mark_inflight)
 		return false;
-	if (w->sent_seq > w->marked_seq || s->full)
-		return w->since_mark >= MARK_BYTES ||
-		       now - w->mark_ms >= MARK_MS ||
-		       (drained && now - w->mark_ms >= MARK_DRAINED_MS);
+	if (w->sent_seq > w->marked_seq || s->full) {
+		if (drained)
+			return now - w->mark_ms >= MARK_DRAINED_MS;
+		return now - w->mark_ms >= MARK_BACKLOG_MS ||
+		       (w->since_mark >= MARK_BYTES &&
+			(s->head - s->tail) * 2 >= s->ring);
+	}
 	return drained && now - w->mark_ms >= HEARTBEAT_MS;
 }
 
@@ -1011,7 +1016,7 @@ static void *sender_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		if (!s->stopping && w->send == s->head && !s->ndirty) {
 			/* Until something to send, or the next mark is due. */
-			int64_t wait = MARK_MS;
+			int64_t wait = HEARTBEAT_MS;
 			struct timespec dl;
 
 			if (w->sent_seq > w->marked_seq || s->full) {

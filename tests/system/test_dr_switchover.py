@@ -85,6 +85,8 @@ class Site:
              "--token-file", str(self.tok_file), "--data", self.agent_data,
              "--node-id", f"{me}-node-1", "--address", "127.0.0.1",
              "--storage", str(self.tmp / "pool") + ",size=4G",
+             # Ports of their own: other tests' clusters run beside these.
+             "--resources", "ports=" + ("32000-32999" if me == "a" else "33000-33999"),
              "--dr-listen", "127.0.0.1:0", "--dr-cert", f"{d}/{me}-server.pem",
              "--dr-key", f"{d}/{me}-server.key", "--dr-ca", f"{d}/ca{peer.upper()}.pem"],
             stdout=open(self.tmp / "agent.log", "a"), stderr=subprocess.STDOUT, env=self.env,
@@ -193,7 +195,9 @@ def sites(tmp_path_factory):
                 s.stop()
 
 
-def test_switchover_under_load_loses_nothing_and_reverses(sites):
+def switchover_under_load(sites):
+    """PostgreSQL on A under commits, switched over to B: every commit is
+    there, and A holds the standby."""
     a, b, tmp = sites
     a.cli("service", "deploy", "-f", str(write(tmp / "pg.yml", PG_SPEC)), "--wait",
           "--timeout", "240", timeout=270)
@@ -269,7 +273,7 @@ def rows(port):
     return {int(x) for x in r.stdout.split()}
 
 
-def test_failover_fencing_failback_and_home_again(sites):
+def failover_fencing_failback_and_home_again(sites):
     """After the switchover B runs PostgreSQL and A holds its standby.
     All of B is lost (-9): `dr failover` on A starts PostgreSQL with every
     row B committed before the loss window. B comes back, starts its old
@@ -335,7 +339,7 @@ def test_failover_fencing_failback_and_home_again(sites):
     assert a.dr("pg").get("role") == "standby"
 
 
-def test_a_cut_link_grows_the_journal_and_the_standby_catches_up(sites):
+def a_cut_link(sites):
     """B runs PostgreSQL with A as its standby (after the tests above).
     The link between the sites is cut for 30 s (A's replica server, which
     holds the standby, frozen: connections hang, nothing answers) while B
@@ -383,3 +387,11 @@ def test_a_cut_link_grows_the_journal_and_the_standby_catches_up(sites):
                           s.get("lag_seconds", 99) < 3 and s)(stream()),
                  120, what="A caught up")
     assert s["state"] == "streaming", s
+
+
+def test_switchover_failover_failback_and_a_cut_link(sites):
+    """The steps depend on each other (one pair of sites), so they are one
+    test: pytest -n would otherwise run them on different workers."""
+    switchover_under_load(sites)
+    failover_fencing_failback_and_home_again(sites)
+    a_cut_link(sites)

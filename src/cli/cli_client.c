@@ -4394,6 +4394,27 @@ static void dr_volumes_print(const json_t *vols)
 	}
 }
 
+/* dr switchover's and failback's flags: -1 on one it does not take. */
+static int dr_move_args(int argc, char **argv, json_t *body, bool *yes,
+			bool *wait, double *timeout)
+{
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--yes") || !strcmp(argv[k], "-y"))
+			*yes = true;
+		else if (!strcmp(argv[k], "--back") && k + 1 < argc)
+			json_object_set_new(body, "back", json_string(argv[++k]));
+		else if (!strcmp(argv[k], "--wait"))
+			*wait = true;
+		else if (!strcmp(argv[k], "--timeout") && k + 1 < argc)
+			*timeout = atof(argv[++k]);
+		else if (!strcmp(argv[k], "--json"))
+			g.json = true;
+		else
+			return -1;
+	}
+	return 0;
+}
+
 static int cmd_dr_switchover(int argc, char **argv)
 {
 	char *svc = NULL, *path;
@@ -4405,21 +4426,9 @@ static int cmd_dr_switchover(int argc, char **argv)
 	long status;
 	int rc;
 
-	for (int k = 1; k < argc; k++) {
-		if (!strcmp(argv[k], "--yes") || !strcmp(argv[k], "-y"))
-			yes = true;
-		else if (!strcmp(argv[k], "--back") && k + 1 < argc)
-			json_object_set_new(body, "back", json_string(argv[++k]));
-		else if (!strcmp(argv[k], "--wait"))
-			wait = true;
-		else if (!strcmp(argv[k], "--timeout") && k + 1 < argc)
-			timeout = atof(argv[++k]);
-		else if (!strcmp(argv[k], "--json"))
-			g.json = true;
-		else {
-			json_decref(body);
-			return hf_cli_usage("dr", "switchover");
-		}
+	if (dr_move_args(argc, argv, body, &yes, &wait, &timeout)) {
+		json_decref(body);
+		return hf_cli_usage("dr", "switchover");
 	}
 	if (!yes) {
 		fprintf(stderr, "holdfast: dr switchover stops the service here "
@@ -4525,7 +4534,7 @@ out:
 
 static int cmd_dr_failback(int argc, char **argv)
 {
-	char *svc = NULL, *path;
+	char *svc = NULL, *path, *last = NULL;
 	json_t *out = NULL, *body = json_object();
 	int64_t start = hf_mono_ms();
 	double timeout = 0;
@@ -4533,21 +4542,9 @@ static int cmd_dr_failback(int argc, char **argv)
 	long status;
 	int rc;
 
-	for (int k = 1; k < argc; k++) {
-		if (!strcmp(argv[k], "--yes") || !strcmp(argv[k], "-y"))
-			yes = true;
-		else if (!strcmp(argv[k], "--back") && k + 1 < argc)
-			json_object_set_new(body, "back", json_string(argv[++k]));
-		else if (!strcmp(argv[k], "--wait"))
-			wait = true;
-		else if (!strcmp(argv[k], "--timeout") && k + 1 < argc)
-			timeout = atof(argv[++k]);
-		else if (!strcmp(argv[k], "--json"))
-			g.json = true;
-		else {
-			json_decref(body);
-			return hf_cli_usage("dr", "failback");
-		}
+	if (dr_move_args(argc, argv, body, &yes, &wait, &timeout)) {
+		json_decref(body);
+		return hf_cli_usage("dr", "failback");
 	}
 	if (!yes) {
 		fprintf(stderr, "holdfast: dr failback makes this cluster the "
@@ -4578,23 +4575,42 @@ static int cmd_dr_failback(int argc, char **argv)
 		rc = api("GET", path, NULL, &code, &st);
 		if (rc == 0 && code == 200 &&
 		    !strcmp(jstr(st, "role"), "standby")) {
-			if (!g.json)
-				printf("service %s: its configuration is here; "
-				       "`holdfast -s %s dr status` on %s shows "
-				       "the copy\n",
-				       svc, svc, jstr(out, "from"));
-			json_object_set(out, "status", st);
+			/* Until every volume's copy here is consistent. */
+			const json_t *v;
+			size_t i, n = json_array_size(
+				      json_object_get(st, "volumes")),
+				  done = 0;
+			char *line;
+
+			json_array_foreach(json_object_get(st, "volumes"), i, v)
+				done += json_is_true(
+				    json_object_get(v, "consistent"));
+			line = hf_xasprintf("%zu of %zu volume(s) copied here "
+					    "and consistent",
+					    done, n);
+			if (!g.json && (!last || strcmp(last, line)))
+				printf("service %s: %s\n", svc, line);
+			fflush(stdout);
+			free(last);
+			last = line;
+			if (n && done == n) {
+				json_object_set(out, "status", st);
+				json_decref(st);
+				break;
+			}
 			json_decref(st);
-			break;
+			goto next;
 		}
 		json_decref(st);
 		if (rc || (code != 200 && code != 404)) {
 			rc = answered(rc, code, 200, NULL);
 			break;
 		}
+next:
 		if (timeout > 0 && elapsed_s(start) > timeout) {
 			fprintf(stderr, "holdfast: service %s: its standby "
-					"configuration is not here after %.0f s\n",
+					"copy is not complete here after %.0f "
+					"s\n",
 				svc, timeout);
 			rc = HF_EXIT_FAIL;
 			break;
@@ -4605,6 +4621,7 @@ static int cmd_dr_failback(int argc, char **argv)
 	if (g.json && !rc)
 		print_json(out);
 out:
+	free(last);
 	json_decref(body);
 	json_decref(out);
 	free(svc);
@@ -4724,6 +4741,34 @@ static void dr_print(const json_t *d)
 		       (double)(hf_now_ms() - json_integer_value(json_object_get(
 						  c, "received_at"))) /
 			   1000);
+		{
+			const json_t *v;
+			size_t i;
+
+			json_array_foreach(json_object_get(d, "volumes"), i, v) {
+				json_int_t t = json_integer_value(
+				    json_object_get(v, "applied_time"));
+
+				if (t > 0)
+					printf("  volume %-20s on %s: consistent, "
+					       "every write made on %s until "
+					       "%.1f s ago\n",
+					       jstr(v, "volume"), jstr(v, "node"),
+					       jstr(d, "from"),
+					       (double)(hf_now_ms() -
+							t / 1000000) /
+						   1000);
+				else
+					printf("  volume %-20s on %s: %s\n",
+					       jstr(v, "volume"),
+					       json_is_string(
+						   json_object_get(v, "node"))
+						   ? jstr(v, "node")
+						   : "no node yet",
+					       "being copied, not consistent "
+					       "yet");
+			}
+		}
 	}
 }
 
@@ -5425,7 +5470,8 @@ const struct hf_cmd hf_client_cmds[] = {
      "replicate the service here (--back: this cluster's name there;\n"
      "default its only remote), deletes this cluster's old copies of its\n"
      "volumes and holds the standby the remote sends (a whole copy for\n"
-     "now). Then `dr switchover` on the remote brings the service home.", NULL},
+     "now). --wait returns once every volume's copy here is consistent.\n"
+     "Then `dr switchover` on the remote brings the service home.", NULL},
     {"dr", "status", cmd_dr_status, "[--json]",
      "a service's disaster recovery: primary (where to, what is there) or "
      "standby (from where, how fresh)",

@@ -576,8 +576,10 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	}
 	if (rq.deleted_volumes.len)
 		hf_sched_volumes_deleted(s, n->id, &rq.deleted_volumes);
-	if (rq.deleted_replicas.len)
+	if (rq.deleted_replicas.len) {
 		hf_sched_replicas_deleted(s, n->id, &rq.deleted_replicas);
+		hf_dr_replicas_deleted(s, n->id, &rq.deleted_replicas);
+	}
 	if (rq.filled_replicas.len)
 		hf_sched_replicas_filled(s, n->id, &rq.filled_replicas);
 	/* How far the replica being made is (memory only). */

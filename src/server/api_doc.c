@@ -1180,8 +1180,12 @@ static const struct route_doc docs[] = {
 	 "The service's disaster recovery (`holdfast -s SVC dr status`). "
 	 "On the primary: where to, the target configuration and the one "
 	 "the standby acknowledged, when, whether they are the same, the "
-	 "last error. On the standby: from which remote cluster, the "
-	 "configuration it holds and when it came.",
+	 "last error, each volume's stream, a switchover under way, "
+	 "`fenced` when the service moved to the standby by a failover. "
+	 "On the standby: from which remote cluster, the configuration it "
+	 "holds and when it came, and each volume's standby replica with "
+	 "its `applied_time` (ns: the newest write it holds was made then "
+	 "on the primary; null while its copy is not consistent).",
      .status = "200",
      .response = "{\"service\": \"string\", \"role\": "
 		 "\"primary|standby\", \"to?\": \"string\", \"since?\": "
@@ -1195,7 +1199,9 @@ static const struct route_doc docs[] = {
 		 "\"integer\"}, \"volumes?\": [{\"volume\": \"string\", "
 		 "\"node?\": \"string\", \"standby?\": \"object\", "
 		 "\"stream?\": \"object|null\", \"replica?\": \"string\", "
-		 "\"size?\": \"integer\"}]}",
+		 "\"size?\": \"integer\", \"applied_time?\": "
+		 "\"integer|null\", \"consistent?\": \"boolean\"}], "
+		 "\"switchover?\": \"object\", \"fenced?\": \"object\"}",
      .errors = "not-found"},
     {.method = "POST",
      .pattern = "/v1/service/{svc}/dr/failover",

@@ -82,6 +82,17 @@ struct standby {
 static HF_VEC(struct standby) standbys;
 static uint64_t standbys_sig;
 
+/*
+ * Standby replicas whose standby went ("/standby-trash/<replica>"): their
+ * nodes are told to delete the files, and the record goes once a node
+ * says it did.
+ */
+struct trash {
+	char *node, *id, *replica;
+};
+
+static HF_VEC(struct trash) trash;
+
 static bool standbys_load(struct hf_srv *s);
 
 static void standby_release(struct standby *x)
@@ -451,6 +462,33 @@ static json_t *primary_json(const json_t *rec, const char *target)
 	return o;
 }
 
+/*
+ * Each standby volume's mark as its node reported it (lock held): its
+ * "applied_time" (ns: the newest write it holds was made then on the
+ * primary; null while its copy is not consistent).
+ */
+static void add_marks(struct hf_srv *s, json_t *rec)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "volumes"), i, v) {
+		const char *node = json_string_value(json_object_get(v, "node"));
+		const char *rep = json_string_value(json_object_get(v, "replica"));
+		const struct hf_node *n =
+		    node ? hf_model_node(&s->model, node) : NULL;
+		int64_t t = 0;
+
+		for (size_t k = 0; rep && n && n->storage &&
+				   k < n->storage->marks.len;
+		     k++)
+			if (!strcmp(n->storage->marks.items[k].replica, rep))
+				t = n->storage->marks.items[k].time;
+		json_object_set_new(v, "applied_time",
+				    t > 0 ? json_integer(t) : json_null());
+	}
+}
+
 static json_t *standby_json(const json_t *rec)
 {
 	const json_t *cfg = json_object_get(rec, "config"), *v;
@@ -460,11 +498,15 @@ static json_t *standby_json(const json_t *rec)
 	/* Where each volume's standby replica is; never its key. */
 	json_array_foreach(json_object_get(rec, "volumes"), i, v)
 		json_array_append_new(
-		    vols, json_pack("{s:O?, s:O?, s:O?, s:O?}", "volume",
-				    json_object_get(v, "name"), "node",
+		    vols, json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:b}",
+				    "volume", json_object_get(v, "name"), "node",
 				    json_object_get(v, "node"), "replica",
 				    json_object_get(v, "replica"), "size",
-				    json_object_get(v, "size")));
+				    json_object_get(v, "size"), "applied_time",
+				    json_object_get(v, "applied_time"),
+				    "consistent",
+				    json_integer_value(json_object_get(
+					v, "applied_time")) > 0));
 	return json_pack("{s:O?, s:s, s:O?, s:O?, s:{s:O?, s:O?}, s:o}",
 			 "service", json_object_get(rec, "service"), "role",
 			 "standby", "from", json_object_get(rec, "from"),
@@ -493,6 +535,8 @@ void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
 	if (rc == HF_ENOTFOUND)
 		rc = hf_state_get_record(s, skey, &rec) ? HF_ENOTFOUND : 1;
 	streams = rc == 0 ? streams_json(s, name) : NULL;
+	if (rc == 1)
+		add_marks(s, rec);
 	hf_state_unlock(s);
 	if (rc == 0) {
 		json_t *o = primary_json(rec, target);
@@ -536,6 +580,8 @@ void hf_dr_list_handler(void *ctx, const struct hf_http_req *req,
 		*HF_VEC_PUSH(&targets) =
 		    svc && svc->target ? hf_xstrdup(svc->target) : NULL;
 	}
+	json_array_foreach(stand, i, e)
+		add_marks(s, e);
 	hf_state_unlock(s);
 	if (rc) {
 		hf_http_error(resp, rc, "the store cannot be read");
@@ -892,6 +938,35 @@ void hf_dr_failover_handler(void *ctx, const struct hf_http_req *req,
 		hf_http_json(resp, 200, o);
 	hf_ops_err_release(&err);
 	json_decref(body);
+}
+
+/* ---- standby replicas that went ----------------------------------------- */
+
+void hf_dr_replicas_deleted(struct hf_srv *s, const char *node,
+			    const struct hf_strlist *deleted)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&sents_mu);
+	for (size_t i = 0; i < trash.len; i++) {
+		char *key;
+
+		if (strcmp(trash.items[i].node, node) != 0 ||
+		    !hf_strlist_has(deleted, trash.items[i].replica))
+			continue;
+		key = hf_state_key("/standby-trash/%s", trash.items[i].replica,
+				   NULL);
+		if (hf_state_delete_record(s, key) == 0) {
+			hf_log("standby replica %s of volume %s deleted on node "
+			       "%s",
+			       trash.items[i].replica, trash.items[i].id, node);
+			any = true;
+		}
+		free(key);
+	}
+	pthread_mutex_unlock(&sents_mu);
+	if (any && standbys_load(s))
+		hf_sched_changed(s, true);
 }
 
 /* ---- switchover -------------------------------------------------------- */
@@ -1450,6 +1525,19 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 			a->dr->drain_ms = x->switching ? SWITCH_DRAIN_MS : 0;
 		}
 	}
+	/* Standby replicas whose standby went: their files are deleted. */
+	for (size_t i = 0; i < trash.len; i++) {
+		struct hf_proto_replica_ref *ref;
+
+		if (strcmp(trash.items[i].node, n->id) != 0)
+			continue;
+		d += hf_hash_str(trash.items[i].replica) * 31;
+		if (!out)
+			continue;
+		ref = HF_VEC_PUSH(&out->delete_replicas);
+		ref->id = hf_xstrdup(trash.items[i].id);
+		ref->replica = hf_xstrdup(trash.items[i].replica);
+	}
 	/* The standby's side: the replicas n keeps for other sites. */
 	for (size_t i = 0; i < standbys.len; i++) {
 		const struct standby *x = &standbys.items[i];
@@ -1538,14 +1626,20 @@ static bool take_endpoints(struct sent *x, const json_t *out)
  */
 static bool standbys_load(struct hf_srv *s)
 {
-	json_t *all = NULL, *e, *v;
+	json_t *all = NULL, *gone = NULL, *e, *v;
 	uint64_t sig = 0;
 	size_t i, k;
 
-	if (hf_state_list_records(s, "/standby/", &all)) {
+	if (hf_state_list_records(s, "/standby/", &all) ||
+	    hf_state_list_records(s, "/standby-trash/", &gone)) {
 		json_decref(all);
+		json_decref(gone);
 		return false;
 	}
+	json_array_foreach(gone, i, e)
+		sig += hf_hash_str(json_string_value(
+			   json_object_get(e, "replica"))) *
+		       5;
 	json_array_foreach(all, i, e)
 		json_array_foreach(json_object_get(e, "volumes"), k, v) {
 			const char *node =
@@ -1559,14 +1653,36 @@ static bool standbys_load(struct hf_srv *s)
 					   json_object_get(v, "size"));
 		}
 	pthread_mutex_lock(&sents_mu);
-	if (sig == standbys_sig && (sig || !standbys.len)) {
+	if (sig == standbys_sig && (sig || (!standbys.len && !trash.len))) {
 		pthread_mutex_unlock(&sents_mu);
 		json_decref(all);
+		json_decref(gone);
 		return false;
 	}
 	for (i = 0; i < standbys.len; i++)
 		standby_release(&standbys.items[i]);
 	standbys.len = 0;
+	for (i = 0; i < trash.len; i++) {
+		free(trash.items[i].node);
+		free(trash.items[i].id);
+		free(trash.items[i].replica);
+	}
+	trash.len = 0;
+	json_array_foreach(gone, i, e) {
+		const char *f[3] = {
+		    json_string_value(json_object_get(e, "node")),
+		    json_string_value(json_object_get(e, "id")),
+		    json_string_value(json_object_get(e, "replica"))};
+		struct trash *t;
+
+		if (!f[0] || !f[1] || !f[2])
+			continue;
+		t = HF_VEC_PUSH(&trash);
+		t->node = hf_xstrdup(f[0]);
+		t->id = hf_xstrdup(f[1]);
+		t->replica = hf_xstrdup(f[2]);
+	}
+	json_decref(gone);
 	json_array_foreach(all, i, e)
 		json_array_foreach(json_object_get(e, "volumes"), k, v) {
 			const char *f[6] = {

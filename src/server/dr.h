@@ -80,6 +80,13 @@ void hf_dr_reverse_handler(void *ctx, const struct hf_http_req *req,
  * that), else the node keeps its journal (an event says so).
  */
 struct hf_proto_dr_final;
+struct hf_strlist;
+/*
+ * Node `node` deleted these replicas (state lock held): standby replicas
+ * whose standby went are forgotten then.
+ */
+void hf_dr_replicas_deleted(struct hf_srv *s, const char *node,
+			    const struct hf_strlist *deleted);
 void hf_dr_final_note(struct hf_srv *s, const char *node,
 		      const struct hf_proto_dr_final *f);
 

@@ -1038,7 +1038,32 @@ int hf_ops_standby_delete(struct hf_srv *s, const char *name,
 		rc = fail(err, rc, "the store cannot be written");
 	else {
 		char *who = hf_xasprintf("remote:%s", from ? from : "?");
+		json_t *v;
+		size_t i;
 
+		/* Its standby replicas' files go too (dr.c: orders). */
+		json_array_foreach(json_object_get(old, "volumes"), i, v) {
+			const char *node =
+			    json_string_value(json_object_get(v, "node"));
+			const char *rep =
+			    json_string_value(json_object_get(v, "replica"));
+			const char *id = json_string_value(json_object_get(v, "id"));
+			char *tkey;
+			json_t *t;
+
+			if (!node || !rep || !id)
+				continue;
+			tkey = hf_state_key("/standby-trash/%s", rep, NULL);
+			t = json_pack("{s:s, s:s, s:s, s:O?, s:I}", "node", node,
+				      "id", id, "replica", rep, "volume",
+				      json_object_get(v, "name"), "since",
+				      (json_int_t)hf_now_ms());
+			if (hf_state_put_record(s, tkey, t))
+				rc = fail(err, HF_EIO,
+					  "the store cannot be written");
+			json_decref(t);
+			free(tkey);
+		}
 		hf_event(s, from ? who : "operator", name, "dr", name,
 			 "standby", "none", NULL);
 		free(who);

@@ -319,9 +319,13 @@ def failover_fencing_failback_and_home_again(sites):
     assert "failback" in st["fenced"]["message"], st
     p = b.cli("-s", "pg", "dr", "failback", check=False)
     assert p.returncode != 0 and "--yes" in p.stderr, p.stderr
-    p = b.cli("-s", "pg", "dr", "failback", "--yes", "--wait", "--timeout", "120", timeout=150)
-    assert "standby" in p.stdout, p.stdout
-    assert b.dr("pg").get("role") == "standby"
+    p = b.cli("-s", "pg", "dr", "failback", "--yes", "--wait", "--timeout", "180", timeout=210)
+    assert "standby" in p.stdout and "1 of 1 volume(s) copied here and consistent" in p.stdout, \
+        p.stdout
+    st = b.dr("pg")
+    assert st.get("role") == "standby" and st["volumes"][0]["consistent"], st
+    assert st["volumes"][0]["applied_time"] <= time.time_ns(), st
+    assert "consistent" in b.cli("-s", "pg", "dr", "status").stdout
     st = a.dr("pg")
     assert st.get("role") == "primary" and st.get("to") == "b", st
 
@@ -395,3 +399,24 @@ def test_switchover_failover_failback_and_a_cut_link(sites):
     switchover_under_load(sites)
     failover_fencing_failback_and_home_again(sites)
     a_cut_link(sites)
+    standby_removed(sites)
+
+
+def standby_removed(sites):
+    """`dr disable` on the primary (B): A's standby goes, and with it its
+    standby replica's files in A's pool."""
+    import glob
+    a, b, tmp = sites
+    st = a.dr("pg")
+    assert st.get("role") == "standby", st
+    rep = st["volumes"][0]["replica"]
+    files = glob.glob(str(a.tmp / "pool" / "replicas" / "*" / rep))
+    assert files, rep
+    p = b.cli("-s", "pg", "dr", "disable")
+    assert "standby there is gone" in p.stdout, p.stdout
+    assert a.api("GET", "/v1/service/pg/dr")[0] == 404
+    wait_for(lambda: not any(os.path.exists(f) for f in files), 90,
+             what="A's standby replica deleted")
+    ev = [json.loads(x) for x in a.cli("events", "--json").stdout.splitlines()]
+    assert any(e.get("kind") == "dr" and e.get("before") == "standby" and
+               e.get("after") == "none" for e in ev), ev

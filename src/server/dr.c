@@ -782,12 +782,24 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 				&err);
 	hf_state_lock(s);
 	running = rc == HF_ECONFLICT && hf_state_service(s, name) != NULL;
+	if (running) {
+		/* Only where the service came here from that cluster. */
+		char *tkey = hf_state_key("/dr-taken/%s", name, NULL);
+		json_t *t = NULL;
+		const char *from;
+
+		running = !hf_state_get_record(s, tkey, &t) &&
+			  (from = json_string_value(json_object_get(t, "from"))) &&
+			  req->principal && !strcmp(from, req->principal);
+		json_decref(t);
+		free(tkey);
+	}
 	hf_state_unlock(s);
 	if (running) {
 		/*
-		 * It runs here: the sender is an old primary (a failover or a
-		 * switchover moved it here), and "role" tells it to stop its
-		 * copy (the fencing rule, docs/design/dr.md).
+		 * It runs here, moved from the sender by a failover or a
+		 * switchover: the sender is the old primary, and "role" tells
+		 * it to stop its copy (the fencing rule, docs/design/dr.md).
 		 */
 		hf_http_json(resp, 409,
 			     json_pack("{s:s, s:s, s:s}", "error", "conflict",

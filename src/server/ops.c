@@ -802,6 +802,11 @@ int hf_ops_dr_enable(struct hf_srv *s, const char *name, const char *remote,
 			  name, was ? was : "?");
 	} else if (rc && rc != HF_ENOTFOUND) {
 		rc = fail(err, rc, "the store cannot be read");
+	} else if (rc == 0 && !j->size && !j->when_full) {
+		rc = fail(err, HF_ECONFLICT,
+			  "service '%s' is replicated to %s already (a journal "
+			  "size or policy changes its journal)",
+			  name, remote);
 	} else {
 		/* Again to the same remote: its journal settings change. */
 		*updated = rc == 0;
@@ -1172,6 +1177,24 @@ int hf_ops_dr_failover(struct hf_srv *s, const char *name, const char *who,
 	if ((rc = hf_state_delete_record(s, key))) {
 		rc = fail(err, rc, "the store cannot be written");
 		goto out;
+	}
+	{
+		/*
+		 * Where it came from: that cluster, should it send its
+		 * configuration again, is told the service runs here now and
+		 * stops its copy (dr.c, the fencing rule).
+		 */
+		char *tkey = hf_state_key("/dr-taken/%s", name, NULL);
+		json_t *t = json_pack("{s:s, s:O?, s:I}", "service", name,
+				      "from", json_object_get(rec, "from"),
+				      "at", (json_int_t)now);
+
+		if (hf_state_put_record(s, tkey, t))
+			rc = fail(err, HF_EIO, "the store cannot be written");
+		json_decref(t);
+		free(tkey);
+		if (rc)
+			goto out;
 	}
 	{
 		char *why = loss ? hf_xasprintf("failover from %s: its volumes' "

@@ -100,6 +100,26 @@ const char *hf_cli_addr(void);
 const char *hf_cli_token(void);
 
 /* Command handlers: argv[0] is the verb (or noun for single words). */
+/*
+ * One API call (cli_client.c): 0 with *out (a new reference) for any
+ * HTTP status, or an exit code after saying why the server could not be
+ * reached. hf_cli_api_error prints an error body and returns its exit
+ * code; hf_cli_print_json prints JSON as --json does; hf_cli_print_diff a
+ * service diff's body as `service diff` does.
+ */
+struct json_t;
+int hf_cli_api(const char *method, const char *path,
+	       const struct json_t *body, long *status, struct json_t **out);
+int hf_cli_api_error(long status, const struct json_t *body);
+void hf_cli_print_json(const struct json_t *j);
+void hf_cli_print_diff(const struct json_t *d);
+
+int hf_cmd_stack_deploy(int argc, char **argv);
+int hf_cmd_stack_update(int argc, char **argv);
+int hf_cmd_stack_diff(int argc, char **argv);
+int hf_cmd_stack_status(int argc, char **argv);
+int hf_cmd_stack_list(int argc, char **argv);
+int hf_cmd_stack_remove(int argc, char **argv);
 int hf_cmd_store_backup(int argc, char **argv);
 int hf_cmd_store_restore(int argc, char **argv);
 int hf_cmd_spec_validate(int argc, char **argv);

@@ -529,6 +529,28 @@ static void print_diff_body(const json_t *d)
 	    printf("refused: %s\n", json_string_value(v));
 }
 
+/* cli.h's: what the commands in other files share of this one. */
+int hf_cli_api(const char *method, const char *path, const json_t *body,
+	       long *status, json_t **out)
+{
+	return api(method, path, body, status, out);
+}
+
+int hf_cli_api_error(long status, const json_t *body)
+{
+	return api_error(status, body);
+}
+
+void hf_cli_print_json(const json_t *j)
+{
+	print_json(j);
+}
+
+void hf_cli_print_diff(const json_t *d)
+{
+	print_diff_body(d);
+}
+
 /*
  * deploy / update / diff: validate the spec here (errors point at the
  * operator's own file), then send it with its options and templates.
@@ -5185,6 +5207,36 @@ const struct hf_cmd hf_client_cmds[] = {
      "--delete-volumes' or 'volume delete NAME' deletes kept ones, and a\n"
      "service deployed again as NAME reuses them. --wait returns once the\n"
      "service is gone (with --delete-volumes, once its volumes are too).", NULL},
+    {"stack", "deploy", hf_cmd_stack_deploy,
+     "-f FILE [--wait] [--timeout S] [--json]",
+     "deploy a stack of services from a stack file",
+     "Reads the stack file and every spec it names (paths relative to the\n"
+     "file), checks them here (errors are file:line:col), and hands them to\n"
+     "the server as one stack: each service starts once the services it\n"
+     "depends on have completed their deploy plans, with their endpoints\n"
+     "({{services.NAME.endpoints.PORT}}) filled into its options. --wait\n"
+     "shows each service's phase and returns once all are deployed (exit 1\n"
+     "if one fails). docs/stacks.md has the file's format.", NULL},
+    {"stack", "update", hf_cmd_stack_update,
+     "-f FILE [--wait] [--timeout S] [--json]",
+     "change a stack to what its file now says",
+     "Services whose rendered spec (spec, options with endpoints filled in,\n"
+     "templates) changed are updated, in dependency order; the others are\n"
+     "not touched. Services the file no longer names are removed (their\n"
+     "volumes kept); new ones are deployed.", NULL},
+    {"stack", "diff", hf_cmd_stack_diff, "-f FILE [--json]",
+     "show what a stack update would do, per service",
+     "Exit status 1 when an update would be refused for a service.", NULL},
+    {"stack", "status", hf_cmd_stack_status, "[NAME | -f FILE] [--json]",
+     "show a stack's services: phase, plan, dependencies", NULL, NULL},
+    {"stack", "list", hf_cmd_stack_list, "[--json]", "list stacks", NULL,
+     NULL},
+    {"stack", "remove", hf_cmd_stack_remove,
+     "(NAME | -f FILE) [--delete-volumes] [--wait] [--timeout S] [--json]",
+     "remove a stack's services, dependents first",
+     "Services are removed in reverse dependency order; their volumes are\n"
+     "kept unless --delete-volumes is given. --wait returns once the stack\n"
+     "is gone.", NULL},
     {"plan", "list", cmd_plan_list, "[--json]", "list a service's plans", NULL, NULL},
     {"plan", "show", cmd_plan_show, "[PLAN] [--json]",
      "show a plan's phases and steps", NULL, NULL},

@@ -522,7 +522,7 @@ static const struct field config_fields[] = {
     {"id", F_STR, true},           {"text", F_STR, true},
     {"file", F_STR_NULL, false},   {"options", F_STR_MAP, false},
     {"templates", F_STR_MAP, false}, {"created", F_INT, false},
-    {"counts", F_COUNT_MAP, false},
+    {"counts", F_COUNT_MAP, false}, {"name", F_STR_NULL, false},
 };
 
 static const struct field instance_fields[] = {
@@ -998,6 +998,7 @@ static int load_service_part(struct hf_service *svc,
 		cfg->id = str_dup_json(o, "id");
 		cfg->text = str_dup_json(o, "text");
 		cfg->file = str_dup_json(o, "file");
+		cfg->name = str_dup_json(o, "name");
 		cfg->created = int_json(o, "created", 0);
 		kv_from_json(&cfg->options, json_object_get(o, "options"));
 		kv_from_json(&cfg->templates, json_object_get(o, "templates"));
@@ -1179,7 +1180,7 @@ json_t *hf_codec_service(const struct hf_service *svc)
 
 json_t *hf_codec_config(const struct hf_config *cfg)
 {
-	json_t *counts = json_object();
+	json_t *counts = json_object(), *o;
 
 	/* Counts are decimal in memory (the spec loader's), numbers here. */
 	for (size_t i = 0; i < cfg->counts.len; i++) {
@@ -1188,11 +1189,14 @@ json_t *hf_codec_config(const struct hf_config *cfg)
 		json_object_set_new(counts, kv->key,
 				    json_integer(strtoll(kv->value, NULL, 10)));
 	}
-	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o}", "id", cfg->id,
+	o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o}", "id", cfg->id,
 			 "text", cfg->text, "file", str_or_null(cfg->file),
 			 "options", kv_json(&cfg->options), "templates",
 			 kv_json(&cfg->templates), "created",
 			 (json_int_t)cfg->created, "counts", counts);
+	if (cfg->name)
+		json_object_set_new(o, "name", json_string(cfg->name));
+	return o;
 }
 
 json_t *hf_codec_node_storage(const struct hf_node_storage *st)

@@ -127,6 +127,7 @@ struct hf_config {
 	char *id;
 	char *text;                /* the spec template as given */
 	char *file;                /* its file name, for messages */
+	char *name;                /* the service's name over the spec's, or NULL */
 	struct hf_kvlist options;  /* -o / --options */
 	struct hf_kvlist templates; /* config templates: path -> content */
 	/*

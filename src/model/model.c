@@ -779,6 +779,7 @@ void hf_model_config_free(struct hf_config *cfg)
 	free(cfg->id);
 	free(cfg->text);
 	free(cfg->file);
+	free(cfg->name);
 	free(cfg->load_error);
 	hf_kvlist_release(&cfg->options);
 	hf_kvlist_release(&cfg->templates);
@@ -909,6 +910,7 @@ int hf_model_config_load(struct hf_config *cfg, bool stored,
 	    .template_files = &cfg->templates,
 	    .stored = stored,
 	    .counts = &cfg->counts,
+	    .name = cfg->name,
 	};
 	int rc;
 

@@ -29,6 +29,8 @@
 #include "server/backups.h"
 #include "server/dr.h"
 #include "server/remotes.h"
+#include "server/stacks.h"
+#include "spec/stack.h"
 
 static struct hf_srv *srv_of(void *ctx)
 {
@@ -1684,48 +1686,23 @@ static void h_pod_list(void *ctx, const struct hf_http_req *req,
 static json_t *endpoint_json(struct hf_srv *s, struct hf_service *svc,
 			     const char *port_name)
 {
-	struct hf_config *cfg = hf_state_target(svc);
-	json_t *addrs = json_array(), *dns = json_array();
+	struct hf_strlist addrs = {0}, dns = {0};
+	json_t *a = json_array(), *d = json_array();
 
-	for (size_t i = 0; i < svc->instances.len; i++) {
-		struct hf_instance *in = svc->instances.items[i];
-		struct hf_node *n = hf_state_node(s, in->node);
-		const char *num = hf_kvlist_get(&in->ports, port_name);
-		const struct hf_spec_pod *pod =
-		    cfg ? hf_spec_find_pod(cfg->spec, in->pod) : NULL;
-		char *a;
-
-		if (!num || !pod || in->index >= pod->count)
-			continue;
-		a = hf_xasprintf("%s:%s", n && n->address ? n->address : "127.0.0.1",
-				 num);
-		json_array_append_new(addrs, json_string(a));
-		free(a);
-		if (n && n->hostname && *n->hostname) {
-			a = hf_xasprintf("%s:%s", n->hostname, num);
-			json_array_append_new(dns, json_string(a));
-			free(a);
-		}
-	}
-	return json_pack("{s:o, s:o}", "address", addrs, "dns", dns);
+	hf_state_endpoint(s, svc, port_name, &addrs, &dns);
+	for (size_t i = 0; i < addrs.len; i++)
+		json_array_append_new(a, json_string(addrs.items[i]));
+	for (size_t i = 0; i < dns.len; i++)
+		json_array_append_new(d, json_string(dns.items[i]));
+	hf_strlist_release(&addrs);
+	hf_strlist_release(&dns);
+	return json_pack("{s:o, s:o}", "address", a, "dns", d);
 }
 
 static void advertised_ports(struct hf_config *cfg, struct hf_strlist *out)
 {
-	for (size_t p = 0; cfg && p < cfg->spec->pods.len; p++) {
-		const struct hf_spec_pod *pod = &cfg->spec->pods.items[p];
-
-		for (size_t r = 0; r < pod->resource_sets.len; r++) {
-			const struct hf_spec_resource_set *rs =
-			    &pod->resource_sets.items[r];
-
-			for (size_t k = 0; k < rs->ports.len; k++)
-				if (rs->ports.items[k].advertise &&
-				    !hf_strlist_has(out, rs->ports.items[k].name))
-					hf_strlist_push(out,
-							rs->ports.items[k].name);
-		}
-	}
+	if (cfg && cfg->spec)
+		hf_spec_advertised_ports(cfg->spec, out);
 }
 
 static void h_endpoints(void *ctx, const struct hf_http_req *req,
@@ -2154,6 +2131,15 @@ static const struct hf_http_route routes[] = {
     {"GET", "/v1/service/{svc}/health", h_health, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/pod/{pod}/info", h_pod_info, HF_ROUTE_READ,
      NULL},
+    {"GET", "/v1/stacks", hf_stacks_list_handler, HF_ROUTE_READ, NULL},
+    {"POST", "/v1/stacks", hf_stacks_deploy_handler, HF_ROUTE_WRITE, NULL},
+    {"GET", "/v1/stacks/{stack}", hf_stacks_get_handler, HF_ROUTE_READ, NULL},
+    {"PUT", "/v1/stacks/{stack}", hf_stacks_update_handler, HF_ROUTE_WRITE,
+     NULL},
+    {"DELETE", "/v1/stacks/{stack}", hf_stacks_remove_handler,
+     HF_ROUTE_WRITE, "delete_volumes:bool"},
+    {"POST", "/v1/stacks/{stack}/diff", hf_stacks_diff_handler,
+     HF_ROUTE_READ, NULL},
     {"GET", "/v1/remotes", hf_remotes_list_handler, HF_ROUTE_READ, NULL},
     {"POST", "/v1/remotes", hf_remotes_add_handler, HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/remotes/{name}", hf_remotes_get_handler, HF_ROUTE_READ,

@@ -100,6 +100,27 @@ struct route_doc {
 	"\"restarts\": \"integer (relaunches and restarts in place)\", "     \
 	"\"message\": \"string|null\"}]}]}"
 
+#define STACK_SHAPE                                                            \
+	"{\"name\": \"string\", \"phase\": \"string (deploying, updating, "    \
+	"deployed, removing, failed)\", \"file?\": \"string (the stack "       \
+	"file's name)\", \"generation\": \"integer (1, then one more per "     \
+	"update)\", \"created?\": \"integer (unix ms)\", \"updated?\": "       \
+	"\"integer (unix ms)\", \"delete_volumes\": \"boolean\", "             \
+	"\"services\": [{\"name\": \"string (its key in the stack file)\", "   \
+	"\"service\": \"string (its name in the cluster)\", \"phase\": "       \
+	"\"string (waiting, deploying, updating, deployed, removing, "         \
+	"removed, failed)\", \"spec?\": \"string (its spec's path)\", "        \
+	"\"depends_on\": [\"string\"], \"exists\": \"boolean (the service "    \
+	"runs in the cluster)\", \"message?\": \"string (what it waits for, "  \
+	"or why it failed)\", \"since?\": \"integer (unix ms)\", \"plan?\": "  \
+	"{\"name\": \"string (the plan of its latest change)\", \"status\": "  \
+	"\"string\"}, \"options?\": {\"<name>\": \"string (as written; "       \
+	"secret-looking names hidden)\"}}]}"
+#define STACK_BODY                                                             \
+	"{\"file\": \"string (the stack file's name, for messages)\", "        \
+	"\"text\": \"string (the stack file)\", \"specs\": {\"<path as the "   \
+	"file names it>\": {\"text\": \"string (the spec)\", \"templates?\": " \
+	"{\"<template path>\": \"string\"}}}}"
 #define REMOTE_SHAPE                                                           \
 	"{\"name\": \"string\", \"url\": \"string\", \"as\": \"string (the "   \
 	"name the remote knows this cluster by)\", \"added\": \"integer (unix "   \
@@ -1051,6 +1072,84 @@ static const struct route_doc docs[] = {
 		 "\"object\": \"string|null\", \"before\": \"string|null\", "
 		 "\"after\": \"string|null\", \"why\": \"string|null\"}",
      .errors = "invalid"},
+    {.method = "GET",
+     .pattern = "/v1/stacks",
+     .section = "Stacks",
+     .summary = "Every stack (`holdfast stack list`), each with its "
+		"services' phases in dependency order.",
+     .status = "200",
+     .response = "{\"stacks\": [" STACK_SHAPE "]}"},
+    {.method = "POST",
+     .pattern = "/v1/stacks",
+     .section = "Stacks",
+     .summary =
+	 "Deploys a stack (`holdfast stack deploy`; docs/stacks.md): the "
+	 "stack file and every spec it names, with their config templates. "
+	 "The file is parsed and its dependencies checked, each spec loads "
+	 "under its service's name with its options, and every endpoint an "
+	 "option names must be a port that service's spec advertises; any "
+	 "problem is `400` with `diagnostics` (file:line:col) and changes "
+	 "nothing. A stack of that name (`exists`), or a service name another "
+	 "stack or a service outside the stack holds (`conflict`), is "
+	 "refused. The services then start in dependency order: each once "
+	 "those it depends on completed their deploy plans, with their "
+	 "endpoints filled into its options.",
+     .request = STACK_BODY,
+     .status = "201",
+     .response = STACK_SHAPE,
+     .errors = "bad-json invalid invalid-spec exists conflict"},
+    {.method = "GET",
+     .pattern = "/v1/stacks/{stack}",
+     .section = "Stacks",
+     .summary = "One stack (`holdfast stack status`), with each service's "
+		"options as written.",
+     .status = "200",
+     .response = STACK_SHAPE,
+     .errors = "not-found"},
+    {.method = "PUT",
+     .pattern = "/v1/stacks/{stack}",
+     .section = "Stacks",
+     .summary =
+	 "Updates a stack to a new stack file (`holdfast stack update`), "
+	 "checked as a deploy is. Services whose rendered spec (spec, options "
+	 "with endpoints filled in, templates) changed are updated in "
+	 "dependency order, and only those; services the file no longer "
+	 "names are removed, keeping their volumes; new ones are deployed. "
+	 "A stack being removed is `conflict`; a file naming another stack, "
+	 "`invalid`.",
+     .request = STACK_BODY,
+     .status = "200",
+     .response = STACK_SHAPE,
+     .errors = "bad-json invalid invalid-spec not-found conflict"},
+    {.method = "DELETE",
+     .pattern = "/v1/stacks/{stack}",
+     .section = "Stacks",
+     .summary = "Removes a stack (`holdfast stack remove`): its services "
+		"go in reverse dependency order, each once those depending "
+		"on it are gone; their volumes are kept unless "
+		"`delete_volumes=true`. The stack's record goes last.",
+     .query = "delete_volumes=true: delete the services' volumes too",
+     .status = "202",
+     .response = STACK_SHAPE,
+     .errors = "not-found"},
+    {.method = "POST",
+     .pattern = "/v1/stacks/{stack}/diff",
+     .section = "Stacks",
+     .summary =
+	 "What an update with this stack file would do, per service, without "
+	 "doing it (`holdfast stack diff`): `add`, `remove`, `none`, or "
+	 "`update` with the service's diff. Endpoints not known yet are "
+	 "compared as placeholders (`endpoints_pending`).",
+     .request = STACK_BODY,
+     .status = "200",
+     .response =
+	 "{\"stack\": \"string\", \"services\": [{\"name\": \"string\", "
+	 "\"service\": \"string\", \"change\": \"string (add, update, none, "
+	 "remove, invalid)\", \"diff?\": \"object (allowed, refusals, "
+	 "changes, pods: as POST /v1/services/{svc}/diff)\", \"refused?\": "
+	 "\"string\", \"message?\": \"string\", \"endpoints_pending?\": "
+	 "\"boolean\"}]}",
+     .errors = "bad-json invalid invalid-spec not-found"},
     {.method = "GET",
      .pattern = "/v1/remotes",
      .section = "Remote clusters",

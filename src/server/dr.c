@@ -205,8 +205,9 @@ static json_t *config_json(const struct hf_service *svc,
 		if (svc->runs.items[i].params.len)
 			json_object_set_new(plans, svc->runs.items[i].plan,
 					    kv_json(&svc->runs.items[i].params));
-	return json_pack("{s:{s:s, s:s, s:s?, s:o, s:o, s:o}, s:o}", "config",
-			 "id", cfg->id, "text", cfg->text, "file", cfg->file,
+	return json_pack("{s:{s:s, s:s, s:s?, s:s?, s:o, s:o, s:o}, s:o}",
+			 "config", "id", cfg->id, "text", cfg->text, "file",
+			 cfg->file, "name", cfg->name,
 			 "options", kv_json(&cfg->options), "templates",
 			 kv_json(&cfg->templates), "counts",
 			 kv_json(&cfg->counts), "plans", plans);
@@ -715,6 +716,9 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 	if (json_is_string(json_object_get(cfg, "file")))
 		cand->file = hf_xstrdup(
 		    json_string_value(json_object_get(cfg, "file")));
+	if (json_is_string(json_object_get(cfg, "name")))
+		cand->name = hf_xstrdup(
+		    json_string_value(json_object_get(cfg, "name")));
 	json_to_kv(json_object_get(cfg, "options"), &cand->options);
 	json_to_kv(json_object_get(cfg, "templates"), &cand->templates);
 	json_to_kv(json_object_get(cfg, "counts"), &cand->counts);
@@ -882,7 +886,7 @@ static int take_over(struct hf_srv *s, const char *name, const char *who,
 		struct hf_ops_spec spec = {
 		    json_string_value(json_object_get(cfg, "text")),
 		    json_string_value(json_object_get(cfg, "file")), &options,
-		    &templates};
+		    &templates, json_string_value(json_object_get(cfg, "name"))};
 
 		rc = hf_ops_deploy(s, &spec, &dep, &derr);
 	}

@@ -1338,6 +1338,8 @@ static int config_new(const struct hf_ops_spec *in,
 	cand->text = hf_xstrdup(in->text);
 	if (in->file)
 		cand->file = hf_xstrdup(in->file);
+	if (in->name)
+		cand->name = hf_xstrdup(in->name);
 	if (in->options)
 		hf_kvlist_copy(&cand->options, in->options);
 	if (in->templates)
@@ -2541,6 +2543,7 @@ static int counts_carry(const struct hf_config *cur, struct hf_config **cfg,
 		return 0;
 	rc = config_new(&(struct hf_ops_spec){.text = (*cfg)->text,
 					      .file = (*cfg)->file,
+					      .name = (*cfg)->name,
 					      .options = &(*cfg)->options,
 					      .templates = &(*cfg)->templates},
 			&keep, &fresh, err);
@@ -2629,6 +2632,7 @@ static int pod_count(struct hf_srv *s, const char *name, const char *pod,
 {
 	struct hf_kvlist counts = {0}, options = {0}, templates = {0};
 	char *base = NULL, *text = NULL, *file = NULL, *why = NULL;
+	char *cname = NULL;
 	const struct hf_spec_pod *sp;
 	struct hf_service *svc;
 	struct hf_config *cur;
@@ -2692,6 +2696,7 @@ static int pod_count(struct hf_srv *s, const char *name, const char *pod,
 	base = hf_xstrdup(cur->id);
 	text = hf_xstrdup(cur->text);
 	file = cur->file ? hf_xstrdup(cur->file) : NULL;
+	cname = cur->name ? hf_xstrdup(cur->name) : NULL;
 	hf_kvlist_copy(&options, &cur->options);
 	hf_kvlist_copy(&templates, &cur->templates);
 leave:
@@ -2700,6 +2705,7 @@ leave:
 		rc = change(s, name,
 			    &(struct hf_ops_spec){.text = text,
 						  .file = file,
+						  .name = cname,
 						  .options = &options,
 						  .templates = &templates},
 			    true,
@@ -2714,6 +2720,7 @@ leave:
 	free(base);
 	free(text);
 	free(file);
+	free(cname);
 	free(why);
 	return rc;
 }

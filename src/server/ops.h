@@ -56,6 +56,7 @@ struct hf_ops_spec {
 	const char *file;                 /* its file name for messages, or NULL */
 	const struct hf_kvlist *options;  /* template variables, or NULL */
 	const struct hf_kvlist *templates; /* config templates by path, or NULL */
+	const char *name; /* the service's name over the spec's, or NULL */
 };
 
 /* A pod instance's volume directory on a node. */

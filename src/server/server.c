@@ -30,6 +30,7 @@
 #include "server/autoscale.h"
 #include "server/backups.h"
 #include "server/dr.h"
+#include "server/stacks.h"
 #include "server/remotes.h"
 #include "server/nodeauth.h"
 #include "server/sched.h"
@@ -772,6 +773,7 @@ static void step_down(struct run *r)
 	hf_autoscale_stop();
 	hf_remotes_stop();
 	hf_dr_stop();
+	hf_stacks_stop();
 	if (r->sched_started)
 		pthread_join(s->sched, NULL);
 	r->sched_started = false;
@@ -840,6 +842,7 @@ static int lead(struct run *r)
 	hf_autoscale_start(s);
 	hf_remotes_start(s);
 	hf_dr_start(s);
+	hf_stacks_start(s);
 	/*
 	 * Keep the lease. A leader that cannot renew it in time stops acting
 	 * before it could have expired: another server may lead by then.
@@ -1167,6 +1170,7 @@ out:
 	hf_autoscale_stop();
 	hf_remotes_stop();
 	hf_dr_stop();
+	hf_stacks_stop();
 	if (r.sched_started)
 		pthread_join(s->sched, NULL);
 	/* Held long polls are answered as the layer stops. */

@@ -845,3 +845,33 @@ out:
 	}
 	return rc;
 }
+
+void hf_state_endpoint(struct hf_srv *s, struct hf_service *svc,
+		       const char *port, struct hf_strlist *addrs,
+		       struct hf_strlist *dns)
+{
+	struct hf_config *cfg = hf_state_target(svc);
+
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		struct hf_instance *in = svc->instances.items[i];
+		struct hf_node *n = hf_state_node(s, in->node);
+		const char *num = hf_kvlist_get(&in->ports, port);
+		const struct hf_spec_pod *pod =
+		    cfg && cfg->spec ? hf_spec_find_pod(cfg->spec, in->pod)
+				     : NULL;
+		char *a;
+
+		if (!num || !pod || in->index >= pod->count)
+			continue;
+		a = hf_xasprintf("%s:%s",
+				 n && n->address ? n->address : "127.0.0.1",
+				 num);
+		hf_strlist_push(addrs, a);
+		free(a);
+		if (dns && n && n->hostname && *n->hostname) {
+			a = hf_xasprintf("%s:%s", n->hostname, num);
+			hf_strlist_push(dns, a);
+			free(a);
+		}
+	}
+}

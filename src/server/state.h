@@ -312,6 +312,14 @@ void hf_state_remove_xvol(struct hf_srv *s, struct hf_xvol *v);
  * under prefix. Lock held for put and delete.
  */
 int hf_state_put_record(struct hf_srv *s, const char *key, json_t *j);
+/*
+ * Where svc's advertised port `port` answers: "ip:port" of each instance
+ * its target spec counts (addrs) and "hostname:port" where the node has a
+ * host name (dns). Lock held.
+ */
+void hf_state_endpoint(struct hf_srv *s, struct hf_service *svc,
+		       const char *port, struct hf_strlist *addrs,
+		       struct hf_strlist *dns);
 int hf_state_delete_record(struct hf_srv *s, const char *key);
 int hf_state_get_record(struct hf_srv *s, const char *key, json_t **out);
 int hf_state_list_records(struct hf_srv *s, const char *prefix,

@@ -3113,8 +3113,11 @@ void hf_spec_parse_tree(struct hf_pctx *c, const struct hf_ynode *root)
 	if (!hf_pctx_want_map(c, root))
 		return;
 	check_keys(c, root, NULL, top_keys);
-	if (get_str(c, root, "name", false, &c->spec->name) &&
-	    !hf_spec_service_name_ok(c->spec->name)) {
+	if (c->opts->name) {
+		/* The name comes from elsewhere (a stack), checked there. */
+		c->spec->name = hf_xstrdup(c->opts->name);
+	} else if (get_str(c, root, "name", false, &c->spec->name) &&
+		   !hf_spec_service_name_ok(c->spec->name)) {
 		old = hf_pctx_push(c, "name");
 		hf_pctx_err(c, hf_ynode_get(root, "name"),
 			    "service name '%s' must be lowercase letters, "

@@ -749,6 +749,12 @@ struct hf_spec_load_opts {
 	 * NULL.
 	 */
 	const struct hf_kvlist *counts;
+	/*
+	 * The service's name over the spec's `name:` (a stack names its
+	 * services), checked as `name:` is; NULL keeps the spec's. Everything
+	 * made from the name (volume names, principal) follows it.
+	 */
+	const char *name;
 };
 
 /*

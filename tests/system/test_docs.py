@@ -371,6 +371,38 @@ def test_every_route_answers_as_documented(cl):
     ck.call("GET", "/v1/service/{svc}/autoscale", "/v1/service/nosuch/autoscale",
             expect_error="not-found")
 
+    # Stacks: a one-service stack deployed, shown, diffed and removed.
+    _, d = ck.call("GET", "/v1/stacks", "/v1/stacks")
+    assert d == {"stacks": []}, d
+    one = ("name: x\npods:\n  a:\n    count: 1\n    tasks:\n      s:\n        goal: RUNNING\n"
+           "        cmd: exec sleep 1000\n        cpus: 0.1\n        memory: 16\n"
+           "        ports: {p: {port: 0, advertise: true}}\n")
+    body = {"file": "s.yml", "text": "stack: docstack\nservices:\n  docstack-a:\n    spec: a.yml\n"
+            "    options: {X: '{{services.docstack-a.name}}'}\n",
+            "specs": {"a.yml": {"text": one}}}
+    ck.call("POST", "/v1/stacks", "/v1/stacks", body, expect_error="invalid-spec")
+    body["text"] = "stack: docstack\nservices:\n  docstack-a:\n    spec: a.yml\n"
+    ck.call("POST", "/v1/stacks", "/v1/stacks", {"text": 1}, expect_error="invalid")
+    _, d = ck.call("POST", "/v1/stacks", "/v1/stacks", body)
+    assert d["phase"] == "deploying", d
+    ck.call("POST", "/v1/stacks", "/v1/stacks", body, expect_error="exists")
+    wait_for(lambda: cl.api("GET", "/v1/stacks/docstack")[1]["phase"] == "deployed", 60,
+             what="docstack deployed")
+    _, d = ck.call("GET", "/v1/stacks/{stack}", "/v1/stacks/docstack")
+    assert d["services"][0]["plan"]["status"] == "COMPLETE", d
+    ck.call("GET", "/v1/stacks/{stack}", "/v1/stacks/nosuch", expect_error="not-found")
+    _, d = ck.call("POST", "/v1/stacks/{stack}/diff", "/v1/stacks/docstack/diff", body)
+    assert d["services"][0]["change"] == "none", d
+    ck.call("POST", "/v1/stacks/{stack}/diff", "/v1/stacks/nosuch/diff", body,
+            expect_error="invalid")
+    _, d = ck.call("PUT", "/v1/stacks/{stack}", "/v1/stacks/docstack", body)
+    assert d["generation"] == 2, d
+    ck.call("PUT", "/v1/stacks/{stack}", "/v1/stacks/docstack", {}, expect_error="invalid")
+    _, d = ck.call("DELETE", "/v1/stacks/{stack}", "/v1/stacks/docstack?delete_volumes=true")
+    assert d["phase"] == "removing", d
+    ck.call("DELETE", "/v1/stacks/{stack}", "/v1/stacks/nosuch", expect_error="not-found")
+    wait_for(lambda: cl.api("GET", "/v1/stacks/docstack")[0] == 404, 60, what="docstack removed")
+
     # Remote clusters: none yet; bad ones refused. The remote route is a
     # remote cluster's only (test_remotes.py): a token is forbidden.
     _, d = ck.call("GET", "/v1/remotes", "/v1/remotes")

@@ -1299,13 +1299,25 @@ void hf_stacks_diff_handler(void *ctx, const struct hf_http_req *req,
 						d, "refusals"));
 				size_t q;
 
+				/* A count alone changes a pod "unchanged". */
 				json_array_foreach(json_object_get(d, "pods"),
 						   q, pd)
 					same = same &&
 					       strcmp(jstr(pd, "change")
 							  ? jstr(pd, "change")
 							  : "",
-						      "unchanged") == 0;
+						      "unchanged") == 0 &&
+					       json_equal(
+						   json_object_get(pd,
+								   "old-count"),
+						   json_object_get(pd,
+								   "new-count")) &&
+					       !json_array_size(json_object_get(
+						   pd, "added")) &&
+					       !json_array_size(json_object_get(
+						   pd, "removed")) &&
+					       !json_array_size(json_object_get(
+						   pd, "relaunch"));
 
 				json_object_set_new(
 				    row, "change",

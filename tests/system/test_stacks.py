@@ -171,6 +171,14 @@ def test_stack_deploy_update_remove(cluster, stackdir):
     assert after["api"] != before["api"]
     assert c.api("GET", "/v1/service/api/configurations/target")[1]["options"]["GREETING"] == "bonjour"
 
+    # A count alone is a change too.
+    f3 = write(os.path.join(stackdir, "count.yml"),
+               open(f).read().replace("API_COUNT: 1", "API_COUNT: 2"))
+    diff = {r["name"]: r for r in json.loads(
+        c.cli("stack", "diff", "-f", f3, "--json").stdout)["services"]}
+    assert diff["api"]["change"] == "update", diff
+    assert diff["store"]["change"] == "none", diff
+
     # The same file again changes nothing.
     c.cli("stack", "update", "-f", f, "--wait", "--timeout", "60", timeout=90)
     assert {s: task_ids(c, s) for s in ("store", "cache", "api")} == after

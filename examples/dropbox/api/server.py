@@ -31,6 +31,7 @@ import http.server
 import json
 import os
 import secrets
+import signal
 import socketserver
 import sys
 import threading
@@ -538,11 +539,21 @@ def main():
     srv = Server((BIND, PORT), Handler)
     log(f"listening on {BIND}:{PORT}; PostgreSQL {STORES.pg}, Redis {STORES.redis_addrs}, "
         f"S3 {STORES.s3_addrs}")
+    # SIGTERM (holdfast stopping the task: an update, a scale-in): stop
+    # accepting, let the requests under way finish (kill-grace-period is
+    # 5 s), then exit. shutdown() waits for serve_forever, which runs in
+    # this thread, so another thread calls it.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
     try:
         STORES.ensure_schema()
     except Exception as e:  # noqa: BLE001 - /ready retries it
         log(f"not ready yet: {getattr(e, 'message', e)}")
     srv.serve_forever()
+    srv.server_close()
+    deadline = time.time() + 3
+    while time.time() < deadline and threading.active_count() > 1:
+        time.sleep(0.05)
+    log("stopped")
 
 
 if __name__ == "__main__":

@@ -321,6 +321,9 @@ def test_dropbox_stack(cluster, tmp_path):
     assert text.count('API_COUNT: "1"') == 1, text
     (copy / "stack.yml").write_text(text.replace('API_COUNT: "1"',
                                                  'API_COUNT: "1"\n      QUOTA_MB: "1"'))
+    diff = json.loads(stack(c, "diff", "-f", str(copy / "stack.yml"), "--json").stdout)
+    assert {s["name"]: s["change"] for s in diff["services"]} == {
+        "db": "none", "cache": "none", "blobs": "none", "api": "update"}, diff
     before = {svc: task_ids(c, svc) for svc in ("db", "cache", "blobs", "api")}
     stack(c, "update", "-f", str(copy / "stack.yml"), "--wait", "--timeout", str(TIMEOUT))
     for svc in STORES:

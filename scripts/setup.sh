@@ -18,6 +18,9 @@ PACKAGES=(
 	# the pipeline example's producer, consumers and drain (examples/pipeline);
 	# a Prometheus server an autoscale policy queries (tests/system/test_autoscale.py)
 	python3-redis python3-psycopg2 prometheus
+	# the dropbox example's API server talks to its object store with boto3
+	# (examples/dropbox)
+	python3-boto3
 	etcd-server etcd-client openssl util-linux
 	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
 	# a volume grows under fio's writes (tests/system/test_volume_grow.py)

@@ -22,6 +22,9 @@ PACKAGES=(
 	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
 	# a volume grows under fio's writes (tests/system/test_volume_grow.py)
 	s3cmd fio
+	# the web UI's tests drive a headless browser over its DevTools protocol
+	# (tests/system/test_ui.py)
+	chromium python3-websocket
 	# packaging: the .deb, its units, man page, completion (make deb)
 	dpkg-dev binutils systemd man-db groff-base bash-completion strace
 )

@@ -397,6 +397,52 @@ def test_ui_in_a_browser(tmp_path, browser):
         assert "409" in err and "refused" in err, err
         assert c.api("GET", "/v1/services/slow")[1]["pod_types"][0]["count"] == 4
 
+        # -- Update from the edited spec: the diff first, then apply; roll back.
+        b.goto(base + "#/service/web")
+        b.wait("document.querySelector('button.edit') !== null", 20)
+        b.click("button.edit")
+        b.wait("document.querySelector('#modal textarea.spec') && "
+               "document.querySelector('#modal textarea.spec').value.includes('echo serving')", 20,
+               what="the spec in the editor")
+        text = b.eval("document.querySelector('#modal textarea.spec').value")
+        assert text == WEB_SPEC, text
+        b.type_into("#modal textarea.spec", text.replace("echo serving;", "echo serving v2;"))
+        b.click("#modal-ok")
+        b.wait("document.getElementById('modal-title').textContent === 'Changes to web'", 20,
+               what="the diff shown")
+        diff = b.eval("document.querySelector('#modal pre.diff').textContent")
+        assert "relaunches app-0" in diff and "v2" in diff, diff
+        b.screenshot("update-diff")
+        assert c.api("GET", "/v1/service/web/configurations/targetId")[1] == "1", \
+            "the diff changed the service"
+        b.click("#modal-ok")
+        b.wait("!document.getElementById('notice').hidden && "
+               "document.getElementById('notice').textContent.includes('Updated web')", 20)
+        target = c.api("GET", "/v1/service/web/configurations/targetId")[1]
+        assert target == "2", target
+        st, hdrs, body = c.request("GET", "/v1/service/web/configurations/target/source", token=ADMIN)
+        assert st == 200 and "echo serving v2;" in json.loads(body)["spec"], body
+        c.wait_plan("web", plan="deploy")
+        b.click("button.rollback")
+        b.wait("document.getElementById('modal-title').textContent === 'Roll back web'", 20)
+        b.click("#modal-ok")
+        b.wait("!document.getElementById('notice').hidden && "
+               "document.getElementById('notice').textContent.includes('Rolled back web')", 20)
+        st, hdrs, body = c.request("GET", "/v1/service/web/configurations/target/source", token=ADMIN)
+        assert st == 200 and json.loads(body)["spec"] == WEB_SPEC, body
+
+        # -- Stacks: listed when the server has them, else no section.
+        st, _, body = c.request("GET", "/v1/stacks", token=ADMIN)
+        b.goto(base + "#/services")
+        b.wait("document.querySelector('#services') !== null", 20)
+        if st == 404:
+            assert b.eval("document.getElementById('stacks')") is None
+        else:
+            assert st == 200, (st, body)
+            names = [x["name"] for x in json.loads(body)["stacks"]]
+            assert all(b.eval(f"document.querySelector('#stacks [data-stack={json.dumps(n)}]') !== null")
+                       for n in names), names
+
         # -- Read-only: no action buttons, and a forged write is refused.
         b.click("#signout")
         b.wait("!document.getElementById('signin').hidden", 10)

@@ -78,6 +78,20 @@ pods:
         cpus: 0.1
         memory: 32
         readiness-check: {cmd: "true", interval: 0.5, delay: 0, timeout: 5}
+      backup:
+        goal: FINISH
+        cmd: "echo backup to $DEST"
+        cpus: 0.1
+        memory: 32
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      app: {strategy: serial, pod: app, steps: [{default: [[server]]}]}
+  backup:
+    strategy: serial
+    phases:
+      run: {strategy: serial, pod: app, steps: [{default: [[backup]]}]}
 """
 
 
@@ -430,6 +444,29 @@ def test_ui_in_a_browser(tmp_path, browser):
                "document.getElementById('notice').textContent.includes('Rolled back web')", 20)
         st, hdrs, body = c.request("GET", "/v1/service/web/configurations/target/source", token=ADMIN)
         assert st == 200 and json.loads(body)["spec"] == WEB_SPEC, body
+
+        # -- A custom plan started with a parameter, from its form.
+        b.wait("document.querySelector('[data-plan=\"backup\"] button.start') !== null", 20)
+        b.click('[data-plan="backup"] button.start')
+        b.wait("document.getElementById('modal-title').textContent === 'Start plan backup'", 10)
+        b.type_into("#modal-body textarea", "DEST=/backups/monday")
+        b.click("#modal-ok")
+        plan = c.wait_plan("web", plan="backup", timeout=60)
+        assert plan["parameters"] == {"DEST": "/backups/monday"}, plan
+        b.wait("document.querySelector('[data-plan=\"backup\"]').dataset.status === 'COMPLETE'", 20,
+               what="the backup plan COMPLETE on the page")
+        st, _, logs = c.request("GET", "/v1/tasks/app-0-backup/logs?service=web", token=ADMIN)
+        assert st == 200 and b"backup to /backups/monday" in logs, (st, logs)
+
+        # -- Restart a pod from its row (after the question).
+        before = c.tasks("web")["app-0-server"]
+        b.click('#pods tr[data-pod="app-0"] button.restart')
+        b.wait("document.getElementById('modal-title').textContent === 'Restart app-0?'", 10)
+        b.click("#modal-ok")
+        wait_for(lambda: c.restarted("web", "app-0-server", before), 60, what="app-0 restarted")
+        b.wait("(() => { const t = document.querySelector('#pods [data-task=\"app-0-server\"]');"
+               " return t && t.dataset.status === 'RUNNING' && !t.textContent.includes(' 0 restarts'); })()",
+               30, what="the restart shown on the page")
 
         # -- Stacks: listed when the server has them, else no section.
         st, _, body = c.request("GET", "/v1/stacks", token=ADMIN)

@@ -43,7 +43,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.environ.get("HOLDFAST_ARTIFACTS") or os.path.join(REPO, "tests", "artifacts")
 
 # Three instances deployed one after the other (serial), each ready about
-# two seconds after it starts: the plan's steps go PENDING -> STARTING ->
+# three seconds after it starts: the plan's steps go PENDING -> STARTING ->
 # COMPLETE one by one, slowly enough to watch.
 SLOW_SPEC = """
 name: {name}
@@ -53,7 +53,7 @@ pods:
     tasks:
       server:
         goal: RUNNING
-        cmd: "echo starting; sleep 2; echo up > ready; echo ready; exec sleep 1000"
+        cmd: "echo starting; sleep 3; echo up > ready; echo ready; exec sleep 1000"
         cpus: 0.1
         memory: 32
         ports:

@@ -633,10 +633,10 @@
               ? act('Force complete', () => confirmThen('Force-complete ' + st.name + '?',
                   'The step is marked COMPLETE without running it.', 'Force complete',
                   () => post('forceComplete', 'phase=' + enc(ph.name) + '&step=' + enc(st.name),
-                             'Force-completing ' + st.name)), 'secondary small') : null,
+                             'Force-completing ' + st.name)), 'force secondary small') : null,
             (st.status === 'COMPLETE' || st.status === 'ERROR') && !never
               ? act('Restart step', () => post('restart', 'phase=' + enc(ph.name) + '&step=' + enc(st.name),
-                                               'Restarting step ' + st.name), 'secondary small') : null))))));
+                                               'Restarting step ' + st.name), 'restart-step secondary small') : null))))));
     }
     return card;
   }

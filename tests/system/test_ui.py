@@ -83,11 +83,26 @@ pods:
         cmd: "echo backup to $DEST"
         cpus: 0.1
         memory: 32
+      one:
+        goal: FINISH
+        cmd: "sleep 4; echo one done"
+        cpus: 0.1
+        memory: 32
+      two:
+        goal: FINISH
+        cmd: "sleep 4; echo two done"
+        cpus: 0.1
+        memory: 32
 plans:
   deploy:
     strategy: serial
     phases:
       app: {strategy: serial, pod: app, steps: [{default: [[server]]}]}
+  maint:
+    strategy: serial
+    phases:
+      first: {strategy: serial, pod: app, steps: [{default: [[one]]}]}
+      second: {strategy: serial, pod: app, steps: [{default: [[two]]}]}
   backup:
     strategy: serial
     phases:
@@ -457,6 +472,34 @@ def test_ui_in_a_browser(tmp_path, browser):
                what="the backup plan COMPLETE on the page")
         st, _, logs = c.request("GET", "/v1/tasks/app-0-backup/logs?service=web", token=ADMIN)
         assert st == 200 and b"backup to /backups/monday" in logs, (st, logs)
+
+        # -- Pause a plan, force-complete a step it has not run, resume it.
+        b.click('[data-plan="maint"] button.start')
+        b.wait("document.getElementById('modal-title').textContent === 'Start plan maint'", 10)
+        b.click("#modal-ok")
+        b.wait("document.querySelector('[data-plan=\"maint\"] button.pause') !== null", 20,
+               what="maint running, with its Pause button")
+        b.click('[data-plan="maint"] button.pause')
+        wait_for(lambda: c.plan("web", "maint")["interrupted"], 20, what="maint interrupted")
+        step_one = '[data-plan="maint"] li[data-step="app-0:[one]"]'
+        step_two = '[data-plan="maint"] li[data-step="app-0:[two]"]'
+        b.wait(f"document.querySelector({json.dumps(step_one)}).dataset.status === 'COMPLETE'", 30,
+               what="the step already running completes")
+        time.sleep(2)
+        # Not started: WAITING while the plan is interrupted.
+        assert b.eval(f"document.querySelector({json.dumps(step_two)}).dataset.status") in (
+            "PENDING", "WAITING")
+        assert "paused" in b.eval("document.querySelector('[data-plan=\"maint\"]').textContent")
+        b.click(step_two + " button.force")
+        b.wait("document.getElementById('modal-title').textContent.startsWith('Force-complete')", 10)
+        b.click("#modal-ok")
+        b.wait(f"document.querySelector({json.dumps(step_two)}).dataset.status === 'COMPLETE'", 20,
+               what="the forced step COMPLETE on the page")
+        b.click('[data-plan="maint"] button.resume')
+        plan = c.wait_plan("web", plan="maint", timeout=30)
+        assert not plan["interrupted"], plan
+        st, _, logs = c.request("GET", "/v1/tasks/app-0-two/logs?service=web", token=ADMIN)
+        assert b"two done" not in logs, logs
 
         # -- Restart a pod from its row (after the question).
         before = c.tasks("web")["app-0-server"]

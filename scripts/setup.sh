@@ -19,12 +19,12 @@ PACKAGES=(
 	# a Prometheus server an autoscale policy queries (tests/system/test_autoscale.py)
 	python3-redis python3-psycopg2 prometheus
 	etcd-server etcd-client openssl util-linux
-	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
-	# a volume grows under fio's writes (tests/system/test_volume_grow.py)
-	s3cmd fio
 	# the web UI's tests drive a headless browser over its DevTools protocol
 	# (tests/system/test_ui.py)
 	chromium python3-websocket
+	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
+	# a volume grows under fio's writes (tests/system/test_volume_grow.py)
+	s3cmd fio
 	# packaging: the .deb, its units, man page, completion (make deb)
 	dpkg-dev binutils systemd man-db groff-base bash-completion strace
 )

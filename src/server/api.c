@@ -24,12 +24,12 @@
 #include "server/ops.h"
 #include "server/sched.h"
 #include "server/tasks_api.h"
+#include "server/ui.h"
 #include "server/creds.h"
 #include "server/autoscale.h"
 #include "server/backups.h"
 #include "server/dr.h"
 #include "server/remotes.h"
-#include "server/ui.h"
 
 static struct hf_srv *srv_of(void *ctx)
 {

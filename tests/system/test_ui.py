@@ -514,7 +514,8 @@ def test_ui_in_a_browser(tmp_path, browser):
         # -- Stacks: listed when the server has them, else no section.
         st, _, body = c.request("GET", "/v1/stacks", token=ADMIN)
         b.goto(base + "#/services")
-        b.wait("document.querySelector('#services') !== null", 20)
+        b.wait("document.querySelectorAll('#services tr[data-service]').length === 2", 20)
+        b.screenshot("services")
         if st == 404:
             assert b.eval("document.getElementById('stacks')") is None
         else:

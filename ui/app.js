@@ -708,24 +708,71 @@
                 : null);
   }
 
+  // A task's log tail; with Follow, what it writes next streams in (read
+  // with fetch, like the events) until the dialog closes.
+  const LOG_KEEP = 200000;
+
   function showLogs(svc, t) {
     const pre = h('pre.log', null, 'Loading…');
     const which = h('select', { 'aria-label': 'Stream' }, h('option', { value: 'stdout' }, 'stdout'),
                     h('option', { value: 'stderr' }, 'stderr'));
-    const load = async () => {
-      pre.textContent = 'Loading…';
+    const follow = h('input.follow', { type: 'checkbox' });
+    const path = () => '/v1/tasks/' + enc(t.id || t.name) + '/logs?tail=200&stream=' + which.value +
+                       '&service=' + enc(svc);
+    let ctl = null;
+    const stop = () => { if (ctl) ctl.abort(); ctl = null; };
+    const show = (text) => {
+      pre.textContent = text.length > LOG_KEEP ? text.slice(-LOG_KEEP) : text;
+      pre.scrollTop = pre.scrollHeight;
+    };
+    const stream = async () => {
+      const mine = new AbortController();
+      ctl = mine;
+      let text = '';
       try {
-        const r = await api('GET', '/v1/tasks/' + enc(t.id || t.name) + '/logs?tail=200&stream=' + which.value +
-                            '&service=' + enc(svc), undefined, [], 'Logs of ' + t.name);
-        pre.textContent = r.data || '(nothing written)';
-        pre.scrollTop = pre.scrollHeight;
+        const r = await fetch(path() + '&follow=true', { headers: { Authorization: 'Bearer ' + S.token },
+                                                         signal: mine.signal, cache: 'no-store' });
+        if (!r.ok) {
+          const body = await r.text();
+          let d = null;
+          try { d = JSON.parse(body); } catch (e) { d = null; }
+          show(describe(r.status, d, 'Logs of ' + t.name));
+          return;
+        }
+        show('');
+        const reader = r.body.getReader();
+        const dec = new TextDecoder();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text = (text + dec.decode(value, { stream: true })).slice(-LOG_KEEP);
+          show(text);
+        }
+        show(text + '\n(the log ended: the task exited)');
       } catch (e) {
-        pre.textContent = e.message;
+        if (!mine.signal.aborted) show(text + '\n' + describe(0, null, 'Logs of ' + t.name));
+      }
+    };
+    const load = async () => {
+      stop();
+      pre.textContent = 'Loading…';
+      if (follow.checked) {
+        stream();
+        return;
+      }
+      try {
+        const r = await api('GET', path(), undefined, [], 'Logs of ' + t.name);
+        show(r.data || '(nothing written)');
+      } catch (e) {
+        show(e.message);
       }
     };
     which.addEventListener('change', load);
+    follow.addEventListener('change', load);
     openModal('Logs of ' + t.name, [h('div', null, which, ' ',
-      h('button.secondary', { type: 'button', class: 'secondary', onclick: load }, 'Reload')), pre], null, null);
+      h('label', null, follow, ' Follow'), ' ',
+      h('button.secondary', { type: 'button', class: 'secondary', onclick: load }, 'Reload')), pre],
+      null, null, 'Close', stop);
     load();
   }
 

@@ -74,7 +74,7 @@ pods:
     tasks:
       server:
         goal: RUNNING
-        cmd: "echo serving; exec sleep 1000"
+        cmd: "echo serving; while :; do echo tick $(date +%s%N); sleep 0.5; done"
         cpus: 0.1
         memory: 32
         readiness-check: {cmd: "true", interval: 0.5, delay: 0, timeout: 5}
@@ -425,6 +425,19 @@ def test_ui_in_a_browser(tmp_path, browser):
         err = b.eval("document.getElementById('error').textContent")
         assert "409" in err and "refused" in err, err
         assert c.api("GET", "/v1/services/slow")[1]["pod_types"][0]["count"] == 4
+
+        # -- A log followed: what the task writes next streams in.
+        b.goto(base + "#/service/web")
+        b.wait("document.querySelector('#pods tr[data-pod=\"app-0\"] button.logs') !== null", 20)
+        b.click('#pods tr[data-pod="app-0"] button.logs')
+        b.wait("document.querySelector('#modal pre.log').textContent.includes('tick')", 20)
+        b.click("#modal input.follow")
+        b.wait("document.querySelector('#modal pre.log').textContent.includes('tick')", 20)
+        first = b.eval("document.querySelector('#modal pre.log').textContent.trim().split('\\n').pop()")
+        b.wait(f"!document.querySelector('#modal pre.log').textContent.trim().endsWith({json.dumps(first)})",
+               20, what="a new line streamed in")
+        b.click("#modal-cancel")
+        b.wait("document.getElementById('modal').hidden")
 
         # -- Update from the edited spec: the diff first, then apply; roll back.
         b.goto(base + "#/service/web")

@@ -346,6 +346,8 @@ def test_ui_in_a_browser(tmp_path, browser):
             states = step_states(b)
             if states and (not seen or seen[-1] != states):
                 seen.append(states)
+                if "COMPLETE" in states.values() and set(states.values()) - {"COMPLETE"}:
+                    b.screenshot("service-deploying")
             if states and all(s == "COMPLETE" for s in states.values()):
                 break
             time.sleep(0.2)

@@ -73,6 +73,23 @@ $(ASAN_BUILD)/%.o: src/%.c $(wildcard src/*/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SANFLAGS) $(INCS) -c $< -o $@
 
+# The web UI's files (ui/) are built into the server as a generated header
+# that src/server/ui.c includes (scripts/embed_ui.sh); every build of ui.c
+# depends on them, so an edited file rebuilds the binaries.
+UI_FILES := $(sort $(wildcard ui/*.html ui/*.css ui/*.js ui/*.svg ui/*.png ui/*.ico))
+UI_GEN   := $(BUILD)/gen/ui
+$(UI_GEN)/ui_files.h: $(UI_FILES) $(UI_GEN)/files.list scripts/embed_ui.sh
+	./scripts/embed_ui.sh $@ $(UI_FILES)
+# The list of files, rewritten only when it changes: a file removed from
+# ui/ rebuilds the header too (a newer header would otherwise keep it).
+.PHONY: ui-files-list
+$(UI_GEN)/files.list: ui-files-list
+	@mkdir -p $(dir $@)
+	@echo '$(UI_FILES)' | cmp -s - $@ || echo '$(UI_FILES)' > $@
+UI_OBJS := $(BUILD)/server/ui.o $(ASAN_BUILD)/server/ui.o $(FUZZ_BUILD)/obj/server/ui.o
+$(UI_OBJS): $(UI_GEN)/ui_files.h
+$(UI_OBJS): INCS += -I$(UI_GEN)
+
 # The agent starts the holdfast-shim and holdfast-volume next to its own
 # binary: building holdfast builds them too (order-only: a new shim does
 # not relink holdfast).

@@ -22,6 +22,9 @@ PACKAGES=(
 	# (examples/dropbox)
 	python3-boto3
 	etcd-server etcd-client openssl util-linux
+	# the web UI's tests drive a headless browser over its DevTools protocol
+	# (tests/system/test_ui.py)
+	chromium python3-websocket
 	# the S3 client's tests read back with s3cmd (tests/system/test_s3_client.py);
 	# a volume grows under fio's writes (tests/system/test_volume_grow.py)
 	s3cmd fio

@@ -24,6 +24,7 @@
 #include "server/ops.h"
 #include "server/sched.h"
 #include "server/tasks_api.h"
+#include "server/ui.h"
 #include "server/creds.h"
 #include "server/autoscale.h"
 #include "server/backups.h"
@@ -2022,6 +2023,10 @@ static const struct hf_http_route routes[] = {
     {"POST", "/v1/agent/register", hf_agent_register_handler,
      HF_ROUTE_JOIN, NULL},
     {"GET", "/v1/version", h_version, HF_ROUTE_PUBLIC, NULL},
+    /* The web UI's files (ui.h): public, they hold no data. */
+    {"GET", "/ui", hf_ui_redirect_handler, HF_ROUTE_PUBLIC, "token"},
+    {"GET", "/ui/{asset*}", hf_ui_asset_handler, HF_ROUTE_PUBLIC, "token"},
+    {"GET", "/v1/whoami", hf_ui_whoami_handler, HF_ROUTE_READ, NULL},
     {"GET", "/v1/store/backup", h_store_backup,
      HF_ROUTE_WRITE | HF_ROUTE_BLOCKING, NULL},
     {"GET", "/v1/leader", h_leader, HF_ROUTE_READ, NULL},
@@ -2128,6 +2133,8 @@ static const struct hf_http_route routes[] = {
      NULL},
     {"GET", "/v1/service/{svc}/configurations/{id}", h_configs,
      HF_ROUTE_READ, NULL},
+    {"GET", "/v1/service/{svc}/configurations/{id}/source",
+     hf_ui_config_source_handler, HF_ROUTE_WRITE, NULL},
     {"GET", "/v1/service/{svc}/health", h_health, HF_ROUTE_READ, NULL},
     {"GET", "/v1/service/{svc}/pod/{pod}/info", h_pod_info, HF_ROUTE_READ,
      NULL},

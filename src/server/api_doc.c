@@ -184,6 +184,14 @@ static const struct route_doc docs[] = {
      .status = "200",
      .response = "{\"version\": \"string\"}"},
     {.method = "GET",
+     .pattern = "/v1/whoami",
+     .section = "Servers",
+     .summary =
+	 "The role of the token the request carries (the web UI shows "
+	 "actions to admins only). The token itself is never echoed.",
+     .status = "200",
+     .response = "{\"role\": \"string (admin or read)\"}"},
+    {.method = "GET",
      .pattern = "/v1/leader",
      .section = "Servers",
      .summary =
@@ -199,6 +207,35 @@ static const struct route_doc docs[] = {
      .summary = "The server's metrics in the Prometheus text format.",
      .status = "200",
      .content_type = "text/plain; version=0.0.4"},
+
+    /* ---- Web UI ---- */
+    {.method = "GET",
+     .pattern = "/ui",
+     .section = "Web UI",
+     .summary = "Redirects (`308`) to `/ui/`, the query kept.",
+     .query = "token=TOKEN: kept in the redirect (see `GET /ui/{asset*}`)",
+     .status = "308",
+     .content_type = "text/plain; charset=utf-8"},
+    {.method = "GET",
+     .pattern = "/ui/{asset*}",
+     .section = "Web UI",
+     .summary =
+	 "The web UI's files, built into the binary from `ui/`: `/ui/` is "
+	 "the page, `/ui/NAME` its script, style and images, with their "
+	 "content type (`text/html; charset=utf-8` for the page). No token: "
+	 "the files hold no data; the page calls the API with the token it "
+	 "is given (see [ui.md](ui.md)). Every answer carries "
+	 "`Content-Security-Policy` (this origin only, no inline script, "
+	 "no framing), `X-Frame-Options: DENY` and `Referrer-Policy: "
+	 "no-referrer`, besides `X-Content-Type-Options: nosniff` and "
+	 "`Cache-Control: no-store` as every answer. Any other name is "
+	 "answered `404 "
+	 "not-found` (JSON).",
+     .query = "token=TOKEN: read by the page, which signs in with it, keeps "
+	      "it and drops it from the address bar; the server ignores it",
+     .status = "200",
+     .content_type = "text/html; charset=utf-8",
+     .errors = "not-found"},
 
     /* ---- Services ---- */
     {.method = "GET",
@@ -1035,6 +1072,21 @@ static const struct route_doc docs[] = {
 		 "\"...\": \"the spec model's keys\"}",
      .errors = "not-found"},
     {.method = "GET",
+     .pattern = "/v1/service/{svc}/configurations/{id}/source",
+     .section = "Configurations",
+     .summary =
+	 "What a configuration was made from, as `PUT /v1/services/{svc}` "
+	 "takes it back: the spec's text, its options and templates. `{id}` "
+	 "may be `target`. The web UI edits it for an update. Admin only: "
+	 "the text and options are as given, secrets included.",
+     .status = "200",
+     .response = "{\"id\": \"string\", \"file?\": \"string\", "
+		 "\"spec\": \"string (the spec as given: a mustache "
+		 "template)\", "
+		 "\"options\": {\"<name>\": \"string\"}, "
+		 "\"templates\": {\"<path>\": \"string\"}}",
+     .errors = "not-found"},
+    {.method = "GET",
      .pattern = "/v1/service/{svc}/health",
      .section = "Health",
      .summary =
@@ -1684,8 +1736,8 @@ static const char intro[] =
     "- **Bodies.** Requests and answers are JSON (`Content-Type: "
     "application/json`) unless a route says otherwise; a request body is "
     "at most 1 MiB (`413 too-large`).\n"
-    "- **Tokens.** Every request but `GET /v1/version` carries "
-    "`Authorization: Bearer TOKEN`. A token of the tokens file has a role: "
+    "- **Tokens.** Every request but `GET /v1/version` and the web UI's "
+    "files (`GET /ui/...`) carries `Authorization: Bearer TOKEN`. A token of the tokens file has a role: "
     "`read` reads, `admin` may also change anything, `agent` lets a new "
     "node register its own credential, with which that node's agent "
     "syncs. A server without a tokens file has an admin credential of "

@@ -254,6 +254,10 @@ ROUTES = {
     ("POST", "/v1/agent/register"): ("/v1/agent/register", {}, 400),
     ("POST", "/v1/nodes/{node}/reset-identity"): ("/v1/nodes/nosuch/reset-identity", None, 404),
     ("GET", "/v1/version"): ("/v1/version", None, 200),
+    # The web UI's files are public; the page calls the API with a token.
+    ("GET", "/ui"): ("/ui", None, 308),
+    ("GET", "/ui/{asset*}"): ("/ui/", None, 200),
+    ("GET", "/v1/whoami"): ("/v1/whoami", None, 200),
     ("GET", "/v1/leader"): ("/v1/leader", None, 200),
     ("GET", "/v1/services"): ("/v1/services", None, 200),
     ("POST", "/v1/services"): ("/v1/services", {}, 400),
@@ -328,6 +332,8 @@ ROUTES = {
     ("GET", "/v1/service/{svc}/endpoints/{name}"): ("/v1/service/svc/endpoints/http", None, 200),
     ("GET", "/v1/service/{svc}/configurations"): ("/v1/service/svc/configurations", None, 200),
     ("GET", "/v1/service/{svc}/configurations/{id}"): ("/v1/service/svc/configurations/target", None, 200),
+    ("GET", "/v1/service/{svc}/configurations/{id}/source"):
+        ("/v1/service/svc/configurations/target/source", None, 200),
     ("GET", "/v1/service/{svc}/health"): ("/v1/service/svc/health", None, 200),
     ("GET", "/v1/service/{svc}/pod/{pod}/info"): ("/v1/service/svc/pod/app-0/info", None, 200),
     ("GET", "/v1/stacks"): ("/v1/stacks", None, 200),

@@ -290,6 +290,10 @@ def test_every_route_answers_as_documented(cl):
              what="deploy COMPLETE")
 
     ck.call("GET", "/v1/version", "/v1/version")
+    ck.call("GET", "/v1/whoami", "/v1/whoami")
+    ck.call("GET", "/ui", "/ui")
+    ck.call("GET", "/ui/{asset*}", "/ui/")
+    ck.call("GET", "/ui/{asset*}", "/ui/nosuch.js", expect_error="not-found")
     ck.call("GET", "/v1/leader", "/v1/leader")
     ck.call("GET", "/v1/services", "/v1/services")
     ck.call("GET", "/v1/services/{svc}", "/v1/services/docs")
@@ -316,6 +320,11 @@ def test_every_route_answers_as_documented(cl):
     ck.call("GET", "/v1/service/{svc}/endpoints/{name}", "/v1/service/docs/endpoints/http")
     ck.call("GET", "/v1/service/{svc}/configurations", "/v1/service/docs/configurations")
     ck.call("GET", "/v1/service/{svc}/configurations/{id}", "/v1/service/docs/configurations/1")
+    _, src = ck.call("GET", "/v1/service/{svc}/configurations/{id}/source",
+                     "/v1/service/docs/configurations/1/source")
+    assert src["spec"] == SPEC and src["options"] == {"GREETING": "a"}, src
+    ck.call("GET", "/v1/service/{svc}/configurations/{id}/source",
+            "/v1/service/docs/configurations/99/source", expect_error="not-found")
     ck.call("GET", "/v1/service/{svc}/health", "/v1/service/docs/health")
 
     # Tasks: the server fetches logs and runs exec through the agent.

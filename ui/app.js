@@ -474,7 +474,7 @@
       h('div.card-head', null, h('h1', null, 'Stacks')),
       stacks.length ? stacks.map((st) => h('div', { dataset: { stack: st.name } },
         h('h3', null, st.name + ' ', badge(st.phase)),
-        table(['Member', 'Service', 'Phase', 'Depends on'], (st.services || []).map((m) => h('tr', null,
+        table(['Member', 'Service', 'Phase', 'Depends on'], (st.services || []).map((m) => h('tr', { dataset: { member: m.name, phase: m.phase } },
           td('Member', m.name),
           td('Service', h('a', { href: '#/service/' + enc(m.service || m.name) }, m.service || m.name)),
           td('Phase', badge(m.phase)),

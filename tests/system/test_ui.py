@@ -526,18 +526,29 @@ def test_ui_in_a_browser(tmp_path, browser):
                " return t && t.dataset.status === 'RUNNING' && !t.textContent.includes(' 0 restarts'); })()",
                30, what="the restart shown on the page")
 
-        # -- Stacks: listed when the server has them, else no section.
-        st, _, body = c.request("GET", "/v1/stacks", token=ADMIN)
+        # -- Stacks: a stack's services listed with their phases and order.
+        one = ("name: x\npods:\n  p:\n    count: 1\n    tasks:\n      s:\n        goal: RUNNING\n"
+               "        cmd: exec sleep 1000\n        cpus: 0.05\n        memory: 16\n"
+               "        ports: {http: {port: 0, advertise: true}}\n")
+        code, body = c.api("POST", "/v1/stacks", {
+            "file": "shop.yml",
+            "text": "stack: shop\nservices:\n  shop-db: {spec: one.yml}\n  shop-web:\n"
+                    "    spec: one.yml\n    options: {DB: '{{services.shop-db.endpoints.http}}'}\n",
+            "specs": {"one.yml": {"text": one}}})
+        assert code == 201, body
         b.goto(base + "#/services")
-        b.wait("document.querySelectorAll('#services tr[data-service]').length === 2", 20)
+        b.wait("document.querySelector('#stacks [data-stack=\"shop\"]') !== null", 20,
+               what="the stack listed")
+        b.wait("document.querySelectorAll('#stacks [data-stack=\"shop\"] tr[data-phase=\"deployed\"]')"
+               ".length === 2", 60, what="both of its services deployed on the page")
+        members = b.eval("[...document.querySelectorAll('#stacks [data-stack=\"shop\"] tr[data-member]')]"
+                         ".map(r => r.dataset.member)")
+        assert members == ["shop-db", "shop-web"], members
+        web_row = b.eval("document.querySelector('#stacks tr[data-member=\"shop-web\"]').textContent")
+        assert "shop-db" in web_row, web_row
+        b.wait("document.querySelectorAll('#services tr[data-service]').length === 4", 20,
+               what="the stack's services among the services")
         b.screenshot("services")
-        if st == 404:
-            assert b.eval("document.getElementById('stacks')") is None
-        else:
-            assert st == 200, (st, body)
-            names = [x["name"] for x in json.loads(body)["stacks"]]
-            assert all(b.eval(f"document.querySelector('#stacks [data-stack={json.dumps(n)}]') !== null")
-                       for n in names), names
 
         # -- Read-only: no action buttons, and a forged write is refused.
         b.click("#signout")

@@ -26,8 +26,19 @@ if ! installed; then
 	flock 9
 	if ! installed; then
 		echo "start.sh: installing s3rver@$S3RVER_VERSION into $prefix with npm" >&2
+		# A task's HOME is its sandbox, so npm reads no ~/.npmrc: trust
+		# the system's CA store, as Debian's own tools do (a proxy's CA
+		# installed there included).
+		ca=/etc/ssl/certs/ca-certificates.crt
+		if [ -r "$ca" ]; then
+			NODE_EXTRA_CA_CERTS=$ca
+			export NODE_EXTRA_CA_CERTS
+			set -- --cafile "$ca"
+		else
+			set --
+		fi
 		(cd "$prefix" && "$npm" install --prefix "$prefix" --no-audit --no-fund \
-			--no-update-notifier --cache "$prefix/.npm" "s3rver@$S3RVER_VERSION" >&2)
+			--no-update-notifier --cache "$prefix/.npm" "$@" "s3rver@$S3RVER_VERSION" >&2)
 	fi
 	flock -u 9
 	exec 9>&-

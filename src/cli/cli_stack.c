@@ -26,33 +26,6 @@ static const char *jstr(const json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
-/* A reference's stand-in while the spec is checked here. */
-static char *placeholder(void *arg, const struct hf_stack_ref *ref)
-{
-	const struct hf_stack *st = arg;
-	const struct hf_stack_service *to = hf_stack_find(st, ref->service);
-
-	if (!ref->endpoint)
-		return hf_xstrdup(to ? to->name : ref->service);
-	return hf_xstrdup(ref->dns ? "localhost:1" : "127.0.0.1:1");
-}
-
-struct ports {
-	const struct hf_stack *st;
-	struct hf_strlist *of; /* per service */
-	bool *ok;
-};
-
-static const struct hf_strlist *ports_of(void *arg, const char *key)
-{
-	struct ports *p = arg;
-
-	for (size_t i = 0; i < p->st->services.len; i++)
-		if (strcmp(p->st->services.items[i].key, key) == 0)
-			return p->ok[i] ? &p->of[i] : NULL;
-	return NULL;
-}
-
 /*
  * Reads stack file `file` and its specs into the API's body ({"file",
  * "text", "specs": {path: {"text", "templates"}}}), checking each spec
@@ -63,7 +36,7 @@ static int read_stack(const char *file, json_t **body, char **name)
 {
 	struct hf_diags diags = {0};
 	struct hf_stack *st = NULL;
-	struct ports p = {0};
+	struct hf_stack_ports p = {0};
 	json_t *specs = json_object();
 	char *text = NULL, *copy = hf_xstrdup(file), *dir;
 	int rc = HF_EXIT_FAIL;
@@ -78,9 +51,7 @@ static int read_stack(const char *file, json_t **body, char **name)
 	}
 	if (hf_stack_parse(text, strlen(text), file, &st, &diags))
 		goto out;
-	p.st = st;
-	p.of = hf_xcalloc(st->services.len + 1, sizeof(*p.of));
-	p.ok = hf_xcalloc(st->services.len + 1, sizeof(*p.ok));
+	hf_stack_ports_init(&p, st);
 	for (size_t i = 0; i < st->services.len; i++) {
 		const struct hf_stack_service *sv = &st->services.items[i];
 		char *path = sv->spec[0] == '/'
@@ -94,7 +65,7 @@ static int read_stack(const char *file, json_t **body, char **name)
 		json_t *tmpl;
 		int lrc;
 
-		hf_stack_render_options(sv, placeholder, st, &options, NULL);
+		hf_stack_render_options(sv, hf_stack_placeholder, st, &options, NULL);
 		lrc = hf_spec_load_file(path, &lo, &spec, &diags);
 		hf_kvlist_release(&options);
 		if (lrc == HF_ENOTFOUND || lrc == HF_EIO) {
@@ -112,8 +83,7 @@ static int read_stack(const char *file, json_t **body, char **name)
 			free(path);
 			continue;
 		}
-		hf_spec_advertised_ports(spec, &p.of[i]);
-		p.ok[i] = true;
+		hf_stack_ports_add(&p, i, spec);
 		tmpl = json_object();
 		for (size_t q = 0; q < spec->pods.len; q++)
 			for (size_t t = 0; t < spec->pods.items[q].tasks.len;
@@ -149,7 +119,7 @@ static int read_stack(const char *file, json_t **body, char **name)
 	}
 	if (diags.errors)
 		goto out;
-	if (hf_stack_check_endpoints(st, ports_of, &p, &diags))
+	if (hf_stack_ports_check(&p, &diags))
 		goto out;
 	{
 		char *base = hf_xstrdup(file);
@@ -165,10 +135,7 @@ out:
 		hf_diags_sort(&diags);
 		hf_diags_print(stderr, &diags);
 	}
-	for (size_t i = 0; st && p.of && i < st->services.len; i++)
-		hf_strlist_release(&p.of[i]);
-	free(p.of);
-	free(p.ok);
+	hf_stack_ports_release(&p);
 	hf_diags_release(&diags);
 	hf_stack_free(st);
 	json_decref(specs);

@@ -61,7 +61,7 @@ char *hf_codec_key(const char *fmt, const char *a, const char *b)
 /* ------------------------------------------------------------------ */
 /* JSON                                                                 */
 
-static json_t *kv_json(const struct hf_kvlist *l)
+json_t *hf_codec_kv_json(const struct hf_kvlist *l)
 {
 	json_t *o = json_object();
 
@@ -71,7 +71,7 @@ static json_t *kv_json(const struct hf_kvlist *l)
 	return o;
 }
 
-static void kv_from_json(struct hf_kvlist *l, const json_t *o)
+void hf_codec_kv_from_json(struct hf_kvlist *l, const json_t *o)
 {
 	const char *k;
 	json_t *v;
@@ -195,7 +195,7 @@ json_t *hf_task_rec_to_json(const struct hf_task_rec *r)
 					: json_integer(r->last_exit_at));
 	}
 	json_object_set_new(o, "message", str_or_null(r->message));
-	json_object_set_new(o, "params", kv_json(&r->params));
+	json_object_set_new(o, "params", hf_codec_kv_json(&r->params));
 	return o;
 }
 
@@ -240,7 +240,7 @@ static struct hf_task_rec *task_rec_from_json(const json_t *o)
 	r->last_signal = (int)int_json(o, "last_signal", 0);
 	r->last_exit_at = int_json(o, "last_exit_at", 0);
 	r->message = str_dup_json(o, "message");
-	kv_from_json(&r->params, json_object_get(o, "params"));
+	hf_codec_kv_from_json(&r->params, json_object_get(o, "params"));
 	return r;
 }
 
@@ -316,7 +316,7 @@ static json_t *instance_json(const struct hf_instance *in, bool store)
 	json_object_set_new(o, "pod", json_string(in->pod));
 	json_object_set_new(o, "index", json_integer(in->index));
 	json_object_set_new(o, "node", str_or_null(in->node));
-	json_object_set_new(o, "ports", kv_json(&in->ports));
+	json_object_set_new(o, "ports", hf_codec_kv_json(&in->ports));
 	json_object_set_new(o, "message", str_or_null(in->message));
 	json_object_set_new(o, "paused", json_boolean(in->paused));
 	if (store) {
@@ -396,7 +396,7 @@ static struct hf_instance *instance_from_json(const json_t *o)
 	in->replaced_node = str_dup_json(o, "replaced_node");
 	in->replaced_address = str_dup_json(o, "replaced_address");
 	in->replace_pending = bool_json(o, "replace_pending");
-	kv_from_json(&in->ports, json_object_get(o, "ports"));
+	hf_codec_kv_from_json(&in->ports, json_object_get(o, "ports"));
 	json_array_foreach(json_object_get(o, "tasks"), i, j)
 	{
 		struct hf_task_slot *sl;
@@ -430,9 +430,9 @@ json_t *hf_codec_run(const struct hf_plan_run *r)
 	json_object_set_new(o, "force_complete", strs_json(&r->force_complete));
 	json_object_set_new(o, "interrupted_phases",
 			    strs_json(&r->interrupted_phases));
-	json_object_set_new(o, "continues", kv_json(&r->continues));
-	json_object_set_new(o, "params", kv_json(&r->params));
-	json_object_set_new(o, "step_started", kv_json(&r->step_started));
+	json_object_set_new(o, "continues", hf_codec_kv_json(&r->continues));
+	json_object_set_new(o, "params", hf_codec_kv_json(&r->params));
+	json_object_set_new(o, "step_started", hf_codec_kv_json(&r->step_started));
 	json_object_set_new(o, "reverted", json_boolean(r->reverted));
 	json_object_set_new(o, "started_at", json_integer(r->started_at));
 	json_object_set_new(o, "finished_at", json_integer(r->finished_at));
@@ -454,9 +454,9 @@ static void run_from_json(struct hf_plan_run *r, const json_t *o)
 	strs_from_json(&r->force_complete, json_object_get(o, "force_complete"));
 	strs_from_json(&r->interrupted_phases,
 		       json_object_get(o, "interrupted_phases"));
-	kv_from_json(&r->continues, json_object_get(o, "continues"));
-	kv_from_json(&r->params, json_object_get(o, "params"));
-	kv_from_json(&r->step_started, json_object_get(o, "step_started"));
+	hf_codec_kv_from_json(&r->continues, json_object_get(o, "continues"));
+	hf_codec_kv_from_json(&r->params, json_object_get(o, "params"));
+	hf_codec_kv_from_json(&r->step_started, json_object_get(o, "step_started"));
 	r->reverted = bool_json(o, "reverted");
 	r->started_at = int_json(o, "started_at", 0);
 	r->finished_at = int_json(o, "finished_at", 0);
@@ -880,7 +880,7 @@ int hf_codec_load_nodes(struct hf_model *m, const struct hf_codec_rec *recs,
 		n->id = str_dup_json(o, "id");
 		n->hostname = str_dup_json(o, "hostname");
 		n->address = str_dup_json(o, "address");
-		kv_from_json(&n->attributes, json_object_get(o, "attributes"));
+		hf_codec_kv_from_json(&n->attributes, json_object_get(o, "attributes"));
 		n->cpus = json_number_value(json_object_get(o, "cpus"));
 		n->memory_mb = json_number_value(json_object_get(o, "memory_mb"));
 		n->disk_mb = json_number_value(json_object_get(o, "disk_mb"));
@@ -1000,8 +1000,8 @@ static int load_service_part(struct hf_service *svc,
 		cfg->file = str_dup_json(o, "file");
 		cfg->name = str_dup_json(o, "name");
 		cfg->created = int_json(o, "created", 0);
-		kv_from_json(&cfg->options, json_object_get(o, "options"));
-		kv_from_json(&cfg->templates, json_object_get(o, "templates"));
+		hf_codec_kv_from_json(&cfg->options, json_object_get(o, "options"));
+		hf_codec_kv_from_json(&cfg->templates, json_object_get(o, "templates"));
 		counts_from_json(&cfg->counts, json_object_get(o, "counts"));
 		/*
 		 * An old config that no longer loads is kept, unused; the
@@ -1191,8 +1191,8 @@ json_t *hf_codec_config(const struct hf_config *cfg)
 	}
 	o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o}", "id", cfg->id,
 			 "text", cfg->text, "file", str_or_null(cfg->file),
-			 "options", kv_json(&cfg->options), "templates",
-			 kv_json(&cfg->templates), "created",
+			 "options", hf_codec_kv_json(&cfg->options), "templates",
+			 hf_codec_kv_json(&cfg->templates), "created",
 			 (json_int_t)cfg->created, "counts", counts);
 	if (cfg->name)
 		json_object_set_new(o, "name", json_string(cfg->name));
@@ -1240,7 +1240,7 @@ json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n)
 		      "s:o, s:I, s:o, s:b, s:o}",
 		      "id", n->id, "hostname", str_or_null(n->hostname),
 		      "address", str_or_null(n->address), "attributes",
-		      kv_json(&n->attributes), "cpus", n->cpus, "memory_mb",
+		      hf_codec_kv_json(&n->attributes), "cpus", n->cpus, "memory_mb",
 		      n->memory_mb, "disk_mb", n->disk_mb, "port_begin",
 		      (json_int_t)n->port_begin, "port_end",
 		      (json_int_t)n->port_end, "cgroups",

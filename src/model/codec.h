@@ -50,6 +50,12 @@ char *hf_codec_key(const char *fmt, const char *a, const char *b);
 /* Encoding: each returns a new JSON document (the caller owns it). */
 json_t *hf_codec_service(const struct hf_service *svc);
 json_t *hf_codec_config(const struct hf_config *cfg);
+/*
+ * A list of strings as a JSON object, and back (values that are not
+ * strings, or an o that is not an object, add nothing).
+ */
+json_t *hf_codec_kv_json(const struct hf_kvlist *l);
+void hf_codec_kv_from_json(struct hf_kvlist *l, const json_t *o);
 json_t *hf_codec_run(const struct hf_plan_run *run);
 /* Node n's record, with its KEPT and DELETING volumes from m. */
 json_t *hf_codec_node(const struct hf_model *m, const struct hf_node *n);

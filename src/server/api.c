@@ -107,7 +107,7 @@ static json_t *kept_json(struct hf_srv *s, const char *svc)
  * common/err.h, its sentence, and a spec's diagnostics when it was the
  * spec (the message then ends with the first error).
  */
-static void answer_err(struct hf_http_resp *resp, int rc,
+void hf_api_answer_err(struct hf_http_resp *resp, int rc,
 		       const struct hf_ops_err *err)
 {
 	const char *why = err->why ? err->why : hf_err_msg(rc);
@@ -324,7 +324,7 @@ static void h_services_deploy(void *ctx, const struct hf_http_req *req,
 		return;
 	rc = hf_ops_deploy(s, &in.spec, &out, &err);
 	if (rc) {
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 		goto out;
 	}
 	o = json_pack("{s:s, s:s, s:s}", "name", out.service, "config_id",
@@ -376,7 +376,7 @@ static void answer_change(struct hf_http_resp *resp, int rc,
 	if (rc == HF_EREFUSED && c->from)
 		hf_http_json(resp, hf_err_http(rc), change_json(c, err->why));
 	else if (rc)
-		answer_err(resp, rc, err);
+		hf_api_answer_err(resp, rc, err);
 	else
 		hf_http_json(resp, 200, change_json(c, c->refused));
 }
@@ -477,7 +477,7 @@ static void h_service_remove(void *ctx, const struct hf_http_req *req,
 			       &out, &err);
 
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else if (out.already_removed)
 		hf_http_json(resp, 202,
 			     json_pack("{s:s, s:b, s:b, s:o}", "name",
@@ -918,7 +918,7 @@ static void h_xsnap_take(void *ctx, const struct hf_http_req *req,
 			       name, hk.task);
 	}
 	if (rc) {
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 		goto out;
 	}
 	snap = xsnap_json(s, name, made);
@@ -964,7 +964,7 @@ static void h_xsnap_clone(void *ctx, const struct hf_http_req *req,
 	rc = hf_ops_xvol_clone(s, name, snap, json_string_value(nn),
 			       svc ? json_string_value(svc) : NULL, &err);
 	if (rc) {
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	} else {
 		const struct hf_xvol *v;
 
@@ -993,7 +993,7 @@ static void h_xsnap_delete(void *ctx, const struct hf_http_req *req,
 					     &err);
 
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else
 		hf_http_json(resp, 202,
 			     json_pack("{s:s, s:s, s:b, s:o}", "volume", name,
@@ -1026,7 +1026,7 @@ static void h_xvol_restore(void *ctx, const struct hf_http_req *req,
 	rc = hf_ops_xvol_restore(srv_of(ctx), name, json_string_value(sn),
 				 &err);
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else
 		hf_http_json(resp, 202,
 			     json_pack("{s:s, s:s, s:s}", "volume", name,
@@ -1076,7 +1076,7 @@ static void h_xvol_resize(void *ctx, const struct hf_http_req *req,
 	}
 	rc = hf_ops_xvol_resize(srv_of(ctx), name, size, &changed, &err);
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else
 		hf_http_json(resp, 200,
 			     json_pack("{s:s, s:I, s:b}", "volume", name, "size",
@@ -1101,7 +1101,7 @@ static void h_volume_delete(void *ctx, const struct hf_http_req *req,
 				      &err);
 
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else
 		hf_http_json(resp, 202,
 			     json_pack("{s:o}", "deleting",
@@ -1249,7 +1249,7 @@ static void answer_plan(struct hf_http_resp *resp, int rc,
 			const struct hf_ops_err *err, const char *plan)
 {
 	if (rc)
-		answer_err(resp, rc, err);
+		hf_api_answer_err(resp, rc, err);
 	else
 		hf_http_json(resp, 200, json_pack("{s:s, s:s}", "message", "ok",
 						  "plan", plan));
@@ -1327,7 +1327,7 @@ static void h_plan_continue(void *ctx, const struct hf_http_req *req,
 				      PHASE(req), &out, &err);
 
 	if (rc) {
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 		goto out;
 	}
 	did = json_array();
@@ -1625,7 +1625,7 @@ static void pod_op(void *ctx, const struct hf_http_req *req,
 	int rc = op(srv_of(ctx), SVC(req), pod, &tasks, &err);
 
 	if (rc) {
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	} else {
 		json_t *a = json_array();
 
@@ -1916,7 +1916,7 @@ static void h_node_decommission(void *ctx, const struct hf_http_req *req,
 	int rc = hf_ops_node_decommission(srv_of(ctx), id, &moved, &err);
 
 	if (rc) {
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	} else {
 		json_t *a = json_array();
 
@@ -1939,7 +1939,7 @@ static void h_node_adopt(void *ctx, const struct hf_http_req *req,
 	int rc = hf_ops_node_adopt(srv_of(ctx), id, &out, &err);
 
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else
 		hf_http_json(resp, 200,
 			     json_pack("{s:s, s:s?, s:I}", "node", id, "cluster",
@@ -1958,7 +1958,7 @@ static void h_node_reset_identity(void *ctx, const struct hf_http_req *req,
 	int rc = hf_ops_node_reset_identity(srv_of(ctx), id, &err);
 
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else
 		hf_http_json(resp, 200,
 			     json_pack("{s:s, s:b}", "node", id, "reset", true));

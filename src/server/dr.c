@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/map.h"
 #include "common/rng.h"
+#include "model/codec.h"
 #include "model/model.h"
 #include "proto/proto.h"
 #include "server/dr.h"
@@ -156,16 +157,6 @@ static void set_str(char **dst, const char *v)
 	*dst = v ? hf_xstrdup(v) : NULL;
 }
 
-static json_t *kv_json(const struct hf_kvlist *l)
-{
-	json_t *o = json_object();
-
-	for (size_t i = 0; i < l->len; i++)
-		json_object_set_new(o, l->items[i].key,
-				    json_string(l->items[i].value));
-	return o;
-}
-
 /*
  * The service's volumes a standby keeps a replica of: name, id, key (a
  * secret, only ever sent to the standby over mutual TLS), size, epoch.
@@ -204,23 +195,13 @@ static json_t *config_json(const struct hf_service *svc,
 	for (size_t i = 0; i < svc->runs.len; i++)
 		if (svc->runs.items[i].params.len)
 			json_object_set_new(plans, svc->runs.items[i].plan,
-					    kv_json(&svc->runs.items[i].params));
+					    hf_codec_kv_json(&svc->runs.items[i].params));
 	return json_pack("{s:{s:s, s:s, s:s?, s:s?, s:o, s:o, s:o}, s:o}",
 			 "config", "id", cfg->id, "text", cfg->text, "file",
 			 cfg->file, "name", cfg->name,
-			 "options", kv_json(&cfg->options), "templates",
-			 kv_json(&cfg->templates), "counts",
-			 kv_json(&cfg->counts), "plans", plans);
-}
-
-static void json_to_kv(const json_t *o, struct hf_kvlist *l)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)o, k, v)
-		if (json_is_string(v))
-			hf_kvlist_set(l, k, json_string_value(v));
+			 "options", hf_codec_kv_json(&cfg->options), "templates",
+			 hf_codec_kv_json(&cfg->templates), "counts",
+			 hf_codec_kv_json(&cfg->counts), "plans", plans);
 }
 
 /* ---- the primary ------------------------------------------------------- */
@@ -719,9 +700,10 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 	if (json_is_string(json_object_get(cfg, "name")))
 		cand->name = hf_xstrdup(
 		    json_string_value(json_object_get(cfg, "name")));
-	json_to_kv(json_object_get(cfg, "options"), &cand->options);
-	json_to_kv(json_object_get(cfg, "templates"), &cand->templates);
-	json_to_kv(json_object_get(cfg, "counts"), &cand->counts);
+	hf_codec_kv_from_json(&cand->options, json_object_get(cfg, "options"));
+	hf_codec_kv_from_json(&cand->templates,
+			      json_object_get(cfg, "templates"));
+	hf_codec_kv_from_json(&cand->counts, json_object_get(cfg, "counts"));
 	if (hf_state_config_load(cand, &err.diags)) {
 		hf_http_error(resp, HF_ESPEC,
 			      "configuration %s of service '%s' does not load "
@@ -880,8 +862,8 @@ static int take_over(struct hf_srv *s, const char *name, const char *who,
 		hf_sched_changed(s, true);
 	hf_state_unlock(s);
 	/* Its stored configuration, deployed on the kept volumes. */
-	json_to_kv(json_object_get(cfg, "options"), &options);
-	json_to_kv(json_object_get(cfg, "templates"), &templates);
+	hf_codec_kv_from_json(&options, json_object_get(cfg, "options"));
+	hf_codec_kv_from_json(&templates, json_object_get(cfg, "templates"));
 	{
 		struct hf_ops_spec spec = {
 		    json_string_value(json_object_get(cfg, "text")),

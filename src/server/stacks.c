@@ -18,6 +18,8 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "model/codec.h"
+#include "server/api.h"
 #include "server/events.h"
 #include "server/ops.h"
 #include "server/stacks.h"
@@ -37,54 +39,6 @@ static const char *jstr(const json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
-static void kv_of(const json_t *o, struct hf_kvlist *out)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)o, k, v)
-		if (json_is_string(v))
-			hf_kvlist_set(out, k, json_string_value(v));
-}
-
-static json_t *kv_json(const struct hf_kvlist *l)
-{
-	json_t *o = json_object();
-
-	for (size_t i = 0; i < l->len; i++)
-		json_object_set_new(o, l->items[i].key,
-				    json_string(l->items[i].value));
-	return o;
-}
-
-/* A stand-in while only the shape of a reference matters (validation). */
-static char *placeholder(void *arg, const struct hf_stack_ref *ref)
-{
-	const struct hf_stack *st = arg;
-	const struct hf_stack_service *to = hf_stack_find(st, ref->service);
-
-	if (!ref->endpoint)
-		return hf_xstrdup(to ? to->name : ref->service);
-	return hf_xstrdup(ref->dns ? "localhost:1" : "127.0.0.1:1");
-}
-
-/* What validation learnt of each service's spec: its advertised ports. */
-struct loaded {
-	const struct hf_stack *st;
-	struct hf_strlist *ports; /* per service; NULL entries: no spec */
-	bool *ok;
-};
-
-static const struct hf_strlist *ports_of(void *arg, const char *key)
-{
-	struct loaded *l = arg;
-
-	for (size_t i = 0; i < l->st->services.len; i++)
-		if (strcmp(l->st->services.items[i].key, key) == 0)
-			return l->ok[i] ? &l->ports[i] : NULL;
-	return NULL;
-}
-
 /*
  * Checks a stack as a body gives it ({"file", "text", "specs": {path:
  * {"text", "templates"}}}): the file parses, each service's spec is there
@@ -98,7 +52,7 @@ static int stack_check(const json_t *body, struct hf_stack **out,
 	const char *text = jstr(body, "text"), *file = jstr(body, "file");
 	const json_t *specs = json_object_get(body, "specs");
 	struct hf_stack *st = NULL;
-	struct loaded l = {0};
+	struct hf_stack_ports l = {0};
 	int rc;
 
 	*out = NULL;
@@ -122,9 +76,7 @@ static int stack_check(const json_t *body, struct hf_stack **out,
 		err->why = hf_xstrdup("the stack file is invalid");
 		return HF_ESPEC;
 	}
-	l.st = st;
-	l.ports = hf_xcalloc(st->services.len + 1, sizeof(*l.ports));
-	l.ok = hf_xcalloc(st->services.len + 1, sizeof(*l.ok));
+	hf_stack_ports_init(&l, st);
 	for (size_t i = 0; i < st->services.len && !rc; i++) {
 		const struct hf_stack_service *sv = &st->services.items[i];
 		const json_t *sp = json_object_get(specs, sv->spec);
@@ -150,8 +102,8 @@ static int stack_check(const json_t *body, struct hf_stack **out,
 				    k, sv->spec);
 				rc = HF_EINVAL;
 			}
-		kv_of(tj, &templates);
-		hf_stack_render_options(sv, placeholder, st, &options, NULL);
+		hf_codec_kv_from_json(&templates, tj);
+		hf_stack_render_options(sv, hf_stack_placeholder, st, &options, NULL);
 		if (!rc) {
 			struct hf_spec_load_opts lo = {.options = &options,
 						       .template_files =
@@ -167,15 +119,14 @@ static int stack_check(const json_t *body, struct hf_stack **out,
 				    sv->key, sv->spec);
 				rc = HF_ESPEC;
 			} else {
-				hf_spec_advertised_ports(spec, &l.ports[i]);
-				l.ok[i] = true;
+				hf_stack_ports_add(&l, i, spec);
 			}
 		}
 		hf_spec_free(spec);
 		hf_kvlist_release(&options);
 		hf_kvlist_release(&templates);
 	}
-	if (!rc && hf_stack_check_endpoints(st, ports_of, &l, &err->diags)) {
+	if (!rc && hf_stack_ports_check(&l, &err->diags)) {
 		err->why = hf_xstrdup("the stack names an endpoint no spec "
 				      "advertises");
 		rc = HF_ESPEC;
@@ -186,10 +137,7 @@ static int stack_check(const json_t *body, struct hf_stack **out,
 		*out = st;
 		st = NULL;
 	}
-	for (size_t i = 0; i < (l.st ? l.st->services.len : 0); i++)
-		hf_strlist_release(&l.ports[i]);
-	free(l.ports);
-	free(l.ok);
+	hf_stack_ports_release(&l);
 	hf_stack_free(st);
 	return rc;
 }
@@ -341,7 +289,7 @@ static char *digest(const char *name, const char *file, const char *text,
 {
 	json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:O}", "name", name,
 			      "file", file, "text", text, "options",
-			      kv_json(options), "templates",
+			      hf_codec_kv_json(options), "templates",
 			      templates ? templates : json_null());
 	char *dump = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -416,7 +364,7 @@ static bool step_service(struct hf_srv *s, json_t *rec,
 	exists = svc != NULL;
 	removing = svc && svc->removing;
 	hf_state_unlock(s);
-	kv_of(json_object_get(sp, "templates"), &templates);
+	hf_codec_kv_from_json(&templates, json_object_get(sp, "templates"));
 	want = digest(sv->name, sv->spec, jstr(sp, "text"), &options,
 		      json_object_get(sp, "templates"));
 	applied = jstr(svc_rec(rec, sv->key), "applied");
@@ -765,26 +713,6 @@ void hf_stacks_stop(void)
 
 /* ---- the API ---------------------------------------------------------- */
 
-static void answer_err(struct hf_http_resp *resp, int rc,
-		       const struct hf_ops_err *err)
-{
-	const char *why = err->why ? err->why : hf_err_msg(rc);
-	const struct hf_diag *first = NULL;
-
-	if (!err->diags.len) {
-		hf_http_error(resp, rc, "%s", why);
-		return;
-	}
-	for (size_t i = 0; i < err->diags.len && !first; i++)
-		if (err->diags.items[i].level == HF_DIAG_ERROR)
-			first = &err->diags.items[i];
-	hf_http_json(resp, hf_err_http(rc),
-		     json_pack("{s:s, s:s++, s:o}", "error", hf_err_name(rc),
-			       "message", why, first ? ": " : "",
-			       first ? first->msg : "", "diagnostics",
-			       hf_diags_to_json(&err->diags)));
-}
-
 /* A stack as the API shows it, with what its services do now. Lock held. */
 static json_t *stack_json(struct hf_srv *s, const json_t *rec, bool full)
 {
@@ -995,7 +923,7 @@ void hf_stacks_deploy_handler(void *ctx, const struct hf_http_req *req,
 		goto out;
 	rc = stack_check(body, &st, &err);
 	if (rc) {
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 		goto out;
 	}
 	key = rec_key(st->name);
@@ -1033,7 +961,7 @@ void hf_stacks_deploy_handler(void *ctx, const struct hf_http_req *req,
 	hf_state_unlock(s);
 	pthread_mutex_unlock(&stacks_mu);
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else
 		kick();
 out:
@@ -1062,6 +990,38 @@ static json_t *route_rec(struct hf_srv *s, const struct hf_http_req *req,
 	return rc ? NULL : rec;
 }
 
+/*
+ * The body of an update or a diff: a stack that checks (stack_check) and
+ * names the route's stack; NULL after answering otherwise. *body gets the
+ * parsed body (a new reference) either way.
+ */
+static struct hf_stack *route_body(const struct hf_http_req *req,
+				   struct hf_http_resp *resp, json_t **body)
+{
+	const char *name = hf_kvlist_get(&req->params, "stack");
+	struct hf_ops_err err = {0};
+	struct hf_stack *st = NULL;
+	int rc;
+
+	*body = NULL;
+	if (hf_http_body_json(req, resp, body))
+		return NULL;
+	rc = stack_check(*body, &st, &err);
+	if (!rc && strcmp(st->name, name) != 0) {
+		err.why = hf_xasprintf("the stack file names stack '%s', not "
+				       "'%s'",
+				       st->name, name);
+		rc = HF_EINVAL;
+	}
+	if (rc) {
+		hf_api_answer_err(resp, rc, &err);
+		hf_stack_free(st);
+		st = NULL;
+	}
+	hf_ops_err_release(&err);
+	return st;
+}
+
 void hf_stacks_update_handler(void *ctx, const struct hf_http_req *req,
 			      struct hf_http_resp *resp)
 {
@@ -1071,21 +1031,11 @@ void hf_stacks_update_handler(void *ctx, const struct hf_http_req *req,
 	json_t *body = NULL, *rec = NULL, *own = NULL, *des;
 	const char *name = hf_kvlist_get(&req->params, "stack");
 	char *key = NULL;
-	int rc;
+	int rc = 0;
 
-	if (hf_http_body_json(req, resp, &body))
+	st = route_body(req, resp, &body);
+	if (!st)
 		goto out;
-	rc = stack_check(body, &st, &err);
-	if (!rc && strcmp(st->name, name) != 0) {
-		err.why = hf_xasprintf("the stack file names stack '%s', not "
-				       "'%s'",
-				       st->name, name);
-		rc = HF_EINVAL;
-	}
-	if (rc) {
-		answer_err(resp, rc, &err);
-		goto out;
-	}
 	pthread_mutex_lock(&stacks_mu);
 	hf_state_lock(s);
 	rec = s->leading ? route_rec(s, req, resp, &key) : NULL;
@@ -1157,7 +1107,7 @@ unlock:
 	hf_state_unlock(s);
 	pthread_mutex_unlock(&stacks_mu);
 	if (rc)
-		answer_err(resp, rc, &err);
+		hf_api_answer_err(resp, rc, &err);
 	else if (rec)
 		kick();
 out:
@@ -1223,26 +1173,14 @@ void hf_stacks_diff_handler(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp)
 {
 	struct hf_srv *s = ctx;
-	struct hf_ops_err err = {0};
 	struct hf_stack *st = NULL, *old = NULL;
 	json_t *body = NULL, *rec = NULL, *out = NULL, *rows;
 	const char *name = hf_kvlist_get(&req->params, "stack");
 	char *key = NULL;
-	int rc;
 
-	if (hf_http_body_json(req, resp, &body))
+	st = route_body(req, resp, &body);
+	if (!st)
 		goto out;
-	rc = stack_check(body, &st, &err);
-	if (!rc && strcmp(st->name, name) != 0) {
-		err.why = hf_xasprintf("the stack file names stack '%s', not "
-				       "'%s'",
-				       st->name, name);
-		rc = HF_EINVAL;
-	}
-	if (rc) {
-		answer_err(resp, rc, &err);
-		goto out;
-	}
 	hf_state_lock(s);
 	rec = route_rec(s, req, resp, &key);
 	if (rec)
@@ -1270,10 +1208,11 @@ void hf_stacks_diff_handler(void *ctx, const struct hf_http_req *req,
 		hf_state_unlock(s);
 		if (!rendered) {
 			hf_kvlist_release(&options);
-			hf_stack_render_options(sv, placeholder, st, &options,
+			hf_stack_render_options(sv, hf_stack_placeholder, st, &options,
 						NULL);
 		}
-		kv_of(json_object_get(sp, "templates"), &templates);
+		hf_codec_kv_from_json(&templates,
+				      json_object_get(sp, "templates"));
 		row = json_pack("{s:s, s:s}", "name", sv->key, "service",
 				sv->name);
 		if (!exists) {
@@ -1351,7 +1290,6 @@ void hf_stacks_diff_handler(void *ctx, const struct hf_http_req *req,
 out:
 	hf_stack_free(st);
 	hf_stack_free(old);
-	hf_ops_err_release(&err);
 	json_decref(body);
 	json_decref(rec);
 	free(key);

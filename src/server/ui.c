@@ -13,6 +13,7 @@
 #include "http/http.h"
 #include "model/model.h"
 #include "server/state.h"
+#include "model/codec.h"
 #include "server/ui.h"
 
 struct ui_file {
@@ -137,16 +138,6 @@ void hf_ui_whoami_handler(void *ctx, const struct hf_http_req *req,
 			       req->role == HF_ROLE_ADMIN ? "admin" : "read"));
 }
 
-static json_t *kvlist_json(const struct hf_kvlist *l)
-{
-	json_t *o = json_object();
-
-	for (size_t i = 0; i < l->len; i++)
-		json_object_set_new(o, l->items[i].key,
-				    json_string(l->items[i].value));
-	return o;
-}
-
 void hf_ui_config_source_handler(void *ctx, const struct hf_http_req *req,
 				 struct hf_http_resp *resp)
 {
@@ -174,8 +165,8 @@ void hf_ui_config_source_handler(void *ctx, const struct hf_http_req *req,
 		     json_pack("{s:s, s:s?, s:s, s:o, s:o}", "id", cfg->id,
 			       "file", cfg->file, "spec",
 			       cfg->text ? cfg->text : "", "options",
-			       kvlist_json(&cfg->options), "templates",
-			       kvlist_json(&cfg->templates)));
+			       hf_codec_kv_json(&cfg->options), "templates",
+			       hf_codec_kv_json(&cfg->templates)));
 out:
 	hf_state_unlock(s);
 }

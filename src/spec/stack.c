@@ -624,3 +624,48 @@ void hf_spec_advertised_ports(const struct hf_spec *spec,
 		}
 	}
 }
+
+char *hf_stack_placeholder(void *arg, const struct hf_stack_ref *ref)
+{
+	const struct hf_stack_service *to = hf_stack_find(arg, ref->service);
+
+	if (!ref->endpoint)
+		return hf_xstrdup(to ? to->name : ref->service);
+	return hf_xstrdup(ref->dns ? "localhost:1" : "127.0.0.1:1");
+}
+
+void hf_stack_ports_init(struct hf_stack_ports *p, const struct hf_stack *st)
+{
+	p->st = st;
+	p->of = hf_xcalloc(st->services.len + 1, sizeof(*p->of));
+	p->loaded = hf_xcalloc(st->services.len + 1, sizeof(*p->loaded));
+}
+
+void hf_stack_ports_add(struct hf_stack_ports *p, size_t i,
+			const struct hf_spec *spec)
+{
+	hf_spec_advertised_ports(spec, &p->of[i]);
+	p->loaded[i] = true;
+}
+
+static const struct hf_strlist *ports_of(void *arg, const char *key)
+{
+	struct hf_stack_ports *p = arg;
+	size_t i = index_of(p->st, key);
+
+	return i != (size_t)-1 && p->loaded[i] ? &p->of[i] : NULL;
+}
+
+int hf_stack_ports_check(struct hf_stack_ports *p, struct hf_diags *diags)
+{
+	return hf_stack_check_endpoints(p->st, ports_of, p, diags);
+}
+
+void hf_stack_ports_release(struct hf_stack_ports *p)
+{
+	for (size_t i = 0; p->st && i < p->st->services.len; i++)
+		hf_strlist_release(&p->of[i]);
+	free(p->of);
+	free(p->loaded);
+	memset(p, 0, sizeof(*p));
+}

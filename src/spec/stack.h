@@ -97,6 +97,27 @@ int hf_stack_render_options(const struct hf_stack_service *sv,
 					   const struct hf_stack_ref *ref),
 			    void *arg, struct hf_kvlist *out, char **missing);
 
+/*
+ * A stand-in for any reference (arg: the stack): the named service's name,
+ * or "127.0.0.1:1" ("localhost:1" for .dns) for an endpoint. What checking
+ * a spec with its options needs before any endpoint exists.
+ */
+char *hf_stack_placeholder(void *arg, const struct hf_stack_ref *ref);
+
+/* What each service's spec advertises, as its specs are checked. */
+struct hf_stack_ports {
+	const struct hf_stack *st;
+	struct hf_strlist *of; /* per service, by index */
+	bool *loaded;          /* its spec loaded */
+};
+void hf_stack_ports_init(struct hf_stack_ports *p, const struct hf_stack *st);
+/* Service i's spec loaded: its advertised ports are known. */
+void hf_stack_ports_add(struct hf_stack_ports *p, size_t i,
+			const struct hf_spec *spec);
+/* hf_stack_check_endpoints against the ports known. */
+int hf_stack_ports_check(struct hf_stack_ports *p, struct hf_diags *diags);
+void hf_stack_ports_release(struct hf_stack_ports *p);
+
 /* The names of the ports spec's tasks advertise, each once, in order. */
 void hf_spec_advertised_ports(const struct hf_spec *spec,
 			      struct hf_strlist *out);

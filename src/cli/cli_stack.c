@@ -344,87 +344,15 @@ static int parse_args(int argc, char **argv, struct stack_args *a,
 	return 0;
 }
 
-static int deploy_or_update(int argc, char **argv, bool update)
+enum stack_verb { STACK_DEPLOY, STACK_UPDATE, STACK_DIFF };
+
+/* Prints a diff's answer: each service's change. An exit code. */
+static int print_stack_diff(const json_t *out)
 {
-	struct stack_args a = {0};
-	json_t *body = NULL, *out = NULL;
-	char *name = NULL, *path = NULL;
-	long status;
-	int rc = parse_args(argc, argv, &a, false);
-
-	if (rc)
-		return rc;
-	if (!a.file)
-		return hf_cli_usage("stack", update ? "update" : "deploy");
-	rc = read_stack(a.file, &body, &name);
-	if (rc)
-		goto out;
-	path = update ? stack_path(name, NULL) : hf_xstrdup("/v1/stacks");
-	rc = hf_cli_api(update ? "PUT" : "POST", path, body, &status, &out);
-	if (rc)
-		goto out;
-	if (status != (update ? 200 : 201)) {
-		rc = hf_cli_api_error(status, out);
-		goto out;
-	}
-	if (hf_cli_globals()->json && !a.wait) {
-		hf_cli_print_json(out);
-	} else if (!hf_cli_globals()->json) {
-		size_t i;
-		json_t *e;
-
-		printf("%s stack %s:", update ? "updating" : "deploying", name);
-		json_array_foreach(json_object_get(out, "services"), i, e)
-			printf("%s %s", i ? "," : "", jstr(e, "name"));
-		printf(" (in this order)\n");
-	}
-	rc = a.wait ? wait_stack(name, "deployed", a.timeout) : HF_EXIT_OK;
-out:
-	json_decref(body);
-	json_decref(out);
-	free(name);
-	free(path);
-	return rc;
-}
-
-int hf_cmd_stack_deploy(int argc, char **argv)
-{
-	return deploy_or_update(argc, argv, false);
-}
-
-int hf_cmd_stack_update(int argc, char **argv)
-{
-	return deploy_or_update(argc, argv, true);
-}
-
-int hf_cmd_stack_diff(int argc, char **argv)
-{
-	struct stack_args a = {0};
-	json_t *body = NULL, *out = NULL, *e;
-	char *name = NULL, *path = NULL;
-	long status;
 	size_t i;
-	int rc = parse_args(argc, argv, &a, false);
+	json_t *e;
+	int rc = HF_EXIT_OK;
 
-	if (rc)
-		return rc;
-	if (!a.file)
-		return hf_cli_usage("stack", "diff");
-	rc = read_stack(a.file, &body, &name);
-	if (rc)
-		goto out;
-	path = stack_path(name, "/diff");
-	rc = hf_cli_api("POST", path, body, &status, &out);
-	if (rc)
-		goto out;
-	if (status != 200) {
-		rc = hf_cli_api_error(status, out);
-		goto out;
-	}
-	if (hf_cli_globals()->json) {
-		hf_cli_print_json(out);
-		goto out;
-	}
 	json_array_foreach(json_object_get(out, "services"), i, e) {
 		const char *ch = jstr(e, "change");
 
@@ -438,15 +366,81 @@ int hf_cmd_stack_diff(int argc, char **argv)
 			printf("  %s\n", jstr(e, "message"));
 		if (strcmp(ch, "update") == 0)
 			hf_cli_print_diff(json_object_get(e, "diff"));
-		if (strcmp(ch, "refused") == 0 || jstr(e, "refused"))
+		if (strcmp(ch, "invalid") == 0 || jstr(e, "refused"))
 			rc = HF_EXIT_FAIL;
 	}
+	return rc;
+}
+
+/* deploy, update, diff: the stack file and its specs to the server. */
+static int send_stack(int argc, char **argv, enum stack_verb verb)
+{
+	static const char *const verbs[] = {"deploy", "update", "diff"};
+	static const char *const methods[] = {"POST", "PUT", "POST"};
+	static const long want[] = {201, 200, 200};
+	struct stack_args a = {0};
+	json_t *body = NULL, *out = NULL;
+	char *name = NULL, *path = NULL;
+	bool json = false;
+	long status;
+	int rc = parse_args(argc, argv, &a, false);
+
+	if (rc)
+		return rc;
+	if (!a.file)
+		return hf_cli_usage("stack", verbs[verb]);
+	json = hf_cli_globals()->json;
+	rc = read_stack(a.file, &body, &name);
+	if (rc)
+		goto out;
+	path = verb == STACK_DEPLOY ? hf_xstrdup("/v1/stacks")
+				    : stack_path(name, verb == STACK_DIFF
+							   ? "/diff"
+							   : NULL);
+	rc = hf_cli_api(methods[verb], path, body, &status, &out);
+	if (rc)
+		goto out;
+	if (status != want[verb]) {
+		rc = hf_cli_api_error(status, out);
+		goto out;
+	}
+	if (json && (verb == STACK_DIFF || !a.wait)) {
+		hf_cli_print_json(out);
+	} else if (verb == STACK_DIFF) {
+		rc = print_stack_diff(out);
+	} else if (!json) {
+		size_t i;
+		json_t *e;
+
+		printf("%s stack %s:",
+		       verb == STACK_UPDATE ? "updating" : "deploying", name);
+		json_array_foreach(json_object_get(out, "services"), i, e)
+			printf("%s %s", i ? "," : "", jstr(e, "name"));
+		printf(" (in this order)\n");
+	}
+	if (verb != STACK_DIFF && a.wait)
+		rc = wait_stack(name, "deployed", a.timeout);
 out:
 	json_decref(body);
 	json_decref(out);
 	free(name);
 	free(path);
 	return rc;
+}
+
+int hf_cmd_stack_deploy(int argc, char **argv)
+{
+	return send_stack(argc, argv, STACK_DEPLOY);
+}
+
+int hf_cmd_stack_update(int argc, char **argv)
+{
+	return send_stack(argc, argv, STACK_UPDATE);
+}
+
+int hf_cmd_stack_diff(int argc, char **argv)
+{
+	return send_stack(argc, argv, STACK_DIFF);
 }
 
 int hf_cmd_stack_status(int argc, char **argv)

@@ -25,6 +25,7 @@
     loading: false,
     again: false,
     pollTimer: null,
+    volumesTimer: null,  // the volumes page's look while a copy is under way
     generation: 0,       // bumped at sign-out: stale work stops
   };
   const MAX_EVENTS = 500;
@@ -416,7 +417,7 @@
     services: { load: loadServices, onEvent: () => scheduleRefresh(400) },
     service: { load: loadService, onEvent: (ev, arg) => { if (!ev.service || ev.service === arg) scheduleRefresh(150); } },
     nodes: { load: loadNodes, onEvent: (ev) => { if (ev.kind === 'node' || ev.kind === 'task') scheduleRefresh(1000); } },
-    volumes: { load: loadVolumes, onEvent: () => scheduleRefresh(1500) },
+    volumes: { load: loadVolumes, onEvent: () => scheduleRefresh(500) },
     events: { load: loadEvents, onEvent: () => scheduleRefresh(100) },
   };
 
@@ -933,28 +934,71 @@
   // Volumes: local volume directories, and replicated volumes with their
   // replicas and resync progress.
 
+  /*
+   * How far a replica's copy is, as the API knows it: a replica being
+   * made (a clone's, from a backup) has "made"; a resync the server
+   * tracks has resync_done of resync_total; otherwise, while the volume is
+   * attached, its attach process's counters of the copies under way
+   * (io.resync_sent of io.resync_planned) are the best measure.
+   */
+  function replicaProgress(v, r) {
+    if (r.made && r.made.total > 0) {
+      return bar(r.made.done, r.made.total, 'made ' + bytes(r.made.done) + ' of ' + bytes(r.made.total));
+    }
+    if (r.state === 'in_sync') return null;
+    if (r.resync_total > 0) {
+      const pct = r.percent !== null && r.percent !== undefined ? r.percent + '%: ' : '';
+      return bar(r.resync_done, r.resync_total, 'resync ' + pct + bytes(r.resync_done) + ' of ' + bytes(r.resync_total));
+    }
+    if (r.state === 'resyncing' && v.io && v.io.resync_planned > 0) {
+      return bar(v.io.resync_sent, v.io.resync_planned,
+                 'resync ' + bytes(v.io.resync_sent) + ' of ' + bytes(v.io.resync_planned));
+    }
+    return null;
+  }
+
+  function replicaLine(v, r) {
+    return h('div.replica', { dataset: { replica: r.node, state: r.state } },
+      h('span.mono', null, r.node + ' '), badge(r.state),
+      v.attached && r.node === v.attached ? h('span.muted', null, ' attached here') : null,
+      r.since ? h('span.muted', null, ' since ' + ago(r.since)) : null,
+      replicaProgress(v, r),
+      r.missed ? h('div.muted.missed', null, r.state === 'resyncing'
+        ? 'sending the ' + bytes(r.missed) + ' written without it'
+        : bytes(r.missed) + ' written without it, to resend') : null,
+      r.why && r.state !== 'in_sync' ? h('div.muted.why', null, r.why) : null);
+  }
+
   async function loadVolumes() {
+    const view = S.view;
     const [vols, xvols] = await Promise.all([
       api('GET', '/v1/volumes', undefined, [], 'Listing volumes'),
       api('GET', '/v1/external-volumes', undefined, [], 'Listing external volumes'),
     ]);
     const local = vols.data.filter((v) => v.type !== 'EXTERNAL');
-    const xrows = xvols.data.map((v) => h('tr', { dataset: { volume: v.name } },
+    const xrows = xvols.data.map((v) => h('tr', { dataset: { volume: v.name, state: v.state,
+                                                            inSync: String(v.in_sync), attached: v.attached || '' } },
       td('Volume', h('strong', null, v.name), h('div.muted', null, v.service + (v.instance ? '/' + v.instance : ''))),
       td('State', badge(v.state), v.degraded ? [' ', badge('degraded')] : null),
-      td('Size', bytes(v.size)),
-      td('Replicas', h('div', null, (v.in_sync !== undefined ? v.in_sync + ' of ' + v.repl + ' in sync' : v.repl + ' wanted') +
+      td('Size', h('span.size', null, bytes(v.size)), v.ro ? h('div.muted', null, 'read-only') : null),
+      td('Replicas', h('div.in-sync', null, (v.in_sync !== undefined ? v.in_sync + ' of ' + v.repl + ' in sync' : v.repl + ' wanted') +
                                     ', at least ' + v.min_sync)),
-      td('Attached', v.attached || '-'),
-      td('Each replica', (v.replicas || []).map((r) => h('div', null,
-        h('span.mono', null, r.node + ' '), badge(r.state),
-        r.percent !== null && r.percent !== undefined && r.state !== 'in_sync'
-          ? bar(r.percent, 100, 'resync ' + r.percent + '%') : null,
-        r.missed ? h('span.muted', null, ' ' + bytes(r.missed) + ' to resend') : null))),
-      td('I/O', v.io ? h('span.muted', null, bytes(v.io.written) + ' written, ' + bytes(v.io.replicated) + ' replicated' +
+      td('Attached', h('span.attached', null, v.attached ? v.attached + ' (epoch ' + v.epoch + ')' : 'not attached')),
+      td('Each replica', (v.replicas || []).map((r) => replicaLine(v, r))),
+      td('I/O', v.io ? h('span.muted.io', null, bytes(v.io.written) + ' written, ' + bytes(v.io.replicated) + ' replicated' +
                                             (v.io.resync_planned ? ', resync ' + bytes(v.io.resync_sent) + ' of ' +
-                                             bytes(v.io.resync_planned) : '') + (v.io.note ? ' — ' + v.io.note : ''))
+                                             bytes(v.io.resync_planned) + ' sent' : '') + (v.io.note ? ' — ' + v.io.note : ''))
                      : '-')));
+    // The stream says little about a copy under way: while one is, or an
+    // attached volume misses a replica (which may come back any time),
+    // look again every two seconds (one timer, however many loads events
+    // caused). A detached volume's down replica stays down: no need.
+    clearTimeout(S.volumesTimer);
+    const moving = (v) => (v.attached && v.degraded) ||
+      (v.replicas || []).some((r) => r.state === 'resyncing' || r.state === 'new' || r.made);
+    if (xvols.data.some(moving)) {
+      S.volumesTimer = setTimeout(() => { if (S.view === view) scheduleRefresh(0); }, 2000);
+    }
     const lrows = local.map((v) => h('tr', null,
       td('Volume', h('span.mono', null, v.key)),
       td('Node', v.node),

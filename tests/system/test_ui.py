@@ -11,12 +11,17 @@ chromium, through its DevTools protocol) against a real server and agent.
   count and the new pod appears.
 - A read-only token gets no action buttons, and a write forged with it
   (from the page itself) is refused 403 and changes nothing.
+- The Volumes page lists a volume of two replicas (two nodes with pools)
+  with its size, attachment and each replica's state; a replica whose
+  server stops answering while the task writes shows down with what it
+  missed, then in sync again after its resync, without a reload.
 
 Screenshots of the main pages go to $HOLDFAST_ARTIFACTS, else
 tests/artifacts/.
 
-The whole browser session is one test: pytest -n splits a module's tests
-across workers, and each step builds on the one before.
+The main browser session is one test: pytest -n splits a module's tests
+across workers, and each step builds on the one before; the volumes test
+has its own cluster and browser.
 """
 import base64
 import http.client
@@ -25,6 +30,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -34,7 +40,7 @@ import urllib.request
 import pytest
 import websocket
 
-from holdfast_harness import REPO, Cluster, wait_for, write
+from holdfast_harness import BIN, REPO, Cluster, wait_for, write
 
 ADMIN = "ui-admin-4b7d2e9c1a"
 READ = "ui-read-8e3f1a6c5d"
@@ -595,3 +601,154 @@ def test_ui_in_a_browser(tmp_path, browser):
 
 def window_same(b):
     return b.eval("window.__sameDocument") == "yes"
+
+
+# One pod with a volume of two replicas: one on each node's pool.
+REPL_SPEC = """
+name: vol
+pods:
+  db:
+    count: 1
+    external-volumes:
+      data:
+        type: DOCKER
+        volume-mode: RW
+        container-path: data
+        driver-name: holdfast
+        driver-options: size=1;repl=2
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: exec sleep 1000
+        cpus: 0.1
+        memory: 32
+"""
+
+
+def serve_pid(agent_data):
+    """The replica server (holdfast-volume serve) of the agent whose data
+    directory is agent_data, or None."""
+    root = os.path.realpath(agent_data) + "/"
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (argv[0].endswith(b"holdfast-volume") and argv[1:2] == [b"serve"] and len(argv) > 2
+                and os.path.realpath(argv[2].decode(errors="replace")).startswith(root)):
+            return int(d)
+    return None
+
+
+def replica_states(b, volume):
+    """node -> the state the page shows for each replica of volume."""
+    return b.eval(f"""Object.fromEntries([...document.querySelectorAll(
+        'tr[data-volume={json.dumps(volume)}] .replica')].map(e => [e.dataset.replica, e.dataset.state]))""")
+
+
+def test_ui_volumes_show_replicas_and_a_resync(tmp_path, browser):
+    """Issue 18: the Volumes page lists a replicated volume with its size,
+    where it is attached and each replica's node and state; a replica whose
+    node stops answering is shown down, with what it missed, and back in
+    sync after its resync, on the same page without a reload."""
+    c = UICluster(tmp_path)
+    b = browser
+    other = None
+    stopped = None
+    try:
+        c.start_server()
+        c.start_agent(extra=("--storage", os.path.join(c.tmp, "pool-1") + ",size=4G", "--wait", "1"))
+        agent2 = os.path.join(c.tmp, "agent-2")
+        log = open(os.path.join(c.tmp, "node-2.log"), "ab")
+        c.logs.append(log)
+        other = subprocess.Popen(
+            [BIN, "agent", "--server", c.url, "--data", agent2, "--node-id", "node-2",
+             "--wait", "1", "--token-file", c.agent_token_file,
+             "--storage", os.path.join(c.tmp, "pool-2") + ",size=4G"],
+            stdout=log, stderr=log, env=c._env(), start_new_session=True)
+        wait_for(lambda: sum(1 for n in c.api("GET", "/v1/nodes")[1]
+                             if n.get("connected") and n.get("storage")) == 2, 30,
+                 what="two nodes with a pool")
+        c.deploy(write(tmp_path / "vol.yml", REPL_SPEC))
+        st, vol = c.api("GET", "/v1/external-volumes/vol-db-0")
+        assert st == 200 and vol["repl"] == 2 and vol["attached"], vol
+        attached = vol["attached"]
+        assert sorted(r["node"] for r in vol["replicas"]) == ["node-1", "node-2"], vol
+        remote = "node-2" if attached == "node-1" else "node-1"
+
+        base = f"http://127.0.0.1:{c.port}/ui/"
+        b.goto(base + "?token=" + ADMIN + "#/volumes")
+        row = '#external-volumes tr[data-volume="vol-db-0"]'
+        b.wait(f"document.querySelector({json.dumps(row)}) !== null", 30,
+               what="the replicated volume listed")
+        b.wait("document.getElementById('live').classList.contains('on')", 15, what="event stream up")
+        assert replica_states(b, "vol-db-0") == {"node-1": "in_sync", "node-2": "in_sync"}
+        cells = b.eval(f"""Object.fromEntries([...document.querySelectorAll({json.dumps(row + ' td')})]
+            .map(e => [e.dataset.label, e.textContent]))""")
+        assert cells["Size"] == "1.0 GiB", cells
+        assert cells["Replicas"] == "2 of 2 in sync, at least 1", cells
+        assert cells["Attached"] == f"{attached} (epoch 1)", cells
+        assert f"{attached} in_sync attached here" in cells["Each replica"], cells
+        assert re.match(r"[\d.]+ \w+ written, [\d.]+ \w+ replicated$", cells["I/O"]), cells
+        assert b.eval(f"document.querySelector({json.dumps(row)}).textContent.includes('degraded')") is False
+
+        # -- The remote replica's server stops answering while the task
+        # writes: the page shows it down, then what it missed.
+        b.eval("window.__sameDocument = 'yes'")
+        stopped = serve_pid(agent2 if remote == "node-2" else c.agent_data)
+        assert stopped, f"no replica server of {remote}"
+        os.kill(stopped, signal.SIGSTOP)
+        writer = subprocess.Popen(
+            [BIN, "--service", "vol", "task", "exec", "db-0-server", "--", "sh", "-c",
+             "dd if=/dev/urandom of=data/blob bs=1M count=48 conv=fsync"],
+            env=c._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = ["in_sync"]
+
+        def watch():
+            s = replica_states(b, "vol-db-0").get(remote)
+            if s and (not seen or seen[-1] != s):
+                seen.append(s)
+            return s
+        wait_for(lambda: watch() not in (None, "in_sync"), 60, interval=0.1,
+                 what=f"{remote} shown out of sync")
+        out, _ = writer.communicate(timeout=90)
+        assert writer.returncode == 0, out
+        rep = f'{row} .replica[data-replica="{remote}"]'
+        b.wait(f"(() => {{ const e = document.querySelector({json.dumps(rep + ' .missed')});"
+               " return e && /^[1-9][\\d.]* \\w+ written without it, to resend$/.test(e.textContent); })()",
+               30, what="the bytes the stopped replica missed")
+        watch()
+        assert b.eval(f"document.querySelector({json.dumps(row)}).dataset.inSync") == "1"
+        assert "1 of 2 in sync" in b.eval(f"document.querySelector({json.dumps(row)}).textContent")
+        assert b.eval(f"document.querySelector({json.dumps(row + ' [data-status=degraded]')}) !== null")
+        why = b.eval(f"document.querySelector({json.dumps(rep + ' .why')}).textContent")
+        assert remote in why, why
+        b.screenshot("volumes-replicated")
+
+        # -- It answers again: resynced, shown without a reload.
+        os.kill(stopped, signal.SIGCONT)
+        stopped = None
+        wait_for(lambda: watch() == "in_sync", 60, interval=0.1, what=f"{remote} shown in sync again")
+        b.wait(f"document.querySelector({json.dumps(row)}).dataset.inSync === '2'", 10)
+        io = b.eval(f"document.querySelector({json.dumps(row + ' .io')}).textContent")
+        m = re.search(r"resync ([\d.]+ \w+) of ([\d.]+ \w+) sent", io)
+        assert m and m.group(1) == m.group(2), io
+        vol = c.api("GET", "/v1/external-volumes/vol-db-0")[1]
+        assert vol["io"]["resync_sent"] == vol["io"]["resync_planned"] >= 48 << 20, vol
+        assert window_same(b), "the page was reloaded"
+        # The page went from in sync to down (or stale) and back, through
+        # the resync when a look fell inside it.
+        assert len(seen) >= 3 and seen[1] in ("down", "stale") and seen[-1] == "in_sync", seen
+        assert set(seen) <= {"down", "stale", "resyncing", "in_sync"}, seen
+        assert not b.exceptions, b.exceptions
+    finally:
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
+        if other and other.poll() is None:
+            other.send_signal(signal.SIGTERM)
+            other.wait(30)
+        c.stop()
+

@@ -20,6 +20,8 @@
 #include "spec/stack.h"
 
 #define STACK_FILE_MAX (16 << 20)
+/* Without --timeout, how long --wait waits for a server it cannot reach. */
+#define WAIT_UNREACHABLE_MS 60000
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -211,7 +213,7 @@ static void print_services(const json_t *stack)
  */
 static int wait_stack(const char *name, const char *until, double timeout_s)
 {
-	int64_t start = hf_mono_ms();
+	int64_t start = hf_mono_ms(), down_since = 0;
 	char *path = stack_path(name, NULL);
 	json_t *seen = json_object(), *last = NULL;
 	bool json = hf_cli_globals()->json;
@@ -224,6 +226,26 @@ static int wait_stack(const char *name, const char *until, double timeout_s)
 		size_t i;
 
 		rc = hf_cli_api("GET", path, NULL, &status, &out);
+		/*
+		 * The server restarting, or leadership moving: the stack goes
+		 * on there; so does the wait, until its timeout.
+		 */
+		if (rc == HF_EXIT_SERVER || (!rc && status == 503)) {
+			int64_t now = hf_mono_ms();
+
+			if (!down_since)
+				down_since = now;
+			if (timeout_s > 0
+				? (double)(now - start) / 1000.0 < timeout_s
+				: now - down_since < WAIT_UNREACHABLE_MS) {
+				json_decref(out);
+				rc = 0;
+				sleep(1);
+				continue;
+			}
+		} else {
+			down_since = 0;
+		}
 		if (rc)
 			break;
 		if (status == 404 && !until) {

@@ -1553,8 +1553,25 @@ static int change(struct hf_srv *s, const char *name,
 	struct hf_decide_ctx ctx;
 	struct hf_actions a = {0};
 	struct hf_action *x;
-	int rc = config_new(spec, ci ? ci->counts : NULL, &cfg, err);
+	struct hf_ops_spec named = *spec;
+	char *given = NULL;
+	int rc;
 
+	/*
+	 * A service named over its spec's name (a stack's) keeps that name:
+	 * a spec given without one is read under it.
+	 */
+	if (!spec->name) {
+		hf_state_lock(s);
+		svc = name ? hf_state_service(s, name) : NULL;
+		cur = svc ? hf_state_target(svc) : NULL;
+		if (cur && cur->name)
+			given = hf_xstrdup(cur->name);
+		hf_state_unlock(s);
+		named.name = given;
+	}
+	rc = config_new(&named, ci ? ci->counts : NULL, &cfg, err);
+	free(given);
 	if (rc)
 		return rc;
 	rc = keys_available(s, cfg, err);

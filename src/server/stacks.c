@@ -95,7 +95,7 @@ static int stack_check(const json_t *body, struct hf_stack **out,
 			break;
 		}
 		json_object_foreach((json_t *)tj, k, v)
-			if (!json_is_string(v)) {
+			if (!json_is_string(v) && !rc) {
 				err->why = hf_xasprintf(
 				    "template '%s' of spec '%s' is not a "
 				    "string",
@@ -304,20 +304,126 @@ static char *digest(const char *name, const char *file, const char *text,
 	return hf_buf_detach(&b);
 }
 
-/* Whether service name's run of plan is complete. Lock held. */
-static bool plan_complete(struct hf_srv *s, const char *name,
-			  const char *plan)
+/*
+ * Writes the stack's record now, in the operation's batch, so that the
+ * events the same hold recorded go out after it (events.h). Lock held.
+ */
+static void save(struct hf_srv *s, json_t *rec)
 {
-	struct hf_service *svc = hf_state_service(s, name);
-	struct hf_plan_run *run = svc && plan ? hf_state_run(svc, plan) : NULL;
+	char *key = rec_key(jstr(rec, "name"));
 
-	return run && run->status == HF_STATUS_COMPLETE;
+	if (s->leading)
+		hf_state_put_record(s, key, rec);
+	free(key);
+}
+
+/* Sets a service's state and saves the record at once. */
+static void note(struct hf_srv *s, json_t *rec,
+		 const struct hf_stack_service *sv, const char *state,
+		 const char *msg)
+{
+	hf_state_lock(s);
+	set_state(s, rec, sv, state, msg);
+	save(s, rec);
+	hf_state_unlock(s);
+}
+
+/*
+ * The run of a deploy or update plan of service name that is not
+ * complete, if any: what a change the record does not know of (the
+ * server stopped between the change and the record's write) still runs.
+ * Lock held.
+ */
+static struct hf_plan_run *unfinished(struct hf_srv *s, const char *name)
+{
+	static const char *const plans[] = {"deploy", "update"};
+	struct hf_service *svc = hf_state_service(s, name);
+
+	for (size_t i = 0; svc && i < 2; i++) {
+		struct hf_plan_run *run = hf_state_run(svc, plans[i]);
+
+		if (run && run->active && run->status != HF_STATUS_COMPLETE)
+			return run;
+	}
+	return NULL;
+}
+
+/*
+ * Why a change's run does not complete, when its tasks say: an instance
+ * that cannot be placed, a task that keeps failing. NULL otherwise.
+ */
+static char *stuck(const struct hf_service *svc,
+		   const struct hf_plan_run *run)
+{
+	for (size_t i = 0; i < svc->instances.len; i++) {
+		const struct hf_instance *in = svc->instances.items[i];
+
+		if (!in->node && in->message)
+			return hf_xasprintf("plan %s is %s: %s: %s", run->plan,
+					    hf_status_name(run->status),
+					    in->name, in->message);
+		for (size_t k = 0; k < in->slots.len; k++) {
+			const struct hf_task_slot *sl = &in->slots.items[k];
+
+			if (sl->failures || sl->restarts)
+				return hf_xasprintf(
+				    "plan %s is %s: task %s-%s failed %llu "
+				    "time%s (holdfast -s %s pod status says "
+				    "why)",
+				    run->plan, hf_status_name(run->status),
+				    in->name, sl->task,
+				    (unsigned long long)(sl->failures
+							     ? sl->failures
+							     : sl->restarts),
+				    (sl->failures ? sl->failures
+						  : sl->restarts) == 1
+					? ""
+					: "s",
+				    svc->name);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * How service sv's latest change (its plan, in the record) goes: true
+ * once its run is complete; a run in ERROR fails the service, one that
+ * waits on a backoff or an error says so in its message. Lock held.
+ */
+static bool change_done(struct hf_srv *s, json_t *rec,
+			const struct hf_stack_service *sv)
+{
+	json_t *o = svc_rec(rec, sv->key);
+	const char *plan = jstr(o, "plan");
+	struct hf_service *svc = hf_state_service(s, sv->name);
+	struct hf_plan_run *run = svc && plan ? hf_state_run(svc, plan) : NULL;
+	const char *state = svc_state(rec, sv->key);
+	char *msg;
+
+	if (!run)
+		run = unfinished(s, sv->name);
+	if (!run || run->status == HF_STATUS_COMPLETE)
+		return true;
+	if (!svc)
+		return false;
+	if (run->status == HF_STATUS_ERROR) {
+		msg = hf_xasprintf("plan %s is in ERROR (holdfast -s %s plan "
+				   "show %s says where)",
+				   run->plan, sv->name, run->plan);
+		set_state(s, rec, sv, "failed", msg);
+		json_object_set(o, "tried", json_object_get(o, "applied"));
+	} else {
+		msg = stuck(svc, run);
+		set_state(s, rec, sv, state, msg);
+	}
+	free(msg);
+	return false;
 }
 
 /*
  * One service of a deploying or updating stack: deploy it, update it,
  * or see its change through. Returns true when it is deployed. rec is the
- * loop's copy; stacks_mu held, srv->mu not.
+ * loop's copy, saved after each step; stacks_mu held, srv->mu not.
  */
 static bool step_service(struct hf_srv *s, json_t *rec,
 			 const struct hf_stack *st,
@@ -329,11 +435,14 @@ static bool step_service(struct hf_srv *s, json_t *rec,
 	struct hf_kvlist options = {0}, templates = {0};
 	struct hf_ops_err err = {0};
 	struct hf_service *svc;
+	struct hf_config *cfg;
 	char *missing = NULL, *want = NULL, *msg = NULL;
-	const char *state = svc_state(rec, sv->key), *applied;
-	bool exists, removing, done = false;
+	const char *state = svc_state(rec, sv->key), *applied, *tried;
+	bool exists, removing, foreign, done = false;
 	int rc;
 
+	if (!jstr(sp, "text"))
+		return false; /* not a record this server wrote */
 	for (size_t d = 0; d < sv->depends_on.len; d++) {
 		const char *dst = svc_state(rec, sv->depends_on.items[d]);
 
@@ -343,9 +452,7 @@ static bool step_service(struct hf_srv *s, json_t *rec,
 				msg = hf_xasprintf("waiting for %s (%s)",
 						   sv->depends_on.items[d],
 						   dst);
-				hf_state_lock(s);
-				set_state(s, rec, sv, "waiting", msg);
-				hf_state_unlock(s);
+				note(s, rec, sv, "waiting", msg);
 			}
 			goto out;
 		}
@@ -357,29 +464,39 @@ static bool step_service(struct hf_srv *s, json_t *rec,
 				   "answers yet",
 				   missing);
 		set_state(s, rec, sv, "waiting", msg);
+		save(s, rec);
 		hf_state_unlock(s);
 		goto out;
 	}
 	svc = hf_state_service(s, sv->name);
+	cfg = svc ? hf_state_target(svc) : NULL;
 	exists = svc != NULL;
 	removing = svc && svc->removing;
+	/*
+	 * A service of its name the stack never changed, and not deployed
+	 * under a name given over its spec's (as the stack deploys), was
+	 * deployed by hand meanwhile: not the stack's to take.
+	 */
+	applied = jstr(svc_rec(rec, sv->key), "applied");
+	foreign = exists && !removing && !applied && (!cfg || !cfg->name);
 	hf_state_unlock(s);
+	if (foreign) {
+		note(s, rec, sv, "failed",
+		     "a service of this name was deployed outside the stack; "
+		     "remove it, or give the stack's service another name "
+		     "('name:'), then update the stack");
+		goto out;
+	}
 	hf_codec_kv_from_json(&templates, json_object_get(sp, "templates"));
 	want = digest(sv->name, sv->spec, jstr(sp, "text"), &options,
 		      json_object_get(sp, "templates"));
-	applied = jstr(svc_rec(rec, sv->key), "applied");
-	if (strcmp(state, "failed") == 0 &&
-	    strcmp(jstr(svc_rec(rec, sv->key), "tried")
-		       ? jstr(svc_rec(rec, sv->key), "tried")
-		       : "",
-		   want) == 0)
+	tried = jstr(svc_rec(rec, sv->key), "tried");
+	if (strcmp(state, "failed") == 0 && tried && strcmp(tried, want) == 0)
 		goto out; /* the same change again would fail the same way */
 	if (removing) {
-		hf_state_lock(s);
-		set_state(s, rec, sv, "waiting",
-			  "waiting for an earlier service of its name to be "
-			  "removed");
-		hf_state_unlock(s);
+		note(s, rec, sv, "waiting",
+		     "waiting for an earlier service of its name to be "
+		     "removed");
 		goto out;
 	}
 	if (!exists || !applied || strcmp(applied, want) != 0) {
@@ -400,46 +517,65 @@ static bool step_service(struct hf_srv *s, json_t *rec,
 			hf_ops_change_release(&chg);
 		}
 		hf_state_lock(s);
-		if (rc) {
-			msg = hf_xasprintf("%s %s: %s",
+		if (rc == HF_EUNAVAIL || rc == HF_EEXISTS) {
+			/* Not this change's fault: tried again next pass. */
+			msg = hf_xasprintf("%s: %s",
 					   exists ? "update" : "deploy",
-					   rc == HF_EREFUSED ? "refused"
-							     : "failed",
 					   err.why ? err.why : hf_err_msg(rc));
+			set_state(s, rec, sv, state, msg);
+		} else if (rc) {
+			const struct hf_diag *d = NULL;
+
+			for (size_t i = 0; i < err.diags.len && !d; i++)
+				if (err.diags.items[i].level == HF_DIAG_ERROR)
+					d = &err.diags.items[i];
+			msg = d ? hf_xasprintf("%s failed: %s: %s:%d:%d: %s",
+					       exists ? "update" : "deploy",
+					       err.why ? err.why
+						       : hf_err_msg(rc),
+					       d->file ? d->file : sv->spec,
+					       d->line, d->col, d->msg)
+				: hf_xasprintf("%s %s: %s",
+					       exists ? "update" : "deploy",
+					       rc == HF_EREFUSED ? "refused"
+								 : "failed",
+					       err.why ? err.why
+						       : hf_err_msg(rc));
 			set_state(s, rec, sv, "failed", msg);
 			json_object_set_new(svc_rec(rec, sv->key), "tried",
 					    json_string(want));
 		} else {
 			json_t *o = svc_rec(rec, sv->key);
+			struct hf_plan_run *run;
 
 			json_object_set_new(o, "applied", json_string(want));
-			if (plan)
-				json_object_set_new(o, "plan",
-						    json_string(plan));
 			json_object_del(o, "tried");
 			/*
 			 * An update that changes nothing leaves the service
-			 * as its last change left it.
+			 * as the change before it left it: done once no
+			 * deploy or update of it runs.
 			 */
-			if (!plan) {
-				const char *op = jstr(o, "plan");
-
-				if (!op || plan_complete(s, sv->name, op))
-					set_state(s, rec, sv, "deployed", NULL);
-			} else
+			if (!plan && (run = unfinished(s, sv->name)))
+				plan = run->plan;
+			if (plan) {
+				json_object_set_new(o, "plan",
+						    json_string(plan));
 				set_state(s, rec, sv,
 					  exists ? "updating" : "deploying",
 					  NULL);
+			} else {
+				set_state(s, rec, sv, "deployed", NULL);
+			}
 		}
+		save(s, rec);
 		hf_state_unlock(s);
 		goto out;
 	}
-	if (strcmp(state, "deploying") == 0 || strcmp(state, "updating") == 0 ||
-	    strcmp(state, "waiting") == 0) {
+	if (strcmp(state, "deployed") != 0 && strcmp(state, "failed") != 0) {
 		hf_state_lock(s);
-		if (plan_complete(s, sv->name,
-				  jstr(svc_rec(rec, sv->key), "plan")))
+		if (change_done(s, rec, sv))
 			set_state(s, rec, sv, "deployed", NULL);
+		save(s, rec);
 		hf_state_unlock(s);
 	}
 	done = strcmp(svc_state(rec, sv->key), "deployed") == 0;
@@ -453,11 +589,13 @@ out:
 	return done;
 }
 
-/* Removes service name (a step of a removal); true once it is gone. */
-static bool remove_service(struct hf_srv *s, json_t *rec, const char *key,
+/*
+ * Removes service name (a step of a removal); true once it is gone. o
+ * holds whether the removal was asked already.
+ */
+static bool remove_service(struct hf_srv *s, const char *stack, json_t *o,
 			   const char *name, bool delete_volumes)
 {
-	json_t *o = svc_rec(rec, key);
 	struct hf_service *svc;
 	bool gone, asked = json_is_true(json_object_get(o, "remove_asked"));
 
@@ -473,8 +611,7 @@ static bool remove_service(struct hf_srv *s, json_t *rec, const char *key,
 		int rc = hf_ops_remove(s, name, delete_volumes, &out, &err);
 
 		if (rc && rc != HF_ENOTFOUND)
-			hf_log("stack %s: service %s: remove: %s",
-			       jstr(rec, "name"), name,
+			hf_log("stack %s: service %s: remove: %s", stack, name,
 			       err.why ? err.why : hf_err_msg(rc));
 		/* Once: whatever it answered, the service's own state says. */
 		json_object_set_new(o, "remove_asked", json_true());
@@ -485,12 +622,45 @@ static bool remove_service(struct hf_srv *s, json_t *rec, const char *key,
 	return false;
 }
 
+/*
+ * Services an update dropped from the stack ("dropped": service name ->
+ * {"key"}) are removed, keeping their volumes; so are they when the
+ * stack is removed (with its volume choice).
+ */
+static bool step_dropped(struct hf_srv *s, json_t *rec, bool delete_volumes)
+{
+	json_t *dropped = json_object_get(rec, "dropped"), *v;
+	const char *name;
+	void *tmp;
+
+	json_object_foreach_safe(dropped, tmp, name, v) {
+		if (!json_is_object(v)) {
+			json_object_del(dropped, name);
+			continue;
+		}
+		if (!remove_service(s, jstr(rec, "name"), v, name,
+				    delete_volumes)) {
+			hf_state_lock(s);
+			save(s, rec);
+			hf_state_unlock(s);
+			continue;
+		}
+		hf_state_lock(s);
+		hf_event(s, "scheduler", name, "stack", jstr(rec, "name"),
+			 "dropped", "removed", "the stack no longer has it");
+		json_object_del(dropped, name);
+		save(s, rec);
+		hf_state_unlock(s);
+	}
+	return !json_object_size(dropped);
+}
+
 /* The stack's removal, a step: dependents first. True once all are gone. */
 static bool step_removal(struct hf_srv *s, json_t *rec,
 			 const struct hf_stack *st)
 {
 	bool dv = json_is_true(json_object_get(rec, "delete_volumes"));
-	bool all = true;
+	bool all = step_dropped(s, rec, dv);
 
 	for (size_t k = st->services.len; k-- > 0;) {
 		const struct hf_stack_service *sv =
@@ -509,58 +679,19 @@ static bool step_removal(struct hf_srv *s, json_t *rec,
 		all = false;
 		if (blocked)
 			continue;
-		if (remove_service(s, rec, sv->key, sv->name, dv)) {
-			hf_state_lock(s);
-			set_state(s, rec, sv, "removed", NULL);
-			hf_state_unlock(s);
-		} else if (strcmp(svc_state(rec, sv->key), "removing") != 0) {
-			hf_state_lock(s);
-			set_state(s, rec, sv, "removing", NULL);
-			hf_state_unlock(s);
-		}
+		if (remove_service(s, jstr(rec, "name"),
+				   svc_rec(rec, sv->key), sv->name, dv))
+			note(s, rec, sv, "removed", NULL);
+		else
+			note(s, rec, sv, "removing", NULL);
 	}
 	return all;
-}
-
-/*
- * Services an update dropped from the stack ("dropped": key -> name) are
- * removed, keeping their volumes.
- */
-static void step_dropped(struct hf_srv *s, json_t *rec)
-{
-	json_t *dropped = json_object_get(rec, "dropped"), *v;
-	const char *key;
-	void *tmp;
-
-	json_object_foreach_safe(dropped, tmp, key, v) {
-		json_t *o = json_object_get(json_object_get(rec, "services"),
-					    key);
-		bool asked = json_is_true(json_object_get(o, "remove_asked"));
-
-		if (remove_service(s, rec, key, json_string_value(v), false) ||
-		    asked) {
-			struct hf_service *svc;
-
-			hf_state_lock(s);
-			svc = hf_state_service(s, json_string_value(v));
-			if (!svc) {
-				hf_event(s, "scheduler", json_string_value(v),
-					 "stack", jstr(rec, "name"), "dropped",
-					 "removed",
-					 "the stack no longer has it");
-				json_object_del(
-				    json_object_get(rec, "services"), key);
-				json_object_del(dropped, key);
-			}
-			hf_state_unlock(s);
-		}
-	}
 }
 
 static void pass_one(struct hf_srv *s, const char *name)
 {
 	char *key = rec_key(name);
-	json_t *rec = NULL, *before = NULL;
+	json_t *rec = NULL;
 	struct hf_stack *st = NULL;
 	const char *phase;
 	int rc;
@@ -570,7 +701,6 @@ static void pass_one(struct hf_srv *s, const char *name)
 	hf_state_unlock(s);
 	if (rc)
 		goto out;
-	before = json_deep_copy(rec);
 	st = rec_stack(rec);
 	phase = jstr(rec, "phase");
 	if (!st || !phase)
@@ -583,12 +713,10 @@ static void pass_one(struct hf_srv *s, const char *name)
 					 "removing", "removed",
 					 "every service of it is removed");
 			hf_state_unlock(s);
-			goto out;
 		}
 	} else if (strcmp(phase, "deployed") != 0) {
-		bool all = true, failed = false;
+		bool all = step_dropped(s, rec, false), failed = false;
 
-		step_dropped(s, rec);
 		for (size_t k = 0; k < st->services.len; k++) {
 			const struct hf_stack_service *sv =
 			    &st->services.items[st->order[k]];
@@ -598,7 +726,6 @@ static void pass_one(struct hf_srv *s, const char *name)
 			failed = failed ||
 				 strcmp(svc_state(rec, sv->key), "failed") == 0;
 		}
-		all = all && !json_object_size(json_object_get(rec, "dropped"));
 		hf_state_lock(s);
 		if (all)
 			set_phase(s, rec, "deployed",
@@ -607,18 +734,12 @@ static void pass_one(struct hf_srv *s, const char *name)
 			set_phase(s, rec, "failed",
 				  "a service of it failed (stack status says "
 				  "which and why)");
-		hf_state_unlock(s);
-	}
-	if (!json_equal(rec, before)) {
-		hf_state_lock(s);
-		if (s->leading)
-			hf_state_put_record(s, key, rec);
+		save(s, rec);
 		hf_state_unlock(s);
 	}
 out:
 	hf_stack_free(st);
 	json_decref(rec);
-	json_decref(before);
 	free(key);
 }
 
@@ -744,12 +865,20 @@ static json_t *stack_json(struct hf_srv *s, const json_t *rec, bool full)
 		for (size_t d = 0; d < sv->depends_on.len; d++)
 			json_array_append_new(
 			    deps, json_string(sv->depends_on.items[d]));
+		const char *phase = jstr(r, "state") ? jstr(r, "state")
+						     : "waiting";
+		bool missing = !svc && strcmp(phase, "deployed") == 0;
+
 		e = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "name",
 			      sv->key, "service", sv->name, "phase",
-			      jstr(r, "state") ? jstr(r, "state") : "waiting",
-			      "spec", sv->spec, "depends_on", deps, "exists",
-			      svc != NULL);
-		if (jstr(r, "message"))
+			      missing ? "missing" : phase, "spec", sv->spec,
+			      "depends_on", deps, "exists", svc != NULL);
+		if (missing)
+			json_object_set_new(
+			    e, "message",
+			    json_string("removed outside the stack; a stack "
+					"update deploys it again"));
+		else if (jstr(r, "message"))
 			json_object_set_new(e, "message",
 					    json_string(jstr(r, "message")));
 		if (json_object_get(r, "since"))
@@ -768,7 +897,7 @@ static json_t *stack_json(struct hf_srv *s, const json_t *rec, bool full)
 				    opts, sv->options.items[i2].key,
 				    json_string(hf_spec_secret_name(
 						    sv->options.items[i2].key)
-						    ? "********"
+						    ? "(hidden)"
 						    : sv->options.items[i2]
 							  .value));
 			json_object_set_new(e, "options", opts);
@@ -777,12 +906,12 @@ static json_t *stack_json(struct hf_srv *s, const json_t *rec, bool full)
 	}
 	json_object_foreach(dropped, k, v)
 		json_array_append_new(
-		    svcs, json_pack("{s:s, s:s, s:s, s:o, s:b}", "name", k,
-				    "service", json_string_value(v), "phase",
-				    "removing", "depends_on", json_array(),
-				    "exists",
-				    hf_state_service(s, json_string_value(v)) !=
-					NULL));
+		    svcs, json_pack("{s:s, s:s, s:s, s:o, s:b, s:s}", "name",
+				    jstr(v, "key") ? jstr(v, "key") : k,
+				    "service", k, "phase", "removing",
+				    "depends_on", json_array(), "exists",
+				    hf_state_service(s, k) != NULL, "message",
+				    "the stack no longer has it"));
 	json_object_set_new(o, "services", svcs);
 	hf_stack_free(st);
 	return o;
@@ -865,8 +994,8 @@ static int names_free(struct hf_srv *s, const char *name,
 				   name) == 0)
 				continue;
 			other = rec_stack(e);
-			for (size_t j = 0; other && j < other->services.len;
-			     j++)
+			for (size_t j = 0;
+			     other && !rc && j < other->services.len; j++)
 				if (strcmp(other->services.items[j].name,
 					   sv->name) == 0) {
 					err->why = hf_xasprintf(
@@ -903,8 +1032,13 @@ static json_t *owned(const json_t *rec)
 	for (size_t i = 0; st && i < st->services.len; i++)
 		json_object_set_new(o, st->services.items[i].key,
 				    json_string(st->services.items[i].name));
-	json_object_foreach(json_object_get(rec, "dropped"), k, v)
-		json_object_set(o, k, v);
+	/* Services an update dropped stay the stack's until removed. */
+	json_object_foreach(json_object_get(rec, "dropped"), k, v) {
+		char *as = hf_xasprintf("dropped %s", k);
+
+		json_object_set_new(o, as, json_string(k));
+		free(as);
+	}
 	hf_stack_free(st);
 	return o;
 }
@@ -1060,24 +1194,25 @@ void hf_stacks_update_handler(void *ctx, const struct hf_http_req *req,
 			dropped = json_object();
 			json_object_set_new(rec, "dropped", dropped);
 		}
-		/* Services the file no longer has are removed. */
+		/*
+		 * Services the file no longer has, or has under another name,
+		 * are removed; a renamed one starts afresh under its key.
+		 */
 		for (size_t i = 0; old && i < old->services.len; i++) {
 			const struct hf_stack_service *sv = &old->services.items[i];
 			const struct hf_stack_service *now =
 			    hf_stack_find(st, sv->key);
 
-			if (!now || strcmp(now->name, sv->name) != 0) {
-				json_object_set_new(dropped, sv->key,
-						    json_string(sv->name));
-				if (now)
-					json_object_del(
-					    json_object_get(rec, "services"),
-					    sv->key);
-			}
+			if (now && strcmp(now->name, sv->name) == 0)
+				continue;
+			json_object_set_new(dropped, sv->name,
+					    json_pack("{s:s}", "key", sv->key));
+			json_object_del(json_object_get(rec, "services"),
+					sv->key);
 		}
-		/* One that comes back is the stack's again. */
+		/* A service of a name the stack dropped is its own again. */
 		for (size_t i = 0; i < st->services.len; i++)
-			json_object_del(dropped, st->services.items[i].key);
+			json_object_del(dropped, st->services.items[i].name);
 		des = desired_of(body, st);
 		json_object_update(rec, des);
 		json_decref(des);

@@ -463,12 +463,21 @@ int hf_stack_parse(const char *text, size_t len, const char *file,
 	if (!hf_pctx_want_map(&c, services))
 		goto out;
 	for (size_t i = 0; i < services->npairs; i++) {
-		size_t old = hf_pctx_push(&c, services->pairs[i].key->str);
+		size_t old;
 
+		if (i == HF_STACK_MAX_SERVICES) {
+			hf_pctx_err(&c, services->pairs[i].key,
+				    "a stack holds at most %d services",
+				    HF_STACK_MAX_SERVICES);
+			break;
+		}
+		old = hf_pctx_push(&c, services->pairs[i].key->str);
 		parse_service(&c, st, &services->pairs[i]);
 		hf_pctx_pop(&c, old);
 	}
 	hf_buf_reset(&c.path);
+	if (!st->services.len && services->kind == HF_Y_MAP)
+		hf_pctx_err(&c, services, "a stack needs at least one service");
 	for (size_t i = 0; i < st->services.len; i++)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(st->services.items[i].name,

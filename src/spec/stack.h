@@ -30,6 +30,9 @@
 #include "common/util.h"
 #include "spec/spec.h"
 
+/* More services than this in one file is an error. */
+#define HF_STACK_MAX_SERVICES 200
+
 /* A reference to another service in an option's value. */
 struct hf_stack_ref {
 	char *option;   /* the option holding it */

@@ -124,6 +124,7 @@ def task_ids(c, svc):
 def test_stack_deploy_update_remove(cluster, stackdir):
     c = cluster
     f = stack_file(stackdir)
+    since = max([e["id"] for e in events(c)] or [0])
     p = c.cli("stack", "deploy", "-f", f, "--wait", "--timeout", "120", timeout=150)
     assert "store" in p.stdout and "stack shop is deployed" in p.stdout, p.stdout
 
@@ -150,7 +151,7 @@ def test_stack_deploy_update_remove(cluster, stackdir):
 
     # Dependency order: the API server's first launch came after both
     # stores' deploy plans completed.
-    ev = events(c)
+    ev = [e for e in events(c) if e["id"] > since]
     done = {e["service"]: e["id"] for e in ev
             if e["kind"] == "plan" and e["object"] == "deploy" and e["after"] == "COMPLETE"
             and e["service"] in ("store", "cache")}
@@ -318,3 +319,122 @@ services:
     code, body = c.api("GET", "/v1/stacks")
     assert code == 200 and body["stacks"] == [], body
     assert "bad" not in c.cli("service", "list").stdout
+
+
+FAILING = """
+name: failing
+pods:
+  p:
+    count: 1
+    tasks:
+      t:
+        goal: RUNNING
+        cmd: echo no database here >&2; sleep 0.3; exit 1
+        cpus: 0.05
+        memory: 16
+        readiness-check: {cmd: test -f never, interval: 0.2, timeout: 2}
+"""
+
+SIZED = """
+name: sized
+pods:
+  p:
+    count: 1
+    volume: {{path: data, type: ROOT, size: {size}}}
+    tasks:
+      t:
+        goal: RUNNING
+        cmd: exec sleep 100000
+        cpus: 0.05
+        memory: 16
+"""
+
+
+def test_stack_renames_failures_and_restarts(cluster, stackdir):
+    c = cluster
+    d = stackdir
+    write(os.path.join(d, "specs", "failing.yml"), FAILING)
+    write(os.path.join(d, "specs", "sized-10.yml"), SIZED.format(size=10))
+    write(os.path.join(d, "specs", "sized-20.yml"), SIZED.format(size=20))
+
+    # A service renamed by `name:` under the same key: the old one goes,
+    # the new one comes; the stack owns only the new one.
+    f = write(os.path.join(d, "ren.yml"),
+              "stack: ren\nservices:\n  a: {spec: specs/cache.yml, name: ren-a}\n")
+    c.cli("stack", "deploy", "-f", f, "--wait", "--timeout", "60", timeout=90)
+    assert c.api("GET", "/v1/services/ren-a")[0] == 200
+    # A service named over its spec's name takes updates by hand too.
+    p = c.cli("service", "update", "ren-a", "-f", os.path.join(d, "specs", "cache.yml"))
+    assert "no change" in p.stdout, p.stdout
+    f = write(os.path.join(d, "ren.yml"),
+              "stack: ren\nservices:\n  a: {spec: specs/cache.yml, name: ren-b}\n")
+    c.cli("stack", "update", "-f", f, "--wait", "--timeout", "60", timeout=90)
+    wait_for(lambda: c.api("GET", "/v1/services/ren-a")[0] == 404, 30, what="ren-a removed")
+    assert c.api("GET", "/v1/services/ren-b")[0] == 200
+    st = c.api("GET", "/v1/stacks/ren")[1]
+    assert [(s["name"], s["service"]) for s in st["services"]] == [("a", "ren-b")], st
+    # Removed with its volumes; the dropped service's were kept.
+    c.cli("stack", "remove", "ren", "--delete-volumes", "--wait", "--timeout", "60", timeout=90)
+    vols = json.loads(c.cli("volume", "list", "--json").stdout)
+    assert not any(v.get("service") == "ren-b" for v in vols), vols
+    assert any(v.get("service") == "ren-a" for v in vols), vols
+    c.cli("volume", "delete", "ren-a", "--yes")
+
+    # A service whose task keeps failing: the stack says why, and what
+    # depends on it waits.
+    f = write(os.path.join(d, "fail.yml"),
+              "stack: fail\nservices:\n  broken: {spec: specs/failing.yml}\n"
+              "  after: {spec: specs/cache.yml, depends-on: [broken]}\n")
+    c.cli("stack", "deploy", "-f", f)
+
+    def says_delayed():
+        rows = {s["name"]: s for s in c.api("GET", "/v1/stacks/fail")[1]["services"]}
+        return "task p-0-t failed" in rows["broken"].get("message", "") and rows
+    rows = wait_for(says_delayed, 60, what="the failing service's message")
+    assert rows["after"]["phase"] == "waiting" and not rows["after"]["exists"], rows
+    p = c.cli("stack", "deploy", "-f", f, check=False)
+    assert p.returncode == 1 and "exists" in p.stderr, p.stderr
+    c.cli("stack", "remove", "fail", "--wait", "--timeout", "60", timeout=90)
+    assert c.api("GET", "/v1/services/broken")[0] == 404
+
+    # An update the server refuses (a volume's size cannot change): the
+    # service and the stack fail, with the reason, and --wait exits 1.
+    f = write(os.path.join(d, "vol.yml"),
+              "stack: vol\nservices:\n  sized: {spec: specs/sized-10.yml}\n")
+    c.cli("stack", "deploy", "-f", f, "--wait", "--timeout", "60", timeout=90)
+    f = write(os.path.join(d, "vol.yml"),
+              "stack: vol\nservices:\n  sized: {spec: specs/sized-20.yml}\n")
+    p = c.cli("stack", "update", "-f", f, "--wait", "--timeout", "60", check=False, timeout=90)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "sized: update refused" in p.stderr, p.stderr
+    st = c.api("GET", "/v1/stacks/vol")[1]
+    assert st["phase"] == "failed" and st["services"][0]["phase"] == "failed", st
+    ev = [e for e in events(c, "stack") if e["object"] == "vol/sized" and e["after"] == "failed"]
+    assert ev and "refused" in ev[-1]["why"], ev
+    c.cli("stack", "remove", "vol", "--delete-volumes", "--wait", "--timeout", "60", timeout=90)
+
+    # The server killed while a stack deploys: its dependents still start
+    # only after what they depend on completed its deploy plan.
+    f = stack_file(d, name="crash")
+    since = max([e["id"] for e in events(c)] or [0])
+    c.cli("stack", "deploy", "-f", f)
+    time.sleep(0.7)
+    c.kill_server()
+    c.start_server()
+    p = c.cli("stack", "status", "crash", "--json")
+    c.cli("stack", "deploy", "-f", f, check=False)  # exists: refused, changes nothing
+    wait_for(lambda: c.api("GET", "/v1/stacks/crash")[1]["phase"] == "deployed", 120,
+             what="the stack deployed after the restart")
+    ev = [e for e in events(c) if e["id"] > since]
+    done = {e["service"]: e["id"] for e in ev
+            if e["kind"] == "plan" and e["object"] == "deploy" and e["after"] == "COMPLETE"
+            and e["service"] in ("store", "cache")}
+    first_api = min(e["id"] for e in ev if e["service"] == "api" and e["kind"] == "task")
+    assert set(done) == {"store", "cache"} and first_api > max(done.values()), ev
+    # A service removed by hand shows as missing; an update brings it back.
+    c.cli("service", "remove", "api", "--wait", "--timeout", "60", timeout=90)
+    rows = {s["name"]: s for s in c.api("GET", "/v1/stacks/crash")[1]["services"]}
+    assert rows["api"]["phase"] == "missing", rows
+    c.cli("stack", "update", "-f", f, "--wait", "--timeout", "120", timeout=150)
+    assert c.plan("api")["status"] == "COMPLETE"
+    c.cli("stack", "remove", "crash", "--delete-volumes", "--wait", "--timeout", "120", timeout=150)

@@ -56,6 +56,9 @@ holdfast is running. In another shell:
   holdfast service list
   holdfast -s hello-world plan show deploy
   holdfast -s hello-world pod status
+  holdfast stack deploy -f examples/dropbox/stack.yml --wait   # the example stack (examples/dropbox)
+The web UI: $HOLDFAST_ADDR/ui/ (sign in with the token in
+~/.config/holdfast/credentials/local-${HOLDFAST_ADDR##*:}, or open /ui/?token=TOKEN).
 Press Ctrl-C to stop holdfast (tasks keep running).
 EOF2
 wait $DEV

@@ -11,9 +11,9 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "http/http.h"
+#include "model/codec.h"
 #include "model/model.h"
 #include "server/state.h"
-#include "model/codec.h"
 #include "server/ui.h"
 
 struct ui_file {

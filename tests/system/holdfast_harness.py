@@ -8,8 +8,10 @@ fails.
 import json
 import os
 import pwd
+import random
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -434,3 +436,27 @@ def write(path, text, mode=None):
     if mode is not None:
         os.chmod(path, mode)
     return str(path)
+
+
+def free_port_block(n=24):
+    """A block of n consecutive loopback ports that nothing listens on right
+    now, away from the ephemeral range and the agent's default 10000-20000:
+    for an agent's dynamic ports (--ports), so that tests running at once
+    do not hand out the same ones."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free block of ports")

@@ -6,43 +6,19 @@ trip through `holdfast plan start`.
 redis-server and redis-cli come from Debian's packages (scripts/setup.sh
 installs them); without them this test fails rather than skips."""
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from holdfast_harness import REPO, Cluster, wait_for
+from holdfast_harness import REPO, Cluster, free_port_block, wait_for
 
 SPEC = os.path.join(REPO, "examples", "redis.yml")
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 TIMEOUT = 180
-
-
-def free_port_block(n=24):
-    """A block of n consecutive ports that nothing listens on right now, away
-    from the ephemeral range and the agent's default 10000-20000."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 32000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free block of ports")
 
 
 def redis(port, *args, check=True):
@@ -95,7 +71,7 @@ def cluster(tmp_path):
     if not os.access(REDIS_SERVER, os.X_OK) or not os.access(REDIS_CLI, os.X_OK):
         pytest.fail(f"{REDIS_SERVER} or redis-cli is missing: run scripts/setup.sh "
                     "(it installs redis-server and redis-tools)")
-    base = free_port_block()
+    base = free_port_block(24)
     c = Cluster(tmp_path)
     c.primary_port = base
     # Dynamic ports (the replicas', the restore's) from the same free block.

@@ -18,10 +18,8 @@ tests/s3_harness.py does; a missing tool fails the test, saying so.
 import hashlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +30,7 @@ import urllib.request
 
 import pytest
 
-from holdfast_harness import REPO, Cluster, wait_for
+from holdfast_harness import REPO, Cluster, free_port_block, wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import s3_harness  # noqa: E402
@@ -45,28 +43,6 @@ STORES = {  # service -> (its task, the comm of its main process)
     "blobs": ("s3-0-server", "node"),
 }
 TIMEOUT = 150
-
-
-def free_port_block(n=40):
-    """n consecutive loopback ports nothing listens on now, away from the
-    ephemeral range, for the agent's dynamic ports."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 32000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free block of ports")
 
 
 def require_tools():
@@ -96,7 +72,7 @@ def cluster(tmp_path, monkeypatch):
         s3_harness.install()
     except RuntimeError as e:
         pytest.fail(str(e))
-    base = free_port_block()
+    base = free_port_block(40)
     c = Cluster(tmp_path)
     c.start_server()
     c.start_agent(("--resources", f"ports={base}-{base + 39}"))

@@ -468,6 +468,7 @@ struct hf_node_volrep {
 		int64_t lag_bytes, journal_bytes, journal_size, applied_time;
 		int64_t shipped, blocked, overflows;
 		int64_t sync_done, sync_total; /* a copy's bytes */
+		int64_t copy_same; /* ...of it the standby had already */
 	} dr;
 };
 

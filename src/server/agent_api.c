@@ -317,6 +317,7 @@ static void dr_report(struct hf_srv *s, const char *volume,
 	d->shipped = json_integer_value(json_object_get(o, "shipped"));
 	d->blocked = json_integer_value(json_object_get(o, "blocked"));
 	d->overflows = json_integer_value(json_object_get(o, "overflows"));
+	d->copy_same = json_integer_value(json_object_get(o, "copy_same"));
 	d->sync_done = json_integer_value(
 	    json_object_get(json_object_get(o, "sync"), "done"));
 	d->sync_total = json_integer_value(

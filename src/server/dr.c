@@ -376,6 +376,9 @@ static json_t *streams_json(struct hf_srv *s, const char *svc)
 				      (json_int_t)d->shipped, "blocked",
 				      (json_int_t)d->blocked, "overflows",
 				      (json_int_t)d->overflows));
+			json_object_set_new(json_object_get(o, "stream"),
+					    "copy_same",
+					    json_integer(d->copy_same));
 			json_object_set_new(
 			    json_object_get(o, "stream"), "sync",
 			    d->sync_total
@@ -592,7 +595,8 @@ void hf_dr_list_handler(void *ctx, const struct hf_http_req *req,
  * holds room for it. Fills "node" and "replica" in each of vols' entries
  * (those without a node are kept nowhere yet: no node has room).
  */
-static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old)
+static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old,
+			   const json_t *adopt)
 {
 	const struct hf_model *m = &s->model;
 	json_t *v, *o;
@@ -602,8 +606,12 @@ static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old)
 		const char *id = json_string_value(json_object_get(v, "id"));
 		int64_t size = json_integer_value(json_object_get(v, "size"));
 		const struct hf_node *best = NULL;
+		json_t *both = json_array();
 
-		json_array_foreach(json_object_get(old, "volumes"), k, o) {
+		/* Where it was; else the old primary's copy a failback kept. */
+		json_array_extend(both, json_object_get(old, "volumes"));
+		json_array_extend(both, json_object_get(adopt, "volumes"));
+		json_array_foreach(both, k, o) {
 			const char *oid = json_string_value(json_object_get(o, "id"));
 			const char *node =
 			    json_string_value(json_object_get(o, "node"));
@@ -617,6 +625,7 @@ static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old)
 				break;
 			}
 		}
+		json_decref(both);
 		if (json_object_get(v, "node"))
 			continue;
 		for (k = 0; k < m->nodes.len; k++) {
@@ -753,14 +762,18 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 	}
 	{
 		char *skey = hf_state_key("/standby/%s", name, NULL);
-		json_t *old = NULL;
+		char *akey = hf_state_key("/dr-adopt/%s", name, NULL);
+		json_t *old = NULL, *adopt = NULL;
 
 		hf_state_lock(s);
 		hf_state_get_record(s, skey, &old);
-		place_standbys(s, vols, old);
+		hf_state_get_record(s, akey, &adopt);
+		place_standbys(s, vols, old, adopt);
 		hf_state_unlock(s);
 		json_decref(old);
+		json_decref(adopt);
 		free(skey);
+		free(akey);
 	}
 	json_object_set(rec, "volumes", vols);
 	rc = hf_ops_standby_put(s, name, rec, req->principal ? req->principal
@@ -795,8 +808,12 @@ void hf_dr_standby_put_handler(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, rc, "%s", err.why ? err.why : "");
 	} else {
 		json_t *eps;
+		char *akey = hf_state_key("/dr-adopt/%s", name, NULL);
 
 		hf_state_lock(s);
+		/* The standby record says where each copy is from now on. */
+		hf_state_delete_record(s, akey);
+		free(akey);
 		if (standbys_load(s))
 			hf_sched_changed(s, true);
 		eps = endpoints_json(s, vols);
@@ -1473,6 +1490,23 @@ static void switch_pass(struct hf_srv *s)
 
 /* ---- the nodes' orders ------------------------------------------------- */
 
+/*
+ * Whether standby x's replica is still a volume's here: a failback's
+ * adopted copy between the standby's arrival and its kept volume's end.
+ * Listed once, as the volume's, until then.
+ */
+static bool held_by_xvol(const struct hf_model *m, const struct standby *x)
+{
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		if (v->id && !strcmp(v->id, x->id) &&
+		    hf_xvol_replica(v, x->replica))
+			return true;
+	}
+	return false;
+}
+
 uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 		      struct hf_proto_sync_resp *out)
 {
@@ -1541,7 +1575,7 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 		const struct standby *x = &standbys.items[i];
 		struct hf_proto_held_replica *h;
 
-		if (strcmp(x->node, n->id) != 0)
+		if (strcmp(x->node, n->id) != 0 || held_by_xvol(m, x))
 			continue;
 		d += hf_hash_str(x->replica) * 13 + hf_hash_str(x->id) * 19 +
 		     (uint64_t)x->size;
@@ -1743,6 +1777,48 @@ static void fence(struct hf_srv *s, const char *svc, const char *to)
 	free(why);
 }
 
+/*
+ * The kept volumes of svc whose copy here becomes the standby replica a
+ * failback's stream compares against: an in-sync replica of each, on a
+ * node with a pool (lock held). NULL with *why when one is attached
+ * still (its service's stop is not over).
+ */
+static json_t *adoptable(struct hf_srv *s, const char *svc, char **why)
+{
+	const struct hf_model *m = &s->model;
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		if (v->state != HF_XVOL_KEPT || !v->service ||
+		    strcmp(v->service, svc) != 0)
+			continue;
+		if (v->attached) {
+			*why = hf_xasprintf("volume %s is still attached on "
+					    "node %s (the service's stop is "
+					    "not over): try again",
+					    v->name, v->attached);
+			json_decref(a);
+			return NULL;
+		}
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+			const struct hf_node *n = hf_model_node(m, r->node);
+
+			if (r->state != HF_XREP_IN_SYNC || !n || !n->storage ||
+			    !n->storage->pool || n->decommissioned)
+				continue;
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s, s:s, s:s}", "name", v->name,
+					 "id", v->id, "node", r->node,
+					 "replica", r->id));
+			break;
+		}
+	}
+	return a;
+}
+
 void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp)
 {
@@ -1750,10 +1826,9 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	const char *name = hf_kvlist_get(&req->params, "svc");
 	const char *who = req->principal ? req->principal : "operator";
 	struct hf_ops_err err = {0};
-	struct hf_ops_volumes gone = {0};
 	char *key = hf_state_key("/dr/%s", name, NULL), *why = NULL;
-	char *to = NULL, *esc, *path;
-	json_t *body = NULL, *rec = NULL, *out = NULL, *b;
+	char *to = NULL, *esc, *path, *akey = NULL;
+	json_t *body = NULL, *rec = NULL, *out = NULL, *b, *adopt = NULL;
 	long status = 0;
 	bool running;
 	int rc;
@@ -1787,6 +1862,28 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 		goto out;
 	}
 	to = hf_xstrdup(json_string_value(json_object_get(rec, "to")));
+	/*
+	 * This cluster's copies become the standby replicas, so the new
+	 * primary's stream sends only what differs: said before the new
+	 * primary is asked, as its standby configuration may come at once.
+	 */
+	akey = hf_state_key("/dr-adopt/%s", name, NULL);
+	hf_state_lock(s);
+	adopt = adoptable(s, name, &why);
+	if (adopt && json_array_size(adopt)) {
+		json_t *ar = json_pack("{s:s, s:O}", "service", name, "volumes",
+				       adopt);
+
+		if (hf_state_put_record(s, akey, ar))
+			why = hf_xstrdup("the store cannot be written");
+		json_decref(ar);
+	}
+	hf_state_unlock(s);
+	if (why) {
+		hf_http_error(resp, adopt ? HF_EUNAVAIL : HF_ECONFLICT, "%s",
+			      why);
+		goto out;
+	}
 	/* The new primary replicates the service here. */
 	b = json_object();
 	if (json_is_string(json_object_get(body, "back")))
@@ -1804,15 +1901,22 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	free(path);
 	json_decref(b);
 	if (why) {
+		if (json_array_size(adopt)) {
+			hf_state_lock(s);
+			hf_state_delete_record(s, akey);
+			hf_state_unlock(s);
+		}
 		hf_http_error(resp, status == 409 || status == 404
 					? HF_ECONFLICT
 					: HF_EUNAVAIL,
 			      "%s", why);
 		goto out;
 	}
-	/* Its copies here go: the new primary's stream makes new ones. */
-	if (hf_ops_volume_delete(s, name, NULL, &gone, &err) &&
-	    err.why)
+	/*
+	 * Its volumes here go, but not the adopted replicas' files: the new
+	 * primary's stream sends them only what differs.
+	 */
+	if (hf_ops_dr_adopt(s, name, adopt, who, &err) && err.why)
 		hf_log("service %s: its volumes here: %s", name, err.why);
 	hf_ops_err_release(&err);
 	{
@@ -1833,12 +1937,13 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 			       "role", "standby", "from", to, "replicated_to",
 			       json_object_get(out, "replicated_to")));
 out:
-	hf_ops_volumes_release(&gone);
 	hf_ops_err_release(&err);
 	json_decref(body);
 	json_decref(rec);
 	json_decref(out);
+	json_decref(adopt);
 	free(key);
+	free(akey);
 	free(to);
 	free(why);
 }
@@ -2182,7 +2287,8 @@ void hf_dr_stream_metrics(struct hf_srv *s, struct hf_buf *b)
 	static const char *const names[] = {
 	    "holdfast_dr_lag_seconds", "holdfast_dr_lag_bytes",
 	    "holdfast_dr_journal_bytes", "holdfast_dr_link_up",
-	    "holdfast_dr_applied_timestamp_seconds"};
+	    "holdfast_dr_applied_timestamp_seconds", "holdfast_dr_sent_bytes",
+	    "holdfast_dr_copy_same_bytes"};
 	static const char *const helps[] = {
 	    "How old the oldest write the standby may lack is (the current "
 	    "RPO).",
@@ -2190,7 +2296,11 @@ void hf_dr_stream_metrics(struct hf_srv *s, struct hf_buf *b)
 	    "Bytes the volume's DR journal holds.",
 	    "Whether the volume's stream to its standby is connected.",
 	    "When the newest write the standby holds at its last mark was "
-	    "made."};
+	    "made.",
+	    "Bytes this attachment sent to the standby (records and copied "
+	    "chunks).",
+	    "Bytes of this attachment's copies the standby held already "
+	    "(compared by digest, not sent)."};
 	const struct hf_model *m = &s->model;
 
 	for (size_t k = 0; k < HF_ARRAY_LEN(names); k++) {
@@ -2220,9 +2330,13 @@ void hf_dr_stream_metrics(struct hf_srv *s, struct hf_buf *b)
 					    (long long)d->journal_bytes);
 			else if (k == 3)
 				hf_buf_addf(b, "\"} %d\n", d->link_up);
-			else
+			else if (k == 4)
 				hf_buf_addf(b, "\"} %.3f\n",
 					    (double)d->applied_time / 1e9);
+			else
+				hf_buf_addf(b, "\"} %lld\n",
+					    (long long)(k == 5 ? d->shipped
+							       : d->copy_same));
 		}
 	}
 }

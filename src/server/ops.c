@@ -1225,6 +1225,40 @@ out:
 	return leave(s, rc, err);
 }
 
+int hf_ops_dr_adopt(struct hf_srv *s, const char *name, const json_t *adopt,
+		    const char *who, struct hf_ops_err *err)
+{
+	struct hf_actions a = {0};
+	const json_t *v;
+	size_t i;
+	int rc = enter(s, err);
+
+	if (rc)
+		return rc;
+	hf_decide_xvols_delete_kept(&s->model, name, who, &a);
+	/* After its DELETE: out of the record before any order lists it. */
+	json_array_foreach(adopt, i, v) {
+		const char *vn = json_string_value(json_object_get(v, "name"));
+		const char *rep =
+		    json_string_value(json_object_get(v, "replica"));
+		const struct hf_xvol *x = vn ? hf_model_xvol(&s->model, vn)
+					     : NULL;
+		struct hf_action *act;
+
+		if (!x || !rep || !hf_xvol_replica(x, rep))
+			continue;
+		act = hf_actions_push(&a, HF_ACT_XVOL, name, NULL, NULL);
+		act->u.xvol.op = HF_XVOLOP_REPLICA_GONE;
+		act->u.xvol.name = hf_xstrdup(vn);
+		act->u.xvol.replica = hf_xstrdup(rep);
+		act->u.xvol.node = dup_or_null(
+		    json_string_value(json_object_get(v, "node")));
+	}
+	carry_out(s, &a);
+	hf_actions_release(&a);
+	return leave(s, rc, err);
+}
+
 int hf_ops_volume_delete(struct hf_srv *s, const char *name,
 			 const char *inst, struct hf_ops_volumes *out,
 			 struct hf_ops_err *err)

@@ -496,6 +496,16 @@ int hf_ops_node_reset_identity(struct hf_srv *s, const char *node,
 			       struct hf_ops_err *err);
 
 /*
+ * A failback's end on the old primary: its kept volumes of service name
+ * are deleted, but each replica `adopt` names (an array of {"name",
+ * "replica"}) leaves its volume without its files being touched: it is
+ * the standby replica the new primary's stream compares against and
+ * sends only what differs to (docs/design/dr.md).
+ */
+int hf_ops_dr_adopt(struct hf_srv *s, const char *name, const json_t *adopt,
+		    const char *who, struct hf_ops_err *err);
+
+/*
  * dr failover on a standby: the standby record's volumes become the
  * service's kept volumes (their standby replica in sync here, at an epoch
  * above the old primary's, which fences its stream), the record goes, an

@@ -976,6 +976,56 @@ static int full_pread(int fd, uint8_t *p, size_t n, off_t off)
 }
 
 /*
+ * SUMS: the digest of each unit-sized piece of [off, off + len) of r's
+ * data into a new *out. A stretch of whole units that is all hole is not
+ * read: each reads as zeros. buf holds HF_VOL_DATA_MAX bytes. Returns 0
+ * or an errno.
+ */
+static int sums(struct hf_replica *r, uint64_t off, uint64_t len,
+		uint32_t unit, uint8_t *buf, uint8_t **out)
+{
+	uint64_t units = (len + unit - 1) / unit, u = 0;
+	uint8_t *p = hf_xmalloc(units * HF_VOLW_SUM_LEN);
+	uint8_t zero[HF_VOLW_SUM_LEN];
+
+	memset(buf, 0, unit);
+	hf_vol_sum(buf, unit, zero);
+	while (u < units) {
+		uint64_t at = off + u * unit, hole_end;
+		off_t d = lseek(r->fd, (off_t)at, SEEK_DATA);
+		size_t n;
+		int e;
+
+		if (d < 0 && errno != ENXIO) {
+			free(p);
+			return errno;
+		}
+		/* Whole units of hole before the next data, or the end. */
+		hole_end = d < 0 ? off + len : (uint64_t)d;
+		for (; u < units && off + (u + 1) * unit <= hole_end &&
+		       off + (u + 1) * unit <= off + len;
+		     u++)
+			memcpy(p + u * HF_VOLW_SUM_LEN, zero, HF_VOLW_SUM_LEN);
+		if (u == units)
+			break;
+		/* Then up to a buffer of units, read at once. */
+		at = off + u * unit;
+		n = (size_t)(off + len - at < HF_VOL_DATA_MAX ? off + len - at
+							     : HF_VOL_DATA_MAX);
+		if ((e = full_pread(r->fd, buf, n, (off_t)at))) {
+			free(p);
+			return e;
+		}
+		for (size_t k = 0; k < n; k += unit, u++)
+			hf_vol_sum(buf + k, n - k < unit ? n - k : unit,
+				   p + u * HF_VOLW_SUM_LEN);
+	}
+	*out = p;
+	return 0;
+}
+
+
+/*
  * SNAP: a snapshot taken (after every earlier write of the connection:
  * the primary sends it once they were acknowledged and flushed), deleted
  * or restored. Returns 0 or an errno.
@@ -1051,6 +1101,8 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	struct hf_snaps *snaps;
 	struct hf_volw_frame a;
 	uint64_t cur = hf_replica_epoch(r);
+	uint8_t *sbuf = NULL;
+	bool ok;
 	int e = 0;
 
 	memset(&a, 0, sizeof(a));
@@ -1069,6 +1121,7 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	case HF_VOLW_SNAP:
 	case HF_VOLW_AL:
 	case HF_VOLW_MARK:
+	case HF_VOLW_SUMS:
 		break;
 	default:
 		send_error(fd, f, EOPNOTSUPP, "%s is not served yet",
@@ -1089,7 +1142,8 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 	 * touch the files it is about to use).
 	 */
 	if (!*snapsp && f->type != HF_VOLW_FLUSH && f->type != HF_VOLW_READ &&
-	    f->type != HF_VOLW_AL && f->type != HF_VOLW_MARK) {
+	    f->type != HF_VOLW_AL && f->type != HF_VOLW_MARK &&
+	    f->type != HF_VOLW_SUMS) {
 		char err[HF_VOL_ERR_MAX];
 
 		if (!(*snapsp = hf_snaps_open(r->dir, r->fd, err,
@@ -1144,6 +1198,19 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 						 &a.u.mark.time_ns);
 		a.type = HF_VOLW_MARK_OK;
 		break;
+	case HF_VOLW_SUMS:
+		if (!in_volume(r, f->off, f->u.sums.len))
+			e = EINVAL;
+		else
+			e = sums(r, f->off, f->u.sums.len, f->u.sums.unit, rbuf,
+				 &sbuf);
+		a.type = HF_VOLW_SUMS_DATA;
+		a.off = f->off;
+		a.u.sums = f->u.sums;
+		a.data = sbuf;
+		a.data_len = (uint32_t)((f->u.sums.len + f->u.sums.unit - 1) /
+					f->u.sums.unit * HF_VOLW_SUM_LEN);
+		break;
 	case HF_VOLW_AL:
 		e = store_al(r, f);
 		a.type = HF_VOLW_AL_OK;
@@ -1171,9 +1238,12 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 		send_error(fd, f, e, "%s at %llu: %s",
 			   hf_volw_type_name(f->type),
 			   (unsigned long long)f->off, strerror(e));
+		free(sbuf);
 		return false;
 	}
-	return hf_volc_send(fd, &a) == 0;
+	ok = hf_volc_send(fd, &a) == 0;
+	free(sbuf);
+	return ok;
 }
 
 static void *conn_main(void *arg)

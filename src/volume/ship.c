@@ -17,8 +17,10 @@
 #include "common/util.h"
 #include "volume/remote.h"
 #include "volume/ship.h"
+#include "volume/ticket.h"
 #include "volume/tls.h"
 #include "volume/volume.h"
+#include "volume/wire.h"
 
 #define HDR 4096
 #define REC 48
@@ -45,6 +47,13 @@
  * since the last write.
  */
 #define HEARTBEAT_MS 1000
+/*
+ * What a copy compares by digest (SUMS): a chunk sends only the span
+ * from its first to its last unit that differs on the standby. 32 KiB
+ * costs the standby 1 KiB of digests per MiB of volume.
+ */
+#define SUM_UNIT (32u << 10)
+#define SUM_UNITS(len) (((len) + SUM_UNIT - 1) / SUM_UNIT)
 #define HDR_EVERY_MS 1000
 #define MAGIC "HFDRJNL1"
 #define REC_MAGIC 0x524a4648u /* "HFJR" */
@@ -89,6 +98,19 @@ struct hf_ship {
 	bool sync_stop;
 	uint8_t *dirty;           /* chunks to copy */
 	uint64_t nchunks, ndirty, inflight_chunks;
+	/*
+	 * The standby's digest of each SUM_UNIT of the volume (wire.h's
+	 * SUMS), asked for when a copy begins on a connection: while
+	 * sums_ok, the units whose data here has the same digest are not
+	 * sent. Chunks marked dirty by
+	 * writes the journal did not take (an overflow) end that: their
+	 * writes reach the standby by no record, so its digests may be of
+	 * data the records after them changed.
+	 */
+	uint8_t *sums;
+	bool sums_ok;
+	uint64_t dirty_gen;       /* bumped by dirty_all and mark_dirty */
+	int64_t copy_same;        /* bytes of the copy the standby had */
 	bool full;                /* F_FULL: a copy owed since... */
 	int64_t copy_since;       /* ...then (ns), for the lag */
 	uint64_t sync_total, sync_done;
@@ -204,6 +226,8 @@ static uint64_t rec_size(const struct rec *r)
 
 static void dirty_all(struct hf_ship *s)
 {
+	s->dirty_gen++;
+	s->sums_ok = false;
 	memset(s->dirty, 1, s->nchunks);
 	s->ndirty = s->nchunks;
 	s->sync_total = s->nchunks * CHUNK;
@@ -212,6 +236,8 @@ static void dirty_all(struct hf_ship *s)
 
 static void mark_dirty(struct hf_ship *s, uint64_t off, uint64_t len)
 {
+	s->dirty_gen++;
+	s->sums_ok = false;
 	for (uint64_t c = off / CHUNK; c < s->nchunks && c * CHUNK < off + len;
 	     c++)
 		if (!s->dirty[c]) {
@@ -576,6 +602,7 @@ struct sender {
 	int64_t mark_ms;          /* when the last mark went */
 	bool mark_inflight;       /* one mark at a time */
 	bool invalidated;         /* the standby knows a copy is owed */
+	bool no_sums;             /* the standby does not answer SUMS */
 	int64_t header_ms;
 };
 
@@ -666,13 +693,66 @@ static void advance_tail(struct hf_ship *s, uint64_t pos, uint64_t seq)
 	pthread_cond_broadcast(&s->room_cv);
 }
 
+/*
+ * Before a copy's first chunk: the standby's digest of every chunk
+ * (a standby that held the volume before, such as an old primary after
+ * a failback, then receives only the chunks that differ). Records sent
+ * later on this connection are applied there after these digests were
+ * made, so a chunk read here later whose digest matches holds what the
+ * standby holds once those records are in (ship.c's design note in
+ * docs/design/dr.md). False when the connection failed; a standby that
+ * does not know SUMS is copied to whole from then on.
+ */
+static bool fetch_sums(struct sender *w, uint64_t gen)
+{
+	struct hf_ship *s = w->s;
+	uint64_t span = (uint64_t)HF_VOLW_SUMS_MAX * SUM_UNIT;
+	uint8_t *buf = hf_xmalloc(SUM_UNITS(s->size) * HF_VOLW_SUM_LEN + 1);
+	struct slot *t = &w->slots[0];
+	char why[HF_VOL_ERR_MAX];
+
+	for (uint64_t off = 0; off < s->size; off += span) {
+		struct hf_volw_frame f;
+		uint64_t len = s->size - off < span ? s->size - off : span;
+
+		memset(&f, 0, sizeof(f));
+		f.type = HF_VOLW_SUMS;
+		f.off = off;
+		f.u.sums.len = len;
+		f.u.sums.unit = SUM_UNIT;
+		memset(&t->q, 0, sizeof(t->q));
+		t->q.dst = buf + off / SUM_UNIT * HF_VOLW_SUM_LEN;
+		t->q.dst_len = (size_t)(SUM_UNITS(len) * HF_VOLW_SUM_LEN);
+		if (hf_remote_submit(&w->r, &f, &t->q) ||
+		    hf_remote_wait(&w->r, &t->q)) {
+			hf_remote_dead(&w->r, why, sizeof(why));
+			if (strstr(why, "not served"))
+				w->no_sums = true;
+			free(buf);
+			disconnect(w, why);
+			return false;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->dirty_gen == gen) {
+		free(s->sums);
+		s->sums = buf;
+		buf = NULL;
+		s->sums_ok = true;
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(buf);
+	return true;
+}
+
 static bool connect_standby(struct sender *w)
 {
 	struct hf_ship *s = w->s;
 	struct hf_volw_frame f;
 	struct slot *t = &w->slots[0];
 	char err[HF_VOL_ERR_MAX];
-	uint64_t seq_b, pos;
+	uint64_t seq_b, pos, gen;
+	bool want_sums;
 
 	hf_remote_init(&w->r);
 	w->r.address = hf_xstrdup(s->c.address);
@@ -727,6 +807,13 @@ static bool connect_standby(struct sender *w)
 	w->send = s->tail;
 	w->send_seq = s->tail_seq;
 	w->sent_seq = w->marked_seq = s->tail_seq - 1;
+	want_sums = s->full && s->ndirty && !w->no_sums;
+	gen = s->dirty_gen;
+	s->sums_ok = false;
+	pthread_mutex_unlock(&s->mu);
+	if (want_sums && !fetch_sums(w, gen))
+		return false;
+	pthread_mutex_lock(&s->mu);
 	s->link_up = true;
 	set_state(s, s->full ? "syncing" : "streaming", NULL);
 	pthread_mutex_unlock(&s->mu);
@@ -888,7 +975,10 @@ static bool fill_one(struct sender *w)
 			      r.len);
 	}
 	if (s->ndirty) {
-		uint64_t c = 0, len;
+		uint64_t c = 0, len, from = 0, to;
+		uint8_t want[CHUNK / SUM_UNIT * HF_VOLW_SUM_LEN];
+		uint8_t got[HF_VOLW_SUM_LEN];
+		bool cmp = s->sums_ok;
 
 		while (!s->dirty[c])
 			c++;
@@ -896,6 +986,10 @@ static bool fill_one(struct sender *w)
 		s->ndirty--;
 		s->inflight_chunks++;
 		len = (c + 1) * CHUNK > s->size ? s->size - c * CHUNK : CHUNK;
+		if (cmp)
+			memcpy(want,
+			       s->sums + c * (CHUNK / SUM_UNIT) * HF_VOLW_SUM_LEN,
+			       SUM_UNITS(len) * HF_VOLW_SUM_LEN);
 		pthread_mutex_unlock(&s->mu);
 		t->kind = S_CHUNK;
 		t->chunk = c;
@@ -906,11 +1000,56 @@ static bool fill_one(struct sender *w)
 			disconnect(w, "the volume cannot be read for the copy");
 			return false;
 		}
-		if (all_zero(t->buf, len)) {
-			t->len = 0;
-			return submit(w, t, c * CHUNK, HF_VOLW_TRIM, len);
+		to = len;
+		if (cmp) {
+			/* From the first unit that differs to the last. */
+			uint64_t n = SUM_UNITS(len), first = n, last = 0;
+
+			for (uint64_t u = 0; u < n; u++) {
+				uint64_t at = u * SUM_UNIT;
+
+				hf_vol_sum(t->buf + at,
+					   len - at < SUM_UNIT ? len - at
+							       : SUM_UNIT,
+					   got);
+				if (memcmp(want + u * HF_VOLW_SUM_LEN, got,
+					   sizeof(got))) {
+					first = first < u ? first : u;
+					last = u;
+				}
+			}
+			from = first == n ? 0 : first * SUM_UNIT;
+			to = first == n ? 0
+			     : (last + 1) * SUM_UNIT < len ? (last + 1) * SUM_UNIT
+							   : len;
+			pthread_mutex_lock(&s->mu);
+			if (!s->sums_ok) {
+				from = 0; /* an overflow since: all of it */
+				to = len;
+			}
+			s->copy_same += (int64_t)(len - (to - from));
+			if (from == to) {
+				/* The standby holds it already. */
+				s->inflight_chunks--;
+				s->sync_done += CHUNK;
+			}
+			pthread_mutex_unlock(&s->mu);
+			if (from == to) {
+				free(t->buf);
+				t->buf = NULL;
+				return true;
+			}
+			if (from) {
+				memmove(t->buf, t->buf + from, to - from);
+			}
+			t->len = to - from;
 		}
-		return submit(w, t, c * CHUNK, HF_VOLW_WRITE, len);
+		if (all_zero(t->buf, to - from)) {
+			t->len = 0;
+			return submit(w, t, c * CHUNK + from, HF_VOLW_TRIM,
+				      to - from);
+		}
+		return submit(w, t, c * CHUNK + from, HF_VOLW_WRITE, to - from);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return false;
@@ -1078,6 +1217,7 @@ json_t *hf_ship_status(struct hf_ship *s)
 		      (json_int_t)s->shipped, "blocked",
 		      (json_int_t)s->blocked, "overflows",
 		      (json_int_t)s->overflows, "consistent", !s->full);
+	json_object_set_new(o, "copy_same", json_integer(s->copy_same));
 	if (s->full)
 		json_object_set_new(
 		    o, "sync",
@@ -1143,6 +1283,7 @@ void hf_ship_close(struct hf_ship *s)
 	free(s->c.journal);
 	free(s->volume_id);
 	free(s->dirty);
+	free(s->sums);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->room_cv);

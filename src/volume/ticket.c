@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -47,4 +48,15 @@ int hf_vol_hex_decode(const char *s, uint8_t *out, size_t n)
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
+}
+
+void hf_vol_sum(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned int len = 32;
+
+	/* Fails only without memory: as hf_xmalloc, that ends the process. */
+	if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL)) {
+		fprintf(stderr, "holdfast: SHA-256 failed\n");
+		abort();
+	}
 }

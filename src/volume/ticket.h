@@ -36,4 +36,10 @@ int hf_vol_ticket_equal(const uint8_t *a, const uint8_t *b);
  */
 int hf_vol_hex_decode(const char *s, uint8_t *out, size_t n);
 
+/*
+ * out = SHA-256 of p[0..n): the digest a DR stream's copy compares a
+ * unit of the volume by on both sites (wire.h's SUMS).
+ */
+void hf_vol_sum(const void *p, size_t n, uint8_t out[32]);
+
 #endif

@@ -244,6 +244,8 @@ enum kind {
 	K_ERROR,
 	K_SNAP,
 	K_MARK,
+	K_SUMSQ,
+	K_SUMS,
 };
 
 static void put_none(const struct hf_volw_frame *f, struct wr *w)
@@ -577,6 +579,47 @@ static void get_mark(struct hf_volw_frame *f, struct rd *r)
 	f->u.mark.time_ns = get64(r, "the time");
 }
 
+/* SUMS: the range and the unit; SUMS_DATA: then a digest per unit. */
+static void put_sums(const struct hf_volw_frame *f, struct wr *w)
+{
+	put64(w, f->u.sums.len);
+	put32(w, f->u.sums.unit);
+}
+
+static void get_sums(struct hf_volw_frame *f, struct rd *r)
+{
+	f->u.sums.len = get64(r, "the length");
+	f->u.sums.unit = get32(r, "the unit");
+	if (f->type == HF_VOLW_SUMS_DATA)
+		get_bulk(r, f);
+}
+
+static int check_sums(const struct hf_volw_frame *f, const char *t, char *err)
+{
+	uint32_t u = f->u.sums.unit;
+	uint64_t units;
+	int rc;
+
+	if (u < HF_VOL_REGION_SIZE || u > HF_VOL_DATA_MAX || (u & (u - 1)) ||
+	    f->off % u)
+		return fail(err, HF_EINVAL,
+			    "%s: unit %u is not a power of two from %u to %u "
+			    "that off %llu is a multiple of",
+			    t, u, HF_VOL_REGION_SIZE, HF_VOL_DATA_MAX,
+			    (unsigned long long)f->off);
+	if ((rc = check_range(t, f->off, f->u.sums.len,
+			      (uint64_t)HF_VOLW_SUMS_MAX * u, err)))
+		return rc;
+	units = (f->u.sums.len + u - 1) / u;
+	if (f->type == HF_VOLW_SUMS_DATA &&
+	    (f->data_len != units * HF_VOLW_SUM_LEN || !f->data))
+		return fail(err, HF_EINVAL,
+			    "%s: %u bytes of digests for %llu units (want %llu)",
+			    t, f->data_len, (unsigned long long)units,
+			    (unsigned long long)(units * HF_VOLW_SUM_LEN));
+	return 0;
+}
+
 static void put_snap(const struct hf_volw_frame *f, struct wr *w)
 {
 	put8(w, f->u.snap.op);
@@ -694,6 +737,9 @@ static const struct kind_ops {
     [K_SNAP] = {false, 1 + 8 + 2, 1 + 8 + 1 + HF_VOL_ID_MAX, put_snap,
 		get_snap, check_snap},
     [K_MARK] = {false, 16, 16, put_mark, get_mark, check_none},
+    [K_SUMSQ] = {true, 12, 12, put_sums, get_sums, check_sums},
+    [K_SUMS] = {true, 12 + HF_VOLW_SUM_LEN, 12 + HF_VOL_DATA_MAX, put_sums,
+		get_sums, check_sums},
 };
 
 _Static_assert(HF_VOLW_HDR + 8 + 8 + 4 + GENS_LEN + 1 +
@@ -738,6 +784,8 @@ static const struct type_info {
     [HF_VOLW_SNAP_OK] = {"SNAP_OK", K_EMPTY, 0},
     [HF_VOLW_MARK] = {"MARK", K_MARK, HF_VOLW_MARK_OK},
     [HF_VOLW_MARK_OK] = {"MARK_OK", K_MARK, 0},
+    [HF_VOLW_SUMS] = {"SUMS", K_SUMSQ, HF_VOLW_SUMS_DATA},
+    [HF_VOLW_SUMS_DATA] = {"SUMS_DATA", K_SUMS, 0},
 };
 
 static const struct type_info *type_info(int type)
@@ -801,6 +849,7 @@ int hf_volw_encode(const struct hf_volw_frame *f, uint8_t *out, size_t cap,
 		return fail(err, HF_EINVAL, "%s: flags 0x%x are unknown",
 			    ti->name, f->flags);
 	if (ti->kind != K_DATA && ti->kind != K_BITMAP && ti->kind != K_AL &&
+	    ti->kind != K_SUMS &&
 	    f->data_len)
 		return fail(err, HF_EINVAL, "%s: carries no bulk data",
 			    ti->name);

@@ -65,6 +65,14 @@
  *                The standby replica makes every earlier write durable,
  *                then stores the pair; seq 0 only asks for the stored pair
  *   MARK_OK      u64 seq, u64 time: the pair the replica holds now
+ *   SUMS         u64 len, u32 unit: the replica's digest of each
+ *                unit-sized piece of [off, off + len) is wanted (a DR
+ *                stream's copy sends only the pieces the standby lacks).
+ *                unit is a power of two from HF_VOL_REGION_SIZE to
+ *                HF_VOL_DATA_MAX, off a multiple of it, len aligned, > 0
+ *                and at most HF_VOLW_SUMS_MAX units
+ *   SUMS_DATA    u64 len, u32 unit, as asked; bulk: one HF_VOLW_SUM_LEN
+ *                digest (SHA-256) per unit, the last one of what is left
  *   ERROR        u32 errno (1..4095), u16 length, text (printable ASCII,
  *                up to HF_VOLW_TEXT_MAX)
  *   WRITE_OK, TRIM_OK, FLUSH, FLUSH_OK, GEN_OK, RESYNC_OK, AL_OK, PING,
@@ -93,6 +101,9 @@
 #define HF_VOLW_HEAD_MAX 1024
 #define HF_VOLW_PROOF_LEN 32
 #define HF_VOLW_TEXT_MAX 256
+#define HF_VOLW_SUM_LEN 32
+/* The most units SUMS may ask for: one frame's bulk of digests. */
+#define HF_VOLW_SUMS_MAX (HF_VOL_DATA_MAX / HF_VOLW_SUM_LEN)
 
 enum hf_volw_type {
 	HF_VOLW_HELLO = 1,
@@ -123,6 +134,8 @@ enum hf_volw_type {
 	HF_VOLW_SNAP_OK,
 	HF_VOLW_MARK,
 	HF_VOLW_MARK_OK,
+	HF_VOLW_SUMS,
+	HF_VOLW_SUMS_DATA,
 	HF_VOLW_TYPE_END_ /* one past the last */
 };
 
@@ -173,6 +186,10 @@ struct hf_volw_frame {
 	union {
 		struct hf_volw_hello hello;
 		struct hf_volw_hello_ok hello_ok;
+		struct { /* SUMS, SUMS_DATA */
+			uint64_t len;
+			uint32_t unit;
+		} sums;
 		struct { /* DIRTY (peer), TRIM, READ */
 			uint64_t len;
 			char peer[HF_VOL_ID_MAX + 1];

@@ -5,6 +5,7 @@ write; B takes over and starts PostgreSQL with every committed row; and
 replication reverses: A holds the standby, fed by B's stream. Each site is
 a server (HTTPS, taking the other site's client certificates) and an agent
 with a storage pool and a DR listener of its own."""
+import glob
 import json
 import os
 import signal
@@ -267,6 +268,18 @@ def switchover_under_load(sites):
     assert p.returncode != 0, p.stdout
 
 
+def differing_bytes(a, b, unit=1 << 20):
+    """Bytes of the unit-sized pieces in which files a and b differ."""
+    n = 0
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(unit), fb.read(unit)
+            if not x and not y:
+                return n
+            if x != y:
+                n += max(len(x), len(y))
+
+
 def rows(port):
     r = wait_for(lambda: (lambda r: r.returncode == 0 and r)(psql(port, "select id from t")),
                  120, what="PostgreSQL answering")
@@ -317,6 +330,12 @@ def failover_fencing_failback_and_home_again(sites):
         return st.get("fenced") and b.api("GET", "/v1/service/pg")[0] == 404 and st
     st = wait_for(fenced, 120, what="B's copy fenced")
     assert "failback" in st["fenced"]["message"], st
+    # B's copy as the sites diverged: the failback keeps it as the standby
+    # replica and is sent only what differs from it.
+    kept = glob.glob(str(b.tmp / "pool" / "replicas" / "*" / "*" / "data"))
+    assert len(kept) == 1, kept
+    before = str(tmp / "b-before-failback")
+    subprocess.run(["cp", "--sparse=always", kept[0], before], check=True)
     p = b.cli("-s", "pg", "dr", "failback", check=False)
     assert p.returncode != 0 and "--yes" in p.stderr, p.stderr
     p = b.cli("-s", "pg", "dr", "failback", "--yes", "--wait", "--timeout", "180", timeout=210)
@@ -324,6 +343,19 @@ def failover_fencing_failback_and_home_again(sites):
         p.stdout
     st = b.dr("pg")
     assert st.get("role") == "standby" and st["volumes"][0]["consistent"], st
+    assert kept[0].split("/")[-2] == st["volumes"][0]["replica"], (kept, st)
+    s = wait_for(lambda: (lambda v: v and v.get("lag_bytes") == 0 and v)(
+        (a.dr("pg").get("volumes") or [{}])[0].get("stream")), 60, what="A's stream drained")
+    # What changed on B's copy is what either site wrote since the sites
+    # diverged (32 KiB pieces, the stream's unit of comparison): the copy
+    # sends that, and the records written meanwhile.
+    differ = differing_bytes(before, kept[0], 32 << 10)
+    print(f"\nDR-FAILBACK: {s['shipped']} B sent to B; {differ} B of B's copy differ from "
+          f"what it held before (32 KiB pieces), "
+          f"{differing_bytes(before, kept[0])} B in 1 MiB pieces; "
+          f"{s['copy_same']} B found equal")
+    assert s["copy_same"] > 0, s
+    assert s["shipped"] <= 1.1 * differ + (512 << 10), (s, differ)
     assert st["volumes"][0]["applied_time"] <= time.time_ns(), st
     assert "consistent" in b.cli("-s", "pg", "dr", "status").stdout
     st = a.dr("pg")
@@ -405,7 +437,6 @@ def test_switchover_failover_failback_and_a_cut_link(sites):
 def standby_removed(sites):
     """`dr disable` on the primary (B): A's standby goes, and with it its
     standby replica's files in A's pool."""
-    import glob
     a, b, tmp = sites
     st = a.dr("pg")
     assert st.get("role") == "standby", st

@@ -138,6 +138,19 @@ static void sample(enum hf_volw_type t, struct hf_volw_frame *f)
 		f->u.mark.seq = 0x1122334455667788ull;
 		f->u.mark.time_ns = 1796581461268291294ull;
 		break;
+	case HF_VOLW_SUMS:
+		f->off = (uint64_t)HF_VOL_DATA_MAX * 3;
+		f->u.sums.len = (uint64_t)HF_VOL_DATA_MAX * 2 + 5 * R;
+		f->u.sums.unit = HF_VOL_DATA_MAX;
+		break;
+	case HF_VOLW_SUMS_DATA:
+		/* Three units, the last 5 regions long: three digests. */
+		f->off = (uint64_t)HF_VOL_DATA_MAX * 3;
+		f->u.sums.len = (uint64_t)HF_VOL_DATA_MAX * 2 + 5 * R;
+		f->u.sums.unit = HF_VOL_DATA_MAX;
+		f->data = data;
+		f->data_len = 3 * HF_VOLW_SUM_LEN;
+		break;
 	case HF_VOLW_ERROR:
 		f->u.error.errnum = 28;
 		strcpy(f->u.error.text, "no space left in pool /srv/pool");
@@ -411,7 +424,7 @@ static void test_decode_refusals(void **state)
 	b[4] = 0;
 	expect_refused(b, n, 5, HF_EPARSE, "frame byte 4: unknown type 0");
 	b[4] = HF_VOLW_TYPE_END_;
-	expect_refused(b, n, 5, HF_EPARSE, "unknown type 29");
+	expect_refused(b, n, 5, HF_EPARSE, "unknown type 31");
 	memcpy(b, good, n);
 	b[5] = 0x80;
 	expect_refused(b, n, 6, HF_EPARSE, "WRITE with unknown flags 0x80");
@@ -624,6 +637,21 @@ static void test_encode_refusals(void **state)
 	f.data_len = 8 * (HF_VOL_AL_MAX + 1);
 	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL,
 			    "513 extents, over 512");
+	/* Digests that do not match the units of the range. */
+	sample(HF_VOLW_SUMS_DATA, &f);
+	f.data_len = 2 * HF_VOLW_SUM_LEN;
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL,
+			    "SUMS_DATA: 64 bytes of digests for 3 units");
+	sample(HF_VOLW_SUMS, &f);
+	f.u.sums.len = (uint64_t)HF_VOLW_SUMS_MAX * HF_VOL_DATA_MAX + R;
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL, "SUMS: length");
+	sample(HF_VOLW_SUMS, &f);
+	f.u.sums.unit = 3 * R;
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL,
+			    "SUMS: unit 12288 is not a power of two");
+	sample(HF_VOLW_SUMS, &f);
+	f.u.sums.unit = 2 * HF_VOL_DATA_MAX;
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL, "SUMS: unit");
 	/* A WRITE too large for one frame. */
 	sample(HF_VOLW_WRITE, &f);
 	f.data = big;
@@ -655,6 +683,7 @@ static void test_types_table(void **state)
 	assert_int_equal(hf_volw_answer(HF_VOLW_BITMAP_GET), HF_VOLW_BITMAP);
 	assert_int_equal(hf_volw_answer(HF_VOLW_AL), HF_VOLW_AL_OK);
 	assert_int_equal(hf_volw_answer(HF_VOLW_PING), HF_VOLW_PONG);
+	assert_int_equal(hf_volw_answer(HF_VOLW_SUMS), HF_VOLW_SUMS_DATA);
 	assert_int_equal(hf_volw_answer(HF_VOLW_DIRTY), 0);
 	assert_int_equal(hf_volw_answer(HF_VOLW_BYE), 0);
 	assert_int_equal(hf_volw_answer(HF_VOLW_WRITE_OK), 0);

@@ -60,7 +60,8 @@
 
 enum { R_WRITE = 1, R_TRIM = 2 };
 enum { F_FULL = 1 };
-enum { S_RECORD, S_CHUNK, S_MARK, S_INVAL };
+/* S_PART: a run of a chunk that has more to send (S_CHUNK: its last). */
+enum { S_RECORD, S_CHUNK, S_PART, S_MARK, S_INVAL };
 
 struct slot {
 	struct hf_remote_req q;
@@ -68,7 +69,7 @@ struct slot {
 	uint64_t end;     /* S_RECORD: the position after it */
 	uint64_t seq;     /* S_RECORD, S_MARK */
 	int64_t time_ns;  /* S_MARK: what it says */
-	uint64_t chunk;   /* S_CHUNK */
+	uint64_t chunk;   /* S_CHUNK, S_PART */
 	uint8_t *buf;
 	size_t len;
 };
@@ -110,6 +111,7 @@ struct hf_ship {
 	uint8_t *sums;
 	bool sums_ok;
 	uint64_t dirty_gen;       /* bumped by dirty_all and mark_dirty */
+	uint8_t *resume;          /* per chunk: the unit its next run is at */
 	int64_t copy_same;        /* bytes of the copy the standby had */
 	bool full;                /* F_FULL: a copy owed since... */
 	int64_t copy_since;       /* ...then (ns), for the lag */
@@ -229,6 +231,7 @@ static void dirty_all(struct hf_ship *s)
 	s->dirty_gen++;
 	s->sums_ok = false;
 	memset(s->dirty, 1, s->nchunks);
+	memset(s->resume, 0, s->nchunks);
 	s->ndirty = s->nchunks;
 	s->sync_total = s->nchunks * CHUNK;
 	s->sync_done = 0;
@@ -239,12 +242,14 @@ static void mark_dirty(struct hf_ship *s, uint64_t off, uint64_t len)
 	s->dirty_gen++;
 	s->sums_ok = false;
 	for (uint64_t c = off / CHUNK; c < s->nchunks && c * CHUNK < off + len;
-	     c++)
+	     c++) {
+		s->resume[c] = 0; /* written past any digest: all of it */
 		if (!s->dirty[c]) {
 			s->dirty[c] = 1;
 			s->ndirty++;
 			s->sync_total += CHUNK;
 		}
+	}
 }
 
 /*
@@ -393,6 +398,7 @@ struct hf_ship *hf_ship_open(const struct hf_ship_config *c,
 	s->ring = (uint64_t)c->journal_size - HDR;
 	s->nchunks = (size + CHUNK - 1) / CHUNK;
 	s->dirty = hf_xcalloc(s->nchunks + 1, 1);
+	s->resume = hf_xcalloc(s->nchunks + 1, 1);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->room_cv, NULL);
@@ -620,12 +626,15 @@ static void drop_window(struct sender *w)
 	for (unsigned i = 0; i < w->nin; i++) {
 		struct slot *t = &w->slots[(w->first + i) % WINDOW];
 
-		if (t->kind == S_CHUNK) {
+		if (t->kind == S_CHUNK || t->kind == S_PART) {
 			s->inflight_chunks--;
 			if (t->chunk < s->nchunks && !s->dirty[t->chunk]) {
 				s->dirty[t->chunk] = 1;
 				s->ndirty++;
 			}
+			/* Whole again: the next connection compares anew. */
+			if (t->chunk < s->nchunks)
+				s->resume[t->chunk] = 0;
 		}
 		free(t->buf);
 		t->buf = NULL;
@@ -837,6 +846,17 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* Whether unit u of the chunk in buf (len bytes) has the digest in want. */
+static bool unit_same(const uint8_t *buf, uint64_t len, uint64_t u,
+		      const uint8_t *want)
+{
+	uint8_t got[HF_VOLW_SUM_LEN];
+	uint64_t at = u * SUM_UNIT;
+
+	hf_vol_sum(buf + at, len - at < SUM_UNIT ? len - at : SUM_UNIT, got);
+	return !memcmp(want + u * HF_VOLW_SUM_LEN, got, sizeof(got));
+}
+
 /* Sends slot t's frame. */
 static bool submit(struct sender *w, struct slot *t, uint64_t off,
 		   uint32_t type, uint64_t len)
@@ -916,6 +936,97 @@ static bool send_mark(struct sender *w, struct slot *t)
 	return submit(w, t, 0, HF_VOLW_MARK, 0);
 }
 
+/*
+ * The next piece of the copy into slot t (mu held; returns with it free):
+ * the lowest dirty chunk, from the unit where its last piece left off.
+ * With the standby's digests, only the next run of units that differ
+ * goes, and the chunk stays dirty while another one is left in it;
+ * without, the rest of the chunk. True when the window took a frame or
+ * the chunk needed nothing (the caller fills on), false when the link
+ * failed.
+ */
+static bool fill_chunk(struct sender *w, struct slot *t)
+{
+	struct hf_ship *s = w->s;
+	uint8_t want[CHUNK / SUM_UNIT * HF_VOLW_SUM_LEN];
+	uint64_t c = 0, len, n, start, from, to, u;
+	bool cmp = s->sums_ok, more = false;
+
+	while (!s->dirty[c])
+		c++;
+	s->dirty[c] = 0;
+	s->ndirty--;
+	s->inflight_chunks++;
+	start = s->resume[c];
+	s->resume[c] = 0;
+	len = (c + 1) * CHUNK > s->size ? s->size - c * CHUNK : CHUNK;
+	n = SUM_UNITS(len);
+	if (cmp)
+		memcpy(want, s->sums + c * (CHUNK / SUM_UNIT) * HF_VOLW_SUM_LEN,
+		       n * HF_VOLW_SUM_LEN);
+	pthread_mutex_unlock(&s->mu);
+	t->kind = S_CHUNK;
+	t->chunk = c;
+	t->buf = hf_xmalloc(len);
+	t->len = len;
+	if (s->rd(s->rd_arg, t->buf, c * CHUNK, len)) {
+		w->nin++; /* drop_window puts the chunk back */
+		disconnect(w, "the volume cannot be read for the copy");
+		return false;
+	}
+	from = start * SUM_UNIT;
+	to = len;
+	if (cmp) {
+		uint64_t first, end;
+
+		/* The first unit that differs, the run after it, the next. */
+		for (u = start; u < n && unit_same(t->buf, len, u, want); u++)
+			;
+		for (first = u; u < n && !unit_same(t->buf, len, u, want); u++)
+			;
+		for (end = u; u < n && unit_same(t->buf, len, u, want); u++)
+			;
+		more = u < n;
+		pthread_mutex_lock(&s->mu);
+		if (s->sums_ok) {
+			from = first * SUM_UNIT;
+			to = end * SUM_UNIT < len ? end * SUM_UNIT : len;
+			s->copy_same += (int64_t)(from - start * SUM_UNIT) +
+					(int64_t)((more ? u * SUM_UNIT : len) - to);
+			if (more) {
+				/* The chunk's next run after this one. */
+				s->resume[c] = u;
+				if (!s->dirty[c]) {
+					s->dirty[c] = 1;
+					s->ndirty++;
+				}
+				t->kind = S_PART;
+			}
+		} else {
+			more = false; /* an overflow since: the rest of it */
+		}
+		if (from == to) {
+			/* The standby holds the rest already. */
+			s->inflight_chunks--;
+			s->sync_done += CHUNK;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (from == to) {
+			free(t->buf);
+			t->buf = NULL;
+			return true;
+		}
+	}
+	if (from)
+		memmove(t->buf, t->buf + from, to - from);
+	t->len = to - from;
+	if (all_zero(t->buf, to - from)) {
+		t->len = 0;
+		return submit(w, t, c * CHUNK + from, HF_VOLW_TRIM, to - from);
+	}
+	return submit(w, t, c * CHUNK + from, HF_VOLW_WRITE, to - from);
+}
+
 /* The next record, or chunk, or mark into the window: false when none. */
 static bool fill_one(struct sender *w)
 {
@@ -974,83 +1085,8 @@ static bool fill_one(struct sender *w)
 			      r.type == R_WRITE ? HF_VOLW_WRITE : HF_VOLW_TRIM,
 			      r.len);
 	}
-	if (s->ndirty) {
-		uint64_t c = 0, len, from = 0, to;
-		uint8_t want[CHUNK / SUM_UNIT * HF_VOLW_SUM_LEN];
-		uint8_t got[HF_VOLW_SUM_LEN];
-		bool cmp = s->sums_ok;
-
-		while (!s->dirty[c])
-			c++;
-		s->dirty[c] = 0;
-		s->ndirty--;
-		s->inflight_chunks++;
-		len = (c + 1) * CHUNK > s->size ? s->size - c * CHUNK : CHUNK;
-		if (cmp)
-			memcpy(want,
-			       s->sums + c * (CHUNK / SUM_UNIT) * HF_VOLW_SUM_LEN,
-			       SUM_UNITS(len) * HF_VOLW_SUM_LEN);
-		pthread_mutex_unlock(&s->mu);
-		t->kind = S_CHUNK;
-		t->chunk = c;
-		t->buf = hf_xmalloc(len);
-		t->len = len;
-		if (s->rd(s->rd_arg, t->buf, c * CHUNK, len)) {
-			w->nin++; /* drop_window puts the chunk back */
-			disconnect(w, "the volume cannot be read for the copy");
-			return false;
-		}
-		to = len;
-		if (cmp) {
-			/* From the first unit that differs to the last. */
-			uint64_t n = SUM_UNITS(len), first = n, last = 0;
-
-			for (uint64_t u = 0; u < n; u++) {
-				uint64_t at = u * SUM_UNIT;
-
-				hf_vol_sum(t->buf + at,
-					   len - at < SUM_UNIT ? len - at
-							       : SUM_UNIT,
-					   got);
-				if (memcmp(want + u * HF_VOLW_SUM_LEN, got,
-					   sizeof(got))) {
-					first = first < u ? first : u;
-					last = u;
-				}
-			}
-			from = first == n ? 0 : first * SUM_UNIT;
-			to = first == n ? 0
-			     : (last + 1) * SUM_UNIT < len ? (last + 1) * SUM_UNIT
-							   : len;
-			pthread_mutex_lock(&s->mu);
-			if (!s->sums_ok) {
-				from = 0; /* an overflow since: all of it */
-				to = len;
-			}
-			s->copy_same += (int64_t)(len - (to - from));
-			if (from == to) {
-				/* The standby holds it already. */
-				s->inflight_chunks--;
-				s->sync_done += CHUNK;
-			}
-			pthread_mutex_unlock(&s->mu);
-			if (from == to) {
-				free(t->buf);
-				t->buf = NULL;
-				return true;
-			}
-			if (from) {
-				memmove(t->buf, t->buf + from, to - from);
-			}
-			t->len = to - from;
-		}
-		if (all_zero(t->buf, to - from)) {
-			t->len = 0;
-			return submit(w, t, c * CHUNK + from, HF_VOLW_TRIM,
-				      to - from);
-		}
-		return submit(w, t, c * CHUNK + from, HF_VOLW_WRITE, to - from);
-	}
+	if (s->ndirty)
+		return fill_chunk(w, t); /* unlocks mu */
 	pthread_mutex_unlock(&s->mu);
 	return false;
 }
@@ -1069,9 +1105,10 @@ static void reap(struct sender *w)
 	}
 	pthread_mutex_lock(&s->mu);
 	s->shipped += (int64_t)t->len;
-	if (t->kind == S_CHUNK) {
+	if (t->kind == S_CHUNK || t->kind == S_PART) {
 		s->inflight_chunks--;
-		s->sync_done += CHUNK;
+		if (t->kind == S_CHUNK)
+			s->sync_done += CHUNK;
 	} else if (t->kind == S_MARK) {
 		w->mark_inflight = false;
 		advance_tail(s, t->end, t->seq + 1);
@@ -1283,6 +1320,7 @@ void hf_ship_close(struct hf_ship *s)
 	free(s->c.journal);
 	free(s->volume_id);
 	free(s->dirty);
+	free(s->resume);
 	free(s->sums);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);

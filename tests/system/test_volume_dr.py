@@ -278,7 +278,7 @@ def test_a_standby_that_holds_the_volume_receives_only_what_differs(env, pki):
     sites diverged (A wrote 5 MiB more; B's copy holds 3 MiB A never had,
     an old primary's last writes). A new stream, whose journal B's mark is
     not in, owes B a copy: it asks B for a digest of each 32 KiB and sends
-    only what differs (one 4 KiB block changed costs its 32 KiB), not the
+    only what differs (a 4 KiB block changed costs its 32 KiB), not the
     128 MiB volume; B ends equal."""
     d, procs = env
     pb, st_b, cfg_b = serve_b(d, procs, pki)
@@ -292,18 +292,20 @@ def test_a_standby_that_holds_the_volume_receives_only_what_differs(env, pki):
     assert rc == 0, out
     assert same(cfg, cfg_b)
     scribble(cfg["replica"], 20 * MiB, 5 * MiB)
+    # Two 4 KiB blocks far apart in one MiB: two runs of 32 KiB.
     scribble(cfg["replica"], 30 * MiB + 100 * 1024, 4096)
+    scribble(cfg["replica"], 30 * MiB + 900 * 1024, 4096)
     scribble(standby_file(cfg_b), 60 * MiB, 3 * MiB)
     assert not same(cfg, cfg_b)
     restart_b(d, procs, cfg_b, st_b)
     p, st, cfg = attach_a(d, procs, pki, st_b, name="a2", fmt=False, epoch=2)
     s = wait_for(lambda: caught_up(d, "a2"), 60, what="the copy of what differs")
     print(f"\nDR-DIFF-COPY: first stream shipped {first} B; the copy after the "
-          f"divergence shipped {s['shipped']} B for 8 MiB and 4 KiB that differ; "
+          f"divergence shipped {s['shipped']} B for 8 MiB and 8 KiB that differ; "
           f"{s['copy_same']} B found equal")
     # B's 3 MiB are zeros on A: a TRIM, no bytes.
-    assert s["shipped"] == 5 * MiB + 32 * 1024, s
-    assert s["copy_same"] == SIZE - 8 * MiB - 32 * 1024, s
+    assert s["shipped"] == 5 * MiB + 64 * 1024, s
+    assert s["copy_same"] == SIZE - 8 * MiB - 64 * 1024, s
     rc, out = stop(p)
     assert rc == 0, out
     rc, out = stop(pb)

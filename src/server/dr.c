@@ -1281,6 +1281,91 @@ out:
 	free(why);
 }
 
+/*
+ * The kept volumes of svc whose copy here becomes the standby replica a
+ * failback's stream compares against: an in-sync replica of each, on a
+ * node with a pool (lock held). NULL with *why when one is attached
+ * still (its service's stop is not over).
+ */
+static json_t *adoptable(struct hf_srv *s, const char *svc, char **why)
+{
+	const struct hf_model *m = &s->model;
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < m->xvols.len; i++) {
+		const struct hf_xvol *v = m->xvols.items[i];
+
+		if (v->state != HF_XVOL_KEPT || !v->service ||
+		    strcmp(v->service, svc) != 0)
+			continue;
+		if (v->attached) {
+			*why = hf_xasprintf("volume %s is still attached on "
+					    "node %s (the service's stop is "
+					    "not over): try again",
+					    v->name, v->attached);
+			json_decref(a);
+			return NULL;
+		}
+		for (size_t k = 0; k < v->replicas.len; k++) {
+			const struct hf_xrep *r = &v->replicas.items[k];
+			const struct hf_node *n = hf_model_node(m, r->node);
+
+			if (r->state != HF_XREP_IN_SYNC || !n || !n->storage ||
+			    !n->storage->pool || n->decommissioned)
+				continue;
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s, s:s, s:s}", "name", v->name,
+					 "id", v->id, "node", r->node,
+					 "replica", r->id));
+			break;
+		}
+	}
+	return a;
+}
+
+/*
+ * Before the other site is asked to replicate svc here (a failback, a
+ * switchover's promotion): this cluster's copies of its kept volumes
+ * are recorded in /dr-adopt/<svc> as the standby replicas, since the
+ * standby configuration may come at once. The adopted replicas (a new
+ * reference; maybe empty), or NULL with *why.
+ */
+static json_t *adopt_begin(struct hf_srv *s, const char *svc, char **why)
+{
+	char *akey = hf_state_key("/dr-adopt/%s", svc, NULL);
+	json_t *adopt;
+
+	hf_state_lock(s);
+	adopt = adoptable(s, svc, why);
+	if (adopt && json_array_size(adopt)) {
+		json_t *ar = json_pack("{s:s, s:O}", "service", svc, "volumes",
+				       adopt);
+
+		if (hf_state_put_record(s, akey, ar)) {
+			*why = hf_xstrdup("the store cannot be written");
+			json_decref(adopt);
+			adopt = NULL;
+		}
+		json_decref(ar);
+	}
+	hf_state_unlock(s);
+	free(akey);
+	return adopt;
+}
+
+/* The other site did not take it: the adoption adopt_begin recorded goes. */
+static void adopt_abort(struct hf_srv *s, const char *svc, const json_t *adopt)
+{
+	char *akey = hf_state_key("/dr-adopt/%s", svc, NULL);
+
+	if (json_array_size(adopt)) {
+		hf_state_lock(s);
+		hf_state_delete_record(s, akey);
+		hf_state_unlock(s);
+	}
+	free(akey);
+}
+
 /* Sets the phase of service name's switchover (a fresh object). */
 static void switch_phase(struct hf_srv *s, const char *name,
 			 const json_t *cur, const char *phase,
@@ -1409,10 +1494,13 @@ static void switch_pass(struct hf_srv *s)
 			const char *bk = json_string_value(json_object_get(sw, "back"));
 			char *why = NULL;
 			long status = 0;
+			/* This site's copies: the reversed stream's standby. */
+			json_t *adopt = adopt_begin(s, name, &why);
 
 			if (bk)
 				json_object_set_new(b, "back", json_string(bk));
-			if (hf_remotes_call(s, to, "POST", path, b, &status,
+			if (adopt &&
+			    hf_remotes_call(s, to, "POST", path, b, &status,
 					    &out, &why) == 0 &&
 			    status != 200) {
 				const char *m = json_string_value(
@@ -1426,6 +1514,7 @@ static void switch_pass(struct hf_srv *s)
 							 "take over yet: %s",
 							 why);
 
+				adopt_abort(s, name, adopt);
 				/* Refusals end it; an unreachable one is
 				 * asked again. */
 				switch_phase(s, name, sw,
@@ -1437,7 +1526,6 @@ static void switch_pass(struct hf_srv *s)
 				free(msg);
 			} else {
 				struct hf_ops_err err = {0};
-				struct hf_ops_volumes gone = {0};
 				char *msg = hf_xasprintf(
 				    "switchover done: service %s runs on %s%s%s",
 				    name, to,
@@ -1450,14 +1538,17 @@ static void switch_pass(struct hf_srv *s)
 					: " (its deploy there failed: see "
 					  "there)");
 
-				/* The data is the standby's now. */
-				if (hf_ops_volume_delete(s, name, NULL, &gone,
-							 &err) &&
+				/*
+				 * The data is the standby's now; this site's
+				 * copies stay as the reversed stream's
+				 * standby replicas.
+				 */
+				if (hf_ops_dr_adopt(s, name, adopt, "scheduler",
+						    &err) &&
 				    err.why)
 					hf_log("service %s: its volumes here: %s",
 					       name, err.why);
 				hf_ops_err_release(&err);
-				hf_ops_volumes_release(&gone);
 				if (hf_ops_dr_switchover(s, name, NULL, false,
 							 true, "scheduler", msg,
 							 &err))
@@ -1481,6 +1572,7 @@ static void switch_pass(struct hf_srv *s)
 			free(path);
 			json_decref(b);
 			json_decref(out);
+			json_decref(adopt);
 		}
 		free(wait);
 		free(bad);
@@ -1777,48 +1869,6 @@ static void fence(struct hf_srv *s, const char *svc, const char *to)
 	free(why);
 }
 
-/*
- * The kept volumes of svc whose copy here becomes the standby replica a
- * failback's stream compares against: an in-sync replica of each, on a
- * node with a pool (lock held). NULL with *why when one is attached
- * still (its service's stop is not over).
- */
-static json_t *adoptable(struct hf_srv *s, const char *svc, char **why)
-{
-	const struct hf_model *m = &s->model;
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < m->xvols.len; i++) {
-		const struct hf_xvol *v = m->xvols.items[i];
-
-		if (v->state != HF_XVOL_KEPT || !v->service ||
-		    strcmp(v->service, svc) != 0)
-			continue;
-		if (v->attached) {
-			*why = hf_xasprintf("volume %s is still attached on "
-					    "node %s (the service's stop is "
-					    "not over): try again",
-					    v->name, v->attached);
-			json_decref(a);
-			return NULL;
-		}
-		for (size_t k = 0; k < v->replicas.len; k++) {
-			const struct hf_xrep *r = &v->replicas.items[k];
-			const struct hf_node *n = hf_model_node(m, r->node);
-
-			if (r->state != HF_XREP_IN_SYNC || !n || !n->storage ||
-			    !n->storage->pool || n->decommissioned)
-				continue;
-			json_array_append_new(
-			    a, json_pack("{s:s, s:s, s:s, s:s}", "name", v->name,
-					 "id", v->id, "node", r->node,
-					 "replica", r->id));
-			break;
-		}
-	}
-	return a;
-}
-
 void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 			    struct hf_http_resp *resp)
 {
@@ -1827,7 +1877,7 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	const char *who = req->principal ? req->principal : "operator";
 	struct hf_ops_err err = {0};
 	char *key = hf_state_key("/dr/%s", name, NULL), *why = NULL;
-	char *to = NULL, *esc, *path, *akey = NULL;
+	char *to = NULL, *esc, *path;
 	json_t *body = NULL, *rec = NULL, *out = NULL, *b, *adopt = NULL;
 	long status = 0;
 	bool running;
@@ -1867,21 +1917,11 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	 * primary's stream sends only what differs: said before the new
 	 * primary is asked, as its standby configuration may come at once.
 	 */
-	akey = hf_state_key("/dr-adopt/%s", name, NULL);
-	hf_state_lock(s);
-	adopt = adoptable(s, name, &why);
-	if (adopt && json_array_size(adopt)) {
-		json_t *ar = json_pack("{s:s, s:O}", "service", name, "volumes",
-				       adopt);
-
-		if (hf_state_put_record(s, akey, ar))
-			why = hf_xstrdup("the store cannot be written");
-		json_decref(ar);
-	}
-	hf_state_unlock(s);
-	if (why) {
-		hf_http_error(resp, adopt ? HF_EUNAVAIL : HF_ECONFLICT, "%s",
-			      why);
+	if (!(adopt = adopt_begin(s, name, &why))) {
+		hf_http_error(resp,
+			      strstr(why, "attached") ? HF_ECONFLICT
+						      : HF_EUNAVAIL,
+			      "%s", why);
 		goto out;
 	}
 	/* The new primary replicates the service here. */
@@ -1901,11 +1941,7 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	free(path);
 	json_decref(b);
 	if (why) {
-		if (json_array_size(adopt)) {
-			hf_state_lock(s);
-			hf_state_delete_record(s, akey);
-			hf_state_unlock(s);
-		}
+		adopt_abort(s, name, adopt);
 		hf_http_error(resp, status == 409 || status == 404
 					? HF_ECONFLICT
 					: HF_EUNAVAIL,
@@ -1943,7 +1979,6 @@ out:
 	json_decref(out);
 	json_decref(adopt);
 	free(key);
-	free(akey);
 	free(to);
 	free(why);
 }

@@ -227,6 +227,10 @@ def switchover_under_load(sites):
     th = threading.Thread(target=load, daemon=True)
     th.start()
     wait_for(lambda: len(committed) > 50, 60, what="commits on A")
+    # A's copy of the volume: after the move, the standby replica B's
+    # reversed stream compares against.
+    mine = glob.glob(str(a.tmp / "pool" / "replicas" / "*" / "*" / "data"))
+    assert len(mine) == 1, mine
     # Under that load, the planned move.
     t0 = time.time()
     p = a.cli("-s", "pg", "dr", "switchover", "--yes", "--wait", "--timeout", "300",
@@ -257,7 +261,12 @@ def switchover_under_load(sites):
     def reversed_stream():
         v = (b.dr("pg").get("volumes") or [{}])[0].get("stream")
         return v and v["state"] == "streaming" and v["consistent"] and v["link_up"] and v
-    wait_for(reversed_stream, 240, what="B's stream to A consistent")
+    v = wait_for(reversed_stream, 240, what="B's stream to A consistent")
+    # A's copy stayed: B sent what changed since the move, not the volume.
+    assert mine[0].split("/")[-2] == st_a["volumes"][0]["replica"], (mine, st_a)
+    print(f"\nDR-REVERSED: B's stream to A sent {v['shipped']} B, found "
+          f"{v['copy_same']} B equal")
+    assert v["shipped"] < 16 << 20 and v["copy_same"] > 200 << 20, v
     ev = [json.loads(x) for x in a.cli("events", "--json").stdout.splitlines()]
     said = [e.get("why") or "" for e in ev if e.get("kind") == "dr"]
     assert any("switchover done" in m for m in said), said

@@ -2895,23 +2895,14 @@ static void write_buf(fuse_req_t req, struct fuse_bufvec *in, off_t off)
 
 static int local_flush(struct vol *v, void *arg)
 {
-	struct hf_ship *ship;
-	uint64_t ticket = 0;
 	int e, me;
 
 	/*
-	 * The DR journal's records too, synced at the same time as the
-	 * replica (a failure there holds no flush). A stream that ends
-	 * meanwhile waits for this flush in hf_ship_close.
+	 * Not the DR journal's records: they need no sync of their own
+	 * (ship.h, "Durability").
 	 */
-	pthread_mutex_lock(&v->ship_mu);
-	if ((ship = v->ship))
-		ticket = hf_ship_flush_begin(ship);
-	pthread_mutex_unlock(&v->ship_mu);
 	e = v->rfd >= 0 && fdatasync(v->rfd) < 0 ? errno : 0;
 	me = miss_sync(v);
-	if (ship)
-		hf_ship_flush_wait(ship, ticket);
 
 	if (e == ENOSPC || me == ENOSPC)
 		no_space(v);

@@ -60,6 +60,13 @@
 
 enum { R_WRITE = 1, R_TRIM = 2 };
 enum { F_FULL = 1 };
+/*
+ * The header's second part (bytes 128..160): the boot it was written
+ * in (16 bytes of /proc/sys/kernel/random/boot_id), u64 flags (F_CLEAN:
+ * closed with every record synced), CRC-32C of the 24 bytes before it.
+ */
+enum { F_CLEAN = 1 };
+#define HDR2 128
 /* S_PART: a run of a chunk that has more to send (S_CHUNK: its last). */
 enum { S_RECORD, S_CHUNK, S_PART, S_MARK, S_INVAL };
 
@@ -86,17 +93,10 @@ struct hf_ship {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* something to send, or stop */
 	pthread_cond_t room_cv; /* room freed, or stop */
-	pthread_cond_t sync_cv; /* a flush wanted, or one done */
-	pthread_t syncer;
-	bool syncing;
 	/* Under mu: */
 	uint64_t head, head_seq;  /* the next record's position and seq */
 	uint64_t tail, tail_seq;  /* the first one no acked mark covers */
 	int64_t tail_time;        /* its time (head > tail) */
-	uint64_t appended, synced; /* records appended, and made durable */
-	uint64_t sync_want;       /* what a flush waits for */
-	int flushers;             /* flushes between begin and wait */
-	bool sync_stop;
 	uint8_t *dirty;           /* chunks to copy */
 	uint64_t nchunks, ndirty, inflight_chunks;
 	/*
@@ -120,13 +120,14 @@ struct hf_ship {
 	int64_t applied_time;
 	int64_t shipped, blocked, overflows;
 	bool link_up, fenced, stopping;
+	bool clean;               /* closing: every record synced */
+	uint8_t boot[16];         /* this boot's id */
 	char state[16];
 	char msg[256];
 	pthread_t thread;
 	bool started;
 };
 
-static void *syncer_main(void *arg);
 
 /* ---- the journal's file ----------------------------------------------- */
 
@@ -155,8 +156,8 @@ static int ring_io(struct hf_ship *s, bool wr, void *buf, size_t len,
 /* The header, as the fields under mu say; durable when sync. */
 static int write_header(struct hf_ship *s, bool sync)
 {
-	uint8_t h[112];
-	uint64_t flags = s->full ? F_FULL : 0;
+	uint8_t h[HDR2 + 32];
+	uint64_t flags = s->full ? F_FULL : 0, flags2 = s->clean ? F_CLEAN : 0;
 	uint32_t crc;
 
 	memset(h, 0, sizeof(h));
@@ -167,9 +168,33 @@ static int write_header(struct hf_ship *s, bool sync)
 	snprintf((char *)h + 32, 72, "%s", s->volume_id);
 	crc = hf_crc32c(0, h, 104);
 	memcpy(h + 104, &crc, 4);
+	memcpy(h + HDR2, s->boot, 16);
+	memcpy(h + HDR2 + 16, &flags2, 8);
+	crc = hf_crc32c(0, h + HDR2, 24);
+	memcpy(h + HDR2 + 24, &crc, 4);
 	if (pwrite(s->jfd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return errno ? errno : EIO;
 	return sync && fdatasync(s->jfd) < 0 ? errno : 0;
+}
+
+/* This boot's id (the kernel's boot_id, 16 bytes), or zeros. */
+static void boot_id(uint8_t out[16])
+{
+	char text[64] = {0}, hex[33];
+	size_t k = 0;
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+
+	memset(out, 0, 16);
+	if (fd < 0)
+		return;
+	if (read(fd, text, sizeof(text) - 1) > 0)
+		for (size_t i = 0; text[i] && k < 32; i++)
+			if (text[i] != '-' && text[i] != '\n')
+				hex[k++] = text[i];
+	close(fd);
+	hex[k] = 0;
+	if (k != 32 || hf_vol_hex_decode(hex, out, 16))
+		memset(out, 0, 16);
 }
 
 struct rec {
@@ -300,9 +325,11 @@ static void recover(struct hf_ship *s)
 
 static int open_journal(struct hf_ship *s, char *err, size_t n)
 {
-	uint8_t h[112];
+	uint8_t h[HDR2 + 32];
 	struct stat st;
 	bool fresh = false;
+
+	boot_id(s->boot);
 
 	s->jfd = open(s->c.journal, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		      0600);
@@ -340,10 +367,30 @@ static int open_journal(struct hf_ship *s, char *err, size_t n)
 		    strcmp((char *)h + 32, s->volume_id)) {
 			fresh = true;
 		} else {
+			uint64_t flags2;
+
 			memcpy(&s->tail, h + 8, 8);
 			memcpy(&s->tail_seq, h + 16, 8);
 			memcpy(&flags, h + 24, 8);
 			s->full = flags & F_FULL;
+			memcpy(&crc, h + HDR2 + 24, 4);
+			memcpy(&flags2, h + HDR2 + 16, 8);
+			/*
+			 * Records are not synced as they are appended (the
+			 * page cache keeps them through a kill): a journal
+			 * left by another boot that was not closed cleanly
+			 * may lack records the replica has, so the standby
+			 * is owed a copy (by digests: what differs).
+			 */
+			if (crc == hf_crc32c(0, h + HDR2, 24) &&
+			    !(flags2 & F_CLEAN) &&
+			    memcmp(h + HDR2, s->boot, 16) != 0) {
+				hf_log("volume %s: the DR journal was left by "
+				       "a boot that ended without closing "
+				       "it: the standby is compared whole",
+				       s->volume_id);
+				s->full = true;
+			}
 			/* A ring of another size: its records are lost. */
 			if (st.st_size != s->c.journal_size)
 				s->full = true;
@@ -402,7 +449,6 @@ struct hf_ship *hf_ship_open(const struct hf_ship_config *c,
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->room_cv, NULL);
-	pthread_cond_init(&s->sync_cv, NULL);
 	snprintf(s->state, sizeof(s->state), "connecting");
 	if (!(s->tls = hf_vtls_ctx(false, c->ca, c->cert, c->key, why,
 				   sizeof(why)))) {
@@ -414,8 +460,6 @@ struct hf_ship *hf_ship_open(const struct hf_ship_config *c,
 		hf_ship_close(s);
 		return NULL;
 	}
-	if (!pthread_create(&s->syncer, NULL, syncer_main, s))
-		s->syncing = true;
 	return s;
 }
 
@@ -479,7 +523,6 @@ static int append(struct hf_ship *s, uint32_t type, uint64_t off,
 		s->tail_time = r.time;
 	s->head += need;
 	s->head_seq++;
-	s->appended++;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -494,77 +537,6 @@ int hf_ship_write(struct hf_ship *s, uint64_t off, const uint8_t *data,
 int hf_ship_trim(struct hf_ship *s, uint64_t off, uint64_t len)
 {
 	return append(s, R_TRIM, off, len, NULL);
-}
-
-/*
- * The journal's own thread of fdatasyncs, so that a flush of the volume
- * syncs the journal and the replica at once; each sync covers every
- * record appended before it began (flushes that overlap share one).
- */
-static void *syncer_main(void *arg)
-{
-	struct hf_ship *s = arg;
-
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		uint64_t upto;
-
-		while (!s->sync_stop && s->sync_want <= s->synced)
-			pthread_cond_wait(&s->sync_cv, &s->mu);
-		if (s->sync_stop)
-			break;
-		upto = s->appended;
-		pthread_mutex_unlock(&s->mu);
-		if (fdatasync(s->jfd) < 0)
-			/* A failure holds no flush: the replicas have it. */
-			hf_log("volume %s: DR journal fdatasync: %s",
-			       s->volume_id, strerror(errno));
-		pthread_mutex_lock(&s->mu);
-		if (upto > s->synced)
-			s->synced = upto;
-		pthread_cond_broadcast(&s->sync_cv);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
-}
-
-uint64_t hf_ship_flush_begin(struct hf_ship *s)
-{
-	uint64_t t;
-
-	pthread_mutex_lock(&s->mu);
-	t = s->appended;
-	s->flushers++;
-	if (t > s->synced && t > s->sync_want) {
-		s->sync_want = t;
-		pthread_cond_broadcast(&s->sync_cv);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return t;
-}
-
-void hf_ship_flush_wait(struct hf_ship *s, uint64_t t)
-{
-	pthread_mutex_lock(&s->mu);
-	if (!s->syncing && t > s->synced) {
-		/* No thread: the flush syncs itself. */
-		pthread_mutex_unlock(&s->mu);
-		fdatasync(s->jfd);
-		pthread_mutex_lock(&s->mu);
-		if (t > s->synced)
-			s->synced = t;
-	}
-	while (t > s->synced)
-		pthread_cond_wait(&s->sync_cv, &s->mu);
-	s->flushers--;
-	pthread_cond_broadcast(&s->sync_cv);
-	pthread_mutex_unlock(&s->mu);
-}
-
-int hf_ship_flush(struct hf_ship *s)
-{
-	hf_ship_flush_wait(s, hf_ship_flush_begin(s));
-	return 0;
 }
 
 void hf_ship_grow(struct hf_ship *s, uint64_t size)
@@ -1292,20 +1264,15 @@ void hf_ship_close(struct hf_ship *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->mu);
-	/* Flushes begun before the volume let go of it end first. */
-	while (s->flushers)
-		pthread_cond_wait(&s->sync_cv, &s->mu);
-	s->sync_stop = true;
-	pthread_cond_broadcast(&s->sync_cv);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->cv);
 	pthread_cond_broadcast(&s->room_cv);
 	pthread_mutex_unlock(&s->mu);
 	if (s->started)
 		pthread_join(s->thread, NULL);
-	if (s->syncing)
-		pthread_join(s->syncer, NULL);
 	if (s->jfd >= 0) {
+		/* Every record synced: the next boot may trust them. */
+		s->clean = fdatasync(s->jfd) == 0;
 		write_header(s, true);
 		close(s->jfd);
 	}
@@ -1325,6 +1292,5 @@ void hf_ship_close(struct hf_ship *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->room_cv);
-	pthread_cond_destroy(&s->sync_cv);
 	free(s);
 }

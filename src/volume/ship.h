@@ -26,9 +26,19 @@
  * since the epoch), u32 CRC-32C of the header before it and of the data,
  * u32 0) then, for a write, len bytes. Positions grow without end; a
  * record at position p starts at 4096 + p % (size - 4096) and may wrap.
- * Records are durable once hf_ship_flush returned (the volume's flush);
- * on open, those after the tail are read back while their seqs follow
- * and their CRCs match, and sent again where the standby's mark is older.
+ * The header's bytes 128..160: the kernel's boot_id (16 bytes) when it
+ * was written, u64 flags (1: closed cleanly, every record synced), and
+ * CRC-32C of the 24 bytes before it.
+ *
+ * Durability: records are appended (pwrite) before their write is
+ * answered, but not synced with the volume's flushes, which would cost
+ * every commit a second fdatasync. They outlive a kill of the process
+ * (the page cache keeps them) but not a crash of the machine; so a
+ * journal that another boot left without closing it cleanly is not
+ * trusted: the standby is owed a copy, and the copy compares digests
+ * first (what crosses is what differs). On open, the records after the
+ * tail are read back while their seqs follow and their CRCs match, and
+ * sent again where the standby's mark is older.
  */
 #ifndef HF_VOLUME_SHIP_H
 #define HF_VOLUME_SHIP_H
@@ -83,16 +93,6 @@ int hf_ship_write(struct hf_ship *s, uint64_t off, const uint8_t *data,
 		  size_t len);
 int hf_ship_trim(struct hf_ship *s, uint64_t off, uint64_t len);
 
-/*
- * Makes the journal's records durable (the volume's flush): begin before
- * the replica's own fdatasync, wait after it, and the two run at once.
- * Every begin is followed by one wait (hf_ship_close waits for them).
- * A failed fdatasync is logged and holds no flush: the replicas have the
- * writes.
- */
-uint64_t hf_ship_flush_begin(struct hf_ship *s);
-void hf_ship_flush_wait(struct hf_ship *s, uint64_t ticket);
-int hf_ship_flush(struct hf_ship *s);
 
 /* The volume grew (hf_ship_open's size, from now on). */
 void hf_ship_grow(struct hf_ship *s, uint64_t size);

@@ -313,6 +313,62 @@ def test_a_standby_that_holds_the_volume_receives_only_what_differs(env, pki):
     assert same(cfg, cfg_b)
 
 
+def crc32c(data, crc=0):
+    crc ^= 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def journal_boot(path):
+    """The boot id and flags in a DR journal's header (ship.h), checked."""
+    with open(path, "rb") as f:
+        h = f.read(160)[128:160]
+    assert int.from_bytes(h[24:28], "little") == crc32c(h[:24]), h
+    return h[:16], int.from_bytes(h[16:24], "little")
+
+
+def test_a_journal_from_a_boot_that_crashed_is_not_trusted(env, pki):
+    """Journal records are not synced with the volume's flushes, so a
+    journal another boot left open (the machine crashed) may lack records
+    the replica has. Writes go on while B is away, the attach process is
+    killed and its journal made to look left by an earlier boot: the next
+    attach does not send the journal's records but compares B whole (by
+    digests), and B ends equal. A journal closed cleanly says so."""
+    d, procs = env
+    pb, st_b, cfg_b = serve_b(d, procs, pki)
+    p, st, cfg = attach_a(d, procs, pki, st_b, fmt=False)
+    wait_for(lambda: caught_up(d), 60, what="the initial sync")
+    jpath = os.path.join(d, "a-journal")
+    boot, flags = journal_boot(jpath)
+    assert boot == bytes.fromhex(open("/proc/sys/kernel/random/boot_id").read()
+                                 .strip().replace("-", "")) and flags == 0, (boot, flags)
+    pb.kill()
+    pb.wait()
+    write_dev(st["device"], 30, 12, 9)
+    wait_for(lambda: dr_status(d).get("journal_bytes", 0) >= 12 * MiB, 15, what="journaled")
+    p.kill()
+    p.wait()
+    subprocess.run(["losetup", "-d", st["device"]], check=False)
+    # As if the machine had crashed: another boot, not closed cleanly.
+    with open(jpath, "r+b") as f:
+        part = os.urandom(16) + (0).to_bytes(8, "little")
+        f.seek(128)
+        f.write(part + crc32c(part).to_bytes(4, "little"))
+    restart_b(d, procs, cfg_b, st_b)
+    p, st, cfg = attach_a(d, procs, pki, st_b, name="a2", fmt=False, journal=jpath)
+    s = wait_for(lambda: caught_up(d, "a2"), 60, what="the comparison")
+    # The 12 MiB written while B was away, found by their digests.
+    assert 12 * MiB <= s["shipped"] < 13 * MiB and s["copy_same"] >= SIZE - 13 * MiB, s
+    rc, out = stop(p)
+    assert rc == 0, out
+    assert same(cfg, cfg_b)
+    assert "ended without closing it" in out, out
+    assert journal_boot(jpath)[1] == 1  # closed cleanly
+
+
 def test_the_wrong_certificate_and_a_replica_no_standby_are_refused(env, pki):
     """A client certificate caA did not sign never gets a stream (B's
     server says why; A keeps journaling); a replica that is not flagged

@@ -40,7 +40,7 @@
  * Once the journal is drained a mark goes out sooner, but not after every
  * write: each costs the standby an fdatasync.
  */
-#define MARK_DRAINED_MS 50
+#define MARK_DRAINED_MS 100
 /*
  * An idle stream marks this often too: the standby's mark then says it
  * was current a moment ago, so a failover's loss window is not the time

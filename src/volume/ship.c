@@ -48,12 +48,19 @@
  */
 #define HEARTBEAT_MS 1000
 /*
- * What a copy compares by digest (SUMS): a chunk sends only the span
- * from its first to its last unit that differs on the standby. 32 KiB
- * costs the standby 1 KiB of digests per MiB of volume.
+ * What a copy compares by digest (SUMS): of a chunk, only the runs of
+ * units that differ on the standby are sent. 32 KiB costs the standby
+ * 1 KiB of digests per MiB of volume.
  */
 #define SUM_UNIT (32u << 10)
 #define SUM_UNITS(len) (((len) + SUM_UNIT - 1) / SUM_UNIT)
+/*
+ * A SUMS request covers SUMS_SPAN (the standby reads that much to answer:
+ * well within the 3 s an answer is due in, on a slow disk too), and
+ * SUMS_DEPTH of them are in flight at once.
+ */
+#define SUMS_SPAN ((uint64_t)64 << 20)
+#define SUMS_DEPTH 2
 #define HDR_EVERY_MS 1000
 #define MAGIC "HFDRJNL1"
 #define REC_MAGIC 0x524a4648u /* "HFJR" */
@@ -544,12 +551,20 @@ void hf_ship_grow(struct hf_ship *s, uint64_t size)
 	uint64_t n = (size + CHUNK - 1) / CHUNK;
 
 	pthread_mutex_lock(&s->mu);
+	/* The digests are of the old size's units: no more comparing. */
+	if (size != s->size) {
+		s->dirty_gen++;
+		s->sums_ok = false;
+	}
 	if (n > s->nchunks) {
-		uint8_t *d = hf_xcalloc(n + 1, 1);
+		uint8_t *d = hf_xcalloc(n + 1, 1), *rs = hf_xcalloc(n + 1, 1);
 
 		memcpy(d, s->dirty, s->nchunks);
+		memcpy(rs, s->resume, s->nchunks);
 		free(s->dirty);
+		free(s->resume);
 		s->dirty = d;
+		s->resume = rs;
 		/* The new part is copied too: the standby's may hold old bytes. */
 		for (uint64_t c = s->nchunks; c < n; c++) {
 			d[c] = 1;
@@ -675,42 +690,56 @@ static void advance_tail(struct hf_ship *s, uint64_t pos, uint64_t seq)
 }
 
 /*
- * Before a copy's first chunk: the standby's digest of every chunk
+ * Before a copy's first chunk: the standby's digest of every SUM_UNIT
  * (a standby that held the volume before, such as an old primary after
- * a failback, then receives only the chunks that differ). Records sent
+ * a failback, then receives only the units that differ). Records sent
  * later on this connection are applied there after these digests were
- * made, so a chunk read here later whose digest matches holds what the
- * standby holds once those records are in (ship.c's design note in
- * docs/design/dr.md). False when the connection failed; a standby that
- * does not know SUMS is copied to whole from then on.
+ * made, so a unit read here later whose digest matches holds what the
+ * standby holds once those records are in (docs/design/dr.md §2).
+ * False when the connection failed; a standby that does not know SUMS
+ * (an older version) is copied to whole from then on.
  */
 static bool fetch_sums(struct sender *w, uint64_t gen)
 {
 	struct hf_ship *s = w->s;
-	uint64_t span = (uint64_t)HF_VOLW_SUMS_MAX * SUM_UNIT;
+	uint64_t nreq = (s->size + SUMS_SPAN - 1) / SUMS_SPAN, sent = 0, got = 0;
 	uint8_t *buf = hf_xmalloc(SUM_UNITS(s->size) * HF_VOLW_SUM_LEN + 1);
-	struct slot *t = &w->slots[0];
 	char why[HF_VOL_ERR_MAX];
 
-	for (uint64_t off = 0; off < s->size; off += span) {
-		struct hf_volw_frame f;
-		uint64_t len = s->size - off < span ? s->size - off : span;
+	/* SUMS_DEPTH requests in flight: slot i % SUMS_DEPTH is request i's. */
+	while (got < nreq) {
+		bool fail;
 
-		memset(&f, 0, sizeof(f));
-		f.type = HF_VOLW_SUMS;
-		f.off = off;
-		f.u.sums.len = len;
-		f.u.sums.unit = SUM_UNIT;
-		memset(&t->q, 0, sizeof(t->q));
-		t->q.dst = buf + off / SUM_UNIT * HF_VOLW_SUM_LEN;
-		t->q.dst_len = (size_t)(SUM_UNITS(len) * HF_VOLW_SUM_LEN);
-		if (hf_remote_submit(&w->r, &f, &t->q) ||
-		    hf_remote_wait(&w->r, &t->q)) {
+		if (sent < nreq && sent - got < SUMS_DEPTH) {
+			struct slot *t = &w->slots[sent % SUMS_DEPTH];
+			struct hf_volw_frame f;
+			uint64_t off = sent * SUMS_SPAN;
+			uint64_t len = s->size - off < SUMS_SPAN ? s->size - off
+								 : SUMS_SPAN;
+
+			memset(&f, 0, sizeof(f));
+			f.type = HF_VOLW_SUMS;
+			f.off = off;
+			f.u.sums.len = len;
+			f.u.sums.unit = SUM_UNIT;
+			memset(&t->q, 0, sizeof(t->q));
+			t->q.dst = buf + off / SUM_UNIT * HF_VOLW_SUM_LEN;
+			t->q.dst_len =
+			    (size_t)(SUM_UNITS(len) * HF_VOLW_SUM_LEN);
+			fail = hf_remote_submit(&w->r, &f, &t->q) != 0;
+			sent++;
+		} else {
+			fail = hf_remote_wait(&w->r,
+					      &w->slots[got % SUMS_DEPTH].q) != 0;
+			got++;
+		}
+		if (fail) {
 			hf_remote_dead(&w->r, why, sizeof(why));
-			if (strstr(why, "not served"))
+			if (strstr(why, "not served") ||
+			    strstr(why, "unknown type"))
 				w->no_sums = true;
+			disconnect(w, why); /* no answer lands in buf after */
 			free(buf);
-			disconnect(w, why);
 			return false;
 		}
 	}

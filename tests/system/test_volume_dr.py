@@ -236,11 +236,10 @@ def test_a_full_journal_falls_back_to_a_copy_when_asked(env, pki):
     assert same(cfg, cfg_b)
 
 
-def test_a_killed_primary_sends_its_journal_after_the_restart(env, pki):
-    """Writes journaled while B is away, then the attach process is killed
-    with -9: a new one at the same epoch reads the journal back (CRCs,
-    consecutive seqs) and sends it once B is there; B ends equal."""
-    d, procs = env
+def killed_with_a_journal(d, procs, pki):
+    """B goes away, A journals 12 MiB, then A's attach process is killed
+    with -9 and its loop device cleared: B's status and config, and A's
+    journal's path."""
     pb, st_b, cfg_b = serve_b(d, procs, pki)
     p, st, cfg = attach_a(d, procs, pki, st_b, fmt=False)
     wait_for(lambda: caught_up(d), 60, what="the initial sync")
@@ -251,9 +250,17 @@ def test_a_killed_primary_sends_its_journal_after_the_restart(env, pki):
     p.kill()
     p.wait()
     subprocess.run(["losetup", "-d", st["device"]], check=False)
+    return st_b, cfg_b, os.path.join(d, "a-journal")
+
+
+def test_a_killed_primary_sends_its_journal_after_the_restart(env, pki):
+    """Writes journaled while B is away, then the attach process is killed
+    with -9: a new one at the same epoch reads the journal back (CRCs,
+    consecutive seqs) and sends it once B is there; B ends equal."""
+    d, procs = env
+    st_b, cfg_b, jpath = killed_with_a_journal(d, procs, pki)
     restart_b(d, procs, cfg_b, st_b)
-    p, st, cfg = attach_a(d, procs, pki, st_b, name="a2", fmt=False,
-                          journal=os.path.join(d, "a-journal"))
+    p, st, cfg = attach_a(d, procs, pki, st_b, name="a2", fmt=False, journal=jpath)
     s = wait_for(lambda: caught_up(d, "a2"), 60, what="the journal sent")
     assert s["shipped"] >= 12 * MiB, s
     # The journal was sent, not the whole volume copied again.
@@ -338,20 +345,10 @@ def test_a_journal_from_a_boot_that_crashed_is_not_trusted(env, pki):
     attach does not send the journal's records but compares B whole (by
     digests), and B ends equal. A journal closed cleanly says so."""
     d, procs = env
-    pb, st_b, cfg_b = serve_b(d, procs, pki)
-    p, st, cfg = attach_a(d, procs, pki, st_b, fmt=False)
-    wait_for(lambda: caught_up(d), 60, what="the initial sync")
-    jpath = os.path.join(d, "a-journal")
+    st_b, cfg_b, jpath = killed_with_a_journal(d, procs, pki)
     boot, flags = journal_boot(jpath)
     assert boot == bytes.fromhex(open("/proc/sys/kernel/random/boot_id").read()
                                  .strip().replace("-", "")) and flags == 0, (boot, flags)
-    pb.kill()
-    pb.wait()
-    write_dev(st["device"], 30, 12, 9)
-    wait_for(lambda: dr_status(d).get("journal_bytes", 0) >= 12 * MiB, 15, what="journaled")
-    p.kill()
-    p.wait()
-    subprocess.run(["losetup", "-d", st["device"]], check=False)
     # As if the machine had crashed: another boot, not closed cleanly.
     with open(jpath, "r+b") as f:
         part = os.urandom(16) + (0).to_bytes(8, "little")

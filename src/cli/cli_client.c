@@ -4363,6 +4363,33 @@ static int cmd_dr_disable(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * A stream's copy: how far it is, and what it sent against what the
+ * standby held already (compared by digests, not sent).
+ */
+static void dr_copy_print(const json_t *st)
+{
+	const json_t *sy = json_object_get(st, "sync");
+	json_int_t same = json_integer_value(json_object_get(st, "copy_same"));
+	char *a, *b;
+
+	if (json_is_object(sy)) {
+		a = hf_bytes_human(json_integer_value(json_object_get(sy, "done")));
+		b = hf_bytes_human(json_integer_value(json_object_get(sy, "total")));
+		printf("    copy: %s of %s gone through\n", a, b);
+		free(a);
+		free(b);
+	}
+	if (same > 0) {
+		a = hf_bytes_human(json_integer_value(json_object_get(st, "shipped")));
+		b = hf_bytes_human(same);
+		printf("    sent %s; %s the standby held already was not sent\n",
+		       a, b);
+		free(a);
+		free(b);
+	}
+}
+
 /* Each volume's stream: state, lag, journal, the standby's newest write. */
 static void dr_volumes_print(const json_t *vols)
 {
@@ -4403,6 +4430,7 @@ static void dr_volumes_print(const json_t *vols)
 		free(lag);
 		free(jb);
 		free(js);
+		dr_copy_print(st);
 		if (json_integer_value(json_object_get(st, "applied_time")) > 0)
 			printf("    the standby holds every write made until "
 			       "%.1f s ago\n",

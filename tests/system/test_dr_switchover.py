@@ -365,6 +365,8 @@ def failover_fencing_failback_and_home_again(sites):
           f"{s['copy_same']} B found equal")
     assert s["copy_same"] > 0, s
     assert s["shipped"] <= 1.1 * differ + (512 << 10), (s, differ)
+    out = a.cli("-s", "pg", "dr", "status").stdout
+    assert "the standby held already was not sent" in out, out
     assert st["volumes"][0]["applied_time"] <= time.time_ns(), st
     assert "consistent" in b.cli("-s", "pg", "dr", "status").stdout
     st = a.dr("pg")

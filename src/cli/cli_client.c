@@ -4199,13 +4199,19 @@ static bool dr_synced(const json_t *out, char **last)
 		} else if (!json_is_true(json_object_get(st, "consistent")) ||
 			   strcmp(jstr(st, "state"), "streaming") != 0) {
 			char *d = hf_bytes_human(done), *t = hf_bytes_human(total);
+			char *sent = hf_bytes_human(
+			    json_integer_value(json_object_get(st, "shipped")));
 
+			/* A copy compares first: what it sent is apart. */
 			if (total > 0)
 				hf_buf_addf(&b, "volume %s: %s, %s of %s "
-						  "copied (%.0f%%)\n",
+						  "gone through (%.0f%%), %s "
+						  "sent\n",
 					      jstr(v, "volume"), jstr(st, "state"),
-					      d, t, 100.0 * (double)done /
-							(double)total);
+					      d, t,
+					      100.0 * (double)done /
+						  (double)total,
+					      sent);
 			else
 				hf_buf_addf(&b, "volume %s: %s%s\n",
 					      jstr(v, "volume"), jstr(st, "state"),
@@ -4215,6 +4221,7 @@ static bool dr_synced(const json_t *out, char **last)
 						  : " (link down)");
 			free(d);
 			free(t);
+			free(sent);
 			all = false;
 		}
 	}

@@ -1328,21 +1328,25 @@ static json_t *adoptable(struct hf_srv *s, const char *svc, char **why)
  * switchover's promotion): this cluster's copies of its kept volumes
  * are recorded in /dr-adopt/<svc> as the standby replicas, since the
  * standby configuration may come at once. The adopted replicas (a new
- * reference; maybe empty), or NULL with *why.
+ * reference; maybe empty), or NULL with *why and *code (HF_ECONFLICT:
+ * a volume is still attached; HF_EUNAVAIL: the store).
  */
-static json_t *adopt_begin(struct hf_srv *s, const char *svc, char **why)
+static json_t *adopt_begin(struct hf_srv *s, const char *svc, char **why,
+			   int *code)
 {
 	char *akey = hf_state_key("/dr-adopt/%s", svc, NULL);
 	json_t *adopt;
 
 	hf_state_lock(s);
 	adopt = adoptable(s, svc, why);
+	*code = HF_ECONFLICT;
 	if (adopt && json_array_size(adopt)) {
 		json_t *ar = json_pack("{s:s, s:O}", "service", svc, "volumes",
 				       adopt);
 
 		if (hf_state_put_record(s, akey, ar)) {
 			*why = hf_xstrdup("the store cannot be written");
+			*code = HF_EUNAVAIL;
 			json_decref(adopt);
 			adopt = NULL;
 		}
@@ -1495,7 +1499,8 @@ static void switch_pass(struct hf_srv *s)
 			char *why = NULL;
 			long status = 0;
 			/* This site's copies: the reversed stream's standby. */
-			json_t *adopt = adopt_begin(s, name, &why);
+			int code;
+			json_t *adopt = adopt_begin(s, name, &why, &code);
 
 			if (bk)
 				json_object_set_new(b, "back", json_string(bk));
@@ -1881,7 +1886,7 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	json_t *body = NULL, *rec = NULL, *out = NULL, *b, *adopt = NULL;
 	long status = 0;
 	bool running;
-	int rc;
+	int rc, code;
 
 	if (req->body_len && hf_http_body_json(req, resp, &body))
 		goto out;
@@ -1917,11 +1922,8 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	 * primary's stream sends only what differs: said before the new
 	 * primary is asked, as its standby configuration may come at once.
 	 */
-	if (!(adopt = adopt_begin(s, name, &why))) {
-		hf_http_error(resp,
-			      strstr(why, "attached") ? HF_ECONFLICT
-						      : HF_EUNAVAIL,
-			      "%s", why);
+	if (!(adopt = adopt_begin(s, name, &why, &code))) {
+		hf_http_error(resp, code, "%s", why);
 		goto out;
 	}
 	/* The new primary replicates the service here. */

@@ -319,6 +319,12 @@ def failover_fencing_failback_and_home_again(sites):
     th = threading.Thread(target=load, args=(bport, 2000000), daemon=True)
     th.start()
     wait_for(lambda: len(committed) > 30, 60, what="commits on B")
+    # A's standby has reported a mark past some of them (marks reach the
+    # server about once a second): the loss window then leaves rows to
+    # check.
+    first = min(committed.values())
+    wait_for(lambda: ((a.dr("pg").get("volumes") or [{}])[0].get("applied_time") or 0)
+             > first, 30, what="A's standby mark past B's first commits")
     b.crash()
     stop.set()
     th.join(15)

@@ -49,7 +49,7 @@ SHIM_SRCS := src/shim/main.c src/shim/shim.c src/shim/launch.c \
 # The codecs, replica files and tickets are also in LIBSRCS (unit tests,
 # fuzz targets; the server will make tickets): each binary links one copy.
 VOLUME_SRCS := $(VOLUME_MAIN_SRCS) \
-               $(patsubst %,src/volume/%.c,volume wire meta bitmap conn replica serveconf ticket crypt snap s3 s3codec) \
+               $(patsubst %,src/volume/%.c,volume wire meta bitmap conn replica serveconf ticket crypt snap spool s3 s3codec) \
                $(patsubst %,src/common/%.c,clock crc32c err fs log rng spawn util)
 VOLUME_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3) -ljansson -lcurl -lssl -lcrypto -lz -lpthread
 VOLUME_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null || echo -I/usr/include/fuse3)

@@ -165,6 +165,7 @@ int hf_remote_connect(struct hf_remote *r, const char *volume_id,
 			    (unsigned long long)f.u.hello_ok.size,
 			    (unsigned long long)size);
 	r->gen = f.u.hello_ok.replica.gens.current;
+	r->hello_flags = f.flags;
 	r->last_answer_ms = hf_mono_ms();
 	return 0;
 }

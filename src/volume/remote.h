@@ -56,6 +56,7 @@ struct hf_remote {
 	bool fenced;             /* it died of FENCED: a newer attachment */
 	/* The replica's data generation (HELLO_OK's gen.current; 0: none). */
 	struct hf_vol_gen gen;
+	uint8_t hello_flags;     /* HELLO_OK's header flags (wire.h) */
 	char why[256];
 	bool reading;            /* a waiter is reading fd (it owns rx) */
 	int64_t last_answer_ms;  /* monotonic: connected, or last answer */

@@ -330,40 +330,61 @@ int hf_replica_store_al(struct hf_replica *r, struct hf_vol_al *a)
 int hf_replica_mark_get(struct hf_replica *r, uint64_t *seq,
 			uint64_t *time_ns)
 {
+	return hf_replica_mark_read(r, seq, time_ns, NULL);
+}
+
+int hf_replica_mark_read(struct hf_replica *r, uint64_t *seq,
+			 uint64_t *time_ns, bool *final)
+{
 	char *path = hf_xasprintf("%s/mark", r->dir);
-	uint8_t b[20];
-	uint32_t crc;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+	uint8_t b[24];
+	uint32_t crc, flags;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
 	free(path);
 	*seq = *time_ns = 0;
+	if (final)
+		*final = false;
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (pread(fd, b, sizeof(b), 0) == (ssize_t)sizeof(b)) {
-		memcpy(&crc, b + 16, 4);
-		if (crc == hf_crc32c(0, b, 16)) {
-			memcpy(seq, b, 8);
-			memcpy(time_ns, b + 8, 8);
-		}
-	}
+	n = pread(fd, b, sizeof(b), 0);
 	close(fd);
-	return rc;
+	if (n == 24) { /* seq, time, flags, CRC of the 20 */
+		memcpy(&crc, b + 20, 4);
+		if (crc != hf_crc32c(0, b, 20))
+			return 0;
+		memcpy(&flags, b + 16, 4);
+		if (final)
+			*final = flags & HF_MARK_FINAL;
+	} else if (n == 20) { /* before flags: seq, time, CRC of the 16 */
+		memcpy(&crc, b + 16, 4);
+		if (crc != hf_crc32c(0, b, 16))
+			return 0;
+	} else {
+		return 0;
+	}
+	memcpy(seq, b, 8);
+	memcpy(time_ns, b + 8, 8);
+	return 0;
 }
 
 int hf_replica_mark_put(struct hf_replica *r, uint64_t seq,
-			uint64_t time_ns)
+			uint64_t time_ns, unsigned flags)
 {
 	char *path;
-	uint8_t b[20];
+	uint8_t b[24];
 	uint32_t crc;
 	int fd, rc = 0;
 
 	if (fdatasync(r->fd) < 0)
 		return -errno;
+	flags &= HF_MARK_FINAL;
 	memcpy(b, &seq, 8);
 	memcpy(b + 8, &time_ns, 8);
-	crc = hf_crc32c(0, b, 16);
-	memcpy(b + 16, &crc, 4);
+	memcpy(b + 16, &flags, 4);
+	crc = hf_crc32c(0, b, 20);
+	memcpy(b + 20, &crc, 4);
 	path = hf_xasprintf("%s/mark", r->dir);
 	pthread_mutex_lock(&r->mu);
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -8,6 +8,7 @@
 #define HF_VOLUME_REPLICA_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "volume/meta.h"
@@ -93,6 +94,15 @@ int hf_replica_store_al(struct hf_replica *r, struct hf_vol_al *a);
 int hf_replica_mark_get(struct hf_replica *r, uint64_t *seq,
 			uint64_t *time_ns);
 int hf_replica_mark_put(struct hf_replica *r, uint64_t seq,
-			uint64_t time_ns);
+			uint64_t time_ns, unsigned flags);
+/*
+ * With HF_MARK_FINAL the stream ended at that mark (wire.h's
+ * HF_VOLW_F_FINAL): DIR/mark is then 24 bytes, seq, time, u32 flags,
+ * CRC-32C of the 20 (the 20-byte form, without flags, still reads).
+ * final may be NULL.
+ */
+#define HF_MARK_FINAL 1u
+int hf_replica_mark_read(struct hf_replica *r, uint64_t *seq,
+			 uint64_t *time_ns, bool *final);
 
 #endif

@@ -29,6 +29,7 @@
 #include "volume/serve.h"
 #include "volume/serveconf.h"
 #include "volume/snap.h"
+#include "volume/spool.h"
 #include "volume/backup.h"
 #include "volume/s3.h"
 #include "volume/status.h"
@@ -44,6 +45,15 @@ struct held {
 	struct hf_replica r;
 	int users;    /* connections bound to it (under server.mu) */
 	bool standby; /* another site's stream may write it (under mu) */
+	/*
+	 * A standby's consistency group ("" none): its stream's timed
+	 * writes go to its spool, applied up to the group's cut (spool.h).
+	 * Written under server.mu and sp_mu, read under either.
+	 */
+	char group[HF_VOL_ID_MAX + 1];
+	pthread_mutex_t sp_mu;
+	struct hf_spool *spool; /* open while it has one (sp_mu) */
+	bool sp_absent;         /* no spool file: none opened (sp_mu) */
 };
 
 struct server {
@@ -69,7 +79,9 @@ struct server {
 	int dr_lfd, dr_bound_port;
 	SSL_CTX *dr_ctx;
 	pthread_mutex_t mu; /* conns, conn_held, nconns, stopping, set */
+	pthread_mutex_t group_mu; /* one group's cut applied at a time */
 	int conns[MAX_CONNS];
+	bool conn_remote[MAX_CONNS]; /* from the "dr" listener */
 	struct held *conn_held[MAX_CONNS]; /* the replica each one serves */
 	int nconns;
 	bool stopping;
@@ -124,13 +136,27 @@ static void publish(const struct server *s, const char *state,
 			if (!s->set[i]->standby ||
 			    hf_replica_mark_get(&s->set[i]->r, &seq, &t))
 				continue;
-			json_array_append_new(
-			    marks,
-			    json_pack("{s:s, s:s, s:b, s:I}", "id",
-				      s->set[i]->r.volume_id, "replica",
-				      s->set[i]->r.replica_id, "consistent",
-				      seq != 0 && seq != UINT64_MAX, "time",
-				      (json_int_t)(seq == UINT64_MAX ? 0 : t)));
+			json_t *e = json_pack(
+			    "{s:s, s:s, s:b, s:I}", "id",
+			    s->set[i]->r.volume_id, "replica",
+			    s->set[i]->r.replica_id, "consistent",
+			    seq != 0 && seq != UINT64_MAX, "time",
+			    (json_int_t)(seq == UINT64_MAX ? 0 : t));
+			struct held *h = s->set[i];
+
+			pthread_mutex_lock(&h->sp_mu);
+			if (h->group[0]) {
+				/* Held back for the group's cut. */
+				json_object_set_new(e, "group",
+						    json_string(h->group));
+				json_object_set_new(
+				    e, "spooled",
+				    json_integer(h->spool ? (json_int_t)
+						     hf_spool_pending(h->spool)
+							  : 0));
+			}
+			pthread_mutex_unlock(&h->sp_mu);
+			json_array_append_new(marks, e);
 		}
 		if (json_array_size(marks))
 			json_object_set_new(o, "marks", marks);
@@ -222,6 +248,9 @@ static struct held *held_new(struct hf_serve_volume *v)
 	r->size = v->size;
 	memcpy(r->key, v->key, sizeof(r->key));
 	h->standby = v->standby;
+	snprintf(h->group, sizeof(h->group), "%s",
+		 v->standby && v->group ? v->group : "");
+	pthread_mutex_init(&h->sp_mu, NULL);
 	return h;
 }
 
@@ -509,9 +538,198 @@ static void fill_start(struct server *s, const struct hf_serve_volume *v,
 
 static void held_free(struct held *h)
 {
+	hf_spool_close(h->spool);
+	pthread_mutex_destroy(&h->sp_mu);
 	hf_replica_release(&h->r);
 	free(h);
 }
+
+/* ---- consistency groups (spool.h) -------------------------------------- */
+
+/*
+ * h's spool (sp_mu held): the open one; else opened when its file exists
+ * or with create; NULL when there is none (or it cannot be opened:
+ * logged).
+ */
+static struct hf_spool *spool_of(struct held *h, bool create)
+{
+	char err[512];
+
+	if (h->spool || (h->sp_absent && !create))
+		return h->spool;
+	if (!create) {
+		char *path = hf_xasprintf("%s/spool", h->r.dir);
+		bool has = access(path, F_OK) == 0;
+
+		free(path);
+		if (!has) {
+			h->sp_absent = true;
+			return NULL;
+		}
+	}
+	h->spool = hf_spool_open(h->r.dir, h->r.fd,
+				 (uint64_t)__atomic_load_n(&h->r.size,
+							   __ATOMIC_ACQUIRE),
+				 err, sizeof(err));
+	if (!h->spool)
+		hf_log("volume %s replica %s: %s", h->r.volume_id,
+		       h->r.replica_id, err);
+	else
+		h->sp_absent = false;
+	return h->spool;
+}
+
+/* Applies every record h's spool holds (sp_mu held). 0 or an errno. */
+static int spool_drain(struct held *h)
+{
+	struct hf_spool *sp = spool_of(h, false);
+	int e;
+
+	if (!sp || !hf_spool_pending(sp))
+		return 0;
+	if ((e = hf_spool_apply(sp, 0, true, NULL)))
+		hf_log("volume %s replica %s: applying its spool: %s",
+		       h->r.volume_id, h->r.replica_id, strerror(-e));
+	return -e;
+}
+
+struct member {
+	struct held *h;
+	bool consistent, final;
+	int64_t time;
+};
+
+/*
+ * The cut of members m[0..n): the oldest mark among the members that are
+ * in step and still streaming, so every record made before it has
+ * reached each of them. A member whose stream ended at a final mark (a
+ * detach's drain) holds everything it will send until it attaches again
+ * and holds no one back; when every member's ended (a switchover), the
+ * cut is past everything. A member without a consistent mark (a copy in
+ * progress) is not in step anyway: its spool is applied whole.
+ */
+static int64_t group_cut(struct member *m, size_t n)
+{
+	int64_t cut = INT64_MAX;
+	bool bound = false, ended = false;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t seq, t;
+		bool final;
+
+		hf_replica_mark_read(&m[i].h->r, &seq, &t, &final);
+		m[i].consistent = seq && seq != UINT64_MAX;
+		m[i].final = final && m[i].consistent;
+		m[i].time = (int64_t)t;
+		if (m[i].final)
+			ended = true;
+		else if (m[i].consistent && m[i].time < cut) {
+			cut = m[i].time;
+			bound = true;
+		}
+	}
+	return bound || ended ? cut : 0;
+}
+
+/* Applies members m[0..n) up to their cut (group_mu held). */
+static void group_apply_members(struct member *m, size_t n, bool drop)
+{
+	int64_t cut = group_cut(m, n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct held *h = m[i].h;
+		struct hf_spool *sp;
+		uint64_t k = 0;
+		int e;
+
+		pthread_mutex_lock(&h->sp_mu);
+		if ((sp = spool_of(h, false)) && hf_spool_pending(sp)) {
+			e = hf_spool_apply(sp, cut, !m[i].consistent, &k);
+			if (e)
+				hf_log("volume %s replica %s: applying its "
+				       "spool: %s", h->r.volume_id,
+				       h->r.replica_id, strerror(-e));
+		}
+		if (drop) {
+			/* Promoted: what is after the cut is not kept. */
+			if (sp && hf_spool_pending(sp))
+				hf_log("volume %s replica %s: %llu bytes "
+				       "written after the group's cut (%lld) "
+				       "are dropped",
+				       h->r.volume_id, h->r.replica_id,
+				       (unsigned long long)hf_spool_pending(sp),
+				       (long long)cut);
+			hf_spool_close(sp);
+			h->spool = NULL;
+			hf_spool_remove(h->r.dir);
+			h->sp_absent = true;
+			h->group[0] = 0;
+		}
+		pthread_mutex_unlock(&h->sp_mu);
+	}
+}
+
+/* After a mark on a member of group g: the group's cut applied. */
+static void group_apply(struct server *s, const char *g)
+{
+	struct member *m;
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->group_mu);
+	pthread_mutex_lock(&s->mu);
+	m = hf_xcalloc(s->nset ? s->nset : 1, sizeof(*m));
+	for (size_t i = 0; i < s->nset; i++)
+		if (s->set[i]->standby && !strcmp(s->set[i]->group, g)) {
+			s->set[i]->users++; /* not freed meanwhile */
+			m[n++].h = s->set[i];
+		}
+	pthread_mutex_unlock(&s->mu);
+	group_apply_members(m, n, false);
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++)
+		m[i].h->users--;
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->group_mu);
+	free(m);
+}
+
+/*
+ * Standbys of set[0..n) that stop being standbys (a failover, a
+ * switchover's promotion: promoted[i]), or that are none but kept a
+ * spool (a promotion this process did not finish): each group's cut
+ * applied, what is after it dropped, the spools removed. Main thread,
+ * before the set changes; the members' groups as they were.
+ */
+static void promote(struct server *s, struct held **set, size_t n,
+		    const bool *promoted)
+{
+	struct member *m = hf_xcalloc(n ? n : 1, sizeof(*m));
+	bool *done = hf_xcalloc(n ? n : 1, sizeof(*done));
+
+	pthread_mutex_lock(&s->group_mu);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		char g[HF_VOL_ID_MAX + 1];
+
+		if (done[i] || !promoted[i])
+			continue;
+		snprintf(g, sizeof(g), "%s", set[i]->group);
+		for (size_t j = i; j < n; j++)
+			if (!done[j] && promoted[j] &&
+			    !strcmp(set[j]->group, g)) {
+				done[j] = true;
+				m[k++].h = set[j];
+			}
+		if (g[0])
+			hf_log("consistency group %s: %zu standby replicas "
+			       "promoted at their common cut", g, k);
+		group_apply_members(m, k, true);
+	}
+	pthread_mutex_unlock(&s->group_mu);
+	free(done);
+	free(m);
+}
+
 
 /* The replica of the served set with these ids, or NULL. Under mu. */
 static struct held *find(struct server *s, const char *vid, const char *rid)
@@ -645,6 +863,24 @@ static int load(struct server *s)
 	}
 	if (build_set(s, &c, true, &s->set, &s->nset, &msg))
 		goto out;
+	{
+		/*
+		 * Replicas no standby now that kept a spool: promoted while
+		 * this process was not running; together, as one group.
+		 */
+		bool *up = hf_xcalloc(s->nset ? s->nset : 1, sizeof(*up));
+		bool any = false;
+
+		for (size_t i = 0; i < s->nset; i++) {
+			pthread_mutex_lock(&s->set[i]->sp_mu);
+			if (!s->set[i]->standby && spool_of(s->set[i], false))
+				any = up[i] = true;
+			pthread_mutex_unlock(&s->set[i]->sp_mu);
+		}
+		if (any)
+			promote(s, s->set, s->nset, up);
+		free(up);
+	}
 	s->generation = 1;
 	s->last_msg = msg;
 	msg = NULL;
@@ -698,6 +934,22 @@ static void reload(struct server *s)
 	build_set(s, &c, false, &set, &n, &msg);
 	for (size_t i = 0; i < n; i++)
 		added += !in_set(old, nold, set[i]);
+	{
+		/* Standbys promoted here: their groups' cuts first. */
+		bool *up = hf_xcalloc(n ? n : 1, sizeof(*up)), any = false;
+
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < c.nvols; k++)
+				if (in_set(old, nold, set[i]) &&
+				    set[i]->standby && !c.vols[k].standby &&
+				    !strcmp(c.vols[k].id, set[i]->r.volume_id) &&
+				    !strcmp(c.vols[k].replica,
+					    set[i]->r.replica_id))
+					any = up[i] = true;
+		if (any)
+			promote(s, set, n, up);
+		free(up);
+	}
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < n; i++) {
 		/* A kept replica takes the key listed now. */
@@ -706,9 +958,37 @@ static void reload(struct server *s)
 			    !strcmp(c.vols[k].id, set[i]->r.volume_id) &&
 			    !strcmp(c.vols[k].replica, set[i]->r.replica_id))
 			{
+				const char *g = c.vols[k].standby &&
+							c.vols[k].group
+						    ? c.vols[k].group : "";
+
 				memcpy(set[i]->r.key, c.vols[k].key,
 				       sizeof(set[i]->r.key));
 				set[i]->standby = c.vols[k].standby;
+				if (strcmp(g, set[i]->group)) {
+					/*
+					 * In a group now, or no more: its
+					 * stream connects again, to learn
+					 * whether to time its writes.
+					 */
+					pthread_mutex_lock(&set[i]->sp_mu);
+					if (!g[0] && !spool_drain(set[i]) &&
+					    set[i]->spool) {
+						hf_spool_close(set[i]->spool);
+						set[i]->spool = NULL;
+						hf_spool_remove(set[i]->r.dir);
+						set[i]->sp_absent = true;
+					}
+					snprintf(set[i]->group,
+						 sizeof(set[i]->group), "%s", g);
+					pthread_mutex_unlock(&set[i]->sp_mu);
+					for (int q = 0; q < MAX_CONNS; q++)
+						if (s->conn_held[q] == set[i] &&
+						    s->conn_remote[q] &&
+						    s->conns[q] >= 0)
+							shutdown(s->conns[q],
+								 SHUT_RDWR);
+				}
 			}
 	}
 	for (size_t i = 0; i < nold; i++) {
@@ -886,6 +1166,24 @@ static struct hf_replica *hello(struct server *s, struct conn *c,
 			   "only primaries connect yet (no resync)");
 		return NULL;
 	}
+	if (!c->remote) {
+		/* This site's primary: not before a spool is applied. */
+		bool pending;
+
+		struct hf_spool *sp;
+
+		pthread_mutex_lock(&held->sp_mu);
+		sp = spool_of(held, false);
+		pending = held->group[0] || (sp && hf_spool_pending(sp));
+		pthread_mutex_unlock(&held->sp_mu);
+		if (pending) {
+			send_error(fd, f, EAGAIN,
+				   "replica %s of volume %s is a DR standby "
+				   "whose spool is not applied yet",
+				   h->replica_id, h->volume_id);
+			return NULL;
+		}
+	}
 	hf_vol_ticket(key, h->volume_id, f->epoch, h->node_id, t);
 	explicit_bzero(key, sizeof(key));
 	if (!hf_vol_ticket_equal(t, h->proof)) {
@@ -918,6 +1216,12 @@ static struct hf_replica *hello(struct server *s, struct conn *c,
 	a.type = HF_VOLW_HELLO_OK;
 	a.id = f->id;
 	a.epoch = f->epoch;
+	if (c->remote) {
+		pthread_mutex_lock(&held->sp_mu);
+		if (held->group[0])
+			a.flags = HF_VOLW_F_SPOOLS; /* timed writes, please */
+		pthread_mutex_unlock(&held->sp_mu);
+	}
 	pthread_mutex_lock(&r->mu);
 	a.u.hello_ok.size = r->meta.size;
 	a.u.hello_ok.epoch = r->meta.epoch;
@@ -1095,9 +1399,11 @@ static int store_al(struct hf_replica *r, const struct hf_volw_frame *f)
  * start their writeback at once (sync_file_range), so that a MARK's
  * fdatasync finds little left to write and holds the stream up briefly.
  */
-static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
-		    const struct hf_volw_frame *f, uint8_t *rbuf, bool stream)
+static bool request(int fd, struct held *h, struct hf_snaps **snapsp,
+		    const struct hf_volw_frame *f, uint8_t *rbuf, bool stream,
+		    bool *marked)
 {
+	struct hf_replica *r = &h->r;
 	struct hf_snaps *snaps;
 	struct hf_volw_frame a;
 	uint64_t cur = hf_replica_epoch(r);
@@ -1155,6 +1461,53 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 		}
 	}
 	snaps = *snapsp;
+	if (stream && (f->type == HF_VOLW_WRITE || f->type == HF_VOLW_TRIM ||
+		       f->type == HF_VOLW_READ || f->type == HF_VOLW_SNAP)) {
+		/*
+		 * A group member's stream: its timed writes are spooled; what
+		 * else writes or reads the data (a copy's chunks) comes after
+		 * every record spooled, which are applied first. (Digests are
+		 * of the data as applied: a copy compares them and sends what
+		 * differs, the records still spooled then included.)
+		 */
+		pthread_mutex_lock(&h->sp_mu);
+		if (h->group[0] && (f->flags & HF_VOLW_F_TIMED)) {
+			struct hf_spool *sp = spool_of(h, true);
+			bool trim = f->type == HF_VOLW_TRIM;
+			uint64_t len = trim ? f->u.range.len : f->data_len;
+
+			if (!sp)
+				e = EIO;
+			else if (!in_volume(r, f->off, len))
+				e = trim ? EINVAL : ENOSPC;
+			else {
+				hf_spool_grow(sp, (uint64_t)__atomic_load_n(
+						      &r->size, __ATOMIC_ACQUIRE));
+				e = -hf_spool_add(sp, trim, f->off, len,
+						  (int64_t)f->time_ns, f->data);
+			}
+			pthread_mutex_unlock(&h->sp_mu);
+			memset(&a, 0, sizeof(a));
+			a.id = f->id;
+			a.epoch = f->epoch;
+			a.type = trim ? HF_VOLW_TRIM_OK : HF_VOLW_WRITE_OK;
+			if (e) {
+				send_error(fd, f, e, "%s at %llu: spooling: %s",
+					   hf_volw_type_name(f->type),
+					   (unsigned long long)f->off,
+					   strerror(e));
+				return false;
+			}
+			return hf_volc_send(fd, &a) == 0;
+		}
+		e = spool_drain(h);
+		pthread_mutex_unlock(&h->sp_mu);
+		if (e) {
+			send_error(fd, f, e, "the spool cannot be applied: %s",
+				   strerror(e));
+			return false;
+		}
+	}
 	switch (f->type) {
 	case HF_VOLW_WRITE:
 		if (!in_volume(r, f->off, f->data_len))
@@ -1190,9 +1543,19 @@ static bool request(int fd, struct hf_replica *r, struct hf_snaps **snapsp,
 		a.type = HF_VOLW_SNAP_OK;
 		break;
 	case HF_VOLW_MARK:
-		e = f->u.mark.seq ? -hf_replica_mark_put(r, f->u.mark.seq,
-							 f->u.mark.time_ns)
-				  : 0;
+		if (f->u.mark.seq) {
+			/* The spooled records durable before the mark. */
+			pthread_mutex_lock(&h->sp_mu);
+			if (h->spool)
+				e = -hf_spool_sync(h->spool);
+			*marked = h->group[0] != 0;
+			pthread_mutex_unlock(&h->sp_mu);
+			if (!e)
+				e = -hf_replica_mark_put(
+				    r, f->u.mark.seq, f->u.mark.time_ns,
+				    f->flags & HF_VOLW_F_FINAL ? HF_MARK_FINAL
+							       : 0);
+		}
 		if (!e)
 			e = -hf_replica_mark_get(r, &a.u.mark.seq,
 						 &a.u.mark.time_ns);
@@ -1293,8 +1656,24 @@ static void *conn_main(void *arg)
 			rbuf = hf_xmalloc(HF_VOL_DATA_MAX);
 			continue;
 		}
-		if (!request(c->fd, r, &snaps, &f, rbuf, c->remote))
-			break;
+		{
+			struct held *h = (struct held *)((char *)r -
+							 offsetof(struct held, r));
+			bool marked = false;
+
+			if (!request(c->fd, h, &snaps, &f, rbuf, c->remote,
+				     &marked))
+				break;
+			if (marked) {
+				char g[HF_VOL_ID_MAX + 1];
+
+				pthread_mutex_lock(&h->sp_mu);
+				snprintf(g, sizeof(g), "%s", h->group);
+				pthread_mutex_unlock(&h->sp_mu);
+				if (g[0])
+					group_apply(s, g);
+			}
+		}
 	}
 	hf_volc_rx_release(&rx);
 end:
@@ -1349,6 +1728,7 @@ static void *accept_main(void *arg)
 				slot = i;
 		if (slot >= 0) {
 			s->conns[slot] = fd;
+			s->conn_remote[slot] = ac->remote;
 			s->nconns++;
 		}
 		pthread_mutex_unlock(&s->mu);
@@ -1426,6 +1806,7 @@ int hf_volume_serve_main(const char *dir)
 	for (int i = 0; i < MAX_CONNS; i++)
 		s.conns[i] = -1;
 	pthread_mutex_init(&s.mu, NULL);
+	pthread_mutex_init(&s.group_mu, NULL);
 	pthread_mutex_init(&s.fill_mu, NULL);
 	hf_log_init("holdfast-volume", true);
 	s.dir = realpath(dir, NULL);

@@ -14,7 +14,11 @@
  *             "replica": replica id (both 1-64 letters, digits, '-' or
  *             '_'), "size": bytes (a multiple of 4096, >= 64 MiB),
  *             "key": K_vol as 64 hex digits, "name": the volume's name
- *             (optional, default the id)}]
+ *             (optional, default the id), and the keys serveconf.h
+ *             lists: "standby" (another site's DR stream writes it) and
+ *             "group" (its consistency group: timed writes are spooled
+ *             and applied up to the group's common mark, spool.h; a
+ *             standby's promotion applies its group to that cut first)}]
  *
  * At start it locks DIR/serve.lock (one serve per DIR: a second exits 3),
  * opens every replica at <pool>/replicas/<id>/<replica>/{data,meta}

@@ -98,7 +98,7 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 {
 	static const char *const keys[] = {"id", "replica", "size", "key",
 					   "name", "clone_from", "restore_from",
-					   "standby"};
+					   "standby", "group"};
 	struct hf_serve_volume *v = &c->vols[i];
 	json_t *id, *rid, *size, *key, *name, *cf;
 	uint8_t k[HF_VOL_KEY_LEN];
@@ -120,6 +120,17 @@ static int parse_volume(struct hf_serve_config *c, json_t *o, size_t i,
 		return fail(err, n, "%s: volumes[%zu]: \"standby\" must be "
 				    "true or false", path, i);
 	v->standby = json_is_true(json_object_get(o, "standby"));
+	if (json_object_get(o, "group")) {
+		const json_t *g = json_object_get(o, "group");
+
+		if (!json_is_string(g) || !id_ok(json_string_value(g)) ||
+		    !v->standby)
+			return fail(err, n, "%s: volumes[%zu]: \"group\" must "
+					    "be 1-64 letters, digits, '-' or "
+					    "'_', on a standby",
+				    path, i);
+		v->group = hf_xstrdup(json_string_value(g));
+	}
 	if (!json_is_string(id) || !id_ok(json_string_value(id)) ||
 	    !json_is_string(rid) || !id_ok(json_string_value(rid)))
 		return fail(err, n, "%s: volumes[%zu]: \"id\" and \"replica\" "
@@ -310,6 +321,7 @@ void hf_serve_config_release(struct hf_serve_config *c)
 		free(c->vols[i].clone_id);
 		free(c->vols[i].clone_replica);
 		free(c->vols[i].clone_snap);
+		free(c->vols[i].group);
 		for (size_t k = 0; k < HF_ARRAY_LEN(c->vols[i].rf); k++) {
 			if (c->vols[i].rf[k])
 				explicit_bzero(c->vols[i].rf[k],

@@ -38,6 +38,12 @@ struct hf_serve_volume {
 	 * they may write no other.
 	 */
 	bool standby;
+	/*
+	 * "group": a standby's consistency group (its service): the writes
+	 * of the group's standbys are spooled and applied together up to
+	 * their common mark (spool.h). NULL: none.
+	 */
+	char *group;
 };
 
 enum { /* hf_serve_volume.rf */

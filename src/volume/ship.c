@@ -82,7 +82,8 @@ struct slot {
 	int kind;
 	uint64_t end;     /* S_RECORD: the position after it */
 	uint64_t seq;     /* S_RECORD, S_MARK */
-	int64_t time_ns;  /* S_MARK: what it says */
+	int64_t time_ns;  /* S_MARK: what it says; S_RECORD: its time */
+	bool final;       /* S_MARK: the drain's last (HF_VOLW_F_FINAL) */
 	uint64_t chunk;   /* S_CHUNK, S_PART */
 	uint8_t *buf;
 	size_t len;
@@ -127,6 +128,13 @@ struct hf_ship {
 	int64_t applied_time;
 	int64_t shipped, blocked, overflows;
 	bool link_up, fenced, stopping;
+	/*
+	 * A drain (hf_ship_drain) ends the stream with a FINAL mark when
+	 * the standby spools (a consistency group's: it then applies this
+	 * volume's every write whatever the others' marks say).
+	 */
+	bool final_want, final_done, spools;
+	int64_t last_time;        /* the newest record's time */
 	bool clean;               /* closing: every record synced */
 	uint8_t boot[16];         /* this boot's id */
 	char state[16];
@@ -318,6 +326,8 @@ static void recover(struct hf_ship *s)
 		}
 		if (s->head == s->tail)
 			s->tail_time = r.time;
+		if (r.time > s->last_time)
+			s->last_time = r.time;
 		s->head += rec_size(&r);
 		s->head_seq++;
 		n++;
@@ -514,7 +524,16 @@ static int append(struct hf_ship *s, uint32_t type, uint64_t off,
 		}
 		pthread_cond_wait(&s->room_cv, &s->mu);
 	}
+	/*
+	 * Times never go back within a journal (a clock stepped back): a
+	 * standby's cut (spool.h) takes the records before a time as a
+	 * prefix of the stream.
+	 */
 	r = (struct rec){type, s->head_seq, off, len, hf_now_ns()};
+	if (r.time < s->last_time)
+		r.time = s->last_time;
+	s->last_time = r.time;
+	s->final_done = false;
 	rec_encode(b, &r, data, dlen);
 	e = ring_io(s, true, b, REC, s->head);
 	if (!e && dlen)
@@ -814,6 +833,8 @@ static bool connect_standby(struct sender *w)
 		write_header(s, true);
 		dirty_all(s);
 	}
+	s->spools = w->r.hello_flags & HF_VOLW_F_SPOOLS;
+	s->final_done = false;
 	w->send = s->tail;
 	w->send_seq = s->tail_seq;
 	w->sent_seq = w->marked_seq = s->tail_seq - 1;
@@ -877,6 +898,13 @@ static bool submit(struct sender *w, struct slot *t, uint64_t off,
 		f.off = 0;
 		f.u.mark.seq = t->seq;
 		f.u.mark.time_ns = (uint64_t)t->time_ns;
+		if (t->final)
+			f.flags = HF_VOLW_F_FINAL;
+	}
+	/* A record's time, for a standby that spools (not a copy's). */
+	if (t->kind == S_RECORD && (w->r.hello_flags & HF_VOLW_F_SPOOLS)) {
+		f.flags = HF_VOLW_F_TIMED;
+		f.time_ns = (uint64_t)t->time_ns;
 	}
 	w->nin++;
 	w->inflight += t->len;
@@ -902,6 +930,8 @@ static bool mark_due(const struct sender *w, const struct hf_ship *s,
 
 	if (s->ndirty || s->inflight_chunks || w->mark_inflight)
 		return false;
+	if (s->final_want && !s->final_done && s->spools && drained)
+		return true;
 	if (w->sent_seq > w->marked_seq || s->full) {
 		if (drained)
 			return now - w->mark_ms >= MARK_DRAINED_MS;
@@ -922,9 +952,16 @@ static bool send_mark(struct sender *w, struct slot *t)
 	t->kind = S_MARK;
 	t->seq = w->sent_seq;
 	t->end = w->send;
+	t->final = s->final_want && s->spools && w->send == s->head &&
+		   !s->full;
 	/* The standby then holds every write made before this. */
-	if (w->send == s->head)
+	if (w->send == s->head) {
 		t->time_ns = hf_now_ns();
+		/* Records after it are not older (a clock stepped back). */
+		if (t->time_ns < s->last_time)
+			t->time_ns = s->last_time;
+		s->last_time = t->time_ns;
+	}
 	else if (rec_head(s, w->send, &r, &crc))
 		t->time_ns = r.time - 1;
 	else
@@ -1067,6 +1104,7 @@ static bool fill_one(struct sender *w)
 		}
 		t->kind = S_RECORD;
 		t->seq = r.seq;
+		t->time_ns = r.time;
 		t->end = w->send + rec_size(&r);
 		if (r.type == R_WRITE) {
 			t->buf = hf_xmalloc(r.len);
@@ -1113,6 +1151,8 @@ static void reap(struct sender *w)
 	} else if (t->kind == S_MARK) {
 		w->mark_inflight = false;
 		advance_tail(s, t->end, t->seq + 1);
+		if (t->final && s->head == t->end)
+			s->final_done = true;
 		s->applied_seq = t->q.mark[0];
 		s->applied_time = (int64_t)t->q.mark[1];
 		if (s->full && !s->ndirty && !s->inflight_chunks) {
@@ -1267,7 +1307,8 @@ json_t *hf_ship_status(struct hf_ship *s)
 
 static bool drained(struct hf_ship *s)
 {
-	return s->head == s->tail && !s->full && !s->ndirty;
+	return s->head == s->tail && !s->full && !s->ndirty &&
+	       (!s->final_want || !s->spools || s->final_done);
 }
 
 bool hf_ship_drain(struct hf_ship *s, int drain_ms)
@@ -1275,6 +1316,8 @@ bool hf_ship_drain(struct hf_ship *s, int drain_ms)
 	bool ok;
 
 	pthread_mutex_lock(&s->mu);
+	s->final_want = true;
+	pthread_cond_signal(&s->cv);
 	for (int64_t end = hf_mono_ms() + drain_ms;
 	     s->started && !drained(s) && !s->fenced &&
 	     hf_mono_ms() < end;) {

@@ -261,8 +261,27 @@ static int check_none(const struct hf_volw_frame *f, const char *t, char *err)
 	return 0;
 }
 
+/* A timed WRITE's or TRIM's time, before the rest (wire.h). */
+static void put_time(const struct hf_volw_frame *f, struct wr *w)
+{
+	if (f->flags & HF_VOLW_F_TIMED)
+		put64(w, f->time_ns);
+}
+
+static void get_time(struct hf_volw_frame *f, struct rd *r)
+{
+	if (f->flags & HF_VOLW_F_TIMED)
+		f->time_ns = get64(r, "the time");
+}
+
+static void put_data(const struct hf_volw_frame *f, struct wr *w)
+{
+	put_time(f, w);
+}
+
 static void get_data(struct hf_volw_frame *f, struct rd *r)
 {
+	get_time(f, r);
 	get_bulk(r, f);
 }
 
@@ -275,6 +294,7 @@ static int check_data(const struct hf_volw_frame *f, const char *t, char *err)
 
 static void put_range(const struct hf_volw_frame *f, struct wr *w)
 {
+	put_time(f, w);
 	put64(w, f->u.range.len);
 	if (f->type == HF_VOLW_DIRTY)
 		put_id(w, f->u.range.peer);
@@ -282,6 +302,7 @@ static void put_range(const struct hf_volw_frame *f, struct wr *w)
 
 static void get_range(struct hf_volw_frame *f, struct rd *r)
 {
+	get_time(f, r);
 	f->u.range.len = get64(r, "the length");
 	if (f->type == HF_VOLW_DIRTY)
 		get_id(r, f->u.range.peer, HF_VOL_ID_MAX, "peer id");
@@ -710,7 +731,7 @@ static const struct kind_ops {
 	int (*check)(const struct hf_volw_frame *f, const char *t, char *err);
 } kinds[] = {
     [K_EMPTY] = {false, 0, 0, put_none, get_none, check_none},
-    [K_DATA] = {true, HF_VOL_REGION_SIZE, HF_VOL_DATA_MAX, put_none,
+    [K_DATA] = {true, HF_VOL_REGION_SIZE, HF_VOL_DATA_MAX, put_data,
 		get_data, check_data},
     [K_DIRTY] = {true, 8 + 2, 8 + 1 + HF_VOL_ID_MAX, put_range, get_range,
 		 check_range_kind},
@@ -828,6 +849,22 @@ static int check_off(const struct type_info *ti, uint64_t off, char *err)
 	return 0;
 }
 
+/* The header flags type may carry (wire.h). */
+static uint8_t flags_allowed(enum hf_volw_type type)
+{
+	switch (type) {
+	case HF_VOLW_WRITE:
+	case HF_VOLW_TRIM:
+		return HF_VOLW_F_TIMED;
+	case HF_VOLW_MARK:
+		return HF_VOLW_F_FINAL;
+	case HF_VOLW_HELLO_OK:
+		return HF_VOLW_F_SPOOLS;
+	default:
+		return 0;
+	}
+}
+
 /* ---- encoding ---------------------------------------------------------- */
 
 int hf_volw_encode(const struct hf_volw_frame *f, uint8_t *out, size_t cap,
@@ -845,9 +882,9 @@ int hf_volw_encode(const struct hf_volw_frame *f, uint8_t *out, size_t cap,
 		return fail(err, HF_EINVAL, "frame type %d is unknown",
 			    (int)f->type);
 	k = &kinds[ti->kind];
-	if (f->flags)
+	if (f->flags & ~flags_allowed(f->type))
 		return fail(err, HF_EINVAL, "%s: flags 0x%x are unknown",
-			    ti->name, f->flags);
+			    ti->name, f->flags & ~flags_allowed(f->type));
 	if (ti->kind != K_DATA && ti->kind != K_BITMAP && ti->kind != K_AL &&
 	    ti->kind != K_SUMS &&
 	    f->data_len)
@@ -869,7 +906,7 @@ int hf_volw_encode(const struct hf_volw_frame *f, uint8_t *out, size_t cap,
 			    ti->name, cap, HF_VOLW_HDR + w.at);
 	memcpy(out, HF_VOLW_MAGIC, 4);
 	out[4] = (uint8_t)f->type;
-	out[5] = 0;
+	out[5] = f->flags;
 	hf_vol_put16(out + 6, 0);
 	hf_vol_put32(out + 8, (uint32_t)plen);
 	hf_vol_put64(out + 12, f->id);
@@ -897,6 +934,7 @@ static int check_header(const uint8_t *buf, size_t len, uint32_t *plen,
 	const struct kind_ops *k;
 	char why[HF_VOL_ERR_MAX];
 	size_t m = len < 4 ? len : 4;
+	uint32_t tlen;
 
 	if (memcmp(buf, HF_VOLW_MAGIC, m))
 		return fail(err, HF_EPARSE,
@@ -911,10 +949,11 @@ static int check_header(const uint8_t *buf, size_t len, uint32_t *plen,
 	k = &kinds[ti->kind];
 	if (len < 6)
 		return 0;
-	if (buf[5])
+	if (buf[5] & ~flags_allowed((enum hf_volw_type)buf[4]))
 		return fail(err, HF_EPARSE,
 			    "frame byte 5: %s with unknown flags 0x%02x",
-			    ti->name, buf[5]);
+			    ti->name,
+			    buf[5] & ~flags_allowed((enum hf_volw_type)buf[4]));
 	if (len < 8)
 		return 0;
 	if (buf[6] || buf[7])
@@ -929,8 +968,10 @@ static int check_header(const uint8_t *buf, size_t len, uint32_t *plen,
 			    "frame byte 8: %s announces %u payload bytes, over "
 			    "the cap of %u",
 			    ti->name, *plen, HF_VOLW_PAYLOAD_MAX);
-	if (*plen < k->min_len || *plen > k->max_len ||
-	    (ti->kind == K_DATA && *plen % HF_VOL_REGION_SIZE))
+	/* A timed frame's time comes first: 8 bytes more. */
+	tlen = buf[5] & HF_VOLW_F_TIMED ? 8 : 0;
+	if (*plen < k->min_len + tlen || *plen > k->max_len + tlen ||
+	    (ti->kind == K_DATA && (*plen - tlen) % HF_VOL_REGION_SIZE))
 		return fail(err, HF_EPARSE,
 			    "frame byte 8: %s cannot have %u payload bytes",
 			    ti->name, *plen);
@@ -973,6 +1014,7 @@ int hf_volw_decode(const uint8_t *buf, size_t len, struct hf_volw_frame *f,
 			    ti->name, crc, want);
 	memset(f, 0, sizeof(*f));
 	f->type = (enum hf_volw_type)buf[4];
+	f->flags = buf[5];
 	f->id = hf_vol_get64(buf + 12);
 	f->epoch = hf_vol_get64(buf + 20);
 	f->off = hf_vol_get64(buf + 28);

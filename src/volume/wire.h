@@ -14,7 +14,8 @@
  *   off  size  field
  *   0    4     magic "HFV1"
  *   4    1     type (enum hf_volw_type)
- *   5    1     flags (none defined yet: 0)
+ *   5    1     flags: HF_VOLW_F_* below, each for the types it names;
+ *              any other bit (or on another type) is refused
  *   6    2     reserved (0)
  *   8    4     len: payload bytes, at most HF_VOLW_PAYLOAD_MAX
  *   12   8     id: the request's id; an answer carries its request's
@@ -34,13 +35,19 @@
  *   HELLO        u8 role, u32 flags, gens (4 x 16 bytes), proof (32),
  *                volume id, replica id, node id (up to 255)
  *   HELLO_OK     u64 size, u64 epoch, u32 flags, gens, u8 peers, then
- *                per peer: its replica id, u64 dirty regions
+ *                per peer: its replica id, u64 dirty regions. With
+ *                HF_VOLW_F_SPOOLS (header flags) the replica takes timed
+ *                WRITEs and TRIMs (a standby of a consistency group,
+ *                spool.h); a sender sends them only then
  *   WRITE, READ_DATA, RESYNC_DATA
  *                bulk: data, a positive multiple of 4096 bytes up to
- *                HF_VOL_DATA_MAX, at off
+ *                HF_VOL_DATA_MAX, at off. A WRITE with HF_VOLW_F_TIMED
+ *                starts with u64 time (ns since the epoch, at the
+ *                primary: when the write was made), then the data
  *   DIRTY        u64 len (aligned, > 0), the peer's replica id:
  *                [off, off + len) is dirty for that peer
- *   TRIM         u64 len (aligned, > 0)
+ *   TRIM         u64 len (aligned, > 0); with HF_VOLW_F_TIMED, u64 time
+ *                first, as a WRITE's
  *   READ         u64 len (aligned, > 0, up to HF_VOL_DATA_MAX)
  *   GEN          gens: the replica's new generation ids
  *   BITMAP_GET   the peer's replica id whose bitmap is wanted
@@ -64,6 +71,8 @@
  *                a disaster-recovery stream's consistency point (ship.h).
  *                The standby replica makes every earlier write durable,
  *                then stores the pair; seq 0 only asks for the stored pair
+ *                With HF_VOLW_F_FINAL the stream ends there (a
+ *                switchover's drain: nothing more will be written)
  *   MARK_OK      u64 seq, u64 time: the pair the replica holds now
  *   SUMS         u64 len, u32 unit: the replica's digest of each
  *                unit-sized piece of [off, off + len) is wanted (a DR
@@ -102,6 +111,11 @@
 #define HF_VOLW_PROOF_LEN 32
 #define HF_VOLW_TEXT_MAX 256
 #define HF_VOLW_SUM_LEN 32
+
+/* Header flags (byte 5). */
+#define HF_VOLW_F_TIMED 0x01  /* WRITE, TRIM: the time comes first */
+#define HF_VOLW_F_FINAL 0x02  /* MARK: the stream ends here */
+#define HF_VOLW_F_SPOOLS 0x04 /* HELLO_OK: timed writes are taken */
 /* The most units SUMS may ask for: one frame's bulk of digests. */
 #define HF_VOLW_SUMS_MAX (HF_VOL_DATA_MAX / HF_VOLW_SUM_LEN)
 
@@ -177,6 +191,7 @@ struct hf_volw_frame {
 	enum hf_volw_type type;
 	uint8_t flags;
 	uint64_t id, epoch, off;
+	uint64_t time_ns; /* WRITE, TRIM with HF_VOLW_F_TIMED */
 	/*
 	 * The bulk (see above): into the decoded buffer, or, to encode, the
 	 * caller's bytes (sent after hf_volw_encode's output).

@@ -659,6 +659,76 @@ static void test_encode_refusals(void **state)
 	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL, "WRITE");
 }
 
+/*
+ * Header flags: a timed WRITE or TRIM carries its time first, a MARK may
+ * be final, a HELLO_OK may say the replica spools; nothing else has any.
+ */
+static void test_flags(void **state)
+{
+	uint8_t *buf = malloc(HF_VOLW_FRAME_MAX), *again = malloc(HF_VOLW_FRAME_MAX);
+	struct hf_volw_frame f, back;
+	char err[HF_VOL_ERR_MAX];
+	size_t n, need;
+
+	(void)state;
+	sample(HF_VOLW_WRITE, &f);
+	f.flags = HF_VOLW_F_TIMED;
+	f.time_ns = 1796581461268291294ull;
+	n = encode_whole(&f, buf);
+	assert_int_equal(buf[5], HF_VOLW_F_TIMED);
+	assert_int_equal(hf_vol_get32(buf + 8), 8 + 3 * R);
+	assert_int_equal(hf_vol_get64(buf + 40), f.time_ns);
+	assert_int_equal(hf_volw_decode(buf, n, &back, &need, err), 0);
+	assert_int_equal(need, 0);
+	assert_int_equal(back.flags, HF_VOLW_F_TIMED);
+	assert_int_equal(back.time_ns, f.time_ns);
+	assert_int_equal(back.data_len, 3 * R);
+	assert_memory_equal(back.data, data, 3 * R);
+	assert_int_equal(encode_whole(&back, again), n);
+	assert_memory_equal(again, buf, n);
+	/* Not whole regions after the time. */
+	memcpy(again, buf, n);
+	hf_vol_put32(again + 8, 3 * R);
+	expect_refused(again, 12, 12, HF_EPARSE, "WRITE cannot have 12288");
+
+	sample(HF_VOLW_TRIM, &f);
+	f.flags = HF_VOLW_F_TIMED;
+	f.time_ns = 77;
+	n = encode_whole(&f, buf);
+	assert_int_equal(hf_vol_get32(buf + 8), 16);
+	assert_int_equal(hf_volw_decode(buf, n, &back, &need, err), 0);
+	assert_int_equal(back.time_ns, 77);
+	assert_int_equal(back.u.range.len, f.u.range.len);
+
+	sample(HF_VOLW_MARK, &f);
+	f.flags = HF_VOLW_F_FINAL;
+	n = encode_whole(&f, buf);
+	assert_int_equal(hf_volw_decode(buf, n, &back, &need, err), 0);
+	assert_int_equal(back.flags, HF_VOLW_F_FINAL);
+	assert_int_equal(back.u.mark.seq, f.u.mark.seq);
+
+	sample(HF_VOLW_HELLO_OK, &f);
+	f.flags = HF_VOLW_F_SPOOLS;
+	n = encode_whole(&f, buf);
+	assert_int_equal(hf_volw_decode(buf, n, &back, &need, err), 0);
+	assert_int_equal(back.flags, HF_VOLW_F_SPOOLS);
+
+	/* Each flag on its own types only. */
+	sample(HF_VOLW_MARK, &f);
+	f.flags = HF_VOLW_F_TIMED;
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL, "MARK: flags 0x1");
+	sample(HF_VOLW_WRITE, &f);
+	f.flags = HF_VOLW_F_FINAL;
+	expect_encode_error(&f, HF_VOLW_HEAD_MAX, HF_EINVAL, "WRITE: flags 0x2");
+	sample(HF_VOLW_MARK, &f);
+	n = encode_whole(&f, buf);
+	buf[5] = HF_VOLW_F_TIMED;
+	refix_crc(buf, n);
+	expect_refused(buf, n, 6, HF_EPARSE, "MARK with unknown flags 0x01");
+	free(buf);
+	free(again);
+}
+
 static void test_types_table(void **state)
 {
 	(void)state;
@@ -738,6 +808,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_refusals),
 	    cmocka_unit_test(test_payload_refusals),
 	    cmocka_unit_test(test_encode_refusals),
+	    cmocka_unit_test(test_flags),
 	    cmocka_unit_test(test_types_table),
 	    cmocka_unit_test(test_largest),
 	};

@@ -176,6 +176,8 @@ static char *config_text(struct hf_agent *ag)
 			json_object_set(v, "restore_from", r->restore_from);
 		if (r->standby)
 			json_object_set_new(v, "standby", json_true());
+		if (r->standby && r->group)
+			json_object_set_new(v, "group", json_string(r->group));
 		if (r->clone_id)
 			json_object_set_new(
 			    v, "clone_from",
@@ -487,6 +489,8 @@ static bool held_equal(const struct hf_proto_held_replica *a,
 	return strcmp(a->volume, b->volume) == 0 && strcmp(a->id, b->id) == 0 &&
 	       strcmp(a->replica, b->replica) == 0 &&
 	       strcmp(a->key, b->key) == 0 && a->size == b->size &&
+	       a->standby == b->standby && !a->group == !b->group &&
+	       (!a->group || !strcmp(a->group, b->group)) &&
 	       !a->clone_id == !b->clone_id &&
 	       !a->restore_from == !b->restore_from &&
 	       (!a->restore_from ||
@@ -507,6 +511,7 @@ static void held_release(struct hf_proto_held_replica *r)
 	free(r->clone_id);
 	free(r->clone_replica);
 	free(r->clone_snap);
+	free(r->group);
 	json_decref(r->restore_from);
 }
 

@@ -4824,7 +4824,19 @@ static void dr_print(const json_t *d)
 						   : "no node yet",
 					       "being copied, not consistent "
 					       "yet");
+				if (json_is_integer(json_object_get(v, "spooled"))) {
+					char *b = hf_bytes_human(json_integer_value(
+					    json_object_get(v, "spooled")));
+
+					printf("    %s held back until the other "
+					       "volumes have as far\n", b);
+					free(b);
+				}
 			}
+			if (json_is_true(json_object_get(d, "consistency_group")))
+				printf("  consistency group: the volumes are "
+				       "applied together, up to their common "
+				       "mark\n");
 		}
 	}
 }

@@ -419,6 +419,8 @@ struct hf_node_link;
 struct hf_node_mark {
 	char *replica;
 	int64_t time;
+	int64_t spooled; /* bytes its consistency group holds back */
+	bool grouped;    /* in a consistency group (volume/spool.h) */
 };
 
 struct hf_node_storage {

@@ -1671,8 +1671,12 @@ static bool held_replica_decode(const struct dec *d, const json_t *v,
 	    !get_str(d, v, "replica", true, &r->replica) ||
 	    !get_str(d, v, "key", true, &r->key) ||
 	    !get_int(d, v, "size", &r->size, NULL) ||
-	    !get_bool(d, v, "standby", &r->standby))
+	    !get_bool(d, v, "standby", &r->standby) ||
+	    !get_str(d, v, "group", false, &r->group))
 		return false;
+	if (r->group && (!r->standby || !vol_id_ok(r->group)))
+		return fail(d, "group", "must be 1-64 letters, digits, '-' or "
+					"'_', on a standby");
 	if (!*r->volume)
 		return fail(d, "volume", "must not be empty");
 	if (!vol_id_ok(r->id) || !vol_id_ok(r->replica))
@@ -1922,6 +1926,7 @@ void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
 		free(h->clone_id);
 		free(h->clone_replica);
 		free(h->clone_snap);
+		free(h->group);
 		json_decref(h->restore_from);
 	}
 	HF_VEC_FREE(&r->replicas);
@@ -1976,6 +1981,9 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 						h->restore_from);
 			if (h->standby)
 				json_object_set_new(e, "standby", json_true());
+			if (h->group)
+				json_object_set_new(e, "group",
+						    json_string(h->group));
 			if (h->clone_id)
 				json_object_set_new(
 				    e, "clone_from",

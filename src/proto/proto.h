@@ -371,6 +371,12 @@ struct hf_proto_held_replica {
 	json_t *restore_from;
 	/* A disaster-recovery standby's: another site's stream writes it. */
 	bool standby;
+	/*
+	 * A standby's consistency group (its service's, when the service
+	 * has several volumes): the node applies the group's writes
+	 * together (volume/spool.h). NULL: none.
+	 */
+	char *group;
 };
 
 /* A copy to a resyncing replica, as its attach process reports it. */

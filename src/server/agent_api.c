@@ -134,6 +134,9 @@ static bool storage_update(struct hf_srv *s, struct hf_node *n,
 					   ? json_integer_value(
 						 json_object_get(e, "time"))
 					   : 0;
+			mk->grouped = json_is_string(json_object_get(e, "group"));
+			mk->spooled = json_integer_value(
+			    json_object_get(e, "spooled"));
 		}
 	}
 	if (in->dr_port && st->dr_port != in->dr_port) {

@@ -1336,7 +1336,10 @@ static const struct route_doc docs[] = {
 	 "On the standby: from which remote cluster, the configuration it "
 	 "holds and when it came, and each volume's standby replica with "
 	 "its `applied_time` (ns: the newest write it holds was made then "
-	 "on the primary; null while its copy is not consistent).",
+	 "on the primary; null while its copy is not consistent). A "
+	 "service with several volumes is a `consistency_group`: each "
+	 "volume's `spooled` bytes wait until every volume has received "
+	 "as far, and are then applied together.",
      .status = "200",
      .response = "{\"service\": \"string\", \"role\": "
 		 "\"primary|standby\", \"to?\": \"string\", \"since?\": "
@@ -1351,7 +1354,9 @@ static const struct route_doc docs[] = {
 		 "\"node?\": \"string\", \"standby?\": \"object\", "
 		 "\"stream?\": \"object|null\", \"replica?\": \"string\", "
 		 "\"size?\": \"integer\", \"applied_time?\": "
-		 "\"integer|null\", \"consistent?\": \"boolean\"}], "
+		 "\"integer|null\", \"consistent?\": \"boolean\", "
+		 "\"spooled?\": \"integer|null\"}], "
+		 "\"consistency_group?\": \"boolean\", "
 		 "\"switchover?\": \"object\", \"fenced?\": \"object\"}",
      .errors = "not-found"},
     {.method = "POST",

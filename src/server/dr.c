@@ -78,6 +78,7 @@ static HF_VEC(struct final) finals;
 struct standby {
 	char *svc, *name, *id, *key, *node, *replica;
 	int64_t size;
+	bool grouped; /* its service has several volumes: a group */
 };
 
 static HF_VEC(struct standby) standbys;
@@ -462,15 +463,22 @@ static void add_marks(struct hf_srv *s, json_t *rec)
 		const char *rep = json_string_value(json_object_get(v, "replica"));
 		const struct hf_node *n =
 		    node ? hf_model_node(&s->model, node) : NULL;
+		const struct hf_node_mark *mk = NULL;
 		int64_t t = 0;
 
 		for (size_t k = 0; rep && n && n->storage &&
 				   k < n->storage->marks.len;
 		     k++)
 			if (!strcmp(n->storage->marks.items[k].replica, rep))
-				t = n->storage->marks.items[k].time;
+				mk = &n->storage->marks.items[k];
+		if (mk)
+			t = mk->time;
 		json_object_set_new(v, "applied_time",
 				    t > 0 ? json_integer(t) : json_null());
+		/* A consistency group's: what waits for the others. */
+		if (mk && mk->grouped)
+			json_object_set_new(v, "spooled",
+					    json_integer(mk->spooled));
 	}
 }
 
@@ -483,7 +491,7 @@ static json_t *standby_json(const json_t *rec)
 	/* Where each volume's standby replica is; never its key. */
 	json_array_foreach(json_object_get(rec, "volumes"), i, v)
 		json_array_append_new(
-		    vols, json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:b}",
+		    vols, json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:b, s:O?}",
 				    "volume", json_object_get(v, "name"), "node",
 				    json_object_get(v, "node"), "replica",
 				    json_object_get(v, "replica"), "size",
@@ -491,13 +499,17 @@ static json_t *standby_json(const json_t *rec)
 				    json_object_get(v, "applied_time"),
 				    "consistent",
 				    json_integer_value(json_object_get(
-					v, "applied_time")) > 0));
-	return json_pack("{s:O?, s:s, s:O?, s:O?, s:{s:O?, s:O?}, s:o}",
+					v, "applied_time")) > 0,
+				    "spooled", json_object_get(v, "spooled")));
+	return json_pack("{s:O?, s:s, s:O?, s:O?, s:{s:O?, s:O?}, s:b, s:o}",
 			 "service", json_object_get(rec, "service"), "role",
 			 "standby", "from", json_object_get(rec, "from"),
 			 "cluster", json_object_get(rec, "cluster"), "config",
 			 "id", json_object_get(cfg, "id"), "received_at",
-			 json_object_get(rec, "received_at"), "volumes", vols);
+			 json_object_get(rec, "received_at"),
+			 "consistency_group",
+			 json_array_size(json_object_get(rec, "volumes")) > 1,
+			 "volumes", vols);
 }
 
 void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
@@ -599,9 +611,29 @@ static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old,
 			   const json_t *adopt)
 {
 	const struct hf_model *m = &s->model;
+	const char *with = NULL; /* where the group's others are */
+	int64_t taken = 0;       /* what they take there, new ones */
 	json_t *v, *o;
 	size_t i, k;
 
+	/*
+	 * A service's standby replicas go to one node where they can: its
+	 * replica server then applies their writes together, up to their
+	 * common mark (a consistency group, volume/spool.h).
+	 */
+	json_array_foreach(vols, i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+
+		json_array_foreach(json_object_get(old, "volumes"), k, o) {
+			const char *oid = json_string_value(json_object_get(o, "id"));
+			const char *node =
+			    json_string_value(json_object_get(o, "node"));
+
+			if (!with && id && oid && node && !strcmp(id, oid) &&
+			    hf_model_node(m, node))
+				with = node;
+		}
+	}
 	json_array_foreach(vols, i, v) {
 		const char *id = json_string_value(json_object_get(v, "id"));
 		int64_t size = json_integer_value(json_object_get(v, "size"));
@@ -626,8 +658,28 @@ static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old,
 			}
 		}
 		json_decref(both);
-		if (json_object_get(v, "node"))
+		if (json_object_get(v, "node")) {
+			if (!with)
+				with = json_string_value(
+				    json_object_get(v, "node"));
 			continue;
+		}
+		if (with) {
+			const struct hf_node *n = hf_model_node(m, with);
+			const struct hf_node_storage *st = n ? n->storage : NULL;
+
+			if (st && st->pool && !n->decommissioned &&
+			    st->free - taken >= size) {
+				char *rid = hf_rng_hex(&s->rng, 8);
+
+				json_object_set_new(v, "node", json_string(with));
+				json_object_set_new(v, "replica",
+						    json_string(rid));
+				free(rid);
+				taken += size;
+				continue;
+			}
+		}
 		for (k = 0; k < m->nodes.len; k++) {
 			const struct hf_node *n = m->nodes.items[k];
 			const struct hf_node_storage *st = n->storage;
@@ -647,6 +699,10 @@ static void place_standbys(struct hf_srv *s, json_t *vols, const json_t *old,
 			json_object_set_new(v, "node", json_string(best->id));
 			json_object_set_new(v, "replica", json_string(rid));
 			free(rid);
+			if (!with) {
+				with = best->id;
+				taken = size;
+			}
 		}
 	}
 }
@@ -1675,7 +1731,7 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 		if (strcmp(x->node, n->id) != 0 || held_by_xvol(m, x))
 			continue;
 		d += hf_hash_str(x->replica) * 13 + hf_hash_str(x->id) * 19 +
-		     (uint64_t)x->size;
+		     (uint64_t)x->size + (x->grouped ? 7 : 0);
 		if (!out)
 			continue;
 		h = HF_VEC_PUSH(&out->replicas);
@@ -1686,6 +1742,11 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 		h->key = hf_xstrdup(x->key);
 		h->size = x->size;
 		h->standby = true;
+		if (x->grouped)
+			/* Ids' characters only: a hash of the service. */
+			h->group = hf_xasprintf("g%016llx",
+						(unsigned long long)
+						    hf_hash_str(x->svc));
 	}
 	pthread_mutex_unlock(&sents_mu);
 	return d;
@@ -1836,6 +1897,8 @@ static bool standbys_load(struct hf_srv *s)
 			x->node = hf_xstrdup(f[4]);
 			x->replica = hf_xstrdup(f[5]);
 			x->size = json_integer_value(json_object_get(v, "size"));
+			x->grouped =
+			    json_array_size(json_object_get(e, "volumes")) > 1;
 		}
 	standbys_sig = sig;
 	pthread_mutex_unlock(&sents_mu);

@@ -407,6 +407,14 @@ int64_t ag_vserve_reconcile(struct hf_agent *ag)
 					    s.st, "dr_port")));
 			set_marks(ag, json_object_get(s.st, "marks"));
 			/*
+			 * Standbys' marks are what a failover's loss window
+			 * is told from: looked at twice a second (the replica
+			 * server writes them each second).
+			 */
+			if (json_array_size(json_object_get(s.st, "marks")) &&
+			    next > now + 500)
+				next = now + 500;
+			/*
 			 * A server that read the file as written (it started
 			 * after the write) needs no signal.
 			 */

@@ -239,16 +239,21 @@ def crc32c(b):
 
 
 def read_mark(path):
-    """The standby's mark (replica.h): (seq, time_ns), or None."""
+    """The standby's mark (replica.h): (seq, time_ns), or None. 24 bytes
+    (seq, time, flags, CRC-32C of the 20), or 20 (seq, time, CRC of 16)."""
     try:
         with open(path, "rb") as f:
-            b = f.read(20)
+            b = f.read(24)
     except OSError:
         return None
-    if len(b) != 20:
+    if len(b) == 24:
+        ok = struct.unpack_from("<I", b, 20)[0] == crc32c(b[:20])
+    elif len(b) == 20:
+        ok = struct.unpack_from("<I", b, 16)[0] == crc32c(b[:16])
+    else:
         return None
     seq, t = struct.unpack_from("<QQ", b)
-    return (seq, t) if struct.unpack_from("<I", b, 16)[0] == crc32c(b[:16]) else None
+    return (seq, t) if ok else None
 
 
 class Attach:

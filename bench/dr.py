@@ -4,7 +4,7 @@
 An attach process (`holdfast-volume attach`, one local replica) with a
 "dr" section journals every acknowledged write on disk and ships it over
 mutually authenticated TLS to a standby replica behind `holdfast-volume
-serve`'s "dr" listener (src/volume/ship.h). Three parts, every baseline
+serve`'s "dr" listener (src/volume/ship.h). Four parts, every baseline
 measured in the same run:
 
   rpo     for each RATE (MiB/s, default 10, 50, 100): one writer paced at
@@ -40,13 +40,21 @@ measured in the same run:
           freshly formatted replica (and a new journal). --commit-variants
           adds diagnostic runs in the same rotation (part_commit).
 
+  group   for each RATE: two volumes, each with its own attach process
+          and stream, each written at RATE / 2 as in rpo, to one standby
+          serving both: first as two volumes on their own, then as a
+          consistency group (the standby spools each volume's writes and
+          applies them up to the volumes' common mark, src/volume/spool.h).
+          Reported: the writers' rate, the bytes the group held back (the
+          standby's status, each second) and the standby's CPU per MiB.
+
 Everything lives in a temporary directory on hfbench's data file system;
 every process, mount, loop device, network namespace and veth it makes is
 removed at the end, also on failure or SIGTERM.
 
     /usr/bin/python3 bench/dr.py [--rates 10,50,100] [--seconds 20]
         [--link 20] [--spike 10] [--journal 1024] [--commit-seconds 10]
-        [--repeat 3] [--size-mib 1024] [--parts rpo,spike,commit]
+        [--repeat 3] [--size-mib 1024] [--parts rpo,spike,group,commit]
         [--commit-variants LIST] [--out FILE]
 """
 import argparse
@@ -193,15 +201,20 @@ class Standby:
     """Site B: `holdfast-volume serve` with a standby replica and its DR
     listener; in netns when given (then at that address)."""
 
-    def __init__(self, env, vbin, pki, name, size, host="127.0.0.1", netns=None, base=None):
+    def __init__(self, env, vbin, pki, name, size, host="127.0.0.1", netns=None, base=None,
+                 vids=(VID,), group=None):
         base = base or env.work
         self.dir = os.path.join(base, name)
         os.makedirs(self.dir)
         self.pool = os.path.join(base, name + "-pool")
         self.replica = "rb"
+        vols = [{"id": v, "replica": self.replica, "size": size, "key": KEY,
+                 "name": f"bench-{i}", "standby": True} for i, v in enumerate(vids)]
+        for v in vols:
+            if group:
+                v["group"] = group
         cfg = {"pool": self.pool, "listen": f"{host}:0",
-               "volumes": [{"id": VID, "replica": self.replica, "size": size, "key": KEY,
-                            "name": "bench-0", "standby": True}],
+               "volumes": vols,
                "dr": {"listen": f"{host}:0", "tls_cert": f"{pki}/b-server.pem",
                       "tls_key": f"{pki}/b-server.key", "tls_ca": f"{pki}/caA.pem"}}
         with open(os.path.join(self.dir, "serve.json"), "w") as f:
@@ -260,12 +273,13 @@ class Attach:
     """Site A: `holdfast-volume attach` of the volume, with or without DR."""
 
     def __init__(self, env, vbin, pki, name, size, standby=None, fmt=False,
-                 journal_size=None, replica=None, prewrite_journal=False, journal_dir=None):
+                 journal_size=None, replica=None, prewrite_journal=False, journal_dir=None,
+                 vid=VID):
         self.env = env
         self.dir = os.path.join(env.work, name)
         os.makedirs(self.dir)
         self.replica = replica or os.path.join(env.work, name + "-replica")
-        cfg = {"volume": "bench-0", "id": VID, "epoch": 1, "size": size,
+        cfg = {"volume": "bench-0", "id": vid, "epoch": 1, "size": size,
                "replica": self.replica, "format": fmt, "node": "na", "key": KEY}
         if fmt:
             cfg["fs"] = "ext4"
@@ -564,6 +578,74 @@ def part_rpo(env, vbin, pki, a, size):
     return out
 
 
+def part_group(env, vbin, pki, a, size):
+    """Two volumes, each with its own attach process and stream, written
+    at half the rate each, to one standby: as a consistency group (the
+    standby spools and applies up to the volumes' common mark) and, in
+    the same run, as two volumes on their own. Reported: the RPO from
+    each standby's mark, the bytes the group held back (its spools, from
+    the standby's status each second), and the standby's CPU per MiB."""
+    out = []
+    vids = ("vol-g1", "vol-g2")
+    for rate in a.rates:
+        row = {"rate_mib_s": rate}
+        for kind in ("single", "group"):
+            sb = Standby(env, vbin, pki, f"sb-{kind}{rate}", size, vids=vids,
+                         group="g-bench" if kind == "group" else None)
+            att = [Attach(env, vbin, pki, f"{kind}{rate}-{i}", size, standby=sb, vid=v)
+                   for i, v in enumerate(vids)]
+            try:
+                for x in att:
+                    x.caught_up()
+                spooled, stop_ev = [], threading.Event()
+
+                def sample():
+                    last = None
+                    while not stop_ev.is_set():
+                        st = read_json(os.path.join(sb.dir, "status.json"))
+                        g = st.get("generation"), json.dumps(st.get("marks"))
+                        if g != last and st.get("marks"):
+                            last = g
+                            spooled.append(sum(m.get("spooled", 0) for m in st["marks"]))
+                        stop_ev.wait(0.1)
+                th = threading.Thread(target=sample, daemon=True)
+                th.start()
+                res = [None, None]
+
+                def run(i):
+                    res[i] = paced_write(att[i].dev, rate / 2, a.seconds, size)
+                c0 = hb.cpu_seconds(sb.p.pid)
+                ws = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+                for w in ws:
+                    w.start()
+                for w in ws:
+                    w.join()
+                for x in att:
+                    x.caught_up(120)
+                serve_cpu = hb.cpu_seconds(sb.p.pid) - c0
+                stop_ev.set()
+                th.join()
+                mib = sum(r["mib"] for r in res)
+                row[kind] = {"mib_s": sum(r["mib_s"] for r in res),
+                             "write_ms_p99": max(r["write_ms"]["p99"] for r in res),
+                             "serve_cpu_ms_per_mib": round(1000 * serve_cpu / max(1, mib), 2),
+                             "spooled_bytes": stats(spooled) if spooled else None}
+            finally:
+                for x in att:
+                    x.close()
+                stop(sb.p, 30)
+        out.append(row)
+        g, s1 = row["group"], row["single"]
+        sp = g["spooled_bytes"] or {}
+        hb.log(f"dr group {rate} MiB/s over two volumes: writers {s1['mib_s']:.1f} / "
+               f"{g['mib_s']:.1f} MiB/s (no group / group; write p99 {s1['write_ms_p99']:.1f} / "
+               f"{g['write_ms_p99']:.1f} ms); standby CPU {s1['serve_cpu_ms_per_mib']} / "
+               f"{g['serve_cpu_ms_per_mib']} ms per MiB; held back in the group's spools "
+               f"p50 {sp.get('p50', 0) / MiB:.1f} p99 {sp.get('p99', 0) / MiB:.1f} max "
+               f"{sp.get('max', 0) / MiB:.1f} MiB ({sp.get('n')} samples)")
+    return out
+
+
 def netns_link(env, rate_mib):
     """A network namespace for site B, a veth to it, the sending side
     shaped with tbf at rate_mib MiB/s. Returns B's address."""
@@ -743,7 +825,7 @@ def main():
     ap.add_argument("--commit-seconds", type=float, default=10)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size-mib", type=int, default=1024)
-    ap.add_argument("--parts", default="rpo,spike,commit")
+    ap.add_argument("--parts", default="rpo,spike,group,commit")
     ap.add_argument("--commit-variants", default="",
                     help="comma-separated diagnostics among " + ", ".join(COMMIT_VARIANTS))
     ap.add_argument("--out")
@@ -780,6 +862,8 @@ def main():
             result["rpo"] = part_rpo(env, vbin, pki, a, size)
         if "spike" in parts:
             result["spike"] = part_spike(env, vbin, pki, a, size, ip, qdisc)
+        if "group" in parts:
+            result["group"] = part_group(env, vbin, pki, a, size)
         if "commit" in parts:
             if env.loopback_standby is None:
                 env.loopback_standby = Standby(env, vbin, pki, "siteb", size)

@@ -270,7 +270,7 @@ case $what in dr)
 		set -- --seconds 20 --spike 10 --commit-seconds 10 --repeat "$repeat"
 	fi
 	[ -z "${BENCH_DR_VARIANTS:-}" ] || set -- "$@" --commit-variants "$BENCH_DR_VARIANTS"
-	run dr 900 "$py" "$here/dr.py" --rates 10,50,100 --link 20 --journal 1024 "$@" \
+	run dr 1200 "$py" "$here/dr.py" --rates 10,50,100 --link 20 --journal 1024 "$@" \
 		--out "$out/dr.json" ;;
 esac
 case $what in all | cluster)

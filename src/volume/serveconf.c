@@ -302,9 +302,10 @@ int hf_serve_config_parse(const char *text, size_t len, const char *path,
 	count = v ? json_array_size(v) : 0;
 	c->vols = hf_xcalloc(count ? count : 1, sizeof(*c->vols));
 	for (size_t i = 0; i < count; i++) {
+		/* Counted first: what a refused one holds is released too. */
+		c->nvols = i + 1;
 		if (parse_volume(c, json_array_get(v, i), i, path, err, n))
 			goto out;
-		c->nvols = i + 1;
 	}
 	rc = 0;
 out:

@@ -26,6 +26,19 @@
 static char dir[64];
 static int data_fd = -1;
 
+/* The files go with the process (libFuzzer ends with exit()). */
+static void cleanup(void)
+{
+	static const char *const names[] = {"spool", "spool.pos", "data"};
+	char path[128];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 static void put_file(const char *name, const uint8_t *p, size_t n)
 {
 	char path[128];
@@ -59,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 		if (data_fd < 0 || ftruncate(data_fd, VSIZE))
 			abort();
+		atexit(cleanup);
 	}
 	put_file("spool.pos", data, size < 32 ? size : 32);
 	put_file("spool", size > 32 ? data + 32 : NULL,

@@ -51,12 +51,13 @@
  * epoch in its meta (durably) before HELLO_OK. Then, in order, one answer
  * per request: WRITE (pwrite; WRITE_OK once pwritten, not durable), FLUSH
  * (fdatasync; FLUSH_OK), READ (READ_DATA), TRIM (a punched hole; TRIM_OK),
- * PING (PONG), BYE (closes). Every WRITE, FLUSH, TRIM and READ whose epoch
- * is not the replica's current one gets FENCED and the connection closes:
- * an attachment superseded by a newer HELLO is refused frame by frame.
- * Other types (resync, bitmaps, activity log) get ERROR (EOPNOTSUPP) for
- * now. The transport is plain TCP: TLS-PSK (§6.2) is a later step, noted
- * in docs/design/volumes.md §12.
+ * PING (PONG), BYE (closes), and SNAP, AL, MARK and SUMS (wire.h). Any
+ * of them but PING and BYE at an epoch not the replica's current one
+ * gets FENCED and the connection closes: an attachment superseded by a
+ * newer HELLO is refused frame by frame. Other types get ERROR (EOPNOTSUPP). The
+ * listener is plain TCP (the ticket proves the sender); the "dr"
+ * listener is TLS with client certificates (tls.h) and takes standbys
+ * only.
  *
  * SIGTERM or SIGINT: stop accepting, close the connections, fdatasync
  * every replica, write "stopped" and exit 0.

@@ -32,6 +32,14 @@ void hf_diags_add(struct hf_diags *d, enum hf_diag_level level,
 	g->col = col;
 	g->path = hf_xstrdup(path ? path : "");
 	g->msg = hf_buf_detach(&b);
+	/*
+	 * A message quotes the spec's own text, which may hold control
+	 * characters (a YAML "\b"): shown as '?', never sent to a terminal.
+	 */
+	for (char *m = g->msg; *m; m++)
+		if (((unsigned char)*m < 0x20 && *m != '\n' && *m != '\t') ||
+		    *m == 0x7f)
+			*m = '?';
 	if (level == HF_DIAG_ERROR)
 		d->errors++;
 	else

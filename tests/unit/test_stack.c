@@ -239,6 +239,10 @@ static void test_errors(void **state)
 		  6, 10, "names service 'a' itself");
 	parse_err("stack: s\nservices:\n  a: {spec: a.yml}\n  a: {spec: b.yml}\n",
 		  4, 3, "given twice");
+	/* The spec's control characters (a YAML "\b") are not echoed. */
+	parse_err("stack: s\nservices:\n  a:\n    spec: a.yml\n    options:\n"
+		  "      X: \"{{services.\\b.name}}\"\n",
+		  6, 10, "names service '?', which is not in the stack");
 }
 
 int main(void)

@@ -393,7 +393,7 @@ void hf_remote_close(struct hf_remote *r, bool bye)
 		pthread_mutex_unlock(&r->send_mu);
 	}
 	if (r->fd >= 0)
-		close(r->fd);
+		hf_volc_close(r->fd);
 	r->fd = -1;
 	hf_volc_rx_release(&r->rx);
 	pthread_mutex_destroy(&r->send_mu);

@@ -1685,7 +1685,7 @@ end:
 	s->nconns--;
 	pthread_mutex_unlock(&s->mu);
 	if (c->fd >= 0)
-		close(c->fd);
+		hf_volc_close(c->fd);
 	hf_snaps_close(snaps);
 	free(rbuf);
 	free(c);

@@ -21,7 +21,6 @@
 #define POS_SLOT 16 /* u64 offset, u32 generation, u32 CRC-32C; two slots */
 
 struct hf_spool {
-	char *dir;
 	int fd, pos_fd, data_fd;
 	uint64_t size;    /* the volume's */
 	uint64_t applied; /* offset: records before it are applied */
@@ -182,7 +181,6 @@ struct hf_spool *hf_spool_open(const char *dir, int data_fd, uint64_t size,
 	char *ppath = hf_xasprintf("%s/spool.pos", dir);
 	struct stat st;
 
-	p->dir = hf_xstrdup(dir);
 	p->data_fd = data_fd;
 	p->size = size;
 	p->pos_fd = -1;
@@ -348,7 +346,6 @@ void hf_spool_close(struct hf_spool *p)
 	if (p->pos_fd >= 0)
 		close(p->pos_fd);
 	free(p->buf);
-	free(p->dir);
 	free(p);
 }
 

@@ -19,9 +19,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "volume/conn.h"
 #include "volume/tls.h"
-
-#define CHUNK (64 * 1024)
 
 HF_PRINTF(3, 4)
 static int fail(char *err, size_t n, const char *fmt, ...)
@@ -89,112 +88,118 @@ bad:
 	return NULL;
 }
 
-struct pump {
+/*
+ * The TLS session of one connection as a layer of its descriptor
+ * (conn.h): the socket is non-blocking, and the thread that sends or
+ * receives a frame runs OpenSSL itself. One lock keeps OpenSSL's calls
+ * on the session one at a time; a thread waits for the socket (poll)
+ * without it, so a reader waiting for an answer never holds a writer up.
+ */
+struct tls_layer {
+	struct hf_volc_layer l;
 	SSL *ssl;
-	int net, local;
+	pthread_mutex_t mu;
 };
 
 /*
- * Carries bytes both ways until either side ends: one thread, both
- * descriptors non-blocking, so a full direction never stops the other.
+ * What a failed call on the session (k its result, saved the errno it
+ * left) wants: POLLIN, POLLOUT, or 0 when the stream ended (*err then 0
+ * at a clean end, else -errno).
  */
-static void *pump_main(void *arg)
+static short tls_want(SSL *ssl, int k, int saved, int *err)
 {
-	struct pump *p = arg;
-	uint8_t *in = hf_xmalloc(CHUNK), *out = hf_xmalloc(CHUNK);
-	size_t in_len = 0, in_off = 0, out_len = 0, out_off = 0;
+	int e = SSL_get_error(ssl, k);
+
+	if (e == SSL_ERROR_WANT_READ)
+		return POLLIN;
+	if (e == SSL_ERROR_WANT_WRITE)
+		return POLLOUT;
+	if (e == SSL_ERROR_ZERO_RETURN)
+		*err = 0;
+	else if (e == SSL_ERROR_SYSCALL && saved && saved != EAGAIN)
+		*err = -saved;
+	else
+		*err = -ECONNRESET;
+	ERR_clear_error();
+	return 0;
+}
+
+/* Waits for ev on fd: 0, -ETIMEDOUT, or -errno. */
+static int tls_wait(int fd, short ev, int timeout_ms)
+{
+	struct pollfd pf = {fd, ev, 0};
+	int n;
+
+	while ((n = poll(&pf, 1, timeout_ms)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	return n ? 0 : -ETIMEDOUT;
+}
+
+static ssize_t tls_read(struct hf_volc_layer *l, int fd, void *buf,
+			size_t n, int timeout_ms)
+{
+	struct tls_layer *t = (struct tls_layer *)l;
+	int cap = n > INT32_MAX ? INT32_MAX : (int)n;
 
 	for (;;) {
-		short nev = 0, lev = 0;
-		bool moved = false;
-		int k, e;
+		int k, err = 0, rc;
+		short ev;
 
-		/* The network to the local end. */
-		if (!in_len) {
-			k = SSL_read(p->ssl, in, CHUNK);
-			if (k > 0) {
-				in_len = (size_t)k;
-				in_off = 0;
-				moved = true;
-			} else if ((e = SSL_get_error(p->ssl, k)) ==
-				   SSL_ERROR_WANT_READ) {
-				nev |= POLLIN;
-			} else if (e == SSL_ERROR_WANT_WRITE) {
-				nev |= POLLOUT;
-			} else {
-				break;
-			}
-		}
-		if (in_len) {
-			ssize_t w = write(p->local, in + in_off,
-					  in_len - in_off);
-
-			if (w > 0) {
-				in_off += (size_t)w;
-				if (in_off == in_len)
-					in_len = 0;
-				moved = true;
-			} else if (w < 0 &&
-				   (errno == EAGAIN || errno == EINTR)) {
-				lev |= POLLOUT;
-			} else {
-				break;
-			}
-		}
-		/* The local end to the network. */
-		if (!out_len) {
-			ssize_t r = read(p->local, out, CHUNK);
-
-			if (r > 0) {
-				out_len = (size_t)r;
-				out_off = 0;
-				moved = true;
-			} else if (r < 0 &&
-				   (errno == EAGAIN || errno == EINTR)) {
-				lev |= POLLIN;
-			} else {
-				break;
-			}
-		}
-		if (out_len) {
-			k = SSL_write(p->ssl, out + out_off,
-				      (int)(out_len - out_off));
-			if (k > 0) {
-				out_off += (size_t)k;
-				if (out_off == out_len)
-					out_len = 0;
-				moved = true;
-			} else if ((e = SSL_get_error(p->ssl, k)) ==
-				   SSL_ERROR_WANT_READ) {
-				nev |= POLLIN;
-			} else if (e == SSL_ERROR_WANT_WRITE) {
-				nev |= POLLOUT;
-			} else {
-				break;
-			}
-		}
-		if (moved)
-			continue;
-		{
-			struct pollfd pf[2] = {{p->net, nev, 0},
-					       {p->local, lev, 0}};
-
-			if (poll(pf, 2, -1) < 0 && errno != EINTR)
-				break;
-			if ((pf[1].revents & (POLLHUP | POLLERR)) &&
-			    !(pf[1].revents & POLLIN))
-				break;
-		}
+		pthread_mutex_lock(&t->mu);
+		errno = 0;
+		k = SSL_read(t->ssl, buf, cap);
+		ev = k > 0 ? 0 : tls_want(t->ssl, k, errno, &err);
+		pthread_mutex_unlock(&t->mu);
+		if (k > 0)
+			return k;
+		if (!ev)
+			return err;
+		if ((rc = tls_wait(fd, ev, timeout_ms)))
+			return rc;
 	}
+}
+
+static int tls_write(struct hf_volc_layer *l, int fd, const void *buf,
+		     size_t n)
+{
+	struct tls_layer *t = (struct tls_layer *)l;
+	const uint8_t *p = buf;
+
+	while (n) {
+		int chunk = n > (1u << 30) ? 1 << 30 : (int)n, k, err = 0, rc;
+		short ev;
+
+		pthread_mutex_lock(&t->mu);
+		errno = 0;
+		k = SSL_write(t->ssl, p, chunk);
+		ev = k > 0 ? 0 : tls_want(t->ssl, k, errno, &err);
+		pthread_mutex_unlock(&t->mu);
+		if (k > 0) {
+			p += k;
+			n -= (size_t)k;
+			continue;
+		}
+		if (!ev)
+			return err ? err : -ECONNRESET;
+		if ((rc = tls_wait(fd, ev, -1)))
+			return rc;
+	}
+	return 0;
+}
+
+static void tls_end(struct hf_volc_layer *l, int fd)
+{
+	struct tls_layer *t = (struct tls_layer *)l;
+
+	(void)fd;
+	/* A close_notify if the socket takes it now; no waiting for it. */
+	SSL_shutdown(t->ssl);
 	ERR_clear_error();
-	SSL_shutdown(p->ssl);
-	SSL_free(p->ssl);
-	close(p->net);
-	close(p->local);
-	free(in);
-	free(out);
-	free(p);
-	return NULL;
+	SSL_free(t->ssl);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
 }
 
 static void set_timeout(int fd, int ms)
@@ -209,10 +214,8 @@ int hf_vtls_wrap(SSL_CTX *ctx, bool server, int fd, int timeout_ms,
 		 char *peer, size_t peer_n, char *err, size_t n)
 {
 	SSL *ssl = SSL_new(ctx);
-	struct pump *p;
-	pthread_attr_t at;
-	pthread_t t;
-	int sv[2], rc;
+	struct tls_layer *t;
+	int rc;
 	char why[256];
 	X509 *x;
 
@@ -280,27 +283,16 @@ int hf_vtls_wrap(SSL_CTX *ctx, bool server, int fd, int timeout_ms,
 		ERR_clear_error();
 	}
 	set_timeout(fd, 0);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		fail(err, n, "socketpair: %s", strerror(errno));
-		SSL_free(ssl);
-		close(fd);
-		return -1;
-	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
-	p = hf_xcalloc(1, sizeof(*p));
-	*p = (struct pump){ssl, fd, sv[1]};
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &at, pump_main, p);
-	pthread_attr_destroy(&at);
-	if (rc) {
-		free(p);
-		SSL_free(ssl);
+	t = hf_xcalloc(1, sizeof(*t));
+	t->l = (struct hf_volc_layer){tls_read, tls_write, tls_end};
+	t->ssl = ssl;
+	pthread_mutex_init(&t->mu, NULL);
+	if (hf_volc_layer_set(fd, &t->l)) {
+		tls_end(&t->l, fd);
 		close(fd);
-		close(sv[0]);
-		close(sv[1]);
-		return fail(err, n, "cannot start the TLS thread");
+		return fail(err, n, "descriptor %d is past the %d a TLS "
+				    "connection may use", fd, HF_VOLC_LAYER_FDS);
 	}
-	return sv[0];
+	return fd;
 }

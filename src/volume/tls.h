@@ -5,10 +5,10 @@
  * checked against the CA it was given (the other site's), the client's
  * required.
  *
- * The frames (wire.h) stay on plain file descriptors: hf_vtls_wrap does
- * the handshake on a connected socket, then hands back one end of a
- * socketpair whose bytes a thread of its own carries through the TLS
- * session and back. Either side closing ends both.
+ * The frames (wire.h) stay on file descriptors: hf_vtls_wrap does the
+ * handshake on a connected socket, then puts the session on it as its
+ * layer (conn.h), so hf_volc_send and hf_volc_recv on that socket go
+ * through TLS in the calling thread. hf_volc_close ends it.
  */
 #ifndef HF_VOLUME_TLS_H
 #define HF_VOLUME_TLS_H
@@ -29,9 +29,10 @@ SSL_CTX *hf_vtls_ctx(bool server, const char *ca, const char *cert,
 
 /*
  * Handshakes over the connected, blocking socket fd (taken: closed on
- * failure too) within timeout_ms, then starts the carrying thread.
- * Returns the plaintext descriptor, or -1 with a sentence in err. The
- * verified peer's subject CN goes to peer (peer_n bytes) when not NULL.
+ * failure too) within timeout_ms, then makes it non-blocking with the
+ * session as its layer. Returns fd, to be closed with hf_volc_close, or
+ * -1 with a sentence in err. The verified peer's subject CN goes to peer
+ * (peer_n bytes) when not NULL.
  */
 int hf_vtls_wrap(SSL_CTX *ctx, bool server, int fd, int timeout_ms,
 		 char *peer, size_t peer_n, char *err, size_t n);

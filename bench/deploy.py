@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hfbench as hb  # noqa: E402
@@ -144,6 +145,20 @@ class PlanEvents:
         self.conn.close()
 
 
+def agent_syncs(b):
+    """Sync requests the server answered so far (its /metrics)."""
+    req = urllib.request.Request(b.url + "/metrics",
+                                 headers={"Authorization": f"Bearer {b.token()}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read().decode()
+    n = 0
+    for line in text.splitlines():
+        if line.startswith("holdfast_api_requests_total{") and \
+                'route="/v1/agent/sync"' in line:
+            n += int(float(line.rsplit(" ", 1)[1]))
+    return n
+
+
 def holdfast(n, poll, timeout, keep=False, wait="poll"):
     """Returns a dict of times (seconds from POST) and process facts.
     wait: "poll" (GET the plan every poll seconds) or "events" (follow
@@ -154,6 +169,7 @@ def holdfast(n, poll, timeout, keep=False, wait="poll"):
         text = spec(n)
         ev = PlanEvents(b) if wait == "events" else None
         # CPU from here on: the deploy's, not the start and registration.
+        syncs0 = agent_syncs(b)
         server_cpu0 = hb.cpu_seconds(b.server.pid)
         agent_cpu0 = hb.cpu_seconds(b.agent.pid)
         c0 = cpu_busy()
@@ -190,6 +206,7 @@ def holdfast(n, poll, timeout, keep=False, wait="poll"):
         if ev:
             ev.close()
         # Facts about the result, outside the timed part.
+        syncs = agent_syncs(b) - syncs0
         tasks = b.tasks("bench")
         restarts = sum(v.get("restarts", 0) for v in tasks.values())
         running = sum(1 for v in tasks.values() if v.get("status") == "RUNNING")
@@ -211,6 +228,7 @@ def holdfast(n, poll, timeout, keep=False, wait="poll"):
             "failed_to_start": failed_starts,
             "server_cpu_s": server_cpu,
             "agent_cpu_s": agent_cpu,
+            "agent_syncs": syncs,
             "wait": wait,
             "machine_cpu_busy": busy,
             "agent_launch_span_s": span,

@@ -80,7 +80,7 @@ def main():
                 hb.log(f"deploys N={n} run {r + 1}/{a.repeat} {label}: "
                        f"{x['complete_s']:.2f}s vs raw spawn {run['baseline_s']:.3f}s "
                        f"= {x['ratio']:.1f}x; server CPU {x['server_cpu_s']:.2f}s "
-                       f"({x['server_cpu_ms_per_task']:.2f} ms/task), agent CPU "
+                       f"({x['server_cpu_ms_per_task']:.2f} ms/task), {x.get('agent_syncs', '?')} syncs, agent CPU "
                        f"{x['agent_cpu_s']:.2f}s; machine busy "
                        f"{x['machine_cpu_busy'] * 100:.0f}%; running {x['tasks_running']}, "
                        f"restarts {x['restarts']}, failed-to-start {x['failed_to_start']}")

@@ -799,6 +799,7 @@ static void agent_release(struct hf_agent *ag)
 	free(ag->cluster_id);
 	free(ag->refused);
 	free(ag->link_msg);
+	free(ag->reports_epoch);
 	if (ag->node_token)
 		explicit_bzero(ag->node_token, strlen(ag->node_token));
 	free(ag->node_token);

@@ -146,6 +146,14 @@ struct ag_task {
 	int64_t stop_retry_at;
 
 	/* Reporting and forgetting. */
+	/*
+	 * The report last sent in full (in request sent_seq) and the one an
+	 * answer acknowledged: while its report is the acknowledged one, a
+	 * task is listed by id alone ("same", docs/protocol.md).
+	 */
+	struct hf_proto_report sent, acked;
+	uint64_t sent_seq;
+	bool has_sent, has_acked;
 	uint64_t terminal_seq;     /* first request that carried the final state */
 	int64_t terminal_at;       /* unix ms the agent saw it end */
 	bool listed;               /* in the last applied desired set */
@@ -271,6 +279,12 @@ struct hf_agent {
 	uint64_t seq;              /* of the last request built */
 	size_t server;             /* index into opts->servers */
 	bool sync_dirty;
+	/*
+	 * The server's reports_epoch in the newest answer (from request
+	 * epoch_seq): tasks' acknowledged reports count with it only.
+	 */
+	char *reports_epoch;
+	uint64_t epoch_seq;
 	bool stopping;
 	bool link_down;            /* logged that the server is unreachable */
 	char *link_msg;            /* ... and why, as logged */

@@ -77,6 +77,8 @@ void ag_task_free(struct ag_task *t)
 	free(t->message);
 	free(t->not_ready);
 	free(t->stop_message);
+	hf_proto_report_release(&t->sent);
+	hf_proto_report_release(&t->acked);
 	free(t->id);
 	free(t->dir);
 	free(t->sandbox);

@@ -45,9 +45,10 @@
  * *sent_gen the generation it tells the server.
  */
 static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
-			   int64_t *sent_gen)
+			   int64_t *sent_gen, size_t *nsame)
 {
 	struct hf_proto_sync_req req;
+	struct hf_proto_report r;
 	json_t *o;
 	char *text;
 
@@ -66,9 +67,24 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 		 */
 		if (hf_task_state_final(t->state) && !t->terminal_seq)
 			t->terminal_seq = *seq;
-		ag_task_report(t, HF_VEC_PUSH(&req.tasks));
+		ag_task_report(t, &r);
+		/* What the server acknowledged already goes as its id. */
+		if (t->has_acked && ag->reports_epoch &&
+		    hf_proto_report_equal(&r, &t->acked)) {
+			hf_strlist_push(&req.same, t->id);
+			hf_proto_report_release(&r);
+			continue;
+		}
+		hf_proto_report_release(&t->sent);
+		hf_proto_report_copy(&t->sent, &r);
+		t->has_sent = true;
+		t->sent_seq = *seq;
+		*HF_VEC_PUSH(&req.tasks) = r;
 	}
 	req.has_tasks = true;
+	if (req.same.len)
+		req.reports_epoch = hf_xstrdup(ag->reports_epoch);
+	*nsame = req.same.len;
 	/* Every listed task keeps its order here: answer with ids. */
 	req.brief = true;
 	for (size_t i = 0; i < ag->volumes_deleted.len; i++)
@@ -309,6 +325,60 @@ static void refused_by(struct hf_agent *ag, const char *url, const char *msg)
 	ag->refused = hf_xstrdup(msg);
 }
 
+static void forget_acks(struct hf_agent *ag)
+{
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		hf_proto_report_release(&t->acked);
+		t->has_acked = false;
+	}
+}
+
+/*
+ * The reports request seq carried in full are the server's now: listed
+ * as "same" while unchanged, as long as its answers keep their
+ * reports_epoch. A new epoch (another server, or this one leading
+ * anew) or a "resend" forgets every acknowledgment.
+ */
+static void take_acks(struct hf_agent *ag, const struct hf_proto_sync_resp *r,
+		      uint64_t seq)
+{
+	bool newest = seq >= ag->epoch_seq;
+
+	if (!r->reports_epoch || !ag->reports_epoch ||
+	    strcmp(r->reports_epoch, ag->reports_epoch) != 0) {
+		/* An older answer, from a server since replaced: no news. */
+		if (!newest)
+			return;
+		forget_acks(ag);
+		free(ag->reports_epoch);
+		ag->reports_epoch =
+		    r->reports_epoch ? hf_xstrdup(r->reports_epoch) : NULL;
+	}
+	if (newest)
+		ag->epoch_seq = seq;
+	if (!ag->reports_epoch)
+		return;
+	if (r->resend) {
+		forget_acks(ag);
+		ag_mark_dirty(ag);
+		return;
+	}
+	for (size_t i = 0; i < ag->tasks.len; i++) {
+		struct ag_task *t = ag->tasks.items[i];
+
+		if (!t->has_sent || t->sent_seq != seq)
+			continue;
+		hf_proto_report_release(&t->acked);
+		t->acked = t->sent;
+		t->has_acked = true;
+		memset(&t->sent, 0, sizeof(t->sent));
+		t->sent.healthy = -1;
+		t->has_sent = false;
+	}
+}
+
 static void apply_response(struct hf_agent *ag, struct hf_proto_sync_resp *r,
 			   uint64_t seq, int64_t sent_gen)
 {
@@ -458,12 +528,13 @@ static int sync_once(struct hf_agent *ag, int wait)
 	uint64_t seq;
 	int64_t sent_gen;
 	long status = 0;
-	bool registered = false, elsewhere = false;
+	bool registered = false, elsewhere = false, full = false;
+	size_t nsame;
 	int rc;
 
 again:
 	ag_pool_refresh(ag);
-	body = build_request(ag, wait, &seq, &sent_gen);
+	body = build_request(ag, wait, &seq, &sent_gen, &nsame);
 	pthread_mutex_unlock(&ag->mu);
 	rc = hf_httpc_request(url, "POST", "/v1/agent/sync", ag->node_token,
 			      body,
@@ -496,8 +567,10 @@ again:
 		if (hf_proto_sync_resp_decode(r, &answer, &why))
 			hf_log("the server's answer is not a desired set (%s); "
 			       "ignored", why);
-		else if ((rc = take_cluster(ag, &answer)) == 0)
+		else if ((rc = take_cluster(ag, &answer)) == 0) {
+			take_acks(ag, &answer, seq);
 			apply_response(ag, &answer, seq, sent_gen);
+		}
 		free(why);
 		hf_proto_sync_resp_release(&answer);
 		goto out;
@@ -507,6 +580,20 @@ again:
 		const char *msg = json_string_value(json_object_get(e, "message"));
 
 		if (code && strcmp(code, "not-in-cluster") == 0 && msg) {
+			/*
+			 * Tasks listed as "same" meant nothing to it: say
+			 * them all, so its refusal counts what runs here.
+			 */
+			forget_acks(ag);
+			if (nsame && !full) {
+				json_decref(e);
+				full = true;
+				free(resp);
+				resp = NULL;
+				free(err);
+				err = NULL;
+				goto again;
+			}
 			ag->link_down = false;
 			refused_by(ag, url, msg);
 			json_decref(e);
@@ -515,6 +602,8 @@ again:
 		}
 		json_decref(e);
 	}
+	/* Not answered: what it acknowledged may be another server's now. */
+	forget_acks(ag);
 	{
 		json_t *e = resp ? json_loads(resp, 0, NULL) : NULL;
 		const char *msg = json_string_value(json_object_get(e, "message"));

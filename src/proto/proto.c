@@ -763,6 +763,42 @@ bool hf_proto_report_exit_ok(const struct hf_proto_report *r)
 	return r->has_exit_code && r->exit_code == 0 && r->signal == 0;
 }
 
+static bool str_same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool hf_proto_report_equal(const struct hf_proto_report *a,
+			   const struct hf_proto_report *b)
+{
+	return str_same(a->task_id, b->task_id) && a->state == b->state &&
+	       a->pid == b->pid && a->started_at == b->started_at &&
+	       a->finished_at == b->finished_at &&
+	       a->has_exit_code == b->has_exit_code &&
+	       a->exit_code == b->exit_code && a->signal == b->signal &&
+	       a->oom_killed == b->oom_killed && a->ready == b->ready &&
+	       a->healthy == b->healthy &&
+	       a->health_failures == b->health_failures &&
+	       str_same(a->message, b->message) &&
+	       str_same(a->not_ready, b->not_ready) &&
+	       a->permanent == b->permanent && a->restarts == b->restarts &&
+	       a->backoff == b->backoff && a->restart_at == b->restart_at &&
+	       a->has_last_exit_code == b->has_last_exit_code &&
+	       a->last_exit_code == b->last_exit_code &&
+	       a->last_signal == b->last_signal &&
+	       a->last_exit_at == b->last_exit_at &&
+	       a->last_oom_killed == b->last_oom_killed;
+}
+
+void hf_proto_report_copy(struct hf_proto_report *dst,
+			  const struct hf_proto_report *src)
+{
+	*dst = *src;
+	dst->task_id = src->task_id ? hf_xstrdup(src->task_id) : NULL;
+	dst->message = src->message ? hf_xstrdup(src->message) : NULL;
+	dst->not_ready = src->not_ready ? hf_xstrdup(src->not_ready) : NULL;
+}
+
 json_t *hf_proto_report_encode(const struct hf_proto_report *r)
 {
 	bool final = hf_task_state_final(r->state);
@@ -1767,6 +1803,8 @@ void hf_proto_sync_req_release(struct hf_proto_sync_req *r)
 	for (size_t i = 0; i < r->dr_final.len; i++)
 		free(r->dr_final.items[i].volume);
 	HF_VEC_FREE(&r->dr_final);
+	hf_strlist_release(&r->same);
+	free(r->reports_epoch);
 	hf_proto_sync_req_init(r);
 }
 
@@ -1832,6 +1870,11 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 		json_object_set_new(o, "cluster", json_string(r->cluster));
 	if (r->brief)
 		json_object_set_new(o, "brief", json_true());
+	if (r->same.len)
+		json_object_set_new(o, "same", strlist_encode(&r->same));
+	if (r->reports_epoch)
+		json_object_set_new(o, "reports_epoch",
+				    json_string(r->reports_epoch));
 	return o;
 }
 
@@ -1865,7 +1908,9 @@ static bool sync_req_decode(const struct dec *d, const json_t *j,
 	    !get_strlist(d, j, "filled_replicas", &out->filled_replicas) ||
 	    !DECODE_ARRAY(d, j, "filling_replicas", &out->filling,
 			  resync_decode) ||
-	    !DECODE_ARRAY(d, j, "dr_final", &out->dr_final, dr_final_decode))
+	    !DECODE_ARRAY(d, j, "dr_final", &out->dr_final, dr_final_decode) ||
+	    !get_strlist(d, j, "same", &out->same) ||
+	    !get_str(d, j, "reports_epoch", false, &out->reports_epoch))
 		return false;
 	if (info) {
 		struct dec id = {"info", d->err};
@@ -1931,6 +1976,7 @@ void hf_proto_sync_resp_release(struct hf_proto_sync_resp *r)
 	}
 	HF_VEC_FREE(&r->replicas);
 	free(r->cluster);
+	free(r->reports_epoch);
 	hf_proto_sync_resp_init(r);
 }
 
@@ -1999,6 +2045,11 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 			    json_integer(r->heartbeat_interval));
 	if (r->cluster)
 		json_object_set_new(o, "cluster", json_string(r->cluster));
+	if (r->reports_epoch)
+		json_object_set_new(o, "reports_epoch",
+				    json_string(r->reports_epoch));
+	if (r->resend)
+		json_object_set_new(o, "resend", json_true());
 	return o;
 }
 
@@ -2022,7 +2073,9 @@ static bool sync_resp_decode(const struct dec *d, const json_t *j,
 			  held_replica_decode) ||
 	    !get_int(d, j, "heartbeat_interval", &out->heartbeat_interval,
 		     NULL) ||
-	    !get_str(d, j, "cluster", false, &out->cluster))
+	    !get_str(d, j, "cluster", false, &out->cluster) ||
+	    !get_str(d, j, "reports_epoch", false, &out->reports_epoch) ||
+	    !get_bool(d, j, "resend", &out->resend))
 		return false;
 	if (!has_gen || !tasks)
 		return fail(d, NULL, "the answer has no %s",

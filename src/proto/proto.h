@@ -198,6 +198,12 @@ int hf_proto_report_decode(const json_t *j, struct hf_proto_report *out,
 			   char **err);
 /* It exited with code 0 and no signal. */
 bool hf_proto_report_exit_ok(const struct hf_proto_report *r);
+/* Every field the same (strings by content). */
+bool hf_proto_report_equal(const struct hf_proto_report *a,
+			   const struct hf_proto_report *b);
+/* dst (uninitialized or released) becomes a deep copy of src. */
+void hf_proto_report_copy(struct hf_proto_report *dst,
+			  const struct hf_proto_report *src);
 
 /* ---- the node's info -------------------------------------------------- */
 
@@ -487,6 +493,14 @@ struct hf_proto_sync_req {
 	 * instead of repeating orders it has. Default false: full orders.
 	 */
 	bool brief;
+	/*
+	 * "same": tasks whose report is, field for field, the one an answer
+	 * of the server that said reports_epoch ("reports_epoch", below)
+	 * acknowledged: listed by id alone (docs/protocol.md). Present
+	 * tasks as much as those of "tasks".
+	 */
+	struct hf_strlist same;
+	char *reports_epoch;
 };
 
 void hf_proto_sync_req_init(struct hf_proto_sync_req *r);
@@ -510,6 +524,14 @@ struct hf_proto_sync_resp {
 	HF_VEC(struct hf_proto_held_replica) replicas; /* the pool's replicas */
 	int64_t heartbeat_interval;       /* seconds; default 2 */
 	char *cluster;        /* the server's cluster id; NULL if absent */
+	/*
+	 * "reports_epoch": the server's memory of acknowledged reports, by
+	 * which the agent may list unchanged ones as "same" (NULL: a server
+	 * that keeps none; every report in full). "resend": it lacked one
+	 * that was listed so: the agent sends all in full next time.
+	 */
+	char *reports_epoch;
+	bool resend;
 };
 
 void hf_proto_sync_resp_init(struct hf_proto_sync_resp *r);

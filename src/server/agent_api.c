@@ -252,6 +252,7 @@ struct sync_wait {
 	uint64_t seen;
 	int64_t until; /* unix ms */
 	bool brief;
+	bool resend;              /* the answer asks for full reports */
 	struct hf_strlist listed; /* with brief: the ids the request listed */
 };
 
@@ -448,7 +449,7 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
  * id alone; NULL for full orders. Lock held.
  */
 static void sync_answer(struct hf_srv *s, struct hf_node *n,
-			const char *const *listed, size_t nlisted,
+			const char *const *listed, size_t nlisted, bool resend,
 			struct hf_http_resp *resp)
 {
 	struct hf_proto_sync_resp out;
@@ -464,6 +465,8 @@ static void sync_answer(struct hf_srv *s, struct hf_node *n,
 	out.generation = (int64_t)n->link->gen;
 	out.heartbeat_interval = 2;
 	out.cluster = s->cluster_id ? hf_xstrdup(s->cluster_id) : NULL;
+	out.reports_epoch = hf_xstrdup(s->reports_epoch);
+	out.resend = resend;
 	hf_http_json(resp, 200, hf_proto_sync_resp_encode(&out));
 	hf_proto_sync_resp_release(&out);
 }
@@ -505,11 +508,93 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 		sync_answer(s, n,
 			    w->brief ? (const char *const *)w->listed.items
 				     : NULL,
-			    w->listed.len, resp);
+			    w->listed.len, w->resend, resp);
 	} else {
 		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", w->node);
 	}
 	hf_state_unlock(s);
+}
+
+static void report_keep(struct hf_node_link *l,
+			const struct hf_proto_report *r, double seq)
+{
+	struct hf_link_report *k = hf_map_get(&l->reports, r->task_id);
+	struct hf_proto_report old;
+
+	if (!k) {
+		k = hf_xcalloc(1, sizeof(*k));
+		hf_proto_report_copy(&k->rep, r);
+		k->seq = seq;
+		hf_map_put(&l->reports, k->rep.task_id, k);
+		return;
+	}
+	/* An older request, overtaken by a newer one: not what is now. */
+	if (seq < k->seq)
+		return;
+	old = k->rep;
+	hf_proto_report_copy(&k->rep, r);
+	k->seq = seq;
+	/* The map's key is the old id until this put replaces it. */
+	hf_map_put(&l->reports, k->rep.task_id, k);
+	hf_proto_report_release(&old);
+}
+
+/* The newest sync lists every task of the node: the others are gone. */
+static void reports_prune(struct hf_node_link *l,
+			  const struct hf_proto_sync_req *rq)
+{
+	struct hf_map listed = {0};
+	struct hf_strlist gone = {0};
+
+	for (size_t i = 0; i < rq->tasks.len; i++)
+		hf_map_put(&listed, rq->tasks.items[i].task_id, &listed);
+	for (size_t i = 0; i < rq->same.len; i++)
+		hf_map_put(&listed, rq->same.items[i], &listed);
+	for (size_t i = 0; i < l->reports.cap; i++) {
+		const char *id = l->reports.slots[i].key;
+
+		if (id && !hf_map_get(&listed, id))
+			hf_strlist_push(&gone, id);
+	}
+	for (size_t i = 0; i < gone.len; i++) {
+		struct hf_link_report *k = hf_map_get(&l->reports, gone.items[i]);
+
+		hf_map_del(&l->reports, gone.items[i]);
+		hf_proto_report_release(&k->rep);
+		free(k);
+	}
+	hf_strlist_release(&gone);
+	hf_map_release(&listed);
+}
+
+/*
+ * The request's task reports, to the scheduler: full ones kept for later
+ * "same" ids, and those ids as the report kept. Returns whether one of
+ * them could not be had (another server's epoch, or not kept here): the
+ * answer then asks for every report in full.
+ */
+static bool take_reports(struct hf_srv *s, struct hf_node *n,
+			 const struct hf_proto_sync_req *rq)
+{
+	bool epoch = rq->reports_epoch &&
+		     strcmp(rq->reports_epoch, s->reports_epoch) == 0;
+	bool resend = false;
+
+	for (size_t i = 0; i < rq->tasks.len; i++) {
+		report_keep(n->link, &rq->tasks.items[i], (double)rq->seq);
+		hf_sched_task_report(s, n->id, &rq->tasks.items[i]);
+	}
+	for (size_t i = 0; i < rq->same.len; i++) {
+		struct hf_link_report *k =
+		    epoch ? hf_map_get(&n->link->reports, rq->same.items[i])
+			  : NULL;
+
+		if (k)
+			hf_sched_task_report(s, n->id, &k->rep);
+		else
+			resend = true;
+	}
+	return resend;
 }
 
 void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
@@ -523,6 +608,7 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	uint64_t seen;
 	double wait;
 	char *refused, *why = NULL;
+	bool resend;
 
 	if (hf_http_body_json(req, resp, &body))
 		return;
@@ -568,8 +654,7 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	/* The sync's records are written together before it waits. */
 	hf_state_batch_begin(s);
 	n = node_update(s, node_id, &rq);
-	for (size_t i = 0; i < rq.tasks.len; i++)
-		hf_sched_task_report(s, node_id, &rq.tasks.items[i]);
+	resend = take_reports(s, n, &rq);
 	/*
 	 * Only the newest report may declare tasks lost: an older request
 	 * that was overtaken by a newer one lacks tasks started since.
@@ -577,6 +662,7 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 	if (rq.has_tasks && (double)rq.seq >= n->link->last_report_seq) {
 		n->link->last_report_seq = (double)rq.seq;
 		hf_sched_reconcile_node(s, node_id, &rq);
+		reports_prune(n->link, &rq);
 	}
 	if (rq.deleted_volumes.len)
 		hf_sched_volumes_deleted(s, n->id, &rq.deleted_volumes);
@@ -622,19 +708,25 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		w->seen = seen;
 		w->until = hf_now_ms() + ms;
 		w->brief = rq.brief && rq.has_tasks;
+		w->resend = resend;
 		for (size_t i = 0; w->brief && i < rq.tasks.len; i++)
 			hf_strlist_push(&w->listed, rq.tasks.items[i].task_id);
+		for (size_t i = 0; w->brief && i < rq.same.len; i++)
+			hf_strlist_push(&w->listed, rq.same.items[i]);
 		hf_http_defer(req, resp, &n->link->waitq, ms, sync_resume, w,
 			      sync_wait_free);
 	} else {
 		const char **ids = NULL;
+		size_t nids = rq.tasks.len + rq.same.len;
 
 		if (rq.brief && rq.has_tasks) {
-			ids = hf_xcalloc(rq.tasks.len + 1, sizeof(*ids));
+			ids = hf_xcalloc(nids + 1, sizeof(*ids));
 			for (size_t i = 0; i < rq.tasks.len; i++)
 				ids[i] = rq.tasks.items[i].task_id;
+			for (size_t i = 0; i < rq.same.len; i++)
+				ids[rq.tasks.len + i] = rq.same.items[i];
 		}
-		sync_answer(s, n, ids, rq.tasks.len, resp);
+		sync_answer(s, n, ids, nids, resend, resp);
 		free(ids);
 	}
 	hf_state_unlock(s);

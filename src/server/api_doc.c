@@ -149,13 +149,20 @@ static const struct route_doc docs[] = {
 		"\"info?\": \"object (the node: resources, attributes, "
 		"address)\", "
 		"\"tasks?\": [\"object (a task report)\"], "
+		"\"same?\": [\"string (a task whose acknowledged report "
+		"holds)\"], "
+		"\"reports_epoch?\": \"string (the epoch of those "
+		"acknowledgments)\", "
 		"\"deleted_volumes?\": [\"string\"]}",
      .status = "200",
      .response = "{\"generation\": \"integer\", "
 		 "\"tasks\": [\"object (a task to run)\"], "
 		 "\"delete_volumes\": [\"string\"], "
 		 "\"heartbeat_interval\": \"integer (seconds)\", "
-		 "\"cluster\": \"string|null (this cluster's id)\"}",
+		 "\"cluster\": \"string|null (this cluster's id)\", "
+		 "\"reports_epoch\": \"string (this server's memory of the "
+		 "reports)\", "
+		 "\"resend?\": \"boolean (send every report whole)\"}",
      .errors = "invalid bad-json not-in-cluster"},
 
     {.method = "POST",

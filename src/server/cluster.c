@@ -132,6 +132,12 @@ char *hf_cluster_admit(struct hf_srv *s, const char *node_id,
 		return NULL;
 	}
 	hf_buf_addf(&why, WHAT_NOW, node_id);
+	/*
+	 * Tasks listed by id alone ("same") tell nothing here: the agent
+	 * sends every report at once when refused, and that sync is kept.
+	 */
+	if (rq->same.len)
+		return hf_buf_detach(&why);
 	r = refused_find(s, node_id);
 	if (!r || strcmp(r->reason, hf_buf_str(&why)) != 0)
 		hf_log("node %s: refusing its agent: %s", node_id,

@@ -80,12 +80,16 @@ bool hf_sched_reconcile_node(struct hf_srv *s, const char *node_id,
 
 	if (!n)
 		return false;
-	ids = hf_xcalloc(req->tasks.len + 1, sizeof(*ids));
+	/* Tasks listed as "same" are there as much as reported ones. */
+	ids = hf_xcalloc(req->tasks.len + req->same.len + 1, sizeof(*ids));
 	for (i = 0; i < req->tasks.len; i++)
 		ids[i] = req->tasks.items[i].task_id;
+	for (i = 0; i < req->same.len; i++)
+		ids[req->tasks.len + i] = req->same.items[i];
 	l = hf_orders_node_insts(s, n, &scratch);
 	hf_apply_ctx(s, &ctx);
-	hf_decide_reconcile(&s->model, l, ids, req->tasks.len, &ctx, &a);
+	hf_decide_reconcile(&s->model, l, ids,
+			    req->tasks.len + req->same.len, &ctx, &a);
 	HF_VEC_FREE(&scratch);
 	free(ids);
 	return carry_out(s, &a);

@@ -823,6 +823,13 @@ static int lead(struct run *r)
 	pthread_rwlock_wrlock(&s->term);
 	pthread_mutex_lock(&s->mu);
 	hf_cluster_ensure(s);
+	/* Reports acknowledged before are not in this term's memory. */
+	{
+		char *e = hf_random_hex(16);
+
+		snprintf(s->reports_epoch, sizeof(s->reports_epoch), "%s", e);
+		free(e);
+	}
 	s->leading = true;
 	pthread_mutex_unlock(&s->mu);
 	pthread_rwlock_unlock(&s->term);

@@ -76,6 +76,23 @@ void hf_state_moved(struct hf_srv *s)
 	s->node_lists_valid = false;
 }
 
+static void link_free(struct hf_node_link *l)
+{
+	free(l->api);
+	free(l->api_key);
+	HF_VEC_FREE(&l->insts);
+	for (size_t i = 0; i < l->reports.cap; i++) {
+		struct hf_link_report *k = l->reports.slots[i].value;
+
+		if (l->reports.slots[i].key && k) {
+			hf_proto_report_release(&k->rep);
+			free(k);
+		}
+	}
+	hf_map_release(&l->reports);
+	free(l);
+}
+
 /* A node's link: its agent's connection, which only the server knows. */
 static void node_link(struct hf_srv *s, struct hf_node *n)
 {
@@ -130,10 +147,7 @@ void hf_state_node_free(struct hf_node *n)
 	if (!n)
 		return;
 	if (n->link) {
-		free(n->link->api);
-		free(n->link->api_key);
-		HF_VEC_FREE(&n->link->insts);
-		free(n->link);
+		link_free(n->link);
 		n->link = NULL;
 	}
 	hf_model_node_free(n);
@@ -145,10 +159,7 @@ void hf_state_release(struct hf_srv *s)
 		struct hf_node *n = s->model.nodes.items[i];
 
 		if (n->link) {
-			free(n->link->api);
-			free(n->link->api_key);
-			HF_VEC_FREE(&n->link->insts);
-			free(n->link);
+			link_free(n->link);
 			n->link = NULL;
 		}
 	}

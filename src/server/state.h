@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "model/codec.h"
 #include "model/model.h"
+#include "proto/proto.h"
 #include "plan/decide-t.h"
 #include "plan/plan.h"
 #include "server/server.h"
@@ -46,12 +47,23 @@
  * one model in srv->model. What only the server knows of a node - its
  * agent's connection - hangs off the node as its link.
  */
+/* A task's last full report from its agent, and the seq of its sync. */
+struct hf_link_report {
+	struct hf_proto_report rep;
+	double seq;
+};
+
 struct hf_node_link {
 	char *api;     /* the agent's own API (logs, exec), from its info */
 	char *api_key; /* its bearer token; memory only */
 	int64_t saved_seen; /* last_seen as last written to the store */
 	int64_t agent_started_at;
 	double last_report_seq; /* the newest sync's "seq" */
+	/*
+	 * Each task's last full report (struct hf_link_report), by task id:
+	 * what a sync's "same" ids stand for (docs/protocol.md).
+	 */
+	struct hf_map reports;
 	/*
 	 * The desired set as last handed out or published: its digest and
 	 * its generation. A generation always names one content, so an agent
@@ -106,6 +118,12 @@ struct hf_srv {
 	struct hf_store *store;
 	struct hf_server_opts opts;
 	uint64_t generation; /* the last generation given to any node's set */
+	/*
+	 * Names this server's memory of the agents' reports (the nodes'
+	 * links): new at every start of leading, so an agent never lists a
+	 * task as "same" to a server that did not see its report.
+	 */
+	char reports_epoch[33];
 	uint64_t status_seq; /* bumps whenever a status changes */
 	int64_t next_wake_ms; /* earliest restart backoff to end (0: none) */
 	bool stopping;

@@ -117,3 +117,32 @@ def test_a_brief_sync_gets_the_tasks_it_listed_by_id_alone(cl):
     time.sleep(0.5)
     now = cl.tasks("proto")["app-0-server"]
     assert now["id"] == task["id"] and now["status"] == "RUNNING", now
+
+
+def test_unchanged_reports_go_as_ids_of_the_servers_epoch(cl):
+    """docs/protocol.md, `same`: a task whose report the server acknowledged
+    is listed by id with the answer's reports_epoch and counts as reported
+    again; listed under another epoch (a restarted server), the answer asks
+    for every report ("resend") and the task is not taken for lost.
+    Last in this module: its seq is newer than the agent's."""
+    task = cl.tasks("proto")["app-0-server"]
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "brief": True})
+    assert st == 200, body
+    epoch = body.get("reports_epoch")
+    assert isinstance(epoch, str) and len(epoch) == 32, body
+    assert "resend" not in body, body
+    # The agent's own syncs carried the task's report in full already.
+    st, body = sync(cl, {"node_id": "node-1", "seq": 2 ** 50, "wait": 0, "brief": True,
+                         "tasks": [], "same": [task["id"]], "reports_epoch": epoch})
+    assert st == 200, body
+    assert "resend" not in body, body
+    assert body["tasks"] == [{"task_id": task["id"], "known": True}], body
+    st, body = sync(cl, {"node_id": "node-1", "seq": 2 ** 50 + 1, "wait": 0, "brief": True,
+                         "tasks": [], "same": [task["id"]], "reports_epoch": "0" * 32})
+    assert st == 200, body
+    assert body.get("resend") is True and body["reports_epoch"] == epoch, body
+    st, body = sync(cl, {"node_id": "node-1", "wait": 0, "same": "x"})
+    assert st == 400 and body["message"].startswith("same"), body
+    time.sleep(1)
+    now = cl.tasks("proto")["app-0-server"]
+    assert now["id"] == task["id"] and now["status"] == "RUNNING", now

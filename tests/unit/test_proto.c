@@ -624,6 +624,102 @@ static void test_sync_response_known(void **state)
 	json_decref(back);
 }
 
+/*
+ * Unchanged reports go as ids ("same") with the server's reports_epoch;
+ * the answer says its epoch and asks for every report again ("resend").
+ * A report equals its copy, and no longer once any field differs.
+ */
+static void test_sync_same_reports(void **state)
+{
+	struct hf_proto_sync_req rq;
+	struct hf_proto_sync_resp rs;
+	struct hf_proto_report a, b;
+	json_t *j;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_sync_req_init(&rq);
+	rq.node_id = hf_xstrdup("n1");
+	rq.has_tasks = true;
+	hf_strlist_push(&rq.same, "svc__a-0-x__1");
+	hf_strlist_push(&rq.same, "svc__a-1-x__1");
+	rq.reports_epoch = hf_xstrdup("00ff");
+	j = hf_proto_sync_req_encode(&rq);
+	hf_proto_sync_req_release(&rq);
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(j, &rq, &err))
+		fail_msg("%s", err);
+	assert_int_equal(rq.same.len, 2);
+	assert_string_equal(rq.same.items[1], "svc__a-1-x__1");
+	assert_string_equal(rq.reports_epoch, "00ff");
+	assert_true(rq.has_tasks);
+	assert_int_equal(rq.tasks.len, 0);
+	hf_proto_sync_req_release(&rq);
+	/* A "same" that is not a list of strings is refused, with where. */
+	json_object_set_new(j, "same", json_pack("[s, i]", "x", 3));
+	hf_proto_sync_req_init(&rq);
+	assert_int_equal(hf_proto_sync_req_decode(j, &rq, &err), HF_EINVAL);
+	assert_non_null(strstr(err, "same"));
+	free(err);
+	err = NULL;
+	hf_proto_sync_req_release(&rq);
+	json_decref(j);
+
+	hf_proto_sync_resp_init(&rs);
+	rs.generation = 4;
+	rs.reports_epoch = hf_xstrdup("abcd");
+	rs.resend = true;
+	j = hf_proto_sync_resp_encode(&rs);
+	hf_proto_sync_resp_release(&rs);
+	hf_proto_sync_resp_init(&rs);
+	if (hf_proto_sync_resp_decode(j, &rs, &err))
+		fail_msg("%s", err);
+	assert_string_equal(rs.reports_epoch, "abcd");
+	assert_true(rs.resend);
+	hf_proto_sync_resp_release(&rs);
+	/* An older server's answer: no epoch, no resend. */
+	json_object_del(j, "reports_epoch");
+	json_object_del(j, "resend");
+	hf_proto_sync_resp_init(&rs);
+	if (hf_proto_sync_resp_decode(j, &rs, &err))
+		fail_msg("%s", err);
+	assert_null(rs.reports_epoch);
+	assert_false(rs.resend);
+	hf_proto_sync_resp_release(&rs);
+	json_decref(j);
+
+	memset(&a, 0, sizeof(a));
+	a.task_id = hf_xstrdup("t__1");
+	a.state = HF_TS_RUNNING;
+	a.healthy = -1;
+	a.message = hf_xstrdup("up");
+	a.not_ready = NULL;
+	a.restarts = 2;
+	hf_proto_report_copy(&b, &a);
+	assert_true(hf_proto_report_equal(&a, &b));
+	assert_ptr_not_equal(a.message, b.message);
+	b.healthy = 1;
+	assert_false(hf_proto_report_equal(&a, &b));
+	b.healthy = -1;
+	free(b.message);
+	b.message = hf_xstrdup("down");
+	assert_false(hf_proto_report_equal(&a, &b));
+	free(b.message);
+	b.message = NULL;
+	assert_false(hf_proto_report_equal(&a, &b));
+	b.message = hf_xstrdup("up");
+	b.not_ready = hf_xstrdup("probe failed");
+	assert_false(hf_proto_report_equal(&a, &b));
+	free(b.not_ready);
+	b.not_ready = NULL;
+	b.last_exit_at = 5;
+	assert_false(hf_proto_report_equal(&a, &b));
+	b.last_exit_at = 0;
+	assert_true(hf_proto_report_equal(&a, &b));
+	hf_proto_report_release(&a);
+	hf_proto_report_release(&b);
+}
+
 /* Decodes text as a launch order and expects err as the sentence. */
 static void expect_launch_error(const char *text, const char *want)
 {
@@ -1131,6 +1227,7 @@ int main(void)
 		cmocka_unit_test(test_volumes),
 		cmocka_unit_test(test_volume_report_io),
 		cmocka_unit_test(test_sync_dr_final),
+		cmocka_unit_test(test_sync_same_reports),
 		cmocka_unit_test(test_replication_fields),
 		cmocka_unit_test(test_external_launch_volume),
 	};

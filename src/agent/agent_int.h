@@ -285,6 +285,12 @@ struct hf_agent {
 	 */
 	char *reports_epoch;
 	uint64_t epoch_seq;
+	/*
+	 * The generation whose whole desired set this agent holds (every
+	 * task of it with its order, since this process started), or 0: a
+	 * sync says so ("held"), and its answer may leave the tasks out.
+	 */
+	int64_t held_gen;
 	bool stopping;
 	bool link_down;            /* logged that the server is unreachable */
 	char *link_msg;            /* ... and why, as logged */

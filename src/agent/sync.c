@@ -39,6 +39,12 @@
 #define LONG_SLACK_MS 10000
 #define POLL_MIN_MS 200
 #define POLL_PAUSE_MS 500
+/*
+ * Short syncs start at least this far apart: a change after a quiet
+ * spell goes at once, and while tasks keep changing (a deploy), each
+ * sync takes every change of the moment instead of one sync per change.
+ */
+#define SHORT_GAP_MS 25
 
 /*
  * The request body. Lock held. *seq receives the request's number,
@@ -85,6 +91,7 @@ static char *build_request(struct hf_agent *ag, int wait, uint64_t *seq,
 	if (req.same.len)
 		req.reports_epoch = hf_xstrdup(ag->reports_epoch);
 	*nsame = req.same.len;
+	req.held = ag->held_gen > 0 && ag->held_gen == ag->generation;
 	/* Every listed task keeps its order here: answer with ids. */
 	req.brief = true;
 	for (size_t i = 0; i < ag->volumes_deleted.len; i++)
@@ -176,10 +183,16 @@ static void apply_volumes(struct hf_agent *ag, const struct hf_strlist *dv)
 }
 
 /* Launches every listed id never launched. Lock held. */
-static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
+/*
+ * Returns whether the agent now holds the whole set: every task of it
+ * here with its order (not when an id came as known for a task dropped
+ * since, nor when the new ids could not be recorded).
+ */
+static bool apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 {
 	HF_VEC(struct ag_task *) fresh = {0};
 	struct hf_map by_id = {0}; /* the node's tasks: one lookup per order */
+	bool whole = true;
 	size_t i;
 
 	for (i = 0; i < ag->tasks.len; i++)
@@ -203,6 +216,7 @@ static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 			 * does not list it, so its answer carries the order
 			 * if the task is still wanted.
 			 */
+			whole = false;
 			continue;
 		}
 		if (t) {
@@ -264,6 +278,7 @@ static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 				}
 			ag_task_free(t);
 		}
+		whole = false;
 		goto out;
 	}
 	for (i = 0; i < fresh.len; i++) {
@@ -272,6 +287,7 @@ static void apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 	}
 out:
 	HF_VEC_FREE(&fresh);
+	return whole;
 }
 
 /*
@@ -391,9 +407,18 @@ static void apply_response(struct hf_agent *ag, struct hf_proto_sync_resp *r,
 		hf_log("desired set generation %lld: %zu task(s)",
 		       (long long)g, r->tasks.len);
 	ag->generation = g;
-	for (size_t i = 0; i < ag->tasks.len; i++)
-		ag->tasks.items[i]->listed = false;
-	apply_launches(ag, r);
+	if (r->tasks_unchanged && g != ag->held_gen) {
+		/* Not a set this agent holds: ask for it whole. */
+		ag->held_gen = 0;
+		ag_mark_dirty(ag);
+		return;
+	}
+	if (!r->tasks_unchanged) {
+		/* The set in full: what is listed now is what it lists. */
+		for (size_t i = 0; i < ag->tasks.len; i++)
+			ag->tasks.items[i]->listed = false;
+		ag->held_gen = apply_launches(ag, r) ? g : 0;
+	}
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
@@ -695,13 +720,21 @@ void *ag_short_sync_thread(void *arg)
 {
 	struct hf_agent *ag = arg;
 	int backoff = 0;
+	int64_t last = 0; /* monotonic ms the last short sync started */
 
 	pthread_mutex_lock(&ag->mu);
 	while (!ag->stopping) {
+		int64_t now = hf_mono_ms();
+
 		if (!ag->sync_dirty) {
 			pthread_cond_wait(&ag->sync_cv, &ag->mu);
 			continue;
 		}
+		if (last && now - last < SHORT_GAP_MS) {
+			backoff_wait(ag, (int)(SHORT_GAP_MS - (now - last)));
+			continue;
+		}
+		last = now;
 		ag->sync_dirty = false;
 		if (sync_once(ag, 0) == 0) {
 			backoff = 0;

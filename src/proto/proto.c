@@ -1875,6 +1875,8 @@ json_t *hf_proto_sync_req_encode(const struct hf_proto_sync_req *r)
 	if (r->reports_epoch)
 		json_object_set_new(o, "reports_epoch",
 				    json_string(r->reports_epoch));
+	if (r->held)
+		json_object_set_new(o, "held", json_true());
 	return o;
 }
 
@@ -1910,7 +1912,8 @@ static bool sync_req_decode(const struct dec *d, const json_t *j,
 			  resync_decode) ||
 	    !DECODE_ARRAY(d, j, "dr_final", &out->dr_final, dr_final_decode) ||
 	    !get_strlist(d, j, "same", &out->same) ||
-	    !get_str(d, j, "reports_epoch", false, &out->reports_epoch))
+	    !get_str(d, j, "reports_epoch", false, &out->reports_epoch) ||
+	    !get_bool(d, j, "held", &out->held))
 		return false;
 	if (info) {
 		struct dec id = {"info", d->err};
@@ -1988,7 +1991,12 @@ json_t *hf_proto_sync_resp_encode(const struct hf_proto_sync_resp *r)
 		json_array_append_new(tasks,
 				      hf_proto_launch_encode(&r->tasks.items[i]));
 	json_object_set_new(o, "generation", json_integer(r->generation));
-	json_object_set_new(o, "tasks", tasks);
+	if (r->tasks_unchanged) {
+		json_decref(tasks);
+		json_object_set_new(o, "tasks_unchanged", json_true());
+	} else {
+		json_object_set_new(o, "tasks", tasks);
+	}
 	json_object_set_new(o, "delete_volumes",
 			    strlist_encode(&r->delete_volumes));
 	if (r->attachments.len) {
@@ -2075,9 +2083,13 @@ static bool sync_resp_decode(const struct dec *d, const json_t *j,
 		     NULL) ||
 	    !get_str(d, j, "cluster", false, &out->cluster) ||
 	    !get_str(d, j, "reports_epoch", false, &out->reports_epoch) ||
-	    !get_bool(d, j, "resend", &out->resend))
+	    !get_bool(d, j, "resend", &out->resend) ||
+	    !get_bool(d, j, "tasks_unchanged", &out->tasks_unchanged))
 		return false;
-	if (!has_gen || !tasks)
+	if (out->tasks_unchanged && tasks)
+		return fail(d, "tasks", "must be absent when tasks_unchanged is "
+					"true");
+	if (!has_gen || (!tasks && !out->tasks_unchanged))
 		return fail(d, NULL, "the answer has no %s",
 			    has_gen ? "tasks" : "generation");
 	json_array_foreach(tasks, i, v) {

@@ -501,6 +501,12 @@ struct hf_proto_sync_req {
 	 */
 	struct hf_strlist same;
 	char *reports_epoch;
+	/*
+	 * "held": the agent holds the whole desired set of "generation" (an
+	 * order for every task of it), so an answer of that generation may
+	 * leave its tasks out (hf_proto_sync_resp.tasks_unchanged).
+	 */
+	bool held;
 };
 
 void hf_proto_sync_req_init(struct hf_proto_sync_req *r);
@@ -532,6 +538,12 @@ struct hf_proto_sync_resp {
 	 */
 	char *reports_epoch;
 	bool resend;
+	/*
+	 * "tasks_unchanged": the desired set is the generation the request
+	 * held, every task of it one the request listed: "tasks" is left
+	 * out (and empty here); the agent keeps the set it has.
+	 */
+	bool tasks_unchanged;
 };
 
 void hf_proto_sync_resp_init(struct hf_proto_sync_resp *r);

@@ -252,6 +252,7 @@ struct sync_wait {
 	uint64_t seen;
 	int64_t until; /* unix ms */
 	bool brief;
+	bool held;                /* the request held the set of seen */
 	bool resend;              /* the answer asks for full reports */
 	struct hf_strlist listed; /* with brief: the ids the request listed */
 };
@@ -450,7 +451,7 @@ static bool volreps_update(struct hf_srv *s, struct hf_node *n,
  */
 static void sync_answer(struct hf_srv *s, struct hf_node *n,
 			const char *const *listed, size_t nlisted, bool resend,
-			struct hf_http_resp *resp)
+			int64_t held_gen, struct hf_http_resp *resp)
 {
 	struct hf_proto_sync_resp out;
 	struct hf_map known = {0};
@@ -463,6 +464,22 @@ static void sync_answer(struct hf_srv *s, struct hf_node *n,
 	hf_sched_desired(s, n, listed ? &known : NULL, &out);
 	hf_map_release(&known);
 	out.generation = (int64_t)n->link->gen;
+	/*
+	 * The set the agent holds, each task one it listed: no need to send
+	 * a thousand ids back at every sync of a deploy.
+	 */
+	if (listed && held_gen > 0 && held_gen == out.generation) {
+		bool all_known = true;
+
+		for (size_t i = 0; all_known && i < out.tasks.len; i++)
+			all_known = out.tasks.items[i].known;
+		if (all_known) {
+			for (size_t i = 0; i < out.tasks.len; i++)
+				hf_proto_launch_release(&out.tasks.items[i]);
+			out.tasks.len = 0;
+			out.tasks_unchanged = true;
+		}
+	}
 	out.heartbeat_interval = 2;
 	out.cluster = s->cluster_id ? hf_xstrdup(s->cluster_id) : NULL;
 	out.reports_epoch = hf_xstrdup(s->reports_epoch);
@@ -508,7 +525,8 @@ static void sync_resume(void *ctx, const struct hf_http_req *req,
 		sync_answer(s, n,
 			    w->brief ? (const char *const *)w->listed.items
 				     : NULL,
-			    w->listed.len, w->resend, resp);
+			    w->listed.len, w->resend,
+			    w->held ? (int64_t)w->seen : 0, resp);
 	} else {
 		hf_http_error(resp, HF_ENOTFOUND, "no node '%s'", w->node);
 	}
@@ -708,6 +726,7 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 		w->seen = seen;
 		w->until = hf_now_ms() + ms;
 		w->brief = rq.brief && rq.has_tasks;
+		w->held = rq.held;
 		w->resend = resend;
 		for (size_t i = 0; w->brief && i < rq.tasks.len; i++)
 			hf_strlist_push(&w->listed, rq.tasks.items[i].task_id);
@@ -726,7 +745,8 @@ void hf_agent_sync_handler(void *ctx, const struct hf_http_req *req,
 			for (size_t i = 0; i < rq.same.len; i++)
 				ids[rq.tasks.len + i] = rq.same.items[i];
 		}
-		sync_answer(s, n, ids, nids, resend, resp);
+		sync_answer(s, n, ids, nids, resend, rq.held ? rq.generation : 0,
+			    resp);
 		free(ids);
 	}
 	hf_state_unlock(s);

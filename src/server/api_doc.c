@@ -153,10 +153,13 @@ static const struct route_doc docs[] = {
 		"holds)\"], "
 		"\"reports_epoch?\": \"string (the epoch of those "
 		"acknowledgments)\", "
+		"\"held?\": \"boolean (it holds the whole set of its "
+		"generation)\", "
 		"\"deleted_volumes?\": [\"string\"]}",
      .status = "200",
      .response = "{\"generation\": \"integer\", "
-		 "\"tasks\": [\"object (a task to run)\"], "
+		 "\"tasks?\": [\"object (a task to run)\"], "
+		 "\"tasks_unchanged?\": \"boolean (the set held; no tasks)\", "
 		 "\"delete_volumes\": [\"string\"], "
 		 "\"heartbeat_interval\": \"integer (seconds)\", "
 		 "\"cluster\": \"string|null (this cluster's id)\", "

@@ -119,6 +119,33 @@ def test_a_brief_sync_gets_the_tasks_it_listed_by_id_alone(cl):
     assert now["id"] == task["id"] and now["status"] == "RUNNING", now
 
 
+def test_an_answer_leaves_out_the_set_the_agent_holds(cl):
+    """docs/protocol.md, `held`: a brief sync that lists every task and
+    holds the current generation's set gets `tasks_unchanged` and no tasks;
+    holding another generation, or listing fewer tasks, gets them all."""
+    task = cl.tasks("proto")["app-0-server"]
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "brief": True,
+                         "same": [task["id"]], "tasks": []})
+    assert st == 200, body
+    gen = body["generation"]
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "brief": True, "held": True,
+                         "generation": gen, "same": [task["id"]], "tasks": []})
+    assert st == 200, body
+    assert body.get("tasks_unchanged") is True and "tasks" not in body, body
+    assert body["generation"] == gen, body
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "brief": True, "held": True,
+                         "generation": gen - 1, "same": [task["id"]], "tasks": []})
+    assert st == 200, body
+    assert "tasks_unchanged" not in body and body["tasks"] == [
+        {"task_id": task["id"], "known": True}], body
+    st, body = sync(cl, {"node_id": "node-1", "seq": 1, "wait": 0, "brief": True, "held": True,
+                         "generation": gen, "tasks": []})
+    assert st == 200, body
+    assert "tasks_unchanged" not in body and "cmd" in body["tasks"][0], body
+    st, body = sync(cl, {"node_id": "node-1", "wait": 0, "held": 1})
+    assert st == 400 and body["message"] == "held: must be true or false", body
+
+
 def test_unchanged_reports_go_as_ids_of_the_servers_epoch(cl):
     """docs/protocol.md, `same`: a task whose report the server acknowledged
     is listed by id with the answer's reports_epoch and counts as reported

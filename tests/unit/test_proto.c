@@ -720,6 +720,63 @@ static void test_sync_same_reports(void **state)
 	hf_proto_report_release(&b);
 }
 
+/*
+ * An answer to a request that held its generation's set may leave the
+ * tasks out ("tasks_unchanged"): it round-trips without "tasks", and
+ * one with both, or with neither, is refused.
+ */
+static void test_sync_tasks_unchanged(void **state)
+{
+	struct hf_proto_sync_req rq;
+	struct hf_proto_sync_resp rs;
+	json_t *j;
+	char *err = NULL;
+
+	(void)state;
+	hf_proto_sync_req_init(&rq);
+	rq.node_id = hf_xstrdup("n1");
+	rq.generation = 7;
+	rq.held = true;
+	j = hf_proto_sync_req_encode(&rq);
+	hf_proto_sync_req_release(&rq);
+	assert_true(json_is_true(json_object_get(j, "held")));
+	hf_proto_sync_req_init(&rq);
+	if (hf_proto_sync_req_decode(j, &rq, &err))
+		fail_msg("%s", err);
+	assert_true(rq.held);
+	hf_proto_sync_req_release(&rq);
+	json_decref(j);
+
+	hf_proto_sync_resp_init(&rs);
+	rs.generation = 7;
+	rs.tasks_unchanged = true;
+	j = hf_proto_sync_resp_encode(&rs);
+	hf_proto_sync_resp_release(&rs);
+	assert_null(json_object_get(j, "tasks"));
+	hf_proto_sync_resp_init(&rs);
+	if (hf_proto_sync_resp_decode(j, &rs, &err))
+		fail_msg("%s", err);
+	assert_true(rs.tasks_unchanged);
+	assert_int_equal(rs.tasks.len, 0);
+	hf_proto_sync_resp_release(&rs);
+	json_object_set_new(j, "tasks", json_array());
+	hf_proto_sync_resp_init(&rs);
+	assert_int_equal(hf_proto_sync_resp_decode(j, &rs, &err), HF_EINVAL);
+	assert_string_equal(err,
+			    "tasks: must be absent when tasks_unchanged is true");
+	free(err);
+	err = NULL;
+	hf_proto_sync_resp_release(&rs);
+	json_object_del(j, "tasks");
+	json_object_set_new(j, "tasks_unchanged", json_false());
+	hf_proto_sync_resp_init(&rs);
+	assert_int_equal(hf_proto_sync_resp_decode(j, &rs, &err), HF_EINVAL);
+	assert_string_equal(err, "the answer has no tasks");
+	free(err);
+	hf_proto_sync_resp_release(&rs);
+	json_decref(j);
+}
+
 /* Decodes text as a launch order and expects err as the sentence. */
 static void expect_launch_error(const char *text, const char *want)
 {
@@ -1228,6 +1285,7 @@ int main(void)
 		cmocka_unit_test(test_volume_report_io),
 		cmocka_unit_test(test_sync_dr_final),
 		cmocka_unit_test(test_sync_same_reports),
+		cmocka_unit_test(test_sync_tasks_unchanged),
 		cmocka_unit_test(test_replication_fields),
 		cmocka_unit_test(test_external_launch_volume),
 	};

@@ -1161,8 +1161,7 @@ static void settle_without_shim(struct hf_agent *ag, struct ag_task *t)
 	    hf_task_state_final(st.state))
 		ag_task_apply_status(ag, t, &st);
 	else
-		ag_task_end(ag, t, HF_TEV_LOST,
-			    "the shim is gone and left no final status");
+		ag_task_lost(ag, t, "the shim is gone and left no final status");
 	hf_shim_status_release(&st);
 }
 

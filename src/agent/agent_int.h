@@ -352,6 +352,13 @@ void ag_task_shim_up(struct ag_task *t);
 void ag_task_end(struct hf_agent *ag, struct ag_task *t,
 		 enum hf_task_event ev, const char *message);
 /*
+ * Ends a task whose shim is gone without a final status: what the task
+ * left (processes of its session and cgroup) is killed, its cgroup
+ * removed and its status made final (hf_shim_cleanup_lost), then it is
+ * reported lost with message. Lock held.
+ */
+void ag_task_lost(struct hf_agent *ag, struct ag_task *t, const char *message);
+/*
  * The task's launch.json as last written (for its checks), read on first
  * use; NULL when there is none or it cannot be read. Owned by the task.
  */

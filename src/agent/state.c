@@ -377,6 +377,18 @@ void ag_task_shim_up(struct ag_task *t)
 		t->state = step.next;
 }
 
+void ag_task_lost(struct hf_agent *ag, struct ag_task *t, const char *message)
+{
+	int rc = hf_shim_cleanup_lost(t->dir);
+
+	/* No status.json: no shim ever started, nothing to clean. */
+	if (rc && rc != HF_ENOTFOUND)
+		hf_log("task %s: cleaning up after its shim: %s", t->id,
+		       rc == HF_ECONFLICT ? "a shim holds its directory"
+					  : hf_err_msg(rc));
+	ag_task_end(ag, t, HF_TEV_LOST, message);
+}
+
 void ag_task_end(struct hf_agent *ag, struct ag_task *t,
 		 enum hf_task_event ev, const char *message)
 {
@@ -698,14 +710,14 @@ void ag_reattach(struct hf_agent *ag)
 				 */
 				lock = hf_xasprintf("%s/%s", t->dir,
 						    HF_SHIM_OLD_LOCK);
-				ag_task_end(ag, t, HF_TEV_LOST,
-					    rc != HF_ENOTFOUND ||
-						    access(lock, F_OK) == 0
-						    ? "the shim is gone and "
-						      "left no final status"
-						    : "the agent stopped "
-						      "before the task's shim "
-						      "started");
+				ag_task_lost(ag, t,
+					     rc != HF_ENOTFOUND ||
+						     access(lock, F_OK) == 0
+						     ? "the shim is gone and "
+						       "left no final status"
+						     : "the agent stopped "
+						       "before the task's shim "
+						       "started");
 				lost++;
 				free(lock);
 			}

@@ -572,6 +572,30 @@ def test_agent_kill9_reattaches_and_keeps_exits(agent, server):
     assert rep["signal"] == signal.SIGKILL
 
 
+def test_a_killed_shim_leaves_nothing_of_its_task(agent, server):
+    """shim.h: a shim killed -9 takes the task's main process with it
+    (PDEATHSIG), not what the task started. The agent, finding the shim
+    gone without a final status, kills what is left in the task's session
+    and cgroup, removes the cgroup, and reports the task lost."""
+    tid = "pod-0-server__fff1"
+    child = agent.tmp_path / "child.pid"
+    server.set_desired([order(tid, f"sleep 1000 & echo $! > {child}; exec sleep 1000")])
+    rep = server.wait_state(tid, "running")
+    wait_for(lambda: child.exists() and read(child).strip(), "the child's pid")
+    kid = int(read(child).strip())
+    st = json.loads(read(agent.taskdir(tid) / "status.json"))
+    cgroup = st.get("cgroup")
+    assert alive(kid) and alive(rep["pid"])
+    os.kill(st["shim_pid"], signal.SIGKILL)
+    rep = server.wait_state(tid, "lost")
+    assert "shim is gone" in (rep.get("message") or ""), rep
+    wait_for(lambda: not alive(kid), "the task's child to be killed")
+    if cgroup:
+        wait_for(lambda: not os.path.exists(cgroup), f"cgroup {cgroup} to be removed")
+    final = json.loads(read(agent.taskdir(tid) / "status.json"))
+    assert final["state"] == "exited" and final["message"].startswith("lost:"), final
+
+
 def test_readiness_cmd_check_flips_ready(agent, server):
     tid = "pod-0-server__fff1"
     server.set_desired([order(

@@ -182,11 +182,11 @@ static void apply_volumes(struct hf_agent *ag, const struct hf_strlist *dv)
 	}
 }
 
-/* Launches every listed id never launched. Lock held. */
 /*
- * Returns whether the agent now holds the whole set: every task of it
- * here with its order (not when an id came as known for a task dropped
- * since, nor when the new ids could not be recorded).
+ * Launches every listed id never launched. Lock held. Returns whether the
+ * agent now holds the whole set: every task of it here with its order
+ * (not when an id came as known for a task dropped since, nor when the
+ * new ids could not be recorded).
  */
 static bool apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -787,6 +788,8 @@ static void agent_release(struct hf_agent *ag)
 	ag_pool_close(&ag->pool);
 	if (ag->wakefd >= 0)
 		close(ag->wakefd);
+	if (ag->watchfd >= 0)
+		close(ag->watchfd);
 	pthread_mutex_destroy(&ag->mu);
 	pthread_cond_destroy(&ag->sync_cv);
 	pthread_cond_destroy(&ag->work_cv);
@@ -1026,6 +1029,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	hf_proto_node_info_init(&ag->info);
 	ag->opts = o;
 	ag->wakefd = -1;
+	ag->watchfd = -1;
 	ag->lock_fd = -1;
 	ag->pool.lock_fd = -1;
 	pthread_mutex_init(&ag->mu, NULL);
@@ -1109,6 +1113,11 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		hf_log("eventfd: %s", strerror(errno));
 		return HF_EIO;
 	}
+	ag->watchfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ag->watchfd < 0) {
+		hf_log("epoll: %s", strerror(errno));
+		return HF_EIO;
+	}
 	version = hf_cgroup_probe(&note);
 	if (version)
 		hf_log("task cpu and memory limits are enforced with cgroups "
@@ -1165,11 +1174,40 @@ static void settle_without_shim(struct hf_agent *ag, struct ag_task *t)
 	hf_shim_status_release(&st);
 }
 
+/*
+ * The shims' watch sockets are in one epoll set (ag->watchfd), so a
+ * wake-up of the supervisor costs what became readable, not a look at
+ * every task's socket. A socket leaves the set before it is closed: a
+ * child being spawned may hold a copy of it for a moment, and its events
+ * must not outlive the task they name.
+ */
+static void close_watch(struct hf_agent *ag, struct ag_task *t)
+{
+	if (t->watch_fd < 0)
+		return;
+	if (epoll_ctl(ag->watchfd, EPOLL_CTL_DEL, t->watch_fd, NULL) < 0 &&
+	    errno != ENOENT)
+		hf_log("task %s: epoll_ctl DEL: %s", t->id, strerror(errno));
+	close(t->watch_fd);
+	t->watch_fd = -1;
+}
+
 static void open_watch(struct hf_agent *ag, struct ag_task *t)
 {
 	int fd, rc = hf_shim_watch_open(t->dir, &fd);
 
 	if (rc == 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = t};
+
+		if (epoll_ctl(ag->watchfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			/* Out of memory or the watch limit: try again later. */
+			hf_log("task %s: epoll_ctl ADD: %s", t->id,
+			       strerror(errno));
+			close(fd);
+			t->need_watch = true;
+			t->watch_retry_at = hf_mono_ms() + WATCH_RETRY_MS;
+			return;
+		}
 		t->watch_fd = fd;
 		t->need_watch = false;
 		return;
@@ -1197,12 +1235,28 @@ static void read_watch(struct hf_agent *ag, struct ag_task *t)
 			continue;
 		}
 		/* EOF (the shim exited) or a broken connection. */
-		close(t->watch_fd);
-		t->watch_fd = -1;
+		close_watch(ag, t);
 		settle_without_shim(ag, t);
 		break;
 	}
 	hf_shim_status_release(&st);
+}
+
+/* The watch sockets that became readable, a batch at a time. */
+static void read_watches(struct hf_agent *ag)
+{
+	struct epoll_event ev[64];
+	int k;
+
+	do {
+		k = epoll_wait(ag->watchfd, ev, 64, 0);
+		for (int i = 0; i < k; i++) {
+			struct ag_task *t = ev[i].data.ptr;
+
+			if (t->watch_fd >= 0)
+				read_watch(ag, t);
+		}
+	} while (k == 64);
 }
 
 struct pending_stop {
@@ -1307,9 +1361,6 @@ static int64_t prepare_poll(struct hf_agent *ag, struct pollfd **pfds,
 			if (t->stop_retry_at < next)
 				next = t->stop_retry_at;
 		}
-		if (t->watch_fd >= 0)
-			add_poll(pfds, refs, n, cap, t->watch_fd, POLLIN, t,
-				 NULL);
 		d = ag_checks_tick(ag, t, pfds, refs, n, cap);
 		if (d < next)
 			next = d;
@@ -1397,6 +1448,8 @@ static void supervise(struct hf_agent *ag, int sigfd)
 		add_poll(&pfds, &refs, &n, &cap, sigfd, POLLIN, NULL, NULL);
 		add_poll(&pfds, &refs, &n, &cap, ag->wakefd, POLLIN, NULL,
 			 NULL);
+		add_poll(&pfds, &refs, &n, &cap, ag->watchfd, POLLIN, NULL,
+			 NULL);
 		reap_removed(ag);
 		if (now >= next_gc) {
 			collect_garbage(ag);
@@ -1437,14 +1490,14 @@ static void supervise(struct hf_agent *ag, int sigfd)
 				/* EAGAIN: already drained. */
 			}
 		}
-		for (size_t i = 2; i < n; i++) {
+		if (pfds[2].revents)
+			read_watches(ag);
+		for (size_t i = 3; i < n; i++) {
 			struct ag_pollref *r = &refs[i];
 
 			if (!pfds[i].revents)
 				continue;
-			if (!r->c && r->t->watch_fd == pfds[i].fd)
-				read_watch(ag, r->t);
-			else if (r->c)
+			if (r->c)
 				ag_check_event(ag, r->t, r->c, pfds[i].fd,
 					       pfds[i].revents);
 		}
@@ -1459,9 +1512,7 @@ static void supervise(struct hf_agent *ag, int sigfd)
 			ag_check_cancel(t->health);
 		if (t->readiness)
 			ag_check_cancel(t->readiness);
-		if (t->watch_fd >= 0)
-			close(t->watch_fd);
-		t->watch_fd = -1;
+		close_watch(ag, t);
 	}
 	pthread_mutex_unlock(&ag->mu);
 	free(pfds);

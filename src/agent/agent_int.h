@@ -253,6 +253,7 @@ struct hf_agent {
 	bool pool_stat_failed;     /* ... and it failed (logged once) */
 	int64_t started_at;
 	int wakefd;                /* eventfd: wakes the supervisor */
+	int watchfd;               /* epoll of the shims' watch sockets */
 	struct hf_agent_api *api;  /* task logs and exec; NULL if not up */
 
 	pthread_mutex_t mu;

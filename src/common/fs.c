@@ -186,31 +186,59 @@ out:
 	return rc;
 }
 
-int hf_fs_mkdir_p(const char *path, mode_t parents, mode_t last)
+/*
+ * The whole path is tried first: its parents usually exist, and a walk
+ * from the root would look each of them up again. Only when a parent is
+ * missing are the parents made, from the nearest one that exists.
+ */
+static int mkdir_back(char *buf, size_t n, mode_t parents, mode_t last)
 {
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
 	struct stat sb;
+	size_t cut = n;
 
-	if (n >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(buf, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, i < n ? parents : last) < 0 && errno != EEXIST)
+	if (mkdir(buf, last) == 0)
+		return 0;
+	if (errno == ENOENT) {
+		/* The parent: up to the last slash, without its slashes. */
+		while (cut > 0 && buf[cut - 1] != '/')
+			cut--;
+		while (cut > 0 && buf[cut - 1] == '/')
+			cut--;
+		if (cut == 0)
+			return -1; /* no parent to make (ENOENT stays) */
+		buf[cut] = '\0';
+		if (mkdir_back(buf, cut, parents, parents) < 0)
 			return -1;
-		if (i < n)
-			buf[i] = '/';
+		buf[cut] = '/';
+		if (mkdir(buf, last) == 0)
+			return 0;
 	}
-	if (stat(path, &sb) < 0)
+	if (errno != EEXIST)
+		return -1;
+	if (stat(buf, &sb) < 0)
 		return -1;
 	if (!S_ISDIR(sb.st_mode)) {
 		errno = ENOTDIR;
 		return -1;
 	}
 	return 0;
+}
+
+int hf_fs_mkdir_p(const char *path, mode_t parents, mode_t last)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	if (n == 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	return mkdir_back(buf, n, parents, last);
 }

@@ -4,6 +4,8 @@
  * ids, check parsing, flag parsing, and the removal that must never
  * follow a link out of the tree.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -540,9 +542,77 @@ static void test_rm_rf_does_not_follow_links(void **state)
 	free(keep);
 }
 
+static mode_t mode_of(const char *path)
+{
+	struct stat sb;
+
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	return sb.st_mode & 07777;
+}
+
+/* mkdir -p: parents and the last with their modes; what exists stays. */
+static void test_mkdir_p(void **state)
+{
+	char dir[] = "/tmp/hf-test-mkdir-XXXXXX";
+	char *deep, *mid, *top, *file, *under, *rel, *cwd;
+	mode_t um = umask(0);
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	top = hf_xasprintf("%s/a", dir);
+	mid = hf_xasprintf("%s/a/b", dir);
+	deep = hf_xasprintf("%s/a/b/c", dir);
+	assert_int_equal(hf_fs_mkdir_p(deep, 0751, 0700), 0);
+	assert_int_equal(mode_of(top), 0751);
+	assert_int_equal(mode_of(mid), 0751);
+	assert_int_equal(mode_of(deep), 0700);
+	/* Again: nothing to do, modes untouched. */
+	assert_int_equal(hf_fs_mkdir_p(deep, 0755, 0755), 0);
+	assert_int_equal(mode_of(deep), 0700);
+	/* Trailing and doubled slashes. */
+	free(deep);
+	deep = hf_xasprintf("%s/a//b/d//e/", dir);
+	assert_int_equal(hf_fs_mkdir_p(deep, 0750, 0710), 0);
+	free(deep);
+	deep = hf_xasprintf("%s/a/b/d", dir);
+	assert_int_equal(mode_of(deep), 0750);
+	free(deep);
+	deep = hf_xasprintf("%s/a/b/d/e", dir);
+	assert_int_equal(mode_of(deep), 0710);
+	/* A file in the way, as the path or as one of its parents. */
+	file = hf_xasprintf("%s/f", dir);
+	close(open(file, O_WRONLY | O_CREAT, 0600));
+	assert_int_equal(hf_fs_mkdir_p(file, 0755, 0755), -1);
+	assert_int_equal(errno, ENOTDIR);
+	under = hf_xasprintf("%s/f/x/y", dir);
+	assert_int_equal(hf_fs_mkdir_p(under, 0755, 0755), -1);
+	assert_int_equal(errno, ENOTDIR);
+	/* Relative to the working directory. */
+	cwd = getcwd(NULL, 0);
+	assert_int_equal(chdir(dir), 0);
+	assert_int_equal(hf_fs_mkdir_p("r1/r2", 0755, 0700), 0);
+	assert_int_equal(hf_fs_mkdir_p("r1", 0755, 0700), 0);
+	assert_int_equal(chdir(cwd), 0);
+	rel = hf_xasprintf("%s/r1/r2", dir);
+	assert_int_equal(mode_of(rel), 0700);
+	assert_int_equal(hf_fs_mkdir_p("", 0755, 0755), -1);
+	assert_int_equal(hf_fs_mkdir_p("/", 0755, 0755), 0);
+	umask(um);
+	assert_int_equal(ag_rm_rf(dir), 0);
+	free(cwd);
+	free(rel);
+	free(under);
+	free(file);
+	free(deep);
+	free(mid);
+	free(top);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mkdir_p),
 		cmocka_unit_test(test_sha256_vectors),
 		cmocka_unit_test(test_config_destinations_stay_inside),
 		cmocka_unit_test(test_volume_keys_and_task_ids),

@@ -22,7 +22,7 @@
 #include "common/util.h"
 #include "shim/shim.h"
 
-#define CPU_PERIOD_US 100000
+#define CPU_PERIOD_US 100000 /* the kernel's default period, in v1 too */
 #define MIN_CPU_QUOTA_US 1000
 #define SMALL_FILE_MAX (1024 * 1024)
 
@@ -462,13 +462,15 @@ static int setup_v1(struct hf_cgroup *cg, const char *root,
 		goto out;
 	if (cpus > 0) {
 		char *q = hf_xasprintf("%lld", cpu_quota(cpus));
-		char *p = hf_xasprintf("%d", CPU_PERIOD_US);
 
-		err = write_file(cg->cpu_path, "cpu.cfs_period_us", p);
-		if (!err)
-			err = write_file(cg->cpu_path, "cpu.cfs_quota_us", q);
+		/*
+		 * The directory is new (make_task_dir), so its period is the
+		 * kernel's default, 100 ms, which CPU_PERIOD_US is: only the
+		 * quota is written. Each write checks the quotas of every
+		 * cgroup of the machine, so one write per task, not two.
+		 */
+		err = write_file(cg->cpu_path, "cpu.cfs_quota_us", q);
 		free(q);
-		free(p);
 		if (err) {
 			note = hf_xasprintf("cannot set the cpu quota in "
 					    "%s: %s", cg->cpu_path,

@@ -650,6 +650,8 @@ def test_cgroup_limits_written(tmp_path):
             str(100 << 20)
         cpu = cg.replace("/memory/", "/cpu/")
         assert read(os.path.join(cpu, "cpu.cfs_quota_us")).strip() == "25000"
+        # 25000 of 100000: the quota is a quarter of a cpu.
+        assert read(os.path.join(cpu, "cpu.cfs_period_us")).strip() == "100000"
     assert str(st["pid"]) in read(os.path.join(cg, "cgroup.procs")).split()
     (sandbox / "go").touch()
     wait_exit(taskdir)

@@ -40,11 +40,25 @@
 #define POLL_MIN_MS 200
 #define POLL_PAUSE_MS 500
 /*
- * Short syncs start at least this far apart: a change after a quiet
+ * Short syncs start at least short_gap() apart: a change after a quiet
  * spell goes at once, and while tasks keep changing (a deploy), each
  * sync takes every change of the moment instead of one sync per change.
+ * The gap grows with the node's tasks, as the cost of a sync does (the
+ * server looks at every task it lists), so that a deploy of many tasks
+ * costs the server about as much per task as one of a few: 25 ms on a
+ * node of a few tasks, 75 ms with 1000, at most 100.
  */
 #define SHORT_GAP_MS 25
+#define SHORT_GAP_MAX_MS 100
+#define SHORT_GAP_TASKS_PER_MS 20
+
+static int64_t short_gap(const struct hf_agent *ag)
+{
+	int64_t gap = SHORT_GAP_MS +
+		      (int64_t)(ag->tasks.len / SHORT_GAP_TASKS_PER_MS);
+
+	return gap < SHORT_GAP_MAX_MS ? gap : SHORT_GAP_MAX_MS;
+}
 
 /*
  * The request body. Lock held. *seq receives the request's number,
@@ -724,14 +738,15 @@ void *ag_short_sync_thread(void *arg)
 
 	pthread_mutex_lock(&ag->mu);
 	while (!ag->stopping) {
-		int64_t now = hf_mono_ms();
+		int64_t now = hf_mono_ms(), gap;
 
 		if (!ag->sync_dirty) {
 			pthread_cond_wait(&ag->sync_cv, &ag->mu);
 			continue;
 		}
-		if (last && now - last < SHORT_GAP_MS) {
-			backoff_wait(ag, (int)(SHORT_GAP_MS - (now - last)));
+		gap = short_gap(ag);
+		if (last && now - last < gap) {
+			backoff_wait(ag, (int)(gap - (now - last)));
 			continue;
 		}
 		last = now;

@@ -25,6 +25,8 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -790,6 +792,12 @@ static void agent_release(struct hf_agent *ag)
 		close(ag->wakefd);
 	if (ag->watchfd >= 0)
 		close(ag->watchfd);
+	for (size_t i = 0; i < ag->children.len; i++)
+		if (ag->children.items[i].pidfd >= 0)
+			close(ag->children.items[i].pidfd);
+	HF_VEC_FREE(&ag->children);
+	if (ag->childfd >= 0)
+		close(ag->childfd);
 	pthread_mutex_destroy(&ag->mu);
 	pthread_cond_destroy(&ag->sync_cv);
 	pthread_cond_destroy(&ag->work_cv);
@@ -1030,6 +1038,7 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 	ag->opts = o;
 	ag->wakefd = -1;
 	ag->watchfd = -1;
+	ag->childfd = -1;
 	ag->lock_fd = -1;
 	ag->pool.lock_fd = -1;
 	pthread_mutex_init(&ag->mu, NULL);
@@ -1114,7 +1123,8 @@ static int agent_init(struct hf_agent *ag, const struct hf_agent_opts *o)
 		return HF_EIO;
 	}
 	ag->watchfd = epoll_create1(EPOLL_CLOEXEC);
-	if (ag->watchfd < 0) {
+	ag->childfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ag->watchfd < 0 || ag->childfd < 0) {
 		hf_log("epoll: %s", strerror(errno));
 		return HF_EIO;
 	}
@@ -1240,6 +1250,63 @@ static void read_watch(struct hf_agent *ag, struct ag_task *t)
 		break;
 	}
 	hf_shim_status_release(&st);
+}
+
+void ag_child_add(struct hf_agent *ag, pid_t pid)
+{
+	struct ag_child *c = HF_VEC_PUSH(&ag->children);
+
+	c->pid = pid;
+	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (c->pidfd >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN,
+					 .data.u64 = (uint64_t)pid};
+
+		if (epoll_ctl(ag->childfd, EPOLL_CTL_ADD, c->pidfd, &ev) < 0) {
+			close(c->pidfd);
+			c->pidfd = -1;
+		}
+	}
+}
+
+/*
+ * Reaps the children that exited: pid's (its pidfd became readable), or
+ * with pid 0 every child without a pidfd (tried now and then).
+ */
+static void reap_child(struct hf_agent *ag, pid_t pid)
+{
+	for (size_t i = 0; i < ag->children.len; i++) {
+		struct ag_child *c = &ag->children.items[i];
+		pid_t w;
+
+		if (pid ? c->pid != pid : c->pidfd >= 0)
+			continue;
+		do
+			w = waitpid(c->pid, NULL, WNOHANG);
+		while (w < 0 && errno == EINTR);
+		if (w == 0)
+			continue; /* not yet */
+		if (c->pidfd >= 0) {
+			epoll_ctl(ag->childfd, EPOLL_CTL_DEL, c->pidfd, NULL);
+			close(c->pidfd);
+		}
+		ag->children.items[i--] =
+			ag->children.items[--ag->children.len];
+		if (pid)
+			return;
+	}
+}
+
+static void reap_children(struct hf_agent *ag)
+{
+	struct epoll_event ev[64];
+	int k;
+
+	do {
+		k = epoll_wait(ag->childfd, ev, 64, 0);
+		for (int i = 0; i < k; i++)
+			reap_child(ag, (pid_t)ev[i].data.u64);
+	} while (k == 64);
 }
 
 /* The watch sockets that became readable, a batch at a time. */
@@ -1450,8 +1517,11 @@ static void supervise(struct hf_agent *ag, int sigfd)
 			 NULL);
 		add_poll(&pfds, &refs, &n, &cap, ag->watchfd, POLLIN, NULL,
 			 NULL);
+		add_poll(&pfds, &refs, &n, &cap, ag->childfd, POLLIN, NULL,
+			 NULL);
 		reap_removed(ag);
 		if (now >= next_gc) {
+			reap_child(ag, 0);
 			collect_garbage(ag);
 			next_gc = now + GC_INTERVAL_MS;
 		}
@@ -1492,7 +1562,9 @@ static void supervise(struct hf_agent *ag, int sigfd)
 		}
 		if (pfds[2].revents)
 			read_watches(ag);
-		for (size_t i = 3; i < n; i++) {
+		if (pfds[3].revents)
+			reap_children(ag);
+		for (size_t i = 4; i < n; i++) {
 			struct ag_pollref *r = &refs[i];
 
 			if (!pfds[i].revents)
@@ -1590,8 +1662,8 @@ int hf_agent_run(const struct hf_agent_opts *opts)
 	 * mask: a SIGTERM must never land in a thread where its default
 	 * action would end the agent. SIGPIPE is ignored: a check's peer
 	 * may close first. SIGCHLD keeps its default action so children
-	 * stay waitable by pid (hf_shim_spawn and the checks reap their
-	 * own).
+	 * stay waitable by pid (the checks reap their own; shims are
+	 * reaped through pidfds, ag_child_add).
 	 */
 	memset(&ign, 0, sizeof(ign));
 	ign.sa_handler = SIG_IGN;

@@ -229,6 +229,12 @@ struct ag_vserve {
 /* The pool's bound when opts->launch_workers is 0. */
 #define AG_DEFAULT_WORKERS 8
 
+/* A shim the agent started and must reap. */
+struct ag_child {
+	pid_t pid;
+	int pidfd; /* in childfd's set; -1: pidfd_open failed, tried at GC */
+};
+
 struct hf_agent {
 	const struct hf_agent_opts *opts;
 	char *data, *tasks_dir, *volumes_dir, *cache_dir, *state_path;
@@ -254,12 +260,14 @@ struct hf_agent {
 	int64_t started_at;
 	int wakefd;                /* eventfd: wakes the supervisor */
 	int watchfd;               /* epoll of the shims' watch sockets */
+	int childfd;               /* epoll of the pidfds of children */
 	struct hf_agent_api *api;  /* task logs and exec; NULL if not up */
 
 	pthread_mutex_t mu;
 	pthread_cond_t sync_cv;    /* sync_dirty or stopping */
 	pthread_cond_t work_cv;    /* jobs or stopping */
 	HF_VEC(struct ag_task *) tasks;
+	HF_VEC(struct ag_child) children; /* shims started, not yet reaped */
 	struct hf_strlist launched;        /* every id ever launched */
 	struct hf_strlist volumes_deleted; /* reported until not asked */
 	struct hf_strlist volumes_queued;  /* deletion queued or running */
@@ -314,6 +322,11 @@ struct hf_agent {
 
 /* Wakes the supervisor's poll. Any thread, lock held or not. */
 void ag_wake(struct hf_agent *ag);
+/*
+ * A shim this agent started (hf_shim_spawn) stays its child: it is reaped
+ * when it exits, through a pidfd in the supervisor's poll. Lock held.
+ */
+void ag_child_add(struct hf_agent *ag, pid_t pid);
 /* Asks for an immediate sync. Lock held. */
 void ag_mark_dirty(struct hf_agent *ag);
 

@@ -954,6 +954,8 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 	rc = hf_shim_spawn(t->dir, ag->shim_bin, &shim_pid);
 	hf_shim_status_init(&st);
 	pthread_mutex_lock(&ag->mu);
+	if (shim_pid > 0)
+		ag_child_add(ag, shim_pid);
 	if (rc == 0 || rc == HF_EEXISTS) {
 		if (hf_shim_status_read(t->dir, &st) == 0)
 			ag_task_apply_status(ag, t, &st);

@@ -1398,17 +1398,30 @@ static void shim_release(struct shim *sh)
  * every other inherited descriptor is closed, so that neither the
  * long-lived shim nor its task keeps the caller's pipes and sockets open.
  */
-static void sanitize_fds(void)
+static void close_from(int first, int upto)
 {
-	if (hf_sys_close_range(3, ~0U, 0) < 0) {
+	if (first > upto)
+		return;
+	if (hf_sys_close_range((unsigned)first, (unsigned)upto, 0) < 0) {
 		struct rlimit rl;
 		int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
 					  rl.rlim_cur < 65536
 				  ? (int)rl.rlim_cur
 				  : 65536;
 
-		for (int fd = 3; fd < max; fd++)
+		for (int fd = first; fd < max && fd <= upto; fd++)
 			close(fd);
+	}
+}
+
+/* keep: the --ready-fd descriptor, or -1. */
+static void sanitize_fds(int keep)
+{
+	if (keep >= 3) {
+		close_from(3, keep - 1);
+		close_from(keep + 1, INT_MAX);
+	} else {
+		close_from(3, INT_MAX);
 	}
 	for (int fd = 0; fd < 3; fd++)
 		if (fcntl(fd, F_GETFD) < 0)
@@ -1599,7 +1612,7 @@ static int shim_run(struct shim *sh, const char *dir)
 {
 	int code;
 
-	sanitize_fds();
+	sanitize_fds(sh->readyfd);
 	sh->dir = realpath(dir, NULL);
 	if (!sh->dir) {
 		fprintf(stderr, "holdfast-shim: %s: %s\n", dir,
@@ -1611,7 +1624,16 @@ static int shim_run(struct shim *sh, const char *dir)
 	if (load_launch(sh))
 		return HF_EXIT_FAIL;
 	sh->st.task_id = hf_xstrdup(sh->launch.task_id);
-	if (!sh->foreground) {
+	if (sh->readyfd >= 0) {
+		/*
+		 * Started by the agent with --ready-fd: no fork. The shim
+		 * stays the agent's child (the agent reaps it), in a session
+		 * of its own; the agent reads how the start went from fd.
+		 */
+		if (setsid() < 0)
+			fprintf(stderr, "holdfast-shim: setsid: %s\n",
+				strerror(errno));
+	} else if (!sh->foreground) {
 		code = detach(sh);
 		if (code >= 0)
 			return code;
@@ -1651,6 +1673,20 @@ failed:
 	return HF_EXIT_FAIL;
 }
 
+/* --ready-fd's value: an open descriptor above 2 (made close-on-exec), or -2. */
+static int ready_fd(const char *arg)
+{
+	char *end;
+	long fd;
+
+	errno = 0;
+	fd = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || fd < 3 || fd > INT_MAX ||
+	    fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -2;
+	return (int)fd;
+}
+
 int hf_shim_main(int argc, char **argv)
 {
 	struct shim sh;
@@ -1667,14 +1703,21 @@ int hf_shim_main(int argc, char **argv)
 			dir = argv[i] + 6;
 		else if (strcmp(argv[i], "--foreground") == 0)
 			sh.foreground = true;
+		else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc)
+			sh.readyfd = ready_fd(argv[++i]);
 		else
 			bad = true;
 	}
+	if (sh.readyfd == -2 || (sh.readyfd >= 0 && sh.foreground))
+		bad = true;
 	if (bad || !dir || !*dir) {
+		if (sh.readyfd >= 0)
+			close(sh.readyfd);
+		sh.readyfd = -1;
 		shim_release(&sh);
 		fprintf(stderr, "usage: holdfast-shim --dir TASKDIR "
-				"[--foreground]\n(started by the holdfast "
-				"agent; see shim.h)\n");
+				"[--foreground | --ready-fd FD]\n(started by "
+				"the holdfast agent; see shim.h)\n");
 		return HF_EXIT_USAGE;
 	}
 	rc = shim_run(&sh, dir);

@@ -131,8 +131,8 @@
  *                before the shim exits, so an agent that was down while the
  *                task ended still finds the exit status here. The first
  *                status ("starting") is written before the task is
- *                started and carries shim_pid, which is how the agent
- *                learns the detached shim's pid (there is no pid file). A
+ *                started and carries shim_pid, which is how a restarted
+ *                agent learns the shim's pid (there is no pid file). A
  *                dead shim (its lock free) whose status.json still says
  *                "starting", "running" or "backoff" died without finishing
  *                (kill -9, a crash); its task's main process died with it
@@ -152,27 +152,34 @@
  * sandbox, however, may be reused by relaunches: the stdout/stderr files
  * there are appended to and keep rotating.
  *
- * STARTING A SHIM. The agent runs `holdfast-shim --dir TASKDIR` with
- * posix_spawn (hf_shim_spawn() does it; the program is the holdfast-shim
- * next to the agent's own binary, hf_shim_bin_next_to()) and waitpid()s for
- * that process, which returns quickly. The shim validates launch.json,
- * then forks: the child calls setsid() (its own session and process group,
- * so signals to the agent's group and the agent's death do not reach it;
- * it is reparented to init), writes status "starting" with its pid, starts
- * the task and writes status "running" or "failed-to-start", and only
- * then tells the first process, which exits:
+ * STARTING A SHIM. Run as `holdfast-shim --dir TASKDIR`, the shim
+ * validates launch.json, then forks: the child calls setsid() (its own
+ * session and process group, so signals to the caller's group and the
+ * caller's death do not reach it; it is reparented to init), writes
+ * status "starting" with its pid, starts the task and writes status
+ * "running" or "failed-to-start", and only then tells the first process,
+ * which exits:
  *   0  the task is running;
  *   1  it failed to start, or launch.json is invalid: status.json says why
  *      (and the reason is also printed on stderr), or the TASKDIR is in use
  *      (nothing written; stderr says why);
  *   2  usage error.
- * The agent therefore never waits for the task, only for startup. The
- * detached shim's parent is init, or the nearest PR_SET_CHILD_SUBREAPER
- * ancestor: an agent that makes itself a subreaper must reap exited shims
- * (waitpid on status.json's shim_pid, or SIGCHLD handling). With
+ * The detached shim's parent is init, or the nearest
+ * PR_SET_CHILD_SUBREAPER ancestor, which must reap exited shims. With
  * --foreground the shim does not fork or detach (for debugging and for
  * supervisors that want the shim as their direct child) and exits 0 when
  * the task has exited.
+ *
+ * The agent saves that fork (a launch costs one process less): it runs
+ * `holdfast-shim --dir TASKDIR --ready-fd 3` with posix_spawn
+ * (hf_shim_spawn() does it; the program is the holdfast-shim next to the
+ * agent's own binary, hf_shim_bin_next_to()), fd 3 the write end of a
+ * pipe. That shim does not fork: it calls setsid() itself, does all of the
+ * above, and writes one byte to fd 3 where the first process would have
+ * exited ('0' running, '1' failed to start); a pipe that closes without a
+ * byte means it exited before starting anything. It stays the agent's
+ * child: the agent reaps it when it exits (a pidfd in its poll); when the
+ * agent exits first, it is reparented like a detached shim.
  *
  * THE TASK. Forked with every signal blocked (common/spawn.h); the child
  * resets all signal dispositions and its mask, calls setsid() (pgid =
@@ -497,24 +504,25 @@ char *hf_shim_bin_next_to(const char *holdfast_bin);
 int hf_shim_bin_check(const char *shim_bin, char **msg);
 
 /*
- * Starts `shim_bin --dir taskdir` with posix_spawn and waits (at most ten
- * seconds) for its first process to exit, which happens once the detached
- * shim has started the task or failed to. The child gets default signal
- * dispositions, an empty signal mask, /dev/null on stdin and no descriptor
- * above 2; it is reaped here with waitpid(pid), so an agent that reaps
- * with waitpid(-1) from a SIGCHLD handler must not run concurrently.
+ * Starts `shim_bin --dir taskdir --ready-fd 3` with posix_spawn and waits
+ * (at most ten seconds) for its byte, which comes once the shim has
+ * started the task or failed to. The child gets default signal
+ * dispositions, an empty signal mask, /dev/null on stdin, the pipe on fd
+ * 3 and no other descriptor above 2. It is the caller's child: *shim_pid
+ * receives its pid whenever it was started (whatever the result), and
+ * the caller reaps it with waitpid(pid) once it exits.
  * Returns:
  *   0             status.json exists: "running", or "failed-to-start" (read
- *                 it); *shim_pid is the detached shim's pid, from
- *                 status.json (0 if the shim failed before detaching, e.g.
- *                 invalid launch.json);
- *   HF_EEXISTS    TASKDIR already holds a status.json (use a fresh dir);
+ *                 it; a shim that refused launch.json has exited, or is
+ *                 exiting, with 1);
+ *   HF_EEXISTS    TASKDIR already holds a status.json (use a fresh dir;
+ *                 nothing started, *shim_pid 0);
  *   HF_EUNAVAIL   the shim did not finish starting in time (it may still;
  *                 watch status.json);
  *   HF_EIO        the binary could not be run (stderr says why, naming
- *                 it), or the shim refused the TASKDIR without writing a
- *                 status (its stderr says why).
- * shim_pid may be NULL.
+ *                 it; *shim_pid 0), or the shim refused the TASKDIR
+ *                 without writing a status (its stderr says why).
+ * shim_pid may be NULL only for a caller that does not mind a zombie.
  */
 int hf_shim_spawn(const char *taskdir, const char *shim_bin,
 		  pid_t *shim_pid);

@@ -504,63 +504,78 @@ int hf_shim_bin_check(const char *shim_bin, char **msg)
 }
 
 /*
- * Waits at most timeout_ms for child pid to exit. A pidfd wakes us when
- * it does; kernels without pidfd_open (before 5.3) poll waitpid instead.
- * Returns 0 once it is reaped (or was, by an agent ignoring SIGCHLD),
- * HF_EUNAVAIL on timeout, HF_EIO.
+ * Waits for the shim's byte on fd: 0 once it came ('0' running, '1'
+ * failed to start: status.json says which), HF_EIO when the pipe closed
+ * without one (the shim exited before starting anything), HF_EUNAVAIL
+ * after timeout_ms.
  */
-static int wait_child(pid_t pid, int timeout_ms, int *wstatus)
+static int wait_ready(int fd, int timeout_ms)
 {
 	int64_t deadline = hf_mono_ms() + timeout_ms;
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	char c;
 
 	for (;;) {
-		pid_t w = waitpid(pid, wstatus, WNOHANG);
-		int64_t left;
+		struct pollfd p = {fd, POLLIN, 0};
+		int64_t left = deadline - hf_mono_ms();
+		ssize_t n;
 
-		if (w == pid || (w < 0 && errno == ECHILD))
-			break;
-		if (w < 0 && errno != EINTR)
-			goto fail;
-		left = deadline - hf_mono_ms();
-		if (left <= 0) {
-			if (pfd >= 0)
-				close(pfd);
+		if (left <= 0)
 			return HF_EUNAVAIL;
-		}
-		if (pfd >= 0) {
-			struct pollfd p = {pfd, POLLIN, 0};
-
-			poll(&p, 1, (int)left);
-		} else {
-			hf_sleep_ms(1);
-		}
+		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+			return HF_EIO;
+		if (!p.revents)
+			continue;
+		n = read(fd, &c, 1);
+		if (n == 1)
+			return 0;
+		if (n == 0 || errno != EINTR)
+			return HF_EIO;
 	}
-	if (pfd >= 0)
-		close(pfd);
-	return 0;
-fail:
-	if (pfd >= 0)
-		close(pfd);
-	return HF_EIO;
+}
+
+/* A descriptor above 3, so that dup2 onto 3 in the child clears CLOEXEC. */
+static int above_three(int fd)
+{
+	int moved;
+
+	if (fd > 3)
+		return fd;
+	moved = fcntl(fd, F_DUPFD_CLOEXEC, 4);
+	close(fd);
+	return moved;
 }
 
 int hf_shim_spawn(const char *taskdir, const char *shim_bin, pid_t *shim_pid)
 {
 	char *status = hf_xasprintf("%s/status.json", taskdir);
-	char *argv[] = {(char *)shim_bin, "--dir", (char *)taskdir, NULL};
+	char *argv[] = {(char *)shim_bin, "--dir", (char *)taskdir,
+			"--ready-fd", "3", NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	struct hf_shim_status st;
 	sigset_t all, none;
 	pid_t pid;
-	int rc = HF_EIO, err, wstatus;
+	int rc = HF_EIO, err, p[2];
 
 	if (shim_pid)
 		*shim_pid = 0;
-	hf_shim_status_init(&st);
 	if (access(status, F_OK) == 0) {
 		rc = HF_EEXISTS;
+		goto out;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "holdfast: cannot start the shim of %s: pipe: "
+				"%s\n", taskdir, strerror(errno));
+		goto out;
+	}
+	p[0] = above_three(p[0]);
+	p[1] = above_three(p[1]);
+	if (p[0] < 0 || p[1] < 0) {
+		fprintf(stderr, "holdfast: cannot start the shim of %s: "
+				"fcntl: %s\n", taskdir, strerror(errno));
+		if (p[0] >= 0)
+			close(p[0]);
+		if (p[1] >= 0)
+			close(p[1]);
 		goto out;
 	}
 	/*
@@ -570,7 +585,7 @@ int hf_shim_spawn(const char *taskdir, const char *shim_bin, pid_t *shim_pid)
 	 * and returns exec's errno, so a binary that cannot run is said at
 	 * once (common/spawn.h's rules, kept by other means). The child
 	 * gets default signal dispositions, an empty mask, /dev/null on
-	 * stdin and nothing above stderr.
+	 * stdin, the pipe's write end as fd 3 and nothing above it.
 	 */
 	sigfillset(&all);
 	sigemptyset(&none);
@@ -582,35 +597,29 @@ int hf_shim_spawn(const char *taskdir, const char *shim_bin, pid_t *shim_pid)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
 					 O_RDONLY, 0);
-	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 3);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
 	err = posix_spawn(&pid, shim_bin, &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
+	close(p[1]);
 	if (err) {
+		close(p[0]);
 		fprintf(stderr, "holdfast: cannot start the shim of %s: %s: "
 				"%s\n", taskdir, shim_bin, strerror(err));
 		goto out;
 	}
-	/*
-	 * The first shim process exits as soon as the detached one has
-	 * started the task; a stuck start is abandoned, not waited for.
-	 */
-	rc = wait_child(pid, SPAWN_TIMEOUT_MS, &wstatus);
-	if (rc == HF_EUNAVAIL) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &wstatus, 0);
-	}
-	if (rc)
-		goto out;
-	rc = HF_EIO;
-	/* The detached shim's pid is in its first status ("starting"). */
-	if (hf_shim_status_read(taskdir, &st))
-		goto out;
 	if (shim_pid)
-		*shim_pid = st.shim_pid;
-	rc = 0;
+		*shim_pid = pid;
+	rc = wait_ready(p[0], SPAWN_TIMEOUT_MS);
+	close(p[0]);
+	/*
+	 * Closed without a byte: the shim refused launch.json (status.json
+	 * says why) or the TASKDIR (nothing written; its stderr says why).
+	 */
+	if (rc == HF_EIO && access(status, F_OK) == 0)
+		rc = 0;
 out:
-	hf_shim_status_release(&st);
 	free(status);
 	return rc;
 }

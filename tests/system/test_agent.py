@@ -596,6 +596,40 @@ def test_a_killed_shim_leaves_nothing_of_its_task(agent, server):
     assert final["state"] == "exited" and final["message"].startswith("lost:"), final
 
 
+def ppid_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_agent_reaps_the_shims_it_started(agent, server):
+    """shim.h, STARTING A SHIM: the agent starts each shim as one process
+    (no first process that forks and exits), so the shim is the agent's
+    child, in a session of its own; however it ends (its task exits, the
+    server takes the task away, the shim is killed), the agent reaps it:
+    no zombie is left behind."""
+    done, gone, killed = ("pod-0-a__rr1", "pod-0-b__rr2", "pod-0-c__rr3")
+    server.set_desired([order(done, "sleep 0.5; exit 0"),
+                        order(gone, "exec sleep 1000"),
+                        order(killed, "exec sleep 1000")])
+    shims = {}
+    for tid in (done, gone, killed):
+        server.wait_state(tid, "running")
+        st = json.loads(read(agent.taskdir(tid) / "status.json"))
+        shims[tid] = st["shim_pid"]
+    for tid, pid in shims.items():
+        if alive(pid):
+            assert ppid_of(pid) == agent.proc.pid, (tid, pid)
+            assert os.getsid(pid) == pid, (tid, pid)
+    server.wait_state(done, "exited")
+    server.set_desired([order(killed, "exec sleep 1000")])
+    os.kill(shims[killed], signal.SIGKILL)
+    server.wait_state(gone, "killed")
+    server.wait_state(killed, "lost")
+    for tid, pid in shims.items():
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"),
+                 f"the shim of {tid} (pid {pid}) to be reaped", timeout=10)
+
+
 def test_readiness_cmd_check_flips_ready(agent, server):
     tid = "pod-0-server__fff1"
     server.set_desired([order(

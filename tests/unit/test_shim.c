@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -714,11 +715,18 @@ static void test_client_spawn_failures(void **state)
 	char *bad = hf_xasprintf("%s/launch.json", dir);
 	struct hf_shim_status st;
 	pid_t pid = 1;
+	int ws = 0;
 
-	/* Invalid launch.json: the first process writes the status. */
+	/*
+	 * Invalid launch.json: the shim writes the status and exits 1; it
+	 * is the caller's child, reaped by the caller.
+	 */
 	write_text(dir, "launch.json", "{\"cmd\": \"true\"}");
 	assert_int_equal(hf_shim_spawn(dir, exe, &pid), 0);
-	assert_int_equal(pid, 0);
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 1);
 	hf_shim_status_init(&st);
 	assert_int_equal(hf_shim_status_read(dir, &st), 0);
 	assert_int_equal(st.state, HF_TS_FAILED_TO_START);

@@ -568,8 +568,12 @@ int64_t ag_checks_tick(struct hf_agent *ag, struct ag_task *t,
 		       size_t *n, size_t *cap)
 {
 	struct ag_check *cs[] = {t->health, t->readiness};
-	int64_t now = hf_mono_ms(), next = INT64_MAX;
+	int64_t now, next = INT64_MAX;
 
+	/* Most tasks have no check: no clock read for them (every wake-up). */
+	if (!t->health && !t->readiness)
+		return next;
+	now = hf_mono_ms();
 	for (size_t i = 0; i < HF_ARRAY_LEN(cs); i++) {
 		struct ag_check *c = cs[i];
 		bool wanted;

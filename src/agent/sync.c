@@ -572,6 +572,11 @@ static int sync_once(struct hf_agent *ag, int wait)
 	int rc;
 
 again:
+	/* A request sent again (registered, or listing every task). */
+	free(resp);
+	resp = NULL;
+	free(err);
+	err = NULL;
 	ag_pool_refresh(ag);
 	body = build_request(ag, wait, &seq, &sent_gen, &nsame);
 	pthread_mutex_unlock(&ag->mu);
@@ -588,10 +593,6 @@ again:
 	if (rc == 0 && status == 401 && !registered &&
 	    register_node(ag, url, &elsewhere) == 0) {
 		registered = true;
-		free(resp);
-		resp = NULL;
-		free(err);
-		err = NULL;
 		goto again;
 	}
 	if (json_is_object(r)) {
@@ -627,10 +628,6 @@ again:
 			if (nsame && !full) {
 				json_decref(e);
 				full = true;
-				free(resp);
-				resp = NULL;
-				free(err);
-				err = NULL;
 				goto again;
 			}
 			ag->link_down = false;

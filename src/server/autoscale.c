@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/ticker.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "server/autoscale.h"
@@ -1032,65 +1033,33 @@ out:
 
 /* ---- the thread ------------------------------------------------------- */
 
-static pthread_t as_thread;
-static bool as_started, as_stop;
-static pthread_mutex_t as_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t as_cond = PTHREAD_COND_INITIALIZER;
+static struct hf_ticker as_ticker = HF_TICKER_INIT;
 
-static void *as_main(void *arg)
+static void as_pass(void *arg)
 {
 	struct hf_srv *s = arg;
+	struct jobs jobs = {0};
 
-	pthread_mutex_lock(&as_mu);
-	while (!as_stop) {
-		struct jobs jobs = {0};
-		struct timespec until;
-		int64_t wake = hf_now_ms() + PASS_MS;
-
-		until.tv_sec = (time_t)(wake / 1000);
-		until.tv_nsec = (long)(wake % 1000) * 1000000L;
-		while (!as_stop && pthread_cond_timedwait(&as_cond, &as_mu,
-							  &until) != ETIMEDOUT)
-			;
-		if (as_stop)
-			break;
-		pthread_mutex_unlock(&as_mu);
-		collect(s, &jobs);
-		for (size_t i = 0; i < jobs.len; i++) {
-			if (!as_stop)
-				evaluate(s, &jobs.items[i]);
-			job_release(&jobs.items[i]);
-		}
-		HF_VEC_FREE(&jobs);
-		pthread_mutex_lock(&as_mu);
+	collect(s, &jobs);
+	for (size_t i = 0; i < jobs.len; i++) {
+		if (!hf_ticker_stopping(&as_ticker))
+			evaluate(s, &jobs.items[i]);
+		job_release(&jobs.items[i]);
 	}
-	pthread_mutex_unlock(&as_mu);
-	return NULL;
+	HF_VEC_FREE(&jobs);
 }
 
 void hf_autoscale_start(struct hf_srv *s)
 {
-	if (as_started)
-		return;
-	as_stop = false;
-	if (pthread_create(&as_thread, NULL, as_main, s) != 0) {
-		hf_log("cannot start the autoscaler thread: no pod is "
-		       "autoscaled");
-		return;
-	}
-	as_started = true;
+	as_ticker.name = "the autoscaler thread";
+	as_ticker.without = "no pod is autoscaled";
+	as_ticker.every_ms = PASS_MS;
+	hf_ticker_start(&as_ticker, as_pass, s);
 }
 
 void hf_autoscale_stop(void)
 {
-	if (!as_started)
-		return;
-	pthread_mutex_lock(&as_mu);
-	as_stop = true;
-	pthread_cond_broadcast(&as_cond);
-	pthread_mutex_unlock(&as_mu);
-	pthread_join(as_thread, NULL);
-	as_started = false;
+	hf_ticker_stop(&as_ticker);
 	pthread_mutex_lock(&pols_mu);
 	for (size_t i = 0; i < pols.len; i++)
 		pol_release(&pols.items[i]);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/ticker.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "server/backups.h"
@@ -1191,7 +1192,7 @@ static int by_created_desc(const void *a, const void *b)
 	return x->created < y->created ? 1 : x->created > y->created ? -1 : 0;
 }
 
-static volatile bool drive_stop;
+static struct hf_ticker drive_ticker = HF_TICKER_INIT;
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -1284,7 +1285,7 @@ static int prune(struct hf_srv *s, const struct sched *sc)
 		json_decref(m);
 	}
 	qsort(ms.items, ms.len, sizeof(*ms.items), by_created_desc);
-	for (size_t i = 0; i < ms.len && !drive_stop; i++) {
+	for (size_t i = 0; i < ms.len && !hf_ticker_stopping(&drive_ticker); i++) {
 		char *key;
 
 		if (i < sc->keep || (sc->last && !strcmp(ms.items[i].id, sc->last))) {
@@ -1308,12 +1309,12 @@ static int prune(struct hf_srv *s, const struct sched *sc)
 		free(key);
 		gone++;
 	}
-	if (!gone || drive_stop)
+	if (!gone || hf_ticker_stopping(&drive_ticker))
 		goto done;
 	qsort(keep.items, keep.len, sizeof(*keep.items), cmp_str);
 	if (hf_s3_list(s3, bucket, cprefix, 0, &cl, err))
 		goto out;
-	for (size_t i = 0; i < cl.len && !drive_stop; i++) {
+	for (size_t i = 0; i < cl.len && !hf_ticker_stopping(&drive_ticker); i++) {
 		const char *h = cl.items[i].key + strlen(cprefix);
 
 		if (bsearch(&h, keep.items, keep.len, sizeof(*keep.items),
@@ -1375,7 +1376,7 @@ static void drive(struct hf_srv *s)
 
 	refresh_jobs(s, NULL, NULL);
 	schedules(s, &due);
-	for (size_t i = 0; i < due.len && !drive_stop; i++) {
+	for (size_t i = 0; i < due.len && !hf_ticker_stopping(&drive_ticker); i++) {
 		struct sched *sc = &due.items[i];
 		struct mark *m = mark_of(sc->volume);
 		json_t *out = NULL;
@@ -1410,59 +1411,23 @@ static void drive(struct hf_srv *s)
 	HF_VEC_FREE(&due);
 }
 
-static pthread_t drive_thread;
-static bool drive_started;
-static pthread_mutex_t drive_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t drive_cond = PTHREAD_COND_INITIALIZER;
-
-static void *drive_main(void *arg)
+static void drive_pass(void *arg)
 {
-	struct hf_srv *s = arg;
-
-	pthread_mutex_lock(&drive_mu);
-	while (!drive_stop) {
-		struct timespec until;
-		int64_t wake = hf_now_ms() + DRIVE_MS;
-
-		until.tv_sec = (time_t)(wake / 1000);
-		until.tv_nsec = (long)(wake % 1000) * 1000000L;
-		while (!drive_stop &&
-		       pthread_cond_timedwait(&drive_cond, &drive_mu, &until) !=
-			   ETIMEDOUT)
-			;
-		if (drive_stop)
-			break;
-		pthread_mutex_unlock(&drive_mu);
-		drive(s);
-		pthread_mutex_lock(&drive_mu);
-	}
-	pthread_mutex_unlock(&drive_mu);
-	return NULL;
+	drive(arg);
 }
 
 void hf_backups_start(struct hf_srv *s)
 {
-	if (drive_started)
-		return;
-	drive_stop = false;
-	if (pthread_create(&drive_thread, NULL, drive_main, s) != 0) {
-		hf_log("cannot start the backups thread: backups under way "
-		       "are followed when asked about, and none is scheduled");
-		return;
-	}
-	drive_started = true;
+	drive_ticker.name = "the backups thread";
+	drive_ticker.without = "backups under way are followed when asked "
+			       "about, and none is scheduled";
+	drive_ticker.every_ms = DRIVE_MS;
+	hf_ticker_start(&drive_ticker, drive_pass, s);
 }
 
 void hf_backups_stop(void)
 {
-	if (!drive_started)
-		return;
-	pthread_mutex_lock(&drive_mu);
-	drive_stop = true;
-	pthread_cond_broadcast(&drive_cond);
-	pthread_mutex_unlock(&drive_mu);
-	pthread_join(drive_thread, NULL);
-	drive_started = false;
+	hf_ticker_stop(&drive_ticker);
 	pthread_mutex_lock(&jobs_mu);
 	for (size_t i = 0; i < jobs.len; i++)
 		job_release(&jobs.items[i]);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/ticker.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/map.h"
@@ -1754,7 +1755,7 @@ uint64_t hf_dr_orders(struct hf_srv *s, const struct hf_node *n,
 
 /* ---- shipping ---------------------------------------------------------- */
 
-static volatile bool dr_stop_flag;
+static struct hf_ticker dr_ticker = HF_TICKER_INIT;
 
 struct ship {
 	char *svc, *to, *target, *vols;
@@ -2238,7 +2239,7 @@ static void ship_pass(struct hf_srv *s)
 		bool moved = false;
 		struct sent *x;
 
-		if (!dr_stop_flag &&
+		if (!hf_ticker_stopping(&dr_ticker) &&
 		    hf_remotes_call(s, j->to, "PUT", path, j->payload, &status,
 				    &out, &why) == 0 &&
 		    status != 200) {
@@ -2321,60 +2322,23 @@ static void ship_pass(struct hf_srv *s)
 	HF_VEC_FREE(&jobs);
 }
 
-static pthread_t dr_thread;
-static bool dr_started;
-static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
-
-static void *dr_main(void *arg)
+static void dr_pass(void *arg)
 {
-	struct hf_srv *s = arg;
-
-	pthread_mutex_lock(&stop_mu);
-	while (!dr_stop_flag) {
-		struct timespec until;
-		int64_t wake = hf_now_ms() + SHIP_EVERY_MS;
-
-		until.tv_sec = (time_t)(wake / 1000);
-		until.tv_nsec = (long)(wake % 1000) * 1000000L;
-		while (!dr_stop_flag &&
-		       pthread_cond_timedwait(&stop_cond, &stop_mu, &until) !=
-			   ETIMEDOUT)
-			;
-		if (dr_stop_flag)
-			break;
-		pthread_mutex_unlock(&stop_mu);
-		ship_pass(s);
-		switch_pass(s);
-		pthread_mutex_lock(&stop_mu);
-	}
-	pthread_mutex_unlock(&stop_mu);
-	return NULL;
+	ship_pass(arg);
+	switch_pass(arg);
 }
 
 void hf_dr_start(struct hf_srv *s)
 {
-	if (dr_started)
-		return;
-	dr_stop_flag = false;
-	if (pthread_create(&dr_thread, NULL, dr_main, s) != 0) {
-		hf_log("cannot start the disaster recovery thread: no "
-		       "configuration is sent to a standby");
-		return;
-	}
-	dr_started = true;
+	dr_ticker.name = "the disaster recovery thread";
+	dr_ticker.without = "no configuration is sent to a standby";
+	dr_ticker.every_ms = SHIP_EVERY_MS;
+	hf_ticker_start(&dr_ticker, dr_pass, s);
 }
 
 void hf_dr_stop(void)
 {
-	if (!dr_started)
-		return;
-	pthread_mutex_lock(&stop_mu);
-	dr_stop_flag = true;
-	pthread_cond_broadcast(&stop_cond);
-	pthread_mutex_unlock(&stop_mu);
-	pthread_join(dr_thread, NULL);
-	dr_started = false;
+	hf_ticker_stop(&dr_ticker);
 	pthread_mutex_lock(&sents_mu);
 	for (size_t i = 0; i < sents.len; i++)
 		sent_release(&sents.items[i]);

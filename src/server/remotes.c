@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/ticker.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/version.h"
@@ -478,7 +479,7 @@ int hf_remotes_tls(struct hf_srv *s, const char *remote, char **ca,
 	return rc;
 }
 
-static volatile bool links_stop;
+static struct hf_ticker links_ticker = HF_TICKER_INIT;
 
 static void check_links(struct hf_srv *s)
 {
@@ -511,7 +512,7 @@ static void check_links(struct hf_srv *s)
 	for (i = 0; i < links.len; i++)
 		links.items[i].seen = false;
 	pthread_mutex_unlock(&links_mu);
-	for (i = 0; i < ps.len && !links_stop; i++) {
+	for (i = 0; i < ps.len && !hf_ticker_stopping(&links_ticker); i++) {
 		const struct probe *p = &ps.items[i];
 		json_t *out = NULL;
 		double rtt = 0;
@@ -557,7 +558,7 @@ static void check_links(struct hf_srv *s)
 	}
 	/* Removed remotes are forgotten. */
 	pthread_mutex_lock(&links_mu);
-	for (i = 0; i < links.len && !links_stop;) {
+	for (i = 0; i < links.len && !hf_ticker_stopping(&links_ticker);) {
 		bool listed = false;
 
 		for (size_t k = 0; k < ps.len; k++)
@@ -576,57 +577,23 @@ static void check_links(struct hf_srv *s)
 	HF_VEC_FREE(&ps);
 }
 
-static pthread_t links_thread;
-static bool links_started;
-static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
-
-static void *links_main(void *arg)
+static void links_pass(void *arg)
 {
-	struct hf_srv *s = arg;
-
-	pthread_mutex_lock(&stop_mu);
-	while (!links_stop) {
-		struct timespec until;
-		int64_t wake;
-
-		pthread_mutex_unlock(&stop_mu);
-		check_links(s);
-		pthread_mutex_lock(&stop_mu);
-		wake = hf_now_ms() + LINK_EVERY_MS;
-		until.tv_sec = (time_t)(wake / 1000);
-		until.tv_nsec = (long)(wake % 1000) * 1000000L;
-		while (!links_stop && pthread_cond_timedwait(&stop_cond, &stop_mu,
-							     &until) != ETIMEDOUT)
-			;
-	}
-	pthread_mutex_unlock(&stop_mu);
-	return NULL;
+	check_links(arg);
 }
 
 void hf_remotes_start(struct hf_srv *s)
 {
-	if (links_started)
-		return;
-	links_stop = false;
-	if (pthread_create(&links_thread, NULL, links_main, s) != 0) {
-		hf_log("cannot start the remote links thread: links to remote "
-		       "clusters are not checked");
-		return;
-	}
-	links_started = true;
+	links_ticker.name = "the remote links thread";
+	links_ticker.without = "links to remote clusters are not checked";
+	links_ticker.every_ms = LINK_EVERY_MS;
+	links_ticker.first_at_once = true;
+	hf_ticker_start(&links_ticker, links_pass, s);
 }
 
 void hf_remotes_stop(void)
 {
-	if (!links_started)
-		return;
-	pthread_mutex_lock(&stop_mu);
-	links_stop = true;
-	pthread_cond_broadcast(&stop_cond);
-	pthread_mutex_unlock(&stop_mu);
-	pthread_join(links_thread, NULL);
-	links_started = false;
+	hf_ticker_stop(&links_ticker);
 	pthread_mutex_lock(&links_mu);
 	for (size_t i = 0; i < links.len; i++)
 		link_release(&links.items[i]);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/ticker.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "model/codec.h"
@@ -767,69 +768,30 @@ static void pass(struct hf_srv *s)
 	json_decref(all);
 }
 
-static pthread_t loop_thread;
-static bool loop_started, loop_stop, loop_kick;
-static pthread_mutex_t loop_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t loop_cond = PTHREAD_COND_INITIALIZER;
+static struct hf_ticker loop_ticker = HF_TICKER_INIT;
 
-static void *loop_main(void *arg)
+static void loop_pass(void *arg)
 {
-	struct hf_srv *s = arg;
-
-	pthread_mutex_lock(&loop_mu);
-	while (!loop_stop) {
-		struct timespec until;
-		int64_t wake = hf_now_ms() + PASS_EVERY_MS;
-
-		until.tv_sec = (time_t)(wake / 1000);
-		until.tv_nsec = (long)(wake % 1000) * 1000000L;
-		while (!loop_stop && !loop_kick &&
-		       pthread_cond_timedwait(&loop_cond, &loop_mu, &until) !=
-			   ETIMEDOUT)
-			;
-		if (loop_stop)
-			break;
-		loop_kick = false;
-		pthread_mutex_unlock(&loop_mu);
-		pass(s);
-		pthread_mutex_lock(&loop_mu);
-	}
-	pthread_mutex_unlock(&loop_mu);
-	return NULL;
+	pass(arg);
 }
 
 /* The loop looks at the stacks now (a handler changed one). */
 static void kick(void)
 {
-	pthread_mutex_lock(&loop_mu);
-	loop_kick = true;
-	pthread_cond_broadcast(&loop_cond);
-	pthread_mutex_unlock(&loop_mu);
+	hf_ticker_kick(&loop_ticker);
 }
 
 void hf_stacks_start(struct hf_srv *s)
 {
-	if (loop_started)
-		return;
-	loop_stop = false;
-	if (pthread_create(&loop_thread, NULL, loop_main, s) != 0) {
-		hf_log("cannot start the stacks thread: stacks do not "
-		       "progress");
-		return;
-	}
-	loop_started = true;
+	loop_ticker.name = "the stacks thread";
+	loop_ticker.without = "stacks do not progress";
+	loop_ticker.every_ms = PASS_EVERY_MS;
+	hf_ticker_start(&loop_ticker, loop_pass, s);
 }
 
 void hf_stacks_stop(void)
 {
-	if (!loop_started)
-		return;
-	pthread_mutex_lock(&loop_mu);
-	loop_stop = true;
-	pthread_cond_broadcast(&loop_cond);
-	pthread_mutex_unlock(&loop_mu);
-	pthread_join(loop_thread, NULL);
-	loop_started = false;
+	hf_ticker_stop(&loop_ticker);
 }
 
 /* ---- the API ---------------------------------------------------------- */

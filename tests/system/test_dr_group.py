@@ -29,8 +29,8 @@ import pytest
 from holdfast_harness import wait_for
 from test_dr_volumes import sites  # noqa: F401  (clusters A and B)
 from test_remotes import make_pki
-from test_volume_repl import (KEY, SIZE, VOLUME_BIN, env, read_json,  # noqa: F401
-                              start_serve)
+from test_volume_repl import (KEY, SIZE, env, read_json,  # noqa: F401
+                              run_attach, start_serve)
 
 MiB = 1 << 20
 VIDS = ("vol-g1", "vol-g2")
@@ -69,8 +69,6 @@ def b_file(cfg_b, i):
 
 def attach_a(d, procs, pki, st_b, i):
     name = f"a{i + 1}"
-    adir = os.path.join(d, name)
-    os.makedirs(adir, exist_ok=True)
     cfg = {"volume": f"svc-data-{i}", "id": VIDS[i], "epoch": 1, "size": SIZE,
            "replica": os.path.join(d, f"{name}-replica"), "format": False, "node": "na",
            "key": KEY,
@@ -78,14 +76,7 @@ def attach_a(d, procs, pki, st_b, i):
                   "tls_ca": f"{pki}/caB.pem", "tls_cert": f"{pki}/a-client.pem",
                   "tls_key": f"{pki}/a-client.key",
                   "journal": os.path.join(d, f"{name}-journal")}}
-    with open(os.path.join(adir, "attach.json"), "w") as f:
-        json.dump(cfg, f)
-    p = subprocess.Popen([VOLUME_BIN, "attach", adir], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
-    procs.append(p)
-    st = wait_for(lambda: read_json(os.path.join(adir, "status.json")).get("state")
-                  in ("ready", "failed") and read_json(os.path.join(adir, "status.json")),
-                  60, what=f"attach {name}")
+    p, st = run_attach(d, procs, name, cfg, 60)
     assert st["state"] == "ready", st
     return p, st, cfg
 

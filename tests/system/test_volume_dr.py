@@ -20,8 +20,8 @@ import pytest
 
 from holdfast_harness import wait_for
 from test_remotes import make_pki
-from test_volume_repl import (KEY, SIZE, VID, VOLUME_BIN, env, read_json,  # noqa: F401
-                              replica_files, start_serve)
+from test_volume_repl import (KEY, SIZE, VID, env, read_json,  # noqa: F401
+                              replica_files, run_attach, start_serve)
 
 MiB = 1 << 20
 
@@ -47,8 +47,6 @@ def serve_b(d, procs, pki, standby=True, name="siteb"):
 
 
 def attach_a(d, procs, pki, st_b, name="a", client="a-client", epoch=1, fmt=True, **dr):
-    adir = os.path.join(d, name)
-    os.makedirs(adir, exist_ok=True)
     drc = {"address": "127.0.0.1", "port": st_b["dr_port"], "replica": "rb",
            "tls_ca": f"{pki}/caB.pem", "tls_cert": f"{pki}/{client}.pem",
            "tls_key": f"{pki}/{client}.key", "journal": os.path.join(d, name + "-journal")}
@@ -56,14 +54,7 @@ def attach_a(d, procs, pki, st_b, name="a", client="a-client", epoch=1, fmt=True
     cfg = {"volume": "svc-data-0", "id": VID, "epoch": epoch, "size": SIZE,
            "replica": os.path.join(d, "a-replica"), "format": fmt, "node": "na",
            "key": KEY, "dr": drc}
-    with open(os.path.join(adir, "attach.json"), "w") as f:
-        json.dump(cfg, f)
-    p = subprocess.Popen([VOLUME_BIN, "attach", adir], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
-    procs.append(p)
-    st = wait_for(lambda: read_json(os.path.join(adir, "status.json")).get("state")
-                  in ("ready", "failed") and read_json(os.path.join(adir, "status.json")),
-                  60, what=f"attach {name}")
+    p, st = run_attach(d, procs, name, cfg, 60)
     assert st["state"] == "ready", (st, p.stdout.read() if p.poll() is not None else "")
     return p, st, cfg
 
@@ -411,14 +402,8 @@ def test_a_sighup_begins_and_ends_the_stream_on_a_running_attachment(env, pki):
     adir = os.path.join(d, "a")
     drc = cfg.pop("dr")
     os.unlink(os.path.join(adir, "status.json"))
-    with open(os.path.join(adir, "attach.json"), "w") as f:
-        json.dump(dict(cfg, epoch=2), f)
-    p = subprocess.Popen([VOLUME_BIN, "attach", adir], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
-    procs.append(p)
-    st = wait_for(lambda: read_json(os.path.join(adir, "status.json")).get("state") == "ready"
-                  and read_json(os.path.join(adir, "status.json")), 30, what="attach")
-    assert "dr" not in st, st
+    p, st = run_attach(d, procs, "a", dict(cfg, epoch=2))
+    assert st["state"] == "ready" and "dr" not in st, st
     write_dev(st["device"], 50, 8, 11)
     with open(os.path.join(adir, "attach.json"), "w") as f:
         json.dump(dict(cfg, epoch=2, dr=drc), f)

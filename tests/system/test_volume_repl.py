@@ -116,16 +116,11 @@ def two_serves(d, procs):
     return out
 
 
-def start_attach(d, procs, name, serves, local=True, epoch=1, fmt=True, **over):
+def run_attach(d, procs, name, cfg, timeout=30):
+    """`holdfast-volume attach` of d/name with cfg as its attach.json: the
+    process (in procs) and its first final status, ready or failed."""
     adir = os.path.join(d, name)
     os.makedirs(adir, exist_ok=True)
-    cfg = {"volume": "svc-data-0", "id": VID, "epoch": epoch, "size": SIZE,
-           "replica": os.path.join(d, "n0-replica") if local else None,
-           "format": fmt, "node": "n0", "key": KEY,
-           "remotes": [{"address": "127.0.0.1", "port": st["port"], "replica": f"r{i + 1}",
-                        "node": f"n{i + 1}"} for i, (_, st, _) in enumerate(serves)]}
-    cfg.update(over)
-    cfg = {k: v for k, v in cfg.items() if v is not ...}
     with open(os.path.join(adir, "attach.json"), "w") as f:
         json.dump(cfg, f)
     p = subprocess.Popen([VOLUME_BIN, "attach", adir], stdout=subprocess.PIPE,
@@ -133,7 +128,19 @@ def start_attach(d, procs, name, serves, local=True, epoch=1, fmt=True, **over):
     procs.append(p)
     st = wait_for(lambda: read_json(os.path.join(adir, "status.json")).get("state")
                   in ("ready", "failed") and read_json(os.path.join(adir, "status.json")),
-                  30, what=f"attach {name}")
+                  timeout, what=f"attach {name}")
+    return p, st
+
+
+def start_attach(d, procs, name, serves, local=True, epoch=1, fmt=True, **over):
+    cfg = {"volume": "svc-data-0", "id": VID, "epoch": epoch, "size": SIZE,
+           "replica": os.path.join(d, "n0-replica") if local else None,
+           "format": fmt, "node": "n0", "key": KEY,
+           "remotes": [{"address": "127.0.0.1", "port": st["port"], "replica": f"r{i + 1}",
+                        "node": f"n{i + 1}"} for i, (_, st, _) in enumerate(serves)]}
+    cfg.update(over)
+    cfg = {k: v for k, v in cfg.items() if v is not ...}
+    p, st = run_attach(d, procs, name, cfg)
     return p, st, cfg
 
 

@@ -46,11 +46,12 @@
  * The gap grows with the node's tasks, as the cost of a sync does (the
  * server looks at every task it lists), so that a deploy of many tasks
  * costs the server about as much per task as one of a few: 25 ms on a
- * node of a few tasks, 75 ms with 1000, at most 100.
+ * node of a few tasks, 1 ms more per 10 tasks (125 ms with 1000), at
+ * most 150. It only spaces syncs out while changes keep coming.
  */
 #define SHORT_GAP_MS 25
-#define SHORT_GAP_MAX_MS 100
-#define SHORT_GAP_TASKS_PER_MS 20
+#define SHORT_GAP_MAX_MS 150
+#define SHORT_GAP_TASKS_PER_MS 10
 
 static int64_t short_gap(const struct hf_agent *ag)
 {

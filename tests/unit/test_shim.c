@@ -559,8 +559,9 @@ static void run_client_roundtrip(const char *subdir)
 	assert_int_equal(mkdir(sandbox, 0755), 0);
 	hf_shim_launch_init(&l);
 	l.task_id = hf_xstrdup("unit-client");
-	l.cmd = hf_xstrdup("trap 'exit 3' TERM; while :; do sleep 0.05; "
-			   "done");
+	/* "trapped" says the trap is set: a TERM before it would kill sh. */
+	l.cmd = hf_xstrdup("trap 'exit 3' TERM; : > trapped; "
+			   "while :; do sleep 0.05; done");
 	l.sandbox = hf_xstrdup(sandbox);
 	hf_kvlist_set(&l.env, "PATH", "/usr/bin:/bin");
 	assert_int_equal(hf_shim_launch_write(taskdir, &l), 0);
@@ -583,6 +584,11 @@ static void run_client_roundtrip(const char *subdir)
 	assert_int_equal(watch_next(fd, &st), 0);
 	assert_int_equal(st.state, HF_TS_RUNNING);
 	assert_int_equal(hf_shim_signal(taskdir, "NOPE"), HF_EINVAL);
+	mk = hf_xasprintf("%s/trapped", sandbox);
+	for (int i = 0; i < 1000 && access(mk, F_OK) != 0; i++)
+		usleep(10000);
+	assert_int_equal(access(mk, F_OK), 0);
+	free(mk);
 	assert_int_equal(hf_shim_stop(taskdir, 20), 0);
 	do
 		rc = watch_next(fd, &st);

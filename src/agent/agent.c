@@ -1297,32 +1297,32 @@ static void reap_child(struct hf_agent *ag, pid_t pid)
 	}
 }
 
-static void reap_children(struct hf_agent *ag)
+/* A watch socket became readable (its task is the event's data). */
+static void on_watch(struct hf_agent *ag, epoll_data_t d)
 {
-	struct epoll_event ev[64];
-	int k;
+	struct ag_task *t = d.ptr;
 
-	do {
-		k = epoll_wait(ag->childfd, ev, 64, 0);
-		for (int i = 0; i < k; i++)
-			reap_child(ag, (pid_t)ev[i].data.u64);
-	} while (k == 64);
+	if (t->watch_fd >= 0)
+		read_watch(ag, t);
 }
 
-/* The watch sockets that became readable, a batch at a time. */
-static void read_watches(struct hf_agent *ag)
+/* A shim's pidfd became readable: it exited (its pid is the data). */
+static void on_child(struct hf_agent *ag, epoll_data_t d)
+{
+	reap_child(ag, (pid_t)d.u64);
+}
+
+/* What became ready in one of the supervisor's epoll sets, in batches. */
+static void drain(struct hf_agent *ag, int epfd,
+		  void (*fn)(struct hf_agent *, epoll_data_t))
 {
 	struct epoll_event ev[64];
 	int k;
 
 	do {
-		k = epoll_wait(ag->watchfd, ev, 64, 0);
-		for (int i = 0; i < k; i++) {
-			struct ag_task *t = ev[i].data.ptr;
-
-			if (t->watch_fd >= 0)
-				read_watch(ag, t);
-		}
+		k = epoll_wait(epfd, ev, 64, 0);
+		for (int i = 0; i < k; i++)
+			fn(ag, ev[i].data);
 	} while (k == 64);
 }
 
@@ -1561,9 +1561,9 @@ static void supervise(struct hf_agent *ag, int sigfd)
 			}
 		}
 		if (pfds[2].revents)
-			read_watches(ag);
+			drain(ag, ag->watchfd, on_watch);
 		if (pfds[3].revents)
-			reap_children(ag);
+			drain(ag, ag->childfd, on_child);
 		for (size_t i = 4; i < n; i++) {
 			struct ag_pollref *r = &refs[i];
 

@@ -1711,9 +1711,6 @@ int hf_shim_main(int argc, char **argv)
 	if (sh.readyfd == -2 || (sh.readyfd >= 0 && sh.foreground))
 		bad = true;
 	if (bad || !dir || !*dir) {
-		if (sh.readyfd >= 0)
-			close(sh.readyfd);
-		sh.readyfd = -1;
 		shim_release(&sh);
 		fprintf(stderr, "usage: holdfast-shim --dir TASKDIR "
 				"[--foreground | --ready-fd FD]\n(started by "

@@ -533,12 +533,15 @@ static int wait_ready(int fd, int timeout_ms)
 	}
 }
 
-/* A descriptor above 3, so that dup2 onto 3 in the child clears CLOEXEC. */
-static int above_three(int fd)
+/*
+ * The write end anywhere but 3: dup2 onto the same number would leave it
+ * close-on-exec, and the shim would find no fd 3.
+ */
+static int not_three(int fd)
 {
 	int moved;
 
-	if (fd > 3)
+	if (fd != 3)
 		return fd;
 	moved = fcntl(fd, F_DUPFD_CLOEXEC, 4);
 	close(fd);
@@ -567,15 +570,11 @@ int hf_shim_spawn(const char *taskdir, const char *shim_bin, pid_t *shim_pid)
 				"%s\n", taskdir, strerror(errno));
 		goto out;
 	}
-	p[0] = above_three(p[0]);
-	p[1] = above_three(p[1]);
-	if (p[0] < 0 || p[1] < 0) {
+	p[1] = not_three(p[1]);
+	if (p[1] < 0) {
 		fprintf(stderr, "holdfast: cannot start the shim of %s: "
 				"fcntl: %s\n", taskdir, strerror(errno));
-		if (p[0] >= 0)
-			close(p[0]);
-		if (p[1] >= 0)
-			close(p[1]);
+		close(p[0]);
 		goto out;
 	}
 	/*

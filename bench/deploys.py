@@ -20,9 +20,7 @@ Data directories are on a fresh ext4 on a loop device (hfbench.data_root).
         [--wait events|poll] [--before OLD_BIN] [--out FILE]
 """
 import argparse
-import json
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

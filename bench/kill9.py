@@ -44,7 +44,6 @@ the other, each started fresh:
 import argparse
 import http.client
 import os
-import shutil
 import signal
 import socket
 import subprocess

@@ -18,9 +18,7 @@ import concurrent.futures
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 
 import pytest
 

@@ -10,7 +10,6 @@ that changes the spec's count wins, and a rollback brings back the
 configuration with its count.
 """
 import json
-import os
 import urllib.request
 
 import pytest

@@ -22,7 +22,6 @@ import re
 import resource
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 

@@ -42,7 +42,7 @@ def test_kill_9_three_times_restarts_in_place_with_growing_backoff(tmp_path):
     first = start(taskdir)
     assert first["state"] == "running" and first["restarts"] == 0
     assert first["last_exit_at"] is None and first["last_signal"] is None
-    st, gaps, seen_backoff = first, [], 0
+    st, gaps = first, []
     for i in range(3):
         # "running" means its process started, not that the shell ran its
         # first line yet: a kill before that would leave no line in starts.

@@ -4616,7 +4616,18 @@ static int cmd_dr_failback(int argc, char **argv)
 		return rc;
 	}
 	path = svc_path(svc, "/dr/failback");
-	rc = api("POST", path, body, &status, &out);
+	for (;;) {
+		rc = api("POST", path, body, &status, &out);
+		/* With --wait, a fenced copy still stopping here is waited for. */
+		if (rc || !wait || status != 503 ||
+		    !jstr(out, "error") ||
+		    strcmp(jstr(out, "error"), "unavailable") ||
+		    (timeout > 0 && elapsed_s(start) > timeout))
+			break;
+		json_decref(out);
+		out = NULL;
+		usleep(500 * 1000);
+	}
 	free(path);
 	if ((rc = answered(rc, status, 200, out)) != 0)
 		goto out;
@@ -5567,10 +5578,11 @@ const struct hf_cmd hf_client_cmds[] = {
      "stopped (it stops by itself once it hears from the remote that the\n"
      "service runs there: the fencing rule). failback asks the remote to\n"
      "replicate the service here (--back: this cluster's name there;\n"
-     "default its only remote), deletes this cluster's old copies of its\n"
-     "volumes and holds the standby the remote sends (a whole copy for\n"
-     "now). --wait returns once every volume's copy here is consistent.\n"
-     "Then `dr switchover` on the remote brings the service home.", NULL},
+     "default its only remote) and keeps this cluster's old copies of its\n"
+     "volumes as the standby's: the remote sends only what differs from\n"
+     "them. --wait first waits for a fenced copy still stopping here, then\n"
+     "returns once every volume's copy here is consistent. Then\n"
+     "`dr switchover` on the remote brings the service home.", NULL},
     {"dr", "status", cmd_dr_status, "[--json]",
      "a service's disaster recovery: primary (where to, what is there) or "
      "standby (from where, how fresh)",

@@ -1438,9 +1438,11 @@ static const struct route_doc docs[] = {
 	 "(`holdfast -s SVC dr failback`): the remote is asked to "
 	 "replicate the service here (`POST /v1/dr/failback/{svc}`, to its "
 	 "remote `back`, default its only one), this cluster's copies of "
-	 "the volumes go and the `/dr` record too; the remote's "
+	 "the volumes are kept as the standby's (the remote sends only "
+	 "what differs from them) and the `/dr` record goes; the remote's "
 	 "configuration then comes as a standby. Refused (409) while the "
-	 "service runs here.",
+	 "service runs here; unavailable (503) while a copy the fence "
+	 "stopped is still stopping (the CLI's `--wait` waits for it).",
      .request = "{\"back?\": \"string\"}",
      .status = "200",
      .response = "{\"service\": \"string\", \"role\": \"standby\", "

@@ -1948,8 +1948,9 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	char *key = hf_state_key("/dr/%s", name, NULL), *why = NULL;
 	char *to = NULL, *esc, *path;
 	json_t *body = NULL, *rec = NULL, *out = NULL, *b, *adopt = NULL;
+	struct hf_service *svc;
 	long status = 0;
-	bool running;
+	bool running, stopping;
 	int rc, code;
 
 	if (req->body_len && hf_http_body_json(req, resp, &body))
@@ -1963,12 +1964,24 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	}
 	hf_state_lock(s);
 	rc = hf_state_get_record(s, key, &rec);
-	running = hf_state_service(s, name) != NULL;
+	svc = hf_state_service(s, name);
+	running = svc != NULL;
+	stopping = svc && svc->removing;
 	hf_state_unlock(s);
 	if (rc) {
 		hf_http_error(resp, rc == HF_ENOTFOUND ? rc : HF_EUNAVAIL,
 			      "service '%s' was not replicated from here to a "
 			      "remote cluster (dr status)",
+			      name);
+		goto out;
+	}
+	if (running && stopping &&
+	    json_is_object(json_object_get(rec, "fenced"))) {
+		/* The fence stops the copy here: its volumes are in use until then. */
+		hf_http_error(resp, HF_EUNAVAIL,
+			      "service '%s' is still stopping here after the "
+			      "fence (its tasks end and its volumes detach "
+			      "first): try again in a few seconds",
 			      name);
 		goto out;
 	}

@@ -245,7 +245,7 @@ def switchover_under_load(sites):
     assert st_a.get("role") == "standby" and st_a.get("from"), st_a
     st_b = b.dr("pg")
     assert st_b.get("role") == "primary" and st_b.get("to") == "a", st_b
-    assert a.api("GET", "/v1/service/pg")[0] == 404
+    assert a.api("GET", "/v1/services/pg")[0] == 404
     # Every committed transaction is on B.
     bport = wait_for(b.pg_port, 180, what="PostgreSQL on B")
     r = wait_for(lambda: (lambda r: r.returncode == 0 and r)(psql(bport, "select id from t")),
@@ -342,7 +342,7 @@ def failover_fencing_failback_and_home_again(sites):
 
     def fenced():
         st = b.dr("pg")
-        return st.get("fenced") and b.api("GET", "/v1/service/pg")[0] == 404 and st
+        return st.get("fenced") and b.api("GET", "/v1/services/pg")[0] == 404 and st
     st = wait_for(fenced, 120, what="B's copy fenced")
     assert "failback" in st["fenced"]["message"], st
     # B's copy as the sites diverged: the failback keeps it as the standby

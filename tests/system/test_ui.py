@@ -517,6 +517,9 @@ def test_ui_in_a_browser(tmp_path, browser):
         b.wait(f"document.querySelector({json.dumps(step_two)}).dataset.status === 'COMPLETE'", 20,
                what="the forced step COMPLETE on the page")
         b.click('[data-plan="maint"] button.resume')
+        # Every step is COMPLETE already: the plan is before the click
+        # lands, so wait for the resume itself.
+        wait_for(lambda: not c.plan("web", "maint")["interrupted"], 20, what="maint resumed")
         plan = c.wait_plan("web", plan="maint", timeout=30)
         assert not plan["interrupted"], plan
         st, _, logs = c.request("GET", "/v1/tasks/app-0-two/logs?service=web", token=ADMIN)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,10 +236,16 @@ static void fence(struct hf_srv *s, struct hf_store_txn *txn)
 }
 
 /*
- * Operations per transaction when a batch is written: under etcd's default
- * --max-txn-ops (128) with the fence's compare, and a few hundred kB.
+ * Operations per transaction when a batch is written: the backend's bound
+ * (etcd's), or all of them in one (the embedded store: one commit, one
+ * flush to disk, and the batch lands whole or not at all).
  */
-#define BATCH_TXN_OPS 64
+static size_t batch_txn_ops(struct hf_srv *s)
+{
+	size_t max = hf_store_txn_ops_max(s->store);
+
+	return max ? max : SIZE_MAX;
+}
 
 /*
  * Writes the open batch. With `let_go`, srv->mu is let go while the store
@@ -312,8 +319,10 @@ static void batch_flush(struct hf_srv *s, bool let_go)
 
 	batch_encode_runs(s);
 	if (s->batch.len && !s->store_failed) {
+		size_t per = batch_txn_ops(s);
+
 		/* Built under the lock: the fence reads the leadership. */
-		ntxn = (s->batch.len + BATCH_TXN_OPS - 1) / BATCH_TXN_OPS;
+		ntxn = s->batch.len / per + (s->batch.len % per != 0);
 		txns = hf_xcalloc(ntxn, sizeof(*txns));
 		firsts = hf_xcalloc(ntxn, sizeof(*firsts));
 		for (size_t t = 0; t < ntxn; t++) {
@@ -322,8 +331,7 @@ static void batch_flush(struct hf_srv *s, bool let_go)
 			hf_store_txn_init(&txns[t]);
 			firsts[t] = first;
 			fence(s, &txns[t]);
-			for (; i < s->batch.len && i - first < BATCH_TXN_OPS;
-			     i++)
+			for (; i < s->batch.len && i - first < per; i++)
 				hf_store_txn_put(&txns[t], s->batch.items[i].key,
 						 s->batch.items[i].value,
 						 s->batch.items[i].len);

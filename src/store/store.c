@@ -111,6 +111,11 @@ const char *hf_store_backend_name(const struct hf_store *s)
 	return s->be->name;
 }
 
+size_t hf_store_txn_ops_max(const struct hf_store *s)
+{
+	return s->be->txn_ops_max;
+}
+
 /* ------------------------------------------------------------------ */
 /* Shared helpers                                                       */
 

@@ -167,6 +167,12 @@ const char *hf_store_last_error(const struct hf_store *s);
 
 /* The backend's name: "mem", "sqlite" or "etcd". Owned by the module. */
 const char *hf_store_backend_name(const struct hf_store *s);
+/*
+ * The most operations a transaction should carry on this backend (etcd's
+ * default --max-txn-ops is 128, compares included), or 0: no bound, one
+ * transaction takes any number.
+ */
+size_t hf_store_txn_ops_max(const struct hf_store *s);
 
 /* ------------------------------------------------------------------ */
 /* Reading                                                              */
@@ -484,6 +490,7 @@ int hf_store_set_fault(struct hf_store *s, const char *spec);
  */
 struct hf_store_backend {
 	const char *name;
+	size_t txn_ops_max; /* hf_store_txn_ops_max(); 0: no bound */
 	int (*open)(const char *path, void **be, struct hf_buf *err);
 	void (*close)(void *be);
 	int (*get)(void *be, const char *key, struct hf_store_kv *out,

@@ -72,6 +72,12 @@
  * keys against its request limit, so it is kept short.
  */
 #define ETCD_PREFIX_MAX 256
+/*
+ * Operations per transaction the server's batches are cut to: under etcd's
+ * default --max-txn-ops (128) with the fence's compare, and a few hundred
+ * kB of its default 1.5 MiB request.
+ */
+#define ETCD_TXN_OPS 64
 
 /* The gRPC status codes etcd's gateway puts in its error bodies. */
 enum grpc_code {
@@ -1522,6 +1528,7 @@ out:
 
 const struct hf_store_backend hf_store_backend_etcd = {
 	.name = "etcd",
+	.txn_ops_max = ETCD_TXN_OPS,
 	.open = etcd_open,
 	ETCD_BACKEND_OPS,
 };
@@ -1532,6 +1539,7 @@ const struct hf_store_backend hf_store_backend_etcd = {
  */
 const struct hf_store_backend hf_store_backend_etcds = {
 	.name = "etcd",
+	.txn_ops_max = ETCD_TXN_OPS,
 	.open = etcds_open,
 	ETCD_BACKEND_OPS,
 };

@@ -282,6 +282,8 @@ struct hf_agent {
 	int64_t vserve_next;       /* monotonic ms to reconcile it again */
 	HF_VEC(struct ag_job) jobs;        /* queued, oldest first */
 	HF_VEC(struct ag_job) running;     /* taken by a worker */
+	/* Bumped (sync_cv told) each time the pool runs out of jobs. */
+	uint64_t pool_dry_seq;
 	pthread_t *workers;
 	size_t nworkers;                   /* started */
 	int64_t generation;        /* of the last applied response */

@@ -1166,6 +1166,11 @@ void *ag_worker_thread(void *arg)
 		free(j.key);
 		/* A job held back by this one may go now. */
 		pthread_cond_broadcast(&ag->work_cv);
+		/* The burst is over: its last changes need not wait (sync.c). */
+		if (!ag->jobs.len && !ag->running.len) {
+			ag->pool_dry_seq++;
+			pthread_cond_broadcast(&ag->sync_cv);
+		}
 	}
 	pthread_mutex_unlock(&ag->mu);
 	return NULL;

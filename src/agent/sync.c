@@ -47,7 +47,9 @@
  * server looks at every task it lists), so that a deploy of many tasks
  * costs the server about as much per task as one of a few: 25 ms on a
  * node of a few tasks, 1 ms more per 10 tasks (125 ms with 1000), at
- * most 150. It only spaces syncs out while changes keep coming.
+ * most 150. It only spaces syncs out while changes keep coming, and not
+ * past the end of a burst: when the launch pool runs out of jobs (the
+ * last launches of a deploy are RUNNING), the sync goes at once.
  */
 #define SHORT_GAP_MS 25
 #define SHORT_GAP_MAX_MS 150
@@ -728,11 +730,30 @@ void *ag_long_poll_thread(void *arg)
 	return NULL;
 }
 
+/* Whether the launch pool ran out of jobs since dry_seen. Lock held. */
+static bool pool_went_dry(const struct hf_agent *ag, uint64_t dry_seen)
+{
+	return ag->pool_dry_seq != dry_seen && !ag->jobs.len &&
+	       !ag->running.len;
+}
+
+/* Waits out the rest of a gap, or until the pool runs dry. Lock held. */
+static void gap_wait(struct hf_agent *ag, int ms, uint64_t dry_seen)
+{
+	struct timespec until;
+
+	hf_deadline_after_ms(&until, ms);
+	while (!ag->stopping && !pool_went_dry(ag, dry_seen) &&
+	       pthread_cond_timedwait(&ag->sync_cv, &ag->mu, &until) == 0)
+		;
+}
+
 void *ag_short_sync_thread(void *arg)
 {
 	struct hf_agent *ag = arg;
 	int backoff = 0;
 	int64_t last = 0; /* monotonic ms the last short sync started */
+	uint64_t dry_seen = 0; /* ag->pool_dry_seq at that sync */
 
 	pthread_mutex_lock(&ag->mu);
 	while (!ag->stopping) {
@@ -743,11 +764,12 @@ void *ag_short_sync_thread(void *arg)
 			continue;
 		}
 		gap = short_gap(ag);
-		if (last && now - last < gap) {
-			backoff_wait(ag, (int)(gap - (now - last)));
+		if (last && now - last < gap && !pool_went_dry(ag, dry_seen)) {
+			gap_wait(ag, (int)(gap - (now - last)), dry_seen);
 			continue;
 		}
 		last = now;
+		dry_seen = ag->pool_dry_seq;
 		ag->sync_dirty = false;
 		if (sync_once(ag, 0) == 0) {
 			backoff = 0;

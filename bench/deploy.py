@@ -64,6 +64,20 @@ def busy_fraction(a, b):
     return (b[0] - a[0]) / max(1, b[1] - a[1])
 
 
+def settle(limit=30.0, window=1.0, busy=0.15):
+    """Waits (at most limit seconds) for a window in which the machine's
+    CPUs are busy less than the given fraction: the teardown of a run (a
+    thousand processes killed, their cgroups removed) keeps the machine
+    busy for a while, and a run that starts meanwhile is measured against
+    it. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        a = cpu_busy()
+        time.sleep(window)
+        if busy_fraction(a, cpu_busy()) < busy or time.monotonic() - t0 > limit:
+            return time.monotonic() - t0
+
+
 def agent_launch_times(logtext):
     """Seconds between the agent's first "launching" and its last "running
     as pid" line, and the median gap between consecutive "running" lines:

@@ -3,14 +3,18 @@
 
 For each N in --counts (default 200,1000) and each repetition: the raw
 spawn baseline of benchmark 1 (a shell starting N `sleep 3600`), then a
-deploy of N pods with this binary, then (with --before OLD_BIN) the same
-deploy with OLD_BIN, each on a fresh server and agent (deploy.py's spec:
-one parallel phase, no readiness check). Reported per deploy: POST -> plan
-COMPLETE, the ratio to the baseline of the same repetition, and the
-server's CPU time per launched task (utime + stime from /proc/PID/stat of
-the server from just before the POST to the plan's COMPLETE, over N: the
-deploy's cost, without the server's start and the agent's registration,
-which at N=200 were a third of what the whole count showed). The end is seen on the event stream (the
+deploy of N pods with this binary; with --before OLD_BIN, a baseline and
+a deploy with OLD_BIN too, the two binaries taking turns going first
+(the first deploy after a baseline measured ~10 % slower than the
+second, whichever binary it was). Each deploy runs on a fresh server and
+agent (deploy.py's spec: one parallel phase, no readiness check), right
+after its own baseline, each step once the machine is idle again
+(deploy.settle: the previous run's teardown over). Reported per deploy:
+POST -> plan COMPLETE, the ratio to its baseline, and the server's CPU
+time per launched task (utime + stime from /proc/PID/stat of the server
+from just before the POST to the plan's COMPLETE, over N: the deploy's
+cost, without the server's start and the agent's registration, which at
+N=200 were a third of what the whole count showed). The end is seen on the event stream (the
 plan's COMPLETE event, then one GET of the plan to confirm), so the
 server's CPU is the deploy's and not the benchmark's polling; --wait poll
 polls the plan every --poll seconds instead, as earlier figures did.
@@ -70,20 +74,28 @@ def main():
     for n in [int(x) for x in a.counts.split(",")]:
         runs = []
         for r in range(a.repeat):
-            run = {"baseline_s": deploy.baseline(n, a.poll, a.timeout)}
-            for label, binary in labels:
+            run = {"baselines_s": []}
+            # Each deploy right after a baseline of its own (the first
+            # run after a baseline was measured ~10 % slower than the
+            # second, whichever binary it was), in alternating order.
+            for label, binary in (labels if r % 2 == 0 else labels[::-1]):
+                deploy.settle()
+                base = deploy.baseline(n, a.poll, a.timeout)
+                run["baselines_s"].append(base)
+                deploy.settle()
                 x = one(binary, n, a.poll, a.timeout, a.wait)
-                x["ratio"] = x["complete_s"] / run["baseline_s"]
+                x["baseline_s"] = base
+                x["ratio"] = x["complete_s"] / base
                 run[label] = x
                 hb.log(f"deploys N={n} run {r + 1}/{a.repeat} {label}: "
-                       f"{x['complete_s']:.2f}s vs raw spawn {run['baseline_s']:.3f}s "
+                       f"{x['complete_s']:.2f}s vs raw spawn {base:.3f}s "
                        f"= {x['ratio']:.1f}x; server CPU {x['server_cpu_s']:.2f}s "
                        f"({x['server_cpu_ms_per_task']:.2f} ms/task), {x.get('agent_syncs', '?')} syncs, agent CPU "
                        f"{x['agent_cpu_s']:.2f}s; machine busy "
                        f"{x['machine_cpu_busy'] * 100:.0f}%; running {x['tasks_running']}, "
                        f"restarts {x['restarts']}, failed-to-start {x['failed_to_start']}")
             runs.append(run)
-        summ = {"baseline_s": hb.summary([x["baseline_s"] for x in runs])}
+        summ = {"baseline_s": hb.summary([b for x in runs for b in x["baselines_s"]])}
         for label, _ in labels:
             summ[label] = {
                 k: hb.summary([x[label][k] for x in runs])

@@ -1257,12 +1257,29 @@ void ag_child_add(struct hf_agent *ag, pid_t pid)
 	struct ag_child *c = HF_VEC_PUSH(&ag->children);
 
 	c->pid = pid;
-	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (c->pidfd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN,
-					 .data.u64 = (uint64_t)pid};
+	c->pidfd = AG_PIDFD_LATER;
+	ag->children_later++;
+}
 
-		if (epoll_ctl(ag->childfd, EPOLL_CTL_ADD, c->pidfd, &ev) < 0) {
+/*
+ * Opens the pidfds of the children added since the last wake-up, in the
+ * supervisor's descriptor table. A child that exited meanwhile is still
+ * a zombie (only this agent reaps it): its pidfd reads as exited at once.
+ */
+static void watch_children(struct hf_agent *ag)
+{
+	/* New ones are at the end (a reaped one's place takes the last). */
+	for (size_t i = ag->children.len; i-- > 0 && ag->children_later;) {
+		struct ag_child *c = &ag->children.items[i];
+		struct epoll_event ev = {.events = EPOLLIN,
+					 .data.u64 = (uint64_t)c->pid};
+
+		if (c->pidfd != AG_PIDFD_LATER)
+			continue;
+		ag->children_later--;
+		c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+		if (c->pidfd >= 0 &&
+		    epoll_ctl(ag->childfd, EPOLL_CTL_ADD, c->pidfd, &ev) < 0) {
 			close(c->pidfd);
 			c->pidfd = -1;
 		}
@@ -1290,6 +1307,8 @@ static void reap_child(struct hf_agent *ag, pid_t pid)
 			epoll_ctl(ag->childfd, EPOLL_CTL_DEL, c->pidfd, NULL);
 			close(c->pidfd);
 		}
+		if (c->pidfd == AG_PIDFD_LATER)
+			ag->children_later--;
 		ag->children.items[i--] =
 			ag->children.items[--ag->children.len];
 		if (pid)
@@ -1520,6 +1539,7 @@ static void supervise(struct hf_agent *ag, int sigfd)
 		add_poll(&pfds, &refs, &n, &cap, ag->childfd, POLLIN, NULL,
 			 NULL);
 		reap_removed(ag);
+		watch_children(ag);
 		if (now >= next_gc) {
 			reap_child(ag, 0);
 			collect_garbage(ag);

@@ -229,10 +229,13 @@ struct ag_vserve {
 /* The pool's bound when opts->launch_workers is 0. */
 #define AG_DEFAULT_WORKERS 8
 
+#define AG_PIDFD_LATER (-2)
+
 /* A shim the agent started and must reap. */
 struct ag_child {
 	pid_t pid;
-	int pidfd; /* in childfd's set; -1: pidfd_open failed, tried at GC */
+	int pidfd; /* in childfd's set; -1: pidfd_open failed, tried at GC;
+		      AG_PIDFD_LATER: the supervisor opens it */
 };
 
 struct hf_agent {
@@ -261,6 +264,7 @@ struct hf_agent {
 	int wakefd;                /* eventfd: wakes the supervisor */
 	int watchfd;               /* epoll of the shims' watch sockets */
 	int childfd;               /* epoll of the pidfds of children */
+	size_t children_later;     /* children whose pidfd is not open yet */
 	struct hf_agent_api *api;  /* task logs and exec; NULL if not up */
 
 	pthread_mutex_t mu;
@@ -326,7 +330,9 @@ struct hf_agent {
 void ag_wake(struct hf_agent *ag);
 /*
  * A shim this agent started (hf_shim_spawn) stays its child: it is reaped
- * when it exits, through a pidfd in the supervisor's poll. Lock held.
+ * when it exits, through a pidfd in the supervisor's poll. The supervisor
+ * opens that pidfd on its next wake-up (ag_wake): a launch worker's
+ * descriptors are not the supervisor's (sandbox.c). Lock held.
  */
 void ag_child_add(struct hf_agent *ag, pid_t pid);
 /* Asks for an immediate sync. Lock held. */

@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -1122,10 +1123,34 @@ static ssize_t next_job(struct hf_agent *ag)
 	return -1;
 }
 
+/*
+ * A worker keeps a descriptor table of its own, with only what it uses:
+ * a spawn copies the caller's whole table into the child and closes it
+ * there, and the agent's holds two descriptors per task (a watch socket
+ * and a pidfd), so each launch would cost in proportion to the tasks on
+ * the node. What a worker opens stays its own and is closed by it; the
+ * supervisor opens the shims' pidfds (ag_child_add). Without unshare the
+ * worker shares the agent's table, as threads do.
+ */
+static void own_descriptors(struct hf_agent *ag)
+{
+	unsigned int keep = (unsigned int)ag->wakefd;
+
+	if (unshare(CLONE_FILES) < 0) {
+		hf_log("a launch worker shares the agent's descriptors: "
+		       "unshare: %s", strerror(errno));
+		return;
+	}
+	if (keep > 3)
+		close_range(3, keep - 1, 0);
+	close_range(keep + 1, ~0U, 0);
+}
+
 void *ag_worker_thread(void *arg)
 {
 	struct hf_agent *ag = arg;
 
+	own_descriptors(ag);
 	pthread_mutex_lock(&ag->mu);
 	for (;;) {
 		struct ag_job j;

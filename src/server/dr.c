@@ -1977,7 +1977,7 @@ void hf_dr_failback_handler(void *ctx, const struct hf_http_req *req,
 	}
 	if (running && stopping &&
 	    json_is_object(json_object_get(rec, "fenced"))) {
-		/* The fence stops the copy here: its volumes are in use until then. */
+		/* The fenced copy stops; its volumes are in use until then. */
 		hf_http_error(resp, HF_EUNAVAIL,
 			      "service '%s' is still stopping here after the "
 			      "fence (its tasks end and its volumes detach "

@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "server/apply.h"
+#include "server/dr.h"
 #include "server/events.h"
 #include "server/nodeauth.h"
 #include "server/ops.h"
@@ -160,6 +161,70 @@ static void deploy_ok(struct fixture *f)
 
 	assert_op(hf_ops_deploy(f->s, &sp, &out, &err), 0, &err);
 	hf_ops_deployed_release(&out);
+	hf_ops_err_release(&err);
+}
+
+/* POST /v1/service/t/dr/failback, as the route calls it. */
+static int failback(struct fixture *f, char **body)
+{
+	struct hf_http_req req = {.method = "POST", .body = ""};
+	struct hf_http_resp resp = {0};
+	int status;
+
+	hf_kvlist_set(&req.params, "svc", "t");
+	hf_dr_failback_handler(f->s, &req, &resp);
+	status = resp.status;
+	*body = hf_xstrndup(resp.body ? resp.body : "", resp.body_len);
+	hf_http_resp_release(&resp);
+	hf_kvlist_release(&req.params);
+	return status;
+}
+
+/* Puts /dr/t: replicated to remote b, fenced by it or not. */
+static void dr_record(struct fixture *f, bool fenced)
+{
+	json_t *rec = json_pack("{s:s}", "to", "b");
+
+	if (fenced)
+		json_object_set_new(rec, "fenced",
+				    json_pack("{s:s, s:I, s:s}", "by", "b",
+					      "at", (json_int_t)1, "message",
+					      "runs on b now"));
+	hf_state_lock(f->s);
+	assert_int_equal(hf_state_put_record(f->s, "/dr/t", rec), 0);
+	hf_state_unlock(f->s);
+	json_decref(rec);
+}
+
+/*
+ * A failback on the old primary while its fenced copy is still being
+ * removed: 503 (the CLI's --wait asks again), where a copy that runs
+ * without a fence is a plain 409; nothing changes either way.
+ */
+static void test_failback_while_the_fenced_copy_stops(void **state)
+{
+	struct fixture *f = *state;
+	struct hf_ops_removed rm = {0};
+	struct hf_ops_err err = {0};
+	char *body;
+
+	deploy_ok(f);
+	dr_record(f, false);
+	assert_int_equal(failback(f, &body), 409);
+	assert_non_null(strstr(body, "runs here"));
+	free(body);
+
+	dr_record(f, true);
+	assert_op(hf_ops_remove(f->s, "t", false, &rm, &err), 0, &err);
+	hf_ops_removed_release(&rm);
+	assert_true(hf_state_service(f->s, "t")->removing);
+	assert_int_equal(failback(f, &body), 503);
+	assert_non_null(strstr(body, "\"unavailable\""));
+	assert_non_null(strstr(body, "still stopping here after the fence"));
+	free(body);
+	/* Nothing changed: the record keeps its fence, the service its removal. */
+	assert_true(stored(f->s, "/dr/t"));
+	assert_true(hf_state_service(f->s, "t")->removing);
 	hf_ops_err_release(&err);
 }
 
@@ -724,6 +789,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_failure, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_not_leading, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_failback_while_the_fenced_copy_stops, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,16 @@
 #include "common/sys.h"
 #include "common/util.h"
 
+/*
+ * A vfork() child runs on its parent's memory: instrumented code there
+ * would leave the sanitizers' shadow of that stack to the parent.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HF_SPAWN_VFORK 0
+#else
+#define HF_SPAWN_VFORK 1
+#endif
+
 /* What the child writes to the pipe when a step fails: one atomic write. */
 struct fail {
 	int err;
@@ -118,6 +128,25 @@ child(const struct hf_spawn *sp, int ep, int devnull)
 	child_fail(ep, "run", sp->path, errno);
 }
 
+/*
+ * The child's side never returns here. A function of its own, so that no
+ * variable of the caller lives across vfork().
+ */
+static pid_t __attribute__((noinline))
+fork_child(const struct hf_spawn *sp, int ep, int devnull)
+{
+	pid_t p;
+
+#if HF_SPAWN_VFORK
+	p = sp->share_memory ? vfork() : fork();
+#else
+	p = fork();
+#endif
+	if (p == 0)
+		child(sp, ep, devnull);
+	return p;
+}
+
 int hf_spawn_start(const struct hf_spawn *sp, pid_t *pid, char **err)
 {
 	int ep[2] = {-1, -1}, devnull = -1, rc = -1;
@@ -137,9 +166,7 @@ int hf_spawn_start(const struct hf_spawn *sp, pid_t *pid, char **err)
 	/* No handler of ours may run in the child before it resets them. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	p = fork();
-	if (p == 0)
-		child(sp, ep[1], devnull);
+	p = fork_child(sp, ep[1], devnull);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (p < 0) {
 		*err = hf_xasprintf("cannot start %s: fork: %s", sp->path,

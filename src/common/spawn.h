@@ -1,8 +1,9 @@
 /*
  * spawn.h - starting a child program the one way holdfast does it.
  *
- * Every signal is blocked around fork(), so no handler of the parent runs
- * in the child; the child resets every disposition and its mask, sets up
+ * Every signal is blocked around fork() (vfork() for a caller that asks
+ * with share_memory), so no handler of the parent runs in the child; the
+ * child resets every disposition and its mask, sets up
  * its standard descriptors and closes every other one, runs the caller's
  * setup step (entering a task's confinement, for instance), changes
  * directory and execs. A failure of any of these steps comes back to the
@@ -50,6 +51,14 @@ struct hf_spawn {
 	 */
 	char *const *direct;       /* NULL-terminated; NULL: none */
 	char *const *direct_argv;
+	/*
+	 * vfork() instead of fork(): the child borrows the parent's memory
+	 * until it execs (no page tables copied, no copy-on-write faults,
+	 * nothing torn down at exec) while the calling thread waits. Only
+	 * for a single-threaded caller whose setup step makes system calls
+	 * alone (the shim); sanitizer builds fork all the same.
+	 */
+	bool share_memory;
 };
 
 /*

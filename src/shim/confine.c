@@ -58,7 +58,6 @@ struct hf_confine_ns {
 	bool nosuid;             /* sandbox and volumes nosuid, nodev */
 	uid_t uid;
 	gid_t gid;
-	int sandbox_fd;
 	bool *hidden;            /* per hide entry: covered (it existed) */
 };
 
@@ -170,7 +169,6 @@ static struct hf_confine_ns *ns_prepare(const struct hf_shim_launch *l,
 	ns->nosuid = !l->privileged;
 	ns->uid = c->switch_user ? c->uid : geteuid();
 	ns->gid = c->switch_user ? c->gid : getegid();
-	ns->sandbox_fd = -1;
 	/* A directory inside another hidden one is hidden with it. */
 	for (size_t i = 0; i < l->hide.len; i++)
 		hf_strlist_push(&sorted, l->hide.items[i]);
@@ -753,7 +751,6 @@ static int build(struct hf_confine_ns *ns, const char **what)
 	/* Every source is taken before any directory is covered. */
 	if (clone_tree(&sandbox, plain) < 0)
 		return fail(what, "bind the sandbox");
-	ns->sandbox_fd = sandbox.fd;
 	for (size_t i = 0; i < ns->visible.len; i++)
 		if (clone_tree(&ns->visible.items[i],
 			       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
@@ -771,12 +768,16 @@ static int build(struct hf_confine_ns *ns, const char **what)
 		if (clone_tree(&ns->devs.items[i], 0) < 0)
 			return fail(what, ns->devs.items[i].what);
 
+	/*
+	 * Every field written here is set anew each time: the shim's memory
+	 * is this child's until it execs (hf_spawn share_memory), so what a
+	 * start leaves there is what the next restart would find.
+	 */
 	for (size_t i = 0; i < ns->hide.len; i++) {
-		if (mount("tmpfs", ns->hide.items[i], "tmpfs",
-			  MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			  "mode=0755,size=64k,nr_inodes=1024") == 0)
-			ns->hidden[i] = true;
-		else if (errno != ENOENT)
+		ns->hidden[i] = mount("tmpfs", ns->hide.items[i], "tmpfs",
+				      MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				      "mode=0755,size=64k,nr_inodes=1024") == 0;
+		if (!ns->hidden[i] && errno != ENOENT)
 			return fail(what, "hide holdfast's files from the "
 					  "task");
 	}

@@ -865,6 +865,8 @@ static int start_process(struct shim *sh, char **err)
 	sp.new_session = true;
 	sp.setup = task_setup;
 	sp.setup_arg = sh->plan;
+	/* One thread, and the setup is system calls on prepared data. */
+	sp.share_memory = true;
 	if (hf_spawn_start(&sp, &sh->pid, err)) {
 		sh->pid = 0;
 		goto out;

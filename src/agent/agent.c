@@ -61,6 +61,26 @@ void ag_wake(struct hf_agent *ag)
 	}
 }
 
+void ag_attend(struct hf_agent *ag, struct ag_task *t)
+{
+	if (t->attn)
+		return;
+	t->attn = true;
+	*HF_VEC_PUSH(&ag->attn) = t;
+}
+
+void ag_unattend(struct hf_agent *ag, struct ag_task *t)
+{
+	if (!t->attn)
+		return;
+	for (size_t i = 0; i < ag->attn.len; i++)
+		if (ag->attn.items[i] == t) {
+			ag->attn.items[i] = ag->attn.items[--ag->attn.len];
+			break;
+		}
+	t->attn = false;
+}
+
 void ag_mark_dirty(struct hf_agent *ag)
 {
 	ag->sync_dirty = true;
@@ -775,6 +795,7 @@ static void agent_release(struct hf_agent *ag)
 	for (size_t i = 0; i < ag->tasks.len; i++)
 		ag_task_free(ag->tasks.items[i]);
 	HF_VEC_FREE(&ag->tasks);
+	HF_VEC_FREE(&ag->attn);
 	for (size_t i = 0; i < ag->jobs.len; i++)
 		free(ag->jobs.items[i].key);
 	HF_VEC_FREE(&ag->jobs);
@@ -1167,6 +1188,7 @@ static void settle_without_shim(struct hf_agent *ag, struct ag_task *t)
 		/* Starting (no socket yet) or exiting (socket gone). */
 		t->need_watch = true;
 		t->watch_retry_at = hf_mono_ms() + WATCH_RETRY_MS;
+		ag_attend(ag, t);
 		return;
 	}
 	/*
@@ -1216,6 +1238,7 @@ static void open_watch(struct hf_agent *ag, struct ag_task *t)
 			close(fd);
 			t->need_watch = true;
 			t->watch_retry_at = hf_mono_ms() + WATCH_RETRY_MS;
+			ag_attend(ag, t);
 			return;
 		}
 		t->watch_fd = fd;
@@ -1379,13 +1402,18 @@ static void reap_removed(struct hf_agent *ag)
 {
 	size_t j = 0;
 
+	if (!ag->removed_pending)
+		return; /* every wake-up comes here: no pass for nothing */
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
-		if (t->removed && t->watch_fd < 0 && !t->jobs)
+		if (t->removed && t->watch_fd < 0 && !t->jobs) {
+			ag_unattend(ag, t);
 			ag_task_free(t);
-		else
+			ag->removed_pending--;
+		} else {
 			ag->tasks.items[j++] = t;
+		}
 	}
 	ag->tasks.len = j;
 }
@@ -1407,18 +1435,30 @@ static void collect_garbage(struct hf_agent *ag)
 	}
 }
 
+/* Whether t still belongs on ag->attn: what prepare_poll does for it. */
+static bool wants_attention(const struct ag_task *t)
+{
+	return (t->need_watch && t->watch_fd < 0) ||
+	       (t->stop != AG_STOP_NONE && !t->stop_sent &&
+		!hf_task_state_final(t->state)) ||
+	       t->health || t->readiness;
+}
+
 /*
- * One pass over the tasks with the lock held: watches to open, stops to
- * send, checks to start or time out. Returns the next deadline.
+ * One pass over the tasks that need it (ag->attn) with the lock held:
+ * watches to open, stops to send, checks to start or time out. Returns
+ * the next deadline. A task the pass puts back on the list (a watch to
+ * try again) lands at its end and is seen in this same pass.
  */
 static int64_t prepare_poll(struct hf_agent *ag, struct pollfd **pfds,
 			    struct ag_pollref **refs, size_t *n, size_t *cap,
 			    struct pending_stops *stops)
 {
 	int64_t now = hf_mono_ms(), next = INT64_MAX;
+	size_t j = 0;
 
-	for (size_t i = 0; i < ag->tasks.len; i++) {
-		struct ag_task *t = ag->tasks.items[i];
+	for (size_t i = 0; i < ag->attn.len; i++) {
+		struct ag_task *t = ag->attn.items[i];
 		int64_t d;
 
 		if (t->need_watch && t->watch_fd < 0 &&
@@ -1450,7 +1490,12 @@ static int64_t prepare_poll(struct hf_agent *ag, struct pollfd **pfds,
 		d = ag_checks_tick(ag, t, pfds, refs, n, cap);
 		if (d < next)
 			next = d;
+		if (wants_attention(t))
+			ag->attn.items[j++] = t;
+		else
+			t->attn = false;
 	}
+	ag->attn.len = j;
 	return next;
 }
 
@@ -1480,8 +1525,11 @@ static void send_stops(struct hf_agent *ag, struct pending_stop *s, size_t n)
 			       t->id, s[i].why, s[i].grace);
 		} else if (rc == HF_EUNAVAIL) {
 			/* Not listening (exiting, or starting): watch it. */
-			if (t->watch_fd < 0 && !hf_task_state_final(t->state))
+			if (t->watch_fd < 0 &&
+			    !hf_task_state_final(t->state)) {
 				t->need_watch = true;
+				ag_attend(ag, t);
+			}
 		} else if (rc) {
 			hf_log("task %s: the shim refused the stop: %s", t->id,
 			       hf_err_msg(rc));

@@ -140,6 +140,7 @@ struct ag_task {
 	int watch_fd;              /* supervisor's; -1 when none */
 	bool need_watch;
 	int64_t watch_retry_at;    /* monotonic ms */
+	bool attn;                 /* in ag->attn (ag_attend) */
 	enum ag_stop stop;
 	char *stop_message;
 	bool stop_sent;            /* the shim acknowledged the stop */
@@ -271,6 +272,13 @@ struct hf_agent {
 	pthread_cond_t sync_cv;    /* sync_dirty or stopping */
 	pthread_cond_t work_cv;    /* jobs or stopping */
 	HF_VEC(struct ag_task *) tasks;
+	/*
+	 * The tasks the supervisor's pass looks at: a watch to open, a stop
+	 * to send, checks to run. A pass costs what needs doing, not the
+	 * node's task count (a deploy of N tasks wakes it O(N) times).
+	 */
+	HF_VEC(struct ag_task *) attn;
+	size_t removed_pending;    /* tasks removed, not yet freed */
 	HF_VEC(struct ag_child) children; /* shims started, not yet reaped */
 	struct hf_strlist launched;        /* every id ever launched */
 	struct hf_strlist volumes_deleted; /* reported until not asked */
@@ -328,6 +336,13 @@ struct hf_agent {
 
 /* Wakes the supervisor's poll. Any thread, lock held or not. */
 void ag_wake(struct hf_agent *ag);
+/*
+ * With the lock held, after setting need_watch, stop or checks: puts t
+ * on the supervisor's list (ag->attn) until none of them needs it.
+ */
+void ag_attend(struct hf_agent *ag, struct ag_task *t);
+/* Takes t off that list, before ag_task_free. */
+void ag_unattend(struct hf_agent *ag, struct ag_task *t);
 /*
  * A shim this agent started (hf_shim_spawn) stays its child: it is reaped
  * when it exits, through a pidfd in the supervisor's poll. The supervisor

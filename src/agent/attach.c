@@ -502,6 +502,7 @@ static void lost_process(struct hf_agent *ag, const char *vol,
 		    "died): the task is stopped to mount it again",
 		    vol);
 		t->stop = AG_STOP_HEALTH;
+		ag_attend(ag, t);
 		ag_wake(ag);
 	}
 	if (s->device && strncmp(s->device, "/dev/loop", 9) == 0) {

@@ -253,6 +253,7 @@ static void finish(struct hf_agent *ag, struct ag_task *t, struct ag_check *c,
 				"health check failed %d times: %s",
 				c->failures, reason);
 			t->stop = AG_STOP_HEALTH;
+			ag_attend(ag, t);
 			ag_wake(ag);
 		}
 	}

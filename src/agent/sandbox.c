@@ -962,11 +962,14 @@ static void job_launch(struct hf_agent *ag, struct ag_task *t)
 			ag_task_apply_status(ag, t, &st);
 		ag_task_shim_up(t);
 		t->need_watch = !hf_task_state_final(t->state);
+		if (t->need_watch)
+			ag_attend(ag, t);
 	} else if (rc == HF_EUNAVAIL) {
 		hf_log("task %s: the shim is slow to start; watching it",
 		       t->id);
 		ag_task_shim_up(t);
 		t->need_watch = true;
+		ag_attend(ag, t);
 	} else if (hf_shim_status_read(t->dir, &st) == 0) {
 		/* The shim refused launch.json and said why. */
 		ag_task_apply_status(ag, t, &st);
@@ -1052,6 +1055,7 @@ static void job_remove_dir(struct hf_agent *ag, struct ag_task *t)
 	if (rc == 0) {
 		hf_log("task %s: removed its old sandbox", t->id);
 		t->removed = true;
+		ag->removed_pending++;
 	} else {
 		/* Try again after another keep period. */
 		t->removing = false;

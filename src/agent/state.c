@@ -181,6 +181,8 @@ void ag_task_set_order(struct hf_agent *ag, struct ag_task *t,
 	if (cerr)
 		order_fail(&err, "readiness_check: %s", cerr);
 	free(cerr);
+	if (t->health || t->readiness)
+		ag_attend(ag, t);
 out:
 	free(t->order_error);
 	t->order_error = err;
@@ -609,8 +611,10 @@ static void restore_task(struct hf_agent *ag, struct ag_task *t,
 		t->stop = AG_STOP_HEALTH;
 		t->stop_message = hf_xstrndup(text + 7,
 					      strcspn(text + 7, "\n"));
+		ag_attend(ag, t);
 	} else if (text && hf_str_has_prefix(text, "order")) {
 		t->stop = AG_STOP_ORDER;
+		ag_attend(ag, t);
 	}
 	free(text);
 	text = read_small(t->dir, AG_READY_FILE);
@@ -691,6 +695,7 @@ void ag_reattach(struct hf_agent *ag)
 			if (rc == 0)
 				ag_task_apply_status(ag, t, &st);
 			t->need_watch = true;
+			ag_attend(ag, t);
 			live++;
 		} else {
 			/* A final status may have landed since the read. */

@@ -293,6 +293,7 @@ static bool apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 						ag->tasks.items[--ag->tasks.len];
 					break;
 				}
+			ag_unattend(ag, t);
 			ag_task_free(t);
 		}
 		whole = false;
@@ -445,6 +446,7 @@ static void apply_response(struct hf_agent *ag, struct hf_proto_sync_resp *r,
 			hf_log("task %s is not in the desired set: stopping it",
 			       t->id);
 			t->stop = AG_STOP_ORDER;
+			ag_attend(ag, t);
 			wake = true;
 		} else if (hf_task_state_final(t->state) && !t->forgotten &&
 			   t->terminal_seq && t->terminal_seq <= seq) {

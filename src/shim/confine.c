@@ -413,14 +413,41 @@ static int set_attr(int fd, uint64_t set)
 				    &attr, sizeof(attr));
 }
 
-/* The parent directories of path, and path itself as an empty file or dir. */
+/* path itself as an empty file or dir, its parent being there. */
+static int make_one(const char *path, bool dir)
+{
+	int fd;
+
+	if (dir)
+		return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
+	/* A new file without opening one (the common case: /dev's). */
+	if (mknod(path, S_IFREG | 0444, 0) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	/* There already: a file will do; a link or a directory will not. */
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * The parent directories of path, and path itself as an empty file or
+ * dir. The parents are made only when path cannot be: in a fresh /dev,
+ * or a sandbox that has them, that is one system call.
+ */
 static int placeholder(const char *path, bool dir)
 {
 	char buf[PATH_MAX];
 	char *slash;
 	size_t n = strlen(path);
-	int fd;
 
+	if (make_one(path, dir) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
 	if (n >= sizeof(buf)) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -432,13 +459,7 @@ static int placeholder(const char *path, bool dir)
 		if (hf_fs_mkdir_p(buf, 0755, 0755) < 0)
 			return -1;
 	}
-	if (dir)
-		return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
-	if (fd < 0)
-		return -1;
-	close(fd);
-	return 0;
+	return make_one(path, dir);
 }
 
 static int clone_tree(struct bind *b, uint64_t attrs)

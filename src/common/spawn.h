@@ -3,10 +3,10 @@
  *
  * Every signal is blocked around fork() (vfork() for a caller that asks
  * with share_memory), so no handler of the parent runs in the child; the
- * child resets every disposition and its mask, sets up
- * its standard descriptors and closes every other one, runs the caller's
- * setup step (entering a task's confinement, for instance), changes
- * directory and execs. A failure of any of these steps comes back to the
+ * child resets every disposition and its mask, sets up its standard
+ * descriptors and closes every other one, runs the caller's setup step
+ * (entering a task's confinement, for instance), changes directory and
+ * execs. A failure of any of these steps comes back to the
  * parent through a close-on-exec pipe as "cannot <step>: <errno text>", so
  * a bad command fails when it is started, never as a later exit 127.
  *

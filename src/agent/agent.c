@@ -95,6 +95,7 @@ void hf_agent_opts_init(struct hf_agent_opts *o)
 	o->data_dir = hf_xstrdup(DEFAULT_DATA);
 	o->address = hf_xstrdup("127.0.0.1");
 	o->sandbox_keep_s = 3600;
+	o->launched_keep_s = 7 * 24 * 3600;
 	o->wait_s = 10;
 	o->log_max_bytes = 10 * 1024 * 1024;
 	o->log_keep = 3;
@@ -370,6 +371,13 @@ static char *flag_sandbox_keep(struct hf_agent_opts *o, const char *flag,
 	return flag_number(flag, val, 0, INT64_MAX / 2000, &o->sandbox_keep_s);
 }
 
+static char *flag_launched_keep(struct hf_agent_opts *o, const char *flag,
+				const char *val)
+{
+	return flag_number(flag, val, 0, INT64_MAX / 2000,
+			   &o->launched_keep_s);
+}
+
 static char *flag_log_max_bytes(struct hf_agent_opts *o, const char *flag,
 				const char *val)
 {
@@ -587,6 +595,10 @@ static const struct {
       "how long an exited task's sandbox is kept for its logs (default "
       "3600)"},
      flag_sandbox_keep},
+    {{"--launched-keep", "SECONDS", 0,
+      "how long the id of a task that left the node is remembered, so "
+      "that it is never launched again (default 604800, 7 days)"},
+     flag_launched_keep},
     {{"--log-max-bytes", "N", 0,
       "rotate a task's stdout and stderr at this size (default 10485760; "
       "0 never)"},
@@ -804,7 +816,7 @@ static void agent_release(struct hf_agent *ag)
 	hf_strlist_release(&ag->fetching);
 	pthread_mutex_destroy(&ag->cache_mu);
 	pthread_cond_destroy(&ag->cache_cv);
-	hf_strlist_release(&ag->launched);
+	ag_launched_release(ag);
 	hf_strlist_release(&ag->volumes_deleted);
 	hf_strlist_release(&ag->volumes_queued);
 	hf_proto_node_info_release(&ag->info);
@@ -1672,19 +1684,8 @@ static void unrecord_unstarted(struct hf_agent *ag)
 	for (size_t i = 0; i < ag->tasks.len; i++) {
 		struct ag_task *t = ag->tasks.items[i];
 
-		if (t->state != HF_TS_STAGING)
-			continue;
-		for (size_t k = 0; k < ag->launched.len; k++) {
-			if (strcmp(ag->launched.items[k], t->id) != 0)
-				continue;
-			free(ag->launched.items[k]);
-			memmove(&ag->launched.items[k],
-				&ag->launched.items[k + 1],
-				(ag->launched.len - k - 1) *
-					sizeof(*ag->launched.items));
-			ag->launched.len--;
-			break;
-		}
+		if (t->state == HF_TS_STAGING)
+			ag_launched_remove(ag, t->id);
 	}
 	if (ag->launched.len != before)
 		ag_state_save(ag);

@@ -51,6 +51,7 @@ struct hf_agent_opts {
 	char *ca_file;               /* verifies the server; NULL: system */
 	bool tls_insecure;           /* do not verify the server (labs) */
 	int64_t sandbox_keep_s;      /* keep exited sandboxes this long */
+	int64_t launched_keep_s;     /* keep a gone task's id this long */
 	int wait_s;                  /* long poll wait */
 	int launch_workers;          /* jobs in flight at most; 0: default */
 	int64_t log_max_bytes;       /* task log rotation, for launch.json */

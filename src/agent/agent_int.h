@@ -38,6 +38,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "common/map.h"
 #include "common/util.h"
 #include "proto/proto.h"
 #include "shim/shim.h"
@@ -232,6 +233,12 @@ struct ag_vserve {
 
 #define AG_PIDFD_LATER (-2)
 
+/* An id launched on this node, and when (wall-clock ms), in agent.json. */
+struct ag_launched {
+	char *id;
+	int64_t at;
+};
+
 /* A shim the agent started and must reap. */
 struct ag_child {
 	pid_t pid;
@@ -280,7 +287,12 @@ struct hf_agent {
 	HF_VEC(struct ag_task *) attn;
 	size_t removed_pending;    /* tasks removed, not yet freed */
 	HF_VEC(struct ag_child) children; /* shims started, not yet reaped */
-	struct hf_strlist launched;        /* every id ever launched */
+	/*
+	 * The ids launched on this node, oldest first, and a set of them
+	 * for lookups: an id in it is never launched again (launched.c).
+	 */
+	HF_VEC(struct ag_launched) launched;
+	struct hf_map launched_set;
 	struct hf_strlist volumes_deleted; /* reported until not asked */
 	struct hf_strlist volumes_queued;  /* deletion queued or running */
 	/* The desired set's attachments, and what serves them (attach.c). */
@@ -403,6 +415,24 @@ const struct hf_shim_launch *ag_task_launch(struct ag_task *t);
 /* Fills r (zeroed) with the task's report for a sync request; the caller
  * releases it. Lock held. */
 void ag_task_report(const struct ag_task *t, struct hf_proto_report *r);
+
+/*
+ * ---- launched.c ----
+ * The record that makes a launch happen at most once per id on a node,
+ * agent restarts included. Lock held (or before the threads start).
+ */
+bool ag_launched_has(const struct hf_agent *ag, const char *id);
+/* Appends id (launched at wall-clock ms at) unless it is there. */
+void ag_launched_add(struct hf_agent *ag, const char *id, int64_t at);
+/* Takes id back out (its launch never started anything). */
+void ag_launched_remove(struct hf_agent *ag, const char *id);
+/*
+ * Drops the ids launched more than opts->launched_keep_s ago whose task
+ * has left the node (acknowledged final, its directory removed): only a
+ * server that lost its state could name them again. Returns how many.
+ */
+size_t ag_launched_prune(struct hf_agent *ag, int64_t now);
+void ag_launched_release(struct hf_agent *ag);
 
 /* agent.json: load at start (creating it), save after a change. */
 int ag_state_load(struct hf_agent *ag);

@@ -453,17 +453,30 @@ void ag_task_report(const struct ag_task *t, struct hf_proto_report *r)
 
 int ag_state_save(struct hf_agent *ag)
 {
-	json_t *o = json_object(), *ids = json_array();
+	json_t *o = json_object(), *ids = json_array(), *ats = json_array();
 	char *text;
+	size_t dropped = ag_launched_prune(ag, hf_now_ms());
 	int rc;
 
-	for (size_t i = 0; i < ag->launched.len; i++)
-		json_array_append_new(ids, json_string(ag->launched.items[i]));
+	if (dropped)
+		hf_log("forgot %zu launched task id(s) older than %llds whose "
+		       "tasks left this node", dropped,
+		       (long long)ag->opts->launched_keep_s);
+	/*
+	 * "launched" stays a list of ids (what older agents read); the
+	 * times are beside it, one per id.
+	 */
+	for (size_t i = 0; i < ag->launched.len; i++) {
+		json_array_append_new(ids, json_string(ag->launched.items[i].id));
+		json_array_append_new(ats,
+				      json_integer(ag->launched.items[i].at));
+	}
 	json_object_set_new(o, "node_id", json_string(ag->node_id));
 	if (ag->cluster_id)
 		json_object_set_new(o, "cluster", json_string(ag->cluster_id));
 	json_object_set_new(o, "generation", json_integer(ag->generation));
 	json_object_set_new(o, "launched", ids);
+	json_object_set_new(o, "launched_at", ats);
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)
@@ -482,7 +495,8 @@ int ag_state_load(struct hf_agent *ag)
 	const char *want = ag->opts->node_id, *have;
 	char *text = NULL, host[256] = "";
 	json_error_t jerr;
-	json_t *o = NULL, *ids, *v;
+	json_t *o = NULL, *ids, *ats, *v;
+	int64_t now = hf_now_ms();
 	size_t len = 0, i;
 	int rc = hf_read_file(ag->state_path, STATE_MAX_BYTES, &text, &len);
 
@@ -520,9 +534,17 @@ int ag_state_load(struct hf_agent *ag)
 	v = json_object_get(o, "cluster");
 	if (json_is_string(v))
 		ag->cluster_id = hf_xstrdup(json_string_value(v));
-	json_array_foreach(ids, i, v)
+	/* Without a time (an older agent's file): the time of this start. */
+	ats = json_object_get(o, "launched_at");
+	json_array_foreach(ids, i, v) {
+		json_t *at = json_array_get(ats, i);
+
 		if (json_is_string(v))
-			hf_strlist_push(&ag->launched, json_string_value(v));
+			ag_launched_add(ag, json_string_value(v),
+					json_is_integer(at)
+						? (int64_t)json_integer_value(at)
+						: now);
+	}
 	rc = 0;
 out:
 	json_decref(o);
@@ -668,8 +690,8 @@ void ag_reattach(struct hf_agent *ag)
 		t = ag_task_new(ag, de->d_name);
 		*HF_VEC_PUSH(&ag->tasks) = t;
 		restore_task(ag, t, &ready_restarts);
-		if (!hf_strlist_has(&ag->launched, t->id)) {
-			hf_strlist_push(&ag->launched, t->id);
+		if (!ag_launched_has(ag, t->id)) {
+			ag_launched_add(ag, t->id, hf_now_ms());
 			save = true;
 		}
 		/* A task directory: its shim ran, or was about to. */

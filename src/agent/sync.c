@@ -210,6 +210,7 @@ static bool apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 	HF_VEC(struct ag_task *) fresh = {0};
 	struct hf_map by_id = {0}; /* the node's tasks: one lookup per order */
 	bool whole = true;
+	int64_t now = hf_now_ms();
 	size_t i;
 
 	for (i = 0; i < ag->tasks.len; i++)
@@ -248,7 +249,7 @@ static bool apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		t = ag_task_new(ag, id);
 		t->listed = true;
 		*HF_VEC_PUSH(&ag->tasks) = t;
-		if (hf_strlist_has(&ag->launched, id)) {
+		if (ag_launched_has(ag, id)) {
 			/*
 			 * Launched before and its directory is gone (removed
 			 * by age, or never made because the agent stopped
@@ -265,7 +266,7 @@ static bool apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		*order = *o;
 		hf_proto_launch_init(o);
 		ag_task_set_order(ag, t, order);
-		hf_strlist_push(&ag->launched, id);
+		ag_launched_add(ag, id, now);
 		hf_map_put(&by_id, t->id, t);
 		*HF_VEC_PUSH(&fresh) = t;
 	}
@@ -282,11 +283,7 @@ static bool apply_launches(struct hf_agent *ag, struct hf_proto_sync_resp *r)
 		for (i = 0; i < fresh.len; i++) {
 			struct ag_task *t = fresh.items[i];
 
-			for (size_t k = 0; k < ag->launched.len; k++)
-				if (strcmp(ag->launched.items[k], t->id) == 0) {
-					strlist_remove_at(&ag->launched, k);
-					break;
-				}
+			ag_launched_remove(ag, t->id);
 			for (size_t k = 0; k < ag->tasks.len; k++)
 				if (ag->tasks.items[k] == t) {
 					ag->tasks.items[k] =

@@ -950,3 +950,48 @@ def test_old_sandboxes_are_removed_and_ids_stay_launched(tmp_path, server):
         assert read(a.volume(VOL_KEY) / "left") == "bye\n"
     finally:
         finish(a, server, tmp_path)
+
+
+def test_launched_ids_are_forgotten_only_once_old_and_gone(tmp_path, server):
+    """agent.json keeps each launched id with its time; an id goes once
+    its task left the node (directory removed) and it is older than
+    --launched-keep, never while its task is there. Ids from an agent.json
+    without times count from this start."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "agent.json").write_text(json.dumps({
+        "node_id": "test-node", "generation": 0,
+        "launched": ["pod-9-server__old1"]}))
+    a = Agent(tmp_path, server, FAST + ["--sandbox-keep", "0",
+                                        "--launched-keep", "2"]).start()
+    try:
+        def state():
+            return json.loads(read(data / "agent.json"))
+
+        gone, kept = "pod-0-server__lkp1", "pod-1-server__lkp2"
+        og = order(gone, "exit 0")
+        ok = order(kept, "sleep 1000")
+        server.set_desired([og, ok])
+        server.wait_state(gone, "exited")
+        server.wait_state(kept, "running")
+        st = state()
+        assert {gone, kept, "pod-9-server__old1"} <= set(st["launched"])
+        assert len(st["launched_at"]) == len(st["launched"])
+        server.set_desired([ok])
+        wait_for(lambda: not a.taskdir(gone).exists(),
+                 "the ended task's directory to be removed")
+        time.sleep(2.5)
+        # The record is rewritten with the next launch: the old ids whose
+        # tasks left go, the running one stays however old it is.
+        third = "pod-2-server__lkp3"
+        server.set_desired([ok, order(third, "sleep 1000")])
+        server.wait_state(third, "running")
+        st = state()
+        assert gone not in st["launched"] and \
+            "pod-9-server__old1" not in st["launched"]
+        assert kept in st["launched"] and third in st["launched"]
+        assert "forgot 2 launched task id(s)" in a.log()
+        # The running task is still there, launched once.
+        assert server.wait_state(kept, "running")["pid"]
+    finally:
+        finish(a, server, tmp_path)

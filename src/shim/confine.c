@@ -647,6 +647,7 @@ static int mount_device(struct bind *b, uint64_t attrs)
 	struct loop_info64 info;
 	char magic[4];
 	int dev, fs = -1, rc = -1, e;
+	bool xfs;
 
 	dev = open(b->source, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (dev < 0)
@@ -663,13 +664,19 @@ static int mount_device(struct bind *b, uint64_t attrs)
 		goto out;
 	}
 	/* An XFS (fs=xfs) says so in its first bytes; else an ext4. */
-	fs = hf_sys_fsopen(pread(dev, magic, sizeof(magic), 0) ==
-					   (ssize_t)sizeof(magic) &&
-				   memcmp(magic, "XFSB", 4) == 0
-			       ? "xfs"
-			       : "ext4",
-			   FSOPEN_CLOEXEC);
+	xfs = pread(dev, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+	      memcmp(magic, "XFSB", 4) == 0;
+	fs = hf_sys_fsopen(xfs ? "xfs" : "ext4", FSOPEN_CLOEXEC);
+	/*
+	 * XFS refuses a second mount of one file system UUID on a kernel:
+	 * a clone or a restored copy has its source's, and on one machine
+	 * (holdfast dev --nodes N, hosts in namespaces) a failed-over copy
+	 * mounts while the fenced one still is. The epoch fences writers,
+	 * not the UUID: XFS is told not to check it.
+	 */
 	if (fs < 0 ||
+	    (xfs &&
+	     hf_sys_fsconfig(fs, FSCONFIG_SET_FLAG, "nouuid", NULL, 0) < 0) ||
 	    hf_sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", b->source,
 			    0) < 0 ||
 	    (b->ro &&

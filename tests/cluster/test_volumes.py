@@ -385,8 +385,11 @@ def test_partitioned_node_is_fenced_and_stops_its_copy(hf, net, tmp_path):
     gets no acknowledgement from then on (its replica peer is gone, and
     the survivor's replica server knows the newer epoch); every record
     acknowledged anywhere is in the volume the new copy sees; once the
-    link is back, the old node stops its copy and detaches."""
-    out, v, victim, survivor, acked = start_writer(hf, net, tmp_path)
+    link is back, the old node stops its copy and detaches. 1 GiB: an XFS
+    where ext4 could not grow online (no CAP_SYS_RESOURCE), so the new
+    copy mounts the file system's UUID while the cut-off copy, on the
+    same kernel, still has it mounted."""
+    out, v, victim, survivor, acked = start_writer(hf, net, tmp_path, size="1G")
 
     net[victim].cut()
     wait_for(lambda: hf.pod("w", "app-0")["node"] == survivor and

@@ -213,3 +213,31 @@ def test_a_clone_of_a_snapshot_serves_another_service(cl, tmp_path):
     assert file_in_task(cl, "c") == "later\n"
     assert cl.cli("volume", "snapshot-delete", VOL, "forclone", "--wait",
                   "--timeout", "60").returncode == 0
+
+
+def test_a_clone_of_an_xfs_volume_mounts_beside_its_source(cl, tmp_path):
+    """An XFS clone carries its source's file system UUID, which XFS
+    refuses to mount twice on one kernel unless told not to check: the
+    clone's service deploys on the node where the source is mounted and
+    reads the snapshot's files."""
+    src = SPEC.replace("name: snap", "name: xsrc").replace(
+        "driver-options: size=128M", "driver-options: size=400M;fs=xfs")
+    cl.deploy(write(str(tmp_path / "xsrc.yml"), src), timeout=180)
+    p = cl.cli("--service", "xsrc", "task", "exec", "db-0-server", "--", "sh", "-c",
+               "stat -f -c %T data && echo from-xfs > data/x && sync", check=False)
+    assert p.returncode == 0 and p.stdout.startswith("xfs"), p.stdout + p.stderr
+    cl.cli("volume", "snapshot", "xsrc-db-0", "--name", "x1", "--wait", "--timeout", "60")
+    p = cl.cli("volume", "clone", "xsrc-db-0", "x1", "xcopy-db-0", "--for-service", "xcopy",
+               "--wait", "--timeout", "60")
+    assert "volume xcopy-db-0: ready" in p.stdout, p.stdout + p.stderr
+    copy = src.replace("name: xsrc", "name: xcopy")
+    cl.deploy(write(str(tmp_path / "xcopy.yml"), copy), timeout=120)
+    p = cl.cli("--service", "xcopy", "task", "exec", "db-0-server", "--", "cat", "data/x")
+    assert p.stdout == "from-xfs\n", p.stdout + p.stderr
+    # Both mounted at once, each writing its own.
+    p = cl.cli("--service", "xcopy", "task", "exec", "db-0-server", "--", "sh", "-c",
+               "echo copy > data/y && sync && cat data/y")
+    assert p.stdout == "copy\n", p.stdout + p.stderr
+    p = cl.cli("--service", "xsrc", "task", "exec", "db-0-server", "--", "sh", "-c",
+               "test ! -e data/y && cat data/x")
+    assert p.returncode == 0 and p.stdout == "from-xfs\n", p.stdout + p.stderr

@@ -4177,11 +4177,22 @@ static int64_t parse_bytes(const char *t)
 static bool dr_synced(const json_t *out, char **last)
 {
 	const json_t *vols = json_object_get(out, "volumes"), *v;
+	const json_t *cfg = json_object_get(out, "config");
 	json_int_t size = json_integer_value(
 	    json_object_get(json_object_get(out, "journal"), "size"));
-	bool all = json_array_size(vols) > 0;
+	/*
+	 * The configuration there, and each volume's copy consistent: a
+	 * service without replicated volumes is done with the first.
+	 */
+	bool all = json_is_true(json_object_get(cfg, "in_sync"));
 	struct hf_buf b = HF_BUF_INIT;
 	size_t i;
+
+	if (!all)
+		hf_buf_addf(&b, "configuration: %s\n",
+			    json_is_string(json_object_get(cfg, "error"))
+				? jstr(cfg, "error")
+				: "not on the standby yet");
 
 	json_array_foreach(vols, i, v) {
 		const json_t *st = json_object_get(v, "stream");
@@ -4293,6 +4304,7 @@ static int cmd_dr_enable(int argc, char **argv)
 			     "service, its volumes' writes to standby replicas "
 			     "(`holdfast -s %s dr status`)\n",
 		       svc, to, svc);
+	fflush(stdout);
 	if (wait) {
 		char *last = NULL;
 
@@ -4308,18 +4320,18 @@ static int cmd_dr_enable(int argc, char **argv)
 				break;
 			}
 			done = dr_synced(st, &last);
-			if (done && g.json) {
+			if (done && g.json)
 				json_object_set(out, "status", st);
-			}
+			if (done && !g.json)
+				printf("service %s: the standby on %s holds "
+				       "its configuration and a consistent "
+				       "copy of each of its %zu volume(s)\n",
+				       svc, to,
+				       json_array_size(
+					   json_object_get(st, "volumes")));
 			json_decref(st);
-			if (done) {
-				if (!g.json)
-					printf("service %s: every volume's "
-					       "standby on %s holds a "
-					       "consistent copy\n",
-					       svc, to);
+			if (done)
 				break;
-			}
 			if (timeout > 0 &&
 			    (double)(hf_mono_ms() - start) / 1000 > timeout) {
 				fprintf(stderr,

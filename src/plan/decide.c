@@ -2679,6 +2679,9 @@ static void failover(const struct hf_model *m, const struct hf_service *svc,
 		       in->name, why);
 	event(out, "scheduler", svc->name, "pod", in->name, in->node,
 	      "failing over", why);
+	/* Its wait for the lost node ends: it will not run there again. */
+	x = inst_act(out, svc, in);
+	x->u.inst.set = HF_INST_UNREACHABLE;
 	hf_actions_push(out, HF_ACT_UNPLACE, svc->name, in->name, NULL);
 	for (size_t k = 0; k < in->slots.len; k++) {
 		x = slot_act(out, svc, in, in->slots.items[k].task);

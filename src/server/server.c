@@ -590,7 +590,7 @@ static int campaign(struct hf_srv *s)
 	return won ? 1 : 0;
 }
 
-static char *default_advertise(const char *listen, int port)
+static char *default_advertise(const char *listen, int port, bool tls)
 {
 	const char *colon = strrchr(listen, ':');
 	size_t hostlen = colon ? (size_t)(colon - listen) : 0;
@@ -601,7 +601,7 @@ static char *default_advertise(const char *listen, int port)
 		free(host);
 		host = hf_xstrdup("127.0.0.1");
 	}
-	url = hf_xasprintf("http://%s:%d", host, port);
+	url = hf_xasprintf("%s://%s:%d", tls ? "https" : "http", host, port);
 	free(host);
 	return url;
 }
@@ -1130,7 +1130,8 @@ int hf_server_run(const struct hf_server_opts *in_opts)
 	}
 	s->api_port = hf_http_port(s->http);
 	if (!opts.advertise) {
-		advertise = default_advertise(opts.listen, s->api_port);
+		advertise = default_advertise(opts.listen, s->api_port,
+					      opts.tls_cert != NULL);
 		s->opts.advertise = advertise;
 	}
 	if (!file_tokens) {

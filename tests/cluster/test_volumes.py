@@ -405,6 +405,13 @@ def test_partitioned_node_is_fenced_and_stops_its_copy(hf, net, tmp_path):
     v = xvols(hf)["w-app-0"]
     assert v["attached"] == survivor and v["epoch"] >= 2, v
     assert {r["node"]: r["state"] for r in v["replicas"]}[victim] == "down", v
+    # The pod's events say it failed over, not that its node came back.
+    evs = [json.loads(l) for l in hf.cli("-s", "w", "events", "--json").stdout.splitlines()
+           if l.strip()]
+    pod = [(e["before"], e["after"], e["why"]) for e in evs
+           if e["kind"] == "pod" and e["object"] == "app-0"]
+    assert any(a == "failing over" for _, a, _ in pod), pod
+    assert not any(a == "node back" for _, a, _ in pod), pod
 
     net[victim].heal()
     wait_for(lambda: [h for h, _ in hf.task_copies("w", "app-0-server")] == [survivor],

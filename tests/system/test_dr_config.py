@@ -67,8 +67,13 @@ def test_the_configuration_follows_to_a_standby_that_runs_nothing(sites):
     a, b_url, d, tmp = sites
     f = write(tmp / "web.yml", SPEC)
     a.deploy(str(f), "-o", "GREETING=hello")
-    p = a.cli("-s", "web", "dr", "enable", "--to", "b")
+    # --wait: a service without replicated volumes is there once its
+    # configuration is.
+    p = a.cli("-s", "web", "dr", "enable", "--to", "b", "--wait", "--timeout", "60",
+              timeout=90)
     assert "replicated to remote cluster b" in p.stdout, p.stdout
+    assert "holds its configuration and a consistent copy of each of its 0 volume(s)" \
+        in p.stdout, p.stdout
 
     def standby_has(cfg):
         code, st = b_api(b_url, d, "GET", "/v1/service/web/dr")

@@ -733,6 +733,9 @@ def test_server_agent_and_cli_over_tls_with_a_private_ca(tmp_path):
         wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 30,
                  what="server port")
         url = f"https://127.0.0.1:{open(port_file).read().strip()}"
+        # The URL it advertises (where other servers send writes) is https.
+        wait_for(lambda: f"({url})" in open(tmp_path / "server.log").read(), 30,
+                 what="the advertised URL in the log")
         procs.append(subprocess.Popen(
             [BIN, "agent", "--server", url, "--data", str(tmp_path / "agent"), "--node-id", "tls-1",
              "--token", "tls-agent-19c2", "--ca-file", os.path.join(d, "ca.pem")],

@@ -4000,8 +4000,16 @@ static int cmd_remote_add(int argc, char **argv)
 			*opt = argv[++k];
 		}
 	}
-	if (!name || !url || !ca || !cert || !key)
+	if (!name || !url || !ca || !cert || !key) {
+		fprintf(stderr, "holdfast: remote add: missing %s\n",
+			!name  ? "the remote's NAME"
+			: !url ? "--url https://HOST:PORT"
+			: !ca  ? "--ca FILE (the CA that signed its certificate)"
+			: !cert ? "--cert FILE (this cluster's client "
+				  "certificate)"
+				: "--key FILE (the key of --cert)");
 		return hf_cli_usage("remote", "add");
+	}
 	if ((rc = read_pem_arg("--ca", ca, false, &cat)) ||
 	    (rc = read_pem_arg("--cert", cert, false, &certt)) ||
 	    (rc = read_pem_arg("--key", key, true, &keyt)))

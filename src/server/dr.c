@@ -525,8 +525,11 @@ void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
 	struct hf_service *svc;
 	int rc;
 
+	bool known;
+
 	hf_state_lock(s);
 	svc = hf_state_service(s, name);
+	known = svc != NULL;
 	if (svc && svc->target)
 		target = hf_xstrdup(svc->target);
 	rc = hf_state_get_record(s, key, &rec);
@@ -545,6 +548,10 @@ void hf_dr_status_handler(void *ctx, const struct hf_http_req *req,
 	}
 	else if (rc == 1)
 		hf_http_json(resp, 200, standby_json(rec));
+	else if (!known)
+		hf_http_error(resp, HF_ENOTFOUND,
+			      "no service '%s' (nor a standby of it) here",
+			      name ? name : "");
 	else
 		hf_http_error(resp, HF_ENOTFOUND,
 			      "service '%s' has no disaster recovery here (dr "
@@ -1285,7 +1292,7 @@ void hf_dr_promote_handler(void *ctx, const struct hf_http_req *req,
 	if (back) {
 		rkey = hf_state_key("/remotes/%s", back, NULL);
 		if (hf_state_get_record(s, rkey, &r)) {
-			why = hf_xasprintf("no remote cluster %s here to "
+			why = hf_xasprintf("no remote cluster '%s' here to "
 					   "replicate back to",
 					   back);
 			code = HF_ECONFLICT;

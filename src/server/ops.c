@@ -755,7 +755,7 @@ int hf_ops_remote_remove(struct hf_srv *s, const char *name,
 			 struct hf_ops_err *err)
 {
 	char *key = hf_state_key("/remotes/%s", name, NULL);
-	char *why = hf_xasprintf("no remote cluster %s", name);
+	char *why = hf_xasprintf("no remote cluster '%s'", name);
 	int rc = enter(s, err);
 
 	if (!rc) {
@@ -790,7 +790,7 @@ int hf_ops_dr_enable(struct hf_srv *s, const char *name, const char *remote,
 	} else if ((rc = hf_state_get_record(s, rkey, &r))) {
 		rc = rc == HF_ENOTFOUND
 			 ? fail(err, HF_ENOTFOUND,
-				"no remote cluster %s (holdfast remote add)",
+				"no remote cluster '%s' (holdfast remote add)",
 				remote)
 			 : fail(err, rc, "the store cannot be read");
 	} else if ((rc = hf_state_get_record(s, key, &old)) == 0 &&

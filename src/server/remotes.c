@@ -212,7 +212,11 @@ void hf_remotes_add_handler(void *ctx, const struct hf_http_req *req,
 	ca = json_string_value(json_object_get(body, "ca"));
 	cert = json_string_value(json_object_get(body, "cert"));
 	key = json_string_value(json_object_get(body, "key"));
-	if (!name_ok(name)) {
+	if (!json_is_object(body)) {
+		hf_http_error(resp, HF_EINVAL,
+			      "the body must be a JSON object: name, url, ca, "
+			      "cert and key");
+	} else if (!name_ok(name)) {
 		hf_http_error(resp, HF_EINVAL,
 			      "\"name\" must be 1-64 letters, digits, '-', '_' "
 			      "or '.', not starting with '.'");
@@ -226,10 +230,14 @@ void hf_remotes_add_handler(void *ctx, const struct hf_http_req *req,
 		hf_http_error(resp, HF_EINVAL,
 			      "\"ca\" must be the PEM of the CA that signed the "
 			      "remote's server certificate");
-	} else if (!is_pem(cert, "CERTIFICATE") || !is_pem(key, "")) {
+	} else if (!is_pem(cert, "CERTIFICATE")) {
 		hf_http_error(resp, HF_EINVAL,
-			      "\"cert\" and \"key\" must be the PEM of this "
-			      "cluster's client certificate and its key");
+			      "\"cert\" must be the PEM of this cluster's "
+			      "client certificate");
+	} else if (!is_pem(key, "")) {
+		hf_http_error(resp, HF_EINVAL,
+			      "\"key\" must be the PEM of the private key of "
+			      "\"cert\"");
 	} else if (!pair_ok(cert, key, cn, sizeof(cn), &why)) {
 		hf_http_error(resp, HF_EINVAL, "%s", why);
 	} else {
@@ -437,7 +445,7 @@ int hf_remotes_call(struct hf_srv *s, const char *remote, const char *method,
 	free(key);
 	if (rc) {
 		*why = rc == HF_ENOTFOUND
-			   ? hf_xasprintf("no remote cluster %s", remote)
+			   ? hf_xasprintf("no remote cluster '%s'", remote)
 			   : hf_xstrdup("the store cannot be read");
 		json_decref(rec);
 		return -1;

@@ -147,10 +147,12 @@ def test_enable_refuses_what_does_not_exist(sites):
     a, b_url, d, tmp = sites
     p = a.cli("-s", "nosuch", "dr", "enable", "--to", "b", check=False)
     assert p.returncode != 0 and "no service 'nosuch'" in p.stderr, p.stderr
+    p = a.cli("-s", "nosuch", "dr", "status", check=False)
+    assert p.returncode != 0 and "no service 'nosuch'" in p.stderr, p.stderr
     f = write(tmp / "web2.yml", SPEC.replace("name: web", "name: web2"))
     a.deploy(str(f), "-o", "GREETING=x")
     p = a.cli("-s", "web2", "dr", "enable", "--to", "nowhere", check=False)
-    assert p.returncode != 0 and "no remote cluster nowhere" in p.stderr, p.stderr
+    assert p.returncode != 0 and "no remote cluster 'nowhere'" in p.stderr, p.stderr
     a.cli("-s", "web2", "dr", "enable", "--to", "b")
     p = a.cli("-s", "web2", "dr", "enable", "--to", "b", check=False)
     assert p.returncode != 0 and "already" in p.stderr, p.stderr

@@ -180,6 +180,11 @@ def test_bad_remotes_are_refused_and_change_nothing(sites):
         ({"name": "c", "url": b_url, "ca": open(f"{d}/caB.pem").read(),
           "cert": open(f"{d}/a-client.pem").read(), "key": open(f"{d}/x-client.key").read()},
          "not the private key"),
+        ([], "JSON object"),
+        ({"name": "c", "url": b_url, "ca": open(f"{d}/caB.pem").read(), "cert": "x",
+          "key": "x"}, "\"cert\" must be"),
+        ({"name": "c", "url": b_url, "ca": open(f"{d}/caB.pem").read(),
+          "cert": open(f"{d}/a-client.pem").read()}, "\"key\" must be"),
     ]
     for body, want in cases:
         code, out = a.api("POST", "/v1/remotes", body)
@@ -190,6 +195,10 @@ def test_bad_remotes_are_refused_and_change_nothing(sites):
     p = a.cli("remote", "add", "c", "--url", b_url, "--ca", f"{d}/caB.pem",
               "--cert", f"{d}/a-client.pem", "--key", str(loose), check=False)
     assert p.returncode == 2 and "--key" in p.stderr, p.stderr
+    # A flag left out is named.
+    p = a.cli("remote", "add", "c", "--url", b_url, "--ca", f"{d}/caB.pem",
+              "--cert", f"{d}/a-client.pem", check=False)
+    assert p.returncode == 2 and "missing --key" in p.stderr, p.stderr
     assert a.api("GET", "/v1/remotes")[1] == before
     assert a.api("DELETE", "/v1/remotes/nosuch")[0] == 404
 

@@ -121,6 +121,11 @@ struct hf_ship {
 	uint64_t dirty_gen;       /* bumped by dirty_all and mark_dirty */
 	uint8_t *resume;          /* per chunk: the unit its next run is at */
 	int64_t copy_same;        /* bytes of the copy the standby had */
+	/*
+	 * Per chunk: its bytes in copy_same, taken back out when the chunk
+	 * is to be compared again, so a unit compared twice counts once.
+	 */
+	uint32_t *same;
 	bool full;                /* F_FULL: a copy owed since... */
 	int64_t copy_since;       /* ...then (ns), for the lag */
 	uint64_t sync_total, sync_done;
@@ -272,6 +277,8 @@ static void dirty_all(struct hf_ship *s)
 	s->sums_ok = false;
 	memset(s->dirty, 1, s->nchunks);
 	memset(s->resume, 0, s->nchunks);
+	memset(s->same, 0, s->nchunks * sizeof(*s->same));
+	s->copy_same = 0;
 	s->ndirty = s->nchunks;
 	s->sync_total = s->nchunks * CHUNK;
 	s->sync_done = 0;
@@ -284,6 +291,8 @@ static void mark_dirty(struct hf_ship *s, uint64_t off, uint64_t len)
 	for (uint64_t c = off / CHUNK; c < s->nchunks && c * CHUNK < off + len;
 	     c++) {
 		s->resume[c] = 0; /* written past any digest: all of it */
+		s->copy_same -= s->same[c];
+		s->same[c] = 0;
 		if (!s->dirty[c]) {
 			s->dirty[c] = 1;
 			s->ndirty++;
@@ -463,6 +472,7 @@ struct hf_ship *hf_ship_open(const struct hf_ship_config *c,
 	s->nchunks = (size + CHUNK - 1) / CHUNK;
 	s->dirty = hf_xcalloc(s->nchunks + 1, 1);
 	s->resume = hf_xcalloc(s->nchunks + 1, 1);
+	s->same = hf_xcalloc(s->nchunks + 1, sizeof(*s->same));
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->room_cv, NULL);
@@ -577,13 +587,17 @@ void hf_ship_grow(struct hf_ship *s, uint64_t size)
 	}
 	if (n > s->nchunks) {
 		uint8_t *d = hf_xcalloc(n + 1, 1), *rs = hf_xcalloc(n + 1, 1);
+		uint32_t *sm = hf_xcalloc(n + 1, sizeof(*sm));
 
 		memcpy(d, s->dirty, s->nchunks);
 		memcpy(rs, s->resume, s->nchunks);
+		memcpy(sm, s->same, s->nchunks * sizeof(*sm));
 		free(s->dirty);
 		free(s->resume);
+		free(s->same);
 		s->dirty = d;
 		s->resume = rs;
+		s->same = sm;
 		/* The new part is copied too: the standby's may hold old bytes. */
 		for (uint64_t c = s->nchunks; c < n; c++) {
 			d[c] = 1;
@@ -1029,8 +1043,16 @@ static bool fill_chunk(struct sender *w, struct slot *t)
 		if (s->sums_ok) {
 			from = first * SUM_UNIT;
 			to = end * SUM_UNIT < len ? end * SUM_UNIT : len;
-			s->copy_same += (int64_t)(from - start * SUM_UNIT) +
-					(int64_t)((more ? u * SUM_UNIT : len) - to);
+			uint64_t same = (from - start * SUM_UNIT) +
+					((more ? u * SUM_UNIT : len) - to);
+
+			/* A chunk started over counts from nothing again. */
+			if (start == 0) {
+				s->copy_same -= s->same[c];
+				s->same[c] = 0;
+			}
+			s->copy_same += (int64_t)same;
+			s->same[c] += (uint32_t)same;
 			if (more) {
 				/* The chunk's next run after this one. */
 				s->resume[c] = u;
@@ -1360,6 +1382,7 @@ void hf_ship_close(struct hf_ship *s)
 	free(s->volume_id);
 	free(s->dirty);
 	free(s->resume);
+	free(s->same);
 	free(s->sums);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);

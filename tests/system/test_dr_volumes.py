@@ -200,6 +200,8 @@ def test_a_volume_streams_to_its_standby_replica_and_fails_over_there(sites):
     stream = s["volumes"][0]["stream"]
     assert s["volumes"][0]["standby"]["replica"] == vol["replica"], s
     assert stream["shipped"] > 0 and stream["journal_size"] == 64 << 20, stream
+    # The second copy compared what the first sent: each byte counts once.
+    assert 0 < stream["copy_same"] <= 1 << 30, stream
     # While the task writes, B's reported lag stays low.
     lags = []
     for _ in range(6):

@@ -518,6 +518,13 @@ static json_t *pod_settings(const struct hf_spec_pod *pod)
 			    pod->autoscale
 				? hf_spec_autoscale_json(pod->autoscale)
 				: json_null());
+	/* Read where they are used: at the next snapshot, the next backup. */
+	json_object_set_new(o, "snapshot-hooks", pod->has_hooks
+						     ? hf_spec_hooks_json(pod)
+						     : json_null());
+	json_object_set_new(o, "backup-schedule",
+			    pod->bk_to ? hf_spec_backup_schedule_json(pod)
+				       : json_null());
 	/* Grown in place (compare_external_volumes refuses shrinking). */
 	for (size_t i = 0; i < pod->external_volumes.len; i++) {
 		const struct hf_spec_external_volume *e =

@@ -229,6 +229,24 @@ static json_t *task_json(const struct hf_spec *spec,
 }
 
 
+json_t *hf_spec_hooks_json(const struct hf_spec_pod *pod)
+{
+	if (!pod->has_hooks)
+		return NULL;
+	return json_pack("{s:s?, s:s?, s:s?, s:f}", "task", pod->hook_task,
+			 "before", pod->hook_before, "after", pod->hook_after,
+			 "timeout", pod->hook_timeout);
+}
+
+json_t *hf_spec_backup_schedule_json(const struct hf_spec_pod *pod)
+{
+	if (!pod->bk_to)
+		return NULL;
+	return json_pack("{s:s, s:s?, s:f, s:I}", "to", pod->bk_to,
+			 "credential", pod->bk_cred, "every", pod->bk_every,
+			 "keep", (json_int_t)pod->bk_keep);
+}
+
 json_t *hf_spec_autoscale_json(const struct hf_spec_autoscale *a)
 {
 	json_t *o = json_object(), *m = json_object();
@@ -378,20 +396,16 @@ json_t *hf_spec_pod_to_json(const struct hf_spec *spec,
 		json_object_set_new(o, "replace",
 				    json_pack("{s:o}", "tasks",
 					      strlist_array(&pod->replace_tasks)));
-	/* Hooks run around snapshots: changing them relaunches nothing. */
+	/*
+	 * Hooks run around snapshots: changing them relaunches nothing, nor
+	 * does a backup schedule (diff.c's pod settings have both).
+	 */
 	if (pod->has_hooks && !for_diff)
-		json_object_set_new(
-		    o, "snapshot-hooks",
-		    json_pack("{s:s?, s:s?, s:s?, s:f}", "task", pod->hook_task,
-			      "before", pod->hook_before, "after",
-			      pod->hook_after, "timeout", pod->hook_timeout));
-	/* Nor does a backup schedule. */
+		json_object_set_new(o, "snapshot-hooks",
+				    hf_spec_hooks_json(pod));
 	if (pod->bk_to && !for_diff)
-		json_object_set_new(
-		    o, "backup-schedule",
-		    json_pack("{s:s, s:s?, s:f, s:I}", "to", pod->bk_to,
-			      "credential", pod->bk_cred, "every",
-			      pod->bk_every, "keep", (json_int_t)pod->bk_keep));
+		json_object_set_new(o, "backup-schedule",
+				    hf_spec_backup_schedule_json(pod));
 	/* Nor does an autoscale policy (diff.c's pod settings have it). */
 	if (pod->autoscale && !for_diff)
 		json_object_set_new(o, "autoscale",

@@ -530,6 +530,10 @@ struct hf_spec_autoscale {
 void hf_spec_autoscale_free(struct hf_spec_autoscale *a);
 /* The policy as JSON (the spec's key names; the API shows it). */
 struct json_t *hf_spec_autoscale_json(const struct hf_spec_autoscale *a);
+/* A pod's snapshot-hooks and backup-schedule as JSON; NULL when unset. */
+struct hf_spec_pod;
+struct json_t *hf_spec_hooks_json(const struct hf_spec_pod *pod);
+struct json_t *hf_spec_backup_schedule_json(const struct hf_spec_pod *pod);
 
 struct hf_spec_pod {
 	char *name;

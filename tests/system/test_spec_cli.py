@@ -536,6 +536,41 @@ def test_diff_settings_change_without_a_relaunch(tmp_path, old_extra, new_extra,
         "pod db: unchanged (count 3)\nthe change is allowed\n", p.stdout
 
 
+XVOL_POD = """\
+name: demo
+pods:
+  db:
+    count: 1
+    external-volumes:
+      data: {{type: DOCKER, container-path: data, driver-name: holdfast, driver-options: size=64M}}
+{extra}    tasks:
+      server: {{goal: RUNNING, cmd: "sleep 100", cpus: 0.1, memory: 32}}
+"""
+SCHED = "    backup-schedule: {{to: 's3://b/p', credential: site, every: {every}, keep: 2}}\n"
+HOOKS = "    snapshot-hooks: {{before: '{before}'}}\n"
+
+
+@pytest.mark.parametrize("old_extra,new_extra,key", [
+    ("", SCHED.format(every="1h"), "backup-schedule"),
+    (SCHED.format(every="10s"), SCHED.format(every="1h"), "backup-schedule"),
+    (SCHED.format(every="10s"), "", "backup-schedule"),
+    ("", HOOKS.format(before="sync"), "snapshot-hooks"),
+    (HOOKS.format(before="sync"), HOOKS.format(before="true"), "snapshot-hooks"),
+])
+def test_diff_backup_schedule_and_hooks_change_without_a_relaunch(tmp_path, old_extra,
+                                                                  new_extra, key):
+    """A backup schedule or snapshot hooks added, changed or removed is a
+    change (the update makes a new config, read at the next backup or
+    snapshot) that relaunches nothing."""
+    old = write(tmp_path, "old.yml", XVOL_POD.format(extra=old_extra))
+    new = write(tmp_path, "new.yml", XVOL_POD.format(extra=new_extra))
+    rc, d, err = diff_json(old, new)
+    assert rc == 0 and d["allowed"] is True, (d, err)
+    db = pod_diff(d, "db")
+    assert db["change"] == "changed" and db["relaunch"] == [], db
+    assert db["changes"] and all(c.startswith(key) for c in db["changes"]), db["changes"]
+
+
 def test_diff_scale_out_adds_instances(tmp_path):
     old = two_pods(tmp_path, "old.yml")
     new = two_pods(tmp_path, "new.yml", db_count=5)

@@ -306,6 +306,19 @@ def test_a_pods_schedule_in_the_spec(cl, s3, tmp_path):
     cl.cli("volume", "backup-schedule", vol, "--off")
     st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
     assert b["schedule"]["source"] == "spec", b
+    # An update changes the spec's schedule, then takes it away, relaunching
+    # nothing.
+    before = cl.tasks("sp")["db-0-server"]
+    f = write(str(tmp_path / "sp.yml"), spec("sp", BK_SCHED.replace("every: 2s", "every: 1h")))
+    p = cl.cli("service", "update", "sp", "-f", f, "--wait", "--timeout", "60")
+    assert "backup-schedule" in p.stdout and "no change" not in p.stdout, p.stdout
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert b["schedule"]["every"] == 3600 and b["schedule"]["source"] == "spec", b
+    f = write(str(tmp_path / "sp.yml"), spec("sp", ""))
+    cl.cli("service", "update", "sp", "-f", f, "--wait", "--timeout", "60")
+    st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
+    assert b["schedule"] is None, b
+    assert not cl.restarted("sp", "db-0-server", before), "the task ran again"
     # Wrong ones are spec errors that say where.
     for bad, want in (
             (BK_SCHED.replace("s3://vault/spec", "vault/spec"), ":14:11: "),

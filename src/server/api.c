@@ -890,7 +890,7 @@ static void h_xsnap_take(void *ctx, const struct hf_http_req *req,
 		}
 	}
 	rc = hf_ops_xvol_snapshot(s, name, sn ? json_string_value(sn) : NULL,
-				  &made, &err);
+				  "operator", &made, &err);
 	if (!rc && (hk.before || hk.after)) {
 		/* The after hook waits for the snapshot (or its timeout). */
 		int64_t until = hf_mono_ms() + hk.timeout_ms;

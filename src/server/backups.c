@@ -578,7 +578,7 @@ static int begin(struct hf_srv *s, const char *name, const char *to,
 		goto out;
 	}
 	snap = hf_xasprintf("backup-%s", id);
-	if ((rc = hf_ops_xvol_snapshot(s, name, snap, &made, &err))) {
+	if ((rc = hf_ops_xvol_snapshot(s, name, snap, who, &made, &err))) {
 		*why = hf_xstrdup(err.why ? err.why : "");
 		goto out;
 	}
@@ -1159,9 +1159,13 @@ static void schedules(struct hf_srv *s, struct scheds *out)
 	hf_state_unlock(s);
 }
 
-/* Per volume: when to try a scheduled backup again, and the last pruned. */
+/*
+ * Per volume: when to try a scheduled backup again, the last pruned, and
+ * why the last one did not start (said once, not at every retry).
+ */
 struct mark {
-	char *volume, *pruned;
+	char *volume, *pruned, *failed;
+	bool said;        /* failed is in the events */
 	int64_t retry_at; /* unix ms */
 };
 static HF_VEC(struct mark) marks; /* the driver thread's own */
@@ -1199,7 +1203,8 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void prune_event(struct hf_srv *s, const char *volume, const char *what)
+static void backup_event(struct hf_srv *s, const char *volume,
+			 const char *after, const char *why)
 {
 	const struct hf_xvol *v;
 
@@ -1207,8 +1212,13 @@ static void prune_event(struct hf_srv *s, const char *volume, const char *what)
 	v = hf_model_xvol(&s->model, volume);
 	if (v && s->leading)
 		hf_event(s, "scheduler", v->service, "backup", volume, NULL,
-			 "pruned", what);
+			 after, why);
 	hf_state_unlock(s);
+}
+
+static void prune_event(struct hf_srv *s, const char *volume, const char *what)
+{
+	backup_event(s, volume, "pruned", what);
 }
 
 /*
@@ -1400,8 +1410,24 @@ static void drive(struct hf_srv *s)
 			hf_log("volume %s: the scheduled backup did not start: "
 			       "%s",
 			       sc->volume, why ? why : "?");
+			/*
+			 * The same reason twice in a row: the schedule is
+			 * stuck (not a volume still attaching), said once.
+			 */
+			if (!m->failed || strcmp(m->failed, why ? why : "?")) {
+				free(m->failed);
+				m->failed = hf_xstrdup(why ? why : "?");
+				m->said = false;
+			} else if (!m->said) {
+				backup_event(s, sc->volume, "not started",
+					     m->failed);
+				m->said = true;
+			}
 		} else {
 			m->retry_at = 0;
+			free(m->failed);
+			m->failed = NULL;
+			m->said = false;
 		}
 		json_decref(out);
 		free(why);
@@ -1436,6 +1462,7 @@ void hf_backups_stop(void)
 	for (size_t i = 0; i < marks.len; i++) {
 		free(marks.items[i].volume);
 		free(marks.items[i].pruned);
+		free(marks.items[i].failed);
 	}
 	marks.len = 0;
 }

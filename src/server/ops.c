@@ -287,7 +287,8 @@ static int snap_rule(int r, char *why, bool conflict, struct hf_ops_err *err)
 }
 
 int hf_ops_xvol_snapshot(struct hf_srv *s, const char *volume,
-			 const char *snap, char **made, struct hf_ops_err *err)
+			 const char *snap, const char *who, char **made,
+			 struct hf_ops_err *err)
 {
 	struct hf_actions a = {0};
 	char *why = NULL, *id = hf_random_hex(8);
@@ -299,8 +300,8 @@ int hf_ops_xvol_snapshot(struct hf_srv *s, const char *volume,
 		free(id);
 		return rc;
 	}
-	r = hf_decide_snap_take(&s->model, volume, snap, id, hf_now_ms(),
-				"operator", &a, &why, &conflict);
+	r = hf_decide_snap_take(&s->model, volume, snap, id, hf_now_ms(), who,
+				&a, &why, &conflict);
 	if (!(rc = snap_rule(r, why, conflict, err))) {
 		const struct hf_xvol *v;
 		const struct hf_xsnap *sn;
@@ -715,6 +716,30 @@ int hf_ops_credential_delete(struct hf_srv *s, const char *name,
 				  "key %s seals the data key of volume %s: "
 				  "delete the volume first",
 				  name, v->name);
+		/* Nor could its schedule back it up. */
+		else if (v->bk_sched.cred && !strcmp(v->bk_sched.cred, name))
+			rc = fail(err, HF_ECONFLICT,
+				  "credential %s is in use by the backup "
+				  "schedule of volume %s: end it first "
+				  "(holdfast volume backup-schedule %s --off)",
+				  name, v->name, v->name);
+	}
+	for (size_t i = 0; !rc && i < s->model.services.len; i++) {
+		const struct hf_service *svc = s->model.services.items[i];
+		const struct hf_config *cfg = hf_model_target(svc);
+
+		for (size_t k = 0; !rc && cfg && cfg->spec &&
+				   k < cfg->spec->pods.len;
+		     k++) {
+			const struct hf_spec_pod *pod = &cfg->spec->pods.items[k];
+
+			if (pod->bk_cred && !strcmp(pod->bk_cred, name))
+				rc = fail(err, HF_ECONFLICT,
+					  "credential %s is in use by the "
+					  "backup schedule of service %s, pod "
+					  "%s: take it out of the spec first",
+					  name, svc->name, pod->name);
+		}
 	}
 	if (rc == HF_ENOTFOUND)
 		rc = fail(err, rc, "no credential %s", name);

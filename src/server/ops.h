@@ -203,10 +203,12 @@ int hf_ops_xvol_resize(struct hf_srv *s, const char *name, int64_t size,
  * runs, is restarted: the volume is attached again and restored before
  * the pod's tasks mount it). HF_ENOTFOUND without such a volume or
  * snapshot, HF_ECONFLICT when it cannot now (why in err). *changed:
- * false when nothing was to do (a delete already under way).
+ * false when nothing was to do (a delete already under way). who: whose
+ * snapshot it is in the events ("operator", "scheduler").
  */
 int hf_ops_xvol_snapshot(struct hf_srv *s, const char *volume,
-			 const char *snap, char **made, struct hf_ops_err *err);
+			 const char *snap, const char *who, char **made,
+			 struct hf_ops_err *err);
 int hf_ops_xvol_snapshot_delete(struct hf_srv *s, const char *volume,
 				const char *snap, bool *changed,
 				struct hf_ops_err *err);

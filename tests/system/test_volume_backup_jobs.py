@@ -220,6 +220,9 @@ def test_a_schedule_backs_up_and_keeps_the_newest(cl, s3, tmp_path):
     p = cl.cli("volume", "backup-schedule", vol, "--to", "s3://vault/sched", "--credential",
                "site", "--every", "2s", "--keep", "2")
     assert "keeping the newest 2 (its own schedule)" in p.stdout, p.stdout
+    # The credential it uses cannot go while it does.
+    st, body = cl.api("DELETE", "/v1/credentials/site")
+    assert st == 409 and "backup schedule of volume sc-db-0" in body["message"], body
 
     def made():
         return [e for e in events(cl, "backup")
@@ -236,6 +239,8 @@ def test_a_schedule_backs_up_and_keeps_the_newest(cl, s3, tmp_path):
     started = [e for e in events(cl, "backup") if e["service"] == "sc" and
                e["before"] is None and e["after"] == "running"]
     assert started and all(e["who"] == "scheduler" for e in started), started
+    snaps = [e for e in events(cl, "snapshot") if e["object"].startswith(vol + "@backup-")]
+    assert snaps and all(e["who"] == "scheduler" for e in snaps), snaps
     # The store keeps the newest two, and the chunks they name only.
     wait_for(lambda: len(manifests(s3, "sched", vol)) == 2, 30, interval=0.5,
              what="retention")
@@ -314,6 +319,20 @@ def test_a_pods_schedule_in_the_spec(cl, s3, tmp_path):
     assert "backup-schedule" in p.stdout and "no change" not in p.stdout, p.stdout
     st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")
     assert b["schedule"]["every"] == 3600 and b["schedule"]["source"] == "spec", b
+    st, body = cl.api("DELETE", "/v1/credentials/site")
+    assert st == 409 and "service sp, pod db" in body["message"], body
+    # A schedule that cannot start says so in the events, once.
+    f = write(str(tmp_path / "sp.yml"),
+              spec("sp", BK_SCHED.replace("credential: site", "credential: ghost")))
+    cl.cli("service", "update", "sp", "-f", f, "--wait", "--timeout", "60")
+
+    def stuck():
+        return [e for e in events(cl, "backup") if e["object"] == vol and
+                e["after"] == "not started"]
+    wait_for(lambda: stuck(), 30, interval=0.5, what="the stuck schedule's event")
+    assert "ghost" in stuck()[0]["why"] and stuck()[0]["who"] == "scheduler", stuck()
+    time.sleep(5)  # retries every 2 s: still one event
+    assert len(stuck()) == 1, stuck()
     f = write(str(tmp_path / "sp.yml"), spec("sp", ""))
     cl.cli("service", "update", "sp", "-f", f, "--wait", "--timeout", "60")
     st, b = cl.api("GET", f"/v1/external-volumes/{vol}/backups")

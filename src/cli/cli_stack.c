@@ -71,11 +71,13 @@ static int read_stack(const char *file, json_t **body, char **name)
 		lrc = hf_spec_load_file(path, &lo, &spec, &diags);
 		hf_kvlist_release(&options);
 		if (lrc == HF_ENOTFOUND || lrc == HF_EIO) {
+			char *where = hf_xasprintf("services.%s.spec", sv->key);
+
 			hf_diags_add(&diags, HF_DIAG_ERROR, file,
 				     sv->spec_pos.line, sv->spec_pos.col,
-				     "services", "cannot read spec %s of "
-				     "service %s",
+				     where, "cannot read spec %s of service %s",
 				     path, sv->key);
+			free(where);
 			free(path);
 			continue;
 		}

@@ -2442,11 +2442,19 @@ static void parse_autoscale(struct hf_pctx *c, const struct hf_ynode *pod,
 		hf_pctx_err(c, n,
 			    "a policy needs a rule: 'target' (a value per "
 			    "instance), or up.above and/or down.below");
-	if (a->has_up && a->has_down && a->below >= a->above)
-		hf_pctx_err(c, n,
+	if (a->has_up && a->has_down && a->below >= a->above) {
+		const struct hf_ynode *dn = hf_ynode_get(n, "down");
+		const struct hf_ynode *below = dn ? hf_ynode_get(dn, "below")
+						  : NULL;
+
+		/* Said where down.below is written. */
+		o2 = hf_pctx_push(c, "down.below");
+		hf_pctx_err(c, below ? below : n,
 			    "down.below (%g) must be less than up.above (%g): "
 			    "the band between them is where the count holds",
 			    a->below, a->above);
+		hf_pctx_pop(c, o2);
+	}
 	/* Thresholds move one at a time; a target goes straight to it. */
 	if (!a->has_target) {
 		a->up_step = a->up_step ? a->up_step : 1;

@@ -300,7 +300,7 @@ services:
     spec: specs/broken.yml
 """)
     assert p.returncode == 1
-    assert f"{f}:4:11: error: services: cannot read spec" in p.stderr, p.stderr
+    assert f"{f}:4:11: error: services.a.spec: cannot read spec" in p.stderr, p.stderr
     assert "specs/broken.yml:4:12: error:" in p.stderr, p.stderr
 
     # The API checks the same, and answers in JSON.

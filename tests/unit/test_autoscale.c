@@ -152,7 +152,8 @@ static void test_errors_have_positions(void **state)
 		 "did you mean 'step'?");
 	error_at("      max: 2\n      metric: {command: x}\n"
 		 "      up: {above: 10}\n      down: {below: 20}\n",
-		 6, 7, "pods.worker.autoscale", "must be less than up.above");
+		 9, 21, "pods.worker.autoscale.down.below",
+		 "must be less than up.above");
 	error_at("      max: 2\n      metric: {command: x}\n",
 		 6, 7, "pods.worker.autoscale", "needs a rule");
 	error_at("      max: 2\n      metric: {command: x}\n"

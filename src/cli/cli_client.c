@@ -3847,7 +3847,21 @@ static int cmd_credential_create(int argc, char **argv)
 				 "value", sk);
 	} else if (!kind || strcmp(kind, "s3") != 0 || !name || !endpoint ||
 		   !ak || !sk) {
+		bool key = kind && !strcmp(kind, "key");
+
 		free(sktext);
+		fprintf(stderr, "holdfast: credential create: %s\n",
+			!kind ? "missing the type (s3 or key)"
+			: strcmp(kind, "s3") && !key
+			    ? "the type is s3 or key"
+			: !name ? "missing the credential's NAME"
+			: key	? "a key takes --value-file FILE (or "
+				  "$HOLDFAST_KEY_VALUE) and nothing of s3's"
+			: !endpoint ? "missing --endpoint URL"
+			: !ak	    ? "missing --access-key KEY"
+				    : "missing --secret-key-file FILE (or "
+				      "--secret-key, or "
+				      "$HOLDFAST_S3_SECRET_KEY)");
 		return hf_cli_usage("credential", "create");
 	} else {
 		body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", kind,

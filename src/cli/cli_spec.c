@@ -167,6 +167,8 @@ static int parse_spec_args(int argc, char **argv, int want_files,
 	struct hf_diags diags = {0};
 	int c, rc = 0;
 
+	/* --json before the command, as for the server's commands. */
+	a->json = hf_cli_globals()->json;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":o:", longopts, NULL)) != -1) {

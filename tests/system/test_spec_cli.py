@@ -1045,3 +1045,14 @@ def test_wide_steps_do_not_hang(tmp_path):
     assert len(f.read_bytes()) < 8192
     p = run("spec", "validate", f, timeout=HANG_DEADLINE)
     assert p.returncode == 0 or (p.returncode == 1 and "too large" in p.stderr), p.stderr
+
+
+def test_global_json_flag_applies_to_spec_commands(tmp_path):
+    """`holdfast --json spec ...` (the flag before the command, as for the
+    server's commands) prints JSON, as `spec ... --json` does."""
+    f = two_pods(tmp_path, "g.yml")
+    for cmd in (["spec", "validate", f], ["spec", "render", f], ["spec", "diff", f, f]):
+        p = run("--json", *cmd)
+        assert p.returncode == 0, p.stderr
+        after = run(*cmd, "--json")
+        assert json.loads(p.stdout) == json.loads(after.stdout), (cmd, p.stdout)

@@ -76,6 +76,9 @@ def test_credentials_backups_and_restores(cl, s3, tmp_path):
         "type": "s3", "name": "x", "endpoint": "ftp://h", "access_key": "a",
         "secret_key": "b"})
     assert st == 400 and "endpoint" in body["message"], body
+    # A flag left out is named.
+    p = cl.cli("credential", "create", "s3", "x", "--endpoint", s3.endpoint, check=False)
+    assert p.returncode == 2 and "missing --access-key" in p.stderr, p.stderr
     sh(cl, "head -c 3000000 /dev/urandom > data/big; echo one > data/small; sync")
     big = sh(cl, "sha256sum data/big").split()[0]
     # Full.

@@ -105,9 +105,9 @@ static void print_overview(FILE *f)
 
 static void print_cmd_help(FILE *f, const struct hf_cmd *c)
 {
-	fprintf(f, "usage: holdfast %s%s%s %s\n\n%s\n", c->noun,
-		c->verb ? " " : "", c->verb ? c->verb : "", c->usage,
-		c->summary);
+	fprintf(f, "usage: holdfast %s%s%s%s%s\n\n%s\n", c->noun,
+		c->verb ? " " : "", c->verb ? c->verb : "",
+		*c->usage ? " " : "", c->usage, c->summary);
 	if (c->help)
 		fprintf(f, "\n%s\n", c->help);
 	if (c->flags) {

@@ -5488,7 +5488,8 @@ const struct hf_cmd hf_client_cmds[] = {
     {"volume", "restore", cmd_volume_restore,
      "NAME --snapshot S [--wait] [--timeout S] [--json]\n"
      "       NEWNAME --from s3://BUCKET[/PREFIX] [--backup ID] --credential C\n"
-     "       --for-service SVC [--volume NAME] [--repl N] [--wait] [--json]",
+     "       --for-service SVC [--volume NAME] [--repl N] [--wait] [--timeout S]\n"
+     "       [--json]",
      "restore a volume to a snapshot, or make one from a backup",
      "Brings external volume NAME back to snapshot S: the pod that uses it\n"
      "is restarted, and the volume is attached again and rewritten from\n"

@@ -25,8 +25,9 @@ const struct hf_cmd *hf_cmd_find(hf_cmd_at_fn at, const char *noun,
 int hf_cmd_usage(const struct hf_cmd *c)
 {
 	if (c)
-		fprintf(stderr, "usage: holdfast %s%s%s %s\n", c->noun,
-			c->verb ? " " : "", c->verb ? c->verb : "", c->usage);
+		fprintf(stderr, "usage: holdfast %s%s%s%s%s\n", c->noun,
+			c->verb ? " " : "", c->verb ? c->verb : "",
+			*c->usage ? " " : "", c->usage);
 	if (c && c->flags)
 		fprintf(stderr, "Run 'holdfast help %s' for its flags.\n",
 			c->noun);

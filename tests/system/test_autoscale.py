@@ -336,7 +336,8 @@ pods:
     assert re.search(rf"{re.escape(str(f))}:7:\d+: error: pods\.worker\.autoscale\.max: 'max' \(2\) is less than 'min' \(4\)", err), err
     assert re.search(r":9:\d+: error: pods\.worker\.autoscale\.metric: a metric has one source", err), err
     assert re.search(r":10:\d+: error: pods\.worker\.autoscale\.up\.stepp: unknown key 'stepp' \(did you mean 'step'\?\)", err), err
-    assert re.search(r":6:\d+: error: pods\.worker\.autoscale: down\.below \(20\) must be less than up\.above \(10\)", err), err
+    # Said where down.below is written.
+    assert re.search(r":11:21: error: pods\.worker\.autoscale\.down\.below: down\.below \(20\) must be less than up\.above \(10\)", err), err
 
 
 def test_a_server_killed_during_a_scale_in_leaves_no_duplicate_and_no_half_drain(tmp_path):

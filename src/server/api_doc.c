@@ -805,7 +805,9 @@ static const struct route_doc docs[] = {
      .pattern = "/v1/credentials/{name}",
      .section = "Volumes",
      .summary = "Deletes a named credential; a key that seals a volume's "
-		"data key is refused (`409`) while the volume exists.",
+		"data key is refused (`409`) while the volume exists, and "
+		"one a backup schedule uses (a volume's or a spec's) while "
+		"the schedule does.",
      .status = "200",
      .response = "{\"name\": \"string\", \"deleted\": true}",
      .errors = "not-found conflict"},
